@@ -1,0 +1,128 @@
+"""Declare an endpoint once: its route, auth, permission, request and response schemas.
+
+The same declaration validates requests (pydantic models) and generates the OpenAPI document
+(`api/openapi.py`), so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from .. import appkeys
+from ..errors import BadRequest, Forbidden, Invalid
+from ..models import User
+from .security import authenticate_events, authenticate_user
+
+M = TypeVar("M", bound=BaseModel)
+Auth = Literal["none", "user", "events"]
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Auth = "user"
+    permission: str | None = None
+    admin: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+class Router:
+    """Collects endpoints from the api modules; `app.py` registers them all."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def __call__(self, method: str, path: str, *, summary: str, tag: str, auth: Auth = "user",
+                 permission: str | None = None, admin: bool = False,
+                 body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                 responses: dict[int, type[BaseModel] | str | None] | None = None,
+                 errors: tuple[int, ...] = (), description: str = "") -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(Endpoint(
+                method, path, handler, summary, tag, auth, permission, admin, body, query,
+                responses or {200: None}, errors, description or (handler.__doc__ or "").strip()))
+            return handler
+        return register
+
+    def add_to(self, app: web.Application) -> None:
+        for ep in self.endpoints:
+            app.router.add_route(ep.method, ep.path, _wrap(ep), name=ep.handler.__name__)
+
+
+endpoint = Router()
+
+
+def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if ep.auth == "user":
+            user = await authenticate_user(request)
+            request[appkeys.USER] = user
+            _authorize(ep, user)
+        elif ep.auth == "events":
+            authenticate_events(request)
+        if ep.query is not None:
+            kwargs["query"] = validate(ep.query, dict(request.query), where="query")
+        if ep.body is not None:
+            kwargs["body"] = validate(ep.body, await read_json(request))
+        return await ep.handler(request, **kwargs)
+
+    return handle
+
+
+def _authorize(ep: Endpoint, user: User) -> None:
+    if ep.admin and not user.is_admin:
+        raise Forbidden("this action needs an administrator")
+    if ep.permission and not user.can(ep.permission):
+        raise Forbidden(f"this action needs the permission {ep.permission}")
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+
+
+def validate(model: type[M], data: Any, *, where: str = "body") -> M:
+    if where == "body" and not isinstance(data, dict):
+        raise Invalid("body", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from(exc, where) from None
+
+
+def invalid_from(exc: ValidationError, where: str) -> Invalid:
+    errors = [{"field": ".".join(str(p) for p in e["loc"]) or where,
+               "message": "unknown field" if e["type"] == "extra_forbidden"
+               else e["msg"].removeprefix("Value error, ")}
+              for e in exc.errors()]
+    first = errors[0]
+    err = Invalid(first["field"], first["message"],
+                  code="unknown_field" if first["message"] == "unknown field" else None)
+    err.extra["errors"] = errors
+    return err
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data, separators=(",", ":")),
+                        content_type="application/json", headers=headers)

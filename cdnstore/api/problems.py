@@ -1,0 +1,58 @@
+"""One middleware turns every error into application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ..errors import CdnError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+# aiohttp's own HTTP errors (unknown route, wrong method, body too large) get stable codes too.
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, *,
+            headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+    body = {"type": f"urn:cdnstore:problem:{code}", "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_TYPE,
+                        headers=headers)
+
+
+def from_error(exc: CdnError) -> web.Response:
+    extra = {k: v for k, v in exc.extra.items() if k not in {"type", "title", "status", "detail", "code"}}
+    return problem(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **extra)
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CdnError as exc:
+        return from_error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_CODES.get(exc.status, "http_error")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+        return problem(exc.status, code, exc.reason, exc.text or exc.reason, headers=headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem(500, "internal_error", "Internal error",
+                       "The server failed to answer; the error was logged.")

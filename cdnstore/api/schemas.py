@@ -1,0 +1,183 @@
+"""Request and response models. Requests are validated with these; the OpenAPI document is built from
+them (api/openapi.py). Request bodies are strict (no type coercion) and reject unknown fields."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ..models import PERMISSIONS
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Patch(Body):
+    @model_validator(mode="after")
+    def _not_empty(self) -> Any:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def unset() -> Any:
+    """An optional PATCH field whose type has no null: an explicit null is an error naming the field."""
+    return Field(None, json_schema_extra=_drop_default)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_control_chars)]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class Problem(Out):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+# --- auth and users ---------------------------------------------------------------------------
+
+class LoginIn(Body):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class RefreshIn(Body):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class UserOut(Out):
+    id: Uuid
+    username: str
+    is_admin: bool
+    permissions: list[str]
+
+
+class TokensOut(Out):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    user: UserOut
+
+
+class UserCreate(Body):
+    username: Username
+    password: Password
+    is_admin: bool = False
+    permissions: list[Permission] | None = None
+
+
+class UserPatch(Patch):
+    password: Password = unset()
+    is_admin: bool = unset()
+    permissions: list[Permission] = unset()
+
+
+class UserList(Out):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+# --- storage servers ----------------------------------------------------------------------------
+
+ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                               pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+EndpointUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63,
+                                           pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+class ServerCreate(Body):
+    name: ServerName
+    endpoint_url: EndpointUrl
+    bucket: Bucket
+    access_key: Secret
+    secret_key: Secret
+    region: Region = "us-east-1"
+    location: Text
+    zone: Text
+    latitude: Latitude
+    longitude: Longitude
+    is_on: bool
+    is_active: bool
+
+
+class ServerPatch(Patch):
+    name: ServerName = unset()
+    endpoint_url: EndpointUrl = unset()
+    bucket: Bucket = unset()
+    access_key: Secret = unset()
+    secret_key: Secret = unset()
+    region: Region = unset()
+    location: Text = unset()
+    zone: Text = unset()
+    latitude: Latitude = unset()
+    longitude: Longitude = unset()
+    is_on: bool = unset()
+    is_active: bool = unset()
+
+
+class ServerOut(Out):
+    id: Uuid
+    name: str
+    endpoint_url: str
+    bucket: str
+    region: str
+    location: str
+    zone: str
+    latitude: float
+    longitude: float
+    is_on: bool
+    is_active: bool
+    health: Literal["up", "down", "unknown"]
+    files: int
+    bytes: int
+    pending_jobs: int
+    created_at: Time
+    updated_at: Time
+
+
+class ServerList(Out):
+    items: list[ServerOut]
+    next_cursor: str | None
+
+
+class ServerRef(Out):
+    name: str
+    location: str
+    zone: str
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+class Health(Out):
+    status: Literal["ok"]
+
+

@@ -1,0 +1,45 @@
+"""Who is calling: bearer access tokens for users, the events token for storage webhooks."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from .. import appkeys
+from ..errors import Unauthorized
+from ..geo import client_ip
+from ..models import User
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return token.strip()
+
+
+async def authenticate_user(request: web.Request) -> User:
+    accounts = request.app[appkeys.ACCOUNTS]
+    hit = await accounts.get(accounts.tokens.read_access(bearer(request)))
+    if hit is None:
+        raise Unauthorized("the user of this token no longer exists")
+    return hit[1]
+
+
+def authenticate_events(request: web.Request) -> None:
+    expected = request.app[appkeys.CONFIG].events.token
+    if not expected:
+        raise Unauthorized("storage events are disabled: events.token is not set")
+    if not hmac.compare_digest(bearer(request).encode(), expected.encode()):
+        raise Unauthorized("wrong events token")
+
+
+def current_user(request: web.Request) -> User:
+    return request[appkeys.USER]
+
+
+def remote_ip(request: web.Request) -> str:
+    trusted = request.app[appkeys.TRUSTED_PROXIES]
+    return client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted)

@@ -1,0 +1,206 @@
+"""config.toml plus CDNSTORE_SECTION_KEY environment overrides -> one frozen, validated Config.
+
+This is the only module that reads os.environ for settings. Every key has a default; an unknown key,
+section or environment variable is an error, and every error names the key, the value and its source.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+ENV_PREFIX = "CDNSTORE_"
+ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return v
+
+
+class DatabaseConfig(Section):
+    path: str = "var/cdnstore.sqlite3"
+
+
+class AuthConfig(Section):
+    secret_key: str = ""
+    access_token_ttl: int = Field(900, ge=10)
+    refresh_token_ttl: int = Field(2592000, ge=60)
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_ip: int = Field(20, ge=1)
+    login_lockout: int = Field(300, ge=1)
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
+
+class GeoipConfig(Section):
+    database: str = ""
+    fallback_ip: str = ""
+
+    @field_validator("fallback_ip")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        if v:
+            ipaddress.ip_address(v)
+        return v
+
+
+class EventsConfig(Section):
+    token: str = ""
+
+
+class StorageConfig(Section):
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    check_timeout: float = Field(10.0, gt=0)
+
+
+class UploadsConfig(Section):
+    max_file_size: int = Field(5 << 30, ge=1)   # S3's limit for one PUT
+    url_ttl: int = Field(3600, ge=60, le=604800)
+    sweep_interval: float = Field(30.0, gt=0)   # how often uploads still pending are looked for
+    sweep_after: int = Field(60, ge=0)          # an upload pending this long is HEADed on its server
+    abandon_after: int = Field(86400, ge=60)    # ... and given up this long after it was announced
+
+
+class DownloadsConfig(Section):
+    url_ttl: int = Field(3600, ge=60, le=604800)
+
+
+class JobsConfig(Section):
+    workers: int = Field(4, ge=1, le=256)
+    per_server: int = Field(2, ge=1)           # jobs running at once against one server
+    max_attempts: int = Field(8, ge=1)
+    backoff_base: float = Field(2.0, gt=0)     # seconds before the first retry; doubles each time
+    backoff_max: float = Field(600.0, gt=0)
+    timeout: float = Field(3600.0, gt=0)       # a job running longer is failed (and retried)
+    poll_interval: float = Field(1.0, gt=0)    # idle workers look for due jobs this often
+    part_size: int = Field(16 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
+    parts_in_flight: int = Field(4, ge=1)
+
+
+class HealthConfig(Section):
+    interval: float = Field(15.0, gt=0)
+    timeout: float = Field(3.0, gt=0)
+
+
+class LogConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(Section):
+    http: HttpConfig = HttpConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    auth: AuthConfig = AuthConfig()
+    geoip: GeoipConfig = GeoipConfig()
+    events: EventsConfig = EventsConfig()
+    storage: StorageConfig = StorageConfig()
+    uploads: UploadsConfig = UploadsConfig()
+    downloads: DownloadsConfig = DownloadsConfig()
+    jobs: JobsConfig = JobsConfig()
+    health: HealthConfig = HealthConfig()
+    log: LogConfig = LogConfig()
+
+    def require_secret(self) -> None:
+        if not self.auth.secret_key:
+            raise ConfigError("auth.secret_key: required to serve (tokens are signed with it); "
+                              "set it in the config file or CDNSTORE_AUTH_SECRET_KEY")
+        if len(self.auth.secret_key) < 16:
+            raise ConfigError("auth.secret_key: must be at least 16 characters")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Config.model_fields.items()
+}
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (missing is fine when it was not asked for by name), apply the environment, validate."""
+    explicit = path is not None or ENV_CONFIG_PATH in (os.environ if env is None else env)
+    env = os.environ if env is None else env
+    file = Path(path) if path is not None else Path(env.get(ENV_CONFIG_PATH) or "config.toml")
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{file}: config file not found")
+    sources = {f"{s}.{k}": str(file) for s, keys in raw.items() if isinstance(keys, dict) for k in keys}
+    _apply_env(raw, env, sources)
+    return _validate(raw, sources)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        model = SECTIONS.get(section)
+        if model is None or key not in model.model_fields:
+            raise ConfigError(f"{name}: no such setting (expected CDNSTORE_<SECTION>_<KEY>, "
+                              f"e.g. CDNSTORE_HTTP_PORT)")
+        is_list = "tuple" in str(model.model_fields[key].annotation)
+        raw.setdefault(section, {})[key] = _parse_list(name, value) if is_list else value
+        sources[f"{section}.{key}"] = name
+
+
+def _parse_list(name: str, value: str) -> list[Any]:
+    if value.strip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{name}={value!r}: not a JSON list") from None
+        if not isinstance(parsed, list):
+            raise ConfigError(f"{name}={value!r}: not a JSON list")
+        return parsed
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _validate(raw: dict[str, Any], sources: dict[str, str]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        source = sources.get(key, "config")
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{key}: unknown setting (in {source})") from None
+        raise ConfigError(f"{key} = {err.get('input')!r}: {err['msg']} (in {source})") from None

@@ -1,0 +1,137 @@
+"""`cdnstore demo`: five local SeaweedFS S3 servers in the original's layout, plus the daemon.
+
+Everything it makes lives under one folder (default var/demo): the S3 servers' data, the database,
+and the generated secrets, so a second run picks up where the first stopped. Ctrl-C stops it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from . import appkeys
+from .app import create_app
+from .config import Config
+from .errors import NotFound
+from .seaweed import WeedCluster
+
+log = logging.getLogger(__name__)
+
+DEMO_PASSWORD = "qwe12345"  # the original's demo password, printed at start
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    location: str
+    zone: str
+    latitude: float
+    longitude: float
+    is_active: bool
+
+
+# The original's five MinIO servers; Detroit is inactive there too.
+ORIGINAL_LAYOUT = (
+    Site("capetown", "Cape Town", "Africa", -33.9249, 18.4241, True),
+    Site("vladivostok", "Vladivostok", "Russia", 43.1155, 131.8855, True),
+    Site("newyork", "New York", "USA", 40.7128, -74.0060, True),
+    Site("dallas", "Dallas", "USA", 32.7767, -96.7970, True),
+    Site("detroit", "Detroit", "USA", 42.3314, -83.0458, False),
+)
+S3_ACCESS_KEY = "cdnstore"
+
+
+def _persisted_secret(path: Path) -> str:
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
+    port = cfg.http.port if port is None else port
+    public_url = cfg.http.public_url if port == cfg.http.port else f"http://{cfg.http.host}:{port}"
+    return cfg.model_copy(update={
+        "http": cfg.http.model_copy(update={"port": port, "public_url": public_url}),
+        "database": cfg.database.model_copy(update={"path": str(root / "cdnstore.sqlite3")}),
+        "auth": cfg.auth.model_copy(update={"secret_key": cfg.auth.secret_key or _persisted_secret(
+            root / "secret_key")}),
+        "events": cfg.events.model_copy(update={"token": cfg.events.token or _persisted_secret(
+            root / "events_token")}),
+    })
+
+
+def run_demo(cfg: Config, folder: str, port: int | None) -> int:
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_demo(demo_config(cfg, root, port), root))
+
+
+async def _demo(cfg: Config, root: Path) -> int:
+    s3_secret = _persisted_secret(root / "s3_secret")
+    cluster = WeedCluster(
+        root / "s3", [site.name for site in ORIGINAL_LAYOUT], access_key=S3_ACCESS_KEY, secret_key=s3_secret,
+        webhook_url=lambda name: f"http://127.0.0.1:{cfg.http.port}/api/v1/events/s3/{name}",
+        webhook_token=cfg.events.token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"starting {len(ORIGINAL_LAYOUT)} local S3 servers (SeaweedFS) under {root / 's3'} ...", flush=True)
+    await cluster.start()
+    runner = web.AppRunner(create_app(cfg), access_log=None)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+        await _provision(runner.app, cluster, s3_secret)
+        _announce(cfg, cluster)
+        await stop.wait()
+        print("\nstopping ...", flush=True)
+    finally:
+        await runner.cleanup()
+        await cluster.stop()
+    return 0
+
+
+async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str) -> None:
+    """Create the demo users and register the S3 servers (again: their ports change between runs)."""
+    accounts, registry = app[appkeys.ACCOUNTS], app[appkeys.SERVERS]
+    for username, admin in (("admin", True), ("user", False)):
+        if await app[appkeys.DB].fetchone("SELECT 1 FROM users WHERE username = ?", (username,)) is None:
+            await accounts.create(username, DEMO_PASSWORD, is_admin=admin)
+    admin_id = await app[appkeys.DB].fetchval("SELECT id FROM users WHERE username = 'admin'")
+    for site in ORIGINAL_LAYOUT:
+        fields = {"endpoint_url": cluster.instance(site.name).endpoint_url, "bucket": "files",
+                  "region": "us-east-1", "access_key": S3_ACCESS_KEY, "secret_key": s3_secret}
+        try:
+            existing = registry.by_name(site.name)
+        except NotFound:
+            await registry.create(admin_id, {**fields, "name": site.name, "location": site.location,
+                                             "zone": site.zone, "latitude": site.latitude,
+                                             "longitude": site.longitude, "is_on": True,
+                                             "is_active": site.is_active})
+            continue
+        if existing.endpoint_url != fields["endpoint_url"]:
+            await registry.update(admin_id, existing.id, {"endpoint_url": fields["endpoint_url"]})
+
+
+def _announce(cfg: Config, cluster: WeedCluster) -> None:
+    url = cfg.http.public_url
+    lines = [
+        "",
+        f"cdnstore demo is running at {url}/",
+        f"  log in as  admin / {DEMO_PASSWORD}  (administrator)",
+        f"         or  user / {DEMO_PASSWORD}",
+        f"  API description: {url}/api/openapi.json",
+        "  S3 servers:",
+        *(f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
+          f"{'' if s.is_active else '  (inactive)'}" for s in ORIGINAL_LAYOUT),
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)

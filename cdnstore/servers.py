@@ -1,0 +1,168 @@
+"""The registry of storage servers: SQL, use cases (add, change, remove), and an in-memory copy.
+
+Servers are few and change rarely, while every upload and download chooses among them: the registry
+keeps them in memory and reloads after each change (this process is the only writer).
+Code that must react to a change (the replicator fills a newly activated server) registers a
+listener; listeners run inside the transaction of the change, so their jobs commit with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import history
+from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .errors import Conflict, Invalid, NotFound, StorageError
+from .models import Health, S3Target, Server
+from .storage import Storage
+
+Listener = Callable[[Tx, Server | None, Server | None], Awaitable[None]]
+
+S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
+COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "secret_key", "location",
+           "zone", "latitude", "longitude", "is_on", "is_active")
+
+
+def server_from_row(row: Row) -> Server:
+    return Server(row["uuid"], row["name"], row["endpoint_url"], row["bucket"], row["region"],
+                  row["access_key"], row["secret_key"], row["location"], row["zone"], row["latitude"],
+                  row["longitude"], bool(row["is_on"]), bool(row["is_active"]), Health(row["health"]),
+                  row["created_at"], row["updated_at"])
+
+
+class ServerRegistry:
+    def __init__(self, db: Database, storage: Storage, check_timeout: float) -> None:
+        self.db = db
+        self.storage = storage
+        self.check_timeout = check_timeout
+        self.listeners: list[Listener] = []
+        self._servers: list[Server] = []
+        self._internal: dict[str, int] = {}
+        self._stats: dict[str, tuple[int, int, int]] = {}
+
+    async def load(self) -> None:
+        rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
+        self._servers = [server_from_row(r) for r in rows]
+        self._internal = {r["uuid"]: r["id"] for r in rows}
+
+    # --- reads (memory) -------------------------------------------------------------------------
+
+    def all(self) -> list[Server]:
+        return list(self._servers)
+
+    def get(self, server_uuid: str) -> Server:
+        for server in self._servers:
+            if server.id == server_uuid:
+                return server
+        raise NotFound("no such server", code="server_not_found")
+
+    def by_name(self, name: str) -> Server:
+        for server in self._servers:
+            if server.name == name:
+                return server
+        raise NotFound(f"no server is named {name!r}", code="server_not_found")
+
+    def internal_id(self, server: Server) -> int:
+        return self._internal[server.id]
+
+    def by_internal_id(self, internal: int) -> Server | None:
+        for server in self._servers:
+            if self._internal.get(server.id) == internal:
+                return server
+        return None
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Files and bytes each server holds and its open jobs, by server uuid."""
+        rows = await self.db.fetchall(
+            "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
+            " AND j.status IN ('queued', 'running')) AS pending FROM servers s")
+        return {r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"],
+                            "pending_jobs": r["pending"]} for r in rows}
+
+    # --- changes --------------------------------------------------------------------------------
+
+    async def create(self, actor_id: int, fields: dict[str, Any]) -> Server:
+        if any(s.name == fields["name"] for s in self._servers):
+            raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
+        await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
+        now = now_iso()
+        values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
+                  "is_active": int(fields["is_active"])}
+        async with self.db.transaction() as tx:
+            if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
+                raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
+            row = await tx_fetchone(
+                tx, f"INSERT INTO servers ({', '.join(COLUMNS)}, health, created_at, updated_at) "
+                f"VALUES ({', '.join(':' + c for c in COLUMNS)}, 'up', :now, :now) RETURNING *",
+                {**values, "now": now})
+            assert row is not None
+            server = server_from_row(row)
+            await history.record(tx, actor_id, "server.created", server.id,
+                                 {"name": server.name, "zone": server.zone, "location": server.location})
+            for listener in self.listeners:
+                await listener(tx, None, server)
+        await self.load()
+        return server
+
+    async def update(self, actor_id: int, server_uuid: str, changes: dict[str, Any]) -> Server:
+        before = self.get(server_uuid)
+        if "name" in changes and changes["name"] != before.name and \
+                any(s.name == changes["name"] for s in self._servers):
+            raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
+        merged = {**{f: getattr(before, f) for f in S3_FIELDS}, **changes}
+        if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
+            await self.storage.forget(before.s3)
+            await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
+        values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(tx, f"UPDATE servers SET {assignments}, updated_at = :now "
+                                    "WHERE uuid = :uuid RETURNING *",
+                                    {**values, "now": now_iso(), "uuid": server_uuid})
+            if row is None:
+                raise NotFound("no such server", code="server_not_found")
+            after = server_from_row(row)
+            changed = {k: v for k, v in changes.items() if k != "secret_key" and getattr(before, k) != v}
+            await history.record(tx, actor_id, "server.updated", after.id,
+                                 {"name": after.name, "zone": after.zone, "changes": changed})
+            for listener in self.listeners:
+                await listener(tx, before, after)
+        await self.load()
+        return after
+
+    async def delete(self, actor_id: int, server_uuid: str) -> None:
+        server = self.get(server_uuid)
+        async with self.db.transaction() as tx:
+            internal = self._internal[server.id]
+            sole = await tx_fetchone(tx, SOLE_COPY_SQL, (internal, internal))
+            if sole is not None:
+                raise Conflict("some files have no other copy on a server that is on; move them first",
+                               code="server_holds_sole_copies")
+            for listener in self.listeners:
+                await listener(tx, server, None)
+            await tx.execute("UPDATE versions SET upload_server_id = NULL WHERE upload_server_id = ?",
+                             (internal,))
+            await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
+            await history.record(tx, actor_id, "server.deleted", server.id,
+                                 {"name": server.name, "zone": server.zone})
+        await self.storage.forget(server.s3)
+        await self.load()
+
+    async def _check(self, target: S3Target) -> None:
+        try:
+            await self.storage.check_bucket(target, create=True, timeout=self.check_timeout)
+        except StorageError as exc:
+            raise Invalid("endpoint_url", f"the storage server failed the check: {exc.detail}",
+                          code=exc.code) from None
+
+
+# A version (still wanted) held present by this server and by no other server that is on.
+SOLE_COPY_SQL = """
+SELECT 1 FROM replicas r JOIN versions v ON v.id = r.version_id
+WHERE r.server_id = ? AND v.status = 'stored'
+  AND NOT EXISTS (SELECT 1 FROM replicas o JOIN servers s ON s.id = o.server_id
+                  WHERE o.version_id = r.version_id AND o.server_id != ? AND s.is_on = 1)
+LIMIT 1
+"""

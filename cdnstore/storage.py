@@ -1,0 +1,443 @@
+"""Talking to the S3 servers: one cached aiobotocore client per target, presigning, HEAD, delete,
+listing and server-to-server streaming copy.
+
+This is the only module that imports botocore/aiobotocore. Their exceptions never leave it: they
+become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or `storage_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import unicodedata
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from cdnstore.errors import StorageError
+from cdnstore.models import S3Target
+from cdnstore.presign import DEFAULT_REGION, Presigner
+
+log = logging.getLogger(__name__)
+
+_AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"})
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_CHUNK = 1 << 20  # read size from the source stream during a copy
+_MAX_PARTS = 10_000  # S3's limit per multipart upload
+_ABORT_TIMEOUT = 30.0
+_META_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+# An S3 client is an aiobotocore `AioBaseClient` whose methods are generated at run time; no types.
+S3Client = Any
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # without quotes; a multipart ETag ("<md5>-<parts>") is not the MD5 of the bytes
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII `filename=` fallback and the exact name as RFC 5987 `filename*`."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = "".join("_" if c in '"\\' or not c.isprintable() else c for c in ascii_name).strip()
+    encoded = quote(filename, safe="!#$&+-.^_`|~")  # RFC 5987 attr-char
+    return f"attachment; filename=\"{ascii_name or 'download'}\"; filename*=UTF-8''{encoded}"
+
+
+def _check_header_value(name: str, value: str) -> None:
+    # Presigned headers are sent by a browser; only printable ASCII survives intact.
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"{name} must be printable ASCII, got {value!r}")
+
+
+def _error_code(exc: ClientError) -> tuple[str, int | None]:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _is_missing(exc: ClientError) -> bool:
+    code, status = _error_code(exc)
+    return code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket")
+
+
+def _translate(exc: BaseException, target: S3Target, action: str) -> StorageError:
+    where = f"{target.endpoint_url}/{target.bucket}"
+    if isinstance(exc, ClientError):
+        code, status = _error_code(exc)
+        message = exc.response.get("Error", {}).get("Message") or code
+        if code in _AUTH_CODES or status == 403:
+            return StorageError(f"{action} on {where}: access denied ({message})", code="storage_auth_failed")
+        return StorageError(f"{action} on {where}: {code or status} {message}", code="storage_error")
+    if isinstance(exc, BotoConnectionError | HTTPClientError | TimeoutError | OSError):
+        return StorageError(f"{action} on {where}: server unreachable ({exc})", code="storage_unreachable")
+    return StorageError(f"{action} on {where}: {exc}", code="storage_error")
+
+
+@contextlib.contextmanager
+def _errors(target: S3Target, action: str) -> Iterator[None]:
+    """Turn botocore and network exceptions raised inside the block into StorageError."""
+    try:
+        yield
+    except (BotoCoreError, ClientError, OSError) as exc:  # TimeoutError is an OSError
+        raise _translate(exc, target, action) from exc
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that made a TaskGroup fail (not the cancellations it caused)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+class Storage:
+    """S3 operations on any number of targets; clients are created lazily and reused."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 5,
+        read_timeout: float = 30,
+        part_size: int = 16 << 20,
+        parts_in_flight: int = 4,
+    ) -> None:
+        if part_size < 5 << 20:
+            raise ValueError("part_size must be at least 5 MiB (S3's minimum for non-last parts)")
+        if parts_in_flight < 1:
+            raise ValueError("parts_in_flight must be at least 1")
+        self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
+        self._config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=max(10, 2 * parts_in_flight + 2),
+            # SeaweedFS needs no flexible checksums, and CRC32 per part costs CPU on copies.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._session = get_session()
+        self._clients: dict[S3Target, tuple[S3Client, AsyncExitStack]] = {}
+        self._presigners: dict[S3Target, Presigner] = {}
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- clients -----------------------------------------------------------------------------
+
+    async def _client(self, target: S3Target) -> S3Client:
+        entry = self._clients.get(target)
+        if entry is not None:
+            return entry[0]
+        async with self._lock:  # two coroutines must not build two clients for one target
+            entry = self._clients.get(target)
+            if entry is not None:
+                return entry[0]
+            stack = AsyncExitStack()
+            client = await stack.enter_async_context(
+                self._session.create_client(
+                    "s3",
+                    endpoint_url=target.endpoint_url,
+                    region_name=target.region or DEFAULT_REGION,
+                    aws_access_key_id=target.access_key,
+                    aws_secret_access_key=target.secret_key,
+                    config=self._config,
+                )
+            )
+            self._clients[target] = (client, stack)
+            log.debug("S3 client created", extra={"endpoint": target.endpoint_url, "bucket": target.bucket})
+            return client
+
+    async def forget(self, target: S3Target) -> None:
+        """Close the cached client and presigner of a target whose settings changed or was removed.
+
+        Requests still running on that client fail (as a network error); callers retry.
+        """
+        self._presigners.pop(target, None)
+        entry = self._clients.pop(target, None)
+        if entry is not None:
+            await entry[1].aclose()
+
+    async def close(self) -> None:
+        """Close every cached client."""
+        entries = list(self._clients.values())
+        self._clients.clear()
+        self._presigners.clear()
+        for _, stack in entries:
+            try:
+                await stack.aclose()
+            except Exception:  # closing must go on for the other clients
+                log.warning("closing an S3 client failed", exc_info=True)
+
+    def _presigner(self, target: S3Target) -> Presigner:
+        presigner = self._presigners.get(target)
+        if presigner is None:
+            presigner = self._presigners[target] = Presigner(target)
+        return presigner
+
+    # --- buckets -----------------------------------------------------------------------------
+
+    # The timeout is part of the call (a server check in a request handler) rather than left to
+    # the caller's asyncio.timeout, so that a timeout becomes storage_unreachable here.
+    async def check_bucket(
+        self, target: S3Target, *, create: bool = True, timeout: float = 10  # noqa: ASYNC109
+    ) -> None:
+        """Make sure the bucket answers (creating it when missing and `create`), else StorageError."""
+        with _errors(target, "check bucket"):
+            async with asyncio.timeout(timeout):
+                client = await self._client(target)
+                try:
+                    await client.head_bucket(Bucket=target.bucket)
+                    return
+                except ClientError as exc:
+                    if _error_code(exc)[1] != 404 or not create:
+                        raise
+                await self._create_bucket(client, target)
+
+    async def _create_bucket(self, client: S3Client, target: S3Target) -> None:
+        kwargs: dict[str, Any] = {"Bucket": target.bucket}
+        if target.region and target.region != DEFAULT_REGION:  # AWS refuses a redundant us-east-1
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": target.region}
+        try:
+            await client.create_bucket(**kwargs)
+            log.info("bucket created", extra={"endpoint": target.endpoint_url, "bucket": target.bucket})
+        except ClientError as exc:
+            if _error_code(exc)[0] != "BucketAlreadyOwnedByYou":  # lost a race with ourselves: fine
+                raise
+
+    async def head_bucket(self, target: S3Target, *, timeout: float) -> bool:  # noqa: ASYNC109
+        """Health probe: True when the bucket answers; never raises."""
+        try:
+            async with asyncio.timeout(timeout):
+                client = await self._client(target)
+                await client.head_bucket(Bucket=target.bucket)
+            return True
+        except Exception as exc:  # a probe reports, it does not fail
+            log.debug("head_bucket failed: %r", exc, extra={"endpoint": target.endpoint_url})
+            return False
+
+    # --- presigning (no network) -------------------------------------------------------------
+
+    def presign_put(
+        self,
+        target: S3Target,
+        key: str,
+        *,
+        content_type: str,
+        size: int,
+        expires_in: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned PUT URL and the exact headers the client must send with it.
+
+        Content-Length is signed, so the server refuses a body of any other size.
+        """
+        if size < 0:
+            raise ValueError("size must not be negative")
+        content_type = content_type or "application/octet-stream"
+        _check_header_value("content_type", content_type)
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        for name, value in (metadata or {}).items():
+            name = name.lower()
+            if not _META_KEY.match(name):
+                raise ValueError(f"metadata key must match [a-z0-9-]+, got {name!r}")
+            _check_header_value(f"metadata {name}", value)
+            headers[f"x-amz-meta-{name}"] = value
+        url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
+        return url, headers
+
+    def presign_get(self, target: S3Target, key: str, *, filename: str, expires_in: int) -> str:
+        """A presigned GET URL whose response saves as `filename` (Content-Disposition override)."""
+        query = {"response-content-disposition": content_disposition(filename)}
+        return self._presigner(target).presign("GET", key, expires_in=expires_in, query=query)
+
+    # --- objects -----------------------------------------------------------------------------
+
+    async def head(self, target: S3Target, key: str) -> ObjectInfo | None:
+        """Size and ETag of an object, or None when it does not exist."""
+        with _errors(target, f"HEAD {key!r}"):
+            client = await self._client(target)
+            try:
+                resp = await client.head_object(Bucket=target.bucket, Key=key)
+            except ClientError as exc:
+                if _is_missing(exc):
+                    return None
+                raise
+        return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
+
+    async def delete(self, target: S3Target, key: str) -> None:
+        """Delete an object; one that is already gone counts as deleted."""
+        with _errors(target, f"DELETE {key!r}"):
+            client = await self._client(target)
+            try:
+                await client.delete_object(Bucket=target.bucket, Key=key)
+            except ClientError as exc:
+                if not _is_missing(exc):
+                    raise
+
+    async def list_objects(self, target: S3Target, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object under `prefix`, page by page (ListObjectsV2)."""
+        with _errors(target, f"LIST {prefix!r}"):
+            client = await self._client(target)
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix)
+            async for page in pages:
+                for item in page.get("Contents", ()):
+                    yield ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+
+    # --- copy --------------------------------------------------------------------------------
+
+    async def copy(self, src: S3Target, dst: S3Target, key: str, *, size: int) -> ObjectInfo:
+        """Stream `key` from src to dst without holding the whole object or touching the disk.
+
+        One PUT up to `part_size`, else a multipart upload with at most `parts_in_flight` parts in
+        memory, aborted on any failure. Content-Type and x-amz-meta-* are carried over. The
+        destination is verified by size (ETags differ between single and multipart uploads).
+        """
+        if size > self.part_size * _MAX_PARTS:
+            raise StorageError(f"copy {key!r}: {size} bytes need over {_MAX_PARTS} parts; raise part_size")
+        with _errors(src, f"GET {key!r} for copy"):
+            resp = await (await self._client(src)).get_object(Bucket=src.bucket, Key=key)
+        body = resp["Body"]
+        try:
+            if int(resp["ContentLength"]) != size:
+                raise StorageError(
+                    f"copy {key!r}: {src.endpoint_url}/{src.bucket} has {resp['ContentLength']} bytes, "
+                    f"expected {size}",
+                    code="storage_error",
+                )
+            extra: dict[str, Any] = {"Metadata": resp.get("Metadata") or {}}
+            if resp.get("ContentType"):
+                extra["ContentType"] = resp["ContentType"]
+            parts = self._read_parts(body, src, key)
+            if size <= self.part_size:
+                await self._put_single(dst, key, parts, size, extra)
+            else:
+                await self._put_multipart(dst, key, parts, size, extra)
+        finally:
+            body.close()
+        info = await self.head(dst, key)
+        if info is None or info.size != size:
+            got = "nothing" if info is None else f"{info.size} bytes"
+            raise StorageError(f"copy {key!r} to {dst.endpoint_url}: found {got}, expected {size}")
+        return info
+
+    async def _read_parts(self, body: Any, src: S3Target, key: str) -> AsyncGenerator[bytes, None]:
+        """The source stream cut into `part_size` pieces (the last one shorter)."""
+        pending: list[bytes] = []
+        have = 0
+        while True:
+            with _errors(src, f"GET {key!r} for copy"):
+                # Never read past a part boundary, so a full part needs no slicing (no extra copy).
+                chunk = await body.read(min(_CHUNK, self.part_size - have))
+            if not chunk:
+                break
+            pending.append(chunk)
+            have += len(chunk)
+            if have == self.part_size:
+                yield b"".join(pending)
+                pending, have = [], 0
+        if pending:
+            yield b"".join(pending)
+
+    async def _put_single(
+        self, dst: S3Target, key: str, parts: AsyncGenerator[bytes, None], size: int, extra: dict[str, Any]
+    ) -> None:
+        data = b"".join([part async for part in parts])
+        if len(data) != size:
+            raise StorageError(f"copy {key!r}: read {len(data)} bytes from the source, expected {size}")
+        with _errors(dst, f"PUT {key!r}"):
+            await (await self._client(dst)).put_object(Bucket=dst.bucket, Key=key, Body=data, **extra)
+
+    async def _put_multipart(
+        self, dst: S3Target, key: str, parts: AsyncGenerator[bytes, None], size: int, extra: dict[str, Any]
+    ) -> None:
+        client = await self._client(dst)
+        with _errors(dst, f"start multipart upload of {key!r}"):
+            created = await client.create_multipart_upload(Bucket=dst.bucket, Key=key, **extra)
+        upload_id = created["UploadId"]
+        try:
+            etags = await self._upload_parts(client, dst, key, upload_id, parts, size)
+            with _errors(dst, f"complete multipart upload of {key!r}"):
+                await client.complete_multipart_upload(
+                    Bucket=dst.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+                )
+        except BaseException:
+            await self._abort(client, dst, key, upload_id)
+            raise
+
+    async def _upload_parts(
+        self, client: S3Client, dst: S3Target, key: str, upload_id: str,
+        parts: AsyncGenerator[bytes, None], size: int,
+    ) -> dict[int, str]:
+        # The slot is taken before a part is read, so reading + uploading hold at most
+        # parts_in_flight parts in memory; an upload frees its slot when it finishes.
+        slots = asyncio.Semaphore(self.parts_in_flight)
+        etags: dict[int, str] = {}
+        total = 0
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                async with contextlib.aclosing(parts):
+                    for number in itertools.count(1):
+                        await slots.acquire()
+                        part = await anext(parts, None)
+                        if part is None:
+                            slots.release()
+                            break
+                        total += len(part)
+                        tasks.create_task(
+                            self._upload_part(client, dst, key, upload_id, number, part, slots, etags),
+                            name=f"upload part {number} of {key}",
+                        )
+                        del part  # the task owns the bytes now
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        if total != size:
+            raise StorageError(f"copy {key!r}: read {total} bytes from the source, expected {size}")
+        return etags
+
+    async def _upload_part(
+        self, client: S3Client, dst: S3Target, key: str, upload_id: str, number: int,
+        data: bytes, slots: asyncio.Semaphore, etags: dict[int, str],
+    ) -> None:
+        try:
+            with _errors(dst, f"upload part {number} of {key!r}"):
+                resp = await client.upload_part(
+                    Bucket=dst.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                )
+            etags[number] = resp["ETag"]
+        finally:
+            slots.release()
+
+    async def _abort(self, client: S3Client, dst: S3Target, key: str, upload_id: str) -> None:
+        # Best effort: an upload left behind only costs disk until a lifecycle rule or scrub.
+        try:
+            async with asyncio.timeout(_ABORT_TIMEOUT):
+                await client.abort_multipart_upload(Bucket=dst.bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            log.warning(
+                "could not abort multipart upload %s of %r", upload_id, key,
+                extra={"endpoint": dst.endpoint_url}, exc_info=True,
+            )

@@ -1,0 +1,145 @@
+-- cdnstore's schema for a new database. Upgrades of existing databases are the numbered files in
+-- cdnstore/migrations/; tests/test_db.py checks that replaying them gives exactly this schema.
+-- Internal keys are INTEGER (small rows, fast joins at millions of files); the API shows the uuid columns.
+-- Times are RFC 3339 UTC text, except the job queue's, which are unix seconds (compared on every claim).
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT    NOT NULL UNIQUE,
+    username      TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
+    permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL
+);
+
+-- Refresh tokens are kept by hash: rotation marks the used one, logout revokes it,
+-- and a used token presented again revokes its whole family (it was stolen).
+CREATE TABLE refresh_tokens (
+    token_hash TEXT    PRIMARY KEY,
+    family     TEXT    NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    expires_at TEXT    NOT NULL,
+    used_at    TEXT,
+    revoked_at TEXT,
+    created_at TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+CREATE TABLE servers (
+    id           INTEGER PRIMARY KEY,
+    uuid         TEXT    NOT NULL UNIQUE,
+    name         TEXT    NOT NULL UNIQUE,
+    endpoint_url TEXT    NOT NULL,
+    bucket       TEXT    NOT NULL,
+    region       TEXT    NOT NULL,
+    access_key   TEXT    NOT NULL,
+    secret_key   TEXT    NOT NULL,
+    location     TEXT    NOT NULL,
+    zone         TEXT    NOT NULL,
+    latitude     REAL    NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude    REAL    NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    is_on        INTEGER NOT NULL CHECK (is_on IN (0, 1)),
+    is_active    INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+    health       TEXT    NOT NULL DEFAULT 'unknown' CHECK (health IN ('up', 'down', 'unknown')),
+    -- kept by the replicas triggers below, so that the server list never scans millions of replicas
+    files_present INTEGER NOT NULL DEFAULT 0,
+    bytes_present INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT    NOT NULL,
+    updated_at   TEXT    NOT NULL
+);
+
+-- A file is a user's name for a sequence of versions (uploads); current_version_id is NULL until the
+-- first upload is stored.
+CREATE TABLE files (
+    id                 INTEGER PRIMARY KEY,
+    uuid               TEXT    NOT NULL UNIQUE,
+    owner_id           INTEGER NOT NULL REFERENCES users (id),
+    name               TEXT    NOT NULL,
+    current_version_id INTEGER REFERENCES versions (id),  -- stored content served to downloads
+    latest_version_id  INTEGER REFERENCES versions (id),  -- last announced upload
+    deleted_at         TEXT,
+    created_at         TEXT    NOT NULL,
+    updated_at         TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX files_owner_name ON files (owner_id, name) WHERE deleted_at IS NULL;
+CREATE INDEX files_owner_newest ON files (owner_id, id DESC) WHERE deleted_at IS NULL;
+
+-- One uploaded content of a file, in one object (object_key) copied to servers (replicas).
+-- status: uploading -> stored -> (superseded | deleted); zone is the zone of the server that stored it first.
+CREATE TABLE versions (
+    id               INTEGER PRIMARY KEY,
+    file_id          INTEGER NOT NULL REFERENCES files (id),
+    object_key       TEXT    NOT NULL UNIQUE,
+    size             INTEGER NOT NULL CHECK (size >= 0),
+    content_type     TEXT    NOT NULL,
+    upload_server_id INTEGER REFERENCES servers (id) ON DELETE SET NULL,
+    zone             TEXT,
+    status           TEXT    NOT NULL DEFAULT 'uploading'
+                     CHECK (status IN ('uploading', 'stored', 'superseded', 'deleted')),
+    etag             TEXT,
+    created_at       TEXT    NOT NULL,
+    stored_at        TEXT
+);
+CREATE INDEX versions_file ON versions (file_id);
+CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
+CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';
+
+-- Which server holds which version (verified present). A copy still to be made is an open 'copy'
+-- job instead (jobs below), so there is one truth for "pending".
+CREATE TABLE replicas (
+    server_id  INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    version_id INTEGER NOT NULL REFERENCES versions (id),
+    PRIMARY KEY (server_id, version_id)
+) WITHOUT ROWID;
+CREATE INDEX replicas_version ON replicas (version_id);
+
+CREATE TRIGGER replicas_counted_insert AFTER INSERT ON replicas BEGIN
+    UPDATE servers SET files_present = files_present + 1,
+                       bytes_present = bytes_present + (SELECT size FROM versions WHERE id = NEW.version_id)
+    WHERE id = NEW.server_id;
+END;
+
+CREATE TRIGGER replicas_counted_delete AFTER DELETE ON replicas BEGIN
+    UPDATE servers SET files_present = files_present - 1,
+                       bytes_present = bytes_present - (SELECT size FROM versions WHERE id = OLD.version_id)
+    WHERE id = OLD.server_id;
+END;
+
+-- What each user did, newest first (event names in cdnstore/history.py).
+CREATE TABLE history (
+    id         INTEGER PRIMARY KEY,
+    uuid       TEXT    NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    event      TEXT    NOT NULL,
+    object_id  TEXT,
+    data       TEXT    NOT NULL DEFAULT '{}',
+    created_at TEXT    NOT NULL
+);
+CREATE INDEX history_user ON history (user_id, id DESC);
+CREATE INDEX history_user_event ON history (user_id, event, id DESC);
+
+-- The durable job queue (jobs.py): copy a version onto a server, or remove it from one.
+-- A job is claimed with a lease, deleted when done, retried with backoff, and left 'failed' when out
+-- of attempts. Times are unix seconds.
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: an admin may retry a job by id
+    kind        TEXT    NOT NULL CHECK (kind IN ('copy', 'remove')),
+    version_id  INTEGER NOT NULL REFERENCES versions (id),
+    server_id   INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    status      TEXT    NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   REAL    NOT NULL,
+    lease_until REAL,
+    last_error  TEXT,
+    created_at  REAL    NOT NULL,
+    updated_at  REAL    NOT NULL
+);
+-- One open job per (kind, version, server): enqueueing twice changes nothing.
+CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE status IN ('queued', 'running');
+-- Claims take the oldest due job of one server at a time (servers in turn), and progress counts
+-- a server's open jobs: both walk this index.
+CREATE INDEX jobs_claim ON jobs (server_id, status, run_after);
+CREATE INDEX jobs_version ON jobs (version_id);

@@ -1,0 +1,109 @@
+"""A small client for the API in tests: sessions of logged-in users, answers with status and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from weedbed import ACCESS_KEY, SECRET_KEY
+
+from cdnstore import appkeys
+from cdnstore.demo import ORIGINAL_LAYOUT
+from cdnstore.seaweed import WeedCluster
+
+PASSWORD = "correct horse battery"
+SECRET = "a-test-secret-key-of-some-length"
+EVENTS_TOKEN = "events-token-for-tests"
+PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: Any
+
+    def expect(self, status: int) -> Any:
+        assert self.status == status, f"expected {status}, got {self.status}: {self.body}"
+        return self.body
+
+    def problem(self, status: int, code: str) -> dict[str, Any]:
+        """Assert a problem+json answer with this status and code, and return it."""
+        assert self.status == status, f"expected {status} {code}, got {self.status}: {self.body}"
+        assert self.headers["Content-Type"].startswith("application/problem+json"), self.headers
+        assert PROBLEM_KEYS <= set(self.body), self.body
+        assert self.body["status"] == status and self.body["code"] == code, self.body
+        return dict(self.body)
+
+
+class Api:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.app = client.app
+
+    async def call(self, method: str, path: str, *, token: str | None = None, json: Any = None,
+                   data: Any = None, headers: dict[str, str] | None = None,
+                   **kwargs: Any) -> Answer:
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.client.request(method, path, json=json, data=data, headers=headers,
+                                       allow_redirects=False, **kwargs) as resp:
+            raw = await resp.read()
+            kind = resp.headers.get("Content-Type", "")
+            body: Any = raw.decode(errors="replace")
+            if "json" in kind and raw:
+                body = await resp.json(content_type=None)
+            return Answer(resp.status, body, resp.headers)
+
+    async def make_user(self, username: str, *, admin: bool = False,
+                        permissions: list[str] | None = None) -> None:
+        await self.app[appkeys.ACCOUNTS].create(username, PASSWORD, is_admin=admin, permissions=permissions)
+
+    async def login(self, username: str, password: str = PASSWORD, **kw: Any) -> Session:
+        answer = await self.call("POST", "/api/v1/auth/login",
+                                 json={"username": username, "password": password}, **kw)
+        return Session(self, answer.expect(200))
+
+    async def user(self, username: str, *, admin: bool = False,
+                   permissions: list[str] | None = None) -> Session:
+        await self.make_user(username, admin=admin, permissions=permissions)
+        return await self.login(username)
+
+
+class Session:
+    def __init__(self, api: Api, tokens: dict[str, Any]) -> None:
+        self.api = api
+        self.tokens = tokens
+        self.access: str = tokens["access_token"]
+        self.refresh: str = tokens["refresh_token"]
+        self.user: dict[str, Any] = tokens["user"]
+
+    async def call(self, method: str, path: str, **kw: Any) -> Answer:
+        return await self.api.call(method, path, token=self.access, **kw)
+
+    async def get(self, path: str, **kw: Any) -> Answer:
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> Answer:
+        return await self.call("POST", path, json=json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> Answer:
+        return await self.call("PATCH", path, json=json, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Answer:
+        return await self.call("DELETE", path, **kw)
+
+    async def add_server(self, weed: WeedCluster, name: str, bucket: str, **overrides: Any) -> dict[str, Any]:
+        site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
+        body = {"name": name, "endpoint_url": weed.instance(name).endpoint_url, "bucket": bucket,
+                "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "location": site.location,
+                "zone": site.zone, "latitude": site.latitude, "longitude": site.longitude,
+                "is_on": True, "is_active": site.is_active, **overrides}
+        answer = await self.post("/api/v1/servers", json=body)
+        return dict(answer.expect(201))
+
+    async def add_layout(self, weed: WeedCluster, bucket: str) -> dict[str, dict[str, Any]]:
+        """Register the original's five servers, each with `bucket` (a fresh one per test)."""
+        return {site.name: await self.add_server(weed, site.name, bucket) for site in ORIGINAL_LAYOUT}

@@ -1,0 +1,80 @@
+"""Fixtures: real SeaweedFS servers once per session, a fresh daemon and database per test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the tests
+
+from apihelp import EVENTS_TOKEN, SECRET, Api
+from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
+
+from cdnstore.app import create_app
+from cdnstore.config import Config
+from cdnstore.demo import ORIGINAL_LAYOUT
+from cdnstore.seaweed import WeedCluster
+
+
+@pytest.fixture(scope="session")
+def daemon_port() -> int:
+    """Every test daemon listens here, so the SeaweedFS webhooks (fixed at start) reach it."""
+    return unused_port()
+
+
+@pytest.fixture(scope="session")
+async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[WeedCluster]:
+    """The original's five S3 servers, real SeaweedFS, their webhooks pointed at the test daemon."""
+    root = Path(tmp_path_factory.mktemp("weed", numbered=True))
+    cluster = WeedCluster(
+        root, [site.name for site in ORIGINAL_LAYOUT], access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+        webhook_url=lambda name: f"http://127.0.0.1:{daemon_port}/api/v1/events/s3/{name}",
+        webhook_token=EVENTS_TOKEN)
+    await cluster.start()
+    yield cluster
+    await cluster.stop()
+
+
+@pytest.fixture
+def bucket() -> str:
+    return new_bucket()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config:
+    raw = {
+        "http": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "database": {"path": str(tmp_path / "cdnstore.sqlite3")},
+        # Cheap argon2 parameters: tests create many users; production keeps the defaults.
+        "auth": {"secret_key": SECRET, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+                 "argon2_parallelism": 1},
+        "events": {"token": EVENTS_TOKEN},
+        "storage": {"connect_timeout": 2, "read_timeout": 10, "check_timeout": 5},
+    }
+    return Config.model_validate(_merge(raw, sections))
+
+
+MakeApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> MakeApi:
+    async def make(**sections: dict[str, Any]) -> Api:
+        app = create_app(make_config(tmp_path, daemon_port, **sections))
+        return Api(await aiohttp_client(app, server_kwargs={"port": daemon_port}))
+    return make
+
+
+@pytest.fixture
+async def api(make_api: MakeApi) -> Api:
+    return await make_api()

@@ -1,0 +1,154 @@
+"""Login, token refresh rotation, logout revocation, throttling, 401 and 403."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from apihelp import PASSWORD, SECRET, Api
+
+from cdnstore import appkeys
+
+
+async def test_login_answers_tokens_and_the_user(api: Api) -> None:
+    await api.make_user("alice")
+    body = (await api.call("POST", "/api/v1/auth/login",
+                           json={"username": "alice", "password": PASSWORD})).expect(200)
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert body["user"]["username"] == "alice" and body["user"]["is_admin"] is False
+    assert "can_upload_file" in body["user"]["permissions"]
+    assert "can_add_cdnserver" not in body["user"]["permissions"]
+    me = (await api.call("GET", "/api/v1/me", token=body["access_token"])).expect(200)
+    assert me == body["user"]
+
+
+async def test_wrong_password_and_unknown_user_are_the_same_401(api: Api) -> None:
+    await api.make_user("alice")
+    wrong = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "nope-nope"})
+    unknown = await api.call("POST", "/api/v1/auth/login", json={"username": "bob", "password": "nope-nope"})
+    assert wrong.problem(401, "invalid_credentials")["detail"] == \
+        unknown.problem(401, "invalid_credentials")["detail"]
+
+
+async def test_refresh_rotates_and_the_used_token_stops_working(api: Api) -> None:
+    session = await api.user("alice")
+    first = (await api.call("POST", "/api/v1/auth/refresh",
+                            json={"refresh_token": session.refresh})).expect(200)
+    assert first["refresh_token"] != session.refresh
+    assert (await api.call("GET", "/api/v1/me", token=first["access_token"])).expect(200)["username"] == "alice"
+    again = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})
+    again.problem(401, "unauthorized")
+
+
+async def test_a_reused_refresh_token_revokes_its_whole_family(api: Api) -> None:
+    session = await api.user("alice")
+    rotated = (await api.call("POST", "/api/v1/auth/refresh",
+                              json={"refresh_token": session.refresh})).expect(200)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
+        401, "unauthorized")
+    # The thief replayed the old token: the legitimate newest one is ended too.
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})).problem(
+        401, "unauthorized")
+
+
+async def test_logout_revokes_the_refresh_token_only(api: Api) -> None:
+    session = await api.user("alice")
+    other = await api.login("alice")
+    (await api.call("POST", "/api/v1/auth/logout", json={"refresh_token": session.refresh})).expect(204)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
+        401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": other.refresh})).expect(200)
+
+
+async def test_a_new_password_ends_the_users_sessions(api: Api) -> None:
+    admin = await api.user("root", admin=True)
+    alice = await api.user("alice")
+    (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"password": "a new password"})).expect(200)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": alice.refresh})).problem(
+        401, "unauthorized")
+    await api.login("alice", "a new password")
+
+
+async def test_repeated_failures_for_one_username_answer_429(api: Api) -> None:
+    await api.make_user("alice")
+    for _ in range(5):
+        (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"})
+         ).problem(401, "invalid_credentials")
+    locked = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    locked.problem(429, "too_many_attempts")
+    assert int(locked.headers["Retry-After"]) > 0
+    # Another user from the same address is not locked out by alice's failures.
+    await api.user("bob")
+
+
+async def test_repeated_failures_from_one_address_answer_429(make_api: object) -> None:
+    api = await make_api(auth={"login_max_failures_per_ip": 3})  # type: ignore[operator]
+    await api.make_user("carol")
+    for name in ("x1", "x2", "x3"):
+        (await api.call("POST", "/api/v1/auth/login", json={"username": name, "password": "wrong-pw"})
+         ).problem(401, "invalid_credentials")
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD})
+     ).problem(429, "too_many_attempts")
+
+
+async def test_the_lockout_ends_after_the_window(api: Api) -> None:
+    await api.make_user("alice")
+    for _ in range(5):
+        await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"})
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+     ).problem(429, "too_many_attempts")
+    later = time.monotonic() + 301
+    accounts = api.app[appkeys.ACCOUNTS]
+    for throttle in (accounts._by_user, accounts._by_ip):
+        throttle._clock = lambda: later
+    await api.login("alice")
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer not-a-token", "Basic abc", "Token x"])
+async def test_a_missing_or_bad_token_is_401(api: Api, header: str | None) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    (await api.call("GET", "/api/v1/me", headers=headers)).problem(401, "unauthorized")
+
+
+async def test_an_expired_access_token_is_401(api: Api) -> None:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class SixteenMinutesAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 16 * 60
+
+    session = await api.user("alice")
+    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=SixteenMinutesAgo).dumps(
+        session.user["id"])
+    answer = await api.call("GET", "/api/v1/me", token=old)
+    assert "expired" in answer.problem(401, "unauthorized")["detail"]
+
+
+async def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
+    session = await api.user("alice")
+    (await api.call("GET", "/api/v1/me", token=session.refresh)).problem(401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.access})).problem(
+        401, "unauthorized")
+
+
+async def test_a_token_signed_with_another_key_is_401(api: Api) -> None:
+    from itsdangerous import URLSafeTimedSerializer
+
+    session = await api.user("alice")
+    forged = URLSafeTimedSerializer("another-secret-key-entirely", salt="cdnstore.access").dumps(
+        session.user["id"])
+    (await api.call("GET", "/api/v1/me", token=forged)).problem(401, "unauthorized")
+
+
+async def test_users_without_admin_get_403_on_admin_routes(api: Api) -> None:
+    alice = await api.user("alice")
+    (await alice.get("/api/v1/users")).problem(403, "forbidden")
+    (await alice.post("/api/v1/users", json={"username": "x", "password": "12345678"})).problem(403, "forbidden")
+    (await alice.get("/api/v1/servers")).problem(403, "forbidden")
+
+
+async def test_a_permission_granted_opens_its_route(api: Api) -> None:
+    viewer = await api.user("viewer", permissions=["can_view_cdnserver"])
+    assert (await viewer.get("/api/v1/servers")).expect(200) == {"items": [], "next_cursor": None}
+    (await viewer.post("/api/v1/servers", json={})).problem(403, "forbidden")

@@ -1,0 +1,103 @@
+"""The command line, run as a user would: init, user add, serve's refusal, and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from weedbed import unused_port
+
+from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
+
+
+def cdnstore(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cdnstore", *args], cwd=cwd, input=stdin, text=True,
+                          capture_output=True, timeout=60, env={**_clean_env(), **(env or {})})
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
+
+
+def test_init_creates_the_database_and_is_safe_to_run_again(tmp_path: Path) -> None:
+    first = cdnstore("init", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "var" / "cdnstore.sqlite3").exists()
+    again = cdnstore("init", cwd=tmp_path)
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    made = cdnstore("user", "add", "alice", "--admin", "--password-stdin", cwd=tmp_path, stdin="pass-word-1\n")
+    assert made.returncode == 0, made.stderr
+    assert "alice" in made.stdout and "administrator" in made.stdout
+    conn = sqlite3.connect(tmp_path / "var" / "cdnstore.sqlite3")
+    assert conn.execute("SELECT username, is_admin FROM users").fetchall() == [("alice", 1)]
+    taken = cdnstore("user", "add", "alice", "--password-stdin", cwd=tmp_path, stdin="pass-word-1\n")
+    assert taken.returncode == 1 and "username_taken" in taken.stderr
+    short = cdnstore("user", "add", "bob", "--password-stdin", cwd=tmp_path, stdin="short\n")
+    assert short.returncode == 1 and "password" in short.stderr
+
+
+def test_serve_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    answer = cdnstore("serve", cwd=tmp_path)
+    assert answer.returncode == 2
+    assert "auth.secret_key" in answer.stderr
+
+
+def test_a_bad_config_stops_every_command_with_the_key_named(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[http]\nport = 'eighty'\n")
+    answer = cdnstore("init", cwd=tmp_path)
+    assert answer.returncode == 2 and "http.port = 'eighty'" in answer.stderr
+    env_answer = cdnstore("--config", str(tmp_path / "none.toml"), "init", cwd=tmp_path)
+    assert env_answer.returncode == 2 and "not found" in env_answer.stderr
+
+
+async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) -> None:
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+        cwd=tmp_path, env=_clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = ""
+    try:
+        while "Press Ctrl-C" not in out:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"demo exited early:\n{out}"
+            out += line.decode()
+        url = re.search(r"running at (http://\S+)/", out)[1]  # type: ignore[index]
+        assert f"admin / {DEMO_PASSWORD}" in out and f"user / {DEMO_PASSWORD}" in out
+        s3_endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)
+        assert len(s3_endpoints) == 5
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v1/auth/login",
+                                 json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
+                assert resp.status == 200
+                token = (await resp.json())["access_token"]
+            async with http.get(f"{url}/api/v1/servers", headers={"Authorization": f"Bearer {token}"}) as resp:
+                servers = (await resp.json())["items"]
+            async with http.post(f"{url}/api/v1/auth/login",
+                                 json={"username": "user", "password": DEMO_PASSWORD}) as resp:
+                assert resp.status == 200
+        assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
+            (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, out + rest[0].decode()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        for endpoint in s3_endpoints:  # every S3 server it started is gone
+            try:
+                async with http.get(endpoint):
+                    raise AssertionError(f"{endpoint} still answers after the demo stopped")
+            except aiohttp.ClientConnectionError:
+                pass
+    assert (tmp_path / "demo" / "cdnstore.sqlite3").exists()

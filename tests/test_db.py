@@ -1,0 +1,118 @@
+"""The database: schema.sql for a new one, numbered migrations for old ones, idempotent init."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from cdnstore import db
+
+ROOT = Path(__file__).parent.parent
+
+
+def schema_of(path: Path) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+                            "ORDER BY type, name").fetchall()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    return [*rows, ("user_version", str(version), "")]
+
+
+def test_replaying_the_migrations_gives_exactly_schema_sql(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.sqlite3"
+    db.initialize(fresh)
+    replayed = tmp_path / "replayed.sqlite3"
+    conn = sqlite3.connect(replayed, isolation_level=None)
+    for number, _name, sql in db.migrations():
+        db._apply(conn, sql, number)
+    conn.close()
+    assert schema_of(fresh) == schema_of(replayed)
+
+
+def test_an_old_database_is_upgraded_by_the_migrations_it_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    number, _name, sql = db.migrations()[0]
+    db._apply(conn, sql, number)
+    conn.close()
+    assert db.initialize(path) == (1, db.latest_version())
+    fresh = tmp_path / "fresh.sqlite3"
+    db.initialize(fresh)
+    assert schema_of(path) == schema_of(fresh)
+
+
+def test_init_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "db.sqlite3"
+    assert db.initialize(path) == (0, db.latest_version())
+    before = schema_of(path)
+    assert db.initialize(path) == (db.latest_version(), db.latest_version())
+    assert schema_of(path) == before
+
+
+def test_a_database_from_a_newer_cdnstore_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    db.initialize(path)
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {db.latest_version() + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        db.initialize(path)
+
+
+def test_the_installed_package_carries_the_schema() -> None:
+    shipped = (resources.files("cdnstore") / "schema.sql").read_text()
+    assert shipped == (ROOT / "schema.sql").read_text()
+
+
+async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    database = db.Database(tmp_path / "db.sqlite3")
+    await database.open()
+    try:
+        assert await database.fetchval("PRAGMA journal_mode") == "wal"
+        assert await database.fetchval("PRAGMA foreign_keys") == 1
+        with pytest.raises(sqlite3.IntegrityError):
+            async with database.transaction() as tx:
+                await tx.execute("INSERT INTO refresh_tokens VALUES ('h', 'f', 999, 'x', NULL, NULL, 'x')")
+    finally:
+        await database.close()
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    database = db.Database(tmp_path / "db.sqlite3")
+    await database.open()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            async with database.transaction() as tx:
+                await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                                 "VALUES ('u', 'n', 'h', 't', 't')")
+                1 / 0  # noqa: B018
+        assert await database.fetchval("SELECT count(*) FROM users") == 0
+    finally:
+        await database.close()
+
+
+async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
+    import asyncio
+
+    database = db.Database(tmp_path / "db.sqlite3")
+    await database.open()
+
+    async def add(i: int) -> None:
+        async with database.transaction() as tx:
+            await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                             "VALUES (?, ?, 'h', 't', 't')", (f"u{i}", f"n{i}"))
+            await asyncio.sleep(0)
+            if i % 2:
+                raise ValueError(i)
+
+    try:
+        results = await asyncio.gather(*(add(i) for i in range(20)), return_exceptions=True)
+        assert sum(isinstance(r, ValueError) for r in results) == 10
+        names = {r[0] for r in await database.fetchall("SELECT username FROM users")}
+        assert names == {f"n{i}" for i in range(0, 20, 2)}
+    finally:
+        await database.close()

@@ -1,0 +1,69 @@
+"""Every error answer is problem+json of one shape; 400 vs 422; unknown routes and methods."""
+
+from __future__ import annotations
+
+import io
+
+from apihelp import PROBLEM_KEYS, Answer, Api
+
+
+async def test_every_error_path_answers_the_same_problem_shape(api: Api) -> None:
+    admin = await api.user("root", admin=True)
+    alice = await api.user("alice")
+    answers: dict[tuple[int, str], Answer] = {
+        (400, "malformed_json"): await api.call("POST", "/api/v1/auth/login", data="{not json",
+                                                headers={"Content-Type": "application/json"}),
+        (401, "invalid_credentials"): await api.call("POST", "/api/v1/auth/login",
+                                                     json={"username": "alice", "password": "wrong-pw"}),
+        (401, "unauthorized"): await api.call("GET", "/api/v1/me"),
+        (403, "forbidden"): await alice.get("/api/v1/users"),
+        (404, "not_found"): await api.call("GET", "/api/v1/nothing-here"),
+        (404, "server_not_found"): await admin.get("/api/v1/servers/00000000-0000-0000-0000-000000000000"),
+        (405, "method_not_allowed"): await api.call("PUT", "/api/v1/auth/login"),
+        (409, "username_taken"): await admin.post("/api/v1/users", json={"username": "alice",
+                                                                          "password": "pass-word-1"}),
+        (413, "request_too_large"): await api.call("POST", "/api/v1/auth/login", data=io.BytesIO(b"x" * (2 << 20))),
+        (422, "invalid_field"): await api.call("POST", "/api/v1/auth/login", json={"username": "alice"}),
+        (422, "unknown_field"): await api.call("POST", "/api/v1/auth/login",
+                                               json={"username": "a", "password": "b", "extra": 1}),
+    }
+    for (status, code), answer in answers.items():
+        problem = answer.problem(status, code)
+        assert set(problem) >= PROBLEM_KEYS
+        assert isinstance(problem["title"], str) and problem["title"]
+        assert isinstance(problem["detail"], str) and problem["detail"]
+        assert problem["type"] == f"urn:cdnstore:problem:{code}"
+        assert "Traceback" not in problem["detail"] and "<html" not in problem["detail"].lower()
+    assert "Allow" in answers[(405, "method_not_allowed")].headers
+
+
+async def test_valid_json_that_is_not_an_object_is_422(api: Api) -> None:
+    for body in ("[]", '"text"', "42", "null"):
+        answer = await api.call("POST", "/api/v1/auth/login", data=body,
+                                headers={"Content-Type": "application/json"})
+        assert answer.problem(422, "invalid_field")["detail"].startswith("body"), body
+
+
+async def test_a_422_names_every_bad_field(api: Api) -> None:
+    answer = await api.call("POST", "/api/v1/auth/login", json={"username": 5, "nickname": "x"})
+    problem = answer.problem(422, "invalid_field")
+    fields = {e["field"] for e in problem["errors"]}
+    assert fields == {"username", "password", "nickname"}
+
+
+async def test_an_unexpected_failure_is_a_bare_500_without_a_trace(api: Api, monkeypatch: object) -> None:
+    from cdnstore import appkeys
+
+    accounts = api.app[appkeys.ACCOUNTS]
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    accounts.login = broken  # type: ignore[method-assign]
+    answer = await api.call("POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
+    problem = answer.problem(500, "internal_error")
+    assert "secret internals" not in problem["detail"]
+
+
+async def test_healthz_answers_ok(api: Api) -> None:
+    assert (await api.call("GET", "/healthz")).expect(200) == {"status": "ok"}
