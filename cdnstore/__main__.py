@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
-from . import __version__
+from aiohttp import web
+
+from . import __version__, appkeys
 from . import config as config_module
 from .config import Config
 from .errors import CdnError, ConfigError
@@ -52,6 +55,17 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=cmd_user_add)
 
+    jobs = sub.add_parser("jobs", help="the job queue").add_subparsers(dest="jobs_command", required=True)
+    listing = jobs.add_parser("list", help="list open and failed jobs")
+    listing.add_argument("--status", choices=("queued", "running", "failed"), help="only jobs in this state")
+    listing.set_defaults(run=cmd_jobs_list)
+    retry = jobs.add_parser("retry", help="send a failed job back to the queue")
+    retry.add_argument("id", help="the job's id, as listed")
+    retry.set_defaults(run=cmd_jobs_retry)
+
+    sub.add_parser("scrub", help="compare every bucket with the database and enqueue the repairs").set_defaults(
+        run=cmd_scrub)
+
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default: http.port)")
@@ -76,8 +90,6 @@ def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .app import create_app
 
     app = create_app(cfg)
@@ -115,6 +127,66 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
         return await accounts.create(body.username, body.password, is_admin=body.is_admin)
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def offline(cfg: Config) -> AsyncIterator[web.Application]:
+    """The daemon's parts, wired as when serving, without serving or background work."""
+    from .app import create_app
+
+    runner = web.AppRunner(create_app(cfg, tool=True))
+    await runner.setup()
+    try:
+        yield runner.app
+    finally:
+        await runner.cleanup()
+
+
+def cmd_jobs_list(cfg: Config, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        from .api.jobs import render_job_row
+
+        async with offline(cfg) as app:
+            after, count = None, 0
+            while True:
+                rows = await app[appkeys.JOBS].page(args.status, 1000, after)
+                for row in rows[:1000]:
+                    job = render_job_row(app, row)
+                    server = job["server"]["name"] if job["server"] else "-"
+                    print(f"{job['id']}  {job['kind']:<6} {job['status']:<7} attempts={job['attempts']} "
+                          f"server={server} file={job['file_name']!r}"
+                          + (f"  error: {job['last_error']}" if job["last_error"] else ""))
+                    count += 1
+                if len(rows) <= 1000:
+                    break
+                after = rows[999]["id"]
+            print(f"{count} job(s)", file=sys.stderr)
+        return 0
+    return asyncio.run(run())
+
+
+def cmd_jobs_retry(cfg: Config, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with offline(cfg) as app:
+            row = await app[appkeys.JOBS].retry(args.id)
+            print(f"job {args.id} is {row['status']} again")
+        return 0
+    return asyncio.run(run())
+
+
+def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with offline(cfg) as app:
+            await app[appkeys.HEALTH].check_all()
+            drifts = await app[appkeys.SCRUB].scrub()
+        for d in drifts:
+            print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
+                  f"adopted={d.adopted} unknown={d.unknown}")
+        drift = sum(not d.clean for d in drifts)
+        print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
+              else f"scrubbed {len(drifts)} server(s); no drift")
+        return 0
+    return asyncio.run(run())
 
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:

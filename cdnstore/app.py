@@ -13,6 +13,10 @@ from aiohttp import web
 
 from . import appkeys
 from .api import auth as _auth_routes  # noqa: F401  (each api module registers its endpoints)
+from .api import events as _event_routes  # noqa: F401
+from .api import files as _file_routes  # noqa: F401
+from .api import history as _history_routes  # noqa: F401
+from .api import jobs as _job_routes  # noqa: F401
 from .api import ops as _ops_routes  # noqa: F401
 from .api import servers as _server_routes  # noqa: F401
 from .api import users as _user_routes  # noqa: F401
@@ -22,19 +26,30 @@ from .api.problems import problems_middleware
 from .auth import Passwords, Tokens
 from .config import Config
 from .db import Database
+from .files import Files
 from .geo import GeoLocator, parse_networks
+from .health import HealthChecker
+from .jobs import JobQueue, JobWorker
+from .replicator import Replicator
+from .scrub import Scrubber
 from .servers import ServerRegistry
 from .storage import Storage
+from .tasks import every, running
 from .users import Accounts
 
 
-def create_app(config: Config) -> web.Application:
-    config.require_secret()
+def create_app(config: Config, *, tool: bool = False) -> web.Application:
+    """The daemon. `tool=True` is for command-line tools: no background work, and no secret needed
+    (nothing is served)."""
+    if not tool:
+        config.require_secret()
     app = web.Application(middlewares=[problems_middleware], client_max_size=config.http.max_body_bytes)
     app[appkeys.CONFIG] = config
     app[appkeys.TRUSTED_PROXIES] = parse_networks(config.http.trusted_proxies)
     app[appkeys.OPENAPI] = build_openapi(endpoint.endpoints)
-    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers])
+    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication])
+    if not tool:
+        app.cleanup_ctx.append(background_work)
     endpoint.add_to(app)
     return app
 
@@ -48,7 +63,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 async def storage(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG].storage
-    app[appkeys.STORAGE] = Storage(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout)
+    jobs = app[appkeys.CONFIG].jobs
+    app[appkeys.STORAGE] = Storage(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
+                                   part_size=jobs.part_size, parts_in_flight=jobs.parts_in_flight)
     yield
     await app[appkeys.STORAGE].close()
 
@@ -71,3 +88,30 @@ async def servers(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.CONFIG].storage.check_timeout)
     await registry.load()
     yield
+
+
+async def replication(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[appkeys.CONFIG]
+    db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
+    queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
+    app[appkeys.FILES] = Files(db, storage, registry, queue, cfg)
+    replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval)
+    app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
+                                    health_interval=cfg.health.interval)
+    app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
+    app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue)
+    yield
+
+
+async def background_work(app: web.Application) -> AsyncIterator[None]:
+    """The job worker and the periodic checks; stopped before S3 and the database close."""
+    cfg = app[appkeys.CONFIG]
+    tasks = {
+        "jobs": app[appkeys.WORKER].run(),
+        "health": every(cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
+        "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.FILES].sweep_uploads, "upload-sweep"),
+    }
+    if cfg.scrub.interval:
+        tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)
+    async with running(tasks):
+        yield

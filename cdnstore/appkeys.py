@@ -8,8 +8,12 @@ from aiohttp import web
 
 from .config import Config
 from .db import Database
+from .files import Files
 from .geo import GeoLocator, IPNetwork
+from .health import HealthChecker
+from .jobs import JobQueue, JobWorker
 from .models import User
+from .scrub import Scrubber
 from .servers import ServerRegistry
 from .storage import Storage
 from .users import Accounts
@@ -21,6 +25,11 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 TRUSTED_PROXIES: web.AppKey[tuple[IPNetwork, ...]] = web.AppKey("trusted_proxies")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
+FILES: web.AppKey[Files] = web.AppKey("files")
+JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
+WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
+HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
+SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 
 USER: web.RequestKey[User] = web.RequestKey("user")

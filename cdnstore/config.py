@@ -118,6 +118,10 @@ class HealthConfig(Section):
     timeout: float = Field(3.0, gt=0)
 
 
+class ScrubConfig(Section):
+    interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -134,6 +138,7 @@ class Config(Section):
     downloads: DownloadsConfig = DownloadsConfig()
     jobs: JobsConfig = JobsConfig()
     health: HealthConfig = HealthConfig()
+    scrub: ScrubConfig = ScrubConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:

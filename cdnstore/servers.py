@@ -18,7 +18,8 @@ from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import Health, S3Target, Server
 from .storage import Storage
 
-Listener = Callable[[Tx, Server | None, Server | None], Awaitable[None]]
+# (transaction, server internal id, before, after); before is None on create, after on delete.
+Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
 S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
 COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "secret_key", "location",
@@ -40,12 +41,13 @@ class ServerRegistry:
         self.listeners: list[Listener] = []
         self._servers: list[Server] = []
         self._internal: dict[str, int] = {}
-        self._stats: dict[str, tuple[int, int, int]] = {}
+        self._by_internal: dict[int, Server] = {}
 
     async def load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
         self._servers = [server_from_row(r) for r in rows]
         self._internal = {r["uuid"]: r["id"] for r in rows}
+        self._by_internal = {r["id"]: s for r, s in zip(rows, self._servers, strict=True)}
 
     # --- reads (memory) -------------------------------------------------------------------------
 
@@ -68,10 +70,7 @@ class ServerRegistry:
         return self._internal[server.id]
 
     def by_internal_id(self, internal: int) -> Server | None:
-        for server in self._servers:
-            if self._internal.get(server.id) == internal:
-                return server
-        return None
+        return self._by_internal.get(internal)
 
     async def stats(self) -> dict[str, dict[str, int]]:
         """Files and bytes each server holds and its open jobs, by server uuid."""
@@ -102,7 +101,7 @@ class ServerRegistry:
             await history.record(tx, actor_id, "server.created", server.id,
                                  {"name": server.name, "zone": server.zone, "location": server.location})
             for listener in self.listeners:
-                await listener(tx, None, server)
+                await listener(tx, row["id"], None, server)
         await self.load()
         return server
 
@@ -128,7 +127,7 @@ class ServerRegistry:
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:
-                await listener(tx, before, after)
+                await listener(tx, row["id"], before, after)
         await self.load()
         return after
 
@@ -141,13 +140,18 @@ class ServerRegistry:
                 raise Conflict("some files have no other copy on a server that is on; move them first",
                                code="server_holds_sole_copies")
             for listener in self.listeners:
-                await listener(tx, server, None)
-            await tx.execute("UPDATE versions SET upload_server_id = NULL WHERE upload_server_id = ?",
-                             (internal,))
+                await listener(tx, internal, server, None)
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
             await history.record(tx, actor_id, "server.deleted", server.id,
                                  {"name": server.name, "zone": server.zone})
         await self.storage.forget(server.s3)
+        await self.load()
+
+    async def set_health(self, changes: dict[str, Health]) -> None:
+        """Record health seen by the checker (server uuid -> health); not a user's change, no history."""
+        async with self.db.transaction() as tx:
+            await tx.executemany("UPDATE servers SET health = ? WHERE uuid = ?",
+                                 [(health.value, uuid_) for uuid_, health in changes.items()])
         await self.load()
 
     async def _check(self, target: S3Target) -> None:

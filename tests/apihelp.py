@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from weedbed import ACCESS_KEY, SECRET_KEY
 
@@ -16,6 +19,27 @@ PASSWORD = "correct horse battery"
 SECRET = "a-test-secret-key-of-some-length"
 EVENTS_TOKEN = "events-token-for-tests"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
+# Real addresses and where the GeoLite2 database puts them.
+US_IP, RUSSIA_IP, SOUTH_AFRICA_IP = "8.8.8.8", "77.88.8.8", "196.25.1.1"
+
+
+def from_ip(ip: str) -> dict[str, str]:
+    return {"X-Forwarded-For": ip}
+
+
+async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
+    """PUT `data` to a presigned upload URL with exactly the headers it came with, as a client would."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(upload["method"], upload["url"], data=io.BytesIO(data),
+                                headers=upload["headers"]) as resp:
+            await resp.read()
+            return resp.status
+
+
+async def fetch(url: str) -> tuple[int, bytes, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            return resp.status, await resp.read(), resp.headers
 
 
 @dataclass
@@ -95,7 +119,34 @@ class Session:
     async def delete(self, path: str, **kw: Any) -> Answer:
         return await self.call("DELETE", path, **kw)
 
-    async def add_server(self, weed: WeedCluster, name: str, bucket: str, **overrides: Any) -> dict[str, Any]:
+    async def announce(self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain",
+                       expect: int = 201) -> dict[str, Any]:
+        answer = await self.post("/api/v1/files", json={"name": name, "size": len(data), "content_type": content_type},
+                                 headers=from_ip(ip))
+        return dict(answer.expect(expect))
+
+    async def upload(self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain",
+                     expect: int = 201) -> dict[str, Any]:
+        """Announce and PUT; the answer of the announcement (file and upload)."""
+        answer = await self.announce(name, data, ip=ip, content_type=content_type, expect=expect)
+        assert await put_bytes(answer["upload"], data) == 200
+        return answer
+
+    async def wait_stored(self, file_id: str, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))
+                if file["status"] == "stored":
+                    return file
+                await asyncio.sleep(0.05)
+
+    async def download(self, file_id: str, *, ip: str = US_IP) -> tuple[dict[str, Any], bytes]:
+        link = (await self.get(f"/api/v1/files/{file_id}/download", headers=from_ip(ip))).expect(200)
+        status, body, _ = await fetch(link["url"])
+        assert status == 200
+        return link, body
+
+    async def add_server(self, weed: WeedCluster, name: str, bucket: str, /, **overrides: Any) -> dict[str, Any]:
         site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
         body = {"name": name, "endpoint_url": weed.instance(name).endpoint_url, "bucket": bucket,
                 "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "location": site.location,

@@ -53,13 +53,16 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config:
     raw = {
-        "http": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
+        # Tests choose a client's address with X-Forwarded-For, as a reverse proxy would set it.
+        "http": {"port": port, "public_url": f"http://127.0.0.1:{port}", "trusted_proxies": ["127.0.0.1"]},
         "database": {"path": str(tmp_path / "cdnstore.sqlite3")},
         # Cheap argon2 parameters: tests create many users; production keeps the defaults.
         "auth": {"secret_key": SECRET, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
                  "argon2_parallelism": 1},
         "events": {"token": EVENTS_TOKEN},
         "storage": {"connect_timeout": 2, "read_timeout": 10, "check_timeout": 5},
+        "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20},
+        "health": {"timeout": 2},
     }
     return Config.model_validate(_merge(raw, sections))
 

@@ -101,3 +101,15 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             except aiohttp.ClientConnectionError:
                 pass
     assert (tmp_path / "demo" / "cdnstore.sqlite3").exists()
+
+
+def test_jobs_and_scrub_commands_work_on_the_database(tmp_path: Path) -> None:
+    assert cdnstore("init", cwd=tmp_path).returncode == 0
+    listed = cdnstore("jobs", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "0 job(s)" in listed.stderr
+    failed = cdnstore("jobs", "list", "--status", "failed", cwd=tmp_path)
+    assert failed.returncode == 0
+    missing = cdnstore("jobs", "retry", "00000000-0000-0000-0000-00000000002a", cwd=tmp_path)
+    assert missing.returncode == 1 and "job_not_found" in missing.stderr
+    scrubbed = cdnstore("scrub", cwd=tmp_path)
+    assert scrubbed.returncode == 0 and "scrubbed 0 server(s); no drift" in scrubbed.stdout

@@ -3,11 +3,15 @@ them (api/openapi.py). Request bodies are strict (no type coercion) and reject u
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..history import EVENTS
 from ..models import PERMISSIONS
+from ..pagination import PageQuery
 
 
 class Body(BaseModel):
@@ -173,6 +177,140 @@ class ServerRef(Out):
     name: str
     location: str
     zone: str
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def _file_name(value: str) -> str:
+    value = unicodedata.normalize("NFC", value)
+    if not value or len(value) > 255:
+        raise ValueError("must be 1 to 255 characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise ValueError("must not contain control or invisible formatting characters")
+    if "/" in value or "\\" in value:
+        raise ValueError("must not contain / or \\ (a name, not a path)")
+    if value in (".", "..") or value != value.strip():
+        raise ValueError("must not be . or .. or start or end with white space")
+    return value
+
+
+FileName = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_file_name)]
+_MIME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.+-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*'
+                   r'(\s*;\s*[A-Za-z0-9_.+-]+=("[ !#-~]*"|[A-Za-z0-9_.+-]+))*')
+
+
+def _mime(value: str) -> str:
+    if len(value) > 255 or not _MIME.fullmatch(value):
+        raise ValueError("must be a media type like text/plain or image/png; charset=... (ASCII)")
+    return value
+
+
+ContentType = Annotated[str, AfterValidator(_mime)]
+
+
+class FileCreate(Body):
+    name: FileName
+    size: Annotated[int, Field(ge=0)]
+    content_type: ContentType = "application/octet-stream"
+
+
+class FileRename(Body):
+    name: FileName
+
+
+class FileOut(Out):
+    id: Uuid
+    name: str
+    size: int
+    content_type: str
+    status: Literal["uploading", "stored"]
+    zone: str | None
+    created_at: Time
+    updated_at: Time
+
+
+class FileList(Out):
+    items: list[FileOut]
+    next_cursor: str | None
+
+
+class FilesQuery(PageQuery):
+    q: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class UploadOut(Out):
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: Time
+    server: ServerRef
+
+
+class FileUploadOut(Out):
+    file: FileOut
+    upload: UploadOut
+
+
+class DownloadQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    redirect: bool = False
+
+
+class DownloadOut(Out):
+    url: str
+    expires_at: Time
+    server: ServerRef
+
+
+class ReplicaOut(Out):
+    server: ServerRef
+    status: Literal["present", "pending"]
+
+
+class ReplicaList(Out):
+    items: list[ReplicaOut]
+
+
+# --- history and jobs -----------------------------------------------------------------------------
+
+class HistoryQuery(PageQuery):
+    event: Literal[EVENTS] | None = None  # type: ignore[valid-type]
+
+
+class HistoryOut(Out):
+    id: Uuid
+    event: str
+    object_id: str | None
+    data: dict[str, Any]
+    created_at: Time
+
+
+class HistoryList(Out):
+    items: list[HistoryOut]
+    next_cursor: str | None
+
+
+class JobsQuery(PageQuery):
+    status: Literal["queued", "running", "failed"] | None = None
+
+
+class JobOut(Out):
+    id: Uuid
+    kind: Literal["copy", "remove"]
+    status: Literal["queued", "running", "failed"]
+    attempts: int
+    last_error: str | None
+    file_id: Uuid
+    file_name: str
+    server: ServerRef | None
+    run_after: Time
+    created_at: Time
+    updated_at: Time
+
+
+class JobList(Out):
+    items: list[JobOut]
+    next_cursor: str | None
 
 
 # --- operations ---------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+"""Routes: the webhook storage servers call when objects are created or removed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import appkeys, events
+from .endpoint import endpoint, read_json
+
+
+@endpoint("POST", "/api/v1/events/s3/{server_name}", summary="Storage event webhook", tag="events", auth="events",
+          responses={204: None}, errors=(400, 401, 404, 422))
+async def storage_event(request: web.Request) -> web.Response:
+    """MinIO's bucket notification body or the SeaweedFS filer webhook body, with
+    `Authorization: Bearer <events.token>`. Objects cdnstore does not know are ignored; the same event
+    twice, or events out of order, change nothing."""
+    server = request.app[appkeys.SERVERS].by_name(request.match_info["server_name"])
+    files = request.app[appkeys.FILES]
+    for event in events.parse(await read_json(request)):
+        if event.created and event.bucket == server.bucket:
+            await files.object_created(server, event.key, event.size, event.etag)
+    return web.Response(status=204)

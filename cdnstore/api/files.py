@@ -1,0 +1,104 @@
+"""Routes: the caller's files (upload links, completion, downloads, rename, delete, where they are)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import appkeys, history
+from ..files import render_file, render_ref
+from ..geo import Point
+from ..pagination import page
+from .endpoint import endpoint, json_response
+from .schemas import (
+    DownloadOut,
+    DownloadQuery,
+    FileCreate,
+    FileList,
+    FileOut,
+    FileRename,
+    FilesQuery,
+    FileUploadOut,
+    ReplicaList,
+)
+from .security import current_user, remote_ip
+
+
+async def owner_id(request: web.Request) -> int:
+    return await request.app[appkeys.ACCOUNTS].internal_id(current_user(request))
+
+
+def client_location(request: web.Request) -> Point | None:
+    return request.app[appkeys.GEO].locate_client(remote_ip(request), request.app[appkeys.CONFIG].geoip.fallback_ip)
+
+
+@endpoint("GET", "/api/v1/files", summary="List your files", tag="files", permission="can_view_file",
+          query=FilesQuery, responses={200: FileList}, errors=(401, 403, 422))
+async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
+    """Newest first; `q` keeps the names that contain it (case-insensitive for ASCII)."""
+    rows = await request.app[appkeys.FILES].page(await owner_id(request), query.limit, query.after(), query.q)
+    return json_response(page(rows, query.limit, lambda r: r["id"], render_file))
+
+
+@endpoint("POST", "/api/v1/files", summary="Start an upload", tag="files", permission="can_upload_file",
+          body=FileCreate, responses={201: FileUploadOut, 200: FileUploadOut}, errors=(400, 401, 403, 413, 422, 503))
+async def create_file(request: web.Request, body: FileCreate) -> web.Response:
+    """Answers a presigned PUT on the nearest server that is on and active: PUT the bytes to `upload.url`
+    with exactly `upload.headers`. A name you already have starts a new version of that file (200); its
+    previous content stays downloadable until the new content is stored."""
+    upload = await request.app[appkeys.FILES].announce(
+        await owner_id(request), body.name, body.size, body.content_type, client_location(request))
+    return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
+
+
+@endpoint("POST", "/api/v1/files/{id}/complete", summary="Confirm an upload", tag="files",
+          permission="can_upload_file", responses={200: FileOut}, errors=(401, 403, 404, 409))
+async def complete_file(request: web.Request) -> web.Response:
+    """For storage servers that send no events: the object is looked for on the upload server; 409
+    `upload_incomplete` while it is not there with the announced size."""
+    row = await request.app[appkeys.FILES].complete(await owner_id(request), request.match_info["id"])
+    return json_response(render_file(row))
+
+
+@endpoint("GET", "/api/v1/files/{id}", summary="One file", tag="files", permission="can_view_file",
+          responses={200: FileOut}, errors=(401, 403, 404))
+async def get_file(request: web.Request) -> web.Response:
+    row = await request.app[appkeys.FILES].get(await owner_id(request), request.match_info["id"])
+    return json_response(render_file(row))
+
+
+@endpoint("GET", "/api/v1/files/{id}/download", summary="Download a file", tag="files", permission="can_view_file",
+          query=DownloadQuery, responses={200: DownloadOut, 302: None}, errors=(401, 403, 404, 409, 503))
+async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
+    """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
+    current name; `?redirect=true` answers 302 to it instead."""
+    files, user_id = request.app[appkeys.FILES], await owner_id(request)
+    file_uuid = request.match_info["id"]
+    got = await files.download(user_id, file_uuid, client_location(request))
+    async with request.app[appkeys.DB].transaction() as tx:
+        await history.record(tx, user_id, "file.downloaded", file_uuid, {"name": got.name, "server": got.server.name})
+    if query.redirect:
+        raise web.HTTPFound(got.url)
+    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})
+
+
+@endpoint("PATCH", "/api/v1/files/{id}", summary="Rename a file", tag="files", permission="can_rename_file",
+          body=FileRename, responses={200: FileOut}, errors=(400, 401, 403, 404, 409, 422))
+async def rename_file(request: web.Request, body: FileRename) -> web.Response:
+    row = await request.app[appkeys.FILES].rename(await owner_id(request), request.match_info["id"], body.name)
+    return json_response(render_file(row))
+
+
+@endpoint("DELETE", "/api/v1/files/{id}", summary="Delete a file", tag="files", permission="can_delete_file",
+          responses={204: None}, errors=(401, 403, 404))
+async def delete_file(request: web.Request) -> web.Response:
+    """At once; its objects are removed in the background from every server that is on and holds them."""
+    await request.app[appkeys.FILES].delete(await owner_id(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+@endpoint("GET", "/api/v1/files/{id}/servers", summary="Where a file is", tag="files",
+          permission="can_view_cdnserver", responses={200: ReplicaList}, errors=(401, 403, 404))
+async def file_servers(request: web.Request) -> web.Response:
+    """The servers holding the current content (`present`) or about to (`pending`)."""
+    found = await request.app[appkeys.FILES].replicas(await owner_id(request), request.match_info["id"])
+    return json_response({"items": [{"server": render_ref(s), "status": status} for s, status in found]})

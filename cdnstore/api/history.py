@@ -1,0 +1,26 @@
+"""Routes: the caller's own history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import appkeys, history
+from ..pagination import page
+from .endpoint import endpoint, json_response
+from .files import owner_id
+from .schemas import HistoryList, HistoryQuery
+
+
+@endpoint("GET", "/api/v1/history", summary="Your history", tag="history", query=HistoryQuery,
+          responses={200: HistoryList}, errors=(401, 422))
+async def list_history(request: web.Request, query: HistoryQuery) -> web.Response:
+    """Newest first; `event` keeps one kind of event."""
+    sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
+    params: list[Any] = [await owner_id(request), query.after() or 2**62]
+    if query.event:
+        sql += " AND event = ?"
+        params.append(query.event)
+    rows = await request.app[appkeys.DB].fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, query.limit + 1))
+    return json_response(page(rows, query.limit, lambda r: r["id"], history.render))

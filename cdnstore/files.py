@@ -1,0 +1,306 @@
+"""Files and their versions: announce an upload, confirm it stored, download, rename, delete, list.
+
+A file is a user's name for a sequence of versions. Each upload is a new version with its own opaque
+object key, so a new version never overwrites the old object: downloads keep serving the current
+version until the new one is stored, and then the old objects are removed everywhere (jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import history
+from .config import Config
+from .db import Database, Row, Tx, now_iso, tx_fetchall, tx_fetchone
+from .errors import Conflict, NotFound, StorageError, TooLarge, Unavailable
+from .geo import Point, nearest
+from .jobs import JobQueue
+from .models import Health, Server
+from .servers import ServerRegistry
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+FILE_COLUMNS = """f.id, f.uuid, f.owner_id, f.name, f.created_at, f.updated_at, f.current_version_id,
+    f.latest_version_id, v.size, v.content_type, v.zone"""
+# The content a file shows: its stored version, or while it has none, its announced upload.
+FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)"
+
+
+def render_file(row: Row) -> dict[str, Any]:
+    stored = row["current_version_id"] is not None
+    return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
+            "status": "stored" if stored else "uploading", "zone": row["zone"] if stored else None,
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def render_ref(server: Server) -> dict[str, str]:
+    return {"name": server.name, "location": server.location, "zone": server.zone}
+
+
+def iso_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Upload:
+    created: bool
+    file: dict[str, Any]
+    upload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    expires_at: str
+    server: Server
+    name: str
+
+
+class Files:
+    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
+                 cfg: Config) -> None:
+        self.db = db
+        self.storage = storage
+        self.servers = servers
+        self.jobs = jobs
+        self.uploads = cfg.uploads
+        self.downloads = cfg.downloads
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    async def get(self, owner_id: int, file_uuid: str) -> Row:
+        row = await self.db.fetchone(f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.uuid = ? AND f.owner_id = ? "
+                                     "AND f.deleted_at IS NULL", (file_uuid, owner_id))
+        if row is None:
+            raise NotFound("no such file", code="file_not_found")
+        return row
+
+    async def page(self, owner_id: int, limit: int, before: int | None, q: str | None) -> list[Row]:
+        sql = f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.owner_id = ? AND f.deleted_at IS NULL AND f.id < ?"
+        params: list[Any] = [owner_id, before or 2**62]
+        if q:
+            sql += r" AND f.name LIKE ? ESCAPE '\'"
+            params.append("%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
+        return await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
+
+    async def replicas(self, owner_id: int, file_uuid: str) -> list[tuple[Server, str]]:
+        """Where the current content is: servers holding it (present) or about to (pending)."""
+        row = await self.get(owner_id, file_uuid)
+        version = row["current_version_id"]
+        if version is None:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT server_id, 'present' AS status FROM replicas WHERE version_id = :v UNION "
+            "SELECT server_id, 'pending' FROM jobs WHERE version_id = :v AND kind = 'copy' "
+            "AND server_id NOT IN (SELECT server_id FROM replicas WHERE version_id = :v)", {"v": version})
+        found = [(self.servers.by_internal_id(r["server_id"]), r["status"]) for r in rows]
+        return sorted(((s, status) for s, status in found if s is not None), key=lambda x: x[0].name)
+
+    # --- uploads --------------------------------------------------------------------------------
+
+    async def announce(self, owner_id: int, name: str, size: int, content_type: str,
+                       client: Point | None) -> Upload:
+        if size > self.uploads.max_file_size:
+            raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
+                           code="file_too_large")
+        server = nearest([s for s in self.servers.all() if s.takes_uploads], client)
+        if server is None:
+            raise Unavailable("no storage server is on, active and up", code="no_server_available")
+        key = uuid.uuid4().hex
+        now = now_iso()
+        async with self.db.transaction() as tx:
+            existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
+                                         "AND deleted_at IS NULL", (owner_id, name))
+            created = existing is None
+            if existing is None:
+                existing = await tx_fetchone(
+                    tx, "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                    " RETURNING id, uuid", (str(uuid.uuid4()), owner_id, name, now, now))
+            assert existing is not None
+            version = await tx_fetchone(
+                tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (existing["id"], key, size, content_type, self.servers.internal_id(server), now))
+            assert version is not None
+            await tx.execute("UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
+                             (version["id"], now, existing["id"]))
+            await history.record(tx, owner_id, "file.uploaded", existing["uuid"],
+                                 {"name": name, "size": size, "server": server.name, "zone": server.zone})
+            row = await tx_fetchone(tx, f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.id = ?", (existing["id"],))
+        assert row is not None
+        url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
+                                                expires_in=self.uploads.url_ttl)
+        return Upload(created, render_file(row), {
+            "url": url, "method": "PUT", "headers": headers, "expires_at": iso_in(self.uploads.url_ttl),
+            "server": render_ref(server)})
+
+    async def complete(self, owner_id: int, file_uuid: str) -> Row:
+        """The client says its PUT finished: look at the upload server and store the version if there."""
+        row = await self.get(owner_id, file_uuid)
+        version = await self.db.fetchone("SELECT id, object_key, size, status, upload_server_id FROM versions "
+                                         "WHERE id = ?", (row["latest_version_id"],))
+        assert version is not None
+        if version["status"] in ("stored", "superseded"):
+            return row
+        server = self.servers.by_internal_id(version["upload_server_id"])
+        if version["status"] != "uploading" or server is None:
+            raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")
+        try:
+            found = await self.storage.head(server.s3, version["object_key"])
+        except StorageError as exc:
+            raise Conflict(f"the upload server cannot be asked now ({exc.detail})",
+                           code="upload_incomplete") from None
+        if found is None or found.size != version["size"]:
+            what = "nothing" if found is None else f"{found.size} bytes"
+            raise Conflict(f"the upload server holds {what}; {version['size']} bytes were announced",
+                           code="upload_incomplete")
+        await self.object_created(server, version["object_key"], found.size, found.etag)
+        return await self.get(owner_id, file_uuid)
+
+    async def object_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
+        """An object appeared on `server` (a webhook, /complete, the sweep). True if it stored an upload.
+
+        Idempotent and order-independent: unknown keys, copies made by the replicator, duplicates and
+        events for versions already stored change nothing.
+        """
+        async with self.db.transaction() as tx:
+            version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id FROM versions "
+                                        "WHERE object_key = ?", (key,))
+            if version is None or version["upload_server_id"] != self.servers.internal_id(server):
+                return False
+            if version["status"] in ("deleted", "superseded"):
+                # Uploaded after its file was deleted or replaced: clean it up.
+                await self.jobs.enqueue_removals(tx, [version["id"]])
+                return False
+            if version["status"] != "uploading":
+                return False
+            if size is not None and size != version["size"]:
+                log.warning("object %s on %s has %s bytes, %s announced; not stored", key, server.name, size,
+                            version["size"])
+                return False
+            await self._store(tx, version, server, etag)
+            return True
+
+    async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
+        now = now_iso()
+        server_id = self.servers.internal_id(server)
+        await tx.execute("UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ? WHERE id = ?",
+                         (now, etag, server.zone, version["id"]))
+        await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                         (server_id, version["id"]))
+        file = await tx_fetchone(tx, "SELECT id, uuid, owner_id, name, current_version_id FROM files WHERE id = ?",
+                                 (version["file_id"],))
+        assert file is not None
+        current = file["current_version_id"]
+        if current is not None and current > version["id"]:
+            # A newer upload of this file landed first: this one is already out of date.
+            await self.supersede(tx, [version["id"]])
+            return
+        await tx.execute("UPDATE files SET current_version_id = ?, updated_at = ? WHERE id = ?",
+                         (version["id"], now, file["id"]))
+        if current is not None:
+            await self.supersede(tx, [current])
+        await self.jobs.enqueue_copies(tx, version["id"], server.zone)
+        await history.record(tx, file["owner_id"], "file.stored", file["uuid"],
+                             {"name": file["name"], "size": version["size"], "server": server.name,
+                              "zone": server.zone})
+
+    async def supersede(self, tx: Tx, version_ids: list[int], status: str = "superseded") -> None:
+        marks = ", ".join("?" * len(version_ids))
+        await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
+        await self.jobs.enqueue_removals(tx, version_ids)
+
+    async def sweep_uploads(self) -> int:
+        """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones.
+
+        Returns how many uploads it stored."""
+        cutoff = iso_in(-self.uploads.sweep_after)
+        rows = await self.db.fetchall(
+            "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
+            "WHERE status = 'uploading' AND created_at < ? ORDER BY created_at LIMIT 500", (cutoff,))
+        abandon_before = iso_in(-self.uploads.abandon_after)
+        stored = 0
+        for row in rows:
+            server = self.servers.by_internal_id(row["upload_server_id"])
+            if server is not None and server.is_on and server.health is not Health.DOWN:
+                try:
+                    found = await self.storage.head(server.s3, row["object_key"])
+                except StorageError as exc:
+                    log.info("sweep: %s cannot be asked about %s: %s", server.name, row["object_key"], exc)
+                    continue
+                if found is not None:
+                    stored += await self.object_created(server, row["object_key"], found.size, found.etag)
+                    continue
+            if row["created_at"] < abandon_before:
+                await self._abandon(row["id"], row["file_id"])
+        return stored
+
+    async def _abandon(self, version_id: int, file_id: int) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE versions SET status = 'deleted' WHERE id = ? AND status = 'uploading'",
+                             (version_id,))
+            file = await tx_fetchone(tx, "SELECT uuid, owner_id, name, current_version_id FROM files WHERE id = ? "
+                                     "AND deleted_at IS NULL", (file_id,))
+            others = await tx_fetchall(tx, "SELECT 1 FROM versions WHERE file_id = ? AND status = 'uploading'",
+                                       (file_id,))
+            if file is not None and file["current_version_id"] is None and not others:
+                now = now_iso()
+                await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, file_id))
+                await history.record(tx, file["owner_id"], "file.deleted", file["uuid"],
+                                     {"name": file["name"], "reason": "upload_never_arrived"})
+
+    # --- downloads, rename, delete ----------------------------------------------------------
+
+    async def download(self, owner_id: int | None, file_uuid: str, client: Point | None) -> Download:
+        row = await self.db.fetchone(
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
+            "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id) AS holders "
+            "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
+            "WHERE f.uuid = ? AND f.deleted_at IS NULL", (file_uuid,))
+        if row is None or (owner_id is not None and row["owner_id"] != owner_id):
+            raise NotFound("no such file", code="file_not_found")
+        if row["current_version_id"] is None:
+            raise Conflict("the file is still uploading", code="file_not_ready")
+        holders = [self.servers.by_internal_id(int(i)) for i in (row["holders"] or "").split(",") if i]
+        server = nearest([s for s in holders if s is not None and s.is_on and s.health is not Health.DOWN],
+                         client)
+        if server is None:
+            raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
+        ttl = self.downloads.url_ttl
+        url = self.storage.presign_get(server.s3, row["object_key"], filename=row["name"], expires_in=ttl)
+        return Download(url, iso_in(ttl), server, row["name"])
+
+    async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
+                                    "AND deleted_at IS NULL", (file_uuid, owner_id))
+            if row is None:
+                raise NotFound("no such file", code="file_not_found")
+            if row["name"] != name:
+                if await tx_fetchone(tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND "
+                                     "deleted_at IS NULL", (owner_id, name)):
+                    raise Conflict(f"you already have a file named {name!r}", code="name_taken")
+                await tx.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?",
+                                 (name, now_iso(), row["id"]))
+                await history.record(tx, owner_id, "file.renamed", file_uuid,
+                                     {"old_name": row["name"], "new_name": name})
+        return await self.get(owner_id, file_uuid)
+
+    async def delete(self, owner_id: int, file_uuid: str) -> None:
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
+                                    "AND deleted_at IS NULL", (file_uuid, owner_id))
+            if row is None:
+                raise NotFound("no such file", code="file_not_found")
+            now = now_iso()
+            await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"]))
+            live = await tx_fetchall(tx, "SELECT id FROM versions WHERE file_id = ? AND status IN "
+                                     "('uploading', 'stored')", (row["id"],))
+            if live:
+                await self.supersede(tx, [v["id"] for v in live], status="deleted")
+            await history.record(tx, owner_id, "file.deleted", file_uuid, {"name": row["name"]})

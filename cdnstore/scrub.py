@@ -1,0 +1,126 @@
+"""Scrub: compare what the replica table says each server holds with what its bucket really holds
+(ListObjects), report the drift, and enqueue the repairs.
+
+The listing goes into a TEMP table of a connection of its own, so the comparison is set-based SQL and
+memory stays flat however many objects a bucket has; the main database is written only for repairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiosqlite
+
+from .db import PRAGMAS, Database, tx_fetchall, tx_fetchone
+from .jobs import JobQueue
+from .models import Health, Server
+from .servers import ServerRegistry
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Drift:
+    server: str
+    objects: int  # in the bucket
+    missing: int  # the table says present; the bucket lacks it (or has the wrong size): copies enqueued
+    lost: int  # ... of which no other server holds a copy
+    orphans: int  # objects of deleted or replaced versions: removals enqueued
+    adopted: int  # objects of stored versions the table did not know of: now counted present
+    unknown: int  # objects cdnstore never made: reported, left alone
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.orphans or self.adopted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Scrubber:
+    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue) -> None:
+        self.db = db
+        self.storage = storage
+        self.servers = servers
+        self.jobs = jobs
+
+    async def scrub(self) -> list[Drift]:
+        """Every server that is on and not down, one after the other."""
+        drifts = []
+        for server in self.servers.all():
+            if server.is_on and server.health is not Health.DOWN:
+                drift = await self.scrub_server(server)
+                log.log(logging.INFO if drift.clean else logging.WARNING, "scrub %s: %s", server.name,
+                        drift.as_dict())
+                drifts.append(drift)
+        return drifts
+
+    async def scrub_server(self, server: Server) -> Drift:
+        server_id = self.servers.internal_id(server)
+        async with aiosqlite.connect(self.db.path, isolation_level=None) as conn:
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+            await conn.execute("CREATE TEMP TABLE listed (key TEXT PRIMARY KEY, size INTEGER NOT NULL)")
+            objects = await self._list_into(conn, server)
+            found = {name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,))]
+                     for name, sql in FINDINGS.items()}
+        missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
+        lost = await self._repair(server_id, missing, orphans, adopted)
+        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0])
+
+    async def _repair(self, server_id: int, missing: list[int], orphans: list[int], adopted: list[int]) -> int:
+        """Apply the findings in one transaction; returns how many missing versions no server holds."""
+        lost = 0
+        async with self.db.transaction() as tx:
+            if missing:
+                marks = ",".join(str(v) for v in missing)
+                await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))
+                for version in await tx_fetchall(tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) "
+                                                 "AND status = 'stored'"):
+                    await self.jobs.enqueue_copies(tx, version["id"], version["zone"])
+                count = await tx_fetchone(tx, f"SELECT count(*) FROM versions v WHERE v.id IN ({marks}) AND NOT "
+                                          "EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id)")
+                lost = count[0] if count is not None else 0
+            if adopted:
+                await tx.executemany("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) "
+                                     "ON CONFLICT DO NOTHING", [(server_id, v) for v in adopted])
+            if orphans:
+                await self.jobs.enqueue_removals(tx, orphans, server_id)
+        return lost
+
+    async def _list_into(self, conn: aiosqlite.Connection, server: Server) -> int:
+        count, batch = 0, []
+        async for obj in self.storage.list_objects(server.s3):
+            batch.append((obj.key, obj.size))
+            if len(batch) >= PAGE:
+                count += await _insert(conn, batch)
+                batch = []
+        return count + await _insert(conn, batch)
+
+
+async def _insert(conn: aiosqlite.Connection, batch: list[tuple[str, int]]) -> int:
+    try:
+        await conn.executemany("INSERT INTO temp.listed (key, size) VALUES (?, ?)", batch)
+    except sqlite3.IntegrityError:  # a listing never repeats a key; be safe anyway
+        await conn.executemany("INSERT OR IGNORE INTO temp.listed (key, size) VALUES (?, ?)", batch)
+    return len(batch)
+
+
+# Each query takes the server's internal id.
+FINDINGS = {
+    "missing": """SELECT r.version_id FROM replicas r JOIN versions v ON v.id = r.version_id
+                  LEFT JOIN temp.listed l ON l.key = v.object_key
+                  WHERE r.server_id = ? AND (l.key IS NULL OR l.size != v.size)""",
+    "orphans": """SELECT v.id FROM temp.listed l JOIN versions v ON v.object_key = l.key
+                  WHERE v.status IN ('deleted', 'superseded') AND ? IS NOT NULL""",
+    "adopted": """SELECT v.id FROM temp.listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
+                  WHERE v.status = 'stored'
+                    AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?1)""",
+    "unknown": """SELECT count(*) FROM temp.listed l LEFT JOIN versions v ON v.object_key = l.key
+                  WHERE v.id IS NULL AND ? IS NOT NULL""",
+}

@@ -1,0 +1,40 @@
+"""Background tasks with an owner: named, logged when they fail, cancelled and awaited at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval: float, work: Callable[[], Awaitable[Any]], name: str, *, first_after: float = 0) -> None:
+    """Run `work` after `first_after` seconds and then every `interval` seconds; a failure is logged and
+    the loop goes on."""
+    await asyncio.sleep(first_after)
+    while True:
+        try:
+            await work()
+        except Exception:
+            log.exception("background task %s failed; trying again in %.0f s", name, interval)
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running(coroutines: dict[str, Coroutine[Any, Any, None]]) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Run the named coroutines as tasks for the duration of the block; cancel and await them after."""
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in coroutines.items()]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await task
+                except Exception:
+                    log.exception("background task %s ended with an error", task.get_name())

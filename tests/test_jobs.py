@@ -1,0 +1,194 @@
+"""The job queue on a real SQLite database (no S3): dedupe, leases, backoff, failure, retry, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cdnstore.config import JobsConfig
+from cdnstore.db import Database
+from cdnstore.errors import Conflict
+from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
+from cdnstore.servers import ServerRegistry
+from cdnstore.storage import Storage
+
+T0 = "2026-01-01T00:00:00.000Z"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "db.sqlite3")
+    await database.open()
+    async with database.transaction() as tx:
+        await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                         "VALUES (1, 'u', 'alice', 'x', ?, ?)", (T0, T0))
+        for sid, zone in ((1, "USA"), (2, "USA"), (3, "Africa")):
+            await tx.execute(
+                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key, location,"
+                " zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) VALUES "
+                "(?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', ?, 0, 0, 1, 1, 'up', ?, ?)",
+                (sid, f"s{sid}", f"server{sid}", zone, T0, T0))
+        for vid in range(1, 11):
+            await tx.execute("INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) VALUES "
+                             "(?, ?, 1, ?, ?, ?)", (vid, f"f{vid}", f"file{vid}", T0, T0))
+            await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id,"
+                             " zone, status, created_at) VALUES (?, ?, ?, 10, 'text/plain', 1, 'USA', 'stored', ?)",
+                             (vid, vid, f"k{vid}", T0))
+            await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (1, ?)", (vid,))
+    yield database
+    await database.close()
+
+
+def queue_of(db: Database, clock: Clock, **cfg: object) -> JobQueue:
+    return JobQueue(db, JobsConfig.model_validate({"backoff_base": 1.0, "backoff_max": 8.0, **cfg}), clock)
+
+
+async def test_enqueueing_twice_opens_one_job_per_version_and_server(db: Database) -> None:
+    queue = queue_of(db, Clock())
+    async with db.transaction() as tx:
+        assert await queue.enqueue_copies(tx, 1, "USA") == 1  # server 1 holds it already
+        assert await queue.enqueue_copies(tx, 1, "USA") == 0
+    assert [tuple(r) for r in await db.fetchall("SELECT kind, version_id, server_id FROM jobs")] == [("copy", 1, 2)]
+
+
+async def test_filling_a_server_enqueues_every_version_of_its_zone_it_lacks(db: Database) -> None:
+    queue = queue_of(db, Clock())
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (2, 3)")
+        assert await queue.enqueue_fill(tx, 2, "USA") == 9
+        assert await queue.enqueue_fill(tx, 3, "Africa") == 0
+
+
+async def test_removal_cancels_queued_copies_and_reaches_every_holder(db: Database) -> None:
+    queue = queue_of(db, Clock())
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+        await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (3, 1)")
+        await queue.enqueue_removals(tx, [1])
+    rows = await db.fetchall("SELECT kind, server_id FROM jobs ORDER BY server_id")
+    assert [tuple(r) for r in rows] == [("remove", 1), ("remove", 3)]
+
+
+async def test_a_claim_takes_the_oldest_due_job_under_a_lease(db: Database) -> None:
+    clock = Clock()
+    queue = queue_of(db, clock, timeout=60)
+    async with db.transaction() as tx:
+        await queue.enqueue_fill(tx, 2, "USA")
+    job = await queue.claim(2)
+    assert job == Job(job.id, "copy", job.version_id, 2, 1)  # type: ignore[union-attr]
+    row = await db.fetchone("SELECT status, lease_until FROM jobs WHERE id = ?", (job.id,))  # type: ignore[union-attr]
+    assert tuple(row) == ("running", clock.now + 60)  # type: ignore[arg-type]
+    assert await queue.claim(1) is None
+
+
+async def test_failures_back_off_then_stay_failed_until_retried(db: Database) -> None:
+    clock = Clock()
+    queue = queue_of(db, clock, max_attempts=3)
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    delays = []
+    for attempt in (1, 2):
+        job = await queue.claim(2)
+        assert job is not None and job.attempts == attempt
+        await queue.fail(job, "boom")
+        run_after = await db.fetchval("SELECT run_after FROM jobs")
+        delays.append(run_after - clock.now)
+        assert await queue.claim(2) is None  # not due yet
+        clock.now = run_after
+    assert 0.5 <= delays[0] <= 1.5 and 1.0 <= delays[1] <= 3.0
+    job = await queue.claim(2)
+    assert job is not None
+    await queue.fail(job, "boom at last")
+    assert tuple(await db.fetchone("SELECT status, attempts, last_error FROM jobs")) == (  # type: ignore[arg-type]
+        "failed", 3, "boom at last")
+    clock.now += 10_000
+    assert await queue.claim(2) is None
+    retried = await queue.retry(job_uuid(job.id))
+    assert (retried["status"], retried["attempts"]) == ("queued", 0)
+    with pytest.raises(Conflict):
+        await queue.retry(job_uuid(job.id))
+    assert await queue.claim(2) is not None
+
+
+async def test_a_postponed_job_does_not_spend_an_attempt(db: Database) -> None:
+    clock = Clock()
+    queue = queue_of(db, clock)
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    job = await queue.claim(2)
+    assert job is not None
+    await queue.postpone(job, 30, "server down")
+    assert await db.fetchval("SELECT attempts FROM jobs") == 0
+    clock.now += 30
+    assert (await queue.claim(2)).attempts == 1  # type: ignore[union-attr]
+
+
+async def test_jobs_of_a_killed_process_run_again(db: Database) -> None:
+    queue = queue_of(db, Clock())
+    async with db.transaction() as tx:
+        await queue.enqueue_fill(tx, 2, "USA")
+    assert await queue.claim(2) is not None and await queue.claim(2) is not None
+    # The process dies here; the next one starts.
+    assert await queue_of(db, Clock()).requeue_running() == 2
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'queued' AND attempts = 0") == 10
+
+
+async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown(db: Database) -> None:
+    registry = ServerRegistry(db, Storage(), 1)
+    await registry.load()
+    queue = queue_of(db, Clock(), workers=4, per_server=2, poll_interval=0.05)
+    queue.clock = time.time
+    async with db.transaction() as tx:
+        await queue.enqueue_fill(tx, 2, "USA")
+    running: set[int] = set()
+    peak = 0
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        nonlocal peak
+        running.add(job.id)
+        peak = max(peak, len(running))
+        await release.wait()
+
+    worker = JobWorker(queue, registry, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.3)
+    assert peak == 2 and len(running) == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'running'") == 0
+    assert await db.fetchval("SELECT max(attempts) FROM jobs") == 0
+
+
+async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) -> None:
+    registry = ServerRegistry(db, Storage(), 1)
+    await registry.load()
+    queue = queue_of(db, Clock(), poll_interval=0.05)
+    queue.clock = time.time
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+
+    async def waits(job: Job) -> None:
+        raise Retry("source down", 3600)
+
+    worker = JobWorker(queue, registry, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
+    task = asyncio.create_task(worker.run())
+    await worker.drain(within=5, horizon=1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    row = await db.fetchone("SELECT status, attempts, last_error FROM jobs")
+    assert tuple(row) == ("queued", 0, "source down")  # type: ignore[arg-type]

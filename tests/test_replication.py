@@ -1,0 +1,175 @@
+"""Replication against real SeaweedFS servers: every stored file on every active server of its zone,
+nowhere after delete, servers filled when activated or moved, outages waited out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, put_bytes
+
+from cdnstore import appkeys
+from cdnstore.seaweed import WeedCluster
+
+DATA = b"replicate me " * 1000
+ALL = ("capetown", "vladivostok", "newyork", "dallas", "detroit")
+
+
+async def holders(api: Api, weed: WeedCluster, bucket: str, file_id: str) -> set[str]:
+    """The servers whose bucket really holds the file's current object (asked of S3, not of cdnstore)."""
+    key = await api.app[appkeys.DB].fetchval(
+        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,))
+    storage = api.app[appkeys.STORAGE]
+    found = await asyncio.gather(*(storage.head(weed.target(s, bucket), key) for s in ALL))
+    return {s for s, info in zip(ALL, found, strict=True) if info is not None and info.size == len(DATA)}
+
+
+async def stored_file(admin: Session, name: str = "r.bin", ip: str = US_IP) -> str:
+    file_id = str((await admin.upload(name, DATA, ip=ip))["file"]["id"])
+    await admin.wait_stored(file_id)
+    return file_id
+
+
+async def setup(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, dict[str, dict[str, object]]]:
+    admin = await api.user("root", admin=True)
+    return admin, await admin.add_layout(weed, bucket)
+
+
+async def test_a_stored_file_is_copied_to_every_active_server_of_its_zone_and_no_other(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    us = await stored_file(admin, "us.bin", US_IP)
+    africa = await stored_file(admin, "za.bin", SOUTH_AFRICA_IP)
+    await api.app[appkeys.WORKER].drain()
+    assert await holders(api, weed, bucket, us) == {"dallas", "newyork"}  # Detroit is inactive
+    assert await holders(api, weed, bucket, africa) == {"capetown"}
+    servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+    assert (servers["newyork"]["files"], servers["newyork"]["bytes"], servers["newyork"]["pending_jobs"]) == (
+        1, len(DATA), 0)
+    assert (servers["detroit"]["files"], servers["capetown"]["files"]) == (0, 1)
+
+
+async def test_activating_a_server_fills_it_with_its_zones_files(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    files = [await stored_file(admin, f"f{i}.bin") for i in range(3)]
+    await api.app[appkeys.WORKER].drain()
+    changed = (await admin.patch(f"/api/v1/servers/{servers['detroit']['id']}", json={"is_active": True})).expect(200)
+    assert changed["pending_jobs"] == 3
+    await api.app[appkeys.WORKER].drain()
+    for file_id in files:
+        assert "detroit" in await holders(api, weed, bucket, file_id)
+    detroit = (await admin.get(f"/api/v1/servers/{servers['detroit']['id']}")).expect(200)
+    assert (detroit["files"], detroit["bytes"], detroit["pending_jobs"]) == (3, 3 * len(DATA), 0)
+
+
+async def test_moving_a_server_to_another_zone_fills_it_with_that_zones_files(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    us = await stored_file(admin, "us.bin", US_IP)
+    await api.app[appkeys.WORKER].drain()
+    await admin.patch(f"/api/v1/servers/{servers['capetown']['id']}", json={"zone": "USA"})
+    await api.app[appkeys.WORKER].drain()
+    assert await holders(api, weed, bucket, us) == {"dallas", "newyork", "capetown"}
+
+
+async def test_a_deleted_file_is_removed_from_every_server_that_is_on(api: Api, weed: WeedCluster,
+                                                                      bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    file_id = await stored_file(admin)
+    await api.app[appkeys.WORKER].drain()
+    await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_active": False})
+    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    await api.app[appkeys.WORKER].drain()
+    storage = api.app[appkeys.STORAGE]
+    for name in ALL:  # inactive New York too
+        assert [o async for o in storage.list_objects(weed.target(name, bucket))] == [], name
+
+
+async def test_a_server_that_is_off_keeps_its_removals_until_it_is_on(api: Api, weed: WeedCluster,
+                                                                      bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    file_id = await stored_file(admin)
+    await api.app[appkeys.WORKER].drain()
+    await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
+    await admin.delete(f"/api/v1/files/{file_id}")
+    await api.app[appkeys.WORKER].drain()
+    storage = api.app[appkeys.STORAGE]
+    assert [o async for o in storage.list_objects(weed.target("newyork", bucket))] != []
+    newyork = (await admin.get(f"/api/v1/servers/{servers['newyork']['id']}")).expect(200)
+    assert newyork["pending_jobs"] == 1
+    await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": True})
+    await api.app[appkeys.WORKER].drain()
+    assert [o async for o in storage.list_objects(weed.target("newyork", bucket))] == []
+
+
+async def test_a_copy_to_a_server_that_was_down_arrives_after_it_comes_back(api: Api, weed: WeedCluster,
+                                                                             bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    await weed.kill("newyork")
+    try:
+        assert (await api.app[appkeys.HEALTH].check_all())
+        servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+        assert servers["newyork"]["health"] == "down"
+        file_id = await stored_file(admin)
+        await api.app[appkeys.WORKER].drain()
+        jobs = (await admin.get("/api/v1/jobs")).expect(200)["items"]
+        assert [(j["kind"], j["status"], j["server"]["name"], j["attempts"]) for j in jobs] == [
+            ("copy", "queued", "newyork", 0)]
+    finally:
+        await weed.restart("newyork")
+    await api.app[appkeys.HEALTH].check_all()
+    await api.app[appkeys.WORKER].drain()
+    assert await holders(api, weed, bucket, file_id) == {"dallas", "newyork"}
+    assert (await admin.get("/api/v1/jobs")).expect(200)["items"] == []
+
+
+async def test_a_job_that_keeps_failing_ends_failed_and_succeeds_on_retry(make_api: object, weed: WeedCluster,
+                                                                           bucket: str) -> None:
+    api = await make_api(jobs={"max_attempts": 3})  # type: ignore[operator]
+    admin, _ = await setup(api, weed, bucket)
+    answer = await admin.upload("flaky.bin", DATA)
+    file_id = answer["file"]["id"]
+    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    storage = api.app[appkeys.STORAGE]
+    # Behind cdnstore's back the source object loses its bytes: every copy attempt fails.
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    await storage.delete(weed.target("newyork", bucket), key)
+    await storage.delete(weed.target("dallas", bucket), key)
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute("DELETE FROM replicas WHERE server_id = (SELECT id FROM servers WHERE name = 'newyork')")
+        version = await (await tx.execute("SELECT id FROM versions")).fetchone()
+        await api.app[appkeys.JOBS].enqueue_copies(tx, version[0], "USA")
+    await api.app[appkeys.WORKER].drain()
+    failed = (await admin.get("/api/v1/jobs?status=failed")).expect(200)["items"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 3 and failed[0]["kind"] == "copy"
+    assert failed[0]["file_id"] == file_id and failed[0]["last_error"]
+    # The source is repaired; the admin retries.
+    url = storage.presign_put(weed.target("dallas", bucket), key, content_type="text/plain", size=len(DATA),
+                              expires_in=60)
+    assert await put_bytes({"method": "PUT", "url": url[0], "headers": url[1]}, DATA) == 200
+    retried = (await admin.post(f"/api/v1/jobs/{failed[0]['id']}/retry")).expect(200)
+    assert retried["status"] == "queued" and retried["attempts"] == 0
+    await api.app[appkeys.WORKER].drain()
+    assert (await admin.get("/api/v1/jobs")).expect(200)["items"] == []
+    assert await holders(api, weed, bucket, file_id) == {"dallas", "newyork"}
+    (await admin.post(f"/api/v1/jobs/{failed[0]['id']}/retry")).problem(404, "job_not_found")
+
+
+async def test_jobs_are_for_admins_and_bad_ids_are_404(api: Api) -> None:
+    alice = await api.user("alice")
+    (await alice.get("/api/v1/jobs")).problem(403, "forbidden")
+    admin = await api.user("root", admin=True)
+    (await admin.post("/api/v1/jobs/not-a-uuid/retry")).problem(404, "job_not_found")
+    (await admin.get("/api/v1/jobs?status=lost")).problem(422, "invalid_field")
+
+
+async def test_a_server_holding_sole_copies_cannot_be_removed(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    africa = await stored_file(admin, "za.bin", SOUTH_AFRICA_IP)
+    await api.app[appkeys.WORKER].drain()
+    (await admin.delete(f"/api/v1/servers/{servers['capetown']['id']}")).problem(409, "server_holds_sole_copies")
+    # Dallas has a twin in New York: it may go.
+    (await admin.delete(f"/api/v1/servers/{servers['dallas']['id']}")).expect(204)
+    # Once the file is deleted, Cape Town holds nothing anyone wants.
+    await admin.delete(f"/api/v1/files/{africa}")
+    (await admin.delete(f"/api/v1/servers/{servers['capetown']['id']}")).expect(204)
