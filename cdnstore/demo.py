@@ -54,11 +54,19 @@ def _persisted_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+# Local clients have no location: the demo places them in the USA (a zone with two active servers, so
+# replication shows), and believes X-Forwarded-For from this machine, so that a client can pretend to be
+# elsewhere: curl -H 'X-Forwarded-For: 77.88.8.8' ... (Russia).
+DEMO_FALLBACK_IP = "8.8.8.8"
+
+
 def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
     port = cfg.http.port if port is None else port
     public_url = cfg.http.public_url if port == cfg.http.port else f"http://{cfg.http.host}:{port}"
     return cfg.model_copy(update={
-        "http": cfg.http.model_copy(update={"port": port, "public_url": public_url}),
+        "http": cfg.http.model_copy(update={"port": port, "public_url": public_url,
+                                            "trusted_proxies": cfg.http.trusted_proxies or ("127.0.0.1",)}),
+        "geoip": cfg.geoip.model_copy(update={"fallback_ip": cfg.geoip.fallback_ip or DEMO_FALLBACK_IP}),
         "database": cfg.database.model_copy(update={"path": str(root / "cdnstore.sqlite3")}),
         "auth": cfg.auth.model_copy(update={"secret_key": cfg.auth.secret_key or _persisted_secret(
             root / "secret_key")}),
@@ -129,6 +137,7 @@ def _announce(cfg: Config, cluster: WeedCluster) -> None:
         f"  log in as  admin / {DEMO_PASSWORD}  (administrator)",
         f"         or  user / {DEMO_PASSWORD}",
         f"  API description: {url}/api/openapi.json",
+        f"  clients on this machine count as {cfg.geoip.fallback_ip}; send X-Forwarded-For to be elsewhere",
         "  S3 servers:",
         *(f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
           f"{'' if s.is_active else '  (inactive)'}" for s in ORIGINAL_LAYOUT),

@@ -27,6 +27,14 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
 
 
+def readme_curl_block() -> str:
+    """The README's curl walk-through, exactly as shown (with a moment for the storage webhook)."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Try it with curl"):]
+    start = section.index("```sh") + len("```sh")
+    return section[start:section.index("```", start)].replace("\n# 3.", "\nsleep 1\n# 3.")
+
+
 def test_init_creates_the_database_and_is_safe_to_run_again(tmp_path: Path) -> None:
     first = cdnstore("init", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -89,6 +97,13 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
                 assert resp.status == 200
         assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
             (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT]
+        readme = await asyncio.create_subprocess_exec(
+            "bash", "-euo", "pipefail", "-c", readme_curl_block().replace("http://127.0.0.1:8080", url),
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        shown, errors = await asyncio.wait_for(readme.communicate(), 60)
+        assert readme.returncode == 0, errors.decode()
+        assert shown.decode().endswith("hello, world\n"), shown.decode()
+        assert '"status":"stored"' in shown.decode() and '"zone":"USA"' in shown.decode()
     finally:
         proc.send_signal(signal.SIGINT)
         rest = await asyncio.wait_for(proc.communicate(), 30)
