@@ -1,5 +1,5 @@
 # Shortcuts; each target goes through dev.py, which creates .venv and installs what is needed.
-.PHONY: demo test lint typecheck
+.PHONY: demo test lint typecheck bench
 demo:
 	python3 dev.py demo
 test:
@@ -8,3 +8,5 @@ lint:
 	python3 dev.py lint
 typecheck:
 	python3 dev.py typecheck
+bench:
+	python3 dev.py bench

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test"}
+EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo"}
 
 
 def sh(*cmd: str | Path, check: bool = True) -> int:
@@ -59,6 +59,12 @@ def ensure_installed(extra: str) -> None:
     stamp.write_text(digest)
 
 
+def ensure_chromium() -> None:
+    """The browser tests (tests/test_web.py) drive Debian's Chromium; Playwright's own download can't run here."""
+    if not Path("/usr/bin/chromium").exists():
+        apt_install("chromium")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print(__doc__.strip())
@@ -70,9 +76,14 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return sh(VENV / "bin" / "cdnstore", "demo", *rest, check=False)
     if command == "test":
+        ensure_chromium()
         return sh(PYTHON, "-m", "pytest", *rest, check=False)
+    if command == "bench":
+        if shutil.which("wrk") is None:
+            apt_install("wrk")
+        return sh(PYTHON, "bench/run.py", *rest, check=False)
     if command == "lint":
-        return sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "dev.py", *rest, check=False)
+        return sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
     return sh(PYTHON, "-m", "mypy", "cdnstore", *rest, check=False)
 
 

@@ -143,3 +143,22 @@ CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE stat
 -- a server's open jobs: both walk this index.
 CREATE INDEX jobs_claim ON jobs (server_id, status, run_after);
 CREATE INDEX jobs_version ON jobs (version_id);
+
+-- Share links of a file (links.py). The token is the capability itself, stored as is because the
+-- owner's list shows it (the contract puts it in every Link): 32 random bytes, URL-safe (256 bits),
+-- so it cannot be guessed. The password, if any, is an argon2id hash. expires_at is RFC 3339 UTC text
+-- in now_iso()'s format, so it compares as text. downloads is raised by one conditional UPDATE in the
+-- writer transaction, so max_downloads grants exactly that many downloads. Revoking deletes the row.
+CREATE TABLE links (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT    NOT NULL UNIQUE,
+    file_id       INTEGER NOT NULL REFERENCES files (id),
+    token         TEXT    NOT NULL UNIQUE,
+    password_hash TEXT,
+    expires_at    TEXT,
+    max_downloads INTEGER CHECK (max_downloads IS NULL OR max_downloads >= 1),
+    downloads     INTEGER NOT NULL DEFAULT 0
+                  CHECK (downloads >= 0 AND (max_downloads IS NULL OR downloads <= max_downloads)),
+    created_at    TEXT    NOT NULL
+);
+CREATE INDEX links_file ON links (file_id, id DESC);

@@ -1,4 +1,4 @@
-"""The command line: cdnstore [--config PATH] init | serve | user add | demo."""
+"""The command line: cdnstore [--config PATH] init | serve | user add | jobs | scrub | backup | check-config | demo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import getpass
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from . import __version__, appkeys
 from . import config as config_module
 from .config import Config
 from .errors import CdnError, ConfigError
+from .logs import setup_logging
 from .models import User
 
 log = logging.getLogger("cdnstore")
@@ -25,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         cfg = config_module.load(args.config)
-        setup_logging(cfg)
+        setup_logging(cfg.log)
         return int(args.run(cfg, args) or 0)
     except ConfigError as exc:
         print(f"cdnstore: configuration error: {exc}", file=sys.stderr)
@@ -63,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("id", help="the job's id, as listed")
     retry.set_defaults(run=cmd_jobs_retry)
 
+    backup = sub.add_parser("backup", help="copy the database to PATH (safe while the daemon serves)")
+    backup.add_argument("path", metavar="PATH", help="the backup file to write (replaced when it exists)")
+    backup.set_defaults(run=cmd_backup)
+    sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
+        run=cmd_check_config)
+
     sub.add_parser("scrub", help="compare every bucket with the database and enqueue the repairs").set_defaults(
         run=cmd_scrub)
 
@@ -71,11 +79,6 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default: http.port)")
     demo.set_defaults(run=cmd_demo)
     return p
-
-
-def setup_logging(cfg: Config) -> None:
-    logging.basicConfig(level=cfg.log.level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
@@ -95,7 +98,56 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     app = create_app(cfg)
     log.info("cdnstore %s serving on http://%s:%s (public URL %s)", __version__, cfg.http.host,
              cfg.http.port, cfg.http.public_url)
-    web.run_app(app, host=cfg.http.host, port=cfg.http.port, access_log=None, print=None)
+    # SIGTERM/SIGINT: the sockets close, no new job starts, in-flight requests and running jobs get
+    # jobs.shutdown_grace seconds (jobs still running then go back to the queue), then the database closes.
+    web.run_app(app, host=cfg.http.host, port=cfg.http.port, access_log=None, print=None,
+                shutdown_timeout=cfg.jobs.shutdown_grace)
+    log.info("cdnstore stopped")
+    return 0
+
+
+def cmd_backup(cfg: Config, args: argparse.Namespace) -> int:
+    from .backup import BackupError, backup
+
+    try:
+        done = backup(cfg.database.path, args.path)
+    except BackupError as exc:
+        print(f"cdnstore: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {cfg.database.path} to {done.path} ({done.size} bytes, schema version {done.schema_version})")
+    return 0
+
+
+SECRET_SUFFIXES = ("secret_key", "token", "password")
+MASK = "********"
+
+
+def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
+    """The effective configuration (file + environment + defaults) as TOML, secrets masked; exit 2
+    when it could not serve."""
+    import json
+
+    for section, keys in cfg.model_dump(mode="json").items():
+        print(f"[{section}]")
+        for key, value in keys.items():
+            if key.endswith(SECRET_SUFFIXES) and value:
+                value = MASK
+            print(f"{key} = {json.dumps(value)}")  # JSON scalars and lists are valid TOML
+        print()
+    problems = []
+    try:
+        cfg.require_secret()
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
+        problems.append(f"geoip.database: no file at {cfg.geoip.database}")
+    if not cfg.events.token:
+        print("cdnstore: warning: events.token is empty: storage servers' webhooks are refused", file=sys.stderr)
+    for problem in problems:
+        print(f"cdnstore: configuration error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print("cdnstore: configuration OK", file=sys.stderr)
     return 0
 
 

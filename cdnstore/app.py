@@ -17,10 +17,13 @@ from .api import events as _event_routes  # noqa: F401
 from .api import files as _file_routes  # noqa: F401
 from .api import history as _history_routes  # noqa: F401
 from .api import jobs as _job_routes  # noqa: F401
+from .api import links as _link_routes  # noqa: F401
 from .api import ops as _ops_routes  # noqa: F401
+from .api import pages as _page_routes  # noqa: F401
 from .api import servers as _server_routes  # noqa: F401
 from .api import users as _user_routes  # noqa: F401
 from .api.endpoint import endpoint
+from .api.observe import observe
 from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .auth import Passwords, Tokens
@@ -29,7 +32,10 @@ from .db import Database
 from .files import Files
 from .geo import GeoLocator, parse_networks
 from .health import HealthChecker
+from .history import HistoryWriter
 from .jobs import JobQueue, JobWorker
+from .links import Links
+from .metrics import Metrics
 from .replicator import Replicator
 from .scrub import Scrubber
 from .servers import ServerRegistry
@@ -43,13 +49,17 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     (nothing is served)."""
     if not tool:
         config.require_secret()
-    app = web.Application(middlewares=[problems_middleware], client_max_size=config.http.max_body_bytes)
+    metrics = Metrics()  # a registry per app, never prometheus_client's global one
+    app = web.Application(middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
+                          client_max_size=config.http.max_body_bytes)
+    app[appkeys.METRICS] = metrics
     app[appkeys.CONFIG] = config
     app[appkeys.TRUSTED_PROXIES] = parse_networks(config.http.trusted_proxies)
     app[appkeys.OPENAPI] = build_openapi(endpoint.endpoints)
-    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication])
+    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
     if not tool:
         app.cleanup_ctx.append(background_work)
+        app.on_shutdown.append(stop_taking_jobs)
     endpoint.add_to(app)
     return app
 
@@ -57,7 +67,9 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
 async def database(app: web.Application) -> AsyncIterator[None]:
     db = app[appkeys.DB] = Database(app[appkeys.CONFIG].database.path)
     await db.open()
-    yield
+    writer = app[appkeys.HISTORY] = HistoryWriter(db)
+    async with running({"history-writer": writer.run(), "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
+        yield
     await db.close()
 
 
@@ -94,12 +106,19 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
-    app[appkeys.FILES] = Files(db, storage, registry, queue, cfg)
-    replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval)
+    app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
+    replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
+                            metrics=app[appkeys.METRICS])
     app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue)
+    yield
+
+
+async def share_links(app: web.Application) -> AsyncIterator[None]:
+    app[appkeys.LINKS] = Links(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords,
+                               app[appkeys.CONFIG])
     yield
 
 
@@ -115,3 +134,10 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)
     async with running(tasks):
         yield
+        await app[appkeys.WORKER].stop(cfg.jobs.shutdown_grace)
+
+
+async def stop_taking_jobs(app: web.Application) -> None:
+    """At shutdown, as the listening sockets close: no new job starts, and the grace period of the running
+    ones starts now (in-flight requests are awaited meanwhile; background_work's cleanup waits out the rest)."""
+    app[appkeys.WORKER].stop_claiming(app[appkeys.CONFIG].jobs.shutdown_grace)

@@ -11,7 +11,10 @@ from .db import Database
 from .files import Files
 from .geo import GeoLocator, IPNetwork
 from .health import HealthChecker
+from .history import HistoryWriter
 from .jobs import JobQueue, JobWorker
+from .links import Links
+from .metrics import Metrics
 from .models import User
 from .scrub import Scrubber
 from .servers import ServerRegistry
@@ -26,10 +29,13 @@ GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 TRUSTED_PROXIES: web.AppKey[tuple[IPNetwork, ...]] = web.AppKey("trusted_proxies")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")
+HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
+LINKS: web.AppKey[Links] = web.AppKey("links")
 JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 USER: web.RequestKey[User] = web.RequestKey("user")

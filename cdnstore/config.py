@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -111,6 +111,7 @@ class JobsConfig(Section):
     poll_interval: float = Field(1.0, gt=0)    # idle workers look for due jobs this often
     part_size: int = Field(16 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
     parts_in_flight: int = Field(4, ge=1)
+    shutdown_grace: float = Field(30.0, ge=0)  # at SIGTERM, running jobs may finish this long, then are requeued
 
 
 class HealthConfig(Section):
@@ -122,9 +123,25 @@ class ScrubConfig(Section):
     interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
 
 
+class LinksConfig(Section):
+    default_expires_in: int = Field(0, ge=0)     # seconds a new link lives when none is asked; 0: no expiry
+    max_expires_in: int = Field(0, ge=0)         # the longest expires_in a link may ask; 0: no ceiling
+    max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
+    max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
+    password_lockout: int = Field(300, ge=1)     # seconds: the window in which wrong passwords count
+
+    @model_validator(mode="after")
+    def _default_within_ceiling(self) -> LinksConfig:
+        if self.max_expires_in and self.default_expires_in > self.max_expires_in:
+            raise ValueError(f"default_expires_in ({self.default_expires_in}) is above max_expires_in "
+                             f"({self.max_expires_in})")
+        return self
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
+    requests: bool = True                      # one line per HTTP request; false for benchmarks
 
 
 class Config(Section):
@@ -139,6 +156,7 @@ class Config(Section):
     jobs: JobsConfig = JobsConfig()
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
+    links: LinksConfig = LinksConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:

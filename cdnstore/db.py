@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,7 +23,6 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
-Tx = aiosqlite.Connection
 
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -111,18 +110,104 @@ def _statements(sql: str) -> Iterable[str]:
         raise ValueError(f"incomplete SQL statement: {buf[:80]!r}")
 
 
+class InlineCursor:
+    """A finished statement on the inline connection; async methods so that code does not care which
+    kind of transaction it is in."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    async def fetchone(self) -> Row | None:
+        return self._cursor.fetchone()  # type: ignore[no-any-return]
+
+    async def fetchall(self) -> list[Row]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class InlineResult:
+    """What `InlineTx.execute` returns: awaitable, and an async context manager, like aiosqlite's."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = InlineCursor(cursor)
+
+    def __await__(self) -> Generator[Any, None, InlineCursor]:
+        return self._get().__await__()
+
+    async def _get(self) -> InlineCursor:
+        return self._cursor
+
+    async def __aenter__(self) -> InlineCursor:
+        return self._cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cursor.close()
+
+
+class InlineTx:
+    """The writer connection used on the event loop's own thread. A statement of a short transaction
+    takes microseconds, much less than a hop to a worker thread and back (and the GIL convoy that comes
+    with it under load); commits do not fsync (WAL, synchronous=NORMAL), and checkpoints, which do, run
+    in a thread (`Database.checkpoint`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> InlineResult:
+        return InlineResult(self.conn.execute(sql, params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InlineCursor:
+        return InlineCursor(self.conn.executemany(sql, rows))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+
+Tx = InlineTx | aiosqlite.Connection
+
+
 class Database:
+    """Short transactions and point reads run inline on the event loop (microseconds each); big
+    set-based work (`transaction(offload=True)`, `fetch*(offload=True)`) runs on aiosqlite's threads so
+    the loop keeps serving. One asyncio.Lock orders all writers, whichever connection they use."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None  # writes, on the loop thread
+        self._peek: sqlite3.Connection | None = None  # reads, on the loop thread
+        self._writer: aiosqlite.Connection | None = None  # offloaded writes and checkpoints
+        self._reader: aiosqlite.Connection | None = None  # offloaded reads
         self._lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
+        self._on_begin: list[Callable[[Tx], Awaitable[None]]] = []
+        self._after_rollback: list[Callable[[], None]] = []
+        self._commits_since_checkpoint = 0
 
     async def open(self) -> None:
         await asyncio.to_thread(initialize, self.path)
+        self._inline = self._connect_inline()
+        self._inline.execute("PRAGMA wal_autocheckpoint = 0")  # never fsync on the loop: see checkpoint()
+        self._peek = self._connect_inline()
+        self._peek.execute("PRAGMA query_only = ON")
         self._writer = await self._connect()
         self._reader = await self._connect()
+
+    def _connect_inline(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        return conn
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -132,40 +217,92 @@ class Database:
         return conn
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self.checkpoint()
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        for inline in (self._peek, self._inline):
+            if inline is not None:
+                inline.close()
+        self._reader = self._writer = self._peek = self._inline = None
+
+    async def checkpoint(self) -> None:
+        """Move committed pages from the WAL into the database file, in a thread (this is where fsync
+        happens). PASSIVE: never waits for readers or writers."""
+        if self._commits_since_checkpoint and self._writer is not None:
+            self._commits_since_checkpoint = 0
+            await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every committed transaction (e.g. to wake the job worker)."""
         self._after_commit.append(callback)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    def on_begin(self, callback: Callable[[Tx], Awaitable[None]], after_rollback: Callable[[], None]) -> None:
+        """Run `callback` first in every transaction (writes that were waiting for one), and
+        `after_rollback` when such a transaction is rolled back."""
+        self._on_begin.append(callback)
+        self._after_rollback.append(after_rollback)
+
+    async def check_writable(self, wait: float) -> None:
+        """Raise unless a write transaction can start now (for /readyz): `BEGIN IMMEDIATE` takes the
+        write lock, `ROLLBACK` gives it back; nothing is written. Waits at most `wait` seconds for a
+        transaction of this process to end (SQLite's busy_timeout bounds the rest)."""
         assert self._writer is not None, "database is not open"
-        async with self._lock:
+        async with asyncio.timeout(wait):
+            await self._lock.acquire()
+        try:
             await self._writer.execute("BEGIN IMMEDIATE")
+            await self._writer.execute("ROLLBACK")
+        finally:
+            self._lock.release()
+
+    @asynccontextmanager
+    async def transaction(self, *, offload: bool = False) -> AsyncIterator[Tx]:
+        """`async with db.transaction() as tx:` one atomic unit of work. `offload=True` for work that may
+        take long (millions of rows): it runs on a thread, and the loop keeps serving meanwhile."""
+        assert self._inline is not None and self._writer is not None, "database is not open"
+        tx: Tx = self._writer if offload else InlineTx(self._inline)
+        async with self._lock:
+            await tx.execute("BEGIN IMMEDIATE")
             try:
-                yield self._writer
+                for begin in self._on_begin:
+                    await begin(tx)
+                yield tx
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await tx.execute("ROLLBACK")
+                for rolled_back in self._after_rollback:
+                    rolled_back()
                 raise
-            await self._writer.execute("COMMIT")
+            await tx.execute("COMMIT")
+            self._commits_since_checkpoint += 1
         for callback in self._after_commit:
             callback()
 
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-        assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, params) as cur:
-            return await cur.fetchone()  # type: ignore[no-any-return]
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+                       offload: bool = False) -> Row | None:
+        """One row; inline (for indexed lookups), or on a thread with `offload=True` (for scans)."""
+        if offload:
+            assert self._reader is not None, "database is not open"
+            async with self._reader.execute(sql, params) as cur:
+                return await cur.fetchone()  # type: ignore[no-any-return]
+        assert self._peek is not None, "database is not open"
+        cursor = self._peek.execute(sql, params)
+        try:
+            return cursor.fetchone()  # type: ignore[no-any-return]
+        finally:
+            cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        assert self._reader is not None, "database is not open"
-        return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+                       offload: bool = False) -> list[Row]:
+        if offload:
+            assert self._reader is not None, "database is not open"
+            return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
+        assert self._peek is not None, "database is not open"
+        return self._peek.execute(sql, params).fetchall()
 
-    async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        row = await self.fetchone(sql, params)
+    async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, offload: bool = False) -> Any:
+        row = await self.fetchone(sql, params, offload=offload)
         return None if row is None else row[0]
 
 

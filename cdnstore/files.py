@@ -19,6 +19,7 @@ from .db import Database, Row, Tx, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, Unavailable
 from .geo import Point, nearest
 from .jobs import JobQueue
+from .metrics import Metrics
 from .models import Health, Server
 from .servers import ServerRegistry
 from .storage import Storage
@@ -63,11 +64,12 @@ class Download:
 
 class Files:
     def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 cfg: Config) -> None:
+                 cfg: Config, metrics: Metrics | None = None) -> None:
         self.db = db
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
+        self.metrics = metrics or Metrics()
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
 
@@ -135,6 +137,7 @@ class Files:
         assert row is not None
         url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
                                                 expires_in=self.uploads.url_ttl)
+        self.metrics.uploaded(server.name)
         return Upload(created, render_file(row), {
             "url": url, "method": "PUT", "headers": headers, "expires_at": iso_in(self.uploads.url_ttl),
             "server": render_ref(server)})

@@ -162,7 +162,7 @@ class JobQueue:
 
     async def requeue_running(self) -> int:
         """At start: jobs a killed process left running run again (their leases died with it)."""
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(offload=True) as tx:
             cursor = await tx.execute("UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0), "
                                       "lease_until = NULL, updated_at = ? WHERE status = 'running'", (self.clock(),))
         return cursor.rowcount
@@ -216,6 +216,9 @@ class JobWorker:
         self._busy: Counter[int] = Counter()
         self._rotation = itertools.count()
         self._running = 0
+        self._idle = asyncio.Event()  # set while no job runs
+        self._idle.set()
+        self._deadline: float | None = None  # set at shutdown: running jobs may go on until then
 
     async def run(self) -> None:
         await self.queue.requeue_running()
@@ -224,7 +227,7 @@ class JobWorker:
                 group.create_task(self._loop(), name=f"job-worker-{n}")
 
     async def _loop(self) -> None:
-        while True:
+        while self._deadline is None:
             job = await self._claim_next()
             if job is None:
                 try:
@@ -238,6 +241,8 @@ class JobWorker:
             finally:
                 self._busy[job.server_id] -= 1
                 self._running -= 1
+                if not self._running:
+                    self._idle.set()
 
     def _eligible(self) -> list[int]:
         ids = [self.servers.internal_id(s) for s in self.servers.all()
@@ -256,9 +261,33 @@ class JobWorker:
             job = await self.queue.claim(server_id)
             if job is not None:
                 self._running += 1
+                self._idle.clear()
                 return job
             self._busy[server_id] -= 1
         return None
+
+    def stop_claiming(self, grace: float) -> None:
+        """Shutdown begins: start no new job; the ones running may go on for `grace` seconds."""
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + grace
+            self.queue.wake()
+
+    async def stop(self, grace: float) -> None:
+        """Wait for the running jobs to end, at most until the grace period (counted from the first
+        stop_claiming) is over. The caller then cancels run(): a job still running is interrupted and
+        goes back to the queue without spending an attempt."""
+        self.stop_claiming(grace)
+        assert self._deadline is not None
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if not self._running or remaining <= 0:
+            return
+        log.info("shutdown: waiting up to %.1f s for %d running job(s)", remaining, self._running)
+        try:
+            async with asyncio.timeout(remaining):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("shutdown: %d job(s) still running after the grace period; stopping them, they go back "
+                        "to the queue", self._running)
 
     async def _run(self, job: Job) -> None:
         handler = self.handlers[job.kind]
@@ -267,6 +296,8 @@ class JobWorker:
                 await handler(job)
         except asyncio.CancelledError:
             await asyncio.shield(self.queue.postpone(job, 0, "interrupted by shutdown"))
+            log.info("job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind,
+                     extra={"job_id": job.id})
             raise
         except Retry as wait:
             log.info("job %s (%s) waits %.0f s: %s", job.id, job.kind, wait.delay, wait,

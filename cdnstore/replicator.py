@@ -12,6 +12,7 @@ import logging
 from .db import Database, Tx, tx_fetchone
 from .geo import Point, nearest
 from .jobs import Handler, Job, JobQueue, Retry
+from .metrics import Metrics
 from .models import Health, Server
 from .servers import ServerRegistry
 from .storage import Storage
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 class Replicator:
     def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 retry_delay: float) -> None:
+                 retry_delay: float, metrics: Metrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
@@ -54,6 +56,7 @@ class Replicator:
         found = await self.storage.head(target.s3, key)
         if found is None or found.size != size:
             found = await self.storage.copy(source.s3, target.s3, key, size=size)
+            self.metrics.replicated(target.name, size)
             log.info("copied %s (%d bytes) %s -> %s", key, size, source.name, target.name,
                      extra={"job_id": job.id})
         if version["etag"] and "-" not in version["etag"] and "-" not in found.etag and found.etag != version["etag"]:

@@ -76,7 +76,7 @@ class Scrubber:
     async def _repair(self, server_id: int, missing: list[int], orphans: list[int], adopted: list[int]) -> int:
         """Apply the findings in one transaction; returns how many missing versions no server holds."""
         lost = 0
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(offload=True) as tx:
             if missing:
                 marks = ",".join(str(v) for v in missing)
                 await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))

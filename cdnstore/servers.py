@@ -76,7 +76,7 @@ class ServerRegistry:
         """Files and bytes each server holds and its open jobs, by server uuid."""
         rows = await self.db.fetchall(
             "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-            " AND j.status IN ('queued', 'running')) AS pending FROM servers s")
+            " AND j.status IN ('queued', 'running')) AS pending FROM servers s", offload=True)
         return {r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"],
                             "pending_jobs": r["pending"]} for r in rows}
 
@@ -89,7 +89,7 @@ class ServerRegistry:
         now = now_iso()
         values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
                   "is_active": int(fields["is_active"])}
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(offload=True) as tx:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
             row = await tx_fetchone(
@@ -116,7 +116,7 @@ class ServerRegistry:
             await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
         values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(offload=True) as tx:
             row = await tx_fetchone(tx, f"UPDATE servers SET {assignments}, updated_at = :now "
                                     "WHERE uuid = :uuid RETURNING *",
                                     {**values, "now": now_iso(), "uuid": server_uuid})
@@ -133,7 +133,7 @@ class ServerRegistry:
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:
         server = self.get(server_uuid)
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(offload=True) as tx:
             internal = self._internal[server.id]
             sole = await tx_fetchone(tx, SOLE_COPY_SQL, (internal, internal))
             if sole is not None:

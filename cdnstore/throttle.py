@@ -27,6 +27,11 @@ class Throttle:
             return 0.0
         return max(0.0, times[-self.max_failures] + self.window - self._clock())
 
+    def failures(self, key: str) -> int:
+        """How many failures of `key` the window holds now."""
+        times = self._fresh(key)
+        return 0 if times is None else len(times)
+
     def fail(self, key: str) -> None:
         times = self._fresh(key)
         if times is None:

@@ -61,7 +61,9 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
                  "argon2_parallelism": 1},
         "events": {"token": EVENTS_TOKEN},
         "storage": {"connect_timeout": 2, "read_timeout": 10, "check_timeout": 5},
-        "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20},
+        # shutdown_grace 0: a test's daemon stops at once, a job still running goes back to the queue.
+        "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20,
+                 "shutdown_grace": 0},
         "health": {"timeout": 2},
     }
     return Config.model_validate(_merge(raw, sections))

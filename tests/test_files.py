@@ -200,7 +200,7 @@ async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: We
     assert (await admin.download(file_id))[1] == b"version one"
     assert await put_bytes(second["upload"], b"version two!") == 200
     async with asyncio.timeout(10):
-        while (await admin.download(file_id))[1] != b"version two!":  # noqa: ASYNC110 (polling the API)
+        while (await admin.download(file_id))[1] != b"version two!":
             await asyncio.sleep(0.05)
     await api.app[appkeys.WORKER].drain()
     assert old_key not in await keys_in(api, weed, "dallas", bucket)

@@ -32,11 +32,13 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(a
 async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(api: Api, weed: WeedCluster,
                                                                              bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
-    newyork = await admin.add_server(weed, "newyork", bucket, is_active=False)
+    # Registered under other names, the servers' own webhooks reach no known server: what happens
+    # behind cdnstore's back stays hidden from it, as it would with a lost event.
+    await admin.add_server(weed, "dallas", bucket, name="dallas-quiet")
+    newyork = await admin.add_server(weed, "newyork", bucket, name="newyork-quiet", is_active=False)
     answer = await admin.upload("a.bin", DATA, ip=US_IP)
     file_id = answer["file"]["id"]
-    await admin.wait_stored(file_id)
+    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
     storage = api.app[appkeys.STORAGE]
     put = storage.presign_put(weed.target("newyork", bucket), key, content_type="text/plain", size=len(DATA),
@@ -47,7 +49,7 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     assert await put_bytes({"method": "PUT", "url": stray[0], "headers": stray[1]}, b"abc") == 200
 
     drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
-    assert (drifts["newyork"].adopted, drifts["dallas"].unknown) == (1, 1)
+    assert (drifts["newyork-quiet"].adopted, drifts["dallas-quiet"].unknown) == (1, 1)
     servers = (await admin.get(f"/api/v1/servers/{newyork['id']}")).expect(200)
     assert servers["files"] == 1
 
@@ -58,7 +60,7 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
                                 expires_in=60)
     assert await put_bytes({"method": "PUT", "url": again[0], "headers": again[1]}, DATA) == 200
     drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
-    assert drifts["dallas"].orphans == 1
+    assert drifts["dallas-quiet"].orphans == 1
     await api.app[appkeys.WORKER].drain()
     assert await storage.head(weed.target("dallas", bucket), key) is None
     assert await storage.head(weed.target("dallas", bucket), "not-ours.txt") is not None

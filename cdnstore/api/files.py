@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import appkeys, history
+from .. import appkeys
 from ..files import render_file, render_ref
 from ..geo import Point
 from ..pagination import page
@@ -74,8 +74,9 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
     files, user_id = request.app[appkeys.FILES], await owner_id(request)
     file_uuid = request.match_info["id"]
     got = await files.download(user_id, file_uuid, client_location(request))
-    async with request.app[appkeys.DB].transaction() as tx:
-        await history.record(tx, user_id, "file.downloaded", file_uuid, {"name": got.name, "server": got.server.name})
+    request.app[appkeys.METRICS].downloaded(got.server.name)
+    request.app[appkeys.HISTORY].add(user_id, "file.downloaded", file_uuid,
+                                     {"name": got.name, "server": got.server.name})
     if query.redirect:
         raise web.HTTPFound(got.url)
     return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})

@@ -17,6 +17,7 @@ from .schemas import HistoryList, HistoryQuery
           responses={200: HistoryList}, errors=(401, 422))
 async def list_history(request: web.Request, query: HistoryQuery) -> web.Response:
     """Newest first; `event` keeps one kind of event."""
+    await request.app[appkeys.HISTORY].flush()  # read your own downloads
     sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
     params: list[Any] = [await owner_id(request), query.after() or 2**62]
     if query.event:

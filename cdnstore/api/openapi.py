@@ -26,7 +26,7 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
     refs = {m: keyed[(m, "validation")] for m in models}
     paths: dict[str, dict[str, Any]] = {}
     for ep in endpoints:
-        paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep, refs)
+        paths.setdefault(document_path(ep.path), {})[ep.method.lower()] = _operation(ep, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": "cdnstore", "version": __version__,
@@ -42,6 +42,11 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
             },
         },
     }
+
+
+def document_path(path: str) -> str:
+    """aiohttp's `{name:regex}` placeholders as OpenAPI's `{name}`."""
+    return re.sub(r"{(\w+):[^}]*}", r"{\1}", path)
 
 
 def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
@@ -60,7 +65,7 @@ def _operation(ep: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
     if ep.auth != "none":
         op["security"] = [{"bearer" if ep.auth == "user" else "events": []}]
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-              for name in re.findall(r"{(\w+)}", ep.path)]
+              for name in re.findall(r"{(\w+)}", document_path(ep.path))]
     if ep.query is not None:
         schema = ep.query.model_json_schema(ref_template=REF)
         required = set(schema.get("required", []))

@@ -1,18 +1,61 @@
-"""Routes: liveness and the API description."""
+"""Routes: liveness, readiness, metrics and the API description."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from .. import appkeys
+from ..jobs import KINDS, STATUSES
+from ..metrics import CONTENT_TYPE
+from ..models import Health as ServerHealth
 from .endpoint import endpoint, json_response
-from .schemas import Health
+from .schemas import Health, Ready
+
+READY_DB_WAIT = 2.0  # seconds /readyz waits for the database's write lock
 
 
 @endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: Health})
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process serves."""
     return json_response({"status": "ok"})
+
+
+@endpoint("GET", "/readyz", summary="Readiness", tag="operations", auth="none", responses={200: Ready, 503: Ready})
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the database takes writes and at least one storage server that is on is up; else 503.
+    Each check says what it found."""
+    checks = {"database": await _database_check(request.app), "servers": _servers_check(request.app)}
+    ok = all(check["ok"] for check in checks.values())
+    return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def _database_check(app: web.Application) -> dict[str, object]:
+    try:
+        await app[appkeys.DB].check_writable(READY_DB_WAIT)
+    except TimeoutError:
+        return {"ok": False, "detail": f"no write transaction could start within {READY_DB_WAIT:g} s"}
+    except Exception as exc:
+        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "detail": "writable"}
+
+
+def _servers_check(app: web.Application) -> dict[str, object]:
+    on = [s for s in app[appkeys.SERVERS].all() if s.is_on]
+    up = sum(s.health is ServerHealth.UP for s in on)
+    return {"ok": up > 0, "detail": f"{up} of {len(on)} server(s) that are on are up"}
+
+
+@endpoint("GET", "/metrics", summary="Prometheus metrics", tag="operations", auth="none",
+          responses={200: "text/plain"})
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: requests by route and status with latency histograms, uploads and
+    downloads by server, bytes replicated, jobs by kind and state, server health."""
+    app = request.app
+    counts = await app[appkeys.DB].fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+    registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]
+    metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
+    metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @endpoint("GET", "/api/openapi.json", summary="This API's OpenAPI 3.1 document", tag="operations",

@@ -319,3 +319,58 @@ class Health(Out):
     status: Literal["ok"]
 
 
+class ReadyCheck(Out):
+    ok: bool
+    detail: str
+
+
+class Ready(Out):
+    """`status` is "ok" when every check passed (200), else "unavailable" (503)."""
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, ReadyCheck]
+
+
+
+
+# --- share links ----------------------------------------------------------------------------------
+
+LinkPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# Ten years: enough for any link, and far from the limits of dates and of SQLite's integers.
+MAX_LINK_SECONDS = 10 * 365 * 86400
+
+
+class LinkCreate(Body):
+    """`expires_in` absent: links.default_expires_in; null: no expiry (422 when links.max_expires_in is set).
+    `max_downloads` absent or null: unlimited. `password` absent or null: none."""
+
+    password: LinkPassword | None = None
+    expires_in: Annotated[int, Field(ge=1, le=MAX_LINK_SECONDS)] | None = None
+    max_downloads: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+
+
+class LinkOut(Out):
+    id: Uuid
+    file_id: Uuid
+    token: str
+    url: str
+    has_password: bool
+    expires_at: Time | None
+    max_downloads: int | None
+    downloads: int
+    created_at: Time
+
+
+class LinkList(Out):
+    items: list[LinkOut]
+    next_cursor: str | None
+
+
+class PublicLinkOut(Out):
+    name: str
+    size: int
+    has_password: bool
+    expires_at: Time | None
+
+
+class LinkDownloadIn(Body):
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = None

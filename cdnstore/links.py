@@ -1,0 +1,203 @@
+"""Share links: a file reachable by anyone holding an unguessable token, with an optional password,
+expiry and download limit; created, listed and revoked by the file's owner.
+
+- The token is the capability: `secrets.token_urlsafe(32)` (256 random bits), stored as is because the
+  owner's list shows it in every Link (the contract). Revoking deletes the row, so a revoked token is
+  404 `link_not_found`, exactly like one that never existed.
+- A link that expired, whose downloads are used up, or whose file was deleted is 410 `link_expired`.
+- Passwords are argon2id hashes (`Passwords`, in a thread). A password is verified before a download is
+  counted, and never inside a transaction. Wrong passwords are throttled per link and per client address;
+  the window ends, so the right password works again after it.
+- A download counts with one conditional UPDATE in the writer transaction: a limit of N grants exactly N
+  downloads, however many requests race for them.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import history
+from .auth import Passwords
+from .config import Config
+from .db import Database, Row, now_iso, tx_fetchone
+from .errors import Gone, Invalid, NotFound, TooManyAttempts, Unauthorized
+from .files import Download, Files
+from .geo import Point
+from .throttle import Throttle
+
+LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
+    l.created_at, f.uuid AS file_uuid"""
+# A public lookup also needs the file's name, size, owner and whether it is deleted.
+PUBLIC_QUERY = f"""SELECT {LINK_COLUMNS}, f.owner_id, f.name, f.deleted_at, coalesce(v.size, 0) AS size
+    FROM links l JOIN files f ON f.id = l.file_id
+    LEFT JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)
+    WHERE l.token = ?"""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def iso_after(seconds: int) -> str:
+    """Now plus `seconds`, in now_iso()'s format, so that stored times compare as text."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def render_link(row: Row, public_url: str) -> dict[str, Any]:
+    return {"id": row["uuid"], "file_id": row["file_uuid"], "token": row["token"],
+            "url": f"{public_url}/s/{row['token']}", "has_password": row["password_hash"] is not None,
+            "expires_at": row["expires_at"], "max_downloads": row["max_downloads"],
+            "downloads": row["downloads"], "created_at": row["created_at"]}
+
+
+def render_public(row: Row) -> dict[str, Any]:
+    return {"name": row["name"], "size": row["size"], "has_password": row["password_hash"] is not None,
+            "expires_at": row["expires_at"]}
+
+
+class Links:
+    def __init__(self, db: Database, files: Files, passwords: Passwords, cfg: Config) -> None:
+        self.db = db
+        self.files = files
+        self.passwords = passwords
+        self.cfg = cfg.links
+        self.public_url = cfg.http.public_url
+        self.by_link = Throttle(cfg.links.max_password_failures, cfg.links.password_lockout)
+        self.by_ip = Throttle(cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
+        self._verifying: dict[str, int] = {}  # password verifications running now, per throttle key
+
+    def render(self, row: Row) -> dict[str, Any]:
+        return render_link(row, self.public_url)
+
+    # --- the owner's side ---------------------------------------------------------------------
+
+    def expires_in(self, asked: int | None, given: bool) -> int | None:
+        """Seconds the new link lives (None: forever). `given` says whether the request named expires_in
+        (an explicit null asks for no expiry)."""
+        ceiling = self.cfg.max_expires_in
+        if not given:
+            return self.cfg.default_expires_in or ceiling or None
+        if ceiling and (asked is None or asked > ceiling):
+            raise Invalid("expires_in", f"must be at most {ceiling} seconds (links.max_expires_in)")
+        return asked
+
+    async def create(self, owner_id: int, file_uuid: str, *, password: str | None, expires_in: int | None,
+                     max_downloads: int | None) -> Row:
+        await self.files.get(owner_id, file_uuid)  # 404 before paying for a hash
+        password_hash = await self.passwords.hash(password) if password is not None else None
+        expires_at = iso_after(expires_in) if expires_in is not None else None
+        async with self.db.transaction() as tx:
+            file = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
+                                     "AND deleted_at IS NULL", (file_uuid, owner_id))
+            if file is None:
+                raise NotFound("no such file", code="file_not_found")
+            created = await tx_fetchone(
+                tx, "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, uuid",
+                (str(uuid.uuid4()), file["id"], new_token(), password_hash, expires_at, max_downloads, now_iso()))
+            assert created is not None
+            await history.record(tx, owner_id, "link.created", file_uuid, {
+                "link_id": created["uuid"], "name": file["name"], "has_password": password_hash is not None,
+                "expires_at": expires_at, "max_downloads": max_downloads})
+            row = await tx_fetchone(tx, f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id "
+                                    "WHERE l.id = ?", (created["id"],))
+        assert row is not None
+        return row
+
+    async def page(self, owner_id: int, file_uuid: str, limit: int, before: int | None) -> list[Row]:
+        """The file's links, newest first, expired and used-up ones included (revoked ones are gone)."""
+        await self.files.get(owner_id, file_uuid)
+        return await self.db.fetchall(
+            f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id "
+            "WHERE f.uuid = ? AND f.owner_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?",
+            (file_uuid, owner_id, before or 2**62, limit + 1))
+
+    async def revoke(self, owner_id: int, file_uuid: str, link_uuid: str) -> None:
+        """Deletes the link: from the commit on, its token is 404 `link_not_found`."""
+        async with self.db.transaction() as tx:
+            file = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
+                                     "AND deleted_at IS NULL", (file_uuid, owner_id))
+            if file is None:
+                raise NotFound("no such file", code="file_not_found")
+            gone = await tx_fetchone(tx, "DELETE FROM links WHERE uuid = ? AND file_id = ? RETURNING uuid",
+                                     (link_uuid, file["id"]))
+            if gone is None:
+                raise NotFound("no such link", code="link_not_found")
+            await history.record(tx, owner_id, "link.deleted", file_uuid,
+                                 {"link_id": link_uuid, "name": file["name"]})
+
+    # --- the public side ----------------------------------------------------------------------
+
+    async def public(self, token: str) -> Row:
+        """The live link of `token`: 404 `link_not_found` when there is none (or it was revoked), 410
+        `link_expired` when it expired, its downloads are used up, or its file was deleted."""
+        row = await self.db.fetchone(PUBLIC_QUERY, (token,))
+        if row is None:
+            raise NotFound("no such link (it may have been revoked)", code="link_not_found")
+        if row["deleted_at"] is not None:
+            raise Gone("the file of this link was deleted", code="link_expired")
+        if row["expires_at"] is not None and row["expires_at"] <= now_iso():
+            raise Gone(f"this link expired at {row['expires_at']}", code="link_expired")
+        if row["max_downloads"] is not None and row["downloads"] >= row["max_downloads"]:
+            raise Gone("this link's downloads are used up", code="link_expired")
+        return row
+
+    async def download(self, token: str, password: str | None, client_ip: str, client: Point | None) -> Download:
+        """A presigned GET on the nearest holder, like any download, counted as one download of the link."""
+        link = await self.public(token)
+        if link["password_hash"] is not None:
+            await self._check_password(link, password, client_ip)
+        try:
+            got = await self.files.download(None, link["file_uuid"], client)
+        except NotFound:
+            raise Gone("the file of this link was deleted", code="link_expired") from None
+        async with self.db.transaction() as tx:
+            counted = await tx_fetchone(
+                tx, "UPDATE links SET downloads = downloads + 1 WHERE id = ? "
+                "AND (max_downloads IS NULL OR downloads < max_downloads) "
+                "AND (expires_at IS NULL OR expires_at > ?) "
+                "AND EXISTS (SELECT 1 FROM files WHERE id = links.file_id AND deleted_at IS NULL) "
+                "RETURNING downloads", (link["id"], now_iso()))
+            if counted is None:  # lost a race: revoked, used up, expired or deleted since the lookup
+                if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link["id"],)) is None:
+                    raise NotFound("no such link (it may have been revoked)", code="link_not_found")
+                raise Gone("this link's downloads are used up or it expired", code="link_expired")
+            await history.record(tx, link["owner_id"], "link.downloaded", link["file_uuid"], {
+                "link_id": link["uuid"], "name": got.name, "server": got.server.name,
+                "downloads": counted["downloads"]})
+        return got
+
+    async def _check_password(self, link: Row, password: str | None, client_ip: str) -> None:
+        """401 `password_required` / `invalid_password`, or 429 `too_many_attempts`.
+
+        Verifications still running count against the limits too, so that a burst of concurrent guesses
+        gets no more tries than the same guesses one after another (those beyond get 429, Retry-After 1).
+        """
+        if password is None:
+            raise Unauthorized("this link needs a password", code="password_required")
+        keys = ((self.by_link, f"link:{link['id']}"), (self.by_ip, f"ip:{client_ip}"))
+        wait = max(throttle.retry_after(key) for throttle, key in keys)
+        if wait > 0:
+            raise TooManyAttempts("too many wrong passwords; try again later", retry_after=math.ceil(wait))
+        if any(throttle.failures(key) + self._verifying.get(key, 0) >= throttle.max_failures
+               for throttle, key in keys):
+            raise TooManyAttempts("too many password attempts at once; try again in a moment", retry_after=1)
+        for _, key in keys:
+            self._verifying[key] = self._verifying.get(key, 0) + 1
+        try:
+            right = await self.passwords.verify(link["password_hash"], password)
+        finally:
+            for _, key in keys:
+                left = self._verifying.pop(key) - 1
+                if left:
+                    self._verifying[key] = left
+        if not right:
+            for throttle, key in keys:
+                throttle.fail(key)
+            raise Unauthorized("wrong password for this link", code="invalid_password")
+        self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays

@@ -1,0 +1,133 @@
+// The page's only way to the daemon: the public HTTP API (/api/v1), JSON in and out.
+// Tokens live in this module's memory only: never in a URL, localStorage, sessionStorage or a cookie.
+// A reload therefore signs the user out; that is the price of keeping secrets out of storage.
+
+const BASE = "/api/v1";
+
+/** An error answer: `detail` from the problem+json body, `code` its stable code. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    const detail = (problem && (problem.detail || problem.title)) || `the server answered ${status}`;
+    super(detail);
+    this.status = status;
+    this.code = (problem && problem.code) || "";
+    this.problem = problem || {};
+  }
+}
+
+/** A human sentence for any error thrown by the API or the network. */
+export function describe(err) {
+  if (err instanceof ApiError) return err.message;
+  if (err instanceof TypeError) return "The server cannot be reached. Check your connection and try again.";
+  return (err && err.message) || String(err);
+}
+
+async function send(method, path, { json, token, query } = {}) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  let url = BASE + path;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") params.set(k, v);
+    const text = params.toString();
+    if (text) url += `?${text}`;
+  }
+  const resp = await fetch(url, { method, headers, body, credentials: "omit", cache: "no-store" });
+  if (resp.status === 204) return null;
+  const type = resp.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await resp.json().catch(() => null) : null;
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+/** Calls that need no login (the public share page). */
+export const publicApi = {
+  link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
+  download: (token, password) =>
+    send("POST", `/public/links/${encodeURIComponent(token)}/download`, { json: password ? { password } : {} }),
+};
+
+/** A signed-in user: the access token is renewed before it expires, and once more on a 401. */
+export class Session {
+  constructor(onEnd) {
+    this.onEnd = onEnd;
+    this.access = null;
+    this.refreshToken = null;
+    this.user = null;
+    this.timer = null;
+    this.refreshing = null;
+  }
+
+  get signedIn() { return this.access !== null; }
+
+  can(permission) {
+    return !!this.user && (this.user.is_admin || this.user.permissions.includes(permission));
+  }
+
+  async login(username, password) {
+    this.adopt(await send("POST", "/auth/login", { json: { username, password } }));
+  }
+
+  adopt(tokens) {
+    this.access = tokens.access_token;
+    this.refreshToken = tokens.refresh_token;
+    this.user = tokens.user;
+    clearTimeout(this.timer);
+    // Renew at 80% of the lifetime, well before the access token expires.
+    const lifetime = Number(tokens.expires_in) || 900;
+    const wait = Math.max(1, lifetime * 0.8);
+    this.timer = setTimeout(() => this.refresh().catch(() => {}), wait * 1000);
+  }
+
+  refresh() {
+    if (!this.refreshing) {
+      const token = this.refreshToken;
+      this.refreshing = send("POST", "/auth/refresh", { json: { refresh_token: token } })
+        .then((tokens) => { this.adopt(tokens); })
+        .catch((err) => {
+          if (err instanceof ApiError && err.status === 401) this.end("Your session has ended. Please sign in again.");
+          throw err;
+        })
+        .finally(() => { this.refreshing = null; });
+    }
+    return this.refreshing;
+  }
+
+  async call(method, path, options = {}) {
+    if (!this.signedIn) throw new ApiError(401, { detail: "You are signed out.", code: "unauthorized" });
+    try {
+      return await send(method, path, { ...options, token: this.access });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401 || !this.refreshToken) throw err;
+      await this.refresh();
+      return send(method, path, { ...options, token: this.access });
+    }
+  }
+
+  get(path, query) { return this.call("GET", path, { query }); }
+  post(path, json) { return this.call("POST", path, { json: json === undefined ? {} : json }); }
+  patch(path, json) { return this.call("PATCH", path, { json }); }
+  del(path) { return this.call("DELETE", path); }
+
+  async logout() {
+    const token = this.refreshToken;
+    this.clear();
+    if (token) await send("POST", "/auth/logout", { json: { refresh_token: token } }).catch(() => {});
+    this.onEnd("");
+  }
+
+  end(message) {
+    this.clear();
+    this.onEnd(message);
+  }
+
+  clear() {
+    clearTimeout(this.timer);
+    this.access = this.refreshToken = this.user = null;
+  }
+}

@@ -1,0 +1,49 @@
+// The admin world map: plain SVG, equirectangular (x = longitude + 180, y = 90 - latitude), no tiles.
+
+import { svg } from "./ui.js";
+import { LAND } from "./world.js";
+
+// Calm, distinguishable zone colours; a zone keeps its colour while the set of zones stays the same.
+const PALETTE = ["#2f5bd3", "#d9822b", "#7a4fd1", "#159a9c", "#d14f86", "#6b8e23", "#b5651d", "#4a6fa5"];
+
+export function zoneColors(servers) {
+  const zones = [...new Set(servers.map((s) => s.zone))].sort();
+  return new Map(zones.map((zone, i) => [zone, PALETTE[i % PALETTE.length]]));
+}
+
+export function project(lat, lon) {
+  return [lon + 180, 90 - lat];
+}
+
+/** Draw the land and graticule once into `root` (an <svg viewBox="0 0 360 150">). */
+export function drawBase(root) {
+  root.append(svg("rect", { class: "ocean", x: 0, y: 0, width: 360, height: 150, rx: 3 }));
+  let grid = "";
+  for (let lon = 30; lon < 360; lon += 30) grid += `M${lon} 0V150`;
+  for (let lat = 30; lat < 150; lat += 30) grid += `M0 ${lat}H360`;
+  root.append(svg("path", { class: "grid", d: grid }));
+  root.append(svg("path", { class: "land", d: LAND }));
+  root.append(svg("g", { class: "servers" }));
+}
+
+/** Put the servers on the map: a dot in the zone's colour, ringed by health, faded when off. */
+export function drawServers(root, servers, colors) {
+  const layer = root.querySelector("g.servers");
+  layer.replaceChildren();
+  // Servers close together (Dallas, Detroit, New York) get their labels nudged apart.
+  const placed = [];
+  const sorted = [...servers].sort((a, b) => a.latitude - b.latitude);
+  for (const s of sorted) {
+    const [x, y] = project(s.latitude, s.longitude);
+    let ly = y - 4.5;
+    for (const p of placed) if (Math.abs(p.x - x) < 30 && Math.abs(p.ly - ly) < 4.5) ly = p.ly - 4.8;
+    placed.push({ x, ly });
+    const left = x > 300;
+    const state = `${s.is_on ? "on" : "off"}, ${s.is_active ? "active" : "not active"}, health ${s.health}`;
+    layer.append(svg("g", { class: `server${s.is_on ? "" : " off"}`, "data-name": s.name },
+      svg("title", {}, `${s.name} — ${s.location} (${s.zone}): ${state}`),
+      svg("circle", { class: `dot health-${s.health}`, cx: x, cy: y, r: 2.6, fill: colors.get(s.zone) }),
+      svg("text", { class: "label", x: left ? x - 3.5 : x + 3.5, y: ly + 3.2, "text-anchor": left ? "end" : "start" },
+        s.location || s.name)));
+  }
+}

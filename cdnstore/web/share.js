@@ -1,0 +1,81 @@
+// The public page of a share link (/s/{token}): what is shared, a password when the link has one,
+// and a download button. It needs no login; the token comes from the page's own address.
+
+import { ApiError, describe, publicApi } from "./api.js";
+import { $, fileKind, formatBytes, formatTime } from "./ui.js";
+
+const token = decodeURIComponent(location.pathname.replace(/^\/s\//, "").replace(/\/$/, ""));
+
+const GONE = {
+  link_not_found: ["Link not found", "This link does not exist or was revoked. Ask the person who shared it for a new one."],
+  link_expired: ["This link has expired", "It reached its expiry date or its download limit, or the file was deleted."],
+};
+
+function gone(code, detail) {
+  const [title, text] = GONE[code] || ["This link cannot be used", detail];
+  $("#public-loading").hidden = true;
+  $("#public-file").hidden = true;
+  $("#public-gone").hidden = false;
+  $("#public-gone-title").textContent = title;
+  $("#public-gone-text").textContent = text;
+  document.title = `${title} · cdnstore`;
+}
+
+async function load() {
+  if (!token) {
+    gone("link_not_found");
+    return;
+  }
+  try {
+    const info = await publicApi.link(token);
+    $("#public-loading").hidden = true;
+    $("#public-file").hidden = false;
+    $("#public-name").textContent = info.name;
+    $("#public-kind").textContent = fileKind(info.name);
+    $("#public-meta").textContent = formatBytes(info.size) + (info.expires_at ? ` · link expires ${formatTime(info.expires_at)}` : "");
+    $("#public-password-field").hidden = !info.has_password;
+    document.title = `${info.name} · cdnstore`;
+    if (info.has_password) $("#public-password").focus();
+  } catch (err) {
+    if (err instanceof ApiError && err.code in GONE) gone(err.code);
+    else gone("", describe(err));
+  }
+}
+
+$("#public-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = $("#public-error");
+  const button = $("#public-download");
+  const passwordField = !$("#public-password-field").hidden;
+  const password = $("#public-password").value;
+  error.textContent = "";
+  if (passwordField && !password) {
+    error.textContent = "Enter the password to download this file.";
+    $("#public-password").focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    const answer = await publicApi.download(token, passwordField ? password : undefined);
+    $("#public-status").textContent = `Downloading from ${answer.server.location}…`;
+    $("#public-password").removeAttribute("aria-invalid");
+    window.location.assign(answer.url);
+  } catch (err) {
+    if (err instanceof ApiError && err.code in GONE) {
+      gone(err.code);
+    } else if (err instanceof ApiError && (err.code === "invalid_password" || err.code === "password_required")) {
+      error.textContent = err.code === "invalid_password" ? "That password is not right. Try again." : "Enter the password to download this file.";
+      $("#public-password-field").hidden = false;
+      $("#public-password").setAttribute("aria-invalid", "true");
+      $("#public-password").select();
+    } else if (err instanceof ApiError && err.code === "too_many_attempts") {
+      error.textContent = "Too many wrong passwords. Wait a few minutes, then try again.";
+    } else {
+      error.textContent = describe(err);
+    }
+  } finally {
+    button.disabled = false;
+  }
+});
+
+load();

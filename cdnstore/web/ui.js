@@ -1,0 +1,122 @@
+// Small DOM helpers shared by the app and the public page. Text always goes in as text (no innerHTML).
+
+/** h("button", {class: "x", onclick: f}, "Label", child...) */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key in el && typeof value !== "string") el[key] = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== undefined && value !== null) el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+export function formatBytes(n) {
+  if (n === null || n === undefined) return "";
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB", "PB"];
+  let value = n;
+  let i = -1;
+  do { value /= 1000; i += 1; } while (value >= 1000 && i < units.length - 1);
+  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
+}
+
+export function formatCount(n) {
+  return new Intl.NumberFormat().format(n);
+}
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+/** "3 minutes ago" for recent times, a date otherwise. */
+export function formatTime(iso) {
+  if (!iso) return "";
+  const t = new Date(iso);
+  const seconds = (t.getTime() - Date.now()) / 1000;
+  const abs = Math.abs(seconds);
+  if (abs < 45) return seconds < 0 ? "just now" : "in a moment";
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
+  if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
+  if (abs < 7 * 86400) return relative.format(Math.round(seconds / 86400), "day");
+  return absolute.format(t);
+}
+
+export function fullTime(iso) {
+  return iso ? absolute.format(new Date(iso)) : "";
+}
+
+/** A <time> element showing a friendly time, with the exact one on hover. */
+export function timeEl(iso) {
+  return h("time", { datetime: iso, title: fullTime(iso) }, formatTime(iso));
+}
+
+/** The file's extension, for its icon ("PDF", "JPG"...). */
+export function fileKind(name) {
+  const dot = name.lastIndexOf(".");
+  const ext = dot > 0 ? name.slice(dot + 1) : "";
+  return ext && ext.length <= 4 ? ext.toUpperCase() : "FILE";
+}
+
+export function badge(text, tone = "", plain = false) {
+  return h("span", { class: `badge ${tone}${plain ? " plain" : ""}` }, text);
+}
+
+export function toast(message, { error = false, ms = 4500 } = {}) {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const item = h("div", { class: `toast${error ? " error" : ""}`, role: error ? "alert" : "status" }, message);
+  box.append(item);
+  setTimeout(() => item.remove(), ms);
+}
+
+/** Ask before something that cannot be undone; resolves to true when confirmed. */
+export function confirmDialog(title, text, action = "Delete") {
+  const dialog = document.getElementById("confirm-dialog");
+  $("#confirm-title", dialog).textContent = title;
+  $("#confirm-text", dialog).textContent = text;
+  $("#confirm-ok", dialog).textContent = action;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("#confirm-ok", dialog).focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+/** Copy text to the clipboard; falls back to selecting an input for older browsers. */
+export async function copyText(text, input) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    if (input) {
+      input.select();
+      return document.execCommand && document.execCommand("copy");
+    }
+    return false;
+  }
+}

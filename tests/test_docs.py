@@ -1,0 +1,38 @@
+"""docs/operations.md documents every configuration key with its default and environment variable."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from cdnstore.config import Config
+
+DOC = Path(__file__).parent.parent / "docs" / "operations.md"
+
+
+def reference() -> dict[str, tuple[str, str]]:
+    """`section.key` -> (default, environment variable), from the reference tables."""
+    text = DOC.read_text()
+    section = text[text.index("## Configuration reference"):]
+    return {m[1]: (m[2], m[3]) for m in re.finditer(r"^\| `(\w+\.\w+)` \| `(.*?)` \| `(\w+)` \| .+ \|$", section, re.M)}
+
+
+def test_every_config_key_is_in_the_reference_with_its_default() -> None:
+    documented = reference()
+    missing = []
+    for section, keys in Config().model_dump(mode="json").items():
+        for key, default in keys.items():
+            name = f"{section}.{key}"
+            if name not in documented:
+                missing.append(name)
+                continue
+            shown, env = documented[name]
+            assert json.loads(shown) == default, f"{name}: the docs say {shown}, the default is {default!r}"
+            assert env == f"CDNSTORE_{section.upper()}_{key.upper()}", name
+    assert not missing, f"docs/operations.md lacks these configuration keys: {missing}"
+
+
+def test_the_reference_names_no_key_that_does_not_exist() -> None:
+    known = {f"{s}.{k}" for s, keys in Config().model_dump().items() for k in keys}
+    assert set(reference()) <= known, set(reference()) - known

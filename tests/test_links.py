@@ -1,0 +1,322 @@
+"""Share links: against real SeaweedFS servers, through the public API."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from apihelp import RUSSIA_IP, US_IP, Answer, Api, Session, fetch, from_ip
+
+from cdnstore import appkeys
+from cdnstore.config import Config
+from cdnstore.models import Health
+from cdnstore.seaweed import WeedCluster
+
+DATA = b"shared through a link\n" * 100
+SECRET_WORD = "open sesame"
+LINK_KEYS = {"id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads",
+             "created_at"}
+
+
+async def owner_with_file(api: Api, weed: WeedCluster, bucket: str, name: str = "shared.txt") -> tuple[Session, str]:
+    """alice (an ordinary user) owns a stored file on the Dallas server."""
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "dallas", bucket)
+    alice = await api.user("alice")
+    file_id = (await alice.upload(name, DATA))["file"]["id"]
+    await alice.wait_stored(file_id)
+    return alice, file_id
+
+
+async def new_link(owner: Session, file_id: str, **body: Any) -> dict[str, Any]:
+    return dict((await owner.post(f"/api/v1/files/{file_id}/links", json=body)).expect(201))
+
+
+async def look(api: Api, token: str) -> Answer:
+    return await api.call("GET", f"/api/v1/public/links/{token}")
+
+
+async def pull(api: Api, token: str, password: str | None = None, *, ip: str = US_IP, query: str = "") -> Answer:
+    body = None if password is None else {"password": password}
+    return await api.call("POST", f"/api/v1/public/links/{token}/download{query}", json=body, headers=from_ip(ip))
+
+
+async def links_of(owner: Session, file_id: str) -> list[dict[str, Any]]:
+    return list((await owner.get(f"/api/v1/files/{file_id}/links")).expect(200)["items"])
+
+
+def seconds_until(when: str) -> float:
+    return (datetime.fromisoformat(when.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds()
+
+
+async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id)
+    assert set(link) == LINK_KEYS
+    assert link["file_id"] == file_id and link["downloads"] == 0
+    assert link["has_password"] is False and link["expires_at"] is None and link["max_downloads"] is None
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", link["token"])  # token_urlsafe(32): 256 random bits
+    assert link["url"] == f"{api.app[appkeys.CONFIG].http.public_url}/s/{link['token']}"
+    assert await links_of(alice, file_id) == [link]
+
+    info = (await look(api, link["token"])).expect(200)
+    assert info == {"name": "shared.txt", "size": len(DATA), "has_password": False, "expires_at": None}
+    got = (await pull(api, link["token"])).expect(200)
+    assert set(got) == {"url", "expires_at", "server"} and got["server"]["name"] == "dallas"
+    status, body, _ = await fetch(got["url"])
+    assert status == 200 and body == DATA
+    redirect = await pull(api, link["token"], query="?redirect=true")
+    assert redirect.status == 302
+    assert (await fetch(redirect.headers["Location"]))[1] == DATA
+    assert (await links_of(alice, file_id))[0]["downloads"] == 2
+    (await look(api, "no-such-token")).problem(404, "link_not_found")
+    (await pull(api, "no-such-token")).problem(404, "link_not_found")
+    # Without links.max_expires_in, an explicit null asks for no expiry too.
+    assert (await new_link(alice, file_id, expires_in=None, max_downloads=None))["expires_at"] is None
+
+
+async def test_a_link_download_goes_to_the_nearest_holder_that_is_up(api: Api, weed: WeedCluster,
+                                                                     bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    servers = await admin.add_layout(weed, bucket)
+    file_id = (await admin.upload("everywhere.txt", DATA, ip=US_IP))["file"]["id"]
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()  # copied to New York too
+    token = (await new_link(admin, file_id))["token"]
+    assert (await pull(api, token, ip=US_IP)).expect(200)["server"]["name"] == "dallas"
+    # From Russia the nearest holder is New York (Vladivostok holds nothing: another zone).
+    got = (await pull(api, token, ip=RUSSIA_IP)).expect(200)
+    assert got["server"]["name"] == "newyork" and (await fetch(got["url"]))[1] == DATA
+    await api.app[appkeys.SERVERS].set_health({servers["dallas"]["id"]: Health.DOWN})
+    got = (await pull(api, token, ip=US_IP)).expect(200)
+    assert got["server"]["name"] == "newyork" and (await fetch(got["url"]))[1] == DATA
+
+
+async def test_a_password_is_required_checked_and_never_shown(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id, password=SECRET_WORD)
+    assert link["has_password"] is True and SECRET_WORD not in str(link)
+    stored = await api.app[appkeys.DB].fetchval("SELECT password_hash FROM links WHERE uuid = ?", (link["id"],))
+    assert stored.startswith("$argon2id$") and SECRET_WORD not in stored
+    assert (await look(api, link["token"])).expect(200)["has_password"] is True
+
+    (await pull(api, link["token"])).problem(401, "password_required")
+    (await pull(api, link["token"], "open sesame!")).problem(401, "invalid_password")
+    (await pull(api, link["token"], "")).problem(401, "invalid_password")
+    got = (await pull(api, link["token"], SECRET_WORD)).expect(200)
+    assert (await fetch(got["url"]))[1] == DATA
+    assert (await links_of(alice, file_id))[0]["downloads"] == 1  # the refusals counted nothing
+    history = (await alice.get("/api/v1/history")).expect(200)["items"]
+    assert SECRET_WORD not in str(history)
+
+
+async def test_a_limit_of_5_grants_exactly_5_downloads_under_20_concurrent_requests(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id, max_downloads=5)
+    answers = await asyncio.gather(*(pull(api, link["token"]) for _ in range(20)))
+    assert Counter(a.status for a in answers) == {200: 5, 410: 15}
+    for answer in answers:
+        if answer.status == 410:
+            answer.problem(410, "link_expired")
+    assert (await links_of(alice, file_id))[0]["downloads"] == 5
+    (await look(api, link["token"])).problem(410, "link_expired")
+    (await pull(api, link["token"])).problem(410, "link_expired")
+    downloaded = (await alice.get("/api/v1/history?event=link.downloaded")).expect(200)["items"]
+    assert sorted(i["data"]["downloads"] for i in downloaded) == [1, 2, 3, 4, 5]
+
+
+async def test_a_link_expires(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    short = await new_link(alice, file_id, expires_in=1)
+    assert 0 < seconds_until(short["expires_at"]) <= 1
+    long = await new_link(alice, file_id, expires_in=3600)
+    assert 3590 < seconds_until(long["expires_at"]) <= 3600
+    (await pull(api, short["token"])).expect(200)
+    await asyncio.sleep(max(0.0, seconds_until(short["expires_at"])) + 0.1)
+    (await look(api, short["token"])).problem(410, "link_expired")
+    (await pull(api, short["token"])).problem(410, "link_expired")
+    (await look(api, long["token"])).expect(200)
+    async with api.app[appkeys.DB].transaction() as tx:  # an hour has passed
+        await tx.execute("UPDATE links SET expires_at = '2000-01-01T00:00:00.000Z' WHERE uuid = ?", (long["id"],))
+    (await pull(api, long["token"])).problem(410, "link_expired")
+    # The owner still sees both (and may revoke them).
+    assert [link["id"] for link in await links_of(alice, file_id)] == [long["id"], short["id"]]
+
+
+async def test_a_revoked_link_stops_working_at_once(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id, password=SECRET_WORD)
+    kept = await new_link(alice, file_id)
+    (await pull(api, link["token"], SECRET_WORD)).expect(200)
+    (await alice.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).expect(204)
+    (await look(api, link["token"])).problem(404, "link_not_found")
+    (await pull(api, link["token"], SECRET_WORD)).problem(404, "link_not_found")
+    (await alice.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).problem(404, "link_not_found")
+    assert [x["id"] for x in await links_of(alice, file_id)] == [kept["id"]]
+    (await pull(api, kept["token"])).expect(200)
+
+
+async def test_the_links_of_a_deleted_file_are_gone(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id)
+    (await alice.delete(f"/api/v1/files/{file_id}")).expect(204)
+    (await look(api, link["token"])).problem(410, "link_expired")
+    (await pull(api, link["token"])).problem(410, "link_expired")
+    (await alice.get(f"/api/v1/files/{file_id}/links")).problem(404, "file_not_found")
+    (await alice.post(f"/api/v1/files/{file_id}/links", json={})).problem(404, "file_not_found")
+
+
+async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "dallas", bucket)
+    file_id = (await admin.announce("later.txt", DATA))["file"]["id"]
+    link = await new_link(admin, file_id, max_downloads=1)
+    assert (await look(api, link["token"])).expect(200)["size"] == len(DATA)
+    (await pull(api, link["token"])).problem(409, "file_not_ready")
+    assert (await links_of(admin, file_id))[0]["downloads"] == 0
+
+
+async def test_wrong_passwords_are_throttled_until_the_window_ends(make_api: Any, weed: WeedCluster,
+                                                                   bucket: str) -> None:
+    api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
+    for _ in range(3):
+        (await pull(api, token, "guess")).problem(401, "invalid_password")
+    # Locked for this link, even from another address and with the right password ...
+    for ip in (US_IP, RUSSIA_IP):
+        refused = await pull(api, token, SECRET_WORD, ip=ip)
+        refused.problem(429, "too_many_attempts")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+    # ... until the window ends.
+    await asyncio.sleep(1.1)
+    (await pull(api, token, SECRET_WORD)).expect(200)
+
+
+async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster,
+                                                                bucket: str) -> None:
+    api = await make_api(links={"max_password_failures": 100, "max_password_failures_per_ip": 3})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    first = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
+    second = (await new_link(alice, file_id, password="another secret"))["token"]
+    for token in (first, first, second):
+        (await pull(api, token, "guess", ip=RUSSIA_IP)).problem(401, "invalid_password")
+    (await pull(api, second, "another secret", ip=RUSSIA_IP)).problem(429, "too_many_attempts")
+    (await pull(api, first, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
+    (await pull(api, second, "another secret", ip=US_IP)).expect(200)
+
+
+async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(make_api: Any, weed: WeedCluster,
+                                                                         bucket: str) -> None:
+    api = await make_api(links={"max_password_failures": 5})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
+    answers = await asyncio.gather(*(pull(api, token, f"guess {i}") for i in range(20)))
+    assert Counter((a.status, a.body["code"]) for a in answers) == {
+        (401, "invalid_password"): 5, (429, "too_many_attempts"): 15}
+
+
+async def test_history_records_link_events_on_the_owners_side(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id, password=SECRET_WORD, max_downloads=3)
+    (await pull(api, link["token"], SECRET_WORD)).expect(200)
+    (await alice.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).expect(204)
+    items = (await alice.get("/api/v1/history?limit=3")).expect(200)["items"]
+    assert [i["event"] for i in items] == ["link.deleted", "link.downloaded", "link.created"]
+    assert {i["object_id"] for i in items} == {file_id}
+    assert all(i["data"]["link_id"] == link["id"] and i["data"]["name"] == "shared.txt" for i in items)
+    assert items[1]["data"]["server"] == "dallas"
+    assert items[2]["data"]["has_password"] is True and items[2]["data"]["max_downloads"] == 3
+
+
+async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, weed: WeedCluster,
+                                                                   bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id)
+    eve = await api.user("eve")
+    (await eve.get(f"/api/v1/files/{file_id}/links")).problem(404, "file_not_found")
+    (await eve.post(f"/api/v1/files/{file_id}/links", json={})).problem(404, "file_not_found")
+    (await eve.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).problem(404, "file_not_found")
+    # Her own file's path with alice's link id: no such link there either.
+    eves = (await eve.upload("eve.txt", DATA))["file"]["id"]
+    (await eve.delete(f"/api/v1/files/{eves}/links/{link['id']}")).problem(404, "link_not_found")
+    assert [x["id"] for x in await links_of(alice, file_id)] == [link["id"]]
+    (await pull(api, link["token"])).expect(200)
+    assert (await eve.get("/api/v1/history?event=link.downloaded")).expect(200)["items"] == []
+    viewer = await api.user("viewer", permissions=["can_view_file"])
+    (await viewer.post(f"/api/v1/files/{file_id}/links", json={})).problem(403, "forbidden")
+    (await viewer.get(f"/api/v1/files/{file_id}/links")).problem(403, "forbidden")
+    (await viewer.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).problem(403, "forbidden")
+    (await api.call("GET", f"/api/v1/files/{file_id}/links")).problem(401, "unauthorized")
+
+
+async def test_links_are_listed_newest_first_in_pages(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    made = [await new_link(alice, file_id, max_downloads=n) for n in (1, 2, 3)]
+    first = (await alice.get(f"/api/v1/files/{file_id}/links?limit=2")).expect(200)
+    assert [x["max_downloads"] for x in first["items"]] == [3, 2]
+    rest = (await alice.get(f"/api/v1/files/{file_id}/links?limit=2&cursor={first['next_cursor']}")).expect(200)
+    assert rest == {"items": [made[0]], "next_cursor": None}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"max_downloads": -1}, "max_downloads"),
+    ({"max_downloads": 0}, "max_downloads"),
+    ({"max_downloads": "5"}, "max_downloads"),
+    ({"max_downloads": 2.5}, "max_downloads"),
+    ({"expires_in": 0}, "expires_in"),
+    ({"expires_in": True}, "expires_in"),
+    ({"expires_in": 10**12}, "expires_in"),
+    ({"password": "x" * 1025}, "password"),
+    ({"password": ""}, "password"),
+    ({"password": 1234}, "password"),
+])
+async def test_bad_link_input_is_422_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    alice = await api.user("alice")
+    problem = (await alice.post("/api/v1/files/00000000-0000-0000-0000-000000000000/links", json=body)).problem(
+        422, "invalid_field")
+    assert problem["detail"].startswith(f"{field}:")
+
+
+async def test_unknown_fields_are_422(api: Api) -> None:
+    alice = await api.user("alice")
+    nowhere = "/api/v1/files/00000000-0000-0000-0000-000000000000/links"
+    problem = (await alice.post(nowhere, json={"colour": "red"})).problem(422, "unknown_field")
+    assert problem["detail"].startswith("colour:")
+    (await alice.post(nowhere, data="{")).problem(400, "malformed_json")
+    (await api.call("POST", "/api/v1/public/links/x/download", json={"pasword": "x"})).problem(422, "unknown_field")
+    (await api.call("POST", "/api/v1/public/links/x/download", json={"password": 5})).problem(422, "invalid_field")
+
+
+async def test_the_expiry_default_and_ceiling_come_from_the_config(make_api: Any, weed: WeedCluster,
+                                                                  bucket: str) -> None:
+    api = await make_api(links={"default_expires_in": 600, "max_expires_in": 3600})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    assert 590 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 600
+    assert 3590 < seconds_until((await new_link(alice, file_id, expires_in=3600))["expires_at"]) <= 3600
+    for body in ({"expires_in": 3601}, {"expires_in": None}):
+        problem = (await alice.post(f"/api/v1/files/{file_id}/links", json=body)).problem(422, "invalid_field")
+        assert problem["detail"].startswith("expires_in:") and "3600" in problem["detail"]
+    assert len(await links_of(alice, file_id)) == 2
+
+
+async def test_without_a_default_a_link_lives_until_the_ceiling(make_api: Any, weed: WeedCluster,
+                                                                bucket: str) -> None:
+    api = await make_api(links={"max_expires_in": 60})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    assert 50 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 60
+    assert 20 < seconds_until((await new_link(alice, file_id, expires_in=30))["expires_at"]) <= 30
+
+
+def test_a_default_above_the_ceiling_is_a_config_error() -> None:
+    from cdnstore.config import _validate
+    from cdnstore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="default_expires_in"):
+        _validate({"links": {"default_expires_in": 120, "max_expires_in": 60}}, {})
+    assert Config().links.default_expires_in == 0 and Config().links.max_expires_in == 0

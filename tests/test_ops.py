@@ -1,0 +1,202 @@
+"""Operations: /readyz, /metrics, request ids and the request log line, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import prometheus_client
+import pytest
+from apihelp import US_IP, Api, from_ip
+from conftest import MakeApi
+from prometheus_client.parser import text_string_to_metric_families
+
+from cdnstore import appkeys
+from cdnstore.config import LogConfig
+from cdnstore.logs import REQUEST_ID, JsonFormatter, TextFormatter
+from cdnstore.metrics import Metrics
+from cdnstore.seaweed import WeedCluster
+
+DATA = b"metrics " * 2000
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_readyz_wants_a_writable_database_and_a_server_up(api: Api, weed: WeedCluster, bucket: str) -> None:
+    empty = await api.call("GET", "/readyz")
+    assert empty.status == 503
+    assert empty.body["status"] == "unavailable"
+    assert empty.body["checks"]["database"] == {"ok": True, "detail": "writable"}
+    assert empty.body["checks"]["servers"]["ok"] is False
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "newyork", bucket)
+    ready = (await api.call("GET", "/readyz")).expect(200)
+    assert ready["status"] == "ok" and all(c["ok"] for c in ready["checks"].values())
+    assert ready["checks"]["servers"]["detail"] == "1 of 1 server(s) that are on are up"
+
+
+async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "newyork", bucket)
+    db = api.app[appkeys.DB]
+    async with db.transaction():  # another writer holds the lock longer than readiness waits
+        import cdnstore.api.ops as ops
+        before, ops.READY_DB_WAIT = ops.READY_DB_WAIT, 0.05
+        try:
+            answer = await api.call("GET", "/readyz")
+        finally:
+            ops.READY_DB_WAIT = before
+    assert answer.status == 503 and answer.body["checks"]["database"]["ok"] is False
+    assert (await api.call("GET", "/readyz")).status == 200
+
+
+async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and_health(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    announced = await admin.upload("m.bin", DATA, ip=US_IP)
+    file_id, first = str(announced["file"]["id"]), announced["upload"]["server"]["name"]
+    second = ({"newyork", "dallas"} - {first}).pop()
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    link, _ = await admin.download(file_id)
+    await admin.get(f"/api/v1/files/{file_id}")
+    await admin.get("/api/v1/files/00000000-0000-0000-0000-000000000000")
+    await api.call("GET", "/no/such/path")
+
+    answer = await api.call("GET", "/metrics")
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.body
+    assert file_id not in text  # routes are labelled by their declared path, never the raw one
+    found = samples(text)
+    route = "/api/v1/files/{id}"
+    assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route=route, status="200") >= 2
+    assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route=route, status="404") == 1
+    assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route="(unmatched)",
+                 status="404") == 1
+    assert value(found, "cdnstore_http_request_duration_seconds_count", method="POST", route="/api/v1/files",
+                 status="201") == 1
+    assert value(found, "cdnstore_uploads_total", server=first) == 1
+    assert value(found, "cdnstore_downloads_total", server=link["server"]["name"]) == 1
+    assert value(found, "cdnstore_replicated_bytes_total", server=second) == len(DATA)
+    for kind in ("copy", "remove"):
+        for state in ("queued", "running", "failed"):
+            assert (("cdnstore_jobs", (("kind", kind), ("state", state))) in found)
+    for name in ("capetown", "vladivostok", "newyork", "dallas", "detroit"):
+        assert value(found, "cdnstore_server_up", server=name) == 1
+        assert value(found, "cdnstore_server_on", server=name) == 1
+
+    # The jobs gauge is read at scrape time: a failed copy shows up.
+    db = api.app[appkeys.DB]
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, run_after, created_at, updated_at) "
+                         "SELECT 'copy', v.id, s.id, 'failed', 0, 0, 0 FROM versions v, servers s "
+                         "WHERE s.name = 'detroit' LIMIT 1")
+    found = samples((await api.call("GET", "/metrics")).body)
+    assert value(found, "cdnstore_jobs", kind="copy", state="failed") == 1
+
+
+async def test_each_app_has_its_own_registry(make_api: MakeApi) -> None:
+    api = await make_api()
+    assert api.app[appkeys.METRICS].registry is not prometheus_client.REGISTRY
+    assert "cdnstore_http_request_duration_seconds" not in prometheus_client.generate_latest().decode()
+    assert Metrics().registry is not Metrics().registry
+
+
+async def test_every_answer_carries_a_request_id_a_sane_incoming_one_kept(api: Api) -> None:
+    kept = await api.call("GET", "/healthz", headers={"X-Request-Id": "trace-42.abc:1"})
+    assert kept.headers["X-Request-Id"] == "trace-42.abc:1"
+    for bad in ("has space", "x" * 200, "semi;colon", ""):
+        answer = await api.call("GET", "/healthz", headers={"X-Request-Id": bad})
+        assert re.fullmatch(r"[0-9a-f]{16}", answer.headers["X-Request-Id"]), bad
+    made = await api.call("GET", "/healthz")
+    other = await api.call("GET", "/healthz")
+    assert made.headers["X-Request-Id"] != other.headers["X-Request-Id"]
+    problem = await api.call("GET", "/api/v1/me")  # a problem+json answer
+    assert problem.status == 401 and problem.headers["X-Request-Id"]
+    missing = await api.call("GET", "/nowhere", headers={"X-Request-Id": "req-1"})
+    assert missing.status == 404 and missing.headers["X-Request-Id"] == "req-1"
+
+
+async def test_a_redirect_carries_the_request_id(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "newyork", bucket)
+    file_id = str((await admin.upload("r.bin", DATA))["file"]["id"])
+    await admin.wait_stored(file_id)
+    answer = await admin.get(f"/api/v1/files/{file_id}/download?redirect=true", headers={
+        **from_ip(US_IP), "X-Request-Id": "redirect-1"})
+    assert answer.status == 302 and answer.headers["X-Request-Id"] == "redirect-1"
+
+
+async def test_one_log_line_per_request_with_its_context(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="cdnstore.requests"):
+        await api.call("GET", "/healthz", headers={"X-Request-Id": "line-1"})
+    lines = [r for r in caplog.records if r.name == "cdnstore.requests"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.levelno == logging.INFO
+    assert (line.request_id, line.method, line.path, line.status) == ("line-1", "GET", "/healthz", 200)  # type: ignore[attr-defined]
+    assert line.duration_ms >= 0  # type: ignore[attr-defined]
+    assert line.getMessage().startswith("GET /healthz 200 ")
+
+
+async def test_request_lines_can_be_turned_off(make_api: MakeApi, caplog: pytest.LogCaptureFixture) -> None:
+    api = await make_api(log={"requests": False})
+    with caplog.at_level(logging.INFO, logger="cdnstore.requests"):
+        answer = await api.call("GET", "/healthz")
+    assert answer.headers["X-Request-Id"]
+    assert not [r for r in caplog.records if r.name == "cdnstore.requests"]
+
+
+def _record(msg: str, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("cdnstore.jobs", logging.WARNING, __file__, 1, msg, (), None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_lines_carry_the_context_fields() -> None:
+    line = json.loads(JsonFormatter().format(_record("job 7 failed", job_id=7)))
+    assert set(line) == {"ts", "level", "logger", "message", "job_id"}
+    assert (line["level"], line["logger"], line["message"], line["job_id"]) == (
+        "WARNING", "cdnstore.jobs", "job 7 failed", 7)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
+    request = json.loads(JsonFormatter().format(_record(
+        "GET /x 200", request_id="r1", method="GET", path="/x", status=200, duration_ms=1.5)))
+    assert {k: request[k] for k in ("request_id", "method", "path", "status", "duration_ms")} == {
+        "request_id": "r1", "method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5}
+    token = REQUEST_ID.set("inside")  # any line logged while a request is handled names it
+    try:
+        assert json.loads(JsonFormatter().format(_record("hello")))["request_id"] == "inside"
+        assert TextFormatter().format(_record("hello")).endswith("hello request_id=inside")
+    finally:
+        REQUEST_ID.reset(token)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+        errored = _record("failed")
+        errored.exc_info = sys.exc_info()
+    assert "ValueError: boom" in json.loads(JsonFormatter().format(errored))["exc"]
+
+
+def test_log_format_json_is_chosen_by_the_config() -> None:
+    from cdnstore.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging(LogConfig(format="json", level="WARNING"))
+        assert isinstance(root.handlers[-1].formatter, JsonFormatter) and root.level == logging.WARNING
+        setup_logging(LogConfig())
+        assert isinstance(root.handlers[-1].formatter, TextFormatter) and len(root.handlers) == 1
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

@@ -1,0 +1,394 @@
+"""The bundled web page, driven in a real headless Chromium (Debian's, through Playwright) against the
+test daemon and the five real SeaweedFS servers: uploads go from the browser straight to a storage server.
+
+Screenshots of every view land in artifacts/screenshots/ (git-ignored). Without Chromium or Playwright the
+browser tests skip locally and fail in CI (CI=true): `python3 dev.py test` installs Chromium with apt-get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apihelp import PASSWORD, Api
+from weedbed import unused_port
+
+from cdnstore.api.pages import CSP
+from cdnstore.seaweed import WeedCluster
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+try:
+    from playwright.async_api import Browser, BrowserContext, Download, Page, async_playwright, expect
+except ImportError:  # pragma: no cover - reported by the browser fixture
+    async_playwright = None  # type: ignore[assignment]
+
+
+def _unavailable() -> str | None:
+    if async_playwright is None:
+        return "the playwright package is missing: pip install -e '.[test]'"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: apt-get install -y chromium (python3 dev.py test does it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    reason = _unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    await ctx.close()
+
+
+def base(api: Api) -> str:
+    return f"http://127.0.0.1:{api.client.port}"
+
+
+async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("() => document.querySelectorAll('.toast').forEach((t) => t.remove())")
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+
+
+async def sign_in(page: Page, api: Api, username: str, password: str = PASSWORD) -> None:
+    await page.goto(base(api) + "/")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#app-view")).to_be_visible()
+
+
+async def downloaded(download: Download) -> bytes:
+    """The bytes the browser saved."""
+    return await asyncio.to_thread(Path(await download.path()).read_bytes)
+
+
+def file_row(page: Page, name: str) -> Any:
+    return page.locator("#files-body tr").filter(has=page.locator(".name", has_text=re.compile(f"^{re.escape(name)}$")))
+
+
+async def no_secret_stored(page: Page) -> None:
+    stored = await page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
+    assert stored == [0, 0, ""]
+    assert "token" not in page.url
+
+
+# ------------------------------------------------------------------------------------------ serving
+
+
+async def test_pages_and_static_files_are_served_with_their_headers(api: Api) -> None:
+    index = await api.call("GET", "/")
+    assert index.status == 200 and "<title>cdnstore</title>" in index.body
+    assert index.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert index.headers["Content-Security-Policy"] == CSP
+    assert index.headers["X-Content-Type-Options"] == "nosniff"
+    share = await api.call("GET", "/s/some-token")
+    assert share.status == 200 and 'src="/static/share.js"' in share.body
+    assert share.headers["Content-Security-Policy"] == CSP
+    assert share.headers["Referrer-Policy"] == "no-referrer"
+
+    kinds = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml",
+             "vendor/qrcode.mjs": "text/javascript", "vendor/qrcode-generator.LICENSE.txt": "text/plain"}
+    for name, kind in kinds.items():
+        answer = await api.call("GET", f"/static/{name}")
+        assert answer.status == 200, name
+        assert answer.headers["Content-Type"].startswith(kind), (name, answer.headers["Content-Type"])
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-cache"
+        again = await api.call("GET", f"/static/{name}", headers={"If-None-Match": answer.headers["ETag"]})
+        assert again.status == 304, name
+
+    for bad in ("nope.js", "..%2F..%2Fpyproject.toml", "../api/pages.py", ".hidden", "vendor", "vendor/"):
+        answer = await api.call("GET", f"/static/{bad}")
+        assert answer.status == 404, bad
+        assert answer.headers["Content-Type"].startswith("application/problem+json"), bad
+
+
+def test_the_web_files_ship_in_the_wheel() -> None:
+    """pyproject names the web folders as packages; their package-data patterns match every file."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    root = Path(__file__).resolve().parent.parent
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    web = root / "cdnstore" / "web"
+    found = [p for p in web.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert {"index.html", "share.html", "app.js", "qrcode.mjs"} <= {p.name for p in found}
+    for path in found:
+        package = ".".join(path.parent.relative_to(root).parts)
+        assert package in setuptools["packages"], package
+        assert any(fnmatch(path.name, pattern) for pattern in setuptools["package-data"][package]), path
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+
+async def test_a_user_uploads_downloads_renames_shares_and_deletes(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    alice = await api.user("alice")
+    data = os.urandom(3 << 20)
+
+    page = await context.new_page()
+    await page.goto(base(api) + "/")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.get_by_label("Username").fill("alice")
+    await page.get_by_label("Password", exact=True).fill("wrong password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#login-error")).not_to_be_empty()
+    await shot(page, "01-login")
+    await sign_in(page, api, "alice")
+    await expect(page.get_by_text("No files yet")).to_be_visible()
+    # Alice may not see the servers: no Servers tab, no Copies column.
+    await expect(page.locator('.tabs a[data-view="servers"]')).to_be_hidden()
+    await expect(page.locator("th.copies-col")).to_be_hidden()
+
+    # Upload through the picker: the progress bar reaches 100% and the file turns stored.
+    await page.set_input_files("#file-input", files=[
+        {"name": "report.bin", "mimeType": "application/octet-stream", "buffer": data},
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a few notes\n"},
+    ])
+    upload = page.locator(".upload", has_text="report.bin")
+    await expect(upload.locator("progress")).to_have_attribute("value", "100")
+    await expect(upload.locator(".pct")).to_have_text("100%")
+    await expect(upload.locator(".status")).to_contain_text("Stored in")
+    await expect(file_row(page, "report.bin").locator(".status-cell")).to_have_text("Stored")
+    await expect(file_row(page, "notes.txt").locator(".status-cell")).to_have_text("Stored")
+    files = (await alice.get("/api/v1/files")).expect(200)["items"]
+    assert {(f["name"], f["size"], f["status"]) for f in files} == {
+        ("report.bin", len(data), "stored"), ("notes.txt", 12, "stored")}
+    report_id = next(f["id"] for f in files if f["name"] == "report.bin")
+
+    # Search.
+    await page.get_by_label("Search files by name").fill("notes")
+    await expect(page.locator("#files-body tr")).to_have_count(1)
+    await page.get_by_label("Search files by name").fill("")
+    await expect(page.locator("#files-body tr")).to_have_count(2)
+    await shot(page, "02-files")
+
+    # Download: the browser gets the same bytes from the storage server.
+    async with page.expect_download() as got:
+        await page.get_by_role("button", name="Download report.bin").click()
+    download = await got.value
+    assert await downloaded(download) == data
+
+    # Rename in place; a taken name is refused with the problem's detail.
+    await page.get_by_role("button", name="Rename report.bin").click()
+    await page.get_by_label("New name for report.bin").fill("notes.txt")
+    await page.get_by_label("New name for report.bin").press("Enter")
+    await expect(page.locator(f'#files-body tr[data-id="{report_id}"] .error')).to_contain_text("notes.txt")
+    await page.get_by_label("New name for report.bin").fill("quarterly report.bin")
+    await page.get_by_label("New name for report.bin").press("Enter")
+    await expect(file_row(page, "quarterly report.bin")).to_have_count(1)
+    assert (await alice.get(f"/api/v1/files/{report_id}")).expect(200)["name"] == "quarterly report.bin"
+
+    # Share with a password and a download limit.
+    await page.get_by_role("button", name="Share quarterly report.bin").click()
+    dialog = page.locator("#share-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("Password").fill("open sesame")
+    await dialog.get_by_label("Download limit").fill("3")
+    await dialog.get_by_role("button", name="Create link").click()
+    await expect(dialog.locator("#share-result")).to_be_visible()
+    url = await dialog.locator("#share-url").input_value()
+    assert url.startswith(base(api) + "/s/")
+    await expect(dialog.locator("#share-qr svg path")).to_have_count(1)
+    await expect(dialog.locator(".link-item")).to_have_count(1)
+    await expect(dialog.locator(".link-item")).to_contain_text("0 / 3 downloads")
+    await shot(page, "03-share-dialog", full_page=False)
+
+    # Someone else opens the link in their own browser.
+    stranger = await browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    try:
+        public = await stranger.new_page()
+        await public.goto(url)
+        await expect(public.get_by_role("heading", name="quarterly report.bin")).to_be_visible()
+        await expect(public.get_by_label("Password")).to_be_visible()
+        await public.get_by_label("Password").fill("not it")
+        await public.get_by_role("button", name="Download").click()
+        await expect(public.locator("#public-error")).to_contain_text("not right")
+        await public.get_by_label("Password").fill("open sesame")
+        await shot(public, "06-public-page")
+        async with public.expect_download() as got:
+            await public.get_by_role("button", name="Download").click()
+        assert await downloaded(await got.value) == data
+        await no_secret_stored(public)
+
+        # Revoked: the public page says so.
+        await dialog.get_by_role("button", name=re.compile("^Revoke link")).click()
+        await expect(dialog.locator(".link-item")).to_have_count(0)
+        await public.reload()
+        await expect(public.get_by_role("heading", name="Link not found")).to_be_visible()
+        await shot(public, "07-public-not-found")
+    finally:
+        await stranger.close()
+    await dialog.get_by_role("button", name="Close").click()
+
+    # Delete, after confirming.
+    await page.get_by_role("button", name="Delete notes.txt").click()
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
+    await expect(file_row(page, "notes.txt")).to_have_count(0)
+    assert [f["name"] for f in (await alice.get("/api/v1/files")).expect(200)["items"]] == ["quarterly report.bin"]
+
+    # History, then filtered by event.
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator("#history-body tr").first).to_be_visible()
+    await expect(page.locator("#history-body")).to_contain_text("report.bin → quarterly report.bin")
+    await shot(page, "04-history")
+    await page.get_by_label("Show events of kind").select_option("file.deleted")
+    await expect(page.locator("#history-body tr")).to_have_count(1)
+    await expect(page.locator("#history-body")).to_contain_text("notes.txt")
+    await no_secret_stored(page)
+
+    # Sign out.
+    async with page.expect_request(lambda r: r.url.endswith("/api/v1/auth/logout")) as logout:
+        await page.get_by_role("button", name="Sign out").click()
+    assert (await logout.value).method == "POST"
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+async def test_the_public_page_explains_used_up_and_unknown_links(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    bob = await api.user("bob")
+    uploaded = await bob.upload("once.txt", b"only once")
+    (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    link = (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={"max_downloads": 1})).expect(201)
+
+    page = await context.new_page()
+    await page.goto(link["url"])
+    await expect(page.get_by_role("heading", name="once.txt")).to_be_visible()
+    await expect(page.get_by_label("Password")).to_be_hidden()
+    async with page.expect_download() as got:
+        await page.get_by_role("button", name="Download").click()
+    assert await downloaded(await got.value) == b"only once"
+    await page.reload()
+    await expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
+    await page.goto(base(api) + "/s/no-such-token")
+    await expect(page.get_by_role("heading", name="Link not found")).to_be_visible()
+
+
+async def test_the_page_renews_its_token_before_it_expires(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api = await make_api(auth={"access_token_ttl": 10})
+    await api.user("carol")
+    page = await context.new_page()
+    await sign_in(page, api, "carol")
+    async with page.expect_request(lambda r: r.url.endswith("/api/v1/auth/refresh"), timeout=12_000) as renewed:
+        pass
+    assert (await renewed.value).method == "POST"
+    # Past the first token's lifetime, the page still works.
+    await page.wait_for_timeout(3_000)
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator("#history-view")).to_be_visible()
+    await expect(page.locator("#history-empty")).to_be_visible()
+    await expect(page.locator("#login-view")).to_be_hidden()
+    await no_secret_stored(page)
+
+
+async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
+    admin = await api.user("root", admin=True)
+    servers = await admin.add_layout(weed, bucket)
+    uploaded = await admin.upload("map.txt", b"where is it")
+    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    # An admin sees where each file is.
+    await expect(page.locator("th.copies-col")).to_be_visible()
+    await expect(file_row(page, "map.txt").locator(".copies-col")).to_contain_text(re.compile(r"\d cop"))
+
+    # Drag and drop uploads too.
+    await page.evaluate("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File(["dropped in"], "dropped.txt", {type: "text/plain"}));
+        document.getElementById("dropzone").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""")
+    await expect(file_row(page, "dropped.txt").locator(".status-cell")).to_have_text("Stored")
+
+    # A storage server that cannot be reached: the upload says so.
+    await page.route(f"**/{bucket}/**", lambda route: route.abort())
+    await page.set_input_files("#file-input", files=[{"name": "lost.txt", "mimeType": "text/plain", "buffer": b"x"}])
+    failed = page.locator(".upload.failed", has_text="lost.txt")
+    await expect(failed.locator(".status")).to_contain_text("The upload failed: the storage server")
+    await expect(failed.locator(".status")).to_contain_text("could not be reached")
+    await page.unroute(f"**/{bucket}/**")
+
+    await page.get_by_role("link", name="Servers").click()
+    rows = page.locator("#servers-body tr")
+    await expect(rows).to_have_count(5)
+    await expect(page.locator("#worldmap g.server")).to_have_count(5)
+    await expect(page.locator("#jobs-empty")).to_be_visible()
+    name = next(iter(servers))
+    switch = page.get_by_role("switch", name=f"{name} on")
+    await expect(switch).to_be_checked()
+    await shot(page, "05-admin")
+    await shot(page, "05-admin-top", full_page=False)
+
+    await switch.click()
+    await expect(switch).not_to_be_checked()
+    await expect(page.locator(f'#worldmap g.server.off[data-name="{name}"]')).to_have_count(1)
+    assert (await admin.get(f"/api/v1/servers/{servers[name]['id']}")).expect(200)["is_on"] is False
+    await switch.click()
+    await expect(switch).to_be_checked()
+    await expect(page.locator("#worldmap g.server.off")).to_have_count(0)
+    assert (await admin.get(f"/api/v1/servers/{servers[name]['id']}")).expect(200)["is_on"] is True
+
+    # The add form shows the problem's detail: a name in use, then an endpoint that does not answer.
+    await page.get_by_role("button", name="Add server").click()
+    form = page.locator("#server-dialog")
+    fields = {"Name": name, "City": "Lisbon", "S3 endpoint URL": f"http://127.0.0.1:{unused_port()}",
+              "Bucket": bucket, "Access key": "key", "Secret key": "secret-key", "Zone": "Europe",
+              "Latitude": "38.72", "Longitude": "-9.14"}
+    for label, value in fields.items():
+        await form.get_by_label(label, exact=True).fill(value)
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).not_to_be_empty()
+    first = await form.locator("#server-error").text_content()
+    await form.get_by_label("Name", exact=True).fill("lisbon")
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).not_to_have_text(first or "")
+    await expect(form.locator("#server-error")).not_to_be_empty()
+    await form.get_by_role("button", name="Cancel").click()
+    await expect(rows).to_have_count(5)
+
+    # A phone-sized screen: the same page, stacked.
+    phone = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    try:
+        small = await phone.new_page()
+        await sign_in(small, api, "root")
+        await expect(file_row(small, "map.txt")).to_be_visible()
+        await shot(small, "08-phone-files")
+        await small.get_by_role("link", name="Servers").click()
+        await expect(small.locator("#servers-body tr")).to_have_count(5)
+        await shot(small, "09-phone-servers")
+    finally:
+        await phone.close()
