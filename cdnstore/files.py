@@ -32,6 +32,15 @@ FILE_COLUMNS = """f.id, f.uuid, f.owner_id, f.name, f.created_at, f.updated_at, 
 FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)"
 
 
+async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
+    """The id and name of the caller's live file, inside a transaction; another user's is 404 too."""
+    row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? AND deleted_at IS NULL",
+                            (file_uuid, owner_id))
+    if row is None:
+        raise NotFound("no such file", code="file_not_found")
+    return row
+
+
 def render_file(row: Row) -> dict[str, Any]:
     stored = row["current_version_id"] is not None
     return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
@@ -280,10 +289,7 @@ class Files:
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
-                                    "AND deleted_at IS NULL", (file_uuid, owner_id))
-            if row is None:
-                raise NotFound("no such file", code="file_not_found")
+            row = await owned_file(tx, owner_id, file_uuid)
             if row["name"] != name:
                 if await tx_fetchone(tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND "
                                      "deleted_at IS NULL", (owner_id, name)):
@@ -296,10 +302,7 @@ class Files:
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
-                                    "AND deleted_at IS NULL", (file_uuid, owner_id))
-            if row is None:
-                raise NotFound("no such file", code="file_not_found")
+            row = await owned_file(tx, owner_id, file_uuid)
             now = now_iso()
             await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"]))
             live = await tx_fetchall(tx, "SELECT id FROM versions WHERE file_id = ? AND status IN "

@@ -25,7 +25,7 @@ from .auth import Passwords
 from .config import Config
 from .db import Database, Row, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, TooManyAttempts, Unauthorized
-from .files import Download, Files
+from .files import Download, Files, owned_file
 from .geo import Point
 from .throttle import Throttle
 
@@ -92,10 +92,7 @@ class Links:
         password_hash = await self.passwords.hash(password) if password is not None else None
         expires_at = iso_after(expires_in) if expires_in is not None else None
         async with self.db.transaction() as tx:
-            file = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
-                                     "AND deleted_at IS NULL", (file_uuid, owner_id))
-            if file is None:
-                raise NotFound("no such file", code="file_not_found")
+            file = await owned_file(tx, owner_id, file_uuid)
             created = await tx_fetchone(
                 tx, "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, uuid",
@@ -120,10 +117,7 @@ class Links:
     async def revoke(self, owner_id: int, file_uuid: str, link_uuid: str) -> None:
         """Deletes the link: from the commit on, its token is 404 `link_not_found`."""
         async with self.db.transaction() as tx:
-            file = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? "
-                                     "AND deleted_at IS NULL", (file_uuid, owner_id))
-            if file is None:
-                raise NotFound("no such file", code="file_not_found")
+            file = await owned_file(tx, owner_id, file_uuid)
             gone = await tx_fetchone(tx, "DELETE FROM links WHERE uuid = ? AND file_id = ? RETURNING uuid",
                                      (link_uuid, file["id"]))
             if gone is None:
