@@ -406,7 +406,6 @@ async def scale(results: Results, work: Path, files: int) -> None:
     now = "2026-01-01T00:00:00.000Z"
     started = time.monotonic()
     async with db.transaction() as tx:
-        await tx.execute("PRAGMA defer_foreign_keys = ON")  # files point at versions made just after
         await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
                          "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
                          "SELECT i, 'user-' || i, 'user' || i, 'x', ?, ? FROM n", (now, now))
@@ -417,14 +416,14 @@ async def scale(results: Results, work: Path, files: int) -> None:
                              (sid, f"s{sid}", f"s{sid}", zone, int(sid < 4), now, now))
         # One user with a tenth of the files (the worst first page), the rest spread over 999 users.
         await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-                         "INSERT INTO files (id, uuid, owner_id, name, current_version_id, latest_version_id, "
-                         "created_at, updated_at) SELECT i, lower(hex(randomblob(16))), "
-                         "CASE WHEN i % 10 = 0 THEN 1 ELSE 2 + i % 999 END, 'file-' || i || '.bin', i, i, ?, ? FROM n",
-                         (files, now, now))
+                         "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+                         "SELECT i, lower(hex(randomblob(16))), CASE WHEN i % 10 = 0 THEN 1 ELSE 2 + i % 999 END, "
+                         "'file-' || i || '.bin', ?, ? FROM n", (files, now, now))
         await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id, zone, "
                          "status, etag, created_at, stored_at) SELECT id, id, lower(hex(randomblob(16))), 1048576, "
                          "'application/octet-stream', 1, 'USA', 'stored', lower(hex(randomblob(16))), ?, ? FROM files",
                          (now, now))
+        await tx.execute("UPDATE files SET current_version_id = id, latest_version_id = id")
         await tx.execute("INSERT INTO replicas (server_id, version_id) SELECT s.id, v.id FROM versions v, "
                          "(SELECT 1 AS id UNION ALL SELECT 2 UNION ALL SELECT 3) s")
     built = time.monotonic() - started
@@ -470,45 +469,56 @@ async def main(args: argparse.Namespace) -> Results:
         work = Path(tmp)
         port = free_port()
         token = "bench-events-token"
-        names = ["dallas", "newyork", "detroit"]
-        weed = WeedCluster(work / "s3", names, access_key=ACCESS, secret_key=SECRET,
-                           webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}", webhook_token=token)
-        await weed.start()
-        daemon = Daemon(work, port, token)
-        client = Client(daemon.url)
-        try:
-            daemon.cli("init")
-            daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
-            await daemon.start()
-            client.token = (await client.call("POST", "/api/v1/auth/login",
-                                              {"username": "bench", "password": PASSWORD}))["access_token"]
-            bucket = "bench"
-            for site in ORIGINAL_LAYOUT:
-                if site.name in names:
-                    await client.call("POST", "/api/v1/servers", {
-                        "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url, "bucket": bucket,
-                        "access_key": ACCESS, "secret_key": SECRET, "location": site.location, "zone": site.zone,
-                        "latitude": site.latitude, "longitude": site.longitude, "is_on": True,
-                        "is_active": site.name != "detroit"})
-            small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
-            await client.put(small["upload"], b"hello")
-            await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
+        if set(args.only) & set("12347"):
+            await servers_scenarios(results, args, work, port, token)
+        if "5" in args.only:
+            print("scenario 5: the job queue", flush=True)
+            await queue_throughput(results, work, args.queue_jobs)
+        if "6" in args.only:
+            print(f"scenario 6: scale, {args.scale_files:,} files", flush=True)
+            await scale(results, work, args.scale_files)
+    return results
+
+
+async def servers_scenarios(results: Results, args: argparse.Namespace, work: Path, port: int, token: str) -> None:
+    names = ["dallas", "newyork", "detroit"]
+    weed = WeedCluster(work / "s3", names, access_key=ACCESS, secret_key=SECRET,
+                       webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}", webhook_token=token)
+    await weed.start()
+    daemon = Daemon(work, port, token)
+    client = Client(daemon.url)
+    try:
+        daemon.cli("init")
+        daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
+        await daemon.start()
+        client.token = (await client.call("POST", "/api/v1/auth/login",
+                                          {"username": "bench", "password": PASSWORD}))["access_token"]
+        bucket = "bench"
+        for site in ORIGINAL_LAYOUT:
+            if site.name in names:
+                await client.call("POST", "/api/v1/servers", {
+                    "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url, "bucket": bucket,
+                    "access_key": ACCESS, "secret_key": SECRET, "location": site.location, "zone": site.zone,
+                    "latitude": site.latitude, "longitude": site.longitude, "is_on": True,
+                    "is_active": site.name != "detroit"})
+        small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
+        await client.put(small["upload"], b"hello")
+        await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
+        if set(args.only) & set("127"):
             print("scenarios 1, 2, 7: hot paths with wrk", flush=True)
             await hot_paths(results, daemon, client, small["file"]["id"], args.seconds)
+        if "3" in args.only:
             print(f"scenario 3: replication of {args.big_mib} MiB", flush=True)
             await replication(results, daemon, client, weed, bucket, args.big_mib * MIB)
+        if "4" in args.only:
             print("scenario 4: upload to every replica", flush=True)
-            await client.call("PATCH", f"/api/v1/servers/{(await server_id(client, 'detroit'))}", {"is_active": True})
+            await client.call("PATCH", f"/api/v1/servers/{(await server_id(client, 'detroit'))}",
+                              {"is_active": True})
             await every_replica(results, daemon, client, args.replica_files)
-        finally:
-            await client.http.close()
-            daemon.stop()
-            await weed.stop()
-        print("scenario 5: the job queue", flush=True)
-        await queue_throughput(results, work, args.queue_jobs)
-        print(f"scenario 6: scale, {args.scale_files:,} files", flush=True)
-        await scale(results, work, args.scale_files)
-    return results
+    finally:
+        await client.http.close()
+        daemon.stop()
+        await weed.stop()
 
 
 async def server_id(client: Client, name: str) -> str:
@@ -553,6 +563,7 @@ def cli() -> int:
     parser.add_argument("--queue-jobs", type=int, default=5000, help="no-op jobs per server for scenario 5 (x4)")
     parser.add_argument("--scale-files", type=int, default=1_000_000, help="files for scenario 6")
     parser.add_argument("--workdir", default=None, help="where the temporary data goes (default: the system's)")
+    parser.add_argument("--only", default="1234567", help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)

@@ -7,7 +7,8 @@ before the S3 clients and the database close.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -30,7 +31,7 @@ from .auth import Passwords, Tokens
 from .config import Config
 from .db import Database
 from .files import Files
-from .geo import GeoLocator, parse_networks
+from .geo import GeoLocator, client_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
 from .jobs import JobQueue, JobWorker
@@ -54,7 +55,10 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
                           client_max_size=config.http.max_body_bytes)
     app[appkeys.METRICS] = metrics
     app[appkeys.CONFIG] = config
-    app[appkeys.TRUSTED_PROXIES] = parse_networks(config.http.trusted_proxies)
+    trusted = parse_networks(config.http.trusted_proxies)
+    locate_client: Callable[[str | None, str | None], str] = functools.lru_cache(maxsize=65536)(
+        functools.partial(client_ip, trusted_proxies=trusted))
+    app[appkeys.CLIENT_IP] = locate_client
     app[appkeys.OPENAPI] = build_openapi(endpoint.endpoints)
     app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
     if not tool:

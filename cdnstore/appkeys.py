@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 from .config import Config
 from .db import Database
 from .files import Files
-from .geo import GeoLocator, IPNetwork
+from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
 from .jobs import JobQueue, JobWorker
@@ -26,7 +27,6 @@ DB: web.AppKey[Database] = web.AppKey("db")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
-TRUSTED_PROXIES: web.AppKey[tuple[IPNetwork, ...]] = web.AppKey("trusted_proxies")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")
 HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
@@ -35,6 +35,8 @@ JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
+# (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
+CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 

@@ -8,6 +8,7 @@ version until the new one is stored, and then the old objects are removed everyw
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,8 @@ class Files:
         self.metrics = metrics or Metrics()
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
+        # (server, key, name) -> (url, expires_at, reuse until): see _signed_get
+        self._signed: dict[tuple[str, str, str], tuple[str, str, float]] = {}
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -283,9 +286,22 @@ class Files:
                          client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
+        url, expires_at = self._signed_get(server, row["object_key"], row["name"])
+        return Download(url, expires_at, server, row["name"])
+
+    def _signed_get(self, server: Server, key: str, name: str) -> tuple[str, str]:
+        """A presigned GET and when it expires. A URL signed in the last minute is handed out again
+        (it stays valid for nearly its whole life): signing is the costliest step of a download."""
+        now = time.time()
+        hit = self._signed.get((server.id, key, name))
+        if hit is not None and hit[2] > now:
+            return hit[0], hit[1]
         ttl = self.downloads.url_ttl
-        url = self.storage.presign_get(server.s3, row["object_key"], filename=row["name"], expires_in=ttl)
-        return Download(url, iso_in(ttl), server, row["name"])
+        url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
+        if len(self._signed) >= 100_000:
+            self._signed.clear()
+        self._signed[(server.id, key, name)] = (url, iso_in(ttl), now + min(60, ttl / 10))
+        return url, iso_in(ttl)
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
         async with self.db.transaction() as tx:

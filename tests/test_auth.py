@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -152,3 +153,18 @@ async def test_a_permission_granted_opens_its_route(api: Api) -> None:
     viewer = await api.user("viewer", permissions=["can_view_cdnserver"])
     assert (await viewer.get("/api/v1/servers")).expect(200) == {"items": [], "next_cursor": None}
     (await viewer.post("/api/v1/servers", json={})).problem(403, "forbidden")
+
+
+async def test_a_token_verified_while_valid_is_refused_once_it_expires(api: Api) -> None:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class AlmostFifteenMinutesAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 900 + 2
+
+    session = await api.user("alice")
+    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=AlmostFifteenMinutesAgo).dumps(
+        session.user["id"])
+    (await api.call("GET", "/api/v1/me", token=old)).expect(200)  # verified, and remembered
+    await asyncio.sleep(3)
+    (await api.call("GET", "/api/v1/me", token=old)).problem(401, "unauthorized")

@@ -207,6 +207,19 @@ async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: We
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["size"] == len(b"version two!")
 
 
+async def test_a_renamed_file_downloads_under_its_new_name_at_once(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, weed, bucket)
+    file_id = (await admin.upload("old.txt", DATA))["file"]["id"]
+    await admin.wait_stored(file_id)
+    first, _ = await admin.download(file_id)
+    again, _ = await admin.download(file_id)
+    assert again["url"] == first["url"]  # signed once, handed out again within the minute
+    await admin.patch(f"/api/v1/files/{file_id}", json={"name": "new.txt"})
+    renamed = (await admin.get(f"/api/v1/files/{file_id}/download")).expect(200)
+    status, _, headers = await fetch(renamed["url"])
+    assert status == 200 and 'filename="new.txt"' in headers["Content-Disposition"]
+
+
 async def test_rename_and_its_conflicts(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, _ = await admin_with_layout(api, weed, bucket)
     a = (await admin.upload("a.txt", DATA))["file"]["id"]

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from .. import appkeys
 from ..errors import Unauthorized
-from ..geo import client_ip
 from ..models import User
 
 
@@ -41,5 +40,4 @@ def current_user(request: web.Request) -> User:
 
 
 def remote_ip(request: web.Request) -> str:
-    trusted = request.app[appkeys.TRUSTED_PROXIES]
-    return client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted)
+    return request.app[appkeys.CLIENT_IP](request.remote, request.headers.get("X-Forwarded-For"))
