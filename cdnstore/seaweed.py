@@ -311,7 +311,7 @@ class WeedCluster:
                 try:
                     async with http.get(url.presign("GET", "", expires_in=60)) as resp:
                         body = await resp.text()
-                        if resp.status == 200:
+                        if resp.status == 200 and await _volume_server_registered(http, inst):
                             return
                         last = f"HTTP {resp.status}: {body[:200]}"
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -342,6 +342,16 @@ class WeedCluster:
 
     def __repr__(self) -> str:
         return f"WeedCluster({self.root}, {[i.endpoint_url for i in self.instances]})"
+
+
+async def _volume_server_registered(http: aiohttp.ClientSession, inst: WeedInstance) -> bool:
+    # After a restart S3 can answer before the volume server has reported back to the master; reads of
+    # existing objects fail (500) until it has. The master's topology lists it once it is back.
+    async with http.get(f"http://127.0.0.1:{inst.base_port + _MASTER}/dir/status") as resp:
+        if resp.status != 200:
+            return False
+        topology = (await resp.json(content_type=None)).get("Topology", {})
+    return any(rack.get("DataNodes") for dc in topology.get("DataCenters") or [] for rack in dc.get("Racks") or [])
 
 
 def _remove_sockets(inst: WeedInstance) -> None:
