@@ -31,7 +31,7 @@ from .auth import Passwords, Tokens
 from .config import Config
 from .db import Database
 from .files import Files
-from .geo import GeoLocator, client_ip, parse_networks
+from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
 from .jobs import JobQueue, JobWorker
@@ -59,6 +59,8 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     locate_client: Callable[[str | None, str | None], str] = functools.lru_cache(maxsize=65536)(
         functools.partial(client_ip, trusted_proxies=trusted))
     app[appkeys.CLIENT_IP] = locate_client
+    throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
+    app[appkeys.ORIGIN_IP] = throttle_origin
     app[appkeys.OPENAPI] = build_openapi(endpoint.endpoints)
     app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
     if not tool:

@@ -37,6 +37,7 @@ HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")
+ORIGIN_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("origin_ip")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 

@@ -157,6 +157,29 @@ def client_ip(
     return str(addr)
 
 
+def origin_ip(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted_proxies: Sequence[IPNetwork],
+) -> str:
+    """The address to count failures against (throttling): the right-most ``X-Forwarded-For`` entry
+    that is not a trusted proxy, i.e. the last hop a trusted proxy saw. Entries left of it are the
+    client's own words and could be forged to dodge a per-address limit."""
+    addr = _parse_ip(peer)
+    if addr is None:
+        return (peer or "").strip()
+    if not (forwarded_for and trusted_proxies and any(addr in net for net in trusted_proxies)):
+        return str(addr)
+    for entry in reversed(forwarded_for.split(",")):
+        hop = _parse_ip(entry)
+        if hop is None:
+            break  # garbage where a proxy would have written an address: trust nothing left of it
+        if not any(hop in net for net in trusted_proxies):
+            return str(hop)
+        addr = hop
+    return str(addr)
+
+
 # --------------------------------------------------------------------------- the database
 
 

@@ -168,3 +168,16 @@ async def test_a_token_verified_while_valid_is_refused_once_it_expires(api: Api)
     (await api.call("GET", "/api/v1/me", token=old)).expect(200)  # verified, and remembered
     await asyncio.sleep(3)
     (await api.call("GET", "/api/v1/me", token=old)).problem(401, "unauthorized")
+
+
+async def test_a_forged_forwarded_for_does_not_escape_the_per_address_limit(make_api: object) -> None:
+    api = await make_api(auth={"login_max_failures_per_ip": 3})  # type: ignore[operator]
+    await api.make_user("carol")
+    for n in range(3):  # each attempt claims to come from somewhere else; the proxy saw 203.0.113.7
+        headers = {"X-Forwarded-For": f"1.1.1.{n}, 203.0.113.7"}
+        (await api.call("POST", "/api/v1/auth/login", json={"username": f"x{n}", "password": "wrong-pw"},
+                        headers=headers)).problem(401, "invalid_credentials")
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD},
+                    headers={"X-Forwarded-For": "8.8.4.4, 203.0.113.7"})).problem(429, "too_many_attempts")
+    # Another address behind the same proxy is not locked out.
+    await api.login("carol", headers={"X-Forwarded-For": "203.0.113.8"})

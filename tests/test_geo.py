@@ -409,3 +409,16 @@ def test_rank_takes_a_coordinate_accessor_for_other_records() -> None:
     best = nearest(sites, Point(55.0, 5.0), lambda s: Point(*s.where))
     assert best is not None
     assert best.name == "north"
+
+
+def test_the_origin_for_throttling_is_the_last_hop_a_trusted_proxy_saw() -> None:
+    from cdnstore.geo import origin_ip
+
+    proxies = parse_networks(["127.0.0.1", "10.0.0.0/8"])
+    # The client wrote its own X-Forwarded-For ("1.1.1.1"); the proxy appended the real address.
+    assert origin_ip("127.0.0.1", "1.1.1.1, 203.0.113.7", proxies) == "203.0.113.7"
+    assert origin_ip("127.0.0.1", "9.9.9.9, 203.0.113.7, 10.1.2.3", proxies) == "203.0.113.7"
+    assert origin_ip("127.0.0.1", "203.0.113.7", proxies) == "203.0.113.7"
+    assert origin_ip("198.51.100.1", "1.1.1.1", proxies) == "198.51.100.1"  # not a proxy: ignored
+    assert origin_ip("127.0.0.1", "1.1.1.1, garbage", proxies) == "127.0.0.1"
+    assert origin_ip("127.0.0.1", None, proxies) == "127.0.0.1"

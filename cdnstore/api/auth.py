@@ -9,7 +9,7 @@ from ..models import User
 from ..users import render_user
 from .endpoint import endpoint, json_response
 from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
-from .security import current_user, remote_ip
+from .security import current_user, origin_ip
 
 
 def tokens_answer(request: web.Request, user: User, access: str, refresh: str) -> web.Response:
@@ -24,7 +24,7 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
     """Exchange a username and password for an access token and a refresh token. Repeated failures
     for one username or from one client address answer 429 `too_many_attempts` for a while."""
     user, access, refresh = await request.app[appkeys.ACCOUNTS].login(
-        body.username, body.password, remote_ip(request))
+        body.username, body.password, origin_ip(request))
     return tokens_answer(request, user, access, refresh)
 
 

@@ -14,7 +14,7 @@ from ..pagination import PageQuery, page
 from .endpoint import endpoint, json_response
 from .files import client_location, owner_id
 from .schemas import DownloadOut, DownloadQuery, LinkCreate, LinkDownloadIn, LinkList, LinkOut, PublicLinkOut
-from .security import remote_ip
+from .security import origin_ip
 
 
 @endpoint("POST", "/api/v1/files/{id}/links", summary="Share a file", tag="links",
@@ -68,7 +68,7 @@ async def download_link(request: web.Request, body: LinkDownloadIn, query: Downl
     `password_required` / `invalid_password`; 429 `too_many_attempts` (with Retry-After) after repeated
     wrong passwords for the link or from the client's address, until the window ends."""
     got = await request.app[appkeys.LINKS].download(request.match_info["token"], body.password,
-                                                    remote_ip(request), client_location(request))
+                                                    origin_ip(request), client_location(request))
     request.app[appkeys.METRICS].downloaded(got.server.name)
     if query.redirect:
         raise web.HTTPFound(got.url)

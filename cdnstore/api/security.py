@@ -39,5 +39,10 @@ def current_user(request: web.Request) -> User:
     return request[appkeys.USER]
 
 
+def origin_ip(request: web.Request) -> str:
+    """The address failures are counted against (see geo.origin_ip): not forgeable by the client."""
+    return request.app[appkeys.ORIGIN_IP](request.remote, request.headers.get("X-Forwarded-For"))
+
+
 def remote_ip(request: web.Request) -> str:
     return request.app[appkeys.CLIENT_IP](request.remote, request.headers.get("X-Forwarded-For"))
