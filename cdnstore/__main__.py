@@ -233,7 +233,7 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             drifts = await app[appkeys.SCRUB].scrub()
         for d in drifts:
             print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
-                  f"adopted={d.adopted} unknown={d.unknown}")
+                  f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}")
         drift = sum(not d.clean for d in drifts)
         print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
               else f"scrubbed {len(drifts)} server(s); no drift")

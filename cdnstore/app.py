@@ -118,7 +118,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
-    app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue)
+    app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
     yield
 
 

@@ -121,6 +121,7 @@ class HealthConfig(Section):
 
 class ScrubConfig(Section):
     interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
+    stale_upload_after: float = Field(86400.0, ge=0)  # an unfinished multipart upload this old is aborted
 
 
 class LinksConfig(Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -33,17 +34,20 @@ class Drift:
     orphans: int  # objects of deleted or replaced versions: removals enqueued
     adopted: int  # objects of stored versions the table did not know of: now counted present
     unknown: int  # objects cdnstore never made: reported, left alone
+    aborted: int = 0  # multipart uploads left by interrupted copies, older than stale_upload_after
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.orphans or self.adopted)
+        return not (self.missing or self.orphans or self.adopted or self.aborted)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class Scrubber:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue) -> None:
+    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
+                 stale_upload_after: float = 86400) -> None:
+        self.stale_upload_after = stale_upload_after
         self.db = db
         self.storage = storage
         self.servers = servers
@@ -71,7 +75,24 @@ class Scrubber:
                      for name, sql in FINDINGS.items()}
         missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
         lost = await self._repair(server_id, missing, orphans, adopted)
-        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0])
+        aborted = await self._abort_stale_uploads(server)
+        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0],
+                     aborted)
+
+    async def _abort_stale_uploads(self, server: Server) -> int:
+        # Only keys cdnstore made: another user of the bucket may have a slow upload of its own running.
+        before = datetime.now(UTC) - timedelta(seconds=self.stale_upload_after)
+        stale = await self.storage.stale_uploads(server.s3, before)
+        ours = set()
+        if stale:
+            marks = ",".join("?" * len(stale))
+            rows = await self.db.fetchall(f"SELECT object_key FROM versions WHERE object_key IN ({marks})",
+                                          [key for key, _ in stale])
+            ours = {r[0] for r in rows}
+        for key, upload_id in stale:
+            if key in ours:
+                await self.storage.abort_upload(server.s3, key, upload_id)
+        return sum(key in ours for key, _ in stale)
 
     async def _repair(self, server_id: int, missing: list[int], orphans: list[int], adopted: list[int]) -> int:
         """Apply the findings in one transaction; returns how many missing versions no server holds."""

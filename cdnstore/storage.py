@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -303,6 +304,27 @@ class Storage:
             async for page in pages:
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+
+    async def stale_uploads(self, target: S3Target, started_before: datetime) -> list[tuple[str, str]]:
+        """(key, upload id) of multipart uploads begun before `started_before` and never completed:
+        a copy interrupted by a crash leaves one behind, holding its parts' space."""
+        found = []
+        with _errors(target, "LIST multipart uploads"):
+            client = await self._client(target)
+            async for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=target.bucket):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"] < started_before:
+                        found.append((upload["Key"], upload["UploadId"]))
+        return found
+
+    async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
+        with _errors(target, f"ABORT upload of {key!r}"):
+            client = await self._client(target)
+            try:
+                await client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if not _is_missing(exc) and _error_code(exc)[0] != "NoSuchUpload":
+                    raise
 
     # --- copy --------------------------------------------------------------------------------
 

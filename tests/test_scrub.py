@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from apihelp import US_IP, Api, put_bytes
 
 from cdnstore import appkeys
@@ -64,3 +66,25 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     await api.app[appkeys.WORKER].drain()
     assert await storage.head(weed.target("dallas", bucket), key) is None
     assert await storage.head(weed.target("dallas", bucket), "not-ours.txt") is not None
+
+
+async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api: object, weed: WeedCluster,
+                                                                       bucket: str) -> None:
+    api = await make_api(scrub={"stale_upload_after": 0})  # type: ignore[operator]
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    answer = await admin.upload("big.bin", DATA, ip=US_IP)
+    await admin.wait_stored(answer["file"]["id"])
+    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    storage = api.app[appkeys.STORAGE]
+    target = weed.target("newyork", bucket)
+    client = await storage._client(target)  # a copy that died after its first part
+    upload = await client.create_multipart_upload(Bucket=bucket, Key=key)
+    await client.create_multipart_upload(Bucket=bucket, Key="someone-elses.bin")
+    assert len(await storage.stale_uploads(target, datetime.now(UTC))) == 2
+
+    drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
+    assert drifts["newyork"].aborted == 1
+    left = await storage.stale_uploads(target, datetime.now(UTC))
+    assert [k for k, _ in left] == ["someone-elses.bin"]  # not ours: left alone
+    assert upload["UploadId"] not in {u for _, u in left}
