@@ -36,3 +36,20 @@ def test_every_config_key_is_in_the_reference_with_its_default() -> None:
 def test_the_reference_names_no_key_that_does_not_exist() -> None:
     known = {f"{s}.{k}" for s, keys in Config().model_dump().items() for k in keys}
     assert set(reference()) <= known, set(reference()) - known
+
+
+def test_every_test_named_in_the_security_doc_exists() -> None:
+    root = Path(__file__).parent.parent
+    text = (root / "docs" / "security.md").read_text()
+    named = 0
+    for cell in re.findall(r"\| ([^|]*`tests/[^|]*) \|\s*$", text, re.M):
+        current = None
+        for ref in re.findall(r"`(tests/\w+\.py)?(?:::(\w+))?`", cell):
+            path, name = ref
+            current = path or current
+            assert current is not None, cell
+            assert (root / current).exists(), current
+            if name:
+                assert re.search(rf"^(async )?def {name}\(", (root / current).read_text(), re.M), f"{current}::{name}"
+                named += 1
+    assert named >= 20
