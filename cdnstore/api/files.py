@@ -67,7 +67,7 @@ async def get_file(request: web.Request) -> web.Response:
 
 
 @endpoint("GET", "/api/v1/files/{id}/download", summary="Download a file", tag="files", permission="can_view_file",
-          query=DownloadQuery, responses={200: DownloadOut, 302: None}, errors=(401, 403, 404, 409, 503))
+          query=DownloadQuery, responses={200: DownloadOut, 302: None}, errors=(401, 403, 404, 409, 422, 503))
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
     current name; `?redirect=true` answers 302 to it instead."""

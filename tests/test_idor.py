@@ -1,0 +1,106 @@
+"""IDOR: every route that takes an object's id, called by another user holding every permission.
+
+alice owns a stored file with a share link. mallory, an ordinary user with all eleven permissions (and her
+own file, to cross ids with), calls each route with alice's ids: files and links answer 404 as if they
+did not exist, administrator-only routes 403; afterwards alice's objects are exactly as they were.
+
+The table is checked against the declared routes (`endpoint.endpoints`): a new route with an id in its
+path and no row here fails `test_every_route_with_an_id_has_an_idor_case`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from apihelp import PASSWORD, Api, Session
+
+import cdnstore.app  # noqa: F401 - registers every route on `endpoint`
+from cdnstore.api.endpoint import endpoint
+from cdnstore.models import PERMISSIONS
+from cdnstore.seaweed import WeedCluster
+
+DATA = b"alice's own bytes\n" * 50
+NOBODY = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    route: str  # as declared
+    path: str  # with {file}, {link}, {user}, {mallory_file} filled in
+    status: int
+    code: str
+    body: Any = None
+
+
+CASES = [
+    Case("POST", "/api/v1/files/{id}/complete", "/api/v1/files/{file}/complete", 404, "file_not_found"),
+    Case("GET", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
+    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download", 404, "file_not_found"),
+    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download?redirect=true", 404,
+         "file_not_found"),
+    Case("PATCH", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found", {"name": "stolen.txt"}),
+    Case("DELETE", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
+    Case("GET", "/api/v1/files/{id}/servers", "/api/v1/files/{file}/servers", 404, "file_not_found"),
+    Case("POST", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found", {}),
+    Case("GET", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found"),
+    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{file}/links/{link}", 404,
+         "file_not_found"),
+    # alice's link through mallory's own file: the link is not found under it.
+    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{mallory_file}/links/{link}", 404,
+         "link_not_found"),
+    Case("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden",
+         {"password": "mallory was here", "permissions": [], "is_admin": True}),
+    Case("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/{job}/retry", 403, "forbidden"),
+]
+# Routes with an id that name no one's private object: the server registry is shared by everyone holding the
+# can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
+SHARED = {("GET", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}"), ("DELETE", "/api/v1/servers/{id}")}
+
+
+def test_every_route_with_an_id_has_an_idor_case() -> None:
+    with_ids = {(ep.method, ep.path) for ep in endpoint.endpoints
+                if re.search(r"{(id|link_id)}", ep.path)}
+    covered = {(case.method, case.route) for case in CASES}
+    assert with_ids == covered | SHARED, (with_ids - covered - SHARED, (covered | SHARED) - with_ids)
+    # {token} routes are public by design (the token is the capability); {server_name} is the webhook.
+    others = {(ep.method, ep.path) for ep in endpoint.endpoints if "{" in ep.path} - with_ids
+    assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
+
+
+async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str]) -> dict[str, Any]:
+    file = (await alice.get(f"/api/v1/files/{ids['file']}")).expect(200)
+    links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
+    users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
+    public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
+    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]),
+            "public": public}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
+async def test_another_users_ids_are_not_found_and_change_nothing(
+        api: Api, weed: WeedCluster, bucket: str, case: Case) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "dallas", bucket)
+    alice = await api.user("alice")
+    file_id = (await alice.upload("private.txt", DATA))["file"]["id"]
+    await alice.wait_stored(file_id)
+    link = (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    mallory = await api.user("mallory", permissions=list(PERMISSIONS))
+    assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]
+    mallory_file = (await mallory.upload("mallory.txt", b"mine\n"))["file"]["id"]
+    ids = {"file": file_id, "link": link["id"], "token": link["token"], "user": alice.user["id"],
+           "mallory_file": mallory_file, "job": NOBODY}
+    before = await _snapshot(api, admin, alice, ids)
+
+    answer = await mallory.call(case.method, case.path.format(**ids), json=case.body)
+    answer.problem(case.status, case.code)
+
+    assert await _snapshot(api, admin, alice, ids) == before
+    _, body = await alice.download(file_id)
+    assert body == DATA
+    await api.login("alice", PASSWORD)  # her password is unchanged
+    assert (await mallory.get("/api/v1/me")).expect(200)["is_admin"] is False
