@@ -108,6 +108,8 @@ path = "{work / 'cdnstore.sqlite3'}"
 secret_key = "bench-secret-key-0123456789"
 [events]
 token = "{events_token}"
+[uploads]
+max_per_minute = 0
 [log]
 level = "WARNING"
 {log_extra}""")

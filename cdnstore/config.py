@@ -95,6 +95,7 @@ class UploadsConfig(Section):
     sweep_interval: float = Field(30.0, gt=0)   # how often uploads still pending are looked for
     sweep_after: int = Field(60, ge=0)          # an upload pending this long is HEADed on its server
     abandon_after: int = Field(86400, ge=60)    # ... and given up this long after it was announced
+    max_per_minute: int = Field(600, ge=0)      # uploads one user may announce per minute (429 beyond); 0: no limit
 
 
 class DownloadsConfig(Section):

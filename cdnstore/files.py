@@ -17,13 +17,14 @@ from typing import Any
 from . import history
 from .config import Config
 from .db import Database, Row, Tx, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, NotFound, StorageError, TooLarge, Unavailable
+from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
 from .geo import Point, nearest
 from .jobs import JobQueue
 from .metrics import Metrics
 from .models import Health, Server
 from .servers import ServerRegistry
 from .storage import Storage
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Files:
         self.metrics = metrics or Metrics()
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
+        self._announced = Throttle(max(1, cfg.uploads.max_per_minute), 60.0)
         # (server, key, name) -> (url, expires_at, reuse until): see _signed_get
         self._signed: dict[tuple[str, str, str], tuple[str, str, float]] = {}
 
@@ -122,6 +124,12 @@ class Files:
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
                            code="file_too_large")
+        if self.uploads.max_per_minute:
+            wait = self._announced.retry_after(str(owner_id))
+            if wait > 0:
+                raise TooManyAttempts(f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
+                                      retry_after=int(wait) + 1, code="too_many_uploads")
+            self._announced.fail(str(owner_id))  # counted, failed or not
         server = nearest([s for s in self.servers.all() if s.takes_uploads], client)
         if server is None:
             raise Unavailable("no storage server is on, active and up", code="no_server_available")

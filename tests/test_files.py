@@ -345,3 +345,15 @@ async def test_file_servers_shows_present_and_pending_copies(api: Api, weed: Wee
     alice = await api.user("alice")
     (await alice.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")
     assert json.dumps(items)
+
+
+async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, weed: WeedCluster, bucket: str) -> None:
+    api = await make_api(uploads={"max_per_minute": 3})  # type: ignore[operator]
+    admin, _ = await admin_with_layout(api, weed, bucket)
+    for n in range(3):
+        await admin.announce(f"f{n}.txt", DATA)
+    answer = await admin.post("/api/v1/files", json={"name": "f3.txt", "size": 1}, headers=from_ip(US_IP))
+    answer.problem(429, "too_many_uploads")
+    assert 0 < int(answer.headers["Retry-After"]) <= 60
+    alice = await api.user("alice")  # the limit is per user
+    (await alice.post("/api/v1/files", json={"name": "mine.txt", "size": 1}, headers=from_ip(US_IP))).expect(201)

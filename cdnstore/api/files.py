@@ -40,11 +40,13 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
 
 
 @endpoint("POST", "/api/v1/files", summary="Start an upload", tag="files", permission="can_upload_file",
-          body=FileCreate, responses={201: FileUploadOut, 200: FileUploadOut}, errors=(400, 401, 403, 413, 422, 503))
+          body=FileCreate, responses={201: FileUploadOut, 200: FileUploadOut},
+          errors=(400, 401, 403, 413, 422, 429, 503))
 async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     """Answers a presigned PUT on the nearest server that is on and active: PUT the bytes to `upload.url`
     with exactly `upload.headers`. A name you already have starts a new version of that file (200); its
-    previous content stays downloadable until the new content is stored."""
+    previous content stays downloadable until the new content is stored. 429 `too_many_uploads` past
+    `uploads.max_per_minute` announcements a minute."""
     upload = await request.app[appkeys.FILES].announce(
         await owner_id(request), body.name, body.size, body.content_type, client_location(request))
     return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
