@@ -83,3 +83,13 @@ async def make_api(aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> Mak
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, daemon_port: int) -> AsyncIterator[Any]:
+    """`cdnstore serve` in a process of its own (started by the test), killed at the end."""
+    from daemonproc import Daemon  # it builds on make_config above
+
+    made = Daemon(tmp_path / "config.toml", daemon_port, tmp_path / "daemon.log")
+    yield made
+    made.kill()
