@@ -111,7 +111,7 @@ class JobsConfig(Section):
     timeout: float = Field(3600.0, gt=0)       # a job running longer is failed (and retried)
     poll_interval: float = Field(1.0, gt=0)    # idle workers look for due jobs this often
     part_size: int = Field(8 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
-    parts_in_flight: int = Field(3, ge=1)
+    parts_in_flight: int = Field(2, ge=1)
     shutdown_grace: float = Field(30.0, ge=0)  # at SIGTERM, running jobs may finish this long, then are requeued
 
 

@@ -114,7 +114,7 @@ class Storage:
         connect_timeout: float = 5,
         read_timeout: float = 30,
         part_size: int = 8 << 20,
-        parts_in_flight: int = 3,
+        parts_in_flight: int = 2,
     ) -> None:
         if part_size < 5 << 20:
             raise ValueError("part_size must be at least 5 MiB (S3's minimum for non-last parts)")
