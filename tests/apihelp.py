@@ -21,6 +21,7 @@ EVENTS_TOKEN = "events-token-for-tests"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 # Real addresses and where the GeoLite2 database puts them.
 US_IP, RUSSIA_IP, SOUTH_AFRICA_IP = "8.8.8.8", "77.88.8.8", "196.25.1.1"
+DATA_SMALL = b"a small file\n" * 10
 
 
 def from_ip(ip: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 
 import pytest
@@ -357,3 +358,30 @@ async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, wee
     assert 0 < int(answer.headers["Retry-After"]) <= 60
     alice = await api.user("alice")  # the limit is per user
     (await alice.post("/api/v1/files", json={"name": "mine.txt", "size": 1}, headers=from_ip(US_IP))).expect(201)
+
+
+async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(api: Api, weed: WeedCluster,
+                                                                         bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await quiet_server(admin, weed, bucket)
+    answer = await admin.upload("order.txt", DATA)
+    file_id = answer["file"]["id"]
+    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    path = f"/buckets/{bucket}/{key}"
+    created = {"event_type": "create", "key": path, "message": {"new_entry": {"attributes": {"file_size": len(DATA)}}}}
+    deleted = {"event_type": "delete", "key": path, "message": {"old_entry": {"name": key}}}
+    wrong_size = {"event_type": "create", "key": path, "message": {"new_entry": {"attributes": {"file_size": 1}}}}
+    hook = "/api/v1/events/s3/dallas-quiet"
+    # A removal first, then a creation of the wrong size: neither stores the upload.
+    for body in (deleted, wrong_size):
+        (await api.call("POST", hook, json=body, token=EVENTS_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
+    for body in (created, created, deleted, created):  # the real one, again, out of order
+        (await api.call("POST", hook, json=body, token=EVENTS_TOKEN)).expect(204)
+    stored = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+    assert stored["status"] == "stored"
+    assert len((await admin.get("/api/v1/history?event=file.stored")).expect(200)["items"]) == 1
+    assert (await admin.download(file_id))[1] == DATA
+    oversized = {"event_type": "create", "key": path, "message": {"padding": "x" * (2 << 20)}}
+    (await api.call("POST", hook, data=io.BytesIO(json.dumps(oversized).encode()), token=EVENTS_TOKEN,
+                    headers={"Content-Type": "application/json"})).problem(413, "request_too_large")
