@@ -244,10 +244,12 @@ class JobWorker:
                 if not self._running:
                     self._idle.set()
 
+    def _reachable(self) -> list[int]:
+        """Servers whose jobs may run: on and not known to be down."""
+        return [self.servers.internal_id(s) for s in self.servers.all() if s.is_on and s.health is not Health.DOWN]
+
     def _eligible(self) -> list[int]:
-        ids = [self.servers.internal_id(s) for s in self.servers.all()
-               if s.is_on and s.health is not Health.DOWN]
-        return [i for i in ids if self._busy[i] < self.cfg.per_server]
+        return [i for i in self._reachable() if self._busy[i] < self.cfg.per_server]
 
     async def _claim_next(self) -> Job | None:
         eligible = self._eligible()
@@ -332,7 +334,7 @@ class JobWorker:
                     return
 
     async def _due(self, horizon: float) -> bool:
-        ids = [self.servers.internal_id(s) for s in self.servers.all() if s.is_on and s.health is not Health.DOWN]
+        ids = self._reachable()
         if not ids:
             return False
         marks = ",".join("?" * len(ids))
