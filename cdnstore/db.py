@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -35,9 +36,20 @@ PRAGMAS = (
 )
 
 
+def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
+    """Unix time `ts` (now when None) as RFC 3339 UTC; with the default millisecond precision this is
+    the format every stored time uses, so stored times compare correctly as text."""
+    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    """RFC 3339 UTC with millisecond precision, the format every stored time uses."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso()
+
+
+def iso_in(seconds: float, *, timespec: str = "milliseconds") -> str:
+    """Now plus `seconds` (negative: ago), as `iso` writes it."""
+    return iso(time.time() + seconds, timespec=timespec)
 
 
 def schema_sql() -> str:

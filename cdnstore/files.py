@@ -11,12 +11,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import history
 from .config import Config
-from .db import Database, Row, Tx, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
 from .geo import Point, nearest
 from .jobs import JobQueue
@@ -52,10 +51,6 @@ def render_file(row: Row) -> dict[str, Any]:
 
 def render_ref(server: Server) -> dict[str, str]:
     return {"name": server.name, "location": server.location, "zone": server.zone}
-
-
-def iso_in(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -159,8 +154,8 @@ class Files:
                                                 expires_in=self.uploads.url_ttl)
         self.metrics.uploaded(server.name)
         return Upload(created, render_file(row), {
-            "url": url, "method": "PUT", "headers": headers, "expires_at": iso_in(self.uploads.url_ttl),
-            "server": render_ref(server)})
+            "url": url, "method": "PUT", "headers": headers,
+            "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"), "server": render_ref(server)})
 
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
         """The client says its PUT finished: look at the upload server and store the version if there."""
@@ -306,10 +301,11 @@ class Files:
             return hit[0], hit[1]
         ttl = self.downloads.url_ttl
         url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
+        expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.id, key, name)] = (url, iso_in(ttl), now + min(60, ttl / 10))
-        return url, iso_in(ttl)
+        self._signed[(server.id, key, name)] = (url, expires_at, now + min(60, ttl / 10))
+        return url, expires_at
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
         async with self.db.transaction() as tx:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import history
 from .auth import Passwords
 from .config import Config
-from .db import Database, Row, now_iso, tx_fetchone
+from .db import Database, Row, iso_in, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, TooManyAttempts, Unauthorized
 from .files import Download, Files, owned_file
 from .geo import Point
@@ -40,12 +39,6 @@ PUBLIC_QUERY = f"""SELECT {LINK_COLUMNS}, f.owner_id, f.name, f.deleted_at, coal
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
-
-
-def iso_after(seconds: int) -> str:
-    """Now plus `seconds`, in now_iso()'s format, so that stored times compare as text."""
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 def render_link(row: Row, public_url: str) -> dict[str, Any]:
@@ -90,7 +83,7 @@ class Links:
                      max_downloads: int | None) -> Row:
         await self.files.get(owner_id, file_uuid)  # 404 before paying for a hash
         password_hash = await self.passwords.hash(password) if password is not None else None
-        expires_at = iso_after(expires_in) if expires_in is not None else None
+        expires_at = iso_in(expires_in) if expires_in is not None else None
         async with self.db.transaction() as tx:
             file = await owned_file(tx, owner_id, file_uuid)
             created = await tx_fetchone(

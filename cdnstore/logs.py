@@ -11,9 +11,9 @@ import contextvars
 import json
 import logging
 import sys
-from datetime import UTC, datetime
 
 from .config import LogConfig
+from .db import iso
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -33,8 +33,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"),
+            "ts": iso(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

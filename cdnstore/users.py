@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .auth import Passwords, Tokens, token_hash
 from .config import AuthConfig
-from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
 from .errors import Conflict, InvalidCredentials, NotFound, TooManyAttempts, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import Throttle
@@ -154,8 +153,7 @@ class Accounts:
 
     async def _new_refresh(self, tx: Tx, user_id: int, user_uuid: str, family: str | None) -> str:
         token, claims = self.tokens.refresh(user_uuid, family)
-        expires = (datetime.now(UTC) + timedelta(seconds=self.tokens.refresh_ttl)).isoformat(
-            timespec="milliseconds").replace("+00:00", "Z")
+        expires = iso_in(self.tokens.refresh_ttl)
         await tx.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at)"
                          " VALUES (?, ?, ?, ?, ?)", (token_hash(token), claims.family, user_id, expires,
                                                      now_iso()))

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
+from ..db import Row, iso
 from ..files import render_ref
 from ..jobs import job_uuid
 from ..pagination import page
 from .endpoint import endpoint, json_response
 from .schemas import JobList, JobOut, JobsQuery
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def render_job(request: web.Request, row: Row) -> dict[str, Any]:
@@ -28,8 +23,8 @@ def render_job_row(app: web.Application, row: Row) -> dict[str, Any]:
     server = app[appkeys.SERVERS].by_internal_id(row["server_id"])
     return {"id": job_uuid(row["id"]), "kind": row["kind"], "status": row["status"], "attempts": row["attempts"],
             "last_error": row["last_error"], "file_id": row["file_uuid"], "file_name": row["file_name"],
-            "server": None if server is None else render_ref(server), "run_after": _iso(row["run_after"]),
-            "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"])}
+            "server": None if server is None else render_ref(server), "run_after": iso(row["run_after"]),
+            "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"])}
 
 
 @endpoint("GET", "/api/v1/jobs", summary="List jobs", tag="jobs", admin=True, query=JobsQuery,
