@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
@@ -50,11 +51,15 @@ class Answer:
     headers: Any
 
     def expect(self, status: int) -> Any:
+        if status == self.status:
+            LEDGER.expected(self)
         assert self.status == status, f"expected {status}, got {self.status}: {self.body}"
         return self.body
 
     def problem(self, status: int, code: str) -> dict[str, Any]:
         """Assert a problem+json answer with this status and code, and return it."""
+        if status == self.status:
+            LEDGER.expected(self)
         assert self.status == status, f"expected {status} {code}, got {self.status}: {self.body}"
         assert self.headers["Content-Type"].startswith("application/problem+json"), self.headers
         assert PROBLEM_KEYS <= set(self.body), self.body
@@ -80,7 +85,9 @@ class Api:
             body: Any = raw.decode(errors="replace")
             if "json" in kind and raw:
                 body = await resp.json(content_type=None)
-            return Answer(resp.status, body, resp.headers)
+            answer = Answer(resp.status, body, resp.headers)
+            LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
+            return answer
 
     async def make_user(self, username: str, *, admin: bool = False,
                         permissions: list[str] | None = None) -> None:

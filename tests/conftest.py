@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the tests
 
 from apihelp import EVENTS_TOKEN, SECRET, Api
+from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
 
 from cdnstore.app import create_app
@@ -93,3 +94,20 @@ async def daemon(tmp_path: Path, daemon_port: int) -> AsyncIterator[Any]:
     made = Daemon(tmp_path / "config.toml", daemon_port, tmp_path / "daemon.log")
     yield made
     made.kill()
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    chosen = [Path(a.split("::")[0]).resolve() for a in config.args]
+    return (not config.option.keyword and not config.option.markexpr
+            and all(path == Path(__file__).parent for path in chosen))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_sep("=", "reliability figures (docs/reliability.md)")
+    terminalreporter.write_line(LEDGER.table(LEDGER.rows))
+    unexpected = len(LEDGER.unexpected)
+    terminalreporter.write_line(f"API answers seen: {LEDGER.answers}; 5xx that no test expected: {unexpected}")
+    for what in sorted(LEDGER.unexpected.values()):
+        terminalreporter.write_line(f"  {what}")
+    if exitstatus == 0:  # a failed run's figures prove nothing: the doc keeps the last good ones
+        LEDGER.write(whole_suite=_whole_suite(config))
