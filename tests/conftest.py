@@ -105,8 +105,8 @@ def _whole_suite(config: pytest.Config) -> bool:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     terminalreporter.write_sep("=", "reliability figures (docs/reliability.md)")
     terminalreporter.write_line(LEDGER.table(LEDGER.rows))
-    unexpected = len(LEDGER.unexpected)
-    terminalreporter.write_line(f"API answers seen: {LEDGER.answers}; 5xx that no test expected: {unexpected}")
+    terminalreporter.write_line(f"API answers seen: {LEDGER.answers}, {LEDGER.refusals} of them 4xx; "
+                                f"5xx that no test expected: {len(LEDGER.unexpected)}")
     for what in sorted(LEDGER.unexpected.values()):
         terminalreporter.write_line(f"  {what}")
     if exitstatus == 0:  # a failed run's figures prove nothing: the doc keeps the last good ones

@@ -39,6 +39,7 @@ class Row:
 class Ledger:
     rows: dict[str, Row] = field(default_factory=dict)
     answers: int = 0
+    refusals: int = 0  # 4xx answers: bad input, missing rights, limits
     unexpected: dict[int, str] = field(default_factory=dict)  # id(answer) -> "METHOD path -> status"
 
     def add(self, area: str, **counts: int) -> None:
@@ -48,6 +49,7 @@ class Ledger:
 
     def answered(self, answer: Any, what: str) -> None:
         self.answers += 1
+        self.refusals += 400 <= answer.status < 500
         if answer.status >= 500:
             self.unexpected[id(answer)] = what
 
@@ -59,7 +61,8 @@ class Ledger:
                                     for area, row in sorted(rows.items()))])
 
     def suite_line(self) -> str:
-        return (f"{SUITE_LINE} {self.answers}; 5xx that no test expected: {len(self.unexpected)}"
+        return (f"{SUITE_LINE} {self.answers}, of which {self.refusals} refused (4xx); "
+                f"5xx that no test expected: {len(self.unexpected)}"
                 + "".join(f"\n- {what}" for what in sorted(self.unexpected.values())))
 
     def write(self, whole_suite: bool) -> None:
@@ -68,6 +71,7 @@ class Ledger:
         artifacts.mkdir(exist_ok=True)
         (artifacts / "reliability.json").write_text(json.dumps(
             {"rows": {a: asdict(r) for a, r in self.rows.items()}, "answers": self.answers,
+             "refusals": self.refusals,
              "unexpected_5xx": sorted(self.unexpected.values())}, indent=2))
         rows, line = read_doc()
         rows.update(self.rows)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from apihelp import PASSWORD, Api, Session
+from reliability import LEDGER
 
 import cdnstore.app  # noqa: F401 - registers every route on `endpoint`
 from cdnstore.api.endpoint import endpoint
@@ -97,6 +98,8 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
     before = await _snapshot(api, admin, alice, ids)
 
     answer = await mallory.call(case.method, case.path.format(**ids), json=case.body)
+    LEDGER.add("IDOR: another user's ids on every route that takes one", bad_inputs=1,
+               server_errors=int(answer.status >= 500))
     answer.problem(case.status, case.code)
 
     assert await _snapshot(api, admin, alice, ids) == before

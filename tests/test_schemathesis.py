@@ -19,6 +19,7 @@ import schemathesis
 from apihelp import Api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability import LEDGER
 from schemathesis.checks import (  # type: ignore[attr-defined]
     content_type_conformance,
     not_a_server_error,
@@ -116,6 +117,8 @@ async def test_the_api_survives_schemathesis(api: Api, weed: WeedCluster, bucket
     operations, cases, failures = await asyncio.to_thread(_fuzz, base_url, known, statuses)
     print(f"\nschemathesis: {operations} operations, {cases} cases, {len(failures)} failures"
           f" ({time.monotonic() - started:.1f}s)")
+    LEDGER.add("schemathesis: generated valid and invalid requests", rounds=operations, bad_inputs=cases,
+               server_errors=sum(n for (_, status), n in statuses.items() if status >= 500))
     assert not failures, "\n\n".join(failures[:20])
     # The real ids were used: the found-object branches ran, not only the 404s.
     for reached in ("GET /api/v1/files/{id}", "GET /api/v1/files/{id}/download", "GET /api/v1/files/{id}/links",
