@@ -93,6 +93,7 @@ def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from .api.server import serve
     from .app import create_app
 
     app = create_app(cfg)
@@ -100,8 +101,7 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
              cfg.http.port, cfg.http.public_url)
     # SIGTERM/SIGINT: the sockets close, no new job starts, in-flight requests and running jobs get
     # jobs.shutdown_grace seconds (jobs still running then go back to the queue), then the database closes.
-    web.run_app(app, host=cfg.http.host, port=cfg.http.port, access_log=None, print=None,
-                shutdown_timeout=cfg.jobs.shutdown_grace)
+    asyncio.run(serve(app, host=cfg.http.host, port=cfg.http.port, shutdown_timeout=cfg.jobs.shutdown_grace))
     log.info("cdnstore stopped")
     return 0
 

@@ -27,6 +27,7 @@ from .api.endpoint import endpoint
 from .api.observe import observe
 from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
+from .api.server import handler_args
 from .auth import Passwords, Tokens
 from .config import Config
 from .db import Database
@@ -52,7 +53,8 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
         config.require_secret()
     metrics = Metrics()  # a registry per app, never prometheus_client's global one
     app = web.Application(middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
-                          client_max_size=config.http.max_body_bytes)
+                          client_max_size=config.http.max_body_bytes,
+                          handler_args=handler_args(config.http.max_header_bytes))
     app[appkeys.METRICS] = metrics
     app[appkeys.CONFIG] = config
     trusted = parse_networks(config.http.trusted_proxies)

@@ -32,6 +32,7 @@ class HttpConfig(Section):
     public_url: str = "http://127.0.0.1:8080"
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_header_bytes: int = Field(16384, ge=1024, le=1 << 20)  # header fields, one or all together
 
     @field_validator("public_url")
     @classmethod

@@ -3,6 +3,10 @@
 Writes go through `transaction()`, which holds an asyncio.Lock from BEGIN IMMEDIATE to COMMIT so
 coroutines never interleave statements on the shared writer. Reads use their own connection (WAL lets
 them run beside a write). Never await S3 or HTTP inside a transaction.
+
+When the disk under the database fails a statement (full, I/O error, read-only), SQLite rolls the
+transaction back and this module raises `DatabaseUnavailable` (503, Retry-After) instead of the sqlite3
+error: logged once when writes start failing and once when they work again, not per request.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 
 import aiosqlite
 
+from .errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
@@ -34,6 +40,25 @@ PRAGMAS = (
     # rows (a server fill) otherwise spill to the WAL page by page and crawl.
     "PRAGMA cache_size = -65536",
 )
+
+
+# SQLite's primary result codes that say the disk under the database failed, not the SQL; extended codes
+# (SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED ...) carry the primary one in their low byte.
+DISK_ERRORS = {
+    13: ("disk_full", "the database's disk is full"),  # SQLITE_FULL
+    10: ("disk_error", "the database's disk failed"),  # SQLITE_IOERR
+    14: ("disk_error", "the database's files cannot be opened"),  # SQLITE_CANTOPEN
+    8: ("read_only", "the database's file system is read-only"),  # SQLITE_READONLY
+}
+
+
+def disk_error(exc: BaseException) -> DatabaseUnavailable | None:
+    """The domain error for a sqlite3 error that is the disk's fault; None for any other exception."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    if code is None or code & 0xFF not in DISK_ERRORS:
+        return None
+    reason, what = DISK_ERRORS[code & 0xFF]
+    return DatabaseUnavailable(f"{what} ({getattr(exc, 'sqlite_errorname', code)})", reason=reason)
 
 
 def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
@@ -178,6 +203,14 @@ class InlineTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    @property
+    def total_changes(self) -> int:
+        return self.conn.total_changes
+
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> InlineResult:
         return InlineResult(self.conn.execute(sql, params))
 
@@ -207,6 +240,10 @@ class Database:
         self._on_begin: list[Callable[[Tx], Awaitable[None]]] = []
         self._after_rollback: list[Callable[[], None]] = []
         self._commits_since_checkpoint = 0
+        # Set while the disk refuses writes (the last failure, for /readyz); cleared by a write that commits.
+        self.unavailable: DatabaseUnavailable | None = None
+        self._unavailable_since = 0.0
+        self._checkpoint_failing = False
 
     async def open(self) -> None:
         await asyncio.to_thread(initialize, self.path)
@@ -233,7 +270,10 @@ class Database:
 
     async def close(self) -> None:
         if self._writer is not None:
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except sqlite3.Error as exc:  # the WAL keeps the commits; the next open checkpoints them
+                log.warning("the last checkpoint failed: %s", exc)
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -246,8 +286,43 @@ class Database:
         """Move committed pages from the WAL into the database file, in a thread (this is where fsync
         happens). PASSIVE: never waits for readers or writers."""
         if self._commits_since_checkpoint and self._writer is not None:
-            self._commits_since_checkpoint = 0
-            await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            commits, self._commits_since_checkpoint = self._commits_since_checkpoint, 0
+            try:
+                await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                self._commits_since_checkpoint += commits  # they stay in the WAL: try again next time
+                if disk_error(exc) is None:
+                    raise
+                if not self._checkpoint_failing:
+                    self._checkpoint_failing = True
+                    log.error("checkpoints fail (%s): committed writes stay in %s-wal, which grows until space "
+                              "returns", exc, self.path)
+                return
+            if self._checkpoint_failing:
+                self._checkpoint_failing = False
+                log.warning("checkpoints work again")
+
+    def _refused(self, exc: BaseException) -> DatabaseUnavailable | None:
+        """The domain error for a disk failure (logged when writes start failing), else None."""
+        error = disk_error(exc)
+        if error is not None:
+            if self.unavailable is None:
+                self._unavailable_since = time.monotonic()
+                log.error("the database refuses writes: %s; they answer 503 %s until it takes them again",
+                          exc, error.code)
+            self.unavailable = error
+        return error
+
+    def _raise_refused(self, exc: BaseException) -> None:
+        """Raise DatabaseUnavailable for a disk failure; return for any other error (the caller re-raises it)."""
+        refused = self._refused(exc)
+        if refused is not None:
+            raise refused from exc
+
+    def _took_writes(self) -> None:
+        if self.unavailable is not None:
+            log.warning("the database takes writes again, after %.0f s", time.monotonic() - self._unavailable_since)
+            self.unavailable = None
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every committed transaction (e.g. to wake the job worker)."""
@@ -260,17 +335,31 @@ class Database:
         self._after_rollback.append(after_rollback)
 
     async def check_writable(self, wait: float) -> None:
-        """Raise unless a write transaction can start now (for /readyz): `BEGIN IMMEDIATE` takes the
-        write lock, `ROLLBACK` gives it back; nothing is written. Waits at most `wait` seconds for a
-        transaction of this process to end (SQLite's busy_timeout bounds the rest)."""
+        """Raise unless the database takes a write now (for /readyz): one page really written and
+        committed (the schema version, set to what it is), so a full disk shows. Waits at most `wait`
+        seconds for a transaction of this process to end (SQLite's busy_timeout bounds the rest).
+        DatabaseUnavailable when the disk refuses."""
         assert self._writer is not None, "database is not open"
+        writer = self._writer
         async with asyncio.timeout(wait):
             await self._lock.acquire()
         try:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            await self._writer.execute("ROLLBACK")
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                async with writer.execute("PRAGMA user_version") as cursor:
+                    row = await cursor.fetchone()
+                await writer.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
+                await writer.execute("COMMIT")
+            except BaseException:
+                await self._rollback(writer)
+                raise
+        except sqlite3.Error as exc:
+            self._raise_refused(exc)
+            raise
         finally:
             self._lock.release()
+        self._commits_since_checkpoint += 1
+        self._took_writes()
 
     @asynccontextmanager
     async def transaction(self, *, offload: bool = False) -> AsyncIterator[Tx]:
@@ -279,42 +368,66 @@ class Database:
         assert self._inline is not None and self._writer is not None, "database is not open"
         tx: Tx = self._writer if offload else InlineTx(self._inline)
         async with self._lock:
-            await tx.execute("BEGIN IMMEDIATE")
+            try:
+                await tx.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._raise_refused(exc)
+                raise
+            changes = tx.total_changes
             try:
                 for begin in self._on_begin:
                     await begin(tx)
                 yield tx
-            except BaseException:
-                await tx.execute("ROLLBACK")
+                await tx.execute("COMMIT")  # where a full disk usually shows: the WAL cannot grow
+            except BaseException as exc:
+                await self._rollback(tx)
                 for rolled_back in self._after_rollback:
                     rolled_back()
+                self._raise_refused(exc)
                 raise
-            await tx.execute("COMMIT")
             self._commits_since_checkpoint += 1
+            if tx.total_changes != changes:  # something was written: the disk takes writes
+                self._took_writes()
         for callback in self._after_commit:
             callback()
+
+    async def _rollback(self, tx: Tx) -> None:
+        if not tx.in_transaction:
+            return  # SQLite rolled it back itself (it does after SQLITE_FULL or an I/O error)
+        try:
+            await tx.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("ROLLBACK failed: %s", exc)
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
                        offload: bool = False) -> Row | None:
         """One row; inline (for indexed lookups), or on a thread with `offload=True` (for scans)."""
-        if offload:
-            assert self._reader is not None, "database is not open"
-            async with self._reader.execute(sql, params) as cur:
-                return await cur.fetchone()  # type: ignore[no-any-return]
-        assert self._peek is not None, "database is not open"
-        cursor = self._peek.execute(sql, params)
         try:
-            return cursor.fetchone()  # type: ignore[no-any-return]
-        finally:
-            cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
+            if offload:
+                assert self._reader is not None, "database is not open"
+                async with self._reader.execute(sql, params) as cur:
+                    return await cur.fetchone()  # type: ignore[no-any-return]
+            assert self._peek is not None, "database is not open"
+            cursor = self._peek.execute(sql, params)
+            try:
+                return cursor.fetchone()  # type: ignore[no-any-return]
+            finally:
+                cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
+        except sqlite3.Error as exc:
+            self._raise_refused(exc)
+            raise
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
                        offload: bool = False) -> list[Row]:
-        if offload:
-            assert self._reader is not None, "database is not open"
-            return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
-        assert self._peek is not None, "database is not open"
-        return self._peek.execute(sql, params).fetchall()
+        try:
+            if offload:
+                assert self._reader is not None, "database is not open"
+                return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
+            assert self._peek is not None, "database is not open"
+            return self._peek.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            self._raise_refused(exc)
+            raise
 
     async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, offload: bool = False) -> Any:
         row = await self.fetchone(sql, params, offload=offload)

@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import appkeys
+from .api.server import AppRunner
 from .app import create_app
 from .config import Config
 from .errors import NotFound
@@ -93,7 +94,7 @@ async def _demo(cfg: Config, root: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"starting {len(ORIGINAL_LAYOUT)} local S3 servers (SeaweedFS) under {root / 's3'} ...", flush=True)
     await cluster.start()
-    runner = web.AppRunner(create_app(cfg), access_log=None)
+    runner = AppRunner(create_app(cfg), access_log=None)  # unparsable requests answered as problem+json
     try:
         await runner.setup()
         await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()

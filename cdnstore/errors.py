@@ -55,6 +55,16 @@ class TooLarge(CdnError):
     status, code, title = 413, "too_large", "Too large"
 
 
+class UriTooLong(CdnError):
+    status, code, title = 414, "uri_too_long", "URI too long"
+
+
+class HeadersTooLarge(CdnError):
+    """RFC 6585: the request's header fields, one or all together, are larger than this server takes."""
+
+    status, code, title = 431, "headers_too_large", "Request header fields too large"
+
+
 class Invalid(CdnError):
     """Valid JSON whose fields are wrong (422); `detail` names the field."""
 
@@ -75,6 +85,20 @@ class TooManyAttempts(CdnError):
 
 class Unavailable(CdnError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database refused a write because of its disk (full, failing, read-only): nothing was changed,
+    and the same request may succeed later. `reason` is `disk_full`, `disk_error` or `read_only`."""
+
+    code, title = "database_unavailable", "Database unavailable"
+    retry_after = 30  # seconds a client is told to wait: an operator has to free space
+
+    def __init__(self, cause: str, *, reason: str) -> None:
+        super().__init__(f"{cause}: nothing was changed; try again later", reason=reason)
+        self.cause = cause
+        self.reason = reason
+        self.headers["Retry-After"] = str(self.retry_after)
 
 
 class StorageError(CdnError):

@@ -30,11 +30,13 @@ class HealthChecker:
         results = await asyncio.gather(*(self.storage.head_bucket(s.s3, timeout=self.timeout) for s in on))
         changes = {s.id: Health.UP if ok else Health.DOWN for s, ok in zip(on, results, strict=True)
                    if (Health.UP if ok else Health.DOWN) is not s.health}
-        if changes:
-            for server in on:
-                if server.id in changes:
-                    log.warning("server %s is %s", server.name, changes[server.id].value)
-            await self.servers.set_health(changes)
-            if Health.UP in changes.values():
-                self.jobs.wake()
+        for server in on:
+            if server.id in changes:
+                log.warning("server %s is %s", server.name, changes[server.id].value)
+        if changes or self.servers.health_unsaved:
+            try:
+                await self.servers.set_health(changes)  # DatabaseUnavailable: saved with a later check
+            finally:
+                if Health.UP in changes.values():
+                    self.jobs.wake()
         return changes

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from .db import Database, Row, Tx, now_iso
+from .errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 INSERT = "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -33,16 +34,27 @@ class HistoryWriter:
     """Collects rows (downloads: the hot path, which changes nothing else) and writes them at the start
     of the next transaction, whoever opens it, or in one of its own every `interval` seconds: one
     transaction for many downloads instead of one each, and rows still land in the order things happened.
-    `run()` flushes what is left when it is cancelled, so a clean shutdown loses nothing."""
+    `run()` flushes what is left when it is cancelled, so a clean shutdown loses nothing.
 
-    def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000) -> None:
+    While the database refuses writes (a full disk) the rows wait in memory: other transactions leave them
+    out (each would fail carrying them all), and `run()` tries them alone every `retry` seconds."""
+
+    def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000, retry: float = 1.0) -> None:
         self.db = db
         self.interval = interval
         self.batch = batch
+        self.retry = retry
         self._rows: list[tuple[Any, ...]] = []
         self._writing: list[tuple[Any, ...]] = []
+        self._flushing = False
         self._full = asyncio.Event()
         db.on_begin(self._write, self._rolled_back)
+        db.on_commit(self._committed)
+
+    @property
+    def pending(self) -> int:
+        """Rows not written yet."""
+        return len(self._rows) + len(self._writing)
 
     def add(self, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
         assert event in EVENTS, event
@@ -51,30 +63,50 @@ class HistoryWriter:
             self._full.set()
 
     async def _write(self, tx: Tx) -> None:
+        if self.db.unavailable is not None and not self._flushing:
+            return  # the disk refuses writes: only our own flush carries them (see run)
         self._writing, self._rows = self._rows, []
         if self._writing:
             await tx.executemany(INSERT, self._writing)
+
+    def _committed(self) -> None:
+        self._writing = []
 
     def _rolled_back(self) -> None:
         self._rows, self._writing = self._writing + self._rows, []
 
     async def flush(self) -> None:
+        """Write the rows now (DatabaseUnavailable when the disk refuses; they stay for the next try)."""
         if self._rows:
-            async with self.db.transaction():
-                pass  # _write ran at its start
+            self._flushing = True
+            try:
+                # A backlog left by a database that refused writes goes in on a thread.
+                async with self.db.transaction(offload=len(self._rows) > self.batch):
+                    pass  # _write ran at its start
+            finally:
+                self._flushing = False
 
     async def run(self) -> None:
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.interval)
+                if self.db.unavailable is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self.interval)
+                else:
+                    await asyncio.sleep(self.retry)
                 self._full.clear()
                 try:
                     await self.flush()
+                except DatabaseUnavailable:
+                    pass  # the database logged it; the rows wait for the next try
                 except Exception:
                     log.exception("writing %d history rows failed; will try again", len(self._rows))
         finally:
-            await asyncio.shield(self.flush())
+            try:
+                await asyncio.shield(self.flush())
+            except DatabaseUnavailable as exc:
+                log.error("%d history rows (downloads) are lost: the database refused them at shutdown: %s",
+                          len(self._rows), exc.detail)
 
 
 def render(row: Row) -> dict[str, Any]:

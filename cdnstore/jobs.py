@@ -10,6 +10,7 @@ start every job left 'running' by a killed process goes back to the queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import random
@@ -22,7 +23,7 @@ from typing import Any
 
 from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
-from .errors import Conflict, NotFound, StorageError
+from .errors import Conflict, DatabaseUnavailable, NotFound, StorageError
 from .models import Health
 from .servers import ServerRegistry
 
@@ -221,14 +222,25 @@ class JobWorker:
         self._deadline: float | None = None  # set at shutdown: running jobs may go on until then
 
     async def run(self) -> None:
-        await self.queue.requeue_running()
+        while True:
+            try:
+                await self.queue.requeue_running()
+                break
+            except DatabaseUnavailable:  # the disk refuses writes: no job could be recorded anyway
+                await asyncio.sleep(self.cfg.poll_interval)
         async with asyncio.TaskGroup() as group:
             for n in range(self.cfg.workers):
                 group.create_task(self._loop(), name=f"job-worker-{n}")
 
     async def _loop(self) -> None:
         while self._deadline is None:
-            job = await self._claim_next()
+            try:
+                job = await self._claim_next()
+            except DatabaseUnavailable:
+                job = None  # the disk refuses writes (the database logged it): look again after a while
+            except Exception:
+                log.exception("claiming a job failed; trying again")
+                job = None
             if job is None:
                 try:
                     await asyncio.wait_for(self.queue.wakeup.wait(), self.cfg.poll_interval)
@@ -260,7 +272,11 @@ class JobWorker:
             if self._busy[server_id] >= self.cfg.per_server:  # taken by another worker meanwhile
                 continue
             self._busy[server_id] += 1  # reserved before the await, so no other worker overshoots
-            job = await self.queue.claim(server_id)
+            try:
+                job = await self.queue.claim(server_id)
+            except BaseException:
+                self._busy[server_id] -= 1
+                raise
             if job is not None:
                 self._running += 1
                 self._idle.clear()
@@ -293,35 +309,55 @@ class JobWorker:
 
     async def _run(self, job: Job) -> None:
         handler = self.handlers[job.kind]
+        outcome: Callable[[], Awaitable[None]]
         try:
             async with asyncio.timeout(self.cfg.timeout):
                 await handler(job)
         except asyncio.CancelledError:
-            await asyncio.shield(self.queue.postpone(job, 0, "interrupted by shutdown"))
-            log.info("job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind,
-                     extra={"job_id": job.id})
+            try:
+                await asyncio.shield(self.queue.postpone(job, 0, "interrupted by shutdown"))
+            except DatabaseUnavailable:
+                log.warning("job %s (%s) interrupted by shutdown; the database refuses writes, so it goes back "
+                            "to the queue at the next start", job.id, job.kind, extra={"job_id": job.id})
+            else:
+                log.info("job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind,
+                         extra={"job_id": job.id})
             raise
         except Retry as wait:
             log.info("job %s (%s) waits %.0f s: %s", job.id, job.kind, wait.delay, wait,
                      extra={"job_id": job.id})
-            await self.queue.postpone(job, wait.delay, str(wait))
+            outcome = functools.partial(self.queue.postpone, job, wait.delay, str(wait))
+        except DatabaseUnavailable as exc:
+            # The handler's own write was refused: run it again later (handlers are idempotent).
+            outcome = functools.partial(self.queue.postpone, job, 0, exc.detail)
         except StorageError as exc:
             if exc.code == "storage_unreachable":
                 log.info("job %s (%s): a server is unreachable; waiting: %s", job.id, job.kind, exc.detail,
                          extra={"job_id": job.id})
-                await self.queue.postpone(job, self.health_interval, exc.detail)
+                outcome = functools.partial(self.queue.postpone, job, self.health_interval, exc.detail)
             else:
-                await self._failed(job, f"{exc.code}: {exc.detail}")
+                outcome = self._failed(job, f"{exc.code}: {exc.detail}")
         except Exception as exc:
-            await self._failed(job, f"{type(exc).__name__}: {exc}")
+            outcome = self._failed(job, f"{type(exc).__name__}: {exc}")
         else:
-            await self.queue.done(job)
             log.debug("job %s (%s) done", job.id, job.kind, extra={"job_id": job.id})
+            outcome = functools.partial(self.queue.done, job)
+        await self._record(outcome)
 
-    async def _failed(self, job: Job, error: str) -> None:
+    def _failed(self, job: Job, error: str) -> Callable[[], Awaitable[None]]:
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error,
                     extra={"job_id": job.id})
-        await self.queue.fail(job, error)
+        return functools.partial(self.queue.fail, job, error)
+
+    async def _record(self, outcome: Callable[[], Awaitable[None]]) -> None:
+        """Write a job's outcome. While the disk refuses writes, try again every poll interval: the job
+        stays 'running' in the table meanwhile (a shutdown leaves it there, and the next start requeues it)."""
+        while True:
+            try:
+                await outcome()
+                return
+            except DatabaseUnavailable:
+                await asyncio.sleep(self.cfg.poll_interval)
 
     async def drain(self, within: float = 30.0, horizon: float = 5.0) -> None:
         """Wait until no job is running and none is due within `horizon` seconds on a reachable server

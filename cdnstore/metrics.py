@@ -3,9 +3,9 @@ so two apps in one process, as in the tests, count apart).
 
 Counters and histograms are updated where things happen (requests in the observing middleware,
 uploads in Files.announce, downloads in the download route, bytes in the replicator's copy); gauges
-(jobs by kind and state, server health) are set at scrape time from a cheap query and the in-memory
-server registry. Hot paths call small methods that cache the labelled children, so a request costs a
-dict lookup and two additions, not a label resolution.
+(jobs by kind and state, server health, the database's state) are set at scrape time from a cheap
+query and the in-memory server registry. Hot paths call small methods that cache the labelled
+children, so a request costs a dict lookup and two additions, not a label resolution.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ class Metrics:
             "cdnstore_server_up", "1 when the server's last health check passed, else 0 (down, unknown)",
             ("server",), registry=r)
         self.server_on = Gauge("cdnstore_server_on", "1 when the server is on", ("server",), registry=r)
+        self.database_writable = Gauge(
+            "cdnstore_database_writable", "0 while the database's disk refuses writes (full, failing), else 1",
+            registry=r)
+        self.history_pending = Gauge(
+            "cdnstore_history_pending", "Download history rows waiting in memory to be written", registry=r)
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
 
     # --- hot paths ------------------------------------------------------------------------------
@@ -78,6 +83,10 @@ class Metrics:
         for name, is_on, is_up in servers:
             self.server_on.labels(name).set(int(is_on))
             self.server_up.labels(name).set(int(is_up))
+
+    def set_database(self, writable: bool, history_pending: int) -> None:
+        self.database_writable.set(int(writable))
+        self.history_pending.set(history_pending)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

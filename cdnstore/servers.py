@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from . import history
@@ -42,6 +43,7 @@ class ServerRegistry:
         self._servers: list[Server] = []
         self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
+        self._unsaved_health: dict[str, Health] = {}
 
     async def load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
@@ -148,11 +150,23 @@ class ServerRegistry:
         await self.load()
 
     async def set_health(self, changes: dict[str, Health]) -> None:
-        """Record health seen by the checker (server uuid -> health); not a user's change, no history."""
+        """Record health seen by the checker (server uuid -> health); not a user's change, no history.
+
+        Uploads, downloads and jobs follow it at once (memory); the table gets it with this change, or,
+        while the database refuses writes, with a later call (`health_unsaved`)."""
+        self._unsaved_health.update(changes)
+        self._servers = [replace(s, health=changes[s.id]) if s.id in changes else s for s in self._servers]
+        self._by_internal = {self._internal[s.id]: s for s in self._servers}
         async with self.db.transaction() as tx:
             await tx.executemany("UPDATE servers SET health = ? WHERE uuid = ?",
-                                 [(health.value, uuid_) for uuid_, health in changes.items()])
+                                 [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()])
+        self._unsaved_health.clear()
         await self.load()
+
+    @property
+    def health_unsaved(self) -> bool:
+        """Some health seen by the checker is not in the table yet (the database refused it)."""
+        return bool(self._unsaved_health)
 
     async def _check(self, target: S3Target) -> None:
         try:

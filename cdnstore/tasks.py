@@ -8,16 +8,20 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+from .errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 
 async def every(interval: float, work: Callable[[], Awaitable[Any]], name: str, *, first_after: float = 0) -> None:
     """Run `work` after `first_after` seconds and then every `interval` seconds; a failure is logged and
-    the loop goes on."""
+    the loop goes on (a database refusing writes only at debug level: it says so itself, once)."""
     await asyncio.sleep(first_after)
     while True:
         try:
             await work()
+        except DatabaseUnavailable as exc:  # the database logged it once; no traceback every round
+            log.debug("background task %s: %s; trying again in %.0f s", name, exc.detail, interval)
         except Exception:
             log.exception("background task %s failed; trying again in %.0f s", name, interval)
         await asyncio.sleep(interval)

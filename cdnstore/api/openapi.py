@@ -77,7 +77,9 @@ def _operation(ep: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": refs[ep.body]}}}
     op["responses"] = {str(status): _response(status, model, refs) for status, model in ep.responses.items()}
-    for status in ep.errors:
+    # Any write may meet a database that refuses writes (a full disk): 503 database_unavailable, Retry-After.
+    errors = sorted({*ep.errors, 503}) if ep.method not in ("GET", "HEAD") else ep.errors
+    for status in errors:
         op["responses"][str(status)] = {"description": STATUS_TEXT.get(status, "Error"),
                                         "content": {PROBLEM_TYPE: {"schema": refs[Problem]}}}
     return op

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import appkeys
+from ..errors import DatabaseUnavailable
 from ..jobs import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
 from ..models import Health as ServerHealth
@@ -22,8 +23,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/readyz", summary="Readiness", tag="operations", auth="none", responses={200: Ready, 503: Ready})
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the database takes writes and at least one storage server that is on is up; else 503.
-    Each check says what it found."""
+    """200 when the database takes a write (one page, really written: a full disk shows) and at least one
+    storage server that is on is up; else 503. Each check says what it found."""
     checks = {"database": await _database_check(request.app), "servers": _servers_check(request.app)}
     ok = all(check["ok"] for check in checks.values())
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
@@ -34,6 +35,8 @@ async def _database_check(app: web.Application) -> dict[str, object]:
         await app[appkeys.DB].check_writable(READY_DB_WAIT)
     except TimeoutError:
         return {"ok": False, "detail": f"no write transaction could start within {READY_DB_WAIT:g} s"}
+    except DatabaseUnavailable as exc:
+        return {"ok": False, "detail": f"writes are refused: {exc.cause}"}
     except Exception as exc:
         return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
     return {"ok": True, "detail": "writable"}
@@ -49,12 +52,14 @@ def _servers_check(app: web.Application) -> dict[str, object]:
           responses={200: "text/plain"})
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: requests by route and status with latency histograms, uploads and
-    downloads by server, bytes replicated, jobs by kind and state, server health."""
+    downloads by server, bytes replicated, jobs by kind and state, server health, whether the database
+    takes writes and the download history waiting to be written."""
     app = request.app
     counts = await app[appkeys.DB].fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
     registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]
     metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
     metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
+    metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -1,4 +1,6 @@
-"""One middleware turns every error into application/problem+json (RFC 9457)."""
+"""One middleware turns every error into application/problem+json (RFC 9457), and refuses requests whose
+header fields are too large together (431; aiohttp's parser refuses a single field over the limit, and
+api/server.py answers that as problem+json too)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..errors import CdnError
+from .. import appkeys
+from ..errors import CdnError, HeadersTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,23 @@ def from_error(exc: CdnError) -> web.Response:
     return problem(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **extra)
 
 
+def check_header_size(request: web.BaseRequest, limit: int) -> None:
+    """431 when the header fields together (names, values, ': ' and CRLF) are larger than `limit`;
+    the parser has already refused any single field larger than that."""
+    raw = request.raw_headers
+    total = sum(len(name) + len(value) for name, value in raw) + 4 * len(raw)
+    if total > limit:
+        name, value = max(raw, key=lambda field: len(field[0]) + len(field[1]))
+        field = name.decode("latin-1")[:64]
+        raise HeadersTooLarge(f"the header fields take {total} bytes, more than the {limit} this server accepts "
+                              f"(the largest is {field}, {len(name) + len(value) + 4} bytes)",
+                              limit=limit, field=field)
+
+
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_header_size(request, request.app[appkeys.CONFIG].http.max_header_bytes)
         return await handler(request)
     except CdnError as exc:
         return from_error(exc)

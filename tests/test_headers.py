@@ -1,0 +1,168 @@
+"""Request heads over their limits answer problem+json naming the limit: 431 headers_too_large for header
+fields (one too large, too large together, too many), 414 uri_too_long for the request target, 400 for a
+request that is not HTTP; under `cdnstore serve` and under the test server run the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from apihelp import Answer, Api
+from conftest import make_config
+from daemonproc import Daemon, write_config
+from reliability import LEDGER
+
+from cdnstore.api.server import MAX_HEADER_FIELDS, MAX_REQUEST_LINE, AppRunner
+from cdnstore.app import create_app
+from cdnstore.config import Config
+
+LIMIT = Config().http.max_header_bytes
+
+
+class ServedByCdnstore(TestServer):
+    """aiohttp's test server, run by cdnstore's AppRunner as `cdnstore serve` runs the daemon."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return AppRunner(self.app, **kwargs)
+
+
+MakeServed = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def served(aiohttp_client: Any, tmp_path: Path) -> MakeServed:
+    async def make(**sections: dict[str, Any]) -> Api:
+        app = create_app(make_config(tmp_path, 8080, **sections))
+        return Api(await aiohttp_client(ServedByCdnstore(app)))
+    return make
+
+
+async def raw(api: Api, head: bytes) -> Answer:
+    """Send a request head byte for byte (`Connection: close` in it, or refused) and read the answer."""
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    top, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = top.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    kind = headers.get("Content-Type", "")
+    return Answer(int(status_line.split()[1]), json.loads(body) if "json" in kind else body.decode(), headers)
+
+
+def head_of(size: int, path: str = "/healthz") -> bytes:
+    """A GET whose header fields take exactly `size` bytes, counted as the limit counts them."""
+    fixed = [("Host", "127.0.0.1"), ("Connection", "close")]
+    used = sum(len(k) + len(v) + 4 for k, v in fixed)
+    padding = size - used - len("X-Padding") - 4
+    fields = [*fixed, ("X-Padding", "p" * padding)]
+    assert sum(len(k) + len(v) + 4 for k, v in fields) == size
+    return (f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields) + "\r\n").encode()
+
+
+def too_large(answer: Answer, limit: int, code: str = "headers_too_large", status: int = 431) -> dict[str, Any]:
+    problem = answer.problem(status, code)
+    assert problem["limit"] == limit and str(limit) in problem["detail"], problem
+    assert answer.headers.get("Retry-After") is None
+    return problem
+
+
+def server_errors(answers: list[Answer]) -> int:
+    return sum(a.status >= 500 for a in answers)
+
+
+async def test_one_header_field_over_the_limit_is_431_naming_the_limit(served: MakeServed) -> None:
+    api = await served()
+    answer = await api.call("GET", "/healthz", headers={"X-Padding": "p" * (LIMIT + 1000)})
+    too_large(answer, LIMIT)
+    small = await served(http={"max_header_bytes": 8192})  # configurable: a 10 kB header is too much there
+    tens = await small.call("GET", "/api/v1/me", headers={"Authorization": "Bearer " + "t" * 10_000})
+    too_large(tens, 8192)
+    LEDGER.add("oversized headers", bad_inputs=2, server_errors=server_errors([answer, tens]))
+
+
+async def test_header_fields_too_large_together_are_431_naming_the_largest(served: MakeServed, api: Api) -> None:
+    answers = []
+    for target in (await served(), api):  # a middleware's work: under aiohttp's own test server too
+        fields = {f"X-Field-{n}": "v" * 500 for n in range(LIMIT // 500)}
+        fields["X-The-Largest"] = "w" * 800
+        answer = await target.call("GET", "/api/v1/files", headers=fields)
+        problem = too_large(answer, LIMIT)
+        assert problem["field"] == "X-The-Largest" and "X-The-Largest" in problem["detail"]
+        answers.append(answer)
+    LEDGER.add("oversized headers", bad_inputs=len(answers), server_errors=server_errors(answers))
+
+
+async def test_more_header_fields_than_allowed_is_431(served: MakeServed) -> None:
+    api = await served()
+    answer = await api.call("GET", "/healthz", headers={f"X-{n}": "1" for n in range(MAX_HEADER_FIELDS + 1)})
+    too_large(answer, MAX_HEADER_FIELDS)
+    LEDGER.add("oversized headers", bad_inputs=1, server_errors=server_errors([answer]))
+
+
+async def test_a_request_target_over_its_limit_is_414(served: MakeServed) -> None:
+    api = await served()
+    answer = await api.call("GET", "/api/v1/files?q=" + "q" * (MAX_REQUEST_LINE + 10))
+    too_large(answer, MAX_REQUEST_LINE, code="uri_too_long", status=414)
+    within = await api.call("GET", "/api/v1/files?q=" + "q" * (MAX_REQUEST_LINE - 200))  # not logged in
+    within.problem(401, "unauthorized")
+    LEDGER.add("oversized headers", bad_inputs=1, server_errors=server_errors([answer, within]))
+
+
+async def test_header_fields_up_to_the_limit_are_served_one_byte_more_is_not(served: MakeServed) -> None:
+    api = await served()
+    assert (await raw(api, head_of(LIMIT))).expect(200) == {"status": "ok"}
+    over = await raw(api, head_of(LIMIT + 1))
+    too_large(over, LIMIT)
+    await api.make_user("alice")
+    alice = await api.login("alice")
+    me = await alice.get("/api/v1/me", headers={"X-Padding": "p" * (LIMIT - 1000)})
+    assert me.expect(200)["username"] == "alice"
+    LEDGER.add("oversized headers", bad_inputs=1, server_errors=server_errors([over, me]))
+
+
+async def test_a_request_that_is_not_http_is_400_problem_json(served: MakeServed) -> None:
+    api = await served()
+    answers = [
+        await raw(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\nConnection: close\r\n\r\n"),
+        await raw(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\nConnection: close\r\n\r\n"),
+        await raw(api, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\r\n\r\n"),  # TLS on the HTTP port
+    ]
+    for answer in answers:
+        problem = answer.problem(400, "bad_request")
+        assert problem["detail"].startswith("the request is not valid HTTP")
+        assert "Traceback" not in problem["detail"]
+    LEDGER.add("oversized headers", bad_inputs=len(answers), server_errors=server_errors(answers))
+
+
+async def test_cdnstore_serve_answers_oversized_heads_with_problem_json(tmp_path: Path, daemon: Daemon) -> None:
+    write_config(tmp_path, daemon.port, http={"max_header_bytes": 8192})
+    await daemon.start()
+    answers = []
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        for headers, path in [({"X-Padding": "p" * 10_000}, "/healthz"),
+                              ({"X-Padding": "p" * 7000, "X-More": "m" * 2000}, "/healthz"),
+                              ({}, "/healthz?" + "q" * (MAX_REQUEST_LINE + 1)),
+                              ({"X-Padding": "p" * 7000}, "/healthz")]:
+            async with http.get(path, headers=headers) as resp:
+                kind = resp.headers.get("Content-Type", "")
+                answers.append(Answer(resp.status, await resp.json(content_type=None) if "json" in kind
+                                      else await resp.text(), resp.headers))
+    too_large(answers[0], 8192)
+    assert too_large(answers[1], 8192)["field"] == "X-Padding"
+    too_large(answers[2], MAX_REQUEST_LINE, code="uri_too_long", status=414)
+    assert answers[3].expect(200) == {"status": "ok"}
+    code, _ = await daemon.stop(within=15)  # and SIGTERM still stops it cleanly
+    assert code == 0, daemon.log.read_text()
+    LEDGER.add("oversized headers", bad_inputs=3, server_errors=server_errors(answers))
