@@ -91,6 +91,11 @@ async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api:
     unknown = {"event_type": "create", "key": f"/buckets/{bucket}/nobody-knows",
                "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}}}
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown, token=EVENTS_TOKEN)).expect(204)
+    surrogate = (b'{"event_type": "create", "key": "/buckets/%s/\\ud800", "message": {"new_entry": '
+                 b'{"name": "x", "attributes": {"file_size": 3}}}}' % bucket.encode())
+    answer = await api.call("POST", "/api/v1/events/s3/dallas-quiet", data=surrogate, token=EVENTS_TOKEN,
+                            headers={"Content-Type": "application/json"})
+    assert "key" in answer.problem(422, "invalid_field")["detail"]  # valid JSON, but no Unicode text
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown, token="wrong")).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown)).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=EVENTS_TOKEN)).problem(

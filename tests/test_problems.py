@@ -67,3 +67,14 @@ async def test_an_unexpected_failure_is_a_bare_500_without_a_trace(api: Api, mon
 
 async def test_healthz_answers_ok(api: Api) -> None:
     assert (await api.call("GET", "/healthz")).expect(200) == {"status": "ok"}
+
+
+async def test_a_lone_surrogate_anywhere_in_a_body_is_422_naming_where(api: Api) -> None:
+    for body, field in (('{"username": "a\\ud800", "password": "x"}', "username"),
+                        ('{"username": "a", "password": "\\udfffx"}', "password"),
+                        ('{"username": "a", "password": "x", "\\ud800": 1}', "\\ud800")):
+        answer = await api.call("POST", "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"})
+        assert answer.problem(422, "invalid_field")["detail"].startswith(f"{field}: "), answer.body
+    paired = '{"username": "\\ud83d\\ude00", "password": "x"}'  # a whole pair is an emoji: just a wrong login
+    answer = await api.call("POST", "/api/v1/auth/login", data=paired, headers={"Content-Type": "application/json"})
+    answer.problem(401, "invalid_credentials")

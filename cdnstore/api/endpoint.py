@@ -7,6 +7,7 @@ The same declaration validates requests (pydantic models) and generates the Open
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -97,9 +98,40 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    if _ESCAPED_SURROGATE.search(raw) and (field := _lone_surrogate(data, "")) is not None:
+        raise Invalid(field or "body", "must be Unicode text: a lone surrogate escape (\\ud800-\\udfff) is not")
+    return data
+
+
+# JSON may escape half of a UTF-16 pair alone ("\ud800"): valid JSON, but no text that SQLite, argon2 or
+# a file name can hold. Only bodies with such an escape are walked.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first key or string in `value` that holds a lone surrogate, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            shown = key.encode(errors="backslashreplace").decode()  # the answer names it, in valid text
+            inner = f"{path}.{shown}" if path else shown
+            found = _lone_surrogate(key, inner) or _lone_surrogate(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for n, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{n}]")
+            if found is not None:
+                return found
+    return None
 
 
 def validate(model: type[M], data: Any, *, where: str = "body") -> M:

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from ..history import EVENTS
 from ..models import PERMISSIONS
@@ -181,11 +181,20 @@ class ServerRef(Out):
 
 # --- files ---------------------------------------------------------------------------------------
 
+MAX_NAME = 255  # characters of a file name, after NFC normalisation
+# Invisible characters a name keeps where they do something: joiners within a word of another script or
+# an emoji sequence (family emoji, Indic conjuncts, Persian words), and the tag letters of subdivision
+# flags (black flag, tags, cancel tag). Anywhere else (e.g. beside ASCII) they could only disguise a name.
+_JOINER = re.compile(r"(?<=[^\x00-\x7f\s])[\u200c\u200d](?=[^\x00-\x7f\s])")
+_FLAG_TAGS = re.compile("(?<=\U0001F3F4)[\U000E0030-\U000E0039\U000E0061-\U000E007A]{1,6}\U000E007F")
+
+
 def _file_name(value: str) -> str:
-    value = unicodedata.normalize("NFC", value)
-    if not value or len(value) > 255:
-        raise ValueError("must be 1 to 255 characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+    if len(value) <= 4 * MAX_NAME:  # NFC composes at most 4 code points into one: longer is too long anyway
+        value = unicodedata.normalize("NFC", value)
+    if not 1 <= len(value) <= MAX_NAME:
+        raise ValueError(f"must be 1 to {MAX_NAME} characters (after Unicode NFC normalisation)")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in _FLAG_TAGS.sub("", _JOINER.sub("", value))):
         raise ValueError("must not contain control or invisible formatting characters")
     if "/" in value or "\\" in value:
         raise ValueError("must not contain / or \\ (a name, not a path)")
@@ -194,7 +203,13 @@ def _file_name(value: str) -> str:
     return value
 
 
-FileName = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_file_name)]
+FileName = Annotated[str, AfterValidator(_file_name), WithJsonSchema(
+    {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
+     "description": f"1 to {MAX_NAME} characters after Unicode NFC normalisation (the form it is stored in); "
+                    "no control or invisible formatting characters, no / or \\, not . or .., no white space at "
+                    "either end"})]
+
+
 _MIME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.+-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*'
                    r'(\s*;\s*[A-Za-z0-9_.+-]+=("[ !#-~]*"|[A-Za-z0-9_.+-]+))*')
 
