@@ -133,7 +133,7 @@ def _child_env(webhook_url: str | None, webhook_token: str | None) -> dict[str, 
     return env
 
 
-def _mini_args(inst: WeedInstance, s3_config: Path) -> list[str]:
+def _mini_args(inst: WeedInstance, s3_config: Path, max_volumes: int) -> list[str]:
     b, d = inst.base_port, inst.dir
     return [
         f"-logdir={d / 'logs'}",  # global flag, before `mini`: keeps glog files out of /tmp
@@ -164,6 +164,9 @@ def _mini_args(inst: WeedInstance, s3_config: Path) -> list[str]:
         "-s3.autoCreateBucket=false",  # else a presigned PUT into a missing bucket creates it
         f"-filer.localSocket={d / 'filer.sock'}",
         f"-s3.localSocket={d / 's3.sock'}",
+        # Each bucket is a collection with volumes of its own; the automatic count (0: free space divided
+        # by the volume size) allows only ~70 buckets on an 80 GB disk. Volumes are not preallocated.
+        f"-volume.max={max_volumes}",
     ]
 
 
@@ -189,6 +192,7 @@ class WeedCluster:
         webhook_token: str | None = None,
         weed_binary: str | None = None,
         ready_timeout: float = READY_TIMEOUT,
+        max_volumes: int = 0,
     ) -> None:
         if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
             raise ValueError(f"instance names must be unique and path-safe, got {list(names)}")
@@ -200,6 +204,7 @@ class WeedCluster:
         self._webhook_token = webhook_token
         self._weed_binary = weed_binary
         self._ready_timeout = ready_timeout
+        self._max_volumes = max_volumes
         self._instances: dict[str, WeedInstance] = {}
 
     @property
@@ -286,7 +291,7 @@ class WeedCluster:
             # cwd=dir: weed reads notification.toml and friends from its cwd.
             inst.process = await asyncio.create_subprocess_exec(
                 binary,
-                *_mini_args(inst, inst.dir / "s3.json"),
+                *_mini_args(inst, inst.dir / "s3.json", self._max_volumes),
                 cwd=inst.dir,
                 env=_child_env(hook, self._webhook_token),
                 stdin=asyncio.subprocess.DEVNULL,

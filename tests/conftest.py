@@ -34,7 +34,7 @@ async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> As
     cluster = WeedCluster(
         root, [site.name for site in ORIGINAL_LAYOUT], access_key=ACCESS_KEY, secret_key=SECRET_KEY,
         webhook_url=lambda name: f"http://127.0.0.1:{daemon_port}/api/v1/events/s3/{name}",
-        webhook_token=EVENTS_TOKEN)
+        webhook_token=EVENTS_TOKEN, max_volumes=2000)  # every test makes a bucket: a collection of volumes
     await cluster.start()
     yield cluster
     await cluster.stop()
@@ -102,6 +102,16 @@ def _whole_suite(config: pytest.Config) -> bool:
             and all(path == Path(__file__).parent for path in chosen))
 
 
+FAILED: set[str] = set()
+# The check that docs/reliability.md holds every area: failing alone, it only says the doc is out of date.
+DOC_CHECK = "test_the_reliability_table_has_every_area_the_suite_counts_and_shows_no_drift_or_5xx"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        FAILED.add(report.nodeid.rsplit("::", 1)[-1])
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     terminalreporter.write_sep("=", "reliability figures (docs/reliability.md)")
     terminalreporter.write_line(LEDGER.table(LEDGER.rows))
@@ -109,5 +119,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                 f"5xx that no test expected: {len(LEDGER.unexpected)}")
     for what in sorted(LEDGER.unexpected.values()):
         terminalreporter.write_line(f"  {what}")
-    if exitstatus == 0:  # a failed run's figures prove nothing: the doc keeps the last good ones
+    # A failed run's figures prove nothing: the doc keeps the last good ones.
+    if exitstatus == 0 or FAILED == {DOC_CHECK}:
         LEDGER.write(whole_suite=_whole_suite(config))
+        if FAILED:
+            terminalreporter.write_line("docs/reliability.md was out of date and is rewritten: run the suite again")
