@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiobotocore.session import get_session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cdnstore.errors import StorageError
@@ -81,7 +82,10 @@ def _translate(exc: BaseException, target: S3Target, action: str) -> StorageErro
         if code in _AUTH_CODES or status == 403:
             return StorageError(f"{action} on {where}: access denied ({message})", code="storage_auth_failed")
         return StorageError(f"{action} on {where}: {code or status} {message}", code="storage_error")
-    if isinstance(exc, BotoConnectionError | HTTPClientError | TimeoutError | OSError):
+    # A body cut short (the server died or the connection broke mid-transfer) is the network failing too:
+    # aiohttp raises ClientPayloadError for it, which aiobotocore does not wrap.
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError | aiohttp.ClientError
+                  | TimeoutError | OSError):
         return StorageError(f"{action} on {where}: server unreachable ({exc})", code="storage_unreachable")
     return StorageError(f"{action} on {where}: {exc}", code="storage_error")
 
@@ -91,7 +95,7 @@ def _errors(target: S3Target, action: str) -> Iterator[None]:
     """Turn botocore and network exceptions raised inside the block into StorageError."""
     try:
         yield
-    except (BotoCoreError, ClientError, OSError) as exc:  # TimeoutError is an OSError
+    except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
         raise _translate(exc, target, action) from exc
 
 
@@ -394,6 +398,7 @@ class Storage:
         self, dst: S3Target, key: str, parts: AsyncGenerator[bytes, None], size: int, extra: dict[str, Any]
     ) -> None:
         client = await self._client(dst)
+        await self._abort_leftovers(client, dst, key)
         with _errors(dst, f"start multipart upload of {key!r}"):
             created = await client.create_multipart_upload(Bucket=dst.bucket, Key=key, **extra)
         upload_id = created["UploadId"]
@@ -452,6 +457,16 @@ class Storage:
             etags[number] = resp["ETag"]
         finally:
             slots.release()
+
+    async def _abort_leftovers(self, client: S3Client, dst: S3Target, key: str) -> None:
+        """Abort the unfinished uploads of `key` that an earlier copy left (cut short by a crash, or by a
+        target that died before the abort reached it): they hold their parts' space. A key is copied to a
+        server by one job at a time, so none of them is still in use."""
+        with _errors(dst, f"LIST multipart uploads of {key!r}"):
+            listed = await client.list_multipart_uploads(Bucket=dst.bucket, Prefix=key)
+        for upload in listed.get("Uploads", ()):
+            if upload["Key"] == key:
+                await self._abort(client, dst, key, upload["UploadId"])
 
     async def _abort(self, client: S3Client, dst: S3Target, key: str, upload_id: str) -> None:
         # Best effort: an upload left behind only costs disk until a lifecycle rule or scrub.

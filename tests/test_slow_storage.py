@@ -4,84 +4,24 @@ timeouts bound the calls that need it, and no other request of the API waits beh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 from apihelp import DATA_SMALL, put_bytes
+from faultproxy import FaultProxy, fault_proxy
 
 from cdnstore import appkeys
 from cdnstore.seaweed import WeedCluster
 
 
-class StallingProxy:
-    """Forwards TCP to an upstream; once `stall` is set, new connections are accepted and then ignored."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.stall = False
-        self.server: asyncio.Server | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            if self.stall:
-                await asyncio.sleep(3600)  # read nothing, answer nothing
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            for stream in (writer, up_writer):
-                if stream is not None:
-                    stream.close()
-                    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                        await stream.wait_closed()
-            self.tasks.discard(task)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while chunk := await src.read(1 << 16):
-                if self.stall:  # connections already open go silent too (clients keep them alive)
-                    await asyncio.sleep(3600)
-                dst.write(chunk)
-                await dst.drain()
-        dst.close()
-
-
-
-
 @pytest.fixture
-async def proxy(weed: WeedCluster) -> AsyncIterator[StallingProxy]:
-    made = StallingProxy(weed.instance("dallas").endpoint_url)
-    await made.start()
-    yield made
-    await made.stop()
+async def proxy(weed: WeedCluster) -> AsyncIterator[FaultProxy]:
+    async with fault_proxy(weed.instance("dallas").endpoint_url) as made:
+        yield made
 
 
 async def test_a_storage_server_that_stops_answering_holds_up_no_other_request(
-        make_api: object, weed: WeedCluster, bucket: str, proxy: StallingProxy) -> None:
+        make_api: object, weed: WeedCluster, bucket: str, proxy: FaultProxy) -> None:
     api = await make_api(storage={"connect_timeout": 1, "read_timeout": 2},  # type: ignore[operator]
                          health={"timeout": 1})
     admin = await api.user("root", admin=True)

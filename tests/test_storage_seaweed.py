@@ -284,6 +284,19 @@ async def test_failed_multipart_copy_is_aborted(
     assert "<Upload>" not in listing, listing
 
 
+async def test_a_multipart_copy_first_aborts_what_an_earlier_copy_of_the_key_left(
+    http: aiohttp.ClientSession, storage: Storage, target_a: S3Target, target_b: S3Target
+) -> None:
+    await put(http, storage, target_a, "again.bin", os.urandom(12 * MiB))
+    client = await storage._client(target_b)
+    for key in ("again.bin", "again.bin", "again.bin.other"):  # two left by crashed copies, one not ours to touch
+        await client.create_multipart_upload(Bucket=target_b.bucket, Key=key)
+    async with Storage(part_size=5 * MiB, parts_in_flight=2) as copier:
+        await copier.copy(target_a, target_b, "again.bin", size=12 * MiB)
+    left = await client.list_multipart_uploads(Bucket=target_b.bucket)
+    assert [u["Key"] for u in left.get("Uploads", ())] == ["again.bin.other"]
+
+
 # --- outages ---------------------------------------------------------------------------------
 
 
