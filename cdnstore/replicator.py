@@ -39,6 +39,12 @@ class Replicator:
         version = await self.db.fetchone("SELECT object_key, size, status, zone, etag FROM versions WHERE id = ?",
                                          (job.version_id,))
         target = self.servers.by_internal_id(job.server_id)
+        if version is not None and version["status"] in ("deleted", "superseded") and target is not None:
+            # Only a copy that was running escapes the cancellation of a removal; an earlier run of it may
+            # have written the object and died before recording it, so no removal knows of it: queue one.
+            async with self.db.transaction() as tx:
+                await self.jobs.enqueue_removals(tx, [job.version_id], job.server_id)
+            return
         if version is None or version["status"] != "stored" or target is None or not (
                 target.is_on and target.is_active and target.zone == version["zone"]):
             return  # no longer wanted there

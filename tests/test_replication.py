@@ -8,6 +8,7 @@ import asyncio
 from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, put_bytes
 
 from cdnstore import appkeys
+from cdnstore.jobs import Job
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"replicate me " * 1000
@@ -82,6 +83,31 @@ async def test_a_deleted_file_is_removed_from_every_server_that_is_on(api: Api, 
     storage = api.app[appkeys.STORAGE]
     for name in ALL:  # inactive New York too
         assert [o async for o in storage.list_objects(weed.target(name, bucket))] == [], name
+
+
+async def test_a_copy_run_again_after_a_crash_removes_what_it_wrote_if_the_file_was_deleted_meanwhile(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    file_id = await stored_file(admin)
+    await api.app[appkeys.WORKER].drain()
+    db, servers = api.app[appkeys.DB], api.app[appkeys.SERVERS]
+    version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
+    newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
+    async with db.transaction() as tx:  # the copy wrote the object, and the process died before recording it
+        await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
+    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    await api.app[appkeys.WORKER].drain()
+    assert "newyork" in await holders_of_key(api, weed, bucket, version_id)
+
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, attempts=2))  # run again
+    await api.app[appkeys.WORKER].drain()
+    assert await holders_of_key(api, weed, bucket, version_id) == set()
+
+
+async def holders_of_key(api: Api, weed: WeedCluster, bucket: str, version_id: int) -> set[str]:
+    key = await api.app[appkeys.DB].fetchval("SELECT object_key FROM versions WHERE id = ?", (version_id,))
+    found = await asyncio.gather(*(api.app[appkeys.STORAGE].head(weed.target(s, bucket), key) for s in ALL))
+    return {s for s, info in zip(ALL, found, strict=True) if info is not None}
 
 
 async def test_a_server_that_is_off_keeps_its_removals_until_it_is_on(api: Api, weed: WeedCluster,
@@ -173,3 +199,21 @@ async def test_a_server_holding_sole_copies_cannot_be_removed(api: Api, weed: We
     # Once the file is deleted, Cape Town holds nothing anyone wants.
     await admin.delete(f"/api/v1/files/{africa}")
     (await admin.delete(f"/api/v1/servers/{servers['capetown']['id']}")).expect(204)
+
+
+async def test_deleting_a_file_removes_what_a_failed_copy_attempt_may_have_written(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    file_id = await stored_file(admin)
+    await api.app[appkeys.WORKER].drain()
+    db, servers = api.app[appkeys.DB], api.app[appkeys.SERVERS]
+    version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
+    newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
+    async with db.transaction() as tx:  # the object was written, then the attempt failed: queued for a retry
+        await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
+        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, attempts, run_after, created_at, updated_at) "
+                         "VALUES ('copy', ?, ?, 1, 1e12, 0, 0)", (version_id, newyork))
+    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    await api.app[appkeys.WORKER].drain()
+    assert await holders_of_key(api, weed, bucket, version_id) == set()
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
