@@ -34,7 +34,9 @@ async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
     async with aiohttp.ClientSession() as http:
         async with http.request(upload["method"], upload["url"], data=io.BytesIO(data),
                                 headers=upload["headers"]) as resp:
-            await resp.read()
+            body = await resp.read()
+            if resp.status != 200:
+                print(f"PUT {upload['url'].split('?')[0]}: {resp.status} {body[:500]!r}")
             return resp.status
 
 
