@@ -36,6 +36,7 @@ _AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessD
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHUNK = 1 << 20  # read size from the source stream during a copy
 _MAX_PARTS = 10_000  # S3's limit per multipart upload
+_NOT_SAFE_ASCII = re.compile(r'[^\x20-\x7e]+|["\\%]')
 _ABORT_TIMEOUT = 30.0
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -52,10 +53,22 @@ class ObjectInfo:
 
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII `filename=` fallback and the exact name as RFC 5987 `filename*`."""
-    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = "".join("_" if c in '"\\' or not c.isprintable() else c for c in ascii_name).strip()
     encoded = quote(filename, safe="!#$&+-.^_`|~")  # RFC 5987 attr-char
-    return f"attachment; filename=\"{ascii_name or 'download'}\"; filename*=UTF-8''{encoded}"
+    return f"attachment; filename=\"{_ascii_fallback(filename)}\"; filename*=UTF-8''{encoded}"
+
+
+def _ascii_fallback(filename: str) -> str:
+    """The name for clients that ignore `filename*`: accents dropped (ü -> u), any other run of non-ASCII
+    as one `_`, no `"`, `\\` or `%` (RFC 6266 4.3: some clients decode it); `download` for a stem with
+    no letter or digit left, so 写真.jpg saves as download.jpg, not as `_.jpg` or the dot file `.jpg`."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", filename) if not unicodedata.combining(c))
+    text = _NOT_SAFE_ASCII.sub("_", text).strip()
+    stem, dot, ext = text.rpartition(".")
+    if not dot:
+        stem, ext = text, ""
+    if stem and not any(c.isalnum() for c in stem):  # (an empty stem is a dot file's: kept)
+        stem = "download"
+    return (f"{stem}.{ext}" if dot else stem) or "download"
 
 
 def _check_header_value(name: str, value: str) -> None:

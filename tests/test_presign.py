@@ -224,8 +224,11 @@ def test_storage_presign_put_validates(content_type: str, size: int, metadata: d
         ("ünï.txt", "attachment; filename=\"uni.txt\"; filename*=UTF-8''%C3%BCn%C3%AF.txt"),
         ('a "b"\\c;d.txt',
          "attachment; filename=\"a _b__c;d.txt\"; filename*=UTF-8''a%20%22b%22%5Cc%3Bd.txt"),
-        ("日本.txt", "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"),
+        ("日本.txt", "attachment; filename=\"download.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"),
         ("日本", "attachment; filename=\"download\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC"),
+        ("2024年報告.zip", "attachment; filename=\"2024_.zip\"; filename*=UTF-8''2024%E5%B9%B4%E5%A0%B1%E5%91%8A.zip"),
+        ("50%.txt", "attachment; filename=\"50_.txt\"; filename*=UTF-8''50%25.txt"),
+        (".profile", "attachment; filename=\".profile\"; filename*=UTF-8''.profile"),
     ],
 )
 def test_content_disposition(name: str, expected: str) -> None:
