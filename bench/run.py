@@ -347,6 +347,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     from cdnstore.config import JobsConfig
     from cdnstore.db import Database
     from cdnstore.jobs import Job, JobQueue, JobWorker
+    from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage
 
@@ -366,7 +367,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
                          "SELECT i, 'f' || i, 1, 'f' || i, ?, ? FROM n", (jobs, now, now))
         await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
                          "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', ? FROM files", (now,))
-    registry = ServerRegistry(db, Storage(), 1)
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
     started = time.monotonic()
@@ -399,6 +400,7 @@ async def scale(results: Results, work: Path, files: int) -> None:
     from cdnstore.db import Database
     from cdnstore.files import Files
     from cdnstore.jobs import JobQueue
+    from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage
 
@@ -436,7 +438,7 @@ async def scale(results: Results, work: Path, files: int) -> None:
     db = Database(path)
     await db.open()
     config = Config()
-    registry = ServerRegistry(db, Storage(), 1)
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, config.jobs)
     service = Files(db, Storage(), registry, queue, config)

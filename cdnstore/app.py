@@ -40,6 +40,7 @@ from .links import Links
 from .metrics import Metrics
 from .replicator import Replicator
 from .scrub import Scrubber
+from .sealing import Sealer
 from .servers import ServerRegistry
 from .storage import Storage
 from .tasks import every, running
@@ -104,8 +105,9 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
 
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[appkeys.CONFIG]
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.CONFIG].storage.check_timeout)
+        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key))
     await registry.load()
     yield
 

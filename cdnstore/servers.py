@@ -8,6 +8,7 @@ listener; listeners run inside the transaction of the change, so their jobs comm
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -17,7 +18,10 @@ from . import history
 from .db import Database, Row, Tx, now_iso, tx_fetchone
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import Health, S3Target, Server
+from .sealing import Sealer, UnsealError, sealed
 from .storage import Storage
+
+log = logging.getLogger(__name__)
 
 # (transaction, server internal id, before, after); before is None on create, after on delete.
 Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
@@ -27,18 +31,19 @@ COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "se
            "zone", "latitude", "longitude", "is_on", "is_active")
 
 
-def server_from_row(row: Row) -> Server:
+def server_from_row(row: Row, secret_key: str) -> Server:
     return Server(row["uuid"], row["name"], row["endpoint_url"], row["bucket"], row["region"],
-                  row["access_key"], row["secret_key"], row["location"], row["zone"], row["latitude"],
+                  row["access_key"], secret_key, row["location"], row["zone"], row["latitude"],
                   row["longitude"], bool(row["is_on"]), bool(row["is_active"]), Health(row["health"]),
                   row["created_at"], row["updated_at"])
 
 
 class ServerRegistry:
-    def __init__(self, db: Database, storage: Storage, check_timeout: float) -> None:
+    def __init__(self, db: Database, storage: Storage, check_timeout: float, sealer: Sealer) -> None:
         self.db = db
         self.storage = storage
         self.check_timeout = check_timeout
+        self.sealer = sealer  # S3 secret keys are sealed in the table, in clear in memory only
         self.listeners: list[Listener] = []
         self._servers: list[Server] = []
         self._internal: dict[str, int] = {}
@@ -47,9 +52,24 @@ class ServerRegistry:
 
     async def load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
-        self._servers = [server_from_row(r) for r in rows]
+        self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
         self._internal = {r["uuid"]: r["id"] for r in rows}
         self._by_internal = {r["id"]: s for r, s in zip(rows, self._servers, strict=True)}
+        in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
+        if in_clear:  # stored by a version from before sealing
+            async with self.db.transaction() as tx:
+                await tx.executemany("UPDATE servers SET secret_key = ? WHERE id = ?", in_clear)
+            log.warning("sealed the S3 secret keys of %d server(s) that were stored in clear", len(in_clear))
+
+    def _unseal(self, row: Row) -> str:
+        try:
+            return self.sealer.unseal(row["secret_key"])
+        except UnsealError as exc:
+            # Not fatal: the server fails its health checks (no credentials) and so takes no work
+            # until an administrator gives it its secret again (PATCH secret_key).
+            log.error("server %s: cannot unseal its S3 secret key (%s); it stays down until it is given its "
+                      "secret_key again", row["name"], exc)
+            return ""
 
     # --- reads (memory) -------------------------------------------------------------------------
 
@@ -90,7 +110,7 @@ class ServerRegistry:
         await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
         now = now_iso()
         values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
-                  "is_active": int(fields["is_active"])}
+                  "is_active": int(fields["is_active"]), "secret_key": self.sealer.seal(fields["secret_key"])}
         async with self.db.transaction(offload=True) as tx:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
@@ -99,7 +119,7 @@ class ServerRegistry:
                 f"VALUES ({', '.join(':' + c for c in COLUMNS)}, 'up', :now, :now) RETURNING *",
                 {**values, "now": now})
             assert row is not None
-            server = server_from_row(row)
+            server = server_from_row(row, fields["secret_key"])
             await history.record(tx, actor_id, "server.created", server.id,
                                  {"name": server.name, "zone": server.zone, "location": server.location})
             for listener in self.listeners:
@@ -117,6 +137,8 @@ class ServerRegistry:
             await self.storage.forget(before.s3)
             await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
         values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
+        if "secret_key" in changes:
+            values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
         assignments = ", ".join(f"{k} = :{k}" for k in values)
         async with self.db.transaction(offload=True) as tx:
             row = await tx_fetchone(tx, f"UPDATE servers SET {assignments}, updated_at = :now "
@@ -124,7 +146,7 @@ class ServerRegistry:
                                     {**values, "now": now_iso(), "uuid": server_uuid})
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
-            after = server_from_row(row)
+            after = server_from_row(row, merged["secret_key"])
             changed = {k: v for k, v in changes.items() if k != "secret_key" and getattr(before, k) != v}
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})

@@ -13,6 +13,7 @@ from cdnstore.config import JobsConfig
 from cdnstore.db import Database
 from cdnstore.errors import Conflict
 from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
+from cdnstore.sealing import Sealer
 from cdnstore.servers import ServerRegistry
 from cdnstore.storage import Storage
 
@@ -146,7 +147,7 @@ async def test_jobs_of_a_killed_process_run_again(db: Database) -> None:
 
 
 async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1)
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = queue_of(db, Clock(), workers=4, per_server=2, poll_interval=0.05)
     queue.clock = time.time
@@ -174,7 +175,7 @@ async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown
 
 
 async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1)
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = queue_of(db, Clock(), poll_interval=0.05)
     queue.clock = time.time
