@@ -117,8 +117,9 @@ class JobQueue:
         if server_id is not None:
             return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, :now, :now, :now FROM versions "
                                           f"WHERE id IN ({ids})", {})
-        # A copy cancelled here after a failed attempt may have written its object: remove it there too.
-        # (A running copy is not cancelled: it checks the version's status itself once it is done.)
+        # A copy cancelled here that ever ran (claimed: updated since it was queued) may have written its
+        # object before it failed or its process died: remove it there too. (A running copy is not
+        # cancelled: it checks the version's status itself once it is done.)
         added = await self._insert(tx, f"""
             SELECT 'remove', version_id, server_id, :now, :now, :now FROM replicas WHERE version_id IN ({ids})
             UNION
@@ -126,7 +127,8 @@ class JobQueue:
             WHERE id IN ({ids}) AND upload_server_id IS NOT NULL
             UNION
             SELECT 'remove', version_id, server_id, :now, :now, :now FROM jobs
-            WHERE kind = 'copy' AND status != 'running' AND attempts > 0 AND version_id IN ({ids})""", {})
+            WHERE kind = 'copy' AND status != 'running' AND updated_at > created_at AND version_id IN ({ids})""",
+            {})
         await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
         return added
 

@@ -39,15 +39,17 @@ class Replicator:
         version = await self.db.fetchone("SELECT object_key, size, status, zone, etag FROM versions WHERE id = ?",
                                          (job.version_id,))
         target = self.servers.by_internal_id(job.server_id)
-        if version is not None and version["status"] in ("deleted", "superseded") and target is not None:
-            # Only a copy that was running escapes the cancellation of a removal; an earlier run of it may
-            # have written the object and died before recording it, so no removal knows of it: queue one.
-            async with self.db.transaction() as tx:
-                await self.jobs.enqueue_removals(tx, [job.version_id], job.server_id)
+        if version is None or target is None:
             return
-        if version is None or version["status"] != "stored" or target is None or not (
+        if version["status"] != "stored" or not (
                 target.is_on and target.is_active and target.zone == version["zone"]):
-            return  # no longer wanted there
+            # No longer wanted there. An earlier run of this job may have written the object and died
+            # before recording it: record what is there, so that removals know of it (_present queues
+            # its removal at once if the version was deleted or replaced meanwhile).
+            found = await self.storage.head(target.s3, version["object_key"])
+            if found is not None and found.size == version["size"]:
+                await self._present(job, target)
+            return
         holders = await self._holders(job.version_id)
         if job.server_id in holders:
             return

@@ -201,7 +201,7 @@ async def test_a_server_holding_sole_copies_cannot_be_removed(api: Api, weed: We
     (await admin.delete(f"/api/v1/servers/{servers['capetown']['id']}")).expect(204)
 
 
-async def test_deleting_a_file_removes_what_a_failed_copy_attempt_may_have_written(
+async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
         api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, _ = await setup(api, weed, bucket)
     file_id = await stored_file(admin)
@@ -209,11 +209,32 @@ async def test_deleting_a_file_removes_what_a_failed_copy_attempt_may_have_writt
     db, servers = api.app[appkeys.DB], api.app[appkeys.SERVERS]
     version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
     newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
-    async with db.transaction() as tx:  # the object was written, then the attempt failed: queued for a retry
+    # The object was written, then the process died before recording it: the restart put the job back in
+    # the queue, its attempt given back (so only its updated_at tells that it ran).
+    async with db.transaction() as tx:
         await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
         await tx.execute("INSERT INTO jobs (kind, version_id, server_id, attempts, run_after, created_at, updated_at) "
-                         "VALUES ('copy', ?, ?, 1, 1e12, 0, 0)", (version_id, newyork))
+                         "VALUES ('copy', ?, ?, 0, 1e12, 0, 1)", (version_id, newyork))
     (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
     assert await holders_of_key(api, weed, bucket, version_id) == set()
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_a_copy_no_longer_wanted_records_what_an_earlier_run_wrote_so_removals_find_it(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, servers = await setup(api, weed, bucket)
+    file_id = await stored_file(admin)
+    await api.app[appkeys.WORKER].drain()
+    db, registry = api.app[appkeys.DB], api.app[appkeys.SERVERS]
+    version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
+    newyork = registry.internal_id(registry.get(servers["newyork"]["id"]))
+    async with db.transaction() as tx:  # written, not recorded (the process died)
+        await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
+    (await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_active": False})).expect(200)
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, attempts=1))  # the re-run
+    assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?",
+                             (newyork, version_id)) == 1
+    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    await api.app[appkeys.WORKER].drain()
+    assert await holders_of_key(api, weed, bucket, version_id) == set()
