@@ -40,6 +40,9 @@ class Job:
     version_id: int
     server_id: int
     attempts: int
+    # It ran before and did not finish (failed, waited, or its process stopped): it may have left work
+    # half done. Attempts cannot tell: waiting and restarts give theirs back. (last_error is set then.)
+    ran_before: bool = False
 
 
 class Retry(Exception):
@@ -117,9 +120,9 @@ class JobQueue:
         if server_id is not None:
             return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, :now, :now, :now FROM versions "
                                           f"WHERE id IN ({ids})", {})
-        # A copy cancelled here that ever ran (claimed: updated since it was queued) may have written its
-        # object before it failed or its process died: remove it there too. (A running copy is not
-        # cancelled: it checks the version's status itself once it is done.)
+        # A copy cancelled here that ran before (see Job.ran_before) may have written its object before it
+        # failed or its process died: remove it there too. (A running copy is not cancelled: it checks the
+        # version's status itself once it is done.)
         added = await self._insert(tx, f"""
             SELECT 'remove', version_id, server_id, :now, :now, :now FROM replicas WHERE version_id IN ({ids})
             UNION
@@ -127,7 +130,7 @@ class JobQueue:
             WHERE id IN ({ids}) AND upload_server_id IS NOT NULL
             UNION
             SELECT 'remove', version_id, server_id, :now, :now, :now FROM jobs
-            WHERE kind = 'copy' AND status != 'running' AND updated_at > created_at AND version_id IN ({ids})""",
+            WHERE kind = 'copy' AND status != 'running' AND last_error IS NOT NULL AND version_id IN ({ids})""",
             {})
         await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
         return added
@@ -143,9 +146,11 @@ class JobQueue:
                                 updated_at = :now
                 WHERE id = (SELECT id FROM jobs WHERE server_id = :s AND status = 'queued' AND run_after <= :now
                             ORDER BY run_after LIMIT 1)
-                RETURNING id, kind, version_id, server_id, attempts""",
+                RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
                                     {"s": server_id, "now": now, "lease": now + self.cfg.timeout})
-        return None if row is None else Job(*row)
+        if row is None:
+            return None
+        return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]))
 
     async def done(self, job: Job) -> None:
         async with self.db.transaction() as tx:
@@ -173,7 +178,8 @@ class JobQueue:
         """At start: jobs a killed process left running run again (their leases died with it)."""
         async with self.db.transaction(offload=True) as tx:
             cursor = await tx.execute("UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0), "
-                                      "lease_until = NULL, updated_at = ? WHERE status = 'running'", (self.clock(),))
+                                      "lease_until = NULL, last_error = 'interrupted: the process stopped', "
+                                      "updated_at = ? WHERE status = 'running'", (self.clock(),))
         return cursor.rowcount
 
     # --- admin ----------------------------------------------------------------------------------

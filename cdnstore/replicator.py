@@ -46,9 +46,10 @@ class Replicator:
             # No longer wanted there. An earlier run of this job may have written the object and died
             # before recording it: record what is there, so that removals know of it (_present queues
             # its removal at once if the version was deleted or replaced meanwhile).
-            found = await self.storage.head(target.s3, version["object_key"])
-            if found is not None and found.size == version["size"]:
-                await self._present(job, target)
+            if job.ran_before:
+                found = await self.storage.head(target.s3, version["object_key"])
+                if found is not None and found.size == version["size"]:
+                    await self._present(job, target)
             return
         holders = await self._holders(job.version_id)
         if job.server_id in holders:

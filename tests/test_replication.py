@@ -99,7 +99,7 @@ async def test_a_copy_run_again_after_a_crash_removes_what_it_wrote_if_the_file_
     await api.app[appkeys.WORKER].drain()
     assert "newyork" in await holders_of_key(api, weed, bucket, version_id)
 
-    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, attempts=2))  # run again
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, 1, ran_before=True))
     await api.app[appkeys.WORKER].drain()
     assert await holders_of_key(api, weed, bucket, version_id) == set()
 
@@ -210,11 +210,12 @@ async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
     version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
     newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
     # The object was written, then the process died before recording it: the restart put the job back in
-    # the queue, its attempt given back (so only its updated_at tells that it ran).
+    # the queue, its attempt given back.
     async with db.transaction() as tx:
         await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
-        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, attempts, run_after, created_at, updated_at) "
-                         "VALUES ('copy', ?, ?, 0, 1e12, 0, 1)", (version_id, newyork))
+        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, created_at, "
+                         "updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0)", (version_id, newyork))
+    assert await api.app[appkeys.JOBS].requeue_running() == 1
     (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
     assert await holders_of_key(api, weed, bucket, version_id) == set()
@@ -232,7 +233,7 @@ async def test_a_copy_no_longer_wanted_records_what_an_earlier_run_wrote_so_remo
     async with db.transaction() as tx:  # written, not recorded (the process died)
         await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
     (await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_active": False})).expect(200)
-    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, attempts=1))  # the re-run
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, 1, ran_before=True))
     assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?",
                              (newyork, version_id)) == 1
     (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
