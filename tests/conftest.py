@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the tests
 
@@ -15,6 +17,7 @@ from apihelp import EVENTS_TOKEN, SECRET, Api
 from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
 
+from cdnstore.api.server import AppRunner
 from cdnstore.app import create_app
 from cdnstore.config import Config
 from cdnstore.demo import ORIGINAL_LAYOUT
@@ -73,11 +76,19 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
 MakeApi = Callable[..., Awaitable[Api]]
 
 
+class ServedByCdnstore(TestServer):
+    """aiohttp's test server, run by cdnstore's AppRunner as `cdnstore serve` runs the daemon (so what
+    aiohttp's parser refuses is answered as problem+json here too)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return AppRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def make_api(aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> MakeApi:
     async def make(**sections: dict[str, Any]) -> Api:
         app = create_app(make_config(tmp_path, daemon_port, **sections))
-        return Api(await aiohttp_client(app, server_kwargs={"port": daemon_port}))
+        return Api(await aiohttp_client(ServedByCdnstore(app, port=daemon_port)))
     return make
 
 
