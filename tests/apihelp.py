@@ -29,6 +29,11 @@ def from_ip(ip: str) -> dict[str, str]:
     return {"X-Forwarded-For": ip}
 
 
+def object_key(upload: dict[str, Any]) -> str:
+    """The object key an upload goes to: the last part of its presigned URL's path."""
+    return str(upload["url"].split("?")[0].rsplit("/", 1)[1])
+
+
 async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
     """PUT `data` to a presigned upload URL with exactly the headers it came with, as a client would."""
     async with aiohttp.ClientSession() as http:

@@ -96,3 +96,9 @@ def read_doc() -> tuple[dict[str, Row], str]:
 
 
 LEDGER = Ledger()
+
+
+def server_errors(answers: list[Any], documented: str | None = None) -> int:
+    """5xx answers other than a 503 with the `documented` problem code (the fault's documented answer)."""
+    return sum(a.status >= 500 and not (documented is not None and a.status == 503 and isinstance(a.body, dict)
+                                        and a.body.get("code") == documented) for a in answers)

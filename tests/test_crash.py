@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+from apihelp import object_key
 from daemonproc import Daemon, admin_session, write_config
 from weedbed import md5_of_get
 
@@ -48,7 +49,7 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(tmp_path:
                 await asyncio.sleep(0.1)
         file_id = announced["file"]["id"]
         assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
-    key = announced["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(announced["upload"])
     async with Storage() as storage, aiohttp.ClientSession() as plain:
         for name in usa:
             url = storage.presign_get(weed.target(name, bucket), key, filename="big.bin", expires_in=60)

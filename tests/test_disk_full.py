@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apihelp import DATA_SMALL, EVENTS_TOKEN, PASSWORD, US_IP, Answer, Api, fetch, from_ip, put_bytes
-from reliability import LEDGER
+from apihelp import DATA_SMALL, EVENTS_TOKEN, PASSWORD, US_IP, Answer, Api, fetch, from_ip, object_key, put_bytes
+from reliability import LEDGER, server_errors
 
 from cdnstore import appkeys
 from cdnstore.errors import DatabaseUnavailable
@@ -102,12 +102,6 @@ def integrity(database: Path) -> str:
         conn.close()
 
 
-def server_errors(answers: list[Answer]) -> int:
-    """5xx answers that are not the documented 503."""
-    return sum(a.status >= 500 and not (a.status == 503 and isinstance(a.body, dict)
-                                         and a.body.get("code") == "database_unavailable") for a in answers)
-
-
 def gauges(exposition: str) -> dict[str, float]:
     """The database's gauges in a /metrics answer."""
     return {m[1]: float(m[2]) for m in re.finditer(r"^(cdnstore_(?:database_writable|history_pending)) (\S+)$",
@@ -125,7 +119,7 @@ async def poll(condition: Callable[[], bool | Awaitable[bool]], within: float = 
 
 
 def seaweed_event(bucket: str, upload: dict[str, Any], size: int) -> dict[str, Any]:
-    key = upload["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(upload)
     return {"event_type": "create", "key": f"/buckets/{bucket}/{key}",
             "message": {"new_entry": {"attributes": {"file_size": size}}}}
 
@@ -246,7 +240,7 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
 
     answers = [*writes, *reads, metrics, *again]  # (the 503 of /readyz is its documented answer)
     LEDGER.add("database disk full", faults=1, rounds=1, files_checked=len(holders), drift=drift,
-               server_errors=server_errors(answers))
+               server_errors=server_errors(answers, "database_unavailable"))
 
 
 async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_room(

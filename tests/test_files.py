@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from apihelp import EVENTS_TOKEN, RUSSIA_IP, SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes
+from apihelp import EVENTS_TOKEN, RUSSIA_IP, SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, object_key, put_bytes
 
 from cdnstore import appkeys
 from cdnstore.models import Health
@@ -73,7 +73,7 @@ async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
     answer = await admin.upload("report.pdf", DATA)
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
     event = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
         "eventVersion": "2.0", "eventSource": "minio:s3", "eventName": "s3:ObjectCreated:Put",
@@ -199,7 +199,7 @@ async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: We
     first = await admin.upload("doc.txt", b"version one")
     file_id = first["file"]["id"]
     await admin.wait_stored(file_id)
-    old_key = first["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    old_key = object_key(first["upload"])
     second = await admin.announce("doc.txt", b"version two!", expect=200)
     assert second["file"]["id"] == file_id and second["file"]["status"] == "stored"
     assert second["upload"]["url"].split("?")[0] != first["upload"]["url"].split("?")[0]
@@ -371,7 +371,7 @@ async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(api: Ap
     await quiet_server(admin, weed, bucket)
     answer = await admin.upload("order.txt", DATA)
     file_id = answer["file"]["id"]
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     path = f"/buckets/{bucket}/{key}"
     created = {"event_type": "create", "key": path, "message": {"new_entry": {"attributes": {"file_size": len(DATA)}}}}
     deleted = {"event_type": "delete", "key": path, "message": {"old_entry": {"name": key}}}

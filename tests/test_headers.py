@@ -15,7 +15,7 @@ import pytest
 from apihelp import Answer, Api
 from conftest import ServedByCdnstore, make_config
 from daemonproc import Daemon, write_config
-from reliability import LEDGER
+from reliability import LEDGER, server_errors
 
 from cdnstore.api.server import MAX_HEADER_FIELDS, MAX_REQUEST_LINE
 from cdnstore.app import create_app
@@ -67,10 +67,6 @@ def too_large(answer: Answer, limit: int, code: str = "headers_too_large", statu
     assert problem["limit"] == limit and str(limit) in problem["detail"], problem
     assert answer.headers.get("Retry-After") is None
     return problem
-
-
-def server_errors(answers: list[Answer]) -> int:
-    return sum(a.status >= 500 for a in answers)
 
 
 async def test_one_header_field_over_the_limit_is_431_naming_the_limit(served: MakeServed) -> None:

@@ -4,8 +4,9 @@ nowhere after delete, servers filled when activated or moved, outages waited out
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, put_bytes
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, object_key, put_bytes
 
 from cdnstore import appkeys
 from cdnstore.jobs import Job
@@ -85,23 +86,40 @@ async def test_a_deleted_file_is_removed_from_every_server_that_is_on(api: Api, 
         assert [o async for o in storage.list_objects(weed.target(name, bucket))] == [], name
 
 
-async def test_a_copy_run_again_after_a_crash_removes_what_it_wrote_if_the_file_was_deleted_meanwhile(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await setup(api, weed, bucket)
+@dataclass(frozen=True)
+class Unrecorded:
+    """A stored file whose copy is on New York, but unrecorded: the copy wrote the object and its process
+    died before recording it."""
+
+    admin: Session
+    servers: dict[str, dict[str, object]]
+    file_id: str
+    version_id: int
+    newyork: int  # the server's internal id
+
+
+async def unrecorded_copy(api: Api, weed: WeedCluster, bucket: str) -> Unrecorded:
+    admin, servers = await setup(api, weed, bucket)
     file_id = await stored_file(admin)
     await api.app[appkeys.WORKER].drain()
-    db, servers = api.app[appkeys.DB], api.app[appkeys.SERVERS]
+    db, registry = api.app[appkeys.DB], api.app[appkeys.SERVERS]
     version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
-    newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
-    async with db.transaction() as tx:  # the copy wrote the object, and the process died before recording it
+    newyork = registry.internal_id(registry.by_name("newyork"))
+    async with db.transaction() as tx:
         await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
-    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
-    assert "newyork" in await holders_of_key(api, weed, bucket, version_id)
+    return Unrecorded(admin, servers, file_id, version_id, newyork)
 
-    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, 1, ran_before=True))
+
+async def test_a_copy_run_again_after_a_crash_removes_what_it_wrote_if_the_file_was_deleted_meanwhile(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    made = await unrecorded_copy(api, weed, bucket)
+    (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
-    assert await holders_of_key(api, weed, bucket, version_id) == set()
+    assert "newyork" in await holders_of_key(api, weed, bucket, made.version_id)
+
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", made.version_id, made.newyork, 1, ran_before=True))
+    await api.app[appkeys.WORKER].drain()
+    assert await holders_of_key(api, weed, bucket, made.version_id) == set()
 
 
 async def holders_of_key(api: Api, weed: WeedCluster, bucket: str, version_id: int) -> set[str]:
@@ -154,7 +172,7 @@ async def test_a_job_that_keeps_failing_ends_failed_and_succeeds_on_retry(make_a
     admin, _ = await setup(api, weed, bucket)
     answer = await admin.upload("flaky.bin", DATA)
     file_id = answer["file"]["id"]
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     # Behind cdnstore's back the source object loses its bytes: every copy attempt fails.
     await admin.wait_stored(file_id)
@@ -203,39 +221,26 @@ async def test_a_server_holding_sole_copies_cannot_be_removed(api: Api, weed: We
 
 async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
         api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await setup(api, weed, bucket)
-    file_id = await stored_file(admin)
-    await api.app[appkeys.WORKER].drain()
-    db, servers = api.app[appkeys.DB], api.app[appkeys.SERVERS]
-    version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
-    newyork = servers.internal_id(next(s for s in servers.all() if s.name == "newyork"))
-    # The object was written, then the process died before recording it: the restart put the job back in
-    # the queue, its attempt given back.
-    async with db.transaction() as tx:
-        await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
+    made = await unrecorded_copy(api, weed, bucket)
+    db = api.app[appkeys.DB]
+    async with db.transaction() as tx:  # left running by the dead process; the restart gives its attempt back
         await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, created_at, "
-                         "updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0)", (version_id, newyork))
+                         "updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0)", (made.version_id, made.newyork))
     assert await api.app[appkeys.JOBS].requeue_running() == 1
-    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
-    assert await holders_of_key(api, weed, bucket, version_id) == set()
+    assert await holders_of_key(api, weed, bucket, made.version_id) == set()
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
 
 
 async def test_a_copy_no_longer_wanted_records_what_an_earlier_run_wrote_so_removals_find_it(
         api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, servers = await setup(api, weed, bucket)
-    file_id = await stored_file(admin)
+    made = await unrecorded_copy(api, weed, bucket)
+    newyork_id = made.servers["newyork"]["id"]
+    (await made.admin.patch(f"/api/v1/servers/{newyork_id}", json={"is_active": False})).expect(200)
+    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", made.version_id, made.newyork, 1, ran_before=True))
+    assert await api.app[appkeys.DB].fetchval("SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?",
+                                              (made.newyork, made.version_id)) == 1
+    (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
-    db, registry = api.app[appkeys.DB], api.app[appkeys.SERVERS]
-    version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
-    newyork = registry.internal_id(registry.get(servers["newyork"]["id"]))
-    async with db.transaction() as tx:  # written, not recorded (the process died)
-        await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
-    (await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_active": False})).expect(200)
-    await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", version_id, newyork, 1, ran_before=True))
-    assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?",
-                             (newyork, version_id)) == 1
-    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
-    assert await holders_of_key(api, weed, bucket, version_id) == set()
+    assert await holders_of_key(api, weed, bucket, made.version_id) == set()

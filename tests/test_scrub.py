@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from apihelp import US_IP, Api, put_bytes
+from apihelp import US_IP, Api, object_key, put_bytes
 
 from cdnstore import appkeys
 from cdnstore.seaweed import WeedCluster
@@ -19,7 +19,7 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(a
     answer = await admin.upload("precious.bin", DATA, ip=US_IP)
     await admin.wait_stored(answer["file"]["id"])
     await api.app[appkeys.WORKER].drain()
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     await storage.delete(weed.target("newyork", bucket), key)  # an operator's slip
 
@@ -41,7 +41,7 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     answer = await admin.upload("a.bin", DATA, ip=US_IP)
     file_id = answer["file"]["id"]
     (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     put = storage.presign_put(weed.target("newyork", bucket), key, content_type="text/plain", size=len(DATA),
                               expires_in=60)
@@ -75,7 +75,7 @@ async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api:
     await admin.add_layout(weed, bucket)
     answer = await admin.upload("big.bin", DATA, ip=US_IP)
     await admin.wait_stored(answer["file"]["id"])
-    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     target = weed.target("newyork", bucket)
     client = await storage._client(target)  # a copy that died after its first part
