@@ -16,8 +16,8 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -313,11 +313,16 @@ class Database:
             self.unavailable = error
         return error
 
-    def _raise_refused(self, exc: BaseException) -> None:
-        """Raise DatabaseUnavailable for a disk failure; return for any other error (the caller re-raises it)."""
-        refused = self._refused(exc)
-        if refused is not None:
-            raise refused from exc
+    @contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """A disk failure in the block becomes DatabaseUnavailable; any other error passes unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from exc
+            raise
 
     def _took_writes(self) -> None:
         if self.unavailable is not None:
@@ -344,18 +349,16 @@ class Database:
         async with asyncio.timeout(wait):
             await self._lock.acquire()
         try:
-            await writer.execute("BEGIN IMMEDIATE")
-            try:
-                async with writer.execute("PRAGMA user_version") as cursor:
-                    row = await cursor.fetchone()
-                await writer.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
-                await writer.execute("COMMIT")
-            except BaseException:
-                await self._rollback(writer)
-                raise
-        except sqlite3.Error as exc:
-            self._raise_refused(exc)
-            raise
+            with self._disk_errors():
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    async with writer.execute("PRAGMA user_version") as cursor:
+                        row = await cursor.fetchone()
+                    await writer.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await self._rollback(writer)
+                    raise
         finally:
             self._lock.release()
         self._commits_since_checkpoint += 1
@@ -368,23 +371,19 @@ class Database:
         assert self._inline is not None and self._writer is not None, "database is not open"
         tx: Tx = self._writer if offload else InlineTx(self._inline)
         async with self._lock:
-            try:
+            with self._disk_errors():
                 await tx.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                self._raise_refused(exc)
-                raise
-            changes = tx.total_changes
-            try:
-                for begin in self._on_begin:
-                    await begin(tx)
-                yield tx
-                await tx.execute("COMMIT")  # where a full disk usually shows: the WAL cannot grow
-            except BaseException as exc:
-                await self._rollback(tx)
-                for rolled_back in self._after_rollback:
-                    rolled_back()
-                self._raise_refused(exc)
-                raise
+                changes = tx.total_changes
+                try:
+                    for begin in self._on_begin:
+                        await begin(tx)
+                    yield tx
+                    await tx.execute("COMMIT")  # where a full disk usually shows: the WAL cannot grow
+                except BaseException:
+                    await self._rollback(tx)
+                    for rolled_back in self._after_rollback:
+                        rolled_back()
+                    raise
             self._commits_since_checkpoint += 1
             if tx.total_changes != changes:  # something was written: the disk takes writes
                 self._took_writes()
@@ -402,7 +401,7 @@ class Database:
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
                        offload: bool = False) -> Row | None:
         """One row; inline (for indexed lookups), or on a thread with `offload=True` (for scans)."""
-        try:
+        with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"
                 async with self._reader.execute(sql, params) as cur:
@@ -413,21 +412,15 @@ class Database:
                 return cursor.fetchone()  # type: ignore[no-any-return]
             finally:
                 cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
-        except sqlite3.Error as exc:
-            self._raise_refused(exc)
-            raise
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
                        offload: bool = False) -> list[Row]:
-        try:
+        with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"
                 return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
             assert self._peek is not None, "database is not open"
             return self._peek.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            self._raise_refused(exc)
-            raise
 
     async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, offload: bool = False) -> Any:
         row = await self.fetchone(sql, params, offload=offload)
