@@ -28,6 +28,7 @@ from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER
 from test_cli import cdnstore
+from weedbed import md5_of_get
 
 from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
@@ -213,8 +214,8 @@ async def check_buckets(db: sqlite3.Connection, weed: WeedCluster, bucket: str) 
                     if held[name].get(key) != size:
                         wrong.append(f"{key} ({size} B) missing on {name}")
                         continue
-                    digests.add(await md5(http, storage.presign_get(weed.target(name, bucket), key,
-                                                                    filename="x", expires_in=60)))
+                    url = storage.presign_get(weed.target(name, bucket), key, filename="x", expires_in=60)
+                    digests.add((await md5_of_get(http, url))[0])
             if len(digests) > 1:
                 wrong.append(f"{key}: copies differ {digests}")
         for key, _, _, status in versions:
@@ -239,18 +240,9 @@ async def check_model(model: Model, user: Session) -> list[str]:
                 wrong.append(f"{name} was uploaded but is {listed.get(name, {}).get('status', 'missing')}")
             else:
                 link = (await user.get(f"/api/v1/files/{listed[name]['id']}/download")).expect(200)
-                if await md5(http, link["url"]) != hashlib.md5(content).hexdigest():
+                if (await md5_of_get(http, link["url"]))[0] != hashlib.md5(content).hexdigest():
                     wrong.append(f"{name} does not serve the bytes last uploaded")
     return wrong
-
-
-async def md5(http: aiohttp.ClientSession, url: str) -> str:
-    digest = hashlib.md5()
-    async with http.get(url) as resp:
-        assert resp.status == 200, url
-        async for chunk in resp.content.iter_chunked(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 pytestmark = pytest.mark.timeout(400)
