@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from apihelp import PASSWORD, Answer, Api
 from conftest import ServedByCdnstore, make_config
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER, server_errors
-from weedbed import ACCESS_KEY, SECRET_KEY
+from test_cli import _clean_env
+from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore.api.pages import origin as origin_of
 from cdnstore.api.server import MAX_HEADER_FIELDS, MAX_REQUEST_LINE
@@ -240,3 +244,25 @@ def test_a_server_url_that_is_not_a_plain_origin_stays_out_of_the_policy() -> No
     assert origin_of("http://[::1]:9000/bucket") == "http://[::1]:9000"
     for bad in ("http://x;script-src *", "http://a b", "ftp://host", "http://host:99999", "http://'x'"):
         assert origin_of(bad) is None, bad
+
+
+async def test_the_demo_pages_csp_names_the_servers_it_registers_after_start(tmp_path: Path) -> None:
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+        cwd=tmp_path, env=_clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = ""
+    try:
+        while "Press Ctrl-C" not in out:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"demo exited early:\n{out}"
+            out += line.decode()
+        endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as resp:
+            policy = resp.headers["Content-Security-Policy"]
+        connect = next(d for d in policy.split(";") if d.strip().startswith("connect-src")).split()[1:]
+        assert len(endpoints) == 5 and sorted(connect) == sorted(["'self'", *endpoints])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
