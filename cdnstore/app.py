@@ -24,6 +24,7 @@ from .api import pages as _page_routes  # noqa: F401
 from .api import servers as _server_routes  # noqa: F401
 from .api import users as _user_routes  # noqa: F401
 from .api.endpoint import endpoint
+from .api.headers import security_headers
 from .api.observe import observe
 from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
@@ -56,6 +57,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     app = web.Application(middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
                           client_max_size=config.http.max_body_bytes,
                           handler_args=handler_args(config.http.max_header_bytes))
+    app.on_response_prepare.append(security_headers)  # nosniff, Server, no-store: on every answer
     app[appkeys.METRICS] = metrics
     app[appkeys.CONFIG] = config
     trusted = parse_networks(config.http.trusted_proxies)

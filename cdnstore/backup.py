@@ -4,8 +4,8 @@ while the daemon serves.
 The copy is made in one step under one read transaction: in WAL mode a reader blocks no writer, so
 the daemon goes on writing, and the copy is the database as of the moment the step began. It is
 written beside PATH first, switched to a single-file journal, checked, and only then moved onto PATH,
-so PATH is either the previous backup or a complete new one. Restoring is documented in
-docs/operations.md ("Backups and restore").
+so PATH is either the previous backup or a complete new one. The copy is created 0600, as the database.
+Restoring is documented in docs/operations.md ("Backups and restore").
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from .db import private_file
 
 
 class BackupError(Exception):
@@ -36,9 +38,9 @@ def backup(source: str | Path, dest: str | Path) -> BackupResult:
         raise BackupError(f"{dest} is the database itself")
     if dest.is_dir():
         raise BackupError(f"{dest} is a directory; give a file name")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
+    private_file(partial)  # 0600 whatever the umask: a backup holds what the database holds
     src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     try:
         src.execute("PRAGMA busy_timeout = 5000")

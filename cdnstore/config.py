@@ -33,6 +33,7 @@ class HttpConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_header_bytes: int = Field(16384, ge=1024, le=1 << 20)  # header fields, one or all together
+    metrics_token: str = ""  # bearer token /metrics asks for; empty: /metrics is open
 
     @field_validator("public_url")
     @classmethod
@@ -40,6 +41,13 @@ class HttpConfig(Section):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("must be empty (no token asked) or at least 16 characters")
+        return v
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -132,6 +140,7 @@ class LinksConfig(Section):
     max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)     # seconds: the window in which wrong passwords count
+    url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -98,6 +100,42 @@ def latest_version() -> int:
     return len(migrations())
 
 
+PRIVATE = 0o600  # the database holds share tokens, password hashes and sealed S3 keys: its owner's only
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Make sure `path` exists with mode 0600 whatever the umask, before SQLite opens it: SQLite gives
+    the -wal, -shm and -journal files it creates the mode of the database file. A folder made for it is
+    0700. An existing file (or side file) readable by others, as earlier versions made them, is tightened."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # mkdir's mode is masked by the umask
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE)
+    except FileExistsError:
+        pass
+    else:
+        try:
+            os.fchmod(fd, PRIVATE)  # os.open's mode is masked by the umask too
+        finally:
+            os.close(fd)
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)):
+        _tighten(file)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+            log.warning("%s was readable by others (mode %04o); it is now %04o", path, mode, mode & 0o700)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # not ours to change (another owner, a read-only file system): say so, go on
+        log.warning("%s: cannot make it private: %s", path, exc)
+
+
 def initialize(path: str | Path) -> tuple[int, int]:
     """Create or upgrade the database file (synchronous; used by `cdnstore init` and at start).
 
@@ -105,7 +143,7 @@ def initialize(path: str | Path) -> tuple[int, int]:
     gets the migrations it lacks, each in its own transaction.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in PRAGMAS:

@@ -79,8 +79,8 @@ class Files:
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
         self._announced = Throttle(max(1, cfg.uploads.max_per_minute), 60.0)
-        # (server, key, name) -> (url, expires_at, reuse until): see _signed_get
-        self._signed: dict[tuple[str, str, str], tuple[str, str, float]] = {}
+        # (server, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get
+        self._signed: dict[tuple[str, str, str, int], tuple[str, str, float]] = {}
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -274,7 +274,9 @@ class Files:
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
-    async def download(self, owner_id: int | None, file_uuid: str, client: Point | None) -> Download:
+    async def download(self, owner_id: int | None, file_uuid: str, client: Point | None,
+                       ttl: int | None = None) -> Download:
+        """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`)."""
         row = await self.db.fetchone(
             "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id) AS holders "
@@ -289,22 +291,21 @@ class Files:
                          client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
-        url, expires_at = self._signed_get(server, row["object_key"], row["name"])
+        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
         return Download(url, expires_at, server, row["name"])
 
-    def _signed_get(self, server: Server, key: str, name: str) -> tuple[str, str]:
+    def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
         """A presigned GET and when it expires. A URL signed in the last minute is handed out again
         (it stays valid for nearly its whole life): signing is the costliest step of a download."""
         now = time.time()
-        hit = self._signed.get((server.id, key, name))
+        hit = self._signed.get((server.id, key, name, ttl))
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
-        ttl = self.downloads.url_ttl
         url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
         expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.id, key, name)] = (url, expires_at, now + min(60, ttl / 10))
+        self._signed[(server.id, key, name, ttl)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:

@@ -135,12 +135,13 @@ class Links:
         return row
 
     async def download(self, token: str, password: str | None, client_ip: str, client: Point | None) -> Download:
-        """A presigned GET on the nearest holder, like any download, counted as one download of the link."""
+        """A presigned GET on the nearest holder, like any download, counted as one download of the link.
+        Its URL lives `links.url_ttl` seconds (short: whoever holds the URL gets the file, password or not)."""
         link = await self.public(token)
         if link["password_hash"] is not None:
             await self._check_password(link, password, client_ip)
         try:
-            got = await self.files.download(None, link["file_uuid"], client)
+            got = await self.files.download(None, link["file_uuid"], client, self.cfg.url_ttl)
         except NotFound:
             raise Gone("the file of this link was deleted", code="link_expired") from None
         async with self.db.transaction() as tx:

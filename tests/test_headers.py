@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import Answer, Api
+from apihelp import PASSWORD, Answer, Api
 from conftest import ServedByCdnstore, make_config
-from daemonproc import Daemon, write_config
+from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER, server_errors
+from test_cli import _clean_env
+from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
+from cdnstore.api.pages import origin as origin_of
 from cdnstore.api.server import MAX_HEADER_FIELDS, MAX_REQUEST_LINE
 from cdnstore.app import create_app
 from cdnstore.config import Config
+from cdnstore.seaweed import WeedCluster
 
 LIMIT = Config().http.max_header_bytes
 
@@ -150,3 +157,112 @@ async def test_cdnstore_serve_answers_oversized_heads_with_problem_json(tmp_path
     code, _ = await daemon.stop(within=15)  # and SIGTERM still stops it cleanly
     assert code == 0, daemon.log.read_text()
     LEDGER.add("oversized headers", bad_inputs=3, server_errors=server_errors(answers))
+
+
+# ------------------------------------------------------------------------ security headers on answers
+
+
+async def raw_answer_headers(port: int, head: bytes) -> tuple[int, dict[str, str]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line, *lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    return int(status_line.split()[1]), dict(line.split(": ", 1) for line in lines)
+
+
+async def test_every_answer_says_nosniff_names_no_server_version_and_api_answers_are_not_stored(
+        tmp_path: Path, daemon: Daemon) -> None:
+    write_config(tmp_path, daemon.port)
+    await daemon.start()
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        admin = await admin_session(daemon, http)
+        login = {"username": "root", "password": PASSWORD}
+        calls: list[tuple[str, str, Any, int]] = [
+            ("GET", "/", None, 200), ("GET", "/s/some-token", None, 200), ("GET", "/static/app.js", None, 200),
+            ("GET", "/static/nope.js", None, 404), ("GET", "/no/such/route", None, 404),
+            ("PUT", "/healthz", None, 405), ("GET", "/healthz", None, 200), ("GET", "/api/openapi.json", None, 200),
+            ("GET", "/api/v1/me", None, 401), ("POST", "/api/v1/auth/login", login, 200),
+            ("POST", "/api/v1/auth/login", {**login, "password": "wrong password"}, 401),
+            ("GET", "/api/v1/me", {"token": admin.tokens["access_token"]}, 200),
+            ("POST", "/api/v1/auth/refresh", {"refresh_token": admin.tokens["refresh_token"]}, 200)]
+        for method, path, body, status in calls:
+            headers = {}
+            if isinstance(body, dict) and "token" in body:
+                headers, body = {"Authorization": f"Bearer {body['token']}"}, None
+            async with http.request(method, path, json=body, headers=headers) as resp:
+                assert resp.status == status, (method, path, await resp.text())
+                assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+                assert resp.headers.get("Server", "cdnstore") == "cdnstore", (path, resp.headers["Server"])
+                if path.startswith("/api/"):
+                    assert resp.headers["Cache-Control"] == "no-store", path
+    # An answer made before the app runs (the request cannot be parsed) too.
+    status, headers = await raw_answer_headers(daemon.port, head_of(LIMIT + 100))
+    assert status == 431 and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers.get("Server", "cdnstore") == "cdnstore"
+    code, _ = await daemon.stop(within=30)
+    assert code == 0
+
+
+def csp(answer: Answer) -> dict[str, str]:
+    directives = (d.strip().split(" ", 1) for d in answer.headers["Content-Security-Policy"].split(";"))
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+async def test_the_pages_csp_lets_it_connect_to_itself_and_the_registered_servers_only(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    page = csp(await api.call("GET", "/"))
+    assert page["connect-src"] == "'self'"
+    assert (page["base-uri"], page["form-action"], page["frame-ancestors"]) == ("'none'", "'self'", "'none'")
+    admin = await api.user("root", admin=True)
+    newyork = await admin.add_server(weed, "newyork", bucket)
+    dallas = await admin.add_server(weed, "dallas", bucket)
+
+    def origin(name: str) -> str:
+        return weed.instance(name).endpoint_url.rstrip("/")
+
+    assert csp(await api.call("GET", "/"))["connect-src"].split() == ["'self'", *sorted(
+        [origin("newyork"), origin("dallas")])]
+    # The registry changes: a server moves, another is removed; the next page load follows.
+    (await admin.patch(f"/api/v1/servers/{newyork['id']}", json={
+        "endpoint_url": weed.instance("detroit").endpoint_url, "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY})).expect(200)
+    (await admin.delete(f"/api/v1/servers/{dallas['id']}")).expect(204)
+    assert csp(await api.call("GET", "/"))["connect-src"].split() == ["'self'", origin("detroit")]
+    # The share page only talks to this origin (its download is a navigation, not a connection).
+    assert csp(await api.call("GET", "/s/some-token"))["connect-src"] == "'self'"
+    assert csp(await api.call("GET", "/static/index.html"))["connect-src"].split() == ["'self'", origin("detroit")]
+
+
+def test_a_server_url_that_is_not_a_plain_origin_stays_out_of_the_policy() -> None:
+    assert origin_of("http://127.0.0.1:8333/") == "http://127.0.0.1:8333"
+    assert origin_of("HTTPS://S3.Example.COM") == "https://s3.example.com"
+    assert origin_of("http://[::1]:9000/bucket") == "http://[::1]:9000"
+    for bad in ("http://x;script-src *", "http://a b", "ftp://host", "http://host:99999", "http://'x'"):
+        assert origin_of(bad) is None, bad
+
+
+async def test_the_demo_pages_csp_names_the_servers_it_registers_after_start(tmp_path: Path) -> None:
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+        cwd=tmp_path, env=_clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = ""
+    try:
+        while "Press Ctrl-C" not in out:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"demo exited early:\n{out}"
+            out += line.decode()
+        endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as resp:
+            policy = resp.headers["Content-Security-Policy"]
+        connect = next(d for d in policy.split(";") if d.strip().startswith("connect-src")).split()[1:]
+        assert len(endpoints) == 5 and sorted(connect) == sorted(["'self'", *endpoints])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)

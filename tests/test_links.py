@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apihelp import RUSSIA_IP, US_IP, Answer, Api, Session, fetch, from_ip
@@ -320,3 +321,21 @@ def test_a_default_above_the_ceiling_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="default_expires_in"):
         _validate({"links": {"default_expires_in": 120, "max_expires_in": 60}}, {})
     assert Config().links.default_expires_in == 0 and Config().links.max_expires_in == 0
+
+
+def url_expires(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
+
+
+async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    token = (await new_link(alice, file_id))["token"]
+    got = (await pull(api, token)).expect(200)
+    assert url_expires(got["url"]) == 300 and 290 < seconds_until(got["expires_at"]) <= 300
+    # The owner's URL of the same file is signed apart (reused URLs are kept by lifetime too).
+    own = (await alice.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    assert url_expires(own["url"]) == Config().downloads.url_ttl == 3600
+    redirect = await pull(api, token, query="?redirect=true")
+    assert redirect.status == 302 and url_expires(redirect.headers["Location"]) == 300
+    assert (await fetch(got["url"]))[1] == DATA

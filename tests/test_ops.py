@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 
 import prometheus_client
 import pytest
@@ -13,7 +14,8 @@ from conftest import MakeApi
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdnstore import appkeys
-from cdnstore.config import LogConfig
+from cdnstore.config import LogConfig, load
+from cdnstore.errors import ConfigError
 from cdnstore.logs import REQUEST_ID, JsonFormatter, TextFormatter
 from cdnstore.metrics import Metrics
 from cdnstore.seaweed import WeedCluster
@@ -55,6 +57,49 @@ async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: We
             ops.READY_DB_WAIT = before
     assert answer.expect(503)["checks"]["database"]["ok"] is False
     assert (await api.call("GET", "/readyz")).status == 200
+
+
+async def test_readyz_names_what_is_wrong_in_fixed_words_and_logs_the_details(
+        api: Api, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "newyork", bucket)
+    secret_path = "/srv/private/cdnstore.sqlite3"
+
+    async def failing(wait: float) -> None:
+        raise sqlite3.OperationalError(f"unable to open database file {secret_path}")
+
+    monkeypatch.setattr(api.app[appkeys.DB], "check_writable", failing)
+    with caplog.at_level(logging.ERROR, logger="cdnstore.api.ops"):
+        answer = await api.call("GET", "/readyz")
+    assert answer.expect(503)["checks"]["database"] == {"ok": False,
+                                                        "detail": "the test write failed (the log says why)"}
+    assert secret_path not in str(answer.body) and "OperationalError" not in str(answer.body)
+    assert secret_path in caplog.text  # the operator finds the details in the log
+
+
+METRICS_TOKEN = "scrape-me-please-0123456789"
+
+
+async def test_metrics_ask_for_the_bearer_token_when_one_is_set(make_api: MakeApi) -> None:
+    api = await make_api(http={"metrics_token": METRICS_TOKEN})
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": METRICS_TOKEN},
+                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        answer = await api.call("GET", "/metrics", headers=headers)
+        answer.problem(401, "unauthorized")
+        assert "cdnstore_" not in str(answer.body)
+    answer = await api.call("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status == 200 and "cdnstore_http_request_duration_seconds" in answer.body
+
+
+async def test_metrics_stay_open_without_a_token(api: Api) -> None:
+    assert (await api.call("GET", "/metrics")).status == 200
+
+
+def test_a_metrics_token_is_empty_or_long() -> None:
+    with pytest.raises(ConfigError, match=r"http\.metrics_token"):
+        load(env={"CDNSTORE_HTTP_METRICS_TOKEN": "short"})
+    assert load(env={"CDNSTORE_HTTP_METRICS_TOKEN": METRICS_TOKEN}).http.metrics_token == METRICS_TOKEN
 
 
 async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and_health(

@@ -3,6 +3,12 @@
 It sits on the hot download path, so it does only what it must: two clock reads, a header look-up,
 a labelled-histogram observation (children cached in Metrics) and, unless `[log] requests = false`,
 one INFO line whose text is formatted only if a handler emits it. aiohttp's access logger stays off.
+
+The line names the path, except where the path carries a secret: a route with a `{token}` parameter (a
+share link's capability: `/s/{token}`, `/api/v1/public/links/{token}...`) is logged as its template, so
+a log file never holds a working link. Ids in other routes (`/api/v1/files/{id}`) stay: they are
+uuids that grant nothing without the caller's credentials, and an operator needs them to follow a
+request. A path no route matched is the client's text: segments long enough to be a token are masked.
 """
 
 from __future__ import annotations
@@ -24,11 +30,22 @@ log = logging.getLogger("cdnstore.requests")
 REQUEST_ID_HEADER = "X-Request-Id"
 _sane_request_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
 UNMATCHED = "(unmatched)"  # the route label of requests no route matched (404, 405)
+SECRET_PARAMETER = "{token}"  # a route whose path has this parameter is logged as its template
+_token_like = re.compile(r"[A-Za-z0-9_-]{32,}")  # share tokens are 43 characters of this alphabet
 
 
 def new_request_id() -> str:
     # Unique enough to follow a request through the logs; not a secret (no syscall per request).
     return f"{random.getrandbits(64):016x}"
+
+
+def logged_path(request: web.BaseRequest) -> str:
+    """The path as a log line may show it: no share-link token in it (see the module's docstring)."""
+    resource = request.match_info.route.resource if isinstance(request, web.Request) else None
+    if resource is None:
+        return _token_like.sub("{redacted}", request.path)
+    template = resource.canonical
+    return template if SECRET_PARAMETER in template else request.path
 
 
 def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:
@@ -58,8 +75,9 @@ def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:
             resource = request.match_info.route.resource
             metrics.request(request.method, UNMATCHED if resource is None else resource.canonical, status, elapsed)
             if log_requests:
-                log.info("%s %s %d %.1f ms", request.method, request.path, status, elapsed * 1000,
-                         extra={"request_id": rid, "method": request.method, "path": request.path,
+                path = logged_path(request)
+                log.info("%s %s %d %.1f ms", request.method, path, status, elapsed * 1000,
+                         extra={"request_id": rid, "method": request.method, "path": path,
                                 "status": status, "duration_ms": round(elapsed * 1000, 2)})
             REQUEST_ID.reset(token)
 

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import hmac
+import logging
+
 from aiohttp import web
 
 from .. import appkeys
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, Unauthorized
 from ..jobs import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
 from ..models import Health as ServerHealth
 from .endpoint import endpoint, json_response
 from .schemas import Health, Ready
+from .security import bearer
+
+log = logging.getLogger(__name__)
 
 READY_DB_WAIT = 2.0  # seconds /readyz waits for the database's write lock
+# What /readyz says of a database that refuses writes, by DatabaseUnavailable.reason: fixed words, never
+# the database's own error text (the probe is public); the details are in the log (db.py logs them).
+REFUSED = {"disk_full": "writes are refused: the disk is full",
+           "disk_error": "writes are refused: the disk failed",
+           "read_only": "writes are refused: the file system is read-only"}
 
 
 @endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: Health})
@@ -24,7 +35,8 @@ async def healthz(request: web.Request) -> web.Response:
 @endpoint("GET", "/readyz", summary="Readiness", tag="operations", auth="none", responses={200: Ready, 503: Ready})
 async def readyz(request: web.Request) -> web.Response:
     """200 when the database takes a write (one page, really written: a full disk shows) and at least one
-    storage server that is on is up; else 503. Each check says what it found."""
+    storage server that is on is up; else 503. Each check says what it found, in fixed words (this
+    route is public: the database's own error text goes to the log only)."""
     checks = {"database": await _database_check(request.app), "servers": _servers_check(request.app)}
     ok = all(check["ok"] for check in checks.values())
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
@@ -35,10 +47,11 @@ async def _database_check(app: web.Application) -> dict[str, object]:
         await app[appkeys.DB].check_writable(READY_DB_WAIT)
     except TimeoutError:
         return {"ok": False, "detail": f"no write transaction could start within {READY_DB_WAIT:g} s"}
-    except DatabaseUnavailable as exc:
-        return {"ok": False, "detail": f"writes are refused: {exc.cause}"}
-    except Exception as exc:
-        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+    except DatabaseUnavailable as exc:  # logged by db.py when writes started failing
+        return {"ok": False, "detail": REFUSED.get(exc.reason, "writes are refused")}
+    except Exception:
+        log.exception("readiness: the database failed its test write")
+        return {"ok": False, "detail": "the test write failed (the log says why)"}
     return {"ok": True, "detail": "writable"}
 
 
@@ -48,12 +61,27 @@ def _servers_check(app: web.Application) -> dict[str, object]:
     return {"ok": up > 0, "detail": f"{up} of {len(on)} server(s) that are on are up"}
 
 
+def _check_metrics_token(request: web.Request) -> None:
+    """With `http.metrics_token` set, the scraper must send it as a bearer token (compared in constant time)."""
+    expected = request.app[appkeys.CONFIG].http.metrics_token
+    if not expected:
+        return
+    try:
+        sent = bearer(request)
+    except Unauthorized:
+        raise Unauthorized("/metrics asks for Authorization: Bearer <http.metrics_token>") from None
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Unauthorized("wrong metrics token")
+
+
 @endpoint("GET", "/metrics", summary="Prometheus metrics", tag="operations", auth="none",
-          responses={200: "text/plain"})
+          responses={200: "text/plain"}, errors=(401,))
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: requests by route and status with latency histograms, uploads and
     downloads by server, bytes replicated, jobs by kind and state, server health, whether the database
-    takes writes and the download history waiting to be written."""
+    takes writes and the download history waiting to be written. With `http.metrics_token` set, only
+    with `Authorization: Bearer <http.metrics_token>` (401 otherwise); empty, open to anyone."""
+    _check_metrics_token(request)
     app = request.app
     counts = await app[appkeys.DB].fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
     registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]

@@ -3,7 +3,10 @@
 The page is plain HTML, CSS and ES modules from the package folder `cdnstore/web/`, no build step. It
 talks to the daemon only through the public API and keeps its tokens in memory. The HTML answers carry
 a Content-Security-Policy that allows scripts, styles and images from this origin only (plus `data:`
-images), and `connect-src http: https:` so that uploads can PUT to the storage servers' presigned URLs.
+images), no `<base>`, forms posting to this origin only and no framing. The main page PUTs uploads
+straight to the storage servers' presigned URLs, so its `connect-src` names this origin and the origins
+of the registered storage servers, computed from the in-memory registry when the page is asked for (a
+server added or moved shows in the next page load); the share page connects to this origin only.
 
 Static files are revalidated on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file
 costs a 304): the names carry no version, and an upgraded daemon must never run with yesterday's script.
@@ -12,18 +15,28 @@ costs a 304): the names carry no version, and an upgraded daemon must never run 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .. import appkeys
 from ..errors import NotFound
+from ..models import Server
 from .endpoint import endpoint
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-CSP = "default-src 'self'; connect-src 'self' http: https:; img-src 'self' data:; style-src 'self'"
+CSP_BASE = ("default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+SHARE_CSP = f"{CSP_BASE}; connect-src 'self'"
+# A CSP source expression: scheme, host (name, IPv4 or bracketed IPv6) and port, nothing that could end
+# the directive (`;`, `,`, spaces, quotes).
+_origin_shape = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
 PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     # The share page's address holds the link's token: never send it on to another site.
     "Referrer-Policy": "no-referrer",
@@ -42,6 +55,34 @@ CONTENT_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain; charset=utf-8",
 }
+
+
+def origin(endpoint_url: str) -> str | None:
+    """The origin a browser PUTs to for a server at `endpoint_url`; None for anything not safe to put in a
+    policy."""
+    try:
+        parts = urlsplit(endpoint_url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    found = f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}{'' if port is None else f':{port}'}"
+    return found if _origin_shape(found) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _page_csp(origins: tuple[str, ...]) -> str:
+    return f"{CSP_BASE}; connect-src " + " ".join(("'self'", *origins))
+
+
+def page_csp(servers: Iterable[Server]) -> str:
+    """The main page's policy: connect-src is this origin and every registered storage server's."""
+    return _page_csp(tuple(sorted({o for s in servers if (o := origin(s.endpoint_url)) is not None})))
+
+
+def _page_headers(request: web.Request, name: str) -> dict[str, str]:
+    csp = SHARE_CSP if name == "share.html" else page_csp(request.app[appkeys.SERVERS].all())
+    return {**PAGE_HEADERS, "Content-Security-Policy": csp}
 
 
 def _resolve(name: str) -> Path:
@@ -69,18 +110,18 @@ async def _file(request: web.Request, name: str, headers: dict[str, str]) -> web
 @endpoint("GET", "/", summary="The bundled web page", tag="pages", auth="none", responses={200: "text/html"})
 async def index_page(request: web.Request) -> web.Response:
     """Files, uploads, share links, history and, for administrators, the storage servers."""
-    return await _file(request, "index.html", PAGE_HEADERS)
+    return await _file(request, "index.html", _page_headers(request, "index.html"))
 
 
 @endpoint("GET", "/s/{token}", summary="The public page of a share link", tag="pages", auth="none",
           responses={200: "text/html"})
 async def share_page(request: web.Request) -> web.Response:
     """Shows the shared file's name and size and downloads it, asking for the password when the link has one."""
-    return await _file(request, "share.html", PAGE_HEADERS)
+    return await _file(request, "share.html", _page_headers(request, "share.html"))
 
 
 @endpoint("GET", "/static/{path:.+}", summary="The web page's scripts, styles and images", tag="pages",
           auth="none", responses={200: "application/octet-stream"}, errors=(404,))
 async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["path"]
-    return await _file(request, name, PAGE_HEADERS if name.endswith(".html") else STATIC_HEADERS)
+    return await _file(request, name, _page_headers(request, name) if name.endswith(".html") else STATIC_HEADERS)

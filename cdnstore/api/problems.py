@@ -13,6 +13,8 @@ from aiohttp.typedefs import Handler
 
 from .. import appkeys
 from ..errors import CdnError, HeadersTooLarge
+from .headers import BASE_HEADERS
+from .observe import logged_path
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,9 @@ def problem(status: int, code: str, title: str, detail: str, *,
             headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
     body = {"type": f"urn:cdnstore:problem:{code}", "title": title, "status": status,
             "detail": detail, "code": code, **extra}
+    # BASE_HEADERS here too: answers made outside the app (api/server.py) get no on_response_prepare.
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_TYPE,
-                        headers=headers)
+                        headers={**BASE_HEADERS, **(headers or {})})
 
 
 def from_error(exc: CdnError) -> web.Response:
@@ -70,6 +73,6 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
         return problem(exc.status, code, exc.reason, exc.text or exc.reason, headers=headers)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, logged_path(request))
         return problem(500, "internal_error", "Internal error",
                        "The server failed to answer; the error was logged.")
