@@ -21,8 +21,9 @@ def tokens_answer(request: web.Request, user: User, access: str, refresh: str) -
 @endpoint("POST", "/api/v1/auth/login", summary="Log in", tag="auth", auth="none", body=LoginIn,
           responses={200: TokensOut}, errors=(400, 401, 422, 429))
 async def login(request: web.Request, body: LoginIn) -> web.Response:
-    """Exchange a username and password for an access token and a refresh token. Repeated failures
-    for one username or from one client address answer 429 `too_many_attempts` for a while."""
+    """Exchange a username and password for an access token and a refresh token (a new session).
+    Repeated failures for one username from one client address, or from one client address (IPv6: its
+    /64), answer 429 `too_many_attempts` for a while; checks still running count as failures."""
     user, access, refresh = await request.app[appkeys.ACCOUNTS].login(
         body.username, body.password, origin_ip(request))
     return tokens_answer(request, user, access, refresh)
@@ -32,7 +33,7 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
           body=RefreshIn, responses={200: TokensOut}, errors=(400, 401, 422))
 async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
     """A new pair for a refresh token; the used refresh token stops working. Presenting a used refresh
-    token again ends every session descended from the same login."""
+    token again ends the session of that login: its access tokens answer 401 at once."""
     user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(body.refresh_token)
     return tokens_answer(request, user, access, new_refresh)
 
@@ -40,7 +41,7 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
 @endpoint("POST", "/api/v1/auth/logout", summary="Log out", tag="auth", auth="none", body=RefreshIn,
           responses={204: None}, errors=(400, 401, 422))
 async def logout(request: web.Request, body: RefreshIn) -> web.Response:
-    """The refresh token stops working (the access token expires on its own)."""
+    """The session of this refresh token ends: its refresh and access tokens answer 401 at once."""
     await request.app[appkeys.ACCOUNTS].logout(body.refresh_token)
     return web.Response(status=204)
 

@@ -20,11 +20,7 @@ def bearer(request: web.Request) -> str:
 
 
 async def authenticate_user(request: web.Request) -> User:
-    accounts = request.app[appkeys.ACCOUNTS]
-    hit = await accounts.get(accounts.tokens.read_access(bearer(request)))
-    if hit is None:
-        raise Unauthorized("the user of this token no longer exists")
-    return hit[1]
+    return await request.app[appkeys.ACCOUNTS].authenticate(bearer(request))
 
 
 def authenticate_events(request: web.Request) -> None:
