@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from http.cookies import Morsel, SimpleCookie
 from typing import Any
 
 import pytest
@@ -306,3 +307,76 @@ async def test_a_sessions_state_is_read_from_the_database_once_per_process(api: 
     for _ in range(20):
         (await session.get("/api/v1/me")).expect(200)
     assert len(reads) == 1
+
+
+# --- the page's cookie session
+
+
+def page_headers(api: Api, origin: str | None = None, cookie: str | None = None) -> dict[str, str]:
+    """What the bundled page sends: the opt-in header, its own Origin, and the cookie it holds."""
+    headers = {"X-Cdnstore-Session": "cookie", "Origin": origin or api.app[appkeys.CONFIG].http.public_url}
+    if cookie:
+        headers["Cookie"] = f"cdnstore_refresh={cookie}"
+    return headers
+
+
+def refresh_cookie(answer: Any) -> Morsel[str]:
+    jar: SimpleCookie = SimpleCookie()
+    for header in answer.headers.getall("Set-Cookie"):
+        jar.load(header)
+    return jar["cdnstore_refresh"]
+
+
+async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_cookie(api: Api) -> None:
+    await api.make_user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api))
+    assert login.expect(200)["refresh_token"] == ""  # script on the page never sees it
+    cookie = refresh_cookie(login)
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/api/v1/auth/"
+    assert not cookie["secure"]  # http.public_url is http here
+    assert int(cookie["max-age"]) == 2592000
+    # A reload: the page has no access token, only the cookie the browser sends.
+    renewed = await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie.value))
+    access = renewed.expect(200)["access_token"]
+    rotated = refresh_cookie(renewed)
+    assert rotated.value != cookie.value
+    (await api.call("GET", "/api/v1/me", token=access)).expect(200)
+    # Logout clears the cookie and ends the session.
+    out = await api.call("POST", "/api/v1/auth/logout", json={}, headers=page_headers(api, cookie=rotated.value))
+    out.expect(204)
+    assert refresh_cookie(out).value == "" and refresh_cookie(out)["path"] == "/api/v1/auth/"
+    (await api.call("GET", "/api/v1/me", token=access)).problem(401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))
+     ).problem(401, "unauthorized")
+
+
+async def test_a_cookie_session_is_secure_when_the_page_is_served_over_https(make_api: object) -> None:
+    api = await make_api(http={"public_url": "https://files.example.com"})  # type: ignore[operator]
+    await api.make_user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api, origin="https://files.example.com"))
+    login.expect(200)
+    assert refresh_cookie(login)["secure"]
+
+
+async def test_a_cookie_session_refuses_other_origins_and_needs_its_header(api: Api) -> None:
+    session = await api.user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api))
+    login.expect(200)
+    cookie = refresh_cookie(login).value
+    for origin in ("https://evil.example", "null"):
+        (await api.call("POST", "/api/v1/auth/refresh", json={},
+                        headers=page_headers(api, origin=origin, cookie=cookie))).problem(403, "forbidden")
+    no_origin = page_headers(api, cookie=cookie)
+    del no_origin["Origin"]
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=no_origin)).problem(403, "forbidden")
+    # Without the opt-in header (a plain cross-site form could send the cookie), the cookie is ignored.
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
+     ).problem(422, "invalid_field")
+    (await api.call("POST", "/api/v1/auth/logout", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
+     ).problem(422, "invalid_field")
+    # Nothing above ended the session; bearer clients are unchanged.
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie))).expect(200)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)
