@@ -28,6 +28,17 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
 CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 
+-- A session is one login: its refresh tokens form one family (refresh_tokens.family = sessions.id) and
+-- its access tokens name it. Logout, a new password, a reused refresh token (and disabling the user) set
+-- ended_at, and from then on its access tokens answer 401 (users.py caches this per process).
+CREATE TABLE sessions (
+    id         TEXT    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at TEXT    NOT NULL,
+    ended_at   TEXT
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions (user_id);
+
 CREATE TABLE servers (
     id           INTEGER PRIMARY KEY,
     uuid         TEXT    NOT NULL UNIQUE,

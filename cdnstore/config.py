@@ -74,6 +74,8 @@ class AuthConfig(Section):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+    argon2_max_running: int = Field(2, ge=1)
+    argon2_max_waiting: int = Field(16, ge=0)
 
 
 class GeoipConfig(Section):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from typing import Any
 
 from .auth import Passwords, Tokens, token_hash
 from .config import AuthConfig
-from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
-from .errors import Conflict, InvalidCredentials, NotFound, TooManyAttempts, Unauthorized
+from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .errors import Conflict, InvalidCredentials, NotFound, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
-from .throttle import Throttle
+from .throttle import Throttle, address_key, attempt
 
 USER_COLUMNS = "id, uuid, username, is_admin, permissions"
 
@@ -25,6 +26,10 @@ def render_user(user: User) -> dict[str, Any]:
             "permissions": user.effective_permissions}
 
 
+def new_session_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 def normalize_permissions(permissions: list[str] | None) -> tuple[str, ...]:
     chosen = DEFAULT_PERMISSIONS if permissions is None else set(permissions)
     return tuple(p for p in PERMISSIONS if p in chosen)
@@ -32,15 +37,24 @@ def normalize_permissions(permissions: list[str] | None) -> tuple[str, ...]:
 
 class Accounts:
     """Users and sessions. Users are cached by uuid: this process is the only writer, so the cache
-    is dropped exactly when a user changes, and authenticated requests skip the database."""
+    is dropped exactly when a user changes, and authenticated requests skip the database.
+
+    Sessions live in the database (sessions table); whether one has ended is cached per process, so
+    checking a bearer token is dict lookups: the database is read at most once per session and process
+    (on a cache miss). Ending a session writes the database, then marks it ended here. When several
+    daemons share one database, each must also learn of sessions ended by the others: a notification
+    (PostgreSQL LISTEN/NOTIFY) calling `forget_session` is the hook for that; it is not built yet."""
 
     def __init__(self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens) -> None:
         self.db = db
         self.passwords = passwords
         self.tokens = tokens
-        self._by_user = Throttle(cfg.login_max_failures, cfg.login_lockout)
-        self._by_ip = Throttle(cfg.login_max_failures_per_ip, cfg.login_lockout)
+        # Failures count per (username, address) and per address, never per username alone: that
+        # would let anyone lock anyone out (the admin included) from anywhere.
+        self._by_account = Throttle(cfg.login_max_failures, cfg.login_lockout)
+        self._by_address = Throttle(cfg.login_max_failures_per_ip, cfg.login_lockout)
         self._cache: dict[str, tuple[int, User]] = {}
+        self._ended: dict[str, bool] = {}  # session id -> has it ended
 
     # --- users -------------------------------------------------------------------------------
 
@@ -95,30 +109,72 @@ class Accounts:
                                     f"RETURNING {USER_COLUMNS}", {**changes, "uuid": user_uuid})
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
-            if password is not None:  # a new password ends every session of the old one
-                await tx.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND "
-                                 "revoked_at IS NULL", (changes["updated_at"], row["id"]))
         self._cache.pop(user_uuid, None)
+        if password is not None:  # a new password ends every session of the old one
+            await self.end_sessions(row["id"])
         return user_from_row(row)
 
     # --- sessions ----------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
-        wait = max(self._by_user.retry_after(username.lower()), self._by_ip.retry_after(client_ip))
-        if wait > 0:
-            raise TooManyAttempts("too many failed logins; try again later", retry_after=int(wait) + 1)
-        row = await self.db.fetchone(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?",
-                                     (username,))
-        if not await self.passwords.verify(row["password_hash"] if row else None, password):
-            self._by_user.fail(username.lower())
-            self._by_ip.fail(client_ip)
-            raise InvalidCredentials("wrong username or password")
-        assert row is not None
-        self._by_user.reset(username.lower())
-        user = user_from_row(row)
+    async def authenticate(self, access_token: str) -> User:
+        """The user of a live session's access token (the hot path: no database read when cached)."""
+        claims = self.tokens.read_access(access_token)
+        ended = self._ended.get(claims.session)
+        if ended is None:
+            ended = await self._read_ended(claims.session)
+        if ended:
+            raise Unauthorized("this session has ended; log in again")
+        hit = await self.get(claims.user_uuid)
+        if hit is None:
+            raise Unauthorized("the user of this token no longer exists")
+        return hit[1]
+
+    async def _read_ended(self, session: str) -> bool:
+        row = await self.db.fetchone("SELECT ended_at FROM sessions WHERE id = ?", (session,))
+        if len(self._ended) >= 100_000:
+            self._ended.clear()
+        # setdefault: a session ended while this read ran is already marked, and stays so.
+        return self._ended.setdefault(session, row is None or row["ended_at"] is not None)
+
+    def forget_session(self, session: str) -> None:
+        """Mark a session ended in this process (after the database says so)."""
+        self._ended[session] = True
+
+    async def end_sessions(self, user_id: int, *, keep: str | None = None) -> None:
+        """End every session of a user (but `keep`): a new password, a disabled user."""
+        now = now_iso()
         async with self.db.transaction() as tx:
-            refresh = await self._new_refresh(tx, row["id"], user.id, None)
-        return user, self.tokens.access(user.id), refresh
+            ended = await self._end_where(tx, "user_id = ? AND id IS NOT ?", (user_id, keep), now)
+        for session in ended:
+            self.forget_session(session)
+
+    async def _end_where(self, tx: Tx, where: str, params: tuple[Any, ...], now: str) -> list[str]:
+        rows = await tx_fetchall(tx, f"UPDATE sessions SET ended_at = ? WHERE {where} AND ended_at IS NULL "
+                                 "RETURNING id", (now, *params))
+        ended = [row["id"] for row in rows]
+        await tx.executemany("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+                             [(now, session) for session in ended])
+        return ended
+
+    async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
+        address = address_key(client_ip)
+        checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
+        with attempt(checks, "too many failed logins") as trying:
+            row = await self.db.fetchone(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?",
+                                         (username,))
+            if not await self.passwords.verify(row["password_hash"] if row else None, password):
+                trying.failed()
+                raise InvalidCredentials("wrong username or password")
+        assert row is not None
+        self._by_account.reset(checks[0][1])  # the address's count stays: it may be guessing others
+        user = user_from_row(row)
+        session = new_session_id()
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)",
+                             (session, row["id"], now_iso()))
+            refresh = await self._new_refresh(tx, row["id"], user.id, session)
+        self._ended[session] = False
+        return user, self.tokens.access(user.id, session), refresh
 
     async def refresh(self, refresh_token: str) -> tuple[User, str, str]:
         claims = self.tokens.read_refresh(refresh_token)
@@ -129,9 +185,8 @@ class Accounts:
             if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
                 raise Unauthorized("the refresh token is not valid; log in again")
             if row["used_at"] is not None:
-                # A rotated token came back: someone holds a copy. End the whole family.
-                await tx.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND "
-                                 "revoked_at IS NULL", (now, row["family"]))
+                # A rotated token came back: someone holds a copy. End the whole session.
+                await self._end_where(tx, "id = ?", (row["family"],), now)
                 reuse = True
             else:
                 reuse = False
@@ -139,20 +194,26 @@ class Accounts:
                                  (now, token_hash(refresh_token)))
                 new_refresh = await self._new_refresh(tx, row["user_id"], claims.user_uuid, row["family"])
         if reuse:
+            self.forget_session(row["family"])
             raise Unauthorized("the refresh token was already used; every session of it is ended")
         hit = await self.get(claims.user_uuid)
         if hit is None:
             raise Unauthorized("the user no longer exists")
-        return hit[1], self.tokens.access(claims.user_uuid), new_refresh
+        return hit[1], self.tokens.access(claims.user_uuid, row["family"]), new_refresh
 
     async def logout(self, refresh_token: str) -> None:
+        """End the session of a refresh token (any token of it, used or not: it proves the session)."""
         self.tokens.read_refresh(refresh_token)
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ? AND "
-                             "revoked_at IS NULL", (now_iso(), token_hash(refresh_token)))
+            row = await tx_fetchone(tx, "SELECT family FROM refresh_tokens WHERE token_hash = ?",
+                                    (token_hash(refresh_token),))
+            if row is not None:
+                await self._end_where(tx, "id = ?", (row["family"],), now_iso())
+        if row is not None:
+            self.forget_session(row["family"])
 
-    async def _new_refresh(self, tx: Tx, user_id: int, user_uuid: str, family: str | None) -> str:
-        token, claims = self.tokens.refresh(user_uuid, family)
+    async def _new_refresh(self, tx: Tx, user_id: int, user_uuid: str, session: str) -> str:
+        token, claims = self.tokens.refresh(user_uuid, session)
         expires = iso_in(self.tokens.refresh_ttl)
         await tx.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at)"
                          " VALUES (?, ?, ?, ?, ?)", (token_hash(token), claims.family, user_id, expires,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from http.cookies import Morsel, SimpleCookie
+from typing import Any
 
 import pytest
-from apihelp import PASSWORD, SECRET, Api
+from apihelp import PASSWORD, SECRET, Api, from_ip
 
 from cdnstore import appkeys
 
@@ -101,7 +104,7 @@ async def test_the_lockout_ends_after_the_window(api: Api) -> None:
      ).problem(429, "too_many_attempts")
     later = time.monotonic() + 301
     accounts = api.app[appkeys.ACCOUNTS]
-    for throttle in (accounts._by_user, accounts._by_ip):
+    for throttle in (accounts._by_account, accounts._by_address):
         throttle._clock = lambda: later
     await api.login("alice")
 
@@ -120,8 +123,8 @@ async def test_an_expired_access_token_is_401(api: Api) -> None:
             return int(time.time()) - 16 * 60
 
     session = await api.user("alice")
-    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=SixteenMinutesAgo).dumps(
-        session.user["id"])
+    claims = URLSafeTimedSerializer(SECRET, salt="cdnstore.access").loads(session.access)
+    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=SixteenMinutesAgo).dumps(claims)
     answer = await api.call("GET", "/api/v1/me", token=old)
     assert "expired" in answer.problem(401, "unauthorized")["detail"]
 
@@ -137,8 +140,8 @@ async def test_a_token_signed_with_another_key_is_401(api: Api) -> None:
     from itsdangerous import URLSafeTimedSerializer
 
     session = await api.user("alice")
-    forged = URLSafeTimedSerializer("another-secret-key-entirely", salt="cdnstore.access").dumps(
-        session.user["id"])
+    claims = URLSafeTimedSerializer(SECRET, salt="cdnstore.access").loads(session.access)
+    forged = URLSafeTimedSerializer("another-secret-key-entirely", salt="cdnstore.access").dumps(claims)
     (await api.call("GET", "/api/v1/me", token=forged)).problem(401, "unauthorized")
 
 
@@ -163,8 +166,8 @@ async def test_a_token_verified_while_valid_is_refused_once_it_expires(api: Api)
             return int(time.time()) - 900 + 2
 
     session = await api.user("alice")
-    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=AlmostFifteenMinutesAgo).dumps(
-        session.user["id"])
+    claims = URLSafeTimedSerializer(SECRET, salt="cdnstore.access").loads(session.access)  # user, session
+    old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=AlmostFifteenMinutesAgo).dumps(claims)
     (await api.call("GET", "/api/v1/me", token=old)).expect(200)  # verified, and remembered
     await asyncio.sleep(3)
     (await api.call("GET", "/api/v1/me", token=old)).problem(401, "unauthorized")
@@ -181,3 +184,199 @@ async def test_a_forged_forwarded_for_does_not_escape_the_per_address_limit(make
                     headers={"X-Forwarded-For": "8.8.4.4, 203.0.113.7"})).problem(429, "too_many_attempts")
     # Another address behind the same proxy is not locked out.
     await api.login("carol", headers={"X-Forwarded-For": "203.0.113.8"})
+
+
+# --- throttling a burst, per address and account (a burst of parallel requests, counted verifications)
+
+
+def count_verifications(api: Api, delay: float = 0.0) -> dict[str, int]:
+    """Count the argon2 verifications that run (and the most at once); `delay` makes each one slower."""
+    passwords = api.app[appkeys.ACCOUNTS].passwords
+    real = passwords._verify
+    seen = {"ran": 0, "running": 0, "most": 0}
+    lock = threading.Lock()
+
+    def counted(stored_hash: str, password: str) -> bool:
+        with lock:
+            seen["ran"] += 1
+            seen["running"] += 1
+            seen["most"] = max(seen["most"], seen["running"])
+        try:
+            time.sleep(delay)
+            return real(stored_hash, password)
+        finally:
+            with lock:
+                seen["running"] -= 1
+
+    passwords._verify = counted  # type: ignore[method-assign]
+    return seen
+
+
+async def wrong_login(api: Api, username: str, ip: str = "198.51.100.1") -> int:
+    answer = await api.call("POST", "/api/v1/auth/login", json={"username": username, "password": "wrong-pw"},
+                            headers=from_ip(ip))
+    assert answer.status in (401, 429), answer.body
+    return answer.status
+
+
+async def test_a_concurrent_burst_of_wrong_passwords_is_throttled(api: Api) -> None:
+    await api.make_user("alice")
+    seen = count_verifications(api)
+    statuses = await asyncio.gather(*(wrong_login(api, "alice") for _ in range(60)))
+    assert statuses.count(429) >= 55  # like 60 guesses one by one: five 401s, then 429s
+    assert seen["ran"] <= 5  # login_max_failures: no more guesses were checked than allowed
+
+
+async def test_a_flood_of_password_checks_beyond_the_queue_answers_429_at_once(make_api: object) -> None:
+    api = await make_api(auth={"argon2_max_running": 1, "argon2_max_waiting": 2})  # type: ignore[operator]
+    seen = count_verifications(api, delay=0.2)
+    # Each guess is for another name from another address: no failure count stops them, the queue does.
+    statuses = await asyncio.gather(*(wrong_login(api, f"user{n}", f"198.51.100.{n}") for n in range(30)))
+    assert statuses.count(429) >= 20
+    assert seen["most"] == 1 and seen["ran"] == statuses.count(401)
+
+
+async def test_ipv6_addresses_are_counted_by_their_64(make_api: object) -> None:
+    api = await make_api(auth={"login_max_failures_per_ip": 3})  # type: ignore[operator]
+    await api.make_user("carol")
+    for n in range(3):  # three addresses of one /64
+        assert await wrong_login(api, f"x{n}", f"2001:db8:1:2::{n + 1}") == 401
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD},
+                    headers=from_ip("2001:db8:1:2:ffff::9"))).problem(429, "too_many_attempts")
+    await api.login("carol", headers=from_ip("2001:db8:1:3::1"))  # the next /64 is someone else
+
+
+async def test_a_locked_out_address_does_not_lock_another_address_out_of_the_account(api: Api) -> None:
+    await api.make_user("root", admin=True)
+    for _ in range(5):
+        assert await wrong_login(api, "root", "198.51.100.66") == 401
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": PASSWORD},
+                    headers=from_ip("198.51.100.66"))).problem(429, "too_many_attempts")
+    await api.login("root", headers=from_ip("203.0.113.10"))  # the admin, from where they did not fail
+
+
+# --- access tokens end with their session
+
+
+async def test_logout_makes_the_sessions_access_token_401_at_once(api: Api) -> None:
+    session = await api.user("alice")
+    other = await api.login("alice")
+    (await session.get("/api/v1/me")).expect(200)
+    (await api.call("POST", "/api/v1/auth/logout", json={"refresh_token": session.refresh})).expect(204)
+    (await session.get("/api/v1/me")).problem(401, "unauthorized")
+    (await other.get("/api/v1/me")).expect(200)  # another login of the same user lives on
+
+
+async def test_a_new_password_makes_every_sessions_access_token_401_at_once(api: Api) -> None:
+    admin = await api.user("root", admin=True)
+    alice = await api.user("alice")
+    laptop = await api.login("alice")
+    (await alice.get("/api/v1/me")).expect(200)
+    (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"password": "a new password"})).expect(200)
+    (await alice.get("/api/v1/me")).problem(401, "unauthorized")
+    (await laptop.get("/api/v1/me")).problem(401, "unauthorized")
+    (await admin.get("/api/v1/me")).expect(200)
+
+
+async def test_a_reused_refresh_token_makes_the_sessions_access_tokens_401_at_once(api: Api) -> None:
+    session = await api.user("alice")
+    other = await api.login("alice")
+    rotated = (await api.call("POST", "/api/v1/auth/refresh",
+                              json={"refresh_token": session.refresh})).expect(200)
+    (await api.call("GET", "/api/v1/me", token=rotated["access_token"])).expect(200)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
+        401, "unauthorized")
+    (await session.get("/api/v1/me")).problem(401, "unauthorized")
+    (await api.call("GET", "/api/v1/me", token=rotated["access_token"])).problem(401, "unauthorized")
+    (await other.get("/api/v1/me")).expect(200)
+
+
+async def test_a_sessions_state_is_read_from_the_database_once_per_process(api: Api) -> None:
+    session = await api.user("alice")
+    accounts = api.app[appkeys.ACCOUNTS]
+    accounts._ended.clear()  # as in another process, or after a restart
+    real = accounts.db.fetchone
+    reads: list[str] = []
+
+    async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if "FROM sessions" in sql:
+            reads.append(sql)
+        return await real(sql, *args, **kwargs)
+
+    accounts.db.fetchone = counted  # type: ignore[method-assign]
+    for _ in range(20):
+        (await session.get("/api/v1/me")).expect(200)
+    assert len(reads) == 1
+
+
+# --- the page's cookie session
+
+
+def page_headers(api: Api, origin: str | None = None, cookie: str | None = None) -> dict[str, str]:
+    """What the bundled page sends: the opt-in header, its own Origin, and the cookie it holds."""
+    headers = {"X-Cdnstore-Session": "cookie", "Origin": origin or api.app[appkeys.CONFIG].http.public_url}
+    if cookie:
+        headers["Cookie"] = f"cdnstore_refresh={cookie}"
+    return headers
+
+
+def refresh_cookie(answer: Any) -> Morsel[str]:
+    jar: SimpleCookie = SimpleCookie()
+    for header in answer.headers.getall("Set-Cookie"):
+        jar.load(header)
+    return jar["cdnstore_refresh"]
+
+
+async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_cookie(api: Api) -> None:
+    await api.make_user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api))
+    assert login.expect(200)["refresh_token"] == ""  # script on the page never sees it
+    cookie = refresh_cookie(login)
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/api/v1/auth/"
+    assert not cookie["secure"]  # http.public_url is http here
+    assert int(cookie["max-age"]) == 2592000
+    # A reload: the page has no access token, only the cookie the browser sends.
+    renewed = await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie.value))
+    access = renewed.expect(200)["access_token"]
+    rotated = refresh_cookie(renewed)
+    assert rotated.value != cookie.value
+    (await api.call("GET", "/api/v1/me", token=access)).expect(200)
+    # Logout clears the cookie and ends the session.
+    out = await api.call("POST", "/api/v1/auth/logout", json={}, headers=page_headers(api, cookie=rotated.value))
+    out.expect(204)
+    assert refresh_cookie(out).value == "" and refresh_cookie(out)["path"] == "/api/v1/auth/"
+    (await api.call("GET", "/api/v1/me", token=access)).problem(401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))
+     ).problem(401, "unauthorized")
+
+
+async def test_a_cookie_session_is_secure_when_the_page_is_served_over_https(make_api: object) -> None:
+    api = await make_api(http={"public_url": "https://files.example.com"})  # type: ignore[operator]
+    await api.make_user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api, origin="https://files.example.com"))
+    login.expect(200)
+    assert refresh_cookie(login)["secure"]
+
+
+async def test_a_cookie_session_refuses_other_origins_and_needs_its_header(api: Api) -> None:
+    session = await api.user("alice")
+    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers=page_headers(api))
+    login.expect(200)
+    cookie = refresh_cookie(login).value
+    for origin in ("https://evil.example", "null"):
+        (await api.call("POST", "/api/v1/auth/refresh", json={},
+                        headers=page_headers(api, origin=origin, cookie=cookie))).problem(403, "forbidden")
+    no_origin = page_headers(api, cookie=cookie)
+    del no_origin["Origin"]
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=no_origin)).problem(403, "forbidden")
+    # Without the opt-in header (a plain cross-site form could send the cookie), the cookie is ignored.
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
+     ).problem(422, "invalid_field")
+    (await api.call("POST", "/api/v1/auth/logout", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
+     ).problem(422, "invalid_field")
+    # Nothing above ended the session; bearer clients are unchanged.
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie))).expect(200)
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)

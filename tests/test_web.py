@@ -90,10 +90,16 @@ def file_row(page: Page, name: str) -> Any:
     return page.locator("#files-body tr").filter(has=page.locator(".name", has_text=re.compile(f"^{re.escape(name)}$")))
 
 
-async def no_secret_stored(page: Page) -> None:
+async def no_secret_stored(page: Page, *, signed_in: bool = False) -> None:
+    """Nothing in storage, the URL or cookies script can read; a signed-in page's refresh token is only
+    in its HttpOnly, SameSite=Strict cookie, sent to the session routes alone."""
     stored = await page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
     assert stored == [0, 0, ""]
     assert "token" not in page.url
+    cookies = await page.context.cookies()
+    assert [c["name"] for c in cookies] == (["cdnstore_refresh"] if signed_in else [])
+    for cookie in cookies:
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/v1/auth/"
 
 
 # ------------------------------------------------------------------------------------------ serving
@@ -263,13 +269,14 @@ async def test_a_user_uploads_downloads_renames_shares_and_deletes(
     await page.get_by_label("Show events of kind").select_option("file.deleted")
     await expect(page.locator("#history-body tr")).to_have_count(1)
     await expect(page.locator("#history-body")).to_contain_text("notes.txt")
-    await no_secret_stored(page)
+    await no_secret_stored(page, signed_in=True)
 
     # Sign out.
     async with page.expect_request(lambda r: r.url.endswith("/api/v1/auth/logout")) as logout:
         await page.get_by_role("button", name="Sign out").click()
     assert (await logout.value).method == "POST"
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await no_secret_stored(page)  # the cookie is gone too
 
 
 async def test_the_public_page_explains_used_up_and_unknown_links(
@@ -309,6 +316,36 @@ async def test_the_page_renews_its_token_before_it_expires(
     await expect(page.locator("#history-view")).to_be_visible()
     await expect(page.locator("#history-empty")).to_be_visible()
     await expect(page.locator("#login-view")).to_be_hidden()
+    await no_secret_stored(page, signed_in=True)
+
+
+async def test_a_reload_and_other_tabs_keep_the_session_until_logout(api: Api, context: BrowserContext) -> None:
+    await api.user("carol")
+    page = await context.new_page()
+    await sign_in(page, api, "carol")
+    await page.reload()
+    await expect(page.locator("#app-view")).to_be_visible()
+    await expect(page.locator("#whoami")).to_have_text("carol")
+    # Two more tabs open at once, and each refresh takes a while: they resume the session in turn (the
+    # same cookie sent twice would be taken for a stolen refresh token, ending the session).
+    async def slowly(route: Any) -> None:
+        await asyncio.sleep(0.5)
+        await route.continue_()
+
+    await context.route("**/api/v1/auth/refresh", slowly)
+    tabs = [await context.new_page(), await context.new_page()]
+    await asyncio.gather(*(tab.goto(base(api) + "/") for tab in tabs))
+    for tab in tabs:
+        await expect(tab.locator("#app-view")).to_be_visible()
+        await tab.get_by_role("link", name="History").click()
+        await expect(tab.locator("#history-empty")).to_be_visible()
+    await no_secret_stored(page, signed_in=True)
+    # Signing out in one tab ends the session: a reload of another shows the sign-in form.
+    await tabs[0].get_by_role("button", name="Sign out").click()
+    await expect(tabs[0].get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#app-view")).to_be_hidden()
     await no_secret_stored(page)
 
 

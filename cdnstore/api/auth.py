@@ -1,48 +1,100 @@
-"""Routes: log in, refresh, log out, who am I."""
+"""Routes: log in, refresh, log out, who am I.
+
+Bearer clients send and receive the refresh token in JSON bodies. The page instead asks for a cookie
+session (header X-Cdnstore-Session: cookie, see security.cookie_session): its refresh token then lives
+in an HttpOnly, SameSite=Strict cookie (Secure when http.public_url is https) whose Path covers exactly
+the three routes here that read it, so that a reload or another tab keeps the session while script on
+the page never sees the token. Access tokens stay in the page's memory.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from .. import appkeys
+from ..errors import Invalid, Unauthorized
 from ..models import User
 from ..users import render_user
 from .endpoint import endpoint, json_response
 from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
-from .security import current_user, origin_ip
+from .security import SESSION_HEADER, cookie_session, current_user, origin_ip
+
+REFRESH_COOKIE = "cdnstore_refresh"
+COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
 
 
-def tokens_answer(request: web.Request, user: User, access: str, refresh: str) -> web.Response:
-    return json_response({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                          "expires_in": request.app[appkeys.ACCOUNTS].tokens.access_ttl,
-                          "user": render_user(user)})
+def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
+                  cookie: bool = False) -> web.Response:
+    accounts = request.app[appkeys.ACCOUNTS]
+    response = json_response({"access_token": access, "refresh_token": "" if cookie else refresh,
+                              "token_type": "Bearer", "expires_in": accounts.tokens.access_ttl,
+                              "user": render_user(user)})
+    if cookie:
+        secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
+        response.set_cookie(REFRESH_COOKIE, refresh, path=COOKIE_PATH, max_age=accounts.tokens.refresh_ttl,
+                            httponly=True, secure=secure, samesite="Strict")
+    return response
+
+
+def refresh_token_of(request: web.Request, body: RefreshIn, cookie: bool) -> str:
+    token = request.cookies.get(REFRESH_COOKIE) if cookie else body.refresh_token
+    if token:
+        return token
+    if cookie:
+        raise Unauthorized("no session cookie; log in")
+    raise Invalid("refresh_token", f"is required (unless {SESSION_HEADER}: cookie)")
+
+
+async def end_replaced_session(request: web.Request) -> None:
+    """A login in a browser that still holds a session cookie ends that session (best effort)."""
+    old = request.cookies.get(REFRESH_COOKIE)
+    if old:
+        try:
+            await request.app[appkeys.ACCOUNTS].logout(old)
+        except Unauthorized:
+            pass
 
 
 @endpoint("POST", "/api/v1/auth/login", summary="Log in", tag="auth", auth="none", body=LoginIn,
-          responses={200: TokensOut}, errors=(400, 401, 422, 429))
+          responses={200: TokensOut}, errors=(400, 401, 403, 422, 429))
 async def login(request: web.Request, body: LoginIn) -> web.Response:
-    """Exchange a username and password for an access token and a refresh token. Repeated failures
-    for one username or from one client address answer 429 `too_many_attempts` for a while."""
+    """Exchange a username and password for an access token and a refresh token (a new session).
+    Repeated failures for one username from one client address, or from one client address (IPv6: its
+    /64), answer 429 `too_many_attempts` for a while; checks still running count as failures.
+    With `X-Cdnstore-Session: cookie` (the bundled page, same origin only, else 403) the refresh token
+    is set as an HttpOnly cookie instead of being returned."""
+    cookie = cookie_session(request)
     user, access, refresh = await request.app[appkeys.ACCOUNTS].login(
         body.username, body.password, origin_ip(request))
-    return tokens_answer(request, user, access, refresh)
+    if cookie:
+        await end_replaced_session(request)
+    return tokens_answer(request, user, access, refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/refresh", summary="Rotate the tokens", tag="auth", auth="none",
-          body=RefreshIn, responses={200: TokensOut}, errors=(400, 401, 422))
+          body=RefreshIn, responses={200: TokensOut}, errors=(400, 401, 403, 422))
 async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
     """A new pair for a refresh token; the used refresh token stops working. Presenting a used refresh
-    token again ends every session descended from the same login."""
-    user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(body.refresh_token)
-    return tokens_answer(request, user, access, new_refresh)
+    token again ends the session of that login: its access tokens answer 401 at once. A cookie session
+    (`X-Cdnstore-Session: cookie`) sends no token: the cookie's is used and replaced."""
+    cookie = cookie_session(request)
+    user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(
+        refresh_token_of(request, body, cookie))
+    return tokens_answer(request, user, access, new_refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/logout", summary="Log out", tag="auth", auth="none", body=RefreshIn,
-          responses={204: None}, errors=(400, 401, 422))
+          responses={204: None}, errors=(400, 401, 403, 422))
 async def logout(request: web.Request, body: RefreshIn) -> web.Response:
-    """The refresh token stops working (the access token expires on its own)."""
-    await request.app[appkeys.ACCOUNTS].logout(body.refresh_token)
-    return web.Response(status=204)
+    """The session of this refresh token ends: its refresh and access tokens answer 401 at once. A
+    cookie session (`X-Cdnstore-Session: cookie`) ends the cookie's session and clears the cookie."""
+    if not cookie_session(request):
+        await request.app[appkeys.ACCOUNTS].logout(refresh_token_of(request, body, False))
+        return web.Response(status=204)
+    await end_replaced_session(request)
+    response = web.Response(status=204)
+    response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    return response
 
 
 @endpoint("GET", "/api/v1/me", summary="The caller", tag="auth", responses={200: UserOut}, errors=(401,))

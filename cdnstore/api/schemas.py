@@ -69,7 +69,9 @@ class LoginIn(Body):
 
 
 class RefreshIn(Body):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    """The refresh token, required except in the page's cookie session (X-Cdnstore-Session: cookie)."""
+
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
 
 
 class UserOut(Out):
@@ -81,7 +83,7 @@ class UserOut(Out):
 
 class TokensOut(Out):
     access_token: str
-    refresh_token: str
+    refresh_token: str = Field(description="empty for a cookie session: the refresh token is in the cookie")
     token_type: Literal["Bearer"]
     expires_in: int
     user: UserOut

@@ -1,13 +1,15 @@
-"""Who is calling: bearer access tokens for users, the events token for storage webhooks."""
+"""Who is calling: bearer access tokens for users, the events token for storage webhooks, and the
+page's cookie session (its refresh token in an HttpOnly cookie, guarded against cross-site requests)."""
 
 from __future__ import annotations
 
 import hmac
 
 from aiohttp import web
+from yarl import URL
 
 from .. import appkeys
-from ..errors import Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..models import User
 
 
@@ -20,11 +22,22 @@ def bearer(request: web.Request) -> str:
 
 
 async def authenticate_user(request: web.Request) -> User:
-    accounts = request.app[appkeys.ACCOUNTS]
-    hit = await accounts.get(accounts.tokens.read_access(bearer(request)))
-    if hit is None:
-        raise Unauthorized("the user of this token no longer exists")
-    return hit[1]
+    return await request.app[appkeys.ACCOUNTS].authenticate(bearer(request))
+
+
+# The page opts in to a cookie session with this header. Being a custom header, it cannot be sent
+# cross-site without a CORS preflight, which cdnstore never grants; the Origin check is the second lock.
+SESSION_HEADER = "X-Cdnstore-Session"
+
+
+def cookie_session(request: web.Request) -> bool:
+    """Whether this call is the page's cookie session; 403 when it comes from another origin."""
+    if request.headers.get(SESSION_HEADER) != "cookie":
+        return False
+    expected = str(URL(request.app[appkeys.CONFIG].http.public_url).origin())
+    if request.headers.get("Origin") != expected:
+        raise Forbidden(f"a cookie session is only for the page at {expected} (the Origin header)")
+    return True
 
 
 def authenticate_events(request: web.Request) -> None:

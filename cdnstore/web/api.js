@@ -1,6 +1,11 @@
 // The page's only way to the daemon: the public HTTP API (/api/v1), JSON in and out.
-// Tokens live in this module's memory only: never in a URL, localStorage, sessionStorage or a cookie.
-// A reload therefore signs the user out; that is the price of keeping secrets out of storage.
+// The access token lives in this module's memory only: never in a URL, localStorage or sessionStorage.
+// The session survives reloads and reaches other tabs through the refresh token, which the daemon keeps
+// in an HttpOnly, SameSite=Strict cookie (Secure over https) scoped to /api/v1/auth/: script here never
+// sees it. The page opts in with the X-Cdnstore-Session header on those calls, which a cross-site page
+// cannot send without a CORS preflight (never granted); the daemon also checks Origin. Tabs take turns
+// to refresh (navigator.locks), so two refreshing at once never present the same cookie twice, which
+// the daemon would take for a stolen refresh token and end the session.
 
 const BASE = "/api/v1";
 
@@ -22,9 +27,10 @@ export function describe(err) {
   return (err && err.message) || String(err);
 }
 
-async function send(method, path, { json, token, query } = {}) {
+async function send(method, path, { json, token, query, cookie = false } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (cookie) headers["X-Cdnstore-Session"] = "cookie";
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -37,7 +43,9 @@ async function send(method, path, { json, token, query } = {}) {
     const text = params.toString();
     if (text) url += `?${text}`;
   }
-  const resp = await fetch(url, { method, headers, body, credentials: "omit", cache: "no-store" });
+  // Only the session calls carry the cookie (its Path limits it to them anyway).
+  const credentials = cookie ? "same-origin" : "omit";
+  const resp = await fetch(url, { method, headers, body, credentials, cache: "no-store" });
   if (resp.status === 204) return null;
   const type = resp.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await resp.json().catch(() => null) : null;
@@ -52,12 +60,17 @@ export const publicApi = {
     send("POST", `/public/links/${encodeURIComponent(token)}/download`, { json: password ? { password } : {} }),
 };
 
+/** Run `task` while holding the page's refresh lock, shared by every tab of this origin. */
+function inTurn(task) {
+  if (!navigator.locks) return task(); // not a secure context: tabs may then race (see docs/security.md)
+  return navigator.locks.request("cdnstore-refresh", task);
+}
+
 /** A signed-in user: the access token is renewed before it expires, and once more on a 401. */
 export class Session {
   constructor(onEnd) {
     this.onEnd = onEnd;
     this.access = null;
-    this.refreshToken = null;
     this.user = null;
     this.timer = null;
     this.refreshing = null;
@@ -70,12 +83,21 @@ export class Session {
   }
 
   async login(username, password) {
-    this.adopt(await send("POST", "/auth/login", { json: { username, password } }));
+    this.adopt(await send("POST", "/auth/login", { json: { username, password }, cookie: true }));
+  }
+
+  /** After a reload or in a new tab: resume the session of the cookie, if there is one. */
+  async restore() {
+    try {
+      this.adopt(await inTurn(() => send("POST", "/auth/refresh", { json: {}, cookie: true })));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   adopt(tokens) {
     this.access = tokens.access_token;
-    this.refreshToken = tokens.refresh_token;
     this.user = tokens.user;
     clearTimeout(this.timer);
     // Renew at 80% of the lifetime, well before the access token expires.
@@ -86,8 +108,7 @@ export class Session {
 
   refresh() {
     if (!this.refreshing) {
-      const token = this.refreshToken;
-      this.refreshing = send("POST", "/auth/refresh", { json: { refresh_token: token } })
+      this.refreshing = inTurn(() => send("POST", "/auth/refresh", { json: {}, cookie: true }))
         .then((tokens) => { this.adopt(tokens); })
         .catch((err) => {
           if (err instanceof ApiError && err.status === 401) this.end("Your session has ended. Please sign in again.");
@@ -103,7 +124,7 @@ export class Session {
     try {
       return await send(method, path, { ...options, token: this.access });
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 401 || !this.refreshToken) throw err;
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
       await this.refresh();
       return send(method, path, { ...options, token: this.access });
     }
@@ -115,9 +136,8 @@ export class Session {
   del(path) { return this.call("DELETE", path); }
 
   async logout() {
-    const token = this.refreshToken;
     this.clear();
-    if (token) await send("POST", "/auth/logout", { json: { refresh_token: token } }).catch(() => {});
+    await inTurn(() => send("POST", "/auth/logout", { json: {}, cookie: true })).catch(() => {});
     this.onEnd("");
   }
 
@@ -128,6 +148,6 @@ export class Session {
 
   clear() {
     clearTimeout(this.timer);
-    this.access = this.refreshToken = this.user = null;
+    this.access = this.user = null;
   }
 }

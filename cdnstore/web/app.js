@@ -880,4 +880,5 @@ async function loadJobs() {
 
 // ---------------------------------------------------------------- start
 
-showLogin();
+// A session kept by the refresh cookie (a reload, another tab) resumes; otherwise, the sign-in form.
+session.restore().then((resumed) => (resumed ? showApp() : showLogin()));
