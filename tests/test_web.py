@@ -18,6 +18,7 @@ import pytest
 from apihelp import PASSWORD, Api
 from weedbed import unused_port
 
+from cdnstore import appkeys
 from cdnstore.api.pages import CSP
 from cdnstore.seaweed import WeedCluster
 
@@ -27,6 +28,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
+SIZES: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": DESKTOP},
+    "phone": {"viewport": PHONE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True},
+}
 
 try:
     from playwright.async_api import Browser, BrowserContext, Download, Page, async_playwright, expect
@@ -390,5 +395,138 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         await small.get_by_role("link", name="Servers").click()
         await expect(small.locator("#servers-body tr")).to_have_count(5)
         await shot(small, "09-phone-servers")
+    finally:
+        await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ the polish
+
+
+async def test_a_wrong_sign_in_says_so_in_a_sentence(api: Api, context: BrowserContext) -> None:
+    await api.user("dora")
+    page = await context.new_page()
+    await page.goto(base(api) + "/")
+    await page.get_by_label("Username").fill("dora")
+    await page.get_by_label("Password", exact=True).fill("not her password")
+    await page.get_by_label("Password", exact=True).press("Enter")
+    await expect(page.locator("#login-error")).to_have_text("Wrong username or password. Try again.")
+    await expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    await expect(page.get_by_label("Password", exact=True)).to_have_value("")
+
+
+async def test_link_download_counts_are_in_the_right_number(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    erin = await api.user("erin")
+    uploaded = await erin.upload("count.txt", b"counted")
+    file_id = uploaded["file"]["id"]
+    (await erin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    once = (await erin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
+    (await api.call("POST", f"/api/v1/public/links/{once['token']}/download", json={})).expect(200)
+
+    page = await context.new_page()
+    await sign_in(page, api, "erin")
+    await page.get_by_role("button", name="Share count.txt").click()
+    await expect(page.locator("#share-dialog .link-item")).to_have_count(2)
+    badges = page.locator("#share-dialog .link-item .badge")
+    await expect(badges.filter(has_text=re.compile("^0 / 1 download$"))).to_have_count(1)
+    await expect(badges.filter(has_text=re.compile("^1 download$"))).to_have_count(1)
+    await expect(page.locator("#share-dialog")).not_to_contain_text("1 downloads")
+
+
+async def test_the_public_page_says_when_the_download_has_started(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    frank = await api.user("frank")
+    uploaded = await frank.upload("done.txt", b"all done")
+    (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    link = (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={})).expect(201)
+
+    page = await context.new_page()
+    await page.goto(link["url"])
+    status = page.locator("#public-status")
+    async with page.expect_download() as got:
+        await page.get_by_role("button", name="Download").click()
+    assert await downloaded(await got.value) == b"all done"
+    await expect(status).to_contain_text("has started")
+    await expect(status).not_to_contain_text("…")
+    await expect(page.get_by_role("button", name="Download again")).to_be_enabled()
+
+
+async def test_an_empty_add_server_form_names_every_missing_field(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("root", admin=True)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    await page.get_by_role("button", name="Add server").click()
+    form = page.locator("#server-dialog")
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).to_have_text(
+        "Fill in Name, City, S3 endpoint URL, Bucket, Access key, Secret key, Zone, Latitude and Longitude.")
+    await expect(form.locator('[aria-invalid="true"]')).to_have_count(9)
+    await expect(form.get_by_label("Name", exact=True)).to_be_focused()
+
+    # Once filled in, a coordinate out of range is named on its own, next to what is still missing.
+    for label, value in {"Name": "lisbon", "City": "Lisbon", "S3 endpoint URL": "http://127.0.0.1:9",
+                         "Bucket": "b", "Zone": "Europe", "Latitude": "123", "Longitude": "-9.14"}.items():
+        await form.get_by_label(label, exact=True).fill(value)
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).to_have_text(
+        "Fill in Access key and Secret key. Latitude must be a number from -90 to 90.")
+    await expect(form.locator('[aria-invalid="true"]')).to_have_count(3)
+
+
+async def test_the_history_filter_offers_server_events_only_to_who_changes_servers(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("root", admin=True)
+    await api.user("gina")
+    page = await context.new_page()
+    await sign_in(page, api, "gina")
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator("#history-empty")).to_be_visible()
+    options = page.locator("#history-filter option")
+    await expect(options.filter(has_text="Deleted")).to_have_count(1)
+    await expect(options.filter(has_text="Server")).to_have_count(0)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="History").click()
+    await expect(options.filter(has_text="Server added")).to_have_count(1)
+
+
+async def test_an_inactive_server_shows_as_inactive_on_the_map_and_in_the_table(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    servers = await admin.add_layout(weed, bucket)
+    # The original layout keeps Detroit inactive: it takes no uploads or copies, so it holds nothing.
+    name, server = next((n, s) for n, s in servers.items() if not s["is_active"])
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    row = page.locator(f'#servers-body tr[data-id="{server["id"]}"]')
+    await expect(row.locator('td[data-label="Sync"]')).to_have_text("Inactive")
+    await expect(page.locator("#servers-body td[data-label=Sync]").filter(has_text="In sync")).to_have_count(4)
+    await expect(page.locator("#worldmap g.server.inactive")).to_have_count(1)
+    await expect(page.locator(f'#worldmap g.server.inactive[data-name="{name}"] .label')).to_contain_text("inactive")
+    await expect(page.locator("#map-legend")).to_contain_text("inactive")
+    await expect(page.locator("#servers-summary")).to_contain_text("1 inactive")
+
+
+async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, browser: Browser) -> None:
+    await api.user("hana")
+    phone = await browser.new_context(**SIZES["phone"])
+    try:
+        page = await phone.new_page()
+        await sign_in(page, api, "hana")
+        dropzone = page.locator("#dropzone")
+        await expect(dropzone.get_by_text("Choose files")).to_be_visible()
+        await expect(dropzone.get_by_text("Upload files from this device")).to_be_visible()
+        assert "Drop" not in await dropzone.inner_text()
+        await expect(page.locator("#files-empty")).not_to_contain_text("Drop")
     finally:
         await phone.close()

@@ -26,7 +26,8 @@ export function drawBase(root) {
   root.append(svg("g", { class: "servers" }));
 }
 
-/** Put the servers on the map: a dot in the zone's colour, ringed by health, faded when off. */
+/** Put the servers on the map: a dot in the zone's colour, ringed by health, hollow when inactive (it takes no
+ * uploads or copies), faded when off. */
 export function drawServers(root, servers, colors) {
   const layer = root.querySelector("g.servers");
   layer.replaceChildren();
@@ -40,10 +41,11 @@ export function drawServers(root, servers, colors) {
     placed.push({ x, ly });
     const left = x > 300;
     const state = `${s.is_on ? "on" : "off"}, ${s.is_active ? "active" : "not active"}, health ${s.health}`;
-    layer.append(svg("g", { class: `server${s.is_on ? "" : " off"}`, "data-name": s.name },
+    const rest = !s.is_on ? "off" : !s.is_active ? "inactive" : "";
+    layer.append(svg("g", { class: `server${rest ? ` ${rest}` : ""}`, "data-name": s.name },
       svg("title", {}, `${s.name} — ${s.location} (${s.zone}): ${state}`),
       svg("circle", { class: `dot health-${s.health}`, cx: x, cy: y, r: 2.6, fill: colors.get(s.zone) }),
       svg("text", { class: "label", x: left ? x - 3.5 : x + 3.5, y: ly + 3.2, "text-anchor": left ? "end" : "start" },
-        s.location || s.name)));
+        s.location || s.name, rest && svg("tspan", { class: "state" }, ` · ${rest}`))));
   }
 }
