@@ -530,3 +530,121 @@ async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, br
         await expect(page.locator("#files-empty")).not_to_contain_text("Drop")
     finally:
         await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ every view
+
+
+async def fail_a_job(api: Api, last_error: str) -> None:
+    """A copy that ran out of attempts, as the worker leaves it (only the failed-jobs card needs one)."""
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute(
+            "INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, last_error, created_at,"
+            " updated_at) SELECT 'copy', v.id, s.id, 'failed', 8, 0, ?, unixepoch(), unixepoch()"
+            " FROM versions v, servers s WHERE s.is_active ORDER BY v.id, s.id LIMIT 1", (last_error,))
+
+
+async def throttle_uploads(cdp: Any, bytes_per_second: float) -> None:
+    """Slow the browser's uploads down (-1: full speed), so that one can be seen in progress."""
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second})
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+async def test_every_view_at_desktop_and_phone_width(
+        size: str, api: Api, weed: WeedCluster, bucket: str, browser: Browser) -> None:
+    """A walk through every view, photographed into artifacts/screenshots/<size>-NN-<view>.png."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    context = await browser.new_context(accept_downloads=True, **SIZES[size])
+    context.set_default_timeout(15_000)
+    try:
+        page = await context.new_page()
+        await page.goto(base(api) + "/")
+        await page.get_by_label("Username").fill("root")
+        await page.get_by_label("Password", exact=True).fill("not the password")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#login-error")).not_to_be_empty()
+        await shot(page, f"{size}-01-sign-in")
+        await sign_in(page, api, "root")
+        await expect(page.locator("#files-empty")).to_be_visible()
+        await shot(page, f"{size}-02-files-empty")
+
+        # An upload in progress, slowed down by the browser.
+        cdp = await context.new_cdp_session(page)  # one session: a second one drops the phone's touch emulation
+        await cdp.send("Network.enable")
+        await throttle_uploads(cdp, 256 << 10)
+        await page.set_input_files("#file-input", files=[
+            {"name": "holiday photos.zip", "mimeType": "application/zip", "buffer": os.urandom(3 << 19)},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a few notes\n"}])
+        big = page.locator(".upload", has_text="holiday photos.zip")
+        await expect(big.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+        await shot(page, f"{size}-03-upload-in-progress", full_page=False)
+        await throttle_uploads(cdp, -1)
+        for name in ("holiday photos.zip", "notes.txt"):  # the slowed upload takes a few seconds
+            await expect(file_row(page, name).locator(".status-cell")).to_have_text("Stored", timeout=20_000)
+        await expect(file_row(page, "notes.txt").locator(".copies-col")).to_contain_text("cop")
+        await expect(page.locator("#dropzone .pointer-coarse")).to_be_visible(visible=size == "phone")
+        await shot(page, f"{size}-04-files")
+
+        # The details of a file, with its copies.
+        await file_row(page, "holiday photos.zip").locator("button.file-name").click()
+        details = page.locator("#details-dialog")
+        await expect(details.get_by_role("heading", name="holiday photos.zip")).to_be_visible()
+        await expect(details.locator("#details-copies li").first).to_be_visible()
+        await shot(page, f"{size}-05-file-details", full_page=False)
+        await details.press("Escape")
+        await expect(details).to_be_hidden()
+
+        # The share dialog with a new link, then the public page of that link.
+        await page.get_by_role("button", name="Share holiday photos.zip").click()
+        dialog = page.locator("#share-dialog")
+        await dialog.get_by_label("Password").fill("open sesame")
+        await dialog.get_by_label("Download limit").fill("2")
+        await dialog.get_by_role("button", name="Create link").click()
+        await expect(dialog.locator("#share-qr svg")).to_be_visible()
+        url = await dialog.locator("#share-url").input_value()
+        await shot(page, f"{size}-06-share-dialog", full_page=False)
+        await dialog.get_by_role("button", name="Close").click()
+
+        public = await context.new_page()
+        await public.goto(url)
+        await expect(public.get_by_label("Password")).to_be_visible()
+        await shot(public, f"{size}-11-public-before")
+        await public.get_by_label("Password").fill("not it")
+        await public.get_by_role("button", name="Download").click()
+        await expect(public.locator("#public-error")).to_contain_text("not right")
+        await shot(public, f"{size}-12-public-wrong-password")
+        await public.get_by_label("Password").fill("open sesame")
+        async with public.expect_download() as got:
+            await public.get_by_role("button", name="Download").click()
+        await expect(public.locator("#public-status")).to_contain_text("Downloading from")
+        await shot(public, f"{size}-13-public-during")
+        await got.value
+        await expect(public.locator("#public-status")).to_contain_text("has started")
+        await shot(public, f"{size}-14-public-after")
+
+        # A link whose only download is used up.
+        notes_id = await file_row(page, "notes.txt").get_attribute("data-id")
+        once = (await admin.post(f"/api/v1/files/{notes_id}/links", json={"max_downloads": 1})).expect(201)
+        (await api.call("POST", f"/api/v1/public/links/{once['token']}/download", json={})).expect(200)
+        await public.goto(once["url"])
+        await expect(public.get_by_role("heading", name="This link has expired")).to_be_visible()
+        await shot(public, f"{size}-15-public-expired")
+        await public.close()
+
+        await page.get_by_role("link", name="History").click()
+        await expect(page.locator("#history-body")).to_contain_text("holiday photos.zip")
+        await shot(page, f"{size}-07-history")
+
+        # The servers and their map, then a failed job to retry.
+        await fail_a_job(api, "the storage server answered 503: Service Unavailable")
+        await page.get_by_role("link", name="Servers").click()
+        await expect(page.locator("#worldmap g.server")).to_have_count(5)
+        await expect(page.locator("#jobs-body tr")).to_have_count(1)
+        await shot(page, f"{size}-08-servers", full_page=False)
+        await shot(page, f"{size}-09-servers-all")
+        await page.locator("#jobs-card").scroll_into_view_if_needed()
+        await shot(page, f"{size}-10-jobs", full_page=False)
+    finally:
+        await context.close()

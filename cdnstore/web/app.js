@@ -381,11 +381,13 @@ function hasFiles(event) {
 }
 
 function startUploads(list) {
+  const items = [];
   for (const file of list) {
     const item = makeUploadItem(file);
-    $("#uploads").prepend(item.el);
+    items.push(item.el);
     queue.push({ file, item });
   }
+  $("#uploads").prepend(...items); // newest batch first, each batch in the order it was chosen
   pumpUploads();
 }
 
@@ -658,6 +660,8 @@ function historyRow(item) {
 }
 
 function detail(key, value) {
+  if (key === "downloads") return `${plural(value, "download")} so far`;
+  if (key === "max_downloads") return `limit ${plural(value, "download")}`;
   if (typeof value === "boolean") return value ? key.replace(/^(has|is)_/, "").replace(/_/g, " ") : `no ${key.replace(/^(has|is)_/, "").replace(/_/g, " ")}`;
   if (key === "size" || key === "bytes") return formatBytes(value);
   if (key.endsWith("_at")) return `${key.replace(/_at$/, "").replace(/_/g, " ")} ${formatTime(value)}`;
