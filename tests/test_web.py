@@ -450,10 +450,34 @@ async def test_the_public_page_says_when_the_download_has_started(
     status = page.locator("#public-status")
     async with page.expect_download() as got:
         await page.get_by_role("button", name="Download").click()
+        await expect(page.get_by_role("button", name="Download")).to_be_disabled()
     assert await downloaded(await got.value) == b"all done"
     await expect(status).to_contain_text("has started")
     await expect(status).not_to_contain_text("…")
     await expect(page.get_by_role("button", name="Download again")).to_be_enabled()
+
+
+async def test_a_files_details_open_from_its_name_with_the_keyboard(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    uploaded = await admin.upload("details.txt", b"the details")
+    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await file_row(page, "details.txt").locator("button.file-name").focus()
+    await page.keyboard.press("Enter")
+    details = page.locator("#details-dialog")
+    await expect(details.get_by_role("heading", name="details.txt")).to_be_visible()
+    await expect(details.locator("dl")).to_contain_text("11 B")
+    await expect(details.locator("dl")).to_contain_text("text/plain")
+    # Uploaded from the USA: a copy on each active server there (Detroit is inactive).
+    await expect(details.locator("#details-copies li")).to_have_count(2)
+    await expect(details.locator("#details-copies")).to_contain_text("Dallas")
+    await expect(details.locator("#details-copies")).to_contain_text("New York")
+    await page.keyboard.press("Escape")
+    await expect(details).to_be_hidden()
 
 
 async def test_an_empty_add_server_form_names_every_missing_field(

@@ -977,6 +977,8 @@ function listOf(items) {
   return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
 }
 
+const JOB_KINDS = { copy: "Copy", remove: "Removal" };
+
 async function loadJobs() {
   const page = await session.get("/jobs", { status: "failed", limit: 100 });
   const body = $("#jobs-body");
@@ -994,7 +996,7 @@ async function loadJobs() {
       }
     });
     return h("tr", { dataset: { id: job.id } },
-      h("td", { class: "primary-cell" }, h("strong", {}, job.kind), " ", h("span", { class: "muted small-text" }, formatTime(job.updated_at))),
+      h("td", { class: "primary-cell" }, h("strong", {}, JOB_KINDS[job.kind] || job.kind), " ", h("span", { class: "muted small-text" }, formatTime(job.updated_at))),
       h("td", { "data-label": "File" }, job.file_name || "—"),
       h("td", { "data-label": "Server" }, job.server ? `${job.server.name} (${job.server.location})` : "—"),
       h("td", { class: "num", "data-label": "Attempts" }, String(job.attempts)),

@@ -61,13 +61,16 @@ $("#public-form").addEventListener("submit", async (event) => {
     return;
   }
   button.disabled = true;
+  let started = false; // the button stays off until the page says the download has started
   try {
     const answer = await publicApi.download(token, passwordField ? password : undefined);
     const status = $("#public-status");
     status.textContent = `Downloading from ${answer.server.location}…`;
     $("#public-password").removeAttribute("aria-invalid");
     window.location.assign(answer.url);
+    started = true;
     setTimeout(() => {
+      button.disabled = false;
       status.textContent = `Your download from ${answer.server.location} has started. Find the file in your browser's downloads.`;
       status.classList.add("done");
       button.textContent = "Download again";
@@ -86,7 +89,7 @@ $("#public-form").addEventListener("submit", async (event) => {
       error.textContent = sentence(describe(err));
     }
   } finally {
-    button.disabled = false;
+    if (!started) button.disabled = false;
   }
 });
 
