@@ -414,7 +414,7 @@ async def test_a_wrong_sign_in_says_so_in_a_sentence(api: Api, context: BrowserC
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")
 
 
-async def test_link_download_counts_are_in_the_right_number(
+async def test_link_download_counts_are_in_the_right_number_and_used_up_links_say_so(
         api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
@@ -424,15 +424,21 @@ async def test_link_download_counts_are_in_the_right_number(
     (await erin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     once = (await erin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
-    (await api.call("POST", f"/api/v1/public/links/{once['token']}/download", json={})).expect(200)
+    used = (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
+    for link in (once, used):
+        (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
 
     page = await context.new_page()
     await sign_in(page, api, "erin")
     await page.get_by_role("button", name="Share count.txt").click()
-    await expect(page.locator("#share-dialog .link-item")).to_have_count(2)
+    await expect(page.locator("#share-dialog .link-item")).to_have_count(3)
     badges = page.locator("#share-dialog .link-item .badge")
     await expect(badges.filter(has_text=re.compile("^0 / 1 download$"))).to_have_count(1)
     await expect(badges.filter(has_text=re.compile("^1 download$"))).to_have_count(1)
+    # The used-up link says it no longer works.
+    used_up = page.locator(f'#share-dialog .link-item[data-id="{used["id"]}"]')
+    await expect(used_up.locator(".badge").first).to_have_text("Used up")
+    await expect(badges.filter(has_text="Used up")).to_have_count(1)
     await expect(page.locator("#share-dialog")).not_to_contain_text("1 downloads")
 
 

@@ -454,7 +454,7 @@ async function uploadOne(file, item) {
     item.done(`Stored in ${server.location}`);
   } catch (err) {
     const what = { prepare: "Could not start the upload", put: "The upload failed", complete: "The upload was not confirmed" }[stage];
-    item.fail(`${what}: ${describe(err)}`);
+    item.fail(sentence(`${what}: ${describe(err)}`));
   }
 }
 
@@ -534,8 +534,12 @@ async function loadLinks() {
 
 function linkItem(link) {
   const tags = [];
+  // A link that no longer works says so first: the owner may want to revoke it or make a new one.
+  const expired = link.expires_at && new Date(link.expires_at) <= new Date();
+  if (link.max_downloads && link.downloads >= link.max_downloads) tags.push(badge("Used up", "danger", true));
+  else if (expired) tags.push(badge("Expired", "danger", true));
   if (link.has_password) tags.push(badge("Password", "info", true));
-  tags.push(badge(link.expires_at ? `Expires ${formatTime(link.expires_at)}` : "No expiry", "", true));
+  tags.push(badge(link.expires_at ? `${expired ? "Expired" : "Expires"} ${formatTime(link.expires_at)}` : "No expiry", "", true));
   tags.push(badge(link.max_downloads
     ? `${formatCount(link.downloads)} / ${plural(link.max_downloads, "download")}`
     : plural(link.downloads, "download"), "", true));
@@ -588,7 +592,9 @@ $("#share-form").addEventListener("submit", async (event) => {
     $("#share-url").value = link.url;
     $("#share-qr").replaceChildren(qrSvg(link.url));
     $("#share-result").hidden = false;
-    $("#share-copied").textContent = "Link created. Anyone with it can download the file.";
+    $("#share-copied").textContent = link.has_password
+      ? "Link created. Anyone with it and the password can download the file."
+      : "Link created. Anyone with it can download the file.";
     $("#share-password").value = "";
     loadLinks();
   } catch (err) {
