@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -570,8 +571,9 @@ async def fail_a_job(api: Api, last_error: str) -> None:
     async with api.app[appkeys.DB].transaction() as tx:
         await tx.execute(
             "INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, last_error, created_at,"
-            " updated_at) SELECT 'copy', v.id, s.id, 'failed', 8, 0, ?, unixepoch(), unixepoch()"
-            " FROM versions v, servers s WHERE s.is_active ORDER BY v.id, s.id LIMIT 1", (last_error,))
+            " updated_at) SELECT 'copy', v.id, s.id, 'failed', 8, 0, :error, :now, :now"
+            " FROM versions v, servers s WHERE s.is_active ORDER BY v.id, s.id LIMIT 1",
+            {"error": last_error, "now": time.time()})
 
 
 async def throttle_uploads(cdp: Any, bytes_per_second: float) -> None:
