@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from apihelp import PASSWORD, Api
 from weedbed import unused_port
 
+from cdnstore import appkeys
 from cdnstore.api.pages import SHARE_CSP, page_csp
 from cdnstore.seaweed import WeedCluster
 
@@ -27,6 +29,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
+SIZES: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": DESKTOP},
+    "phone": {"viewport": PHONE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True},
+}
 
 try:
     from playwright.async_api import Browser, BrowserContext, Download, Page, async_playwright, expect
@@ -429,3 +435,285 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         await shot(small, "09-phone-servers")
     finally:
         await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ the polish
+
+
+async def test_a_wrong_sign_in_says_so_in_a_sentence(api: Api, context: BrowserContext) -> None:
+    await api.user("dora")
+    page = await context.new_page()
+    await page.goto(base(api) + "/")
+    await page.get_by_label("Username").fill("dora")
+    await page.get_by_label("Password", exact=True).fill("not her password")
+    await page.get_by_label("Password", exact=True).press("Enter")
+    await expect(page.locator("#login-error")).to_have_text("Wrong username or password. Try again.")
+    await expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    await expect(page.get_by_label("Password", exact=True)).to_have_value("")
+
+
+async def test_link_download_counts_are_in_the_right_number_and_used_up_links_say_so(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    erin = await api.user("erin")
+    uploaded = await erin.upload("count.txt", b"counted")
+    file_id = uploaded["file"]["id"]
+    (await erin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    once = (await erin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
+    used = (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
+    for link in (once, used):
+        (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
+
+    page = await context.new_page()
+    await sign_in(page, api, "erin")
+    await page.get_by_role("button", name="Share count.txt").click()
+    await expect(page.locator("#share-dialog .link-item")).to_have_count(3)
+    badges = page.locator("#share-dialog .link-item .badge")
+    await expect(badges.filter(has_text=re.compile("^0 / 1 download$"))).to_have_count(1)
+    await expect(badges.filter(has_text=re.compile("^1 download$"))).to_have_count(1)
+    # The used-up link says it no longer works.
+    used_up = page.locator(f'#share-dialog .link-item[data-id="{used["id"]}"]')
+    await expect(used_up.locator(".badge").first).to_have_text("Used up")
+    await expect(badges.filter(has_text="Used up")).to_have_count(1)
+    await expect(page.locator("#share-dialog")).not_to_contain_text("1 downloads")
+
+
+async def test_the_public_page_says_when_the_download_has_started(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    frank = await api.user("frank")
+    uploaded = await frank.upload("done.txt", b"all done")
+    (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    link = (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={})).expect(201)
+
+    page = await context.new_page()
+    await page.goto(link["url"])
+    status = page.locator("#public-status")
+    async with page.expect_download() as got:
+        await page.get_by_role("button", name="Download").click()
+        await expect(page.get_by_role("button", name="Download")).to_be_disabled()
+    assert await downloaded(await got.value) == b"all done"
+    await expect(status).to_contain_text("has started")
+    await expect(status).not_to_contain_text("…")
+    await expect(page.get_by_role("button", name="Download again")).to_be_enabled()
+
+
+async def test_a_files_details_open_from_its_name_with_the_keyboard(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    uploaded = await admin.upload("details.txt", b"the details")
+    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await file_row(page, "details.txt").locator("button.file-name").focus()
+    await page.keyboard.press("Enter")
+    details = page.locator("#details-dialog")
+    await expect(details.get_by_role("heading", name="details.txt")).to_be_visible()
+    await expect(details.locator("dl")).to_contain_text("11 B")
+    await expect(details.locator("dl")).to_contain_text("text/plain")
+    # Uploaded from the USA: a copy on each active server there (Detroit is inactive).
+    await expect(details.locator("#details-copies li")).to_have_count(2)
+    await expect(details.locator("#details-copies")).to_contain_text("Dallas")
+    await expect(details.locator("#details-copies")).to_contain_text("New York")
+    await page.keyboard.press("Escape")
+    await expect(details).to_be_hidden()
+
+
+async def test_an_empty_add_server_form_names_every_missing_field(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("root", admin=True)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    await page.get_by_role("button", name="Add server").click()
+    form = page.locator("#server-dialog")
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).to_have_text(
+        "Fill in Name, City, S3 endpoint URL, Bucket, Access key, Secret key, Zone, Latitude and Longitude.")
+    await expect(form.locator('[aria-invalid="true"]')).to_have_count(9)
+    await expect(form.get_by_label("Name", exact=True)).to_be_focused()
+
+    # Once filled in, a coordinate out of range is named on its own, next to what is still missing.
+    for label, value in {"Name": "lisbon", "City": "Lisbon", "S3 endpoint URL": "http://127.0.0.1:9",
+                         "Bucket": "b", "Zone": "Europe", "Latitude": "123", "Longitude": "-9.14"}.items():
+        await form.get_by_label(label, exact=True).fill(value)
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.locator("#server-error")).to_have_text(
+        "Fill in Access key and Secret key. Latitude must be a number from -90 to 90.")
+    await expect(form.locator('[aria-invalid="true"]')).to_have_count(3)
+
+
+async def test_the_history_filter_offers_server_events_only_to_who_changes_servers(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("root", admin=True)
+    await api.user("gina")
+    page = await context.new_page()
+    await sign_in(page, api, "gina")
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator("#history-empty")).to_be_visible()
+    options = page.locator("#history-filter option")
+    await expect(options.filter(has_text="Deleted")).to_have_count(1)
+    await expect(options.filter(has_text="Server")).to_have_count(0)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="History").click()
+    await expect(options.filter(has_text="Server added")).to_have_count(1)
+
+
+async def test_an_inactive_server_shows_as_inactive_on_the_map_and_in_the_table(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    servers = await admin.add_layout(weed, bucket)
+    # The original layout keeps Detroit inactive: it takes no uploads or copies, so it holds nothing.
+    name, server = next((n, s) for n, s in servers.items() if not s["is_active"])
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    row = page.locator(f'#servers-body tr[data-id="{server["id"]}"]')
+    await expect(row.locator('td[data-label="Sync"]')).to_have_text("Inactive")
+    await expect(page.locator("#servers-body td[data-label=Sync]").filter(has_text="In sync")).to_have_count(4)
+    await expect(page.locator("#worldmap g.server.inactive")).to_have_count(1)
+    await expect(page.locator(f'#worldmap g.server.inactive[data-name="{name}"] .label')).to_contain_text("inactive")
+    await expect(page.locator("#map-legend")).to_contain_text("inactive")
+    await expect(page.locator("#servers-summary")).to_contain_text("1 inactive")
+
+
+async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, browser: Browser) -> None:
+    await api.user("hana")
+    phone = await browser.new_context(**SIZES["phone"])
+    try:
+        page = await phone.new_page()
+        await sign_in(page, api, "hana")
+        dropzone = page.locator("#dropzone")
+        await expect(dropzone.get_by_text("Choose files")).to_be_visible()
+        await expect(dropzone.get_by_text("Upload files from this device")).to_be_visible()
+        assert "Drop" not in await dropzone.inner_text()
+        await expect(page.locator("#files-empty")).not_to_contain_text("Drop")
+    finally:
+        await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ every view
+
+
+async def fail_a_job(api: Api, last_error: str) -> None:
+    """A copy that ran out of attempts, as the worker leaves it (only the failed-jobs card needs one)."""
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute(
+            "INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, last_error, created_at,"
+            " updated_at) SELECT 'copy', v.id, s.id, 'failed', 8, 0, :error, :now, :now"
+            " FROM versions v, servers s WHERE s.is_active ORDER BY v.id, s.id LIMIT 1",
+            {"error": last_error, "now": time.time()})
+
+
+async def throttle_uploads(cdp: Any, bytes_per_second: float) -> None:
+    """Slow the browser's uploads down (-1: full speed), so that one can be seen in progress."""
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second})
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+async def test_every_view_at_desktop_and_phone_width(
+        size: str, api: Api, weed: WeedCluster, bucket: str, browser: Browser) -> None:
+    """A walk through every view, photographed into artifacts/screenshots/<size>-NN-<view>.png."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    context = await browser.new_context(accept_downloads=True, **SIZES[size])
+    context.set_default_timeout(15_000)
+    try:
+        page = await context.new_page()
+        await page.goto(base(api) + "/")
+        await page.get_by_label("Username").fill("root")
+        await page.get_by_label("Password", exact=True).fill("not the password")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#login-error")).not_to_be_empty()
+        await shot(page, f"{size}-01-sign-in")
+        await sign_in(page, api, "root")
+        await expect(page.locator("#files-empty")).to_be_visible()
+        await shot(page, f"{size}-02-files-empty")
+
+        # An upload in progress, slowed down by the browser.
+        cdp = await context.new_cdp_session(page)  # one session: a second one drops the phone's touch emulation
+        await cdp.send("Network.enable")
+        await throttle_uploads(cdp, 256 << 10)
+        await page.set_input_files("#file-input", files=[
+            {"name": "holiday photos.zip", "mimeType": "application/zip", "buffer": os.urandom(3 << 19)},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a few notes\n"}])
+        big = page.locator(".upload", has_text="holiday photos.zip")
+        await expect(big.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+        await shot(page, f"{size}-03-upload-in-progress", full_page=False)
+        await throttle_uploads(cdp, -1)
+        for name in ("holiday photos.zip", "notes.txt"):  # the slowed upload takes a few seconds
+            await expect(file_row(page, name).locator(".status-cell")).to_have_text("Stored", timeout=20_000)
+        await expect(file_row(page, "notes.txt").locator(".copies-col")).to_contain_text("cop")
+        await expect(page.locator("#dropzone .pointer-coarse")).to_be_visible(visible=size == "phone")
+        await shot(page, f"{size}-04-files")
+
+        # The details of a file, with its copies.
+        await file_row(page, "holiday photos.zip").locator("button.file-name").click()
+        details = page.locator("#details-dialog")
+        await expect(details.get_by_role("heading", name="holiday photos.zip")).to_be_visible()
+        await expect(details.locator("#details-copies li").first).to_be_visible()
+        await shot(page, f"{size}-05-file-details", full_page=False)
+        await details.press("Escape")
+        await expect(details).to_be_hidden()
+
+        # The share dialog with a new link, then the public page of that link.
+        await page.get_by_role("button", name="Share holiday photos.zip").click()
+        dialog = page.locator("#share-dialog")
+        await dialog.get_by_label("Password").fill("open sesame")
+        await dialog.get_by_label("Download limit").fill("2")
+        await dialog.get_by_role("button", name="Create link").click()
+        await expect(dialog.locator("#share-qr svg")).to_be_visible()
+        url = await dialog.locator("#share-url").input_value()
+        await shot(page, f"{size}-06-share-dialog", full_page=False)
+        await dialog.get_by_role("button", name="Close").click()
+
+        public = await context.new_page()
+        await public.goto(url)
+        await expect(public.get_by_label("Password")).to_be_visible()
+        await shot(public, f"{size}-11-public-before")
+        await public.get_by_label("Password").fill("not it")
+        await public.get_by_role("button", name="Download").click()
+        await expect(public.locator("#public-error")).to_contain_text("not right")
+        await shot(public, f"{size}-12-public-wrong-password")
+        await public.get_by_label("Password").fill("open sesame")
+        async with public.expect_download() as got:
+            await public.get_by_role("button", name="Download").click()
+        await expect(public.locator("#public-status")).to_contain_text("Downloading from")
+        await shot(public, f"{size}-13-public-during")
+        await got.value
+        await expect(public.locator("#public-status")).to_contain_text("has started")
+        await shot(public, f"{size}-14-public-after")
+
+        # A link whose only download is used up.
+        notes_id = await file_row(page, "notes.txt").get_attribute("data-id")
+        once = (await admin.post(f"/api/v1/files/{notes_id}/links", json={"max_downloads": 1})).expect(201)
+        (await api.call("POST", f"/api/v1/public/links/{once['token']}/download", json={})).expect(200)
+        await public.goto(once["url"])
+        await expect(public.get_by_role("heading", name="This link has expired")).to_be_visible()
+        await shot(public, f"{size}-15-public-expired")
+        await public.close()
+
+        await page.get_by_role("link", name="History").click()
+        await expect(page.locator("#history-body")).to_contain_text("holiday photos.zip")
+        await shot(page, f"{size}-07-history")
+
+        # The servers and their map, then a failed job to retry.
+        await fail_a_job(api, "the storage server answered 503: Service Unavailable")
+        await page.get_by_role("link", name="Servers").click()
+        await expect(page.locator("#worldmap g.server")).to_have_count(5)
+        await expect(page.locator("#jobs-body tr")).to_have_count(1)
+        await shot(page, f"{size}-08-servers", full_page=False)
+        await shot(page, f"{size}-09-servers-all")
+        await page.locator("#jobs-card").scroll_into_view_if_needed()
+        await shot(page, f"{size}-10-jobs", full_page=False)
+    finally:
+        await context.close()

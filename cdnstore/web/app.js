@@ -5,13 +5,17 @@ import { ApiError, Session, describe } from "./api.js";
 import { drawBase, drawServers, zoneColors } from "./map.js";
 import { qrSvg } from "./qr.js";
 import {
-  $, badge, confirmDialog, copyText, fileKind, formatBytes, formatCount, formatTime, fullTime, h, timeEl, toast,
+  $, badge, confirmDialog, copyText, fileKind, formatBytes, formatCount, formatTime, fullTime, h, plural, sentence,
+  timeEl, toast,
 } from "./ui.js";
 
 const session = new Session(signedOut);
 const PAGE = 50;
 const UPLOADS_AT_ONCE = 3;
 const ADMIN_REFRESH_MS = 4000;
+
+/** An error shown on its own (a toast, a form's message) reads as a sentence. */
+const say = (err) => sentence(describe(err));
 
 // ---------------------------------------------------------------- sign in and out
 
@@ -51,11 +55,23 @@ $("#login-form").addEventListener("submit", async (event) => {
     await session.login(username, password);
     showApp();
   } catch (err) {
-    error.textContent = describe(err);
+    error.textContent = signInError(err);
+    // Straight back to the password: the username is usually right.
+    $("#login-password").value = "";
+    $("#login-password").focus();
   } finally {
     button.disabled = false;
   }
 });
+
+/** What went wrong with a sign-in, in the page's words rather than the API's. */
+function signInError(err) {
+  if (err instanceof ApiError && err.code === "invalid_credentials") return "Wrong username or password. Try again.";
+  if (err instanceof ApiError && err.code === "too_many_attempts") {
+    return "Too many failed sign-ins. Wait a few minutes, then try again.";
+  }
+  return say(err);
+}
 
 $("#logout").addEventListener("click", () => session.logout());
 
@@ -68,6 +84,7 @@ function showApp() {
   $('.tabs a[data-view="servers"]').hidden = !canSeeServers();
   $("#dropzone").hidden = !session.can("can_upload_file");
   for (const el of document.querySelectorAll(".copies-col")) el.hidden = !session.can("can_view_cdnserver");
+  fillHistoryFilter();
   route();
 }
 
@@ -119,7 +136,7 @@ async function loadFiles({ more = false } = {}) {
     $("#files-more").hidden = !files.cursor;
     updateFilesEmpty();
   } catch (err) {
-    toast(describe(err), { error: true });
+    toast(say(err), { error: true });
   }
 }
 
@@ -129,7 +146,7 @@ function updateFilesEmpty() {
   $("#files-table").hidden = empty;
   $("#files-empty").textContent = files.q
     ? `No file name contains “${files.q}”.`
-    : "No files yet. Drop some above to get started.";
+    : session.can("can_upload_file") ? "No files yet. Upload some above to get started." : "No files yet.";
 }
 
 let searchTimer = null;
@@ -173,9 +190,10 @@ function makeFileRow(file) {
     const f = row.file;
     tr.dataset.status = f.status;
     if (!row.editing) {
-      nameCell.replaceChildren(h("div", { class: "file-name" },
-        h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)),
-        h("span", { class: "name" }, f.name)));
+      // The name opens the file's details (a button, so the keyboard reaches it too).
+      nameCell.replaceChildren(h("button", {
+        type: "button", class: "file-name", title: `Details of ${f.name}`, onclick: () => openDetails(row.file),
+      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)));
     }
     sizeCell.textContent = formatBytes(f.size);
     statusCell.replaceChildren(statusBadge(f));
@@ -212,10 +230,57 @@ async function loadCopies(file, cell) {
     const pending = answer.items.length - present.length;
     const where = answer.items.map((r) => `${r.server.location} (${r.status})`).join(", ");
     cell.replaceChildren(h("span", { title: where },
-      `${present.length} ${present.length === 1 ? "copy" : "copies"}`,
+      plural(present.length, "copy", "copies"),
       pending ? h("span", { class: "muted" }, ` + ${pending} pending`) : null));
   } catch {
     cell.textContent = "—";
+  }
+}
+
+// ---------------------------------------------------------------- file details
+
+const detailsDialog = $("#details-dialog");
+
+function openDetails(file) {
+  $("#details-title").textContent = file.name;
+  const rows = [
+    ["Size", `${formatBytes(file.size)}${file.size >= 1000 ? ` (${plural(file.size, "byte")})` : ""}`],
+    ["Type", file.content_type || "—"],
+    ["Status", file.status === "stored" ? "Stored" : "Uploading (not yet stored)"],
+    ["Zone", file.zone || "—"],
+    ["Added", fullTime(file.created_at)],
+    ["Changed", fullTime(file.updated_at)],
+    ["SHA-256", file.sha256 ? h("code", { class: "hash" }, file.sha256) : "Not known yet"],
+  ];
+  $("#details-list").replaceChildren(...rows.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  const ready = file.status === "stored";
+  $("#details-actions").replaceChildren(
+    h("button", { type: "button", onclick: () => detailsDialog.close() }, "Close"),
+    session.can("can_view_filesharelink") && h("button", {
+      type: "button", disabled: !ready, onclick: () => { detailsDialog.close(); openShare(file); },
+    }, "Share"),
+    session.can("can_view_file") && h("button", {
+      type: "button", class: "primary", disabled: !ready, onclick: () => download(file),
+    }, "Download"));
+  const canSeeCopies = session.can("can_view_cdnserver") && ready;
+  $("#details-copies-section").hidden = !canSeeCopies;
+  $("#details-copies").replaceChildren();
+  detailsDialog.showModal();
+  if (canSeeCopies) loadDetailCopies(file);
+}
+
+async function loadDetailCopies(file) {
+  const list = $("#details-copies");
+  try {
+    const answer = await session.get(`/files/${file.id}/servers`);
+    const tones = { present: "ok", pending: "warn", corrupt: "danger" };
+    const words = { present: "Present", pending: "Copying", corrupt: "Being replaced" };
+    list.replaceChildren(...answer.items.map((r) => h("li", {},
+      h("span", {}, h("strong", {}, r.server.name), h("span", { class: "muted" }, ` · ${r.server.location} (${r.server.zone})`)),
+      badge(words[r.status] || r.status, tones[r.status] || ""))));
+    if (!answer.items.length) list.replaceChildren(h("li", { class: "muted" }, "No server holds this file."));
+  } catch (err) {
+    list.replaceChildren(h("li", { class: "error" }, say(err)));
   }
 }
 
@@ -225,7 +290,7 @@ async function download(file) {
     toast(`Downloading “${file.name}” from ${answer.server.location}`);
     window.location.assign(answer.url);
   } catch (err) {
-    toast(describe(err), { error: true });
+    toast(say(err), { error: true });
   }
 }
 
@@ -251,7 +316,7 @@ function startRename(row, cell) {
       toast(`Renamed to “${name}”`);
       stop();
     } catch (err) {
-      error.textContent = describe(err);
+      error.textContent = say(err);
       input.setAttribute("aria-invalid", "true");
       input.focus();
     }
@@ -273,7 +338,7 @@ async function removeFile(row) {
     updateFilesEmpty();
     toast(`Deleted “${name}”`);
   } catch (err) {
-    toast(describe(err), { error: true });
+    toast(say(err), { error: true });
   }
 }
 
@@ -316,11 +381,13 @@ function hasFiles(event) {
 }
 
 function startUploads(list) {
+  const items = [];
   for (const file of list) {
     const item = makeUploadItem(file);
-    $("#uploads").prepend(item.el);
+    items.push(item.el);
     queue.push({ file, item });
   }
+  $("#uploads").prepend(...items); // newest batch first, each batch in the order it was chosen
   pumpUploads();
 }
 
@@ -387,7 +454,7 @@ async function uploadOne(file, item) {
     item.done(`Stored in ${server.location}`);
   } catch (err) {
     const what = { prepare: "Could not start the upload", put: "The upload failed", complete: "The upload was not confirmed" }[stage];
-    item.fail(`${what}: ${describe(err)}`);
+    item.fail(sentence(`${what}: ${describe(err)}`));
   }
 }
 
@@ -461,15 +528,21 @@ async function loadLinks() {
     $("#share-links").replaceChildren(...items.map(linkItem));
     $("#share-links-empty").hidden = items.length > 0;
   } catch (err) {
-    $("#share-links").replaceChildren(h("li", { class: "error" }, describe(err)));
+    $("#share-links").replaceChildren(h("li", { class: "error" }, say(err)));
   }
 }
 
 function linkItem(link) {
   const tags = [];
+  // A link that no longer works says so first: the owner may want to revoke it or make a new one.
+  const expired = link.expires_at && new Date(link.expires_at) <= new Date();
+  if (link.max_downloads && link.downloads >= link.max_downloads) tags.push(badge("Used up", "danger", true));
+  else if (expired) tags.push(badge("Expired", "danger", true));
   if (link.has_password) tags.push(badge("Password", "info", true));
-  tags.push(badge(link.expires_at ? `Expires ${formatTime(link.expires_at)}` : "No expiry", "", true));
-  tags.push(badge(link.max_downloads ? `${link.downloads} / ${link.max_downloads} downloads` : `${link.downloads} downloads`, "", true));
+  tags.push(badge(link.expires_at ? `${expired ? "Expired" : "Expires"} ${formatTime(link.expires_at)}` : "No expiry", "", true));
+  tags.push(badge(link.max_downloads
+    ? `${formatCount(link.downloads)} / ${plural(link.max_downloads, "download")}`
+    : plural(link.downloads, "download"), "", true));
   const copy = h("button", { type: "button", class: "small", "aria-label": `Copy link created ${fullTime(link.created_at)}` }, "Copy");
   copy.addEventListener("click", async () => {
     if (await copyText(link.url)) toast("Link copied");
@@ -490,7 +563,7 @@ async function revokeLink(link) {
     if ($("#share-url").value === link.url) $("#share-result").hidden = true;
     loadLinks();
   } catch (err) {
-    toast(describe(err), { error: true });
+    toast(say(err), { error: true });
   }
 }
 
@@ -519,11 +592,13 @@ $("#share-form").addEventListener("submit", async (event) => {
     $("#share-url").value = link.url;
     $("#share-qr").replaceChildren(qrSvg(link.url));
     $("#share-result").hidden = false;
-    $("#share-copied").textContent = "Link created. Anyone with it can download the file.";
+    $("#share-copied").textContent = link.has_password
+      ? "Link created. Anyone with it and the password can download the file."
+      : "Link created. Anyone with it can download the file.";
     $("#share-password").value = "";
     loadLinks();
   } catch (err) {
-    error.textContent = describe(err);
+    error.textContent = say(err);
   } finally {
     button.disabled = false;
   }
@@ -552,7 +627,14 @@ const EVENTS = {
 const EVENT_TONES = { "file.stored": "ok", "file.deleted": "danger", "link.deleted": "danger", "server.deleted": "danger", "link.created": "info" };
 const history = { cursor: null, event: "" };
 
-$("#history-filter").append(...Object.entries(EVENTS).map(([value, label]) => h("option", { value }, label)));
+/** The kinds of event the user can have: server events only for those who may change servers. */
+function fillHistoryFilter() {
+  const changesServers = ["can_add_cdnserver", "can_update_cdnserver", "can_delete_cdnserver"].some((p) => session.can(p));
+  const kinds = Object.entries(EVENTS).filter(([value]) => changesServers || !value.startsWith("server."));
+  history.event = "";
+  $("#history-filter").replaceChildren(h("option", { value: "" }, "All events"),
+    ...kinds.map(([value, label]) => h("option", { value }, label)));
+}
 $("#history-filter").addEventListener("change", (event) => {
   history.event = event.target.value;
   loadHistory();
@@ -568,8 +650,11 @@ async function loadHistory({ more = false } = {}) {
     history.cursor = page.next_cursor;
     $("#history-more").hidden = !history.cursor;
     $("#history-empty").hidden = body.children.length > 0;
+    $("#history-empty").textContent = history.event
+      ? `No “${EVENTS[history.event]}” events yet.`
+      : "Nothing has happened yet. Uploads, downloads and share links show up here.";
   } catch (err) {
-    toast(describe(err), { error: true });
+    toast(say(err), { error: true });
   }
 }
 
@@ -581,6 +666,8 @@ function historyRow(item) {
 }
 
 function detail(key, value) {
+  if (key === "downloads") return `${plural(value, "download")} so far`;
+  if (key === "max_downloads") return `limit ${plural(value, "download")}`;
   if (typeof value === "boolean") return value ? key.replace(/^(has|is)_/, "").replace(/_/g, " ") : `no ${key.replace(/^(has|is)_/, "").replace(/_/g, " ")}`;
   if (key === "size" || key === "bytes") return formatBytes(value);
   if (key.endsWith("_at")) return `${key.replace(/_at$/, "").replace(/_/g, " ")} ${formatTime(value)}`;
@@ -635,7 +722,7 @@ async function refreshAdmin() {
     renderServers(list);
     if (session.user && session.user.is_admin) await loadJobs();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) toast(describe(err), { error: true });
+    if (!(err instanceof ApiError && err.status === 401)) toast(say(err), { error: true });
   } finally {
     servers.busy = false;
   }
@@ -652,14 +739,19 @@ function renderServers(list) {
   });
   legend.push(h("span", {}, h("span", { class: "swatch ring up" }), "up"),
     h("span", {}, h("span", { class: "swatch ring down" }), "down"),
-    h("span", {}, h("span", { class: "swatch ring unknown" }), "unknown"));
+    h("span", {}, h("span", { class: "swatch ring unknown" }), "unknown"),
+    h("span", {}, h("span", { class: "swatch ring inactive" }), "inactive"),
+    h("span", {}, h("span", { class: "swatch ring off" }), "off"));
   $("#map-legend").replaceChildren(...legend);
   $("#zones").replaceChildren(...[...colors.keys()].map((zone) => h("option", { value: zone })));
 
   const up = list.filter((s) => s.health === "up").length;
+  const off = list.filter((s) => !s.is_on).length;
+  const inactive = list.filter((s) => s.is_on && !s.is_active).length;
+  const resting = [off && `${off} off`, inactive && `${inactive} inactive`].filter(Boolean).map((t) => `, ${t}`).join("");
   const pending = list.reduce((n, s) => n + s.pending_jobs, 0);
-  $("#servers-summary").textContent = `${list.length} server${list.length === 1 ? "" : "s"} in ${colors.size} zone${colors.size === 1 ? "" : "s"}, ${up} up` +
-    (pending ? `, ${formatCount(pending)} cop${pending === 1 ? "y" : "ies"} in progress.` : ", all in sync.");
+  $("#servers-summary").textContent = `${plural(list.length, "server")} in ${plural(colors.size, "zone")}, ${up} up${resting}` +
+    (pending ? `, ${plural(pending, "copy", "copies")} in progress.` : ", all in sync.");
 
   const body = $("#servers-body");
   const seen = new Set();
@@ -716,7 +808,7 @@ function makeServerRow(server) {
       refreshAdmin();
     } catch (err) {
       input.checked = !value;
-      toast(describe(err), { error: true });
+      toast(say(err), { error: true });
     } finally {
       input.disabled = !canUpdate;
     }
@@ -743,13 +835,23 @@ function makeServerRow(server) {
     health.replaceChildren(badge(s.health === "unknown" ? "Unknown" : s.health === "up" ? "Up" : "Down", tone));
     count.textContent = formatCount(s.files);
     bytes.textContent = formatBytes(s.bytes);
-    sync.replaceChildren(s.pending_jobs
-      ? h("span", { class: "sync" }, badge(`${formatCount(s.pending_jobs)} pending`, "warn"))
-      : h("span", { class: "sync" }, badge("In sync", "ok")));
+    sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s)));
     if (edit) edit.setAttribute("aria-label", `Edit ${s.name}`);
     if (remove) remove.setAttribute("aria-label", `Remove ${s.name}`);
   };
   return row;
+}
+
+/** "In sync" only for a server that takes copies: one that is off or inactive says so instead. */
+function syncBadge(s) {
+  if (!s.is_on) return badge("Off", "", false);
+  if (s.pending_jobs) return badge(`${formatCount(s.pending_jobs)} pending`, "warn");
+  if (!s.is_active) {
+    const tag = badge("Inactive", "");
+    tag.title = "Takes no uploads or copies; still serves the files it holds.";
+    return tag;
+  }
+  return badge("In sync", "ok");
 }
 
 async function removeServer(server) {
@@ -762,7 +864,7 @@ async function removeServer(server) {
     toast(`${server.name} removed`);
     refreshAdmin();
   } catch (err) {
-    toast(describe(err), { error: true, ms: 8000 });
+    toast(say(err), { error: true, ms: 8000 });
   }
 }
 
@@ -800,13 +902,13 @@ $("#server-form").addEventListener("submit", async (event) => {
   for (const field of FIELDS) values[field] = $(`#srv-${field}`).value.trim();
   values.is_on = $("#srv-is_on").checked;
   values.is_active = $("#srv-is_active").checked;
-  for (const field of ["latitude", "longitude"]) {
-    if (values[field] === "" || !Number.isFinite(Number(values[field]))) {
-      markInvalid(field, `${field[0].toUpperCase()}${field.slice(1)} must be a number.`);
-      return;
-    }
-    values[field] = Number(values[field]);
+  const problems = serverFormProblems(values);
+  if (problems.length) {
+    markInvalid(problems);
+    return;
   }
+  values.latitude = Number(values.latitude);
+  values.longitude = Number(values.longitude);
   let body;
   if (editing) {
     body = {};
@@ -831,7 +933,7 @@ $("#server-form").addEventListener("submit", async (event) => {
     toast(editing ? `${server.name} saved` : `${server.name} added`);
     refreshAdmin();
   } catch (err) {
-    error.textContent = describe(err);
+    error.textContent = say(err);
     const fields = (err.problem && err.problem.errors) || [];
     for (const f of fields) {
       const input = document.getElementById(`srv-${String(f.field).split(".")[0]}`);
@@ -843,12 +945,45 @@ $("#server-form").addEventListener("submit", async (event) => {
   }
 });
 
-function markInvalid(field, message) {
-  $("#server-error").textContent = message;
-  const input = $(`#srv-${field}`);
-  input.setAttribute("aria-invalid", "true");
-  input.focus();
+const LABELS = {
+  name: "Name", location: "City", endpoint_url: "S3 endpoint URL", bucket: "Bucket", access_key: "Access key",
+  secret_key: "Secret key", zone: "Zone", latitude: "Latitude", longitude: "Longitude",
+};
+const RANGES = { latitude: 90, longitude: 180 };
+
+/** Every field the form cannot be saved with, so that one try names them all: [field, reason]. */
+function serverFormProblems(values) {
+  const required = ["name", "location", "endpoint_url", "bucket", "zone", "latitude", "longitude"];
+  // A new server needs its keys; an edit keeps the stored ones when both are left empty.
+  if (!editing || values.access_key || values.secret_key) required.push("access_key", "secret_key");
+  const problems = required.filter((f) => values[f] === "").map((f) => [f, "missing"]);
+  for (const [field, limit] of Object.entries(RANGES)) {
+    const n = Number(values[field]);
+    if (values[field] !== "" && !(Number.isFinite(n) && Math.abs(n) <= limit)) problems.push([field, `range ${limit}`]);
+  }
+  return problems.sort((a, b) => FIELDS.indexOf(a[0]) - FIELDS.indexOf(b[0]));
 }
+
+function markInvalid(problems) {
+  const missing = problems.filter(([, why]) => why === "missing").map(([f]) => LABELS[f]);
+  const messages = missing.length ? [`Fill in ${listOf(missing)}.`] : [];
+  for (const [field, why] of problems) {
+    if (why !== "missing") {
+      const limit = RANGES[field];
+      messages.push(`${LABELS[field]} must be a number from -${limit} to ${limit}.`);
+    }
+  }
+  $("#server-error").textContent = messages.join(" ");
+  for (const [field] of problems) $(`#srv-${field}`).setAttribute("aria-invalid", "true");
+  $(`#srv-${problems[0][0]}`).focus();
+}
+
+/** "a", "a and b", "a, b and c". */
+function listOf(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+const JOB_KINDS = { copy: "Copy", remove: "Removal" };
 
 async function loadJobs() {
   const page = await session.get("/jobs", { status: "failed", limit: 100 });
@@ -863,11 +998,11 @@ async function loadJobs() {
         refreshAdmin();
       } catch (err) {
         retry.disabled = false;
-        toast(describe(err), { error: true });
+        toast(say(err), { error: true });
       }
     });
     return h("tr", { dataset: { id: job.id } },
-      h("td", { class: "primary-cell" }, h("strong", {}, job.kind), " ", h("span", { class: "muted small-text" }, formatTime(job.updated_at))),
+      h("td", { class: "primary-cell" }, h("strong", {}, JOB_KINDS[job.kind] || job.kind), " ", h("span", { class: "muted small-text" }, formatTime(job.updated_at))),
       h("td", { "data-label": "File" }, job.file_name || "—"),
       h("td", { "data-label": "Server" }, job.server ? `${job.server.name} (${job.server.location})` : "—"),
       h("td", { class: "num", "data-label": "Attempts" }, String(job.attempts)),

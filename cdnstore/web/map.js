@@ -26,24 +26,37 @@ export function drawBase(root) {
   root.append(svg("g", { class: "servers" }));
 }
 
-/** Put the servers on the map: a dot in the zone's colour, ringed by health, faded when off. */
+/** Put the servers on the map: a dot in the zone's colour, ringed by health, hollow when inactive (it takes no
+ * uploads or copies), faded when off. */
 export function drawServers(root, servers, colors) {
   const layer = root.querySelector("g.servers");
   layer.replaceChildren();
+  // A phone shows the whole world in ~350 pixels: labels and dots grow to stay readable.
+  const width = root.getBoundingClientRect().width;
+  const k = width ? Math.min(2.2, Math.max(1, 700 / width)) : 1;
   // Servers close together (Dallas, Detroit, New York) get their labels nudged apart.
   const placed = [];
   const sorted = [...servers].sort((a, b) => a.latitude - b.latitude);
   for (const s of sorted) {
     const [x, y] = project(s.latitude, s.longitude);
-    let ly = y - 4.5;
-    for (const p of placed) if (Math.abs(p.x - x) < 30 && Math.abs(p.ly - ly) < 4.5) ly = p.ly - 4.8;
+    let ly = y - 4.5 * k;
+    for (const p of placed) if (Math.abs(p.x - x) < 30 * k && Math.abs(p.ly - ly) < 4.5 * k) ly = p.ly - 4.8 * k;
     placed.push({ x, ly });
-    const left = x > 300;
+    // Labels go right of their dot, unless that covers a neighbour's dot (or runs off the map).
+    const crowded = servers.some((o) => {
+      const [ox, oy] = project(o.latitude, o.longitude);
+      return o !== s && ox > x && ox - x < 30 * k && Math.abs(oy - y) < 6 * k;
+    });
+    const left = x > 300 || (crowded && x > 40 * k);
     const state = `${s.is_on ? "on" : "off"}, ${s.is_active ? "active" : "not active"}, health ${s.health}`;
-    layer.append(svg("g", { class: `server${s.is_on ? "" : " off"}`, "data-name": s.name },
+    const rest = !s.is_on ? "off" : !s.is_active ? "inactive" : "";
+    layer.append(svg("g", { class: `server${rest ? ` ${rest}` : ""}`, "data-name": s.name },
       svg("title", {}, `${s.name} — ${s.location} (${s.zone}): ${state}`),
-      svg("circle", { class: `dot health-${s.health}`, cx: x, cy: y, r: 2.6, fill: colors.get(s.zone) }),
-      svg("text", { class: "label", x: left ? x - 3.5 : x + 3.5, y: ly + 3.2, "text-anchor": left ? "end" : "start" },
-        s.location || s.name)));
+      svg("circle", { class: `dot health-${s.health}`, cx: x, cy: y, r: 2.6 * Math.sqrt(k), fill: colors.get(s.zone) }),
+      svg("text", {
+        class: "label", x: left ? x - 3.5 * k : x + 3.5 * k, y: ly + 3.2 * k, "text-anchor": left ? "end" : "start",
+        "font-size": 3.6 * k, "stroke-width": 0.9 * k,
+      },
+        s.location || s.name, rest && svg("tspan", { class: "state" }, ` · ${rest}`))));
   }
 }

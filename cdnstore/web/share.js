@@ -2,7 +2,11 @@
 // and a download button. It needs no login; the token comes from the page's own address.
 
 import { ApiError, describe, publicApi } from "./api.js";
-import { $, fileKind, formatBytes, formatTime } from "./ui.js";
+import { $, fileKind, formatBytes, formatTime, sentence } from "./ui.js";
+
+// The page cannot see a download finish (it leaves through a navigation the browser turns into a file):
+// after this long the status says it has started and where to find it, rather than "Downloading…" forever.
+const STARTED_AFTER_MS = 1500;
 
 const token = decodeURIComponent(location.pathname.replace(/^\/s\//, "").replace(/\/$/, ""));
 
@@ -38,7 +42,7 @@ async function load() {
     if (info.has_password) $("#public-password").focus();
   } catch (err) {
     if (err instanceof ApiError && err.code in GONE) gone(err.code);
-    else gone("", describe(err));
+    else gone("", sentence(describe(err)));
   }
 }
 
@@ -49,17 +53,28 @@ $("#public-form").addEventListener("submit", async (event) => {
   const passwordField = !$("#public-password-field").hidden;
   const password = $("#public-password").value;
   error.textContent = "";
+  $("#public-status").textContent = "";
+  $("#public-status").classList.remove("done");
   if (passwordField && !password) {
     error.textContent = "Enter the password to download this file.";
     $("#public-password").focus();
     return;
   }
   button.disabled = true;
+  let started = false; // the button stays off until the page says the download has started
   try {
     const answer = await publicApi.download(token, passwordField ? password : undefined);
-    $("#public-status").textContent = `Downloading from ${answer.server.location}…`;
+    const status = $("#public-status");
+    status.textContent = `Downloading from ${answer.server.location}…`;
     $("#public-password").removeAttribute("aria-invalid");
     window.location.assign(answer.url);
+    started = true;
+    setTimeout(() => {
+      button.disabled = false;
+      status.textContent = `Your download from ${answer.server.location} has started. Find the file in your browser's downloads.`;
+      status.classList.add("done");
+      button.textContent = "Download again";
+    }, STARTED_AFTER_MS);
   } catch (err) {
     if (err instanceof ApiError && err.code in GONE) {
       gone(err.code);
@@ -71,10 +86,10 @@ $("#public-form").addEventListener("submit", async (event) => {
     } else if (err instanceof ApiError && err.code === "too_many_attempts") {
       error.textContent = "Too many wrong passwords. Wait a few minutes, then try again.";
     } else {
-      error.textContent = describe(err);
+      error.textContent = sentence(describe(err));
     }
   } finally {
-    button.disabled = false;
+    if (!started) button.disabled = false;
   }
 });
 

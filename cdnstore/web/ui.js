@@ -49,6 +49,20 @@ export function formatCount(n) {
   return new Intl.NumberFormat().format(n);
 }
 
+/** "1 download", "3 downloads": the count with its noun in the right number. */
+export function plural(n, one, many = `${one}s`) {
+  return `${formatCount(n)} ${n === 1 ? one : many}`;
+}
+
+/** The API's details are lowercase phrases ("wrong username or password"); on the page they read as
+ * sentences. */
+export function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return t;
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?…]$/.test(first) ? first : `${first}.`;
+}
+
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
