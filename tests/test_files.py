@@ -84,6 +84,23 @@ async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster
     assert len((await admin.get("/api/v1/history?event=file.stored")).expect(200)["items"]) == 1
 
 
+async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_server(api: Api, weed: WeedCluster,
+                                                                                bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await quiet_server(admin, weed, bucket)
+    answer = await admin.announce("never-sent.bin", DATA)  # announced, never PUT
+    file_id, key = answer["file"]["id"], object_key(answer["upload"])
+    minio = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
+        "eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    seaweed = {"event_type": "create", "key": f"/buckets/{bucket}/{key}", "message": {"new_entry": {"name": key}}}
+    for body in (minio, seaweed):
+        (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=body, token=EVENTS_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
+    assert await put_bytes(answer["upload"], DATA) == 200
+    (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=minio, token=EVENTS_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
+
+
 async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api: Api, weed: WeedCluster,
                                                                             bucket: str) -> None:
     admin = await api.user("root", admin=True)

@@ -18,5 +18,5 @@ async def storage_event(request: web.Request) -> web.Response:
     files = request.app[appkeys.FILES]
     for event in events.parse(await read_json(request)):
         if event.created and event.bucket == server.bucket:
-            await files.object_created(server, event.key, event.size, event.etag)
+            await files.event_created(server, event.key, event.size, event.etag)
     return web.Response(status=204)
