@@ -16,6 +16,7 @@ from typing import Any
 
 from . import history
 from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import Health, S3Target, Server
 from .sealing import Sealer, UnsealError, sealed
@@ -107,6 +108,7 @@ class ServerRegistry:
     async def create(self, actor_id: int, fields: dict[str, Any]) -> Server:
         if any(s.name == fields["name"] for s in self._servers):
             raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
+        await check_endpoint(fields["endpoint_url"])
         await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
         now = now_iso()
         values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
@@ -132,6 +134,8 @@ class ServerRegistry:
         if "name" in changes and changes["name"] != before.name and \
                 any(s.name == changes["name"] for s in self._servers):
             raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
+        if changes.get("endpoint_url", before.endpoint_url) != before.endpoint_url:
+            await _check_move(changes)
         merged = {**{f: getattr(before, f) for f in S3_FIELDS}, **changes}
         if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
             await self.storage.forget(before.s3)
@@ -194,8 +198,32 @@ class ServerRegistry:
         try:
             await self.storage.check_bucket(target, create=True, timeout=self.check_timeout)
         except StorageError as exc:
-            raise Invalid("endpoint_url", f"the storage server failed the check: {exc.detail}",
+            # The detail may quote the remote server's answer: logged for the operator, never echoed to
+            # the caller (who could otherwise read any host's answer through cdnstore).
+            log.info("storage server check failed: %s", exc.detail, extra={"endpoint": target.endpoint_url})
+            await self.storage.forget(target)  # no client kept for a server that was not registered
+            raise Invalid("endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]),
                           code=exc.code) from None
+
+
+# What a failed check says: which step failed, in cdnstore's words only.
+CHECK_FAILURES = {
+    "storage_unreachable": "no answer from the storage server (connection refused, timed out, "
+                           "or an address cdnstore does not connect to)",
+    "storage_auth_failed": "the storage server refused the credentials (access_key, secret_key)",
+    "storage_error": "the storage server answered the bucket check with an error (redirects "
+                     "are not followed)",
+}
+
+
+async def _check_move(changes: dict[str, Any]) -> None:
+    """A server given a new address: that address must be allowed, and it gets fresh credentials, never
+    the stored ones (which would hand them to whoever answers there)."""
+    await check_endpoint(changes["endpoint_url"])
+    for field in ("access_key", "secret_key"):
+        if field not in changes:
+            raise Invalid(field, "required with a new endpoint_url (the stored credentials are "
+                          "never sent to a new address)")
 
 
 # A version (still wanted) held present by this server and by no other server that is on.
