@@ -8,6 +8,7 @@ listener; listeners run inside the transaction of the change, so their jobs comm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,14 +30,30 @@ Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
 S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
 COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "secret_key", "location",
-           "zone", "latitude", "longitude", "is_on", "is_active")
+           "zone", "latitude", "longitude", "is_on", "is_active", "events_token_hash")
 
 
 def server_from_row(row: Row, secret_key: str) -> Server:
     return Server(row["uuid"], row["name"], row["endpoint_url"], row["bucket"], row["region"],
                   row["access_key"], secret_key, row["location"], row["zone"], row["latitude"],
                   row["longitude"], bool(row["is_on"]), bool(row["is_active"]), Health(row["health"]),
-                  row["created_at"], row["updated_at"])
+                  row["created_at"], row["updated_at"], row["events_token_hash"])
+
+
+def events_token_hash(token: str) -> str:
+    """What is kept of a server's own events token. A long random bearer token cannot be guessed from a
+    fast hash, so SHA-256 suffices (a slow password hash would only slow every webhook down)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields with `events_token` (if given; None clears it) replaced by `events_token_hash`."""
+    if "events_token" not in fields:
+        return fields
+    fields = dict(fields)
+    token = fields.pop("events_token")
+    fields["events_token_hash"] = None if token is None else events_token_hash(token)
+    return fields
 
 
 class ServerRegistry:
@@ -111,8 +128,9 @@ class ServerRegistry:
         await check_endpoint(fields["endpoint_url"])
         await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
         now = now_iso()
-        values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
-                  "is_active": int(fields["is_active"]), "secret_key": self.sealer.seal(fields["secret_key"])}
+        values = {"events_token_hash": None, **_hash_events_token(fields), "uuid": str(uuid.uuid4()),
+                  "is_on": int(fields["is_on"]), "is_active": int(fields["is_active"]),
+                  "secret_key": self.sealer.seal(fields["secret_key"])}
         async with self.db.transaction(offload=True) as tx:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
@@ -140,6 +158,7 @@ class ServerRegistry:
         if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
             await self.storage.forget(before.s3)
             await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
+        changes = _hash_events_token(changes)
         values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
         if "secret_key" in changes:
             values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
@@ -151,7 +170,10 @@ class ServerRegistry:
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
             after = server_from_row(row, merged["secret_key"])
-            changed = {k: v for k, v in changes.items() if k != "secret_key" and getattr(before, k) != v}
+            changed = {k: v for k, v in changes.items()
+                       if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v}
+            if "events_token_hash" in changes:  # (the history says that it was given, never what)
+                changed["has_events_token"] = after.events_token_hash is not None
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:

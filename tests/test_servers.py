@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,6 +68,33 @@ async def test_the_secret_key_is_never_in_an_answer(api: Api, weed: WeedCluster,
     assert "access_key" not in json.dumps(created)
 
 
+async def test_a_servers_events_token_is_never_in_an_answer_and_stored_only_as_its_hash(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    token, later = "capetown-webhook-token-one", "capetown-webhook-token-two"
+    created = await admin.add_server(weed, "capetown", bucket, events_token=token)
+    answers = [
+        created,
+        (await admin.get("/api/v1/servers")).expect(200),
+        (await admin.get(f"/api/v1/servers/{created['id']}")).expect(200),
+        (await admin.patch(f"/api/v1/servers/{created['id']}", json={"events_token": later})).expect(200),
+        (await admin.get("/api/v1/history")).expect(200),
+        (await api.call("GET", "/api/openapi.json")).expect(200),
+    ]
+    assert created["has_events_token"] is True and answers[3]["has_events_token"] is True
+    for answer in answers:
+        text = json.dumps(answer)
+        assert token not in text and later not in text
+        assert "events_token_hash" not in text and hashlib.sha256(later.encode()).hexdigest() not in text
+    schema = answers[-1]["components"]["schemas"]["ServerOut"]["properties"]
+    assert "events_token" not in schema and schema["has_events_token"]["type"] == "boolean"
+    rows = await api.app[appkeys.DB].fetchall("SELECT * FROM servers")
+    assert [r["events_token_hash"] for r in rows] == [hashlib.sha256(later.encode()).hexdigest()]
+    stored = json.dumps([dict(r) for r in rows]) + json.dumps(
+        [dict(r) for r in await api.app[appkeys.DB].fetchall("SELECT * FROM history")])
+    assert token not in stored and later not in stored
+
+
 async def test_a_server_can_be_changed_and_removed(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "detroit", bucket)
@@ -124,6 +152,19 @@ async def test_bad_server_fields_are_422_naming_the_field(api: Api, weed: WeedCl
     server = await admin.add_server(weed, "capetown", bucket)
     (await admin.patch(f"/api/v1/servers/{server['id']}", json={})).problem(422, "invalid_field")
     (await admin.patch(f"/api/v1/servers/{server['id']}", json={"zone": None})).problem(422, "invalid_field")
+
+
+@pytest.mark.parametrize("token", ["x" * 15, "", "has a space in it!", 1234567890123456789])
+async def test_an_events_token_under_16_characters_or_not_a_plain_string_is_422_naming_it(
+        api: Api, weed: WeedCluster, bucket: str, token: object) -> None:
+    admin = await api.user("root", admin=True)
+    answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, events_token=token))
+    assert answer.problem(422, "invalid_field")["detail"].startswith("events_token"), answer.body
+    assert (await admin.get("/api/v1/servers")).expect(200)["items"] == []
+    server = await admin.add_server(weed, "capetown", bucket)
+    answer = await admin.patch(f"/api/v1/servers/{server['id']}", json={"events_token": token})
+    assert answer.problem(422, "invalid_field")["detail"].startswith("events_token"), answer.body
+    assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["has_events_token"] is False
 
 
 def _body(weed: WeedCluster, bucket: str, /, **overrides: object) -> dict[str, object]:
