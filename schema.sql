@@ -60,7 +60,10 @@ CREATE TABLE servers (
     bytes_present INTEGER NOT NULL DEFAULT 0,
     created_at   TEXT    NOT NULL,
     updated_at   TEXT    NOT NULL
-);
+, events_token_hash TEXT CHECK (length(events_token_hash) = 64));
+-- events_token_hash: the SHA-256 hex of the server's own events token, NULL when it takes events.token.
+-- (Added by migration 0003, and spelled here as SQLite stores an added column, so that a new database and
+-- a migrated one have the same schema text.)
 
 -- A file is a user's name for a sequence of versions (uploads); current_version_id is NULL until the
 -- first upload is stored.

@@ -20,6 +20,8 @@ from .errors import ConfigError
 
 ENV_PREFIX = "CDNSTORE_"
 ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
+MIN_TOKEN_LENGTH = 16  # events tokens, global and per server
+SECRET_KEYS = frozenset({"auth.secret_key", "events.token"})  # never echoed in a config error
 
 
 class Section(BaseModel):
@@ -91,7 +93,15 @@ class GeoipConfig(Section):
 
 
 class EventsConfig(Section):
-    token: str = ""
+    token: str = ""  # empty: storage events are disabled (except for servers with their own events_token)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        # A short shared secret is guessable; empty is the explicit "no webhook" choice.
+        if v and len(v) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be empty (events disabled) or at least {MIN_TOKEN_LENGTH} characters")
+        return v
 
 
 class StorageConfig(Section):
@@ -240,4 +250,5 @@ def _validate(raw: dict[str, Any], sources: dict[str, str]) -> Config:
         source = sources.get(key, "config")
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{key}: unknown setting (in {source})") from None
-        raise ConfigError(f"{key} = {err.get('input')!r}: {err['msg']} (in {source})") from None
+        shown = "(hidden)" if key in SECRET_KEYS else repr(err.get("input"))
+        raise ConfigError(f"{key} = {shown}: {err['msg']} (in {source})") from None

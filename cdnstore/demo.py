@@ -127,7 +127,9 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
                                              "is_active": site.is_active})
             continue
         if existing.endpoint_url != fields["endpoint_url"]:
-            await registry.update(admin_id, existing.id, {"endpoint_url": fields["endpoint_url"]})
+            # A new address takes the credentials with it (they are never sent to a new address otherwise).
+            await registry.update(admin_id, existing.id, {k: fields[k] for k in ("endpoint_url", "access_key",
+                                                                                 "secret_key")})
 
 
 def _announce(cfg: Config, cluster: WeedCluster) -> None:

@@ -66,9 +66,11 @@ def _seaweed(body: dict[str, Any]) -> ObjectEvent | None:
         entry = message.get("new_entry")
         if not isinstance(entry, dict) or entry.get("is_directory"):
             return None
-        # Go omits zero values: an empty file has no file_size.
-        size = _dict(entry.get("attributes")).get("file_size", 0)
-        return ObjectEvent(bucket, key, True, size if isinstance(size, int) else None, _seaweed_etag(entry))
+        # Go omits zero values: an empty file has no file_size, and neither has a forged event. Absent
+        # means unknown (None), which the receiver confirms with a HEAD rather than believing 0.
+        size = _dict(entry.get("attributes")).get("file_size")
+        size = size if isinstance(size, int) and not isinstance(size, bool) else None
+        return ObjectEvent(bucket, key, True, size, _seaweed_etag(entry))
     if body["event_type"] == "delete":
         entry = message.get("old_entry")
         if isinstance(entry, dict) and entry.get("is_directory"):

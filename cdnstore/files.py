@@ -180,6 +180,27 @@ class Files:
         await self.object_created(server, version["object_key"], found.size, found.etag)
         return await self.get(owner_id, file_uuid)
 
+    async def event_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
+        """A storage event says an object appeared on `server`. One without a size (a MinIO record may
+        have none) is not believed by itself: the object is HEADed on the server first, and only what is
+        there, of the announced size, is stored. True if it stored an upload."""
+        if size is None and await self._awaited_on(server, key):  # (no HEAD for keys nobody waits for)
+            try:
+                found = await self.storage.head(server.s3, key)
+            except StorageError as exc:  # the sweep asks again later
+                log.info("event for %s on %s not confirmed: %s", key, server.name, exc.code)
+                return False
+            if found is None:
+                log.warning("event for %s on %s: no such object there; not stored", key, server.name)
+                return False
+            size, etag = found.size, found.etag
+        return await self.object_created(server, key, size, etag)
+
+    async def _awaited_on(self, server: Server, key: str) -> bool:
+        row = await self.db.fetchone("SELECT 1 FROM versions WHERE object_key = ? AND status = 'uploading' "
+                                     "AND upload_server_id = ?", (key, self.servers.internal_id(server)))
+        return row is not None
+
     async def object_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
         """An object appeared on `server` (a webhook, /complete, the sweep). True if it stored an upload.
 
@@ -197,7 +218,7 @@ class Files:
                 return False
             if version["status"] != "uploading":
                 return False
-            if size is not None and size != version["size"]:
+            if size != version["size"]:  # (None: a size nobody checked is never believed)
                 log.warning("object %s on %s has %s bytes, %s announced; not stored", key, server.name, size,
                             version["size"])
                 return False

@@ -41,6 +41,8 @@ class Server:
     health: Health
     created_at: str
     updated_at: str
+    # SHA-256 hex of the server's own events token (never the token); None: it takes events.token
+    events_token_hash: str | None = None
 
     @property
     def s3(self) -> S3Target:

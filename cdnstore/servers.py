@@ -8,6 +8,7 @@ listener; listeners run inside the transaction of the change, so their jobs comm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 from . import history
 from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import Health, S3Target, Server
 from .sealing import Sealer, UnsealError, sealed
@@ -28,14 +30,30 @@ Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
 S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
 COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "secret_key", "location",
-           "zone", "latitude", "longitude", "is_on", "is_active")
+           "zone", "latitude", "longitude", "is_on", "is_active", "events_token_hash")
 
 
 def server_from_row(row: Row, secret_key: str) -> Server:
     return Server(row["uuid"], row["name"], row["endpoint_url"], row["bucket"], row["region"],
                   row["access_key"], secret_key, row["location"], row["zone"], row["latitude"],
                   row["longitude"], bool(row["is_on"]), bool(row["is_active"]), Health(row["health"]),
-                  row["created_at"], row["updated_at"])
+                  row["created_at"], row["updated_at"], row["events_token_hash"])
+
+
+def events_token_hash(token: str) -> str:
+    """What is kept of a server's own events token. A long random bearer token cannot be guessed from a
+    fast hash, so SHA-256 suffices (a slow password hash would only slow every webhook down)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields with `events_token` (if given; None clears it) replaced by `events_token_hash`."""
+    if "events_token" not in fields:
+        return fields
+    fields = dict(fields)
+    token = fields.pop("events_token")
+    fields["events_token_hash"] = None if token is None else events_token_hash(token)
+    return fields
 
 
 class ServerRegistry:
@@ -107,10 +125,12 @@ class ServerRegistry:
     async def create(self, actor_id: int, fields: dict[str, Any]) -> Server:
         if any(s.name == fields["name"] for s in self._servers):
             raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
+        await check_endpoint(fields["endpoint_url"])
         await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
         now = now_iso()
-        values = {**fields, "uuid": str(uuid.uuid4()), "is_on": int(fields["is_on"]),
-                  "is_active": int(fields["is_active"]), "secret_key": self.sealer.seal(fields["secret_key"])}
+        values = {"events_token_hash": None, **_hash_events_token(fields), "uuid": str(uuid.uuid4()),
+                  "is_on": int(fields["is_on"]), "is_active": int(fields["is_active"]),
+                  "secret_key": self.sealer.seal(fields["secret_key"])}
         async with self.db.transaction(offload=True) as tx:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
@@ -132,10 +152,13 @@ class ServerRegistry:
         if "name" in changes and changes["name"] != before.name and \
                 any(s.name == changes["name"] for s in self._servers):
             raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
+        if changes.get("endpoint_url", before.endpoint_url) != before.endpoint_url:
+            await _check_move(changes)
         merged = {**{f: getattr(before, f) for f in S3_FIELDS}, **changes}
         if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
             await self.storage.forget(before.s3)
             await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
+        changes = _hash_events_token(changes)
         values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
         if "secret_key" in changes:
             values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
@@ -147,7 +170,10 @@ class ServerRegistry:
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
             after = server_from_row(row, merged["secret_key"])
-            changed = {k: v for k, v in changes.items() if k != "secret_key" and getattr(before, k) != v}
+            changed = {k: v for k, v in changes.items()
+                       if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v}
+            if "events_token_hash" in changes:  # (the history says that it was given, never what)
+                changed["has_events_token"] = after.events_token_hash is not None
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:
@@ -194,8 +220,32 @@ class ServerRegistry:
         try:
             await self.storage.check_bucket(target, create=True, timeout=self.check_timeout)
         except StorageError as exc:
-            raise Invalid("endpoint_url", f"the storage server failed the check: {exc.detail}",
+            # The detail may quote the remote server's answer: logged for the operator, never echoed to
+            # the caller (who could otherwise read any host's answer through cdnstore).
+            log.info("storage server check failed: %s", exc.detail, extra={"endpoint": target.endpoint_url})
+            await self.storage.forget(target)  # no client kept for a server that was not registered
+            raise Invalid("endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]),
                           code=exc.code) from None
+
+
+# What a failed check says: which step failed, in cdnstore's words only.
+CHECK_FAILURES = {
+    "storage_unreachable": "no answer from the storage server (connection refused, timed out, "
+                           "or an address cdnstore does not connect to)",
+    "storage_auth_failed": "the storage server refused the credentials (access_key, secret_key)",
+    "storage_error": "the storage server answered the bucket check with an error (redirects "
+                     "are not followed)",
+}
+
+
+async def _check_move(changes: dict[str, Any]) -> None:
+    """A server given a new address: that address must be allowed, and it gets fresh credentials, never
+    the stored ones (which would hand them to whoever answers there)."""
+    await check_endpoint(changes["endpoint_url"])
+    for field in ("access_key", "secret_key"):
+        if field not in changes:
+            raise Invalid(field, "required with a new endpoint_url (the stored credentials are "
+                          "never sent to a new address)")
 
 
 # A version (still wanted) held present by this server and by no other server that is on.

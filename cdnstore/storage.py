@@ -21,11 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from cdnstore.endpoints import GuardedResolver
 from cdnstore.errors import StorageError
 from cdnstore.models import S3Target
 from cdnstore.presign import DEFAULT_REGION, Presigner
@@ -122,6 +124,28 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return group.exceptions[0]
 
 
+class _NoRedirects:
+    """An aiohttp session whose requests never follow a redirect (aiobotocore's would: aiohttp's
+    default). A storage server answering 3xx gets its answer treated as an error, and the signed request
+    and its body go nowhere else. (botocore's S3 region redirector may still sign a request again for
+    another region, but only to the endpoint the client was made for: it never reads `Location`.)"""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+def _no_region_redirect(request_dict: dict[str, Any], **_: Any) -> None:
+    request_dict.setdefault("context", {}).setdefault("s3_redirect", {})["redirected"] = True
+
+
+class _NoRedirectsHttpSession(AIOHTTPSession):  # type: ignore[misc]
+    async def _get_session(self, proxy_url: str | None) -> _NoRedirects:
+        return _NoRedirects(await super()._get_session(proxy_url))
+
+
 class Storage:
     """S3 operations on any number of targets; clients are created lazily and reused."""
 
@@ -139,7 +163,11 @@ class Storage:
             raise ValueError("parts_in_flight must be at least 1")
         self.part_size = part_size
         self.parts_in_flight = parts_in_flight
-        self._config = Config(
+        self._config = AioConfig(
+            # No redirects followed, and no connection to a link-local or metadata address, whatever a
+            # name resolves to when the connection is made (see endpoints.py).
+            http_session_cls=_NoRedirectsHttpSession,
+            connector_args={"resolver": GuardedResolver()},
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             connect_timeout=connect_timeout,
@@ -182,6 +210,10 @@ class Storage:
                     config=self._config,
                 )
             )
+            # Runs before botocore's S3 region redirector and tells it this request was redirected
+            # already, so it never re-sends: a storage server answering 301 without end would otherwise
+            # make it HEAD the bucket inside its own handler, recursively, until Python's stack runs out.
+            client.meta.events.register_first("needs-retry.s3", _no_region_redirect)
             self._clients[target] = (client, stack)
             log.debug("S3 client created", extra={"endpoint": target.endpoint_url, "bucket": target.bucket})
             return client

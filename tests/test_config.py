@@ -39,12 +39,24 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[http]\nport = 9000\n[auth]\nsecret_key = "from-the-file-123"\n')
     cfg = config.load(path, env={"CDNSTORE_HTTP_PORT": "9100", "CDNSTORE_HTTP_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16",
-                                 "CDNSTORE_EVENTS_TOKEN": "tok"})
+                                 "CDNSTORE_EVENTS_TOKEN": "tok-of-16-chars!"})
     assert cfg.http.port == 9100
     assert cfg.http.trusted_proxies == ("10.0.0.1", "10.1.0.0/16")
     assert cfg.auth.secret_key == "from-the-file-123"
-    assert cfg.events.token == "tok"
+    assert cfg.events.token == "tok-of-16-chars!"
     assert config.load(path, env={"CDNSTORE_HTTP_TRUSTED_PROXIES": '["::1"]'}).http.trusted_proxies == ("::1",)
+
+
+def test_an_events_token_under_16_characters_is_a_config_error_that_hides_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[events]\ntoken = "short-secret"\n')
+    with pytest.raises(ConfigError, match=r"events\.token = \(hidden\): .*at least 16 characters") as caught:
+        config.load(path, env={})
+    assert "short-secret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="at least 16"):
+        config.load(env={"CDNSTORE_EVENTS_TOKEN": "x" * 15})
+    assert config.load(env={"CDNSTORE_EVENTS_TOKEN": ""}).events.token == ""  # empty: events disabled
+    assert config.load(env={"CDNSTORE_EVENTS_TOKEN": "x" * 16}).events.token == "x" * 16
 
 
 def test_the_config_path_comes_from_the_environment(tmp_path: Path) -> None:

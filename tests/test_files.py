@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from typing import Any
 
 import pytest
 from apihelp import EVENTS_TOKEN, RUSSIA_IP, SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, object_key, put_bytes
@@ -64,9 +65,10 @@ async def test_the_real_seaweedfs_webhook_marks_the_upload_stored(api: Api, weed
     assert history[0]["object_id"] == stored["id"] and history[0]["data"]["server"] == "dallas"
 
 
-async def quiet_server(admin: Session, weed: WeedCluster, bucket: str, name: str = "dallas") -> dict[str, object]:
+async def quiet_server(admin: Session, weed: WeedCluster, bucket: str, name: str = "dallas",
+                       **overrides: object) -> dict[str, Any]:
     """The weed instance registered under another name: its own webhook then reaches no known server."""
-    return await admin.add_server(weed, name, bucket, name=f"{name}-quiet")
+    return await admin.add_server(weed, name, bucket, name=f"{name}-quiet", **overrides)
 
 
 async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster, bucket: str) -> None:
@@ -82,6 +84,23 @@ async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster
         (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=event, token=EVENTS_TOKEN)).expect(204)
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
     assert len((await admin.get("/api/v1/history?event=file.stored")).expect(200)["items"]) == 1
+
+
+async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_server(api: Api, weed: WeedCluster,
+                                                                                bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await quiet_server(admin, weed, bucket)
+    answer = await admin.announce("never-sent.bin", DATA)  # announced, never PUT
+    file_id, key = answer["file"]["id"], object_key(answer["upload"])
+    minio = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
+        "eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    seaweed = {"event_type": "create", "key": f"/buckets/{bucket}/{key}", "message": {"new_entry": {"name": key}}}
+    for body in (minio, seaweed):
+        (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=body, token=EVENTS_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
+    assert await put_bytes(answer["upload"], DATA) == 200
+    (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=minio, token=EVENTS_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
 
 
 async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api: Api, weed: WeedCluster,
@@ -104,6 +123,60 @@ async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api:
         422, "unsupported_event")
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", data="{", token=EVENTS_TOKEN)).problem(
         400, "malformed_json")
+
+
+OWN_TOKEN = "dallas-own-webhook-token-0123"  # a server's own events_token (any 16+ characters)
+
+
+async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its_path(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await quiet_server(admin, weed, bucket, events_token=OWN_TOKEN)  # dallas-quiet: its own token
+    await quiet_server(admin, weed, bucket, "newyork", is_active=False)  # newyork-quiet: none, events.token
+    other = await quiet_server(admin, weed, bucket, "capetown", is_active=False,
+                               events_token="capetown-own-token-4567")
+    assert other["has_events_token"] is True
+    unknown = {"event_type": "create", "key": f"/buckets/{bucket}/nobody-knows",
+               "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}}}
+    own, shared = "/api/v1/events/s3/dallas-quiet", "/api/v1/events/s3/newyork-quiet"
+    (await api.call("POST", own, json=unknown, token=OWN_TOKEN)).expect(204)
+    (await api.call("POST", own, json=unknown, token=EVENTS_TOKEN)).problem(401, "unauthorized")  # not the global
+    (await api.call("POST", own, json=unknown)).problem(401, "unauthorized")
+    (await api.call("POST", shared, json=unknown, token=EVENTS_TOKEN)).expect(204)
+    (await api.call("POST", shared, json=unknown, token=OWN_TOKEN)).problem(401, "unauthorized")
+    (await api.call("POST", "/api/v1/events/s3/capetown-quiet", json=unknown, token=OWN_TOKEN)).problem(
+        401, "unauthorized")  # nor another server's own token
+    (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=OWN_TOKEN)).problem(
+        401, "unauthorized")  # an unknown name takes events.token: a wrong token learns no names
+    (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=EVENTS_TOKEN)).problem(
+        404, "server_not_found")
+    answer = await admin.upload("own-token.txt", DATA)  # to dallas-quiet, the only active server
+    key = object_key(answer["upload"])
+    event = {"event_type": "create", "key": f"/buckets/{bucket}/{key}",
+             "message": {"new_entry": {"attributes": {"file_size": len(DATA)}}}}
+    (await api.call("POST", own, json=event, token=EVENTS_TOKEN)).problem(401, "unauthorized")
+    assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
+    (await api.call("POST", own, json=event, token=OWN_TOKEN)).expect(204)
+    assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
+
+
+async def test_patching_the_events_token_to_null_gives_the_server_back_to_the_global_token(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    server = await quiet_server(admin, weed, bucket)
+    assert server["has_events_token"] is False
+    hook, unknown = "/api/v1/events/s3/dallas-quiet", {"event_type": "create", "key": f"/buckets/{bucket}/x",
+                                                        "message": {"new_entry": {"attributes": {"file_size": 3}}}}
+    given = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"events_token": OWN_TOKEN})).expect(200)
+    assert given["has_events_token"] is True
+    (await api.call("POST", hook, json=unknown, token=EVENTS_TOKEN)).problem(401, "unauthorized")
+    (await api.call("POST", hook, json=unknown, token=OWN_TOKEN)).expect(204)
+    kept = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"location": "Dallas, TX"})).expect(200)
+    assert kept["has_events_token"] is True  # a PATCH without the field keeps it
+    cleared = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"events_token": None})).expect(200)
+    assert cleared["has_events_token"] is False
+    (await api.call("POST", hook, json=unknown, token=OWN_TOKEN)).problem(401, "unauthorized")
+    (await api.call("POST", hook, json=unknown, token=EVENTS_TOKEN)).expect(204)
 
 
 async def test_complete_marks_the_upload_stored_once_the_object_is_there(api: Api, weed: WeedCluster,

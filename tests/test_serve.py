@@ -138,10 +138,10 @@ def test_backup_refuses_without_a_database_and_onto_itself(tmp_path: Path) -> No
 
 def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[auth]\nsecret_key = "a-very-secret-key-123"\n[http]\nport = 9000\n')
-    ok = cdnstore("check-config", cwd=tmp_path, env={"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz",
+    ok = cdnstore("check-config", cwd=tmp_path, env={"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz-123",
                                                      "CDNSTORE_LOG_FORMAT": "json"})
     assert ok.returncode == 0, ok.stderr
-    assert "a-very-secret-key-123" not in ok.stdout and "hook-token-xyz" not in ok.stdout
+    assert "a-very-secret-key-123" not in ok.stdout and "hook-token-xyz-123" not in ok.stdout
     import tomllib
     shown = tomllib.loads(ok.stdout)
     assert shown["http"]["port"] == 9000 and shown["log"]["format"] == "json"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
+from aiohttp import web
 from apihelp import Api
 from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore import appkeys
+from cdnstore.models import S3Target
 from cdnstore.seaweed import WeedCluster
 
 
@@ -60,6 +66,33 @@ async def test_the_secret_key_is_never_in_an_answer(api: Api, weed: WeedCluster,
         assert SECRET_KEY not in text
         assert "secret_key" not in text
     assert "access_key" not in json.dumps(created)
+
+
+async def test_a_servers_events_token_is_never_in_an_answer_and_stored_only_as_its_hash(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    token, later = "capetown-webhook-token-one", "capetown-webhook-token-two"
+    created = await admin.add_server(weed, "capetown", bucket, events_token=token)
+    answers = [
+        created,
+        (await admin.get("/api/v1/servers")).expect(200),
+        (await admin.get(f"/api/v1/servers/{created['id']}")).expect(200),
+        (await admin.patch(f"/api/v1/servers/{created['id']}", json={"events_token": later})).expect(200),
+        (await admin.get("/api/v1/history")).expect(200),
+        (await api.call("GET", "/api/openapi.json")).expect(200),
+    ]
+    assert created["has_events_token"] is True and answers[3]["has_events_token"] is True
+    for answer in answers:
+        text = json.dumps(answer)
+        assert token not in text and later not in text
+        assert "events_token_hash" not in text and hashlib.sha256(later.encode()).hexdigest() not in text
+    schema = answers[-1]["components"]["schemas"]["ServerOut"]["properties"]
+    assert "events_token" not in schema and schema["has_events_token"]["type"] == "boolean"
+    rows = await api.app[appkeys.DB].fetchall("SELECT * FROM servers")
+    assert [r["events_token_hash"] for r in rows] == [hashlib.sha256(later.encode()).hexdigest()]
+    stored = json.dumps([dict(r) for r in rows]) + json.dumps(
+        [dict(r) for r in await api.app[appkeys.DB].fetchall("SELECT * FROM history")])
+    assert token not in stored and later not in stored
 
 
 async def test_a_server_can_be_changed_and_removed(api: Api, weed: WeedCluster, bucket: str) -> None:
@@ -121,7 +154,115 @@ async def test_bad_server_fields_are_422_naming_the_field(api: Api, weed: WeedCl
     (await admin.patch(f"/api/v1/servers/{server['id']}", json={"zone": None})).problem(422, "invalid_field")
 
 
+@pytest.mark.parametrize("token", ["x" * 15, "", "has a space in it!", 1234567890123456789])
+async def test_an_events_token_under_16_characters_or_not_a_plain_string_is_422_naming_it(
+        api: Api, weed: WeedCluster, bucket: str, token: object) -> None:
+    admin = await api.user("root", admin=True)
+    answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, events_token=token))
+    assert answer.problem(422, "invalid_field")["detail"].startswith("events_token"), answer.body
+    assert (await admin.get("/api/v1/servers")).expect(200)["items"] == []
+    server = await admin.add_server(weed, "capetown", bucket)
+    answer = await admin.patch(f"/api/v1/servers/{server['id']}", json={"events_token": token})
+    assert answer.problem(422, "invalid_field")["detail"].startswith("events_token"), answer.body
+    assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["has_events_token"] is False
+
+
 def _body(weed: WeedCluster, bucket: str, /, **overrides: object) -> dict[str, object]:
     return {"name": "capetown", "endpoint_url": weed.instance("capetown").endpoint_url, "bucket": bucket,
             "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "location": "Cape Town", "zone": "Africa",
             "latitude": -33.92, "longitude": 18.42, "is_on": True, "is_active": True, **overrides}
+
+
+class FakeS3:
+    """A tiny HTTP server that answers every request with one canned answer and records what it saw."""
+
+    def __init__(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.seen: list[tuple[str, str, str | None]] = []  # method, path, Authorization
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append((request.method, request.path, request.headers.get("Authorization")))
+        return web.Response(status=self.status, text=self.body, headers=self.headers,
+                            content_type="application/xml")
+
+
+StartFake = Callable[..., Awaitable[FakeS3]]
+
+
+@pytest.fixture
+def fake_s3(aiohttp_server: Any) -> StartFake:
+    async def start(status: int, body: str = "", headers: dict[str, str] | None = None) -> FakeS3:
+        fake = FakeS3(status, body, headers)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", fake.handle)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        fake.url = f"http://127.0.0.1:{server.port}"
+        return fake
+    return start
+
+
+@pytest.mark.parametrize("endpoint_url", [
+    "http://169.254.169.254", "http://169.254.170.2:8333", "http://[fe80::1]:8333", "http://[fd00:ec2::254]",
+    "http://[::ffff:169.254.169.254]", "http://[64:ff9b::a9fe:a9fe]",
+    "http://2852039166",  # a name that resolves to 169.254.169.254 (decimal IPv4)
+    "http://cdnkey:secret@127.0.0.1:8333", "http://user@127.0.0.1:8333",
+])
+async def test_link_local_metadata_and_user_info_endpoints_are_refused(api: Api, weed: WeedCluster, bucket: str,
+                                                                        endpoint_url: str) -> None:
+    admin = await api.user("root", admin=True)
+    answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, endpoint_url=endpoint_url))
+    assert answer.problem(422, "endpoint_not_allowed")["detail"].startswith("endpoint_url")
+    assert (await admin.get("/api/v1/servers")).expect(200)["items"] == []
+    server = await admin.add_server(weed, "capetown", bucket)  # loopback (private too) stays allowed
+    moved = await admin.patch(f"/api/v1/servers/{server['id']}", json={
+        "endpoint_url": endpoint_url, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
+    moved.problem(422, "endpoint_not_allowed")
+    assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["endpoint_url"] == server["endpoint_url"]
+
+
+async def test_a_new_endpoint_url_needs_the_credentials_again(api: Api, weed: WeedCluster, bucket: str,
+                                                              fake_s3: StartFake) -> None:
+    admin = await api.user("root", admin=True)
+    server = await admin.add_server(weed, "capetown", bucket)
+    elsewhere = await fake_s3(200)
+    for partial in ({}, {"access_key": ACCESS_KEY}, {"secret_key": SECRET_KEY}):
+        answer = await admin.patch(f"/api/v1/servers/{server['id']}", json={"endpoint_url": elsewhere.url, **partial})
+        missing = "access_key" if "access_key" not in partial else "secret_key"
+        assert answer.problem(422, "invalid_field")["detail"].startswith(missing)
+    assert elsewhere.seen == []  # the stored credentials never went to the new address
+    other = weed.instance("newyork").endpoint_url
+    moved = (await admin.patch(f"/api/v1/servers/{server['id']}", json={
+        "endpoint_url": other, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})).expect(200)
+    assert moved["endpoint_url"] == other
+    same = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"endpoint_url": other, "zone": "Z"}))
+    assert same.expect(200)["zone"] == "Z"  # the same address is not a new one
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "storage_auth_failed"), (500, "storage_error"),
+                                              (400, "storage_error")])
+async def test_a_failed_check_says_what_failed_without_echoing_the_remote_answer(
+        api: Api, weed: WeedCluster, bucket: str, fake_s3: StartFake, status: int, code: str) -> None:
+    admin = await api.user("root", admin=True)
+    remote = await fake_s3(status, "<Error><Code>AccessDenied</Code><Message>internal-secret-9f3a from "
+                           "10.0.0.7</Message></Error>" if status == 403 else
+                           "<Error><Code>X</Code><Message>internal-secret-9f3a</Message></Error>")
+    answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, endpoint_url=remote.url))
+    problem = answer.problem(422, code)
+    assert "internal-secret-9f3a" not in json.dumps(problem) and "10.0.0.7" not in json.dumps(problem)
+    assert remote.seen  # it was asked
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_storage_and_health_requests_never_follow_a_redirect(api: Api, weed: WeedCluster, bucket: str,
+                                                                   fake_s3: StartFake, status: int) -> None:
+    admin = await api.user("root", admin=True)
+    target = await fake_s3(200)
+    redirector = await fake_s3(status, headers={"Location": f"{target.url}/{bucket}"})
+    answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, endpoint_url=redirector.url))
+    assert answer.status == 422, answer.body
+    storage = api.app[appkeys.STORAGE]
+    s3 = S3Target(redirector.url, bucket, "us-east-1", ACCESS_KEY, SECRET_KEY)
+    assert await storage.head_bucket(s3, timeout=5) is False  # the health check
+    await storage.forget(s3)
+    assert redirector.seen and target.seen == []  # never contacted: neither request nor credentials

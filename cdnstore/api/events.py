@@ -12,11 +12,12 @@ from .endpoint import endpoint, read_json
           responses={204: None}, errors=(400, 401, 404, 422))
 async def storage_event(request: web.Request) -> web.Response:
     """MinIO's bucket notification body or the SeaweedFS filer webhook body, with
-    `Authorization: Bearer <events.token>`. Objects cdnstore does not know are ignored; the same event
+    `Authorization: Bearer <events.token>`, or the server's own `events_token` if it was registered with
+    one (then only that token is accepted here). Objects cdnstore does not know are ignored; the same event
     twice, or events out of order, change nothing."""
     server = request.app[appkeys.SERVERS].by_name(request.match_info["server_name"])
     files = request.app[appkeys.FILES]
     for event in events.parse(await read_json(request)):
         if event.created and event.bucket == server.bucket:
-            await files.object_created(server, event.key, event.size, event.etag)
+            await files.event_created(server, event.key, event.size, event.etag)
     return web.Response(status=204)

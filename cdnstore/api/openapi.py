@@ -38,7 +38,8 @@ def build(endpoints: list[Endpoint]) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "An access token from /api/v1/auth/login"},
                 "events": {"type": "http", "scheme": "bearer",
-                           "description": "The events.token shared with the storage servers"},
+                           "description": "The server's own events_token if it was registered with one, "
+                                          "else the events.token shared with the storage servers"},
             },
         },
     }

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
+from ..config import MIN_TOKEN_LENGTH
 from ..history import EVENTS
 from ..models import PERMISSIONS
 from ..pagination import PageQuery
@@ -117,6 +118,8 @@ Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63,
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
+# A server's own webhook token: sent in a header, so printable ASCII without spaces; long enough not to guess.
+EventsToken = Annotated[str, StringConstraints(min_length=MIN_TOKEN_LENGTH, max_length=256, pattern=r"^[!-~]+$")]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
 
@@ -133,6 +136,7 @@ class ServerCreate(Body):
     longitude: Longitude
     is_on: bool
     is_active: bool
+    events_token: EventsToken | None = None  # None: the server takes events.token
 
 
 class ServerPatch(Patch):
@@ -148,6 +152,7 @@ class ServerPatch(Patch):
     longitude: Longitude = unset()
     is_on: bool = unset()
     is_active: bool = unset()
+    events_token: EventsToken | None = None  # null clears it: the server takes events.token again
 
 
 class ServerOut(Out):
@@ -163,6 +168,7 @@ class ServerOut(Out):
     is_on: bool
     is_active: bool
     health: Literal["up", "down", "unknown"]
+    has_events_token: bool  # (the token itself is never shown)
     files: int
     bytes: int
     pending_jobs: int

@@ -9,8 +9,9 @@ from aiohttp import web
 from yarl import URL
 
 from .. import appkeys
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..models import User
+from ..servers import events_token_hash
 
 
 def bearer(request: web.Request) -> str:
@@ -41,6 +42,17 @@ def cookie_session(request: web.Request) -> bool:
 
 
 def authenticate_events(request: web.Request) -> None:
+    """A server registered with its own events_token accepts only that token on its path (not events.token,
+    nor another server's). Other servers take events.token; so do unknown names, so that a caller without a
+    valid token learns nothing of which names exist (401 before the handler's 404)."""
+    try:
+        server = request.app[appkeys.SERVERS].by_name(request.match_info["server_name"])
+    except NotFound:
+        server = None
+    if server is not None and server.events_token_hash is not None:
+        if not hmac.compare_digest(events_token_hash(bearer(request)), server.events_token_hash):
+            raise Unauthorized("wrong events token for this server")
+        return
     expected = request.app[appkeys.CONFIG].events.token
     if not expected:
         raise Unauthorized("storage events are disabled: events.token is not set")

@@ -20,6 +20,7 @@ def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any
             "bucket": server.bucket, "region": server.region, "location": server.location,
             "zone": server.zone, "latitude": server.latitude, "longitude": server.longitude,
             "is_on": server.is_on, "is_active": server.is_active, "health": server.health.value,
+            "has_events_token": server.events_token_hash is not None,
             **stats, "created_at": server.created_at, "updated_at": server.updated_at}
 
 
@@ -49,7 +50,9 @@ async def list_servers(request: web.Request, query: PageQuery) -> web.Response:
           errors=(400, 401, 403, 409, 422))
 async def create_server(request: web.Request, body: ServerCreate) -> web.Response:
     """The endpoint and credentials are checked and the bucket is created if missing (422 with the
-    reason when that fails). The secret key is stored and never shown again."""
+    reason when that fails). The secret key is stored and never shown again; so is the server's own
+    `events_token` (then the only token its webhook path accepts), of which the answer says only
+    `has_events_token`."""
     server = await request.app[appkeys.SERVERS].create(await _actor(request), body.model_dump())
     return await _answer(request, server, 201)
 
