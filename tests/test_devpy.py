@@ -152,13 +152,17 @@ async def test_storage_servers_left_by_a_crashed_run_are_stopped_and_the_demo_st
     assert await asyncio.wait_for(crashed.wait(), 60) == 0
     orphans = weed_pids(folder)
     assert len(orphans) == 2
-    async with demo(folder) as run:
-        await run.read_until(READY)
-        assert all(f"stopping SeaweedFS pid {pid}, left running on" in run.out for pid in orphans), run.out
-        assert not set(orphans) & set(weed_pids(folder))
-        assert "goroutine" not in run.out and "Traceback" not in run.out
-        run.proc.send_signal(signal.SIGINT)
-        assert_stopped_cleanly(run, await run.finish())
+    try:
+        async with demo(folder) as run:
+            await run.read_until(READY)
+            assert all(f"stopping SeaweedFS pid {pid}, left running on" in run.out for pid in orphans), run.out
+            assert not set(orphans) & set(weed_pids(folder))
+            assert "goroutine" not in run.out and "Traceback" not in run.out
+            run.proc.send_signal(signal.SIGINT)
+            assert_stopped_cleanly(run, await run.finish())
+    finally:
+        for pid in set(orphans) & set(weed_pids(folder)):  # the demo failed to: do not leave them running
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_second_demo_on_a_busy_port_or_folder_says_what_to_do_in_one_line(tmp_path: Path) -> None:
