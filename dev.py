@@ -45,7 +45,8 @@ def run_demo(*cmd: str | Path) -> int:
     group) reaches it once, through dev.py, which alone decides how long to wait; and it gets SIGTERM
     should dev.py itself be killed."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, process_group=0, preexec_fn=_die_with_parent)
+    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, process_group=0,
+                             preexec_fn=_die_with_parent)  # stdin: a background group must not read the tty
     asked: list[float] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -57,17 +58,22 @@ def run_demo(*cmd: str | Path) -> int:
         signal.signal(sig, forward)
     while True:
         try:
-            return child.wait(0.2)  # a slice: a blocking wait would not end on a signal
+            return _exit_code(child.wait(0.2))  # a slice: a blocking wait would not end on a signal
         except subprocess.TimeoutExpired:
             if asked and time.monotonic() - asked[0] > DEMO_STOP_GRACE:
                 break
     print(f"dev.py: the demo did not stop within {DEMO_STOP_GRACE:.0f} s; terminating it", flush=True)
     child.terminate()
     try:
-        return child.wait(DEMO_KILL_AFTER)
+        return _exit_code(child.wait(DEMO_KILL_AFTER))
     except subprocess.TimeoutExpired:
         child.kill()
-        return child.wait()
+        return _exit_code(child.wait())
+
+
+def _exit_code(returncode: int) -> int:
+    """As a shell reports it: 128 + N for a child ended by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def _die_with_parent() -> None:
@@ -151,4 +157,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C while installing: the command it interrupted has said enough
+        sys.exit(130)

@@ -209,7 +209,14 @@ def _orphaned(pid: int) -> bool:
         return False  # already gone
     ppid = int(stat.rpartition(")")[2].split()[1])
     owner = next((e.partition(b"=")[2] for e in environ if e.startswith(f"{OWNER_ENV}=".encode())), b"")
-    return not owner.isdigit() or int(owner) != ppid or ppid == 1
+    if owner.isdigit():
+        return int(owner) != ppid
+    # Started by a cdnstore from before OWNER_ENV: still owned while its parent is a Python process.
+    try:
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return not Path(parent[0].decode(errors="replace")).name.startswith("python") and b"cdnstore" not in parent[0]
 
 
 async def _stop_pid(pid: int) -> None:
