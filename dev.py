@@ -8,22 +8,78 @@ Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import FrameType
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo"}
+# After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
+# only a demo still running after this long is terminated, then killed.
+DEMO_STOP_GRACE = 60.0
+DEMO_KILL_AFTER = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def sh(*cmd: str | Path, check: bool = True) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.run([str(c) for c in cmd], cwd=ROOT, check=check).returncode
+
+
+def run_demo(*cmd: str | Path) -> int:
+    """Run the demo until it exits; SIGINT/SIGTERM/SIGHUP to dev.py are passed on and the demo's own
+    shutdown is waited for (no traceback, no storage server left running). Exit code: the demo's, which is
+    0 after a clean stop, Ctrl-C included.
+
+    The demo runs in a process group of its own, so that a terminal's Ctrl-C (sent to the foreground
+    group) reaches it once, through dev.py, which alone decides how long to wait; and it gets SIGTERM
+    should dev.py itself be killed."""
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, process_group=0,
+                             preexec_fn=_die_with_parent)  # stdin: a background group must not read the tty
+    asked: list[float] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        asked.append(time.monotonic())
+        with contextlib.suppress(ProcessLookupError):  # SIGHUP (terminal closed) would kill it unclean
+            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            return _exit_code(child.wait(0.2))  # a slice: a blocking wait would not end on a signal
+        except subprocess.TimeoutExpired:
+            if asked and time.monotonic() - asked[0] > DEMO_STOP_GRACE:
+                break
+    print(f"dev.py: the demo did not stop within {DEMO_STOP_GRACE:.0f} s; terminating it", flush=True)
+    child.terminate()
+    try:
+        return _exit_code(child.wait(DEMO_KILL_AFTER))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return _exit_code(child.wait())
+
+
+def _exit_code(returncode: int) -> int:
+    """As a shell reports it: 128 + N for a child ended by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when dev.py dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def apt_install(*packages: str) -> None:
@@ -49,14 +105,27 @@ def _apt_has(package: str) -> bool:
         ["apt-cache", "show", package], capture_output=True).returncode == 0
 
 
+# A venv made for the tests has all the demo needs: the demo runs in it as it is (and the tests that run
+# `dev.py demo` do not reinstall anything).
+SUPERSETS = {"demo": ("test",)}
+
+
 def ensure_installed(extra: str) -> None:
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
-    stamp = VENV / f".installed-{extra}"
-    if stamp.exists() and stamp.read_text() == digest:
+    if any(_installed(e) for e in (extra, *SUPERSETS.get(extra, ()))):
         return
     sh(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
     sh(PYTHON, "-m", "pip", "install", "-q", "-e", f".[{extra}]")
-    stamp.write_text(digest)
+    (VENV / f".installed-{extra}").write_text(_digest(extra))
+
+
+def _installed(extra: str) -> bool:
+    """Is `extra` installed from the current pyproject.toml?"""
+    stamp = VENV / f".installed-{extra}"
+    return stamp.exists() and stamp.read_text() == _digest(extra)
+
+
+def _digest(extra: str) -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
 
 
 def ensure_chromium() -> None:
@@ -74,7 +143,7 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     ensure_installed(EXTRAS[command])
     if command == "demo":
-        return sh(VENV / "bin" / "cdnstore", "demo", *rest, check=False)
+        return run_demo(VENV / "bin" / "cdnstore", "demo", *rest)
     if command == "test":
         ensure_chromium()
         return sh(PYTHON, "-m", "pytest", *rest, check=False)
@@ -88,4 +157,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C while installing: the command it interrupted has said enough
+        sys.exit(130)

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import secrets
 import signal
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from .api.server import AppRunner
 from .app import create_app
 from .config import Config
 from .errors import NotFound
-from .seaweed import WeedCluster
+from .seaweed import WeedCluster, WeedError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,29 @@ def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
 def run_demo(cfg: Config, folder: str, port: int | None) -> int:
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(_demo(demo_config(cfg, root, port), root))
+    cfg = demo_config(cfg, root, port)
+    if not _port_free(cfg.http.host, cfg.http.port):
+        return _refuse(f"port {cfg.http.port} on {cfg.http.host} is in use (an earlier demo still running?): "
+                       "stop it, or choose another port with --port")
+    try:
+        return asyncio.run(_demo(cfg, root))
+    except WeedError as exc:  # one line, not weed's Go stack dump (that stays in the file it names)
+        return _refuse(exc.summary)
+
+
+def _refuse(reason: str) -> int:
+    print(f"cdnstore demo: {reason}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp's listener does
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 async def _demo(cfg: Config, root: Path) -> int:
@@ -96,16 +120,29 @@ async def _demo(cfg: Config, root: Path) -> int:
     await cluster.start()
     runner = AppRunner(create_app(cfg), access_log=None)  # unparsable requests answered as problem+json
     try:
+        await _provision_first(cfg, cluster, s3_secret)
         await runner.setup()
         await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
-        await _provision(runner.app, cluster, s3_secret)
         _announce(cfg, cluster)
         await stop.wait()
         print("\nstopping ...", flush=True)
     finally:
         await runner.cleanup()
         await cluster.stop()
+    print("stopped", flush=True)
     return 0
+
+
+async def _provision_first(cfg: Config, cluster: WeedCluster, s3_secret: str) -> None:
+    """Register the servers before the daemon listens and checks them. Else the events they send meanwhile
+    (their start, the bucket being made) are answered 404 "unknown server" and logged, which reads as
+    errors; and the first health checks go to the previous run's ports."""
+    tool = web.AppRunner(create_app(cfg, tool=True))  # the database and registry, no background work
+    await tool.setup()
+    try:
+        await _provision(tool.app, cluster, s3_secret)
+    finally:
+        await tool.cleanup()
 
 
 async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str) -> None:

@@ -99,9 +99,13 @@ class Files:
             params.append("%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
         return await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
 
-    async def replicas(self, owner_id: int, file_uuid: str) -> list[tuple[Server, str]]:
-        """Where the current content is: servers holding it (present) or about to (pending)."""
-        row = await self.get(owner_id, file_uuid)
+    async def replicas(self, file_uuid: str) -> list[tuple[Server, str]]:
+        """Where the current content of any user's live file is: servers holding it (present) or about to
+        (pending). Not scoped by owner: it is the server admins' view (can_view_cdnserver), by contract."""
+        row = await self.db.fetchone(
+            "SELECT current_version_id FROM files WHERE uuid = ? AND deleted_at IS NULL", (file_uuid,))
+        if row is None:
+            raise NotFound("no such file", code="file_not_found")
         version = row["current_version_id"]
         if version is None:
             return []

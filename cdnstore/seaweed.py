@@ -2,6 +2,8 @@
 
 Every instance binds only 127.0.0.1, on 10 ports of its own chosen by probing, keeps its data,
 logs and S3 identities in its own directory, and is ready when a signed ListBuckets succeeds.
+An instance dies with the process that started it (even one killed with SIGKILL), and a server left on
+its directory by an earlier run that crashed is stopped before the new one starts.
 The flag set follows the verified notes in /work/shared/notes/seaweedfs.md; the reasons are repeated
 next to the flags because each one of them was learnt the hard way.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -46,6 +49,20 @@ STOP_TIMEOUT = 10.0
 
 class WeedError(RuntimeError):
     """A SeaweedFS instance could not be started or found; the message carries its log tail."""
+
+    @property
+    def summary(self) -> str:
+        """One line for a person: what failed and, when weed said why, its reason (not its stack dump)."""
+        first, _, rest = str(self).partition("\n")
+        reasons = _GLOG_ERROR.findall(rest)
+        return f"{first}: {reasons[-1]}" if reasons else first
+
+
+# A glog error or fatal line: "F1128 07:34:44.573178 configuration.go:26 failed to initialize store ..."
+_GLOG_ERROR = re.compile(r"^[EF]\d{4} [\d:.]+ \S+ (.+)$", re.M)
+# Every instance carries the pid of the process that started it, so that a later start can tell a server
+# orphaned by a crashed run (its parent is no longer that process) from one of a run that still goes on.
+OWNER_ENV = "CDNSTORE_WEED_OWNER"
 
 
 @dataclass
@@ -125,6 +142,7 @@ def _child_env(webhook_url: str | None, webhook_token: str | None) -> dict[str, 
     # AWS_* keys would add a second admin identity; stray WEED_* settings (e.g. a notification
     # config) would make instances differ from what the caller asked for.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_"))}
+    env[OWNER_ENV] = str(os.getpid())
     if webhook_url:
         env["WEED_NOTIFICATION_WEBHOOK_ENABLED"] = "true"
         env["WEED_NOTIFICATION_WEBHOOK_ENDPOINT"] = webhook_url
@@ -168,6 +186,79 @@ def _mini_args(inst: WeedInstance, s3_config: Path, max_volumes: int) -> list[st
         # by the volume size) allows only ~70 buckets on an 80 GB disk. Volumes are not preallocated.
         f"-volume.max={max_volumes}",
     ]
+
+
+def _holders(inst_dir: Path) -> list[int]:
+    """Pids of running weed processes serving `inst_dir` (Linux /proc; elsewhere none are found)."""
+    wanted = f"-dir={inst_dir}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if Path(argv[0].decode(errors="replace")).name == "weed" and wanted in argv:
+                found.append(int(proc.name))
+    return found
+
+
+def _orphaned(pid: int) -> bool:
+    """Was the weed process `pid` left behind by a run that is gone (its parent is not its starter)?"""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # already gone
+    ppid = int(stat.rpartition(")")[2].split()[1])
+    owner = next((e.partition(b"=")[2] for e in environ if e.startswith(f"{OWNER_ENV}=".encode())), b"")
+    if owner.isdigit():
+        return int(owner) != ppid
+    # Started by a cdnstore from before OWNER_ENV: still owned while its parent is a Python process.
+    try:
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return not Path(parent[0].decode(errors="replace")).name.startswith("python") and b"cdnstore" not in parent[0]
+
+
+async def _stop_pid(pid: int) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT, a process that is not our child (so: poll, not wait)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            await asyncio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has let go of its files and ports
+
+
+async def _clear_leftovers(inst: WeedInstance) -> None:
+    """A server of a crashed earlier run still holding this data directory (weed locks its filer store,
+    so a second one dies with a Go stack dump) is stopped; one of a run still going is refused in a line."""
+    for pid in _holders(inst.dir):
+        if not _orphaned(pid):
+            raise WeedError(f"{inst.dir} is in use by SeaweedFS (pid {pid}) of a run that is still going: "
+                            "stop that run, or use another directory")
+        log.warning("stopping SeaweedFS pid %d, left running on %s by an earlier run", pid, inst.dir)
+        await _stop_pid(pid)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it dies, however it dies (a
+    demo killed with -9 must not leave servers holding its data directory). Linux only; elsewhere a no-op.
+    Linux sends it when the starting *thread* ends: instances are started from the event loop's thread."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -286,6 +377,7 @@ class WeedCluster:
         return WeedInstance(name, inst_dir, base, s3_port, f"http://127.0.0.1:{s3_port}")
 
     async def _launch(self, binary: str, inst: WeedInstance) -> None:
+        await _clear_leftovers(inst)
         hook = self._webhook_url(inst.name) if self._webhook_url else None
         with inst.output_path.open("ab") as out:
             # cwd=dir: weed reads notification.toml and friends from its cwd.
@@ -297,6 +389,7 @@ class WeedCluster:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         log.info("started SeaweedFS %s pid %d on %s", inst.name, inst.process.pid, inst.endpoint_url)
         started = time.monotonic()

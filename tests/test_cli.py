@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from weedbed import unused_port
@@ -27,12 +29,46 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
 
 
-def readme_curl_block() -> str:
-    """The README's curl walk-through, exactly as shown (with a moment for the storage webhook)."""
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    section = text[text.index("## Try it with curl"):]
-    start = section.index("```sh") + len("```sh")
-    return section[start:section.index("```", start)].replace("\n# 3.", "\nsleep 1\n# 3.")
+README = Path(__file__).parent.parent / "README.md"
+# Run as written, but strict: the first failing command (an HTTP error included) ends the script.
+STRICT = 'set -euo pipefail\nshopt -s inherit_errexit\ncurl() { command curl --fail-with-body "$@"; }\n'
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """Every ```sh block of the README, with the title of the section it is in ("" before the first)."""
+    text = README.read_text()
+    return [((re.findall(r"^## (.+)$", text[:m.start()], re.M) or [""])[-1], m[1])
+            for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)]
+
+
+def readme_demo_script() -> str:
+    """The README's blocks for the demo, in order, each numbered comment turned into a marker to split
+    the output by: `### 3` for `# 3. ...`, `### block 2` at the start of the second block."""
+    blocks = readme_blocks()
+    # The first block is the two commands that start everything; "Running it for real" is no demo.
+    assert blocks[0][0] == "" and blocks[0][1].startswith("python3 dev.py demo    #")
+    demo = [block for title, block in blocks[1:] if title != "Running it for real"]
+    assert all(title.startswith("Try it") for title, block in blocks[1:] if block in demo), blocks
+    # printf, not echo: curl prints JSON without a newline, and a marker must start a line of its own.
+    marked = (f"printf '\\n### block {n}\\n'\n" + re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
+              for n, block in enumerate(demo, 1))
+    return STRICT + "".join(marked)
+
+
+def by_marker(output: str) -> dict[str, str]:
+    parts = re.split(r"\n### (.+)\n", output)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def json_values(text: str) -> list[Any]:
+    """The JSON documents printed back to back (curl adds no newline)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text.strip()):
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return found
 
 
 def test_init_creates_the_database_and_is_safe_to_run_again(tmp_path: Path) -> None:
@@ -98,12 +134,20 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
         assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
             (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT]
         readme = await asyncio.create_subprocess_exec(
-            "bash", "-euo", "pipefail", "-c", readme_curl_block().replace("http://127.0.0.1:8080", url),
+            "bash", "-c", readme_demo_script().replace("http://127.0.0.1:8080", url),
             cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         shown, errors = await asyncio.wait_for(readme.communicate(), 60)
-        assert readme.returncode == 0, errors.decode()
-        assert shown.decode().endswith("hello, world\n"), shown.decode()
-        assert '"status":"stored"' in shown.decode() and '"zone":"USA"' in shown.decode()
+        assert readme.returncode == 0, shown.decode() + errors.decode()
+        steps = by_marker(shown.decode())
+        assert steps["1"] == steps["2"] == ""
+        assert [(f["name"], f["status"], f["zone"]) for f in json_values(steps["3"])] == [
+            ("hello.txt", "stored", "USA")]
+        assert steps["4"] == "hello, world\n"
+        listed, where = json_values(steps["block 2"])
+        assert [s["name"] for s in listed["items"]] == [site.name for site in ORIGINAL_LAYOUT]
+        assert {(i["server"]["name"], i["server"]["zone"]) for i in where["items"]} == {
+            ("newyork", "USA"), ("dallas", "USA")}
+        assert {i["status"] for i in where["items"]} <= {"present", "pending"}
     finally:
         proc.send_signal(signal.SIGINT)
         rest = await asyncio.wait_for(proc.communicate(), 30)

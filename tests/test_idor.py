@@ -45,7 +45,6 @@ CASES = [
          "file_not_found"),
     Case("PATCH", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found", {"name": "stolen.txt"}),
     Case("DELETE", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}/servers", "/api/v1/files/{file}/servers", 404, "file_not_found"),
     Case("POST", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found", {}),
     Case("GET", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found"),
     Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{file}/links/{link}", 404,
@@ -60,16 +59,43 @@ CASES = [
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
 SHARED = {("GET", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}"), ("DELETE", "/api/v1/servers/{id}")}
+# Where any user's file is, by contract the view of every holder of can_view_cdnserver:
+# test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more.
+ADMIN_VIEWS = {("GET", "/api/v1/files/{id}/servers")}
 
 
 def test_every_route_with_an_id_has_an_idor_case() -> None:
     with_ids = {(ep.method, ep.path) for ep in endpoint.endpoints
                 if re.search(r"{(id|link_id)}", ep.path)}
     covered = {(case.method, case.route) for case in CASES}
-    assert with_ids == covered | SHARED, (with_ids - covered - SHARED, (covered | SHARED) - with_ids)
+    known = covered | SHARED | ADMIN_VIEWS
+    assert with_ids == known, (with_ids - known, known - with_ids)
     # {token} routes are public by design (the token is the capability); {server_name} is the webhook.
     others = {(ep.method, ep.path) for ep in endpoint.endpoints if "{" in ep.path} - with_ids
     assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
+
+
+async def test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "dallas", bucket)
+    alice = await api.user("alice")
+    file_id = (await alice.upload("private.txt", DATA))["file"]["id"]
+    await alice.wait_stored(file_id)
+    mallory = await api.user("mallory", permissions=list(PERMISSIONS))  # not an admin, but can_view_cdnserver
+    bob = await api.user("bob")  # the default permissions: files and links, no servers
+
+    for viewer in (admin, mallory):
+        items = (await viewer.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
+        assert [(i["server"]["name"], i["status"]) for i in items] == [("dallas", "present")]
+    (await bob.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")
+    (await alice.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")  # even for her own
+    (await admin.get(f"/api/v1/files/{NOBODY}/servers")).problem(404, "file_not_found")
+    # Seeing where it is gives nothing else: the file itself stays alice's alone.
+    (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
+    (await mallory.get(f"/api/v1/files/{file_id}/download")).problem(404, "file_not_found")
+    await alice.delete(f"/api/v1/files/{file_id}")
+    (await admin.get(f"/api/v1/files/{file_id}/servers")).problem(404, "file_not_found")
 
 
 async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str]) -> dict[str, Any]:

@@ -102,6 +102,7 @@ async def delete_file(request: web.Request) -> web.Response:
 @endpoint("GET", "/api/v1/files/{id}/servers", summary="Where a file is", tag="files",
           permission="can_view_cdnserver", responses={200: ReplicaList}, errors=(401, 403, 404))
 async def file_servers(request: web.Request) -> web.Response:
-    """The servers holding the current content (`present`) or about to (`pending`)."""
-    found = await request.app[appkeys.FILES].replicas(await owner_id(request), request.match_info["id"])
+    """The servers holding the current content (`present`) or about to (`pending`). Any user's file: this is
+    how holders of `can_view_cdnserver` see where a file is (every other file route is owner-only)."""
+    found = await request.app[appkeys.FILES].replicas(request.match_info["id"])
     return json_response({"items": [{"server": render_ref(s), "status": status} for s, status in found]})

@@ -1,0 +1,189 @@
+"""`python3 dev.py demo` stopped as a user stops it: Ctrl-C in a terminal, SIGINT or SIGTERM from a service
+manager, the demo killed outright, and the next run after any of these.
+
+Each test runs the real command (the venv exists by then: dev.py installs nothing) with its own data folder
+and port, and looks for the storage servers it started by their data folder on their command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from weedbed import unused_port
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = "Press Ctrl-C to stop."
+
+
+def weed_pids(folder: Path) -> list[int]:
+    """The running weed processes whose data lives under `folder` (any run's)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if Path(argv[0].decode()).name == "weed" and str(folder).encode() in b" ".join(argv) and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+async def until(condition: object, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Demo:
+    proc: asyncio.subprocess.Process
+    folder: Path
+    out: str = ""
+    rest: str = field(default="")
+
+    async def read_until(self, text: str, within: float = 90.0) -> None:
+        assert self.proc.stdout is not None
+        while text not in self.out:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+            assert line, f"the demo ended before {text!r}:\n{self.out}"
+            self.out += line.decode()
+
+    async def finish(self, within: float = 90.0) -> int:
+        """Wait for the exit; all its output is then in `output`."""
+        tail, _ = await asyncio.wait_for(self.proc.communicate(), within)
+        self.rest = tail.decode()
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    @property
+    def output(self) -> str:
+        return self.out + self.rest
+
+
+@asynccontextmanager
+async def demo(folder: Path, *args: str, port: int | None = None, via: str = "dev.py") -> AsyncIterator[Demo]:
+    """`python3 dev.py demo --dir folder --port port` (or `python -m cdnstore demo`), in a session of its own
+    like a shell job, so that a signal to its whole group is what a terminal's Ctrl-C does."""
+    command = [sys.executable, "dev.py", "demo"] if via == "dev.py" else [
+        str(ROOT / ".venv" / "bin" / "python"), "-m", "cdnstore", "demo"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
+    earlier = set(weed_pids(folder))  # another demo's, on the same folder
+    proc = await asyncio.create_subprocess_exec(
+        *command, "--dir", str(folder), "--port", str(port or unused_port()), *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    run = Demo(proc, folder)
+    try:
+        yield run
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        for pid in set(weed_pids(folder)) - earlier:  # never leave a failed test's servers behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def assert_stopped_cleanly(run: Demo, code: int) -> None:
+    assert code == 0, run.output
+    assert "Traceback" not in run.output, run.output
+    assert "stopping ..." in run.output and run.output.rstrip().endswith("stopped"), run.output
+    assert weed_pids(run.folder) == []
+
+
+@pytest.mark.parametrize(("how", "sig"), [("terminal", signal.SIGINT), ("dev.py", signal.SIGINT),
+                                          ("dev.py", signal.SIGTERM)])
+async def test_ctrl_c_sigint_or_sigterm_stops_the_demo_and_its_storage_servers_cleanly(
+        tmp_path: Path, how: str, sig: signal.Signals) -> None:
+    async with demo(tmp_path / "demo") as run:
+        await run.read_until(READY)
+        assert "pip install" not in run.out  # the venv was there: nothing reinstalled
+        assert " 404 " not in run.out  # no storage event answered "unknown server" while starting
+        assert len(weed_pids(run.folder)) == 5
+        if how == "terminal":  # Ctrl-C: the whole foreground process group gets SIGINT at once
+            os.killpg(run.proc.pid, sig)
+        else:  # a service manager, or kill -INT <pid of dev.py>
+            run.proc.send_signal(sig)
+        assert_stopped_cleanly(run, await run.finish())
+
+
+async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    async with demo(folder, via="cdnstore") as run:
+        await run.read_until(READY)
+        assert len(weed_pids(folder)) == 5
+        run.proc.kill()  # SIGKILL: no shutdown of its own at all
+        await run.proc.wait()
+        await until(lambda: weed_pids(folder) == [])
+    async with demo(folder) as again:  # starts; and when dev.py itself is killed, the demo stops cleanly
+        await again.read_until(READY)
+        again.proc.kill()
+        await asyncio.wait_for(again.finish(), 60)  # the output ends when the demo has exited too
+        assert again.output.rstrip().endswith("stopped") and "Traceback" not in again.output, again.output
+        assert weed_pids(folder) == []
+
+
+ORPHAN_SCRIPT = """
+import asyncio, os, sys
+from pathlib import Path
+import cdnstore.seaweed as seaweed
+seaweed._die_with_parent = lambda: None  # as before the fix: servers outlived a crashed demo
+async def main():
+    for name in ("capetown", "dallas"):
+        cluster = seaweed.WeedCluster(Path(sys.argv[1]), [name], access_key="cdnstore",
+                                      secret_key="an-old-secret-123")
+        await cluster.start()
+        seaweed.OWNER_ENV = "NOT_SET"  # dallas: as started by a cdnstore that did not mark its servers
+    os._exit(0)  # crash: nobody stops them
+asyncio.run(main())
+"""
+
+
+async def test_storage_servers_left_by_a_crashed_run_are_stopped_and_the_demo_starts(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    crashed = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv" / "bin" / "python"), "-c", ORPHAN_SCRIPT, str(folder / "s3"), cwd=ROOT)
+    assert await asyncio.wait_for(crashed.wait(), 60) == 0
+    orphans = weed_pids(folder)
+    assert len(orphans) == 2
+    try:
+        async with demo(folder) as run:
+            await run.read_until(READY)
+            assert all(f"stopping SeaweedFS pid {pid}, left running on" in run.out for pid in orphans), run.out
+            assert not set(orphans) & set(weed_pids(folder))
+            assert "goroutine" not in run.out and "Traceback" not in run.out
+            run.proc.send_signal(signal.SIGINT)
+            assert_stopped_cleanly(run, await run.finish())
+    finally:
+        for pid in set(orphans) & set(weed_pids(folder)):  # the demo failed to: do not leave them running
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_second_demo_on_a_busy_port_or_folder_says_what_to_do_in_one_line(tmp_path: Path) -> None:
+    folder, port = tmp_path / "demo", unused_port()
+    async with demo(folder, port=port) as first:
+        await first.read_until(READY)
+        servers = sorted(weed_pids(folder))
+        async with demo(tmp_path / "other", port=port) as same_port:
+            assert await same_port.finish() == 1
+            assert f"cdnstore demo: port {port} on 127.0.0.1 is in use" in same_port.output
+        async with demo(folder) as same_folder:
+            assert await same_folder.finish() == 1
+            assert "of a run that is still going: stop that run, or use another directory" in same_folder.output
+        for refused in (same_port, same_folder):
+            assert "Traceback" not in refused.output and "goroutine" not in refused.output, refused.output
+            assert refused.output.count("cdnstore demo: ") == 1
+        assert sorted(weed_pids(folder)) == servers  # the running demo was left alone
+        assert weed_pids(tmp_path / "other") == []
+        first.proc.send_signal(signal.SIGINT)
+        assert_stopped_cleanly(first, await first.finish())
