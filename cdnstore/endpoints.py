@@ -87,10 +87,14 @@ class GuardedResolver(AbstractResolver):
     goes through it, so what `check_endpoint` allowed cannot later reach a refused address."""
 
     def __init__(self) -> None:
-        self._inner = ThreadedResolver()  # getaddrinfo in a thread, as check_endpoint
+        # Made on first use: aiohttp's resolver binds to the running loop, and a Storage (which holds
+        # this resolver) may be built before there is one (the CLI, presigning in plain functions).
+        self._inner: ThreadedResolver | None = None
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        if self._inner is None:
+            self._inner = ThreadedResolver()  # getaddrinfo in a thread, as check_endpoint
         found = await self._inner.resolve(host, port, family)
         allowed = [r for r in found if not refused(ipaddress.ip_address(r["host"].split("%", 1)[0]))]
         if not allowed:
@@ -98,4 +102,5 @@ class GuardedResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._inner is not None:
+            await self._inner.close()
