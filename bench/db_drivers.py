@@ -18,7 +18,7 @@ drivers, and the best round is kept. Measured:
      pool reconnects by itself; and whether LISTEN works on a pooled connection.
 
 Prints a table (absolute figures, ratio against the best of the row) and writes
-bench/results/db_drivers.json. Takes about 40 s; the server and this client share the machine's cores,
+bench/results/db_drivers.json. Takes about a minute (64 s at load 10 on 2 cores); the server and this client share the machine's cores,
 so compare ratios from one run, not absolute numbers across machines. fsync=off: the write figures are
 what the drivers can do, not what a durable commit costs.
 """
