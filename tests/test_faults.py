@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes
+from clihelp import cdnstore
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER
-from test_cli import cdnstore
 from weedbed import md5_of_get
 
 from cdnstore.seaweed import WeedCluster
