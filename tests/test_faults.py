@@ -84,7 +84,7 @@ class Rounds:
         (a request the kill cut short fails to connect; any other failure is the test's)."""
         task = asyncio.ensure_future(work)
         delay = self.rng.uniform(low, high)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # the scenario: a kill at a random (seeded) moment of the work
         self.daemon.kill()
         assert self.daemon.proc is not None
         await self.daemon.proc.wait()
