@@ -134,7 +134,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"  {what}")
     # A failed run's figures prove nothing: the artifact keeps the last good ones. No tracked file is
     # written here: `python3 dev.py reliability` copies the artifact into docs/reliability.md.
-    if exitstatus == 0 or FAILED == {DOC_CHECK}:
+    if (exitstatus == 0 or FAILED == {DOC_CHECK}) and not config.option.collectonly:  # (collecting counts nothing)
         LEDGER.save(whole_suite=_whole_suite(config))
         if FAILED:
             terminalreporter.write_line("docs/reliability.md is out of date: run `python3 dev.py reliability`")
