@@ -4,6 +4,8 @@
 Creates .venv (installing Debian's python3-venv with apt-get if the venv module is missing),
 installs cdnstore with what the command needs (again only when pyproject.toml changed), then runs it.
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
+`python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
+`python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -134,10 +136,21 @@ def ensure_chromium() -> None:
         apt_install("chromium")
 
 
+def run_tests(args: list[str]) -> int:
+    """The whole suite; with --fast the unit kind only (tests/kinds.py): seconds, no server, no browser."""
+    if "--fast" in args:
+        args = ["-m", "unit", *(a for a in args if a != "--fast")]
+    else:
+        ensure_chromium()
+    return sh(PYTHON, "-m", "pytest", *args, check=False)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["reliability"]:  # the last passing run's figures (artifacts/) into docs/reliability.md
+        return sh(sys.executable, "tests/reliability.py", "--write", check=False)
     if not argv or argv[0] not in EXTRAS:
         print(__doc__.strip())
-        print(f"\ncommands: {', '.join(EXTRAS)}")
+        print(f"\ncommands: {', '.join(EXTRAS)}, reliability")
         return 2
     command, rest = argv[0], argv[1:]
     ensure_venv()
@@ -145,8 +158,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return run_demo(VENV / "bin" / "cdnstore", "demo", *rest)
     if command == "test":
-        ensure_chromium()
-        return sh(PYTHON, "-m", "pytest", *rest, check=False)
+        return run_tests(rest)
     if command == "bench":
         if shutil.which("wrk") is None:
             apt_install("wrk")

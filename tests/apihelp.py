@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,35 @@ PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 # Real addresses and where the GeoLite2 database puts them.
 US_IP, RUSSIA_IP, SOUTH_AFRICA_IP = "8.8.8.8", "77.88.8.8", "196.25.1.1"
 DATA_SMALL = b"a small file\n" * 10
+
+
+async def wait_for(condition: Callable[[], Any], what: str, within: float = 10.0, every: float = 0.02) -> Any:
+    """Poll `condition` (a function, or a coroutine function) until it gives something true, and return
+    that; fail saying `what` was awaited after `within` seconds. Tests wait for this, never for a time."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                found = condition()
+                if inspect.isawaitable(found):
+                    found = await found
+                if found:
+                    return found
+                await asyncio.sleep(every)  # polling, not synchronisation: the condition decides
+    except TimeoutError:
+        raise AssertionError(f"waited {within} s for {what}") from None
+
+
+class Clock:
+    """A clock the test moves by hand, for what takes one (Throttle's `clock`): time passes at once."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def from_ip(ip: str) -> dict[str, str]:
@@ -148,12 +180,10 @@ class Session:
         return answer
 
     async def wait_stored(self, file_id: str, within: float = 10.0) -> dict[str, Any]:
-        async with asyncio.timeout(within):
-            while True:
-                file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))
-                if file["status"] == "stored":
-                    return file
-                await asyncio.sleep(0.05)
+        async def stored() -> dict[str, Any] | None:
+            file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))
+            return file if file["status"] == "stored" else None
+        return dict(await wait_for(stored, f"file {file_id} to be stored", within))
 
     async def download(self, file_id: str, *, ip: str = US_IP) -> tuple[dict[str, Any], bytes]:
         link = (await self.get(f"/api/v1/files/{file_id}/download", headers=from_ip(ip))).expect(200)

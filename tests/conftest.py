@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the tests
 
 from apihelp import EVENTS_TOKEN, SECRET, Api
+from kinds import mark_by_module
 from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
 
@@ -114,7 +115,8 @@ def _whole_suite(config: pytest.Config) -> bool:
 
 
 FAILED: set[str] = set()
-# The check that docs/reliability.md holds every area: failing alone, it only says the doc is out of date.
+# The check that docs/reliability.md holds every area: failing alone, it only says the doc is out of date
+# (the run's figures are saved all the same, for `python3 dev.py reliability` to write into the doc).
 DOC_CHECK = "test_the_reliability_table_has_every_area_the_suite_counts_and_shows_no_drift_or_5xx"
 
 
@@ -124,14 +126,20 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    terminalreporter.write_sep("=", "reliability figures (docs/reliability.md)")
+    terminalreporter.write_sep("=", "reliability figures (artifacts/reliability.json)")
     terminalreporter.write_line(LEDGER.table(LEDGER.rows))
     terminalreporter.write_line(f"API answers seen: {LEDGER.answers}, {LEDGER.refusals} of them 4xx; "
                                 f"5xx that no test expected: {len(LEDGER.unexpected)}")
     for what in sorted(LEDGER.unexpected.values()):
         terminalreporter.write_line(f"  {what}")
-    # A failed run's figures prove nothing: the doc keeps the last good ones.
-    if exitstatus == 0 or FAILED == {DOC_CHECK}:
-        LEDGER.write(whole_suite=_whole_suite(config))
+    # A failed run's figures prove nothing: the artifact keeps the last good ones. No tracked file is
+    # written here: `python3 dev.py reliability` copies the artifact into docs/reliability.md.
+    if (exitstatus == 0 or FAILED == {DOC_CHECK}) and not config.option.collectonly:  # (collecting counts nothing)
+        LEDGER.save(whole_suite=_whole_suite(config))
         if FAILED:
-            terminalreporter.write_line("docs/reliability.md was out of date and is rewritten: run the suite again")
+            terminalreporter.write_line("docs/reliability.md is out of date: run `python3 dev.py reliability`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test gets its kind (unit, integration, faults, browser) from its module: tests/kinds.py."""
+    mark_by_module(items)

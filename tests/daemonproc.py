@@ -12,8 +12,8 @@ from typing import Any, BinaryIO
 
 import aiohttp
 from apihelp import PASSWORD, Api, Session
+from clihelp import cdnstore, clean_env
 from conftest import make_config
-from test_cli import _clean_env, cdnstore
 
 
 def write_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Path:
@@ -41,7 +41,7 @@ class Daemon:
         with self._log_file() as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "cdnstore", "serve", cwd=self.config.parent, stdout=log, stderr=log,
-                env={**_clean_env(), "CDNSTORE_CONFIG": str(self.config)})
+                env={**clean_env(), "CDNSTORE_CONFIG": str(self.config)})
         async with aiohttp.ClientSession() as http, asyncio.timeout(30):
             while True:
                 assert self.proc.returncode is None, self.log.read_text()

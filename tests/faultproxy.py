@@ -55,6 +55,7 @@ class FaultProxy:
         self.max_cuts: int | None = None
         self.delay = 0.0
         self.connections = 0  # accepted so far
+        self.stalled = 0  # requests left unanswered by `stall` so far (new connections or open ones)
         self.cuts = 0  # connections reset so far
         self.slowed = 0  # connections that had a chunk delayed so far
         self.passed = 0  # bytes forwarded so far, both directions, all connections
@@ -88,7 +89,8 @@ class FaultProxy:
         conn = _Connection(self.connections, writer)
         try:
             if self.stall:
-                await asyncio.sleep(3600)  # read nothing, answer nothing
+                self.stalled += 1
+                await asyncio.sleep(3600)  # the fault itself: read nothing, answer nothing
             up_reader, conn.upstream = await asyncio.open_connection(self.host, self.port)
             await asyncio.gather(self._pipe(conn, reader, conn.upstream), self._pipe(conn, up_reader, writer))
         except (ConnectionError, asyncio.CancelledError):
@@ -109,12 +111,13 @@ class FaultProxy:
         with contextlib.suppress(ConnectionError):
             while not conn.cut and (chunk := await src.read(_CHUNK)):
                 if self.stall:  # connections already open go silent too (clients keep them alive)
+                    self.stalled += 1
                     await asyncio.sleep(3600)
                 if self.delay:
                     if not conn.slowed:
                         conn.slowed = True
                         self.slowed += 1
-                    await asyncio.sleep(self.delay)
+                    await asyncio.sleep(self.delay)  # the fault itself: a slow link
                 if conn.cut:  # the other direction cut it meanwhile
                     break
                 room = None if self.cut_after is None else max(0, self.cut_after - conn.passed)

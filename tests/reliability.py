@@ -3,20 +3,24 @@
 Tests that inject faults or try bad input add to their area's row (`LEDGER.add`). Every answer the test
 client gets is counted too, and a 5xx answer that no test asserted (`Answer.expect` / `.problem`) is an
 unexpected one. At the end of a run the table is printed; when the run passed, the rows of the areas it
-ran are written into docs/reliability.md (and everything into artifacts/reliability.json).
+ran (and, after the whole suite, its count of answers) go into artifacts/reliability.json, which keeps the
+other areas' last figures. A test run never writes a tracked file: `python3 dev.py reliability` (or
+`python3 tests/reliability.py --write`) copies the artifact's figures into docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reliability.md"
-BEGIN, END = "<!-- figures:begin (written by the test suite) -->", "<!-- figures:end -->"
+ARTIFACT = ROOT / "artifacts" / "reliability.json"
+BEGIN, END = "<!-- figures:begin (written by python3 dev.py reliability) -->", "<!-- figures:end -->"
 SUITE_LINE = "API answers the test client got in the last full run:"
 HEADER = ("| area | faults injected | rounds | files checked | drift found | bad inputs tried | 5xx seen |\n"
           "|---|---:|---:|---:|---:|---:|---:|")
@@ -65,20 +69,45 @@ class Ledger:
                 f"5xx that no test expected: {len(self.unexpected)}"
                 + "".join(f"\n- {what}" for what in sorted(self.unexpected.values())))
 
-    def write(self, whole_suite: bool) -> None:
-        """Into artifacts/reliability.json, and the rows this run made into docs/reliability.md."""
-        artifacts = ROOT / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        (artifacts / "reliability.json").write_text(json.dumps(
-            {"rows": {a: asdict(r) for a, r in self.rows.items()}, "answers": self.answers,
-             "refusals": self.refusals,
-             "unexpected_5xx": sorted(self.unexpected.values())}, indent=2))
-        rows, line = read_doc()
-        rows.update(self.rows)
-        text = DOC.read_text()
-        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-        block = f"\n{self.table(rows)}\n\n{self.suite_line() if whole_suite else line}\n"
-        DOC.write_text(text[:start] + block + text[end:])
+    def save(self, whole_suite: bool) -> None:
+        """Into artifacts/reliability.json: this run's rows over the last known ones (the artifact's, else
+        the doc's), and this run's count of answers if it was the whole suite."""
+        rows, line = read_artifact() or read_doc()
+        rows = {area: row for area, row in rows.items() if area in counted_areas()} | self.rows
+        ARTIFACT.parent.mkdir(exist_ok=True)
+        ARTIFACT.write_text(json.dumps(
+            {"rows": {a: asdict(r) for a, r in sorted(rows.items())},
+             "suite_line": self.suite_line() if whole_suite else line,
+             "this_run": {"whole_suite": whole_suite, "answers": self.answers, "refusals": self.refusals,
+                          "unexpected_5xx": sorted(self.unexpected.values())}}, indent=2))
+
+
+def counted_areas() -> set[str]:
+    """The areas the test files add to (`LEDGER.add("area", ...)`), whether this run ran them or not."""
+    return {area for path in Path(__file__).parent.glob("test_*.py")
+            for area in re.findall(r'LEDGER\.add\(\s*"([^"]+)"', path.read_text())}
+
+
+def read_artifact() -> tuple[dict[str, Row], str] | None:
+    """The rows and the whole-suite line in artifacts/reliability.json (None before a passing run)."""
+    if not ARTIFACT.exists():
+        return None
+    saved = json.loads(ARTIFACT.read_text())
+    if "suite_line" not in saved:  # written by an older suite, which kept its figures in the doc
+        return None
+    return {area: Row(**row) for area, row in saved["rows"].items()}, saved["suite_line"]
+
+
+def write_doc() -> bool:
+    """docs/reliability.md's table and line from the artifact; False (nothing written) without one."""
+    saved = read_artifact()
+    if saved is None:
+        return False
+    rows, line = saved
+    text = DOC.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOC.write_text(text[:start] + f"\n{LEDGER.table(rows)}\n\n{line}\n" + text[end:])
+    return True
 
 
 def read_doc() -> tuple[dict[str, Row], str]:
@@ -102,3 +131,11 @@ def server_errors(answers: list[Any], documented: str | None = None) -> int:
     """5xx answers other than a 503 with the `documented` problem code (the fault's documented answer)."""
     return sum(a.status >= 500 and not (documented is not None and a.status == 503 and isinstance(a.body, dict)
                                         and a.body.get("code") == documented) for a in answers)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python3 tests/reliability.py --write  (artifacts/reliability.json -> docs/reliability.md)")
+    if not write_doc():
+        sys.exit(f"{ARTIFACT.relative_to(ROOT)} is missing: run the suite first (python3 dev.py test)")
+    print(f"{DOC.relative_to(ROOT)} now shows the figures of {ARTIFACT.relative_to(ROOT)}")

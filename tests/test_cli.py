@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from clihelp import cdnstore, clean_env
 from weedbed import unused_port
 
 from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
-
-
-def cdnstore(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cdnstore", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=60, env={**_clean_env(), **(env or {})})
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
-
 
 README = Path(__file__).parent.parent / "README.md"
 # Run as written, but strict: the first failing command (an HTTP error included) ends the script.
@@ -109,7 +97,7 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
     port = unused_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
-        cwd=tmp_path, env=_clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     out = ""
     try:

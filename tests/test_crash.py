@@ -36,7 +36,7 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(tmp_path:
         async with asyncio.timeout(30):  # kill it while a copy is running
             while not db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0]:
                 await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the scenario: the kill lands with the copy some way in, not at its start
         daemon.kill()
         assert daemon.proc is not None
         await daemon.proc.wait()

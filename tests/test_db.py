@@ -105,7 +105,7 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
         async with database.transaction() as tx:
             await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
                              "VALUES (?, ?, 'h', 't', 't')", (f"u{i}", f"n{i}"))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the other transactions interleave with this one
             if i % 2:
                 raise ValueError(i)
 

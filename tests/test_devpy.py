@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from kinds import KINDS, UNIT
+from reliability import ARTIFACT
 from weedbed import unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,3 +189,21 @@ async def test_a_second_demo_on_a_busy_port_or_folder_says_what_to_do_in_one_lin
         assert weed_pids(tmp_path / "other") == []
         first.proc.send_signal(signal.SIGINT)
         assert_stopped_cleanly(first, await first.finish())
+
+
+def last_written(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+async def test_dev_py_test_fast_runs_the_unit_kind_only() -> None:
+    """The inner loop: `python3 dev.py test --fast` selects every unit test and nothing that needs servers
+    (and merely collecting them saves no reliability figures)."""
+    saved_before = last_written(ARTIFACT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "dev.py", "test", "--fast", "--collect-only", "-q", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    chosen = {Path(line.split("::")[0]).stem for line in out.decode().splitlines() if "::" in line}
+    assert proc.returncode == 0, out.decode()
+    assert chosen == {module for module, kind in KINDS.items() if kind == UNIT}, out.decode()
+    assert last_written(ARTIFACT) == saved_before

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from cdnstore.config import Config
 
 DOC = Path(__file__).parent.parent / "docs" / "operations.md"
@@ -56,12 +58,41 @@ def test_every_test_named_in_the_security_doc_exists() -> None:
 
 
 def test_the_reliability_table_has_every_area_the_suite_counts_and_shows_no_drift_or_5xx() -> None:
-    from reliability import read_doc
+    """In docs/reliability.md, and in the figures of the last passing run (artifacts/) when there are some."""
+    from reliability import counted_areas, read_artifact, read_doc
 
-    root = Path(__file__).parent
-    counted = {area for path in root.glob("test_*.py")
-               for area in re.findall(r'LEDGER\.add\(\s*"([^"]+)"', path.read_text())}
+    counted = counted_areas()
     rows, line = read_doc()
-    assert set(rows) == counted, f"run the whole suite to rewrite docs/reliability.md: {set(rows) ^ counted}"
+    assert set(rows) == counted, f"run the whole suite, then `python3 dev.py reliability`: {set(rows) ^ counted}"
     assert all(row.drift == 0 and row.server_errors == 0 for row in rows.values()), rows
     assert re.search(r"5xx that no test expected: 0$", line), line
+    saved = read_artifact()
+    if saved is not None:
+        rows, line = saved
+        assert all(row.drift == 0 and row.server_errors == 0 for row in rows.values()), rows
+        assert re.search(r"5xx that no test expected: 0$", line), line
+
+
+def test_a_passing_run_saves_its_figures_to_artifacts_and_only_the_reliability_command_writes_the_doc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reliability
+
+    doc = tmp_path / "reliability.md"
+    doc.write_text(reliability.DOC.read_text())
+    monkeypatch.setattr(reliability, "DOC", doc)
+    monkeypatch.setattr(reliability, "ARTIFACT", tmp_path / "artifacts" / "reliability.json")
+    area, before = sorted(reliability.counted_areas())[0], doc.read_text()
+    run = reliability.Ledger(answers=1234)
+    run.add(area, faults=98765)
+
+    run.save(whole_suite=True)  # what the end of a passing whole-suite run does
+    assert doc.read_text() == before
+    saved = reliability.read_artifact()
+    assert saved is not None
+    rows, line = saved
+    assert rows[area].faults == 98765 and set(rows) == reliability.counted_areas()
+    assert line.startswith(f"{reliability.SUITE_LINE} 1234,")
+
+    assert reliability.write_doc()  # `python3 dev.py reliability`
+    rows, line = reliability.read_doc()
+    assert rows[area].faults == 98765 and line.startswith(f"{reliability.SUITE_LINE} 1234,")

@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes
+from clihelp import cdnstore
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER
-from test_cli import cdnstore
 from weedbed import md5_of_get
 
 from cdnstore.seaweed import WeedCluster
@@ -84,7 +84,7 @@ class Rounds:
         (a request the kill cut short fails to connect; any other failure is the test's)."""
         task = asyncio.ensure_future(work)
         delay = self.rng.uniform(low, high)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # the scenario: a kill at a random (seeded) moment of the work
         self.daemon.kill()
         assert self.daemon.proc is not None
         await self.daemon.proc.wait()

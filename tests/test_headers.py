@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import PASSWORD, Answer, Api
+from clihelp import clean_env
 from conftest import ServedByCdnstore, make_config
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER, server_errors
-from test_cli import _clean_env
 from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore.api.pages import origin as origin_of
@@ -250,7 +250,7 @@ async def test_the_demo_pages_csp_names_the_servers_it_registers_after_start(tmp
     port = unused_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
-        cwd=tmp_path, env=_clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     out = ""
     try:

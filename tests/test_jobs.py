@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from apihelp import wait_for
 
 from cdnstore.config import JobsConfig
 from cdnstore.db import Database
@@ -164,8 +165,18 @@ async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown
         await release.wait()
 
     worker = JobWorker(queue, registry, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    claim, refused_while_full = worker._claim_next, 0
+
+    async def counted_claim() -> Job | None:
+        nonlocal refused_while_full
+        job = await claim()
+        refused_while_full += job is None and len(running) == 2
+        return job
+
+    worker._claim_next = counted_claim  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.3)
+    # Two jobs run, and the idle workers looked for more (eight times) and were given none.
+    await wait_for(lambda: refused_while_full >= 8 or peak > 2, "the idle workers to be refused a third job")
     assert peak == 2 and len(running) == 2
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from apihelp import US_IP, from_ip
+from clihelp import cdnstore
 from daemonproc import Daemon, admin_session, write_config
-from test_cli import cdnstore
 
 from cdnstore.db import initialize
 from cdnstore.seaweed import WeedCluster

@@ -175,10 +175,10 @@ def test_presign_is_fast() -> None:
     assert per_call < 100e-6  # botocore needs ~150 µs; generous bound for a loaded CI box
 
 
-# --- the Storage wrappers (no network either) -----------------------------------------------
+# --- the Storage wrappers (no network either; async: a Storage is made in a running loop, as in the daemon) ---
 
 
-def test_storage_presign_put_matches_botocore(frozen: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_storage_presign_put_matches_botocore(frozen: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = Storage()
     real = Presigner.presign
 
@@ -210,7 +210,7 @@ def test_storage_presign_put_matches_botocore(frozen: datetime, monkeypatch: pyt
     [("text/plain\r\nX: y", 1, None), ("text/plain", 1, {"a b": "x"}), ("text/plain", 1, {"k": "ü"}),
      ("text/plain", -1, None)],
 )
-def test_storage_presign_put_validates(content_type: str, size: int, metadata: dict[str, str] | None) -> None:
+async def test_storage_presign_put_validates(content_type: str, size: int, metadata: dict[str, str] | None) -> None:
     with pytest.raises(ValueError):
         Storage().presign_put(
             TARGET, "k", content_type=content_type, size=size, expires_in=60, metadata=metadata

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import PASSWORD, US_IP, put_bytes
+from clihelp import cdnstore
 from daemonproc import Daemon, RemoteApi, admin_session, write_config
-from test_cli import cdnstore
 
 from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from apihelp import DATA_SMALL, put_bytes
+from apihelp import DATA_SMALL, put_bytes, wait_for
 from faultproxy import FaultProxy, fault_proxy
 
 from cdnstore import appkeys
@@ -33,7 +33,7 @@ async def test_a_storage_server_that_stops_answering_holds_up_no_other_request(
 
     proxy.stall = True
     complete = asyncio.create_task(admin.post(f"/api/v1/files/{pending['file']['id']}/complete"))
-    await asyncio.sleep(0.2)
+    await wait_for(lambda: proxy.stalled, "/complete to ask the silent server")
     for _ in range(20):  # while /complete waits on the silent server, the rest of the API answers
         (await admin.get("/api/v1/files")).expect(200)
         (await admin.get(f"/api/v1/files/{stored['file']['id']}/download")).expect(200)
