@@ -168,11 +168,11 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
     from .api.endpoint import validate
     from .api.schemas import UserCreate
     from .auth import Passwords, Tokens
-    from .db import Database
+    from .db import connect
     from .users import Accounts
 
     body = validate(UserCreate, {"username": name, "password": password, "is_admin": admin})
-    db = Database(cfg.database.path)
+    db = connect(cfg.database)
     await db.open()
     try:
         accounts = Accounts(db, cfg.auth, await asyncio.to_thread(Passwords, cfg.auth), Tokens(cfg.auth))

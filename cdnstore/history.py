@@ -109,6 +109,17 @@ class HistoryWriter:
                           len(self._rows), exc.detail)
 
 
+async def page(db: Database, user_id: int, event: str | None, limit: int, before: int | None) -> list[Row]:
+    """A page of `user_id`'s history, newest first, older than the row id `before`; one row more than
+    `limit` tells that there is a next page."""
+    sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
+    params: list[Any] = [user_id, before or 2**62]
+    if event:
+        sql += " AND event = ?"
+        params.append(event)
+    return await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit + 1))
+
+
 def render(row: Row) -> dict[str, Any]:
     return {"id": row["uuid"], "event": row["event"], "object_id": row["object_id"],
             "data": json.loads(row["data"]), "created_at": row["created_at"]}

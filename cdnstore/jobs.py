@@ -192,6 +192,10 @@ class JobQueue:
             params.append(status)
         return await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))
 
+    async def counts(self) -> list[Row]:
+        """(kind, status, count) of every kind and status that has jobs."""
+        return await self.db.fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+
     async def get(self, job_uuid_text: str) -> Row:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
         if row is None:

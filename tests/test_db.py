@@ -30,7 +30,7 @@ def test_replaying_the_migrations_gives_exactly_schema_sql(tmp_path: Path) -> No
     replayed = tmp_path / "replayed.sqlite3"
     conn = sqlite3.connect(replayed, isolation_level=None)
     for number, _name, sql in db.migrations():
-        db._apply(conn, sql, number)
+        db.sqlite._apply(conn, sql, number)
     conn.close()
     assert schema_of(fresh) == schema_of(replayed)
 
@@ -39,7 +39,7 @@ def test_an_old_database_is_upgraded_by_the_migrations_it_lacks(tmp_path: Path) 
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     number, _name, sql = db.migrations()[0]
-    db._apply(conn, sql, number)
+    db.sqlite._apply(conn, sql, number)
     conn.close()
     assert db.initialize(path) == (1, db.latest_version())
     fresh = tmp_path / "fresh.sqlite3"
@@ -69,7 +69,7 @@ def test_the_installed_package_carries_the_schema() -> None:
 
 
 async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
     try:
         assert await database.fetchval("PRAGMA journal_mode") == "wal"
@@ -82,7 +82,7 @@ async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
 
 
 async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
     try:
         with pytest.raises(ZeroDivisionError):
@@ -98,7 +98,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> Non
 async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
     import asyncio
 
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
 
     async def add(i: int) -> None:

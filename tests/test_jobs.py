@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdnstore.config import JobsConfig
-from cdnstore.db import Database
+from cdnstore.db import Database, SqliteDatabase
 from cdnstore.errors import Conflict
 from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
 from cdnstore.sealing import Sealer
@@ -30,7 +30,7 @@ class Clock:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "db.sqlite3")
+    database = SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
     async with database.transaction() as tx:
         await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
