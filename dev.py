@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import hashlib
 import os
 import shutil
@@ -134,6 +135,13 @@ def ensure_chromium() -> None:
         apt_install("chromium")
 
 
+def ensure_postgresql() -> None:
+    """The API, job-queue and database tests also run on PostgreSQL: a throwaway cluster from Debian's
+    server binaries (tests/pgbed.py)."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        apt_install("postgresql")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print(__doc__.strip())
@@ -146,6 +154,7 @@ def main(argv: list[str]) -> int:
         return run_demo(VENV / "bin" / "cdnstore", "demo", *rest)
     if command == "test":
         ensure_chromium()
+        ensure_postgresql()
         return sh(PYTHON, "-m", "pytest", *rest, check=False)
     if command == "bench":
         if shutil.which("wrk") is None:

@@ -116,3 +116,29 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
         assert names == {f"n{i}" for i in range(0, 20, 2)}
     finally:
         await database.close()
+
+
+def pg_schema_of(cluster: object, url: str) -> str:
+    """The schema of a PostgreSQL database as pg_dump writes it (owner and comments aside)."""
+    import subprocess
+
+    out = subprocess.run([str(cluster.bin / "pg_dump"), "--schema-only", "--no-owner",  # type: ignore[attr-defined]
+                          "--no-comments", url], check=True, capture_output=True, text=True, timeout=60).stdout
+    skip = ("--", "\\restrict", "\\unrestrict")  # pg_dump's random per-run key lines
+    return "\n".join(line for line in out.splitlines() if not line.startswith(skip))
+
+
+async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_cluster: object) -> None:
+    import asyncpg
+
+    from cdnstore.db import postgres
+
+    fresh, replayed = pg_cluster.fresh(), pg_cluster.fresh("template1")  # type: ignore[attr-defined]
+    conn = await asyncpg.connect(replayed)
+    try:
+        for number, _name, sql in db.migrations("postgres"):
+            await postgres.apply(conn, sql, number)
+    finally:
+        await conn.close()
+    assert pg_schema_of(pg_cluster, fresh) == pg_schema_of(pg_cluster, replayed)
+    assert await postgres.initialize(replayed) == (db.latest_version("postgres"),) * 2

@@ -9,11 +9,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import DatabaseConfig
 from .base import Database, Params, Row, UniqueViolation, iso, iso_in, latest_version, migrations, now_iso, schema_sql
 from .sqlite import PRAGMAS, InlineTx, SqliteDatabase, SqliteTx, disk_error, initialize, private_file
 
-Tx = SqliteTx
+if TYPE_CHECKING:
+    from .postgres import PgTx
+
+    Tx = SqliteTx | PgTx
+else:
+    Tx = object  # a name to import; only type checkers look at it
 
 __all__ = ["PRAGMAS", "Database", "InlineTx", "Params", "Row", "SqliteDatabase", "Tx", "UniqueViolation",
            "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations", "now_iso",
@@ -22,6 +29,10 @@ __all__ = ["PRAGMAS", "Database", "InlineTx", "Params", "Row", "SqliteDatabase",
 
 def connect(cfg: DatabaseConfig) -> Database:
     """The database `cfg` names (not opened yet: `await db.open()`)."""
+    if cfg.url:
+        from .postgres import PostgresDatabase
+
+        return PostgresDatabase(cfg.url)
     return SqliteDatabase(cfg.path)
 
 

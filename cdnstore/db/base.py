@@ -82,6 +82,10 @@ class Database:
     # True when one writer at a time is guaranteed (SQLite): a hook at the start of every transaction may
     # then carry other work into it (history rows); on PostgreSQL transactions run side by side.
     serial_writes = True
+    # Appended to a SELECT whose rows the transaction will change / to a job claim's subquery: PostgreSQL's
+    # row locks; nothing on SQLite, whose one writer already excludes every other.
+    for_update = ""
+    skip_locked = ""
 
     def __init__(self) -> None:
         self._after_commit: list[Callable[[], None]] = []
