@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import hashlib
 import os
 import shutil
@@ -136,12 +137,20 @@ def ensure_chromium() -> None:
         apt_install("chromium")
 
 
+def ensure_postgresql() -> None:
+    """The API, job-queue and database tests also run on PostgreSQL: a throwaway cluster from Debian's
+    server binaries (tests/pgbed.py)."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        apt_install("postgresql")
+
+
 def run_tests(args: list[str]) -> int:
     """The whole suite; with --fast the unit kind only (tests/kinds.py): seconds, no server, no browser."""
     if "--fast" in args:
         args = ["-m", "unit", *(a for a in args if a != "--fast")]
     else:
         ensure_chromium()
+        ensure_postgresql()
     return sh(PYTHON, "-m", "pytest", *args, check=False)
 
 

@@ -345,7 +345,7 @@ async def every_replica(results: Results, daemon: Daemon, client: Client, count:
 
 async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     from cdnstore.config import JobsConfig
-    from cdnstore.db import Database
+    from cdnstore.db import SqliteDatabase as Database
     from cdnstore.jobs import Job, JobQueue, JobWorker
     from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
@@ -397,7 +397,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
 
 async def scale(results: Results, work: Path, files: int) -> None:
     from cdnstore.config import Config
-    from cdnstore.db import Database
+    from cdnstore.db import SqliteDatabase as Database
     from cdnstore.files import Files
     from cdnstore.jobs import JobQueue
     from cdnstore.sealing import Sealer

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -84,11 +85,18 @@ def parser() -> argparse.ArgumentParser:
 def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
     from .db import initialize
 
-    before, after = initialize(cfg.database.path)
-    if before == after:
-        print(f"database {cfg.database.path} is up to date (version {after})")
+    if cfg.database.url:
+        from .db.postgres import initialize as initialize_postgres
+
+        where = "PostgreSQL database (database.url)"
+        before, after = asyncio.run(initialize_postgres(cfg.database.url))
     else:
-        print(f"database {cfg.database.path}: version {before} -> {after}")
+        where = f"database {cfg.database.path}"
+        before, after = initialize(cfg.database.path)
+    if before == after:
+        print(f"{where} is up to date (version {after})")
+    else:
+        print(f"{where}: version {before} -> {after}")
     return 0
 
 
@@ -109,6 +117,11 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_backup(cfg: Config, args: argparse.Namespace) -> int:
     from .backup import BackupError, backup
 
+    if cfg.database.url:
+        print("cdnstore: the database is PostgreSQL (database.url): back it up with PostgreSQL's own tools, "
+              "e.g. `pg_dump --format=custom --file=cdnstore.dump \"$CDNSTORE_DATABASE_URL\"` "
+              "(consistent while the daemons serve), or continuous archiving", file=sys.stderr)
+        return 1
     try:
         done = backup(cfg.database.path, args.path)
     except BackupError as exc:
@@ -132,6 +145,8 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
         for key, value in keys.items():
             if key.endswith(SECRET_SUFFIXES) and value:
                 value = MASK
+            elif (section, key) == ("database", "url") and value:  # its password, if it has one
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", rf"\g<1>{MASK}@", value)
             print(f"{key} = {json.dumps(value)}")  # JSON scalars and lists are valid TOML
         print()
     problems = []
@@ -168,11 +183,11 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
     from .api.endpoint import validate
     from .api.schemas import UserCreate
     from .auth import Passwords, Tokens
-    from .db import Database
+    from .db import connect
     from .users import Accounts
 
     body = validate(UserCreate, {"username": name, "password": password, "is_admin": admin})
-    db = Database(cfg.database.path)
+    db = connect(cfg.database)
     await db.open()
     try:
         accounts = Accounts(db, cfg.auth, await asyncio.to_thread(Passwords, cfg.auth), Tokens(cfg.auth))

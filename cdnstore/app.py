@@ -31,7 +31,7 @@ from .api.problems import problems_middleware
 from .api.server import handler_args
 from .auth import Passwords, Tokens
 from .config import Config
-from .db import Database
+from .db import connect
 from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
@@ -76,7 +76,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    db = app[appkeys.DB] = Database(app[appkeys.CONFIG].database.path)
+    db = app[appkeys.DB] = connect(app[appkeys.CONFIG].database)
     await db.open()
     writer = app[appkeys.HISTORY] = HistoryWriter(db)
     async with running({"history-writer": writer.run(), "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):

@@ -21,7 +21,7 @@ from .errors import ConfigError
 ENV_PREFIX = "CDNSTORE_"
 ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
 MIN_TOKEN_LENGTH = 16  # events tokens, global and per server
-SECRET_KEYS = frozenset({"auth.secret_key", "events.token"})  # never echoed in a config error
+SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url"})  # never echoed in a config error
 
 
 class Section(BaseModel):
@@ -64,6 +64,15 @@ class HttpConfig(Section):
 
 class DatabaseConfig(Section):
     path: str = "var/cdnstore.sqlite3"
+    # Empty: SQLite at `path`. "postgresql://user:password@host:port/name": PostgreSQL (several daemons).
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be empty (SQLite) or a postgresql:// URL")
+        return v
 
 
 class AuthConfig(Section):

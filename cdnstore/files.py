@@ -15,7 +15,7 @@ from typing import Any
 
 from . import history
 from .config import Config
-from .db import Database, Row, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
 from .geo import Point, nearest
 from .jobs import JobQueue
@@ -137,11 +137,17 @@ class Files:
         async with self.db.transaction() as tx:
             existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
                                          "AND deleted_at IS NULL", (owner_id, name))
-            created = existing is None
+            created = False
             if existing is None:
+                # ON CONFLICT: where transactions run side by side, another may have created it meanwhile.
                 existing = await tx_fetchone(
                     tx, "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                    " RETURNING id, uuid", (str(uuid.uuid4()), owner_id, name, now, now))
+                    " ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING RETURNING id, uuid",
+                    (str(uuid.uuid4()), owner_id, name, now, now))
+                created = existing is not None
+                existing = existing or await tx_fetchone(
+                    tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
+                    (owner_id, name))
             assert existing is not None
             version = await tx_fetchone(
                 tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at)"
@@ -334,6 +340,13 @@ class Files:
         return url, expires_at
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
+        try:
+            await self._rename(owner_id, file_uuid, name)
+        except UniqueViolation:  # a file of that name was created meanwhile (PostgreSQL)
+            raise Conflict(f"you already have a file named {name!r}", code="name_taken") from None
+        return await self.get(owner_id, file_uuid)
+
+    async def _rename(self, owner_id: int, file_uuid: str, name: str) -> None:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
             if row["name"] != name:
@@ -344,7 +357,6 @@ class Files:
                                  (name, now_iso(), row["id"]))
                 await history.record(tx, owner_id, "file.renamed", file_uuid,
                                      {"old_name": row["name"], "new_name": name})
-        return await self.get(owner_id, file_uuid)
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
         async with self.db.transaction() as tx:

@@ -48,8 +48,9 @@ class HistoryWriter:
         self._writing: list[tuple[Any, ...]] = []
         self._flushing = False
         self._full = asyncio.Event()
-        db.on_begin(self._write, self._rolled_back)
-        db.on_commit(self._committed)
+        if db.serial_writes:  # one writer at a time: every transaction may carry the rows in
+            db.on_begin(self._write, self._rolled_back)
+            db.on_commit(self._committed)
 
     @property
     def pending(self) -> int:
@@ -77,7 +78,9 @@ class HistoryWriter:
 
     async def flush(self) -> None:
         """Write the rows now (DatabaseUnavailable when the disk refuses; they stay for the next try)."""
-        if self._rows:
+        if self._rows and not self.db.serial_writes:
+            await self._flush_alone()
+        elif self._rows:
             self._flushing = True
             try:
                 # A backlog left by a database that refused writes goes in on a thread.
@@ -85,6 +88,19 @@ class HistoryWriter:
                     pass  # _write ran at its start
             finally:
                 self._flushing = False
+
+    async def _flush_alone(self) -> None:
+        """Where transactions run side by side (PostgreSQL), the rows go in a transaction of their own."""
+        rows, self._rows = self._rows, []
+        self._writing = rows
+        try:
+            async with self.db.transaction() as tx:
+                await tx.executemany(INSERT, rows)
+        except BaseException:
+            self._rows = rows + self._rows
+            raise
+        finally:
+            self._writing = []
 
     async def run(self) -> None:
         try:
@@ -107,6 +123,17 @@ class HistoryWriter:
             except DatabaseUnavailable as exc:
                 log.error("%d history rows (downloads) are lost: the database refused them at shutdown: %s",
                           len(self._rows), exc.detail)
+
+
+async def page(db: Database, user_id: int, event: str | None, limit: int, before: int | None) -> list[Row]:
+    """A page of `user_id`'s history, newest first, older than the row id `before`; one row more than
+    `limit` tells that there is a next page."""
+    sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
+    params: list[Any] = [user_id, before or 2**62]
+    if event:
+        sql += " AND event = ?"
+        params.append(event)
+    return await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit + 1))
 
 
 def render(row: Row) -> dict[str, Any]:

@@ -69,6 +69,11 @@ def job_id(text: str) -> int:
         raise NotFound("no such job", code="job_not_found") from None
 
 
+# run_after, created_at, updated_at of a job inserted by INSERT ... SELECT: typed, because PostgreSQL cannot
+# infer a parameter's type in a select list (it would take it for text).
+TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
+
+
 class JobQueue:
     def __init__(self, db: Database, cfg: JobsConfig, clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -79,7 +84,9 @@ class JobQueue:
         db.on_commit(self._after_commit)
 
     def _after_commit(self) -> None:
-        if self._enqueued:
+        # Where transactions run side by side, the commit that ends this one may come after another's: wake
+        # on every commit there (a claim finds nothing at worst) rather than lose the wake-up.
+        if self._enqueued or not self.db.serial_writes:
             self._enqueued = False
             self.wakeup.set()
 
@@ -92,23 +99,23 @@ class JobQueue:
         now = self.clock()
         cursor = await tx.execute(
             "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
-            f"SELECT * FROM ({select_sql}) WHERE true ON CONFLICT DO NOTHING", {**params, "now": now})
+            f"SELECT * FROM ({select_sql}) AS candidates WHERE true ON CONFLICT DO NOTHING", {**params, "now": now})
         if cursor.rowcount:
             self._enqueued = True
         return cursor.rowcount
 
     async def enqueue_copies(self, tx: Tx, version_id: int, zone: str) -> int:
         """Copy a stored version to every server that is on and active in its zone and lacks it."""
-        return await self._insert(tx, """
-            SELECT 'copy', :v, s.id, :now, :now, :now FROM servers s
+        return await self._insert(tx, f"""
+            SELECT 'copy', CAST(:v AS BIGINT), s.id, {TIMES} FROM servers s
             WHERE s.is_on = 1 AND s.is_active = 1 AND s.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
                                   {"v": version_id, "zone": zone})
 
     async def enqueue_fill(self, tx: Tx, server_id: int, zone: str) -> int:
         """Copy every stored version of `zone` that the server lacks onto it (one statement)."""
-        return await self._insert(tx, """
-            SELECT 'copy', v.id, :s, :now, :now, :now FROM versions v
+        return await self._insert(tx, f"""
+            SELECT 'copy', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
             WHERE v.status = 'stored' AND v.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = :s AND r.version_id = v.id)""",
                                   {"s": server_id, "zone": zone})
@@ -118,18 +125,18 @@ class JobQueue:
         there or still arrive), or only from `server_id`; copies not yet started are cancelled."""
         ids = ",".join(str(int(v)) for v in version_ids)
         if server_id is not None:
-            return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, :now, :now, :now FROM versions "
+            return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, {TIMES} FROM versions "
                                           f"WHERE id IN ({ids})", {})
         # A copy cancelled here that ran before (see Job.ran_before) may have written its object before it
         # failed or its process died: remove it there too. (A running copy is not cancelled: it checks the
         # version's status itself once it is done.)
         added = await self._insert(tx, f"""
-            SELECT 'remove', version_id, server_id, :now, :now, :now FROM replicas WHERE version_id IN ({ids})
+            SELECT 'remove', version_id, server_id, {TIMES} FROM replicas WHERE version_id IN ({ids})
             UNION
-            SELECT 'remove', id, upload_server_id, :now, :now, :now FROM versions
+            SELECT 'remove', id, upload_server_id, {TIMES} FROM versions
             WHERE id IN ({ids}) AND upload_server_id IS NOT NULL
             UNION
-            SELECT 'remove', version_id, server_id, :now, :now, :now FROM jobs
+            SELECT 'remove', version_id, server_id, {TIMES} FROM jobs
             WHERE kind = 'copy' AND status != 'running' AND last_error IS NOT NULL AND version_id IN ({ids})""",
             {})
         await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
@@ -141,11 +148,11 @@ class JobQueue:
         """The oldest due job of one server, now running under a lease."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, """
+            row = await tx_fetchone(tx, f"""
                 UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = :lease,
                                 updated_at = :now
                 WHERE id = (SELECT id FROM jobs WHERE server_id = :s AND status = 'queued' AND run_after <= :now
-                            ORDER BY run_after LIMIT 1)
+                            ORDER BY run_after LIMIT 1{self.db.skip_locked})
                 RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
                                     {"s": server_id, "now": now, "lease": now + self.cfg.timeout})
         if row is None:
@@ -177,7 +184,8 @@ class JobQueue:
     async def requeue_running(self) -> int:
         """At start: jobs a killed process left running run again (their leases died with it)."""
         async with self.db.transaction(offload=True) as tx:
-            cursor = await tx.execute("UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0), "
+            cursor = await tx.execute("UPDATE jobs SET status = 'queued', "
+                                      "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
                                       "lease_until = NULL, last_error = 'interrupted: the process stopped', "
                                       "updated_at = ? WHERE status = 'running'", (self.clock(),))
         return cursor.rowcount
@@ -191,6 +199,10 @@ class JobQueue:
             sql += " AND j.status = ?"
             params.append(status)
         return await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))
+
+    async def counts(self) -> list[Row]:
+        """(kind, status, count) of every kind and status that has jobs."""
+        return await self.db.fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
 
     async def get(self, job_uuid_text: str) -> Row:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))

@@ -8,14 +8,11 @@ memory stays flat however many objects a bucket has; the main database is writte
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
-from .db import PRAGMAS, Database, tx_fetchall, tx_fetchone
+from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .jobs import JobQueue
 from .models import Health, Server
 from .servers import ServerRegistry
@@ -66,12 +63,10 @@ class Scrubber:
 
     async def scrub_server(self, server: Server) -> Drift:
         server_id = self.servers.internal_id(server)
-        async with aiosqlite.connect(self.db.path, isolation_level=None) as conn:
-            for pragma in PRAGMAS:
-                await conn.execute(pragma)
+        async with self.db.scratch() as conn:
             await conn.execute("CREATE TEMP TABLE listed (key TEXT PRIMARY KEY, size INTEGER NOT NULL)")
             objects = await self._list_into(conn, server)
-            found = {name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,))]
+            found = {name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,) if "?" in sql else ())]
                      for name, sql in FINDINGS.items()}
         missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
         lost = await self._repair(server_id, missing, orphans, adopted)
@@ -114,7 +109,7 @@ class Scrubber:
                 await self.jobs.enqueue_removals(tx, orphans, server_id)
         return lost
 
-    async def _list_into(self, conn: aiosqlite.Connection, server: Server) -> int:
+    async def _list_into(self, conn: Tx, server: Server) -> int:
         count, batch = 0, []
         async for obj in self.storage.list_objects(server.s3):
             batch.append((obj.key, obj.size))
@@ -124,24 +119,22 @@ class Scrubber:
         return count + await _insert(conn, batch)
 
 
-async def _insert(conn: aiosqlite.Connection, batch: list[tuple[str, int]]) -> int:
-    try:
-        await conn.executemany("INSERT INTO temp.listed (key, size) VALUES (?, ?)", batch)
-    except sqlite3.IntegrityError:  # a listing never repeats a key; be safe anyway
-        await conn.executemany("INSERT OR IGNORE INTO temp.listed (key, size) VALUES (?, ?)", batch)
+async def _insert(conn: Tx, batch: list[tuple[str, int]]) -> int:
+    # A listing never repeats a key; be safe anyway.
+    await conn.executemany("INSERT INTO listed (key, size) VALUES (?, ?) ON CONFLICT DO NOTHING", batch)
     return len(batch)
 
 
-# Each query takes the server's internal id.
+# The queries with a placeholder take the server's internal id.
 FINDINGS = {
     "missing": """SELECT r.version_id FROM replicas r JOIN versions v ON v.id = r.version_id
-                  LEFT JOIN temp.listed l ON l.key = v.object_key
+                  LEFT JOIN listed l ON l.key = v.object_key
                   WHERE r.server_id = ? AND (l.key IS NULL OR l.size != v.size)""",
-    "orphans": """SELECT v.id FROM temp.listed l JOIN versions v ON v.object_key = l.key
-                  WHERE v.status IN ('deleted', 'superseded') AND ? IS NOT NULL""",
-    "adopted": """SELECT v.id FROM temp.listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
+    "orphans": """SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key
+                  WHERE v.status IN ('deleted', 'superseded')""",
+    "adopted": """SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
                   WHERE v.status = 'stored'
-                    AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?1)""",
-    "unknown": """SELECT count(*) FROM temp.listed l LEFT JOIN versions v ON v.object_key = l.key
-                  WHERE v.id IS NULL AND ? IS NOT NULL""",
+                    AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?)""",
+    "unknown": """SELECT count(*) FROM listed l LEFT JOIN versions v ON v.object_key = l.key
+                  WHERE v.id IS NULL""",
 }

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import history
-from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import Health, S3Target, Server
@@ -131,6 +131,14 @@ class ServerRegistry:
         values = {"events_token_hash": None, **_hash_events_token(fields), "uuid": str(uuid.uuid4()),
                   "is_on": int(fields["is_on"]), "is_active": int(fields["is_active"]),
                   "secret_key": self.sealer.seal(fields["secret_key"])}
+        try:
+            server = await self._insert(actor_id, fields, values, now)
+        except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
+            raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken") from None
+        await self.load()
+        return server
+
+    async def _insert(self, actor_id: int, fields: dict[str, Any], values: dict[str, Any], now: str) -> Server:
         async with self.db.transaction(offload=True) as tx:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
@@ -144,7 +152,6 @@ class ServerRegistry:
                                  {"name": server.name, "zone": server.zone, "location": server.location})
             for listener in self.listeners:
                 await listener(tx, row["id"], None, server)
-        await self.load()
         return server
 
     async def update(self, actor_id: int, server_uuid: str, changes: dict[str, Any]) -> Server:
@@ -163,7 +170,23 @@ class ServerRegistry:
         if "secret_key" in changes:
             values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
         assignments = ", ".join(f"{k} = :{k}" for k in values)
+        try:
+            after = await self._update(actor_id, server_uuid, before, changes, values, assignments, merged)
+        except UniqueViolation:  # the same name taken meanwhile by a transaction beside this one
+            raise Conflict(f"a server is already named {changes.get('name')!r}", code="name_taken") from None
+        await self.load()
+        return after
+
+    async def _update(self, actor_id: int, server_uuid: str, before: Server, changes: dict[str, Any],
+                      values: dict[str, Any], assignments: str, merged: dict[str, Any]) -> Server:
         async with self.db.transaction(offload=True) as tx:
+            # The listeners compare before with after: take "before" as stored, the row locked (where
+            # transactions run side by side, another change of this server may have committed meanwhile).
+            stored = await tx_fetchone(tx, f"SELECT is_on, is_active, zone FROM servers WHERE uuid = ?"
+                                       f"{self.db.for_update}", (server_uuid,))
+            if stored is not None:
+                before = replace(before, is_on=bool(stored["is_on"]), is_active=bool(stored["is_active"]),
+                                 zone=stored["zone"])
             row = await tx_fetchone(tx, f"UPDATE servers SET {assignments}, updated_at = :now "
                                     "WHERE uuid = :uuid RETURNING *",
                                     {**values, "now": now_iso(), "uuid": server_uuid})
@@ -178,7 +201,6 @@ class ServerRegistry:
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:
                 await listener(tx, row["id"], before, after)
-        await self.load()
         return after
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .auth import Passwords, Tokens, token_hash
 from .config import AuthConfig
-from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, InvalidCredentials, NotFound, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import Throttle, address_key, attempt
@@ -62,14 +62,18 @@ class Accounts:
                      permissions: list[str] | None = None) -> User:
         password_hash = await self.passwords.hash(password)
         now = now_iso()
-        async with self.db.transaction() as tx:
-            if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
-                raise Conflict(f"the username {username!r} is taken", code="username_taken")
-            row = await tx_fetchone(
-                tx, f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, created_at,"
-                f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
-                (str(uuid.uuid4()), username, password_hash, int(is_admin),
-                 json.dumps(normalize_permissions(permissions)), now, now))
+        taken = Conflict(f"the username {username!r} is taken", code="username_taken")
+        try:
+            async with self.db.transaction() as tx:
+                if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
+                    raise taken
+                row = await tx_fetchone(
+                    tx, f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, created_at,"
+                    f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    (str(uuid.uuid4()), username, password_hash, int(is_admin),
+                     json.dumps(normalize_permissions(permissions)), now, now))
+        except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
+            raise taken from None
         assert row is not None
         return user_from_row(row)
 

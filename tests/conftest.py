@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,55 @@ class ServedByCdnstore(TestServer):
 
 
 @pytest.fixture
-async def make_api(aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> MakeApi:
+async def make_api(aiohttp_client: Any, tmp_path: Path, daemon_port: int, database_url: str) -> MakeApi:
     async def make(**sections: dict[str, Any]) -> Api:
+        if database_url:
+            sections = _merge({"database": {"url": database_url}}, sections)
         app = create_app(make_config(tmp_path, daemon_port, **sections))
         return Api(await aiohttp_client(ServedByCdnstore(app, port=daemon_port)))
     return make
+
+
+# --- engines: the API, job-queue and database tests run on SQLite and on PostgreSQL ------------------
+
+# Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
+# Not yet here, with known PostgreSQL failures: test_auth, test_files, test_replication, test_ops.
+BOTH_ENGINES = {"test_events", "test_idor", "test_jobs", "test_links", "test_names", "test_problems",
+                "test_scrub", "test_servers", "test_users", "test_endpoints"}
+
+
+@pytest.fixture
+def engine() -> str:
+    """"sqlite", or "postgres" where pytest_generate_tests gives both."""
+    return "sqlite"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames and metafunc.module.__name__.rpartition(".")[2] in BOTH_ENGINES:
+        metafunc.parametrize("engine", ["sqlite", "postgres"])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster, started the first time a test asks for it."""
+    from pgbed import PgCluster
+
+    cluster = PgCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(engine: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Empty on SQLite (the database is a file in tmp_path); a fresh PostgreSQL database's URL else."""
+    if engine == "sqlite":
+        yield ""
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.fresh()
+    yield url
+    cluster.drop(url)
 
 
 @pytest.fixture

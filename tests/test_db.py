@@ -30,7 +30,7 @@ def test_replaying_the_migrations_gives_exactly_schema_sql(tmp_path: Path) -> No
     replayed = tmp_path / "replayed.sqlite3"
     conn = sqlite3.connect(replayed, isolation_level=None)
     for number, _name, sql in db.migrations():
-        db._apply(conn, sql, number)
+        db.sqlite._apply(conn, sql, number)
     conn.close()
     assert schema_of(fresh) == schema_of(replayed)
 
@@ -39,7 +39,7 @@ def test_an_old_database_is_upgraded_by_the_migrations_it_lacks(tmp_path: Path) 
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     number, _name, sql = db.migrations()[0]
-    db._apply(conn, sql, number)
+    db.sqlite._apply(conn, sql, number)
     conn.close()
     assert db.initialize(path) == (1, db.latest_version())
     fresh = tmp_path / "fresh.sqlite3"
@@ -69,7 +69,7 @@ def test_the_installed_package_carries_the_schema() -> None:
 
 
 async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
     try:
         assert await database.fetchval("PRAGMA journal_mode") == "wal"
@@ -82,7 +82,7 @@ async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
 
 
 async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
     try:
         with pytest.raises(ZeroDivisionError):
@@ -98,7 +98,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> Non
 async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
     import asyncio
 
-    database = db.Database(tmp_path / "db.sqlite3")
+    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
     await database.open()
 
     async def add(i: int) -> None:
@@ -116,3 +116,29 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
         assert names == {f"n{i}" for i in range(0, 20, 2)}
     finally:
         await database.close()
+
+
+def pg_schema_of(cluster: object, url: str) -> str:
+    """The schema of a PostgreSQL database as pg_dump writes it (owner and comments aside)."""
+    import subprocess
+
+    out = subprocess.run([str(cluster.bin / "pg_dump"), "--schema-only", "--no-owner",  # type: ignore[attr-defined]
+                          "--no-comments", url], check=True, capture_output=True, text=True, timeout=60).stdout
+    skip = ("--", "\\restrict", "\\unrestrict")  # pg_dump's random per-run key lines
+    return "\n".join(line for line in out.splitlines() if not line.startswith(skip))
+
+
+async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_cluster: object) -> None:
+    import asyncpg
+
+    from cdnstore.db import postgres
+
+    fresh, replayed = pg_cluster.fresh(), pg_cluster.fresh("template1")  # type: ignore[attr-defined]
+    conn = await asyncpg.connect(replayed)
+    try:
+        for number, _name, sql in db.migrations("postgres"):
+            await postgres.apply(conn, sql, number)
+    finally:
+        await conn.close()
+    assert pg_schema_of(pg_cluster, fresh) == pg_schema_of(pg_cluster, replayed)
+    assert await postgres.initialize(replayed) == (db.latest_version("postgres"),) * 2

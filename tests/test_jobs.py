@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from apihelp import wait_for
 
-from cdnstore.config import JobsConfig
-from cdnstore.db import Database
+from cdnstore.config import DatabaseConfig, JobsConfig
+from cdnstore.db import Database, connect
 from cdnstore.errors import Conflict
 from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
 from cdnstore.sealing import Sealer
@@ -30,8 +30,9 @@ class Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "db.sqlite3")
+async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
+    """A job queue's database on each engine (database_url: conftest.py)."""
+    database = connect(DatabaseConfig(path=str(tmp_path / "db.sqlite3"), url=database_url))
     await database.open()
     async with database.transaction() as tx:
         await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "

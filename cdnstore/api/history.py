@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from aiohttp import web
 
@@ -22,10 +21,6 @@ async def list_history(request: web.Request, query: HistoryQuery) -> web.Respons
     if request.app[appkeys.DB].unavailable is None:  # else (a full disk) the history so far, without them
         with contextlib.suppress(DatabaseUnavailable):
             await request.app[appkeys.HISTORY].flush()  # read your own downloads
-    sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
-    params: list[Any] = [await owner_id(request), query.after() or 2**62]
-    if query.event:
-        sql += " AND event = ?"
-        params.append(query.event)
-    rows = await request.app[appkeys.DB].fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, query.limit + 1))
+    rows = await history.page(request.app[appkeys.DB], await owner_id(request), query.event, query.limit,
+                              query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], history.render))

@@ -83,7 +83,7 @@ async def metrics(request: web.Request) -> web.Response:
     with `Authorization: Bearer <http.metrics_token>` (401 otherwise); empty, open to anyone."""
     _check_metrics_token(request)
     app = request.app
-    counts = await app[appkeys.DB].fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+    counts = await app[appkeys.JOBS].counts()
     registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]
     metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
     metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())

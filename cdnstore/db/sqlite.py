@@ -14,24 +14,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable
+from .base import Database, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
 
 log = logging.getLogger(__name__)
-
-Row = sqlite3.Row
 
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -61,43 +57,6 @@ def disk_error(exc: BaseException) -> DatabaseUnavailable | None:
         return None
     reason, what = DISK_ERRORS[code & 0xFF]
     return DatabaseUnavailable(f"{what} ({getattr(exc, 'sqlite_errorname', code)})", reason=reason)
-
-
-def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
-    """Unix time `ts` (now when None) as RFC 3339 UTC; with the default millisecond precision this is
-    the format every stored time uses, so stored times compare correctly as text."""
-    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    return iso()
-
-
-def iso_in(seconds: float, *, timespec: str = "milliseconds") -> str:
-    """Now plus `seconds` (negative: ago), as `iso` writes it."""
-    return iso(time.time() + seconds, timespec=timespec)
-
-
-def schema_sql() -> str:
-    return (resources.files("cdnstore") / "schema.sql").read_text(encoding="utf-8")
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, sql) of every numbered migration, in order."""
-    found = []
-    for entry in resources.files("cdnstore.migrations").iterdir():
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if match:
-            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort()
-    if [n for n, _, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migrations are not numbered 1..N: {[n for n, _, _ in found]}")
-    return found
-
-
-def latest_version() -> int:
-    return len(migrations())
 
 
 PRIVATE = 0o600  # the database holds share tokens, password hashes and sealed S3 keys: its owner's only
@@ -249,37 +208,36 @@ class InlineTx:
     def total_changes(self) -> int:
         return self.conn.total_changes
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> InlineResult:
+    def execute(self, sql: str, params: Params = ()) -> InlineResult:
         return InlineResult(self.conn.execute(sql, params))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InlineCursor:
         return InlineCursor(self.conn.executemany(sql, rows))
 
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+    async def execute_fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
 
 
-Tx = InlineTx | aiosqlite.Connection
+SqliteTx = InlineTx | aiosqlite.Connection
 
 
-class Database:
+class SqliteDatabase(Database):
     """Short transactions and point reads run inline on the event loop (microseconds each); big
     set-based work (`transaction(offload=True)`, `fetch*(offload=True)`) runs on aiosqlite's threads so
     the loop keeps serving. One asyncio.Lock orders all writers, whichever connection they use."""
 
+    engine = "sqlite"
+    serial_writes = True
+
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = Path(path)
         self._inline: sqlite3.Connection | None = None  # writes, on the loop thread
         self._peek: sqlite3.Connection | None = None  # reads, on the loop thread
         self._writer: aiosqlite.Connection | None = None  # offloaded writes and checkpoints
         self._reader: aiosqlite.Connection | None = None  # offloaded reads
         self._lock = asyncio.Lock()
-        self._after_commit: list[Callable[[], None]] = []
-        self._on_begin: list[Callable[[Tx], Awaitable[None]]] = []
-        self._after_rollback: list[Callable[[], None]] = []
         self._commits_since_checkpoint = 0
-        # Set while the disk refuses writes (the last failure, for /readyz); cleared by a write that commits.
-        self.unavailable: DatabaseUnavailable | None = None
         self._unavailable_since = 0.0
         self._checkpoint_failing = False
 
@@ -356,6 +314,10 @@ class Database:
         """A disk failure in the block becomes DatabaseUnavailable; any other error passes unchanged."""
         try:
             yield
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):  # "UNIQUE constraint failed: users.username"
+                raise UniqueViolation(str(exc), str(exc).rpartition(": ")[2]) from exc
+            raise
         except sqlite3.Error as exc:
             refused = self._refused(exc)
             if refused is not None:
@@ -366,16 +328,6 @@ class Database:
         if self.unavailable is not None:
             log.warning("the database takes writes again, after %.0f s", time.monotonic() - self._unavailable_since)
             self.unavailable = None
-
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every committed transaction (e.g. to wake the job worker)."""
-        self._after_commit.append(callback)
-
-    def on_begin(self, callback: Callable[[Tx], Awaitable[None]], after_rollback: Callable[[], None]) -> None:
-        """Run `callback` first in every transaction (writes that were waiting for one), and
-        `after_rollback` when such a transaction is rolled back."""
-        self._on_begin.append(callback)
-        self._after_rollback.append(after_rollback)
 
     async def check_writable(self, wait: float) -> None:
         """Raise unless the database takes a write now (for /readyz): one page really written and
@@ -403,11 +355,11 @@ class Database:
         self._took_writes()
 
     @asynccontextmanager
-    async def transaction(self, *, offload: bool = False) -> AsyncIterator[Tx]:
+    async def transaction(self, *, offload: bool = False) -> AsyncIterator[SqliteTx]:
         """`async with db.transaction() as tx:` one atomic unit of work. `offload=True` for work that may
         take long (millions of rows): it runs on a thread, and the loop keeps serving meanwhile."""
         assert self._inline is not None and self._writer is not None, "database is not open"
-        tx: Tx = self._writer if offload else InlineTx(self._inline)
+        tx: SqliteTx = self._writer if offload else InlineTx(self._inline)
         async with self._lock:
             with self._disk_errors():
                 await tx.execute("BEGIN IMMEDIATE")
@@ -428,7 +380,7 @@ class Database:
         for callback in self._after_commit:
             callback()
 
-    async def _rollback(self, tx: Tx) -> None:
+    async def _rollback(self, tx: SqliteTx) -> None:
         if not tx.in_transaction:
             return  # SQLite rolled it back itself (it does after SQLITE_FULL or an I/O error)
         try:
@@ -436,7 +388,7 @@ class Database:
         except sqlite3.Error as exc:
             log.error("ROLLBACK failed: %s", exc)
 
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+    async def fetchone(self, sql: str, params: Params = (), *,
                        offload: bool = False) -> Row | None:
         """One row; inline (for indexed lookups), or on a thread with `offload=True` (for scans)."""
         with self._disk_errors():
@@ -451,7 +403,7 @@ class Database:
             finally:
                 cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+    async def fetchall(self, sql: str, params: Params = (), *,
                        offload: bool = False) -> list[Row]:
         with self._disk_errors():
             if offload:
@@ -460,15 +412,12 @@ class Database:
             assert self._peek is not None, "database is not open"
             return self._peek.execute(sql, params).fetchall()
 
-    async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, offload: bool = False) -> Any:
-        row = await self.fetchone(sql, params, offload=offload)
-        return None if row is None else row[0]
-
-
-async def tx_fetchone(tx: Tx, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-    async with tx.execute(sql, params) as cur:
-        return await cur.fetchone()  # type: ignore[no-any-return]
-
-
-async def tx_fetchall(tx: Tx, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-    return list(await tx.execute_fetchall(sql, params))  # type: ignore[arg-type]
+    @asynccontextmanager
+    async def scratch(self) -> AsyncIterator[SqliteTx]:
+        """A connection of its own in autocommit (temporary tables live there), on aiosqlite's thread."""
+        async with aiosqlite.connect(self.path, isolation_level=None) as conn:
+            conn.row_factory = sqlite3.Row
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+            with self._disk_errors():
+                yield conn

@@ -1,0 +1,45 @@
+"""The data layer: one interface (`Database`, `Tx`), two engines.
+
+- `base.py`: the interface use cases see, stored times, the numbered migrations;
+- `sqlite.py`: SQLite, the zero-setup default (one writer on the event loop, big work on threads);
+- `postgres.py`: PostgreSQL through asyncpg (a pool; transactions side by side);
+- `dialect.py`: SQL is written once in SQLite's spelling and translated for PostgreSQL there.
+
+`connect(cfg)` picks the engine from `database.url` (empty: SQLite at `database.path`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..config import DatabaseConfig
+from .base import Database, Params, Row, UniqueViolation, iso, iso_in, latest_version, migrations, now_iso, schema_sql
+from .sqlite import PRAGMAS, InlineTx, SqliteDatabase, SqliteTx, disk_error, initialize, private_file
+
+if TYPE_CHECKING:
+    from .postgres import PgTx
+
+    Tx = SqliteTx | PgTx
+else:
+    Tx = object  # a name to import; only type checkers look at it
+
+__all__ = ["PRAGMAS", "Database", "InlineTx", "Params", "Row", "SqliteDatabase", "Tx", "UniqueViolation",
+           "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations", "now_iso",
+           "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
+
+
+def connect(cfg: DatabaseConfig) -> Database:
+    """The database `cfg` names (not opened yet: `await db.open()`)."""
+    if cfg.url:
+        from .postgres import PostgresDatabase
+
+        return PostgresDatabase(cfg.url)
+    return SqliteDatabase(cfg.path)
+
+
+async def tx_fetchone(tx: Tx, sql: str, params: Params = ()) -> Row | None:
+    async with tx.execute(sql, params) as cur:
+        return await cur.fetchone()
+
+
+async def tx_fetchall(tx: Tx, sql: str, params: Params = ()) -> list[Row]:
+    return list(await tx.execute_fetchall(sql, params))

@@ -1,0 +1,263 @@
+"""PostgreSQL through asyncpg: a pool of connections, transactions side by side (READ COMMITTED).
+
+SQL arrives in SQLite's spelling and is translated by dialect.py. What SQLite's single writer gave for
+free is made explicit where it matters: unique constraints (raised as `UniqueViolation`, which use cases
+turn into their 409), `FOR UPDATE` on a row read before it is changed (`Database.for_update`), and
+`FOR UPDATE SKIP LOCKED` for job claims (`Database.skip_locked`).
+
+A lost connection, PostgreSQL restarting or unreachable, or a full disk under it raise
+`DatabaseUnavailable` (503 with Retry-After), never a driver error; the pool replaces dead connections by
+itself on the next acquire, and a read outside a transaction is tried once more on a fresh connection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import asyncpg.pool
+
+from ..errors import DatabaseUnavailable
+from .base import Database, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
+from .dialect import translate, translate_text
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+
+RETRY_AFTER = 5  # seconds a client is told to wait while PostgreSQL is unreachable (it restarts in seconds)
+ACQUIRE_TIMEOUT = 10.0  # seconds to wait for a pooled connection before answering 503
+LOCK_INIT = 0x63646E73  # advisory lock id ("cdns"): daemons starting at once migrate one after the other
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The domain error for a driver error that says PostgreSQL cannot be reached or cannot take the
+    work now (connection lost, shutting down, starting up, disk full, too many connections); None else."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        if state == "53100":
+            return DatabaseUnavailable(f"the database's disk is full ({state})", reason="disk_full")
+        if state.startswith(("08", "57P", "53", "40")):  # connection, shutdown, resources, serialization
+            return _unreachable(f"PostgreSQL: {exc.__class__.__name__} ({state})")
+        return None
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+        return _unreachable("PostgreSQL: the connection was closed")
+    if isinstance(exc, (OSError, TimeoutError)):
+        return _unreachable(f"PostgreSQL unreachable ({exc.__class__.__name__})")
+    return None
+
+
+def _unreachable(cause: str) -> DatabaseUnavailable:
+    error = DatabaseUnavailable(cause, reason="unreachable")
+    error.headers["Retry-After"] = str(RETRY_AFTER)
+    return error
+
+
+class PgCursor:
+    """A finished statement: its rows (when it returns any) and how many rows it touched."""
+
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid: int | None = None  # PostgreSQL has none: write RETURNING id
+
+    async def fetchone(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[Row]:
+        return self._rows
+
+    async def close(self) -> None:
+        pass
+
+
+def _returns_rows(text: str) -> bool:
+    head = text.lstrip().split(None, 1)[0].upper() if text.strip() else ""
+    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in f" {text.upper()} "
+
+
+async def _run(conn: Conn, sql: str, params: Params) -> PgCursor:
+    text, args = translate(sql, params)
+    if _returns_rows(text):
+        rows = list(await conn.fetch(text, *args))
+        return PgCursor(rows, len(rows))
+    status = await conn.execute(text, *args)
+    tail = status.rsplit(" ", 1)[-1]
+    return PgCursor([], int(tail) if tail.isdigit() else -1)
+
+
+class PgResult:
+    """What `PgTx.execute` returns: awaitable, and an async context manager, like aiosqlite's."""
+
+    def __init__(self, conn: Conn, sql: str, params: Params) -> None:
+        self._conn, self._sql, self._params = conn, sql, params
+
+    def __await__(self) -> Generator[Any, None, PgCursor]:
+        return _run(self._conn, self._sql, self._params).__await__()
+
+    async def __aenter__(self) -> PgCursor:
+        return await _run(self._conn, self._sql, self._params)
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+class PgTx:
+    """One pooled connection, in a transaction (`Database.transaction`) or not (`Database.scratch`)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> PgResult:
+        return PgResult(self.conn, sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
+        text = translate_text(sql)
+        batch = [tuple(row) for row in rows]
+        if batch:
+            await self.conn.executemany(text, batch)
+        return PgCursor([], len(batch))
+
+    async def execute_fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return await (await self.execute(sql, params)).fetchall()
+
+
+async def initialize(url: str) -> tuple[int, int]:
+    """Create or upgrade the schema (`cdnstore init`, and at start). Returns (version before, after)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"SELECT pg_advisory_lock({LOCK_INIT})")
+        try:
+            return await _initialize(conn)
+        finally:
+            await conn.execute(f"SELECT pg_advisory_unlock({LOCK_INIT})")
+    finally:
+        await conn.close()
+
+
+async def _initialize(conn: Conn) -> tuple[int, int]:
+    target = latest_version("postgres")
+    has_version = await conn.fetchval("SELECT to_regclass('cdnstore_schema') IS NOT NULL")
+    before = int(await conn.fetchval("SELECT version FROM cdnstore_schema") or 0) if has_version else 0
+    if before > target:
+        raise RuntimeError(f"database version {before} is newer than this cdnstore ({target})")
+    if before == 0:
+        tables = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+        if tables:
+            raise RuntimeError("the PostgreSQL database holds tables but no cdnstore schema version: "
+                               "give cdnstore a database of its own")
+        await apply(conn, schema_sql("postgres"), target)
+    else:
+        for number, name, sql in migrations("postgres"):
+            if number > before:
+                log.info("applying PostgreSQL migration %04d_%s", number, name)
+                await apply(conn, sql, number)
+    return before, target
+
+
+async def apply(conn: Conn, sql: str, version: int) -> None:
+    """One migration (or the whole schema) and the version it reaches, in one transaction."""
+    async with conn.transaction():
+        await conn.execute(sql)  # no arguments: the simple protocol runs every statement of the file
+        await conn.execute("DELETE FROM cdnstore_schema")
+        await conn.execute("INSERT INTO cdnstore_schema (version) VALUES ($1)", version)
+
+
+class PostgresDatabase(Database):
+    engine = "postgres"
+    serial_writes = False
+    for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        super().__init__()
+        self.url = url
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._unavailable_since = 0.0
+
+    async def open(self) -> None:
+        await initialize(self.url)
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc), exc.constraint_name or "") from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            error = unavailable(exc)
+            if error is None:
+                raise
+            if self.unavailable is None:
+                self._unavailable_since = time.monotonic()
+                log.error("the database is unavailable: %s; calls answer 503 until it is back", exc)
+            self.unavailable = error
+            raise error from exc
+
+    def _available(self) -> None:
+        if self.unavailable is not None:
+            log.warning("the database is back, after %.0f s", time.monotonic() - self._unavailable_since)
+            self.unavailable = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "database is not open"
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self, *, offload: bool = False) -> AsyncIterator[PgTx]:
+        """One transaction on a pooled connection (`offload` means nothing here: nothing blocks the loop)."""
+        with self._errors():
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+                yield PgTx(conn)
+        self._available()
+        for callback in self._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def scratch(self) -> AsyncIterator[PgTx]:
+        with self._errors():
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                try:
+                    yield PgTx(conn)
+                finally:
+                    if not conn.is_closed():
+                        await conn.execute("DISCARD TEMP")
+
+    async def check_writable(self, wait: float) -> None:
+        with self._errors():
+            async with self.pool.acquire(timeout=wait) as conn, conn.transaction():
+                await conn.execute("UPDATE cdnstore_schema SET version = version")
+        self._available()
+
+    async def _read(self, sql: str, params: Params) -> list[Row]:
+        text, args = translate(sql, params)
+        for attempt in (1, 2):
+            try:
+                with self._errors():
+                    async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                        rows = list(await conn.fetch(text, *args))
+                self._available()
+                return rows
+            except DatabaseUnavailable:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def fetchone(self, sql: str, params: Params = (), *, offload: bool = False) -> Row | None:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Params = (), *, offload: bool = False) -> list[Row]:
+        return await self._read(sql, params)
