@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apihelp import PASSWORD, Api
@@ -435,6 +436,26 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         await shot(small, "09-phone-servers")
     finally:
         await phone.close()
+
+
+async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    names = [f"copy-{n}.txt" for n in range(3)]
+    for name in names:
+        uploaded = await admin.upload(name, name.encode())
+        (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    page = await context.new_page()
+    calls: list[str] = []
+    page.on("request", lambda request: calls.append(request.url))
+    await sign_in(page, api, "root")
+    for name in names:
+        await expect(file_row(page, name).locator(".copies-col")).to_contain_text(re.compile(r"\d cop"))
+    lists = [url for url in calls if urlsplit(url).path == "/api/v1/files"]
+    assert len(lists) == 1 and parse_qs(urlsplit(lists[0]).query)["include"] == ["servers"]
+    assert [url for url in calls if urlsplit(url).path.endswith("/servers")] == []
 
 
 # ------------------------------------------------------------------------------------------ the polish
