@@ -156,6 +156,22 @@ def test_the_web_files_ship_in_the_wheel() -> None:
         assert any(fnmatch(path.name, pattern) for pattern in setuptools["package-data"][package]), path
 
 
+def test_every_script_of_the_page_passes_the_type_check() -> None:
+    """Each module says `// @ts-check`, and dev.py lint's check (tsc over jsconfig.json) passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    scripts = sorted((root / "cdnstore" / "web").glob("*.js"))
+    assert [p.name for p in scripts if not p.read_text().startswith("// @ts-check\n")] == []
+    if shutil.which("npm") is None and not (root / ".cache" / "node" / "node_modules" / ".bin" / "tsc").exists():
+        pytest.skip("npm is missing: the type checker cannot be installed")
+    checked = subprocess.run([sys.executable, "-c", "import dev, sys; sys.exit(dev.check_page())"], cwd=root,
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 # ------------------------------------------------------------------------------------------ the page
 
 
