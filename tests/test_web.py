@@ -372,6 +372,26 @@ async def test_a_reload_and_other_tabs_keep_the_session_until_logout(api: Api, c
     await no_secret_stored(page)
 
 
+async def test_signing_out_ends_the_session_even_while_another_tab_refreshes(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("dave")
+    page = await context.new_page()
+    await sign_in(page, api, "dave")
+    # Another tab holds the tabs' refresh turn, as a slow refresh would.
+    other = await context.new_page()
+    await other.goto(base(api) + "/")
+    await expect(other.locator("#app-view")).to_be_visible()
+    await other.evaluate("""() => new Promise((held) => navigator.locks.request("cdnstore-refresh",
+        () => new Promise((release) => { window.releaseTurn = release; held(); })))""")
+    # Sign out, then leave at once: the logout must not wait for that turn (the navigation would cancel
+    # it, and the cookie's session would sign the next visit straight back in).
+    await page.get_by_role("button", name="Sign out").click()
+    await page.goto(base(api) + "/")
+    await other.evaluate("() => window.releaseTurn()")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#app-view")).to_be_hidden()
+
+
 async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
     admin = await api.user("root", admin=True)

@@ -35,10 +35,11 @@ export function describe(err) {
  * @property {string | null} [token] the access token
  * @property {Record<string, any>} [query]
  * @property {boolean} [cookie] a session call, which carries the refresh cookie
+ * @property {boolean} [keepalive] the request outlives the page (a navigation or a closed tab)
  */
 
 /** @param {string} method @param {string} path @param {SendOptions} [options] @returns {Promise<any>} */
-async function send(method, path, { json, token, query, cookie = false } = {}) {
+async function send(method, path, { json, token, query, cookie = false, keepalive = false } = {}) {
   /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -57,7 +58,7 @@ async function send(method, path, { json, token, query, cookie = false } = {}) {
   }
   // Only the session calls carry the cookie (its Path limits it to them anyway).
   const credentials = cookie ? "same-origin" : "omit";
-  const resp = await fetch(url, { method, headers, body, credentials, cache: "no-store" });
+  const resp = await fetch(url, { method, headers, body, credentials, cache: "no-store", keepalive });
   if (resp.status === 204) return null;
   const type = resp.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await resp.json().catch(() => null) : null;
@@ -165,7 +166,10 @@ export class Session {
 
   async logout() {
     this.clear();
-    await inTurn(() => send("POST", "/auth/logout", { json: {}, cookie: true })).catch(() => {});
+    // Not in turn with other tabs' refreshes: any refresh token of the session, used or not, ends it,
+    // so there is nothing to wait for; and waiting let a navigation right after "Sign out" cancel the
+    // call, leaving the session alive. keepalive: the call outlives a closed tab or a navigation.
+    await send("POST", "/auth/logout", { json: {}, cookie: true, keepalive: true }).catch(() => {});
     this.onEnd("");
   }
 
