@@ -154,6 +154,23 @@ def run_tests(args: list[str]) -> int:
     return sh(PYTHON, "-m", "pytest", *args, check=False)
 
 
+# The page's scripts (cdnstore/web/*.js) carry JSDoc types, checked by TypeScript's tsc (jsconfig.json),
+# installed from npm into a local folder that is never committed.
+NODE_DIR = ROOT / ".cache" / "node"
+TSC = NODE_DIR / "node_modules" / ".bin" / "tsc"
+TYPESCRIPT = "typescript@5.6.3"
+
+
+def check_page() -> int:
+    if not TSC.exists():
+        if shutil.which("npm") is None:
+            print("cannot type-check the page: npm is missing (apt-get install -y npm)", file=sys.stderr)
+            return 1
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        sh("npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--silent", TYPESCRIPT)
+    return sh(TSC, "-p", "jsconfig.json", check=False)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["reliability"]:  # the last passing run's figures (artifacts/) into docs/reliability.md
         return sh(sys.executable, "tests/reliability.py", "--write", check=False)
@@ -173,7 +190,8 @@ def main(argv: list[str]) -> int:
             apt_install("wrk")
         return sh(PYTHON, "bench/run.py", *rest, check=False)
     if command == "lint":
-        return sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
+        ruff = sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
+        return ruff or check_page()
     return sh(PYTHON, "-m", "mypy", "cdnstore", *rest, check=False)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,10 @@ def render_file(row: Row) -> dict[str, Any]:
     return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
             "status": "stored" if stored else "uploading", "zone": row["zone"] if stored else None,
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
+    return [{"server": render_ref(s), "status": status} for s, status in found]
 
 
 def render_ref(server: Server) -> dict[str, str]:
@@ -107,14 +112,29 @@ class Files:
         if row is None:
             raise NotFound("no such file", code="file_not_found")
         version = row["current_version_id"]
-        if version is None:
-            return []
+        return [] if version is None else (await self.replicas_of([version])).get(version, [])
+
+    async def with_servers(self, rows: list[Row]) -> Callable[[Row], dict[str, Any]]:
+        """A renderer of these file rows that adds `servers` (their replicas, read in one query)."""
+        found = await self.replicas_of([r["current_version_id"] for r in rows if r["current_version_id"] is not None])
+        return lambda r: {**render_file(r), "servers": render_replicas(found.get(r["current_version_id"], []))}
+
+    async def replicas_of(self, version_ids: list[int]) -> dict[int, list[tuple[Server, str]]]:
+        """`replicas` for many versions in one query (a page of files): version id -> its servers."""
+        if not version_ids:
+            return {}
+        marks = ", ".join("?" * len(version_ids))
         rows = await self.db.fetchall(
-            "SELECT server_id, 'present' AS status FROM replicas WHERE version_id = :v UNION "
-            "SELECT server_id, 'pending' FROM jobs WHERE version_id = :v AND kind = 'copy' "
-            "AND server_id NOT IN (SELECT server_id FROM replicas WHERE version_id = :v)", {"v": version})
-        found = [(self.servers.by_internal_id(r["server_id"]), r["status"]) for r in rows]
-        return sorted(((s, status) for s, status in found if s is not None), key=lambda x: x[0].name)
+            f"SELECT version_id, server_id, 'present' AS status FROM replicas WHERE version_id IN ({marks}) UNION "
+            f"SELECT j.version_id, j.server_id, 'pending' FROM jobs j WHERE j.version_id IN ({marks}) "
+            "AND j.kind = 'copy' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = j.version_id "
+            "AND r.server_id = j.server_id)", (*version_ids, *version_ids))
+        found: dict[int, list[tuple[Server, str]]] = {}
+        for r in rows:
+            server = self.servers.by_internal_id(r["server_id"])
+            if server is not None:
+                found.setdefault(r["version_id"], []).append((server, r["status"]))
+        return {v: sorted(holders, key=lambda x: x[0].name) for v, holders in found.items()}
 
     # --- uploads --------------------------------------------------------------------------------
 

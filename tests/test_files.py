@@ -447,6 +447,25 @@ async def test_file_servers_shows_present_and_pending_copies(api: Api, weed: Wee
     (await alice.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")
 
 
+async def test_the_file_list_includes_where_each_file_is_in_one_answer(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, weed, bucket)
+    stored = (await admin.upload("w.txt", DATA))["file"]["id"]
+    await admin.wait_stored(stored)
+    await api.app[appkeys.WORKER].drain()
+    uploading = (await admin.announce("later.txt", DATA))["file"]["id"]
+    listed = (await admin.get("/api/v1/files", params={"include": "servers"})).expect(200)["items"]
+    where = {f["id"]: [(r["server"]["name"], r["status"]) for r in f["servers"]] for f in listed}
+    assert where == {stored: [("dallas", "present"), ("newyork", "present")], uploading: []}
+    # The same as the per-file route says, and nothing extra without include.
+    alone = (await admin.get(f"/api/v1/files/{stored}/servers")).expect(200)["items"]
+    assert next(f["servers"] for f in listed if f["id"] == stored) == alone
+    assert all("servers" not in f for f in (await admin.get("/api/v1/files")).expect(200)["items"])
+    alice = await api.user("alice")
+    (await alice.get("/api/v1/files", params={"include": "servers"})).problem(403, "forbidden")
+    (await alice.get("/api/v1/files", params={"include": "everything"})).problem(422, "invalid_field")
+
+
 async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, weed: WeedCluster, bucket: str) -> None:
     api = await make_api(uploads={"max_per_minute": 3})  # type: ignore[operator]
     admin, _ = await admin_with_layout(api, weed, bucket)

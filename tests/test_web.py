@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apihelp import PASSWORD, Api
@@ -153,6 +154,22 @@ def test_the_web_files_ship_in_the_wheel() -> None:
         package = ".".join(path.parent.relative_to(root).parts)
         assert package in setuptools["packages"], package
         assert any(fnmatch(path.name, pattern) for pattern in setuptools["package-data"][package]), path
+
+
+def test_every_script_of_the_page_passes_the_type_check() -> None:
+    """Each module says `// @ts-check`, and dev.py lint's check (tsc over jsconfig.json) passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    scripts = sorted((root / "cdnstore" / "web").glob("*.js"))
+    assert [p.name for p in scripts if not p.read_text().startswith("// @ts-check\n")] == []
+    if shutil.which("npm") is None and not (root / ".cache" / "node" / "node_modules" / ".bin" / "tsc").exists():
+        pytest.skip("npm is missing: the type checker cannot be installed")
+    checked = subprocess.run([sys.executable, "-c", "import dev, sys; sys.exit(dev.check_page())"], cwd=root,
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -355,6 +372,26 @@ async def test_a_reload_and_other_tabs_keep_the_session_until_logout(api: Api, c
     await no_secret_stored(page)
 
 
+async def test_signing_out_ends_the_session_even_while_another_tab_refreshes(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("dave")
+    page = await context.new_page()
+    await sign_in(page, api, "dave")
+    # Another tab holds the tabs' refresh turn, as a slow refresh would.
+    other = await context.new_page()
+    await other.goto(base(api) + "/")
+    await expect(other.locator("#app-view")).to_be_visible()
+    await other.evaluate("""() => new Promise((held) => navigator.locks.request("cdnstore-refresh",
+        () => new Promise((release) => { window.releaseTurn = release; held(); })))""")
+    # Sign out, then leave at once: the logout must not wait for that turn (the navigation would cancel
+    # it, and the cookie's session would sign the next visit straight back in).
+    await page.get_by_role("button", name="Sign out").click()
+    await page.goto(base(api) + "/")
+    await other.evaluate("() => window.releaseTurn()")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#app-view")).to_be_hidden()
+
+
 async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
     admin = await api.user("root", admin=True)
@@ -435,6 +472,26 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         await shot(small, "09-phone-servers")
     finally:
         await phone.close()
+
+
+async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    names = [f"copy-{n}.txt" for n in range(3)]
+    for name in names:
+        uploaded = await admin.upload(name, name.encode())
+        (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    page = await context.new_page()
+    calls: list[str] = []
+    page.on("request", lambda request: calls.append(request.url))
+    await sign_in(page, api, "root")
+    for name in names:
+        await expect(file_row(page, name).locator(".copies-col")).to_contain_text(re.compile(r"\d cop"))
+    lists = [url for url in calls if urlsplit(url).path == "/api/v1/files"]
+    assert len(lists) == 1 and parse_qs(urlsplit(lists[0]).query)["include"] == ["servers"]
+    assert [url for url in calls if urlsplit(url).path.endswith("/servers")] == []
 
 
 # ------------------------------------------------------------------------------------------ the polish

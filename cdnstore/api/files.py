@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import appkeys
+from ..errors import Forbidden
 from ..files import render_file, render_ref
 from ..geo import Point
 from ..pagination import page
@@ -34,9 +35,15 @@ def client_location(request: web.Request) -> Point | None:
 @endpoint("GET", "/api/v1/files", summary="List your files", tag="files", permission="can_view_file",
           query=FilesQuery, responses={200: FileList}, errors=(401, 403, 422))
 async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
-    """Newest first; `q` keeps the names that contain it (case-insensitive for ASCII)."""
-    rows = await request.app[appkeys.FILES].page(await owner_id(request), query.limit, query.after(), query.q)
-    return json_response(page(rows, query.limit, lambda r: r["id"], render_file))
+    """Newest first; `q` keeps the names that contain it (case-insensitive for ASCII). `include=servers`
+    (needs `can_view_cdnserver`) gives each file `servers`, where it is, in the same answer: the page's
+    file list makes one call, not one per row."""
+    files = request.app[appkeys.FILES]
+    if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
+        raise Forbidden("include=servers needs the permission can_view_cdnserver")
+    rows = await files.page(await owner_id(request), query.limit, query.after(), query.q)
+    render = await files.with_servers(rows[:query.limit]) if query.include == "servers" else render_file
+    return json_response(page(rows, query.limit, lambda r: r["id"], render))
 
 
 @endpoint("POST", "/api/v1/files", summary="Start an upload", tag="files", permission="can_upload_file",

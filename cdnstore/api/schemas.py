@@ -31,9 +31,10 @@ def _drop_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def unset() -> Any:
-    """An optional PATCH field whose type has no null: an explicit null is an error naming the field."""
-    return Field(None, json_schema_extra=_drop_default)
+def unset(description: str | None = None) -> Any:
+    """An optional PATCH field whose type has no null: an explicit null is an error naming the field. (Also
+    an answer's field that only some calls give.)"""
+    return Field(None, description=description, json_schema_extra=_drop_default)
 
 
 class Out(BaseModel):
@@ -250,6 +251,8 @@ class FileOut(Out):
     zone: str | None
     created_at: Time
     updated_at: Time
+    # Only in `GET /files?include=servers`: where the file is, as `GET /files/{id}/servers` says.
+    servers: list[ReplicaOut] = unset("with include=servers only: where the file is")
 
 
 class FileList(Out):
@@ -259,6 +262,7 @@ class FileList(Out):
 
 class FilesQuery(PageQuery):
     q: Annotated[str, StringConstraints(max_length=255)] | None = None
+    include: Literal["servers"] | None = None
 
 
 class UploadOut(Out):

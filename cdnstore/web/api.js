@@ -1,3 +1,4 @@
+// @ts-check
 // The page's only way to the daemon: the public HTTP API (/api/v1), JSON in and out.
 // The access token lives in this module's memory only: never in a URL, localStorage or sessionStorage.
 // The session survives reloads and reaches other tabs through the refresh token, which the daemon keeps
@@ -11,6 +12,7 @@ const BASE = "/api/v1";
 
 /** An error answer: `detail` from the problem+json body, `code` its stable code. */
 export class ApiError extends Error {
+  /** @param {number} status @param {any} problem the problem+json body, if any */
   constructor(status, problem) {
     const detail = (problem && (problem.detail || problem.title)) || `the server answered ${status}`;
     super(detail);
@@ -20,14 +22,25 @@ export class ApiError extends Error {
   }
 }
 
-/** A human sentence for any error thrown by the API or the network. */
+/** A human sentence for any error thrown by the API or the network. @param {any} err @returns {string} */
 export function describe(err) {
   if (err instanceof ApiError) return err.message;
   if (err instanceof TypeError) return "The server cannot be reached. Check your connection and try again.";
   return (err && err.message) || String(err);
 }
 
-async function send(method, path, { json, token, query, cookie = false } = {}) {
+/**
+ * @typedef {object} SendOptions
+ * @property {any} [json] the request's body
+ * @property {string | null} [token] the access token
+ * @property {Record<string, any>} [query]
+ * @property {boolean} [cookie] a session call, which carries the refresh cookie
+ * @property {boolean} [keepalive] the request outlives the page (a navigation or a closed tab)
+ */
+
+/** @param {string} method @param {string} path @param {SendOptions} [options] @returns {Promise<any>} */
+async function send(method, path, { json, token, query, cookie = false, keepalive = false } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (cookie) headers["X-Cdnstore-Session"] = "cookie";
@@ -45,7 +58,7 @@ async function send(method, path, { json, token, query, cookie = false } = {}) {
   }
   // Only the session calls carry the cookie (its Path limits it to them anyway).
   const credentials = cookie ? "same-origin" : "omit";
-  const resp = await fetch(url, { method, headers, body, credentials, cache: "no-store" });
+  const resp = await fetch(url, { method, headers, body, credentials, cache: "no-store", keepalive });
   if (resp.status === 204) return null;
   const type = resp.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await resp.json().catch(() => null) : null;
@@ -55,12 +68,15 @@ async function send(method, path, { json, token, query, cookie = false } = {}) {
 
 /** Calls that need no login (the public share page). */
 export const publicApi = {
+  /** @param {string} token */
   link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
+  /** @param {string} token @param {string} [password] */
   download: (token, password) =>
     send("POST", `/public/links/${encodeURIComponent(token)}/download`, { json: password ? { password } : {} }),
 };
 
-/** Run `task` while holding the page's refresh lock, shared by every tab of this origin. */
+/** Run `task` while holding the page's refresh lock, shared by every tab of this origin.
+ * @template T @param {() => Promise<T>} task @returns {Promise<T>} */
 function inTurn(task) {
   if (!navigator.locks) return task(); // not a secure context: tabs may then race (see docs/security.md)
   return navigator.locks.request("cdnstore-refresh", task);
@@ -68,20 +84,27 @@ function inTurn(task) {
 
 /** A signed-in user: the access token is renewed before it expires, and once more on a 401. */
 export class Session {
+  /** @param {(message: string) => void} onEnd */
   constructor(onEnd) {
     this.onEnd = onEnd;
+    /** @type {string | null} */
     this.access = null;
+    /** @type {any} the signed-in user (UserOut), null when signed out */
     this.user = null;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
+    /** @type {Promise<void> | null} */
     this.refreshing = null;
   }
 
   get signedIn() { return this.access !== null; }
 
+  /** @param {string} permission */
   can(permission) {
     return !!this.user && (this.user.is_admin || this.user.permissions.includes(permission));
   }
 
+  /** @param {string} username @param {string} password */
   async login(username, password) {
     this.adopt(await send("POST", "/auth/login", { json: { username, password }, cookie: true }));
   }
@@ -96,6 +119,7 @@ export class Session {
     }
   }
 
+  /** @param {any} tokens the answer of login or refresh */
   adopt(tokens) {
     this.access = tokens.access_token;
     this.user = tokens.user;
@@ -119,6 +143,7 @@ export class Session {
     return this.refreshing;
   }
 
+  /** @param {string} method @param {string} path @param {SendOptions} [options] @returns {Promise<any>} */
   async call(method, path, options = {}) {
     if (!this.signedIn) throw new ApiError(401, { detail: "You are signed out.", code: "unauthorized" });
     try {
@@ -130,17 +155,25 @@ export class Session {
     }
   }
 
+  /** @param {string} path @param {Record<string, any>} [query] */
   get(path, query) { return this.call("GET", path, { query }); }
+  /** @param {string} path @param {any} [json] */
   post(path, json) { return this.call("POST", path, { json: json === undefined ? {} : json }); }
+  /** @param {string} path @param {any} json */
   patch(path, json) { return this.call("PATCH", path, { json }); }
+  /** @param {string} path */
   del(path) { return this.call("DELETE", path); }
 
   async logout() {
     this.clear();
-    await inTurn(() => send("POST", "/auth/logout", { json: {}, cookie: true })).catch(() => {});
+    // Not in turn with other tabs' refreshes: any refresh token of the session, used or not, ends it,
+    // so there is nothing to wait for; and waiting let a navigation right after "Sign out" cancel the
+    // call, leaving the session alive. keepalive: the call outlives a closed tab or a navigation.
+    await send("POST", "/auth/logout", { json: {}, cookie: true, keepalive: true }).catch(() => {});
     this.onEnd("");
   }
 
+  /** @param {string} message */
   end(message) {
     this.clear();
     this.onEnd(message);

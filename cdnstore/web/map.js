@@ -1,3 +1,4 @@
+// @ts-check
 // The admin world map: plain SVG, equirectangular (x = longitude + 180, y = 90 - latitude), no tiles.
 
 import { svg } from "./ui.js";
@@ -6,16 +7,20 @@ import { LAND } from "./world.js";
 // Calm, distinguishable zone colours; a zone keeps its colour while the set of zones stays the same.
 const PALETTE = ["#2f5bd3", "#d9822b", "#7a4fd1", "#159a9c", "#d14f86", "#6b8e23", "#b5651d", "#4a6fa5"];
 
+/** @typedef {import("./types.js").Server} Server */
+
+/** @param {Server[]} servers @returns {Map<string, string>} zone -> colour */
 export function zoneColors(servers) {
   const zones = [...new Set(servers.map((s) => s.zone))].sort();
   return new Map(zones.map((zone, i) => [zone, PALETTE[i % PALETTE.length]]));
 }
 
+/** @param {number} lat @param {number} lon @returns {[number, number]} */
 export function project(lat, lon) {
   return [lon + 180, 90 - lat];
 }
 
-/** Draw the land and graticule once into `root` (an <svg viewBox="0 0 360 150">). */
+/** Draw the land and graticule once into `root` (an <svg viewBox="0 0 360 150">). @param {SVGSVGElement} root */
 export function drawBase(root) {
   root.append(svg("rect", { class: "ocean", x: 0, y: 0, width: 360, height: 150, rx: 3 }));
   let grid = "";
@@ -27,9 +32,10 @@ export function drawBase(root) {
 }
 
 /** Put the servers on the map: a dot in the zone's colour, ringed by health, hollow when inactive (it takes no
- * uploads or copies), faded when off. */
+ * uploads or copies), faded when off.
+ * @param {SVGSVGElement} root @param {Server[]} servers @param {Map<string, string>} colors */
 export function drawServers(root, servers, colors) {
-  const layer = root.querySelector("g.servers");
+  const layer = /** @type {SVGGElement} */ (root.querySelector("g.servers"));
   layer.replaceChildren();
   // A phone shows the whole world in ~350 pixels: labels and dots grow to stay readable.
   const width = root.getBoundingClientRect().width;

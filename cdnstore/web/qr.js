@@ -1,9 +1,11 @@
+// @ts-check
 // A QR code as an SVG element, from the vendored qrcode-generator (MIT, see vendor/).
 
 import qrcode from "./vendor/qrcode.mjs";
 import { svg } from "./ui.js";
 
-/** An <svg> QR code of `text` (error correction M, smallest version that fits, 4-module quiet zone). */
+/** An <svg> QR code of `text` (error correction M, smallest version that fits, 4-module quiet zone).
+ * @param {string} text */
 export function qrSvg(text) {
   const qr = qrcode(0, "M");
   qr.addData(text, "Byte");

@@ -1,3 +1,4 @@
+// @ts-check
 // The public page of a share link (/s/{token}): what is shared, a password when the link has one,
 // and a download button. It needs no login; the token comes from the page's own address.
 
@@ -10,12 +11,14 @@ const STARTED_AFTER_MS = 1500;
 
 const token = decodeURIComponent(location.pathname.replace(/^\/s\//, "").replace(/\/$/, ""));
 
+/** @type {Record<string, [string, string]>} */
 const GONE = {
   link_not_found: ["Link not found", "This link does not exist or was revoked. Ask the person who shared it for a new one."],
   link_expired: ["This link has expired", "It reached its expiry date or its download limit, or the file was deleted."],
 };
 
-function gone(code, detail) {
+/** @param {string} code @param {string} [detail] */
+function gone(code, detail = "") {
   const [title, text] = GONE[code] || ["This link cannot be used", detail];
   $("#public-loading").hidden = true;
   $("#public-file").hidden = true;
@@ -49,9 +52,10 @@ async function load() {
 $("#public-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = $("#public-error");
-  const button = $("#public-download");
+  const button = $("#public-download", HTMLButtonElement);
   const passwordField = !$("#public-password-field").hidden;
-  const password = $("#public-password").value;
+  const input = $("#public-password", HTMLInputElement);
+  const password = input.value;
   error.textContent = "";
   $("#public-status").textContent = "";
   $("#public-status").classList.remove("done");
@@ -82,7 +86,7 @@ $("#public-form").addEventListener("submit", async (event) => {
       error.textContent = err.code === "invalid_password" ? "That password is not right. Try again." : "Enter the password to download this file.";
       $("#public-password-field").hidden = false;
       $("#public-password").setAttribute("aria-invalid", "true");
-      $("#public-password").select();
+      input.select();
     } else if (err instanceof ApiError && err.code === "too_many_attempts") {
       error.textContent = "Too many wrong passwords. Wait a few minutes, then try again.";
     } else {

@@ -1,6 +1,16 @@
+// @ts-check
 // Small DOM helpers shared by the app and the public page. Text always goes in as text (no innerHTML).
 
-/** h("button", {class: "x", onclick: f}, "Label", child...) */
+/** @typedef {Node | string | number | null | undefined | false} Child */
+
+/**
+ * h("button", {class: "x", onclick: f}, "Label", child...)
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -8,13 +18,17 @@ export function h(tag, attrs = {}, ...children) {
     if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (key === "class") el.className = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
-    else if (key in el && typeof value !== "string") el[key] = value;
+    else if (key in el && typeof value !== "string") /** @type {any} */ (el)[key] = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   append(el, children);
   return el;
 }
 
+/**
+ * @param {Element} el
+ * @param {(Child | Child[])[]} children
+ */
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;
@@ -24,6 +38,12 @@ function append(el, children) {
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
+/**
+ * @param {string} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {SVGElement}
+ */
 export function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -33,8 +53,22 @@ export function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-export const $ = (selector, root = document) => root.querySelector(selector);
+/**
+ * The first element `selector` matches, of class `type` when given (so that the checker knows it);
+ * throws when there is none, which is a mistake in the page, not a state to handle.
+ * @template {Element} [T=HTMLElement]
+ * @param {string} selector
+ * @param {{ new (): T, prototype: T }} [type]
+ * @param {ParentNode} [root]
+ * @returns {T}
+ */
+export function $(selector, type, root = document) {
+  const el = root.querySelector(selector);
+  if (!el || !(el instanceof (type || HTMLElement))) throw new Error(`the page has no ${selector}${type ? ` (${type.name})` : ""}`);
+  return /** @type {T} */ (el);
+}
 
+/** @param {number | null | undefined} n */
 export function formatBytes(n) {
   if (n === null || n === undefined) return "";
   if (n < 1000) return `${n} B`;
@@ -45,17 +79,20 @@ export function formatBytes(n) {
   return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
 }
 
+/** @param {number} n */
 export function formatCount(n) {
   return new Intl.NumberFormat().format(n);
 }
 
-/** "1 download", "3 downloads": the count with its noun in the right number. */
+/** "1 download", "3 downloads": the count with its noun in the right number.
+ * @param {number} n @param {string} one @param {string} [many] */
 export function plural(n, one, many = `${one}s`) {
   return `${formatCount(n)} ${n === 1 ? one : many}`;
 }
 
 /** The API's details are lowercase phrases ("wrong username or password"); on the page they read as
- * sentences. */
+ * sentences.
+ * @param {unknown} text */
 export function sentence(text) {
   const t = String(text || "").trim();
   if (!t) return t;
@@ -66,7 +103,7 @@ export function sentence(text) {
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-/** "3 minutes ago" for recent times, a date otherwise. */
+/** "3 minutes ago" for recent times, a date otherwise. @param {string | null | undefined} iso */
 export function formatTime(iso) {
   if (!iso) return "";
   const t = new Date(iso);
@@ -79,26 +116,29 @@ export function formatTime(iso) {
   return absolute.format(t);
 }
 
+/** @param {string | null | undefined} iso */
 export function fullTime(iso) {
   return iso ? absolute.format(new Date(iso)) : "";
 }
 
-/** A <time> element showing a friendly time, with the exact one on hover. */
+/** A <time> element showing a friendly time, with the exact one on hover. @param {string} iso */
 export function timeEl(iso) {
   return h("time", { datetime: iso, title: fullTime(iso) }, formatTime(iso));
 }
 
-/** The file's extension, for its icon ("PDF", "JPG"...). */
+/** The file's extension, for its icon ("PDF", "JPG"...). @param {string} name */
 export function fileKind(name) {
   const dot = name.lastIndexOf(".");
   const ext = dot > 0 ? name.slice(dot + 1) : "";
   return ext && ext.length <= 4 ? ext.toUpperCase() : "FILE";
 }
 
+/** @param {string} text @param {string} [tone] @param {boolean} [plain] */
 export function badge(text, tone = "", plain = false) {
   return h("span", { class: `badge ${tone}${plain ? " plain" : ""}` }, text);
 }
 
+/** @param {string} message @param {{ error?: boolean, ms?: number }} [options] */
 export function toast(message, { error = false, ms = 4500 } = {}) {
   const box = document.getElementById("toasts");
   if (!box) return;
@@ -107,21 +147,23 @@ export function toast(message, { error = false, ms = 4500 } = {}) {
   setTimeout(() => item.remove(), ms);
 }
 
-/** Ask before something that cannot be undone; resolves to true when confirmed. */
+/** Ask before something that cannot be undone; resolves to true when confirmed.
+ * @param {string} title @param {string} text @param {string} [action] @returns {Promise<boolean>} */
 export function confirmDialog(title, text, action = "Delete") {
-  const dialog = document.getElementById("confirm-dialog");
-  $("#confirm-title", dialog).textContent = title;
-  $("#confirm-text", dialog).textContent = text;
-  $("#confirm-ok", dialog).textContent = action;
+  const dialog = $("#confirm-dialog", HTMLDialogElement);
+  $("#confirm-title", undefined, dialog).textContent = title;
+  $("#confirm-text", undefined, dialog).textContent = text;
+  $("#confirm-ok", undefined, dialog).textContent = action;
   dialog.returnValue = "";
   dialog.showModal();
-  $("#confirm-ok", dialog).focus();
+  $("#confirm-ok", undefined, dialog).focus();
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
   });
 }
 
-/** Copy text to the clipboard; falls back to selecting an input for older browsers. */
+/** Copy text to the clipboard; falls back to selecting an input for older browsers.
+ * @param {string} text @param {HTMLInputElement} [input] @returns {Promise<boolean>} */
 export async function copyText(text, input) {
   try {
     await navigator.clipboard.writeText(text);
@@ -129,7 +171,7 @@ export async function copyText(text, input) {
   } catch {
     if (input) {
       input.select();
-      return document.execCommand && document.execCommand("copy");
+      return !!document.execCommand && document.execCommand("copy");
     }
     return false;
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // The land outline of the admin map: Natural Earth 1:110m land (public domain), taken from the npm
 // package world-atlas 2.0.2 (land-110m.json, ISC license), decoded from TopoJSON and projected
 // equirectangular into a 360 x 180 box (x = longitude + 180, y = 90 - latitude), rounded to 0.1 degree;

@@ -1,0 +1,243 @@
+// @ts-check
+// The servers view (holders of can_view_cdnserver): the world map, the table of storage servers with
+// their on/active switches, and for administrators the failed jobs. It refreshes itself while shown.
+
+import { ApiError } from "./api.js";
+import { toastError } from "./feedback.js";
+import { JobsCard } from "./jobs-card.js";
+import { drawBase, drawServers, zoneColors } from "./map.js";
+import { ServerDialog } from "./server-dialog.js";
+import { $, badge, confirmDialog, formatBytes, formatCount, h, plural, toast } from "./ui.js";
+
+/** @typedef {import("./types.js").Server} Server */
+/** @typedef {Map<string, string>} Colors zone -> colour */
+
+const REFRESH_MS = 4000;
+
+/** "In sync" only for a server that takes copies: one that is off or inactive says so instead.
+ * @param {Server} s */
+function syncBadge(s) {
+  if (!s.is_on) return badge("Off", "", false);
+  if (s.pending_jobs) return badge(`${formatCount(s.pending_jobs)} pending`, "warn");
+  if (!s.is_active) {
+    const tag = badge("Inactive", "");
+    tag.title = "Takes no uploads or copies; still serves the files it holds.";
+    return tag;
+  }
+  return badge("In sync", "ok");
+}
+
+/** One server's row, updated in place on every refresh (so that a focused switch keeps its focus). */
+class ServerRow {
+  /** @param {ServersView} view @param {Server} server */
+  constructor(view, server) {
+    this.view = view;
+    this.server = server;
+    const { session } = view;
+    this.tr = h("tr", { dataset: { id: server.id } });
+    this.name = h("span", { class: "server-name" });
+    this.endpoint = h("span", { class: "server-endpoint" });
+    this.city = h("td", { "data-label": "City" });
+    this.zone = h("td", { "data-label": "Zone" });
+    this.on = h("input", { type: "checkbox", role: "switch" });
+    this.active = h("input", { type: "checkbox", role: "switch" });
+    this.health = h("td", { "data-label": "Health" });
+    this.count = h("td", { class: "num", "data-label": "Files" });
+    this.bytes = h("td", { class: "num", "data-label": "Bytes" });
+    this.sync = h("td", { "data-label": "Sync" });
+    this.canUpdate = session.can("can_update_cdnserver");
+    this.edit = this.canUpdate ? h("button", { type: "button", class: "small" }, "Edit") : null;
+    this.remove = session.can("can_delete_cdnserver") ? h("button", { type: "button", class: "small ghost link-danger" }, "Remove") : null;
+    this.tr.append(
+      h("td", { class: "primary-cell" }, h("div", { class: "field" }, this.name, this.endpoint)),
+      this.city, this.zone,
+      h("td", { "data-label": "On" }, h("label", { class: "switch" }, this.on)),
+      h("td", { "data-label": "Active" }, h("label", { class: "switch" }, this.active)),
+      this.health, this.count, this.bytes, this.sync,
+      h("td", { class: "actions" }, this.edit, this.remove));
+    this.on.addEventListener("change", () => this.toggle("is_on", this.on));
+    this.active.addEventListener("change", () => this.toggle("is_active", this.active));
+    if (this.edit) this.edit.addEventListener("click", () => view.dialog.open(this.server));
+    if (this.remove) this.remove.addEventListener("click", () => view.removeServer(this.server));
+  }
+
+  /** @param {"is_on" | "is_active"} field @param {HTMLInputElement} input */
+  async toggle(field, input) {
+    const value = input.checked;
+    const view = this.view;
+    input.disabled = true;
+    try {
+      /** @type {Server} */
+      const updated = await view.session.patch(`/servers/${this.server.id}`, { [field]: value });
+      this.update(updated, zoneColors(view.list.map((s) => (s.id === updated.id ? updated : s))));
+      $("#servers-status").textContent = `${updated.name} is now ${field === "is_on" ? (value ? "on" : "off") : (value ? "active" : "not active")}.`;
+      view.refresh();
+    } catch (err) {
+      input.checked = !value;
+      toastError(err);
+    } finally {
+      input.disabled = !this.canUpdate;
+    }
+  }
+
+  /** @param {Server} s @param {Colors} colors */
+  update(s, colors) {
+    const { on, active, canUpdate } = this;
+    this.server = s;
+    this.name.textContent = s.name;
+    this.endpoint.textContent = `${s.endpoint_url}/${s.bucket}`;
+    this.city.textContent = s.location;
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.background = colors.get(s.zone) || "#999";
+    this.zone.replaceChildren(h("span", { class: "zone-chip" }, swatch, s.zone));
+    // A switch whose change is on its way keeps what the user set.
+    if (!on.disabled || !canUpdate) on.checked = s.is_on;
+    if (!active.disabled || !canUpdate) active.checked = s.is_active;
+    on.disabled = active.disabled = !canUpdate;
+    on.setAttribute("aria-label", `${s.name} on`);
+    active.setAttribute("aria-label", `${s.name} active`);
+    const tone = /** @type {Record<string, string>} */ ({ up: "ok", down: "danger" })[s.health] || "";
+    this.health.replaceChildren(badge(s.health === "unknown" ? "Unknown" : s.health === "up" ? "Up" : "Down", tone));
+    this.count.textContent = formatCount(s.files);
+    this.bytes.textContent = formatBytes(s.bytes);
+    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s)));
+    if (this.edit) this.edit.setAttribute("aria-label", `Edit ${s.name}`);
+    if (this.remove) this.remove.setAttribute("aria-label", `Remove ${s.name}`);
+  }
+}
+
+export class ServersView {
+  /** @param {import("./api.js").Session} session */
+  constructor(session) {
+    this.session = session;
+    /** @type {Map<string, ServerRow>} */
+    this.rows = new Map();
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.timer = undefined;
+    this.busy = false; // a refresh is on its way: the timer's next one is skipped
+    /** @type {Server[]} */
+    this.list = [];
+    this.mapDrawn = false;
+    this.map = $("#worldmap", SVGSVGElement);
+    this.body = $("#servers-body");
+    this.dialog = new ServerDialog(session, { saved: () => this.refresh() });
+    this.jobs = new JobsCard(session, { changed: () => this.refresh() });
+    $("#add-server").addEventListener("click", () => this.dialog.open(null));
+  }
+
+  /** Shown: draw the map once, then refresh every few seconds until hidden. */
+  start() {
+    if (!this.mapDrawn) {
+      drawBase(this.map);
+      this.mapDrawn = true;
+    }
+    $("#add-server").hidden = !this.session.can("can_add_cdnserver");
+    this.jobs.show();
+    this.refresh();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.refresh(), REFRESH_MS);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Signed out: stop, and forget the rows. */
+  reset() {
+    this.stop();
+    this.body.replaceChildren();
+    this.rows.clear();
+  }
+
+  async refresh() {
+    if (this.busy || !this.session.signedIn) return;
+    this.busy = true;
+    try {
+      /** @type {Server[]} */
+      const list = [];
+      /** @type {string | undefined} */
+      let cursor;
+      do {
+        const page = await this.session.get("/servers", { limit: 1000, cursor });
+        list.push(...page.items);
+        cursor = page.next_cursor;
+      } while (cursor);
+      this.render(list);
+      if (this.jobs.shown()) await this.jobs.load();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) toastError(err);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** @param {Server[]} list */
+  render(list) {
+    this.list = list;
+    const colors = zoneColors(list);
+    drawServers(this.map, list, colors);
+    this.renderLegend(colors);
+    $("#zones").replaceChildren(...[...colors.keys()].map((zone) => h("option", { value: zone })));
+    this.renderSummary(list, colors);
+    const seen = new Set();
+    for (const server of list) {
+      seen.add(server.id);
+      let row = this.rows.get(server.id);
+      if (!row) {
+        row = new ServerRow(this, server);
+        this.rows.set(server.id, row);
+      }
+      row.update(server, colors);
+      this.body.append(row.tr); // keeps the order of the answer; moving a row keeps its focus
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.tr.remove();
+        this.rows.delete(id);
+      }
+    }
+    $("#servers-empty").hidden = list.length > 0;
+  }
+
+  /** @param {Colors} colors */
+  renderLegend(colors) {
+    const legend = [...colors].map(([zone, color]) => {
+      const swatch = h("span", { class: "swatch" });
+      swatch.style.background = color;
+      return h("span", {}, swatch, zone);
+    });
+    legend.push(h("span", {}, h("span", { class: "swatch ring up" }), "up"),
+      h("span", {}, h("span", { class: "swatch ring down" }), "down"),
+      h("span", {}, h("span", { class: "swatch ring unknown" }), "unknown"),
+      h("span", {}, h("span", { class: "swatch ring inactive" }), "inactive"),
+      h("span", {}, h("span", { class: "swatch ring off" }), "off"));
+    $("#map-legend").replaceChildren(...legend);
+  }
+
+  /** @param {Server[]} list @param {Colors} colors */
+  renderSummary(list, colors) {
+    const up = list.filter((s) => s.health === "up").length;
+    const off = list.filter((s) => !s.is_on).length;
+    const inactive = list.filter((s) => s.is_on && !s.is_active).length;
+    const resting = [off && `${off} off`, inactive && `${inactive} inactive`].filter(Boolean).map((t) => `, ${t}`).join("");
+    const pending = list.reduce((n, s) => n + s.pending_jobs, 0);
+    $("#servers-summary").textContent = `${plural(list.length, "server")} in ${plural(colors.size, "zone")}, ${up} up${resting}` +
+      (pending ? `, ${plural(pending, "copy", "copies")} in progress.` : ", all in sync.");
+  }
+
+  /** @param {Server} server */
+  async removeServer(server) {
+    const ok = await confirmDialog(`Remove ${server.name}?`,
+      `${server.name} (${server.location}) leaves the fleet. Its objects stay in its bucket; files whose only copy is there block the removal.`,
+      "Remove");
+    if (!ok) return;
+    try {
+      await this.session.del(`/servers/${server.id}`);
+      toast(`${server.name} removed`);
+      this.refresh();
+    } catch (err) {
+      toastError(err, { ms: 8000 });
+    }
+  }
+}
