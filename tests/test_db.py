@@ -144,6 +144,25 @@ async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_p
         await database.close()
 
 
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path: Path, database_url: str) -> None:
+    import asyncio
+
+    database = db.connect(DatabaseConfig(url=database_url, pool_size=2))
+    await database.open()
+
+    async def backend() -> int:
+        async with database.transaction() as tx:
+            row = await (await tx.execute("SELECT pg_backend_pid()")).fetchone()
+            await tx.execute("SELECT pg_sleep(0.05)")  # held a while, so the burst overlaps
+            return int(row[0])
+
+    try:
+        assert len(set(await asyncio.gather(*(backend() for _ in range(12))))) == 2
+    finally:
+        await database.close()
+
+
 def pg_schema_of(cluster: object, url: str) -> str:
     """The schema of a PostgreSQL database as pg_dump writes it (owner and comments aside)."""
     import subprocess
