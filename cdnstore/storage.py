@@ -53,6 +53,14 @@ class ObjectInfo:
     etag: str  # without quotes; a multipart ETag ("<md5>-<parts>") is not the MD5 of the bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    number: int
+    size: int
+    etag: str  # without quotes
+    modified: datetime | None
+
+
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII `filename=` fallback and the exact name as RFC 5987 `filename*`."""
     encoded = quote(filename, safe="!#$&+-.^_`|~")  # RFC 5987 attr-char
@@ -316,6 +324,20 @@ class Storage:
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
         return url, headers
 
+    def presign_part(
+        self, target: S3Target, key: str, upload_id: str, number: int, *, size: int, expires_in: int,
+        md5: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned UploadPart of a multipart upload and the exact headers the client must send: the
+        part's size, and with `md5` (base64) its Content-MD5, so the server refuses any other bytes."""
+        headers = {"Content-Length": str(size)}
+        if md5 is not None:
+            _check_header_value("md5", md5)
+            headers["Content-MD5"] = md5
+        query = {"partNumber": str(number), "uploadId": upload_id}
+        url = self._presigner(target).presign("PUT", key, expires_in=expires_in, query=query, headers=headers)
+        return url, headers
+
     def presign_get(self, target: S3Target, key: str, *, filename: str, expires_in: int) -> str:
         """A presigned GET URL whose response saves as `filename` (Content-Disposition override)."""
         query = {"response-content-disposition": content_disposition(filename)}
@@ -365,6 +387,43 @@ class Storage:
                     if upload["Initiated"] < started_before:
                         found.append((upload["Key"], upload["UploadId"]))
         return found
+
+    # --- multipart uploads sent by clients (parts presigned above) ----------------------------
+
+    async def create_upload(self, target: S3Target, key: str, *, content_type: str) -> str:
+        """Begin a multipart upload of `key`; its upload id."""
+        with _errors(target, f"start multipart upload of {key!r}"):
+            client = await self._client(target)
+            created = await client.create_multipart_upload(
+                Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream")
+        return str(created["UploadId"])
+
+    async def list_parts(self, target: S3Target, key: str, upload_id: str) -> list[PartInfo] | None:
+        """The parts the server holds of a multipart upload, by number; None when the upload is gone
+        (completed or aborted)."""
+        found = []
+        with _errors(target, f"LIST parts of {key!r}"):
+            client = await self._client(target)
+            try:
+                pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key,
+                                                                    UploadId=upload_id)
+                async for page in pages:
+                    for part in page.get("Parts", ()):
+                        found.append(PartInfo(int(part["PartNumber"]), int(part["Size"]),
+                                              str(part.get("ETag", "")).strip('"'), part.get("LastModified")))
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchUpload" or _is_missing(exc):
+                    return None
+                raise
+        return sorted(found, key=lambda p: p.number)
+
+    async def complete_upload(self, target: S3Target, key: str, upload_id: str, etags: Mapping[int, str]) -> None:
+        """Assemble the object from parts 1..N (CompleteMultipartUpload)."""
+        parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
+        with _errors(target, f"complete multipart upload of {key!r}"):
+            client = await self._client(target)
+            await client.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id,
+                                                   MultipartUpload={"Parts": parts})
 
     async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
         with _errors(target, f"ABORT upload of {key!r}"):

@@ -1,0 +1,211 @@
+"""Big files in parts: multipart announcements, part URLs, the resume view, completion, abort and the sweep,
+through the API against real SeaweedFS servers (parts of the 5 MiB minimum, generated on the fly)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from apihelp import US_IP, Api, Session, from_ip, put_bytes
+
+from cdnstore import appkeys
+from cdnstore.parts import MAX_PARTS, MIN_PART, part_size_for
+from cdnstore.seaweed import WeedCluster
+
+MIB = 1 << 20
+# A low threshold, so that a file of a few parts is uploaded in parts.
+SMALL_THRESHOLD = {"uploads": {"multipart_threshold": 5 * MIB}}
+
+
+def part_bytes(number: int, size: int) -> bytes:
+    """Part `number`'s bytes: a pattern of its own, made on the fly."""
+    block = hashlib.sha256(f"part {number}".encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def parts_of(size: int, part_size: int) -> Iterator[tuple[int, bytes]]:
+    number, left = 1, size
+    while left > 0:
+        yield number, part_bytes(number, min(part_size, left))
+        number, left = number + 1, left - part_size
+
+
+def md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+async def announce(user: Session, name: str, size: int, expect: int = 201) -> dict[str, Any]:
+    answer = await user.post("/api/v1/files", json={"name": name, "size": size,
+                                                    "content_type": "application/octet-stream"},
+                             headers=from_ip(US_IP))
+    return dict(answer.expect(expect))
+
+
+async def put_part(item: dict[str, Any], data: bytes) -> int:
+    return await put_bytes(item, data)
+
+
+async def part_urls(user: Session, file_id: str, numbers: list[int], md5: dict[str, str] | None = None
+                    ) -> dict[int, dict[str, Any]]:
+    body: dict[str, Any] = {"numbers": numbers}
+    if md5 is not None:
+        body["md5"] = md5
+    items = (await user.post(f"/api/v1/files/{file_id}/upload/parts", json=body)).expect(200)["items"]
+    return {item["number"]: item for item in items}
+
+
+async def multipart_uploads(api: Api, weed: WeedCluster, bucket: str, server: str = "dallas") -> list[Any]:
+    """The multipart uploads a server holds in the bucket (asked of S3 directly)."""
+    future = datetime.now(UTC) + timedelta(days=1)
+    return await api.app[appkeys.STORAGE].stale_uploads(weed.target(server, bucket), future)
+
+
+async def setup(make_api: Any, weed: WeedCluster, bucket: str, **sections: Any) -> tuple[Api, Session]:
+    api: Api = await make_api(**{**SMALL_THRESHOLD, **sections})
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    return api, admin
+
+
+def test_the_part_size_fits_5_tib_in_10000_parts_and_is_never_under_5_mib() -> None:
+    assert part_size_for(1) == MIN_PART and part_size_for(300 * MIB) == MIN_PART
+    for size in (6 << 30, 100 << 30, 1 << 40, 5 << 40):
+        part = part_size_for(size)
+        assert part >= MIN_PART and -(-size // part) <= MAX_PARTS and part % MIB == 0
+
+
+async def test_a_6_gib_announcement_gets_a_multipart_upload(make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    api, admin = await setup(make_api, weed, bucket, uploads={})
+    answer = await announce(admin, "disk.img", 6 << 30)
+    upload = answer["upload"]
+    assert upload["method"] == "multipart" and "url" not in upload
+    assert upload["part_size"] == 5 * MIB and upload["parts"] == -(-(6 << 30) // (5 * MIB))
+    assert upload["server"]["name"] == "dallas" and answer["file"]["status"] == "uploading"
+    assert len(await multipart_uploads(api, weed, bucket)) == 1
+    huge = await announce(admin, "huge.img", 5 << 40)
+    assert huge["upload"]["parts"] <= MAX_PARTS
+    (await admin.post("/api/v1/files", json={"name": "too.img", "size": (5 << 40) + 1})).problem(413, "file_too_large")
+
+
+async def test_a_file_at_the_threshold_is_one_put(make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    _, admin = await setup(make_api, weed, bucket)
+    answer = await announce(admin, "edge.bin", 5 * MIB)
+    assert answer["upload"]["method"] == "PUT"
+    file_id = answer["file"]["id"]
+    view = (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+    assert view["method"] == "PUT" and view["parts"] == 1 and view["uploaded"] == [] and view["url"]
+    (await admin.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": [1]})).problem(409, "not_multipart")
+    assert await put_bytes(view, part_bytes(1, 5 * MIB)) == 200
+    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    (await admin.get(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
+
+
+async def test_parts_are_resumed_from_the_servers_list_and_assembled(make_api: Any, weed: WeedCluster,
+                                                                     bucket: str) -> None:
+    api, admin = await setup(make_api, weed, bucket)
+    size = 11 * MIB + 123
+    answer = await announce(admin, "video.mp4", size)
+    file_id, upload = answer["file"]["id"], answer["upload"]
+    assert (upload["method"], upload["part_size"], upload["parts"]) == ("multipart", 5 * MIB, 3)
+    parts = dict(parts_of(size, 5 * MIB))
+    urls = await part_urls(admin, file_id, [3, 1])
+    assert [urls[3]["headers"], urls[1]["headers"]] == [{"Content-Length": str(MIB + 123)},
+                                                       {"Content-Length": str(5 * MIB)}]
+    assert await put_part(urls[3], parts[3]) == 200 and await put_part(urls[1], parts[1]) == 200
+
+    view = (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+    assert view["method"] == "multipart" and view["parts"] == 3
+    assert [(p["number"], p["size"]) for p in view["uploaded"]] == [(1, 5 * MIB), (3, MIB + 123)]
+    problem = (await admin.post(f"/api/v1/files/{file_id}/complete")).problem(409, "upload_incomplete")
+    assert problem["missing"] == [2] and "2" in problem["detail"]
+
+    urls = await part_urls(admin, file_id, [2])
+    assert await put_part(urls[2], parts[2]) == 200
+    stored = (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    assert stored["status"] == "stored" and stored["size"] == size
+    _, body = await admin.download(file_id)
+    assert body == parts[1] + parts[2] + parts[3]
+    assert await multipart_uploads(api, weed, bucket) == []
+    (await admin.get(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
+
+
+async def test_a_part_with_a_wrong_md5_is_refused_by_the_storage_server(make_api: Any, weed: WeedCluster,
+                                                                        bucket: str) -> None:
+    _, admin = await setup(make_api, weed, bucket)
+    answer = await announce(admin, "backup.tar", 6 * MIB)
+    file_id = answer["file"]["id"]
+    good = part_bytes(1, 5 * MIB)
+    urls = await part_urls(admin, file_id, [1], md5={"1": md5_b64(good)})
+    assert urls[1]["headers"]["Content-MD5"] == md5_b64(good)
+    corrupted = b"X" + good[1:]
+    async with aiohttp.ClientSession() as http:
+        async with http.put(urls[1]["url"], data=io.BytesIO(corrupted), headers=urls[1]["headers"]) as resp:
+            assert resp.status == 400 and "BadDigest" in await resp.text()
+    assert (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)["uploaded"] == []
+    assert await put_part(urls[1], good) == 200
+    assert [p["number"] for p in (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)["uploaded"]] == [1]
+
+
+async def test_part_numbers_outside_the_upload_are_422(make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    _, admin = await setup(make_api, weed, bucket)
+    file_id = (await announce(admin, "a.bin", 6 * MIB))["file"]["id"]
+    path = f"/api/v1/files/{file_id}/upload/parts"
+    for body, field in (({"numbers": [3]}, "numbers"), ({"numbers": [0]}, "numbers.0"),
+                        ({"numbers": list(range(1, 102))}, "numbers"), ({"numbers": []}, "numbers"),
+                        ({"numbers": [1], "md5": {"2": md5_b64(b"x")}}, "md5"),
+                        ({"numbers": [1], "md5": {"1": "not base64"}}, "md5.1")):
+        problem = (await admin.post(path, json=body)).problem(422, "invalid_field")
+        assert field in problem["detail"], (body, problem)
+
+
+async def test_abort_leaves_no_parts_and_the_file_keeps_its_stored_content(make_api: Any, weed: WeedCluster,
+                                                                            bucket: str) -> None:
+    api, admin = await setup(make_api, weed, bucket)
+    first = await admin.upload("report.pdf", b"version one\n")
+    file_id = first["file"]["id"]
+    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    again = await announce(admin, "report.pdf", 6 * MIB, expect=200)
+    assert again["file"]["id"] == file_id and again["upload"]["method"] == "multipart"
+    urls = await part_urls(admin, file_id, [1])
+    assert await put_part(urls[1], part_bytes(1, 5 * MIB)) == 200
+    _, body = await admin.download(file_id)  # the old content, while the new one uploads
+    assert body == b"version one\n"
+
+    (await admin.delete(f"/api/v1/files/{file_id}/upload")).expect(204)
+    assert await multipart_uploads(api, weed, bucket) == []
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["size"] == len(b"version one\n")
+    _, body = await admin.download(file_id)
+    assert body == b"version one\n"
+    (await admin.delete(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
+
+    fresh = (await announce(admin, "never.bin", 6 * MIB))["file"]["id"]
+    (await admin.delete(f"/api/v1/files/{fresh}/upload")).expect(204)
+    (await admin.get(f"/api/v1/files/{fresh}")).problem(404, "file_not_found")
+    assert await multipart_uploads(api, weed, bucket) == []
+
+
+async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: Any, weed: WeedCluster,
+                                                                     bucket: str) -> None:
+    # (scrub's stale_upload_after 0: scrub would abort any unfinished upload of cdnstore's at once)
+    api, admin = await setup(make_api, weed, bucket, scrub={"stale_upload_after": 0})
+    left = (await announce(admin, "left.bin", 6 * MIB))["file"]["id"]
+    going = (await announce(admin, "going.bin", 6 * MIB))["file"]["id"]
+    # Both announced long ago (past uploads.abandon_after); "going" got a part just now: it is continued.
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute("UPDATE versions SET created_at = '2000-01-01T00:00:00.000Z'")
+    urls = await part_urls(admin, going, [1])
+    assert await put_part(urls[1], part_bytes(1, 5 * MIB)) == 200
+    assert len(await multipart_uploads(api, weed, bucket)) == 2
+
+    await api.app[appkeys.UPLOADS].sweep()
+    assert len(await multipart_uploads(api, weed, bucket)) == 1
+    (await admin.get(f"/api/v1/files/{left}")).problem(404, "file_not_found")
+    assert [p["number"] for p in (await admin.get(f"/api/v1/files/{going}/upload")).expect(200)["uploaded"]] == [1]
+    drifts = await api.app[appkeys.SCRUB].scrub()  # scrub leaves the running upload alone too
+    assert sum(d.aborted for d in drifts) == 0
+    assert len(await multipart_uploads(api, weed, bucket)) == 1
