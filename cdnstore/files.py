@@ -244,8 +244,10 @@ class Files:
         events for versions already stored change nothing.
         """
         async with self.db.transaction() as tx:
+            # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
+            # not both see it uploading and store it twice (the second would supersede the first's version).
             version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id FROM versions "
-                                        "WHERE object_key = ?", (key,))
+                                        f"WHERE object_key = ?{self.db.for_update}", (key,))
             if version is None or version["upload_server_id"] != self.servers.internal_id(server):
                 return False
             if version["status"] in ("deleted", "superseded"):

@@ -3,19 +3,27 @@ through the API against real SeaweedFS servers (parts of the 5 MiB minimum, gene
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
-from apihelp import US_IP, Api, Session, from_ip, put_bytes
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
+from daemonproc import Daemon, admin_session, write_config
+from weedbed import md5_of_get
 
 from cdnstore import appkeys
+from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.parts import MAX_PARTS, MIN_PART, part_size_for
 from cdnstore.seaweed import WeedCluster
+from cdnstore.storage import Storage
 
 MIB = 1 << 20
 # A low threshold, so that a file of a few parts is uploaded in parts.
@@ -128,7 +136,9 @@ async def test_parts_are_resumed_from_the_servers_list_and_assembled(make_api: A
     assert await put_part(urls[2], parts[2]) == 200
     stored = (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     assert stored["status"] == "stored" and stored["size"] == size
-    _, body = await admin.download(file_id)
+    link = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    status, body, _ = await fetch(link["url"])
+    assert status == 200, (link, body[:300])
     assert body == parts[1] + parts[2] + parts[3]
     assert await multipart_uploads(api, weed, bucket) == []
     (await admin.get(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
@@ -209,3 +219,75 @@ async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: A
     drifts = await api.app[appkeys.SCRUB].scrub()  # scrub leaves the running upload alone too
     assert sum(d.aborted for d in drifts) == 0
     assert len(await multipart_uploads(api, weed, bucket)) == 1
+
+
+# --- a file of several hundred MiB through a real `cdnstore serve`, restarted halfway ------------------
+
+BIG_PARTS = 60  # of the 5 MiB minimum: 300 MiB, made part by part, never held whole
+
+
+async def send_parts(user: Session, file_id: str, numbers: list[int], parallel: int = 4) -> None:
+    """PUT these parts straight to the storage server, `parallel` at a time, each with its MD5."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(number: int) -> None:
+        async with gate:
+            data = part_bytes(number, 5 * MIB)
+            urls = await part_urls(user, file_id, [number], md5={str(number): md5_b64(data)})
+            assert await put_part(urls[number], data) == 200
+
+    async with asyncio.TaskGroup() as tasks:
+        for number in numbers:
+            tasks.create_task(one(number))
+
+
+async def test_a_300_mib_file_is_sent_in_parallel_parts_resumed_after_a_restart_and_replicated(
+        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str) -> None:
+    write_config(tmp_path, daemon.port, health={"interval": 1.0})
+    await daemon.start()
+    size = BIG_PARTS * 5 * MIB
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        admin = await admin_session(daemon, http)
+        usa = [site for site in ORIGINAL_LAYOUT if site.zone == "USA" and site.is_active]
+        for site in usa:
+            await admin.add_server(weed, site.name, bucket)
+        answer = await announce(admin, "dataset.tar", size)
+        file_id, upload = answer["file"]["id"], answer["upload"]
+        assert (upload["method"], upload["parts"], upload["part_size"]) == ("multipart", BIG_PARTS, 5 * MIB)
+
+        await send_parts(admin, file_id, list(range(1, 21)))  # ... then the connection drops
+        assert await daemon.stop(30) == (0, ANY)
+        await daemon.start()
+        view = (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+        held = [p["number"] for p in view["uploaded"]]
+        assert held == list(range(1, 21)) and view["parts"] == BIG_PARTS
+        await send_parts(admin, file_id, [n for n in range(1, BIG_PARTS + 1) if n not in held])
+        stored = (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+        assert stored["status"] == "stored" and stored["size"] == size
+
+        async def everywhere() -> bool:
+            items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
+            return sorted(i["server"]["name"] for i in items if i["status"] == "present") == \
+                sorted(s.name for s in usa)
+        await wait_for(everywhere, "the copies on every active server of the zone", within=120)
+        key = await object_key_of(tmp_path, file_id)
+
+    want = hashlib.md5()
+    for number in range(1, BIG_PARTS + 1):
+        want.update(part_bytes(number, 5 * MIB))
+    async with Storage() as storage, aiohttp.ClientSession() as plain:
+        for site in usa:
+            url = storage.presign_get(weed.target(site.name, bucket), key, filename="dataset.tar", expires_in=60)
+            digest, got, _ = await md5_of_get(plain, url)
+            assert (digest, got) == (want.hexdigest(), size), site.name
+            assert await storage.stale_uploads(weed.target(site.name, bucket), datetime.now(UTC) + timedelta(1)) == []
+
+
+async def object_key_of(tmp_path: Path, file_id: str) -> str:
+    db = sqlite3.connect(tmp_path / "cdnstore.sqlite3")
+    try:
+        row = db.execute("SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id "
+                         "WHERE f.uuid = ?", (file_id,)).fetchone()
+    finally:
+        db.close()
+    return str(row[0])
