@@ -30,6 +30,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from cdnstore.endpoints import GuardedResolver
 from cdnstore.errors import StorageError
 from cdnstore.models import S3Target
+from cdnstore.parts import part_size_for
 from cdnstore.presign import DEFAULT_REGION, Presigner
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 _AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"})
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHUNK = 1 << 20  # read size from the source stream during a copy
-_MAX_PARTS = 10_000  # S3's limit per multipart upload
 _NOT_SAFE_ASCII = re.compile(r'[^\x20-\x7e]+|["\\%]')
 _ABORT_TIMEOUT = 30.0
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -443,8 +443,8 @@ class Storage:
         memory, aborted on any failure. Content-Type and x-amz-meta-* are carried over. The
         destination is verified by size (ETags differ between single and multipart uploads).
         """
-        if size > self.part_size * _MAX_PARTS:
-            raise StorageError(f"copy {key!r}: {size} bytes need over {_MAX_PARTS} parts; raise part_size")
+        # Parts grow for files past part_size * 10,000 bytes (S3's most parts), as a client's upload's do.
+        part_size = max(self.part_size, part_size_for(size))
         with _errors(src, f"GET {key!r} for copy"):
             resp = await (await self._client(src)).get_object(Bucket=src.bucket, Key=key)
         body = resp["Body"]
@@ -458,8 +458,8 @@ class Storage:
             extra: dict[str, Any] = {"Metadata": resp.get("Metadata") or {}}
             if resp.get("ContentType"):
                 extra["ContentType"] = resp["ContentType"]
-            parts = self._read_parts(body, src, key)
-            if size <= self.part_size:
+            parts = self._read_parts(body, src, key, part_size)
+            if size <= part_size:
                 await self._put_single(dst, key, parts, size, extra)
             else:
                 await self._put_multipart(dst, key, parts, size, extra)
@@ -471,19 +471,19 @@ class Storage:
             raise StorageError(f"copy {key!r} to {dst.endpoint_url}: found {got}, expected {size}")
         return info
 
-    async def _read_parts(self, body: Any, src: S3Target, key: str) -> AsyncGenerator[bytes, None]:
+    async def _read_parts(self, body: Any, src: S3Target, key: str, part_size: int) -> AsyncGenerator[bytes, None]:
         """The source stream cut into `part_size` pieces (the last one shorter)."""
         pending: list[bytes] = []
         have = 0
         while True:
             with _errors(src, f"GET {key!r} for copy"):
                 # Never read past a part boundary, so a full part needs no slicing (no extra copy).
-                chunk = await body.read(min(_CHUNK, self.part_size - have))
+                chunk = await body.read(min(_CHUNK, part_size - have))
             if not chunk:
                 break
             pending.append(chunk)
             have += len(chunk)
-            if have == self.part_size:
+            if have == part_size:
                 yield b"".join(pending)
                 pending, have = [], 0
         if pending:
