@@ -157,36 +157,40 @@ class Uploads:
     # --- the sweep ------------------------------------------------------------------------------
 
     async def sweep(self) -> int:
-        """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads left alone past
-        `uploads.abandon_after` (no part for that long), aborted on their server. How many were stored."""
+        """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose
+        storage event was lost is stored (HEAD); one left alone past `uploads.abandon_after` (no part for that
+        long) is aborted on its server and given up. How many uploads were stored."""
         stored = await self.files.sweep_uploads()
         rows = await self.db.fetchall(
             "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
             "FROM versions WHERE status = 'uploading' AND upload_id IS NOT NULL AND created_at < ? "
-            "ORDER BY created_at LIMIT 500", (iso_in(-self.uploads.abandon_after),))
+            "ORDER BY created_at LIMIT 500", (iso_in(-self.uploads.sweep_after),))
+        abandon_before = iso_in(-self.uploads.abandon_after)
         for row in rows:
-            await self._sweep_one(row)
+            stored += await self._sweep_one(row, row["created_at"] < abandon_before)
         return stored
 
-    async def _sweep_one(self, row: Row) -> None:
+    async def _sweep_one(self, row: Row, old: bool) -> bool:
         server = self.servers.by_internal_id(row["upload_server_id"])
         if server is None or not server.is_on or server.health is Health.DOWN:
-            # Its parts stay until the server is back: scrub aborts cdnstore's leftovers there.
-            await self.files.abandon(row["id"], row["file_id"])
-            return
+            if old:  # its parts stay until the server is back: scrub aborts cdnstore's leftovers there
+                await self.files.abandon(row["id"], row["file_id"])
+            return False
         try:
+            found = await self.storage.head(server.s3, row["object_key"])  # (cheap; the object exists once assembled)
+            if found is not None:
+                return await self.files.object_created(server, row["object_key"], found.size, found.etag)
+            if not old:
+                return False
             held = await self.storage.list_parts(server.s3, row["object_key"], row["upload_id"])
-            if held is None:  # completed (its event or /complete stores it) or aborted already
-                found = await self.storage.head(server.s3, row["object_key"])
-                if found is not None:
-                    await self.files.object_created(server, row["object_key"], found.size, found.etag)
-                    return
-            elif (datetime.now(UTC) - self._last_activity(row, held)).total_seconds() < self.uploads.abandon_after:
-                return  # still being continued
-            else:
+            if held is not None:
+                idle = (datetime.now(UTC) - self._last_activity(row, held)).total_seconds()
+                if idle < self.uploads.abandon_after:
+                    return False  # still being continued
                 await self.storage.abort_upload(server.s3, row["object_key"], row["upload_id"])
         except StorageError as exc:
             log.info("sweep: %s cannot be asked about upload %s: %s", server.name, row["object_key"], exc)
-            return
+            return False
         log.info("sweep: multipart upload of %s on %s abandoned", row["object_key"], server.name)
         await self.files.abandon(row["id"], row["file_id"])
+        return False

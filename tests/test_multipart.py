@@ -76,7 +76,8 @@ async def multipart_uploads(api: Api, weed: WeedCluster, bucket: str, server: st
 
 
 async def setup(make_api: Any, weed: WeedCluster, bucket: str, **sections: Any) -> tuple[Api, Session]:
-    api: Api = await make_api(**{**SMALL_THRESHOLD, **sections})
+    sections["uploads"] = {**SMALL_THRESHOLD["uploads"], **sections.get("uploads", {})}
+    api: Api = await make_api(**sections)
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     return api, admin
@@ -90,7 +91,7 @@ def test_the_part_size_fits_5_tib_in_10000_parts_and_is_never_under_5_mib() -> N
 
 
 async def test_a_6_gib_announcement_gets_a_multipart_upload(make_api: Any, weed: WeedCluster, bucket: str) -> None:
-    api, admin = await setup(make_api, weed, bucket, uploads={})
+    api, admin = await setup(make_api, weed, bucket, uploads={"multipart_threshold": 64 * MIB})
     answer = await announce(admin, "disk.img", 6 << 30)
     upload = answer["upload"]
     assert upload["method"] == "multipart" and "url" not in upload
@@ -221,6 +222,50 @@ async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: A
     drifts = await api.app[appkeys.SCRUB].scrub()  # scrub leaves the running upload alone too
     assert sum(d.aborted for d in drifts) == 0
     assert len(await multipart_uploads(api, weed, bucket)) == 1
+
+
+
+async def test_an_assembled_upload_whose_event_was_lost_is_stored_by_the_sweep(make_api: Any, weed: WeedCluster,
+                                                                               bucket: str) -> None:
+    # Events off (the servers' webhooks are refused), and a client that assembled the parts itself.
+    api, admin = await setup(make_api, weed, bucket, events={"token": ""}, uploads={"sweep_after": 0})
+    answer = await announce(admin, "lost.bin", 6 * MIB)
+    file_id = answer["file"]["id"]
+    urls = await part_urls(admin, file_id, [1, 2])
+    for n, data in parts_of(6 * MIB, 5 * MIB):
+        assert await put_part(urls[n], data) == 200
+    held = await api.app[appkeys.STORAGE].list_parts(weed.target("dallas", bucket), *(await upload_of(api, file_id)))
+    assert held is not None
+    etags = {p.number: p.etag for p in held}
+    await api.app[appkeys.STORAGE].complete_upload(weed.target("dallas", bucket), *(await upload_of(api, file_id)),
+                                                   etags)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
+    assert await api.app[appkeys.UPLOADS].sweep() == 1
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
+
+
+async def upload_of(api: Api, file_id: str) -> tuple[str, str]:
+    row = await api.app[appkeys.DB].fetchone("SELECT v.object_key, v.upload_id FROM files f JOIN versions v "
+                                             "ON v.id = f.latest_version_id WHERE f.uuid = ?", (file_id,))
+    assert row is not None
+    return row["object_key"], row["upload_id"]
+
+
+async def test_a_new_version_in_parts_replaces_the_old_content_only_once_stored(make_api: Any, weed: WeedCluster,
+                                                                               bucket: str) -> None:
+    _, admin = await setup(make_api, weed, bucket)
+    file_id = (await admin.upload("disk.img", b"old content\n"))["file"]["id"]
+    await admin.wait_stored(file_id)
+    assert (await announce(admin, "disk.img", 6 * MIB, expect=200))["file"]["id"] == file_id
+    urls = await part_urls(admin, file_id, [1, 2])
+    parts = dict(parts_of(6 * MIB, 5 * MIB))
+    for n, data in parts.items():
+        assert await put_part(urls[n], data) == 200
+    _, body = await admin.download(file_id)
+    assert body == b"old content\n"
+    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    _, body = await admin.download(file_id)
+    assert body == parts[1] + parts[2]
 
 
 # --- a file of several hundred MiB through a real `cdnstore serve`, restarted halfway ------------------
