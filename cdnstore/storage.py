@@ -334,7 +334,7 @@ class Storage:
         if md5 is not None:
             _check_header_value("md5", md5)
             headers["Content-MD5"] = md5
-        query = {"partNumber": str(number), "uploadId": upload_id}
+        query = {"uploadId": upload_id, "partNumber": str(number)}  # (botocore's order: the same URL text)
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, query=query, headers=headers)
         return url, headers
 
