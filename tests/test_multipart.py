@@ -202,6 +202,19 @@ async def test_abort_leaves_no_parts_and_the_file_keeps_its_stored_content(make_
     assert await multipart_uploads(api, weed, bucket) == []
 
 
+
+async def test_a_file_deleted_while_uploading_in_parts_leaves_no_parts(make_api: Any, weed: WeedCluster,
+                                                                       bucket: str) -> None:
+    api, admin = await setup(make_api, weed, bucket)
+    file_id = (await announce(admin, "gone.bin", 6 * MIB))["file"]["id"]
+    urls = await part_urls(admin, file_id, [1])
+    assert await put_part(urls[1], part_bytes(1, 5 * MIB)) == 200
+    (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+
+    async def no_uploads() -> bool:
+        return await multipart_uploads(api, weed, bucket) == []
+    await wait_for(no_uploads, "the removal job to abort the upload")
+
 async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: Any, weed: WeedCluster,
                                                                      bucket: str) -> None:
     # (scrub's stale_upload_after 0: scrub would abort any unfinished upload of cdnstore's at once)
