@@ -8,6 +8,7 @@ browser tests skip locally and fail in CI (CI=true): `python3 dev.py test` insta
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, Api
+from apihelp import PASSWORD, Api, Session, wait_for
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -655,6 +656,138 @@ async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, br
         await expect(page.locator("#files-empty")).not_to_contain_text("Drop")
     finally:
         await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ big files in parts
+
+MIB = 1 << 20
+BIG = 16 * MIB  # four parts of at least 5 MiB (the last one 1 MiB) under the tests' 5 MiB threshold
+
+
+async def in_parts_page(make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext,
+                        username: str) -> tuple[Session, Page]:
+    """A daemon that takes files over 5 MiB in parts, and `username` signed in on the page."""
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    user = await api.user(username)
+    page = await context.new_page()
+    await sign_in(page, api, username)
+    return user, page
+
+
+def part_number(url: str) -> int | None:
+    """The part a storage URL PUTs, None for any other URL."""
+    query = parse_qs(urlsplit(url).query)
+    return int(query["partNumber"][0]) if "uploadId" in query and "partNumber" in query else None
+
+
+def count_part_puts(page: Page) -> dict[int, int]:
+    """Part number -> PUTs the page started for it (watched, not intercepted)."""
+    puts: dict[int, int] = {}
+
+    def seen(request: Any) -> None:
+        number = part_number(request.url)
+        if request.method == "PUT" and number is not None:
+            puts[number] = puts.get(number, 0) + 1
+    page.on("request", seen)
+    return puts
+
+
+async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
+    data = os.urandom(BIG)
+    path = tmp_path / name
+    await asyncio.to_thread(path.write_bytes, data)
+    await page.set_input_files("#file-input", files=[str(path)])
+    return data
+
+
+async def file_id_of(user: Session, name: str) -> str:
+    files = (await user.get("/api/v1/files")).expect(200)["items"]
+    return str(next(f["id"] for f in files if f["name"] == name))
+
+
+async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "ines")
+    puts = count_part_puts(page)
+
+    async def drop_first_try_of_parts_2_and_4(route: Any) -> None:
+        number = part_number(route.request.url)
+        if route.request.method == "PUT" and number in (2, 4) and puts.get(number) == 1:
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+    await page.route(lambda url: part_number(url) is not None, drop_first_try_of_parts_2_and_4)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 4 * MIB)  # slow enough to watch the bar move
+
+    data = await choose_big_file(page, tmp_path, "film.mov")
+    item = page.locator(".upload", has_text="film.mov")
+    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+    speed_and_time_left = re.compile(r" of 16\.8 MB · [\d.]+ [kM]B/s · \d+ (s|min) left")
+    await expect(item.locator(".status")).to_contain_text(speed_and_time_left)
+    await throttle_uploads(cdp, -1)
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    await expect(item.locator(".pct")).to_have_text("100%")
+    await expect(file_row(page, "film.mov").locator(".status-cell")).to_have_text("Stored")
+
+    assert puts == {1: 1, 2: 2, 3: 1, 4: 2}  # each dropped part sent again, the others once
+    _, body = await user.download(await file_id_of(user, "film.mov"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_cancelling_a_big_upload_leaves_nothing_behind(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 2 * MIB)
+    await choose_big_file(page, tmp_path, "backup.tar")
+    item = page.locator(".upload", has_text="backup.tar")
+    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+    file_id = await file_id_of(user, "backup.tar")
+
+    await page.get_by_role("button", name="Cancel backup.tar").click()
+    await expect(item.locator(".status")).to_have_text("Cancelled")
+    await expect(file_row(page, "backup.tar")).to_have_count(0)
+    await throttle_uploads(cdp, -1)
+    # The upload is aborted on its server (no parts left) and the file, which had no content, is gone.
+    (await user.get(f"/api/v1/files/{file_id}/upload")).problem(404, "file_not_found")
+    (await user.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
+
+
+async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "kim")
+    puts = count_part_puts(page)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 8 * MIB)
+    data = await choose_big_file(page, tmp_path, "archive.zip")
+    item = page.locator(".upload", has_text="archive.zip")
+    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]%$"))
+    await page.get_by_role("button", name="Pause archive.zip").click()
+    await expect(item.locator(".status")).to_have_text("Paused")
+    await throttle_uploads(cdp, -1)
+
+    # The parts on their way arrive; no new one starts while paused.
+    file_id = await file_id_of(user, "archive.zip")
+
+    async def parts_on_server() -> list[int] | None:
+        view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+        held = sorted(p["number"] for p in view["uploaded"])
+        return held if held and len(held) == sum(puts.values()) else None
+    held = await wait_for(parts_on_server, "the parts on their way to arrive")
+    assert held == [1, 2, 3] and puts == {1: 1, 2: 1, 3: 1}
+    await expect(item.locator(".status")).to_have_text("Paused")
+
+    await page.get_by_role("button", name="Resume archive.zip").click()
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 1, 2: 1, 3: 1, 4: 1}
+    _, body = await user.download(file_id)
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ every view
