@@ -790,6 +790,41 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
     assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
+async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_upload(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "lea")
+    puts = count_part_puts(page)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 8 * MIB)
+    data = await choose_big_file(page, tmp_path, "thesis.pdf")
+    item = page.locator(".upload", has_text="thesis.pdf")
+    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]%$"))
+    await page.get_by_role("button", name="Pause thesis.pdf").click()
+    await throttle_uploads(cdp, -1)
+    file_id = await file_id_of(user, "thesis.pdf")
+
+    async def three_parts_on_server() -> bool:
+        view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+        return len(view["uploaded"]) == 3
+    await wait_for(three_parts_on_server, "the parts on their way to arrive")
+
+    # The page is reloaded (the session stays); the user picks the same file again.
+    await page.reload()
+    await expect(page.locator("#app-view")).to_be_visible()
+    await page.set_input_files("#file-input", files=[str(tmp_path / "thesis.pdf")])
+    item = page.locator(".upload", has_text="thesis.pdf")
+    await expect(item.locator(".status")).to_contain_text("An unfinished upload of this file is on")
+    await expect(item.locator(".status")).to_contain_text("3 of 4 parts")
+    await item.get_by_role("button", name="Resume", exact=True).click()
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 1, 2: 1, 3: 1, 4: 1}  # only the missing part was sent after the reload
+    files = (await user.get("/api/v1/files")).expect(200)["items"]
+    assert [(f["id"], f["status"]) for f in files] == [(file_id, "stored")]
+    _, body = await user.download(file_id)
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ every view
 
 

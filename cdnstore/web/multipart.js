@@ -158,9 +158,13 @@ export class MultipartUpload {
 
   /** Ask the daemon which parts its server already holds. */
   async learnHeld() {
-    const view = await this.session.get(`/files/${this.fileId}/upload`);
-    this.held = new Set(view.uploaded.filter((/** @type {any} */ p) => p.size === this.partBytes(p.number))
-      .map((/** @type {any} */ p) => p.number));
+    this.adopt(await this.session.get(`/files/${this.fileId}/upload`));
+  }
+
+  /** Take GET /upload's answer: its parts of the right size need not be sent again.
+   * @param {{ uploaded: { number: number, size: number }[] }} view */
+  adopt(view) {
+    this.held = new Set(view.uploaded.filter((p) => p.size === this.partBytes(p.number)).map((p) => p.number));
     this.onProgress(this.bytesDone);
   }
 

@@ -9,8 +9,15 @@ import { $, formatBytes, h, sentence } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 /** @typedef {ReturnType<typeof makeItem>} Item */
+/** @typedef {import("./multipart.js").Plan & { uploaded: { number: number, size: number }[] }} UploadView GET /upload */
+/**
+ * An upload under way: its file, where it goes, and how its bytes are sent (`sent` marks the end of the
+ * sending, before the confirmation).
+ * @typedef {{ id: string, location: string, send: (sent: () => void) => Promise<File> }} Started
+ */
 
 const AT_ONCE = 3;
+const MIN_PART = 5 << 20; // no file this small is ever uploaded in parts (the threshold is at least this)
 const DONE_STAYS_MS = 15000;
 
 /** "12.0 MB of 16.0 MB · 4.1 MB/s · 3 s left" @param {number} done @param {number} total @param {number} rate bytes/s */
@@ -59,6 +66,18 @@ function makeItem(file) {
       status.textContent = progressText(done, file.size, seconds > 0.5 ? (done - since.bytes) / seconds : 0);
     },
     restartClock() { since = null; },
+    /** Ask in the item itself; resolves to true for `yes`.
+     * @param {string} text @param {string} yes @param {string} no @returns {Promise<boolean>} */
+    offer(text, yes, no) {
+      status.textContent = text;
+      return new Promise((resolve) => {
+        const answer = (/** @type {boolean} */ value) => { choice.remove(); resolve(value); };
+        const choice = h("span", { class: "offer" },
+          h("button", { type: "button", class: "small", onclick: () => answer(true) }, yes), " ",
+          h("button", { type: "button", class: "small ghost", onclick: () => answer(false) }, no));
+        status.after(choice);
+      });
+    },
     /** @param {string} text */
     status(text) { status.textContent = text; },
     /** @param {string} text */
@@ -94,6 +113,8 @@ export class Uploads {
     /** @type {{ file: globalThis.File, item: Item }[]} */
     this.queue = [];
     this.running = 0;
+    /** @type {Set<string>} files uploading from this page (not offered for resuming) */
+    this.active = new Set();
     this.dragDepth = 0;
     this.list = $("#uploads");
     this.dropzone = $("#dropzone");
@@ -164,21 +185,17 @@ export class Uploads {
   /** @param {globalThis.File} file @param {Item} item */
   async uploadOne(file, item) {
     let stage = /** @type {"prepare" | "put" | "complete"} */ ("prepare");
+    /** @type {Started | null} */
+    let started = null;
     try {
       item.status("Preparing…");
-      const answer = await this.session.post("/files", {
-        name: file.name, size: file.size, content_type: file.type || "application/octet-stream",
-      });
-      this.on.changed(answer.file);
+      started = (await this.resumeOffered(file, item)) || (await this.announce(file, item));
+      this.active.add(started.id);
       stage = "put";
-      const server = answer.upload.server;
-      item.status(`Uploading to ${server.location} (${formatBytes(file.size)})…`);
-      const stored = answer.upload.method === "multipart"
-        ? await this.inParts(file, item, answer.file.id, answer.upload)
-        : await this.inOnePut(file, item, answer.file.id, answer.upload, () => { stage = "complete"; });
+      const stored = await started.send(() => { stage = "complete"; });
       item.progress(1);
       this.on.changed(stored);
-      item.done(`Stored in ${server.location}`);
+      item.done(`Stored in ${started.location}`);
     } catch (err) {
       if (err instanceof Cancelled) {
         item.fail("Cancelled");
@@ -186,7 +203,70 @@ export class Uploads {
       }
       const what = { prepare: "Could not start the upload", put: "The upload failed", complete: "The upload was not confirmed" }[stage];
       item.fail(sentence(`${what}: ${describe(err)}`));
+    } finally {
+      if (started) this.active.delete(started.id);
     }
+  }
+
+  /** A new upload (or a new version): POST /files says whether in one PUT or in parts.
+   * @param {globalThis.File} file @param {Item} item @returns {Promise<Started>} */
+  async announce(file, item) {
+    const answer = await this.session.post("/files", {
+      name: file.name, size: file.size, content_type: file.type || "application/octet-stream",
+    });
+    this.on.changed(answer.file);
+    const { id } = answer.file;
+    const { upload } = answer;
+    const location = upload.server.location;
+    return {
+      id, location,
+      send: (sent) => {
+        item.status(`Uploading to ${location} (${formatBytes(file.size)})…`);
+        return upload.method === "multipart"
+          ? this.inParts(file, item, id, upload)
+          : this.inOnePut(file, item, id, upload, sent);
+      },
+    };
+  }
+
+  /**
+   * After a reload: the same file chosen again while an upload of that name and size is unfinished on
+   * its server. The item offers to resume it, sending only the parts the server lacks.
+   * @param {globalThis.File} file @param {Item} item @returns {Promise<Started | null>}
+   */
+  async resumeOffered(file, item) {
+    const found = await this.findUnfinished(file);
+    if (!found) return null;
+    const { id, view } = found;
+    const location = view.server.location;
+    const question = `An unfinished upload of this file is on ${location}, ${view.uploaded.length} of ${view.parts} `
+      + "parts there. Resume it, sending only the missing parts?";
+    if (!(await item.offer(question, "Resume", "Start over"))) return null;
+    return {
+      id, location,
+      send: () => {
+        item.status(`Resuming the upload to ${location}…`);
+        return this.inParts(file, item, id, view, view);
+      },
+    };
+  }
+
+  /** The caller's upload in parts of this file's name and size, not running in this page.
+   * @param {globalThis.File} file @returns {Promise<{ id: string, view: UploadView } | null>} */
+  async findUnfinished(file) {
+    if (file.size <= MIN_PART) return null; // never in parts: no need to look
+    const page = await this.session.get("/files", { q: file.name, limit: 100 });
+    for (const found of /** @type {File[]} */ (page.items)) {
+      if (found.name !== file.name || found.size !== file.size || found.status !== "uploading") continue;
+      if (this.active.has(found.id)) continue;
+      try {
+        const view = await this.session.get(`/files/${found.id}/upload`);
+        if (view.method === "multipart") return { id: found.id, view };
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 404) throw err; // (it just finished or was given up)
+      }
+    }
+    return null;
   }
 
   /** A small file: one PUT, then /complete.
@@ -209,14 +289,15 @@ export class Uploads {
     return this.confirmStored(id);
   }
 
-  /** A big file: its parts, with Pause/Resume and Cancel.
+  /** A big file: its parts, with Pause/Resume and Cancel; `resumed` lists the parts already there.
    * @param {globalThis.File} file @param {Item} item @param {string} id
-   * @param {import("./multipart.js").Plan} plan @returns {Promise<File>} */
-  inParts(file, item, id, plan) {
+   * @param {import("./multipart.js").Plan} plan @param {UploadView} [resumed] @returns {Promise<File>} */
+  inParts(file, item, id, plan, resumed) {
     const upload = new MultipartUpload(this.session, id, file, plan, (done) => {
       if (upload.paused) item.progress(done / file.size); // the status keeps saying "Paused"
       else item.bytes(done);
     });
+    if (resumed) upload.adopt(resumed);
     item.pause.hidden = false;
     item.cancel.hidden = false;
     item.pause.onclick = () => {
