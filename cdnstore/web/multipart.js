@@ -2,10 +2,13 @@
 // A big file in parts (issue 16): the daemon answered `upload.method == "multipart"`, so the page sends the
 // file's slices straight to the storage server with presigned part URLs, three at a time, and asks the
 // daemon to assemble them at the end. A dropped connection or a 5xx costs one part, sent again after a
-// growing pause; an expired URL (403) is asked again. Pause stops starting new parts; resume asks the
-// daemon which parts the server already holds (GET /upload) and sends only the others.
+// growing pause; an expired URL (403) is asked again. Each part's URL is bound to its MD5 (Content-MD5),
+// so the storage server refuses a part damaged on the way (400 BadDigest), which is sent again. Pause
+// stops starting new parts; resume asks the daemon which parts the server already holds (GET /upload)
+// and sends only the others.
 
 import { ApiError } from "./api.js";
+import { contentMd5 } from "./md5.js";
 
 const AT_ONCE = 3;
 const BATCH = 100; // the most part URLs one call may ask for
@@ -21,12 +24,18 @@ export class Cancelled extends Error {
   constructor() { super("the upload was cancelled"); }
 }
 
-/** A part PUT that failed: `status` 0 when the connection dropped. */
+/** A part PUT that failed: `status` 0 when the connection dropped; `code` the storage server's. */
 class PartError extends Error {
-  /** @param {number} status @param {string} message */
-  constructor(status, message) {
+  /** @param {number} status @param {string} message @param {string} [code] */
+  constructor(status, message, code = "") {
     super(message);
     this.status = status;
+    this.code = code;
+  }
+
+  /** Worth sending again: the connection dropped, the server failed, or the bytes arrived damaged. */
+  get passing() {
+    return this.status === 0 || this.status >= 500 || this.code === "BadDigest" || this.code === "InvalidDigest";
   }
 }
 
@@ -56,7 +65,10 @@ export function putBytes(target, body, serverName, onProgress, signal) {
     xhr.upload.onprogress = (event) => onProgress(event.loaded);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve();
-      else reject(new PartError(xhr.status, `the storage server ${serverName} answered ${xhr.status}${s3Message(xhr.responseText)}`));
+      else {
+        const code = (/<Code>([^<]*)<\/Code>/.exec(xhr.responseText || "") || ["", ""])[1];
+        reject(new PartError(xhr.status, `the storage server ${serverName} answered ${xhr.status}${s3Message(xhr.responseText)}`, code));
+      }
     };
     xhr.onerror = () => reject(new PartError(0, `the storage server ${serverName} could not be reached`));
     xhr.ontimeout = () => reject(new PartError(0, `the storage server ${serverName} did not answer in time`));
@@ -92,6 +104,8 @@ export class MultipartUpload {
     this.sending = new Map();
     /** @type {Map<number, Promise<PartTarget>>} part URLs asked for, by number */
     this.urls = new Map();
+    /** @type {Map<number, string>} each part's base64 MD5, bound into its URL */
+    this.md5s = new Map();
     /** @type {number[]} parts still to send, in order */
     this.todo = [];
     this.paused = false;
@@ -194,6 +208,7 @@ export class MultipartUpload {
   async sendPart(n) {
     const start = (n - 1) * this.plan.part_size;
     const body = this.file.slice(start, start + this.partBytes(n));
+    if (!this.md5s.has(n)) this.md5s.set(n, await contentMd5(body));
     for (let attempt = 1; ; attempt += 1) {
       try {
         const target = await this.urlFor(n);
@@ -211,19 +226,22 @@ export class MultipartUpload {
         if (this.cancelled) throw new Cancelled();
         if (!(err instanceof PartError) || attempt >= TRIES) throw err;
         if (err.status === 403) this.urls.clear(); // the URLs expired: ask again
-        else if (err.status !== 0 && err.status < 500) throw err;
+        else if (!err.passing) throw err;
         else await sleep(FIRST_WAIT_MS * 2 ** (attempt - 1));
       }
     }
   }
 
-  /** The part's URL, asked for with up to BATCH of the next parts in one call.
+  /** The part's URL, asked for in one call with the other parts whose MD5 is known and URL is not (up to
+   * BATCH: after a 403, all the parts hashed so far).
    * @param {number} n @returns {Promise<PartTarget>} */
   urlFor(n) {
     const known = this.urls.get(n);
     if (known) return known;
-    const numbers = [n, ...this.todo.filter((m) => !this.urls.has(m))].slice(0, BATCH);
-    const asked = this.session.post(`/files/${this.fileId}/upload/parts`, { numbers })
+    const numbers = [n, ...[...this.md5s.keys()].filter((m) => m !== n && !this.held.has(m) && !this.urls.has(m))]
+      .slice(0, BATCH);
+    const md5 = Object.fromEntries(numbers.map((m) => [String(m), this.md5s.get(m)]));
+    const asked = this.session.post(`/files/${this.fileId}/upload/parts`, { numbers, md5 })
       .then((answer) => new Map(answer.items.map((/** @type {PartTarget} */ item) => [item.number, item])));
     for (const m of numbers) {
       const one = asked.then((found) => /** @type {PartTarget} */ (found.get(m)));
