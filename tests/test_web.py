@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import time
@@ -758,6 +759,43 @@ async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     assert puts == {1: 1, 2: 1, 3: 2, 4: 1}  # the storage server refused the damaged part (BadDigest)
     _, body = await user.download(await file_id_of(user, "scan.tiff"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sent_again(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "ada")
+    puts = count_part_puts(page)
+    asked: list[list[int]] = []
+    page.on("request", lambda r: asked.append(r.post_data_json["numbers"]) if r.url.endswith("/upload/parts") else None)
+
+    async def part_1_expired_once(route: Any) -> None:
+        if route.request.method == "PUT" and puts.get(1) == 1:
+            expired = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            await route.fulfill(status=403, body=expired)
+        else:
+            await route.continue_()
+    await page.route(lambda url: part_number(url) == 1, part_1_expired_once)
+    completes = 0
+
+    async def part_2_missing_at_first(route: Any) -> None:
+        # As if part 2 had not arrived: the daemon's 409 names it, and the page sends it again.
+        nonlocal completes
+        completes += 1
+        if completes > 1:
+            await route.continue_()
+            return
+        problem = {"type": "urn:cdnstore:problem:upload_incomplete", "title": "Conflict", "status": 409,
+                   "detail": "parts are missing", "code": "upload_incomplete", "missing": [2]}
+        await route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(problem))
+    await page.route("**/api/v1/files/*/complete", part_2_missing_at_first)
+
+    data = await choose_big_file(page, tmp_path, "atlas.bin")
+    item = page.locator(".upload", has_text="atlas.bin")
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 2, 2: 2, 3: 1, 4: 1} and completes == 2
+    assert sum(1 in numbers for numbers in asked) == 2  # part 1's URL was asked for again after the 403
+    _, body = await user.download(await file_id_of(user, "atlas.bin"))
     assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
