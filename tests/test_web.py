@@ -799,24 +799,28 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
     assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
-async def test_cancelling_a_big_upload_leaves_nothing_behind(
+async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
         make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
     await throttle_uploads(cdp, 2 * MIB)
+    small = tmp_path / "letter.pdf"
+    await asyncio.to_thread(small.write_bytes, os.urandom(3 * MIB))  # under the threshold: one PUT
+    await page.set_input_files("#file-input", files=[str(small)])
     await choose_big_file(page, tmp_path, "backup.tar")
-    item = page.locator(".upload", has_text="backup.tar")
-    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
-    file_id = await file_id_of(user, "backup.tar")
 
-    await page.get_by_role("button", name="Cancel backup.tar").click()
-    await expect(item.locator(".status")).to_have_text("Cancelled")
-    await expect(file_row(page, "backup.tar")).to_have_count(0)
+    for name in ("backup.tar", "letter.pdf"):
+        item = page.locator(".upload", has_text=name)
+        await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+        file_id = await file_id_of(user, name)
+        await page.get_by_role("button", name=f"Cancel {name}").click()
+        await expect(item.locator(".status")).to_have_text("Cancelled")
+        await expect(file_row(page, name)).to_have_count(0)
+        # The upload is aborted on its server (no parts left) and the file, which had no content, is gone.
+        (await user.get(f"/api/v1/files/{file_id}/upload")).problem(404, "file_not_found")
+        (await user.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
     await throttle_uploads(cdp, -1)
-    # The upload is aborted on its server (no parts left) and the file, which had no content, is gone.
-    (await user.get(f"/api/v1/files/{file_id}/upload")).problem(404, "file_not_found")
-    (await user.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
 
 
 async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(

@@ -131,7 +131,7 @@ export class MultipartUpload {
 
   /** Send every part the server lacks, then assemble. @returns {Promise<import("./types.js").File>} */
   async run() {
-    for (let round = 0; ; round += 1) {
+    for (let refused = 0; ;) {
       await this.sendMissing();
       if (this.paused) {
         await new Promise((resolve) => { this.wake = () => resolve(undefined); });
@@ -142,10 +142,11 @@ export class MultipartUpload {
       try {
         return await this.session.post(`/files/${this.fileId}/complete`);
       } catch (err) {
-        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || round >= COMPLETE_ROUNDS) throw err;
+        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || refused >= COMPLETE_ROUNDS) throw err;
         const missing = /** @type {number[]} */ (err.problem.missing || []);
         for (const n of missing) this.held.delete(n);
-        if (!missing.length) await sleep(300 + round * 200);
+        if (!missing.length) await sleep(300 + refused * 200);
+        refused += 1;
       }
     }
   }
