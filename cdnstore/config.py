@@ -66,6 +66,8 @@ class DatabaseConfig(Section):
     path: str = "var/cdnstore.sqlite3"
     # Empty: SQLite at `path`. "postgresql://user:password@host:port/name": PostgreSQL (several daemons).
     url: str = ""
+    # PostgreSQL only: connections this daemon keeps open at most (each of its transactions holds one).
+    pool_size: int = Field(10, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod

@@ -88,8 +88,9 @@ class Unavailable(CdnError):
 
 
 class DatabaseUnavailable(Unavailable):
-    """The database refused a write because of its disk (full, failing, read-only): nothing was changed,
-    and the same request may succeed later. `reason` is `disk_full`, `disk_error` or `read_only`."""
+    """The database refused a write because of its disk (full, failing, read-only), or cannot be reached
+    (PostgreSQL stopped, restarting, or cut off): nothing was changed, and the same request may succeed
+    later. `reason` is `disk_full`, `disk_error`, `read_only` or `unreachable`."""
 
     code, title = "database_unavailable", "Database unavailable"
     retry_after = 30  # seconds a client is told to wait: an operator has to free space

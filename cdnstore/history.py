@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import uuid
@@ -51,6 +52,10 @@ class HistoryWriter:
         if db.serial_writes:  # one writer at a time: every transaction may carry the rows in
             db.on_begin(self._write, self._rolled_back)
             db.on_commit(self._committed)
+        else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
+            self._alone = asyncio.Lock()
+            self._flushing_here: contextvars.ContextVar[bool] = contextvars.ContextVar("flushing", default=False)
+            db.before_begin(self._write_first)
 
     @property
     def pending(self) -> int:
@@ -89,25 +94,40 @@ class HistoryWriter:
             finally:
                 self._flushing = False
 
+    async def _write_first(self) -> None:
+        """Before a transaction opens (PostgreSQL): rows waiting, or being written, go in first, so that a
+        download is in the history before a rename that followed it (ids are taken in insert order)."""
+        if (self._rows or self._alone.locked()) and not self._flushing_here.get():
+            if self.db.unavailable is None:
+                with contextlib.suppress(DatabaseUnavailable):  # the transaction will say so itself
+                    await self._flush_alone()
+
     async def _flush_alone(self) -> None:
-        """Where transactions run side by side (PostgreSQL), the rows go in a transaction of their own."""
-        rows, self._rows = self._rows, []
-        self._writing = rows
-        try:
-            async with self.db.transaction() as tx:
-                await tx.executemany(INSERT, rows)
-        except BaseException:
-            self._rows = rows + self._rows
-            raise
-        finally:
-            self._writing = []
+        """Where transactions run side by side (PostgreSQL), the rows go in a transaction of their own,
+        one such transaction at a time."""
+        async with self._alone:
+            if not self._rows:
+                return
+            rows, self._rows = self._rows, []
+            self._writing = rows
+            marked = self._flushing_here.set(True)  # its own transaction does not wait for itself
+            try:
+                async with self.db.transaction() as tx:
+                    await tx.executemany(INSERT, rows)
+            except BaseException:
+                self._rows = rows + self._rows
+                raise
+            finally:
+                self._flushing_here.reset(marked)
+                self._writing = []
 
     async def run(self) -> None:
         try:
             while True:
                 if self.db.unavailable is None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self.interval)
+                    with contextlib.suppress(TimeoutError):  # (not wait_for: see JobWorker._loop)
+                        async with asyncio.timeout(self.interval):
+                            await self._full.wait()
                 else:
                     await asyncio.sleep(self.retry)
                 self._full.clear()

@@ -10,6 +10,7 @@ start every job left 'running' by a killed process goes back to the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -217,7 +218,10 @@ class JobQueue:
                                       (self.clock(), self.clock(), job_id(job_uuid_text)))
             if cursor.rowcount:
                 self._enqueued = True
-        row = await self.get(job_uuid_text)
+            # Read in the transaction: once it commits, a worker may claim the job at once.
+            row = await tx_fetchone(tx, f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
+        if row is None:
+            raise NotFound("no such job", code="job_not_found")
         if not cursor.rowcount:
             raise Conflict(f"the job is {row['status']}, not failed", code="job_not_failed")
         return row
@@ -268,10 +272,11 @@ class JobWorker:
                 log.exception("claiming a job failed; trying again")
                 job = None
             if job is None:
-                try:
-                    await asyncio.wait_for(self.queue.wakeup.wait(), self.cfg.poll_interval)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as
+                # its time runs out, and this loop then never ends (a shutdown hung).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cfg.poll_interval):
+                        await self.queue.wakeup.wait()
                 self.queue.wakeup.clear()
                 continue
             try:

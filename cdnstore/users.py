@@ -148,7 +148,7 @@ class Accounts:
         """End every session of a user (but `keep`): a new password, a disabled user."""
         now = now_iso()
         async with self.db.transaction() as tx:
-            ended = await self._end_where(tx, "user_id = ? AND id IS NOT ?", (user_id, keep), now)
+            ended = await self._end_where(tx, "user_id = ? AND id <> COALESCE(?, '')", (user_id, keep), now)
         for session in ended:
             self.forget_session(session)
 

@@ -52,14 +52,22 @@ class PgCluster:
             shutil.chown(self.root, "postgres")
         data = self.root / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "cdnstore", "--no-sync", "-E", "UTF8")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c full_page_writes=off -c synchronous_commit=off -c max_connections=300")
+        self.resume()
         self._admin(f"CREATE DATABASE {TEMPLATE}")
         asyncio.run(initialize(self.url(TEMPLATE)))
 
-    def stop(self) -> None:
+    def resume(self) -> None:
+        """Start the server (again, after `crash`: it recovers from its WAL first), on the same port."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w", "start", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c full_page_writes=off -c max_connections=300")  # commits reach the WAL: a crash loses none
+
+    def crash(self) -> None:
+        """Stop the server the way a crash does (`-m immediate`: no checkpoint, connections cut)."""
         self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+
+    def stop(self) -> None:
+        self.crash()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def fresh(self, template: str = TEMPLATE) -> str:

@@ -160,3 +160,32 @@ def test_jobs_and_scrub_commands_work_on_the_database(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "job_not_found" in missing.stderr
     scrubbed = cdnstore("scrub", cwd=tmp_path)
     assert scrubbed.returncode == 0 and "scrubbed 0 server(s); no drift" in scrubbed.stdout
+
+
+async def test_init_serve_user_add_jobs_scrub_and_backup_work_on_postgresql(
+        tmp_path: Path, daemon_port: int, daemon: Any, pg_cluster: Any) -> None:
+    from daemonproc import admin_session, write_config
+
+    url = pg_cluster.fresh("template1")  # an empty database: init creates the schema
+    try:
+        config = write_config(tmp_path, daemon_port, database={"url": url})
+        env = {"CDNSTORE_CONFIG": str(config)}
+        first = cdnstore("init", cwd=tmp_path, env=env)
+        assert first.returncode == 0 and "PostgreSQL database (database.url): version 0 ->" in first.stdout, first
+        assert "up to date" in cdnstore("init", cwd=tmp_path, env=env).stdout
+        await daemon.start()
+        async with aiohttp.ClientSession(base_url=daemon.url) as http:
+            admin = await admin_session(daemon, http)  # `user add` beside the serving daemon, then a login
+            assert [u["username"] for u in (await admin.get("/api/v1/users")).expect(200)["items"]] == ["root"]
+        listed = cdnstore("jobs", "list", cwd=tmp_path, env=env)
+        assert listed.returncode == 0 and "0 job(s)" in listed.stderr
+        missing = cdnstore("jobs", "retry", "00000000-0000-0000-0000-00000000002a", cwd=tmp_path, env=env)
+        assert missing.returncode == 1 and "job_not_found" in missing.stderr
+        scrubbed = cdnstore("scrub", cwd=tmp_path, env=env)
+        assert scrubbed.returncode == 0 and "scrubbed 0 server(s); no drift" in scrubbed.stdout
+        backup = cdnstore("backup", str(tmp_path / "copy.sqlite3"), cwd=tmp_path, env=env)
+        assert backup.returncode == 1 and "pg_dump" in backup.stderr
+        assert not (tmp_path / "cdnstore.sqlite3").exists()  # nothing went to SQLite's path
+    finally:
+        daemon.kill()
+        pg_cluster.drop(url)

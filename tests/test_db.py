@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cdnstore import db
+from cdnstore.config import DatabaseConfig
 
 ROOT = Path(__file__).parent.parent
 
@@ -81,9 +82,15 @@ async def test_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
         await database.close()
 
 
-async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
-    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
+async def opened(tmp_path: Path, database_url: str) -> db.Database:
+    """The test's database on its engine (SQLite in tmp_path, or a fresh PostgreSQL database), open."""
+    database = db.connect(DatabaseConfig(path=str(tmp_path / "db.sqlite3"), url=database_url))
     await database.open()
+    return database
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path, database_url: str) -> None:
+    database = await opened(tmp_path, database_url)
     try:
         with pytest.raises(ZeroDivisionError):
             async with database.transaction() as tx:
@@ -95,11 +102,10 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> Non
         await database.close()
 
 
-async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
+async def test_concurrent_transactions_never_interleave(tmp_path: Path, database_url: str) -> None:
     import asyncio
 
-    database = db.SqliteDatabase(tmp_path / "db.sqlite3")
-    await database.open()
+    database = await opened(tmp_path, database_url)
 
     async def add(i: int) -> None:
         async with database.transaction() as tx:
@@ -114,6 +120,45 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path) -> None:
         assert sum(isinstance(r, ValueError) for r in results) == 10
         names = {r[0] for r in await database.fetchall("SELECT username FROM users")}
         assert names == {f"n{i}" for i in range(0, 20, 2)}
+    finally:
+        await database.close()
+
+
+async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_path: Path,
+                                                                          database_url: str) -> None:
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            for name in ("Alpha", "alpha", "ALPHABET", "Éclair", "éclair", "beta"):
+                await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                                 "VALUES (?, ?, 'h', 't', 't')", (f"u-{name}", name))
+
+        async def like(pattern: str, negated: str = "") -> set[str]:
+            rows = await database.fetchall(f"SELECT username FROM users WHERE username {negated}LIKE ?", (pattern,))
+            return {row[0] for row in rows}
+
+        assert await like("%alpha%") == {"Alpha", "alpha", "ALPHABET"}
+        assert await like("éclair") == {"éclair"}  # SQLite folds ASCII only: PostgreSQL does the same
+        assert await like("%ALPHA%", "NOT ") == {"Éclair", "éclair", "beta"}
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path: Path, database_url: str) -> None:
+    import asyncio
+
+    database = db.connect(DatabaseConfig(url=database_url, pool_size=2))
+    await database.open()
+
+    async def backend() -> int:
+        async with database.transaction() as tx:
+            row = await (await tx.execute("SELECT pg_backend_pid()")).fetchone()
+            await tx.execute("SELECT pg_sleep(0.05)")  # held a while, so the burst overlaps
+            return int(row[0])
+
+    try:
+        assert len(set(await asyncio.gather(*(backend() for _ in range(12))))) == 2
     finally:
         await database.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -9,8 +10,9 @@ import sqlite3
 
 import prometheus_client
 import pytest
-from apihelp import US_IP, Api, from_ip
+from apihelp import US_IP, Api, from_ip, wait_for
 from conftest import MakeApi
+from pgbed import PgCluster
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdnstore import appkeys
@@ -44,6 +46,7 @@ async def test_readyz_wants_a_writable_database_and_a_server_up(api: Api, weed: 
     assert ready["checks"]["servers"]["detail"] == "1 of 1 server(s) that are on are up"
 
 
+@pytest.mark.parametrize("engine", ["sqlite"])  # one writer's lock (PostgreSQL's: the test below)
 async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "newyork", bucket)
@@ -57,6 +60,35 @@ async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: We
             ops.READY_DB_WAIT = before
     assert answer.expect(503)["checks"]["database"]["ok"] is False
     assert (await api.call("GET", "/readyz")).status == 200
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_postgresql_stopped_answers_503_and_the_daemon_reconnects_by_itself_losing_nothing(
+        api: Api, weed: WeedCluster, bucket: str, pg_cluster: PgCluster) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_server(weed, "newyork", bucket)
+    before = (await admin.upload("before.txt", DATA))["file"]["id"]
+    await admin.wait_stored(before)
+    await asyncio.to_thread(pg_cluster.crash)  # as a crash does: connections cut, no checkpoint
+    try:
+        for answer in [await admin.get("/api/v1/files"),
+                       await admin.post("/api/v1/files", json={"name": "during.txt", "size": 1}),
+                       await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": "x"})]:
+            problem = answer.problem(503, "database_unavailable")
+            assert int(answer.headers["Retry-After"]) > 0 and problem["reason"] == "unreachable"
+        ready = await api.call("GET", "/readyz")
+        assert ready.expect(503)["checks"]["database"] == {"ok": False, "detail": "the database cannot be reached"}
+    finally:
+        await asyncio.to_thread(pg_cluster.resume)
+
+    async def ready() -> bool:
+        return (await api.call("GET", "/readyz")).status == 200
+
+    await wait_for(ready, "the daemon to reconnect")
+    after = (await admin.upload("after.txt", DATA))["file"]["id"]
+    await admin.wait_stored(after)  # the job queue runs again too
+    names = [f["name"] for f in (await admin.get("/api/v1/files")).expect(200)["items"]]
+    assert names == ["after.txt", "before.txt"]  # the upload acknowledged before the crash is there
 
 
 async def test_readyz_names_what_is_wrong_in_fixed_words_and_logs_the_details(

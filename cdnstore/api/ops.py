@@ -23,7 +23,8 @@ READY_DB_WAIT = 2.0  # seconds /readyz waits for the database's write lock
 # the database's own error text (the probe is public); the details are in the log (db.py logs them).
 REFUSED = {"disk_full": "writes are refused: the disk is full",
            "disk_error": "writes are refused: the disk failed",
-           "read_only": "writes are refused: the file system is read-only"}
+           "read_only": "writes are refused: the file system is read-only",
+           "unreachable": "the database cannot be reached"}
 
 
 @endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: Health})

@@ -32,7 +32,7 @@ def connect(cfg: DatabaseConfig) -> Database:
     if cfg.url:
         from .postgres import PostgresDatabase
 
-        return PostgresDatabase(cfg.url)
+        return PostgresDatabase(cfg.url, pool_size=cfg.pool_size)
     return SqliteDatabase(cfg.path)
 
 

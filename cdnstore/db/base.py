@@ -91,6 +91,7 @@ class Database:
         self._after_commit: list[Callable[[], None]] = []
         self._on_begin: list[Callable[[Tx], Awaitable[None]]] = []
         self._after_rollback: list[Callable[[], None]] = []
+        self._before_begin: list[Callable[[], Awaitable[None]]] = []
         # Set while the database refuses writes (the last failure, for /readyz); cleared by a write that commits.
         self.unavailable: DatabaseUnavailable | None = None
 
@@ -104,6 +105,12 @@ class Database:
         assert self.serial_writes, "on_begin needs one writer at a time"
         self._on_begin.append(callback)
         self._after_rollback.append(after_rollback)
+
+    def before_begin(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await `callback` before every transaction opens (where transactions run side by side: there,
+        writes that were waiting go in first, in a transaction of their own, so they keep their order)."""
+        assert not self.serial_writes, "where writes are serial, on_begin carries them into the transaction"
+        self._before_begin.append(callback)
 
     async def open(self) -> None:
         raise NotImplementedError

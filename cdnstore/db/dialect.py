@@ -2,7 +2,10 @@
 differs. Statements are translated once per text (cached), so the hot paths pay a dict lookup.
 
 - placeholders: `?` (positional) and `:name` (named, from a dict) become `$1`, `$2` ...;
-- `group_concat(x)` becomes `string_agg(CAST(x AS TEXT), ',')`.
+- `group_concat(x)` becomes `string_agg(CAST(x AS TEXT), ',')`;
+- `x [NOT] LIKE y` becomes `x COLLATE "C" [NOT] ILIKE y`: SQLite's LIKE ignores the case of ASCII letters (only),
+  PostgreSQL's LIKE ignores none; ILIKE under the "C" collation folds ASCII letters only, whatever the
+  cluster's locale, so a search finds the same names on both engines.
 
 Everything else is written portably where it is used (`ON CONFLICT DO NOTHING` rather than `INSERT OR
 IGNORE`, `CASE` rather than two-argument `max`, `CAST(? AS INTEGER)` where PostgreSQL cannot infer a
@@ -17,6 +20,7 @@ from typing import Any
 from .base import Params
 
 _GROUP_CONCAT = re.compile(r"\bgroup_concat\(([^()]*)\)", re.IGNORECASE)
+_LIKE = re.compile(r"(?<![\w.])(?!NOT\b)([\w.]+)( NOT)? LIKE ", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -58,6 +62,7 @@ def _translate(sql: str) -> tuple[str, tuple[str, ...] | int]:
     if names and positional:
         raise ValueError(f"both ? and :name placeholders in {sql[:80]!r}")
     text = _GROUP_CONCAT.sub(r"string_agg(CAST(\1 AS TEXT), ',')", "".join(out))
+    text = _LIKE.sub(r'\1 COLLATE "C"\2 ILIKE ', text)
     return text, tuple(names) if names else positional
 
 

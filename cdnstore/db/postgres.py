@@ -218,6 +218,8 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self, *, offload: bool = False) -> AsyncIterator[PgTx]:
         """One transaction on a pooled connection (`offload` means nothing here: nothing blocks the loop)."""
+        for before in self._before_begin:
+            await before()
         with self._errors():
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
                 yield PgTx(conn)
