@@ -96,7 +96,10 @@ CREATE TABLE versions (
     etag             TEXT,
     created_at       TEXT    NOT NULL,
     stored_at        TEXT
-);
+, upload_id TEXT, part_size INTEGER CHECK (part_size > 0));
+-- upload_id, part_size: the multipart upload on upload_server_id that a large version is sent in (parts of
+-- part_size bytes but the last), NULL for a single PUT. (Added by migration 0004, spelled as SQLite stores
+-- an added column.)
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
 CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';

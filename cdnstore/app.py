@@ -45,6 +45,7 @@ from .sealing import Sealer
 from .servers import ServerRegistry
 from .storage import Storage
 from .tasks import every, running
+from .uploads import Uploads
 from .users import Accounts
 
 
@@ -118,7 +119,8 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
-    app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
+    files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
+    app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
     replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
                             metrics=app[appkeys.METRICS])
     app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
@@ -140,7 +142,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
         "health": every(cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
-        "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.FILES].sweep_uploads, "upload-sweep"),
+        "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"),
     }
     if cfg.scrub.interval:
         tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)

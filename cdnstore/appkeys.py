@@ -20,6 +20,7 @@ from .models import User
 from .scrub import Scrubber
 from .servers import ServerRegistry
 from .storage import Storage
+from .uploads import Uploads
 from .users import Accounts
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -29,6 +30,7 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")
+UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads")
 HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
 LINKS: web.AppKey[Links] = web.AppKey("links")
 JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")

@@ -122,7 +122,8 @@ class StorageConfig(Section):
 
 
 class UploadsConfig(Section):
-    max_file_size: int = Field(5 << 30, ge=1)   # S3's limit for one PUT
+    max_file_size: int = Field(5 << 40, ge=1, le=5 << 40)  # S3's limit for one object (5 TiB)
+    multipart_threshold: int = Field(64 << 20, ge=5 << 20, le=5 << 30)  # larger files are uploaded in parts
     url_ttl: int = Field(3600, ge=60, le=604800)
     sweep_interval: float = Field(30.0, gt=0)   # how often uploads still pending are looked for
     sweep_after: int = Field(60, ge=0)          # an upload pending this long is HEADed on its server

@@ -7,6 +7,7 @@ version until the new one is stored, and then the old objects are removed everyw
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -22,6 +23,7 @@ from .geo import Point, nearest
 from .jobs import JobQueue
 from .metrics import Metrics
 from .models import Health, Server
+from .parts import part_count, part_size_for
 from .servers import ServerRegistry
 from .storage import Storage
 from .throttle import Throttle
@@ -153,6 +155,34 @@ class Files:
         if server is None:
             raise Unavailable("no storage server is on, active and up", code="no_server_available")
         key = uuid.uuid4().hex
+        part_size = part_size_for(size) if size > self.uploads.multipart_threshold else None
+        upload_id = None
+        if part_size is not None:  # (an S3 call: before the transaction, never inside)
+            upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
+        try:
+            created, row = await self._new_version(owner_id, name, size, content_type, server, key,
+                                                   upload_id, part_size)
+        except BaseException:
+            if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
+                with contextlib.suppress(StorageError):
+                    await self.storage.abort_upload(server.s3, key, upload_id)
+            raise
+        self.metrics.uploaded(server.name)
+        expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+        if part_size is not None:
+            return Upload(created, render_file(row), {
+                "method": "multipart", "part_size": part_size, "parts": part_count(size, part_size),
+                "expires_at": iso_in(self.uploads.abandon_after, timespec="seconds"),
+                "server": render_ref(server)})
+        url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
+                                                expires_in=self.uploads.url_ttl)
+        return Upload(created, render_file(row), {
+            "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at,
+            "server": render_ref(server)})
+
+    async def _new_version(self, owner_id: int, name: str, size: int, content_type: str, server: Server,
+                           key: str, upload_id: str | None, part_size: int | None) -> tuple[bool, Row]:
+        """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
             existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
@@ -170,9 +200,10 @@ class Files:
                     (owner_id, name))
             assert existing is not None
             version = await tx_fetchone(
-                tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (existing["id"], key, size, content_type, self.servers.internal_id(server), now))
+                tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
+                " upload_id, part_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (existing["id"], key, size, content_type, self.servers.internal_id(server), now, upload_id,
+                 part_size))
             assert version is not None
             await tx.execute("UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
                              (version["id"], now, existing["id"]))
@@ -180,12 +211,7 @@ class Files:
                                  {"name": name, "size": size, "server": server.name, "zone": server.zone})
             row = await tx_fetchone(tx, f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.id = ?", (existing["id"],))
         assert row is not None
-        url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
-                                                expires_in=self.uploads.url_ttl)
-        self.metrics.uploaded(server.name)
-        return Upload(created, render_file(row), {
-            "url": url, "method": "PUT", "headers": headers,
-            "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"), "server": render_ref(server)})
+        return created, row
 
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
         """The client says its PUT finished: look at the upload server and store the version if there."""
@@ -238,8 +264,10 @@ class Files:
         events for versions already stored change nothing.
         """
         async with self.db.transaction() as tx:
+            # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
+            # not both see it uploading and store it twice (the second would supersede the first's version).
             version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id FROM versions "
-                                        "WHERE object_key = ?", (key,))
+                                        f"WHERE object_key = ?{self.db.for_update}", (key,))
             if version is None or version["upload_server_id"] != self.servers.internal_id(server):
                 return False
             if version["status"] in ("deleted", "superseded"):
@@ -291,7 +319,8 @@ class Files:
         cutoff = iso_in(-self.uploads.sweep_after)
         rows = await self.db.fetchall(
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
-            "WHERE status = 'uploading' AND created_at < ? ORDER BY created_at LIMIT 500", (cutoff,))
+            "WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ? ORDER BY created_at LIMIT 500",
+            (cutoff,))  # (multipart uploads: uploads.py)
         abandon_before = iso_in(-self.uploads.abandon_after)
         stored = 0
         for row in rows:
@@ -306,10 +335,11 @@ class Files:
                     stored += await self.object_created(server, row["object_key"], found.size, found.etag)
                     continue
             if row["created_at"] < abandon_before:
-                await self._abandon(row["id"], row["file_id"])
+                await self.abandon(row["id"], row["file_id"])
         return stored
 
-    async def _abandon(self, version_id: int, file_id: int) -> None:
+    async def abandon(self, version_id: int, file_id: int, reason: str = "upload_never_arrived") -> None:
+        """Give up an upload; its file goes too when it has no stored content and no other upload."""
         async with self.db.transaction() as tx:
             await tx.execute("UPDATE versions SET status = 'deleted' WHERE id = ? AND status = 'uploading'",
                              (version_id,))
@@ -321,7 +351,7 @@ class Files:
                 now = now_iso()
                 await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, file_id))
                 await history.record(tx, file["owner_id"], "file.deleted", file["uuid"],
-                                     {"name": file["name"], "reason": "upload_never_arrived"})
+                                     {"name": file["name"], "reason": reason})
 
     # --- downloads, rename, delete ----------------------------------------------------------
 

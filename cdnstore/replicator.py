@@ -83,10 +83,15 @@ class Replicator:
                 await self.jobs.enqueue_removals(tx, [job.version_id])
 
     async def remove(self, job: Job) -> None:
-        key = await self.db.fetchval("SELECT object_key FROM versions WHERE id = ?", (job.version_id,))
+        version = await self.db.fetchone("SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?",
+                                         (job.version_id,))
         server = self.servers.by_internal_id(job.server_id)
-        if key is None or server is None:
+        if version is None or server is None:
             return
+        key = version["object_key"]
+        if version["upload_id"] is not None and version["upload_server_id"] == job.server_id:
+            # Deleted while it was uploading in parts: the parts go too (gone already is fine).
+            await self.storage.abort_upload(server.s3, key, version["upload_id"])
         await self.storage.delete(server.s3, key)
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?",

@@ -87,7 +87,9 @@ CREATE TABLE versions (
                      CHECK (status IN ('uploading', 'stored', 'superseded', 'deleted')),
     etag             TEXT,
     created_at       TEXT    NOT NULL,
-    stored_at        TEXT
+    stored_at        TEXT,
+    upload_id        TEXT,    -- the multipart upload a large version is sent in (migration 0004); NULL: one PUT
+    part_size        BIGINT   CHECK (part_size > 0)
 );
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';

@@ -81,7 +81,9 @@ class Scrubber:
         ours = set()
         if stale:
             marks = ",".join("?" * len(stale))
-            rows = await self.db.fetchall(f"SELECT object_key FROM versions WHERE object_key IN ({marks})",
+            # ... and not a client's multipart upload still running: the upload sweep judges those.
+            rows = await self.db.fetchall(f"SELECT object_key FROM versions WHERE object_key IN ({marks}) "
+                                          "AND NOT (status = 'uploading' AND upload_id IS NOT NULL)",
                                           [key for key, _ in stale])
             ours = {r[0] for r in rows}
         for key, upload_id in stale:

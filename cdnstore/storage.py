@@ -30,6 +30,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from cdnstore.endpoints import GuardedResolver
 from cdnstore.errors import StorageError
 from cdnstore.models import S3Target
+from cdnstore.parts import part_size_for
 from cdnstore.presign import DEFAULT_REGION, Presigner
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 _AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"})
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHUNK = 1 << 20  # read size from the source stream during a copy
-_MAX_PARTS = 10_000  # S3's limit per multipart upload
 _NOT_SAFE_ASCII = re.compile(r'[^\x20-\x7e]+|["\\%]')
 _ABORT_TIMEOUT = 30.0
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -51,6 +51,14 @@ class ObjectInfo:
     key: str
     size: int
     etag: str  # without quotes; a multipart ETag ("<md5>-<parts>") is not the MD5 of the bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    number: int
+    size: int
+    etag: str  # without quotes
+    modified: datetime | None
 
 
 def content_disposition(filename: str) -> str:
@@ -316,6 +324,20 @@ class Storage:
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
         return url, headers
 
+    def presign_part(
+        self, target: S3Target, key: str, upload_id: str, number: int, *, size: int, expires_in: int,
+        md5: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned UploadPart of a multipart upload and the exact headers the client must send: the
+        part's size, and with `md5` (base64) its Content-MD5, so the server refuses any other bytes."""
+        headers = {"Content-Length": str(size)}
+        if md5 is not None:
+            _check_header_value("md5", md5)
+            headers["Content-MD5"] = md5
+        query = {"uploadId": upload_id, "partNumber": str(number)}  # (botocore's order: the same URL text)
+        url = self._presigner(target).presign("PUT", key, expires_in=expires_in, query=query, headers=headers)
+        return url, headers
+
     def presign_get(self, target: S3Target, key: str, *, filename: str, expires_in: int) -> str:
         """A presigned GET URL whose response saves as `filename` (Content-Disposition override)."""
         query = {"response-content-disposition": content_disposition(filename)}
@@ -366,6 +388,43 @@ class Storage:
                         found.append((upload["Key"], upload["UploadId"]))
         return found
 
+    # --- multipart uploads sent by clients (parts presigned above) ----------------------------
+
+    async def create_upload(self, target: S3Target, key: str, *, content_type: str) -> str:
+        """Begin a multipart upload of `key`; its upload id."""
+        with _errors(target, f"start multipart upload of {key!r}"):
+            client = await self._client(target)
+            created = await client.create_multipart_upload(
+                Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream")
+        return str(created["UploadId"])
+
+    async def list_parts(self, target: S3Target, key: str, upload_id: str) -> list[PartInfo] | None:
+        """The parts the server holds of a multipart upload, by number; None when the upload is gone
+        (completed or aborted)."""
+        found = []
+        with _errors(target, f"LIST parts of {key!r}"):
+            client = await self._client(target)
+            try:
+                pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key,
+                                                                    UploadId=upload_id)
+                async for page in pages:
+                    for part in page.get("Parts", ()):
+                        found.append(PartInfo(int(part["PartNumber"]), int(part["Size"]),
+                                              str(part.get("ETag", "")).strip('"'), part.get("LastModified")))
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchUpload" or _is_missing(exc):
+                    return None
+                raise
+        return sorted(found, key=lambda p: p.number)
+
+    async def complete_upload(self, target: S3Target, key: str, upload_id: str, etags: Mapping[int, str]) -> None:
+        """Assemble the object from parts 1..N (CompleteMultipartUpload)."""
+        parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
+        with _errors(target, f"complete multipart upload of {key!r}"):
+            client = await self._client(target)
+            await client.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id,
+                                                   MultipartUpload={"Parts": parts})
+
     async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
         with _errors(target, f"ABORT upload of {key!r}"):
             client = await self._client(target)
@@ -384,8 +443,8 @@ class Storage:
         memory, aborted on any failure. Content-Type and x-amz-meta-* are carried over. The
         destination is verified by size (ETags differ between single and multipart uploads).
         """
-        if size > self.part_size * _MAX_PARTS:
-            raise StorageError(f"copy {key!r}: {size} bytes need over {_MAX_PARTS} parts; raise part_size")
+        # Parts grow for files past part_size * 10,000 bytes (S3's most parts), as a client's upload's do.
+        part_size = max(self.part_size, part_size_for(size))
         with _errors(src, f"GET {key!r} for copy"):
             resp = await (await self._client(src)).get_object(Bucket=src.bucket, Key=key)
         body = resp["Body"]
@@ -399,8 +458,8 @@ class Storage:
             extra: dict[str, Any] = {"Metadata": resp.get("Metadata") or {}}
             if resp.get("ContentType"):
                 extra["ContentType"] = resp["ContentType"]
-            parts = self._read_parts(body, src, key)
-            if size <= self.part_size:
+            parts = self._read_parts(body, src, key, part_size)
+            if size <= part_size:
                 await self._put_single(dst, key, parts, size, extra)
             else:
                 await self._put_multipart(dst, key, parts, size, extra)
@@ -412,19 +471,19 @@ class Storage:
             raise StorageError(f"copy {key!r} to {dst.endpoint_url}: found {got}, expected {size}")
         return info
 
-    async def _read_parts(self, body: Any, src: S3Target, key: str) -> AsyncGenerator[bytes, None]:
+    async def _read_parts(self, body: Any, src: S3Target, key: str, part_size: int) -> AsyncGenerator[bytes, None]:
         """The source stream cut into `part_size` pieces (the last one shorter)."""
         pending: list[bytes] = []
         have = 0
         while True:
             with _errors(src, f"GET {key!r} for copy"):
                 # Never read past a part boundary, so a full part needs no slicing (no extra copy).
-                chunk = await body.read(min(_CHUNK, self.part_size - have))
+                chunk = await body.read(min(_CHUNK, part_size - have))
             if not chunk:
                 break
             pending.append(chunk)
             have += len(chunk)
-            if have == self.part_size:
+            if have == part_size:
                 yield b"".join(pending)
                 pending, have = [], 0
         if pending:

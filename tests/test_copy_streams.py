@@ -10,8 +10,10 @@ import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 from weedbed import md5_of_get
 
+from cdnstore import parts
 from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
 
@@ -78,3 +80,21 @@ async def test_copying_a_large_file_keeps_memory_within_a_few_parts(weed: WeedCl
             copied = await md5_of_get(http, get(dst, "big", filename="big", expires_in=600))
             original = await md5_of_get(http, get(src, "big", filename="big", expires_in=600))
         assert copied[:2] == original[:2]
+
+
+async def test_a_file_too_big_for_10000_parts_of_part_size_is_copied_in_larger_parts(
+        weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if S3 allowed 2 parts: a 16 MiB file then needs parts of 8 MiB, not the configured 5 MiB (a 5 TiB
+    # file needs 525 MiB parts for S3's 10,000).
+    monkeypatch.setattr(parts, "MAX_PARTS", 2)
+    src, dst = weed.target("dallas", bucket), weed.target("newyork", bucket)
+    size = 16 * MIB
+    async with Storage(part_size=5 * MIB) as storage:
+        for target in (src, dst):
+            await storage.check_bucket(target)
+        url, headers = storage.presign_put(src, "big", content_type="application/octet-stream", size=size,
+                                           expires_in=600)
+        async with aiohttp.ClientSession() as http, http.put(url, data=_chunks(size), headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+        copied = await storage.copy(src, dst, "big", size=size)
+    assert copied.size == size and copied.etag.endswith("-2"), copied

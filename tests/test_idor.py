@@ -40,6 +40,10 @@ class Case:
 CASES = [
     Case("POST", "/api/v1/files/{id}/complete", "/api/v1/files/{file}/complete", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
+    Case("GET", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
+    Case("POST", "/api/v1/files/{id}/upload/parts", "/api/v1/files/{file}/upload/parts", 404, "file_not_found",
+         {"numbers": [1]}),
+    Case("DELETE", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download?redirect=true", 404,
          "file_not_found"),

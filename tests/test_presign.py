@@ -205,6 +205,28 @@ async def test_storage_presign_put_matches_botocore(frozen: datetime, monkeypatc
     assert params(url2)["response-content-disposition"] == [content_disposition("ünï.txt")]
 
 
+async def test_storage_presign_part_matches_botocore(frozen: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Presigner.presign
+
+    def at_frozen_time(self: Presigner, *args: Any, **kwargs: Any) -> str:
+        return str(real(self, *args, **{**kwargs, "now": frozen}))
+
+    monkeypatch.setattr(Presigner, "presign", at_frozen_time)
+    md5 = "1B2M2Y8AsgTpgAmY7PhCfg=="
+    upload_id = "a1b2/c3+d4=="  # (any text: it is encoded like any query value)
+    url, headers = Storage().presign_part(TARGET, "dir a/ü.bin", upload_id, 3, size=5 << 20, md5=md5,
+                                          expires_in=900)
+    assert headers == {"Content-Length": str(5 << 20), "Content-MD5": md5}
+    theirs = boto_client(TARGET).generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": "files", "Key": "dir a/ü.bin", "UploadId": upload_id, "PartNumber": 3,
+                "ContentLength": 5 << 20, "ContentMD5": md5},
+        ExpiresIn=900,
+    )
+    assert params(url)["X-Amz-SignedHeaders"] == ["content-length;content-md5;host"]
+    assert_same(url, theirs)
+
+
 @pytest.mark.parametrize(
     ("content_type", "size", "metadata"),
     [("text/plain\r\nX: y", 1, None), ("text/plain", 1, {"a b": "x"}), ("text/plain", 1, {"k": "ü"}),

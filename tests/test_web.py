@@ -8,6 +8,8 @@ browser tests skip locally and fail in CI (CI=true): `python3 dev.py test` insta
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import re
 import time
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, Api
+from apihelp import PASSWORD, Api, Session, wait_for
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -655,6 +657,237 @@ async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, br
         await expect(page.locator("#files-empty")).not_to_contain_text("Drop")
     finally:
         await phone.close()
+
+
+# ------------------------------------------------------------------------------------------ big files in parts
+
+MIB = 1 << 20
+BIG = 16 * MIB  # four parts of at least 5 MiB (the last one 1 MiB) under the tests' 5 MiB threshold
+# Progress while the first three parts are on their way together (the fourth starts when one of them is done).
+BEFORE_THE_FIRST_PARTS_ARRIVE = re.compile(r"^([1-9]|[1-5]\d)%$")
+
+
+async def in_parts_page(make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext,
+                        username: str) -> tuple[Session, Page]:
+    """A daemon that takes files over 5 MiB in parts, and `username` signed in on the page."""
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    user = await api.user(username)
+    page = await context.new_page()
+    await sign_in(page, api, username)
+    return user, page
+
+
+def part_number(url: str) -> int | None:
+    """The part a storage URL PUTs, None for any other URL."""
+    query = parse_qs(urlsplit(url).query)
+    return int(query["partNumber"][0]) if "uploadId" in query and "partNumber" in query else None
+
+
+def count_part_puts(page: Page) -> dict[int, int]:
+    """Part number -> PUTs the page started for it (watched, not intercepted)."""
+    puts: dict[int, int] = {}
+
+    def seen(request: Any) -> None:
+        number = part_number(request.url)
+        if request.method == "PUT" and number is not None:
+            puts[number] = puts.get(number, 0) + 1
+    page.on("request", seen)
+    return puts
+
+
+async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
+    data = os.urandom(BIG)
+    path = tmp_path / name
+    await asyncio.to_thread(path.write_bytes, data)
+    await page.set_input_files("#file-input", files=[str(path)])
+    return data
+
+
+async def file_id_of(user: Session, name: str) -> str:
+    files = (await user.get("/api/v1/files")).expect(200)["items"]
+    return str(next(f["id"] for f in files if f["name"] == name))
+
+
+async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "ines")
+    puts = count_part_puts(page)
+
+    async def drop_first_try_of_parts_2_and_4(route: Any) -> None:
+        number = part_number(route.request.url)
+        if route.request.method == "PUT" and number in (2, 4) and puts.get(number) == 1:
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+    await page.route(lambda url: part_number(url) is not None, drop_first_try_of_parts_2_and_4)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 4 * MIB)  # slow enough to watch the bar move
+
+    data = await choose_big_file(page, tmp_path, "film.mov")
+    item = page.locator(".upload", has_text="film.mov")
+    await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+    speed_and_time_left = re.compile(r" of 16\.8 MB · [\d.]+ [kM]B/s · \d+ (s|min) left")
+    await expect(item.locator(".status")).to_contain_text(speed_and_time_left)
+    await throttle_uploads(cdp, -1)
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    await expect(item.locator(".pct")).to_have_text("100%")
+    await expect(file_row(page, "film.mov").locator(".status-cell")).to_have_text("Stored")
+
+    assert puts == {1: 1, 2: 2, 3: 1, 4: 2}  # each dropped part sent again, the others once
+    _, body = await user.download(await file_id_of(user, "film.mov"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "ida")
+    puts = count_part_puts(page)
+
+    async def damage_the_first_try_of_part_3(route: Any) -> None:
+        body = route.request.post_data_buffer
+        if route.request.method == "PUT" and part_number(route.request.url) == 3 and puts.get(3) == 1 and body:
+            await route.continue_(post_data=bytes([body[0] ^ 0xFF]) + body[1:])  # same size, one byte off
+        else:
+            await route.continue_()
+    await page.route(lambda url: part_number(url) is not None, damage_the_first_try_of_part_3)
+
+    data = await choose_big_file(page, tmp_path, "scan.tiff")
+    item = page.locator(".upload", has_text="scan.tiff")
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 1, 2: 1, 3: 2, 4: 1}  # the storage server refused the damaged part (BadDigest)
+    _, body = await user.download(await file_id_of(user, "scan.tiff"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sent_again(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "ada")
+    puts = count_part_puts(page)
+    asked: list[list[int]] = []
+    page.on("request", lambda r: asked.append(r.post_data_json["numbers"]) if r.url.endswith("/upload/parts") else None)
+
+    async def part_1_expired_once(route: Any) -> None:
+        if route.request.method == "PUT" and puts.get(1) == 1:
+            expired = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            await route.fulfill(status=403, body=expired)
+        else:
+            await route.continue_()
+    await page.route(lambda url: part_number(url) == 1, part_1_expired_once)
+    completes = 0
+
+    async def part_2_missing_at_first(route: Any) -> None:
+        # As if part 2 had not arrived: the daemon's 409 names it, and the page sends it again.
+        nonlocal completes
+        completes += 1
+        if completes > 1:
+            await route.continue_()
+            return
+        problem = {"type": "urn:cdnstore:problem:upload_incomplete", "title": "Conflict", "status": 409,
+                   "detail": "parts are missing", "code": "upload_incomplete", "missing": [2]}
+        await route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(problem))
+    await page.route("**/api/v1/files/*/complete", part_2_missing_at_first)
+
+    data = await choose_big_file(page, tmp_path, "atlas.bin")
+    item = page.locator(".upload", has_text="atlas.bin")
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 2, 2: 2, 3: 1, 4: 1} and completes == 2
+    assert sum(1 in numbers for numbers in asked) == 2  # part 1's URL was asked for again after the 403
+    _, body = await user.download(await file_id_of(user, "atlas.bin"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 2 * MIB)
+    small = tmp_path / "letter.pdf"
+    await asyncio.to_thread(small.write_bytes, os.urandom(3 * MIB))  # under the threshold: one PUT
+    await page.set_input_files("#file-input", files=[str(small)])
+    await choose_big_file(page, tmp_path, "backup.tar")
+
+    for name in ("backup.tar", "letter.pdf"):
+        item = page.locator(".upload", has_text=name)
+        await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+        file_id = await file_id_of(user, name)
+        await page.get_by_role("button", name=f"Cancel {name}").click()
+        await expect(item.locator(".status")).to_have_text("Cancelled")
+        await expect(file_row(page, name)).to_have_count(0)
+        # The upload is aborted on its server (no parts left) and the file, which had no content, is gone.
+        (await user.get(f"/api/v1/files/{file_id}/upload")).problem(404, "file_not_found")
+        (await user.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
+    await throttle_uploads(cdp, -1)
+
+
+async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "kim")
+    puts = count_part_puts(page)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 4 * MIB)
+    data = await choose_big_file(page, tmp_path, "archive.zip")
+    item = page.locator(".upload", has_text="archive.zip")
+    await expect(item.locator(".pct")).to_have_text(BEFORE_THE_FIRST_PARTS_ARRIVE)
+    await page.get_by_role("button", name="Pause archive.zip").click()
+    await expect(item.locator(".status")).to_have_text("Paused")
+    await throttle_uploads(cdp, -1)
+
+    # The parts on their way arrive; no new one starts while paused.
+    file_id = await file_id_of(user, "archive.zip")
+
+    async def parts_on_server() -> list[int] | None:
+        view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+        held = sorted(p["number"] for p in view["uploaded"])
+        return held if held and len(held) == sum(puts.values()) else None
+    held = await wait_for(parts_on_server, "the parts on their way to arrive")
+    assert held == [1, 2, 3] and puts == {1: 1, 2: 1, 3: 1}
+    await expect(item.locator(".status")).to_have_text("Paused")
+
+    await page.get_by_role("button", name="Resume archive.zip").click()
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 1, 2: 1, 3: 1, 4: 1}
+    _, body = await user.download(file_id)
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_upload(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "lea")
+    puts = count_part_puts(page)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 4 * MIB)
+    data = await choose_big_file(page, tmp_path, "thesis.pdf")
+    item = page.locator(".upload", has_text="thesis.pdf")
+    await expect(item.locator(".pct")).to_have_text(BEFORE_THE_FIRST_PARTS_ARRIVE)
+    await page.get_by_role("button", name="Pause thesis.pdf").click()
+    await throttle_uploads(cdp, -1)
+    file_id = await file_id_of(user, "thesis.pdf")
+
+    async def three_parts_on_server() -> bool:
+        view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+        return len(view["uploaded"]) == 3
+    await wait_for(three_parts_on_server, "the parts on their way to arrive")
+
+    # The page is reloaded (the session stays); the user picks the same file again.
+    await page.reload()
+    await expect(page.locator("#app-view")).to_be_visible()
+    await page.set_input_files("#file-input", files=[str(tmp_path / "thesis.pdf")])
+    item = page.locator(".upload", has_text="thesis.pdf")
+    await expect(item.locator(".status")).to_contain_text("An unfinished upload of this file is on")
+    await expect(item.locator(".status")).to_contain_text("3 of 4 parts")
+    await item.get_by_role("button", name="Resume", exact=True).click()
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts == {1: 1, 2: 1, 3: 1, 4: 1}  # only the missing part was sent after the reload
+    files = (await user.get("/api/v1/files")).expect(200)["items"]
+    assert [(f["id"], f["status"]) for f in files] == [(file_id, "stored")]
+    _, body = await user.download(file_id)
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ every view

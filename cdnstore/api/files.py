@@ -19,7 +19,10 @@ from .schemas import (
     FileRename,
     FilesQuery,
     FileUploadOut,
+    PartsIn,
+    PartUrlList,
     ReplicaList,
+    UploadStateOut,
 )
 from .security import current_user, remote_ip
 
@@ -60,12 +63,44 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
 
 
 @endpoint("POST", "/api/v1/files/{id}/complete", summary="Confirm an upload", tag="files",
-          permission="can_upload_file", responses={200: FileOut}, errors=(401, 403, 404, 409))
+          permission="can_upload_file", responses={200: FileOut}, errors=(401, 403, 404, 409, 502))
 async def complete_file(request: web.Request) -> web.Response:
     """For storage servers that send no events: the object is looked for on the upload server; 409
-    `upload_incomplete` while it is not there with the announced size."""
-    row = await request.app[appkeys.FILES].complete(await owner_id(request), request.match_info["id"])
+    `upload_incomplete` while it is not there with the announced size. A multipart upload is assembled
+    when parts 1..N are all on its server with the right sizes; else 409 `upload_incomplete` with
+    `missing`, the part numbers still to send."""
+    row = await request.app[appkeys.UPLOADS].complete(await owner_id(request), request.match_info["id"])
     return json_response(render_file(row))
+
+
+@endpoint("GET", "/api/v1/files/{id}/upload", summary="The upload in progress", tag="files",
+          permission="can_upload_file", responses={200: UploadStateOut}, errors=(401, 403, 404, 502))
+async def get_upload(request: web.Request) -> web.Response:
+    """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
+    survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
+    view = await request.app[appkeys.UPLOADS].view(await owner_id(request), request.match_info["id"])
+    return json_response(view)
+
+
+@endpoint("POST", "/api/v1/files/{id}/upload/parts", summary="URLs for parts of a multipart upload",
+          tag="files", permission="can_upload_file", body=PartsIn, responses={200: PartUrlList},
+          errors=(400, 401, 403, 404, 409, 422))
+async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
+    """Presigned PUTs for up to 100 parts; with `md5` for a part its URL requires that `Content-MD5` (in
+    `headers`), so the server refuses other bytes. 422 for numbers outside 1..`parts`; 409 `not_multipart`
+    for a single-PUT upload."""
+    items = await request.app[appkeys.UPLOADS].sign_parts(await owner_id(request), request.match_info["id"],
+                                                          body.numbers, body.md5)
+    return json_response({"items": items})
+
+
+@endpoint("DELETE", "/api/v1/files/{id}/upload", summary="Cancel the upload in progress", tag="files",
+          permission="can_upload_file", responses={204: None}, errors=(401, 403, 404, 502))
+async def abort_upload(request: web.Request) -> web.Response:
+    """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
+    disappears if it has none. 404 `no_upload` when nothing uploads."""
+    await request.app[appkeys.UPLOADS].abort(await owner_id(request), request.match_info["id"])
+    return web.Response(status=204)
 
 
 @endpoint("GET", "/api/v1/files/{id}", summary="One file", tag="files", permission="can_view_file",

@@ -273,9 +273,61 @@ class UploadOut(Out):
     server: ServerRef
 
 
+class MultipartOut(Out):
+    """A file over `uploads.multipart_threshold`: ask `/upload/parts` for part URLs, PUT the parts (numbered
+    1..`parts`, each `part_size` bytes but the last), then `/complete`."""
+    method: Literal["multipart"]
+    part_size: int
+    parts: int
+    expires_at: Time
+    server: ServerRef
+
+
 class FileUploadOut(Out):
     file: FileOut
-    upload: UploadOut
+    upload: UploadOut | MultipartOut
+
+
+class PartOut(Out):
+    number: int
+    size: int
+    etag: str
+
+
+class UploadStateOut(Out):
+    """`uploaded`: the parts the upload server holds (multipart; empty for a single PUT). `expires_at`: when
+    the upload is given up if not continued. A single PUT also gets a fresh `url` and its `headers`."""
+    method: Literal["PUT", "multipart"]
+    part_size: int
+    parts: int
+    uploaded: list[PartOut]
+    expires_at: Time
+    server: ServerRef
+    url: str | None = None
+    headers: dict[str, str] | None = None
+
+
+MAX_PARTS_PER_CALL = 100
+Md5 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{22}==$")]
+
+
+class PartsIn(Body):
+    numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]],
+                       Field(min_length=1, max_length=MAX_PARTS_PER_CALL)]
+    md5: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")], Md5] = Field(
+        default_factory=dict, description="part number -> base64 MD5 of that part (24 characters)")
+
+
+class PartUrlOut(Out):
+    number: int
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: Time
+
+
+class PartUrlList(Out):
+    items: list[PartUrlOut]
 
 
 class DownloadQuery(BaseModel):

@@ -24,7 +24,7 @@ const login = new LoginView(session, { signedIn: showApp });
 const share = new ShareDialog(session);
 const details = new DetailsDialog(session, { share: (file) => share.open(file) });
 const files = new FilesView(session, { details: (file) => details.open(file), share: (file) => share.open(file) });
-const uploads = new Uploads(session, { changed: (file) => files.upsert(file) });
+const uploads = new Uploads(session, { changed: (file) => files.upsert(file), cancelled: () => files.load() });
 const history = new HistoryView(session);
 const servers = new ServersView(session);
 

@@ -1,15 +1,35 @@
 // @ts-check
 // Uploads: files chosen or dropped go, three at a time, straight from the browser to the presigned URL
-// of the storage server the daemon picked, each with its own progress item.
+// of the storage server the daemon picked, each with its own progress item (bytes, speed, time left) and
+// a Cancel button. Big files go in parts (multipart.js), which can also be paused and resumed.
 
 import { ApiError, describe } from "./api.js";
+import { Cancelled, MultipartUpload, putBytes } from "./multipart.js";
 import { $, formatBytes, h, sentence } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 /** @typedef {ReturnType<typeof makeItem>} Item */
+/** @typedef {import("./multipart.js").Plan & { uploaded: { number: number, size: number }[] }} UploadView GET /upload */
+/**
+ * An upload under way: its file, where it goes, and how its bytes are sent (`sent` marks the end of the
+ * sending, before the confirmation).
+ * @typedef {{ id: string, location: string, send: (sent: () => void) => Promise<File> }} Started
+ */
 
 const AT_ONCE = 3;
+const MIN_PART = 5 << 20; // no file this small is ever uploaded in parts (the threshold is at least this)
 const DONE_STAYS_MS = 15000;
+
+/** "12.0 MB of 16.0 MB · 4.1 MB/s · 3 s left" @param {number} done @param {number} total @param {number} rate bytes/s */
+function progressText(done, total, rate) {
+  const parts = [`${formatBytes(done)} of ${formatBytes(total)}`];
+  if (rate > 0) {
+    parts.push(`${formatBytes(rate)}/s`);
+    const left = Math.ceil((total - done) / rate);
+    parts.push(left < 90 ? `${left} s left` : `${Math.ceil(left / 60)} min left`);
+  }
+  return parts.join(" · ");
+}
 
 /** @param {globalThis.File} file the browser's file */
 function makeItem(file) {
@@ -17,18 +37,46 @@ function makeItem(file) {
   const pct = h("span", { class: "pct" }, "0%");
   const status = h("p", { class: "status" }, "Waiting…");
   const dismiss = h("button", { type: "button", class: "small ghost", hidden: true, "aria-label": `Dismiss ${file.name}` }, "Dismiss");
+  const pause = h("button", { type: "button", class: "small ghost", hidden: true, "aria-label": `Pause ${file.name}` }, "Pause");
+  const cancel = h("button", { type: "button", class: "small ghost", hidden: true, "aria-label": `Cancel ${file.name}` }, "Cancel");
   const el = h("div", { class: "upload", role: "group", "aria-label": `Upload of ${file.name}` },
     h("span", { class: "name", title: file.name }, file.name),
-    h("span", {}, pct, " ", dismiss),
+    h("span", {}, pct, " ", pause, " ", cancel, " ", dismiss),
     progress, status);
   dismiss.addEventListener("click", () => el.remove());
+  /** @type {{ at: number, bytes: number } | null} where the speed is measured from (a resume starts anew) */
+  let since = null;
+  const ended = () => { pause.hidden = true; cancel.hidden = true; dismiss.hidden = false; };
   return {
     el,
+    pause,
+    cancel,
     /** @param {number} fraction */
     progress(fraction) {
       const value = Math.round(fraction * 100);
       progress.value = value;
       pct.textContent = `${value}%`;
+    },
+    /** Bytes sent so far, with the speed and the time left. @param {number} done */
+    bytes(done) {
+      this.progress(file.size ? done / file.size : 1);
+      const now = performance.now();
+      if (!since) since = { at: now, bytes: done };
+      const seconds = (now - since.at) / 1000;
+      status.textContent = progressText(done, file.size, seconds > 0.5 ? (done - since.bytes) / seconds : 0);
+    },
+    restartClock() { since = null; },
+    /** Ask in the item itself; resolves to true for `yes`.
+     * @param {string} text @param {string} yes @param {string} no @returns {Promise<boolean>} */
+    offer(text, yes, no) {
+      status.textContent = text;
+      return new Promise((resolve) => {
+        const answer = (/** @type {boolean} */ value) => { choice.remove(); resolve(value); };
+        const choice = h("span", { class: "offer" },
+          h("button", { type: "button", class: "small", onclick: () => answer(true) }, yes), " ",
+          h("button", { type: "button", class: "small ghost", onclick: () => answer(false) }, no));
+        status.after(choice);
+      });
     },
     /** @param {string} text */
     status(text) { status.textContent = text; },
@@ -36,14 +84,14 @@ function makeItem(file) {
     done(text) {
       el.classList.add("done");
       status.textContent = text;
-      dismiss.hidden = false;
+      ended();
       setTimeout(() => el.remove(), DONE_STAYS_MS);
     },
     /** @param {string} text */
     fail(text) {
       el.classList.add("failed");
       status.textContent = text;
-      dismiss.hidden = false;
+      ended();
     },
   };
 }
@@ -53,43 +101,11 @@ function hasFiles(event) {
   return !!event.dataTransfer && [...event.dataTransfer.types].includes("Files");
 }
 
-/** @param {string} text the storage server's answer @returns {string} */
-function s3Message(text) {
-  const match = /<Message>([^<]*)<\/Message>/.exec(text || "");
-  return match ? `: ${match[1]}` : "";
-}
-
-/**
- * PUT the bytes to the presigned URL with exactly the headers it came with, except Content-Length,
- * which the browser sets itself (it is a forbidden header).
- * @param {import("./types.js").UploadTarget} upload
- * @param {globalThis.File} file
- * @param {(fraction: number) => void} onProgress
- * @returns {Promise<void>}
- */
-function putToStorage(upload, file, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(upload.method || "PUT", upload.url);
-    for (const [name, value] of Object.entries(upload.headers || {})) {
-      if (name.toLowerCase() !== "content-length") xhr.setRequestHeader(name, value);
-    }
-    xhr.upload.onprogress = (event) => { if (event.lengthComputable && event.total) onProgress(event.loaded / event.total); };
-    xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) resolve();
-      else reject(new Error(`the storage server ${upload.server.name} answered ${xhr.status}${s3Message(xhr.responseText)}`));
-    };
-    xhr.onerror = () => reject(new Error(`the storage server ${upload.server.name} could not be reached`));
-    xhr.ontimeout = () => reject(new Error(`the storage server ${upload.server.name} did not answer in time`));
-    xhr.onabort = () => reject(new Error("the upload was cancelled"));
-    xhr.send(file);
-  });
-}
-
 export class Uploads {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ changed: (file: File) => void }} on told of each file announced, then stored
+   * @param {{ changed: (file: File) => void, cancelled: () => void }} on told of each file announced, then
+   *   stored, and of an upload cancelled (its file may be gone)
    */
   constructor(session, on) {
     this.session = session;
@@ -97,6 +113,8 @@ export class Uploads {
     /** @type {{ file: globalThis.File, item: Item }[]} */
     this.queue = [];
     this.running = 0;
+    /** @type {Set<string>} files uploading from this page (not offered for resuming) */
+    this.active = new Set();
     this.dragDepth = 0;
     this.list = $("#uploads");
     this.dropzone = $("#dropzone");
@@ -167,25 +185,141 @@ export class Uploads {
   /** @param {globalThis.File} file @param {Item} item */
   async uploadOne(file, item) {
     let stage = /** @type {"prepare" | "put" | "complete"} */ ("prepare");
+    /** @type {Started | null} */
+    let started = null;
     try {
       item.status("Preparing…");
-      const answer = await this.session.post("/files", {
-        name: file.name, size: file.size, content_type: file.type || "application/octet-stream",
-      });
-      this.on.changed(answer.file);
+      started = (await this.resumeOffered(file, item)) || (await this.announce(file, item));
+      this.active.add(started.id);
       stage = "put";
-      const server = answer.upload.server;
-      item.status(`Uploading to ${server.location} (${formatBytes(file.size)})…`);
-      await putToStorage(answer.upload, file, (fraction) => item.progress(fraction));
+      const stored = await started.send(() => { stage = "complete"; });
       item.progress(1);
-      stage = "complete";
-      item.status("Confirming…");
-      this.on.changed(await this.confirmStored(answer.file.id));
-      item.done(`Stored in ${server.location}`);
+      this.on.changed(stored);
+      item.done(`Stored in ${started.location}`);
     } catch (err) {
+      if (err instanceof Cancelled) {
+        item.fail("Cancelled");
+        return;
+      }
       const what = { prepare: "Could not start the upload", put: "The upload failed", complete: "The upload was not confirmed" }[stage];
       item.fail(sentence(`${what}: ${describe(err)}`));
+    } finally {
+      if (started) this.active.delete(started.id);
     }
+  }
+
+  /** A new upload (or a new version): POST /files says whether in one PUT or in parts.
+   * @param {globalThis.File} file @param {Item} item @returns {Promise<Started>} */
+  async announce(file, item) {
+    const answer = await this.session.post("/files", {
+      name: file.name, size: file.size, content_type: file.type || "application/octet-stream",
+    });
+    this.on.changed(answer.file);
+    const { id } = answer.file;
+    const { upload } = answer;
+    const location = upload.server.location;
+    return {
+      id, location,
+      send: (sent) => {
+        item.status(`Uploading to ${location} (${formatBytes(file.size)})…`);
+        return upload.method === "multipart"
+          ? this.inParts(file, item, id, upload)
+          : this.inOnePut(file, item, id, upload, sent);
+      },
+    };
+  }
+
+  /**
+   * After a reload: the same file chosen again while an upload of that name and size is unfinished on
+   * its server. The item offers to resume it, sending only the parts the server lacks.
+   * @param {globalThis.File} file @param {Item} item @returns {Promise<Started | null>}
+   */
+  async resumeOffered(file, item) {
+    const found = await this.findUnfinished(file);
+    if (!found) return null;
+    const { id, view } = found;
+    const location = view.server.location;
+    const question = `An unfinished upload of this file is on ${location}, ${view.uploaded.length} of ${view.parts} `
+      + "parts there. Resume it, sending only the missing parts?";
+    if (!(await item.offer(question, "Resume", "Start over"))) return null;
+    return {
+      id, location,
+      send: () => {
+        item.status(`Resuming the upload to ${location}…`);
+        return this.inParts(file, item, id, view, view);
+      },
+    };
+  }
+
+  /** The caller's upload in parts of this file's name and size, not running in this page.
+   * @param {globalThis.File} file @returns {Promise<{ id: string, view: UploadView } | null>} */
+  async findUnfinished(file) {
+    if (file.size <= MIN_PART) return null; // never in parts: no need to look
+    const page = await this.session.get("/files", { q: file.name, limit: 100 });
+    for (const found of /** @type {File[]} */ (page.items)) {
+      if (found.name !== file.name || found.size !== file.size || found.status !== "uploading") continue;
+      if (this.active.has(found.id)) continue;
+      try {
+        const view = await this.session.get(`/files/${found.id}/upload`);
+        if (view.method === "multipart") return { id: found.id, view };
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 404) throw err; // (it just finished or was given up)
+      }
+    }
+    return null;
+  }
+
+  /** A small file: one PUT, then /complete.
+   * @param {globalThis.File} file @param {Item} item @param {string} id
+   * @param {import("./types.js").UploadTarget} target @param {() => void} sent
+   * @returns {Promise<File>} */
+  async inOnePut(file, item, id, target, sent) {
+    const aborter = new AbortController();
+    item.cancel.hidden = false;
+    item.cancel.onclick = () => {
+      item.cancel.disabled = true;
+      aborter.abort();
+      this.session.del(`/files/${id}/upload`).catch(() => {}) // nothing left to abort is fine
+        .finally(() => this.on.cancelled());
+    };
+    await putBytes(target, file, target.server.name, (loaded) => item.bytes(loaded), aborter.signal);
+    item.cancel.hidden = true;
+    sent();
+    item.status("Confirming…");
+    return this.confirmStored(id);
+  }
+
+  /** A big file: its parts, with Pause/Resume and Cancel; `resumed` lists the parts already there.
+   * @param {globalThis.File} file @param {Item} item @param {string} id
+   * @param {import("./multipart.js").Plan} plan @param {UploadView} [resumed] @returns {Promise<File>} */
+  inParts(file, item, id, plan, resumed) {
+    const upload = new MultipartUpload(this.session, id, file, plan, (done) => {
+      if (upload.paused) item.progress(done / file.size); // the status keeps saying "Paused"
+      else item.bytes(done);
+    });
+    if (resumed) upload.adopt(resumed);
+    item.pause.hidden = false;
+    item.cancel.hidden = false;
+    item.pause.onclick = () => {
+      if (upload.paused) {
+        upload.resume();
+        item.restartClock();
+        item.pause.textContent = "Pause";
+        item.pause.setAttribute("aria-label", `Pause ${file.name}`);
+      } else {
+        upload.pause();
+        item.status("Paused");
+        item.pause.textContent = "Resume";
+        item.pause.setAttribute("aria-label", `Resume ${file.name}`);
+      }
+    };
+    item.cancel.onclick = () => {
+      item.cancel.disabled = true;
+      item.pause.hidden = true;
+      upload.cancel().then(() => this.on.cancelled(),
+        (err) => item.fail(sentence(`Could not cancel: ${describe(err)}`)));
+    };
+    return upload.run();
   }
 
   /** POST /complete until the daemon sees the object (it may also learn it from a storage event).

@@ -1,0 +1,1 @@
+"""Small scripts that use cdnstore's HTTP API, shipped as examples (run them with `python -m`)."""

@@ -1,0 +1,196 @@
+"""The upload in progress of a file: the resume view, part URLs, completion, abort and the sweep of
+multipart uploads.
+
+A file over `uploads.multipart_threshold` is sent as a multipart upload straight to its upload server
+(files.announce begins it). The server's own list of parts is the truth about what arrived: cdnstore keeps
+only the upload id and the part size, so a resume works after a dropped connection, a reload of the page
+or a restart of cdnstore alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .db import Database, Row, iso, iso_in
+from .errors import Conflict, Invalid, NotFound, StorageError
+from .files import Files, render_ref
+from .models import Health, Server
+from .parts import missing_parts, part_count, part_sizes
+from .servers import ServerRegistry
+from .storage import PartInfo, Storage
+
+log = logging.getLogger(__name__)
+
+_VERSION = """SELECT v.id, v.file_id, v.object_key, v.size, v.content_type, v.upload_server_id, v.status,
+    v.created_at, v.upload_id, v.part_size FROM files f JOIN versions v ON v.id = f.latest_version_id
+    WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL"""
+
+
+@dataclass(frozen=True)
+class InProgress:
+    version: Row
+    server: Server
+
+    @property
+    def multipart(self) -> bool:
+        return self.version["upload_id"] is not None
+
+
+class Uploads:
+    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, files: Files, cfg: Config) -> None:
+        self.db = db
+        self.storage = storage
+        self.servers = servers
+        self.files = files
+        self.uploads = cfg.uploads
+
+    async def _in_progress(self, owner_id: int, file_uuid: str) -> InProgress:
+        """The caller's file's upload still running, with its server; 404 `no_upload` when none is."""
+        await self.files.get(owner_id, file_uuid)  # 404 file_not_found for a file that is not the caller's
+        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        server = None if version is None else self.servers.by_internal_id(version["upload_server_id"])
+        if version is None or version["status"] != "uploading" or server is None:
+            raise NotFound("nothing is uploading to this file", code="no_upload")
+        return InProgress(version, server)
+
+    # --- the resume view ------------------------------------------------------------------------
+
+    async def view(self, owner_id: int, file_uuid: str) -> dict[str, Any]:
+        """The upload in progress and, for a multipart one, the parts its server already holds."""
+        up = await self._in_progress(owner_id, file_uuid)
+        v = up.version
+        out: dict[str, Any] = {"server": render_ref(up.server)}
+        if not up.multipart:
+            url, headers = self.storage.presign_put(up.server.s3, v["object_key"], content_type=v["content_type"],
+                                                    size=v["size"], expires_in=self.uploads.url_ttl)
+            return {**out, "method": "PUT", "part_size": v["size"], "parts": 1, "uploaded": [],
+                    "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"), "url": url,
+                    "headers": headers}
+        held = await self._parts(up)
+        return {**out, "method": "multipart", "part_size": v["part_size"],
+                "parts": part_count(v["size"], v["part_size"]),
+                "uploaded": [{"number": p.number, "size": p.size, "etag": p.etag} for p in held],
+                "expires_at": iso(self._last_activity(v, held).timestamp() + self.uploads.abandon_after,
+                                  timespec="seconds")}
+
+    async def _parts(self, up: InProgress) -> list[PartInfo]:
+        held = await self.storage.list_parts(up.server.s3, up.version["object_key"], up.version["upload_id"])
+        if held is None:
+            raise NotFound("the upload is no longer on its server", code="no_upload")
+        return held
+
+    @staticmethod
+    def _last_activity(version: Row, held: list[PartInfo]) -> datetime:
+        """When the upload was last continued: its newest part, else its announcement."""
+        times = [datetime.fromisoformat(version["created_at"]).astimezone(UTC)]
+        times += [p.modified.astimezone(UTC) for p in held if p.modified is not None]
+        return max(times)
+
+    # --- part URLs ------------------------------------------------------------------------------
+
+    async def sign_parts(self, owner_id: int, file_uuid: str, numbers: list[int],
+                         md5: dict[str, str]) -> list[dict[str, Any]]:
+        """Presigned PUTs for these parts; a part given its MD5 must carry it (Content-MD5)."""
+        up = await self._in_progress(owner_id, file_uuid)
+        if not up.multipart:
+            raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)",
+                           code="not_multipart")
+        v = up.version
+        sizes = part_sizes(v["size"], v["part_size"])
+        wrong = [n for n in numbers if n not in sizes]
+        if wrong:
+            raise Invalid("numbers", f"parts are numbered 1..{len(sizes)}; not {wrong[0]}")
+        stray = [k for k in md5 if not k.isdigit() or int(k) not in numbers]
+        if stray:
+            raise Invalid("md5", f"md5 is keyed by part numbers asked for in numbers; not {stray[0]!r}")
+        expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+        items = []
+        for n in dict.fromkeys(numbers):  # (in the order asked, each once)
+            url, headers = self.storage.presign_part(up.server.s3, v["object_key"], v["upload_id"], n,
+                                                     size=sizes[n], md5=md5.get(str(n)),
+                                                     expires_in=self.uploads.url_ttl)
+            items.append({"number": n, "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at})
+        return items
+
+    # --- completion and abort ---------------------------------------------------------------------
+
+    async def complete(self, owner_id: int, file_uuid: str) -> Row:
+        """Store the upload: a single PUT is looked for; a multipart one is assembled when parts 1..N are
+        all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones)."""
+        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        if version is None or version["upload_id"] is None or version["status"] != "uploading":
+            return await self.files.complete(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid)
+        v = up.version
+        try:
+            held = await self.storage.list_parts(up.server.s3, v["object_key"], v["upload_id"])
+        except StorageError as exc:
+            raise Conflict(f"the upload server cannot be asked now ({exc.detail})",
+                           code="upload_incomplete") from None
+        if held is None:  # assembled already (a complete that raced this one) or aborted
+            return await self.files.complete(owner_id, file_uuid)
+        missing = missing_parts(v["size"], v["part_size"], {p.number: p.size for p in held})
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            raise Conflict(f"parts still to send: {shown}", code="upload_incomplete", missing=missing)
+        etags = {p.number: p.etag for p in held if p.number <= part_count(v["size"], v["part_size"])}
+        try:
+            await self.storage.complete_upload(up.server.s3, v["object_key"], v["upload_id"], etags)
+        except StorageError as exc:
+            raise Conflict(f"the upload server did not assemble the parts ({exc.detail})",
+                           code="upload_incomplete", missing=[]) from None
+        return await self.files.complete(owner_id, file_uuid)
+
+    async def abort(self, owner_id: int, file_uuid: str) -> None:
+        """Abandon the upload in progress: a multipart one is aborted on its server first (no parts left).
+        The file keeps its stored content, or goes when it has none."""
+        up = await self._in_progress(owner_id, file_uuid)
+        v = up.version
+        if up.multipart:
+            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"])
+        await self.files.abandon(v["id"], v["file_id"], reason="upload_cancelled")
+
+    # --- the sweep ------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose
+        storage event was lost is stored (HEAD); one left alone past `uploads.abandon_after` (no part for that
+        long) is aborted on its server and given up. How many uploads were stored."""
+        stored = await self.files.sweep_uploads()
+        rows = await self.db.fetchall(
+            "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
+            "FROM versions WHERE status = 'uploading' AND upload_id IS NOT NULL AND created_at < ? "
+            "ORDER BY created_at LIMIT 500", (iso_in(-self.uploads.sweep_after),))
+        abandon_before = iso_in(-self.uploads.abandon_after)
+        for row in rows:
+            stored += await self._sweep_one(row, row["created_at"] < abandon_before)
+        return stored
+
+    async def _sweep_one(self, row: Row, old: bool) -> bool:
+        server = self.servers.by_internal_id(row["upload_server_id"])
+        if server is None or not server.is_on or server.health is Health.DOWN:
+            if old:  # its parts stay until the server is back: scrub aborts cdnstore's leftovers there
+                await self.files.abandon(row["id"], row["file_id"])
+            return False
+        try:
+            found = await self.storage.head(server.s3, row["object_key"])  # (cheap; the object exists once assembled)
+            if found is not None:
+                return await self.files.object_created(server, row["object_key"], found.size, found.etag)
+            if not old:
+                return False
+            held = await self.storage.list_parts(server.s3, row["object_key"], row["upload_id"])
+            if held is not None:
+                idle = (datetime.now(UTC) - self._last_activity(row, held)).total_seconds()
+                if idle < self.uploads.abandon_after:
+                    return False  # still being continued
+                await self.storage.abort_upload(server.s3, row["object_key"], row["upload_id"])
+        except StorageError as exc:
+            log.info("sweep: %s cannot be asked about upload %s: %s", server.name, row["object_key"], exc)
+            return False
+        log.info("sweep: multipart upload of %s on %s abandoned", row["object_key"], server.name)
+        await self.files.abandon(row["id"], row["file_id"])
+        return False
