@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,3 +18,23 @@ def cdnstore(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None 
 def clean_env() -> dict[str, str]:
     """This environment without CDNSTORE_* variables, which would override the test's config."""
     return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
+
+
+async def start_demo(tmp_path: Path, port: int) -> tuple[asyncio.subprocess.Process, str]:
+    """`cdnstore demo` on `port` under tmp_path/demo, and what it printed up to "Press Ctrl-C" (its
+    URL, credentials and S3 servers). The caller stops it (SIGINT)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = ""
+    try:
+        while "Press Ctrl-C" not in out:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"demo exited early:\n{out}"
+            out += line.decode()
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, out

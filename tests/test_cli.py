@@ -7,12 +7,11 @@ import json
 import re
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from clihelp import cdnstore, clean_env
+from clihelp import cdnstore, start_demo
 from weedbed import unused_port
 
 from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
@@ -95,16 +94,8 @@ def test_a_bad_config_stops_every_command_with_the_key_named(tmp_path: Path) -> 
 
 async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) -> None:
     port = unused_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
-        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = ""
+    proc, out = await start_demo(tmp_path, port)
     try:
-        while "Press Ctrl-C" not in out:
-            line = await asyncio.wait_for(proc.stdout.readline(), 60)
-            assert line, f"demo exited early:\n{out}"
-            out += line.decode()
         url = re.search(r"running at (http://\S+)/", out)[1]  # type: ignore[index]
         assert f"admin / {DEMO_PASSWORD}" in out and f"user / {DEMO_PASSWORD}" in out
         s3_endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import PASSWORD, Answer, Api
-from clihelp import clean_env
+from clihelp import start_demo
 from conftest import ServedByCdnstore, make_config
 from daemonproc import Daemon, admin_session, write_config
 from reliability import LEDGER, server_errors
@@ -42,16 +41,20 @@ async def served(aiohttp_client: Any, tmp_path: Path) -> MakeServed:
     return make
 
 
-async def raw(api: Api, head: bytes) -> Answer:
-    """Send a request head byte for byte (`Connection: close` in it, or refused) and read the answer."""
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+async def exchange(host: str, port: int, head: bytes) -> bytes:
+    """Send a request head byte for byte (`Connection: close` in it, or refused); the whole answer."""
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(head)
         await writer.drain()
-        data = await reader.read()
+        return await reader.read()
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def raw(api: Api, head: bytes) -> Answer:
+    data = await exchange(str(api.client.host), int(api.client.port or 0), head)
     top, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = top.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines)
@@ -163,14 +166,7 @@ async def test_cdnstore_serve_answers_oversized_heads_with_problem_json(tmp_path
 
 
 async def raw_answer_headers(port: int, head: bytes) -> tuple[int, dict[str, str]]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head)
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
+    data = await exchange("127.0.0.1", port, head)
     status_line, *lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
     return int(status_line.split()[1]), dict(line.split(": ", 1) for line in lines)
 
@@ -248,16 +244,8 @@ def test_a_server_url_that_is_not_a_plain_origin_stays_out_of_the_policy() -> No
 
 async def test_the_demo_pages_csp_names_the_servers_it_registers_after_start(tmp_path: Path) -> None:
     port = unused_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
-        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = ""
+    proc, out = await start_demo(tmp_path, port)
     try:
-        while "Press Ctrl-C" not in out:
-            line = await asyncio.wait_for(proc.stdout.readline(), 60)
-            assert line, f"demo exited early:\n{out}"
-            out += line.decode()
         endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as resp:
             policy = resp.headers["Content-Security-Policy"]
