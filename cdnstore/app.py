@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from . import appkeys
-from .api import auth as _auth_routes  # noqa: F401  (each api module registers its endpoints)
-from .api import events as _event_routes  # noqa: F401
-from .api import files as _file_routes  # noqa: F401
-from .api import history as _history_routes  # noqa: F401
-from .api import jobs as _job_routes  # noqa: F401
-from .api import links as _link_routes  # noqa: F401
-from .api import ops as _ops_routes  # noqa: F401
-from .api import pages as _page_routes  # noqa: F401
-from .api import servers as _server_routes  # noqa: F401
-from .api import users as _user_routes  # noqa: F401
-from .api.endpoint import endpoint
+from .api import auth as auth_api
+from .api import events as events_api
+from .api import files as files_api
+from .api import history as history_api
+from .api import jobs as jobs_api
+from .api import links as links_api
+from .api import ops as ops_api
+from .api import pages as pages_api
+from .api import servers as servers_api
+from .api import users as users_api
+from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
 from .api.observe import observe
 from .api.openapi import build as build_openapi
@@ -48,6 +48,13 @@ from .tasks import every, running
 from .uploads import Uploads
 from .users import Accounts
 
+# Every route, each api module's own table: the app serves and documents these and nothing else (in this
+# order: the OpenAPI document lists them so, and aiohttp tries them so).
+ROUTES: tuple[Endpoint, ...] = (
+    *auth_api.ROUTES, *events_api.ROUTES, *files_api.ROUTES, *history_api.ROUTES, *jobs_api.ROUTES,
+    *links_api.ROUTES, *ops_api.ROUTES, *pages_api.ROUTES, *servers_api.ROUTES, *users_api.ROUTES,
+)
+
 
 def create_app(config: Config, *, tool: bool = False) -> web.Application:
     """The daemon. `tool=True` is for command-line tools: no background work, and no secret needed
@@ -67,12 +74,12 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     app[appkeys.CLIENT_IP] = locate_client
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
-    app[appkeys.OPENAPI] = build_openapi(endpoint.endpoints)
+    app[appkeys.OPENAPI] = build_openapi(ROUTES)
     app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
     if not tool:
         app.cleanup_ctx.append(background_work)
         app.on_shutdown.append(stop_taking_jobs)
-    endpoint.add_to(app)
+    add_routes(app, ROUTES)
     return app
 
 

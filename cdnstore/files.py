@@ -22,7 +22,7 @@ from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts,
 from .geo import Point, nearest
 from .jobs import JobQueue
 from .metrics import Metrics
-from .models import Health, Server
+from .models import Server
 from .parts import part_count, part_size_for
 from .servers import ServerRegistry
 from .storage import Storage
@@ -325,7 +325,7 @@ class Files:
         stored = 0
         for row in rows:
             server = self.servers.by_internal_id(row["upload_server_id"])
-            if server is not None and server.is_on and server.health is not Health.DOWN:
+            if server is not None and server.is_available:
                 try:
                     found = await self.storage.head(server.s3, row["object_key"])
                 except StorageError as exc:
@@ -368,8 +368,7 @@ class Files:
         if row["current_version_id"] is None:
             raise Conflict("the file is still uploading", code="file_not_ready")
         holders = [self.servers.by_internal_id(int(i)) for i in (row["holders"] or "").split(",") if i]
-        server = nearest([s for s in holders if s is not None and s.is_on and s.health is not Health.DOWN],
-                         client)
+        server = nearest([s for s in holders if s is not None and s.is_available], client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
         url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)

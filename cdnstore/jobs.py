@@ -25,7 +25,6 @@ from typing import Any
 from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, DatabaseUnavailable, NotFound, StorageError
-from .models import Health
 from .servers import ServerRegistry
 
 log = logging.getLogger(__name__)
@@ -289,7 +288,7 @@ class JobWorker:
 
     def _reachable(self) -> list[int]:
         """Servers whose jobs may run: on and not known to be down."""
-        return [self.servers.internal_id(s) for s in self.servers.all() if s.is_on and s.health is not Health.DOWN]
+        return [self.servers.internal_id(s) for s in self.servers.all() if s.is_available]
 
     def _eligible(self) -> list[int]:
         return [i for i in self._reachable() if self._busy[i] < self.cfg.per_server]

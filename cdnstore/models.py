@@ -49,8 +49,13 @@ class Server:
         return S3Target(self.endpoint_url, self.bucket, self.region, self.access_key, self.secret_key)
 
     @property
+    def is_available(self) -> bool:
+        """On, and not found down by the health check: copies on it can be read, written and deleted."""
+        return self.is_on and self.health is not Health.DOWN
+
+    @property
     def takes_uploads(self) -> bool:
-        return self.is_on and self.is_active and self.health is not Health.DOWN
+        return self.is_available and self.is_active
 
 
 PERMISSIONS: tuple[str, ...] = (

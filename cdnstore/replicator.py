@@ -13,7 +13,7 @@ from .db import Database, Tx, tx_fetchone
 from .geo import Point, nearest
 from .jobs import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
-from .models import Health, Server
+from .models import Server
 from .servers import ServerRegistry
 from .storage import Storage
 
@@ -57,7 +57,7 @@ class Replicator:
         if not holders:
             raise LookupError(f"no server holds {version['object_key']} any more: nothing to copy from")
         sources = [s for s in (self.servers.by_internal_id(i) for i in holders)
-                   if s is not None and s.is_on and s.health is not Health.DOWN]
+                   if s is not None and s.is_available]
         source = nearest(sources, Point(target.latitude, target.longitude))
         if source is None:
             raise Retry(f"no server holding {version['object_key']} is on and up", self.retry_delay)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .jobs import JobQueue
-from .models import Health, Server
+from .models import Server
 from .servers import ServerRegistry
 from .storage import Storage
 
@@ -54,7 +54,7 @@ class Scrubber:
         """Every server that is on and not down, one after the other."""
         drifts = []
         for server in self.servers.all():
-            if server.is_on and server.health is not Health.DOWN:
+            if server.is_available:
                 drift = await self.scrub_server(server)
                 log.log(logging.INFO if drift.clean else logging.WARNING, "scrub %s: %s", server.name,
                         drift.as_dict())

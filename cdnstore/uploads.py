@@ -18,7 +18,7 @@ from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .files import Files, render_ref
-from .models import Health, Server
+from .models import Server
 from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
 from .storage import PartInfo, Storage
@@ -172,7 +172,7 @@ class Uploads:
 
     async def _sweep_one(self, row: Row, old: bool) -> bool:
         server = self.servers.by_internal_id(row["upload_server_id"])
-        if server is None or not server.is_on or server.health is Health.DOWN:
+        if server is None or not server.is_available:
             if old:  # its parts stay until the server is back: scrub aborts cdnstore's leftovers there
                 await self.files.abandon(row["id"], row["file_id"])
             return False

@@ -16,7 +16,7 @@ import yaml
 
 from cdnstore import __main__ as cli
 from cdnstore import config
-from cdnstore.api.endpoint import endpoint
+from cdnstore.app import ROUTES
 from cdnstore.config import Config
 from cdnstore.geo import default_database_path
 
@@ -26,7 +26,7 @@ EVENTS_ROUTE = re.compile(r"^/api/v1/events/s3/(?P<name>[^/]+)$")
 
 
 def routes() -> set[tuple[str, str]]:
-    return {(ep.method, ep.path) for ep in endpoint.endpoints}
+    return {(ep.method, ep.path) for ep in ROUTES}
 
 
 def cli_commands() -> set[str]:

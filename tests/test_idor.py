@@ -4,7 +4,7 @@ alice owns a stored file with a share link. mallory, an ordinary user with all e
 own file, to cross ids with), calls each route with alice's ids: files and links answer 404 as if they
 did not exist, administrator-only routes 403; afterwards alice's objects are exactly as they were.
 
-The table is checked against the declared routes (`endpoint.endpoints`): a new route with an id in its
+The table is checked against the declared routes (`cdnstore.app.ROUTES`): a new route with an id in its
 path and no row here fails `test_every_route_with_an_id_has_an_idor_case`.
 """
 
@@ -18,8 +18,7 @@ import pytest
 from apihelp import PASSWORD, Api, Session
 from reliability import LEDGER
 
-import cdnstore.app  # noqa: F401 - registers every route on `endpoint`
-from cdnstore.api.endpoint import endpoint
+from cdnstore.app import ROUTES
 from cdnstore.models import PERMISSIONS
 from cdnstore.seaweed import WeedCluster
 
@@ -69,13 +68,13 @@ ADMIN_VIEWS = {("GET", "/api/v1/files/{id}/servers")}
 
 
 def test_every_route_with_an_id_has_an_idor_case() -> None:
-    with_ids = {(ep.method, ep.path) for ep in endpoint.endpoints
+    with_ids = {(ep.method, ep.path) for ep in ROUTES
                 if re.search(r"{(id|link_id)}", ep.path)}
     covered = {(case.method, case.route) for case in CASES}
     known = covered | SHARED | ADMIN_VIEWS
     assert with_ids == known, (with_ids - known, known - with_ids)
     # {token} routes are public by design (the token is the capability); {server_name} is the webhook.
-    others = {(ep.method, ep.path) for ep in endpoint.endpoints if "{" in ep.path} - with_ids
+    others = {(ep.method, ep.path) for ep in ROUTES if "{" in ep.path} - with_ids
     assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
 
 

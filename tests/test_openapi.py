@@ -5,7 +5,7 @@ from __future__ import annotations
 from apihelp import Api
 from openapi_spec_validator import validate
 
-from cdnstore.api.endpoint import endpoint
+from cdnstore.app import ROUTES
 
 
 async def test_the_document_is_valid_openapi_3_1(api: Api) -> None:
@@ -25,7 +25,7 @@ async def test_the_document_names_every_route_the_app_serves(api: Api) -> None:
 async def test_request_schemas_come_from_the_validating_models(api: Api) -> None:
     document = (await api.call("GET", "/api/openapi.json")).expect(200)
     schemas = document["components"]["schemas"]
-    for ep in endpoint.endpoints:
+    for ep in ROUTES:
         if ep.body is not None:
             schema = schemas[ep.body.__name__]
             assert schema.get("additionalProperties") is False, ep.body.__name__
@@ -44,7 +44,7 @@ async def test_every_authenticated_route_declares_its_401(api: Api) -> None:
 async def test_every_route_with_a_query_or_body_declares_its_422(api: Api) -> None:
     """Found by schemathesis: `GET /files/{id}/download?redirect=-1.5` answered an undocumented 422."""
     document = (await api.call("GET", "/api/openapi.json")).expect(200)
-    for ep in endpoint.endpoints:
+    for ep in ROUTES:
         if ep.query is not None or ep.body is not None:
             op = document["paths"][ep.path][ep.method.lower()]
             assert "422" in op["responses"], (ep.method, ep.path)

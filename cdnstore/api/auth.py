@@ -15,9 +15,12 @@ from .. import appkeys
 from ..errors import Invalid, Unauthorized
 from ..models import User
 from ..users import render_user
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
 from .security import SESSION_HEADER, cookie_session, current_user, origin_ip
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -43,7 +43,8 @@ class Endpoint:
 
 
 class Router:
-    """Collects endpoints from the api modules; `app.py` registers them all."""
+    """One api module's route table: its `@endpoint` declarations, in order. The module hands them to
+    `app.py` as its `ROUTES`; there is no global table, so what is served is what app.py lists."""
 
     def __init__(self) -> None:
         self.endpoints: list[Endpoint] = []
@@ -60,12 +61,11 @@ class Router:
             return handler
         return register
 
-    def add_to(self, app: web.Application) -> None:
-        for ep in self.endpoints:
-            app.router.add_route(ep.method, ep.path, _wrap(ep), name=ep.handler.__name__)
 
 
-endpoint = Router()
+def add_routes(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
+    for ep in endpoints:
+        app.router.add_route(ep.method, ep.path, _wrap(ep), name=ep.handler.__name__)
 
 
 def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

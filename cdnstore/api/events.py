@@ -5,7 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import appkeys, events
-from .endpoint import endpoint, read_json
+from .endpoint import Router, read_json
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 @endpoint("POST", "/api/v1/events/s3/{server_name}", summary="Storage event webhook", tag="events", auth="events",

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from .. import appkeys
 from ..errors import Forbidden
-from ..files import render_file, render_ref
+from ..files import Download, render_file, render_ref
 from ..geo import Point
 from ..pagination import page
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import (
     DownloadOut,
     DownloadQuery,
@@ -24,15 +24,21 @@ from .schemas import (
     ReplicaList,
     UploadStateOut,
 )
-from .security import current_user, remote_ip
+from .security import caller_id, current_user, remote_ip
 
-
-async def owner_id(request: web.Request) -> int:
-    return await request.app[appkeys.ACCOUNTS].internal_id(current_user(request))
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 def client_location(request: web.Request) -> Point | None:
     return request.app[appkeys.GEO].locate_client(remote_ip(request), request.app[appkeys.CONFIG].geoip.fallback_ip)
+
+
+def download_answer(got: Download, redirect: bool) -> web.Response:
+    """The answer to a download, the owner's or through a link: the presigned GET, or a 302 to it."""
+    if redirect:
+        raise web.HTTPFound(got.url)
+    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})
 
 
 @endpoint("GET", "/api/v1/files", summary="List your files", tag="files", permission="can_view_file",
@@ -44,7 +50,7 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     files = request.app[appkeys.FILES]
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
-    rows = await files.page(await owner_id(request), query.limit, query.after(), query.q)
+    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q)
     render = await files.with_servers(rows[:query.limit]) if query.include == "servers" else render_file
     return json_response(page(rows, query.limit, lambda r: r["id"], render))
 
@@ -58,7 +64,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     previous content stays downloadable until the new content is stored. 429 `too_many_uploads` past
     `uploads.max_per_minute` announcements a minute."""
     upload = await request.app[appkeys.FILES].announce(
-        await owner_id(request), body.name, body.size, body.content_type, client_location(request))
+        await caller_id(request), body.name, body.size, body.content_type, client_location(request))
     return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
 
 
@@ -69,7 +75,7 @@ async def complete_file(request: web.Request) -> web.Response:
     `upload_incomplete` while it is not there with the announced size. A multipart upload is assembled
     when parts 1..N are all on its server with the right sizes; else 409 `upload_incomplete` with
     `missing`, the part numbers still to send."""
-    row = await request.app[appkeys.UPLOADS].complete(await owner_id(request), request.match_info["id"])
+    row = await request.app[appkeys.UPLOADS].complete(await caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
 
@@ -78,7 +84,7 @@ async def complete_file(request: web.Request) -> web.Response:
 async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
     survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
-    view = await request.app[appkeys.UPLOADS].view(await owner_id(request), request.match_info["id"])
+    view = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
     return json_response(view)
 
 
@@ -89,7 +95,7 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     """Presigned PUTs for up to 100 parts; with `md5` for a part its URL requires that `Content-MD5` (in
     `headers`), so the server refuses other bytes. 422 for numbers outside 1..`parts`; 409 `not_multipart`
     for a single-PUT upload."""
-    items = await request.app[appkeys.UPLOADS].sign_parts(await owner_id(request), request.match_info["id"],
+    items = await request.app[appkeys.UPLOADS].sign_parts(await caller_id(request), request.match_info["id"],
                                                           body.numbers, body.md5)
     return json_response({"items": items})
 
@@ -99,14 +105,14 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
 async def abort_upload(request: web.Request) -> web.Response:
     """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
     disappears if it has none. 404 `no_upload` when nothing uploads."""
-    await request.app[appkeys.UPLOADS].abort(await owner_id(request), request.match_info["id"])
+    await request.app[appkeys.UPLOADS].abort(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 
 @endpoint("GET", "/api/v1/files/{id}", summary="One file", tag="files", permission="can_view_file",
           responses={200: FileOut}, errors=(401, 403, 404))
 async def get_file(request: web.Request) -> web.Response:
-    row = await request.app[appkeys.FILES].get(await owner_id(request), request.match_info["id"])
+    row = await request.app[appkeys.FILES].get(await caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
 
@@ -115,21 +121,19 @@ async def get_file(request: web.Request) -> web.Response:
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
     current name; `?redirect=true` answers 302 to it instead."""
-    files, user_id = request.app[appkeys.FILES], await owner_id(request)
+    files, user_id = request.app[appkeys.FILES], await caller_id(request)
     file_uuid = request.match_info["id"]
     got = await files.download(user_id, file_uuid, client_location(request))
     request.app[appkeys.METRICS].downloaded(got.server.name)
     request.app[appkeys.HISTORY].add(user_id, "file.downloaded", file_uuid,
                                      {"name": got.name, "server": got.server.name})
-    if query.redirect:
-        raise web.HTTPFound(got.url)
-    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})
+    return download_answer(got, query.redirect)
 
 
 @endpoint("PATCH", "/api/v1/files/{id}", summary="Rename a file", tag="files", permission="can_rename_file",
           body=FileRename, responses={200: FileOut}, errors=(400, 401, 403, 404, 409, 422))
 async def rename_file(request: web.Request, body: FileRename) -> web.Response:
-    row = await request.app[appkeys.FILES].rename(await owner_id(request), request.match_info["id"], body.name)
+    row = await request.app[appkeys.FILES].rename(await caller_id(request), request.match_info["id"], body.name)
     return json_response(render_file(row))
 
 
@@ -137,7 +141,7 @@ async def rename_file(request: web.Request, body: FileRename) -> web.Response:
           responses={204: None}, errors=(401, 403, 404))
 async def delete_file(request: web.Request) -> web.Response:
     """At once; its objects are removed in the background from every server that is on and holds them."""
-    await request.app[appkeys.FILES].delete(await owner_id(request), request.match_info["id"])
+    await request.app[appkeys.FILES].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 

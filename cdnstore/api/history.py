@@ -9,9 +9,12 @@ from aiohttp import web
 from .. import appkeys, history
 from ..errors import DatabaseUnavailable
 from ..pagination import page
-from .endpoint import endpoint, json_response
-from .files import owner_id
+from .endpoint import Router, json_response
 from .schemas import HistoryList, HistoryQuery
+from .security import caller_id
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 @endpoint("GET", "/api/v1/history", summary="Your history", tag="history", query=HistoryQuery,
@@ -21,6 +24,6 @@ async def list_history(request: web.Request, query: HistoryQuery) -> web.Respons
     if request.app[appkeys.DB].unavailable is None:  # else (a full disk) the history so far, without them
         with contextlib.suppress(DatabaseUnavailable):
             await request.app[appkeys.HISTORY].flush()  # read your own downloads
-    rows = await history.page(request.app[appkeys.DB], await owner_id(request), query.event, query.limit,
+    rows = await history.page(request.app[appkeys.DB], await caller_id(request), query.event, query.limit,
                               query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], history.render))

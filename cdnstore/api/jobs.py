@@ -11,8 +11,11 @@ from ..db import Row, iso
 from ..files import render_ref
 from ..jobs import job_uuid
 from ..pagination import page
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import JobList, JobOut, JobsQuery
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 def render_job(request: web.Request, row: Row) -> dict[str, Any]:

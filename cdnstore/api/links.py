@@ -8,13 +8,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import appkeys
-from ..files import render_ref
 from ..links import render_public
 from ..pagination import PageQuery, page
-from .endpoint import endpoint, json_response
-from .files import client_location, owner_id
+from .endpoint import Router, json_response
+from .files import client_location, download_answer
 from .schemas import DownloadOut, DownloadQuery, LinkCreate, LinkDownloadIn, LinkList, LinkOut, PublicLinkOut
-from .security import origin_ip
+from .security import caller_id, origin_ip
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 @endpoint("POST", "/api/v1/files/{id}/links", summary="Share a file", tag="links",
@@ -26,7 +28,7 @@ async def create_link(request: web.Request, body: LinkCreate) -> web.Response:
     above `links.max_expires_in` it is 422. `max_downloads` absent or null: unlimited."""
     links = request.app[appkeys.LINKS]
     expires_in = links.expires_in(body.expires_in, "expires_in" in body.model_fields_set)
-    row = await links.create(await owner_id(request), request.match_info["id"], password=body.password,
+    row = await links.create(await caller_id(request), request.match_info["id"], password=body.password,
                              expires_in=expires_in, max_downloads=body.max_downloads)
     return json_response(links.render(row), status=201)
 
@@ -37,7 +39,7 @@ async def create_link(request: web.Request, body: LinkCreate) -> web.Response:
 async def list_links(request: web.Request, query: PageQuery) -> web.Response:
     """Newest first, expired and used-up ones included; revoked ones are gone."""
     links = request.app[appkeys.LINKS]
-    rows = await links.page(await owner_id(request), request.match_info["id"], query.limit, query.after())
+    rows = await links.page(await caller_id(request), request.match_info["id"], query.limit, query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], links.render))
 
 
@@ -45,7 +47,7 @@ async def list_links(request: web.Request, query: PageQuery) -> web.Response:
           permission="can_delete_filesharelink", responses={204: None}, errors=(401, 403, 404))
 async def delete_link(request: web.Request) -> web.Response:
     """The link stops working at once: its token answers 404 `link_not_found`, as if it never existed."""
-    await request.app[appkeys.LINKS].revoke(await owner_id(request), request.match_info["id"],
+    await request.app[appkeys.LINKS].revoke(await caller_id(request), request.match_info["id"],
                                             request.match_info["link_id"])
     return web.Response(status=204)
 
@@ -70,7 +72,5 @@ async def download_link(request: web.Request, body: LinkDownloadIn, query: Downl
     got = await request.app[appkeys.LINKS].download(request.match_info["token"], body.password,
                                                     origin_ip(request), client_location(request))
     request.app[appkeys.METRICS].downloaded(got.server.name)
-    if query.redirect:
-        raise web.HTTPFound(got.url)
-    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})
+    return download_answer(got, query.redirect)
 

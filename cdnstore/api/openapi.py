@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,7 +21,7 @@ STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect to t
                503: "Unavailable"}
 
 
-def build(endpoints: list[Endpoint]) -> dict[str, Any]:
+def build(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     models = _models(endpoints)
     keyed, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     refs = {m: keyed[(m, "validation")] for m in models}
@@ -50,7 +51,7 @@ def document_path(path: str) -> str:
     return re.sub(r"{(\w+):[^}]*}", r"{\1}", path)
 
 
-def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
+def _models(endpoints: Sequence[Endpoint]) -> list[type[BaseModel]]:
     seen: dict[type[BaseModel], None] = {Problem: None}
     for ep in endpoints:
         for model in (ep.body, ep.query, *ep.responses.values()):

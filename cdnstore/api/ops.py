@@ -12,9 +12,12 @@ from ..errors import DatabaseUnavailable, Unauthorized
 from ..jobs import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
 from ..models import Health as ServerHealth
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import Health, Ready
 from .security import bearer
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 log = logging.getLogger(__name__)
 

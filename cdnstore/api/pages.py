@@ -27,7 +27,10 @@ from aiohttp import web
 from .. import appkeys
 from ..errors import NotFound
 from ..models import Server
-from .endpoint import endpoint
+from .endpoint import Router
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 CSP_BASE = ("default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "

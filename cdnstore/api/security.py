@@ -64,6 +64,11 @@ def current_user(request: web.Request) -> User:
     return request[appkeys.USER]
 
 
+async def caller_id(request: web.Request) -> int:
+    """The caller's internal id: what the use cases key owners and actors by (never shown outside)."""
+    return await request.app[appkeys.ACCOUNTS].internal_id(current_user(request))
+
+
 def origin_ip(request: web.Request) -> str:
     """The address failures are counted against (see geo.origin_ip): not forgeable by the client."""
     return request.app[appkeys.ORIGIN_IP](request.remote, request.headers.get("X-Forwarded-For"))

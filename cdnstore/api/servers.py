@@ -9,9 +9,12 @@ from aiohttp import web
 from .. import appkeys
 from ..models import Server
 from ..pagination import PageQuery, page
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import ServerCreate, ServerList, ServerOut, ServerPatch
-from .security import current_user
+from .security import caller_id
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any]:
@@ -22,10 +25,6 @@ def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any
             "is_on": server.is_on, "is_active": server.is_active, "health": server.health.value,
             "has_events_token": server.events_token_hash is not None,
             **stats, "created_at": server.created_at, "updated_at": server.updated_at}
-
-
-async def _actor(request: web.Request) -> int:
-    return await request.app[appkeys.ACCOUNTS].internal_id(current_user(request))
 
 
 async def _answer(request: web.Request, server: Server, status: int = 200) -> web.Response:
@@ -53,7 +52,7 @@ async def create_server(request: web.Request, body: ServerCreate) -> web.Respons
     reason when that fails). The secret key is stored and never shown again; so is the server's own
     `events_token` (then the only token its webhook path accepts), of which the answer says only
     `has_events_token`."""
-    server = await request.app[appkeys.SERVERS].create(await _actor(request), body.model_dump())
+    server = await request.app[appkeys.SERVERS].create(await caller_id(request), body.model_dump())
     return await _answer(request, server, 201)
 
 
@@ -70,7 +69,7 @@ async def update_server(request: web.Request, body: ServerPatch) -> web.Response
     """Any subset of the fields. New connection settings are checked like on creation. When the server
     ends up on and active, and was not before or changed zone, the files of its zone are copied onto it."""
     server = await request.app[appkeys.SERVERS].update(
-        await _actor(request), request.match_info["id"], body.model_dump(exclude_unset=True))
+        await caller_id(request), request.match_info["id"], body.model_dump(exclude_unset=True))
     return await _answer(request, server)
 
 
@@ -78,5 +77,5 @@ async def update_server(request: web.Request, body: ServerPatch) -> web.Response
           permission="can_delete_cdnserver", responses={204: None}, errors=(401, 403, 404, 409))
 async def delete_server(request: web.Request) -> web.Response:
     """409 `server_holds_sole_copies` while some file has no other copy on a server that is on."""
-    await request.app[appkeys.SERVERS].delete(await _actor(request), request.match_info["id"])
+    await request.app[appkeys.SERVERS].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)

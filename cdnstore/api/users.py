@@ -7,8 +7,11 @@ from aiohttp import web
 from .. import appkeys
 from ..pagination import PageQuery, page
 from ..users import render_user, user_from_row
-from .endpoint import endpoint, json_response
+from .endpoint import Router, json_response
 from .schemas import UserCreate, UserList, UserOut, UserPatch
+
+endpoint = Router()  # this module's routes, handed to app.py as ROUTES
+ROUTES = endpoint.endpoints
 
 
 @endpoint("POST", "/api/v1/users", summary="Create a user", tag="users", admin=True, body=UserCreate,
