@@ -890,6 +890,45 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
     assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
 
 
+async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_batches(
+        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    user, page = await in_parts_page(make_api, weed, bucket, context, "max")
+    asked: list[list[int]] = []
+    page.on("request", lambda r: asked.append(r.post_data_json["numbers"]) if r.url.endswith("/upload/parts") else None)
+    workers: list[Any] = []
+    page.on("worker", lambda worker: workers.append(worker))
+    md5_code_fetched_as: list[str] = []  # Sec-Fetch-Dest of each fetch of md5.js
+
+    async def note_md5_fetch(request: Any) -> None:
+        if urlsplit(request.url).path.endswith("/md5.js"):
+            md5_code_fetched_as.append((await request.all_headers()).get("sec-fetch-dest", ""))
+    page.on("request", note_md5_fetch)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 8 * MIB)  # the parts go slower than they are hashed, even on a busy machine
+    data = os.urandom(11 * 5 * MIB + MIB)  # twelve parts
+    path = tmp_path / "dataset.parquet"
+    await asyncio.to_thread(path.write_bytes, data)
+    await page.set_input_files("#file-input", files=[str(path)])
+    item = page.locator(".upload", has_text="dataset.parquet")
+
+    # Every part is hashed by the page's MD5 worker.
+    async def all_twelve_hashed_by_the_worker() -> bool:
+        hashers = [w for w in workers if w.url.endswith("/md5-worker.js")]
+        return len(hashers) == 1 and await hashers[0].evaluate("self.partsHashed") == 12
+    await wait_for(all_twelve_hashed_by_the_worker, "the worker to hash the twelve parts", within=30)
+    await throttle_uploads(cdp, -1)
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=60_000)
+
+    # The page's own thread never even loaded the MD5 code: only the worker fetched it.
+    assert md5_code_fetched_as == ["worker"]
+    # Each part's URL was asked for once, in fewer calls than there are parts.
+    assert sorted(n for numbers in asked for n in numbers) == list(range(1, 13))
+    assert len(asked) < 12 and max(len(numbers) for numbers in asked) > 1, asked
+    _, body = await user.download(await file_id_of(user, "dataset.parquet"))
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ every view
 
 

@@ -6,11 +6,16 @@
 // so the storage server refuses a part damaged on the way (400 BadDigest), which is sent again. Pause
 // stops starting new parts; resume asks the daemon which parts the server already holds (GET /upload)
 // and sends only the others.
+// The MD5s are computed in a Web Worker (md5-worker.js), a few parts ahead of the senders, so hashing
+// overlaps the uploads and the page stays responsive; the part URLs are asked for in batches of the parts
+// hashed so far.
 
 import { ApiError } from "./api.js";
-import { contentMd5 } from "./md5.js";
 
 const AT_ONCE = 3;
+// Parts hashed ahead of those the senders have started: enough to batch the URL calls and keep the senders
+// busy, bounded so a huge file is not read through (and its URLs asked for) long before its parts go.
+const READ_AHEAD = 2 * AT_ONCE;
 const BATCH = 100; // the most part URLs one call may ask for
 const TRIES = 5;
 const FIRST_WAIT_MS = 500;
@@ -81,6 +86,53 @@ export function putBytes(target, body, serverName, onProgress, signal) {
   });
 }
 
+/** Hashes parts in a module worker (md5-worker.js), started on the first part. */
+class PartHasher {
+  constructor() {
+    /** @type {Worker | null} */
+    this.worker = null;
+    /** @type {Map<number, { resolve: (md5: string) => void, reject: (err: Error) => void }>} by request id */
+    this.waiting = new Map();
+    this.lastId = 0;
+  }
+
+  /** The base64 MD5 of `blob`'s bytes. @param {Blob} blob @returns {Promise<string>} */
+  md5(blob) {
+    const worker = this.start();
+    this.lastId += 1;
+    const id = this.lastId;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.postMessage({ id, blob });
+    });
+  }
+
+  /** @returns {Worker} */
+  start() {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL("./md5-worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = (/** @type {MessageEvent<import("./md5-worker.js").HashAnswer>} */ event) => {
+      const { id, md5, error } = event.data;
+      const waiter = this.waiting.get(id);
+      this.waiting.delete(id);
+      if (!waiter) return;
+      if (md5 !== undefined) waiter.resolve(md5);
+      else waiter.reject(new Error(`a part could not be read: ${error}`));
+    };
+    worker.onerror = (event) => this.stop(new Error(`the page could not hash the parts: ${event.message || "its worker failed to start"}`));
+    this.worker = worker;
+    return worker;
+  }
+
+  /** End the worker; hashes still awaited fail with `reason`. @param {Error} reason */
+  stop(reason) {
+    for (const waiter of this.waiting.values()) waiter.reject(reason);
+    this.waiting.clear();
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+  }
+}
+
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -106,6 +158,9 @@ export class MultipartUpload {
     this.urls = new Map();
     /** @type {Map<number, string>} each part's base64 MD5, bound into its URL */
     this.md5s = new Map();
+    /** @type {Map<number, Promise<string>>} the MD5s asked of the worker, by part number */
+    this.hashing = new Map();
+    this.hasher = new PartHasher();
     /** @type {number[]} parts still to send, in order */
     this.todo = [];
     this.paused = false;
@@ -131,6 +186,15 @@ export class MultipartUpload {
 
   /** Send every part the server lacks, then assemble. @returns {Promise<import("./types.js").File>} */
   async run() {
+    try {
+      return await this.sendAndAssemble();
+    } finally {
+      this.hasher.stop(new Cancelled());
+    }
+  }
+
+  /** @returns {Promise<import("./types.js").File>} */
+  async sendAndAssemble() {
     for (let refused = 0; ;) {
       await this.sendMissing();
       if (this.paused) {
@@ -186,6 +250,7 @@ export class MultipartUpload {
   async sendMissing() {
     this.todo = [];
     for (let n = 1; n <= this.plan.parts; n += 1) if (!this.held.has(n)) this.todo.push(n);
+    this.hashAhead();
     const lanes = [];
     for (let i = 0; i < AT_ONCE; i += 1) lanes.push(this.lane());
     try {
@@ -201,15 +266,39 @@ export class MultipartUpload {
   async lane() {
     while (this.todo.length && !this.paused && !this.cancelled) {
       const n = /** @type {number} */ (this.todo.shift());
+      this.hashAhead();
       await this.sendPart(n);
     }
   }
 
+  /** Have the worker hash the next parts to send (it takes them in order, one at a time). */
+  hashAhead() {
+    for (const n of this.todo.slice(0, READ_AHEAD)) this.md5Of(n);
+  }
+
+  /** The part's MD5, from the worker (asked once). @param {number} n @returns {Promise<string>} */
+  md5Of(n) {
+    const known = this.hashing.get(n);
+    if (known) return known;
+    const hashing = this.hasher.md5(this.slice(n)).then((md5) => {
+      this.md5s.set(n, md5);
+      return md5;
+    });
+    hashing.catch(() => this.hashing.delete(n)); // asked again by the part's sender
+    this.hashing.set(n, hashing);
+    return hashing;
+  }
+
+  /** @param {number} n @returns {Blob} the part's bytes */
+  slice(n) {
+    const start = (n - 1) * this.plan.part_size;
+    return this.file.slice(start, start + this.partBytes(n));
+  }
+
   /** @param {number} n */
   async sendPart(n) {
-    const start = (n - 1) * this.plan.part_size;
-    const body = this.file.slice(start, start + this.partBytes(n));
-    if (!this.md5s.has(n)) this.md5s.set(n, await contentMd5(body));
+    const body = this.slice(n);
+    if (!this.md5s.has(n)) await this.md5Of(n);
     for (let attempt = 1; ; attempt += 1) {
       try {
         const target = await this.urlFor(n);
