@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from machine import cpu_model  # bench/ is the script's folder: on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 
 try:
@@ -792,7 +794,7 @@ def report(result: dict[str, Any], started: float) -> None:
             print("-+-".join("-" * w for w in widths))
     elapsed = time.perf_counter() - started
     out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(elapsed, 1),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": _cpu_model(),
+           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_model(),
                        "load": os.getloadavg()},
            "versions": versions() | {"server": result["server"]},
            "figures": [{"figure": r.figure, "unit": r.unit, "values": r.values, "notes": r.notes} for r in rows],
@@ -801,13 +803,6 @@ def report(result: dict[str, Any], started: float) -> None:
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"\n{json.dumps(out['versions'])}\nwritten to {path.relative_to(ROOT)}; {elapsed:.0f} s in all")
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def cli() -> int:

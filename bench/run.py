@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from machine import cpu_model  # bench/ is the script's folder: on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -609,20 +610,13 @@ def report(results: Results, args: argparse.Namespace, started: float) -> None:
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-               "cpu": _cpu_model()}
+               "cpu": cpu_model()}
     out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine,
            "seconds": round(time.monotonic() - started), "args": vars(args),
            "figures": [asdict(f) | {"ratio": f.ratio} for f in results.figures]}
     path = ROOT / "bench" / "results" / "latest.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)} in {out['seconds']} s")
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def cli() -> int:

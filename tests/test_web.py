@@ -705,6 +705,21 @@ async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
     return data
 
 
+async def pause_a_big_upload(page: Page, user: Session, tmp_path: Path, name: str) -> tuple[bytes, str, Any]:
+    """Choose a 4-part file, pause it before its first parts arrive (uploads slowed meanwhile), and let the
+    parts on their way go through at full speed: (its bytes, its file id, its upload item)."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await throttle_uploads(cdp, 4 * MIB)
+    data = await choose_big_file(page, tmp_path, name)
+    item = page.locator(".upload", has_text=name)
+    await expect(item.locator(".pct")).to_have_text(BEFORE_THE_FIRST_PARTS_ARRIVE)
+    await page.get_by_role("button", name=f"Pause {name}").click()
+    await expect(item.locator(".status")).to_have_text("Paused")
+    await throttle_uploads(cdp, -1)
+    return data, await file_id_of(user, name), item
+
+
 async def file_id_of(user: Session, name: str) -> str:
     files = (await user.get("/api/v1/files")).expect(200)["items"]
     return str(next(f["id"] for f in files if f["name"] == name))
@@ -827,18 +842,9 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
         make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "kim")
     puts = count_part_puts(page)
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("Network.enable")
-    await throttle_uploads(cdp, 4 * MIB)
-    data = await choose_big_file(page, tmp_path, "archive.zip")
-    item = page.locator(".upload", has_text="archive.zip")
-    await expect(item.locator(".pct")).to_have_text(BEFORE_THE_FIRST_PARTS_ARRIVE)
-    await page.get_by_role("button", name="Pause archive.zip").click()
-    await expect(item.locator(".status")).to_have_text("Paused")
-    await throttle_uploads(cdp, -1)
+    data, file_id, item = await pause_a_big_upload(page, user, tmp_path, "archive.zip")
 
     # The parts on their way arrive; no new one starts while paused.
-    file_id = await file_id_of(user, "archive.zip")
 
     async def parts_on_server() -> list[int] | None:
         view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
@@ -859,15 +865,7 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
         make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "lea")
     puts = count_part_puts(page)
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("Network.enable")
-    await throttle_uploads(cdp, 4 * MIB)
-    data = await choose_big_file(page, tmp_path, "thesis.pdf")
-    item = page.locator(".upload", has_text="thesis.pdf")
-    await expect(item.locator(".pct")).to_have_text(BEFORE_THE_FIRST_PARTS_ARRIVE)
-    await page.get_by_role("button", name="Pause thesis.pdf").click()
-    await throttle_uploads(cdp, -1)
-    file_id = await file_id_of(user, "thesis.pdf")
+    data, file_id, _ = await pause_a_big_upload(page, user, tmp_path, "thesis.pdf")
 
     async def three_parts_on_server() -> bool:
         view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
