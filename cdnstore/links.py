@@ -14,7 +14,6 @@ expiry and download limit; created, listed and revoked by the file's owner.
 
 from __future__ import annotations
 
-import math
 import secrets
 import uuid
 from typing import Any
@@ -23,10 +22,10 @@ from . import history
 from .auth import Passwords
 from .config import Config
 from .db import Database, Row, iso_in, now_iso, tx_fetchone
-from .errors import Gone, Invalid, NotFound, TooManyAttempts, Unauthorized
+from .errors import Gone, Invalid, NotFound, Unauthorized
 from .files import Download, Files, owned_file
 from .geo import Point
-from .throttle import Throttle
+from .throttle import Throttle, attempt
 
 LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
     l.created_at, f.uuid AS file_uuid"""
@@ -62,7 +61,6 @@ class Links:
         self.public_url = cfg.http.public_url
         self.by_link = Throttle(cfg.links.max_password_failures, cfg.links.password_lockout)
         self.by_ip = Throttle(cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
-        self._verifying: dict[str, int] = {}  # password verifications running now, per throttle key
 
     def render(self, row: Row) -> dict[str, Any]:
         return render_link(row, self.public_url)
@@ -169,23 +167,8 @@ class Links:
         if password is None:
             raise Unauthorized("this link needs a password", code="password_required")
         keys = ((self.by_link, f"link:{link['id']}"), (self.by_ip, f"ip:{client_ip}"))
-        wait = max(throttle.retry_after(key) for throttle, key in keys)
-        if wait > 0:
-            raise TooManyAttempts("too many wrong passwords; try again later", retry_after=math.ceil(wait))
-        if any(throttle.failures(key) + self._verifying.get(key, 0) >= throttle.max_failures
-               for throttle, key in keys):
-            raise TooManyAttempts("too many password attempts at once; try again in a moment", retry_after=1)
-        for _, key in keys:
-            self._verifying[key] = self._verifying.get(key, 0) + 1
-        try:
-            right = await self.passwords.verify(link["password_hash"], password)
-        finally:
-            for _, key in keys:
-                left = self._verifying.pop(key) - 1
-                if left:
-                    self._verifying[key] = left
-        if not right:
-            for throttle, key in keys:
-                throttle.fail(key)
-            raise Unauthorized("wrong password for this link", code="invalid_password")
+        with attempt(keys, "too many wrong passwords") as trying:
+            if not await self.passwords.verify(link["password_hash"], password):
+                trying.failed()
+                raise Unauthorized("wrong password for this link", code="invalid_password")
         self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays
