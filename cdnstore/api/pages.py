@@ -39,14 +39,14 @@ SHARE_CSP = f"{CSP_BASE}; connect-src 'self'"
 # A CSP source expression: scheme, host (name, IPv4 or bracketed IPv6) and port, nothing that could end
 # the directive (`;`, `,`, spaces, quotes).
 _origin_shape = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
+# nosniff and Server come with every answer (api/headers.py).
 PAGE_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
     # The share page's address holds the link's token: never send it on to another site.
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
 }
-STATIC_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+STATIC_HEADERS = {"Cache-Control": "no-cache"}
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
