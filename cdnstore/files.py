@@ -11,11 +11,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from . import history
+from . import history, quotas
 from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
@@ -73,6 +73,7 @@ class Download:
     expires_at: str
     server: Server
     name: str
+    size: int = 0  # bytes of the content handed out (download statistics)
 
 
 class Files:
@@ -141,7 +142,9 @@ class Files:
     # --- uploads --------------------------------------------------------------------------------
 
     async def announce(self, owner_id: int, name: str, size: int, content_type: str,
-                       client: Point | None) -> Upload:
+                       client: Point | None, zones: Collection[str] | None = None) -> Upload:
+        """A new upload to the nearest server that takes uploads, among `zones` when given (the owner's data
+        residency: every copy stays in the zone of the server that stores it first)."""
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
                            code="file_too_large")
@@ -151,9 +154,11 @@ class Files:
                 raise TooManyAttempts(f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
                                       retry_after=int(wait) + 1, code="too_many_uploads")
             self._announced.fail(str(owner_id))  # counted, failed or not
-        server = nearest([s for s in self.servers.all() if s.takes_uploads], client)
+        server = nearest([s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)],
+                         client)
         if server is None:
-            raise Unavailable("no storage server is on, active and up", code="no_server_available")
+            where = f" in your zones ({', '.join(sorted(zones))})" if zones is not None else ""
+            raise Unavailable(f"no storage server is on, active and up{where}", code="no_server_available")
         key = uuid.uuid4().hex
         part_size = part_size_for(size) if size > self.uploads.multipart_threshold else None
         upload_id = None
@@ -185,6 +190,7 @@ class Files:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
+            await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
             existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
                                          "AND deleted_at IS NULL", (owner_id, name))
             created = False
@@ -359,7 +365,7 @@ class Files:
                        ttl: int | None = None) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id) AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
             "WHERE f.uuid = ? AND f.deleted_at IS NULL", (file_uuid,))
@@ -372,7 +378,7 @@ class Files:
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
         url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
-        return Download(url, expires_at, server, row["name"])
+        return Download(url, expires_at, server, row["name"], row["size"])
 
     def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
         """A presigned GET and when it expires. A URL signed in the last minute is handed out again

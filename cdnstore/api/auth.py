@@ -14,10 +14,9 @@ from aiohttp import web
 from .. import appkeys
 from ..errors import Invalid, Unauthorized
 from ..models import User
-from ..users import render_user
 from .endpoint import Router, json_response
-from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
-from .security import SESSION_HEADER, cookie_session, current_user, origin_ip
+from .schemas import LoginIn, MePatch, RefreshIn, TokensOut, UserOut
+from .security import SESSION_HEADER, bearer, cookie_session, current_user, origin_ip
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
@@ -26,12 +25,12 @@ REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
 
 
-def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
-                  cookie: bool = False) -> web.Response:
+async def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
+                        cookie: bool = False) -> web.Response:
     accounts = request.app[appkeys.ACCOUNTS]
     response = json_response({"access_token": access, "refresh_token": "" if cookie else refresh,
                               "token_type": "Bearer", "expires_in": accounts.tokens.access_ttl,
-                              "user": render_user(user)})
+                              "user": await accounts.answer(user)})
     if cookie:
         secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
         response.set_cookie(REFRESH_COOKIE, refresh, path=COOKIE_PATH, max_age=accounts.tokens.refresh_ttl,
@@ -71,7 +70,7 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
         body.username, body.password, origin_ip(request))
     if cookie:
         await end_replaced_session(request)
-    return tokens_answer(request, user, access, refresh, cookie=cookie)
+    return await tokens_answer(request, user, access, refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/refresh", summary="Rotate the tokens", tag="auth", auth="none",
@@ -83,7 +82,7 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
     cookie = cookie_session(request)
     user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(
         refresh_token_of(request, body, cookie))
-    return tokens_answer(request, user, access, new_refresh, cookie=cookie)
+    return await tokens_answer(request, user, access, new_refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/logout", summary="Log out", tag="auth", auth="none", body=RefreshIn,
@@ -102,4 +101,16 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
 
 @endpoint("GET", "/api/v1/me", summary="The caller", tag="auth", responses={200: UserOut}, errors=(401,))
 async def me(request: web.Request) -> web.Response:
-    return json_response(render_user(current_user(request)))
+    return json_response(await request.app[appkeys.ACCOUNTS].answer(current_user(request)))
+
+
+@endpoint("PATCH", "/api/v1/me", summary="Change your password", tag="auth", body=MePatch,
+          responses={200: UserOut}, errors=(400, 401, 403, 422, 429))
+async def change_password(request: web.Request, body: MePatch) -> web.Response:
+    """With the current password (403 `invalid_credentials` when wrong; repeated failures 429 like logins).
+    Every other session of the user ends (their access and refresh tokens answer 401); this one stays."""
+    accounts = request.app[appkeys.ACCOUNTS]
+    session = accounts.tokens.read_access(bearer(request)).session
+    user = current_user(request)
+    await accounts.change_own_password(user, session, body.current_password, body.password, origin_ip(request))
+    return json_response(await accounts.answer(user))
