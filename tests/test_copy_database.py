@@ -184,3 +184,27 @@ async def test_a_source_whose_tables_differ_from_the_schema_is_refused(pg_cluste
     finally:
         await target.close()
 
+
+
+async def test_a_postgresql_database_copies_to_another_with_its_sequences(pg_cluster: Any, tmp_path: Path) -> None:
+    source, target = pg_cluster.fresh(), pg_cluster.fresh("template1")
+    write_config(tmp_path, 8080, database={"url": source})
+    conn = await asyncpg.connect(source)
+    try:
+        for name in ("ann", "ben", "cy"):
+            await conn.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                               "VALUES ($1, $1, 'x', 'now', 'now')", name)
+        await conn.execute("DELETE FROM users WHERE username = 'cy'")  # its id (3) must not come back
+    finally:
+        await conn.close()
+    done = copy_database(tmp_path, target)
+    assert done.returncode == 0, done.stderr
+    conn = await asyncpg.connect(target)
+    try:
+        assert [tuple(r) for r in await conn.fetch("SELECT id, username FROM users ORDER BY id")] == [
+            (1, "ann"), (2, "ben")]
+        made = await conn.fetchval("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                                   "VALUES ('dee', 'dee', 'x', 'now', 'now') RETURNING id")
+        assert made == 4
+    finally:
+        await conn.close()
