@@ -208,3 +208,29 @@ async def test_a_postgresql_database_copies_to_another_with_its_sequences(pg_clu
         assert made == 4
     finally:
         await conn.close()
+
+
+async def test_a_copy_that_fails_on_the_way_leaves_the_target_empty(pg_cluster: Any, tmp_path: Path) -> None:
+    path = tmp_path / "cdnstore.sqlite3"
+    initialize(path)
+    conn = sqlite3.connect(path)  # foreign keys off (sqlite3's default): a link to a file that is not there
+    conn.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                 "VALUES (1, 'u', 'ann', 'x', 'now', 'now')")
+    conn.execute("INSERT INTO links (uuid, file_id, token, created_at) VALUES ('l', 42, 't', 'now')")
+    conn.commit()
+    conn.close()
+    url = pg_cluster.fresh()
+    target = await asyncpg.connect(url)
+    constraints = await target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
+    await target.close()
+    failed = copy_database(tmp_path, url)
+    assert failed.returncode == 1, failed.stderr
+    assert "rolled back" in failed.stderr and "ForeignKeyViolation" in failed.stderr, failed.stderr
+    target = await asyncpg.connect(url)
+    try:
+        assert [await target.fetchval(f"SELECT count(*) FROM {t}") for t in ("users", "links")] == [0, 0]
+        # the foreign keys dropped for the copy are back, the triggers on again
+        assert await target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == constraints
+        assert await target.fetchval("SELECT count(*) FROM pg_trigger WHERE tgenabled = 'D'") == 0
+    finally:
+        await target.close()

@@ -38,6 +38,10 @@ class CopyRefused(Exception):
     """The copy cannot start (the message says why and what to do); nothing was written."""
 
 
+class CopyFailed(CopyRefused):
+    """The copy began, and failed on the way (e.g. a row that breaks a constraint): rolled back, nothing kept."""
+
+
 @dataclass(frozen=True)
 class Copied:
     tables: dict[str, int]  # table -> rows copied
@@ -183,9 +187,13 @@ async def copy_database(path: str | Path, source_url: str, target_url: str, prog
         target = await asyncpg.connect(target_url)
         try:
             tables = await _matching_tables(source, target)
-            async with target.transaction():
-                await _refuse_data(target, tables)
-                copied = await _copy(source, target, tables, progress)
+            try:
+                async with target.transaction():
+                    await _refuse_data(target, tables)
+                    copied = await _copy(source, target, tables, progress)
+            except (asyncpg.PostgresError, ValueError, TypeError) as exc:  # a row PostgreSQL (or its codecs) refused
+                raise CopyFailed(f"the copy failed and was rolled back, the target is as empty as before: "
+                                 f"{exc.__class__.__name__}: {exc}") from exc
         finally:
             await target.close()
     finally:
