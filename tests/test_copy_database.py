@@ -234,3 +234,16 @@ async def test_a_copy_that_fails_on_the_way_leaves_the_target_empty(pg_cluster: 
         assert await target.fetchval("SELECT count(*) FROM pg_trigger WHERE tgenabled = 'D'") == 0
     finally:
         await target.close()
+
+
+async def test_a_source_made_by_a_newer_cdnstore_or_a_target_out_of_reach_is_refused(pg_cluster: Any,
+                                                                                     tmp_path: Path) -> None:
+    path = tmp_path / "cdnstore.sqlite3"
+    initialize(path)
+    refused = copy_database(tmp_path, "postgresql://cdnstore@127.0.0.1:1/nowhere")
+    assert refused.returncode == 1 and "cannot use the target database" in refused.stderr, refused.stderr
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {latest_version() + 1}")
+    conn.close()
+    refused = copy_database(tmp_path, pg_cluster.fresh())
+    assert refused.returncode == 1 and "newer than this cdnstore" in refused.stderr, refused.stderr

@@ -179,12 +179,18 @@ async def copy_database(path: str | Path, source_url: str, target_url: str, prog
     source = await open_source(path, source_url)
     try:
         found, latest = await source.version(), latest_version(source.engine)
+        if found > latest:
+            raise CopyRefused(f"the configured database is at schema version {found}, newer than this cdnstore's "
+                              f"({latest}): copy it with the cdnstore that made it")
         if found != latest:
             raise CopyRefused(f"the configured database is at schema version {found}, this cdnstore's is {latest}: "
                               "run `cdnstore init` (with the daemon stopped) first, then copy")
         progress("migrating the target to the latest schema")
-        await initialize(target_url)
-        target = await asyncpg.connect(target_url)
+        try:
+            await initialize(target_url)
+            target = await asyncpg.connect(target_url)
+        except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
+            raise CopyRefused(f"cannot use the target database: {exc.__class__.__name__}: {exc}") from exc
         try:
             tables = await _matching_tables(source, target)
             try:
