@@ -2,8 +2,9 @@
 
     python3 dev.py bench            (or: make bench)
 
-Starts real SeaweedFS servers and `cdnstore serve` (a separate process, as in production), drives them
-with wrk (Debian's package) and a few clients, prints a table (figure, cdnstore, floor, ratio, goal)
+Starts real SeaweedFS servers and `cdnstore serve` (a separate process, as in production), and for
+scenarios 9-11 a throwaway PostgreSQL cluster (Debian's postgresql-15), drives them with wrk (Debian's
+package) and a few clients, prints a table (figure, cdnstore, floor, ratio, goal)
 and writes bench/results/latest.json. Absolute numbers depend on the machine; the ratios are the point.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -94,10 +96,15 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, work: Path, port: int, events_token: str) -> None:
+    def __init__(self, work: Path, port: int, events_token: str, *, database_url: str = "",
+                 request_logs: bool = False) -> None:
+        """`request_logs`: the default (a line per request at INFO); off, the log level is WARNING."""
         self.url = f"http://127.0.0.1:{port}"
+        work.mkdir(parents=True, exist_ok=True)
         self.config = work / "config.toml"
         log_extra = 'requests = false\n' if "requests" in LogConfig.model_fields else ""
+        level = "INFO" if request_logs else "WARNING"
+        log_extra = "" if request_logs else log_extra
         self.config.write_text(f"""
 [http]
 port = {port}
@@ -105,6 +112,7 @@ public_url = "{self.url}"
 trusted_proxies = ["127.0.0.1"]
 [database]
 path = "{work / 'cdnstore.sqlite3'}"
+url = "{database_url}"
 [auth]
 secret_key = "bench-secret-key-0123456789"
 [events]
@@ -112,7 +120,7 @@ token = "{events_token}"
 [uploads]
 max_per_minute = 0
 [log]
-level = "WARNING"
+level = "{level}"
 {log_extra}""")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = work / "daemon.log"
@@ -459,20 +467,10 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
                        ">= 2000 jobs/s", total / elapsed >= 2000, f"{total} jobs; enqueued at {total / enqueued:,.0f}/s"))
 
 
-async def scale(results: Results, work: Path, files: int) -> None:
-    from cdnstore.config import Config
-    from cdnstore.db import SqliteDatabase as Database
-    from cdnstore.files import Files
-    from cdnstore.jobs import JobQueue
-    from cdnstore.sealing import Sealer
-    from cdnstore.servers import ServerRegistry
-    from cdnstore.storage import Storage
-
-    path = work / "scale.sqlite3"
-    db = Database(path)
-    await db.open()
+async def build_files(db: Any, files: int) -> None:
+    """1,000 users, 4 servers (3 active in one zone), `files` files of 1 MiB with one stored version on
+    each of the 3 active servers: set-based SQL, in one transaction (a million files in seconds)."""
     now = "2026-01-01T00:00:00.000Z"
-    started = time.monotonic()
     async with db.transaction() as tx:
         await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
                          "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
@@ -494,6 +492,22 @@ async def scale(results: Results, work: Path, files: int) -> None:
         await tx.execute("UPDATE files SET current_version_id = id, latest_version_id = id")
         await tx.execute("INSERT INTO replicas (server_id, version_id) SELECT s.id, v.id FROM versions v, "
                          "(SELECT 1 AS id UNION ALL SELECT 2 UNION ALL SELECT 3) s")
+
+
+async def scale(results: Results, work: Path, files: int) -> None:
+    from cdnstore.config import Config
+    from cdnstore.db import SqliteDatabase as Database
+    from cdnstore.files import Files
+    from cdnstore.jobs import JobQueue
+    from cdnstore.sealing import Sealer
+    from cdnstore.servers import ServerRegistry
+    from cdnstore.storage import Storage
+
+    path = work / "scale.sqlite3"
+    db = Database(path)
+    await db.open()
+    started = time.monotonic()
+    await build_files(db, files)
     built = time.monotonic() - started
     await db.close()
     conn = sqlite3.connect(path)
@@ -529,6 +543,380 @@ async def scale(results: Results, work: Path, files: int) -> None:
                        None, f"{size / MIB:,.0f} MiB for {files:,} files, built in {built:.0f} s"))
 
 
+# --- PostgreSQL: moving up (scenarios 9, 10, 11) --------------------------------------------------
+
+class PgServer:
+    """A throwaway PostgreSQL cluster (Debian's postgresql-15 binaries, as the tests start it) with the
+    server's default settings: fsync and synchronous_commit on (a commit waits for its WAL flush)."""
+
+    def __init__(self, work: Path) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            raise RuntimeError("PostgreSQL's server binaries are missing (apt-get install postgresql)")
+        self.bin, self.work, self.port = found[-1].parent, work, free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_postgres, str(self.bin / args[0]), *args[1:]], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True)
+        if self.as_postgres:  # the server runs as `postgres`: its directory, and a way into it
+            shutil.chown(self.work, "postgres")
+            os.chmod(self.work.parent, 0o711)
+        self._run("initdb", "-D", str(self.work / "data"), "-A", "trust", "-U", "cdnstore", "-E", "UTF8")
+        self._run("pg_ctl", "-D", str(self.work / "data"), "-l", str(self.work / "log"), "-w", "start", "-o",
+                  f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c max_connections=200")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.work / "data"), "-m", "fast", "-w", "stop")
+
+    def createdb(self, name: str) -> str:
+        subprocess.run([str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True)
+        return self.url(name)
+
+    def sql(self, *statements: str) -> None:
+        for statement in statements:
+            subprocess.run([str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", statement],
+                           check=True, capture_output=True)
+
+    def wal_bytes(self) -> int:
+        """WAL bytes the cluster has written since it started (pg_stat_wal)."""
+        out = subprocess.run([str(self.bin / "psql"), "-X", "-A", "-t", "-d", self.url("postgres"), "-c",
+                              "SELECT wal_bytes FROM pg_stat_wal"], check=True, capture_output=True, text=True)
+        return int(out.stdout.strip())
+
+    def url(self, name: str) -> str:
+        return f"postgresql://cdnstore@127.0.0.1:{self.port}/{name}"
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by this cluster's processes (the postmaster and its children)."""
+        main = int((self.work / "data" / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{main}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        # (its own CPU, and that of its children that have exited: each connection's backend process)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                    total += cpu_seconds(int(stat.parent.name))
+        return total
+
+
+def load() -> str:
+    return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+async def engines_download(results: Results, args: argparse.Namespace, work: Path, pg: PgServer) -> None:
+    """9. The download link on one daemon, SQLite against PostgreSQL, each against the bare aiohttp floor,
+    in alternating rounds of the same wrk command; the daemons run the default config (request logs on)."""
+    names = ["dallas", "newyork"]
+    ports = {"sqlite": free_port(), "postgres": free_port(), "sqlite, request logs off": free_port()}
+    token = "bench-events-token"
+    weed = WeedCluster(work / "s3-engines", names, access_key=ACCESS, secret_key=SECRET,
+                       webhook_url=lambda n: f"http://127.0.0.1:{ports['sqlite']}/api/v1/events/s3/{n}",
+                       webhook_token=token)
+    await weed.start()
+    daemons = {engine: Daemon(work / f"daemon-{engine.split(',')[0]}-{port}", port, token,
+                              request_logs="logs off" not in engine,
+                              database_url=pg.createdb("download") if engine == "postgres" else "")
+               for engine, port in ports.items()}
+    clients: dict[str, Client] = {}
+    hello_port = free_port()
+    hello = subprocess.Popen([sys.executable, "-c", HELLO, str(hello_port)])
+    try:
+        targets = {"floor": (f"http://127.0.0.1:{hello_port}/", "")}
+        for engine, daemon in daemons.items():
+            daemon.cli("init")
+            daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
+            await daemon.start()
+            client = clients[engine] = Client(daemon.url)
+            client.token = (await client.call("POST", "/api/v1/auth/login",
+                                              {"username": "bench", "password": PASSWORD}))["access_token"]
+            for site in ORIGINAL_LAYOUT:
+                if site.name in names:
+                    await client.call("POST", "/api/v1/servers", {
+                        "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url,
+                        "bucket": f"bench-{ports[engine]}", "access_key": ACCESS, "secret_key": SECRET,
+                        "location": site.location, "zone": site.zone, "latitude": site.latitude,
+                        "longitude": site.longitude, "is_on": True, "is_active": True})
+            small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
+            await client.put(small["upload"], b"hello")
+            await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
+            targets[engine] = (f"{daemon.url}/api/v1/files/{small['file']['id']}/download",
+                               lua_get({"Authorization": f"Bearer {client.token}", "X-Forwarded-For": US_IP}))
+        best: dict[str, dict[str, float]] = {}
+        loads = []
+        for _ in range(args.rounds):
+            for what, (url, lua) in targets.items():
+                loads.append(os.getloadavg()[0])
+                proc = daemons[what].proc if what in daemons else hello
+                assert proc is not None
+                cpu, server = cpu_seconds(proc.pid), pg.cpu()
+                got = await asyncio.to_thread(wrk, url, lua=lua, seconds=args.seconds)
+                requests = got["rps"] * args.seconds
+                # CPU per request: what the daemon (and PostgreSQL) spent, whatever else the machine ran
+                got["cpu_us"] = (cpu_seconds(proc.pid) - cpu) / requests * 1e6
+                got["pg_us"] = (pg.cpu() - server) / requests * 1e6
+                print(f"    {what}: {got['rps']:,.0f} req/s, p99 {got['p99_ms']:.1f} ms, "
+                      f"{got['cpu_us']:.0f} µs CPU/request (PostgreSQL {got['pg_us']:.0f} µs)", flush=True)
+                if what not in best or got["rps"] > best[what]["rps"]:
+                    best[what] = got
+        statements = await idle_statements(pg)
+    finally:
+        hello.terminate()
+        hello.wait()
+        for client in clients.values():
+            await client.http.close()
+        for daemon in daemons.values():
+            daemon.stop()
+        await weed.stop()
+    floor = best["floor"]["rps"]
+    note = f"best of {args.rounds} alternating rounds; load {min(loads):.1f}-{max(loads):.1f} during them"
+    results.add(Figure("9. download link: bare aiohttp floor", floor, "req/s", None, "", None,
+                       f"{best['floor']['cpu_us']:.0f} µs CPU/request"))
+    for engine in ("sqlite", "postgres", "sqlite, request logs off"):
+        got = best[engine]
+        results.add(Figure(f"9. download link on {engine}: requests/s", got["rps"], "req/s", floor, "", None,
+                           f"{note}; p99 {got['p99_ms']:.1f} ms; non-2xx {got['non_2xx']:.0f}; daemon "
+                           f"{got['cpu_us']:.0f} µs CPU/request, PostgreSQL {got['pg_us']:.0f} µs"))
+    results.add(Figure("9. download link: PostgreSQL / SQLite", best["postgres"]["rps"], "req/s",
+                       best["sqlite"]["rps"], "", None, note))
+    results.add(Figure("9. idle daemon on postgres: statements sent to PostgreSQL per second", statements,
+                       "statements/s", None, "", None, "PostgreSQL's log (log_statement = all) over 3 s, after "
+                       "the rounds; the pool's reset on release counts as one"))
+
+
+async def idle_statements(pg: PgServer, seconds: float = 3) -> float:
+    """Statements per second PostgreSQL ran for an idle daemon, counted in its log with log_statement =
+    all (PostgreSQL's view of the daemon's background work: job claims, health checks, flushes)."""
+    log = pg.work / "log"
+    pg.sql("ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()")
+    await asyncio.sleep(1)  # every backend has reloaded
+    start = log.stat().st_size
+    await asyncio.sleep(seconds)
+    end = log.stat().st_size
+    pg.sql("ALTER SYSTEM RESET log_statement", "SELECT pg_reload_conf()")
+    with log.open("rb") as f:
+        f.seek(start)
+        lines = f.read(end - start).decode(errors="replace").splitlines()
+    return sum((" statement: " in line or " execute " in line) and "pg_reload_conf" not in line
+               for line in lines) / seconds
+
+
+QUEUE_WORKER = """
+import asyncio, json, resource, sys, time
+from cdnstore.config import DatabaseConfig, JobsConfig
+from cdnstore.db import connect
+from cdnstore.jobs import JobQueue, JobWorker
+from cdnstore.sealing import Sealer
+from cdnstore.servers import ServerRegistry
+from cdnstore.storage import Storage
+
+async def main():
+    db = connect(DatabaseConfig(path=sys.argv[1], url=sys.argv[2]))
+    await db.open()
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
+    await registry.load()
+    cfg = JobsConfig(workers=8, per_server=2)
+    done = 0
+    async def noop(job):
+        nonlocal done
+        done += 1
+    worker = JobWorker(JobQueue(db, cfg), registry, {"copy": noop, "remove": noop}, cfg, health_interval=1)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    # The worker's loops without run()'s requeue_running(): at the start of a second daemon it would send
+    # the first one's running jobs back to the queue (main's queue has no leases per daemon yet).
+    loops = [asyncio.create_task(worker._loop()) for _ in range(cfg.workers)]
+    while await db.fetchval("SELECT count(*) FROM jobs"):
+        await asyncio.sleep(0.05)
+    for loop in loops:
+        loop.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    await db.close()
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = use.ru_utime + use.ru_stime - before.ru_utime - before.ru_stime
+    print(json.dumps({"done": done, "cpu": cpu}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def queue_jobs(path: Path, url: str, files: int) -> None:
+    """`files` stored versions and 4 servers, then a fill of each server: 4 x `files` queued copy jobs."""
+    from cdnstore.config import DatabaseConfig, JobsConfig
+    from cdnstore.db import connect
+    from cdnstore.jobs import JobQueue
+
+    db = connect(DatabaseConfig(path=str(path), url=url))
+    await db.open()
+    now = "2026-01-01T00:00:00Z"
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                         "VALUES (1, 'u', 'u', 'x', ?, ?)", (now, now))
+        for sid in range(1, 5):
+            await tx.execute("INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
+                             " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
+                             "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
+                             (sid, f"s{sid}", f"s{sid}", now, now))
+        await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER)) "
+                         "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+                         "SELECT i, 'f' || i, 1, 'f' || i, CAST(? AS TEXT), CAST(? AS TEXT) FROM n", (files, now, now))
+        await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
+                         "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', CAST(? AS TEXT) FROM files", (now,))
+        queue = JobQueue(db, JobsConfig())
+        for sid in range(1, 5):
+            await queue.enqueue_fill(tx, sid, "z")
+    await db.close()
+
+
+async def drain_with(daemons: int, path: Path, url: str) -> tuple[float, float]:
+    """Start `daemons` worker processes on the database, let them go at once, wait for the queue to be
+    empty: (seconds from go to empty, their CPU seconds in all)."""
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", QUEUE_WORKER, str(path), url, cwd=ROOT,
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for _ in range(daemons)]
+    for proc in procs:
+        assert proc.stdout is not None and (await proc.stdout.readline()).strip() == b"ready"
+    started = time.monotonic()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    outs = [json.loads((await proc.communicate())[0]) for proc in procs]
+    elapsed = time.monotonic() - started
+    return elapsed, sum(o["cpu"] for o in outs)
+
+
+async def engines_queue(results: Results, args: argparse.Namespace, work: Path, pg: PgServer) -> None:
+    """10. Jobs claimed and completed per second (no-op handlers: the queue's own cost): SQLite with one
+    daemon, PostgreSQL with one and with two, each on a fresh queue of the same 4 x N jobs."""
+    from cdnstore.db import initialize
+
+    files = args.queue_jobs
+    rates: dict[str, float] = {}
+    for n, (name, daemons, engine) in enumerate((
+            ("sqlite, 1 daemon", 1, "sqlite"), ("postgres, 1 daemon", 1, "postgres"),
+            ("postgres, 2 daemons", 2, "postgres"), ("postgres, 2 daemons, synchronous_commit off", 2, "postgres"))):
+        path, url = work / f"queue-{n}.sqlite3", ""
+        if engine == "postgres":
+            url = pg.createdb(f"queue{n}")
+            if "synchronous_commit off" in name:  # commits no longer wait for their WAL flush: is that the bound?
+                url += "?options=-c%20synchronous_commit%3Doff"
+        else:
+            initialize(path)
+        await queue_jobs(path, url, files)
+        before, said = pg.cpu(), load()
+        elapsed, cpu = await drain_with(daemons, path, url)
+        rates[name] = 4 * files / elapsed
+        server = f"; PostgreSQL CPU {pg.cpu() - before:.1f} s" if engine == "postgres" else ""
+        results.add(Figure(f"10. queue on {name}: no-op jobs claimed and completed per second", rates[name],
+                           "jobs/s", None, "", None,
+                           f"{4 * files} jobs in {elapsed:.1f} s; daemons' CPU {cpu:.1f} s{server}; {said}"))
+    results.add(Figure("10. queue: PostgreSQL with 2 daemons / SQLite with 1", rates["postgres, 2 daemons"], "jobs/s",
+                       rates["sqlite, 1 daemon"]))
+
+
+COPY_CHILD = """
+import resource, subprocess, sys, time
+started = time.monotonic()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+for line in child.stderr:  # the progress lines, with the seconds since the start
+    sys.stderr.write(f"{time.monotonic() - started:8.1f} {line}")
+child.wait()
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(child.returncode, use.ru_maxrss, use.ru_utime + use.ru_stime)
+"""
+
+
+def phases(progress: str, total: float) -> str:
+    """Seconds per phase of copy-database, from its time-stamped progress lines: the start (Python, the
+    migration), each table (from the end of the one before), the foreign keys' check, sequences and commit."""
+    marks = [(float(t), rest) for t, _, rest in (line.strip().partition(" ") for line in progress.splitlines())
+             if t.replace(".", "", 1).isdigit()]
+    out, last = [], 0.0
+    for when, line in marks:
+        if line.startswith("cdnstore: migrating"):
+            out.append(f"start {when:.1f} s")
+            last = when
+        elif " rows copied" in line:
+            if when - last >= 1:
+                out.append(f"{line.split(':')[1].strip()} {when - last:.1f} s")
+            last = when
+        elif "foreign keys" in line:
+            out.append(f"foreign keys, sequences and commit {total - when:.1f} s")
+    return ", ".join(out)
+
+
+async def copy_million(results: Results, args: argparse.Namespace, work: Path, pg: PgServer) -> None:
+    """11. `cdnstore copy-database` of a SQLite installation of N files (each a version on 3 servers and a
+    history row) into an empty PostgreSQL database: wall time, peak RSS of the copying process, and where
+    the time goes (its CPU, PostgreSQL's CPU, and a bare read of the same rows from SQLite)."""
+    from cdnstore.db import SqliteDatabase
+
+    files = args.copy_files
+    daemon = Daemon(work / "copy", free_port(), "bench-events-token")  # its config: the source's path
+    path = work / "copy" / "cdnstore.sqlite3"
+    db = SqliteDatabase(path)
+    await db.open()
+    started = time.monotonic()
+    await build_files(db, files)
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO history (uuid, user_id, event, object_id, data, created_at) "
+                         "SELECT lower(hex(randomblob(16))), owner_id, 'file.stored', uuid, '{\"server\": \"s1\"}', "
+                         "created_at FROM files")
+    await db.close()
+    built = time.monotonic() - started
+    conn = sqlite3.connect(path)
+    rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in
+               ("users", "servers", "files", "versions", "replicas", "history"))
+    started = time.monotonic()
+    for table in ("users", "servers", "files", "versions", "replicas", "history"):
+        cur = conn.execute(f"SELECT * FROM {table}")
+        while cur.fetchmany(5000):
+            pass
+    read = time.monotonic() - started
+    conn.close()
+    url = pg.createdb("copied")
+    wal = -pg.wal_bytes()
+    before, said = pg.cpu(), load()
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", COPY_CHILD, sys.executable, "-m", "cdnstore", "--config",
+                          str(daemon.config), "copy-database", url], capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.monotonic() - started
+    server = pg.cpu() - before
+    wal += pg.wal_bytes()
+    code, maxrss_kib, cpu = out.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"copy-database failed: {out.stderr}")
+    print(out.stderr, flush=True)
+    results.add(Figure(f"11. copy-database of {files:,} files ({rows:,} rows): seconds", elapsed, "s", None, "",
+                       None, f"{rows / elapsed:,.0f} rows/s; source built in {built:.0f} s; {said}"))
+    results.add(Figure("11. copy-database: peak RSS of the copying process", int(maxrss_kib) / 1024, "MiB"))
+    results.add(Figure("11. copy-database: its CPU seconds / wall seconds", float(cpu), "s", elapsed, "", None,
+                       f"PostgreSQL's CPU {server:.1f} s; a bare fetchmany of the same rows from SQLite {read:.1f} s; "
+                       f"WAL written {wal / MIB:,.0f} MiB; {phases(out.stderr, elapsed)}"))
+
+
+async def moving_up(results: Results, args: argparse.Namespace, work: Path) -> None:
+    pg = PgServer(work / "pg")
+    pg.start()
+    try:
+        if "9" in args.only:
+            print("scenario 9: the download link, SQLite against PostgreSQL", flush=True)
+            await engines_download(results, args, work, pg)
+        if "A" in args.only:
+            print("scenario 10: the job queue, SQLite with 1 daemon against PostgreSQL with 2", flush=True)
+            await engines_queue(results, args, work, pg)
+        if "B" in args.only:
+            print(f"scenario 11: copy-database of {args.copy_files:,} files", flush=True)
+            await copy_million(results, args, work, pg)
+    finally:
+        pg.stop()
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 async def main(args: argparse.Namespace) -> Results:
@@ -545,6 +933,8 @@ async def main(args: argparse.Namespace) -> Results:
         if "6" in args.only:
             print(f"scenario 6: scale, {args.scale_files:,} files", flush=True)
             await scale(results, work, args.scale_files)
+        if set(args.only) & set("9AB"):
+            await moving_up(results, args, work)
     return results
 
 
@@ -628,7 +1018,10 @@ def cli() -> int:
     parser.add_argument("--scale-files", type=int, default=1_000_000, help="files for scenario 6")
     parser.add_argument("--workdir", default=None, help="where the temporary data goes (default: the system's)")
     parser.add_argument("--upload-mib", type=int, default=1024, help="size of the file uploaded in parts (scenario 8)")
-    parser.add_argument("--only", default="12345678", help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together)")
+    parser.add_argument("--copy-files", type=int, default=1_000_000, help="files for scenario 11 (copy-database)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating wrk rounds of scenario 9")
+    parser.add_argument("--only", default="123456789AB",
+                        help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11)")
     args = parser.parse_args()
     if shutil.which("wrk") is None and set(args.only) & set("127"):
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)

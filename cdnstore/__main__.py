@@ -1,5 +1,5 @@
 """The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
-backup | check-config | demo."""
+backup | copy-database | check-config | demo."""
 
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ def parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy the database to PATH (safe while the daemon serves)")
     backup.add_argument("path", metavar="PATH", help="the backup file to write (replaced when it exists)")
     backup.set_defaults(run=cmd_backup)
+    copy = sub.add_parser("copy-database", help="copy everything into the empty PostgreSQL database at URL "
+                          "(stop the daemon first)")
+    copy.add_argument("url", metavar="URL", help="postgresql://user:password@host:port/name (an empty database)")
+    copy.set_defaults(run=cmd_copy_database)
     sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
         run=cmd_check_config)
 
@@ -140,6 +144,27 @@ def cmd_backup(cfg: Config, args: argparse.Namespace) -> int:
         print(f"cdnstore: {exc}", file=sys.stderr)
         return 1
     print(f"backed up {cfg.database.path} to {done.path} ({done.size} bytes, schema version {done.schema_version})")
+    return 0
+
+
+def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
+    from .db.copy import CopyRefused, copy_database
+
+    if not args.url.startswith(("postgresql://", "postgres://")):
+        print("cdnstore: URL must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source = "the PostgreSQL database (database.url)" if cfg.database.url else cfg.database.path
+    # The copy is a snapshot: what a running daemon writes after it began is not in it.
+    print(f"cdnstore: copying {source} as it is now; stop the daemon first, or what it writes from now on "
+          "is not copied", file=sys.stderr)
+    try:
+        done = asyncio.run(copy_database(cfg.database.path, cfg.database.url, args.url,
+                                         lambda line: print(f"cdnstore: {line}", file=sys.stderr, flush=True)))
+    except CopyRefused as exc:
+        print(f"cdnstore: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {sum(done.tables.values())} rows of {len(done.tables)} tables in {done.seconds:.1f} s; "
+          "set database.url to the new database and start the daemons")
     return 0
 
 

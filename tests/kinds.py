@@ -33,6 +33,7 @@ KINDS = {
     "test_problems": UNIT,
     "test_users": UNIT,
     "test_cli": INTEGRATION,
+    "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
     "test_deploy": INTEGRATION,
     "test_devpy": INTEGRATION,

@@ -4,6 +4,7 @@
 - `sqlite.py`: SQLite, the zero-setup default (one writer on the event loop, big work on threads);
 - `postgres.py`: PostgreSQL through asyncpg (a pool; transactions side by side);
 - `dialect.py`: SQL is written once in SQLite's spelling and translated for PostgreSQL there.
+- `copy.py`: `cdnstore copy-database`, everything of one database into an empty PostgreSQL one.
 
 `connect(cfg)` picks the engine from `database.url` (empty: SQLite at `database.path`)."""
 
