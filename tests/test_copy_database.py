@@ -70,6 +70,8 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     await api.app[appkeys.WORKER].drain()
     kept = ids["kept.txt"]
     link = dict((await alice.post(f"/api/v1/files/{kept}/links", json={"password": "open sesame"})).expect(201))
+    (await alice.get(f"/api/v1/files/{kept}/download")).expect(200)
+    await api.app[appkeys.STATS].flush()  # the download statistics' row
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):
         (await alice.delete(f"/api/v1/files/{ids[name]}")).expect(204)
