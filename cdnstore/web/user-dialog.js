@@ -97,10 +97,11 @@ export class UserDialog {
     for (const el of this.form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
     $("#user-title").textContent = user ? `Edit ${user.username}` : "Add a user";
     $("#usr-username-field").hidden = !!user;
-    $("#usr-password-label").textContent = user ? "New password" : "Password";
+    // Not "Password" alone: the sign-in form's field keeps that name to itself.
+    $("#usr-password-label").textContent = user ? "New password" : "Initial password";
     $("#usr-password-hint").textContent = user
       ? "Leave empty to keep the current one. A new password signs them out everywhere."
-      : `At least ${MIN_PASSWORD} characters.`;
+      : `At least ${MIN_PASSWORD} characters; they can change it once signed in.`;
     this.admin.checked = user ? user.is_admin : false;
     for (const input of this.permissionInputs()) input.checked = user ? user.permissions.includes(input.value) : DEFAULTS.has(input.value);
     this.adminChanged();
@@ -134,7 +135,7 @@ export class UserDialog {
 
   /** The first thing the form cannot be saved with, as [input, sentence], or null. @param {ReturnType<UserDialog["values"]>} v */
   problem(v) {
-    if (!this.editing && !v.username) return [this.username, "Fill in a username."];
+    if (!this.editing && !v.username) return [this.username, "Fill in a user name."];
     if ((!this.editing || v.password) && v.password.length < MIN_PASSWORD) {
       return [this.password, `The password needs at least ${MIN_PASSWORD} characters.`];
     }

@@ -108,10 +108,10 @@ export class UsersView {
       user.is_disabled ? "Enable" : "Disable");
     toggle.addEventListener("click", () => this.setDisabled(user, !user.is_disabled, toggle));
     return h("tr", { dataset: { id: user.id, username: name }, class: user.is_disabled ? "disabled" : "" },
-      h("td", { class: "primary-cell", "data-label": "User" },
+      h("td", { class: "primary-cell", "data-label": "User" }, h("span", { class: "user-head" },
         h("span", { class: "user-name" }, name),
         isMe && badge("You", "info", true),
-        user.is_admin && badge("Admin", "info", true)),
+        user.is_admin && badge("Admin", "info", true))),
       h("td", { class: "state-cell", "data-label": "State" }, user.is_disabled ? badge("Disabled", "danger") : badge("Enabled", "ok")),
       h("td", { class: "usage-cell", "data-label": "Usage" }, usageBar(user)),
       h("td", { class: "perm-cell", "data-label": "Permissions" }, permissionsText(user)),
