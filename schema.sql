@@ -12,7 +12,11 @@ CREATE TABLE users (
     permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
-);
+, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT);
+-- is_disabled: no login, sessions ended, share links 410. quota_bytes: NULL no quota. zones: JSON array of the
+-- zones the user's uploads may go to, NULL any. used_bytes: the size of the user's stored current versions,
+-- kept by the files_used_bytes trigger below. deleted_at: the user was deleted (the row stays while their
+-- files are removed). (Added by migration 0005, spelled as SQLite stores an added column.)
 
 -- Refresh tokens are kept by hash: rotation marks the used one, logout revokes it,
 -- and a used token presented again revokes its whole family (it was stolen).
@@ -125,6 +129,14 @@ CREATE TRIGGER replicas_counted_delete AFTER DELETE ON replicas BEGIN
     WHERE id = OLD.server_id;
 END;
 
+-- users.used_bytes follows the current versions of a user's live files, in the transaction that changes them.
+CREATE TRIGGER files_used_bytes AFTER UPDATE OF current_version_id, deleted_at ON files BEGIN
+    UPDATE users SET used_bytes = used_bytes
+        - CASE WHEN OLD.deleted_at IS NULL THEN coalesce((SELECT size FROM versions WHERE id = OLD.current_version_id), 0) ELSE 0 END
+        + CASE WHEN NEW.deleted_at IS NULL THEN coalesce((SELECT size FROM versions WHERE id = NEW.current_version_id), 0) ELSE 0 END
+    WHERE id = NEW.owner_id;
+END;
+
 -- What each user did, newest first (event names in cdnstore/history.py).
 CREATE TABLE history (
     id         INTEGER PRIMARY KEY,
@@ -179,3 +191,13 @@ CREATE TABLE links (
     created_at    TEXT    NOT NULL
 );
 CREATE INDEX links_file ON links (file_id, id DESC);
+
+-- Downloads handed out per storage server and UTC day (YYYY-MM-DD), owners' and share links' alike, with the
+-- bytes of the files behind them. stats.py counts them in memory and adds them here in batches.
+CREATE TABLE download_stats (
+    day       TEXT    NOT NULL,
+    server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    downloads INTEGER NOT NULL DEFAULT 0,
+    bytes     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, server_id)
+) WITHOUT ROWID;

@@ -80,6 +80,9 @@ class User:
     username: str
     is_admin: bool
     permissions: tuple[str, ...]
+    is_disabled: bool = False
+    quota_bytes: int | None = None  # None: no quota
+    zones: tuple[str, ...] | None = None  # None: any zone; else the only zones the user's uploads go to
 
     def can(self, permission: str) -> bool:
         return self.is_admin or permission in self.permissions

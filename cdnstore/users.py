@@ -14,16 +14,24 @@ from .errors import Conflict, InvalidCredentials, NotFound, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import Throttle, address_key, attempt
 
-USER_COLUMNS = "id, uuid, username, is_admin, permissions"
+USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes"
 
 
 def user_from_row(row: Row) -> User:
-    return User(row["uuid"], row["username"], bool(row["is_admin"]), tuple(json.loads(row["permissions"])))
+    zones = None if row["zones"] is None else tuple(json.loads(row["zones"]))
+    return User(row["uuid"], row["username"], bool(row["is_admin"]), tuple(json.loads(row["permissions"])),
+                bool(row["is_disabled"]), row["quota_bytes"], zones)
 
 
-def render_user(user: User) -> dict[str, Any]:
+def render_user(user: User, used_bytes: int) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "is_admin": user.is_admin,
-            "permissions": user.effective_permissions}
+            "permissions": user.effective_permissions, "is_disabled": user.is_disabled,
+            "quota_bytes": user.quota_bytes, "used_bytes": used_bytes,
+            "zones": None if user.zones is None else list(user.zones)}
+
+
+def render_row(row: Row) -> dict[str, Any]:
+    return render_user(user_from_row(row), row["used_bytes"])
 
 
 def new_session_id() -> str:
@@ -86,6 +94,11 @@ class Accounts:
                 return None
             hit = self._cache[user_uuid] = (row["id"], user_from_row(row))
         return hit
+
+    async def answer(self, user: User) -> dict[str, Any]:
+        """The User answer of `user`, with its used_bytes as stored now (never cached: uploads change it)."""
+        used = await self.db.fetchval("SELECT used_bytes FROM users WHERE uuid = ?", (user.id,))
+        return render_user(user, used or 0)
 
     async def internal_id(self, user: User) -> int:
         hit = await self.get(user.id)

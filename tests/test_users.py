@@ -72,3 +72,12 @@ async def test_bad_user_input_is_422_naming_the_field(api: Api) -> None:
      ).problem(422, "unknown_field")
     (await admin.patch("/api/v1/users/00000000-0000-0000-0000-000000000000", json={"is_admin": True})
      ).problem(404, "user_not_found")
+
+
+async def test_a_user_answer_carries_disabled_quota_usage_and_zones(api: Api) -> None:
+    admin = await api.user("root", admin=True)
+    created = (await admin.post("/api/v1/users", json={"username": "alice", "password": "pass-word-1"})).expect(201)
+    assert {k: created[k] for k in ("is_disabled", "quota_bytes", "used_bytes", "zones")} == {
+        "is_disabled": False, "quota_bytes": None, "used_bytes": 0, "zones": None}
+    me = (await admin.get("/api/v1/me")).expect(200)
+    assert me["used_bytes"] == 0 and me["zones"] is None

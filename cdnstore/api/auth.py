@@ -14,7 +14,6 @@ from aiohttp import web
 from .. import appkeys
 from ..errors import Invalid, Unauthorized
 from ..models import User
-from ..users import render_user
 from .endpoint import Router, json_response
 from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
 from .security import SESSION_HEADER, cookie_session, current_user, origin_ip
@@ -26,12 +25,12 @@ REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
 
 
-def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
-                  cookie: bool = False) -> web.Response:
+async def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
+                        cookie: bool = False) -> web.Response:
     accounts = request.app[appkeys.ACCOUNTS]
     response = json_response({"access_token": access, "refresh_token": "" if cookie else refresh,
                               "token_type": "Bearer", "expires_in": accounts.tokens.access_ttl,
-                              "user": render_user(user)})
+                              "user": await accounts.answer(user)})
     if cookie:
         secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
         response.set_cookie(REFRESH_COOKIE, refresh, path=COOKIE_PATH, max_age=accounts.tokens.refresh_ttl,
@@ -71,7 +70,7 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
         body.username, body.password, origin_ip(request))
     if cookie:
         await end_replaced_session(request)
-    return tokens_answer(request, user, access, refresh, cookie=cookie)
+    return await tokens_answer(request, user, access, refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/refresh", summary="Rotate the tokens", tag="auth", auth="none",
@@ -83,7 +82,7 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
     cookie = cookie_session(request)
     user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(
         refresh_token_of(request, body, cookie))
-    return tokens_answer(request, user, access, new_refresh, cookie=cookie)
+    return await tokens_answer(request, user, access, new_refresh, cookie=cookie)
 
 
 @endpoint("POST", "/api/v1/auth/logout", summary="Log out", tag="auth", auth="none", body=RefreshIn,
@@ -102,4 +101,4 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
 
 @endpoint("GET", "/api/v1/me", summary="The caller", tag="auth", responses={200: UserOut}, errors=(401,))
 async def me(request: web.Request) -> web.Response:
-    return json_response(render_user(current_user(request)))
+    return json_response(await request.app[appkeys.ACCOUNTS].answer(current_user(request)))

@@ -81,6 +81,11 @@ class UserOut(Out):
     username: str
     is_admin: bool
     permissions: list[str]
+    is_disabled: bool = Field(description="a disabled user cannot log in; their sessions and share links stop")
+    quota_bytes: int | None = Field(description="the most bytes of stored files the user may have; null: no quota")
+    used_bytes: int = Field(description="the size of the user's stored files (their current versions)")
+    zones: list[str] | None = Field(description="the only zones the user's uploads go to (data residency); "
+                                    "null: any zone")
 
 
 class TokensOut(Out):

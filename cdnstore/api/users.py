@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import appkeys
 from ..pagination import PageQuery, page
-from ..users import render_user, user_from_row
+from ..users import render_row
 from .endpoint import Router, json_response
 from .schemas import UserCreate, UserList, UserOut, UserPatch
 
@@ -21,7 +21,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     user = await request.app[appkeys.ACCOUNTS].create(
         body.username, body.password, is_admin=body.is_admin,
         permissions=None if body.permissions is None else list(body.permissions))
-    return json_response(render_user(user), status=201)
+    return json_response(await request.app[appkeys.ACCOUNTS].answer(user), status=201)
 
 
 @endpoint("GET", "/api/v1/users", summary="List users", tag="users", admin=True, query=PageQuery,
@@ -29,7 +29,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
 async def list_users(request: web.Request, query: PageQuery) -> web.Response:
     rows = await request.app[appkeys.ACCOUNTS].page(query.limit, query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"],
-                              lambda r: render_user(user_from_row(r))))
+                              render_row))
 
 
 @endpoint("PATCH", "/api/v1/users/{id}", summary="Change a user", tag="users", admin=True,
@@ -38,4 +38,4 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     """A new password ends the user's sessions (their refresh tokens stop working)."""
     user = await request.app[appkeys.ACCOUNTS].update(
         request.match_info["id"], **body.model_dump(exclude_unset=True))
-    return json_response(render_user(user))
+    return json_response(await request.app[appkeys.ACCOUNTS].answer(user))
