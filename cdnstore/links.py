@@ -4,7 +4,8 @@ expiry and download limit; created, listed and revoked by the file's owner.
 - The token is the capability: `secrets.token_urlsafe(32)` (256 random bits), stored as is because the
   owner's list shows it in every Link (the contract). Revoking deletes the row, so a revoked token is
   404 `link_not_found`, exactly like one that never existed.
-- A link that expired, whose downloads are used up, or whose file was deleted is 410 `link_expired`.
+- A link that expired, whose downloads are used up, whose file was deleted or whose owner is disabled is
+  410 `link_expired`.
 - Passwords are argon2id hashes (`Passwords`, in a thread). A password is verified before a download is
   counted, and never inside a transaction. Wrong passwords are throttled per link and per client address;
   the window ends, so the right password works again after it.
@@ -30,7 +31,8 @@ from .throttle import Throttle, attempt
 LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
     l.created_at, f.uuid AS file_uuid"""
 # A public lookup also needs the file's name, size, owner and whether it is deleted.
-PUBLIC_QUERY = f"""SELECT {LINK_COLUMNS}, f.owner_id, f.name, f.deleted_at, coalesce(v.size, 0) AS size
+PUBLIC_QUERY = f"""SELECT {LINK_COLUMNS}, f.owner_id, f.name, f.deleted_at, coalesce(v.size, 0) AS size,
+    (SELECT is_disabled FROM users WHERE id = f.owner_id) AS owner_disabled
     FROM links l JOIN files f ON f.id = l.file_id
     LEFT JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)
     WHERE l.token = ?"""
@@ -126,6 +128,8 @@ class Links:
             raise NotFound("no such link (it may have been revoked)", code="link_not_found")
         if row["deleted_at"] is not None:
             raise Gone("the file of this link was deleted", code="link_expired")
+        if row["owner_disabled"]:
+            raise Gone("the owner of this link is disabled", code="link_expired")
         if row["expires_at"] is not None and row["expires_at"] <= now_iso():
             raise Gone(f"this link expired at {row['expires_at']}", code="link_expired")
         if row["max_downloads"] is not None and row["downloads"] >= row["max_downloads"]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .auth import Passwords, Tokens, token_hash
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, InvalidCredentials, NotFound, Unauthorized
+from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import Throttle, address_key, attempt
+
+if TYPE_CHECKING:
+    from .jobs import JobQueue
 
 USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes"
 
@@ -34,6 +38,27 @@ def render_row(row: Row) -> dict[str, Any]:
     return render_user(user_from_row(row), row["used_bytes"])
 
 
+class Unset:
+    """The type of UNSET: an argument not given (where None means something)."""
+
+
+UNSET = Unset()
+
+
+def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
+    """A user's zones must be zones of registered servers (422 naming the others)."""
+    unknown = sorted(set(zones or ()) - set(known))
+    if unknown:
+        raise Invalid("zones", f"no registered server is in the zone(s) {', '.join(map(repr, unknown))}; "
+                      f"known zones: {', '.join(map(repr, sorted(set(known)))) or 'none'}")
+
+
+# A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
+LIVE = "deleted_at IS NULL"
+# What takes a user away from the enabled administrators.
+UNADMINS = (("is_admin", False), ("is_disabled", True))
+
+
 def new_session_id() -> str:
     return secrets.token_urlsafe(16)
 
@@ -53,8 +78,10 @@ class Accounts:
     daemons share one database, each must also learn of sessions ended by the others: a notification
     (PostgreSQL LISTEN/NOTIFY) calling `forget_session` is the hook for that; it is not built yet."""
 
-    def __init__(self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens) -> None:
+    def __init__(self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *,
+                 default_quota: int = 0) -> None:
         self.db = db
+        self.default_quota = default_quota  # users.default_quota_bytes: new users' quota (0: none)
         self.passwords = passwords
         self.tokens = tokens
         # Failures count per (username, address) and per address, never per username alone: that
@@ -67,29 +94,41 @@ class Accounts:
     # --- users -------------------------------------------------------------------------------
 
     async def create(self, username: str, password: str, *, is_admin: bool = False,
-                     permissions: list[str] | None = None) -> User:
+                     permissions: list[str] | None = None, quota_bytes: int | Unset | None = UNSET,
+                     zones: list[str] | None = None) -> User:
+        return user_from_row(await self.create_row(username, password, is_admin=is_admin, permissions=permissions,
+                                                   quota_bytes=quota_bytes, zones=zones))
+
+    async def create_row(self, username: str, password: str, *, is_admin: bool = False,
+                         permissions: list[str] | None = None, quota_bytes: int | Unset | None = UNSET,
+                         zones: list[str] | None = None) -> Row:
+        """The new user's row. `quota_bytes` not given: users.default_quota_bytes (0: none)."""
         password_hash = await self.passwords.hash(password)
         now = now_iso()
+        if isinstance(quota_bytes, Unset):
+            quota_bytes = self.default_quota or None
         taken = Conflict(f"the username {username!r} is taken", code="username_taken")
         try:
             async with self.db.transaction() as tx:
                 if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
                     raise taken
                 row = await tx_fetchone(
-                    tx, f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, created_at,"
-                    f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    tx, f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
+                    f"zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
                     (str(uuid.uuid4()), username, password_hash, int(is_admin),
-                     json.dumps(normalize_permissions(permissions)), now, now))
+                     json.dumps(normalize_permissions(permissions)), quota_bytes,
+                     None if zones is None else json.dumps(sorted(set(zones))), now, now))
         except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
             raise taken from None
         assert row is not None
-        return user_from_row(row)
+        return row
 
     async def get(self, user_uuid: str) -> tuple[int, User] | None:
         """(internal id, User) for a uuid, from the cache when possible."""
         hit = self._cache.get(user_uuid)
         if hit is None:
-            row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ?", (user_uuid,))
+            row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}",
+                                         (user_uuid,))
             if row is None:
                 return None
             hit = self._cache[user_uuid] = (row["id"], user_from_row(row))
@@ -107,29 +146,126 @@ class Accounts:
         return hit[0]
 
     async def page(self, limit: int, after: int | None) -> list[Row]:
-        return await self.db.fetchall(
-            f"SELECT {USER_COLUMNS} FROM users WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit + 1))
+        return await self.db.fetchall(f"SELECT {USER_COLUMNS} FROM users WHERE id > ? AND {LIVE} ORDER BY id LIMIT ?",
+                                      (after or 0, limit + 1))
 
-    async def update(self, user_uuid: str, *, password: str | None = None, is_admin: bool | None = None,
-                     permissions: list[str] | None = None) -> User:
-        changes: dict[str, Any] = {}
-        if password is not None:
-            changes["password_hash"] = await self.passwords.hash(password)
-        if is_admin is not None:
-            changes["is_admin"] = int(is_admin)
-        if permissions is not None:
-            changes["permissions"] = json.dumps(normalize_permissions(permissions))
-        changes["updated_at"] = now_iso()
-        assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    async def row(self, user_uuid: str) -> Row:
+        row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
+        if row is None:
+            raise NotFound("no such user", code="user_not_found")
+        return row
+
+    async def uuid_of(self, username: str) -> str:
+        """The uuid of the user named `username` (the command line names users)."""
+        found = await self.db.fetchval(f"SELECT uuid FROM users WHERE username = ? AND {LIVE}", (username,))
+        if found is None:
+            raise NotFound(f"no user is named {username!r}", code="user_not_found")
+        return str(found)
+
+    async def files_outside_zones(self, rows: list[Row]) -> dict[int, int]:
+        """For users limited to zones (rows of USER_COLUMNS): how many of their stored files are in other zones
+        (uploaded before the zones were set: changing zones moves nothing). Internal id -> count."""
+        limited = {r["id"]: set(json.loads(r["zones"])) for r in rows if r["zones"] is not None}
+        if not limited:
+            return {}
+        marks = ", ".join("?" * len(limited))
+        counts = await self.db.fetchall(
+            "SELECT f.owner_id, v.zone, count(*) AS n FROM files f JOIN versions v ON v.id = f.current_version_id "
+            f"WHERE f.owner_id IN ({marks}) AND f.deleted_at IS NULL GROUP BY f.owner_id, v.zone", tuple(limited))
+        out = dict.fromkeys(limited, 0)
+        for c in counts:
+            if c["zone"] not in limited[c["owner_id"]]:
+                out[c["owner_id"]] += c["n"]
+        return out
+
+    async def update(self, user_uuid: str, changes: Mapping[str, Any]) -> Row:
+        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones); their row.
+        409 `last_admin` when no enabled administrator would be left. A new password or disabling ends every
+        session of the user."""
+        values: dict[str, Any] = {}
+        if changes.get("password") is not None:
+            values["password_hash"] = await self.passwords.hash(changes["password"])
+        for flag in ("is_admin", "is_disabled"):
+            if changes.get(flag) is not None:
+                values[flag] = int(changes[flag])
+        if changes.get("permissions") is not None:
+            values["permissions"] = json.dumps(normalize_permissions(changes["permissions"]))
+        if "quota_bytes" in changes:
+            values["quota_bytes"] = changes["quota_bytes"]
+        if "zones" in changes:
+            values["zones"] = None if changes["zones"] is None else json.dumps(sorted(set(changes["zones"])))
+        values["updated_at"] = now_iso()
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, f"UPDATE users SET {assignments} WHERE uuid = :uuid "
-                                    f"RETURNING {USER_COLUMNS}", {**changes, "uuid": user_uuid})
+            if any(changes.get(flag) is value for flag, value in UNADMINS):
+                await self._keep_an_admin(tx, user_uuid)
+            row = await tx_fetchone(tx, f"UPDATE users SET {assignments} WHERE uuid = :uuid AND {LIVE} "
+                                    f"RETURNING {USER_COLUMNS}", {**values, "uuid": user_uuid})
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
         self._cache.pop(user_uuid, None)
-        if password is not None:  # a new password ends every session of the old one
+        if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
             await self.end_sessions(row["id"])
-        return user_from_row(row)
+        return row
+
+    async def _keep_an_admin(self, tx: Tx, leaving_uuid: str) -> None:
+        """409 `last_admin` when the user `leaving_uuid` is the only enabled administrator. On PostgreSQL the
+        administrators' rows are locked (in id order) until the transaction ends, so that two admins demoting
+        each other at once are serialised: the second sees the first's change and is refused."""
+        admins = await tx_fetchall(tx, f"SELECT uuid FROM users WHERE is_admin = 1 AND is_disabled = 0 AND {LIVE} "
+                                   f"ORDER BY id{self.db.for_update}")
+        uuids = {a["uuid"] for a in admins}
+        if leaving_uuid in uuids and len(uuids) == 1:
+            raise Conflict("this is the last enabled administrator: make another one first", code="last_admin")
+
+    async def change_own_password(self, user: User, session: str, current: str, new: str, client_ip: str) -> None:
+        """PATCH /me: the caller's new password, given the current one (403 `invalid_credentials` else, throttled
+        like logins). Every other session of the user ends; the caller's own stays."""
+        address = address_key(client_ip)
+        checks = ((self._by_account, f"{user.username.lower()}|{address}"), (self._by_address, address))
+        with attempt(checks, "too many wrong passwords") as trying:
+            stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
+            if not await self.passwords.verify(stored, current):
+                trying.failed()
+                raise Forbidden("the current password is wrong", code="invalid_credentials")
+        self._by_account.reset(checks[0][1])
+        password_hash = await self.passwords.hash(new)
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(tx, f"UPDATE users SET password_hash = ?, updated_at = ? WHERE uuid = ? AND {LIVE}"
+                                    " RETURNING id", (password_hash, now_iso(), user.id))
+        if row is None:
+            raise Unauthorized("the user no longer exists")
+        await self.end_sessions(row["id"], keep=session)
+
+    async def delete(self, user_uuid: str, jobs: JobQueue) -> None:
+        """Delete a user: their files are deleted as a file delete is (removed from every server in the
+        background, by jobs enqueued here), their links and history go, their sessions end. The row stays,
+        renamed and without a password, while the files' removal jobs refer to it. 409 `last_admin`."""
+        now = now_iso()
+        async with self.db.transaction(offload=True) as tx:
+            target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
+            if target is None:
+                raise NotFound("no such user", code="user_not_found")
+            await self._keep_an_admin(tx, user_uuid)
+            owner = target["id"]
+            live = await tx_fetchall(tx, "SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE "
+                                     "f.owner_id = ? AND v.status IN ('uploading', 'stored')", (owner,))
+            await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE owner_id = ? "
+                             "AND deleted_at IS NULL", (now, now, owner))
+            await tx.execute("UPDATE versions SET status = 'deleted' WHERE status IN ('uploading', 'stored') AND "
+                             "file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
+            ids = [v["id"] for v in live]
+            for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
+                await jobs.enqueue_removals(tx, ids[start:start + 10_000])
+            await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
+            await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
+            ended = await self._end_where(tx, "user_id = ?", (owner,), now)
+            # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
+            await tx.execute("UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
+                             "deleted_at = ?, updated_at = ? WHERE id = ?", (f"deleted:{user_uuid}", now, now, owner))
+        self._cache.pop(user_uuid, None)
+        for session in ended:
+            self.forget_session(session)
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -144,6 +280,8 @@ class Accounts:
         hit = await self.get(claims.user_uuid)
         if hit is None:
             raise Unauthorized("the user of this token no longer exists")
+        if hit[1].is_disabled:
+            raise Unauthorized("this user is disabled")
         return hit[1]
 
     async def _read_ended(self, session: str) -> bool:
@@ -185,6 +323,8 @@ class Accounts:
         assert row is not None
         self._by_account.reset(checks[0][1])  # the address's count stays: it may be guessing others
         user = user_from_row(row)
+        if user.is_disabled:  # (said only to whoever knows the password)
+            raise InvalidCredentials("this user is disabled; an administrator can enable it again")
         session = new_session_id()
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)",
@@ -214,8 +354,8 @@ class Accounts:
             self.forget_session(row["family"])
             raise Unauthorized("the refresh token was already used; every session of it is ended")
         hit = await self.get(claims.user_uuid)
-        if hit is None:
-            raise Unauthorized("the user no longer exists")
+        if hit is None or hit[1].is_disabled:
+            raise Unauthorized("the user no longer exists or is disabled")
         return hit[1], self.tokens.access(claims.user_uuid, row["family"]), new_refresh
 
     async def logout(self, refresh_token: str) -> None:

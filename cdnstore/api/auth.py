@@ -15,8 +15,8 @@ from .. import appkeys
 from ..errors import Invalid, Unauthorized
 from ..models import User
 from .endpoint import Router, json_response
-from .schemas import LoginIn, RefreshIn, TokensOut, UserOut
-from .security import SESSION_HEADER, cookie_session, current_user, origin_ip
+from .schemas import LoginIn, MePatch, RefreshIn, TokensOut, UserOut
+from .security import SESSION_HEADER, bearer, cookie_session, current_user, origin_ip
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
@@ -102,3 +102,15 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
 @endpoint("GET", "/api/v1/me", summary="The caller", tag="auth", responses={200: UserOut}, errors=(401,))
 async def me(request: web.Request) -> web.Response:
     return json_response(await request.app[appkeys.ACCOUNTS].answer(current_user(request)))
+
+
+@endpoint("PATCH", "/api/v1/me", summary="Change your password", tag="auth", body=MePatch,
+          responses={200: UserOut}, errors=(400, 401, 403, 422, 429))
+async def change_password(request: web.Request, body: MePatch) -> web.Response:
+    """With the current password (403 `invalid_credentials` when wrong; repeated failures 429 like logins).
+    Every other session of the user ends (their access and refresh tokens answer 401); this one stays."""
+    accounts = request.app[appkeys.ACCOUNTS]
+    session = accounts.tokens.read_access(bearer(request)).session
+    user = current_user(request)
+    await accounts.change_own_password(user, session, body.current_password, body.password, origin_ip(request))
+    return json_response(await accounts.answer(user))

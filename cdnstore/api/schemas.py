@@ -86,6 +86,8 @@ class UserOut(Out):
     used_bytes: int = Field(description="the size of the user's stored files (their current versions)")
     zones: list[str] | None = Field(description="the only zones the user's uploads go to (data residency); "
                                     "null: any zone")
+    files_outside_zones: int = unset("in the users answers (admins) only: the user's stored files in zones "
+                                     "outside `zones` (stored before the zones were set; nothing is moved)")
 
 
 class TokensOut(Out):
@@ -96,17 +98,34 @@ class TokensOut(Out):
     user: UserOut
 
 
+QuotaBytes = Annotated[int, Field(ge=0, le=2**62)]
+Zones = Annotated[list[Text], Field(min_length=1, max_length=100,
+                                    description="zones of registered servers (422 naming any other)")]
+
+
 class UserCreate(Body):
+    """`quota_bytes` absent: users.default_quota_bytes; null: no quota. `zones` absent or null: any zone."""
     username: Username
     password: Password
     is_admin: bool = False
     permissions: list[Permission] | None = None
+    quota_bytes: QuotaBytes | None = unset("absent: users.default_quota_bytes; null: no quota")
+    zones: Zones | None = None
 
 
 class UserPatch(Patch):
+    """`quota_bytes` null: no quota. `zones` null: any zone; changing zones moves no file already stored."""
     password: Password = unset()
     is_admin: bool = unset()
     permissions: list[Permission] = unset()
+    is_disabled: bool = unset()
+    quota_bytes: QuotaBytes | None = None
+    zones: Zones | None = None
+
+
+class MePatch(Body):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    password: Password
 
 
 class UserList(Out):
