@@ -77,6 +77,7 @@
  * @property {number} used_bytes the size of the user's stored files (current versions)
  * @property {string[] | null} zones null: any zone; else the only zones their uploads go to
  * @property {number} [files] how many files they have, when the daemon says
+ * @property {number} [files_outside_zones] in the users list (admins): their stored files outside `zones`
  */
 
 /** @typedef {{ day: string, server: string, downloads: number, bytes: number }} DownloadStat one server's UTC day */

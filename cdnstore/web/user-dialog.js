@@ -39,8 +39,6 @@ export class UserDialog {
     this.on = on;
     /** @type {User | null} the user being edited; null while creating one */
     this.editing = null;
-    /** @type {string[]} */
-    this.zones = [];
     this.shownQuota = ""; // the quota as the form showed it: left as it was, it is not sent again rounded
     this.dialog = $("#user-dialog", HTMLDialogElement);
     this.form = $("#user-form", HTMLFormElement);
@@ -91,7 +89,6 @@ export class UserDialog {
   /** @param {User | null} user @param {string[]} zones the zones of the registered servers */
   open(user, zones) {
     this.editing = user;
-    this.zones = zones;
     this.form.reset();
     this.error.textContent = "";
     for (const el of this.form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
@@ -114,6 +111,7 @@ export class UserDialog {
       h("input", { type: "checkbox", name: "zones", value: zone, checked: chosen.has(zone) }), zone)));
     $("#usr-zones-empty").hidden = all.length > 0;
     $("#usr-zones-hint").hidden = !user;
+    $("#usr-quota-hint").textContent = user ? "Leave empty for no quota." : "Leave empty for the default quota of new users (none unless the daemon sets one).";
     if (!this.dialog.open) this.dialog.showModal();
     (user ? this.password : this.username).focus();
   }
@@ -171,22 +169,14 @@ export class UserDialog {
     }
   }
 
-  /** A new user, then their quota and zones (which POST /users does not take).
+  /** A new user. Without a quota given, the daemon gives them its default one (users.default_quota_bytes).
    * @param {ReturnType<UserDialog["values"]>} v @returns {Promise<User>} */
-  async create(v) {
-    /** @type {User} */
-    const user = await this.session.post("/users", {
-      username: v.username, password: v.password, is_admin: v.is_admin, permissions: v.is_admin ? undefined : v.permissions,
-    });
-    if (v.quota_bytes === null && v.zones === null) return user;
-    try {
-      return await this.session.patch(`/users/${user.id}`, { quota_bytes: v.quota_bytes, zones: v.zones });
-    } catch (err) {
-      // They exist now: the dialog goes on editing them (a second Save must not create them twice).
-      this.on.saved(user);
-      this.open(user, this.zones);
-      throw err;
-    }
+  create(v) {
+    /** @type {Record<string, any>} */
+    const body = { username: v.username, password: v.password, is_admin: v.is_admin, zones: v.zones };
+    if (!v.is_admin) body.permissions = v.permissions;
+    if (v.quota_bytes !== null) body.quota_bytes = v.quota_bytes;
+    return this.session.post("/users", body);
   }
 
   /** Only what changed. @param {User} user @param {ReturnType<UserDialog["values"]>} v @returns {Promise<User>} */

@@ -101,9 +101,13 @@ export class UsersView {
   /** @param {User} user @param {boolean} isMe */
   row(user, isMe) {
     const name = user.username;
+    const outside = user.files_outside_zones || 0;
     const zones = user.zones === null
       ? h("span", { class: "muted" }, "Any zone")
-      : h("span", { class: "zone-list" }, user.zones.map((z) => h("span", { class: "zone-tag" }, z)));
+      : h("span", { class: "zone-list" }, user.zones.map((z) => h("span", { class: "zone-tag" }, z)),
+        outside > 0 && h("span", {
+          class: "badge warn outside", title: "Stored before their zones were set: changing zones moves no file.",
+        }, `${plural(outside, "file")} outside`));
     const toggle = h("button", { type: "button", class: "small", "aria-label": `${user.is_disabled ? "Enable" : "Disable"} ${name}` },
       user.is_disabled ? "Enable" : "Disable");
     toggle.addEventListener("click", () => this.setDisabled(user, !user.is_disabled, toggle));
