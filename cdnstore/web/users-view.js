@@ -108,8 +108,8 @@ export class UsersView {
         outside > 0 && h("span", {
           class: "badge warn outside", title: "Stored before their zones were set: changing zones moves no file.",
         }, `${plural(outside, "file")} outside`));
-    const toggle = h("button", { type: "button", class: "small", "aria-label": `${user.is_disabled ? "Enable" : "Disable"} ${name}` },
-      user.is_disabled ? "Enable" : "Disable");
+    const verb = user.is_disabled ? "Enable" : "Disable";
+    const toggle = h("button", { type: "button", class: "small", "aria-label": `${verb} ${name}` }, verb);
     toggle.addEventListener("click", () => this.setDisabled(user, !user.is_disabled, toggle));
     return h("tr", { dataset: { id: user.id, username: name }, class: user.is_disabled ? "disabled" : "" },
       h("td", { class: "primary-cell", "data-label": "User" }, h("span", { class: "user-head" },
