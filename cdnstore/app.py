@@ -110,7 +110,8 @@ async def geoip(app: web.Application) -> AsyncIterator[None]:
 async def accounts(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG].auth
     passwords = await asyncio.to_thread(Passwords, cfg)
-    app[appkeys.ACCOUNTS] = Accounts(app[appkeys.DB], cfg, passwords, Tokens(cfg))
+    app[appkeys.ACCOUNTS] = Accounts(app[appkeys.DB], cfg, passwords, Tokens(cfg),
+                                     default_quota=app[appkeys.CONFIG].users.default_quota_bytes)
     yield
 
 

@@ -174,6 +174,10 @@ class LinksConfig(Section):
         return self
 
 
+class UsersConfig(Section):
+    default_quota_bytes: int = Field(0, ge=0)  # the quota_bytes of new users; 0: no quota
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -193,6 +197,7 @@ class Config(Section):
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
     links: LinksConfig = LinksConfig()
+    users: UsersConfig = UsersConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:

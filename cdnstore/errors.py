@@ -83,6 +83,12 @@ class TooManyAttempts(CdnError):
         self.headers["Retry-After"] = str(max(1, retry_after))
 
 
+class QuotaExceeded(CdnError):
+    """RFC 4918's 507: the user's quota has no room for this; the problem says how much is left."""
+
+    status, code, title = 507, "quota_exceeded", "Quota exceeded"
+
+
 class Unavailable(CdnError):
     status, code, title = 503, "unavailable", "Service unavailable"
 

@@ -11,11 +11,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from . import history
+from . import history, quotas
 from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
@@ -141,7 +141,9 @@ class Files:
     # --- uploads --------------------------------------------------------------------------------
 
     async def announce(self, owner_id: int, name: str, size: int, content_type: str,
-                       client: Point | None) -> Upload:
+                       client: Point | None, zones: Collection[str] | None = None) -> Upload:
+        """A new upload to the nearest server that takes uploads, among `zones` when given (the owner's data
+        residency: every copy stays in the zone of the server that stores it first)."""
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
                            code="file_too_large")
@@ -151,9 +153,11 @@ class Files:
                 raise TooManyAttempts(f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
                                       retry_after=int(wait) + 1, code="too_many_uploads")
             self._announced.fail(str(owner_id))  # counted, failed or not
-        server = nearest([s for s in self.servers.all() if s.takes_uploads], client)
+        server = nearest([s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)],
+                         client)
         if server is None:
-            raise Unavailable("no storage server is on, active and up", code="no_server_available")
+            where = f" in your zones ({', '.join(sorted(zones))})" if zones is not None else ""
+            raise Unavailable(f"no storage server is on, active and up{where}", code="no_server_available")
         key = uuid.uuid4().hex
         part_size = part_size_for(size) if size > self.uploads.multipart_threshold else None
         upload_id = None
@@ -185,6 +189,7 @@ class Files:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
+            await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
             existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
                                          "AND deleted_at IS NULL", (owner_id, name))
             created = False

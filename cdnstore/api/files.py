@@ -57,14 +57,17 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
 
 @endpoint("POST", "/api/v1/files", summary="Start an upload", tag="files", permission="can_upload_file",
           body=FileCreate, responses={201: FileUploadOut, 200: FileUploadOut},
-          errors=(400, 401, 403, 413, 422, 429, 503))
+          errors=(400, 401, 403, 413, 422, 429, 503, 507))
 async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     """Answers a presigned PUT on the nearest server that is on and active: PUT the bytes to `upload.url`
     with exactly `upload.headers`. A name you already have starts a new version of that file (200); its
     previous content stays downloadable until the new content is stored. 429 `too_many_uploads` past
-    `uploads.max_per_minute` announcements a minute."""
+    `uploads.max_per_minute` announcements a minute. 507 `quota_exceeded` when the upload would pass your
+    `quota_bytes` (stored files plus uploads in progress; a new version counts what it adds); the problem
+    says how much is left (`available_bytes`). With `zones` set, the nearest server among those zones."""
     upload = await request.app[appkeys.FILES].announce(
-        await caller_id(request), body.name, body.size, body.content_type, client_location(request))
+        await caller_id(request), body.name, body.size, body.content_type, client_location(request),
+        current_user(request).zones)
     return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
 
 

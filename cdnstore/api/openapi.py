@@ -18,7 +18,7 @@ REF = "#/components/schemas/{model}"
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect to the URL", 400: "Malformed JSON",
                401: "Not authenticated", 403: "Not allowed", 404: "Not found", 409: "Conflict",
                410: "Gone", 413: "Too large", 422: "Invalid fields", 429: "Too many attempts",
-               503: "Unavailable"}
+               503: "Unavailable", 507: "Quota exceeded"}
 
 
 def build(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
