@@ -638,6 +638,11 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     await expect(usage).to_have_text("750 kB of 1.0 MB used (75%)")
     await expect(usage.get_by_role("meter")).to_have_attribute("aria-valuenow", "750000")
     await shot(page, "18-usage", full_page=False)
+    # Past the quota: the upload does not start, and says how much is left.
+    await page.set_input_files("#file-input", files=[
+        {"name": "too-big.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(400_000)}])
+    refused = page.locator(".upload.failed", has_text="too-big.bin").locator(".status")
+    await expect(refused).to_contain_text("only 250000 are left of the quota")
     await page.get_by_role("button", name="Delete first.bin").click()
     await page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
     await expect(usage).to_have_text("500 kB of 1.0 MB used (50%)")
