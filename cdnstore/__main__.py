@@ -1,4 +1,5 @@
-"""The command line: cdnstore [--config PATH] init | serve | user add | jobs | scrub | backup | check-config | demo."""
+"""The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
+backup | check-config | demo."""
 
 from __future__ import annotations
 
@@ -57,6 +58,17 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="the user is an administrator")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=cmd_user_add)
+    for change, text in (("disable", "disable a user: no login, every session ends, share links answer 410"),
+                         ("enable", "enable a disabled user again"),
+                         ("delete", "delete a user, their files (removed from every server by the daemon's "
+                                    "jobs), links and history")):
+        changing = user.add_parser(change, help=text)
+        changing.add_argument("name")
+        changing.set_defaults(run=cmd_user_change, change=change)
+    passwd = user.add_parser("passwd", help="set a user's password (every session of the user ends)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    passwd.set_defaults(run=cmd_user_passwd)
 
     jobs = sub.add_parser("jobs", help="the job queue").add_subparsers(dest="jobs_command", required=True)
     listing = jobs.add_parser("list", help="list open and failed jobs")
@@ -166,14 +178,21 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_add(cfg: Config, args: argparse.Namespace) -> int:
+def read_password(args: argparse.Namespace) -> str | None:
+    """From standard input (--password-stdin) or asked twice; None when the two differ."""
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if password != getpass.getpass("again: "):
-            print("cdnstore: the passwords differ", file=sys.stderr)
-            return 1
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"password for {args.name}: ")
+    if password != getpass.getpass("again: "):
+        print("cdnstore: the passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_user_add(cfg: Config, args: argparse.Namespace) -> int:
+    password = read_password(args)
+    if password is None:
+        return 1
     user = asyncio.run(_add_user(cfg, args.name, password, args.admin))
     print(f"created user {user.username} ({user.id}){' as administrator' if user.is_admin else ''}")
     return 0
@@ -194,6 +213,41 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
         return await accounts.create(body.username, body.password, is_admin=body.is_admin)
     finally:
         await db.close()
+
+
+def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
+    """disable, enable or delete; refused (last_admin) when no enabled administrator would be left."""
+    async def run() -> None:
+        async with offline(cfg) as app:
+            accounts = app[appkeys.ACCOUNTS]
+            user_uuid = await accounts.uuid_of(args.name)
+            if args.change == "delete":
+                await accounts.delete(user_uuid, app[appkeys.JOBS])
+            else:
+                await accounts.update(user_uuid, {"is_disabled": args.change == "disable"})
+    asyncio.run(run())
+    done = {"disable": "disabled (their sessions ended)", "enable": "enabled",
+            "delete": "deleted; the daemon removes their files from the storage servers"}[args.change]
+    print(f"user {args.name} {done}")
+    return 0
+
+
+def cmd_user_passwd(cfg: Config, args: argparse.Namespace) -> int:
+    from .api.endpoint import validate
+    from .api.schemas import UserPatch
+
+    password = read_password(args)
+    if password is None:
+        return 1
+    body = validate(UserPatch, {"password": password})
+
+    async def run() -> None:
+        async with offline(cfg) as app:
+            accounts = app[appkeys.ACCOUNTS]
+            await accounts.update(await accounts.uuid_of(args.name), {"password": body.password})
+    asyncio.run(run())
+    print(f"user {args.name} has a new password (their sessions ended)")
+    return 0
 
 
 @contextlib.asynccontextmanager

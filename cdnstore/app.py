@@ -22,6 +22,7 @@ from .api import links as links_api
 from .api import ops as ops_api
 from .api import pages as pages_api
 from .api import servers as servers_api
+from .api import stats as stats_api
 from .api import users as users_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
@@ -43,6 +44,7 @@ from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
 from .servers import ServerRegistry
+from .stats import DownloadStats
 from .storage import Storage
 from .tasks import every, running
 from .uploads import Uploads
@@ -53,6 +55,7 @@ from .users import Accounts
 ROUTES: tuple[Endpoint, ...] = (
     *auth_api.ROUTES, *events_api.ROUTES, *files_api.ROUTES, *history_api.ROUTES, *jobs_api.ROUTES,
     *links_api.ROUTES, *ops_api.ROUTES, *pages_api.ROUTES, *servers_api.ROUTES, *users_api.ROUTES,
+    *stats_api.ROUTES,
 )
 
 
@@ -87,7 +90,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     db = app[appkeys.DB] = connect(app[appkeys.CONFIG].database)
     await db.open()
     writer = app[appkeys.HISTORY] = HistoryWriter(db)
-    async with running({"history-writer": writer.run(), "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
+    stats = app[appkeys.STATS] = DownloadStats(db)
+    async with running({"history-writer": writer.run(), "download-stats": stats.run(),
+                        "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
         yield
     await db.close()
 

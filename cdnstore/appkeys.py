@@ -19,6 +19,7 @@ from .metrics import Metrics
 from .models import User
 from .scrub import Scrubber
 from .servers import ServerRegistry
+from .stats import DownloadStats
 from .storage import Storage
 from .uploads import Uploads
 from .users import Accounts
@@ -32,6 +33,7 @@ SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")
 UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads")
 HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
+STATS: web.AppKey[DownloadStats] = web.AppKey("stats")
 LINKS: web.AppKey[Links] = web.AppKey("links")
 JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")

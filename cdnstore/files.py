@@ -73,6 +73,7 @@ class Download:
     expires_at: str
     server: Server
     name: str
+    size: int = 0  # bytes of the content handed out (download statistics)
 
 
 class Files:
@@ -364,7 +365,7 @@ class Files:
                        ttl: int | None = None) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id) AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
             "WHERE f.uuid = ? AND f.deleted_at IS NULL", (file_uuid,))
@@ -377,7 +378,7 @@ class Files:
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
         url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
-        return Download(url, expires_at, server, row["name"])
+        return Download(url, expires_at, server, row["name"], row["size"])
 
     def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
         """A presigned GET and when it expires. A URL signed in the last minute is handed out again

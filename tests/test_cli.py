@@ -78,6 +78,37 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert short.returncode == 1 and "password" in short.stderr
 
 
+def test_user_disable_enable_passwd_and_delete_never_leave_no_enabled_admin(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    for name, admin in (("root", ["--admin"]), ("alice", [])):
+        assert cdnstore("user", "add", name, *admin, "--password-stdin", cwd=tmp_path, stdin="pass-word-1\n"
+                        ).returncode == 0
+    conn = sqlite3.connect(tmp_path / "var" / "cdnstore.sqlite3")
+
+    def row(name: str) -> tuple[Any, ...]:
+        return conn.execute("SELECT is_disabled, password_hash, deleted_at FROM users WHERE username = ?",
+                            (name,)).fetchone()
+
+    for refused in (("disable", "root"), ("delete", "root")):
+        last = cdnstore("user", *refused, cwd=tmp_path)
+        assert last.returncode == 1 and "last_admin" in last.stderr, last
+    assert cdnstore("user", "disable", "alice", cwd=tmp_path).returncode == 0
+    assert row("alice")[0] == 1
+    assert cdnstore("user", "enable", "alice", cwd=tmp_path).returncode == 0
+    assert row("alice")[0] == 0
+    changed = cdnstore("user", "passwd", "alice", "--password-stdin", cwd=tmp_path, stdin="a new password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert PasswordHasher().verify(row("alice")[1], "a new password")
+    short = cdnstore("user", "passwd", "alice", "--password-stdin", cwd=tmp_path, stdin="short\n")
+    assert short.returncode == 1 and "password" in short.stderr
+    assert cdnstore("user", "delete", "alice", cwd=tmp_path).returncode == 0
+    assert row("alice") is None
+    assert conn.execute("SELECT count(*) FROM users WHERE deleted_at IS NOT NULL").fetchone() == (1,)
+    unknown = cdnstore("user", "disable", "nobody", cwd=tmp_path)
+    assert unknown.returncode == 1 and "user_not_found" in unknown.stderr
+
+
 def test_serve_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
     answer = cdnstore("serve", cwd=tmp_path)
     assert answer.returncode == 2

@@ -4,9 +4,10 @@ download statistics."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apihelp import US_IP, Api, Session, from_ip, wait_for
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, from_ip, wait_for
 
 from cdnstore import appkeys
 from cdnstore.demo import ORIGINAL_LAYOUT
@@ -162,3 +163,46 @@ async def test_changing_zones_moves_nothing_and_admins_see_the_files_outside_the
     (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"is_disabled": False})).expect(200)
     again = (await admin.get(f"/api/v1/users/{alice.user['id']}")).expect(200)
     assert again["files_outside_zones"] == 2
+
+
+# --- download statistics -------------------------------------------------------------------------------
+
+async def test_the_statistics_count_owner_and_link_downloads_per_server_and_day_exactly(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, alice = await team(api, weed, bucket)
+    american = await stored(alice, "american.bin", b"u" * 1000, ip=US_IP)
+    african = await stored(alice, "african.bin", b"a" * 300, ip=SOUTH_AFRICA_IP)
+    token = (await alice.post(f"/api/v1/files/{american['id']}/links", json={})).expect(201)["token"]
+    for _ in range(3):
+        (await alice.get(f"/api/v1/files/{american['id']}/download", headers=from_ip(US_IP))).expect(200)
+    for _ in range(2):
+        (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))
+         ).expect(200)
+    (await alice.get(f"/api/v1/files/{african['id']}/download", headers=from_ip(SOUTH_AFRICA_IP))).expect(200)
+    (await alice.get(f"/api/v1/files/{american['id']}/download?redirect=true", headers=from_ip(US_IP))
+     ).expect(302)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    stats = (await admin.get("/api/v1/stats/downloads?days=30")).expect(200)["items"]
+    assert stats == [{"day": today, "server": "capetown", "downloads": 1, "bytes": 300},
+                     {"day": today, "server": "dallas", "downloads": 6, "bytes": 6000}]
+    assert (await admin.get("/api/v1/stats/downloads")).expect(200)["items"] == stats
+    (await alice.get("/api/v1/stats/downloads")).problem(403, "forbidden")
+    for days in ("0", "367", "many"):
+        (await admin.get(f"/api/v1/stats/downloads?days={days}")).problem(422, "invalid_field")
+
+
+async def test_the_statistics_keep_earlier_days_newest_first(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, alice = await team(api, weed, bucket)
+    file = await stored(alice, "daily.bin", b"d" * 10)
+    dallas = await api.app[appkeys.DB].fetchval("SELECT id FROM servers WHERE name = 'dallas'")
+    async with api.app[appkeys.DB].transaction() as tx:  # two earlier days, as a long-running daemon has them
+        await tx.executemany("INSERT INTO download_stats (day, server_id, downloads, bytes) VALUES (?, ?, ?, ?)",
+                             [(day_ago(1), dallas, 4, 40), (day_ago(40), dallas, 9, 90)])
+    (await alice.get(f"/api/v1/files/{file['id']}/download", headers=from_ip(US_IP))).expect(200)
+    days = [(s["day"], s["downloads"]) for s in (await admin.get("/api/v1/stats/downloads")).expect(200)["items"]]
+    assert days == [(day_ago(0), 1), (day_ago(1), 4)]
+    assert len((await admin.get("/api/v1/stats/downloads?days=366")).expect(200)["items"]) == 3
+
+
+def day_ago(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d")

@@ -34,6 +34,11 @@ def client_location(request: web.Request) -> Point | None:
     return request.app[appkeys.GEO].locate_client(remote_ip(request), request.app[appkeys.CONFIG].geoip.fallback_ip)
 
 
+def count_download(request: web.Request, got: Download) -> None:
+    """Into the download statistics (per server and UTC day), owners' downloads and links' alike."""
+    request.app[appkeys.STATS].add(request.app[appkeys.SERVERS].internal_id(got.server), got.size)
+
+
 def download_answer(got: Download, redirect: bool) -> web.Response:
     """The answer to a download, the owner's or through a link: the presigned GET, or a 302 to it."""
     if redirect:
@@ -128,6 +133,7 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
     file_uuid = request.match_info["id"]
     got = await files.download(user_id, file_uuid, client_location(request))
     request.app[appkeys.METRICS].downloaded(got.server.name)
+    count_download(request, got)
     request.app[appkeys.HISTORY].add(user_id, "file.downloaded", file_uuid,
                                      {"name": got.name, "server": got.server.name})
     return download_answer(got, query.redirect)

@@ -416,6 +416,24 @@ class JobList(Out):
     next_cursor: str | None
 
 
+# --- statistics ---------------------------------------------------------------------------------
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    days: int = Field(30, ge=1, le=366, description="how many UTC days back, today included")
+
+
+class DownloadStatsOut(Out):
+    day: Annotated[str, Field(json_schema_extra={"format": "date"})]
+    server: str
+    downloads: int
+    bytes: int
+
+
+class DownloadStatsList(Out):
+    items: list[DownloadStatsOut]
+
+
 # --- operations ---------------------------------------------------------------------------------
 
 class Health(Out):
