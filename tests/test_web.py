@@ -554,17 +554,40 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     await form.get_by_role("button", name="Save").click()
     await expect(page.locator(".toast.error").last).to_contain_text("bea")
     await expect(form).to_be_visible()
+    await form.get_by_label("User name").fill("no spaces please")  # a 422 names the field
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.locator(".toast.error").last).to_contain_text("username")
+    await expect(form.get_by_label("User name")).to_have_attribute("aria-invalid", "true")
     await form.get_by_role("button", name="Cancel").click()
+
+    # Edited: a smaller quota, zone USA (her file stays in Africa, and the row says so), a new password.
+    await row.get_by_role("button", name="Edit bea").click()
+    await expect(form.get_by_role("heading")).to_have_text("Edit bea")
+    await expect(form.get_by_label("Quota", exact=True)).to_have_value("2")
+    await expect(form.get_by_label("Quota unit")).to_have_value("MB")
+    await expect(form.get_by_label("Africa")).to_be_checked()
+    await form.get_by_label("Quota", exact=True).fill("1")
+    await form.get_by_label("Africa").uncheck()
+    await form.get_by_label("USA").check()
+    await form.get_by_label("New password").fill("her new passphrase")
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_be_hidden()
+    await expect(row.locator(".zones-cell")).to_contain_text("USA")
+    await expect(row.locator(".zones-cell .outside")).to_have_text("1 file outside")
+    await expect(row.locator(".usage-cell")).to_have_text("500 kB of 1.0 MB used (50%)")
+    (await her.get("/api/v1/me")).problem(401, "unauthorized")  # a new password ends her sessions
+    her = await api.login("bea", "her new passphrase")
 
     # Disabled: she is signed out at once and cannot sign in; enabled again, she can.
     await row.get_by_role("button", name="Disable bea").click()
     await expect(row.locator(".state-cell")).to_have_text("Disabled")
     await shot(page, "16-users")
     (await her.get("/api/v1/me")).problem(401, "unauthorized")
-    assert (await api.call("POST", "/api/v1/auth/login", json={"username": "bea", "password": PASSWORD})).status >= 400
+    refused = await api.call("POST", "/api/v1/auth/login", json={"username": "bea", "password": "her new passphrase"})
+    assert refused.status >= 400
     await row.get_by_role("button", name="Enable bea").click()
     await expect(row.locator(".state-cell")).to_have_text("Enabled")
-    her = await api.login("bea")
+    her = await api.login("bea", "her new passphrase")
 
     # The last enabled administrator cannot disable themselves: the 409 says why.
     await user_row(page, "root").get_by_role("button", name="Disable root").click()
