@@ -1262,5 +1262,9 @@ async def test_every_view_at_desktop_and_phone_width(
         await shot(page, f"{size}-09-servers-all")
         await page.locator("#jobs-card").scroll_into_view_if_needed()
         await shot(page, f"{size}-10-jobs", full_page=False)
+
+        await page.get_by_role("link", name="Users").click()
+        await expect(user_row(page, "root").locator(".usage-cell")).to_contain_text("used")
+        await shot(page, f"{size}-16-users")
     finally:
         await context.close()
