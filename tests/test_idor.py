@@ -57,6 +57,10 @@ CASES = [
          "link_not_found"),
     Case("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden",
          {"password": "mallory was here", "permissions": [], "is_admin": True}),
+    Case("GET", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
+    Case("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden",
+         {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
+    Case("DELETE", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
     Case("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/{job}/retry", 403, "forbidden"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
 from .. import appkeys
@@ -36,7 +38,8 @@ def client_location(request: web.Request) -> Point | None:
 
 def count_download(request: web.Request, got: Download) -> None:
     """Into the download statistics (per server and UTC day), owners' downloads and links' alike."""
-    request.app[appkeys.STATS].add(request.app[appkeys.SERVERS].internal_id(got.server), got.size)
+    with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
+        request.app[appkeys.STATS].add(request.app[appkeys.SERVERS].internal_id(got.server), got.size)
 
 
 def download_answer(got: Download, redirect: bool) -> web.Response:
