@@ -556,7 +556,7 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     await expect(form).to_be_visible()
     await form.get_by_label("User name").fill("no spaces please")  # a 422 names the field
     await form.get_by_role("button", name="Save").click()
-    await expect(page.locator(".toast.error").last).to_contain_text("username")
+    await expect(page.locator(".toast.error").last).to_contain_text("Username:")
     await expect(form.get_by_label("User name")).to_have_attribute("aria-invalid", "true")
     await form.get_by_role("button", name="Cancel").click()
 
@@ -598,7 +598,7 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     await row.get_by_role("button", name="Delete bea").click()
     confirm = page.locator("#confirm-dialog")
     await expect(confirm.get_by_role("heading")).to_have_text("Delete bea?")
-    await expect(confirm).to_contain_text("(500 kB) are removed from every server")
+    await expect(confirm).to_contain_text("Their 1 file (500 kB) is removed from every server")
     await expect(confirm).to_contain_text("share links stop working and their history is deleted")
     await shot(page, "17-users-delete", full_page=False)
     await confirm.get_by_role("button", name="Delete").click()

@@ -31,10 +31,10 @@ export function permissionsText(user) {
 
 /** What a delete takes with it, in words, for the confirmation. @param {User} user */
 export function whatGoes(user) {
-  const files = user.files === undefined
-    ? (user.used_bytes ? `Their files (${formatBytes(user.used_bytes)})` : "Their files")
-    : user.files ? `Their ${plural(user.files, "file")} (${formatBytes(user.used_bytes)})` : "";
-  const removed = files ? `${files} are removed from every server, their` : "They have no files. Their";
+  const n = user.files; // in the admins' answers
+  const size = user.used_bytes ? ` (${formatBytes(user.used_bytes)})` : "";
+  const files = n === undefined ? `Their files${size} are` : n ? `Their ${plural(n, "file")}${size} ${n === 1 ? "is" : "are"}` : "";
+  const removed = files ? `${files} removed from every server, their` : "They have no files. Their";
   return `${removed} share links stop working and their history is deleted with them. This cannot be undone.`;
 }
 
