@@ -271,13 +271,11 @@ class Accounts:
                 await jobs.enqueue_removals(tx, ids[start:start + 10_000])
             await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
-            ended = await self._end_where(tx, "user_id = ?", (owner,), now)
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute("UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
                              "deleted_at = ?, updated_at = ? WHERE id = ?", (f"deleted:{user_uuid}", now, now, owner))
-        self._cache.pop(user_uuid, None)
-        for session in ended:
-            self.forget_session(session)
+        self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
+        await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
 
     # --- sessions ----------------------------------------------------------------------------
 
