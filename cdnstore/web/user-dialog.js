@@ -8,14 +8,14 @@ import { $, h, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").User} User */
 
-/** The permissions as the contract lists them, in groups, with their words on the page. */
+/** @type {[string, [string, string][]][]} the permissions as the contract lists them, in groups, with their words on the page */
 const GROUPS = [
   ["Files", [["can_view_file", "view"], ["can_upload_file", "upload"], ["can_rename_file", "rename"], ["can_delete_file", "delete"]]],
   ["Share links", [["can_view_filesharelink", "view"], ["can_add_filesharelink", "create"], ["can_delete_filesharelink", "revoke"]]],
   ["Servers", [["can_view_cdnserver", "view"], ["can_add_cdnserver", "add"], ["can_update_cdnserver", "change"], ["can_delete_cdnserver", "remove"]]],
 ];
 /** What a new user holds unless told otherwise (the contract: the file and share-link ones). */
-const DEFAULTS = new Set(/** @type {[string, string][][]} */ (GROUPS.slice(0, 2).map(([, list]) => list)).flat().map(([p]) => p));
+const DEFAULTS = new Set(GROUPS.slice(0, 2).flatMap(([, list]) => list.map(([permission]) => permission)));
 const UNITS = { MB: 1e6, GB: 1e9, TB: 1e12 };
 const MIN_PASSWORD = 8; // the daemon's rule (schemas.Password)
 
@@ -60,8 +60,8 @@ export class UserDialog {
 
   buildPermissions() {
     this.permissionsBox.replaceChildren(...GROUPS.map(([group, list]) => h("fieldset", { class: "perm-group" },
-      h("legend", {}, /** @type {string} */ (group)),
-      /** @type {[string, string][]} */ (list).map(([permission, word]) => h("label", {},
+      h("legend", {}, group),
+      list.map(([permission, word]) => h("label", {},
         h("input", { type: "checkbox", name: "permissions", value: permission, "aria-label": `${group}: ${word}` }), word)))));
   }
 

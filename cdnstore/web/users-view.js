@@ -11,19 +11,19 @@ import { UserDialog } from "./user-dialog.js";
 
 /** @typedef {import("./types.js").User} User */
 
-/** The permission groups in a row's summary, and the verbs of each. */
+/** @type {[string, Record<string, string>][]} the permission groups in a row's summary, and the verbs of each */
 const SUMMARY = [
-  ["Files", "_file", { can_view_file: "view", can_upload_file: "upload", can_rename_file: "rename", can_delete_file: "delete" }],
-  ["Links", "_filesharelink", { can_view_filesharelink: "view", can_add_filesharelink: "create", can_delete_filesharelink: "revoke" }],
-  ["Servers", "_cdnserver", { can_view_cdnserver: "view", can_add_cdnserver: "add", can_update_cdnserver: "change", can_delete_cdnserver: "remove" }],
+  ["Files", { can_view_file: "view", can_upload_file: "upload", can_rename_file: "rename", can_delete_file: "delete" }],
+  ["Links", { can_view_filesharelink: "view", can_add_filesharelink: "create", can_delete_filesharelink: "revoke" }],
+  ["Servers", { can_view_cdnserver: "view", can_add_cdnserver: "add", can_update_cdnserver: "change", can_delete_cdnserver: "remove" }],
 ];
 
 /** "Files: view, upload · Links: view", or "Everything (admin)". @param {User} user */
 export function permissionsText(user) {
   if (user.is_admin) return "Everything (administrator)";
   const parts = [];
-  for (const [group, , verbs] of SUMMARY) {
-    const held = Object.entries(/** @type {Record<string, string>} */ (verbs)).filter(([p]) => user.permissions.includes(p)).map(([, v]) => v);
+  for (const [group, verbs] of SUMMARY) {
+    const held = Object.entries(verbs).filter(([p]) => user.permissions.includes(p)).map(([, v]) => v);
     if (held.length) parts.push(`${group}: ${held.join(", ")}`);
   }
   return parts.length ? parts.join(" · ") : "Nothing";
