@@ -669,6 +669,11 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     await page.get_by_role("button", name="Delete first.bin").click()
     await page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
     await expect(usage).to_have_text("500 kB of 1.0 MB used (50%)")
+    # A quota lowered below what she stores: the bar is full and the words say by how much.
+    (await admin.patch(f"/api/v1/users/{dora.user['id']}", json={"quota_bytes": 400_000})).expect(200)
+    await page.reload()
+    await expect(usage).to_have_text("500 kB of 400 kB used (125%)")
+    await expect(usage.locator(".usage.full")).to_have_count(1)
 
 
 async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_days(

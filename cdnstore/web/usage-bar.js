@@ -10,18 +10,21 @@ import { $, formatBytes, h } from "./ui.js";
 /** From this share of the quota on, the bar warns. */
 const NEARLY_FULL = 0.9;
 
-/** "1.2 GB of 5 GB used (24%)", or "1.2 GB used" without a quota. @param {User} user */
+/** "1.2 GB of 5 GB used (24%)" (over 100% when a quota was lowered below it), or "1.2 GB used" without a
+ * quota. @param {User} user */
 export function usageText(user) {
   const used = formatBytes(user.used_bytes);
   if (user.quota_bytes === null) return `${used} used`;
+  if (user.quota_bytes <= 0) return `${used} of 0 B used (full)`;
   return `${used} of ${formatBytes(user.quota_bytes)} used (${Math.round(share(user) * 100)}%)`;
 }
 
-/** The share of the quota in use, 0..1 (1 when the quota is 0 or passed). @param {User} user */
+/** The share of the quota in use: over 1 when a quota was lowered below what the user stores.
+ * @param {User} user */
 function share(user) {
   if (user.quota_bytes === null) return 0;
   if (user.quota_bytes <= 0) return 1;
-  return Math.min(1, user.used_bytes / user.quota_bytes);
+  return user.used_bytes / user.quota_bytes;
 }
 
 /** The bar with its words. Its width is set through the CSSOM (the page's CSP forbids style attributes).
@@ -29,7 +32,7 @@ function share(user) {
 export function usageBar(user) {
   const text = usageText(user);
   const limited = user.quota_bytes !== null;
-  const fraction = share(user);
+  const fraction = Math.min(1, share(user));
   const tone = !limited ? "" : fraction >= 1 ? " full" : fraction >= NEARLY_FULL ? " nearly-full" : "";
   const fill = h("span", { class: "usage-fill" });
   fill.style.width = `${(fraction * 100).toFixed(1)}%`;
