@@ -162,6 +162,18 @@ class Accounts:
             raise NotFound(f"no user is named {username!r}", code="user_not_found")
         return str(found)
 
+    async def file_counts(self, rows: list[Row]) -> dict[int, int]:
+        """How many files (stored or uploading, not deleted) each user of `rows` has: what deleting them
+        removes, said before an admin confirms. Internal id -> count."""
+        ids = tuple(r["id"] for r in rows)
+        if not ids:
+            return {}
+        counts = await self.db.fetchall(
+            f"SELECT owner_id, count(*) AS n FROM files WHERE owner_id IN ({', '.join('?' * len(ids))}) "
+            "AND deleted_at IS NULL GROUP BY owner_id", ids)
+        found = {c["owner_id"]: c["n"] for c in counts}
+        return {i: int(found.get(i, 0)) for i in ids}
+
     async def files_outside_zones(self, rows: list[Row]) -> dict[int, int]:
         """For users limited to zones (rows of USER_COLUMNS): how many of their stored files are in other zones
         (uploaded before the zones were set: changing zones moves nothing). Internal id -> count."""

@@ -79,6 +79,21 @@ async def test_a_deleted_users_objects_are_removed_from_every_server_and_their_l
     (await admin.get(f"/api/v1/files/{mine['id']}")).expect(200)
 
 
+async def test_admins_see_how_many_files_each_user_has_and_would_lose_with_them(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, alice = await team(api, weed, bucket)
+    await api.user("bob")
+    for i in range(2):
+        await stored(alice, f"file{i}.txt", b"alice's\n")
+    await alice.announce("on-its-way.txt", b"x" * 10)  # an upload in progress is hers too
+    gone = await stored(alice, "gone.txt", b"deleted\n")
+    (await alice.delete(f"/api/v1/files/{gone['id']}")).expect(204)
+    listed = {u["username"]: u["files"] for u in (await admin.get("/api/v1/users")).expect(200)["items"]}
+    assert listed == {"root": 0, "alice": 3, "bob": 0}
+    assert (await admin.get(f"/api/v1/users/{alice.user['id']}")).expect(200)["files"] == 3
+    assert "files" not in (await alice.get("/api/v1/me")).expect(200)  # an admin's view of others only
+
+
 # --- quotas --------------------------------------------------------------------------------------------
 
 async def test_used_bytes_is_the_size_of_the_stored_current_versions(api: Api, weed: WeedCluster,

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, Api, Session, wait_for
+from apihelp import PASSWORD, US_IP, Api, Session, from_ip, wait_for
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -494,6 +494,231 @@ async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
     lists = [url for url in calls if urlsplit(url).path == "/api/v1/files"]
     assert len(lists) == 1 and parse_qs(urlsplit(lists[0]).query)["include"] == ["servers"]
     assert [url for url in calls if urlsplit(url).path.endswith("/servers")] == []
+
+
+# ------------------------------------------------------------------------------------------ running it for a team
+
+
+def user_row(page: Page, username: str) -> Any:
+    return page.locator(f'#users-body tr[data-username="{username}"]')
+
+
+async def users_by_name(admin: Session) -> dict[str, dict[str, Any]]:
+    return {u["username"]: u for u in (await admin.get("/api/v1/users?limit=1000")).expect(200)["items"]}
+
+
+async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Users").click()
+    await expect(user_row(page, "root")).to_contain_text("Everything (administrator)")
+
+    # A new user, without the right to delete files, with a quota and limited to Africa.
+    await page.get_by_role("button", name="Add user").click()
+    form = page.locator("#user-dialog")
+    await form.get_by_label("User name").fill("bea")
+    await form.get_by_label("Initial password").fill(PASSWORD)
+    await expect(form.get_by_label("Files: delete")).to_be_checked()  # a new user's defaults
+    await expect(form.get_by_label("Servers: view")).not_to_be_checked()
+    await form.get_by_label("Files: delete").uncheck()
+    await form.get_by_label("Quota", exact=True).fill("2")
+    await form.get_by_label("Quota unit").select_option("MB")
+    await form.get_by_label("Africa").check()
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_be_hidden()
+    row = user_row(page, "bea")
+    await expect(row.locator(".zones-cell")).to_have_text("Africa")
+    await expect(row.locator(".usage-cell")).to_have_text("0 B of 2.0 MB used (0%)")
+    await expect(row.locator(".perm-cell")).to_contain_text("Files: view, upload, rename ·")
+    bea = (await users_by_name(admin))["bea"]
+    assert bea["quota_bytes"] == 2_000_000 and bea["zones"] == ["Africa"] and not bea["is_admin"]
+    assert "can_delete_file" not in bea["permissions"] and "can_upload_file" in bea["permissions"]
+
+    # Her upload lands in her zone, and her row shows it used.
+    her = await api.login("bea")
+    uploaded = await her.upload("report.pdf", os.urandom(500_000))
+    assert uploaded["upload"]["server"]["zone"] == "Africa"
+    (await her.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await page.get_by_role("link", name="Files").click()
+    await page.get_by_role("link", name="Users").click()
+    await expect(row.locator(".usage-cell")).to_have_text("500 kB of 2.0 MB used (25%)")
+    await expect(row.get_by_role("meter")).to_have_attribute("aria-valuenow", "500000")
+
+    # Bad input is told with the daemon's detail: a name in use.
+    await page.get_by_role("button", name="Add user").click()
+    await form.get_by_label("User name").fill("bea")
+    await form.get_by_label("Initial password").fill(PASSWORD)
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.locator(".toast.error").last).to_contain_text("bea")
+    await expect(form).to_be_visible()
+    await form.get_by_label("User name").fill("no spaces please")  # a 422 names the field
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.locator(".toast.error").last).to_contain_text("Username:")
+    await expect(form.get_by_label("User name")).to_have_attribute("aria-invalid", "true")
+    await form.get_by_role("button", name="Cancel").click()
+
+    # Edited: a smaller quota, zone USA (her file stays in Africa, and the row says so), a new password.
+    await row.get_by_role("button", name="Edit bea").click()
+    await expect(form.get_by_role("heading")).to_have_text("Edit bea")
+    await expect(form.get_by_label("Quota", exact=True)).to_have_value("2")
+    await expect(form.get_by_label("Quota unit")).to_have_value("MB")
+    await expect(form.get_by_label("Africa")).to_be_checked()
+    await form.get_by_label("Quota", exact=True).fill("1")
+    await form.get_by_label("Africa").uncheck()
+    await form.get_by_label("USA").check()
+    await form.get_by_label("New password").fill("her new passphrase")
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_be_hidden()
+    await expect(row.locator(".zones-cell")).to_contain_text("USA")
+    await expect(row.locator(".zones-cell .outside")).to_have_text("1 file outside")
+    await expect(row.locator(".usage-cell")).to_have_text("500 kB of 1.0 MB used (50%)")
+    (await her.get("/api/v1/me")).problem(401, "unauthorized")  # a new password ends her sessions
+    her = await api.login("bea", "her new passphrase")
+
+    # Disabled: she is signed out at once and cannot sign in; enabled again, she can.
+    await row.get_by_role("button", name="Disable bea").click()
+    await expect(row.locator(".state-cell")).to_have_text("Disabled")
+    await shot(page, "16-users")
+    (await her.get("/api/v1/me")).problem(401, "unauthorized")
+    refused = await api.call("POST", "/api/v1/auth/login", json={"username": "bea", "password": "her new passphrase"})
+    assert refused.status >= 400
+    await row.get_by_role("button", name="Enable bea").click()
+    await expect(row.locator(".state-cell")).to_have_text("Enabled")
+    her = await api.login("bea", "her new passphrase")
+
+    # The last enabled administrator cannot disable themselves: the 409 says why.
+    await user_row(page, "root").get_by_role("button", name="Disable root").click()
+    await expect(page.locator(".toast.error").last).to_contain_text("admin")
+    await expect(user_row(page, "root").locator(".state-cell")).to_have_text("Enabled")
+
+    # Deleted: the confirmation says what goes; then she and her file are gone.
+    await row.get_by_role("button", name="Delete bea").click()
+    confirm = page.locator("#confirm-dialog")
+    await expect(confirm.get_by_role("heading")).to_have_text("Delete bea?")
+    await expect(confirm).to_contain_text("Their 1 file (500 kB) is removed from every server")
+    await expect(confirm).to_contain_text("share links stop working and their history is deleted")
+    await shot(page, "17-users-delete", full_page=False)
+    await confirm.get_by_role("button", name="Delete").click()
+    await expect(row).to_have_count(0)
+    assert "bea" not in await users_by_name(admin)
+    (await her.get("/api/v1/me")).problem(401, "unauthorized")
+
+
+async def test_a_user_changes_their_own_password_and_stays_signed_in(
+        api: Api, context: BrowserContext) -> None:
+    await api.user("carol")
+    elsewhere = await api.login("carol")  # her session on another device
+    page = await context.new_page()
+    await sign_in(page, api, "carol")
+    await page.get_by_role("button", name="Password", exact=True).click()
+    dialog = page.locator("#password-dialog")
+    await dialog.get_by_label("Current password").fill("not my password")
+    await dialog.get_by_label("New password").fill("a brand new passphrase")
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(dialog.locator("#password-error")).to_have_text("Your current password is not right.")
+    await expect(dialog.get_by_label("Current password")).to_be_focused()
+
+    await dialog.get_by_label("Current password").fill(PASSWORD)
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator(".toast").last).to_contain_text("Password changed")
+    # The other session has ended; this one goes on, after a reload too.
+    (await elsewhere.get("/api/v1/me")).problem(401, "unauthorized")
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator("#history-view")).to_be_visible()
+    await page.reload()
+    await expect(page.locator("#whoami")).to_have_text("carol")
+    await expect(page.locator("#login-view")).to_be_hidden()
+    # Only the new password signs in.
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD})).expect(401)
+    await api.login("carol", "a brand new passphrase")
+
+
+async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    dora = await api.user("dora")
+    uploaded = await dora.upload("first.bin", os.urandom(250_000))
+    (await dora.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+
+    # Without a quota: what she uses, and no bar.
+    page = await context.new_page()
+    await sign_in(page, api, "dora")
+    usage = page.locator("#usage")
+    await expect(usage).to_have_text("250 kB used")
+    await expect(usage.get_by_role("meter")).to_have_count(0)
+
+    # With one: the bar, which follows her uploads and deletes.
+    (await admin.patch(f"/api/v1/users/{dora.user['id']}", json={"quota_bytes": 1_000_000})).expect(200)
+    await page.reload()
+    await expect(usage).to_have_text("250 kB of 1.0 MB used (25%)")
+    await page.set_input_files("#file-input", files=[
+        {"name": "second.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(500_000)}])
+    await expect(usage).to_have_text("750 kB of 1.0 MB used (75%)")
+    await expect(usage.get_by_role("meter")).to_have_attribute("aria-valuenow", "750000")
+    await shot(page, "18-usage", full_page=False)
+    # Past the quota: the upload does not start, and says how much is left.
+    await page.set_input_files("#file-input", files=[
+        {"name": "too-big.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(400_000)}])
+    refused = page.locator(".upload.failed", has_text="too-big.bin").locator(".status")
+    await expect(refused).to_contain_text("only 250000 are left of the quota")
+    await page.get_by_role("button", name="Delete first.bin").click()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
+    await expect(usage).to_have_text("500 kB of 1.0 MB used (50%)")
+    # A quota lowered below what she stores: the bar is full and the words say by how much.
+    (await admin.patch(f"/api/v1/users/{dora.user['id']}", json={"quota_bytes": 400_000})).expect(200)
+    await page.reload()
+    await expect(usage).to_have_text("500 kB of 400 kB used (125%)")
+    await expect(usage.locator(".usage.full")).to_have_count(1)
+
+
+async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_days(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    await expect(page.locator("#stats-empty")).to_be_visible()
+
+    # Three owner's downloads and two by link, each counted for the server that handed it out.
+    data = b"counted bytes\n" * 100
+    uploaded = await admin.upload("stats.txt", data)
+    file_id = uploaded["file"]["id"]
+    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    expected: dict[str, int] = {}
+    for _ in range(3):
+        answer, _body = await admin.download(file_id)
+        expected[answer["server"]["name"]] = expected.get(answer["server"]["name"], 0) + 1
+    for _ in range(2):
+        answer = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={},
+                                 headers=from_ip(US_IP))).expect(200)
+        expected[answer["server"]["name"]] = expected.get(answer["server"]["name"], 0) + 1
+
+    async def counted() -> bool:
+        items = (await admin.get("/api/v1/stats/downloads?days=30")).expect(200)["items"]
+        return sum(i["downloads"] for i in items) == 5
+    await wait_for(counted, "the five downloads in the statistics")
+
+    await page.reload()
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    for server, n in expected.items():
+        chart = page.locator(f'#stats-charts figure[data-server="{server}"]')
+        await expect(chart).to_have_attribute("data-downloads", str(n))
+        words = f"{n} download{'s' if n > 1 else ''}"
+        await expect(chart.locator(".stats-total")).to_have_text(f"{words} · {n * len(data) / 1000:.1f} kB")
+        day = chart.locator(f'g.day[data-day="{today}"]')
+        await expect(day.locator("title")).to_contain_text(f"{n} download")
+        await expect(day.locator("rect.bar")).to_have_count(1)
+    await expect(page.locator("#stats-charts figure")).to_have_count(len(expected))
+    await expect(page.locator("#stats-empty")).to_be_hidden()
+    await page.locator("#stats-card").scroll_into_view_if_needed()
+    await shot(page, "19-download-statistics", full_page=False)
 
 
 # ------------------------------------------------------------------------------------------ the polish
@@ -1042,5 +1267,9 @@ async def test_every_view_at_desktop_and_phone_width(
         await shot(page, f"{size}-09-servers-all")
         await page.locator("#jobs-card").scroll_into_view_if_needed()
         await shot(page, f"{size}-10-jobs", full_page=False)
+
+        await page.get_by_role("link", name="Users").click()
+        await expect(user_row(page, "root").locator(".usage-cell")).to_contain_text("used")
+        await shot(page, f"{size}-16-users")
     finally:
         await context.close()

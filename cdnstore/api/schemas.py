@@ -86,6 +86,8 @@ class UserOut(Out):
     used_bytes: int = Field(description="the size of the user's stored files (their current versions)")
     zones: list[str] | None = Field(description="the only zones the user's uploads go to (data residency); "
                                     "null: any zone")
+    files: int = unset("in the users answers (admins) only: how many files the user has (stored or uploading), "
+                       "all deleted with the user")
     files_outside_zones: int = unset("in the users answers (admins) only: the user's stored files in zones "
                                      "outside `zones` (stored before the zones were set; nothing is moved)")
 

@@ -18,10 +18,11 @@ ROUTES = endpoint.endpoints
 
 
 async def admin_view(request: web.Request, rows: list[Row]) -> list[dict[str, Any]]:
-    """User answers for admins: with `files_outside_zones` for users limited to zones."""
+    """User answers for admins: with `files` (their count), and `files_outside_zones` for users limited to zones."""
     outside = await request.app[appkeys.ACCOUNTS].files_outside_zones(rows)
-    return [{**render_row(r), **({"files_outside_zones": outside[r["id"]]} if r["id"] in outside else {})}
-            for r in rows]
+    files = await request.app[appkeys.ACCOUNTS].file_counts(rows)
+    return [{**render_row(r), "files": files[r["id"]],
+             **({"files_outside_zones": outside[r["id"]]} if r["id"] in outside else {})} for r in rows]
 
 
 def known_zones(request: web.Request) -> set[str]:

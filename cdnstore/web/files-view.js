@@ -128,7 +128,7 @@ class FileRow {
 export class FilesView {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ details: (file: File) => void, share: (file: File) => void }} on
+   * @param {{ details: (file: File) => void, share: (file: File) => void, removed?: () => void }} on
    */
   constructor(session, on) {
     this.session = session;
@@ -240,6 +240,7 @@ export class FilesView {
       this.rows.delete(row.file.id);
       this.updateEmpty();
       toast(`Deleted “${name}”`);
+      if (this.on.removed) this.on.removed();
     } catch (err) {
       toastError(err);
     }

@@ -66,6 +66,22 @@
 
 /** @typedef {{ url: string, method: string, headers: Record<string, string>, server: ServerRef }} UploadTarget */
 
+/**
+ * @typedef {object} User
+ * @property {string} id
+ * @property {string} username
+ * @property {boolean} is_admin
+ * @property {string[]} permissions
+ * @property {boolean} is_disabled
+ * @property {number | null} quota_bytes null: no quota
+ * @property {number} used_bytes the size of the user's stored files (current versions)
+ * @property {string[] | null} zones null: any zone; else the only zones their uploads go to
+ * @property {number} [files] how many files they have, when the daemon says
+ * @property {number} [files_outside_zones] in the users list (admins): their stored files outside `zones`
+ */
+
+/** @typedef {{ day: string, server: string, downloads: number, bytes: number }} DownloadStat one server's UTC day */
+
 /** @template T @typedef {{ items: T[], next_cursor?: string | null }} Page */
 
 export {};
