@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -331,6 +332,45 @@ async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
         elapsed = time.monotonic() - started
         assert (await d.head_object(Bucket=dst.bucket, Key="floor-" + key))["ContentLength"] == size
         return elapsed
+
+
+async def hashing_cost(results: Results, work: Path, size: int, rounds: int = 3) -> None:
+    """9: a server-to-server copy (cdnstore's Storage.copy, the daemon's defaults) hashing the bytes as they
+    stream and checking them against the known SHA-256, against the same copy with the hasher swapped for
+    one that does nothing; alternating, the medians compared."""
+    from cdnstore import storage as storage_module
+
+    class NoHash(storage_module.StreamHash):
+        async def update(self, chunk: bytes) -> None:
+            pass
+
+        async def digests(self) -> tuple[str, str | None]:
+            return "", None
+
+    weed = WeedCluster(work / "s3-hashing", ["dallas", "newyork"], access_key=ACCESS, secret_key=SECRET)
+    await weed.start()
+    hashing = storage_module.StreamHash
+    try:
+        src, dst = weed.target("dallas", "hashing"), weed.target("newyork", "hashing")
+        async with storage_module.Storage() as storage:
+            for target in (src, dst):
+                await storage.check_bucket(target)
+            data = b"".join([chunk async for chunk in random_stream(size)])
+            digest = hashlib.sha256(data).hexdigest()
+            await (await storage._client(src)).put_object(Bucket=src.bucket, Key="big.bin", Body=data)
+            del data
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for hashed in [False, True] * rounds:
+                storage_module.StreamHash = hashing if hashed else NoHash  # type: ignore[misc]
+                started = time.monotonic()
+                await storage.copy(src, dst, "big.bin", size=size, sha256=digest if hashed else None)
+                times[hashed].append(time.monotonic() - started)
+    finally:
+        storage_module.StreamHash = hashing  # type: ignore[misc]
+        await weed.stop()
+    with_hash, without = (size / MIB / statistics.median(times[h]) for h in (True, False))
+    results.add(Figure(f"12. copy of {size // MIB} MiB hashed (SHA-256, checked) vs not: MiB/s", with_hash, "MiB/s",
+                       without, ">= 95 % of unhashed", with_hash / without >= 0.95))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -935,6 +975,9 @@ async def main(args: argparse.Namespace) -> Results:
             await scale(results, work, args.scale_files)
         if set(args.only) & set("9AB"):
             await moving_up(results, args, work)
+        if "C" in args.only:
+            print(f"scenario 12: copies of {args.hash_mib} MiB with and without hashing", flush=True)
+            await hashing_cost(results, work, args.hash_mib * MIB)
     return results
 
 
@@ -1020,8 +1063,9 @@ def cli() -> int:
     parser.add_argument("--upload-mib", type=int, default=1024, help="size of the file uploaded in parts (scenario 8)")
     parser.add_argument("--copy-files", type=int, default=1_000_000, help="files for scenario 11 (copy-database)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating wrk rounds of scenario 9")
-    parser.add_argument("--only", default="123456789AB",
-                        help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11)")
+    parser.add_argument("--hash-mib", type=int, default=256, help="size of the file copied in scenario 12")
+    parser.add_argument("--only", default="123456789ABC",
+                        help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11, C is 12)")
     args = parser.parse_args()
     if shutil.which("wrk") is None and set(args.only) & set("127"):
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)

@@ -72,6 +72,8 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
         "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20,
                  "shutdown_grace": 0},
         "health": {"timeout": 2},
+        # The verifier runs at start and then hourly: the tests of verification reads run it themselves.
+        "integrity": {"verify_interval": 3600},
     }
     return Config.model_validate(_merge(raw, sections))
 
@@ -102,8 +104,8 @@ async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemo
 
 # Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
 BOTH_ENGINES = {"test_auth", "test_db", "test_endpoints", "test_events", "test_files", "test_idor", "test_jobs",
-                "test_links", "test_multipart", "test_names", "test_ops", "test_problems", "test_replication",
-                "test_scrub", "test_servers", "test_team", "test_users"}
+                "test_integrity", "test_links", "test_multipart", "test_names", "test_ops", "test_problems",
+                "test_replication", "test_scrub", "test_servers", "test_team", "test_users"}
 
 
 @pytest.fixture
