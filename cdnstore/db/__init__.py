@@ -12,7 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import DatabaseConfig
-from .base import Database, Params, Row, UniqueViolation, iso, iso_in, latest_version, migrations, now_iso, schema_sql
+from .base import (
+    RESYNC,
+    Database,
+    Listener,
+    Params,
+    Row,
+    UniqueViolation,
+    iso,
+    iso_in,
+    latest_version,
+    migrations,
+    now_iso,
+    schema_sql,
+)
 from .sqlite import PRAGMAS, InlineTx, SqliteDatabase, SqliteTx, disk_error, initialize, private_file
 
 if TYPE_CHECKING:
@@ -22,9 +35,9 @@ if TYPE_CHECKING:
 else:
     Tx = object  # a name to import; only type checkers look at it
 
-__all__ = ["PRAGMAS", "Database", "InlineTx", "Params", "Row", "SqliteDatabase", "Tx", "UniqueViolation",
-           "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations", "now_iso",
-           "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
+__all__ = ["PRAGMAS", "RESYNC", "Database", "InlineTx", "Listener", "Params", "Row", "SqliteDatabase", "Tx",
+           "UniqueViolation", "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations",
+           "now_iso", "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
 
 
 def connect(cfg: DatabaseConfig) -> Database:
