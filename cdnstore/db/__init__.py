@@ -5,6 +5,9 @@
 - `postgres.py`: PostgreSQL through asyncpg (a pool; transactions side by side);
 - `dialect.py`: SQL is written once in SQLite's spelling and translated for PostgreSQL there.
 
+Stored times (`iso`, `now_iso`, `iso_in`) are cdnstore/times.py's; they are passed on here for the modules
+that import them from `db`.
+
 `connect(cfg)` picks the engine from `database.url` (empty: SQLite at `database.path`)."""
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import DatabaseConfig
+from ..times import iso, iso_in, now_iso
 from .base import (
     RESYNC,
     Database,
@@ -19,11 +23,8 @@ from .base import (
     Params,
     Row,
     UniqueViolation,
-    iso,
-    iso_in,
     latest_version,
     migrations,
-    now_iso,
     schema_sql,
 )
 from .sqlite import PRAGMAS, InlineTx, SqliteDatabase, SqliteTx, disk_error, initialize, private_file

@@ -1,14 +1,12 @@
-"""What both engines share: the Database interface that use cases see, stored times, and the list of
-numbered migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py."""
+"""What both engines share: the Database interface that use cases see and the list of numbered
+migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py."""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -26,22 +24,6 @@ Params = Sequence[Any] | dict[str, Any]
 # listening connection was cut and is back): the listener then re-reads what it keeps.
 Listener = Callable[[str | None], None]
 RESYNC = None
-
-
-def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
-    """Unix time `ts` (now when None) as RFC 3339 UTC; with the default millisecond precision this is
-    the format every stored time uses, so stored times compare correctly as text."""
-    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    return iso()
-
-
-def iso_in(seconds: float, *, timespec: str = "milliseconds") -> str:
-    """Now plus `seconds` (negative: ago), as `iso` writes it."""
-    return iso(time.time() + seconds, timespec=timespec)
 
 
 def schema_sql(engine: str = "sqlite") -> str:
