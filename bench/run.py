@@ -435,7 +435,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
-    db.on_commit(queue.after_commit)
+    await db.listen("jobs", queue.wake)
     started = time.monotonic()
     async with db.transaction() as tx:
         for sid in range(1, 5):

@@ -146,6 +146,9 @@ class JobsConfig(Section):
     part_size: int = Field(8 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
     parts_in_flight: int = Field(2, ge=1)
     shutdown_grace: float = Field(30.0, ge=0)  # at SIGTERM, running jobs may finish this long, then are requeued
+    # A running job's lease, renewed every third of it: a job of a daemon that died is taken over by another
+    # (or the restarted one) within lease_seconds + poll_interval.
+    lease_seconds: float = Field(30.0, ge=1)
 
 
 class HealthConfig(Section):
@@ -156,6 +159,12 @@ class HealthConfig(Section):
 class ScrubConfig(Section):
     interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
     stale_upload_after: float = Field(86400.0, ge=0)  # an unfinished multipart upload this old is aborted
+
+
+class PeriodicConfig(Section):
+    # Periodic work (health checks, the upload sweep, scrub) runs on the daemon holding its lease, renewed
+    # every third of it; when the holder dies another daemon takes it within lease_seconds * 4/3.
+    lease_seconds: float = Field(30.0, ge=1)
 
 
 class LinksConfig(Section):
@@ -192,6 +201,7 @@ class Config(Section):
     jobs: JobsConfig = JobsConfig()
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
+    periodic: PeriodicConfig = PeriodicConfig()
     links: LinksConfig = LinksConfig()
     log: LogConfig = LogConfig()
 

@@ -4,8 +4,14 @@ fail, retry, list). job_worker.py runs the jobs.
 Jobs are rows inserted in the same transaction as the change that needs them (the outbox pattern).
 A worker claims one with a lease, runs its handler, and deletes it when done; a failure is retried
 with exponential backoff and jitter until `max_attempts`, then the job stays 'failed' for an admin to
-see and retry. At most one job per (kind, version, server) is open. One daemon runs per database, so at
-start every job left 'running' by a killed process goes back to the queue.
+see and retry. At most one job per (kind, version, server) is open.
+
+Several daemons may share the queue (PostgreSQL). A claim (`FOR UPDATE SKIP LOCKED` there) gives the job a
+lease of `jobs.lease_seconds`, which the worker renews while the job runs, and a claim token (a uuid per
+claim): the outcome is written only while the token is still the claim's, so a daemon that lost its lease
+changes nothing. A lease that runs out (its daemon was killed) is taken over by the next claim of any
+daemon: a job of a dead daemon runs again within lease_seconds + poll_interval. Enqueueing notifies
+CHANNEL, so idle workers of every daemon wake at once; polling is the fallback.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 
+CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
 KINDS = ("copy", "remove")
 STATUSES = ("queued", "running", "failed")
 
@@ -36,6 +43,8 @@ class Job:
     # It ran before and did not finish (failed, waited, or its process stopped): it may have left work
     # half done. Attempts cannot tell: waiting and restarts give theirs back. (last_error is set then.)
     ran_before: bool = False
+    token: str = field(default="", compare=False)  # this claim's: the outcome is written only under it
+    claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
 
 
 class Retry(Exception):
@@ -62,6 +71,8 @@ def job_id(text: str) -> int:
         raise NotFound("no such job", code="job_not_found") from None
 
 
+LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
+
 # run_after, created_at, updated_at of a job inserted by INSERT ... SELECT: typed, because PostgreSQL cannot
 # infer a parameter's type in a select list (it would take it for text).
 TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
@@ -73,17 +84,9 @@ class JobQueue:
         self.cfg = cfg
         self.clock = clock
         self.wakeup = asyncio.Event()
-        self._enqueued = False
 
-    def after_commit(self) -> None:
-        """Wake the worker when a transaction that enqueued commits (app.py hands this to the database)."""
-        # Where transactions run side by side, the commit that ends this one may come after another's: wake
-        # on every commit there (a claim finds nothing at worst) rather than lose the wake-up.
-        if self._enqueued or not self.db.serial_writes:
-            self._enqueued = False
-            self.wakeup.set()
-
-    def wake(self) -> None:
+    def wake(self, payload: str | None = None) -> None:
+        """Wake the worker (app.py hands this to `db.listen(CHANNEL)`: a job became due on some daemon)."""
         self.wakeup.set()
 
     # --- enqueueing (inside the caller's transaction; set-based) ------------------------------
@@ -94,7 +97,7 @@ class JobQueue:
             "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
             f"SELECT * FROM ({select_sql}) AS candidates WHERE true ON CONFLICT DO NOTHING", {**params, "now": now})
         if cursor.rowcount:
-            self._enqueued = True
+            await self.db.notify(CHANNEL, tx=tx)
         return cursor.rowcount
 
     async def enqueue_copies(self, tx: Tx, version_id: int, zone: str) -> int:
@@ -138,48 +141,75 @@ class JobQueue:
     # --- running --------------------------------------------------------------------------------
 
     async def claim(self, server_id: int) -> Job | None:
-        """The oldest due job of one server, now running under a lease."""
-        now = self.clock()
+        """The oldest due job of one server, now running under a lease and a new claim token: a queued job
+        whose time has come, or a running one whose lease ran out (its daemon died: taken over, the attempt
+        not spent again, and marked as having run before)."""
+        now, sent, token = self.clock(), time.monotonic(), str(uuid.uuid4())
         async with self.db.transaction() as tx:
             row = await tx_fetchone(tx, f"""
-                UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = :lease,
-                                updated_at = :now
-                WHERE id = (SELECT id FROM jobs WHERE server_id = :s AND status = 'queued' AND run_after <= :now
+                UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END,
+                                last_error = CASE WHEN status = 'running' THEN :lost ELSE last_error END,
+                                status = 'running', lease_until = :lease, claim_token = :token, updated_at = :now
+                WHERE id = (SELECT id FROM jobs WHERE server_id = :s
+                              AND (status = 'queued' AND run_after <= :now
+                                   OR status = 'running' AND COALESCE(lease_until, 0) < :now)
                             ORDER BY run_after LIMIT 1{self.db.skip_locked})
                 RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
-                                    {"s": server_id, "now": now, "lease": now + self.cfg.timeout})
+                                    {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds,
+                                     "token": token, "lost": LEASE_LOST})
         if row is None:
             return None
-        return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]))
+        return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]), token=token, claimed_at=sent)
 
-    async def done(self, job: Job) -> None:
+    async def renew(self, job: Job) -> bool:
+        """Extend the job's lease by lease_seconds from now; False when the claim is no longer this one's."""
         async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+            cursor = await tx.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND claim_token = ?",
+                                      (self.clock() + self.cfg.lease_seconds, job.id, job.token))
+        return bool(cursor.rowcount)
 
-    async def postpone(self, job: Job, delay: float, reason: str) -> None:
-        """Back to the queue without spending the attempt."""
+    async def done(self, job: Job) -> bool:
+        """Delete the finished job (False, and nothing done, when its claim was taken over)."""
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = ?, "
-                             "lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-                             (self.clock() + delay, reason, self.clock(), job.id))
+            cursor = await tx.execute("DELETE FROM jobs WHERE id = ? AND claim_token = ?", (job.id, job.token))
+        return bool(cursor.rowcount)
 
-    async def fail(self, job: Job, error: str) -> None:
-        """Retry later with exponential backoff and jitter, or leave it 'failed' when out of attempts."""
+    async def postpone(self, job: Job, delay: float, reason: str) -> bool:
+        """Back to the queue without spending the attempt (only under the job's claim)."""
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
+                "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?",
+                (self.clock() + delay, reason, self.clock(), job.id, job.token))
+            if cursor.rowcount and delay <= 0:  # due at once: another daemon's idle worker may take it now
+                await self.db.notify(CHANNEL, tx=tx)
+        return bool(cursor.rowcount)
+
+    async def fail(self, job: Job, error: str) -> bool:
+        """Retry later with exponential backoff and jitter, or leave it 'failed' when out of attempts (only
+        under the job's claim)."""
         if job.attempts >= self.cfg.max_attempts:
             status, run_after = "failed", self.clock()
         else:
             delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (job.attempts - 1))
             status, run_after = "queued", self.clock() + delay * random.uniform(0.5, 1.5)
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, last_error = ?, "
-                             "updated_at = ? WHERE id = ?", (status, run_after, error[:2000], self.clock(), job.id))
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, claim_token = NULL, last_error = ?, "
+                "updated_at = ? WHERE id = ? AND claim_token = ?",
+                (status, run_after, error[:2000], self.clock(), job.id, job.token))
+        return bool(cursor.rowcount)
 
     async def requeue_running(self) -> int:
-        """At start: jobs a killed process left running run again (their leases died with it)."""
+        """At the start of the one daemon of a database (SQLite): the jobs a killed process left running run
+        again at once, without waiting for their leases to run out. Never where daemons share the database:
+        there the others' jobs are running."""
+        assert self.db.one_daemon, "several daemons share this database: their leases run out instead"
         async with self.db.transaction(offload=True) as tx:
             cursor = await tx.execute("UPDATE jobs SET status = 'queued', "
                                       "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
-                                      "lease_until = NULL, last_error = 'interrupted: the process stopped', "
+                                      "lease_until = NULL, claim_token = NULL, "
+                                      "last_error = 'interrupted: the process stopped', "
                                       "updated_at = ? WHERE status = 'running'", (self.clock(),))
         return cursor.rowcount
 
@@ -209,7 +239,7 @@ class JobQueue:
                                       "updated_at = ? WHERE id = ? AND status = 'failed'",
                                       (self.clock(), self.clock(), job_id(job_uuid_text)))
             if cursor.rowcount:
-                self._enqueued = True
+                await self.db.notify(CHANNEL, tx=tx)
             # Read in the transaction: once it commits, a worker may claim the job at once.
             row = await tx_fetchone(tx, f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
         if row is None:

@@ -1,6 +1,11 @@
 """The job worker: claims due jobs from the queue (job_queue.py) and runs their handlers, `workers` at
 once and at most `per_server` against one server; records each outcome (done, retried with backoff,
-postponed, failed) through the queue."""
+postponed, failed) through the queue.
+
+While a job runs its lease is renewed every third of `jobs.lease_seconds`. When it cannot be renewed
+(another daemon took the job over, or the database stayed unreachable until a third of the lease was
+left) the handler is stopped: by the time the lease runs out and another daemon may take the job, this one
+no longer runs it. Each run is logged when it starts and when it ends, with its claim."""
 
 from __future__ import annotations
 
@@ -9,14 +14,21 @@ import contextlib
 import functools
 import itertools
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from .config import JobsConfig
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import Handler, Job, JobQueue, Retry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Lease:
+    lost: bool = False  # set (before the job's task is cancelled) when the lease could not be kept
 
 
 class JobWorker:
@@ -39,7 +51,7 @@ class JobWorker:
         self._deadline: float | None = None  # set at shutdown: running jobs may go on until then
 
     async def run(self) -> None:
-        while True:
+        while self.queue.db.one_daemon:  # several daemons: their leases run out instead (claim takes them over)
             try:
                 await self.queue.requeue_running()
                 break
@@ -121,18 +133,32 @@ class JobWorker:
             log.warning("shutdown: %d job(s) still running after the grace period; stopping them, they go back "
                         "to the queue", self._running)
 
-    async def _run(self, job: Job) -> None:
-        handler = self.handlers[job.kind]
-        outcome: Callable[[], Awaitable[None]]
+    async def _handle(self, job: Job) -> None:
+        """The job's handler, its start and end logged with the claim (tests/test_cluster_faults.py reads
+        these lines to check that no job runs on two daemons at once)."""
+        log.info("job %s (%s) starts, claim %s", job.id, job.kind, job.token, extra={"job_id": job.id})
         try:
-            async with asyncio.timeout(self.cfg.timeout):
-                await handler(job)
+            await self.handlers[job.kind](job)
+        finally:
+            log.info("job %s (%s) ends, claim %s", job.id, job.kind, job.token, extra={"job_id": job.id})
+
+    async def _run(self, job: Job) -> None:
+        """Run the job's handler under its lease and record the outcome."""
+        outcome: Callable[[], Awaitable[bool]]
+        lease = _Lease()
+        try:
+            async with asyncio.timeout(self.cfg.timeout), self._leased(job, lease):
+                await self._handle(job)
         except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if lease.lost and current is not None and current.uncancel() == 0:
+                await self._lost(job)
+                return
             try:
                 await asyncio.shield(self.queue.postpone(job, 0, "interrupted by shutdown"))
             except DatabaseUnavailable:
                 log.warning("job %s (%s) interrupted by shutdown; the database refuses writes, so it goes back "
-                            "to the queue at the next start", job.id, job.kind, extra={"job_id": job.id})
+                            "to the queue when its lease runs out", job.id, job.kind, extra={"job_id": job.id})
             else:
                 log.info("job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind,
                          extra={"job_id": job.id})
@@ -156,20 +182,61 @@ class JobWorker:
         else:
             log.debug("job %s (%s) done", job.id, job.kind, extra={"job_id": job.id})
             outcome = functools.partial(self.queue.done, job)
-        await self._record(outcome)
+        if not await self._record(outcome):
+            log.warning("job %s (%s): its claim was taken over; its outcome is not recorded", job.id, job.kind,
+                        extra={"job_id": job.id})
 
-    def _failed(self, job: Job, error: str) -> Callable[[], Awaitable[None]]:
+    @contextlib.asynccontextmanager
+    async def _leased(self, job: Job, lease: _Lease) -> AsyncIterator[None]:
+        """Renew the job's lease while the block runs; cancel the block when it cannot be kept."""
+        running = asyncio.current_task()
+        assert running is not None
+        keeper = asyncio.create_task(self._keep_lease(job, running, lease), name=f"lease-of-job-{job.id}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_lease(self, job: Job, running: asyncio.Task[None], lease: _Lease) -> None:
+        seconds = self.cfg.lease_seconds
+        expires = job.claimed_at + seconds  # as far as this daemon can tell (its clock, from the claim's sending)
+        while True:
+            await asyncio.sleep(seconds / 3)
+            sent = time.monotonic()
+            kept: bool | None = None  # None: unknown (the database did not answer in time)
+            with contextlib.suppress(DatabaseUnavailable, TimeoutError):
+                async with asyncio.timeout(max(0.0, expires - seconds / 3 - sent)):
+                    kept = await self.queue.renew(job)
+            if kept:
+                expires = sent + seconds
+            elif kept is False or time.monotonic() >= expires - seconds / 3:
+                log.warning("job %s (%s): its lease %s; stopping it (another daemon may take it over)", job.id,
+                            job.kind, "was taken over" if kept is False else "could not be renewed",
+                            extra={"job_id": job.id})
+                lease.lost = True
+                running.cancel()
+                return
+
+    async def _lost(self, job: Job) -> None:
+        """After the lease was lost: back to the queue if the claim is still this one's (nobody took it
+        over); else, or when the database does not answer, nothing: its lease runs out for any daemon."""
+        with contextlib.suppress(DatabaseUnavailable):
+            await self.queue.postpone(job, 0, "its lease could not be renewed")
+
+    def _failed(self, job: Job, error: str) -> Callable[[], Awaitable[bool]]:
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error,
                     extra={"job_id": job.id})
         return functools.partial(self.queue.fail, job, error)
 
-    async def _record(self, outcome: Callable[[], Awaitable[None]]) -> None:
-        """Write a job's outcome. While the disk refuses writes, try again every poll interval: the job
-        stays 'running' in the table meanwhile (a shutdown leaves it there, and the next start requeues it)."""
+    async def _record(self, outcome: Callable[[], Awaitable[bool]]) -> bool:
+        """Write a job's outcome; False when its claim was taken over meanwhile. While the database refuses
+        writes, try again every poll interval: the job stays 'running' in the table meanwhile (its lease runs
+        out, and any daemon takes it over; on SQLite the next start requeues it)."""
         while True:
             try:
-                await outcome()
-                return
+                return await outcome()
             except DatabaseUnavailable:
                 await asyncio.sleep(self.cfg.poll_interval)
 
@@ -189,5 +256,5 @@ class JobWorker:
             return False
         marks = ",".join("?" * len(ids))
         return bool(await self.queue.db.fetchval(
-            f"SELECT 1 FROM jobs WHERE status IN ('queued', 'running') AND run_after <= ? "
+            f"SELECT 1 FROM jobs WHERE (status = 'queued' AND run_after <= ? OR status = 'running') "
             f"AND server_id IN ({marks}) LIMIT 1", (self.queue.clock() + horizon, *ids)))

@@ -142,7 +142,8 @@ CREATE TABLE jobs (
     lease_until DOUBLE PRECISION,
     last_error  TEXT,
     created_at  DOUBLE PRECISION NOT NULL,
-    updated_at  DOUBLE PRECISION NOT NULL
+    updated_at  DOUBLE PRECISION NOT NULL,
+    claim_token TEXT  -- a uuid per claim; finishing, failing or postponing needs it (migration 0005)
 );
 CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE status IN ('queued', 'running');
 CREATE INDEX jobs_claim ON jobs (server_id, status, run_after);
@@ -161,3 +162,10 @@ CREATE TABLE links (
     created_at    TEXT    NOT NULL
 );
 CREATE INDEX links_file ON links (file_id, id DESC);
+
+-- Named leases (db/leases.py): periodic work runs where its lease is held (migration 0005).
+CREATE TABLE leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  DOUBLE PRECISION NOT NULL  -- unix seconds
+);

@@ -218,3 +218,65 @@ async def test_a_notification_reaches_every_listener_once_and_only_if_its_transa
         await database.close()
         if other is not database:
             await other.close()
+
+
+async def test_a_lease_is_held_by_one_daemon_at_a_time_and_taken_over_once_it_runs_out(
+        tmp_path: Path, database_url: str) -> None:
+    from cdnstore.db.leases import Lease
+
+    now = [1_000_000.0]
+    database = await opened(tmp_path, database_url)
+    first, second = (Lease(database, "health", holder, 30, clock=lambda: now[0]) for holder in ("a", "b"))
+    try:
+        assert await first.acquire() and first.held
+        assert not await second.acquire() and not second.held
+        now[0] += 29
+        assert await first.acquire()  # renewed: 30 s from now
+        now[0] += 29
+        assert not await second.acquire()
+        now[0] += 2  # the first holder died: its lease ran out
+        assert await second.acquire() and not await first.acquire()
+        await second.release()  # a clean stop gives it up at once
+        assert await first.acquire()
+    finally:
+        await database.close()
+
+
+async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_holder_dies(
+        tmp_path: Path, database_url: str) -> None:
+    import asyncio
+    import itertools
+    import time
+
+    from apihelp import wait_for
+
+    from cdnstore.db.leases import Lease
+    from cdnstore.tasks import every_exclusively
+
+    database = await opened(tmp_path, database_url)
+    runs: list[tuple[str, float, float]] = []
+
+    def daemon(name: str) -> tuple[Lease, asyncio.Task[None]]:
+        async def work() -> None:
+            started = time.monotonic()
+            await asyncio.sleep(0.02)
+            runs.append((name, started, time.monotonic()))
+        lease = Lease(database, "upload-sweep", name, 1.5)
+        return lease, asyncio.create_task(every_exclusively(lease, 0.05, work, "upload-sweep"))
+
+    (first_lease, first), (_, second) = daemon("a"), daemon("b")
+    try:
+        await wait_for(lambda: len(runs) >= 10, "ten rounds")
+        assert {name for name, _, _ in runs} == {"a"}  # the first to take the lease does it all
+        first_lease.release = lambda: asyncio.sleep(0)  # type: ignore[method-assign]  # killed: no clean stop
+        first.cancel()
+        died = time.monotonic()
+        await wait_for(lambda: runs[-1][0] == "b", "the other daemon to take the work over")
+        assert runs[-1][1] - died < 1.5 * 4 / 3 + 0.1  # within lease_seconds * 4/3 (+ one interval)
+        spans = sorted((start, end) for _, start, end in runs)
+        assert all(end <= later for (_, end), (later, _) in itertools.pairwise(spans))  # never at once
+    finally:
+        for task in (first, second):
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        await database.close()

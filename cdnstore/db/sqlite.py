@@ -292,7 +292,9 @@ class SqliteDatabase(Database):
     async def checkpoint(self) -> None:
         """Move committed pages from the WAL into the database file, in a thread (this is where fsync
         happens). PASSIVE: never waits for readers or writers."""
-        if self._commits_since_checkpoint and self._writer is not None:
+        # Not while a transaction holds the lock: it may be on the same connection (check_writable, offloaded
+        # work), where SQLite refuses a checkpoint ("database table is locked"). The next second will do.
+        if self._commits_since_checkpoint and self._writer is not None and not self._lock.locked():
             commits, self._commits_since_checkpoint = self._commits_since_checkpoint, 0
             try:
                 await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
