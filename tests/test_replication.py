@@ -50,6 +50,20 @@ async def test_a_stored_file_is_copied_to_every_active_server_of_its_zone_and_no
     assert (servers["detroit"]["files"], servers["capetown"]["files"]) == (0, 1)
 
 
+async def test_a_fill_enqueued_by_another_daemon_copies_although_this_daemons_registry_has_not_heard_yet(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    file_id = await stored_file(admin, "f.bin")
+    await api.app[appkeys.WORKER].drain()
+    db, queue = api.app[appkeys.DB], api.app[appkeys.JOBS]
+    detroit = await db.fetchval("SELECT id FROM servers WHERE name = 'detroit'")
+    async with db.transaction() as tx:  # as another daemon activates Detroit (this one's memory: inactive)
+        await tx.execute("UPDATE servers SET is_active = 1 WHERE id = ?", (detroit,))
+        assert await queue.enqueue_fill(tx, detroit, "USA") == 1
+    await api.app[appkeys.WORKER].drain()
+    assert "detroit" in await holders(api, weed, bucket, file_id)
+
+
 async def test_activating_a_server_fills_it_with_its_zones_files(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, servers = await setup(api, weed, bucket)
     files = [await stored_file(admin, f"f{i}.bin") for i in range(3)]
