@@ -182,6 +182,12 @@ class JobWorker:
         else:
             log.debug("job %s (%s) done", job.id, job.kind, extra={"job_id": job.id})
             outcome = functools.partial(self.queue.done, job)
+        if lease.lost:  # the handler turned its cancellation into something else: what it did is not an outcome
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                current.uncancel()
+            await self._lost(job)
+            return
         if not await self._record(outcome):
             log.warning("job %s (%s): its claim was taken over; its outcome is not recorded", job.id, job.kind,
                         extra={"job_id": job.id})
