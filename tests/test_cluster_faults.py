@@ -24,15 +24,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
-from apihelp import PASSWORD, US_IP, Answer, Session, put_bytes, wait_for
-from daemonproc import Daemon, RemoteApi, admin_session, write_config
+from apihelp import US_IP, Answer, put_bytes, wait_for
+from daemonproc import Cluster
 from pgbed import PgCluster
 from reliability import LEDGER
 from test_faults import Model, check_model, check_objects, scrub
-from weedbed import unused_port
 
 from cdnstore.config import DatabaseConfig
 from cdnstore.db import RESYNC, connect
@@ -77,46 +75,24 @@ async def test_a_listener_is_told_to_resync_after_postgresql_restarts_and_hears_
         await database.close()
 
 
-class Cluster:
-    """Three daemons on one database; requests go to the ones alive, retried while PostgreSQL is down."""
+class Faults:
+    """The daemons of a `daemonproc.Cluster`, killed and restarted; requests go to the ones alive, and are
+    sent again while PostgreSQL is down."""
 
-    def __init__(self, pg: PgCluster, url: str, root: Path, webhook_port: int) -> None:
-        self.pg, self.url = pg, url
-        self.daemons: list[Daemon] = []
-        for n, port in enumerate((webhook_port, unused_port(), unused_port())):  # SeaweedFS calls the first
-            home = root / f"daemon{n}"
-            home.mkdir()
-            write_config(home, port, database={"url": url}, uploads={"sweep_interval": 0.3, "sweep_after": 0},
-                         health={"interval": 1.0}, scrub={"interval": 0, "stale_upload_after": 0},
-                         jobs={"workers": 4, "per_server": 2, "lease_seconds": LEASE},
-                         periodic={"lease_seconds": LEASE})
-            self.daemons.append(Daemon(home / "config.toml", port, home / "daemon.log"))
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
         self.kills: dict[int, list[float]] = defaultdict(list)  # daemon -> unix times of its SIGKILLs
         self.down: set[int] = set()
         self.answers: list[Answer] = []
-        self.https: list[aiohttp.ClientSession] = []
-        self.user: list[Session] = []
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        await asyncio.gather(*(d.start() for d in self.daemons))
-        self.https = [aiohttp.ClientSession(base_url=d.url) for d in self.daemons]
-        try:
-            yield
-        finally:
-            for http in self.https:
-                await http.close()
-            for daemon in self.daemons:
-                daemon.kill()
 
     def alive(self, rng: random.Random) -> int:
-        return rng.choice([n for n in range(len(self.daemons)) if n not in self.down])
+        return rng.choice([n for n in range(len(self.cluster.daemons)) if n not in self.down])
 
     async def call(self, rng: random.Random, method: str, path: str, **kw: Any) -> Answer:
         """The request on a live daemon; while PostgreSQL is down (503 database_unavailable) again later."""
         async with asyncio.timeout(30):
             while True:
-                answer = await self.user[self.alive(rng)].call(method, path, **kw)
+                answer = await self.cluster.admins[self.alive(rng)].call(method, path, **kw)
                 self.answers.append(answer)
                 if answer.status != 503:
                     return answer
@@ -124,63 +100,61 @@ class Cluster:
                 await asyncio.sleep(0.2)
 
     async def kill(self, n: int) -> None:
-        self.daemons[n].kill()
-        assert self.daemons[n].proc is not None
-        await self.daemons[n].proc.wait()
+        daemon = self.cluster[n]
+        daemon.kill()
+        assert daemon.proc is not None
+        await daemon.proc.wait()
         self.kills[n].append(time.time())
         self.down.add(n)
 
     async def restart(self, n: int) -> None:
-        await self.daemons[n].start()
+        await self.cluster[n].start()
         self.down.discard(n)
 
     @contextlib.asynccontextmanager
     async def others_stopped(self) -> AsyncIterator[None]:
         """Every daemon but the first stopped (SIGTERM) while the admin changes the servers through the first,
         then started again: each loads the server registry at its start. (Until each daemon's registry
-        hears of the others' changes, a daemon would run a copy with the server as it was.)"""
-        for daemon in self.daemons[1:]:
+        hears of the others' changes, the others would route uploads with the servers as they were.)"""
+        for daemon in self.cluster.daemons[1:]:
             code, _ = await daemon.stop(within=30)
             assert code == 0
         yield
-        await asyncio.gather(*(daemon.start() for daemon in self.daemons[1:]))
+        await asyncio.gather(*(daemon.start() for daemon in self.cluster.daemons[1:]))
 
 
-async def upload(cluster: Cluster, model: Model, rng: random.Random, name: str, data: bytes) -> None:
+async def upload(faults: Faults, model: Model, rng: random.Random, name: str, data: bytes) -> None:
     """Announce, PUT to the storage server, confirm (through any live daemon): acknowledged at the 200."""
     body = {"name": name, "size": len(data), "content_type": "application/octet-stream"}
-    announced = (await cluster.call(rng, "POST", "/api/v1/files", json=body,
-                                    headers={"X-Forwarded-For": US_IP})).expect(201)
+    announced = (await faults.call(rng, "POST", "/api/v1/files", json=body,
+                                   headers={"X-Forwarded-For": US_IP})).expect(201)
     assert await put_bytes(announced["upload"], data) == 200
-    (await cluster.call(rng, "POST", f"/api/v1/files/{announced['file']['id']}/complete")).expect(200)
+    (await faults.call(rng, "POST", f"/api/v1/files/{announced['file']['id']}/complete")).expect(200)
     model.uploaded(name, data, announced["file"]["id"])
 
 
 async def test_daemons_killed_and_postgresql_crashed_lose_nothing_and_never_run_a_job_twice_at_once(
         tmp_path: Path, own_pg: PgCluster, weed: WeedCluster, bucket: str, daemon_port: int) -> None:
     rng, model = random.Random(SEED), Model()
-    cluster = Cluster(own_pg, own_pg.fresh(), tmp_path, daemon_port)
-    async with cluster.running():
-        admin = await admin_session(cluster.daemons[0], cluster.https[0])
-        async with cluster.others_stopped():
-            servers = await admin.add_layout(weed, bucket)
-        (await admin.post("/api/v1/users", json={"username": "alice", "password": PASSWORD,
-                                                 "is_admin": False})).expect(201)
-        alice = await admin.api.login("alice")
-        cluster.user = [Session(RemoteApi(http), alice.tokens) for http in cluster.https]
-        count = 0
+    url = own_pg.fresh()
+    settings: dict[str, dict[str, Any]] = {
+        "uploads": {"sweep_interval": 0.3, "sweep_after": 0}, "health": {"interval": 1.0},
+        "scrub": {"interval": 0, "stale_upload_after": 0}, "periodic": {"lease_seconds": LEASE},
+        "jobs": {"workers": 4, "per_server": 2, "lease_seconds": LEASE}}
+    async with Cluster(tmp_path, url, 3, first_port=daemon_port, weed=weed, bucket=bucket, **settings) as cluster:
+        faults, count = Faults(cluster), 0
         for n in range(ROUNDS):
             victim = None if n == CRASH_ROUND else n % len(cluster.daemons)  # each in turn
-            cluster.down = {victim} if victim is not None else set()  # the work goes to the others
+            faults.down = {victim} if victim is not None else set()  # the work goes to the others
+            if n == FILL_ROUND:
+                async with faults.others_stopped():
+                    detroit = f"/api/v1/servers/{cluster.servers['detroit']['id']}"
+                    (await cluster.admins[0].patch(detroit, json={"is_active": True})).expect(200)
             files = []
             for _ in range(3):
                 count += 1
                 files.append((f"file-{count:03}.bin", rng.randbytes(rng.randint(64 * KIB, 3 * MIB))))
-            if n == FILL_ROUND:
-                async with cluster.others_stopped():
-                    detroit = f"/api/v1/servers/{servers['detroit']['id']}"
-                    (await admin.patch(detroit, json={"is_active": True})).expect(200)
-            await asyncio.gather(*(upload(cluster, model, rng, name, data) for name, data in files))
+            await asyncio.gather(*(upload(faults, model, rng, name, data) for name, data in files))
             moment = rng.uniform(0, 0.5)
             await asyncio.sleep(moment)  # the scenario: the fault at a random (seeded) moment of the copies
             if victim is None:
@@ -189,28 +163,28 @@ async def test_daemons_killed_and_postgresql_crashed_lose_nothing_and_never_run_
                 own_pg.resume()
                 print(f"round {n + 1}: PostgreSQL crashed {moment:.3f} s into the copies")
             else:
-                await cluster.kill(victim)
+                await faults.kill(victim)
                 print(f"round {n + 1}: daemon {victim} killed {moment:.3f} s into the copies")
-                await cluster.restart(victim)
-        cluster.down = set()
-        conn = await asyncpg.connect(cluster.url)
+                await faults.restart(victim)
+        faults.down = set()
+        conn = await asyncpg.connect(url)
         try:
             await converged(conn)
             servers_rows = [tuple(r) for r in await conn.fetch("SELECT name, zone, is_on, is_active FROM servers")]
             versions = [tuple(r) for r in await conn.fetch("SELECT object_key, size, zone, status FROM versions")]
         finally:
             await conn.close()
-        model_mismatches = await check_model(model, cluster.user[1])
+        model_mismatches = await check_model(model, cluster.admins[1])
         for daemon in cluster.daemons:
             code, _ = await daemon.stop(within=30)
             assert code == 0
-    scrubbed = scrub(cluster.daemons[0])
+    scrubbed = scrub(cluster[0])
     checked, mismatches = await check_objects(servers_rows, versions, weed, bucket)
-    overlaps, again = concurrent_runs(cluster)
+    overlaps, again = concurrent_runs(cluster, faults.kills)
     print(f"{again} jobs ran more than once (taken over, or stopped with their daemon and run again)")
-    errors = [a for a in cluster.answers if a.status >= 500 and a.status != 503]
+    errors = [a for a in faults.answers if a.status >= 500 and a.status != 503]
     LEDGER.add("several daemons on PostgreSQL: one killed (SIGKILL) per round, PostgreSQL crashed once",
-               faults=sum(map(len, cluster.kills.values())) + 1, rounds=ROUNDS, files_checked=checked,
+               faults=sum(map(len, faults.kills.values())) + 1, rounds=ROUNDS, files_checked=checked,
                drift=scrubbed + len(mismatches) + len(model_mismatches), server_errors=len(errors))
     assert not mismatches and not model_mismatches and not scrubbed, (mismatches, model_mismatches, scrubbed)
     assert not overlaps, overlaps
@@ -232,7 +206,7 @@ async def converged(conn: asyncpg.Connection[Any], within: float = 60) -> None:
             await asyncio.sleep(0.2)
 
 
-def concurrent_runs(cluster: Cluster) -> tuple[list[str], int]:
+def concurrent_runs(cluster: Cluster, kills: dict[int, list[float]]) -> tuple[list[str], int]:
     """Runs of one job that overlapped in time, on any daemons, and how many jobs ran more than once: each
     run from its daemon's log lines (a run without an end ended when its daemon was killed)."""
     runs: dict[int, list[tuple[float, float, str]]] = defaultdict(list)
@@ -249,7 +223,7 @@ def concurrent_runs(cluster: Cluster) -> tuple[list[str], int]:
                 job, began = started.pop(match[4])
                 runs[job].append((began, at, f"daemon {n}"))
         for job, began in started.values():
-            ended = min(k for k in cluster.kills[n] if k >= began)  # only a kill ends a run without a line
+            ended = min(k for k in kills[n] if k >= began)  # only a kill ends a run without a line
             runs[job].append((began, ended, f"daemon {n} (killed)"))
     found = []
     for job, spans in runs.items():
