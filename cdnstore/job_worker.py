@@ -97,6 +97,8 @@ class JobWorker:
         for server_id in eligible[start:] + eligible[:start]:
             if self._busy[server_id] >= self.cfg.per_server:  # taken by another worker meanwhile
                 continue
+            if server_id not in self.reachable():  # switched off (or found down) during an earlier claim here
+                continue
             self._busy[server_id] += 1  # reserved before the await, so no other worker overshoots
             try:
                 job = await self.queue.claim(server_id)

@@ -247,6 +247,40 @@ async def test_a_worker_that_loses_a_jobs_lease_stops_running_it(db: Database) -
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_a_server_switched_off_while_a_worker_looks_for_jobs_gets_none_of_them(db: Database) -> None:
+    queue = queue_of(db, Clock(), workers=1, poll_interval=0.05)
+    queue.clock = time.time
+    available, asked, ran = [1, 2], [], []
+    gate, looking = asyncio.Event(), asyncio.Event()
+    claim = queue.claim
+
+    async def slow_claim(server_id: int) -> Job | None:
+        asked.append(server_id)
+        if server_id == 1 and not gate.is_set():  # the worker is asking for server 1's jobs; 2 is next
+            looking.set()
+            await gate.wait()
+        return await claim(server_id)
+
+    async def handler(job: Job) -> None:
+        ran.append(job.server_id)
+
+    queue.claim = slow_claim  # type: ignore[method-assign]
+    worker = JobWorker(queue, lambda: list(available), {"copy": handler, "remove": handler}, queue.cfg,
+                       health_interval=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_for(looking.is_set, "the worker to ask for server 1's jobs")
+        available.remove(2)  # server 2 is switched off meanwhile, and then gets a job
+        async with db.transaction() as tx:
+            assert await queue.enqueue_copies(tx, 1, "USA") == 1
+        gate.set()
+        await wait_for(lambda: asked.count(1) >= 3, "the worker to look twice more")
+        assert 2 not in asked and ran == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown(db: Database) -> None:
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
