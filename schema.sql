@@ -176,7 +176,9 @@ CREATE TABLE jobs (
     last_error  TEXT,
     created_at  REAL    NOT NULL,
     updated_at  REAL    NOT NULL
-);
+, claim_token TEXT);
+-- claim_token: a uuid per claim; finishing, failing or postponing the job needs it (migration 0007, spelled
+-- as SQLite stores an added column). A claim whose lease_until has passed may be taken over by any worker.
 -- One open job per (kind, version, server): enqueueing twice changes nothing.
 CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE status IN ('queued', 'running');
 -- Claims take the oldest due job of one server at a time (servers in turn), and progress counts
@@ -212,3 +214,11 @@ CREATE TABLE download_stats (
     bytes     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, server_id)
 ) WITHOUT ROWID;
+
+-- Named leases (db/leases.py): periodic work runs where its lease is held, on one daemon at a time; a
+-- holder renews it while alive, and a dead holder's lease runs out (until, unix seconds) for another.
+CREATE TABLE leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  REAL NOT NULL  -- unix seconds
+);

@@ -458,7 +458,8 @@ async def every_replica(results: Results, daemon: Daemon, client: Client, count:
 async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     from cdnstore.config import JobsConfig
     from cdnstore.db import SqliteDatabase as Database
-    from cdnstore.jobs import Job, JobQueue, JobWorker
+    from cdnstore.job_queue import Job, JobQueue
+    from cdnstore.job_worker import JobWorker
     from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage
@@ -482,6 +483,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
+    await db.listen("jobs", queue.wake)
     started = time.monotonic()
     async with db.transaction() as tx:
         for sid in range(1, 5):
@@ -491,7 +493,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     async def noop(job: Job) -> None:
         return None
 
-    worker = JobWorker(queue, registry, {"copy": noop, "remove": noop}, JobsConfig(workers=8, per_server=2),
+    worker = JobWorker(queue, registry.available_ids, {"copy": noop, "remove": noop}, JobsConfig(workers=8, per_server=2),
                        health_interval=1)
     started = time.monotonic()
     task = asyncio.create_task(worker.run())
@@ -538,7 +540,7 @@ async def scale(results: Results, work: Path, files: int) -> None:
     from cdnstore.config import Config
     from cdnstore.db import SqliteDatabase as Database
     from cdnstore.files import Files
-    from cdnstore.jobs import JobQueue
+    from cdnstore.job_queue import JobQueue
     from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage
@@ -748,7 +750,8 @@ QUEUE_WORKER = """
 import asyncio, json, resource, sys, time
 from cdnstore.config import DatabaseConfig, JobsConfig
 from cdnstore.db import connect
-from cdnstore.jobs import JobQueue, JobWorker
+from cdnstore.job_queue import CHANNEL, JobQueue
+from cdnstore.job_worker import JobWorker
 from cdnstore.sealing import Sealer
 from cdnstore.servers import ServerRegistry
 from cdnstore.storage import Storage
@@ -763,12 +766,13 @@ async def main():
     async def noop(job):
         nonlocal done
         done += 1
-    worker = JobWorker(JobQueue(db, cfg), registry, {"copy": noop, "remove": noop}, cfg, health_interval=1)
+    queue = JobQueue(db, cfg)
+    await db.listen(CHANNEL, queue.wake)  # wake-ups from the other daemon's enqueues, as app.py wires them
+    worker = JobWorker(queue, registry.available_ids, {"copy": noop, "remove": noop}, cfg, health_interval=1)
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    # The worker's loops without run()'s requeue_running(): at the start of a second daemon it would send
-    # the first one's running jobs back to the queue (main's queue has no leases per daemon yet).
+    # The worker's loops alone: no start-up work of run() is measured
     loops = [asyncio.create_task(worker._loop()) for _ in range(cfg.workers)]
     while await db.fetchval("SELECT count(*) FROM jobs"):
         await asyncio.sleep(0.05)
@@ -788,7 +792,7 @@ async def queue_jobs(path: Path, url: str, files: int) -> None:
     """`files` stored versions and 4 servers, then a fill of each server: 4 x `files` queued copy jobs."""
     from cdnstore.config import DatabaseConfig, JobsConfig
     from cdnstore.db import connect
-    from cdnstore.jobs import JobQueue
+    from cdnstore.job_queue import JobQueue
 
     db = connect(DatabaseConfig(path=str(path), url=url))
     await db.open()

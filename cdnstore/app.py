@@ -7,12 +7,13 @@ before the S3 clients and the database close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from . import appkeys
+from . import appkeys, job_queue
 from .api import auth as auth_api
 from .api import events as events_api
 from .api import files as files_api
@@ -32,13 +33,15 @@ from .api.problems import problems_middleware
 from .api.server import handler_args
 from .auth import Passwords, Tokens
 from .config import Config
-from .db import connect
+from .db import connect, leases
+from .errors import DatabaseUnavailable
 from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
 from .integrity import Integrity
-from .jobs import JobQueue, JobWorker
+from .job_queue import JobQueue
+from .job_worker import JobWorker
 from .links import Links
 from .metrics import Metrics
 from .replicator import Replicator
@@ -47,7 +50,7 @@ from .sealing import Sealer
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
-from .tasks import every, running
+from .tasks import every, every_exclusively, running
 from .uploads import Uploads
 from .users import Accounts
 
@@ -91,6 +94,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     db = app[appkeys.DB] = connect(app[appkeys.CONFIG].database)
     await db.open()
     writer = app[appkeys.HISTORY] = HistoryWriter(db)
+    if db.serial_writes:  # one writer at a time: every transaction may carry the waiting rows in
+        db.on_begin(writer.write_into, writer.rolled_back)
+        db.on_commit(writer.committed)
+    else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
+        db.before_begin(writer.write_first)
     stats = app[appkeys.STATS] = DownloadStats(db)
     async with running({"history-writer": writer.run(), "download-stats": stats.run(),
                         "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
@@ -133,13 +141,15 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
+    await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
     files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
     integrity = app[appkeys.INTEGRITY] = Integrity(db, storage, registry, files, cfg.integrity,
                                                    metrics=app[appkeys.METRICS])
     replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
                             metrics=app[appkeys.METRICS], integrity=integrity)
-    app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
+    registry.listeners.append(replicator.server_changed)
+    app[appkeys.WORKER] = JobWorker(queue, registry.available_ids, replicator.handlers, cfg.jobs,
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
@@ -153,16 +163,28 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
 
 
 async def background_work(app: web.Application) -> AsyncIterator[None]:
-    """The job worker and the periodic checks; stopped before S3 and the database close."""
-    cfg = app[appkeys.CONFIG]
+    """The job worker and the periodic work (on the daemon holding each one's lease); stopped before S3 and
+    the database close."""
+    cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
+    if db.one_daemon:  # SQLite: a lease found at start is a dead process's
+        with contextlib.suppress(DatabaseUnavailable):  # (the disk refuses writes: they run out instead)
+            await leases.forget_all(db)
+    holder = leases.daemon_id()
+
+    def lease(name: str) -> leases.Lease:
+        return leases.Lease(db, name, holder, cfg.periodic.lease_seconds)
+
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
-        "health": every(cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
-        "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"),
-        "verify": every(cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"),
+        "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
+        "upload-sweep": every_exclusively(lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep,
+                                          "upload-sweep"),
+        "verify": every_exclusively(lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify,
+                                    "verify"),
     }
     if cfg.scrub.interval:
-        tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)
+        tasks["scrub"] = every_exclusively(lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub",
+                                           first_after=cfg.scrub.interval)
     async with running(tasks):
         yield
         await app[appkeys.WORKER].stop(cfg.jobs.shutdown_grace)

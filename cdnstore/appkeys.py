@@ -14,7 +14,8 @@ from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
 from .integrity import Integrity
-from .jobs import JobQueue, JobWorker
+from .job_queue import JobQueue
+from .job_worker import JobWorker
 from .links import Links
 from .metrics import Metrics
 from .models import User

@@ -146,6 +146,9 @@ class JobsConfig(Section):
     part_size: int = Field(8 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
     parts_in_flight: int = Field(2, ge=1)
     shutdown_grace: float = Field(30.0, ge=0)  # at SIGTERM, running jobs may finish this long, then are requeued
+    # A running job's lease, renewed every third of it: a job of a daemon that died is taken over by another
+    # (or the restarted one) within lease_seconds + poll_interval.
+    lease_seconds: float = Field(30.0, ge=1)
 
 
 class HealthConfig(Section):
@@ -161,6 +164,12 @@ class ScrubConfig(Section):
 class IntegrityConfig(Section):
     verify_rate: int = Field(50 << 20, ge=1)   # bytes/s at most read back by verification reads
     verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
+
+
+class PeriodicConfig(Section):
+    # Periodic work (health checks, the upload sweep, scrub) runs on the daemon holding its lease, renewed
+    # every third of it; when the holder dies another daemon takes it within lease_seconds * 4/3.
+    lease_seconds: float = Field(30.0, ge=1)
 
 
 class LinksConfig(Section):
@@ -202,6 +211,7 @@ class Config(Section):
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    periodic: PeriodicConfig = PeriodicConfig()
     links: LinksConfig = LinksConfig()
     users: UsersConfig = UsersConfig()
     log: LogConfig = LogConfig()

@@ -20,7 +20,7 @@ from collections import Counter
 from .db import Database, Row, Tx, tx_fetchone
 from .geo import Point, nearest
 from .integrity import Integrity
-from .jobs import Handler, Job, JobQueue, Retry
+from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import Server
 from .servers import ServerRegistry
@@ -42,20 +42,24 @@ class Replicator:
         self.servers = servers
         self.jobs = jobs
         self.retry_delay = retry_delay
-        servers.listeners.append(self.server_changed)
 
     @property
     def handlers(self) -> dict[str, Handler]:
         return {"copy": self.copy, "remove": self.remove}
 
     async def copy(self, job: Job) -> None:
-        version = await self.db.fetchone("SELECT object_key, size, status, zone, etag, sha256, sha256_declared, "
-                                         "verify_pending FROM versions WHERE id = ?", (job.version_id,))
+        # Whether the target still wants it, from the table, not the registry's copy in memory: the change
+        # that enqueued the job (a server activated) may be another daemon's, or this one's, whose memory
+        # is updated only after the commit that woke this worker.
+        version = await self.db.fetchone(
+            "SELECT v.object_key, v.size, v.status, v.zone, v.etag, v.sha256, v.sha256_declared, v.verify_pending, "
+            "s.is_on, s.is_active, s.zone AS server_zone "
+            "FROM versions v JOIN servers s ON s.id = ? WHERE v.id = ?", (job.server_id, job.version_id))
         target = self.servers.by_internal_id(job.server_id)
         if version is None or target is None:
             return
         if version["status"] != "stored" or not (
-                target.is_on and target.is_active and target.zone == version["zone"]):
+                version["is_on"] and version["is_active"] and version["server_zone"] == version["zone"]):
             # No longer wanted there. An earlier run of this job may have written the object and died
             # before recording it: record what is there, so that removals know of it (_present queues
             # its removal at once if the version was deleted or replaced meanwhile).

@@ -168,7 +168,8 @@ CREATE TABLE jobs (
     lease_until DOUBLE PRECISION,
     last_error  TEXT,
     created_at  DOUBLE PRECISION NOT NULL,
-    updated_at  DOUBLE PRECISION NOT NULL
+    updated_at  DOUBLE PRECISION NOT NULL,
+    claim_token TEXT  -- a uuid per claim; finishing, failing or postponing needs it (migration 0007)
 );
 CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE status IN ('queued', 'running');
 CREATE INDEX jobs_claim ON jobs (server_id, status, run_after);
@@ -194,4 +195,11 @@ CREATE TABLE download_stats (
     downloads BIGINT  NOT NULL DEFAULT 0,
     bytes     BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (day, server_id)
+);
+
+-- Named leases (db/leases.py): periodic work runs where its lease is held (migration 0007).
+CREATE TABLE leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  DOUBLE PRECISION NOT NULL  -- unix seconds
 );

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+from .db.leases import Lease
 from .errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,16 @@ async def every(interval: float, work: Callable[[], Awaitable[Any]], name: str, 
         except Exception:
             log.exception("background task %s failed; trying again in %.0f s", name, interval)
         await asyncio.sleep(interval)
+
+
+async def every_exclusively(lease: Lease, interval: float, work: Callable[[], Awaitable[Any]], name: str, *,
+                            first_after: float = 0) -> None:
+    """`every`, but the work runs only on the daemon holding `lease` (db/leases.py): every daemon runs this,
+    trying to take the lease while another holds it, so the work goes on when its holder dies."""
+    with contextlib.suppress(DatabaseUnavailable):  # first, so that the first round runs where it is free
+        await lease.acquire()
+    async with running({f"{name}-lease": lease.keep()}):
+        await every(interval, functools.partial(lease.run, work), name, first_after=first_after)
 
 
 @contextlib.asynccontextmanager

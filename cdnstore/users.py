@@ -16,7 +16,7 @@ from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import Throttle, address_key, attempt
 
 if TYPE_CHECKING:
-    from .jobs import JobQueue
+    from .job_queue import JobQueue
 
 USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes"
 

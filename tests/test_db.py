@@ -187,3 +187,96 @@ async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_c
         await conn.close()
     assert pg_schema_of(pg_cluster, fresh) == pg_schema_of(pg_cluster, replayed)
     assert await postgres.initialize(replayed) == (db.latest_version("postgres"),) * 2
+
+
+async def test_a_notification_reaches_every_listener_once_and_only_if_its_transaction_commits(
+        tmp_path: Path, database_url: str) -> None:
+    import asyncio
+
+    from apihelp import wait_for
+
+    database = await opened(tmp_path, database_url)
+    # Another daemon on the same database (PostgreSQL); SQLite has one daemon, in this process.
+    other = await opened(tmp_path, database_url) if database_url else database
+    heard: list[str | None] = []
+    heard_there: list[str | None] = []
+    try:
+        await database.listen("servers", heard.append)
+        await other.listen("servers", heard_there.append)
+        with pytest.raises(ValueError):
+            async with database.transaction() as tx:
+                await database.notify("servers", "rolled back", tx=tx)
+                raise ValueError
+        async with database.transaction() as tx:
+            await database.notify("servers", "s1", tx=tx)
+            await asyncio.sleep(0.05)  # not before the commit
+            assert heard == []
+        await database.notify("servers", "s2")
+        await wait_for(lambda: len(heard) == 2 and len(heard_there) == len(heard), "both notifications")
+        assert heard == heard_there == ["s1", "s2"]
+    finally:
+        await database.close()
+        if other is not database:
+            await other.close()
+
+
+async def test_a_lease_is_held_by_one_daemon_at_a_time_and_taken_over_once_it_runs_out(
+        tmp_path: Path, database_url: str) -> None:
+    from cdnstore.db.leases import Lease
+
+    now = [1_000_000.0]
+    database = await opened(tmp_path, database_url)
+    first, second = (Lease(database, "health", holder, 30, clock=lambda: now[0]) for holder in ("a", "b"))
+    try:
+        assert await first.acquire() and first.held
+        assert not await second.acquire() and not second.held
+        now[0] += 29
+        assert await first.acquire()  # renewed: 30 s from now
+        now[0] += 29
+        assert not await second.acquire()
+        now[0] += 2  # the first holder died: its lease ran out
+        assert await second.acquire() and not await first.acquire()
+        await second.release()  # a clean stop gives it up at once
+        assert await first.acquire()
+    finally:
+        await database.close()
+
+
+async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_holder_dies(
+        tmp_path: Path, database_url: str) -> None:
+    import asyncio
+    import itertools
+    import time
+
+    from apihelp import wait_for
+
+    from cdnstore.db.leases import Lease
+    from cdnstore.tasks import every_exclusively
+
+    database = await opened(tmp_path, database_url)
+    runs: list[tuple[str, float, float]] = []
+
+    def daemon(name: str) -> tuple[Lease, asyncio.Task[None]]:
+        async def work() -> None:
+            started = time.monotonic()
+            await asyncio.sleep(0.02)
+            runs.append((name, started, time.monotonic()))
+        lease = Lease(database, "upload-sweep", name, 1.5)
+        return lease, asyncio.create_task(every_exclusively(lease, 0.05, work, "upload-sweep"))
+
+    (first_lease, first), (_, second) = daemon("a"), daemon("b")
+    try:
+        await wait_for(lambda: len(runs) >= 10, "ten rounds")
+        assert {name for name, _, _ in runs} == {"a"}  # the first to take the lease does it all
+        first_lease.release = lambda: asyncio.sleep(0)  # type: ignore[method-assign]  # killed: no clean stop
+        first.cancel()
+        died = time.monotonic()
+        await wait_for(lambda: runs[-1][0] == "b", "the other daemon to take the work over")
+        assert runs[-1][1] - died < 1.5 * 4 / 3 + 0.1  # within lease_seconds * 4/3 (+ one interval)
+        spans = sorted((start, end) for _, start, end in runs)
+        assert all(end <= later for (_, end), (later, _) in itertools.pairwise(spans))  # never at once
+    finally:
+        for task in (first, second):
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        await database.close()

@@ -202,6 +202,13 @@ async def check_buckets(db: sqlite3.Connection, weed: WeedCluster, bucket: str) 
     and replaced versions are on no server. Returns the stored files checked and what is wrong."""
     servers = db.execute("SELECT name, zone, is_on, is_active FROM servers").fetchall()
     versions = db.execute("SELECT object_key, size, zone, status FROM versions").fetchall()
+    return await check_objects(servers, versions, weed, bucket)
+
+
+async def check_objects(servers: list[tuple[Any, ...]], versions: list[tuple[Any, ...]], weed: WeedCluster,
+                        bucket: str) -> tuple[int, list[str]]:
+    """check_buckets on rows read from any engine: servers (name, zone, is_on, is_active) and versions
+    (object_key, size, zone, status)."""
     wrong: list[str] = []
     async with Storage() as storage, aiohttp.ClientSession() as http:
         held = {name: {o.key: o.size async for o in storage.list_objects(weed.target(name, bucket))}

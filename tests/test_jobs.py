@@ -13,7 +13,8 @@ from apihelp import wait_for
 from cdnstore.config import DatabaseConfig, JobsConfig
 from cdnstore.db import Database, connect
 from cdnstore.errors import Conflict
-from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
+from cdnstore.job_queue import LEASE_LOST, Job, JobQueue, Retry, job_uuid
+from cdnstore.job_worker import JobWorker
 from cdnstore.sealing import Sealer
 from cdnstore.servers import ServerRegistry
 from cdnstore.storage import Storage
@@ -86,7 +87,7 @@ async def test_removal_cancels_queued_copies_and_reaches_every_holder(db: Databa
 
 async def test_a_claim_takes_the_oldest_due_job_under_a_lease(db: Database) -> None:
     clock = Clock()
-    queue = queue_of(db, clock, timeout=60)
+    queue = queue_of(db, clock, lease_seconds=60)
     async with db.transaction() as tx:
         await queue.enqueue_fill(tx, 2, "USA")
     job = await queue.claim(2)
@@ -138,7 +139,8 @@ async def test_a_postponed_job_does_not_spend_an_attempt(db: Database) -> None:
     assert (await queue.claim(2)).attempts == 1  # type: ignore[union-attr]
 
 
-async def test_jobs_of_a_killed_process_run_again(db: Database) -> None:
+@pytest.mark.parametrize("engine", ["sqlite"])  # one daemon per database: what runs at its start is a dead one's
+async def test_jobs_of_a_killed_process_run_again_at_the_next_start(db: Database) -> None:
     queue = queue_of(db, Clock())
     async with db.transaction() as tx:
         await queue.enqueue_fill(tx, 2, "USA")
@@ -146,6 +148,137 @@ async def test_jobs_of_a_killed_process_run_again(db: Database) -> None:
     # The process dies here; the next one starts.
     assert await queue_of(db, Clock()).requeue_running() == 2
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'queued' AND attempts = 0") == 10
+
+
+async def test_a_job_whose_daemon_died_is_taken_over_once_its_lease_runs_out(db: Database) -> None:
+    clock = Clock()
+    dead, alive = queue_of(db, clock, lease_seconds=30), queue_of(db, clock, lease_seconds=30)
+    async with db.transaction() as tx:
+        await dead.enqueue_copies(tx, 1, "USA")
+    claimed = await dead.claim(2)
+    assert claimed is not None and claimed.attempts == 1
+    # Its daemon dies here. Within the lease nobody else may run it.
+    clock.now += 29
+    assert await alive.claim(2) is None
+    clock.now += 2
+    taken = await alive.claim(2)
+    assert taken is not None and taken.id == claimed.id and taken.token != claimed.token
+    assert taken.attempts == 1 and taken.ran_before  # its attempt is not spent again; it may have left work
+    assert await db.fetchval("SELECT lease_until FROM jobs") == clock.now + 30
+
+
+async def test_a_daemon_whose_claim_was_taken_over_cannot_finish_fail_or_postpone_the_job(db: Database) -> None:
+    clock = Clock()
+    slow, other = queue_of(db, clock, lease_seconds=30), queue_of(db, clock, lease_seconds=30)
+    async with db.transaction() as tx:
+        await slow.enqueue_copies(tx, 1, "USA")
+    stale = await slow.claim(2)
+    clock.now += 31  # the slow daemon did not renew in time
+    taken = await other.claim(2)
+    assert stale is not None and taken is not None
+    assert not await slow.renew(stale)
+    assert not await slow.done(stale)
+    assert not await slow.fail(stale, "boom")
+    assert not await slow.postpone(stale, 0, "server down")
+    row = await db.fetchone("SELECT status, attempts, claim_token, last_error FROM jobs")
+    assert tuple(row) == ("running", 1, taken.token, LEASE_LOST)  # type: ignore[arg-type]
+    assert await other.renew(taken) and await other.done(taken)
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_a_running_job_keeps_its_lease_while_its_handler_runs(db: Database) -> None:
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
+    await registry.load()
+    queue = queue_of(db, Clock(), lease_seconds=1, poll_interval=0.05)
+    queue.clock = time.time
+    other = queue_of(db, Clock(), lease_seconds=1)
+    other.clock = time.time
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    release, started = asyncio.Event(), time.time()
+
+    async def slow(job: Job) -> None:
+        await release.wait()
+
+    worker = JobWorker(queue, registry.available_ids, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        # Renewed twice: the lease now ends over 1.6 s after the start, longer than one lease.
+        await wait_for(lambda: db.fetchval("SELECT lease_until > ? FROM jobs", (started + 1.6,)), "renewals")
+        assert await other.claim(2) is None
+        release.set()
+        await wait_for(lambda: db.fetchval("SELECT count(*) = 0 FROM jobs"), "the job to be done")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_worker_that_loses_a_jobs_lease_stops_running_it(db: Database) -> None:
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
+    await registry.load()
+    queue = queue_of(db, Clock(), lease_seconds=1, poll_interval=0.05)
+    queue.clock = time.time
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    runs: list[str] = []
+
+    async def endless(job: Job) -> None:
+        runs.append("started")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            runs.append("stopped")
+            raise
+
+    worker = JobWorker(queue, registry.available_ids, {"copy": endless, "remove": endless}, queue.cfg,
+                       health_interval=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: runs == ["started"], "the job to start")
+        # Another daemon, whose clock is ahead (a lease it thinks ran out), takes the job over.
+        ahead = queue_of(db, Clock(), lease_seconds=1)
+        ahead.clock = lambda: time.time() + 5
+        taken = await ahead.claim(2)
+        assert taken is not None
+        await wait_for(lambda: runs == ["started", "stopped"], "the first daemon to stop the job")
+        assert await db.fetchval("SELECT claim_token FROM jobs") == taken.token  # its outcome not written
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_server_switched_off_while_a_worker_looks_for_jobs_gets_none_of_them(db: Database) -> None:
+    queue = queue_of(db, Clock(), workers=1, poll_interval=0.05)
+    queue.clock = time.time
+    available, asked, ran = [1, 2], [], []
+    gate, looking = asyncio.Event(), asyncio.Event()
+    claim = queue.claim
+
+    async def slow_claim(server_id: int) -> Job | None:
+        asked.append(server_id)
+        if server_id == 1 and not gate.is_set():  # the worker is asking for server 1's jobs; 2 is next
+            looking.set()
+            await gate.wait()
+        return await claim(server_id)
+
+    async def handler(job: Job) -> None:
+        ran.append(job.server_id)
+
+    queue.claim = slow_claim  # type: ignore[method-assign]
+    worker = JobWorker(queue, lambda: list(available), {"copy": handler, "remove": handler}, queue.cfg,
+                       health_interval=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_for(looking.is_set, "the worker to ask for server 1's jobs")
+        available.remove(2)  # server 2 is switched off meanwhile, and then gets a job
+        async with db.transaction() as tx:
+            assert await queue.enqueue_copies(tx, 1, "USA") == 1
+        gate.set()
+        await wait_for(lambda: asked.count(1) >= 3, "the worker to look twice more")
+        assert 2 not in asked and ran == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown(db: Database) -> None:
@@ -165,7 +298,7 @@ async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown
         peak = max(peak, len(running))
         await release.wait()
 
-    worker = JobWorker(queue, registry, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    worker = JobWorker(queue, registry.available_ids, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
     claim, refused_while_full = worker._claim_next, 0
 
     async def counted_claim() -> Job | None:
@@ -197,7 +330,7 @@ async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) ->
     async def waits(job: Job) -> None:
         raise Retry("source down", 3600)
 
-    worker = JobWorker(queue, registry, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
+    worker = JobWorker(queue, registry.available_ids, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
     task = asyncio.create_task(worker.run())
     await worker.drain(within=5, horizon=1)
     task.cancel()

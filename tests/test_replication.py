@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, object_key, put_bytes
 
 from cdnstore import appkeys
-from cdnstore.jobs import Job
+from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"replicate me " * 1000
@@ -48,6 +48,20 @@ async def test_a_stored_file_is_copied_to_every_active_server_of_its_zone_and_no
     assert (servers["newyork"]["files"], servers["newyork"]["bytes"], servers["newyork"]["pending_jobs"]) == (
         1, len(DATA), 0)
     assert (servers["detroit"]["files"], servers["capetown"]["files"]) == (0, 1)
+
+
+async def test_a_fill_enqueued_by_another_daemon_copies_although_this_daemons_registry_has_not_heard_yet(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin, _ = await setup(api, weed, bucket)
+    file_id = await stored_file(admin, "f.bin")
+    await api.app[appkeys.WORKER].drain()
+    db, queue = api.app[appkeys.DB], api.app[appkeys.JOBS]
+    detroit = await db.fetchval("SELECT id FROM servers WHERE name = 'detroit'")
+    async with db.transaction() as tx:  # as another daemon activates Detroit (this one's memory: inactive)
+        await tx.execute("UPDATE servers SET is_active = 1 WHERE id = ?", (detroit,))
+        assert await queue.enqueue_fill(tx, detroit, "USA") == 1
+    await api.app[appkeys.WORKER].drain()
+    assert "detroit" in await holders(api, weed, bucket, file_id)
 
 
 async def test_activating_a_server_fills_it_with_its_zones_files(api: Api, weed: WeedCluster, bucket: str) -> None:
@@ -223,10 +237,12 @@ async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
         api: Api, weed: WeedCluster, bucket: str) -> None:
     made = await unrecorded_copy(api, weed, bucket)
     db = api.app[appkeys.DB]
-    async with db.transaction() as tx:  # left running by the dead process; the restart gives its attempt back
-        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, created_at, "
-                         "updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0)", (made.version_id, made.newyork))
-    assert await api.app[appkeys.JOBS].requeue_running() == 1
+    async with db.transaction() as tx:  # left running by a dead process, its lease run out
+        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, lease_until, "
+                         "created_at, updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0, 0)",
+                         (made.version_id, made.newyork))
+    if db.one_daemon:  # SQLite: the restart gives its attempt back; else another daemon takes it over
+        assert await api.app[appkeys.JOBS].requeue_running() == 1
     (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
     assert await holders_of_key(api, weed, bucket, made.version_id) == set()

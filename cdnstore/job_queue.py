@@ -1,0 +1,254 @@
+"""The durable job queue in the database, standing in for RabbitMQ: its SQL (enqueue, claim, complete,
+fail, retry, list). job_worker.py runs the jobs.
+
+Jobs are rows inserted in the same transaction as the change that needs them (the outbox pattern).
+A worker claims one with a lease, runs its handler, and deletes it when done; a failure is retried
+with exponential backoff and jitter until `max_attempts`, then the job stays 'failed' for an admin to
+see and retry. At most one job per (kind, version, server) is open.
+
+Several daemons may share the queue (PostgreSQL). A claim (`FOR UPDATE SKIP LOCKED` there) gives the job a
+lease of `jobs.lease_seconds`, which the worker renews while the job runs, and a claim token (a uuid per
+claim): the outcome is written only while the token is still the claim's, so a daemon that lost its lease
+changes nothing. A lease that runs out (its daemon was killed) is taken over by the next claim of any
+daemon: a job of a dead daemon runs again within lease_seconds + poll_interval. Enqueueing notifies
+CHANNEL, so idle workers of every daemon wake at once; polling is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import JobsConfig
+from .db import Database, Row, Tx, tx_fetchone
+from .errors import Conflict, NotFound
+
+CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
+KINDS = ("copy", "remove")
+STATUSES = ("queued", "running", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str
+    version_id: int
+    server_id: int
+    attempts: int
+    # It ran before and did not finish (failed, waited, or its process stopped): it may have left work
+    # half done. Attempts cannot tell: waiting and restarts give theirs back. (last_error is set then.)
+    ran_before: bool = False
+    token: str = field(default="", compare=False)  # this claim's: the outcome is written only under it
+    claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
+
+
+class Retry(Exception):
+    """Raised by a handler: run the job again after `delay` seconds without spending an attempt
+    (a server it needs is down: waiting is not failing)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+def job_uuid(job_id: int) -> str:
+    """Jobs are numbered internally; the API shows each number as a UUID string, reversibly."""
+    return str(uuid.UUID(int=job_id))
+
+
+def job_id(text: str) -> int:
+    try:
+        return uuid.UUID(text).int
+    except ValueError:
+        raise NotFound("no such job", code="job_not_found") from None
+
+
+LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
+
+# run_after, created_at, updated_at of a job inserted by INSERT ... SELECT: typed, because PostgreSQL cannot
+# infer a parameter's type in a select list (it would take it for text).
+TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
+
+
+class JobQueue:
+    def __init__(self, db: Database, cfg: JobsConfig, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.clock = clock
+        self.wakeup = asyncio.Event()
+
+    def wake(self, payload: str | None = None) -> None:
+        """Wake the worker (app.py hands this to `db.listen(CHANNEL)`: a job became due on some daemon)."""
+        self.wakeup.set()
+
+    # --- enqueueing (inside the caller's transaction; set-based) ------------------------------
+
+    async def _insert(self, tx: Tx, select_sql: str, params: dict[str, Any]) -> int:
+        now = self.clock()
+        cursor = await tx.execute(
+            "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
+            f"SELECT * FROM ({select_sql}) AS candidates WHERE true ON CONFLICT DO NOTHING", {**params, "now": now})
+        if cursor.rowcount:
+            await self.db.notify(CHANNEL, tx=tx)
+        return cursor.rowcount
+
+    async def enqueue_copies(self, tx: Tx, version_id: int, zone: str) -> int:
+        """Copy a stored version to every server that is on and active in its zone and lacks it."""
+        return await self._insert(tx, f"""
+            SELECT 'copy', CAST(:v AS BIGINT), s.id, {TIMES} FROM servers s
+            WHERE s.is_on = 1 AND s.is_active = 1 AND s.zone = :zone
+              AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
+                                  {"v": version_id, "zone": zone})
+
+    async def enqueue_fill(self, tx: Tx, server_id: int, zone: str) -> int:
+        """Copy every stored version of `zone` that the server lacks onto it (one statement)."""
+        return await self._insert(tx, f"""
+            SELECT 'copy', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
+            WHERE v.status = 'stored' AND v.zone = :zone
+              AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = :s AND r.version_id = v.id)""",
+                                  {"s": server_id, "zone": zone})
+
+    async def enqueue_removals(self, tx: Tx, version_ids: Collection[int], server_id: int | None = None) -> int:
+        """Remove versions from every server holding them and from their upload server (the object may be
+        there or still arrive), or only from `server_id`; copies not yet started are cancelled."""
+        ids = ",".join(str(int(v)) for v in version_ids)
+        if server_id is not None:
+            return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, {TIMES} FROM versions "
+                                          f"WHERE id IN ({ids})", {})
+        # A copy cancelled here that ran before (see Job.ran_before) may have written its object before it
+        # failed or its process died: remove it there too. (A running copy is not cancelled: it checks the
+        # version's status itself once it is done.)
+        added = await self._insert(tx, f"""
+            SELECT 'remove', version_id, server_id, {TIMES} FROM replicas WHERE version_id IN ({ids})
+            UNION
+            SELECT 'remove', id, upload_server_id, {TIMES} FROM versions
+            WHERE id IN ({ids}) AND upload_server_id IS NOT NULL
+            UNION
+            SELECT 'remove', version_id, server_id, {TIMES} FROM jobs
+            WHERE kind = 'copy' AND status != 'running' AND last_error IS NOT NULL AND version_id IN ({ids})""",
+            {})
+        await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
+        return added
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def claim(self, server_id: int) -> Job | None:
+        """The oldest due job of one server, now running under a lease and a new claim token: a queued job
+        whose time has come, or a running one whose lease ran out (its daemon died: taken over, the attempt
+        not spent again, and marked as having run before)."""
+        now, sent, token = self.clock(), time.monotonic(), str(uuid.uuid4())
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(tx, f"""
+                UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END,
+                                last_error = CASE WHEN status = 'running' THEN :lost ELSE last_error END,
+                                status = 'running', lease_until = :lease, claim_token = :token, updated_at = :now
+                WHERE id = (SELECT id FROM jobs WHERE server_id = :s
+                              AND (status = 'queued' AND run_after <= :now
+                                   OR status = 'running' AND COALESCE(lease_until, 0) < :now)
+                            ORDER BY run_after LIMIT 1{self.db.skip_locked})
+                RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
+                                    {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds,
+                                     "token": token, "lost": LEASE_LOST})
+        if row is None:
+            return None
+        return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]), token=token, claimed_at=sent)
+
+    async def renew(self, job: Job) -> bool:
+        """Extend the job's lease by lease_seconds from now; False when the claim is no longer this one's."""
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND claim_token = ?",
+                                      (self.clock() + self.cfg.lease_seconds, job.id, job.token))
+        return bool(cursor.rowcount)
+
+    async def done(self, job: Job) -> bool:
+        """Delete the finished job (False, and nothing done, when its claim was taken over)."""
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("DELETE FROM jobs WHERE id = ? AND claim_token = ?", (job.id, job.token))
+        return bool(cursor.rowcount)
+
+    async def postpone(self, job: Job, delay: float, reason: str) -> bool:
+        """Back to the queue without spending the attempt (only under the job's claim)."""
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
+                "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?",
+                (self.clock() + delay, reason, self.clock(), job.id, job.token))
+            if cursor.rowcount and delay <= 0:  # due at once: another daemon's idle worker may take it now
+                await self.db.notify(CHANNEL, tx=tx)
+        return bool(cursor.rowcount)
+
+    async def fail(self, job: Job, error: str) -> bool:
+        """Retry later with exponential backoff and jitter, or leave it 'failed' when out of attempts (only
+        under the job's claim)."""
+        if job.attempts >= self.cfg.max_attempts:
+            status, run_after = "failed", self.clock()
+        else:
+            delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (job.attempts - 1))
+            status, run_after = "queued", self.clock() + delay * random.uniform(0.5, 1.5)
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, claim_token = NULL, last_error = ?, "
+                "updated_at = ? WHERE id = ? AND claim_token = ?",
+                (status, run_after, error[:2000], self.clock(), job.id, job.token))
+        return bool(cursor.rowcount)
+
+    async def requeue_running(self) -> int:
+        """At the start of the one daemon of a database (SQLite): the jobs a killed process left running run
+        again at once, without waiting for their leases to run out. Never where daemons share the database:
+        there the others' jobs are running."""
+        assert self.db.one_daemon, "several daemons share this database: their leases run out instead"
+        async with self.db.transaction(offload=True) as tx:
+            cursor = await tx.execute("UPDATE jobs SET status = 'queued', "
+                                      "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+                                      "lease_until = NULL, claim_token = NULL, "
+                                      "last_error = 'interrupted: the process stopped', "
+                                      "updated_at = ? WHERE status = 'running'", (self.clock(),))
+        return cursor.rowcount
+
+    # --- admin ----------------------------------------------------------------------------------
+
+    async def page(self, status: str | None, limit: int, after: int | None) -> list[Row]:
+        sql = f"{JOB_SELECT} WHERE j.id > ?"
+        params: list[Any] = [after or 0]
+        if status:
+            sql += " AND j.status = ?"
+            params.append(status)
+        return await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))
+
+    async def counts(self) -> list[Row]:
+        """(kind, status, count) of every kind and status that has jobs."""
+        return await self.db.fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+
+    async def get(self, job_uuid_text: str) -> Row:
+        row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
+        if row is None:
+            raise NotFound("no such job", code="job_not_found")
+        return row
+
+    async def retry(self, job_uuid_text: str) -> Row:
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, "
+                                      "updated_at = ? WHERE id = ? AND status = 'failed'",
+                                      (self.clock(), self.clock(), job_id(job_uuid_text)))
+            if cursor.rowcount:
+                await self.db.notify(CHANNEL, tx=tx)
+            # Read in the transaction: once it commits, a worker may claim the job at once.
+            row = await tx_fetchone(tx, f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
+        if row is None:
+            raise NotFound("no such job", code="job_not_found")
+        if not cursor.rowcount:
+            raise Conflict(f"the job is {row['status']}, not failed", code="job_not_failed")
+        return row
+
+
+JOB_SELECT = """SELECT j.id, j.kind, j.status, j.attempts, j.run_after, j.last_error, j.created_at, j.updated_at,
+    j.server_id, f.uuid AS file_uuid, f.name AS file_name
+    FROM jobs j JOIN versions v ON v.id = j.version_id JOIN files f ON f.id = v.file_id"""
