@@ -34,6 +34,7 @@ KINDS = {
     "test_users": UNIT,
     "test_cli": INTEGRATION,
     "test_copy_streams": INTEGRATION,
+    "test_daemons": INTEGRATION,
     "test_deploy": INTEGRATION,
     "test_devpy": INTEGRATION,
     "test_files": INTEGRATION,
