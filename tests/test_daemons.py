@@ -3,15 +3,38 @@ the others obey within 2 seconds, and the throttles count across them (real daem
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from apihelp import DATA_SMALL, fetch
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip
 from daemonproc import Cluster
 
 from cdnstore.seaweed import WeedCluster
 
 pytestmark = [pytest.mark.parametrize("engine", ["postgres"]), pytest.mark.timeout(120)]
+
+PROMISE = 2.0  # seconds within which every daemon obeys a change made through another (the contract)
+
+
+async def obeyed(daemon_b: Callable[[], Awaitable[bool]], what: str) -> float:
+    """Seconds until `daemon_b()` says daemon B obeys the change just made through A (asked every 20 ms),
+    asserted to be within the promise."""
+    started = time.monotonic()
+    while not await daemon_b():
+        assert time.monotonic() - started < PROMISE, f"daemon B still ignores that {what} after {PROMISE} s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def refused(answer: Answer) -> bool:
+    if answer.status == 200:
+        return False
+    answer.problem(401, "unauthorized")
+    return True
 
 
 async def test_two_daemons_on_one_database_serve_the_same_files(
@@ -27,3 +50,88 @@ async def test_two_daemons_on_one_database_serve_the_same_files(
         assert (status, body) == (200, DATA_SMALL)
         assert sorted(s["name"] for s in (await b.get("/api/v1/servers")).expect(200)["items"]) == \
             sorted(cluster.servers)
+
+
+async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_other_within_2_seconds(
+        tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
+        a, b = cluster.admins
+        first = (await b.announce("before.txt", DATA_SMALL, ip=US_IP))["upload"]["server"]["name"]
+        off = cluster.servers[first]["id"]
+        (await a.patch(f"/api/v1/servers/{off}", json={"is_on": False})).expect(200)
+        tries = iter(range(1000))
+
+        async def elsewhere() -> bool:
+            announced = await b.announce(f"after-{next(tries)}.txt", DATA_SMALL, ip=US_IP)
+            return bool(announced["upload"]["server"]["name"] != first)
+        await obeyed(elsewhere, f"{first} is off")
+        assert (await b.get(f"/api/v1/servers/{off}")).expect(200)["is_on"] is False
+        # And back on, the other way round: B's change, A obeys.
+        (await b.patch(f"/api/v1/servers/{off}", json={"is_on": True})).expect(200)
+
+        async def on_again() -> bool:
+            return bool((await a.get(f"/api/v1/servers/{off}")).expect(200)["is_on"])
+        await obeyed(on_again, f"{first} is on again")
+
+
+async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
+        tmp_path: Path, database_url: str, daemon_port: int) -> None:
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
+        a, _ = cluster.admins
+        api_a, api_b = cluster.apis
+        made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+        # Logout through A of a session that B has served (so B holds it as live).
+        bob = await api_b.login("bob")
+        (await bob.get("/api/v1/me")).expect(200)
+        (await api_a.call("POST", "/api/v1/auth/logout", json={"refresh_token": bob.refresh})).expect(204)
+
+        async def logged_out() -> bool:
+            return refused(await bob.get("/api/v1/me"))
+        await obeyed(logged_out, "bob logged out")
+        # A new password set through A ends bob's other sessions on B too.
+        bob = await api_b.login("bob")
+        (await bob.get("/api/v1/me")).expect(200)
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"password": "a brand new password"})).expect(200)
+
+        async def password_changed() -> bool:
+            return refused(await bob.get("/api/v1/me"))
+        await obeyed(password_changed, "bob's password changed")
+        # A user's permissions changed through A: B answers with the new ones.
+        bob = await api_b.login("bob", "a brand new password")
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"permissions": []})).expect(200)
+
+        async def permissions_changed() -> bool:
+            return bool((await bob.get("/api/v1/me")).expect(200)["permissions"] == [])
+        await obeyed(permissions_changed, "bob's permissions changed")
+
+
+async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_seconds(
+        tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
+        a, _ = cluster.admins
+        _, api_b = cluster.apis
+        file_id = (await a.upload("shared.txt", DATA_SMALL))["file"]["id"]
+        link = (await a.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+        (await api_b.call("GET", f"/api/v1/public/links/{link['token']}")).expect(200)
+        (await a.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).expect(204)
+
+        async def gone() -> bool:
+            answer = await api_b.call("GET", f"/api/v1/public/links/{link['token']}")
+            return answer.status == 404 and bool(answer.problem(404, "link_not_found"))
+        await obeyed(gone, "the link was revoked")
+
+
+async def test_failed_logins_on_two_daemons_add_up(tmp_path: Path, database_url: str, daemon_port: int) -> None:
+    auth: dict[str, Any] = {"login_max_failures": 4}
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, auth=auth) as cluster:
+        a, _ = cluster.admins
+        (await a.post("/api/v1/users", json={"username": "carol", "password": PASSWORD})).expect(201)
+        wrong = {"username": "carol", "password": "not her password"}
+        for api in (*cluster.apis, *cluster.apis):  # two wrong passwords on each daemon: four in all
+            (await api.call("POST", "/api/v1/auth/login", json=wrong, headers=from_ip(US_IP))
+             ).problem(401, "invalid_credentials")
+        for api in cluster.apis:  # locked out on both, the right password too
+            right = {"username": "carol", "password": PASSWORD}
+            locked = (await api.call("POST", "/api/v1/auth/login", json=right, headers=from_ip(US_IP))
+                      ).problem(429, "too_many_attempts")
+            assert locked["detail"].startswith("too many failed logins")
