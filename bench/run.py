@@ -410,7 +410,8 @@ async def every_replica(results: Results, daemon: Daemon, client: Client, count:
 async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     from cdnstore.config import JobsConfig
     from cdnstore.db import SqliteDatabase as Database
-    from cdnstore.jobs import Job, JobQueue, JobWorker
+    from cdnstore.job_queue import Job, JobQueue
+    from cdnstore.job_worker import JobWorker
     from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage
@@ -434,6 +435,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
+    db.on_commit(queue.after_commit)
     started = time.monotonic()
     async with db.transaction() as tx:
         for sid in range(1, 5):
@@ -443,7 +445,7 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     async def noop(job: Job) -> None:
         return None
 
-    worker = JobWorker(queue, registry, {"copy": noop, "remove": noop}, JobsConfig(workers=8, per_server=2),
+    worker = JobWorker(queue, registry.available_ids, {"copy": noop, "remove": noop}, JobsConfig(workers=8, per_server=2),
                        health_interval=1)
     started = time.monotonic()
     task = asyncio.create_task(worker.run())
@@ -463,7 +465,7 @@ async def scale(results: Results, work: Path, files: int) -> None:
     from cdnstore.config import Config
     from cdnstore.db import SqliteDatabase as Database
     from cdnstore.files import Files
-    from cdnstore.jobs import JobQueue
+    from cdnstore.job_queue import JobQueue
     from cdnstore.sealing import Sealer
     from cdnstore.servers import ServerRegistry
     from cdnstore.storage import Storage

@@ -37,7 +37,8 @@ from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
-from .jobs import JobQueue, JobWorker
+from .job_queue import JobQueue
+from .job_worker import JobWorker
 from .links import Links
 from .metrics import Metrics
 from .replicator import Replicator
@@ -88,6 +89,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     db = app[appkeys.DB] = connect(app[appkeys.CONFIG].database)
     await db.open()
     writer = app[appkeys.HISTORY] = HistoryWriter(db)
+    if db.serial_writes:  # one writer at a time: every transaction may carry the waiting rows in
+        db.on_begin(writer.write_into, writer.rolled_back)
+        db.on_commit(writer.committed)
+    else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
+        db.before_begin(writer.write_first)
     async with running({"history-writer": writer.run(), "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
         yield
     await db.close()
@@ -127,11 +133,13 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
+    db.on_commit(queue.after_commit)
     files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
     replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
                             metrics=app[appkeys.METRICS])
-    app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
+    registry.listeners.append(replicator.server_changed)
+    app[appkeys.WORKER] = JobWorker(queue, registry.available_ids, replicator.handlers, cfg.jobs,
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)

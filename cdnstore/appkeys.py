@@ -13,7 +13,8 @@ from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
-from .jobs import JobQueue, JobWorker
+from .job_queue import JobQueue
+from .job_worker import JobWorker
 from .links import Links
 from .metrics import Metrics
 from .models import User

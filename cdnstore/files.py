@@ -20,7 +20,7 @@ from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
 from .geo import Point, nearest
-from .jobs import JobQueue
+from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import S3Target, Server
 from .parts import part_count, part_size_for

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .jobs import JobQueue
+from .job_queue import JobQueue
 from .models import Health
 from .servers import ServerRegistry
 from .storage import Storage

@@ -11,8 +11,9 @@ import logging
 import uuid
 from typing import Any
 
-from .db import Database, Row, Tx, now_iso
+from .db import Database, Row, Tx
 from .errors import DatabaseUnavailable
+from .times import now_iso
 
 log = logging.getLogger(__name__)
 INSERT = "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -38,7 +39,11 @@ class HistoryWriter:
     `run()` flushes what is left when it is cancelled, so a clean shutdown loses nothing.
 
     While the database refuses writes (a full disk) the rows wait in memory: other transactions leave them
-    out (each would fail carrying them all), and `run()` tries them alone every `retry` seconds."""
+    out (each would fail carrying them all), and `run()` tries them alone every `retry` seconds.
+
+    The database calls it (app.py hands it over): where writes are serial, `write_into` first in every
+    transaction and `committed`/`rolled_back` after it; where they run side by side, `write_first` before
+    any transaction opens."""
 
     def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000, retry: float = 1.0) -> None:
         self.db = db
@@ -49,13 +54,9 @@ class HistoryWriter:
         self._writing: list[tuple[Any, ...]] = []
         self._flushing = False
         self._full = asyncio.Event()
-        if db.serial_writes:  # one writer at a time: every transaction may carry the rows in
-            db.on_begin(self._write, self._rolled_back)
-            db.on_commit(self._committed)
-        else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
-            self._alone = asyncio.Lock()
-            self._flushing_here: contextvars.ContextVar[bool] = contextvars.ContextVar("flushing", default=False)
-            db.before_begin(self._write_first)
+        # Where transactions run side by side (PostgreSQL), rows go in alone, one such transaction at a time.
+        self._alone = asyncio.Lock()
+        self._flushing_here: contextvars.ContextVar[bool] = contextvars.ContextVar("flushing", default=False)
 
     @property
     def pending(self) -> int:
@@ -68,17 +69,17 @@ class HistoryWriter:
         if len(self._rows) >= self.batch:
             self._full.set()
 
-    async def _write(self, tx: Tx) -> None:
+    async def write_into(self, tx: Tx) -> None:
         if self.db.unavailable is not None and not self._flushing:
             return  # the disk refuses writes: only our own flush carries them (see run)
         self._writing, self._rows = self._rows, []
         if self._writing:
             await tx.executemany(INSERT, self._writing)
 
-    def _committed(self) -> None:
+    def committed(self) -> None:
         self._writing = []
 
-    def _rolled_back(self) -> None:
+    def rolled_back(self) -> None:
         self._rows, self._writing = self._writing + self._rows, []
 
     async def flush(self) -> None:
@@ -90,11 +91,11 @@ class HistoryWriter:
             try:
                 # A backlog left by a database that refused writes goes in on a thread.
                 async with self.db.transaction(offload=len(self._rows) > self.batch):
-                    pass  # _write ran at its start
+                    pass  # write_into ran at its start
             finally:
                 self._flushing = False
 
-    async def _write_first(self) -> None:
+    async def write_first(self) -> None:
         """Before a transaction opens (PostgreSQL): rows waiting, or being written, go in first, so that a
         download is in the history before a rename that followed it (ids are taken in insert order)."""
         if (self._rows or self._alone.locked()) and not self._flushing_here.get():

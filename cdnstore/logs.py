@@ -13,7 +13,7 @@ import logging
 import sys
 
 from .config import LogConfig
-from .db import iso
+from .times import iso
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 

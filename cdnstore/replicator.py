@@ -11,7 +11,7 @@ import logging
 
 from .db import Database, Tx, tx_fetchone
 from .geo import Point, nearest
-from .jobs import Handler, Job, JobQueue, Retry
+from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import Server
 from .servers import ServerRegistry
@@ -29,7 +29,6 @@ class Replicator:
         self.servers = servers
         self.jobs = jobs
         self.retry_delay = retry_delay
-        servers.listeners.append(self.server_changed)
 
     @property
     def handlers(self) -> dict[str, Handler]:

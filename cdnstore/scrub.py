@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .db import Database, Tx, tx_fetchall, tx_fetchone
-from .jobs import JobQueue
+from .job_queue import JobQueue
 from .models import Server
 from .servers import ServerRegistry
 from .storage import Storage

@@ -115,6 +115,10 @@ class ServerRegistry:
     def internal_id(self, server: Server) -> int:
         return self._internal[server.id]
 
+    def available_ids(self) -> list[int]:
+        """The internal ids of the servers that are on and not known to be down (whose jobs may run)."""
+        return [self.internal_id(s) for s in self.all() if s.is_available]
+
     def by_internal_id(self, internal: int) -> Server | None:
         return self._by_internal.get(internal)
 

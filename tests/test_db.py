@@ -187,3 +187,34 @@ async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_c
         await conn.close()
     assert pg_schema_of(pg_cluster, fresh) == pg_schema_of(pg_cluster, replayed)
     assert await postgres.initialize(replayed) == (db.latest_version("postgres"),) * 2
+
+
+async def test_a_notification_reaches_every_listener_once_and_only_if_its_transaction_commits(
+        tmp_path: Path, database_url: str) -> None:
+    import asyncio
+
+    from apihelp import wait_for
+
+    database = await opened(tmp_path, database_url)
+    # Another daemon on the same database (PostgreSQL); SQLite has one daemon, in this process.
+    other = await opened(tmp_path, database_url) if database_url else database
+    heard: list[str | None] = []
+    heard_there: list[str | None] = []
+    try:
+        await database.listen("servers", heard.append)
+        await other.listen("servers", heard_there.append)
+        with pytest.raises(ValueError):
+            async with database.transaction() as tx:
+                await database.notify("servers", "rolled back", tx=tx)
+                raise ValueError
+        async with database.transaction() as tx:
+            await database.notify("servers", "s1", tx=tx)
+            await asyncio.sleep(0.05)  # not before the commit
+            assert heard == []
+        await database.notify("servers", "s2")
+        await wait_for(lambda: len(heard) == 2 and len(heard_there) == len(heard), "both notifications")
+        assert heard == heard_there == ["s1", "s2"]
+    finally:
+        await database.close()
+        if other is not database:
+            await other.close()

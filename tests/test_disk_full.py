@@ -26,7 +26,7 @@ from reliability import LEDGER, server_errors
 
 from cdnstore import appkeys
 from cdnstore.errors import DatabaseUnavailable
-from cdnstore.jobs import Job
+from cdnstore.job_queue import Job
 from cdnstore.models import Health
 from cdnstore.seaweed import WeedCluster
 

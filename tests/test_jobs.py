@@ -13,7 +13,8 @@ from apihelp import wait_for
 from cdnstore.config import DatabaseConfig, JobsConfig
 from cdnstore.db import Database, connect
 from cdnstore.errors import Conflict
-from cdnstore.jobs import Job, JobQueue, JobWorker, Retry, job_uuid
+from cdnstore.job_queue import Job, JobQueue, Retry, job_uuid
+from cdnstore.job_worker import JobWorker
 from cdnstore.sealing import Sealer
 from cdnstore.servers import ServerRegistry
 from cdnstore.storage import Storage
@@ -165,7 +166,7 @@ async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown
         peak = max(peak, len(running))
         await release.wait()
 
-    worker = JobWorker(queue, registry, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    worker = JobWorker(queue, registry.available_ids, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
     claim, refused_while_full = worker._claim_next, 0
 
     async def counted_claim() -> Job | None:
@@ -197,7 +198,7 @@ async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) ->
     async def waits(job: Job) -> None:
         raise Retry("source down", 3600)
 
-    worker = JobWorker(queue, registry, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
+    worker = JobWorker(queue, registry.available_ids, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
     task = asyncio.create_task(worker.run())
     await worker.drain(within=5, horizon=1)
     task.cancel()

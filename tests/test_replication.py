@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, object_key, put_bytes
 
 from cdnstore import appkeys
-from cdnstore.jobs import Job
+from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"replicate me " * 1000

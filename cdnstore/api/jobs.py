@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row, iso
+from ..db import Row
 from ..files import render_ref
-from ..jobs import job_uuid
+from ..job_queue import job_uuid
 from ..pagination import page
+from ..times import iso
 from .endpoint import Router, json_response
 from .schemas import JobList, JobOut, JobsQuery
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import appkeys
 from ..errors import DatabaseUnavailable, Unauthorized
-from ..jobs import KINDS, STATUSES
+from ..job_queue import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
 from ..models import Health as ServerHealth
 from .endpoint import Router, json_response

@@ -5,6 +5,9 @@
 - `postgres.py`: PostgreSQL through asyncpg (a pool; transactions side by side);
 - `dialect.py`: SQL is written once in SQLite's spelling and translated for PostgreSQL there.
 
+Stored times (`iso`, `now_iso`, `iso_in`) are cdnstore/times.py's; they are passed on here for the modules
+that import them from `db`.
+
 `connect(cfg)` picks the engine from `database.url` (empty: SQLite at `database.path`)."""
 
 from __future__ import annotations
@@ -12,7 +15,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import DatabaseConfig
-from .base import Database, Params, Row, UniqueViolation, iso, iso_in, latest_version, migrations, now_iso, schema_sql
+from ..times import iso, iso_in, now_iso
+from .base import (
+    RESYNC,
+    Database,
+    Listener,
+    Params,
+    Row,
+    UniqueViolation,
+    latest_version,
+    migrations,
+    schema_sql,
+)
 from .sqlite import PRAGMAS, InlineTx, SqliteDatabase, SqliteTx, disk_error, initialize, private_file
 
 if TYPE_CHECKING:
@@ -22,9 +36,9 @@ if TYPE_CHECKING:
 else:
     Tx = object  # a name to import; only type checkers look at it
 
-__all__ = ["PRAGMAS", "Database", "InlineTx", "Params", "Row", "SqliteDatabase", "Tx", "UniqueViolation",
-           "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations", "now_iso",
-           "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
+__all__ = ["PRAGMAS", "RESYNC", "Database", "InlineTx", "Listener", "Params", "Row", "SqliteDatabase", "Tx",
+           "UniqueViolation", "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations",
+           "now_iso", "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
 
 
 def connect(cfg: DatabaseConfig) -> Database:

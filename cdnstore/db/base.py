@@ -1,13 +1,12 @@
-"""What both engines share: the Database interface that use cases see, stored times, and the list of
-numbered migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py."""
+"""What both engines share: the Database interface that use cases see and the list of numbered
+migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py."""
 
 from __future__ import annotations
 
+import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -16,25 +15,15 @@ from ..errors import DatabaseUnavailable
 if TYPE_CHECKING:
     from . import Tx
 
+log = logging.getLogger(__name__)
+
 # A result row: sqlite3.Row or asyncpg.Record; both index by position and by column name.
 Row = Any
 Params = Sequence[Any] | dict[str, Any]
-
-
-def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
-    """Unix time `ts` (now when None) as RFC 3339 UTC; with the default millisecond precision this is
-    the format every stored time uses, so stored times compare correctly as text."""
-    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    return iso()
-
-
-def iso_in(seconds: float, *, timespec: str = "milliseconds") -> str:
-    """Now plus `seconds` (negative: ago), as `iso` writes it."""
-    return iso(time.time() + seconds, timespec=timespec)
+# Called with a notification's payload, or with RESYNC (None) when notifications may have been lost (the
+# listening connection was cut and is back): the listener then re-reads what it keeps.
+Listener = Callable[[str | None], None]
+RESYNC = None
 
 
 def schema_sql(engine: str = "sqlite") -> str:
@@ -72,7 +61,10 @@ class Database:
       `tx.execute(sql, params)` (awaitable, or `async with` for a cursor), `tx.executemany`,
       `tx.execute_fetchall`, and `tx_fetchone`/`tx_fetchall` below;
     - `db.fetchone/fetchall/fetchval(sql, params)` for reads outside a transaction;
-    - `db.scratch()`: a connection of its own, outside any transaction, for temporary tables (scrub).
+    - `db.scratch()`: a connection of its own, outside any transaction, for temporary tables (scrub);
+    - `db.notify(channel, payload, tx=tx)` and `db.listen(channel, callback)`: a notification sent in a
+      transaction reaches the listeners of every daemon on the database (this one included) once, and only
+      if the transaction commits.
 
     SQL is written once, in SQLite's spelling (`?` or `:name` placeholders); the PostgreSQL engine
     translates it (dialect.py). Integrity errors of both engines become `UniqueViolation`, lost
@@ -82,6 +74,9 @@ class Database:
     # True when one writer at a time is guaranteed (SQLite): a hook at the start of every transaction may
     # then carry other work into it (history rows); on PostgreSQL transactions run side by side.
     serial_writes = True
+    # True where one daemon at a time uses the database (SQLite): what a daemon finds held at its start
+    # (running jobs, leases) was held by a process that is gone.
+    one_daemon = True
     # Appended to a SELECT whose rows the transaction will change / to a job claim's subquery: PostgreSQL's
     # row locks; nothing on SQLite, whose one writer already excludes every other.
     for_update = ""
@@ -94,6 +89,7 @@ class Database:
         self._before_begin: list[Callable[[], Awaitable[None]]] = []
         # Set while the database refuses writes (the last failure, for /readyz); cleared by a write that commits.
         self.unavailable: DatabaseUnavailable | None = None
+        self._listeners: dict[str, list[Listener]] = {}
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every committed transaction (e.g. to wake the job worker)."""
@@ -111,6 +107,33 @@ class Database:
         writes that were waiting go in first, in a transaction of their own, so they keep their order)."""
         assert not self.serial_writes, "where writes are serial, on_begin carries them into the transaction"
         self._before_begin.append(callback)
+
+    async def notify(self, channel: str, payload: str = "", *, tx: Tx | None = None) -> None:
+        """Tell every daemon's listeners of `channel` (PostgreSQL: at most 8000 bytes of payload). In `tx`:
+        sent when it commits, never if it rolls back; without: at once. Identical notifications of one
+        transaction may arrive once."""
+        raise NotImplementedError
+
+    async def listen(self, channel: str, callback: Listener) -> None:
+        """Call `callback(payload)` for every notification on `channel` from now on (on the event loop; keep it
+        short: set a flag, wake a task), and `callback(RESYNC)` when some may have been lost."""
+        self._listeners.setdefault(channel, []).append(callback)
+
+    def unlisten(self, channel: str, callback: Listener) -> None:
+        callbacks = self._listeners.get(channel, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    def _deliver(self, channel: str, payload: str | None) -> None:
+        for callback in list(self._listeners.get(channel, ())):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a listener of %r failed", channel)
+
+    def _resync(self) -> None:
+        for channel in list(self._listeners):
+            self._deliver(channel, RESYNC)
 
     async def open(self) -> None:
         raise NotImplementedError

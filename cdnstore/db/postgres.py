@@ -7,10 +7,17 @@ turn into their 409), `FOR UPDATE` on a row read before it is changed (`Database
 
 A lost connection, PostgreSQL restarting or unreachable, or a full disk under it raise
 `DatabaseUnavailable` (503 with Retry-After), never a driver error; the pool replaces dead connections by
-itself on the next acquire, and a read outside a transaction is tried once more on a fresh connection."""
+itself on the next acquire, and a read outside a transaction is tried once more on a fresh connection.
+
+Notifications (`notify`, `listen`) are PostgreSQL's NOTIFY (sent in the transaction, delivered at its
+commit) and LISTEN on one connection of its own, outside the pool (a pooled connection forgets its LISTENs
+when it goes back: docs/performance.md). That connection is watched and made again when it is lost, and
+the listeners are then told to re-read (RESYNC): what was sent while it was away is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
@@ -21,7 +28,7 @@ import asyncpg
 import asyncpg.pool
 
 from ..errors import DatabaseUnavailable
-from .base import Database, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
+from .base import Database, Listener, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
 from .dialect import translate, translate_text
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,10 @@ if TYPE_CHECKING:
 RETRY_AFTER = 5  # seconds a client is told to wait while PostgreSQL is unreachable (it restarts in seconds)
 ACQUIRE_TIMEOUT = 10.0  # seconds to wait for a pooled connection before answering 503
 LOCK_INIT = 0x63646E73  # advisory lock id ("cdns"): daemons starting at once migrate one after the other
+LISTEN_CHECK = 2.0  # seconds between checks that the listening connection still works (a silent network
+# loses it unnoticed otherwise)
+LISTEN_WAIT = 5.0  # seconds listen() waits for the listening connection before it returns anyway
+RECONNECT_MAX = 2.0  # seconds, the longest wait between attempts to make the listening connection again
 
 
 def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
@@ -170,6 +181,7 @@ async def apply(conn: Conn, sql: str, version: int) -> None:
 class PostgresDatabase(Database):
     engine = "postgres"
     serial_writes = False
+    one_daemon = False
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
@@ -179,15 +191,96 @@ class PostgresDatabase(Database):
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._unavailable_since = 0.0
+        self._listening: asyncpg.Connection[Any] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()  # the channels' LISTENs and a new connection's, one at a time
+        self._connected = asyncio.Event()
+        self._resync_next = False  # a connection made from now on follows a gap: listeners re-read
 
     async def open(self) -> None:
         await initialize(self.url)
         self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
 
     async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
+            self._listen_task = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def notify(self, channel: str, payload: str = "", *, tx: PgTx | None = None) -> None:  # type: ignore[override]
+        if tx is not None:
+            await tx.execute("SELECT pg_notify(?, ?)", (channel, payload))
+            return
+        async with self.transaction() as own:
+            await own.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    async def listen(self, channel: str, callback: Listener) -> None:
+        new = channel not in self._listeners
+        await super().listen(channel, callback)
+        if self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._keep_listening(), name="database-listener")
+        elif new:
+            async with self._listen_lock:
+                if self._listening is not None:
+                    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                        await self._listening.add_listener(channel, self._heard)  # else: made again, re-read
+        try:  # a change committed after listen() returns must be heard: wait (a while) for the connection
+            async with asyncio.timeout(LISTEN_WAIT):
+                await self._connected.wait()
+        except TimeoutError:
+            self._resync_next = True
+            log.warning("cannot listen for other daemons' changes yet; trying on")
+
+    def _heard(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        self._deliver(channel, str(payload))
+
+    async def _keep_listening(self) -> None:
+        """Hold the listening connection; make it again when it is lost, then tell the listeners to re-read."""
+        delay = 0.1
+        while True:
+            try:
+                conn = await asyncpg.connect(self.url, timeout=ACQUIRE_TIMEOUT)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                log.debug("the listening connection cannot be made: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            try:
+                await self._listen_on(conn)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                log.warning("the listening connection was lost (%s); making it again", exc.__class__.__name__)
+            finally:
+                self._listening = None
+                self._connected.clear()
+                conn.terminate()
+            self._resync_next = True
+            delay = 0.1
+            await asyncio.sleep(delay)
+
+    async def _listen_on(self, conn: asyncpg.Connection[Any]) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        async with self._listen_lock:
+            for channel in list(self._listeners):
+                await conn.add_listener(channel, self._heard)
+            self._listening = conn
+        self._connected.set()
+        if self._resync_next:
+            self._resync_next = False
+            log.info("listening to other daemons' changes again; re-reading")
+            self._resync()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LISTEN_CHECK):
+                    await lost.wait()
+            if not lost.is_set():
+                async with asyncio.timeout(LISTEN_CHECK):
+                    await conn.execute("SELECT 1")
+        raise OSError("the connection was closed")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -20,12 +20,15 @@ import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from ..errors import DatabaseUnavailable
 from .base import Database, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
+
+if TYPE_CHECKING:
+    from . import Tx
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +243,14 @@ class SqliteDatabase(Database):
         self._commits_since_checkpoint = 0
         self._unavailable_since = 0.0
         self._checkpoint_failing = False
+        self._notices: dict[tuple[str, str], None] = {}  # of the open transaction, in order, once each
+
+    async def notify(self, channel: str, payload: str = "", *, tx: Tx | None = None) -> None:
+        """One daemon per SQLite database: delivered in this process, after the commit of `tx`."""
+        if tx is None:
+            self._deliver(channel, payload)
+        else:
+            self._notices[(channel, payload)] = None
 
     async def open(self) -> None:
         await asyncio.to_thread(initialize, self.path)
@@ -361,6 +372,7 @@ class SqliteDatabase(Database):
         assert self._inline is not None and self._writer is not None, "database is not open"
         tx: SqliteTx = self._writer if offload else InlineTx(self._inline)
         async with self._lock:
+            self._notices = {}
             with self._disk_errors():
                 await tx.execute("BEGIN IMMEDIATE")
                 changes = tx.total_changes
@@ -370,6 +382,7 @@ class SqliteDatabase(Database):
                     yield tx
                     await tx.execute("COMMIT")  # where a full disk usually shows: the WAL cannot grow
                 except BaseException:
+                    self._notices = {}
                     await self._rollback(tx)
                     for rolled_back in self._after_rollback:
                         rolled_back()
@@ -377,8 +390,11 @@ class SqliteDatabase(Database):
             self._commits_since_checkpoint += 1
             if tx.total_changes != changes:  # something was written: the disk takes writes
                 self._took_writes()
+            notices, self._notices = self._notices, {}
         for callback in self._after_commit:
             callback()
+        for channel, payload in notices:
+            self._deliver(channel, payload)
 
     async def _rollback(self, tx: SqliteTx) -> None:
         if not tx.in_transaction:
