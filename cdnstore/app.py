@@ -30,7 +30,7 @@ from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .api.server import handler_args
 from .auth import Passwords, Tokens
-from .changes import CHECK_INTERVAL, SERVERS, SESSIONS, USERS, CacheSync
+from .changes import SERVERS, SESSIONS, USERS, CacheSync
 from .config import Config
 from .db import connect
 from .files import Files
@@ -157,7 +157,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
-        "cache-sync": every(CHECK_INTERVAL, cache_sync(app).check, "cache-sync"),
+        "cache-sync": cache_sync(app).run(),
         "health": every(cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
         "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"),
     }

@@ -158,7 +158,7 @@ class ServerRegistry:
                 {**values, "now": now})
             assert row is not None
             server = server_from_row(row, fields["secret_key"])
-            await bump(tx, SERVERS)
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.created", server.id,
                                  {"name": server.name, "zone": server.zone, "location": server.location})
             for listener in self.listeners:
@@ -208,7 +208,7 @@ class ServerRegistry:
                        if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v}
             if "events_token_hash" in changes:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
-            await bump(tx, SERVERS)
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:
@@ -226,7 +226,7 @@ class ServerRegistry:
             for listener in self.listeners:
                 await listener(tx, internal, server, None)
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
-            await bump(tx, SERVERS)
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.deleted", server.id,
                                  {"name": server.name, "zone": server.zone})
         await self.storage.forget(server.s3)
@@ -243,7 +243,7 @@ class ServerRegistry:
         async with self.db.transaction() as tx:
             await tx.executemany("UPDATE servers SET health = ? WHERE uuid = ?",
                                  [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()])
-            await bump(tx, SERVERS)
+            await bump(self.db, tx, SERVERS)
         self._unsaved_health.clear()
         await self.load()
 

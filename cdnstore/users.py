@@ -121,7 +121,7 @@ class Accounts:
                                     f"RETURNING {USER_COLUMNS}", {**changes, "uuid": user_uuid})
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
-            await bump(tx, USERS)
+            await bump(self.db, tx, USERS)
         self._cache.pop(user_uuid, None)
         if password is not None:  # a new password ends every session of the old one
             await self.end_sessions(row["id"])
@@ -180,7 +180,7 @@ class Accounts:
                                  "RETURNING id", (now, *params))
         ended = [row["id"] for row in rows]
         if ended:
-            await bump(tx, SESSIONS)
+            await bump(self.db, tx, SESSIONS)
         await tx.executemany("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
                              [(now, session) for session in ended])
         return ended
