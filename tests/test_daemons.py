@@ -4,18 +4,26 @@ the others obey within 2 seconds, and the throttles count across them (real daem
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip, put_bytes
+from clihelp import start_demo
 from daemonproc import Cluster
+from weedbed import unused_port
 
+from cdnstore.demo import DEMO_PASSWORD
 from cdnstore.seaweed import WeedCluster
 
-pytestmark = [pytest.mark.parametrize("engine", ["postgres"]), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.timeout(120)]
+ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"])  # (the database_url fixture follows it)
 
 PROMISE = 2.0  # seconds within which every daemon obeys a change made through another (the contract)
 
@@ -37,6 +45,7 @@ def refused(answer: Answer) -> bool:
     return True
 
 
+@ON_POSTGRES
 async def test_two_daemons_on_one_database_serve_the_same_files(
         tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
@@ -52,6 +61,7 @@ async def test_two_daemons_on_one_database_serve_the_same_files(
             sorted(cluster.servers)
 
 
+@ON_POSTGRES
 async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_other_within_2_seconds(
         tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
@@ -74,6 +84,7 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
         await obeyed(on_again, f"{first} is on again")
 
 
+@ON_POSTGRES
 async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
         tmp_path: Path, database_url: str, daemon_port: int) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
@@ -105,6 +116,7 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
         await obeyed(permissions_changed, "bob's permissions changed")
 
 
+@ON_POSTGRES
 async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_seconds(
         tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
@@ -121,6 +133,7 @@ async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_s
         await obeyed(gone, "the link was revoked")
 
 
+@ON_POSTGRES
 async def test_failed_logins_on_two_daemons_add_up(tmp_path: Path, database_url: str, daemon_port: int) -> None:
     auth: dict[str, Any] = {"login_max_failures": 4}
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, auth=auth) as cluster:
@@ -135,3 +148,52 @@ async def test_failed_logins_on_two_daemons_add_up(tmp_path: Path, database_url:
             locked = (await api.call("POST", "/api/v1/auth/login", json=right, headers=from_ip(US_IP))
                       ).problem(429, "too_many_attempts")
             assert locked["detail"].startswith("too many failed logins")
+
+
+async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_path: Path) -> None:
+    port = unused_port()
+    while not all(_free(p) for p in (port, port + 1)):
+        port = unused_port()
+    proc, out = await start_demo(tmp_path, port, "--daemons", "2")
+    try:
+        first, second = re.findall(r"running at (http://\S+)/", out)[0], re.findall(r"and at (http://\S+)/:", out)[0]
+        assert (first, second) == (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"), out
+        assert "2 daemons on one PostgreSQL database" in out
+        async with aiohttp.ClientSession() as http:
+            one, two = await demo_login(http, first), await demo_login(http, second)
+            headers = {"Authorization": f"Bearer {one}"}
+            body = {"name": "both.txt", "size": len(DATA_SMALL), "content_type": "text/plain"}
+            async with http.post(f"{first}/api/v1/files", json=body, headers=headers) as resp:
+                assert resp.status == 201, await resp.text()
+                announced = await resp.json()
+            assert await put_bytes(announced["upload"], DATA_SMALL) == 200
+            file_id = announced["file"]["id"]
+            async with http.post(f"{first}/api/v1/files/{file_id}/complete", headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+            headers = {"Authorization": f"Bearer {two}"}
+            for url in (first, second):  # the second daemon's token is good on both
+                async with http.get(f"{url}/api/v1/files/{file_id}/download", headers=headers) as resp:
+                    assert resp.status == 200, await resp.text()
+                    status, data, _ = await fetch((await resp.json())["url"])
+                assert (status, data) == (200, DATA_SMALL)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out + rest[0].decode()
+    assert "stopped" in rest[0].decode()
+    assert not Path(re.findall(r"PostgreSQL cluster under (\S+) \.\.\.", out)[0]).exists()  # gone with the demo
+
+
+async def demo_login(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.post(f"{url}/api/v1/auth/login", json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["access_token"])
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
