@@ -14,13 +14,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip, put_bytes
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip, put_bytes, wait_for
 from clihelp import start_demo
 from daemonproc import Cluster
 from weedbed import unused_port
 
+from cdnstore.changes import CHECK_INTERVAL, SESSIONS, CacheSync
+from cdnstore.db.postgres import PostgresDatabase
 from cdnstore.demo import DEMO_PASSWORD
 from cdnstore.seaweed import WeedCluster
+from cdnstore.tasks import running
 
 pytestmark = [pytest.mark.timeout(120)]
 ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"])  # (the database_url fixture follows it)
@@ -150,6 +153,29 @@ async def test_failed_logins_on_two_daemons_add_up(tmp_path: Path, database_url:
             assert locked["detail"].startswith("too many failed logins")
 
 
+
+@ON_POSTGRES
+async def test_a_change_whose_notification_is_lost_is_picked_up_by_the_check_every_second(database_url: str) -> None:
+    db = PostgresDatabase(database_url)
+    await db.open()
+    reloaded: list[float] = []
+
+    async def reload() -> None:
+        reloaded.append(time.monotonic())
+    sync = CacheSync(db)
+    sync.on(SESSIONS, reload)
+    try:
+        async with running({"cache-sync": sync.run()}):
+            await wait_for(lambda: reloaded, "the first check")  # (it reloads everything once)
+            async with db.transaction() as tx:  # a change raising the counter, its NOTIFY never sent
+                await tx.execute("INSERT INTO cache_versions (topic, version) VALUES ('sessions', 1)")
+            changed = time.monotonic()
+            await wait_for(lambda: len(reloaded) == 2, "the check to see the counter move", within=PROMISE)
+            assert reloaded[1] - changed <= CHECK_INTERVAL + 0.5
+    finally:
+        await db.close()
+
+
 async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_path: Path) -> None:
     port = unused_port()
     while not all(_free(p) for p in (port, port + 1)):
@@ -181,13 +207,17 @@ async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_pat
         rest = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, out + rest[0].decode()
     assert "stopped" in rest[0].decode()
-    assert not Path(re.findall(r"PostgreSQL cluster under (\S+) \.\.\.", out)[0]).exists()  # gone with the demo
+    assert await asyncio.to_thread(gone, re.findall(r"PostgreSQL cluster under (\S+) \.\.\.", out)[0])  # with the demo
 
 
 async def demo_login(http: aiohttp.ClientSession, url: str) -> str:
     async with http.post(f"{url}/api/v1/auth/login", json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["access_token"])
+
+
+def gone(path: str) -> bool:
+    return not Path(path).exists()
 
 
 def _free(port: int) -> bool:
