@@ -9,6 +9,7 @@ listener; listeners run inside the transaction of the change, so their jobs comm
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -69,8 +70,15 @@ class ServerRegistry:
         self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
         self._unsaved_health: dict[str, Health] = {}
+        # One load at a time, so they finish in the order they read: a load that read before a change
+        # committed never overwrites the one its change made (read-your-writes on this daemon).
+        self._loading = asyncio.Lock()
 
     async def load(self) -> None:
+        async with self._loading:
+            await self._load()
+
+    async def _load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
         gone = {s.s3 for s in self._servers}
         self._servers = [server_from_row(r, self._unseal(r)) for r in rows]

@@ -4,6 +4,7 @@ the others obey within 2 seconds, and the throttles count across them (real daem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
@@ -14,11 +15,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, fetch, from_ip, put_bytes, wait_for
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, fetch, from_ip, put_bytes, wait_for
 from clihelp import start_demo
 from daemonproc import Cluster
 from weedbed import unused_port
 
+from cdnstore import appkeys
 from cdnstore.changes import CHECK_INTERVAL, SESSIONS, CacheSync
 from cdnstore.db.postgres import PostgresDatabase
 from cdnstore.demo import DEMO_PASSWORD
@@ -174,6 +176,32 @@ async def test_a_change_whose_notification_is_lost_is_picked_up_by_the_check_eve
             assert reloaded[1] - changed <= CHECK_INTERVAL + 0.5
     finally:
         await db.close()
+
+
+
+async def test_a_registry_reload_that_read_before_a_change_never_undoes_it(
+        api: Api, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload woken by another daemon's change may read just before this daemon's own change commits and
+    finish after it: the daemon must still see its own change."""
+    registry, admin = api.app[appkeys.SERVERS], await api.user("root", admin=True)
+    read, real = asyncio.Event(), registry.db.fetchall
+
+    async def slow_once(sql: str, *args: Any, **kwargs: Any) -> Any:
+        rows = await real(sql, *args, **kwargs)
+        if sql.startswith("SELECT * FROM servers") and not read.is_set():
+            read.set()  # this reload read before the change below; it finishes after the change's own
+            # reload (or, when that waits for this one, a while later)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    while not registry.all():
+                        await asyncio.sleep(0.01)
+        return rows
+    monkeypatch.setattr(registry.db, "fetchall", slow_once)
+    stale = asyncio.create_task(registry.load())
+    await read.wait()
+    server = await admin.add_server(weed, "capetown", bucket)
+    await stale
+    assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["name"] == "capetown"
 
 
 async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_path: Path) -> None:
