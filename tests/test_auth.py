@@ -106,7 +106,7 @@ async def test_the_lockout_ends_after_the_window(api: Api) -> None:
     accounts = api.app[appkeys.ACCOUNTS]
     for throttle in (accounts._by_account, accounts._by_address):
         later = throttle._clock() + 301  # (its own clock: monotonic in memory, unix time in the database)
-        throttle._clock = lambda later=later: later  # type: ignore[misc]
+        throttle._clock = lambda later=later: later
     await api.login("alice")
 
 
