@@ -94,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default: http.port)")
+    demo.add_argument("--daemons", type=int, default=1,
+                      help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
+                           "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...")
     demo.set_defaults(run=cmd_demo)
     return p
 
@@ -338,7 +341,7 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(cfg, args.dir, args.port)
+    return run_demo(cfg, args.dir, args.port, args.daemons)
 
 
 if __name__ == "__main__":

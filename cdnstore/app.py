@@ -32,6 +32,7 @@ from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .api.server import handler_args
 from .auth import Passwords, Tokens
+from .changes import SERVERS, SESSIONS, USERS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .errors import DatabaseUnavailable
@@ -176,6 +177,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
 
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
+        "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
         "upload-sweep": every_exclusively(lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep,
                                           "upload-sweep"),
@@ -188,6 +190,15 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     async with running(tasks):
         yield
         await app[appkeys.WORKER].stop(cfg.jobs.shutdown_grace)
+
+
+def cache_sync(app: web.Application) -> CacheSync:
+    """What reloads each in-memory copy when another daemon (or a tool) changed it: changes.py."""
+    sync = CacheSync(app[appkeys.DB])
+    sync.on(SERVERS, app[appkeys.SERVERS].load)
+    sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
+    sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
+    return sync
 
 
 async def stop_taking_jobs(app: web.Application) -> None:

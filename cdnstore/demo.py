@@ -2,6 +2,10 @@
 
 Everything it makes lives under one folder (default var/demo): the S3 servers' data, the database,
 and the generated secrets, so a second run picks up where the first stopped. Ctrl-C stops it all.
+
+`--daemons N` (N > 1) shows several daemons serving one service: it starts a throwaway PostgreSQL cluster
+(pgcluster.py, as the tests do; its data is gone when the demo stops) and N daemons on it, on ports
+port, port + 1, ...; each has its own caches, pool and background work, as separate processes would.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .api.server import AppRunner
 from .app import create_app
 from .config import Config
 from .errors import NotFound
+from .pgcluster import INSTALL_HINT, PgCluster, bindir
 from .seaweed import WeedCluster, WeedError
 
 log = logging.getLogger(__name__)
@@ -78,17 +83,41 @@ def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
     })
 
 
-def run_demo(cfg: Config, folder: str, port: int | None) -> int:
+def daemon_config(cfg: Config, i: int) -> Config:
+    """The i-th daemon's configuration (0: `cfg` itself): the next port, and its own public URL."""
+    if i == 0:
+        return cfg
+    port = cfg.http.port + i
+    return cfg.model_copy(update={"http": cfg.http.model_copy(update={
+        "port": port, "public_url": f"http://{cfg.http.host}:{port}"})})
+
+
+def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> int:
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(cfg, root, port)
-    if not _port_free(cfg.http.host, cfg.http.port):
-        return _refuse(f"port {cfg.http.port} on {cfg.http.host} is in use (an earlier demo still running?): "
-                       "stop it, or choose another port with --port")
+    if daemons < 1:
+        return _refuse("--daemons must be at least 1")
+    for i in range(daemons):
+        taken = daemon_config(cfg, i).http.port
+        if not _port_free(cfg.http.host, taken):
+            return _refuse(f"port {taken} on {cfg.http.host} is in use (an earlier demo still running?): "
+                           "stop it, or choose another port with --port")
+    if daemons > 1 and bindir() is None:
+        return _refuse(f"--daemons {daemons} needs a PostgreSQL server on this machine ({INSTALL_HINT})")
+    pg = PgCluster() if daemons > 1 else None
     try:
-        return asyncio.run(_demo(cfg, root))
+        if pg is not None:
+            print(f"starting a throwaway PostgreSQL cluster under {pg.root} ...", flush=True)
+            pg.start()
+            cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={
+                "url": pg.create_database("cdnstore")})})
+        return asyncio.run(_demo(cfg, root, daemons))
     except WeedError as exc:  # one line, not weed's Go stack dump (that stays in the file it names)
         return _refuse(exc.summary)
+    finally:
+        if pg is not None:
+            pg.stop()
 
 
 def _refuse(reason: str) -> int:
@@ -106,7 +135,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-async def _demo(cfg: Config, root: Path) -> int:
+async def _demo(cfg: Config, root: Path, daemons: int) -> int:
     s3_secret = _persisted_secret(root / "s3_secret")
     cluster = WeedCluster(
         root / "s3", [site.name for site in ORIGINAL_LAYOUT], access_key=S3_ACCESS_KEY, secret_key=s3_secret,
@@ -118,16 +147,19 @@ async def _demo(cfg: Config, root: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"starting {len(ORIGINAL_LAYOUT)} local S3 servers (SeaweedFS) under {root / 's3'} ...", flush=True)
     await cluster.start()
-    runner = AppRunner(create_app(cfg), access_log=None)  # unparsable requests answered as problem+json
+    # (AppRunner: unparsable requests answered as problem+json)
+    runners = [AppRunner(create_app(daemon_config(cfg, i)), access_log=None) for i in range(daemons)]
     try:
         await _provision_first(cfg, cluster, s3_secret)
-        await runner.setup()
-        await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
-        _announce(cfg, cluster)
+        for i, runner in enumerate(runners):
+            await runner.setup()
+            await web.TCPSite(runner, cfg.http.host, daemon_config(cfg, i).http.port).start()
+        _announce(cfg, cluster, daemons)
         await stop.wait()
         print("\nstopping ...", flush=True)
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
         await cluster.stop()
     print("stopped", flush=True)
     return 0
@@ -169,11 +201,14 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
                                                                                  "secret_key")})
 
 
-def _announce(cfg: Config, cluster: WeedCluster) -> None:
+def _announce(cfg: Config, cluster: WeedCluster, daemons: int) -> None:
     url = cfg.http.public_url
+    others = [f"{daemon_config(cfg, i).http.public_url}/" for i in range(1, daemons)]
     lines = [
         "",
         f"cdnstore demo is running at {url}/",
+        *([f"  and at {' and '.join(others)}: {daemons} daemons on one PostgreSQL database "
+           f"({cfg.database.url}), serving the same files"] if others else []),
         f"  log in as  admin / {DEMO_PASSWORD}  (administrator)",
         f"         or  user / {DEMO_PASSWORD}",
         f"  API description: {url}/api/openapi.json",

@@ -22,11 +22,11 @@ from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts,
 from .geo import Point, nearest
 from .job_queue import JobQueue
 from .metrics import Metrics
-from .models import Server
+from .models import S3Target, Server
 from .parts import part_count, part_size_for
 from .servers import ServerRegistry
 from .storage import Storage
-from .throttle import Throttle
+from .throttle import throttle
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,10 @@ class Files:
         self.metrics = metrics or Metrics()
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
-        self._announced = Throttle(max(1, cfg.uploads.max_per_minute), 60.0)
-        # (server, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get
-        self._signed: dict[tuple[str, str, str, int], tuple[str, str, float]] = {}
+        self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
+        # (server's S3 target, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get. By target, not
+        # by server id: a server moved or given new keys (here or on another daemon) is never handed old URLs.
+        self._signed: dict[tuple[S3Target, str, str, int], tuple[str, str, float]] = {}
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -152,11 +153,11 @@ class Files:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
                            code="file_too_large")
         if self.uploads.max_per_minute:
-            wait = self._announced.retry_after(str(owner_id))
+            wait = (await self._announced.state(str(owner_id))).retry_after
             if wait > 0:
                 raise TooManyAttempts(f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
                                       retry_after=int(wait) + 1, code="too_many_uploads")
-            self._announced.fail(str(owner_id))  # counted, failed or not
+            await self._announced.fail(str(owner_id))  # counted, failed or not
         server = nearest([s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)],
                          client)
         if server is None:
@@ -403,14 +404,14 @@ class Files:
         """A presigned GET and when it expires. A URL signed in the last minute is handed out again
         (it stays valid for nearly its whole life): signing is the costliest step of a download."""
         now = time.time()
-        hit = self._signed.get((server.id, key, name, ttl))
+        hit = self._signed.get((server.s3, key, name, ttl))
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
         url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
         expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.id, key, name, ttl)] = (url, expires_at, now + min(60, ttl / 10))
+        self._signed[(server.s3, key, name, ttl)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:

@@ -26,7 +26,7 @@ from .db import Database, Row, iso_in, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, Unauthorized
 from .files import Download, Files, owned_file
 from .geo import Point
-from .throttle import Throttle, attempt
+from .throttle import attempt, throttle
 
 LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
     l.created_at, f.uuid AS file_uuid"""
@@ -61,8 +61,8 @@ class Links:
         self.passwords = passwords
         self.cfg = cfg.links
         self.public_url = cfg.http.public_url
-        self.by_link = Throttle(cfg.links.max_password_failures, cfg.links.password_lockout)
-        self.by_ip = Throttle(cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
+        self.by_link = throttle(db, "link", cfg.links.max_password_failures, cfg.links.password_lockout)
+        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
 
     def render(self, row: Row) -> dict[str, Any]:
         return render_link(row, self.public_url)
@@ -171,8 +171,8 @@ class Links:
         if password is None:
             raise Unauthorized("this link needs a password", code="password_required")
         keys = ((self.by_link, f"link:{link['id']}"), (self.by_ip, f"ip:{client_ip}"))
-        with attempt(keys, "too many wrong passwords") as trying:
+        async with attempt(keys, "too many wrong passwords") as trying:
             if not await self.passwords.verify(link["password_hash"], password):
-                trying.failed()
+                await trying.failed()
                 raise Unauthorized("wrong password for this link", code="invalid_password")
-        self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays
+        await self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays

@@ -203,3 +203,22 @@ CREATE TABLE leases (
     holder TEXT NOT NULL,
     until  DOUBLE PRECISION NOT NULL  -- unix seconds
 );
+
+-- Several daemons on one database (0008): see cdnstore/migrations/postgres/0008_shared_caches_and_throttles.sql.
+-- cache_versions: a counter per in-memory copy (servers, users, sessions), raised in the transaction of
+-- every change; each daemon compares it every second and reloads the copy that moved (changes.py).
+CREATE TABLE cache_versions (
+    topic   TEXT    PRIMARY KEY,
+    version BIGINT  NOT NULL
+);
+
+-- throttle_failures: one row per counted failure (wrong login or link password, an upload announced),
+-- so that the throttles count across daemons (throttle.py). `at` is unix seconds; rows older than their
+-- throttle's window are deleted as new ones come.
+CREATE TABLE throttle_failures (
+    scope TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    at    DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX throttle_failures_key ON throttle_failures (scope, key, at);
+CREATE INDEX throttle_failures_age ON throttle_failures (scope, at);

@@ -1,13 +1,15 @@
 """The registry of storage servers: SQL, use cases (add, change, remove), and an in-memory copy.
 
 Servers are few and change rarely, while every upload and download chooses among them: the registry
-keeps them in memory and reloads after each change (this process is the only writer).
+keeps them in memory and reloads after each change. Every change also raises the `servers` counter in its
+transaction (changes.py), so that the other daemons on the same database reload theirs within a second.
 Code that must react to a change (the replicator fills a newly activated server) registers a
 listener; listeners run inside the transaction of the change, so their jobs commit with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -16,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import history
+from .changes import SERVERS, bump
 from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
@@ -67,10 +70,19 @@ class ServerRegistry:
         self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
         self._unsaved_health: dict[str, Health] = {}
+        # One load at a time, so they finish in the order they read: a load that read before a change
+        # committed never overwrites the one its change made (read-your-writes on this daemon).
+        self._loading = asyncio.Lock()
 
     async def load(self) -> None:
+        async with self._loading:
+            await self._load()
+
+    async def _load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
+        gone = {s.s3 for s in self._servers}
         self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
+        gone -= {s.s3 for s in self._servers}
         self._internal = {r["uuid"]: r["id"] for r in rows}
         self._by_internal = {r["id"]: s for r, s in zip(rows, self._servers, strict=True)}
         in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
@@ -78,6 +90,8 @@ class ServerRegistry:
             async with self.db.transaction() as tx:
                 await tx.executemany("UPDATE servers SET secret_key = ? WHERE id = ?", in_clear)
             log.warning("sealed the S3 secret keys of %d server(s) that were stored in clear", len(in_clear))
+        for target in gone:  # moved or removed (by another daemon, or by this one: then already forgotten)
+            await self.storage.forget(target)
 
     def _unseal(self, row: Row) -> str:
         try:
@@ -152,6 +166,7 @@ class ServerRegistry:
                 {**values, "now": now})
             assert row is not None
             server = server_from_row(row, fields["secret_key"])
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.created", server.id,
                                  {"name": server.name, "zone": server.zone, "location": server.location})
             for listener in self.listeners:
@@ -201,6 +216,7 @@ class ServerRegistry:
                        if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v}
             if "events_token_hash" in changes:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.updated", after.id,
                                  {"name": after.name, "zone": after.zone, "changes": changed})
             for listener in self.listeners:
@@ -218,6 +234,7 @@ class ServerRegistry:
             for listener in self.listeners:
                 await listener(tx, internal, server, None)
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
+            await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.deleted", server.id,
                                  {"name": server.name, "zone": server.zone})
         await self.storage.forget(server.s3)
@@ -234,6 +251,7 @@ class ServerRegistry:
         async with self.db.transaction() as tx:
             await tx.executemany("UPDATE servers SET health = ? WHERE uuid = ?",
                                  [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()])
+            await bump(self.db, tx, SERVERS)
         self._unsaved_health.clear()
         await self.load()
 

@@ -9,11 +9,12 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .auth import Passwords, Tokens, token_hash
+from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, Unauthorized
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
-from .throttle import Throttle, address_key, attempt
+from .throttle import address_key, attempt, throttle
 
 if TYPE_CHECKING:
     from .job_queue import JobQueue
@@ -69,14 +70,15 @@ def normalize_permissions(permissions: list[str] | None) -> tuple[str, ...]:
 
 
 class Accounts:
-    """Users and sessions. Users are cached by uuid: this process is the only writer, so the cache
-    is dropped exactly when a user changes, and authenticated requests skip the database.
+    """Users and sessions. Users are cached by uuid, so that authenticated requests skip the database;
+    the entry is dropped when the user changes here, and the whole cache when the `users` counter moves
+    (a change made by another daemon or a tool: changes.py, `reload_users`).
 
     Sessions live in the database (sessions table); whether one has ended is cached per process, so
     checking a bearer token is dict lookups: the database is read at most once per session and process
-    (on a cache miss). Ending a session writes the database, then marks it ended here. When several
-    daemons share one database, each must also learn of sessions ended by the others: a notification
-    (PostgreSQL LISTEN/NOTIFY) calling `forget_session` is the hook for that; it is not built yet."""
+    (on a cache miss). Ending a session writes the database (and raises the `sessions` counter in the same
+    transaction), then marks it ended here. Another daemon, seeing the counter move, forgets which sessions
+    it knew to be live (`reload_sessions`): each is read again on its next use."""
 
     def __init__(self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *,
                  default_quota: int = 0) -> None:
@@ -86,10 +88,13 @@ class Accounts:
         self.tokens = tokens
         # Failures count per (username, address) and per address, never per username alone: that
         # would let anyone lock anyone out (the admin included) from anywhere.
-        self._by_account = Throttle(cfg.login_max_failures, cfg.login_lockout)
-        self._by_address = Throttle(cfg.login_max_failures_per_ip, cfg.login_lockout)
+        self._by_account = throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
+        self._by_address = throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
         self._cache: dict[str, tuple[int, User]] = {}
         self._ended: dict[str, bool] = {}  # session id -> has it ended
+        # Raised by each reload: a read that began before a reload does not fill the cache after it (its
+        # answer may predate the change that caused the reload).
+        self._generation = 0
 
     # --- users -------------------------------------------------------------------------------
 
@@ -127,11 +132,14 @@ class Accounts:
         """(internal id, User) for a uuid, from the cache when possible."""
         hit = self._cache.get(user_uuid)
         if hit is None:
+            generation = self._generation
             row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}",
                                          (user_uuid,))
             if row is None:
                 return None
-            hit = self._cache[user_uuid] = (row["id"], user_from_row(row))
+            hit = (row["id"], user_from_row(row))
+            if generation == self._generation:
+                self._cache[user_uuid] = hit
         return hit
 
     async def answer(self, user: User) -> dict[str, Any]:
@@ -215,6 +223,7 @@ class Accounts:
                                     f"RETURNING {USER_COLUMNS}", {**values, "uuid": user_uuid})
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
+            await bump(self.db, tx, USERS)
         self._cache.pop(user_uuid, None)
         if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
             await self.end_sessions(row["id"])
@@ -235,12 +244,12 @@ class Accounts:
         like logins). Every other session of the user ends; the caller's own stays."""
         address = address_key(client_ip)
         checks = ((self._by_account, f"{user.username.lower()}|{address}"), (self._by_address, address))
-        with attempt(checks, "too many wrong passwords") as trying:
+        async with attempt(checks, "too many wrong passwords") as trying:
             stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
             if not await self.passwords.verify(stored, current):
-                trying.failed()
+                await trying.failed()
                 raise Forbidden("the current password is wrong", code="invalid_credentials")
-        self._by_account.reset(checks[0][1])
+        await self._by_account.reset(checks[0][1])
         password_hash = await self.passwords.hash(new)
         async with self.db.transaction() as tx:
             row = await tx_fetchone(tx, f"UPDATE users SET password_hash = ?, updated_at = ? WHERE uuid = ? AND {LIVE}"
@@ -274,6 +283,7 @@ class Accounts:
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute("UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
                              "deleted_at = ?, updated_at = ? WHERE id = ?", (f"deleted:{user_uuid}", now, now, owner))
+            await bump(self.db, tx, USERS)
         self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
         await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
 
@@ -295,15 +305,29 @@ class Accounts:
         return hit[1]
 
     async def _read_ended(self, session: str) -> bool:
+        generation = self._generation
         row = await self.db.fetchone("SELECT ended_at FROM sessions WHERE id = ?", (session,))
+        ended = row is None or row["ended_at"] is not None
+        if generation != self._generation:
+            return ended
         if len(self._ended) >= 100_000:
             self._ended.clear()
         # setdefault: a session ended while this read ran is already marked, and stays so.
-        return self._ended.setdefault(session, row is None or row["ended_at"] is not None)
+        return self._ended.setdefault(session, ended)
 
     def forget_session(self, session: str) -> None:
         """Mark a session ended in this process (after the database says so)."""
         self._ended[session] = True
+
+    async def reload_sessions(self) -> None:
+        """Some session ended elsewhere (another daemon): forget which ones were live (ended ones stay ended)."""
+        self._generation += 1
+        self._ended = {session: True for session, ended in self._ended.items() if ended}
+
+    async def reload_users(self) -> None:
+        """Some user changed elsewhere (another daemon, a tool): read users again as they are used."""
+        self._generation += 1
+        self._cache.clear()
 
     async def end_sessions(self, user_id: int, *, keep: str | None = None) -> None:
         """End every session of a user (but `keep`): a new password, a disabled user."""
@@ -317,6 +341,8 @@ class Accounts:
         rows = await tx_fetchall(tx, f"UPDATE sessions SET ended_at = ? WHERE {where} AND ended_at IS NULL "
                                  "RETURNING id", (now, *params))
         ended = [row["id"] for row in rows]
+        if ended:
+            await bump(self.db, tx, SESSIONS)
         await tx.executemany("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
                              [(now, session) for session in ended])
         return ended
@@ -324,14 +350,14 @@ class Accounts:
     async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
         address = address_key(client_ip)
         checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
-        with attempt(checks, "too many failed logins") as trying:
+        async with attempt(checks, "too many failed logins") as trying:
             row = await self.db.fetchone(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?",
                                          (username,))
             if not await self.passwords.verify(row["password_hash"] if row else None, password):
-                trying.failed()
+                await trying.failed()
                 raise InvalidCredentials("wrong username or password")
         assert row is not None
-        self._by_account.reset(checks[0][1])  # the address's count stays: it may be guessing others
+        await self._by_account.reset(checks[0][1])  # the address's count stays: it may be guessing others
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")

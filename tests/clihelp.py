@@ -20,11 +20,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
 
 
-async def start_demo(tmp_path: Path, port: int) -> tuple[asyncio.subprocess.Process, str]:
-    """`cdnstore demo` on `port` under tmp_path/demo, and what it printed up to "Press Ctrl-C" (its
-    URL, credentials and S3 servers). The caller stops it (SIGINT)."""
+async def start_demo(tmp_path: Path, port: int, *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """`cdnstore demo` (with `args`) on `port` under tmp_path/demo, and what it printed up to "Press Ctrl-C"
+    (its URL, credentials and S3 servers). The caller stops it (SIGINT)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port), *args,
         cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     out = ""

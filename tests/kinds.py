@@ -35,6 +35,7 @@ KINDS = {
     "test_cli": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
+    "test_daemons": INTEGRATION,
     "test_deploy": INTEGRATION,
     "test_devpy": INTEGRATION,
     "test_files": INTEGRATION,
