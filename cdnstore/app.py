@@ -32,6 +32,7 @@ from .api.server import handler_args
 from .auth import Passwords, Tokens
 from .config import Config
 from .db import connect
+from .deepscrub import DeepScrubber
 from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
@@ -134,6 +135,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
+    app[appkeys.DEEP_SCRUB] = DeepScrubber(db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS])
     yield
 
 
@@ -153,6 +155,8 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     }
     if cfg.scrub.interval:
         tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)
+    if cfg.scrub.deep_interval:
+        tasks["deep-scrub"] = app[appkeys.DEEP_SCRUB].run()
     async with running(tasks):
         yield
         await app[appkeys.WORKER].stop(cfg.jobs.shutdown_grace)

@@ -173,6 +173,12 @@ class ServerOut(Out):
     files: int
     bytes: int
     pending_jobs: int
+    # The deep scrub: every replica the server holds was read back and matched at or after this time
+    # (null while one never was, or it holds none); replicas found corrupt there, waiting for their repair;
+    # and of those, the ones with no good copy left on any server (not served; need an operator).
+    verified_at: Time | None
+    corrupt: int
+    unrecoverable: int
     created_at: Time
     updated_at: Time
 

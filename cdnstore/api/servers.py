@@ -17,8 +17,9 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any]:
-    stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0}
+def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
+    stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0, "verified_at": None, "corrupt": 0,
+                      "unrecoverable": 0}
     return {"id": server.id, "name": server.name, "endpoint_url": server.endpoint_url,
             "bucket": server.bucket, "region": server.region, "location": server.location,
             "zone": server.zone, "latitude": server.latitude, "longitude": server.longitude,
