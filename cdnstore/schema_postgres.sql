@@ -89,20 +89,30 @@ CREATE TABLE versions (
     created_at       TEXT    NOT NULL,
     stored_at        TEXT,
     upload_id        TEXT,    -- the multipart upload a large version is sent in (migration 0004); NULL: one PUT
-    part_size        BIGINT   CHECK (part_size > 0)
+    part_size        BIGINT   CHECK (part_size > 0),
+    -- migration 0005 (integrity): see schema.sql
+    sha256           TEXT     CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    sha256_declared  INTEGER  NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)),
+    verify_pending   INTEGER  NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)),
+    rejected_at      TEXT
 );
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
 CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';
+CREATE INDEX versions_verify_pending ON versions (id) WHERE verify_pending = 1;
 ALTER TABLE files ADD FOREIGN KEY (current_version_id) REFERENCES versions (id);
 ALTER TABLE files ADD FOREIGN KEY (latest_version_id) REFERENCES versions (id);
 
 CREATE TABLE replicas (
     server_id  BIGINT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
     version_id BIGINT NOT NULL REFERENCES versions (id),
-    PRIMARY KEY (server_id, version_id)
+    PRIMARY KEY (server_id, version_id),
+    -- migration 0005 (integrity): see schema.sql
+    status     TEXT   NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt')),
+    verified_at TEXT
 );
 CREATE INDEX replicas_version ON replicas (version_id);
+CREATE INDEX replicas_verified ON replicas (verified_at);
 
 CREATE FUNCTION replicas_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
