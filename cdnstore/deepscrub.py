@@ -5,9 +5,10 @@ oldest verified, and stamps each one as it matches, so a pass cut short by a res
 stopped (the daemon's pass takes only the replicas not verified for `scrub.deep_interval`). A replica that
 differs is marked `corrupt` and a copy from a good holder is enqueued to overwrite it (the copy records it
 `present` again once its bytes match). A version stored before cdnstore knew SHA-256s gets its hash here:
-its replicas are read together, and when they disagree the one whose MD5 is the upload's ETag wins, else
-the content most of them hold; with neither, nothing is decided (reported). Reads stream (one piece of
-at most 1 MiB in memory) and spend a token bucket of `scrub.deep_rate` bytes a second.
+its replicas are read together; when the upload's ETag is an MD5 (a single PUT), the content with that MD5
+is the good one, else the content most of them hold (see `_winner`); when that cannot be told, nothing is
+decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spend a token bucket of
+`scrub.deep_rate` bytes a second.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from .storage import Storage
 log = logging.getLogger(__name__)
 PAGE = 200
 LOCK = "deep-scrub"
+_MD5 = re.compile(r"[0-9a-f]{32}")
 _OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib lets go of the GIL)
 
 _COLUMNS = """SELECT r.server_id, r.version_id, r.verified_at, v.object_key, v.size, v.sha256, v.etag, v.zone
@@ -57,6 +60,7 @@ class DeepReport:
     skipped: int = 0  # replicas on servers that are off, down or failed to answer: next pass
     bytes_read: int = 0
     without_good_holder: int = 0  # after the pass: stored versions corrupt everywhere they are
+    seconds: float = 0.0  # the pass took
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +134,9 @@ class DeepScrubber:
             if not mine:
                 log.info("deep scrub: another daemon is running a pass; skipped")
                 return None
+            started = time.monotonic()
             report = await self._pass(cutoff or now_iso(), TokenBucket(self.cfg.deep_rate))
+            report.seconds = round(time.monotonic() - started, 3)
         report.without_good_holder = await self.without_good_holder()
         level = logging.ERROR if report.without_good_holder else (
             logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
@@ -299,9 +305,9 @@ class DeepScrubber:
         if good is None:
             state.undecided.add(version_id)
             report.undecided += 1
-            log.warning("deep scrub: the %d replicas of %s disagree (%d contents, no majority and no MD5 ETag): "
-                        "its SHA-256 stays unknown", len(read), replicas[0].key,
-                        len({d.sha256 for d in read.values()}))
+            log.warning("deep scrub: the SHA-256 of %s stays unknown: its %d replicas read hold %d contents, and "
+                        "none has the upload's MD5 ETag %s or none holds a majority", replicas[0].key, len(read),
+                        len({d.sha256 for d in read.values()}), replicas[0].etag)
             return
         async with self.db.transaction() as tx:
             await tx.execute("UPDATE versions SET sha256 = ? WHERE id = ? AND sha256 IS NULL", (good, version_id))
@@ -313,12 +319,15 @@ class DeepScrubber:
 
 
 def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:
-    """The SHA-256 of the good content among replicas that disagree, or None when it cannot be told."""
+    """The SHA-256 of the good content among a version's replicas, or None when it cannot be told.
+
+    A single PUT's ETag (32 hex digits, no `-<parts>`) is the MD5 of what the client uploaded, on servers
+    that make it so: the replica with that MD5 wins over any majority, and when none has it nothing is
+    decided (every replica was altered, or the server's ETags are no MD5s: an operator must tell). Else the
+    content most replicas hold wins; a tie is undecided."""
     whole = [d for d in digests if d.size == size]
-    if etag and "-" not in etag:  # a single PUT's ETag is the MD5 of the bytes (on servers that do so)
-        for d in whole:
-            if d.md5 == etag.lower():
-                return d.sha256
+    if etag and _MD5.fullmatch(etag.lower()):
+        return next((d.sha256 for d in whole if d.md5 == etag.lower()), None)
     ranked = Counter(d.sha256 for d in whole).most_common(2)
     if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
         return None
