@@ -7,13 +7,15 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
-from test_ops import samples, value
+from prometheus_client.parser import text_string_to_metric_families
 
 from cdnstore import appkeys
+from cdnstore.db import connect
 from cdnstore.deepscrub import DeepReport
 from cdnstore.seaweed import WeedCluster
 
@@ -206,6 +208,18 @@ async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(make_api
     assert [await held(api, weed, bucket, name, key) for name in USA] == [DATA] * 3
 
 
+async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecided_not_trusted(
+        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await forget_hashes(api)
+    for name in USA:  # all three agree, but none has the upload's MD5
+        await tamper(api, weed, bucket, name, key, BAD)
+
+    report = await deep_scrub(api)
+    assert (report.undecided, report.hashed, report.verified, report.corrupt) == (1, 0, 0, 0)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
+
+
 async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
         make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int,
         database_url: str) -> None:
@@ -222,8 +236,33 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     assert await held(api, weed, bucket, "newyork", key) == DATA
 
 
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
 async def forget_hashes(api: Api) -> None:
     """The database of a cdnstore from before SHA-256s: no hash known, no replica ever verified."""
     async with api.app[appkeys.DB].transaction() as tx:
         await tx.execute("UPDATE versions SET sha256 = NULL")
         await tx.execute("UPDATE replicas SET verified_at = NULL")
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_daemons_sharing_a_postgresql_database_run_one_deep_pass_at_a_time(
+        make_api: MakeApi, weed: WeedCluster, bucket: str, engine: str) -> None:
+    api, _, _, _ = await deep_setup(make_api, weed, bucket)
+    other = connect(api.app[appkeys.CONFIG].database)  # another daemon's connection to the same database
+    await other.open()
+    try:
+        async with other.exclusive("deep-scrub") as mine:
+            assert mine  # the other daemon is in a pass
+            assert await api.app[appkeys.DEEP_SCRUB].scrub() is None
+        report = await deep_scrub(api)  # its pass over, the next one may run
+        assert report.verified == 3
+    finally:
+        await other.close()
