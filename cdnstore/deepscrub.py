@@ -48,6 +48,16 @@ _NEVER = f"""{_COLUMNS} WHERE r.verified_at IS NULL AND {_LIVE} AND (r.version_i
 _OLDEST = f"""{_COLUMNS} WHERE r.verified_at < ? AND {_LIVE} AND (r.verified_at, r.server_id, r.version_id) > (?, ?, ?)
               ORDER BY r.verified_at, r.server_id, r.version_id LIMIT {PAGE}"""
 _OF_VERSION = f"{_COLUMNS} WHERE r.version_id = ? AND {_LIVE} ORDER BY r.server_id"
+# One scan of the replicas for the servers page: since when each server's replicas were all verified
+# ('' while one never was), and its corrupt ones (with and without a good copy elsewhere).
+_FINDINGS = """SELECT r.server_id,
+    min(CASE WHEN r.status = 'present' THEN coalesce(r.verified_at, '') END),
+    sum(CASE WHEN r.status = 'corrupt' THEN 1 ELSE 0 END),
+    sum(CASE WHEN r.status = 'corrupt' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
+                                                      AND o.status = 'present') THEN 1 ELSE 0 END)
+    FROM replicas r JOIN versions v ON v.id = r.version_id
+    WHERE v.status = 'stored' AND v.verify_pending = 0 GROUP BY r.server_id"""
+FINDINGS_TTL = 30.0
 
 
 @dataclass
@@ -64,6 +74,22 @@ class DeepReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFindings:
+    verified_at: str | None  # every replica there was read back and matched at or after this (None: one never was)
+    corrupt: int  # replicas marked corrupt, waiting for their repair
+    unrecoverable: int  # ... of which no good copy is left on any server
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    servers: dict[int, ServerFindings]  # by the server's internal id; servers holding nothing are absent
+    without_good_holder: int  # stored versions with no good copy left
+
+    def of(self, server_id: int) -> ServerFindings:
+        return self.servers.get(server_id, ServerFindings(None, 0, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +150,7 @@ class DeepScrubber:
         self.jobs = jobs
         self.cfg = cfg
         self.metrics = metrics or Metrics()
+        self._findings: tuple[float, Findings] | None = None  # (valid until, what)
 
     # --- passes ---------------------------------------------------------------------------------
 
@@ -137,6 +164,7 @@ class DeepScrubber:
             started = time.monotonic()
             report = await self._pass(cutoff or now_iso(), TokenBucket(self.cfg.deep_rate))
             report.seconds = round(time.monotonic() - started, 3)
+        self._findings = None
         report.without_good_holder = await self.without_good_holder()
         level = logging.ERROR if report.without_good_holder else (
             logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
@@ -192,7 +220,19 @@ class DeepScrubber:
         if digest is not None:
             await self._judge(replica, replica.sha256, digest, state.report)
 
-    # --- what it found (scrape time) ------------------------------------------------------------------
+    # --- what it found (the servers page, /metrics) --------------------------------------------------
+
+    async def findings(self) -> Findings:
+        """Per server (by internal id) and in all; read at most every FINDINGS_TTL seconds (each read scans
+        the replica table) and again after this process's passes and findings."""
+        cached = self._findings
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        rows = await self.db.fetchall(_FINDINGS, offload=True)
+        found = Findings({r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
+                         await self.without_good_holder())
+        self._findings = (time.monotonic() + FINDINGS_TTL, found)
+        return found
 
     async def without_good_holder(self) -> int:
         """Stored versions with a corrupt replica and no present one: nothing good to serve or copy."""
@@ -200,13 +240,6 @@ class DeepScrubber:
             "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
             "WHERE r.status = 'corrupt' AND v.status = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas o "
             "WHERE o.version_id = r.version_id AND o.status = 'present')", offload=True) or 0)
-
-    async def corrupt_by_server(self) -> list[tuple[str, int]]:
-        """(server name, corrupt replicas) of every server, 0 for most."""
-        rows = await self.db.fetchall("SELECT server_id, count(*) FROM replicas WHERE status = 'corrupt' "
-                                      "GROUP BY server_id", offload=True)
-        counts = {r[0]: r[1] for r in rows}
-        return [(s.name, counts.get(self.servers.internal_id(s), 0)) for s in self.servers.all()]
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -267,6 +300,7 @@ class DeepScrubber:
                                      (replica.version_id,))
             if good is not None:
                 await self.jobs.enqueue_repair(tx, replica.version_id, replica.server_id)
+        self._findings = None
         self.metrics.scrub_corrupt.labels(name).inc()
         log.warning("deep scrub: %s on %s differs from its SHA-256 (%d bytes, sha256 %s; expected %d bytes, %s): "
                     "marked corrupt%s", replica.key, name, digest.size, digest.sha256, replica.size, sha256,

@@ -112,21 +112,13 @@ class ServerRegistry:
     def by_internal_id(self, internal: int) -> Server | None:
         return self._by_internal.get(internal)
 
-    async def stats(self) -> dict[str, dict[str, Any]]:
-        """Files and bytes each server holds, its open jobs, and what the deep scrub found there (since when
-        every replica was verified, None when one never was; replicas corrupt, and of those the ones with no
-        good copy left anywhere), by server uuid."""
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Files and bytes each server holds and its open jobs, by server uuid."""
         rows = await self.db.fetchall(
             "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-            " AND j.status IN ('queued', 'running')) AS pending, (SELECT min(coalesce(r.verified_at, '')) FROM "
-            "replicas r WHERE r.server_id = s.id AND r.status = 'present') AS verified_at, (SELECT count(*) FROM "
-            "replicas r WHERE r.server_id = s.id AND r.status = 'corrupt') AS corrupt, (SELECT count(*) FROM "
-            "replicas r WHERE r.server_id = s.id AND r.status = 'corrupt' AND NOT EXISTS (SELECT 1 FROM replicas o "
-            "WHERE o.version_id = r.version_id AND o.status = 'present')) AS unrecoverable FROM servers s",
-            offload=True)
+            " AND j.status IN ('queued', 'running')) AS pending FROM servers s", offload=True)
         return {r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"],
-                            "pending_jobs": r["pending"], "verified_at": r["verified_at"] or None,
-                            "corrupt": r["corrupt"], "unrecoverable": r["unrecoverable"]} for r in rows}
+                            "pending_jobs": r["pending"]} for r in rows}
 
     # --- changes --------------------------------------------------------------------------------
 

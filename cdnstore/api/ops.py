@@ -94,8 +94,9 @@ async def metrics(request: web.Request) -> web.Response:
     metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
     metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
-    deep = app[appkeys.DEEP_SCRUB]
-    metrics.set_integrity(await deep.corrupt_by_server(), await deep.without_good_holder())
+    found = await app[appkeys.DEEP_SCRUB].findings()
+    metrics.set_integrity(((s.name, found.of(registry.internal_id(s)).corrupt) for s in registry.all()),
+                          found.without_good_holder)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
