@@ -37,6 +37,7 @@ from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
+from .integrity import Integrity
 from .jobs import JobQueue, JobWorker
 from .links import Links
 from .metrics import Metrics
@@ -129,8 +130,10 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
     files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
+    integrity = app[appkeys.INTEGRITY] = Integrity(db, storage, registry, files, cfg.integrity,
+                                                   metrics=app[appkeys.METRICS])
     replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
-                            metrics=app[appkeys.METRICS])
+                            metrics=app[appkeys.METRICS], integrity=integrity)
     app[appkeys.WORKER] = JobWorker(queue, registry, replicator.handlers, cfg.jobs,
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
@@ -152,6 +155,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "jobs": app[appkeys.WORKER].run(),
         "health": every(cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
         "upload-sweep": every(cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"),
+        "verify": every(cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"),
     }
     if cfg.scrub.interval:
         tasks["scrub"] = every(cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval)

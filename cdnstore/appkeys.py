@@ -14,6 +14,7 @@ from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
+from .integrity import Integrity
 from .jobs import JobQueue, JobWorker
 from .links import Links
 from .metrics import Metrics
@@ -39,6 +40,7 @@ WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 DEEP_SCRUB: web.AppKey[DeepScrubber] = web.AppKey("deep_scrub")
+INTEGRITY: web.AppKey[Integrity] = web.AppKey("integrity")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")
 ORIGIN_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("origin_ip")

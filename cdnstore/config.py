@@ -161,6 +161,11 @@ class ScrubConfig(Section):
     deep_rate: int = Field(20_000_000, ge=1)   # bytes a second the deep scrub reads at most (over all servers)
 
 
+class IntegrityConfig(Section):
+    verify_rate: int = Field(50 << 20, ge=1)   # bytes/s at most read back by verification reads
+    verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
+
+
 class LinksConfig(Section):
     default_expires_in: int = Field(0, ge=0)     # seconds a new link lives when none is asked; 0: no expiry
     max_expires_in: int = Field(0, ge=0)         # the longest expires_in a link may ask; 0: no ceiling
@@ -195,6 +200,7 @@ class Config(Section):
     jobs: JobsConfig = JobsConfig()
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
+    integrity: IntegrityConfig = IntegrityConfig()
     links: LinksConfig = LinksConfig()
     log: LogConfig = LogConfig()
 

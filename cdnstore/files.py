@@ -31,7 +31,7 @@ from .throttle import Throttle
 log = logging.getLogger(__name__)
 
 FILE_COLUMNS = """f.id, f.uuid, f.owner_id, f.name, f.created_at, f.updated_at, f.current_version_id,
-    f.latest_version_id, v.size, v.content_type, v.zone"""
+    f.latest_version_id, v.size, v.content_type, v.zone, v.sha256"""
 # The content a file shows: its stored version, or while it has none, its announced upload.
 FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)"
 
@@ -49,7 +49,7 @@ def render_file(row: Row) -> dict[str, Any]:
     stored = row["current_version_id"] is not None
     return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
             "status": "stored" if stored else "uploading", "zone": row["zone"] if stored else None,
-            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+            "sha256": row["sha256"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -73,6 +73,7 @@ class Download:
     expires_at: str
     server: Server
     name: str
+    sha256: str | None  # of the content served, when known
 
 
 class Files:
@@ -107,8 +108,9 @@ class Files:
         return await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
 
     async def replicas(self, file_uuid: str) -> list[tuple[Server, str]]:
-        """Where the current content of any user's live file is: servers holding it (present) or about to
-        (pending). Not scoped by owner: it is the server admins' view (can_view_cdnserver), by contract."""
+        """Where the current content of any user's live file is: servers holding it (present), holding bytes
+        found to differ from its SHA-256 (corrupt, being replaced) or about to hold it (pending). Not scoped
+        by owner: it is the server admins' view (can_view_cdnserver), by contract."""
         row = await self.db.fetchone(
             "SELECT current_version_id FROM files WHERE uuid = ? AND deleted_at IS NULL", (file_uuid,))
         if row is None:
@@ -127,7 +129,7 @@ class Files:
             return {}
         marks = ", ".join("?" * len(version_ids))
         rows = await self.db.fetchall(
-            f"SELECT version_id, server_id, 'present' AS status FROM replicas WHERE version_id IN ({marks}) UNION "
+            f"SELECT version_id, server_id, status FROM replicas WHERE version_id IN ({marks}) UNION "
             f"SELECT j.version_id, j.server_id, 'pending' FROM jobs j WHERE j.version_id IN ({marks}) "
             "AND j.kind = 'copy' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = j.version_id "
             "AND r.server_id = j.server_id)", (*version_ids, *version_ids))
@@ -141,7 +143,7 @@ class Files:
     # --- uploads --------------------------------------------------------------------------------
 
     async def announce(self, owner_id: int, name: str, size: int, content_type: str,
-                       client: Point | None) -> Upload:
+                       client: Point | None, sha256: str | None = None) -> Upload:
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
                            code="file_too_large")
@@ -161,7 +163,7 @@ class Files:
             upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
         try:
             created, row = await self._new_version(owner_id, name, size, content_type, server, key,
-                                                   upload_id, part_size)
+                                                   upload_id, part_size, sha256)
         except BaseException:
             if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
                 with contextlib.suppress(StorageError):
@@ -175,13 +177,14 @@ class Files:
                 "expires_at": iso_in(self.uploads.abandon_after, timespec="seconds"),
                 "server": render_ref(server)})
         url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
-                                                expires_in=self.uploads.url_ttl)
+                                                expires_in=self.uploads.url_ttl, sha256=sha256)
         return Upload(created, render_file(row), {
             "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at,
             "server": render_ref(server)})
 
     async def _new_version(self, owner_id: int, name: str, size: int, content_type: str, server: Server,
-                           key: str, upload_id: str | None, part_size: int | None) -> tuple[bool, Row]:
+                           key: str, upload_id: str | None, part_size: int | None,
+                           sha256: str | None) -> tuple[bool, Row]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
@@ -201,9 +204,9 @@ class Files:
             assert existing is not None
             version = await tx_fetchone(
                 tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
-                " upload_id, part_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " upload_id, part_size, sha256, sha256_declared) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (existing["id"], key, size, content_type, self.servers.internal_id(server), now, upload_id,
-                 part_size))
+                 part_size, sha256, int(sha256 is not None)))
             assert version is not None
             await tx.execute("UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
                              (version["id"], now, existing["id"]))
@@ -266,8 +269,9 @@ class Files:
         async with self.db.transaction() as tx:
             # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
             # not both see it uploading and store it twice (the second would supersede the first's version).
-            version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id FROM versions "
-                                        f"WHERE object_key = ?{self.db.for_update}", (key,))
+            version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id, upload_id, "
+                                        f"sha256_declared FROM versions WHERE object_key = ?{self.db.for_update}",
+                                        (key,))
             if version is None or version["upload_server_id"] != self.servers.internal_id(server):
                 return False
             if version["status"] in ("deleted", "superseded"):
@@ -284,27 +288,39 @@ class Files:
             return True
 
     async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
-        now = now_iso()
+        # A declared SHA-256 bound a single PUT (the storage server enforced it): known. Any other waits for
+        # cdnstore's first read of the bytes (verify_pending): the first copy, else a verification read.
+        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None
         server_id = self.servers.internal_id(server)
-        await tx.execute("UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ? WHERE id = ?",
-                         (now, etag, server.zone, version["id"]))
+        await tx.execute("UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, "
+                         "verify_pending = ? WHERE id = ?",
+                         (now_iso(), etag, server.zone, int(not enforced), version["id"]))
         await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          (server_id, version["id"]))
-        file = await tx_fetchone(tx, "SELECT id, uuid, owner_id, name, current_version_id FROM files WHERE id = ?",
-                                 (version["file_id"],))
-        assert file is not None
-        current = file["current_version_id"]
-        if current is not None and current > version["id"]:
-            # A newer upload of this file landed first: this one is already out of date.
-            await self.supersede(tx, [version["id"]])
+        await self.jobs.enqueue_copies(tx, version["id"], server.zone)
+        if version["sha256_declared"] and not enforced:
+            # A multipart upload's declared SHA-256 is checked by that first read: until it matches, the file
+            # keeps its previous content (integrity.py makes this one current then, or rejects it).
+            return
+        await self.make_current(tx, version["id"], server)
+
+    async def make_current(self, tx: Tx, version_id: int, server: Server) -> None:
+        """A stored version becomes its file's content (unless a newer one already is: then it is out of
+        date); the previous content is superseded."""
+        row = await tx_fetchone(tx, "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size "
+                                "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?", (version_id,))
+        assert row is not None
+        current = row["current_version_id"]
+        if current is not None and current >= version_id:
+            if current > version_id:  # a newer upload of this file landed first: this one is out of date
+                await self.supersede(tx, [version_id])
             return
         await tx.execute("UPDATE files SET current_version_id = ?, updated_at = ? WHERE id = ?",
-                         (version["id"], now, file["id"]))
+                         (version_id, now_iso(), row["id"]))
         if current is not None:
             await self.supersede(tx, [current])
-        await self.jobs.enqueue_copies(tx, version["id"], server.zone)
-        await history.record(tx, file["owner_id"], "file.stored", file["uuid"],
-                             {"name": file["name"], "size": version["size"], "server": server.name,
+        await history.record(tx, row["owner_id"], "file.stored", row["uuid"],
+                             {"name": row["name"], "size": row["size"], "server": server.name,
                               "zone": server.zone})
 
     async def supersede(self, tx: Tx, version_ids: list[int], status: str = "superseded") -> None:
@@ -345,8 +361,9 @@ class Files:
                              (version_id,))
             file = await tx_fetchone(tx, "SELECT uuid, owner_id, name, current_version_id FROM files WHERE id = ? "
                                      "AND deleted_at IS NULL", (file_id,))
-            others = await tx_fetchall(tx, "SELECT 1 FROM versions WHERE file_id = ? AND status = 'uploading'",
-                                       (file_id,))
+            # (a stored version that is not current yet awaits the check of its declared SHA-256)
+            others = await tx_fetchall(tx, "SELECT 1 FROM versions WHERE file_id = ? AND status IN "
+                                       "('uploading', 'stored')", (file_id,))
             if file is not None and file["current_version_id"] is None and not others:
                 now = now_iso()
                 await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, file_id))
@@ -359,8 +376,9 @@ class Files:
                        ttl: int | None = None) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
-            "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id) AS holders "
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.sha256, "
+            "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "
+            "AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
             "WHERE f.uuid = ? AND f.deleted_at IS NULL", (file_uuid,))
         if row is None or (owner_id is not None and row["owner_id"] != owner_id):
@@ -372,7 +390,7 @@ class Files:
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
         url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
-        return Download(url, expires_at, server, row["name"])
+        return Download(url, expires_at, server, row["name"], row["sha256"])
 
     def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
         """A presigned GET and when it expires. A URL signed in the last minute is handed out again

@@ -17,7 +17,7 @@ from .errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 INSERT = "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 
-EVENTS = ("file.uploaded", "file.stored", "file.downloaded", "file.renamed", "file.deleted",
+EVENTS = ("file.uploaded", "file.stored", "file.downloaded", "file.renamed", "file.deleted", "file.corrupt",
           "link.created", "link.deleted", "link.downloaded",
           "server.created", "server.updated", "server.deleted")
 

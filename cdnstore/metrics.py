@@ -36,6 +36,16 @@ class Metrics:
         self.replicated_bytes = Counter(
             "cdnstore_replicated_bytes", "Bytes copied between servers, by destination server", ("server",),
             registry=r)
+        self.wrong_bytes = Counter(
+            "cdnstore_copy_wrong_bytes", "Copies (and verification reads) whose source gave bytes that differ "
+            "from the version's SHA-256 (or its upload's MD5): nothing was recorded; by source server",
+            ("server",), registry=r)
+        self.versions_rejected = Counter(
+            "cdnstore_versions_rejected", "Uploads whose bytes turned out not to match their declared SHA-256",
+            registry=r)
+        self.verified_bytes = Counter(
+            "cdnstore_verified_bytes", "Bytes read back by verification reads (a version's first read when no "
+            "copy makes it), by server", ("server",), registry=r)
         self.jobs = Gauge("cdnstore_jobs", "Jobs in the queue by kind and state", ("kind", "state"), registry=r)
         self.server_up = Gauge(
             "cdnstore_server_up", "1 when the server's last health check passed, else 0 (down, unknown)",

@@ -3,27 +3,38 @@ and the reaction to server changes (fill a server that became on and active, or 
 
 Handlers are idempotent (jobs may run more than once): they look before they copy, deleting what is
 gone is success, and a copy that finds its version deleted meanwhile queues its own removal.
+
+Every copy is hashed as it streams (storage.copy): checked against the version's SHA-256 when known (else
+its upload's MD5 ETag, and the SHA-256 found is recorded), so that a replica is recorded present, with
+verified_at, only when its bytes are the right ones. A source that gave other bytes wrote nothing; the job
+fails and is retried, from another holder when there is one, and the source is reported (log, metric).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
-from .db import Database, Tx, tx_fetchone
+from .db import Database, Row, Tx, tx_fetchone
 from .geo import Point, nearest
+from .integrity import Integrity
 from .jobs import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import Server
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage import ChecksumMismatch, Storage
 
 log = logging.getLogger(__name__)
 
 
 class Replicator:
     def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 retry_delay: float, metrics: Metrics | None = None) -> None:
+                 retry_delay: float, metrics: Metrics | None = None, integrity: Integrity | None = None) -> None:
         self.db = db
+        self.integrity = integrity
+        # (version id, source server id) -> how many times that source gave bytes that differ from the
+        # version's: those sources are avoided while another holder is available (in memory: a restart forgets).
+        self.wrong_bytes: Counter[tuple[int, int]] = Counter()
         self.metrics = metrics or Metrics()
         self.storage = storage
         self.servers = servers
@@ -36,8 +47,8 @@ class Replicator:
         return {"copy": self.copy, "remove": self.remove}
 
     async def copy(self, job: Job) -> None:
-        version = await self.db.fetchone("SELECT object_key, size, status, zone, etag FROM versions WHERE id = ?",
-                                         (job.version_id,))
+        version = await self.db.fetchone("SELECT object_key, size, status, zone, etag, sha256, sha256_declared, "
+                                         "verify_pending FROM versions WHERE id = ?", (job.version_id,))
         target = self.servers.by_internal_id(job.server_id)
         if version is None or target is None:
             return
@@ -49,7 +60,7 @@ class Replicator:
             if job.ran_before:
                 found = await self.storage.head(target.s3, version["object_key"])
                 if found is not None and found.size == version["size"]:
-                    await self._present(job, target)
+                    await self._present(job, target, None)
             return
         holders = await self._holders(job.version_id)
         if job.server_id in holders:
@@ -58,29 +69,66 @@ class Replicator:
             raise LookupError(f"no server holds {version['object_key']} any more: nothing to copy from")
         sources = [s for s in (self.servers.by_internal_id(i) for i in holders)
                    if s is not None and s.is_available]
-        source = nearest(sources, Point(target.latitude, target.longitude))
+        trusted = [s for s in sources if not self.wrong_bytes[(job.version_id, self.servers.internal_id(s))]]
+        source = nearest(trusted or sources, Point(target.latitude, target.longitude))
         if source is None:
             raise Retry(f"no server holding {version['object_key']} is on and up", self.retry_delay)
-        key, size = version["object_key"], version["size"]
-        found = await self.storage.head(target.s3, key)
-        if found is None or found.size != size:
-            found = await self.storage.copy(source.s3, target.s3, key, size=size)
-            self.metrics.replicated(target.name, size)
-            log.info("copied %s (%d bytes) %s -> %s", key, size, source.name, target.name,
-                     extra={"job_id": job.id})
+        key, size, known = version["object_key"], version["size"], version["sha256"]
+        # With no SHA-256 known yet, a single PUT's ETag (its MD5) tells the uploaded bytes from others.
+        md5 = version["etag"] if known is None and version["etag"] and "-" not in version["etag"] else None
+        try:
+            found = await self.storage.copy(source.s3, target.s3, key, size=size, sha256=known, md5=md5)
+        except ChecksumMismatch as exc:
+            await self._wrong_bytes(job, version, source, exc)
+            return
+        self.metrics.replicated(target.name, size)
+        log.info("copied %s (%d bytes) %s -> %s", key, size, source.name, target.name, extra={"job_id": job.id})
         if version["etag"] and "-" not in version["etag"] and "-" not in found.etag and found.etag != version["etag"]:
             await self.storage.delete(target.s3, key)
             raise RuntimeError(f"checksum mismatch on {target.name}: {found.etag} != {version['etag']}")
-        await self._present(job, target)
+        if not await self._present(job, target, found.sha256):
+            # Another copy made meanwhile established a different SHA-256: these bytes are not the version's.
+            await self.storage.delete(target.s3, key)
+            raise ChecksumMismatch(f"{source.name} gave bytes of {key!r} with SHA-256 {found.sha256}, not the "
+                                   "version's", found.sha256 or "")
 
-    async def _present(self, job: Job, target: Server) -> None:
+    async def _wrong_bytes(self, job: Job, version: Row, source: Server, exc: ChecksumMismatch) -> None:
+        """The copy's source gave bytes other than the version's (nothing was written). A declared SHA-256
+        that no read has confirmed yet may be the wrong one: a second read of the source that agrees with
+        the first rejects the version. Otherwise the source is reported and the job fails (and is retried,
+        from another holder when there is one)."""
+        if version["sha256_declared"] and version["verify_pending"] and self.integrity is not None:
+            again, _ = await self.storage.checksum(source.s3, version["object_key"], size=version["size"])
+            if again == exc.sha256:
+                await self.integrity.reject(job.version_id, again)
+                return
+        source_id = self.servers.internal_id(source)
+        self.wrong_bytes[(job.version_id, source_id)] += 1
+        self.metrics.wrong_bytes.labels(source.name).inc()
+        log.warning("%s gave bytes of %s that are not the version's (%d times now); not recorded: %s",
+                    source.name, version["object_key"], self.wrong_bytes[(job.version_id, source_id)], exc.detail,
+                    extra={"job_id": job.id})
+        raise exc
+
+    async def _present(self, job: Job, target: Server, sha256: str | None) -> bool:
+        """Record the replica; `sha256`: its bytes were read through cdnstore as they were written and hashed
+        to it (verified: the version's SHA-256, or the first one known). False, and nothing recorded, when
+        the version's SHA-256 became known meanwhile and is another."""
         async with self.db.transaction() as tx:
-            await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            if sha256 is not None:
+                known = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (job.version_id,))
+                if known is not None and known["sha256"] not in (None, sha256):
+                    return False
+            await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT "
+                             "(server_id, version_id) DO UPDATE SET status = 'present'",
                              (job.server_id, job.version_id))
+            if sha256 is not None and self.integrity is not None:
+                await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)
             status = await tx_fetchone(tx, "SELECT status FROM versions WHERE id = ?", (job.version_id,))
             if status is not None and status["status"] != "stored":
                 # Deleted or replaced while we copied: the removal may have run already.
                 await self.jobs.enqueue_removals(tx, [job.version_id])
+        return True
 
     async def remove(self, job: Job) -> None:
         version = await self.db.fetchone("SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?",
@@ -99,7 +147,8 @@ class Replicator:
         log.info("removed %s from %s", key, server.name, extra={"job_id": job.id})
 
     async def _holders(self, version_id: int) -> list[int]:
-        rows = await self.db.fetchall("SELECT server_id FROM replicas WHERE version_id = ?", (version_id,))
+        rows = await self.db.fetchall("SELECT server_id FROM replicas WHERE version_id = ? AND status = 'present'",
+                                      (version_id,))
         return [r["server_id"] for r in rows]
 
     async def server_changed(self, tx: Tx, server_id: int, before: Server | None, after: Server | None) -> None:

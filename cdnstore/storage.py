@@ -8,7 +8,9 @@ become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import itertools
 import logging
 import re
@@ -51,6 +53,49 @@ class ObjectInfo:
     key: str
     size: int
     etag: str  # without quotes; a multipart ETag ("<md5>-<parts>") is not the MD5 of the bytes
+    sha256: str | None = None  # lowercase hex SHA-256 of the bytes, when they were read through cdnstore
+
+
+class ChecksumMismatch(StorageError):
+    """The bytes read from a server were not the ones expected (a copy's source, a verification read):
+    nothing was written. `sha256` is the SHA-256 of the bytes that were read."""
+
+    def __init__(self, detail: str, sha256: str) -> None:
+        super().__init__(detail, code="checksum_mismatch")
+        self.sha256 = sha256
+
+
+class StreamHash:
+    """SHA-256 (and, when asked, MD5) of a stream fed chunk by chunk, computed in a worker thread beside
+    the I/O: hashlib lets go of the GIL for large buffers, so the event loop keeps moving bytes while a
+    chunk is hashed. Chunks are hashed in order: each waits for the one before."""
+
+    def __init__(self, md5: bool = False) -> None:
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._pending: asyncio.Future[None] | None = None
+
+    def _update(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        if self._md5 is not None:
+            self._md5.update(chunk)
+
+    async def update(self, chunk: bytes) -> None:
+        if self._pending is not None:
+            await self._pending
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, chunk)
+
+    async def digests(self) -> tuple[str, str | None]:
+        """(SHA-256 hex, MD5 hex or None) of everything fed so far."""
+        if self._pending is not None:
+            await self._pending
+            self._pending = None
+        return self._sha256.hexdigest(), None if self._md5 is None else self._md5.hexdigest()
+
+
+def sha256_base64(hex_digest: str) -> str:
+    """The form S3's x-amz-checksum-sha256 header takes: base64 of the 32-byte digest."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,10 +350,12 @@ class Storage:
         size: int,
         expires_in: int,
         metadata: Mapping[str, str] | None = None,
+        sha256: str | None = None,
     ) -> tuple[str, dict[str, str]]:
         """A presigned PUT URL and the exact headers the client must send with it.
 
-        Content-Length is signed, so the server refuses a body of any other size.
+        Content-Length is signed, so the server refuses a body of any other size; with `sha256` (hex) so is
+        x-amz-checksum-sha256, so the server refuses any other bytes (400 BadDigest).
         """
         if size < 0:
             raise ValueError("size must not be negative")
@@ -321,6 +368,8 @@ class Storage:
                 raise ValueError(f"metadata key must match [a-z0-9-]+, got {name!r}")
             _check_header_value(f"metadata {name}", value)
             headers[f"x-amz-meta-{name}"] = value
+        if sha256 is not None:
+            headers["x-amz-checksum-sha256"] = sha256_base64(sha256)
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
         return url, headers
 
@@ -457,14 +506,46 @@ class Storage:
                 if not _is_missing(exc) and _error_code(exc)[0] != "NoSuchUpload":
                     raise
 
+    async def checksum(self, target: S3Target, key: str, *, size: int, rate: float | None = None,
+                       md5: bool = False) -> tuple[str, str | None]:
+        """(SHA-256 hex, MD5 hex when asked) of the object's bytes, read at most `rate` bytes a second."""
+        with _errors(target, f"GET {key!r} for a checksum"):
+            resp = await (await self._client(target)).get_object(Bucket=target.bucket, Key=key)
+        body = resp["Body"]
+        hashed = StreamHash(md5=md5)
+        start, read = asyncio.get_running_loop().time(), 0
+        try:
+            while True:
+                with _errors(target, f"GET {key!r} for a checksum"):
+                    chunk = await body.read(_CHUNK)
+                if not chunk:
+                    break
+                await hashed.update(chunk)
+                read += len(chunk)
+                if rate:  # paced: the bytes read so far may not have taken less than read / rate seconds
+                    ahead = read / rate - (asyncio.get_running_loop().time() - start)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        finally:
+            body.close()
+        if read != size:
+            raise StorageError(f"{target.endpoint_url}/{target.bucket} has {read} bytes of {key!r}, expected {size}")
+        return await hashed.digests()
+
     # --- copy --------------------------------------------------------------------------------
 
-    async def copy(self, src: S3Target, dst: S3Target, key: str, *, size: int) -> ObjectInfo:
+    async def copy(self, src: S3Target, dst: S3Target, key: str, *, size: int, sha256: str | None = None,
+                   md5: str | None = None) -> ObjectInfo:
         """Stream `key` from src to dst without holding the whole object or touching the disk.
 
         One PUT up to `part_size`, else a multipart upload with at most `parts_in_flight` parts in
         memory, aborted on any failure. Content-Type and x-amz-meta-* are carried over. The
         destination is verified by size (ETags differ between single and multipart uploads).
+
+        The bytes are hashed as they stream (SHA-256, and MD5 when `md5` is expected); the answer carries
+        the SHA-256. Bytes that differ from the expected `sha256` or `md5` (hex) are found after the last
+        one is read and before the object is written (the single PUT) or assembled (the multipart upload):
+        ChecksumMismatch, and the destination is left without it.
         """
         # Parts grow for files past part_size * 10,000 bytes (S3's most parts), as a client's upload's do.
         part_size = max(self.part_size, part_size_for(size))
@@ -481,7 +562,8 @@ class Storage:
             extra: dict[str, Any] = {"Metadata": resp.get("Metadata") or {}}
             if resp.get("ContentType"):
                 extra["ContentType"] = resp["ContentType"]
-            parts = self._read_parts(body, src, key, part_size)
+            hashed = StreamHash(md5=md5 is not None)
+            parts = self._read_parts(body, src, key, part_size, hashed, sha256, md5)
             if size <= part_size:
                 await self._put_single(dst, key, parts, size, extra)
             else:
@@ -492,10 +574,12 @@ class Storage:
         if info is None or info.size != size:
             got = "nothing" if info is None else f"{info.size} bytes"
             raise StorageError(f"copy {key!r} to {dst.endpoint_url}: found {got}, expected {size}")
-        return info
+        return ObjectInfo(info.key, info.size, info.etag, (await hashed.digests())[0])
 
-    async def _read_parts(self, body: Any, src: S3Target, key: str, part_size: int) -> AsyncGenerator[bytes, None]:
-        """The source stream cut into `part_size` pieces (the last one shorter)."""
+    async def _read_parts(self, body: Any, src: S3Target, key: str, part_size: int, hashed: StreamHash,
+                          sha256: str | None, md5: str | None) -> AsyncGenerator[bytes, None]:
+        """The source stream cut into `part_size` pieces (the last one shorter), hashed on the way; after
+        the last piece, ChecksumMismatch when the bytes were not the expected ones."""
         pending: list[bytes] = []
         have = 0
         while True:
@@ -504,6 +588,7 @@ class Storage:
                 chunk = await body.read(min(_CHUNK, part_size - have))
             if not chunk:
                 break
+            await hashed.update(chunk)
             pending.append(chunk)
             have += len(chunk)
             if have == part_size:
@@ -511,6 +596,11 @@ class Storage:
                 pending, have = [], 0
         if pending:
             yield b"".join(pending)
+        got_sha256, got_md5 = await hashed.digests()
+        if (sha256 is not None and got_sha256 != sha256) or (md5 is not None and got_md5 != md5):
+            want = f"SHA-256 {sha256}" if sha256 is not None and got_sha256 != sha256 else f"MD5 {md5}"
+            raise ChecksumMismatch(f"{src.endpoint_url}/{src.bucket} gave bytes of {key!r} with SHA-256 "
+                                   f"{got_sha256}, expected {want}", got_sha256)
 
     async def _put_single(
         self, dst: S3Target, key: str, parts: AsyncGenerator[bytes, None], size: int, extra: dict[str, Any]

@@ -26,7 +26,7 @@ from .storage import PartInfo, Storage
 log = logging.getLogger(__name__)
 
 _VERSION = """SELECT v.id, v.file_id, v.object_key, v.size, v.content_type, v.upload_server_id, v.status,
-    v.created_at, v.upload_id, v.part_size FROM files f JOIN versions v ON v.id = f.latest_version_id
+    v.created_at, v.upload_id, v.part_size, v.sha256 FROM files f JOIN versions v ON v.id = f.latest_version_id
     WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL"""
 
 
@@ -66,7 +66,8 @@ class Uploads:
         out: dict[str, Any] = {"server": render_ref(up.server)}
         if not up.multipart:
             url, headers = self.storage.presign_put(up.server.s3, v["object_key"], content_type=v["content_type"],
-                                                    size=v["size"], expires_in=self.uploads.url_ttl)
+                                                    size=v["size"], expires_in=self.uploads.url_ttl,
+                                                    sha256=v["sha256"])
             return {**out, "method": "PUT", "part_size": v["size"], "parts": 1, "uploaded": [],
                     "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"), "url": url,
                     "headers": headers}

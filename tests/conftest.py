@@ -102,8 +102,8 @@ async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemo
 
 # Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
 BOTH_ENGINES = {"test_auth", "test_db", "test_endpoints", "test_events", "test_files", "test_idor", "test_jobs",
-                "test_links", "test_multipart", "test_names", "test_ops", "test_problems", "test_replication",
-                "test_scrub", "test_servers", "test_users"}
+                "test_integrity", "test_links", "test_multipart", "test_names", "test_ops", "test_problems",
+                "test_replication", "test_scrub", "test_servers", "test_users"}
 
 
 @pytest.fixture

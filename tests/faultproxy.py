@@ -4,7 +4,9 @@ does when the network between it and a storage server fails:
 - `stall`: new connections are accepted and then ignored, open ones go silent (a server that hangs);
 - `cut_after`: a connection is reset (RST) once that many bytes have passed through it, both directions
   counted; `cut_every` picks only every k-th connection, `max_cuts` stops after so many resets;
-- `delay`: every chunk waits that many seconds before it is passed on (a slow or congested link).
+- `delay`: every chunk waits that many seconds before it is passed on (a slow or congested link);
+- `flip_at`: the byte at that offset of an answer (what the server sends back, headers included) reaches
+  the client with its bits inverted (a server or link that corrupts data); `max_flips` stops after so many.
 
 Modes may be switched at any time; they apply to connections already open as well as to new ones.
 """
@@ -28,6 +30,7 @@ class _Connection:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     passed: int = 0  # bytes forwarded, both directions
+    answered: int = 0  # bytes forwarded from the server to the client
     cut: bool = False
     slowed: bool = False
 
@@ -54,6 +57,9 @@ class FaultProxy:
         self.cut_every = 1
         self.max_cuts: int | None = None
         self.delay = 0.0
+        self.flip_at: int | None = None
+        self.max_flips: int | None = None
+        self.flips = 0  # bytes corrupted so far
         self.connections = 0  # accepted so far
         self.stalled = 0  # requests left unanswered by `stall` so far (new connections or open ones)
         self.cuts = 0  # connections reset so far
@@ -70,6 +76,7 @@ class FaultProxy:
     def heal(self) -> None:
         """Back to a plain, fast, reliable proxy."""
         self.stall, self.cut_after, self.cut_every, self.max_cuts, self.delay = False, None, 1, None, 0.0
+        self.flip_at, self.max_flips = None, None
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
@@ -92,7 +99,8 @@ class FaultProxy:
                 self.stalled += 1
                 await asyncio.sleep(3600)  # the fault itself: read nothing, answer nothing
             up_reader, conn.upstream = await asyncio.open_connection(self.host, self.port)
-            await asyncio.gather(self._pipe(conn, reader, conn.upstream), self._pipe(conn, up_reader, writer))
+            await asyncio.gather(self._pipe(conn, reader, conn.upstream),
+                                 self._pipe(conn, up_reader, writer, answer=True))
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -107,7 +115,8 @@ class FaultProxy:
         """Whether this connection is one to cut (once it has carried `cut_after` bytes)."""
         return conn.number % self.cut_every == 0 and (self.max_cuts is None or self.cuts < self.max_cuts)
 
-    async def _pipe(self, conn: _Connection, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, conn: _Connection, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    answer: bool = False) -> None:
         with contextlib.suppress(ConnectionError):
             while not conn.cut and (chunk := await src.read(_CHUNK)):
                 if self.stall:  # connections already open go silent too (clients keep them alive)
@@ -131,11 +140,24 @@ class FaultProxy:
                     _reset(conn.client)
                     _reset(conn.upstream)
                     break
+                if answer:
+                    chunk = self._flipped(conn, chunk)
                 dst.write(chunk)
                 self._count(conn, len(chunk))
                 await dst.drain()
         if not conn.cut:
             dst.close()
+
+    def _flipped(self, conn: _Connection, chunk: bytes) -> bytes:
+        """The chunk of an answer as it goes on: with the byte at `flip_at` inverted when it is in it."""
+        start, conn.answered = conn.answered, conn.answered + len(chunk)
+        at = self.flip_at
+        if at is None or not start <= at < conn.answered or (self.max_flips is not None
+                                                            and self.flips >= self.max_flips):
+            return chunk
+        self.flips += 1
+        i = at - start
+        return chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
 
     def _count(self, conn: _Connection, size: int) -> None:
         conn.passed += size

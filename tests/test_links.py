@@ -70,7 +70,7 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
     info = (await look(api, link["token"])).expect(200)
     assert info == {"name": "shared.txt", "size": len(DATA), "has_password": False, "expires_at": None}
     got = (await pull(api, link["token"])).expect(200)
-    assert set(got) == {"url", "expires_at", "server"} and got["server"]["name"] == "dallas"
+    assert set(got) == {"url", "expires_at", "server", "sha256"} and got["server"]["name"] == "dallas"
     status, body, _ = await fetch(got["url"])
     assert status == 200 and body == DATA
     redirect = await pull(api, link["token"], query="?redirect=true")

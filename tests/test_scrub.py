@@ -104,7 +104,6 @@ async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api:
 # --- the deep scrub: every replica's bytes against its version's SHA-256 ---------------------------------
 
 USA = ("newyork", "dallas", "detroit")
-AREA = "replicas altered in their buckets, found by the deep scrub"
 BAD = DATA.replace(b"scrub", b"SCRUB", 1)  # same size: only reading the bytes tells
 
 
@@ -159,7 +158,8 @@ async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the
     assert await statuses(admin, file_id) == {name: "present" for name in USA}
     again = await deep_scrub(api)
     differ = sum([await held(api, weed, bucket, name, key) != DATA for name in USA])
-    LEDGER.add(AREA, faults=1, rounds=1, files_checked=1, drift=differ + again.corrupt)
+    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=1, rounds=1, files_checked=1,
+               drift=differ + again.corrupt)
     assert (again.corrupt, again.verified, differ) == (0, 3, 0)
     servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
     assert servers["dallas"]["corrupt"] == 0 and servers["dallas"]["verified_at"] is not None
@@ -180,7 +180,8 @@ async def test_a_file_tampered_on_every_server_is_reported_counted_and_never_ser
     assert value(found, "cdnstore_scrub_corrupt_replicas_found_total", server="dallas") == 1
     assert value(found, "cdnstore_scrub_read_bytes_total") == 3 * len(DATA)
     served = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP)))
-    LEDGER.add(AREA, faults=len(USA), rounds=1, files_checked=1, drift=int(served.status == 200))
+    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=len(USA), rounds=1,
+               files_checked=1, drift=int(served.status == 200))
     served.problem(503, "no_replica_available")  # no link to wrong bytes
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import US_IP, Answer, Api, Session, from_ip, object_key
+from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes
 from conftest import MakeApi
 from faultproxy import FaultProxy, fault_proxy
 from reliability import LEDGER, server_errors
@@ -538,3 +538,56 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
                server_errors=server_errors(answers, DOCUMENTED))
     assert (differ, drift, attempts.spent) == (0, 0, [])
     assert server_errors(answers, DOCUMENTED) == 0
+
+
+# --- a source that gives other bytes -----------------------------------------------------------------
+
+
+async def store_declared(admin: Session, name: str, size: int) -> Stored:
+    """`store`, declaring the bytes' SHA-256 (so that every copy is checked against it)."""
+    data = os.urandom(size)
+    answer = (await admin.post("/api/v1/files", json={"name": name, "size": size,
+                                                      "sha256": hashlib.sha256(data).hexdigest()},
+                               headers=from_ip(US_IP))).expect(201)
+    assert await put_bytes(answer["upload"], data) == 200
+    stored = Stored(answer["file"]["id"], object_key(answer["upload"]), hashlib.md5(data).hexdigest(), size)
+    await admin.wait_stored(stored.id, within=30)
+    return stored
+
+
+# Checked against: the upload's MD5 (no SHA-256 known yet), with one PUT to the target or a multipart upload;
+# the declared SHA-256.
+@pytest.mark.parametrize(("size", "declared"), [(2 * MIB, False), (BIG, False), (2 * MIB, True)])
+async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_present_and_is_made_again(
+        size: int, declared: bool, make_api: MakeApi, weed: WeedCluster, bucket: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    api = await make_api(**FAULTY)
+    admin = await api.user("root", admin=True)
+    db, storage = api.app[appkeys.DB], api.app[appkeys.STORAGE]
+    async with fault_proxy(weed.instance("dallas").endpoint_url) as proxy:
+        await proxied_pair(admin, weed, bucket, proxy, "source")
+        film = await (store_declared if declared else store)(admin, "film.bin", size)
+        queue = api.app[appkeys.JOBS]
+        fail, at_failure = queue.fail, []
+
+        async def failed(job: Any, error: str) -> None:  # what was there when the wrong copy failed
+            at_failure.append((error, await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = "
+                                                        "(SELECT id FROM servers WHERE name = 'newyork')"),
+                               await storage.head(weed.target("newyork", bucket), film.key)))
+            await fail(job, error)
+        monkeypatch.setattr(queue, "fail", failed)
+        proxy.flip_at, proxy.max_flips = MIB + 1000, 1  # one byte of the source's answer, mid-body
+        await activate(admin, "newyork")
+
+        async def copied() -> bool:
+            return "newyork" in await holders(admin, film)
+        await until(copied, "the copy made again from good bytes")
+        assert proxy.flips == 1
+        [(error, recorded, written)] = at_failure
+        assert error.startswith("checksum_mismatch") and (recorded, written) == (0, None)
+        assert await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"}) == 0
+        verified = await db.fetchval("SELECT verified_at FROM replicas WHERE server_id = (SELECT id FROM servers "
+                                     "WHERE name = 'newyork')")
+        assert verified is not None
+        registry = api.app[appkeys.METRICS].registry
+        assert registry.get_sample_value("cdnstore_copy_wrong_bytes_total", {"server": "dallas"}) == 1

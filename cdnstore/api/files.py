@@ -38,7 +38,8 @@ def download_answer(got: Download, redirect: bool) -> web.Response:
     """The answer to a download, the owner's or through a link: the presigned GET, or a 302 to it."""
     if redirect:
         raise web.HTTPFound(got.url)
-    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server)})
+    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server),
+                          "sha256": got.sha256})
 
 
 @endpoint("GET", "/api/v1/files", summary="List your files", tag="files", permission="can_view_file",
@@ -61,10 +62,11 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
 async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     """Answers a presigned PUT on the nearest server that is on and active: PUT the bytes to `upload.url`
     with exactly `upload.headers`. A name you already have starts a new version of that file (200); its
-    previous content stays downloadable until the new content is stored. 429 `too_many_uploads` past
-    `uploads.max_per_minute` announcements a minute."""
+    previous content stays downloadable until the new content is stored. With `sha256` the PUT is bound to
+    it (`upload.headers` carry `x-amz-checksum-sha256`: the storage server refuses other bytes). 429
+    `too_many_uploads` past `uploads.max_per_minute` announcements a minute."""
     upload = await request.app[appkeys.FILES].announce(
-        await caller_id(request), body.name, body.size, body.content_type, client_location(request))
+        await caller_id(request), body.name, body.size, body.content_type, client_location(request), body.sha256)
     return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
 
 

@@ -238,10 +238,28 @@ def _mime(value: str) -> str:
 ContentType = Annotated[str, AfterValidator(_mime)]
 
 
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _sha256(value: str) -> str:
+    if not _HEX64.fullmatch(value):
+        raise ValueError("must be a SHA-256 digest: 64 hexadecimal characters")
+    return value.lower()
+
+
+Sha256 = Annotated[str, AfterValidator(_sha256), WithJsonSchema(
+    {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
+     "description": "the SHA-256 of the whole content, 64 hexadecimal characters (kept in lowercase)"})]
+Sha256Out = Annotated[str | None, Field(description="lowercase hex SHA-256 of the content; null until known")]
+
+
 class FileCreate(Body):
+    """With `sha256`, a single PUT is bound to it (the storage server refuses other bytes); a multipart
+    upload's is checked when cdnstore first reads the assembled bytes."""
     name: FileName
     size: Annotated[int, Field(ge=0)]
     content_type: ContentType = "application/octet-stream"
+    sha256: Sha256 | None = None
 
 
 class FileRename(Body):
@@ -255,6 +273,7 @@ class FileOut(Out):
     content_type: str
     status: Literal["uploading", "stored"]
     zone: str | None
+    sha256: Sha256Out
     created_at: Time
     updated_at: Time
     # Only in `GET /files?include=servers`: where the file is, as `GET /files/{id}/servers` says.
@@ -345,11 +364,12 @@ class DownloadOut(Out):
     url: str
     expires_at: Time
     server: ServerRef
+    sha256: Sha256Out
 
 
 class ReplicaOut(Out):
     server: ServerRef
-    status: Literal["present", "pending"]
+    status: Literal["present", "pending", "corrupt"]
 
 
 class ReplicaList(Out):

@@ -1,0 +1,174 @@
+"""Integrity on the way in and on every copy, against real SeaweedFS servers: a declared SHA-256 binds the
+upload, every stored version gets a known SHA-256 (from its first copy, or a verification read when its
+zone has no other server), a multipart upload whose declared SHA-256 is wrong is rejected, downloads carry
+the SHA-256 and never go to a corrupt replica."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes
+
+from cdnstore import appkeys
+from cdnstore.seaweed import WeedCluster
+
+MIB = 1 << 20
+DATA = b"integrity matters " * 4000
+SHA256 = hashlib.sha256(DATA).hexdigest()
+QUICK_RETRIES = {"jobs": {"backoff_base": 0.05, "backoff_max": 0.2}}
+
+
+async def setup(api: Api, weed: WeedCluster, bucket: str) -> Session:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    return admin
+
+
+async def announce(user: Session, name: str, size: int, sha256: str | None, ip: str = US_IP) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "size": size, "content_type": "application/octet-stream"}
+    if sha256 is not None:
+        body["sha256"] = sha256
+    return dict((await user.post("/api/v1/files", json=body, headers=from_ip(ip))).expect(201))
+
+
+async def replica_rows(api: Api, file_id: str) -> dict[str, tuple[str, str | None]]:
+    """server name -> (status, verified_at) of the file's current version, as the database has them."""
+    rows = await api.app[appkeys.DB].fetchall(
+        "SELECT s.name, r.status, r.verified_at FROM files f JOIN replicas r ON r.version_id = f.current_version_id "
+        "JOIN servers s ON s.id = r.server_id WHERE f.uuid = ?", (file_id,))
+    return {r["name"]: (r["status"], r["verified_at"]) for r in rows}
+
+
+async def test_a_declared_sha256_binds_the_put_so_the_storage_server_refuses_other_bytes(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    answer = await announce(admin, "bound.bin", len(DATA), SHA256.upper())
+    assert answer["file"]["sha256"] == SHA256  # kept in lowercase
+    upload = answer["upload"]
+    assert upload["headers"]["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(SHA256)).decode()
+
+    tampered = DATA[:-1] + b"?"  # same size, other bytes
+    assert await put_bytes(upload, tampered) == 400  # BadDigest: nothing stored
+    (await admin.post(f"/api/v1/files/{answer['file']['id']}/complete")).problem(409, "upload_incomplete")
+    assert await put_bytes(upload, DATA) == 200
+    stored = (await admin.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
+    assert (stored["status"], stored["sha256"]) == ("stored", SHA256)
+
+
+async def test_a_sha256_that_is_not_64_hex_characters_is_refused_naming_the_field(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    for wrong in ("abc", "g" * 64, SHA256 + "0", 42):
+        answer = await admin.post("/api/v1/files", json={"name": "x.bin", "size": 3, "sha256": wrong})
+        problem = answer.problem(422, "invalid_field")
+        assert "sha256" in str(problem), problem
+
+
+async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_copy_is_verified(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    answer = await announce(admin, "undeclared.bin", len(DATA), None)
+    assert answer["file"]["sha256"] is None
+    assert "x-amz-checksum-sha256" not in answer["upload"]["headers"]
+    assert await put_bytes(answer["upload"], DATA) == 200
+    file_id = answer["file"]["id"]
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
+    replicas = await replica_rows(api, file_id)
+    assert set(replicas) == {"dallas", "newyork"}
+    copied = [name for name, (_, verified_at) in replicas.items() if verified_at is not None]
+    assert len(copied) == 1 and all(status == "present" for status, _ in replicas.values())
+    link = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    status, body, _ = await fetch(link["url"])
+    assert (status, hashlib.sha256(body).hexdigest(), link["sha256"]) == (200, SHA256, SHA256)
+
+
+async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_read(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    file_id = (await admin.upload("alone.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]  # Cape Town: no other
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
+
+    assert await api.app[appkeys.INTEGRITY].verify() == 1
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
+    (status, verified_at), = (await replica_rows(api, file_id)).values()
+    assert status == "present" and verified_at is not None
+    assert await api.app[appkeys.INTEGRITY].verify() == 0  # read once, not again
+
+
+async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str) -> str:
+    """A multipart upload of `data` declaring `sha256`, completed; the file's id."""
+    upload = (await user.post("/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256},
+                              headers=from_ip(US_IP)))
+    answer = upload.body
+    assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
+    file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
+    numbers = list(range(1, answer["upload"]["parts"] + 1))
+    items = (await user.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
+    for item in items["items"]:
+        n = item["number"]
+        assert await put_bytes(item, data[(n - 1) * part_size:n * part_size]) == 200
+    (await user.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    return str(file_id)
+
+
+async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and_the_file_keeps_its_content(
+        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin = await setup(api, weed, bucket)
+    file_id = (await admin.upload("big.bin", DATA))["file"]["id"]
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    big = bytes(range(256)) * (6 * MIB // 256)
+
+    assert await upload_in_parts(admin, "big.bin", big, "0" * 64) == file_id  # declared wrong
+    await api.app[appkeys.WORKER].drain()
+    file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+    assert (file["size"], file["sha256"]) == (len(DATA), SHA256)  # the previous content, still served
+    _, body = await admin.download(file_id)
+    assert body == DATA
+    events = (await admin.get("/api/v1/history?event=file.corrupt")).expect(200)["items"]
+    assert [e["data"]["found"] for e in events] == [hashlib.sha256(big).hexdigest()]
+    rejected = await api.app[appkeys.DB].fetchone(
+        "SELECT status, rejected_at FROM versions WHERE sha256 = ?", ("0" * 64,))
+    assert rejected is not None and rejected["status"] == "deleted" and rejected["rejected_at"] is not None
+
+    right = hashlib.sha256(big).hexdigest()
+    assert await upload_in_parts(admin, "big.bin", big, right) == file_id  # declared right: becomes current
+    await api.app[appkeys.WORKER].drain()
+    file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+    assert (file["size"], file["sha256"]) == (len(big), right)
+
+
+async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    file_id = (await admin.upload("c.bin", DATA))["file"]["id"]
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    nearest = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    db = api.app[appkeys.DB]
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE replicas SET status = 'corrupt' WHERE server_id = (SELECT id FROM servers "
+                         "WHERE name = ?)", (nearest["server"]["name"],))
+    items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
+    assert {i["server"]["name"]: i["status"] for i in items} == {
+        "dallas": "present", "newyork": "present", nearest["server"]["name"]: "corrupt"}
+    for _ in range(3):
+        other = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+        assert other["server"]["name"] != nearest["server"]["name"]
+    link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    got = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={},
+                          headers=from_ip(US_IP))).expect(200)
+    assert got["server"]["name"] != nearest["server"]["name"] and got["sha256"] == SHA256
+
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE replicas SET status = 'corrupt'")
+    (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).problem(
+        503, "no_replica_available")
