@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from reliability import LEDGER
 from cdnstore import appkeys
 from cdnstore.db import connect
 from cdnstore.deepscrub import DeepReport
+from cdnstore.jobs import Job
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"scrub me " * 500
@@ -119,6 +122,24 @@ async def deep_setup(make_api: MakeApi, weed: WeedCluster, bucket: str) -> tuple
     return api, admin, answer["file"]["id"], object_key(answer["upload"])
 
 
+@contextlib.asynccontextmanager
+async def repairs_held(api: Api) -> AsyncIterator[None]:
+    """Copies claimed meanwhile wait until the block ends (the daemon's worker repairs at once otherwise)."""
+    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
+    copy = worker.handlers["copy"]
+
+    async def held(job: Job) -> None:
+        await gate.wait()
+        await copy(job)
+
+    worker.handlers["copy"] = held
+    try:
+        yield
+    finally:
+        worker.handlers["copy"] = copy
+        gate.set()
+
+
 async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
     """Someone overwrites the object in the server's bucket, behind cdnstore's back (S3 put_object)."""
     client = await api.app[appkeys.STORAGE]._client(weed.target(server, bucket))
@@ -146,12 +167,13 @@ async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the
     await tamper(api, weed, bucket, "dallas", key, BAD)
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # the plain scrub cannot tell
 
-    report = await deep_scrub(api)
-    assert (report.corrupt, report.verified, report.without_good_holder) == (1, 2, 0)
-    assert report.bytes_read == 3 * len(DATA)
-    assert await statuses(admin, file_id) == {"dallas": "corrupt", "detroit": "present", "newyork": "present"}
-    servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
-    assert (servers["dallas"]["corrupt"], servers["newyork"]["corrupt"]) == (1, 0)
+    async with repairs_held(api):
+        report = await deep_scrub(api)
+        assert (report.corrupt, report.verified, report.without_good_holder) == (1, 2, 0)
+        assert report.bytes_read == 3 * len(DATA)
+        assert await statuses(admin, file_id) == {"dallas": "corrupt", "detroit": "present", "newyork": "present"}
+        servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+        assert (servers["dallas"]["corrupt"], servers["newyork"]["corrupt"]) == (1, 0)
 
     await api.app[appkeys.WORKER].drain()  # the repair: a good holder's bytes over the corrupt ones
     assert await held(api, weed, bucket, "dallas", key) == DATA
@@ -193,11 +215,12 @@ async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_
     async with api.app[appkeys.DB].transaction() as tx:
         await tx.execute("UPDATE versions SET etag = 'abc-2'")
 
-    report = await deep_scrub(api)
-    assert (report.hashed, report.corrupt, report.verified) == (1, 1, 2)
-    file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
-    assert file["sha256"] == hashlib.sha256(DATA).hexdigest()
-    assert (await statuses(admin, file_id))["detroit"] == "corrupt"
+    async with repairs_held(api):
+        report = await deep_scrub(api)
+        assert (report.hashed, report.corrupt, report.verified) == (1, 1, 2)
+        file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+        assert file["sha256"] == hashlib.sha256(DATA).hexdigest()
+        assert (await statuses(admin, file_id))["detroit"] == "corrupt"
 
 
 async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(make_api: MakeApi, weed: WeedCluster,
@@ -233,11 +256,12 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     await tamper(api, weed, bucket, "newyork", key, BAD)
     # (the in-process daemon's own configuration: same database)
     config = write_config(tmp_path, daemon_port, **({"database": {"url": database_url}} if database_url else {}))
-    done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path,
-                                   env={"CDNSTORE_CONFIG": str(config)})
-    assert done.returncode == 0, done.stderr
-    assert "corrupt=1" in done.stdout and "verified=2" in done.stdout
-    assert (await statuses(admin, file_id))["newyork"] == "corrupt"
+    async with repairs_held(api):
+        done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path,
+                                       env={"CDNSTORE_CONFIG": str(config)})
+        assert done.returncode == 0, done.stderr
+        assert "corrupt=1" in done.stdout and "verified=2" in done.stdout
+        assert (await statuses(admin, file_id))["newyork"] == "corrupt"
     await api.app[appkeys.WORKER].drain()  # the serving daemon's worker repairs it
     assert await held(api, weed, bucket, "newyork", key) == DATA
 
