@@ -139,6 +139,7 @@ class _Pass:
     report: DeepReport = field(default_factory=DeepReport)
     decided: int = 0  # the version decided last (the first pass's rows come by version)
     undecided: set[int] = field(default_factory=set)  # replicas disagree: read once a pass, not once a replica
+    unavailable: set[int] = field(default_factory=set)  # servers found off or down (logged once a pass)
 
 
 class DeepScrubber:
@@ -249,6 +250,10 @@ class DeepScrubber:
         server = self.servers.by_internal_id(replica.server_id)
         if server is None or not server.is_available:
             report.skipped += 1
+            if replica.server_id not in state.unavailable:
+                state.unavailable.add(replica.server_id)
+                log.info("deep scrub: server %s is off or down: its replicas wait for a later pass",
+                         server.name if server else replica.server_id)
             return None
         sha, mdf = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if md5 else None
         size = 0
