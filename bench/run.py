@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -325,6 +326,45 @@ async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
         return elapsed
 
 
+async def hashing_cost(results: Results, work: Path, size: int, rounds: int = 3) -> None:
+    """9: a server-to-server copy (cdnstore's Storage.copy, the daemon's defaults) hashing the bytes as they
+    stream and checking them against the known SHA-256, against the same copy with the hasher swapped for
+    one that does nothing; alternating, the medians compared."""
+    from cdnstore import storage as storage_module
+
+    class NoHash(storage_module.StreamHash):
+        async def update(self, chunk: bytes) -> None:
+            pass
+
+        async def digests(self) -> tuple[str, str | None]:
+            return "", None
+
+    weed = WeedCluster(work / "s3-hashing", ["dallas", "newyork"], access_key=ACCESS, secret_key=SECRET)
+    await weed.start()
+    hashing = storage_module.StreamHash
+    try:
+        src, dst = weed.target("dallas", "hashing"), weed.target("newyork", "hashing")
+        async with storage_module.Storage() as storage:
+            for target in (src, dst):
+                await storage.check_bucket(target)
+            data = b"".join([chunk async for chunk in random_stream(size)])
+            digest = hashlib.sha256(data).hexdigest()
+            await (await storage._client(src)).put_object(Bucket=src.bucket, Key="big.bin", Body=data)
+            del data
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for hashed in [False, True] * rounds:
+                storage_module.StreamHash = hashing if hashed else NoHash  # type: ignore[misc]
+                started = time.monotonic()
+                await storage.copy(src, dst, "big.bin", size=size, sha256=digest if hashed else None)
+                times[hashed].append(time.monotonic() - started)
+    finally:
+        storage_module.StreamHash = hashing  # type: ignore[misc]
+        await weed.stop()
+    with_hash, without = (size / MIB / statistics.median(times[h]) for h in (True, False))
+    results.add(Figure(f"9. copy of {size // MIB} MiB hashed (SHA-256, checked) vs not: MiB/s", with_hash, "MiB/s",
+                       without, ">= 95 % of unhashed", with_hash / without >= 0.95))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -545,6 +585,9 @@ async def main(args: argparse.Namespace) -> Results:
         if "6" in args.only:
             print(f"scenario 6: scale, {args.scale_files:,} files", flush=True)
             await scale(results, work, args.scale_files)
+        if "9" in args.only:
+            print(f"scenario 9: copies of {args.hash_mib} MiB with and without hashing", flush=True)
+            await hashing_cost(results, work, args.hash_mib * MIB)
     return results
 
 
@@ -628,7 +671,8 @@ def cli() -> int:
     parser.add_argument("--scale-files", type=int, default=1_000_000, help="files for scenario 6")
     parser.add_argument("--workdir", default=None, help="where the temporary data goes (default: the system's)")
     parser.add_argument("--upload-mib", type=int, default=1024, help="size of the file uploaded in parts (scenario 8)")
-    parser.add_argument("--only", default="12345678", help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together)")
+    parser.add_argument("--hash-mib", type=int, default=256, help="size of the file copied in scenario 9")
+    parser.add_argument("--only", default="123456789", help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together)")
     args = parser.parse_args()
     if shutil.which("wrk") is None and set(args.only) & set("127"):
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)

@@ -55,9 +55,10 @@ class Integrity:
             return
         await tx.execute("UPDATE replicas SET status = 'present', verified_at = ? WHERE server_id = ? "
                          "AND version_id = ?", (now_iso(), server_id, version_id))
+        if row["sha256"] is None or row["verify_pending"]:  # (one stored before 0005 learns it here too)
+            await tx.execute("UPDATE versions SET sha256 = ?, verify_pending = 0 WHERE id = ?", (sha256, version_id))
         if not row["verify_pending"]:
             return
-        await tx.execute("UPDATE versions SET sha256 = ?, verify_pending = 0 WHERE id = ?", (sha256, version_id))
         server = self.servers.by_internal_id(row["upload_server_id"]) or self.servers.by_internal_id(server_id)
         if row["sha256_declared"] and row["status"] == "stored" and row["current_version_id"] != version_id \
                 and server is not None:

@@ -1,8 +1,10 @@
 """Job handlers: copy a stored version onto a server of its zone, remove a version from a server;
 and the reaction to server changes (fill a server that became on and active, or moved zone).
 
-Handlers are idempotent (jobs may run more than once): they look before they copy, deleting what is
-gone is success, and a copy that finds its version deleted meanwhile queues its own removal.
+Handlers are idempotent (jobs may run more than once): a copy already recorded is not made again, deleting
+what is gone is success, and a copy that finds its version deleted meanwhile queues its own removal. An
+object found on the target but not recorded (a copy cut short by a crash) is copied over, not adopted:
+only bytes read through cdnstore are verified.
 
 Every copy is hashed as it streams (storage.copy): checked against the version's SHA-256 when known (else
 its upload's MD5 ETag, and the SHA-256 found is recorded), so that a replica is recorded present, with

@@ -72,6 +72,8 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
         "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20,
                  "shutdown_grace": 0},
         "health": {"timeout": 2},
+        # The verifier runs at start and then hourly: the tests of verification reads run it themselves.
+        "integrity": {"verify_interval": 3600},
     }
     return Config.model_validate(_merge(raw, sections))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from typing import Any
 
 from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes
@@ -87,6 +88,23 @@ async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_cop
     assert (status, hashlib.sha256(body).hexdigest(), link["sha256"]) == (200, SHA256, SHA256)
 
 
+async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its_next_copy(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    file_id = (await admin.upload("old.bin", DATA))["file"]["id"]
+    await admin.wait_stored(file_id)
+    await api.app[appkeys.WORKER].drain()
+    async with api.app[appkeys.DB].transaction() as tx:  # as migration 0005 leaves an older version
+        await tx.execute("UPDATE versions SET sha256 = NULL, verify_pending = 0")
+        await tx.execute("UPDATE replicas SET verified_at = NULL")
+    assert await api.app[appkeys.INTEGRITY].verify() == 0  # no big-bang rehash of old versions
+    detroit = next(s for s in (await admin.get("/api/v1/servers")).expect(200)["items"] if s["name"] == "detroit")
+    (await admin.patch(f"/api/v1/servers/{detroit['id']}", json={"is_active": True})).expect(200)
+    await api.app[appkeys.WORKER].drain()
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
+    assert (await replica_rows(api, file_id))["detroit"][1] is not None
+
+
 async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_read(
         api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await setup(api, weed, bucket)
@@ -102,10 +120,22 @@ async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_re
     assert await api.app[appkeys.INTEGRITY].verify() == 0  # read once, not again
 
 
-async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str) -> str:
+async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_second(
+        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    api = await make_api(integrity={"verify_rate": len(DATA)})  # the file in one second, not faster
+    admin = await setup(api, weed, bucket)
+    file_id = (await admin.upload("slow.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]
+    await admin.wait_stored(file_id)
+    started = time.monotonic()
+    assert await api.app[appkeys.INTEGRITY].verify() == 1
+    assert time.monotonic() - started >= 0.9
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
+
+
+async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str, ip: str = US_IP) -> str:
     """A multipart upload of `data` declaring `sha256`, completed; the file's id."""
     upload = (await user.post("/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256},
-                              headers=from_ip(US_IP)))
+                              headers=from_ip(ip)))
     answer = upload.body
     assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
     file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
@@ -144,6 +174,26 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     await api.app[appkeys.WORKER].drain()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(big), right)
+
+
+async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verification_read_finds_it(
+        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin = await setup(api, weed, bucket)
+    big = bytes(range(256)) * (6 * MIB // 256)
+    file_id = await upload_in_parts(admin, "alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
+    file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+    assert file["status"] == "uploading"  # stored, but not its content until a read confirms the SHA-256
+    (await admin.get(f"/api/v1/files/{file_id}/download")).problem(409, "file_not_ready")
+
+    assert await api.app[appkeys.INTEGRITY].verify() == 1
+    (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
+    events = (await admin.get("/api/v1/history")).expect(200)["items"]
+    assert [(e["event"], e["data"].get("reason")) for e in events[:2]] == [
+        ("file.deleted", "content_corrupt"), ("file.corrupt", None)]
+    await api.app[appkeys.WORKER].drain()
+    storage = api.app[appkeys.STORAGE]
+    assert [o async for o in storage.list_objects(weed.target("capetown", bucket))] == []
 
 
 async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(

@@ -583,6 +583,21 @@ async def test_a_files_details_open_from_its_name_with_the_keyboard(
     await expect(details).to_be_hidden()
 
 
+async def test_a_files_details_show_its_sha256_once_known(
+        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    uploaded = await admin.upload("checked.txt", b"hash me")
+    await admin.wait_stored(uploaded["file"]["id"])
+    await api.app[appkeys.WORKER].drain()  # the copy to New York learns the SHA-256 as it streams
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await file_row(page, "checked.txt").locator("button.file-name").click()
+    details = page.locator("#details-dialog")
+    await expect(details.locator("dl code.hash")).to_have_text(hashlib.sha256(b"hash me").hexdigest())
+
+
 async def test_an_empty_add_server_form_names_every_missing_field(
         api: Api, context: BrowserContext) -> None:
     await api.user("root", admin=True)

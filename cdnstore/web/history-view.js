@@ -15,6 +15,7 @@ const EVENTS = {
   "file.downloaded": "Downloaded",
   "file.renamed": "Renamed",
   "file.deleted": "Deleted",
+  "file.corrupt": "Upload rejected (SHA-256 did not match)",
   "link.created": "Link created",
   "link.deleted": "Link revoked",
   "link.downloaded": "Downloaded by link",
@@ -23,7 +24,7 @@ const EVENTS = {
   "server.deleted": "Server removed",
 };
 /** @type {Record<string, string>} */
-const EVENT_TONES = { "file.stored": "ok", "file.deleted": "danger", "link.deleted": "danger", "server.deleted": "danger", "link.created": "info" };
+const EVENT_TONES = { "file.stored": "ok", "file.deleted": "danger", "file.corrupt": "danger", "link.deleted": "danger", "server.deleted": "danger", "link.created": "info" };
 
 /** One detail of an event, in words. @param {string} key @param {any} value */
 function detail(key, value) {
