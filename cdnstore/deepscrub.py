@@ -14,6 +14,7 @@ decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -258,15 +259,17 @@ class DeepScrubber:
         sha, mdf = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if md5 else None
         size = 0
         try:
-            async for piece in self.storage.read(server.s3, replica.key):
-                size += len(piece)
-                if len(piece) >= _OFFLOAD:
-                    await asyncio.to_thread(_update, sha, mdf, piece)
-                else:
-                    _update(sha, mdf, piece)
-                report.bytes_read += len(piece)
-                self.metrics.scrub_read(len(piece))
-                await state.bucket.spend(len(piece))
+            # (aclosing: a pass cancelled mid-read closes the object's body at once, not when collected)
+            async with contextlib.aclosing(self.storage.read(server.s3, replica.key)) as pieces:
+                async for piece in pieces:
+                    size += len(piece)
+                    if len(piece) >= _OFFLOAD:
+                        await asyncio.to_thread(_update, sha, mdf, piece)
+                    else:
+                        _update(sha, mdf, piece)
+                    report.bytes_read += len(piece)
+                    self.metrics.scrub_read(len(piece))
+                    await state.bucket.spend(len(piece))
         except StorageError as exc:
             if exc.code == "object_missing":
                 report.missing += await self._forget(replica)
@@ -325,7 +328,9 @@ class DeepScrubber:
             if gone.rowcount and stored is not None and stored["zone"] is not None:
                 await self.jobs.enqueue_copies(tx, replica.version_id, stored["zone"])
         if gone.rowcount:
-            log.warning("deep scrub: %s is missing on server %s: copy enqueued", replica.key, replica.server_id)
+            server = self.servers.by_internal_id(replica.server_id)
+            log.warning("deep scrub: %s is missing on %s: copy enqueued", replica.key,
+                        server.name if server else replica.server_id)
         return int(gone.rowcount > 0)
 
     async def _decide(self, version_id: int, state: _Pass) -> None:

@@ -406,7 +406,7 @@ class Storage:
                 raise
         return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
 
-    async def read(self, target: S3Target, key: str) -> AsyncIterator[bytes]:
+    async def read(self, target: S3Target, key: str) -> AsyncGenerator[bytes, None]:
         """The object's bytes in pieces of at most 1 MiB as they arrive (never the whole object in memory).
         An object that does not exist is a StorageError with code `object_missing`."""
         with _errors(target, f"GET {key!r}"):
