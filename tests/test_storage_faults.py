@@ -591,3 +591,27 @@ async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_prese
         assert verified is not None
         registry = api.app[appkeys.METRICS].registry
         assert registry.get_sample_value("cdnstore_copy_wrong_bytes_total", {"server": "dallas"}) == 1
+
+
+async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_another_holder(
+        make_api: MakeApi, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture) -> None:
+    api = await make_api(**FAULTY)
+    admin = await api.user("root", admin=True)
+    async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
+        await admin.add_server(weed, "dallas", bucket)
+        await admin.add_server(weed, "newyork", bucket, endpoint_url=proxy.url)  # Detroit's nearest holder
+        await admin.add_server(weed, "detroit", bucket, is_active=False)
+        film = await store_declared(admin, "film.bin", 2 * MIB)
+        await api.app[appkeys.WORKER].drain()
+        proxy.flip_at, proxy.max_flips = MIB + 1000, 1
+        caplog.set_level("INFO", logger="cdnstore.replicator")
+        await activate(admin, "detroit")
+
+        async def copied() -> bool:
+            return "detroit" in await holders(admin, film)
+        await until(copied, "the copy to Detroit made again")
+        assert proxy.flips == 1
+        copies = [r.getMessage() for r in caplog.records if r.getMessage().startswith("copied ")]
+        assert [c.rsplit(" ", 3)[1:] for c in copies if c.endswith("detroit")] == [["dallas", "->", "detroit"]]
+        assert any("newyork gave bytes" in r.getMessage() for r in caplog.records)
+        assert await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork", "detroit"}) == 0
