@@ -88,8 +88,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
         run=cmd_check_config)
 
-    sub.add_parser("scrub", help="compare every bucket with the database and enqueue the repairs").set_defaults(
-        run=cmd_scrub)
+    scrub = sub.add_parser("scrub", help="compare every bucket with the database and enqueue the repairs")
+    scrub.add_argument("--deep", action="store_true", help="also read every replica back and compare its SHA-256 "
+                       "(at most scrub.deep_rate bytes a second)")
+    scrub.set_defaults(run=cmd_scrub)
 
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
@@ -324,17 +326,31 @@ def cmd_jobs_retry(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
+    async def deep_scrub(app: web.Application) -> int:
+        report = await app[appkeys.DEEP_SCRUB].scrub()
+        if report is None:
+            print("cdnstore: another daemon is running a deep scrub pass; try again later", file=sys.stderr)
+            return 1
+        print("deep scrub: " + " ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+        if report.without_good_holder:
+            print(f"cdnstore: {report.without_good_holder} stored version(s) have no good copy left on any server "
+                  "(see the log)", file=sys.stderr)
+            return 1
+        print("every replica read matched" if not (report.corrupt or report.missing) else
+              f"{report.corrupt} corrupt and {report.missing} missing replica(s), repairs enqueued")
+        return 0
+
     async def run() -> int:
         async with offline(cfg) as app:
             await app[appkeys.HEALTH].check_all()
             drifts = await app[appkeys.SCRUB].scrub()
-        for d in drifts:
-            print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
-                  f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}")
-        drift = sum(not d.clean for d in drifts)
-        print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
-              else f"scrubbed {len(drifts)} server(s); no drift")
-        return 0
+            for d in drifts:
+                print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
+                      f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}")
+            drift = sum(not d.clean for d in drifts)
+            print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
+                  else f"scrubbed {len(drifts)} server(s); no drift")
+            return await deep_scrub(app) if args.deep else 0
     return asyncio.run(run())
 
 

@@ -35,6 +35,7 @@ from .auth import Passwords, Tokens
 from .changes import SERVERS, SESSIONS, USERS, CacheSync
 from .config import Config
 from .db import connect, leases
+from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
 from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
@@ -154,6 +155,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
                                     health_interval=cfg.health.interval)
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
+    app[appkeys.DEEP_SCRUB] = DeepScrubber(db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS])
     yield
 
 
@@ -187,6 +189,8 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub",
                                            first_after=cfg.scrub.interval)
+    if cfg.scrub.deep_interval:
+        tasks["deep-scrub"] = app[appkeys.DEEP_SCRUB].run()
     async with running(tasks):
         yield
         await app[appkeys.WORKER].stop(cfg.jobs.shutdown_grace)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .config import Config
 from .db import Database
+from .deepscrub import DeepScrubber
 from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
@@ -41,6 +42,7 @@ JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
+DEEP_SCRUB: web.AppKey[DeepScrubber] = web.AppKey("deep_scrub")
 INTEGRITY: web.AppKey[Integrity] = web.AppKey("integrity")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")

@@ -159,6 +159,9 @@ class HealthConfig(Section):
 class ScrubConfig(Section):
     interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
     stale_upload_after: float = Field(86400.0, ge=0)  # an unfinished multipart upload this old is aborted
+    # seconds: each replica is read back and hashed this often; 0: only `cdnstore scrub --deep`
+    deep_interval: float = Field(2592000.0, ge=0)
+    deep_rate: int = Field(20_000_000, ge=1)   # bytes a second the deep scrub reads at most (over all servers)
 
 
 class IntegrityConfig(Section):

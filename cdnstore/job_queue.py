@@ -108,6 +108,11 @@ class JobQueue:
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
                                   {"v": version_id, "zone": zone})
 
+    async def enqueue_repair(self, tx: Tx, version_id: int, server_id: int) -> int:
+        """Copy a version onto one server that has a replica of it already (found corrupt: to overwrite)."""
+        return await self._insert(tx, f"SELECT 'copy', CAST(:v AS BIGINT), CAST(:s AS BIGINT), {TIMES}",
+                                  {"v": version_id, "s": server_id})
+
     async def enqueue_fill(self, tx: Tx, server_id: int, zone: str) -> int:
         """Copy every stored version of `zone` that the server lacks onto it (one statement)."""
         return await self._insert(tx, f"""

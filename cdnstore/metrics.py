@@ -56,6 +56,19 @@ class Metrics:
             registry=r)
         self.history_pending = Gauge(
             "cdnstore_history_pending", "Download history rows waiting in memory to be written", registry=r)
+        self.scrub_verified = Counter(
+            "cdnstore_scrub_verified_replicas", "Replicas the deep scrub read back whose SHA-256 matched", registry=r)
+        self.scrub_corrupt = Counter(
+            "cdnstore_scrub_corrupt_replicas_found", "Replicas the deep scrub found differing from their SHA-256 "
+            "(marked corrupt, repair enqueued)", ("server",), registry=r)
+        self.scrub_read_bytes = Counter(
+            "cdnstore_scrub_read_bytes", "Bytes the deep scrub read back from the servers", registry=r)
+        self.replicas_corrupt = Gauge(
+            "cdnstore_replicas_corrupt", "Replicas now marked corrupt (waiting for their repair), by server",
+            ("server",), registry=r)
+        self.versions_without_good_holder = Gauge(
+            "cdnstore_versions_without_good_holder", "Stored versions found corrupt on every server that "
+            "holds them: no good copy left to serve or repair from (needs an operator)", registry=r)
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
 
     # --- hot paths ------------------------------------------------------------------------------
@@ -76,7 +89,19 @@ class Metrics:
     def replicated(self, server: str, size: int) -> None:
         self.replicated_bytes.labels(server).inc(size)
 
+    def scrub_read(self, size: int) -> None:
+        self.scrub_read_bytes.inc(size)
+
     # --- scrape time ----------------------------------------------------------------------------
+
+    def set_integrity(self, corrupt: Iterable[tuple[str, int]], without_good_holder: int) -> None:
+        """Corrupt replicas by server name (servers with none are exported as 0), and the versions with
+        no good copy left."""
+        _clear(self.replicas_corrupt)
+        for name, count in corrupt:
+            self.replicas_corrupt.labels(name).set(count)
+        self.versions_without_good_holder.set(without_good_holder)
+
 
     def set_jobs(self, kinds: Iterable[str], states: Iterable[str], counts: Iterable[tuple[str, str, int]]) -> None:
         """Every (kind, state) pair is exported, 0 when none is in that state."""

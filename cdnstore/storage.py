@@ -406,6 +406,29 @@ class Storage:
                 raise
         return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
 
+    async def read(self, target: S3Target, key: str) -> AsyncGenerator[bytes, None]:
+        """The object's bytes in pieces of at most 1 MiB as they arrive (never the whole object in memory).
+        An object that does not exist is a StorageError with code `object_missing`."""
+        with _errors(target, f"GET {key!r}"):
+            client = await self._client(target)
+            try:
+                resp = await client.get_object(Bucket=target.bucket, Key=key)
+            except ClientError as exc:
+                if _is_missing(exc):
+                    raise StorageError(f"GET {key!r} on {target.endpoint_url}/{target.bucket}: no such object",
+                                       code="object_missing") from None
+                raise
+        body = resp["Body"]
+        try:
+            while True:
+                with _errors(target, f"GET {key!r}"):
+                    chunk = await body.read(_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
     async def delete(self, target: S3Target, key: str) -> None:
         """Delete an object; one that is already gone counts as deleted."""
         with _errors(target, f"DELETE {key!r}"):

@@ -188,13 +188,18 @@ async def converged(db: sqlite3.Connection, within: float = 90) -> None:
 
 
 def scrub(daemon: Daemon) -> int:
-    """`cdnstore scrub` on the stopped daemon's database: the servers with missing, orphan or unknown-to-
-    the-table objects (unfinished multipart uploads of killed copies are cleaned, not drift)."""
-    done = cdnstore("scrub", cwd=daemon.config.parent, env={"CDNSTORE_CONFIG": str(daemon.config)})
+    """`cdnstore scrub --deep` on the stopped daemon's database: the servers with missing, orphan or
+    unknown-to-the-table objects (unfinished multipart uploads of killed copies are cleaned, not drift),
+    plus the replicas whose bytes differ from their SHA-256 or could not be read back."""
+    done = cdnstore("scrub", "--deep", cwd=daemon.config.parent, env={"CDNSTORE_CONFIG": str(daemon.config)})
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if "missing=" in line]
+    lines = [line for line in done.stdout.splitlines() if "objects=" in line]
     assert len(lines) == 5, done.stdout
-    return sum(any(int(n) for n in re.findall(r"(?:missing|orphans|adopted)=(\d+)", line)) for line in lines)
+    deep = re.search(r"^deep scrub: verified=(\d+) corrupt=(\d+) missing=(\d+) .*undecided=(\d+) skipped=(\d+)",
+                     done.stdout, re.MULTILINE)
+    assert deep is not None and int(deep[1]) > 0, done.stdout
+    return (sum(any(int(n) for n in re.findall(r"(?:missing|orphans|adopted)=(\d+)", line)) for line in lines)
+            + sum(int(n) for n in deep.groups()[1:]))
 
 
 async def check_buckets(db: sqlite3.Connection, weed: WeedCluster, bucket: str) -> tuple[int, list[str]]:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
-from apihelp import US_IP, Api, object_key, put_bytes
+import pytest
+from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes
+from clihelp import cdnstore
+from conftest import MakeApi
+from daemonproc import write_config
+from prometheus_client.parser import text_string_to_metric_families
+from reliability import LEDGER
 
 from cdnstore import appkeys
+from cdnstore.db import connect
+from cdnstore.deepscrub import DeepReport
+from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"scrub me " * 500
@@ -88,3 +102,199 @@ async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api:
     left = await storage.stale_uploads(target, datetime.now(UTC))
     assert [k for k, _ in left] == ["someone-elses.bin"]  # not ours: left alone
     assert upload["UploadId"] not in {u for _, u in left}
+
+
+# --- the deep scrub: every replica's bytes against its version's SHA-256 ---------------------------------
+
+USA = ("newyork", "dallas", "detroit")
+BAD = DATA.replace(b"scrub", b"SCRUB", 1)  # same size: only reading the bytes tells
+
+
+async def deep_setup(make_api: MakeApi, weed: WeedCluster, bucket: str) -> tuple[Api, Session, str, str]:
+    """Three servers in one zone holding one stored file; no deep scrub of the daemon's own."""
+    api = await make_api(scrub={"deep_interval": 0})
+    admin = await api.user("root", admin=True)
+    for name in USA:
+        await admin.add_server(weed, name, bucket, is_active=True)
+    answer = await admin.upload("precious.bin", DATA, ip=US_IP)
+    await admin.wait_stored(answer["file"]["id"])
+    await api.app[appkeys.WORKER].drain()
+    return api, admin, answer["file"]["id"], object_key(answer["upload"])
+
+
+@contextlib.asynccontextmanager
+async def repairs_held(api: Api) -> AsyncIterator[None]:
+    """Copies claimed meanwhile wait until the block ends (the daemon's worker repairs at once otherwise)."""
+    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
+    copy = worker.handlers["copy"]
+
+    async def held(job: Job) -> None:
+        await gate.wait()
+        await copy(job)
+
+    worker.handlers["copy"] = held
+    try:
+        yield
+    finally:
+        worker.handlers["copy"] = copy
+        gate.set()
+
+
+async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
+    """Someone overwrites the object in the server's bucket, behind cdnstore's back (S3 put_object)."""
+    client = await api.app[appkeys.STORAGE]._client(weed.target(server, bucket))
+    await client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+async def held(api: Api, weed: WeedCluster, bucket: str, server: str, key: str) -> bytes:
+    return b"".join([piece async for piece in api.app[appkeys.STORAGE].read(weed.target(server, bucket), key)])
+
+
+async def statuses(admin: Session, file_id: str) -> dict[str, str]:
+    found = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
+    return {item["server"]["name"]: item["status"] for item in found}
+
+
+async def deep_scrub(api: Api) -> DeepReport:
+    report = await api.app[appkeys.DEEP_SCRUB].scrub()
+    assert report is not None
+    return report
+
+
+async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the_right_bytes_back(
+        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await tamper(api, weed, bucket, "dallas", key, BAD)
+    assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # the plain scrub cannot tell
+
+    async with repairs_held(api):
+        report = await deep_scrub(api)
+        assert (report.corrupt, report.verified, report.without_good_holder) == (1, 2, 0)
+        assert report.bytes_read == 3 * len(DATA)
+        assert await statuses(admin, file_id) == {"dallas": "corrupt", "detroit": "present", "newyork": "present"}
+        servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+        assert (servers["dallas"]["corrupt"], servers["newyork"]["corrupt"]) == (1, 0)
+
+    await api.app[appkeys.WORKER].drain()  # the repair: a good holder's bytes over the corrupt ones
+    assert await held(api, weed, bucket, "dallas", key) == DATA
+    assert await statuses(admin, file_id) == {name: "present" for name in USA}
+    again = await deep_scrub(api)
+    differ = sum([await held(api, weed, bucket, name, key) != DATA for name in USA])
+    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=1, rounds=1, files_checked=1,
+               drift=differ + again.corrupt)
+    assert (again.corrupt, again.verified, differ) == (0, 3, 0)
+    servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+    assert servers["dallas"]["corrupt"] == 0 and servers["dallas"]["verified_at"] is not None
+
+
+async def test_a_file_tampered_on_every_server_is_reported_counted_and_never_served(
+        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    for name in USA:
+        await tamper(api, weed, bucket, name, key, BAD)
+
+    report = await deep_scrub(api)
+    assert (report.corrupt, report.verified, report.without_good_holder) == (3, 0, 1)
+    assert await statuses(admin, file_id) == {name: "corrupt" for name in USA}
+    found = samples((await api.call("GET", "/metrics")).expect(200))
+    assert value(found, "cdnstore_versions_without_good_holder") == 1
+    assert all(value(found, "cdnstore_replicas_corrupt", server=name) == 1 for name in USA)
+    assert value(found, "cdnstore_scrub_corrupt_replicas_found_total", server="dallas") == 1
+    assert value(found, "cdnstore_scrub_read_bytes_total") == 3 * len(DATA)
+    served = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP)))
+    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=len(USA), rounds=1,
+               files_checked=1, drift=int(served.status == 200))
+    served.problem(503, "no_replica_available")  # no link to wrong bytes
+
+
+async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_of_its_replicas(
+        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await forget_hashes(api)
+    await tamper(api, weed, bucket, "detroit", key, BAD)  # a multipart-like ETag: only the majority can tell
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute("UPDATE versions SET etag = 'abc-2'")
+
+    async with repairs_held(api):
+        report = await deep_scrub(api)
+        assert (report.hashed, report.corrupt, report.verified) == (1, 1, 2)
+        file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+        assert file["sha256"] == hashlib.sha256(DATA).hexdigest()
+        assert (await statuses(admin, file_id))["detroit"] == "corrupt"
+
+
+async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(make_api: MakeApi, weed: WeedCluster,
+                                                                       bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await forget_hashes(api)
+    for name in ("newyork", "dallas"):
+        await tamper(api, weed, bucket, name, key, BAD)
+
+    report = await deep_scrub(api)
+    assert (report.hashed, report.corrupt, report.verified) == (1, 2, 1)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == hashlib.sha256(DATA).hexdigest()
+    await api.app[appkeys.WORKER].drain()
+    assert [await held(api, weed, bucket, name, key) for name in USA] == [DATA] * 3
+
+
+async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecided_not_trusted(
+        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await forget_hashes(api)
+    for name in USA:  # all three agree, but none has the upload's MD5
+        await tamper(api, weed, bucket, name, key, BAD)
+
+    report = await deep_scrub(api)
+    assert (report.undecided, report.hashed, report.verified, report.corrupt) == (1, 0, 0, 0)
+    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
+
+
+async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
+        make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int,
+        database_url: str) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await tamper(api, weed, bucket, "newyork", key, BAD)
+    # (the in-process daemon's own configuration: same database)
+    # (its health check as patient as the daemon's registration: a server it finds slow is skipped, not read)
+    config = write_config(tmp_path, daemon_port, health={"timeout": 15},
+                          **({"database": {"url": database_url}} if database_url else {}))
+    async with repairs_held(api):
+        done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path,
+                                       env={"CDNSTORE_CONFIG": str(config)})
+        assert done.returncode == 0, done.stderr
+        assert "corrupt=1" in done.stdout and "verified=2" in done.stdout, done.stderr
+        assert (await statuses(admin, file_id))["newyork"] == "corrupt"
+    await api.app[appkeys.WORKER].drain()  # the serving daemon's worker repairs it
+    assert await held(api, weed, bucket, "newyork", key) == DATA
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def forget_hashes(api: Api) -> None:
+    """The database of a cdnstore from before SHA-256s: no hash known, no replica ever verified."""
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute("UPDATE versions SET sha256 = NULL")
+        await tx.execute("UPDATE replicas SET verified_at = NULL")
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_daemons_sharing_a_postgresql_database_run_one_deep_pass_at_a_time(
+        make_api: MakeApi, weed: WeedCluster, bucket: str, engine: str) -> None:
+    api, _, _, _ = await deep_setup(make_api, weed, bucket)
+    other = connect(api.app[appkeys.CONFIG].database)  # another daemon's connection to the same database
+    await other.open()
+    try:
+        async with other.exclusive("deep-scrub") as mine:
+            assert mine  # the other daemon is in a pass
+            assert await api.app[appkeys.DEEP_SCRUB].scrub() is None
+        report = await deep_scrub(api)  # its pass over, the next one may run
+        assert report.verified == 3
+    finally:
+        await other.close()

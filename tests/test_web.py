@@ -884,6 +884,30 @@ async def test_an_inactive_server_shows_as_inactive_on_the_map_and_in_the_table(
     await expect(page.locator("#servers-summary")).to_contain_text("1 inactive")
 
 
+async def test_the_servers_view_shows_what_the_deep_scrub_found(api: Api, weed: WeedCluster, bucket: str,
+                                                                context: BrowserContext) -> None:
+    admin = await api.user("root", admin=True)
+    servers = {name: await admin.add_server(weed, name, bucket, is_active=True) for name in ("newyork", "dallas")}
+    answer = await admin.upload("precious.bin", b"precious " * 100)
+    await admin.wait_stored(answer["file"]["id"])
+    await api.app[appkeys.WORKER].drain()
+    key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    for name in servers:  # altered behind cdnstore's back on both: no good copy left
+        client = await api.app[appkeys.STORAGE]._client(weed.target(name, bucket))
+        await client.put_object(Bucket=bucket, Key=key, Body=b"PRECIOUS " * 100)
+    report = await api.app[appkeys.DEEP_SCRUB].scrub()
+    assert report is not None and report.corrupt == 2
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    dallas = servers["dallas"]["id"]
+    sync = page.locator(f'#servers-body tr[data-id="{dallas}"] td[data-label="Sync"]')
+    await expect(sync.locator(".badge.danger")).to_have_text("1 corrupt")
+    await expect(sync.locator(".badge.danger")).to_have_attribute("title", re.compile("no good copy on any server"))
+    await expect(page.locator("#servers-summary")).to_contain_text("2 corrupt replicas with no good copy left")
+
+
 async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, browser: Browser) -> None:
     await api.user("hana")
     phone = await browser.new_context(**SIZES["phone"])

@@ -83,8 +83,10 @@ def _check_metrics_token(request: web.Request) -> None:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: requests by route and status with latency histograms, uploads and
     downloads by server, bytes replicated, jobs by kind and state, server health, whether the database
-    takes writes and the download history waiting to be written. With `http.metrics_token` set, only
-    with `Authorization: Bearer <http.metrics_token>` (401 otherwise); empty, open to anyone."""
+    takes writes and the download history waiting to be written; what the deep scrub read, verified and
+    found corrupt, the corrupt replicas by server and the versions with no good copy left. With
+    `http.metrics_token` set, only with `Authorization: Bearer <http.metrics_token>` (401 otherwise);
+    empty, open to anyone."""
     _check_metrics_token(request)
     app = request.app
     counts = await app[appkeys.JOBS].counts()
@@ -92,6 +94,9 @@ async def metrics(request: web.Request) -> web.Response:
     metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
     metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
+    found = await app[appkeys.DEEP_SCRUB].findings()
+    metrics.set_integrity(((s.name, found.of(registry.internal_id(s)).corrupt) for s in registry.all()),
+                          found.without_good_holder)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -199,6 +199,14 @@ class ServerOut(Out):
     files: int
     bytes: int
     pending_jobs: int
+    # What the deep scrub found there (read at most every 30 s).
+    verified_at: Annotated[Time | None, Field(description="every replica the server holds was read back by the deep "
+                                              "scrub and matched at or after this time; null while one never was "
+                                              "(or it holds none)")]
+    corrupt: Annotated[int, Field(description="replicas there found differing from their SHA-256, waiting for "
+                                  "their repair (never served)")]
+    unrecoverable: Annotated[int, Field(description="of the corrupt ones, those with no good copy left on any "
+                                        "server: not served, nothing to repair from")]
     created_at: Time
     updated_at: Time
 

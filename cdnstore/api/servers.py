@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +18,9 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any]:
-    stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0}
+def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
+    stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0, "verified_at": None, "corrupt": 0,
+                      "unrecoverable": 0}
     return {"id": server.id, "name": server.name, "endpoint_url": server.endpoint_url,
             "bucket": server.bucket, "region": server.region, "location": server.location,
             "zone": server.zone, "latitude": server.latitude, "longitude": server.longitude,
@@ -27,8 +29,18 @@ def render_server(server: Server, stats: dict[str, int] | None) -> dict[str, Any
             **stats, "created_at": server.created_at, "updated_at": server.updated_at}
 
 
+async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
+    """What each server holds and what the deep scrub found there, by server id."""
+    registry = app[appkeys.SERVERS]
+    stats, found = await registry.stats(), await app[appkeys.DEEP_SCRUB].findings()
+    for server in registry.all():
+        if server.id in stats:
+            stats[server.id] |= asdict(found.of(registry.internal_id(server)))
+    return stats
+
+
 async def _answer(request: web.Request, server: Server, status: int = 200) -> web.Response:
-    stats = await request.app[appkeys.SERVERS].stats()
+    stats = await server_stats(request.app)
     return json_response(render_server(server, stats.get(server.id)), status=status)
 
 
@@ -39,7 +51,7 @@ async def list_servers(request: web.Request, query: PageQuery) -> web.Response:
     registry = request.app[appkeys.SERVERS]
     after = query.after() or 0
     servers = [s for s in registry.all() if registry.internal_id(s) > after][:query.limit + 1]
-    stats = await registry.stats()
+    stats = await server_stats(request.app)
     return json_response(page(servers, query.limit, registry.internal_id,
                               lambda s: render_server(s, stats.get(s.id))))
 

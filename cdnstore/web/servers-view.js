@@ -7,7 +7,7 @@ import { toastError } from "./feedback.js";
 import { JobsCard } from "./jobs-card.js";
 import { drawBase, drawServers, zoneColors } from "./map.js";
 import { ServerDialog } from "./server-dialog.js";
-import { $, badge, confirmDialog, formatBytes, formatCount, h, plural, toast } from "./ui.js";
+import { $, badge, confirmDialog, formatBytes, formatCount, fullTime, h, plural, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").Server} Server */
 /** @typedef {Map<string, string>} Colors zone -> colour */
@@ -25,6 +25,18 @@ function syncBadge(s) {
     return tag;
   }
   return badge("In sync", "ok");
+}
+
+/** What the deep scrub found there: replicas whose bytes differ from their SHA-256 (being replaced from a good
+ * copy), in red when some have no good copy left anywhere. Nothing when it found none.
+ * @param {Server} s */
+function corruptBadge(s) {
+  if (!s.corrupt) return null;
+  const tag = badge(`${formatCount(s.corrupt)} corrupt`, s.unrecoverable ? "danger" : "warn");
+  tag.title = s.unrecoverable
+    ? `${formatCount(s.unrecoverable)} of them have no good copy on any server: they are not served; restore them from a backup or upload them again.`
+    : "Their bytes differ from the file's SHA-256; a good copy is being written over them.";
+  return tag;
 }
 
 /** One server's row, updated in place on every refresh (so that a focused switch keeps its focus). */
@@ -100,7 +112,9 @@ class ServerRow {
     this.health.replaceChildren(badge(s.health === "unknown" ? "Unknown" : s.health === "up" ? "Up" : "Down", tone));
     this.count.textContent = formatCount(s.files);
     this.bytes.textContent = formatBytes(s.bytes);
-    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s)));
+    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s), corruptBadge(s)));
+    this.sync.title = s.verified_at ? `Deep scrub: every replica here read back and matched since ${fullTime(s.verified_at)}.`
+      : s.files ? "Deep scrub: some replicas here were not read back yet." : "";
     if (this.edit) this.edit.setAttribute("aria-label", `Edit ${s.name}`);
     if (this.remove) this.remove.setAttribute("aria-label", `Remove ${s.name}`);
   }
@@ -222,8 +236,10 @@ export class ServersView {
     const inactive = list.filter((s) => s.is_on && !s.is_active).length;
     const resting = [off && `${off} off`, inactive && `${inactive} inactive`].filter(Boolean).map((t) => `, ${t}`).join("");
     const pending = list.reduce((n, s) => n + s.pending_jobs, 0);
+    const lost = list.reduce((n, s) => n + s.unrecoverable, 0);
     $("#servers-summary").textContent = `${plural(list.length, "server")} in ${plural(colors.size, "zone")}, ${up} up${resting}` +
-      (pending ? `, ${plural(pending, "copy", "copies")} in progress.` : ", all in sync.");
+      (pending ? `, ${plural(pending, "copy", "copies")} in progress.` : ", all in sync.") +
+      (lost ? ` ${plural(lost, "corrupt replica")} with no good copy left: see the log.` : "");
   }
 
   /** @param {Server} server */

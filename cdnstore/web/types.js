@@ -37,6 +37,9 @@
  * @property {number} files
  * @property {number} bytes
  * @property {number} pending_jobs
+ * @property {string | null} verified_at
+ * @property {number} corrupt
+ * @property {number} unrecoverable
  */
 
 /**

@@ -1,0 +1,395 @@
+"""The deep scrub: read every replica back and compare its SHA-256 with the one its version is known by.
+
+Progress is the replicas' own `verified_at`: a pass takes the replicas never verified first, then the
+oldest verified, and stamps each one as it matches, so a pass cut short by a restart goes on where it
+stopped (the daemon's pass takes only the replicas not verified for `scrub.deep_interval`). A replica that
+differs is marked `corrupt` and a copy from a good holder is enqueued to overwrite it (the copy records it
+`present` again once its bytes match). A version stored before cdnstore knew SHA-256s gets its hash here:
+its replicas are read together; when the upload's ETag is an MD5 (a single PUT), the content with that MD5
+is the good one, else the content most of them hold (see `_winner`); when that cannot be told, nothing is
+decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spend a token bucket of
+`scrub.deep_rate` bytes a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import ScrubConfig
+from .db import Database, Row, Tx, tx_fetchone
+from .errors import DatabaseUnavailable, StorageError
+from .job_queue import JobQueue
+from .metrics import Metrics
+from .servers import ServerRegistry
+from .storage import Storage
+from .times import iso_in, now_iso
+
+log = logging.getLogger(__name__)
+PAGE = 200
+LOCK = "deep-scrub"
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib lets go of the GIL)
+
+_COLUMNS = """SELECT r.server_id, r.version_id, r.verified_at, v.object_key, v.size, v.sha256, v.etag, v.zone
+              FROM replicas r JOIN versions v ON v.id = r.version_id"""
+_LIVE = "r.status = 'present' AND v.status = 'stored' AND v.verify_pending = 0"
+# Never verified, by version (a version's replicas come together: one without a hash is decided at once).
+_NEVER = f"""{_COLUMNS} WHERE r.verified_at IS NULL AND {_LIVE} AND (r.version_id, r.server_id) > (?, ?)
+             ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
+# Then the oldest verified before the cutoff (the index on verified_at gives this order).
+_OLDEST = f"""{_COLUMNS} WHERE r.verified_at < ? AND {_LIVE} AND (r.verified_at, r.server_id, r.version_id) > (?, ?, ?)
+              ORDER BY r.verified_at, r.server_id, r.version_id LIMIT {PAGE}"""
+_OF_VERSION = f"{_COLUMNS} WHERE r.version_id = ? AND {_LIVE} ORDER BY r.server_id"
+# One scan of the replicas for the servers page: since when each server's replicas were all verified
+# ('' while one never was), and its corrupt ones (with and without a good copy elsewhere).
+_FINDINGS = """SELECT r.server_id,
+    min(CASE WHEN r.status = 'present' THEN coalesce(r.verified_at, '') END),
+    sum(CASE WHEN r.status = 'corrupt' THEN 1 ELSE 0 END),
+    sum(CASE WHEN r.status = 'corrupt' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
+                                                      AND o.status = 'present') THEN 1 ELSE 0 END)
+    FROM replicas r JOIN versions v ON v.id = r.version_id
+    WHERE v.status = 'stored' AND v.verify_pending = 0 GROUP BY r.server_id"""
+FINDINGS_TTL = 30.0
+
+
+@dataclass
+class DeepReport:
+    verified: int = 0  # replicas read back whose bytes matched
+    corrupt: int = 0  # replicas whose bytes differed: marked corrupt, repair enqueued when a good holder is left
+    missing: int = 0  # replicas whose object is gone: forgotten, copy enqueued (as the plain scrub does)
+    hashed: int = 0  # versions that got their SHA-256 from this pass
+    undecided: int = 0  # versions without a SHA-256 whose replicas disagree with no majority and no MD5 ETag
+    skipped: int = 0  # replicas on servers that are off, down or failed to answer: next pass
+    bytes_read: int = 0
+    without_good_holder: int = 0  # after the pass: stored versions corrupt everywhere they are
+    seconds: float = 0.0  # the pass took
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFindings:
+    verified_at: str | None  # every replica there was read back and matched at or after this (None: one never was)
+    corrupt: int  # replicas marked corrupt, waiting for their repair
+    unrecoverable: int  # ... of which no good copy is left on any server
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    servers: dict[int, ServerFindings]  # by the server's internal id; servers holding nothing are absent
+    without_good_holder: int  # stored versions with no good copy left
+
+    def of(self, server_id: int) -> ServerFindings:
+        return self.servers.get(server_id, ServerFindings(None, 0, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    server_id: int
+    version_id: int
+    verified_at: str | None
+    key: str
+    size: int
+    sha256: str | None
+    etag: str | None
+    zone: str | None
+
+    @classmethod
+    def of(cls, row: Row) -> Replica:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    sha256: str
+    md5: str
+    size: int
+
+
+class TokenBucket:
+    """At most `rate` bytes a second on average, bursts of up to one second's worth. Bytes are spent after
+    they were read (debt), so a piece bigger than the bucket still goes through, followed by the wait."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.tokens = rate
+        self.stamp = clock()
+
+    async def spend(self, count: int) -> None:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate) - count
+        self.stamp = now
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+@dataclass
+class _Pass:
+    bucket: TokenBucket
+    report: DeepReport = field(default_factory=DeepReport)
+    decided: int = 0  # the version decided last (the first pass's rows come by version)
+    undecided: set[int] = field(default_factory=set)  # replicas disagree: read once a pass, not once a replica
+    unavailable: set[int] = field(default_factory=set)  # servers found off or down (logged once a pass)
+
+
+class DeepScrubber:
+    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue, cfg: ScrubConfig,
+                 metrics: Metrics | None = None) -> None:
+        self.db = db
+        self.storage = storage
+        self.servers = servers
+        self.jobs = jobs
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self._findings: tuple[float, Findings] | None = None  # (valid until, what)
+
+    # --- passes ---------------------------------------------------------------------------------
+
+    async def scrub(self, cutoff: str | None = None) -> DeepReport | None:
+        """One pass over every replica last verified before `cutoff` (default: now), never verified first;
+        None when another daemon sharing the database is running a pass (PostgreSQL advisory lock)."""
+        async with self.db.exclusive(LOCK) as mine:
+            if not mine:
+                log.info("deep scrub: another daemon is running a pass; skipped")
+                return None
+            started = time.monotonic()
+            report = await self._pass(cutoff or now_iso(), TokenBucket(self.cfg.deep_rate))
+            report.seconds = round(time.monotonic() - started, 3)
+        self._findings = None
+        report.without_good_holder = await self.without_good_holder()
+        level = logging.ERROR if report.without_good_holder else (
+            logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
+        log.log(level, "deep scrub: %s", report.as_dict())
+        return report
+
+    async def run(self) -> None:
+        """The daemon's deep scrub: a pass over the replicas due (not verified for deep_interval seconds),
+        then sleep until the oldest is due again (between one minute and one hour)."""
+        interval = self.cfg.deep_interval
+        while True:
+            try:
+                await self.scrub(iso_in(-interval))
+            except DatabaseUnavailable as exc:
+                log.debug("deep scrub: %s; trying again later", exc.detail)
+            except Exception:
+                log.exception("deep scrub pass failed; trying again later")
+            await asyncio.sleep(await self._until_due(interval))
+
+    async def _until_due(self, interval: float) -> float:
+        floor = min(interval, 60.0)
+        try:
+            oldest = await self.db.fetchval("SELECT min(verified_at) FROM replicas WHERE status = 'present'")
+        except DatabaseUnavailable:
+            return floor
+        if oldest is None:
+            return 3600.0
+        due = _unix(oldest) + interval - time.time()
+        return max(floor, min(3600.0, due))
+
+    async def _pass(self, cutoff: str, bucket: TokenBucket) -> DeepReport:
+        state = _Pass(bucket)
+        after: tuple[Any, ...] = (0, 0)
+        while rows := await self.db.fetchall(_NEVER, after):
+            after = (rows[-1][1], rows[-1][0])
+            for replica in map(Replica.of, rows):
+                await self._check(replica, state)
+        after = ("", 0, 0)
+        while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
+            after = (rows[-1][2], rows[-1][0], rows[-1][1])
+            for replica in map(Replica.of, rows):
+                await self._check(replica, state)
+        return state.report
+
+    async def _check(self, replica: Replica, state: _Pass) -> None:
+        if replica.sha256 is None:
+            # A version's replicas are decided together: the ones after the first are done with it.
+            if replica.version_id != state.decided and replica.version_id not in state.undecided:
+                state.decided = replica.version_id
+                await self._decide(replica.version_id, state)
+            return
+        digest = await self._read(replica, state, md5=False)
+        if digest is not None:
+            await self._judge(replica, replica.sha256, digest, state.report)
+
+    # --- what it found (the servers page, /metrics) --------------------------------------------------
+
+    async def findings(self) -> Findings:
+        """Per server (by internal id) and in all; read at most every FINDINGS_TTL seconds (each read scans
+        the replica table) and again after this process's passes and findings."""
+        cached = self._findings
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        rows = await self.db.fetchall(_FINDINGS, offload=True)
+        found = Findings({r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
+                         await self.without_good_holder())
+        self._findings = (time.monotonic() + FINDINGS_TTL, found)
+        return found
+
+    async def without_good_holder(self) -> int:
+        """Stored versions with a corrupt replica and no present one: nothing good to serve or copy."""
+        return int(await self.db.fetchval(
+            "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
+            "WHERE r.status = 'corrupt' AND v.status = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas o "
+            "WHERE o.version_id = r.version_id AND o.status = 'present')", offload=True) or 0)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    async def _read(self, replica: Replica, state: _Pass, *, md5: bool) -> Digest | None:
+        """The replica's digests; None when it could not be read now (skipped) or its object is gone."""
+        report = state.report
+        server = self.servers.by_internal_id(replica.server_id)
+        if server is None or not server.is_available:
+            report.skipped += 1
+            if replica.server_id not in state.unavailable:
+                state.unavailable.add(replica.server_id)
+                log.info("deep scrub: server %s is off or down: its replicas wait for a later pass",
+                         server.name if server else replica.server_id)
+            return None
+        sha, mdf = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if md5 else None
+        size = 0
+        try:
+            # (aclosing: a pass cancelled mid-read closes the object's body at once, not when collected)
+            async with contextlib.aclosing(self.storage.read(server.s3, replica.key)) as pieces:
+                async for piece in pieces:
+                    size += len(piece)
+                    if len(piece) >= _OFFLOAD:
+                        await asyncio.to_thread(_update, sha, mdf, piece)
+                    else:
+                        _update(sha, mdf, piece)
+                    report.bytes_read += len(piece)
+                    self.metrics.scrub_read(len(piece))
+                    await state.bucket.spend(len(piece))
+        except StorageError as exc:
+            if exc.code == "object_missing":
+                report.missing += await self._forget(replica)
+                return None
+            log.warning("deep scrub: could not read %s on %s: %s", replica.key, server.name, exc.detail)
+            report.skipped += 1
+            return None
+        return Digest(sha.hexdigest(), mdf.hexdigest() if mdf else "", size)
+
+    # --- verdicts ---------------------------------------------------------------------------------
+
+    async def _judge(self, replica: Replica, sha256: str, digest: Digest, report: DeepReport) -> None:
+        if digest.sha256 == sha256 and digest.size == replica.size:
+            async with self.db.transaction() as tx:
+                await tx.execute("UPDATE replicas SET verified_at = ? WHERE server_id = ? AND version_id = ? "
+                                 "AND status = 'present'", (now_iso(), replica.server_id, replica.version_id))
+            report.verified += 1
+            self.metrics.scrub_verified.inc()
+        elif await self._corrupt(replica, sha256, digest):
+            report.corrupt += 1
+
+    async def _corrupt(self, replica: Replica, sha256: str, digest: Digest) -> bool:
+        """Mark it corrupt and enqueue its repair from a good holder; an ERROR when none is left."""
+        server = self.servers.by_internal_id(replica.server_id)
+        name = server.name if server else str(replica.server_id)
+        async with self.db.transaction() as tx:
+            # Unless it changed while we read (a repair landed, the version was replaced): then it is not ours.
+            changed = await tx.execute(
+                "UPDATE replicas SET status = 'corrupt' WHERE server_id = ? AND version_id = ? AND status = 'present' "
+                "AND coalesce(verified_at, '') = ? AND EXISTS (SELECT 1 FROM versions WHERE id = ? "
+                "AND status = 'stored')",
+                (replica.server_id, replica.version_id, replica.verified_at or "", replica.version_id))
+            if not changed.rowcount:
+                return False
+            good = await tx_fetchone(tx, "SELECT 1 FROM replicas WHERE version_id = ? AND status = 'present'",
+                                     (replica.version_id,))
+            if good is not None:
+                await self.jobs.enqueue_repair(tx, replica.version_id, replica.server_id)
+        self._findings = None
+        self.metrics.scrub_corrupt.labels(name).inc()
+        log.warning("deep scrub: %s on %s differs from its SHA-256 (%d bytes, sha256 %s; expected %d bytes, %s): "
+                    "marked corrupt%s", replica.key, name, digest.size, digest.sha256, replica.size, sha256,
+                    ", repair enqueued" if good is not None else "")
+        if good is None:
+            log.error("deep scrub: %s has no good copy left on any server (the last one, on %s, is corrupt): "
+                      "it is not served; restore it from a backup or upload it again", replica.key, name)
+        return True
+
+    async def _forget(self, replica: Replica) -> int:
+        """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""
+        async with self.db.transaction() as tx:
+            gone = await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ? "
+                                    "AND status = 'present'", (replica.server_id, replica.version_id))
+            stored = await tx_fetchone(tx, "SELECT zone FROM versions WHERE id = ? AND status = 'stored'",
+                                       (replica.version_id,))
+            if gone.rowcount and stored is not None and stored["zone"] is not None:
+                await self.jobs.enqueue_copies(tx, replica.version_id, stored["zone"])
+        if gone.rowcount:
+            server = self.servers.by_internal_id(replica.server_id)
+            log.warning("deep scrub: %s is missing on %s: copy enqueued", replica.key,
+                        server.name if server else replica.server_id)
+        return int(gone.rowcount > 0)
+
+    async def _decide(self, version_id: int, state: _Pass) -> None:
+        """A version without a SHA-256: read every replica, take the content whose MD5 is the upload's ETag,
+        else the one most replicas hold; record it as the version's SHA-256 and judge every replica by it."""
+        replicas = [Replica.of(r) for r in await self.db.fetchall(_OF_VERSION, (version_id,))]
+        read = {}
+        for replica in replicas:
+            digest = await self._read(replica, state, md5=True)
+            if digest is not None:
+                read[replica] = digest
+        if not read:
+            return
+        report = state.report
+        good = _winner(replicas[0].etag, replicas[0].size, list(read.values()))
+        if good is None:
+            state.undecided.add(version_id)
+            report.undecided += 1
+            log.warning("deep scrub: the SHA-256 of %s stays unknown: its %d replicas read hold %d contents, and "
+                        "none has the upload's MD5 ETag %s or none holds a majority", replicas[0].key, len(read),
+                        len({d.sha256 for d in read.values()}), replicas[0].etag)
+            return
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE versions SET sha256 = ? WHERE id = ? AND sha256 IS NULL", (good, version_id))
+            known = await _sha256(tx, version_id)  # someone else's, if it came first
+        if known == good:
+            report.hashed += 1
+        for replica, digest in read.items():
+            await self._judge(replica, known or good, digest, report)
+
+
+def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:
+    """The SHA-256 of the good content among a version's replicas, or None when it cannot be told.
+
+    A single PUT's ETag (32 hex digits, no `-<parts>`) is the MD5 of what the client uploaded, on servers
+    that make it so: the replica with that MD5 wins over any majority, and when none has it nothing is
+    decided (every replica was altered, or the server's ETags are no MD5s: an operator must tell). Else the
+    content most replicas hold wins; a tie is undecided."""
+    whole = [d for d in digests if d.size == size]
+    if etag and _MD5.fullmatch(etag.lower()):
+        return next((d.sha256 for d in whole if d.md5 == etag.lower()), None)
+    ranked = Counter(d.sha256 for d in whole).most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+async def _sha256(tx: Tx, version_id: int) -> str | None:
+    row = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (version_id,))
+    return None if row is None else row[0]
+
+
+def _update(sha: Any, mdf: Any, piece: bytes) -> None:
+    sha.update(piece)
+    if mdf is not None:
+        mdf.update(piece)
+
+
+def _unix(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
