@@ -3,14 +3,24 @@
 Context comes from `extra=` (jobs pass job_id; the request line passes method, path, status,
 duration_ms) and, for any line logged while a request is handled, from the REQUEST_ID context
 variable that the observing middleware (api/observe.py) sets.
+
+The request line is the one line nearly every request writes. Through `Logger.info` it cost about as
+much as the rest of a download link (a LogRecord, the formatter, a write and a flush per line: see
+docs/performance.md), so `log_request` writes it straight into the daemon's stderr handler, as the very
+text the formatter would give, batched into one write per event-loop turn. Where logging is set up any
+other way (tests capturing records, an embedding program's handlers, filters), it goes through
+`Logger.info` as every other line does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import sys
+import time
+from typing import TextIO
 
 from .config import LogConfig
 from .times import iso
@@ -60,10 +70,75 @@ class TextFormatter(logging.Formatter):
         return f"{text} request_id={rid}" if rid is not None else text
 
 
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """The daemon's handler: lines on stderr, and request lines queued and written once per loop turn.
+
+    A queued line waits at most until the event loop's current turn ends (or is written at once outside
+    a loop); any other record, `flush()` and `close()` write the queue first, so lines keep their order."""
+
+    def __init__(self, stream: TextIO, *, json_lines: bool) -> None:
+        super().__init__(stream)
+        self.json_lines = json_lines
+        self.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+        self._queued: list[str] = []
+        self._second = -1
+        self._second_text = ""
+
+    def request_line(self, logger: str, message: str, context: dict[str, object]) -> None:
+        """Queues the line `logger.info(message, extra=context)` would write through this handler."""
+        now = time.time()
+        if self.json_lines:
+            line = json.dumps({"ts": iso(now), "level": "INFO", "logger": logger, "message": message, **context},
+                              default=str, ensure_ascii=False)
+        else:
+            line = f"{self._asctime(now)} INFO {logger}: {message} request_id={context['request_id']}"
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._queued.append(line + self.terminator)
+            if len(self._queued) > 1:
+                return
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # not on a loop: nothing would batch it
+            self.flush()
+
+    def _asctime(self, now: float) -> str:
+        # logging.Formatter.formatTime's default text ("%Y-%m-%d %H:%M:%S,mmm"), its strftime done once a second
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime(logging.Formatter.default_time_format, time.localtime(second))
+            self._second = second
+        return f"{self._second_text},{int((now - second) * 1000):03d}"
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._queued:
+                text, self._queued = "".join(self._queued), []
+                try:
+                    self.stream.write(text)
+                except (OSError, ValueError):  # stderr gone or closed: as handleError would, drop the lines
+                    return
+            super().flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.flush()
+        super().emit(record)
+
+
+def log_request(logger: logging.Logger, message: str, context: dict[str, object]) -> None:
+    """`logger.info(message, extra=context)`, cheaply where the daemon's own handler is the only one."""
+    root = logging.getLogger()
+    handlers = root.handlers
+    if (len(handlers) == 1 and type(handler := handlers[0]) is StderrHandler and logger.isEnabledFor(logging.INFO)
+            and not logger.handlers and not logger.filters and not root.filters and not handler.filters
+            and handler.level <= logging.INFO and logger.propagate):
+        handler.request_line(logger.name, message, context)
+    else:
+        logger.info(message, extra=context)
+
+
 def setup_logging(cfg: LogConfig) -> None:
     """Configure the root logger once (replacing earlier handlers, so a second call does not double lines)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if cfg.format == "json" else TextFormatter())
+    handler = StderrHandler(sys.stderr, json_lines=cfg.format == "json")
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -28,6 +28,7 @@ KINDS = {
     "test_geo": UNIT,
     "test_jobs": UNIT,
     "test_kinds": UNIT,
+    "test_layers": UNIT,
     "test_openapi": UNIT,
     "test_presign": UNIT,
     "test_problems": UNIT,

@@ -276,3 +276,75 @@ def test_log_format_json_is_chosen_by_the_config() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_request_line_written_straight_is_the_line_the_formatter_writes(json_lines: bool) -> None:
+    import io
+
+    from cdnstore.logs import StderrHandler
+
+    context: dict[str, object] = {"request_id": "r1", "method": "GET", "path": "/x", "status": 200,
+                                  "duration_ms": 1.25}
+    fast, slow = io.StringIO(), io.StringIO()
+    straight = StderrHandler(fast, json_lines=json_lines)
+    straight.request_line("cdnstore.requests", "GET /x 200 1.2 ms", context)
+    record = logging.LogRecord("cdnstore.requests", logging.INFO, __file__, 1, "GET /x 200 1.2 ms", (), None)
+    record.__dict__.update(context)
+    # the formatter's time is the record's: give both lines the same one
+    record.created, record.msecs = straight._second, 0.0
+    expected = StderrHandler(slow, json_lines=json_lines).format(record)
+    written = fast.getvalue()
+    assert written.endswith("\n") and written.count("\n") == 1
+    if json_lines:
+        got, want = json.loads(written), json.loads(expected)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", got.pop("ts"))
+        want.pop("ts")
+        assert got == want
+    else:
+        assert written[:19] == expected[:19] and written[23:] == expected[23:] + "\n"
+
+
+async def test_request_lines_are_written_once_per_loop_turn_in_order_with_other_lines() -> None:
+    import io
+
+    from cdnstore.logs import StderrHandler
+
+    stream = io.StringIO()
+    handler = StderrHandler(stream, json_lines=False)
+    for n in range(3):
+        handler.request_line("cdnstore.requests", f"GET /{n} 200 0.1 ms", {"request_id": str(n)})
+    assert stream.getvalue() == ""  # queued until this turn of the loop ends
+    handler.emit(logging.LogRecord("cdnstore.jobs", logging.WARNING, __file__, 1, "later", (), None))
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "GET /0 200 0.1 ms request_id=0", "GET /1 200 0.1 ms request_id=1", "GET /2 200 0.1 ms request_id=2", "later"]
+    handler.request_line("cdnstore.requests", "GET /3 200 0.1 ms", {"request_id": "3"})
+    await asyncio.sleep(0)  # the loop turn ends
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines()[-1].endswith("GET /3 200 0.1 ms request_id=3")
+
+
+def test_the_request_line_goes_straight_to_the_daemons_handler_else_through_logging(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import io
+
+    from cdnstore.logs import StderrHandler, log_request
+
+    root, requests = logging.getLogger(), logging.getLogger("cdnstore.requests")
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        root.handlers[:] = [StderrHandler(stream, json_lines=False)]
+        root.setLevel(logging.INFO)
+        log_request(requests, "GET /a 200 0.1 ms", {"request_id": "a"})  # no loop running: written at once
+        assert stream.getvalue().endswith("INFO cdnstore.requests: GET /a 200 0.1 ms request_id=a\n")
+        root.setLevel(logging.WARNING)
+        log_request(requests, "GET /b 200 0.1 ms", {"request_id": "b"})
+        assert "/b" not in stream.getvalue()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    with caplog.at_level(logging.INFO, logger="cdnstore.requests"):  # another handler: through logging
+        log_request(requests, "GET /c 200 0.1 ms", {"request_id": "c"})
+    assert [r.getMessage() for r in caplog.records] == ["GET /c 200 0.1 ms"]

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -156,5 +157,6 @@ def invalid_from(exc: ValidationError, where: str) -> Invalid:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data, separators=(",", ":")),
-                        content_type="application/json", headers=headers)
+    # orjson: compact UTF-8 JSON as json.dumps(separators=(",", ":"), ensure_ascii=False) would give it
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json",
+                        charset="utf-8", headers=headers)

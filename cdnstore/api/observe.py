@@ -22,7 +22,7 @@ from time import perf_counter
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..logs import REQUEST_ID
+from ..logs import REQUEST_ID, log_request
 from ..metrics import Metrics
 
 log = logging.getLogger("cdnstore.requests")
@@ -76,9 +76,10 @@ def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:
             metrics.request(request.method, UNMATCHED if resource is None else resource.canonical, status, elapsed)
             if log_requests:
                 path = logged_path(request)
-                log.info("%s %s %d %.1f ms", request.method, path, status, elapsed * 1000,
-                         extra={"request_id": rid, "method": request.method, "path": path,
-                                "status": status, "duration_ms": round(elapsed * 1000, 2)})
+                ms = elapsed * 1000
+                log_request(log, f"{request.method} {path} {status} {ms:.1f} ms",
+                            {"request_id": rid, "method": request.method, "path": path, "status": status,
+                             "duration_ms": round(ms, 2)})
             REQUEST_ID.reset(token)
 
     return observe_middleware
