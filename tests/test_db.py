@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
+from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
 
 ROOT = Path(__file__).parent.parent
 
@@ -123,6 +125,25 @@ def test_a_foreign_keys_off_migration_that_leaves_a_dangling_reference_is_refuse
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT username FROM users").fetchall() == [("alice",)]
     conn.close()
+
+
+def check_lists(schema: str) -> dict[tuple[str, str], list[str]]:
+    """(table, column) -> the values its `CHECK (column IN (...))` allows, from a schema file's text."""
+    found = {}
+    for statement in schema.split("CREATE ")[1:]:
+        if table := re.match(r"TABLE (\w+)", statement):
+            for column, values in re.findall(r"CHECK \((\w+) IN \(([^)]*)\)\)", statement):
+                found[table[1], column] = re.findall(r"'([^']*)'", values)
+    return found
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(engine: str) -> None:
+    checks = check_lists(db.schema_sql(engine))
+    enums = {("servers", "health"): Health, ("versions", "status"): VersionStatus, ("jobs", "status"): JobStatus,
+             ("jobs", "kind"): JobKind, ("replicas", "status"): ReplicaStatus}
+    for column, enum in enums.items():
+        assert checks[column] == [member.value for member in enum], column
 
 
 def test_the_installed_package_carries_the_schema() -> None:
