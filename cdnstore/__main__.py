@@ -347,6 +347,9 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             for d in drifts:
                 print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
                       f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}")
+                if d.recount:  # the triggers' counters had drifted from the replica table
+                    print(f"{d.server:<16} counters fixed: files {d.recount.files_was}->{d.recount.files} "
+                          f"bytes {d.recount.bytes_was}->{d.recount.bytes}")
             drift = sum(not d.clean for d in drifts)
             print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
                   else f"scrubbed {len(drifts)} server(s); no drift")

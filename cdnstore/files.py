@@ -22,7 +22,7 @@ from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts,
 from .geo import Point, nearest
 from .job_queue import JobQueue
 from .metrics import Metrics
-from .models import S3Target, Server
+from .models import S3Target, Server, VersionStatus
 from .parts import part_count, part_size_for
 from .servers import ServerRegistry
 from .storage import Storage
@@ -48,7 +48,8 @@ async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
 def render_file(row: Row) -> dict[str, Any]:
     stored = row["current_version_id"] is not None
     return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
-            "status": "stored" if stored else "uploading", "zone": row["zone"] if stored else None,
+            "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
+            "zone": row["zone"] if stored else None,
             "sha256": row["sha256"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
@@ -230,10 +231,10 @@ class Files:
         version = await self.db.fetchone("SELECT id, object_key, size, status, upload_server_id FROM versions "
                                          "WHERE id = ?", (row["latest_version_id"],))
         assert version is not None
-        if version["status"] in ("stored", "superseded"):
+        if version["status"] in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
             return row
         server = self.servers.by_internal_id(version["upload_server_id"])
-        if version["status"] != "uploading" or server is None:
+        if version["status"] != VersionStatus.UPLOADING or server is None:
             raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")
         try:
             found = await self.storage.head(server.s3, version["object_key"])
@@ -282,11 +283,11 @@ class Files:
                                         (key,))
             if version is None or version["upload_server_id"] != self.servers.internal_id(server):
                 return False
-            if version["status"] in ("deleted", "superseded"):
+            if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
                 # Uploaded after its file was deleted or replaced: clean it up.
                 await self.jobs.enqueue_removals(tx, [version["id"]])
                 return False
-            if version["status"] != "uploading":
+            if version["status"] != VersionStatus.UPLOADING:
                 return False
             if size != version["size"]:  # (None: a size nobody checked is never believed)
                 log.warning("object %s on %s has %s bytes, %s announced; not stored", key, server.name, size,
@@ -331,7 +332,8 @@ class Files:
                              {"name": row["name"], "size": row["size"], "server": server.name,
                               "zone": server.zone})
 
-    async def supersede(self, tx: Tx, version_ids: list[int], status: str = "superseded") -> None:
+    async def supersede(self, tx: Tx, version_ids: list[int],
+                        status: VersionStatus = VersionStatus.SUPERSEDED) -> None:
         marks = ", ".join("?" * len(version_ids))
         await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
         await self.jobs.enqueue_removals(tx, version_ids)
@@ -441,5 +443,5 @@ class Files:
             live = await tx_fetchall(tx, "SELECT id FROM versions WHERE file_id = ? AND status IN "
                                      "('uploading', 'stored')", (row["id"],))
             if live:
-                await self.supersede(tx, [v["id"] for v in live], status="deleted")
+                await self.supersede(tx, [v["id"] for v in live], status=VersionStatus.DELETED)
             await history.record(tx, owner_id, "file.deleted", file_uuid, {"name": row["name"]})

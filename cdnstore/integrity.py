@@ -19,6 +19,7 @@ from .db import Database, Tx, now_iso, tx_fetchall, tx_fetchone
 from .errors import StorageError
 from .files import Files
 from .metrics import Metrics
+from .models import VersionStatus
 from .servers import ServerRegistry
 from .storage import Storage
 
@@ -60,8 +61,8 @@ class Integrity:
         if not row["verify_pending"]:
             return
         server = self.servers.by_internal_id(row["upload_server_id"]) or self.servers.by_internal_id(server_id)
-        if row["sha256_declared"] and row["status"] == "stored" and row["current_version_id"] != version_id \
-                and server is not None:
+        if row["sha256_declared"] and row["status"] == VersionStatus.STORED \
+                and row["current_version_id"] != version_id and server is not None:
             await self.files.make_current(tx, version_id, server)
 
     async def reject(self, version_id: int, found: str) -> None:
@@ -72,7 +73,7 @@ class Integrity:
             row = await tx_fetchone(tx, "SELECT v.file_id, v.sha256, v.status, f.uuid, f.owner_id, f.name, "
                                     "f.current_version_id, f.deleted_at FROM versions v JOIN files f "
                                     f"ON f.id = v.file_id WHERE v.id = ?{self.db.for_update}", (version_id,))
-            if row is None or row["status"] != "stored" or row["sha256"] == found:
+            if row is None or row["status"] != VersionStatus.STORED or row["sha256"] == found:
                 return
             now = now_iso()
             await tx.execute("UPDATE versions SET status = 'deleted', rejected_at = ?, verify_pending = 0 "

@@ -27,10 +27,11 @@ from typing import Any
 from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, NotFound
+from .models import JobKind, JobStatus
 
 CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
-KINDS = ("copy", "remove")
-STATUSES = ("queued", "running", "failed")
+KINDS = tuple(JobKind)
+STATUSES = tuple(JobStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +195,10 @@ class JobQueue:
         """Retry later with exponential backoff and jitter, or leave it 'failed' when out of attempts (only
         under the job's claim)."""
         if job.attempts >= self.cfg.max_attempts:
-            status, run_after = "failed", self.clock()
+            status, run_after = JobStatus.FAILED, self.clock()
         else:
             delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (job.attempts - 1))
-            status, run_after = "queued", self.clock() + delay * random.uniform(0.5, 1.5)
+            status, run_after = JobStatus.QUEUED, self.clock() + delay * random.uniform(0.5, 1.5)
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
                 "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, claim_token = NULL, last_error = ?, "

@@ -17,10 +17,40 @@ class S3Target:
     secret_key: str
 
 
+# Each status once, with the values of its column's CHECK constraint in schema.sql and schema_postgres.sql
+# (tests/test_db.py holds them equal). SQL text spells them as literals; Python compares and writes these.
 class Health(StrEnum):
+    """servers.health"""
     UP = "up"
     DOWN = "down"
     UNKNOWN = "unknown"
+
+
+class VersionStatus(StrEnum):
+    """versions.status"""
+    UPLOADING = "uploading"
+    STORED = "stored"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+
+
+class JobStatus(StrEnum):
+    """jobs.status"""
+    QUEUED = "queued"
+    RUNNING = "running"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    """jobs.kind"""
+    COPY = "copy"
+    REMOVE = "remove"
+
+
+class ReplicaStatus(StrEnum):
+    """replicas.status"""
+    PRESENT = "present"
+    CORRUPT = "corrupt"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from .geo import Point, nearest
 from .integrity import Integrity
 from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
-from .models import Server
+from .models import JobKind, Server, VersionStatus
 from .servers import ServerRegistry
 from .storage import ChecksumMismatch, Storage
 
@@ -45,7 +45,7 @@ class Replicator:
 
     @property
     def handlers(self) -> dict[str, Handler]:
-        return {"copy": self.copy, "remove": self.remove}
+        return {JobKind.COPY: self.copy, JobKind.REMOVE: self.remove}
 
     async def copy(self, job: Job) -> None:
         # Whether the target still wants it, from the table, not the registry's copy in memory: the change
@@ -58,7 +58,7 @@ class Replicator:
         target = self.servers.by_internal_id(job.server_id)
         if version is None or target is None:
             return
-        if version["status"] != "stored" or not (
+        if version["status"] != VersionStatus.STORED or not (
                 version["is_on"] and version["is_active"] and version["server_zone"] == version["zone"]):
             # No longer wanted there. An earlier run of this job may have written the object and died
             # before recording it: record what is there, so that removals know of it (_present queues
@@ -131,7 +131,7 @@ class Replicator:
             if sha256 is not None and self.integrity is not None:
                 await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)
             status = await tx_fetchone(tx, "SELECT status FROM versions WHERE id = ?", (job.version_id,))
-            if status is not None and status["status"] != "stored":
+            if status is not None and status["status"] != VersionStatus.STORED:
                 # Deleted or replaced while we copied: the removal may have run already.
                 await self.jobs.enqueue_removals(tx, [job.version_id])
         return True

@@ -3,12 +3,17 @@
 
 The listing goes into a TEMP table of a connection of its own, so the comparison is set-based SQL and
 memory stays flat however many objects a bucket has; the main database is written only for repairs.
+
+Scrub also recounts the per-server counters (servers.files_present, bytes_present) that triggers on
+`replicas` keep: one set-based statement finds the servers whose counters differ from the replica table,
+and each such server is recounted under its row lock (a replica written meanwhile is then either counted
+or waits to add itself after), reported, and fixed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +28,15 @@ PAGE = 1000
 
 
 @dataclass(frozen=True)
+class Recount:
+    """A server's counters as they were and as the replica table says they are."""
+    files_was: int
+    files: int
+    bytes_was: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class Drift:
     server: str
     objects: int  # in the bucket
@@ -32,10 +46,11 @@ class Drift:
     adopted: int  # objects of stored versions the table did not know of: now counted present
     unknown: int  # objects cdnstore never made: reported, left alone
     aborted: int = 0  # multipart uploads left by interrupted copies, older than stale_upload_after
+    recount: Recount | None = None  # its counters had drifted from the replica table: now fixed
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.orphans or self.adopted or self.aborted)
+        return not (self.missing or self.orphans or self.adopted or self.aborted or self.recount)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,15 +66,39 @@ class Scrubber:
         self.jobs = jobs
 
     async def scrub(self) -> list[Drift]:
-        """Every server that is on and not down, one after the other."""
+        """Every server that is on and not down, one after the other (the counters of every server)."""
+        recounts = await self.recount()
         drifts = []
         for server in self.servers.all():
             if server.is_available:
-                drift = await self.scrub_server(server)
+                drift = replace(await self.scrub_server(server), recount=recounts.get(server.name))
                 log.log(logging.INFO if drift.clean else logging.WARNING, "scrub %s: %s", server.name,
                         drift.as_dict())
                 drifts.append(drift)
         return drifts
+
+    async def recount(self) -> dict[str, Recount]:
+        """Fix the counters of every server that differ from the replica table, by server name."""
+        fixed = {}
+        for row in await self.db.fetchall(DRIFTED_COUNTERS, offload=True):
+            recount = await self._recount_server(row["id"])
+            if recount is not None:
+                log.warning("scrub %s: counters drifted from the replica table, fixed: %s", row["name"],
+                            asdict(recount))
+                fixed[row["name"]] = recount
+        return fixed
+
+    async def _recount_server(self, server_id: int) -> Recount | None:
+        async with self.db.transaction(offload=True) as tx:
+            was = await tx_fetchone(tx, f"SELECT files_present, bytes_present FROM servers WHERE id = ?"
+                                    f"{self.db.for_update}", (server_id,))
+            now = await tx_fetchone(tx, f"SELECT {COUNT_FILES}, {COUNT_BYTES} FROM servers s WHERE s.id = ?",
+                                    (server_id,))
+            if was is None or now is None or tuple(was) == tuple(now):
+                return None  # gone, or a write that was under way when the drift was seen
+            await tx.execute(f"UPDATE servers AS s SET files_present = {COUNT_FILES}, bytes_present = {COUNT_BYTES} "
+                             "WHERE s.id = ?", (server_id,))
+        return Recount(was[0], now[0], was[1], now[1])
 
     async def scrub_server(self, server: Server) -> Drift:
         server_id = self.servers.internal_id(server)
@@ -140,3 +179,10 @@ FINDINGS = {
     "unknown": """SELECT count(*) FROM listed l LEFT JOIN versions v ON v.object_key = l.key
                   WHERE v.id IS NULL""",
 }
+
+# What the triggers on `replicas` keep in servers.files_present and bytes_present, counted afresh (`s`: servers).
+COUNT_FILES = "(SELECT count(*) FROM replicas r WHERE r.server_id = s.id)"
+COUNT_BYTES = ("(SELECT coalesce(sum(v.size), 0) FROM replicas r JOIN versions v ON v.id = r.version_id "
+               "WHERE r.server_id = s.id)")
+DRIFTED_COUNTERS = (f"SELECT s.id, s.name FROM servers s WHERE s.files_present != {COUNT_FILES} "
+                    f"OR s.bytes_present != {COUNT_BYTES} ORDER BY s.id")

@@ -18,7 +18,7 @@ from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .files import Files, render_ref
-from .models import Server
+from .models import Server, VersionStatus
 from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
 from .storage import PartInfo, Storage
@@ -53,7 +53,7 @@ class Uploads:
         await self.files.get(owner_id, file_uuid)  # 404 file_not_found for a file that is not the caller's
         version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
         server = None if version is None else self.servers.by_internal_id(version["upload_server_id"])
-        if version is None or version["status"] != "uploading" or server is None:
+        if version is None or version["status"] != VersionStatus.UPLOADING or server is None:
             raise NotFound("nothing is uploading to this file", code="no_upload")
         return InProgress(version, server)
 
@@ -123,7 +123,7 @@ class Uploads:
         """Store the upload: a single PUT is looked for; a multipart one is assembled when parts 1..N are
         all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones)."""
         version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
-        if version is None or version["upload_id"] is None or version["status"] != "uploading":
+        if version is None or version["upload_id"] is None or version["status"] != VersionStatus.UPLOADING:
             return await self.files.complete(owner_id, file_uuid)
         up = await self._in_progress(owner_id, file_uuid)
         v = up.version

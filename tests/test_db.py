@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
+from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
 
 ROOT = Path(__file__).parent.parent
 
@@ -62,6 +64,86 @@ def test_a_database_from_a_newer_cdnstore_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(path).execute(f"PRAGMA user_version = {db.latest_version() + 1}")
     with pytest.raises(RuntimeError, match="newer"):
         db.initialize(path)
+
+
+def with_migrations(monkeypatch: pytest.MonkeyPatch, *sqls: str) -> int:
+    """The SQLite runner sees the real migrations followed by `sqls`; returns the last one's number."""
+    extra = [(db.latest_version() + n, f"extra_{n}", sql) for n, sql in enumerate(sqls, 1)]
+    monkeypatch.setattr(db.sqlite, "migrations", lambda: [*db.migrations(), *extra])
+    monkeypatch.setattr(db.sqlite, "latest_version", lambda: extra[-1][0])
+    return extra[-1][0]
+
+
+def database_with_a_referenced_user(path: Path) -> str:
+    """A database at the latest version with user alice and a refresh token of hers; returns the CREATE
+    TABLE text of users."""
+    db.initialize(path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                     "VALUES (1, 'u1', 'alice', 'h', 't', 't')")
+        conn.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) "
+                     "VALUES ('t1', 'f', 1, 't', 't')")
+    create: str = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'users'").fetchone()[0]
+    conn.close()
+    return create
+
+
+def test_a_migration_marked_foreign_keys_off_rebuilds_a_referenced_table(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "db.sqlite3"
+    create = database_with_a_referenced_user(path)
+    rebuilt = create.replace("CREATE TABLE users (", "CREATE TABLE users_new (", 1)
+    rebuilt = rebuilt[:rebuilt.rindex(")")] + ", CHECK (length(username) > 0))"  # the change ALTER cannot make
+    rebuild = (f"{db.sqlite.FOREIGN_KEYS_OFF}\n{rebuilt};\nINSERT INTO users_new SELECT * FROM users;\n"
+               "DROP TABLE users;\nALTER TABLE users_new RENAME TO users;\n")
+    dangling = "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) " \
+               "VALUES ('t2', 'f', 99, 't', 't');"
+    last = with_migrations(monkeypatch, rebuild, dangling)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # foreign keys are on again after it
+        db.initialize(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == last - 1  # the rebuild committed
+    assert conn.execute("SELECT t.user_id, u.username FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+                        ).fetchall() == [(1, "alice")]
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        conn.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                     "VALUES ('u2', '', 'h', 't', 't')")
+    conn.close()
+
+
+def test_a_foreign_keys_off_migration_that_leaves_a_dangling_reference_is_refused_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "db.sqlite3"
+    database_with_a_referenced_user(path)
+    before = schema_of(path)
+    with_migrations(monkeypatch, f"{db.sqlite.FOREIGN_KEYS_OFF}\nCREATE TABLE scratch (x INTEGER);\n"
+                                 "DELETE FROM users WHERE username = 'alice';\n")
+    with pytest.raises(db.sqlite.ForeignKeyViolation, match=r"1 row\(s\) referencing .*\(refresh_tokens -> users\)"):
+        db.initialize(path)
+    assert schema_of(path) == before  # no scratch table, the version unchanged
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT username FROM users").fetchall() == [("alice",)]
+    conn.close()
+
+
+def check_lists(schema: str) -> dict[tuple[str, str], list[str]]:
+    """(table, column) -> the values its `CHECK (column IN (...))` allows, from a schema file's text."""
+    found = {}
+    for statement in schema.split("CREATE ")[1:]:
+        if table := re.match(r"TABLE (\w+)", statement):
+            for column, values in re.findall(r"CHECK \((\w+) IN \(([^)]*)\)\)", statement):
+                found[table[1], column] = re.findall(r"'([^']*)'", values)
+    return found
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(engine: str) -> None:
+    checks = check_lists(db.schema_sql(engine))
+    enums = {("servers", "health"): Health, ("versions", "status"): VersionStatus, ("jobs", "status"): JobStatus,
+             ("jobs", "kind"): JobKind, ("replicas", "status"): ReplicaStatus}
+    for column, enum in enums.items():
+        assert checks[column] == [member.value for member in enum], column
 
 
 def test_the_installed_package_carries_the_schema() -> None:

@@ -126,16 +126,48 @@ def initialize(path: str | Path) -> tuple[int, int]:
         conn.close()
 
 
+# A migration whose SQL starts with this line rebuilds a table (SQLite's 12-step procedure: create the
+# new table, copy the rows, drop the old one, rename): it runs with foreign keys off, which SQLite only
+# allows outside a transaction, and commits only if `PRAGMA foreign_key_check` then finds no dangling
+# reference. legacy_alter_table is on meanwhile so that the rename does not trip over the triggers of
+# other tables that name the dropped one (they name the rebuilt one after it). See
+# cdnstore/migrations/__init__.py.
+FOREIGN_KEYS_OFF = "-- cdnstore: foreign_keys=off"
+
+
+class ForeignKeyViolation(RuntimeError):
+    """A migration run with foreign keys off left rows that reference missing rows: it was rolled back."""
+
+
 def _apply(conn: sqlite3.Connection, sql: str, version: int) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+    rebuild = sql.lstrip().startswith(FOREIGN_KEYS_OFF)
+    if rebuild:
+        conn.execute("PRAGMA foreign_keys = OFF")  # (a no-op inside a transaction: before BEGIN)
+        conn.execute("PRAGMA legacy_alter_table = ON")
     try:
-        for statement in _statements(sql):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {int(version)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            if rebuild:
+                _check_foreign_keys(conn, version)
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if rebuild:
+            conn.execute("PRAGMA legacy_alter_table = OFF")
+            conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(conn: sqlite3.Connection, version: int) -> None:
+    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        found = ", ".join(sorted({f"{table} -> {parent}" for table, _, parent, _ in dangling}))
+        raise ForeignKeyViolation(f"migration {version:04d} leaves {len(dangling)} row(s) referencing rows that "
+                                  f"do not exist ({found}); nothing of it was applied")
 
 
 def _statements(sql: str) -> Iterable[str]:
