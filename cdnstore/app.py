@@ -144,7 +144,8 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
     await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
-    files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS])
+    files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS],
+                                       stats=app[appkeys.STATS], history=app[appkeys.HISTORY])
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
     integrity = app[appkeys.INTEGRITY] = Integrity(db, storage, registry, files, cfg.integrity,
                                                    metrics=app[appkeys.METRICS])

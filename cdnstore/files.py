@@ -20,11 +20,13 @@ from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
 from .geo import Point, nearest
+from .history import HistoryWriter
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import S3Target, Server, VersionStatus
 from .parts import part_count, part_size_for
 from .servers import ServerRegistry
+from .stats import DownloadStats
 from .storage import Storage
 from .throttle import throttle
 
@@ -80,12 +82,15 @@ class Download:
 
 class Files:
     def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 cfg: Config, metrics: Metrics | None = None) -> None:
+                 cfg: Config, metrics: Metrics | None = None, stats: DownloadStats | None = None,
+                 history: HistoryWriter | None = None) -> None:
         self.db = db
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
         self.metrics = metrics or Metrics()
+        self.stats = stats  # (None: downloads go uncounted, as in the benchmark's bare Files)
+        self.history = history
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
         self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
@@ -382,9 +387,29 @@ class Files:
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
-    async def download(self, owner_id: int | None, file_uuid: str, client: Point | None,
-                       ttl: int | None = None) -> Download:
-        """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`)."""
+    async def download(self, owner_id: int, file_uuid: str, client: Point | None) -> Download:
+        """The owner's download: a presigned GET on the nearest holder, recorded (record_download)."""
+        got = await self.locate(owner_id, file_uuid, client)
+        self.record_download(got, (owner_id, file_uuid))
+        return got
+
+    def record_download(self, got: Download, owners: tuple[int, str] | None = None) -> None:
+        """The bookkeeping of every download handed out, the owner's or through a link: the metric, the
+        download statistics and the history. Nothing here awaits (the hot path): the statistics and the
+        owner's `file.downloaded` row are batched (stats.py, history.py). `owners` is (owner id, file uuid)
+        for an owner's download; a link's download writes its `link.downloaded` row in the transaction that
+        counts it (links.py), so that the row and the count agree."""
+        self.metrics.downloaded(got.server.name)
+        if self.stats is not None:
+            with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
+                self.stats.add(self.servers.internal_id(got.server), got.size)
+        if owners is not None and self.history is not None:
+            self.history.add(owners[0], "file.downloaded", owners[1], {"name": got.name, "server": got.server.name})
+
+    async def locate(self, owner_id: int | None, file_uuid: str, client: Point | None,
+                     ttl: int | None = None) -> Download:
+        """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`), not
+        recorded yet (record_download does, once the download is granted)."""
         row = await self.db.fetchone(
             "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "

@@ -143,7 +143,7 @@ class Links:
         if link["password_hash"] is not None:
             await self._check_password(link, password, client_ip)
         try:
-            got = await self.files.download(None, link["file_uuid"], client, self.cfg.url_ttl)
+            got = await self.files.locate(None, link["file_uuid"], client, self.cfg.url_ttl)
         except NotFound:
             raise Gone("the file of this link was deleted", code="link_expired") from None
         async with self.db.transaction() as tx:
@@ -160,6 +160,7 @@ class Links:
             await history.record(tx, link["owner_id"], "link.downloaded", link["file_uuid"], {
                 "link_id": link["uuid"], "name": got.name, "server": got.server.name,
                 "downloads": counted["downloads"]})
+        self.files.record_download(got)  # counted: the metric and the statistics (its history is above)
         return got
 
     async def _check_password(self, link: Row, password: str | None, client_ip: str) -> None:

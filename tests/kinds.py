@@ -19,6 +19,7 @@ UNIT, INTEGRATION, FAULTS, BROWSER = "unit", "integration", "faults", "browser"
 ALL = (UNIT, INTEGRATION, FAULTS, BROWSER)
 
 KINDS = {
+    "test_answers": UNIT,
     "test_auth": UNIT,
     "test_config": UNIT,
     "test_db": UNIT,

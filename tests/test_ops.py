@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sqlite3
+from collections import Counter
 
 import prometheus_client
 import pytest
@@ -178,6 +179,34 @@ async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and
                          "WHERE s.name = 'detroit' LIMIT 1")
     found = samples((await api.call("GET", "/metrics")).body)
     assert value(found, "cdnstore_jobs", kind="copy", state="failed") == 1
+
+
+async def test_an_owners_download_and_a_link_download_each_leave_history_a_metric_and_a_statistics_count(
+        api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    file_id = str((await admin.upload("both.bin", DATA, ip=US_IP))["file"]["id"])
+    await admin.wait_stored(file_id)
+    token = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)["token"]
+
+    async def bookkeeping() -> tuple[list[tuple[str, str]], Counter[str], Counter[str], int]:
+        """Downloads as the history (event, server), the metric and the statistics (per server) see them."""
+        history = (await admin.get("/api/v1/history")).expect(200)["items"]
+        events = [(i["event"], i["data"]["server"]) for i in history if i["event"].endswith(".downloaded")]
+        found = samples((await api.call("GET", "/metrics")).body)
+        metric = Counter({dict(labels)["server"]: int(n) for (name, labels), n in found.items()
+                          if name == "cdnstore_downloads_total" and n})
+        stats = (await admin.get("/api/v1/stats/downloads")).expect(200)["items"]
+        return events, metric, Counter({s["server"]: s["downloads"] for s in stats}), sum(s["bytes"] for s in stats)
+
+    owners, _ = await admin.download(file_id)
+    served = owners["server"]["name"]
+    assert await bookkeeping() == ([("file.downloaded", served)], Counter([served]), Counter([served]), len(DATA))
+    linked = (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))
+              ).expect(200)
+    both = Counter([served, linked["server"]["name"]])
+    assert await bookkeeping() == ([("link.downloaded", linked["server"]["name"]), ("file.downloaded", served)],
+                                   both, both, 2 * len(DATA))
 
 
 async def test_each_app_has_its_own_registry(make_api: MakeApi) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from aiohttp import web
 
 from .. import appkeys
@@ -34,12 +32,6 @@ ROUTES = endpoint.endpoints
 
 def client_location(request: web.Request) -> Point | None:
     return request.app[appkeys.GEO].locate_client(remote_ip(request), request.app[appkeys.CONFIG].geoip.fallback_ip)
-
-
-def count_download(request: web.Request, got: Download) -> None:
-    """Into the download statistics (per server and UTC day), owners' downloads and links' alike."""
-    with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
-        request.app[appkeys.STATS].add(request.app[appkeys.SERVERS].internal_id(got.server), got.size)
 
 
 def download_answer(got: Download, redirect: bool) -> web.Response:
@@ -135,13 +127,8 @@ async def get_file(request: web.Request) -> web.Response:
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
     current name; `?redirect=true` answers 302 to it instead."""
-    files, user_id = request.app[appkeys.FILES], await caller_id(request)
-    file_uuid = request.match_info["id"]
-    got = await files.download(user_id, file_uuid, client_location(request))
-    request.app[appkeys.METRICS].downloaded(got.server.name)
-    count_download(request, got)
-    request.app[appkeys.HISTORY].add(user_id, "file.downloaded", file_uuid,
-                                     {"name": got.name, "server": got.server.name})
+    got = await request.app[appkeys.FILES].download(await caller_id(request), request.match_info["id"],
+                                                    client_location(request))
     return download_answer(got, query.redirect)
 
 

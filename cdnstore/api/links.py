@@ -11,7 +11,7 @@ from .. import appkeys
 from ..links import render_public
 from ..pagination import PageQuery, page
 from .endpoint import Router, json_response
-from .files import client_location, count_download, download_answer
+from .files import client_location, download_answer
 from .schemas import DownloadOut, DownloadQuery, LinkCreate, LinkDownloadIn, LinkList, LinkOut, PublicLinkOut
 from .security import caller_id, origin_ip
 
@@ -71,7 +71,5 @@ async def download_link(request: web.Request, body: LinkDownloadIn, query: Downl
     wrong passwords for the link or from the client's address, until the window ends."""
     got = await request.app[appkeys.LINKS].download(request.match_info["token"], body.password,
                                                     origin_ip(request), client_location(request))
-    request.app[appkeys.METRICS].downloaded(got.server.name)
-    count_download(request, got)
     return download_answer(got, query.redirect)
 
