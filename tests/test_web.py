@@ -963,8 +963,9 @@ def part_number(url: str) -> int | None:
 def note_part_numbers(asked: list[list[int]]) -> Callable[[Request], None]:
     """A request listener that keeps the part numbers each POST .../upload/parts asks URLs for."""
     def listener(request: Request) -> None:
-        body = request.post_data_json
-        if request.url.endswith("/upload/parts") and body is not None:
+        if request.url.endswith("/upload/parts"):  # only then: the parts' own PUTs carry bytes, not JSON
+            body = request.post_data_json
+            assert body is not None
             asked.append(body["numbers"])
     return listener
 
