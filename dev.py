@@ -26,7 +26,7 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo"}
+EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test,bench", "bench": "demo"}
 # After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
 # only a demo still running after this long is terminated, then killed.
 DEMO_STOP_GRACE = 60.0
@@ -194,7 +194,7 @@ def main(argv: list[str]) -> int:
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
         return ruff or layers or check_page()
-    return sh(PYTHON, "-m", "mypy", "cdnstore", *rest, check=False)
+    return sh(PYTHON, "-m", "mypy", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
 
 
 if __name__ == "__main__":

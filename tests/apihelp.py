@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY
@@ -107,7 +108,7 @@ class Answer:
 
 
 class Api:
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
         self.client = client
         self.app = client.app
 

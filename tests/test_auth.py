@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from http.cookies import Morsel, SimpleCookie
 from types import SimpleNamespace
 from typing import Any
@@ -97,6 +98,10 @@ async def test_repeated_failures_from_one_address_answer_429(make_api: object) -
      ).problem(429, "too_many_attempts")
 
 
+def stopped_clock(at: float) -> Callable[[], float]:
+    return lambda: at
+
+
 async def test_the_lockout_ends_after_the_window(api: Api) -> None:
     await api.make_user("alice")
     for _ in range(5):
@@ -106,7 +111,7 @@ async def test_the_lockout_ends_after_the_window(api: Api) -> None:
     accounts = api.app[appkeys.ACCOUNTS]
     for throttle in (accounts._by_account, accounts._by_address):
         later = throttle._clock() + 301  # (its own clock: monotonic in memory, unix time in the database)
-        throttle._clock = lambda later=later: later
+        throttle._clock = stopped_clock(later)
     await api.login("alice")
 
 

@@ -87,8 +87,9 @@ def test_user_disable_enable_passwd_and_delete_never_leave_no_enabled_admin(tmp_
     conn = sqlite3.connect(tmp_path / "var" / "cdnstore.sqlite3")
 
     def row(name: str) -> tuple[Any, ...]:
-        return conn.execute("SELECT is_disabled, password_hash, deleted_at FROM users WHERE username = ?",
-                            (name,)).fetchone()
+        found: tuple[Any, ...] = conn.execute(
+            "SELECT is_disabled, password_hash, deleted_at FROM users WHERE username = ?", (name,)).fetchone()
+        return found
 
     for refused in (("disable", "root"), ("delete", "root")):
         last = cdnstore("user", *refused, cwd=tmp_path)

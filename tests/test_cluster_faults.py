@@ -196,10 +196,12 @@ async def converged(conn: asyncpg.Connection[Any], within: float = 60) -> None:
     """No job open or failed and no upload pending: what was acknowledged is done."""
     async with asyncio.timeout(within):
         while True:
-            open_jobs, failed, pending = await conn.fetchrow(
+            counts = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM jobs WHERE status != 'failed'), "
                 "(SELECT count(*) FROM jobs WHERE status = 'failed'), "
                 "(SELECT count(*) FROM versions WHERE status = 'uploading')")
+            assert counts is not None  # a SELECT without FROM always gives its one row
+            open_jobs, failed, pending = counts
             assert not failed, await conn.fetch("SELECT kind, server_id, last_error FROM jobs")
             if not open_jobs and not pending:
                 return

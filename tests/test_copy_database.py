@@ -151,7 +151,7 @@ async def test_a_target_that_holds_data_is_refused_and_left_as_it_was(pg_cluster
         refused = copy_database(tmp_path, url)
         assert refused.returncode == 1
         assert "the target database is not empty (rows in users)" in refused.stderr, refused.stderr
-        assert await conn.fetch("SELECT username FROM users") == [("someone",)]
+        assert [tuple(row) for row in await conn.fetch("SELECT username FROM users")] == [("someone",)]
     finally:
         await conn.close()
 

@@ -236,6 +236,7 @@ async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path
     async def backend() -> int:
         async with database.transaction() as tx:
             row = await (await tx.execute("SELECT pg_backend_pid()")).fetchone()
+            assert row is not None
             await tx.execute("SELECT pg_sleep(0.05)")  # held a while, so the burst overlaps
             return int(row[0])
 

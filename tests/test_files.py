@@ -31,7 +31,7 @@ from cdnstore.seaweed import WeedCluster
 DATA = b"hello from cdnstore\n" * 100
 
 
-async def admin_with_layout(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, dict[str, dict[str, object]]]:
+async def admin_with_layout(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, dict[str, dict[str, Any]]]:
     admin = await api.user("root", admin=True)
     return admin, await admin.add_layout(weed, bucket)
 

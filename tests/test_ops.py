@@ -77,8 +77,8 @@ async def test_postgresql_stopped_answers_503_and_the_daemon_reconnects_by_itsel
                        await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": "x"})]:
             problem = answer.problem(503, "database_unavailable")
             assert int(answer.headers["Retry-After"]) > 0 and problem["reason"] == "unreachable"
-        ready = await api.call("GET", "/readyz")
-        assert ready.expect(503)["checks"]["database"] == {"ok": False, "detail": "the database cannot be reached"}
+        readyz = await api.call("GET", "/readyz")
+        assert readyz.expect(503)["checks"]["database"] == {"ok": False, "detail": "the database cannot be reached"}
     finally:
         await asyncio.to_thread(pg_cluster.resume)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from apihelp import PROBLEM_KEYS, Answer, Api
 
 
@@ -51,7 +52,7 @@ async def test_a_422_names_every_bad_field(api: Api) -> None:
     assert fields == {"username", "password", "nickname"}
 
 
-async def test_an_unexpected_failure_is_a_bare_500_without_a_trace(api: Api, monkeypatch: object) -> None:
+async def test_an_unexpected_failure_is_a_bare_500_without_a_trace(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from cdnstore import appkeys
 
     accounts = api.app[appkeys.ACCOUNTS]
@@ -59,7 +60,7 @@ async def test_an_unexpected_failure_is_a_bare_500_without_a_trace(api: Api, mon
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    accounts.login = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(accounts, "login", broken)
     answer = await api.call("POST", "/api/v1/auth/login", json={"username": "a", "password": "b"})
     problem = answer.problem(500, "internal_error")
     assert "secret internals" not in problem["detail"]

@@ -26,7 +26,9 @@ from schemathesis.checks import (  # type: ignore[attr-defined]
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Err, Result
 
 from cdnstore.seaweed import WeedCluster
 
@@ -65,7 +67,17 @@ def _real_ids(method: str, path: str, known: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
-def _fuzz_operation(op: Any, base_url: str, known: dict[str, Any], real: dict[str, str],
+Operation = schemathesis.APIOperation[Any, Any, Any, Any]
+
+
+def _operation(result: Result[Operation, InvalidSchema]) -> Operation:
+    """An operation of the document, or the reason the document cannot give it."""
+    if isinstance(result, Err):
+        raise result.err()
+    return result.ok()
+
+
+def _fuzz_operation(op: Operation, base_url: str, known: dict[str, Any], real: dict[str, str],
                     failures: list[str], statuses: Counter[tuple[str, int]]) -> int:
     strategy = st.one_of(op.as_strategy(schemathesis.GenerationMode.POSITIVE),
                          op.as_strategy(schemathesis.GenerationMode.NEGATIVE))
@@ -74,7 +86,7 @@ def _fuzz_operation(op: Any, base_url: str, known: dict[str, Any], real: dict[st
     @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=strategy, token=st.sampled_from(known["tokens"]), use_real=st.booleans())
-    def run(case: schemathesis.Case, token: str, use_real: bool) -> None:
+    def run(case: schemathesis.Case[Operation], token: str, use_real: bool) -> None:
         nonlocal cases
         cases += 1
         if use_real and real and isinstance(case.path_parameters, dict):
@@ -98,7 +110,7 @@ def _fuzz(base_url: str, known: dict[str, Any],
     schema = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json")
     operations, cases, failures = 0, 0, list[str]()
     # Deletions last, so that they delete the real file and link only after every other operation used them.
-    ops = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.method.upper() == "DELETE")
+    ops = sorted(map(_operation, schema.get_all_operations()), key=lambda op: op.method.upper() == "DELETE")
     for op in ops:
         method, path = op.method.upper(), op.path
         if (method, path) in SKIPPED:

@@ -68,7 +68,9 @@ async def test_under_another_auth_secret_key_a_server_is_down_until_it_gets_its_
         api: Api, weed: WeedCluster, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     admin = await api.user("root", admin=True)
     created = await admin.add_server(weed, "dallas", bucket)
-    actor = (await api.app[appkeys.DB].fetchone("SELECT id FROM users WHERE username = 'root'"))["id"]
+    root = await api.app[appkeys.DB].fetchone("SELECT id FROM users WHERE username = 'root'")
+    assert root is not None
+    actor = root["id"]
     config = make_config(tmp_path, 0, auth={"secret_key": SECRET + "-rotated"})
     async with offline(config) as app:
         registry = app[appkeys.SERVERS]

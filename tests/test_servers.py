@@ -134,7 +134,7 @@ async def test_server_changes_are_in_the_admins_history(api: Api, weed: WeedClus
 
 async def test_bad_server_fields_are_422_naming_the_field(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "latitude": {"latitude": 91},
         "longitude": {"longitude": "east"},
         "bucket": {"bucket": "UPPER"},

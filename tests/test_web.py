@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,15 +30,25 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 SIZES: dict[str, dict[str, Any]] = {
     "desktop": {"viewport": DESKTOP},
     "phone": {"viewport": PHONE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True},
 }
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Download, Page, async_playwright, expect
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        Download,
+        FilePayload,
+        Page,
+        Request,
+        ViewportSize,
+        async_playwright,
+        expect,
+    )
 except ImportError:  # pragma: no cover - reported by the browser fixture
     async_playwright = None  # type: ignore[assignment]
 
@@ -200,8 +210,8 @@ async def test_a_user_uploads_downloads_renames_shares_and_deletes(
 
     # Upload through the picker: the progress bar reaches 100% and the file turns stored.
     await page.set_input_files("#file-input", files=[
-        {"name": "report.bin", "mimeType": "application/octet-stream", "buffer": data},
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a few notes\n"},
+        FilePayload(name="report.bin", mimeType="application/octet-stream", buffer=data),
+        FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n"),
     ])
     upload = page.locator(".upload", has_text="report.bin")
     await expect(upload.locator("progress")).to_have_attribute("value", "100")
@@ -418,7 +428,7 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
 
     # A storage server that cannot be reached: the upload says so.
     await page.route(f"**/{bucket}/**", lambda route: route.abort())
-    await page.set_input_files("#file-input", files=[{"name": "lost.txt", "mimeType": "text/plain", "buffer": b"x"}])
+    await page.set_input_files("#file-input", files=[FilePayload(name="lost.txt", mimeType="text/plain", buffer=b"x")])
     failed = page.locator(".upload.failed", has_text="lost.txt")
     await expect(failed.locator(".status")).to_contain_text("The upload failed: the storage server")
     await expect(failed.locator(".status")).to_contain_text("could not be reached")
@@ -657,13 +667,13 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     await page.reload()
     await expect(usage).to_have_text("250 kB of 1.0 MB used (25%)")
     await page.set_input_files("#file-input", files=[
-        {"name": "second.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(500_000)}])
+        FilePayload(name="second.bin", mimeType="application/octet-stream", buffer=os.urandom(500_000))])
     await expect(usage).to_have_text("750 kB of 1.0 MB used (75%)")
     await expect(usage.get_by_role("meter")).to_have_attribute("aria-valuenow", "750000")
     await shot(page, "18-usage", full_page=False)
     # Past the quota: the upload does not start, and says how much is left.
     await page.set_input_files("#file-input", files=[
-        {"name": "too-big.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(400_000)}])
+        FilePayload(name="too-big.bin", mimeType="application/octet-stream", buffer=os.urandom(400_000))])
     refused = page.locator(".upload.failed", has_text="too-big.bin").locator(".status")
     await expect(refused).to_contain_text("only 250000 are left of the quota")
     await page.get_by_role("button", name="Delete first.bin").click()
@@ -702,7 +712,8 @@ async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_day
 
     async def counted() -> bool:
         items = (await admin.get("/api/v1/stats/downloads?days=30")).expect(200)["items"]
-        return sum(i["downloads"] for i in items) == 5
+        downloads: int = sum(i["downloads"] for i in items)
+        return downloads == 5
     await wait_for(counted, "the five downloads in the statistics")
 
     await page.reload()
@@ -949,6 +960,16 @@ def part_number(url: str) -> int | None:
     return int(query["partNumber"][0]) if "uploadId" in query and "partNumber" in query else None
 
 
+def note_part_numbers(asked: list[list[int]]) -> Callable[[Request], None]:
+    """A request listener that keeps the part numbers each POST .../upload/parts asks URLs for."""
+    def listener(request: Request) -> None:
+        if request.url.endswith("/upload/parts"):  # only then: the parts' own PUTs carry bytes, not JSON
+            body = request.post_data_json
+            assert body is not None
+            asked.append(body["numbers"])
+    return listener
+
+
 def count_part_puts(page: Page) -> dict[int, int]:
     """Part number -> PUTs the page started for it (watched, not intercepted)."""
     puts: dict[int, int] = {}
@@ -1046,7 +1067,7 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
     user, page = await in_parts_page(make_api, weed, bucket, context, "ada")
     puts = count_part_puts(page)
     asked: list[list[int]] = []
-    page.on("request", lambda r: asked.append(r.post_data_json["numbers"]) if r.url.endswith("/upload/parts") else None)
+    page.on("request", note_part_numbers(asked))
 
     async def part_1_expired_once(route: Any) -> None:
         if route.request.method == "PUT" and puts.get(1) == 1:
@@ -1156,7 +1177,7 @@ async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_
         make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "max")
     asked: list[list[int]] = []
-    page.on("request", lambda r: asked.append(r.post_data_json["numbers"]) if r.url.endswith("/upload/parts") else None)
+    page.on("request", note_part_numbers(asked))
     workers: list[Any] = []
     page.on("worker", lambda worker: workers.append(worker))
     md5_code_fetched_as: list[str] = []  # Sec-Fetch-Dest of each fetch of md5.js
@@ -1235,8 +1256,8 @@ async def test_every_view_at_desktop_and_phone_width(
         await cdp.send("Network.enable")
         await throttle_uploads(cdp, 256 << 10)
         await page.set_input_files("#file-input", files=[
-            {"name": "holiday photos.zip", "mimeType": "application/zip", "buffer": os.urandom(3 << 19)},
-            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a few notes\n"}])
+            FilePayload(name="holiday photos.zip", mimeType="application/zip", buffer=os.urandom(3 << 19)),
+            FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n")])
         big = page.locator(".upload", has_text="holiday photos.zip")
         await expect(big.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
         await shot(page, f"{size}-03-upload-in-progress", full_page=False)
