@@ -102,7 +102,7 @@ def test_a_download_answer_is_exactly_a_download_out() -> None:
     for sha256 in (SHA, None):
         got = Download("http://127.0.0.1:8333/cdn/key?X-Amz-Signature=x", WHEN, DALLAS, "report.pdf", sha256, 1234)
         answer = download_answer(got, redirect=False)
-        assert answer.body is not None
+        assert isinstance(answer.body, bytes)
         assert_exactly(DownloadOut, orjson.loads(answer.body))  # (bytes: the answer as it goes out)
 
 
@@ -113,7 +113,7 @@ class OneServer:
 
 def test_a_job_answer_is_exactly_a_job_out() -> None:
     app = web.Application()
-    app[appkeys.SERVERS] = OneServer()  # type: ignore[assignment]  # (the registry's one method used here)
+    app[appkeys.SERVERS] = OneServer()  # type: ignore[assignment,misc]  # (the registry's one method used here)
     row = {"id": 42, "kind": "copy", "status": "failed", "attempts": 3, "last_error": "timed out",
            "file_uuid": FILE_UUID, "file_name": "report.pdf", "server_id": 1, "run_after": 1.7e9,
            "created_at": 1.7e9, "updated_at": 1.7e9}

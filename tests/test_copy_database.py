@@ -72,6 +72,9 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     link = dict((await alice.post(f"/api/v1/files/{kept}/links", json={"password": "open sesame"})).expect(201))
     (await alice.get(f"/api/v1/files/{kept}/download")).expect(200)
     await api.app[appkeys.STATS].flush()  # the download statistics' row
+    async with api.app[appkeys.DB].transaction() as tx:  # what only several daemons (PostgreSQL) write
+        await tx.execute("INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)")
+        await tx.execute("INSERT INTO throttle_failures (scope, key, at) VALUES ('logins', 'alice|127.0.0.1', 0)")
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):
         (await alice.delete(f"/api/v1/files/{ids[name]}")).expect(204)
