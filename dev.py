@@ -48,8 +48,9 @@ def run_demo(*cmd: str | Path) -> int:
     group) reaches it once, through dev.py, which alone decides how long to wait; and it gets SIGTERM
     should dev.py itself be killed."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, process_group=0,
-                             preexec_fn=_die_with_parent)  # stdin: a background group must not read the tty
+    child = subprocess.Popen(
+        [str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=_die_with_parent
+    )  # stdin: a background group must not read the tty
     asked: list[float] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -104,8 +105,10 @@ def ensure_venv() -> None:
 
 
 def _apt_has(package: str) -> bool:
-    return shutil.which("apt-cache") is not None and subprocess.run(
-        ["apt-cache", "show", package], capture_output=True).returncode == 0
+    return (
+        shutil.which("apt-cache") is not None
+        and subprocess.run(["apt-cache", "show", package], capture_output=True).returncode == 0
+    )
 
 
 # A venv made for the tests has all the demo needs: the demo runs in it as it is (and the tests that run
@@ -191,9 +194,10 @@ def main(argv: list[str]) -> int:
         return sh(PYTHON, "bench/run.py", *rest, check=False)
     if command == "lint":
         ruff = sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
+        formatted = sh(PYTHON, "-m", "ruff", "format", "--check", "cdnstore", "tests", "bench", "dev.py", check=False)
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
-        return ruff or layers or check_page()
+        return ruff or formatted or layers or check_page()
     return sh(PYTHON, "-m", "mypy", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
 
 

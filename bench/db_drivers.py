@@ -135,22 +135,31 @@ def uuid_of(i: int) -> str:
 
 
 # The same statements for both drivers; only the placeholders differ ($1 for asyncpg, %s for psycopg).
-READ = ("SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
-        "(SELECT string_agg(server_id::text, ',') FROM replicas WHERE version_id = v.id) AS holders "
-        "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
-        "WHERE f.uuid = $1 AND f.deleted_at IS NULL")
-INSERT_FILE = ("INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
-               "RETURNING id, uuid")
-INSERT_VERSION = ("INSERT INTO versions (file_id, object_key, size, content_type, created_at) "
-                  "VALUES ($1, $2, $3, 'application/octet-stream', $4) RETURNING id")
+READ = (
+    "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, "
+    "(SELECT string_agg(server_id::text, ',') FROM replicas WHERE version_id = v.id) AS holders "
+    "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
+    "WHERE f.uuid = $1 AND f.deleted_at IS NULL"
+)
+INSERT_FILE = (
+    "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id, uuid"
+)
+INSERT_VERSION = (
+    "INSERT INTO versions (file_id, object_key, size, content_type, created_at) "
+    "VALUES ($1, $2, $3, 'application/octet-stream', $4) RETURNING id"
+)
 UPDATE_FILE = "UPDATE files SET latest_version_id = $1, updated_at = $2 WHERE id = $3 RETURNING updated_at"
-CLAIM = ("UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 "
-         "WHERE id = (SELECT id FROM jobs WHERE server_id = $3 AND status = 'queued' AND run_after <= $2 "
-         "ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) "
-         "RETURNING id, kind, version_id, server_id, attempts")
+CLAIM = (
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 "
+    "WHERE id = (SELECT id FROM jobs WHERE server_id = $3 AND status = 'queued' AND run_after <= $2 "
+    "ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, kind, version_id, server_id, attempts"
+)
 DONE = "DELETE FROM jobs WHERE id = $1"
-FILL_JOBS = ("INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
-             "SELECT 'copy', i, 3, i, 0, 0 FROM generate_series(1, $1::int) i")
+FILL_JOBS = (
+    "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
+    "SELECT 'copy', i, 3, i, 0, 0 FROM generate_series(1, $1::int) i"
+)
 
 
 def percent_s(sql: str) -> str:
@@ -164,6 +173,7 @@ def percent_s(sql: str) -> str:
 
 
 # --- the two drivers behind one small interface ---------------------------------------------------
+
 
 class Driver(Protocol):
     name: str
@@ -198,8 +208,9 @@ class Asyncpg:
         # By default every release to the pool runs Connection.reset(): a round trip of
         # `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`. A `reset=` callback
         # replaces that query (the pool still drops listeners and rolls back an open transaction).
-        self.pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL,
-                                              reset=None if self.reset_query else _no_reset_query)
+        self.pool = await asyncpg.create_pool(
+            dsn, min_size=POOL, max_size=POOL, reset=None if self.reset_query else _no_reset_query
+        )
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -271,9 +282,15 @@ class Psycopg:
         # return); prepare_threshold=0: every statement is prepared on its first run (the default is 5).
         pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = (
             psycopg_pool.AsyncConnectionPool(
-                dsn, min_size=POOL, max_size=POOL, open=False, timeout=10,
+                dsn,
+                min_size=POOL,
+                max_size=POOL,
+                open=False,
+                timeout=10,
                 kwargs={"autocommit": True, "prepare_threshold": 0},
-                check=psycopg_pool.AsyncConnectionPool.check_connection if self.check else None))
+                check=psycopg_pool.AsyncConnectionPool.check_connection if self.check else None,
+            )
+        )
         await pool.open(wait=True)
         self.pool = pool
 
@@ -340,6 +357,7 @@ class Psycopg:
 
 # --- SQLite, as cdnstore uses it today ------------------------------------------------------------
 
+
 class Sqlite:
     """sqlite3 inline on the event loop, WAL, synchronous=NORMAL: cdnstore.db's `_peek` and `_inline`."""
 
@@ -347,8 +365,12 @@ class Sqlite:
 
     def __init__(self, path: Path, uuids: list[str]) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON",
-                       "PRAGMA cache_size = -65536"):
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA cache_size = -65536",
+        ):
             self.conn.execute(pragma)
         self.conn.executescript("""
             CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
@@ -371,17 +393,27 @@ class Sqlite:
         ts = "2026-11-28T00:00:00Z"
         self.conn.execute("BEGIN")
         self.conn.execute("INSERT INTO servers VALUES (1, 'dallas'), (2, 'newyork'), (3, 'detroit')")
-        self.conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)", (
-            (i, u, 1 + i % 100, f"file-{i}.bin", i, i, ts, ts) for i, u in enumerate(uuids, 1)))
-        self.conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, 'application/octet-stream', 'stored', ?)", (
-            (i, i, "obj-" + u, 1024 + i, ts) for i, u in enumerate(uuids, 1)))
-        self.conn.executemany("INSERT INTO replicas VALUES (?, ?)", (
-            (1 + (i + k) % 3, i) for i in range(1, len(uuids) + 1) for k in (0, 1)))
+        self.conn.executemany(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            ((i, u, 1 + i % 100, f"file-{i}.bin", i, i, ts, ts) for i, u in enumerate(uuids, 1)),
+        )
+        self.conn.executemany(
+            "INSERT INTO versions VALUES (?, ?, ?, ?, 'application/octet-stream', 'stored', ?)",
+            ((i, i, "obj-" + u, 1024 + i, ts) for i, u in enumerate(uuids, 1)),
+        )
+        self.conn.executemany(
+            "INSERT INTO replicas VALUES (?, ?)",
+            ((1 + (i + k) % 3, i) for i in range(1, len(uuids) + 1) for k in (0, 1)),
+        )
         self.conn.execute("COMMIT")
         self.conn.execute("ANALYZE")
         self.reads = READ.replace("string_agg(server_id::text, ',')", "group_concat(server_id)").replace("$1", "?")
-        self.claims = CLAIM.replace(" FOR UPDATE SKIP LOCKED", "").replace("$1", ":lease").replace(
-            "$2", ":now").replace("$3", ":s")
+        self.claims = (
+            CLAIM.replace(" FOR UPDATE SKIP LOCKED", "")
+            .replace("$1", ":lease")
+            .replace("$2", ":now")
+            .replace("$3", ":s")
+        )
 
     async def read(self, uuid: str) -> tuple[Any, ...] | None:
         cursor = self.conn.execute(self.reads, (uuid,))
@@ -395,7 +427,9 @@ class Sqlite:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            file = c.execute(INSERT_FILE.replace("$4", "?4").replace("$", "?"), (uuid, 7, f"{uuid}.bin", now)).fetchone()
+            file = c.execute(
+                INSERT_FILE.replace("$4", "?4").replace("$", "?"), (uuid, 7, f"{uuid}.bin", now)
+            ).fetchone()
             version = c.execute(INSERT_VERSION.replace("$", "?"), (file[0], "obj-" + uuid, 1024, now)).fetchone()
             c.execute(UPDATE_FILE.replace("$", "?"), (version[0], now, file[0])).fetchone()
             c.execute("COMMIT")
@@ -425,11 +459,15 @@ class Sqlite:
 
     def fill_jobs(self, n: int) -> None:
         self.conn.execute("DELETE FROM jobs")
-        self.conn.executemany("INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
-                              "VALUES ('copy', ?, 3, ?, 0, 0)", ((i, i) for i in range(1, n + 1)))
+        self.conn.executemany(
+            "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
+            "VALUES ('copy', ?, 3, ?, 0, 0)",
+            ((i, i) for i in range(1, n + 1)),
+        )
 
 
 # --- the cluster ----------------------------------------------------------------------------------
+
 
 def pg_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
@@ -461,12 +499,22 @@ class Cluster:
         if self.as_postgres:  # the server runs as `postgres`: its directory, and a way into it
             shutil.chown(self.work, "postgres")
             os.chmod(self.work.parent, 0o711)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "cdnstore", "--no-sync",
-                  "-E", "UTF8")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "cdnstore", "--no-sync", "-E", "UTF8"
+        )
 
     def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.work / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.work / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -477,6 +525,7 @@ class Cluster:
 
 
 # --- measurements ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -562,9 +611,11 @@ async def pooled_listen(driver: Driver, dsn: str) -> str:
         await pool.execute("SELECT pg_notify('pooled', 'released')")
         await asyncio.sleep(0.2)
         warned = "; ".join(f"{w.category.__name__}: {w.message}" for w in caught)
-        return (f"while held: {'delivered' if 'held' in got else 'lost'}; "
-                f"after release: {'delivered' if 'released' in got else 'lost (the pool drops listeners on release)'}"
-                + (f"; on release: {warned}" if warned else ""))
+        return (
+            f"while held: {'delivered' if 'held' in got else 'lost'}; "
+            f"after release: {'delivered' if 'released' in got else 'lost (the pool drops listeners on release)'}"
+            + (f"; on release: {warned}" if warned else "")
+        )
     assert isinstance(driver, Psycopg)
     ppool = driver._pool()
     async with ppool.connection() as c:
@@ -587,9 +638,11 @@ async def pooled_listen(driver: Driver, dsn: str) -> str:
                 c.add_notify_handler(handler)
                 await c.execute("SELECT 1")
                 c.remove_notify_handler(handler)
-                seen = (f"after release the connection still LISTENs ({listening[0] if listening else 0} channel) "
-                        f"and {'delivered' if received else 'did not deliver'} the queued notification to a "
-                        "later borrower: the pool does not reset it")
+                seen = (
+                    f"after release the connection still LISTENs ({listening[0] if listening else 0} channel) "
+                    f"and {'delivered' if received else 'did not deliver'} the queued notification to a "
+                    "later borrower: the pool does not reset it"
+                )
                 await c.execute("UNLISTEN *")
     finally:
         for c in conns:
@@ -620,15 +673,18 @@ async def after_restart(drivers: list[Driver], cluster: Cluster, queries: int) -
             except Exception as exc:  # recording what the driver raises is the point
                 outcomes.append(type(exc).__name__)
         errors = [o for o in outcomes if o != "ok"]
-        out[d.name] = (f"{len(errors)} of {queries} queries failed "
-                       f"({', '.join(sorted(set(errors))) or 'none'}); sequence {' '.join(outcomes)}; "
-                       f"{(time.perf_counter() - started) * 1000:.0f} ms for the {queries}; "
-                       f"{'reconnected by itself' if outcomes[-1] == 'ok' else 'still failing'}")
+        out[d.name] = (
+            f"{len(errors)} of {queries} queries failed "
+            f"({', '.join(sorted(set(errors))) or 'none'}); sequence {' '.join(outcomes)}; "
+            f"{(time.perf_counter() - started) * 1000:.0f} ms for the {queries}; "
+            f"{'reconnected by itself' if outcomes[-1] == 'ok' else 'still failing'}"
+        )
     out["restart"] = f"pg_ctl -m immediate stop + start took {restart_s:.2f} s"
     return out
 
 
 # --- the run --------------------------------------------------------------------------------------
+
 
 def order(lite: Sqlite, drivers: list[Driver], r: int) -> list[Driver | Sqlite]:
     """Odd rounds run the backends in the reverse order (the machine's background load moves)."""
@@ -659,15 +715,17 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         t2 = time.perf_counter()
         uuids = [uuid_of(i) for i in range(1, args.files + 1)]
         lite = Sqlite(work / "bench.sqlite3", uuids)
-        print(f"{args.files:,} files in PostgreSQL ({t2 - t1:.1f} s) and SQLite ({time.perf_counter() - t2:.1f} s)",
-              flush=True)
+        print(
+            f"{args.files:,} files in PostgreSQL ({t2 - t1:.1f} s) and SQLite ({time.perf_counter() - t2:.1f} s)",
+            flush=True,
+        )
         drivers += [Asyncpg(), Asyncpg(reset_query=False), Psycopg()]
         for d in drivers:
             await d.open(cluster.dsn)
         for d in drivers:  # same answer from all three
             got, ref = await d.read(uuids[41]), await lite.read(uuids[41])
             assert got is not None and ref is not None and got[:4] == ref[:4], (got, ref)
-            assert sorted(got[4].split(',')) == sorted(ref[4].split(',')), (got, ref)
+            assert sorted(got[4].split(",")) == sorted(ref[4].split(",")), (got, ref)
         n = len(uuids)
         rounds, secs = args.rounds, args.seconds
 
@@ -679,6 +737,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             async def one(i: int) -> None:
                 row = await b.read(uuids[(i * 7919) % n])
                 assert row is not None
+
             return await rate(one, READERS, secs)
 
         for r in range(rounds):
@@ -715,8 +774,12 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         rows += [writes, write_cpu]
 
         # 3. queue claims
-        claims = Row(f"3. queue claim + delete, {WORKERS} workers, {args.jobs:,} jobs (SKIP LOCKED)", "jobs/s", True,
-                     notes="SQLite: the same UPDATE without SKIP LOCKED in BEGIN IMMEDIATE (one writer)")
+        claims = Row(
+            f"3. queue claim + delete, {WORKERS} workers, {args.jobs:,} jobs (SKIP LOCKED)",
+            "jobs/s",
+            True,
+            notes="SQLite: the same UPDATE without SKIP LOCKED in BEGIN IMMEDIATE (one writer)",
+        )
         for r in range(rounds):
             for b in order(lite, drivers, r):
                 if isinstance(b, Sqlite):
@@ -732,8 +795,12 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         # 4. NOTIFY → LISTEN
         p50 = Row("4. NOTIFY → LISTEN wake-up, median", "ms", False)
-        p99 = Row("4. NOTIFY → LISTEN wake-up, p99", "ms", False,
-                  notes="from just before pg_notify() on a pooled connection to the payload in the listener's hands")
+        p99 = Row(
+            "4. NOTIFY → LISTEN wake-up, p99",
+            "ms",
+            False,
+            notes="from just before pg_notify() on a pooled connection to the payload in the listener's hands",
+        )
         for r in range(rounds):
             for d in drivers if r % 2 == 0 else drivers[::-1]:
                 lat = await notify_latency(d, cluster.dsn, args.notifies)
@@ -765,10 +832,14 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {"asyncpg": asyncpg.__version__, "psycopg": psycopg.__version__,
-            "psycopg impl": f"{psycopg.pq.__impl__} (libpq {psycopg.pq.version()})",
-            "psycopg_pool": version("psycopg-pool"), "sqlite": sqlite3.sqlite_version,
-            "python": platform.python_version()}
+    return {
+        "asyncpg": asyncpg.__version__,
+        "psycopg": psycopg.__version__,
+        "psycopg impl": f"{psycopg.pq.__impl__} (libpq {psycopg.pq.version()})",
+        "psycopg_pool": version("psycopg-pool"),
+        "sqlite": sqlite3.sqlite_version,
+        "python": platform.python_version(),
+    }
 
 
 def report(result: dict[str, Any], started: float) -> None:
@@ -793,12 +864,19 @@ def report(result: dict[str, Any], started: float) -> None:
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     elapsed = time.perf_counter() - started
-    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(elapsed, 1),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_model(),
-                       "load": os.getloadavg()},
-           "versions": versions() | {"server": result["server"]},
-           "figures": [{"figure": r.figure, "unit": r.unit, "values": r.values, "notes": r.notes} for r in rows],
-           "practical": result["practical"]}
+    out = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(elapsed, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "cpu": cpu_model(),
+            "load": os.getloadavg(),
+        },
+        "versions": versions() | {"server": result["server"]},
+        "figures": [{"figure": r.figure, "unit": r.unit, "values": r.values, "notes": r.notes} for r in rows],
+        "practical": result["practical"],
+    }
     path = ROOT / "bench" / "results" / "db_drivers.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")

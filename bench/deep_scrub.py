@@ -49,9 +49,14 @@ async def raw_read(storage: Storage, targets: list[Any], keys: list[str]) -> tup
 
 
 def deep_scrub(daemon: Daemon) -> tuple[int, float]:
-    done = subprocess.run([sys.executable, "-m", "cdnstore", "--config", str(daemon.config), "scrub", "--deep"],
-                          capture_output=True, text=True, cwd=ROOT, check=True,
-                          env={**os.environ, "CDNSTORE_SCRUB_DEEP_RATE": str(1 << 40)})
+    done = subprocess.run(
+        [sys.executable, "-m", "cdnstore", "--config", str(daemon.config), "scrub", "--deep"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "CDNSTORE_SCRUB_DEEP_RATE": str(1 << 40)},
+    )
     found = re.search(r"verified=(\d+) corrupt=(\d+).* bytes_read=(\d+) .*seconds=([\d.]+)", done.stdout)
     assert found is not None and found[2] == "0", done.stdout
     return int(found[3]), float(found[4])
@@ -61,8 +66,14 @@ async def main(args: argparse.Namespace) -> Results:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="cdnbench-deep-") as tmp:
         work, port, token = Path(tmp), free_port(), "bench-events-token"
-        weed = WeedCluster(work / "s3", list(NAMES), access_key=ACCESS, secret_key=SECRET,
-                           webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}", webhook_token=token)
+        weed = WeedCluster(
+            work / "s3",
+            list(NAMES),
+            access_key=ACCESS,
+            secret_key=SECRET,
+            webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}",
+            webhook_token=token,
+        )
         await weed.start()
         daemon = Daemon(work, port, token)
         client = Client(daemon.url)
@@ -71,14 +82,28 @@ async def main(args: argparse.Namespace) -> Results:
             daemon.cli("init")
             daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
             await daemon.start()
-            client.token = (await client.call("POST", "/api/v1/auth/login",
-                                              {"username": "bench", "password": PASSWORD}))["access_token"]
+            client.token = (
+                await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
+            )["access_token"]
             for site in ORIGINAL_LAYOUT:
                 if site.name in NAMES:
-                    await client.call("POST", "/api/v1/servers", {
-                        "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url, "bucket": "bench",
-                        "access_key": ACCESS, "secret_key": SECRET, "location": site.location, "zone": site.zone,
-                        "latitude": site.latitude, "longitude": site.longitude, "is_on": True, "is_active": True})
+                    await client.call(
+                        "POST",
+                        "/api/v1/servers",
+                        {
+                            "name": site.name,
+                            "endpoint_url": weed.instance(site.name).endpoint_url,
+                            "bucket": "bench",
+                            "access_key": ACCESS,
+                            "secret_key": SECRET,
+                            "location": site.location,
+                            "zone": site.zone,
+                            "latitude": site.latitude,
+                            "longitude": site.longitude,
+                            "is_on": True,
+                            "is_active": True,
+                        },
+                    )
             size = args.mib * MIB // args.files
             keys = []
             for n in range(args.files):
@@ -99,8 +124,16 @@ async def main(args: argparse.Namespace) -> Results:
                 scrubs.append(scrubbed / MIB / scrub_seconds)
                 raws.append(read / MIB / raw_seconds)
             value, floor = statistics.median(scrubs), statistics.median(raws)
-            results.add(Figure(f"deep scrub of {read // MIB} MiB ({len(NAMES)} x {args.files} replicas): MiB/s",
-                               value, "MiB/s", floor, ">= 80 % of a raw read", value / floor >= 0.8))
+            results.add(
+                Figure(
+                    f"deep scrub of {read // MIB} MiB ({len(NAMES)} x {args.files} replicas): MiB/s",
+                    value,
+                    "MiB/s",
+                    floor,
+                    ">= 80 % of a raw read",
+                    value / floor >= 0.8,
+                )
+            )
         finally:
             await storage.close()
             await client.http.close()
@@ -116,9 +149,12 @@ def cli() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="deep scrubs and raw reads, alternating")
     args = parser.parse_args()
     results = asyncio.run(main(args))
-    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": vars(args),
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "cpu": cpu_model()},
-           "figures": [f.__dict__ | {"ratio": f.ratio} for f in results.figures]}
+    out = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "args": vars(args),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "cpu": cpu_model()},
+        "figures": [f.__dict__ | {"ratio": f.ratio} for f in results.figures],
+    }
     path = ROOT / "bench" / "results" / "deep_scrub.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"written to {path.relative_to(ROOT)}")

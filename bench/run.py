@@ -67,9 +67,12 @@ class Results:
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
-        print(f"  {figure.name}: {figure.value:,.2f} {figure.unit}"
-              + (f" (floor {figure.floor:,.2f}, ratio {figure.ratio:.2f})" if figure.floor else "")
-              + (f"  goal {figure.goal}: {'met' if figure.met else 'NOT met'}" if figure.goal else ""), flush=True)
+        print(
+            f"  {figure.name}: {figure.value:,.2f} {figure.unit}"
+            + (f" (floor {figure.floor:,.2f}, ratio {figure.ratio:.2f})" if figure.floor else "")
+            + (f"  goal {figure.goal}: {'met' if figure.met else 'NOT met'}" if figure.goal else ""),
+            flush=True,
+        )
 
 
 def rss_mib(pid: int) -> float:
@@ -86,6 +89,7 @@ async def sample_rss(pid: int, peak: list[float], stop: asyncio.Event) -> None:
 
 
 # --- processes ------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     import socket
@@ -111,8 +115,9 @@ async def listening(port: int, within: float = 30.0) -> None:
 
 
 class Daemon:
-    def __init__(self, work: Path, port: int, events_token: str, *, database_url: str = "",
-                 request_logs: bool = True) -> None:
+    def __init__(
+        self, work: Path, port: int, events_token: str, *, database_url: str = "", request_logs: bool = True
+    ) -> None:
         """`request_logs`: the shipped default (a line per request at INFO); off, the log level is WARNING."""
         self.url = f"http://127.0.0.1:{port}"
         work.mkdir(parents=True, exist_ok=True)
@@ -125,7 +130,7 @@ port = {port}
 public_url = "{self.url}"
 trusted_proxies = ["127.0.0.1"]
 [database]
-path = "{work / 'cdnstore.sqlite3'}"
+path = "{work / "cdnstore.sqlite3"}"
 url = "{database_url}"
 [auth]
 secret_key = "bench-secret-key-0123456789"
@@ -138,12 +143,21 @@ max_per_minute = 0
         self.log = work / "daemon.log"
 
     def cli(self, *args: str, stdin: str = "") -> None:
-        subprocess.run([sys.executable, "-m", "cdnstore", "--config", str(self.config), *args], input=stdin.encode(),
-                       check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "cdnstore", "--config", str(self.config), *args],
+            input=stdin.encode(),
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "cdnstore", "--config", str(self.config), "serve"],
-                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cdnstore", "--config", str(self.config), "serve"],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         async with aiohttp.ClientSession() as http, asyncio.timeout(30):
             while True:
                 try:
@@ -189,21 +203,27 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 
 # --- wrk ------------------------------------------------------------------------------------------
 
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far, all its threads (/proc/PID/stat fields 14, 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, *, lua: str, seconds: int, connections: int = 64, threads: int = 2,
-        pid: int | None = None) -> dict[str, float]:
+def wrk(
+    url: str, *, lua: str, seconds: int, connections: int = 64, threads: int = 2, pid: int | None = None
+) -> dict[str, float]:
     """wrk's figures; with `pid`, also that server's CPU time per request (`cpu_us`), which a busy machine
     changes far less than requests/s: it is what a request costs the server, whoever else wants the cores."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     cpu_before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
-                          url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
     os.unlink(script.name)
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
@@ -223,7 +243,9 @@ def lua_get(headers: dict[str, str]) -> str:
 
 
 def lua_post_files(headers: dict[str, str]) -> str:
-    return lua_get(headers) + """
+    return (
+        lua_get(headers)
+        + """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local n = 0
@@ -233,9 +255,11 @@ request = function()
   return wrk.format(nil, nil, nil, '{"name": "bench-' .. me .. '-' .. n .. '.bin", "size": 1048576}')
 end
 """
+    )
 
 
 # --- scenarios ------------------------------------------------------------------------------------
+
 
 async def hot_paths(results: Results, daemon: Daemon, client: Client, file_id: str, seconds: int) -> None:
     hello_port = free_port()
@@ -252,22 +276,49 @@ async def hot_paths(results: Results, daemon: Daemon, client: Client, file_id: s
     peak = [idle]
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(daemon.proc.pid, peak, stop))
-    down = await asyncio.to_thread(wrk, f"{daemon.url}/api/v1/files/{file_id}/download", lua=lua_get(headers),
-                                   seconds=seconds, pid=daemon.proc.pid)
+    down = await asyncio.to_thread(
+        wrk, f"{daemon.url}/api/v1/files/{file_id}/download", lua=lua_get(headers), seconds=seconds, pid=daemon.proc.pid
+    )
     stop.set()
     await sampler
-    up = await asyncio.to_thread(wrk, f"{daemon.url}/api/v1/files", lua=lua_post_files(headers), seconds=seconds,
-                                 pid=daemon.proc.pid)
+    up = await asyncio.to_thread(
+        wrk, f"{daemon.url}/api/v1/files", lua=lua_post_files(headers), seconds=seconds, pid=daemon.proc.pid
+    )
     ratio_down, ratio_up = down["rps"] / floor["rps"], up["rps"] / floor["rps"]
-    results.add(Figure("1. download link: requests/s", down["rps"], "req/s", floor["rps"], ">= 50 % of floor",
-                       ratio_down >= 0.5, f"non-2xx {down['non_2xx']:.0f}"))
-    results.add(Figure("1. download link: daemon CPU per request", down["cpu_us"], "us", floor["cpu_us"],
-                       "<= 2x floor", down["cpu_us"] <= 2 * floor["cpu_us"]))
+    results.add(
+        Figure(
+            "1. download link: requests/s",
+            down["rps"],
+            "req/s",
+            floor["rps"],
+            ">= 50 % of floor",
+            ratio_down >= 0.5,
+            f"non-2xx {down['non_2xx']:.0f}",
+        )
+    )
+    results.add(
+        Figure(
+            "1. download link: daemon CPU per request",
+            down["cpu_us"],
+            "us",
+            floor["cpu_us"],
+            "<= 2x floor",
+            down["cpu_us"] <= 2 * floor["cpu_us"],
+        )
+    )
     results.add(Figure("1. download link: p50", down["p50_ms"], "ms", floor["p50_ms"]))
-    results.add(Figure("1. download link: p99", down["p99_ms"], "ms", floor["p99_ms"], "< 25 ms",
-                       down["p99_ms"] < 25))
-    results.add(Figure("2. upload link: requests/s", up["rps"], "req/s", floor["rps"], ">= 30 % of floor",
-                       ratio_up >= 0.3, f"non-2xx {up['non_2xx']:.0f}"))
+    results.add(Figure("1. download link: p99", down["p99_ms"], "ms", floor["p99_ms"], "< 25 ms", down["p99_ms"] < 25))
+    results.add(
+        Figure(
+            "2. upload link: requests/s",
+            up["rps"],
+            "req/s",
+            floor["rps"],
+            ">= 30 % of floor",
+            ratio_up >= 0.3,
+            f"non-2xx {up['non_2xx']:.0f}",
+        )
+    )
     results.add(Figure("2. upload link: daemon CPU per request", up["cpu_us"], "us", floor["cpu_us"]))
     results.add(Figure("2. upload link: p99", up["p99_ms"], "ms", floor["p99_ms"]))
     results.add(Figure("7. memory: daemon idle RSS", idle, "MiB"))
@@ -277,11 +328,12 @@ async def hot_paths(results: Results, daemon: Daemon, client: Client, file_id: s
 async def random_stream(size: int) -> AsyncIterator[bytes]:
     block = os.urandom(MIB)
     for i in range(size // MIB):
-        yield block[i % 7:] + block[:i % 7]
+        yield block[i % 7 :] + block[: i % 7]
 
 
-async def replication(results: Results, daemon: Daemon, client: Client, weed: WeedCluster, bucket: str,
-                      size: int) -> None:
+async def replication(
+    results: Results, daemon: Daemon, client: Client, weed: WeedCluster, bucket: str, size: int
+) -> None:
     db = sqlite3.connect(daemon.config.parent / "cdnstore.sqlite3", timeout=10)
     announced = await client.call("POST", "/api/v1/files", {"name": "big.bin", "size": size})
     assert announced["upload"]["server"]["name"] == "dallas"
@@ -293,12 +345,15 @@ async def replication(results: Results, daemon: Daemon, client: Client, weed: We
     sampler = asyncio.create_task(sample_rss(daemon.proc.pid, peak, stop))
     await client.put(announced["upload"], random_stream(size))
     # The copy starts when the webhook lands; time it from the job's first claim to the replica row.
-    version = db.execute("SELECT id FROM versions WHERE object_key = ?",
-                         (announced["upload"]["url"].split("?")[0].rsplit("/", 1)[1],)).fetchone()[0]
+    version = db.execute(
+        "SELECT id FROM versions WHERE object_key = ?", (announced["upload"]["url"].split("?")[0].rsplit("/", 1)[1],)
+    ).fetchone()[0]
     started = None
     async with asyncio.timeout(600):
         while True:
-            running = db.execute("SELECT 1 FROM jobs WHERE version_id = ? AND status = 'running'", (version,)).fetchone()
+            running = db.execute(
+                "SELECT 1 FROM jobs WHERE version_id = ? AND status = 'running'", (version,)
+            ).fetchone()
             if started is None and running:
                 started = time.monotonic()
             if db.execute("SELECT count(*) FROM replicas WHERE version_id = ?", (version,)).fetchone()[0] >= 2:
@@ -307,13 +362,28 @@ async def replication(results: Results, daemon: Daemon, client: Client, weed: We
     elapsed = time.monotonic() - (started or time.monotonic())
     stop.set()
     await sampler
-    floor = await plain_copy(weed.target("dallas", bucket), weed.target("newyork", bucket), db.execute(
-        "SELECT object_key FROM versions WHERE id = ?", (version,)).fetchone()[0], size)
+    floor = await plain_copy(
+        weed.target("dallas", bucket),
+        weed.target("newyork", bucket),
+        db.execute("SELECT object_key FROM versions WHERE id = ?", (version,)).fetchone()[0],
+        size,
+    )
     mibs, floor_mibs = size / MIB / elapsed, size / MIB / floor
-    results.add(Figure(f"3. replication of {size // MIB} MiB: MiB/s", mibs, "MiB/s", floor_mibs,
-                       ">= 85 % of floor", mibs / floor_mibs >= 0.85))
-    results.add(Figure("3. replication: daemon peak RSS above idle", peak[0] - idle, "MiB", None, "<= 64 MiB",
-                       peak[0] - idle <= 64))
+    results.add(
+        Figure(
+            f"3. replication of {size // MIB} MiB: MiB/s",
+            mibs,
+            "MiB/s",
+            floor_mibs,
+            ">= 85 % of floor",
+            mibs / floor_mibs >= 0.85,
+        )
+    )
+    results.add(
+        Figure(
+            "3. replication: daemon peak RSS above idle", peak[0] - idle, "MiB", None, "<= 64 MiB", peak[0] - idle <= 64
+        )
+    )
 
 
 async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
@@ -321,12 +391,22 @@ async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
     import aioboto3
     from botocore.config import Config
 
-    cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-                 response_checksum_validation="when_required", max_pool_connections=16)
+    cfg = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        max_pool_connections=16,
+    )
 
     def kw(t: Any) -> dict[str, Any]:
-        return {"endpoint_url": t.endpoint_url, "aws_access_key_id": t.access_key, "aws_secret_access_key": t.secret_key,
-                "region_name": t.region, "config": cfg}
+        return {
+            "endpoint_url": t.endpoint_url,
+            "aws_access_key_id": t.access_key,
+            "aws_secret_access_key": t.secret_key,
+            "region_name": t.region,
+            "config": cfg,
+        }
 
     part, in_flight = 16 * MIB, 4
     session = aioboto3.Session()
@@ -338,8 +418,11 @@ async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
 
         async def send(number: int, data: bytes) -> None:
             try:
-                etags[number] = (await d.upload_part(Bucket=dst.bucket, Key="floor-" + key, UploadId=upload,
-                                                     PartNumber=number, Body=data))["ETag"]
+                etags[number] = (
+                    await d.upload_part(
+                        Bucket=dst.bucket, Key="floor-" + key, UploadId=upload, PartNumber=number, Body=data
+                    )
+                )["ETag"]
             finally:
                 sem.release()
 
@@ -355,8 +438,12 @@ async def plain_copy(src: Any, dst: Any, key: str, size: int) -> float:
             n += 1
             tasks.append(asyncio.create_task(send(n, bytes(buf))))
         await asyncio.gather(*tasks)
-        await d.complete_multipart_upload(Bucket=dst.bucket, Key="floor-" + key, UploadId=upload, MultipartUpload={
-            "Parts": [{"PartNumber": i, "ETag": etags[i]} for i in sorted(etags)]})
+        await d.complete_multipart_upload(
+            Bucket=dst.bucket,
+            Key="floor-" + key,
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": i, "ETag": etags[i]} for i in sorted(etags)]},
+        )
         elapsed = time.monotonic() - started
         assert (await d.head_object(Bucket=dst.bucket, Key="floor-" + key))["ContentLength"] == size
         return elapsed
@@ -397,8 +484,16 @@ async def hashing_cost(results: Results, work: Path, size: int, rounds: int = 3)
         storage_module.StreamHash = hashing  # type: ignore[misc]
         await weed.stop()
     with_hash, without = (size / MIB / statistics.median(times[h]) for h in (True, False))
-    results.add(Figure(f"12. copy of {size // MIB} MiB hashed (SHA-256, checked) vs not: MiB/s", with_hash, "MiB/s",
-                       without, ">= 95 % of unhashed", with_hash / without >= 0.95))
+    results.add(
+        Figure(
+            f"12. copy of {size // MIB} MiB hashed (SHA-256, checked) vs not: MiB/s",
+            with_hash,
+            "MiB/s",
+            without,
+            ">= 95 % of unhashed",
+            with_hash / without >= 0.95,
+        )
+    )
 
 
 def part_data(number: int, size: int, block: bytes) -> bytes:
@@ -408,8 +503,9 @@ def part_data(number: int, size: int, block: bytes) -> bytes:
     return (rolled * (size // len(rolled) + 1))[:size]
 
 
-async def parts_upload(results: Results, daemon: Daemon, client: Client, weed: WeedCluster, bucket: str,
-                       size: int, parallel: int = 4) -> None:
+async def parts_upload(
+    results: Results, daemon: Daemon, client: Client, weed: WeedCluster, bucket: str, size: int, parallel: int = 4
+) -> None:
     """A big file through the API in parallel parts, against the same bytes as one presigned PUT."""
     from cdnstore.storage import Storage
 
@@ -417,8 +513,13 @@ async def parts_upload(results: Results, daemon: Daemon, client: Client, weed: W
     assert daemon.proc is not None
     # The floor: one presigned PUT of the same bytes to the same server (straight, cdnstore not involved).
     async with Storage() as storage:
-        url, headers = storage.presign_put(weed.target("dallas", bucket), "floor-upload", size=size,
-                                           content_type="application/octet-stream", expires_in=3600)
+        url, headers = storage.presign_put(
+            weed.target("dallas", bucket),
+            "floor-upload",
+            size=size,
+            content_type="application/octet-stream",
+            expires_in=3600,
+        )
 
     async def whole() -> AsyncIterator[bytes]:
         for number in range(1, -(-size // (5 * MIB)) + 1):
@@ -443,19 +544,36 @@ async def parts_upload(results: Results, daemon: Daemon, client: Client, weed: W
             await client.put(item, data)
 
     for first in range(0, len(numbers), 100):  # part URLs in batches of 100, the most one call gives
-        signed = await client.call("POST", f"/api/v1/files/{file_id}/upload/parts",
-                                   {"numbers": numbers[first:first + 100]})
+        signed = await client.call(
+            "POST", f"/api/v1/files/{file_id}/upload/parts", {"numbers": numbers[first : first + 100]}
+        )
         await asyncio.gather(*(send(item) for item in signed["items"]))
     stored = await client.call("POST", f"/api/v1/files/{file_id}/complete")
     elapsed = time.monotonic() - started
     used = cpu_seconds(daemon.proc.pid) - cpu
     assert stored["status"] == "stored"
     mibs, floor_mibs = size / MIB / elapsed, size / MIB / floor
-    results.add(Figure(f"8. upload of {size // MIB} MiB in {parallel} parallel parts: MiB/s", mibs, "MiB/s",
-                       floor_mibs, ">= floor (one PUT)", mibs >= floor_mibs,
-                       f"{plan['parts']} parts of {plan['part_size'] // MIB} MiB, announce to /complete"))
-    results.add(Figure("8. upload in parts: daemon CPU seconds per GiB", used / (size / (1 << 30)), "s/GiB", None,
-                       "<= 0.5 s/GiB (the bytes never pass through it)", used / (size / (1 << 30)) <= 0.5))
+    results.add(
+        Figure(
+            f"8. upload of {size // MIB} MiB in {parallel} parallel parts: MiB/s",
+            mibs,
+            "MiB/s",
+            floor_mibs,
+            ">= floor (one PUT)",
+            mibs >= floor_mibs,
+            f"{plan['parts']} parts of {plan['part_size'] // MIB} MiB, announce to /complete",
+        )
+    )
+    results.add(
+        Figure(
+            "8. upload in parts: daemon CPU seconds per GiB",
+            used / (size / (1 << 30)),
+            "s/GiB",
+            None,
+            "<= 0.5 s/GiB (the bytes never pass through it)",
+            used / (size / (1 << 30)) <= 0.5,
+        )
+    )
 
 
 async def every_replica(results: Results, daemon: Daemon, client: Client, count: int) -> None:
@@ -468,13 +586,27 @@ async def every_replica(results: Results, daemon: Daemon, client: Client, count:
         await client.put(announced["upload"], data)
         put_done = time.monotonic()
         async with asyncio.timeout(60):
-            while db.execute("SELECT count(*) FROM replicas r JOIN versions v ON v.id = r.version_id "
-                             "WHERE v.object_key = ?", (key,)).fetchone()[0] < 3:
+            while (
+                db.execute(
+                    "SELECT count(*) FROM replicas r JOIN versions v ON v.id = r.version_id WHERE v.object_key = ?",
+                    (key,),
+                ).fetchone()[0]
+                < 3
+            ):
                 await asyncio.sleep(0.005)
         latencies.append(time.monotonic() - put_done)
     p50 = statistics.median(latencies)
-    results.add(Figure(f"4. 1 MiB upload to its 3rd replica: p50 over {count}", p50 * 1000, "ms", None, "< 1000 ms",
-                       p50 < 1.0, f"p90 {statistics.quantiles(latencies, n=10)[-1] * 1000:.0f} ms"))
+    results.add(
+        Figure(
+            f"4. 1 MiB upload to its 3rd replica: p50 over {count}",
+            p50 * 1000,
+            "ms",
+            None,
+            "< 1000 ms",
+            p50 < 1.0,
+            f"p90 {statistics.quantiles(latencies, n=10)[-1] * 1000:.0f} ms",
+        )
+    )
 
 
 async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
@@ -490,18 +622,29 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     await db.open()
     now = "2026-01-01T00:00:00Z"
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                         "VALUES (1, 'u', 'u', 'x', ?, ?)", (now, now))
+        await tx.execute(
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "VALUES (1, 'u', 'u', 'x', ?, ?)",
+            (now, now),
+        )
         for sid in range(1, 5):
-            await tx.execute("INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
-                             " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
-                             "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
-                             (sid, f"s{sid}", f"s{sid}", now, now))
-        await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-                         "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
-                         "SELECT i, 'f' || i, 1, 'f' || i, ?, ? FROM n", (jobs, now, now))
-        await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
-                         "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', ? FROM files", (now,))
+            await tx.execute(
+                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
+                " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
+                (sid, f"s{sid}", f"s{sid}", now, now),
+            )
+        await tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+            "SELECT i, 'f' || i, 1, 'f' || i, ?, ? FROM n",
+            (jobs, now, now),
+        )
+        await tx.execute(
+            "INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
+            "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', ? FROM files",
+            (now,),
+        )
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
@@ -515,8 +658,13 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     async def noop(job: Job) -> None:
         return None
 
-    worker = JobWorker(queue, registry.available_ids, {"copy": noop, "remove": noop}, JobsConfig(workers=8, per_server=2),
-                       health_interval=1)
+    worker = JobWorker(
+        queue,
+        registry.available_ids,
+        {"copy": noop, "remove": noop},
+        JobsConfig(workers=8, per_server=2),
+        health_interval=1,
+    )
     started = time.monotonic()
     task = asyncio.create_task(worker.run())
     async with asyncio.timeout(600):
@@ -527,8 +675,17 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     await asyncio.gather(task, return_exceptions=True)
     await db.close()
     total = 4 * jobs
-    results.add(Figure("5. queue: no-op jobs claimed and completed per second", total / elapsed, "jobs/s", None,
-                       ">= 2000 jobs/s", total / elapsed >= 2000, f"{total} jobs; enqueued at {total / enqueued:,.0f}/s"))
+    results.add(
+        Figure(
+            "5. queue: no-op jobs claimed and completed per second",
+            total / elapsed,
+            "jobs/s",
+            None,
+            ">= 2000 jobs/s",
+            total / elapsed >= 2000,
+            f"{total} jobs; enqueued at {total / enqueued:,.0f}/s",
+        )
+    )
 
 
 async def build_files(db: Any, files: int) -> None:
@@ -536,26 +693,38 @@ async def build_files(db: Any, files: int) -> None:
     each of the 3 active servers: set-based SQL, in one transaction (a million files in seconds)."""
     now = "2026-01-01T00:00:00.000Z"
     async with db.transaction() as tx:
-        await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
-                         "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                         "SELECT i, 'user-' || i, 'user' || i, 'x', ?, ? FROM n", (now, now))
+        await tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "SELECT i, 'user-' || i, 'user' || i, 'x', ?, ? FROM n",
+            (now, now),
+        )
         for sid, zone in ((1, "USA"), (2, "USA"), (3, "USA"), (4, "USA")):
-            await tx.execute("INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
-                             " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
-                             "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', ?, 0, 0, 1, ?, 'up', ?, ?)",
-                             (sid, f"s{sid}", f"s{sid}", zone, int(sid < 4), now, now))
+            await tx.execute(
+                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
+                " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', ?, 0, 0, 1, ?, 'up', ?, ?)",
+                (sid, f"s{sid}", f"s{sid}", zone, int(sid < 4), now, now),
+            )
         # One user with a tenth of the files (the worst first page), the rest spread over 999 users.
-        await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-                         "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
-                         "SELECT i, lower(hex(randomblob(16))), CASE WHEN i % 10 = 0 THEN 1 ELSE 2 + i % 999 END, "
-                         "'file-' || i || '.bin', ?, ? FROM n", (files, now, now))
-        await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id, zone, "
-                         "status, etag, created_at, stored_at) SELECT id, id, lower(hex(randomblob(16))), 1048576, "
-                         "'application/octet-stream', 1, 'USA', 'stored', lower(hex(randomblob(16))), ?, ? FROM files",
-                         (now, now))
+        await tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+            "SELECT i, lower(hex(randomblob(16))), CASE WHEN i % 10 = 0 THEN 1 ELSE 2 + i % 999 END, "
+            "'file-' || i || '.bin', ?, ? FROM n",
+            (files, now, now),
+        )
+        await tx.execute(
+            "INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id, zone, "
+            "status, etag, created_at, stored_at) SELECT id, id, lower(hex(randomblob(16))), 1048576, "
+            "'application/octet-stream', 1, 'USA', 'stored', lower(hex(randomblob(16))), ?, ? FROM files",
+            (now, now),
+        )
         await tx.execute("UPDATE files SET current_version_id = id, latest_version_id = id")
-        await tx.execute("INSERT INTO replicas (server_id, version_id) SELECT s.id, v.id FROM versions v, "
-                         "(SELECT 1 AS id UNION ALL SELECT 2 UNION ALL SELECT 3) s")
+        await tx.execute(
+            "INSERT INTO replicas (server_id, version_id) SELECT s.id, v.id FROM versions v, "
+            "(SELECT 1 AS id UNION ALL SELECT 2 UNION ALL SELECT 3) s"
+        )
 
 
 async def scale(results: Results, work: Path, files: int) -> None:
@@ -591,23 +760,50 @@ async def scale(results: Results, work: Path, files: int) -> None:
         timings.append((time.perf_counter() - t) * 1000)
         assert len(rows) == 51
     p99 = statistics.quantiles(timings, n=100)[98]
-    results.add(Figure(f"6. scale: first page of files of a user with {files // 10:,} files, p99", p99, "ms", None,
-                       "< 20 ms", p99 < 20, f"p50 {statistics.median(timings):.2f} ms"))
+    results.add(
+        Figure(
+            f"6. scale: first page of files of a user with {files // 10:,} files, p99",
+            p99,
+            "ms",
+            None,
+            "< 20 ms",
+            p99 < 20,
+            f"p50 {statistics.median(timings):.2f} ms",
+        )
+    )
     started = time.monotonic()
     async with db.transaction() as tx:
         await tx.execute("UPDATE servers SET is_active = 1 WHERE id = 4")
         count = await queue.enqueue_fill(tx, 4, "USA")
     fill = time.monotonic() - started
     assert count == files
-    results.add(Figure(f"6. scale: enqueue the fill of a new server in a zone of {files:,} files", fill, "s", None,
-                       "< 30 s", fill < 30))
+    results.add(
+        Figure(
+            f"6. scale: enqueue the fill of a new server in a zone of {files:,} files",
+            fill,
+            "s",
+            None,
+            "< 30 s",
+            fill < 30,
+        )
+    )
     await db.close()
     size = path.stat().st_size
-    results.add(Figure("6. scale: database bytes per file (3 replicas each)", size / files, "bytes", None, "",
-                       None, f"{size / MIB:,.0f} MiB for {files:,} files, built in {built:.0f} s"))
+    results.add(
+        Figure(
+            "6. scale: database bytes per file (3 replicas each)",
+            size / files,
+            "bytes",
+            None,
+            "",
+            None,
+            f"{size / MIB:,.0f} MiB for {files:,} files, built in {built:.0f} s",
+        )
+    )
 
 
 # --- PostgreSQL: moving up (scenarios 9, 10, 11) --------------------------------------------------
+
 
 class PgServer:
     """A throwaway PostgreSQL cluster (Debian's postgresql-15 binaries, as the tests start it) with the
@@ -629,26 +825,54 @@ class PgServer:
             shutil.chown(self.work, "postgres")
             os.chmod(self.work.parent, 0o711)
         self._run("initdb", "-D", str(self.work / "data"), "-A", "trust", "-U", "cdnstore", "-E", "UTF8")
-        self._run("pg_ctl", "-D", str(self.work / "data"), "-l", str(self.work / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c max_connections=200")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.work / "data"),
+            "-l",
+            str(self.work / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c max_connections=200",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.work / "data"), "-m", "fast", "-w", "stop")
 
     def createdb(self, name: str) -> str:
-        subprocess.run([str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", f"CREATE DATABASE {name}"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", f"CREATE DATABASE {name}"],
+            check=True,
+            capture_output=True,
+        )
         return self.url(name)
 
     def sql(self, *statements: str) -> None:
         for statement in statements:
-            subprocess.run([str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", statement],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [str(self.bin / "psql"), "-X", "-q", "-d", self.url("postgres"), "-c", statement],
+                check=True,
+                capture_output=True,
+            )
 
     def wal_bytes(self) -> int:
         """WAL bytes the cluster has written since it started (pg_stat_wal)."""
-        out = subprocess.run([str(self.bin / "psql"), "-X", "-A", "-t", "-d", self.url("postgres"), "-c",
-                              "SELECT wal_bytes FROM pg_stat_wal"], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-d",
+                self.url("postgres"),
+                "-c",
+                "SELECT wal_bytes FROM pg_stat_wal",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return int(out.stdout.strip())
 
     def url(self, name: str) -> str:
@@ -677,14 +901,25 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
     names = ["dallas", "newyork"]
     ports = {"sqlite": free_port(), "postgres": free_port(), "sqlite, request logs off": free_port()}
     token = "bench-events-token"
-    weed = WeedCluster(work / "s3-engines", names, access_key=ACCESS, secret_key=SECRET,
-                       webhook_url=lambda n: f"http://127.0.0.1:{ports['sqlite']}/api/v1/events/s3/{n}",
-                       webhook_token=token)
+    weed = WeedCluster(
+        work / "s3-engines",
+        names,
+        access_key=ACCESS,
+        secret_key=SECRET,
+        webhook_url=lambda n: f"http://127.0.0.1:{ports['sqlite']}/api/v1/events/s3/{n}",
+        webhook_token=token,
+    )
     await weed.start()
-    daemons = {engine: Daemon(work / f"daemon-{engine.split(',')[0]}-{port}", port, token,
-                              request_logs="logs off" not in engine,
-                              database_url=pg.createdb("download") if engine == "postgres" else "")
-               for engine, port in ports.items()}
+    daemons = {
+        engine: Daemon(
+            work / f"daemon-{engine.split(',')[0]}-{port}",
+            port,
+            token,
+            request_logs="logs off" not in engine,
+            database_url=pg.createdb("download") if engine == "postgres" else "",
+        )
+        for engine, port in ports.items()
+    }
     clients: dict[str, Client] = {}
     hello_port = free_port()
     hello = subprocess.Popen([sys.executable, "-c", HELLO, str(hello_port)])
@@ -695,20 +930,35 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
             daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
             await daemon.start()
             client = clients[engine] = Client(daemon.url)
-            client.token = (await client.call("POST", "/api/v1/auth/login",
-                                              {"username": "bench", "password": PASSWORD}))["access_token"]
+            client.token = (
+                await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
+            )["access_token"]
             for site in ORIGINAL_LAYOUT:
                 if site.name in names:
-                    await client.call("POST", "/api/v1/servers", {
-                        "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url,
-                        "bucket": f"bench-{ports[engine]}", "access_key": ACCESS, "secret_key": SECRET,
-                        "location": site.location, "zone": site.zone, "latitude": site.latitude,
-                        "longitude": site.longitude, "is_on": True, "is_active": True})
+                    await client.call(
+                        "POST",
+                        "/api/v1/servers",
+                        {
+                            "name": site.name,
+                            "endpoint_url": weed.instance(site.name).endpoint_url,
+                            "bucket": f"bench-{ports[engine]}",
+                            "access_key": ACCESS,
+                            "secret_key": SECRET,
+                            "location": site.location,
+                            "zone": site.zone,
+                            "latitude": site.latitude,
+                            "longitude": site.longitude,
+                            "is_on": True,
+                            "is_active": True,
+                        },
+                    )
             small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
             await client.put(small["upload"], b"hello")
             await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
-            targets[engine] = (f"{daemon.url}/api/v1/files/{small['file']['id']}/download",
-                               lua_get({"Authorization": f"Bearer {client.token}", "X-Forwarded-For": US_IP}))
+            targets[engine] = (
+                f"{daemon.url}/api/v1/files/{small['file']['id']}/download",
+                lua_get({"Authorization": f"Bearer {client.token}", "X-Forwarded-For": US_IP}),
+            )
         best: dict[str, dict[str, float]] = {}
         loads = []
         for _ in range(args.rounds):
@@ -722,8 +972,11 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
                 # CPU per request: what the daemon (and PostgreSQL) spent, whatever else the machine ran
                 got["cpu_us"] = (cpu_seconds(proc.pid) - cpu) / requests * 1e6
                 got["pg_us"] = (pg.cpu() - server) / requests * 1e6
-                print(f"    {what}: {got['rps']:,.0f} req/s, p99 {got['p99_ms']:.1f} ms, "
-                      f"{got['cpu_us']:.0f} µs CPU/request (PostgreSQL {got['pg_us']:.0f} µs)", flush=True)
+                print(
+                    f"    {what}: {got['rps']:,.0f} req/s, p99 {got['p99_ms']:.1f} ms, "
+                    f"{got['cpu_us']:.0f} µs CPU/request (PostgreSQL {got['pg_us']:.0f} µs)",
+                    flush=True,
+                )
                 if what not in best or got["rps"] > best[what]["rps"]:
                     best[what] = got
         statements = await idle_statements(pg)
@@ -737,18 +990,54 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
         await weed.stop()
     floor = best["floor"]["rps"]
     note = f"best of {args.rounds} alternating rounds; load {min(loads):.1f}-{max(loads):.1f} during them"
-    results.add(Figure("9. download link: bare aiohttp floor", floor, "req/s", None, "", None,
-                       f"{best['floor']['cpu_us']:.0f} µs CPU/request"))
+    results.add(
+        Figure(
+            "9. download link: bare aiohttp floor",
+            floor,
+            "req/s",
+            None,
+            "",
+            None,
+            f"{best['floor']['cpu_us']:.0f} µs CPU/request",
+        )
+    )
     for engine in ("sqlite", "postgres", "sqlite, request logs off"):
         got = best[engine]
-        results.add(Figure(f"9. download link on {engine}: requests/s", got["rps"], "req/s", floor, "", None,
-                           f"{note}; p99 {got['p99_ms']:.1f} ms; non-2xx {got['non_2xx']:.0f}; daemon "
-                           f"{got['cpu_us']:.0f} µs CPU/request, PostgreSQL {got['pg_us']:.0f} µs"))
-    results.add(Figure("9. download link: PostgreSQL / SQLite", best["postgres"]["rps"], "req/s",
-                       best["sqlite"]["rps"], "", None, note))
-    results.add(Figure("9. idle daemon on postgres: statements sent to PostgreSQL per second", statements,
-                       "statements/s", None, "", None, "PostgreSQL's log (log_statement = all) over 3 s, after "
-                       "the rounds; the pool's reset on release counts as one"))
+        results.add(
+            Figure(
+                f"9. download link on {engine}: requests/s",
+                got["rps"],
+                "req/s",
+                floor,
+                "",
+                None,
+                f"{note}; p99 {got['p99_ms']:.1f} ms; non-2xx {got['non_2xx']:.0f}; daemon "
+                f"{got['cpu_us']:.0f} µs CPU/request, PostgreSQL {got['pg_us']:.0f} µs",
+            )
+        )
+    results.add(
+        Figure(
+            "9. download link: PostgreSQL / SQLite",
+            best["postgres"]["rps"],
+            "req/s",
+            best["sqlite"]["rps"],
+            "",
+            None,
+            note,
+        )
+    )
+    results.add(
+        Figure(
+            "9. idle daemon on postgres: statements sent to PostgreSQL per second",
+            statements,
+            "statements/s",
+            None,
+            "",
+            None,
+            "PostgreSQL's log (log_statement = all) over 3 s, after "
+            "the rounds; the pool's reset on release counts as one",
+        )
+    )
 
 
 async def idle_statements(pg: PgServer, seconds: float = 3) -> float:
@@ -764,8 +1053,10 @@ async def idle_statements(pg: PgServer, seconds: float = 3) -> float:
     with log.open("rb") as f:
         f.seek(start)
         lines = f.read(end - start).decode(errors="replace").splitlines()
-    return sum((" statement: " in line or " execute " in line) and "pg_reload_conf" not in line
-               for line in lines) / seconds
+    return (
+        sum((" statement: " in line or " execute " in line) and "pg_reload_conf" not in line for line in lines)
+        / seconds
+    )
 
 
 QUEUE_WORKER = """
@@ -820,18 +1111,29 @@ async def queue_jobs(path: Path, url: str, files: int) -> None:
     await db.open()
     now = "2026-01-01T00:00:00Z"
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                         "VALUES (1, 'u', 'u', 'x', ?, ?)", (now, now))
+        await tx.execute(
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "VALUES (1, 'u', 'u', 'x', ?, ?)",
+            (now, now),
+        )
         for sid in range(1, 5):
-            await tx.execute("INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
-                             " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
-                             "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
-                             (sid, f"s{sid}", f"s{sid}", now, now))
-        await tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER)) "
-                         "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
-                         "SELECT i, 'f' || i, 1, 'f' || i, CAST(? AS TEXT), CAST(? AS TEXT) FROM n", (files, now, now))
-        await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
-                         "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', CAST(? AS TEXT) FROM files", (now,))
+            await tx.execute(
+                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
+                " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
+                (sid, f"s{sid}", f"s{sid}", now, now),
+            )
+        await tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER)) "
+            "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+            "SELECT i, 'f' || i, 1, 'f' || i, CAST(? AS TEXT), CAST(? AS TEXT) FROM n",
+            (files, now, now),
+        )
+        await tx.execute(
+            "INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
+            "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', CAST(? AS TEXT) FROM files",
+            (now,),
+        )
         queue = JobQueue(db, JobsConfig())
         for sid in range(1, 5):
             await queue.enqueue_fill(tx, sid, "z")
@@ -841,9 +1143,12 @@ async def queue_jobs(path: Path, url: str, files: int) -> None:
 async def drain_with(daemons: int, path: Path, url: str) -> tuple[float, float]:
     """Start `daemons` worker processes on the database, let them go at once, wait for the queue to be
     empty: (seconds from go to empty, their CPU seconds in all)."""
-    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", QUEUE_WORKER, str(path), url, cwd=ROOT,
-                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for _ in range(daemons)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", QUEUE_WORKER, str(path), url, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for _ in range(daemons)
+    ]
     for proc in procs:
         assert proc.stdout is not None and (await proc.stdout.readline()).strip() == b"ready"
     started = time.monotonic()
@@ -863,9 +1168,14 @@ async def engines_queue(results: Results, args: argparse.Namespace, work: Path, 
 
     files = args.queue_jobs
     rates: dict[str, float] = {}
-    for n, (name, daemons, engine) in enumerate((
-            ("sqlite, 1 daemon", 1, "sqlite"), ("postgres, 1 daemon", 1, "postgres"),
-            ("postgres, 2 daemons", 2, "postgres"), ("postgres, 2 daemons, synchronous_commit off", 2, "postgres"))):
+    for n, (name, daemons, engine) in enumerate(
+        (
+            ("sqlite, 1 daemon", 1, "sqlite"),
+            ("postgres, 1 daemon", 1, "postgres"),
+            ("postgres, 2 daemons", 2, "postgres"),
+            ("postgres, 2 daemons, synchronous_commit off", 2, "postgres"),
+        )
+    ):
         path, url = work / f"queue-{n}.sqlite3", ""
         if engine == "postgres":
             url = pg.createdb(f"queue{n}")
@@ -878,11 +1188,25 @@ async def engines_queue(results: Results, args: argparse.Namespace, work: Path, 
         elapsed, cpu = await drain_with(daemons, path, url)
         rates[name] = 4 * files / elapsed
         server = f"; PostgreSQL CPU {pg.cpu() - before:.1f} s" if engine == "postgres" else ""
-        results.add(Figure(f"10. queue on {name}: no-op jobs claimed and completed per second", rates[name],
-                           "jobs/s", None, "", None,
-                           f"{4 * files} jobs in {elapsed:.1f} s; daemons' CPU {cpu:.1f} s{server}; {said}"))
-    results.add(Figure("10. queue: PostgreSQL with 2 daemons / SQLite with 1", rates["postgres, 2 daemons"], "jobs/s",
-                       rates["sqlite, 1 daemon"]))
+        results.add(
+            Figure(
+                f"10. queue on {name}: no-op jobs claimed and completed per second",
+                rates[name],
+                "jobs/s",
+                None,
+                "",
+                None,
+                f"{4 * files} jobs in {elapsed:.1f} s; daemons' CPU {cpu:.1f} s{server}; {said}",
+            )
+        )
+    results.add(
+        Figure(
+            "10. queue: PostgreSQL with 2 daemons / SQLite with 1",
+            rates["postgres, 2 daemons"],
+            "jobs/s",
+            rates["sqlite, 1 daemon"],
+        )
+    )
 
 
 COPY_CHILD = """
@@ -900,8 +1224,11 @@ print(child.returncode, use.ru_maxrss, use.ru_utime + use.ru_stime)
 def phases(progress: str, total: float) -> str:
     """Seconds per phase of copy-database, from its time-stamped progress lines: the start (Python, the
     migration), each table (from the end of the one before), the foreign keys' check, sequences and commit."""
-    marks = [(float(t), rest) for t, _, rest in (line.strip().partition(" ") for line in progress.splitlines())
-             if t.replace(".", "", 1).isdigit()]
+    marks = [
+        (float(t), rest)
+        for t, _, rest in (line.strip().partition(" ") for line in progress.splitlines())
+        if t.replace(".", "", 1).isdigit()
+    ]
     out, last = [], 0.0
     for when, line in marks:
         if line.startswith("cdnstore: migrating"):
@@ -930,14 +1257,18 @@ async def copy_million(results: Results, args: argparse.Namespace, work: Path, p
     started = time.monotonic()
     await build_files(db, files)
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO history (uuid, user_id, event, object_id, data, created_at) "
-                         "SELECT lower(hex(randomblob(16))), owner_id, 'file.stored', uuid, '{\"server\": \"s1\"}', "
-                         "created_at FROM files")
+        await tx.execute(
+            "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) "
+            "SELECT lower(hex(randomblob(16))), owner_id, 'file.stored', uuid, '{\"server\": \"s1\"}', "
+            "created_at FROM files"
+        )
     await db.close()
     built = time.monotonic() - started
     conn = sqlite3.connect(path)
-    rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in
-               ("users", "servers", "files", "versions", "replicas", "history"))
+    rows = sum(
+        conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("users", "servers", "files", "versions", "replicas", "history")
+    )
     started = time.monotonic()
     for table in ("users", "servers", "files", "versions", "replicas", "history"):
         cur = conn.execute(f"SELECT * FROM {table}")
@@ -949,8 +1280,23 @@ async def copy_million(results: Results, args: argparse.Namespace, work: Path, p
     wal = -pg.wal_bytes()
     before, said = pg.cpu(), load()
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", COPY_CHILD, sys.executable, "-m", "cdnstore", "--config",
-                          str(daemon.config), "copy-database", url], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            COPY_CHILD,
+            sys.executable,
+            "-m",
+            "cdnstore",
+            "--config",
+            str(daemon.config),
+            "copy-database",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     elapsed = time.monotonic() - started
     server = pg.cpu() - before
     wal += pg.wal_bytes()
@@ -958,12 +1304,30 @@ async def copy_million(results: Results, args: argparse.Namespace, work: Path, p
     if code != "0":
         raise RuntimeError(f"copy-database failed: {out.stderr}")
     print(out.stderr, flush=True)
-    results.add(Figure(f"11. copy-database of {files:,} files ({rows:,} rows): seconds", elapsed, "s", None, "",
-                       None, f"{rows / elapsed:,.0f} rows/s; source built in {built:.0f} s; {said}"))
+    results.add(
+        Figure(
+            f"11. copy-database of {files:,} files ({rows:,} rows): seconds",
+            elapsed,
+            "s",
+            None,
+            "",
+            None,
+            f"{rows / elapsed:,.0f} rows/s; source built in {built:.0f} s; {said}",
+        )
+    )
     results.add(Figure("11. copy-database: peak RSS of the copying process", int(maxrss_kib) / 1024, "MiB"))
-    results.add(Figure("11. copy-database: its CPU seconds / wall seconds", float(cpu), "s", elapsed, "", None,
-                       f"PostgreSQL's CPU {server:.1f} s; a bare fetchmany of the same rows from SQLite {read:.1f} s; "
-                       f"WAL written {wal / MIB:,.0f} MiB; {phases(out.stderr, elapsed)}"))
+    results.add(
+        Figure(
+            "11. copy-database: its CPU seconds / wall seconds",
+            float(cpu),
+            "s",
+            elapsed,
+            "",
+            None,
+            f"PostgreSQL's CPU {server:.1f} s; a bare fetchmany of the same rows from SQLite {read:.1f} s; "
+            f"WAL written {wal / MIB:,.0f} MiB; {phases(out.stderr, elapsed)}",
+        )
+    )
 
 
 async def moving_up(results: Results, args: argparse.Namespace, work: Path) -> None:
@@ -984,6 +1348,7 @@ async def moving_up(results: Results, args: argparse.Namespace, work: Path) -> N
 
 
 # --- main -----------------------------------------------------------------------------------------
+
 
 async def main(args: argparse.Namespace) -> Results:
     results = Results()
@@ -1009,8 +1374,14 @@ async def main(args: argparse.Namespace) -> Results:
 
 async def servers_scenarios(results: Results, args: argparse.Namespace, work: Path, port: int, token: str) -> None:
     names = ["dallas", "newyork", "detroit"]
-    weed = WeedCluster(work / "s3", names, access_key=ACCESS, secret_key=SECRET,
-                       webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}", webhook_token=token)
+    weed = WeedCluster(
+        work / "s3",
+        names,
+        access_key=ACCESS,
+        secret_key=SECRET,
+        webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}",
+        webhook_token=token,
+    )
     await weed.start()
     daemon = Daemon(work, port, token)
     client = Client(daemon.url)
@@ -1018,16 +1389,29 @@ async def servers_scenarios(results: Results, args: argparse.Namespace, work: Pa
         daemon.cli("init")
         daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
         await daemon.start()
-        client.token = (await client.call("POST", "/api/v1/auth/login",
-                                          {"username": "bench", "password": PASSWORD}))["access_token"]
+        client.token = (await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD}))[
+            "access_token"
+        ]
         bucket = "bench"
         for site in ORIGINAL_LAYOUT:
             if site.name in names:
-                await client.call("POST", "/api/v1/servers", {
-                    "name": site.name, "endpoint_url": weed.instance(site.name).endpoint_url, "bucket": bucket,
-                    "access_key": ACCESS, "secret_key": SECRET, "location": site.location, "zone": site.zone,
-                    "latitude": site.latitude, "longitude": site.longitude, "is_on": True,
-                    "is_active": site.name != "detroit"})
+                await client.call(
+                    "POST",
+                    "/api/v1/servers",
+                    {
+                        "name": site.name,
+                        "endpoint_url": weed.instance(site.name).endpoint_url,
+                        "bucket": bucket,
+                        "access_key": ACCESS,
+                        "secret_key": SECRET,
+                        "location": site.location,
+                        "zone": site.zone,
+                        "latitude": site.latitude,
+                        "longitude": site.longitude,
+                        "is_on": True,
+                        "is_active": site.name != "detroit",
+                    },
+                )
         small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
         await client.put(small["upload"], b"hello")
         await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
@@ -1039,8 +1423,7 @@ async def servers_scenarios(results: Results, args: argparse.Namespace, work: Pa
             await replication(results, daemon, client, weed, bucket, args.big_mib * MIB)
         if "4" in args.only:
             print("scenario 4: upload to every replica", flush=True)
-            await client.call("PATCH", f"/api/v1/servers/{(await server_id(client, 'detroit'))}",
-                              {"is_active": True})
+            await client.call("PATCH", f"/api/v1/servers/{(await server_id(client, 'detroit'))}", {"is_active": True})
             await every_replica(results, daemon, client, args.replica_files)
         if "8" in args.only:
             print(f"scenario 8: an upload of {args.upload_mib} MiB in parallel parts", flush=True)
@@ -1059,20 +1442,35 @@ async def server_id(client: Client, name: str) -> str:
 def report(results: Results, args: argparse.Namespace, started: float) -> None:
     rows = [("figure", "cdnstore", "floor", "ratio", "goal", "met")]
     for f in results.figures:
-        rows.append((f.name, f"{f.value:,.2f} {f.unit}", "" if f.floor is None else f"{f.floor:,.2f}",
-                     "" if f.ratio is None else f"{f.ratio:.2f}", f.goal,
-                     "" if f.met is None else ("yes" if f.met else "NO")))
+        rows.append(
+            (
+                f.name,
+                f"{f.value:,.2f} {f.unit}",
+                "" if f.floor is None else f"{f.floor:,.2f}",
+                "" if f.ratio is None else f"{f.ratio:.2f}",
+                f.goal,
+                "" if f.met is None else ("yes" if f.met else "NO"),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     for i, row in enumerate(rows):
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-               "cpu": cpu_model()}
-    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine,
-           "seconds": round(time.monotonic() - started), "args": vars(args),
-           "figures": [asdict(f) | {"ratio": f.ratio} for f in results.figures]}
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+    }
+    out = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine,
+        "seconds": round(time.monotonic() - started),
+        "args": vars(args),
+        "figures": [asdict(f) | {"ratio": f.ratio} for f in results.figures],
+    }
     path = ROOT / "bench" / "results" / "latest.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)} in {out['seconds']} s")
@@ -1090,8 +1488,11 @@ def cli() -> int:
     parser.add_argument("--copy-files", type=int, default=1_000_000, help="files for scenario 11 (copy-database)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating wrk rounds of scenario 9")
     parser.add_argument("--hash-mib", type=int, default=256, help="size of the file copied in scenario 12")
-    parser.add_argument("--only", default="123456789ABC",
-                        help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11, C is 12)")
+    parser.add_argument(
+        "--only",
+        default="123456789ABC",
+        help="the scenarios to run, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11, C is 12)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None and set(args.only) & set("127"):
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)

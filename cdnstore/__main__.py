@@ -42,11 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cdnstore", description="A geo-distributed file store in front of "
-                                "S3-compatible servers.")
+    p = argparse.ArgumentParser(
+        prog="cdnstore", description="A geo-distributed file store in front of S3-compatible servers."
+    )
     p.add_argument("--version", action="version", version=f"cdnstore {__version__}")
-    p.add_argument("--config", metavar="PATH", default=None,
-                   help="config file (default: $CDNSTORE_CONFIG, else ./config.toml)")
+    p.add_argument(
+        "--config", metavar="PATH", default=None, help="config file (default: $CDNSTORE_CONFIG, else ./config.toml)"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("init", help="create or upgrade the database (safe to run again)").set_defaults(run=cmd_init)
@@ -58,10 +60,11 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="the user is an administrator")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=cmd_user_add)
-    for change, text in (("disable", "disable a user: no login, every session ends, share links answer 410"),
-                         ("enable", "enable a disabled user again"),
-                         ("delete", "delete a user, their files (removed from every server by the daemon's "
-                                    "jobs), links and history")):
+    for change, text in (
+        ("disable", "disable a user: no login, every session ends, share links answer 410"),
+        ("enable", "enable a disabled user again"),
+        ("delete", "delete a user, their files (removed from every server by the daemon's jobs), links and history"),
+    ):
         changing = user.add_parser(change, help=text)
         changing.add_argument("name")
         changing.set_defaults(run=cmd_user_change, change=change)
@@ -81,24 +84,33 @@ def parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy the database to PATH (safe while the daemon serves)")
     backup.add_argument("path", metavar="PATH", help="the backup file to write (replaced when it exists)")
     backup.set_defaults(run=cmd_backup)
-    copy = sub.add_parser("copy-database", help="copy everything into the empty PostgreSQL database at URL "
-                          "(stop the daemon first)")
+    copy = sub.add_parser(
+        "copy-database", help="copy everything into the empty PostgreSQL database at URL (stop the daemon first)"
+    )
     copy.add_argument("url", metavar="URL", help="postgresql://user:password@host:port/name (an empty database)")
     copy.set_defaults(run=cmd_copy_database)
     sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
-        run=cmd_check_config)
+        run=cmd_check_config
+    )
 
     scrub = sub.add_parser("scrub", help="compare every bucket with the database and enqueue the repairs")
-    scrub.add_argument("--deep", action="store_true", help="also read every replica back and compare its SHA-256 "
-                       "(at most scrub.deep_rate bytes a second)")
+    scrub.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every replica back and compare its SHA-256 (at most scrub.deep_rate bytes a second)",
+    )
     scrub.set_defaults(run=cmd_scrub)
 
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default: http.port)")
-    demo.add_argument("--daemons", type=int, default=1,
-                      help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
-                           "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...")
+    demo.add_argument(
+        "--daemons",
+        type=int,
+        default=1,
+        help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
+        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...",
+    )
     demo.set_defaults(run=cmd_demo)
     return p
 
@@ -126,8 +138,13 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(cfg)
-    log.info("cdnstore %s serving on http://%s:%s (public URL %s)", __version__, cfg.http.host,
-             cfg.http.port, cfg.http.public_url)
+    log.info(
+        "cdnstore %s serving on http://%s:%s (public URL %s)",
+        __version__,
+        cfg.http.host,
+        cfg.http.port,
+        cfg.http.public_url,
+    )
     # SIGTERM/SIGINT: the sockets close, no new job starts, in-flight requests and running jobs get
     # jobs.shutdown_grace seconds (jobs still running then go back to the queue), then the database closes.
     asyncio.run(serve(app, host=cfg.http.host, port=cfg.http.port, shutdown_timeout=cfg.jobs.shutdown_grace))
@@ -139,9 +156,12 @@ def cmd_backup(cfg: Config, args: argparse.Namespace) -> int:
     from .backup import BackupError, backup
 
     if cfg.database.url:
-        print("cdnstore: the database is PostgreSQL (database.url): back it up with PostgreSQL's own tools, "
-              "e.g. `pg_dump --format=custom --file=cdnstore.dump \"$CDNSTORE_DATABASE_URL\"` "
-              "(consistent while the daemons serve), or continuous archiving", file=sys.stderr)
+        print(
+            "cdnstore: the database is PostgreSQL (database.url): back it up with PostgreSQL's own tools, "
+            'e.g. `pg_dump --format=custom --file=cdnstore.dump "$CDNSTORE_DATABASE_URL"` '
+            "(consistent while the daemons serve), or continuous archiving",
+            file=sys.stderr,
+        )
         return 1
     try:
         done = backup(cfg.database.path, args.path)
@@ -160,16 +180,26 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
         return 2
     source = "the PostgreSQL database (database.url)" if cfg.database.url else cfg.database.path
     # The copy is a snapshot: what a running daemon writes after it began is not in it.
-    print(f"cdnstore: copying {source} as it is now; stop the daemon first, or what it writes from now on "
-          "is not copied", file=sys.stderr)
+    print(
+        f"cdnstore: copying {source} as it is now; stop the daemon first, or what it writes from now on is not copied",
+        file=sys.stderr,
+    )
     try:
-        done = asyncio.run(copy_database(cfg.database.path, cfg.database.url, args.url,
-                                         lambda line: print(f"cdnstore: {line}", file=sys.stderr, flush=True)))
+        done = asyncio.run(
+            copy_database(
+                cfg.database.path,
+                cfg.database.url,
+                args.url,
+                lambda line: print(f"cdnstore: {line}", file=sys.stderr, flush=True),
+            )
+        )
     except CopyRefused as exc:
         print(f"cdnstore: {exc}", file=sys.stderr)
         return 1
-    print(f"copied {sum(done.tables.values())} rows of {len(done.tables)} tables in {done.seconds:.1f} s; "
-          "set database.url to the new database and start the daemons")
+    print(
+        f"copied {sum(done.tables.values())} rows of {len(done.tables)} tables in {done.seconds:.1f} s; "
+        "set database.url to the new database and start the daemons"
+    )
     return 0
 
 
@@ -247,6 +277,7 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
 
 def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
     """disable, enable or delete; refused (last_admin) when no enabled administrator would be left."""
+
     async def run() -> None:
         async with offline(cfg) as app:
             accounts = app[appkeys.ACCOUNTS]
@@ -255,9 +286,13 @@ def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
                 await accounts.delete(user_uuid, app[appkeys.JOBS])
             else:
                 await accounts.update(user_uuid, {"is_disabled": args.change == "disable"})
+
     asyncio.run(run())
-    done = {"disable": "disabled (their sessions ended)", "enable": "enabled",
-            "delete": "deleted; the daemon removes their files from the storage servers"}[args.change]
+    done = {
+        "disable": "disabled (their sessions ended)",
+        "enable": "enabled",
+        "delete": "deleted; the daemon removes their files from the storage servers",
+    }[args.change]
     print(f"user {args.name} {done}")
     return 0
 
@@ -275,6 +310,7 @@ def cmd_user_passwd(cfg: Config, args: argparse.Namespace) -> int:
         async with offline(cfg) as app:
             accounts = app[appkeys.ACCOUNTS]
             await accounts.update(await accounts.uuid_of(args.name), {"password": body.password})
+
     asyncio.run(run())
     print(f"user {args.name} has a new password (their sessions ended)")
     return 0
@@ -304,15 +340,18 @@ def cmd_jobs_list(cfg: Config, args: argparse.Namespace) -> int:
                 for row in rows[:1000]:
                     job = render_job_row(app, row)
                     server = job["server"]["name"] if job["server"] else "-"
-                    print(f"{job['id']}  {job['kind']:<6} {job['status']:<7} attempts={job['attempts']} "
-                          f"server={server} file={job['file_name']!r}"
-                          + (f"  error: {job['last_error']}" if job["last_error"] else ""))
+                    print(
+                        f"{job['id']}  {job['kind']:<6} {job['status']:<7} attempts={job['attempts']} "
+                        f"server={server} file={job['file_name']!r}"
+                        + (f"  error: {job['last_error']}" if job["last_error"] else "")
+                    )
                     count += 1
                 if len(rows) <= 1000:
                     break
                 after = rows[999]["id"]
             print(f"{count} job(s)", file=sys.stderr)
         return 0
+
     return asyncio.run(run())
 
 
@@ -322,6 +361,7 @@ def cmd_jobs_retry(cfg: Config, args: argparse.Namespace) -> int:
             row = await app[appkeys.JOBS].retry(args.id)
             print(f"job {args.id} is {row['status']} again")
         return 0
+
     return asyncio.run(run())
 
 
@@ -333,11 +373,17 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             return 1
         print("deep scrub: " + " ".join(f"{k}={v}" for k, v in report.as_dict().items()))
         if report.without_good_holder:
-            print(f"cdnstore: {report.without_good_holder} stored version(s) have no good copy left on any server "
-                  "(see the log)", file=sys.stderr)
+            print(
+                f"cdnstore: {report.without_good_holder} stored version(s) have no good copy left on any server "
+                "(see the log)",
+                file=sys.stderr,
+            )
             return 1
-        print("every replica read matched" if not (report.corrupt or report.missing) else
-              f"{report.corrupt} corrupt and {report.missing} missing replica(s), repairs enqueued")
+        print(
+            "every replica read matched"
+            if not (report.corrupt or report.missing)
+            else f"{report.corrupt} corrupt and {report.missing} missing replica(s), repairs enqueued"
+        )
         return 0
 
     async def run() -> int:
@@ -345,15 +391,23 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             await app[appkeys.HEALTH].check_all()
             drifts = await app[appkeys.SCRUB].scrub()
             for d in drifts:
-                print(f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
-                      f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}")
+                print(
+                    f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
+                    f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}"
+                )
                 if d.recount:  # the triggers' counters had drifted from the replica table
-                    print(f"{d.server:<16} counters fixed: files {d.recount.files_was}->{d.recount.files} "
-                          f"bytes {d.recount.bytes_was}->{d.recount.bytes}")
+                    print(
+                        f"{d.server:<16} counters fixed: files {d.recount.files_was}->{d.recount.files} "
+                        f"bytes {d.recount.bytes_was}->{d.recount.bytes}"
+                    )
             drift = sum(not d.clean for d in drifts)
-            print(f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued" if drift
-                  else f"scrubbed {len(drifts)} server(s); no drift")
+            print(
+                f"scrubbed {len(drifts)} server(s); {drift} with drift, repairs enqueued"
+                if drift
+                else f"scrubbed {len(drifts)} server(s); no drift"
+            )
             return await deep_scrub(app) if args.deep else 0
+
     return asyncio.run(run())
 
 

@@ -59,8 +59,16 @@ from .users import Accounts
 # Every route, each api module's own table: the app serves and documents these and nothing else (in this
 # order: the OpenAPI document lists them so, and aiohttp tries them so).
 ROUTES: tuple[Endpoint, ...] = (
-    *auth_api.ROUTES, *events_api.ROUTES, *files_api.ROUTES, *history_api.ROUTES, *jobs_api.ROUTES,
-    *links_api.ROUTES, *ops_api.ROUTES, *pages_api.ROUTES, *servers_api.ROUTES, *users_api.ROUTES,
+    *auth_api.ROUTES,
+    *events_api.ROUTES,
+    *files_api.ROUTES,
+    *history_api.ROUTES,
+    *jobs_api.ROUTES,
+    *links_api.ROUTES,
+    *ops_api.ROUTES,
+    *pages_api.ROUTES,
+    *servers_api.ROUTES,
+    *users_api.ROUTES,
     *stats_api.ROUTES,
 )
 
@@ -71,15 +79,18 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     if not tool:
         config.require_secret()
     metrics = Metrics()  # a registry per app, never prometheus_client's global one
-    app = web.Application(middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
-                          client_max_size=config.http.max_body_bytes,
-                          handler_args=handler_args(config.http.max_header_bytes))
+    app = web.Application(
+        middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
+        client_max_size=config.http.max_body_bytes,
+        handler_args=handler_args(config.http.max_header_bytes),
+    )
     app.on_response_prepare.append(security_headers)  # nosniff, Server, no-store: on every answer
     app[appkeys.METRICS] = metrics
     app[appkeys.CONFIG] = config
     trusted = parse_networks(config.http.trusted_proxies)
     locate_client: Callable[[str | None, str | None], str] = functools.lru_cache(maxsize=65536)(
-        functools.partial(client_ip, trusted_proxies=trusted))
+        functools.partial(client_ip, trusted_proxies=trusted)
+    )
     app[appkeys.CLIENT_IP] = locate_client
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
@@ -102,8 +113,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
         db.before_begin(writer.write_first)
     stats = app[appkeys.STATS] = DownloadStats(db)
-    async with running({"history-writer": writer.run(), "download-stats": stats.run(),
-                        "checkpoint": every(1.0, db.checkpoint, "checkpoint")}):
+    async with running(
+        {
+            "history-writer": writer.run(),
+            "download-stats": stats.run(),
+            "checkpoint": every(1.0, db.checkpoint, "checkpoint"),
+        }
+    ):
         yield
     await db.close()
 
@@ -111,8 +127,12 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 async def storage(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG].storage
     jobs = app[appkeys.CONFIG].jobs
-    app[appkeys.STORAGE] = Storage(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
-                                   part_size=jobs.part_size, parts_in_flight=jobs.parts_in_flight)
+    app[appkeys.STORAGE] = Storage(
+        connect_timeout=cfg.connect_timeout,
+        read_timeout=cfg.read_timeout,
+        part_size=jobs.part_size,
+        parts_in_flight=jobs.parts_in_flight,
+    )
     yield
     await app[appkeys.STORAGE].close()
 
@@ -126,15 +146,17 @@ async def geoip(app: web.Application) -> AsyncIterator[None]:
 async def accounts(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG].auth
     passwords = await asyncio.to_thread(Passwords, cfg)
-    app[appkeys.ACCOUNTS] = Accounts(app[appkeys.DB], cfg, passwords, Tokens(cfg),
-                                     default_quota=app[appkeys.CONFIG].users.default_quota_bytes)
+    app[appkeys.ACCOUNTS] = Accounts(
+        app[appkeys.DB], cfg, passwords, Tokens(cfg), default_quota=app[appkeys.CONFIG].users.default_quota_bytes
+    )
     yield
 
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key))
+        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key)
+    )
     await registry.load()
     yield
 
@@ -144,16 +166,27 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
     await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
-    files = app[appkeys.FILES] = Files(db, storage, registry, queue, cfg, metrics=app[appkeys.METRICS],
-                                       stats=app[appkeys.STATS], history=app[appkeys.HISTORY])
+    files = app[appkeys.FILES] = Files(
+        db,
+        storage,
+        registry,
+        queue,
+        cfg,
+        metrics=app[appkeys.METRICS],
+        stats=app[appkeys.STATS],
+        history=app[appkeys.HISTORY],
+    )
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
-    integrity = app[appkeys.INTEGRITY] = Integrity(db, storage, registry, files, cfg.integrity,
-                                                   metrics=app[appkeys.METRICS])
-    replicator = Replicator(db, storage, registry, queue, retry_delay=cfg.health.interval,
-                            metrics=app[appkeys.METRICS], integrity=integrity)
+    integrity = app[appkeys.INTEGRITY] = Integrity(
+        db, storage, registry, files, cfg.integrity, metrics=app[appkeys.METRICS]
+    )
+    replicator = Replicator(
+        db, storage, registry, queue, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS], integrity=integrity
+    )
     registry.listeners.append(replicator.server_changed)
-    app[appkeys.WORKER] = JobWorker(queue, registry.available_ids, replicator.handlers, cfg.jobs,
-                                    health_interval=cfg.health.interval)
+    app[appkeys.WORKER] = JobWorker(
+        queue, registry.available_ids, replicator.handlers, cfg.jobs, health_interval=cfg.health.interval
+    )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
     app[appkeys.DEEP_SCRUB] = DeepScrubber(db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS])
@@ -161,8 +194,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:
-    app[appkeys.LINKS] = Links(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords,
-                               app[appkeys.CONFIG])
+    app[appkeys.LINKS] = Links(
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, app[appkeys.CONFIG]
+    )
     yield
 
 
@@ -182,14 +216,17 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "jobs": app[appkeys.WORKER].run(),
         "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
-        "upload-sweep": every_exclusively(lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep,
-                                          "upload-sweep"),
-        "verify": every_exclusively(lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify,
-                                    "verify"),
+        "upload-sweep": every_exclusively(
+            lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"
+        ),
+        "verify": every_exclusively(
+            lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
+        ),
     }
     if cfg.scrub.interval:
-        tasks["scrub"] = every_exclusively(lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub",
-                                           first_after=cfg.scrub.interval)
+        tasks["scrub"] = every_exclusively(
+            lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval
+        )
     if cfg.scrub.deep_interval:
         tasks["deep-scrub"] = app[appkeys.DEEP_SCRUB].run()
     async with running(tasks):

@@ -30,8 +30,9 @@ class Passwords:
     filling the default thread pool, which also serves the page's files and the database."""
 
     def __init__(self, cfg: AuthConfig) -> None:
-        self._hasher = PasswordHasher(time_cost=cfg.argon2_time_cost, memory_cost=cfg.argon2_memory_kib,
-                                      parallelism=cfg.argon2_parallelism)
+        self._hasher = PasswordHasher(
+            time_cost=cfg.argon2_time_cost, memory_cost=cfg.argon2_memory_kib, parallelism=cfg.argon2_parallelism
+        )
         # Verified against when the username is unknown, so that both cases cost the same time.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
         self._turns = asyncio.Semaphore(cfg.argon2_max_running)
@@ -45,8 +46,7 @@ class Passwords:
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         if self._queued >= self._room:
-            raise TooManyAttempts("too many password checks are waiting; try again in a moment",
-                                  retry_after=1)
+            raise TooManyAttempts("too many password checks are waiting; try again in a moment", retry_after=1)
         self._queued += 1
         try:
             async with self._turns:

@@ -43,8 +43,11 @@ Reload = Callable[[], Awaitable[None]]
 async def bump(db: Database, tx: Tx, topic: str) -> None:
     """Record, in the transaction of a change, that `topic`'s copies are out of date on every daemon, and
     wake their checks when it commits."""
-    await tx.execute("INSERT INTO cache_versions (topic, version) VALUES (?, 1) "
-                     "ON CONFLICT (topic) DO UPDATE SET version = cache_versions.version + 1", (topic,))
+    await tx.execute(
+        "INSERT INTO cache_versions (topic, version) VALUES (?, 1) "
+        "ON CONFLICT (topic) DO UPDATE SET version = cache_versions.version + 1",
+        (topic,),
+    )
     await db.notify(CHANNEL, topic, tx=tx)
 
 

@@ -125,10 +125,10 @@ class UploadsConfig(Section):
     max_file_size: int = Field(5 << 40, ge=1, le=5 << 40)  # S3's limit for one object (5 TiB)
     multipart_threshold: int = Field(64 << 20, ge=5 << 20, le=5 << 30)  # larger files are uploaded in parts
     url_ttl: int = Field(3600, ge=60, le=604800)
-    sweep_interval: float = Field(30.0, gt=0)   # how often uploads still pending are looked for
-    sweep_after: int = Field(60, ge=0)          # an upload pending this long is HEADed on its server
-    abandon_after: int = Field(86400, ge=60)    # ... and given up this long after it was announced
-    max_per_minute: int = Field(600, ge=0)      # uploads one user may announce per minute (429 beyond); 0: no limit
+    sweep_interval: float = Field(30.0, gt=0)  # how often uploads still pending are looked for
+    sweep_after: int = Field(60, ge=0)  # an upload pending this long is HEADed on its server
+    abandon_after: int = Field(86400, ge=60)  # ... and given up this long after it was announced
+    max_per_minute: int = Field(600, ge=0)  # uploads one user may announce per minute (429 beyond); 0: no limit
 
 
 class DownloadsConfig(Section):
@@ -137,12 +137,12 @@ class DownloadsConfig(Section):
 
 class JobsConfig(Section):
     workers: int = Field(4, ge=1, le=256)
-    per_server: int = Field(2, ge=1)           # jobs running at once against one server
+    per_server: int = Field(2, ge=1)  # jobs running at once against one server
     max_attempts: int = Field(8, ge=1)
-    backoff_base: float = Field(2.0, gt=0)     # seconds before the first retry; doubles each time
+    backoff_base: float = Field(2.0, gt=0)  # seconds before the first retry; doubles each time
     backoff_max: float = Field(600.0, gt=0)
-    timeout: float = Field(3600.0, gt=0)       # a job running longer is failed (and retried)
-    poll_interval: float = Field(1.0, gt=0)    # idle workers look for due jobs this often
+    timeout: float = Field(3600.0, gt=0)  # a job running longer is failed (and retried)
+    poll_interval: float = Field(1.0, gt=0)  # idle workers look for due jobs this often
     part_size: int = Field(8 << 20, ge=5 << 20)  # multipart part size of server-to-server copies
     parts_in_flight: int = Field(2, ge=1)
     shutdown_grace: float = Field(30.0, ge=0)  # at SIGTERM, running jobs may finish this long, then are requeued
@@ -157,15 +157,15 @@ class HealthConfig(Section):
 
 
 class ScrubConfig(Section):
-    interval: float = Field(86400.0, ge=0)     # seconds between scrubs of every server; 0: only `cdnstore scrub`
+    interval: float = Field(86400.0, ge=0)  # seconds between scrubs of every server; 0: only `cdnstore scrub`
     stale_upload_after: float = Field(86400.0, ge=0)  # an unfinished multipart upload this old is aborted
     # seconds: each replica is read back and hashed this often; 0: only `cdnstore scrub --deep`
     deep_interval: float = Field(2592000.0, ge=0)
-    deep_rate: int = Field(20_000_000, ge=1)   # bytes a second the deep scrub reads at most (over all servers)
+    deep_rate: int = Field(20_000_000, ge=1)  # bytes a second the deep scrub reads at most (over all servers)
 
 
 class IntegrityConfig(Section):
-    verify_rate: int = Field(50 << 20, ge=1)   # bytes/s at most read back by verification reads
+    verify_rate: int = Field(50 << 20, ge=1)  # bytes/s at most read back by verification reads
     verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
 
 
@@ -176,18 +176,19 @@ class PeriodicConfig(Section):
 
 
 class LinksConfig(Section):
-    default_expires_in: int = Field(0, ge=0)     # seconds a new link lives when none is asked; 0: no expiry
-    max_expires_in: int = Field(0, ge=0)         # the longest expires_in a link may ask; 0: no ceiling
+    default_expires_in: int = Field(0, ge=0)  # seconds a new link lives when none is asked; 0: no expiry
+    max_expires_in: int = Field(0, ge=0)  # the longest expires_in a link may ask; 0: no ceiling
     max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
-    password_lockout: int = Field(300, ge=1)     # seconds: the window in which wrong passwords count
+    password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:
         if self.max_expires_in and self.default_expires_in > self.max_expires_in:
-            raise ValueError(f"default_expires_in ({self.default_expires_in}) is above max_expires_in "
-                             f"({self.max_expires_in})")
+            raise ValueError(
+                f"default_expires_in ({self.default_expires_in}) is above max_expires_in ({self.max_expires_in})"
+            )
         return self
 
 
@@ -198,7 +199,7 @@ class UsersConfig(Section):
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
-    requests: bool = True                      # one line per HTTP request; false for benchmarks
+    requests: bool = True  # one line per HTTP request; false for benchmarks
 
 
 class Config(Section):
@@ -221,8 +222,10 @@ class Config(Section):
 
     def require_secret(self) -> None:
         if not self.auth.secret_key:
-            raise ConfigError("auth.secret_key: required to serve (tokens are signed with it); "
-                              "set it in the config file or CDNSTORE_AUTH_SECRET_KEY")
+            raise ConfigError(
+                "auth.secret_key: required to serve (tokens are signed with it); "
+                "set it in the config file or CDNSTORE_AUTH_SECRET_KEY"
+            )
         if len(self.auth.secret_key) < 16:
             raise ConfigError("auth.secret_key: must be at least 16 characters")
 
@@ -255,11 +258,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, s
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         model = SECTIONS.get(section)
         if model is None or key not in model.model_fields:
-            raise ConfigError(f"{name}: no such setting (expected CDNSTORE_<SECTION>_<KEY>, "
-                              f"e.g. CDNSTORE_HTTP_PORT)")
+            raise ConfigError(f"{name}: no such setting (expected CDNSTORE_<SECTION>_<KEY>, e.g. CDNSTORE_HTTP_PORT)")
         is_list = "tuple" in str(model.model_fields[key].annotation)
         raw.setdefault(section, {})[key] = _parse_list(name, value) if is_list else value
         sources[f"{section}.{key}"] = name

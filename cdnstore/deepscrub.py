@@ -144,8 +144,15 @@ class _Pass:
 
 
 class DeepScrubber:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue, cfg: ScrubConfig,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        servers: ServerRegistry,
+        jobs: JobQueue,
+        cfg: ScrubConfig,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
         self.storage = storage
         self.servers = servers
@@ -168,8 +175,11 @@ class DeepScrubber:
             report.seconds = round(time.monotonic() - started, 3)
         self._findings = None
         report.without_good_holder = await self.without_good_holder()
-        level = logging.ERROR if report.without_good_holder else (
-            logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
+        level = (
+            logging.ERROR
+            if report.without_good_holder
+            else (logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
+        )
         log.log(level, "deep scrub: %s", report.as_dict())
         return report
 
@@ -231,17 +241,24 @@ class DeepScrubber:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         rows = await self.db.fetchall(_FINDINGS, offload=True)
-        found = Findings({r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
-                         await self.without_good_holder())
+        found = Findings(
+            {r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
+            await self.without_good_holder(),
+        )
         self._findings = (time.monotonic() + FINDINGS_TTL, found)
         return found
 
     async def without_good_holder(self) -> int:
         """Stored versions with a corrupt replica and no present one: nothing good to serve or copy."""
-        return int(await self.db.fetchval(
-            "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
-            "WHERE r.status = 'corrupt' AND v.status = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas o "
-            "WHERE o.version_id = r.version_id AND o.status = 'present')", offload=True) or 0)
+        return int(
+            await self.db.fetchval(
+                "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
+                "WHERE r.status = 'corrupt' AND v.status = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas o "
+                "WHERE o.version_id = r.version_id AND o.status = 'present')",
+                offload=True,
+            )
+            or 0
+        )
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -253,8 +270,10 @@ class DeepScrubber:
             report.skipped += 1
             if replica.server_id not in state.unavailable:
                 state.unavailable.add(replica.server_id)
-                log.info("deep scrub: server %s is off or down: its replicas wait for a later pass",
-                         server.name if server else replica.server_id)
+                log.info(
+                    "deep scrub: server %s is off or down: its replicas wait for a later pass",
+                    server.name if server else replica.server_id,
+                )
             return None
         sha, mdf = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if md5 else None
         size = 0
@@ -284,8 +303,10 @@ class DeepScrubber:
     async def _judge(self, replica: Replica, sha256: str, digest: Digest, report: DeepReport) -> None:
         if digest.sha256 == sha256 and digest.size == replica.size:
             async with self.db.transaction() as tx:
-                await tx.execute("UPDATE replicas SET verified_at = ? WHERE server_id = ? AND version_id = ? "
-                                 "AND status = 'present'", (now_iso(), replica.server_id, replica.version_id))
+                await tx.execute(
+                    "UPDATE replicas SET verified_at = ? WHERE server_id = ? AND version_id = ? AND status = 'present'",
+                    (now_iso(), replica.server_id, replica.version_id),
+                )
             report.verified += 1
             self.metrics.scrub_verified.inc()
         elif await self._corrupt(replica, sha256, digest):
@@ -301,36 +322,56 @@ class DeepScrubber:
                 "UPDATE replicas SET status = 'corrupt' WHERE server_id = ? AND version_id = ? AND status = 'present' "
                 "AND coalesce(verified_at, '') = ? AND EXISTS (SELECT 1 FROM versions WHERE id = ? "
                 "AND status = 'stored')",
-                (replica.server_id, replica.version_id, replica.verified_at or "", replica.version_id))
+                (replica.server_id, replica.version_id, replica.verified_at or "", replica.version_id),
+            )
             if not changed.rowcount:
                 return False
-            good = await tx_fetchone(tx, "SELECT 1 FROM replicas WHERE version_id = ? AND status = 'present'",
-                                     (replica.version_id,))
+            good = await tx_fetchone(
+                tx, "SELECT 1 FROM replicas WHERE version_id = ? AND status = 'present'", (replica.version_id,)
+            )
             if good is not None:
                 await self.jobs.enqueue_repair(tx, replica.version_id, replica.server_id)
         self._findings = None
         self.metrics.scrub_corrupt.labels(name).inc()
-        log.warning("deep scrub: %s on %s differs from its SHA-256 (%d bytes, sha256 %s; expected %d bytes, %s): "
-                    "marked corrupt%s", replica.key, name, digest.size, digest.sha256, replica.size, sha256,
-                    ", repair enqueued" if good is not None else "")
+        log.warning(
+            "deep scrub: %s on %s differs from its SHA-256 (%d bytes, sha256 %s; expected %d bytes, %s): "
+            "marked corrupt%s",
+            replica.key,
+            name,
+            digest.size,
+            digest.sha256,
+            replica.size,
+            sha256,
+            ", repair enqueued" if good is not None else "",
+        )
         if good is None:
-            log.error("deep scrub: %s has no good copy left on any server (the last one, on %s, is corrupt): "
-                      "it is not served; restore it from a backup or upload it again", replica.key, name)
+            log.error(
+                "deep scrub: %s has no good copy left on any server (the last one, on %s, is corrupt): "
+                "it is not served; restore it from a backup or upload it again",
+                replica.key,
+                name,
+            )
         return True
 
     async def _forget(self, replica: Replica) -> int:
         """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""
         async with self.db.transaction() as tx:
-            gone = await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ? "
-                                    "AND status = 'present'", (replica.server_id, replica.version_id))
-            stored = await tx_fetchone(tx, "SELECT zone FROM versions WHERE id = ? AND status = 'stored'",
-                                       (replica.version_id,))
+            gone = await tx.execute(
+                "DELETE FROM replicas WHERE server_id = ? AND version_id = ? AND status = 'present'",
+                (replica.server_id, replica.version_id),
+            )
+            stored = await tx_fetchone(
+                tx, "SELECT zone FROM versions WHERE id = ? AND status = 'stored'", (replica.version_id,)
+            )
             if gone.rowcount and stored is not None and stored["zone"] is not None:
                 await self.jobs.enqueue_copies(tx, replica.version_id, stored["zone"])
         if gone.rowcount:
             server = self.servers.by_internal_id(replica.server_id)
-            log.warning("deep scrub: %s is missing on %s: copy enqueued", replica.key,
-                        server.name if server else replica.server_id)
+            log.warning(
+                "deep scrub: %s is missing on %s: copy enqueued",
+                replica.key,
+                server.name if server else replica.server_id,
+            )
         return int(gone.rowcount > 0)
 
     async def _decide(self, version_id: int, state: _Pass) -> None:
@@ -349,9 +390,14 @@ class DeepScrubber:
         if good is None:
             state.undecided.add(version_id)
             report.undecided += 1
-            log.warning("deep scrub: the SHA-256 of %s stays unknown: its %d replicas read hold %d contents, and "
-                        "none has the upload's MD5 ETag %s or none holds a majority", replicas[0].key, len(read),
-                        len({d.sha256 for d in read.values()}), replicas[0].etag)
+            log.warning(
+                "deep scrub: the SHA-256 of %s stays unknown: its %d replicas read hold %d contents, and "
+                "none has the upload's MD5 ETag %s or none holds a majority",
+                replicas[0].key,
+                len(read),
+                len({d.sha256 for d in read.values()}),
+                replicas[0].etag,
+            )
             return
         async with self.db.transaction() as tx:
             await tx.execute("UPDATE versions SET sha256 = ? WHERE id = ? AND sha256 IS NULL", (good, version_id))

@@ -71,16 +71,25 @@ DEMO_FALLBACK_IP = "8.8.8.8"
 def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
     port = cfg.http.port if port is None else port
     public_url = cfg.http.public_url if port == cfg.http.port else f"http://{cfg.http.host}:{port}"
-    return cfg.model_copy(update={
-        "http": cfg.http.model_copy(update={"port": port, "public_url": public_url,
-                                            "trusted_proxies": cfg.http.trusted_proxies or ("127.0.0.1",)}),
-        "geoip": cfg.geoip.model_copy(update={"fallback_ip": cfg.geoip.fallback_ip or DEMO_FALLBACK_IP}),
-        "database": cfg.database.model_copy(update={"path": str(root / "cdnstore.sqlite3")}),
-        "auth": cfg.auth.model_copy(update={"secret_key": cfg.auth.secret_key or _persisted_secret(
-            root / "secret_key")}),
-        "events": cfg.events.model_copy(update={"token": cfg.events.token or _persisted_secret(
-            root / "events_token")}),
-    })
+    return cfg.model_copy(
+        update={
+            "http": cfg.http.model_copy(
+                update={
+                    "port": port,
+                    "public_url": public_url,
+                    "trusted_proxies": cfg.http.trusted_proxies or ("127.0.0.1",),
+                }
+            ),
+            "geoip": cfg.geoip.model_copy(update={"fallback_ip": cfg.geoip.fallback_ip or DEMO_FALLBACK_IP}),
+            "database": cfg.database.model_copy(update={"path": str(root / "cdnstore.sqlite3")}),
+            "auth": cfg.auth.model_copy(
+                update={"secret_key": cfg.auth.secret_key or _persisted_secret(root / "secret_key")}
+            ),
+            "events": cfg.events.model_copy(
+                update={"token": cfg.events.token or _persisted_secret(root / "events_token")}
+            ),
+        }
+    )
 
 
 def daemon_config(cfg: Config, i: int) -> Config:
@@ -88,8 +97,9 @@ def daemon_config(cfg: Config, i: int) -> Config:
     if i == 0:
         return cfg
     port = cfg.http.port + i
-    return cfg.model_copy(update={"http": cfg.http.model_copy(update={
-        "port": port, "public_url": f"http://{cfg.http.host}:{port}"})})
+    return cfg.model_copy(
+        update={"http": cfg.http.model_copy(update={"port": port, "public_url": f"http://{cfg.http.host}:{port}"})}
+    )
 
 
 def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> int:
@@ -101,8 +111,10 @@ def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> in
     for i in range(daemons):
         taken = daemon_config(cfg, i).http.port
         if not _port_free(cfg.http.host, taken):
-            return _refuse(f"port {taken} on {cfg.http.host} is in use (an earlier demo still running?): "
-                           "stop it, or choose another port with --port")
+            return _refuse(
+                f"port {taken} on {cfg.http.host} is in use (an earlier demo still running?): "
+                "stop it, or choose another port with --port"
+            )
     if daemons > 1 and bindir() is None:
         return _refuse(f"--daemons {daemons} needs a PostgreSQL server on this machine ({INSTALL_HINT})")
     pg = PgCluster() if daemons > 1 else None
@@ -110,8 +122,9 @@ def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> in
         if pg is not None:
             print(f"starting a throwaway PostgreSQL cluster under {pg.root} ...", flush=True)
             pg.start()
-            cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={
-                "url": pg.create_database("cdnstore")})})
+            cfg = cfg.model_copy(
+                update={"database": cfg.database.model_copy(update={"url": pg.create_database("cdnstore")})}
+            )
         return asyncio.run(_demo(cfg, root, daemons))
     except WeedError as exc:  # one line, not weed's Go stack dump (that stays in the file it names)
         return _refuse(exc.summary)
@@ -138,9 +151,13 @@ def _port_free(host: str, port: int) -> bool:
 async def _demo(cfg: Config, root: Path, daemons: int) -> int:
     s3_secret = _persisted_secret(root / "s3_secret")
     cluster = WeedCluster(
-        root / "s3", [site.name for site in ORIGINAL_LAYOUT], access_key=S3_ACCESS_KEY, secret_key=s3_secret,
+        root / "s3",
+        [site.name for site in ORIGINAL_LAYOUT],
+        access_key=S3_ACCESS_KEY,
+        secret_key=s3_secret,
         webhook_url=lambda name: f"http://127.0.0.1:{cfg.http.port}/api/v1/events/s3/{name}",
-        webhook_token=cfg.events.token)
+        webhook_token=cfg.events.token,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -185,20 +202,35 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
             await accounts.create(username, DEMO_PASSWORD, is_admin=admin)
     admin_id = await app[appkeys.DB].fetchval("SELECT id FROM users WHERE username = 'admin'")
     for site in ORIGINAL_LAYOUT:
-        fields = {"endpoint_url": cluster.instance(site.name).endpoint_url, "bucket": "files",
-                  "region": "us-east-1", "access_key": S3_ACCESS_KEY, "secret_key": s3_secret}
+        fields = {
+            "endpoint_url": cluster.instance(site.name).endpoint_url,
+            "bucket": "files",
+            "region": "us-east-1",
+            "access_key": S3_ACCESS_KEY,
+            "secret_key": s3_secret,
+        }
         try:
             existing = registry.by_name(site.name)
         except NotFound:
-            await registry.create(admin_id, {**fields, "name": site.name, "location": site.location,
-                                             "zone": site.zone, "latitude": site.latitude,
-                                             "longitude": site.longitude, "is_on": True,
-                                             "is_active": site.is_active})
+            await registry.create(
+                admin_id,
+                {
+                    **fields,
+                    "name": site.name,
+                    "location": site.location,
+                    "zone": site.zone,
+                    "latitude": site.latitude,
+                    "longitude": site.longitude,
+                    "is_on": True,
+                    "is_active": site.is_active,
+                },
+            )
             continue
         if existing.endpoint_url != fields["endpoint_url"]:
             # A new address takes the credentials with it (they are never sent to a new address otherwise).
-            await registry.update(admin_id, existing.id, {k: fields[k] for k in ("endpoint_url", "access_key",
-                                                                                 "secret_key")})
+            await registry.update(
+                admin_id, existing.id, {k: fields[k] for k in ("endpoint_url", "access_key", "secret_key")}
+            )
 
 
 def _announce(cfg: Config, cluster: WeedCluster, daemons: int) -> None:
@@ -207,15 +239,24 @@ def _announce(cfg: Config, cluster: WeedCluster, daemons: int) -> None:
     lines = [
         "",
         f"cdnstore demo is running at {url}/",
-        *([f"  and at {' and '.join(others)}: {daemons} daemons on one PostgreSQL database "
-           f"({cfg.database.url}), serving the same files"] if others else []),
+        *(
+            [
+                f"  and at {' and '.join(others)}: {daemons} daemons on one PostgreSQL database "
+                f"({cfg.database.url}), serving the same files"
+            ]
+            if others
+            else []
+        ),
         f"  log in as  admin / {DEMO_PASSWORD}  (administrator)",
         f"         or  user / {DEMO_PASSWORD}",
         f"  API description: {url}/api/openapi.json",
         f"  clients on this machine count as {cfg.geoip.fallback_ip}; send X-Forwarded-For to be elsewhere",
         "  S3 servers:",
-        *(f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
-          f"{'' if s.is_active else '  (inactive)'}" for s in ORIGINAL_LAYOUT),
+        *(
+            f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
+            f"{'' if s.is_active else '  (inactive)'}"
+            for s in ORIGINAL_LAYOUT
+        ),
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

@@ -22,11 +22,14 @@ from .errors import Invalid
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16",   # IPv4 link-local: 169.254.169.254 is the metadata service of most clouds
-    "fe80::/10",        # IPv6 link-local
-    "fd00:ec2::254/128",  # AWS's IPv6 metadata address
-))
+REFUSED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "169.254.0.0/16",  # IPv4 link-local: 169.254.169.254 is the metadata service of most clouds
+        "fe80::/10",  # IPv6 link-local
+        "fd00:ec2::254/128",  # AWS's IPv6 metadata address
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: an IPv4 address in disguise
 
 
@@ -55,8 +58,9 @@ async def check_endpoint(url: str) -> None:
     refused address. A name that does not resolve passes here: the S3 check then says it is unreachable."""
     parts = urlsplit(url)
     if "@" in parts.netloc:
-        raise _not_allowed("must not carry user info (user:password@); give the credentials "
-                           "as access_key and secret_key")
+        raise _not_allowed(
+            "must not carry user info (user:password@); give the credentials as access_key and secret_key"
+        )
     host = parts.hostname or ""
     try:
         literal: Address | None = ipaddress.ip_address(host)
@@ -69,8 +73,9 @@ async def check_endpoint(url: str) -> None:
     for address in addresses:
         if refused(address):
             where = "is" if literal is not None else f"resolves to {address}, which is"
-            raise _not_allowed(f"the host {where} a link-local or cloud metadata address; "
-                               "storage servers may not live there")
+            raise _not_allowed(
+                f"the host {where} a link-local or cloud metadata address; storage servers may not live there"
+            )
 
 
 async def _resolve(host: str, port: int | None) -> set[Address]:
@@ -91,8 +96,9 @@ class GuardedResolver(AbstractResolver):
         # this resolver) may be built before there is one (the CLI, presigning in plain functions).
         self._inner: ThreadedResolver | None = None
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if self._inner is None:
             self._inner = ThreadedResolver()  # getaddrinfo in a thread, as check_endpoint
         found = await self._inner.resolve(host, port, family)

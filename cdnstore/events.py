@@ -30,8 +30,11 @@ def parse(body: Any) -> list[ObjectEvent]:
     if isinstance(body.get("event_type"), str) and isinstance(body.get("key"), str):
         event = _seaweed(body)
         return [] if event is None else [event]
-    raise Invalid("body", "neither a MinIO bucket notification (Records) nor a SeaweedFS filer event "
-                  "(event_type, key, message)", code="unsupported_event")
+    raise Invalid(
+        "body",
+        "neither a MinIO bucket notification (Records) nor a SeaweedFS filer event (event_type, key, message)",
+        code="unsupported_event",
+    )
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -51,9 +54,13 @@ def _minio(record: Any) -> ObjectEvent | None:
         return None
     size = obj.get("size")
     etag = obj.get("eTag")
-    return ObjectEvent(bucket, unquote_plus(obj["key"]), created,
-                       size if isinstance(size, int) and not isinstance(size, bool) else None,
-                       etag.strip('"') if isinstance(etag, str) and etag else None)
+    return ObjectEvent(
+        bucket,
+        unquote_plus(obj["key"]),
+        created,
+        size if isinstance(size, int) and not isinstance(size, bool) else None,
+        etag.strip('"') if isinstance(etag, str) and etag else None,
+    )
 
 
 def _seaweed(body: dict[str, Any]) -> ObjectEvent | None:

@@ -40,8 +40,9 @@ FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_i
 
 async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
     """The id and name of the caller's live file, inside a transaction; another user's is 404 too."""
-    row = await tx_fetchone(tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? AND deleted_at IS NULL",
-                            (file_uuid, owner_id))
+    row = await tx_fetchone(
+        tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? AND deleted_at IS NULL", (file_uuid, owner_id)
+    )
     if row is None:
         raise NotFound("no such file", code="file_not_found")
     return row
@@ -49,10 +50,17 @@ async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
 
 def render_file(row: Row) -> dict[str, Any]:
     stored = row["current_version_id"] is not None
-    return {"id": row["uuid"], "name": row["name"], "size": row["size"], "content_type": row["content_type"],
-            "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
-            "zone": row["zone"] if stored else None,
-            "sha256": row["sha256"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
+    return {
+        "id": row["uuid"],
+        "name": row["name"],
+        "size": row["size"],
+        "content_type": row["content_type"],
+        "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
+        "zone": row["zone"] if stored else None,
+        "sha256": row["sha256"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -81,9 +89,17 @@ class Download:
 
 
 class Files:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 cfg: Config, metrics: Metrics | None = None, stats: DownloadStats | None = None,
-                 history: HistoryWriter | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        servers: ServerRegistry,
+        jobs: JobQueue,
+        cfg: Config,
+        metrics: Metrics | None = None,
+        stats: DownloadStats | None = None,
+        history: HistoryWriter | None = None,
+    ) -> None:
         self.db = db
         self.storage = storage
         self.servers = servers
@@ -101,8 +117,10 @@ class Files:
     # --- reads ----------------------------------------------------------------------------------
 
     async def get(self, owner_id: int, file_uuid: str) -> Row:
-        row = await self.db.fetchone(f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.uuid = ? AND f.owner_id = ? "
-                                     "AND f.deleted_at IS NULL", (file_uuid, owner_id))
+        row = await self.db.fetchone(
+            f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL",
+            (file_uuid, owner_id),
+        )
         if row is None:
             raise NotFound("no such file", code="file_not_found")
         return row
@@ -120,7 +138,8 @@ class Files:
         found to differ from its SHA-256 (corrupt, being replaced) or about to hold it (pending). Not scoped
         by owner: it is the server admins' view (can_view_cdnserver), by contract."""
         row = await self.db.fetchone(
-            "SELECT current_version_id FROM files WHERE uuid = ? AND deleted_at IS NULL", (file_uuid,))
+            "SELECT current_version_id FROM files WHERE uuid = ? AND deleted_at IS NULL", (file_uuid,)
+        )
         if row is None:
             raise NotFound("no such file", code="file_not_found")
         version = row["current_version_id"]
@@ -140,7 +159,9 @@ class Files:
             f"SELECT version_id, server_id, status FROM replicas WHERE version_id IN ({marks}) UNION "
             f"SELECT j.version_id, j.server_id, 'pending' FROM jobs j WHERE j.version_id IN ({marks}) "
             "AND j.kind = 'copy' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = j.version_id "
-            "AND r.server_id = j.server_id)", (*version_ids, *version_ids))
+            "AND r.server_id = j.server_id)",
+            (*version_ids, *version_ids),
+        )
         found: dict[int, list[tuple[Server, str]]] = {}
         for r in rows:
             server = self.servers.by_internal_id(r["server_id"])
@@ -150,22 +171,32 @@ class Files:
 
     # --- uploads --------------------------------------------------------------------------------
 
-    async def announce(self, owner_id: int, name: str, size: int, content_type: str,
-                       client: Point | None, zones: Collection[str] | None = None,
-                       sha256: str | None = None) -> Upload:
+    async def announce(
+        self,
+        owner_id: int,
+        name: str,
+        size: int,
+        content_type: str,
+        client: Point | None,
+        zones: Collection[str] | None = None,
+        sha256: str | None = None,
+    ) -> Upload:
         """A new upload to the nearest server that takes uploads, among `zones` when given (the owner's data
         residency: every copy stays in the zone of the server that stores it first)."""
         if size > self.uploads.max_file_size:
-            raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes",
-                           code="file_too_large")
+            raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes", code="file_too_large")
         if self.uploads.max_per_minute:
             wait = (await self._announced.state(str(owner_id))).retry_after
             if wait > 0:
-                raise TooManyAttempts(f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
-                                      retry_after=int(wait) + 1, code="too_many_uploads")
+                raise TooManyAttempts(
+                    f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
+                    retry_after=int(wait) + 1,
+                    code="too_many_uploads",
+                )
             await self._announced.fail(str(owner_id))  # counted, failed or not
-        server = nearest([s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)],
-                         client)
+        server = nearest(
+            [s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)], client
+        )
         if server is None:
             where = f" in your zones ({', '.join(sorted(zones))})" if zones is not None else ""
             raise Unavailable(f"no storage server is on, active and up{where}", code="no_server_available")
@@ -175,8 +206,9 @@ class Files:
         if part_size is not None:  # (an S3 call: before the transaction, never inside)
             upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
         try:
-            created, row = await self._new_version(owner_id, name, size, content_type, server, key,
-                                                   upload_id, part_size, sha256)
+            created, row = await self._new_version(
+                owner_id, name, size, content_type, server, key, upload_id, part_size, sha256
+            )
         except BaseException:
             if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
                 with contextlib.suppress(StorageError):
@@ -185,47 +217,92 @@ class Files:
         self.metrics.uploaded(server.name)
         expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
         if part_size is not None:
-            return Upload(created, render_file(row), {
-                "method": "multipart", "part_size": part_size, "parts": part_count(size, part_size),
-                "expires_at": iso_in(self.uploads.abandon_after, timespec="seconds"),
-                "server": render_ref(server)})
-        url, headers = self.storage.presign_put(server.s3, key, content_type=content_type, size=size,
-                                                expires_in=self.uploads.url_ttl, sha256=sha256)
-        return Upload(created, render_file(row), {
-            "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at,
-            "server": render_ref(server)})
+            return Upload(
+                created,
+                render_file(row),
+                {
+                    "method": "multipart",
+                    "part_size": part_size,
+                    "parts": part_count(size, part_size),
+                    "expires_at": iso_in(self.uploads.abandon_after, timespec="seconds"),
+                    "server": render_ref(server),
+                },
+            )
+        url, headers = self.storage.presign_put(
+            server.s3, key, content_type=content_type, size=size, expires_in=self.uploads.url_ttl, sha256=sha256
+        )
+        return Upload(
+            created,
+            render_file(row),
+            {"url": url, "method": "PUT", "headers": headers, "expires_at": expires_at, "server": render_ref(server)},
+        )
 
-    async def _new_version(self, owner_id: int, name: str, size: int, content_type: str, server: Server,
-                           key: str, upload_id: str | None, part_size: int | None,
-                           sha256: str | None) -> tuple[bool, Row]:
+    async def _new_version(
+        self,
+        owner_id: int,
+        name: str,
+        size: int,
+        content_type: str,
+        server: Server,
+        key: str,
+        upload_id: str | None,
+        part_size: int | None,
+        sha256: str | None,
+    ) -> tuple[bool, Row]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
-            existing = await tx_fetchone(tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? "
-                                         "AND deleted_at IS NULL", (owner_id, name))
+            existing = await tx_fetchone(
+                tx,
+                "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
+                (owner_id, name),
+            )
             created = False
             if existing is None:
                 # ON CONFLICT: where transactions run side by side, another may have created it meanwhile.
                 existing = await tx_fetchone(
-                    tx, "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                    tx,
+                    "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING RETURNING id, uuid",
-                    (str(uuid.uuid4()), owner_id, name, now, now))
+                    (str(uuid.uuid4()), owner_id, name, now, now),
+                )
                 created = existing is not None
                 existing = existing or await tx_fetchone(
-                    tx, "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
-                    (owner_id, name))
+                    tx,
+                    "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
+                    (owner_id, name),
+                )
             assert existing is not None
             version = await tx_fetchone(
-                tx, "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
+                tx,
+                "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
                 " upload_id, part_size, sha256, sha256_declared) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (existing["id"], key, size, content_type, self.servers.internal_id(server), now, upload_id,
-                 part_size, sha256, int(sha256 is not None)))
+                (
+                    existing["id"],
+                    key,
+                    size,
+                    content_type,
+                    self.servers.internal_id(server),
+                    now,
+                    upload_id,
+                    part_size,
+                    sha256,
+                    int(sha256 is not None),
+                ),
+            )
             assert version is not None
-            await tx.execute("UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
-                             (version["id"], now, existing["id"]))
-            await history.record(tx, owner_id, "file.uploaded", existing["uuid"],
-                                 {"name": name, "size": size, "server": server.name, "zone": server.zone})
+            await tx.execute(
+                "UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
+                (version["id"], now, existing["id"]),
+            )
+            await history.record(
+                tx,
+                owner_id,
+                "file.uploaded",
+                existing["uuid"],
+                {"name": name, "size": size, "server": server.name, "zone": server.zone},
+            )
             row = await tx_fetchone(tx, f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.id = ?", (existing["id"],))
         assert row is not None
         return created, row
@@ -233,8 +310,10 @@ class Files:
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
         """The client says its PUT finished: look at the upload server and store the version if there."""
         row = await self.get(owner_id, file_uuid)
-        version = await self.db.fetchone("SELECT id, object_key, size, status, upload_server_id FROM versions "
-                                         "WHERE id = ?", (row["latest_version_id"],))
+        version = await self.db.fetchone(
+            "SELECT id, object_key, size, status, upload_server_id FROM versions WHERE id = ?",
+            (row["latest_version_id"],),
+        )
         assert version is not None
         if version["status"] in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
             return row
@@ -244,12 +323,12 @@ class Files:
         try:
             found = await self.storage.head(server.s3, version["object_key"])
         except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})",
-                           code="upload_incomplete") from None
+            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
         if found is None or found.size != version["size"]:
             what = "nothing" if found is None else f"{found.size} bytes"
-            raise Conflict(f"the upload server holds {what}; {version['size']} bytes were announced",
-                           code="upload_incomplete")
+            raise Conflict(
+                f"the upload server holds {what}; {version['size']} bytes were announced", code="upload_incomplete"
+            )
         await self.object_created(server, version["object_key"], found.size, found.etag)
         return await self.get(owner_id, file_uuid)
 
@@ -270,8 +349,10 @@ class Files:
         return await self.object_created(server, key, size, etag)
 
     async def _awaited_on(self, server: Server, key: str) -> bool:
-        row = await self.db.fetchone("SELECT 1 FROM versions WHERE object_key = ? AND status = 'uploading' "
-                                     "AND upload_server_id = ?", (key, self.servers.internal_id(server)))
+        row = await self.db.fetchone(
+            "SELECT 1 FROM versions WHERE object_key = ? AND status = 'uploading' AND upload_server_id = ?",
+            (key, self.servers.internal_id(server)),
+        )
         return row is not None
 
     async def object_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
@@ -283,9 +364,12 @@ class Files:
         async with self.db.transaction() as tx:
             # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
             # not both see it uploading and store it twice (the second would supersede the first's version).
-            version = await tx_fetchone(tx, "SELECT id, file_id, size, status, upload_server_id, upload_id, "
-                                        f"sha256_declared FROM versions WHERE object_key = ?{self.db.for_update}",
-                                        (key,))
+            version = await tx_fetchone(
+                tx,
+                "SELECT id, file_id, size, status, upload_server_id, upload_id, "
+                f"sha256_declared FROM versions WHERE object_key = ?{self.db.for_update}",
+                (key,),
+            )
             if version is None or version["upload_server_id"] != self.servers.internal_id(server):
                 return False
             if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
@@ -295,8 +379,9 @@ class Files:
             if version["status"] != VersionStatus.UPLOADING:
                 return False
             if size != version["size"]:  # (None: a size nobody checked is never believed)
-                log.warning("object %s on %s has %s bytes, %s announced; not stored", key, server.name, size,
-                            version["size"])
+                log.warning(
+                    "object %s on %s has %s bytes, %s announced; not stored", key, server.name, size, version["size"]
+                )
                 return False
             await self._store(tx, version, server, etag)
             return True
@@ -306,11 +391,14 @@ class Files:
         # cdnstore's first read of the bytes (verify_pending): the first copy, else a verification read.
         enforced = bool(version["sha256_declared"]) and version["upload_id"] is None
         server_id = self.servers.internal_id(server)
-        await tx.execute("UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, "
-                         "verify_pending = ? WHERE id = ?",
-                         (now_iso(), etag, server.zone, int(not enforced), version["id"]))
-        await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         (server_id, version["id"]))
+        await tx.execute(
+            "UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, verify_pending = ? WHERE id = ?",
+            (now_iso(), etag, server.zone, int(not enforced), version["id"]),
+        )
+        await tx.execute(
+            "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (server_id, version["id"]),
+        )
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
             # A multipart upload's declared SHA-256 is checked by that first read: until it matches, the file
@@ -321,24 +409,32 @@ class Files:
     async def make_current(self, tx: Tx, version_id: int, server: Server) -> None:
         """A stored version becomes its file's content (unless a newer one already is: then it is out of
         date); the previous content is superseded."""
-        row = await tx_fetchone(tx, "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size "
-                                "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?", (version_id,))
+        row = await tx_fetchone(
+            tx,
+            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size "
+            "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
+            (version_id,),
+        )
         assert row is not None
         current = row["current_version_id"]
         if current is not None and current >= version_id:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
                 await self.supersede(tx, [version_id])
             return
-        await tx.execute("UPDATE files SET current_version_id = ?, updated_at = ? WHERE id = ?",
-                         (version_id, now_iso(), row["id"]))
+        await tx.execute(
+            "UPDATE files SET current_version_id = ?, updated_at = ? WHERE id = ?", (version_id, now_iso(), row["id"])
+        )
         if current is not None:
             await self.supersede(tx, [current])
-        await history.record(tx, row["owner_id"], "file.stored", row["uuid"],
-                             {"name": row["name"], "size": row["size"], "server": server.name,
-                              "zone": server.zone})
+        await history.record(
+            tx,
+            row["owner_id"],
+            "file.stored",
+            row["uuid"],
+            {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone},
+        )
 
-    async def supersede(self, tx: Tx, version_ids: list[int],
-                        status: VersionStatus = VersionStatus.SUPERSEDED) -> None:
+    async def supersede(self, tx: Tx, version_ids: list[int], status: VersionStatus = VersionStatus.SUPERSEDED) -> None:
         marks = ", ".join("?" * len(version_ids))
         await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
         await self.jobs.enqueue_removals(tx, version_ids)
@@ -351,7 +447,8 @@ class Files:
         rows = await self.db.fetchall(
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
             "WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ? ORDER BY created_at LIMIT 500",
-            (cutoff,))  # (multipart uploads: uploads.py)
+            (cutoff,),
+        )  # (multipart uploads: uploads.py)
         abandon_before = iso_in(-self.uploads.abandon_after)
         stored = 0
         for row in rows:
@@ -372,18 +469,24 @@ class Files:
     async def abandon(self, version_id: int, file_id: int, reason: str = "upload_never_arrived") -> None:
         """Give up an upload; its file goes too when it has no stored content and no other upload."""
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE versions SET status = 'deleted' WHERE id = ? AND status = 'uploading'",
-                             (version_id,))
-            file = await tx_fetchone(tx, "SELECT uuid, owner_id, name, current_version_id FROM files WHERE id = ? "
-                                     "AND deleted_at IS NULL", (file_id,))
+            await tx.execute(
+                "UPDATE versions SET status = 'deleted' WHERE id = ? AND status = 'uploading'", (version_id,)
+            )
+            file = await tx_fetchone(
+                tx,
+                "SELECT uuid, owner_id, name, current_version_id FROM files WHERE id = ? AND deleted_at IS NULL",
+                (file_id,),
+            )
             # (a stored version that is not current yet awaits the check of its declared SHA-256)
-            others = await tx_fetchall(tx, "SELECT 1 FROM versions WHERE file_id = ? AND status IN "
-                                       "('uploading', 'stored')", (file_id,))
+            others = await tx_fetchall(
+                tx, "SELECT 1 FROM versions WHERE file_id = ? AND status IN ('uploading', 'stored')", (file_id,)
+            )
             if file is not None and file["current_version_id"] is None and not others:
                 now = now_iso()
                 await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, file_id))
-                await history.record(tx, file["owner_id"], "file.deleted", file["uuid"],
-                                     {"name": file["name"], "reason": reason})
+                await history.record(
+                    tx, file["owner_id"], "file.deleted", file["uuid"], {"name": file["name"], "reason": reason}
+                )
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
@@ -406,8 +509,9 @@ class Files:
         if owners is not None and self.history is not None:
             self.history.add(owners[0], "file.downloaded", owners[1], {"name": got.name, "server": got.server.name})
 
-    async def locate(self, owner_id: int | None, file_uuid: str, client: Point | None,
-                     ttl: int | None = None) -> Download:
+    async def locate(
+        self, owner_id: int | None, file_uuid: str, client: Point | None, ttl: int | None = None
+    ) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`), not
         recorded yet (record_download does, once the download is granted)."""
         row = await self.db.fetchone(
@@ -415,7 +519,9 @@ class Files:
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "
             "AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
-            "WHERE f.uuid = ? AND f.deleted_at IS NULL", (file_uuid,))
+            "WHERE f.uuid = ? AND f.deleted_at IS NULL",
+            (file_uuid,),
+        )
         if row is None or (owner_id is not None and row["owner_id"] != owner_id):
             raise NotFound("no such file", code="file_not_found")
         if row["current_version_id"] is None:
@@ -452,21 +558,23 @@ class Files:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
             if row["name"] != name:
-                if await tx_fetchone(tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND "
-                                     "deleted_at IS NULL", (owner_id, name)):
+                if await tx_fetchone(
+                    tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
+                ):
                     raise Conflict(f"you already have a file named {name!r}", code="name_taken")
-                await tx.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?",
-                                 (name, now_iso(), row["id"]))
-                await history.record(tx, owner_id, "file.renamed", file_uuid,
-                                     {"old_name": row["name"], "new_name": name})
+                await tx.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (name, now_iso(), row["id"]))
+                await history.record(
+                    tx, owner_id, "file.renamed", file_uuid, {"old_name": row["name"], "new_name": name}
+                )
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
             now = now_iso()
             await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"]))
-            live = await tx_fetchall(tx, "SELECT id FROM versions WHERE file_id = ? AND status IN "
-                                     "('uploading', 'stored')", (row["id"],))
+            live = await tx_fetchall(
+                tx, "SELECT id FROM versions WHERE file_id = ? AND status IN ('uploading', 'stored')", (row["id"],)
+            )
             if live:
                 await self.supersede(tx, [v["id"] for v in live], status=VersionStatus.DELETED)
             await history.record(tx, owner_id, "file.deleted", file_uuid, {"name": row["name"]})

@@ -188,8 +188,7 @@ def default_database_path() -> Path:
     spec = importlib.util.find_spec(_GEOLITE2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise GeoDatabaseError(
-            f"no GeoIP database configured and the maxminddb-geolite2 package "
-            f"({_GEOLITE2_PACKAGE}) is not installed"
+            f"no GeoIP database configured and the maxminddb-geolite2 package ({_GEOLITE2_PACKAGE}) is not installed"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / DATABASE_FILE
     if not path.is_file():
@@ -214,9 +213,7 @@ class GeoLocator:
         database_type = reader.metadata().database_type
         if "City" not in database_type:
             reader.close()
-            raise GeoDatabaseError(
-                f"GeoIP database {resolved} is a {database_type} database, not a City database"
-            )
+            raise GeoDatabaseError(f"GeoIP database {resolved} is a {database_type} database, not a City database")
         self.database_type: str = database_type
         self._reader = reader
 

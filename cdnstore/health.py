@@ -28,8 +28,11 @@ class HealthChecker:
         """Check every server that is on; record and return the changes (server uuid -> health)."""
         on = [s for s in self.servers.all() if s.is_on]
         results = await asyncio.gather(*(self.storage.head_bucket(s.s3, timeout=self.timeout) for s in on))
-        changes = {s.id: Health.UP if ok else Health.DOWN for s, ok in zip(on, results, strict=True)
-                   if (Health.UP if ok else Health.DOWN) is not s.health}
+        changes = {
+            s.id: Health.UP if ok else Health.DOWN
+            for s, ok in zip(on, results, strict=True)
+            if (Health.UP if ok else Health.DOWN) is not s.health
+        }
         for server in on:
             if server.id in changes:
                 log.warning("server %s is %s", server.name, changes[server.id].value)

@@ -18,9 +18,20 @@ from .times import now_iso
 log = logging.getLogger(__name__)
 INSERT = "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 
-EVENTS = ("file.uploaded", "file.stored", "file.downloaded", "file.renamed", "file.deleted", "file.corrupt",
-          "link.created", "link.deleted", "link.downloaded",
-          "server.created", "server.updated", "server.deleted")
+EVENTS = (
+    "file.uploaded",
+    "file.stored",
+    "file.downloaded",
+    "file.renamed",
+    "file.deleted",
+    "file.corrupt",
+    "link.created",
+    "link.deleted",
+    "link.downloaded",
+    "server.created",
+    "server.updated",
+    "server.deleted",
+)
 
 
 async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
@@ -142,8 +153,11 @@ class HistoryWriter:
             try:
                 await asyncio.shield(self.flush())
             except DatabaseUnavailable as exc:
-                log.error("%d history rows (downloads) are lost: the database refused them at shutdown: %s",
-                          len(self._rows), exc.detail)
+                log.error(
+                    "%d history rows (downloads) are lost: the database refused them at shutdown: %s",
+                    len(self._rows),
+                    exc.detail,
+                )
 
 
 async def page(db: Database, user_id: int, event: str | None, limit: int, before: int | None) -> list[Row]:
@@ -158,5 +172,10 @@ async def page(db: Database, user_id: int, event: str | None, limit: int, before
 
 
 def render(row: Row) -> dict[str, Any]:
-    return {"id": row["uuid"], "event": row["event"], "object_id": row["object_id"],
-            "data": json.loads(row["data"]), "created_at": row["created_at"]}
+    return {
+        "id": row["uuid"],
+        "event": row["event"],
+        "object_id": row["object_id"],
+        "data": json.loads(row["data"]),
+        "created_at": row["created_at"],
+    }

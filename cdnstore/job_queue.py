@@ -96,43 +96,55 @@ class JobQueue:
         now = self.clock()
         cursor = await tx.execute(
             "INSERT INTO jobs (kind, version_id, server_id, run_after, created_at, updated_at) "
-            f"SELECT * FROM ({select_sql}) AS candidates WHERE true ON CONFLICT DO NOTHING", {**params, "now": now})
+            f"SELECT * FROM ({select_sql}) AS candidates WHERE true ON CONFLICT DO NOTHING",
+            {**params, "now": now},
+        )
         if cursor.rowcount:
             await self.db.notify(CHANNEL, tx=tx)
         return cursor.rowcount
 
     async def enqueue_copies(self, tx: Tx, version_id: int, zone: str) -> int:
         """Copy a stored version to every server that is on and active in its zone and lacks it."""
-        return await self._insert(tx, f"""
+        return await self._insert(
+            tx,
+            f"""
             SELECT 'copy', CAST(:v AS BIGINT), s.id, {TIMES} FROM servers s
             WHERE s.is_on = 1 AND s.is_active = 1 AND s.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
-                                  {"v": version_id, "zone": zone})
+            {"v": version_id, "zone": zone},
+        )
 
     async def enqueue_repair(self, tx: Tx, version_id: int, server_id: int) -> int:
         """Copy a version onto one server that has a replica of it already (found corrupt: to overwrite)."""
-        return await self._insert(tx, f"SELECT 'copy', CAST(:v AS BIGINT), CAST(:s AS BIGINT), {TIMES}",
-                                  {"v": version_id, "s": server_id})
+        return await self._insert(
+            tx, f"SELECT 'copy', CAST(:v AS BIGINT), CAST(:s AS BIGINT), {TIMES}", {"v": version_id, "s": server_id}
+        )
 
     async def enqueue_fill(self, tx: Tx, server_id: int, zone: str) -> int:
         """Copy every stored version of `zone` that the server lacks onto it (one statement)."""
-        return await self._insert(tx, f"""
+        return await self._insert(
+            tx,
+            f"""
             SELECT 'copy', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
             WHERE v.status = 'stored' AND v.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = :s AND r.version_id = v.id)""",
-                                  {"s": server_id, "zone": zone})
+            {"s": server_id, "zone": zone},
+        )
 
     async def enqueue_removals(self, tx: Tx, version_ids: Collection[int], server_id: int | None = None) -> int:
         """Remove versions from every server holding them and from their upload server (the object may be
         there or still arrive), or only from `server_id`; copies not yet started are cancelled."""
         ids = ",".join(str(int(v)) for v in version_ids)
         if server_id is not None:
-            return await self._insert(tx, f"SELECT 'remove', id, {int(server_id)}, {TIMES} FROM versions "
-                                          f"WHERE id IN ({ids})", {})
+            return await self._insert(
+                tx, f"SELECT 'remove', id, {int(server_id)}, {TIMES} FROM versions WHERE id IN ({ids})", {}
+            )
         # A copy cancelled here that ran before (see Job.ran_before) may have written its object before it
         # failed or its process died: remove it there too. (A running copy is not cancelled: it checks the
         # version's status itself once it is done.)
-        added = await self._insert(tx, f"""
+        added = await self._insert(
+            tx,
+            f"""
             SELECT 'remove', version_id, server_id, {TIMES} FROM replicas WHERE version_id IN ({ids})
             UNION
             SELECT 'remove', id, upload_server_id, {TIMES} FROM versions
@@ -140,7 +152,8 @@ class JobQueue:
             UNION
             SELECT 'remove', version_id, server_id, {TIMES} FROM jobs
             WHERE kind = 'copy' AND status != 'running' AND last_error IS NOT NULL AND version_id IN ({ids})""",
-            {})
+            {},
+        )
         await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
         return added
 
@@ -152,7 +165,9 @@ class JobQueue:
         not spent again, and marked as having run before)."""
         now, sent, token = self.clock(), time.monotonic(), str(uuid.uuid4())
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, f"""
+            row = await tx_fetchone(
+                tx,
+                f"""
                 UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END,
                                 last_error = CASE WHEN status = 'running' THEN :lost ELSE last_error END,
                                 status = 'running', lease_until = :lease, claim_token = :token, updated_at = :now
@@ -161,8 +176,8 @@ class JobQueue:
                                    OR status = 'running' AND COALESCE(lease_until, 0) < :now)
                             ORDER BY run_after LIMIT 1{self.db.skip_locked})
                 RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
-                                    {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds,
-                                     "token": token, "lost": LEASE_LOST})
+                {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds, "token": token, "lost": LEASE_LOST},
+            )
         if row is None:
             return None
         return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]), token=token, claimed_at=sent)
@@ -170,8 +185,10 @@ class JobQueue:
     async def renew(self, job: Job) -> bool:
         """Extend the job's lease by lease_seconds from now; False when the claim is no longer this one's."""
         async with self.db.transaction() as tx:
-            cursor = await tx.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND claim_token = ?",
-                                      (self.clock() + self.cfg.lease_seconds, job.id, job.token))
+            cursor = await tx.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND claim_token = ?",
+                (self.clock() + self.cfg.lease_seconds, job.id, job.token),
+            )
         return bool(cursor.rowcount)
 
     async def done(self, job: Job) -> bool:
@@ -186,7 +203,8 @@ class JobQueue:
             cursor = await tx.execute(
                 "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
                 "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?",
-                (self.clock() + delay, reason, self.clock(), job.id, job.token))
+                (self.clock() + delay, reason, self.clock(), job.id, job.token),
+            )
             if cursor.rowcount and delay <= 0:  # due at once: another daemon's idle worker may take it now
                 await self.db.notify(CHANNEL, tx=tx)
         return bool(cursor.rowcount)
@@ -203,7 +221,8 @@ class JobQueue:
             cursor = await tx.execute(
                 "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, claim_token = NULL, last_error = ?, "
                 "updated_at = ? WHERE id = ? AND claim_token = ?",
-                (status, run_after, error[:2000], self.clock(), job.id, job.token))
+                (status, run_after, error[:2000], self.clock(), job.id, job.token),
+            )
         return bool(cursor.rowcount)
 
     async def requeue_running(self) -> int:
@@ -212,11 +231,14 @@ class JobQueue:
         there the others' jobs are running."""
         assert self.db.one_daemon, "several daemons share this database: their leases run out instead"
         async with self.db.transaction(offload=True) as tx:
-            cursor = await tx.execute("UPDATE jobs SET status = 'queued', "
-                                      "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
-                                      "lease_until = NULL, claim_token = NULL, "
-                                      "last_error = 'interrupted: the process stopped', "
-                                      "updated_at = ? WHERE status = 'running'", (self.clock(),))
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = 'queued', "
+                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+                "lease_until = NULL, claim_token = NULL, "
+                "last_error = 'interrupted: the process stopped', "
+                "updated_at = ? WHERE status = 'running'",
+                (self.clock(),),
+            )
         return cursor.rowcount
 
     # --- admin ----------------------------------------------------------------------------------
@@ -241,9 +263,11 @@ class JobQueue:
 
     async def retry(self, job_uuid_text: str) -> Row:
         async with self.db.transaction() as tx:
-            cursor = await tx.execute("UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, "
-                                      "updated_at = ? WHERE id = ? AND status = 'failed'",
-                                      (self.clock(), self.clock(), job_id(job_uuid_text)))
+            cursor = await tx.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, "
+                "updated_at = ? WHERE id = ? AND status = 'failed'",
+                (self.clock(), self.clock(), job_id(job_uuid_text)),
+            )
             if cursor.rowcount:
                 await self.db.notify(CHANNEL, tx=tx)
             # Read in the transaction: once it commits, a worker may claim the job at once.

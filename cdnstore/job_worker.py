@@ -36,8 +36,15 @@ class JobWorker:
     that a big fill of one server does not starve the others. Jobs for a server that is off or down
     wait in the queue."""
 
-    def __init__(self, queue: JobQueue, reachable: Callable[[], list[int]], handlers: dict[str, Handler],
-                 cfg: JobsConfig, *, health_interval: float) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        reachable: Callable[[], list[int]],
+        handlers: dict[str, Handler],
+        cfg: JobsConfig,
+        *,
+        health_interval: float,
+    ) -> None:
         self.queue = queue
         self.reachable = reachable  # the internal ids of the servers that are on and not known to be down
         self.handlers = handlers
@@ -132,8 +139,10 @@ class JobWorker:
             async with asyncio.timeout(remaining):
                 await self._idle.wait()
         except TimeoutError:
-            log.warning("shutdown: %d job(s) still running after the grace period; stopping them, they go back "
-                        "to the queue", self._running)
+            log.warning(
+                "shutdown: %d job(s) still running after the grace period; stopping them, they go back to the queue",
+                self._running,
+            )
 
     async def _handle(self, job: Job) -> None:
         """The job's handler, its start and end logged with the claim (tests/test_cluster_faults.py reads
@@ -159,23 +168,33 @@ class JobWorker:
             try:
                 await asyncio.shield(self.queue.postpone(job, 0, "interrupted by shutdown"))
             except DatabaseUnavailable:
-                log.warning("job %s (%s) interrupted by shutdown; the database refuses writes, so it goes back "
-                            "to the queue when its lease runs out", job.id, job.kind, extra={"job_id": job.id})
+                log.warning(
+                    "job %s (%s) interrupted by shutdown; the database refuses writes, so it goes back "
+                    "to the queue when its lease runs out",
+                    job.id,
+                    job.kind,
+                    extra={"job_id": job.id},
+                )
             else:
-                log.info("job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind,
-                         extra={"job_id": job.id})
+                log.info(
+                    "job %s (%s) interrupted by shutdown; back in the queue", job.id, job.kind, extra={"job_id": job.id}
+                )
             raise
         except Retry as wait:
-            log.info("job %s (%s) waits %.0f s: %s", job.id, job.kind, wait.delay, wait,
-                     extra={"job_id": job.id})
+            log.info("job %s (%s) waits %.0f s: %s", job.id, job.kind, wait.delay, wait, extra={"job_id": job.id})
             outcome = functools.partial(self.queue.postpone, job, wait.delay, str(wait))
         except DatabaseUnavailable as exc:
             # The handler's own write was refused: run it again later (handlers are idempotent).
             outcome = functools.partial(self.queue.postpone, job, 0, exc.detail)
         except StorageError as exc:
             if exc.code == "storage_unreachable":
-                log.info("job %s (%s): a server is unreachable; waiting: %s", job.id, job.kind, exc.detail,
-                         extra={"job_id": job.id})
+                log.info(
+                    "job %s (%s): a server is unreachable; waiting: %s",
+                    job.id,
+                    job.kind,
+                    exc.detail,
+                    extra={"job_id": job.id},
+                )
                 outcome = functools.partial(self.queue.postpone, job, self.health_interval, exc.detail)
             else:
                 outcome = self._failed(job, f"{exc.code}: {exc.detail}")
@@ -191,8 +210,12 @@ class JobWorker:
             await self._lost(job)
             return
         if not await self._record(outcome):
-            log.warning("job %s (%s): its claim was taken over; its outcome is not recorded", job.id, job.kind,
-                        extra={"job_id": job.id})
+            log.warning(
+                "job %s (%s): its claim was taken over; its outcome is not recorded",
+                job.id,
+                job.kind,
+                extra={"job_id": job.id},
+            )
 
     @contextlib.asynccontextmanager
     async def _leased(self, job: Job, lease: _Lease) -> AsyncIterator[None]:
@@ -220,9 +243,13 @@ class JobWorker:
             if kept:
                 expires = sent + seconds
             elif kept is False or time.monotonic() >= expires - seconds / 3:
-                log.warning("job %s (%s): its lease %s; stopping it (another daemon may take it over)", job.id,
-                            job.kind, "was taken over" if kept is False else "could not be renewed",
-                            extra={"job_id": job.id})
+                log.warning(
+                    "job %s (%s): its lease %s; stopping it (another daemon may take it over)",
+                    job.id,
+                    job.kind,
+                    "was taken over" if kept is False else "could not be renewed",
+                    extra={"job_id": job.id},
+                )
                 lease.lost = True
                 running.cancel()
                 return
@@ -234,8 +261,9 @@ class JobWorker:
             await self.queue.postpone(job, 0, "its lease could not be renewed")
 
     def _failed(self, job: Job, error: str) -> Callable[[], Awaitable[bool]]:
-        log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error,
-                    extra={"job_id": job.id})
+        log.warning(
+            "job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error, extra={"job_id": job.id}
+        )
         return functools.partial(self.queue.fail, job, error)
 
     async def _record(self, outcome: Callable[[], Awaitable[bool]]) -> bool:
@@ -263,6 +291,10 @@ class JobWorker:
         if not ids:
             return False
         marks = ",".join("?" * len(ids))
-        return bool(await self.queue.db.fetchval(
-            f"SELECT 1 FROM jobs WHERE (status = 'queued' AND run_after <= ? OR status = 'running') "
-            f"AND server_id IN ({marks}) LIMIT 1", (self.queue.clock() + horizon, *ids)))
+        return bool(
+            await self.queue.db.fetchval(
+                f"SELECT 1 FROM jobs WHERE (status = 'queued' AND run_after <= ? OR status = 'running') "
+                f"AND server_id IN ({marks}) LIMIT 1",
+                (self.queue.clock() + horizon, *ids),
+            )
+        )

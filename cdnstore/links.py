@@ -43,15 +43,26 @@ def new_token() -> str:
 
 
 def render_link(row: Row, public_url: str) -> dict[str, Any]:
-    return {"id": row["uuid"], "file_id": row["file_uuid"], "token": row["token"],
-            "url": f"{public_url}/s/{row['token']}", "has_password": row["password_hash"] is not None,
-            "expires_at": row["expires_at"], "max_downloads": row["max_downloads"],
-            "downloads": row["downloads"], "created_at": row["created_at"]}
+    return {
+        "id": row["uuid"],
+        "file_id": row["file_uuid"],
+        "token": row["token"],
+        "url": f"{public_url}/s/{row['token']}",
+        "has_password": row["password_hash"] is not None,
+        "expires_at": row["expires_at"],
+        "max_downloads": row["max_downloads"],
+        "downloads": row["downloads"],
+        "created_at": row["created_at"],
+    }
 
 
 def render_public(row: Row) -> dict[str, Any]:
-    return {"name": row["name"], "size": row["size"], "has_password": row["password_hash"] is not None,
-            "expires_at": row["expires_at"]}
+    return {
+        "name": row["name"],
+        "size": row["size"],
+        "has_password": row["password_hash"] is not None,
+        "expires_at": row["expires_at"],
+    }
 
 
 class Links:
@@ -79,23 +90,39 @@ class Links:
             raise Invalid("expires_in", f"must be at most {ceiling} seconds (links.max_expires_in)")
         return asked
 
-    async def create(self, owner_id: int, file_uuid: str, *, password: str | None, expires_in: int | None,
-                     max_downloads: int | None) -> Row:
+    async def create(
+        self, owner_id: int, file_uuid: str, *, password: str | None, expires_in: int | None, max_downloads: int | None
+    ) -> Row:
         await self.files.get(owner_id, file_uuid)  # 404 before paying for a hash
         password_hash = await self.passwords.hash(password) if password is not None else None
         expires_at = iso_in(expires_in) if expires_in is not None else None
         async with self.db.transaction() as tx:
             file = await owned_file(tx, owner_id, file_uuid)
             created = await tx_fetchone(
-                tx, "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
+                tx,
+                "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, uuid",
-                (str(uuid.uuid4()), file["id"], new_token(), password_hash, expires_at, max_downloads, now_iso()))
+                (str(uuid.uuid4()), file["id"], new_token(), password_hash, expires_at, max_downloads, now_iso()),
+            )
             assert created is not None
-            await history.record(tx, owner_id, "link.created", file_uuid, {
-                "link_id": created["uuid"], "name": file["name"], "has_password": password_hash is not None,
-                "expires_at": expires_at, "max_downloads": max_downloads})
-            row = await tx_fetchone(tx, f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id "
-                                    "WHERE l.id = ?", (created["id"],))
+            await history.record(
+                tx,
+                owner_id,
+                "link.created",
+                file_uuid,
+                {
+                    "link_id": created["uuid"],
+                    "name": file["name"],
+                    "has_password": password_hash is not None,
+                    "expires_at": expires_at,
+                    "max_downloads": max_downloads,
+                },
+            )
+            row = await tx_fetchone(
+                tx,
+                f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id WHERE l.id = ?",
+                (created["id"],),
+            )
         assert row is not None
         return row
 
@@ -105,18 +132,19 @@ class Links:
         return await self.db.fetchall(
             f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id "
             "WHERE f.uuid = ? AND f.owner_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?",
-            (file_uuid, owner_id, before or 2**62, limit + 1))
+            (file_uuid, owner_id, before or 2**62, limit + 1),
+        )
 
     async def revoke(self, owner_id: int, file_uuid: str, link_uuid: str) -> None:
         """Deletes the link: from the commit on, its token is 404 `link_not_found`."""
         async with self.db.transaction() as tx:
             file = await owned_file(tx, owner_id, file_uuid)
-            gone = await tx_fetchone(tx, "DELETE FROM links WHERE uuid = ? AND file_id = ? RETURNING uuid",
-                                     (link_uuid, file["id"]))
+            gone = await tx_fetchone(
+                tx, "DELETE FROM links WHERE uuid = ? AND file_id = ? RETURNING uuid", (link_uuid, file["id"])
+            )
             if gone is None:
                 raise NotFound("no such link", code="link_not_found")
-            await history.record(tx, owner_id, "link.deleted", file_uuid,
-                                 {"link_id": link_uuid, "name": file["name"]})
+            await history.record(tx, owner_id, "link.deleted", file_uuid, {"link_id": link_uuid, "name": file["name"]})
 
     # --- the public side ----------------------------------------------------------------------
 
@@ -148,18 +176,30 @@ class Links:
             raise Gone("the file of this link was deleted", code="link_expired") from None
         async with self.db.transaction() as tx:
             counted = await tx_fetchone(
-                tx, "UPDATE links SET downloads = downloads + 1 WHERE id = ? "
+                tx,
+                "UPDATE links SET downloads = downloads + 1 WHERE id = ? "
                 "AND (max_downloads IS NULL OR downloads < max_downloads) "
                 "AND (expires_at IS NULL OR expires_at > ?) "
                 "AND EXISTS (SELECT 1 FROM files WHERE id = links.file_id AND deleted_at IS NULL) "
-                "RETURNING downloads", (link["id"], now_iso()))
+                "RETURNING downloads",
+                (link["id"], now_iso()),
+            )
             if counted is None:  # lost a race: revoked, used up, expired or deleted since the lookup
                 if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link["id"],)) is None:
                     raise NotFound("no such link (it may have been revoked)", code="link_not_found")
                 raise Gone("this link's downloads are used up or it expired", code="link_expired")
-            await history.record(tx, link["owner_id"], "link.downloaded", link["file_uuid"], {
-                "link_id": link["uuid"], "name": got.name, "server": got.server.name,
-                "downloads": counted["downloads"]})
+            await history.record(
+                tx,
+                link["owner_id"],
+                "link.downloaded",
+                link["file_uuid"],
+                {
+                    "link_id": link["uuid"],
+                    "name": got.name,
+                    "server": got.server.name,
+                    "downloads": counted["downloads"],
+                },
+            )
         self.files.record_download(got)  # counted: the metric and the statistics (its history is above)
         return got
 

@@ -88,8 +88,11 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         """Queues the line `logger.info(message, extra=context)` would write through this handler."""
         now = time.time()
         if self.json_lines:
-            line = json.dumps({"ts": iso(now), "level": "INFO", "logger": logger, "message": message, **context},
-                              default=str, ensure_ascii=False)
+            line = json.dumps(
+                {"ts": iso(now), "level": "INFO", "logger": logger, "message": message, **context},
+                default=str,
+                ensure_ascii=False,
+            )
         else:
             line = f"{self._asctime(now)} INFO {logger}: {message} request_id={context['request_id']}"
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
@@ -128,9 +131,17 @@ def log_request(logger: logging.Logger, message: str, context: dict[str, object]
     """`logger.info(message, extra=context)`, cheaply where the daemon's own handler is the only one."""
     root = logging.getLogger()
     handlers = root.handlers
-    if (len(handlers) == 1 and type(handler := handlers[0]) is StderrHandler and logger.isEnabledFor(logging.INFO)
-            and not logger.handlers and not logger.filters and not root.filters and not handler.filters
-            and handler.level <= logging.INFO and logger.propagate):
+    if (
+        len(handlers) == 1
+        and type(handler := handlers[0]) is StderrHandler
+        and logger.isEnabledFor(logging.INFO)
+        and not logger.handlers
+        and not logger.filters
+        and not root.filters
+        and not handler.filters
+        and handler.level <= logging.INFO
+        and logger.propagate
+    ):
         handler.request_line(logger.name, message, context)
     else:
         logger.info(message, extra=context)

@@ -28,47 +28,77 @@ class Metrics:
         self.requests = Histogram(
             "cdnstore_http_request_duration_seconds",
             "HTTP requests by route (its declared path) and status: latency; _count is the number of requests",
-            ("method", "route", "status"), buckets=LATENCY_BUCKETS, registry=r)
+            ("method", "route", "status"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.uploads_total = Counter(
-            "cdnstore_uploads", "Uploads announced (presigned PUTs handed out), by server", ("server",), registry=r)
+            "cdnstore_uploads", "Uploads announced (presigned PUTs handed out), by server", ("server",), registry=r
+        )
         self.downloads_total = Counter(
-            "cdnstore_downloads", "Downloads handed out (presigned GETs), by server", ("server",), registry=r)
+            "cdnstore_downloads", "Downloads handed out (presigned GETs), by server", ("server",), registry=r
+        )
         self.replicated_bytes = Counter(
-            "cdnstore_replicated_bytes", "Bytes copied between servers, by destination server", ("server",),
-            registry=r)
+            "cdnstore_replicated_bytes", "Bytes copied between servers, by destination server", ("server",), registry=r
+        )
         self.wrong_bytes = Counter(
-            "cdnstore_copy_wrong_bytes", "Copies (and verification reads) whose source gave bytes that differ "
+            "cdnstore_copy_wrong_bytes",
+            "Copies (and verification reads) whose source gave bytes that differ "
             "from the version's SHA-256 (or its upload's MD5): nothing was recorded; by source server",
-            ("server",), registry=r)
+            ("server",),
+            registry=r,
+        )
         self.versions_rejected = Counter(
-            "cdnstore_versions_rejected", "Uploads whose bytes turned out not to match their declared SHA-256",
-            registry=r)
+            "cdnstore_versions_rejected",
+            "Uploads whose bytes turned out not to match their declared SHA-256",
+            registry=r,
+        )
         self.verified_bytes = Counter(
-            "cdnstore_verified_bytes", "Bytes read back by verification reads (a version's first read when no "
-            "copy makes it), by server", ("server",), registry=r)
+            "cdnstore_verified_bytes",
+            "Bytes read back by verification reads (a version's first read when no copy makes it), by server",
+            ("server",),
+            registry=r,
+        )
         self.jobs = Gauge("cdnstore_jobs", "Jobs in the queue by kind and state", ("kind", "state"), registry=r)
         self.server_up = Gauge(
-            "cdnstore_server_up", "1 when the server's last health check passed, else 0 (down, unknown)",
-            ("server",), registry=r)
+            "cdnstore_server_up",
+            "1 when the server's last health check passed, else 0 (down, unknown)",
+            ("server",),
+            registry=r,
+        )
         self.server_on = Gauge("cdnstore_server_on", "1 when the server is on", ("server",), registry=r)
         self.database_writable = Gauge(
-            "cdnstore_database_writable", "0 while the database's disk refuses writes (full, failing), else 1",
-            registry=r)
+            "cdnstore_database_writable",
+            "0 while the database's disk refuses writes (full, failing), else 1",
+            registry=r,
+        )
         self.history_pending = Gauge(
-            "cdnstore_history_pending", "Download history rows waiting in memory to be written", registry=r)
+            "cdnstore_history_pending", "Download history rows waiting in memory to be written", registry=r
+        )
         self.scrub_verified = Counter(
-            "cdnstore_scrub_verified_replicas", "Replicas the deep scrub read back whose SHA-256 matched", registry=r)
+            "cdnstore_scrub_verified_replicas", "Replicas the deep scrub read back whose SHA-256 matched", registry=r
+        )
         self.scrub_corrupt = Counter(
-            "cdnstore_scrub_corrupt_replicas_found", "Replicas the deep scrub found differing from their SHA-256 "
-            "(marked corrupt, repair enqueued)", ("server",), registry=r)
+            "cdnstore_scrub_corrupt_replicas_found",
+            "Replicas the deep scrub found differing from their SHA-256 (marked corrupt, repair enqueued)",
+            ("server",),
+            registry=r,
+        )
         self.scrub_read_bytes = Counter(
-            "cdnstore_scrub_read_bytes", "Bytes the deep scrub read back from the servers", registry=r)
+            "cdnstore_scrub_read_bytes", "Bytes the deep scrub read back from the servers", registry=r
+        )
         self.replicas_corrupt = Gauge(
-            "cdnstore_replicas_corrupt", "Replicas now marked corrupt (waiting for their repair), by server",
-            ("server",), registry=r)
+            "cdnstore_replicas_corrupt",
+            "Replicas now marked corrupt (waiting for their repair), by server",
+            ("server",),
+            registry=r,
+        )
         self.versions_without_good_holder = Gauge(
-            "cdnstore_versions_without_good_holder", "Stored versions found corrupt on every server that "
-            "holds them: no good copy left to serve or repair from (needs an operator)", registry=r)
+            "cdnstore_versions_without_good_holder",
+            "Stored versions found corrupt on every server that "
+            "holds them: no good copy left to serve or repair from (needs an operator)",
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
 
     # --- hot paths ------------------------------------------------------------------------------
@@ -101,7 +131,6 @@ class Metrics:
         for name, count in corrupt:
             self.replicas_corrupt.labels(name).set(count)
         self.versions_without_good_holder.set(without_good_holder)
-
 
     def set_jobs(self, kinds: Iterable[str], states: Iterable[str], counts: Iterable[tuple[str, str, int]]) -> None:
         """Every (kind, state) pair is exported, 0 when none is in that state."""

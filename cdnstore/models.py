@@ -21,6 +21,7 @@ class S3Target:
 # (tests/test_db.py holds them equal). SQL text spells them as literals; Python compares and writes these.
 class Health(StrEnum):
     """servers.health"""
+
     UP = "up"
     DOWN = "down"
     UNKNOWN = "unknown"
@@ -28,6 +29,7 @@ class Health(StrEnum):
 
 class VersionStatus(StrEnum):
     """versions.status"""
+
     UPLOADING = "uploading"
     STORED = "stored"
     SUPERSEDED = "superseded"
@@ -36,6 +38,7 @@ class VersionStatus(StrEnum):
 
 class JobStatus(StrEnum):
     """jobs.status"""
+
     QUEUED = "queued"
     RUNNING = "running"
     FAILED = "failed"
@@ -43,12 +46,14 @@ class JobStatus(StrEnum):
 
 class JobKind(StrEnum):
     """jobs.kind"""
+
     COPY = "copy"
     REMOVE = "remove"
 
 
 class ReplicaStatus(StrEnum):
     """replicas.status"""
+
     PRESENT = "present"
     CORRUPT = "corrupt"
 

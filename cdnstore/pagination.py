@@ -41,10 +41,11 @@ def decode_cursor(cursor: str) -> int:
         raise Invalid("cursor", "not a cursor this service gave out") from None
 
 
-def page(rows: Sequence[T], limit: int, row_id: Callable[[T], int],
-         render: Callable[[T], Any]) -> dict[str, Any]:
+def page(rows: Sequence[T], limit: int, row_id: Callable[[T], int], render: Callable[[T], Any]) -> dict[str, Any]:
     """`rows` were fetched with LIMIT limit + 1: the extra row says whether there is a next page."""
     items = rows[:limit]
     more = len(rows) > limit
-    return {"items": [render(r) for r in items],
-            "next_cursor": encode_cursor(row_id(items[-1])) if more and items else None}
+    return {
+        "items": [render(r) for r in items],
+        "next_cursor": encode_cursor(row_id(items[-1])) if more and items else None,
+    }

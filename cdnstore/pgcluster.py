@@ -58,9 +58,18 @@ class PgCluster:
 
     def resume(self) -> None:
         """Start the server (again, after `crash`: it recovers from its WAL first), on the same port."""
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c full_page_writes=off -c max_connections=300")  # commits reach the WAL: a crash loses none
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=300",
+        )  # commits reach the WAL: a crash loses none
 
     def crash(self) -> None:
         """Stop the server the way a crash does (`-m immediate`: no checkpoint, connections cut)."""
@@ -80,5 +89,9 @@ class PgCluster:
 
     def admin(self, sql: str) -> None:
         """One statement on the maintenance database (psql: callers may run outside any event loop)."""
-        subprocess.run([str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url("postgres"),
-                        "-c", sql], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url("postgres"), "-c", sql],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )

@@ -39,7 +39,14 @@ class Presigner:
     """Presigns path-style URLs (`endpoint/bucket/key`) for one S3 target."""
 
     __slots__ = (
-        "_access_key", "_base", "_bucket_path", "_day_cache", "_host", "_host_only", "_region", "_secret",
+        "_access_key",
+        "_base",
+        "_bucket_path",
+        "_day_cache",
+        "_host",
+        "_host_only",
+        "_region",
+        "_secret",
     )
 
     def __init__(self, target: S3Target) -> None:
@@ -120,13 +127,9 @@ class Presigner:
         canonical_query = "&".join(f"{k}={v}" for k, v in sorted(params))
         path = (self._bucket_path + ("/" + uri_encode(key, keep_slash=True) if key else "")) or "/"
         canonical_request = (
-            f"{method.upper()}\n{path}\n{canonical_query}\n{canonical_headers}\n"
-            f"{signed_headers}\n{UNSIGNED_PAYLOAD}"
+            f"{method.upper()}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{UNSIGNED_PAYLOAD}"
         )
-        string_to_sign = (
-            f"{ALGORITHM}\n{amz_date}\n{scope}\n"
-            + hashlib.sha256(canonical_request.encode()).hexdigest()
-        )
+        string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n" + hashlib.sha256(canonical_request.encode()).hexdigest()
         signature = hmac.digest(signing_key, string_to_sign.encode(), "sha256").hex()
         url_query = "&".join(f"{k}={v}" for k, v in params)
         return f"{self._base}{path}?{url_query}&X-Amz-Signature={signature}"

@@ -38,4 +38,8 @@ async def reserve(tx: Tx, for_update: str, owner_id: int, name: str, size: int) 
         raise QuotaExceeded(
             f"size: this upload adds {adds} bytes and only {left} are left of the quota of {quota} bytes "
             f"({used} stored, {pending} in uploads in progress)",
-            quota_bytes=quota, used_bytes=used, pending_bytes=pending, available_bytes=left)
+            quota_bytes=quota,
+            used_bytes=used,
+            pending_bytes=pending,
+            available_bytes=left,
+        )

@@ -30,8 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class Replicator:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 retry_delay: float, metrics: Metrics | None = None, integrity: Integrity | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        servers: ServerRegistry,
+        jobs: JobQueue,
+        retry_delay: float,
+        metrics: Metrics | None = None,
+        integrity: Integrity | None = None,
+    ) -> None:
         self.db = db
         self.integrity = integrity
         # (version id, source server id) -> how many times that source gave bytes that differ from the
@@ -54,12 +62,15 @@ class Replicator:
         version = await self.db.fetchone(
             "SELECT v.object_key, v.size, v.status, v.zone, v.etag, v.sha256, v.sha256_declared, v.verify_pending, "
             "s.is_on, s.is_active, s.zone AS server_zone "
-            "FROM versions v JOIN servers s ON s.id = ? WHERE v.id = ?", (job.server_id, job.version_id))
+            "FROM versions v JOIN servers s ON s.id = ? WHERE v.id = ?",
+            (job.server_id, job.version_id),
+        )
         target = self.servers.by_internal_id(job.server_id)
         if version is None or target is None:
             return
         if version["status"] != VersionStatus.STORED or not (
-                version["is_on"] and version["is_active"] and version["server_zone"] == version["zone"]):
+            version["is_on"] and version["is_active"] and version["server_zone"] == version["zone"]
+        ):
             # No longer wanted there. An earlier run of this job may have written the object and died
             # before recording it: record what is there, so that removals know of it (_present queues
             # its removal at once if the version was deleted or replaced meanwhile).
@@ -73,8 +84,7 @@ class Replicator:
             return
         if not holders:
             raise LookupError(f"no server holds {version['object_key']} any more: nothing to copy from")
-        sources = [s for s in (self.servers.by_internal_id(i) for i in holders)
-                   if s is not None and s.is_available]
+        sources = [s for s in (self.servers.by_internal_id(i) for i in holders) if s is not None and s.is_available]
         trusted = [s for s in sources if not self.wrong_bytes[(job.version_id, self.servers.internal_id(s))]]
         source = nearest(trusted or sources, Point(target.latitude, target.longitude))
         if source is None:
@@ -95,8 +105,10 @@ class Replicator:
         if not await self._present(job, target, found.sha256):
             # Another copy made meanwhile established a different SHA-256: these bytes are not the version's.
             await self.storage.delete(target.s3, key)
-            raise ChecksumMismatch(f"{source.name} gave bytes of {key!r} with SHA-256 {found.sha256}, not the "
-                                   "version's", found.sha256 or "")
+            raise ChecksumMismatch(
+                f"{source.name} gave bytes of {key!r} with SHA-256 {found.sha256}, not the version's",
+                found.sha256 or "",
+            )
 
     async def _wrong_bytes(self, job: Job, version: Row, source: Server, exc: ChecksumMismatch) -> None:
         """The copy's source gave bytes other than the version's (nothing was written). A declared SHA-256
@@ -111,9 +123,14 @@ class Replicator:
         source_id = self.servers.internal_id(source)
         self.wrong_bytes[(job.version_id, source_id)] += 1
         self.metrics.wrong_bytes.labels(source.name).inc()
-        log.warning("%s gave bytes of %s that are not the version's (%d times now); not recorded: %s",
-                    source.name, version["object_key"], self.wrong_bytes[(job.version_id, source_id)], exc.detail,
-                    extra={"job_id": job.id})
+        log.warning(
+            "%s gave bytes of %s that are not the version's (%d times now); not recorded: %s",
+            source.name,
+            version["object_key"],
+            self.wrong_bytes[(job.version_id, source_id)],
+            exc.detail,
+            extra={"job_id": job.id},
+        )
         raise exc
 
     async def _present(self, job: Job, target: Server, sha256: str | None) -> bool:
@@ -125,9 +142,11 @@ class Replicator:
                 known = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (job.version_id,))
                 if known is not None and known["sha256"] not in (None, sha256):
                     return False
-            await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT "
-                             "(server_id, version_id) DO UPDATE SET status = 'present'",
-                             (job.server_id, job.version_id))
+            await tx.execute(
+                "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT "
+                "(server_id, version_id) DO UPDATE SET status = 'present'",
+                (job.server_id, job.version_id),
+            )
             if sha256 is not None and self.integrity is not None:
                 await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)
             status = await tx_fetchone(tx, "SELECT status FROM versions WHERE id = ?", (job.version_id,))
@@ -137,8 +156,9 @@ class Replicator:
         return True
 
     async def remove(self, job: Job) -> None:
-        version = await self.db.fetchone("SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?",
-                                         (job.version_id,))
+        version = await self.db.fetchone(
+            "SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?", (job.version_id,)
+        )
         server = self.servers.by_internal_id(job.server_id)
         if version is None or server is None:
             return
@@ -148,13 +168,15 @@ class Replicator:
             await self.storage.abort_upload(server.s3, key, version["upload_id"])
         await self.storage.delete(server.s3, key)
         async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?",
-                             (job.server_id, job.version_id))
+            await tx.execute(
+                "DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (job.server_id, job.version_id)
+            )
         log.info("removed %s from %s", key, server.name, extra={"job_id": job.id})
 
     async def _holders(self, version_id: int) -> list[int]:
-        rows = await self.db.fetchall("SELECT server_id FROM replicas WHERE version_id = ? AND status = 'present'",
-                                      (version_id,))
+        rows = await self.db.fetchall(
+            "SELECT server_id FROM replicas WHERE version_id = ? AND status = 'present'", (version_id,)
+        )
         return [r["server_id"] for r in rows]
 
     async def server_changed(self, tx: Tx, server_id: int, before: Server | None, after: Server | None) -> None:
@@ -165,4 +187,3 @@ class Replicator:
             return
         count = await self.jobs.enqueue_fill(tx, server_id, after.zone)
         log.info("server %s (zone %s) is to receive %d files", after.name, after.zone, count)
-

@@ -30,6 +30,7 @@ PAGE = 1000
 @dataclass(frozen=True)
 class Recount:
     """A server's counters as they were and as the replica table says they are."""
+
     files_was: int
     files: int
     bytes_was: int
@@ -57,8 +58,9 @@ class Drift:
 
 
 class Scrubber:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue,
-                 stale_upload_after: float = 86400) -> None:
+    def __init__(
+        self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue, stale_upload_after: float = 86400
+    ) -> None:
         self.stale_upload_after = stale_upload_after
         self.db = db
         self.storage = storage
@@ -72,8 +74,7 @@ class Scrubber:
         for server in self.servers.all():
             if server.is_available:
                 drift = replace(await self.scrub_server(server), recount=recounts.get(server.name))
-                log.log(logging.INFO if drift.clean else logging.WARNING, "scrub %s: %s", server.name,
-                        drift.as_dict())
+                log.log(logging.INFO if drift.clean else logging.WARNING, "scrub %s: %s", server.name, drift.as_dict())
                 drifts.append(drift)
         return drifts
 
@@ -83,21 +84,26 @@ class Scrubber:
         for row in await self.db.fetchall(DRIFTED_COUNTERS, offload=True):
             recount = await self._recount_server(row["id"])
             if recount is not None:
-                log.warning("scrub %s: counters drifted from the replica table, fixed: %s", row["name"],
-                            asdict(recount))
+                log.warning(
+                    "scrub %s: counters drifted from the replica table, fixed: %s", row["name"], asdict(recount)
+                )
                 fixed[row["name"]] = recount
         return fixed
 
     async def _recount_server(self, server_id: int) -> Recount | None:
         async with self.db.transaction(offload=True) as tx:
-            was = await tx_fetchone(tx, f"SELECT files_present, bytes_present FROM servers WHERE id = ?"
-                                    f"{self.db.for_update}", (server_id,))
-            now = await tx_fetchone(tx, f"SELECT {COUNT_FILES}, {COUNT_BYTES} FROM servers s WHERE s.id = ?",
-                                    (server_id,))
+            was = await tx_fetchone(
+                tx, f"SELECT files_present, bytes_present FROM servers WHERE id = ?{self.db.for_update}", (server_id,)
+            )
+            now = await tx_fetchone(
+                tx, f"SELECT {COUNT_FILES}, {COUNT_BYTES} FROM servers s WHERE s.id = ?", (server_id,)
+            )
             if was is None or now is None or tuple(was) == tuple(now):
                 return None  # gone, or a write that was under way when the drift was seen
-            await tx.execute(f"UPDATE servers AS s SET files_present = {COUNT_FILES}, bytes_present = {COUNT_BYTES} "
-                             "WHERE s.id = ?", (server_id,))
+            await tx.execute(
+                f"UPDATE servers AS s SET files_present = {COUNT_FILES}, bytes_present = {COUNT_BYTES} WHERE s.id = ?",
+                (server_id,),
+            )
         return Recount(was[0], now[0], was[1], now[1])
 
     async def scrub_server(self, server: Server) -> Drift:
@@ -105,13 +111,14 @@ class Scrubber:
         async with self.db.scratch() as conn:
             await conn.execute("CREATE TEMP TABLE listed (key TEXT PRIMARY KEY, size INTEGER NOT NULL)")
             objects = await self._list_into(conn, server)
-            found = {name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,) if "?" in sql else ())]
-                     for name, sql in FINDINGS.items()}
+            found = {
+                name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,) if "?" in sql else ())]
+                for name, sql in FINDINGS.items()
+            }
         missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
         lost = await self._repair(server_id, missing, orphans, adopted)
         aborted = await self._abort_stale_uploads(server)
-        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0],
-                     aborted)
+        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0], aborted)
 
     async def _abort_stale_uploads(self, server: Server) -> int:
         # Only keys cdnstore made: another user of the bucket may have a slow upload of its own running.
@@ -121,9 +128,11 @@ class Scrubber:
         if stale:
             marks = ",".join("?" * len(stale))
             # ... and not a client's multipart upload still running: the upload sweep judges those.
-            rows = await self.db.fetchall(f"SELECT object_key FROM versions WHERE object_key IN ({marks}) "
-                                          "AND NOT (status = 'uploading' AND upload_id IS NOT NULL)",
-                                          [key for key, _ in stale])
+            rows = await self.db.fetchall(
+                f"SELECT object_key FROM versions WHERE object_key IN ({marks}) "
+                "AND NOT (status = 'uploading' AND upload_id IS NOT NULL)",
+                [key for key, _ in stale],
+            )
             ours = {r[0] for r in rows}
         for key, upload_id in stale:
             if key in ours:
@@ -137,15 +146,21 @@ class Scrubber:
             if missing:
                 marks = ",".join(str(v) for v in missing)
                 await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))
-                for version in await tx_fetchall(tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) "
-                                                 "AND status = 'stored'"):
+                for version in await tx_fetchall(
+                    tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) AND status = 'stored'"
+                ):
                     await self.jobs.enqueue_copies(tx, version["id"], version["zone"])
-                count = await tx_fetchone(tx, f"SELECT count(*) FROM versions v WHERE v.id IN ({marks}) AND NOT "
-                                          "EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id)")
+                count = await tx_fetchone(
+                    tx,
+                    f"SELECT count(*) FROM versions v WHERE v.id IN ({marks}) AND NOT "
+                    "EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id)",
+                )
                 lost = count[0] if count is not None else 0
             if adopted:
-                await tx.executemany("INSERT INTO replicas (server_id, version_id) VALUES (?, ?) "
-                                     "ON CONFLICT DO NOTHING", [(server_id, v) for v in adopted])
+                await tx.executemany(
+                    "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(server_id, v) for v in adopted],
+                )
             if orphans:
                 await self.jobs.enqueue_removals(tx, orphans, server_id)
         return lost
@@ -182,7 +197,10 @@ FINDINGS = {
 
 # What the triggers on `replicas` keep in servers.files_present and bytes_present, counted afresh (`s`: servers).
 COUNT_FILES = "(SELECT count(*) FROM replicas r WHERE r.server_id = s.id)"
-COUNT_BYTES = ("(SELECT coalesce(sum(v.size), 0) FROM replicas r JOIN versions v ON v.id = r.version_id "
-               "WHERE r.server_id = s.id)")
-DRIFTED_COUNTERS = (f"SELECT s.id, s.name FROM servers s WHERE s.files_present != {COUNT_FILES} "
-                    f"OR s.bytes_present != {COUNT_BYTES} ORDER BY s.id")
+COUNT_BYTES = (
+    "(SELECT coalesce(sum(v.size), 0) FROM replicas r JOIN versions v ON v.id = r.version_id WHERE r.server_id = s.id)"
+)
+DRIFTED_COUNTERS = (
+    f"SELECT s.id, s.name FROM servers s WHERE s.files_present != {COUNT_FILES} "
+    f"OR s.bytes_present != {COUNT_BYTES} ORDER BY s.id"
+)

@@ -33,7 +33,7 @@ class Sealer:
         if not sealed(stored):
             return stored
         try:
-            return self._fernet.decrypt(stored[len(PREFIX):].encode()).decode()
+            return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken:
             raise UnsealError("auth.secret_key is not the key this secret was sealed with") from None
 

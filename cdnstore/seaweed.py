@@ -244,8 +244,10 @@ async def _clear_leftovers(inst: WeedInstance) -> None:
     so a second one dies with a Go stack dump) is stopped; one of a run still going is refused in a line."""
     for pid in _holders(inst.dir):
         if not _orphaned(pid):
-            raise WeedError(f"{inst.dir} is in use by SeaweedFS (pid {pid}) of a run that is still going: "
-                            "stop that run, or use another directory")
+            raise WeedError(
+                f"{inst.dir} is in use by SeaweedFS (pid {pid}) of a run that is still going: "
+                "stop that run, or use another directory"
+            )
         log.warning("stopping SeaweedFS pid %d, left running on %s by an earlier run", pid, inst.dir)
         await _stop_pid(pid)
 
@@ -328,9 +330,7 @@ class WeedCluster:
             self._instances[name] = self._prepare(name, base)
         pending = [i for i in self.instances if not i.running]
         try:
-            results = await asyncio.gather(
-                *(self._launch(binary, i) for i in pending), return_exceptions=True
-            )
+            results = await asyncio.gather(*(self._launch(binary, i) for i in pending), return_exceptions=True)
         except BaseException:  # cancelled: do not leave half a cluster running
             await self.stop()
             raise
@@ -364,11 +364,13 @@ class WeedCluster:
             raise WeedError(f"{inst_dir} is too long for weed's unix sockets; use a shorter root")
         (inst_dir / "logs").mkdir(parents=True, exist_ok=True)
         identities = {
-            "identities": [{
-                "name": "cdnstore",
-                "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            }]
+            "identities": [
+                {
+                    "name": "cdnstore",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                }
+            ]
         }
         config = inst_dir / "s3.json"
         config.write_text(json.dumps(identities))

@@ -32,15 +32,44 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
 S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
-COLUMNS = ("uuid", "name", "endpoint_url", "bucket", "region", "access_key", "secret_key", "location",
-           "zone", "latitude", "longitude", "is_on", "is_active", "events_token_hash")
+COLUMNS = (
+    "uuid",
+    "name",
+    "endpoint_url",
+    "bucket",
+    "region",
+    "access_key",
+    "secret_key",
+    "location",
+    "zone",
+    "latitude",
+    "longitude",
+    "is_on",
+    "is_active",
+    "events_token_hash",
+)
 
 
 def server_from_row(row: Row, secret_key: str) -> Server:
-    return Server(row["uuid"], row["name"], row["endpoint_url"], row["bucket"], row["region"],
-                  row["access_key"], secret_key, row["location"], row["zone"], row["latitude"],
-                  row["longitude"], bool(row["is_on"]), bool(row["is_active"]), Health(row["health"]),
-                  row["created_at"], row["updated_at"], row["events_token_hash"])
+    return Server(
+        row["uuid"],
+        row["name"],
+        row["endpoint_url"],
+        row["bucket"],
+        row["region"],
+        row["access_key"],
+        secret_key,
+        row["location"],
+        row["zone"],
+        row["latitude"],
+        row["longitude"],
+        bool(row["is_on"]),
+        bool(row["is_active"]),
+        Health(row["health"]),
+        row["created_at"],
+        row["updated_at"],
+        row["events_token_hash"],
+    )
 
 
 def events_token_hash(token: str) -> str:
@@ -99,8 +128,11 @@ class ServerRegistry:
         except UnsealError as exc:
             # Not fatal: the server fails its health checks (no credentials) and so takes no work
             # until an administrator gives it its secret again (PATCH secret_key).
-            log.error("server %s: cannot unseal its S3 secret key (%s); it stays down until it is given its "
-                      "secret_key again", row["name"], exc)
+            log.error(
+                "server %s: cannot unseal its S3 secret key (%s); it stays down until it is given its secret_key again",
+                row["name"],
+                exc,
+            )
             return ""
 
     # --- reads (memory) -------------------------------------------------------------------------
@@ -134,9 +166,13 @@ class ServerRegistry:
         """Files and bytes each server holds and its open jobs, by server uuid."""
         rows = await self.db.fetchall(
             "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-            " AND j.status IN ('queued', 'running')) AS pending FROM servers s", offload=True)
-        return {r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"],
-                            "pending_jobs": r["pending"]} for r in rows}
+            " AND j.status IN ('queued', 'running')) AS pending FROM servers s",
+            offload=True,
+        )
+        return {
+            r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"], "pending_jobs": r["pending"]}
+            for r in rows
+        }
 
     # --- changes --------------------------------------------------------------------------------
 
@@ -146,9 +182,14 @@ class ServerRegistry:
         await check_endpoint(fields["endpoint_url"])
         await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
         now = now_iso()
-        values = {"events_token_hash": None, **_hash_events_token(fields), "uuid": str(uuid.uuid4()),
-                  "is_on": int(fields["is_on"]), "is_active": int(fields["is_active"]),
-                  "secret_key": self.sealer.seal(fields["secret_key"])}
+        values = {
+            "events_token_hash": None,
+            **_hash_events_token(fields),
+            "uuid": str(uuid.uuid4()),
+            "is_on": int(fields["is_on"]),
+            "is_active": int(fields["is_active"]),
+            "secret_key": self.sealer.seal(fields["secret_key"]),
+        }
         try:
             server = await self._insert(actor_id, fields, values, now)
         except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
@@ -161,22 +202,32 @@ class ServerRegistry:
             if await tx_fetchone(tx, "SELECT 1 FROM servers WHERE name = ?", (fields["name"],)):
                 raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
             row = await tx_fetchone(
-                tx, f"INSERT INTO servers ({', '.join(COLUMNS)}, health, created_at, updated_at) "
+                tx,
+                f"INSERT INTO servers ({', '.join(COLUMNS)}, health, created_at, updated_at) "
                 f"VALUES ({', '.join(':' + c for c in COLUMNS)}, 'up', :now, :now) RETURNING *",
-                {**values, "now": now})
+                {**values, "now": now},
+            )
             assert row is not None
             server = server_from_row(row, fields["secret_key"])
             await bump(self.db, tx, SERVERS)
-            await history.record(tx, actor_id, "server.created", server.id,
-                                 {"name": server.name, "zone": server.zone, "location": server.location})
+            await history.record(
+                tx,
+                actor_id,
+                "server.created",
+                server.id,
+                {"name": server.name, "zone": server.zone, "location": server.location},
+            )
             for listener in self.listeners:
                 await listener(tx, row["id"], None, server)
         return server
 
     async def update(self, actor_id: int, server_uuid: str, changes: dict[str, Any]) -> Server:
         before = self.get(server_uuid)
-        if "name" in changes and changes["name"] != before.name and \
-                any(s.name == changes["name"] for s in self._servers):
+        if (
+            "name" in changes
+            and changes["name"] != before.name
+            and any(s.name == changes["name"] for s in self._servers)
+        ):
             raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
         if changes.get("endpoint_url", before.endpoint_url) != before.endpoint_url:
             await _check_move(changes)
@@ -196,29 +247,45 @@ class ServerRegistry:
         await self.load()
         return after
 
-    async def _update(self, actor_id: int, server_uuid: str, before: Server, changes: dict[str, Any],
-                      values: dict[str, Any], assignments: str, merged: dict[str, Any]) -> Server:
+    async def _update(
+        self,
+        actor_id: int,
+        server_uuid: str,
+        before: Server,
+        changes: dict[str, Any],
+        values: dict[str, Any],
+        assignments: str,
+        merged: dict[str, Any],
+    ) -> Server:
         async with self.db.transaction(offload=True) as tx:
             # The listeners compare before with after: take "before" as stored, the row locked (where
             # transactions run side by side, another change of this server may have committed meanwhile).
-            stored = await tx_fetchone(tx, f"SELECT is_on, is_active, zone FROM servers WHERE uuid = ?"
-                                       f"{self.db.for_update}", (server_uuid,))
+            stored = await tx_fetchone(
+                tx, f"SELECT is_on, is_active, zone FROM servers WHERE uuid = ?{self.db.for_update}", (server_uuid,)
+            )
             if stored is not None:
-                before = replace(before, is_on=bool(stored["is_on"]), is_active=bool(stored["is_active"]),
-                                 zone=stored["zone"])
-            row = await tx_fetchone(tx, f"UPDATE servers SET {assignments}, updated_at = :now "
-                                    "WHERE uuid = :uuid RETURNING *",
-                                    {**values, "now": now_iso(), "uuid": server_uuid})
+                before = replace(
+                    before, is_on=bool(stored["is_on"]), is_active=bool(stored["is_active"]), zone=stored["zone"]
+                )
+            row = await tx_fetchone(
+                tx,
+                f"UPDATE servers SET {assignments}, updated_at = :now WHERE uuid = :uuid RETURNING *",
+                {**values, "now": now_iso(), "uuid": server_uuid},
+            )
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
             after = server_from_row(row, merged["secret_key"])
-            changed = {k: v for k, v in changes.items()
-                       if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v}
+            changed = {
+                k: v
+                for k, v in changes.items()
+                if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v
+            }
             if "events_token_hash" in changes:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
             await bump(self.db, tx, SERVERS)
-            await history.record(tx, actor_id, "server.updated", after.id,
-                                 {"name": after.name, "zone": after.zone, "changes": changed})
+            await history.record(
+                tx, actor_id, "server.updated", after.id, {"name": after.name, "zone": after.zone, "changes": changed}
+            )
             for listener in self.listeners:
                 await listener(tx, row["id"], before, after)
         return after
@@ -229,14 +296,15 @@ class ServerRegistry:
             internal = self._internal[server.id]
             sole = await tx_fetchone(tx, SOLE_COPY_SQL, (internal, internal))
             if sole is not None:
-                raise Conflict("some files have no other copy on a server that is on; move them first",
-                               code="server_holds_sole_copies")
+                raise Conflict(
+                    "some files have no other copy on a server that is on; move them first",
+                    code="server_holds_sole_copies",
+                )
             for listener in self.listeners:
                 await listener(tx, internal, server, None)
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
             await bump(self.db, tx, SERVERS)
-            await history.record(tx, actor_id, "server.deleted", server.id,
-                                 {"name": server.name, "zone": server.zone})
+            await history.record(tx, actor_id, "server.deleted", server.id, {"name": server.name, "zone": server.zone})
         await self.storage.forget(server.s3)
         await self.load()
 
@@ -249,8 +317,10 @@ class ServerRegistry:
         self._servers = [replace(s, health=changes[s.id]) if s.id in changes else s for s in self._servers]
         self._by_internal = {self._internal[s.id]: s for s in self._servers}
         async with self.db.transaction() as tx:
-            await tx.executemany("UPDATE servers SET health = ? WHERE uuid = ?",
-                                 [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()])
+            await tx.executemany(
+                "UPDATE servers SET health = ? WHERE uuid = ?",
+                [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()],
+            )
             await bump(self.db, tx, SERVERS)
         self._unsaved_health.clear()
         await self.load()
@@ -268,17 +338,17 @@ class ServerRegistry:
             # the caller (who could otherwise read any host's answer through cdnstore).
             log.info("storage server check failed: %s", exc.detail, extra={"endpoint": target.endpoint_url})
             await self.storage.forget(target)  # no client kept for a server that was not registered
-            raise Invalid("endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]),
-                          code=exc.code) from None
+            raise Invalid(
+                "endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]), code=exc.code
+            ) from None
 
 
 # What a failed check says: which step failed, in cdnstore's words only.
 CHECK_FAILURES = {
     "storage_unreachable": "no answer from the storage server (connection refused, timed out, "
-                           "or an address cdnstore does not connect to)",
+    "or an address cdnstore does not connect to)",
     "storage_auth_failed": "the storage server refused the credentials (access_key, secret_key)",
-    "storage_error": "the storage server answered the bucket check with an error (redirects "
-                     "are not followed)",
+    "storage_error": "the storage server answered the bucket check with an error (redirects are not followed)",
 }
 
 
@@ -288,8 +358,9 @@ async def _check_move(changes: dict[str, Any]) -> None:
     await check_endpoint(changes["endpoint_url"])
     for field in ("access_key", "secret_key"):
         if field not in changes:
-            raise Invalid(field, "required with a new endpoint_url (the stored credentials are "
-                          "never sent to a new address)")
+            raise Invalid(
+                field, "required with a new endpoint_url (the stored credentials are never sent to a new address)"
+            )
 
 
 # A version (still wanted) held present by this server and by no other server that is on.

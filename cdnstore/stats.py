@@ -53,8 +53,9 @@ class DownloadStats:
             counts, self._counts = self._counts, {}
             try:
                 async with self.db.transaction() as tx:
-                    await tx.executemany(UPSERT, [(day, n, size, server)
-                                                  for (day, server), (n, size) in counts.items()])
+                    await tx.executemany(
+                        UPSERT, [(day, n, size, server) for (day, server), (n, size) in counts.items()]
+                    )
             except BaseException:
                 for key, (n, size) in counts.items():  # back, with what came meanwhile
                     kept = self._counts.setdefault(key, [0, 0])
@@ -84,7 +85,9 @@ class DownloadStats:
         since = utc_day(datetime.now(UTC) - timedelta(days=days - 1))
         return await self.db.fetchall(
             "SELECT d.day, s.name AS server, d.downloads, d.bytes FROM download_stats d "
-            "JOIN servers s ON s.id = d.server_id WHERE d.day >= ? ORDER BY d.day DESC, s.name", (since,))
+            "JOIN servers s ON s.id = d.server_id WHERE d.day >= ? ORDER BY d.day DESC, s.name",
+            (since,),
+        )
 
 
 def render(row: Row) -> dict[str, Any]:

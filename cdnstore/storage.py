@@ -152,8 +152,9 @@ def _translate(exc: BaseException, target: S3Target, action: str) -> StorageErro
         return StorageError(f"{action} on {where}: {code or status} {message}", code="storage_error")
     # A body cut short (the server died or the connection broke mid-transfer) is the network failing too:
     # aiohttp raises ClientPayloadError for it, which aiobotocore does not wrap.
-    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError | aiohttp.ClientError
-                  | TimeoutError | OSError):
+    if isinstance(
+        exc, BotoConnectionError | HTTPClientError | IncompleteReadError | aiohttp.ClientError | TimeoutError | OSError
+    ):
         return StorageError(f"{action} on {where}: server unreachable ({exc})", code="storage_unreachable")
     return StorageError(f"{action} on {where}: {exc}", code="storage_error")
 
@@ -303,7 +304,11 @@ class Storage:
     # The timeout is part of the call (a server check in a request handler) rather than left to
     # the caller's asyncio.timeout, so that a timeout becomes storage_unreachable here.
     async def check_bucket(
-        self, target: S3Target, *, create: bool = True, timeout: float = 10  # noqa: ASYNC109
+        self,
+        target: S3Target,
+        *,
+        create: bool = True,
+        timeout: float = 10,  # noqa: ASYNC109
     ) -> None:
         """Make sure the bucket answers (creating it when missing and `create`), else StorageError."""
         with _errors(target, "check bucket"):
@@ -374,7 +379,14 @@ class Storage:
         return url, headers
 
     def presign_part(
-        self, target: S3Target, key: str, upload_id: str, number: int, *, size: int, expires_in: int,
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        number: int,
+        *,
+        size: int,
+        expires_in: int,
         md5: str | None = None,
     ) -> tuple[str, dict[str, str]]:
         """A presigned UploadPart of a multipart upload and the exact headers the client must send: the
@@ -415,8 +427,9 @@ class Storage:
                 resp = await client.get_object(Bucket=target.bucket, Key=key)
             except ClientError as exc:
                 if _is_missing(exc):
-                    raise StorageError(f"GET {key!r} on {target.endpoint_url}/{target.bucket}: no such object",
-                                       code="object_missing") from None
+                    raise StorageError(
+                        f"GET {key!r} on {target.endpoint_url}/{target.bucket}: no such object", code="object_missing"
+                    ) from None
                 raise
         body = resp["Body"]
         try:
@@ -467,7 +480,8 @@ class Storage:
         with _errors(target, f"start multipart upload of {key!r}"):
             client = await self._client(target)
             created = await client.create_multipart_upload(
-                Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream")
+                Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream"
+            )
         return str(created["UploadId"])
 
     async def list_parts(self, target: S3Target, key: str, upload_id: str) -> list[PartInfo] | None:
@@ -477,12 +491,17 @@ class Storage:
         with _errors(target, f"LIST parts of {key!r}"):
             client = await self._client(target)
             try:
-                pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key,
-                                                                    UploadId=upload_id)
+                pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key, UploadId=upload_id)
                 async for page in pages:
                     for part in page.get("Parts", ()):
-                        found.append(PartInfo(int(part["PartNumber"]), int(part["Size"]),
-                                              str(part.get("ETag", "")).strip('"'), part.get("LastModified")))
+                        found.append(
+                            PartInfo(
+                                int(part["PartNumber"]),
+                                int(part["Size"]),
+                                str(part.get("ETag", "")).strip('"'),
+                                part.get("LastModified"),
+                            )
+                        )
             except ClientError as exc:
                 if _error_code(exc)[0] == "NoSuchUpload" or _is_missing(exc):
                     return None
@@ -494,8 +513,9 @@ class Storage:
         parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
         with _errors(target, f"complete multipart upload of {key!r}"):
             client = await self._client(target)
-            await client.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id,
-                                                   MultipartUpload={"Parts": parts})
+            await client.complete_multipart_upload(
+                Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
 
     async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
         with _errors(target, f"ABORT upload of {key!r}"):
@@ -506,8 +526,9 @@ class Storage:
                 if not _is_missing(exc) and _error_code(exc)[0] != "NoSuchUpload":
                     raise
 
-    async def checksum(self, target: S3Target, key: str, *, size: int, rate: float | None = None,
-                       md5: bool = False) -> tuple[str, str | None]:
+    async def checksum(
+        self, target: S3Target, key: str, *, size: int, rate: float | None = None, md5: bool = False
+    ) -> tuple[str, str | None]:
         """(SHA-256 hex, MD5 hex when asked) of the object's bytes, read at most `rate` bytes a second."""
         with _errors(target, f"GET {key!r} for a checksum"):
             resp = await (await self._client(target)).get_object(Bucket=target.bucket, Key=key)
@@ -534,8 +555,9 @@ class Storage:
 
     # --- copy --------------------------------------------------------------------------------
 
-    async def copy(self, src: S3Target, dst: S3Target, key: str, *, size: int, sha256: str | None = None,
-                   md5: str | None = None) -> ObjectInfo:
+    async def copy(
+        self, src: S3Target, dst: S3Target, key: str, *, size: int, sha256: str | None = None, md5: str | None = None
+    ) -> ObjectInfo:
         """Stream `key` from src to dst without holding the whole object or touching the disk.
 
         One PUT up to `part_size`, else a multipart upload with at most `parts_in_flight` parts in
@@ -555,8 +577,7 @@ class Storage:
         try:
             if int(resp["ContentLength"]) != size:
                 raise StorageError(
-                    f"copy {key!r}: {src.endpoint_url}/{src.bucket} has {resp['ContentLength']} bytes, "
-                    f"expected {size}",
+                    f"copy {key!r}: {src.endpoint_url}/{src.bucket} has {resp['ContentLength']} bytes, expected {size}",
                     code="storage_error",
                 )
             extra: dict[str, Any] = {"Metadata": resp.get("Metadata") or {}}
@@ -576,8 +597,16 @@ class Storage:
             raise StorageError(f"copy {key!r} to {dst.endpoint_url}: found {got}, expected {size}")
         return ObjectInfo(info.key, info.size, info.etag, (await hashed.digests())[0])
 
-    async def _read_parts(self, body: Any, src: S3Target, key: str, part_size: int, hashed: StreamHash,
-                          sha256: str | None, md5: str | None) -> AsyncGenerator[bytes, None]:
+    async def _read_parts(
+        self,
+        body: Any,
+        src: S3Target,
+        key: str,
+        part_size: int,
+        hashed: StreamHash,
+        sha256: str | None,
+        md5: str | None,
+    ) -> AsyncGenerator[bytes, None]:
         """The source stream cut into `part_size` pieces (the last one shorter), hashed on the way; after
         the last piece, ChecksumMismatch when the bytes were not the expected ones."""
         pending: list[bytes] = []
@@ -599,8 +628,10 @@ class Storage:
         got_sha256, got_md5 = await hashed.digests()
         if (sha256 is not None and got_sha256 != sha256) or (md5 is not None and got_md5 != md5):
             want = f"SHA-256 {sha256}" if sha256 is not None and got_sha256 != sha256 else f"MD5 {md5}"
-            raise ChecksumMismatch(f"{src.endpoint_url}/{src.bucket} gave bytes of {key!r} with SHA-256 "
-                                   f"{got_sha256}, expected {want}", got_sha256)
+            raise ChecksumMismatch(
+                f"{src.endpoint_url}/{src.bucket} gave bytes of {key!r} with SHA-256 {got_sha256}, expected {want}",
+                got_sha256,
+            )
 
     async def _put_single(
         self, dst: S3Target, key: str, parts: AsyncGenerator[bytes, None], size: int, extra: dict[str, Any]
@@ -633,8 +664,13 @@ class Storage:
             raise
 
     async def _upload_parts(
-        self, client: S3Client, dst: S3Target, key: str, upload_id: str,
-        parts: AsyncGenerator[bytes, None], size: int,
+        self,
+        client: S3Client,
+        dst: S3Target,
+        key: str,
+        upload_id: str,
+        parts: AsyncGenerator[bytes, None],
+        size: int,
     ) -> dict[int, str]:
         # The slot is taken before a part is read, so reading + uploading hold at most
         # parts_in_flight parts in memory; an upload frees its slot when it finishes.
@@ -663,8 +699,15 @@ class Storage:
         return etags
 
     async def _upload_part(
-        self, client: S3Client, dst: S3Target, key: str, upload_id: str, number: int,
-        data: bytes, slots: asyncio.Semaphore, etags: dict[int, str],
+        self,
+        client: S3Client,
+        dst: S3Target,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        slots: asyncio.Semaphore,
+        etags: dict[int, str],
     ) -> None:
         try:
             with _errors(dst, f"upload part {number} of {key!r}"):
@@ -692,6 +735,9 @@ class Storage:
                 await client.abort_multipart_upload(Bucket=dst.bucket, Key=key, UploadId=upload_id)
         except Exception:
             log.warning(
-                "could not abort multipart upload %s of %r", upload_id, key,
-                extra={"endpoint": dst.endpoint_url}, exc_info=True,
+                "could not abort multipart upload %s of %r",
+                upload_id,
+                key,
+                extra={"endpoint": dst.endpoint_url},
+                exc_info=True,
             )

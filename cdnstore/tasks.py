@@ -29,8 +29,9 @@ async def every(interval: float, work: Callable[[], Awaitable[Any]], name: str, 
         await asyncio.sleep(interval)
 
 
-async def every_exclusively(lease: Lease, interval: float, work: Callable[[], Awaitable[Any]], name: str, *,
-                            first_after: float = 0) -> None:
+async def every_exclusively(
+    lease: Lease, interval: float, work: Callable[[], Awaitable[Any]], name: str, *, first_after: float = 0
+) -> None:
     """`every`, but the work runs only on the daemon holding `lease` (db/leases.py): every daemon runs this,
     trying to take the lease while another holds it, so the work goes on when its holder dies."""
     with contextlib.suppress(DatabaseUnavailable):  # first, so that the first round runs where it is free

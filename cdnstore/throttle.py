@@ -52,8 +52,9 @@ class Throttle:
     """In memory (one daemon). `state`, `fail` and `reset` are coroutines for the sake of `SharedThrottle`;
     here they never wait, so a check and what it decides happen without another request in between."""
 
-    def __init__(self, max_failures: int, window: float, *, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_failures: int, window: float, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_keys = max_keys
@@ -117,16 +118,18 @@ class SharedThrottle(Throttle):
     """In the database (several daemons on PostgreSQL): every daemon's failures count. `scope` names the
     throttle in the table (one table for all of them)."""
 
-    def __init__(self, db: Database, scope: str, max_failures: int, window: float, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: Database, scope: str, max_failures: int, window: float, *, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__(max_failures, window, clock=clock)
         self.db = db
         self.scope = scope
 
     async def state(self, key: str) -> Window:
         now = self._clock()
-        row = await self.db.fetchone(STATE_SQL, {"scope": self.scope, "key": key, "horizon": now - self.window,
-                                                 "nth": self.max_failures - 1})
+        row = await self.db.fetchone(
+            STATE_SQL, {"scope": self.scope, "key": key, "horizon": now - self.window, "nth": self.max_failures - 1}
+        )
         failures = int(row["failures"]) if row is not None else 0
         if row is None or row["nth_at"] is None:
             return Window(failures, 0.0)
@@ -136,8 +139,9 @@ class SharedThrottle(Throttle):
         now = self._clock()
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO throttle_failures (scope, key, at) VALUES (?, ?, ?)", (self.scope, key, now))
-            await tx.execute("DELETE FROM throttle_failures WHERE scope = ? AND at <= ?",
-                             (self.scope, now - self.window))
+            await tx.execute(
+                "DELETE FROM throttle_failures WHERE scope = ? AND at <= ?", (self.scope, now - self.window)
+            )
 
     async def reset(self, key: str) -> None:
         async with self.db.transaction() as tx:
@@ -188,8 +192,10 @@ async def attempt(checks: Sequence[tuple[Throttle, str]], detail: str) -> AsyncI
         wait = max(state.retry_after for state in states)
         if wait > 0:
             raise TooManyAttempts(f"{detail}; try again later", retry_after=math.ceil(wait))
-        if any(state.failures + now >= throttle_.max_failures
-               for (throttle_, _), state, now in zip(checks, states, running, strict=True)):
+        if any(
+            state.failures + now >= throttle_.max_failures
+            for (throttle_, _), state, now in zip(checks, states, running, strict=True)
+        ):
             raise TooManyAttempts(f"{detail} at once; try again in a moment", retry_after=1)
         for throttle_, key in checks:
             throttle_.begin(key)

@@ -65,18 +65,35 @@ class Uploads:
         v = up.version
         out: dict[str, Any] = {"server": render_ref(up.server)}
         if not up.multipart:
-            url, headers = self.storage.presign_put(up.server.s3, v["object_key"], content_type=v["content_type"],
-                                                    size=v["size"], expires_in=self.uploads.url_ttl,
-                                                    sha256=v["sha256"])
-            return {**out, "method": "PUT", "part_size": v["size"], "parts": 1, "uploaded": [],
-                    "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"), "url": url,
-                    "headers": headers}
+            url, headers = self.storage.presign_put(
+                up.server.s3,
+                v["object_key"],
+                content_type=v["content_type"],
+                size=v["size"],
+                expires_in=self.uploads.url_ttl,
+                sha256=v["sha256"],
+            )
+            return {
+                **out,
+                "method": "PUT",
+                "part_size": v["size"],
+                "parts": 1,
+                "uploaded": [],
+                "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"),
+                "url": url,
+                "headers": headers,
+            }
         held = await self._parts(up)
-        return {**out, "method": "multipart", "part_size": v["part_size"],
-                "parts": part_count(v["size"], v["part_size"]),
-                "uploaded": [{"number": p.number, "size": p.size, "etag": p.etag} for p in held],
-                "expires_at": iso(self._last_activity(v, held).timestamp() + self.uploads.abandon_after,
-                                  timespec="seconds")}
+        return {
+            **out,
+            "method": "multipart",
+            "part_size": v["part_size"],
+            "parts": part_count(v["size"], v["part_size"]),
+            "uploaded": [{"number": p.number, "size": p.size, "etag": p.etag} for p in held],
+            "expires_at": iso(
+                self._last_activity(v, held).timestamp() + self.uploads.abandon_after, timespec="seconds"
+            ),
+        }
 
     async def _parts(self, up: InProgress) -> list[PartInfo]:
         held = await self.storage.list_parts(up.server.s3, up.version["object_key"], up.version["upload_id"])
@@ -93,13 +110,13 @@ class Uploads:
 
     # --- part URLs ------------------------------------------------------------------------------
 
-    async def sign_parts(self, owner_id: int, file_uuid: str, numbers: list[int],
-                         md5: dict[str, str]) -> list[dict[str, Any]]:
+    async def sign_parts(
+        self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str]
+    ) -> list[dict[str, Any]]:
         """Presigned PUTs for these parts; a part given its MD5 must carry it (Content-MD5)."""
         up = await self._in_progress(owner_id, file_uuid)
         if not up.multipart:
-            raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)",
-                           code="not_multipart")
+            raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)", code="not_multipart")
         v = up.version
         sizes = part_sizes(v["size"], v["part_size"])
         wrong = [n for n in numbers if n not in sizes]
@@ -111,9 +128,15 @@ class Uploads:
         expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
         items = []
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
-            url, headers = self.storage.presign_part(up.server.s3, v["object_key"], v["upload_id"], n,
-                                                     size=sizes[n], md5=md5.get(str(n)),
-                                                     expires_in=self.uploads.url_ttl)
+            url, headers = self.storage.presign_part(
+                up.server.s3,
+                v["object_key"],
+                v["upload_id"],
+                n,
+                size=sizes[n],
+                md5=md5.get(str(n)),
+                expires_in=self.uploads.url_ttl,
+            )
             items.append({"number": n, "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at})
         return items
 
@@ -130,8 +153,7 @@ class Uploads:
         try:
             held = await self.storage.list_parts(up.server.s3, v["object_key"], v["upload_id"])
         except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})",
-                           code="upload_incomplete") from None
+            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
         if held is None:  # assembled already (a complete that raced this one) or aborted
             return await self.files.complete(owner_id, file_uuid)
         missing = missing_parts(v["size"], v["part_size"], {p.number: p.size for p in held})
@@ -142,8 +164,9 @@ class Uploads:
         try:
             await self.storage.complete_upload(up.server.s3, v["object_key"], v["upload_id"], etags)
         except StorageError as exc:
-            raise Conflict(f"the upload server did not assemble the parts ({exc.detail})",
-                           code="upload_incomplete", missing=[]) from None
+            raise Conflict(
+                f"the upload server did not assemble the parts ({exc.detail})", code="upload_incomplete", missing=[]
+            ) from None
         return await self.files.complete(owner_id, file_uuid)
 
     async def abort(self, owner_id: int, file_uuid: str) -> None:
@@ -165,7 +188,9 @@ class Uploads:
         rows = await self.db.fetchall(
             "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
             "FROM versions WHERE status = 'uploading' AND upload_id IS NOT NULL AND created_at < ? "
-            "ORDER BY created_at LIMIT 500", (iso_in(-self.uploads.sweep_after),))
+            "ORDER BY created_at LIMIT 500",
+            (iso_in(-self.uploads.sweep_after),),
+        )
         abandon_before = iso_in(-self.uploads.abandon_after)
         for row in rows:
             stored += await self._sweep_one(row, row["created_at"] < abandon_before)

@@ -24,15 +24,28 @@ USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_by
 
 def user_from_row(row: Row) -> User:
     zones = None if row["zones"] is None else tuple(json.loads(row["zones"]))
-    return User(row["uuid"], row["username"], bool(row["is_admin"]), tuple(json.loads(row["permissions"])),
-                bool(row["is_disabled"]), row["quota_bytes"], zones)
+    return User(
+        row["uuid"],
+        row["username"],
+        bool(row["is_admin"]),
+        tuple(json.loads(row["permissions"])),
+        bool(row["is_disabled"]),
+        row["quota_bytes"],
+        zones,
+    )
 
 
 def render_user(user: User, used_bytes: int) -> dict[str, Any]:
-    return {"id": user.id, "username": user.username, "is_admin": user.is_admin,
-            "permissions": user.effective_permissions, "is_disabled": user.is_disabled,
-            "quota_bytes": user.quota_bytes, "used_bytes": used_bytes,
-            "zones": None if user.zones is None else list(user.zones)}
+    return {
+        "id": user.id,
+        "username": user.username,
+        "is_admin": user.is_admin,
+        "permissions": user.effective_permissions,
+        "is_disabled": user.is_disabled,
+        "quota_bytes": user.quota_bytes,
+        "used_bytes": used_bytes,
+        "zones": None if user.zones is None else list(user.zones),
+    }
 
 
 def render_row(row: Row) -> dict[str, Any]:
@@ -50,8 +63,11 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
     """A user's zones must be zones of registered servers (422 naming the others)."""
     unknown = sorted(set(zones or ()) - set(known))
     if unknown:
-        raise Invalid("zones", f"no registered server is in the zone(s) {', '.join(map(repr, unknown))}; "
-                      f"known zones: {', '.join(map(repr, sorted(set(known)))) or 'none'}")
+        raise Invalid(
+            "zones",
+            f"no registered server is in the zone(s) {', '.join(map(repr, unknown))}; "
+            f"known zones: {', '.join(map(repr, sorted(set(known)))) or 'none'}",
+        )
 
 
 # A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
@@ -80,8 +96,9 @@ class Accounts:
     transaction), then marks it ended here. Another daemon, seeing the counter move, forgets which sessions
     it knew to be live (`reload_sessions`): each is read again on its next use."""
 
-    def __init__(self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *,
-                 default_quota: int = 0) -> None:
+    def __init__(
+        self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *, default_quota: int = 0
+    ) -> None:
         self.db = db
         self.default_quota = default_quota  # users.default_quota_bytes: new users' quota (0: none)
         self.passwords = passwords
@@ -98,15 +115,32 @@ class Accounts:
 
     # --- users -------------------------------------------------------------------------------
 
-    async def create(self, username: str, password: str, *, is_admin: bool = False,
-                     permissions: list[str] | None = None, quota_bytes: int | Unset | None = UNSET,
-                     zones: list[str] | None = None) -> User:
-        return user_from_row(await self.create_row(username, password, is_admin=is_admin, permissions=permissions,
-                                                   quota_bytes=quota_bytes, zones=zones))
+    async def create(
+        self,
+        username: str,
+        password: str,
+        *,
+        is_admin: bool = False,
+        permissions: list[str] | None = None,
+        quota_bytes: int | Unset | None = UNSET,
+        zones: list[str] | None = None,
+    ) -> User:
+        return user_from_row(
+            await self.create_row(
+                username, password, is_admin=is_admin, permissions=permissions, quota_bytes=quota_bytes, zones=zones
+            )
+        )
 
-    async def create_row(self, username: str, password: str, *, is_admin: bool = False,
-                         permissions: list[str] | None = None, quota_bytes: int | Unset | None = UNSET,
-                         zones: list[str] | None = None) -> Row:
+    async def create_row(
+        self,
+        username: str,
+        password: str,
+        *,
+        is_admin: bool = False,
+        permissions: list[str] | None = None,
+        quota_bytes: int | Unset | None = UNSET,
+        zones: list[str] | None = None,
+    ) -> Row:
         """The new user's row. `quota_bytes` not given: users.default_quota_bytes (0: none)."""
         password_hash = await self.passwords.hash(password)
         now = now_iso()
@@ -118,11 +152,21 @@ class Accounts:
                 if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
                     raise taken
                 row = await tx_fetchone(
-                    tx, f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
+                    tx,
+                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
                     f"zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
-                    (str(uuid.uuid4()), username, password_hash, int(is_admin),
-                     json.dumps(normalize_permissions(permissions)), quota_bytes,
-                     None if zones is None else json.dumps(sorted(set(zones))), now, now))
+                    (
+                        str(uuid.uuid4()),
+                        username,
+                        password_hash,
+                        int(is_admin),
+                        json.dumps(normalize_permissions(permissions)),
+                        quota_bytes,
+                        None if zones is None else json.dumps(sorted(set(zones))),
+                        now,
+                        now,
+                    ),
+                )
         except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
             raise taken from None
         assert row is not None
@@ -133,8 +177,7 @@ class Accounts:
         hit = self._cache.get(user_uuid)
         if hit is None:
             generation = self._generation
-            row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}",
-                                         (user_uuid,))
+            row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
             if row is None:
                 return None
             hit = (row["id"], user_from_row(row))
@@ -154,8 +197,9 @@ class Accounts:
         return hit[0]
 
     async def page(self, limit: int, after: int | None) -> list[Row]:
-        return await self.db.fetchall(f"SELECT {USER_COLUMNS} FROM users WHERE id > ? AND {LIVE} ORDER BY id LIMIT ?",
-                                      (after or 0, limit + 1))
+        return await self.db.fetchall(
+            f"SELECT {USER_COLUMNS} FROM users WHERE id > ? AND {LIVE} ORDER BY id LIMIT ?", (after or 0, limit + 1)
+        )
 
     async def row(self, user_uuid: str) -> Row:
         row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
@@ -178,7 +222,9 @@ class Accounts:
             return {}
         counts = await self.db.fetchall(
             f"SELECT owner_id, count(*) AS n FROM files WHERE owner_id IN ({', '.join('?' * len(ids))}) "
-            "AND deleted_at IS NULL GROUP BY owner_id", ids)
+            "AND deleted_at IS NULL GROUP BY owner_id",
+            ids,
+        )
         found = {c["owner_id"]: c["n"] for c in counts}
         return {i: int(found.get(i, 0)) for i in ids}
 
@@ -191,7 +237,9 @@ class Accounts:
         marks = ", ".join("?" * len(limited))
         counts = await self.db.fetchall(
             "SELECT f.owner_id, v.zone, count(*) AS n FROM files f JOIN versions v ON v.id = f.current_version_id "
-            f"WHERE f.owner_id IN ({marks}) AND f.deleted_at IS NULL GROUP BY f.owner_id, v.zone", tuple(limited))
+            f"WHERE f.owner_id IN ({marks}) AND f.deleted_at IS NULL GROUP BY f.owner_id, v.zone",
+            tuple(limited),
+        )
         out = dict.fromkeys(limited, 0)
         for c in counts:
             if c["zone"] not in limited[c["owner_id"]]:
@@ -219,8 +267,11 @@ class Accounts:
         async with self.db.transaction() as tx:
             if any(changes.get(flag) is value for flag, value in UNADMINS):
                 await self._keep_an_admin(tx, user_uuid)
-            row = await tx_fetchone(tx, f"UPDATE users SET {assignments} WHERE uuid = :uuid AND {LIVE} "
-                                    f"RETURNING {USER_COLUMNS}", {**values, "uuid": user_uuid})
+            row = await tx_fetchone(
+                tx,
+                f"UPDATE users SET {assignments} WHERE uuid = :uuid AND {LIVE} RETURNING {USER_COLUMNS}",
+                {**values, "uuid": user_uuid},
+            )
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
             await bump(self.db, tx, USERS)
@@ -233,8 +284,10 @@ class Accounts:
         """409 `last_admin` when the user `leaving_uuid` is the only enabled administrator. On PostgreSQL the
         administrators' rows are locked (in id order) until the transaction ends, so that two admins demoting
         each other at once are serialised: the second sees the first's change and is refused."""
-        admins = await tx_fetchall(tx, f"SELECT uuid FROM users WHERE is_admin = 1 AND is_disabled = 0 AND {LIVE} "
-                                   f"ORDER BY id{self.db.for_update}")
+        admins = await tx_fetchall(
+            tx,
+            f"SELECT uuid FROM users WHERE is_admin = 1 AND is_disabled = 0 AND {LIVE} ORDER BY id{self.db.for_update}",
+        )
         uuids = {a["uuid"] for a in admins}
         if leaving_uuid in uuids and len(uuids) == 1:
             raise Conflict("this is the last enabled administrator: make another one first", code="last_admin")
@@ -252,8 +305,11 @@ class Accounts:
         await self._by_account.reset(checks[0][1])
         password_hash = await self.passwords.hash(new)
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, f"UPDATE users SET password_hash = ?, updated_at = ? WHERE uuid = ? AND {LIVE}"
-                                    " RETURNING id", (password_hash, now_iso(), user.id))
+            row = await tx_fetchone(
+                tx,
+                f"UPDATE users SET password_hash = ?, updated_at = ? WHERE uuid = ? AND {LIVE} RETURNING id",
+                (password_hash, now_iso(), user.id),
+            )
         if row is None:
             raise Unauthorized("the user no longer exists")
         await self.end_sessions(row["id"], keep=session)
@@ -269,20 +325,32 @@ class Accounts:
                 raise NotFound("no such user", code="user_not_found")
             await self._keep_an_admin(tx, user_uuid)
             owner = target["id"]
-            live = await tx_fetchall(tx, "SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE "
-                                     "f.owner_id = ? AND v.status IN ('uploading', 'stored')", (owner,))
-            await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE owner_id = ? "
-                             "AND deleted_at IS NULL", (now, now, owner))
-            await tx.execute("UPDATE versions SET status = 'deleted' WHERE status IN ('uploading', 'stored') AND "
-                             "file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
+            live = await tx_fetchall(
+                tx,
+                "SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE "
+                "f.owner_id = ? AND v.status IN ('uploading', 'stored')",
+                (owner,),
+            )
+            await tx.execute(
+                "UPDATE files SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",
+                (now, now, owner),
+            )
+            await tx.execute(
+                "UPDATE versions SET status = 'deleted' WHERE status IN ('uploading', 'stored') AND "
+                "file_id IN (SELECT id FROM files WHERE owner_id = ?)",
+                (owner,),
+            )
             ids = [v["id"] for v in live]
             for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
-                await jobs.enqueue_removals(tx, ids[start:start + 10_000])
+                await jobs.enqueue_removals(tx, ids[start : start + 10_000])
             await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
-            await tx.execute("UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
-                             "deleted_at = ?, updated_at = ? WHERE id = ?", (f"deleted:{user_uuid}", now, now, owner))
+            await tx.execute(
+                "UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
+                "deleted_at = ?, updated_at = ? WHERE id = ?",
+                (f"deleted:{user_uuid}", now, now, owner),
+            )
             await bump(self.db, tx, USERS)
         self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
         await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
@@ -338,21 +406,25 @@ class Accounts:
             self.forget_session(session)
 
     async def _end_where(self, tx: Tx, where: str, params: tuple[Any, ...], now: str) -> list[str]:
-        rows = await tx_fetchall(tx, f"UPDATE sessions SET ended_at = ? WHERE {where} AND ended_at IS NULL "
-                                 "RETURNING id", (now, *params))
+        rows = await tx_fetchall(
+            tx, f"UPDATE sessions SET ended_at = ? WHERE {where} AND ended_at IS NULL RETURNING id", (now, *params)
+        )
         ended = [row["id"] for row in rows]
         if ended:
             await bump(self.db, tx, SESSIONS)
-        await tx.executemany("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
-                             [(now, session) for session in ended])
+        await tx.executemany(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+            [(now, session) for session in ended],
+        )
         return ended
 
     async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
         address = address_key(client_ip)
         checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many failed logins") as trying:
-            row = await self.db.fetchone(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?",
-                                         (username,))
+            row = await self.db.fetchone(
+                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)
+            )
             if not await self.passwords.verify(row["password_hash"] if row else None, password):
                 await trying.failed()
                 raise InvalidCredentials("wrong username or password")
@@ -363,8 +435,9 @@ class Accounts:
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
         session = new_session_id()
         async with self.db.transaction() as tx:
-            await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)",
-                             (session, row["id"], now_iso()))
+            await tx.execute(
+                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, row["id"], now_iso())
+            )
             refresh = await self._new_refresh(tx, row["id"], user.id, session)
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
@@ -373,8 +446,11 @@ class Accounts:
         claims = self.tokens.read_refresh(refresh_token)
         now = now_iso()
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, "SELECT user_id, family, used_at, revoked_at, expires_at FROM "
-                                    "refresh_tokens WHERE token_hash = ?", (token_hash(refresh_token),))
+            row = await tx_fetchone(
+                tx,
+                "SELECT user_id, family, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?",
+                (token_hash(refresh_token),),
+            )
             if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
                 raise Unauthorized("the refresh token is not valid; log in again")
             if row["used_at"] is not None:
@@ -383,8 +459,9 @@ class Accounts:
                 reuse = True
             else:
                 reuse = False
-                await tx.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?",
-                                 (now, token_hash(refresh_token)))
+                await tx.execute(
+                    "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, token_hash(refresh_token))
+                )
                 new_refresh = await self._new_refresh(tx, row["user_id"], claims.user_uuid, row["family"])
         if reuse:
             self.forget_session(row["family"])
@@ -398,8 +475,9 @@ class Accounts:
         """End the session of a refresh token (any token of it, used or not: it proves the session)."""
         self.tokens.read_refresh(refresh_token)
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(tx, "SELECT family FROM refresh_tokens WHERE token_hash = ?",
-                                    (token_hash(refresh_token),))
+            row = await tx_fetchone(
+                tx, "SELECT family FROM refresh_tokens WHERE token_hash = ?", (token_hash(refresh_token),)
+            )
             if row is not None:
                 await self._end_where(tx, "id = ?", (row["family"],), now_iso())
         if row is not None:
@@ -408,7 +486,8 @@ class Accounts:
     async def _new_refresh(self, tx: Tx, user_id: int, user_uuid: str, session: str) -> str:
         token, claims = self.tokens.refresh(user_uuid, session)
         expires = iso_in(self.tokens.refresh_ttl)
-        await tx.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at)"
-                         " VALUES (?, ?, ?, ?, ?)", (token_hash(token), claims.family, user_id, expires,
-                                                     now_iso()))
+        await tx.execute(
+            "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            (token_hash(token), claims.family, user_id, expires, now_iso()),
+        )
         return token

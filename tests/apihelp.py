@@ -70,8 +70,9 @@ def object_key(upload: dict[str, Any]) -> str:
 async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
     """PUT `data` to a presigned upload URL with exactly the headers it came with, as a client would."""
     async with aiohttp.ClientSession() as http:
-        async with http.request(upload["method"], upload["url"], data=io.BytesIO(data),
-                                headers=upload["headers"]) as resp:
+        async with http.request(
+            upload["method"], upload["url"], data=io.BytesIO(data), headers=upload["headers"]
+        ) as resp:
             body = await resp.read()
             if resp.status != 200:
                 print(f"PUT {upload['url'].split('?')[0]}: {resp.status} {body[:500]!r}")
@@ -112,14 +113,23 @@ class Api:
         self.client = client
         self.app = client.app
 
-    async def call(self, method: str, path: str, *, token: str | None = None, json: Any = None,
-                   data: Any = None, headers: dict[str, str] | None = None,
-                   **kwargs: Any) -> Answer:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Answer:
         headers = dict(headers or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        async with self.client.request(method, path, json=json, data=data, headers=headers,
-                                       allow_redirects=False, **kwargs) as resp:
+        async with self.client.request(
+            method, path, json=json, data=data, headers=headers, allow_redirects=False, **kwargs
+        ) as resp:
             raw = await resp.read()
             kind = resp.headers.get("Content-Type", "")
             body: Any = raw.decode(errors="replace")
@@ -129,17 +139,14 @@ class Api:
             LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
             return answer
 
-    async def make_user(self, username: str, *, admin: bool = False,
-                        permissions: list[str] | None = None) -> None:
+    async def make_user(self, username: str, *, admin: bool = False, permissions: list[str] | None = None) -> None:
         await self.app[appkeys.ACCOUNTS].create(username, PASSWORD, is_admin=admin, permissions=permissions)
 
     async def login(self, username: str, password: str = PASSWORD, **kw: Any) -> Session:
-        answer = await self.call("POST", "/api/v1/auth/login",
-                                 json={"username": username, "password": password}, **kw)
+        answer = await self.call("POST", "/api/v1/auth/login", json={"username": username, "password": password}, **kw)
         return Session(self, answer.expect(200))
 
-    async def user(self, username: str, *, admin: bool = False,
-                   permissions: list[str] | None = None) -> Session:
+    async def user(self, username: str, *, admin: bool = False, permissions: list[str] | None = None) -> Session:
         await self.make_user(username, admin=admin, permissions=permissions)
         return await self.login(username)
 
@@ -167,14 +174,17 @@ class Session:
     async def delete(self, path: str, **kw: Any) -> Answer:
         return await self.call("DELETE", path, **kw)
 
-    async def announce(self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain",
-                       expect: int = 201) -> dict[str, Any]:
-        answer = await self.post("/api/v1/files", json={"name": name, "size": len(data), "content_type": content_type},
-                                 headers=from_ip(ip))
+    async def announce(
+        self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain", expect: int = 201
+    ) -> dict[str, Any]:
+        answer = await self.post(
+            "/api/v1/files", json={"name": name, "size": len(data), "content_type": content_type}, headers=from_ip(ip)
+        )
         return dict(answer.expect(expect))
 
-    async def upload(self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain",
-                     expect: int = 201) -> dict[str, Any]:
+    async def upload(
+        self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain", expect: int = 201
+    ) -> dict[str, Any]:
         """Announce and PUT; the answer of the announcement (file and upload)."""
         answer = await self.announce(name, data, ip=ip, content_type=content_type, expect=expect)
         assert await put_bytes(answer["upload"], data) == 200
@@ -184,6 +194,7 @@ class Session:
         async def stored() -> dict[str, Any] | None:
             file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))
             return file if file["status"] == "stored" else None
+
         return dict(await wait_for(stored, f"file {file_id} to be stored", within))
 
     async def download(self, file_id: str, *, ip: str = US_IP) -> tuple[dict[str, Any], bytes]:
@@ -194,10 +205,20 @@ class Session:
 
     async def add_server(self, weed: WeedCluster, name: str, bucket: str, /, **overrides: Any) -> dict[str, Any]:
         site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
-        body = {"name": name, "endpoint_url": weed.instance(name).endpoint_url, "bucket": bucket,
-                "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "location": site.location,
-                "zone": site.zone, "latitude": site.latitude, "longitude": site.longitude,
-                "is_on": True, "is_active": site.is_active, **overrides}
+        body = {
+            "name": name,
+            "endpoint_url": weed.instance(name).endpoint_url,
+            "bucket": bucket,
+            "access_key": ACCESS_KEY,
+            "secret_key": SECRET_KEY,
+            "location": site.location,
+            "zone": site.zone,
+            "latitude": site.latitude,
+            "longitude": site.longitude,
+            "is_on": True,
+            "is_active": site.is_active,
+            **overrides,
+        }
         answer = await self.post("/api/v1/servers", json=body)
         return dict(answer.expect(201))
 

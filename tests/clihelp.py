@@ -9,10 +9,18 @@ import sys
 from pathlib import Path
 
 
-def cdnstore(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cdnstore", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=60, env={**clean_env(), **(env or {})})
+def cdnstore(
+    *args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cdnstore", *args],
+        cwd=cwd,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={**clean_env(), **(env or {})},
+    )
 
 
 def clean_env() -> dict[str, str]:
@@ -24,8 +32,20 @@ async def start_demo(tmp_path: Path, port: int, *args: str) -> tuple[asyncio.sub
     """`cdnstore demo` (with `args`) on `port` under tmp_path/demo, and what it printed up to "Press Ctrl-C"
     (its URL, credentials and S3 servers). The caller stops it (SIGINT)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cdnstore", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port), *args,
-        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "cdnstore",
+        "demo",
+        "--dir",
+        str(tmp_path / "demo"),
+        "--port",
+        str(port),
+        *args,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     assert proc.stdout is not None
     out = ""
     try:

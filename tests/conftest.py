@@ -36,9 +36,14 @@ async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> As
     """The original's five S3 servers, real SeaweedFS, their webhooks pointed at the test daemon."""
     root = Path(tmp_path_factory.mktemp("weed", numbered=True))
     cluster = WeedCluster(
-        root, [site.name for site in ORIGINAL_LAYOUT], access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+        root,
+        [site.name for site in ORIGINAL_LAYOUT],
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
         webhook_url=lambda name: f"http://127.0.0.1:{daemon_port}/api/v1/events/s3/{name}",
-        webhook_token=EVENTS_TOKEN, max_volumes=2000)  # every test makes a bucket: a collection of volumes
+        webhook_token=EVENTS_TOKEN,
+        max_volumes=2000,
+    )  # every test makes a bucket: a collection of volumes
     await cluster.start()
     yield cluster
     await cluster.stop()
@@ -62,15 +67,19 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
         "http": {"port": port, "public_url": f"http://127.0.0.1:{port}", "trusted_proxies": ["127.0.0.1"]},
         "database": {"path": str(tmp_path / "cdnstore.sqlite3")},
         # Cheap argon2 parameters: tests create many users; production keeps the defaults.
-        "auth": {"secret_key": SECRET, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
-                 "argon2_parallelism": 1},
+        "auth": {"secret_key": SECRET, "argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
         "events": {"token": EVENTS_TOKEN},
         # Generous: a registration's bucket check found no answer within 2 s (twice) on a machine loaded by
         # several suites at once, three times in a day, never alone. Tests of silent servers set their own.
         "storage": {"connect_timeout": 5, "read_timeout": 10, "check_timeout": 15},
         # shutdown_grace 0: a test's daemon stops at once, a job still running goes back to the queue.
-        "jobs": {"backoff_base": 0.05, "backoff_max": 0.5, "poll_interval": 0.1, "part_size": 5 << 20,
-                 "shutdown_grace": 0},
+        "jobs": {
+            "backoff_base": 0.05,
+            "backoff_max": 0.5,
+            "poll_interval": 0.1,
+            "part_size": 5 << 20,
+            "shutdown_grace": 0,
+        },
         "health": {"timeout": 2},
         # The verifier runs at start and then hourly: the tests of verification reads run it themselves.
         "integrity": {"verify_interval": 3600},
@@ -97,20 +106,38 @@ async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemo
             sections = _merge({"database": {"url": database_url}}, sections)
         app = create_app(make_config(tmp_path, daemon_port, **sections))
         return Api(await aiohttp_client(ServedByCdnstore(app, port=daemon_port)))
+
     return make
 
 
 # --- engines: the API, job-queue and database tests run on SQLite and on PostgreSQL ------------------
 
 # Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
-BOTH_ENGINES = {"test_auth", "test_db", "test_endpoints", "test_events", "test_files", "test_idor", "test_jobs",
-                "test_integrity", "test_links", "test_multipart", "test_names", "test_ops", "test_problems",
-                "test_replication", "test_scrub", "test_servers", "test_team", "test_users"}
+BOTH_ENGINES = {
+    "test_auth",
+    "test_db",
+    "test_endpoints",
+    "test_events",
+    "test_files",
+    "test_idor",
+    "test_jobs",
+    "test_integrity",
+    "test_links",
+    "test_multipart",
+    "test_names",
+    "test_ops",
+    "test_problems",
+    "test_replication",
+    "test_scrub",
+    "test_servers",
+    "test_team",
+    "test_users",
+}
 
 
 @pytest.fixture
 def engine() -> str:
-    """"sqlite", or "postgres" where pytest_generate_tests gives both."""
+    """ "sqlite", or "postgres" where pytest_generate_tests gives both."""
     return "sqlite"
 
 
@@ -160,8 +187,11 @@ async def daemon(tmp_path: Path, daemon_port: int) -> AsyncIterator[Any]:
 
 def _whole_suite(config: pytest.Config) -> bool:
     chosen = [Path(a.split("::")[0]).resolve() for a in config.args]
-    return (not config.option.keyword and not config.option.markexpr
-            and all(path == Path(__file__).parent for path in chosen))
+    return (
+        not config.option.keyword
+        and not config.option.markexpr
+        and all(path == Path(__file__).parent for path in chosen)
+    )
 
 
 FAILED: set[str] = set()
@@ -178,8 +208,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     terminalreporter.write_sep("=", "reliability figures (artifacts/reliability.json)")
     terminalreporter.write_line(LEDGER.table(LEDGER.rows))
-    terminalreporter.write_line(f"API answers seen: {LEDGER.answers}, {LEDGER.refusals} of them 4xx; "
-                                f"5xx that no test expected: {len(LEDGER.unexpected)}")
+    terminalreporter.write_line(
+        f"API answers seen: {LEDGER.answers}, {LEDGER.refusals} of them 4xx; "
+        f"5xx that no test expected: {len(LEDGER.unexpected)}"
+    )
     for what in sorted(LEDGER.unexpected.values()):
         terminalreporter.write_line(f"  {what}")
     # A failed run's figures prove nothing: the artifact keeps the last good ones. No tracked file is

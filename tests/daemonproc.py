@@ -21,8 +21,12 @@ def write_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Path:
     """The tests' configuration as a config.toml (JSON scalars and lists are valid TOML)."""
     cfg = make_config(tmp_path, port, **sections)
     path = tmp_path / "config.toml"
-    path.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
-                            for section, keys in cfg.model_dump(mode="json").items()))
+    path.write_text(
+        "".join(
+            f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+            for section, keys in cfg.model_dump(mode="json").items()
+        )
+    )
     return path
 
 
@@ -41,8 +45,15 @@ class Daemon:
     async def start(self) -> None:
         with self._log_file() as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cdnstore", "serve", cwd=self.config.parent, stdout=log, stderr=log,
-                env={**clean_env(), "CDNSTORE_CONFIG": str(self.config)})
+                sys.executable,
+                "-m",
+                "cdnstore",
+                "serve",
+                cwd=self.config.parent,
+                stdout=log,
+                stderr=log,
+                env={**clean_env(), "CDNSTORE_CONFIG": str(self.config)},
+            )
         async with aiohttp.ClientSession() as http, asyncio.timeout(30):
             while True:
                 assert self.proc.returncode is None, self.log.read_text()
@@ -76,13 +87,15 @@ class RemoteApi(Api):
 
 async def admin_session(daemon: Daemon, http: aiohttp.ClientSession) -> Session:
     env = {"CDNSTORE_CONFIG": str(daemon.config)}
-    made = cdnstore("user", "add", "root", "--admin", "--password-stdin", cwd=daemon.config.parent,
-                    stdin=PASSWORD + "\n", env=env)
+    made = cdnstore(
+        "user", "add", "root", "--admin", "--password-stdin", cwd=daemon.config.parent, stdin=PASSWORD + "\n", env=env
+    )
     assert made.returncode == 0, made.stderr
     return await RemoteApi(http).login("root")
 
 
 # --- several daemons on one PostgreSQL database ---------------------------------------------------
+
 
 class Cluster:
     """`count` real `cdnstore serve` processes sharing one PostgreSQL database (and one secret key), each on
@@ -95,8 +108,17 @@ class Cluster:
             a, b = c.admins  # one login per daemon
     """
 
-    def __init__(self, tmp_path: Path, database_url: str, count: int, *, first_port: int,
-                 weed: Any = None, bucket: str | None = None, **sections: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        count: int,
+        *,
+        first_port: int,
+        weed: Any = None,
+        bucket: str | None = None,
+        **sections: dict[str, Any],
+    ) -> None:
         assert database_url.startswith("postgresql://"), "several daemons need PostgreSQL"
         self.daemons: list[Daemon] = []
         for i in range(count):
@@ -144,5 +166,6 @@ class Cluster:
                 await daemon.proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(f"--- daemon {i}\n{d.log.read_text() if d.log.exists() else ''}"
-                         for i, d in enumerate(self.daemons))
+        return "\n".join(
+            f"--- daemon {i}\n{d.log.read_text() if d.log.exists() else ''}" for i, d in enumerate(self.daemons)
+        )

@@ -99,8 +99,9 @@ class FaultProxy:
                 self.stalled += 1
                 await asyncio.sleep(3600)  # the fault itself: read nothing, answer nothing
             up_reader, conn.upstream = await asyncio.open_connection(self.host, self.port)
-            await asyncio.gather(self._pipe(conn, reader, conn.upstream),
-                                 self._pipe(conn, up_reader, writer, answer=True))
+            await asyncio.gather(
+                self._pipe(conn, reader, conn.upstream), self._pipe(conn, up_reader, writer, answer=True)
+            )
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -115,8 +116,9 @@ class FaultProxy:
         """Whether this connection is one to cut (once it has carried `cut_after` bytes)."""
         return conn.number % self.cut_every == 0 and (self.max_cuts is None or self.cuts < self.max_cuts)
 
-    async def _pipe(self, conn: _Connection, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    answer: bool = False) -> None:
+    async def _pipe(
+        self, conn: _Connection, src: asyncio.StreamReader, dst: asyncio.StreamWriter, answer: bool = False
+    ) -> None:
         with contextlib.suppress(ConnectionError):
             while not conn.cut and (chunk := await src.read(_CHUNK)):
                 if self.stall:  # connections already open go silent too (clients keep them alive)
@@ -152,12 +154,15 @@ class FaultProxy:
         """The chunk of an answer as it goes on: with the byte at `flip_at` inverted when it is in it."""
         start, conn.answered = conn.answered, conn.answered + len(chunk)
         at = self.flip_at
-        if at is None or not start <= at < conn.answered or (self.max_flips is not None
-                                                            and self.flips >= self.max_flips):
+        if (
+            at is None
+            or not start <= at < conn.answered
+            or (self.max_flips is not None and self.flips >= self.max_flips)
+        ):
             return chunk
         self.flips += 1
         i = at - start
-        return chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
+        return chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
 
     def _count(self, conn: _Connection, size: int) -> None:
         conn.passed += size

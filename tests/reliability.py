@@ -22,8 +22,10 @@ DOC = ROOT / "docs" / "reliability.md"
 ARTIFACT = ROOT / "artifacts" / "reliability.json"
 BEGIN, END = "<!-- figures:begin (written by python3 dev.py reliability) -->", "<!-- figures:end -->"
 SUITE_LINE = "API answers the test client got in the last full run:"
-HEADER = ("| area | faults injected | rounds | files checked | drift found | bad inputs tried | 5xx seen |\n"
-          "|---|---:|---:|---:|---:|---:|---:|")
+HEADER = (
+    "| area | faults injected | rounds | files checked | drift found | bad inputs tried | 5xx seen |\n"
+    "|---|---:|---:|---:|---:|---:|---:|"
+)
 
 
 @dataclass
@@ -61,13 +63,16 @@ class Ledger:
         self.unexpected.pop(id(answer), None)
 
     def table(self, rows: dict[str, Row]) -> str:
-        return "\n".join([HEADER, *(f"| {area} | " + " | ".join(row.cells()) + " |"
-                                    for area, row in sorted(rows.items()))])
+        return "\n".join(
+            [HEADER, *(f"| {area} | " + " | ".join(row.cells()) + " |" for area, row in sorted(rows.items()))]
+        )
 
     def suite_line(self) -> str:
-        return (f"{SUITE_LINE} {self.answers}, of which {self.refusals} refused (4xx); "
-                f"5xx that no test expected: {len(self.unexpected)}"
-                + "".join(f"\n- {what}" for what in sorted(self.unexpected.values())))
+        return (
+            f"{SUITE_LINE} {self.answers}, of which {self.refusals} refused (4xx); "
+            f"5xx that no test expected: {len(self.unexpected)}"
+            + "".join(f"\n- {what}" for what in sorted(self.unexpected.values()))
+        )
 
     def save(self, whole_suite: bool) -> None:
         """Into artifacts/reliability.json: this run's rows over the last known ones (the artifact's, else
@@ -75,17 +80,30 @@ class Ledger:
         rows, line = read_artifact() or read_doc()
         rows = {area: row for area, row in rows.items() if area in counted_areas()} | self.rows
         ARTIFACT.parent.mkdir(exist_ok=True)
-        ARTIFACT.write_text(json.dumps(
-            {"rows": {a: asdict(r) for a, r in sorted(rows.items())},
-             "suite_line": self.suite_line() if whole_suite else line,
-             "this_run": {"whole_suite": whole_suite, "answers": self.answers, "refusals": self.refusals,
-                          "unexpected_5xx": sorted(self.unexpected.values())}}, indent=2))
+        ARTIFACT.write_text(
+            json.dumps(
+                {
+                    "rows": {a: asdict(r) for a, r in sorted(rows.items())},
+                    "suite_line": self.suite_line() if whole_suite else line,
+                    "this_run": {
+                        "whole_suite": whole_suite,
+                        "answers": self.answers,
+                        "refusals": self.refusals,
+                        "unexpected_5xx": sorted(self.unexpected.values()),
+                    },
+                },
+                indent=2,
+            )
+        )
 
 
 def counted_areas() -> set[str]:
     """The areas the test files add to (`LEDGER.add("area", ...)`), whether this run ran them or not."""
-    return {area for path in Path(__file__).parent.glob("test_*.py")
-            for area in re.findall(r'LEDGER\.add\(\s*"([^"]+)"', path.read_text())}
+    return {
+        area
+        for path in Path(__file__).parent.glob("test_*.py")
+        for area in re.findall(r'LEDGER\.add\(\s*"([^"]+)"', path.read_text())
+    }
 
 
 def read_artifact() -> tuple[dict[str, Row], str] | None:
@@ -113,14 +131,14 @@ def write_doc() -> bool:
 def read_doc() -> tuple[dict[str, Row], str]:
     """The rows of the table in docs/reliability.md, and its line about the whole suite."""
     text = DOC.read_text()
-    block = text[text.index(BEGIN) + len(BEGIN):text.index(END)]
+    block = text[text.index(BEGIN) + len(BEGIN) : text.index(END)]
     rows, line = {}, f"{SUITE_LINE} not counted yet"
     for raw in block.strip().splitlines():
         cells = [c.strip() for c in raw.strip().strip("|").split("|")]
         if raw.startswith("|") and len(cells) == 7 and all(re.fullmatch(r"\d+", c) for c in cells[1:]):
             rows[cells[0]] = Row(*map(int, cells[1:]))
         elif raw.startswith(SUITE_LINE):
-            line = block[block.index(raw):].strip()
+            line = block[block.index(raw) :].strip()
     return rows, line
 
 
@@ -129,8 +147,13 @@ LEDGER = Ledger()
 
 def server_errors(answers: list[Any], documented: str | None = None) -> int:
     """5xx answers other than a 503 with the `documented` problem code (the fault's documented answer)."""
-    return sum(a.status >= 500 and not (documented is not None and a.status == 503 and isinstance(a.body, dict)
-                                        and a.body.get("code") == documented) for a in answers)
+    return sum(
+        a.status >= 500
+        and not (
+            documented is not None and a.status == 503 and isinstance(a.body, dict) and a.body.get("code") == documented
+        )
+        for a in answers
+    )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,25 @@ UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
 FILE_UUID = "0d4e5f60-7182-4394-a5b6-c7d8e9f00112"
 WHEN = "2026-11-28T11:43:24.123456Z"
 SHA = "ab" * 32
-DALLAS = Server(id=UUID, name="dallas", endpoint_url="http://127.0.0.1:8333", bucket="cdn", region="us-east-1",
-                access_key="key", secret_key="secret", location="Dallas, USA", zone="USA", latitude=32.78,
-                longitude=-96.8, is_on=True, is_active=True, health=Health.UP, created_at=WHEN, updated_at=WHEN,
-                events_token_hash=SHA)
+DALLAS = Server(
+    id=UUID,
+    name="dallas",
+    endpoint_url="http://127.0.0.1:8333",
+    bucket="cdn",
+    region="us-east-1",
+    access_key="key",
+    secret_key="secret",
+    location="Dallas, USA",
+    zone="USA",
+    latitude=32.78,
+    longitude=-96.8,
+    is_on=True,
+    is_active=True,
+    health=Health.UP,
+    created_at=WHEN,
+    updated_at=WHEN,
+    events_token_hash=SHA,
+)
 
 
 def assert_exactly(model: type[Out], answer: dict[str, Any], *, optional: tuple[str, ...] = ()) -> None:
@@ -52,22 +67,42 @@ def assert_exactly(model: type[Out], answer: dict[str, Any], *, optional: tuple[
 
 
 def file_row(**changed: Any) -> dict[str, Any]:
-    return {"uuid": FILE_UUID, "name": "report.pdf", "size": 1234, "content_type": "application/pdf",
-            "current_version_id": 7, "zone": "USA", "sha256": SHA, "created_at": WHEN, "updated_at": WHEN,
-            **changed}
+    return {
+        "uuid": FILE_UUID,
+        "name": "report.pdf",
+        "size": 1234,
+        "content_type": "application/pdf",
+        "current_version_id": 7,
+        "zone": "USA",
+        "sha256": SHA,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+        **changed,
+    }
 
 
 def link_row(**changed: Any) -> dict[str, Any]:
-    return {"uuid": UUID, "file_uuid": FILE_UUID, "token": "t" * 43, "password_hash": "$argon2id$...",
-            "expires_at": WHEN, "max_downloads": 5, "downloads": 2, "created_at": WHEN, "name": "report.pdf",
-            "size": 1234, **changed}
+    return {
+        "uuid": UUID,
+        "file_uuid": FILE_UUID,
+        "token": "t" * 43,
+        "password_hash": "$argon2id$...",
+        "expires_at": WHEN,
+        "max_downloads": 5,
+        "downloads": 2,
+        "created_at": WHEN,
+        "name": "report.pdf",
+        "size": 1234,
+        **changed,
+    }
 
 
 def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
     assert_exactly(FileOut, render_file(file_row()))
     assert_exactly(FileOut, render_file(file_row(current_version_id=None, sha256=None)))
-    assert_exactly(FileOut, {**render_file(file_row()), "servers": render_replicas([(DALLAS, "present")])},
-                   optional=("servers",))
+    assert_exactly(
+        FileOut, {**render_file(file_row()), "servers": render_replicas([(DALLAS, "present")])}, optional=("servers",)
+    )
 
 
 def test_a_replica_and_a_server_reference_are_exactly_their_models() -> None:
@@ -79,15 +114,23 @@ def test_a_replica_and_a_server_reference_are_exactly_their_models() -> None:
 def test_a_user_answer_is_exactly_a_user_out() -> None:
     admin = User(id=UUID, username="root", is_admin=True, permissions=())
     assert_exactly(UserOut, render_user(admin, 0))
-    limited = User(id=UUID, username="alice", is_admin=False, permissions=tuple(PERMISSIONS[:2]), is_disabled=True,
-                   quota_bytes=10**9, zones=("USA", "Africa"))
+    limited = User(
+        id=UUID,
+        username="alice",
+        is_admin=False,
+        permissions=tuple(PERMISSIONS[:2]),
+        is_disabled=True,
+        quota_bytes=10**9,
+        zones=("USA", "Africa"),
+    )
     assert_exactly(UserOut, render_user(limited, 5000))
 
 
 def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> None:
     assert_exactly(LinkOut, render_link(link_row(), "https://cdn.example"))
-    assert_exactly(LinkOut, render_link(link_row(password_hash=None, expires_at=None, max_downloads=None),
-                                        "https://cdn.example"))
+    assert_exactly(
+        LinkOut, render_link(link_row(password_hash=None, expires_at=None, max_downloads=None), "https://cdn.example")
+    )
     assert_exactly(PublicLinkOut, render_public(link_row()))
     assert_exactly(PublicLinkOut, render_public(link_row(password_hash=None, expires_at=None)))
 
@@ -114,8 +157,18 @@ class OneServer:
 def test_a_job_answer_is_exactly_a_job_out() -> None:
     app = web.Application()
     app[appkeys.SERVERS] = OneServer()  # type: ignore[assignment,misc]  # (the registry's one method used here)
-    row = {"id": 42, "kind": "copy", "status": "failed", "attempts": 3, "last_error": "timed out",
-           "file_uuid": FILE_UUID, "file_name": "report.pdf", "server_id": 1, "run_after": 1.7e9,
-           "created_at": 1.7e9, "updated_at": 1.7e9}
+    row = {
+        "id": 42,
+        "kind": "copy",
+        "status": "failed",
+        "attempts": 3,
+        "last_error": "timed out",
+        "file_uuid": FILE_UUID,
+        "file_name": "report.pdf",
+        "server_id": 1,
+        "run_after": 1.7e9,
+        "created_at": 1.7e9,
+        "updated_at": 1.7e9,
+    }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))

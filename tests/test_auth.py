@@ -18,8 +18,7 @@ from cdnstore import appkeys
 
 async def test_login_answers_tokens_and_the_user(api: Api) -> None:
     await api.make_user("alice")
-    body = (await api.call("POST", "/api/v1/auth/login",
-                           json={"username": "alice", "password": PASSWORD})).expect(200)
+    body = (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})).expect(200)
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
     assert body["user"]["username"] == "alice" and body["user"]["is_admin"] is False
@@ -33,14 +32,12 @@ async def test_wrong_password_and_unknown_user_are_the_same_401(api: Api) -> Non
     await api.make_user("alice")
     wrong = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "nope-nope"})
     unknown = await api.call("POST", "/api/v1/auth/login", json={"username": "bob", "password": "nope-nope"})
-    assert wrong.problem(401, "invalid_credentials")["detail"] == \
-        unknown.problem(401, "invalid_credentials")["detail"]
+    assert wrong.problem(401, "invalid_credentials")["detail"] == unknown.problem(401, "invalid_credentials")["detail"]
 
 
 async def test_refresh_rotates_and_the_used_token_stops_working(api: Api) -> None:
     session = await api.user("alice")
-    first = (await api.call("POST", "/api/v1/auth/refresh",
-                            json={"refresh_token": session.refresh})).expect(200)
+    first = (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)
     assert first["refresh_token"] != session.refresh
     assert (await api.call("GET", "/api/v1/me", token=first["access_token"])).expect(200)["username"] == "alice"
     again = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})
@@ -49,13 +46,14 @@ async def test_refresh_rotates_and_the_used_token_stops_working(api: Api) -> Non
 
 async def test_a_reused_refresh_token_revokes_its_whole_family(api: Api) -> None:
     session = await api.user("alice")
-    rotated = (await api.call("POST", "/api/v1/auth/refresh",
-                              json={"refresh_token": session.refresh})).expect(200)
+    rotated = (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
-        401, "unauthorized")
+        401, "unauthorized"
+    )
     # The thief replayed the old token: the legitimate newest one is ended too.
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})).problem(
-        401, "unauthorized")
+        401, "unauthorized"
+    )
 
 
 async def test_logout_revokes_the_refresh_token_only(api: Api) -> None:
@@ -63,7 +61,8 @@ async def test_logout_revokes_the_refresh_token_only(api: Api) -> None:
     other = await api.login("alice")
     (await api.call("POST", "/api/v1/auth/logout", json={"refresh_token": session.refresh})).expect(204)
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
-        401, "unauthorized")
+        401, "unauthorized"
+    )
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": other.refresh})).expect(200)
 
 
@@ -71,16 +70,16 @@ async def test_a_new_password_ends_the_users_sessions(api: Api) -> None:
     admin = await api.user("root", admin=True)
     alice = await api.user("alice")
     (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"password": "a new password"})).expect(200)
-    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": alice.refresh})).problem(
-        401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": alice.refresh})).problem(401, "unauthorized")
     await api.login("alice", "a new password")
 
 
 async def test_repeated_failures_for_one_username_answer_429(api: Api) -> None:
     await api.make_user("alice")
     for _ in range(5):
-        (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"})
-         ).problem(401, "invalid_credentials")
+        (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"})).problem(
+            401, "invalid_credentials"
+        )
     locked = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
     locked.problem(429, "too_many_attempts")
     assert int(locked.headers["Retry-After"]) > 0
@@ -92,10 +91,12 @@ async def test_repeated_failures_from_one_address_answer_429(make_api: object) -
     api = await make_api(auth={"login_max_failures_per_ip": 3})  # type: ignore[operator]
     await api.make_user("carol")
     for name in ("x1", "x2", "x3"):
-        (await api.call("POST", "/api/v1/auth/login", json={"username": name, "password": "wrong-pw"})
-         ).problem(401, "invalid_credentials")
-    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD})
-     ).problem(429, "too_many_attempts")
+        (await api.call("POST", "/api/v1/auth/login", json={"username": name, "password": "wrong-pw"})).problem(
+            401, "invalid_credentials"
+        )
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD})).problem(
+        429, "too_many_attempts"
+    )
 
 
 def stopped_clock(at: float) -> Callable[[], float]:
@@ -106,8 +107,9 @@ async def test_the_lockout_ends_after_the_window(api: Api) -> None:
     await api.make_user("alice")
     for _ in range(5):
         await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"})
-    (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
-     ).problem(429, "too_many_attempts")
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})).problem(
+        429, "too_many_attempts"
+    )
     accounts = api.app[appkeys.ACCOUNTS]
     for throttle in (accounts._by_account, accounts._by_address):
         later = throttle._clock() + 301  # (its own clock: monotonic in memory, unix time in the database)
@@ -139,7 +141,8 @@ async def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
     session = await api.user("alice")
     (await api.call("GET", "/api/v1/me", token=session.refresh)).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.access})).problem(
-        401, "unauthorized")
+        401, "unauthorized"
+    )
 
 
 async def test_a_token_signed_with_another_key_is_401(api: Api) -> None:
@@ -164,8 +167,9 @@ async def test_a_permission_granted_opens_its_route(api: Api) -> None:
     (await viewer.post("/api/v1/servers", json={})).problem(403, "forbidden")
 
 
-async def test_a_token_verified_while_valid_is_refused_once_it_expires(api: Api,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_token_verified_while_valid_is_refused_once_it_expires(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import itsdangerous.timed
     from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
@@ -190,10 +194,19 @@ async def test_a_forged_forwarded_for_does_not_escape_the_per_address_limit(make
     await api.make_user("carol")
     for n in range(3):  # each attempt claims to come from somewhere else; the proxy saw 203.0.113.7
         headers = {"X-Forwarded-For": f"1.1.1.{n}, 203.0.113.7"}
-        (await api.call("POST", "/api/v1/auth/login", json={"username": f"x{n}", "password": "wrong-pw"},
-                        headers=headers)).problem(401, "invalid_credentials")
-    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD},
-                    headers={"X-Forwarded-For": "8.8.4.4, 203.0.113.7"})).problem(429, "too_many_attempts")
+        (
+            await api.call(
+                "POST", "/api/v1/auth/login", json={"username": f"x{n}", "password": "wrong-pw"}, headers=headers
+            )
+        ).problem(401, "invalid_credentials")
+    (
+        await api.call(
+            "POST",
+            "/api/v1/auth/login",
+            json={"username": "carol", "password": PASSWORD},
+            headers={"X-Forwarded-For": "8.8.4.4, 203.0.113.7"},
+        )
+    ).problem(429, "too_many_attempts")
     # Another address behind the same proxy is not locked out.
     await api.login("carol", headers={"X-Forwarded-For": "203.0.113.8"})
 
@@ -225,8 +238,9 @@ def count_verifications(api: Api, delay: float = 0.0) -> dict[str, int]:
 
 
 async def wrong_login(api: Api, username: str, ip: str = "198.51.100.1") -> int:
-    answer = await api.call("POST", "/api/v1/auth/login", json={"username": username, "password": "wrong-pw"},
-                            headers=from_ip(ip))
+    answer = await api.call(
+        "POST", "/api/v1/auth/login", json={"username": username, "password": "wrong-pw"}, headers=from_ip(ip)
+    )
     assert answer.status in (401, 429), answer.body
     return answer.status
 
@@ -253,8 +267,14 @@ async def test_ipv6_addresses_are_counted_by_their_64(make_api: object) -> None:
     await api.make_user("carol")
     for n in range(3):  # three addresses of one /64
         assert await wrong_login(api, f"x{n}", f"2001:db8:1:2::{n + 1}") == 401
-    (await api.call("POST", "/api/v1/auth/login", json={"username": "carol", "password": PASSWORD},
-                    headers=from_ip("2001:db8:1:2:ffff::9"))).problem(429, "too_many_attempts")
+    (
+        await api.call(
+            "POST",
+            "/api/v1/auth/login",
+            json={"username": "carol", "password": PASSWORD},
+            headers=from_ip("2001:db8:1:2:ffff::9"),
+        )
+    ).problem(429, "too_many_attempts")
     await api.login("carol", headers=from_ip("2001:db8:1:3::1"))  # the next /64 is someone else
 
 
@@ -262,8 +282,14 @@ async def test_a_locked_out_address_does_not_lock_another_address_out_of_the_acc
     await api.make_user("root", admin=True)
     for _ in range(5):
         assert await wrong_login(api, "root", "198.51.100.66") == 401
-    (await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": PASSWORD},
-                    headers=from_ip("198.51.100.66"))).problem(429, "too_many_attempts")
+    (
+        await api.call(
+            "POST",
+            "/api/v1/auth/login",
+            json={"username": "root", "password": PASSWORD},
+            headers=from_ip("198.51.100.66"),
+        )
+    ).problem(429, "too_many_attempts")
     await api.login("root", headers=from_ip("203.0.113.10"))  # the admin, from where they did not fail
 
 
@@ -293,11 +319,11 @@ async def test_a_new_password_makes_every_sessions_access_token_401_at_once(api:
 async def test_a_reused_refresh_token_makes_the_sessions_access_tokens_401_at_once(api: Api) -> None:
     session = await api.user("alice")
     other = await api.login("alice")
-    rotated = (await api.call("POST", "/api/v1/auth/refresh",
-                              json={"refresh_token": session.refresh})).expect(200)
+    rotated = (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)
     (await api.call("GET", "/api/v1/me", token=rotated["access_token"])).expect(200)
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).problem(
-        401, "unauthorized")
+        401, "unauthorized"
+    )
     (await session.get("/api/v1/me")).problem(401, "unauthorized")
     (await api.call("GET", "/api/v1/me", token=rotated["access_token"])).problem(401, "unauthorized")
     (await other.get("/api/v1/me")).expect(200)
@@ -341,8 +367,9 @@ def refresh_cookie(answer: Any) -> Morsel[str]:
 
 async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_cookie(api: Api) -> None:
     await api.make_user("alice")
-    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
-                           headers=page_headers(api))
+    login = await api.call(
+        "POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}, headers=page_headers(api)
+    )
     assert login.expect(200)["refresh_token"] == ""  # script on the page never sees it
     cookie = refresh_cookie(login)
     assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/api/v1/auth/"
@@ -359,36 +386,47 @@ async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_c
     out.expect(204)
     assert refresh_cookie(out).value == "" and refresh_cookie(out)["path"] == "/api/v1/auth/"
     (await api.call("GET", "/api/v1/me", token=access)).problem(401, "unauthorized")
-    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))
-     ).problem(401, "unauthorized")
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))).problem(
+        401, "unauthorized"
+    )
 
 
 async def test_a_cookie_session_is_secure_when_the_page_is_served_over_https(make_api: object) -> None:
     api = await make_api(http={"public_url": "https://files.example.com"})  # type: ignore[operator]
     await api.make_user("alice")
-    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
-                           headers=page_headers(api, origin="https://files.example.com"))
+    login = await api.call(
+        "POST",
+        "/api/v1/auth/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers=page_headers(api, origin="https://files.example.com"),
+    )
     login.expect(200)
     assert refresh_cookie(login)["secure"]
 
 
 async def test_a_cookie_session_refuses_other_origins_and_needs_its_header(api: Api) -> None:
     session = await api.user("alice")
-    login = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD},
-                           headers=page_headers(api))
+    login = await api.call(
+        "POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}, headers=page_headers(api)
+    )
     login.expect(200)
     cookie = refresh_cookie(login).value
     for origin in ("https://evil.example", "null"):
-        (await api.call("POST", "/api/v1/auth/refresh", json={},
-                        headers=page_headers(api, origin=origin, cookie=cookie))).problem(403, "forbidden")
+        (
+            await api.call(
+                "POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, origin=origin, cookie=cookie)
+            )
+        ).problem(403, "forbidden")
     no_origin = page_headers(api, cookie=cookie)
     del no_origin["Origin"]
     (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=no_origin)).problem(403, "forbidden")
     # Without the opt-in header (a plain cross-site form could send the cookie), the cookie is ignored.
-    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
-     ).problem(422, "invalid_field")
-    (await api.call("POST", "/api/v1/auth/logout", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})
-     ).problem(422, "invalid_field")
+    (await api.call("POST", "/api/v1/auth/refresh", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})).problem(
+        422, "invalid_field"
+    )
+    (await api.call("POST", "/api/v1/auth/logout", json={}, headers={"Cookie": f"cdnstore_refresh={cookie}"})).problem(
+        422, "invalid_field"
+    )
     # Nothing above ended the session; bearer clients are unchanged.
     (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie))).expect(200)
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)

@@ -24,8 +24,10 @@ STRICT = 'set -euo pipefail\nshopt -s inherit_errexit\ncurl() { command curl --f
 def readme_blocks() -> list[tuple[str, str]]:
     """Every ```sh block of the README, with the title of the section it is in ("" before the first)."""
     text = README.read_text()
-    return [((re.findall(r"^## (.+)$", text[:m.start()], re.M) or [""])[-1], m[1])
-            for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)]
+    return [
+        ((re.findall(r"^## (.+)$", text[: m.start()], re.M) or [""])[-1], m[1])
+        for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    ]
 
 
 def readme_demo_script() -> str:
@@ -37,8 +39,10 @@ def readme_demo_script() -> str:
     demo = [block for title, block in blocks[1:] if title != "Running it for real"]
     assert all(title.startswith("Try it") for title, block in blocks[1:] if block in demo), blocks
     # printf, not echo: curl prints JSON without a newline, and a marker must start a line of its own.
-    marked = (f"printf '\\n### block {n}\\n'\n" + re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
-              for n, block in enumerate(demo, 1))
+    marked = (
+        f"printf '\\n### block {n}\\n'\n" + re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
+        for n, block in enumerate(demo, 1)
+    )
     return STRICT + "".join(marked)
 
 
@@ -82,13 +86,16 @@ def test_user_disable_enable_passwd_and_delete_never_leave_no_enabled_admin(tmp_
     from argon2 import PasswordHasher
 
     for name, admin in (("root", ["--admin"]), ("alice", [])):
-        assert cdnstore("user", "add", name, *admin, "--password-stdin", cwd=tmp_path, stdin="pass-word-1\n"
-                        ).returncode == 0
+        assert (
+            cdnstore("user", "add", name, *admin, "--password-stdin", cwd=tmp_path, stdin="pass-word-1\n").returncode
+            == 0
+        )
     conn = sqlite3.connect(tmp_path / "var" / "cdnstore.sqlite3")
 
     def row(name: str) -> tuple[Any, ...]:
         found: tuple[Any, ...] = conn.execute(
-            "SELECT is_disabled, password_hash, deleted_at FROM users WHERE username = ?", (name,)).fetchone()
+            "SELECT is_disabled, password_hash, deleted_at FROM users WHERE username = ?", (name,)
+        ).fetchone()
         return found
 
     for refused in (("disable", "root"), ("delete", "root")):
@@ -133,31 +140,42 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
         s3_endpoints = re.findall(r"^    \w+ +.+?(http://127\.0\.0\.1:\d+)", out, re.M)
         assert len(s3_endpoints) == 5
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/api/v1/auth/login",
-                                 json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
+            async with http.post(
+                f"{url}/api/v1/auth/login", json={"username": "admin", "password": DEMO_PASSWORD}
+            ) as resp:
                 assert resp.status == 200
                 token = (await resp.json())["access_token"]
             async with http.get(f"{url}/api/v1/servers", headers={"Authorization": f"Bearer {token}"}) as resp:
                 servers = (await resp.json())["items"]
-            async with http.post(f"{url}/api/v1/auth/login",
-                                 json={"username": "user", "password": DEMO_PASSWORD}) as resp:
+            async with http.post(
+                f"{url}/api/v1/auth/login", json={"username": "user", "password": DEMO_PASSWORD}
+            ) as resp:
                 assert resp.status == 200
         assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
-            (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT]
+            (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT
+        ]
         readme = await asyncio.create_subprocess_exec(
-            "bash", "-c", readme_demo_script().replace("http://127.0.0.1:8080", url),
-            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "bash",
+            "-c",
+            readme_demo_script().replace("http://127.0.0.1:8080", url),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         shown, errors = await asyncio.wait_for(readme.communicate(), 60)
         assert readme.returncode == 0, shown.decode() + errors.decode()
         steps = by_marker(shown.decode())
         assert steps["1"] == steps["2"] == ""
         assert [(f["name"], f["status"], f["zone"]) for f in json_values(steps["3"])] == [
-            ("hello.txt", "stored", "USA")]
+            ("hello.txt", "stored", "USA")
+        ]
         assert steps["4"] == "hello, world\n"
         listed, where = json_values(steps["block 2"])
         assert [s["name"] for s in listed["items"]] == [site.name for site in ORIGINAL_LAYOUT]
         assert {(i["server"]["name"], i["server"]["zone"]) for i in where["items"]} == {
-            ("newyork", "USA"), ("dallas", "USA")}
+            ("newyork", "USA"),
+            ("dallas", "USA"),
+        }
         assert {i["status"] for i in where["items"]} <= {"present", "pending"}
     finally:
         proc.send_signal(signal.SIGINT)
@@ -186,7 +204,8 @@ def test_jobs_and_scrub_commands_work_on_the_database(tmp_path: Path) -> None:
 
 
 async def test_init_serve_user_add_jobs_scrub_and_backup_work_on_postgresql(
-        tmp_path: Path, daemon_port: int, daemon: Any, pg_cluster: Any) -> None:
+    tmp_path: Path, daemon_port: int, daemon: Any, pg_cluster: Any
+) -> None:
     from daemonproc import admin_session, write_config
 
     url = pg_cluster.fresh("template1")  # an empty database: init creates the schema

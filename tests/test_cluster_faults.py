@@ -64,11 +64,13 @@ async def test_a_listener_is_told_to_resync_after_postgresql_restarts_and_hears_
         own_pg.resume()
         await wait_for(lambda: RESYNC in heard, "the listener to be told to re-read", within=20)
         await wait_for(lambda: database.unavailable is None and heard == [RESYNC], "nothing else heard", within=5)
+
         async def sent() -> bool:
             with contextlib.suppress(Exception):  # the pool may hand out a connection the crash cut first
                 await database.notify("servers", "s1")
                 return True
             return False
+
         await wait_for(sent, "a notification to be sent")
         await wait_for(lambda: heard == [RESYNC, "s1"], "the notification after the restart")
     finally:
@@ -126,21 +128,26 @@ class Faults:
 async def upload(faults: Faults, model: Model, rng: random.Random, name: str, data: bytes) -> None:
     """Announce, PUT to the storage server, confirm (through any live daemon): acknowledged at the 200."""
     body = {"name": name, "size": len(data), "content_type": "application/octet-stream"}
-    announced = (await faults.call(rng, "POST", "/api/v1/files", json=body,
-                                   headers={"X-Forwarded-For": US_IP})).expect(201)
+    announced = (await faults.call(rng, "POST", "/api/v1/files", json=body, headers={"X-Forwarded-For": US_IP})).expect(
+        201
+    )
     assert await put_bytes(announced["upload"], data) == 200
     (await faults.call(rng, "POST", f"/api/v1/files/{announced['file']['id']}/complete")).expect(200)
     model.uploaded(name, data, announced["file"]["id"])
 
 
 async def test_daemons_killed_and_postgresql_crashed_lose_nothing_and_never_run_a_job_twice_at_once(
-        tmp_path: Path, own_pg: PgCluster, weed: WeedCluster, bucket: str, daemon_port: int) -> None:
+    tmp_path: Path, own_pg: PgCluster, weed: WeedCluster, bucket: str, daemon_port: int
+) -> None:
     rng, model = random.Random(SEED), Model()
     url = own_pg.fresh()
     settings: dict[str, dict[str, Any]] = {
-        "uploads": {"sweep_interval": 0.3, "sweep_after": 0}, "health": {"interval": 1.0},
-        "scrub": {"interval": 0, "stale_upload_after": 0}, "periodic": {"lease_seconds": LEASE},
-        "jobs": {"workers": 4, "per_server": 2, "lease_seconds": LEASE}}
+        "uploads": {"sweep_interval": 0.3, "sweep_after": 0},
+        "health": {"interval": 1.0},
+        "scrub": {"interval": 0, "stale_upload_after": 0},
+        "periodic": {"lease_seconds": LEASE},
+        "jobs": {"workers": 4, "per_server": 2, "lease_seconds": LEASE},
+    }
     async with Cluster(tmp_path, url, 3, first_port=daemon_port, weed=weed, bucket=bucket, **settings) as cluster:
         faults, count = Faults(cluster), 0
         for n in range(ROUNDS):
@@ -183,9 +190,14 @@ async def test_daemons_killed_and_postgresql_crashed_lose_nothing_and_never_run_
     overlaps, again = concurrent_runs(cluster, faults.kills)
     print(f"{again} jobs ran more than once (taken over, or stopped with their daemon and run again)")
     errors = [a for a in faults.answers if a.status >= 500 and a.status != 503]
-    LEDGER.add("several daemons on PostgreSQL: one killed (SIGKILL) per round, PostgreSQL crashed once",
-               faults=sum(map(len, faults.kills.values())) + 1, rounds=ROUNDS, files_checked=checked,
-               drift=scrubbed + len(mismatches) + len(model_mismatches), server_errors=len(errors))
+    LEDGER.add(
+        "several daemons on PostgreSQL: one killed (SIGKILL) per round, PostgreSQL crashed once",
+        faults=sum(map(len, faults.kills.values())) + 1,
+        rounds=ROUNDS,
+        files_checked=checked,
+        drift=scrubbed + len(mismatches) + len(model_mismatches),
+        server_errors=len(errors),
+    )
     assert not mismatches and not model_mismatches and not scrubbed, (mismatches, model_mismatches, scrubbed)
     assert not overlaps, overlaps
     assert not errors, [(a.status, a.body) for a in errors]
@@ -199,7 +211,8 @@ async def converged(conn: asyncpg.Connection[Any], within: float = 60) -> None:
             counts = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM jobs WHERE status != 'failed'), "
                 "(SELECT count(*) FROM jobs WHERE status = 'failed'), "
-                "(SELECT count(*) FROM versions WHERE status = 'uploading')")
+                "(SELECT count(*) FROM versions WHERE status = 'uploading')"
+            )
             assert counts is not None  # a SELECT without FROM always gives its one row
             open_jobs, failed, pending = counts
             assert not failed, await conn.fetch("SELECT kind, server_id, last_error FROM jobs")
@@ -230,8 +243,11 @@ def concurrent_runs(cluster: Cluster, kills: dict[int, list[float]]) -> tuple[li
     found = []
     for job, spans in runs.items():
         spans.sort()
-        found += [f"job {job}: {a} until {a_end:.3f}, {b} from {b_start:.3f}"
-                  for (_, a_end, a), (b_start, _, b) in itertools.pairwise(spans) if b_start < a_end]
+        found += [
+            f"job {job}: {a} until {a_end:.3f}, {b} from {b_start:.3f}"
+            for (_, a_end, a), (b_start, _, b) in itertools.pairwise(spans)
+            if b_start < a_end
+        ]
     assert runs, "no job run was logged"
     return found, sum(len(spans) > 1 for spans in runs.values())
 

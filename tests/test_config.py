@@ -38,8 +38,14 @@ def test_the_shipped_config_toml_lists_every_key_with_its_default() -> None:
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[http]\nport = 9000\n[auth]\nsecret_key = "from-the-file-123"\n')
-    cfg = config.load(path, env={"CDNSTORE_HTTP_PORT": "9100", "CDNSTORE_HTTP_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16",
-                                 "CDNSTORE_EVENTS_TOKEN": "tok-of-16-chars!"})
+    cfg = config.load(
+        path,
+        env={
+            "CDNSTORE_HTTP_PORT": "9100",
+            "CDNSTORE_HTTP_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16",
+            "CDNSTORE_EVENTS_TOKEN": "tok-of-16-chars!",
+        },
+    )
     assert cfg.http.port == 9100
     assert cfg.http.trusted_proxies == ("10.0.0.1", "10.1.0.0/16")
     assert cfg.auth.secret_key == "from-the-file-123"
@@ -67,20 +73,24 @@ def test_the_config_path_comes_from_the_environment(tmp_path: Path) -> None:
         config.load(env={"CDNSTORE_CONFIG": str(tmp_path / "missing.toml")})
 
 
-@pytest.mark.parametrize(("text", "env", "message"), [
-    ("[http]\nport = 'abc'\n", {}, r"http\.port = 'abc'.*integer"),
-    ("", {"CDNSTORE_HTTP_PORT": "70000"}, r"http\.port = '70000'.*CDNSTORE_HTTP_PORT"),
-    ("[http]\nprot = 1\n", {}, r"http\.prot: unknown setting"),
-    ("[htp]\nport = 1\n", {}, r"htp: unknown setting"),
-    ("", {"CDNSTORE_HTTP_PRT": "1"}, r"CDNSTORE_HTTP_PRT: no such setting"),
-    ("[http]\ntrusted_proxies = ['10.0.0.300']\n", {}, r"http\.trusted_proxies.*10\.0\.0\.300"),
-    ("[http]\npublic_url = 'example.com'\n", {}, r"http\.public_url.*http"),
-    ("[geoip]\nfallback_ip = 'nowhere'\n", {}, r"geoip\.fallback_ip = 'nowhere'"),
-    ("[auth]\naccess_token_ttl = 0\n", {}, r"auth\.access_token_ttl = 0"),
-    ("[http\n", {}, r"not valid TOML"),
-])
-def test_a_bad_setting_is_an_error_naming_key_and_value(tmp_path: Path, text: str, env: dict[str, str],
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[http]\nport = 'abc'\n", {}, r"http\.port = 'abc'.*integer"),
+        ("", {"CDNSTORE_HTTP_PORT": "70000"}, r"http\.port = '70000'.*CDNSTORE_HTTP_PORT"),
+        ("[http]\nprot = 1\n", {}, r"http\.prot: unknown setting"),
+        ("[htp]\nport = 1\n", {}, r"htp: unknown setting"),
+        ("", {"CDNSTORE_HTTP_PRT": "1"}, r"CDNSTORE_HTTP_PRT: no such setting"),
+        ("[http]\ntrusted_proxies = ['10.0.0.300']\n", {}, r"http\.trusted_proxies.*10\.0\.0\.300"),
+        ("[http]\npublic_url = 'example.com'\n", {}, r"http\.public_url.*http"),
+        ("[geoip]\nfallback_ip = 'nowhere'\n", {}, r"geoip\.fallback_ip = 'nowhere'"),
+        ("[auth]\naccess_token_ttl = 0\n", {}, r"auth\.access_token_ttl = 0"),
+        ("[http\n", {}, r"not valid TOML"),
+    ],
+)
+def test_a_bad_setting_is_an_error_naming_key_and_value(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
     path = tmp_path / "c.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):

@@ -33,8 +33,10 @@ def sqlite_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the SQLite database, its rows sorted, columns in PRAGMA table_info order."""
     conn = sqlite3.connect(path)
     try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                            "AND name NOT LIKE 'sqlite%'")]
+        names = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")
+        ]
         return {name: sorted(conn.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in names}
     finally:
         conn.close()
@@ -45,8 +47,12 @@ async def pg_rows(url: str, columns_of: Path) -> dict[str, list[tuple[Any, ...]]
     sqlite = sqlite3.connect(columns_of)
     conn = await asyncpg.connect(url)
     try:
-        tables = [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = "
-                                                 "current_schema() AND tablename <> 'cdnstore_schema'")]
+        tables = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'cdnstore_schema'"
+            )
+        ]
         out = {}
         for name in tables:
             columns = ", ".join(r[1] for r in sqlite.execute(f"PRAGMA table_info({name})")) or "*"
@@ -73,15 +79,18 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     (await alice.get(f"/api/v1/files/{kept}/download")).expect(200)
     await api.app[appkeys.STATS].flush()  # the download statistics' row
     async with api.app[appkeys.DB].transaction() as tx:  # what only several daemons (PostgreSQL) write
-        await tx.execute("INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)")
+        await tx.execute(
+            "INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)"
+        )
         await tx.execute("INSERT INTO throttle_failures (scope, key, at) VALUES ('logins', 'alice|127.0.0.1', 0)")
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):
         (await alice.delete(f"/api/v1/files/{ids[name]}")).expect(204)
     await api.app[appkeys.WORKER].drain()
     async with api.app[appkeys.DB].transaction() as tx:  # the state a job reaches out of attempts
-        await tx.execute("UPDATE jobs SET status = 'failed', attempts = 5, last_error = 'boom' WHERE id = "
-                         "(SELECT max(id) FROM jobs)")
+        await tx.execute(
+            "UPDATE jobs SET status = 'failed', attempts = 5, last_error = 'boom' WHERE id = (SELECT max(id) FROM jobs)"
+        )
     return admin, alice, {"kept": kept, "link": link, "newyork": servers["newyork"]["id"]}
 
 
@@ -96,7 +105,8 @@ async def what_users_see(admin: Session, alice: Session) -> dict[str, Any]:
 
 
 async def test_a_sqlite_installation_copied_to_postgresql_is_served_the_same(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, pg_cluster: Any, tmp_path: Path) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, pg_cluster: Any, tmp_path: Path
+) -> None:
     api = await make_api()
     admin, alice, made = await an_installation(api, weed, bucket)
     before = await what_users_see(admin, alice)
@@ -114,13 +124,16 @@ async def test_a_sqlite_installation_copied_to_postgresql_is_served_the_same(
     api = await make_api(database={"url": url})
     admin, alice = await api.login("root"), await api.login("alice")  # the same passwords
     after = await what_users_see(admin, alice)
-    assert after["history"][len(after["history"]) - len(before["history"]):] == before["history"]
+    assert after["history"][len(after["history"]) - len(before["history"]) :] == before["history"]
     assert {**after, "history": None} == {**before, "history": None}
     _, body = await alice.download(made["kept"])
     assert body == DATA
     token = made["link"]["token"]
-    got = (await api.call("POST", f"/api/v1/public/links/{token}/download", json={"password": "open sesame"},
-                          headers=from_ip(US_IP))).expect(200)
+    got = (
+        await api.call(
+            "POST", f"/api/v1/public/links/{token}/download", json={"password": "open sesame"}, headers=from_ip(US_IP)
+        )
+    ).expect(200)
     assert (await fetch(got["url"]))[1] == DATA
 
     # New rows take ids past the copied ones (sequences set), and the copied queue runs on PostgreSQL.
@@ -149,8 +162,10 @@ async def test_a_target_that_holds_data_is_refused_and_left_as_it_was(pg_cluster
     url = pg_cluster.fresh()
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                           "VALUES ('u', 'someone', 'x', 'now', 'now')")
+        await conn.execute(
+            "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+            "VALUES ('u', 'someone', 'x', 'now', 'now')"
+        )
         refused = copy_database(tmp_path, url)
         assert refused.returncode == 1
         assert "the target database is not empty (rows in users)" in refused.stderr, refused.stderr
@@ -190,15 +205,17 @@ async def test_a_source_whose_tables_differ_from_the_schema_is_refused(pg_cluste
         await target.close()
 
 
-
 async def test_a_postgresql_database_copies_to_another_with_its_sequences(pg_cluster: Any, tmp_path: Path) -> None:
     source, target = pg_cluster.fresh(), pg_cluster.fresh("template1")
     write_config(tmp_path, 8080, database={"url": source})
     conn = await asyncpg.connect(source)
     try:
         for name in ("ann", "ben", "cy"):
-            await conn.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                               "VALUES ($1, $1, 'x', 'now', 'now')", name)
+            await conn.execute(
+                "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                "VALUES ($1, $1, 'x', 'now', 'now')",
+                name,
+            )
         await conn.execute("DELETE FROM users WHERE username = 'cy'")  # its id (3) must not come back
     finally:
         await conn.close()
@@ -207,9 +224,13 @@ async def test_a_postgresql_database_copies_to_another_with_its_sequences(pg_clu
     conn = await asyncpg.connect(target)
     try:
         assert [tuple(r) for r in await conn.fetch("SELECT id, username FROM users ORDER BY id")] == [
-            (1, "ann"), (2, "ben")]
-        made = await conn.fetchval("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                                   "VALUES ('dee', 'dee', 'x', 'now', 'now') RETURNING id")
+            (1, "ann"),
+            (2, "ben"),
+        ]
+        made = await conn.fetchval(
+            "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+            "VALUES ('dee', 'dee', 'x', 'now', 'now') RETURNING id"
+        )
         assert made == 4
     finally:
         await conn.close()
@@ -219,8 +240,10 @@ async def test_a_copy_that_fails_on_the_way_leaves_the_target_empty(pg_cluster: 
     path = tmp_path / "cdnstore.sqlite3"
     initialize(path)
     conn = sqlite3.connect(path)  # foreign keys off (sqlite3's default): a link to a file that is not there
-    conn.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                 "VALUES (1, 'u', 'ann', 'x', 'now', 'now')")
+    conn.execute(
+        "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+        "VALUES (1, 'u', 'ann', 'x', 'now', 'now')"
+    )
     conn.execute("INSERT INTO links (uuid, file_id, token, created_at) VALUES ('l', 42, 't', 'now')")
     conn.commit()
     conn.close()
@@ -241,8 +264,9 @@ async def test_a_copy_that_fails_on_the_way_leaves_the_target_empty(pg_cluster: 
         await target.close()
 
 
-async def test_a_source_made_by_a_newer_cdnstore_or_a_target_out_of_reach_is_refused(pg_cluster: Any,
-                                                                                     tmp_path: Path) -> None:
+async def test_a_source_made_by_a_newer_cdnstore_or_a_target_out_of_reach_is_refused(
+    pg_cluster: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "cdnstore.sqlite3"
     initialize(path)
     refused = copy_database(tmp_path, "postgresql://cdnstore@127.0.0.1:1/nowhere")

@@ -59,15 +59,27 @@ async def test_copying_a_large_file_keeps_memory_within_a_few_parts(weed: WeedCl
         for target in (src, dst):
             await storage.check_bucket(target)
         for key, size in (("big", SIZE), ("warm-up", MIB)):
-            url, headers = storage.presign_put(src, key, content_type="application/octet-stream", size=size,
-                                               expires_in=600)
+            url, headers = storage.presign_put(
+                src, key, content_type="application/octet-stream", size=size, expires_in=600
+            )
             async with aiohttp.ClientSession() as http, http.put(url, data=_chunks(size), headers=headers) as resp:
                 assert resp.status == 200, await resp.text()
-        args = {"src": [src.endpoint_url, src.bucket, src.region, src.access_key, src.secret_key],
-                "dst": [dst.endpoint_url, dst.bucket, dst.region, dst.access_key, dst.secret_key],
-                "part": PART, "in_flight": IN_FLIGHT, "size": SIZE, "small": MIB}
-        child = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD, json.dumps(args),
-                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        args = {
+            "src": [src.endpoint_url, src.bucket, src.region, src.access_key, src.secret_key],
+            "dst": [dst.endpoint_url, dst.bucket, dst.region, dst.access_key, dst.secret_key],
+            "part": PART,
+            "in_flight": IN_FLIGHT,
+            "size": SIZE,
+            "small": MIB,
+        }
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CHILD,
+            json.dumps(args),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(child.communicate(), 120)
         assert child.returncode == 0, err.decode()
         result = json.loads(out)
@@ -83,7 +95,8 @@ async def test_copying_a_large_file_keeps_memory_within_a_few_parts(weed: WeedCl
 
 
 async def test_a_file_too_big_for_10000_parts_of_part_size_is_copied_in_larger_parts(
-        weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # As if S3 allowed 2 parts: a 16 MiB file then needs parts of 8 MiB, not the configured 5 MiB (a 5 TiB
     # file needs 525 MiB parts for S3's 10,000).
     monkeypatch.setattr(parts, "MAX_PARTS", 2)
@@ -92,8 +105,9 @@ async def test_a_file_too_big_for_10000_parts_of_part_size_is_copied_in_larger_p
     async with Storage(part_size=5 * MIB) as storage:
         for target in (src, dst):
             await storage.check_bucket(target)
-        url, headers = storage.presign_put(src, "big", content_type="application/octet-stream", size=size,
-                                           expires_in=600)
+        url, headers = storage.presign_put(
+            src, "big", content_type="application/octet-stream", size=size, expires_in=600
+        )
         async with aiohttp.ClientSession() as http, http.put(url, data=_chunks(size), headers=headers) as resp:
             assert resp.status == 200, await resp.text()
         copied = await storage.copy(src, dst, "big", size=size)

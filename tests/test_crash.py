@@ -22,8 +22,9 @@ from cdnstore.storage import Storage
 MIB = 1 << 20
 
 
-async def test_a_daemon_killed_mid_replication_converges_after_restart(tmp_path: Path, daemon: Daemon,
-                                                                       weed: WeedCluster, bucket: str) -> None:
+async def test_a_daemon_killed_mid_replication_converges_after_restart(
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
     write_config(tmp_path, daemon.port, jobs={"part_size": 5 * MIB, "parts_in_flight": 1}, health={"interval": 1.0})
     await daemon.start()
     db = sqlite3.connect(tmp_path / "cdnstore.sqlite3", timeout=5)
@@ -46,8 +47,9 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(tmp_path:
 
         await daemon.start()
         async with asyncio.timeout(60):
-            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or \
-                    db.execute("SELECT count(*) FROM replicas").fetchone()[0] < len(usa):
+            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or db.execute(
+                "SELECT count(*) FROM replicas"
+            ).fetchone()[0] < len(usa):
                 await asyncio.sleep(0.1)
         file_id = announced["file"]["id"]
         assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
@@ -59,8 +61,9 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(tmp_path:
             assert (size, digest) == (len(data), hashlib.md5(data).hexdigest()), name
 
 
-async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(tmp_path: Path, daemon: Daemon,
-                                                                              weed: WeedCluster, bucket: str) -> None:
+async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
     size, files = 20_000, 4
     write_config(tmp_path, daemon.port, scrub={"deep_interval": 3600, "deep_rate": size}, health={"interval": 1.0})
     await daemon.start()
@@ -75,8 +78,9 @@ async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(tm
             data = os.urandom(size)
             contents[(await admin.upload(f"f{n}.bin", data))["file"]["id"]] = data
         async with asyncio.timeout(30):
-            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or \
-                    db.execute("SELECT count(*) FROM replicas").fetchone()[0] < files * len(usa):
+            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or db.execute(
+                "SELECT count(*) FROM replicas"
+            ).fetchone()[0] < files * len(usa):
                 await asyncio.sleep(0.1)
     assert (await daemon.stop(within=30))[0] == 0
     # A database from before SHA-256s: the first pass reads every replica, at `size` bytes a second.
@@ -90,8 +94,12 @@ async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(tm
     daemon.kill()
     assert daemon.proc is not None
     await daemon.proc.wait()
-    before = {(s, v): at for s, v, at in db.execute("SELECT server_id, version_id, verified_at FROM replicas "
-                                                    "WHERE verified_at IS NOT NULL")}
+    before = {
+        (s, v): at
+        for s, v, at in db.execute(
+            "SELECT server_id, version_id, verified_at FROM replicas WHERE verified_at IS NOT NULL"
+        )
+    }
     assert len(usa) <= len(before) < files * len(usa)
 
     await daemon.start()
@@ -100,8 +108,7 @@ async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(tm
             await asyncio.sleep(0.1)
     after = {(s, v): at for s, v, at in db.execute("SELECT server_id, version_id, verified_at FROM replicas")}
     again = sum(after[k] != at for k, at in before.items())
-    LEDGER.add("daemon killed (SIGKILL) during a deep scrub pass", faults=1, rounds=1, files_checked=files,
-               drift=again)
+    LEDGER.add("daemon killed (SIGKILL) during a deep scrub pass", faults=1, rounds=1, files_checked=files, drift=again)
     assert not again  # what the killed pass verified was not read again
     async with aiohttp.ClientSession(base_url=daemon.url) as http, http.get("/metrics") as resp:
         metrics = await resp.text()

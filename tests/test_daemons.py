@@ -52,7 +52,8 @@ def refused(answer: Answer) -> bool:
 
 @ON_POSTGRES
 async def test_two_daemons_on_one_database_serve_the_same_files(
-        tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
+) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
         a, b = cluster.admins
         uploaded = await a.upload("hello.txt", DATA_SMALL)
@@ -62,13 +63,15 @@ async def test_two_daemons_on_one_database_serve_the_same_files(
         link = (await b.get(f"/api/v1/files/{file_id}/download")).expect(200)
         status, body, _ = await fetch(link["url"])
         assert (status, body) == (200, DATA_SMALL)
-        assert sorted(s["name"] for s in (await b.get("/api/v1/servers")).expect(200)["items"]) == \
-            sorted(cluster.servers)
+        assert sorted(s["name"] for s in (await b.get("/api/v1/servers")).expect(200)["items"]) == sorted(
+            cluster.servers
+        )
 
 
 @ON_POSTGRES
 async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_other_within_2_seconds(
-        tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
+) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
         a, b = cluster.admins
         first = (await b.announce("before.txt", DATA_SMALL, ip=US_IP))["upload"]["server"]["name"]
@@ -79,6 +82,7 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
         async def elsewhere() -> bool:
             announced = await b.announce(f"after-{next(tries)}.txt", DATA_SMALL, ip=US_IP)
             return bool(announced["upload"]["server"]["name"] != first)
+
         await obeyed(elsewhere, f"{first} is off")
         assert (await b.get(f"/api/v1/servers/{off}")).expect(200)["is_on"] is False
         # And back on, the other way round: B's change, A obeys.
@@ -86,12 +90,14 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
 
         async def on_again() -> bool:
             return bool((await a.get(f"/api/v1/servers/{off}")).expect(200)["is_on"])
+
         await obeyed(on_again, f"{first} is on again")
 
 
 @ON_POSTGRES
 async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
-        tmp_path: Path, database_url: str, daemon_port: int) -> None:
+    tmp_path: Path, database_url: str, daemon_port: int
+) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
         a, _ = cluster.admins
         api_a, api_b = cluster.apis
@@ -103,6 +109,7 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
 
         async def logged_out() -> bool:
             return refused(await bob.get("/api/v1/me"))
+
         await obeyed(logged_out, "bob logged out")
         # A new password set through A ends bob's other sessions on B too.
         bob = await api_b.login("bob")
@@ -111,6 +118,7 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
 
         async def password_changed() -> bool:
             return refused(await bob.get("/api/v1/me"))
+
         await obeyed(password_changed, "bob's password changed")
         # A user's permissions changed through A: B answers with the new ones.
         bob = await api_b.login("bob", "a brand new password")
@@ -118,12 +126,14 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
 
         async def permissions_changed() -> bool:
             return bool((await bob.get("/api/v1/me")).expect(200)["permissions"] == [])
+
         await obeyed(permissions_changed, "bob's permissions changed")
 
 
 @ON_POSTGRES
 async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_seconds(
-        tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
+) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket) as cluster:
         a, _ = cluster.admins
         _, api_b = cluster.apis
@@ -135,6 +145,7 @@ async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_s
         async def gone() -> bool:
             answer = await api_b.call("GET", f"/api/v1/public/links/{link['token']}")
             return answer.status == 404 and bool(answer.problem(404, "link_not_found"))
+
         await obeyed(gone, "the link was revoked")
 
 
@@ -146,14 +157,15 @@ async def test_failed_logins_on_two_daemons_add_up(tmp_path: Path, database_url:
         (await a.post("/api/v1/users", json={"username": "carol", "password": PASSWORD})).expect(201)
         wrong = {"username": "carol", "password": "not her password"}
         for api in (*cluster.apis, *cluster.apis):  # two wrong passwords on each daemon: four in all
-            (await api.call("POST", "/api/v1/auth/login", json=wrong, headers=from_ip(US_IP))
-             ).problem(401, "invalid_credentials")
+            (await api.call("POST", "/api/v1/auth/login", json=wrong, headers=from_ip(US_IP))).problem(
+                401, "invalid_credentials"
+            )
         for api in cluster.apis:  # locked out on both, the right password too
             right = {"username": "carol", "password": PASSWORD}
-            locked = (await api.call("POST", "/api/v1/auth/login", json=right, headers=from_ip(US_IP))
-                      ).problem(429, "too_many_attempts")
+            locked = (await api.call("POST", "/api/v1/auth/login", json=right, headers=from_ip(US_IP))).problem(
+                429, "too_many_attempts"
+            )
             assert locked["detail"].startswith("too many failed logins")
-
 
 
 @ON_POSTGRES
@@ -164,6 +176,7 @@ async def test_a_change_whose_notification_is_lost_is_picked_up_by_the_check_eve
 
     async def reload() -> None:
         reloaded.append(time.monotonic())
+
     sync = CacheSync(db)
     sync.on(SESSIONS, reload)
     try:
@@ -178,9 +191,9 @@ async def test_a_change_whose_notification_is_lost_is_picked_up_by_the_check_eve
         await db.close()
 
 
-
 async def test_a_registry_reload_that_read_before_a_change_never_undoes_it(
-        api: Api, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reload woken by another daemon's change may read just before this daemon's own change commits and
     finish after it: the daemon must still see its own change."""
     registry, admin = api.app[appkeys.SERVERS], await api.user("root", admin=True)
@@ -196,6 +209,7 @@ async def test_a_registry_reload_that_read_before_a_change_never_undoes_it(
                     while not registry.all():
                         await asyncio.sleep(0.01)
         return rows
+
     monkeypatch.setattr(registry.db, "fetchall", slow_once)
     stale = asyncio.create_task(registry.load())
     await read.wait()

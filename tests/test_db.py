@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from pgbed import PgCluster
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
@@ -19,8 +20,9 @@ ROOT = Path(__file__).parent.parent
 def schema_of(path: Path) -> list[tuple[str, str, str]]:
     conn = sqlite3.connect(path)
     try:
-        rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-                            "ORDER BY type, name").fetchall()
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
@@ -80,45 +82,60 @@ def database_with_a_referenced_user(path: Path) -> str:
     db.initialize(path)
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                     "VALUES (1, 'u1', 'alice', 'h', 't', 't')")
-        conn.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) "
-                     "VALUES ('t1', 'f', 1, 't', 't')")
+        conn.execute(
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "VALUES (1, 'u1', 'alice', 'h', 't', 't')"
+        )
+        conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) "
+            "VALUES ('t1', 'f', 1, 't', 't')"
+        )
     create: str = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'users'").fetchone()[0]
     conn.close()
     return create
 
 
-def test_a_migration_marked_foreign_keys_off_rebuilds_a_referenced_table(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_migration_marked_foreign_keys_off_rebuilds_a_referenced_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "db.sqlite3"
     create = database_with_a_referenced_user(path)
     rebuilt = create.replace("CREATE TABLE users (", "CREATE TABLE users_new (", 1)
-    rebuilt = rebuilt[:rebuilt.rindex(")")] + ", CHECK (length(username) > 0))"  # the change ALTER cannot make
-    rebuild = (f"{db.sqlite.FOREIGN_KEYS_OFF}\n{rebuilt};\nINSERT INTO users_new SELECT * FROM users;\n"
-               "DROP TABLE users;\nALTER TABLE users_new RENAME TO users;\n")
-    dangling = "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) " \
-               "VALUES ('t2', 'f', 99, 't', 't');"
+    rebuilt = rebuilt[: rebuilt.rindex(")")] + ", CHECK (length(username) > 0))"  # the change ALTER cannot make
+    rebuild = (
+        f"{db.sqlite.FOREIGN_KEYS_OFF}\n{rebuilt};\nINSERT INTO users_new SELECT * FROM users;\n"
+        "DROP TABLE users;\nALTER TABLE users_new RENAME TO users;\n"
+    )
+    dangling = (
+        "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) "
+        "VALUES ('t2', 'f', 99, 't', 't');"
+    )
     last = with_migrations(monkeypatch, rebuild, dangling)
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # foreign keys are on again after it
         db.initialize(path)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == last - 1  # the rebuild committed
-    assert conn.execute("SELECT t.user_id, u.username FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
-                        ).fetchall() == [(1, "alice")]
+    assert conn.execute(
+        "SELECT t.user_id, u.username FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+    ).fetchall() == [(1, "alice")]
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-        conn.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                     "VALUES ('u2', '', 'h', 't', 't')")
+        conn.execute(
+            "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) VALUES ('u2', '', 'h', 't', 't')"
+        )
     conn.close()
 
 
 def test_a_foreign_keys_off_migration_that_leaves_a_dangling_reference_is_refused_whole(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "db.sqlite3"
     database_with_a_referenced_user(path)
     before = schema_of(path)
-    with_migrations(monkeypatch, f"{db.sqlite.FOREIGN_KEYS_OFF}\nCREATE TABLE scratch (x INTEGER);\n"
-                                 "DELETE FROM users WHERE username = 'alice';\n")
+    with_migrations(
+        monkeypatch,
+        f"{db.sqlite.FOREIGN_KEYS_OFF}\nCREATE TABLE scratch (x INTEGER);\n"
+        "DELETE FROM users WHERE username = 'alice';\n",
+    )
     with pytest.raises(db.sqlite.ForeignKeyViolation, match=r"1 row\(s\) referencing .*\(refresh_tokens -> users\)"):
         db.initialize(path)
     assert schema_of(path) == before  # no scratch table, the version unchanged
@@ -140,8 +157,13 @@ def check_lists(schema: str) -> dict[tuple[str, str], list[str]]:
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(engine: str) -> None:
     checks = check_lists(db.schema_sql(engine))
-    enums = {("servers", "health"): Health, ("versions", "status"): VersionStatus, ("jobs", "status"): JobStatus,
-             ("jobs", "kind"): JobKind, ("replicas", "status"): ReplicaStatus}
+    enums = {
+        ("servers", "health"): Health,
+        ("versions", "status"): VersionStatus,
+        ("jobs", "status"): JobStatus,
+        ("jobs", "kind"): JobKind,
+        ("replicas", "status"): ReplicaStatus,
+    }
     for column, enum in enums.items():
         assert checks[column] == [member.value for member in enum], column
 
@@ -176,8 +198,10 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path, databa
     try:
         with pytest.raises(ZeroDivisionError):
             async with database.transaction() as tx:
-                await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                                 "VALUES ('u', 'n', 'h', 't', 't')")
+                await tx.execute(
+                    "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                    "VALUES ('u', 'n', 'h', 't', 't')"
+                )
                 1 / 0  # noqa: B018
         assert await database.fetchval("SELECT count(*) FROM users") == 0
     finally:
@@ -191,8 +215,11 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path, database
 
     async def add(i: int) -> None:
         async with database.transaction() as tx:
-            await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                             "VALUES (?, ?, 'h', 't', 't')", (f"u{i}", f"n{i}"))
+            await tx.execute(
+                "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                "VALUES (?, ?, 'h', 't', 't')",
+                (f"u{i}", f"n{i}"),
+            )
             await asyncio.sleep(0)  # let the other transactions interleave with this one
             if i % 2:
                 raise ValueError(i)
@@ -206,14 +233,16 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path, database
         await database.close()
 
 
-async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_path: Path,
-                                                                          database_url: str) -> None:
+async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_path: Path, database_url: str) -> None:
     database = await opened(tmp_path, database_url)
     try:
         async with database.transaction() as tx:
             for name in ("Alpha", "alpha", "ALPHABET", "Éclair", "éclair", "beta"):
-                await tx.execute("INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
-                                 "VALUES (?, ?, 'h', 't', 't')", (f"u-{name}", name))
+                await tx.execute(
+                    "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) "
+                    "VALUES (?, ?, 'h', 't', 't')",
+                    (f"u-{name}", name),
+                )
 
         async def like(pattern: str, negated: str = "") -> set[str]:
             rows = await database.fetchall(f"SELECT username FROM users WHERE username {negated}LIKE ?", (pattern,))
@@ -246,22 +275,33 @@ async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path
         await database.close()
 
 
-def pg_schema_of(cluster: object, url: str) -> str:
+def pg_schema_of(cluster: PgCluster, url: str) -> str:
     """The schema of a PostgreSQL database as pg_dump writes it (owner and comments aside)."""
     import subprocess
 
-    out = subprocess.run([str(cluster.bin / "pg_dump"), "--schema-only", "--no-owner",  # type: ignore[attr-defined]
-                          "--no-comments", url], check=True, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [
+            str(cluster.bin / "pg_dump"),
+            "--schema-only",
+            "--no-owner",
+            "--no-comments",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     skip = ("--", "\\restrict", "\\unrestrict")  # pg_dump's random per-run key lines
     return "\n".join(line for line in out.splitlines() if not line.startswith(skip))
 
 
-async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_cluster: object) -> None:
+async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_cluster: PgCluster) -> None:
     import asyncpg
 
     from cdnstore.db import postgres
 
-    fresh, replayed = pg_cluster.fresh(), pg_cluster.fresh("template1")  # type: ignore[attr-defined]
+    fresh, replayed = pg_cluster.fresh(), pg_cluster.fresh("template1")
     conn = await asyncpg.connect(replayed)
     try:
         for number, _name, sql in db.migrations("postgres"):
@@ -273,7 +313,8 @@ async def test_replaying_the_postgresql_migrations_gives_exactly_its_schema(pg_c
 
 
 async def test_a_notification_reaches_every_listener_once_and_only_if_its_transaction_commits(
-        tmp_path: Path, database_url: str) -> None:
+    tmp_path: Path, database_url: str
+) -> None:
     import asyncio
 
     from apihelp import wait_for
@@ -304,7 +345,8 @@ async def test_a_notification_reaches_every_listener_once_and_only_if_its_transa
 
 
 async def test_a_lease_is_held_by_one_daemon_at_a_time_and_taken_over_once_it_runs_out(
-        tmp_path: Path, database_url: str) -> None:
+    tmp_path: Path, database_url: str
+) -> None:
     from cdnstore.db.leases import Lease
 
     now = [1_000_000.0]
@@ -326,7 +368,8 @@ async def test_a_lease_is_held_by_one_daemon_at_a_time_and_taken_over_once_it_ru
 
 
 async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_holder_dies(
-        tmp_path: Path, database_url: str) -> None:
+    tmp_path: Path, database_url: str
+) -> None:
     import asyncio
     import itertools
     import time
@@ -344,6 +387,7 @@ async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_h
             started = time.monotonic()
             await asyncio.sleep(0.02)
             runs.append((name, started, time.monotonic()))
+
         lease = Lease(database, "upload-sweep", name, 1.5)
         return lease, asyncio.create_task(every_exclusively(lease, 0.05, work, "upload-sweep"))
 

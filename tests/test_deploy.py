@@ -36,13 +36,16 @@ def cli_commands() -> set[str]:
 
 def assert_valid_settings(env: dict[str, str]) -> Config:
     """CDNSTORE_* variables (compose's ${VAR...} substituted) load as a valid configuration."""
+
     def substitute(text: str) -> str:  # ${VAR:-default} -> default, ${VAR:?error} -> a value
         return re.sub(r"\$\{\w+(?::-([^}]*)|[^}]*)\}", lambda m: m[1] if m[1] is not None else "x" * 20, text)
+
     values = {k: substitute(str(v)) for k, v in env.items() if k.startswith("CDNSTORE_")}
     return config.load(ROOT / "config.toml", env=values)
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------
+
 
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -65,7 +68,7 @@ def test_the_dockerfile_is_multi_stage_slim_and_unprivileged() -> None:
     assert all("-slim" in s for s in stages)
     users = [args for word, args in lines if word == "USER"]
     assert users and users[-1] not in ("root", "0")
-    final = lines[max(i for i, (w, _) in enumerate(lines) if w == "FROM"):]
+    final = lines[max(i for i, (w, _) in enumerate(lines) if w == "FROM") :]
     assert any(w == "COPY" and a.startswith("--from=build") for w, a in final)
     assert not any(w == "RUN" and "pip install" in a for w, a in final)  # the venv comes built
 
@@ -108,12 +111,14 @@ def test_the_dockerfile_configures_through_the_environment_and_ships_geolite2() 
 
 def json_args(text: str) -> list[str]:
     import json
+
     value = json.loads(text)
     assert isinstance(value, list), f"not the exec form: {text}"
     return [str(v) for v in value]
 
 
 # --- compose ----------------------------------------------------------------------------------------
+
 
 def compose() -> dict[str, object]:
     loaded = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -160,6 +165,7 @@ def test_compose_points_every_minio_webhook_at_its_server_in_cdnstore() -> None:
 
 # --- systemd ----------------------------------------------------------------------------------------
 
+
 def unit() -> dict[str, list[str]]:
     """key -> values (systemd allows a key more than once)."""
     found: dict[str, list[str]] = {}
@@ -173,8 +179,13 @@ def unit() -> dict[str, list[str]]:
 def test_the_unit_runs_the_daemon_as_its_own_user_hardened() -> None:
     u = unit()
     assert u["User"] == ["cdnstore"] and u["Restart"] == ["on-failure"]
-    for key, value in {"ProtectSystem": "strict", "PrivateTmp": "yes", "NoNewPrivileges": "yes",
-                       "ProtectHome": "yes", "CapabilityBoundingSet": ""}.items():
+    for key, value in {
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectHome": "yes",
+        "CapabilityBoundingSet": "",
+    }.items():
         assert u[key] == [value], key
     state = f"/var/lib/{u['StateDirectory'][0]}"
     assert u["ReadWritePaths"] == [state] and u["WorkingDirectory"] == [state]
@@ -195,7 +206,8 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert here.exists()
     text = (DEPLOY / "cdnstore.service").read_text().replace("/opt/cdnstore/venv/bin/cdnstore", str(here))
     (tmp_path / "cdnstore.service").write_text(text)
-    done = subprocess.run([tool, "verify", str(tmp_path / "cdnstore.service")], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [tool, "verify", str(tmp_path / "cdnstore.service")], capture_output=True, text=True, timeout=60
+    )
     complaints = [line for line in (done.stdout + done.stderr).splitlines() if "cdnstore.service" in line]
     assert done.returncode == 0 and not complaints, done.stdout + done.stderr

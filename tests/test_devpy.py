@@ -77,13 +77,26 @@ class Demo:
 async def demo(folder: Path, *args: str, port: int | None = None, via: str = "dev.py") -> AsyncIterator[Demo]:
     """`python3 dev.py demo --dir folder --port port` (or `python -m cdnstore demo`), in a session of its own
     like a shell job, so that a signal to its whole group is what a terminal's Ctrl-C does."""
-    command = [sys.executable, "dev.py", "demo"] if via == "dev.py" else [
-        str(ROOT / ".venv" / "bin" / "python"), "-m", "cdnstore", "demo"]
+    command = (
+        [sys.executable, "dev.py", "demo"]
+        if via == "dev.py"
+        else [str(ROOT / ".venv" / "bin" / "python"), "-m", "cdnstore", "demo"]
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
     earlier = set(weed_pids(folder))  # another demo's, on the same folder
     proc = await asyncio.create_subprocess_exec(
-        *command, "--dir", str(folder), "--port", str(port or unused_port()), *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        *command,
+        "--dir",
+        str(folder),
+        "--port",
+        str(port or unused_port()),
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
     run = Demo(proc, folder)
     try:
         yield run
@@ -102,10 +115,12 @@ def assert_stopped_cleanly(run: Demo, code: int) -> None:
     assert weed_pids(run.folder) == []
 
 
-@pytest.mark.parametrize(("how", "sig"), [("terminal", signal.SIGINT), ("dev.py", signal.SIGINT),
-                                          ("dev.py", signal.SIGTERM)])
+@pytest.mark.parametrize(
+    ("how", "sig"), [("terminal", signal.SIGINT), ("dev.py", signal.SIGINT), ("dev.py", signal.SIGTERM)]
+)
 async def test_ctrl_c_sigint_or_sigterm_stops_the_demo_and_its_storage_servers_cleanly(
-        tmp_path: Path, how: str, sig: signal.Signals) -> None:
+    tmp_path: Path, how: str, sig: signal.Signals
+) -> None:
     async with demo(tmp_path / "demo") as run:
         await run.read_until(READY)
         assert "pip install" not in run.out  # the venv was there: nothing reinstalled
@@ -118,8 +133,7 @@ async def test_ctrl_c_sigint_or_sigterm_stops_the_demo_and_its_storage_servers_c
         assert_stopped_cleanly(run, await run.finish())
 
 
-async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(
-        tmp_path: Path) -> None:
+async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     async with demo(folder, via="cdnstore") as run:
         await run.read_until(READY)
@@ -154,7 +168,8 @@ asyncio.run(main())
 async def test_storage_servers_left_by_a_crashed_run_are_stopped_and_the_demo_starts(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     crashed = await asyncio.create_subprocess_exec(
-        str(ROOT / ".venv" / "bin" / "python"), "-c", ORPHAN_SCRIPT, str(folder / "s3"), cwd=ROOT)
+        str(ROOT / ".venv" / "bin" / "python"), "-c", ORPHAN_SCRIPT, str(folder / "s3"), cwd=ROOT
+    )
     assert await asyncio.wait_for(crashed.wait(), 60) == 0
     orphans = weed_pids(folder)
     assert len(orphans) == 2
@@ -200,8 +215,16 @@ async def test_dev_py_test_fast_runs_the_unit_kind_only() -> None:
     (and merely collecting them saves no reliability figures)."""
     saved_before = last_written(ARTIFACT)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "dev.py", "test", "--fast", "--collect-only", "-q", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "dev.py",
+        "test",
+        "--fast",
+        "--collect-only",
+        "-q",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     chosen = {Path(line.split("::")[0]).stem for line in out.decode().splitlines() if "::" in line}
     assert proc.returncode == 0, out.decode()

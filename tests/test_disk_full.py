@@ -39,8 +39,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     where = tmp_path / "disk"
     where.mkdir()
     try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
-                                 capture_output=True, text=True, check=False)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True, text=True, check=False
+        )
     except OSError as exc:
         pytest.skip(f"cannot mount a tmpfs here: {exc}")
     if mounted.returncode != 0:
@@ -104,8 +105,10 @@ def integrity(database: Path) -> str:
 
 def gauges(exposition: str) -> dict[str, float]:
     """The database's gauges in a /metrics answer."""
-    return {m[1]: float(m[2]) for m in re.finditer(r"^(cdnstore_(?:database_writable|history_pending)) (\S+)$",
-                                                   exposition, re.M)}
+    return {
+        m[1]: float(m[2])
+        for m in re.finditer(r"^(cdnstore_(?:database_writable|history_pending)) (\S+)$", exposition, re.M)
+    }
 
 
 async def poll(condition: Callable[[], bool | Awaitable[bool]], within: float = 15.0) -> None:
@@ -120,17 +123,21 @@ async def poll(condition: Callable[[], bool | Awaitable[bool]], within: float = 
 
 def seaweed_event(bucket: str, upload: dict[str, Any], size: int) -> dict[str, Any]:
     key = object_key(upload)
-    return {"event_type": "create", "key": f"/buckets/{bucket}/{key}",
-            "message": {"new_entry": {"attributes": {"file_size": size}}}}
+    return {
+        "event_type": "create",
+        "key": f"/buckets/{bucket}/{key}",
+        "message": {"new_entry": {"attributes": {"file_size": size}}},
+    }
 
 
 async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, small_disk: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     database = small_disk / "cdnstore.sqlite3"
     # The upload sweep every 0.2 s; health checks only when the test asks (the first one runs at start).
-    api = await make_api(database={"path": str(database)}, uploads={"sweep_after": 0, "sweep_interval": 0.2},
-                         health={"interval": 300})
+    api = await make_api(
+        database={"path": str(database)}, uploads={"sweep_after": 0, "sweep_interval": 0.2}, health={"interval": 300}
+    )
     db, registry, history = api.app[appkeys.DB], api.app[appkeys.SERVERS], api.app[appkeys.HISTORY]
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
@@ -158,8 +165,12 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
         await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}),
         await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": alice.refresh}),
         await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={}),
-        await api.call("POST", "/api/v1/events/s3/dallas", token=EVENTS_TOKEN,
-                       json=seaweed_event(bucket, arriving["upload"], len(DATA_SMALL))),
+        await api.call(
+            "POST",
+            "/api/v1/events/s3/dallas",
+            token=EVENTS_TOKEN,
+            json=seaweed_event(bucket, arriving["upload"], len(DATA_SMALL)),
+        ),
         await admin.post("/api/v1/users", json={"username": "bob", "password": "pass-word-1"}),
         await admin.patch(f"/api/v1/servers/{servers['detroit']['id']}", json={"is_active": True}),
     ]
@@ -167,10 +178,15 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
         refused(answer)
 
     # Reads go on: listings, downloads (their history waits in memory), the public link page.
-    reads = [await alice.get("/api/v1/files"), await alice.get(f"/api/v1/files/{kept}"),
-             await alice.get("/api/v1/history"), await admin.get("/api/v1/servers"),
-             await api.call("GET", f"/api/v1/public/links/{link['token']}"), await api.call("GET", "/metrics"),
-             await api.call("GET", "/healthz")]
+    reads = [
+        await alice.get("/api/v1/files"),
+        await alice.get(f"/api/v1/files/{kept}"),
+        await alice.get("/api/v1/history"),
+        await admin.get("/api/v1/servers"),
+        await api.call("GET", f"/api/v1/public/links/{link['token']}"),
+        await api.call("GET", "/metrics"),
+        await api.call("GET", "/healthz"),
+    ]
     for answer in reads:
         answer.expect(200)
     assert reads[0].body["items"] == listed
@@ -183,7 +199,9 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     # /readyz says why; a server that answers again is used at once, and recorded once there is room.
     ready = await api.call("GET", "/readyz")
     assert ready.expect(503)["checks"]["database"] == {
-        "ok": False, "detail": "writes are refused: the disk is full"}  # fixed words: the probe is public
+        "ok": False,
+        "detail": "writes are refused: the disk is full",
+    }  # fixed words: the probe is public
     with pytest.raises(DatabaseUnavailable):
         await api.app[appkeys.HEALTH].check_all()
     assert registry.get(newyork).health is Health.UP and registry.health_unsaved
@@ -197,7 +215,9 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     await api.app[appkeys.HEALTH].check_all()
     assert await db.fetchval("SELECT health FROM servers WHERE uuid = ?", (newyork,)) == "up"
     assert gauges((await api.call("GET", "/metrics")).expect(200)) == {
-        "cdnstore_database_writable": 1, "cdnstore_history_pending": 0}
+        "cdnstore_database_writable": 1,
+        "cdnstore_history_pending": 0,
+    }
 
     # Nothing the refused writes asked for happened; the same requests work now.
     assert (await alice.get(f"/api/v1/files/{kept}")).expect(200)["name"] == "kept.txt"
@@ -220,9 +240,12 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     files = {f["id"]: f for f in (await alice.get("/api/v1/files")).expect(200)["items"]}
     holders = {}
     for file_id in (kept, arriving["file"]["id"]):
-        rows = await db.fetchall("SELECT s.name, v.object_key FROM files f JOIN versions v ON v.id = "
-                                 "f.current_version_id JOIN replicas r ON r.version_id = v.id JOIN servers s "
-                                 "ON s.id = r.server_id WHERE f.uuid = ?", (file_id,))
+        rows = await db.fetchall(
+            "SELECT s.name, v.object_key FROM files f JOIN versions v ON v.id = "
+            "f.current_version_id JOIN replicas r ON r.version_id = v.id JOIN servers s "
+            "ON s.id = r.server_id WHERE f.uuid = ?",
+            (file_id,),
+        )
         holders[file_id] = {row["name"]: row["object_key"] for row in rows}
     drift = sum(set(h) != {"dallas", "newyork"} for h in holders.values())
     for held in holders.values():
@@ -239,12 +262,19 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     assert not [r for r in caplog.records if r.name.startswith("cdnstore") and r.exc_info], messages
 
     answers = [*writes, *reads, metrics, *again]  # (the 503 of /readyz is its documented answer)
-    LEDGER.add("database disk full", faults=1, rounds=1, files_checked=len(holders), drift=drift,
-               server_errors=server_errors(answers, "database_unavailable"))
+    LEDGER.add(
+        "database disk full",
+        faults=1,
+        rounds=1,
+        files_checked=len(holders),
+        drift=drift,
+        server_errors=server_errors(answers, "database_unavailable"),
+    )
 
 
 async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_room(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, small_disk: Path) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, small_disk: Path
+) -> None:
     database = small_disk / "cdnstore.sqlite3"
     api = await make_api(database={"path": str(database)}, jobs={"workers": 4, "per_server": 2})
     db, worker, storage = api.app[appkeys.DB], api.app[appkeys.WORKER], api.app[appkeys.STORAGE]
@@ -254,8 +284,9 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
     doomed = (await admin.upload("doomed.txt", DATA_SMALL))["file"]["id"]
     await admin.wait_stored(doomed)
     await worker.drain()
-    doomed_key = await db.fetchval("SELECT v.object_key FROM files f JOIN versions v ON v.id = "
-                                   "f.current_version_id WHERE f.uuid = ?", (doomed,))
+    doomed_key = await db.fetchval(
+        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (doomed,)
+    )
 
     # Copies wait in their handler until the disk is full; then they go on and try to record themselves.
     full, copying = asyncio.Event(), set[int]()
@@ -280,8 +311,10 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
     full.set()
 
     async def copied_but_not_recorded() -> bool:
-        keys = await db.fetchall("SELECT v.object_key FROM jobs j JOIN versions v ON v.id = j.version_id "
-                                 "WHERE j.kind = 'copy' AND j.status = 'running'")
+        keys = await db.fetchall(
+            "SELECT v.object_key FROM jobs j JOIN versions v ON v.id = j.version_id "
+            "WHERE j.kind = 'copy' AND j.status = 'running'"
+        )
         found = [await storage.head(weed.target("newyork", bucket), row[0]) for row in keys]
         return len(found) == 2 and all(found)
 
@@ -295,11 +328,18 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
     drift = 0
     for file_id, data in files:
-        key = await db.fetchval("SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id "
-                                "WHERE f.uuid = ?", (file_id,))
-        held = {row[0] for row in await db.fetchall(
-            "SELECT s.name FROM replicas r JOIN servers s ON s.id = r.server_id JOIN versions v ON "
-            "v.id = r.version_id WHERE v.object_key = ?", (key,))}
+        key = await db.fetchval(
+            "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?",
+            (file_id,),
+        )
+        held = {
+            row[0]
+            for row in await db.fetchall(
+                "SELECT s.name FROM replicas r JOIN servers s ON s.id = r.server_id JOIN versions v ON "
+                "v.id = r.version_id WHERE v.object_key = ?",
+                (key,),
+            )
+        }
         drift += held != {"dallas", "newyork"}
         for name in ("dallas", "newyork"):
             target = weed.target(name, bucket)
@@ -312,4 +352,3 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
     assert integrity(database) == "ok"
     assert [r[0] for r in jobs_before].count("copy") == 3 and "remove" in [r[0] for r in jobs_before]
     LEDGER.add("database disk full", faults=1, rounds=1, files_checked=len(files) + 1, drift=drift)
-

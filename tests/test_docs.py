@@ -16,7 +16,7 @@ DOC = Path(__file__).parent.parent / "docs" / "operations.md"
 def reference() -> dict[str, tuple[str, str]]:
     """`section.key` -> (default, environment variable), from the reference tables."""
     text = DOC.read_text()
-    section = text[text.index("## Configuration reference"):]
+    section = text[text.index("## Configuration reference") :]
     return {m[1]: (m[2], m[3]) for m in re.finditer(r"^\| `(\w+\.\w+)` \| `(.*?)` \| `(\w+)` \| .+ \|$", section, re.M)}
 
 
@@ -74,7 +74,8 @@ def test_the_reliability_table_has_every_area_the_suite_counts_and_shows_no_drif
 
 
 def test_a_passing_run_saves_its_figures_to_artifacts_and_only_the_reliability_command_writes_the_doc(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import reliability
 
     doc = tmp_path / "reliability.md"

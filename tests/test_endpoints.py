@@ -10,12 +10,23 @@ from cdnstore.endpoints import EndpointNotAllowed, GuardedResolver, refused
 from cdnstore.storage import Storage
 
 
-@pytest.mark.parametrize(("address", "is_refused"), [
-    ("169.254.169.254", True), ("169.254.0.1", True), ("fe80::1", True), ("fd00:ec2::254", True),
-    ("::ffff:169.254.169.254", True), ("64:ff9b::a9fe:a9fe", True),
-    ("127.0.0.1", False), ("10.0.0.5", False), ("192.168.1.2", False), ("::1", False), ("fd00::1", False),
-    ("8.8.8.8", False),
-])
+@pytest.mark.parametrize(
+    ("address", "is_refused"),
+    [
+        ("169.254.169.254", True),
+        ("169.254.0.1", True),
+        ("fe80::1", True),
+        ("fd00:ec2::254", True),
+        ("::ffff:169.254.169.254", True),
+        ("64:ff9b::a9fe:a9fe", True),
+        ("127.0.0.1", False),
+        ("10.0.0.5", False),
+        ("192.168.1.2", False),
+        ("::1", False),
+        ("fd00::1", False),
+        ("8.8.8.8", False),
+    ],
+)
 def test_only_link_local_and_metadata_addresses_are_refused(address: str, is_refused: bool) -> None:
     assert refused(ipaddress.ip_address(address)) is is_refused
 

@@ -137,25 +137,31 @@ class Rounds:
             change = self.admin.patch(f"/api/v1/servers/{detroit['id']}", json={"is_active": True})
         else:
             vlad = servers["vladivostok"]
-            change = self.admin.patch(f"/api/v1/servers/{vlad['id']}",
-                                      json={"zone": "USA" if vlad["zone"] == "Russia" else "Russia"})
+            change = self.admin.patch(
+                f"/api/v1/servers/{vlad['id']}", json={"zone": "USA" if vlad["zone"] == "Russia" else "Russia"}
+            )
         (await change).expect(200)
         await self.kill_after(asyncio.sleep(0), 0, 0.2)
 
 
 async def test_twenty_kills_at_random_moments_converge_with_nothing_lost(
-        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str) -> None:
-    write_config(tmp_path, daemon.port, uploads={"sweep_interval": 0.3, "sweep_after": 0},
-                 health={"interval": 1.0}, scrub={"interval": 0, "stale_upload_after": 0},
-                 jobs={"workers": 4, "per_server": 2})
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
+    write_config(
+        tmp_path,
+        daemon.port,
+        uploads={"sweep_interval": 0.3, "sweep_after": 0},
+        health={"interval": 1.0},
+        scrub={"interval": 0, "stale_upload_after": 0},
+        jobs={"workers": 4, "per_server": 2},
+    )
     await daemon.start()
     db = sqlite3.connect(tmp_path / "cdnstore.sqlite3", timeout=5)
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
         rounds = Rounds(daemon, weed, bucket, db)
         rounds.admin = await admin_session(daemon, http)
         await rounds.admin.add_layout(weed, bucket)
-        await rounds.admin.post("/api/v1/users", json={"username": "alice", "password": PASSWORD,
-                                                       "is_admin": False})
+        await rounds.admin.post("/api/v1/users", json={"username": "alice", "password": PASSWORD, "is_admin": False})
         rounds.user = await rounds.admin.api.login("alice")
         phases: dict[str, Callable[[], Awaitable[None]]] = {p: getattr(rounds, p) for p in PHASES}
         for n in range(ROUNDS):
@@ -169,11 +175,19 @@ async def test_twenty_kills_at_random_moments_converge_with_nothing_lost(
     miscounted = db.execute(COUNTERS_DRIFTED).fetchall()  # before scrub, which would fix them
     scrubbed = scrub(daemon)
     checked, mismatches = await check_buckets(db, weed, bucket)
-    LEDGER.add("daemon killed (SIGKILL) during confirmation, replication, removal, fill", faults=ROUNDS,
-               rounds=ROUNDS, files_checked=checked,
-               drift=scrubbed + len(mismatches) + len(model_mismatches) + len(miscounted))
+    LEDGER.add(
+        "daemon killed (SIGKILL) during confirmation, replication, removal, fill",
+        faults=ROUNDS,
+        rounds=ROUNDS,
+        files_checked=checked,
+        drift=scrubbed + len(mismatches) + len(model_mismatches) + len(miscounted),
+    )
     assert not mismatches and not model_mismatches and not scrubbed and not miscounted, (
-        mismatches, model_mismatches, scrubbed, miscounted)
+        mismatches,
+        model_mismatches,
+        scrubbed,
+        miscounted,
+    )
     assert checked >= len(rounds.model.live()) > 10  # every file the client still has was checked
 
 
@@ -181,8 +195,9 @@ async def converged(db: sqlite3.Connection, within: float = 90) -> None:
     """No job open or failed and no upload pending: what was acknowledged is done."""
     async with asyncio.timeout(within):
         while True:
-            open_jobs, failed = db.execute("SELECT count(*) FILTER (WHERE status != 'failed'), "
-                                           "count(*) FILTER (WHERE status = 'failed') FROM jobs").fetchone()
+            open_jobs, failed = db.execute(
+                "SELECT count(*) FILTER (WHERE status != 'failed'), count(*) FILTER (WHERE status = 'failed') FROM jobs"
+            ).fetchone()
             assert not failed, db.execute("SELECT kind, server_id, last_error FROM jobs").fetchall()
             pending = db.execute("SELECT count(*) FROM versions WHERE status = 'uploading'").fetchone()[0]
             if not open_jobs and not pending:
@@ -206,11 +221,17 @@ def scrub(daemon: Daemon) -> int:
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "objects=" in line]
     assert len(lines) == 5, done.stdout
-    deep = re.search(r"^deep scrub: verified=(\d+) corrupt=(\d+) missing=(\d+) .*undecided=(\d+) skipped=(\d+)",
-                     done.stdout, re.MULTILINE)
+    deep = re.search(
+        r"^deep scrub: verified=(\d+) corrupt=(\d+) missing=(\d+) .*undecided=(\d+) skipped=(\d+)",
+        done.stdout,
+        re.MULTILINE,
+    )
     assert deep is not None and int(deep[1]) > 0, done.stdout
-    return (sum(any(int(n) for n in re.findall(r"(?:missing|orphans|adopted)=(\d+)", line)) for line in lines)
-            + done.stdout.count("counters fixed") + sum(int(n) for n in deep.groups()[1:]))
+    return (
+        sum(any(int(n) for n in re.findall(r"(?:missing|orphans|adopted)=(\d+)", line)) for line in lines)
+        + done.stdout.count("counters fixed")
+        + sum(int(n) for n in deep.groups()[1:])
+    )
 
 
 async def check_buckets(db: sqlite3.Connection, weed: WeedCluster, bucket: str) -> tuple[int, list[str]]:
@@ -221,14 +242,16 @@ async def check_buckets(db: sqlite3.Connection, weed: WeedCluster, bucket: str) 
     return await check_objects(servers, versions, weed, bucket)
 
 
-async def check_objects(servers: list[tuple[Any, ...]], versions: list[tuple[Any, ...]], weed: WeedCluster,
-                        bucket: str) -> tuple[int, list[str]]:
+async def check_objects(
+    servers: list[tuple[Any, ...]], versions: list[tuple[Any, ...]], weed: WeedCluster, bucket: str
+) -> tuple[int, list[str]]:
     """check_buckets on rows read from any engine: servers (name, zone, is_on, is_active) and versions
     (object_key, size, zone, status)."""
     wrong: list[str] = []
     async with Storage() as storage, aiohttp.ClientSession() as http:
-        held = {name: {o.key: o.size async for o in storage.list_objects(weed.target(name, bucket))}
-                for name, *_ in servers}
+        held = {
+            name: {o.key: o.size async for o in storage.list_objects(weed.target(name, bucket))} for name, *_ in servers
+        }
         stored = [v for v in versions if v[3] == "stored"]
         for key, size, zone, _ in stored:
             digests = set()

@@ -39,7 +39,8 @@ async def admin_with_layout(api: Api, weed: WeedCluster, bucket: str) -> tuple[S
 async def object_on(api: Api, weed: WeedCluster, server: str, bucket: str, file_id: str) -> bool:
     """Does the server's bucket hold the current object of the file (asked of S3 directly)?"""
     key = await api.app[appkeys.DB].fetchval(
-        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,))
+        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,)
+    )
     return await api.app[appkeys.STORAGE].head(weed.target(server, bucket), key) is not None
 
 
@@ -47,10 +48,12 @@ async def keys_in(api: Api, weed: WeedCluster, server: str, bucket: str) -> set[
     return {o.key async for o in api.app[appkeys.STORAGE].list_objects(weed.target(server, bucket))}
 
 
-@pytest.mark.parametrize(("ip", "server"), [(US_IP, "dallas"), (RUSSIA_IP, "vladivostok"),
-                                            (SOUTH_AFRICA_IP, "capetown")])
-async def test_an_upload_goes_to_the_nearest_active_server(api: Api, weed: WeedCluster, bucket: str, ip: str,
-                                                           server: str) -> None:
+@pytest.mark.parametrize(
+    ("ip", "server"), [(US_IP, "dallas"), (RUSSIA_IP, "vladivostok"), (SOUTH_AFRICA_IP, "capetown")]
+)
+async def test_an_upload_goes_to_the_nearest_active_server(
+    api: Api, weed: WeedCluster, bucket: str, ip: str, server: str
+) -> None:
     admin, _ = await admin_with_layout(api, weed, bucket)
     answer = await admin.announce("photo.jpg", DATA, ip=ip)
     assert answer["upload"]["server"]["name"] == server
@@ -79,8 +82,9 @@ async def test_the_real_seaweedfs_webhook_marks_the_upload_stored(api: Api, weed
     assert history[0]["object_id"] == stored["id"] and history[0]["data"]["server"] == "dallas"
 
 
-async def quiet_server(admin: Session, weed: WeedCluster, bucket: str, name: str = "dallas",
-                       **overrides: object) -> dict[str, Any]:
+async def quiet_server(
+    admin: Session, weed: WeedCluster, bucket: str, name: str = "dallas", **overrides: object
+) -> dict[str, Any]:
     """The weed instance registered under another name: its own webhook then reaches no known server."""
     return await admin.add_server(weed, name, bucket, name=f"{name}-quiet", **overrides)
 
@@ -91,23 +95,36 @@ async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster
     answer = await admin.upload("report.pdf", DATA)
     key = object_key(answer["upload"])
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
-    event = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
-        "eventVersion": "2.0", "eventSource": "minio:s3", "eventName": "s3:ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": len(DATA), "eTag": "abc"}}}]}
+    event = {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"{bucket}/{key}",
+        "Records": [
+            {
+                "eventVersion": "2.0",
+                "eventSource": "minio:s3",
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": len(DATA), "eTag": "abc"}},
+            }
+        ],
+    }
     for _ in range(2):  # delivered twice: the same result
         (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=event, token=EVENTS_TOKEN)).expect(204)
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
     assert len((await admin.get("/api/v1/history?event=file.stored")).expect(200)["items"]) == 1
 
 
-async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_server(api: Api, weed: WeedCluster,
-                                                                                bucket: str) -> None:
+async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_server(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
     answer = await admin.announce("never-sent.bin", DATA)  # announced, never PUT
     file_id, key = answer["file"]["id"], object_key(answer["upload"])
-    minio = {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
-        "eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    minio = {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"{bucket}/{key}",
+        "Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}],
+    }
     seaweed = {"event_type": "create", "key": f"/buckets/{bucket}/{key}", "message": {"new_entry": {"name": key}}}
     for body in (minio, seaweed):
         (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=body, token=EVENTS_TOKEN)).expect(204)
@@ -117,41 +134,58 @@ async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_serv
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
 
 
-async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api: Api, weed: WeedCluster,
-                                                                            bucket: str) -> None:
+async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
-    unknown = {"event_type": "create", "key": f"/buckets/{bucket}/nobody-knows",
-               "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}}}
+    unknown = {
+        "event_type": "create",
+        "key": f"/buckets/{bucket}/nobody-knows",
+        "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}},
+    }
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown, token=EVENTS_TOKEN)).expect(204)
-    surrogate = (b'{"event_type": "create", "key": "/buckets/%s/\\ud800", "message": {"new_entry": '
-                 b'{"name": "x", "attributes": {"file_size": 3}}}}' % bucket.encode())
-    answer = await api.call("POST", "/api/v1/events/s3/dallas-quiet", data=surrogate, token=EVENTS_TOKEN,
-                            headers={"Content-Type": "application/json"})
+    surrogate = (
+        b'{"event_type": "create", "key": "/buckets/%s/\\ud800", "message": {"new_entry": '
+        b'{"name": "x", "attributes": {"file_size": 3}}}}' % bucket.encode()
+    )
+    answer = await api.call(
+        "POST",
+        "/api/v1/events/s3/dallas-quiet",
+        data=surrogate,
+        token=EVENTS_TOKEN,
+        headers={"Content-Type": "application/json"},
+    )
     assert "key" in answer.problem(422, "invalid_field")["detail"]  # valid JSON, but no Unicode text
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown, token="wrong")).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=unknown)).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=EVENTS_TOKEN)).problem(
-        404, "server_not_found")
+        404, "server_not_found"
+    )
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json={"what": 1}, token=EVENTS_TOKEN)).problem(
-        422, "unsupported_event")
+        422, "unsupported_event"
+    )
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", data="{", token=EVENTS_TOKEN)).problem(
-        400, "malformed_json")
+        400, "malformed_json"
+    )
 
 
 OWN_TOKEN = "dallas-own-webhook-token-0123"  # a server's own events_token (any 16+ characters)
 
 
 async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its_path(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket, events_token=OWN_TOKEN)  # dallas-quiet: its own token
     await quiet_server(admin, weed, bucket, "newyork", is_active=False)  # newyork-quiet: none, events.token
-    other = await quiet_server(admin, weed, bucket, "capetown", is_active=False,
-                               events_token="capetown-own-token-4567")
+    other = await quiet_server(admin, weed, bucket, "capetown", is_active=False, events_token="capetown-own-token-4567")
     assert other["has_events_token"] is True
-    unknown = {"event_type": "create", "key": f"/buckets/{bucket}/nobody-knows",
-               "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}}}
+    unknown = {
+        "event_type": "create",
+        "key": f"/buckets/{bucket}/nobody-knows",
+        "message": {"new_entry": {"name": "x", "attributes": {"file_size": 3}}},
+    }
     own, shared = "/api/v1/events/s3/dallas-quiet", "/api/v1/events/s3/newyork-quiet"
     (await api.call("POST", own, json=unknown, token=OWN_TOKEN)).expect(204)
     (await api.call("POST", own, json=unknown, token=EVENTS_TOKEN)).problem(401, "unauthorized")  # not the global
@@ -159,15 +193,21 @@ async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its
     (await api.call("POST", shared, json=unknown, token=EVENTS_TOKEN)).expect(204)
     (await api.call("POST", shared, json=unknown, token=OWN_TOKEN)).problem(401, "unauthorized")
     (await api.call("POST", "/api/v1/events/s3/capetown-quiet", json=unknown, token=OWN_TOKEN)).problem(
-        401, "unauthorized")  # nor another server's own token
+        401, "unauthorized"
+    )  # nor another server's own token
     (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=OWN_TOKEN)).problem(
-        401, "unauthorized")  # an unknown name takes events.token: a wrong token learns no names
+        401, "unauthorized"
+    )  # an unknown name takes events.token: a wrong token learns no names
     (await api.call("POST", "/api/v1/events/s3/atlantis", json=unknown, token=EVENTS_TOKEN)).problem(
-        404, "server_not_found")
+        404, "server_not_found"
+    )
     answer = await admin.upload("own-token.txt", DATA)  # to dallas-quiet, the only active server
     key = object_key(answer["upload"])
-    event = {"event_type": "create", "key": f"/buckets/{bucket}/{key}",
-             "message": {"new_entry": {"attributes": {"file_size": len(DATA)}}}}
+    event = {
+        "event_type": "create",
+        "key": f"/buckets/{bucket}/{key}",
+        "message": {"new_entry": {"attributes": {"file_size": len(DATA)}}},
+    }
     (await api.call("POST", own, json=event, token=EVENTS_TOKEN)).problem(401, "unauthorized")
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
     (await api.call("POST", own, json=event, token=OWN_TOKEN)).expect(204)
@@ -175,12 +215,19 @@ async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its
 
 
 async def test_patching_the_events_token_to_null_gives_the_server_back_to_the_global_token(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     server = await quiet_server(admin, weed, bucket)
     assert server["has_events_token"] is False
-    hook, unknown = "/api/v1/events/s3/dallas-quiet", {"event_type": "create", "key": f"/buckets/{bucket}/x",
-                                                        "message": {"new_entry": {"attributes": {"file_size": 3}}}}
+    hook, unknown = (
+        "/api/v1/events/s3/dallas-quiet",
+        {
+            "event_type": "create",
+            "key": f"/buckets/{bucket}/x",
+            "message": {"new_entry": {"attributes": {"file_size": 3}}},
+        },
+    )
     given = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"events_token": OWN_TOKEN})).expect(200)
     assert given["has_events_token"] is True
     (await api.call("POST", hook, json=unknown, token=EVENTS_TOKEN)).problem(401, "unauthorized")
@@ -193,8 +240,9 @@ async def test_patching_the_events_token_to_null_gives_the_server_back_to_the_gl
     (await api.call("POST", hook, json=unknown, token=EVENTS_TOKEN)).expect(204)
 
 
-async def test_complete_marks_the_upload_stored_once_the_object_is_there(api: Api, weed: WeedCluster,
-                                                                         bucket: str) -> None:
+async def test_complete_marks_the_upload_stored_once_the_object_is_there(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
     answer = await admin.announce("data.bin", DATA)
@@ -206,8 +254,9 @@ async def test_complete_marks_the_upload_stored_once_the_object_is_there(api: Ap
     assert (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200) == done
 
 
-async def test_the_sweep_finds_an_upload_whose_event_was_lost(make_api: object, weed: WeedCluster, bucket: str,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_sweep_finds_an_upload_whose_event_was_lost(
+    make_api: object, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api = await make_api(uploads={"sweep_after": 0})  # type: ignore[operator]
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
@@ -216,6 +265,7 @@ async def test_the_sweep_finds_an_upload_whose_event_was_lost(make_api: object, 
 
     def a_second_later(seconds: float, **kwargs: Any) -> str:  # the sweep's clock, so that the upload is old
         return iso_in(seconds + 1, **kwargs)
+
     monkeypatch.setattr(files_module, "iso_in", a_second_later)
     assert await api.app[appkeys.FILES].sweep_uploads() == 1
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
@@ -234,8 +284,9 @@ async def test_an_upload_that_never_arrives_is_given_up(make_api: object, weed: 
     assert deleted[0]["data"] == {"name": "never.txt", "reason": "upload_never_arrived"}
 
 
-async def test_a_download_is_on_the_nearest_holder_and_returns_the_same_bytes(api: Api, weed: WeedCluster,
-                                                                              bucket: str) -> None:
+async def test_a_download_is_on_the_nearest_holder_and_returns_the_same_bytes(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, _ = await admin_with_layout(api, weed, bucket)
     answer = await admin.upload("ünï cödé+%.txt", DATA, ip=SOUTH_AFRICA_IP)
     file_id = answer["file"]["id"]
@@ -295,8 +346,10 @@ async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: We
     assert second["upload"]["url"].split("?")[0] != first["upload"]["url"].split("?")[0]
     assert (await admin.download(file_id))[1] == b"version one"
     assert await put_bytes(second["upload"], b"version two!") == 200
+
     async def serves_version_two() -> bool:
         return (await admin.download(file_id))[1] == b"version two!"
+
     await wait_for(serves_version_two, "downloads to serve the new version")
     await api.app[appkeys.WORKER].drain()
     assert old_key not in await keys_in(api, weed, "dallas", bucket)
@@ -325,7 +378,7 @@ async def test_rename_and_its_conflicts(api: Api, weed: WeedCluster, bucket: str
     (await admin.patch(f"/api/v1/files/{a}", json={"name": "b.txt"})).problem(409, "name_taken")
     await admin.wait_stored(a)
     status, _, headers = await fetch((await admin.get(f"/api/v1/files/{a}/download")).expect(200)["url"])
-    assert status == 200 and "filename=\"c.txt\"" in headers["Content-Disposition"]
+    assert status == 200 and 'filename="c.txt"' in headers["Content-Disposition"]
     item = (await admin.get("/api/v1/history?event=file.renamed")).expect(200)["items"][0]
     assert item["data"] == {"old_name": "a.txt", "new_name": "c.txt"}
 
@@ -358,19 +411,28 @@ async def test_files_are_listed_newest_first_in_pages_and_searched(api: Api, wee
     found = (await admin.get("/api/v1/files", params={"q": "alpha"})).expect(200)["items"]
     assert sorted(f["name"] for f in found) == ["Alphabet.md", "alpha.txt"]
     assert [f["name"] for f in (await admin.get("/api/v1/files", params={"q": "%"})).expect(200)["items"]] == [
-        "100%.txt"]
+        "100%.txt"
+    ]
     assert [f["name"] for f in (await admin.get("/api/v1/files", params={"q": "a_1"})).expect(200)["items"]] == [
-        "gamma_1.txt"]
+        "gamma_1.txt"
+    ]
 
 
 async def test_another_users_file_is_404_everywhere(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, _ = await admin_with_layout(api, weed, bucket)
     file_id = (await admin.upload("mine.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
-    eve = await api.user("eve", permissions=["can_view_file", "can_rename_file", "can_delete_file",
-                                             "can_upload_file", "can_view_cdnserver"])
-    for method, path, body in [("GET", "", None), ("GET", "/download", None), ("PATCH", "", {"name": "x"}),
-                               ("DELETE", "", None), ("POST", "/complete", None)]:
+    eve = await api.user(
+        "eve",
+        permissions=["can_view_file", "can_rename_file", "can_delete_file", "can_upload_file", "can_view_cdnserver"],
+    )
+    for method, path, body in [
+        ("GET", "", None),
+        ("GET", "/download", None),
+        ("PATCH", "", {"name": "x"}),
+        ("DELETE", "", None),
+        ("POST", "/complete", None),
+    ]:
         answer = await eve.call(method, f"/api/v1/files/{file_id}{path}", json=body)
         answer.problem(404, "file_not_found")
     # Except where it is: the view of every holder of can_view_cdnserver, by contract.
@@ -397,17 +459,20 @@ async def test_history_records_every_file_action(api: Api, weed: WeedCluster, bu
     (await admin.get("/api/v1/history?event=file.exploded")).problem(422, "invalid_field")
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "", "size": 1}, "name"),
-    ({"name": "a/b", "size": 1}, "name"),
-    ({"name": "x" * 256, "size": 1}, "name"),
-    ({"name": "bell\x07", "size": 1}, "name"),
-    ({"name": "ok", "size": -1}, "size"),
-    ({"name": "ok", "size": "12"}, "size"),
-    ({"name": "ok", "size": 1.5}, "size"),
-    ({"name": "ok", "size": 1, "content_type": "text"}, "content_type"),
-    ({"size": 1}, "name"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "", "size": 1}, "name"),
+        ({"name": "a/b", "size": 1}, "name"),
+        ({"name": "x" * 256, "size": 1}, "name"),
+        ({"name": "bell\x07", "size": 1}, "name"),
+        ({"name": "ok", "size": -1}, "size"),
+        ({"name": "ok", "size": "12"}, "size"),
+        ({"name": "ok", "size": 1.5}, "size"),
+        ({"name": "ok", "size": 1, "content_type": "text"}, "content_type"),
+        ({"size": 1}, "name"),
+    ],
+)
 async def test_bad_announcements_are_422_naming_the_field(api: Api, body: dict[str, object], field: str) -> None:
     alice = await api.user("alice")
     problem = (await alice.post("/api/v1/files", json=body)).problem(422, "invalid_field")
@@ -418,8 +483,7 @@ async def test_too_large_a_file_is_413_and_an_unknown_field_422(make_api: object
     api = await make_api(uploads={"max_file_size": 1000})  # type: ignore[operator]
     alice = await api.user("alice")
     (await alice.post("/api/v1/files", json={"name": "big", "size": 1001})).problem(413, "file_too_large")
-    (await alice.post("/api/v1/files", json={"name": "big", "size": 1, "colour": "red"})).problem(
-        422, "unknown_field")
+    (await alice.post("/api/v1/files", json={"name": "big", "size": 1, "colour": "red"})).problem(422, "unknown_field")
     (await alice.patch("/api/v1/files/not-a-uuid", json={"name": "x"})).problem(404, "file_not_found")
     (await alice.patch("/api/v1/files/not-a-uuid", json={"name": ""})).problem(422, "invalid_field")
 
@@ -441,14 +505,17 @@ async def test_file_servers_shows_present_and_pending_copies(api: Api, weed: Wee
     items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
     # Each copy: its server as a ServerRef (no id, endpoint or credentials) and its status.
     sites = {site.name: site for site in ORIGINAL_LAYOUT}
-    assert items == [{"server": {"name": name, "location": sites[name].location, "zone": "USA"}, "status": "present"}
-                     for name in ("dallas", "newyork")]
+    assert items == [
+        {"server": {"name": name, "location": sites[name].location, "zone": "USA"}, "status": "present"}
+        for name in ("dallas", "newyork")
+    ]
     alice = await api.user("alice")
     (await alice.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")
 
 
 async def test_the_file_list_includes_where_each_file_is_in_one_answer(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, _ = await admin_with_layout(api, weed, bucket)
     stored = (await admin.upload("w.txt", DATA))["file"]["id"]
     await admin.wait_stored(stored)
@@ -478,8 +545,9 @@ async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, wee
     (await alice.post("/api/v1/files", json={"name": "mine.txt", "size": 1}, headers=from_ip(US_IP))).expect(201)
 
 
-async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(api: Api, weed: WeedCluster,
-                                                                         bucket: str) -> None:
+async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
     answer = await admin.upload("order.txt", DATA)
@@ -501,5 +569,12 @@ async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(api: Ap
     assert len((await admin.get("/api/v1/history?event=file.stored")).expect(200)["items"]) == 1
     assert (await admin.download(file_id))[1] == DATA
     oversized = {"event_type": "create", "key": path, "message": {"padding": "x" * (2 << 20)}}
-    (await api.call("POST", hook, data=io.BytesIO(json.dumps(oversized).encode()), token=EVENTS_TOKEN,
-                    headers={"Content-Type": "application/json"})).problem(413, "request_too_large")
+    (
+        await api.call(
+            "POST",
+            hook,
+            data=io.BytesIO(json.dumps(oversized).encode()),
+            token=EVENTS_TOKEN,
+            headers={"Content-Type": "application/json"},
+        )
+    ).problem(413, "request_too_large")

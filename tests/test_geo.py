@@ -302,9 +302,7 @@ def test_new_york_to_dallas_is_about_2200_km() -> None:
 
 
 def test_cape_town_to_vladivostok_is_about_14300_km() -> None:
-    assert great_circle_km(CITIES["Cape Town"], CITIES["Vladivostok"]) == pytest.approx(
-        14290, abs=50
-    )
+    assert great_circle_km(CITIES["Cape Town"], CITIES["Vladivostok"]) == pytest.approx(14290, abs=50)
 
 
 def test_distance_is_symmetric_and_zero_to_itself() -> None:
@@ -324,26 +322,20 @@ def names(ranked: list[Server]) -> list[str]:
     return [s.name for s in ranked]
 
 
-def test_american_client_is_nearest_to_a_us_city(
-    locator: GeoLocator, servers: list[Server]
-) -> None:
+def test_american_client_is_nearest_to_a_us_city(locator: GeoLocator, servers: list[Server]) -> None:
     best = nearest(servers, locator.locate(GOOGLE_DNS))
     assert best is not None
     assert best.name in US_CITIES
     assert set(names(rank(servers, locator.locate(GOOGLE_DNS)))[:3]) == US_CITIES
 
 
-def test_russian_client_is_nearest_to_vladivostok(
-    locator: GeoLocator, servers: list[Server]
-) -> None:
+def test_russian_client_is_nearest_to_vladivostok(locator: GeoLocator, servers: list[Server]) -> None:
     best = nearest(servers, locator.locate(YANDEX_DNS))
     assert best is not None
     assert best.name == "Vladivostok"
 
 
-def test_south_african_client_is_nearest_to_cape_town(
-    locator: GeoLocator, servers: list[Server]
-) -> None:
+def test_south_african_client_is_nearest_to_cape_town(locator: GeoLocator, servers: list[Server]) -> None:
     ranked = rank(servers, locator.locate(TELKOM_ZA))
     assert ranked[0].name == "Cape Town"
 

@@ -38,6 +38,7 @@ async def served(aiohttp_client: Any, tmp_path: Path) -> MakeServed:
     async def make(**sections: dict[str, Any]) -> Api:
         app = create_app(make_config(tmp_path, 8080, **sections))
         return Api(await aiohttp_client(ServedByCdnstore(app)))
+
     return make
 
 
@@ -145,14 +146,21 @@ async def test_cdnstore_serve_answers_oversized_heads_with_problem_json(tmp_path
     await daemon.start()
     answers = []
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
-        for headers, path in [({"X-Padding": "p" * 10_000}, "/healthz"),
-                              ({"X-Padding": "p" * 7000, "X-More": "m" * 2000}, "/healthz"),
-                              ({}, "/healthz?" + "q" * (MAX_REQUEST_LINE + 1)),
-                              ({"X-Padding": "p" * 7000}, "/healthz")]:
+        for headers, path in [
+            ({"X-Padding": "p" * 10_000}, "/healthz"),
+            ({"X-Padding": "p" * 7000, "X-More": "m" * 2000}, "/healthz"),
+            ({}, "/healthz?" + "q" * (MAX_REQUEST_LINE + 1)),
+            ({"X-Padding": "p" * 7000}, "/healthz"),
+        ]:
             async with http.get(path, headers=headers) as resp:
                 kind = resp.headers.get("Content-Type", "")
-                answers.append(Answer(resp.status, await resp.json(content_type=None) if "json" in kind
-                                      else await resp.text(), resp.headers))
+                answers.append(
+                    Answer(
+                        resp.status,
+                        await resp.json(content_type=None) if "json" in kind else await resp.text(),
+                        resp.headers,
+                    )
+                )
     too_large(answers[0], 8192)
     assert too_large(answers[1], 8192)["field"] == "X-Padding"
     too_large(answers[2], MAX_REQUEST_LINE, code="uri_too_long", status=414)
@@ -172,20 +180,28 @@ async def raw_answer_headers(port: int, head: bytes) -> tuple[int, dict[str, str
 
 
 async def test_every_answer_says_nosniff_names_no_server_version_and_api_answers_are_not_stored(
-        tmp_path: Path, daemon: Daemon) -> None:
+    tmp_path: Path, daemon: Daemon
+) -> None:
     write_config(tmp_path, daemon.port)
     await daemon.start()
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
         admin = await admin_session(daemon, http)
         login = {"username": "root", "password": PASSWORD}
         calls: list[tuple[str, str, Any, int]] = [
-            ("GET", "/", None, 200), ("GET", "/s/some-token", None, 200), ("GET", "/static/app.js", None, 200),
-            ("GET", "/static/nope.js", None, 404), ("GET", "/no/such/route", None, 404),
-            ("PUT", "/healthz", None, 405), ("GET", "/healthz", None, 200), ("GET", "/api/openapi.json", None, 200),
-            ("GET", "/api/v1/me", None, 401), ("POST", "/api/v1/auth/login", login, 200),
+            ("GET", "/", None, 200),
+            ("GET", "/s/some-token", None, 200),
+            ("GET", "/static/app.js", None, 200),
+            ("GET", "/static/nope.js", None, 404),
+            ("GET", "/no/such/route", None, 404),
+            ("PUT", "/healthz", None, 405),
+            ("GET", "/healthz", None, 200),
+            ("GET", "/api/openapi.json", None, 200),
+            ("GET", "/api/v1/me", None, 401),
+            ("POST", "/api/v1/auth/login", login, 200),
             ("POST", "/api/v1/auth/login", {**login, "password": "wrong password"}, 401),
             ("GET", "/api/v1/me", {"token": admin.tokens["access_token"]}, 200),
-            ("POST", "/api/v1/auth/refresh", {"refresh_token": admin.tokens["refresh_token"]}, 200)]
+            ("POST", "/api/v1/auth/refresh", {"refresh_token": admin.tokens["refresh_token"]}, 200),
+        ]
         for method, path, body, status in calls:
             headers = {}
             if isinstance(body, dict) and "token" in body:
@@ -210,7 +226,8 @@ def csp(answer: Answer) -> dict[str, str]:
 
 
 async def test_the_pages_csp_lets_it_connect_to_itself_and_the_registered_servers_only(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     page = csp(await api.call("GET", "/"))
     assert page["connect-src"] == "'self'"
     assert (page["base-uri"], page["form-action"], page["frame-ancestors"]) == ("'none'", "'self'", "'none'")
@@ -221,12 +238,21 @@ async def test_the_pages_csp_lets_it_connect_to_itself_and_the_registered_server
     def origin(name: str) -> str:
         return weed.instance(name).endpoint_url.rstrip("/")
 
-    assert csp(await api.call("GET", "/"))["connect-src"].split() == ["'self'", *sorted(
-        [origin("newyork"), origin("dallas")])]
+    assert csp(await api.call("GET", "/"))["connect-src"].split() == [
+        "'self'",
+        *sorted([origin("newyork"), origin("dallas")]),
+    ]
     # The registry changes: a server moves, another is removed; the next page load follows.
-    (await admin.patch(f"/api/v1/servers/{newyork['id']}", json={
-        "endpoint_url": weed.instance("detroit").endpoint_url, "access_key": ACCESS_KEY,
-        "secret_key": SECRET_KEY})).expect(200)
+    (
+        await admin.patch(
+            f"/api/v1/servers/{newyork['id']}",
+            json={
+                "endpoint_url": weed.instance("detroit").endpoint_url,
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+            },
+        )
+    ).expect(200)
     (await admin.delete(f"/api/v1/servers/{dallas['id']}")).expect(204)
     assert csp(await api.call("GET", "/"))["connect-src"].split() == ["'self'", origin("detroit")]
     # The share page only talks to this origin (its download is a navigation, not a connection).

@@ -40,26 +40,47 @@ CASES = [
     Case("POST", "/api/v1/files/{id}/complete", "/api/v1/files/{file}/complete", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
-    Case("POST", "/api/v1/files/{id}/upload/parts", "/api/v1/files/{file}/upload/parts", 404, "file_not_found",
-         {"numbers": [1]}),
+    Case(
+        "POST",
+        "/api/v1/files/{id}/upload/parts",
+        "/api/v1/files/{file}/upload/parts",
+        404,
+        "file_not_found",
+        {"numbers": [1]},
+    ),
     Case("DELETE", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
     Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download?redirect=true", 404,
-         "file_not_found"),
+    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download?redirect=true", 404, "file_not_found"),
     Case("PATCH", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found", {"name": "stolen.txt"}),
     Case("DELETE", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
     Case("POST", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found", {}),
     Case("GET", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found"),
-    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{file}/links/{link}", 404,
-         "file_not_found"),
+    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{file}/links/{link}", 404, "file_not_found"),
     # alice's link through mallory's own file: the link is not found under it.
-    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{mallory_file}/links/{link}", 404,
-         "link_not_found"),
-    Case("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden",
-         {"password": "mallory was here", "permissions": [], "is_admin": True}),
+    Case(
+        "DELETE",
+        "/api/v1/files/{id}/links/{link_id}",
+        "/api/v1/files/{mallory_file}/links/{link}",
+        404,
+        "link_not_found",
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/users/{id}",
+        "/api/v1/users/{user}",
+        403,
+        "forbidden",
+        {"password": "mallory was here", "permissions": [], "is_admin": True},
+    ),
     Case("GET", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
-    Case("PATCH", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden",
-         {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
+    Case(
+        "PATCH",
+        "/api/v1/users/{id}",
+        "/api/v1/users/{user}",
+        403,
+        "forbidden",
+        {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]},
+    ),
     Case("DELETE", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
     Case("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/{job}/retry", 403, "forbidden"),
 ]
@@ -72,8 +93,7 @@ ADMIN_VIEWS = {("GET", "/api/v1/files/{id}/servers")}
 
 
 def test_every_route_with_an_id_has_an_idor_case() -> None:
-    with_ids = {(ep.method, ep.path) for ep in ROUTES
-                if re.search(r"{(id|link_id)}", ep.path)}
+    with_ids = {(ep.method, ep.path) for ep in ROUTES if re.search(r"{(id|link_id)}", ep.path)}
     covered = {(case.method, case.route) for case in CASES}
     known = covered | SHARED | ADMIN_VIEWS
     assert with_ids == known, (with_ids - known, known - with_ids)
@@ -83,7 +103,8 @@ def test_every_route_with_an_id_has_an_idor_case() -> None:
 
 
 async def test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "dallas", bucket)
     alice = await api.user("alice")
@@ -110,13 +131,13 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
-    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]),
-            "public": public}
+    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]), "public": public}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
 async def test_another_users_ids_are_not_found_and_change_nothing(
-        api: Api, weed: WeedCluster, bucket: str, case: Case) -> None:
+    api: Api, weed: WeedCluster, bucket: str, case: Case
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "dallas", bucket)
     alice = await api.user("alice")
@@ -126,13 +147,20 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))
     assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]
     mallory_file = (await mallory.upload("mallory.txt", b"mine\n"))["file"]["id"]
-    ids = {"file": file_id, "link": link["id"], "token": link["token"], "user": alice.user["id"],
-           "mallory_file": mallory_file, "job": NOBODY}
+    ids = {
+        "file": file_id,
+        "link": link["id"],
+        "token": link["token"],
+        "user": alice.user["id"],
+        "mallory_file": mallory_file,
+        "job": NOBODY,
+    }
     before = await _snapshot(api, admin, alice, ids)
 
     answer = await mallory.call(case.method, case.path.format(**ids), json=case.body)
-    LEDGER.add("IDOR: another user's ids on every route that takes one", bad_inputs=1,
-               server_errors=int(answer.status >= 500))
+    LEDGER.add(
+        "IDOR: another user's ids on every route that takes one", bad_inputs=1, server_errors=int(answer.status >= 500)
+    )
     answer.problem(case.status, case.code)
 
     assert await _snapshot(api, admin, alice, ids) == before

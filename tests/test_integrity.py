@@ -38,12 +38,15 @@ async def replica_rows(api: Api, file_id: str) -> dict[str, tuple[str, str | Non
     """server name -> (status, verified_at) of the file's current version, as the database has them."""
     rows = await api.app[appkeys.DB].fetchall(
         "SELECT s.name, r.status, r.verified_at FROM files f JOIN replicas r ON r.version_id = f.current_version_id "
-        "JOIN servers s ON s.id = r.server_id WHERE f.uuid = ?", (file_id,))
+        "JOIN servers s ON s.id = r.server_id WHERE f.uuid = ?",
+        (file_id,),
+    )
     return {r["name"]: (r["status"], r["verified_at"]) for r in rows}
 
 
 async def test_a_declared_sha256_binds_the_put_so_the_storage_server_refuses_other_bytes(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     answer = await announce(admin, "bound.bin", len(DATA), SHA256.upper())
     assert answer["file"]["sha256"] == SHA256  # kept in lowercase
@@ -59,7 +62,8 @@ async def test_a_declared_sha256_binds_the_put_so_the_storage_server_refuses_oth
 
 
 async def test_a_sha256_that_is_not_64_hex_characters_is_refused_naming_the_field(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     for wrong in ("abc", "g" * 64, SHA256 + "0", 42):
         answer = await admin.post("/api/v1/files", json={"name": "x.bin", "size": 3, "sha256": wrong})
@@ -68,7 +72,8 @@ async def test_a_sha256_that_is_not_64_hex_characters_is_refused_naming_the_fiel
 
 
 async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_copy_is_verified(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     answer = await announce(admin, "undeclared.bin", len(DATA), None)
     assert answer["file"]["sha256"] is None
@@ -89,7 +94,8 @@ async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_cop
 
 
 async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its_next_copy(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     file_id = (await admin.upload("old.bin", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
@@ -106,7 +112,8 @@ async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its
 
 
 async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_read(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     file_id = (await admin.upload("alone.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]  # Cape Town: no other
     await admin.wait_stored(file_id)
@@ -115,13 +122,14 @@ async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_re
 
     assert await api.app[appkeys.INTEGRITY].verify() == 1
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
-    (status, verified_at), = (await replica_rows(api, file_id)).values()
+    ((status, verified_at),) = (await replica_rows(api, file_id)).values()
     assert status == "present" and verified_at is not None
     assert await api.app[appkeys.INTEGRITY].verify() == 0  # read once, not again
 
 
 async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_second(
-        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(integrity={"verify_rate": len(DATA)})  # the file in one second, not faster
     admin = await setup(api, weed, bucket)
     file_id = (await admin.upload("slow.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]
@@ -134,8 +142,9 @@ async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_sec
 
 async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str, ip: str = US_IP) -> str:
     """A multipart upload of `data` declaring `sha256`, completed; the file's id."""
-    upload = (await user.post("/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256},
-                              headers=from_ip(ip)))
+    upload = await user.post(
+        "/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256}, headers=from_ip(ip)
+    )
     answer = upload.body
     assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
     file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
@@ -143,13 +152,14 @@ async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str, ip
     items = (await user.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
     for item in items["items"]:
         n = item["number"]
-        assert await put_bytes(item, data[(n - 1) * part_size:n * part_size]) == 200
+        assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
     (await user.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     return str(file_id)
 
 
 async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and_the_file_keeps_its_content(
-        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await setup(api, weed, bucket)
     file_id = (await admin.upload("big.bin", DATA))["file"]["id"]
@@ -166,7 +176,8 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     events = (await admin.get("/api/v1/history?event=file.corrupt")).expect(200)["items"]
     assert [e["data"]["found"] for e in events] == [hashlib.sha256(big).hexdigest()]
     rejected = await api.app[appkeys.DB].fetchone(
-        "SELECT status, rejected_at FROM versions WHERE sha256 = ?", ("0" * 64,))
+        "SELECT status, rejected_at FROM versions WHERE sha256 = ?", ("0" * 64,)
+    )
     assert rejected is not None and rejected["status"] == "deleted" and rejected["rejected_at"] is not None
 
     right = hashlib.sha256(big).hexdigest()
@@ -177,7 +188,8 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
 
 
 async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verification_read_finds_it(
-        make_api: Any, weed: WeedCluster, bucket: str) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await setup(api, weed, bucket)
     big = bytes(range(256)) * (6 * MIB // 256)
@@ -190,14 +202,17 @@ async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verificat
     (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
     events = (await admin.get("/api/v1/history")).expect(200)["items"]
     assert [(e["event"], e["data"].get("reason")) for e in events[:2]] == [
-        ("file.deleted", "content_corrupt"), ("file.corrupt", None)]
+        ("file.deleted", "content_corrupt"),
+        ("file.corrupt", None),
+    ]
     await api.app[appkeys.WORKER].drain()
     storage = api.app[appkeys.STORAGE]
     assert [o async for o in storage.list_objects(weed.target("capetown", bucket))] == []
 
 
 async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await setup(api, weed, bucket)
     file_id = (await admin.upload("c.bin", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
@@ -205,20 +220,25 @@ async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
     nearest = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
     db = api.app[appkeys.DB]
     async with db.transaction() as tx:
-        await tx.execute("UPDATE replicas SET status = 'corrupt' WHERE server_id = (SELECT id FROM servers "
-                         "WHERE name = ?)", (nearest["server"]["name"],))
+        await tx.execute(
+            "UPDATE replicas SET status = 'corrupt' WHERE server_id = (SELECT id FROM servers WHERE name = ?)",
+            (nearest["server"]["name"],),
+        )
     items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
     assert {i["server"]["name"]: i["status"] for i in items} == {
-        "dallas": "present", "newyork": "present", nearest["server"]["name"]: "corrupt"}
+        "dallas": "present",
+        "newyork": "present",
+        nearest["server"]["name"]: "corrupt",
+    }
     for _ in range(3):
         other = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
         assert other["server"]["name"] != nearest["server"]["name"]
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
-    got = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={},
-                          headers=from_ip(US_IP))).expect(200)
+    got = (
+        await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={}, headers=from_ip(US_IP))
+    ).expect(200)
     assert got["server"]["name"] != nearest["server"]["name"] and got["sha256"] == SHA256
 
     async with db.transaction() as tx:
         await tx.execute("UPDATE replicas SET status = 'corrupt'")
-    (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).problem(
-        503, "no_replica_available")
+    (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).problem(503, "no_replica_available")

@@ -36,20 +36,28 @@ async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
     database = connect(DatabaseConfig(path=str(tmp_path / "db.sqlite3"), url=database_url))
     await database.open()
     async with database.transaction() as tx:
-        await tx.execute("INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                         "VALUES (1, 'u', 'alice', 'x', ?, ?)", (T0, T0))
+        await tx.execute(
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "VALUES (1, 'u', 'alice', 'x', ?, ?)",
+            (T0, T0),
+        )
         for sid, zone in ((1, "USA"), (2, "USA"), (3, "Africa")):
             await tx.execute(
                 "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key, location,"
                 " zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) VALUES "
                 "(?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', ?, 0, 0, 1, 1, 'up', ?, ?)",
-                (sid, f"s{sid}", f"server{sid}", zone, T0, T0))
+                (sid, f"s{sid}", f"server{sid}", zone, T0, T0),
+            )
         for vid in range(1, 11):
-            await tx.execute("INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) VALUES "
-                             "(?, ?, 1, ?, ?, ?)", (vid, f"f{vid}", f"file{vid}", T0, T0))
-            await tx.execute("INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id,"
-                             " zone, status, created_at) VALUES (?, ?, ?, 10, 'text/plain', 1, 'USA', 'stored', ?)",
-                             (vid, vid, f"k{vid}", T0))
+            await tx.execute(
+                "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, 1, ?, ?, ?)",
+                (vid, f"f{vid}", f"file{vid}", T0, T0),
+            )
+            await tx.execute(
+                "INSERT INTO versions (id, file_id, object_key, size, content_type, upload_server_id,"
+                " zone, status, created_at) VALUES (?, ?, ?, 10, 'text/plain', 1, 'USA', 'stored', ?)",
+                (vid, vid, f"k{vid}", T0),
+            )
             await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (1, ?)", (vid,))
     yield database
     await database.close()
@@ -116,7 +124,10 @@ async def test_failures_back_off_then_stay_failed_until_retried(db: Database) ->
     assert job is not None
     await queue.fail(job, "boom at last")
     assert tuple(await db.fetchone("SELECT status, attempts, last_error FROM jobs")) == (  # type: ignore[arg-type]
-        "failed", 3, "boom at last")
+        "failed",
+        3,
+        "boom at last",
+    )
     clock.now += 10_000
     assert await queue.claim(2) is None
     retried = await queue.retry(job_uuid(job.id))
@@ -230,8 +241,9 @@ async def test_a_worker_that_loses_a_jobs_lease_stops_running_it(db: Database) -
             runs.append("stopped")
             raise
 
-    worker = JobWorker(queue, registry.available_ids, {"copy": endless, "remove": endless}, queue.cfg,
-                       health_interval=1)
+    worker = JobWorker(
+        queue, registry.available_ids, {"copy": endless, "remove": endless}, queue.cfg, health_interval=1
+    )
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(lambda: runs == ["started"], "the job to start")
@@ -265,8 +277,9 @@ async def test_a_server_switched_off_while_a_worker_looks_for_jobs_gets_none_of_
         ran.append(job.server_id)
 
     queue.claim = slow_claim  # type: ignore[method-assign]
-    worker = JobWorker(queue, lambda: list(available), {"copy": handler, "remove": handler}, queue.cfg,
-                       health_interval=1)
+    worker = JobWorker(
+        queue, lambda: list(available), {"copy": handler, "remove": handler}, queue.cfg, health_interval=1
+    )
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(looking.is_set, "the worker to ask for server 1's jobs")

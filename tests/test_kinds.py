@@ -14,7 +14,8 @@ def test_every_test_module_has_a_kind_and_every_kind_names_a_module() -> None:
 
 
 def test_every_collected_test_has_exactly_one_kind_and_no_unit_test_starts_servers(
-        request: pytest.FixtureRequest) -> None:
+    request: pytest.FixtureRequest,
+) -> None:
     items = request.session.items
     assert request.node in items
     assert [why for item in items if (why := misfiled(item))] == []

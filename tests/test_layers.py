@@ -65,8 +65,13 @@ def imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
 
 
 # Not modules of the service: the package itself, a client example (README), the migrations' package markers.
-UNLISTED = ("cdnstore", "cdnstore.examples", "cdnstore.examples.upload", "cdnstore.migrations",
-            "cdnstore.migrations.postgres")
+UNLISTED = (
+    "cdnstore",
+    "cdnstore.examples",
+    "cdnstore.examples.upload",
+    "cdnstore.migrations",
+    "cdnstore.migrations.postgres",
+)
 
 
 def test_every_module_is_in_the_architecture_table() -> None:

@@ -35,7 +35,8 @@ def mode(path: Path) -> int:
 
 
 async def test_a_served_daemons_log_holds_no_share_token_after_link_downloads(
-        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
     write_config(tmp_path, daemon.port)
     await daemon.start()
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
@@ -45,10 +46,14 @@ async def test_a_served_daemons_log_holds_no_share_token_after_link_downloads(
         await admin.wait_stored(file_id)
         token = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)["token"]
         public = f"/api/v1/public/links/{token}"
-        for method, path, status in (("GET", f"/s/{token}", 200), ("GET", public, 200),
-                                     ("POST", f"{public}/download", 200),
-                                     ("POST", f"{public}/download?redirect=true", 302),
-                                     ("GET", f"/s/{token}/", 404), ("GET", f"{public}/nothing", 404)):
+        for method, path, status in (
+            ("GET", f"/s/{token}", 200),
+            ("GET", public, 200),
+            ("POST", f"{public}/download", 200),
+            ("POST", f"{public}/download?redirect=true", 302),
+            ("GET", f"/s/{token}/", 404),
+            ("GET", f"{public}/nothing", 404),
+        ):
             async with http.request(method, path, json={}, headers=from_ip(US_IP), allow_redirects=False) as resp:
                 assert resp.status == status, (path, await resp.text())
         (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
@@ -57,15 +62,21 @@ async def test_a_served_daemons_log_holds_no_share_token_after_link_downloads(
 
     log = daemon.log.read_text()
     assert token not in log
-    for line in ("GET /s/{token} 200", "GET /api/v1/public/links/{token} 200",
-                 "POST /api/v1/public/links/{token}/download 200", "POST /api/v1/public/links/{token}/download 302",
-                 "GET /s/{redacted}/ 404", "GET /api/v1/public/links/{redacted}/nothing 404",
-                 f"GET /api/v1/files/{file_id} 200"):  # ids grant nothing: they stay, to follow a request
+    for line in (
+        "GET /s/{token} 200",
+        "GET /api/v1/public/links/{token} 200",
+        "POST /api/v1/public/links/{token}/download 200",
+        "POST /api/v1/public/links/{token}/download 302",
+        "GET /s/{redacted}/ 404",
+        "GET /api/v1/public/links/{redacted}/nothing 404",
+        f"GET /api/v1/files/{file_id} 200",
+    ):  # ids grant nothing: they stay, to follow a request
         assert line in log, line
 
 
 async def test_the_database_its_wal_and_shm_and_backups_are_private_whatever_the_umask(
-        tmp_path: Path, daemon: Daemon) -> None:
+    tmp_path: Path, daemon: Daemon
+) -> None:
     config = write_config(tmp_path, daemon.port, database={"path": str(tmp_path / "var" / "cdnstore.sqlite3")})
     env = {"CDNSTORE_CONFIG": str(config)}
     db = tmp_path / "var" / "cdnstore.sqlite3"
@@ -88,7 +99,8 @@ async def test_the_database_its_wal_and_shm_and_backups_are_private_whatever_the
 
 
 def test_a_database_left_readable_by_others_is_made_private_at_start(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "old.sqlite3"
     initialize(db)
     db.chmod(0o644)  # as earlier versions left it under the usual umask

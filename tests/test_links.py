@@ -22,8 +22,7 @@ from cdnstore.seaweed import WeedCluster
 
 DATA = b"shared through a link\n" * 100
 SECRET_WORD = "open sesame"
-LINK_KEYS = {"id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads",
-             "created_at"}
+LINK_KEYS = {"id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads", "created_at"}
 
 
 async def owner_with_file(api: Api, weed: WeedCluster, bucket: str, name: str = "shared.txt") -> tuple[Session, str]:
@@ -83,8 +82,7 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
     assert (await new_link(alice, file_id, expires_in=None, max_downloads=None))["expires_at"] is None
 
 
-async def test_a_link_download_goes_to_the_nearest_holder_that_is_up(api: Api, weed: WeedCluster,
-                                                                     bucket: str) -> None:
+async def test_a_link_download_goes_to_the_nearest_holder_that_is_up(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
     file_id = (await admin.upload("everywhere.txt", DATA, ip=US_IP))["file"]["id"]
@@ -119,7 +117,8 @@ async def test_a_password_is_required_checked_and_never_shown(api: Api, weed: We
 
 
 async def test_a_limit_of_5_grants_exactly_5_downloads_under_20_concurrent_requests(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     alice, file_id = await owner_with_file(api, weed, bucket)
     link = await new_link(alice, file_id, max_downloads=5)
     answers = await asyncio.gather(*(pull(api, link["token"]) for _ in range(20)))
@@ -185,8 +184,9 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
     assert (await links_of(admin, file_id))[0]["downloads"] == 0
 
 
-async def test_wrong_passwords_are_throttled_until_the_window_ends(make_api: Any, weed: WeedCluster,
-                                                                   bucket: str) -> None:
+async def test_wrong_passwords_are_throttled_until_the_window_ends(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
@@ -204,8 +204,7 @@ async def test_wrong_passwords_are_throttled_until_the_window_ends(make_api: Any
     (await pull(api, token, SECRET_WORD)).expect(200)
 
 
-async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster,
-                                                                bucket: str) -> None:
+async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster, bucket: str) -> None:
     api = await make_api(links={"max_password_failures": 100, "max_password_failures_per_ip": 3})
     alice, file_id = await owner_with_file(api, weed, bucket)
     first = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
@@ -217,14 +216,17 @@ async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, w
     (await pull(api, second, "another secret", ip=US_IP)).expect(200)
 
 
-async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(make_api: Any, weed: WeedCluster,
-                                                                         bucket: str) -> None:
+async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(links={"max_password_failures": 5})
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
     answers = await asyncio.gather(*(pull(api, token, f"guess {i}") for i in range(20)))
     assert Counter((a.status, a.body["code"]) for a in answers) == {
-        (401, "invalid_password"): 5, (429, "too_many_attempts"): 15}
+        (401, "invalid_password"): 5,
+        (429, "too_many_attempts"): 15,
+    }
 
 
 async def test_history_records_link_events_on_the_owners_side(api: Api, weed: WeedCluster, bucket: str) -> None:
@@ -240,8 +242,7 @@ async def test_history_records_link_events_on_the_owners_side(api: Api, weed: We
     assert items[2]["data"]["has_password"] is True and items[2]["data"]["max_downloads"] == 3
 
 
-async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, weed: WeedCluster,
-                                                                   bucket: str) -> None:
+async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, weed: WeedCluster, bucket: str) -> None:
     alice, file_id = await owner_with_file(api, weed, bucket)
     link = await new_link(alice, file_id)
     eve = await api.user("eve")
@@ -270,22 +271,26 @@ async def test_links_are_listed_newest_first_in_pages(api: Api, weed: WeedCluste
     assert rest == {"items": [made[0]], "next_cursor": None}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"max_downloads": -1}, "max_downloads"),
-    ({"max_downloads": 0}, "max_downloads"),
-    ({"max_downloads": "5"}, "max_downloads"),
-    ({"max_downloads": 2.5}, "max_downloads"),
-    ({"expires_in": 0}, "expires_in"),
-    ({"expires_in": True}, "expires_in"),
-    ({"expires_in": 10**12}, "expires_in"),
-    ({"password": "x" * 1025}, "password"),
-    ({"password": ""}, "password"),
-    ({"password": 1234}, "password"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"max_downloads": -1}, "max_downloads"),
+        ({"max_downloads": 0}, "max_downloads"),
+        ({"max_downloads": "5"}, "max_downloads"),
+        ({"max_downloads": 2.5}, "max_downloads"),
+        ({"expires_in": 0}, "expires_in"),
+        ({"expires_in": True}, "expires_in"),
+        ({"expires_in": 10**12}, "expires_in"),
+        ({"password": "x" * 1025}, "password"),
+        ({"password": ""}, "password"),
+        ({"password": 1234}, "password"),
+    ],
+)
 async def test_bad_link_input_is_422_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     alice = await api.user("alice")
     problem = (await alice.post("/api/v1/files/00000000-0000-0000-0000-000000000000/links", json=body)).problem(
-        422, "invalid_field")
+        422, "invalid_field"
+    )
     assert problem["detail"].startswith(f"{field}:")
 
 
@@ -299,8 +304,9 @@ async def test_unknown_fields_are_422(api: Api) -> None:
     (await api.call("POST", "/api/v1/public/links/x/download", json={"password": 5})).problem(422, "invalid_field")
 
 
-async def test_the_expiry_default_and_ceiling_come_from_the_config(make_api: Any, weed: WeedCluster,
-                                                                  bucket: str) -> None:
+async def test_the_expiry_default_and_ceiling_come_from_the_config(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(links={"default_expires_in": 600, "max_expires_in": 3600})
     alice, file_id = await owner_with_file(api, weed, bucket)
     assert 590 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 600
@@ -311,8 +317,7 @@ async def test_the_expiry_default_and_ceiling_come_from_the_config(make_api: Any
     assert len(await links_of(alice, file_id)) == 2
 
 
-async def test_without_a_default_a_link_lives_until_the_ceiling(make_api: Any, weed: WeedCluster,
-                                                                bucket: str) -> None:
+async def test_without_a_default_a_link_lives_until_the_ceiling(make_api: Any, weed: WeedCluster, bucket: str) -> None:
     api = await make_api(links={"max_expires_in": 60})
     alice, file_id = await owner_with_file(api, weed, bucket)
     assert 50 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 60
@@ -333,7 +338,8 @@ def url_expires(url: str) -> int:
 
 
 async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id))["token"]
     got = (await pull(api, token)).expect(200)

@@ -50,9 +50,11 @@ def md5_b64(data: bytes) -> str:
 
 
 async def announce(user: Session, name: str, size: int, expect: int = 201) -> dict[str, Any]:
-    answer = await user.post("/api/v1/files", json={"name": name, "size": size,
-                                                    "content_type": "application/octet-stream"},
-                             headers=from_ip(US_IP))
+    answer = await user.post(
+        "/api/v1/files",
+        json={"name": name, "size": size, "content_type": "application/octet-stream"},
+        headers=from_ip(US_IP),
+    )
     return dict(answer.expect(expect))
 
 
@@ -60,8 +62,9 @@ async def put_part(item: dict[str, Any], data: bytes) -> int:
     return await put_bytes(item, data)
 
 
-async def part_urls(user: Session, file_id: str, numbers: list[int], md5: dict[str, str] | None = None
-                    ) -> dict[int, dict[str, Any]]:
+async def part_urls(
+    user: Session, file_id: str, numbers: list[int], md5: dict[str, str] | None = None
+) -> dict[int, dict[str, Any]]:
     body: dict[str, Any] = {"numbers": numbers}
     if md5 is not None:
         body["md5"] = md5
@@ -116,8 +119,9 @@ async def test_a_file_at_the_threshold_is_one_put(make_api: Any, weed: WeedClust
     (await admin.get(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
 
 
-async def test_parts_are_resumed_from_the_servers_list_and_assembled(make_api: Any, weed: WeedCluster,
-                                                                     bucket: str) -> None:
+async def test_parts_are_resumed_from_the_servers_list_and_assembled(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api, admin = await setup(make_api, weed, bucket)
     size = 11 * MIB + 123
     answer = await announce(admin, "video.mp4", size)
@@ -125,8 +129,10 @@ async def test_parts_are_resumed_from_the_servers_list_and_assembled(make_api: A
     assert (upload["method"], upload["part_size"], upload["parts"]) == ("multipart", 5 * MIB, 3)
     parts = dict(parts_of(size, 5 * MIB))
     urls = await part_urls(admin, file_id, [3, 1])
-    assert [urls[3]["headers"], urls[1]["headers"]] == [{"Content-Length": str(MIB + 123)},
-                                                       {"Content-Length": str(5 * MIB)}]
+    assert [urls[3]["headers"], urls[1]["headers"]] == [
+        {"Content-Length": str(MIB + 123)},
+        {"Content-Length": str(5 * MIB)},
+    ]
     assert await put_part(urls[3], parts[3]) == 200 and await put_part(urls[1], parts[1]) == 200
 
     view = (await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)
@@ -147,8 +153,9 @@ async def test_parts_are_resumed_from_the_servers_list_and_assembled(make_api: A
     (await admin.get(f"/api/v1/files/{file_id}/upload")).problem(404, "no_upload")
 
 
-async def test_a_part_with_a_wrong_md5_is_refused_by_the_storage_server(make_api: Any, weed: WeedCluster,
-                                                                        bucket: str) -> None:
+async def test_a_part_with_a_wrong_md5_is_refused_by_the_storage_server(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     _, admin = await setup(make_api, weed, bucket)
     answer = await announce(admin, "backup.tar", 6 * MIB)
     file_id = answer["file"]["id"]
@@ -168,16 +175,21 @@ async def test_part_numbers_outside_the_upload_are_422(make_api: Any, weed: Weed
     _, admin = await setup(make_api, weed, bucket)
     file_id = (await announce(admin, "a.bin", 6 * MIB))["file"]["id"]
     path = f"/api/v1/files/{file_id}/upload/parts"
-    for body, field in (({"numbers": [3]}, "numbers"), ({"numbers": [0]}, "numbers.0"),
-                        ({"numbers": list(range(1, 102))}, "numbers"), ({"numbers": []}, "numbers"),
-                        ({"numbers": [1], "md5": {"2": md5_b64(b"x")}}, "md5"),
-                        ({"numbers": [1], "md5": {"1": "not base64"}}, "md5.1")):
+    for body, field in (
+        ({"numbers": [3]}, "numbers"),
+        ({"numbers": [0]}, "numbers.0"),
+        ({"numbers": list(range(1, 102))}, "numbers"),
+        ({"numbers": []}, "numbers"),
+        ({"numbers": [1], "md5": {"2": md5_b64(b"x")}}, "md5"),
+        ({"numbers": [1], "md5": {"1": "not base64"}}, "md5.1"),
+    ):
         problem = (await admin.post(path, json=body)).problem(422, "invalid_field")
         assert field in problem["detail"], (body, problem)
 
 
-async def test_abort_leaves_no_parts_and_the_file_keeps_its_stored_content(make_api: Any, weed: WeedCluster,
-                                                                            bucket: str) -> None:
+async def test_abort_leaves_no_parts_and_the_file_keeps_its_stored_content(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api, admin = await setup(make_api, weed, bucket)
     first = await admin.upload("report.pdf", b"version one\n")
     file_id = first["file"]["id"]
@@ -202,9 +214,9 @@ async def test_abort_leaves_no_parts_and_the_file_keeps_its_stored_content(make_
     assert await multipart_uploads(api, weed, bucket) == []
 
 
-
-async def test_a_file_deleted_while_uploading_in_parts_leaves_no_parts(make_api: Any, weed: WeedCluster,
-                                                                       bucket: str) -> None:
+async def test_a_file_deleted_while_uploading_in_parts_leaves_no_parts(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     api, admin = await setup(make_api, weed, bucket)
     file_id = (await announce(admin, "gone.bin", 6 * MIB))["file"]["id"]
     urls = await part_urls(admin, file_id, [1])
@@ -213,10 +225,13 @@ async def test_a_file_deleted_while_uploading_in_parts_leaves_no_parts(make_api:
 
     async def no_uploads() -> bool:
         return await multipart_uploads(api, weed, bucket) == []
+
     await wait_for(no_uploads, "the removal job to abort the upload")
 
-async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: Any, weed: WeedCluster,
-                                                                     bucket: str) -> None:
+
+async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     # (scrub's stale_upload_after 0: scrub would abort any unfinished upload of cdnstore's at once)
     api, admin = await setup(make_api, weed, bucket, scrub={"stale_upload_after": 0})
     left = (await announce(admin, "left.bin", 6 * MIB))["file"]["id"]
@@ -237,9 +252,9 @@ async def test_an_abandoned_multipart_upload_is_aborted_by_the_sweep(make_api: A
     assert len(await multipart_uploads(api, weed, bucket)) == 1
 
 
-
-async def test_an_assembled_upload_whose_event_was_lost_is_stored_by_the_sweep(make_api: Any, weed: WeedCluster,
-                                                                               bucket: str) -> None:
+async def test_an_assembled_upload_whose_event_was_lost_is_stored_by_the_sweep(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     # Events off (the servers' webhooks are refused), and a client that assembled the parts itself.
     api, admin = await setup(make_api, weed, bucket, events={"token": ""}, uploads={"sweep_after": 0})
     answer = await announce(admin, "lost.bin", 6 * MIB)
@@ -250,22 +265,26 @@ async def test_an_assembled_upload_whose_event_was_lost_is_stored_by_the_sweep(m
     held = await api.app[appkeys.STORAGE].list_parts(weed.target("dallas", bucket), *(await upload_of(api, file_id)))
     assert held is not None
     etags = {p.number: p.etag for p in held}
-    await api.app[appkeys.STORAGE].complete_upload(weed.target("dallas", bucket), *(await upload_of(api, file_id)),
-                                                   etags)
+    await api.app[appkeys.STORAGE].complete_upload(
+        weed.target("dallas", bucket), *(await upload_of(api, file_id)), etags
+    )
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
     assert await api.app[appkeys.UPLOADS].sweep() == 1
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
 
 
 async def upload_of(api: Api, file_id: str) -> tuple[str, str]:
-    row = await api.app[appkeys.DB].fetchone("SELECT v.object_key, v.upload_id FROM files f JOIN versions v "
-                                             "ON v.id = f.latest_version_id WHERE f.uuid = ?", (file_id,))
+    row = await api.app[appkeys.DB].fetchone(
+        "SELECT v.object_key, v.upload_id FROM files f JOIN versions v ON v.id = f.latest_version_id WHERE f.uuid = ?",
+        (file_id,),
+    )
     assert row is not None
     return row["object_key"], row["upload_id"]
 
 
-async def test_a_new_version_in_parts_replaces_the_old_content_only_once_stored(make_api: Any, weed: WeedCluster,
-                                                                               bucket: str) -> None:
+async def test_a_new_version_in_parts_replaces_the_old_content_only_once_stored(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
     _, admin = await setup(make_api, weed, bucket)
     file_id = (await admin.upload("disk.img", b"old content\n"))["file"]["id"]
     await admin.wait_stored(file_id)
@@ -302,7 +321,8 @@ async def send_parts(user: Session, file_id: str, numbers: list[int], parallel: 
 
 
 async def test_a_300_mib_file_is_sent_in_parallel_parts_resumed_after_a_restart_and_replicated(
-        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
     write_config(tmp_path, daemon.port, health={"interval": 1.0})
     await daemon.start()
     size = BIG_PARTS * 5 * MIB
@@ -327,8 +347,8 @@ async def test_a_300_mib_file_is_sent_in_parallel_parts_resumed_after_a_restart_
 
         async def everywhere() -> bool:
             items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
-            return sorted(i["server"]["name"] for i in items if i["status"] == "present") == \
-                sorted(s.name for s in usa)
+            return sorted(i["server"]["name"] for i in items if i["status"] == "present") == sorted(s.name for s in usa)
+
         await wait_for(everywhere, "the copies on every active server of the zone", within=120)
         key = await object_key_of(tmp_path, file_id)
 
@@ -346,8 +366,10 @@ async def test_a_300_mib_file_is_sent_in_parallel_parts_resumed_after_a_restart_
 async def object_key_of(tmp_path: Path, file_id: str) -> str:
     db = sqlite3.connect(tmp_path / "cdnstore.sqlite3")
     try:
-        row = db.execute("SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id "
-                         "WHERE f.uuid = ?", (file_id,)).fetchone()
+        row = db.execute(
+            "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?",
+            (file_id,),
+        ).fetchone()
     finally:
         db.close()
     return str(row[0])
@@ -355,17 +377,29 @@ async def object_key_of(tmp_path: Path, file_id: str) -> str:
 
 async def run_example(api: Api, *args: str) -> tuple[int, str]:
     """`python -m cdnstore.examples.upload ARGS` against the test's API, as a script would run it."""
-    env = {**clean_env(), "CDNSTORE_URL": f"http://127.0.0.1:{api.client.port}",
-           "CDNSTORE_USERNAME": "root", "CDNSTORE_PASSWORD": PASSWORD}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cdnstore.examples.upload", *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    env = {
+        **clean_env(),
+        "CDNSTORE_URL": f"http://127.0.0.1:{api.client.port}",
+        "CDNSTORE_USERNAME": "root",
+        "CDNSTORE_PASSWORD": PASSWORD,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cdnstore.examples.upload",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
 
 
-async def test_the_example_script_uploads_a_big_file_in_parts_and_resumes(make_api: Any, weed: WeedCluster,
-                                                                        bucket: str, tmp_path: Path) -> None:
+async def test_the_example_script_uploads_a_big_file_in_parts_and_resumes(
+    make_api: Any, weed: WeedCluster, bucket: str, tmp_path: Path
+) -> None:
     api, admin = await setup(make_api, weed, bucket)
     size = 11 * MIB + 5
     path = tmp_path / "backup.tar"

@@ -42,8 +42,8 @@ HOSTILE = {
 
 # Accepted, and kept in NFC: emoji (with joiners and a subdivision flag), CJK, combining marks, RTL
 # text, quotes and the characters Content-Disposition and URLs care about.
-FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
-SCOTLAND = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
 UNICODE = [
     f"{FAMILY} at the beach {SCOTLAND}.jpg",
     "写真と動画 2024.zip",
@@ -78,20 +78,37 @@ def named_field(answer: Answer, field: str) -> None:
 
 
 async def test_a_10_kb_name_is_422_naming_the_field_wherever_a_name_is_taken(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await owner_with_a_server(api, weed, bucket)
     file_id = (await admin.announce("short.txt", b"x"))["file"]["id"]
     server_id = (await admin.get("/api/v1/servers")).expect(200)["items"][0]["id"]
     answers = {
-        "name": [await admin.post("/api/v1/files", json={"name": HUGE, "size": 1}),
-                 await admin.patch(f"/api/v1/files/{file_id}", json={"name": HUGE}),
-                 await admin.post("/api/v1/servers", json={"name": HUGE, "endpoint_url": "http://x", "bucket": "b-b",
-                                                           "access_key": "a", "secret_key": "s", "location": "l",
-                                                           "zone": "z", "latitude": 0, "longitude": 0,
-                                                           "is_on": False, "is_active": False}),
-                 await admin.patch(f"/api/v1/servers/{server_id}", json={"name": HUGE})],
-        "username": [await admin.post("/api/v1/users", json={"username": HUGE, "password": "pass-word-1"}),
-                     await api.call("POST", "/api/v1/auth/login", json={"username": HUGE, "password": "x"})],
+        "name": [
+            await admin.post("/api/v1/files", json={"name": HUGE, "size": 1}),
+            await admin.patch(f"/api/v1/files/{file_id}", json={"name": HUGE}),
+            await admin.post(
+                "/api/v1/servers",
+                json={
+                    "name": HUGE,
+                    "endpoint_url": "http://x",
+                    "bucket": "b-b",
+                    "access_key": "a",
+                    "secret_key": "s",
+                    "location": "l",
+                    "zone": "z",
+                    "latitude": 0,
+                    "longitude": 0,
+                    "is_on": False,
+                    "is_active": False,
+                },
+            ),
+            await admin.patch(f"/api/v1/servers/{server_id}", json={"name": HUGE}),
+        ],
+        "username": [
+            await admin.post("/api/v1/users", json={"username": HUGE, "password": "pass-word-1"}),
+            await api.call("POST", "/api/v1/auth/login", json={"username": HUGE, "password": "x"}),
+        ],
         "q": [await admin.get("/api/v1/files", params={"q": HUGE[:1000]})],  # 10 kB would be a 414 (the URL)
     }
     for field, refused in answers.items():
@@ -102,31 +119,42 @@ async def test_a_10_kb_name_is_422_naming_the_field_wherever_a_name_is_taken(
 
 
 async def test_hostile_names_are_422_naming_the_field_on_announce_and_rename(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await owner_with_a_server(api, weed, bucket)
     file_id = (await admin.announce("innocent.txt", b"x"))["file"]["id"]
     answers = []
     for name, why in HOSTILE.items():
-        for answer in (await admin.post("/api/v1/files", json={"name": name, "size": 1}),
-                       await admin.patch(f"/api/v1/files/{file_id}", json={"name": name})):
+        for answer in (
+            await admin.post("/api/v1/files", json={"name": name, "size": 1}),
+            await admin.patch(f"/api/v1/files/{file_id}", json={"name": name}),
+        ):
             assert answer.status == 422, (why, answer.body)
             named_field(answer, "name")
             answers.append(answer)
     # A lone surrogate is valid JSON but no Unicode text.
-    for method, path, body in (("POST", "/api/v1/files", '{"name": "half\\ud800.txt", "size": 1}'),
-                               ("PATCH", f"/api/v1/files/{file_id}", '{"name": "half\\ud800.txt"}')):
+    for method, path, body in (
+        ("POST", "/api/v1/files", '{"name": "half\\ud800.txt", "size": 1}'),
+        ("PATCH", f"/api/v1/files/{file_id}", '{"name": "half\\ud800.txt"}'),
+    ):
         answer = await admin.call(method, path, data=body, headers={"Content-Type": "application/json"})
         named_field(answer, "name")
         answers.append(answer)
     listed = (await admin.get("/api/v1/files")).expect(200)["items"]
     drift = sum(f["name"] != "innocent.txt" for f in listed) + (len(listed) != 1)
     assert drift == 0, listed
-    LEDGER.add("hostile file names", bad_inputs=len(answers), files_checked=len(listed), drift=drift,
-               server_errors=sum(a.status >= 500 for a in answers))
+    LEDGER.add(
+        "hostile file names",
+        bad_inputs=len(answers),
+        files_checked=len(listed),
+        drift=drift,
+        server_errors=sum(a.status >= 500 for a in answers),
+    )
 
 
 async def test_unicode_names_are_kept_in_nfc_and_downloads_save_under_exactly_that_name(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await owner_with_a_server(api, weed, bucket)
     data = b"unicode names\n"
     drift, checked = 0, []
@@ -146,12 +174,12 @@ async def test_unicode_names_are_kept_in_nfc_and_downloads_save_under_exactly_th
     # Renamed to another Unicode name: the next download saves under it; a search finds it.
     first = (await admin.get("/api/v1/files?q=" + "\u5199\u771f")).expect(200)["items"]
     assert [f["name"] for f in first] == [unicodedata.normalize("NFC", UNICODE[1])]
-    renamed = (await admin.patch(f"/api/v1/files/{first[0]['id']}", json={"name": "\U0001F4F7 \u2192 ok.zip"}))
-    assert renamed.expect(200)["name"] == "\U0001F4F7 \u2192 ok.zip"
+    renamed = await admin.patch(f"/api/v1/files/{first[0]['id']}", json={"name": "\U0001f4f7 \u2192 ok.zip"})
+    assert renamed.expect(200)["name"] == "\U0001f4f7 \u2192 ok.zip"
     link = (await admin.get(f"/api/v1/files/{first[0]['id']}/download")).expect(200)
     status, _, headers = await fetch(link["url"])
-    assert status == 200 and disposition_name(headers["Content-Disposition"])[0] == "\U0001F4F7 \u2192 ok.zip"
+    assert status == 200 and disposition_name(headers["Content-Disposition"])[0] == "\U0001f4f7 \u2192 ok.zip"
     history = (await admin.get("/api/v1/history?event=file.renamed")).expect(200)["items"][0]["data"]
     # The JSON answer carried both names intact (NFC, the emoji as one character, no lone surrogate).
-    assert history == {"old_name": unicodedata.normalize("NFC", UNICODE[1]), "new_name": "\U0001F4F7 \u2192 ok.zip"}
+    assert history == {"old_name": unicodedata.normalize("NFC", UNICODE[1]), "new_name": "\U0001f4f7 \u2192 ok.zip"}
     LEDGER.add("hostile file names", files_checked=len(checked) + 1, drift=drift)

@@ -17,8 +17,11 @@ async def test_the_document_is_valid_openapi_3_1(api: Api) -> None:
 async def test_the_document_names_every_route_the_app_serves(api: Api) -> None:
     document = (await api.call("GET", "/api/openapi.json")).expect(200)
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
-    served = {(r.method, r.resource.canonical) for r in api.app.router.routes()
-              if r.resource is not None and r.method != "HEAD"}
+    served = {
+        (r.method, r.resource.canonical)
+        for r in api.app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
     assert served == documented
 
 

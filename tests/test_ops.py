@@ -27,8 +27,11 @@ DATA = b"metrics " * 2000
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -54,6 +57,7 @@ async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: We
     db = api.app[appkeys.DB]
     async with db.transaction():  # another writer holds the lock longer than readiness waits
         import cdnstore.api.ops as ops
+
         before, ops.READY_DB_WAIT = ops.READY_DB_WAIT, 0.05
         try:
             answer = await api.call("GET", "/readyz")
@@ -65,16 +69,19 @@ async def test_readyz_reports_a_database_that_takes_no_writes(api: Api, weed: We
 
 @pytest.mark.parametrize("engine", ["postgres"])
 async def test_postgresql_stopped_answers_503_and_the_daemon_reconnects_by_itself_losing_nothing(
-        api: Api, weed: WeedCluster, bucket: str, pg_cluster: PgCluster) -> None:
+    api: Api, weed: WeedCluster, bucket: str, pg_cluster: PgCluster
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "newyork", bucket)
     before = (await admin.upload("before.txt", DATA))["file"]["id"]
     await admin.wait_stored(before)
     await asyncio.to_thread(pg_cluster.crash)  # as a crash does: connections cut, no checkpoint
     try:
-        for answer in [await admin.get("/api/v1/files"),
-                       await admin.post("/api/v1/files", json={"name": "during.txt", "size": 1}),
-                       await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": "x"})]:
+        for answer in [
+            await admin.get("/api/v1/files"),
+            await admin.post("/api/v1/files", json={"name": "during.txt", "size": 1}),
+            await api.call("POST", "/api/v1/auth/login", json={"username": "root", "password": "x"}),
+        ]:
             problem = answer.problem(503, "database_unavailable")
             assert int(answer.headers["Retry-After"]) > 0 and problem["reason"] == "unreachable"
         readyz = await api.call("GET", "/readyz")
@@ -93,8 +100,8 @@ async def test_postgresql_stopped_answers_503_and_the_daemon_reconnects_by_itsel
 
 
 async def test_readyz_names_what_is_wrong_in_fixed_words_and_logs_the_details(
-        api: Api, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "newyork", bucket)
     secret_path = "/srv/private/cdnstore.sqlite3"
@@ -105,8 +112,10 @@ async def test_readyz_names_what_is_wrong_in_fixed_words_and_logs_the_details(
     monkeypatch.setattr(api.app[appkeys.DB], "check_writable", failing)
     with caplog.at_level(logging.ERROR, logger="cdnstore.api.ops"):
         answer = await api.call("GET", "/readyz")
-    assert answer.expect(503)["checks"]["database"] == {"ok": False,
-                                                        "detail": "the test write failed (the log says why)"}
+    assert answer.expect(503)["checks"]["database"] == {
+        "ok": False,
+        "detail": "the test write failed (the log says why)",
+    }
     assert secret_path not in str(answer.body) and "OperationalError" not in str(answer.body)
     assert secret_path in caplog.text  # the operator finds the details in the log
 
@@ -116,8 +125,12 @@ METRICS_TOKEN = "scrape-me-please-0123456789"
 
 async def test_metrics_ask_for_the_bearer_token_when_one_is_set(make_api: MakeApi) -> None:
     api = await make_api(http={"metrics_token": METRICS_TOKEN})
-    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": METRICS_TOKEN},
-                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        {"Authorization": METRICS_TOKEN},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+    ):
         answer = await api.call("GET", "/metrics", headers=headers)
         answer.problem(401, "unauthorized")
         assert "cdnstore_" not in str(answer.body)
@@ -136,7 +149,8 @@ def test_a_metrics_token_is_empty_or_long() -> None:
 
 
 async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and_health(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     announced = await admin.upload("m.bin", DATA, ip=US_IP)
@@ -157,16 +171,20 @@ async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and
     route = "/api/v1/files/{id}"
     assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route=route, status="200") >= 2
     assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route=route, status="404") == 1
-    assert value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route="(unmatched)",
-                 status="404") == 1
-    assert value(found, "cdnstore_http_request_duration_seconds_count", method="POST", route="/api/v1/files",
-                 status="201") == 1
+    assert (
+        value(found, "cdnstore_http_request_duration_seconds_count", method="GET", route="(unmatched)", status="404")
+        == 1
+    )
+    assert (
+        value(found, "cdnstore_http_request_duration_seconds_count", method="POST", route="/api/v1/files", status="201")
+        == 1
+    )
     assert value(found, "cdnstore_uploads_total", server=first) == 1
     assert value(found, "cdnstore_downloads_total", server=link["server"]["name"]) == 1
     assert value(found, "cdnstore_replicated_bytes_total", server=second) == len(DATA)
     for kind in ("copy", "remove"):
         for state in ("queued", "running", "failed"):
-            assert (("cdnstore_jobs", (("kind", kind), ("state", state))) in found)
+            assert ("cdnstore_jobs", (("kind", kind), ("state", state))) in found
     for name in ("capetown", "vladivostok", "newyork", "dallas", "detroit"):
         assert value(found, "cdnstore_server_up", server=name) == 1
         assert value(found, "cdnstore_server_on", server=name) == 1
@@ -174,15 +192,18 @@ async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and
     # The jobs gauge is read at scrape time: a failed copy shows up.
     db = api.app[appkeys.DB]
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, run_after, created_at, updated_at) "
-                         "SELECT 'copy', v.id, s.id, 'failed', 0, 0, 0 FROM versions v, servers s "
-                         "WHERE s.name = 'detroit' LIMIT 1")
+        await tx.execute(
+            "INSERT INTO jobs (kind, version_id, server_id, status, run_after, created_at, updated_at) "
+            "SELECT 'copy', v.id, s.id, 'failed', 0, 0, 0 FROM versions v, servers s "
+            "WHERE s.name = 'detroit' LIMIT 1"
+        )
     found = samples((await api.call("GET", "/metrics")).body)
     assert value(found, "cdnstore_jobs", kind="copy", state="failed") == 1
 
 
 async def test_an_owners_download_and_a_link_download_each_leave_history_a_metric_and_a_statistics_count(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     file_id = str((await admin.upload("both.bin", DATA, ip=US_IP))["file"]["id"])
@@ -194,19 +215,29 @@ async def test_an_owners_download_and_a_link_download_each_leave_history_a_metri
         history = (await admin.get("/api/v1/history")).expect(200)["items"]
         events = [(i["event"], i["data"]["server"]) for i in history if i["event"].endswith(".downloaded")]
         found = samples((await api.call("GET", "/metrics")).body)
-        metric = Counter({dict(labels)["server"]: int(n) for (name, labels), n in found.items()
-                          if name == "cdnstore_downloads_total" and n})
+        metric = Counter(
+            {
+                dict(labels)["server"]: int(n)
+                for (name, labels), n in found.items()
+                if name == "cdnstore_downloads_total" and n
+            }
+        )
         stats = (await admin.get("/api/v1/stats/downloads")).expect(200)["items"]
         return events, metric, Counter({s["server"]: s["downloads"] for s in stats}), sum(s["bytes"] for s in stats)
 
     owners, _ = await admin.download(file_id)
     served = owners["server"]["name"]
     assert await bookkeeping() == ([("file.downloaded", served)], Counter([served]), Counter([served]), len(DATA))
-    linked = (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))
-              ).expect(200)
+    linked = (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))).expect(
+        200
+    )
     both = Counter([served, linked["server"]["name"]])
-    assert await bookkeeping() == ([("link.downloaded", linked["server"]["name"]), ("file.downloaded", served)],
-                                   both, both, 2 * len(DATA))
+    assert await bookkeeping() == (
+        [("link.downloaded", linked["server"]["name"]), ("file.downloaded", served)],
+        both,
+        both,
+        2 * len(DATA),
+    )
 
 
 async def test_each_app_has_its_own_registry(make_api: MakeApi) -> None:
@@ -236,8 +267,9 @@ async def test_a_redirect_carries_the_request_id(api: Api, weed: WeedCluster, bu
     await admin.add_server(weed, "newyork", bucket)
     file_id = str((await admin.upload("r.bin", DATA))["file"]["id"])
     await admin.wait_stored(file_id)
-    answer = await admin.get(f"/api/v1/files/{file_id}/download?redirect=true", headers={
-        **from_ip(US_IP), "X-Request-Id": "redirect-1"})
+    answer = await admin.get(
+        f"/api/v1/files/{file_id}/download?redirect=true", headers={**from_ip(US_IP), "X-Request-Id": "redirect-1"}
+    )
     assert answer.status == 302 and answer.headers["X-Request-Id"] == "redirect-1"
 
 
@@ -271,12 +303,24 @@ def test_json_lines_carry_the_context_fields() -> None:
     line = json.loads(JsonFormatter().format(_record("job 7 failed", job_id=7)))
     assert set(line) == {"ts", "level", "logger", "message", "job_id"}
     assert (line["level"], line["logger"], line["message"], line["job_id"]) == (
-        "WARNING", "cdnstore.jobs", "job 7 failed", 7)
+        "WARNING",
+        "cdnstore.jobs",
+        "job 7 failed",
+        7,
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
-    request = json.loads(JsonFormatter().format(_record(
-        "GET /x 200", request_id="r1", method="GET", path="/x", status=200, duration_ms=1.5)))
+    request = json.loads(
+        JsonFormatter().format(
+            _record("GET /x 200", request_id="r1", method="GET", path="/x", status=200, duration_ms=1.5)
+        )
+    )
     assert {k: request[k] for k in ("request_id", "method", "path", "status", "duration_ms")} == {
-        "request_id": "r1", "method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5}
+        "request_id": "r1",
+        "method": "GET",
+        "path": "/x",
+        "status": 200,
+        "duration_ms": 1.5,
+    }
     token = REQUEST_ID.set("inside")  # any line logged while a request is handled names it
     try:
         assert json.loads(JsonFormatter().format(_record("hello")))["request_id"] == "inside"
@@ -287,6 +331,7 @@ def test_json_lines_carry_the_context_fields() -> None:
         raise ValueError("boom")
     except ValueError:
         import sys
+
         errored = _record("failed")
         errored.exc_info = sys.exc_info()
     assert "ValueError: boom" in json.loads(JsonFormatter().format(errored))["exc"]
@@ -313,8 +358,7 @@ def test_a_request_line_written_straight_is_the_line_the_formatter_writes(json_l
 
     from cdnstore.logs import StderrHandler
 
-    context: dict[str, object] = {"request_id": "r1", "method": "GET", "path": "/x", "status": 200,
-                                  "duration_ms": 1.25}
+    context: dict[str, object] = {"request_id": "r1", "method": "GET", "path": "/x", "status": 200, "duration_ms": 1.25}
     fast, slow = io.StringIO(), io.StringIO()
     straight = StderrHandler(fast, json_lines=json_lines)
     straight.request_line("cdnstore.requests", "GET /x 200 1.2 ms", context)
@@ -347,7 +391,11 @@ async def test_request_lines_are_written_once_per_loop_turn_in_order_with_other_
     handler.emit(logging.LogRecord("cdnstore.jobs", logging.WARNING, __file__, 1, "later", (), None))
     lines = stream.getvalue().splitlines()
     assert [line.split(": ", 1)[1] for line in lines] == [
-        "GET /0 200 0.1 ms request_id=0", "GET /1 200 0.1 ms request_id=1", "GET /2 200 0.1 ms request_id=2", "later"]
+        "GET /0 200 0.1 ms request_id=0",
+        "GET /1 200 0.1 ms request_id=1",
+        "GET /2 200 0.1 ms request_id=2",
+        "later",
+    ]
     handler.request_line("cdnstore.requests", "GET /3 200 0.1 ms", {"request_id": "3"})
     await asyncio.sleep(0)  # the loop turn ends
     await asyncio.sleep(0)
@@ -355,7 +403,8 @@ async def test_request_lines_are_written_once_per_loop_turn_in_order_with_other_
 
 
 def test_the_request_line_goes_straight_to_the_daemons_handler_else_through_logging(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import io
 
     from cdnstore.logs import StderrHandler, log_request

@@ -70,12 +70,20 @@ def assert_same(ours: str, theirs: str) -> None:
 def test_put_with_signed_headers_matches_botocore(frozen: datetime, key: str) -> None:
     theirs = boto_client(TARGET).generate_presigned_url(
         "put_object",
-        Params={"Bucket": "files", "Key": key, "ContentType": "image/png", "ContentLength": 1234,
-                "Metadata": {"fileid": "f-42"}},
+        Params={
+            "Bucket": "files",
+            "Key": key,
+            "ContentType": "image/png",
+            "ContentLength": 1234,
+            "Metadata": {"fileid": "f-42"},
+        },
         ExpiresIn=3600,
     )
     ours = Presigner(TARGET).presign(
-        "PUT", key, expires_in=3600, now=frozen,
+        "PUT",
+        key,
+        expires_in=3600,
+        now=frozen,
         headers={"Content-Type": "image/png", "Content-Length": "1234", "x-amz-meta-fileid": "f-42"},
     )
     assert_same(ours, theirs)
@@ -85,7 +93,8 @@ def test_put_with_signed_headers_matches_botocore(frozen: datetime, key: str) ->
 @pytest.mark.parametrize("key", KEYS)
 def test_get_with_content_disposition_matches_botocore(frozen: datetime, key: str) -> None:
     theirs = boto_client(TARGET).generate_presigned_url(
-        "get_object", Params={"Bucket": "files", "Key": key, "ResponseContentDisposition": DISPOSITION},
+        "get_object",
+        Params={"Bucket": "files", "Key": key, "ResponseContentDisposition": DISPOSITION},
         ExpiresIn=600,
     )
     ours = Presigner(TARGET).presign(
@@ -187,17 +196,28 @@ async def test_storage_presign_put_matches_botocore(frozen: datetime, monkeypatc
 
     monkeypatch.setattr(Presigner, "presign", at_frozen_time)
     url, headers = storage.presign_put(
-        TARGET, "dir a/ü.pdf", content_type="application/pdf", size=99, expires_in=900,
+        TARGET,
+        "dir a/ü.pdf",
+        content_type="application/pdf",
+        size=99,
+        expires_in=900,
         metadata={"FileId": "f-1", "version": "3"},
     )
     assert headers == {
-        "Content-Type": "application/pdf", "Content-Length": "99",
-        "x-amz-meta-fileid": "f-1", "x-amz-meta-version": "3",
+        "Content-Type": "application/pdf",
+        "Content-Length": "99",
+        "x-amz-meta-fileid": "f-1",
+        "x-amz-meta-version": "3",
     }
     theirs = boto_client(TARGET).generate_presigned_url(
         "put_object",
-        Params={"Bucket": "files", "Key": "dir a/ü.pdf", "ContentType": "application/pdf",
-                "ContentLength": 99, "Metadata": {"fileid": "f-1", "version": "3"}},
+        Params={
+            "Bucket": "files",
+            "Key": "dir a/ü.pdf",
+            "ContentType": "application/pdf",
+            "ContentLength": 99,
+            "Metadata": {"fileid": "f-1", "version": "3"},
+        },
         ExpiresIn=900,
     )
     assert_same(url, theirs)
@@ -214,13 +234,18 @@ async def test_storage_presign_part_matches_botocore(frozen: datetime, monkeypat
     monkeypatch.setattr(Presigner, "presign", at_frozen_time)
     md5 = "1B2M2Y8AsgTpgAmY7PhCfg=="
     upload_id = "a1b2/c3+d4=="  # (any text: it is encoded like any query value)
-    url, headers = Storage().presign_part(TARGET, "dir a/ü.bin", upload_id, 3, size=5 << 20, md5=md5,
-                                          expires_in=900)
+    url, headers = Storage().presign_part(TARGET, "dir a/ü.bin", upload_id, 3, size=5 << 20, md5=md5, expires_in=900)
     assert headers == {"Content-Length": str(5 << 20), "Content-MD5": md5}
     theirs = boto_client(TARGET).generate_presigned_url(
         "upload_part",
-        Params={"Bucket": "files", "Key": "dir a/ü.bin", "UploadId": upload_id, "PartNumber": 3,
-                "ContentLength": 5 << 20, "ContentMD5": md5},
+        Params={
+            "Bucket": "files",
+            "Key": "dir a/ü.bin",
+            "UploadId": upload_id,
+            "PartNumber": 3,
+            "ContentLength": 5 << 20,
+            "ContentMD5": md5,
+        },
         ExpiresIn=900,
     )
     assert params(url)["X-Amz-SignedHeaders"] == ["content-length;content-md5;host"]
@@ -229,14 +254,16 @@ async def test_storage_presign_part_matches_botocore(frozen: datetime, monkeypat
 
 @pytest.mark.parametrize(
     ("content_type", "size", "metadata"),
-    [("text/plain\r\nX: y", 1, None), ("text/plain", 1, {"a b": "x"}), ("text/plain", 1, {"k": "ü"}),
-     ("text/plain", -1, None)],
+    [
+        ("text/plain\r\nX: y", 1, None),
+        ("text/plain", 1, {"a b": "x"}),
+        ("text/plain", 1, {"k": "ü"}),
+        ("text/plain", -1, None),
+    ],
 )
 async def test_storage_presign_put_validates(content_type: str, size: int, metadata: dict[str, str] | None) -> None:
     with pytest.raises(ValueError):
-        Storage().presign_put(
-            TARGET, "k", content_type=content_type, size=size, expires_in=60, metadata=metadata
-        )
+        Storage().presign_put(TARGET, "k", content_type=content_type, size=size, expires_in=60, metadata=metadata)
 
 
 @pytest.mark.parametrize(
@@ -244,8 +271,7 @@ async def test_storage_presign_put_validates(content_type: str, size: int, metad
     [
         ("report.pdf", "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"),
         ("ünï.txt", "attachment; filename=\"uni.txt\"; filename*=UTF-8''%C3%BCn%C3%AF.txt"),
-        ('a "b"\\c;d.txt',
-         "attachment; filename=\"a _b__c;d.txt\"; filename*=UTF-8''a%20%22b%22%5Cc%3Bd.txt"),
+        ('a "b"\\c;d.txt', "attachment; filename=\"a _b__c;d.txt\"; filename*=UTF-8''a%20%22b%22%5Cc%3Bd.txt"),
         ("日本.txt", "attachment; filename=\"download.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"),
         ("日本", "attachment; filename=\"download\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC"),
         ("2024年報告.zip", "attachment; filename=\"2024_.zip\"; filename*=UTF-8''2024%E5%B9%B4%E5%A0%B1%E5%91%8A.zip"),

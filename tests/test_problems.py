@@ -12,21 +12,25 @@ async def test_every_error_path_answers_the_same_problem_shape(api: Api) -> None
     admin = await api.user("root", admin=True)
     alice = await api.user("alice")
     answers: dict[tuple[int, str], Answer] = {
-        (400, "malformed_json"): await api.call("POST", "/api/v1/auth/login", data="{not json",
-                                                headers={"Content-Type": "application/json"}),
-        (401, "invalid_credentials"): await api.call("POST", "/api/v1/auth/login",
-                                                     json={"username": "alice", "password": "wrong-pw"}),
+        (400, "malformed_json"): await api.call(
+            "POST", "/api/v1/auth/login", data="{not json", headers={"Content-Type": "application/json"}
+        ),
+        (401, "invalid_credentials"): await api.call(
+            "POST", "/api/v1/auth/login", json={"username": "alice", "password": "wrong-pw"}
+        ),
         (401, "unauthorized"): await api.call("GET", "/api/v1/me"),
         (403, "forbidden"): await alice.get("/api/v1/users"),
         (404, "not_found"): await api.call("GET", "/api/v1/nothing-here"),
         (404, "server_not_found"): await admin.get("/api/v1/servers/00000000-0000-0000-0000-000000000000"),
         (405, "method_not_allowed"): await api.call("PUT", "/api/v1/auth/login"),
-        (409, "username_taken"): await admin.post("/api/v1/users", json={"username": "alice",
-                                                                          "password": "pass-word-1"}),
+        (409, "username_taken"): await admin.post(
+            "/api/v1/users", json={"username": "alice", "password": "pass-word-1"}
+        ),
         (413, "request_too_large"): await api.call("POST", "/api/v1/auth/login", data=io.BytesIO(b"x" * (2 << 20))),
         (422, "invalid_field"): await api.call("POST", "/api/v1/auth/login", json={"username": "alice"}),
-        (422, "unknown_field"): await api.call("POST", "/api/v1/auth/login",
-                                               json={"username": "a", "password": "b", "extra": 1}),
+        (422, "unknown_field"): await api.call(
+            "POST", "/api/v1/auth/login", json={"username": "a", "password": "b", "extra": 1}
+        ),
     }
     for (status, code), answer in answers.items():
         problem = answer.problem(status, code)
@@ -40,8 +44,7 @@ async def test_every_error_path_answers_the_same_problem_shape(api: Api) -> None
 
 async def test_valid_json_that_is_not_an_object_is_422(api: Api) -> None:
     for body in ("[]", '"text"', "42", "null"):
-        answer = await api.call("POST", "/api/v1/auth/login", data=body,
-                                headers={"Content-Type": "application/json"})
+        answer = await api.call("POST", "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"})
         assert answer.problem(422, "invalid_field")["detail"].startswith("body"), body
 
 
@@ -71,9 +74,11 @@ async def test_healthz_answers_ok(api: Api) -> None:
 
 
 async def test_a_lone_surrogate_anywhere_in_a_body_is_422_naming_where(api: Api) -> None:
-    for body, field in (('{"username": "a\\ud800", "password": "x"}', "username"),
-                        ('{"username": "a", "password": "\\udfffx"}', "password"),
-                        ('{"username": "a", "password": "x", "\\ud800": 1}', "\\ud800")):
+    for body, field in (
+        ('{"username": "a\\ud800", "password": "x"}', "username"),
+        ('{"username": "a", "password": "\\udfffx"}', "password"),
+        ('{"username": "a", "password": "x", "\\ud800": 1}', "\\ud800"),
+    ):
         answer = await api.call("POST", "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"})
         assert answer.problem(422, "invalid_field")["detail"].startswith(f"{field}: "), answer.body
     paired = '{"username": "\\ud83d\\ude00", "password": "x"}'  # a whole pair is an emoji: just a wrong login

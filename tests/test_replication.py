@@ -19,7 +19,8 @@ ALL = ("capetown", "vladivostok", "newyork", "dallas", "detroit")
 async def holders(api: Api, weed: WeedCluster, bucket: str, file_id: str) -> set[str]:
     """The servers whose bucket really holds the file's current object (asked of S3, not of cdnstore)."""
     key = await api.app[appkeys.DB].fetchval(
-        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,))
+        "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,)
+    )
     storage = api.app[appkeys.STORAGE]
     found = await asyncio.gather(*(storage.head(weed.target(s, bucket), key) for s in ALL))
     return {s for s, info in zip(ALL, found, strict=True) if info is not None and info.size == len(DATA)}
@@ -37,7 +38,8 @@ async def setup(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, dict
 
 
 async def test_a_stored_file_is_copied_to_every_active_server_of_its_zone_and_no_other(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, _ = await setup(api, weed, bucket)
     us = await stored_file(admin, "us.bin", US_IP)
     africa = await stored_file(admin, "za.bin", SOUTH_AFRICA_IP)
@@ -46,12 +48,16 @@ async def test_a_stored_file_is_copied_to_every_active_server_of_its_zone_and_no
     assert await holders(api, weed, bucket, africa) == {"capetown"}
     servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
     assert (servers["newyork"]["files"], servers["newyork"]["bytes"], servers["newyork"]["pending_jobs"]) == (
-        1, len(DATA), 0)
+        1,
+        len(DATA),
+        0,
+    )
     assert (servers["detroit"]["files"], servers["capetown"]["files"]) == (0, 1)
 
 
 async def test_a_fill_enqueued_by_another_daemon_copies_although_this_daemons_registry_has_not_heard_yet(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, _ = await setup(api, weed, bucket)
     file_id = await stored_file(admin, "f.bin")
     await api.app[appkeys.WORKER].drain()
@@ -78,7 +84,8 @@ async def test_activating_a_server_fills_it_with_its_zones_files(api: Api, weed:
 
 
 async def test_moving_a_server_to_another_zone_fills_it_with_that_zones_files(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, servers = await setup(api, weed, bucket)
     us = await stored_file(admin, "us.bin", US_IP)
     await api.app[appkeys.WORKER].drain()
@@ -87,8 +94,7 @@ async def test_moving_a_server_to_another_zone_fills_it_with_that_zones_files(
     assert await holders(api, weed, bucket, us) == {"dallas", "newyork", "capetown"}
 
 
-async def test_a_deleted_file_is_removed_from_every_server_that_is_on(api: Api, weed: WeedCluster,
-                                                                      bucket: str) -> None:
+async def test_a_deleted_file_is_removed_from_every_server_that_is_on(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, servers = await setup(api, weed, bucket)
     file_id = await stored_file(admin)
     await api.app[appkeys.WORKER].drain()
@@ -125,7 +131,8 @@ async def unrecorded_copy(api: Api, weed: WeedCluster, bucket: str) -> Unrecorde
 
 
 async def test_a_copy_run_again_after_a_crash_removes_what_it_wrote_if_the_file_was_deleted_meanwhile(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     made = await unrecorded_copy(api, weed, bucket)
     (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
@@ -142,8 +149,7 @@ async def holders_of_key(api: Api, weed: WeedCluster, bucket: str, version_id: i
     return {s for s, info in zip(ALL, found, strict=True) if info is not None}
 
 
-async def test_a_server_that_is_off_keeps_its_removals_until_it_is_on(api: Api, weed: WeedCluster,
-                                                                      bucket: str) -> None:
+async def test_a_server_that_is_off_keeps_its_removals_until_it_is_on(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, servers = await setup(api, weed, bucket)
     file_id = await stored_file(admin)
     await api.app[appkeys.WORKER].drain()
@@ -159,19 +165,21 @@ async def test_a_server_that_is_off_keeps_its_removals_until_it_is_on(api: Api, 
     assert [o async for o in storage.list_objects(weed.target("newyork", bucket))] == []
 
 
-async def test_a_copy_to_a_server_that_was_down_arrives_after_it_comes_back(api: Api, weed: WeedCluster,
-                                                                             bucket: str) -> None:
+async def test_a_copy_to_a_server_that_was_down_arrives_after_it_comes_back(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, _ = await setup(api, weed, bucket)
     await weed.kill("newyork")
     try:
-        assert (await api.app[appkeys.HEALTH].check_all())
+        assert await api.app[appkeys.HEALTH].check_all()
         servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
         assert servers["newyork"]["health"] == "down"
         file_id = await stored_file(admin)
         await api.app[appkeys.WORKER].drain()
         jobs = (await admin.get("/api/v1/jobs")).expect(200)["items"]
         assert [(j["kind"], j["status"], j["server"]["name"], j["attempts"]) for j in jobs] == [
-            ("copy", "queued", "newyork", 0)]
+            ("copy", "queued", "newyork", 0)
+        ]
     finally:
         await weed.restart("newyork")
     await api.app[appkeys.HEALTH].check_all()
@@ -180,8 +188,9 @@ async def test_a_copy_to_a_server_that_was_down_arrives_after_it_comes_back(api:
     assert (await admin.get("/api/v1/jobs")).expect(200)["items"] == []
 
 
-async def test_a_job_that_keeps_failing_ends_failed_and_succeeds_on_retry(make_api: object, weed: WeedCluster,
-                                                                           bucket: str) -> None:
+async def test_a_job_that_keeps_failing_ends_failed_and_succeeds_on_retry(
+    make_api: object, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(jobs={"max_attempts": 3})  # type: ignore[operator]
     admin, _ = await setup(api, weed, bucket)
     answer = await admin.upload("flaky.bin", DATA)
@@ -202,8 +211,9 @@ async def test_a_job_that_keeps_failing_ends_failed_and_succeeds_on_retry(make_a
     assert len(failed) == 1 and failed[0]["attempts"] == 3 and failed[0]["kind"] == "copy"
     assert failed[0]["file_id"] == file_id and failed[0]["last_error"]
     # The source is repaired; the admin retries.
-    url = storage.presign_put(weed.target("dallas", bucket), key, content_type="text/plain", size=len(DATA),
-                              expires_in=60)
+    url = storage.presign_put(
+        weed.target("dallas", bucket), key, content_type="text/plain", size=len(DATA), expires_in=60
+    )
     assert await put_bytes({"method": "PUT", "url": url[0], "headers": url[1]}, DATA) == 200
     retried = (await admin.post(f"/api/v1/jobs/{failed[0]['id']}/retry")).expect(200)
     assert retried["status"] == "queued" and retried["attempts"] == 0
@@ -234,13 +244,16 @@ async def test_a_server_holding_sole_copies_cannot_be_removed(api: Api, weed: We
 
 
 async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     made = await unrecorded_copy(api, weed, bucket)
     db = api.app[appkeys.DB]
     async with db.transaction() as tx:  # left running by a dead process, its lease run out
-        await tx.execute("INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, lease_until, "
-                         "created_at, updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0, 0)",
-                         (made.version_id, made.newyork))
+        await tx.execute(
+            "INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, lease_until, "
+            "created_at, updated_at) VALUES ('copy', ?, ?, 'running', 1, 1e12, 0, 0, 0)",
+            (made.version_id, made.newyork),
+        )
     if db.one_daemon:  # SQLite: the restart gives its attempt back; else another daemon takes it over
         assert await api.app[appkeys.JOBS].requeue_running() == 1
     (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
@@ -250,13 +263,18 @@ async def test_deleting_a_file_removes_what_a_copy_cut_short_may_have_written(
 
 
 async def test_a_copy_no_longer_wanted_records_what_an_earlier_run_wrote_so_removals_find_it(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     made = await unrecorded_copy(api, weed, bucket)
     newyork_id = made.servers["newyork"]["id"]
     (await made.admin.patch(f"/api/v1/servers/{newyork_id}", json={"is_active": False})).expect(200)
     await api.app[appkeys.WORKER].handlers["copy"](Job(0, "copy", made.version_id, made.newyork, 1, ran_before=True))
-    assert await api.app[appkeys.DB].fetchval("SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?",
-                                              (made.newyork, made.version_id)) == 1
+    assert (
+        await api.app[appkeys.DB].fetchval(
+            "SELECT count(*) FROM replicas WHERE server_id = ? AND version_id = ?", (made.newyork, made.version_id)
+        )
+        == 1
+    )
     (await made.admin.delete(f"/api/v1/files/{made.file_id}")).expect(204)
     await api.app[appkeys.WORKER].drain()
     assert await holders_of_key(api, weed, bucket, made.version_id) == set()

@@ -36,8 +36,14 @@ MAX_EXAMPLES = 25
 # Operations whose found-object branch (200) the fuzzing must reach with the real ids. They get three times
 # the examples: a valid body with a real id and the administrator's token is one draw in ten or so, and
 # the examples are fixed by the test's code (derandomized), so a code change must not make them miss.
-REACHED = ("GET /api/v1/files/{id}", "GET /api/v1/files/{id}/download", "GET /api/v1/files/{id}/links",
-           "GET /api/v1/servers/{id}", "GET /api/v1/public/links/{token}", "PATCH /api/v1/users/{id}")
+REACHED = (
+    "GET /api/v1/files/{id}",
+    "GET /api/v1/files/{id}/download",
+    "GET /api/v1/files/{id}/links",
+    "GET /api/v1/servers/{id}",
+    "GET /api/v1/public/links/{token}",
+    "PATCH /api/v1/users/{id}",
+)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Operations whose real ids would take the test's own setup apart: they only see generated ids.
 NO_REAL_IDS = {("DELETE", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}")}
@@ -54,9 +60,15 @@ async def _setup(api: Api, weed: WeedCluster, bucket: str) -> dict[str, Any]:
     file_id = (await admin.upload("fuzzed.txt", b"fuzz me\n" * 64))["file"]["id"]
     await admin.wait_stored(file_id)
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
-    return {"tokens": [admin.access, user.access], "server_id": servers["dallas"]["id"],
-            "file_id": file_id, "link_id": link["id"], "token": link["token"], "user_id": victim.user["id"],
-            "zones": sorted({s["zone"] for s in servers.values()})}
+    return {
+        "tokens": [admin.access, user.access],
+        "server_id": servers["dallas"]["id"],
+        "file_id": file_id,
+        "link_id": link["id"],
+        "token": link["token"],
+        "user_id": victim.user["id"],
+        "zones": sorted({s["zone"] for s in servers.values()}),
+    }
 
 
 def _real_ids(method: str, path: str, known: dict[str, Any]) -> dict[str, str]:
@@ -83,23 +95,33 @@ def _operation(result: Result[Operation, InvalidSchema]) -> Operation:
     return result.ok()
 
 
-def _fuzz_operation(op: Operation, base_url: str, known: dict[str, Any], real: dict[str, str],
-                    failures: list[str], statuses: Counter[tuple[str, int]]) -> int:
-    strategy = st.one_of(op.as_strategy(schemathesis.GenerationMode.POSITIVE),
-                         op.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+def _fuzz_operation(
+    op: Operation,
+    base_url: str,
+    known: dict[str, Any],
+    real: dict[str, str],
+    failures: list[str],
+    statuses: Counter[tuple[str, int]],
+) -> int:
+    strategy = st.one_of(
+        op.as_strategy(schemathesis.GenerationMode.POSITIVE), op.as_strategy(schemathesis.GenerationMode.NEGATIVE)
+    )
     cases = 0
 
     examples = MAX_EXAMPLES * (3 if f"{op.method.upper()} {op.path}" in REACHED else 1)
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=strategy, token=st.sampled_from(known["tokens"]), use_real=st.booleans())
     def run(case: schemathesis.Case[Operation], token: str, use_real: bool) -> None:
         nonlocal cases
         cases += 1
         if use_real and real and isinstance(case.path_parameters, dict):
-            case.path_parameters = {**case.path_parameters,
-                                    **{k: v for k, v in real.items() if k in case.path_parameters}}
+            case.path_parameters = {
+                **case.path_parameters,
+                **{k: v for k, v in real.items() if k in case.path_parameters},
+            }
         if use_real and isinstance(case.body, dict) and isinstance(case.body.get("zones"), list):
             case.body = {**case.body, "zones": known["zones"][:1]}  # zones of registered servers, as ids are real
         headers = {"Authorization": f"Bearer {token}"}
@@ -114,8 +136,7 @@ def _fuzz_operation(op: Operation, base_url: str, known: dict[str, Any], real: d
     return cases
 
 
-def _fuzz(base_url: str, known: dict[str, Any],
-          statuses: Counter[tuple[str, int]]) -> tuple[int, int, list[str]]:
+def _fuzz(base_url: str, known: dict[str, Any], statuses: Counter[tuple[str, int]]) -> tuple[int, int, list[str]]:
     """Synchronous (schemathesis calls with `requests`): run in a thread while the loop serves the app."""
     schema = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json")
     operations, cases, failures = 0, 0, list[str]()
@@ -126,8 +147,7 @@ def _fuzz(base_url: str, known: dict[str, Any],
         if (method, path) in SKIPPED:
             continue
         operations += 1
-        cases += _fuzz_operation(op, base_url, known, _real_ids(method, path, known), failures,
-                                  statuses)
+        cases += _fuzz_operation(op, base_url, known, _real_ids(method, path, known), failures, statuses)
     return operations, cases, failures
 
 
@@ -137,10 +157,16 @@ async def test_the_api_survives_schemathesis(api: Api, weed: WeedCluster, bucket
     started = time.monotonic()
     statuses: Counter[tuple[str, int]] = Counter()
     operations, cases, failures = await asyncio.to_thread(_fuzz, base_url, known, statuses)
-    print(f"\nschemathesis: {operations} operations, {cases} cases, {len(failures)} failures"
-          f" ({time.monotonic() - started:.1f}s)")
-    LEDGER.add("schemathesis: generated valid and invalid requests", rounds=operations, bad_inputs=cases,
-               server_errors=sum(n for (_, status), n in statuses.items() if status >= 500))
+    print(
+        f"\nschemathesis: {operations} operations, {cases} cases, {len(failures)} failures"
+        f" ({time.monotonic() - started:.1f}s)"
+    )
+    LEDGER.add(
+        "schemathesis: generated valid and invalid requests",
+        rounds=operations,
+        bad_inputs=cases,
+        server_errors=sum(n for (_, status), n in statuses.items() if status >= 500),
+    )
     assert not failures, "\n\n".join(failures[:20])
     # The real ids were used: the found-object branches ran, not only the 404s.
     for reached in REACHED:

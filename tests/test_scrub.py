@@ -27,8 +27,9 @@ from cdnstore.seaweed import WeedCluster
 DATA = b"scrub me " * 500
 
 
-async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(api: Api, weed: WeedCluster,
-                                                                               bucket: str) -> None:
+async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     answer = await admin.upload("precious.bin", DATA, ip=US_IP)
@@ -46,8 +47,9 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(a
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())
 
 
-async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(api: Api, weed: WeedCluster,
-                                                                             bucket: str) -> None:
+async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     # Registered under other names, the servers' own webhooks reach no known server: what happens
     # behind cdnstore's back stays hidden from it, as it would with a lost event.
@@ -58,11 +60,13 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
-    put = storage.presign_put(weed.target("newyork", bucket), key, content_type="text/plain", size=len(DATA),
-                              expires_in=60)
+    put = storage.presign_put(
+        weed.target("newyork", bucket), key, content_type="text/plain", size=len(DATA), expires_in=60
+    )
     assert await put_bytes({"method": "PUT", "url": put[0], "headers": put[1]}, DATA) == 200  # a stray copy
-    stray = storage.presign_put(weed.target("dallas", bucket), "not-ours.txt", content_type="text/plain", size=3,
-                                expires_in=60)
+    stray = storage.presign_put(
+        weed.target("dallas", bucket), "not-ours.txt", content_type="text/plain", size=3, expires_in=60
+    )
     assert await put_bytes({"method": "PUT", "url": stray[0], "headers": stray[1]}, b"abc") == 200
 
     drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
@@ -73,8 +77,9 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     await admin.delete(f"/api/v1/files/{file_id}")
     await api.app[appkeys.WORKER].drain()
     # Put the deleted object back behind cdnstore's back: an orphan.
-    again = storage.presign_put(weed.target("dallas", bucket), key, content_type="text/plain", size=len(DATA),
-                                expires_in=60)
+    again = storage.presign_put(
+        weed.target("dallas", bucket), key, content_type="text/plain", size=len(DATA), expires_in=60
+    )
     assert await put_bytes({"method": "PUT", "url": again[0], "headers": again[1]}, DATA) == 200
     drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
     assert drifts["dallas-quiet"].orphans == 1
@@ -83,8 +88,9 @@ async def test_scrub_removes_orphans_adopts_strays_and_leaves_unknown_objects(ap
     assert await storage.head(weed.target("dallas", bucket), "not-ours.txt") is not None
 
 
-async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api: object, weed: WeedCluster,
-                                                                       bucket: str) -> None:
+async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(
+    make_api: object, weed: WeedCluster, bucket: str
+) -> None:
     api = await make_api(scrub={"stale_upload_after": 0})  # type: ignore[operator]
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
@@ -105,9 +111,9 @@ async def test_scrub_aborts_multipart_uploads_that_a_crash_left_behind(make_api:
     assert upload["UploadId"] not in {u for _, u in left}
 
 
-
-async def test_scrub_recounts_server_counters_that_drifted_from_the_replica_table(api: Api, weed: WeedCluster,
-                                                                                bucket: str) -> None:
+async def test_scrub_recounts_server_counters_that_drifted_from_the_replica_table(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     answer = await admin.upload("counted.bin", DATA, ip=US_IP)
@@ -123,6 +129,7 @@ async def test_scrub_recounts_server_counters_that_drifted_from_the_replica_tabl
     newyork = next(s for s in (await admin.get("/api/v1/servers")).expect(200)["items"] if s["name"] == "newyork")
     assert (newyork["files"], newyork["bytes"]) == (1, len(DATA))
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())
+
 
 # --- the deep scrub: every replica's bytes against its version's SHA-256 ---------------------------------
 
@@ -182,7 +189,8 @@ async def deep_scrub(api: Api) -> DeepReport:
 
 
 async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the_right_bytes_back(
-        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await tamper(api, weed, bucket, "dallas", key, BAD)
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # the plain scrub cannot tell
@@ -200,15 +208,21 @@ async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the
     assert await statuses(admin, file_id) == {name: "present" for name in USA}
     again = await deep_scrub(api)
     differ = sum([await held(api, weed, bucket, name, key) != DATA for name in USA])
-    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=1, rounds=1, files_checked=1,
-               drift=differ + again.corrupt)
+    LEDGER.add(
+        "replicas altered in their buckets, found by the deep scrub",
+        faults=1,
+        rounds=1,
+        files_checked=1,
+        drift=differ + again.corrupt,
+    )
     assert (again.corrupt, again.verified, differ) == (0, 3, 0)
     servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
     assert servers["dallas"]["corrupt"] == 0 and servers["dallas"]["verified_at"] is not None
 
 
 async def test_a_file_tampered_on_every_server_is_reported_counted_and_never_served(
-        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     for name in USA:
         await tamper(api, weed, bucket, name, key, BAD)
@@ -221,14 +235,20 @@ async def test_a_file_tampered_on_every_server_is_reported_counted_and_never_ser
     assert all(value(found, "cdnstore_replicas_corrupt", server=name) == 1 for name in USA)
     assert value(found, "cdnstore_scrub_corrupt_replicas_found_total", server="dallas") == 1
     assert value(found, "cdnstore_scrub_read_bytes_total") == 3 * len(DATA)
-    served = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP)))
-    LEDGER.add("replicas altered in their buckets, found by the deep scrub", faults=len(USA), rounds=1,
-               files_checked=1, drift=int(served.status == 200))
+    served = await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))
+    LEDGER.add(
+        "replicas altered in their buckets, found by the deep scrub",
+        faults=len(USA),
+        rounds=1,
+        files_checked=1,
+        drift=int(served.status == 200),
+    )
     served.problem(503, "no_replica_available")  # no link to wrong bytes
 
 
 async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_of_its_replicas(
-        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await forget_hashes(api)
     await tamper(api, weed, bucket, "detroit", key, BAD)  # a multipart-like ETag: only the majority can tell
@@ -243,8 +263,9 @@ async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_
         assert (await statuses(admin, file_id))["detroit"] == "corrupt"
 
 
-async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(make_api: MakeApi, weed: WeedCluster,
-                                                                       bucket: str) -> None:
+async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await forget_hashes(api)
     for name in ("newyork", "dallas"):
@@ -258,7 +279,8 @@ async def test_the_upload_etag_outvotes_a_majority_of_tampered_replicas(make_api
 
 
 async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecided_not_trusted(
-        make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await forget_hashes(api)
     for name in USA:  # all three agree, but none has the upload's MD5
@@ -270,17 +292,17 @@ async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecid
 
 
 async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int,
-        database_url: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int, database_url: str
+) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await tamper(api, weed, bucket, "newyork", key, BAD)
     # (the in-process daemon's own configuration: same database)
     # (its health check as patient as the daemon's registration: a server it finds slow is skipped, not read)
-    config = write_config(tmp_path, daemon_port, health={"timeout": 15},
-                          **({"database": {"url": database_url}} if database_url else {}))
+    config = write_config(
+        tmp_path, daemon_port, health={"timeout": 15}, **({"database": {"url": database_url}} if database_url else {})
+    )
     async with repairs_held(api):
-        done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path,
-                                       env={"CDNSTORE_CONFIG": str(config)})
+        done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)})
         assert done.returncode == 0, done.stderr
         assert "corrupt=1" in done.stdout and "verified=2" in done.stdout, done.stderr
         assert (await statuses(admin, file_id))["newyork"] == "corrupt"
@@ -289,8 +311,11 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -306,7 +331,8 @@ async def forget_hashes(api: Api) -> None:
 
 @pytest.mark.parametrize("engine", ["postgres"])
 async def test_daemons_sharing_a_postgresql_database_run_one_deep_pass_at_a_time(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, engine: str) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, engine: str
+) -> None:
     api, _, _, _ = await deep_setup(make_api, weed, bucket)
     other = connect(api.app[appkeys.CONFIG].database)  # another daemon's connection to the same database
     await other.open()

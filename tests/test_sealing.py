@@ -37,7 +37,8 @@ def stored_secret(db: Path, name: str) -> str:
 
 
 async def test_the_database_holds_s3_secret_keys_sealed_and_they_still_sign(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "dallas", bucket)
     db = Path(api.app[appkeys.CONFIG].database.path)
@@ -52,7 +53,8 @@ async def test_the_database_holds_s3_secret_keys_sealed_and_they_still_sign(
 
 
 async def test_a_secret_stored_in_clear_by_an_older_version_is_sealed_at_start(
-        api: Api, weed: WeedCluster, bucket: str, tmp_path: Path) -> None:
+    api: Api, weed: WeedCluster, bucket: str, tmp_path: Path
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "dallas", bucket)
     db = Path(api.app[appkeys.CONFIG].database.path)
@@ -65,7 +67,8 @@ async def test_a_secret_stored_in_clear_by_an_older_version_is_sealed_at_start(
 
 
 async def test_under_another_auth_secret_key_a_server_is_down_until_it_gets_its_secret_again(
-        api: Api, weed: WeedCluster, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    api: Api, weed: WeedCluster, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     admin = await api.user("root", admin=True)
     created = await admin.add_server(weed, "dallas", bucket)
     root = await api.app[appkeys.DB].fetchone("SELECT id FROM users WHERE username = 'root'")

@@ -31,7 +31,8 @@ def db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[An
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("grace", [30.0, 0.0], ids=["copy-finishes-within-grace", "copy-requeued"])
 async def test_sigterm_during_a_copy_exits_0_and_the_copy_completes(
-        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str, grace: float) -> None:
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str, grace: float
+) -> None:
     write_config(tmp_path, daemon.port, jobs={"shutdown_grace": grace, "part_size": 5 << 20, "parts_in_flight": 1})
     db = tmp_path / "cdnstore.sqlite3"
     await daemon.start()
@@ -85,7 +86,8 @@ def table(path: Path, name: str) -> list[tuple[Any, ...]]:
 
 
 async def test_a_backup_taken_while_serving_restores_to_the_same_data(
-        tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str) -> None:
+    tmp_path: Path, daemon: Daemon, weed: WeedCluster, bucket: str
+) -> None:
     config = write_config(tmp_path, daemon.port)
     env = {"CDNSTORE_CONFIG": str(config)}
     await daemon.start()
@@ -95,8 +97,9 @@ async def test_a_backup_taken_while_serving_restores_to_the_same_data(
         for i in range(3):
             file_id = (await admin.upload(f"f{i}.txt", b"backed up %d" % i))["file"]["id"]
             (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
-        (await admin.post("/api/v1/users", json={"username": "bob", "password": PASSWORD,
-                                                  "is_admin": False})).expect(201)
+        (await admin.post("/api/v1/users", json={"username": "bob", "password": PASSWORD, "is_admin": False})).expect(
+            201
+        )
         backup_path = tmp_path / "backups" / "cdnstore.sqlite3"
         # Writes go on while the backup runs: they may or may not be in it, nothing breaks.
         writing = asyncio.create_task(admin.upload("during.txt", b"meanwhile"))
@@ -138,11 +141,13 @@ def test_backup_refuses_without_a_database_and_onto_itself(tmp_path: Path) -> No
 
 def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[auth]\nsecret_key = "a-very-secret-key-123"\n[http]\nport = 9000\n')
-    ok = cdnstore("check-config", cwd=tmp_path, env={"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz-123",
-                                                     "CDNSTORE_LOG_FORMAT": "json"})
+    ok = cdnstore(
+        "check-config", cwd=tmp_path, env={"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz-123", "CDNSTORE_LOG_FORMAT": "json"}
+    )
     assert ok.returncode == 0, ok.stderr
     assert "a-very-secret-key-123" not in ok.stdout and "hook-token-xyz-123" not in ok.stdout
     import tomllib
+
     shown = tomllib.loads(ok.stdout)
     assert shown["http"]["port"] == 9000 and shown["log"]["format"] == "json"
     assert shown["auth"]["secret_key"] == "********" and shown["events"]["token"] == "********"

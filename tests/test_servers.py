@@ -28,8 +28,7 @@ async def test_adding_a_server_creates_its_bucket(api: Api, weed: WeedCluster, b
     assert await storage.head_bucket(weed.target("capetown", bucket), timeout=5)
 
 
-async def test_wrong_credentials_are_422_and_nothing_is_registered(api: Api, weed: WeedCluster,
-                                                                   bucket: str) -> None:
+async def test_wrong_credentials_are_422_and_nothing_is_registered(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin = await api.user("root", admin=True)
     answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, secret_key="wrong-secret"))
     problem = answer.problem(422, "storage_auth_failed")
@@ -69,7 +68,8 @@ async def test_the_secret_key_is_never_in_an_answer(api: Api, weed: WeedCluster,
 
 
 async def test_a_servers_events_token_is_never_in_an_answer_and_stored_only_as_its_hash(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin = await api.user("root", admin=True)
     token, later = "capetown-webhook-token-one", "capetown-webhook-token-two"
     created = await admin.add_server(weed, "capetown", bucket, events_token=token)
@@ -91,7 +91,8 @@ async def test_a_servers_events_token_is_never_in_an_answer_and_stored_only_as_i
     rows = await api.app[appkeys.DB].fetchall("SELECT * FROM servers")
     assert [r["events_token_hash"] for r in rows] == [hashlib.sha256(later.encode()).hexdigest()]
     stored = json.dumps([dict(r) for r in rows]) + json.dumps(
-        [dict(r) for r in await api.app[appkeys.DB].fetchall("SELECT * FROM history")])
+        [dict(r) for r in await api.app[appkeys.DB].fetchall("SELECT * FROM history")]
+    )
     assert token not in stored and later not in stored
 
 
@@ -99,9 +100,11 @@ async def test_a_server_can_be_changed_and_removed(api: Api, weed: WeedCluster, 
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "detroit", bucket)
     assert server["is_active"] is False
-    changed = (await admin.patch(f"/api/v1/servers/{server['id']}",
-                                 json={"is_active": True, "location": "Detroit, MI", "latitude": 42.0})
-               ).expect(200)
+    changed = (
+        await admin.patch(
+            f"/api/v1/servers/{server['id']}", json={"is_active": True, "location": "Detroit, MI", "latitude": 42.0}
+        )
+    ).expect(200)
     assert (changed["is_active"], changed["location"], changed["latitude"]) == (True, "Detroit, MI", 42.0)
     assert changed["updated_at"] >= server["updated_at"]
     assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200) == changed
@@ -114,7 +117,8 @@ async def test_changing_credentials_checks_them_again(api: Api, weed: WeedCluste
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "newyork", bucket)
     (await admin.patch(f"/api/v1/servers/{server['id']}", json={"secret_key": "wrong-secret"})).problem(
-        422, "storage_auth_failed")
+        422, "storage_auth_failed"
+    )
     fresh = bucket + "-moved"
     moved = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"bucket": fresh})).expect(200)
     assert moved["bucket"] == fresh
@@ -146,8 +150,9 @@ async def test_bad_server_fields_are_422_naming_the_field(api: Api, weed: WeedCl
         answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, **override))
         assert answer.problem(422, "invalid_field")["detail"].startswith(field), answer.body
     missing = {k: v for k, v in _body(weed, bucket).items() if k != "zone"}
-    assert (await admin.post("/api/v1/servers", json=missing)).problem(422, "invalid_field")["detail"] \
-        .startswith("zone")
+    assert (
+        (await admin.post("/api/v1/servers", json=missing)).problem(422, "invalid_field")["detail"].startswith("zone")
+    )
     (await admin.post("/api/v1/servers", json=_body(weed, bucket, colour="red"))).problem(422, "unknown_field")
     server = await admin.add_server(weed, "capetown", bucket)
     (await admin.patch(f"/api/v1/servers/{server['id']}", json={})).problem(422, "invalid_field")
@@ -156,7 +161,8 @@ async def test_bad_server_fields_are_422_naming_the_field(api: Api, weed: WeedCl
 
 @pytest.mark.parametrize("token", ["x" * 15, "", "has a space in it!", 1234567890123456789])
 async def test_an_events_token_under_16_characters_or_not_a_plain_string_is_422_naming_it(
-        api: Api, weed: WeedCluster, bucket: str, token: object) -> None:
+    api: Api, weed: WeedCluster, bucket: str, token: object
+) -> None:
     admin = await api.user("root", admin=True)
     answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, events_token=token))
     assert answer.problem(422, "invalid_field")["detail"].startswith("events_token"), answer.body
@@ -168,9 +174,20 @@ async def test_an_events_token_under_16_characters_or_not_a_plain_string_is_422_
 
 
 def _body(weed: WeedCluster, bucket: str, /, **overrides: object) -> dict[str, object]:
-    return {"name": "capetown", "endpoint_url": weed.instance("capetown").endpoint_url, "bucket": bucket,
-            "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "location": "Cape Town", "zone": "Africa",
-            "latitude": -33.92, "longitude": 18.42, "is_on": True, "is_active": True, **overrides}
+    return {
+        "name": "capetown",
+        "endpoint_url": weed.instance("capetown").endpoint_url,
+        "bucket": bucket,
+        "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY,
+        "location": "Cape Town",
+        "zone": "Africa",
+        "latitude": -33.92,
+        "longitude": 18.42,
+        "is_on": True,
+        "is_active": True,
+        **overrides,
+    }
 
 
 class FakeS3:
@@ -183,8 +200,7 @@ class FakeS3:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.path, request.headers.get("Authorization")))
-        return web.Response(status=self.status, text=self.body, headers=self.headers,
-                            content_type="application/xml")
+        return web.Response(status=self.status, text=self.body, headers=self.headers, content_type="application/xml")
 
 
 StartFake = Callable[..., Awaitable[FakeS3]]
@@ -199,30 +215,43 @@ def fake_s3(aiohttp_server: Any) -> StartFake:
         server = await aiohttp_server(app, host="127.0.0.1")
         fake.url = f"http://127.0.0.1:{server.port}"
         return fake
+
     return start
 
 
-@pytest.mark.parametrize("endpoint_url", [
-    "http://169.254.169.254", "http://169.254.170.2:8333", "http://[fe80::1]:8333", "http://[fd00:ec2::254]",
-    "http://[::ffff:169.254.169.254]", "http://[64:ff9b::a9fe:a9fe]",
-    "http://2852039166",  # a name that resolves to 169.254.169.254 (decimal IPv4)
-    "http://cdnkey:secret@127.0.0.1:8333", "http://user@127.0.0.1:8333",
-])
-async def test_link_local_metadata_and_user_info_endpoints_are_refused(api: Api, weed: WeedCluster, bucket: str,
-                                                                        endpoint_url: str) -> None:
+@pytest.mark.parametrize(
+    "endpoint_url",
+    [
+        "http://169.254.169.254",
+        "http://169.254.170.2:8333",
+        "http://[fe80::1]:8333",
+        "http://[fd00:ec2::254]",
+        "http://[::ffff:169.254.169.254]",
+        "http://[64:ff9b::a9fe:a9fe]",
+        "http://2852039166",  # a name that resolves to 169.254.169.254 (decimal IPv4)
+        "http://cdnkey:secret@127.0.0.1:8333",
+        "http://user@127.0.0.1:8333",
+    ],
+)
+async def test_link_local_metadata_and_user_info_endpoints_are_refused(
+    api: Api, weed: WeedCluster, bucket: str, endpoint_url: str
+) -> None:
     admin = await api.user("root", admin=True)
     answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, endpoint_url=endpoint_url))
     assert answer.problem(422, "endpoint_not_allowed")["detail"].startswith("endpoint_url")
     assert (await admin.get("/api/v1/servers")).expect(200)["items"] == []
     server = await admin.add_server(weed, "capetown", bucket)  # loopback (private too) stays allowed
-    moved = await admin.patch(f"/api/v1/servers/{server['id']}", json={
-        "endpoint_url": endpoint_url, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
+    moved = await admin.patch(
+        f"/api/v1/servers/{server['id']}",
+        json={"endpoint_url": endpoint_url, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
+    )
     moved.problem(422, "endpoint_not_allowed")
     assert (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["endpoint_url"] == server["endpoint_url"]
 
 
-async def test_a_new_endpoint_url_needs_the_credentials_again(api: Api, weed: WeedCluster, bucket: str,
-                                                              fake_s3: StartFake) -> None:
+async def test_a_new_endpoint_url_needs_the_credentials_again(
+    api: Api, weed: WeedCluster, bucket: str, fake_s3: StartFake
+) -> None:
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "capetown", bucket)
     elsewhere = await fake_s3(200)
@@ -232,21 +261,30 @@ async def test_a_new_endpoint_url_needs_the_credentials_again(api: Api, weed: We
         assert answer.problem(422, "invalid_field")["detail"].startswith(missing)
     assert elsewhere.seen == []  # the stored credentials never went to the new address
     other = weed.instance("newyork").endpoint_url
-    moved = (await admin.patch(f"/api/v1/servers/{server['id']}", json={
-        "endpoint_url": other, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})).expect(200)
+    moved = (
+        await admin.patch(
+            f"/api/v1/servers/{server['id']}",
+            json={"endpoint_url": other, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
+        )
+    ).expect(200)
     assert moved["endpoint_url"] == other
-    same = (await admin.patch(f"/api/v1/servers/{server['id']}", json={"endpoint_url": other, "zone": "Z"}))
+    same = await admin.patch(f"/api/v1/servers/{server['id']}", json={"endpoint_url": other, "zone": "Z"})
     assert same.expect(200)["zone"] == "Z"  # the same address is not a new one
 
 
-@pytest.mark.parametrize(("status", "code"), [(403, "storage_auth_failed"), (500, "storage_error"),
-                                              (400, "storage_error")])
+@pytest.mark.parametrize(
+    ("status", "code"), [(403, "storage_auth_failed"), (500, "storage_error"), (400, "storage_error")]
+)
 async def test_a_failed_check_says_what_failed_without_echoing_the_remote_answer(
-        api: Api, weed: WeedCluster, bucket: str, fake_s3: StartFake, status: int, code: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str, fake_s3: StartFake, status: int, code: str
+) -> None:
     admin = await api.user("root", admin=True)
-    remote = await fake_s3(status, "<Error><Code>AccessDenied</Code><Message>internal-secret-9f3a from "
-                           "10.0.0.7</Message></Error>" if status == 403 else
-                           "<Error><Code>X</Code><Message>internal-secret-9f3a</Message></Error>")
+    remote = await fake_s3(
+        status,
+        "<Error><Code>AccessDenied</Code><Message>internal-secret-9f3a from 10.0.0.7</Message></Error>"
+        if status == 403
+        else "<Error><Code>X</Code><Message>internal-secret-9f3a</Message></Error>",
+    )
     answer = await admin.post("/api/v1/servers", json=_body(weed, bucket, endpoint_url=remote.url))
     problem = answer.problem(422, code)
     assert "internal-secret-9f3a" not in json.dumps(problem) and "10.0.0.7" not in json.dumps(problem)
@@ -254,8 +292,9 @@ async def test_a_failed_check_says_what_failed_without_echoing_the_remote_answer
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-async def test_storage_and_health_requests_never_follow_a_redirect(api: Api, weed: WeedCluster, bucket: str,
-                                                                   fake_s3: StartFake, status: int) -> None:
+async def test_storage_and_health_requests_never_follow_a_redirect(
+    api: Api, weed: WeedCluster, bucket: str, fake_s3: StartFake, status: int
+) -> None:
     admin = await api.user("root", admin=True)
     target = await fake_s3(200)
     redirector = await fake_s3(status, headers={"Location": f"{target.url}/{bucket}"})

@@ -21,9 +21,12 @@ async def proxy(weed: WeedCluster) -> AsyncIterator[FaultProxy]:
 
 
 async def test_a_storage_server_that_stops_answering_holds_up_no_other_request(
-        make_api: object, weed: WeedCluster, bucket: str, proxy: FaultProxy) -> None:
-    api = await make_api(storage={"connect_timeout": 1, "read_timeout": 2},  # type: ignore[operator]
-                         health={"timeout": 1})
+    make_api: object, weed: WeedCluster, bucket: str, proxy: FaultProxy
+) -> None:
+    api = await make_api(
+        storage={"connect_timeout": 1, "read_timeout": 2},  # type: ignore[operator]
+        health={"timeout": 1},
+    )
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "dallas", bucket, name="dallas-proxied", endpoint_url=proxy.url)
     stored = await admin.upload("stored.txt", DATA_SMALL)

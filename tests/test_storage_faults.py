@@ -87,8 +87,10 @@ async def health(admin: Session, name: str) -> str:
 
 async def seen(admin: Session, name: str, state: str) -> None:
     """Wait until the periodic health checker has seen server `name` `state` ('up' or 'down')."""
+
     async def check() -> bool:
         return await health(admin, name) == state
+
     await until(check, f"the health checker sees {name} {state}")
 
 
@@ -103,6 +105,7 @@ async def queued_job(admin: Session) -> dict[str, Any]:
     async def queued() -> bool:
         found[:] = await jobs(admin)
         return [j["status"] for j in found] == ["queued"]
+
     await until(queued, "one job, queued")
     return found[0]
 
@@ -147,8 +150,16 @@ class PartGate:
         self.starts = 0
         real = storage._upload_part
 
-        async def gated(client: Any, dst: Any, key: str, upload_id: str, number: int, data: bytes,
-                        slots: asyncio.Semaphore, etags: dict[int, str]) -> None:
+        async def gated(
+            client: Any,
+            dst: Any,
+            key: str,
+            upload_id: str,
+            number: int,
+            data: bytes,
+            slots: asyncio.Semaphore,
+            etags: dict[int, str],
+        ) -> None:
             if number == 1:
                 self.starts += 1
             if number == self.number and not self.release.is_set():
@@ -207,8 +218,8 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> list[Answer]:
 
 
 async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch,
-        answers: list[Answer]) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     for name in ("dallas", "newyork"):
@@ -247,15 +258,21 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     drift = await scrub_drift(api)
     left_after_scrub = await unfinished_uploads(storage, weed, "newyork", bucket)
     drift += differ + len(left_after_scrub)
-    LEDGER.add("SeaweedFS server killed during copies", faults=kills, rounds=1, files_checked=1, drift=drift,
-               server_errors=server_errors(answers, DOCUMENTED))
+    LEDGER.add(
+        "SeaweedFS server killed during copies",
+        faults=kills,
+        rounds=1,
+        files_checked=1,
+        drift=drift,
+        server_errors=server_errors(answers, DOCUMENTED),
+    )
     assert (differ, drift, left_after_scrub, attempts.spent) == (0, 0, [], [])
     assert server_errors(answers, DOCUMENTED) == 0
 
 
 async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch,
-        answers: list[Answer]) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     servers = {name: await admin.add_server(weed, name, bucket) for name in ("dallas", "newyork", "detroit")}
@@ -276,6 +293,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
 
         async def copied() -> bool:
             return "detroit" in await holders(admin, film)
+
         await until(copied, "the copy to Detroit done from Dallas")
         assert not weed.instance("newyork").running  # so it came from Dallas
         assert await jobs(admin) == []
@@ -287,15 +305,21 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     await seen(admin, "newyork", "up")
     differ += await copied_bytes_differ(api, weed, bucket, film, {"newyork"})  # it kept its copy
     drift = differ + await scrub_drift(api)
-    LEDGER.add("SeaweedFS server killed during copies", faults=kills, rounds=1, files_checked=1, drift=drift,
-               server_errors=server_errors(answers, DOCUMENTED))
+    LEDGER.add(
+        "SeaweedFS server killed during copies",
+        faults=kills,
+        rounds=1,
+        files_checked=1,
+        drift=drift,
+        server_errors=server_errors(answers, DOCUMENTED),
+    )
     assert (differ, drift, attempts.spent) == (0, 0, [])
     assert server_errors(answers, DOCUMENTED) == 0
 
 
 async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch,
-        answers: list[Answer]) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     for name in ("dallas", "newyork"):
@@ -328,8 +352,14 @@ async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     assert await holders(admin, film) == {"dallas", "newyork"}
     differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
     drift = differ + await scrub_drift(api)
-    LEDGER.add("SeaweedFS server killed during copies", faults=kills, rounds=1, files_checked=1, drift=drift,
-               server_errors=server_errors(answers, DOCUMENTED))
+    LEDGER.add(
+        "SeaweedFS server killed during copies",
+        faults=kills,
+        rounds=1,
+        files_checked=1,
+        drift=drift,
+        server_errors=server_errors(answers, DOCUMENTED),
+    )
     assert (differ, drift, attempts.spent) == (0, 0, [])
     assert server_errors(answers, DOCUMENTED) == 0
 
@@ -364,6 +394,7 @@ class LinkClients:
 
         async def enough() -> bool:
             return len(self.answers(phase)) >= count
+
         await until(enough, f"{count} answers in phase {phase!r}")
         return self.answers(phase)
 
@@ -386,7 +417,8 @@ async def serve_other_bytes(http: aiohttp.ClientSession, got: list[Answer], file
 
 
 async def test_downloads_move_to_the_other_holder_while_the_nearest_is_down_and_back_after(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, answers: list[Answer]) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, answers: list[Answer]
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     for name in ("dallas", "newyork"):
@@ -441,8 +473,14 @@ async def test_downloads_move_to_the_other_holder_while_the_nearest_is_down_and_
         elif answer.status < 500:
             answer.expect(200)
     errors = server_errors(answers, DOCUMENTED)
-    LEDGER.add("SeaweedFS server killed during downloads", faults=kills, rounds=1, files_checked=1,
-               drift=wrong + differ, server_errors=errors)
+    LEDGER.add(
+        "SeaweedFS server killed during downloads",
+        faults=kills,
+        rounds=1,
+        files_checked=1,
+        drift=wrong + differ,
+        server_errors=errors,
+    )
     assert (wrong, differ, errors) == (0, 0, 0)
 
 
@@ -453,8 +491,9 @@ async def proxied_pair(admin: Session, weed: WeedCluster, bucket: str, proxy: Fa
     """Dallas (uploads land there) and New York (inactive: a copy to it starts when it is activated), the
     proxy in front of the copy's `side`: 'source' (Dallas) or 'target' (New York)."""
     await admin.add_server(weed, "dallas", bucket, **({"endpoint_url": proxy.url} if side == "source" else {}))
-    await admin.add_server(weed, "newyork", bucket, is_active=False,
-                           **({"endpoint_url": proxy.url} if side == "target" else {}))
+    await admin.add_server(
+        weed, "newyork", bucket, is_active=False, **({"endpoint_url": proxy.url} if side == "target" else {})
+    )
 
 
 async def activate(admin: Session, name: str) -> None:
@@ -473,8 +512,14 @@ async def browse(admin: Session, file: Stored) -> None:
 # waits and tries again; every other connection cut: a retry of a part on another connection may get through.
 @pytest.mark.parametrize(("side", "every"), [("target", 1), ("target", 2), ("source", 1)])
 async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps_answering(
-        side: str, every: int, make_api: MakeApi, weed: WeedCluster, bucket: str,
-        monkeypatch: pytest.MonkeyPatch, answers: list[Answer]) -> None:
+    side: str,
+    every: int,
+    make_api: MakeApi,
+    weed: WeedCluster,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    answers: list[Answer],
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     upstream = "dallas" if side == "source" else "newyork"
@@ -490,6 +535,7 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
             if proxy.max_cuts is None and proxy.cuts >= 4 and (attempts.waited or every > 1):
                 proxy.max_cuts = proxy.cuts  # the link heals
             return "newyork" in await holders(admin, film)
+
         await until(copied, "the copy through the cut connections done")
         if every == 1:  # nothing got through until the link healed
             assert proxy.cuts >= 4 and attempts.waited, "the copy broke, and the job waited and tried again"
@@ -501,15 +547,21 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
         # An abort may have been cut too: the copy that got through aborted what the broken ones left.
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []
         drift = differ + await scrub_drift(api) + len(await unfinished_uploads(storage, weed, "newyork", bucket))
-    LEDGER.add("connections cut or slowed mid-copy", faults=proxy.cuts, rounds=1, files_checked=1, drift=drift,
-               server_errors=server_errors(answers, DOCUMENTED))
+    LEDGER.add(
+        "connections cut or slowed mid-copy",
+        faults=proxy.cuts,
+        rounds=1,
+        files_checked=1,
+        drift=drift,
+        server_errors=server_errors(answers, DOCUMENTED),
+    )
     assert (differ, drift, attempts.spent) == (0, 0, [])
     assert server_errors(answers, DOCUMENTED) == 0
 
 
 async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch,
-        answers: list[Answer]) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
@@ -521,6 +573,7 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
 
         async def streaming() -> bool:
             return proxy.passed > MIB
+
         await until(streaming, "the copy streaming to New York")
         for _ in range(20):
             await browse(admin, film)
@@ -531,11 +584,18 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
 
         async def copied() -> bool:
             return "newyork" in await holders(admin, film)
+
         await until(copied, "the slow copy done")
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
         drift = differ + await scrub_drift(api)
-    LEDGER.add("connections cut or slowed mid-copy", faults=proxy.slowed, rounds=1, files_checked=1, drift=drift,
-               server_errors=server_errors(answers, DOCUMENTED))
+    LEDGER.add(
+        "connections cut or slowed mid-copy",
+        faults=proxy.slowed,
+        rounds=1,
+        files_checked=1,
+        drift=drift,
+        server_errors=server_errors(answers, DOCUMENTED),
+    )
     assert (differ, drift, attempts.spent) == (0, 0, [])
     assert server_errors(answers, DOCUMENTED) == 0
 
@@ -546,9 +606,13 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
 async def store_declared(admin: Session, name: str, size: int) -> Stored:
     """`store`, declaring the bytes' SHA-256 (so that every copy is checked against it)."""
     data = os.urandom(size)
-    answer = (await admin.post("/api/v1/files", json={"name": name, "size": size,
-                                                      "sha256": hashlib.sha256(data).hexdigest()},
-                               headers=from_ip(US_IP))).expect(201)
+    answer = (
+        await admin.post(
+            "/api/v1/files",
+            json={"name": name, "size": size, "sha256": hashlib.sha256(data).hexdigest()},
+            headers=from_ip(US_IP),
+        )
+    ).expect(201)
     assert await put_bytes(answer["upload"], data) == 200
     stored = Stored(answer["file"]["id"], object_key(answer["upload"]), hashlib.md5(data).hexdigest(), size)
     await admin.wait_stored(stored.id, within=30)
@@ -559,8 +623,8 @@ async def store_declared(admin: Session, name: str, size: int) -> Stored:
 # the declared SHA-256.
 @pytest.mark.parametrize(("size", "declared"), [(2 * MIB, False), (BIG, False), (2 * MIB, True)])
 async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_present_and_is_made_again(
-        size: int, declared: bool, make_api: MakeApi, weed: WeedCluster, bucket: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    size: int, declared: bool, make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     db, storage = api.app[appkeys.DB], api.app[appkeys.STORAGE]
@@ -571,30 +635,41 @@ async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_prese
         fail, at_failure = queue.fail, []
 
         async def failed(job: Any, error: str) -> None:  # what was there when the wrong copy failed
-            at_failure.append((error, await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = "
-                                                        "(SELECT id FROM servers WHERE name = 'newyork')"),
-                               await storage.head(weed.target("newyork", bucket), film.key)))
+            at_failure.append(
+                (
+                    error,
+                    await db.fetchval(
+                        "SELECT count(*) FROM replicas WHERE server_id = "
+                        "(SELECT id FROM servers WHERE name = 'newyork')"
+                    ),
+                    await storage.head(weed.target("newyork", bucket), film.key),
+                )
+            )
             await fail(job, error)
+
         monkeypatch.setattr(queue, "fail", failed)
         proxy.flip_at, proxy.max_flips = MIB + 1000, 1  # one byte of the source's answer, mid-body
         await activate(admin, "newyork")
 
         async def copied() -> bool:
             return "newyork" in await holders(admin, film)
+
         await until(copied, "the copy made again from good bytes")
         assert proxy.flips == 1
         [(error, recorded, written)] = at_failure
         assert error.startswith("checksum_mismatch") and (recorded, written) == (0, None)
         assert await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"}) == 0
-        verified = await db.fetchval("SELECT verified_at FROM replicas WHERE server_id = (SELECT id FROM servers "
-                                     "WHERE name = 'newyork')")
+        verified = await db.fetchval(
+            "SELECT verified_at FROM replicas WHERE server_id = (SELECT id FROM servers WHERE name = 'newyork')"
+        )
         assert verified is not None
         registry = api.app[appkeys.METRICS].registry
         assert registry.get_sample_value("cdnstore_copy_wrong_bytes_total", {"server": "dallas"}) == 1
 
 
 async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_another_holder(
-        make_api: MakeApi, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture) -> None:
+    make_api: MakeApi, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
     api = await make_api(**FAULTY)
     admin = await api.user("root", admin=True)
     async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
@@ -609,6 +684,7 @@ async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_a
 
         async def copied() -> bool:
             return "detroit" in await holders(admin, film)
+
         await until(copied, "the copy to Detroit made again")
         assert proxy.flips == 1
         copies = [r.getMessage() for r in caplog.records if r.getMessage().startswith("copied ")]

@@ -68,8 +68,12 @@ async def put(
     http: aiohttp.ClientSession, storage: Storage, target: S3Target, key: str, data: bytes, **kw: str
 ) -> None:
     url, headers = storage.presign_put(
-        target, key, content_type=kw.pop("content_type", "application/octet-stream"), size=len(data),
-        expires_in=300, metadata=kw or None,
+        target,
+        key,
+        content_type=kw.pop("content_type", "application/octet-stream"),
+        size=len(data),
+        expires_in=300,
+        metadata=kw or None,
     )
     # aiohttp warns about (and pytest fails on) raw bytes bodies over 1 MiB; a BytesIO is streamed.
     async with http.put(url, data=io.BytesIO(data), headers=headers) as resp:
@@ -93,7 +97,8 @@ async def test_check_bucket_creates_missing_bucket(cluster: WeedCluster, storage
 async def test_wrong_secret_is_auth_failure(cluster: WeedCluster, storage: Storage) -> None:
     good = cluster.target("a", new_bucket())
     wrong_secret, unknown_key = (
-        dataclasses.replace(good, secret_key="wrong-secret"), dataclasses.replace(good, access_key="nobody")
+        dataclasses.replace(good, secret_key="wrong-secret"),
+        dataclasses.replace(good, access_key="nobody"),
     )
     for bad in (wrong_secret, unknown_key):
         with pytest.raises(StorageError) as err:
@@ -134,11 +139,17 @@ async def test_presigned_put_with_returned_headers(
 ) -> None:
     data = b"hello, seaweed" * 100
     url, headers = storage.presign_put(
-        target_a, "u/42/photo.jpg", content_type="image/jpeg", size=len(data), expires_in=300,
+        target_a,
+        "u/42/photo.jpg",
+        content_type="image/jpeg",
+        size=len(data),
+        expires_in=300,
         metadata={"fileid": "f-42"},
     )
     assert headers == {
-        "Content-Type": "image/jpeg", "Content-Length": str(len(data)), "x-amz-meta-fileid": "f-42",
+        "Content-Type": "image/jpeg",
+        "Content-Length": str(len(data)),
+        "x-amz-meta-fileid": "f-42",
     }
     async with http.put(url, data=data, headers=headers) as resp:
         assert resp.status == 200, await resp.text()
@@ -176,14 +187,14 @@ async def test_presigned_get_bytes_and_filename(
     url = storage.presign_get(target_a, key, filename=name, expires_in=300)
     digest, size, headers = await md5_of_get(http, url)
     assert (digest, size) == (hashlib.md5(data).hexdigest(), len(data))
-    assert headers["Content-Disposition"] == content_disposition(name) == (
-        "attachment; filename=\"Gru_e _report_.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22report%22.txt"
+    assert (
+        headers["Content-Disposition"]
+        == content_disposition(name)
+        == ("attachment; filename=\"Gru_e _report_.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22report%22.txt")
     )
 
 
-async def test_expired_url_is_refused(
-    http: aiohttp.ClientSession, storage: Storage, target_a: S3Target
-) -> None:
+async def test_expired_url_is_refused(http: aiohttp.ClientSession, storage: Storage, target_a: S3Target) -> None:
     await put(http, storage, target_a, "old", b"x")
     signed_earlier = datetime.now(UTC) - timedelta(seconds=5)
     url = Presigner(target_a).presign("GET", "old", expires_in=1, now=signed_earlier)
@@ -261,7 +272,10 @@ async def test_copy_refuses_wrong_size_and_missing_source(
 
 
 async def test_failed_multipart_copy_is_aborted(
-    http: aiohttp.ClientSession, storage: Storage, target_a: S3Target, target_b: S3Target,
+    http: aiohttp.ClientSession,
+    storage: Storage,
+    target_a: S3Target,
+    target_b: S3Target,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await put(http, storage, target_a, "mp.bin", os.urandom(12 * MiB))
@@ -327,14 +341,16 @@ async def test_webhook_delivers_filer_events_with_token(
     await sink.start()
     try:
         async with WeedCluster(
-            tmp_path_factory.mktemp("hooked"), ["w0"], access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-            webhook_url=lambda name: sink.url(f"/hook/{name}"), webhook_token="s3cr3t-token",
+            tmp_path_factory.mktemp("hooked"),
+            ["w0"],
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            webhook_url=lambda name: sink.url(f"/hook/{name}"),
+            webhook_token="s3cr3t-token",
         ) as weed:
             target = weed.target("w0", new_bucket())
             await storage.check_bucket(target)
-            await put(
-                http, storage, target, "u/42/photo.jpg", b"x" * 1000, content_type="image/jpeg", fileid="f-42"
-            )
+            await put(http, storage, target, "u/42/photo.jpg", b"x" * 1000, content_type="image/jpeg", fileid="f-42")
             wanted = f"/buckets/{target.bucket}/u/42/photo.jpg"
 
             def is_create(hook: Hook) -> bool:

@@ -42,8 +42,10 @@ async def used_is(admin: Session, user: Session, expected: int) -> bool:
 
 # --- disable and delete ------------------------------------------------------------------------------
 
-async def test_a_disabled_users_share_links_answer_410_until_they_are_enabled(api: Api, weed: WeedCluster,
-                                                                            bucket: str) -> None:
+
+async def test_a_disabled_users_share_links_answer_410_until_they_are_enabled(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     file = await stored(alice, "shared.txt", b"shared\n")
     token = (await alice.post(f"/api/v1/files/{file['id']}/links", json={})).expect(201)["token"]
@@ -56,7 +58,8 @@ async def test_a_disabled_users_share_links_answer_410_until_they_are_enabled(ap
 
 
 async def test_a_deleted_users_objects_are_removed_from_every_server_and_their_links_stop(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     mine = await stored(admin, "admins.txt", b"the admin's\n")
     files = [await stored(alice, f"file{i}.txt", b"alice's bytes\n" * (i + 1)) for i in range(3)]
@@ -70,17 +73,20 @@ async def test_a_deleted_users_objects_are_removed_from_every_server_and_their_l
     await api.app[appkeys.WORKER].drain()
     admins_key = await api.app[appkeys.DB].fetchval(
         "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?",
-        (mine["id"],))
+        (mine["id"],),
+    )
     for server in SERVERS:
         assert await keys_in(api, weed, server, bucket) <= {admins_key}, server
     history = await api.app[appkeys.DB].fetchval(
-        "SELECT count(*) FROM history h JOIN users u ON u.id = h.user_id WHERE u.uuid = ?", (alice.user["id"],))
+        "SELECT count(*) FROM history h JOIN users u ON u.id = h.user_id WHERE u.uuid = ?", (alice.user["id"],)
+    )
     assert history == 0
     (await admin.get(f"/api/v1/files/{mine['id']}")).expect(200)
 
 
 async def test_admins_see_how_many_files_each_user_has_and_would_lose_with_them(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     await api.user("bob")
     for i in range(2):
@@ -96,8 +102,8 @@ async def test_admins_see_how_many_files_each_user_has_and_would_lose_with_them(
 
 # --- quotas --------------------------------------------------------------------------------------------
 
-async def test_used_bytes_is_the_size_of_the_stored_current_versions(api: Api, weed: WeedCluster,
-                                                                   bucket: str) -> None:
+
+async def test_used_bytes_is_the_size_of_the_stored_current_versions(api: Api, weed: WeedCluster, bucket: str) -> None:
     admin, alice = await team(api, weed, bucket)
     a = await stored(alice, "a.txt", b"a" * 100)
     await stored(alice, "b.txt", b"b" * 200)
@@ -111,19 +117,24 @@ async def test_used_bytes_is_the_size_of_the_stored_current_versions(api: Api, w
 
 
 async def test_two_concurrent_announcements_that_together_pass_the_quota_get_one_507(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"quota_bytes": 1000})).expect(200)
     await stored(alice, "first.txt", b"f" * 200)
-    answers = await asyncio.gather(*(
-        alice.post("/api/v1/files", json={"name": f"big{i}.bin", "size": 500}, headers=from_ip(US_IP))
-        for i in range(2)))
+    answers = await asyncio.gather(
+        *(
+            alice.post("/api/v1/files", json={"name": f"big{i}.bin", "size": 500}, headers=from_ip(US_IP))
+            for i in range(2)
+        )
+    )
     assert sorted(a.status for a in answers) == [201, 507], answers
     refused = next(a for a in answers if a.status == 507).problem(507, "quota_exceeded")
     assert refused["available_bytes"] == 300 and "300" in refused["detail"], refused
     (await alice.post("/api/v1/files", json={"name": "fits.bin", "size": 300}, headers=from_ip(US_IP))).expect(201)
-    (await alice.post("/api/v1/files", json={"name": "one.bin", "size": 1}, headers=from_ip(US_IP))
-     ).problem(507, "quota_exceeded")
+    (await alice.post("/api/v1/files", json={"name": "one.bin", "size": 1}, headers=from_ip(US_IP))).problem(
+        507, "quota_exceeded"
+    )
 
 
 async def test_a_new_version_counts_only_what_it_adds_to_the_file(api: Api, weed: WeedCluster, bucket: str) -> None:
@@ -132,8 +143,9 @@ async def test_a_new_version_counts_only_what_it_adds_to_the_file(api: Api, weed
     await stored(alice, "doc.txt", b"d" * 800)
     (await alice.post("/api/v1/files", json={"name": "doc.txt", "size": 900}, headers=from_ip(US_IP))).expect(200)
     (await alice.post("/api/v1/files", json={"name": "doc.txt", "size": 10}, headers=from_ip(US_IP))).expect(200)
-    (await alice.post("/api/v1/files", json={"name": "other.txt", "size": 101}, headers=from_ip(US_IP))
-     ).problem(507, "quota_exceeded")
+    (await alice.post("/api/v1/files", json={"name": "other.txt", "size": 101}, headers=from_ip(US_IP))).problem(
+        507, "quota_exceeded"
+    )
     (await alice.post("/api/v1/files", json={"name": "other.txt", "size": 100}, headers=from_ip(US_IP))).expect(201)
 
 
@@ -142,15 +154,18 @@ async def test_new_users_get_the_configured_default_quota(make_api: Any) -> None
     admin = await api.user("root", admin=True)
     made = (await admin.post("/api/v1/users", json={"username": "alice", "password": "pass-word-1"})).expect(201)
     assert made["quota_bytes"] == 5000
-    free = (await admin.post("/api/v1/users", json={"username": "bob", "password": "pass-word-1",
-                                                     "quota_bytes": None})).expect(201)
+    free = (
+        await admin.post("/api/v1/users", json={"username": "bob", "password": "pass-word-1", "quota_bytes": None})
+    ).expect(201)
     assert free["quota_bytes"] is None
 
 
 # --- residency -----------------------------------------------------------------------------------------
 
-async def test_a_user_limited_to_africa_uploading_from_the_us_gets_cape_town(api: Api, weed: WeedCluster,
-                                                                          bucket: str) -> None:
+
+async def test_a_user_limited_to_africa_uploading_from_the_us_gets_cape_town(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     limited = (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"zones": ["Africa"]})).expect(200)
     assert limited["zones"] == ["Africa"]
@@ -163,8 +178,9 @@ async def test_a_user_limited_to_africa_uploading_from_the_us_gets_cape_town(api
     assert [item["server"]["name"] for item in where] == ["capetown"]
 
 
-async def test_changing_zones_moves_nothing_and_admins_see_the_files_outside_them(api: Api, weed: WeedCluster,
-                                                                                bucket: str) -> None:
+async def test_changing_zones_moves_nothing_and_admins_see_the_files_outside_them(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     before = await stored(alice, "american.txt", b"stored in the USA\n", ip=US_IP)
     changed = (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"zones": ["Africa"]})).expect(200)
@@ -182,8 +198,10 @@ async def test_changing_zones_moves_nothing_and_admins_see_the_files_outside_the
 
 # --- download statistics -------------------------------------------------------------------------------
 
+
 async def test_the_statistics_count_owner_and_link_downloads_per_server_and_day_exactly(
-        api: Api, weed: WeedCluster, bucket: str) -> None:
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
     admin, alice = await team(api, weed, bucket)
     american = await stored(alice, "american.bin", b"u" * 1000, ip=US_IP)
     african = await stored(alice, "african.bin", b"a" * 300, ip=SOUTH_AFRICA_IP)
@@ -191,15 +209,15 @@ async def test_the_statistics_count_owner_and_link_downloads_per_server_and_day_
     for _ in range(3):
         (await alice.get(f"/api/v1/files/{american['id']}/download", headers=from_ip(US_IP))).expect(200)
     for _ in range(2):
-        (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))
-         ).expect(200)
+        (await api.call("POST", f"/api/v1/public/links/{token}/download", json={}, headers=from_ip(US_IP))).expect(200)
     (await alice.get(f"/api/v1/files/{african['id']}/download", headers=from_ip(SOUTH_AFRICA_IP))).expect(200)
-    (await alice.get(f"/api/v1/files/{american['id']}/download?redirect=true", headers=from_ip(US_IP))
-     ).expect(302)
+    (await alice.get(f"/api/v1/files/{american['id']}/download?redirect=true", headers=from_ip(US_IP))).expect(302)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     stats = (await admin.get("/api/v1/stats/downloads?days=30")).expect(200)["items"]
-    assert stats == [{"day": today, "server": "capetown", "downloads": 1, "bytes": 300},
-                     {"day": today, "server": "dallas", "downloads": 6, "bytes": 6000}]
+    assert stats == [
+        {"day": today, "server": "capetown", "downloads": 1, "bytes": 300},
+        {"day": today, "server": "dallas", "downloads": 6, "bytes": 6000},
+    ]
     assert (await admin.get("/api/v1/stats/downloads")).expect(200)["items"] == stats
     (await alice.get("/api/v1/stats/downloads")).problem(403, "forbidden")
     for days in ("0", "367", "many"):
@@ -211,8 +229,10 @@ async def test_the_statistics_keep_earlier_days_newest_first(api: Api, weed: Wee
     file = await stored(alice, "daily.bin", b"d" * 10)
     dallas = await api.app[appkeys.DB].fetchval("SELECT id FROM servers WHERE name = 'dallas'")
     async with api.app[appkeys.DB].transaction() as tx:  # two earlier days, as a long-running daemon has them
-        await tx.executemany("INSERT INTO download_stats (day, server_id, downloads, bytes) VALUES (?, ?, ?, ?)",
-                             [(day_ago(1), dallas, 4, 40), (day_ago(40), dallas, 9, 90)])
+        await tx.executemany(
+            "INSERT INTO download_stats (day, server_id, downloads, bytes) VALUES (?, ?, ?, ?)",
+            [(day_ago(1), dallas, 4, 40), (day_ago(40), dallas, 9, 90)],
+        )
     (await alice.get(f"/api/v1/files/{file['id']}/download", headers=from_ip(US_IP))).expect(200)
     days = [(s["day"], s["downloads"]) for s in (await admin.get("/api/v1/stats/downloads")).expect(200)["items"]]
     assert days == [(day_ago(0), 1), (day_ago(1), 4)]

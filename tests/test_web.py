@@ -27,8 +27,16 @@ from cdnstore.api.pages import SHARE_CSP, page_csp
 from cdnstore.seaweed import WeedCluster
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -135,8 +143,13 @@ async def test_pages_and_static_files_are_served_with_their_headers(api: Api) ->
     assert share.headers["Content-Security-Policy"] == SHARE_CSP
     assert share.headers["Referrer-Policy"] == "no-referrer"
 
-    kinds = {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml",
-             "vendor/qrcode.mjs": "text/javascript", "vendor/qrcode-generator.LICENSE.txt": "text/plain"}
+    kinds = {
+        "app.js": "text/javascript",
+        "style.css": "text/css",
+        "icon.svg": "image/svg+xml",
+        "vendor/qrcode.mjs": "text/javascript",
+        "vendor/qrcode-generator.LICENSE.txt": "text/plain",
+    }
     for name, kind in kinds.items():
         answer = await api.call("GET", f"/static/{name}")
         assert answer.status == 200, name
@@ -179,8 +192,13 @@ def test_every_script_of_the_page_passes_the_type_check() -> None:
     assert [p.name for p in scripts if not p.read_text().startswith("// @ts-check\n")] == []
     if shutil.which("npm") is None and not (root / ".cache" / "node" / "node_modules" / ".bin" / "tsc").exists():
         pytest.skip("npm is missing: the type checker cannot be installed")
-    checked = subprocess.run([sys.executable, "-c", "import dev, sys; sys.exit(dev.check_page())"], cwd=root,
-                             capture_output=True, text=True, timeout=300)
+    checked = subprocess.run(
+        [sys.executable, "-c", "import dev, sys; sys.exit(dev.check_page())"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -188,7 +206,8 @@ def test_every_script_of_the_page_passes_the_type_check() -> None:
 
 
 async def test_a_user_uploads_downloads_renames_shares_and_deletes(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     alice = await api.user("alice")
@@ -209,10 +228,13 @@ async def test_a_user_uploads_downloads_renames_shares_and_deletes(
     await expect(page.locator("th.copies-col")).to_be_hidden()
 
     # Upload through the picker: the progress bar reaches 100% and the file turns stored.
-    await page.set_input_files("#file-input", files=[
-        FilePayload(name="report.bin", mimeType="application/octet-stream", buffer=data),
-        FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n"),
-    ])
+    await page.set_input_files(
+        "#file-input",
+        files=[
+            FilePayload(name="report.bin", mimeType="application/octet-stream", buffer=data),
+            FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n"),
+        ],
+    )
     upload = page.locator(".upload", has_text="report.bin")
     await expect(upload.locator("progress")).to_have_attribute("value", "100")
     await expect(upload.locator(".pct")).to_have_text("100%")
@@ -221,7 +243,9 @@ async def test_a_user_uploads_downloads_renames_shares_and_deletes(
     await expect(file_row(page, "notes.txt").locator(".status-cell")).to_have_text("Stored")
     files = (await alice.get("/api/v1/files")).expect(200)["items"]
     assert {(f["name"], f["size"], f["status"]) for f in files} == {
-        ("report.bin", len(data), "stored"), ("notes.txt", 12, "stored")}
+        ("report.bin", len(data), "stored"),
+        ("notes.txt", 12, "stored"),
+    }
     report_id = next(f["id"] for f in files if f["name"] == "report.bin")
 
     # Search.
@@ -315,7 +339,8 @@ async def test_a_user_uploads_downloads_renames_shares_and_deletes(
 
 
 async def test_the_public_page_explains_used_up_and_unknown_links(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     bob = await api.user("bob")
@@ -337,7 +362,8 @@ async def test_the_public_page_explains_used_up_and_unknown_links(
 
 
 async def test_the_page_renews_its_token_before_it_expires(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     api = await make_api(auth={"access_token_ttl": 10})
     await api.user("carol")
     page = await context.new_page()
@@ -361,6 +387,7 @@ async def test_a_reload_and_other_tabs_keep_the_session_until_logout(api: Api, c
     await page.reload()
     await expect(page.locator("#app-view")).to_be_visible()
     await expect(page.locator("#whoami")).to_have_text("carol")
+
     # Two more tabs open at once, and each refresh takes a while: they resume the session in turn (the
     # same cookie sent twice would be taken for a stolen refresh token, ending the session).
     async def slowly(route: Any) -> None:
@@ -384,8 +411,7 @@ async def test_a_reload_and_other_tabs_keep_the_session_until_logout(api: Api, c
     await no_secret_stored(page)
 
 
-async def test_signing_out_ends_the_session_even_while_another_tab_refreshes(
-        api: Api, context: BrowserContext) -> None:
+async def test_signing_out_ends_the_session_even_while_another_tab_refreshes(api: Api, context: BrowserContext) -> None:
     await api.user("dave")
     page = await context.new_page()
     await sign_in(page, api, "dave")
@@ -405,7 +431,8 @@ async def test_signing_out_ends_the_session_even_while_another_tab_refreshes(
 
 
 async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser
+) -> None:
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
     uploaded = await admin.upload("map.txt", b"where is it")
@@ -457,9 +484,17 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
     # The add form shows the problem's detail: a name in use, then an endpoint that does not answer.
     await page.get_by_role("button", name="Add server").click()
     form = page.locator("#server-dialog")
-    fields = {"Name": name, "City": "Lisbon", "S3 endpoint URL": f"http://127.0.0.1:{unused_port()}",
-              "Bucket": bucket, "Access key": "key", "Secret key": "secret-key", "Zone": "Europe",
-              "Latitude": "38.72", "Longitude": "-9.14"}
+    fields = {
+        "Name": name,
+        "City": "Lisbon",
+        "S3 endpoint URL": f"http://127.0.0.1:{unused_port()}",
+        "Bucket": bucket,
+        "Access key": "key",
+        "Secret key": "secret-key",
+        "Zone": "Europe",
+        "Latitude": "38.72",
+        "Longitude": "-9.14",
+    }
     for label, value in fields.items():
         await form.get_by_label(label, exact=True).fill(value)
     await form.get_by_role("button", name="Save").click()
@@ -487,7 +522,8 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
 
 
 async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     names = [f"copy-{n}.txt" for n in range(3)]
@@ -518,7 +554,8 @@ async def users_by_name(admin: Session) -> dict[str, dict[str, Any]]:
 
 
 async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     page = await context.new_page()
@@ -617,8 +654,7 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     (await her.get("/api/v1/me")).problem(401, "unauthorized")
 
 
-async def test_a_user_changes_their_own_password_and_stays_signed_in(
-        api: Api, context: BrowserContext) -> None:
+async def test_a_user_changes_their_own_password_and_stays_signed_in(api: Api, context: BrowserContext) -> None:
     await api.user("carol")
     elsewhere = await api.login("carol")  # her session on another device
     page = await context.new_page()
@@ -648,7 +684,8 @@ async def test_a_user_changes_their_own_password_and_stays_signed_in(
 
 
 async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     dora = await api.user("dora")
@@ -666,14 +703,18 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     (await admin.patch(f"/api/v1/users/{dora.user['id']}", json={"quota_bytes": 1_000_000})).expect(200)
     await page.reload()
     await expect(usage).to_have_text("250 kB of 1.0 MB used (25%)")
-    await page.set_input_files("#file-input", files=[
-        FilePayload(name="second.bin", mimeType="application/octet-stream", buffer=os.urandom(500_000))])
+    await page.set_input_files(
+        "#file-input",
+        files=[FilePayload(name="second.bin", mimeType="application/octet-stream", buffer=os.urandom(500_000))],
+    )
     await expect(usage).to_have_text("750 kB of 1.0 MB used (75%)")
     await expect(usage.get_by_role("meter")).to_have_attribute("aria-valuenow", "750000")
     await shot(page, "18-usage", full_page=False)
     # Past the quota: the upload does not start, and says how much is left.
-    await page.set_input_files("#file-input", files=[
-        FilePayload(name="too-big.bin", mimeType="application/octet-stream", buffer=os.urandom(400_000))])
+    await page.set_input_files(
+        "#file-input",
+        files=[FilePayload(name="too-big.bin", mimeType="application/octet-stream", buffer=os.urandom(400_000))],
+    )
     refused = page.locator(".upload.failed", has_text="too-big.bin").locator(".status")
     await expect(refused).to_contain_text("only 250000 are left of the quota")
     await page.get_by_role("button", name="Delete first.bin").click()
@@ -687,7 +728,8 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
 
 
 async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_days(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     page = await context.new_page()
@@ -706,14 +748,16 @@ async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_day
         answer, _body = await admin.download(file_id)
         expected[answer["server"]["name"]] = expected.get(answer["server"]["name"], 0) + 1
     for _ in range(2):
-        answer = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={},
-                                 headers=from_ip(US_IP))).expect(200)
+        answer = (
+            await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={}, headers=from_ip(US_IP))
+        ).expect(200)
         expected[answer["server"]["name"]] = expected.get(answer["server"]["name"], 0) + 1
 
     async def counted() -> bool:
         items = (await admin.get("/api/v1/stats/downloads?days=30")).expect(200)["items"]
         downloads: int = sum(i["downloads"] for i in items)
         return downloads == 5
+
     await wait_for(counted, "the five downloads in the statistics")
 
     await page.reload()
@@ -748,7 +792,8 @@ async def test_a_wrong_sign_in_says_so_in_a_sentence(api: Api, context: BrowserC
 
 
 async def test_link_download_counts_are_in_the_right_number_and_used_up_links_say_so(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     erin = await api.user("erin")
@@ -776,7 +821,8 @@ async def test_link_download_counts_are_in_the_right_number_and_used_up_links_sa
 
 
 async def test_the_public_page_says_when_the_download_has_started(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     frank = await api.user("frank")
@@ -797,7 +843,8 @@ async def test_the_public_page_says_when_the_download_has_started(
 
 
 async def test_a_files_details_open_from_its_name_with_the_keyboard(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     uploaded = await admin.upload("details.txt", b"the details")
@@ -820,7 +867,8 @@ async def test_a_files_details_open_from_its_name_with_the_keyboard(
 
 
 async def test_a_files_details_show_its_sha256_once_known(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     uploaded = await admin.upload("checked.txt", b"hash me")
@@ -834,8 +882,7 @@ async def test_a_files_details_show_its_sha256_once_known(
     await expect(details.locator("dl code.hash")).to_have_text(hashlib.sha256(b"hash me").hexdigest())
 
 
-async def test_an_empty_add_server_form_names_every_missing_field(
-        api: Api, context: BrowserContext) -> None:
+async def test_an_empty_add_server_form_names_every_missing_field(api: Api, context: BrowserContext) -> None:
     await api.user("root", admin=True)
     page = await context.new_page()
     await sign_in(page, api, "root")
@@ -844,22 +891,32 @@ async def test_an_empty_add_server_form_names_every_missing_field(
     form = page.locator("#server-dialog")
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).to_have_text(
-        "Fill in Name, City, S3 endpoint URL, Bucket, Access key, Secret key, Zone, Latitude and Longitude.")
+        "Fill in Name, City, S3 endpoint URL, Bucket, Access key, Secret key, Zone, Latitude and Longitude."
+    )
     await expect(form.locator('[aria-invalid="true"]')).to_have_count(9)
     await expect(form.get_by_label("Name", exact=True)).to_be_focused()
 
     # Once filled in, a coordinate out of range is named on its own, next to what is still missing.
-    for label, value in {"Name": "lisbon", "City": "Lisbon", "S3 endpoint URL": "http://127.0.0.1:9",
-                         "Bucket": "b", "Zone": "Europe", "Latitude": "123", "Longitude": "-9.14"}.items():
+    for label, value in {
+        "Name": "lisbon",
+        "City": "Lisbon",
+        "S3 endpoint URL": "http://127.0.0.1:9",
+        "Bucket": "b",
+        "Zone": "Europe",
+        "Latitude": "123",
+        "Longitude": "-9.14",
+    }.items():
         await form.get_by_label(label, exact=True).fill(value)
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).to_have_text(
-        "Fill in Access key and Secret key. Latitude must be a number from -90 to 90.")
+        "Fill in Access key and Secret key. Latitude must be a number from -90 to 90."
+    )
     await expect(form.locator('[aria-invalid="true"]')).to_have_count(3)
 
 
 async def test_the_history_filter_offers_server_events_only_to_who_changes_servers(
-        api: Api, context: BrowserContext) -> None:
+    api: Api, context: BrowserContext
+) -> None:
     await api.user("root", admin=True)
     await api.user("gina")
     page = await context.new_page()
@@ -877,7 +934,8 @@ async def test_the_history_filter_offers_server_events_only_to_who_changes_serve
 
 
 async def test_an_inactive_server_shows_as_inactive_on_the_map_and_in_the_table(
-        api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> None:
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
     # The original layout keeps Detroit inactive: it takes no uploads or copies, so it holds nothing.
@@ -895,8 +953,9 @@ async def test_an_inactive_server_shows_as_inactive_on_the_map_and_in_the_table(
     await expect(page.locator("#servers-summary")).to_contain_text("1 inactive")
 
 
-async def test_the_servers_view_shows_what_the_deep_scrub_found(api: Api, weed: WeedCluster, bucket: str,
-                                                                context: BrowserContext) -> None:
+async def test_the_servers_view_shows_what_the_deep_scrub_found(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
     admin = await api.user("root", admin=True)
     servers = {name: await admin.add_server(weed, name, bucket, is_active=True) for name in ("newyork", "dallas")}
     answer = await admin.upload("precious.bin", b"precious " * 100)
@@ -942,8 +1001,9 @@ BIG = 16 * MIB  # four parts of at least 5 MiB (the last one 1 MiB) under the te
 BEFORE_THE_FIRST_PARTS_ARRIVE = re.compile(r"^([1-9]|[1-5]\d)%$")
 
 
-async def in_parts_page(make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext,
-                        username: str) -> tuple[Session, Page]:
+async def in_parts_page(
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, username: str
+) -> tuple[Session, Page]:
     """A daemon that takes files over 5 MiB in parts, and `username` signed in on the page."""
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await api.user("root", admin=True)
@@ -962,11 +1022,13 @@ def part_number(url: str) -> int | None:
 
 def note_part_numbers(asked: list[list[int]]) -> Callable[[Request], None]:
     """A request listener that keeps the part numbers each POST .../upload/parts asks URLs for."""
+
     def listener(request: Request) -> None:
         if request.url.endswith("/upload/parts"):  # only then: the parts' own PUTs carry bytes, not JSON
             body = request.post_data_json
             assert body is not None
             asked.append(body["numbers"])
+
     return listener
 
 
@@ -978,6 +1040,7 @@ def count_part_puts(page: Page) -> dict[int, int]:
         number = part_number(request.url)
         if request.method == "PUT" and number is not None:
             puts[number] = puts.get(number, 0) + 1
+
     page.on("request", seen)
     return puts
 
@@ -1011,7 +1074,8 @@ async def file_id_of(user: Session, name: str) -> str:
 
 
 async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "ines")
     puts = count_part_puts(page)
 
@@ -1021,6 +1085,7 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
             await route.abort("connectionreset")
         else:
             await route.continue_()
+
     await page.route(lambda url: part_number(url) is not None, drop_first_try_of_parts_2_and_4)
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
@@ -1042,7 +1107,8 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
 
 
 async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "ida")
     puts = count_part_puts(page)
 
@@ -1052,6 +1118,7 @@ async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
             await route.continue_(post_data=bytes([body[0] ^ 0xFF]) + body[1:])  # same size, one byte off
         else:
             await route.continue_()
+
     await page.route(lambda url: part_number(url) is not None, damage_the_first_try_of_part_3)
 
     data = await choose_big_file(page, tmp_path, "scan.tiff")
@@ -1063,7 +1130,8 @@ async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
 
 
 async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sent_again(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "ada")
     puts = count_part_puts(page)
     asked: list[list[int]] = []
@@ -1075,6 +1143,7 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
             await route.fulfill(status=403, body=expired)
         else:
             await route.continue_()
+
     await page.route(lambda url: part_number(url) == 1, part_1_expired_once)
     completes = 0
 
@@ -1085,9 +1154,16 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
         if completes > 1:
             await route.continue_()
             return
-        problem = {"type": "urn:cdnstore:problem:upload_incomplete", "title": "Conflict", "status": 409,
-                   "detail": "parts are missing", "code": "upload_incomplete", "missing": [2]}
+        problem = {
+            "type": "urn:cdnstore:problem:upload_incomplete",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "parts are missing",
+            "code": "upload_incomplete",
+            "missing": [2],
+        }
         await route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(problem))
+
     await page.route("**/api/v1/files/*/complete", part_2_missing_at_first)
 
     data = await choose_big_file(page, tmp_path, "atlas.bin")
@@ -1100,7 +1176,8 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
 
 
 async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
@@ -1124,7 +1201,8 @@ async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
 
 
 async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "kim")
     puts = count_part_puts(page)
     data, file_id, item = await pause_a_big_upload(page, user, tmp_path, "archive.zip")
@@ -1135,6 +1213,7 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
         view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
         held = sorted(p["number"] for p in view["uploaded"])
         return held if held and len(held) == sum(puts.values()) else None
+
     held = await wait_for(parts_on_server, "the parts on their way to arrive")
     assert held == [1, 2, 3] and puts == {1: 1, 2: 1, 3: 1}
     await expect(item.locator(".status")).to_have_text("Paused")
@@ -1147,7 +1226,8 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
 
 
 async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_upload(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "lea")
     puts = count_part_puts(page)
     data, file_id, _ = await pause_a_big_upload(page, user, tmp_path, "thesis.pdf")
@@ -1155,6 +1235,7 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
     async def three_parts_on_server() -> bool:
         view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
         return len(view["uploaded"]) == 3
+
     await wait_for(three_parts_on_server, "the parts on their way to arrive")
 
     # The page is reloaded (the session stays); the user picks the same file again.
@@ -1174,7 +1255,8 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
 
 
 async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_batches(
-        make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path) -> None:
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "max")
     asked: list[list[int]] = []
     page.on("request", note_part_numbers(asked))
@@ -1185,6 +1267,7 @@ async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_
     async def note_md5_fetch(request: Any) -> None:
         if urlsplit(request.url).path.endswith("/md5.js"):
             md5_code_fetched_as.append((await request.all_headers()).get("sec-fetch-dest", ""))
+
     page.on("request", note_md5_fetch)
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
@@ -1199,6 +1282,7 @@ async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_
     async def all_twelve_hashed_by_the_worker() -> bool:
         hashers = [w for w in workers if w.url.endswith("/md5-worker.js")]
         return len(hashers) == 1 and await hashers[0].evaluate("self.partsHashed") == 12
+
     await wait_for(all_twelve_hashed_by_the_worker, "the worker to hash the twelve parts", within=30)
     await throttle_uploads(cdp, -1)
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=60_000)
@@ -1222,18 +1306,22 @@ async def fail_a_job(api: Api, last_error: str) -> None:
             "INSERT INTO jobs (kind, version_id, server_id, status, attempts, run_after, last_error, created_at,"
             " updated_at) SELECT 'copy', v.id, s.id, 'failed', 8, 0, :error, :now, :now"
             " FROM versions v, servers s WHERE s.is_active ORDER BY v.id, s.id LIMIT 1",
-            {"error": last_error, "now": time.time()})
+            {"error": last_error, "now": time.time()},
+        )
 
 
 async def throttle_uploads(cdp: Any, bytes_per_second: float) -> None:
     """Slow the browser's uploads down (-1: full speed), so that one can be seen in progress."""
-    await cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second})
+    await cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second},
+    )
 
 
 @pytest.mark.parametrize("size", list(SIZES))
 async def test_every_view_at_desktop_and_phone_width(
-        size: str, api: Api, weed: WeedCluster, bucket: str, browser: Browser) -> None:
+    size: str, api: Api, weed: WeedCluster, bucket: str, browser: Browser
+) -> None:
     """A walk through every view, photographed into artifacts/screenshots/<size>-NN-<view>.png."""
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
@@ -1255,9 +1343,13 @@ async def test_every_view_at_desktop_and_phone_width(
         cdp = await context.new_cdp_session(page)  # one session: a second one drops the phone's touch emulation
         await cdp.send("Network.enable")
         await throttle_uploads(cdp, 256 << 10)
-        await page.set_input_files("#file-input", files=[
-            FilePayload(name="holiday photos.zip", mimeType="application/zip", buffer=os.urandom(3 << 19)),
-            FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n")])
+        await page.set_input_files(
+            "#file-input",
+            files=[
+                FilePayload(name="holiday photos.zip", mimeType="application/zip", buffer=os.urandom(3 << 19)),
+                FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"a few notes\n"),
+            ],
+        )
         big = page.locator(".upload", has_text="holiday photos.zip")
         await expect(big.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
         await shot(page, f"{size}-03-upload-in-progress", full_page=False)

@@ -25,16 +25,30 @@ REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
 
 
-async def tokens_answer(request: web.Request, user: User, access: str, refresh: str, *,
-                        cookie: bool = False) -> web.Response:
+async def tokens_answer(
+    request: web.Request, user: User, access: str, refresh: str, *, cookie: bool = False
+) -> web.Response:
     accounts = request.app[appkeys.ACCOUNTS]
-    response = json_response({"access_token": access, "refresh_token": "" if cookie else refresh,
-                              "token_type": "Bearer", "expires_in": accounts.tokens.access_ttl,
-                              "user": await accounts.answer(user)})
+    response = json_response(
+        {
+            "access_token": access,
+            "refresh_token": "" if cookie else refresh,
+            "token_type": "Bearer",
+            "expires_in": accounts.tokens.access_ttl,
+            "user": await accounts.answer(user),
+        }
+    )
     if cookie:
         secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
-        response.set_cookie(REFRESH_COOKIE, refresh, path=COOKIE_PATH, max_age=accounts.tokens.refresh_ttl,
-                            httponly=True, secure=secure, samesite="Strict")
+        response.set_cookie(
+            REFRESH_COOKIE,
+            refresh,
+            path=COOKIE_PATH,
+            max_age=accounts.tokens.refresh_ttl,
+            httponly=True,
+            secure=secure,
+            samesite="Strict",
+        )
     return response
 
 
@@ -57,8 +71,16 @@ async def end_replaced_session(request: web.Request) -> None:
             pass
 
 
-@endpoint("POST", "/api/v1/auth/login", summary="Log in", tag="auth", auth="none", body=LoginIn,
-          responses={200: TokensOut}, errors=(400, 401, 403, 422, 429))
+@endpoint(
+    "POST",
+    "/api/v1/auth/login",
+    summary="Log in",
+    tag="auth",
+    auth="none",
+    body=LoginIn,
+    responses={200: TokensOut},
+    errors=(400, 401, 403, 422, 429),
+)
 async def login(request: web.Request, body: LoginIn) -> web.Response:
     """Exchange a username and password for an access token and a refresh token (a new session).
     Repeated failures for one username from one client address, or from one client address (IPv6: its
@@ -66,27 +88,41 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
     With `X-Cdnstore-Session: cookie` (the bundled page, same origin only, else 403) the refresh token
     is set as an HttpOnly cookie instead of being returned."""
     cookie = cookie_session(request)
-    user, access, refresh = await request.app[appkeys.ACCOUNTS].login(
-        body.username, body.password, origin_ip(request))
+    user, access, refresh = await request.app[appkeys.ACCOUNTS].login(body.username, body.password, origin_ip(request))
     if cookie:
         await end_replaced_session(request)
     return await tokens_answer(request, user, access, refresh, cookie=cookie)
 
 
-@endpoint("POST", "/api/v1/auth/refresh", summary="Rotate the tokens", tag="auth", auth="none",
-          body=RefreshIn, responses={200: TokensOut}, errors=(400, 401, 403, 422))
+@endpoint(
+    "POST",
+    "/api/v1/auth/refresh",
+    summary="Rotate the tokens",
+    tag="auth",
+    auth="none",
+    body=RefreshIn,
+    responses={200: TokensOut},
+    errors=(400, 401, 403, 422),
+)
 async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
     """A new pair for a refresh token; the used refresh token stops working. Presenting a used refresh
     token again ends the session of that login: its access tokens answer 401 at once. A cookie session
     (`X-Cdnstore-Session: cookie`) sends no token: the cookie's is used and replaced."""
     cookie = cookie_session(request)
-    user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(
-        refresh_token_of(request, body, cookie))
+    user, access, new_refresh = await request.app[appkeys.ACCOUNTS].refresh(refresh_token_of(request, body, cookie))
     return await tokens_answer(request, user, access, new_refresh, cookie=cookie)
 
 
-@endpoint("POST", "/api/v1/auth/logout", summary="Log out", tag="auth", auth="none", body=RefreshIn,
-          responses={204: None}, errors=(400, 401, 403, 422))
+@endpoint(
+    "POST",
+    "/api/v1/auth/logout",
+    summary="Log out",
+    tag="auth",
+    auth="none",
+    body=RefreshIn,
+    responses={204: None},
+    errors=(400, 401, 403, 422),
+)
 async def logout(request: web.Request, body: RefreshIn) -> web.Response:
     """The session of this refresh token ends: its refresh and access tokens answer 401 at once. A
     cookie session (`X-Cdnstore-Session: cookie`) ends the cookie's session and clears the cookie."""
@@ -104,8 +140,15 @@ async def me(request: web.Request) -> web.Response:
     return json_response(await request.app[appkeys.ACCOUNTS].answer(current_user(request)))
 
 
-@endpoint("PATCH", "/api/v1/me", summary="Change your password", tag="auth", body=MePatch,
-          responses={200: UserOut}, errors=(400, 401, 403, 422, 429))
+@endpoint(
+    "PATCH",
+    "/api/v1/me",
+    summary="Change your password",
+    tag="auth",
+    body=MePatch,
+    responses={200: UserOut},
+    errors=(400, 401, 403, 422, 429),
+)
 async def change_password(request: web.Request, body: MePatch) -> web.Response:
     """With the current password (403 `invalid_credentials` when wrong; repeated failures 429 like logins).
     Every other session of the user ends (their access and refresh tokens answer 401); this one stays."""

@@ -50,18 +50,43 @@ class Router:
     def __init__(self) -> None:
         self.endpoints: list[Endpoint] = []
 
-    def __call__(self, method: str, path: str, *, summary: str, tag: str, auth: Auth = "user",
-                 permission: str | None = None, admin: bool = False,
-                 body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-                 responses: dict[int, type[BaseModel] | str | None] | None = None,
-                 errors: tuple[int, ...] = (), description: str = "") -> Callable[[Handler], Handler]:
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        auth: Auth = "user",
+        permission: str | None = None,
+        admin: bool = False,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        responses: dict[int, type[BaseModel] | str | None] | None = None,
+        errors: tuple[int, ...] = (),
+        description: str = "",
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.endpoints.append(Endpoint(
-                method, path, handler, summary, tag, auth, permission, admin, body, query,
-                responses or {200: None}, errors, description or (handler.__doc__ or "").strip()))
+            self.endpoints.append(
+                Endpoint(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    auth,
+                    permission,
+                    admin,
+                    body,
+                    query,
+                    responses or {200: None},
+                    errors,
+                    description or (handler.__doc__ or "").strip(),
+                )
+            )
             return handler
-        return register
 
+        return register
 
 
 def add_routes(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
@@ -145,18 +170,23 @@ def validate(model: type[M], data: Any, *, where: str = "body") -> M:
 
 
 def invalid_from(exc: ValidationError, where: str) -> Invalid:
-    errors = [{"field": ".".join(str(p) for p in e["loc"]) or where,
-               "message": "unknown field" if e["type"] == "extra_forbidden"
-               else e["msg"].removeprefix("Value error, ")}
-              for e in exc.errors()]
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or where,
+            "message": "unknown field" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, "),
+        }
+        for e in exc.errors()
+    ]
     first = errors[0]
-    err = Invalid(first["field"], first["message"],
-                  code="unknown_field" if first["message"] == "unknown field" else None)
+    err = Invalid(
+        first["field"], first["message"], code="unknown_field" if first["message"] == "unknown field" else None
+    )
     err.extra["errors"] = errors
     return err
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # orjson: compact UTF-8 JSON as json.dumps(separators=(",", ":"), ensure_ascii=False) would give it
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json",
-                        charset="utf-8", headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps(data), content_type="application/json", charset="utf-8", headers=headers
+    )

@@ -11,8 +11,15 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-@endpoint("POST", "/api/v1/events/s3/{server_name}", summary="Storage event webhook", tag="events", auth="events",
-          responses={204: None}, errors=(400, 401, 404, 422))
+@endpoint(
+    "POST",
+    "/api/v1/events/s3/{server_name}",
+    summary="Storage event webhook",
+    tag="events",
+    auth="events",
+    responses={204: None},
+    errors=(400, 401, 404, 422),
+)
 async def storage_event(request: web.Request) -> web.Response:
     """MinIO's bucket notification body or the SeaweedFS filer webhook body, with
     `Authorization: Bearer <events.token>`, or the server's own `events_token` if it was registered with

@@ -38,12 +38,21 @@ def download_answer(got: Download, redirect: bool) -> web.Response:
     """The answer to a download, the owner's or through a link: the presigned GET, or a 302 to it."""
     if redirect:
         raise web.HTTPFound(got.url)
-    return json_response({"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server),
-                          "sha256": got.sha256})
+    return json_response(
+        {"url": got.url, "expires_at": got.expires_at, "server": render_ref(got.server), "sha256": got.sha256}
+    )
 
 
-@endpoint("GET", "/api/v1/files", summary="List your files", tag="files", permission="can_view_file",
-          query=FilesQuery, responses={200: FileList}, errors=(401, 403, 422))
+@endpoint(
+    "GET",
+    "/api/v1/files",
+    summary="List your files",
+    tag="files",
+    permission="can_view_file",
+    query=FilesQuery,
+    responses={200: FileList},
+    errors=(401, 403, 422),
+)
 async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     """Newest first; `q` keeps the names that contain it (case-insensitive for ASCII). `include=servers`
     (needs `can_view_cdnserver`) gives each file `servers`, where it is, in the same answer: the page's
@@ -52,13 +61,20 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
     rows = await files.page(await caller_id(request), query.limit, query.after(), query.q)
-    render = await files.with_servers(rows[:query.limit]) if query.include == "servers" else render_file
+    render = await files.with_servers(rows[: query.limit]) if query.include == "servers" else render_file
     return json_response(page(rows, query.limit, lambda r: r["id"], render))
 
 
-@endpoint("POST", "/api/v1/files", summary="Start an upload", tag="files", permission="can_upload_file",
-          body=FileCreate, responses={201: FileUploadOut, 200: FileUploadOut},
-          errors=(400, 401, 403, 413, 422, 429, 503, 507))
+@endpoint(
+    "POST",
+    "/api/v1/files",
+    summary="Start an upload",
+    tag="files",
+    permission="can_upload_file",
+    body=FileCreate,
+    responses={201: FileUploadOut, 200: FileUploadOut},
+    errors=(400, 401, 403, 413, 422, 429, 503, 507),
+)
 async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     """Answers a presigned PUT on the nearest server that is on and active: PUT the bytes to `upload.url`
     with exactly `upload.headers`. A name you already have starts a new version of that file (200); its
@@ -69,13 +85,26 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     it adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
     among those zones."""
     upload = await request.app[appkeys.FILES].announce(
-        await caller_id(request), body.name, body.size, body.content_type, client_location(request),
-        current_user(request).zones, body.sha256)
+        await caller_id(request),
+        body.name,
+        body.size,
+        body.content_type,
+        client_location(request),
+        current_user(request).zones,
+        body.sha256,
+    )
     return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
 
 
-@endpoint("POST", "/api/v1/files/{id}/complete", summary="Confirm an upload", tag="files",
-          permission="can_upload_file", responses={200: FileOut}, errors=(401, 403, 404, 409, 502))
+@endpoint(
+    "POST",
+    "/api/v1/files/{id}/complete",
+    summary="Confirm an upload",
+    tag="files",
+    permission="can_upload_file",
+    responses={200: FileOut},
+    errors=(401, 403, 404, 409, 502),
+)
 async def complete_file(request: web.Request) -> web.Response:
     """For storage servers that send no events: the object is looked for on the upload server; 409
     `upload_incomplete` while it is not there with the announced size. A multipart upload is assembled
@@ -85,8 +114,15 @@ async def complete_file(request: web.Request) -> web.Response:
     return json_response(render_file(row))
 
 
-@endpoint("GET", "/api/v1/files/{id}/upload", summary="The upload in progress", tag="files",
-          permission="can_upload_file", responses={200: UploadStateOut}, errors=(401, 403, 404, 502))
+@endpoint(
+    "GET",
+    "/api/v1/files/{id}/upload",
+    summary="The upload in progress",
+    tag="files",
+    permission="can_upload_file",
+    responses={200: UploadStateOut},
+    errors=(401, 403, 404, 502),
+)
 async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
     survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
@@ -94,20 +130,35 @@ async def get_upload(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-@endpoint("POST", "/api/v1/files/{id}/upload/parts", summary="URLs for parts of a multipart upload",
-          tag="files", permission="can_upload_file", body=PartsIn, responses={200: PartUrlList},
-          errors=(400, 401, 403, 404, 409, 422))
+@endpoint(
+    "POST",
+    "/api/v1/files/{id}/upload/parts",
+    summary="URLs for parts of a multipart upload",
+    tag="files",
+    permission="can_upload_file",
+    body=PartsIn,
+    responses={200: PartUrlList},
+    errors=(400, 401, 403, 404, 409, 422),
+)
 async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     """Presigned PUTs for up to 100 parts; with `md5` for a part its URL requires that `Content-MD5` (in
     `headers`), so the server refuses other bytes. 422 for numbers outside 1..`parts`; 409 `not_multipart`
     for a single-PUT upload."""
-    items = await request.app[appkeys.UPLOADS].sign_parts(await caller_id(request), request.match_info["id"],
-                                                          body.numbers, body.md5)
+    items = await request.app[appkeys.UPLOADS].sign_parts(
+        await caller_id(request), request.match_info["id"], body.numbers, body.md5
+    )
     return json_response({"items": items})
 
 
-@endpoint("DELETE", "/api/v1/files/{id}/upload", summary="Cancel the upload in progress", tag="files",
-          permission="can_upload_file", responses={204: None}, errors=(401, 403, 404, 502))
+@endpoint(
+    "DELETE",
+    "/api/v1/files/{id}/upload",
+    summary="Cancel the upload in progress",
+    tag="files",
+    permission="can_upload_file",
+    responses={204: None},
+    errors=(401, 403, 404, 502),
+)
 async def abort_upload(request: web.Request) -> web.Response:
     """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
     disappears if it has none. 404 `no_upload` when nothing uploads."""
@@ -115,40 +166,78 @@ async def abort_upload(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@endpoint("GET", "/api/v1/files/{id}", summary="One file", tag="files", permission="can_view_file",
-          responses={200: FileOut}, errors=(401, 403, 404))
+@endpoint(
+    "GET",
+    "/api/v1/files/{id}",
+    summary="One file",
+    tag="files",
+    permission="can_view_file",
+    responses={200: FileOut},
+    errors=(401, 403, 404),
+)
 async def get_file(request: web.Request) -> web.Response:
     row = await request.app[appkeys.FILES].get(await caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
 
-@endpoint("GET", "/api/v1/files/{id}/download", summary="Download a file", tag="files", permission="can_view_file",
-          query=DownloadQuery, responses={200: DownloadOut, 302: None}, errors=(401, 403, 404, 409, 422, 503))
+@endpoint(
+    "GET",
+    "/api/v1/files/{id}/download",
+    summary="Download a file",
+    tag="files",
+    permission="can_view_file",
+    query=DownloadQuery,
+    responses={200: DownloadOut, 302: None},
+    errors=(401, 403, 404, 409, 422, 503),
+)
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
     current name; `?redirect=true` answers 302 to it instead."""
-    got = await request.app[appkeys.FILES].download(await caller_id(request), request.match_info["id"],
-                                                    client_location(request))
+    got = await request.app[appkeys.FILES].download(
+        await caller_id(request), request.match_info["id"], client_location(request)
+    )
     return download_answer(got, query.redirect)
 
 
-@endpoint("PATCH", "/api/v1/files/{id}", summary="Rename a file", tag="files", permission="can_rename_file",
-          body=FileRename, responses={200: FileOut}, errors=(400, 401, 403, 404, 409, 422))
+@endpoint(
+    "PATCH",
+    "/api/v1/files/{id}",
+    summary="Rename a file",
+    tag="files",
+    permission="can_rename_file",
+    body=FileRename,
+    responses={200: FileOut},
+    errors=(400, 401, 403, 404, 409, 422),
+)
 async def rename_file(request: web.Request, body: FileRename) -> web.Response:
     row = await request.app[appkeys.FILES].rename(await caller_id(request), request.match_info["id"], body.name)
     return json_response(render_file(row))
 
 
-@endpoint("DELETE", "/api/v1/files/{id}", summary="Delete a file", tag="files", permission="can_delete_file",
-          responses={204: None}, errors=(401, 403, 404))
+@endpoint(
+    "DELETE",
+    "/api/v1/files/{id}",
+    summary="Delete a file",
+    tag="files",
+    permission="can_delete_file",
+    responses={204: None},
+    errors=(401, 403, 404),
+)
 async def delete_file(request: web.Request) -> web.Response:
     """At once; its objects are removed in the background from every server that is on and holds them."""
     await request.app[appkeys.FILES].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 
-@endpoint("GET", "/api/v1/files/{id}/servers", summary="Where a file is", tag="files",
-          permission="can_view_cdnserver", responses={200: ReplicaList}, errors=(401, 403, 404))
+@endpoint(
+    "GET",
+    "/api/v1/files/{id}/servers",
+    summary="Where a file is",
+    tag="files",
+    permission="can_view_cdnserver",
+    responses={200: ReplicaList},
+    errors=(401, 403, 404),
+)
 async def file_servers(request: web.Request) -> web.Response:
     """The servers holding the current content (`present`) or about to (`pending`). Any user's file: this is
     how holders of `can_view_cdnserver` see where a file is (every other file route is owner-only)."""

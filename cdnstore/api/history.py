@@ -17,13 +17,21 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-@endpoint("GET", "/api/v1/history", summary="Your history", tag="history", query=HistoryQuery,
-          responses={200: HistoryList}, errors=(401, 422))
+@endpoint(
+    "GET",
+    "/api/v1/history",
+    summary="Your history",
+    tag="history",
+    query=HistoryQuery,
+    responses={200: HistoryList},
+    errors=(401, 422),
+)
 async def list_history(request: web.Request, query: HistoryQuery) -> web.Response:
     """Newest first; `event` keeps one kind of event."""
     if request.app[appkeys.DB].unavailable is None:  # else (a full disk) the history so far, without them
         with contextlib.suppress(DatabaseUnavailable):
             await request.app[appkeys.HISTORY].flush()  # read your own downloads
-    rows = await history.page(request.app[appkeys.DB], await caller_id(request), query.event, query.limit,
-                              query.after())
+    rows = await history.page(
+        request.app[appkeys.DB], await caller_id(request), query.event, query.limit, query.after()
+    )
     return json_response(page(rows, query.limit, lambda r: r["id"], history.render))

@@ -77,9 +77,17 @@ def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:
             if log_requests:
                 path = logged_path(request)
                 ms = elapsed * 1000
-                log_request(log, f"{request.method} {path} {status} {ms:.1f} ms",
-                            {"request_id": rid, "method": request.method, "path": path, "status": status,
-                             "duration_ms": round(ms, 2)})
+                log_request(
+                    log,
+                    f"{request.method} {path} {status} {ms:.1f} ms",
+                    {
+                        "request_id": rid,
+                        "method": request.method,
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(ms, 2),
+                    },
+                )
             REQUEST_ID.reset(token)
 
     return observe_middleware

@@ -24,10 +24,12 @@ log = logging.getLogger(__name__)
 READY_DB_WAIT = 2.0  # seconds /readyz waits for the database's write lock
 # What /readyz says of a database that refuses writes, by DatabaseUnavailable.reason: fixed words, never
 # the database's own error text (the probe is public); the details are in the log (db.py logs them).
-REFUSED = {"disk_full": "writes are refused: the disk is full",
-           "disk_error": "writes are refused: the disk failed",
-           "read_only": "writes are refused: the file system is read-only",
-           "unreachable": "the database cannot be reached"}
+REFUSED = {
+    "disk_full": "writes are refused: the disk is full",
+    "disk_error": "writes are refused: the disk failed",
+    "read_only": "writes are refused: the file system is read-only",
+    "unreachable": "the database cannot be reached",
+}
 
 
 @endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: Health})
@@ -78,8 +80,15 @@ def _check_metrics_token(request: web.Request) -> None:
         raise Unauthorized("wrong metrics token")
 
 
-@endpoint("GET", "/metrics", summary="Prometheus metrics", tag="operations", auth="none",
-          responses={200: "text/plain"}, errors=(401,))
+@endpoint(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics",
+    tag="operations",
+    auth="none",
+    responses={200: "text/plain"},
+    errors=(401,),
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: requests by route and status with latency histograms, uploads and
     downloads by server, bytes replicated, jobs by kind and state, server health, whether the database
@@ -95,12 +104,19 @@ async def metrics(request: web.Request) -> web.Response:
     metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
     found = await app[appkeys.DEEP_SCRUB].findings()
-    metrics.set_integrity(((s.name, found.of(registry.internal_id(s)).corrupt) for s in registry.all()),
-                          found.without_good_holder)
+    metrics.set_integrity(
+        ((s.name, found.of(registry.internal_id(s)).corrupt) for s in registry.all()), found.without_good_holder
+    )
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
-@endpoint("GET", "/api/openapi.json", summary="This API's OpenAPI 3.1 document", tag="operations",
-          auth="none", responses={200: "application/json"})
+@endpoint(
+    "GET",
+    "/api/openapi.json",
+    summary="This API's OpenAPI 3.1 document",
+    tag="operations",
+    auth="none",
+    responses={200: "application/json"},
+)
 async def openapi(request: web.Request) -> web.Response:
     return json_response(request.app[appkeys.OPENAPI])

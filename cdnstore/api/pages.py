@@ -33,8 +33,10 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-CSP_BASE = ("default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'")
+CSP_BASE = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 SHARE_CSP = f"{CSP_BASE}; connect-src 'self'"
 # A CSP source expression: scheme, host (name, IPv4 or bracketed IPv6) and port, nothing that could end
 # the directive (`;`, `,`, spaces, quotes).
@@ -116,15 +118,28 @@ async def index_page(request: web.Request) -> web.Response:
     return await _file(request, "index.html", _page_headers(request, "index.html"))
 
 
-@endpoint("GET", "/s/{token}", summary="The public page of a share link", tag="pages", auth="none",
-          responses={200: "text/html"})
+@endpoint(
+    "GET",
+    "/s/{token}",
+    summary="The public page of a share link",
+    tag="pages",
+    auth="none",
+    responses={200: "text/html"},
+)
 async def share_page(request: web.Request) -> web.Response:
     """Shows the shared file's name and size and downloads it, asking for the password when the link has one."""
     return await _file(request, "share.html", _page_headers(request, "share.html"))
 
 
-@endpoint("GET", "/static/{path:.+}", summary="The web page's scripts, styles and images", tag="pages",
-          auth="none", responses={200: "application/octet-stream"}, errors=(404,))
+@endpoint(
+    "GET",
+    "/static/{path:.+}",
+    summary="The web page's scripts, styles and images",
+    tag="pages",
+    auth="none",
+    responses={200: "application/octet-stream"},
+    errors=(404,),
+)
 async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["path"]
     return await _file(request, name, _page_headers(request, name) if name.endswith(".html") else STATIC_HEADERS)

@@ -32,13 +32,21 @@ HTTP_CODES: dict[int, str] = {
 }
 
 
-def problem(status: int, code: str, title: str, detail: str, *,
-            headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
-    body = {"type": f"urn:cdnstore:problem:{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **extra}
+def problem(
+    status: int, code: str, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    body = {
+        "type": f"urn:cdnstore:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
     # BASE_HEADERS here too: answers made outside the app (api/server.py) get no on_response_prepare.
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_TYPE,
-                        headers={**BASE_HEADERS, **(headers or {})})
+    return web.Response(
+        status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, headers={**BASE_HEADERS, **(headers or {})}
+    )
 
 
 def from_error(exc: CdnError) -> web.Response:
@@ -54,9 +62,12 @@ def check_header_size(request: web.BaseRequest, limit: int) -> None:
     if total > limit:
         name, value = max(raw, key=lambda field: len(field[0]) + len(field[1]))
         field = name.decode("latin-1")[:64]
-        raise HeadersTooLarge(f"the header fields take {total} bytes, more than the {limit} this server accepts "
-                              f"(the largest is {field}, {len(name) + len(value) + 4} bytes)",
-                              limit=limit, field=field)
+        raise HeadersTooLarge(
+            f"the header fields take {total} bytes, more than the {limit} this server accepts "
+            f"(the largest is {field}, {len(name) + len(value) + 4} bytes)",
+            limit=limit,
+            field=field,
+        )
 
 
 @web.middleware
@@ -74,5 +85,4 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(exc.status, code, exc.reason, exc.text or exc.reason, headers=headers)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, logged_path(request))
-        return problem(500, "internal_error", "Internal error",
-                       "The server failed to answer; the error was logged.")
+        return problem(500, "internal_error", "Internal error", "The server failed to answer; the error was logged.")

@@ -65,6 +65,7 @@ class Problem(Out):
 
 # --- auth and users ---------------------------------------------------------------------------
 
+
 class LoginIn(Body):
     username: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
@@ -84,12 +85,17 @@ class UserOut(Out):
     is_disabled: bool = Field(description="a disabled user cannot log in; their sessions and share links stop")
     quota_bytes: int | None = Field(description="the most bytes of stored files the user may have; null: no quota")
     used_bytes: int = Field(description="the size of the user's stored files (their current versions)")
-    zones: list[str] | None = Field(description="the only zones the user's uploads go to (data residency); "
-                                    "null: any zone")
-    files: int = unset("in the users answers (admins) only: how many files the user has (stored or uploading), "
-                       "all deleted with the user")
-    files_outside_zones: int = unset("in the users answers (admins) only: the user's stored files in zones "
-                                     "outside `zones` (stored before the zones were set; nothing is moved)")
+    zones: list[str] | None = Field(
+        description="the only zones the user's uploads go to (data residency); null: any zone"
+    )
+    files: int = unset(
+        "in the users answers (admins) only: how many files the user has (stored or uploading), "
+        "all deleted with the user"
+    )
+    files_outside_zones: int = unset(
+        "in the users answers (admins) only: the user's stored files in zones "
+        "outside `zones` (stored before the zones were set; nothing is moved)"
+    )
 
 
 class TokensOut(Out):
@@ -101,12 +107,14 @@ class TokensOut(Out):
 
 
 QuotaBytes = Annotated[int, Field(ge=0, le=2**62)]
-Zones = Annotated[list[Text], Field(min_length=1, max_length=100,
-                                    description="zones of registered servers (422 naming any other)")]
+Zones = Annotated[
+    list[Text], Field(min_length=1, max_length=100, description="zones of registered servers (422 naming any other)")
+]
 
 
 class UserCreate(Body):
     """`quota_bytes` absent: users.default_quota_bytes; null: no quota. `zones` absent or null: any zone."""
+
     username: Username
     password: Password
     is_admin: bool = False
@@ -117,6 +125,7 @@ class UserCreate(Body):
 
 class UserPatch(Patch):
     """`quota_bytes` null: no quota. `zones` null: any zone; changing zones moves no file already stored."""
+
     password: Password = unset()
     is_admin: bool = unset()
     permissions: list[Permission] = unset()
@@ -137,11 +146,9 @@ class UserList(Out):
 
 # --- storage servers ----------------------------------------------------------------------------
 
-ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                               pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 EndpointUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63,
-                                           pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -200,13 +207,25 @@ class ServerOut(Out):
     bytes: int
     pending_jobs: int
     # What the deep scrub found there (read at most every 30 s).
-    verified_at: Annotated[Time | None, Field(description="every replica the server holds was read back by the deep "
-                                              "scrub and matched at or after this time; null while one never was "
-                                              "(or it holds none)")]
-    corrupt: Annotated[int, Field(description="replicas there found differing from their SHA-256, waiting for "
-                                  "their repair (never served)")]
-    unrecoverable: Annotated[int, Field(description="of the corrupt ones, those with no good copy left on any "
-                                        "server: not served, nothing to repair from")]
+    verified_at: Annotated[
+        Time | None,
+        Field(
+            description="every replica the server holds was read back by the deep "
+            "scrub and matched at or after this time; null while one never was "
+            "(or it holds none)"
+        ),
+    ]
+    corrupt: Annotated[
+        int,
+        Field(description="replicas there found differing from their SHA-256, waiting for their repair (never served)"),
+    ]
+    unrecoverable: Annotated[
+        int,
+        Field(
+            description="of the corrupt ones, those with no good copy left on any "
+            "server: not served, nothing to repair from"
+        ),
+    ]
     created_at: Time
     updated_at: Time
 
@@ -229,7 +248,7 @@ MAX_NAME = 255  # characters of a file name, after NFC normalisation
 # an emoji sequence (family emoji, Indic conjuncts, Persian words), and the tag letters of subdivision
 # flags (black flag, tags, cancel tag). Anywhere else (e.g. beside ASCII) they could only disguise a name.
 _JOINER = re.compile(r"(?<=[^\x00-\x7f\s])[\u200c\u200d](?=[^\x00-\x7f\s])")
-_FLAG_TAGS = re.compile("(?<=\U0001F3F4)[\U000E0030-\U000E0039\U000E0061-\U000E007A]{1,6}\U000E007F")
+_FLAG_TAGS = re.compile("(?<=\U0001f3f4)[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,6}\U000e007f")
 
 
 def _file_name(value: str) -> str:
@@ -246,15 +265,26 @@ def _file_name(value: str) -> str:
     return value
 
 
-FileName = Annotated[str, AfterValidator(_file_name), WithJsonSchema(
-    {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
-     "description": f"1 to {MAX_NAME} characters after Unicode NFC normalisation (the form it is stored in); "
-                    "no control or invisible formatting characters, no / or \\, not . or .., no white space at "
-                    "either end"})]
+FileName = Annotated[
+    str,
+    AfterValidator(_file_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME,
+            "description": f"1 to {MAX_NAME} characters after Unicode NFC normalisation (the form it is stored in); "
+            "no control or invisible formatting characters, no / or \\, not . or .., no white space at "
+            "either end",
+        }
+    ),
+]
 
 
-_MIME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.+-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*'
-                   r'(\s*;\s*[A-Za-z0-9_.+-]+=("[ !#-~]*"|[A-Za-z0-9_.+-]+))*')
+_MIME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.+-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*"
+    r'(\s*;\s*[A-Za-z0-9_.+-]+=("[ !#-~]*"|[A-Za-z0-9_.+-]+))*'
+)
 
 
 def _mime(value: str) -> str:
@@ -275,15 +305,24 @@ def _sha256(value: str) -> str:
     return value.lower()
 
 
-Sha256 = Annotated[str, AfterValidator(_sha256), WithJsonSchema(
-    {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
-     "description": "the SHA-256 of the whole content, 64 hexadecimal characters (kept in lowercase)"})]
+Sha256 = Annotated[
+    str,
+    AfterValidator(_sha256),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{64}$",
+            "description": "the SHA-256 of the whole content, 64 hexadecimal characters (kept in lowercase)",
+        }
+    ),
+]
 Sha256Out = Annotated[str | None, Field(description="lowercase hex SHA-256 of the content; null until known")]
 
 
 class FileCreate(Body):
     """With `sha256`, a single PUT is bound to it (the storage server refuses other bytes); a multipart
     upload's is checked when cdnstore first reads the assembled bytes."""
+
     name: FileName
     size: Annotated[int, Field(ge=0)]
     content_type: ContentType = "application/octet-stream"
@@ -329,6 +368,7 @@ class UploadOut(Out):
 class MultipartOut(Out):
     """A file over `uploads.multipart_threshold`: ask `/upload/parts` for part URLs, PUT the parts (numbered
     1..`parts`, each `part_size` bytes but the last), then `/complete`."""
+
     method: Literal["multipart"]
     part_size: int
     parts: int
@@ -350,6 +390,7 @@ class PartOut(Out):
 class UploadStateOut(Out):
     """`uploaded`: the parts the upload server holds (multipart; empty for a single PUT). `expires_at`: when
     the upload is given up if not continued. A single PUT also gets a fresh `url` and its `headers`."""
+
     method: Literal["PUT", "multipart"]
     part_size: int
     parts: int
@@ -365,10 +406,10 @@ Md5 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{22}==$")]
 
 
 class PartsIn(Body):
-    numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]],
-                       Field(min_length=1, max_length=MAX_PARTS_PER_CALL)]
+    numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1, max_length=MAX_PARTS_PER_CALL)]
     md5: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")], Md5] = Field(
-        default_factory=dict, description="part number -> base64 MD5 of that part (24 characters)")
+        default_factory=dict, description="part number -> base64 MD5 of that part (24 characters)"
+    )
 
 
 class PartUrlOut(Out):
@@ -405,6 +446,7 @@ class ReplicaList(Out):
 
 
 # --- history and jobs -----------------------------------------------------------------------------
+
 
 class HistoryQuery(PageQuery):
     event: Literal[EVENTS] | None = None  # type: ignore[valid-type]
@@ -448,6 +490,7 @@ class JobList(Out):
 
 # --- statistics ---------------------------------------------------------------------------------
 
+
 class StatsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     days: int = Field(30, ge=1, le=366, description="how many UTC days back, today included")
@@ -466,6 +509,7 @@ class DownloadStatsList(Out):
 
 # --- operations ---------------------------------------------------------------------------------
 
+
 class Health(Out):
     status: Literal["ok"]
 
@@ -477,10 +521,9 @@ class ReadyCheck(Out):
 
 class Ready(Out):
     """`status` is "ok" when every check passed (200), else "unavailable" (503)."""
+
     status: Literal["ok", "unavailable"]
     checks: dict[str, ReadyCheck]
-
-
 
 
 # --- share links ----------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ class ProblemRequestHandler(web.RequestHandler):
 
     __slots__ = ()
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # as aiohttp's: an answer has begun, the connection is broken
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
         if status >= 500:  # an error outside the app's middlewares (500), or a handler's timeout (504)
@@ -64,8 +65,14 @@ class ProblemRequestHandler(web.RequestHandler):
         else:
             error = parse_error(exc, self)
             # One line, as for any answered request; the client's fault, so no traceback.
-            log.info("refused a request from %s: %d %s: %s", request.remote, error.status, error.code, error.detail,
-                     extra={"status": error.status})
+            log.info(
+                "refused a request from %s: %d %s: %s",
+                request.remote,
+                error.status,
+                error.code,
+                error.detail,
+                extra={"status": error.status},
+            )
             response = from_error(error)
         response.force_close()  # the parser's state is lost: no further request on this connection
         return response
@@ -85,9 +92,13 @@ class AppRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()  # starts the app, as aiohttp's does
-        return ProblemServer(server.request_handler, request_factory=server.request_factory,
-                             handler_cancellation=server.handler_cancellation, loop=server._loop,
-                             **server._kwargs)
+        return ProblemServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
 
 
 async def serve(app: web.Application, *, host: str, port: int, shutdown_timeout: float) -> None:

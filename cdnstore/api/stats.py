@@ -13,8 +13,16 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-@endpoint("GET", "/api/v1/stats/downloads", summary="Downloads per server and day", tag="stats", admin=True,
-          query=StatsQuery, responses={200: DownloadStatsList}, errors=(401, 403, 422))
+@endpoint(
+    "GET",
+    "/api/v1/stats/downloads",
+    summary="Downloads per server and day",
+    tag="stats",
+    admin=True,
+    query=StatsQuery,
+    responses={200: DownloadStatsList},
+    errors=(401, 403, 422),
+)
 async def download_stats(request: web.Request, query: StatsQuery) -> web.Response:
     """Per storage server and UTC day (`YYYY-MM-DD`) of the last `days` days (today included): the downloads
     handed out (owners' and share links') and the bytes of the files behind them; newest day first, then by

@@ -21,46 +21,88 @@ async def admin_view(request: web.Request, rows: list[Row]) -> list[dict[str, An
     """User answers for admins: with `files` (their count), and `files_outside_zones` for users limited to zones."""
     outside = await request.app[appkeys.ACCOUNTS].files_outside_zones(rows)
     files = await request.app[appkeys.ACCOUNTS].file_counts(rows)
-    return [{**render_row(r), "files": files[r["id"]],
-             **({"files_outside_zones": outside[r["id"]]} if r["id"] in outside else {})} for r in rows]
+    return [
+        {
+            **render_row(r),
+            "files": files[r["id"]],
+            **({"files_outside_zones": outside[r["id"]]} if r["id"] in outside else {}),
+        }
+        for r in rows
+    ]
 
 
 def known_zones(request: web.Request) -> set[str]:
     return {s.zone for s in request.app[appkeys.SERVERS].all()}
 
 
-@endpoint("POST", "/api/v1/users", summary="Create a user", tag="users", admin=True, body=UserCreate,
-          responses={201: UserOut}, errors=(400, 401, 403, 409, 422))
+@endpoint(
+    "POST",
+    "/api/v1/users",
+    summary="Create a user",
+    tag="users",
+    admin=True,
+    body=UserCreate,
+    responses={201: UserOut},
+    errors=(400, 401, 403, 409, 422),
+)
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     """Without `permissions`, a new user holds the file and share-link permissions. Without `quota_bytes`,
     the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others)."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
     row = await request.app[appkeys.ACCOUNTS].create_row(
-        body.username, body.password, is_admin=body.is_admin,
-        permissions=None if body.permissions is None else list(body.permissions), zones=body.zones, **given)
+        body.username,
+        body.password,
+        is_admin=body.is_admin,
+        permissions=None if body.permissions is None else list(body.permissions),
+        zones=body.zones,
+        **given,
+    )
     return json_response((await admin_view(request, [row]))[0], status=201)
 
 
-@endpoint("GET", "/api/v1/users", summary="List users", tag="users", admin=True, query=PageQuery,
-          responses={200: UserList}, errors=(401, 403, 422))
+@endpoint(
+    "GET",
+    "/api/v1/users",
+    summary="List users",
+    tag="users",
+    admin=True,
+    query=PageQuery,
+    responses={200: UserList},
+    errors=(401, 403, 422),
+)
 async def list_users(request: web.Request, query: PageQuery) -> web.Response:
     """Each with `used_bytes`, and for users limited to zones `files_outside_zones`."""
     rows = await request.app[appkeys.ACCOUNTS].page(query.limit, query.after())
-    shown = await admin_view(request, rows[:query.limit])
+    shown = await admin_view(request, rows[: query.limit])
     answer = page(rows, query.limit, lambda r: r["id"], lambda r: r)
     return json_response({**answer, "items": shown})
 
 
-@endpoint("GET", "/api/v1/users/{id}", summary="One user", tag="users", admin=True, responses={200: UserOut},
-          errors=(401, 403, 404))
+@endpoint(
+    "GET",
+    "/api/v1/users/{id}",
+    summary="One user",
+    tag="users",
+    admin=True,
+    responses={200: UserOut},
+    errors=(401, 403, 404),
+)
 async def get_user(request: web.Request) -> web.Response:
     row = await request.app[appkeys.ACCOUNTS].row(request.match_info["id"])
     return json_response((await admin_view(request, [row]))[0])
 
 
-@endpoint("PATCH", "/api/v1/users/{id}", summary="Change a user", tag="users", admin=True,
-          body=UserPatch, responses={200: UserOut}, errors=(400, 401, 403, 404, 409, 422))
+@endpoint(
+    "PATCH",
+    "/api/v1/users/{id}",
+    summary="Change a user",
+    tag="users",
+    admin=True,
+    body=UserPatch,
+    responses={200: UserOut},
+    errors=(400, 401, 403, 404, 409, 422),
+)
 async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     """A new password ends every session of the user; so does disabling them (their tokens answer 401 at
     once, their share links 410). 409 `last_admin` when no enabled administrator would be left. `zones`
@@ -70,8 +112,15 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     return json_response((await admin_view(request, [row]))[0])
 
 
-@endpoint("DELETE", "/api/v1/users/{id}", summary="Delete a user", tag="users", admin=True,
-          responses={204: None}, errors=(401, 403, 404, 409))
+@endpoint(
+    "DELETE",
+    "/api/v1/users/{id}",
+    summary="Delete a user",
+    tag="users",
+    admin=True,
+    responses={204: None},
+    errors=(401, 403, 404, 409),
+)
 async def delete_user(request: web.Request) -> web.Response:
     """At once: the user's sessions end, their links stop and their history goes; their files are removed
     from every server in the background. 409 `last_admin` for the last enabled administrator (oneself too)."""

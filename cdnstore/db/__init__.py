@@ -37,9 +37,30 @@ if TYPE_CHECKING:
 else:
     Tx = object  # a name to import; only type checkers look at it
 
-__all__ = ["PRAGMAS", "RESYNC", "Database", "InlineTx", "Listener", "Params", "Row", "SqliteDatabase", "Tx",
-           "UniqueViolation", "connect", "disk_error", "initialize", "iso", "iso_in", "latest_version", "migrations",
-           "now_iso", "private_file", "schema_sql", "tx_fetchall", "tx_fetchone"]
+__all__ = [
+    "PRAGMAS",
+    "RESYNC",
+    "Database",
+    "InlineTx",
+    "Listener",
+    "Params",
+    "Row",
+    "SqliteDatabase",
+    "Tx",
+    "UniqueViolation",
+    "connect",
+    "disk_error",
+    "initialize",
+    "iso",
+    "iso_in",
+    "latest_version",
+    "migrations",
+    "now_iso",
+    "private_file",
+    "schema_sql",
+    "tx_fetchall",
+    "tx_fetchone",
+]
 
 
 def connect(cfg: DatabaseConfig) -> Database:

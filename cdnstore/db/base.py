@@ -177,5 +177,3 @@ class UniqueViolation(Exception):
     def __init__(self, message: str, constraint: str = "") -> None:
         super().__init__(message)
         self.constraint = constraint
-
-

@@ -61,8 +61,9 @@ class SqliteSource:
         if not Path(path).is_file():
             raise CopyRefused(f"no SQLite database at {path} (database.path)")
         # Read-only; check_same_thread off: batches are fetched on a worker thread, one at a time.
-        self.conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None,
-                                    check_same_thread=False)
+        self.conn = sqlite3.connect(
+            f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
         self.conn.execute("BEGIN")
         self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
 
@@ -70,8 +71,12 @@ class SqliteSource:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     async def tables(self) -> dict[str, list[str]]:
-        names = [r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+        names = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            )
+        ]
         return {name: [r[1] for r in self.conn.execute(f"PRAGMA table_info({quoted(name)})")] for name in names}
 
     async def count(self, table: str) -> int:
@@ -132,8 +137,9 @@ class PostgresSource:
     async def issued(self, table: str) -> int:
         found = 0
         for column in await identity_columns(self.conn, table):
-            last = await self.conn.fetchval("SELECT pg_sequence_last_value(pg_get_serial_sequence($1, $2))",
-                                            table, column)
+            last = await self.conn.fetchval(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence($1, $2))", table, column
+            )
             found = max(found, int(last or 0))
         return found
 
@@ -150,7 +156,9 @@ async def pg_tables(conn: asyncpg.Connection[Any]) -> dict[str, list[str]]:
         "SELECT c.table_name, c.column_name FROM information_schema.columns c "
         "JOIN information_schema.tables t USING (table_schema, table_name) "
         "WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name <> $1 "
-        "ORDER BY c.table_name, c.ordinal_position", VERSION_TABLE)
+        "ORDER BY c.table_name, c.ordinal_position",
+        VERSION_TABLE,
+    )
     tables: dict[str, list[str]] = {}
     for row in rows:
         tables.setdefault(row["table_name"], []).append(row["column_name"])
@@ -158,9 +166,14 @@ async def pg_tables(conn: asyncpg.Connection[Any]) -> dict[str, list[str]]:
 
 
 async def identity_columns(conn: asyncpg.Connection[Any], table: str) -> list[str]:
-    return [r[0] for r in await conn.fetch(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'", table)]
+    return [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",
+            table,
+        )
+    ]
 
 
 async def open_source(path: str | Path, url: str) -> Source:
@@ -180,11 +193,15 @@ async def copy_database(path: str | Path, source_url: str, target_url: str, prog
     try:
         found, latest = await source.version(), latest_version(source.engine)
         if found > latest:
-            raise CopyRefused(f"the configured database is at schema version {found}, newer than this cdnstore's "
-                              f"({latest}): copy it with the cdnstore that made it")
+            raise CopyRefused(
+                f"the configured database is at schema version {found}, newer than this cdnstore's "
+                f"({latest}): copy it with the cdnstore that made it"
+            )
         if found != latest:
-            raise CopyRefused(f"the configured database is at schema version {found}, this cdnstore's is {latest}: "
-                              "run `cdnstore init` (with the daemon stopped) first, then copy")
+            raise CopyRefused(
+                f"the configured database is at schema version {found}, this cdnstore's is {latest}: "
+                "run `cdnstore init` (with the daemon stopped) first, then copy"
+            )
         progress("migrating the target to the latest schema")
         try:
             await initialize(target_url)
@@ -198,8 +215,10 @@ async def copy_database(path: str | Path, source_url: str, target_url: str, prog
                     await _refuse_data(target, tables)
                     copied = await _copy(source, target, tables, progress)
             except (asyncpg.PostgresError, ValueError, TypeError) as exc:  # a row PostgreSQL (or its codecs) refused
-                raise CopyFailed(f"the copy failed and was rolled back, the target is as empty as before: "
-                                 f"{exc.__class__.__name__}: {exc}") from exc
+                raise CopyFailed(
+                    f"the copy failed and was rolled back, the target is as empty as before: "
+                    f"{exc.__class__.__name__}: {exc}"
+                ) from exc
         finally:
             await target.close()
     finally:
@@ -210,27 +229,34 @@ async def copy_database(path: str | Path, source_url: str, target_url: str, prog
 async def _matching_tables(source: Source, target: asyncpg.Connection[Any]) -> dict[str, list[str]]:
     """The target's tables and columns, checked to be the source's (in any column order)."""
     theirs, ours = await source.tables(), await pg_tables(target)
-    differ = sorted(name for name in theirs.keys() | ours.keys()
-                    if set(theirs.get(name, ())) != set(ours.get(name, ())))
+    differ = sorted(
+        name for name in theirs.keys() | ours.keys() if set(theirs.get(name, ())) != set(ours.get(name, ()))
+    )
     if differ:
-        raise CopyRefused(f"the two databases' schemas differ in table(s) {', '.join(differ)}: run `cdnstore init` "
-                          "on the configured database with this cdnstore, and give the copy a database of its own")
+        raise CopyRefused(
+            f"the two databases' schemas differ in table(s) {', '.join(differ)}: run `cdnstore init` "
+            "on the configured database with this cdnstore, and give the copy a database of its own"
+        )
     return ours
 
 
 async def _refuse_data(target: asyncpg.Connection[Any], tables: dict[str, list[str]]) -> None:
     full = [name for name in sorted(tables) if await target.fetchval(f"SELECT EXISTS (SELECT FROM {quoted(name)})")]
     if full:
-        raise CopyRefused(f"the target database is not empty (rows in {', '.join(full)}): "
-                          "copy-database only fills an empty database; give it a new one (createdb)")
+        raise CopyRefused(
+            f"the target database is not empty (rows in {', '.join(full)}): "
+            "copy-database only fills an empty database; give it a new one (createdb)"
+        )
 
 
-async def _copy(source: Source, target: asyncpg.Connection[Any], tables: dict[str, list[str]],
-                progress: Progress) -> dict[str, int]:
+async def _copy(
+    source: Source, target: asyncpg.Connection[Any], tables: dict[str, list[str]], progress: Progress
+) -> dict[str, int]:
     foreign_keys = await target.fetch(
         "SELECT conrelid::regclass::text AS tab, confrelid::regclass::text AS ref, conname, "
         "pg_get_constraintdef(oid) AS def FROM pg_constraint "
-        "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace ORDER BY conrelid, conname")
+        "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace ORDER BY conrelid, conname"
+    )
     for fk in foreign_keys:
         await target.execute(f"ALTER TABLE {fk['tab']} DROP CONSTRAINT {quoted(fk['conname'])}")
     for name in tables:
@@ -264,8 +290,9 @@ def parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]]) 
     return order
 
 
-async def _copy_table(source: Source, target: asyncpg.Connection[Any], name: str, columns: list[str],
-                      progress: Progress) -> int:
+async def _copy_table(
+    source: Source, target: asyncpg.Connection[Any], name: str, columns: list[str], progress: Progress
+) -> int:
     total = await source.count(name)
     done = 0
     said = time.monotonic()

@@ -37,7 +37,7 @@ def _translate(sql: str) -> tuple[str, tuple[str, ...] | int]:
             while end != -1 and end + 1 < n and sql[end + 1] == c:  # '' inside a string
                 end = sql.find(c, end + 2)
             end = n - 1 if end == -1 else end
-            out.append(sql[i:end + 1])
+            out.append(sql[i : end + 1])
             i = end + 1
         elif c == "-" and sql.startswith("--", i):
             end = sql.find("\n", i)
@@ -49,7 +49,7 @@ def _translate(sql: str) -> tuple[str, tuple[str, ...] | int]:
             out.append(f"${positional}")
             i += 1
         elif c == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_") and (i == 0 or sql[i - 1] != ":"):
-            match = re.match(r"\w+", sql[i + 1:])
+            match = re.match(r"\w+", sql[i + 1 :])
             assert match is not None
             name = match.group(0)
             if name not in names:

@@ -42,8 +42,9 @@ async def forget_all(db: Database) -> None:
 
 
 class Lease:
-    def __init__(self, db: Database, name: str, holder: str, seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: Database, name: str, holder: str, seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db, self.name, self.holder, self.seconds, self.clock = db, name, holder, seconds, clock
         self._valid_until = 0.0  # time.monotonic() until which this daemon surely holds it (0: it does not)
         self._work: asyncio.Future[Any] | None = None
@@ -61,7 +62,8 @@ class Lease:
                 "INSERT INTO leases (name, holder, until) VALUES (:name, :holder, :until) "
                 "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
                 "WHERE leases.holder = excluded.holder OR leases.until < :now RETURNING holder",
-                {"name": self.name, "holder": self.holder, "until": now + self.seconds, "now": now})
+                {"name": self.name, "holder": self.holder, "until": now + self.seconds, "now": now},
+            )
             got = await cursor.fetchone() is not None
         self._valid_until = sent + self.seconds if got else 0.0
         return got

@@ -160,8 +160,10 @@ async def _initialize(conn: Conn) -> tuple[int, int]:
     if before == 0:
         tables = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
         if tables:
-            raise RuntimeError("the PostgreSQL database holds tables but no cdnstore schema version: "
-                               "give cdnstore a database of its own")
+            raise RuntimeError(
+                "the PostgreSQL database holds tables but no cdnstore schema version: "
+                "give cdnstore a database of its own"
+            )
         await apply(conn, schema_sql("postgres"), target)
     else:
         for number, name, sql in migrations("postgres"):

@@ -166,8 +166,10 @@ def _check_foreign_keys(conn: sqlite3.Connection, version: int) -> None:
     dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
     if dangling:
         found = ", ".join(sorted({f"{table} -> {parent}" for table, _, parent, _ in dangling}))
-        raise ForeignKeyViolation(f"migration {version:04d} leaves {len(dangling)} row(s) referencing rows that "
-                                  f"do not exist ({found}); nothing of it was applied")
+        raise ForeignKeyViolation(
+            f"migration {version:04d} leaves {len(dangling)} row(s) referencing rows that "
+            f"do not exist ({found}); nothing of it was applied"
+        )
 
 
 def _statements(sql: str) -> Iterable[str]:
@@ -336,8 +338,11 @@ class SqliteDatabase(Database):
                     raise
                 if not self._checkpoint_failing:
                     self._checkpoint_failing = True
-                    log.error("checkpoints fail (%s): committed writes stay in %s-wal, which grows until space "
-                              "returns", exc, self.path)
+                    log.error(
+                        "checkpoints fail (%s): committed writes stay in %s-wal, which grows until space returns",
+                        exc,
+                        self.path,
+                    )
                 return
             if self._checkpoint_failing:
                 self._checkpoint_failing = False
@@ -349,8 +354,9 @@ class SqliteDatabase(Database):
         if error is not None:
             if self.unavailable is None:
                 self._unavailable_since = time.monotonic()
-                log.error("the database refuses writes: %s; they answer 503 %s until it takes them again",
-                          exc, error.code)
+                log.error(
+                    "the database refuses writes: %s; they answer 503 %s until it takes them again", exc, error.code
+                )
             self.unavailable = error
         return error
 
@@ -438,8 +444,7 @@ class SqliteDatabase(Database):
         except sqlite3.Error as exc:
             log.error("ROLLBACK failed: %s", exc)
 
-    async def fetchone(self, sql: str, params: Params = (), *,
-                       offload: bool = False) -> Row | None:
+    async def fetchone(self, sql: str, params: Params = (), *, offload: bool = False) -> Row | None:
         """One row; inline (for indexed lookups), or on a thread with `offload=True` (for scans)."""
         with self._disk_errors():
             if offload:
@@ -453,8 +458,7 @@ class SqliteDatabase(Database):
             finally:
                 cursor.close()  # a statement left open keeps its read snapshot: later reads would be stale
 
-    async def fetchall(self, sql: str, params: Params = (), *,
-                       offload: bool = False) -> list[Row]:
+    async def fetchall(self, sql: str, params: Params = (), *, offload: bool = False) -> list[Row]:
         with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"

@@ -67,8 +67,9 @@ async def send_part(api: Client, path: Path, size: int, file_id: str, number: in
     data = await asyncio.to_thread(read_part, path, number, plan["part_size"], size)
     md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
     for attempt in range(5):  # a dropped connection: ask for a fresh URL and send the part again
-        signed = await api.call("POST", f"/files/{file_id}/upload/parts",
-                                {"numbers": [number], "md5": {str(number): md5}})
+        signed = await api.call(
+            "POST", f"/files/{file_id}/upload/parts", {"numbers": [number], "md5": {str(number): md5}}
+        )
         item = signed["items"][0]
         try:
             async with api.http.put(item["url"], data=io.BytesIO(data), headers=item["headers"]) as resp:
