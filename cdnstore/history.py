@@ -11,6 +11,8 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
+
 from .db import Database, Row, Tx
 from .errors import DatabaseUnavailable
 from .times import now_iso
@@ -40,7 +42,8 @@ async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: 
 
 
 def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:
-    return str(uuid.uuid4()), user_id, event, object_id, json.dumps(data), now_iso()
+    # orjson: the same JSON text as json.dumps (compact aside), in a fraction of the time (downloads add a row each)
+    return str(uuid.uuid4()), user_id, event, object_id, orjson.dumps(data).decode(), now_iso()
 
 
 class HistoryWriter:

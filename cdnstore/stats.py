@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,18 @@ def utc_day(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
+_today: tuple[float, str] = (0.0, "")  # (unix time the cached UTC day ends, that day)
+
+
+def today() -> str:
+    """utc_day() of now, its strftime done once a day: every download asks (UTC days are 86,400 unix seconds)."""
+    global _today
+    now = time.time()
+    if now >= _today[0]:
+        _today = (now - now % 86400 + 86400, time.strftime("%Y-%m-%d", time.gmtime(now)))
+    return _today[1]
+
+
 class DownloadStats:
     def __init__(self, db: Database, *, interval: float = 1.0) -> None:
         self.db = db
@@ -41,7 +54,7 @@ class DownloadStats:
 
     def add(self, server_id: int, size: int) -> None:
         """One download of `size` bytes handed out by the server of internal id `server_id`, now."""
-        counts = self._counts.setdefault((utc_day(), server_id), [0, 0])
+        counts = self._counts.setdefault((today(), server_id), [0, 0])
         counts[0] += 1
         counts[1] += size
 

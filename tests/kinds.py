@@ -33,6 +33,7 @@ KINDS = {
     "test_openapi": UNIT,
     "test_presign": UNIT,
     "test_problems": UNIT,
+    "test_stats": UNIT,
     "test_users": UNIT,
     "test_cli": INTEGRATION,
     "test_copy_database": INTEGRATION,
