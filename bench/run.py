@@ -609,6 +609,34 @@ async def every_replica(results: Results, daemon: Daemon, client: Client, count:
     )
 
 
+async def seed_versions(tx: Any, count: int) -> None:
+    """One user, 4 servers of zone "z" (on, active, up) and `count` files with one stored 1-byte version each:
+    set-based SQL that both engines take (scenarios 5 and 10)."""
+    now = "2026-01-01T00:00:00Z"
+    await tx.execute(
+        "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) VALUES (1, 'u', 'u', 'x', ?, ?)",
+        (now, now),
+    )
+    for sid in range(1, 5):
+        await tx.execute(
+            "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
+            " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
+            (sid, f"s{sid}", f"s{sid}", now, now),
+        )
+    await tx.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER)) "
+        "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
+        "SELECT i, 'f' || i, 1, 'f' || i, CAST(? AS TEXT), CAST(? AS TEXT) FROM n",
+        (count, now, now),
+    )
+    await tx.execute(
+        "INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
+        "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', CAST(? AS TEXT) FROM files",
+        (now,),
+    )
+
+
 async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
     from cdnstore.config import JobsConfig
     from cdnstore.db import SqliteDatabase as Database
@@ -620,31 +648,8 @@ async def queue_throughput(results: Results, work: Path, jobs: int) -> None:
 
     db = Database(work / "queue.sqlite3")
     await db.open()
-    now = "2026-01-01T00:00:00Z"
     async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-            "VALUES (1, 'u', 'u', 'x', ?, ?)",
-            (now, now),
-        )
-        for sid in range(1, 5):
-            await tx.execute(
-                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
-                " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
-                (sid, f"s{sid}", f"s{sid}", now, now),
-            )
-        await tx.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-            "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
-            "SELECT i, 'f' || i, 1, 'f' || i, ?, ? FROM n",
-            (jobs, now, now),
-        )
-        await tx.execute(
-            "INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
-            "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', ? FROM files",
-            (now,),
-        )
+        await seed_versions(tx, jobs)
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, JobsConfig())
@@ -1109,31 +1114,8 @@ async def queue_jobs(path: Path, url: str, files: int) -> None:
 
     db = connect(DatabaseConfig(path=str(path), url=url))
     await db.open()
-    now = "2026-01-01T00:00:00Z"
     async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-            "VALUES (1, 'u', 'u', 'x', ?, ?)",
-            (now, now),
-        )
-        for sid in range(1, 5):
-            await tx.execute(
-                "INSERT INTO servers (id, uuid, name, endpoint_url, bucket, region, access_key, secret_key,"
-                " location, zone, latitude, longitude, is_on, is_active, health, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'http://x', 'b', 'r', 'k', 's', 'l', 'z', 0, 0, 1, 1, 'up', ?, ?)",
-                (sid, f"s{sid}", f"s{sid}", now, now),
-            )
-        await tx.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER)) "
-            "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) "
-            "SELECT i, 'f' || i, 1, 'f' || i, CAST(? AS TEXT), CAST(? AS TEXT) FROM n",
-            (files, now, now),
-        )
-        await tx.execute(
-            "INSERT INTO versions (id, file_id, object_key, size, content_type, zone, status, created_at) "
-            "SELECT id, id, 'k' || id, 1, 'x', 'z', 'stored', CAST(? AS TEXT) FROM files",
-            (now,),
-        )
+        await seed_versions(tx, files)
         queue = JobQueue(db, JobsConfig())
         for sid in range(1, 5):
             await queue.enqueue_fill(tx, sid, "z")
