@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from machine import cpu_model  # bench/ is the script's folder: on sys.path
-from run import ACCESS, MIB, PASSWORD, ROOT, SECRET, Client, Daemon, Figure, Results, free_port, random_stream
+from run import ACCESS, MIB, ROOT, SECRET, Client, Daemon, Figure, Results, free_port, random_stream, start_with_servers
 
-from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
 
@@ -79,31 +78,7 @@ async def main(args: argparse.Namespace) -> Results:
         client = Client(daemon.url)
         storage = Storage()
         try:
-            daemon.cli("init")
-            daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
-            await daemon.start()
-            client.token = (
-                await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
-            )["access_token"]
-            for site in ORIGINAL_LAYOUT:
-                if site.name in NAMES:
-                    await client.call(
-                        "POST",
-                        "/api/v1/servers",
-                        {
-                            "name": site.name,
-                            "endpoint_url": weed.instance(site.name).endpoint_url,
-                            "bucket": "bench",
-                            "access_key": ACCESS,
-                            "secret_key": SECRET,
-                            "location": site.location,
-                            "zone": site.zone,
-                            "latitude": site.latitude,
-                            "longitude": site.longitude,
-                            "is_on": True,
-                            "is_active": True,
-                        },
-                    )
+            await start_with_servers(daemon, client, weed, list(NAMES), "bench")
             size = args.mib * MIB // args.files
             keys = []
             for n in range(args.files):

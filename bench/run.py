@@ -1354,6 +1354,37 @@ async def main(args: argparse.Namespace) -> Results:
     return results
 
 
+async def start_with_servers(
+    daemon: Daemon, client: Client, weed: WeedCluster, names: list[str], bucket: str, inactive: tuple[str, ...] = ()
+) -> None:
+    """A fresh daemon started with an admin `client` logged in, and the sites `names` of the original's layout
+    registered on `weed` (each with `bucket`; those in `inactive` not active)."""
+    daemon.cli("init")
+    daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
+    await daemon.start()
+    login = await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
+    client.token = login["access_token"]
+    for site in ORIGINAL_LAYOUT:
+        if site.name in names:
+            await client.call(
+                "POST",
+                "/api/v1/servers",
+                {
+                    "name": site.name,
+                    "endpoint_url": weed.instance(site.name).endpoint_url,
+                    "bucket": bucket,
+                    "access_key": ACCESS,
+                    "secret_key": SECRET,
+                    "location": site.location,
+                    "zone": site.zone,
+                    "latitude": site.latitude,
+                    "longitude": site.longitude,
+                    "is_on": True,
+                    "is_active": site.name not in inactive,
+                },
+            )
+
+
 async def servers_scenarios(results: Results, args: argparse.Namespace, work: Path, port: int, token: str) -> None:
     names = ["dallas", "newyork", "detroit"]
     weed = WeedCluster(
@@ -1368,32 +1399,8 @@ async def servers_scenarios(results: Results, args: argparse.Namespace, work: Pa
     daemon = Daemon(work, port, token)
     client = Client(daemon.url)
     try:
-        daemon.cli("init")
-        daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
-        await daemon.start()
-        client.token = (await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD}))[
-            "access_token"
-        ]
         bucket = "bench"
-        for site in ORIGINAL_LAYOUT:
-            if site.name in names:
-                await client.call(
-                    "POST",
-                    "/api/v1/servers",
-                    {
-                        "name": site.name,
-                        "endpoint_url": weed.instance(site.name).endpoint_url,
-                        "bucket": bucket,
-                        "access_key": ACCESS,
-                        "secret_key": SECRET,
-                        "location": site.location,
-                        "zone": site.zone,
-                        "latitude": site.latitude,
-                        "longitude": site.longitude,
-                        "is_on": True,
-                        "is_active": site.name != "detroit",
-                    },
-                )
+        await start_with_servers(daemon, client, weed, names, bucket, inactive=("detroit",))
         small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
         await client.put(small["upload"], b"hello")
         await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
