@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY
 
@@ -225,3 +226,17 @@ class Session:
     async def add_layout(self, weed: WeedCluster, bucket: str) -> dict[str, dict[str, Any]]:
         """Register the original's five servers, each with `bucket` (a fresh one per test)."""
         return {site.name: await self.add_server(weed, site.name, bucket) for site in ORIGINAL_LAYOUT}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics' text as {(sample name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """One sample of `samples`' answer (0 when it is not there)."""
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)

@@ -11,10 +11,9 @@ from collections import Counter
 
 import prometheus_client
 import pytest
-from apihelp import US_IP, Api, from_ip, wait_for
+from apihelp import US_IP, Api, from_ip, samples, value, wait_for
 from conftest import MakeApi
 from pgbed import PgCluster
-from prometheus_client.parser import text_string_to_metric_families
 
 from cdnstore import appkeys
 from cdnstore.config import LogConfig, load
@@ -24,18 +23,6 @@ from cdnstore.metrics import Metrics
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"metrics " * 2000
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 async def test_readyz_wants_a_writable_database_and_a_server_up(api: Api, weed: WeedCluster, bucket: str) -> None:

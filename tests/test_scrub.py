@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes
+from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes, samples, value
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
-from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
 
 from cdnstore import appkeys
@@ -308,18 +307,6 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
         assert (await statuses(admin, file_id))["newyork"] == "corrupt"
     await api.app[appkeys.WORKER].drain()  # the serving daemon's worker repairs it
     assert await held(api, weed, bucket, "newyork", key) == DATA
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 async def forget_hashes(api: Api) -> None:
