@@ -1073,6 +1073,12 @@ async def file_id_of(user: Session, name: str) -> str:
     return str(next(f["id"] for f in files if f["name"] == name))
 
 
+async def assert_downloads_as(user: Session, file_id: str, data: bytes) -> None:
+    """The file, downloaded through the API, is `data` byte for byte (compared by MD5: big files)."""
+    _, body = await user.download(file_id)
+    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+
+
 async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
     make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
 ) -> None:
@@ -1102,8 +1108,7 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
     await expect(file_row(page, "film.mov").locator(".status-cell")).to_have_text("Stored")
 
     assert puts == {1: 1, 2: 2, 3: 1, 4: 2}  # each dropped part sent again, the others once
-    _, body = await user.download(await file_id_of(user, "film.mov"))
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, await file_id_of(user, "film.mov"), data)
 
 
 async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
@@ -1125,8 +1130,7 @@ async def test_a_part_damaged_on_the_way_is_refused_by_its_md5_and_sent_again(
     item = page.locator(".upload", has_text="scan.tiff")
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     assert puts == {1: 1, 2: 1, 3: 2, 4: 1}  # the storage server refused the damaged part (BadDigest)
-    _, body = await user.download(await file_id_of(user, "scan.tiff"))
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, await file_id_of(user, "scan.tiff"), data)
 
 
 async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sent_again(
@@ -1171,8 +1175,7 @@ async def test_an_expired_part_url_is_asked_again_and_parts_said_missing_are_sen
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     assert puts == {1: 2, 2: 2, 3: 1, 4: 1} and completes == 2
     assert sum(1 in numbers for numbers in asked) == 2  # part 1's URL was asked for again after the 403
-    _, body = await user.download(await file_id_of(user, "atlas.bin"))
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, await file_id_of(user, "atlas.bin"), data)
 
 
 async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
@@ -1221,8 +1224,7 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
     await page.get_by_role("button", name="Resume archive.zip").click()
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     assert puts == {1: 1, 2: 1, 3: 1, 4: 1}
-    _, body = await user.download(file_id)
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, file_id, data)
 
 
 async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_upload(
@@ -1250,8 +1252,7 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
     assert puts == {1: 1, 2: 1, 3: 1, 4: 1}  # only the missing part was sent after the reload
     files = (await user.get("/api/v1/files")).expect(200)["items"]
     assert [(f["id"], f["status"]) for f in files] == [(file_id, "stored")]
-    _, body = await user.download(file_id)
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, file_id, data)
 
 
 async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_batches(
@@ -1292,8 +1293,7 @@ async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_
     # Each part's URL was asked for once, in fewer calls than there are parts.
     assert sorted(n for numbers in asked for n in numbers) == list(range(1, 13))
     assert len(asked) < 12 and max(len(numbers) for numbers in asked) > 1, asked
-    _, body = await user.download(await file_id_of(user, "dataset.parquet"))
-    assert hashlib.md5(body).hexdigest() == hashlib.md5(data).hexdigest()
+    await assert_downloads_as(user, await file_id_of(user, "dataset.parquet"), data)
 
 
 # ------------------------------------------------------------------------------------------ every view
