@@ -263,14 +263,14 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
     from .api.schemas import UserCreate
     from .auth import Passwords, Tokens
     from .db import connect
-    from .users import Accounts
+    from .users import Accounts, user_from_row
 
     body = validate(UserCreate, {"username": name, "password": password, "is_admin": admin})
     db = connect(cfg.database)
     await db.open()
     try:
         accounts = Accounts(db, cfg.auth, await asyncio.to_thread(Passwords, cfg.auth), Tokens(cfg.auth))
-        return await accounts.create(body.username, body.password, is_admin=body.is_admin)
+        return user_from_row(await accounts.create(body.username, body.password, is_admin=body.is_admin))
     finally:
         await db.close()
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,34 +48,32 @@ async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
     return row
 
 
-def render_file(row: Row) -> dict[str, Any]:
-    stored = row["current_version_id"] is not None
-    return {
-        "id": row["uuid"],
-        "name": row["name"],
-        "size": row["size"],
-        "content_type": row["content_type"],
-        "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
-        "zone": row["zone"] if stored else None,
-        "sha256": row["sha256"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+@dataclass(frozen=True)
+class PresignedPut:
+    """Where a single-PUT upload sends its bytes: PUT to `url` with exactly `headers`."""
+
+    url: str
+    headers: dict[str, str]
+    expires_at: str
+    server: Server
 
 
-def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
-    return [{"server": render_ref(s), "status": status} for s, status in found]
+@dataclass(frozen=True)
+class Multipart:
+    """Where a multipart upload sends its bytes: `parts` parts of `part_size` (but the last) to `server`,
+    their URLs asked for later (uploads.py); given up at `expires_at` if not continued."""
 
-
-def render_ref(server: Server) -> dict[str, str]:
-    return {"name": server.name, "location": server.location, "zone": server.zone}
+    part_size: int
+    parts: int
+    expires_at: str
+    server: Server
 
 
 @dataclass(frozen=True)
 class Upload:
-    created: bool
-    file: dict[str, Any]
-    upload: dict[str, Any]
+    created: bool  # whether the file is new (else this is a new version of it)
+    file: Row  # the file's row (FILE_COLUMNS)
+    send: PresignedPut | Multipart
 
 
 @dataclass(frozen=True)
@@ -145,10 +143,9 @@ class Files:
         version = row["current_version_id"]
         return [] if version is None else (await self.replicas_of([version])).get(version, [])
 
-    async def with_servers(self, rows: list[Row]) -> Callable[[Row], dict[str, Any]]:
-        """A renderer of these file rows that adds `servers` (their replicas, read in one query)."""
-        found = await self.replicas_of([r["current_version_id"] for r in rows if r["current_version_id"] is not None])
-        return lambda r: {**render_file(r), "servers": render_replicas(found.get(r["current_version_id"], []))}
+    async def replicas_of_files(self, rows: list[Row]) -> dict[int, list[tuple[Server, str]]]:
+        """`replicas` of these file rows (a page of files), read in one query: current version id -> its servers."""
+        return await self.replicas_of([r["current_version_id"] for r in rows if r["current_version_id"] is not None])
 
     async def replicas_of(self, version_ids: list[int]) -> dict[int, list[tuple[Server, str]]]:
         """`replicas` for many versions in one query (a page of files): version id -> its servers."""
@@ -217,25 +214,12 @@ class Files:
         self.metrics.uploaded(server.name)
         expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
         if part_size is not None:
-            return Upload(
-                created,
-                render_file(row),
-                {
-                    "method": "multipart",
-                    "part_size": part_size,
-                    "parts": part_count(size, part_size),
-                    "expires_at": iso_in(self.uploads.abandon_after, timespec="seconds"),
-                    "server": render_ref(server),
-                },
-            )
+            abandon_at = iso_in(self.uploads.abandon_after, timespec="seconds")
+            return Upload(created, row, Multipart(part_size, part_count(size, part_size), abandon_at, server))
         url, headers = self.storage.presign_put(
             server.s3, key, content_type=content_type, size=size, expires_in=self.uploads.url_ttl, sha256=sha256
         )
-        return Upload(
-            created,
-            render_file(row),
-            {"url": url, "method": "PUT", "headers": headers, "expires_at": expires_at, "server": render_ref(server)},
-        )
+        return Upload(created, row, PresignedPut(url, headers, expires_at, server))
 
     async def _new_version(
         self,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
 
 from . import history
 from .auth import Passwords
@@ -42,41 +41,14 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def render_link(row: Row, public_url: str) -> dict[str, Any]:
-    return {
-        "id": row["uuid"],
-        "file_id": row["file_uuid"],
-        "token": row["token"],
-        "url": f"{public_url}/s/{row['token']}",
-        "has_password": row["password_hash"] is not None,
-        "expires_at": row["expires_at"],
-        "max_downloads": row["max_downloads"],
-        "downloads": row["downloads"],
-        "created_at": row["created_at"],
-    }
-
-
-def render_public(row: Row) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "size": row["size"],
-        "has_password": row["password_hash"] is not None,
-        "expires_at": row["expires_at"],
-    }
-
-
 class Links:
     def __init__(self, db: Database, files: Files, passwords: Passwords, cfg: Config) -> None:
         self.db = db
         self.files = files
         self.passwords = passwords
         self.cfg = cfg.links
-        self.public_url = cfg.http.public_url
         self.by_link = throttle(db, "link", cfg.links.max_password_failures, cfg.links.password_lockout)
         self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
-
-    def render(self, row: Row) -> dict[str, Any]:
-        return render_link(row, self.public_url)
 
     # --- the owner's side ---------------------------------------------------------------------
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .files import Files, render_ref
+from .files import Files, PresignedPut
 from .models import Server, VersionStatus
 from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
@@ -40,6 +39,30 @@ class InProgress:
         return self.version["upload_id"] is not None
 
 
+@dataclass(frozen=True)
+class UploadState:
+    """The upload in progress, to resume it (GET /upload). A single PUT is one part of the whole size, none
+    held, with a fresh URL (`put`); a multipart upload has the parts its server holds (`uploaded`) and no
+    URL. `expires_at`: when it is given up if not continued."""
+
+    server: Server
+    part_size: int
+    parts: int
+    uploaded: list[PartInfo]
+    expires_at: str
+    put: PresignedPut | None = None
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    """A presigned PUT of one part: send it to `url` with exactly `headers`."""
+
+    number: int
+    url: str
+    headers: dict[str, str]
+    expires_at: str
+
+
 class Uploads:
     def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, files: Files, cfg: Config) -> None:
         self.db = db
@@ -59,11 +82,10 @@ class Uploads:
 
     # --- the resume view ------------------------------------------------------------------------
 
-    async def view(self, owner_id: int, file_uuid: str) -> dict[str, Any]:
+    async def view(self, owner_id: int, file_uuid: str) -> UploadState:
         """The upload in progress and, for a multipart one, the parts its server already holds."""
         up = await self._in_progress(owner_id, file_uuid)
         v = up.version
-        out: dict[str, Any] = {"server": render_ref(up.server)}
         if not up.multipart:
             url, headers = self.storage.presign_put(
                 up.server.s3,
@@ -73,27 +95,17 @@ class Uploads:
                 expires_in=self.uploads.url_ttl,
                 sha256=v["sha256"],
             )
-            return {
-                **out,
-                "method": "PUT",
-                "part_size": v["size"],
-                "parts": 1,
-                "uploaded": [],
-                "expires_at": iso_in(self.uploads.url_ttl, timespec="seconds"),
-                "url": url,
-                "headers": headers,
-            }
+            expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+            put = PresignedPut(url, headers, expires_at, up.server)
+            return UploadState(up.server, v["size"], 1, [], expires_at, put)
         held = await self._parts(up)
-        return {
-            **out,
-            "method": "multipart",
-            "part_size": v["part_size"],
-            "parts": part_count(v["size"], v["part_size"]),
-            "uploaded": [{"number": p.number, "size": p.size, "etag": p.etag} for p in held],
-            "expires_at": iso(
-                self._last_activity(v, held).timestamp() + self.uploads.abandon_after, timespec="seconds"
-            ),
-        }
+        return UploadState(
+            up.server,
+            v["part_size"],
+            part_count(v["size"], v["part_size"]),
+            held,
+            iso(self._last_activity(v, held).timestamp() + self.uploads.abandon_after, timespec="seconds"),
+        )
 
     async def _parts(self, up: InProgress) -> list[PartInfo]:
         held = await self.storage.list_parts(up.server.s3, up.version["object_key"], up.version["upload_id"])
@@ -110,9 +122,7 @@ class Uploads:
 
     # --- part URLs ------------------------------------------------------------------------------
 
-    async def sign_parts(
-        self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str]
-    ) -> list[dict[str, Any]]:
+    async def sign_parts(self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str]) -> list[PartUrl]:
         """Presigned PUTs for these parts; a part given its MD5 must carry it (Content-MD5)."""
         up = await self._in_progress(owner_id, file_uuid)
         if not up.multipart:
@@ -137,7 +147,7 @@ class Uploads:
                 md5=md5.get(str(n)),
                 expires_in=self.uploads.url_ttl,
             )
-            items.append({"number": n, "url": url, "method": "PUT", "headers": headers, "expires_at": expires_at})
+            items.append(PartUrl(n, url, headers, expires_at))
         return items
 
     # --- completion and abort ---------------------------------------------------------------------

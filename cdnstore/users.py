@@ -35,23 +35,6 @@ def user_from_row(row: Row) -> User:
     )
 
 
-def render_user(user: User, used_bytes: int) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "is_admin": user.is_admin,
-        "permissions": user.effective_permissions,
-        "is_disabled": user.is_disabled,
-        "quota_bytes": user.quota_bytes,
-        "used_bytes": used_bytes,
-        "zones": None if user.zones is None else list(user.zones),
-    }
-
-
-def render_row(row: Row) -> dict[str, Any]:
-    return render_user(user_from_row(row), row["used_bytes"])
-
-
 class Unset:
     """The type of UNSET: an argument not given (where None means something)."""
 
@@ -124,24 +107,9 @@ class Accounts:
         permissions: list[str] | None = None,
         quota_bytes: int | Unset | None = UNSET,
         zones: list[str] | None = None,
-    ) -> User:
-        return user_from_row(
-            await self.create_row(
-                username, password, is_admin=is_admin, permissions=permissions, quota_bytes=quota_bytes, zones=zones
-            )
-        )
-
-    async def create_row(
-        self,
-        username: str,
-        password: str,
-        *,
-        is_admin: bool = False,
-        permissions: list[str] | None = None,
-        quota_bytes: int | Unset | None = UNSET,
-        zones: list[str] | None = None,
     ) -> Row:
-        """The new user's row. `quota_bytes` not given: users.default_quota_bytes (0: none)."""
+        """The new user's row (USER_COLUMNS; `user_from_row` makes it a User). `quota_bytes` not given:
+        users.default_quota_bytes (0: none)."""
         password_hash = await self.passwords.hash(password)
         now = now_iso()
         if isinstance(quota_bytes, Unset):
@@ -185,10 +153,10 @@ class Accounts:
                 self._cache[user_uuid] = hit
         return hit
 
-    async def answer(self, user: User) -> dict[str, Any]:
-        """The User answer of `user`, with its used_bytes as stored now (never cached: uploads change it)."""
+    async def used_bytes(self, user: User) -> int:
+        """The bytes `user` stores as stored now (never cached: uploads change it), for their User answer."""
         used = await self.db.fetchval("SELECT used_bytes FROM users WHERE uuid = ?", (user.id,))
-        return render_user(user, used or 0)
+        return int(used or 0)
 
     async def internal_id(self, user: User) -> int:
         hit = await self.get(user.id)

@@ -13,25 +13,38 @@ import orjson
 from aiohttp import web
 
 from cdnstore import appkeys
-from cdnstore.api.files import download_answer
+from cdnstore.api.files import (
+    download_answer,
+    render_file,
+    render_part_url,
+    render_replicas,
+    render_upload,
+    render_upload_state,
+    render_with_servers,
+)
 from cdnstore.api.jobs import render_job_row
+from cdnstore.api.links import render_link, render_public
 from cdnstore.api.schemas import (
     DownloadOut,
     FileOut,
+    FileUploadOut,
     JobOut,
     LinkOut,
     Out,
+    PartUrlOut,
     PublicLinkOut,
     ReplicaOut,
     ServerOut,
     ServerRef,
+    UploadStateOut,
     UserOut,
 )
-from cdnstore.api.servers import render_server
-from cdnstore.files import Download, render_file, render_ref, render_replicas
-from cdnstore.links import render_link, render_public
+from cdnstore.api.servers import render_ref, render_server
+from cdnstore.api.users import render_row, render_user
+from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.models import PERMISSIONS, Health, Server, User
-from cdnstore.users import render_user
+from cdnstore.storage import PartInfo
+from cdnstore.uploads import PartUrl, UploadState
 
 UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
 FILE_UUID = "0d4e5f60-7182-4394-a5b6-c7d8e9f00112"
@@ -100,9 +113,29 @@ def link_row(**changed: Any) -> dict[str, Any]:
 def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
     assert_exactly(FileOut, render_file(file_row()))
     assert_exactly(FileOut, render_file(file_row(current_version_id=None, sha256=None)))
-    assert_exactly(
-        FileOut, {**render_file(file_row()), "servers": render_replicas([(DALLAS, "present")])}, optional=("servers",)
-    )
+    assert_exactly(FileOut, render_with_servers(file_row(), {7: [(DALLAS, "present")]}), optional=("servers",))
+    assert_exactly(FileOut, render_with_servers(file_row(current_version_id=None), {}), optional=("servers",))
+
+
+def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> None:
+    put = PresignedPut("http://127.0.0.1:8333/cdn/key?X-Amz-Signature=x", {"content-type": "text/plain"}, WHEN, DALLAS)
+    for send in (put, Multipart(8 * 2**20, 13, WHEN, DALLAS)):
+        answer = render_upload(Upload(True, file_row(current_version_id=None), send))
+        assert_exactly(FileUploadOut, answer)
+        assert answer["upload"]["method"] == ("PUT" if send is put else "multipart")  # (the union's two sides)
+
+
+def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart() -> None:
+    url = "http://127.0.0.1:8333/cdn/key?X-Amz-Signature=x"
+    put = UploadState(DALLAS, 1234, 1, [], WHEN, PresignedPut(url, {"content-type": "text/plain"}, WHEN, DALLAS))
+    assert_exactly(UploadStateOut, render_upload_state(put), optional=("url", "headers"))
+    held = [PartInfo(1, 8 * 2**20, "a" * 32, None), PartInfo(2, 8 * 2**20, "b" * 32, None)]
+    assert_exactly(UploadStateOut, render_upload_state(UploadState(DALLAS, 8 * 2**20, 13, held, WHEN)))
+
+
+def test_a_part_url_is_exactly_a_part_url_out() -> None:
+    part = PartUrl(3, "http://127.0.0.1:8333/cdn/key?partNumber=3", {"content-md5": "A" * 22 + "=="}, WHEN)
+    assert_exactly(PartUrlOut, render_part_url(part))
 
 
 def test_a_replica_and_a_server_reference_are_exactly_their_models() -> None:
@@ -124,6 +157,8 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
         zones=("USA", "Africa"),
     )
     assert_exactly(UserOut, render_user(limited, 5000))
+    row = {"uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
+    assert_exactly(UserOut, render_row({**row, "quota_bytes": None, "zones": None, "used_bytes": 0}))
 
 
 def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> None:

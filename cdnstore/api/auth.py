@@ -9,6 +9,8 @@ the page never sees the token. Access tokens stay in the page's memory.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .. import appkeys
@@ -17,12 +19,18 @@ from ..models import User
 from .endpoint import Router, json_response
 from .schemas import LoginIn, MePatch, RefreshIn, TokensOut, UserOut
 from .security import SESSION_HEADER, bearer, cookie_session, current_user, origin_ip
+from .users import render_user
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
+
+
+async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
+    """The caller's User answer, with the bytes they store as stored now."""
+    return render_user(user, await request.app[appkeys.ACCOUNTS].used_bytes(user))
 
 
 async def tokens_answer(
@@ -35,7 +43,7 @@ async def tokens_answer(
             "refresh_token": "" if cookie else refresh,
             "token_type": "Bearer",
             "expires_in": accounts.tokens.access_ttl,
-            "user": await accounts.answer(user),
+            "user": await user_answer(request, user),
         }
     )
     if cookie:
@@ -137,7 +145,7 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
 
 @endpoint("GET", "/api/v1/me", summary="The caller", tag="auth", responses={200: UserOut}, errors=(401,))
 async def me(request: web.Request) -> web.Response:
-    return json_response(await request.app[appkeys.ACCOUNTS].answer(current_user(request)))
+    return json_response(await user_answer(request, current_user(request)))
 
 
 @endpoint(
@@ -156,4 +164,4 @@ async def change_password(request: web.Request, body: MePatch) -> web.Response:
     session = accounts.tokens.read_access(bearer(request)).session
     user = current_user(request)
     await accounts.change_own_password(user, session, body.current_password, body.password, origin_ip(request))
-    return json_response(await accounts.answer(user))
+    return json_response(await user_answer(request, user))

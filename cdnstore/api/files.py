@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .. import appkeys
+from ..db import Row
 from ..errors import Forbidden
-from ..files import Download, render_file, render_ref
+from ..files import Download, PresignedPut, Upload
 from ..geo import Point
+from ..models import Server, VersionStatus
 from ..pagination import page
+from ..uploads import PartUrl, UploadState
 from .endpoint import Router, json_response
 from .schemas import (
     DownloadOut,
@@ -25,9 +30,80 @@ from .schemas import (
     UploadStateOut,
 )
 from .security import caller_id, current_user, remote_ip
+from .servers import render_ref
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
+
+
+def render_file(row: Row) -> dict[str, Any]:
+    """A file row (files.FILE_COLUMNS) as a FileOut."""
+    stored = row["current_version_id"] is not None
+    return {
+        "id": row["uuid"],
+        "name": row["name"],
+        "size": row["size"],
+        "content_type": row["content_type"],
+        "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
+        "zone": row["zone"] if stored else None,
+        "sha256": row["sha256"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
+    return [{"server": render_ref(s), "status": status} for s, status in found]
+
+
+def render_with_servers(row: Row, replicas: dict[int, list[tuple[Server, str]]]) -> dict[str, Any]:
+    """A file with `servers`, its current content's replicas (`replicas`: by version id, Files.replicas_of_files)."""
+    return {**render_file(row), "servers": render_replicas(replicas.get(row["current_version_id"], []))}
+
+
+def render_upload(upload: Upload) -> dict[str, Any]:
+    """An announced upload as a FileUploadOut: the file and where to send its bytes."""
+    send = upload.send
+    if isinstance(send, PresignedPut):
+        how: dict[str, Any] = {
+            "url": send.url,
+            "method": "PUT",
+            "headers": send.headers,
+            "expires_at": send.expires_at,
+            "server": render_ref(send.server),
+        }
+    else:
+        how = {
+            "method": "multipart",
+            "part_size": send.part_size,
+            "parts": send.parts,
+            "expires_at": send.expires_at,
+            "server": render_ref(send.server),
+        }
+    return {"file": render_file(upload.file), "upload": how}
+
+
+def render_upload_state(state: UploadState) -> dict[str, Any]:
+    """The upload in progress as an UploadStateOut (a single PUT's `url` and `headers` only for it)."""
+    out = {
+        "server": render_ref(state.server),
+        "method": "multipart" if state.put is None else "PUT",
+        "part_size": state.part_size,
+        "parts": state.parts,
+        "uploaded": [{"number": p.number, "size": p.size, "etag": p.etag} for p in state.uploaded],
+        "expires_at": state.expires_at,
+    }
+    return out if state.put is None else {**out, "url": state.put.url, "headers": state.put.headers}
+
+
+def render_part_url(part: PartUrl) -> dict[str, Any]:
+    return {
+        "number": part.number,
+        "url": part.url,
+        "method": "PUT",
+        "headers": part.headers,
+        "expires_at": part.expires_at,
+    }
 
 
 def client_location(request: web.Request) -> Point | None:
@@ -61,8 +137,10 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
     rows = await files.page(await caller_id(request), query.limit, query.after(), query.q)
-    render = await files.with_servers(rows[: query.limit]) if query.include == "servers" else render_file
-    return json_response(page(rows, query.limit, lambda r: r["id"], render))
+    if query.include == "servers":
+        found = await files.replicas_of_files(rows[: query.limit])
+        return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_with_servers(r, found)))
+    return json_response(page(rows, query.limit, lambda r: r["id"], render_file))
 
 
 @endpoint(
@@ -93,7 +171,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
         current_user(request).zones,
         body.sha256,
     )
-    return json_response({"file": upload.file, "upload": upload.upload}, status=201 if upload.created else 200)
+    return json_response(render_upload(upload), status=201 if upload.created else 200)
 
 
 @endpoint(
@@ -126,8 +204,8 @@ async def complete_file(request: web.Request) -> web.Response:
 async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
     survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
-    view = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
-    return json_response(view)
+    state = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
+    return json_response(render_upload_state(state))
 
 
 @endpoint(
@@ -147,7 +225,7 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     items = await request.app[appkeys.UPLOADS].sign_parts(
         await caller_id(request), request.match_info["id"], body.numbers, body.md5
     )
-    return json_response({"items": items})
+    return json_response({"items": [render_part_url(p) for p in items]})
 
 
 @endpoint(
@@ -242,4 +320,4 @@ async def file_servers(request: web.Request) -> web.Response:
     """The servers holding the current content (`present`) or about to (`pending`). Any user's file: this is
     how holders of `can_view_cdnserver` see where a file is (every other file route is owner-only)."""
     found = await request.app[appkeys.FILES].replicas(request.match_info["id"])
-    return json_response({"items": [{"server": render_ref(s), "status": status} for s, status in found]})
+    return json_response({"items": render_replicas(found)})

@@ -8,12 +8,12 @@ from aiohttp import web
 
 from .. import appkeys
 from ..db import Row
-from ..files import render_ref
 from ..job_queue import job_uuid
 from ..pagination import page
 from ..times import iso
 from .endpoint import Router, json_response
 from .schemas import JobList, JobOut, JobsQuery
+from .servers import render_ref
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints

@@ -5,10 +5,12 @@ The public page for a link (`GET /s/{token}`) is the bundled page's, not registe
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .. import appkeys
-from ..links import render_public
+from ..db import Row
 from ..pagination import PageQuery, page
 from .endpoint import Router, json_response
 from .files import client_location, download_answer
@@ -17,6 +19,35 @@ from .security import caller_id, origin_ip
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
+
+
+def render_link(row: Row, public_url: str) -> dict[str, Any]:
+    """A link row (links.LINK_COLUMNS) as a LinkOut; `url` is its public page under `http.public_url`."""
+    return {
+        "id": row["uuid"],
+        "file_id": row["file_uuid"],
+        "token": row["token"],
+        "url": f"{public_url}/s/{row['token']}",
+        "has_password": row["password_hash"] is not None,
+        "expires_at": row["expires_at"],
+        "max_downloads": row["max_downloads"],
+        "downloads": row["downloads"],
+        "created_at": row["created_at"],
+    }
+
+
+def render_public(row: Row) -> dict[str, Any]:
+    """A live link (Links.public) as a PublicLinkOut: what anyone holding the token may see."""
+    return {
+        "name": row["name"],
+        "size": row["size"],
+        "has_password": row["password_hash"] is not None,
+        "expires_at": row["expires_at"],
+    }
+
+
+def public_url(request: web.Request) -> str:
+    return request.app[appkeys.CONFIG].http.public_url
 
 
 @endpoint(
@@ -42,7 +73,7 @@ async def create_link(request: web.Request, body: LinkCreate) -> web.Response:
         expires_in=expires_in,
         max_downloads=body.max_downloads,
     )
-    return json_response(links.render(row), status=201)
+    return json_response(render_link(row, public_url(request)), status=201)
 
 
 @endpoint(
@@ -59,7 +90,8 @@ async def list_links(request: web.Request, query: PageQuery) -> web.Response:
     """Newest first, expired and used-up ones included; revoked ones are gone."""
     links = request.app[appkeys.LINKS]
     rows = await links.page(await caller_id(request), request.match_info["id"], query.limit, query.after())
-    return json_response(page(rows, query.limit, lambda r: r["id"], links.render))
+    url = public_url(request)
+    return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_link(r, url)))
 
 
 @endpoint(

@@ -18,6 +18,12 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
+def render_ref(server: Server) -> dict[str, str]:
+    """A server reference (where a file, an upload, a download or a job is). Here, with the server's own
+    answer: api/files.py and api/jobs.py both import it, and this module imports neither."""
+    return {"name": server.name, "location": server.location, "zone": server.zone}
+
+
 def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
     stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0, "verified_at": None, "corrupt": 0, "unrecoverable": 0}
     return {

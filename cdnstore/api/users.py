@@ -8,13 +8,33 @@ from aiohttp import web
 
 from .. import appkeys
 from ..db import Row
+from ..models import User
 from ..pagination import PageQuery, page
-from ..users import check_zones, render_row
+from ..users import check_zones, user_from_row
 from .endpoint import Router, json_response
 from .schemas import UserCreate, UserList, UserOut, UserPatch
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
+
+
+def render_user(user: User, used_bytes: int) -> dict[str, Any]:
+    """A user as a UserOut (the admins' view adds `files` and `files_outside_zones`: admin_view)."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "is_admin": user.is_admin,
+        "permissions": user.effective_permissions,
+        "is_disabled": user.is_disabled,
+        "quota_bytes": user.quota_bytes,
+        "used_bytes": used_bytes,
+        "zones": None if user.zones is None else list(user.zones),
+    }
+
+
+def render_row(row: Row) -> dict[str, Any]:
+    """A user row (users.USER_COLUMNS) as a UserOut."""
+    return render_user(user_from_row(row), row["used_bytes"])
 
 
 async def admin_view(request: web.Request, rows: list[Row]) -> list[dict[str, Any]]:
@@ -50,7 +70,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others)."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
-    row = await request.app[appkeys.ACCOUNTS].create_row(
+    row = await request.app[appkeys.ACCOUNTS].create(
         body.username,
         body.password,
         is_admin=body.is_admin,
