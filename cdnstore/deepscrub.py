@@ -317,6 +317,7 @@ class DeepScrubber:
         server = self.servers.by_internal_id(replica.server_id)
         name = server.name if server else str(replica.server_id)
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             # Unless it changed while we read (a repair landed, the version was replaced): then it is not ours.
             changed = await tx.execute(
                 "UPDATE replicas SET status = 'corrupt' WHERE server_id = ? AND version_id = ? AND status = 'present' "
@@ -356,6 +357,7 @@ class DeepScrubber:
     async def _forget(self, replica: Replica) -> int:
         """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             gone = await tx.execute(
                 "DELETE FROM replicas WHERE server_id = ? AND version_id = ? AND status = 'present'",
                 (replica.server_id, replica.version_id),

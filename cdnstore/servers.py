@@ -308,6 +308,14 @@ class ServerRegistry:
         await self.storage.forget(server.s3)
         await self.load()
 
+    async def lock_row(self, tx: Tx, server_id: int) -> None:
+        """Lock a server's row first in a transaction that changes its replicas. Deleting a server locks
+        its row, then its replicas (ON DELETE CASCADE); changing a replica locks that replica, then the
+        server's row (the counters' trigger, a job's foreign key). Taken in those two orders, a removal job
+        finishing while its server is deleted deadlocked on PostgreSQL (one of them answered 503); in one
+        order, the later waits for the earlier. (SQLite has one writer: nothing to lock there.)"""
+        await tx.execute(f"SELECT 1 FROM servers WHERE id = ?{self.db.for_update}", (server_id,))
+
     async def set_health(self, changes: dict[str, Health]) -> None:
         """Record health seen by the checker (server uuid -> health); not a user's change, no history.
 
