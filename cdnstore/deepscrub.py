@@ -9,12 +9,17 @@ its replicas are read together; when the upload's ETag is an MD5 (a single PUT),
 is the good one, else the content most of them hold (see `_winner`); when that cannot be told, nothing is
 decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spend a token bucket of
 `scrub.deep_rate` bytes a second.
+
+One pass at a time over a database, of all the daemons and `cdnstore scrub --deep`: a pass runs under the
+named lease LEASE (db/leases.py), renewed while it runs, and stops when it loses it (a row, not a lock
+held on a pooled connection for the whole pass).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -26,16 +31,18 @@ from typing import Any
 
 from .config import ScrubConfig
 from .db import Database, Row, Tx, tx_fetchone
+from .db.leases import Lease, daemon_id
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
 from .storage import Storage
+from .tasks import running
 from .times import iso_in, now_iso
 
 log = logging.getLogger(__name__)
 PAGE = 200
-LOCK = "deep-scrub"
+LEASE = "deep-scrub"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib lets go of the GIL)
 
@@ -72,6 +79,7 @@ class DeepReport:
     bytes_read: int = 0
     without_good_holder: int = 0  # after the pass: stored versions corrupt everywhere they are
     seconds: float = 0.0  # the pass took
+    stopped: bool = False  # its lease was lost (not renewed in time, or taken over): the pass stopped early
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +149,7 @@ class _Pass:
     decided: int = 0  # the version decided last (the first pass's rows come by version)
     undecided: set[int] = field(default_factory=set)  # replicas disagree: read once a pass, not once a replica
     unavailable: set[int] = field(default_factory=set)  # servers found off or down (logged once a pass)
+    finished: bool = False
 
 
 class DeepScrubber:
@@ -152,6 +161,7 @@ class DeepScrubber:
         jobs: JobQueue,
         cfg: ScrubConfig,
         metrics: Metrics | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -159,26 +169,35 @@ class DeepScrubber:
         self.jobs = jobs
         self.cfg = cfg
         self.metrics = metrics or Metrics()
+        self.lease_seconds = lease_seconds  # periodic.lease_seconds: a pass renews its lease every third of it
         self._findings: tuple[float, Findings] | None = None  # (valid until, what)
 
     # --- passes ---------------------------------------------------------------------------------
 
     async def scrub(self, cutoff: str | None = None) -> DeepReport | None:
         """One pass over every replica last verified before `cutoff` (default: now), never verified first;
-        None when another daemon sharing the database is running a pass (PostgreSQL advisory lock)."""
-        async with self.db.exclusive(LOCK) as mine:
-            if not mine:
-                log.info("deep scrub: another daemon is running a pass; skipped")
-                return None
-            started = time.monotonic()
-            report = await self._pass(cutoff or now_iso(), TokenBucket(self.cfg.deep_rate))
-            report.seconds = round(time.monotonic() - started, 3)
+        None when another process holds the pass's lease (a daemon's pass, or `scrub --deep`'s)."""
+        # A holder per pass: two passes of one process exclude each other too.
+        lease = Lease(self.db, LEASE, daemon_id(), self.lease_seconds)
+        if not await lease.acquire():
+            log.info("deep scrub: another daemon is running a pass; skipped")
+            return None
+        started, state = time.monotonic(), _Pass(TokenBucket(self.cfg.deep_rate))
+        async with running({"deep-scrub-lease": lease.keep()}):  # (given up when the block ends)
+            await lease.run(functools.partial(self._pass, cutoff or now_iso(), state))
+        report = state.report
+        report.seconds = round(time.monotonic() - started, 3)
+        report.stopped = not state.finished
         self._findings = None
         report.without_good_holder = await self.without_good_holder()
         level = (
             logging.ERROR
             if report.without_good_holder
-            else (logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
+            else (
+                logging.WARNING
+                if report.corrupt or report.missing or report.undecided or report.stopped
+                else logging.INFO
+            )
         )
         log.log(level, "deep scrub: %s", report.as_dict())
         return report
@@ -207,8 +226,7 @@ class DeepScrubber:
         due = _unix(oldest) + interval - time.time()
         return max(floor, min(3600.0, due))
 
-    async def _pass(self, cutoff: str, bucket: TokenBucket) -> DeepReport:
-        state = _Pass(bucket)
+    async def _pass(self, cutoff: str, state: _Pass) -> None:
         after: tuple[Any, ...] = (0, 0)
         while rows := await self.db.fetchall(_NEVER, after):
             after = (rows[-1][1], rows[-1][0])
@@ -219,7 +237,7 @@ class DeepScrubber:
             after = (rows[-1][2], rows[-1][0], rows[-1][1])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
-        return state.report
+        state.finished = True
 
     async def _check(self, replica: Replica, state: _Pass) -> None:
         if replica.sha256 is None:

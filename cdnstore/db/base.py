@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -152,12 +152,6 @@ class Database:
 
     def scratch(self) -> AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
-
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """Periodic work that one process at a time may do (a deep scrub pass): yields True when this
-        process may, False when another holds `name`. SQLite: always True (one daemon per database)."""
-        yield True
 
     async def fetchone(self, sql: str, params: Params = (), *, offload: bool = False) -> Row | None:
         raise NotImplementedError

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
@@ -332,20 +331,6 @@ class PostgresDatabase(Database):
                 finally:
                     if not conn.is_closed():
                         await conn.execute("DISCARD TEMP")
-
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """A session advisory lock on a connection held for the block: of several daemons sharing the
-        database, one does the work and the others skip it. It goes with its connection if that dies."""
-        key = int.from_bytes(hashlib.sha256(f"cdnstore:{name}".encode()).digest()[:8], "big", signed=True)
-        with self._errors():
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                mine = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
-                try:
-                    yield mine
-                finally:
-                    if mine and not conn.is_closed():
-                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def check_writable(self, wait: float) -> None:
         with self._errors():
