@@ -4,11 +4,12 @@ Progress is the replicas' own `verified_at`: a pass takes the replicas never ver
 oldest verified, and stamps each one as it matches, so a pass cut short by a restart goes on where it
 stopped (the daemon's pass takes only the replicas not verified for `scrub.deep_interval`). A replica that
 differs is marked `corrupt` and a copy from a good holder is enqueued to overwrite it (the copy records it
-`present` again once its bytes match). A version stored before cdnstore knew SHA-256s gets its hash here:
-its replicas are read together; when the upload's ETag is an MD5 (a single PUT), the content with that MD5
-is the good one, else the content most of them hold (see `_winner`); when that cannot be told, nothing is
-decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spend a token bucket of
-`scrub.deep_rate` bytes a second.
+`present` again once its bytes match); every pass reads the corrupt ones again too (after the never-verified
+ones), and one whose bytes match again (repaired by hand, say) is `present` again. A version stored
+before cdnstore knew SHA-256s gets its hash here: its replicas are read together; when the upload's ETag
+is an MD5 (a single PUT), the content with that MD5 is the good one, else the content most of them hold
+(see `_winner`); when that cannot be told, nothing is decided (reported). Reads stream (one piece of at
+most 1 MiB in memory) and spend a token bucket of `scrub.deep_rate` bytes a second.
 
 One pass at a time over a database, of all the daemons and `cdnstore scrub --deep`: a pass runs under the
 named lease LEASE (db/leases.py), renewed while it runs, and stops when it loses it (a row, not a lock
@@ -52,6 +53,10 @@ _LIVE = "r.status = 'present' AND v.status = 'stored' AND v.verify_pending = 0"
 # Never verified, by version (a version's replicas come together: one without a hash is decided at once).
 _NEVER = f"""{_COLUMNS} WHERE r.verified_at IS NULL AND {_LIVE} AND (r.version_id, r.server_id) > (?, ?)
              ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
+# Then the replicas marked corrupt, of versions whose SHA-256 is known (one repaired by hand is good again).
+_CORRUPT = f"""{_COLUMNS} WHERE r.status = 'corrupt' AND v.status = 'stored' AND v.verify_pending = 0
+               AND v.sha256 IS NOT NULL AND (r.version_id, r.server_id) > (?, ?)
+               ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
 # Then the oldest verified before the cutoff (the index on verified_at gives this order).
 _OLDEST = f"""{_COLUMNS} WHERE r.verified_at < ? AND {_LIVE} AND (r.verified_at, r.server_id, r.version_id) > (?, ?, ?)
               ORDER BY r.verified_at, r.server_id, r.version_id LIMIT {PAGE}"""
@@ -73,6 +78,7 @@ class DeepReport:
     verified: int = 0  # replicas read back whose bytes matched
     corrupt: int = 0  # replicas whose bytes differed: marked corrupt, repair enqueued when a good holder is left
     missing: int = 0  # replicas whose object is gone: forgotten, copy enqueued (as the plain scrub does)
+    restored: int = 0  # replicas marked corrupt whose bytes match again (repaired by hand): present again
     hashed: int = 0  # versions that got their SHA-256 from this pass
     undecided: int = 0  # versions without a SHA-256 whose replicas disagree with no majority and no MD5 ETag
     skipped: int = 0  # replicas on servers that are off, down or failed to answer: next pass
@@ -149,6 +155,7 @@ class _Pass:
     decided: int = 0  # the version decided last (the first pass's rows come by version)
     undecided: set[int] = field(default_factory=set)  # replicas disagree: read once a pass, not once a replica
     unavailable: set[int] = field(default_factory=set)  # servers found off or down (logged once a pass)
+    marked: set[tuple[int, int]] = field(default_factory=set)  # (server, version) marked corrupt by this pass
     finished: bool = False
 
 
@@ -232,6 +239,12 @@ class DeepScrubber:
             after = (rows[-1][1], rows[-1][0])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
+        after = (0, 0)
+        while rows := await self.db.fetchall(_CORRUPT, after):
+            after = (rows[-1][1], rows[-1][0])
+            for replica in map(Replica.of, rows):
+                if (replica.server_id, replica.version_id) not in state.marked:  # (just read)
+                    await self._recheck(replica, state)
         after = ("", 0, 0)
         while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
             after = (rows[-1][2], rows[-1][0], rows[-1][1])
@@ -248,7 +261,30 @@ class DeepScrubber:
             return
         digest = await self._read(replica, state, md5=False)
         if digest is not None:
-            await self._judge(replica, replica.sha256, digest, state.report)
+            await self._judge(replica, replica.sha256, digest, state)
+
+    async def _recheck(self, replica: Replica, state: _Pass) -> None:
+        """A replica marked corrupt, read again: `present` once more when its bytes match (its repair
+        copy, if still queued, then finds it held and does nothing); else it stays corrupt."""
+        digest = await self._read(replica, state, md5=False)
+        if digest is None or (digest.sha256, digest.size) != (replica.sha256, replica.size):
+            return
+        async with self.db.transaction() as tx:
+            back = await tx.execute(
+                "UPDATE replicas SET status = 'present', verified_at = ? "
+                "WHERE server_id = ? AND version_id = ? AND status = 'corrupt'",
+                (now_iso(), replica.server_id, replica.version_id),
+            )
+        if back.rowcount:
+            state.report.restored += 1
+            self._findings = None
+            self.metrics.scrub_verified.inc()
+            server = self.servers.by_internal_id(replica.server_id)
+            log.warning(
+                "deep scrub: %s on %s, marked corrupt, matches its SHA-256 again: present again",
+                replica.key,
+                server.name if server else replica.server_id,
+            )
 
     # --- what it found (the servers page, /metrics) --------------------------------------------------
 
@@ -318,7 +354,8 @@ class DeepScrubber:
 
     # --- verdicts ---------------------------------------------------------------------------------
 
-    async def _judge(self, replica: Replica, sha256: str, digest: Digest, report: DeepReport) -> None:
+    async def _judge(self, replica: Replica, sha256: str, digest: Digest, state: _Pass) -> None:
+        report = state.report
         if digest.sha256 == sha256 and digest.size == replica.size:
             async with self.db.transaction() as tx:
                 await tx.execute(
@@ -329,6 +366,7 @@ class DeepScrubber:
             self.metrics.scrub_verified.inc()
         elif await self._corrupt(replica, sha256, digest):
             report.corrupt += 1
+            state.marked.add((replica.server_id, replica.version_id))
 
     async def _corrupt(self, replica: Replica, sha256: str, digest: Digest) -> bool:
         """Mark it corrupt and enqueue its repair from a good holder; an ERROR when none is left."""
@@ -425,7 +463,7 @@ class DeepScrubber:
         if known == good:
             report.hashed += 1
         for replica, digest in read.items():
-            await self._judge(replica, known or good, digest, report)
+            await self._judge(replica, known or good, digest, state)
 
 
 def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:

@@ -294,6 +294,26 @@ async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecid
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
 
 
+async def test_a_corrupt_replica_repaired_by_hand_is_present_again_after_the_next_pass(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await tamper(api, weed, bucket, "dallas", key, BAD)
+    async with repairs_held(api):
+        assert (await deep_scrub(api)).corrupt == 1
+        assert (await statuses(admin, file_id))["dallas"] == "corrupt"
+        await tamper(api, weed, bucket, "dallas", key, DATA)  # an operator puts the right bytes back by hand
+        report = await deep_scrub(api)
+        assert (report.restored, report.corrupt) == (1, 0)
+        assert (await statuses(admin, file_id))["dallas"] == "present"
+        servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+        assert (servers["dallas"]["files"], servers["dallas"]["corrupt"]) == (1, 0)
+    await api.app[appkeys.WORKER].drain()  # the repair copy finds it held: nothing to do
+    assert await held(api, weed, bucket, "dallas", key) == DATA
+    assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # counters and replica table agree
+    assert (await deep_scrub(api)).restored == 0
+
+
 async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int, database_url: str
 ) -> None:
