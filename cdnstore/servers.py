@@ -292,8 +292,11 @@ class ServerRegistry:
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:
         server = self.get(server_uuid)
-        async with self.db.transaction(offload=True) as tx:
-            internal = self._internal[server.id]
+        internal = self._internal[server.id]
+
+        # Retried when it loses a deadlock (it deletes the server's replicas and jobs, which other
+        # transactions lock too): all it does is in the transaction; storage and memory follow the commit.
+        async def delete(tx: Tx) -> None:
             sole = await tx_fetchone(tx, SOLE_COPY_SQL, (internal, internal))
             if sole is not None:
                 raise Conflict(
@@ -305,6 +308,8 @@ class ServerRegistry:
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
             await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.deleted", server.id, {"name": server.name, "zone": server.zone})
+
+        await self.db.retried(delete, offload=True)
         await self.storage.forget(server.s3)
         await self.load()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from conftest import MakeApi
 from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore import appkeys
+from cdnstore.db import connect
 from cdnstore.job_queue import Job
 from cdnstore.models import S3Target
 from cdnstore.seaweed import WeedCluster
@@ -177,6 +179,41 @@ async def test_removing_a_server_while_one_of_its_removal_jobs_finishes_does_not
     await worker.drain()
     assert failures == []
     assert await db.fetchval("SELECT count(*) FROM replicas") == 0
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_removing_a_server_that_loses_a_deadlock_is_run_again_not_answered_503(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api = await make_api()
+    admin = await api.user("root", admin=True)
+    servers = [await admin.add_server(weed, name, bucket, is_active=True) for name in ("newyork", "dallas")]
+    answer = await admin.upload("kept.bin", b"kept " * 100, ip=US_IP)
+    await admin.wait_stored(answer["file"]["id"])
+    await api.app[appkeys.WORKER].drain()
+    doomed = api.app[appkeys.SERVERS].internal_id(api.app[appkeys.SERVERS].get(servers[0]["id"]))
+    db, other = api.app[appkeys.DB], connect(api.app[appkeys.CONFIG].database)
+
+    async def deletion_waits() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'DELETE FROM servers%'"
+            )
+        )
+
+    await other.open()
+    try:
+        async with other.transaction() as tx:  # a transaction that locks in the other order: replica, server
+            await tx.execute("SELECT 1 FROM replicas WHERE server_id = ? FOR UPDATE", (doomed,))
+            deleting = asyncio.create_task(admin.delete(f"/api/v1/servers/{servers[0]['id']}"))
+            await wait_for(deletion_waits, "the deletion waiting for the replica row")
+            # The deletion waited first: PostgreSQL finds the deadlock there and aborts it.
+            await tx.execute("SELECT 1 FROM servers WHERE id = ? FOR UPDATE", (doomed,))
+        (await deleting).expect(204)
+    finally:
+        await other.close()
+    (await admin.get(f"/api/v1/servers/{servers[0]['id']}")).problem(404, "server_not_found")
 
 
 async def test_changing_credentials_checks_them_again(api: Api, weed: WeedCluster, bucket: str) -> None:
