@@ -372,6 +372,9 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             print("cdnstore: another daemon is running a deep scrub pass; try again later", file=sys.stderr)
             return 1
         print("deep scrub: " + " ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+        if report.stopped:
+            print("cdnstore: the deep scrub pass stopped early: its lease was lost (see the log)", file=sys.stderr)
+            return 1
         if report.without_good_holder:
             print(
                 f"cdnstore: {report.without_good_holder} stored version(s) have no good copy left on any server "

@@ -189,7 +189,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
-    app[appkeys.DEEP_SCRUB] = DeepScrubber(db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS])
+    app[appkeys.DEEP_SCRUB] = DeepScrubber(
+        db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
+    )
     yield
 
 

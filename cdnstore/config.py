@@ -170,8 +170,9 @@ class IntegrityConfig(Section):
 
 
 class PeriodicConfig(Section):
-    # Periodic work (health checks, the upload sweep, scrub) runs on the daemon holding its lease, renewed
-    # every third of it; when the holder dies another daemon takes it within lease_seconds * 4/3.
+    # Periodic work (health checks, the upload sweep, scrub, the verifier, deep scrub passes) runs on the
+    # daemon holding its lease, renewed every third of it; when the holder dies another daemon takes it
+    # within lease_seconds * 4/3.
     lease_seconds: float = Field(30.0, ge=1)
 
 

@@ -4,17 +4,23 @@ Progress is the replicas' own `verified_at`: a pass takes the replicas never ver
 oldest verified, and stamps each one as it matches, so a pass cut short by a restart goes on where it
 stopped (the daemon's pass takes only the replicas not verified for `scrub.deep_interval`). A replica that
 differs is marked `corrupt` and a copy from a good holder is enqueued to overwrite it (the copy records it
-`present` again once its bytes match). A version stored before cdnstore knew SHA-256s gets its hash here:
-its replicas are read together; when the upload's ETag is an MD5 (a single PUT), the content with that MD5
-is the good one, else the content most of them hold (see `_winner`); when that cannot be told, nothing is
-decided (reported). Reads stream (one piece of at most 1 MiB in memory) and spend a token bucket of
-`scrub.deep_rate` bytes a second.
+`present` again once its bytes match); every pass reads the corrupt ones again too (after the never-verified
+ones), and one whose bytes match again (repaired by hand, say) is `present` again. A version stored
+before cdnstore knew SHA-256s gets its hash here: its replicas are read together; when the upload's ETag
+is an MD5 (a single PUT), the content with that MD5 is the good one, else the content most of them hold
+(see `_winner`); when that cannot be told, nothing is decided (reported). Reads stream (one piece of at
+most 1 MiB in memory) and spend a token bucket of `scrub.deep_rate` bytes a second.
+
+One pass at a time over a database, of all the daemons and `cdnstore scrub --deep`: a pass runs under the
+named lease LEASE (db/leases.py), renewed while it runs, and stops when it loses it (a row, not a lock
+held on a pooled connection for the whole pass).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -26,16 +32,18 @@ from typing import Any
 
 from .config import ScrubConfig
 from .db import Database, Row, Tx, tx_fetchone
+from .db.leases import Lease, daemon_id
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
 from .storage import Storage
+from .tasks import running
 from .times import iso_in, now_iso
 
 log = logging.getLogger(__name__)
 PAGE = 200
-LOCK = "deep-scrub"
+LEASE = "deep-scrub"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib lets go of the GIL)
 
@@ -45,6 +53,10 @@ _LIVE = "r.status = 'present' AND v.status = 'stored' AND v.verify_pending = 0"
 # Never verified, by version (a version's replicas come together: one without a hash is decided at once).
 _NEVER = f"""{_COLUMNS} WHERE r.verified_at IS NULL AND {_LIVE} AND (r.version_id, r.server_id) > (?, ?)
              ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
+# Then the replicas marked corrupt, of versions whose SHA-256 is known (one repaired by hand is good again).
+_CORRUPT = f"""{_COLUMNS} WHERE r.status = 'corrupt' AND v.status = 'stored' AND v.verify_pending = 0
+               AND v.sha256 IS NOT NULL AND (r.version_id, r.server_id) > (?, ?)
+               ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
 # Then the oldest verified before the cutoff (the index on verified_at gives this order).
 _OLDEST = f"""{_COLUMNS} WHERE r.verified_at < ? AND {_LIVE} AND (r.verified_at, r.server_id, r.version_id) > (?, ?, ?)
               ORDER BY r.verified_at, r.server_id, r.version_id LIMIT {PAGE}"""
@@ -66,12 +78,14 @@ class DeepReport:
     verified: int = 0  # replicas read back whose bytes matched
     corrupt: int = 0  # replicas whose bytes differed: marked corrupt, repair enqueued when a good holder is left
     missing: int = 0  # replicas whose object is gone: forgotten, copy enqueued (as the plain scrub does)
+    restored: int = 0  # replicas marked corrupt whose bytes match again (repaired by hand): present again
     hashed: int = 0  # versions that got their SHA-256 from this pass
     undecided: int = 0  # versions without a SHA-256 whose replicas disagree with no majority and no MD5 ETag
     skipped: int = 0  # replicas on servers that are off, down or failed to answer: next pass
     bytes_read: int = 0
     without_good_holder: int = 0  # after the pass: stored versions corrupt everywhere they are
     seconds: float = 0.0  # the pass took
+    stopped: bool = False  # its lease was lost (not renewed in time, or taken over): the pass stopped early
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +155,8 @@ class _Pass:
     decided: int = 0  # the version decided last (the first pass's rows come by version)
     undecided: set[int] = field(default_factory=set)  # replicas disagree: read once a pass, not once a replica
     unavailable: set[int] = field(default_factory=set)  # servers found off or down (logged once a pass)
+    marked: set[tuple[int, int]] = field(default_factory=set)  # (server, version) marked corrupt by this pass
+    finished: bool = False
 
 
 class DeepScrubber:
@@ -152,6 +168,7 @@ class DeepScrubber:
         jobs: JobQueue,
         cfg: ScrubConfig,
         metrics: Metrics | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.db = db
         self.storage = storage
@@ -159,26 +176,35 @@ class DeepScrubber:
         self.jobs = jobs
         self.cfg = cfg
         self.metrics = metrics or Metrics()
+        self.lease_seconds = lease_seconds  # periodic.lease_seconds: a pass renews its lease every third of it
         self._findings: tuple[float, Findings] | None = None  # (valid until, what)
 
     # --- passes ---------------------------------------------------------------------------------
 
     async def scrub(self, cutoff: str | None = None) -> DeepReport | None:
         """One pass over every replica last verified before `cutoff` (default: now), never verified first;
-        None when another daemon sharing the database is running a pass (PostgreSQL advisory lock)."""
-        async with self.db.exclusive(LOCK) as mine:
-            if not mine:
-                log.info("deep scrub: another daemon is running a pass; skipped")
-                return None
-            started = time.monotonic()
-            report = await self._pass(cutoff or now_iso(), TokenBucket(self.cfg.deep_rate))
-            report.seconds = round(time.monotonic() - started, 3)
+        None when another process holds the pass's lease (a daemon's pass, or `scrub --deep`'s)."""
+        # A holder per pass: two passes of one process exclude each other too.
+        lease = Lease(self.db, LEASE, daemon_id(), self.lease_seconds)
+        if not await lease.acquire():
+            log.info("deep scrub: another daemon is running a pass; skipped")
+            return None
+        started, state = time.monotonic(), _Pass(TokenBucket(self.cfg.deep_rate))
+        async with running({"deep-scrub-lease": lease.keep()}):  # (given up when the block ends)
+            await lease.run(functools.partial(self._pass, cutoff or now_iso(), state))
+        report = state.report
+        report.seconds = round(time.monotonic() - started, 3)
+        report.stopped = not state.finished
         self._findings = None
         report.without_good_holder = await self.without_good_holder()
         level = (
             logging.ERROR
             if report.without_good_holder
-            else (logging.WARNING if report.corrupt or report.missing or report.undecided else logging.INFO)
+            else (
+                logging.WARNING
+                if report.corrupt or report.missing or report.undecided or report.stopped
+                else logging.INFO
+            )
         )
         log.log(level, "deep scrub: %s", report.as_dict())
         return report
@@ -207,19 +233,24 @@ class DeepScrubber:
         due = _unix(oldest) + interval - time.time()
         return max(floor, min(3600.0, due))
 
-    async def _pass(self, cutoff: str, bucket: TokenBucket) -> DeepReport:
-        state = _Pass(bucket)
+    async def _pass(self, cutoff: str, state: _Pass) -> None:
         after: tuple[Any, ...] = (0, 0)
         while rows := await self.db.fetchall(_NEVER, after):
             after = (rows[-1][1], rows[-1][0])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
+        after = (0, 0)
+        while rows := await self.db.fetchall(_CORRUPT, after):
+            after = (rows[-1][1], rows[-1][0])
+            for replica in map(Replica.of, rows):
+                if (replica.server_id, replica.version_id) not in state.marked:  # (just read)
+                    await self._recheck(replica, state)
         after = ("", 0, 0)
         while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
             after = (rows[-1][2], rows[-1][0], rows[-1][1])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
-        return state.report
+        state.finished = True
 
     async def _check(self, replica: Replica, state: _Pass) -> None:
         if replica.sha256 is None:
@@ -230,7 +261,30 @@ class DeepScrubber:
             return
         digest = await self._read(replica, state, md5=False)
         if digest is not None:
-            await self._judge(replica, replica.sha256, digest, state.report)
+            await self._judge(replica, replica.sha256, digest, state)
+
+    async def _recheck(self, replica: Replica, state: _Pass) -> None:
+        """A replica marked corrupt, read again: `present` once more when its bytes match (its repair
+        copy, if still queued, then finds it held and does nothing); else it stays corrupt."""
+        digest = await self._read(replica, state, md5=False)
+        if digest is None or (digest.sha256, digest.size) != (replica.sha256, replica.size):
+            return
+        async with self.db.transaction() as tx:
+            back = await tx.execute(
+                "UPDATE replicas SET status = 'present', verified_at = ? "
+                "WHERE server_id = ? AND version_id = ? AND status = 'corrupt'",
+                (now_iso(), replica.server_id, replica.version_id),
+            )
+        if back.rowcount:
+            state.report.restored += 1
+            self._findings = None
+            self.metrics.scrub_verified.inc()
+            server = self.servers.by_internal_id(replica.server_id)
+            log.warning(
+                "deep scrub: %s on %s, marked corrupt, matches its SHA-256 again: present again",
+                replica.key,
+                server.name if server else replica.server_id,
+            )
 
     # --- what it found (the servers page, /metrics) --------------------------------------------------
 
@@ -300,7 +354,8 @@ class DeepScrubber:
 
     # --- verdicts ---------------------------------------------------------------------------------
 
-    async def _judge(self, replica: Replica, sha256: str, digest: Digest, report: DeepReport) -> None:
+    async def _judge(self, replica: Replica, sha256: str, digest: Digest, state: _Pass) -> None:
+        report = state.report
         if digest.sha256 == sha256 and digest.size == replica.size:
             async with self.db.transaction() as tx:
                 await tx.execute(
@@ -311,12 +366,14 @@ class DeepScrubber:
             self.metrics.scrub_verified.inc()
         elif await self._corrupt(replica, sha256, digest):
             report.corrupt += 1
+            state.marked.add((replica.server_id, replica.version_id))
 
     async def _corrupt(self, replica: Replica, sha256: str, digest: Digest) -> bool:
         """Mark it corrupt and enqueue its repair from a good holder; an ERROR when none is left."""
         server = self.servers.by_internal_id(replica.server_id)
         name = server.name if server else str(replica.server_id)
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             # Unless it changed while we read (a repair landed, the version was replaced): then it is not ours.
             changed = await tx.execute(
                 "UPDATE replicas SET status = 'corrupt' WHERE server_id = ? AND version_id = ? AND status = 'present' "
@@ -356,6 +413,7 @@ class DeepScrubber:
     async def _forget(self, replica: Replica) -> int:
         """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             gone = await tx.execute(
                 "DELETE FROM replicas WHERE server_id = ? AND version_id = ? AND status = 'present'",
                 (replica.server_id, replica.version_id),
@@ -405,7 +463,7 @@ class DeepScrubber:
         if known == good:
             report.hashed += 1
         for replica, digest in read.items():
-            await self._judge(replica, known or good, digest, report)
+            await self._judge(replica, known or good, digest, state)
 
 
 def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:

@@ -138,6 +138,7 @@ class Replicator:
         to it (verified: the version's SHA-256, or the first one known). False, and nothing recorded, when
         the version's SHA-256 became known meanwhile and is another."""
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, job.server_id)  # (first: the order of DELETE /servers)
             if sha256 is not None:
                 known = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (job.version_id,))
                 if known is not None and known["sha256"] not in (None, sha256):
@@ -168,6 +169,7 @@ class Replicator:
             await self.storage.abort_upload(server.s3, key, version["upload_id"])
         await self.storage.delete(server.s3, key)
         async with self.db.transaction() as tx:
+            await self.servers.lock_row(tx, job.server_id)  # (first: the order of DELETE /servers)
             await tx.execute(
                 "DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (job.server_id, job.version_id)
             )

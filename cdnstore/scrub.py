@@ -143,6 +143,7 @@ class Scrubber:
         """Apply the findings in one transaction; returns how many missing versions no server holds."""
         lost = 0
         async with self.db.transaction(offload=True) as tx:
+            await self.servers.lock_row(tx, server_id)  # (first: the order of DELETE /servers)
             if missing:
                 marks = ",".join(str(v) for v in missing)
                 await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))

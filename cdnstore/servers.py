@@ -292,8 +292,11 @@ class ServerRegistry:
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:
         server = self.get(server_uuid)
-        async with self.db.transaction(offload=True) as tx:
-            internal = self._internal[server.id]
+        internal = self._internal[server.id]
+
+        # Retried when it loses a deadlock (it deletes the server's replicas and jobs, which other
+        # transactions lock too): all it does is in the transaction; storage and memory follow the commit.
+        async def delete(tx: Tx) -> None:
             sole = await tx_fetchone(tx, SOLE_COPY_SQL, (internal, internal))
             if sole is not None:
                 raise Conflict(
@@ -305,8 +308,18 @@ class ServerRegistry:
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
             await bump(self.db, tx, SERVERS)
             await history.record(tx, actor_id, "server.deleted", server.id, {"name": server.name, "zone": server.zone})
+
+        await self.db.retried(delete, offload=True)
         await self.storage.forget(server.s3)
         await self.load()
+
+    async def lock_row(self, tx: Tx, server_id: int) -> None:
+        """Lock a server's row first in a transaction that changes its replicas. Deleting a server locks
+        its row, then its replicas (ON DELETE CASCADE); changing a replica locks that replica, then the
+        server's row (the counters' trigger, a job's foreign key). Taken in those two orders, a removal job
+        finishing while its server is deleted deadlocked on PostgreSQL (one of them answered 503); in one
+        order, the later waits for the earlier. (SQLite has one writer: nothing to lock there.)"""
+        await tx.execute(f"SELECT 1 FROM servers WHERE id = ?{self.db.for_update}", (server_id,))
 
     async def set_health(self, changes: dict[str, Health]) -> None:
         """Record health seen by the checker (server uuid -> health); not a user's change, no history.

@@ -8,9 +8,10 @@ import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes, samples, value
+from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes, samples, value, wait_for
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -18,6 +19,7 @@ from reliability import LEDGER
 
 from cdnstore import appkeys
 from cdnstore.db import connect
+from cdnstore.db.leases import Lease
 from cdnstore.deepscrub import DeepReport
 from cdnstore.job_queue import Job
 from cdnstore.scrub import Recount
@@ -136,9 +138,11 @@ USA = ("newyork", "dallas", "detroit")
 BAD = DATA.replace(b"scrub", b"SCRUB", 1)  # same size: only reading the bytes tells
 
 
-async def deep_setup(make_api: MakeApi, weed: WeedCluster, bucket: str) -> tuple[Api, Session, str, str]:
+async def deep_setup(
+    make_api: MakeApi, weed: WeedCluster, bucket: str, **sections: dict[str, Any]
+) -> tuple[Api, Session, str, str]:
     """Three servers in one zone holding one stored file; no deep scrub of the daemon's own."""
-    api = await make_api(scrub={"deep_interval": 0})
+    api = await make_api(**{**sections, "scrub": {"deep_interval": 0, **sections.get("scrub", {})}})
     admin = await api.user("root", admin=True)
     for name in USA:
         await admin.add_server(weed, name, bucket, is_active=True)
@@ -290,6 +294,26 @@ async def test_a_version_without_sha256_altered_alike_everywhere_is_left_undecid
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
 
 
+async def test_a_corrupt_replica_repaired_by_hand_is_present_again_after_the_next_pass(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
+    await tamper(api, weed, bucket, "dallas", key, BAD)
+    async with repairs_held(api):
+        assert (await deep_scrub(api)).corrupt == 1
+        assert (await statuses(admin, file_id))["dallas"] == "corrupt"
+        await tamper(api, weed, bucket, "dallas", key, DATA)  # an operator puts the right bytes back by hand
+        report = await deep_scrub(api)
+        assert (report.restored, report.corrupt) == (1, 0)
+        assert (await statuses(admin, file_id))["dallas"] == "present"
+        servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+        assert (servers["dallas"]["files"], servers["dallas"]["corrupt"]) == (1, 0)
+    await api.app[appkeys.WORKER].drain()  # the repair copy finds it held: nothing to do
+    assert await held(api, weed, bucket, "dallas", key) == DATA
+    assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # counters and replica table agree
+    assert (await deep_scrub(api)).restored == 0
+
+
 async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     make_api: MakeApi, weed: WeedCluster, bucket: str, tmp_path: Path, daemon_port: int, database_url: str
 ) -> None:
@@ -324,10 +348,36 @@ async def test_daemons_sharing_a_postgresql_database_run_one_deep_pass_at_a_time
     other = connect(api.app[appkeys.CONFIG].database)  # another daemon's connection to the same database
     await other.open()
     try:
-        async with other.exclusive("deep-scrub") as mine:
-            assert mine  # the other daemon is in a pass
-            assert await api.app[appkeys.DEEP_SCRUB].scrub() is None
+        lease = Lease(other, "deep-scrub", "the-other-daemon", 30)
+        assert await lease.acquire()  # the other daemon is in a pass
+        assert await api.app[appkeys.DEEP_SCRUB].scrub() is None
+        await lease.release()
         report = await deep_scrub(api)  # its pass over, the next one may run
         assert report.verified == 3
     finally:
         await other.close()
+
+
+async def test_two_deep_passes_started_at_once_run_one_at_a_time(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api, _, _, _ = await deep_setup(make_api, weed, bucket, scrub={"deep_rate": len(DATA)})  # a second a replica
+    first, second = await asyncio.gather(api.app[appkeys.DEEP_SCRUB].scrub(), api.app[appkeys.DEEP_SCRUB].scrub())
+    ran = [report for report in (first, second) if report is not None]
+    assert len(ran) == 1 and ran[0].verified == 3 and not ran[0].stopped
+    assert await api.app[appkeys.DB].fetchval("SELECT count(*) FROM leases WHERE name = 'deep-scrub'") == 0
+
+
+async def test_a_deep_pass_whose_lease_is_taken_over_stops(make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+    # Held to a replica a second, renewing its lease every half second.
+    api, _, _, _ = await deep_setup(
+        make_api, weed, bucket, scrub={"deep_rate": len(DATA)}, periodic={"lease_seconds": 1.5}
+    )
+    db = api.app[appkeys.DB]
+    scrub = asyncio.create_task(api.app[appkeys.DEEP_SCRUB].scrub())
+    await wait_for(lambda: db.fetchval("SELECT count(*) FROM leases WHERE name = 'deep-scrub'"), "the pass's lease")
+    async with db.transaction() as tx:  # another daemon took it over (its holder let it run out, say)
+        await tx.execute("UPDATE leases SET holder = 'the-other-daemon', until = until + 60 WHERE name = 'deep-scrub'")
+    report = await scrub
+    assert report is not None and report.stopped and report.verified < 3
+    assert await db.fetchval("SELECT holder FROM leases WHERE name = 'deep-scrub'") == "the-other-daemon"

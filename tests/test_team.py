@@ -4,10 +4,12 @@ download statistics."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, from_ip, wait_for
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, from_ip, put_bytes, wait_for
+from conftest import MakeApi
 
 from cdnstore import appkeys
 from cdnstore.demo import ORIGINAL_LAYOUT
@@ -82,6 +84,32 @@ async def test_a_deleted_users_objects_are_removed_from_every_server_and_their_l
     )
     assert history == 0
     (await admin.get(f"/api/v1/files/{mine['id']}")).expect(200)
+
+
+async def test_a_deleted_users_multipart_upload_in_progress_is_aborted_by_the_deletions_jobs(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api = await make_api(uploads={"multipart_threshold": 5 << 20})
+    admin, alice = await team(api, weed, bucket)
+    announced = await alice.post(
+        "/api/v1/files",
+        json={"name": "big.bin", "size": 6 << 20, "content_type": "application/octet-stream"},
+        headers=from_ip(US_IP),
+    )
+    file_id = announced.expect(201)["file"]["id"]
+    part = (await alice.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": [1]})).expect(200)["items"][0]
+    assert await put_bytes(part, b"p" * (5 << 20)) == 200
+    name = await api.app[appkeys.DB].fetchval(
+        "SELECT s.name FROM files f JOIN versions v ON v.id = f.latest_version_id "
+        "JOIN servers s ON s.id = v.upload_server_id WHERE f.uuid = ?",
+        (file_id,),
+    )
+    target, storage = weed.target(name, bucket), api.app[appkeys.STORAGE]
+    in_progress = functools.partial(storage.stale_uploads, target, datetime.now(UTC) + timedelta(days=1))
+    assert len(await in_progress()) == 1
+    (await admin.delete(f"/api/v1/users/{alice.user['id']}")).expect(204)
+    await api.app[appkeys.WORKER].drain()
+    assert await in_progress() == []  # aborted by the deletion's jobs, not left for scrub
 
 
 async def test_admins_see_how_many_files_each_user_has_and_would_lose_with_them(

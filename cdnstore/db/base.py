@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import DatabaseUnavailable
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from . import Tx
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A result row: sqlite3.Row or asyncpg.Record; both index by position and by column name.
 Row = Any
@@ -153,11 +154,13 @@ class Database:
     def scratch(self) -> AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
 
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """Periodic work that one process at a time may do (a deep scrub pass): yields True when this
-        process may, False when another holds `name`. SQLite: always True (one daemon per database)."""
-        yield True
+    async def retried(self, work: Callable[[Tx], Awaitable[T]], *, offload: bool = False) -> T:
+        """`work(tx)` in one transaction, run again from the start (a few times) where the engine aborted
+        it for losing to a transaction beside it (PostgreSQL: a deadlock, a serialization failure). Only
+        for work whose whole effect is the transaction's: no S3 or HTTP call, nothing kept in memory
+        before the commit. SQLite: one writer, nothing to lose to, run once."""
+        async with self.transaction(offload=offload) as tx:
+            return await work(tx)
 
     async def fetchone(self, sql: str, params: Params = (), *, offload: bool = False) -> Row | None:
         raise NotImplementedError

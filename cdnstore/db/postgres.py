@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
+import random
 import time
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,14 @@ import asyncpg
 import asyncpg.pool
 
 from ..errors import DatabaseUnavailable
-from .base import Database, Listener, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
+from .base import Database, Listener, Params, Row, T, UniqueViolation, latest_version, migrations, schema_sql
 from .dialect import translate, translate_text
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from . import Tx
+
     Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
 
 RETRY_AFTER = 5  # seconds a client is told to wait while PostgreSQL is unreachable (it restarts in seconds)
@@ -44,6 +46,9 @@ LISTEN_CHECK = 2.0  # seconds between checks that the listening connection still
 # loses it unnoticed otherwise)
 LISTEN_WAIT = 5.0  # seconds listen() waits for the listening connection before it returns anyway
 RECONNECT_MAX = 2.0  # seconds, the longest wait between attempts to make the listening connection again
+# deadlock_detected, serialization_failure: the transaction lost to one beside it; the database is fine.
+CONFLICTS = ("40P01", "40001")
+RETRIES = 3  # runs of a `retried` transaction that keeps losing, before it answers 503 like the others
 
 
 def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
@@ -61,6 +66,10 @@ def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
     if isinstance(exc, (OSError, TimeoutError)):
         return _unreachable(f"PostgreSQL unreachable ({exc.__class__.__name__})")
     return None
+
+
+def _conflict(exc: BaseException | None) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and getattr(exc, "sqlstate", "") in CONFLICTS
 
 
 def _unreachable(cause: str) -> DatabaseUnavailable:
@@ -295,6 +304,8 @@ class PostgresDatabase(Database):
             error = unavailable(exc)
             if error is None:
                 raise
+            if _conflict(exc):  # (503 with Retry-After, but not an outage: nothing to log or report)
+                raise error from exc
             if self.unavailable is None:
                 self._unavailable_since = time.monotonic()
                 log.error("the database is unavailable: %s; calls answer 503 until it is back", exc)
@@ -323,6 +334,20 @@ class PostgresDatabase(Database):
         for callback in self._after_commit:
             callback()
 
+    async def retried(self, work: Callable[[Tx], Awaitable[T]], *, offload: bool = False) -> T:
+        # Safe to run again: PostgreSQL rolled the whole transaction back, and `work` (see Database.retried)
+        # did nothing outside it; a short random pause lets the winner commit first.
+        for attempt in range(1, RETRIES + 1):
+            try:
+                async with self.transaction(offload=offload) as tx:
+                    return await work(tx)
+            except DatabaseUnavailable as exc:
+                if attempt == RETRIES or not _conflict(exc.__cause__):
+                    raise
+                log.info("transaction lost to another (%s); running it again", exc.detail)
+                await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
     async def scratch(self) -> AsyncIterator[PgTx]:
         with self._errors():
@@ -332,20 +357,6 @@ class PostgresDatabase(Database):
                 finally:
                     if not conn.is_closed():
                         await conn.execute("DISCARD TEMP")
-
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """A session advisory lock on a connection held for the block: of several daemons sharing the
-        database, one does the work and the others skip it. It goes with its connection if that dies."""
-        key = int.from_bytes(hashlib.sha256(f"cdnstore:{name}".encode()).digest()[:8], "big", signed=True)
-        with self._errors():
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                mine = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
-                try:
-                    yield mine
-                finally:
-                    if mine and not conn.is_closed():
-                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def check_writable(self, wait: float) -> None:
         with self._errors():
