@@ -19,7 +19,7 @@ from . import history, quotas
 from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
-from .geo import Point, nearest
+from .geo import NearestCache, Point
 from .history import HistoryWriter
 from .job_queue import JobQueue
 from .metrics import Metrics
@@ -36,6 +36,10 @@ FILE_COLUMNS = """f.id, f.uuid, f.owner_id, f.name, f.created_at, f.updated_at, 
     f.latest_version_id, v.size, v.content_type, v.zone, v.sha256"""
 # The content a file shows: its stored version, or while it has none, its announced upload.
 FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)"
+# A live file of that owner and name, with its stored content if it has one (announce: the new upload's answer).
+_EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, c.size, c.content_type, c.zone, c.sha256
+    FROM files f LEFT JOIN versions c ON c.id = f.current_version_id
+    WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
 
 
 async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
@@ -111,6 +115,7 @@ class Files:
         # (server's S3 target, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get. By target, not
         # by server id: a server moved or given new keys (here or on another daemon) is never handed old URLs.
         self._signed: dict[tuple[S3Target, str, str, int], tuple[str, str, float]] = {}
+        self._nearest = NearestCache()  # (the ranking of the same holders for the same clients, remembered)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class Files:
                     code="too_many_uploads",
                 )
             await self._announced.fail(str(owner_id))  # counted, failed or not
-        server = nearest(
+        server = self._nearest.nearest(
             [s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)], client
         )
         if server is None:
@@ -237,26 +242,19 @@ class Files:
         now = now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
-            existing = await tx_fetchone(
-                tx,
-                "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
-                (owner_id, name),
-            )
+            existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
             created = False
             if existing is None:
                 # ON CONFLICT: where transactions run side by side, another may have created it meanwhile.
                 existing = await tx_fetchone(
                     tx,
                     "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING RETURNING id, uuid",
+                    " ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING"
+                    " RETURNING id, uuid, created_at, current_version_id",
                     (str(uuid.uuid4()), owner_id, name, now, now),
                 )
                 created = existing is not None
-                existing = existing or await tx_fetchone(
-                    tx,
-                    "SELECT id, uuid FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
-                    (owner_id, name),
-                )
+                existing = existing or await tx_fetchone(tx, _EXISTING, (owner_id, name))
             assert existing is not None
             version = await tx_fetchone(
                 tx,
@@ -287,8 +285,20 @@ class Files:
                 existing["uuid"],
                 {"name": name, "size": size, "server": server.name, "zone": server.zone},
             )
-            row = await tx_fetchone(tx, f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.id = ?", (existing["id"],))
-        assert row is not None
+        # The file as FILE_COLUMNS would read it now (no statement more): its stored content, else this upload.
+        stored = existing["current_version_id"] is not None
+        content = existing if stored else {"size": size, "content_type": content_type, "zone": None, "sha256": sha256}
+        row = {
+            "id": existing["id"],
+            "uuid": existing["uuid"],
+            "owner_id": owner_id,
+            "name": name,
+            "created_at": existing["created_at"],
+            "updated_at": now,
+            "current_version_id": existing["current_version_id"],
+            "latest_version_id": version["id"],
+            **{column: content[column] for column in ("size", "content_type", "zone", "sha256")},
+        }
         return created, row
 
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
@@ -511,7 +521,7 @@ class Files:
         if row["current_version_id"] is None:
             raise Conflict("the file is still uploading", code="file_not_ready")
         holders = [self.servers.by_internal_id(int(i)) for i in (row["holders"] or "").split(",") if i]
-        server = nearest([s for s in holders if s is not None and s.is_available], client)
+        server = self._nearest.nearest([s for s in holders if s is not None and s.is_available], client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
         url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)

@@ -339,3 +339,24 @@ def nearest(
     """The first server `rank` would give, or None when there are none."""
     ranked = rank(servers, client, coords or _server_point)
     return ranked[0] if ranked else None
+
+
+class NearestCache:
+    """`nearest` remembered per (client location, candidate servers): a download ranks the same few holders
+    for the same clients over and over. Candidates are keyed by identity; the entry keeps them alive (so an
+    id is never reused while cached), and a server changed in any way is a new object, so a new key."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._found: dict[tuple[object, ...], tuple[tuple[object, ...], object]] = {}
+
+    def nearest(self, servers: Sequence[L], client: Point | None) -> L | None:
+        key = (client, *map(id, servers))
+        hit = self._found.get(key)
+        if hit is not None:
+            return cast("L | None", hit[1])
+        found = nearest(servers, client)
+        if len(self._found) >= self.size:
+            self._found.clear()
+        self._found[key] = (tuple(servers), found)
+        return found

@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import json
 import logging
-import uuid
+import os
 from typing import Any
 
 import orjson
@@ -43,7 +43,28 @@ async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: 
 
 def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:
     # orjson: the same JSON text as json.dumps (compact aside), in a fraction of the time (downloads add a row each)
-    return str(uuid.uuid4()), user_id, event, object_id, orjson.dumps(data).decode(), now_iso()
+    return new_uuid(), user_id, event, object_id, orjson.dumps(data).decode(), now_iso()
+
+
+_RANDOM_BATCH = 256  # uuids' worth of os.urandom read at once
+_spare: list[str] = []  # 32 random hex digits each (list.pop and extend are atomic: threads may share it)
+
+
+def new_uuid() -> str:
+    """str(uuid.uuid4()), the same 122 random bits from os.urandom, without a syscall and two objects per row
+    (every download writes a history row): the bytes are read 256 uuids at a time."""
+    while True:
+        try:
+            h = _spare.pop()
+            break
+        except IndexError:
+            digits = os.urandom(16 * _RANDOM_BATCH).hex()
+            _spare.extend(digits[i : i + 32] for i in range(0, len(digits), 32))
+    # version 4 in the 13th digit, the RFC 4122 variant (10xx) in the 17th
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 class HistoryWriter:

@@ -100,6 +100,8 @@ class Metrics:
             registry=r,
         )
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
+        self._upload_children: dict[str, Counter] = {}
+        self._download_children: dict[str, Counter] = {}
 
     # --- hot paths ------------------------------------------------------------------------------
 
@@ -111,10 +113,16 @@ class Metrics:
         child.observe(seconds)
 
     def uploaded(self, server: str) -> None:
-        self.uploads_total.labels(server).inc()
+        child = self._upload_children.get(server)
+        if child is None:
+            child = self._upload_children[server] = self.uploads_total.labels(server)
+        child.inc()
 
     def downloaded(self, server: str) -> None:
-        self.downloads_total.labels(server).inc()
+        child = self._download_children.get(server)
+        if child is None:
+            child = self._download_children[server] = self.downloads_total.labels(server)
+        child.inc()
 
     def replicated(self, server: str, size: int) -> None:
         self.replicated_bytes.labels(server).inc(size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -33,6 +34,30 @@ def uri_encode(value: str, *, keep_slash: bool = False) -> str:
 def _canonical_header_value(value: str) -> str:
     # SigV4 trims the value and folds runs of spaces into one.
     return " ".join(value.split())
+
+
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_second: tuple[int, str] = (-1, "")  # (a unix second, its X-Amz-Date)
+_names: dict[str, str] = {}  # SignedHeaders lists, encoded (a few: the same headers come every time)
+
+
+def _amz_now() -> str:
+    """Now as X-Amz-Date, its strftime done once a second (every upload announcement presigns)."""
+    global _second
+    second = int(time.time())
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime(_AMZ_DATE, time.gmtime(second)))
+    return cached[1]
+
+
+def _encoded_names(signed_headers: str) -> str:
+    found = _names.get(signed_headers)
+    if found is None:
+        if len(_names) >= 1000:
+            _names.clear()
+        found = _names[signed_headers] = uri_encode(signed_headers)
+    return found
 
 
 class Presigner:
@@ -105,10 +130,10 @@ class Presigner:
         """
         if not 1 <= expires_in <= MAX_EXPIRES:
             raise ValueError(f"expires_in must be within 1..{MAX_EXPIRES}, got {expires_in}")
-        now = datetime.now(UTC) if now is None else now
-        if now.tzinfo is not None:
-            now = now.astimezone(UTC)
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        if now is None:
+            amz_date = _amz_now()
+        else:
+            amz_date = (now.astimezone(UTC) if now.tzinfo is not None else now).strftime(_AMZ_DATE)
         signing_key, scope, credential = self._day(amz_date[:8])
 
         canonical_headers, signed_headers = self._headers(headers)
@@ -121,7 +146,7 @@ class Presigner:
             ("X-Amz-Credential", credential),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires_in)),
-            ("X-Amz-SignedHeaders", uri_encode(signed_headers)),
+            ("X-Amz-SignedHeaders", _encoded_names(signed_headers)),
         ]
         # Sorted by encoded name, then value (not by the joined "name=value" text: "a" < "a-b").
         canonical_query = "&".join(f"{k}={v}" for k, v in sorted(params))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import uuid
 from typing import Any
 
 import pytest
@@ -578,3 +580,39 @@ async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(
             headers={"Content-Type": "application/json"},
         )
     ).problem(413, "request_too_large")
+
+
+async def test_an_announcement_answers_the_file_as_a_read_right_after_shows_it(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin, _ = await admin_with_layout(api, weed, bucket)
+
+    async def announced_as_read(name: str, data: bytes, expect: int, **extra: Any) -> dict[str, Any]:
+        body = {"name": name, "size": len(data), "content_type": "text/plain", **extra}
+        answer = (await admin.post("/api/v1/files", json=body, headers=from_ip(US_IP))).expect(expect)
+        assert answer["file"] == (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)
+        return dict(answer)
+
+    first = await announced_as_read("a.txt", DATA, 201, sha256="ab" * 32)  # a new file: this upload
+    assert first["file"]["status"] == "uploading" and first["file"]["sha256"] == "ab" * 32
+    await announced_as_read("a.txt", DATA * 2, 200)  # its first upload still open: the latest upload
+    stored = await admin.upload("b.txt", DATA)
+    await admin.wait_stored(stored["file"]["id"])
+    again = await announced_as_read("b.txt", DATA * 3, 200)  # a new version of a stored file: its stored content
+    assert again["file"]["status"] == "stored" and again["file"]["size"] == len(DATA)
+
+
+async def test_history_rows_have_distinct_version_4_uuids_and_millisecond_utc_times(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin, _ = await admin_with_layout(api, weed, bucket)
+    stored = await admin.upload("c.txt", DATA)
+    await admin.wait_stored(stored["file"]["id"])
+    for _ in range(3):
+        await admin.download(stored["file"]["id"])
+    rows = (await admin.get("/api/v1/history?limit=100")).expect(200)["items"]
+    assert len(rows) >= 5 and len({r["id"] for r in rows}) == len(rows)  # (the layout's servers too)
+    for row in rows:
+        assert uuid.UUID(row["id"]).version == 4 and str(uuid.UUID(row["id"])) == row["id"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["created_at"])
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)

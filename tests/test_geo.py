@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from cdnstore.geo import (
     GeoDatabaseError,
     GeoLocator,
+    NearestCache,
     Point,
     client_ip,
     default_database_path,
@@ -414,3 +415,17 @@ def test_the_origin_for_throttling_is_the_last_hop_a_trusted_proxy_saw() -> None
     assert origin_ip("198.51.100.1", "1.1.1.1", proxies) == "198.51.100.1"  # not a proxy: ignored
     assert origin_ip("127.0.0.1", "1.1.1.1, garbage", proxies) == "127.0.0.1"
     assert origin_ip("127.0.0.1", None, proxies) == "127.0.0.1"
+
+
+def test_the_nearest_cache_answers_as_nearest_does_and_sees_a_server_changed() -> None:
+    dallas, moscow = make_server("dallas", 32.78, -96.8), make_server("moscow", 55.75, 37.62)
+    cache = NearestCache()
+    us, russia = Point(37.751, -97.822), Point(55.7386, 37.6068)
+    for client in (us, russia, None):
+        assert cache.nearest([dallas, moscow], client) == nearest([dallas, moscow], client)
+        assert cache.nearest([dallas, moscow], client) == nearest([dallas, moscow], client)  # (remembered)
+    assert cache.nearest([], us) is None
+    # A server changed is a new object: ranked afresh.
+    moved = replace(dallas, latitude=russia.lat, longitude=russia.lon)
+    assert cache.nearest([moved, moscow], russia) is moved
+    assert cache.nearest([moscow], us) is moscow

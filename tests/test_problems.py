@@ -84,3 +84,15 @@ async def test_a_lone_surrogate_anywhere_in_a_body_is_422_naming_where(api: Api)
     paired = '{"username": "\\ud83d\\ude00", "password": "x"}'  # a whole pair is an emoji: just a wrong login
     answer = await api.call("POST", "/api/v1/auth/login", data=paired, headers={"Content-Type": "application/json"})
     answer.problem(401, "invalid_credentials")
+
+
+async def test_bodies_are_read_as_json_reads_them_past_what_the_fast_reader_takes(api: Api) -> None:
+    admin = await api.user("root", admin=True)
+
+    async def announce(body: bytes) -> Answer:
+        return await admin.post("/api/v1/files", data=body, headers={"Content-Type": "application/json"})
+
+    # An integer past 64 bits stays an integer (a size too large, 413), not a float (strict: 422).
+    (await announce(b'{"name": "a", "size": 123456789012345678901234567890}')).problem(413, "file_too_large")
+    assert (await announce(b'{"name": "a", "size": NaN}')).problem(422, "invalid_field")["field"] == "size"
+    (await announce(b'{"name": "a", "size": ')).problem(400, "malformed_json")

@@ -6,6 +6,7 @@ The same declaration validates requests (pydantic models) and generates the Open
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -95,6 +96,11 @@ def add_routes(app: web.Application, endpoints: Iterable[Endpoint]) -> None:
 
 
 def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    # A frozen query model validated from no parameters is the same every time: validated once, then shared
+    # (a download link usually has no query: this is its validation).
+    no_query: list[BaseModel] = []
+    shareable = ep.query is not None and bool(ep.query.model_config.get("frozen"))
+
     async def handle(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
         if ep.auth == "user":
@@ -104,7 +110,12 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         elif ep.auth == "events":
             authenticate_events(request)
         if ep.query is not None:
-            kwargs["query"] = validate(ep.query, dict(request.query), where="query")
+            if no_query and not request.query:
+                kwargs["query"] = no_query[0]
+            else:
+                kwargs["query"] = validate(ep.query, dict(request.query), where="query")
+                if shareable and not no_query and not request.query:
+                    no_query.append(kwargs["query"])
         if ep.body is not None:
             kwargs["body"] = validate(ep.body, await read_json(request))
         return await ep.handler(request, **kwargs)
@@ -123,14 +134,24 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    data: Any = _UNREAD
+    if _LONG_NUMBER.search(raw) is None:  # (orjson reads integers past 64 bits as floats; json.loads as ints)
+        with contextlib.suppress(orjson.JSONDecodeError):
+            data = orjson.loads(raw)  # the usual body, some 10x faster than json.loads
+    if data is _UNREAD:
+        # json.loads decides the rest as before: what orjson refuses and it takes (NaN, escaped lone
+        # surrogates, UTF-16 text), and its own message for what neither takes.
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
     if _ESCAPED_SURROGATE.search(raw) and (field := _lone_surrogate(data, "")) is not None:
         raise Invalid(field or "body", "must be Unicode text: a lone surrogate escape (\\ud800-\\udfff) is not")
     return data
 
+
+_UNREAD = object()
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 # JSON may escape half of a UTF-16 pair alone ("\ud800"): valid JSON, but no text that SQLite, argon2 or
 # a file name can hold. Only bodies with such an escape are walked.

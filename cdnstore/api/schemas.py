@@ -252,17 +252,22 @@ _FLAG_TAGS = re.compile("(?<=\U0001f3f4)[\U000e0030-\U000e0039\U000e0061-\U000e0
 
 
 def _file_name(value: str) -> str:
-    if len(value) <= 4 * MAX_NAME:  # NFC composes at most 4 code points into one: longer is too long anyway
+    ascii_only = value.isascii()  # (most names: NFC changes no ASCII text, whose only such characters are Cc)
+    if len(value) <= 4 * MAX_NAME and not ascii_only:  # NFC composes at most 4 code points into one
         value = unicodedata.normalize("NFC", value)
     if not 1 <= len(value) <= MAX_NAME:
         raise ValueError(f"must be 1 to {MAX_NAME} characters (after Unicode NFC normalisation)")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in _FLAG_TAGS.sub("", _JOINER.sub("", value))):
+    if (not value.isprintable()) if ascii_only else _invisible(value):
         raise ValueError("must not contain control or invisible formatting characters")
     if "/" in value or "\\" in value:
         raise ValueError("must not contain / or \\ (a name, not a path)")
     if value in (".", "..") or value != value.strip():
         raise ValueError("must not be . or .. or start or end with white space")
     return value
+
+
+def _invisible(value: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in _FLAG_TAGS.sub("", _JOINER.sub("", value)))
 
 
 FileName = Annotated[
