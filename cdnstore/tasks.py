@@ -49,9 +49,11 @@ async def running(coroutines: dict[str, Coroutine[Any, Any, None]]) -> AsyncIter
     finally:
         for task in tasks:
             task.cancel()
+        if tasks:
+            # asyncio.wait, not `await task`: a task's own CancelledError is expected here, but one raised
+            # because the caller is cancelled meanwhile (shutdown while a lease is being given up) must go
+            # on up; swallowed, the caller would carry on and its shutdown would wait for it forever.
+            await asyncio.wait(tasks)
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await task
-                except Exception:
-                    log.exception("background task %s ended with an error", task.get_name())
+            if not task.cancelled() and task.exception() is not None:
+                log.error("background task %s ended with an error", task.get_name(), exc_info=task.exception())

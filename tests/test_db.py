@@ -367,6 +367,41 @@ async def test_a_lease_is_held_by_one_daemon_at_a_time_and_taken_over_once_it_ru
         await database.close()
 
 
+async def test_a_task_cancelled_while_its_helpers_stop_ends_cancelled_not_carrying_on() -> None:
+    """`running` cancels and awaits its helper tasks when its block ends. A caller cancelled meanwhile (a
+    shutdown while the deep scrub's lease keeper gives its lease up) must end cancelled: were its
+    cancellation swallowed, it would carry on into its next round and the shutdown would wait forever."""
+    import asyncio
+
+    from cdnstore.tasks import running
+
+    keeping, giving_up, stopped = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    carried_on = False
+
+    async def keeper() -> None:
+        try:
+            keeping.set()
+            await asyncio.sleep(3600)
+        finally:
+            giving_up.set()
+            await asyncio.shield(asyncio.sleep(0.2))  # giving the lease up: a short write
+            stopped.set()
+
+    async def caller() -> None:
+        nonlocal carried_on
+        async with running({"keeper": keeper()}):
+            await keeping.wait()
+        carried_on = True
+
+    task = asyncio.create_task(caller())
+    await giving_up.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert not carried_on
+    await asyncio.wait_for(stopped.wait(), 5)  # the keeper itself still finishes giving up
+
+
 async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_holder_dies(
     tmp_path: Path, database_url: str
 ) -> None:
