@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
 from cdnstore.demo import ORIGINAL_LAYOUT
+from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
 
 PASSWORD = "correct horse battery"
@@ -44,6 +46,25 @@ async def wait_for(condition: Callable[[], Any], what: str, within: float = 10.0
                 await asyncio.sleep(every)  # polling, not synchronisation: the condition decides
     except TimeoutError:
         raise AssertionError(f"waited {within} s for {what}") from None
+
+
+@contextlib.asynccontextmanager
+async def copies_held(api: Api) -> AsyncIterator[None]:
+    """Copies the daemon's worker claims meanwhile wait in their handler until the block ends (they still
+    count as its servers' pending jobs): what a test reads in the block cannot race with them."""
+    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
+    copy = worker.handlers["copy"]
+
+    async def held(job: Job) -> None:
+        await gate.wait()
+        await copy(job)
+
+    worker.handlers["copy"] = held
+    try:
+        yield
+    finally:
+        worker.handlers["copy"] = copy
+        gate.set()
 
 
 class Clock:

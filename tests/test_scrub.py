@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes, samples, value
+from apihelp import US_IP, Api, Session, copies_held, from_ip, object_key, put_bytes, samples, value
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -19,7 +17,6 @@ from reliability import LEDGER
 from cdnstore import appkeys
 from cdnstore.db import connect
 from cdnstore.deepscrub import DeepReport
-from cdnstore.job_queue import Job
 from cdnstore.scrub import Recount
 from cdnstore.seaweed import WeedCluster
 
@@ -148,24 +145,6 @@ async def deep_setup(make_api: MakeApi, weed: WeedCluster, bucket: str) -> tuple
     return api, admin, answer["file"]["id"], object_key(answer["upload"])
 
 
-@contextlib.asynccontextmanager
-async def repairs_held(api: Api) -> AsyncIterator[None]:
-    """Copies claimed meanwhile wait until the block ends (the daemon's worker repairs at once otherwise)."""
-    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
-    copy = worker.handlers["copy"]
-
-    async def held(job: Job) -> None:
-        await gate.wait()
-        await copy(job)
-
-    worker.handlers["copy"] = held
-    try:
-        yield
-    finally:
-        worker.handlers["copy"] = copy
-        gate.set()
-
-
 async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
     """Someone overwrites the object in the server's bucket, behind cdnstore's back (S3 put_object)."""
     client = await api.app[appkeys.STORAGE]._client(weed.target(server, bucket))
@@ -194,7 +173,7 @@ async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the
     await tamper(api, weed, bucket, "dallas", key, BAD)
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # the plain scrub cannot tell
 
-    async with repairs_held(api):
+    async with copies_held(api):  # (the daemon's worker repairs at once otherwise)
         report = await deep_scrub(api)
         assert (report.corrupt, report.verified, report.without_good_holder) == (1, 2, 0)
         assert report.bytes_read == 3 * len(DATA)
@@ -254,7 +233,7 @@ async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_
     async with api.app[appkeys.DB].transaction() as tx:
         await tx.execute("UPDATE versions SET etag = 'abc-2'")
 
-    async with repairs_held(api):
+    async with copies_held(api):
         report = await deep_scrub(api)
         assert (report.hashed, report.corrupt, report.verified) == (1, 1, 2)
         file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
@@ -300,7 +279,7 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     config = write_config(
         tmp_path, daemon_port, health={"timeout": 15}, **({"database": {"url": database_url}} if database_url else {})
     )
-    async with repairs_held(api):
+    async with copies_held(api):
         done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)})
         assert done.returncode == 0, done.stderr
         assert "corrupt=1" in done.stdout and "verified=2" in done.stdout, done.stderr
