@@ -1045,12 +1045,25 @@ def count_part_puts(page: Page) -> dict[int, int]:
     return puts
 
 
-async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
-    data = os.urandom(BIG)
+def to_storage(request: Request) -> bool:
+    """A PUT of a file's bytes (or of one of its parts) to a storage server, not a call of the daemon."""
+    return request.method == "PUT" and "/api/" not in request.url
+
+
+async def choose_file(page: Page, tmp_path: Path, name: str, size: int) -> bytes:
+    """Pick a new file of `size` random bytes, and wait until the page starts sending them: before that
+    the page announces the file and hashes it (for a big file, part by part), however long that takes on
+    a busy machine, and the upload's progress cannot move yet."""
+    data = os.urandom(size)
     path = tmp_path / name
     await asyncio.to_thread(path.write_bytes, data)
-    await page.set_input_files("#file-input", files=[str(path)])
+    async with page.expect_request(to_storage, timeout=60_000):
+        await page.set_input_files("#file-input", files=[str(path)])
     return data
+
+
+async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
+    return await choose_file(page, tmp_path, name, BIG)
 
 
 async def pause_a_big_upload(page: Page, user: Session, tmp_path: Path, name: str) -> tuple[bytes, str, Any]:
@@ -1084,10 +1097,13 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
 ) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "ines")
     puts = count_part_puts(page)
+    watched = asyncio.Event()  # set once the test has seen the upload in progress
 
     async def drop_first_try_of_parts_2_and_4(route: Any) -> None:
         number = part_number(route.request.url)
         if route.request.method == "PUT" and number in (2, 4) and puts.get(number) == 1:
+            if number == 4:  # the last part: the upload cannot end before the test has watched it move
+                await watched.wait()
             await route.abort("connectionreset")
         else:
             await route.continue_()
@@ -1102,6 +1118,7 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
     await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
     speed_and_time_left = re.compile(r" of 16\.8 MB · [\d.]+ [kM]B/s · \d+ (s|min) left")
     await expect(item.locator(".status")).to_contain_text(speed_and_time_left)
+    watched.set()
     await throttle_uploads(cdp, -1)
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     await expect(item.locator(".pct")).to_have_text("100%")
@@ -1184,13 +1201,11 @@ async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
     user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
-    await throttle_uploads(cdp, 2 * MIB)
-    small = tmp_path / "letter.pdf"
-    await asyncio.to_thread(small.write_bytes, os.urandom(3 * MIB))  # under the threshold: one PUT
-    await page.set_input_files("#file-input", files=[str(small)])
-    await choose_big_file(page, tmp_path, "backup.tar")
-
-    for name in ("backup.tar", "letter.pdf"):
+    # Neither upload can end before the test cancels it: each crawls, at a rate at which its bytes would take
+    # longer than the test may run (120 s): 3 MiB in one PUT at 24 KiB/s, 16 MiB in parts at 128 KiB/s.
+    for name, size, rate in (("letter.pdf", 3 * MIB, 24 * 1024), ("backup.tar", BIG, 128 * 1024)):
+        await throttle_uploads(cdp, rate)
+        await choose_file(page, tmp_path, name, size)  # under the 5 MiB threshold, one PUT; over it, parts
         item = page.locator(".upload", has_text=name)
         await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
         file_id = await file_id_of(user, name)
