@@ -937,32 +937,8 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
     try:
         targets = {"floor": (f"http://127.0.0.1:{hello_port}/", "")}
         for engine, daemon in daemons.items():
-            daemon.cli("init")
-            daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
-            await daemon.start()
             client = clients[engine] = Client(daemon.url)
-            client.token = (
-                await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
-            )["access_token"]
-            for site in ORIGINAL_LAYOUT:
-                if site.name in names:
-                    await client.call(
-                        "POST",
-                        "/api/v1/servers",
-                        {
-                            "name": site.name,
-                            "endpoint_url": weed.instance(site.name).endpoint_url,
-                            "bucket": f"bench-{ports[engine]}",
-                            "access_key": ACCESS,
-                            "secret_key": SECRET,
-                            "location": site.location,
-                            "zone": site.zone,
-                            "latitude": site.latitude,
-                            "longitude": site.longitude,
-                            "is_on": True,
-                            "is_active": True,
-                        },
-                    )
+            await start_with_servers(daemon, client, weed, names, f"bench-{ports[engine]}")
             small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
             await client.put(small["upload"], b"hello")
             await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
@@ -1376,16 +1352,11 @@ async def start_with_servers(
                 "POST",
                 "/api/v1/servers",
                 {
-                    "name": site.name,
+                    **site.registration(),
                     "endpoint_url": weed.instance(site.name).endpoint_url,
                     "bucket": bucket,
                     "access_key": ACCESS,
                     "secret_key": SECRET,
-                    "location": site.location,
-                    "zone": site.zone,
-                    "latitude": site.latitude,
-                    "longitude": site.longitude,
-                    "is_on": True,
                     "is_active": site.name not in inactive,
                 },
             )

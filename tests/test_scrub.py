@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from apihelp import US_IP, Api, Session, copies_held, from_ip, object_key, put_bytes, samples, value
+from apihelp import US_IP, Api, Session, copies_held, from_ip, object_key, put_bytes, samples, stored_and_copied, value
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -28,9 +28,7 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    answer = await admin.upload("precious.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    answer = await stored_and_copied(api, admin, "precious.bin", DATA)
     key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     await storage.delete(weed.target("newyork", bucket), key)  # an operator's slip
@@ -112,9 +110,7 @@ async def test_scrub_recounts_server_counters_that_drifted_from_the_replica_tabl
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    answer = await admin.upload("counted.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    await stored_and_copied(api, admin, "counted.bin", DATA)
     async with api.app[appkeys.DB].transaction() as tx:  # a counter off by hand, as a trigger bug would leave it
         await tx.execute("UPDATE servers SET files_present = 7, bytes_present = 1 WHERE name = 'newyork'")
 
@@ -139,9 +135,7 @@ async def deep_setup(make_api: MakeApi, weed: WeedCluster, bucket: str) -> tuple
     admin = await api.user("root", admin=True)
     for name in USA:
         await admin.add_server(weed, name, bucket, is_active=True)
-    answer = await admin.upload("precious.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    answer = await stored_and_copied(api, admin, "precious.bin", DATA)
     return api, admin, answer["file"]["id"], object_key(answer["upload"])
 
 

@@ -108,6 +108,15 @@ async def sign_in(page: Page, api: Api, username: str, password: str = PASSWORD)
     await expect(page.locator("#app-view")).to_be_visible()
 
 
+async def admin_signed_in(api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> tuple[Session, Page]:
+    """The administrator, with the original's five servers registered, signed in on a new page."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    return admin, page
+
+
 async def downloaded(download: Download) -> bytes:
     """The bytes the browser saved."""
     return await asyncio.to_thread(Path(await download.path()).read_bytes)
@@ -344,8 +353,7 @@ async def test_the_public_page_explains_used_up_and_unknown_links(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     bob = await api.user("bob")
-    uploaded = await bob.upload("once.txt", b"only once")
-    (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    uploaded = await bob.upload_and_confirm("once.txt", b"only once")
     link = (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={"max_downloads": 1})).expect(201)
 
     page = await context.new_page()
@@ -435,8 +443,7 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
 ) -> None:
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
-    uploaded = await admin.upload("map.txt", b"where is it")
-    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await admin.upload_and_confirm("map.txt", b"where is it")
 
     page = await context.new_page()
     await sign_in(page, api, "root")
@@ -528,8 +535,7 @@ async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
     await admin.add_layout(weed, bucket)
     names = [f"copy-{n}.txt" for n in range(3)]
     for name in names:
-        uploaded = await admin.upload(name, name.encode())
-        (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+        await admin.upload_and_confirm(name, name.encode())
 
     page = await context.new_page()
     calls: list[str] = []
@@ -556,10 +562,7 @@ async def users_by_name(admin: Session) -> dict[str, dict[str, Any]]:
 async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_layout(weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "root")
+    admin, page = await admin_signed_in(api, weed, bucket, context)
     await page.get_by_role("link", name="Users").click()
     await expect(user_row(page, "root")).to_contain_text("Everything (administrator)")
 
@@ -586,9 +589,8 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
 
     # Her upload lands in her zone, and her row shows it used.
     her = await api.login("bea")
-    uploaded = await her.upload("report.pdf", os.urandom(500_000))
+    uploaded = await her.upload_and_confirm("report.pdf", os.urandom(500_000))
     assert uploaded["upload"]["server"]["zone"] == "Africa"
-    (await her.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
     await page.get_by_role("link", name="Files").click()
     await page.get_by_role("link", name="Users").click()
     await expect(row.locator(".usage-cell")).to_have_text("500 kB of 2.0 MB used (25%)")
@@ -689,8 +691,7 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     dora = await api.user("dora")
-    uploaded = await dora.upload("first.bin", os.urandom(250_000))
-    (await dora.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await dora.upload_and_confirm("first.bin", os.urandom(250_000))
 
     # Without a quota: what she uses, and no bar.
     page = await context.new_page()
@@ -730,18 +731,14 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
 async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_days(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_layout(weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "root")
+    admin, page = await admin_signed_in(api, weed, bucket, context)
     await page.get_by_role("link", name="Servers").click()
     await expect(page.locator("#stats-empty")).to_be_visible()
 
     # Three owner's downloads and two by link, each counted for the server that handed it out.
     data = b"counted bytes\n" * 100
-    uploaded = await admin.upload("stats.txt", data)
+    uploaded = await admin.upload_and_confirm("stats.txt", data)
     file_id = uploaded["file"]["id"]
-    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     expected: dict[str, int] = {}
     for _ in range(3):
@@ -797,9 +794,8 @@ async def test_link_download_counts_are_in_the_right_number_and_used_up_links_sa
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     erin = await api.user("erin")
-    uploaded = await erin.upload("count.txt", b"counted")
+    uploaded = await erin.upload_and_confirm("count.txt", b"counted")
     file_id = uploaded["file"]["id"]
-    (await erin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     once = (await erin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
     used = (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
@@ -826,8 +822,7 @@ async def test_the_public_page_says_when_the_download_has_started(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     frank = await api.user("frank")
-    uploaded = await frank.upload("done.txt", b"all done")
-    (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    uploaded = await frank.upload_and_confirm("done.txt", b"all done")
     link = (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={})).expect(201)
 
     page = await context.new_page()
@@ -847,8 +842,7 @@ async def test_a_files_details_open_from_its_name_with_the_keyboard(
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    uploaded = await admin.upload("details.txt", b"the details")
-    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await admin.upload_and_confirm("details.txt", b"the details")
 
     page = await context.new_page()
     await sign_in(page, api, "root")
