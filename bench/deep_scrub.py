@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from machine import cpu_model  # bench/ is the script's folder: on sys.path
-from run import ACCESS, MIB, ROOT, SECRET, Client, Daemon, Figure, Results, free_port, random_stream, start_with_servers
+from run import MIB, ROOT, Client, Daemon, Figure, Results, free_port, random_stream, start_with_servers, weed_telling
 
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
 
 NAMES = ("dallas", "newyork")
@@ -65,14 +64,7 @@ async def main(args: argparse.Namespace) -> Results:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="cdnbench-deep-") as tmp:
         work, port, token = Path(tmp), free_port(), "bench-events-token"
-        weed = WeedCluster(
-            work / "s3",
-            list(NAMES),
-            access_key=ACCESS,
-            secret_key=SECRET,
-            webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}",
-            webhook_token=token,
-        )
+        weed = weed_telling(work / "s3", list(NAMES), port, token)
         await weed.start()
         daemon = Daemon(work, port, token)
         client = Client(daemon.url)

@@ -99,6 +99,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def weed_telling(folder: Path, names: list[str], port: int, token: str) -> WeedCluster:
+    """SeaweedFS servers `names` under `folder` (not started), each telling the daemon on `port` of its
+    stored objects by webhook, with `token`."""
+    return WeedCluster(
+        folder,
+        names,
+        access_key=ACCESS,
+        secret_key=SECRET,
+        webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}",
+        webhook_token=token,
+    )
+
+
 async def listening(port: int, within: float = 30.0) -> None:
     """Returns once something accepts connections on `port` (a busy machine starts a process slowly)."""
     deadline = time.monotonic() + within
@@ -906,14 +919,7 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
     names = ["dallas", "newyork"]
     ports = {"sqlite": free_port(), "postgres": free_port(), "sqlite, request logs off": free_port()}
     token = "bench-events-token"
-    weed = WeedCluster(
-        work / "s3-engines",
-        names,
-        access_key=ACCESS,
-        secret_key=SECRET,
-        webhook_url=lambda n: f"http://127.0.0.1:{ports['sqlite']}/api/v1/events/s3/{n}",
-        webhook_token=token,
-    )
+    weed = weed_telling(work / "s3-engines", names, ports["sqlite"], token)
     await weed.start()
     daemons = {
         engine: Daemon(
@@ -931,32 +937,8 @@ async def engines_download(results: Results, args: argparse.Namespace, work: Pat
     try:
         targets = {"floor": (f"http://127.0.0.1:{hello_port}/", "")}
         for engine, daemon in daemons.items():
-            daemon.cli("init")
-            daemon.cli("user", "add", "bench", "--admin", "--password-stdin", stdin=PASSWORD)
-            await daemon.start()
             client = clients[engine] = Client(daemon.url)
-            client.token = (
-                await client.call("POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
-            )["access_token"]
-            for site in ORIGINAL_LAYOUT:
-                if site.name in names:
-                    await client.call(
-                        "POST",
-                        "/api/v1/servers",
-                        {
-                            "name": site.name,
-                            "endpoint_url": weed.instance(site.name).endpoint_url,
-                            "bucket": f"bench-{ports[engine]}",
-                            "access_key": ACCESS,
-                            "secret_key": SECRET,
-                            "location": site.location,
-                            "zone": site.zone,
-                            "latitude": site.latitude,
-                            "longitude": site.longitude,
-                            "is_on": True,
-                            "is_active": True,
-                        },
-                    )
+            await start_with_servers(daemon, client, weed, names, f"bench-{ports[engine]}")
             small = await client.call("POST", "/api/v1/files", {"name": "hot.txt", "size": 5})
             await client.put(small["upload"], b"hello")
             await client.call("POST", f"/api/v1/files/{small['file']['id']}/complete")
@@ -1370,16 +1352,11 @@ async def start_with_servers(
                 "POST",
                 "/api/v1/servers",
                 {
-                    "name": site.name,
+                    **site.registration(),
                     "endpoint_url": weed.instance(site.name).endpoint_url,
                     "bucket": bucket,
                     "access_key": ACCESS,
                     "secret_key": SECRET,
-                    "location": site.location,
-                    "zone": site.zone,
-                    "latitude": site.latitude,
-                    "longitude": site.longitude,
-                    "is_on": True,
                     "is_active": site.name not in inactive,
                 },
             )
@@ -1387,14 +1364,7 @@ async def start_with_servers(
 
 async def servers_scenarios(results: Results, args: argparse.Namespace, work: Path, port: int, token: str) -> None:
     names = ["dallas", "newyork", "detroit"]
-    weed = WeedCluster(
-        work / "s3",
-        names,
-        access_key=ACCESS,
-        secret_key=SECRET,
-        webhook_url=lambda n: f"http://127.0.0.1:{port}/api/v1/events/s3/{n}",
-        webhook_token=token,
-    )
+    weed = weed_telling(work / "s3", names, port, token)
     await weed.start()
     daemon = Daemon(work, port, token)
     client = Client(daemon.url)

@@ -18,6 +18,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -42,6 +43,18 @@ class Site:
     latitude: float
     longitude: float
     is_active: bool
+
+    def registration(self) -> dict[str, Any]:
+        """What a POST /api/v1/servers of this site says besides its S3 connection (on, as in the original)."""
+        return {
+            "name": self.name,
+            "location": self.location,
+            "zone": self.zone,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "is_on": True,
+            "is_active": self.is_active,
+        }
 
 
 # The original's five MinIO servers; Detroit is inactive there too.
@@ -212,19 +225,7 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
         try:
             existing = registry.by_name(site.name)
         except NotFound:
-            await registry.create(
-                admin_id,
-                {
-                    **fields,
-                    "name": site.name,
-                    "location": site.location,
-                    "zone": site.zone,
-                    "latitude": site.latitude,
-                    "longitude": site.longitude,
-                    "is_on": True,
-                    "is_active": site.is_active,
-                },
-            )
+            await registry.create(admin_id, {**fields, **site.registration()})
             continue
         if existing.endpoint_url != fields["endpoint_url"]:
             # A new address takes the credentials with it (they are never sent to a new address otherwise).

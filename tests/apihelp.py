@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
 from cdnstore.demo import ORIGINAL_LAYOUT
+from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
 
 PASSWORD = "correct horse battery"
@@ -44,6 +46,34 @@ async def wait_for(condition: Callable[[], Any], what: str, within: float = 10.0
                 await asyncio.sleep(every)  # polling, not synchronisation: the condition decides
     except TimeoutError:
         raise AssertionError(f"waited {within} s for {what}") from None
+
+
+async def stored_and_copied(api: Api, admin: Session, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
+    """`name` uploaded from `ip`, stored, and copied to the other active servers of its zone (the worker
+    drained): the answer of its announcement."""
+    answer = await admin.upload(name, data, ip=ip)
+    await admin.wait_stored(answer["file"]["id"])
+    await api.app[appkeys.WORKER].drain()
+    return answer
+
+
+@contextlib.asynccontextmanager
+async def copies_held(api: Api) -> AsyncIterator[None]:
+    """Copies the daemon's worker claims meanwhile wait in their handler until the block ends (they still
+    count as its servers' pending jobs): what a test reads in the block cannot race with them."""
+    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
+    copy = worker.handlers["copy"]
+
+    async def held(job: Job) -> None:
+        await gate.wait()
+        await copy(job)
+
+    worker.handlers["copy"] = held
+    try:
+        yield
+    finally:
+        worker.handlers["copy"] = copy
+        gate.set()
 
 
 class Clock:
@@ -191,6 +221,12 @@ class Session:
         assert await put_bytes(answer["upload"], data) == 200
         return answer
 
+    async def upload_and_confirm(self, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
+        """Announce, PUT and confirm (POST .../complete: stored at once); the announcement's answer."""
+        answer = await self.upload(name, data, ip=ip)
+        (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
+        return answer
+
     async def wait_stored(self, file_id: str, within: float = 10.0) -> dict[str, Any]:
         async def stored() -> dict[str, Any] | None:
             file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))
@@ -207,17 +243,11 @@ class Session:
     async def add_server(self, weed: WeedCluster, name: str, bucket: str, /, **overrides: Any) -> dict[str, Any]:
         site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
         body = {
-            "name": name,
+            **site.registration(),
             "endpoint_url": weed.instance(name).endpoint_url,
             "bucket": bucket,
             "access_key": ACCESS_KEY,
             "secret_key": SECRET_KEY,
-            "location": site.location,
-            "zone": site.zone,
-            "latitude": site.latitude,
-            "longitude": site.longitude,
-            "is_on": True,
-            "is_active": site.is_active,
             **overrides,
         }
         answer = await self.post("/api/v1/servers", json=body)

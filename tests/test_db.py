@@ -416,6 +416,9 @@ async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_h
 
     database = await opened(tmp_path, database_url)
     runs: list[tuple[str, float, float]] = []
+    # Each daemon's tries to take or renew the lease: (its clock, taken; None while unknown: running, or cut
+    # short by keep()'s timeout or the daemon's death, after which it may have been written or not).
+    tries: dict[str, list[tuple[float, bool | None]]] = {"a": [], "b": []}
 
     def daemon(name: str) -> tuple[Lease, asyncio.Task[None]]:
         async def work() -> None:
@@ -424,17 +427,35 @@ async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_h
             runs.append((name, started, time.monotonic()))
 
         lease = Lease(database, "upload-sweep", name, 1.5)
+        clock, acquire = lease.clock, lease.acquire
+
+        def noted_clock() -> float:  # acquire() reads its clock once, for the `until` it writes
+            tries[name].append((clock(), None))
+            return tries[name][-1][0]
+
+        async def noted_acquire() -> bool:
+            taken = await acquire()
+            tries[name][-1] = (tries[name][-1][0], taken)
+            return taken
+
+        lease.clock, lease.acquire = noted_clock, noted_acquire  # type: ignore[method-assign]
         return lease, asyncio.create_task(every_exclusively(lease, 0.05, work, "upload-sweep"))
 
-    (first_lease, first), (_, second) = daemon("a"), daemon("b")
+    # The second daemon starts once the first holds the lease (started together, either may take it first).
+    first_lease, first = daemon("a")
+    await wait_for(lambda: first_lease.held, "the first daemon to take the lease")
+    _, second = daemon("b")
     try:
-        await wait_for(lambda: len(runs) >= 10, "ten rounds")
+        await wait_for(lambda: len(runs) >= 10 and tries["b"], "ten rounds, and the other daemon trying meanwhile")
         assert {name for name, _, _ in runs} == {"a"}  # the first to take the lease does it all
         first_lease.release = lambda: asyncio.sleep(0)  # type: ignore[method-assign]  # killed: no clean stop
         first.cancel()
-        died = time.monotonic()
+        await asyncio.gather(first, return_exceptions=True)
+        ran_out_at = max(at for at, taken in tries["a"] if taken is not False) + 1.5  # its last `until`
         await wait_for(lambda: runs[-1][0] == "b", "the other daemon to take the work over")
-        assert runs[-1][1] - died < 1.5 * 4 / 3 + 0.1  # within lease_seconds * 4/3 (+ one interval)
+        # Taken over at the first try after the dead holder's lease ran out, and at no try before.
+        before, after = ([t for at, t in tries["b"] if (at > ran_out_at) == late] for late in (False, True))
+        assert not any(before) and next(t for t in after if t is not None)
         spans = sorted((start, end) for _, start, end in runs)
         assert all(end <= later for (_, end), (later, _) in itertools.pairwise(spans))  # never at once
     finally:

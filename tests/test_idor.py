@@ -36,26 +36,28 @@ class Case:
     body: Any = None
 
 
+def on_alices(method: str, route: str, body: Any = None, query: str = "") -> Case:
+    """Mallory calls `route` with alice's object in it: her files (and their links) are not found, 404 (not 403:
+    nothing says that they exist); users and jobs are an administrator's, 403."""
+    kind = route.split("/")[3]  # files, users, jobs
+    path = route.replace("{id}", "{" + kind.removesuffix("s") + "}").replace("{link_id}", "{link}") + query
+    status, code = (404, "file_not_found") if kind == "files" else (403, "forbidden")
+    return Case(method, route, path, status, code, body)
+
+
 CASES = [
-    Case("POST", "/api/v1/files/{id}/complete", "/api/v1/files/{file}/complete", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
-    Case(
-        "POST",
-        "/api/v1/files/{id}/upload/parts",
-        "/api/v1/files/{file}/upload/parts",
-        404,
-        "file_not_found",
-        {"numbers": [1]},
-    ),
-    Case("DELETE", "/api/v1/files/{id}/upload", "/api/v1/files/{file}/upload", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download", 404, "file_not_found"),
-    Case("GET", "/api/v1/files/{id}/download", "/api/v1/files/{file}/download?redirect=true", 404, "file_not_found"),
-    Case("PATCH", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found", {"name": "stolen.txt"}),
-    Case("DELETE", "/api/v1/files/{id}", "/api/v1/files/{file}", 404, "file_not_found"),
-    Case("POST", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found", {}),
-    Case("GET", "/api/v1/files/{id}/links", "/api/v1/files/{file}/links", 404, "file_not_found"),
-    Case("DELETE", "/api/v1/files/{id}/links/{link_id}", "/api/v1/files/{file}/links/{link}", 404, "file_not_found"),
+    on_alices("POST", "/api/v1/files/{id}/complete"),
+    on_alices("GET", "/api/v1/files/{id}"),
+    on_alices("GET", "/api/v1/files/{id}/upload"),
+    on_alices("POST", "/api/v1/files/{id}/upload/parts", {"numbers": [1]}),
+    on_alices("DELETE", "/api/v1/files/{id}/upload"),
+    on_alices("GET", "/api/v1/files/{id}/download"),
+    on_alices("GET", "/api/v1/files/{id}/download", query="?redirect=true"),
+    on_alices("PATCH", "/api/v1/files/{id}", {"name": "stolen.txt"}),
+    on_alices("DELETE", "/api/v1/files/{id}"),
+    on_alices("POST", "/api/v1/files/{id}/links", {}),
+    on_alices("GET", "/api/v1/files/{id}/links"),
+    on_alices("DELETE", "/api/v1/files/{id}/links/{link_id}"),
     # alice's link through mallory's own file: the link is not found under it.
     Case(
         "DELETE",
@@ -64,25 +66,11 @@ CASES = [
         404,
         "link_not_found",
     ),
-    Case(
-        "PATCH",
-        "/api/v1/users/{id}",
-        "/api/v1/users/{user}",
-        403,
-        "forbidden",
-        {"password": "mallory was here", "permissions": [], "is_admin": True},
-    ),
-    Case("GET", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
-    Case(
-        "PATCH",
-        "/api/v1/users/{id}",
-        "/api/v1/users/{user}",
-        403,
-        "forbidden",
-        {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]},
-    ),
-    Case("DELETE", "/api/v1/users/{id}", "/api/v1/users/{user}", 403, "forbidden"),
-    Case("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/{job}/retry", 403, "forbidden"),
+    on_alices("PATCH", "/api/v1/users/{id}", {"password": "mallory was here", "permissions": [], "is_admin": True}),
+    on_alices("GET", "/api/v1/users/{id}"),
+    on_alices("PATCH", "/api/v1/users/{id}", {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
+    on_alices("DELETE", "/api/v1/users/{id}"),
+    on_alices("POST", "/api/v1/jobs/{id}/retry"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
@@ -102,14 +90,20 @@ def test_every_route_with_an_id_has_an_idor_case() -> None:
     assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
 
 
-async def test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
+async def alices_stored_file(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, Session, str]:
+    """The administrator, who registered Dallas, and alice with her private file stored there (its id)."""
     admin = await api.user("root", admin=True)
     await admin.add_server(weed, "dallas", bucket)
     alice = await api.user("alice")
     file_id = (await alice.upload("private.txt", DATA))["file"]["id"]
     await alice.wait_stored(file_id)
+    return admin, alice, file_id
+
+
+async def test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin, alice, file_id = await alices_stored_file(api, weed, bucket)
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))  # not an admin, but can_view_cdnserver
     bob = await api.user("bob")  # the default permissions: files and links, no servers
 
@@ -138,11 +132,7 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
 async def test_another_users_ids_are_not_found_and_change_nothing(
     api: Api, weed: WeedCluster, bucket: str, case: Case
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
-    alice = await api.user("alice")
-    file_id = (await alice.upload("private.txt", DATA))["file"]["id"]
-    await alice.wait_stored(file_id)
+    admin, alice, file_id = await alices_stored_file(api, weed, bucket)
     link = (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))
     assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]

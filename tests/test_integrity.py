@@ -10,7 +10,7 @@ import hashlib
 import time
 from typing import Any
 
-from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes, stored_and_copied
 
 from cdnstore import appkeys
 from cdnstore.seaweed import WeedCluster
@@ -97,9 +97,7 @@ async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its
     api: Api, weed: WeedCluster, bucket: str
 ) -> None:
     admin = await setup(api, weed, bucket)
-    file_id = (await admin.upload("old.bin", DATA))["file"]["id"]
-    await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    file_id = (await stored_and_copied(api, admin, "old.bin", DATA))["file"]["id"]
     async with api.app[appkeys.DB].transaction() as tx:  # as migration 0006 leaves an older version
         await tx.execute("UPDATE versions SET sha256 = NULL, verify_pending = 0")
         await tx.execute("UPDATE replicas SET verified_at = NULL")
@@ -115,9 +113,8 @@ async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_re
     api: Api, weed: WeedCluster, bucket: str
 ) -> None:
     admin = await setup(api, weed, bucket)
-    file_id = (await admin.upload("alone.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]  # Cape Town: no other
-    await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    alone = await stored_and_copied(api, admin, "alone.bin", DATA, ip=SOUTH_AFRICA_IP)  # Cape Town: no other
+    file_id = alone["file"]["id"]
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
 
     assert await api.app[appkeys.INTEGRITY].verify() == 1
@@ -162,9 +159,7 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
 ) -> None:
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await setup(api, weed, bucket)
-    file_id = (await admin.upload("big.bin", DATA))["file"]["id"]
-    await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    file_id = (await stored_and_copied(api, admin, "big.bin", DATA))["file"]["id"]
     big = bytes(range(256)) * (6 * MIB // 256)
 
     assert await upload_in_parts(admin, "big.bin", big, "0" * 64) == file_id  # declared wrong
@@ -214,9 +209,7 @@ async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
     api: Api, weed: WeedCluster, bucket: str
 ) -> None:
     admin = await setup(api, weed, bucket)
-    file_id = (await admin.upload("c.bin", DATA))["file"]["id"]
-    await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    file_id = (await stored_and_copied(api, admin, "c.bin", DATA))["file"]["id"]
     nearest = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
     db = api.app[appkeys.DB]
     async with db.transaction() as tx:

@@ -67,6 +67,15 @@ def queue_of(db: Database, clock: Clock, **cfg: object) -> JobQueue:
     return JobQueue(db, JobsConfig.model_validate({"backoff_base": 1.0, "backoff_max": 8.0, **cfg}), clock)
 
 
+async def on_the_real_clock(db: Database, **cfg: object) -> tuple[ServerRegistry, JobQueue]:
+    """The loaded server registry and a queue on the real clock, for a worker that runs in real time."""
+    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
+    await registry.load()
+    queue = queue_of(db, Clock(), **cfg)
+    queue.clock = time.time
+    return registry, queue
+
+
 async def test_enqueueing_twice_opens_one_job_per_version_and_server(db: Database) -> None:
     queue = queue_of(db, Clock())
     async with db.transaction() as tx:
@@ -198,10 +207,7 @@ async def test_a_daemon_whose_claim_was_taken_over_cannot_finish_fail_or_postpon
 
 
 async def test_a_running_job_keeps_its_lease_while_its_handler_runs(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
-    await registry.load()
-    queue = queue_of(db, Clock(), lease_seconds=1, poll_interval=0.05)
-    queue.clock = time.time
+    registry, queue = await on_the_real_clock(db, lease_seconds=1, poll_interval=0.05)
     other = queue_of(db, Clock(), lease_seconds=1)
     other.clock = time.time
     async with db.transaction() as tx:
@@ -225,10 +231,7 @@ async def test_a_running_job_keeps_its_lease_while_its_handler_runs(db: Database
 
 
 async def test_a_worker_that_loses_a_jobs_lease_stops_running_it(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
-    await registry.load()
-    queue = queue_of(db, Clock(), lease_seconds=1, poll_interval=0.05)
-    queue.clock = time.time
+    registry, queue = await on_the_real_clock(db, lease_seconds=1, poll_interval=0.05)
     async with db.transaction() as tx:
         await queue.enqueue_copies(tx, 1, "USA")
     runs: list[str] = []
@@ -295,10 +298,7 @@ async def test_a_server_switched_off_while_a_worker_looks_for_jobs_gets_none_of_
 
 
 async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
-    await registry.load()
-    queue = queue_of(db, Clock(), workers=4, per_server=2, poll_interval=0.05)
-    queue.clock = time.time
+    registry, queue = await on_the_real_clock(db, workers=4, per_server=2, poll_interval=0.05)
     async with db.transaction() as tx:
         await queue.enqueue_fill(tx, 2, "USA")
     running: set[int] = set()
@@ -333,10 +333,7 @@ async def test_the_worker_respects_the_per_server_limit_and_releases_on_shutdown
 
 
 async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) -> None:
-    registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
-    await registry.load()
-    queue = queue_of(db, Clock(), poll_interval=0.05)
-    queue.clock = time.time
+    registry, queue = await on_the_real_clock(db, poll_interval=0.05)
     async with db.transaction() as tx:
         await queue.enqueue_copies(tx, 1, "USA")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, object_key, put_bytes
+from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, copies_held, object_key, put_bytes
 
 from cdnstore import appkeys
 from cdnstore.job_queue import Job
@@ -74,8 +74,11 @@ async def test_activating_a_server_fills_it_with_its_zones_files(api: Api, weed:
     admin, servers = await setup(api, weed, bucket)
     files = [await stored_file(admin, f"f{i}.bin") for i in range(3)]
     await api.app[appkeys.WORKER].drain()
-    changed = (await admin.patch(f"/api/v1/servers/{servers['detroit']['id']}", json={"is_active": True})).expect(200)
-    assert changed["pending_jobs"] == 3
+    # The fill's copies are enqueued with the change; held, they are all still pending when the answer counts
+    # them (else the worker, woken by the commit, may finish some before the count is read).
+    async with copies_held(api):
+        patched = await admin.patch(f"/api/v1/servers/{servers['detroit']['id']}", json={"is_active": True})
+        assert patched.expect(200)["pending_jobs"] == 3
     await api.app[appkeys.WORKER].drain()
     for file_id in files:
         assert "detroit" in await holders(api, weed, bucket, file_id)

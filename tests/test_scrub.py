@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes, samples, value, wait_for
+from apihelp import (
+    US_IP,
+    Api,
+    Session,
+    copies_held,
+    from_ip,
+    object_key,
+    put_bytes,
+    samples,
+    stored_and_copied,
+    value,
+    wait_for,
+)
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -21,7 +31,6 @@ from cdnstore import appkeys
 from cdnstore.db import connect
 from cdnstore.db.leases import Lease
 from cdnstore.deepscrub import DeepReport
-from cdnstore.job_queue import Job
 from cdnstore.scrub import Recount
 from cdnstore.seaweed import WeedCluster
 
@@ -33,9 +42,7 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    answer = await admin.upload("precious.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    answer = await stored_and_copied(api, admin, "precious.bin", DATA)
     key = object_key(answer["upload"])
     storage = api.app[appkeys.STORAGE]
     await storage.delete(weed.target("newyork", bucket), key)  # an operator's slip
@@ -117,9 +124,7 @@ async def test_scrub_recounts_server_counters_that_drifted_from_the_replica_tabl
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    answer = await admin.upload("counted.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    await stored_and_copied(api, admin, "counted.bin", DATA)
     async with api.app[appkeys.DB].transaction() as tx:  # a counter off by hand, as a trigger bug would leave it
         await tx.execute("UPDATE servers SET files_present = 7, bytes_present = 1 WHERE name = 'newyork'")
 
@@ -146,28 +151,8 @@ async def deep_setup(
     admin = await api.user("root", admin=True)
     for name in USA:
         await admin.add_server(weed, name, bucket, is_active=True)
-    answer = await admin.upload("precious.bin", DATA, ip=US_IP)
-    await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    answer = await stored_and_copied(api, admin, "precious.bin", DATA)
     return api, admin, answer["file"]["id"], object_key(answer["upload"])
-
-
-@contextlib.asynccontextmanager
-async def repairs_held(api: Api) -> AsyncIterator[None]:
-    """Copies claimed meanwhile wait until the block ends (the daemon's worker repairs at once otherwise)."""
-    worker, gate = api.app[appkeys.WORKER], asyncio.Event()
-    copy = worker.handlers["copy"]
-
-    async def held(job: Job) -> None:
-        await gate.wait()
-        await copy(job)
-
-    worker.handlers["copy"] = held
-    try:
-        yield
-    finally:
-        worker.handlers["copy"] = copy
-        gate.set()
 
 
 async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
@@ -198,7 +183,7 @@ async def test_deep_scrub_finds_an_object_overwritten_in_one_bucket_and_puts_the
     await tamper(api, weed, bucket, "dallas", key, BAD)
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())  # the plain scrub cannot tell
 
-    async with repairs_held(api):
+    async with copies_held(api):  # (the daemon's worker repairs at once otherwise)
         report = await deep_scrub(api)
         assert (report.corrupt, report.verified, report.without_good_holder) == (1, 2, 0)
         assert report.bytes_read == 3 * len(DATA)
@@ -258,7 +243,7 @@ async def test_a_version_stored_before_hashes_gets_its_sha256_from_the_majority_
     async with api.app[appkeys.DB].transaction() as tx:
         await tx.execute("UPDATE versions SET etag = 'abc-2'")
 
-    async with repairs_held(api):
+    async with copies_held(api):
         report = await deep_scrub(api)
         assert (report.hashed, report.corrupt, report.verified) == (1, 1, 2)
         file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
@@ -299,7 +284,7 @@ async def test_a_corrupt_replica_repaired_by_hand_is_present_again_after_the_nex
 ) -> None:
     api, admin, file_id, key = await deep_setup(make_api, weed, bucket)
     await tamper(api, weed, bucket, "dallas", key, BAD)
-    async with repairs_held(api):
+    async with copies_held(api):
         assert (await deep_scrub(api)).corrupt == 1
         assert (await statuses(admin, file_id))["dallas"] == "corrupt"
         await tamper(api, weed, bucket, "dallas", key, DATA)  # an operator puts the right bytes back by hand
@@ -324,7 +309,7 @@ async def test_scrub_deep_on_the_command_line_works_while_the_daemon_serves(
     config = write_config(
         tmp_path, daemon_port, health={"timeout": 15}, **({"database": {"url": database_url}} if database_url else {})
     )
-    async with repairs_held(api):
+    async with copies_held(api):
         done = await asyncio.to_thread(cdnstore, "scrub", "--deep", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)})
         assert done.returncode == 0, done.stderr
         assert "corrupt=1" in done.stdout and "verified=2" in done.stdout, done.stderr

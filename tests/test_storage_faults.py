@@ -70,6 +70,15 @@ async def store(admin: Session, name: str, size: int) -> Stored:
     return stored
 
 
+async def faulty_daemon(make_api: MakeApi, weed: WeedCluster, bucket: str, *servers: str) -> tuple[Api, Session]:
+    """A daemon with the fault tests' settings (FAULTY), its administrator, and `servers` registered."""
+    api = await make_api(**FAULTY)
+    admin = await api.user("root", admin=True)
+    for name in servers:
+        await admin.add_server(weed, name, bucket)
+    return api, admin
+
+
 async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
     """Poll `check` until it holds."""
     try:
@@ -150,22 +159,13 @@ class PartGate:
         self.starts = 0
         real = storage._upload_part
 
-        async def gated(
-            client: Any,
-            dst: Any,
-            key: str,
-            upload_id: str,
-            number: int,
-            data: bytes,
-            slots: asyncio.Semaphore,
-            etags: dict[int, str],
-        ) -> None:
+        async def gated(client: Any, dst: Any, key: str, upload_id: str, number: int, *rest: Any) -> None:
             if number == 1:
                 self.starts += 1
             if number == self.number and not self.release.is_set():
                 self.reached.set()
                 await self.release.wait()
-            await real(client, dst, key, upload_id, number, data, slots, etags)
+            await real(client, dst, key, upload_id, number, *rest)
 
         monkeypatch.setattr(storage, "_upload_part", gated)
 
@@ -200,6 +200,17 @@ class Attempts:
         return made
 
 
+def copy_faults_counted(
+    area: str, faults: int, differ: int, drift: int, attempts: Attempts, answers: list[Answer]
+) -> None:
+    """Count the run (one round, one file) in the reliability table's `area`, then check what every copy
+    fault test checks: the copies hold the source's bytes, scrub finds no drift, the faults cost no attempt,
+    and no 5xx was answered beyond the documented ones."""
+    errors = server_errors(answers, DOCUMENTED)
+    LEDGER.add(area, faults=faults, rounds=1, files_checked=1, drift=drift, server_errors=errors)
+    assert (differ, drift, attempts.spent, errors) == (0, 0, [], 0)
+
+
 @pytest.fixture
 def answers(monkeypatch: pytest.MonkeyPatch) -> list[Answer]:
     """Every answer the test client gets during the test (they still go to the ledger too)."""
@@ -217,34 +228,40 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> list[Answer]:
 # --- a server killed during a copy -----------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def killed_mid_copy(
+    admin: Session, weed: WeedCluster, gate: PartGate, name: str
+) -> AsyncIterator[dict[str, Any]]:
+    """Kill `name` while the copy to New York waits at the gate, and let the copy go on: it breaks, and its
+    job goes back to the queue and waits there through the outage without spending an attempt. The block
+    sees that job; `name` is restarted after it, and seen up again."""
+    try:
+        await weed.kill(name)
+        gate.release.set()
+        await seen(admin, name, "down")
+        await queued_job(admin)  # the broken copy is back in the queue
+        await asyncio.sleep(OUTAGE)  # the outage goes on; the job waits, it does not fail
+        job = await queued_job(admin)  # (it is tried every health interval: it may be running for a moment)
+        assert (job["kind"], job["status"], job["server"]["name"]) == ("copy", "queued", "newyork")
+        assert job["attempts"] == 0, job  # waiting is not failing
+        yield job
+    finally:
+        await weed.restart(name)
+    await seen(admin, name, "up")
+
+
 async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
-    for name in ("dallas", "newyork"):
-        await admin.add_server(weed, name, bucket)
+    api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
     storage = api.app[appkeys.STORAGE]
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 3)
     film = await store(admin, "film.bin", BIG)  # on Dallas; the copy to New York starts at once
     await gate.wait()  # two parts are on New York (or on their way), the third is ready
-    kills = 0
-    try:
-        await weed.kill("newyork")
-        kills += 1
-        gate.release.set()
-        await seen(admin, "newyork", "down")
-
-        await queued_job(admin)  # the broken copy is back in the queue
-        await asyncio.sleep(OUTAGE)  # the outage goes on; the job waits for the server, it does not fail
-        job = await queued_job(admin)
-        assert (job["kind"], job["status"], job["server"]["name"]) == ("copy", "queued", "newyork")
-        assert job["attempts"] == 0 and "unreachable" in job["last_error"], job  # waiting is not failing
+    async with killed_mid_copy(admin, weed, gate, "newyork") as job:  # the job waits for the server
+        assert "unreachable" in job["last_error"], job
         assert await holders(admin, film) == {"dallas"}
-    finally:
-        await weed.restart("newyork")
-    await seen(admin, "newyork", "up")
     await api.app[appkeys.WORKER].drain()
     assert await jobs(admin) == []
     assert gate.starts >= 2  # the copy started over
@@ -258,23 +275,14 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     drift = await scrub_drift(api)
     left_after_scrub = await unfinished_uploads(storage, weed, "newyork", bucket)
     drift += differ + len(left_after_scrub)
-    LEDGER.add(
-        "SeaweedFS server killed during copies",
-        faults=kills,
-        rounds=1,
-        files_checked=1,
-        drift=drift,
-        server_errors=server_errors(answers, DOCUMENTED),
-    )
-    assert (differ, drift, left_after_scrub, attempts.spent) == (0, 0, [], [])
-    assert server_errors(answers, DOCUMENTED) == 0
+    copy_faults_counted("SeaweedFS server killed during copies", 1, differ, drift, attempts, answers)
+    assert left_after_scrub == []
 
 
 async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
+    api, admin = await faulty_daemon(make_api, weed, bucket)
     servers = {name: await admin.add_server(weed, name, bucket) for name in ("dallas", "newyork", "detroit")}
     film = await store(admin, "film.bin", BIG)
     await api.app[appkeys.WORKER].drain()
@@ -305,63 +313,28 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     await seen(admin, "newyork", "up")
     differ += await copied_bytes_differ(api, weed, bucket, film, {"newyork"})  # it kept its copy
     drift = differ + await scrub_drift(api)
-    LEDGER.add(
-        "SeaweedFS server killed during copies",
-        faults=kills,
-        rounds=1,
-        files_checked=1,
-        drift=drift,
-        server_errors=server_errors(answers, DOCUMENTED),
-    )
-    assert (differ, drift, attempts.spent) == (0, 0, [])
-    assert server_errors(answers, DOCUMENTED) == 0
+    copy_faults_counted("SeaweedFS server killed during copies", kills, differ, drift, attempts, answers)
 
 
 async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
-    for name in ("dallas", "newyork"):
-        await admin.add_server(weed, name, bucket)
+    api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
     storage = api.app[appkeys.STORAGE]
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 2)
     film = await store(admin, "film.bin", BIG)  # on Dallas only, until the copy to New York is done
     await gate.wait()
-    kills = 0
-    try:
-        await weed.kill("dallas")
-        kills += 1
-        gate.release.set()
-        await seen(admin, "dallas", "down")
-
-        await queued_job(admin)  # the broken copy is back in the queue
-        await asyncio.sleep(OUTAGE)  # the outage goes on; the job waits for its source, it does not fail
-        job = await queued_job(admin)  # (it is tried every health interval: it may be running for a moment)
-        assert (job["kind"], job["status"], job["server"]["name"]) == ("copy", "queued", "newyork")
-        assert job["attempts"] == 0, job  # waiting is not failing
+    async with killed_mid_copy(admin, weed, gate, "dallas"):  # the job waits for its source
         assert await holders(admin, film) == {"dallas"}
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []  # the broken copy was aborted
-    finally:
-        await weed.restart("dallas")
-    await seen(admin, "dallas", "up")
     await api.app[appkeys.WORKER].drain()
     assert await jobs(admin) == []
     assert gate.starts >= 2
     assert await holders(admin, film) == {"dallas", "newyork"}
     differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
     drift = differ + await scrub_drift(api)
-    LEDGER.add(
-        "SeaweedFS server killed during copies",
-        faults=kills,
-        rounds=1,
-        files_checked=1,
-        drift=drift,
-        server_errors=server_errors(answers, DOCUMENTED),
-    )
-    assert (differ, drift, attempts.spent) == (0, 0, [])
-    assert server_errors(answers, DOCUMENTED) == 0
+    copy_faults_counted("SeaweedFS server killed during copies", 1, differ, drift, attempts, answers)
 
 
 # --- a server killed while clients download --------------------------------------------------------
@@ -419,10 +392,7 @@ async def serve_other_bytes(http: aiohttp.ClientSession, got: list[Answer], file
 async def test_downloads_move_to_the_other_holder_while_the_nearest_is_down_and_back_after(
     make_api: MakeApi, weed: WeedCluster, bucket: str, answers: list[Answer]
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
-    for name in ("dallas", "newyork"):
-        await admin.add_server(weed, name, bucket)
+    api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
     clip = await store(admin, "clip.bin", 3 * MIB)
     await api.app[appkeys.WORKER].drain()
     assert await holders(admin, clip) == {"dallas", "newyork"}
@@ -520,8 +490,7 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
     monkeypatch: pytest.MonkeyPatch,
     answers: list[Answer],
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
+    api, admin = await faulty_daemon(make_api, weed, bucket)
     upstream = "dallas" if side == "source" else "newyork"
     async with fault_proxy(weed.instance(upstream).endpoint_url) as proxy:
         await proxied_pair(admin, weed, bucket, proxy, side)
@@ -547,23 +516,13 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
         # An abort may have been cut too: the copy that got through aborted what the broken ones left.
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []
         drift = differ + await scrub_drift(api) + len(await unfinished_uploads(storage, weed, "newyork", bucket))
-    LEDGER.add(
-        "connections cut or slowed mid-copy",
-        faults=proxy.cuts,
-        rounds=1,
-        files_checked=1,
-        drift=drift,
-        server_errors=server_errors(answers, DOCUMENTED),
-    )
-    assert (differ, drift, attempts.spent) == (0, 0, [])
-    assert server_errors(answers, DOCUMENTED) == 0
+    copy_faults_counted("connections cut or slowed mid-copy", proxy.cuts, differ, drift, attempts, answers)
 
 
 async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
+    api, admin = await faulty_daemon(make_api, weed, bucket)
     async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
         await proxied_pair(admin, weed, bucket, proxy, "target")
         film = await store(admin, "film.bin", BIG)
@@ -588,16 +547,7 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
         await until(copied, "the slow copy done")
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
         drift = differ + await scrub_drift(api)
-    LEDGER.add(
-        "connections cut or slowed mid-copy",
-        faults=proxy.slowed,
-        rounds=1,
-        files_checked=1,
-        drift=drift,
-        server_errors=server_errors(answers, DOCUMENTED),
-    )
-    assert (differ, drift, attempts.spent) == (0, 0, [])
-    assert server_errors(answers, DOCUMENTED) == 0
+    copy_faults_counted("connections cut or slowed mid-copy", proxy.slowed, differ, drift, attempts, answers)
 
 
 # --- a source that gives other bytes -----------------------------------------------------------------
@@ -625,8 +575,7 @@ async def store_declared(admin: Session, name: str, size: int) -> Stored:
 async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_present_and_is_made_again(
     size: int, declared: bool, make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
+    api, admin = await faulty_daemon(make_api, weed, bucket)
     db, storage = api.app[appkeys.DB], api.app[appkeys.STORAGE]
     async with fault_proxy(weed.instance("dallas").endpoint_url) as proxy:
         await proxied_pair(admin, weed, bucket, proxy, "source")
@@ -670,8 +619,7 @@ async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_prese
 async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_another_holder(
     make_api: MakeApi, weed: WeedCluster, bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api = await make_api(**FAULTY)
-    admin = await api.user("root", admin=True)
+    api, admin = await faulty_daemon(make_api, weed, bucket)
     async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
         await admin.add_server(weed, "dallas", bucket)
         await admin.add_server(weed, "newyork", bucket, endpoint_url=proxy.url)  # Detroit's nearest holder

@@ -108,6 +108,15 @@ async def sign_in(page: Page, api: Api, username: str, password: str = PASSWORD)
     await expect(page.locator("#app-view")).to_be_visible()
 
 
+async def admin_signed_in(api: Api, weed: WeedCluster, bucket: str, context: BrowserContext) -> tuple[Session, Page]:
+    """The administrator, with the original's five servers registered, signed in on a new page."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    return admin, page
+
+
 async def downloaded(download: Download) -> bytes:
     """The bytes the browser saved."""
     return await asyncio.to_thread(Path(await download.path()).read_bytes)
@@ -344,8 +353,7 @@ async def test_the_public_page_explains_used_up_and_unknown_links(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     bob = await api.user("bob")
-    uploaded = await bob.upload("once.txt", b"only once")
-    (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    uploaded = await bob.upload_and_confirm("once.txt", b"only once")
     link = (await bob.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={"max_downloads": 1})).expect(201)
 
     page = await context.new_page()
@@ -435,8 +443,7 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
 ) -> None:
     admin = await api.user("root", admin=True)
     servers = await admin.add_layout(weed, bucket)
-    uploaded = await admin.upload("map.txt", b"where is it")
-    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await admin.upload_and_confirm("map.txt", b"where is it")
 
     page = await context.new_page()
     await sign_in(page, api, "root")
@@ -528,8 +535,7 @@ async def test_an_admins_file_list_comes_with_every_files_copies_in_one_call(
     await admin.add_layout(weed, bucket)
     names = [f"copy-{n}.txt" for n in range(3)]
     for name in names:
-        uploaded = await admin.upload(name, name.encode())
-        (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+        await admin.upload_and_confirm(name, name.encode())
 
     page = await context.new_page()
     calls: list[str] = []
@@ -556,10 +562,7 @@ async def users_by_name(admin: Session) -> dict[str, dict[str, Any]]:
 async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_layout(weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "root")
+    admin, page = await admin_signed_in(api, weed, bucket, context)
     await page.get_by_role("link", name="Users").click()
     await expect(user_row(page, "root")).to_contain_text("Everything (administrator)")
 
@@ -586,9 +589,8 @@ async def test_an_admin_adds_disables_and_deletes_a_user_on_the_users_screen(
 
     # Her upload lands in her zone, and her row shows it used.
     her = await api.login("bea")
-    uploaded = await her.upload("report.pdf", os.urandom(500_000))
+    uploaded = await her.upload_and_confirm("report.pdf", os.urandom(500_000))
     assert uploaded["upload"]["server"]["zone"] == "Africa"
-    (await her.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
     await page.get_by_role("link", name="Files").click()
     await page.get_by_role("link", name="Users").click()
     await expect(row.locator(".usage-cell")).to_have_text("500 kB of 2.0 MB used (25%)")
@@ -689,8 +691,7 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     dora = await api.user("dora")
-    uploaded = await dora.upload("first.bin", os.urandom(250_000))
-    (await dora.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await dora.upload_and_confirm("first.bin", os.urandom(250_000))
 
     # Without a quota: what she uses, and no bar.
     page = await context.new_page()
@@ -730,18 +731,14 @@ async def test_the_usage_bar_shows_what_a_user_stores_of_their_quota(
 async def test_the_statistics_chart_shows_each_servers_downloads_of_the_last_days(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_layout(weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "root")
+    admin, page = await admin_signed_in(api, weed, bucket, context)
     await page.get_by_role("link", name="Servers").click()
     await expect(page.locator("#stats-empty")).to_be_visible()
 
     # Three owner's downloads and two by link, each counted for the server that handed it out.
     data = b"counted bytes\n" * 100
-    uploaded = await admin.upload("stats.txt", data)
+    uploaded = await admin.upload_and_confirm("stats.txt", data)
     file_id = uploaded["file"]["id"]
-    (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     expected: dict[str, int] = {}
     for _ in range(3):
@@ -797,9 +794,8 @@ async def test_link_download_counts_are_in_the_right_number_and_used_up_links_sa
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     erin = await api.user("erin")
-    uploaded = await erin.upload("count.txt", b"counted")
+    uploaded = await erin.upload_and_confirm("count.txt", b"counted")
     file_id = uploaded["file"]["id"]
-    (await erin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     once = (await erin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
     (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
     used = (await erin.post(f"/api/v1/files/{file_id}/links", json={"max_downloads": 1})).expect(201)
@@ -826,8 +822,7 @@ async def test_the_public_page_says_when_the_download_has_started(
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
     frank = await api.user("frank")
-    uploaded = await frank.upload("done.txt", b"all done")
-    (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    uploaded = await frank.upload_and_confirm("done.txt", b"all done")
     link = (await frank.post(f"/api/v1/files/{uploaded['file']['id']}/links", json={})).expect(201)
 
     page = await context.new_page()
@@ -847,8 +842,7 @@ async def test_a_files_details_open_from_its_name_with_the_keyboard(
 ) -> None:
     admin = await api.user("root", admin=True)
     await admin.add_layout(weed, bucket)
-    uploaded = await admin.upload("details.txt", b"the details")
-    (await admin.post(f"/api/v1/files/{uploaded['file']['id']}/complete")).expect(200)
+    await admin.upload_and_confirm("details.txt", b"the details")
 
     page = await context.new_page()
     await sign_in(page, api, "root")
@@ -1045,12 +1039,25 @@ def count_part_puts(page: Page) -> dict[int, int]:
     return puts
 
 
-async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
-    data = os.urandom(BIG)
+def to_storage(request: Request) -> bool:
+    """A PUT of a file's bytes (or of one of its parts) to a storage server, not a call of the daemon."""
+    return request.method == "PUT" and "/api/" not in request.url
+
+
+async def choose_file(page: Page, tmp_path: Path, name: str, size: int) -> bytes:
+    """Pick a new file of `size` random bytes, and wait until the page starts sending them: before that
+    the page announces the file and hashes it (for a big file, part by part), however long that takes on
+    a busy machine, and the upload's progress cannot move yet."""
+    data = os.urandom(size)
     path = tmp_path / name
     await asyncio.to_thread(path.write_bytes, data)
-    await page.set_input_files("#file-input", files=[str(path)])
+    async with page.expect_request(to_storage, timeout=60_000):
+        await page.set_input_files("#file-input", files=[str(path)])
     return data
+
+
+async def choose_big_file(page: Page, tmp_path: Path, name: str) -> bytes:
+    return await choose_file(page, tmp_path, name, BIG)
 
 
 async def pause_a_big_upload(page: Page, user: Session, tmp_path: Path, name: str) -> tuple[bytes, str, Any]:
@@ -1084,10 +1091,13 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
 ) -> None:
     user, page = await in_parts_page(make_api, weed, bucket, context, "ines")
     puts = count_part_puts(page)
+    watched = asyncio.Event()  # set once the test has seen the upload in progress
 
     async def drop_first_try_of_parts_2_and_4(route: Any) -> None:
         number = part_number(route.request.url)
         if route.request.method == "PUT" and number in (2, 4) and puts.get(number) == 1:
+            if number == 4:  # the last part: the upload cannot end before the test has watched it move
+                await watched.wait()
             await route.abort("connectionreset")
         else:
             await route.continue_()
@@ -1102,6 +1112,7 @@ async def test_a_big_file_goes_up_in_parts_that_survive_dropped_connections(
     await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
     speed_and_time_left = re.compile(r" of 16\.8 MB · [\d.]+ [kM]B/s · \d+ (s|min) left")
     await expect(item.locator(".status")).to_contain_text(speed_and_time_left)
+    watched.set()
     await throttle_uploads(cdp, -1)
     await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
     await expect(item.locator(".pct")).to_have_text("100%")
@@ -1184,13 +1195,11 @@ async def test_cancelling_an_upload_big_or_small_leaves_nothing_behind(
     user, page = await in_parts_page(make_api, weed, bucket, context, "jon")
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
-    await throttle_uploads(cdp, 2 * MIB)
-    small = tmp_path / "letter.pdf"
-    await asyncio.to_thread(small.write_bytes, os.urandom(3 * MIB))  # under the threshold: one PUT
-    await page.set_input_files("#file-input", files=[str(small)])
-    await choose_big_file(page, tmp_path, "backup.tar")
-
-    for name in ("backup.tar", "letter.pdf"):
+    # Neither upload can end before the test cancels it: each crawls, at a rate at which its bytes would take
+    # longer than the test may run (120 s): 3 MiB in one PUT at 24 KiB/s, 16 MiB in parts at 128 KiB/s.
+    for name, size, rate in (("letter.pdf", 3 * MIB, 24 * 1024), ("backup.tar", BIG, 128 * 1024)):
+        await throttle_uploads(cdp, rate)
+        await choose_file(page, tmp_path, name, size)  # under the 5 MiB threshold, one PUT; over it, parts
         item = page.locator(".upload", has_text=name)
         await expect(item.locator(".pct")).to_have_text(re.compile(r"^[1-9]\d?%$"))
         file_id = await file_id_of(user, name)
