@@ -23,7 +23,7 @@ import pytest
 from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes
 from conftest import MakeApi
 from faultproxy import FaultProxy, fault_proxy
-from reliability import LEDGER, server_errors
+from reliability import LEDGER, area, server_errors
 from weedbed import md5_of_get
 
 from cdnstore import appkeys
@@ -200,6 +200,11 @@ class Attempts:
         return made
 
 
+# The reliability table's areas these tests count into (through copy_faults_counted).
+KILLED_DURING_COPIES = area("SeaweedFS server killed during copies")
+CUT_OR_SLOWED = area("connections cut or slowed mid-copy")
+
+
 def copy_faults_counted(
     area: str, faults: int, differ: int, drift: int, attempts: Attempts, answers: list[Answer]
 ) -> None:
@@ -275,7 +280,7 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     drift = await scrub_drift(api)
     left_after_scrub = await unfinished_uploads(storage, weed, "newyork", bucket)
     drift += differ + len(left_after_scrub)
-    copy_faults_counted("SeaweedFS server killed during copies", 1, differ, drift, attempts, answers)
+    copy_faults_counted(KILLED_DURING_COPIES, 1, differ, drift, attempts, answers)
     assert left_after_scrub == []
 
 
@@ -313,7 +318,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     await seen(admin, "newyork", "up")
     differ += await copied_bytes_differ(api, weed, bucket, film, {"newyork"})  # it kept its copy
     drift = differ + await scrub_drift(api)
-    copy_faults_counted("SeaweedFS server killed during copies", kills, differ, drift, attempts, answers)
+    copy_faults_counted(KILLED_DURING_COPIES, kills, differ, drift, attempts, answers)
 
 
 async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
@@ -334,7 +339,7 @@ async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     assert await holders(admin, film) == {"dallas", "newyork"}
     differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
     drift = differ + await scrub_drift(api)
-    copy_faults_counted("SeaweedFS server killed during copies", 1, differ, drift, attempts, answers)
+    copy_faults_counted(KILLED_DURING_COPIES, 1, differ, drift, attempts, answers)
 
 
 # --- a server killed while clients download --------------------------------------------------------
@@ -516,7 +521,7 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
         # An abort may have been cut too: the copy that got through aborted what the broken ones left.
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []
         drift = differ + await scrub_drift(api) + len(await unfinished_uploads(storage, weed, "newyork", bucket))
-    copy_faults_counted("connections cut or slowed mid-copy", proxy.cuts, differ, drift, attempts, answers)
+    copy_faults_counted(CUT_OR_SLOWED, proxy.cuts, differ, drift, attempts, answers)
 
 
 async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
@@ -547,7 +552,7 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
         await until(copied, "the slow copy done")
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
         drift = differ + await scrub_drift(api)
-    copy_faults_counted("connections cut or slowed mid-copy", proxy.slowed, differ, drift, attempts, answers)
+    copy_faults_counted(CUT_OR_SLOWED, proxy.slowed, differ, drift, attempts, answers)
 
 
 # --- a source that gives other bytes -----------------------------------------------------------------
