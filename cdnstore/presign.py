@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from cdnstore.models import S3Target
+from cdnstore.times import UtcText
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -37,18 +37,8 @@ def _canonical_header_value(value: str) -> str:
 
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
-_second: tuple[int, str] = (-1, "")  # (a unix second, its X-Amz-Date)
+_AMZ_NOW = UtcText(_AMZ_DATE)  # (every upload announcement presigns: its strftime once a second)
 _names: dict[str, str] = {}  # SignedHeaders lists, encoded (a few: the same headers come every time)
-
-
-def _amz_now() -> str:
-    """Now as X-Amz-Date, its strftime done once a second (every upload announcement presigns)."""
-    global _second
-    second = int(time.time())
-    cached = _second
-    if cached[0] != second:
-        cached = _second = (second, time.strftime(_AMZ_DATE, time.gmtime(second)))
-    return cached[1]
 
 
 def _encoded_names(signed_headers: str) -> str:
@@ -131,7 +121,7 @@ class Presigner:
         if not 1 <= expires_in <= MAX_EXPIRES:
             raise ValueError(f"expires_in must be within 1..{MAX_EXPIRES}, got {expires_in}")
         if now is None:
-            amz_date = _amz_now()
+            amz_date = _AMZ_NOW.now()
         else:
             amz_date = (now.astimezone(UTC) if now.tzinfo is not None else now).strftime(_AMZ_DATE)
         signing_key, scope, credential = self._day(amz_date[:8])

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .db import Database, Row
 from .errors import DatabaseUnavailable
+from .times import UtcText
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,12 @@ def utc_day(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
-_today: tuple[float, str] = (0.0, "")  # (unix time the cached UTC day ends, that day)
+_DAY = UtcText("%Y-%m-%d", every=86400)
 
 
 def today() -> str:
-    """utc_day() of now, its strftime done once a day: every download asks (UTC days are 86,400 unix seconds)."""
-    global _today
-    now = time.time()
-    if now >= _today[0]:
-        _today = (now - now % 86400 + 86400, time.strftime("%Y-%m-%d", time.gmtime(now)))
-    return _today[1]
+    """utc_day() of now, its strftime done once a day: every download asks."""
+    return _DAY.now()
 
 
 class DownloadStats:

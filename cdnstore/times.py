@@ -14,18 +14,34 @@ def iso(ts: float | None = None, *, timespec: str = "milliseconds") -> str:
     return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-_second: tuple[int, str] = (-1, "")  # (a unix second, its "YYYY-MM-DDTHH:MM:SS")
+class UtcText:
+    """`time.strftime(fmt)` of the current UTC time, redone only when the unit of `every` seconds it falls
+    in changes (1: a second, 86,400: a UTC day, which is 86,400 unix seconds): hot paths (a history row, a
+    presigned URL, the download statistics' day) ask many times a unit, and strftime is the dear part."""
+
+    def __init__(self, fmt: str, every: int = 1) -> None:
+        self.fmt, self.every = fmt, every
+        self._cached: tuple[int, str] = (-1, "")  # (unit, its text): one tuple, so a thread reads both or neither
+
+    def at(self, second: int) -> str:
+        """The text of unix time `second` (a whole second)."""
+        cached = self._cached
+        if cached[0] != second // self.every:
+            cached = self._cached = (second // self.every, time.strftime(self.fmt, time.gmtime(second)))
+        return cached[1]
+
+    def now(self) -> str:
+        return self.at(int(time.time()))
+
+
+_SECOND = UtcText("%Y-%m-%dT%H:%M:%S")
 
 
 def now_iso() -> str:
-    """iso() of now, the same text: its strftime done once a second (every download's history row asks).
-    Milliseconds are cut, not rounded, as datetime.now() cuts its microseconds."""
-    global _second
+    """iso() of now, the same text (every download's history row asks). Milliseconds are cut, not rounded,
+    as datetime.now() cuts its microseconds."""
     second, nanos = divmod(time.time_ns(), 1_000_000_000)
-    cached = _second  # (one read: a thread may replace it meanwhile)
-    if second != cached[0]:
-        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{cached[1]}.{nanos // 1_000_000:03d}Z"
+    return f"{_SECOND.at(second)}.{nanos // 1_000_000:03d}Z"
 
 
 def iso_in(seconds: float, *, timespec: str = "milliseconds") -> str:

@@ -12,7 +12,7 @@ from cdnstore import stats
 def test_todays_utc_day_is_cached_until_midnight_utc_and_no_longer(monkeypatch: pytest.MonkeyPatch) -> None:
     midnight = 1_795_000_000 - 1_795_000_000 % 86400  # a UTC midnight
     clock = [midnight - 0.5]
-    monkeypatch.setattr(stats, "_today", (0.0, ""))
+    monkeypatch.setattr(stats._DAY, "_cached", (-1, ""))  # (nothing remembered yet)
     monkeypatch.setattr(time, "time", lambda: clock[0])
     before = stats.today()
     assert before == time.strftime("%Y-%m-%d", time.gmtime(midnight - 1))
