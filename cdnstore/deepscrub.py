@@ -129,6 +129,10 @@ class Digest:
     md5: str
     size: int
 
+    def matches(self, sha256: str | None, size: int) -> bool:
+        """The bytes read are the version's: its SHA-256 and its size."""
+        return self.sha256 == sha256 and self.size == size
+
 
 class TokenBucket:
     """At most `rate` bytes a second on average, bursts of up to one second's worth. Bytes are spent after
@@ -267,7 +271,7 @@ class DeepScrubber:
         """A replica marked corrupt, read again: `present` once more when its bytes match (its repair
         copy, if still queued, then finds it held and does nothing); else it stays corrupt."""
         digest = await self._read(replica, state, md5=False)
-        if digest is None or (digest.sha256, digest.size) != (replica.sha256, replica.size):
+        if digest is None or not digest.matches(replica.sha256, replica.size):
             return
         async with self.db.transaction() as tx:
             back = await tx.execute(
@@ -356,7 +360,7 @@ class DeepScrubber:
 
     async def _judge(self, replica: Replica, sha256: str, digest: Digest, state: _Pass) -> None:
         report = state.report
-        if digest.sha256 == sha256 and digest.size == replica.size:
+        if digest.matches(sha256, replica.size):
             async with self.db.transaction() as tx:
                 await tx.execute(
                     "UPDATE replicas SET verified_at = ? WHERE server_id = ? AND version_id = ? AND status = 'present'",
