@@ -86,12 +86,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def apt_install(*packages: str) -> None:
+def apt_install(*packages: str, recommends: bool = True) -> None:
     if shutil.which("apt-get") is None:
         sys.exit(f"dev.py: please install {' '.join(packages)} (no apt-get here)")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     sh(*sudo, "apt-get", "update", "-q")
-    sh(*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *packages)
+    options = () if recommends else ("--no-install-recommends",)
+    sh(*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *options, *packages)
 
 
 def ensure_venv() -> None:
@@ -147,6 +148,18 @@ def ensure_postgresql() -> None:
         apt_install("postgresql")
 
 
+# The Ceph RGW test bed (tests/rgwbed.py): a mon, a memstore OSD and radosgw from Debian's packages, without
+# their recommends (smartmontools, lvm2, nvme-cli...: nothing the bed uses).
+CEPH_PACKAGES = ("radosgw", "ceph-mon", "ceph-osd", "ceph-common")
+CEPH_COMMANDS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph")
+
+
+def ensure_ceph() -> None:
+    """The storage contract, events and mixed-zone tests also run against a real Ceph RGW."""
+    if any(shutil.which(c) is None for c in CEPH_COMMANDS):
+        apt_install(*CEPH_PACKAGES, recommends=False)
+
+
 def run_tests(args: list[str]) -> int:
     """The whole suite; with --fast the unit kind only (tests/kinds.py): seconds, no server, no browser."""
     if "--fast" in args:
@@ -154,6 +167,7 @@ def run_tests(args: list[str]) -> int:
     else:
         ensure_chromium()
         ensure_postgresql()
+        ensure_ceph()
     return sh(PYTHON, "-m", "pytest", *args, check=False)
 
 

@@ -1,4 +1,5 @@
-"""Fixtures: real SeaweedFS servers once per session, a fresh daemon and database per test."""
+"""Fixtures: real SeaweedFS servers and a real Ceph RGW once per session (each started the first time a
+test asks for it), a fresh daemon and database per test."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the 
 from apihelp import EVENTS_TOKEN, SECRET, Api
 from kinds import mark_by_module
 from reliability import LEDGER
+from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
 
 from cdnstore.api.server import AppRunner
@@ -47,6 +49,16 @@ async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> As
     await cluster.start()
     yield cluster
     await cluster.stop()
+
+
+@pytest.fixture(scope="session")
+async def rgw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RgwBed]:
+    """A real single-node Ceph RGW (tests/rgwbed.py), its S3 user holding the SeaweedFS servers' keys (so a
+    test registers it as it registers them); each test uses buckets of its own."""
+    bed = RgwBed(tmp_path_factory.mktemp("rgw", numbered=True), access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    await bed.start()
+    yield bed
+    await bed.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Every test is of exactly one kind, given by its module here (conftest's collection hook marks it).
 
-- unit: in this process only (the API through aiohttp's test client included): no SeaweedFS, no
+- unit: in this process only (the API through aiohttp's test client included): no SeaweedFS or RGW, no
   `cdnstore serve` or other child process, no browser. `python3 dev.py test --fast` runs these.
-- integration: real SeaweedFS servers, or cdnstore (the CLI, `cdnstore serve`, dev.py) as a process.
+- integration: real SeaweedFS or Ceph RGW servers, or cdnstore (the CLI, `cdnstore serve`, dev.py) as a process.
 - faults: faults injected on purpose: killed processes or servers, cut or slowed connections, full disks.
 - browser: the bundled page driven by Chromium.
 
@@ -61,6 +61,7 @@ KINDS = {
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
+    "test_rgwbed": FAULTS,
     "test_faults": FAULTS,
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
@@ -68,7 +69,7 @@ KINDS = {
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
-HEAVY_FIXTURES = frozenset({"weed", "daemon"})
+HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon"})
 
 
 def kinds_of(item: pytest.Item) -> list[str]:
