@@ -56,7 +56,7 @@ KINDS = {
     "test_sealing": INTEGRATION,
     "test_serve": INTEGRATION,
     "test_servers": INTEGRATION,
-    "test_storage_seaweed": INTEGRATION,
+    "test_storage": INTEGRATION,
     "test_team": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,

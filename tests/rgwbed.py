@@ -340,9 +340,13 @@ class RgwBed:
         await self._terminate(["rgw"], _RGW_STOP_GRACE)
         await self._terminate(["osd", "mon"], _STOP_GRACE)
 
+    async def kill_rgw(self) -> None:
+        """SIGKILL radosgw alone (a crash or an outage of the S3 server); the cluster and its data stay."""
+        await self._terminate(["rgw"], 0)
+
     async def restart_rgw(self) -> None:
-        """Stop radosgw alone and start it again (the cluster and its data stay); returns once S3 answers.
-        Also unsticks a persistent topic's delivery, which RGW 16.2 stalls after a failed push."""
+        """Stop radosgw alone (if it runs) and start it again (the cluster and its data stay); returns once S3
+        answers. Also unsticks a persistent topic's delivery, which RGW 16.2 stalls after a failed push."""
         await self._terminate(["rgw"], _RGW_STOP_GRACE)
         await self._spawn("rgw", "radosgw", "-c", str(self.conf), "-n", "client.rgw.a", "-f")
         await self._wait_s3()
@@ -449,20 +453,22 @@ class RgwBed:
         )
 
     async def _terminate(self, names: Sequence[str], grace: float) -> None:
+        """SIGTERM these daemons and SIGKILL those still running after `grace` seconds (0: SIGKILL at once)."""
         procs = [self._processes.pop(n) for n in names if n in self._processes]
         running = [p for p in procs if p.returncode is None]
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
         if not running:
             return
-        _, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in running], timeout=grace)
+        waits = [asyncio.ensure_future(p.wait()) for p in running]
+        if grace:
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+            await asyncio.wait(waits, timeout=grace)
         for proc in running:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-        if pending:
-            await asyncio.wait(pending)
+        await asyncio.wait(waits)
 
     # --- bucket notifications ----------------------------------------------------------------
 
