@@ -37,6 +37,7 @@ from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
+from .events import EventReceiver
 from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
@@ -50,6 +51,7 @@ from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
 from .servers import ServerRegistry
+from .sns import SubscriptionConfirmer
 from .stats import DownloadStats
 from .storage import Storage
 from .tasks import every, every_exclusively, running
@@ -177,6 +179,12 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         history=app[appkeys.HISTORY],
     )
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
+    events = app[appkeys.EVENTS] = EventReceiver(
+        files,
+        SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
+        app[appkeys.METRICS],
+        answer_within=cfg.events.answer_within,
+    )
     integrity = app[appkeys.INTEGRITY] = Integrity(
         db, storage, registry, files, cfg.integrity, metrics=app[appkeys.METRICS]
     )
@@ -193,6 +201,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
     )
     yield
+    await events.close()  # (events still being handled after their answer: the sweep confirms theirs)
 
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:

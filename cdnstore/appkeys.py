@@ -10,6 +10,7 @@ from aiohttp import web
 from .config import Config
 from .db import Database
 from .deepscrub import DeepScrubber
+from .events import EventReceiver
 from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
@@ -35,6 +36,7 @@ GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")
 UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads")
+EVENTS: web.AppKey[EventReceiver] = web.AppKey("events")
 HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
 STATS: web.AppKey[DownloadStats] = web.AppKey("stats")
 LINKS: web.AppKey[Links] = web.AppKey("links")

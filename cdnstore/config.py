@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -105,6 +106,21 @@ class GeoipConfig(Section):
 
 class EventsConfig(Section):
     token: str = ""  # empty: storage events are disabled (except for servers with their own events_token)
+    # The webhook answers within this many seconds, the work going on after it if it takes longer: Ceph RGW
+    # holds the client's S3 write until its (non-persistent) topic's push is answered.
+    answer_within: float = Field(1.0, gt=0)
+    # Origins besides AWS's SNS hosts (https://sns.<region>.amazonaws.com) and the storage server's own whose
+    # SNS SubscriptionConfirmation URL cdnstore fetches: an SNS-compatible service of your own.
+    sns_origins: tuple[str, ...] = ()
+
+    @field_validator("sns_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"{item!r} is not an origin (http[s]://host[:port])")
+        return tuple(item.rstrip("/") for item in v)
 
     @field_validator("token")
     @classmethod

@@ -114,5 +114,12 @@ class StorageError(CdnError):
     status, code, title = 502, "storage_error", "Storage server error"
 
 
+class UpstreamFailed(CdnError):
+    """A service cdnstore had to call to do what was asked did not answer as needed (an SNS subscription's
+    confirmation URL, for one); `code` says which."""
+
+    status, code, title = 502, "upstream_failed", "Upstream service failed"
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the key and the value."""

@@ -99,6 +99,19 @@ class Metrics:
             "holds them: no good copy left to serve or repair from (needs an operator)",
             registry=r,
         )
+        self.storage_events = Counter(
+            "cdnstore_storage_events",
+            "Object events received from storage servers' webhooks, by server and kind (created, removed)",
+            ("server", "kind"),
+            registry=r,
+        )
+        self.event_bodies_without_objects = Counter(
+            "cdnstore_storage_event_bodies_without_objects",
+            "Webhook bodies that parsed but held no object event of the server's bucket "
+            "(a webhook pointed at the wrong server or bucket, test events, other kinds), by server and shape",
+            ("server", "shape"),
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
         self._upload_children: dict[str, Counter] = {}
         self._download_children: dict[str, Counter] = {}
@@ -123,6 +136,12 @@ class Metrics:
         if child is None:
             child = self._download_children[server] = self.downloads_total.labels(server)
         child.inc()
+
+    def storage_event(self, server: str, created: bool) -> None:
+        self.storage_events.labels(server, "created" if created else "removed").inc()
+
+    def event_without_objects(self, server: str, shape: str) -> None:
+        self.event_bodies_without_objects.labels(server, shape).inc()
 
     def replicated(self, server: str, size: int) -> None:
         self.replicated_bytes.labels(server).inc(size)

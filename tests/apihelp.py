@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
+from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
@@ -240,11 +241,16 @@ class Session:
         assert status == 200
         return link, body
 
-    async def add_server(self, weed: WeedCluster, name: str, bucket: str, /, **overrides: Any) -> dict[str, Any]:
+    async def add_server(
+        self, where: WeedCluster | RgwBed, name: str, bucket: str, /, **overrides: Any
+    ) -> dict[str, Any]:
+        """The original layout's site `name` registered with `bucket`: on its SeaweedFS instance, or on the
+        Ceph RGW bed (then give it a `name` of its own to register it beside the SeaweedFS one)."""
         site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
+        endpoint = where.endpoint_url if isinstance(where, RgwBed) else where.instance(name).endpoint_url
         body = {
             **site.registration(),
-            "endpoint_url": weed.instance(name).endpoint_url,
+            "endpoint_url": endpoint,
             "bucket": bucket,
             "access_key": ACCESS_KEY,
             "secret_key": SECRET_KEY,

@@ -142,6 +142,7 @@ BOTH_ENGINES = {
     "test_replication",
     "test_scrub",
     "test_servers",
+    "test_storage_events",
     "test_team",
     "test_users",
 }

@@ -57,6 +57,7 @@ KINDS = {
     "test_serve": INTEGRATION,
     "test_servers": INTEGRATION,
     "test_storage": INTEGRATION,
+    "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,

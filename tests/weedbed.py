@@ -46,12 +46,15 @@ async def md5_of_get(http: aiohttp.ClientSession, url: str) -> tuple[str, int, M
 class Hook:
     path: str
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: dict[str, Any]  # ({} when there was none)
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class WebhookSink:
-    """A tiny HTTP server on 127.0.0.1 that records every POST it gets."""
+    """A tiny HTTP server on 127.0.0.1 that records every request it gets (a webhook's POSTs, the GET of an
+    SNS subscription's confirmation) and answers 204."""
 
     received: list[Hook] = field(default_factory=list)
     port: int = 0
@@ -60,7 +63,7 @@ class WebhookSink:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)  # port 0: the kernel picks, no race
@@ -75,8 +78,10 @@ class WebhookSink:
         return f"http://127.0.0.1:{self.port}{path}"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        self.received.append(Hook(request.path, dict(request.headers), body))
+        raw = await request.read()
+        hook = Hook(request.path, dict(request.headers), json.loads(raw) if raw else {}, request.method)
+        hook.query = dict(request.query)
+        self.received.append(hook)
         self._arrived.set()
         return web.Response(status=204)
 

@@ -3,6 +3,8 @@ page's cookie session (its refresh token in an HttpOnly cookie, guarded against 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 
 from aiohttp import web
@@ -41,22 +43,49 @@ def cookie_session(request: web.Request) -> bool:
     return True
 
 
-def authenticate_events(request: web.Request) -> None:
+def presented_events_token(request: web.Request) -> str | None:
+    """The events token a storage server sent beside the body: in the path (a server that cannot send
+    headers, Ceph RGW), else as `Authorization: Bearer <token>`, or as the password of Basic auth (RGW and
+    SNS send user:password of the endpoint URL so); None when it sent none (it may be in the body)."""
+    in_path = request.match_info.get("token")
+    if in_path is not None:
+        return in_path
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            _, colon, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            colon = password = ""
+        if not colon or not password:
+            raise Unauthorized("Basic auth of the storage webhook must be base64 of user:<events token>")
+        return password
+    return bearer(request)
+
+
+def authenticate_events(request: web.Request, token: str | None) -> None:
     """A server registered with its own events_token accepts only that token on its path (not events.token,
     nor another server's). Other servers take events.token; so do unknown names, so that a caller without a
     valid token learns nothing of which names exist (401 before the handler's 404)."""
+    if token is None:
+        raise Unauthorized(
+            "send the events token: Authorization: Bearer <token>, the path /api/v1/events/s3/<server>/<token>, "
+            "or an RGW topic's OpaqueData"
+        )
     try:
         server = request.app[appkeys.SERVERS].by_name(request.match_info["server_name"])
     except NotFound:
         server = None
     if server is not None and server.events_token_hash is not None:
-        if not hmac.compare_digest(events_token_hash(bearer(request)), server.events_token_hash):
+        if not hmac.compare_digest(events_token_hash(token), server.events_token_hash):
             raise Unauthorized("wrong events token for this server")
         return
     expected = request.app[appkeys.CONFIG].events.token
     if not expected:
         raise Unauthorized("storage events are disabled: events.token is not set")
-    if not hmac.compare_digest(bearer(request).encode(), expected.encode()):
+    if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("wrong events token")
 
 
