@@ -42,6 +42,7 @@ from typing import IO, Any
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cdnstore.models import S3Target
 from cdnstore.presign import Presigner
@@ -158,6 +159,10 @@ def ceph_conf(folder: Path, port: int, *, fsid: str, mem_bytes: int, frontend: s
         "objecter tick interval = 0.5",
         "osd fast shutdown notify mon = false",
         "osd mon shutdown timeout = 0.5",
+        # A radosgw killed (or restarted: its clean exit takes seconds) leaves its watches on the cluster's
+        # notify objects; until the OSD drops them, every metadata write of the next radosgw (a bucket
+        # created) waits for the dead one's answer. 30 s by default: a test after a restart timed out.
+        "osd client watch timeout = 5",
         "[client.rgw.a]",
         f"rgw frontends = {endpoint}",
         f"rgw data = {d}/rgw",
@@ -350,6 +355,22 @@ class RgwBed:
         await self._terminate(["rgw"], _RGW_STOP_GRACE)
         await self._spawn("rgw", "radosgw", "-c", str(self.conf), "-n", "client.rgw.a", "-f")
         await self._wait_s3()
+        await self._wait_writable()
+
+    async def _wait_writable(self) -> None:
+        """Until a bucket can be created (and removed): the watches a killed radosgw left are gone."""
+        deadline = time.monotonic() + self.ready_timeout
+        async with self.client("s3") as s3:
+            while True:
+                probe = f"bed-ready-{uuid.uuid4().hex[:12]}"
+                try:
+                    async with asyncio.timeout(2):
+                        await s3.create_bucket(Bucket=probe)
+                        await s3.delete_bucket(Bucket=probe)
+                    return
+                except (TimeoutError, BotoCoreError, ClientError) as exc:
+                    if time.monotonic() > deadline:
+                        raise self._failure("rgw", f"took no metadata write within {self.ready_timeout:.0f} s") from exc
 
     def _fresh_folder(self) -> None:
         if self.folder.exists() and any(self.folder.iterdir()):

@@ -26,7 +26,8 @@ from botocore.exceptions import ClientError
 from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY, Hook, WebhookSink, md5_of_get, new_bucket, unused_port
 
-from cdnstore.errors import StorageError
+from cdnstore.errors import CdnError, StorageError
+from cdnstore.events import Delivery, ObjectEvent, parse
 from cdnstore.models import S3Target
 from cdnstore.presign import Presigner
 from cdnstore.seaweed import WeedCluster
@@ -99,13 +100,17 @@ async def target_b(servers: Servers, storage: Storage) -> S3Target:
     return await new_target(storage, servers, "b")
 
 
-@pytest_asyncio.fixture(loop_scope="session", params=PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
-async def pair(request: pytest.FixtureRequest, storage: Storage) -> tuple[S3Target, S3Target]:
-    """A bucket on a server of one vendor and one on a server of the same or the other vendor."""
+@pytest.fixture(params=PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+def vendor_pair(request: pytest.FixtureRequest) -> tuple[Servers, Servers]:
     src, dst = request.param
-    return await new_target(storage, servers_of(request, src), "a"), await new_target(
-        storage, servers_of(request, dst), "b"
-    )
+    return servers_of(request, src), servers_of(request, dst)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def pair(vendor_pair: tuple[Servers, Servers], storage: Storage) -> tuple[S3Target, S3Target]:
+    """A bucket on a server of one vendor and one on a server of the same or the other vendor."""
+    src, dst = vendor_pair
+    return await new_target(storage, src, "a"), await new_target(storage, dst, "b")
 
 
 async def put(
@@ -506,38 +511,96 @@ async def test_kill_and_restart_keeps_data(
 # --- webhooks --------------------------------------------------------------------------------
 
 
-async def test_webhook_delivers_filer_events_with_token(
-    tmp_path_factory: pytest.TempPathFactory, http: aiohttp.ClientSession, storage: Storage
+HOOK_TOKEN = "s3cr3t-token-0123"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sink() -> AsyncIterator[WebhookSink]:
+    """Where the hooked servers' webhooks go."""
+    received = WebhookSink()
+    await received.start()
+    yield received
+    await received.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def hooked_weed(tmp_path_factory: pytest.TempPathFactory, sink: WebhookSink) -> AsyncIterator[WeedCluster]:
+    """A SeaweedFS server whose filer webhook goes to the sink (a webhook is set when weed starts)."""
+    async with WeedCluster(
+        tmp_path_factory.mktemp("hooked"),
+        ["w0"],
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        webhook_url=lambda name: sink.url(f"/hook/{name}"),
+        webhook_token=HOOK_TOKEN,
+    ) as weed:
+        yield weed
+
+
+@pytest.fixture
+def hooked_servers(request: pytest.FixtureRequest, vendor: str) -> tuple[Servers, RgwBed | None]:
+    """The vendor's server whose events go to the sink, and the RGW bed when a topic must be set up."""
+    if vendor == SEAWEEDFS:  # (async fixtures are resolved here, in a plain one: not inside the running loop)
+        weed: WeedCluster = request.getfixturevalue("hooked_weed")
+        return weed.target, None
+    bed: RgwBed = request.getfixturevalue("rgw")
+    return servers_of(request, RGW), bed
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def hooked(hooked_servers: tuple[Servers, RgwBed | None], storage: Storage, sink: WebhookSink) -> S3Target:
+    """A fresh bucket whose object events go to the sink, as each vendor sends them: SeaweedFS's filer
+    webhook with a bearer token, RGW's bucket notification (an HTTP push topic) with the token as OpaqueData."""
+    servers, bed = hooked_servers
+    target = await new_target(storage, servers, "w0")
+    if bed is not None:
+        await bed.notify(target.bucket, sink.url("/hook/rgw"), opaque_data=HOOK_TOKEN)
+    return target
+
+
+async def created_event(sink: WebhookSink, target: S3Target, key: str) -> tuple[Hook, Delivery]:
+    """The webhook telling that `key` was created in the target's bucket, and what events.parse reads in it."""
+
+    def about(hook: Hook) -> bool:
+        try:
+            events = parse(hook.body).events
+        except CdnError:
+            return False
+        return any(e.bucket == target.bucket and e.key == key and e.created for e in events)
+
+    hook = await sink.wait_for(about)
+    return hook, parse(hook.body)
+
+
+async def test_an_uploads_webhook_as_the_vendor_sends_it_reads_as_that_object(
+    vendor: str, http: aiohttp.ClientSession, storage: Storage, sink: WebhookSink, hooked: S3Target
 ) -> None:
-    sink = WebhookSink()
-    await sink.start()
-    try:
-        async with WeedCluster(
-            tmp_path_factory.mktemp("hooked"),
-            ["w0"],
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-            webhook_url=lambda name: sink.url(f"/hook/{name}"),
-            webhook_token="s3cr3t-token",
-        ) as weed:
-            target = weed.target("w0", new_bucket())
-            await storage.check_bucket(target)
-            await put(http, storage, target, "u/42/photo.jpg", b"x" * 1000, content_type="image/jpeg", fileid="f-42")
-            wanted = f"/buckets/{target.bucket}/u/42/photo.jpg"
+    key, data = "u/42/photo ü+%.jpg", b"x" * 1000  # a key AWS would send URL-encoded, RGW as it is
+    await put(http, storage, hooked, key, data, content_type="image/jpeg", fileid="f-42")
+    hook, delivery = await created_event(sink, hooked, key)
+    assert delivery.events == (ObjectEvent(hooked.bucket, key, True, 1000, hashlib.md5(data).hexdigest()),)
+    if vendor == SEAWEEDFS:
+        assert (hook.path, hook.headers["Authorization"]) == ("/hook/w0", f"Bearer {HOOK_TOKEN}")
+        entry = hook.body["message"]["new_entry"]
+        assert entry["attributes"]["mime"] == "image/jpeg"
+        assert "X-Amz-Meta-Fileid" in entry["extended"]
+    else:  # one record per POST, no Authorization header: the token comes as the topic's OpaqueData
+        assert "Authorization" not in hook.headers and len(hook.body["Records"]) == 1
+        assert hook.body["Records"][0]["eventName"] == "ObjectCreated:Put"  # (no s3: prefix)
+        assert delivery.token == HOOK_TOKEN
 
-            def is_create(hook: Hook) -> bool:
-                return bool(hook.body.get("key") == wanted and hook.body.get("event_type") == "create")
 
-            hook = await sink.wait_for(is_create)
-            await storage.forget(target)
-    finally:
-        await sink.stop()
-    assert hook.path == "/hook/w0"
-    assert hook.headers["Authorization"] == "Bearer s3cr3t-token"
-    entry = hook.body["message"]["new_entry"]
-    assert entry["attributes"]["file_size"] == 1000
-    assert entry["attributes"]["mime"] == "image/jpeg"
-    assert "X-Amz-Meta-Fileid" in entry["extended"]
+async def test_an_assembled_multipart_uploads_webhook_has_its_whole_size_and_etag(
+    vendor: str, http: aiohttp.ClientSession, storage: Storage, sink: WebhookSink, hooked: S3Target
+) -> None:
+    parts = [os.urandom(5 * MiB), b"tail"]
+    upload_id = await storage.create_upload(hooked, "mp.bin", content_type="application/octet-stream")
+    etags = {n: (await put_part(http, storage, hooked, "mp.bin", upload_id, n, d))[1] for n, d in enumerate(parts, 1)}
+    await storage.complete_upload(hooked, "mp.bin", upload_id, etags)
+    info = await storage.head(hooked, "mp.bin")
+    assert info is not None
+    _, delivery = await created_event(sink, hooked, "mp.bin")
+    assert delivery.events == (ObjectEvent(hooked.bucket, "mp.bin", True, 5 * MiB + 4, info.etag),)
 
 
 async def test_weed_instances_have_own_dirs_and_ports(cluster: WeedCluster) -> None:
