@@ -47,6 +47,7 @@ KINDS = {
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,
     "test_links": INTEGRATION,
+    "test_mixed_zone": INTEGRATION,
     "test_multipart": INTEGRATION,
     "test_names": INTEGRATION,
     "test_ops": INTEGRATION,
