@@ -191,7 +191,8 @@ def _argv(pid: int) -> list[bytes]:
         return []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Does process `pid` run (a zombie does not: it has let go of its ports)?"""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:
@@ -207,7 +208,7 @@ def _orphaned(pid: int) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     owner = next((e.partition(b"=")[2] for e in environ if e.startswith(f"{OWNER_ENV}=".encode())), b"")
-    return owner.isdigit() and int(owner) != ppid and not _alive(int(owner))
+    return owner.isdigit() and int(owner) != ppid and not alive(int(owner))
 
 
 def _bed_daemons(conf: Path | None = None) -> list[int]:
@@ -234,9 +235,9 @@ async def _kill_pids(pids: Sequence[int], grace: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
             await asyncio.sleep(0.05)
-        if not any(_alive(p) for p in pids):
+        if not any(alive(p) for p in pids):
             return
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from apihelp import wait_for
-from rgwbed import RgwBed, RgwError
+from rgwbed import RgwBed, RgwError, alive
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,16 +81,8 @@ async def start_in_child() -> AsyncIterator[StartInChild]:
         if starter.proc.returncode is None:
             await starter.crash()
         for pid in starter.pids:
-            if running(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def listening(pids: list[int]) -> set[tuple[str, int]]:
@@ -117,7 +109,7 @@ async def test_an_rgw_bed_listens_on_loopback_only_and_dies_with_its_starter(
     tmp_path: Path, start_in_child: StartInChild
 ) -> None:
     starter = await start_in_child(tmp_path / "bed")
-    assert len(starter.pids) == 3 and all(running(p) for p in starter.pids)
+    assert len(starter.pids) == 3 and all(alive(p) for p in starter.pids)
     sockets = listening(starter.pids)
     assert ("127.0.0.1", starter.port) in sockets and ("127.0.0.1", starter.port + 1) in sockets
     assert {address for address, _ in sockets} == {"127.0.0.1"}
@@ -125,7 +117,7 @@ async def test_an_rgw_bed_listens_on_loopback_only_and_dies_with_its_starter(
     with pytest.raises(RgwError, match="still going"):  # its folder is not taken from a run that goes on
         await RgwBed(tmp_path / "bed").start()
     await starter.crash()
-    await wait_for(lambda: not any(running(p) for p in starter.pids), "the bed's daemons to die with it")
+    await wait_for(lambda: not any(alive(p) for p in starter.pids), "the bed's daemons to die with it")
     assert (tmp_path / "bed" / "ceph.conf").exists()  # (its folder stays for the next start to wipe)
 
 
@@ -134,10 +126,10 @@ async def test_a_new_start_stops_what_a_crashed_run_left_on_its_folder(
 ) -> None:
     starter = await start_in_child(tmp_path / "bed", "orphan")
     await starter.crash()
-    assert all(running(p) for p in starter.pids)  # left behind
+    assert all(alive(p) for p in starter.pids)  # left behind
     (tmp_path / "bed" / "left.txt").write_text("from the crashed run")
     async with RgwBed(tmp_path / "bed") as bed:
-        assert not any(running(p) for p in starter.pids)
+        assert not any(alive(p) for p in starter.pids)
         assert not (tmp_path / "bed" / "left.txt").exists()  # the folder was wiped: a fresh cluster
         async with bed.client("s3") as s3:
             assert (await s3.list_buckets())["Buckets"] == []

@@ -276,6 +276,13 @@ def rgw_setup_in_the_guide(**real: str) -> str:
     return code
 
 
+async def rgw_admin(api: Api, rgw: RgwBed, bucket: str) -> Session:
+    """An admin, and the RGW bed registered as "dallas-rgw" (the only server)."""
+    admin = await api.user("root", admin=True)
+    await admin.add_server(rgw, "dallas", bucket, name="dallas-rgw")
+    return admin
+
+
 async def uploaded_and_stored_by_rgw_events(api: Api, admin: Session) -> None:
     answer = await admin.upload("by-rgw.txt", DATA)  # (no /complete: the event alone stores it)
     await admin.wait_stored(answer["file"]["id"])
@@ -288,8 +295,7 @@ async def uploaded_and_stored_by_rgw_events(api: Api, admin: Session) -> None:
 async def test_rgw_set_up_as_the_operations_guide_says_confirms_uploads_by_its_events(
     api: Api, rgw: RgwBed, bucket: str, daemon_port: int
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_server(rgw, "dallas", bucket, name="dallas-rgw")
+    admin = await rgw_admin(api, rgw, bucket)
     code = rgw_setup_in_the_guide(
         **{
             "https://s3-rgw.example.com": rgw.endpoint_url,
@@ -308,8 +314,7 @@ async def test_rgw_set_up_as_the_operations_guide_says_confirms_uploads_by_its_e
 async def test_rgw_events_carrying_the_token_in_their_opaque_data_confirm_uploads(
     api: Api, rgw: RgwBed, bucket: str, daemon_port: int
 ) -> None:
-    admin = await api.user("root", admin=True)
-    await admin.add_server(rgw, "dallas", bucket, name="dallas-rgw")
+    admin = await rgw_admin(api, rgw, bucket)
     await rgw.notify(bucket, hook_url(daemon_port, "dallas-rgw"), opaque_data=EVENTS_TOKEN)
     await uploaded_and_stored_by_rgw_events(api, admin)
 
@@ -319,8 +324,7 @@ async def test_removals_never_use_the_multi_object_delete_that_aborts_rgw_when_r
 ) -> None:
     # Ceph RGW 16.2's beast frontend aborts on DeleteObjects in a bucket whose notification covers removals
     # (the bed uses beast): cdnstore removes objects one DELETE at a time (storage.delete).
-    admin = await api.user("root", admin=True)
-    await admin.add_server(rgw, "dallas", bucket, name="dallas-rgw")
+    admin = await rgw_admin(api, rgw, bucket)
     events = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
     await rgw.notify(bucket, hook_url(daemon_port, "dallas-rgw", EVENTS_TOKEN), events=events)
     answers = [await admin.upload(f"gone-{n}.txt", DATA) for n in range(3)]
