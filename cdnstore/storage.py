@@ -443,7 +443,9 @@ class Storage:
             body.close()
 
     async def delete(self, target: S3Target, key: str) -> None:
-        """Delete an object; one that is already gone counts as deleted."""
+        """Delete an object; one that is already gone counts as deleted. One DELETE per object, never a
+        multi-object delete (DeleteObjects): Ceph RGW 16.2's beast frontend aborts on one in a bucket whose
+        notification covers removals (tests/test_storage_events.py)."""
         with _errors(target, f"DELETE {key!r}"):
             client = await self._client(target)
             try:
