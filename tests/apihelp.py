@@ -227,6 +227,23 @@ class Session:
         (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return answer
 
+    async def upload_in_parts(self, name: str, data: bytes, sha256: str, *, ip: str = US_IP) -> str:
+        """Announce `data` declaring `sha256` (a daemon whose multipart threshold it passes), PUT its parts
+        and complete it; the file's id."""
+        upload = await self.post(
+            "/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256}, headers=from_ip(ip)
+        )
+        answer = upload.body
+        assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
+        file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
+        numbers = list(range(1, answer["upload"]["parts"] + 1))
+        items = (await self.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
+        for item in items["items"]:
+            n = item["number"]
+            assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
+        (await self.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+        return str(file_id)
+
     async def wait_stored(self, file_id: str, within: float = 10.0) -> dict[str, Any]:
         async def stored() -> dict[str, Any] | None:
             file = dict((await self.get(f"/api/v1/files/{file_id}")).expect(200))

@@ -137,23 +137,6 @@ async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_sec
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
 
 
-async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str, ip: str = US_IP) -> str:
-    """A multipart upload of `data` declaring `sha256`, completed; the file's id."""
-    upload = await user.post(
-        "/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256}, headers=from_ip(ip)
-    )
-    answer = upload.body
-    assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
-    file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
-    numbers = list(range(1, answer["upload"]["parts"] + 1))
-    items = (await user.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
-    for item in items["items"]:
-        n = item["number"]
-        assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
-    (await user.post(f"/api/v1/files/{file_id}/complete")).expect(200)
-    return str(file_id)
-
-
 async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and_the_file_keeps_its_content(
     make_api: Any, weed: WeedCluster, bucket: str
 ) -> None:
@@ -162,7 +145,7 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     file_id = (await stored_and_copied(api, admin, "big.bin", DATA))["file"]["id"]
     big = bytes(range(256)) * (6 * MIB // 256)
 
-    assert await upload_in_parts(admin, "big.bin", big, "0" * 64) == file_id  # declared wrong
+    assert await admin.upload_in_parts("big.bin", big, "0" * 64) == file_id  # declared wrong
     await api.app[appkeys.WORKER].drain()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(DATA), SHA256)  # the previous content, still served
@@ -176,7 +159,7 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     assert rejected is not None and rejected["status"] == "deleted" and rejected["rejected_at"] is not None
 
     right = hashlib.sha256(big).hexdigest()
-    assert await upload_in_parts(admin, "big.bin", big, right) == file_id  # declared right: becomes current
+    assert await admin.upload_in_parts("big.bin", big, right) == file_id  # declared right: becomes current
     await api.app[appkeys.WORKER].drain()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(big), right)
@@ -188,7 +171,7 @@ async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verificat
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await setup(api, weed, bucket)
     big = bytes(range(256)) * (6 * MIB // 256)
-    file_id = await upload_in_parts(admin, "alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
+    file_id = await admin.upload_in_parts("alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert file["status"] == "uploading"  # stored, but not its content until a read confirms the SHA-256
     (await admin.get(f"/api/v1/files/{file_id}/download")).problem(409, "file_not_ready")
