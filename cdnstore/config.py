@@ -167,6 +167,8 @@ class ScrubConfig(Section):
 class IntegrityConfig(Section):
     verify_rate: int = Field(50 << 20, ge=1)  # bytes/s at most read back by verification reads
     verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
+    verify_attempts: int = Field(5, ge=1)  # reads that settle nothing before a version's final verdict
+    verify_backoff: float = Field(60.0, gt=0)  # seconds before such a version is read again, doubled each time
 
 
 class PeriodicConfig(Section):

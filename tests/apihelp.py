@@ -57,6 +57,16 @@ async def stored_and_copied(api: Api, admin: Session, name: str, data: bytes, *,
     return answer
 
 
+async def events_unheard(api: Api, admin: Session, *names: str) -> None:
+    """From now on the named servers' storage events do not reach cdnstore (each server gets an events token
+    of its own, which its SeaweedFS does not send: 401), as with events lost; those heard before are re-checked
+    first. What then happens in their buckets is behind cdnstore's back: only reading them finds it."""
+    servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+    for name in names:
+        (await admin.patch(f"/api/v1/servers/{servers[name]['id']}", json={"events_token": "t" * 32})).expect(200)
+    await api.app[appkeys.INTEGRITY].rechecks_done()
+
+
 @contextlib.asynccontextmanager
 async def copies_held(api: Api) -> AsyncIterator[None]:
     """Copies the daemon's worker claims meanwhile wait in their handler until the block ends (they still

@@ -172,7 +172,10 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
     assert_exactly(ServerOut, render_server(DALLAS, None))
-    stats = {"files": 3, "bytes": 4096, "pending_jobs": 1, "verified_at": WHEN, "corrupt": 1, "unrecoverable": 0}
+    stats = {
+        **{"files": 3, "bytes": 4096, "pending_jobs": 1, "verified_at": WHEN, "corrupt": 1, "unrecoverable": 0},
+        **{"awaiting_verification": 2, "rejected_uploads": 1},
+    }
     assert_exactly(ServerOut, render_server(DALLAS, stats))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, US_IP, Api, Session, from_ip, wait_for
+from apihelp import PASSWORD, US_IP, Api, Session, events_unheard, from_ip, wait_for
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -956,6 +956,7 @@ async def test_the_servers_view_shows_what_the_deep_scrub_found(
     await admin.wait_stored(answer["file"]["id"])
     await api.app[appkeys.WORKER].drain()
     key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    await events_unheard(api, admin, *servers)
     for name in servers:  # altered behind cdnstore's back on both: no good copy left
         client = await api.app[appkeys.STORAGE]._client(weed.target(name, bucket))
         await client.put_object(Bucket=bucket, Key=key, Body=b"PRECIOUS " * 100)

@@ -226,6 +226,22 @@ class ServerOut(Out):
             "server: not served, nothing to repair from"
         ),
     ]
+    # Where the verification of its uploads stands (integrity.py).
+    awaiting_verification: Annotated[
+        int,
+        Field(
+            description="versions uploaded to it still waiting for the verification read of their bytes (a "
+            "multipart upload with a declared SHA-256 becomes its file's content only after it); a count "
+            "that keeps growing says the verifier is held up: see the log"
+        ),
+    ]
+    rejected_uploads: Annotated[
+        int,
+        Field(
+            description="uploads to it rejected in the last 7 days, never served: their bytes were not their "
+            "declared SHA-256, or repeated reads of them never settled; see the log"
+        ),
+    ]
     created_at: Time
     updated_at: Time
 
