@@ -19,6 +19,7 @@ from cdnstore.api.files import (
     render_part_url,
     render_replicas,
     render_upload,
+    render_upload_settings,
     render_upload_state,
     render_with_servers,
 )
@@ -36,11 +37,13 @@ from cdnstore.api.schemas import (
     ReplicaOut,
     ServerOut,
     ServerRef,
+    UploadSettingsOut,
     UploadStateOut,
     UserOut,
 )
 from cdnstore.api.servers import render_ref, render_server
 from cdnstore.api.users import render_row, render_user
+from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
@@ -131,6 +134,10 @@ def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart()
     assert_exactly(UploadStateOut, render_upload_state(put), optional=("url", "headers"))
     held = [PartInfo(1, 8 * 2**20, "a" * 32, None), PartInfo(2, 8 * 2**20, "b" * 32, None)]
     assert_exactly(UploadStateOut, render_upload_state(UploadState(DALLAS, 8 * 2**20, 13, held, WHEN)))
+
+
+def test_the_upload_settings_are_exactly_an_upload_settings_out() -> None:
+    assert_exactly(UploadSettingsOut, render_upload_settings(UploadsConfig()))
 
 
 def test_a_part_url_is_exactly_a_part_url_out() -> None:

@@ -397,6 +397,19 @@ class MultipartOut(Out):
     server: ServerRef
 
 
+class UploadSettingsOut(Out):
+    """How this cdnstore takes uploads, for a client to prepare one before it announces it."""
+
+    multipart_threshold: Annotated[
+        int,
+        Field(
+            description="files of more bytes are uploaded in parts; smaller ones in one PUT, which a declared "
+            "`sha256` binds (the page hashes those before it announces them)"
+        ),
+    ]
+    max_file_size: Annotated[int, Field(description="the largest file an announcement may declare (413 beyond)")]
+
+
 class FileUploadOut(Out):
     file: FileOut
     upload: UploadOut | MultipartOut
