@@ -15,7 +15,7 @@ const EVENTS = {
   "file.downloaded": "Downloaded",
   "file.renamed": "Renamed",
   "file.deleted": "Deleted",
-  "file.corrupt": "Upload rejected (SHA-256 did not match)",
+  "file.corrupt": "Corrupt content found",
   "link.created": "Link created",
   "link.deleted": "Link revoked",
   "link.downloaded": "Downloaded by link",
@@ -58,7 +58,7 @@ function historyDetails(item) {
 
 /** @param {HistoryItem} item */
 function eventName(item) {
-  const reason = item.event === "file.corrupt" && item.data ? CORRUPT_REASONS[String(item.data.reason)] : undefined;
+  const reason = item.event === "file.corrupt" ? CORRUPT_REASONS[String(item.data?.reason ?? "sha256_mismatch")] : undefined;
   return reason || EVENTS[item.event] || item.event;
 }
 
