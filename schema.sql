@@ -100,7 +100,7 @@ CREATE TABLE versions (
     etag             TEXT,
     created_at       TEXT    NOT NULL,
     stored_at        TEXT
-, upload_id TEXT, part_size INTEGER CHECK (part_size > 0), sha256 TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'), sha256_declared INTEGER NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)), verify_pending INTEGER NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)), rejected_at TEXT);
+, upload_id TEXT, part_size INTEGER CHECK (part_size > 0), sha256 TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'), sha256_declared INTEGER NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)), verify_pending INTEGER NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)), rejected_at TEXT, verify_attempts INTEGER NOT NULL DEFAULT 0 CHECK (verify_attempts >= 0), verify_after TEXT);
 -- upload_id, part_size: the multipart upload on upload_server_id that a large version is sent in (parts of
 -- part_size bytes but the last), NULL for a single PUT. (Added by migration 0004, spelled as SQLite stores
 -- an added column.)
@@ -109,22 +109,28 @@ CREATE TABLE versions (
 -- it by the storage server, a multipart one is checked on first read); verify_pending: the SHA-256 waits
 -- for cdnstore's first read (the integrity verifier does it when no copy will); rejected_at: the content
 -- did not match the declared SHA-256 (status 'deleted', never served nor copied). (Migration 0006.)
+-- verify_attempts: the verifier's reads of it that settled nothing (bytes that changed between two reads, a
+-- read that failed), its final verdict after integrity.verify_attempts of them; verify_after: not read again
+-- before this time (the back-off; NULL: due now). (Migration 0009.)
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
 CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';
 CREATE INDEX versions_verify_pending ON versions (id) WHERE verify_pending = 1;
+CREATE INDEX versions_rejected ON versions (rejected_at) WHERE rejected_at IS NOT NULL;
 
 -- Which server holds which version (verified present). A copy still to be made is an open 'copy'
 -- job instead (jobs below), so there is one truth for "pending".
 CREATE TABLE replicas (
     server_id  INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
-    version_id INTEGER NOT NULL REFERENCES versions (id), status TEXT NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt')), verified_at TEXT,
+    version_id INTEGER NOT NULL REFERENCES versions (id), status TEXT NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt')), verified_at TEXT, etag TEXT,
     PRIMARY KEY (server_id, version_id)
 ) WITHOUT ROWID;
 -- (status and verified_at spelled as SQLite stores columns added by migration 0006.)
 -- status 'corrupt': its bytes were found to differ from the version's sha256 (being replaced, never served);
 -- verified_at: when cdnstore last read these bytes back and they matched. (Migration 0006.) The counters
 -- on servers count every row, corrupt ones too (the object is there, taking its bytes).
+-- etag: the ETag the server gave for these bytes when cdnstore recorded them (the upload's, or its copy's);
+-- a storage event for the key whose object has another ETag now was a rewrite. NULL: unknown. (Migration 0009.)
 CREATE INDEX replicas_version ON replicas (version_id);
 CREATE INDEX replicas_verified ON replicas (verified_at);
 

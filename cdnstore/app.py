@@ -185,9 +185,13 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.METRICS],
         answer_within=cfg.events.answer_within,
     )
-    integrity = app[appkeys.INTEGRITY] = Integrity(
-        db, storage, registry, files, cfg.integrity, metrics=app[appkeys.METRICS]
+    deep_scrub = app[appkeys.DEEP_SCRUB] = DeepScrubber(
+        db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
     )
+    integrity = app[appkeys.INTEGRITY] = Integrity(
+        db, storage, registry, files, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS]
+    )
+    files.stored_again = integrity.stored_again  # a storage event for a stored version's key: re-checked
     replicator = Replicator(
         db, storage, registry, queue, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS], integrity=integrity
     )
@@ -197,9 +201,6 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
-    app[appkeys.DEEP_SCRUB] = DeepScrubber(
-        db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
-    )
     yield
     await events.close()  # (events still being handled after their answer: the sweep confirms theirs)
 
@@ -233,6 +234,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "verify": every_exclusively(
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
         ),
+        "rechecks": app[appkeys.INTEGRITY].run_rechecks(),
     }
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(

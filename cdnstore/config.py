@@ -140,7 +140,10 @@ class StorageConfig(Section):
 class UploadsConfig(Section):
     max_file_size: int = Field(5 << 40, ge=1, le=5 << 40)  # S3's limit for one object (5 TiB)
     multipart_threshold: int = Field(64 << 20, ge=5 << 20, le=5 << 30)  # larger files are uploaded in parts
-    url_ttl: int = Field(3600, ge=60, le=604800)
+    # Seconds a presigned upload URL works. Clients start the PUT as soon as they have it (the page asks for
+    # part URLs a few parts ahead, and again when one has expired), and a URL still valid after its upload
+    # is stored lets its holder PUT other bytes under the same key: 10 minutes, not an hour.
+    url_ttl: int = Field(600, ge=60, le=604800)
     sweep_interval: float = Field(30.0, gt=0)  # how often uploads still pending are looked for
     sweep_after: int = Field(60, ge=0)  # an upload pending this long is HEADed on its server
     abandon_after: int = Field(86400, ge=60)  # ... and given up this long after it was announced
@@ -183,6 +186,8 @@ class ScrubConfig(Section):
 class IntegrityConfig(Section):
     verify_rate: int = Field(50 << 20, ge=1)  # bytes/s at most read back by verification reads
     verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
+    verify_attempts: int = Field(5, ge=1)  # reads that settle nothing before a version's final verdict
+    verify_backoff: float = Field(60.0, gt=0)  # seconds before such a version is read again, doubled each time
 
 
 class PeriodicConfig(Section):

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import history
 from .config import ScrubConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .db.leases import Lease, daemon_id
@@ -274,8 +275,8 @@ class DeepScrubber:
         if digest is None or not digest.matches(replica.sha256, replica.size):
             return
         async with self.db.transaction() as tx:
-            back = await tx.execute(
-                "UPDATE replicas SET status = 'present', verified_at = ? "
+            back = await tx.execute(  # (its ETag now unknown: a later storage event's re-check reads it)
+                "UPDATE replicas SET status = 'present', verified_at = ?, etag = NULL "
                 "WHERE server_id = ? AND version_id = ? AND status = 'corrupt'",
                 (now_iso(), replica.server_id, replica.version_id),
             )
@@ -368,14 +369,30 @@ class DeepScrubber:
                 )
             report.verified += 1
             self.metrics.scrub_verified.inc()
-        elif await self._corrupt(replica, sha256, digest):
+        elif await self.mark_corrupt(
+            replica,
+            f"{digest.size} bytes, sha256 {digest.sha256}; expected {replica.size} bytes, {sha256}",
+            "deep scrub",
+        ):
             report.corrupt += 1
             state.marked.add((replica.server_id, replica.version_id))
+            self.metrics.scrub_corrupt.labels(self._name(replica.server_id)).inc()
 
-    async def _corrupt(self, replica: Replica, sha256: str, digest: Digest) -> bool:
-        """Mark it corrupt and enqueue its repair from a good holder; an ERROR when none is left."""
-        server = self.servers.by_internal_id(replica.server_id)
-        name = server.name if server else str(replica.server_id)
+    async def replica(self, server_id: int, version_id: int) -> Replica | None:
+        """The replica as a pass would read it (present, of a stored version), or None."""
+        row = await self.db.fetchone(
+            f"{_COLUMNS} WHERE r.server_id = ? AND r.version_id = ? AND r.status = 'present' AND v.status = 'stored'",
+            (server_id, version_id),
+        )
+        return None if row is None else Replica.of(row)
+
+    async def mark_corrupt(self, replica: Replica, found: str, by: str, reason: str = "altered") -> bool:
+        """The one path for a replica whose bytes are not its version's, whoever found it (the deep scrub,
+        the verifier, a storage event's re-check: `by`, for the log): mark it corrupt (never served) and
+        enqueue its repair from a good holder, an ERROR when none is left; the owner's history gets
+        `file.corrupt` (`reason`). False when the replica changed meanwhile (a repair landed, the version
+        was replaced): then it is not ours to mark. `found` says what was found, for the log."""
+        name = self._name(replica.server_id)
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             # Unless it changed while we read (a repair landed, the version was replaced): then it is not ours.
@@ -392,27 +409,37 @@ class DeepScrubber:
             )
             if good is not None:
                 await self.jobs.enqueue_repair(tx, replica.version_id, replica.server_id)
+            file = await tx_fetchone(
+                tx,
+                "SELECT f.uuid, f.owner_id, f.name FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
+                (replica.version_id,),
+            )
+            if file is not None:
+                repair = "enqueued" if good is not None else "no good copy left"
+                data = {"name": file["name"], "server": name, "reason": reason, "repair": repair}
+                await history.record(tx, file["owner_id"], "file.corrupt", file["uuid"], data)
         self._findings = None
-        self.metrics.scrub_corrupt.labels(name).inc()
         log.warning(
-            "deep scrub: %s on %s differs from its SHA-256 (%d bytes, sha256 %s; expected %d bytes, %s): "
-            "marked corrupt%s",
+            "%s: %s on %s differs from what was stored (%s): marked corrupt%s",
+            by,
             replica.key,
             name,
-            digest.size,
-            digest.sha256,
-            replica.size,
-            sha256,
+            found,
             ", repair enqueued" if good is not None else "",
         )
         if good is None:
             log.error(
-                "deep scrub: %s has no good copy left on any server (the last one, on %s, is corrupt): "
+                "%s: %s has no good copy left on any server (the last one, on %s, is corrupt): "
                 "it is not served; restore it from a backup or upload it again",
+                by,
                 replica.key,
                 name,
             )
         return True
+
+    def _name(self, server_id: int) -> str:
+        server = self.servers.by_internal_id(server_id)
+        return server.name if server else str(server_id)
 
     async def _forget(self, replica: Replica) -> int:
         """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""

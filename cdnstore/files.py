@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +116,9 @@ class Files:
         # by server id: a server moved or given new keys (here or on another daemon) is never handed old URLs.
         self._signed: dict[tuple[S3Target, str, str, int], tuple[str, str, float]] = {}
         self._nearest = NearestCache()  # (the ranking of the same holders for the same clients, remembered)
+        # Told of a storage event for the key of a version already stored (app.py: Integrity.stored_again,
+        # which re-checks that replica): its object may have been written again.
+        self.stored_again: Callable[[Server, str], None] | None = None
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -340,7 +343,7 @@ class Files:
                 log.warning("event for %s on %s: no such object there; not stored", key, server.name)
                 return False
             size, etag = found.size, found.etag
-        return await self.object_created(server, key, size, etag)
+        return await self.object_created(server, key, size, etag, event=True)
 
     async def _awaited_on(self, server: Server, key: str) -> bool:
         row = await self.db.fetchone(
@@ -349,11 +352,15 @@ class Files:
         )
         return row is not None
 
-    async def object_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
+    async def object_created(
+        self, server: Server, key: str, size: int | None, etag: str | None, *, event: bool = False
+    ) -> bool:
         """An object appeared on `server` (a webhook, /complete, the sweep). True if it stored an upload.
 
         Idempotent and order-independent: unknown keys, copies made by the replicator, duplicates and
-        events for versions already stored change nothing.
+        events for versions already stored change nothing here. A storage `event` for a version already
+        stored may also say that its object was written again (a second PUT to its presigned URL): that
+        replica is re-checked (`stored_again`), outside this transaction and this request.
         """
         async with self.db.transaction() as tx:
             # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
@@ -364,21 +371,32 @@ class Files:
                 f"sha256_declared FROM versions WHERE object_key = ?{self.db.for_update}",
                 (key,),
             )
-            if version is None or version["upload_server_id"] != self.servers.internal_id(server):
-                return False
-            if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
-                # Uploaded after its file was deleted or replaced: clean it up.
-                await self.jobs.enqueue_removals(tx, [version["id"]])
-                return False
-            if version["status"] != VersionStatus.UPLOADING:
-                return False
-            if size != version["size"]:  # (None: a size nobody checked is never believed)
-                log.warning(
-                    "object %s on %s has %s bytes, %s announced; not stored", key, server.name, size, version["size"]
-                )
-                return False
-            await self._store(tx, version, server, etag)
-            return True
+            stored_before = version is not None and version["status"] == VersionStatus.STORED
+            if not stored_before:
+                return await self._created(tx, version, server, key, size, etag)
+        if event and self.stored_again is not None:
+            self.stored_again(server, key)
+        return False
+
+    async def _created(
+        self, tx: Tx, version: Row | None, server: Server, key: str, size: int | None, etag: str | None
+    ) -> bool:
+        """object_created for a version not stored yet (or gone): store it if this is its upload."""
+        if version is None or version["upload_server_id"] != self.servers.internal_id(server):
+            return False
+        if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
+            # Uploaded after its file was deleted or replaced: clean it up.
+            await self.jobs.enqueue_removals(tx, [version["id"]])
+            return False
+        if version["status"] != VersionStatus.UPLOADING:
+            return False
+        if size != version["size"]:  # (None: a size nobody checked is never believed)
+            log.warning(
+                "object %s on %s has %s bytes, %s announced; not stored", key, server.name, size, version["size"]
+            )
+            return False
+        await self._store(tx, version, server, etag)
+        return True
 
     async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
         # A declared SHA-256 bound a single PUT (the storage server enforced it): known. Any other waits for
@@ -390,8 +408,8 @@ class Files:
             (now_iso(), etag, server.zone, int(not enforced), version["id"]),
         )
         await tx.execute(
-            "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (server_id, version["id"]),
+            "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (server_id, version["id"], etag),
         )
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:

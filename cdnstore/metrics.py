@@ -50,7 +50,28 @@ class Metrics:
         )
         self.versions_rejected = Counter(
             "cdnstore_versions_rejected",
-            "Uploads whose bytes turned out not to match their declared SHA-256",
+            "Uploads rejected before they became content: their bytes did not match their declared SHA-256, or "
+            "could not be verified",
+            registry=r,
+        )
+        self.verify_retries = Counter(
+            "cdnstore_verification_retries",
+            "Verification reads that settled nothing (two reads that disagree, a read that failed): the version "
+            "is read again after a back-off; by server",
+            ("server",),
+            registry=r,
+        )
+        self.verify_given_up = Counter(
+            "cdnstore_verifications_given_up",
+            "Versions whose verification reads never settled (integrity.verify_attempts of them): rejected when "
+            "not yet content, else the replica read marked corrupt",
+            registry=r,
+        )
+        self.replicas_altered = Counter(
+            "cdnstore_replicas_altered_found",
+            "Replicas a storage event's re-check found written again after they were stored (marked corrupt, "
+            "repaired from a good holder); by server",
+            ("server",),
             registry=r,
         )
         self.verified_bytes = Counter(

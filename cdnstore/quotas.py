@@ -4,10 +4,16 @@ What counts (all in the transaction that announces the upload, so announcements 
 overshoot together: on PostgreSQL the user's row is locked first, SQLite has one writer anyway):
 - `users.used_bytes`: the user's stored current versions, kept exact by a trigger (schema.sql);
 - each upload in progress at its announced size, less the stored size of the file it replaces (once
-  stored, a new version replaces the current one, whose objects are then removed);
+  stored, a new version replaces the current one, whose objects are then removed); and likewise each
+  version stored but not its file's content yet, because a read must confirm its declared SHA-256 first
+  (integrity.py): its bytes are on a server, and it becomes the content once confirmed. A version counts
+  here until it is its file's content (then in `used_bytes`) or gone (rejected, given up, deleted);
 - the new announcement likewise: a new version of a file counts only what it adds to the file's size
   (a smaller new version counts nothing).
 Users without a quota pay one primary-key read.
+
+`used_bytes` keeps the contract's meaning, the stored content (current versions): the uploads in progress
+and those awaiting verification are reported apart, as `pending_bytes` in the 507 answer.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ from __future__ import annotations
 from .db import Tx, tx_fetchall, tx_fetchone
 from .errors import QuotaExceeded
 
-# Uploads in progress are few (the sweep gives up on old ones): found through the versions_uploading index.
+# Versions that hold or may hold bytes without being content: uploads in progress (few: the sweep gives up
+# on old ones) and stored versions awaiting the read that confirms their declared SHA-256 (the verifier's
+# backlog); found through the partial indexes versions_uploading and versions_verify_pending.
 _PENDING = """SELECT coalesce(sum(CASE WHEN v.size > coalesce(c.size, 0) THEN v.size - coalesce(c.size, 0)
     ELSE 0 END), 0) AS pending
-    FROM versions v JOIN files f ON f.id = v.file_id LEFT JOIN versions c ON c.id = f.current_version_id
-    WHERE v.status = 'uploading' AND f.owner_id = ? AND f.deleted_at IS NULL"""
+    FROM (SELECT id, file_id, size FROM versions WHERE status = 'uploading'
+          UNION ALL
+          SELECT id, file_id, size FROM versions WHERE verify_pending = 1 AND status = 'stored') v
+    JOIN files f ON f.id = v.file_id LEFT JOIN versions c ON c.id = f.current_version_id
+    WHERE f.owner_id = ? AND f.deleted_at IS NULL AND v.id <> coalesce(f.current_version_id, 0)"""
 _REPLACED = """SELECT c.size FROM files f JOIN versions c ON c.id = f.current_version_id
     WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
 
@@ -37,7 +48,7 @@ async def reserve(tx: Tx, for_update: str, owner_id: int, name: str, size: int) 
     if adds > left:
         raise QuotaExceeded(
             f"size: this upload adds {adds} bytes and only {left} are left of the quota of {quota} bytes "
-            f"({used} stored, {pending} in uploads in progress)",
+            f"({used} stored, {pending} in uploads in progress or awaiting verification)",
             quota_bytes=quota,
             used_bytes=used,
             pending_bytes=pending,

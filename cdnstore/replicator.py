@@ -77,7 +77,7 @@ class Replicator:
             if job.ran_before:
                 found = await self.storage.head(target.s3, version["object_key"])
                 if found is not None and found.size == version["size"]:
-                    await self._present(job, target, None)
+                    await self._present(job, target, None, found.etag)
             return
         holders = await self._holders(job.version_id)
         if job.server_id in holders:
@@ -102,7 +102,7 @@ class Replicator:
         if version["etag"] and "-" not in version["etag"] and "-" not in found.etag and found.etag != version["etag"]:
             await self.storage.delete(target.s3, key)
             raise RuntimeError(f"checksum mismatch on {target.name}: {found.etag} != {version['etag']}")
-        if not await self._present(job, target, found.sha256):
+        if not await self._present(job, target, found.sha256, found.etag):
             # Another copy made meanwhile established a different SHA-256: these bytes are not the version's.
             await self.storage.delete(target.s3, key)
             raise ChecksumMismatch(
@@ -133,10 +133,12 @@ class Replicator:
         )
         raise exc
 
-    async def _present(self, job: Job, target: Server, sha256: str | None) -> bool:
-        """Record the replica; `sha256`: its bytes were read through cdnstore as they were written and hashed
-        to it (verified: the version's SHA-256, or the first one known). False, and nothing recorded, when
-        the version's SHA-256 became known meanwhile and is another."""
+    async def _present(self, job: Job, target: Server, sha256: str | None, etag: str) -> bool:
+        """Record the replica, with the ETag the target gave its object (a storage event for the key whose
+        object has another ETag later was a rewrite: integrity.py); `sha256`: its bytes were read through
+        cdnstore as they were written and hashed to it (verified: the version's SHA-256, or the first one
+        known). False, and nothing recorded, when the version's SHA-256 became known meanwhile and is
+        another."""
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, job.server_id)  # (first: the order of DELETE /servers)
             if sha256 is not None:
@@ -144,9 +146,9 @@ class Replicator:
                 if known is not None and known["sha256"] not in (None, sha256):
                     return False
             await tx.execute(
-                "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT "
-                "(server_id, version_id) DO UPDATE SET status = 'present'",
-                (job.server_id, job.version_id),
+                "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT "
+                "(server_id, version_id) DO UPDATE SET status = 'present', etag = excluded.etag",
+                (job.server_id, job.version_id, etag),
             )
             if sha256 is not None and self.integrity is not None:
                 await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)

@@ -99,12 +99,16 @@ CREATE TABLE versions (
     sha256           TEXT     CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     sha256_declared  INTEGER  NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)),
     verify_pending   INTEGER  NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)),
-    rejected_at      TEXT
+    rejected_at      TEXT,
+    -- migration 0009 (verification back-off): see schema.sql
+    verify_attempts  INTEGER  NOT NULL DEFAULT 0 CHECK (verify_attempts >= 0),
+    verify_after     TEXT
 );
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
 CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';
 CREATE INDEX versions_verify_pending ON versions (id) WHERE verify_pending = 1;
+CREATE INDEX versions_rejected ON versions (rejected_at) WHERE rejected_at IS NOT NULL;
 ALTER TABLE files ADD FOREIGN KEY (current_version_id) REFERENCES versions (id);
 ALTER TABLE files ADD FOREIGN KEY (latest_version_id) REFERENCES versions (id);
 
@@ -114,7 +118,8 @@ CREATE TABLE replicas (
     PRIMARY KEY (server_id, version_id),
     -- migration 0006 (integrity): see schema.sql
     status     TEXT   NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt')),
-    verified_at TEXT
+    verified_at TEXT,
+    etag       TEXT   -- migration 0009: see schema.sql
 );
 CREATE INDEX replicas_version ON replicas (version_id);
 CREATE INDEX replicas_verified ON replicas (verified_at);

@@ -58,6 +58,16 @@ async def stored_and_copied(api: Api, admin: Session, name: str, data: bytes, *,
     return answer
 
 
+async def events_unheard(api: Api, admin: Session, *names: str) -> None:
+    """From now on the named servers' storage events do not reach cdnstore (each server gets an events token
+    of its own, which its SeaweedFS does not send: 401), as with events lost; those heard before are re-checked
+    first. What then happens in their buckets is behind cdnstore's back: only reading them finds it."""
+    servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
+    for name in names:
+        (await admin.patch(f"/api/v1/servers/{servers[name]['id']}", json={"events_token": "t" * 32})).expect(200)
+    await api.app[appkeys.INTEGRITY].rechecks_done()
+
+
 @contextlib.asynccontextmanager
 async def copies_held(api: Api) -> AsyncIterator[None]:
     """Copies the daemon's worker claims meanwhile wait in their handler until the block ends (they still
@@ -227,6 +237,23 @@ class Session:
         answer = await self.upload(name, data, ip=ip)
         (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return answer
+
+    async def upload_in_parts(self, name: str, data: bytes, sha256: str, *, ip: str = US_IP) -> str:
+        """Announce `data` declaring `sha256` (a daemon whose multipart threshold it passes), PUT its parts
+        and complete it; the file's id."""
+        upload = await self.post(
+            "/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256}, headers=from_ip(ip)
+        )
+        answer = upload.body
+        assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
+        file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
+        numbers = list(range(1, answer["upload"]["parts"] + 1))
+        items = (await self.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
+        for item in items["items"]:
+            n = item["number"]
+            assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
+        (await self.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+        return str(file_id)
 
     async def wait_stored(self, file_id: str, within: float = 10.0) -> dict[str, Any]:
         async def stored() -> dict[str, Any] | None:

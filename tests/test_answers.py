@@ -19,6 +19,7 @@ from cdnstore.api.files import (
     render_part_url,
     render_replicas,
     render_upload,
+    render_upload_settings,
     render_upload_state,
     render_with_servers,
 )
@@ -36,11 +37,13 @@ from cdnstore.api.schemas import (
     ReplicaOut,
     ServerOut,
     ServerRef,
+    UploadSettingsOut,
     UploadStateOut,
     UserOut,
 )
 from cdnstore.api.servers import render_ref, render_server
 from cdnstore.api.users import render_row, render_user
+from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
@@ -133,6 +136,10 @@ def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart()
     assert_exactly(UploadStateOut, render_upload_state(UploadState(DALLAS, 8 * 2**20, 13, held, WHEN)))
 
 
+def test_the_upload_settings_are_exactly_an_upload_settings_out() -> None:
+    assert_exactly(UploadSettingsOut, render_upload_settings(UploadsConfig()))
+
+
 def test_a_part_url_is_exactly_a_part_url_out() -> None:
     part = PartUrl(3, "http://127.0.0.1:8333/cdn/key?partNumber=3", {"content-md5": "A" * 22 + "=="}, WHEN)
     assert_exactly(PartUrlOut, render_part_url(part))
@@ -172,7 +179,10 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
     assert_exactly(ServerOut, render_server(DALLAS, None))
-    stats = {"files": 3, "bytes": 4096, "pending_jobs": 1, "verified_at": WHEN, "corrupt": 1, "unrecoverable": 0}
+    stats = {
+        **{"files": 3, "bytes": 4096, "pending_jobs": 1, "verified_at": WHEN, "corrupt": 1, "unrecoverable": 0},
+        **{"awaiting_verification": 2, "rejected_uploads": 1},
+    }
     assert_exactly(ServerOut, render_server(DALLAS, stats))
 
 

@@ -1,19 +1,36 @@
 """Integrity on the way in and on every copy, against real SeaweedFS servers: a declared SHA-256 binds the
 upload, every stored version gets a known SHA-256 (from its first copy, or a verification read when its
 zone has no other server), a multipart upload whose declared SHA-256 is wrong is rejected, downloads carry
-the SHA-256 and never go to a corrupt replica."""
+the SHA-256 and never go to a corrupt replica; the verifier's rounds are fair between owners, back off and
+end in a verdict; an object written again after it was stored (a content swap) is found from its storage
+event and repaired."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
 from typing import Any
 
-from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, fetch, from_ip, put_bytes, stored_and_copied
+from apihelp import (
+    SOUTH_AFRICA_IP,
+    US_IP,
+    Api,
+    Session,
+    events_unheard,
+    fetch,
+    from_ip,
+    put_bytes,
+    samples,
+    stored_and_copied,
+    value,
+    wait_for,
+)
 
 from cdnstore import appkeys
 from cdnstore.seaweed import WeedCluster
+from cdnstore.times import iso_in
 
 MIB = 1 << 20
 DATA = b"integrity matters " * 4000
@@ -137,23 +154,6 @@ async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_sec
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
 
 
-async def upload_in_parts(user: Session, name: str, data: bytes, sha256: str, ip: str = US_IP) -> str:
-    """A multipart upload of `data` declaring `sha256`, completed; the file's id."""
-    upload = await user.post(
-        "/api/v1/files", json={"name": name, "size": len(data), "sha256": sha256}, headers=from_ip(ip)
-    )
-    answer = upload.body
-    assert upload.status in (200, 201) and answer["upload"]["method"] == "multipart", answer
-    file_id, part_size = answer["file"]["id"], answer["upload"]["part_size"]
-    numbers = list(range(1, answer["upload"]["parts"] + 1))
-    items = (await user.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
-    for item in items["items"]:
-        n = item["number"]
-        assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
-    (await user.post(f"/api/v1/files/{file_id}/complete")).expect(200)
-    return str(file_id)
-
-
 async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and_the_file_keeps_its_content(
     make_api: Any, weed: WeedCluster, bucket: str
 ) -> None:
@@ -162,7 +162,7 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     file_id = (await stored_and_copied(api, admin, "big.bin", DATA))["file"]["id"]
     big = bytes(range(256)) * (6 * MIB // 256)
 
-    assert await upload_in_parts(admin, "big.bin", big, "0" * 64) == file_id  # declared wrong
+    assert await admin.upload_in_parts("big.bin", big, "0" * 64) == file_id  # declared wrong
     await api.app[appkeys.WORKER].drain()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(DATA), SHA256)  # the previous content, still served
@@ -176,7 +176,7 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
     assert rejected is not None and rejected["status"] == "deleted" and rejected["rejected_at"] is not None
 
     right = hashlib.sha256(big).hexdigest()
-    assert await upload_in_parts(admin, "big.bin", big, right) == file_id  # declared right: becomes current
+    assert await admin.upload_in_parts("big.bin", big, right) == file_id  # declared right: becomes current
     await api.app[appkeys.WORKER].drain()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(big), right)
@@ -188,7 +188,7 @@ async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verificat
     api = await make_api(uploads={"multipart_threshold": 5 * MIB})
     admin = await setup(api, weed, bucket)
     big = bytes(range(256)) * (6 * MIB // 256)
-    file_id = await upload_in_parts(admin, "alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
+    file_id = await admin.upload_in_parts("alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert file["status"] == "uploading"  # stored, but not its content until a read confirms the SHA-256
     (await admin.get(f"/api/v1/files/{file_id}/download")).problem(409, "file_not_ready")
@@ -198,7 +198,7 @@ async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verificat
     events = (await admin.get("/api/v1/history")).expect(200)["items"]
     assert [(e["event"], e["data"].get("reason")) for e in events[:2]] == [
         ("file.deleted", "content_corrupt"),
-        ("file.corrupt", None),
+        ("file.corrupt", "sha256_mismatch"),
     ]
     await api.app[appkeys.WORKER].drain()
     storage = api.app[appkeys.STORAGE]
@@ -235,3 +235,167 @@ async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
     async with db.transaction() as tx:
         await tx.execute("UPDATE replicas SET status = 'corrupt'")
     (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).problem(503, "no_replica_available")
+
+
+# --- the verifier: fair order, back-off, final verdict ----------------------------------------------------
+
+
+async def server_named(admin: Session, name: str) -> dict[str, Any]:
+    return dict(next(s for s in (await admin.get("/api/v1/servers")).expect(200)["items"] if s["name"] == name))
+
+
+async def test_a_poisoned_owners_versions_do_not_delay_another_owners_verification_beyond_one_round(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin = await setup(api, weed, bucket)
+    # Cape Town's events do not reach cdnstore: an object written again there is found by the verifier's
+    # read, not by the event's re-check.
+    await events_unheard(api, admin, "capetown")
+    mallory, alice = await api.user("mallory"), await api.user("alice")
+
+    async def poisoned(i: int) -> None:
+        data = b"%06d tiny\n" % i
+        answer = await mallory.upload_and_confirm(f"p{i}.txt", data, ip=SOUTH_AFRICA_IP)
+        assert await put_bytes(answer["upload"], data.upper()) == 200  # overwritten after it was stored
+
+    for first in range(0, 100, 10):  # a whole round's worth, all older than alice's upload
+        await asyncio.gather(*(poisoned(i) for i in range(first, first + 10)))
+    mine = (await alice.upload_and_confirm("mine.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]
+    assert (await alice.get(f"/api/v1/files/{mine}")).expect(200)["sha256"] is None
+
+    await api.app[appkeys.INTEGRITY].verify()  # one round
+    assert (await alice.get(f"/api/v1/files/{mine}")).expect(200)["sha256"] == SHA256
+    _, body = await alice.download(mine, ip=SOUTH_AFRICA_IP)
+    assert body == DATA
+    # mallory's bytes are not what was uploaded: never served, said in mallory's history
+    altered = (await mallory.get("/api/v1/history?event=file.corrupt&limit=100")).expect(200)["items"]
+    assert len(altered) >= 99 and {e["data"]["reason"] for e in altered} == {"altered"}
+    first_poisoned = altered[-1]["object_id"]
+    (await mallory.get(f"/api/v1/files/{first_poisoned}/download")).problem(503, "no_replica_available")
+
+
+async def test_a_version_whose_reads_never_settle_is_read_less_often_and_then_rejected(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB}, integrity={"verify_attempts": 3})
+    admin = await setup(api, weed, bucket)
+    big = bytes(range(256)) * (6 * MIB // 256)
+    file_id = await admin.upload_in_parts("alone.bin", big, hashlib.sha256(big).hexdigest(), ip=SOUTH_AFRICA_IP)
+    db, integrity = api.app[appkeys.DB], api.app[appkeys.INTEGRITY]
+    key = await db.fetchval("SELECT object_key FROM versions WHERE verify_pending = 1")
+    await api.app[appkeys.STORAGE].delete(weed.target("capetown", bucket), key)  # every read of it fails now
+    assert (await server_named(admin, "capetown"))["awaiting_verification"] == 1
+
+    async def state() -> tuple[int, str]:
+        row = await db.fetchone("SELECT verify_attempts, verify_after FROM versions WHERE object_key = ?", (key,))
+        assert row is not None
+        return row["verify_attempts"], row["verify_after"]
+
+    assert await integrity.verify() == 0
+    attempts, after = await state()
+    assert attempts == 1 and iso_in(55) < after < iso_in(65)  # integrity.verify_backoff (60 s) from now
+    assert await integrity.verify() == 0 and await state() == (1, after)  # not read again meanwhile
+    assert await integrity.verify(iso_in(61)) == 0
+    attempts, after = await state()
+    assert attempts == 2 and iso_in(115) < after < iso_in(125)  # twice as long
+    assert await integrity.verify(iso_in(61)) == 0 and (await state())[0] == 2
+
+    assert await integrity.verify(iso_in(121)) == 1  # the third read: the final verdict
+    (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")  # never became content
+    events = (await admin.get("/api/v1/history?event=file.corrupt")).expect(200)["items"]
+    assert [(e["object_id"], e["data"]["reason"]) for e in events] == [(file_id, "unverifiable")]
+    capetown = await server_named(admin, "capetown")
+    assert (capetown["awaiting_verification"], capetown["rejected_uploads"]) == (0, 1)
+    found = samples((await api.call("GET", "/metrics")).expect(200))
+    assert value(found, "cdnstore_verifications_given_up_total") == 1
+    assert value(found, "cdnstore_verification_retries_total", server="capetown") == 3
+    assert await integrity.verify(iso_in(86400)) == 0  # nothing left to read
+
+
+# --- a content swap after storage ------------------------------------------------------------------------
+
+
+async def holder_bytes(api: Api, weed: WeedCluster, bucket: str, file_id: str) -> dict[str, str]:
+    """server name -> SHA-256 of what each server holding the file's current version has under its key."""
+    rows = await api.app[appkeys.DB].fetchall(
+        "SELECT s.name, v.object_key, v.size FROM files f JOIN versions v ON v.id = f.current_version_id "
+        "JOIN replicas r ON r.version_id = v.id JOIN servers s ON s.id = r.server_id WHERE f.uuid = ?",
+        (file_id,),
+    )
+    storage = api.app[appkeys.STORAGE]
+    return {
+        r["name"]: (await storage.checksum(weed.target(r["name"], bucket), r["object_key"], size=r["size"]))[0]
+        for r in rows
+    }
+
+
+async def test_a_second_put_to_a_stored_files_upload_url_is_found_and_repaired_within_seconds(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin = await setup(api, weed, bucket)
+    answer = await stored_and_copied(api, admin, "swap.bin", DATA)
+    file_id, uploaded_to = answer["file"]["id"], answer["upload"]["server"]["name"]
+    link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    assert set((await holder_bytes(api, weed, bucket, file_id)).values()) == {SHA256}
+
+    swapped = DATA[::-1]  # the same size, other bytes, to the URL still valid
+    assert await put_bytes(answer["upload"], swapped) == 200
+    # SeaweedFS tells cdnstore; the replica is re-checked, found altered, and repaired from the other holder.
+    events = await wait_for(lambda: corrupt_events(admin), "the swap in the history", within=30)
+    assert [(e["object_id"], e["data"]["reason"], e["data"]["server"]) for e in events] == [
+        (file_id, "altered", uploaded_to)
+    ]
+    await wait_for(lambda: all_hold(api, weed, bucket, file_id, SHA256), "the original bytes back", within=30)
+    for ip in (US_IP, SOUTH_AFRICA_IP):
+        _, body = await admin.download(file_id, ip=ip)
+        assert body == DATA
+    got = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
+    status, body, _ = await fetch(got["url"])
+    assert (status, body) == (200, DATA)
+    found = samples((await api.call("GET", "/metrics")).expect(200))
+    assert value(found, "cdnstore_replicas_altered_found_total", server=uploaded_to) == 1
+
+
+async def corrupt_events(user: Session) -> list[dict[str, Any]]:
+    return list((await user.get("/api/v1/history?event=file.corrupt")).expect(200)["items"])
+
+
+async def all_hold(api: Api, weed: WeedCluster, bucket: str, file_id: str, sha256: str) -> bool:
+    statuses = {status for status, _ in (await replica_rows(api, file_id)).values()}
+    return statuses == {"present"} and set((await holder_bytes(api, weed, bucket, file_id)).values()) == {sha256}
+
+
+async def test_a_swapped_file_with_no_other_copy_is_never_served(api: Api, weed: WeedCluster, bucket: str) -> None:
+    admin = await setup(api, weed, bucket)
+    answer = await stored_and_copied(api, admin, "alone.bin", DATA, ip=SOUTH_AFRICA_IP)  # Cape Town: no other
+    file_id = answer["file"]["id"]
+    assert await put_bytes(answer["upload"], DATA[::-1]) == 200
+    events = await wait_for(lambda: corrupt_events(admin), "the swap in the history", within=30)
+    assert [(e["data"]["reason"], e["data"]["repair"]) for e in events] == [("altered", "no good copy left")]
+    (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(SOUTH_AFRICA_IP))).problem(
+        503, "no_replica_available"
+    )
+
+
+async def test_events_for_stored_objects_that_did_not_change_read_nothing_and_change_nothing(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin = await setup(api, weed, bucket)
+    file_id = (await stored_and_copied(api, admin, "same.bin", DATA))["file"]["id"]
+    integrity = api.app[appkeys.INTEGRITY]
+    db = api.app[appkeys.DB]
+    rows = await db.fetchall(
+        "SELECT r.server_id, v.object_key FROM files f JOIN replicas r ON r.version_id = f.current_version_id "
+        "JOIN versions v ON v.id = r.version_id WHERE f.uuid = ?",
+        (file_id,),
+    )
+    assert len(rows) == 2
+    before = samples((await api.call("GET", "/metrics")).expect(200))
+    for row in rows:  # the upload's own event again, and the copy's: their objects are as recorded
+        assert await integrity.recheck(row["server_id"], row["object_key"]) == "unchanged"
+    after = samples((await api.call("GET", "/metrics")).expect(200))
+    assert {k: v for k, v in after.items() if k[0] == "cdnstore_verified_bytes_total"} == {
+        k: v for k, v in before.items() if k[0] == "cdnstore_verified_bytes_total"
+    }  # HEADs only, no read
+    assert await corrupt_events(admin) == []
+    assert {status for status, _ in (await replica_rows(api, file_id)).values()} == {"present"}

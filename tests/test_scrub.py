@@ -14,6 +14,7 @@ from apihelp import (
     Api,
     Session,
     copies_held,
+    events_unheard,
     from_ip,
     object_key,
     put_bytes,
@@ -146,12 +147,15 @@ BAD = DATA.replace(b"scrub", b"SCRUB", 1)  # same size: only reading the bytes t
 async def deep_setup(
     make_api: MakeApi, weed: WeedCluster, bucket: str, **sections: dict[str, Any]
 ) -> tuple[Api, Session, str, str]:
-    """Three servers in one zone holding one stored file; no deep scrub of the daemon's own."""
+    """Three servers in one zone holding one stored file; no deep scrub of the daemon's own. Their events no
+    longer reach cdnstore: a tampered object is for the deep scrub to find (a storage event's re-check would
+    find it first: test_integrity.py)."""
     api = await make_api(**{**sections, "scrub": {"deep_interval": 0, **sections.get("scrub", {})}})
     admin = await api.user("root", admin=True)
     for name in USA:
         await admin.add_server(weed, name, bucket, is_active=True)
     answer = await stored_and_copied(api, admin, "precious.bin", DATA)
+    await events_unheard(api, admin, *USA)
     return api, admin, answer["file"]["id"], object_key(answer["upload"])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.seaweed import WeedCluster
 
 SERVERS = [site.name for site in ORIGINAL_LAYOUT]
+MIB = 1 << 20
 
 
 async def team(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, Session]:
@@ -175,6 +177,34 @@ async def test_a_new_version_counts_only_what_it_adds_to_the_file(api: Api, weed
         507, "quota_exceeded"
     )
     (await alice.post("/api/v1/files", json={"name": "other.txt", "size": 100}, headers=from_ip(US_IP))).expect(201)
+
+
+async def test_uploads_stored_but_awaiting_verification_count_against_the_quota(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    # Multipart uploads declaring their SHA-256, to Cape Town (alone in its zone): each is stored, but its
+    # file's content only once the verifier's read confirms it; meanwhile its bytes take space all the same.
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin, alice = await team(api, weed, bucket)
+    (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"quota_bytes": 20 * MIB})).expect(200)
+    big = bytes(range(256)) * (6 * MIB // 256)
+    sha256 = hashlib.sha256(big).hexdigest()
+    for i in range(3):  # back to back: announced, sent and completed one after another
+        file_id = await alice.upload_in_parts(f"big{i}.bin", big, sha256, ip=SOUTH_AFRICA_IP)
+        assert (await alice.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
+    assert await used(admin, alice) == 0  # used_bytes: the stored content only, as the contract says
+    announce = {"name": "big3.bin", "size": len(big), "sha256": sha256}
+    refused = (await alice.post("/api/v1/files", json=announce, headers=from_ip(SOUTH_AFRICA_IP))).problem(
+        507, "quota_exceeded"
+    )
+    assert (refused["pending_bytes"], refused["available_bytes"]) == (18 * MIB, 2 * MIB), refused
+
+    assert await api.app[appkeys.INTEGRITY].verify() == 3  # confirmed: now their files' content
+    assert await used(admin, alice) == 18 * MIB
+    refused = (await alice.post("/api/v1/files", json=announce, headers=from_ip(SOUTH_AFRICA_IP))).problem(
+        507, "quota_exceeded"
+    )
+    assert (refused["pending_bytes"], refused["available_bytes"]) == (0, 2 * MIB), refused
 
 
 async def test_new_users_get_the_configured_default_quota(make_api: Any) -> None:

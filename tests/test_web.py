@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, US_IP, Api, Session, from_ip, wait_for
+from apihelp import PASSWORD, SOUTH_AFRICA_IP, US_IP, Api, Session, events_unheard, from_ip, put_bytes, wait_for
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -876,6 +876,25 @@ async def test_a_files_details_show_its_sha256_once_known(
     await expect(details.locator("dl code.hash")).to_have_text(hashlib.sha256(b"hash me").hexdigest())
 
 
+async def test_the_page_declares_the_sha256_of_a_file_it_sends_in_one_put(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    admin, page = await admin_signed_in(api, weed, bucket, context)
+    data = os.urandom(1 << 20)
+    payload = FilePayload(name="bound.bin", mimeType="application/octet-stream", buffer=data)
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/files") and r.request.method == "POST") as got:
+        await page.set_input_files("#file-input", files=[payload])
+    answer = await (await got.value).json()
+    assert answer["upload"]["method"] == "PUT"
+    assert answer["file"]["sha256"] == hashlib.sha256(data).hexdigest()  # hashed in the page, before announcing
+    await expect(page.locator(".upload", has_text="bound.bin").locator(".status")).to_contain_text("Stored in")
+
+    # The URL, still valid, is bound to those bytes: the storage server refuses others (BadDigest).
+    assert await put_bytes(answer["upload"], os.urandom(len(data))) == 400
+    _, body = await admin.download(answer["file"]["id"])
+    assert body == data
+
+
 async def test_an_empty_add_server_form_names_every_missing_field(api: Api, context: BrowserContext) -> None:
     await api.user("root", admin=True)
     page = await context.new_page()
@@ -956,6 +975,7 @@ async def test_the_servers_view_shows_what_the_deep_scrub_found(
     await admin.wait_stored(answer["file"]["id"])
     await api.app[appkeys.WORKER].drain()
     key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
+    await events_unheard(api, admin, *servers)
     for name in servers:  # altered behind cdnstore's back on both: no good copy left
         client = await api.app[appkeys.STORAGE]._client(weed.target(name, bucket))
         await client.put_object(Bucket=bucket, Key=key, Body=b"PRECIOUS " * 100)
@@ -970,6 +990,25 @@ async def test_the_servers_view_shows_what_the_deep_scrub_found(
     await expect(sync.locator(".badge.danger")).to_have_text("1 corrupt")
     await expect(sync.locator(".badge.danger")).to_have_attribute("title", re.compile("no good copy on any server"))
     await expect(page.locator("#servers-summary")).to_contain_text("2 corrupt replicas with no good copy left")
+
+
+async def test_the_servers_view_shows_uploads_awaiting_verification_and_those_rejected(
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
+    admin, page = await admin_signed_in(api, weed, bucket, context)
+    big = os.urandom(6 * MIB)
+    await admin.upload_in_parts("wrong.bin", big, "0" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town: the verifier reads it
+    capetown = (await admin.get("/api/v1/servers")).expect(200)["items"]
+    row = page.locator(f'#servers-body tr[data-id="{next(s["id"] for s in capetown if s["name"] == "capetown")}"]')
+    await page.get_by_role("link", name="Servers").click()
+    await expect(row.locator('td[data-label="Sync"] .badge.warn')).to_have_text("1 awaiting verification")
+
+    assert await api.app[appkeys.INTEGRITY].verify() == 1  # its bytes are not the declared SHA-256: rejected
+    await page.get_by_role("link", name="Files").click()
+    await page.get_by_role("link", name="Servers").click()
+    await expect(row.locator('td[data-label="Sync"] .badge.danger')).to_have_text("1 upload rejected")
+    await expect(row.locator('td[data-label="Sync"] .badge.warn')).to_have_count(0)
 
 
 async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, browser: Browser) -> None:

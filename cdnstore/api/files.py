@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
+from ..config import UploadsConfig
 from ..db import Row
 from ..errors import Forbidden
 from ..files import Download, PresignedPut, Upload
@@ -27,6 +28,7 @@ from .schemas import (
     PartsIn,
     PartUrlList,
     ReplicaList,
+    UploadSettingsOut,
     UploadStateOut,
 )
 from .security import caller_id, current_user, remote_ip
@@ -81,6 +83,10 @@ def render_upload(upload: Upload) -> dict[str, Any]:
             "server": render_ref(send.server),
         }
     return {"file": render_file(upload.file), "upload": how}
+
+
+def render_upload_settings(cfg: UploadsConfig) -> dict[str, Any]:
+    return {"multipart_threshold": cfg.multipart_threshold, "max_file_size": cfg.max_file_size}
 
 
 def render_upload_state(state: UploadState) -> dict[str, Any]:
@@ -144,6 +150,22 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
 
 
 @endpoint(
+    "GET",
+    "/api/v1/uploads/settings",
+    summary="How uploads are sent",
+    tag="files",
+    permission="can_upload_file",
+    responses={200: UploadSettingsOut},
+    errors=(401, 403),
+)
+async def upload_settings(request: web.Request) -> web.Response:
+    """What a client needs to know before it announces a file: which files go in one PUT (those of at most
+    `multipart_threshold` bytes: a `sha256` declared for them binds the PUT, so a client hashes them
+    first) and which in parts, and the largest file taken."""
+    return json_response(render_upload_settings(request.app[appkeys.CONFIG].uploads))
+
+
+@endpoint(
     "POST",
     "/api/v1/files",
     summary="Start an upload",
@@ -159,8 +181,9 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     previous content stays downloadable until the new content is stored. With `sha256` the PUT is bound to
     it (`upload.headers` carry `x-amz-checksum-sha256`: the storage server refuses other bytes). 429
     `too_many_uploads` past `uploads.max_per_minute` announcements a minute. 507 `quota_exceeded` when the
-    upload would pass your `quota_bytes` (stored files plus uploads in progress; a new version counts what
-    it adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
+    upload would pass your `quota_bytes` (stored files, plus uploads in progress and uploads stored but
+    awaiting the read that confirms their declared `sha256`: `pending_bytes`; a new version counts what it
+    adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
     among those zones."""
     upload = await request.app[appkeys.FILES].announce(
         await caller_id(request),

@@ -226,6 +226,22 @@ class ServerOut(Out):
             "server: not served, nothing to repair from"
         ),
     ]
+    # Where the verification of its uploads stands (integrity.py).
+    awaiting_verification: Annotated[
+        int,
+        Field(
+            description="versions uploaded to it still waiting for the verification read of their bytes (a "
+            "multipart upload with a declared SHA-256 becomes its file's content only after it); a count "
+            "that keeps growing says the verifier is held up: see the log"
+        ),
+    ]
+    rejected_uploads: Annotated[
+        int,
+        Field(
+            description="uploads to it rejected in the last 7 days, never served: their bytes were not their "
+            "declared SHA-256, or repeated reads of them never settled; see the log"
+        ),
+    ]
     created_at: Time
     updated_at: Time
 
@@ -379,6 +395,19 @@ class MultipartOut(Out):
     parts: int
     expires_at: Time
     server: ServerRef
+
+
+class UploadSettingsOut(Out):
+    """How this cdnstore takes uploads, for a client to prepare one before it announces it."""
+
+    multipart_threshold: Annotated[
+        int,
+        Field(
+            description="files of more bytes are uploaded in parts; smaller ones in one PUT, which a declared "
+            "`sha256` binds (the page hashes those before it announces them)"
+        ),
+    ]
+    max_file_size: Annotated[int, Field(description="the largest file an announcement may declare (413 beyond)")]
 
 
 class FileUploadOut(Out):

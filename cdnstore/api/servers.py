@@ -25,7 +25,16 @@ def render_ref(server: Server) -> dict[str, str]:
 
 
 def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
-    stats = stats or {"files": 0, "bytes": 0, "pending_jobs": 0, "verified_at": None, "corrupt": 0, "unrecoverable": 0}
+    stats = stats or {
+        "files": 0,
+        "bytes": 0,
+        "pending_jobs": 0,
+        "verified_at": None,
+        "corrupt": 0,
+        "unrecoverable": 0,
+        "awaiting_verification": 0,
+        "rejected_uploads": 0,
+    }
     return {
         "id": server.id,
         "name": server.name,
@@ -47,12 +56,15 @@ def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any
 
 
 async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
-    """What each server holds and what the deep scrub found there, by server id."""
-    registry = app[appkeys.SERVERS]
+    """What each server holds, what the deep scrub found there and where its uploads' verification stands,
+    by server id."""
+    registry, integrity = app[appkeys.SERVERS], app[appkeys.INTEGRITY]
     stats, found = await registry.stats(), await app[appkeys.DEEP_SCRUB].findings()
+    verifying = await integrity.findings()
     for server in registry.all():
         if server.id in stats:
-            stats[server.id] |= asdict(found.of(registry.internal_id(server)))
+            internal_id = registry.internal_id(server)
+            stats[server.id] |= asdict(found.of(internal_id)) | integrity.of(verifying, internal_id)
     return stats
 
 

@@ -15,13 +15,19 @@ const EVENTS = {
   "file.downloaded": "Downloaded",
   "file.renamed": "Renamed",
   "file.deleted": "Deleted",
-  "file.corrupt": "Upload rejected (SHA-256 did not match)",
+  "file.corrupt": "Corrupt content found",
   "link.created": "Link created",
   "link.deleted": "Link revoked",
   "link.downloaded": "Downloaded by link",
   "server.created": "Server added",
   "server.updated": "Server changed",
   "server.deleted": "Server removed",
+};
+/** What `file.corrupt` found, by its `reason` (older rows have none: a rejected upload). @type {Record<string, string>} */
+const CORRUPT_REASONS = {
+  sha256_mismatch: "Upload rejected (SHA-256 did not match)",
+  unverifiable: "Could not be verified (never served)",
+  altered: "Altered copy found",
 };
 /** @type {Record<string, string>} */
 const EVENT_TONES = { "file.stored": "ok", "file.deleted": "danger", "file.corrupt": "danger", "link.deleted": "danger", "server.deleted": "danger", "link.created": "info" };
@@ -51,10 +57,16 @@ function historyDetails(item) {
 }
 
 /** @param {HistoryItem} item */
+function eventName(item) {
+  const reason = item.event === "file.corrupt" ? CORRUPT_REASONS[String(item.data?.reason ?? "sha256_mismatch")] : undefined;
+  return reason || EVENTS[item.event] || item.event;
+}
+
+/** @param {HistoryItem} item */
 function historyRow(item) {
   return h("tr", {},
     h("td", { "data-label": "When", class: "when" }, timeEl(item.created_at)),
-    h("td", { "data-label": "Event" }, badge(EVENTS[item.event] || item.event, EVENT_TONES[item.event] || "")),
+    h("td", { "data-label": "Event" }, badge(eventName(item), EVENT_TONES[item.event] || "")),
     h("td", { "data-label": "Details", class: "primary-cell" }, historyDetails(item)));
 }
 

@@ -39,6 +39,23 @@ function corruptBadge(s) {
   return tag;
 }
 
+/** Where the verification of the uploads to it stands: uploads rejected lately (their bytes were not their
+ * declared SHA-256, or could never be read the same twice), else those still waiting for their verification
+ * read. Nothing when there are none.
+ * @param {Server} s */
+function verifyBadge(s) {
+  if (s.rejected_uploads) {
+    const tag = badge(`${plural(s.rejected_uploads, "upload")} rejected`, "danger");
+    tag.title = "Uploads to this server rejected in the last 7 days: their bytes were not their declared SHA-256, or "
+      + "repeated reads of them never agreed. They are never served; the log says which.";
+    return tag;
+  }
+  if (!s.awaiting_verification) return null;
+  const tag = badge(`${formatCount(s.awaiting_verification)} awaiting verification`, "warn");
+  tag.title = "Uploads whose bytes cdnstore has not read back yet; a count that keeps growing says the verifier is held up (see the log).";
+  return tag;
+}
+
 /** One server's row, updated in place on every refresh (so that a focused switch keeps its focus). */
 class ServerRow {
   /** @param {ServersView} view @param {Server} server */
@@ -112,7 +129,7 @@ class ServerRow {
     this.health.replaceChildren(badge(s.health === "unknown" ? "Unknown" : s.health === "up" ? "Up" : "Down", tone));
     this.count.textContent = formatCount(s.files);
     this.bytes.textContent = formatBytes(s.bytes);
-    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s), corruptBadge(s)));
+    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s), corruptBadge(s), verifyBadge(s)));
     this.sync.title = s.verified_at ? `Deep scrub: every replica here read back and matched since ${fullTime(s.verified_at)}.`
       : s.files ? "Deep scrub: some replicas here were not read back yet." : "";
     if (this.edit) this.edit.setAttribute("aria-label", `Edit ${s.name}`);

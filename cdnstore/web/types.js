@@ -40,6 +40,8 @@
  * @property {string | null} verified_at
  * @property {number} corrupt
  * @property {number} unrecoverable
+ * @property {number} awaiting_verification versions uploaded to it still waiting for their verification read
+ * @property {number} rejected_uploads uploads to it rejected in the last 7 days (never served)
  */
 
 /**

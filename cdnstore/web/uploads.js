@@ -18,6 +18,14 @@ import { $, formatBytes, h, sentence } from "./ui.js";
 
 const AT_ONCE = 3;
 const MIN_PART = 5 << 20; // no file this small is ever uploaded in parts (the threshold is at least this)
+// The most bytes read whole to hash a file before announcing it (WebCrypto has no streaming digest); with a
+// multipart threshold above it (the default is 64 MiB), bigger single PUTs go undeclared.
+const HASHED_AT_MOST = 256 << 20;
+
+/** @param {ArrayBuffer} digest @returns {string} lowercase hex */
+function hex(digest) {
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 const DONE_STAYS_MS = 15000;
 
 /** "12.0 MB of 16.0 MB · 4.1 MB/s · 3 s left" @param {number} done @param {number} total @param {number} rate bytes/s */
@@ -115,6 +123,8 @@ export class Uploads {
     this.running = 0;
     /** @type {Set<string>} files uploading from this page (not offered for resuming) */
     this.active = new Set();
+    /** @type {Promise<{ multipart_threshold: number } | null> | null} GET /uploads/settings, asked once */
+    this.settings = null;
     this.dragDepth = 0;
     this.list = $("#uploads");
     this.dropzone = $("#dropzone");
@@ -211,8 +221,9 @@ export class Uploads {
   /** A new upload (or a new version): POST /files says whether in one PUT or in parts.
    * @param {globalThis.File} file @param {Item} item @returns {Promise<Started>} */
   async announce(file, item) {
+    const sha256 = await this.sha256Of(file);
     const answer = await this.session.post("/files", {
-      name: file.name, size: file.size, content_type: file.type || "application/octet-stream",
+      name: file.name, size: file.size, content_type: file.type || "application/octet-stream", ...(sha256 ? { sha256 } : {}),
     });
     this.on.changed(answer.file);
     const { id } = answer.file;
@@ -227,6 +238,21 @@ export class Uploads {
           : this.inOnePut(file, item, id, upload, sent);
       },
     };
+  }
+
+  /**
+   * The SHA-256 of a file that goes in one PUT, declared when it is announced: the presigned PUT is then bound
+   * to it, and the storage server refuses any other bytes, sent then or later to the same URL. Null for files
+   * sent in parts (their parts are bound to their MD5s), and where WebCrypto is missing (a page served over
+   * plain http from another host than localhost). `crypto.subtle.digest` hashes off the main thread.
+   * @param {globalThis.File} file @returns {Promise<string | null>}
+   */
+  async sha256Of(file) {
+    if (!globalThis.crypto?.subtle || file.size > HASHED_AT_MOST) return null;
+    this.settings ??= this.session.get("/uploads/settings").catch(() => { this.settings = null; return null; });
+    const settings = await this.settings;
+    if (!settings || file.size > settings.multipart_threshold) return null;
+    return hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
   }
 
   /**
