@@ -26,7 +26,12 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test,bench", "bench": "demo"}
+EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo"}
+# The harnesses (testbed/: storage servers, PostgreSQL, the fault proxy, the demo) are a distribution of their
+# own, kept out of the product's install; every command here needs them, installed beside cdnstore.
+TESTBED = ROOT / "testbed"
+# Every folder of Python code in the checkout: what lint and typecheck cover (tests/test_layers.py checks it).
+SOURCES = ("cdnstore", "testbed", "tests", "bench", "dev.py")
 # After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
 # only a demo still running after this long is terminated, then killed.
 DEMO_STOP_GRACE = 60.0
@@ -121,7 +126,7 @@ def ensure_installed(extra: str) -> None:
     if any(_installed(e) for e in (extra, *SUPERSETS.get(extra, ()))):
         return
     sh(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(PYTHON, "-m", "pip", "install", "-q", "-e", f".[{extra}]")
+    sh(PYTHON, "-m", "pip", "install", "-q", "-e", f".[{extra}]", "-e", TESTBED)
     (VENV / f".installed-{extra}").write_text(_digest(extra))
 
 
@@ -132,7 +137,8 @@ def _installed(extra: str) -> bool:
 
 
 def _digest(extra: str) -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
+    manifests = (ROOT / "pyproject.toml").read_bytes() + (TESTBED / "pyproject.toml").read_bytes()
+    return hashlib.sha256(manifests + extra.encode()).hexdigest()
 
 
 def ensure_chromium() -> None:
@@ -143,12 +149,12 @@ def ensure_chromium() -> None:
 
 def ensure_postgresql() -> None:
     """The API, job-queue and database tests also run on PostgreSQL: a throwaway cluster from Debian's
-    server binaries (tests/pgbed.py)."""
+    server binaries (testbed/postgres.py)."""
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         apt_install("postgresql")
 
 
-# The Ceph RGW test bed (tests/rgwbed.py): a mon, a memstore OSD and radosgw from Debian's packages, without
+# The Ceph RGW test bed (testbed/rgw.py): a mon, a memstore OSD and radosgw from Debian's packages, without
 # their recommends (smartmontools, lvm2, nvme-cli...: nothing the bed uses).
 CEPH_PACKAGES = ("radosgw", "ceph-mon", "ceph-osd", "ceph-common")
 CEPH_COMMANDS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph")
@@ -205,14 +211,14 @@ def main(argv: list[str]) -> int:
     if command == "bench":
         if shutil.which("wrk") is None:
             apt_install("wrk")
-        return sh(PYTHON, "bench/run.py", *rest, check=False)
+        return sh(PYTHON, "-m", "bench.run", *rest, check=False)
     if command == "lint":
-        ruff = sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
-        formatted = sh(PYTHON, "-m", "ruff", "format", "--check", "cdnstore", "tests", "bench", "dev.py", check=False)
+        ruff = sh(PYTHON, "-m", "ruff", "check", *SOURCES, *rest, check=False)
+        formatted = sh(PYTHON, "-m", "ruff", "format", "--check", *SOURCES, check=False)
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
         return ruff or formatted or layers or check_page()
-    return sh(PYTHON, "-m", "mypy", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
+    return sh(PYTHON, "-m", "mypy", *SOURCES, *rest, check=False)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ from machine import cpu_model  # bench/ is the script's folder: on sys.path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cdnstore.demo import ORIGINAL_LAYOUT  # noqa: E402
-from cdnstore.seaweed import WeedCluster  # noqa: E402
+from testbed.demo import ORIGINAL_LAYOUT  # noqa: E402
+from testbed.seaweed import WeedCluster  # noqa: E402
 
 MIB = 1 << 20
 ACCESS, SECRET = "benchkey", "benchsecret12345"

@@ -414,9 +414,22 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
-    from .demo import run_demo
+# The demo runs local storage servers from the test bed (testbed/, beside this package in a source checkout),
+# which the product's install does not carry: imported here only, and only when asked for.
+NO_TESTBED = (
+    "cdnstore demo: the demo needs cdnstore's test bed (testbed/ of a source checkout), not installed here: "
+    "run `python3 dev.py demo` in the checkout (or `pip install -e ./testbed` there)"
+)
 
+
+def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
+    try:
+        from testbed.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name != "testbed":
+            raise
+        print(NO_TESTBED, file=sys.stderr)
+        return 1
     return run_demo(cfg, args.dir, args.port, args.daemons)
 
 

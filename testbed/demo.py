@@ -4,7 +4,7 @@ Everything it makes lives under one folder (default var/demo): the S3 servers' d
 and the generated secrets, so a second run picks up where the first stopped. Ctrl-C stops it all.
 
 `--daemons N` (N > 1) shows several daemons serving one service: it starts a throwaway PostgreSQL cluster
-(pgcluster.py, as the tests do; its data is gone when the demo stops) and N daemons on it, on ports
+(testbed/postgres.py, as the tests do; its data is gone when the demo stops) and N daemons on it, on ports
 port, port + 1, ...; each has its own caches, pool and background work, as separate processes would.
 """
 
@@ -22,12 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import appkeys
-from .api.server import AppRunner
-from .app import create_app
-from .config import Config
-from .errors import NotFound
-from .pgcluster import INSTALL_HINT, PgCluster, bindir
+from cdnstore import appkeys
+from cdnstore.api.server import AppRunner
+from cdnstore.app import create_app
+from cdnstore.config import Config
+from cdnstore.errors import NotFound
+
+from .postgres import INSTALL_HINT, PgCluster, bindir
 from .seaweed import WeedCluster, WeedError
 
 log = logging.getLogger(__name__)

@@ -1,19 +1,30 @@
-"""A throwaway PostgreSQL cluster on this machine, for `cdnstore demo --daemons N` and the tests
-(tests/pgbed.py builds on it): Debian's server binaries (/usr/lib/postgresql/*/bin), a data folder of its
-own, started in under a second with fsync off (nothing in it is meant to outlive it), stopped and removed
-at the end. As root, the server runs as the `postgres` user (initdb refuses root)."""
+"""A throwaway PostgreSQL cluster on this machine, for the tests, the benchmarks and `cdnstore demo
+--daemons N`: Debian's server binaries (/usr/lib/postgresql/*/bin), a data folder of its own, stopped and
+removed at the end. As root, the server runs as the `postgres` user (initdb refuses root).
+
+By default it starts in under a second with fsync off (nothing in it is meant to outlive it; commits still
+reach the WAL, so `crash` + `resume` loses none). `durable=True` keeps the server's default settings
+(fsync and synchronous_commit on: a commit waits for its WAL flush), for the benchmarks that compare the
+engines. `schema_template=True` also makes a database holding cdnstore's empty schema, which `fresh()`
+copies for each test (CREATE DATABASE ... TEMPLATE: milliseconds)."""
 
 from __future__ import annotations
 
+import asyncio
 import glob
+import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+from cdnstore.db.postgres import initialize
+
+from .ports import unused_port
+
 INSTALL_HINT = "apt-get install postgresql"
+TEMPLATE = "cdnstore_template"  # cdnstore's empty schema, with schema_template=True
 
 
 def bindir() -> Path | None:
@@ -22,22 +33,38 @@ def bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def free_port() -> int:
-    """A loopback port that nothing listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PgCluster:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        durable: bool = False,
+        max_connections: int = 300,
+        schema_template: bool = False,
+    ) -> None:
+        """`root`: the (new or empty) folder it keeps everything in; by default a new one under the system's
+        temporary folder (not under a root-only folder such as pytest's tmp_path: the server runs as
+        postgres; a `root` of the caller's gets its parent opened to others for that)."""
         found = bindir()
         if found is None:
             raise RuntimeError(f"no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): {INSTALL_HINT}")
         self.bin = found
-        # Not under a root-only folder (pytest's tmp_path is 0700): the server runs as postgres.
-        self.root = Path(tempfile.mkdtemp(prefix="cdnstore-pg-"))
-        self.port = port or free_port()
+        self._own_parent = root is not None
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cdnstore-pg-"))
+        self.port = unused_port()
+        self.durable = durable
+        self.max_connections = max_connections
+        self.schema_template = schema_template
+        self._names = itertools.count()
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        """The server's log (pg_ctl -l)."""
+        return self.root / "log"
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin / args[0]), *args[1:]]
@@ -49,31 +76,32 @@ class PgCluster:
         return f"postgresql://cdnstore@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
-        """initdb (user cdnstore, trusted on loopback only) and start."""
+        """initdb (user cdnstore, trusted on loopback only) and start; then the schema template, if asked."""
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
-        self._run("initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "cdnstore", "--no-sync", "-E", "UTF8")
+            if self._own_parent:  # the server must reach its folder through the caller's
+                parent = self.root.resolve().parent
+                parent.chmod(parent.stat().st_mode | 0o011)
+        sync = () if self.durable else ("--no-sync",)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "cdnstore", *sync, "-E", "UTF8")
         self.resume()
+        if self.schema_template:
+            self.admin(f"CREATE DATABASE {TEMPLATE}")
+            asyncio.run(initialize(self.url(TEMPLATE)))
 
     def resume(self) -> None:
         """Start the server (again, after `crash`: it recovers from its WAL first), on the same port."""
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.root / "data"),
-            "-l",
-            str(self.root / "log"),
-            "-w",
-            "start",
-            "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=300",
-        )  # commits reach the WAL: a crash loses none
+        settings = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections={self.max_connections}"
+        )
+        if not self.durable:
+            settings += " -c fsync=off -c full_page_writes=off"  # commits reach the WAL: a crash loses none
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "start", "-o", settings)
 
     def crash(self) -> None:
         """Stop the server the way a crash does (`-m immediate`: no checkpoint, connections cut)."""
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         """Stop the server and remove everything it kept."""
@@ -87,11 +115,25 @@ class PgCluster:
         self.admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
 
+    def fresh(self, template: str = TEMPLATE) -> str:
+        """The URL of a new database, named for the count: a copy of `template` (by default cdnstore's empty
+        schema; template1 for an empty database)."""
+        return self.create_database(f"fresh_{next(self._names)}", template)
+
+    def drop(self, url: str) -> None:
+        self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
     def admin(self, sql: str) -> None:
         """One statement on the maintenance database (psql: callers may run outside any event loop)."""
-        subprocess.run(
-            [str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url("postgres"), "-c", sql],
+        self.query(sql)
+
+    def query(self, sql: str) -> str:
+        """One statement on the maintenance database; what it printed, unaligned and without headers."""
+        psql = [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        return subprocess.run(
+            [*psql, "-d", self.url("postgres"), "-c", sql],
             check=True,
             capture_output=True,
+            text=True,
             timeout=60,
-        )
+        ).stdout.strip()

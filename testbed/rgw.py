@@ -17,8 +17,7 @@ of a bed whose starting process is gone, wherever they run. Nothing is written u
 /var/log.
 
 Why each setting: /work/shared/notes/ceph-rgw.md (verified on this machine); the short reasons are
-repeated next to them. Self-contained on purpose (only cdnstore's S3Target and Presigner): the test beds
-may move into a package of their own.
+repeated next to them. Of cdnstore it uses only S3Target and Presigner.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -46,6 +44,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdnstore.models import S3Target
 from cdnstore.presign import Presigner
+
+from .ports import port_free
 
 log = logging.getLogger(__name__)
 
@@ -80,24 +80,13 @@ def missing_commands() -> list[str]:
     return [c for c in COMMANDS if shutil.which(c) is None]
 
 
-def _port_free(port: int) -> bool:
-    for host in ("127.0.0.1", "0.0.0.0"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
-
-
 def pick_port() -> int:
     """A base port whose 12 ports are all free, scanning the slots from a random one."""
     slots = (_BASE_MAX - _BASE_MIN) // _BASE_STEP
     start = random.randrange(slots)
     for i in range(slots):
         base = _BASE_MIN + ((start + i) % slots) * _BASE_STEP
-        if all(_port_free(base + off) for off in range(_PORTS)):
+        if all(port_free(base + off) for off in range(_PORTS)):
             return base
     raise RgwError("no 12 free ports for a Ceph RGW bed on 127.0.0.1")
 

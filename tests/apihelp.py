@@ -16,13 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
-from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
-from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.job_queue import Job
-from cdnstore.seaweed import WeedCluster
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.rgw import RgwBed
+from testbed.seaweed import WeedCluster
 
 PASSWORD = "correct horse battery"
 SECRET = "a-test-secret-key-of-some-length"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from testbed.daemon import clean_env
 
 
 def cdnstore(
@@ -21,11 +22,6 @@ def cdnstore(
         timeout=60,
         env={**clean_env(), **(env or {})},
     )
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without CDNSTORE_* variables, which would override the test's config."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CDNSTORE_")}
 
 
 async def start_demo(tmp_path: Path, port: int, *args: str) -> tuple[asyncio.subprocess.Process, str]:

@@ -17,14 +17,15 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the 
 from apihelp import EVENTS_TOKEN, SECRET, Api
 from kinds import mark_by_module
 from reliability import LEDGER
-from rgwbed import RgwBed
-from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
+from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 
 from cdnstore.api.server import AppRunner
 from cdnstore.app import create_app
 from cdnstore.config import Config
-from cdnstore.demo import ORIGINAL_LAYOUT
-from cdnstore.seaweed import WeedCluster
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.ports import unused_port
+from testbed.rgw import RgwBed
+from testbed.seaweed import WeedCluster
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +54,7 @@ async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> As
 
 @pytest.fixture(scope="session")
 async def rgw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RgwBed]:
-    """A real single-node Ceph RGW (tests/rgwbed.py), its S3 user holding the SeaweedFS servers' keys (so a
+    """A real single-node Ceph RGW (testbed/rgw.py), its S3 user holding the SeaweedFS servers' keys (so a
     test registers it as it registers them); each test uses buckets of its own."""
     bed = RgwBed(tmp_path_factory.mktemp("rgw", numbered=True), access_key=ACCESS_KEY, secret_key=SECRET_KEY)
     await bed.start()
@@ -162,10 +163,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster, started the first time a test asks for it."""
-    from pgbed import PgCluster
+    """A throwaway PostgreSQL cluster (each `fresh()` database a copy of cdnstore's empty schema), started the
+    first time a test asks for it."""
+    from testbed.postgres import PgCluster
 
-    cluster = PgCluster()
+    cluster = PgCluster(schema_template=True)
     cluster.start()
     yield cluster
     cluster.stop()
@@ -191,7 +193,7 @@ async def api(make_api: MakeApi) -> Api:
 @pytest.fixture
 async def daemon(tmp_path: Path, daemon_port: int) -> AsyncIterator[Any]:
     """`cdnstore serve` in a process of its own (started by the test), killed at the end."""
-    from daemonproc import Daemon  # it builds on make_config above
+    from testbed.daemon import Daemon
 
     made = Daemon(tmp_path / "config.toml", daemon_port, tmp_path / "daemon.log")
     yield made

@@ -1,81 +1,26 @@
-"""`cdnstore serve` in a process of its own, for tests that kill, stop and restart it."""
+"""`cdnstore serve` in processes of their own, set up as the tests set up their daemons: the test
+configuration as a config file, an administrator's session, several daemons on one PostgreSQL database.
+(The process itself is testbed/daemon.py's `Daemon`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
-import sys
-import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import aiohttp
 from apihelp import PASSWORD, Api, Session
-from clihelp import cdnstore, clean_env
+from clihelp import cdnstore
 from conftest import make_config
-from weedbed import unused_port
+
+from testbed.daemon import Daemon
+from testbed.daemon import write_config as write_toml
+from testbed.ports import unused_port
 
 
 def write_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Path:
     """The tests' configuration as a config.toml (JSON scalars and lists are valid TOML)."""
-    cfg = make_config(tmp_path, port, **sections)
-    path = tmp_path / "config.toml"
-    path.write_text(
-        "".join(
-            f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
-            for section, keys in cfg.model_dump(mode="json").items()
-        )
-    )
-    return path
-
-
-class Daemon:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _log_file(self) -> BinaryIO:
-        return open(self.log, "ab")
-
-    async def start(self) -> None:
-        with self._log_file() as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "cdnstore",
-                "serve",
-                cwd=self.config.parent,
-                stdout=log,
-                stderr=log,
-                env={**clean_env(), "CDNSTORE_CONFIG": str(self.config)},
-            )
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                assert self.proc.returncode is None, self.log.read_text()
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-
-    async def stop(self, within: float) -> tuple[int, float]:
-        """SIGTERM; the exit code and the seconds it took."""
-        assert self.proc is not None
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), within)
-        return code, time.monotonic() - started
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+    return write_toml(tmp_path / "config.toml", make_config(tmp_path, port, **sections).model_dump(mode="json"))
 
 
 class RemoteApi(Api):

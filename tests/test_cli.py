@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 from clihelp import cdnstore, start_demo
-from weedbed import unused_port
 
-from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
+from testbed.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
+from testbed.ports import unused_port
 
 README = Path(__file__).parent.parent / "README.md"
 # Run as written, but strict: the first failing command (an HTTP error included) ends the script.

@@ -28,13 +28,13 @@ import asyncpg
 import pytest
 from apihelp import US_IP, Answer, put_bytes, wait_for
 from daemonproc import Cluster
-from pgbed import PgCluster
 from reliability import LEDGER
 from test_faults import Model, check_model, check_objects, scrub
 
 from cdnstore.config import DatabaseConfig
 from cdnstore.db import RESYNC, connect
-from cdnstore.seaweed import WeedCluster
+from testbed.postgres import PgCluster
+from testbed.seaweed import WeedCluster
 
 ROUNDS = 6
 CRASH_ROUND = 3  # PostgreSQL crashes during this round's work (no daemon is killed in it)
@@ -48,7 +48,7 @@ RUN_LINE = re.compile(r"^(\S+ \S+) INFO cdnstore\.job_worker: job (\d+) \(\w+\) 
 @pytest.fixture(scope="module")
 def own_pg() -> Iterator[PgCluster]:
     """A PostgreSQL cluster for this module alone: its tests crash it."""
-    cluster = PgCluster()
+    cluster = PgCluster(schema_template=True)
     cluster.start()
     yield cluster
     cluster.stop()

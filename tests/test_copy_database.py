@@ -16,7 +16,7 @@ from daemonproc import write_config
 
 from cdnstore import appkeys
 from cdnstore.db import initialize, latest_version, migrations
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"moving up " * 500
 

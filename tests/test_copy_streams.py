@@ -14,8 +14,8 @@ import pytest
 from weedbed import md5_of_get
 
 from cdnstore import parts
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 SIZE = 96 * MIB

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import aiohttp
 from apihelp import object_key
-from daemonproc import Daemon, admin_session, write_config
+from daemonproc import admin_session, write_config
 from reliability import LEDGER
 from weedbed import md5_of_get
 
-from cdnstore.demo import ORIGINAL_LAYOUT
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.daemon import Daemon
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 

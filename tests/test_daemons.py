@@ -18,14 +18,14 @@ import pytest
 from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, fetch, from_ip, put_bytes, wait_for
 from clihelp import start_demo
 from daemonproc import Cluster
-from weedbed import unused_port
 
 from cdnstore import appkeys
 from cdnstore.changes import CHECK_INTERVAL, SESSIONS, CacheSync
 from cdnstore.db.postgres import PostgresDatabase
-from cdnstore.demo import DEMO_PASSWORD
-from cdnstore.seaweed import WeedCluster
 from cdnstore.tasks import running
+from testbed.demo import DEMO_PASSWORD
+from testbed.ports import unused_port
+from testbed.seaweed import WeedCluster
 
 pytestmark = [pytest.mark.timeout(120)]
 ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"])  # (the database_url fixture follows it)

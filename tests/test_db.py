@@ -8,11 +8,11 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from pgbed import PgCluster
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
 from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
+from testbed.postgres import PgCluster
 
 ROOT = Path(__file__).parent.parent
 

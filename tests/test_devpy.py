@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from kinds import KINDS, UNIT
 from reliability import ARTIFACT
-from weedbed import unused_port
+
+from testbed.ports import unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "Press Ctrl-C to stop."
@@ -152,7 +153,7 @@ async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_
 ORPHAN_SCRIPT = """
 import asyncio, os, sys
 from pathlib import Path
-import cdnstore.seaweed as seaweed
+import testbed.seaweed as seaweed
 seaweed._die_with_parent = lambda: None  # as before the fix: servers outlived a crashed demo
 async def main():
     for name in ("capetown", "dallas"):

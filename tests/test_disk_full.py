@@ -28,7 +28,7 @@ from cdnstore import appkeys
 from cdnstore.errors import DatabaseUnavailable
 from cdnstore.job_queue import Job
 from cdnstore.models import Health
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 MakeApi = Callable[..., Awaitable[Api]]
 

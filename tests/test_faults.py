@@ -26,12 +26,13 @@ import aiohttp
 import pytest
 from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes
 from clihelp import cdnstore
-from daemonproc import Daemon, admin_session, write_config
+from daemonproc import admin_session, write_config
 from reliability import LEDGER
 from weedbed import md5_of_get
 
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.daemon import Daemon
+from testbed.seaweed import WeedCluster
 
 ROUNDS = 20
 SEED = int(os.environ.get("CDNSTORE_FAULT_SEED", "20261124"))

@@ -26,9 +26,9 @@ from apihelp import (
 from cdnstore import appkeys
 from cdnstore import files as files_module
 from cdnstore.db import iso_in
-from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.models import Health
-from cdnstore.seaweed import WeedCluster
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.seaweed import WeedCluster
 
 DATA = b"hello from cdnstore\n" * 100
 

@@ -17,15 +17,17 @@ import pytest
 from apihelp import PASSWORD, Answer, Api
 from clihelp import start_demo
 from conftest import ServedByCdnstore, make_config
-from daemonproc import Daemon, admin_session, write_config
+from daemonproc import admin_session, write_config
 from reliability import LEDGER, server_errors
-from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
+from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore.api.pages import origin as origin_of
 from cdnstore.api.server import MAX_HEADER_FIELDS, MAX_REQUEST_LINE
 from cdnstore.app import create_app
 from cdnstore.config import Config
-from cdnstore.seaweed import WeedCluster
+from testbed.daemon import Daemon
+from testbed.ports import unused_port
+from testbed.seaweed import WeedCluster
 
 LIMIT = Config().http.max_header_bytes
 

@@ -20,7 +20,7 @@ from reliability import LEDGER
 
 from cdnstore.app import ROUTES
 from cdnstore.models import PERMISSIONS
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"alice's own bytes\n" * 50
 NOBODY = "00000000-0000-0000-0000-000000000000"

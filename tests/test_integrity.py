@@ -29,8 +29,8 @@ from apihelp import (
 )
 
 from cdnstore import appkeys
-from cdnstore.seaweed import WeedCluster
 from cdnstore.times import iso_in
+from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 DATA = b"integrity matters " * 4000

@@ -1,11 +1,22 @@
 """The module table of docs/architecture.md is the import contract: every module of the package is in it,
-and no module imports one of a higher layer. (`python3 dev.py lint` runs this file too.)"""
+and no module imports one of a higher layer. The harnesses (testbed/) stay out of the product: nothing under
+cdnstore/ imports them but the `demo` command, when run. (`python3 dev.py lint` runs this file too.)"""
 
 from __future__ import annotations
 
+import argparse
 import ast
+import importlib.abc
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from cdnstore.__main__ import NO_TESTBED, cmd_demo
+from cdnstore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "cdnstore"
@@ -93,3 +104,78 @@ def test_no_module_imports_one_of_a_higher_layer() -> None:
             if theirs is not None and LEVEL[theirs] < LEVEL[mine]:
                 upward.append(f"{module} ({mine}) imports {target} ({theirs})")
     assert not upward, "imports against docs/architecture.md's layers:\n" + "\n".join(sorted(upward))
+
+
+# --- the harnesses beside the product --------------------------------------------------------------------
+
+HARNESS = ROOT / "testbed"
+
+
+def imports_of(path: Path) -> list[tuple[str, ast.stmt, list[str]]]:
+    """(module imported, the statement, the functions it is inside) for each absolute import in `path`."""
+    found: list[tuple[str, ast.stmt, list[str]]] = []
+
+    def visit(node: ast.AST, within: list[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, child, within) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                found.append((child.module, child, within))
+            inner = [*within, child.name] if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else within
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text()), [])
+    return found
+
+
+def test_nothing_in_cdnstore_imports_the_harnesses_but_the_demo_command_when_it_runs() -> None:
+    allowed = {("cdnstore.__main__", "cmd_demo")}
+    found = []
+    for module, path in modules().items():
+        for name, statement, within in imports_of(path):
+            if name.split(".")[0] == HARNESS.name and (module, within[-1] if within else "") not in allowed:
+                found.append(f"{module} line {statement.lineno}: {name}")
+    assert not found, "the product imports its harnesses:\n" + "\n".join(found)
+
+
+def test_the_harnesses_build_on_cdnstore_alone_not_on_the_tests_or_the_benchmarks() -> None:
+    beside = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"bench", "tests"}
+    found = [
+        f"{path.name} line {statement.lineno}: {name}"
+        for path in sorted(HARNESS.rglob("*.py"))
+        for name, statement, _ in imports_of(path)
+        if name.split(".")[0] in beside
+    ]
+    assert not found, "testbed/ imports the tests' or the benchmarks' modules:\n" + "\n".join(found)
+
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    """Finds the harnesses nowhere, as in an install of the product alone."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.split(".")[0] == HARNESS.name:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def test_the_demo_command_says_in_one_line_how_to_get_the_harnesses_when_they_are_not_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for name in [n for n in sys.modules if n.split(".")[0] == HARNESS.name]:
+        monkeypatch.delitem(sys.modules, name)  # (put back afterwards)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    refused = cmd_demo(Config(), argparse.Namespace(dir=str(tmp_path), port=None, daemons=1))
+    said = capsys.readouterr()
+    assert refused == 1 and said.out == ""
+    assert said.err == NO_TESTBED + "\n" and "python3 dev.py demo" in said.err
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing made
+
+
+def test_lint_and_typecheck_cover_every_folder_of_python_code() -> None:
+    spec = importlib.util.spec_from_file_location("devpy", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    devpy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devpy)
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    folders = {Path(line).parts[0] for line in tracked.stdout.splitlines()}
+    assert {"cdnstore", HARNESS.name, "tests", "bench", "dev.py"} <= folders
+    assert folders <= set(devpy.SOURCES), f"not linted or type-checked: {folders - set(devpy.SOURCES)}"

@@ -14,10 +14,11 @@ import aiohttp
 import pytest
 from apihelp import US_IP, from_ip
 from clihelp import cdnstore
-from daemonproc import Daemon, admin_session, write_config
+from daemonproc import admin_session, write_config
 
 from cdnstore.db import initialize
-from cdnstore.seaweed import WeedCluster
+from testbed.daemon import Daemon
+from testbed.seaweed import WeedCluster
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from cdnstore import links as links_module
 from cdnstore.config import Config
 from cdnstore.db import iso
 from cdnstore.models import Health
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"shared through a link\n" * 100
 SECRET_WORD = "open sesame"

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from apihelp import EVENTS_TOKEN, US_IP, Api, Session, copies_held, events_unheard, from_ip, put_bytes
 from conftest import MakeApi
-from rgwbed import RgwBed
 from test_multipart import md5_b64, part_urls, parts_of
 
 from cdnstore import appkeys
 from cdnstore.deepscrub import DeepReport
 from cdnstore.models import S3Target
-from cdnstore.seaweed import WeedCluster
+from testbed.rgw import RgwBed
+from testbed.seaweed import WeedCluster
 
 pytestmark = pytest.mark.timeout(300)
 

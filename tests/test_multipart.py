@@ -17,15 +17,15 @@ from unittest.mock import ANY
 
 import aiohttp
 from apihelp import PASSWORD, US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
-from clihelp import clean_env
-from daemonproc import Daemon, admin_session, write_config
+from daemonproc import admin_session, write_config
 from weedbed import md5_of_get
 
 from cdnstore import appkeys
-from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.parts import MAX_PARTS, MIN_PART, part_size_for
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.daemon import Daemon, clean_env
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 # A low threshold, so that a file of a few parts is uploaded in parts.

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from apihelp import Answer, Api, Session, fetch
 from reliability import LEDGER
 
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 HUGE = "n" * 10_000
 

@@ -13,14 +13,14 @@ import prometheus_client
 import pytest
 from apihelp import US_IP, Api, from_ip, samples, value, wait_for
 from conftest import MakeApi
-from pgbed import PgCluster
 
 from cdnstore import appkeys
 from cdnstore.config import LogConfig, load
 from cdnstore.errors import ConfigError
 from cdnstore.logs import REQUEST_ID, JsonFormatter, TextFormatter
 from cdnstore.metrics import Metrics
-from cdnstore.seaweed import WeedCluster
+from testbed.postgres import PgCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"metrics " * 2000
 

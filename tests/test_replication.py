@@ -10,7 +10,7 @@ from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, copies_held, object_ke
 
 from cdnstore import appkeys
 from cdnstore.job_queue import Job
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"replicate me " * 1000
 ALL = ("capetown", "vladivostok", "newyork", "dallas", "detroit")

@@ -1,4 +1,4 @@
-"""The Ceph RGW test bed (tests/rgwbed.py) itself: it binds loopback only, dies with the process that
+"""The Ceph RGW test bed (testbed/rgw.py) itself: it binds loopback only, dies with the process that
 started it, and a new start stops what a crashed run left on its folder.
 
 Each test runs a bed in a Python process of its own and kills that process, as a crash would.
@@ -16,18 +16,16 @@ from pathlib import Path
 
 import pytest
 from apihelp import wait_for
-from rgwbed import RgwBed, RgwError, alive
+
+from testbed.rgw import RgwBed, RgwError, alive
 
 pytestmark = pytest.mark.timeout(180)
-
-HERE = Path(__file__).parent
 
 # Starts a bed in argv[1], prints its daemons' pids and its port as one JSON line, then waits for stdin
 # to close. With argv[2] == "orphan", its daemons do not die with it (a crash that PDEATHSIG missed).
 STARTER = """
 import asyncio, json, sys
-sys.path.insert(0, sys.argv[3])
-import rgwbed
+import testbed.rgw as rgwbed
 if sys.argv[2] == "orphan":
     rgwbed._die_with_parent = lambda parent: None
 async def main():
@@ -64,7 +62,6 @@ async def start_in_child() -> AsyncIterator[StartInChild]:
             STARTER,
             str(folder),
             mode,
-            str(HERE),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

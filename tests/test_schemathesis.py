@@ -30,7 +30,7 @@ from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err, Result
 
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 MAX_EXAMPLES = 25
 # Operations whose found-object branch (200) must be seen, with a body that is valid for them (None: none).

@@ -33,7 +33,7 @@ from cdnstore.db import connect
 from cdnstore.db.leases import Lease
 from cdnstore.deepscrub import DeepReport
 from cdnstore.scrub import Recount
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 DATA = b"scrub me " * 500
 

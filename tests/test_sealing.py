@@ -14,7 +14,7 @@ from cdnstore import appkeys
 from cdnstore.__main__ import offline
 from cdnstore.models import Health
 from cdnstore.sealing import PREFIX, Sealer, UnsealError
-from cdnstore.seaweed import WeedCluster
+from testbed.seaweed import WeedCluster
 
 
 def test_a_sealed_secret_opens_with_its_key_only() -> None:

@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 from apihelp import PASSWORD, US_IP, put_bytes
 from clihelp import cdnstore
-from daemonproc import Daemon, RemoteApi, admin_session, write_config
+from daemonproc import RemoteApi, admin_session, write_config
 
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.daemon import Daemon
+from testbed.seaweed import WeedCluster
 
 BIG = 64 << 20
 

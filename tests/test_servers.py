@@ -13,13 +13,14 @@ import pytest
 from aiohttp import web
 from apihelp import US_IP, Api, Session, wait_for
 from conftest import MakeApi
-from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
+from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys
 from cdnstore.db import connect
 from cdnstore.job_queue import Job
 from cdnstore.models import S3Target
-from cdnstore.seaweed import WeedCluster
+from testbed.ports import unused_port
+from testbed.seaweed import WeedCluster
 
 
 async def test_adding_a_server_creates_its_bucket(api: Api, weed: WeedCluster, bucket: str) -> None:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from apihelp import DATA_SMALL, put_bytes, wait_for
-from faultproxy import FaultProxy, fault_proxy
 
 from cdnstore import appkeys
-from cdnstore.seaweed import WeedCluster
+from testbed.faultproxy import FaultProxy, fault_proxy
+from testbed.seaweed import WeedCluster
 
 
 @pytest.fixture

@@ -23,15 +23,17 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from botocore.exceptions import ClientError
-from rgwbed import RgwBed
-from weedbed import ACCESS_KEY, SECRET_KEY, Hook, WebhookSink, md5_of_get, new_bucket, unused_port
+from weedbed import ACCESS_KEY, SECRET_KEY, md5_of_get, new_bucket
 
 from cdnstore.errors import CdnError, StorageError
 from cdnstore.events import Delivery, ObjectEvent, parse
 from cdnstore.models import S3Target
 from cdnstore.presign import Presigner
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage, content_disposition, sha256_base64
+from testbed.ports import unused_port
+from testbed.rgw import RgwBed
+from testbed.seaweed import WeedCluster
+from testbed.webhooks import Hook, WebhookSink
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(120)]
 

@@ -21,11 +21,11 @@ from urllib.parse import quote
 import pytest
 from apihelp import EVENTS_TOKEN, Api, Session, object_key, samples, value, wait_for
 from conftest import MakeApi
-from rgwbed import RgwBed
-from weedbed import WebhookSink
 
 from cdnstore import appkeys
-from cdnstore.seaweed import WeedCluster
+from testbed.rgw import RgwBed
+from testbed.seaweed import WeedCluster
+from testbed.webhooks import WebhookSink
 
 DATA = b"an event of every shape\n" * 40
 HOOK = "/api/v1/events/s3/dallas-quiet"

@@ -22,13 +22,13 @@ import aiohttp
 import pytest
 from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes
 from conftest import MakeApi
-from faultproxy import FaultProxy, fault_proxy
 from reliability import LEDGER, area, server_errors
 from weedbed import md5_of_get
 
 from cdnstore import appkeys
-from cdnstore.seaweed import WeedCluster
 from cdnstore.storage import Storage
+from testbed.faultproxy import FaultProxy, fault_proxy
+from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 BIG = 36 * MIB  # 8 parts of 5 MiB (make_config's jobs.part_size), 2 in flight

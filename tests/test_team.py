@@ -13,8 +13,8 @@ from apihelp import SOUTH_AFRICA_IP, US_IP, Api, Session, from_ip, put_bytes, wa
 from conftest import MakeApi
 
 from cdnstore import appkeys
-from cdnstore.demo import ORIGINAL_LAYOUT
-from cdnstore.seaweed import WeedCluster
+from testbed.demo import ORIGINAL_LAYOUT
+from testbed.seaweed import WeedCluster
 
 SERVERS = [site.name for site in ORIGINAL_LAYOUT]
 MIB = 1 << 20

@@ -20,11 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apihelp import PASSWORD, SOUTH_AFRICA_IP, US_IP, Api, Session, events_unheard, from_ip, put_bytes, wait_for
-from weedbed import unused_port
 
 from cdnstore import appkeys
 from cdnstore.api.pages import SHARE_CSP, page_csp
-from cdnstore.seaweed import WeedCluster
+from testbed.ports import unused_port
+from testbed.seaweed import WeedCluster
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
