@@ -1,4 +1,4 @@
-"""What the benchmarks ran on, for their results files (shared by bench/run.py and bench/db_drivers.py)."""
+"""What the benchmarks ran on, for their results file."""
 
 from __future__ import annotations
 
