@@ -2,7 +2,8 @@
 """Bootstrap and run: `python3 dev.py demo` or `python3 dev.py test` on a machine with only Python.
 
 Creates .venv (installing Debian's python3-venv with apt-get if the venv module is missing),
-installs cdnstore with what the command needs (again only when pyproject.toml changed), then runs it.
+installs cdnstore with what the command needs and, beside it, its harnesses (testbed/: the storage
+servers, PostgreSQL and the demo; again only when a pyproject.toml changed), then runs it.
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
 `python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
 `python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md.

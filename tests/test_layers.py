@@ -11,6 +11,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,16 @@ def test_the_demo_command_says_in_one_line_how_to_get_the_harnesses_when_they_ar
     assert refused == 1 and said.out == ""
     assert said.err == NO_TESTBED + "\n" and "python3 dev.py demo" in said.err
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing made
+
+
+def test_the_products_install_carries_no_harness() -> None:
+    """`pip install .` and the Docker image: cdnstore's packages alone (testbed/ is a distribution of its own)."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert all(package.split(".")[0] == "cdnstore" for package in setuptools["packages"]), setuptools["packages"]
+    harness = tomllib.loads((HARNESS / "pyproject.toml").read_text())
+    assert harness["tool"]["setuptools"]["packages"] == [HARNESS.name]
+    copied = [line.split()[1:-1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")]
+    assert not any(HARNESS.name in source for sources in copied for source in sources), copied
 
 
 def test_lint_and_typecheck_cover_every_folder_of_python_code() -> None:
