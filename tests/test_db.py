@@ -76,6 +76,28 @@ def with_migrations(monkeypatch: pytest.MonkeyPatch, *sqls: str) -> int:
     return extra[-1][0]
 
 
+def test_a_skipped_migration_number_is_fine_but_a_number_used_twice_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work done in parallel reserves migration numbers ahead; one that is never used leaves a gap."""
+    path = tmp_path / "db.sqlite3"
+    db.initialize(path)
+    later = db.latest_version() + 3  # (two numbers reserved and never used before it)
+    monkeypatch.setattr(db.sqlite, "migrations", lambda: [*db.migrations(), (later, "later", "CREATE TABLE t (x);")])
+    monkeypatch.setattr(db.sqlite, "latest_version", lambda: later)
+    assert db.initialize(path) == (later - 3, later)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() == ("t",)
+    conn.close()
+    twice = tmp_path / "twice"
+    (twice / "postgres").mkdir(parents=True)
+    for name in ("0001_a.sql", "0002_b.sql", "0002_c.sql"):
+        (twice / name).write_text("SELECT 1;")
+    monkeypatch.setattr(db.base.resources, "files", lambda package: twice)
+    with pytest.raises(RuntimeError, match="numbered once each"):
+        db.migrations()
+
+
 def database_with_a_referenced_user(path: Path) -> str:
     """A database at the latest version with user alice and a refresh token of hers; returns the CREATE
     TABLE text of users."""
