@@ -179,6 +179,8 @@ class Api:
             body: Any = raw.decode(errors="replace")
             if "json" in kind and raw:
                 body = await resp.json(content_type=None)
+            elif kind == "application/zip":  # (bytes, as they came)
+                body = raw
             answer = Answer(resp.status, body, resp.headers)
             LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
             return answer

@@ -35,6 +35,8 @@ KINDS = {
     "test_problems": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
+    "test_zipstream": UNIT,
+    "test_archives": INTEGRATION,
     "test_cli": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
