@@ -236,9 +236,11 @@ class Session:
         assert await put_bytes(answer["upload"], data) == 200
         return answer
 
-    async def upload_and_confirm(self, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
+    async def upload_and_confirm(
+        self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain"
+    ) -> dict[str, Any]:
         """Announce, PUT and confirm (POST .../complete: stored at once); the announcement's answer."""
-        answer = await self.upload(name, data, ip=ip)
+        answer = await self.upload(name, data, ip=ip, content_type=content_type)
         (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return answer
 

@@ -78,6 +78,7 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
         "size": len(DATA),
         "has_password": False,
         "expires_at": None,
+        "downloads_left": None,
         "files": [{"id": file_id, "name": "shared.txt", "size": len(DATA), "content_type": "text/plain"}],
     }
     got = (await pull(api, link["token"])).expect(200)
@@ -469,7 +470,7 @@ async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, w
     assert [f["name"] for f in link["files"]] == ["photo.png", "notes.txt", "empty.bin"]
 
     info = (await look(api, link["token"])).expect(200)
-    assert info["name"] == "3 files" and info["size"] == len(PNG) + len(notes["data"])
+    assert info["name"] == "3 files" and info["size"] == len(PNG) + len(notes["data"]) and info["downloads_left"] == 10
     assert [(f["id"], f["content_type"]) for f in info["files"]] == [
         (photo["id"], "image/png"),
         (notes["id"], "text/plain"),

@@ -61,13 +61,14 @@ def render_link(link: Link, public_url: str) -> dict[str, Any]:
 
 def render_public(link: Link) -> dict[str, Any]:
     """A live link (Links.public) as a PublicLinkOut: what anyone holding the token may see."""
-    files = link.files
+    files, limit = link.files, link.row["max_downloads"]
     many = len(files)
     return {
         "name": files[0].name if link.single else f"{many} file{'' if many == 1 else 's'}",
         "size": sum(f.size for f in files),
         "has_password": link.row["password_hash"] is not None,
         "expires_at": link.row["expires_at"],
+        "downloads_left": None if limit is None else limit - link.row["downloads"],
         "files": [{"id": f.uuid, "name": f.name, "size": f.size, "content_type": f.content_type} for f in files],
     }
 

@@ -620,12 +620,14 @@ class PublicFileOut(Out):
 
 class PublicLinkOut(Out):
     """`name` and `size`: the file's, or for a link to several, how many files and their total size.
-    `files`: what the link shares, in order (one for a link to one file)."""
+    `downloads_left`: how many more downloads the link grants (null: no limit). `files`: what the link
+    shares, in order (one for a link to one file)."""
 
     name: str
     size: int
     has_password: bool
     expires_at: Time | None
+    downloads_left: int | None
     files: list[PublicFileOut]
 
 
