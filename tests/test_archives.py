@@ -19,6 +19,7 @@ from apihelp import US_IP, Answer, Api, Session, from_ip, png, samples, stored_a
 from daemonproc import Daemon, admin_session, write_config
 
 from cdnstore import appkeys
+from cdnstore.api import links as links_api
 from cdnstore.errors import StorageError
 from cdnstore.models import Health, S3Target
 from cdnstore.seaweed import WeedCluster
@@ -201,6 +202,25 @@ async def test_a_refused_archive_says_when_to_try_again(
     assert refused.headers["Retry-After"] == "10"
     taken.release()
     assert (await archive(api, token)).status == 200
+
+
+async def test_a_client_that_stops_reading_loses_its_place(
+    make_api: Any, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = await make_api(links={"max_archives": 1})
+    alice, ids = await with_files(api, weed, bucket)
+    big = (await stored_and_copied(api, alice, "big.iso", bytes(32 * MIB)))["file"]["id"]  # more than socket buffers
+    token = (await link_to(alice, [big]))["token"]
+    monkeypatch.setattr(links_api, "ARCHIVE_STALL", 1.0)
+    async with api.client.post(f"/api/v1/public/links/{token}/archive") as resp:
+        assert resp.status == 200  # ... and then this client reads nothing more
+        await wait_for(
+            lambda: metric(api, "cdnstore_archives_total", outcome="failed") == 1, "the stalled archive cut", within=30
+        )
+        assert metric(api, "cdnstore_archives_streaming") == 0
+        # Its place is free while it still holds its connection: another client gets an archive.
+        got = await archive(api, (await link_to(alice, ids[:1]))["token"])
+        assert got.status == 200 and unzipped(got.body) == {"notes.txt": NOTES}
 
 
 async def test_two_archives_racing_for_the_last_allowed_download_exactly_one_wins(

@@ -6,6 +6,7 @@ The public page for a link (`GET /s/{token}`) is the bundled page's, not registe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -36,6 +37,10 @@ from .schemas import (
 from .security import caller_id, origin_ip
 
 log = logging.getLogger(__name__)
+
+# A client that takes longer than this to take one chunk of an archive (1 MiB: under 17 kB/s) loses its
+# place among links.max_archives: slow readers cannot hold every place for ever.
+ARCHIVE_STALL = 60.0
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
@@ -341,11 +346,13 @@ async def _stream(request: web.Request, archive: Archive) -> web.StreamResponse:
     try:
         async with contextlib.aclosing(archive.chunks()) as chunks:
             async for chunk in chunks:
-                await response.write(chunk)
-    except ArchiveCut as exc:
+                async with asyncio.timeout(ARCHIVE_STALL):
+                    await response.write(chunk)
+    except (ArchiveCut, TimeoutError) as exc:
         # The answer has begun: no problem can be sent now. The connection is closed short of its
         # Content-Length, which every client reports as a failed download.
-        log.warning("archive %s cut short: %s", archive.name, exc)
+        why = str(exc) if isinstance(exc, ArchiveCut) else f"the client took no bytes for {ARCHIVE_STALL:.0f} s"
+        log.warning("archive %s cut short: %s", archive.name, why)
         if request.transport is not None:
             request.transport.close()
         return response
