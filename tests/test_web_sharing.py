@@ -22,6 +22,7 @@ from test_web import (  # the browser, its contexts and the page helpers of the 
     context,
     downloaded,
     file_row,
+    link_made_in,
     shot,
     sign_in,
 )
@@ -57,6 +58,16 @@ async def alice_with_files(api: Api, weed: WeedCluster, bucket: str) -> tuple[Se
     return alice, ids
 
 
+async def alice_signed_in(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> tuple[Session, dict[str, str], Page]:
+    """alice_with_files, and alice signed in on a new page."""
+    alice, ids = await alice_with_files(api, weed, bucket)
+    page = await context.new_page()
+    await sign_in(page, api, "alice")
+    return alice, ids, page
+
+
 def unzipped(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as zipped:
         return {name: zipped.read(name) for name in zipped.namelist()}
@@ -77,9 +88,7 @@ async def public_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]
 async def test_ticked_files_are_shared_in_one_link_whose_page_lists_them_and_downloads_all(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser
 ) -> None:
-    alice, _ = await alice_with_files(api, weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "alice")
+    alice, _, page = await alice_signed_in(api, weed, bucket, context)
     await expect(page.locator("#selection-bar")).to_be_hidden()
     await page.get_by_label("Select notes.txt").check()
     await page.get_by_label("Select photo.png").check()
@@ -89,10 +98,7 @@ async def test_ticked_files_are_shared_in_one_link_whose_page_lists_them_and_dow
     dialog = page.locator("#share-dialog")
     await expect(dialog.get_by_role("heading", name="Share 2 files")).to_be_visible()
     await expect(dialog.locator(".share-file-list li")).to_have_count(2)
-    await dialog.get_by_label("Password").fill("open sesame")
-    await dialog.get_by_role("button", name="Create link").click()
-    await expect(dialog.locator("#share-result")).to_be_visible()
-    url = await dialog.locator("#share-url").input_value()
+    url = await link_made_in(dialog, {"Password": "open sesame"})
     await dialog.get_by_role("button", name="Close").click()
     # Both files are marked as shared in the list; the third is not.
     for name, marked in (("notes.txt", 1), ("photo.png", 1), ("report.bin", 0)):
@@ -132,9 +138,7 @@ async def test_ticked_files_are_shared_in_one_link_whose_page_lists_them_and_dow
 async def test_ticked_files_are_deleted_together_after_one_confirmation(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    alice, _ = await alice_with_files(api, weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "alice")
+    alice, _, page = await alice_signed_in(api, weed, bucket, context)
     await expect(page.locator("#files-body tr")).to_have_count(3)
     await page.get_by_label("Select every file shown").check()
     await expect(page.locator("#selection-count")).to_have_text("3 files selected")
@@ -155,11 +159,9 @@ async def test_ticked_files_are_deleted_together_after_one_confirmation(
 async def test_a_link_is_edited_in_place_in_the_share_dialog(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    alice, ids = await alice_with_files(api, weed, bucket)
+    alice, ids, page = await alice_signed_in(api, weed, bucket, context)
     link = (await alice.post(f"/api/v1/files/{ids['notes.txt']}/links", json={"max_downloads": 1})).expect(201)
     (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
-    page = await context.new_page()
-    await sign_in(page, api, "alice")
     await page.get_by_role("button", name="Share notes.txt").click()
     item = page.locator(f'#share-dialog .link-item[data-id="{link["id"]}"]')
     await expect(item.locator(".badge").first).to_have_text("Used up")
@@ -186,12 +188,10 @@ async def test_a_link_is_edited_in_place_in_the_share_dialog(
 async def test_my_links_lists_every_link_with_its_state_and_edits_and_revokes_them(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
-    alice, ids = await alice_with_files(api, weed, bucket)
+    alice, ids, page = await alice_signed_in(api, weed, bucket, context)
     several = (await alice.post("/api/v1/links", json={"file_ids": [ids["photo.png"], ids["notes.txt"]]})).expect(201)
     used = (await alice.post(f"/api/v1/files/{ids['report.bin']}/links", json={"max_downloads": 1})).expect(201)
     (await api.call("POST", f"/api/v1/public/links/{used['token']}/download", json={})).expect(200)
-    page = await context.new_page()
-    await sign_in(page, api, "alice")
     await page.get_by_role("link", name="Links").click()
     rows = page.locator("#links-body tr")
     await expect(rows).to_have_count(2)
@@ -243,9 +243,7 @@ async def rendered(page: Page, image: Any) -> int:
 async def test_an_image_previews_in_the_details_dialog_and_on_the_share_page(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext, browser: Browser
 ) -> None:
-    alice, ids = await alice_with_files(api, weed, bucket)
-    page = await context.new_page()
-    await sign_in(page, api, "alice")
+    alice, ids, page = await alice_signed_in(api, weed, bucket, context)
     await file_row(page, "photo.png").locator("button.file-name").click()
     details = page.locator("#details-dialog")
     assert await rendered(page, details.locator("#details-preview img")) == 320
@@ -304,6 +302,8 @@ async def test_a_video_previews_and_seeks(api: Api, weed: WeedCluster, bucket: s
     assert webm[:4] == b"\x1a\x45\xdf\xa3"  # an EBML (WebM) header
     await alice.upload_and_confirm("clip.webm", webm, content_type="video/webm")
     await sign_in(page, api, "alice")
+    media: list[Any] = []  # what the player got from the storage server
+    page.on("response", lambda r: media.append(r) if r.request.resource_type == "media" else None)
     await file_row(page, "clip.webm").locator("button.file-name").click()
     video = page.locator("#details-preview video")
     await expect(video).to_be_visible()
@@ -316,6 +316,9 @@ async def test_a_video_previews_and_seeks(api: Api, weed: WeedCluster, bucket: s
         })"""
     )
     assert 1.5 <= seeked <= 2.5
+    # It was asked for in ranges, and the storage server answered them (206), as inline video.
+    assert media and all(r.request.headers.get("range", "").startswith("bytes=") for r in media)
+    assert {r.status for r in media} == {206} and {r.headers["content-type"] for r in media} == {"video/webm"}
     await shot(page, "sharing-video-preview", full_page=False)
 
 
@@ -378,10 +381,7 @@ async def test_the_sharing_views_at_desktop_and_phone_width(
         await shot(page, f"{size}-sharing-01-selection")
         await page.get_by_role("button", name="Share in one link").click()
         dialog = page.locator("#share-dialog")
-        await dialog.get_by_label("Download limit").fill("5")
-        await dialog.get_by_role("button", name="Create link").click()
-        await expect(dialog.locator("#share-qr svg")).to_be_visible()
-        url = await dialog.locator("#share-url").input_value()
+        url = await link_made_in(dialog, {"Download limit": "5"})
         await shot(page, f"{size}-sharing-02-share-several", full_page=False)
         await dialog.get_by_role("button", name="Close").click()
 
