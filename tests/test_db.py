@@ -93,7 +93,7 @@ def test_a_skipped_migration_number_is_fine_but_a_number_used_twice_is_not(
     (twice / "postgres").mkdir(parents=True)
     for name in ("0001_a.sql", "0002_b.sql", "0002_c.sql"):
         (twice / name).write_text("SELECT 1;")
-    monkeypatch.setattr(db.base.resources, "files", lambda package: twice)
+    monkeypatch.setattr("cdnstore.db.base.resources.files", lambda package: twice)
     with pytest.raises(RuntimeError, match="numbered once each"):
         db.migrations()
 

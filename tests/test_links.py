@@ -506,7 +506,8 @@ async def test_a_link_to_files_not_all_yours_is_404_and_makes_nothing(api: Api, 
     problem = (await alice.post("/api/v1/links", json={"file_ids": [file_id, eves]})).problem(404, "file_not_found")
     assert eves in problem["detail"]
     (await alice.post("/api/v1/links", json={"file_ids": [file_id, "not-a-file"]})).problem(404, "file_not_found")
-    for body in ({"file_ids": []}, {"file_ids": [file_id] * 1001}, {"file_ids": file_id}, {}):
+    bodies: list[dict[str, Any]] = [{"file_ids": []}, {"file_ids": [file_id] * 1001}, {"file_ids": file_id}, {}]
+    for body in bodies:
         assert (
             (await alice.post("/api/v1/links", json=body))
             .problem(422, "invalid_field")["detail"]
