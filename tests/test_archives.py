@@ -108,6 +108,10 @@ async def test_the_archive_takes_the_password_as_json_or_as_a_form(api: Api, wee
     (await archive(api, token, data={"password": "guess"})).problem(401, "invalid_password")
     (await archive(api, token, json={"password": "open sesame", "x": 1})).problem(422, "unknown_field")
     (await archive(api, token, data={"password": "open sesame", "colour": "red"})).problem(422, "unknown_field")
+    twice = (await archive(api, token, data=[("password", "open sesame"), ("password", "x")])).problem(
+        422, "invalid_field"
+    )
+    assert twice["detail"] == "password: given more than once"
     for body in ({"json": {"password": "open sesame"}}, {"data": {"password": "open sesame"}}):
         got = await archive(api, token, **body)
         assert got.status == 200, got.body
