@@ -163,7 +163,7 @@ export class FilesView {
       const input = /** @type {HTMLInputElement} */ (event.target);
       this.searchTimer = setTimeout(() => {
         this.q = input.value.trim();
-        this.load();
+        this.load({ marks: false }); // (which files are shared did not change)
       }, SEARCH_AFTER_MS);
     });
     $("#files-more-button").addEventListener("click", () => this.load({ more: true }));
@@ -288,8 +288,8 @@ export class FilesView {
     this.selectionChanged();
   }
 
-  /** The first page (again), or with `more` the next one. */
-  async load({ more = false } = {}) {
+  /** The first page (again), or with `more` the next one; `marks`: which files are shared, asked again. */
+  async load({ more = false, marks = true } = {}) {
     const ticket = ++this.loading;
     try {
       const page = await this.session.get("/files", {
@@ -302,7 +302,7 @@ export class FilesView {
       this.more.hidden = !this.cursor;
       this.updateEmpty();
       this.selectionChanged();
-      if (!more) this.loadShared();
+      if (!more && marks) this.loadShared(); // (rows made meanwhile show the marks already known)
     } catch (err) {
       toastError(err);
     }
