@@ -192,24 +192,36 @@ CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, version_id, server_id) WHERE stat
 CREATE INDEX jobs_claim ON jobs (server_id, status, run_after);
 CREATE INDEX jobs_version ON jobs (version_id);
 
--- Share links of a file (links.py). The token is the capability itself, stored as is because the
+-- Share links (links.py). The token is the capability itself, stored as is because the
 -- owner's list shows it (the contract puts it in every Link): 32 random bytes, URL-safe (256 bits),
 -- so it cannot be guessed. The password, if any, is an argon2id hash. expires_at is RFC 3339 UTC text
 -- in now_iso()'s format, so it compares as text. downloads is raised by one conditional UPDATE in the
 -- writer transaction, so max_downloads grants exactly that many downloads. Revoking deletes the row.
+-- A link's files are its link_files rows, in the order given; file_id is the file of a link made for
+-- one file (POST /files/{id}/links), NULL for a link to several (POST /links). owner_id: whose links they
+-- are (GET /links). Migration 0013 added link_files and owner_id.
 CREATE TABLE links (
     id            INTEGER PRIMARY KEY,
     uuid          TEXT    NOT NULL UNIQUE,
-    file_id       INTEGER NOT NULL REFERENCES files (id),
+    file_id       INTEGER REFERENCES files (id),
     token         TEXT    NOT NULL UNIQUE,
     password_hash TEXT,
     expires_at    TEXT,
     max_downloads INTEGER CHECK (max_downloads IS NULL OR max_downloads >= 1),
     downloads     INTEGER NOT NULL DEFAULT 0
                   CHECK (downloads >= 0 AND (max_downloads IS NULL OR downloads <= max_downloads)),
-    created_at    TEXT    NOT NULL
+    created_at    TEXT    NOT NULL,
+    owner_id      INTEGER NOT NULL REFERENCES users (id)
 );
 CREATE INDEX links_file ON links (file_id, id DESC);
+CREATE INDEX links_owner ON links (owner_id, id DESC);
+CREATE TABLE link_files (
+    link_id  INTEGER NOT NULL REFERENCES links (id) ON DELETE CASCADE,
+    file_id  INTEGER NOT NULL REFERENCES files (id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (link_id, file_id)
+) WITHOUT ROWID;
+CREATE INDEX link_files_file ON link_files (file_id);
 
 -- Downloads handed out per storage server and UTC day (YYYY-MM-DD), owners' and share links' alike, with the
 -- bytes of the files behind them. stats.py counts them in memory and adds them here in batches.

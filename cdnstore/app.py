@@ -31,6 +31,7 @@ from .api.observe import observe
 from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .api.server import handler_args
+from .archives import Archives
 from .auth import Passwords, Tokens
 from .changes import SERVERS, SESSIONS, USERS, CacheSync
 from .config import Config
@@ -206,9 +207,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:
-    app[appkeys.LINKS] = Links(
-        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, app[appkeys.CONFIG]
-    )
+    cfg = app[appkeys.CONFIG]
+    archives = Archives(app[appkeys.STORAGE], app[appkeys.FILES], app[appkeys.METRICS], cfg.links.max_archives)
+    app[appkeys.LINKS] = Links(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives)
     yield
 
 

@@ -204,6 +204,7 @@ class LinksConfig(Section):
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
+    max_archives: int = Field(4, ge=1, le=1000)  # ZIP archives one daemon streams at once; more: 503 + Retry-After
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:

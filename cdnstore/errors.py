@@ -93,6 +93,17 @@ class Unavailable(CdnError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
+class Busy(Unavailable):
+    """This daemon already does as much of something at once as it may (ZIP archives streaming): the same
+    request works once one ends. `Retry-After` says when to try again."""
+
+    code, title = "busy", "Too busy"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
 class DatabaseUnavailable(Unavailable):
     """The database refused a write because of its disk (full, failing, read-only), or cannot be reached
     (PostgreSQL stopped, restarting, or cut off): nothing was changed, and the same request may succeed

@@ -25,6 +25,7 @@ from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import S3Target, Server, VersionStatus
 from .parts import part_count, part_size_for
+from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
@@ -50,6 +51,22 @@ async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
     if row is None:
         raise NotFound("no such file", code="file_not_found")
     return row
+
+
+async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> list[Row]:
+    """The ids, uuids and names of these live files of the caller (owned_file for many, in one query); 404
+    `file_not_found` naming the first that is not one (another user's included)."""
+    marks = ", ".join("?" * len(file_uuids))
+    rows = await tx_fetchall(
+        tx,
+        f"SELECT id, uuid, name FROM files WHERE owner_id = ? AND deleted_at IS NULL AND uuid IN ({marks})",
+        (owner_id, *file_uuids),
+    )
+    found = {r["uuid"] for r in rows}
+    missing = [u for u in file_uuids if u not in found]
+    if missing:
+        raise NotFound(f"no such file: {missing[0]}", code="file_not_found")
+    return list(rows)
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,7 @@ class Download:
     name: str
     sha256: str | None  # of the content served, when known
     size: int = 0  # bytes of the content handed out (download statistics)
+    inline: bool = False  # a preview (shown in the browser), not a file to save
 
 
 class Files:
@@ -112,9 +130,10 @@ class Files:
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
         self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
-        # (server's S3 target, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get. By target, not
-        # by server id: a server moved or given new keys (here or on another daemon) is never handed old URLs.
-        self._signed: dict[tuple[S3Target, str, str, int], tuple[str, str, float]] = {}
+        # (server's S3 target, key, name, ttl, preview type) -> (url, expires_at, reuse until): see _signed_get. By
+        # target, not by server id: a server moved or given new keys (here or on another daemon) is never handed
+        # old URLs.
+        self._signed: dict[tuple[S3Target, str, str, int, str | None], tuple[str, str, float]] = {}
         self._nearest = NearestCache()  # (the ranking of the same holders for the same clients, remembered)
         # Told of a storage event for the key of a version already stored (app.py: Integrity.stored_again,
         # which re-checks that replica): its object may have been written again.
@@ -502,9 +521,9 @@ class Files:
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
-    async def download(self, owner_id: int, file_uuid: str, client: Point | None) -> Download:
+    async def download(self, owner_id: int, file_uuid: str, client: Point | None, inline: bool = False) -> Download:
         """The owner's download: a presigned GET on the nearest holder, recorded (record_download)."""
-        got = await self.locate(owner_id, file_uuid, client)
+        got = await self.locate(owner_id, file_uuid, client, inline=inline)
         self.record_download(got, (owner_id, file_uuid))
         return got
 
@@ -514,20 +533,36 @@ class Files:
         owner's `file.downloaded` row are batched (stats.py, history.py). `owners` is (owner id, file uuid)
         for an owner's download; a link's download writes its `link.downloaded` row in the transaction that
         counts it (links.py), so that the row and the count agree."""
-        self.metrics.downloaded(got.server.name)
+        self.record_read(got.server, got.size)
+        if owners is not None and self.history is not None:
+            data: dict[str, Any] = {"name": got.name, "server": got.server.name}
+            if got.inline:
+                data["preview"] = True
+            self.history.add(owners[0], "file.downloaded", owners[1], data)
+
+    def record_read(self, server: Server, size: int) -> None:
+        """`size` bytes of a file served from `server` (a presigned GET, or an archive's entry read through
+        cdnstore): counted as one of its downloads in the metric and the statistics."""
+        self.metrics.downloaded(server.name)
         if self.stats is not None:
             with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
-                self.stats.add(self.servers.internal_id(got.server), got.size)
-        if owners is not None and self.history is not None:
-            self.history.add(owners[0], "file.downloaded", owners[1], {"name": got.name, "server": got.server.name})
+                self.stats.add(self.servers.internal_id(server), size)
 
     async def locate(
-        self, owner_id: int | None, file_uuid: str, client: Point | None, ttl: int | None = None
+        self,
+        owner_id: int | None,
+        file_uuid: str,
+        client: Point | None,
+        ttl: int | None = None,
+        *,
+        inline: bool = False,
     ) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`), not
-        recorded yet (record_download does, once the download is granted)."""
+        recorded yet (record_download does, once the download is granted). `inline` asks for a preview: the
+        browser shows the file rather than saving it, for the types previews.py allows (others stay
+        attachments)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, "
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, v.content_type, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "
             "AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
@@ -542,21 +577,24 @@ class Files:
         server = self._nearest.nearest([s for s in holders if s is not None and s.is_available], client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
-        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
-        return Download(url, expires_at, server, row["name"], row["sha256"], row["size"])
+        shown = inline_type(row["content_type"]) if inline else None
+        ttl = ttl or self.downloads.url_ttl
+        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl, shown)
+        return Download(url, expires_at, server, row["name"], row["sha256"], row["size"], shown is not None)
 
-    def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
-        """A presigned GET and when it expires. A URL signed in the last minute is handed out again
-        (it stays valid for nearly its whole life): signing is the costliest step of a download."""
+    def _signed_get(self, server: Server, key: str, name: str, ttl: int, shown: str | None) -> tuple[str, str]:
+        """A presigned GET and when it expires (`shown`: the Content-Type of a preview, None to save). A URL
+        signed in the last minute is handed out again (it stays valid for nearly its whole life): signing is
+        the costliest step of a download."""
         now = time.time()
-        hit = self._signed.get((server.s3, key, name, ttl))
+        hit = self._signed.get((server.s3, key, name, ttl, shown))
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
-        url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
+        url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl, inline_type=shown)
         expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.s3, key, name, ttl)] = (url, expires_at, now + min(60, ttl / 10))
+        self._signed[(server.s3, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
     async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:

@@ -28,6 +28,7 @@ EVENTS = (
     "file.deleted",
     "file.corrupt",
     "link.created",
+    "link.updated",
     "link.deleted",
     "link.downloaded",
     "server.created",

@@ -58,6 +58,15 @@ class ReplicaStatus(StrEnum):
     CORRUPT = "corrupt"
 
 
+class LinkState(StrEnum):
+    """A share link's state as its owner sees it (computed by links.STATE, no column): what it answers."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    FILES_GONE = "files_gone"  # none of its files is served any more (deleted)
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     id: str

@@ -106,10 +106,12 @@ class PartInfo:
     modified: datetime | None
 
 
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII `filename=` fallback and the exact name as RFC 5987 `filename*`."""
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """`attachment` (or `inline`, for a preview) with an ASCII `filename=` fallback and the exact name as
+    RFC 5987 `filename*`."""
     encoded = quote(filename, safe="!#$&+-.^_`|~")  # RFC 5987 attr-char
-    return f"attachment; filename=\"{_ascii_fallback(filename)}\"; filename*=UTF-8''{encoded}"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{_ascii_fallback(filename)}\"; filename*=UTF-8''{encoded}"
 
 
 def _ascii_fallback(filename: str) -> str:
@@ -399,9 +401,15 @@ class Storage:
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, query=query, headers=headers)
         return url, headers
 
-    def presign_get(self, target: S3Target, key: str, *, filename: str, expires_in: int) -> str:
-        """A presigned GET URL whose response saves as `filename` (Content-Disposition override)."""
-        query = {"response-content-disposition": content_disposition(filename)}
+    def presign_get(
+        self, target: S3Target, key: str, *, filename: str, expires_in: int, inline_type: str | None = None
+    ) -> str:
+        """A presigned GET URL whose response saves as `filename` (Content-Disposition override); with
+        `inline_type`, one a browser shows in the page instead, served as that Content-Type (previews.py
+        decides which types may be)."""
+        query = {"response-content-disposition": content_disposition(filename, inline=inline_type is not None)}
+        if inline_type is not None:
+            query["response-content-type"] = inline_type
         return self._presigner(target).presign("GET", key, expires_in=expires_in, query=query)
 
     # --- objects -----------------------------------------------------------------------------
@@ -418,13 +426,14 @@ class Storage:
                 raise
         return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
 
-    async def read(self, target: S3Target, key: str) -> AsyncGenerator[bytes, None]:
-        """The object's bytes in pieces of at most 1 MiB as they arrive (never the whole object in memory).
-        An object that does not exist is a StorageError with code `object_missing`."""
+    async def read(self, target: S3Target, key: str, *, start: int = 0) -> AsyncGenerator[bytes, None]:
+        """The object's bytes from offset `start` on, in pieces of at most 1 MiB as they arrive (never the
+        whole object in memory). An object that does not exist is a StorageError with code `object_missing`."""
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         with _errors(target, f"GET {key!r}"):
             client = await self._client(target)
             try:
-                resp = await client.get_object(Bucket=target.bucket, Key=key)
+                resp = await client.get_object(Bucket=target.bucket, Key=key, **ranged)
             except ClientError as exc:
                 if _is_missing(exc):
                     raise StorageError(

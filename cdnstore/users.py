@@ -311,7 +311,7 @@ class Accounts:
             ids = [v["id"] for v in live]
             for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
                 await jobs.enqueue_removals(tx, ids[start : start + 10_000])
-            await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
+            await tx.execute("DELETE FROM links WHERE owner_id = ?", (owner,))  # (their link_files go with them)
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import inspect
 import io
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +102,17 @@ class Clock:
         self.now += seconds
 
 
+def png(width: int, height: int, rgb: tuple[int, int, int] = (200, 60, 40)) -> bytes:
+    """A real PNG image of one colour (what a browser shows inline), made here rather than checked in."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def from_ip(ip: str) -> dict[str, str]:
     return {"X-Forwarded-For": ip}
 
@@ -177,6 +190,8 @@ class Api:
             body: Any = raw.decode(errors="replace")
             if "json" in kind and raw:
                 body = await resp.json(content_type=None)
+            elif kind == "application/zip":  # (bytes, as they came)
+                body = raw
             answer = Answer(resp.status, body, resp.headers)
             LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
             return answer
@@ -232,9 +247,11 @@ class Session:
         assert await put_bytes(answer["upload"], data) == 200
         return answer
 
-    async def upload_and_confirm(self, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
+    async def upload_and_confirm(
+        self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain"
+    ) -> dict[str, Any]:
         """Announce, PUT and confirm (POST .../complete: stored at once); the announcement's answer."""
-        answer = await self.upload(name, data, ip=ip)
+        answer = await self.upload(name, data, ip=ip, content_type=content_type)
         (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return answer
 

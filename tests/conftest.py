@@ -126,6 +126,7 @@ async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemo
 
 # Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
 BOTH_ENGINES = {
+    "test_archives",
     "test_auth",
     "test_db",
     "test_endpoints",

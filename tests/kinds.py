@@ -35,6 +35,8 @@ KINDS = {
     "test_problems": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
+    "test_zipstream": UNIT,
+    "test_archives": INTEGRATION,
     "test_cli": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
@@ -68,6 +70,7 @@ KINDS = {
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
     "test_web": BROWSER,
+    "test_web_sharing": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.

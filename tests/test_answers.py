@@ -45,6 +45,7 @@ from cdnstore.api.servers import render_ref, render_server
 from cdnstore.api.users import render_row, render_user
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.links import Link, SharedFile
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
@@ -97,8 +98,13 @@ def file_row(**changed: Any) -> dict[str, Any]:
     }
 
 
-def link_row(**changed: Any) -> dict[str, Any]:
-    return {
+def shared_file(name: str = "report.pdf", size: int = 1234) -> SharedFile:
+    return SharedFile(3, FILE_UUID, name, size, "application/pdf", True, "key", 7, WHEN)
+
+
+def link(files: list[SharedFile] | None = None, **changed: Any) -> Link:
+    row = {
+        "id": 9,
         "uuid": UUID,
         "file_uuid": FILE_UUID,
         "token": "t" * 43,
@@ -107,10 +113,11 @@ def link_row(**changed: Any) -> dict[str, Any]:
         "max_downloads": 5,
         "downloads": 2,
         "created_at": WHEN,
-        "name": "report.pdf",
-        "size": 1234,
+        "owner_id": 1,
+        "state": "active",
         **changed,
     }
+    return Link(row, [shared_file()] if files is None else files)
 
 
 def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
@@ -169,12 +176,16 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
 
 
 def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> None:
-    assert_exactly(LinkOut, render_link(link_row(), "https://cdn.example"))
-    assert_exactly(
-        LinkOut, render_link(link_row(password_hash=None, expires_at=None, max_downloads=None), "https://cdn.example")
-    )
-    assert_exactly(PublicLinkOut, render_public(link_row()))
-    assert_exactly(PublicLinkOut, render_public(link_row(password_hash=None, expires_at=None)))
+    several = [shared_file(), shared_file("notes.txt", 0)]
+    for made in (
+        link(),
+        link(password_hash=None, expires_at=None, max_downloads=None),
+        link(several, file_uuid=None, state="expired"),  # a link to several files
+        link([], state="files_gone"),  # every file deleted since
+    ):
+        assert_exactly(LinkOut, render_link(made, "https://cdn.example"))
+    for made in (link(), link(password_hash=None, expires_at=None), link(several, file_uuid=None)):
+        assert_exactly(PublicLinkOut, render_public(made))
 
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:

@@ -170,6 +170,13 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("hello.txt", "stored", "USA")
         ]
         assert steps["4"] == "hello, world\n"
+        (edited,) = json_values(steps["5"])
+        assert (edited["max_downloads"], edited["state"], [f["name"] for f in edited["files"]]) == (
+            5,
+            "active",
+            ["hello.txt"],
+        )
+        assert re.search(r"^hello\.txt +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +13$", steps["6"], re.M), steps["6"]
         listed, where = json_values(steps["block 2"])
         assert [s["name"] for s in listed["items"]] == [site.name for site in ORIGINAL_LAYOUT]
         assert {(i["server"]["name"], i["server"]["zone"]) for i in where["items"]} == {

@@ -76,6 +76,28 @@ def with_migrations(monkeypatch: pytest.MonkeyPatch, *sqls: str) -> int:
     return extra[-1][0]
 
 
+def test_a_skipped_migration_number_is_fine_but_a_number_used_twice_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work done in parallel reserves migration numbers ahead; one that is never used leaves a gap."""
+    path = tmp_path / "db.sqlite3"
+    db.initialize(path)
+    later = db.latest_version() + 3  # (two numbers reserved and never used before it)
+    monkeypatch.setattr(db.sqlite, "migrations", lambda: [*db.migrations(), (later, "later", "CREATE TABLE t (x);")])
+    monkeypatch.setattr(db.sqlite, "latest_version", lambda: later)
+    assert db.initialize(path) == (later - 3, later)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() == ("t",)
+    conn.close()
+    twice = tmp_path / "twice"
+    (twice / "postgres").mkdir(parents=True)
+    for name in ("0001_a.sql", "0002_b.sql", "0002_c.sql"):
+        (twice / name).write_text("SELECT 1;")
+    monkeypatch.setattr("cdnstore.db.base.resources.files", lambda package: twice)
+    with pytest.raises(RuntimeError, match="numbered once each"):
+        db.migrations()
+
+
 def database_with_a_referenced_user(path: Path) -> str:
     """A database at the latest version with user alice and a refresh token of hers; returns the CREATE
     TABLE text of users."""
@@ -463,3 +485,57 @@ async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_h
             task.cancel()
         await asyncio.gather(first, second, return_exceptions=True)
         await database.close()
+
+
+# A user, a file and a link as version 12 (before 0013) held them.
+_OLD_LINK = [
+    "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+    "VALUES (1, 'u1', 'alice', 'h', 't', 't')",
+    "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) VALUES (5, 'f5', 1, 'a.txt', 't', 't')",
+    "INSERT INTO links (id, uuid, file_id, token, max_downloads, downloads, created_at) "
+    "VALUES (7, 'l7', 5, 'tok', 3, 2, 't')",
+]
+_NEW_LINK = (
+    "SELECT l.owner_id, l.file_id, l.downloads, x.file_id, x.position "
+    "FROM links l JOIN link_files x ON x.link_id = l.id"
+)
+
+
+def test_migration_13_gives_every_link_its_owner_and_its_file_as_link_files(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, _name, sql in db.migrations():
+        if number < 13:
+            db.sqlite._apply(conn, sql, number)
+    for statement in _OLD_LINK:
+        conn.execute(statement)
+    conn.close()
+    db.initialize(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute(_NEW_LINK).fetchall() == [(1, 5, 2, 5, 0)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
+async def test_migration_13_on_postgresql_gives_every_link_its_owner_and_its_file(pg_cluster: PgCluster) -> None:
+    import asyncpg
+
+    from cdnstore.db import postgres
+
+    url = pg_cluster.fresh("template1")
+    conn = await asyncpg.connect(url)
+    try:
+        for number, _name, sql in db.migrations("postgres"):
+            if number < 13:
+                await postgres.apply(conn, sql, number)
+        for statement in _OLD_LINK:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    await postgres.initialize(url)
+    conn = await asyncpg.connect(url)
+    try:
+        assert [tuple(r) for r in await conn.fetch(_NEW_LINK)] == [(1, 5, 2, 5, 0)]
+    finally:
+        await conn.close()
+    pg_cluster.drop(url)

@@ -43,11 +43,18 @@ REACHED: dict[str, dict[str, Any] | None] = {
     "GET /api/v1/files/{id}/links": None,
     "GET /api/v1/servers/{id}": None,
     "GET /api/v1/public/links/{token}": None,
+    "GET /api/v1/links": None,
+    "GET /api/v1/links/{link_id}": None,
+    "PATCH /api/v1/links/{link_id}": {"max_downloads": None},
     "PATCH /api/v1/users/{id}": {"is_disabled": False},
 }
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Operations whose real ids would take the test's own setup apart: they only see generated ids.
-NO_REAL_IDS = {("DELETE", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}")}
+NO_REAL_IDS = {
+    ("DELETE", "/api/v1/servers/{id}"),
+    ("PATCH", "/api/v1/servers/{id}"),
+    ("DELETE", "/api/v1/links/{link_id}"),
+}
 # Not fuzzed at all: the webhook answers 401 to anything without the events token, and a generated
 # server with a random endpoint would make cdnstore connect to arbitrary hosts.
 SKIPPED = {
@@ -87,6 +94,8 @@ def _real_ids(method: str, path: str, known: dict[str, Any]) -> dict[str, str]:
         return {"token": known["token"]}
     if path.startswith("/api/v1/files/"):
         return {"id": known["file_id"], "link_id": known["link_id"]}
+    if path.startswith("/api/v1/links/"):
+        return {"link_id": known["link_id"]}
     return {}
 
 

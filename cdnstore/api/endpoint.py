@@ -23,6 +23,7 @@ from ..models import User
 from .security import authenticate_user
 
 M = TypeVar("M", bound=BaseModel)
+FORM = "application/x-www-form-urlencoded"
 Auth = Literal["none", "user", "events"]
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -42,6 +43,7 @@ class Endpoint:
     responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     description: str = ""
+    forms: bool = False  # the body may also come as an HTML form's fields (a page's form posting to it)
 
 
 class Router:
@@ -66,6 +68,7 @@ class Router:
         responses: dict[int, type[BaseModel] | str | None] | None = None,
         errors: tuple[int, ...] = (),
         description: str = "",
+        forms: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -83,6 +86,7 @@ class Router:
                     responses or {200: None},
                     errors,
                     description or (handler.__doc__ or "").strip(),
+                    forms,
                 )
             )
             return handler
@@ -117,7 +121,8 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 if shareable and not no_query and not request.query:
                     no_query.append(kwargs["query"])
         if ep.body is not None:
-            kwargs["body"] = validate(ep.body, await read_json(request))
+            form = ep.forms and request.content_type == FORM
+            kwargs["body"] = validate(ep.body, await read_form(request) if form else await read_json(request))
         return await ep.handler(request, **kwargs)
 
     return handle
@@ -148,6 +153,19 @@ async def read_json(request: web.Request) -> Any:
     if _ESCAPED_SURROGATE.search(raw) and (field := _lone_surrogate(data, "")) is not None:
         raise Invalid(field or "body", "must be Unicode text: a lone surrogate escape (\\ud800-\\udfff) is not")
     return data
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """An HTML form's fields (application/x-www-form-urlencoded), each once: a field given twice is 422."""
+    fields = await request.post()
+    found: dict[str, str] = {}
+    for name, value in fields.items():
+        if name in found:
+            raise Invalid(name, "given more than once")
+        if not isinstance(value, str):  # (urlencoded forms carry text only; this keeps the type honest)
+            raise Invalid(name, "must be text")
+        found[name] = value
+    return found
 
 
 _UNREAD = object()

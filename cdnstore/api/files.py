@@ -293,9 +293,11 @@ async def get_file(request: web.Request) -> web.Response:
 )
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
-    current name; `?redirect=true` answers 302 to it instead."""
+    current name; `?redirect=true` answers 302 to it instead. `?inline=true` asks for a preview: for images,
+    audio, video, PDF and plain text a URL the browser shows (Range works: video seeks); HTML, SVG, XML and
+    any other type stay attachments."""
     got = await request.app[appkeys.FILES].download(
-        await caller_id(request), request.match_info["id"], client_location(request)
+        await caller_id(request), request.match_info["id"], client_location(request), query.inline
     )
     return download_answer(got, query.redirect)
 

@@ -2,11 +2,14 @@
 
 The page is plain HTML, CSS and ES modules from the package folder `cdnstore/web/`, no build step. It
 talks to the daemon only through the public API and keeps its tokens in memory. The HTML answers carry
-a Content-Security-Policy that allows scripts, styles and images from this origin only (plus `data:`
-images), no `<base>`, forms posting to this origin only and no framing. The main page PUTs uploads
-straight to the storage servers' presigned URLs, so its `connect-src` names this origin and the origins
-of the registered storage servers, computed from the in-memory registry when the page is asked for (a
-server added or moved shows in the next page load); the share page connects to this origin only.
+a Content-Security-Policy that allows scripts and styles from this origin only, no `<base>`, forms
+posting to this origin only and no framing of the pages. The main page PUTs uploads straight to the
+storage servers' presigned URLs, so its `connect-src` names this origin and the origins of the
+registered storage servers, computed from the in-memory registry when the page is asked for (a server
+added or moved shows in the next page load); the share page connects to this origin only. Both show
+previews (images, audio, video, PDF and plain text) from presigned GETs on the storage servers: their
+`img-src`, `media-src` and `frame-src` name the same origins (no script runs from them: the daemon serves
+inline only types that run nothing, previews.py, and text shows in a sandboxed frame).
 
 Static files are revalidated on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file
 costs a 304): the names carry no version, and an upgraded daemon must never run with yesterday's script.
@@ -33,11 +36,6 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-CSP_BASE = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-SHARE_CSP = f"{CSP_BASE}; connect-src 'self'"
 # A CSP source expression: scheme, host (name, IPv4 or bracketed IPv6) and port, nothing that could end
 # the directive (`;`, `,`, spaces, quotes).
 _origin_shape = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
@@ -76,17 +74,34 @@ def origin(endpoint_url: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _page_csp(origins: tuple[str, ...]) -> str:
-    return f"{CSP_BASE}; connect-src " + " ".join(("'self'", *origins))
+def _policy(origins: tuple[str, ...], connects: bool) -> str:
+    storage = "".join(f" {o}" for o in origins)
+    return (
+        f"default-src 'self'; img-src 'self' data:{storage}; media-src 'self'{storage}; "
+        f"frame-src 'self'{storage}; style-src 'self'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors 'none'; connect-src 'self'{storage if connects else ''}"
+    )
+
+
+def _origins(servers: Iterable[Server]) -> tuple[str, ...]:
+    return tuple(sorted({o for s in servers if (o := origin(s.endpoint_url)) is not None}))
 
 
 def page_csp(servers: Iterable[Server]) -> str:
-    """The main page's policy: connect-src is this origin and every registered storage server's."""
-    return _page_csp(tuple(sorted({o for s in servers if (o := origin(s.endpoint_url)) is not None})))
+    """The main page's policy: connect-src (uploads) and the previews' sources are this origin and every
+    registered storage server's."""
+    return _policy(_origins(servers), True)
+
+
+def share_csp(servers: Iterable[Server]) -> str:
+    """The share page's policy: it connects to this origin only (its downloads are navigations); its
+    previews come from the storage servers."""
+    return _policy(_origins(servers), False)
 
 
 def _page_headers(request: web.Request, name: str) -> dict[str, str]:
-    csp = SHARE_CSP if name == "share.html" else page_csp(request.app[appkeys.SERVERS].all())
+    servers = request.app[appkeys.SERVERS].all()
+    csp = share_csp(servers) if name == "share.html" else page_csp(servers)
     return {**PAGE_HEADERS, "Content-Security-Policy": csp}
 
 

@@ -459,8 +459,12 @@ class PartUrlList(Out):
 
 
 class DownloadQuery(BaseModel):
+    """`redirect`: a 302 to the URL instead of the JSON answer. `inline`: a preview, a URL the browser shows
+    rather than saves, for images, audio, video, PDF and plain text (any other type stays an attachment)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
     redirect: bool = False
+    inline: bool = False
 
 
 class DownloadOut(Out):
@@ -567,18 +571,55 @@ LinkPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 MAX_LINK_SECONDS = 10 * 365 * 86400
 
 
+LinkExpiresIn = Annotated[int, Field(ge=1, le=MAX_LINK_SECONDS)]
+LinkMaxDownloads = Annotated[int, Field(ge=1, le=1_000_000_000)]
+MAX_LINK_FILES = 1000
+
+
 class LinkCreate(Body):
     """`expires_in` absent: links.default_expires_in; null: no expiry (422 when links.max_expires_in is set).
     `max_downloads` absent or null: unlimited. `password` absent or null: none."""
 
     password: LinkPassword | None = None
-    expires_in: Annotated[int, Field(ge=1, le=MAX_LINK_SECONDS)] | None = None
-    max_downloads: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    expires_in: LinkExpiresIn | None = None
+    max_downloads: LinkMaxDownloads | None = None
+
+
+class LinksCreate(LinkCreate):
+    """A link to several of your files (1 to 1000, in the order the public page lists them; a file named
+    twice counts once); the other fields as for a link to one file."""
+
+    file_ids: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+        Field(min_length=1, max_length=MAX_LINK_FILES),
+    ]
+
+
+class LinkPatch(Patch):
+    """Only what is given changes. `password`: a new one, or null to remove it. `expires_in`: seconds from
+    now, or null for never (422 when links.max_expires_in is set). `max_downloads`: a new limit, or null for
+    none (422 below the downloads already made, unless `reset_downloads`). `reset_downloads`: the count
+    starts again from 0."""
+
+    password: LinkPassword | None = unset("a new password, or null to remove it")
+    expires_in: LinkExpiresIn | None = unset("seconds from now, or null for no expiry")
+    max_downloads: LinkMaxDownloads | None = unset("a new limit, or null for none")
+    reset_downloads: bool = False
+
+
+class LinkFileOut(Out):
+    id: Uuid
+    name: str
+    size: int
 
 
 class LinkOut(Out):
+    """`file_id`: the file of a link made for one file, null for a link to several. `files`: the files it
+    still serves, in order (a file deleted later is no longer listed). `state`: `active`, `expired`,
+    `used_up`, or `files_gone` (none of its files is served any more)."""
+
     id: Uuid
-    file_id: Uuid
+    file_id: Uuid | None
     token: str
     url: str
     has_password: bool
@@ -586,6 +627,8 @@ class LinkOut(Out):
     max_downloads: int | None
     downloads: int
     created_at: Time
+    files: list[LinkFileOut]
+    state: Literal["active", "expired", "used_up", "files_gone"]
 
 
 class LinkList(Out):
@@ -593,12 +636,38 @@ class LinkList(Out):
     next_cursor: str | None
 
 
+class LinksQuery(PageQuery):
+    state: Literal["active", "expired", "used_up", "files_gone"] | None = None
+
+
+class PublicFileOut(Out):
+    id: Uuid
+    name: str
+    size: int
+    content_type: str
+
+
 class PublicLinkOut(Out):
+    """`name` and `size`: the file's, or for a link to several, how many files and their total size.
+    `downloads_left`: how many more downloads the link grants (null: no limit). `files`: what the link
+    shares, in order (one for a link to one file)."""
+
     name: str
     size: int
     has_password: bool
     expires_at: Time | None
+    downloads_left: int | None
+    files: list[PublicFileOut]
 
 
 class LinkDownloadIn(Body):
+    """`file_id`: which file of a link to several (needed there; for a link to one file it may be left out)."""
+
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class LinkArchiveIn(Body):
+    """As JSON, or as an HTML form's fields (application/x-www-form-urlencoded: the share page's)."""
+
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None

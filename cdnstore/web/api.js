@@ -70,9 +70,19 @@ async function send(method, path, { json, token, query, cookie = false, keepaliv
 export const publicApi = {
   /** @param {string} token */
   link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
-  /** @param {string} token @param {string} [password] */
-  download: (token, password) =>
-    send("POST", `/public/links/${encodeURIComponent(token)}/download`, { json: password ? { password } : {} }),
+  /**
+   * A presigned GET of one file of the link (`fileId`; the only one when left out); with `inline`, a
+   * preview's (shown in the page, not saved).
+   * @param {string} token @param {string} [password] @param {string} [fileId] @param {boolean} [inline]
+   */
+  download: (token, password, fileId, inline = false) =>
+    send("POST", `/public/links/${encodeURIComponent(token)}/download`, {
+      json: { ...(password ? { password } : {}), ...(fileId ? { file_id: fileId } : {}) },
+      query: inline ? { inline: "true" } : undefined,
+    }),
+  /** Where the page's form posts for every file of the link as one ZIP (a download, not a JSON answer).
+   * @param {string} token */
+  archiveUrl: (token) => `${BASE}/public/links/${encodeURIComponent(token)}/archive`,
 };
 
 /** Run `task` while holding the page's refresh lock, shared by every tab of this origin.

@@ -1,10 +1,10 @@
 // @ts-check
-// cdnstore's bundled page: sign in, files (upload, download, rename, share, delete), history and,
-// for administrators, the storage servers. It uses the public API only (api.js).
+// cdnstore's bundled page: sign in, files (upload, download, rename, share, delete), share links,
+// history and, for administrators, the storage servers. It uses the public API only (api.js).
 //
 // This module is the shell: the session, the tabs and which view shows. Each view and dialog is a
 // module of its own that owns its state, listeners and timers (login-view.js, files-view.js,
-// uploads.js, details-dialog.js, share-dialog.js, history-view.js, servers-view.js with
+// uploads.js, details-dialog.js, share-dialog.js, links-view.js, history-view.js, servers-view.js with
 // server-dialog.js and jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js,
 // usage-bar.js).
 
@@ -12,6 +12,7 @@ import { Session } from "./api.js";
 import { DetailsDialog } from "./details-dialog.js";
 import { FilesView } from "./files-view.js";
 import { HistoryView } from "./history-view.js";
+import { LinksView } from "./links-view.js";
 import { LoginView } from "./login-view.js";
 import { PasswordDialog } from "./password-dialog.js";
 import { ServersView } from "./servers-view.js";
@@ -22,16 +23,21 @@ import { Uploads } from "./uploads.js";
 import { MyUsage } from "./usage-bar.js";
 import { UsersView } from "./users-view.js";
 
-const VIEWS = ["files", "history", "servers", "users"];
+const VIEWS = ["files", "links", "history", "servers", "users"];
 
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
-const share = new ShareDialog(session);
+// A link made, edited or revoked: the files it shares are marked again.
+const share = new ShareDialog(session, { changed: () => files.loadShared() });
 const details = new DetailsDialog(session, { share: (file) => share.open(file) });
 const usage = new MyUsage(session);
 const files = new FilesView(session, {
-  details: (file) => details.open(file), share: (file) => share.open(file), removed: () => usage.load(),
+  details: (file) => details.open(file),
+  share: (file) => share.open(file),
+  shareMany: (chosen) => share.openMany(chosen),
+  removed: () => usage.load(),
 });
+const links = new LinksView(session, { changed: () => files.loadShared() });
 const uploads = new Uploads(session, {
   changed: (file) => {
     files.upsert(file);
@@ -57,6 +63,7 @@ function signedOut(message) {
   usage.reset();
   for (const dialog of document.querySelectorAll("dialog[open]")) /** @type {HTMLDialogElement} */ (dialog).close();
   files.reset();
+  links.reset();
   uploads.reset();
   history.reset();
   showLogin(message);
@@ -76,17 +83,20 @@ function showApp() {
   $("#avatar").textContent = user.username.slice(0, 1).toUpperCase();
   $('.tabs a[data-view="servers"]').hidden = !canSeeServers();
   $('.tabs a[data-view="users"]').hidden = !isAdmin();
+  $('.tabs a[data-view="links"]').hidden = !session.can("can_view_filesharelink");
   uploads.show();
   for (const el of document.querySelectorAll(".copies-col")) /** @type {HTMLElement} */ (el).hidden = !canSeeServers();
   history.signedIn();
   route();
 }
 
-/** Show the view the address names (#files, #history, #servers, #users), the files when it names none. */
+/** Show the view the address names (#files, #links, #history, #servers, #users), the files when it names none. */
 function route() {
   if (!session.signedIn) return;
   let view = location.hash.replace(/^#/, "") || "files";
-  if (!VIEWS.includes(view) || (view === "servers" && !canSeeServers()) || (view === "users" && !isAdmin())) view = "files";
+  const hidden = (view === "servers" && !canSeeServers()) || (view === "users" && !isAdmin())
+    || (view === "links" && !session.can("can_view_filesharelink"));
+  if (!VIEWS.includes(view) || hidden) view = "files";
   for (const name of VIEWS) $(`#${name}-view`).hidden = name !== view;
   for (const link of document.querySelectorAll(".tabs a")) {
     if (/** @type {HTMLElement} */ (link).dataset.view === view) link.setAttribute("aria-current", "page");
@@ -97,6 +107,7 @@ function route() {
     files.load();
     usage.load();
   }
+  if (view === "links") links.load();
   if (view === "history") history.load();
   if (view === "servers") {
     servers.start();

@@ -1,10 +1,11 @@
 // @ts-check
-// A file's details: size, type, status, zone, times, checksum and, for those who may see the servers,
-// where its copies are.
+// A file's details: a preview of images, audio, video, PDF and plain text, then size, type, status, zone,
+// times, checksum and, for those who may see the servers, where its copies are.
 
 import { say } from "./feedback.js";
 import { download } from "./files-view.js";
-import { $, badge, formatBytes, fullTime, h, plural } from "./ui.js";
+import { previewOf } from "./preview.js";
+import { $, badge, formatBytes, fullTime, h, plural, previewKind } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 
@@ -21,11 +22,17 @@ export class DetailsDialog {
     this.on = on;
     this.dialog = $("#details-dialog", HTMLDialogElement);
     this.copies = $("#details-copies");
+    this.preview = $("#details-preview");
+    /** @type {File | null} */
+    this.file = null;
+    // Closed: the preview goes (a video or audio stops playing).
+    this.dialog.addEventListener("close", () => this.preview.replaceChildren());
   }
 
   /** @param {File} file */
   open(file) {
     const { session, dialog } = this;
+    this.file = file;
     $("#details-title").textContent = file.name;
     /** @type {[string, string | Node][]} */
     const rows = [
@@ -52,6 +59,24 @@ export class DetailsDialog {
     this.copies.replaceChildren();
     dialog.showModal();
     if (canSeeCopies) this.loadCopies(file);
+    this.showPreview(file);
+  }
+
+  /** A preview of a stored file the page can show (previewKind): a download asked inline, shown here. It
+   * counts as a download, as what it shows is the file. @param {File} file */
+  async showPreview(file) {
+    const kind = file.status === "stored" && this.session.can("can_view_file") ? previewKind(file.content_type) : null;
+    this.preview.hidden = !kind;
+    this.preview.replaceChildren();
+    if (!kind) return;
+    this.preview.append(h("p", { class: "muted small-text" }, "Loading the preview…"));
+    try {
+      const answer = await this.session.get(`/files/${file.id}/download`, { inline: "true" });
+      if (this.file !== file || !this.dialog.open) return; // another file's dialog, or closed, by now
+      this.preview.replaceChildren(previewOf(kind, answer.url, file.name));
+    } catch (err) {
+      if (this.file === file) this.preview.replaceChildren(h("p", { class: "error" }, `No preview: ${say(err)}`));
+    }
   }
 
   /** Asked afresh (not the list's): the dialog is where one looks at the copies closely. @param {File} file */

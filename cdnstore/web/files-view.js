@@ -1,7 +1,8 @@
 // @ts-check
 // The files view: the caller's files, newest first, searchable by name, each row with its actions
 // (details, download, share, rename, delete) and, for those who may see the servers, its copies. The
-// copies come with the list (GET /files?include=servers): one call for the page, none per row.
+// copies come with the list (GET /files?include=servers): one call for the page, none per row. Files
+// shared by an active link are marked; ticked files can be shared in one link or deleted together.
 
 import { say, toastError } from "./feedback.js";
 import { $, badge, confirmDialog, fileKind, formatBytes, h, plural, timeEl, toast } from "./ui.js";
@@ -46,13 +47,15 @@ class FileRow {
     this.file = file;
     this.editing = false;
     this.tr = h("tr", { dataset: { id: file.id } });
+    this.tick = h("input", { type: "checkbox", onchange: () => view.select(this.file.id, this.tick.checked) });
+    this.selectCell = h("td", { class: "select-col", "data-label": "Select", hidden: !view.selects() }, this.tick);
     this.nameCell = h("td", { class: "primary-cell", "data-label": "Name" });
     this.sizeCell = h("td", { class: "num", "data-label": "Size" });
     this.statusCell = h("td", { class: "status-cell", "data-label": "Status" });
     this.copiesCell = h("td", { class: "copies-col", "data-label": "Copies", hidden: !view.seesCopies() });
     this.addedCell = h("td", { "data-label": "Added" });
     this.actions = h("td", { class: "actions" });
-    this.tr.append(this.nameCell, this.sizeCell, this.statusCell, this.copiesCell, this.addedCell, this.actions);
+    this.tr.append(this.selectCell, this.nameCell, this.sizeCell, this.statusCell, this.copiesCell, this.addedCell, this.actions);
     this.render();
   }
 
@@ -60,11 +63,17 @@ class FileRow {
     const f = this.file;
     const { session, on } = this.view;
     this.tr.dataset.status = f.status;
+    this.tick.checked = this.view.selected.has(f.id);
+    this.tick.setAttribute("aria-label", `Select ${f.name}`);
     if (!this.editing) {
       // The name opens the file's details (a button, so the keyboard reaches it too).
-      this.nameCell.replaceChildren(h("button", {
+      const links = this.view.shared.get(f.id) || 0;
+      this.nameCell.replaceChildren(h("div", { class: "name-line" }, h("button", {
         type: "button", class: "file-name", title: `Details of ${f.name}`, onclick: () => on.details(this.file),
-      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)));
+      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)),
+      links > 0 && h("a", {
+        class: "badge info shared", href: "#links", title: `Shared by ${plural(links, "active link")}`,
+      }, "Shared")));
     }
     this.sizeCell.textContent = formatBytes(f.size);
     this.statusCell.replaceChildren(statusBadge(f));
@@ -128,13 +137,18 @@ class FileRow {
 export class FilesView {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ details: (file: File) => void, share: (file: File) => void, removed?: () => void }} on
+   * @param {{ details: (file: File) => void, share: (file: File) => void, shareMany: (files: File[]) => void, removed?: () => void }} on
    */
   constructor(session, on) {
     this.session = session;
     this.on = on;
     /** @type {Map<string, FileRow>} */
     this.rows = new Map();
+    /** @type {Set<string>} the ids of the ticked files */
+    this.selected = new Set();
+    /** @type {Map<string, number>} file id -> how many active links share it */
+    this.shared = new Map();
+    this.sharedTicket = 0;
     /** @type {string | null} */
     this.cursor = null;
     this.q = "";
@@ -149,10 +163,111 @@ export class FilesView {
       const input = /** @type {HTMLInputElement} */ (event.target);
       this.searchTimer = setTimeout(() => {
         this.q = input.value.trim();
-        this.load();
+        this.load({ marks: false }); // (which files are shared did not change)
       }, SEARCH_AFTER_MS);
     });
     $("#files-more-button").addEventListener("click", () => this.load({ more: true }));
+    this.all = $("#select-all", HTMLInputElement);
+    this.all.addEventListener("change", () => {
+      for (const id of this.rows.keys()) this.select(id, this.all.checked, false);
+      this.selectionChanged();
+    });
+    $("#share-selected").addEventListener("click", () => this.shareSelected());
+    $("#delete-selected").addEventListener("click", () => this.deleteSelected());
+    $("#clear-selection").addEventListener("click", () => {
+      this.selected.clear();
+      this.selectionChanged();
+    });
+  }
+
+  /** Whether the user can do anything with ticked files (share them in one link, or delete them). */
+  selects() {
+    return this.session.can("can_add_filesharelink") || this.session.can("can_delete_file");
+  }
+
+  /** @param {string} id @param {boolean} on @param {boolean} [tell] */
+  select(id, on, tell = true) {
+    if (on) this.selected.add(id);
+    else this.selected.delete(id);
+    if (tell) this.selectionChanged();
+  }
+
+  /** The ticks, the "select all" box and the bar of what can be done with the ticked files. */
+  selectionChanged() {
+    for (const row of this.rows.values()) row.tick.checked = this.selected.has(row.file.id);
+    const n = this.selected.size;
+    const shown = this.rows.size;
+    this.all.checked = n > 0 && n === shown;
+    this.all.indeterminate = n > 0 && n < shown;
+    $("#selection-bar").hidden = n === 0;
+    $("#selection-count").textContent = `${plural(n, "file")} selected`;
+    $("#share-selected").hidden = !this.session.can("can_add_filesharelink");
+    $("#delete-selected").hidden = !this.session.can("can_delete_file");
+  }
+
+  /** The ticked files that are stored (only those can be shared), in the list's order. */
+  ticked() {
+    return [...this.rows.values()].map((r) => r.file).filter((f) => this.selected.has(f.id));
+  }
+
+  shareSelected() {
+    const files = this.ticked();
+    const ready = files.filter((f) => f.status === "stored");
+    if (ready.length < files.length) toast(`${plural(files.length - ready.length, "file is", "files are")} still uploading: shared without ${files.length - ready.length === 1 ? "it" : "them"}.`);
+    if (!ready.length) return;
+    if (ready.length === 1) this.on.share(ready[0]);
+    else this.on.shareMany(ready);
+  }
+
+  async deleteSelected() {
+    const files = this.ticked();
+    if (!files.length) return;
+    const title = files.length === 1 ? `Delete “${files[0].name}”?` : `Delete ${plural(files.length, "file")}?`;
+    if (!(await confirmDialog(title, "They are removed from every server, and their share links stop working. This cannot be undone."))) return;
+    let deleted = 0;
+    for (const file of files) { // one at a time: a failure stops nothing else, and says which file
+      try {
+        await this.session.del(`/files/${file.id}`);
+        this.forget(file.id);
+        deleted += 1;
+      } catch (err) {
+        toastError(err);
+      }
+    }
+    this.selectionChanged();
+    this.updateEmpty();
+    if (deleted) toast(`Deleted ${plural(deleted, "file")}`);
+    if (this.on.removed) this.on.removed();
+  }
+
+  /** @param {string} id */
+  forget(id) {
+    const row = this.rows.get(id);
+    if (row) row.tr.remove();
+    this.rows.delete(id);
+    this.selected.delete(id);
+  }
+
+  /** Which files an active link shares (every page of GET /links?state=active), to mark them. */
+  async loadShared() {
+    if (!this.session.can("can_view_filesharelink")) return;
+    const ticket = ++this.sharedTicket;
+    /** @type {Map<string, number>} */
+    const found = new Map();
+    try {
+      /** @type {string | null} */
+      let cursor = null;
+      do {
+        const page = await this.session.get("/links", { state: "active", limit: 1000, cursor: cursor || undefined });
+        for (const link of page.items) for (const f of link.files) found.set(f.id, (found.get(f.id) || 0) + 1);
+        cursor = page.next_cursor;
+      } while (cursor && ticket === this.sharedTicket);
+    } catch {
+      return; // the marks are a hint: the list stands without them
+    }
+    if (ticket !== this.sharedTicket) return;
+    this.shared = found;
+    for (const row of this.rows.values()) row.render();
   }
 
   seesCopies() {
@@ -163,15 +278,18 @@ export class FilesView {
   reset() {
     clearTimeout(this.searchTimer);
     this.clear();
+    this.shared.clear();
   }
 
   clear() {
     this.rows.clear();
+    this.selected.clear();
     this.body.replaceChildren();
+    this.selectionChanged();
   }
 
-  /** The first page (again), or with `more` the next one. */
-  async load({ more = false } = {}) {
+  /** The first page (again), or with `more` the next one; `marks`: which files are shared, asked again. */
+  async load({ more = false, marks = true } = {}) {
     const ticket = ++this.loading;
     try {
       const page = await this.session.get("/files", {
@@ -183,12 +301,15 @@ export class FilesView {
       this.cursor = page.next_cursor;
       this.more.hidden = !this.cursor;
       this.updateEmpty();
+      this.selectionChanged();
+      if (!more && marks) this.loadShared(); // (rows made meanwhile show the marks already known)
     } catch (err) {
       toastError(err);
     }
   }
 
   updateEmpty() {
+    for (const el of document.querySelectorAll("#files-view .select-col")) /** @type {HTMLElement} */ (el).hidden = !this.selects();
     const empty = this.rows.size === 0;
     this.empty.hidden = !empty;
     $("#files-table").hidden = empty;
@@ -213,6 +334,7 @@ export class FilesView {
       if (atEnd) this.body.append(row.tr);
       else this.body.prepend(row.tr);
       this.updateEmpty();
+      if (!atEnd) this.selectionChanged(); // ("select all" no longer holds every file shown)
     }
     if (file.status === "stored" && !file.servers && this.seesCopies()) this.loadCopies(file.id);
   }
@@ -236,8 +358,8 @@ export class FilesView {
     if (!(await confirmDialog(`Delete “${name}”?`, "It is removed from every server, and its share links stop working. This cannot be undone."))) return;
     try {
       await this.session.del(`/files/${row.file.id}`);
-      row.tr.remove();
-      this.rows.delete(row.file.id);
+      this.forget(row.file.id);
+      this.selectionChanged();
       this.updateEmpty();
       toast(`Deleted “${name}”`);
       if (this.on.removed) this.on.removed();

@@ -17,6 +17,7 @@ const EVENTS = {
   "file.deleted": "Deleted",
   "file.corrupt": "Corrupt content found",
   "link.created": "Link created",
+  "link.updated": "Link changed",
   "link.deleted": "Link revoked",
   "link.downloaded": "Downloaded by link",
   "server.created": "Server added",

@@ -58,13 +58,26 @@
 /**
  * @typedef {object} Link
  * @property {string} id
- * @property {string} file_id
+ * @property {string | null} file_id the file of a link made for one file; null for a link to several
+ * @property {string} token
  * @property {string} url
  * @property {boolean} has_password
  * @property {string | null} expires_at
  * @property {number | null} max_downloads
  * @property {number} downloads
  * @property {string} created_at
+ * @property {{ id: string, name: string, size: number }[]} files the files it still serves, in order
+ * @property {"active" | "expired" | "used_up" | "files_gone"} state
+ */
+
+/**
+ * @typedef {object} PublicLink what anyone with a link's token sees
+ * @property {string} name the file's, or "3 files"
+ * @property {number} size
+ * @property {boolean} has_password
+ * @property {string | null} expires_at
+ * @property {number | null} downloads_left null: no download limit
+ * @property {{ id: string, name: string, size: number, content_type: string }[]} files
  */
 
 /** @typedef {{ id: string, event: string, data: Record<string, any>, created_at: string }} HistoryItem */
