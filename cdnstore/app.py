@@ -24,6 +24,8 @@ from .api import ops as ops_api
 from .api import pages as pages_api
 from .api import servers as servers_api
 from .api import stats as stats_api
+from .api import trash as trash_api
+from .api import upload_requests as requests_api
 from .api import users as users_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
@@ -53,6 +55,8 @@ from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
 from .tasks import every, every_exclusively, running
+from .trash import Trash
+from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
 
@@ -62,9 +66,11 @@ ROUTES: tuple[Endpoint, ...] = (
     *auth_api.ROUTES,
     *events_api.ROUTES,
     *files_api.ROUTES,
+    *trash_api.ROUTES,
     *history_api.ROUTES,
     *jobs_api.ROUTES,
     *links_api.ROUTES,
+    *requests_api.ROUTES,
     *ops_api.ROUTES,
     *pages_api.ROUTES,
     *servers_api.ROUTES,
@@ -177,6 +183,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         history=app[appkeys.HISTORY],
     )
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
+    app[appkeys.TRASH] = Trash(db, files)
     integrity = app[appkeys.INTEGRITY] = Integrity(
         db, storage, registry, files, cfg.integrity, metrics=app[appkeys.METRICS]
     )
@@ -197,6 +204,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.LINKS] = Links(
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, app[appkeys.CONFIG]
+    )
+    app[appkeys.REQUESTS] = UploadRequests(
         app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, app[appkeys.CONFIG]
     )
     yield
@@ -223,6 +233,9 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         ),
         "verify": every_exclusively(
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
+        ),
+        "file-expiry": every_exclusively(
+            lease("file-expiry"), cfg.files.sweep_interval, app[appkeys.TRASH].sweep, "file-expiry"
         ),
     }
     if cfg.scrub.interval:
