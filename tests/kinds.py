@@ -67,6 +67,7 @@ KINDS = {
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
     "test_web": BROWSER,
+    "test_web_requests": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.

@@ -370,3 +370,15 @@ async def test_a_request_changes_its_message_password_limits_and_expiry(
     assert (lowered["files"], lowered["max_files"]) == (2, 1)
     (await offer(api, request["token"], "three.txt", b"x")).problem(413, "request_limit")
     assert (await look(api, request["token"])).expect(200)["files_left"] == 0
+
+
+async def test_the_public_upload_page_is_served_at_its_address_and_may_reach_the_storage_servers(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    _, alice = await owner(api, weed, bucket)
+    token = (await new_request(alice))["token"]
+    page = await api.call("GET", f"/u/{token}")
+    assert page.status == 200 and "upload-page.js" in page.body
+    assert page.headers["Referrer-Policy"] == "no-referrer"  # the address holds the token
+    dallas = weed.instance("dallas").endpoint_url
+    assert dallas.rstrip("/") in page.headers["Content-Security-Policy"]  # a sender PUTs straight to it

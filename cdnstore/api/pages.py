@@ -1,4 +1,5 @@
-"""Routes: the bundled web page (`/`), the public share page (`/s/{token}`) and their static files.
+"""Routes: the bundled web page (`/`), the public share page (`/s/{token}`), the public upload page of an
+upload request (`/u/{token}`) and their static files.
 
 The page is plain HTML, CSS and ES modules from the package folder `cdnstore/web/`, no build step. It
 talks to the daemon only through the public API and keeps its tokens in memory. The HTML answers carry
@@ -6,7 +7,8 @@ a Content-Security-Policy that allows scripts, styles and images from this origi
 images), no `<base>`, forms posting to this origin only and no framing. The main page PUTs uploads
 straight to the storage servers' presigned URLs, so its `connect-src` names this origin and the origins
 of the registered storage servers, computed from the in-memory registry when the page is asked for (a
-server added or moved shows in the next page load); the share page connects to this origin only.
+server added or moved shows in the next page load), and so does the public upload page's, which PUTs a
+sender's files the same way; the share page connects to this origin only.
 
 Static files are revalidated on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file
 costs a 304): the names carry no version, and an upgraded daemon must never run with yesterday's script.
@@ -43,7 +45,7 @@ SHARE_CSP = f"{CSP_BASE}; connect-src 'self'"
 _origin_shape = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
 # nosniff and Server come with every answer (api/headers.py).
 PAGE_HEADERS = {
-    # The share page's address holds the link's token: never send it on to another site.
+    # The share and upload pages' addresses hold a token: never send it on to another site.
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
@@ -129,6 +131,20 @@ async def index_page(request: web.Request) -> web.Response:
 async def share_page(request: web.Request) -> web.Response:
     """Shows the shared file's name and size and downloads it, asking for the password when the link has one."""
     return await _file(request, "share.html", _page_headers(request, "share.html"))
+
+
+@endpoint(
+    "GET",
+    "/u/{token}",
+    summary="The public upload page of an upload request",
+    tag="pages",
+    auth="none",
+    responses={200: "text/html"},
+)
+async def upload_page(request: web.Request) -> web.Response:
+    """Shows the request's message and limits, asks for its password when it has one, and sends the chosen
+    files (big ones in parts, resumable) straight to the storage server nearest to the sender."""
+    return await _file(request, "upload.html", _page_headers(request, "upload.html"))
 
 
 @endpoint(

@@ -3,6 +3,7 @@
 // (details, download, share, rename, delete) and, for those who may see the servers, its copies. The
 // copies come with the list (GET /files?include=servers): one call for the page, none per row.
 
+import { expiryNote } from "./expiry.js";
 import { say, toastError } from "./feedback.js";
 import { $, badge, confirmDialog, fileKind, formatBytes, h, plural, timeEl, toast } from "./ui.js";
 
@@ -62,9 +63,14 @@ class FileRow {
     this.tr.dataset.status = f.status;
     if (!this.editing) {
       // The name opens the file's details (a button, so the keyboard reaches it too).
+      const notes = [
+        f.received_via ? badge("Received", "info", true) : null,
+        expiryNote(f.expires_at),
+      ].filter(Boolean);
       this.nameCell.replaceChildren(h("button", {
         type: "button", class: "file-name", title: `Details of ${f.name}`, onclick: () => on.details(this.file),
-      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)));
+      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)),
+      ...(notes.length ? [h("span", { class: "file-notes" }, notes)] : []));
     }
     this.sizeCell.textContent = formatBytes(f.size);
     this.statusCell.replaceChildren(statusBadge(f));
@@ -128,7 +134,8 @@ class FileRow {
 export class FilesView {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ details: (file: File) => void, share: (file: File) => void, removed?: () => void }} on
+   * @param {{ details: (file: File) => void, share: (file: File) => void, removed?: () => void,
+   *   trashDays?: () => number | null }} on `trashDays`: how long deleted files are kept, when known
    */
   constructor(session, on) {
     this.session = session;
@@ -233,13 +240,19 @@ export class FilesView {
   /** @param {FileRow} row */
   async remove(row) {
     const name = row.file.name;
-    if (!(await confirmDialog(`Delete “${name}”?`, "It is removed from every server, and its share links stop working. This cannot be undone."))) return;
+    const days = this.on.trashDays ? this.on.trashDays() : null;
+    const kept = row.file.status === "stored" && days !== 0; // (a file without content is removed at once)
+    const text = !kept
+      ? "It is removed from every server, and its share links stop working. This cannot be undone."
+      : `It goes to the trash${days ? ` for ${days === 1 ? "a day" : `${days} days`}` : ""}, where you can restore it; `
+        + "its share links stop working until then.";
+    if (!(await confirmDialog(`Delete “${name}”?`, text))) return;
     try {
       await this.session.del(`/files/${row.file.id}`);
       row.tr.remove();
       this.rows.delete(row.file.id);
       this.updateEmpty();
-      toast(`Deleted “${name}”`);
+      toast(kept ? `Moved “${name}” to the trash` : `Deleted “${name}”`);
       if (this.on.removed) this.on.removed();
     } catch (err) {
       toastError(err);
