@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import appkeys
 from ..db import Row
 from ..pagination import page
-from ..upload_requests import Caller, is_open, left
+from ..upload_requests import Caller, UploadRef, is_open, left
 from .endpoint import Router, json_response
 from .files import client_location, render_file, render_part_url, render_upload, render_upload_state
 from .schemas import (
@@ -74,6 +74,11 @@ async def caller(request: web.Request) -> Caller:
 
 def public_url(request: web.Request) -> str:
     return request.app[appkeys.CONFIG].http.public_url
+
+
+async def sender_upload(request: web.Request) -> UploadRef:
+    """The upload the path's upload_token names (404 `no_upload` for anything else)."""
+    return await request.app[appkeys.REQUESTS].upload_of(request.match_info["upload_token"])
 
 
 @endpoint(
@@ -233,10 +238,10 @@ async def send_file(request: web.Request, body: SenderFileCreate) -> web.Respons
     responses={200: UploadStateOut},
     errors=(404, 502),
 )
-async def sender_upload(request: web.Request) -> web.Response:
+async def sender_view(request: web.Request) -> web.Response:
     """As `GET /api/v1/files/{id}/upload`, for the file the upload_token names. 404 `no_upload` once it is
     no longer in progress."""
-    ref = await request.app[appkeys.REQUESTS].upload_of(request.match_info["upload_token"])
+    ref = await sender_upload(request)
     state = await request.app[appkeys.UPLOADS].view(ref.owner_id, ref.file_uuid, ref.version_id)
     return json_response(render_upload_state(state))
 
@@ -253,7 +258,7 @@ async def sender_upload(request: web.Request) -> web.Response:
 )
 async def sender_parts(request: web.Request, body: PartsIn) -> web.Response:
     """As `POST /api/v1/files/{id}/upload/parts`."""
-    ref = await request.app[appkeys.REQUESTS].upload_of(request.match_info["upload_token"])
+    ref = await sender_upload(request)
     items = await request.app[appkeys.UPLOADS].sign_parts(
         ref.owner_id, ref.file_uuid, body.numbers, body.md5, ref.version_id
     )
@@ -271,7 +276,7 @@ async def sender_parts(request: web.Request, body: PartsIn) -> web.Response:
 )
 async def sender_complete(request: web.Request) -> web.Response:
     """As `POST /api/v1/files/{id}/complete`: the file, `stored` once its bytes are on the upload server."""
-    ref = await request.app[appkeys.REQUESTS].upload_of(request.match_info["upload_token"])
+    ref = await sender_upload(request)
     row = await request.app[appkeys.UPLOADS].complete(ref.owner_id, ref.file_uuid, ref.version_id)
     return json_response(render_file(row))
 
@@ -288,6 +293,6 @@ async def sender_complete(request: web.Request) -> web.Response:
 async def sender_cancel(request: web.Request) -> web.Response:
     """As `DELETE /api/v1/files/{id}/upload`: the file goes (it has no other content), and its place in the
     request's limits is free again."""
-    ref = await request.app[appkeys.REQUESTS].upload_of(request.match_info["upload_token"])
+    ref = await sender_upload(request)
     await request.app[appkeys.UPLOADS].abort(ref.owner_id, ref.file_uuid, ref.version_id)
     return web.Response(status=204)

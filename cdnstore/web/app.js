@@ -5,7 +5,7 @@
 // This module is the shell: the session, the tabs and which view shows. Each view and dialog is a
 // module of its own that owns its state, listeners and timers (login-view.js, files-view.js,
 // uploads.js, details-dialog.js, share-dialog.js, requests-view.js with request-dialog.js and
-// received-dialog.js, trash-view.js, history-view.js, servers-view.js with server-dialog.js and
+// received-dialog.js, trash-view.js (both with paged-list.js), history-view.js, servers-view.js with server-dialog.js and
 // jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js, usage-bar.js).
 
 import { Session } from "./api.js";

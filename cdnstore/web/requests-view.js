@@ -4,6 +4,7 @@
 // see what arrived, change, close or reopen, and delete it.
 
 import { toastError } from "./feedback.js";
+import { PagedList } from "./paged-list.js";
 import { ReceivedDialog } from "./received-dialog.js";
 import { RequestDialog } from "./request-dialog.js";
 import { $, badge, confirmDialog, copyText, formatBytes, formatCount, formatTime, h, plural, toast } from "./ui.js";
@@ -35,12 +36,8 @@ export class RequestsView {
    */
   constructor(session, on) {
     this.session = session;
-    this.body = $("#requests-body");
-    this.empty = $("#requests-empty");
-    this.more = $("#requests-more");
-    /** @type {string | null} */
-    this.cursor = null;
-    this.ticket = 0; // the latest list call: an older answer is dropped
+    /** @type {PagedList<UploadRequest>} */
+    this.list = new PagedList("requests", (cursor) => session.get("/upload-requests", { limit: PAGE, cursor }), (r) => this.row(r));
     this.dialog = new RequestDialog(session, {
       saved: (request, created) => {
         toast(created ? "Upload request made: send its link to whoever has files for you" : "Upload request saved");
@@ -50,7 +47,6 @@ export class RequestsView {
     });
     this.received = new ReceivedDialog(session, on);
     $("#new-request").addEventListener("click", () => this.dialog.open(null));
-    $("#requests-more-button").addEventListener("click", () => this.load({ more: true }));
   }
 
   /** Signed in: only those who may upload make requests. */
@@ -60,28 +56,11 @@ export class RequestsView {
 
   /** Signed out: nothing of the list stays. */
   reset() {
-    this.ticket += 1;
-    this.body.replaceChildren();
+    this.list.reset();
   }
 
-  async load({ more = false } = {}) {
-    const ticket = ++this.ticket;
-    try {
-      const page = await this.session.get("/upload-requests", { limit: PAGE, cursor: more ? this.cursor : undefined });
-      if (ticket !== this.ticket) return;
-      /** @type {UploadRequest[]} */
-      const items = page.items;
-      const rows = items.map((r) => this.row(r));
-      if (more) this.body.append(...rows);
-      else this.body.replaceChildren(...rows);
-      this.cursor = page.next_cursor;
-      this.more.hidden = !this.cursor;
-      const none = !this.body.children.length;
-      this.empty.hidden = !none;
-      $("#requests-table").hidden = none;
-    } catch (err) {
-      toastError(err);
-    }
+  load() {
+    return this.list.load();
   }
 
   /** @param {UploadRequest} r */

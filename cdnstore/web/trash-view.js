@@ -4,6 +4,7 @@
 
 import { ApiError } from "./api.js";
 import { say, toastError } from "./feedback.js";
+import { PagedList } from "./paged-list.js";
 import { $, confirmDialog, fileKind, formatBytes, formatTime, fullTime, h, timeEl, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").TrashedFile} TrashedFile */
@@ -18,40 +19,23 @@ export class TrashView {
   constructor(session, on) {
     this.session = session;
     this.on = on;
-    this.body = $("#trash-body");
-    this.empty = $("#trash-empty");
-    this.more = $("#trash-more");
-    /** @type {string | null} */
-    this.cursor = null;
-    this.ticket = 0; // the latest list call: an older answer is dropped
     /** @type {number | null} files.trash_days, as the last list said (null: not asked yet) */
     this.days = null;
-    $("#trash-more-button").addEventListener("click", () => this.load({ more: true }));
+    /** @type {PagedList<TrashedFile>} */
+    this.list = new PagedList("trash", async (cursor) => {
+      const page = await session.get("/trash", { limit: PAGE, cursor });
+      this.learnDays(page.trash_days);
+      return page;
+    }, (file) => this.row(file));
   }
 
   /** Signed out: nothing of the list stays. */
   reset() {
-    this.ticket += 1;
-    this.body.replaceChildren();
+    this.list.reset();
   }
 
-  async load({ more = false } = {}) {
-    const ticket = ++this.ticket;
-    try {
-      const page = await this.session.get("/trash", { limit: PAGE, cursor: more ? this.cursor : undefined });
-      if (ticket !== this.ticket) return;
-      this.learnDays(page.trash_days);
-      /** @type {TrashedFile[]} */
-      const items = page.items;
-      const rows = items.map((file) => this.row(file));
-      if (more) this.body.append(...rows);
-      else this.body.replaceChildren(...rows);
-      this.cursor = page.next_cursor;
-      this.more.hidden = !this.cursor;
-      this.updateEmpty();
-    } catch (err) {
-      toastError(err);
-    }
+  load() {
+    return this.list.load();
   }
 
   /** How long the daemon keeps deleted files (the files view words its confirmation with it). */
@@ -69,12 +53,6 @@ export class TrashView {
     $("#trash-summary").textContent = days
       ? `Deleted files stay here ${days === 1 ? "a day" : `${days} days`}: restore them, or delete them for good.`
       : "Deleted files are removed at once: nothing waits here.";
-  }
-
-  updateEmpty() {
-    const none = !this.body.children.length;
-    this.empty.hidden = !none;
-    $("#trash-table").hidden = none;
   }
 
   /** @param {TrashedFile} file */
@@ -107,7 +85,7 @@ export class TrashView {
     try {
       await this.session.post(`/trash/${file.id}/restore`);
       tr.remove();
-      this.updateEmpty();
+      this.list.updateEmpty();
       toast(`Restored “${file.name}”`);
       this.on.changed();
     } catch (err) {
@@ -125,7 +103,7 @@ export class TrashView {
     try {
       await this.session.del(`/trash/${file.id}`);
       tr.remove();
-      this.updateEmpty();
+      this.list.updateEmpty();
       toast(`Deleted “${file.name}” for good`);
       this.on.changed(); // (the usage goes down)
     } catch (err) {
