@@ -422,7 +422,8 @@ class Files:
         )
         assert version is not None
         if version["status"] in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
-            return row
+            # (read again: a storage event may have stored it since `row` was read, which then says uploading)
+            return row if row["current_version_id"] == version["id"] else await self.get(owner_id, file_uuid)
         server = self.servers.by_internal_id(version["upload_server_id"])
         if version["status"] != VersionStatus.UPLOADING or server is None:
             raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")

@@ -89,11 +89,11 @@ class Trash:
             ("purge_at <= ? ORDER BY purge_at", self._purge_due),
         ):
             while True:
+                # FOR UPDATE (PostgreSQL): an owner's change beside the sweep (a new expiry, a restore) is
+                # either seen here or waits for it, never lost under it.
+                sql = f"SELECT id FROM files WHERE {due} LIMIT ?{self.db.for_update}"
                 async with self.db.transaction() as tx:
-                    ids = [
-                        r["id"]
-                        for r in await tx_fetchall(tx, f"SELECT id FROM files WHERE {due} LIMIT ?", (now, SWEEP_BATCH))
-                    ]
+                    ids = [r["id"] for r in await tx_fetchall(tx, sql, (now, SWEEP_BATCH))]
                     if ids:
                         done += len(await act(tx, ids))
                 if len(ids) < SWEEP_BATCH:

@@ -50,7 +50,8 @@ REQUEST_COLUMNS = f"""q.id, q.uuid, q.owner_id, q.token, q.message, q.password_h
 REQUEST_FROM = "FROM upload_requests q JOIN users u ON u.id = q.owner_id"
 # The public side also needs what it takes to upload as the owner: their zones, lifetimes and state.
 PUBLIC_QUERY = f"""SELECT {REQUEST_COLUMNS}, u.zones AS owner_zones, u.is_disabled AS owner_disabled,
-    u.max_file_lifetime, u.default_file_lifetime {REQUEST_FROM}
+    u.is_admin AS owner_is_admin, u.permissions AS owner_permissions, u.max_file_lifetime, u.default_file_lifetime
+    {REQUEST_FROM}
     WHERE q.token = ? AND q.deleted_at IS NULL AND u.deleted_at IS NULL"""
 # Changes a PATCH may make, besides the password (hashed) and is_open (closed_at).
 PATCHABLE = ("message", "expires_in", "max_files", "max_bytes")
@@ -231,7 +232,7 @@ class UploadRequests:
 
     async def public(self, token: str) -> Row:
         """The request of `token` while senders may use it: 404 `request_not_found` (unknown or deleted), 410
-        `request_closed` (closed, expired, or its owner disabled)."""
+        `request_closed` (closed, expired, its owner disabled or no longer allowed to upload)."""
         row = await self.db.fetchone(PUBLIC_QUERY, (token,))
         if row is None:
             raise NotFound("no such upload request (it may have been deleted)", code="request_not_found")
@@ -241,6 +242,8 @@ class UploadRequests:
     def _check_open(self, row: Row) -> None:
         if row["owner_disabled"]:
             raise Gone("the owner of this upload request is disabled", code="request_closed")
+        if not row["owner_is_admin"] and "can_upload_file" not in json.loads(row["owner_permissions"]):
+            raise Gone("the owner of this upload request may no longer upload files", code="request_closed")
         if row["closed_at"] is not None:
             raise Gone("this upload request was closed by its owner", code="request_closed")
         if not is_open(row):

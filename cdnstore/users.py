@@ -193,14 +193,14 @@ class Accounts:
         return str(found)
 
     async def file_counts(self, rows: list[Row]) -> dict[int, int]:
-        """How many files (stored or uploading, not deleted) each user of `rows` has: what deleting them
-        removes, said before an admin confirms. Internal id -> count."""
+        """How many files (stored or uploading, not deleted, or in the trash) each user of `rows` has: what
+        deleting them removes, said before an admin confirms. Internal id -> count."""
         ids = tuple(r["id"] for r in rows)
         if not ids:
             return {}
         counts = await self.db.fetchall(
             f"SELECT owner_id, count(*) AS n FROM files WHERE owner_id IN ({', '.join('?' * len(ids))}) "
-            "AND deleted_at IS NULL GROUP BY owner_id",
+            "AND (deleted_at IS NULL OR purge_at IS NOT NULL) GROUP BY owner_id",
             ids,
         )
         found = {c["owner_id"]: c["n"] for c in counts}

@@ -300,6 +300,11 @@ async def test_closed_expired_deleted_and_disabled_requests_take_nothing(
     (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"is_disabled": False})).expect(200)
     alice = await api.login("alice")
     (await look(api, token)).expect(200)
+    (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"permissions": ["can_view_file"]})).expect(200)
+    (await offer(api, token, "not-any-more.txt", DATA)).problem(410, "request_closed")  # alice may not upload
+    everything = ["can_view_file", "can_upload_file", "can_delete_file"]
+    (await admin.patch(f"/api/v1/users/{alice.user['id']}", json={"permissions": everything})).expect(200)
+    (await look(api, token)).expect(200)
 
     (await alice.delete(path)).expect(204)
     (await look(api, token)).problem(404, "request_not_found")
