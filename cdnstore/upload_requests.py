@@ -172,15 +172,21 @@ class UploadRequests:
         )
 
     async def get(self, caller: Caller, request_uuid: str) -> Row:
-        async with self.db.transaction() as tx:
-            return await self._managed(tx, caller, request_uuid)
+        """One request the caller manages (another user's is 404 but for admins)."""
+        row = await self.db.fetchone(
+            f"SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE q.uuid = ? AND q.deleted_at IS NULL", (request_uuid,)
+        )
+        if row is None or (row["owner_id"] != caller.id and not caller.is_admin):
+            raise NotFound("no such upload request", code="request_not_found")
+        return row
 
-    async def _managed(self, tx: Tx, caller: Caller, request_uuid: str, *, lock: bool = False) -> Row:
-        """The request, if the caller owns it or is an admin (another user's is 404, as if it did not exist)."""
+    async def _managed(self, tx: Tx, caller: Caller, request_uuid: str) -> Row:
+        """The request, locked (PostgreSQL), if the caller owns it or is an admin (another user's is 404, as if
+        it did not exist)."""
         found = await tx_fetchone(
             tx,
-            f"SELECT q.id, q.owner_id FROM upload_requests q WHERE q.uuid = ? AND q.deleted_at IS NULL"
-            f"{self.db.for_update if lock else ''}",
+            "SELECT q.id, q.owner_id FROM upload_requests q WHERE q.uuid = ? AND q.deleted_at IS NULL"
+            + self.db.for_update,
             (request_uuid,),
         )
         if found is None or (found["owner_id"] != caller.id and not caller.is_admin):
@@ -195,7 +201,7 @@ class UploadRequests:
             password_hash = await self.passwords.hash(changes["password"])
         now = now_iso()
         async with self.db.transaction() as tx:
-            row = await self._managed(tx, caller, request_uuid, lock=True)
+            row = await self._managed(tx, caller, request_uuid)
             if row["owner_id"] != caller.id and (set(changes) != {"is_open"} or changes["is_open"]):
                 raise Forbidden("administrators may only close another user's upload request")
             values: dict[str, Any] = {k: changes[k] for k in PATCHABLE if k in changes and k != "expires_in"}
@@ -216,7 +222,7 @@ class UploadRequests:
         """The request is gone (its token answers 404 from now on); what it received stays the owner's."""
         now = now_iso()
         async with self.db.transaction() as tx:
-            row = await self._managed(tx, caller, request_uuid, lock=True)
+            row = await self._managed(tx, caller, request_uuid)
             await tx.execute(
                 "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"])
             )
