@@ -12,11 +12,13 @@ CREATE TABLE users (
     permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
-, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT);
+, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, max_file_lifetime INTEGER CHECK (max_file_lifetime > 0), default_file_lifetime INTEGER CHECK (default_file_lifetime > 0));
 -- is_disabled: no login, sessions ended, share links 410. quota_bytes: NULL no quota. zones: JSON array of the
 -- zones the user's uploads may go to, NULL any. used_bytes: the size of the user's stored current versions,
 -- kept by the files_used_bytes trigger below. deleted_at: the user was deleted (the row stays while their
 -- files are removed). (Added by migration 0005, spelled as SQLite stores an added column.)
+-- max_file_lifetime, default_file_lifetime: seconds a user's file may live at most (its expires_at is bounded
+-- by it) and lives when its upload names no expiry; NULL no bound, no default; set by admins. (Migration 0014.)
 
 -- Refresh tokens are kept by hash: rotation marks the used one, logout revokes it,
 -- and a used token presented again revokes its whole family (it was stolen).
@@ -81,9 +83,17 @@ CREATE TABLE files (
     deleted_at         TEXT,
     created_at         TEXT    NOT NULL,
     updated_at         TEXT    NOT NULL
-);
+, expires_at TEXT, purge_at TEXT, received_via INTEGER REFERENCES upload_requests (id));
+-- expires_at: the file is deleted (as its owner would) once this passes; NULL never. purge_at: the file is in
+-- its owner's trash (deleted_at set, its stored version kept, still counted in used_bytes) until then; NULL
+-- not in the trash. received_via: the upload request it came through. (Migration 0014, spelled as SQLite
+-- stores added columns.)
 CREATE UNIQUE INDEX files_owner_name ON files (owner_id, name) WHERE deleted_at IS NULL;
 CREATE INDEX files_owner_newest ON files (owner_id, id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX files_expiring ON files (expires_at) WHERE expires_at IS NOT NULL AND deleted_at IS NULL;
+CREATE INDEX files_trash ON files (owner_id, id DESC) WHERE purge_at IS NOT NULL;
+CREATE INDEX files_purge ON files (purge_at) WHERE purge_at IS NOT NULL;
+CREATE INDEX files_received ON files (received_via) WHERE received_via IS NOT NULL;
 
 -- One uploaded content of a file, in one object (object_key) copied to servers (replicas).
 -- status: uploading -> stored -> (superseded | deleted); zone is the zone of the server that stored it first.
@@ -146,11 +156,12 @@ CREATE TRIGGER replicas_counted_delete AFTER DELETE ON replicas BEGIN
     WHERE id = OLD.server_id;
 END;
 
--- users.used_bytes follows the current versions of a user's live files, in the transaction that changes them.
-CREATE TRIGGER files_used_bytes AFTER UPDATE OF current_version_id, deleted_at ON files BEGIN
+-- users.used_bytes follows the current versions of a user's live files and of those in the trash, in the
+-- transaction that changes them.
+CREATE TRIGGER files_used_bytes AFTER UPDATE OF current_version_id, deleted_at, purge_at ON files BEGIN
     UPDATE users SET used_bytes = used_bytes
-        - CASE WHEN OLD.deleted_at IS NULL THEN coalesce((SELECT size FROM versions WHERE id = OLD.current_version_id), 0) ELSE 0 END
-        + CASE WHEN NEW.deleted_at IS NULL THEN coalesce((SELECT size FROM versions WHERE id = NEW.current_version_id), 0) ELSE 0 END
+        - CASE WHEN OLD.deleted_at IS NULL OR OLD.purge_at IS NOT NULL THEN coalesce((SELECT size FROM versions WHERE id = OLD.current_version_id), 0) ELSE 0 END
+        + CASE WHEN NEW.deleted_at IS NULL OR NEW.purge_at IS NOT NULL THEN coalesce((SELECT size FROM versions WHERE id = NEW.current_version_id), 0) ELSE 0 END
     WHERE id = NEW.owner_id;
 END;
 
@@ -222,6 +233,28 @@ CREATE TABLE link_files (
     PRIMARY KEY (link_id, file_id)
 ) WITHOUT ROWID;
 CREATE INDEX link_files_file ON link_files (file_id);
+
+-- Upload requests (upload_requests.py): a link through which people without an account send files to its
+-- owner. The token is the capability, stored as is because the owner's list shows it (like a link's).
+-- password_hash: argon2id, or NULL. max_files, max_bytes: NULL no limit. closed_at: closed by its owner or
+-- an admin (NULL again when reopened). deleted_at: deleted (its token is 404; the row stays because the
+-- files it received name it). What it received is counted from files.received_via, not kept here.
+CREATE TABLE upload_requests (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT    NOT NULL UNIQUE,
+    owner_id      INTEGER NOT NULL REFERENCES users (id),
+    token         TEXT    NOT NULL UNIQUE,
+    message       TEXT,
+    password_hash TEXT,
+    expires_at    TEXT,
+    max_files     INTEGER CHECK (max_files IS NULL OR max_files >= 1),
+    max_bytes     INTEGER CHECK (max_bytes IS NULL OR max_bytes >= 1),
+    closed_at     TEXT,
+    deleted_at    TEXT,
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL
+);
+CREATE INDEX upload_requests_owner ON upload_requests (owner_id, id DESC) WHERE deleted_at IS NULL;
 
 -- Downloads handed out per storage server and UTC day (YYYY-MM-DD), owners' and share links' alike, with the
 -- bytes of the files behind them. stats.py counts them in memory and adds them here in batches.

@@ -24,6 +24,8 @@ from .api import ops as ops_api
 from .api import pages as pages_api
 from .api import servers as servers_api
 from .api import stats as stats_api
+from .api import trash as trash_api
+from .api import upload_requests as requests_api
 from .api import users as users_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
@@ -56,6 +58,8 @@ from .sns import SubscriptionConfirmer
 from .stats import DownloadStats
 from .storage import Storage
 from .tasks import every, every_exclusively, running
+from .trash import Trash
+from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
 
@@ -65,9 +69,11 @@ ROUTES: tuple[Endpoint, ...] = (
     *auth_api.ROUTES,
     *events_api.ROUTES,
     *files_api.ROUTES,
+    *trash_api.ROUTES,
     *history_api.ROUTES,
     *jobs_api.ROUTES,
     *links_api.ROUTES,
+    *requests_api.ROUTES,
     *ops_api.ROUTES,
     *pages_api.ROUTES,
     *servers_api.ROUTES,
@@ -180,6 +186,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         history=app[appkeys.HISTORY],
     )
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
+    app[appkeys.TRASH] = Trash(db, files)
     events = app[appkeys.EVENTS] = EventReceiver(
         files,
         SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
@@ -210,6 +217,7 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     archives = Archives(app[appkeys.STORAGE], app[appkeys.FILES], app[appkeys.METRICS], cfg.links.max_archives)
     app[appkeys.LINKS] = Links(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives)
+    app[appkeys.REQUESTS] = UploadRequests(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg)
     yield
 
 
@@ -236,6 +244,9 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
         ),
         "rechecks": app[appkeys.INTEGRITY].run_rechecks(),
+        "file-expiry": every_exclusively(
+            lease("file-expiry"), cfg.files.sweep_interval, app[appkeys.TRASH].sweep, "file-expiry"
+        ),
     }
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(

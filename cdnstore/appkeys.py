@@ -25,6 +25,8 @@ from .scrub import Scrubber
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
+from .trash import Trash
+from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
 
@@ -40,6 +42,8 @@ EVENTS: web.AppKey[EventReceiver] = web.AppKey("events")
 HISTORY: web.AppKey[HistoryWriter] = web.AppKey("history")
 STATS: web.AppKey[DownloadStats] = web.AppKey("stats")
 LINKS: web.AppKey[Links] = web.AppKey("links")
+REQUESTS: web.AppKey[UploadRequests] = web.AppKey("upload_requests")
+TRASH: web.AppKey[Trash] = web.AppKey("trash")
 JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")

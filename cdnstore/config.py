@@ -215,6 +215,29 @@ class LinksConfig(Section):
         return self
 
 
+class FilesConfig(Section):
+    # Days a deleted file stays in its owner's trash (restorable, still counted in the quota) before it is
+    # removed everywhere; 0: a deletion removes it at once. A change applies to files deleted from then on.
+    trash_days: int = Field(7, ge=0, le=36500)
+    sweep_interval: float = Field(60.0, gt=0)  # how often expired files are deleted and the trash emptied of due files
+
+
+class RequestsConfig(Section):
+    """Upload requests: links through which people without an account send files to a user."""
+
+    default_expires_in: int = Field(604800, ge=0)  # seconds a new request stays open when none is asked; 0: no expiry
+    max_expires_in: int = Field(0, ge=0)  # the longest expires_in a request may ask; 0: no ceiling
+    max_per_minute: int = Field(60, ge=0)  # files one sender's address may announce a minute (429 beyond); 0: no limit
+
+    @model_validator(mode="after")
+    def _default_within_ceiling(self) -> RequestsConfig:
+        if self.max_expires_in and self.default_expires_in > self.max_expires_in:
+            raise ValueError(
+                f"default_expires_in ({self.default_expires_in}) is above max_expires_in ({self.max_expires_in})"
+            )
+        return self
+
+
 class UsersConfig(Section):
     default_quota_bytes: int = Field(0, ge=0)  # the quota_bytes of new users; 0: no quota
 
@@ -240,6 +263,8 @@ class Config(Section):
     integrity: IntegrityConfig = IntegrityConfig()
     periodic: PeriodicConfig = PeriodicConfig()
     links: LinksConfig = LinksConfig()
+    files: FilesConfig = FilesConfig()
+    requests: RequestsConfig = RequestsConfig()
     users: UsersConfig = UsersConfig()
     log: LogConfig = LogConfig()
 

@@ -26,6 +26,8 @@ EVENTS = (
     "file.downloaded",
     "file.renamed",
     "file.deleted",
+    "file.restored",
+    "file.purged",
     "file.corrupt",
     "link.created",
     "link.updated",
@@ -34,12 +36,22 @@ EVENTS = (
     "server.created",
     "server.updated",
     "server.deleted",
+    "upload_request.created",
+    "upload_request.received",
+    "upload_request.closed",
 )
 
 
 async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
     assert event in EVENTS, event
     await tx.execute(INSERT, _row(user_id, event, object_id, data))
+
+
+async def record_many(tx: Tx, rows: list[tuple[int, str, str | None, dict[str, Any]]]) -> None:
+    """`record` for many rows (user id, event, object id, data) in one statement."""
+    assert all(event in EVENTS for _, event, _, _ in rows), rows
+    if rows:
+        await tx.executemany(INSERT, [_row(*row) for row in rows])
 
 
 def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:

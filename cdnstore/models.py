@@ -127,6 +127,8 @@ class User:
     is_disabled: bool = False
     quota_bytes: int | None = None  # None: no quota
     zones: tuple[str, ...] | None = None  # None: any zone; else the only zones the user's uploads go to
+    max_file_lifetime: int | None = None  # seconds a file may live at most (its expires_at is bounded); None: any
+    default_file_lifetime: int | None = None  # seconds a file lives when its upload names no expiry; None: for ever
 
     def can(self, permission: str) -> bool:
         return self.is_admin or permission in self.permissions

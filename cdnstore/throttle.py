@@ -165,6 +165,15 @@ def throttle(db: Database, scope: str, max_failures: int, window: float) -> Thro
     return Throttle(max_failures, window)
 
 
+async def spend(throttle_: Throttle, key: str, limit: str, code: str) -> None:
+    """Count one use of `key` against a rate (every use counts, not only failures: uploads announced a
+    minute); 429 `code` (saying `limit`, with Retry-After) while the window is full."""
+    wait = (await throttle_.state(key)).retry_after
+    if wait > 0:
+        raise TooManyAttempts(f"{limit}; try again later", retry_after=int(wait) + 1, code=code)
+    await throttle_.fail(key)
+
+
 class Attempt:
     """One check running against several (throttle, key) pairs; `failed` counts it against each."""
 

@@ -71,20 +71,26 @@ class Uploads:
         self.files = files
         self.uploads = cfg.uploads
 
-    async def _in_progress(self, owner_id: int, file_uuid: str) -> InProgress:
-        """The caller's file's upload still running, with its server; 404 `no_upload` when none is."""
+    async def _in_progress(self, owner_id: int, file_uuid: str, only: int | None = None) -> InProgress:
+        """The caller's file's upload still running, with its server; 404 `no_upload` when none is (or, with
+        `only`, when the upload running is not that version: an upload request's sender reaches theirs only)."""
         await self.files.get(owner_id, file_uuid)  # 404 file_not_found for a file that is not the caller's
-        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        version = await self._latest(owner_id, file_uuid, only)
         server = None if version is None else self.servers.by_internal_id(version["upload_server_id"])
         if version is None or version["status"] != VersionStatus.UPLOADING or server is None:
             raise NotFound("nothing is uploading to this file", code="no_upload")
         return InProgress(version, server)
 
+    async def _latest(self, owner_id: int, file_uuid: str, only: int | None) -> Row | None:
+        """The file's latest upload (None: none, or not the version `only` names)."""
+        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        return None if version is None or (only is not None and version["id"] != only) else version
+
     # --- the resume view ------------------------------------------------------------------------
 
-    async def view(self, owner_id: int, file_uuid: str) -> UploadState:
+    async def view(self, owner_id: int, file_uuid: str, only: int | None = None) -> UploadState:
         """The upload in progress and, for a multipart one, the parts its server already holds."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if not up.multipart:
             url, headers = self.storage.presign_put(
@@ -122,9 +128,11 @@ class Uploads:
 
     # --- part URLs ------------------------------------------------------------------------------
 
-    async def sign_parts(self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str]) -> list[PartUrl]:
+    async def sign_parts(
+        self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str], only: int | None = None
+    ) -> list[PartUrl]:
         """Presigned PUTs for these parts; a part given its MD5 must carry it (Content-MD5)."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         if not up.multipart:
             raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)", code="not_multipart")
         v = up.version
@@ -152,13 +160,16 @@ class Uploads:
 
     # --- completion and abort ---------------------------------------------------------------------
 
-    async def complete(self, owner_id: int, file_uuid: str) -> Row:
+    async def complete(self, owner_id: int, file_uuid: str, only: int | None = None) -> Row:
         """Store the upload: a single PUT is looked for; a multipart one is assembled when parts 1..N are
-        all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones)."""
-        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones).
+        With `only`, that version's upload (else 404 `no_upload`)."""
+        version = await self._latest(owner_id, file_uuid, only)
+        if version is None and only is not None:
+            raise NotFound("this upload is not the file's latest any more", code="no_upload")
         if version is None or version["upload_id"] is None or version["status"] != VersionStatus.UPLOADING:
             return await self.files.complete(owner_id, file_uuid)
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         try:
             held = await self.storage.list_parts(up.server.s3, v["object_key"], v["upload_id"])
@@ -179,10 +190,10 @@ class Uploads:
             ) from None
         return await self.files.complete(owner_id, file_uuid)
 
-    async def abort(self, owner_id: int, file_uuid: str) -> None:
+    async def abort(self, owner_id: int, file_uuid: str, only: int | None = None) -> None:
         """Abandon the upload in progress: a multipart one is aborted on its server first (no parts left).
         The file keeps its stored content, or goes when it has none."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if up.multipart:
             await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"])

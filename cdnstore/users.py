@@ -19,7 +19,8 @@ from .throttle import address_key, attempt, throttle
 if TYPE_CHECKING:
     from .job_queue import JobQueue
 
-USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes"
+USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes,
+    max_file_lifetime, default_file_lifetime"""
 
 
 def user_from_row(row: Row) -> User:
@@ -32,6 +33,8 @@ def user_from_row(row: Row) -> User:
         bool(row["is_disabled"]),
         row["quota_bytes"],
         zones,
+        row["max_file_lifetime"],
+        row["default_file_lifetime"],
     )
 
 
@@ -55,6 +58,8 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
 
 # A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
 LIVE = "deleted_at IS NULL"
+# The admin-set bounds of a user's files' lives (seconds; None: none): files.Lifetime.
+LIFETIMES = ("max_file_lifetime", "default_file_lifetime")
 # What takes a user away from the enabled administrators.
 UNADMINS = (("is_admin", False), ("is_disabled", True))
 
@@ -107,6 +112,8 @@ class Accounts:
         permissions: list[str] | None = None,
         quota_bytes: int | Unset | None = UNSET,
         zones: list[str] | None = None,
+        max_file_lifetime: int | None = None,
+        default_file_lifetime: int | None = None,
     ) -> Row:
         """The new user's row (USER_COLUMNS; `user_from_row` makes it a User). `quota_bytes` not given:
         users.default_quota_bytes (0: none)."""
@@ -121,8 +128,9 @@ class Accounts:
                     raise taken
                 row = await tx_fetchone(
                     tx,
-                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
-                    f"zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, zones, "
+                    f"max_file_lifetime, default_file_lifetime, created_at, updated_at) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
                     (
                         str(uuid.uuid4()),
                         username,
@@ -131,6 +139,8 @@ class Accounts:
                         json.dumps(normalize_permissions(permissions)),
                         quota_bytes,
                         None if zones is None else json.dumps(sorted(set(zones))),
+                        max_file_lifetime,
+                        default_file_lifetime,
                         now,
                         now,
                     ),
@@ -183,14 +193,14 @@ class Accounts:
         return str(found)
 
     async def file_counts(self, rows: list[Row]) -> dict[int, int]:
-        """How many files (stored or uploading, not deleted) each user of `rows` has: what deleting them
-        removes, said before an admin confirms. Internal id -> count."""
+        """How many files (stored or uploading, not deleted, or in the trash) each user of `rows` has: what
+        deleting them removes, said before an admin confirms. Internal id -> count."""
         ids = tuple(r["id"] for r in rows)
         if not ids:
             return {}
         counts = await self.db.fetchall(
             f"SELECT owner_id, count(*) AS n FROM files WHERE owner_id IN ({', '.join('?' * len(ids))}) "
-            "AND deleted_at IS NULL GROUP BY owner_id",
+            "AND (deleted_at IS NULL OR purge_at IS NOT NULL) GROUP BY owner_id",
             ids,
         )
         found = {c["owner_id"]: c["n"] for c in counts}
@@ -215,7 +225,8 @@ class Accounts:
         return out
 
     async def update(self, user_uuid: str, changes: Mapping[str, Any]) -> Row:
-        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones); their row.
+        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones, and LIFETIMES);
+        their row.
         409 `last_admin` when no enabled administrator would be left. A new password or disabling ends every
         session of the user."""
         values: dict[str, Any] = {}
@@ -230,6 +241,9 @@ class Accounts:
             values["quota_bytes"] = changes["quota_bytes"]
         if "zones" in changes:
             values["zones"] = None if changes["zones"] is None else json.dumps(sorted(set(changes["zones"])))
+        for lifetime in LIFETIMES:
+            if lifetime in changes:
+                values[lifetime] = changes[lifetime]
         values["updated_at"] = now_iso()
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         async with self.db.transaction() as tx:
@@ -283,9 +297,10 @@ class Accounts:
         await self.end_sessions(row["id"], keep=session)
 
     async def delete(self, user_uuid: str, jobs: JobQueue) -> None:
-        """Delete a user: their files are deleted as a file delete is (removed from every server in the
-        background, by jobs enqueued here), their links and history go, their sessions end. The row stays,
-        renamed and without a password, while the files' removal jobs refer to it. 409 `last_admin`."""
+        """Delete a user: their files (those in their trash too) are removed from every server in the
+        background, by jobs enqueued here, at once (no trash); their links, upload requests and history go,
+        their sessions end. The row stays, renamed and without a password, while the files' removal jobs refer
+        to it. 409 `last_admin`."""
         now = now_iso()
         async with self.db.transaction(offload=True) as tx:
             target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
@@ -299,8 +314,10 @@ class Accounts:
                 "f.owner_id = ? AND v.status IN ('uploading', 'stored')",
                 (owner,),
             )
+            # Their trash too (no trash for a deleted user's files: removed at once, like the others).
             await tx.execute(
-                "UPDATE files SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",
+                "UPDATE files SET deleted_at = coalesce(deleted_at, ?), purge_at = NULL, updated_at = ? "
+                "WHERE owner_id = ? AND (deleted_at IS NULL OR purge_at IS NOT NULL)",
                 (now, now, owner),
             )
             await tx.execute(
@@ -312,6 +329,10 @@ class Accounts:
             for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
                 await jobs.enqueue_removals(tx, ids[start : start + 10_000])
             await tx.execute("DELETE FROM links WHERE owner_id = ?", (owner,))  # (their link_files go with them)
+            await tx.execute(
+                "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",
+                (now, now, owner),
+            )
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(

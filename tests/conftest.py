@@ -95,6 +95,9 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
         "health": {"timeout": 2},
         # The verifier runs at start and then hourly: the tests of verification reads run it themselves.
         "integrity": {"verify_interval": 3600},
+        # A deletion removes the file at once, as before the trash: what most tests of deleting, replication,
+        # scrub and faults assert. The trash's own tests (test_trash.py) set files.trash_days themselves.
+        "files": {"trash_days": 0},
     }
     return Config.model_validate(_merge(raw, sections))
 
@@ -141,10 +144,12 @@ BOTH_ENGINES = {
     "test_ops",
     "test_problems",
     "test_replication",
+    "test_requests",
     "test_scrub",
     "test_servers",
     "test_storage_events",
     "test_team",
+    "test_trash",
     "test_users",
 }
 

@@ -54,6 +54,7 @@ KINDS = {
     "test_names": INTEGRATION,
     "test_ops": INTEGRATION,
     "test_replication": INTEGRATION,
+    "test_requests": INTEGRATION,
     "test_schemathesis": INTEGRATION,
     "test_scrub": INTEGRATION,
     "test_sealing": INTEGRATION,
@@ -62,6 +63,7 @@ KINDS = {
     "test_storage": INTEGRATION,
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
+    "test_trash": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
@@ -71,6 +73,7 @@ KINDS = {
     "test_storage_faults": FAULTS,
     "test_web": BROWSER,
     "test_web_sharing": BROWSER,
+    "test_web_requests": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.

@@ -34,14 +34,20 @@ from cdnstore.api.schemas import (
     Out,
     PartUrlOut,
     PublicLinkOut,
+    PublicRequestOut,
     ReplicaOut,
+    SenderUploadOut,
     ServerOut,
     ServerRef,
+    TrashedFileOut,
+    UploadRequestOut,
     UploadSettingsOut,
     UploadStateOut,
     UserOut,
 )
 from cdnstore.api.servers import render_ref, render_server
+from cdnstore.api.trash import render_trashed
+from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
@@ -94,6 +100,8 @@ def file_row(**changed: Any) -> dict[str, Any]:
         "sha256": SHA,
         "created_at": WHEN,
         "updated_at": WHEN,
+        "expires_at": None,
+        "received_via": None,
         **changed,
     }
 
@@ -125,6 +133,12 @@ def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
     assert_exactly(FileOut, render_file(file_row(current_version_id=None, sha256=None)))
     assert_exactly(FileOut, render_with_servers(file_row(), {7: [(DALLAS, "present")]}), optional=("servers",))
     assert_exactly(FileOut, render_with_servers(file_row(current_version_id=None), {}), optional=("servers",))
+    assert_exactly(FileOut, render_file(file_row(expires_at=WHEN, received_via=UUID)))
+
+
+def test_a_file_in_the_trash_is_exactly_a_trashed_file_out() -> None:
+    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
 
 
 def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> None:
@@ -133,6 +147,33 @@ def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> 
         answer = render_upload(Upload(True, file_row(current_version_id=None), send))
         assert_exactly(FileUploadOut, answer)
         assert answer["upload"]["method"] == ("PUT" if send is put else "multipart")  # (the union's two sides)
+        assert_exactly(SenderUploadOut, {**answer, "upload_token": "t" * 60})
+
+
+def request_row(**changed: Any) -> dict[str, Any]:
+    return {
+        "uuid": UUID,
+        "token": "t" * 43,
+        "owner": "alice",
+        "message": "The tax papers, please",
+        "password_hash": "$argon2id$...",
+        "expires_at": "2999-01-01T00:00:00.000Z",
+        "max_files": 10,
+        "max_bytes": 10**9,
+        "files": 2,
+        "bytes": 4096,
+        "closed_at": None,
+        "created_at": WHEN,
+        **changed,
+    }
+
+
+def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models() -> None:
+    unlimited = {"password_hash": None, "expires_at": None, "max_files": None, "max_bytes": None, "message": None}
+    for row in (request_row(), request_row(closed_at=WHEN), request_row(**unlimited)):
+        assert_exactly(UploadRequestOut, render_request(row, "https://cdn.example"))
+        assert_exactly(PublicRequestOut, render_public_request(row))
+    assert render_request(request_row(closed_at=WHEN), "https://cdn.example")["is_open"] is False
 
 
 def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart() -> None:
@@ -171,7 +212,10 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
         zones=("USA", "Africa"),
     )
     assert_exactly(UserOut, render_user(limited, 5000))
+    lives = User(id=UUID, username="carol", is_admin=False, permissions=(), max_file_lifetime=86400 * 30)
+    assert_exactly(UserOut, render_user(lives, 0))
     row = {"uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
+    row |= {"max_file_lifetime": None, "default_file_lifetime": 3600}
     assert_exactly(UserOut, render_row({**row, "quota_bytes": None, "zones": None, "used_bytes": 0}))
 
 

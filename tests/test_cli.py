@@ -184,6 +184,13 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("dallas", "USA"),
         }
         assert {i["status"] for i in where["items"]} <= {"present", "pending"}
+        [sent] = json_values(steps["6"])  # (the PUT prints nothing, /complete the file)
+        assert (sent["name"], sent["status"], sent["zone"]) == ("hello (2).txt", "stored", "Africa")
+        [received] = json_values(steps["7"])
+        assert [(f["name"], f["received_via"]) for f in received["items"]] == [("hello (2).txt", sent["received_via"])]
+        trash, restored = json_values(steps["8"])
+        assert [f["name"] for f in trash["items"]] == ["hello.txt"] and trash["trash_days"] == 7
+        assert (restored["name"], restored["status"]) == ("hello.txt", "stored")
     finally:
         proc.send_signal(signal.SIGINT)
         rest = await asyncio.wait_for(proc.communicate(), 30)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from apihelp import US_IP, Api, Session, fetch, from_ip
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -73,6 +73,18 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     for name in ("kept.txt", "waiting.txt", "failing.txt"):
         ids[name] = (await alice.upload(name, DATA))["file"]["id"]
         await alice.wait_stored(ids[name])
+    # An upload request, and a file a sender sent through it (files refer to upload_requests).
+    asking = (await alice.post("/api/v1/upload-requests", json={"message": "send it", "max_files": 5})).expect(201)
+    sent = (
+        await api.call(
+            "POST",
+            f"/api/v1/public/upload-requests/{asking['token']}/files",
+            json={"name": "sent.txt", "size": 4},
+            headers=from_ip(US_IP),
+        )
+    ).expect(201)
+    assert await put_bytes(sent["upload"], b"sent") == 200
+    (await api.call("POST", f"/api/v1/public/uploads/{sent['upload_token']}/complete")).expect(200)
     await api.app[appkeys.WORKER].drain()
     kept = ids["kept.txt"]
     link = dict((await alice.post(f"/api/v1/files/{kept}/links", json={"password": "open sesame"})).expect(201))
@@ -116,7 +128,7 @@ async def test_a_sqlite_installation_copied_to_postgresql_is_served_the_same(
     url = pg_cluster.fresh("template1")  # an empty database: the copy creates the schema
     done = copy_database(tmp_path, url)
     assert done.returncode == 0, done.stderr
-    assert "files: 3 rows copied" in done.stderr and "copied" in done.stdout
+    assert "files: 4 rows copied" in done.stderr and "copied" in done.stdout
     source = sqlite_rows(tmp_path / "cdnstore.sqlite3")
     assert [name for name, rows in source.items() if not rows] == [], "populate every table in this test"
     assert await pg_rows(url, tmp_path / "cdnstore.sqlite3") == source  # every table, row for row
@@ -145,8 +157,8 @@ async def test_a_sqlite_installation_copied_to_postgresql_is_served_the_same(
     jobs = (await admin.get("/api/v1/jobs")).expect(200)["items"]
     assert [(j["id"], j["status"]) for j in jobs] == [(before["jobs"][1]["id"], "failed")]
     servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}
-    # kept.txt, after.txt, and failing.txt whose removal failed
-    assert (servers["newyork"]["files"], servers["newyork"]["bytes"]) == (3, 3 * len(DATA))
+    # kept.txt, after.txt, failing.txt whose removal failed, and sent.txt (4 bytes) from the upload request
+    assert (servers["newyork"]["files"], servers["newyork"]["bytes"]) == (4, 3 * len(DATA) + 4)
     conn = await asyncpg.connect(url)
     try:
         issued = await conn.fetchval("SELECT last_value FROM pg_sequences WHERE sequencename LIKE 'jobs_%'")

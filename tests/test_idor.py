@@ -84,6 +84,20 @@ CASES = [
     on_alices("PATCH", "/api/v1/users/{id}", {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
     on_alices("DELETE", "/api/v1/users/{id}"),
     on_alices("POST", "/api/v1/jobs/{id}/retry"),
+    # alice's file through mallory's trash: not in it.
+    Case("POST", "/api/v1/trash/{id}/restore", "/api/v1/trash/{file}/restore", 404, "file_not_found"),
+    Case("DELETE", "/api/v1/trash/{id}", "/api/v1/trash/{file}", 404, "file_not_found"),
+    # alice's upload request: another user's is not found (admins may see and close it: not mallory).
+    Case("GET", "/api/v1/upload-requests/{id}", "/api/v1/upload-requests/{request}", 404, "request_not_found"),
+    Case(
+        "PATCH",
+        "/api/v1/upload-requests/{id}",
+        "/api/v1/upload-requests/{request}",
+        404,
+        "request_not_found",
+        {"is_open": False, "message": "send them to mallory", "password": None},
+    ),
+    Case("DELETE", "/api/v1/upload-requests/{id}", "/api/v1/upload-requests/{request}", 404, "request_not_found"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
@@ -98,9 +112,10 @@ def test_every_route_with_an_id_has_an_idor_case() -> None:
     covered = {(case.method, case.route) for case in CASES}
     known = covered | SHARED | ADMIN_VIEWS
     assert with_ids == known, (with_ids - known, known - with_ids)
-    # {token} routes are public by design (the token is the capability); {server_name} is the webhook.
+    # {token} and {upload_token} routes are public by design (the token is the capability); {server_name} is
+    # the webhook.
     others = {(ep.method, ep.path) for ep in ROUTES if "{" in ep.path} - with_ids
-    assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
+    assert all(re.search(r"{(token|upload_token|server_name|path:[^}]*)}", path) for _, path in others), others
 
 
 async def alices_stored_file(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, Session, str]:
@@ -138,7 +153,9 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
-    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]), "public": public}
+    request = (await alice.get(f"/api/v1/upload-requests/{ids['request']}")).expect(200)
+    alice_user = next(u for u in users if u["id"] == ids["user"])
+    return {"file": file, "links": links, "alice": alice_user, "public": public, "request": request}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
@@ -147,6 +164,7 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
 ) -> None:
     admin, alice, file_id = await alices_stored_file(api, weed, bucket)
     link = (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    request = (await alice.post("/api/v1/upload-requests", json={"message": "for alice"})).expect(201)
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))
     assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]
     mallory_file = (await mallory.upload("mallory.txt", b"mine\n"))["file"]["id"]
@@ -156,6 +174,7 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
         "token": link["token"],
         "user": alice.user["id"],
         "mallory_file": mallory_file,
+        "request": request["id"],
         "job": NOBODY,
     }
     before = await _snapshot(api, admin, alice, ids)

@@ -47,6 +47,9 @@ REACHED: dict[str, dict[str, Any] | None] = {
     "GET /api/v1/links/{link_id}": None,
     "PATCH /api/v1/links/{link_id}": {"max_downloads": None},
     "PATCH /api/v1/users/{id}": {"is_disabled": False},
+    "GET /api/v1/upload-requests/{id}": None,
+    "GET /api/v1/public/upload-requests/{token}": None,
+    "GET /api/v1/public/uploads/{upload_token}/upload": None,
 }
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Operations whose real ids would take the test's own setup apart: they only see generated ids.
@@ -72,6 +75,10 @@ async def _setup(api: Api, weed: WeedCluster, bucket: str) -> dict[str, Any]:
     file_id = (await admin.upload("fuzzed.txt", b"fuzz me\n" * 64))["file"]["id"]
     await admin.wait_stored(file_id)
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    asking = (await admin.post("/api/v1/upload-requests", json={"message": "fuzz"})).expect(201)
+    sent = await api.call(
+        "POST", f"/api/v1/public/upload-requests/{asking['token']}/files", json={"name": "sent.txt", "size": 9}
+    )
     return {
         "tokens": [admin.access, user.access],
         "server_id": servers["dallas"]["id"],
@@ -79,6 +86,9 @@ async def _setup(api: Api, weed: WeedCluster, bucket: str) -> dict[str, Any]:
         "link_id": link["id"],
         "token": link["token"],
         "user_id": victim.user["id"],
+        "request_id": asking["id"],
+        "request_token": asking["token"],
+        "upload_token": sent.expect(201)["upload_token"],  # (an upload in progress: its view is found)
         "zones": sorted({s["zone"] for s in servers.values()}),
     }
 
@@ -92,6 +102,14 @@ def _real_ids(method: str, path: str, known: dict[str, Any]) -> dict[str, str]:
         return {"id": known["user_id"]}  # never the administrator the test runs as
     if path.startswith("/api/v1/public/links/"):
         return {"token": known["token"]}
+    if path.startswith("/api/v1/upload-requests/"):
+        return {"id": known["request_id"]}
+    if path.startswith("/api/v1/public/upload-requests/"):
+        return {"token": known["request_token"]}
+    if path.startswith("/api/v1/public/uploads/"):
+        return {"upload_token": known["upload_token"]}
+    if path.startswith("/api/v1/trash/"):
+        return {"id": known["file_id"]}  # (a live file: not in the trash, 404 unless a DELETE sent it there)
     if path.startswith("/api/v1/files/"):
         return {"id": known["file_id"], "link_id": known["link_id"]}
     if path.startswith("/api/v1/links/"):

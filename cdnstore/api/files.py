@@ -10,9 +10,9 @@ from .. import appkeys
 from ..config import UploadsConfig
 from ..db import Row
 from ..errors import Forbidden
-from ..files import Download, PresignedPut, Upload
+from ..files import Download, Lifetime, PresignedPut, Upload
 from ..geo import Point
-from ..models import Server, VersionStatus
+from ..models import Server, User, VersionStatus
 from ..pagination import page
 from ..uploads import PartUrl, UploadState
 from .endpoint import Router, json_response
@@ -22,7 +22,7 @@ from .schemas import (
     FileCreate,
     FileList,
     FileOut,
-    FileRename,
+    FilePatch,
     FilesQuery,
     FileUploadOut,
     PartsIn,
@@ -51,7 +51,14 @@ def render_file(row: Row) -> dict[str, Any]:
         "sha256": row["sha256"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "expires_at": row["expires_at"],
+        "received_via": row["received_via"],
     }
+
+
+def lifetime(user: User) -> Lifetime:
+    """The bounds an admin set on `user`'s files' lives."""
+    return Lifetime(user.max_file_lifetime, user.default_file_lifetime)
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -142,7 +149,7 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     files = request.app[appkeys.FILES]
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
-    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q)
+    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q, query.received_via)
     if query.include == "servers":
         found = await files.replicas_of_files(rows[: query.limit])
         return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_with_servers(r, found)))
@@ -154,14 +161,14 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     "/api/v1/uploads/settings",
     summary="How uploads are sent",
     tag="files",
-    permission="can_upload_file",
+    auth="none",
     responses={200: UploadSettingsOut},
-    errors=(401, 403),
 )
 async def upload_settings(request: web.Request) -> web.Response:
     """What a client needs to know before it announces a file: which files go in one PUT (those of at most
     `multipart_threshold` bytes: a `sha256` declared for them binds the PUT, so a client hashes them
-    first) and which in parts, and the largest file taken."""
+    first) and which in parts, and the largest file taken. Open to anyone: the owner's page and the public
+    upload page of an upload request (whose senders have no account) both ask it."""
     return json_response(render_upload_settings(request.app[appkeys.CONFIG].uploads))
 
 
@@ -184,15 +191,19 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     upload would pass your `quota_bytes` (stored files, plus uploads in progress and uploads stored but
     awaiting the read that confirms their declared `sha256`: `pending_bytes`; a new version counts what it
     adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
-    among those zones."""
+    among those zones. `expires_at`: when the file is deleted (into the trash); absent, a new file lives
+    your `default_file_lifetime` and a new version keeps its file's expiry; 422 past your
+    `max_file_lifetime`."""
+    user = current_user(request)
     upload = await request.app[appkeys.FILES].announce(
         await caller_id(request),
         body.name,
         body.size,
         body.content_type,
         client_location(request),
-        current_user(request).zones,
+        user.zones,
         body.sha256,
+        expiry=lifetime(user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
     )
     return json_response(render_upload(upload), status=201 if upload.created else 200)
 
@@ -305,15 +316,19 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
 @endpoint(
     "PATCH",
     "/api/v1/files/{id}",
-    summary="Rename a file",
+    summary="Rename a file, or change when it expires",
     tag="files",
     permission="can_rename_file",
-    body=FileRename,
+    body=FilePatch,
     responses={200: FileOut},
     errors=(400, 401, 403, 404, 409, 422),
 )
-async def rename_file(request: web.Request, body: FileRename) -> web.Response:
-    row = await request.app[appkeys.FILES].rename(await caller_id(request), request.match_info["id"], body.name)
+async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
+    """409 `name_taken` for a name you have. `expires_at` null: never (422 when an admin set you a
+    `max_file_lifetime`, as for a time beyond it)."""
+    given = "expires_at" in body.model_fields_set
+    expiry = lifetime(current_user(request)).expiry(body.expires_at, True) if given else None
+    row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], body.name, expiry)
     return json_response(render_file(row))
 
 
@@ -327,7 +342,10 @@ async def rename_file(request: web.Request, body: FileRename) -> web.Response:
     errors=(401, 403, 404),
 )
 async def delete_file(request: web.Request) -> web.Response:
-    """At once; its objects are removed in the background from every server that is on and holds them."""
+    """At once. With `files.trash_days` > 0 a stored file goes to your trash (`GET /api/v1/trash`): not
+    listed, not served, its links 410, still counted in your quota, restorable until its `purge_at`. Else
+    (and for a file with no stored content) its objects are removed in the background from every server
+    that is on and holds them."""
     await request.app[appkeys.FILES].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 

@@ -30,7 +30,9 @@ log = logging.getLogger("cdnstore.requests")
 REQUEST_ID_HEADER = "X-Request-Id"
 _sane_request_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
 UNMATCHED = "(unmatched)"  # the route label of requests no route matched (404, 405)
-SECRET_PARAMETER = "{token}"  # a route whose path has this parameter is logged as its template
+# A route whose path has one of these parameters is logged as its template: share links' and upload requests'
+# tokens, and the upload_token a sender continues an upload with.
+SECRET_PARAMETERS = ("{token}", "{upload_token}")
 _token_like = re.compile(r"[A-Za-z0-9_-]{32,}")  # share tokens are 43 characters of this alphabet
 
 
@@ -45,7 +47,7 @@ def logged_path(request: web.BaseRequest) -> str:
     if resource is None:
         return _token_like.sub("{redacted}", request.path)
     template = resource.canonical
-    return template if SECRET_PARAMETER in template else request.path
+    return template if any(p in template for p in SECRET_PARAMETERS) else request.path
 
 
 def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:

@@ -1,4 +1,5 @@
-"""Routes: the bundled web page (`/`), the public share page (`/s/{token}`) and their static files.
+"""Routes: the bundled web page (`/`), the public share page (`/s/{token}`), the public upload page of an
+upload request (`/u/{token}`) and their static files.
 
 The page is plain HTML, CSS and ES modules from the package folder `cdnstore/web/`, no build step. It
 talks to the daemon only through the public API and keeps its tokens in memory. The HTML answers carry
@@ -6,7 +7,8 @@ a Content-Security-Policy that allows scripts and styles from this origin only, 
 posting to this origin only and no framing of the pages. The main page PUTs uploads straight to the
 storage servers' presigned URLs, so its `connect-src` names this origin and the origins of the
 registered storage servers, computed from the in-memory registry when the page is asked for (a server
-added or moved shows in the next page load); the share page connects to this origin only. Both show
+added or moved shows in the next page load), and so does the public upload page's, which PUTs a
+sender's files the same way; the share page connects to this origin only. The main and share pages show
 previews (images, audio, video, PDF and plain text) from presigned GETs on the storage servers: their
 `img-src`, `media-src` and `frame-src` name the same origins (no script runs from them: the daemon serves
 inline only types that run nothing, previews.py, and text shows in a sandboxed frame).
@@ -41,7 +43,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 _origin_shape = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?").fullmatch
 # nosniff and Server come with every answer (api/headers.py).
 PAGE_HEADERS = {
-    # The share page's address holds the link's token: never send it on to another site.
+    # The share and upload pages' addresses hold a token: never send it on to another site.
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
@@ -144,6 +146,20 @@ async def index_page(request: web.Request) -> web.Response:
 async def share_page(request: web.Request) -> web.Response:
     """Shows the shared file's name and size and downloads it, asking for the password when the link has one."""
     return await _file(request, "share.html", _page_headers(request, "share.html"))
+
+
+@endpoint(
+    "GET",
+    "/u/{token}",
+    summary="The public upload page of an upload request",
+    tag="pages",
+    auth="none",
+    responses={200: "text/html"},
+)
+async def upload_page(request: web.Request) -> web.Response:
+    """Shows the request's message and limits, asks for its password when it has one, and sends the chosen
+    files (big ones in parts, resumable) straight to the storage server nearest to the sender."""
+    return await _file(request, "upload.html", _page_headers(request, "upload.html"))
 
 
 @endpoint(

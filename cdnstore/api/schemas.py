@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from ..config import MIN_TOKEN_LENGTH
+from ..files import MAX_NAME
 from ..history import EVENTS
 from ..models import PERMISSIONS
 from ..pagination import PageQuery
+from ..times import iso
 
 
 class Body(BaseModel):
@@ -55,6 +58,26 @@ Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
+def _rfc3339(value: str) -> str:
+    """An RFC 3339 time with its offset, kept as cdnstore stores times (UTC, milliseconds: they compare as text)."""
+    try:
+        moment = datetime.fromisoformat(value) if len(value) <= 64 and "T" in value.upper() else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError("must be an RFC 3339 time with its offset, like 2030-01-31T12:00:00Z")
+    return iso(moment.astimezone(UTC).timestamp())
+
+
+TimeIn = Annotated[
+    str,
+    AfterValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "an RFC 3339 time with its offset"}),
+]
+# Seconds a user's files may live (admins set them), up to a hundred years.
+LifetimeSeconds = Annotated[int, Field(ge=1, le=100 * 365 * 86400)]
+
+
 class Problem(Out):
     type: str
     title: str
@@ -87,6 +110,13 @@ class UserOut(Out):
     used_bytes: int = Field(description="the size of the user's stored files (their current versions)")
     zones: list[str] | None = Field(
         description="the only zones the user's uploads go to (data residency); null: any zone"
+    )
+    max_file_lifetime: int | None = Field(
+        description="seconds the user's files may live at most (their expires_at is bounded by it); null: any"
+    )
+    default_file_lifetime: int | None = Field(
+        description="seconds a file of the user lives when its upload names no expiry (cut to "
+        "max_file_lifetime); null: for ever"
     )
     files: int = unset(
         "in the users answers (admins) only: how many files the user has (stored or uploading), "
@@ -121,6 +151,8 @@ class UserCreate(Body):
     permissions: list[Permission] | None = None
     quota_bytes: QuotaBytes | None = unset("absent: users.default_quota_bytes; null: no quota")
     zones: Zones | None = None
+    max_file_lifetime: LifetimeSeconds | None = None
+    default_file_lifetime: LifetimeSeconds | None = None
 
 
 class UserPatch(Patch):
@@ -132,6 +164,8 @@ class UserPatch(Patch):
     is_disabled: bool = unset()
     quota_bytes: QuotaBytes | None = None
     zones: Zones | None = None
+    max_file_lifetime: LifetimeSeconds | None = None
+    default_file_lifetime: LifetimeSeconds | None = None
 
 
 class MePatch(Body):
@@ -259,7 +293,6 @@ class ServerRef(Out):
 
 # --- files ---------------------------------------------------------------------------------------
 
-MAX_NAME = 255  # characters of a file name, after NFC normalisation
 # Invisible characters a name keeps where they do something: joiners within a word of another script or
 # an emoji sequence (family emoji, Indic conjuncts, Persian words), and the tag letters of subdivision
 # flags (black flag, tags, cancel tag). Anywhere else (e.g. beside ASCII) they could only disguise a name.
@@ -340,18 +373,27 @@ Sha256 = Annotated[
 Sha256Out = Annotated[str | None, Field(description="lowercase hex SHA-256 of the content; null until known")]
 
 
-class FileCreate(Body):
-    """With `sha256`, a single PUT is bound to it (the storage server refuses other bytes); a multipart
-    upload's is checked when cdnstore first reads the assembled bytes."""
-
+class NewFile(Body):
     name: FileName
     size: Annotated[int, Field(ge=0)]
     content_type: ContentType = "application/octet-stream"
     sha256: Sha256 | None = None
 
 
-class FileRename(Body):
-    name: FileName
+class FileCreate(NewFile):
+    """With `sha256`, a single PUT is bound to it (the storage server refuses other bytes); a multipart
+    upload's is checked when cdnstore first reads the assembled bytes. `expires_at` absent: a new file
+    lives your default_file_lifetime (if an admin set one), a new version keeps its file's expiry; null:
+    never (422 when an admin set you a max_file_lifetime)."""
+
+    expires_at: TimeIn | None = unset("when the file is deleted (into the trash); null: never")
+
+
+class FilePatch(Patch):
+    """A new name and/or a new `expires_at` (null: never, 422 beyond your max_file_lifetime)."""
+
+    name: FileName = unset()
+    expires_at: TimeIn | None = None
 
 
 class FileOut(Out):
@@ -364,6 +406,8 @@ class FileOut(Out):
     sha256: Sha256Out
     created_at: Time
     updated_at: Time
+    expires_at: Time | None = Field(description="when the file is deleted (into the trash); null: never")
+    received_via: Uuid | None = Field(description="the upload request the file came through; null: uploaded by you")
     # Only in `GET /files?include=servers`: where the file is, as `GET /files/{id}/servers` says.
     servers: list[ReplicaOut] = unset("with include=servers only: where the file is")
 
@@ -376,6 +420,20 @@ class FileList(Out):
 class FilesQuery(PageQuery):
     q: Annotated[str, StringConstraints(max_length=255)] | None = None
     include: Literal["servers"] | None = None
+    received_via: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="only the files that came through this upload request"
+    )
+
+
+class TrashedFileOut(FileOut):
+    deleted_at: Time
+    purge_at: Time = Field(description="when it is removed for good, unless restored before")
+
+
+class TrashList(Out):
+    items: list[TrashedFileOut]
+    next_cursor: str | None
+    trash_days: int = Field(description="how many days deleted files are kept (files.trash_days; 0: none)")
 
 
 class UploadOut(Out):
@@ -413,6 +471,13 @@ class UploadSettingsOut(Out):
 class FileUploadOut(Out):
     file: FileOut
     upload: UploadOut | MultipartOut
+
+
+class SenderUploadOut(FileUploadOut):
+    """A file sent through an upload request: `upload_token` continues its upload (its `/upload`,
+    `/upload/parts` and `/complete` under /api/v1/public/uploads/{upload_token}/)."""
+
+    upload_token: str
 
 
 class PartOut(Out):
@@ -669,5 +734,76 @@ class LinkDownloadIn(Body):
 
 class LinkArchiveIn(Body):
     """As JSON, or as an HTML form's fields (application/x-www-form-urlencoded: the share page's)."""
+
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
+# --- upload requests ------------------------------------------------------------------------------
+
+Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+MaxFiles = Annotated[int, Field(ge=1, le=1_000_000)]
+MaxBytes = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class UploadRequestCreate(Body):
+    """`expires_in` absent: requests.default_expires_in; null: open until closed (422 when
+    requests.max_expires_in is set). `max_files`, `max_bytes` absent or null: no limit."""
+
+    message: Message | None = None
+    password: LinkPassword | None = None
+    expires_in: Annotated[int, Field(ge=1, le=MAX_LINK_SECONDS)] | None = None
+    max_files: MaxFiles | None = None
+    max_bytes: MaxBytes | None = None
+
+
+class UploadRequestPatch(Patch):
+    """Null removes the message, the password, the expiry (`expires_in` counts from now) or a limit;
+    `is_open` false closes the request (senders get 410), true opens it again."""
+
+    message: Message | None = None
+    password: LinkPassword | None = None
+    expires_in: Annotated[int, Field(ge=1, le=MAX_LINK_SECONDS)] | None = None
+    max_files: MaxFiles | None = None
+    max_bytes: MaxBytes | None = None
+    is_open: bool = unset()
+
+
+class UploadRequestOut(Out):
+    id: Uuid
+    token: str
+    url: str = Field(description="the public upload page: http.public_url + /u/<token>")
+    owner: str = Field(description="the username of the request's owner")
+    message: str | None
+    has_password: bool
+    expires_at: Time | None
+    max_files: int | None
+    max_bytes: int | None
+    files: int = Field(description="files received (or on their way): what counts against max_files")
+    bytes: int = Field(description="their bytes: what counts against max_bytes")
+    is_open: bool = Field(description="senders may use it: not closed, not expired")
+    closed_at: Time | None
+    created_at: Time
+
+
+class UploadRequestList(Out):
+    items: list[UploadRequestOut]
+    next_cursor: str | None
+
+
+class UploadRequestsQuery(PageQuery):
+    all: bool = Field(False, description="administrators: every user's requests")
+
+
+class PublicRequestOut(Out):
+    owner: str = Field(description="who the files go to (a username)")
+    message: str | None
+    has_password: bool
+    expires_at: Time | None
+    files_left: int | None = Field(description="how many more files it takes; null: no limit")
+    bytes_left: int | None = Field(description="how many more bytes it takes; null: no limit")
+
+
+class SenderFileCreate(NewFile):
+    """A file for an upload request (the request's `password` if it has one)."""
 
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None

@@ -29,6 +29,8 @@ def render_user(user: User, used_bytes: int) -> dict[str, Any]:
         "quota_bytes": user.quota_bytes,
         "used_bytes": used_bytes,
         "zones": None if user.zones is None else list(user.zones),
+        "max_file_lifetime": user.max_file_lifetime,
+        "default_file_lifetime": user.default_file_lifetime,
     }
 
 
@@ -76,6 +78,8 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
         is_admin=body.is_admin,
         permissions=None if body.permissions is None else list(body.permissions),
         zones=body.zones,
+        max_file_lifetime=body.max_file_lifetime,
+        default_file_lifetime=body.default_file_lifetime,
         **given,
     )
     return json_response((await admin_view(request, [row]))[0], status=201)

@@ -66,6 +66,21 @@ async function send(method, path, { json, token, query, cookie = false, keepaliv
   return data;
 }
 
+/**
+ * What makes an upload's calls (multipart.js, uploads.js): a signed-in Session, or `anonymous`.
+ * @typedef {object} Caller
+ * @property {(path: string, query?: Record<string, any>) => Promise<any>} get
+ * @property {(path: string, json?: any) => Promise<any>} post
+ * @property {(path: string) => Promise<any>} del
+ */
+
+/** @type {Caller} calls without a login: a sender's, through an upload request (upload-page.js) */
+export const anonymous = {
+  get: (path, query) => send("GET", path, { query }),
+  post: (path, json) => send("POST", path, { json: json === undefined ? {} : json }),
+  del: (path) => send("DELETE", path),
+};
+
 /** Calls that need no login (the public share page). */
 export const publicApi = {
   /** @param {string} token */

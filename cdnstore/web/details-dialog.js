@@ -1,11 +1,12 @@
 // @ts-check
 // A file's details: a preview of images, audio, video, PDF and plain text, then size, type, status, zone,
-// times, checksum and, for those who may see the servers, where its copies are.
+// times, when it expires (changed here), checksum and, for those who may see the servers, where its copies are.
 
-import { say } from "./feedback.js";
+import { expiresAtOf, expiryOptions } from "./expiry.js";
+import { say, whileBusy } from "./feedback.js";
 import { download } from "./files-view.js";
 import { previewOf } from "./preview.js";
-import { $, badge, formatBytes, fullTime, h, plural, previewKind } from "./ui.js";
+import { $, badge, formatBytes, fullTime, h, plural, previewKind, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 
@@ -15,7 +16,7 @@ const WORDS = { present: "Present", pending: "Copying", corrupt: "Being replaced
 export class DetailsDialog {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ share: (file: File) => void }} on
+   * @param {{ share: (file: File) => void, changed?: (file: File) => void }} on `changed`: a new expiry
    */
   constructor(session, on) {
     this.session = session;
@@ -42,8 +43,10 @@ export class DetailsDialog {
       ["Zone", file.zone || "—"],
       ["Added", fullTime(file.created_at)],
       ["Changed", fullTime(file.updated_at)],
+      ["Expires", this.expiry(file)],
       ["SHA-256", file.sha256 ? h("code", { class: "hash" }, file.sha256) : "Not known yet"],
     ];
+    if (file.received_via) rows.splice(5, 0, ["Received", "Through one of your upload requests"]);
     $("#details-list").replaceChildren(...rows.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
     const ready = file.status === "stored";
     $("#details-actions").replaceChildren(
@@ -77,6 +80,35 @@ export class DetailsDialog {
     } catch (err) {
       if (this.file === file) this.preview.replaceChildren(h("p", { class: "error" }, `No preview: ${say(err)}`));
     }
+  }
+
+  /** When the file expires, with a choice of another expiry for those who may change files.
+   * @param {File} file @returns {Node} */
+  expiry(file) {
+    const when = () => (file.expires_at ? `${fullTime(file.expires_at)} (then into the trash)` : "Never");
+    const text = h("span", { class: "expiry-now" }, when());
+    if (!this.session.can("can_rename_file")) return text;
+    const select = h("select", { "aria-label": `When ${file.name} expires` }, expiryOptions(this.session.user, "Change…"));
+    const save = h("button", { type: "submit", class: "small" }, "Save");
+    const error = h("p", { class: "error", role: "alert" });
+    const form = h("form", { class: "expiry-form" }, text, select, save, error);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const asked = expiresAtOf(select.value);
+      if (asked === undefined) return;
+      error.textContent = "";
+      try {
+        const changed = await whileBusy(save, () => this.session.patch(`/files/${file.id}`, { expires_at: asked }));
+        file = { ...file, ...changed };
+        text.textContent = when();
+        select.value = "";
+        toast(changed.expires_at ? `“${file.name}” expires ${fullTime(changed.expires_at)}` : `“${file.name}” no longer expires`);
+        if (this.on.changed) this.on.changed(changed);
+      } catch (err) {
+        error.textContent = say(err);
+      }
+    });
+    return form;
   }
 
   /** Asked afresh (not the list's): the dialog is where one looks at the copies closely. @param {File} file */

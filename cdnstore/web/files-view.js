@@ -4,6 +4,7 @@
 // copies come with the list (GET /files?include=servers): one call for the page, none per row. Files
 // shared by an active link are marked; ticked files can be shared in one link or deleted together.
 
+import { expiryNote } from "./expiry.js";
 import { say, toastError } from "./feedback.js";
 import { $, badge, confirmDialog, fileKind, formatBytes, h, plural, timeEl, toast } from "./ui.js";
 
@@ -68,12 +69,17 @@ class FileRow {
     if (!this.editing) {
       // The name opens the file's details (a button, so the keyboard reaches it too).
       const links = this.view.shared.get(f.id) || 0;
+      const notes = [
+        f.received_via ? badge("Received", "info", true) : null,
+        expiryNote(f.expires_at),
+      ].filter(Boolean);
       this.nameCell.replaceChildren(h("div", { class: "name-line" }, h("button", {
         type: "button", class: "file-name", title: `Details of ${f.name}`, onclick: () => on.details(this.file),
       }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)),
       links > 0 && h("a", {
         class: "badge info shared", href: "#links", title: `Shared by ${plural(links, "active link")}`,
-      }, "Shared")));
+      }, "Shared")),
+      ...(notes.length ? [h("span", { class: "file-notes" }, notes)] : []));
     }
     this.sizeCell.textContent = formatBytes(f.size);
     this.statusCell.replaceChildren(statusBadge(f));
@@ -137,7 +143,9 @@ class FileRow {
 export class FilesView {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ details: (file: File) => void, share: (file: File) => void, shareMany: (files: File[]) => void, removed?: () => void }} on
+   * @param {{ details: (file: File) => void, share: (file: File) => void, shareMany: (files: File[]) => void,
+   *   removed?: () => void, trashDays?: () => number | null }} on `trashDays`: how long deleted files are kept,
+   *   when known
    */
   constructor(session, on) {
     this.session = session;
@@ -355,13 +363,19 @@ export class FilesView {
   /** @param {FileRow} row */
   async remove(row) {
     const name = row.file.name;
-    if (!(await confirmDialog(`Delete “${name}”?`, "It is removed from every server, and its share links stop working. This cannot be undone."))) return;
+    const days = this.on.trashDays ? this.on.trashDays() : null;
+    const kept = row.file.status === "stored" && days !== 0; // (a file without content is removed at once)
+    const text = !kept
+      ? "It is removed from every server, and its share links stop working. This cannot be undone."
+      : `It goes to the trash${days ? ` for ${days === 1 ? "a day" : `${days} days`}` : ""}, where you can restore it; `
+        + "its share links stop working until then.";
+    if (!(await confirmDialog(`Delete “${name}”?`, text))) return;
     try {
       await this.session.del(`/files/${row.file.id}`);
       this.forget(row.file.id);
       this.selectionChanged();
       this.updateEmpty();
-      toast(`Deleted “${name}”`);
+      toast(kept ? `Moved “${name}” to the trash` : `Deleted “${name}”`);
       if (this.on.removed) this.on.removed();
     } catch (err) {
       toastError(err);

@@ -17,7 +17,39 @@
  * @property {string} created_at
  * @property {string} updated_at
  * @property {string | null} [sha256]
+ * @property {string | null} [expires_at] when it is deleted (into the trash); null: never
+ * @property {string | null} [received_via] the upload request it came through; null: uploaded by its owner
  * @property {Replica[]} [servers] only in `GET /files?include=servers` (for holders of can_view_cdnserver)
+ */
+
+/** @typedef {File & { deleted_at: string, purge_at: string }} TrashedFile a file in the trash */
+
+/**
+ * @typedef {object} UploadRequest
+ * @property {string} id
+ * @property {string} token
+ * @property {string} url the public upload page
+ * @property {string} owner
+ * @property {string | null} message
+ * @property {boolean} has_password
+ * @property {string | null} expires_at
+ * @property {number | null} max_files
+ * @property {number | null} max_bytes
+ * @property {number} files received (or on their way)
+ * @property {number} bytes
+ * @property {boolean} is_open
+ * @property {string | null} closed_at
+ * @property {string} created_at
+ */
+
+/**
+ * @typedef {object} PublicRequest what a sender sees of an upload request
+ * @property {string} owner
+ * @property {string | null} message
+ * @property {boolean} has_password
+ * @property {string | null} expires_at
+ * @property {number | null} files_left
+ * @property {number | null} bytes_left
  */
 
 /**
@@ -94,6 +126,8 @@
  * @property {number | null} quota_bytes null: no quota
  * @property {number} used_bytes the size of the user's stored files (current versions)
  * @property {string[] | null} zones null: any zone; else the only zones their uploads go to
+ * @property {number | null} max_file_lifetime seconds their files may live at most; null: any
+ * @property {number | null} default_file_lifetime seconds their files live when an upload names no expiry
  * @property {number} [files] how many files they have, when the daemon says
  * @property {number} [files_outside_zones] in the users list (admins): their stored files outside `zones`
  */

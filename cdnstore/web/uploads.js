@@ -2,6 +2,8 @@
 // Uploads: files chosen or dropped go, three at a time, straight from the browser to the presigned URL
 // of the storage server the daemon picked, each with its own progress item (bytes, speed, time left) and
 // a Cancel button. Big files go in parts (multipart.js), which can also be paused and resumed.
+// Where they go is a Destination: the signed-in owner's files (`ownFiles`, the main page), or an upload
+// request's public side (upload-page.js, for senders without an account): the same code sends both.
 
 import { ApiError, describe } from "./api.js";
 import { Cancelled, MultipartUpload, putBytes } from "./multipart.js";
@@ -11,10 +13,44 @@ import { $, formatBytes, h, sentence } from "./ui.js";
 /** @typedef {ReturnType<typeof makeItem>} Item */
 /** @typedef {import("./multipart.js").Plan & { uploaded: { number: number, size: number }[] }} UploadView GET /upload */
 /**
- * An upload under way: its file, where it goes, and how its bytes are sent (`sent` marks the end of the
- * sending, before the confirmation).
- * @typedef {{ id: string, location: string, send: (sent: () => void) => Promise<File> }} Started
+ * An upload under way: its file, its calls' base path, where it goes, and how its bytes are sent (`sent`
+ * marks the end of the sending, before the confirmation).
+ * @typedef {{ id: string, base: string, location: string, send: (sent: () => void) => Promise<File> }} Started
  */
+/**
+ * Where uploads go. `announce` makes the file (POST) and names the base path of its upload's own calls
+ * (`/upload`, `/upload/parts`, `/complete` under it), which `caller` makes; `resumable`: unfinished uploads
+ * can be found by name after a reload (the owner's file list); `allowed`: whether uploads may start.
+ * @typedef {object} Destination
+ * @property {import("./api.js").Caller} caller
+ * @property {(file: globalThis.File, sha256: string | null) => Promise<{ file: File, upload: any, base: string }>} announce
+ *   (`sha256`: the file's, declared when known)
+ * @property {boolean} resumable
+ * @property {() => boolean} allowed
+ */
+
+/**
+ * The signed-in user's own files: POST /files, with the expiry chosen beside the upload box (`expiresAt`:
+ * undefined for the user's default, null for never).
+ * @param {import("./api.js").Session} session @param {() => string | null | undefined} expiresAt
+ * @returns {Destination}
+ */
+export function ownFiles(session, expiresAt) {
+  return {
+    caller: session,
+    resumable: true,
+    allowed: () => session.can("can_upload_file"),
+    async announce(file, sha256) {
+      /** @type {Record<string, any>} */
+      const body = { name: file.name, size: file.size, content_type: file.type || "application/octet-stream" };
+      if (sha256) body.sha256 = sha256;
+      const expiry = expiresAt();
+      if (expiry !== undefined) body.expires_at = expiry;
+      const answer = await session.post("/files", body);
+      return { ...answer, base: `/files/${answer.file.id}` };
+    },
+  };
+}
 
 const AT_ONCE = 3;
 const MIN_PART = 5 << 20; // no file this small is ever uploaded in parts (the threshold is at least this)
@@ -111,12 +147,13 @@ function hasFiles(event) {
 
 export class Uploads {
   /**
-   * @param {import("./api.js").Session} session
+   * @param {Destination} to
    * @param {{ changed: (file: File) => void, cancelled: () => void }} on told of each file announced, then
    *   stored, and of an upload cancelled (its file may be gone)
+   * @param {{ dropTargets?: string[] }} [options] more places files may be dropped on than the drop zone
    */
-  constructor(session, on) {
-    this.session = session;
+  constructor(to, on, { dropTargets = [] } = {}) {
+    this.to = to;
     this.on = on;
     /** @type {{ file: globalThis.File, item: Item }[]} */
     this.queue = [];
@@ -133,7 +170,7 @@ export class Uploads {
       if (input.files) this.start(input.files);
       input.value = "";
     });
-    for (const target of [this.dropzone, $("#files-view")]) this.acceptDrops(target);
+    for (const target of [this.dropzone, ...dropTargets.map((selector) => $(selector))]) this.acceptDrops(target);
   }
 
   /** @param {HTMLElement} target */
@@ -155,13 +192,13 @@ export class Uploads {
       event.stopPropagation();
       this.dragDepth = 0;
       this.dropzone.classList.remove("dragging");
-      if (this.session.can("can_upload_file")) this.start(event.dataTransfer.files);
+      if (this.to.allowed()) this.start(event.dataTransfer.files);
     });
   }
 
-  /** Signed in: the drop zone only for those who may upload. */
+  /** Signed in (or a request open): the drop zone only for those who may upload. */
   show() {
-    this.dropzone.hidden = !this.session.can("can_upload_file");
+    this.dropzone.hidden = !this.to.allowed();
   }
 
   /** Signed out: the items go (uploads already running finish unseen). */
@@ -218,24 +255,21 @@ export class Uploads {
     }
   }
 
-  /** A new upload (or a new version): POST /files says whether in one PUT or in parts.
+  /** A new upload (or a new version): its announcement says whether in one PUT or in parts.
    * @param {globalThis.File} file @param {Item} item @returns {Promise<Started>} */
   async announce(file, item) {
-    const sha256 = await this.sha256Of(file);
-    const answer = await this.session.post("/files", {
-      name: file.name, size: file.size, content_type: file.type || "application/octet-stream", ...(sha256 ? { sha256 } : {}),
-    });
+    const answer = await this.to.announce(file, await this.sha256Of(file));
     this.on.changed(answer.file);
     const { id } = answer.file;
-    const { upload } = answer;
+    const { upload, base } = answer;
     const location = upload.server.location;
     return {
-      id, location,
+      id, base, location,
       send: (sent) => {
         item.status(`Uploading to ${location} (${formatBytes(file.size)})…`);
         return upload.method === "multipart"
-          ? this.inParts(file, item, id, upload)
-          : this.inOnePut(file, item, id, upload, sent);
+          ? this.inParts(file, item, base, upload)
+          : this.inOnePut(file, item, base, upload, sent);
       },
     };
   }
@@ -249,7 +283,7 @@ export class Uploads {
    */
   async sha256Of(file) {
     if (!globalThis.crypto?.subtle || file.size > HASHED_AT_MOST) return null;
-    this.settings ??= this.session.get("/uploads/settings").catch(() => { this.settings = null; return null; });
+    this.settings ??= this.to.caller.get("/uploads/settings").catch(() => { this.settings = null; return null; });
     const settings = await this.settings;
     if (!settings || file.size > settings.multipart_threshold) return null;
     return hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
@@ -268,11 +302,12 @@ export class Uploads {
     const question = `An unfinished upload of this file is on ${location}, ${view.uploaded.length} of ${view.parts} `
       + "parts there. Resume it, sending only the missing parts?";
     if (!(await item.offer(question, "Resume", "Start over"))) return null;
+    const base = `/files/${id}`;
     return {
-      id, location,
+      id, base, location,
       send: () => {
         item.status(`Resuming the upload to ${location}…`);
-        return this.inParts(file, item, id, view, view);
+        return this.inParts(file, item, base, view, view);
       },
     };
   }
@@ -280,13 +315,13 @@ export class Uploads {
   /** The caller's upload in parts of this file's name and size, not running in this page.
    * @param {globalThis.File} file @returns {Promise<{ id: string, view: UploadView } | null>} */
   async findUnfinished(file) {
-    if (file.size <= MIN_PART) return null; // never in parts: no need to look
-    const page = await this.session.get("/files", { q: file.name, limit: 100 });
+    if (file.size <= MIN_PART || !this.to.resumable) return null; // never in parts: no need to look
+    const page = await this.to.caller.get("/files", { q: file.name, limit: 100 });
     for (const found of /** @type {File[]} */ (page.items)) {
       if (found.name !== file.name || found.size !== file.size || found.status !== "uploading") continue;
       if (this.active.has(found.id)) continue;
       try {
-        const view = await this.session.get(`/files/${found.id}/upload`);
+        const view = await this.to.caller.get(`/files/${found.id}/upload`);
         if (view.method === "multipart") return { id: found.id, view };
       } catch (err) {
         if (!(err instanceof ApiError) || err.status !== 404) throw err; // (it just finished or was given up)
@@ -296,30 +331,30 @@ export class Uploads {
   }
 
   /** A small file: one PUT, then /complete.
-   * @param {globalThis.File} file @param {Item} item @param {string} id
+   * @param {globalThis.File} file @param {Item} item @param {string} base
    * @param {import("./types.js").UploadTarget} target @param {() => void} sent
    * @returns {Promise<File>} */
-  async inOnePut(file, item, id, target, sent) {
+  async inOnePut(file, item, base, target, sent) {
     const aborter = new AbortController();
     item.cancel.hidden = false;
     item.cancel.onclick = () => {
       item.cancel.disabled = true;
       aborter.abort();
-      this.session.del(`/files/${id}/upload`).catch(() => {}) // nothing left to abort is fine
+      this.to.caller.del(`${base}/upload`).catch(() => {}) // nothing left to abort is fine
         .finally(() => this.on.cancelled());
     };
     await putBytes(target, file, target.server.name, (loaded) => item.bytes(loaded), aborter.signal);
     item.cancel.hidden = true;
     sent();
     item.status("Confirming…");
-    return this.confirmStored(id);
+    return this.confirmStored(base);
   }
 
   /** A big file: its parts, with Pause/Resume and Cancel; `resumed` lists the parts already there.
-   * @param {globalThis.File} file @param {Item} item @param {string} id
+   * @param {globalThis.File} file @param {Item} item @param {string} base
    * @param {import("./multipart.js").Plan} plan @param {UploadView} [resumed] @returns {Promise<File>} */
-  inParts(file, item, id, plan, resumed) {
-    const upload = new MultipartUpload(this.session, id, file, plan, (done) => {
+  inParts(file, item, base, plan, resumed) {
+    const upload = new MultipartUpload(this.to.caller, base, file, plan, (done) => {
       if (upload.paused) item.progress(done / file.size); // the status keeps saying "Paused"
       else item.bytes(done);
     });
@@ -349,11 +384,11 @@ export class Uploads {
   }
 
   /** POST /complete until the daemon sees the object (it may also learn it from a storage event).
-   * @param {string} id @returns {Promise<File>} */
-  async confirmStored(id) {
+   * @param {string} base @returns {Promise<File>} */
+  async confirmStored(base) {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const file = await this.session.post(`/files/${id}/complete`);
+        const file = await this.to.caller.post(`${base}/complete`);
         if (file.status === "stored") return file;
       } catch (err) {
         if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || attempt >= 10) throw err;
