@@ -15,15 +15,17 @@ expiry and download limit; created, listed and revoked by the file's owner.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from . import history
 from .auth import Passwords
 from .config import Config
-from .db import Database, Row, iso_in, now_iso, tx_fetchone
+from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, Unauthorized
-from .files import Download, Files, owned_file
+from .files import Download, Files, Stored, owned_file
 from .geo import Point
 from .throttle import attempt, throttle
 
@@ -39,6 +41,16 @@ PUBLIC_QUERY = f"""SELECT {LINK_COLUMNS}, f.owner_id, f.name, f.deleted_at, coal
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    """A link asked for with an upload (`"link"` in `POST /files`): made once the file is stored, with the id
+    and token chosen now (the announcement's answer shows them). `stored` is what the version keeps."""
+
+    uuid: str
+    token: str
+    stored: str  # versions.link_request: JSON of the above, the password's hash, expires_in, max_downloads
 
 
 class Links:
@@ -67,36 +79,75 @@ class Links:
     ) -> Row:
         await self.files.get(owner_id, file_uuid)  # 404 before paying for a hash
         password_hash = await self.passwords.hash(password) if password is not None else None
-        expires_at = iso_in(expires_in) if expires_in is not None else None
         async with self.db.transaction() as tx:
             file = await owned_file(tx, owner_id, file_uuid)
-            created = await tx_fetchone(
-                tx,
-                "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, uuid",
-                (str(uuid.uuid4()), file["id"], new_token(), password_hash, expires_at, max_downloads, now_iso()),
-            )
-            assert created is not None
-            await history.record(
+            link_id = await self._insert(
                 tx,
                 owner_id,
-                "link.created",
-                file_uuid,
-                {
-                    "link_id": created["uuid"],
-                    "name": file["name"],
-                    "has_password": password_hash is not None,
-                    "expires_at": expires_at,
-                    "max_downloads": max_downloads,
-                },
+                (file["id"], file_uuid, file["name"]),
+                (str(uuid.uuid4()), new_token()),
+                password_hash,
+                expires_in,
+                max_downloads,
             )
             row = await tx_fetchone(
-                tx,
-                f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id WHERE l.id = ?",
-                (created["id"],),
+                tx, f"SELECT {LINK_COLUMNS} FROM links l JOIN files f ON f.id = l.file_id WHERE l.id = ?", (link_id,)
             )
         assert row is not None
         return row
+
+    async def _insert(
+        self,
+        tx: Tx,
+        owner_id: int,
+        file: tuple[int, str, str],
+        link: tuple[str, str],
+        password_hash: str | None,
+        expires_in: int | None,
+        max_downloads: int | None,
+    ) -> int:
+        """A new link (uuid, token) to `file` (id, uuid, name), with its history row; its internal id."""
+        (file_id, file_uuid, name), (link_uuid, token) = file, link
+        expires_at = iso_in(expires_in) if expires_in is not None else None
+        created = await tx_fetchone(
+            tx,
+            "INSERT INTO links (uuid, file_id, token, password_hash, expires_at, max_downloads, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (link_uuid, file_id, token, password_hash, expires_at, max_downloads, now_iso()),
+        )
+        assert created is not None
+        await history.record(
+            tx,
+            owner_id,
+            "link.created",
+            file_uuid,
+            {
+                "link_id": link_uuid,
+                "name": name,
+                "has_password": password_hash is not None,
+                "expires_at": expires_at,
+                "max_downloads": max_downloads,
+            },
+        )
+        return int(created["id"])
+
+    async def request(self, *, password: str | None, expires_in: int | None, max_downloads: int | None) -> LinkRequest:
+        """A link to make once an upload is stored (`"link"` in `POST /files`; `expires_in` as `expires_in`
+        resolved it: counted from when the file is stored)."""
+        link_uuid, token = str(uuid.uuid4()), new_token()
+        password_hash = await self.passwords.hash(password) if password is not None else None
+        stored = json.dumps([link_uuid, token, password_hash, expires_in, max_downloads])
+        return LinkRequest(link_uuid, token, stored)
+
+    async def version_stored(self, tx: Tx, stored: Stored) -> None:
+        """Files' stored listener: the link the upload asked for, made in the transaction that stores the file
+        (once: the request is cleared)."""
+        if stored.link_request is None:
+            return
+        link_uuid, token, password_hash, expires_in, max_downloads = json.loads(stored.link_request)
+        file = (stored.file_id, stored.file_uuid, stored.name)
+        await self._insert(tx, stored.owner_id, file, (link_uuid, token), password_hash, expires_in, max_downloads)
+        await tx.execute("UPDATE versions SET link_request = NULL WHERE id = ?", (stored.version_id,))
 
     async def page(self, owner_id: int, file_uuid: str, limit: int, before: int | None) -> list[Row]:
         """The file's links, newest first, expired and used-up ones included (revoked ones are gone)."""

@@ -121,6 +121,7 @@ BOTH_ENGINES = {
     "test_files",
     "test_idor",
     "test_jobs",
+    "test_keys",
     "test_integrity",
     "test_links",
     "test_multipart",

@@ -28,6 +28,7 @@ KINDS = {
     "test_events": UNIT,
     "test_geo": UNIT,
     "test_jobs": UNIT,
+    "test_keys": UNIT,
     "test_kinds": UNIT,
     "test_layers": UNIT,
     "test_openapi": UNIT,

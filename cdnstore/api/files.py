@@ -11,6 +11,7 @@ from ..db import Row
 from ..errors import Forbidden
 from ..files import Download, PresignedPut, Upload
 from ..geo import Point
+from ..links import LinkRequest
 from ..models import Server, VersionStatus
 from ..pagination import page
 from ..uploads import PartUrl, UploadState
@@ -24,12 +25,13 @@ from .schemas import (
     FileRename,
     FilesQuery,
     FileUploadOut,
+    LinkCreate,
     PartsIn,
     PartUrlList,
     ReplicaList,
     UploadStateOut,
 )
-from .security import caller_id, current_user, remote_ip
+from .security import caller_id, current_user, remote_ip, require_scope
 from .servers import render_ref
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -161,7 +163,10 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     `too_many_uploads` past `uploads.max_per_minute` announcements a minute. 507 `quota_exceeded` when the
     upload would pass your `quota_bytes` (stored files plus uploads in progress; a new version counts what
     it adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
-    among those zones."""
+    among those zones. With `link` (needs `can_add_filesharelink`, and an API key the `share` scope), a share
+    link is made in the transaction that stores the file, as `POST /files/{id}/links` makes one (`expires_in`
+    counted from then); the answer's `link` gives its `url` now (it works once the file is stored)."""
+    link = await requested_link(request, body.link)
     upload = await request.app[appkeys.FILES].announce(
         await caller_id(request),
         body.name,
@@ -170,8 +175,26 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
         client_location(request),
         current_user(request).zones,
         body.sha256,
+        link_request=None if link is None else link.stored,
     )
-    return json_response(render_upload(upload), status=201 if upload.created else 200)
+    answer = render_upload(upload)
+    if link is not None:
+        url = f"{request.app[appkeys.CONFIG].http.public_url}/s/{link.token}"
+        answer["link"] = {"id": link.uuid, "token": link.token, "url": url}
+    return json_response(answer, status=201 if upload.created else 200)
+
+
+async def requested_link(request: web.Request, asked: LinkCreate | None) -> LinkRequest | None:
+    """The link an upload asks for, checked as `POST /files/{id}/links` checks one (403 without the permission
+    or, for an API key, the `share` scope; 422 past `links.max_expires_in`)."""
+    if asked is None:
+        return None
+    if not current_user(request).can("can_add_filesharelink"):
+        raise Forbidden("a link needs the permission can_add_filesharelink")
+    require_scope(request, "share")
+    links = request.app[appkeys.LINKS]
+    expires_in = links.expires_in(asked.expires_in, "expires_in" in asked.model_fields_set)
+    return await links.request(password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads)
 
 
 @endpoint(
