@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import jwt
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
 PENDING_MAX_AGE = 600  # seconds a sign-in may take at the provider
-JWKS_COOLDOWN = 30.0  # seconds between two reads of the JWKS for unknown key ids
+JWKS_COOLDOWN = 10.0  # seconds between two reads of the JWKS for unknown key ids
 DISCOVERY_TTL = 3600.0  # seconds the discovery document is kept
 LEEWAY = 60  # seconds of clock difference allowed with the provider (exp, iat)
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -131,12 +131,14 @@ class OidcClient:
             raise OidcFailed("this sign-in took too long or was not begun here; sign in again") from None
         return Pending(state, nonce, verifier, return_to)
 
-    async def finish(self, pending: Pending, state: str, code: str) -> dict[str, Any]:
-        """The provider sent the browser back with `state` and `code`: exchange the code (with the PKCE verifier)
-        and check the ID token. Its claims (with the userinfo endpoint's when the ID token lacks the username
-        or groups claims), or OidcFailed."""
+    async def finish(self, pending: Pending, state: str, code: str, iss: str | None = None) -> dict[str, Any]:
+        """The provider sent the browser back with `state` and `code` (and `iss`, RFC 9207, when it says who it
+        is): exchange the code (with the PKCE verifier) and check the ID token. Its claims (with the userinfo
+        endpoint's when the ID token lacks the username or groups claims), or OidcFailed."""
         if not hmac.compare_digest(state.encode(), pending.state.encode()):
             raise OidcFailed("the provider's answer is not for the sign-in this browser began (state); sign in again")
+        if iss is not None and iss.rstrip("/") != self.cfg.issuer:
+            raise OidcFailed("the answer comes from another identity provider (iss); sign in again")
         found = await self._discover()
         tokens = await self._exchange(found, code, pending.verifier)
         claims = await self._verify(found, tokens["id_token"], pending.nonce)
@@ -201,15 +203,16 @@ class OidcClient:
             "code_verifier": verifier,
             "client_id": self.cfg.client_id,
         }
-        auth = None
+        headers = {"Accept": "application/json"}
         if self.cfg.client_secret and found.basic_auth:
-            auth = aiohttp.BasicAuth(self.cfg.client_id, self.cfg.client_secret)
+            # RFC 6749 2.3.1: id and secret form-encoded, then HTTP Basic.
+            pair = f"{quote(self.cfg.client_id, safe='')}:{quote(self.cfg.client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         elif self.cfg.client_secret:
             form["client_secret"] = self.cfg.client_secret
         try:
             post = self._client().post
-            accept = {"Accept": "application/json"}
-            async with post(found.token_endpoint, data=form, auth=auth, allow_redirects=False, headers=accept) as resp:
+            async with post(found.token_endpoint, data=form, headers=headers, allow_redirects=False) as resp:
                 body = await resp.read()
                 if resp.status != 200:
                     log.info("single sign-on: the token endpoint answered %s: %.300r", resp.status, body)

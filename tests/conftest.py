@@ -126,6 +126,7 @@ BOTH_ENGINES = {
     "test_links",
     "test_multipart",
     "test_names",
+    "test_oidc",
     "test_ops",
     "test_problems",
     "test_replication",

@@ -50,6 +50,7 @@ KINDS = {
     "test_links": INTEGRATION,
     "test_multipart": INTEGRATION,
     "test_names": INTEGRATION,
+    "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
     "test_replication": INTEGRATION,
     "test_schemathesis": INTEGRATION,

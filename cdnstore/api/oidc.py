@@ -128,7 +128,7 @@ async def oidc_callback(request: web.Request, query: OidcCallbackQuery) -> web.R
         raise OidcFailed("the identity provider did not sign you in (refused or cancelled); sign in again")
     if not query.code or not query.state:
         raise OidcFailed("the identity provider's answer has no code or state; sign in again")
-    claims = await oidc.finish(pending, query.state, query.code)
+    claims = await oidc.finish(pending, query.state, query.code, query.iss)
     cfg = request.app[appkeys.CONFIG]
     identity = identity_of(claims, cfg.oidc)
     _, _, refresh = await request.app[appkeys.ACCOUNTS].sign_in_oidc(identity, create=cfg.oidc.create_users)

@@ -209,6 +209,7 @@ class OidcCallbackQuery(BaseModel):
     code: Annotated[str, StringConstraints(max_length=4096)] | None = None
     state: Annotated[str, StringConstraints(max_length=1024)] | None = None
     error: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    iss: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
 
 # --- storage servers ----------------------------------------------------------------------------
