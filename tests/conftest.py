@@ -133,6 +133,7 @@ BOTH_ENGINES = {
     "test_scrub",
     "test_servers",
     "test_team",
+    "test_upload_link",
     "test_users",
 }
 

@@ -170,6 +170,10 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("hello.txt", "stored", "USA")
         ]
         assert steps["4"] == "hello, world\n"
+        link, public = steps["5"].split("\n", 1)
+        assert re.fullmatch(rf"{re.escape(url)}/s/[\w-]{{43}}", link), link
+        [view] = json_values(public)
+        assert (view["name"], view["size"], view["has_password"]) == ("hello.txt", 13, False) and view["expires_at"]
         listed, where = json_values(steps["block 2"])
         assert [s["name"] for s in listed["items"]] == [site.name for site in ORIGINAL_LAYOUT]
         assert {(i["server"]["name"], i["server"]["zone"]) for i in where["items"]} == {

@@ -71,6 +71,8 @@ CASES = [
     on_alices("PATCH", "/api/v1/users/{id}", {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
     on_alices("DELETE", "/api/v1/users/{id}"),
     on_alices("POST", "/api/v1/jobs/{id}/retry"),
+    # alice's API key: keys are each user's own (under /me), another's is not found.
+    Case("DELETE", "/api/v1/me/keys/{id}", "/api/v1/me/keys/{key}", 404, "key_not_found"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
@@ -125,7 +127,9 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
-    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]), "public": public}
+    keys = (await alice.get("/api/v1/me/keys")).expect(200)["items"]
+    alices = next(u for u in users if u["id"] == ids["user"])
+    return {"file": file, "links": links, "alice": alices, "public": public, "keys": keys}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
@@ -144,6 +148,7 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
         "user": alice.user["id"],
         "mallory_file": mallory_file,
         "job": NOBODY,
+        "key": (await alice.key("read")).tokens["id"],
     }
     before = await _snapshot(api, admin, alice, ids)
 
