@@ -49,6 +49,28 @@ async def weed(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> As
     await cluster.stop()
 
 
+@pytest.fixture(scope="session")
+async def idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
+    """A real OpenID provider (tests/oidcbed.py), once per session, started the first time a test asks for it;
+    its client's redirect URI is the test daemons' callback."""
+    from oidcbed import OidcProvider
+
+    from cdnstore.oidc import CALLBACK_PATH
+
+    log = Path(tmp_path_factory.mktemp("oidc")) / "provider.log"
+    provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log)
+    await provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+async def provider(idp: Any) -> AsyncIterator[Any]:
+    """The session's OpenID provider, its clock put back after the test."""
+    yield idp
+    await idp.control("reset")
+
+
 @pytest.fixture
 def bucket() -> str:
     return new_bucket()

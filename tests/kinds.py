@@ -71,7 +71,7 @@ KINDS = {
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
-HEAVY_FIXTURES = frozenset({"weed", "daemon"})
+HEAVY_FIXTURES = frozenset({"weed", "daemon", "idp"})
 
 
 def kinds_of(item: pytest.Item) -> list[str]:

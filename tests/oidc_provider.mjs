@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 
 const { default: Provider } = await import(pathToFileURL(process.env.OIDC_PROVIDER_MODULE).href);
 const config = JSON.parse(process.env.OIDC_TEST_CONFIG);
-const issuer = `http://127.0.0.1:${config.port}`;
+const issuer = `http://${config.host || "127.0.0.1"}:${config.port}`; // (it listens on 127.0.0.1 whatever its name)
 
 // The provider's clock, moved by /__test/clock (an ID token issued two hours ago is an expired one).
 let offset = 0;

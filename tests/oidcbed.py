@@ -34,6 +34,18 @@ ACCOUNTS = {
 }
 
 
+def sso(provider: OidcProvider, **overrides: Any) -> dict[str, Any]:
+    """cdnstore's [oidc] settings for this provider, its client and its admin group."""
+    return {
+        "issuer": provider.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "name": "Test IdP",
+        "admin_group": ADMINS,
+        **overrides,
+    }
+
+
 def provider_module() -> Path:
     """oidc-provider's folder, installed by dev.py's npm_package (the one place that pins and installs it)."""
     spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
@@ -49,17 +61,21 @@ class OidcProvider:
 
     redirect_uris: list[str]
     log: Path
+    # "localhost" makes the provider another site than the daemon's 127.0.0.1 for a browser (cookies are not
+    # told apart by port): its redirect back is then a cross-site navigation, as with a real provider.
+    host: str = "127.0.0.1"
     port: int = field(default_factory=unused_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
         node = shutil.which("node")
         assert node is not None, "Node is missing: python3 dev.py test installs it (nodejs)"
         config = {
+            "host": self.host,
             "port": self.port,
             "clients": [
                 {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": self.redirect_uris},
@@ -81,7 +97,7 @@ class OidcProvider:
             for _ in range(1500):  # (Node and the provider's first key take a moment on a busy machine)
                 assert self.process is not None and self.process.poll() is None, self.log.read_text()[-2000:]
                 try:
-                    async with http.get(f"{self.issuer}/.well-known/openid-configuration") as resp:
+                    async with http.get(f"http://127.0.0.1:{self.port}/.well-known/openid-configuration") as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -101,7 +117,8 @@ class OidcProvider:
     async def control(self, what: str, **query: Any) -> dict[str, Any]:
         """rotate (a new signing key, the old one gone), clock (offset=seconds), reset, counts."""
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.issuer}/__test/{what}", params={k: str(v) for k, v in query.items()}) as resp:
+            url = f"http://127.0.0.1:{self.port}/__test/{what}"
+            async with http.post(url, params={k: str(v) for k, v in query.items()}) as resp:
                 assert resp.status == 200, await resp.text()
                 return dict(await resp.json())
 

@@ -6,56 +6,18 @@ again), a user disabled or deleted in cdnstore."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 from apihelp import PASSWORD, Answer, Api, Clock
 from conftest import MakeApi
-from oidcbed import (
-    ADMINS,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    PASSWORDS,
-    OidcProvider,
-    query_of,
-    sign_in_at_provider,
-    token_for_other_app,
-)
+from oidcbed import CLIENT_ID, PASSWORDS, OidcProvider, query_of, sign_in_at_provider, sso, token_for_other_app
 
 from cdnstore import appkeys
 from cdnstore.oidc import CALLBACK_PATH, JWKS_COOLDOWN, OidcClient
 
 pytestmark = [pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="session")
-async def idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[OidcProvider]:
-    """The provider, once per session; its client's redirect URI is the test daemons' callback."""
-    log = Path(tmp_path_factory.mktemp("oidc")) / "provider.log"
-    provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log)
-    await provider.start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-async def provider(idp: OidcProvider) -> AsyncIterator[OidcProvider]:
-    yield idp
-    await idp.control("reset")  # (a test that moved the provider's clock puts it back)
-
-
-def sso(provider: OidcProvider, **overrides: Any) -> dict[str, Any]:
-    return {
-        "issuer": provider.issuer,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "name": "Test IdP",
-        "admin_group": ADMINS,
-        **overrides,
-    }
 
 
 @pytest.fixture

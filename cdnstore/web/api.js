@@ -66,8 +66,9 @@ async function send(method, path, { json, token, query, cookie = false, keepaliv
   return data;
 }
 
-/** Calls that need no login (the public share page). */
+/** Calls that need no login (the public share page, how to sign in). */
 export const publicApi = {
+  methods: () => send("GET", "/auth/methods"),
   /** @param {string} token */
   link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
   /** @param {string} token @param {string} [password] */

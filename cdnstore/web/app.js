@@ -6,12 +6,13 @@
 // module of its own that owns its state, listeners and timers (login-view.js, files-view.js,
 // uploads.js, details-dialog.js, share-dialog.js, history-view.js, servers-view.js with
 // server-dialog.js and jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js,
-// usage-bar.js).
+// usage-bar.js, keys-view.js).
 
 import { Session } from "./api.js";
 import { DetailsDialog } from "./details-dialog.js";
 import { FilesView } from "./files-view.js";
 import { HistoryView } from "./history-view.js";
+import { KeysView } from "./keys-view.js";
 import { LoginView } from "./login-view.js";
 import { PasswordDialog } from "./password-dialog.js";
 import { ServersView } from "./servers-view.js";
@@ -22,7 +23,7 @@ import { Uploads } from "./uploads.js";
 import { MyUsage } from "./usage-bar.js";
 import { UsersView } from "./users-view.js";
 
-const VIEWS = ["files", "history", "servers", "users"];
+const VIEWS = ["files", "history", "servers", "users", "keys"];
 
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
@@ -43,6 +44,7 @@ const history = new HistoryView(session);
 const servers = new ServersView(session);
 const stats = new StatsChart(session);
 const users = new UsersView(session);
+const keys = new KeysView(session);
 const password = new PasswordDialog(session);
 
 const canSeeServers = () => session.can("can_view_cdnserver");
@@ -59,6 +61,7 @@ function signedOut(message) {
   files.reset();
   uploads.reset();
   history.reset();
+  keys.reset();
   showLogin(message);
 }
 
@@ -79,10 +82,11 @@ function showApp() {
   uploads.show();
   for (const el of document.querySelectorAll(".copies-col")) /** @type {HTMLElement} */ (el).hidden = !canSeeServers();
   history.signedIn();
+  keys.signedIn();
   route();
 }
 
-/** Show the view the address names (#files, #history, #servers, #users), the files when it names none. */
+/** Show the view the address names (#files, #history, #servers, #users, #keys), the files when it names none. */
 function route() {
   if (!session.signedIn) return;
   let view = location.hash.replace(/^#/, "") || "files";
@@ -106,6 +110,8 @@ function route() {
     stats.stop();
   }
   if (view === "users") users.load();
+  if (view === "keys") keys.load();
+  else keys.hideSecret(); // (a secret shown once is not left on the page)
 }
 
 window.addEventListener("hashchange", route);
