@@ -5,9 +5,10 @@ permission it declares, api/endpoint.py), and never manages passwords, sessions 
 - The secret is `cdn_` + 256 random bits (URL-safe), shown once when the key is made and stored only as its
   SHA-256. A fast hash is right here, argon2 is not: the secret is as strong as a random key, so there is
   nothing to stretch, and it is checked on every request of a script.
-- Checking a key is the hot path of every scripted call: the secret's hash is looked up in this process's
-  cache (the database is read once per key and process), so a key costs a SHA-256 and a dict lookup more
-  than an access token (docs/security.md has the figures).
+- Checking a key is the hot path of every scripted call: a key seen before is one dict lookup in this
+  process's cache (keyed by the secret, as `auth.Tokens` keeps the access tokens it verified; the database,
+  by its hash, is read once per key and process) and a clock read for its expiry and last use: about the
+  cost of an access token (docs/security.md has the figures).
 - Revoking deletes the row and raises the `keys` counter in the same transaction (changes.py): every daemon
   drops its cache within milliseconds (2 seconds at worst); this daemon at once. Disabling or deleting a user
   deletes their keys the same way (`end_keys`), and until then their user's cached row refuses them.
@@ -22,12 +23,14 @@ import contextlib
 import hashlib
 import json
 import secrets
+import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from .changes import KEYS, bump
-from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import DatabaseUnavailable, NotFound, Unauthorized
 from .models import SCOPES
 
@@ -53,6 +56,8 @@ class Grant:
     user_uuid: str
     scopes: frozenset[str]
     expires_at: str | None
+    expires: float  # expires_at in unix seconds (inf: never), compared on every request
+    secret_hash: str
 
 
 async def end_keys(db: Database, tx: Tx, user_id: int) -> None:
@@ -62,10 +67,11 @@ async def end_keys(db: Database, tx: Tx, user_id: int) -> None:
 
 
 class ApiKeys:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
-        self._grants: dict[str, Grant] = {}  # secret hash -> grant
-        self._used: dict[int, str] = {}  # key id -> when it was last used, not yet written
+        self.clock = clock  # unix seconds: a key's expiry and last use (tests move it)
+        self._grants: dict[str, Grant] = {}  # secret -> grant (of keys checked here, not revoked since)
+        self._used: dict[int, float] = {}  # key id -> when it was last used (unix seconds), not yet written
         # Raised by each reload: a read that began before a reload does not fill the cache after it.
         self._generation = 0
         self._lock = asyncio.Lock()
@@ -113,23 +119,25 @@ class ApiKeys:
             if gone is None:
                 raise NotFound("no such key", code="key_not_found")
             await bump(self.db, tx, KEYS)
-        self._grants.pop(gone["secret_hash"], None)
+        for secret in [s for s, grant in self._grants.items() if grant.secret_hash == gone["secret_hash"]]:
+            del self._grants[secret]
 
     # --- each request ---------------------------------------------------------------------------
 
     async def grant(self, secret: str) -> Grant:
         """What the key of `secret` allows (401 when there is no such key, or it expired); its use is noted."""
-        hashed = secret_hash(secret)
-        grant = self._grants.get(hashed)
+        grant = self._grants.get(secret)
         if grant is None:
-            grant = await self._read(hashed)
-        if grant.expires_at is not None and grant.expires_at <= now_iso():
+            grant = await self._read(secret)
+        now = self.clock()
+        if now >= grant.expires:
             raise Unauthorized(f"this API key expired at {grant.expires_at}")
-        self._used[grant.key_id] = now_iso()
+        self._used[grant.key_id] = now
         return grant
 
-    async def _read(self, hashed: str) -> Grant:
+    async def _read(self, secret: str) -> Grant:
         generation = self._generation
+        hashed = secret_hash(secret)
         row = await self.db.fetchone(
             "SELECT k.id, k.scopes, k.expires_at, u.uuid FROM api_keys k JOIN users u ON u.id = k.user_id "
             "WHERE k.secret_hash = ?",
@@ -137,11 +145,13 @@ class ApiKeys:
         )
         if row is None:
             raise Unauthorized("this API key is not valid: it was revoked, or never issued")
-        grant = Grant(row["id"], row["uuid"], frozenset(json.loads(row["scopes"])), row["expires_at"])
+        expires_at = row["expires_at"]
+        expires = float("inf") if expires_at is None else datetime.fromisoformat(expires_at).timestamp()
+        grant = Grant(row["id"], row["uuid"], frozenset(json.loads(row["scopes"])), expires_at, expires, hashed)
         if generation == self._generation:
             if len(self._grants) >= 100_000:
                 self._grants.clear()
-            self._grants[hashed] = grant
+            self._grants[secret] = grant
         return grant
 
     async def reload(self) -> None:
@@ -162,7 +172,7 @@ class ApiKeys:
                     await tx.executemany(
                         "UPDATE api_keys SET last_used_at = ? WHERE id = ? "
                         "AND (last_used_at IS NULL OR last_used_at < ?)",
-                        [(at, key_id, at) for key_id, at in used.items()],
+                        [(iso(at), key_id, iso(at)) for key_id, at in used.items()],
                     )
             except BaseException:
                 for key_id, at in used.items():

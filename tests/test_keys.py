@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
 from apihelp import Api
 
-from cdnstore import appkeys, keys
+from cdnstore import appkeys
 from cdnstore.api.endpoint import scope_of
 from cdnstore.app import ROUTES
 from cdnstore.models import PERMISSION_SCOPES, PERMISSIONS, SCOPES
@@ -118,12 +119,14 @@ async def test_an_unknown_or_forged_key_is_401(api: Api) -> None:
         (await api.call("GET", "/api/v1/me", token=forged)).problem(401, "unauthorized")
 
 
-async def test_a_key_past_its_expiry_is_401_even_when_checked_before(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_key_past_its_expiry_is_401_even_when_checked_before(api: Api) -> None:
     alice = await api.user("alice")
     script = await alice.key("read", expires_in=3600)
     (await script.get("/api/v1/me")).expect(200)  # checked once: kept in this daemon's cache
-    later = script.tokens["expires_at"]  # (the first moment it no longer works)
-    monkeypatch.setattr(keys, "now_iso", lambda: later)
+    expiry = datetime.fromisoformat(script.tokens["expires_at"]).timestamp()
+    api.app[appkeys.KEYS].clock = lambda: expiry - 0.001
+    (await script.get("/api/v1/me")).expect(200)
+    api.app[appkeys.KEYS].clock = lambda: expiry  # (the first moment it no longer works)
     refused = (await script.get("/api/v1/me")).problem(401, "unauthorized")
     assert "expired" in refused["detail"]
 
