@@ -25,12 +25,19 @@ CLIENT_ID, CLIENT_SECRET = "cdnstore", "cdnstore-client-secret-for-tests"
 OTHER_ID, OTHER_SECRET = "another-app", "another-app-secret-for-tests"
 OTHER_REDIRECT = "http://127.0.0.1:9/another-app/callback"  # (never followed: the tests read the code off it)
 ADMINS = "cdnstore-admins"
-PASSWORDS = {"carol": "carol's provider password", "dave": "dave's provider password", "erin": "erin's password"}
-# carol is in the admin group; dave is not; erin's provider username is no valid cdnstore username.
+PASSWORDS = {
+    "carol": "carol's provider password",
+    "dave": "dave's provider password",
+    "erin": "erin's password",
+    "impostor": "the impostor's password",
+}
+# carol is in the admin group; dave is not; erin's provider username is no valid cdnstore username; impostor is
+# another identity (subject) of the provider whose username is dave's.
 ACCOUNTS = {
     "carol": {"password": PASSWORDS["carol"], "email": "carol@example.com", "groups": [ADMINS, "staff"]},
     "dave": {"password": PASSWORDS["dave"], "email": "dave@example.com", "groups": ["staff"]},
     "erin": {"password": PASSWORDS["erin"], "username": "erin with spaces", "groups": []},
+    "impostor": {"password": PASSWORDS["impostor"], "username": "dave", "groups": [ADMINS]},
 }
 
 

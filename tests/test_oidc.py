@@ -207,6 +207,13 @@ async def test_a_user_disabled_or_deleted_in_cdnstore_stays_out_whatever_the_pro
     assert names == ["root"]
 
 
+async def test_another_identity_with_a_linked_users_name_does_not_get_that_user(api: Api) -> None:
+    dave = (await sign_in(api, "dave"))["user"]  # linked to dave's subject from now on
+    refused = (await back_at(api, await at_provider(api, await begin(api), "impostor"))).problem(401, "oidc_failed")
+    assert "another identity" in refused["detail"]
+    assert (await sign_in(api, "dave"))["user"] == dave  # (and unchanged: no admin rights came with the try)
+
+
 async def test_without_create_users_only_users_made_in_cdnstore_sign_in_and_are_linked(
     make_api: MakeApi, provider: OidcProvider
 ) -> None:
