@@ -85,6 +85,11 @@ def render_upload(upload: Upload) -> dict[str, Any]:
     return {"file": render_file(upload.file), "upload": how}
 
 
+def render_link_request(link: LinkRequest, public_url: str) -> dict[str, Any]:
+    """The link an announcement asked for (`link` of a FileUploadOut): it works once the file is stored."""
+    return {"id": link.uuid, "token": link.token, "url": f"{public_url}/s/{link.token}"}
+
+
 def render_upload_state(state: UploadState) -> dict[str, Any]:
     """The upload in progress as an UploadStateOut (a single PUT's `url` and `headers` only for it)."""
     out = {
@@ -179,8 +184,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     )
     answer = render_upload(upload)
     if link is not None:
-        url = f"{request.app[appkeys.CONFIG].http.public_url}/s/{link.token}"
-        answer["link"] = {"id": link.uuid, "token": link.token, "url": url}
+        answer["link"] = render_link_request(link, request.app[appkeys.CONFIG].http.public_url)
     return json_response(answer, status=201 if upload.created else 200)
 
 

@@ -33,6 +33,11 @@ def render_key(row: Row) -> dict[str, Any]:
     }
 
 
+def render_new_key(row: Row, secret: str) -> dict[str, Any]:
+    """A key just made, as a KeyCreatedOut: with its secret, this once."""
+    return {**render_key(row), "secret": secret}
+
+
 @endpoint(
     "POST",
     "/api/v1/me/keys",
@@ -52,7 +57,7 @@ async def create_key(request: web.Request, body: KeyCreate) -> web.Response:
     row, secret = await request.app[appkeys.KEYS].create(
         await caller_id(request), body.name, body.scopes, body.expires_in
     )
-    return json_response({**render_key(row), "secret": secret}, status=201)
+    return json_response(render_new_key(row, secret), status=201)
 
 
 @endpoint(

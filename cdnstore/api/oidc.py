@@ -68,12 +68,13 @@ def identity_of(claims: dict[str, Any], cfg: OidcConfig) -> Identity:
 async def auth_methods(request: web.Request) -> web.Response:
     """Whether passwords are taken, and the single sign-on's name (the page's "Sign in with <name>")."""
     oidc = request.app[appkeys.OIDC]
-    return json_response(
-        {
-            "password": request.app[appkeys.CONFIG].oidc.password_login,
-            "oidc": None if oidc is None else {"name": oidc.name},
-        }
-    )
+    name = None if oidc is None else oidc.name
+    return json_response(render_methods(request.app[appkeys.CONFIG].oidc.password_login, name))
+
+
+def render_methods(password: bool, oidc_name: str | None) -> dict[str, Any]:
+    """How one signs in, as an AuthMethodsOut (`oidc_name` None: no single sign-on)."""
+    return {"password": password, "oidc": None if oidc_name is None else {"name": oidc_name}}
 
 
 @endpoint(
