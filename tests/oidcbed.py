@@ -4,7 +4,6 @@ accounts and clients; and a browser's way through its login page over plain HTTP
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
+from apihelp import wait_for
 from weedbed import unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,16 +101,17 @@ class OidcProvider:
 
     async def _ready(self) -> None:
         async with aiohttp.ClientSession() as http:
-            for _ in range(1500):  # (Node and the provider's first key take a moment on a busy machine)
+
+            async def answers() -> bool:
                 assert self.process is not None and self.process.poll() is None, self.log.read_text()[-2000:]
                 try:
                     async with http.get(f"http://127.0.0.1:{self.port}/.well-known/openid-configuration") as resp:
-                        if resp.status == 200:
-                            return
+                        return resp.status == 200
                 except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.02)  # polling for the port to answer, not a wait for a time
-        raise AssertionError(f"the OpenID provider did not answer: {self.log.read_text()[-2000:]}")
+                    return False
+
+            # (Node and the provider's first RSA key take a few seconds on a busy machine)
+            await wait_for(answers, "the OpenID provider to answer", within=30)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

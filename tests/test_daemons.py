@@ -94,14 +94,20 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
         await obeyed(on_again, f"{first} is on again")
 
 
+async def bob_made_through_a(cluster: Cluster) -> tuple[Session, dict[str, Any], Api]:
+    """The admin's session on daemon A, the user bob made through it (his answer), and daemon B's API."""
+    a, _ = cluster.admins
+    made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+    return a, dict(made), cluster.apis[1]
+
+
 @ON_POSTGRES
 async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
     tmp_path: Path, database_url: str, daemon_port: int
 ) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
-        a, _ = cluster.admins
-        api_a, api_b = cluster.apis
-        made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+        a, made, api_b = await bob_made_through_a(cluster)
+        api_a = cluster.apis[0]
         # Logout through A of a session that B has served (so B holds it as live).
         bob = await api_b.login("bob")
         (await bob.get("/api/v1/me")).expect(200)
@@ -135,10 +141,8 @@ async def test_an_api_key_revoked_through_one_daemon_is_refused_by_the_other_wit
     tmp_path: Path, database_url: str, daemon_port: int
 ) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
-        a, _ = cluster.admins
-        api_a, api_b = cluster.apis
-        made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
-        bob = await api_a.login("bob")
+        a, made, api_b = await bob_made_through_a(cluster)
+        bob = await cluster.apis[0].login("bob")
 
         async def key_checked_by_b() -> Session:
             """A new key of bob's, used once through B (so that B holds it as checked)."""
