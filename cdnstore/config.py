@@ -329,5 +329,7 @@ def _validate(raw: dict[str, Any], sources: dict[str, str]) -> Config:
         source = sources.get(key, "config")
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{key}: unknown setting (in {source})") from None
+        if "." not in key:  # a rule between a section's keys: its values (secrets among them) are not echoed
+            raise ConfigError(f"[{key}]: {err['msg'].removeprefix('Value error, ')} (in {source})") from None
         shown = "(hidden)" if key in SECRET_KEYS else repr(err.get("input"))
         raise ConfigError(f"{key} = {shown}: {err['msg']} (in {source})") from None

@@ -61,8 +61,9 @@ async def _setup(api: Api, weed: WeedCluster, bucket: str) -> dict[str, Any]:
     file_id = (await admin.upload("fuzzed.txt", b"fuzz me\n" * 64))["file"]["id"]
     await admin.wait_stored(file_id)
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    scripted = await admin.key("read", "upload", "delete", "share", "admin")  # an API key may do all an admin does
     return {
-        "tokens": [admin.access, user.access],
+        "tokens": [admin.access, user.access, scripted.access],
         "server_id": servers["dallas"]["id"],
         "file_id": file_id,
         "link_id": link["id"],

@@ -1488,21 +1488,23 @@ async def test_a_user_signs_in_with_single_sign_on_and_lands_back_where_they_wer
 
 
 async def test_with_password_login_off_the_page_offers_single_sign_on_only(
-    make_api: Any, context: BrowserContext
+    make_api: Any, cross_site_idp: Any, context: BrowserContext
 ) -> None:
-    api = await make_api(
-        oidc={
-            "issuer": f"http://127.0.0.1:{unused_port()}",
-            "client_id": "cdnstore",
-            "name": "Corp SSO",
-            "password_login": False,
-        }
-    )
+    from oidcbed import PASSWORDS, sso
+
+    api = await make_api(oidc=sso(cross_site_idp, name="Corp SSO", password_login=False))
     page = await context.new_page()
     await page.goto(base(api) + "/")
-    await expect(page.get_by_role("link", name="Sign in with Corp SSO")).to_be_visible()
+    await expect(page.get_by_role("link", name="Sign in with Corp SSO")).to_be_focused()
     await expect(page.get_by_label("Username")).to_be_hidden()
     await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_hidden()
+    await page.get_by_role("link", name="Sign in with Corp SSO").click()
+    await page.locator("#username").fill("carol")
+    await page.locator("#password").fill(PASSWORDS["carol"])
+    await page.locator("#sign-in").click()
+    await expect(page.locator("#whoami")).to_have_text("carol")
+    await expect(page.get_by_role("link", name="Users")).to_be_visible()  # (carol is in the admin group)
+    await expect(page.get_by_role("button", name="Password", exact=True)).to_be_hidden()  # none to change
 
 
 async def test_a_user_makes_copies_and_revokes_an_api_key_on_the_keys_screen(api: Api, context: BrowserContext) -> None:

@@ -79,6 +79,7 @@ function showApp() {
   $("#avatar").textContent = user.username.slice(0, 1).toUpperCase();
   $('.tabs a[data-view="servers"]').hidden = !canSeeServers();
   $('.tabs a[data-view="users"]').hidden = !isAdmin();
+  $("#change-password").hidden = !login.passwords; // (single sign-on only: nobody has a password here)
   uploads.show();
   for (const el of document.querySelectorAll(".copies-col")) /** @type {HTMLElement} */ (el).hidden = !canSeeServers();
   history.signedIn();

@@ -36,6 +36,8 @@ export class LoginView {
       event.preventDefault();
       if (!this.passwordLogin.hidden) this.submit();
     });
+    /** whether this daemon takes passwords (else the app offers no password change either) */
+    this.passwords = true;
     this.methods = this.loadMethods();
   }
 
@@ -44,6 +46,7 @@ export class LoginView {
     try {
       /** @type {import("./types.js").AuthMethods} */
       const methods = await publicApi.methods();
+      this.passwords = methods.password;
       this.passwordLogin.hidden = !methods.password;
       this.sso.hidden = !methods.oidc;
       if (methods.oidc) this.ssoButton.textContent = `Sign in with ${methods.oidc.name}`;
