@@ -85,7 +85,7 @@ def render_methods(password: bool, oidc_name: str | None) -> dict[str, Any]:
     auth="none",
     query=OidcLoginQuery,
     responses={302: None},
-    errors=(404, 422, 503),
+    errors=(404, 414, 422, 503),  # (414: a return_to of many escaped characters can pass the request target's limit)
 )
 async def oidc_login(request: web.Request, query: OidcLoginQuery) -> web.Response:
     """302 to the identity provider (authorization code flow with PKCE, `state` and `nonce`); back at the
@@ -114,7 +114,7 @@ async def oidc_login(request: web.Request, query: OidcLoginQuery) -> web.Respons
     auth="none",
     query=OidcCallbackQuery,
     responses={302: None},
-    errors=(401, 404, 422),
+    errors=(401, 404, 414, 422),  # (414: what the provider appends, escaped, can pass the request target's limit)
 )
 async def oidc_callback(request: web.Request, query: OidcCallbackQuery) -> web.Response:
     """Where the provider sends the browser back: the answer (`state`, the code exchanged with the PKCE
