@@ -12,13 +12,16 @@ CREATE TABLE users (
     permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
-, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, max_file_lifetime INTEGER CHECK (max_file_lifetime > 0), default_file_lifetime INTEGER CHECK (default_file_lifetime > 0));
+, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, max_file_lifetime INTEGER CHECK (max_file_lifetime > 0), default_file_lifetime INTEGER CHECK (default_file_lifetime > 0), oidc_subject TEXT);
 -- is_disabled: no login, sessions ended, share links 410. quota_bytes: NULL no quota. zones: JSON array of the
 -- zones the user's uploads may go to, NULL any. used_bytes: the size of the user's stored current versions,
 -- kept by the files_used_bytes trigger below. deleted_at: the user was deleted (the row stays while their
 -- files are removed). (Added by migration 0005, spelled as SQLite stores an added column.)
 -- max_file_lifetime, default_file_lifetime: seconds a user's file may live at most (its expires_at is bounded
 -- by it) and lives when its upload names no expiry; NULL no bound, no default; set by admins. (Migration 0014.)
+-- oidc_subject: the `sub` of the OpenID Connect identity the user signs in with, NULL none yet; a deleted user
+-- keeps it, so that the provider cannot bring them back (migration 0015).
+CREATE UNIQUE INDEX users_oidc_subject ON users (oidc_subject) WHERE oidc_subject IS NOT NULL;
 
 -- Refresh tokens are kept by hash: rotation marks the used one, logout revokes it,
 -- and a used token presented again revokes its whole family (it was stolen).
@@ -110,7 +113,7 @@ CREATE TABLE versions (
     etag             TEXT,
     created_at       TEXT    NOT NULL,
     stored_at        TEXT
-, upload_id TEXT, part_size INTEGER CHECK (part_size > 0), sha256 TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'), sha256_declared INTEGER NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)), verify_pending INTEGER NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)), rejected_at TEXT, verify_attempts INTEGER NOT NULL DEFAULT 0 CHECK (verify_attempts >= 0), verify_after TEXT);
+, upload_id TEXT, part_size INTEGER CHECK (part_size > 0), sha256 TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'), sha256_declared INTEGER NOT NULL DEFAULT 0 CHECK (sha256_declared IN (0, 1)), verify_pending INTEGER NOT NULL DEFAULT 0 CHECK (verify_pending IN (0, 1)), rejected_at TEXT, verify_attempts INTEGER NOT NULL DEFAULT 0 CHECK (verify_attempts >= 0), verify_after TEXT, link_request TEXT);
 -- upload_id, part_size: the multipart upload on upload_server_id that a large version is sent in (parts of
 -- part_size bytes but the last), NULL for a single PUT. (Added by migration 0004, spelled as SQLite stores
 -- an added column.)
@@ -122,6 +125,8 @@ CREATE TABLE versions (
 -- verify_attempts: the verifier's reads of it that settled nothing (bytes that changed between two reads, a
 -- read that failed), its final verdict after integrity.verify_attempts of them; verify_after: not read again
 -- before this time (the back-off; NULL: due now). (Migration 0009.)
+-- link_request: the share link `POST /files` asked for with `"link"` (JSON), created in the transaction that
+-- makes this version the file's content; NULL: none asked (migration 0015).
 CREATE INDEX versions_file ON versions (file_id);
 CREATE INDEX versions_uploading ON versions (created_at) WHERE status = 'uploading';
 CREATE INDEX versions_zone_stored ON versions (zone) WHERE status = 'stored';
@@ -292,3 +297,21 @@ CREATE TABLE throttle_failures (
 );
 CREATE INDEX throttle_failures_key ON throttle_failures (scope, key, at);
 CREATE INDEX throttle_failures_age ON throttle_failures (scope, at);
+
+-- Personal API keys (keys.py). The secret (`cdn_` + 256 random bits) is shown once and kept only as its
+-- SHA-256 (secret_hash): a fast hash is right for a high-entropy secret checked on every request. prefix: the
+-- first characters, shown in lists so a user can tell keys apart. scopes: a JSON array of read, upload,
+-- delete, share, admin. last_used_at is written in batches (not once per request). Revoking deletes the row.
+CREATE TABLE api_keys (
+    id           INTEGER PRIMARY KEY,
+    uuid         TEXT    NOT NULL UNIQUE,
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT    NOT NULL,
+    prefix       TEXT    NOT NULL,
+    secret_hash  TEXT    NOT NULL UNIQUE CHECK (length(secret_hash) = 64),
+    scopes       TEXT    NOT NULL,
+    expires_at   TEXT,
+    last_used_at TEXT,
+    created_at   TEXT    NOT NULL
+);
+CREATE INDEX api_keys_user ON api_keys (user_id, id DESC);

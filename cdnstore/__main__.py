@@ -203,7 +203,7 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-SECRET_SUFFIXES = ("secret_key", "token", "password")
+SECRET_SUFFIXES = ("secret_key", "secret", "token", "password")  # (secret: oidc.client_secret)
 MASK = "********"
 
 

@@ -19,7 +19,9 @@ from .api import events as events_api
 from .api import files as files_api
 from .api import history as history_api
 from .api import jobs as jobs_api
+from .api import keys as keys_api
 from .api import links as links_api
+from .api import oidc as oidc_api
 from .api import ops as ops_api
 from .api import pages as pages_api
 from .api import servers as servers_api
@@ -35,7 +37,7 @@ from .api.problems import problems_middleware
 from .api.server import handler_args
 from .archives import Archives
 from .auth import Passwords, Tokens
-from .changes import SERVERS, SESSIONS, USERS, CacheSync
+from .changes import KEYS, SERVERS, SESSIONS, USERS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
@@ -48,8 +50,10 @@ from .history import HistoryWriter
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
+from .keys import ApiKeys
 from .links import Links
 from .metrics import Metrics
+from .oidc import OidcClient
 from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
@@ -67,6 +71,8 @@ from .users import Accounts
 # order: the OpenAPI document lists them so, and aiohttp tries them so).
 ROUTES: tuple[Endpoint, ...] = (
     *auth_api.ROUTES,
+    *oidc_api.ROUTES,
+    *keys_api.ROUTES,
     *events_api.ROUTES,
     *files_api.ROUTES,
     *trash_api.ROUTES,
@@ -80,6 +86,9 @@ ROUTES: tuple[Endpoint, ...] = (
     *users_api.ROUTES,
     *stats_api.ROUTES,
 )
+
+
+KEY_USES_EVERY = 5.0  # seconds between two writes of the API keys' last uses
 
 
 def create_app(config: Config, *, tool: bool = False) -> web.Application:
@@ -153,12 +162,28 @@ async def geoip(app: web.Application) -> AsyncIterator[None]:
 
 
 async def accounts(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[appkeys.CONFIG].auth
+    config = app[appkeys.CONFIG]
+    cfg = config.auth
     passwords = await asyncio.to_thread(Passwords, cfg)
     app[appkeys.ACCOUNTS] = Accounts(
-        app[appkeys.DB], cfg, passwords, Tokens(cfg), default_quota=app[appkeys.CONFIG].users.default_quota_bytes
+        app[appkeys.DB],
+        cfg,
+        passwords,
+        Tokens(cfg),
+        default_quota=config.users.default_quota_bytes,
+        default_zones=config.users.default_zones,
     )
-    yield
+    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB])
+    oidc = app[appkeys.OIDC] = (
+        OidcClient(config.oidc, config.http.public_url, cfg.secret_key) if config.oidc.issuer else None
+    )
+    # Keys' last uses are written every few seconds, not once per request (and at a clean stop).
+    async with running({"api-key-uses": every(KEY_USES_EVERY, keys.flush, "api-key-uses")}):
+        yield
+    with contextlib.suppress(DatabaseUnavailable):
+        await keys.flush()
+    if oidc is not None:
+        await oidc.close()
 
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
@@ -216,7 +241,10 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 async def share_links(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     archives = Archives(app[appkeys.STORAGE], app[appkeys.FILES], app[appkeys.METRICS], cfg.links.max_archives)
-    app[appkeys.LINKS] = Links(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives)
+    links = app[appkeys.LINKS] = Links(
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives
+    )
+    app[appkeys.FILES].stored_listeners.append(links.version_stored)  # the link an upload asked for
     app[appkeys.REQUESTS] = UploadRequests(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg)
     yield
 
@@ -265,6 +293,7 @@ def cache_sync(app: web.Application) -> CacheSync:
     sync.on(SERVERS, app[appkeys.SERVERS].load)
     sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
     sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
+    sync.on(KEYS, app[appkeys.KEYS].reload)
     return sync
 
 

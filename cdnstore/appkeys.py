@@ -18,9 +18,11 @@ from .history import HistoryWriter
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
+from .keys import ApiKeys, Grant
 from .links import Links
 from .metrics import Metrics
 from .models import User
+from .oidc import OidcClient
 from .scrub import Scrubber
 from .servers import ServerRegistry
 from .stats import DownloadStats
@@ -33,6 +35,8 @@ from .users import Accounts
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DB: web.AppKey[Database] = web.AppKey("db")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+KEYS: web.AppKey[ApiKeys] = web.AppKey("keys")
+OIDC: web.AppKey[OidcClient | None] = web.AppKey("oidc")  # None: no single sign-on (oidc.issuer empty)
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
@@ -57,3 +61,4 @@ OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 USER: web.RequestKey[User] = web.RequestKey("user")
+GRANT: web.RequestKey[Grant] = web.RequestKey("grant")  # the caller's API key (absent: an access token)

@@ -22,7 +22,8 @@ from .errors import ConfigError
 ENV_PREFIX = "CDNSTORE_"
 ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
 MIN_TOKEN_LENGTH = 16  # events tokens, global and per server
-SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url"})  # never echoed in a config error
+# never echoed in a config error
+SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url", "oidc.client_secret"})
 
 
 class Section(BaseModel):
@@ -240,6 +241,44 @@ class RequestsConfig(Section):
 
 class UsersConfig(Section):
     default_quota_bytes: int = Field(0, ge=0)  # the quota_bytes of new users; 0: no quota
+    default_zones: tuple[str, ...] = ()  # the zones of new users (their uploads go only there); empty: any zone
+
+
+class OidcConfig(Section):
+    """OpenID Connect single sign-on (oidc.py); `issuer` empty: none."""
+
+    issuer: str = ""  # the provider's issuer URL; its /.well-known/openid-configuration is read
+    client_id: str = ""
+    client_secret: str = ""  # empty: a public client (PKCE alone)
+    scopes: str = "openid profile email groups"  # asked for at sign-in (space separated; openid is required)
+    name: str = ""  # the page's "Sign in with <name>"; empty: the issuer's host
+    username_claim: str = "preferred_username"  # the claim whose value is the cdnstore username
+    groups_claim: str = "groups"  # the claim listing the user's groups (for admin_group)
+    admin_group: str = ""  # members of this group are admins (at each sign-in); empty: the provider decides nothing
+    create_users: bool = True  # a first sign-in creates the user (users.default_quota_bytes, default_zones)
+    password_login: bool = True  # false: only single sign-on (POST /auth/login answers 403)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError("must be empty (no single sign-on) or the provider's https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: str) -> str:
+        if "openid" not in v.split():
+            raise ValueError("must include openid")
+        return v
+
+    @model_validator(mode="after")
+    def _client(self) -> OidcConfig:
+        if self.issuer and not self.client_id:
+            raise ValueError("client_id is required when issuer is set")
+        if not self.password_login and not self.issuer:
+            raise ValueError("password_login = false needs single sign-on (issuer) or nobody could sign in")
+        return self
 
 
 class LogConfig(Section):
@@ -266,6 +305,7 @@ class Config(Section):
     files: FilesConfig = FilesConfig()
     requests: RequestsConfig = RequestsConfig()
     users: UsersConfig = UsersConfig()
+    oidc: OidcConfig = OidcConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:
@@ -336,5 +376,7 @@ def _validate(raw: dict[str, Any], sources: dict[str, str]) -> Config:
         source = sources.get(key, "config")
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{key}: unknown setting (in {source})") from None
+        if "." not in key:  # a rule between a section's keys: its values (secrets among them) are not echoed
+            raise ConfigError(f"[{key}]: {err['msg'].removeprefix('Value error, ')} (in {source})") from None
         shown = "(hidden)" if key in SECRET_KEYS else repr(err.get("input"))
         raise ConfigError(f"{key} = {shown}: {err['msg']} (in {source})") from None

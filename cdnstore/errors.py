@@ -35,8 +35,20 @@ class InvalidCredentials(Unauthorized):
     code, title = "invalid_credentials", "Invalid credentials"
 
 
+class OidcFailed(Unauthorized):
+    """Single sign-on did not sign the user in: `detail` says why in cdnstore's words (never the provider's)."""
+
+    code, title = "oidc_failed", "Single sign-on failed"
+
+
 class Forbidden(CdnError):
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """An API key used for what its scopes do not allow (or for what no key may do)."""
+
+    code, title = "insufficient_scope", "Insufficient scope"
 
 
 class NotFound(CdnError):

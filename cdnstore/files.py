@@ -180,6 +180,22 @@ class Download:
     inline: bool = False  # a preview (shown in the browser), not a file to save
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A version that became its file's content (or was stored after a newer one), told to the stored listeners
+    in that transaction: links.py makes the link its upload asked for."""
+
+    version_id: int
+    file_id: int
+    file_uuid: str
+    owner_id: int
+    name: str
+    link_request: str | None  # versions.link_request (JSON), None when none was asked
+
+
+StoredListener = Callable[[Tx, Stored], Awaitable[None]]
+
+
 class Files:
     def __init__(
         self,
@@ -211,6 +227,7 @@ class Files:
         # Told of a storage event for the key of a version already stored (app.py: Integrity.stored_again,
         # which re-checks that replica): its object may have been written again.
         self.stored_again: Callable[[Server, str], None] | None = None
+        self.stored_listeners: list[StoredListener] = []
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -286,10 +303,13 @@ class Files:
         *,
         expiry: Expiry = Expiry(),
         via: Received | None = None,
+        link_request: str | None = None,
     ) -> Upload:
         """A new upload to the nearest server that takes uploads, among `zones` when given (the owner's data
         residency: every copy stays in the zone of the server that stores it first). `via`: a sender's upload
-        through an upload request (throttled per sender by upload_requests.py, not here per owner)."""
+        through an upload request (throttled per sender by upload_requests.py, not here per owner).
+        `link_request`: the share link to make once the upload is the file's content (links.py's
+        `Links.request`)."""
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes", code="file_too_large")
         if self.uploads.max_per_minute and via is None:  # (counted, failed or not)
@@ -308,7 +328,7 @@ class Files:
             upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
         try:
             created, row = await self._new_version(
-                owner_id, name, size, content_type, server, key, upload_id, part_size, sha256, expiry, via
+                owner_id, name, size, content_type, server, key, upload_id, part_size, sha256, expiry, via, link_request
             )
         except BaseException:
             if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
@@ -338,6 +358,7 @@ class Files:
         sha256: str | None,
         expiry: Expiry,
         via: Received | None,
+        link_request: str | None,
     ) -> tuple[bool, Row]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
@@ -366,7 +387,8 @@ class Files:
             version = await tx_fetchone(
                 tx,
                 "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
-                " upload_id, part_size, sha256, sha256_declared) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " upload_id, part_size, sha256, sha256_declared, link_request)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     existing["id"],
                     key,
@@ -378,6 +400,7 @@ class Files:
                     part_size,
                     sha256,
                     int(sha256 is not None),
+                    link_request,
                 ),
             )
             assert version is not None
@@ -552,15 +575,19 @@ class Files:
 
     async def make_current(self, tx: Tx, version_id: int, server: Server) -> None:
         """A stored version becomes its file's content (unless a newer one already is: then it is out of
-        date); the previous content is superseded."""
+        date); the previous content is superseded. The stored listeners are told (the file is stored, with
+        this content or a newer one)."""
         row = await tx_fetchone(
             tx,
-            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size, "
+            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size, v.link_request, "
             "(SELECT uuid FROM upload_requests WHERE id = f.received_via) AS request_uuid "
             "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
             (version_id,),
         )
         assert row is not None
+        told = Stored(version_id, row["id"], row["uuid"], row["owner_id"], row["name"], row["link_request"])
+        for listener in self.stored_listeners:
+            await listener(tx, told)
         current = row["current_version_id"]
         if current is not None and current >= version_id:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date

@@ -21,6 +21,7 @@ and download limit; created, edited, listed and revoked by the files' owner.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Collection
@@ -32,9 +33,9 @@ from . import history
 from .archives import Archive, ArchiveEntry, Archives
 from .auth import Passwords
 from .config import Config
-from .db import Database, Row, iso_in, now_iso, tx_fetchone
+from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
-from .files import Download, Files, owned_files
+from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
 from .models import LinkState
 from .throttle import attempt, throttle
@@ -121,6 +122,16 @@ def new_token() -> str:
 
 
 KEEP: Any = object()  # an edit's field left as it is
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    """A link asked for with an upload (`"link"` in `POST /files`): made once the file is stored, with the id
+    and token chosen now (the announcement's answer shows them). `stored` is what the version keeps."""
+
+    uuid: str
+    token: str
+    stored: str  # versions.link_request: JSON of the above, the password's hash, expires_in, max_downloads
 
 
 class Links:
@@ -232,45 +243,85 @@ class Links:
             await owned_files(tx, owner_id, wanted)
         password_hash = await self.passwords.hash(password) if password is not None else None
         expires_at = iso_in(expires_in) if expires_in is not None else None
+        link_uuid = str(uuid.uuid4())
         async with self.db.transaction() as tx:
             files = {f["uuid"]: f for f in await owned_files(tx, owner_id, wanted)}
-            link_uuid = str(uuid.uuid4())
-            created = await tx_fetchone(
-                tx,
-                "INSERT INTO links (uuid, owner_id, file_id, token, password_hash, expires_at, max_downloads, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    link_uuid,
-                    owner_id,
-                    files[wanted[0]]["id"] if single else None,
-                    new_token(),
-                    password_hash,
-                    expires_at,
-                    max_downloads,
-                    now_iso(),
-                ),
-            )
-            assert created is not None
-            await tx.executemany(
-                "INSERT INTO link_files (link_id, file_id, position) VALUES (?, ?, ?)",
-                [(created["id"], files[u]["id"], n) for n, u in enumerate(wanted)],
-            )
-            names = [files[u]["name"] for u in wanted]
-            await history.record(
-                tx,
-                owner_id,
-                "link.created",
-                wanted[0] if single else link_uuid,
-                {
-                    "link_id": link_uuid,
-                    "name": summary(names),
-                    **({} if single else {"files": len(names)}),
-                    "has_password": password_hash is not None,
-                    "expires_at": expires_at,
-                    "max_downloads": max_downloads,
-                },
+            chosen = [(files[u]["id"], u, files[u]["name"]) for u in wanted]
+            await self._insert(
+                tx, owner_id, chosen, single, (link_uuid, new_token()), password_hash, expires_at, max_downloads
             )
         return await self.get(owner_id, link_uuid)
+
+    async def _insert(
+        self,
+        tx: Tx,
+        owner_id: int,
+        files: list[tuple[int, str, str]],
+        single: bool,
+        link: tuple[str, str],
+        password_hash: str | None,
+        expires_at: str | None,
+        max_downloads: int | None,
+    ) -> None:
+        """A new link (uuid, token) to `files` (id, uuid, name), in this order, with its history row. `single`:
+        made for one file (its Link has `file_id`)."""
+        link_uuid, token = link
+        created = await tx_fetchone(
+            tx,
+            "INSERT INTO links (uuid, owner_id, file_id, token, password_hash, expires_at, max_downloads, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                link_uuid,
+                owner_id,
+                files[0][0] if single else None,
+                token,
+                password_hash,
+                expires_at,
+                max_downloads,
+                now_iso(),
+            ),
+        )
+        assert created is not None
+        await tx.executemany(
+            "INSERT INTO link_files (link_id, file_id, position) VALUES (?, ?, ?)",
+            [(created["id"], file_id, n) for n, (file_id, _, _) in enumerate(files)],
+        )
+        names = [name for _, _, name in files]
+        await history.record(
+            tx,
+            owner_id,
+            "link.created",
+            files[0][1] if single else link_uuid,
+            {
+                "link_id": link_uuid,
+                "name": summary(names),
+                **({} if single else {"files": len(names)}),
+                "has_password": password_hash is not None,
+                "expires_at": expires_at,
+                "max_downloads": max_downloads,
+            },
+        )
+
+    async def request(self, *, password: str | None, expires_in: int | None, max_downloads: int | None) -> LinkRequest:
+        """A link to make once an upload is stored (`"link"` in `POST /files`; `expires_in` as `expires_in`
+        resolved it: counted from when the file is stored)."""
+        link_uuid, token = str(uuid.uuid4()), new_token()
+        password_hash = await self.passwords.hash(password) if password is not None else None
+        stored = json.dumps([link_uuid, token, password_hash, expires_in, max_downloads])
+        return LinkRequest(link_uuid, token, stored)
+
+    async def version_stored(self, tx: Tx, stored: Stored) -> None:
+        """Files' stored listener: the link the upload asked for, made in the transaction that stores the file
+        (once: the request is cleared)."""
+        if stored.link_request is None:
+            return
+        link_uuid, token, password_hash, expires_in, max_downloads = json.loads(stored.link_request)
+        file = (stored.file_id, stored.file_uuid, stored.name)
+        expires_at = iso_in(expires_in) if expires_in is not None else None
+        await self._insert(
+            tx, stored.owner_id, [file], True, (link_uuid, token), password_hash, expires_at, max_downloads
+        )
+        await tx.execute("UPDATE versions SET link_request = NULL WHERE id = ?", (stored.version_id,))
 
     async def update(
         self,

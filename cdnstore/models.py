@@ -117,6 +117,24 @@ PERMISSIONS: tuple[str, ...] = (
 )
 DEFAULT_PERMISSIONS: tuple[str, ...] = PERMISSIONS[:7]
 
+# What an API key may be allowed to do (keys.py). A route needs the scope of the permission it declares
+# (api/endpoint.py): reading needs `read`, writing `upload`, deleting `delete`, making or revoking share links
+# `share`, and the storage servers, users and jobs (admins' work) `admin`.
+SCOPES: tuple[str, ...] = ("read", "upload", "delete", "share", "admin")
+PERMISSION_SCOPES: dict[str, str] = {
+    "can_view_file": "read",
+    "can_upload_file": "upload",
+    "can_rename_file": "upload",
+    "can_delete_file": "delete",
+    "can_view_filesharelink": "read",
+    "can_add_filesharelink": "share",
+    "can_delete_filesharelink": "share",
+    "can_view_cdnserver": "admin",
+    "can_add_cdnserver": "admin",
+    "can_update_cdnserver": "admin",
+    "can_delete_cdnserver": "admin",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class User:

@@ -20,9 +20,9 @@ class UnsealError(Exception):
 
 
 class Sealer:
-    def __init__(self, secret_key: str) -> None:
-        # A key of its own for this purpose, so that it is not the one that signs tokens.
-        key = hmac.new(secret_key.encode(), b"cdnstore: S3 secret keys, v1", hashlib.sha256).digest()
+    def __init__(self, secret_key: str, purpose: bytes = b"cdnstore: S3 secret keys, v1") -> None:
+        # A key of its own for each purpose, so that it is not the one that signs tokens (nor another use's).
+        key = hmac.new(secret_key.encode(), purpose, hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, plain: str) -> str:
@@ -36,6 +36,15 @@ class Sealer:
             return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken:
             raise UnsealError("auth.secret_key is not the key this secret was sealed with") from None
+
+    def open(self, stored: str, *, max_age: int) -> str:
+        """What `seal` sealed at most `max_age` seconds ago (UnsealError otherwise: forged, foreign, too old)."""
+        if not sealed(stored):
+            raise UnsealError("not a sealed value")
+        try:
+            return self._fernet.decrypt(stored[len(PREFIX) :].encode(), ttl=max_age).decode()
+        except InvalidToken:
+            raise UnsealError("not sealed with this key, or sealed too long ago") from None
 
 
 def sealed(stored: str) -> bool:

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .auth import Passwords, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, Unauthorized
+from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
+from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import address_key, attempt, throttle
 
 if TYPE_CHECKING:
     from .job_queue import JobQueue
+
+log = logging.getLogger(__name__)
 
 USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes,
     max_file_lifetime, default_file_lifetime"""
@@ -36,6 +41,16 @@ def user_from_row(row: Row) -> User:
         row["max_file_lifetime"],
         row["default_file_lifetime"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the OpenID provider says signed in: its subject, the username it gives, and whether its groups make
+    an admin (None: no admin group configured, the provider decides nothing about it)."""
+
+    subject: str
+    username: str
+    is_admin: bool | None
 
 
 class Unset:
@@ -85,10 +100,18 @@ class Accounts:
     it knew to be live (`reload_sessions`): each is read again on its next use."""
 
     def __init__(
-        self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *, default_quota: int = 0
+        self,
+        db: Database,
+        cfg: AuthConfig,
+        passwords: Passwords,
+        tokens: Tokens,
+        *,
+        default_quota: int = 0,
+        default_zones: Collection[str] = (),
     ) -> None:
         self.db = db
         self.default_quota = default_quota  # users.default_quota_bytes: new users' quota (0: none)
+        self.default_zones = sorted(set(default_zones)) or None  # users.default_zones: new users' zones (None: any)
         self.passwords = passwords
         self.tokens = tokens
         # Failures count per (username, address) and per address, never per username alone: that
@@ -111,16 +134,20 @@ class Accounts:
         is_admin: bool = False,
         permissions: list[str] | None = None,
         quota_bytes: int | Unset | None = UNSET,
-        zones: list[str] | None = None,
+        zones: list[str] | Unset | None = UNSET,
         max_file_lifetime: int | None = None,
         default_file_lifetime: int | None = None,
+        oidc_subject: str | None = None,
     ) -> Row:
         """The new user's row (USER_COLUMNS; `user_from_row` makes it a User). `quota_bytes` not given:
-        users.default_quota_bytes (0: none)."""
-        password_hash = await self.passwords.hash(password)
+        users.default_quota_bytes (0: none); `zones` not given: users.default_zones (empty: any zone). A
+        user of single sign-on (`oidc_subject`) gets an empty password (`password` ""), which matches none."""
+        password_hash = await self.passwords.hash(password) if password else ""
         now = now_iso()
         if isinstance(quota_bytes, Unset):
             quota_bytes = self.default_quota or None
+        if isinstance(zones, Unset):
+            zones = self.default_zones
         taken = Conflict(f"the username {username!r} is taken", code="username_taken")
         try:
             async with self.db.transaction() as tx:
@@ -129,8 +156,8 @@ class Accounts:
                 row = await tx_fetchone(
                     tx,
                     f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, zones, "
-                    f"max_file_lifetime, default_file_lifetime, created_at, updated_at) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    f"max_file_lifetime, default_file_lifetime, oidc_subject, created_at, updated_at) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
                     (
                         str(uuid.uuid4()),
                         username,
@@ -141,6 +168,7 @@ class Accounts:
                         None if zones is None else json.dumps(sorted(set(zones))),
                         max_file_lifetime,
                         default_file_lifetime,
+                        oidc_subject,
                         now,
                         now,
                     ),
@@ -257,6 +285,8 @@ class Accounts:
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
             await bump(self.db, tx, USERS)
+            if changes.get("is_disabled"):
+                await end_keys(self.db, tx, row["id"])
         self._cache.pop(user_uuid, None)
         if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
             await self.end_sessions(row["id"])
@@ -341,6 +371,7 @@ class Accounts:
                 (f"deleted:{user_uuid}", now, now, owner),
             )
             await bump(self.db, tx, USERS)
+            await end_keys(self.db, tx, owner)
         self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
         await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
 
@@ -354,7 +385,11 @@ class Accounts:
             ended = await self._read_ended(claims.session)
         if ended:
             raise Unauthorized("this session has ended; log in again")
-        hit = await self.get(claims.user_uuid)
+        return await self.live_user(claims.user_uuid)
+
+    async def live_user(self, user_uuid: str) -> User:
+        """The user a credential (an access token, an API key) acts as: 401 once deleted or disabled."""
+        hit = await self.get(user_uuid)
         if hit is None:
             raise Unauthorized("the user of this token no longer exists")
         if hit[1].is_disabled:
@@ -422,12 +457,61 @@ class Accounts:
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
+        return await self.start_session(row["id"], user)
+
+    async def sign_in_oidc(self, identity: Identity, *, create: bool) -> tuple[User, str, str]:
+        """A single sign-on (oidc.py checked the provider's answer): the user of `identity`, found by its subject,
+        else by its username (the subject is then recorded), else created when `create`; a session of theirs.
+        A user disabled or deleted in cdnstore stays out whatever the provider says. With an admin group
+        configured, the user's admin flag follows it (but never leaves no enabled administrator)."""
+        row = await self.db.fetchone(
+            f"SELECT {USER_COLUMNS}, deleted_at FROM users WHERE oidc_subject = ?", (identity.subject,)
+        )
+        if row is not None and row["deleted_at"] is not None:
+            raise OidcFailed("this account was deleted in cdnstore; an administrator can create it again")
+        if row is None:
+            row = await self._link_oidc(identity, create)
+        user = user_from_row(row)
+        if user.is_disabled:
+            raise OidcFailed("this user is disabled in cdnstore; an administrator can enable it again")
+        if identity.is_admin is not None and identity.is_admin != user.is_admin:
+            try:
+                user = user_from_row(await self.update(user.id, {"is_admin": identity.is_admin}))
+            except Conflict:  # last_admin: the provider's group is not obeyed where it would leave no admin
+                log.warning("single sign-on: %s left the admin group but is the last enabled admin", user.username)
+        return await self.start_session(row["id"], user)
+
+    async def _link_oidc(self, identity: Identity, create: bool) -> Row:
+        """The user of a subject seen for the first time: the user of that name, when not linked to another
+        subject (linked to this one from now on), else a new user when `create`."""
+        async with self.db.transaction() as tx:
+            row = await tx_fetchone(
+                tx,
+                f"UPDATE users SET oidc_subject = ?, updated_at = ? WHERE username = ? AND oidc_subject IS NULL "
+                f"AND {LIVE} RETURNING {USER_COLUMNS}",
+                (identity.subject, now_iso(), identity.username),
+            )
+        if row is not None:
+            return row
+        if await self.db.fetchval(f"SELECT 1 FROM users WHERE username = ? AND {LIVE}", (identity.username,)):
+            raise OidcFailed(f"the cdnstore user {identity.username!r} signs in with another identity of the provider")
+        if not create:
+            raise OidcFailed(f"there is no cdnstore user named {identity.username!r}; an administrator can add one")
+        try:
+            return await self.create(
+                identity.username, "", is_admin=bool(identity.is_admin), oidc_subject=identity.subject
+            )
+        except (Conflict, UniqueViolation):  # the same identity signing in twice at once: the other one won
+            raise OidcFailed("this account was being created by another sign-in; sign in again") from None
+
+    async def start_session(self, user_id: int, user: User) -> tuple[User, str, str]:
+        """A new session (a login, a single sign-on) of a user allowed in: (user, access token, refresh token)."""
         session = new_session_id()
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, row["id"], now_iso())
+                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now_iso())
             )
-            refresh = await self._new_refresh(tx, row["id"], user.id, session)
+            refresh = await self._new_refresh(tx, user_id, user.id, session)
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
 

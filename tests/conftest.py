@@ -61,6 +61,28 @@ async def rgw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RgwBed]
     await bed.stop()
 
 
+@pytest.fixture(scope="session")
+async def idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
+    """A real OpenID provider (tests/oidcbed.py), once per session, started the first time a test asks for it;
+    its client's redirect URI is the test daemons' callback."""
+    from oidcbed import OidcProvider
+
+    from cdnstore.oidc import CALLBACK_PATH
+
+    log = Path(tmp_path_factory.mktemp("oidc")) / "provider.log"
+    provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log)
+    await provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+async def provider(idp: Any) -> AsyncIterator[Any]:
+    """The session's OpenID provider, its clock put back after the test."""
+    yield idp
+    await idp.control("reset")
+
+
 @pytest.fixture
 def bucket() -> str:
     return new_bucket()
@@ -137,10 +159,12 @@ BOTH_ENGINES = {
     "test_files",
     "test_idor",
     "test_jobs",
+    "test_keys",
     "test_integrity",
     "test_links",
     "test_multipart",
     "test_names",
+    "test_oidc",
     "test_ops",
     "test_problems",
     "test_replication",
@@ -150,6 +174,7 @@ BOTH_ENGINES = {
     "test_storage_events",
     "test_team",
     "test_trash",
+    "test_upload_link",
     "test_users",
 }
 

@@ -28,6 +28,7 @@ KINDS = {
     "test_events": UNIT,
     "test_geo": UNIT,
     "test_jobs": UNIT,
+    "test_keys": UNIT,
     "test_kinds": UNIT,
     "test_layers": UNIT,
     "test_openapi": UNIT,
@@ -52,6 +53,7 @@ KINDS = {
     "test_mixed_zone": INTEGRATION,
     "test_multipart": INTEGRATION,
     "test_names": INTEGRATION,
+    "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
     "test_replication": INTEGRATION,
     "test_requests": INTEGRATION,
@@ -64,6 +66,7 @@ KINDS = {
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
     "test_trash": INTEGRATION,
+    "test_upload_link": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
@@ -77,7 +80,7 @@ KINDS = {
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
-HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon"})
+HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
 
 
 def kinds_of(item: pytest.Item) -> list[str]:

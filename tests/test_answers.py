@@ -16,6 +16,7 @@ from cdnstore import appkeys
 from cdnstore.api.files import (
     download_answer,
     render_file,
+    render_link_request,
     render_part_url,
     render_replicas,
     render_upload,
@@ -24,12 +25,17 @@ from cdnstore.api.files import (
     render_with_servers,
 )
 from cdnstore.api.jobs import render_job_row
+from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
+from cdnstore.api.oidc import render_methods
 from cdnstore.api.schemas import (
+    AuthMethodsOut,
     DownloadOut,
     FileOut,
     FileUploadOut,
     JobOut,
+    KeyCreatedOut,
+    KeyOut,
     LinkOut,
     Out,
     PartUrlOut,
@@ -51,7 +57,7 @@ from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
-from cdnstore.links import Link, SharedFile
+from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
@@ -174,6 +180,39 @@ def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models
         assert_exactly(UploadRequestOut, render_request(row, "https://cdn.example"))
         assert_exactly(PublicRequestOut, render_public_request(row))
     assert render_request(request_row(closed_at=WHEN), "https://cdn.example")["is_open"] is False
+
+
+def test_an_upload_asking_for_a_link_is_exactly_a_file_upload_out_with_its_link() -> None:
+    put = PresignedPut("http://127.0.0.1:8333/cdn/key?X-Amz-Signature=x", {"content-type": "text/plain"}, WHEN, DALLAS)
+    answer = render_upload(Upload(True, file_row(current_version_id=None), put))
+    link = render_link_request(LinkRequest(UUID, "t" * 43, "[]"), "https://cdn.example")
+    assert_exactly(FileUploadOut, {**answer, "link": link}, optional=("link",))
+    assert link["url"] == f"https://cdn.example/s/{'t' * 43}"
+
+
+def key_row(**changed: Any) -> dict[str, Any]:
+    return {
+        "uuid": UUID,
+        "name": "nightly backup",
+        "prefix": "cdn_AbCdEfGh",
+        "scopes": '["read", "upload"]',
+        "expires_at": WHEN,
+        "last_used_at": WHEN,
+        "created_at": WHEN,
+        **changed,
+    }
+
+
+def test_a_key_answer_is_exactly_a_key_out_and_a_new_one_a_key_created_out() -> None:
+    assert_exactly(KeyOut, render_key(key_row()))
+    assert_exactly(KeyOut, render_key(key_row(expires_at=None, last_used_at=None, scopes='["admin"]')))
+    assert_exactly(KeyCreatedOut, render_new_key(key_row(last_used_at=None), "cdn_" + "s" * 43))
+
+
+def test_the_sign_in_methods_answer_is_exactly_an_auth_methods_out() -> None:
+    assert_exactly(AuthMethodsOut, render_methods(True, "Example SSO"))
+    assert_exactly(AuthMethodsOut, render_methods(True, None))
+    assert_exactly(AuthMethodsOut, render_methods(False, "Example SSO"))
 
 
 def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart() -> None:

@@ -48,7 +48,11 @@ def readme_demo_script() -> str:
 
 def by_marker(output: str) -> dict[str, str]:
     parts = re.split(r"\n### (.+)\n", output)
-    return dict(zip(parts[1::2], parts[2::2], strict=True))
+    markers = parts[1::2]
+    assert len(set(markers)) == len(markers), (
+        f"the README numbers a step twice: {markers}"
+    )  # (one would hide the other)
+    return dict(zip(markers, parts[2::2], strict=True))
 
 
 def json_values(text: str) -> list[Any]:
@@ -170,13 +174,17 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("hello.txt", "stored", "USA")
         ]
         assert steps["4"] == "hello, world\n"
-        (edited,) = json_values(steps["5"])
+        link, public = steps["5"].split("\n", 1)
+        assert re.fullmatch(rf"{re.escape(url)}/s/[\w-]{{43}}", link), link
+        [view] = json_values(public)
+        assert (view["name"], view["size"], view["has_password"]) == ("hello.txt", 13, False) and view["expires_at"]
+        (edited,) = json_values(steps["6"])
         assert (edited["max_downloads"], edited["state"], [f["name"] for f in edited["files"]]) == (
             5,
             "active",
             ["hello.txt"],
         )
-        assert re.search(r"^hello\.txt +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +13$", steps["6"], re.M), steps["6"]
+        assert re.search(r"^hello\.txt +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +13$", steps["7"], re.M), steps["7"]
         listed, where = json_values(steps["block 2"])
         assert [s["name"] for s in listed["items"]] == [site.name for site in ORIGINAL_LAYOUT]
         assert {(i["server"]["name"], i["server"]["zone"]) for i in where["items"]} == {
@@ -184,11 +192,12 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("dallas", "USA"),
         }
         assert {i["status"] for i in where["items"]} <= {"present", "pending"}
-        [sent] = json_values(steps["6"])  # (the PUT prints nothing, /complete the file)
+        assert steps["8"] == ""
+        [sent] = json_values(steps["9"])  # (the PUT prints nothing, /complete the file)
         assert (sent["name"], sent["status"], sent["zone"]) == ("hello (2).txt", "stored", "Africa")
-        [received] = json_values(steps["7"])
+        [received] = json_values(steps["10"])
         assert [(f["name"], f["received_via"]) for f in received["items"]] == [("hello (2).txt", sent["received_via"])]
-        trash, restored = json_values(steps["8"])
+        trash, restored = json_values(steps["11"])
         assert [f["name"] for f in trash["items"]] == ["hello.txt"] and trash["trash_days"] == 7
         assert (restored["name"], restored["status"]) == ("hello.txt", "stored")
     finally:

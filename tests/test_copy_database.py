@@ -90,6 +90,8 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     link = dict((await alice.post(f"/api/v1/files/{kept}/links", json={"password": "open sesame"})).expect(201))
     (await alice.get(f"/api/v1/files/{kept}/download")).expect(200)
     await api.app[appkeys.STATS].flush()  # the download statistics' row
+    (await (await alice.key("read", name="backup")).get("/api/v1/files")).expect(200)  # a key, used
+    await api.app[appkeys.KEYS].flush()  # (its last use)
     async with api.app[appkeys.DB].transaction() as tx:  # what only several daemons (PostgreSQL) write
         await tx.execute(
             "INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)"

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, fetch, from_ip, put_bytes, wait_for
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, Session, fetch, from_ip, put_bytes, wait_for
 from clihelp import start_demo
 from daemonproc import Cluster
 from weedbed import unused_port
@@ -94,14 +94,20 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
         await obeyed(on_again, f"{first} is on again")
 
 
+async def bob_made_through_a(cluster: Cluster) -> tuple[Session, dict[str, Any], Api]:
+    """The admin's session on daemon A, the user bob made through it (his answer), and daemon B's API."""
+    a, _ = cluster.admins
+    made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+    return a, dict(made), cluster.apis[1]
+
+
 @ON_POSTGRES
 async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
     tmp_path: Path, database_url: str, daemon_port: int
 ) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
-        a, _ = cluster.admins
-        api_a, api_b = cluster.apis
-        made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+        a, made, api_b = await bob_made_through_a(cluster)
+        api_a = cluster.apis[0]
         # Logout through A of a session that B has served (so B holds it as live).
         bob = await api_b.login("bob")
         (await bob.get("/api/v1/me")).expect(200)
@@ -128,6 +134,35 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
             return bool((await bob.get("/api/v1/me")).expect(200)["permissions"] == [])
 
         await obeyed(permissions_changed, "bob's permissions changed")
+
+
+@ON_POSTGRES
+async def test_an_api_key_revoked_through_one_daemon_is_refused_by_the_other_within_2_seconds(
+    tmp_path: Path, database_url: str, daemon_port: int
+) -> None:
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
+        a, made, api_b = await bob_made_through_a(cluster)
+        bob = await cluster.apis[0].login("bob")
+
+        async def key_checked_by_b() -> Session:
+            """A new key of bob's, used once through B (so that B holds it as checked)."""
+            on_b = Session(api_b, (await bob.key("read")).tokens)
+            (await on_b.get("/api/v1/me")).expect(200)
+            return on_b
+
+        script = await key_checked_by_b()
+        (await bob.delete(f"/api/v1/me/keys/{script.tokens['id']}")).expect(204)
+
+        async def revoked() -> bool:
+            return refused(await script.get("/api/v1/me"))
+
+        await obeyed(revoked, "bob's key was revoked")
+        # Disabling bob through A ends his keys on B too, for good.
+        script = await key_checked_by_b()
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"is_disabled": True})).expect(200)
+        await obeyed(revoked, "bob was disabled")
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"is_disabled": False})).expect(200)
+        (await script.get("/api/v1/me")).problem(401, "unauthorized")
 
 
 @ON_POSTGRES

@@ -98,6 +98,8 @@ CASES = [
         {"is_open": False, "message": "send them to mallory", "password": None},
     ),
     Case("DELETE", "/api/v1/upload-requests/{id}", "/api/v1/upload-requests/{request}", 404, "request_not_found"),
+    # alice's API key: keys are each user's own (under /me), another's is not found.
+    Case("DELETE", "/api/v1/me/keys/{id}", "/api/v1/me/keys/{key}", 404, "key_not_found"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
@@ -154,8 +156,9 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
     request = (await alice.get(f"/api/v1/upload-requests/{ids['request']}")).expect(200)
+    keys = (await alice.get("/api/v1/me/keys")).expect(200)["items"]
     alice_user = next(u for u in users if u["id"] == ids["user"])
-    return {"file": file, "links": links, "alice": alice_user, "public": public, "request": request}
+    return {"file": file, "links": links, "alice": alice_user, "public": public, "request": request, "keys": keys}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
@@ -176,6 +179,7 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
         "mallory_file": mallory_file,
         "request": request["id"],
         "job": NOBODY,
+        "key": (await alice.key("read")).tokens["id"],
     }
     before = await _snapshot(api, admin, alice, ids)
 

@@ -79,8 +79,9 @@ async def _setup(api: Api, weed: WeedCluster, bucket: str) -> dict[str, Any]:
     sent = await api.call(
         "POST", f"/api/v1/public/upload-requests/{asking['token']}/files", json={"name": "sent.txt", "size": 9}
     )
+    scripted = await admin.key("read", "upload", "delete", "share", "admin")  # an API key may do all an admin does
     return {
-        "tokens": [admin.access, user.access],
+        "tokens": [admin.access, user.access, scripted.access],
         "server_id": servers["dallas"]["id"],
         "file_id": file_id,
         "link_id": link["id"],

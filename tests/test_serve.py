@@ -141,16 +141,18 @@ def test_backup_refuses_without_a_database_and_onto_itself(tmp_path: Path) -> No
 
 def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[auth]\nsecret_key = "a-very-secret-key-123"\n[http]\nport = 9000\n')
-    ok = cdnstore(
-        "check-config", cwd=tmp_path, env={"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz-123", "CDNSTORE_LOG_FORMAT": "json"}
-    )
+    sso = {"CDNSTORE_OIDC_ISSUER": "https://auth.example.com", "CDNSTORE_OIDC_CLIENT_ID": "cdnstore"}
+    env = {"CDNSTORE_EVENTS_TOKEN": "hook-token-xyz-123", "CDNSTORE_LOG_FORMAT": "json", **sso}
+    ok = cdnstore("check-config", cwd=tmp_path, env={**env, "CDNSTORE_OIDC_CLIENT_SECRET": "the-idp-client-secret"})
     assert ok.returncode == 0, ok.stderr
     assert "a-very-secret-key-123" not in ok.stdout and "hook-token-xyz-123" not in ok.stdout
+    assert "the-idp-client-secret" not in ok.stdout
     import tomllib
 
     shown = tomllib.loads(ok.stdout)
     assert shown["http"]["port"] == 9000 and shown["log"]["format"] == "json"
     assert shown["auth"]["secret_key"] == "********" and shown["events"]["token"] == "********"
+    assert shown["oidc"]["client_secret"] == "********" and shown["oidc"]["client_id"] == "cdnstore"
     assert shown["auth"]["access_token_ttl"] == 900  # not a secret, though its name has "token" in it
     assert shown["jobs"]["shutdown_grace"] == 30.0
 

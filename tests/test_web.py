@@ -1474,3 +1474,110 @@ async def test_every_view_at_desktop_and_phone_width(
         await shot(page, f"{size}-16-users")
     finally:
         await context.close()
+
+
+# --- identity: single sign-on and API keys ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def cross_site_idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
+    """A real OpenID provider at `localhost`: another site than the daemon's 127.0.0.1 for the browser, so that
+    its way back to cdnstore is a cross-site navigation, as with a provider on a domain of its own."""
+    from oidcbed import OidcProvider
+
+    from cdnstore.oidc import CALLBACK_PATH
+
+    log = Path(tmp_path_factory.mktemp("oidc-web")) / "provider.log"
+    provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log, host="localhost")
+    await provider.start()
+    yield provider
+    provider.stop()
+
+
+async def test_a_user_signs_in_with_single_sign_on_and_lands_back_where_they_were(
+    make_api: Any, cross_site_idp: Any, context: BrowserContext
+) -> None:
+    from oidcbed import PASSWORDS, sso
+
+    api = await make_api(oidc=sso(cross_site_idp))
+    page = await context.new_page()
+    await page.goto(base(api) + "/#history")
+    sso_button = page.get_by_role("link", name="Sign in with Test IdP")
+    await expect(sso_button).to_be_visible()
+    await expect(page.get_by_label("Username")).to_be_visible()  # (passwords are still taken)
+    await shot(page, "sign-in-with-sso")
+    await sso_button.click()
+    # The provider's own page, on its own site.
+    await page.wait_for_url(re.compile(rf"^{re.escape(cross_site_idp.issuer)}/interaction/"))
+    await page.locator("#username").fill("dave")
+    await page.locator("#password").fill(PASSWORDS["dave"])
+    await page.locator("#sign-in").click()
+    # Back, signed in with the page's cookie session, on the view it left from.
+    await expect(page.locator("#app-view")).to_be_visible()
+    await expect(page.locator("#whoami")).to_have_text("dave")
+    await expect(page.locator("#history-view")).to_be_visible()
+    assert page.url == base(api) + "/#history"
+    mine = [c for c in await context.cookies() if c["name"].startswith("cdnstore_")]
+    assert [c["name"] for c in mine] == ["cdnstore_refresh"]  # (the sign-in's own cookie is gone)
+    assert mine[0]["httpOnly"] and mine[0]["sameSite"] == "Strict"
+    # A reload keeps the session, as after a password sign-in.
+    await page.reload()
+    await expect(page.locator("#whoami")).to_have_text("dave")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.locator("#login-view")).to_be_visible()
+
+
+async def test_with_password_login_off_the_page_offers_single_sign_on_only(
+    make_api: Any, cross_site_idp: Any, context: BrowserContext
+) -> None:
+    from oidcbed import PASSWORDS, sso
+
+    api = await make_api(oidc=sso(cross_site_idp, name="Corp SSO", password_login=False))
+    page = await context.new_page()
+    await page.goto(base(api) + "/")
+    await expect(page.get_by_role("link", name="Sign in with Corp SSO")).to_be_focused()
+    await expect(page.get_by_label("Username")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_hidden()
+    await page.get_by_role("link", name="Sign in with Corp SSO").click()
+    await page.locator("#username").fill("carol")
+    await page.locator("#password").fill(PASSWORDS["carol"])
+    await page.locator("#sign-in").click()
+    await expect(page.locator("#whoami")).to_have_text("carol")
+    await expect(page.get_by_role("link", name="Users")).to_be_visible()  # (carol is in the admin group)
+    await expect(page.get_by_role("button", name="Password", exact=True)).to_be_hidden()  # none to change
+
+
+async def test_a_user_makes_copies_and_revokes_an_api_key_on_the_keys_screen(api: Api, context: BrowserContext) -> None:
+    await api.user("alice")
+    page = await context.new_page()
+    await sign_in(page, api, "alice")
+    await page.get_by_role("link", name="API keys").click()
+    view = page.locator("#keys-view")
+    await expect(view).to_be_visible()
+    await expect(view.locator("#keys-empty")).to_be_visible()
+    await expect(view.get_by_label("Administer: servers, users and jobs")).to_have_count(0)  # (not an admin)
+    await view.get_by_label("Name", exact=True).fill("nightly backup")
+    await view.get_by_label("Upload: upload and rename files").check()
+    await view.get_by_role("button", name="Create key").click()
+    secret_box = view.locator("#key-secret")
+    await expect(secret_box).to_be_visible()
+    secret = await secret_box.input_value()
+    assert re.fullmatch(r"cdn_[\w-]{43}", secret), secret
+    await shot(page, "api-keys")
+    row = view.locator("#keys-body tr").filter(has_text="nightly backup")
+    await expect(row).to_contain_text(secret[:12])
+    await expect(row).to_contain_text("read")
+    await expect(row).to_contain_text("upload")
+    await expect(row).to_contain_text("Never")  # (never used yet)
+    # The key works for what it was given, as alice.
+    assert (await api.call("GET", "/api/v1/me", token=secret)).expect(200)["username"] == "alice"
+    # Shown once: after a reload, only its first characters.
+    await page.reload()
+    await expect(view.locator("#keys-body tr")).to_have_count(1)
+    await expect(view.locator("#key-made")).to_be_hidden()
+    assert secret not in await page.content()
+    await expect(row).not_to_contain_text("Never used")
+    await row.get_by_role("button", name="Revoke nightly backup").click()
+    await page.locator("#confirm-ok").click()
+    await expect(view.locator("#keys-body tr")).to_have_count(0)
+    (await api.call("GET", "/api/v1/me", token=secret)).problem(401, "unauthorized")

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..errors import Invalid, Unauthorized
+from ..errors import Forbidden, Invalid, Unauthorized
 from ..models import User
 from .endpoint import Router, json_response
 from .schemas import LoginIn, MePatch, RefreshIn, TokensOut, UserOut
@@ -36,28 +36,36 @@ async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
 async def tokens_answer(
     request: web.Request, user: User, access: str, refresh: str, *, cookie: bool = False
 ) -> web.Response:
-    accounts = request.app[appkeys.ACCOUNTS]
     response = json_response(
         {
             "access_token": access,
             "refresh_token": "" if cookie else refresh,
             "token_type": "Bearer",
-            "expires_in": accounts.tokens.access_ttl,
+            "expires_in": request.app[appkeys.ACCOUNTS].tokens.access_ttl,
             "user": await user_answer(request, user),
         }
     )
     if cookie:
-        secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
-        response.set_cookie(
-            REFRESH_COOKIE,
-            refresh,
-            path=COOKIE_PATH,
-            max_age=accounts.tokens.refresh_ttl,
-            httponly=True,
-            secure=secure,
-            samesite="Strict",
-        )
+        set_refresh_cookie(request, response, refresh)
     return response
+
+
+def set_refresh_cookie(request: web.Request, response: web.StreamResponse, refresh: str) -> None:
+    """The page's session: its refresh token in the HttpOnly cookie (a login's, or a single sign-on's)."""
+    response.set_cookie(
+        REFRESH_COOKIE,
+        refresh,
+        path=COOKIE_PATH,
+        max_age=request.app[appkeys.ACCOUNTS].tokens.refresh_ttl,
+        httponly=True,
+        secure=secure_cookies(request),
+        samesite="Strict",
+    )
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Cookies go over https only when the page is served over https."""
+    return request.app[appkeys.CONFIG].http.public_url.startswith("https")
 
 
 def refresh_token_of(request: web.Request, body: RefreshIn, cookie: bool) -> str:
@@ -94,7 +102,10 @@ async def login(request: web.Request, body: LoginIn) -> web.Response:
     Repeated failures for one username from one client address, or from one client address (IPv6: its
     /64), answer 429 `too_many_attempts` for a while; checks still running count as failures.
     With `X-Cdnstore-Session: cookie` (the bundled page, same origin only, else 403) the refresh token
-    is set as an HttpOnly cookie instead of being returned."""
+    is set as an HttpOnly cookie instead of being returned. 403 `password_login_disabled` when
+    `oidc.password_login` is off (single sign-on only)."""
+    if not request.app[appkeys.CONFIG].oidc.password_login:
+        raise Forbidden("this service signs in with single sign-on only", code="password_login_disabled")
     cookie = cookie_session(request)
     user, access, refresh = await request.app[appkeys.ACCOUNTS].login(body.username, body.password, origin_ip(request))
     if cookie:
@@ -153,13 +164,15 @@ async def me(request: web.Request) -> web.Response:
     "/api/v1/me",
     summary="Change your password",
     tag="auth",
+    auth="session",
     body=MePatch,
     responses={200: UserOut},
     errors=(400, 401, 403, 422, 429),
 )
 async def change_password(request: web.Request, body: MePatch) -> web.Response:
     """With the current password (403 `invalid_credentials` when wrong; repeated failures 429 like logins).
-    Every other session of the user ends (their access and refresh tokens answer 401); this one stays."""
+    Every other session of the user ends (their access and refresh tokens answer 401); this one stays. An
+    API key cannot call this (403 `insufficient_scope`)."""
     accounts = request.app[appkeys.ACCOUNTS]
     session = accounts.tokens.read_access(bearer(request)).session
     user = current_user(request)

@@ -1,7 +1,9 @@
 """Declare an endpoint once: its route, auth, permission, request and response schemas.
 
 The same declaration validates requests (pydantic models) and generates the OpenAPI document
-(`api/openapi.py`), so the two cannot drift.
+(`api/openapi.py`), so the two cannot drift. It also gives the route the scope an API key needs for it
+(`scope_of`): derived from the permission the route declares, so that every route has one without a list
+to keep; `auth="session"` routes (passwords, keys) refuse keys altogether.
 """
 
 from __future__ import annotations
@@ -18,13 +20,31 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from .. import appkeys
-from ..errors import BadRequest, Forbidden, Invalid
-from ..models import User
+from ..errors import BadRequest, Forbidden, InsufficientScope, Invalid
+from ..keys import Grant
+from ..models import PERMISSION_SCOPES, User
 from .security import authenticate_user
 
 M = TypeVar("M", bound=BaseModel)
 FORM = "application/x-www-form-urlencoded"
-Auth = Literal["none", "user", "events"]
+# "session": a user signed in (an access token), never an API key: what manages passwords, sessions and keys.
+Auth = Literal["none", "user", "session", "events"]
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def scope_of(method: str, permission: str | None, admin: bool) -> str:
+    """The scope an API key needs for a route: the admins' routes `admin`; else that of the permission it
+    declares (models.PERMISSION_SCOPES); a route declaring none (the caller's own things: history, /me)
+    `read` to read and `upload` to change, except DELETE, `delete`."""
+    if admin:
+        return "admin"
+    if permission is not None:
+        return PERMISSION_SCOPES[permission]
+    if method in SAFE_METHODS:
+        return "read"
+    return "delete" if method == "DELETE" else "upload"
+
+
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
@@ -44,6 +64,11 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     description: str = ""
     forms: bool = False  # the body may also come as an HTML form's fields (a page's form posting to it)
+    scope: str = ""  # what an API key needs (scope_of, unless the route names it)
+
+    def __post_init__(self) -> None:
+        if not self.scope:
+            object.__setattr__(self, "scope", scope_of(self.method, self.permission, self.admin))
 
 
 class Router:
@@ -69,6 +94,7 @@ class Router:
         errors: tuple[int, ...] = (),
         description: str = "",
         forms: bool = False,
+        scope: str = "",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -87,6 +113,7 @@ class Router:
                     errors,
                     description or (handler.__doc__ or "").strip(),
                     forms,
+                    scope,
                 )
             )
             return handler
@@ -107,10 +134,12 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
-        if ep.auth == "user":
-            user = await authenticate_user(request)
+        if ep.auth in ("user", "session"):
+            user, grant = await authenticate_user(request)
             request[appkeys.USER] = user
-            _authorize(ep, user)
+            if grant is not None:
+                request[appkeys.GRANT] = grant
+            _authorize(ep, user, grant)
         # auth == "events": the storage webhook authenticates in its handler (api/events.py), as the token
         # may be in the body (an RGW topic's OpaqueData), which is read there.
         if ep.query is not None:
@@ -128,7 +157,12 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     return handle
 
 
-def _authorize(ep: Endpoint, user: User) -> None:
+def _authorize(ep: Endpoint, user: User, grant: Grant | None) -> None:
+    if grant is not None:
+        if ep.auth == "session":
+            raise InsufficientScope("an API key cannot manage passwords, sessions or keys: sign in for that")
+        if ep.scope not in grant.scopes:
+            raise InsufficientScope(f"this API key lacks the scope {ep.scope!r} that this action needs")
     if ep.admin and not user.is_admin:
         raise Forbidden("this action needs an administrator")
     if ep.permission and not user.can(ep.permission):

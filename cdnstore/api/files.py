@@ -12,6 +12,7 @@ from ..db import Row
 from ..errors import Forbidden
 from ..files import Download, Lifetime, PresignedPut, Upload
 from ..geo import Point
+from ..links import LinkRequest
 from ..models import Server, User, VersionStatus
 from ..pagination import page
 from ..uploads import PartUrl, UploadState
@@ -25,13 +26,14 @@ from .schemas import (
     FilePatch,
     FilesQuery,
     FileUploadOut,
+    LinkCreate,
     PartsIn,
     PartUrlList,
     ReplicaList,
     UploadSettingsOut,
     UploadStateOut,
 )
-from .security import caller_id, current_user, remote_ip
+from .security import caller_id, current_user, remote_ip, require_scope
 from .servers import render_ref
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -94,6 +96,11 @@ def render_upload(upload: Upload) -> dict[str, Any]:
 
 def render_upload_settings(cfg: UploadsConfig) -> dict[str, Any]:
     return {"multipart_threshold": cfg.multipart_threshold, "max_file_size": cfg.max_file_size}
+
+
+def render_link_request(link: LinkRequest, public_url: str) -> dict[str, Any]:
+    """The link an announcement asked for (`link` of a FileUploadOut): it works once the file is stored."""
+    return {"id": link.uuid, "token": link.token, "url": f"{public_url}/s/{link.token}"}
 
 
 def render_upload_state(state: UploadState) -> dict[str, Any]:
@@ -193,8 +200,12 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
     among those zones. `expires_at`: when the file is deleted (into the trash); absent, a new file lives
     your `default_file_lifetime` and a new version keeps its file's expiry; 422 past your
-    `max_file_lifetime`."""
+    `max_file_lifetime`. With `link` (needs `can_add_filesharelink`, and an API key the `share` scope), a
+    share link is made in the transaction that stores the file, as `POST /files/{id}/links` makes one
+    (`expires_in` counted from then); the answer's `link` gives its `url` now (it works once the file is
+    stored)."""
     user = current_user(request)
+    link = await requested_link(request, body.link)
     upload = await request.app[appkeys.FILES].announce(
         await caller_id(request),
         body.name,
@@ -204,8 +215,25 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
         user.zones,
         body.sha256,
         expiry=lifetime(user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
+        link_request=None if link is None else link.stored,
     )
-    return json_response(render_upload(upload), status=201 if upload.created else 200)
+    answer = render_upload(upload)
+    if link is not None:
+        answer["link"] = render_link_request(link, request.app[appkeys.CONFIG].http.public_url)
+    return json_response(answer, status=201 if upload.created else 200)
+
+
+async def requested_link(request: web.Request, asked: LinkCreate | None) -> LinkRequest | None:
+    """The link an upload asks for, checked as `POST /files/{id}/links` checks one (403 without the permission
+    or, for an API key, the `share` scope; 422 past `links.max_expires_in`)."""
+    if asked is None:
+        return None
+    if not current_user(request).can("can_add_filesharelink"):
+        raise Forbidden("a link needs the permission can_add_filesharelink")
+    require_scope(request, "share")
+    links = request.app[appkeys.LINKS]
+    expires_in = links.expires_in(asked.expires_in, "expires_in" in asked.model_fields_set)
+    return await links.request(password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads)
 
 
 @endpoint(

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from ..config import MIN_TOKEN_LENGTH
 from ..files import MAX_NAME
 from ..history import EVENTS
-from ..models import PERMISSIONS
+from ..models import PERMISSIONS, SCOPES
 from ..pagination import PageQuery
 from ..times import iso
 
@@ -176,6 +176,74 @@ class MePatch(Body):
 class UserList(Out):
     items: list[UserOut]
     next_cursor: str | None
+
+
+# --- identity: API keys, single sign-on ------------------------------------------------------------
+
+Scope = Literal[SCOPES]  # type: ignore[valid-type]
+# Ten years: keys for a machine that runs for long; beyond that, no expiry (null) says what is meant.
+MAX_KEY_SECONDS = 10 * 365 * 86400
+
+
+class KeyCreate(Body):
+    """`scopes`: what the key may do (`admin` for administrators only). `expires_in` absent or null: never."""
+
+    name: Text
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+    expires_in: Annotated[int, Field(ge=60, le=MAX_KEY_SECONDS)] | None = None
+
+
+class KeyOut(Out):
+    id: Uuid
+    name: str
+    scopes: list[Scope]
+    prefix: str = Field(description="the secret's first characters, to tell keys apart")
+    expires_at: Time | None
+    last_used_at: Time | None = Field(description="written in batches: up to a few seconds late")
+    created_at: Time
+
+
+class KeyCreatedOut(KeyOut):
+    secret: str = Field(description="`cdn_...`: send it as `Authorization: Bearer <secret>`; shown only here")
+
+
+class KeyList(Out):
+    items: list[KeyOut]
+    next_cursor: str | None
+
+
+class AuthMethodsOidc(Out):
+    name: str = Field(description="the page's button says Sign in with <name>")
+
+
+class AuthMethodsOut(Out):
+    password: bool = Field(description="whether POST /auth/login takes passwords")
+    oidc: AuthMethodsOidc | None = Field(description="single sign-on, null when not configured")
+
+
+ReturnTo = Annotated[
+    str,
+    # "/" and then anything but a second "/" ("//host" is another site to a browser), no backslash (browsers
+    # read "/\host" as "//host" too), no control character.
+    StringConstraints(max_length=2048, pattern=r"^/([^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*)?$"),
+    Field(description="a path of this site to land on once signed in (never another site)"),
+]
+
+
+class OidcLoginQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    return_to: ReturnTo = "/"
+
+
+class OidcCallbackQuery(BaseModel):
+    """What the provider sends back: `code` and `state`, or `error` (never shown: the answer says why in
+    cdnstore's words)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    code: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    state: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    error: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    iss: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
 
 # --- storage servers ----------------------------------------------------------------------------
@@ -384,9 +452,11 @@ class FileCreate(NewFile):
     """With `sha256`, a single PUT is bound to it (the storage server refuses other bytes); a multipart
     upload's is checked when cdnstore first reads the assembled bytes. `expires_at` absent: a new file
     lives your default_file_lifetime (if an admin set one), a new version keeps its file's expiry; null:
-    never (422 when an admin set you a max_file_lifetime)."""
+    never (422 when an admin set you a max_file_lifetime). With `link`, a share link is made once the file
+    is stored (as `POST /files/{id}/links` would make it; `expires_in` counts from then)."""
 
     expires_at: TimeIn | None = unset("when the file is deleted (into the trash); null: never")
+    link: LinkCreate | None = None
 
 
 class FilePatch(Patch):
@@ -468,9 +538,19 @@ class UploadSettingsOut(Out):
     max_file_size: Annotated[int, Field(description="the largest file an announcement may declare (413 beyond)")]
 
 
+class AnnouncedLinkOut(Out):
+    """The link asked for with `"link"`: it works once the file is stored (404 `link_not_found` until then),
+    and then shows in `GET /files/{id}/links`."""
+
+    id: Uuid
+    token: str
+    url: str
+
+
 class FileUploadOut(Out):
     file: FileOut
     upload: UploadOut | MultipartOut
+    link: AnnouncedLinkOut = unset("with `link` asked for only: the share link made once the file is stored")
 
 
 class SenderUploadOut(FileUploadOut):

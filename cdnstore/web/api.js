@@ -81,8 +81,9 @@ export const anonymous = {
   del: (path) => send("DELETE", path),
 };
 
-/** Calls that need no login (the public share page). */
+/** Calls that need no login (the public share page, how to sign in). */
 export const publicApi = {
+  methods: () => send("GET", "/auth/methods"),
   /** @param {string} token */
   link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
   /**

@@ -7,7 +7,7 @@
 // uploads.js, details-dialog.js, share-dialog.js, links-view.js, requests-view.js with request-dialog.js and
 // received-dialog.js, trash-view.js (both with paged-list.js), history-view.js, servers-view.js with
 // server-dialog.js and jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js,
-// usage-bar.js).
+// usage-bar.js, keys-view.js).
 
 import { Session } from "./api.js";
 import { DetailsDialog } from "./details-dialog.js";
@@ -15,6 +15,7 @@ import { defaultLife, expiresAtOf, expiryOptions } from "./expiry.js";
 import { FilesView } from "./files-view.js";
 import { HistoryView } from "./history-view.js";
 import { LinksView } from "./links-view.js";
+import { KeysView } from "./keys-view.js";
 import { LoginView } from "./login-view.js";
 import { PasswordDialog } from "./password-dialog.js";
 import { RequestsView } from "./requests-view.js";
@@ -27,7 +28,7 @@ import { ownFiles, Uploads } from "./uploads.js";
 import { MyUsage } from "./usage-bar.js";
 import { UsersView } from "./users-view.js";
 
-const VIEWS = ["files", "links", "requests", "trash", "history", "servers", "users"];
+const VIEWS = ["files", "links", "requests", "trash", "history", "servers", "users", "keys"];
 
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
@@ -59,6 +60,7 @@ const history = new HistoryView(session);
 const servers = new ServersView(session);
 const stats = new StatsChart(session);
 const users = new UsersView(session);
+const keys = new KeysView(session);
 const password = new PasswordDialog(session);
 
 const canSeeServers = () => session.can("can_view_cdnserver");
@@ -78,6 +80,7 @@ function signedOut(message) {
   requests.reset();
   trash.reset();
   history.reset();
+  keys.reset();
   showLogin(message);
 }
 
@@ -98,16 +101,18 @@ function showApp() {
   $('.tabs a[data-view="links"]').hidden = !session.can("can_view_filesharelink");
   $('.tabs a[data-view="requests"]').hidden = !session.can("can_upload_file");
   uploadExpiry.replaceChildren(...expiryOptions(user, defaultLife(user)));
+  $("#change-password").hidden = !login.passwords; // (single sign-on only: nobody has a password here)
   uploads.show();
   requests.show();
   trash.loadDays();
   for (const el of document.querySelectorAll(".copies-col")) /** @type {HTMLElement} */ (el).hidden = !canSeeServers();
   history.signedIn();
+  keys.signedIn();
   route();
 }
 
-/** Show the view the address names (#files, #links, #requests, #trash, #history, #servers, #users), the files
- * when it names none. */
+/** Show the view the address names (#files, #links, #requests, #trash, #history, #servers, #users, #keys), the
+ * files when it names none. */
 function route() {
   if (!session.signedIn) return;
   let view = location.hash.replace(/^#/, "") || "files";
@@ -140,6 +145,8 @@ function route() {
     stats.stop();
   }
   if (view === "users") users.load();
+  if (view === "keys") keys.load();
+  else keys.hideSecret(); // (a secret shown once is not left on the page)
 }
 
 window.addEventListener("hashchange", route);

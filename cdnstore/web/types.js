@@ -114,6 +114,20 @@
 
 /** @typedef {{ id: string, event: string, data: Record<string, any>, created_at: string }} HistoryItem */
 
+/** @typedef {{ password: boolean, oidc: { name: string } | null }} AuthMethods */
+
+/**
+ * @typedef {object} ApiKey
+ * @property {string} id
+ * @property {string} name
+ * @property {string[]} scopes
+ * @property {string} prefix
+ * @property {string | null} expires_at
+ * @property {string | null} last_used_at
+ * @property {string} created_at
+ * @property {string} [secret] only in the answer that made it
+ */
+
 /** @typedef {{ url: string, method: string, headers: Record<string, string>, server: ServerRef }} UploadTarget */
 
 /**
