@@ -119,6 +119,8 @@ class StorageConfig(Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
     check_timeout: float = Field(10.0, gt=0)
+    # seconds a storage call made for a request may take in all (retries included); then 503
+    request_timeout: float = Field(10.0, gt=0)
 
 
 class UploadsConfig(Section):

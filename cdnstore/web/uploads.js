@@ -4,7 +4,7 @@
 // a Cancel button. Big files go in parts (multipart.js), which can also be paused and resumed.
 
 import { ApiError, describe } from "./api.js";
-import { Cancelled, MultipartUpload, putBytes } from "./multipart.js";
+import { Cancelled, MultipartUpload, NOT_YET, putBytes } from "./multipart.js";
 import { $, formatBytes, h, sentence } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
@@ -330,7 +330,7 @@ export class Uploads {
         const file = await this.session.post(`/files/${id}/complete`);
         if (file.status === "stored") return file;
       } catch (err) {
-        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || attempt >= 10) throw err;
+        if (!(err instanceof ApiError) || !NOT_YET.has(err.code) || attempt >= 10) throw err;
       }
       await new Promise((r) => setTimeout(r, 300 + attempt * 200));
     }
