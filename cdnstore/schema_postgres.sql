@@ -20,8 +20,10 @@ CREATE TABLE users (
     quota_bytes   BIGINT  CHECK (quota_bytes >= 0),
     zones         TEXT,
     used_bytes    BIGINT  NOT NULL DEFAULT 0,
-    deleted_at    TEXT
+    deleted_at    TEXT,
+    username_key  TEXT  -- the lowercased name of the account holding it (migration 0010; schema.sql says more)
 );
+CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
 
 CREATE TABLE refresh_tokens (
     token_hash TEXT    PRIMARY KEY,

@@ -55,6 +55,19 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
 
 # A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
 LIVE = "deleted_at IS NULL"
+# The user a name names, ignoring the case of its letters (params: the name's key, the name itself): the
+# account holding the name's key, or one spelled exactly so (an account that clashed in case with an older
+# one before migration 0010 holds no key: it logs in by its exact spelling, and wins when spelled so).
+BY_NAME = "(username_key = ? OR username = ?)"
+BY_NAME_FIRST = "ORDER BY username = ? DESC LIMIT 1"
+
+
+def username_key(username: str) -> str:
+    """What usernames are compared by: the name with its ASCII letters lowercased (usernames are ASCII; the
+    same as SQL's lower() on both engines, whatever the locale)."""
+    return username.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+
+
 # What takes a user away from the enabled administrators.
 UNADMINS = (("is_admin", False), ("is_disabled", True))
 
@@ -115,17 +128,27 @@ class Accounts:
         if isinstance(quota_bytes, Unset):
             quota_bytes = self.default_quota or None
         taken = Conflict(f"the username {username!r} is taken", code="username_taken")
+        key = username_key(username)
         try:
             async with self.db.transaction() as tx:
-                if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
+                # Taken in any spelling: the account holding its key (unique: also where transactions run
+                # side by side), or a live account holding none (from before migration 0010) spelled alike.
+                holders = await tx_fetchall(
+                    tx,
+                    f"SELECT username FROM users WHERE username_key = ? OR (username_key IS NULL AND {LIVE})",
+                    (key,),
+                )
+                if any(username_key(h["username"]) == key for h in holders):
                     raise taken
                 row = await tx_fetchone(
                     tx,
-                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
-                    f"zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    f"INSERT INTO users (uuid, username, username_key, password_hash, is_admin, permissions, "
+                    f"quota_bytes, zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"RETURNING {USER_COLUMNS}",
                     (
                         str(uuid.uuid4()),
                         username,
+                        key,
                         password_hash,
                         int(is_admin),
                         json.dumps(normalize_permissions(permissions)),
@@ -177,7 +200,10 @@ class Accounts:
 
     async def uuid_of(self, username: str) -> str:
         """The uuid of the user named `username` (the command line names users)."""
-        found = await self.db.fetchval(f"SELECT uuid FROM users WHERE username = ? AND {LIVE}", (username,))
+        found = await self.db.fetchval(
+            f"SELECT uuid FROM users WHERE {BY_NAME} AND {LIVE} {BY_NAME_FIRST}",
+            (username_key(username), username, username),
+        )
         if found is None:
             raise NotFound(f"no user is named {username!r}", code="user_not_found")
         return str(found)
@@ -264,7 +290,7 @@ class Accounts:
         """PATCH /me: the caller's new password, given the current one (403 `invalid_credentials` else, throttled
         like logins). Every other session of the user ends; the caller's own stays."""
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{user.username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(user.username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many wrong passwords") as trying:
             stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
             if not await self.passwords.verify(stored, current):
@@ -315,8 +341,8 @@ class Accounts:
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(
-                "UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
-                "deleted_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE users SET username = ?, username_key = NULL, password_hash = '', is_admin = 0, "
+                "is_disabled = 1, deleted_at = ?, updated_at = ? WHERE id = ?",
                 (f"deleted:{user_uuid}", now, now, owner),
             )
             await bump(self.db, tx, USERS)
@@ -388,10 +414,11 @@ class Accounts:
 
     async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many failed logins") as trying:
             row = await self.db.fetchone(
-                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)
+                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
+                (username_key(username), username, username),
             )
             if not await self.passwords.verify(row["password_hash"] if row else None, password):
                 await trying.failed()

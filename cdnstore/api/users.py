@@ -67,7 +67,9 @@ def known_zones(request: web.Request) -> set[str]:
 )
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     """Without `permissions`, a new user holds the file and share-link permissions. Without `quota_bytes`,
-    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others)."""
+    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others).
+    Usernames are compared ignoring case and kept as spelled: 409 `username_taken` for a name another user
+    holds in any case."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
     row = await request.app[appkeys.ACCOUNTS].create(

@@ -1,0 +1,12 @@
+-- 0010: usernames are compared ignoring the case of their letters (usernames are ASCII: [A-Za-z0-9_.@-]), and
+-- kept as spelled. username_key is the lowercased name of the account that holds it, unique: "Alice" cannot be
+-- created beside "alice", and either spelling logs in. NULL holds no name: deleted users (renamed
+-- "deleted:<uuid>"), and accounts made before this that clash in case with an older one: the oldest keeps the
+-- key, the others keep their names and log in with their exact spelling (nothing is renamed, nobody locked out).
+-- lower() under COLLATE "C" changes ASCII letters only, as SQLite's and the daemon's (whatever the locale).
+ALTER TABLE users ADD COLUMN username_key TEXT;
+UPDATE users SET username_key = lower(username COLLATE "C")
+WHERE deleted_at IS NULL
+  AND id = (SELECT min(u.id) FROM users u
+            WHERE u.deleted_at IS NULL AND lower(u.username COLLATE "C") = lower(users.username COLLATE "C"));
+CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
