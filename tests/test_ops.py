@@ -125,8 +125,28 @@ async def test_metrics_ask_for_the_bearer_token_when_one_is_set(make_api: MakeAp
     assert answer.status == 200 and "cdnstore_http_request_duration_seconds" in answer.body
 
 
-async def test_metrics_stay_open_without_a_token(api: Api) -> None:
-    assert (await api.call("GET", "/metrics")).status == 200
+async def test_metrics_answer_this_machine_only_without_a_token(api: Api) -> None:
+    # (Checked on main: /metrics answered anyone, through a proxy too, when no token was set.)
+    assert (await api.call("GET", "/metrics")).status == 200  # a scraper on this machine (loopback)
+    for forwarded in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}, {"X-Real-IP": "::1"}):
+        answer = await api.call("GET", "/metrics", headers=forwarded)  # through a proxy here: from anywhere
+        answer.problem(403, "metrics_not_local")
+        assert "cdnstore_" not in str(answer.body) and "metrics_token" in answer.body["detail"]
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from cdnstore.api.ops import from_this_machine
+
+    def peer(address: str) -> bool:
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (
+            (address, 1) if name == "peername" else default
+        )
+        return from_this_machine(make_mocked_request("GET", "/metrics", transport=transport))
+
+    assert peer("127.0.0.1") and peer("::1") and peer("::ffff:127.0.0.1")
+    assert not peer("203.0.113.9") and not peer("10.0.0.2") and not peer("2001:db8::1")  # straight from elsewhere
 
 
 def test_a_metrics_token_is_empty_or_long() -> None:
