@@ -181,7 +181,9 @@ class PeriodicConfig(Section):
 class LinksConfig(Section):
     default_expires_in: int = Field(0, ge=0)  # seconds a new link lives when none is asked; 0: no expiry
     max_expires_in: int = Field(0, ge=0)  # the longest expires_in a link may ask; 0: no ceiling
-    max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
+    # wrong passwords for one link from one client address (IPv6: its /64) within password_lockout -> 429
+    max_password_failures: int = Field(5, ge=1)
+    max_password_failures_per_link: int = Field(100, ge=1)  # ... for one link from all addresses together
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)

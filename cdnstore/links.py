@@ -7,8 +7,10 @@ expiry and download limit; created, listed and revoked by the file's owner.
 - A link that expired, whose downloads are used up, whose file was deleted or whose owner is disabled is
   410 `link_expired`.
 - Passwords are argon2id hashes (`Passwords`, in a thread). A password is verified before a download is
-  counted, and never inside a transaction. Wrong passwords are throttled per link and per client address;
-  the window ends, so the right password works again after it.
+  counted, and never inside a transaction. Wrong passwords are throttled per (link, client address), with
+  IPv6 addresses by their /64 as for logins, so guesses from one place lock out that place only; a much
+  higher ceiling per link stops guessing spread over many addresses, and a limit per address over all
+  links stops one address trying many links. The window ends, so the right password works again after it.
 - A download counts with one conditional UPDATE in the writer transaction: a limit of N grants exactly N
   downloads, however many requests race for them.
 """
@@ -25,7 +27,7 @@ from .db import Database, Row, iso_in, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, Unauthorized
 from .files import Download, Files, owned_file
 from .geo import Point
-from .throttle import attempt, throttle
+from .throttle import address_key, attempt, throttle
 
 LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
     l.created_at, f.uuid AS file_uuid"""
@@ -47,8 +49,10 @@ class Links:
         self.files = files
         self.passwords = passwords
         self.cfg = cfg.links
-        self.by_link = throttle(db, "link", cfg.links.max_password_failures, cfg.links.password_lockout)
-        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
+        lockout = cfg.links.password_lockout
+        self.by_client = throttle(db, "link-client", cfg.links.max_password_failures, lockout)
+        self.by_link = throttle(db, "link", cfg.links.max_password_failures_per_link, lockout)
+        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, lockout)
 
     # --- the owner's side ---------------------------------------------------------------------
 
@@ -183,9 +187,16 @@ class Links:
         """
         if password is None:
             raise Unauthorized("this link needs a password", code="password_required")
-        keys = ((self.by_link, f"link:{link['id']}"), (self.by_ip, f"ip:{client_ip}"))
+        address = address_key(client_ip)
+        keys = (
+            (self.by_client, f"link:{link['id']}|ip:{address}"),
+            (self.by_link, f"link:{link['id']}"),
+            (self.by_ip, f"ip:{address}"),
+        )
         async with attempt(keys, "too many wrong passwords") as trying:
             if not await self.passwords.verify(link["password_hash"], password):
                 await trying.failed()
                 raise Unauthorized("wrong password for this link", code="invalid_password")
-        await self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays
+        # As for logins: this address's count for the link goes; the link's and the address's stay (a guesser
+        # elsewhere, or this address trying other links, gains nothing from one right password).
+        await self.by_client.reset(keys[0][1])

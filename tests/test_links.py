@@ -184,24 +184,46 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
     assert (await links_of(admin, file_id))[0]["downloads"] == 0
 
 
-async def test_wrong_passwords_are_throttled_until_the_window_ends(
+async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_window_ends(
     make_api: Any, weed: WeedCluster, bucket: str
 ) -> None:
     api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
     links, clock = api.app[appkeys.LINKS], Clock()
-    links.by_link._clock = links.by_ip._clock = clock  # the throttles' injected clock, moved by hand
+    links.by_client._clock = links.by_link._clock = links.by_ip._clock = clock  # moved by hand
     for _ in range(3):
         (await pull(api, token, "guess")).problem(401, "invalid_password")
-    # Locked for this link, even from another address and with the right password ...
-    for ip in (US_IP, RUSSIA_IP):
-        refused = await pull(api, token, SECRET_WORD, ip=ip)
-        refused.problem(429, "too_many_attempts")
-        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+    # Locked for this link from this address, even with the right password ...
+    refused = await pull(api, token, SECRET_WORD)
+    refused.problem(429, "too_many_attempts")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
     # ... until the window ends.
     clock.advance(1.1)
     (await pull(api, token, SECRET_WORD)).expect(200)
+
+
+async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_the_link_has_a_ceiling(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: 5 wrong guesses from anywhere locked the link for everyone, and the per-address key
+    # was the raw IPv6 address, so each address of one /64 had tries of its own.)
+    api = await make_api(links={"max_password_failures": 3, "max_password_failures_per_link": 8})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
+    for _ in range(3):
+        (await pull(api, token, "guess", ip=RUSSIA_IP)).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip=US_IP)).expect(200)  # another address is not locked out
+    # IPv6: one /64 is one client, whichever of its addresses it picks.
+    for _ in range(3):
+        (await pull(api, token, "guess", ip="2001:4860:4860::1")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860::8888")).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860:1::8888")).expect(200)  # another /64
+    # Guesses spread over many addresses meet the link's ceiling (8): then it is locked for everyone.
+    for n in (1, 2):
+        (await pull(api, token, "guess", ip=f"8.8.4.{n}")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="8.8.4.9")).problem(429, "too_many_attempts")
 
 
 async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster, bucket: str) -> None:
