@@ -12,14 +12,15 @@ CREATE TABLE users (
     permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
-, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, username_key TEXT);
+, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, username_key TEXT, last_login_at TEXT);
 -- is_disabled: no login, sessions ended, share links 410. quota_bytes: NULL no quota. zones: JSON array of the
 -- zones the user's uploads may go to, NULL any. used_bytes: the size of the user's stored current versions,
 -- kept by the files_used_bytes trigger below. deleted_at: the user was deleted (the row stays while their
 -- files are removed). (Added by migration 0005, spelled as SQLite stores an added column.)
 -- username_key: the lowercased username of the account that holds that name, whatever its case (usernames are
 -- compared ignoring case); NULL for deleted users and for accounts that clashed in case with an older one before
--- migration 0010 (they log in by their exact spelling). (Added by migration 0010.)
+-- migration 0010 (they log in by their exact spelling). last_login_at: the latest successful login (password
+-- checks of an account used lately wait in a room of their own: auth.Priority). (Both added by migration 0010.)
 CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
 
 -- Refresh tokens are kept by hash: rotation marks the used one, logout revokes it,

@@ -88,7 +88,10 @@ class AuthConfig(Section):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     argon2_max_running: int = Field(2, ge=1)
-    argon2_max_waiting: int = Field(16, ge=0)
+    argon2_max_waiting: int = Field(16, ge=0)  # checks of unknown callers waiting for a turn; then 429
+    # ... and of known ones (an address, or an account, that logged in within known_for), each apart
+    argon2_reserved_waiting: int = Field(16, ge=0)
+    known_for: int = Field(2592000, ge=0)  # seconds a successful login keeps its address and account known
 
 
 class GeoipConfig(Section):
@@ -187,6 +190,7 @@ class LinksConfig(Section):
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
+    max_per_minute: int = Field(30, ge=0)  # links one user may make per minute (429 beyond); 0: no limit
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:

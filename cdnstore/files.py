@@ -18,7 +18,7 @@ from typing import Any
 from . import history, quotas
 from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
+from .errors import Conflict, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
 from .history import HistoryWriter
 from .job_queue import JobQueue
@@ -28,7 +28,7 @@ from .parts import part_count, part_size_for
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
-from .throttle import throttle
+from .throttle import count_or_refuse, throttle
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +189,8 @@ class Files:
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes", code="file_too_large")
         if self.uploads.max_per_minute:
-            wait = (await self._announced.state(str(owner_id))).retry_after
-            if wait > 0:
-                raise TooManyAttempts(
-                    f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
-                    retry_after=int(wait) + 1,
-                    code="too_many_uploads",
-                )
-            await self._announced.fail(str(owner_id))  # counted, failed or not
+            detail = f"at most {self.uploads.max_per_minute} uploads a minute"
+            await count_or_refuse(self._announced, str(owner_id), detail, "too_many_uploads")
         server = self._nearest.nearest(
             [s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)], client
         )

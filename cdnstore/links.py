@@ -27,7 +27,7 @@ from .db import Database, Row, iso_in, now_iso, tx_fetchone
 from .errors import Gone, Invalid, NotFound, Unauthorized
 from .files import Download, Files, owned_file
 from .geo import Point
-from .throttle import address_key, attempt, throttle
+from .throttle import address_key, attempt, count_or_refuse, throttle
 
 LINK_COLUMNS = """l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
     l.created_at, f.uuid AS file_uuid"""
@@ -53,6 +53,7 @@ class Links:
         self.by_client = throttle(db, "link-client", cfg.links.max_password_failures, lockout)
         self.by_link = throttle(db, "link", cfg.links.max_password_failures_per_link, lockout)
         self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, lockout)
+        self._made = throttle(db, "links", max(1, cfg.links.max_per_minute), 60.0)  # links each user made
 
     # --- the owner's side ---------------------------------------------------------------------
 
@@ -70,6 +71,9 @@ class Links:
         self, owner_id: int, file_uuid: str, *, password: str | None, expires_in: int | None, max_downloads: int | None
     ) -> Row:
         await self.files.get(owner_id, file_uuid)  # 404 before paying for a hash
+        if self.cfg.max_per_minute:  # (a link's password costs a hash: links.max_per_minute bounds a user's)
+            detail = f"at most {self.cfg.max_per_minute} links a minute"
+            await count_or_refuse(self._made, str(owner_id), detail, "too_many_links")
         password_hash = await self.passwords.hash(password) if password is not None else None
         expires_at = iso_in(expires_in) if expires_in is not None else None
         async with self.db.transaction() as tx:

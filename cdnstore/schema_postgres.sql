@@ -21,7 +21,8 @@ CREATE TABLE users (
     zones         TEXT,
     used_bytes    BIGINT  NOT NULL DEFAULT 0,
     deleted_at    TEXT,
-    username_key  TEXT  -- the lowercased name of the account holding it (migration 0010; schema.sql says more)
+    username_key  TEXT,  -- the lowercased name of the account holding it (migration 0010; schema.sql says more)
+    last_login_at TEXT   -- the latest successful login (migration 0010)
 );
 CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
 

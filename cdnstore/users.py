@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .auth import Passwords, Tokens, token_hash
+from .auth import Passwords, Priority, RecentSuccesses, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
@@ -103,6 +103,10 @@ class Accounts:
         # would let anyone lock anyone out (the admin included) from anywhere.
         self._by_account = throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
         self._by_address = throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
+        # Addresses (IPv6: /64) a login succeeded from within auth.known_for, on this daemon: their password
+        # checks get the first turns (auth.Priority). Accounts used lately are known by last_login_at.
+        self._known_addresses = RecentSuccesses(cfg.known_for)
+        self._known_for = cfg.known_for
         self._cache: dict[str, tuple[int, User]] = {}
         self._ended: dict[str, bool] = {}  # session id -> has it ended
         # Raised by each reload: a read that began before a reload does not fill the cache after it (its
@@ -293,7 +297,9 @@ class Accounts:
         checks = ((self._by_account, f"{username_key(user.username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many wrong passwords") as trying:
             stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
-            if not await self.passwords.verify(stored, current):
+            # (a signed-in caller's account is one used lately)
+            priority = min(self._priority(address, None), Priority.KNOWN_ACCOUNT)
+            if not await self.passwords.verify(stored, current, priority):
                 await trying.failed()
                 raise Forbidden("the current password is wrong", code="invalid_credentials")
         await self._by_account.reset(checks[0][1])
@@ -417,10 +423,12 @@ class Accounts:
         checks = ((self._by_account, f"{username_key(username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many failed logins") as trying:
             row = await self.db.fetchone(
-                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
+                f"SELECT {USER_COLUMNS}, password_hash, last_login_at FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
                 (username_key(username), username, username),
             )
-            if not await self.passwords.verify(row["password_hash"] if row else None, password):
+            priority = self._priority(address, row)
+            if not await self.passwords.verify(row["password_hash"] if row else None, password, priority):
+                self._known_addresses.failed(address)  # an address that guesses loses its first turns
                 await trying.failed()
                 raise InvalidCredentials("wrong username or password")
         assert row is not None
@@ -428,14 +436,25 @@ class Accounts:
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
-        session = new_session_id()
+        session, now = new_session_id(), now_iso()
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, row["id"], now_iso())
+                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, row["id"], now)
             )
+            await tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, row["id"]))
             refresh = await self._new_refresh(tx, row["id"], user.id, session)
+        self._known_addresses.succeeded(address)
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
+
+    def _priority(self, address: str, row: Row | None) -> Priority:
+        """Whose check this is (auth.Priority): from an address a login succeeded from lately, for an account
+        used lately, or anyone else (an unknown username included)."""
+        if address in self._known_addresses:
+            return Priority.KNOWN_ADDRESS
+        if row is not None and row["last_login_at"] is not None and row["last_login_at"] > iso_in(-self._known_for):
+            return Priority.KNOWN_ACCOUNT
+        return Priority.OTHER
 
     async def refresh(self, refresh_token: str) -> tuple[User, str, str]:
         claims = self.tokens.read_refresh(refresh_token)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import io
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -87,6 +88,36 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class GatedArgon2:
+    """Stands in for the app's argon2 hasher: each hash (and, with `verifications`, each verify) waits in
+    its worker thread until the test lets one through (`let_through`), so password checks pile up in the
+    daemon's queue exactly as under a flood. `verified` lists the passwords verified, in order."""
+
+    def __init__(self, api: Api, *, verifications: bool = False) -> None:
+        self.passwords = api.app[appkeys.ACCOUNTS].passwords
+        self.real = self.passwords._hasher
+        self.gate = threading.Semaphore(0)
+        self.gate_verifications = verifications
+        self.verified: list[str] = []
+        self.passwords._hasher = self  # type: ignore[assignment]
+
+    def _wait(self) -> None:
+        assert self.gate.acquire(timeout=60), "the test never let this password check through"
+
+    def hash(self, password: str) -> str:
+        self._wait()
+        return str(self.real.hash(password))
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        if self.gate_verifications:
+            self._wait()
+        self.verified.append(password)
+        return bool(self.real.verify(stored_hash, password))
+
+    def let_through(self, count: int = 1) -> None:
+        self.gate.release(count)
 
 
 def from_ip(ip: str) -> dict[str, str]:

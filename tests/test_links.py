@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, Session, fetch, from_ip
+from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, GatedArgon2, Session, fetch, from_ip, wait_for
 
 from cdnstore import appkeys
 from cdnstore import links as links_module
@@ -372,3 +372,32 @@ async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
     redirect = await pull(api, token, query="?redirect=true")
     assert redirect.status == 302 and url_expires(redirect.headers["Location"]) == 300
     assert (await fetch(got["url"]))[1] == DATA
+
+
+async def test_making_links_is_limited_per_user_a_minute_and_their_hashes_wait_in_the_bounded_queue(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: links.max_per_minute was no setting, and every password's hash waited, without a cap,
+    # in front of the logins' checks.)
+    api = await make_api(links={"max_per_minute": 12}, auth={"argon2_max_running": 1, "argon2_max_waiting": 2})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    argon2 = GatedArgon2(api)
+    made = [
+        asyncio.create_task(alice.post(f"/api/v1/files/{file_id}/links", json={"password": f"secret {n}"}))
+        for n in range(10)
+    ]
+    # One hashes (held), two wait, seven are refused at once, while the hashing is still held.
+    await wait_for(lambda: sum(t.done() for t in made) == 7, "the links beyond the queue answered at once")
+    argon2.let_through(3)
+    answers = await asyncio.gather(*made)
+    assert Counter((a.status, a.body.get("code")) for a in answers) == {(201, None): 3, (429, "too_many_attempts"): 7}
+    argon2.let_through(100)
+    for _ in range(2):  # the other refused ones counted too: 12 a minute, 10 made or tried
+        (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    refused = await alice.post(f"/api/v1/files/{file_id}/links", json={"password": "one more"})
+    assert refused.problem(429, "too_many_links")["detail"].startswith("at most 12 links a minute")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    bob = await api.user("bob")  # per user: bob makes his own
+    bobs = (await bob.upload("bobs.txt", DATA))["file"]["id"]
+    await bob.wait_stored(bobs)
+    (await bob.post(f"/api/v1/files/{bobs}/links", json={"password": "his own"})).expect(201)

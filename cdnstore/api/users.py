@@ -63,7 +63,7 @@ def known_zones(request: web.Request) -> set[str]:
     admin=True,
     body=UserCreate,
     responses={201: UserOut},
-    errors=(400, 401, 403, 409, 422),
+    errors=(400, 401, 403, 409, 422, 429),
 )
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     """Without `permissions`, a new user holds the file and share-link permissions. Without `quota_bytes`,
@@ -123,7 +123,7 @@ async def get_user(request: web.Request) -> web.Response:
     admin=True,
     body=UserPatch,
     responses={200: UserOut},
-    errors=(400, 401, 403, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422, 429),
 )
 async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     """A new password ends every session of the user; so does disabling them (their tokens answer 401 at
