@@ -35,7 +35,10 @@ class HttpConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_header_bytes: int = Field(16384, ge=1024, le=1 << 20)  # header fields, one or all together
-    metrics_token: str = ""  # bearer token /metrics asks for; empty: /metrics is open
+    metrics_token: str = ""  # bearer token /metrics asks for; empty: this machine only
+    head_timeout: float = Field(15.0, gt=0)  # seconds a connection has to send a whole request head
+    idle_timeout: float = Field(60.0, gt=0)  # seconds a kept-alive connection may wait for its next request
+    max_connections: int = Field(4096, ge=1)  # client connections open at once (fewer if open files are fewer)
 
     @field_validator("public_url")
     @classmethod

@@ -36,6 +36,7 @@ KINDS = {
     "test_stats": UNIT,
     "test_users": UNIT,
     "test_cli": INTEGRATION,
+    "test_connections": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
     "test_daemons": INTEGRATION,
