@@ -192,6 +192,8 @@ class Tokens:
         return token, claims
 
     def read_refresh(self, token: str) -> RefreshClaims:
+        if not token.isascii():  # (a cookie's bytes that are no UTF-8: no token, and itsdangerous cannot read them)
+            raise Unauthorized("the refresh token is not valid or has expired")
         try:
             value = self._refresh.loads(token, max_age=self.refresh_ttl)
         except BadData:
