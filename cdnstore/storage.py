@@ -171,6 +171,15 @@ def _errors(target: S3Target, action: str) -> Iterator[None]:
         raise _translate(exc, target, action) from exc
 
 
+@contextlib.asynccontextmanager
+async def _call(target: S3Target, action: str, timeout: float | None) -> AsyncIterator[None]:  # noqa: ASYNC109
+    """`_errors`, the block bounded by `timeout` seconds in all (None: by botocore's timeouts alone); a
+    timeout becomes `storage_unreachable` too."""
+    with _errors(target, action):
+        async with asyncio.timeout(timeout):
+            yield
+
+
 def _first_error(group: BaseExceptionGroup) -> BaseException:
     """The error that made a TaskGroup fail (not the cancellations it caused)."""
     for exc in group.exceptions:
@@ -314,16 +323,15 @@ class Storage:
         timeout: float = 10,  # noqa: ASYNC109
     ) -> None:
         """Make sure the bucket answers (creating it when missing and `create`), else StorageError."""
-        with _errors(target, "check bucket"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    await client.head_bucket(Bucket=target.bucket)
-                    return
-                except ClientError as exc:
-                    if _error_code(exc)[1] != 404 or not create:
-                        raise
-                await self._create_bucket(client, target)
+        async with _call(target, "check bucket", timeout):
+            client = await self._client(target)
+            try:
+                await client.head_bucket(Bucket=target.bucket)
+                return
+            except ClientError as exc:
+                if _error_code(exc)[1] != 404 or not create:
+                    raise
+            await self._create_bucket(client, target)
 
     async def _create_bucket(self, client: S3Client, target: S3Target) -> None:
         kwargs: dict[str, Any] = {"Bucket": target.bucket}
@@ -411,15 +419,14 @@ class Storage:
 
     async def head(self, target: S3Target, key: str, *, timeout: float | None = None) -> ObjectInfo | None:  # noqa: ASYNC109
         """Size and ETag of an object, or None when it does not exist."""
-        with _errors(target, f"HEAD {key!r}"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    resp = await client.head_object(Bucket=target.bucket, Key=key)
-                except ClientError as exc:
-                    if _is_missing(exc):
-                        return None
-                    raise
+        async with _call(target, f"HEAD {key!r}", timeout):
+            client = await self._client(target)
+            try:
+                resp = await client.head_object(Bucket=target.bucket, Key=key)
+            except ClientError as exc:
+                if _is_missing(exc):
+                    return None
+                raise
         return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
 
     async def read(self, target: S3Target, key: str) -> AsyncGenerator[bytes, None]:
@@ -488,12 +495,11 @@ class Storage:
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> str:
         """Begin a multipart upload of `key`; its upload id."""
-        with _errors(target, f"start multipart upload of {key!r}"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                created = await client.create_multipart_upload(
-                    Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream"
-                )
+        async with _call(target, f"start multipart upload of {key!r}", timeout):
+            client = await self._client(target)
+            created = await client.create_multipart_upload(
+                Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream"
+            )
         return str(created["UploadId"])
 
     async def list_parts(
@@ -507,27 +513,24 @@ class Storage:
         """The parts the server holds of a multipart upload, by number; None when the upload is gone
         (completed or aborted)."""
         found = []
-        with _errors(target, f"LIST parts of {key!r} (upload {upload_id})"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    pages = client.get_paginator("list_parts").paginate(
-                        Bucket=target.bucket, Key=key, UploadId=upload_id
-                    )
-                    async for page in pages:
-                        for part in page.get("Parts", ()):
-                            found.append(
-                                PartInfo(
-                                    int(part["PartNumber"]),
-                                    int(part["Size"]),
-                                    str(part.get("ETag", "")).strip('"'),
-                                    part.get("LastModified"),
-                                )
+        async with _call(target, f"LIST parts of {key!r} (upload {upload_id})", timeout):
+            client = await self._client(target)
+            try:
+                pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key, UploadId=upload_id)
+                async for page in pages:
+                    for part in page.get("Parts", ()):
+                        found.append(
+                            PartInfo(
+                                int(part["PartNumber"]),
+                                int(part["Size"]),
+                                str(part.get("ETag", "")).strip('"'),
+                                part.get("LastModified"),
                             )
-                except ClientError as exc:
-                    if _error_code(exc)[0] == "NoSuchUpload" or _is_missing(exc):
-                        return None
-                    raise
+                        )
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchUpload" or _is_missing(exc):
+                    return None
+                raise
         return sorted(found, key=lambda p: p.number)
 
     async def complete_upload(
@@ -542,12 +545,11 @@ class Storage:
         """Assemble the object from parts 1..N (CompleteMultipartUpload). Timed out, the server may still
         assemble it: the object then appears, and the upload is gone from ListParts."""
         parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
-        with _errors(target, f"complete multipart upload of {key!r} (upload {upload_id})"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                await client.complete_multipart_upload(
-                    Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
+        async with _call(target, f"complete multipart upload of {key!r} (upload {upload_id})", timeout):
+            client = await self._client(target)
+            await client.complete_multipart_upload(
+                Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
 
     async def abort_upload(
         self,
@@ -557,14 +559,13 @@ class Storage:
         *,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> None:
-        with _errors(target, f"ABORT upload {upload_id} of {key!r}"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    await client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
-                except ClientError as exc:
-                    if not _is_missing(exc) and _error_code(exc)[0] != "NoSuchUpload":
-                        raise
+        async with _call(target, f"ABORT upload {upload_id} of {key!r}", timeout):
+            client = await self._client(target)
+            try:
+                await client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if not _is_missing(exc) and _error_code(exc)[0] != "NoSuchUpload":
+                    raise
 
     async def checksum(
         self, target: S3Target, key: str, *, size: int, rate: float | None = None, md5: bool = False

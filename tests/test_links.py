@@ -184,16 +184,27 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
     assert (await links_of(admin, file_id))[0]["downloads"] == 0
 
 
+async def guessed_link(
+    make_api: Any, weed: WeedCluster, bucket: str, links: dict[str, int], *, ip: str = US_IP, clock: Clock | None = None
+) -> tuple[Api, str]:
+    """The daemon (3 wrong link passwords per address, and `links` settings), a link with a password, and the
+    link's token after three wrong guesses from `ip`. `clock`: the link throttles' clock."""
+    api = await make_api(links={"max_password_failures": 3, **links})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
+    if clock is not None:
+        throttles = api.app[appkeys.LINKS]
+        throttles.by_client._clock = throttles.by_link._clock = throttles.by_ip._clock = clock
+    for _ in range(3):
+        (await pull(api, token, "guess", ip=ip)).problem(401, "invalid_password")
+    return api, token
+
+
 async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_window_ends(
     make_api: Any, weed: WeedCluster, bucket: str
 ) -> None:
-    api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
-    alice, file_id = await owner_with_file(api, weed, bucket)
-    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
-    links, clock = api.app[appkeys.LINKS], Clock()
-    links.by_client._clock = links.by_link._clock = links.by_ip._clock = clock  # moved by hand
-    for _ in range(3):
-        (await pull(api, token, "guess")).problem(401, "invalid_password")
+    clock = Clock()  # the throttles' clock, moved by hand
+    api, token = await guessed_link(make_api, weed, bucket, {"password_lockout": 1}, clock=clock)
     # Locked for this link from this address, even with the right password ...
     refused = await pull(api, token, SECRET_WORD)
     refused.problem(429, "too_many_attempts")
@@ -208,11 +219,7 @@ async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_th
 ) -> None:
     # (Checked on main: 5 wrong guesses from anywhere locked the link for everyone, and the per-address key
     # was the raw IPv6 address, so each address of one /64 had tries of its own.)
-    api = await make_api(links={"max_password_failures": 3, "max_password_failures_per_link": 8})
-    alice, file_id = await owner_with_file(api, weed, bucket)
-    token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
-    for _ in range(3):
-        (await pull(api, token, "guess", ip=RUSSIA_IP)).problem(401, "invalid_password")
+    api, token = await guessed_link(make_api, weed, bucket, {"max_password_failures_per_link": 8}, ip=RUSSIA_IP)
     (await pull(api, token, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
     (await pull(api, token, SECRET_WORD, ip=US_IP)).expect(200)  # another address is not locked out
     # IPv6: one /64 is one client, whichever of its addresses it picks.
