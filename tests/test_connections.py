@@ -53,7 +53,7 @@ async def test_a_thousand_idle_connections_do_not_stop_a_login_and_are_closed_by
     tmp_path: Path, daemon: Daemon
 ) -> None:
     # (Checked on main, the same daemon under 512 open files: see the commit that added this test.)
-    write_config(tmp_path, daemon.port, http={"head_timeout": 10})
+    write_config(tmp_path, daemon.port, http={"head_timeout": 20})
     daemon.open_files = OPEN_FILES
     await daemon.start()
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
@@ -66,8 +66,9 @@ async def test_a_thousand_idle_connections_do_not_stop_a_login_and_are_closed_by
             session = await RemoteApi(http).login("root")
         assert session.user["username"] == "root"
         assert len(idle) == IDLE_SOCKETS  # every one was taken (and some closed at once to make room)
+        # (the cap keeps the newest ones, in the order the daemon took them: not this list's)
         still_open = [not await closed_by_the_daemon(reader) for reader, _ in idle]
-        assert any(still_open[-100:]), "the login came only after the idle connections were gone"
+        assert any(still_open), "the login came only after the idle connections were gone"
 
         # ... and every one of them is closed by the daemon: the head timeout (or to make room).
         async def all_closed() -> bool:
