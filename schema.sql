@@ -12,11 +12,16 @@ CREATE TABLE users (
     permissions   TEXT    NOT NULL DEFAULT '[]',  -- JSON array of permission names
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
-, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, max_file_lifetime INTEGER CHECK (max_file_lifetime > 0), default_file_lifetime INTEGER CHECK (default_file_lifetime > 0), oidc_subject TEXT);
+, is_disabled INTEGER NOT NULL DEFAULT 0 CHECK (is_disabled IN (0, 1)), quota_bytes INTEGER CHECK (quota_bytes >= 0), zones TEXT, used_bytes INTEGER NOT NULL DEFAULT 0, deleted_at TEXT, username_key TEXT, last_login_at TEXT, max_file_lifetime INTEGER CHECK (max_file_lifetime > 0), default_file_lifetime INTEGER CHECK (default_file_lifetime > 0), oidc_subject TEXT);
 -- is_disabled: no login, sessions ended, share links 410. quota_bytes: NULL no quota. zones: JSON array of the
 -- zones the user's uploads may go to, NULL any. used_bytes: the size of the user's stored current versions,
 -- kept by the files_used_bytes trigger below. deleted_at: the user was deleted (the row stays while their
 -- files are removed). (Added by migration 0005, spelled as SQLite stores an added column.)
+-- username_key: the lowercased username of the account that holds that name, whatever its case (usernames are
+-- compared ignoring case); NULL for deleted users and for accounts that clashed in case with an older one before
+-- migration 0010 (they log in by their exact spelling). last_login_at: the latest successful login (password
+-- checks of an account used lately wait in a room of their own: auth.Priority). (Both added by migration 0010.)
+CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
 -- max_file_lifetime, default_file_lifetime: seconds a user's file may live at most (its expires_at is bounded
 -- by it) and lives when its upload names no expiry; NULL no bound, no default; set by admins. (Migration 0014.)
 -- oidc_subject: the `sub` of the OpenID Connect identity the user signs in with, NULL none yet; a deleted user

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -87,7 +88,16 @@ def parser() -> argparse.ArgumentParser:
     copy = sub.add_parser(
         "copy-database", help="copy everything into the empty PostgreSQL database at URL (stop the daemon first)"
     )
-    copy.add_argument("url", metavar="URL", help="postgresql://user:password@host:port/name (an empty database)")
+    copy.add_argument(
+        "url",
+        metavar="URL",
+        help="postgresql://user@host:port/name (an empty database); its password from --password-file, "
+        "else PGPASSWORD, else ~/.pgpass (PGPASSFILE): a password in the URL is visible to every user of "
+        "this machine while the command runs",
+    )
+    copy.add_argument(
+        "--password-file", metavar="PATH", help="a file whose first line is the target database's password"
+    )
     copy.set_defaults(run=cmd_copy_database)
     sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
         run=cmd_check_config
@@ -178,6 +188,11 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
     if not args.url.startswith(("postgresql://", "postgres://")):
         print("cdnstore: URL must be a postgresql:// URL", file=sys.stderr)
         return 2
+    try:
+        target = target_url(args.url, args.password_file)
+    except ValueError as exc:
+        print(f"cdnstore: {exc}", file=sys.stderr)
+        return 2
     source = "the PostgreSQL database (database.url)" if cfg.database.url else cfg.database.path
     # The copy is a snapshot: what a running daemon writes after it began is not in it.
     print(
@@ -189,7 +204,7 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
             copy_database(
                 cfg.database.path,
                 cfg.database.url,
-                args.url,
+                target,
                 lambda line: print(f"cdnstore: {line}", file=sys.stderr, flush=True),
             )
         )
@@ -201,6 +216,33 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
         "set database.url to the new database and start the daemons"
     )
     return 0
+
+
+def target_url(url: str, password_file: str | None) -> str:
+    """copy-database's target: `url`, with the password of `password_file` (its first line) when given. A
+    password in the URL itself works but is warned of: the command line is readable by every local user
+    (ps, /proc) and stays in the shell's history. Without either, asyncpg reads PGPASSWORD, then the
+    password file (~/.pgpass, or PGPASSFILE), as libpq does."""
+    parts = urlsplit(url)
+    if password_file is None:
+        if parts.password:
+            print(
+                "cdnstore: warning: the password in URL is visible to every user of this machine while the copy "
+                "runs, and stays in the shell's history: give it in PGPASSWORD or --password-file instead",
+                file=sys.stderr,
+            )
+        return url
+    if parts.password:
+        raise ValueError("the URL holds a password and --password-file names another: give one of them")
+    try:
+        lines = Path(password_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--password-file: cannot read {password_file}: {exc.__class__.__name__}") from None
+    if not lines or not lines[0]:
+        raise ValueError(f"--password-file: {password_file} holds no password on its first line")
+    user = quote(unquote(parts.username or ""), safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(lines[0], safe='')}@{host}"))
 
 
 SECRET_SUFFIXES = ("secret_key", "secret", "token", "password")  # (secret: oidc.client_secret)

@@ -100,7 +100,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     app = web.Application(
         middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
         client_max_size=config.http.max_body_bytes,
-        handler_args=handler_args(config.http.max_header_bytes),
+        handler_args=handler_args(config.http.max_header_bytes, config.http.idle_timeout),
     )
     app.on_response_prepare.append(security_headers)  # nosniff, Server, no-store: on every answer
     app[appkeys.METRICS] = metrics

@@ -37,7 +37,10 @@ class HttpConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_header_bytes: int = Field(16384, ge=1024, le=1 << 20)  # header fields, one or all together
-    metrics_token: str = ""  # bearer token /metrics asks for; empty: /metrics is open
+    metrics_token: str = ""  # bearer token /metrics asks for; empty: this machine only
+    head_timeout: float = Field(15.0, gt=0)  # seconds a connection has to send a whole request head
+    idle_timeout: float = Field(60.0, gt=0)  # seconds a kept-alive connection may wait for its next request
+    max_connections: int = Field(4096, ge=1)  # client connections open at once (fewer if open files are fewer)
 
     @field_validator("public_url")
     @classmethod
@@ -90,7 +93,10 @@ class AuthConfig(Section):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     argon2_max_running: int = Field(2, ge=1)
-    argon2_max_waiting: int = Field(16, ge=0)
+    argon2_max_waiting: int = Field(16, ge=0)  # checks of unknown callers waiting for a turn; then 429
+    # ... and of known ones (an address, or an account, that logged in within known_for), each apart
+    argon2_reserved_waiting: int = Field(16, ge=0)
+    known_for: int = Field(2592000, ge=0)  # seconds a successful login keeps its address and account known
 
 
 class GeoipConfig(Section):
@@ -136,6 +142,8 @@ class StorageConfig(Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
     check_timeout: float = Field(10.0, gt=0)
+    # seconds a storage call made for a request may take in all (retries included); then 503
+    request_timeout: float = Field(10.0, gt=0)
 
 
 class UploadsConfig(Section):
@@ -201,11 +209,14 @@ class PeriodicConfig(Section):
 class LinksConfig(Section):
     default_expires_in: int = Field(0, ge=0)  # seconds a new link lives when none is asked; 0: no expiry
     max_expires_in: int = Field(0, ge=0)  # the longest expires_in a link may ask; 0: no ceiling
-    max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
+    # wrong passwords for one link from one client address (IPv6: its /64) within password_lockout -> 429
+    max_password_failures: int = Field(5, ge=1)
+    max_password_failures_per_link: int = Field(100, ge=1)  # ... for one link from all addresses together
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
     max_archives: int = Field(4, ge=1, le=1000)  # ZIP archives one daemon streams at once; more: 503 + Retry-After
+    max_per_minute: int = Field(30, ge=0)  # links one user may make per minute (429 beyond); 0: no limit
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:

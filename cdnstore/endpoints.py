@@ -1,8 +1,9 @@
 """Which storage endpoints cdnstore may talk to: a guard against server registration as an SSRF tool.
 
 Storage servers live on private and loopback addresses, so those stay allowed. Refused: link-local
-addresses (169.254.0.0/16, fe80::/10, where cloud metadata services answer), the AWS IPv6 metadata
-address fd00:ec2::254, the IPv4-mapped and NAT64 forms of those, and URLs with user info. The literal
+addresses (169.254.0.0/16, fe80::/10, where most cloud metadata services answer), the metadata addresses
+that live elsewhere (AWS's IPv6 fd00:ec2::254, Google's IPv6 fd20:ce::254, Alibaba's 100.100.100.200,
+Oracle's 192.0.0.192), the IPv4-mapped and NAT64 forms of those, and URLs with user info. The literal
 host and every address its name resolves to are checked when a server is added or moved
 (`check_endpoint`), and again on every connection by the S3 clients' resolver (`GuardedResolver`), so a
 name that later resolves to a metadata address (DNS rebinding) gets no connection.
@@ -28,6 +29,9 @@ REFUSED_NETWORKS = tuple(
         "169.254.0.0/16",  # IPv4 link-local: 169.254.169.254 is the metadata service of most clouds
         "fe80::/10",  # IPv6 link-local
         "fd00:ec2::254/128",  # AWS's IPv6 metadata address
+        "fd20:ce::254/128",  # Google Cloud's IPv6 metadata address
+        "100.100.100.200/32",  # Alibaba Cloud's metadata service (in the shared 100.64.0.0/10, otherwise allowed)
+        "192.0.0.192/32",  # Oracle Cloud's older metadata address
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: an IPv4 address in disguise

@@ -132,9 +132,23 @@ class DatabaseUnavailable(Unavailable):
 
 
 class StorageError(CdnError):
-    """An S3 server did not do what was asked; `code` says why (unreachable, auth, ...)."""
+    """An S3 server did not do what was asked; `code` says why (unreachable, auth, ...). The detail names
+    the server's address, the bucket, the key and the upload id: for the log only. A request that meets
+    one answers `StorageUnavailable` (api/problems.py)."""
 
-    status, code, title = 502, "storage_error", "Storage server error"
+    status, code, title = 503, "storage_error", "Storage server error"
+
+
+class StorageUnavailable(Unavailable):
+    """What a caller is told when a storage server failed a call made for their request: a fixed sentence
+    (the StorageError's details are logged), and when to try again."""
+
+    code, title = "storage_unavailable", "Storage unavailable"
+    retry_after = 5  # seconds: a storage server that timed out may answer again soon, or be marked down
+
+    def __init__(self) -> None:
+        super().__init__("a storage server did not answer as expected; try again in a moment")
+        self.headers["Retry-After"] = str(self.retry_after)
 
 
 class UpstreamFailed(CdnError):

@@ -30,7 +30,7 @@ from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
-from .throttle import spend, throttle
+from .throttle import count_or_refuse, throttle
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,7 @@ class Files:
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
         self.trash_days = cfg.files.trash_days
+        self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
         self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
         # (server's S3 target, key, name, ttl, preview type) -> (url, expires_at, reuse until): see _signed_get. By
         # target, not by server id: a server moved or given new keys (here or on another daemon) is never handed
@@ -314,7 +315,7 @@ class Files:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes", code="file_too_large")
         if self.uploads.max_per_minute and via is None:  # (counted, failed or not)
             limit = f"at most {self.uploads.max_per_minute} uploads a minute"
-            await spend(self._announced, str(owner_id), limit, "too_many_uploads")
+            await count_or_refuse(self._announced, str(owner_id), limit, "too_many_uploads")
         server = self._nearest.nearest(
             [s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)], client
         )
@@ -325,7 +326,9 @@ class Files:
         part_size = part_size_for(size) if size > self.uploads.multipart_threshold else None
         upload_id = None
         if part_size is not None:  # (an S3 call: before the transaction, never inside)
-            upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
+            upload_id = await self.storage.create_upload(
+                server.s3, key, content_type=content_type, timeout=self.request_timeout
+            )
         try:
             created, row = await self._new_version(
                 owner_id, name, size, content_type, server, key, upload_id, part_size, sha256, expiry, via, link_request
@@ -333,7 +336,7 @@ class Files:
         except BaseException:
             if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
                 with contextlib.suppress(StorageError):
-                    await self.storage.abort_upload(server.s3, key, upload_id)
+                    await self.storage.abort_upload(server.s3, key, upload_id, timeout=self.request_timeout)
             raise
         self.metrics.uploaded(server.name)
         expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
@@ -472,10 +475,8 @@ class Files:
         server = self.servers.by_internal_id(version["upload_server_id"])
         if version["status"] != VersionStatus.UPLOADING or server is None:
             raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")
-        try:
-            found = await self.storage.head(server.s3, version["object_key"])
-        except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
+        # (A server that fails to answer: 503 storage_unavailable, its details in the log: api/problems.py.)
+        found = await self.storage.head(server.s3, version["object_key"], timeout=self.request_timeout)
         if found is None or found.size != version["size"]:
             what = "nothing" if found is None else f"{found.size} bytes"
             raise Conflict(
@@ -490,7 +491,7 @@ class Files:
         there, of the announced size, is stored. True if it stored an upload."""
         if size is None and await self._awaited_on(server, key):  # (no HEAD for keys nobody waits for)
             try:
-                found = await self.storage.head(server.s3, key)
+                found = await self.storage.head(server.s3, key, timeout=self.request_timeout)
             except StorageError as exc:  # the sweep asks again later
                 log.info("event for %s on %s not confirmed: %s", key, server.name, exc.code)
                 return False

@@ -67,9 +67,12 @@ def job_uuid(job_id: int) -> str:
 
 def job_id(text: str) -> int:
     try:
-        return uuid.UUID(text).int
+        number = uuid.UUID(text).int
     except ValueError:
         raise NotFound("no such job", code="job_not_found") from None
+    if number >= 2**63:  # no job's (ids are 64-bit signed integers shown as uuids): the database cannot take it
+        raise NotFound("no such job", code="job_not_found")
+    return number
 
 
 LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"

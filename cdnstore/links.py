@@ -13,8 +13,10 @@ and download limit; created, edited, listed and revoked by the files' owner.
   is 410 `link_expired`. Its state (`STATE`) is computed in SQL, the same expression for the owner's lists
   and for the public side's refusals.
 - Passwords are argon2id hashes (`Passwords`, in a thread). A password is verified before a download is
-  counted, and never inside a transaction. Wrong passwords are throttled per link and per client address;
-  the window ends, so the right password works again after it.
+  counted, and never inside a transaction. Wrong passwords are throttled per (link, client address), with
+  IPv6 addresses by their /64 as for logins, so guesses from one place lock out that place only; a much
+  higher ceiling per link stops guessing spread over many addresses, and a limit per address over all
+  links stops one address trying many links. The window ends, so the right password works again after it.
 - A download (of one file, or the whole archive) counts with one conditional UPDATE in the writer
   transaction: a limit of N grants exactly N downloads, however many requests race for them.
 """
@@ -38,7 +40,7 @@ from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
 from .models import LinkState
-from .throttle import attempt, throttle
+from .throttle import address_key, attempt, throttle
 
 # THE condition for "this file (alias f) is still served by the links that name it". Every statement that
 # asks which files a link serves uses it, so a new reason not to serve a file (a trash) is added here once.
@@ -141,8 +143,11 @@ class Links:
         self.passwords = passwords
         self.archives = archives
         self.cfg = cfg.links
-        self.by_link = throttle(db, "link", cfg.links.max_password_failures, cfg.links.password_lockout)
-        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
+        lockout = cfg.links.password_lockout
+        self.by_client = throttle(db, "link-client", cfg.links.max_password_failures, lockout)
+        self.by_link = throttle(db, "link", cfg.links.max_password_failures_per_link, lockout)
+        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, lockout)
+        self._made = throttle(db, "links", max(1, cfg.links.max_per_minute), 60.0)  # links each user made
 
     # --- reading links ------------------------------------------------------------------------
 
@@ -501,12 +506,19 @@ class Links:
         """
         if password is None:
             raise Unauthorized("this link needs a password", code="password_required")
-        keys = ((self.by_link, f"link:{link['id']}"), (self.by_ip, f"ip:{client_ip}"))
+        address = address_key(client_ip)
+        keys = (
+            (self.by_client, f"link:{link['id']}|ip:{address}"),
+            (self.by_link, f"link:{link['id']}"),
+            (self.by_ip, f"ip:{address}"),
+        )
         async with attempt(keys, "too many wrong passwords") as trying:
             if not await self.passwords.verify(link["password_hash"], password):
                 await trying.failed()
                 raise Unauthorized("wrong password for this link", code="invalid_password")
-        await self.by_link.reset(f"link:{link['id']}")  # as for logins: the address's count stays
+        # As for logins: this address's count for the link goes; the link's and the address's stay (a guesser
+        # elsewhere, or this address trying other links, gains nothing from one right password).
+        await self.by_client.reset(keys[0][1])
 
 
 def _chosen(link: Link, file_uuid: str | None) -> SharedFile:

@@ -21,10 +21,13 @@ CREATE TABLE users (
     zones         TEXT,
     used_bytes    BIGINT  NOT NULL DEFAULT 0,
     deleted_at    TEXT,
+    username_key  TEXT,  -- the lowercased name of the account holding it (migration 0010; schema.sql says more)
+    last_login_at TEXT,  -- the latest successful login (migration 0010)
     max_file_lifetime     BIGINT CHECK (max_file_lifetime > 0),  -- (migration 0014, like the rest below)
     default_file_lifetime BIGINT CHECK (default_file_lifetime > 0),
     oidc_subject  TEXT   -- (migration 0015: see schema.sql)
 );
+CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
 CREATE UNIQUE INDEX users_oidc_subject ON users (oidc_subject) WHERE oidc_subject IS NOT NULL;
 
 CREATE TABLE refresh_tokens (

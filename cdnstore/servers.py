@@ -347,22 +347,20 @@ class ServerRegistry:
         try:
             await self.storage.check_bucket(target, create=True, timeout=self.check_timeout)
         except StorageError as exc:
-            # The detail may quote the remote server's answer: logged for the operator, never echoed to
-            # the caller (who could otherwise read any host's answer through cdnstore).
-            log.info("storage server check failed: %s", exc.detail, extra={"endpoint": target.endpoint_url})
+            # One answer for every failure: which step failed (no answer, refused credentials, an error
+            # status) would make registration a port scanner of the networks cdnstore reaches, and the
+            # remote server's own words would let a caller read any host's answer through cdnstore. The
+            # operator finds the step and the details in the log.
+            log.warning("storage server check of %s failed (%s): %s", target.endpoint_url, exc.code, exc.detail)
             await self.storage.forget(target)  # no client kept for a server that was not registered
-            raise Invalid(
-                "endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]), code=exc.code
-            ) from None
+            raise Invalid("endpoint_url", CHECK_FAILED, code="storage_check_failed") from None
 
 
-# What a failed check says: which step failed, in cdnstore's words only.
-CHECK_FAILURES = {
-    "storage_unreachable": "no answer from the storage server (connection refused, timed out, "
-    "or an address cdnstore does not connect to)",
-    "storage_auth_failed": "the storage server refused the credentials (access_key, secret_key)",
-    "storage_error": "the storage server answered the bucket check with an error (redirects are not followed)",
-}
+# What a failed check says, whatever failed (the log says which step).
+CHECK_FAILED = (
+    "the bucket could not be reached or used with these settings (endpoint_url, bucket, region, access_key, "
+    "secret_key); the daemon's log says which step failed"
+)
 
 
 async def _check_move(changes: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 listing and server-to-server streaming copy.
 
 This is the only module that imports botocore/aiobotocore. Their exceptions never leave it: they
-become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or `storage_error`.
+become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or `storage_error`. The calls
+made for a request take a `timeout` (`storage.request_timeout`): a silent server fails it within that
+bound, retries included, instead of after botocore's read timeouts and retries (a minute and more).
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def _translate(exc: BaseException, target: S3Target, action: str) -> StorageErro
     if isinstance(
         exc, BotoConnectionError | HTTPClientError | IncompleteReadError | aiohttp.ClientError | TimeoutError | OSError
     ):
-        return StorageError(f"{action} on {where}: server unreachable ({exc})", code="storage_unreachable")
+        why = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__)
+        return StorageError(f"{action} on {where}: server unreachable ({why})", code="storage_unreachable")
     return StorageError(f"{action} on {where}: {exc}", code="storage_error")
 
 
@@ -168,6 +171,15 @@ def _errors(target: S3Target, action: str) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
         raise _translate(exc, target, action) from exc
+
+
+@contextlib.asynccontextmanager
+async def _call(target: S3Target, action: str, timeout: float | None) -> AsyncIterator[None]:  # noqa: ASYNC109
+    """`_errors`, the block bounded by `timeout` seconds in all (None: by botocore's timeouts alone); a
+    timeout becomes `storage_unreachable` too."""
+    with _errors(target, action):
+        async with asyncio.timeout(timeout):
+            yield
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -313,16 +325,15 @@ class Storage:
         timeout: float = 10,  # noqa: ASYNC109
     ) -> None:
         """Make sure the bucket answers (creating it when missing and `create`), else StorageError."""
-        with _errors(target, "check bucket"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    await client.head_bucket(Bucket=target.bucket)
-                    return
-                except ClientError as exc:
-                    if _error_code(exc)[1] != 404 or not create:
-                        raise
-                await self._create_bucket(client, target)
+        async with _call(target, "check bucket", timeout):
+            client = await self._client(target)
+            try:
+                await client.head_bucket(Bucket=target.bucket)
+                return
+            except ClientError as exc:
+                if _error_code(exc)[1] != 404 or not create:
+                    raise
+            await self._create_bucket(client, target)
 
     async def _create_bucket(self, client: S3Client, target: S3Target) -> None:
         kwargs: dict[str, Any] = {"Bucket": target.bucket}
@@ -414,9 +425,9 @@ class Storage:
 
     # --- objects -----------------------------------------------------------------------------
 
-    async def head(self, target: S3Target, key: str) -> ObjectInfo | None:
+    async def head(self, target: S3Target, key: str, *, timeout: float | None = None) -> ObjectInfo | None:  # noqa: ASYNC109
         """Size and ETag of an object, or None when it does not exist."""
-        with _errors(target, f"HEAD {key!r}"):
+        async with _call(target, f"HEAD {key!r}", timeout):
             client = await self._client(target)
             try:
                 resp = await client.head_object(Bucket=target.bucket, Key=key)
@@ -486,20 +497,34 @@ class Storage:
 
     # --- multipart uploads sent by clients (parts presigned above) ----------------------------
 
-    async def create_upload(self, target: S3Target, key: str, *, content_type: str) -> str:
+    async def create_upload(
+        self,
+        target: S3Target,
+        key: str,
+        *,
+        content_type: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> str:
         """Begin a multipart upload of `key`; its upload id."""
-        with _errors(target, f"start multipart upload of {key!r}"):
+        async with _call(target, f"start multipart upload of {key!r}", timeout):
             client = await self._client(target)
             created = await client.create_multipart_upload(
                 Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream"
             )
         return str(created["UploadId"])
 
-    async def list_parts(self, target: S3Target, key: str, upload_id: str) -> list[PartInfo] | None:
+    async def list_parts(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[PartInfo] | None:
         """The parts the server holds of a multipart upload, by number; None when the upload is gone
         (completed or aborted)."""
         found = []
-        with _errors(target, f"LIST parts of {key!r}"):
+        async with _call(target, f"LIST parts of {key!r} (upload {upload_id})", timeout):
             client = await self._client(target)
             try:
                 pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key, UploadId=upload_id)
@@ -519,17 +544,33 @@ class Storage:
                 raise
         return sorted(found, key=lambda p: p.number)
 
-    async def complete_upload(self, target: S3Target, key: str, upload_id: str, etags: Mapping[int, str]) -> None:
-        """Assemble the object from parts 1..N (CompleteMultipartUpload)."""
+    async def complete_upload(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        etags: Mapping[int, str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Assemble the object from parts 1..N (CompleteMultipartUpload). Timed out, the server may still
+        assemble it: the object then appears, and the upload is gone from ListParts."""
         parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
-        with _errors(target, f"complete multipart upload of {key!r}"):
+        async with _call(target, f"complete multipart upload of {key!r} (upload {upload_id})", timeout):
             client = await self._client(target)
             await client.complete_multipart_upload(
                 Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
 
-    async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
-        with _errors(target, f"ABORT upload of {key!r}"):
+    async def abort_upload(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        async with _call(target, f"ABORT upload {upload_id} of {key!r}", timeout):
             client = await self._client(target)
             try:
                 await client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)

@@ -165,12 +165,12 @@ def throttle(db: Database, scope: str, max_failures: int, window: float) -> Thro
     return Throttle(max_failures, window)
 
 
-async def spend(throttle_: Throttle, key: str, limit: str, code: str) -> None:
-    """Count one use of `key` against a rate (every use counts, not only failures: uploads announced a
-    minute); 429 `code` (saying `limit`, with Retry-After) while the window is full."""
+async def count_or_refuse(throttle_: Throttle, key: str, detail: str, code: str) -> None:
+    """One more use of `key` (a user announcing an upload, making a link), counted whether what follows
+    succeeds or not; 429 `code` with Retry-After when the key has had its `max_failures` in the window."""
     wait = (await throttle_.state(key)).retry_after
     if wait > 0:
-        raise TooManyAttempts(f"{limit}; try again later", retry_after=int(wait) + 1, code=code)
+        raise TooManyAttempts(f"{detail}; try again later", retry_after=int(wait) + 1, code=code)
     await throttle_.fail(key)
 
 

@@ -36,7 +36,7 @@ from .errors import Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthorized
 from .files import Files, Lifetime, Received, Upload
 from .geo import Point
 from .links import new_token
-from .throttle import address_key, attempt, spend, throttle
+from .throttle import address_key, attempt, count_or_refuse, throttle
 
 # A file counts as received through its request once announced, unless its upload was given up before any
 # content arrived (deleted without ever having a current version).
@@ -271,7 +271,7 @@ class UploadRequests:
         announcing too fast, and what POST /files answers (507 `quota_exceeded` of the owner's quota ...)."""
         row = await self.public(token)
         if self.cfg.max_per_minute:
-            await spend(
+            await count_or_refuse(
                 self._senders,
                 address_key(client_ip),
                 f"at most {self.cfg.max_per_minute} files a minute from one address",

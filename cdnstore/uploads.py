@@ -70,6 +70,7 @@ class Uploads:
         self.servers = servers
         self.files = files
         self.uploads = cfg.uploads
+        self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
 
     async def _in_progress(self, owner_id: int, file_uuid: str, only: int | None = None) -> InProgress:
         """The caller's file's upload still running, with its server; 404 `no_upload` when none is (or, with
@@ -114,7 +115,9 @@ class Uploads:
         )
 
     async def _parts(self, up: InProgress) -> list[PartInfo]:
-        held = await self.storage.list_parts(up.server.s3, up.version["object_key"], up.version["upload_id"])
+        held = await self.storage.list_parts(
+            up.server.s3, up.version["object_key"], up.version["upload_id"], timeout=self.request_timeout
+        )
         if held is None:
             raise NotFound("the upload is no longer on its server", code="no_upload")
         return held
@@ -171,10 +174,11 @@ class Uploads:
             return await self.files.complete(owner_id, file_uuid)
         up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
-        try:
-            held = await self.storage.list_parts(up.server.s3, v["object_key"], v["upload_id"])
-        except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
+        # A server that fails to answer, here or below: 503 storage_unavailable, the details logged (the
+        # client asks again; an assembly that went on after the timeout is found then: the upload is gone).
+        held = await self.storage.list_parts(
+            up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout
+        )
         if held is None:  # assembled already (a complete that raced this one) or aborted
             return await self.files.complete(owner_id, file_uuid)
         missing = missing_parts(v["size"], v["part_size"], {p.number: p.size for p in held})
@@ -182,12 +186,9 @@ class Uploads:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
             raise Conflict(f"parts still to send: {shown}", code="upload_incomplete", missing=missing)
         etags = {p.number: p.etag for p in held if p.number <= part_count(v["size"], v["part_size"])}
-        try:
-            await self.storage.complete_upload(up.server.s3, v["object_key"], v["upload_id"], etags)
-        except StorageError as exc:
-            raise Conflict(
-                f"the upload server did not assemble the parts ({exc.detail})", code="upload_incomplete", missing=[]
-            ) from None
+        await self.storage.complete_upload(
+            up.server.s3, v["object_key"], v["upload_id"], etags, timeout=self.request_timeout
+        )
         return await self.files.complete(owner_id, file_uuid)
 
     async def abort(self, owner_id: int, file_uuid: str, only: int | None = None) -> None:
@@ -196,7 +197,7 @@ class Uploads:
         up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if up.multipart:
-            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"])
+            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout)
         await self.files.abandon(v["id"], v["file_id"], reason="upload_cancelled")
 
     # --- the sweep ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .auth import Passwords, Tokens, token_hash
+from .auth import Passwords, Priority, RecentSuccesses, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
@@ -75,6 +75,19 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
 LIVE = "deleted_at IS NULL"
 # The admin-set bounds of a user's files' lives (seconds; None: none): files.Lifetime.
 LIFETIMES = ("max_file_lifetime", "default_file_lifetime")
+# The user a name names, ignoring the case of its letters (params: the name's key, the name itself): the
+# account holding the name's key, or one spelled exactly so (an account that clashed in case with an older
+# one before migration 0010 holds no key: it logs in by its exact spelling, and wins when spelled so).
+BY_NAME = "(username_key = ? OR username = ?)"
+BY_NAME_FIRST = "ORDER BY username = ? DESC LIMIT 1"
+
+
+def username_key(username: str) -> str:
+    """What usernames are compared by: the name with its ASCII letters lowercased (usernames are ASCII; the
+    same as SQL's lower() on both engines, whatever the locale)."""
+    return username.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+
+
 # What takes a user away from the enabled administrators.
 UNADMINS = (("is_admin", False), ("is_disabled", True))
 
@@ -118,6 +131,10 @@ class Accounts:
         # would let anyone lock anyone out (the admin included) from anywhere.
         self._by_account = throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
         self._by_address = throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
+        # Addresses (IPv6: /64) a login succeeded from within auth.known_for, on this daemon: their password
+        # checks get the first turns (auth.Priority). Accounts used lately are known by last_login_at.
+        self._known_addresses = RecentSuccesses(cfg.known_for)
+        self._known_for = cfg.known_for
         self._cache: dict[str, tuple[int, User]] = {}
         self._ended: dict[str, bool] = {}  # session id -> has it ended
         # Raised by each reload: a read that began before a reload does not fill the cache after it (its
@@ -149,18 +166,27 @@ class Accounts:
         if isinstance(zones, Unset):
             zones = self.default_zones
         taken = Conflict(f"the username {username!r} is taken", code="username_taken")
+        key = username_key(username)
         try:
             async with self.db.transaction() as tx:
-                if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
+                # Taken in any spelling: the account holding its key (unique: also where transactions run
+                # side by side), or a live account holding none (from before migration 0010) spelled alike.
+                holders = await tx_fetchall(
+                    tx,
+                    f"SELECT username FROM users WHERE username_key = ? OR (username_key IS NULL AND {LIVE})",
+                    (key,),
+                )
+                if any(username_key(h["username"]) == key for h in holders):
                     raise taken
                 row = await tx_fetchone(
                     tx,
-                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, zones, "
-                    f"max_file_lifetime, default_file_lifetime, oidc_subject, created_at, updated_at) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    f"INSERT INTO users (uuid, username, username_key, password_hash, is_admin, permissions, "
+                    f"quota_bytes, zones, max_file_lifetime, default_file_lifetime, oidc_subject, created_at, "
+                    f"updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
                     (
                         str(uuid.uuid4()),
                         username,
+                        key,
                         password_hash,
                         int(is_admin),
                         json.dumps(normalize_permissions(permissions)),
@@ -215,7 +241,10 @@ class Accounts:
 
     async def uuid_of(self, username: str) -> str:
         """The uuid of the user named `username` (the command line names users)."""
-        found = await self.db.fetchval(f"SELECT uuid FROM users WHERE username = ? AND {LIVE}", (username,))
+        found = await self.db.fetchval(
+            f"SELECT uuid FROM users WHERE {BY_NAME} AND {LIVE} {BY_NAME_FIRST}",
+            (username_key(username), username, username),
+        )
         if found is None:
             raise NotFound(f"no user is named {username!r}", code="user_not_found")
         return str(found)
@@ -308,10 +337,12 @@ class Accounts:
         """PATCH /me: the caller's new password, given the current one (403 `invalid_credentials` else, throttled
         like logins). Every other session of the user ends; the caller's own stays."""
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{user.username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(user.username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many wrong passwords") as trying:
             stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
-            if not await self.passwords.verify(stored, current):
+            # (a signed-in caller's account is one used lately)
+            priority = min(self._priority(address, None), Priority.KNOWN_ACCOUNT)
+            if not await self.passwords.verify(stored, current, priority):
                 await trying.failed()
                 raise Forbidden("the current password is wrong", code="invalid_credentials")
         await self._by_account.reset(checks[0][1])
@@ -366,8 +397,8 @@ class Accounts:
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(
-                "UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
-                "deleted_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE users SET username = ?, username_key = NULL, password_hash = '', is_admin = 0, "
+                "is_disabled = 1, deleted_at = ?, updated_at = ? WHERE id = ?",
                 (f"deleted:{user_uuid}", now, now, owner),
             )
             await bump(self.db, tx, USERS)
@@ -444,12 +475,15 @@ class Accounts:
 
     async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many failed logins") as trying:
             row = await self.db.fetchone(
-                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)
+                f"SELECT {USER_COLUMNS}, password_hash, last_login_at FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
+                (username_key(username), username, username),
             )
-            if not await self.passwords.verify(row["password_hash"] if row else None, password):
+            priority = self._priority(address, row)
+            if not await self.passwords.verify(row["password_hash"] if row else None, password, priority):
+                self._known_addresses.failed(address)  # an address that guesses loses its first turns
                 await trying.failed()
                 raise InvalidCredentials("wrong username or password")
         assert row is not None
@@ -457,7 +491,9 @@ class Accounts:
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
-        return await self.start_session(row["id"], user)
+        started = await self.start_session(row["id"], user)
+        self._known_addresses.succeeded(address)
+        return started
 
     async def sign_in_oidc(self, identity: Identity, *, create: bool) -> tuple[User, str, str]:
         """A single sign-on (oidc.py checked the provider's answer): the user of `identity`, found by its subject,
@@ -487,13 +523,15 @@ class Accounts:
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
-                f"UPDATE users SET oidc_subject = ?, updated_at = ? WHERE username = ? AND oidc_subject IS NULL "
-                f"AND {LIVE} RETURNING {USER_COLUMNS}",
-                (identity.subject, now_iso(), identity.username),
+                f"UPDATE users SET oidc_subject = ?, updated_at = ? WHERE id = (SELECT id FROM users WHERE {BY_NAME} "
+                f"AND oidc_subject IS NULL AND {LIVE} {BY_NAME_FIRST}) RETURNING {USER_COLUMNS}",
+                (identity.subject, now_iso(), username_key(identity.username), identity.username, identity.username),
             )
         if row is not None:
             return row
-        if await self.db.fetchval(f"SELECT 1 FROM users WHERE username = ? AND {LIVE}", (identity.username,)):
+        if await self.db.fetchval(
+            f"SELECT 1 FROM users WHERE {BY_NAME} AND {LIVE}", (username_key(identity.username), identity.username)
+        ):
             raise OidcFailed(f"the cdnstore user {identity.username!r} signs in with another identity of the provider")
         if not create:
             raise OidcFailed(f"there is no cdnstore user named {identity.username!r}; an administrator can add one")
@@ -506,14 +544,22 @@ class Accounts:
 
     async def start_session(self, user_id: int, user: User) -> tuple[User, str, str]:
         """A new session (a login, a single sign-on) of a user allowed in: (user, access token, refresh token)."""
-        session = new_session_id()
+        session, now = new_session_id(), now_iso()
         async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now_iso())
-            )
+            await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now))
+            await tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
             refresh = await self._new_refresh(tx, user_id, user.id, session)
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
+
+    def _priority(self, address: str, row: Row | None) -> Priority:
+        """Whose check this is (auth.Priority): from an address a login succeeded from lately, for an account
+        used lately, or anyone else (an unknown username included)."""
+        if address in self._known_addresses:
+            return Priority.KNOWN_ADDRESS
+        if row is not None and row["last_login_at"] is not None and row["last_login_at"] > iso_in(-self._known_for):
+            return Priority.KNOWN_ACCOUNT
+        return Priority.OTHER
 
     async def refresh(self, refresh_token: str) -> tuple[User, str, str]:
         claims = self.tokens.read_refresh(refresh_token)

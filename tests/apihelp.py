@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import io
 import struct
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -111,6 +112,36 @@ def png(width: int, height: int, rgb: tuple[int, int, int] = (200, 60, 40)) -> b
     rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+class GatedArgon2:
+    """Stands in for the app's argon2 hasher: each hash (and, with `verifications`, each verify) waits in
+    its worker thread until the test lets one through (`let_through`), so password checks pile up in the
+    daemon's queue exactly as under a flood. `verified` lists the passwords verified, in order."""
+
+    def __init__(self, api: Api, *, verifications: bool = False) -> None:
+        self.passwords = api.app[appkeys.ACCOUNTS].passwords
+        self.real = self.passwords._hasher
+        self.gate = threading.Semaphore(0)
+        self.gate_verifications = verifications
+        self.verified: list[str] = []
+        self.passwords._hasher = self  # type: ignore[assignment]
+
+    def _wait(self) -> None:
+        assert self.gate.acquire(timeout=60), "the test never let this password check through"
+
+    def hash(self, password: str) -> str:
+        self._wait()
+        return str(self.real.hash(password))
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        if self.gate_verifications:
+            self._wait()
+        self.verified.append(password)
+        return bool(self.real.verify(stored_hash, password))
+
+    def let_through(self, count: int = 1) -> None:
+        self.gate.release(count)
 
 
 def from_ip(ip: str) -> dict[str, str]:

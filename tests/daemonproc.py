@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import sys
 import time
@@ -34,6 +35,7 @@ class Daemon:
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.config, self.port, self.log = config, port, log
         self.proc: asyncio.subprocess.Process | None = None
+        self.open_files: int | None = None  # RLIMIT_NOFILE (soft and hard) of the next start; None: as ours
 
     @property
     def url(self) -> str:
@@ -53,6 +55,7 @@ class Daemon:
                 stdout=log,
                 stderr=log,
                 env={**clean_env(), "CDNSTORE_CONFIG": str(self.config)},
+                preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
         async with aiohttp.ClientSession() as http, asyncio.timeout(30):
             while True:
@@ -64,6 +67,11 @@ class Daemon:
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.05)
+
+    def _limit_open_files(self) -> None:
+        """(In the child, before it runs cdnstore: as systemd's LimitNOFILE would.)"""
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def stop(self, within: float) -> tuple[int, float]:
         """SIGTERM; the exit code and the seconds it took."""

@@ -39,6 +39,7 @@ KINDS = {
     "test_zipstream": UNIT,
     "test_archives": INTEGRATION,
     "test_cli": INTEGRATION,
+    "test_connections": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
     "test_daemons": INTEGRATION,

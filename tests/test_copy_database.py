@@ -5,8 +5,10 @@ older schema refused."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes
@@ -290,3 +292,46 @@ async def test_a_source_made_by_a_newer_cdnstore_or_a_target_out_of_reach_is_ref
     conn.close()
     refused = copy_database(tmp_path, pg_cluster.fresh())
     assert refused.returncode == 1 and "newer than this cdnstore" in refused.stderr, refused.stderr
+
+
+async def test_the_targets_password_comes_from_a_file_or_pgpassword_and_one_on_the_command_line_is_warned_of(
+    pg_cluster: Any, tmp_path: Path
+) -> None:
+    # (Checked on main: --password-file was an unknown option, exit 2; a password in the URL passed unremarked.)
+    role, password = f"mover_{uuid.uuid4().hex[:8]}", "p@ss w:rd/1"
+    hba = pg_cluster.root / "data" / "pg_hba.conf"  # this role, and only it, must give its password
+    hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    pg_cluster.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    pg_cluster.admin("SELECT pg_reload_conf()")
+
+    def target() -> str:
+        name = f"moved_{uuid.uuid4().hex[:8]}"
+        pg_cluster.admin(f"CREATE DATABASE {name} OWNER {role}")
+        return f"postgresql://{role}@127.0.0.1:{pg_cluster.port}/{name}"
+
+    initialize(tmp_path / "cdnstore.sqlite3")
+    write_config(tmp_path, 8080)
+    # (none of this machine's own: no PGPASSWORD, no password file)
+    env = {"CDNSTORE_CONFIG": str(tmp_path / "config.toml"), "PGPASSWORD": "", "PGPASSFILE": str(tmp_path / "none")}
+    secret = tmp_path / "pgpassword"
+    secret.write_text(password + "\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+
+    refused = cdnstore("copy-database", target(), "--password-file", str(wrong), cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and "password authentication failed" in refused.stderr, refused.stderr
+    assert password not in refused.stderr + refused.stdout
+    without = cdnstore("copy-database", target(), cwd=tmp_path, env=env)
+    assert without.returncode == 1, without.stderr  # the server asks for one: none was given
+    from_file = cdnstore("copy-database", target(), "--password-file", str(secret), cwd=tmp_path, env=env)
+    assert from_file.returncode == 0, from_file.stderr
+    assert "warning" not in from_file.stderr
+    from_env = cdnstore("copy-database", target(), cwd=tmp_path, env={**env, "PGPASSWORD": password})
+    assert from_env.returncode == 0, from_env.stderr
+    assert "warning" not in from_env.stderr
+    in_url = target().replace(f"{role}@", f"{role}:{quote(password, safe='')}@")
+    shown = cdnstore("copy-database", in_url, cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "warning: the password in URL is visible to every user of this machine" in shown.stderr
+    both = cdnstore("copy-database", in_url, "--password-file", str(secret), cwd=tmp_path, env=env)
+    assert both.returncode == 2 and "give one of them" in both.stderr

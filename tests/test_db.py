@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from importlib import resources
@@ -539,3 +540,68 @@ async def test_migration_13_on_postgresql_gives_every_link_its_owner_and_its_fil
     finally:
         await conn.close()
     pg_cluster.drop(url)
+
+
+CLASHING = [  # (username, deleted): accounts made before usernames ignored case (migration 0010)
+    ("Bob", False),
+    ("bob", False),
+    ("BOB", False),
+    ("carol", False),
+    ("deleted:u-gone", True),
+]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_accounts_that_clash_in_case_survive_migration_0010_and_each_still_logs_in_as_spelled(
+    tmp_path: Path, engine: str, pg_cluster: PgCluster
+) -> None:
+    from cdnstore.auth import Passwords, Tokens
+    from cdnstore.config import AuthConfig
+    from cdnstore.errors import Conflict
+    from cdnstore.users import Accounts
+
+    rows = [(f"u-{name}", name, "h", "t", "t", "t" if deleted else None) for name, deleted in CLASHING]
+    insert = "INSERT INTO users (uuid, username, password_hash, created_at, updated_at, deleted_at) VALUES "
+    if engine == "sqlite":
+        url, path = "", tmp_path / "db.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None)
+        for number, _name, sql in db.migrations():
+            if number < 10:
+                db.sqlite._apply(conn, sql, number)
+        conn.executemany(insert + "(?, ?, ?, ?, ?, ?)", rows)
+        conn.close()
+        assert await asyncio.to_thread(db.initialize, path) == (9, db.latest_version())  # the clashes do not stop it
+    else:
+        import asyncpg
+
+        from cdnstore.db import postgres
+
+        url, path = pg_cluster.fresh("template1"), tmp_path / "unused"
+        pg = await asyncpg.connect(url)
+        try:
+            for number, _name, sql in db.migrations("postgres"):
+                if number < 10:
+                    await postgres.apply(pg, sql, number)
+            await pg.executemany(insert + "($1, $2, $3, $4, $5, $6)", rows)
+        finally:
+            await pg.close()
+        assert await postgres.initialize(url) == (9, db.latest_version("postgres"))
+    database = db.connect(DatabaseConfig(path=str(path), url=url))
+    await database.open()
+    try:
+        keys = {r["username"]: r["username_key"] for r in await database.fetchall("SELECT * FROM users")}
+        # The oldest of a clash holds the name; the others keep theirs, without a key; the deleted none.
+        assert keys == {"Bob": "bob", "bob": None, "BOB": None, "carol": "carol", "deleted:u-gone": None}
+        cfg = AuthConfig(secret_key="s" * 16, argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
+        accounts = Accounts(database, cfg, Passwords(cfg), Tokens(cfg))
+        for spelled in ("Bob", "bob", "BOB"):  # each logs in (and is found) by its exact spelling
+            assert await accounts.uuid_of(spelled) == f"u-{spelled}"
+        assert await accounts.uuid_of("bOb") == "u-Bob"  # another spelling: the name's holder
+        assert await accounts.uuid_of("CAROL") == "u-carol"
+        for taken in ("bob", "bOB", "Carol"):
+            with pytest.raises(Conflict):
+                await accounts.create(taken, "a-password")
+        await accounts.create("dave", "a-password")
+        assert await accounts.uuid_of("DAVE") != ""
+    finally:
+        await database.close()

@@ -19,6 +19,14 @@ from cdnstore.storage import Storage
         ("fd00:ec2::254", True),
         ("::ffff:169.254.169.254", True),
         ("64:ff9b::a9fe:a9fe", True),
+        ("100.100.100.200", True),  # Alibaba's metadata service
+        ("::ffff:100.100.100.200", True),
+        ("64:ff9b::6464:64c8", True),  # 100.100.100.200 through NAT64
+        ("192.0.0.192", True),  # Oracle's
+        ("fd20:ce::254", True),  # Google's IPv6 one
+        ("100.100.100.201", False),  # the rest of the shared address space (carrier-grade NAT) may hold servers
+        ("100.64.0.1", False),
+        ("192.0.0.191", False),
         ("127.0.0.1", False),
         ("10.0.0.5", False),
         ("192.168.1.2", False),

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, Session, fetch, from_ip, png
+from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, GatedArgon2, Session, fetch, from_ip, png, wait_for
 
 from cdnstore import appkeys
 from cdnstore import links as links_module
@@ -197,24 +197,53 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
     assert (await links_of(admin, file_id))[0]["downloads"] == 0
 
 
-async def test_wrong_passwords_are_throttled_until_the_window_ends(
-    make_api: Any, weed: WeedCluster, bucket: str
-) -> None:
-    api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
+async def guessed_link(
+    make_api: Any, weed: WeedCluster, bucket: str, links: dict[str, int], *, ip: str = US_IP, clock: Clock | None = None
+) -> tuple[Api, str]:
+    """The daemon (3 wrong link passwords per address, and `links` settings), a link with a password, and the
+    link's token after three wrong guesses from `ip`. `clock`: the link throttles' clock."""
+    api = await make_api(links={"max_password_failures": 3, **links})
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
-    links, clock = api.app[appkeys.LINKS], Clock()
-    links.by_link._clock = links.by_ip._clock = clock  # the throttles' injected clock, moved by hand
+    if clock is not None:
+        throttles = api.app[appkeys.LINKS]
+        throttles.by_client._clock = throttles.by_link._clock = throttles.by_ip._clock = clock
     for _ in range(3):
-        (await pull(api, token, "guess")).problem(401, "invalid_password")
-    # Locked for this link, even from another address and with the right password ...
-    for ip in (US_IP, RUSSIA_IP):
-        refused = await pull(api, token, SECRET_WORD, ip=ip)
-        refused.problem(429, "too_many_attempts")
-        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+        (await pull(api, token, "guess", ip=ip)).problem(401, "invalid_password")
+    return api, token
+
+
+async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_window_ends(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    clock = Clock()  # the throttles' clock, moved by hand
+    api, token = await guessed_link(make_api, weed, bucket, {"password_lockout": 1}, clock=clock)
+    # Locked for this link from this address, even with the right password ...
+    refused = await pull(api, token, SECRET_WORD)
+    refused.problem(429, "too_many_attempts")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
     # ... until the window ends.
     clock.advance(1.1)
     (await pull(api, token, SECRET_WORD)).expect(200)
+
+
+async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_the_link_has_a_ceiling(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: 5 wrong guesses from anywhere locked the link for everyone, and the per-address key
+    # was the raw IPv6 address, so each address of one /64 had tries of its own.)
+    api, token = await guessed_link(make_api, weed, bucket, {"max_password_failures_per_link": 8}, ip=RUSSIA_IP)
+    (await pull(api, token, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip=US_IP)).expect(200)  # another address is not locked out
+    # IPv6: one /64 is one client, whichever of its addresses it picks.
+    for _ in range(3):
+        (await pull(api, token, "guess", ip="2001:4860:4860::1")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860::8888")).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860:1::8888")).expect(200)  # another /64
+    # Guesses spread over many addresses meet the link's ceiling (8): then it is locked for everyone.
+    for n in (1, 2):
+        (await pull(api, token, "guess", ip=f"8.8.4.{n}")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="8.8.4.9")).problem(429, "too_many_attempts")
 
 
 async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster, bucket: str) -> None:
@@ -650,3 +679,32 @@ async def test_a_link_preview_is_inline_counted_and_seekable(api: Api, weed: Wee
     assert (await links_of(alice, photo["id"]))[0]["downloads"] == 1
     previewed = (await alice.get("/api/v1/history?event=link.downloaded&limit=1")).expect(200)["items"][0]
     assert previewed["data"]["preview"] is True
+
+
+async def test_making_links_is_limited_per_user_a_minute_and_their_hashes_wait_in_the_bounded_queue(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: links.max_per_minute was no setting, and every password's hash waited, without a cap,
+    # in front of the logins' checks.)
+    api = await make_api(links={"max_per_minute": 12}, auth={"argon2_max_running": 1, "argon2_max_waiting": 2})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    argon2 = GatedArgon2(api)
+    made = [
+        asyncio.create_task(alice.post(f"/api/v1/files/{file_id}/links", json={"password": f"secret {n}"}))
+        for n in range(10)
+    ]
+    # One hashes (held), two wait, seven are refused at once, while the hashing is still held.
+    await wait_for(lambda: sum(t.done() for t in made) == 7, "the links beyond the queue answered at once")
+    argon2.let_through(3)
+    answers = await asyncio.gather(*made)
+    assert Counter((a.status, a.body.get("code")) for a in answers) == {(201, None): 3, (429, "too_many_attempts"): 7}
+    argon2.let_through(100)
+    for _ in range(2):  # the other refused ones counted too: 12 a minute, 10 made or tried
+        (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    refused = await alice.post(f"/api/v1/files/{file_id}/links", json={"password": "one more"})
+    assert refused.problem(429, "too_many_links")["detail"].startswith("at most 12 links a minute")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    bob = await api.user("bob")  # per user: bob makes his own
+    bobs = (await bob.upload("bobs.txt", DATA))["file"]["id"]
+    await bob.wait_stored(bobs)
+    (await bob.post(f"/api/v1/files/{bobs}/links", json={"password": "his own"})).expect(201)

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import PASSWORD, US_IP, put_bytes
+from apihelp import PASSWORD, US_IP, put_bytes, wait_for
 from clihelp import cdnstore
 from daemonproc import Daemon, RemoteApi, admin_session, write_config
 
@@ -160,3 +160,29 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: 
     assert no_secret.returncode == 2 and "auth.secret_key" in no_secret.stderr
     bad = cdnstore("check-config", cwd=tmp_path, env={"CDNSTORE_JOBS_SHUTDOWN_GRACE": "-1"})
     assert bad.returncode == 2 and "jobs.shutdown_grace" in bad.stderr
+
+
+async def test_a_user_disabled_with_the_cli_beside_a_serving_daemon_is_refused_there_within_2_seconds(
+    tmp_path: Path, daemon: Daemon
+) -> None:
+    # (What docs/security.md said was "at the daemon's next restart"; the counters of changes.py tell it.)
+    config = write_config(tmp_path, daemon.port)
+    await daemon.start()
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        admin = await admin_session(daemon, http)
+        (await admin.post("/api/v1/users", json={"username": "alice", "password": PASSWORD})).expect(201)
+        alice = await RemoteApi(http).login("alice")
+        (await alice.get("/api/v1/me")).expect(200)
+        disabled = await asyncio.to_thread(
+            cdnstore, "user", "disable", "alice", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)}
+        )
+        assert disabled.returncode == 0, disabled.stderr
+
+        async def refused() -> bool:
+            answer = await alice.get("/api/v1/me")
+            return answer.status == 401
+
+        await wait_for(refused, "the daemon to refuse alice's token", within=2.0)
+        (
+            await RemoteApi(http).call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+        ).problem(401, "invalid_credentials")

@@ -153,7 +153,7 @@ async def test_wrong_secret_is_auth_failure(servers: Servers, storage: Storage) 
         with pytest.raises(StorageError) as err:
             await storage.check_bucket(bad)
         assert err.value.code == "storage_auth_failed"
-        assert err.value.status == 502
+        assert err.value.status == 503  # (never shown as such: a caller gets storage_unavailable)
         assert "wrong-secret" not in err.value.detail
         assert await storage.head_bucket(bad, timeout=5) is False
 

@@ -98,7 +98,7 @@ async def end_replaced_session(request: web.Request) -> None:
     errors=(400, 401, 403, 422, 429),
 )
 async def login(request: web.Request, body: LoginIn) -> web.Response:
-    """Exchange a username and password for an access token and a refresh token (a new session).
+    """Exchange a username (in any case) and password for an access token and a refresh token (a new session).
     Repeated failures for one username from one client address, or from one client address (IPv6: its
     /64), answer 429 `too_many_attempts` for a while; checks still running count as failures.
     With `X-Cdnstore-Session: cookie` (the bundled page, same origin only, else 403) the refresh token

@@ -173,6 +173,13 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         return {}
+    try:
+        return _parse(raw)
+    except RecursionError:  # (json.loads and the surrogate walk recurse: `{"a":` 5000 times ran out of stack)
+        raise BadRequest("the body is not valid JSON: it is nested too deeply", code="malformed_json") from None
+
+
+def _parse(raw: bytes) -> Any:
     data: Any = _UNREAD
     if _LONG_NUMBER.search(raw) is None:  # (orjson reads integers past 64 bits as floats; json.loads as ints)
         with contextlib.suppress(orjson.JSONDecodeError):

@@ -203,7 +203,8 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     `max_file_lifetime`. With `link` (needs `can_add_filesharelink`, and an API key the `share` scope), a
     share link is made in the transaction that stores the file, as `POST /files/{id}/links` makes one
     (`expires_in` counted from then); the answer's `link` gives its `url` now (it works once the file is
-    stored)."""
+    stored). 503 `no_server_available` when no server takes uploads, `storage_unavailable` (with Retry-After)
+    when a big file's upload server does not answer in time."""
     user = current_user(request)
     link = await requested_link(request, body.link)
     upload = await request.app[appkeys.FILES].announce(
@@ -243,13 +244,14 @@ async def requested_link(request: web.Request, asked: LinkCreate | None) -> Link
     tag="files",
     permission="can_upload_file",
     responses={200: FileOut},
-    errors=(401, 403, 404, 409, 502),
+    errors=(401, 403, 404, 409, 503),
 )
 async def complete_file(request: web.Request) -> web.Response:
     """For storage servers that send no events: the object is looked for on the upload server; 409
     `upload_incomplete` while it is not there with the announced size. A multipart upload is assembled
     when parts 1..N are all on its server with the right sizes; else 409 `upload_incomplete` with
-    `missing`, the part numbers still to send."""
+    `missing`, the part numbers still to send. 503 `storage_unavailable` (with Retry-After) when the upload
+    server does not answer within `storage.request_timeout`: ask again."""
     row = await request.app[appkeys.UPLOADS].complete(await caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
@@ -261,11 +263,12 @@ async def complete_file(request: web.Request) -> web.Response:
     tag="files",
     permission="can_upload_file",
     responses={200: UploadStateOut},
-    errors=(401, 403, 404, 502),
+    errors=(401, 403, 404, 503),
 )
 async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
-    survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
+    survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads;
+    503 `storage_unavailable` (with Retry-After) when the upload server does not answer in time."""
     state = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
     return json_response(render_upload_state(state))
 
@@ -297,11 +300,12 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     tag="files",
     permission="can_upload_file",
     responses={204: None},
-    errors=(401, 403, 404, 502),
+    errors=(401, 403, 404, 503),
 )
 async def abort_upload(request: web.Request) -> web.Response:
     """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
-    disappears if it has none. 404 `no_upload` when nothing uploads."""
+    disappears if it has none. 404 `no_upload` when nothing uploads; 503 `storage_unavailable` (with
+    Retry-After) when the upload server does not answer in time (nothing is changed)."""
     await request.app[appkeys.UPLOADS].abort(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 

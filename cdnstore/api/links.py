@@ -97,12 +97,14 @@ def links_page(rows: list[Link], query: PageQuery, url: str) -> dict[str, Any]:
     permission="can_add_filesharelink",
     body=LinkCreate,
     responses={201: LinkOut},
-    errors=(400, 401, 403, 404, 422),
+    errors=(400, 401, 403, 404, 422, 429),
 )
 async def create_link(request: web.Request, body: LinkCreate) -> web.Response:
     """A new link to the file: `url` is the public page, `token` the capability in it. `password` is kept
     only as a hash. `expires_in` (seconds) absent takes `links.default_expires_in`; null asks for no expiry;
-    above `links.max_expires_in` it is 422. `max_downloads` absent or null: unlimited."""
+    above `links.max_expires_in` it is 422. `max_downloads` absent or null: unlimited. 429 `too_many_links`
+    (with Retry-After) past `links.max_per_minute` links a minute; 429 `too_many_attempts` when too many
+    password hashes wait already (a password costs one)."""
     return await _create(request, body, [request.match_info["id"]], single=True)
 
 
@@ -114,7 +116,7 @@ async def create_link(request: web.Request, body: LinkCreate) -> web.Response:
     permission="can_add_filesharelink",
     body=LinksCreate,
     responses={201: LinkOut},
-    errors=(400, 401, 403, 404, 422),
+    errors=(400, 401, 403, 404, 422, 429),
 )
 async def create_links(request: web.Request, body: LinksCreate) -> web.Response:
     """One link to several of your files (`file_id` null, `files` in the order given): its page lists them,

@@ -108,9 +108,10 @@ def _page_headers(request: web.Request, name: str) -> dict[str, str]:
 
 
 def _resolve(name: str) -> Path:
-    """The file under web/ that `name` names; NotFound for anything else (`..`, hidden files, folders)."""
+    """The file under web/ that `name` names; NotFound for anything else (`..`, hidden files, folders, and
+    names with control characters: a NUL (`%00`) made the file system call raise)."""
     parts = name.split("/")
-    if not name or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+    if not name.isprintable() or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
         raise NotFound("no such file")
     path = (WEB / name).resolve()
     if not path.is_relative_to(WEB) or not path.is_file() or path.suffix not in CONTENT_TYPES:

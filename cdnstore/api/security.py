@@ -20,8 +20,8 @@ from ..servers import events_token_hash
 def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not token.strip() or not token.isascii():  # (tokens are ASCII: bytes
+        raise Unauthorized("send Authorization: Bearer <token>")  # beyond it are no token, and no UTF-8)
     return token.strip()
 
 

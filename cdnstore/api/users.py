@@ -65,11 +65,13 @@ def known_zones(request: web.Request) -> set[str]:
     admin=True,
     body=UserCreate,
     responses={201: UserOut},
-    errors=(400, 401, 403, 409, 422),
+    errors=(400, 401, 403, 409, 422, 429),
 )
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     """Without `permissions`, a new user holds the file and share-link permissions. Without `quota_bytes`,
-    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others)."""
+    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others).
+    Usernames are compared ignoring case and kept as spelled: 409 `username_taken` for a name another user
+    holds in any case."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
     row = await request.app[appkeys.ACCOUNTS].create(
@@ -125,7 +127,7 @@ async def get_user(request: web.Request) -> web.Response:
     admin=True,
     body=UserPatch,
     responses={200: UserOut},
-    errors=(400, 401, 403, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422, 429),
 )
 async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     """A new password ends every session of the user; so does disabling them (their tokens answer 401 at

@@ -22,6 +22,9 @@ const BATCH = 100; // the most part URLs one call may ask for
 const TRIES = 5;
 const FIRST_WAIT_MS = 500;
 const COMPLETE_ROUNDS = 5;
+/** What /complete answers when it is worth asking again: parts still missing (or the object not there
+ * yet), or the upload server did not answer in time. */
+export const NOT_YET = new Set(["upload_incomplete", "storage_unavailable"]);
 
 /** @typedef {{ number: number, url: string, method: string, headers: Record<string, string> }} PartTarget */
 /** @typedef {{ part_size: number, parts: number, server: import("./types.js").ServerRef }} Plan */
@@ -208,7 +211,7 @@ export class MultipartUpload {
       try {
         return await this.caller.post(`${this.base}/complete`);
       } catch (err) {
-        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || refused >= COMPLETE_ROUNDS) throw err;
+        if (!(err instanceof ApiError) || !NOT_YET.has(err.code) || refused >= COMPLETE_ROUNDS) throw err;
         const missing = /** @type {number[]} */ (err.problem.missing || []);
         for (const n of missing) this.held.delete(n);
         if (!missing.length) await sleep(300 + refused * 200);

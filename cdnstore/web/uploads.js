@@ -6,7 +6,7 @@
 // request's public side (upload-page.js, for senders without an account): the same code sends both.
 
 import { ApiError, describe } from "./api.js";
-import { Cancelled, MultipartUpload, putBytes } from "./multipart.js";
+import { Cancelled, MultipartUpload, NOT_YET, putBytes } from "./multipart.js";
 import { $, formatBytes, h, sentence } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
@@ -391,7 +391,7 @@ export class Uploads {
         const file = await this.to.caller.post(`${base}/complete`);
         if (file.status === "stored") return file;
       } catch (err) {
-        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || attempt >= 10) throw err;
+        if (!(err instanceof ApiError) || !NOT_YET.has(err.code) || attempt >= 10) throw err;
       }
       await new Promise((r) => setTimeout(r, 300 + attempt * 200));
     }
