@@ -40,7 +40,7 @@ from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
 from .models import LinkState
-from .throttle import address_key, attempt, throttle
+from .throttle import address_key, attempt, count_or_refuse, throttle
 
 # THE condition for "this file (alias f) is still served by the links that name it". Every statement that
 # asks which files a link serves uses it, so a new reason not to serve a file (a trash) is added here once.
@@ -246,6 +246,7 @@ class Links:
         wanted = list(dict.fromkeys(file_uuids))
         async with self.db.transaction() as tx:  # 404 before paying for a hash
             await owned_files(tx, owner_id, wanted)
+        await self._count_made(owner_id)
         password_hash = await self.passwords.hash(password) if password is not None else None
         expires_at = iso_in(expires_in) if expires_in is not None else None
         link_uuid = str(uuid.uuid4())
@@ -307,9 +308,19 @@ class Links:
             },
         )
 
-    async def request(self, *, password: str | None, expires_in: int | None, max_downloads: int | None) -> LinkRequest:
+    async def _count_made(self, owner_id: int) -> None:
+        """One more link made by the owner this minute (a link's password costs a hash: links.max_per_minute
+        bounds a user's); 429 `too_many_links` beyond."""
+        if self.cfg.max_per_minute:
+            detail = f"at most {self.cfg.max_per_minute} links a minute"
+            await count_or_refuse(self._made, str(owner_id), detail, "too_many_links")
+
+    async def request(
+        self, owner_id: int, *, password: str | None, expires_in: int | None, max_downloads: int | None
+    ) -> LinkRequest:
         """A link to make once an upload is stored (`"link"` in `POST /files`; `expires_in` as `expires_in`
-        resolved it: counted from when the file is stored)."""
+        resolved it: counted from when the file is stored), counted among the links the owner makes a minute."""
+        await self._count_made(owner_id)
         link_uuid, token = str(uuid.uuid4()), new_token()
         password_hash = await self.passwords.hash(password) if password is not None else None
         stored = json.dumps([link_uuid, token, password_hash, expires_in, max_downloads])

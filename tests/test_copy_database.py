@@ -260,7 +260,7 @@ async def test_a_copy_that_fails_on_the_way_leaves_the_target_empty(pg_cluster: 
         "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
         "VALUES (1, 'u', 'ann', 'x', 'now', 'now')"
     )
-    conn.execute("INSERT INTO links (uuid, file_id, token, created_at) VALUES ('l', 42, 't', 'now')")
+    conn.execute("INSERT INTO links (uuid, owner_id, file_id, token, created_at) VALUES ('l', 1, 42, 't', 'now')")
     conn.commit()
     conn.close()
     url = pg_cluster.fresh()

@@ -234,7 +234,9 @@ async def requested_link(request: web.Request, asked: LinkCreate | None) -> Link
     require_scope(request, "share")
     links = request.app[appkeys.LINKS]
     expires_in = links.expires_in(asked.expires_in, "expires_in" in asked.model_fields_set)
-    return await links.request(password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads)
+    return await links.request(
+        await caller_id(request), password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads
+    )
 
 
 @endpoint(
