@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -109,7 +110,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
-        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...",
+        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ..., starting with a copy of "
+        "the one-daemon demo's data",
+    )
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every log line (requests, copies, jobs) here too; they always go to DIR/cdnstore.log",
     )
     demo.set_defaults(run=cmd_demo)
     return p
@@ -417,7 +424,14 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(cfg, args.dir, args.port, args.daemons)
+    code = run_demo(cfg, args.dir, args.port, args.daemons, verbose=args.verbose)
+    # Everything is stopped, closed and written by now. Freeing the heap (botocore's models of a client per
+    # storage server, the page's files, ...) object by object, as the interpreter's own exit does, took
+    # longer than the whole stop on a busy machine (seconds after "stopped"): there is nothing left to free.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
