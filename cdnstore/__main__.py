@@ -1,5 +1,5 @@
 """The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
-backup | copy-database | check-config | demo."""
+backup | copy-database | check-config | demo, and `cdnstore upload`, a client of a running cdnstore."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, appkeys
+from . import __version__, appkeys, uploader
 from . import config as config_module
 from .config import Config
 from .errors import CdnError, ConfigError
@@ -28,6 +28,10 @@ log = logging.getLogger("cdnstore")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "upload":  # a client of a running cdnstore: no config file, no database
+        from .uploader import run as upload
+
+        return upload(args)
     try:
         cfg = config_module.load(args.config)
         setup_logging(cfg.log)
@@ -101,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
         help="also read every replica back and compare its SHA-256 (at most scrub.deep_rate bytes a second)",
     )
     scrub.set_defaults(run=cmd_scrub)
+
+    uploader.parser_of(sub)
 
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")

@@ -58,6 +58,7 @@ KINDS = {
     "test_servers": INTEGRATION,
     "test_storage_seaweed": INTEGRATION,
     "test_team": INTEGRATION,
+    "test_upload_command": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,

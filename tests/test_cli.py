@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import signal
@@ -16,7 +17,8 @@ from weedbed import unused_port
 
 from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 # Run as written, but strict: the first failing command (an HTTP error included) ends the script.
 STRICT = 'set -euo pipefail\nshopt -s inherit_errexit\ncurl() { command curl --fail-with-body "$@"; }\n'
 
@@ -154,6 +156,7 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
         assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
             (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT
         ]
+        (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # run from a checkout, where dev.py made .venv
         readme = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
@@ -177,6 +180,19 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("dallas", "USA"),
         }
         assert {i["status"] for i in where["items"]} <= {"present", "pending"}
+        # The upload command: the big file in parts, stored, and a share link that serves its bytes.
+        assert steps["block 3"] == ""
+        stored = re.fullmatch(r"stored big\.bin \(70,000,000 bytes\) as [0-9a-f-]{36}: (\S+)/s/(\S+)\n", steps["5"])
+        assert stored is not None and stored[1] == url, steps["5"]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v1/public/links/{stored[2]}/download", json={}) as resp:
+                assert resp.status == 200, await resp.text()
+                got = await resp.json()
+            async with http.get(got["url"]) as resp:
+                digest = hashlib.sha256()
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    digest.update(chunk)
+        assert digest.digest() == hashlib.sha256((tmp_path / "big.bin").read_bytes()).digest()
     finally:
         proc.send_signal(signal.SIGINT)
         rest = await asyncio.wait_for(proc.communicate(), 30)
