@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -252,11 +253,23 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def read_password(args: argparse.Namespace) -> str | None:
-    """From standard input (--password-stdin) or asked twice; None when the two differ."""
+    """From standard input (--password-stdin) or asked twice on the terminal; None (having said why in a line)
+    when the two differ, or when there is no terminal to ask on (a script, a service, `sudo` without one)."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass(f"password for {args.name}: ")
-    if password != getpass.getpass("again: "):
+    try:
+        with warnings.catch_warnings():
+            # Without a terminal getpass would read standard input, echoing it, and fail at its end.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass(f"password for {args.name}: ")
+            again = getpass.getpass("again: ")
+    except (EOFError, getpass.GetPassWarning):
+        print(
+            "cdnstore: no terminal to ask for the password on: give it on standard input with --password-stdin",
+            file=sys.stderr,
+        )
+        return None
+    if password != again:
         print("cdnstore: the passwords differ", file=sys.stderr)
         return None
     return password

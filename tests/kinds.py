@@ -43,6 +43,7 @@ KINDS = {
     "test_devpy": INTEGRATION,
     "test_files": INTEGRATION,
     "test_headers": INTEGRATION,
+    "test_install": INTEGRATION,
     "test_integrity": INTEGRATION,
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import signal
 import sqlite3
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from clihelp import cdnstore, start_demo
+from clihelp import by_marker, cdnstore, doc_blocks, json_values, marked, start_demo
 from weedbed import unused_port
 
 from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
@@ -23,45 +22,15 @@ README = ROOT / "README.md"
 STRICT = 'set -euo pipefail\nshopt -s inherit_errexit\ncurl() { command curl --fail-with-body "$@"; }\n'
 
 
-def readme_blocks() -> list[tuple[str, str]]:
-    """Every ```sh block of the README, with the title of the section it is in ("" before the first)."""
-    text = README.read_text()
-    return [
-        ((re.findall(r"^## (.+)$", text[: m.start()], re.M) or [""])[-1], m[1])
-        for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)
-    ]
-
-
 def readme_demo_script() -> str:
     """The README's blocks for the demo, in order, each numbered comment turned into a marker to split
     the output by: `### 3` for `# 3. ...`, `### block 2` at the start of the second block."""
-    blocks = readme_blocks()
+    blocks = doc_blocks(README)
     # The first block is the two commands that start everything; "Running it for real" is no demo.
     assert blocks[0][0] == "" and blocks[0][1].startswith("python3 dev.py demo    #")
     demo = [block for title, block in blocks[1:] if title != "Running it for real"]
     assert all(title.startswith("Try it") for title, block in blocks[1:] if block in demo), blocks
-    # printf, not echo: curl prints JSON without a newline, and a marker must start a line of its own.
-    marked = (
-        f"printf '\\n### block {n}\\n'\n" + re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
-        for n, block in enumerate(demo, 1)
-    )
-    return STRICT + "".join(marked)
-
-
-def by_marker(output: str) -> dict[str, str]:
-    parts = re.split(r"\n### (.+)\n", output)
-    return dict(zip(parts[1::2], parts[2::2], strict=True))
-
-
-def json_values(text: str) -> list[Any]:
-    """The JSON documents printed back to back (curl adds no newline)."""
-    decoder, found, at = json.JSONDecoder(), [], 0
-    while at < len(text.strip()):
-        value, at = decoder.raw_decode(text, at)
-        found.append(value)
-        while at < len(text) and text[at].isspace():
-            at += 1
-    return found
+    return STRICT + "".join(f"printf '\\n### block {n}\\n'\n" + marked(block) for n, block in enumerate(demo, 1))
 
 
 def test_init_creates_the_database_and_is_safe_to_run_again(tmp_path: Path) -> None:
@@ -82,6 +51,14 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert taken.returncode == 1 and "username_taken" in taken.stderr
     short = cdnstore("user", "add", "bob", "--password-stdin", cwd=tmp_path, stdin="short\n")
     assert short.returncode == 1 and "password" in short.stderr
+
+
+def test_user_add_without_a_terminal_says_in_a_line_to_give_the_password_on_stdin(tmp_path: Path) -> None:
+    """Run by a script or a service (no terminal to ask on): no EOFError traceback, the way to do it."""
+    for command in (("user", "add", "admin", "--admin"), ("user", "passwd", "admin")):
+        asked = cdnstore(*command, cwd=tmp_path, stdin="")
+        assert asked.returncode == 1 and asked.stderr.count("\n") == 1, asked
+        assert "no terminal to ask for the password on" in asked.stderr and "--password-stdin" in asked.stderr
 
 
 def test_user_disable_enable_passwd_and_delete_never_leave_no_enabled_admin(tmp_path: Path) -> None:
