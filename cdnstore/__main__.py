@@ -240,8 +240,7 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
         cfg.require_secret()
     except ConfigError as exc:
         problems.append(str(exc))
-    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
-        problems.append(f"geoip.database: no file at {cfg.geoip.database}")
+    problems.extend(_check_geoip(cfg))
     if not cfg.events.token:
         print("cdnstore: warning: events.token is empty: storage servers' webhooks are refused", file=sys.stderr)
     for problem in problems:
@@ -250,6 +249,21 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
         return 2
     print("cdnstore: configuration OK", file=sys.stderr)
     return 0
+
+
+def _check_geoip(cfg: Config) -> list[str]:
+    """Says which GeoIP database serves and when it was built; the problem when it cannot serve."""
+    from .geo import GeoDatabaseError, GeoLocator
+
+    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
+        return [f"geoip.database: no file at {cfg.geoip.database}"]
+    try:
+        with GeoLocator(cfg.geoip.database or None) as locator:
+            old = ': over a year old, update it (docs/operations.md, "GeoIP data")' if locator.outdated() else ""
+            print(f"cdnstore: GeoIP database {locator.path}: {locator.describe()}{old}", file=sys.stderr)
+    except GeoDatabaseError as exc:
+        return [f"geoip.database: {exc}"]
+    return []
 
 
 def read_password(args: argparse.Namespace) -> str | None:

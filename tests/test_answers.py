@@ -24,6 +24,7 @@ from cdnstore.api.files import (
 )
 from cdnstore.api.jobs import render_job_row
 from cdnstore.api.links import render_link, render_public
+from cdnstore.api.ops import geoip_check
 from cdnstore.api.schemas import (
     DownloadOut,
     FileOut,
@@ -33,6 +34,7 @@ from cdnstore.api.schemas import (
     Out,
     PartUrlOut,
     PublicLinkOut,
+    ReadyCheck,
     ReplicaOut,
     ServerOut,
     ServerRef,
@@ -42,6 +44,7 @@ from cdnstore.api.schemas import (
 from cdnstore.api.servers import render_ref, render_server
 from cdnstore.api.users import render_row, render_user
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.geo import GeoLocator
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
@@ -207,3 +210,8 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
     }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+
+
+def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
+    with GeoLocator() as locator:
+        assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
+import tarfile
 import time
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import aiohttp
 from clihelp import by_marker, clean_env, doc_blocks, json_values, marked
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket, unused_port
 
+from cdnstore.geo import default_database_path
 from cdnstore.seaweed import WeedCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,8 +131,29 @@ async def test_the_install_on_a_vm_runs_as_written_up_to_the_first_storage_serve
         config = (sandbox / "etc/cdnstore/config.toml").read_text()
         assert f'path = "{sandbox}/var/lib/cdnstore/cdnstore.sqlite3"' in config
         assert (sandbox / "var/lib/cdnstore/cdnstore.sqlite3").exists()  # the database is where it says
+        await a_downloaded_geoip_database_is_put_in_place(sandbox, port, tmp_path / "downloads")
     finally:
         await stop_service(sandbox)
+
+
+async def a_downloaded_geoip_database_is_put_in_place(sandbox: Path, port: int, downloads: Path) -> None:
+    """operations.md's "GeoIP data": a GeoLite2-City_<date>.tar.gz from MaxMind's download page (made here
+    of the shipped database), put where the configuration says, and named by check-config."""
+    (block,) = [b for title, b in doc_blocks(OPERATIONS) if title == "GeoIP data" and "tar -xzf" in b]
+    folder = downloads / "GeoLite2-City_20181203"
+    folder.mkdir(parents=True)
+    shutil.copy(default_database_path(), folder / "GeoLite2-City.mmdb")
+    with tarfile.open(downloads / "GeoLite2-City_20181203.tar.gz", "w:gz") as archive:
+        archive.add(folder, arcname=folder.name)
+    shutil.rmtree(folder)
+    proc = await run_script(sandboxed("set -eu\n" + STAND_INS + block, sandbox, port), sandbox, cwd=downloads)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    said = out.decode()
+    assert proc.returncode == 0, said
+    placed = sandbox / "var/lib/cdnstore/GeoLite2-City.mmdb"
+    assert f"cdnstore: GeoIP database {placed}: GeoLite2-City, built 2018-07-03" in said, said
+    assert said.rstrip().endswith("cdnstore: configuration OK"), said
+    assert placed.read_bytes() == default_database_path().read_bytes()
 
 
 def service_log(sandbox: Path) -> str:
