@@ -26,6 +26,9 @@ ROUTES = endpoint.endpoints
 
 REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
+# Beside it, a cookie the page's script may read, holding nothing but "1", and living as long: the page asks
+# for a refresh only when it is there, so a visit without a session asks nothing (no 401 in the console).
+HINT_COOKIE = "cdnstore_session"
 
 
 async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
@@ -48,15 +51,19 @@ async def tokens_answer(
     )
     if cookie:
         secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
-        response.set_cookie(
-            REFRESH_COOKIE,
-            refresh,
-            path=COOKIE_PATH,
-            max_age=accounts.tokens.refresh_ttl,
-            httponly=True,
-            secure=secure,
-            samesite="Strict",
-        )
+        for name, value, path, httponly in (
+            (REFRESH_COOKIE, refresh, COOKIE_PATH, True),
+            (HINT_COOKIE, "1", "/", False),
+        ):
+            response.set_cookie(
+                name,
+                value,
+                path=path,
+                max_age=accounts.tokens.refresh_ttl,
+                httponly=httponly,
+                secure=secure,
+                samesite="Strict",
+            )
     return response
 
 
@@ -140,6 +147,7 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
     await end_replaced_session(request)
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    response.del_cookie(HINT_COOKIE, path="/")
     return response
 
 
