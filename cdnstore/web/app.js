@@ -27,11 +27,14 @@ const VIEWS = ["files", "history", "servers", "users"];
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
 const share = new ShareDialog(session);
-const details = new DetailsDialog(session, { share: (file) => share.open(file) });
 const usage = new MyUsage(session);
 const files = new FilesView(session, {
-  details: (file) => details.open(file), share: (file) => share.open(file), removed: () => usage.load(),
+  details: (file) => details.open(file),
+  share: (file) => share.open(file),
+  removed: () => usage.load(),
+  listed: (items) => uploads.offerUnfinished(items), // what a reload left unfinished, offered to resume
 });
+const details = new DetailsDialog(session, { share: (file) => share.open(file), fresh: (file) => files.upsert(file) });
 const uploads = new Uploads(session, {
   changed: (file) => {
     files.upsert(file);
@@ -96,6 +99,8 @@ function route() {
   if (view === "files") {
     files.load();
     usage.load();
+  } else {
+    files.stop();
   }
   if (view === "history") history.load();
   if (view === "servers") {

@@ -1,6 +1,6 @@
 // @ts-check
 // A file's details: size, type, status, zone, times, checksum and, for those who may see the servers,
-// where its copies are.
+// where its copies are; read afresh from the daemon when the dialog opens.
 
 import { say } from "./feedback.js";
 import { download } from "./files-view.js";
@@ -14,17 +14,35 @@ const WORDS = { present: "Present", pending: "Copying", corrupt: "Being replaced
 export class DetailsDialog {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ share: (file: File) => void }} on
+   * @param {{ share: (file: File) => void, fresh: (file: File) => void }} on `fresh`: the file as the
+   *   daemon has it now (read when the dialog opens), for the list to show it too
    */
   constructor(session, on) {
     this.session = session;
     this.on = on;
     this.dialog = $("#details-dialog", HTMLDialogElement);
     this.copies = $("#details-copies");
+    this.opened = 0; // which opening an answer belongs to: a late one for another file is dropped
+  }
+
+  /** Show the file as the list has it at once, then as the daemon has it now (the list may be behind:
+   * a copy made, its SHA-256 learnt meanwhile). @param {File} file */
+  open(file) {
+    const opening = ++this.opened;
+    this.copies.replaceChildren();
+    this.show(file);
+    this.dialog.showModal();
+    this.session.get(`/files/${file.id}`).then((fresh) => {
+      if (opening !== this.opened || !this.dialog.open) return;
+      this.show(fresh);
+      this.on.fresh(fresh);
+    }, (err) => {
+      if (opening === this.opened) $("#details-list").append(h("dt", {}, "Now"), h("dd", { class: "error" }, say(err)));
+    });
   }
 
   /** @param {File} file */
-  open(file) {
+  show(file) {
     const { session, dialog } = this;
     $("#details-title").textContent = file.name;
     /** @type {[string, string | Node][]} */
@@ -49,9 +67,8 @@ export class DetailsDialog {
       }, "Download"));
     const canSeeCopies = session.can("can_view_cdnserver") && ready;
     $("#details-copies-section").hidden = !canSeeCopies;
-    this.copies.replaceChildren();
-    dialog.showModal();
     if (canSeeCopies) this.loadCopies(file);
+    else this.copies.replaceChildren();
   }
 
   /** Asked afresh (not the list's): the dialog is where one looks at the copies closely. @param {File} file */
