@@ -122,6 +122,12 @@ async def downloaded(download: Download) -> bytes:
     return await asyncio.to_thread(Path(await download.path()).read_bytes)
 
 
+async def fill_in(form: Any, fields: dict[str, str]) -> None:
+    """A form's fields, by their labels."""
+    for label, value in fields.items():
+        await form.get_by_label(label, exact=True).fill(value)
+
+
 def file_row(page: Page, name: str) -> Any:
     return page.locator("#files-body tr").filter(has=page.locator(".name", has_text=re.compile(f"^{re.escape(name)}$")))
 
@@ -524,8 +530,7 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         "Latitude": "38.72",
         "Longitude": "-9.14",
     }
-    for label, value in fields.items():
-        await form.get_by_label(label, exact=True).fill(value)
+    await fill_in(form, fields)
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).not_to_be_empty()
     first = await form.locator("#server-error").text_content()
@@ -1000,19 +1005,21 @@ async def test_an_admin_registers_the_first_storage_server_on_the_page(
     await expect(page.locator("#servers-empty")).to_be_visible()
     await page.get_by_role("button", name="Add server").click()
     form = page.locator("#server-dialog")
-    for label, value in {
-        "Name": "lisbon",
-        "City": "Lisbon",
-        "S3 endpoint URL": weed.instance("capetown").endpoint_url,
-        "Bucket": bucket,
-        "Region": "us-east-1",
-        "Access key": ACCESS_KEY,
-        "Secret key": SECRET_KEY,
-        "Zone": "Europe",
-        "Latitude": "38.72",
-        "Longitude": "-9.14",
-    }.items():
-        await form.get_by_label(label, exact=True).fill(value)
+    await fill_in(
+        form,
+        {
+            "Name": "lisbon",
+            "City": "Lisbon",
+            "S3 endpoint URL": weed.instance("capetown").endpoint_url,
+            "Bucket": bucket,
+            "Region": "us-east-1",
+            "Access key": ACCESS_KEY,
+            "Secret key": SECRET_KEY,
+            "Zone": "Europe",
+            "Latitude": "38.72",
+            "Longitude": "-9.14",
+        },
+    )
     await form.get_by_role("button", name="Save").click()
     await expect(form).to_be_hidden(timeout=30_000)
     await expect(page.locator("#servers-body tr")).to_have_count(1)
@@ -1037,16 +1044,18 @@ async def test_an_empty_add_server_form_names_every_missing_field(api: Api, cont
     await expect(form.get_by_label("Name", exact=True)).to_be_focused()
 
     # Once filled in, a coordinate out of range is named on its own, next to what is still missing.
-    for label, value in {
-        "Name": "lisbon",
-        "City": "Lisbon",
-        "S3 endpoint URL": "http://127.0.0.1:9",
-        "Bucket": "b",
-        "Zone": "Europe",
-        "Latitude": "123",
-        "Longitude": "-9.14",
-    }.items():
-        await form.get_by_label(label, exact=True).fill(value)
+    await fill_in(
+        form,
+        {
+            "Name": "lisbon",
+            "City": "Lisbon",
+            "S3 endpoint URL": "http://127.0.0.1:9",
+            "Bucket": "b",
+            "Zone": "Europe",
+            "Latitude": "123",
+            "Longitude": "-9.14",
+        },
+    )
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).to_have_text(
         "Fill in Access key and Secret key. Latitude must be a number from -90 to 90."
