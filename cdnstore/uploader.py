@@ -323,9 +323,12 @@ class Upload:
             async with lanes:
                 await self._send_part(file_id, parts, number)
 
-        async with asyncio.TaskGroup() as group:
-            for number in todo:
-                group.create_task(one(number))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number in todo:
+                    group.create_task(one(number))
+        except* Failed as failed:  # the first part that failed for good says why (the others were stopped)
+            raise failed.exceptions[0] from None
 
     async def _send_part(self, file_id: str, parts: Parts, number: int) -> None:
         offset, length = parts.span(number, self.size)

@@ -50,7 +50,14 @@ async def start(
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE if stderr_to is None else stderr_to,
+        preexec_fn=ctrl_c_reaches_it,
     )
+
+
+def ctrl_c_reaches_it() -> None:
+    """In the child: SIGINT as a terminal's foreground program gets it (a test run started in the background
+    by a shell would hand down SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_random(path: Path, size: int) -> bytes:
@@ -128,6 +135,34 @@ async def test_a_big_file_goes_in_parts_and_the_same_command_again_resumes_after
         assert resumed is not None and int(resumed[1]) >= held and int(resumed[1]) + int(resumed[2]) == 4, err
         await stored_as(carol, out, data)
     assert len((await carol.get("/api/v1/files")).expect(200)["items"]) == 1  # the same file, not a second
+
+
+async def test_a_token_refused_in_the_middle_is_said_in_a_line_and_a_new_one_resumes(
+    make_api: Any, weed: WeedCluster, bucket: str, tmp_path: Path
+) -> None:
+    """An access token's session ended during an upload (a logout elsewhere, an expiry): one line says so,
+    and the same command with a new token goes on from what the server holds."""
+    async with fault_proxy(weed.instance("newyork").endpoint_url) as proxy:
+        api, carol = await only_newyork(make_api, weed, bucket, endpoint_url=proxy.url)
+        data = write_random(tmp_path / "backup.tar", 19 * MIB)
+        proxy.delay = 0.05
+        proc = await start("backup.tar", "--parallel", "2", api=api, token=carol.access, cwd=tmp_path)
+
+        async def a_part_arrived() -> bool:
+            found = (await carol.get("/api/v1/files?q=backup.tar")).expect(200)["items"]
+            view = await carol.get(f"/api/v1/files/{found[0]['id']}/upload") if found else None
+            return view is not None and view.status == 200 and bool(view.body["uploaded"])
+
+        await wait_for(a_part_arrived, "a first part to arrive", within=60, every=0.05)
+        (await api.call("POST", "/api/v1/auth/logout", json={"refresh_token": carol.refresh})).expect(204)
+        _, said = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 1, said
+        assert said.decode().count("\n") == 1 and "backup.tar: CDNSTORE_TOKEN was refused" in said.decode(), said
+        proxy.heal()
+        again = await api.login("carol")
+        code, out, err = await upload("backup.tar", api=api, token=again.access, cwd=tmp_path)
+        assert code == 0 and "resuming backup.tar: " in err, out + err
+        await stored_as(again, out, data)
 
 
 async def test_link_prints_a_share_link_once_stored_and_sha256_declares_the_hash(
