@@ -28,6 +28,7 @@ from cdnstore.api.jobs import render_job_row
 from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
 from cdnstore.api.oidc import render_methods
+from cdnstore.api.ops import geoip_check
 from cdnstore.api.schemas import (
     AuthMethodsOut,
     DownloadOut,
@@ -41,6 +42,7 @@ from cdnstore.api.schemas import (
     PartUrlOut,
     PublicLinkOut,
     PublicRequestOut,
+    ReadyCheck,
     ReplicaOut,
     SenderUploadOut,
     ServerOut,
@@ -57,6 +59,7 @@ from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.geo import GeoLocator
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Health, Server, User
 from cdnstore.storage import PartInfo
@@ -311,3 +314,8 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
     }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+
+
+def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
+    with GeoLocator() as locator:
+        assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))
