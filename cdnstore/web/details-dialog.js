@@ -27,6 +27,7 @@ export class DetailsDialog {
     this.copies = $("#details-copies");
     this.preview = $("#details-preview");
     this.opened = 0; // which opening an answer belongs to: a late one for another file is dropped
+    this.touched = false; // the expiry changed or being changed here: the afresh read, older, is dropped
     // Closed: the preview goes (a video or audio stops playing).
     this.dialog.addEventListener("close", () => this.preview.replaceChildren());
   }
@@ -35,12 +36,14 @@ export class DetailsDialog {
    * a copy made, its SHA-256 learnt meanwhile). @param {File} file */
   open(file) {
     const opening = ++this.opened;
+    this.touched = false;
     this.copies.replaceChildren();
     this.show(file);
     this.dialog.showModal();
     this.showPreview(file, opening);
     this.session.get(`/files/${file.id}`).then((fresh) => {
-      if (opening !== this.opened || !this.dialog.open) return;
+      // (Not over an expiry being chosen, nor after one saved: this answer was asked before it.)
+      if (opening !== this.opened || !this.dialog.open || this.touched) return;
       this.show(fresh);
       if (!previewable(file) && previewable(fresh)) this.showPreview(fresh, opening); // stored meanwhile
       this.on.changed(fresh);
@@ -108,6 +111,7 @@ export class DetailsDialog {
     const save = h("button", { type: "submit", class: "small" }, "Save");
     const error = h("p", { class: "error", role: "alert" });
     const form = h("form", { class: "expiry-form" }, text, select, save, error);
+    select.addEventListener("change", () => { this.touched = true; });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const asked = expiresAtOf(select.value);

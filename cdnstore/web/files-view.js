@@ -463,11 +463,13 @@ export class FilesView {
   /** The row's file as the daemon has it now; whether anything of it changed. @param {FileRow} row */
   async lookAt(row) {
     const { id } = row.file;
+    const was = row.file;
     try {
       /** @type {File} */
       const file = await this.session.get(`/files/${id}`);
       if (this.seesCopies() && file.status === "stored") file.servers = (await this.session.get(`/files/${id}/servers`)).items;
-      if (this.rows.get(id) !== row || row.editing) return false;
+      // (Told of something newer meanwhile, an expiry saved in the details say: this answer may be older.)
+      if (this.rows.get(id) !== row || row.editing || row.file !== was) return false;
       const before = shown(row.file) + row.file.sha256;
       row.update(file);
       return shown(file) + file.sha256 !== before;
