@@ -27,6 +27,7 @@ EVENTS = (
     "file.renamed",
     "file.deleted",
     "file.corrupt",
+    "file.imported",
     "link.created",
     "link.deleted",
     "link.downloaded",

@@ -10,9 +10,11 @@ or a restart of cdnstore alike.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from . import probe
 from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
@@ -70,6 +72,7 @@ class Uploads:
         self.servers = servers
         self.files = files
         self.uploads = cfg.uploads
+        self._next_full = 0.0  # time.monotonic() of the next full sweep
 
     async def _in_progress(self, owner_id: int, file_uuid: str) -> InProgress:
         """The caller's file's upload still running, with its server; 404 `no_upload` when none is."""
@@ -88,12 +91,13 @@ class Uploads:
         v = up.version
         if not up.multipart:
             url, headers = self.storage.presign_put(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 content_type=v["content_type"],
                 size=v["size"],
                 expires_in=self.uploads.url_ttl,
                 sha256=v["sha256"],
+                if_none_match=up.server.honours_conditional_write,
             )
             expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
             put = PresignedPut(url, headers, expires_at, up.server)
@@ -139,7 +143,7 @@ class Uploads:
         items = []
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
             url, headers = self.storage.presign_part(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 v["upload_id"],
                 n,
@@ -193,7 +197,15 @@ class Uploads:
     async def sweep(self) -> int:
         """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose
         storage event was lost is stored (HEAD); one left alone past `uploads.abandon_after` (no part for that
-        long) is aborted on its server and given up. How many uploads were stored."""
+        long) is aborted on its server and given up. How many uploads were stored.
+
+        It runs every `uploads.fast_sweep_interval`, for the single PUTs to servers whose events are not seen
+        (probe.events_state: their uploads wait for nothing else when the client never calls /complete), and
+        in full every `uploads.sweep_interval`."""
+        if time.monotonic() < self._next_full:
+            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
+            return await self.files.sweep_uploads(quiet)
+        self._next_full = time.monotonic() + self.uploads.sweep_interval
         stored = await self.files.sweep_uploads()
         rows = await self.db.fetchall(
             "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "

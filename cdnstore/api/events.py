@@ -25,9 +25,13 @@ async def storage_event(request: web.Request) -> web.Response:
     `Authorization: Bearer <events.token>`, or the server's own `events_token` if it was registered with
     one (then only that token is accepted here). Objects cdnstore does not know are ignored; the same event
     twice, or events out of order, change nothing."""
-    server = request.app[appkeys.SERVERS].by_name(request.match_info["server_name"])
+    registry = request.app[appkeys.SERVERS]
+    server = registry.by_name(request.match_info["server_name"])
     files = request.app[appkeys.FILES]
-    for event in events.parse(await read_json(request)):
-        if event.created and event.bucket == server.bucket:
+    found = [event for event in events.parse(await read_json(request)) if event.bucket == server.bucket]
+    if found:  # its events reach cdnstore (the server's capabilities say so: probe.events_state)
+        await registry.event_seen(server)
+    for event in found:
+        if event.created:
             await files.event_created(server, event.key, event.size, event.etag)
     return web.Response(status=204)
