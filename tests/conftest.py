@@ -144,6 +144,8 @@ BOTH_ENGINES = {
     "test_servers",
     "test_team",
     "test_users",
+    "test_vendors",
+    "test_imports",
 }
 
 

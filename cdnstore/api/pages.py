@@ -5,8 +5,9 @@ talks to the daemon only through the public API and keeps its tokens in memory. 
 a Content-Security-Policy that allows scripts, styles and images from this origin only (plus `data:`
 images), no `<base>`, forms posting to this origin only and no framing. The main page PUTs uploads
 straight to the storage servers' presigned URLs, so its `connect-src` names this origin and the origins
-of the registered storage servers, computed from the in-memory registry when the page is asked for (a
-server added or moved shows in the next page load); the share page connects to this origin only.
+the registered storage servers' URLs are presigned for (their public_url, else endpoint_url), computed
+from the in-memory registry when the page is asked for (a server added or moved shows in the next page
+load); the share page connects to this origin only.
 
 Static files are revalidated on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file
 costs a 304): the names carry no version, and an upgraded daemon must never run with yesterday's script.
@@ -27,6 +28,7 @@ from aiohttp import web
 from .. import appkeys
 from ..errors import NotFound
 from ..models import Server
+from ..presign import base_url
 from .endpoint import Router
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -81,8 +83,17 @@ def _page_csp(origins: tuple[str, ...]) -> str:
 
 
 def page_csp(servers: Iterable[Server]) -> str:
-    """The main page's policy: connect-src is this origin and every registered storage server's."""
-    return _page_csp(tuple(sorted({o for s in servers if (o := origin(s.endpoint_url)) is not None})))
+    """The main page's policy: connect-src is this origin and every registered storage server's public
+    address (the origin of its presigned URLs: public_url, else endpoint_url; the bucket's own host name for
+    virtual-hosted addressing)."""
+    return _page_csp(tuple(sorted({o for s in servers if (o := _public_origin(s)) is not None})))
+
+
+def _public_origin(server: Server) -> str | None:
+    try:
+        return origin(base_url(server.public))
+    except ValueError:  # (an address no presigned URL can be made for)
+        return None
 
 
 def _page_headers(request: web.Request, name: str) -> dict[str, str]:
