@@ -128,7 +128,9 @@ def test_host_and_region_variants_match_botocore(frozen: datetime, endpoint: str
     assert urlsplit(ours).path == urlsplit(theirs).path
 
 
-@pytest.mark.parametrize("endpoint", ["https://s3.example.com", "http://s3.example.com:9000", "https://s3.example.com/"])
+@pytest.mark.parametrize(
+    "endpoint", ["https://s3.example.com", "http://s3.example.com:9000", "https://s3.example.com/"]
+)
 @pytest.mark.parametrize("key", KEYS[:3])
 def test_virtual_hosted_style_matches_botocore(frozen: datetime, endpoint: str, key: str) -> None:
     target = S3Target(endpoint, "my-bucket", "eu-central-1", "AKIDEXAMPLE", "secret", "virtual")
