@@ -49,6 +49,8 @@ NAME_TAKEN = "the owner already has a file of that name"
 COLUMNS = """i.uuid, i.server_id, i.owner_id, u.username AS owner, i.prefix, i.strip_prefix, i.state, i.after_key,
     i.objects_seen, i.files_adopted, i.bytes, i.errors, i.last_error, i.created_at, i.updated_at, i.finished_at"""
 FROM = "FROM imports i JOIN users u ON u.id = i.owner_id"
+# An import as its runner reads it, with whether its owner still exists.
+RUNNING = f"SELECT i.*, u.deleted_at AS owner_deleted_at {FROM} WHERE i.uuid = ?"
 # What an import says when it cannot go on now (it tries again): cdnstore's words, not the server's answer.
 WAITING = {
     "off": "the server is off or down: the import goes on when it is back",
@@ -160,11 +162,14 @@ class Imports:
         return True
 
     async def _run(self, import_uuid: str) -> None:
-        row = await self.db.fetchone("SELECT * FROM imports WHERE uuid = ?", (import_uuid,))
+        row = await self.db.fetchone(RUNNING, (import_uuid,))
         while row is not None and row["state"] == ImportState.RUNNING:
             server = self.servers.by_internal_id(row["server_id"])
             if server is None:
                 return  # (removed: its imports went with it)
+            if row["owner_deleted_at"] is not None:
+                await self._failed(row["id"], "its owner was deleted")
+                return
             if not server.is_available:
                 await self._waiting(row["id"], "off")
                 return
@@ -179,9 +184,19 @@ class Imports:
                 return
             if not await self._adopt(row, server, objects, more):
                 return  # another process moved it on meanwhile (or it ended)
-            row = await self.db.fetchone("SELECT * FROM imports WHERE id = ?", (row["id"],))
+            row = await self.db.fetchone(RUNNING, (import_uuid,))
             if self.cfg.rate and objects:  # paced: this page may not have taken less than its share
                 await asyncio.sleep(max(0.0, len(objects) / self.cfg.rate - (time.monotonic() - began)))
+
+    async def _failed(self, import_id: int, why: str) -> None:
+        now = now_iso()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE imports SET state = 'failed', last_error = ?, updated_at = ?, finished_at = ? "
+                "WHERE id = ? AND state = 'running'",
+                (why, now, now, import_id),
+            )
+        log.warning("import %s stopped: %s", import_id, why)
 
     async def _waiting(self, import_id: int, why: str) -> None:
         async with self.db.transaction() as tx:

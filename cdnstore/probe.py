@@ -57,6 +57,8 @@ _URL_TTL = 300
 UPLOAD_HEADERS = ("content-md5", "content-type", "if-none-match", "x-amz-checksum-sha256")
 _MADE_UP_REGION = "cdnstore-probe-1"
 _REGION_IN_ERROR = re.compile(r"<Region>([^<]{1,64})</Region>|expecting '([^']{1,64})'")
+# What a region looks like: a server's answer is kept only in that shape (nothing else of it is shown).
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Events: a probe's object event is due within EVENTS_GRACE; an event stream that said nothing for EVENTS_WINDOW
 # is not counted on (the daily probe writes an object: a working stream is never that quiet).
 EVENTS_GRACE = 60.0  # seconds
@@ -118,6 +120,10 @@ def _before(when: str, now: str, by: float) -> bool:
     return iso(datetime.fromisoformat(when).timestamp() + by) < now
 
 
+def _region(text: str | None) -> str | None:
+    return text if text is not None and _REGION.fullmatch(text) else None
+
+
 def _md5(data: bytes) -> str:
     return b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
@@ -140,7 +146,7 @@ class Prober:
             self._conditional_write(target, f"{key}-once", written),
             self._cors(target, f"{key}-cors"),
             self._try(self.storage.bucket_versioning(target), target, "versioning"),
-            self._try(self.storage.bucket_location(target), target, "location"),
+            self._location(target),
             self._signing_region(target),
         )
         await self._clean(target, written, versioning)
@@ -264,7 +270,10 @@ class Prober:
         if 200 <= answer.status < 300:
             return "any"
         named = _REGION_IN_ERROR.search(answer.text)
-        return (named[1] or named[2]) if named else target.region
+        return _region(named[1] or named[2]) if named else target.region
+
+    async def _location(self, target: S3Target) -> str | None:
+        return _region(await self._try(self.storage.bucket_location(target), target, "location"))
 
     async def _clean(self, target: S3Target, written: list[str], versioning: str | None) -> None:
         """Leave nothing behind: the probe's objects, and in a bucket that keeps versions, every version."""

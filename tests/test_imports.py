@@ -154,6 +154,27 @@ async def test_an_import_names_its_owner_and_runs_once_at_a_time_per_server(
     (await alice.get(path)).problem(403, "forbidden")
 
 
+async def test_an_import_whose_owner_was_deleted_stops_and_says_so(
+    make_api: MakeApi, weed: WeedCluster, bucket: str
+) -> None:
+    api = await make_api(**FAST)
+    admin = await api.user("root", admin=True)
+    await api.user("carol")
+    server = await admin.add_server(weed, "dallas", bucket, is_on=False)
+    await fill(weed.target("dallas", bucket), {"left.txt": b"left behind\n"})
+    path = f"/api/v1/servers/{server['id']}/import"
+    (await admin.post(path, json={"owner": "carol"})).expect(202)
+    (await admin.delete(f"/api/v1/users/{(await _user(admin, 'carol'))['id']}")).expect(204)
+    (await admin.patch(f"/api/v1/servers/{server['id']}", json={"is_on": True})).expect(200)
+
+    async def stopped() -> dict[str, Any] | None:
+        found = dict((await admin.get(path)).expect(200))
+        return found if found["state"] != "running" else None
+
+    found = await wait_for(stopped, "the import to stop")
+    assert (found["state"], found["last_error"], found["files_adopted"]) == ("failed", "its owner was deleted", 0)
+
+
 async def _user(admin: Session, name: str) -> dict[str, Any]:
     users = (await admin.get("/api/v1/users")).expect(200)["items"]
     return dict(next(u for u in users if u["username"] == name))
