@@ -228,7 +228,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "upload-sweep": every_exclusively(
             lease("upload-sweep"),
             min(cfg.uploads.fast_sweep_interval, cfg.uploads.sweep_interval),
-            app[appkeys.UPLOADS].sweep,
+            app[appkeys.UPLOADS].sweep_due,
             "upload-sweep",
         ),
         # (each import runs under a lease of its own: every daemon looks, one runs it)

@@ -22,7 +22,7 @@ from .changes import SERVERS, bump
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .models import Capabilities, Health, S3Target, Server
+from .models import AddressingStyle, Capabilities, Health, S3Target, Server
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage import Storage
@@ -194,6 +194,7 @@ class ServerRegistry:
     # --- changes --------------------------------------------------------------------------------
 
     async def create(self, actor_id: int, fields: dict[str, Any]) -> Server:
+        fields = {"public_url": None, "addressing_style": AddressingStyle.PATH, **fields}  # (their defaults)
         if any(s.name == fields["name"] for s in self._servers):
             raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
         await check_endpoint(fields["endpoint_url"])
@@ -203,7 +204,6 @@ class ServerRegistry:
         now = now_iso()
         values = {
             "events_token_hash": None,
-            "public_url": None,
             **_hash_events_token(fields),
             "uuid": str(uuid.uuid4()),
             "is_on": int(fields["is_on"]),

@@ -194,18 +194,20 @@ class Uploads:
 
     # --- the sweep ------------------------------------------------------------------------------
 
-    async def sweep(self) -> int:
-        """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose
-        storage event was lost is stored (HEAD); one left alone past `uploads.abandon_after` (no part for that
-        long) is aborted on its server and given up. How many uploads were stored.
-
-        It runs every `uploads.fast_sweep_interval`, for the single PUTs to servers whose events are not seen
-        (probe.events_state: their uploads wait for nothing else when the client never calls /complete), and
-        in full every `uploads.sweep_interval`."""
+    async def sweep_due(self) -> int:
+        """The periodic task, every `uploads.fast_sweep_interval`: the single PUTs to servers whose events are
+        not seen (probe.events_state: their uploads wait for nothing else when the client never calls
+        /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
         if time.monotonic() < self._next_full:
             quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
             return await self.files.sweep_uploads(quiet)
         self._next_full = time.monotonic() + self.uploads.sweep_interval
+        return await self.sweep()
+
+    async def sweep(self) -> int:
+        """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose
+        storage event was lost is stored (HEAD); one left alone past `uploads.abandon_after` (no part for that
+        long) is aborted on its server and given up. How many uploads were stored."""
         stored = await self.files.sweep_uploads()
         rows = await self.db.fetchall(
             "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "

@@ -54,13 +54,21 @@ async def files_of(user: Session) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in (await user.get("/api/v1/files?limit=1000")).expect(200)["items"]}
 
 
+async def importing(
+    make_api: MakeApi, weed: WeedCluster, bucket: str, owner: str, **server: Any
+) -> tuple[Api, Session, Session, dict[str, Any]]:
+    """A daemon that looks for imports often, its administrator, the user `owner` and Dallas registered with
+    `bucket` (with `server`'s fields)."""
+    api = await make_api(**FAST)
+    admin = await api.user("root", admin=True)
+    user = await api.user(owner)
+    return api, admin, user, await admin.add_server(weed, "dallas", bucket, **server)
+
+
 async def test_an_import_adopts_the_objects_cdnstore_does_not_know_as_files_of_the_owner_named_by_their_key(
     make_api: MakeApi, weed: WeedCluster, bucket: str
 ) -> None:
-    api = await make_api(**FAST)
-    admin = await api.user("root", admin=True)
-    alice = await api.user("alice")
-    dallas = await admin.add_server(weed, "dallas", bucket)
+    api, admin, alice, dallas = await importing(make_api, weed, bucket, "alice")
     await admin.add_server(weed, "newyork", bucket)  # (same zone: adopted files are copied there)
     ours = await alice.upload_and_confirm("taken.txt", b"alice's own file\n")  # cdnstore's own object: known
     await api.app[appkeys.WORKER].drain()
@@ -111,10 +119,7 @@ async def test_an_import_adopts_the_objects_cdnstore_does_not_know_as_files_of_t
 async def test_an_import_with_strip_prefix_takes_only_that_folder_named_by_the_rest_of_each_key(
     make_api: MakeApi, weed: WeedCluster, bucket: str
 ) -> None:
-    api = await make_api(**FAST)
-    admin = await api.user("root", admin=True)
-    bob = await api.user("bob")
-    server = await admin.add_server(weed, "dallas", bucket)
+    _, admin, bob, server = await importing(make_api, weed, bucket, "bob")
     await fill(
         weed.target("dallas", bucket),
         {"bob/cv.txt": b"cv\n", "bob/old/x.txt": b"x\n", "carol/secret.txt": b"not bob's\n", "bob.txt": b"b\n"},
@@ -128,11 +133,8 @@ async def test_an_import_with_strip_prefix_takes_only_that_folder_named_by_the_r
 async def test_an_import_names_its_owner_and_runs_once_at_a_time_per_server(
     make_api: MakeApi, weed: WeedCluster, bucket: str
 ) -> None:
-    api = await make_api(**FAST)
-    admin = await api.user("root", admin=True)
-    await api.user("alice")
+    api, admin, alice, server = await importing(make_api, weed, bucket, "alice", is_on=False)  # (off: it waits)
     await api.user("ivan")
-    server = await admin.add_server(weed, "dallas", bucket, is_on=False)  # (off: its import waits)
     await admin.add_server(weed, "vladivostok", bucket, is_on=False)
     (await admin.patch(f"/api/v1/users/{(await _user(admin, 'ivan'))['id']}", json={"zones": ["Russia"]})).expect(200)
     path = f"/api/v1/servers/{server['id']}/import"
@@ -149,7 +151,6 @@ async def test_an_import_names_its_owner_and_runs_once_at_a_time_per_server(
     await wait_for(waiting, "the import to say why it waits")
     listed = (await admin.get(f"/api/v1/servers/{server['id']}")).expect(200)["import_progress"]
     assert listed["state"] == "running" and "off" in listed["last_error"]
-    alice = await api.login("alice")
     (await alice.post(path, json={"owner": "alice"})).problem(403, "forbidden")
     (await alice.get(path)).problem(403, "forbidden")
 
@@ -157,10 +158,7 @@ async def test_an_import_names_its_owner_and_runs_once_at_a_time_per_server(
 async def test_an_import_whose_owner_was_deleted_stops_and_says_so(
     make_api: MakeApi, weed: WeedCluster, bucket: str
 ) -> None:
-    api = await make_api(**FAST)
-    admin = await api.user("root", admin=True)
-    await api.user("carol")
-    server = await admin.add_server(weed, "dallas", bucket, is_on=False)
+    _, admin, _, server = await importing(make_api, weed, bucket, "carol", is_on=False)
     await fill(weed.target("dallas", bucket), {"left.txt": b"left behind\n"})
     path = f"/api/v1/servers/{server['id']}/import"
     (await admin.post(path, json={"owner": "carol"})).expect(202)
