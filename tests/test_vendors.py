@@ -19,7 +19,7 @@ from faultproxy import fault_proxy
 from rgwbed import RgwBed
 
 from cdnstore import appkeys, probe
-from cdnstore.models import S3Target
+from cdnstore.models import Capabilities, S3Target
 from cdnstore.seaweed import WeedCluster
 from cdnstore.times import iso
 
@@ -113,6 +113,29 @@ async def test_a_probe_of_a_versioned_bucket_says_so_and_leaves_no_version_behin
         listed = await s3.list_object_versions(Bucket=bucket)
     assert server["capabilities"]["versioning"] == "enabled"
     assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == []
+
+
+async def test_the_daily_round_probes_the_servers_whose_proof_is_old_or_missing(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    admin = await api.user("root", admin=True)
+    fresh = await admin.add_server(weed, "dallas", bucket)
+    stale = await admin.add_server(weed, "newyork", bucket)
+    never = await admin.add_server(weed, "detroit", bucket)  # (as one registered by a cdnstore before probes)
+    old = iso(datetime.now(UTC).timestamp() - 2 * 86400)
+    async with api.app[appkeys.DB].transaction() as tx:
+        await tx.execute("UPDATE servers SET capabilities = NULL WHERE uuid = ?", (never["id"],))
+        await tx.execute(
+            "UPDATE servers SET capabilities = ? WHERE uuid = ?",
+            (probe.dump(Capabilities(checked_at=old)), stale["id"]),
+        )
+    registry = api.app[appkeys.SERVERS]
+    await registry.load()
+    assert await registry.probe_due(86400) == 2
+    checked = {s.name: s.capabilities.checked_at for s in registry.all() if s.capabilities}
+    assert checked[stale["name"]] > old and never["name"] in checked
+    assert checked[fresh["name"]] == fresh["capabilities"]["checked_at"]
+    assert await registry.probe_due(86400) == 0
 
 
 async def announce(admin: Session, name: str, sha256: str) -> dict[str, Any]:
