@@ -306,7 +306,7 @@ class ServerRegistry:
             changed = {
                 k: v
                 for k, v in changes.items()
-                if k not in ("secret_key", "events_token_hash", "capabilities") and getattr(before, k) != v
+                if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v
             }
             if "events_token_hash" in changes:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
