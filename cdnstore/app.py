@@ -47,6 +47,7 @@ from .files import Files
 from .geo import GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
+from .imports import Imports
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
@@ -54,6 +55,7 @@ from .keys import ApiKeys
 from .links import Links
 from .metrics import Metrics
 from .oidc import OidcClient
+from .probe import Prober
 from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
@@ -188,8 +190,9 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
+    prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout)
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key)
+        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key), prober
     )
     await registry.load()
     yield
@@ -217,6 +220,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
         app[appkeys.METRICS],
         answer_within=cfg.events.answer_within,
+        seen=registry.event_seen,
     )
     deep_scrub = app[appkeys.DEEP_SCRUB] = DeepScrubber(
         db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
@@ -231,6 +235,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     registry.listeners.append(replicator.server_changed)
     app[appkeys.WORKER] = JobWorker(
         queue, registry.available_ids, replicator.handlers, cfg.jobs, health_interval=cfg.health.interval
+    )
+    app[appkeys.IMPORTS] = Imports(
+        db, storage, registry, app[appkeys.ACCOUNTS], queue, cfg.imports, cfg.periodic.lease_seconds
     )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
@@ -265,9 +272,15 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "jobs": app[appkeys.WORKER].run(),
         "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
+        # (every fast_sweep_interval: servers whose events are not seen; the others every sweep_interval)
         "upload-sweep": every_exclusively(
-            lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"
+            lease("upload-sweep"),
+            min(cfg.uploads.fast_sweep_interval, cfg.uploads.sweep_interval),
+            app[appkeys.UPLOADS].sweep_due,
+            "upload-sweep",
         ),
+        # (each import runs under a lease of its own: every daemon looks, one runs it)
+        "imports": every(cfg.imports.poll_interval, app[appkeys.IMPORTS].run_pending, "imports"),
         "verify": every_exclusively(
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
         ),
@@ -276,6 +289,14 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
             lease("file-expiry"), cfg.files.sweep_interval, app[appkeys.TRASH].sweep, "file-expiry"
         ),
     }
+    if cfg.storage.probe_interval:  # (servers never probed, e.g. registered by an older cdnstore: at once)
+        registry = app[appkeys.SERVERS]
+        tasks["probe"] = every_exclusively(
+            lease("probe"),
+            min(3600.0, cfg.storage.probe_interval),
+            functools.partial(registry.probe_due, cfg.storage.probe_interval),
+            "probe",
+        )
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(
             lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval

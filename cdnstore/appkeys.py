@@ -15,6 +15,7 @@ from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
+from .imports import Imports
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
@@ -54,6 +55,7 @@ HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 DEEP_SCRUB: web.AppKey[DeepScrubber] = web.AppKey("deep_scrub")
 INTEGRITY: web.AppKey[Integrity] = web.AppKey("integrity")
+IMPORTS: web.AppKey[Imports] = web.AppKey("imports")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")
 ORIGIN_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("origin_ip")

@@ -29,6 +29,7 @@ EVENTS = (
     "file.restored",
     "file.purged",
     "file.corrupt",
+    "file.imported",
     "link.created",
     "link.updated",
     "link.deleted",

@@ -117,6 +117,18 @@ class JobQueue:
             {"v": version_id, "zone": zone},
         )
 
+    async def enqueue_zone_copies(self, tx: Tx, versions_sql: str, params: dict[str, Any]) -> int:
+        """`enqueue_copies` of many versions in one statement: each version `versions_sql` selects (its ids,
+        with named placeholders from `params`) to every server that is on and active in its zone and lacks it."""
+        return await self._insert(
+            tx,
+            f"""
+            SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.zone = v.zone
+            WHERE v.id IN ({versions_sql}) AND s.is_on = 1 AND s.is_active = 1
+              AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)""",
+            params,
+        )
+
     async def enqueue_repair(self, tx: Tx, version_id: int, server_id: int) -> int:
         """Copy a version onto one server that has a replica of it already (found corrupt: to overwrite)."""
         return await self._insert(

@@ -176,6 +176,8 @@ BOTH_ENGINES = {
     "test_trash",
     "test_upload_link",
     "test_users",
+    "test_vendors",
+    "test_imports",
 }
 
 

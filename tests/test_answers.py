@@ -7,6 +7,8 @@ from the answers unnoticed: a field added, dropped, renamed or retyped on one si
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -30,9 +32,11 @@ from cdnstore.api.links import render_link, render_public
 from cdnstore.api.oidc import render_methods
 from cdnstore.api.schemas import (
     AuthMethodsOut,
+    CapabilitiesOut,
     DownloadOut,
     FileOut,
     FileUploadOut,
+    ImportOut,
     JobOut,
     KeyCreatedOut,
     KeyOut,
@@ -51,14 +55,15 @@ from cdnstore.api.schemas import (
     UploadStateOut,
     UserOut,
 )
-from cdnstore.api.servers import render_ref, render_server
+from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.links import Link, LinkRequest, SharedFile
-from cdnstore.models import PERMISSIONS, Health, Server, User
+from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
+from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
 
@@ -271,6 +276,23 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
         assert_exactly(PublicLinkOut, render_public(made))
 
 
+IMPORT = {
+    "uuid": FILE_UUID,
+    "owner": "alice",
+    "prefix": "photos/",
+    "strip_prefix": 1,
+    "state": "running",
+    "objects_seen": 1200,
+    "files_adopted": 1100,
+    "bytes": 123456,
+    "errors": 3,
+    "last_error": None,
+    "created_at": WHEN,
+    "updated_at": WHEN,
+    "finished_at": None,
+}
+
+
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
     assert_exactly(ServerOut, render_server(DALLAS, None))
     stats = {
@@ -278,6 +300,16 @@ def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics(
         **{"awaiting_verification": 2, "rejected_uploads": 1},
     }
     assert_exactly(ServerOut, render_server(DALLAS, stats))
+    proved = Capabilities(WHEN, False, True, True, False, json.dumps(cors_rule("https://files.example.com")), "off")
+    probed = replace(DALLAS, public_url="https://s3.example.com", capabilities=proved, events_seen_at=WHEN)
+    assert_exactly(ServerOut, render_server(probed, {**stats, "import_progress": render_import(IMPORT)}))
+    assert_exactly(CapabilitiesOut, render_capabilities(probed) or {})
+
+
+def test_an_import_answer_is_exactly_an_import_out() -> None:
+    reported = [{"key": "a/b.txt", "reason": "not a valid file name: must not contain / or \\ (a name, not a path)"}]
+    assert_exactly(ImportOut, render_import({**IMPORT, "last_error": "the server is off"}, reported))
+    assert_exactly(ImportOut, render_import({**IMPORT, "state": "done", "finished_at": WHEN}, []))
 
 
 def test_a_download_answer_is_exactly_a_download_out() -> None:

@@ -102,8 +102,16 @@ CASES = [
     Case("DELETE", "/api/v1/me/keys/{id}", "/api/v1/me/keys/{key}", 404, "key_not_found"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
-# can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
-SHARED = {("GET", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}"), ("DELETE", "/api/v1/servers/{id}")}
+# can_*_cdnserver permissions (a user with those rights is meant to see and manage every server). Importing a
+# server's bucket makes files for a user: administrators only (test_imports checks others get 403).
+SHARED = {
+    ("GET", "/api/v1/servers/{id}"),
+    ("PATCH", "/api/v1/servers/{id}"),
+    ("DELETE", "/api/v1/servers/{id}"),
+    ("POST", "/api/v1/servers/{id}/probe"),
+    ("POST", "/api/v1/servers/{id}/import"),
+    ("GET", "/api/v1/servers/{id}/import"),
+}
 # Where any user's file is, by contract the view of every holder of can_view_cdnserver:
 # test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more.
 ADMIN_VIEWS = {("GET", "/api/v1/files/{id}/servers")}

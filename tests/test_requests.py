@@ -12,7 +12,8 @@ import pytest
 from apihelp import RUSSIA_IP, SOUTH_AFRICA_IP, US_IP, Answer, Api, Session, from_ip, put_bytes
 
 from cdnstore import appkeys
-from cdnstore.files import MAX_NAME, sender_names
+from cdnstore.files import sender_names
+from cdnstore.names import MAX_NAME
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"sent through an upload request\n" * 50
