@@ -7,14 +7,13 @@ until the probe adds one; the bed's RGW sends no events (its topic is set up by 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for, writes_not_once
 from faultproxy import fault_proxy
 from rgwbed import RgwBed
 
@@ -214,13 +213,9 @@ async def test_upload_urls_of_a_server_that_does_not_honour_if_none_match_do_not
 ) -> None:
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "dallas", bucket)
-    registry = api.app[appkeys.SERVERS]
-    found = registry.get(server["id"]).capabilities
+    found = api.app[appkeys.SERVERS].get(server["id"]).capabilities
     assert found is not None and found.conditional_write is True
-    unproved = probe.dump(dataclasses.replace(found, conditional_write=False))
-    async with api.app[appkeys.DB].transaction() as tx:
-        await tx.execute("UPDATE servers SET capabilities = ? WHERE uuid = ?", (unproved, server["id"]))
-    await registry.load()
+    await writes_not_once(api, server["id"])
     answer = await admin.upload_and_confirm("twice.txt", GOOD)
     assert "If-None-Match" not in answer["upload"]["headers"]
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}/upload")).problem(404, "no_upload")
