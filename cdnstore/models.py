@@ -58,6 +58,14 @@ class ReplicaStatus(StrEnum):
     CORRUPT = "corrupt"
 
 
+class DeliveryStatus(StrEnum):
+    """webhook_deliveries.status"""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     id: str

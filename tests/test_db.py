@@ -12,7 +12,7 @@ from pgbed import PgCluster
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
-from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
+from cdnstore.models import DeliveryStatus, Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
 
 ROOT = Path(__file__).parent.parent
 
@@ -163,6 +163,7 @@ def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(eng
         ("jobs", "status"): JobStatus,
         ("jobs", "kind"): JobKind,
         ("replicas", "status"): ReplicaStatus,
+        ("webhook_deliveries", "status"): DeliveryStatus,
     }
     for column, enum in enums.items():
         assert checks[column] == [member.value for member in enum], column
