@@ -1,7 +1,8 @@
-"""S3 secret keys sealed at rest: the database keeps them encrypted with a key derived from
-`auth.secret_key` (Fernet: AES-128-CBC with an HMAC-SHA256 tag), so the database file or a backup alone
-does not give the storage credentials away. cdnstore needs them in clear to sign requests, so the
-server registry unseals them into memory when it loads.
+"""Secrets sealed at rest: the database keeps them encrypted with a key derived from `auth.secret_key`
+(Fernet: AES-128-CBC with an HMAC-SHA256 tag), so the database file or a backup alone does not give them
+away. cdnstore needs them in clear to sign requests: the server registry unseals the S3 secret keys into
+memory when it loads, the webhook worker a webhook's signing secret when it sends a delivery. Each kind of
+secret has a key of its own (`purpose`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ class UnsealError(Exception):
 
 
 class Sealer:
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, purpose: str = "S3 secret keys") -> None:
         # A key of its own for this purpose, so that it is not the one that signs tokens.
-        key = hmac.new(secret_key.encode(), b"cdnstore: S3 secret keys, v1", hashlib.sha256).digest()
+        key = hmac.new(secret_key.encode(), f"cdnstore: {purpose}, v1".encode(), hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, plain: str) -> str:
