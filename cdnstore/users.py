@@ -285,7 +285,8 @@ class Accounts:
     async def delete(self, user_uuid: str, jobs: JobQueue) -> None:
         """Delete a user: their files are deleted as a file delete is (removed from every server in the
         background, by jobs enqueued here), their links and history go, their sessions end. The row stays,
-        renamed and without a password, while the files' removal jobs refer to it. 409 `last_admin`."""
+        renamed and without a password, while the files' removal jobs refer to it. Their webhooks go too.
+        409 `last_admin`."""
         now = now_iso()
         async with self.db.transaction(offload=True) as tx:
             target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
@@ -313,6 +314,7 @@ class Accounts:
                 await jobs.enqueue_removals(tx, ids[start : start + 10_000])
             await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
+            await tx.execute("DELETE FROM webhooks WHERE owner_id = ?", (owner,))  # (their deliveries go with them)
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(
                 "UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
