@@ -60,6 +60,7 @@ KINDS = {
     "test_storage": INTEGRATION,
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
+    "test_webhooks": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
