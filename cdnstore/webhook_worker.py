@@ -115,6 +115,8 @@ class WebhookWorker:
     async def _deliver(self, d: Delivery) -> None:
         """One attempt and its outcome. Interrupted (shutdown): back to the queue, the attempt not spent."""
         outcome: Callable[[], Awaitable[bool]]
+        # (tests/test_webhook_faults.py reads these lines to tell which daemon was sending what)
+        log.info("webhook delivery %s (%s) attempt %d starts, claim %s", d.uuid, d.event, d.attempts, d.token)
         try:
             error = await self.attempt(d) if d.owner_active else "not sent: the webhook's owner is disabled"
         except asyncio.CancelledError:

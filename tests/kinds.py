@@ -68,6 +68,7 @@ KINDS = {
     "test_faults": FAULTS,
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
+    "test_webhook_faults": FAULTS,
     "test_web": BROWSER,
 }
 
