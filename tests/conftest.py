@@ -145,6 +145,7 @@ BOTH_ENGINES = {
     "test_storage_events",
     "test_team",
     "test_users",
+    "test_webhook_queue",
     "test_webhooks",
 }
 

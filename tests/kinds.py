@@ -35,6 +35,7 @@ KINDS = {
     "test_problems": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
+    "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
