@@ -6,7 +6,7 @@
 // module of its own that owns its state, listeners and timers (login-view.js, files-view.js,
 // uploads.js, details-dialog.js, share-dialog.js, history-view.js, servers-view.js with
 // server-dialog.js and jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js,
-// usage-bar.js).
+// usage-bar.js, webhooks-view.js with webhook-dialog.js and deliveries-dialog.js).
 
 import { Session } from "./api.js";
 import { DetailsDialog } from "./details-dialog.js";
@@ -21,8 +21,9 @@ import { $ } from "./ui.js";
 import { Uploads } from "./uploads.js";
 import { MyUsage } from "./usage-bar.js";
 import { UsersView } from "./users-view.js";
+import { WebhooksView } from "./webhooks-view.js";
 
-const VIEWS = ["files", "history", "servers", "users"];
+const VIEWS = ["files", "history", "webhooks", "servers", "users"];
 
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
@@ -43,6 +44,7 @@ const history = new HistoryView(session);
 const servers = new ServersView(session);
 const stats = new StatsChart(session);
 const users = new UsersView(session);
+const webhooks = new WebhooksView(session);
 const password = new PasswordDialog(session);
 
 const canSeeServers = () => session.can("can_view_cdnserver");
@@ -54,6 +56,7 @@ function signedOut(message) {
   servers.reset();
   stats.reset();
   users.reset();
+  webhooks.reset();
   usage.reset();
   for (const dialog of document.querySelectorAll("dialog[open]")) /** @type {HTMLDialogElement} */ (dialog).close();
   files.reset();
@@ -82,7 +85,7 @@ function showApp() {
   route();
 }
 
-/** Show the view the address names (#files, #history, #servers, #users), the files when it names none. */
+/** Show the view the address names (#files, #history, #webhooks, #servers, #users), the files when it names none. */
 function route() {
   if (!session.signedIn) return;
   let view = location.hash.replace(/^#/, "") || "files";
@@ -106,6 +109,7 @@ function route() {
     stats.stop();
   }
   if (view === "users") users.load();
+  if (view === "webhooks") webhooks.load();
 }
 
 window.addEventListener("hashchange", route);
