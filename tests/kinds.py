@@ -71,6 +71,7 @@ KINDS = {
     "test_storage_faults": FAULTS,
     "test_webhook_faults": FAULTS,
     "test_web": BROWSER,
+    "test_web_webhooks": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.

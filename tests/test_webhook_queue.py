@@ -78,6 +78,7 @@ async def test_a_history_row_makes_deliveries_only_for_the_users_webhooks_subscr
         await history.record(tx, ROOT, "file.stored", "f2", {"name": "c.txt"})  # (root's webhook wants server.down)
     assert await deliveries(db) == [(1, "file.stored", "f1", "pending")]
     row = await db.fetchone("SELECT uuid, data, occurred_at FROM webhook_deliveries")
+    assert row is not None
     assert re.fullmatch(r"msg_[0-9a-f]{32}", row["uuid"]) and row["data"] == '{"name":"a.txt"}'
     assert row["occurred_at"] == await db.fetchval("SELECT created_at FROM history WHERE event = 'file.stored'")
 
@@ -151,7 +152,7 @@ async def test_failed_attempts_back_off_until_retry_for_then_the_delivery_is_fai
         after = await db.fetchval("SELECT run_after FROM webhook_deliveries")
         waits.append(after - clock.now)
     row = await db.fetchone("SELECT status, attempts, last_error FROM webhook_deliveries")
-    assert tuple(row) == ("failed", len(waits), "HTTP 500")
+    assert row is not None and tuple(row) == ("failed", len(waits), "HTTP 500")
     assert 5 <= waits[0] <= 15 and 10 <= waits[1] <= 30  # 10 s, then 20 s, each with ±50 % jitter
     occurred = await db.fetchval("SELECT occurred_at FROM webhook_deliveries")
     assert clock.now >= iso_seconds(occurred) + 100  # the last attempt came once retry_for had passed

@@ -10,13 +10,14 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apihelp import Api, Session, stored_and_copied, wait_for
 from conftest import MakeApi
+from multidict import CIMultiDict
 from test_scrub import BAD, USA, deep_scrub, deep_setup, tamper
 from webhook_receiver import Receiver
 from weedbed import unused_port
@@ -375,3 +376,40 @@ async def test_private_addresses_are_refused_again_at_connection_time_once_no_lo
     assert "non-public" in await wait_for(lambda: refused(by_name), "the name's refusal")
     assert "127.0.0.1" in await wait_for(lambda: refused(by_address), "the literal's refusal")
     assert receiver.received() == []
+
+
+# --- the operations guide's verifier ------------------------------------------------------------------------
+
+OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
+
+
+def verifier_in_the_guide() -> Callable[..., dict[str, Any]]:
+    """The `verify` of docs/operations.md's "Verifying a signature", run as written."""
+    text = OPERATIONS.read_text()
+    code = text[text.index("**Verifying a signature**") :].split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    found: Callable[..., dict[str, Any]] = scope["verify"]
+    return found
+
+
+async def test_the_operations_guides_verifier_takes_a_real_delivery_and_refuses_forged_and_replayed_ones(
+    api: Api, receiver: Receiver
+) -> None:
+    alice = await api.user("alice")
+    hook = await subscribe(alice, receiver.url, "file.stored")
+    (await alice.post(f"/api/v1/webhooks/{hook['id']}/test")).expect(202)
+    await delivered(alice, hook, 1)
+    call = receiver.taken()[0]
+    headers = CIMultiDict({name.title(): value for name, value in call["headers"].items()})  # (as a framework's)
+    body = call["body"].encode()
+    verify = verifier_in_the_guide()
+    assert verify(hook["secret"], headers, body)["data"] == {"webhook_id": hook["id"]}
+    other = await subscribe(alice, receiver.url, "file.stored")
+    forged = body.replace(hook["id"].encode(), other["id"].encode())
+    replayed = CIMultiDict({**headers, "Webhook-Timestamp": str(int(headers["webhook-timestamp"]) - 600)})
+    for secret, sent, what in ((other["secret"], headers, body), (hook["secret"], headers, forged)):
+        with pytest.raises(ValueError, match="wrong signature"):
+            verify(secret, sent, what)
+    with pytest.raises(ValueError, match="timestamp"):
+        verify(hook["secret"], replayed, body)
