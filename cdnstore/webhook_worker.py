@@ -109,6 +109,8 @@ class WebhookWorker:
             self._sending += 1
             try:
                 await self._deliver(delivery)
+            except Exception:  # its outcome not written: its lease runs out, and it is sent again
+                log.exception("webhook delivery %s: recording its outcome failed", delivery.uuid)
             finally:
                 self._sending -= 1
 
@@ -123,6 +125,9 @@ class WebhookWorker:
             with contextlib.suppress(DatabaseUnavailable):
                 await asyncio.shield(self.queue.release(d))
             raise
+        except Exception as exc:  # (a secret sealed with another auth.secret_key, a bug): an attempt that failed
+            log.exception("webhook delivery %s (%s) could not be sent", d.uuid, d.event)
+            error = f"not sent: {type(exc).__name__}: {exc}"[:ERROR_CHARS]
         if error is None:
             self.metrics.webhook_deliveries.labels("delivered").inc()
             outcome = functools.partial(self.queue.delivered, d)

@@ -37,11 +37,13 @@ class Case:
 
 
 def on_alices(method: str, route: str, body: Any = None, query: str = "") -> Case:
-    """Mallory calls `route` with alice's object in it: her files (and their links) are not found, 404 (not 403:
-    nothing says that they exist); users and jobs are an administrator's, 403."""
-    kind = route.split("/")[3]  # files, users, jobs
+    """Mallory calls `route` with alice's object in it: her files (and their links) and webhooks are not found,
+    404 (not 403: nothing says that they exist); users and jobs are an administrator's, 403."""
+    kind = route.split("/")[3]  # files, webhooks, users, jobs
     path = route.replace("{id}", "{" + kind.removesuffix("s") + "}").replace("{link_id}", "{link}") + query
-    status, code = (404, "file_not_found") if kind == "files" else (403, "forbidden")
+    status, code = {"files": (404, "file_not_found"), "webhooks": (404, "webhook_not_found")}.get(
+        kind, (403, "forbidden")
+    )
     return Case(method, route, path, status, code, body)
 
 
@@ -71,6 +73,9 @@ CASES = [
     on_alices("PATCH", "/api/v1/users/{id}", {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
     on_alices("DELETE", "/api/v1/users/{id}"),
     on_alices("POST", "/api/v1/jobs/{id}/retry"),
+    on_alices("GET", "/api/v1/webhooks/{id}/deliveries"),
+    on_alices("POST", "/api/v1/webhooks/{id}/test"),
+    on_alices("DELETE", "/api/v1/webhooks/{id}"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
 # can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
@@ -125,7 +130,10 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
-    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]), "public": public}
+    webhooks = (await alice.get("/api/v1/webhooks")).expect(200)["items"]
+    deliveries = (await alice.get(f"/api/v1/webhooks/{ids['webhook']}/deliveries")).expect(200)["items"]
+    alice_row = next(u for u in users if u["id"] == ids["user"])
+    return {"file": file, "links": links, "alice": alice_row, "public": public, "webhooks": webhooks, "log": deliveries}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
@@ -134,6 +142,8 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
 ) -> None:
     admin, alice, file_id = await alices_stored_file(api, weed, bucket)
     link = (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    # (an address nothing will call: only file.deleted, and nothing is deleted)
+    hook = await alice.post("/api/v1/webhooks", json={"url": "https://9.9.9.9/alice", "events": ["file.deleted"]})
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))
     assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]
     mallory_file = (await mallory.upload("mallory.txt", b"mine\n"))["file"]["id"]
@@ -144,6 +154,7 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
         "user": alice.user["id"],
         "mallory_file": mallory_file,
         "job": NOBODY,
+        "webhook": hook.expect(201)["id"],
     }
     before = await _snapshot(api, admin, alice, ids)
 

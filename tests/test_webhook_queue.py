@@ -166,6 +166,19 @@ def iso_seconds(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+async def test_a_delivery_whose_owner_was_disabled_since_is_claimed_as_such_and_given_up_at_once(
+    db: Database,
+) -> None:
+    queue = queue_of(db, Clock())
+    await emitted(db)
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE users SET is_disabled = 1 WHERE id = ?", (ALICE,))
+    claimed = await queue.claim()
+    assert claimed is not None and not claimed.owner_active  # (the worker sends nothing then)
+    assert await queue.failed(claimed, "not sent: the webhook's owner is disabled", final=True)
+    assert await deliveries(db) == [(1, "webhook.test", None, "failed")]
+
+
 async def test_a_released_delivery_is_due_at_once_its_attempt_unspent(db: Database) -> None:
     clock = Clock()
     queue = queue_of(db, clock)
