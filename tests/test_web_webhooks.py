@@ -8,41 +8,31 @@ The helpers and the Chromium fixtures are test_web.py's. Screenshots land in art
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import test_web as web
+import test_webhooks as hooks
 from apihelp import Api, wait_for
 from conftest import MakeApi
 from test_web import SIZES, shot, sign_in
 from test_webhooks import WEBHOOKS, verify
 from webhook_receiver import Receiver
-from weedbed import unused_port
 
 try:
     from playwright.async_api import Browser, BrowserContext, Page, expect
 except ImportError:  # pragma: no cover - reported by the browser fixture
     pass
 
-# test_web.py's fixtures, under their own names (pytest finds fixtures by the name they have in a module).
+# test_web.py's and test_webhooks.py's fixtures, under their own names (pytest finds fixtures by the name they
+# have in a module).
 browser = web.browser
 context = web.context
+receiver = hooks.receiver
 
 
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api(webhooks=WEBHOOKS)
-
-
-@pytest.fixture
-async def receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
-    folder = tmp_path / "receiver"
-    folder.mkdir()
-    made = Receiver(folder, unused_port())
-    await made.start()
-    yield made
-    await made.kill()
 
 
 async def on_the_webhooks_view(api: Api, context: BrowserContext, username: str, *, admin: bool = False) -> Page:

@@ -7,31 +7,24 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import test_webhooks as hooks
 from apihelp import Api, Session, wait_for
 from conftest import MakeApi
 from daemonproc import Cluster, Daemon, RemoteApi, admin_session, write_config
 from reliability import LEDGER
 from test_webhooks import WEBHOOKS, events_received, log_of, subscribe
 from webhook_receiver import Receiver
-from weedbed import unused_port
 
 TIMEOUT = 3  # webhooks.timeout: a held attempt fails after it; a dead daemon's claim is taken over after twice it
 FAULTS = {**WEBHOOKS, "timeout": TIMEOUT}
 
 
-@pytest.fixture
-async def receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
-    folder = tmp_path / "receiver"
-    folder.mkdir()
-    made = Receiver(folder, unused_port())
-    yield made
-    await made.kill()
+receiver = hooks.receiver  # test_webhooks.py's (it answers 204 until a test starts it in another mode)
 
 
 async def send_tests(user: Session, hook: dict[str, Any], count: int) -> list[str]:
@@ -74,7 +67,7 @@ async def test_a_receiver_that_is_down_slow_or_answering_500_loses_no_event(
 ) -> None:
     api: Api = await make_api(webhooks=FAULTS)
     alice = await api.user("alice")
-    await receiver.start("fail")
+    await receiver.restart("fail")
     hook = await subscribe(alice, receiver.url, "file.stored")
     failing = await send_tests(alice, hook, 3)
     await failing_with(alice, hook, failing, "HTTP 500")
@@ -101,7 +94,7 @@ async def test_a_daemon_killed_mid_delivery_sends_it_again_after_its_restart(
     tmp_path: Path, daemon: Daemon, receiver: Receiver
 ) -> None:
     write_config(tmp_path, daemon.port, webhooks=FAULTS)
-    await receiver.start("hold")  # takes the requests and never answers
+    await receiver.restart("hold")  # takes the requests and never answers
     await daemon.start()
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
         root = await admin_session(daemon, http)
@@ -129,7 +122,7 @@ ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"])  # (the database_u
 async def test_two_daemons_deliver_each_event_once_and_a_killed_ones_deliveries_are_taken_over(
     tmp_path: Path, database_url: str, daemon_port: int, receiver: Receiver
 ) -> None:
-    await receiver.start("hold")
+    await receiver.restart("hold")
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port, webhooks=FAULTS) as cluster:
         first, second = cluster.admins
         hook = await subscribe(first, receiver.url, "file.stored")

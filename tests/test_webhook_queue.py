@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apihelp import Clock
 
 from cdnstore import history
 from cdnstore.config import DatabaseConfig, WebhooksConfig
@@ -24,12 +25,11 @@ T0 = "2026-01-01T00:00:00.000Z"
 ALICE, ROOT = 1, 2
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+def wall_clock() -> Clock:
+    """A hand-moved clock that starts at the time of day: the queue's deadlines count from events' times."""
+    clock = Clock()
+    clock.now = time.time()
+    return clock
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ async def emitted(db: Database) -> str:
 async def test_a_claim_is_one_daemons_until_its_lease_runs_out_and_a_late_outcome_changes_nothing(
     db: Database,
 ) -> None:
-    clock = Clock()
+    clock = wall_clock()
     queue = queue_of(db, clock)
     msg = await emitted(db)
     first = await queue.claim()
@@ -140,7 +140,7 @@ async def test_a_claim_is_one_daemons_until_its_lease_runs_out_and_a_late_outcom
 
 
 async def test_failed_attempts_back_off_until_retry_for_then_the_delivery_is_failed(db: Database) -> None:
-    clock = Clock()
+    clock = wall_clock()
     queue = queue_of(db, clock, retry_for=100)
     await emitted(db)
     waits = []
@@ -169,7 +169,7 @@ def iso_seconds(text: str) -> float:
 async def test_a_delivery_whose_owner_was_disabled_since_is_claimed_as_such_and_given_up_at_once(
     db: Database,
 ) -> None:
-    queue = queue_of(db, Clock())
+    queue = queue_of(db, wall_clock())
     await emitted(db)
     async with db.transaction() as tx:
         await tx.execute("UPDATE users SET is_disabled = 1 WHERE id = ?", (ALICE,))
@@ -180,7 +180,7 @@ async def test_a_delivery_whose_owner_was_disabled_since_is_claimed_as_such_and_
 
 
 async def test_a_released_delivery_is_due_at_once_its_attempt_unspent(db: Database) -> None:
-    clock = Clock()
+    clock = wall_clock()
     queue = queue_of(db, clock)
     await emitted(db)
     claimed = await queue.claim()
@@ -190,7 +190,7 @@ async def test_a_released_delivery_is_due_at_once_its_attempt_unspent(db: Databa
 
 
 async def test_old_delivered_and_failed_deliveries_are_pruned_pending_ones_kept(db: Database) -> None:
-    queue = queue_of(db, Clock(), log_days=7)
+    queue = queue_of(db, wall_clock(), log_days=7)
     old, recent = iso(time.time() - 8 * 86400), iso(time.time() - 6 * 86400)
     async with db.transaction() as tx:
         for n, (status, when) in enumerate(

@@ -81,6 +81,18 @@ async def delivered(user: Session, webhook: dict[str, Any], count: int, within: 
     return list(await wait_for(done, f"{count} deliveries of {webhook['url']}", within))
 
 
+async def newest(
+    user: Session, webhook: dict[str, Any], ready: Callable[[dict[str, Any]], Any], what: str, within: float = 10
+) -> dict[str, Any]:
+    """The webhook's newest delivery once `ready` says so of it."""
+
+    async def found() -> dict[str, Any] | None:
+        item = (await log_of(user, webhook))[0]
+        return item if ready(item) else None
+
+    return dict(await wait_for(found, what, within))
+
+
 def events_received(receiver: Receiver, secret: str) -> dict[str, dict[str, Any]]:
     """webhook-id -> the verified payload, of every request the receiver took."""
     return {r["headers"]["webhook-id"]: verify(secret, r["headers"], r["body"]) for r in receiver.taken()}
@@ -234,11 +246,7 @@ async def test_a_receiver_that_keeps_failing_gets_its_delivery_marked_failed_aft
     await receiver.restart("fail")
     (await alice.post(f"/api/v1/webhooks/{hook['id']}/test")).expect(202)
 
-    async def failed() -> dict[str, Any] | None:
-        item = (await log_of(alice, hook))[0]
-        return item if item["status"] == "failed" else None
-
-    item = await wait_for(failed, "the delivery to be given up", within=15)
+    item = await newest(alice, hook, lambda i: i["status"] == "failed", "the delivery to be given up", within=15)
     assert item["attempts"] >= 2 and item["next_attempt_at"] is None and item["delivered_at"] is None
     # An error answer is kept as its status and first characters, never whole (the receiver sent 64 KiB).
     assert item["last_error"].startswith("HTTP 500: internal trouble xxx") and len(item["last_error"]) < 250
@@ -250,11 +258,7 @@ async def test_redirects_are_never_followed(api: Api, receiver: Receiver) -> Non
     await receiver.restart("redirect")
     (await alice.post(f"/api/v1/webhooks/{hook['id']}/test")).expect(202)
 
-    async def tried() -> dict[str, Any] | None:
-        item = (await log_of(alice, hook))[0]
-        return item if item["last_error"] else None
-
-    item = await wait_for(tried, "a failed attempt")
+    item = await newest(alice, hook, lambda i: i["last_error"], "a failed attempt")
     assert item["last_error"] == "HTTP 302 (redirects are not followed)" and item["status"] == "pending"
     assert receiver.received("/moved") == []
 
@@ -369,12 +373,11 @@ async def test_private_addresses_are_refused_again_at_connection_time_once_no_lo
     for hook in (by_name, by_address):
         (await alice.post(f"/api/v1/webhooks/{hook['id']}/test")).expect(202)
 
-    async def refused(hook: dict[str, Any]) -> str | None:
-        error = (await log_of(alice, hook))[0]["last_error"]
-        return error if error and error.startswith("refused: ") else None
+    def refused(item: dict[str, Any]) -> bool:
+        return str(item["last_error"]).startswith("refused: ")
 
-    assert "non-public" in await wait_for(lambda: refused(by_name), "the name's refusal")
-    assert "127.0.0.1" in await wait_for(lambda: refused(by_address), "the literal's refusal")
+    assert "non-public" in (await newest(alice, by_name, refused, "the name's refusal"))["last_error"]
+    assert "127.0.0.1" in (await newest(alice, by_address, refused, "the literal's refusal"))["last_error"]
     assert receiver.received() == []
 
 
