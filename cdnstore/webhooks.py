@@ -56,7 +56,7 @@ class Webhooks:
         if fleet and not is_admin:
             raise Forbidden(f"only administrators may subscribe to the fleet's events ({', '.join(fleet)})")
         await check_endpoint(url, field="url", private_allowed=self.cfg.allow_private)
-        secret, subscribed = new_secret(), tuple(dict.fromkeys(events))
+        secret, subscribed = new_secret(), tuple(sorted(set(events)))  # (listed in this order too)
         async with self.db.transaction() as tx:
             held = await tx_fetchone(tx, "SELECT count(*) FROM webhooks WHERE owner_id = ?", (owner_id,))
             if held is not None and held[0] >= MAX_PER_USER:
@@ -84,13 +84,15 @@ class Webhooks:
             return []
         marks = ", ".join("?" * len(rows))
         found = await self.db.fetchall(
-            f"SELECT webhook_id, event FROM webhook_events WHERE webhook_id IN ({marks}) ORDER BY event",
+            f"SELECT webhook_id, event FROM webhook_events WHERE webhook_id IN ({marks})",
             [r["id"] for r in rows],
         )
         events: dict[int, list[str]] = {}
         for item in found:
             events.setdefault(item["webhook_id"], []).append(item["event"])
-        return [Webhook(r["id"], r["uuid"], r["url"], tuple(events.get(r["id"], ())), r["created_at"]) for r in rows]
+        return [
+            Webhook(r["id"], r["uuid"], r["url"], tuple(sorted(events.get(r["id"], ()))), r["created_at"]) for r in rows
+        ]
 
     async def delete(self, owner_id: int, webhook_uuid: str) -> None:
         """Gone at once, with its delivery log; a delivery being sent now may still arrive."""

@@ -49,11 +49,12 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Operations whose real ids would take the test's own setup apart: they only see generated ids.
 NO_REAL_IDS = {("DELETE", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}")}
 # Not fuzzed at all: the webhook answers 401 to anything without the events token, and a generated
-# server with a random endpoint would make cdnstore connect to arbitrary hosts.
+# server or outgoing webhook with a random address would make cdnstore resolve and call arbitrary hosts.
 SKIPPED = {
     ("POST", "/api/v1/events/s3/{server_name}"),
     ("POST", "/api/v1/events/s3/{server_name}/{token}"),
     ("POST", "/api/v1/servers"),
+    ("POST", "/api/v1/webhooks"),
 }
 
 
