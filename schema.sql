@@ -260,8 +260,8 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_owner ON webhooks (owner_id, id DESC);
 
--- What each webhook subscribes to, one row per event, with its owner, so that the history trigger below
--- finds a user's subscribers of an event (and a fleet event all of them) in this table's key alone.
+-- What each webhook subscribes to, one row per event, with its owner, so that a user's subscribers of an
+-- event (and a fleet event's, all of them) are found in this table's key alone.
 CREATE TABLE webhook_events (
     event      TEXT    NOT NULL,
     owner_id   INTEGER NOT NULL,
@@ -270,11 +270,12 @@ CREATE TABLE webhook_events (
 ) WITHOUT ROWID;
 CREATE INDEX webhook_events_webhook ON webhook_events (webhook_id);
 
--- One event for one webhook: the outbox row, written in the transaction of what it tells, and its delivery
--- log. uuid is its webhook-id (msg_...), the same on every attempt. A worker claims a pending one due by
--- run_after (unix seconds) under a new claim_token, setting run_after to the end of its lease: a claim whose
--- daemon died is due again then. Retried with backoff until webhooks.retry_for after occurred_at, then
--- 'failed'; delivered and failed ones are deleted webhooks.log_days after they occurred.
+-- One event for one webhook: the outbox row, written in the transaction of what it tells (a user's event
+-- with its history row: history.record), and its delivery log. uuid is its webhook-id (msg_...), the same on
+-- every attempt. A worker claims a pending one due by run_after (unix seconds) under a new claim_token,
+-- setting run_after to the end of its lease: a claim whose daemon died is due again then. Retried with
+-- backoff until webhooks.retry_for after occurred_at, then 'failed'; delivered and failed ones are deleted
+-- webhooks.log_days after they occurred.
 CREATE TABLE webhook_deliveries (
     id           INTEGER PRIMARY KEY,
     uuid         TEXT    NOT NULL UNIQUE,
@@ -293,16 +294,3 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (run_after) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_done ON webhook_deliveries (occurred_at) WHERE status != 'pending';
-
--- The users' events are their history's rows (history.py): a row of an event some webhook of its user
--- subscribes to makes that webhook's delivery in the same statement, so whatever records the event (and
--- only then) emits it, in its transaction, with no lookup of its own. A disabled or deleted user's webhooks
--- get none.
-CREATE TRIGGER history_webhooks AFTER INSERT ON history
-WHEN NEW.event IN ('file.stored', 'file.deleted', 'link.downloaded', 'upload_request.received')
-BEGIN
-    INSERT INTO webhook_deliveries (uuid, webhook_id, event, object_id, data, occurred_at)
-    SELECT 'msg_' || lower(hex(randomblob(16))), s.webhook_id, NEW.event, NEW.object_id, NEW.data, NEW.created_at
-    FROM webhook_events s JOIN users u ON u.id = s.owner_id
-    WHERE s.event = NEW.event AND s.owner_id = NEW.user_id AND u.is_disabled = 0;
-END;

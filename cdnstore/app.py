@@ -33,7 +33,7 @@ from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .api.server import handler_args
 from .auth import Passwords, Tokens
-from .changes import SERVERS, SESSIONS, USERS, CacheSync
+from .changes import SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
@@ -58,7 +58,7 @@ from .storage import Storage
 from .tasks import every, every_exclusively, running
 from .uploads import Uploads
 from .users import Accounts
-from .webhook_queue import WebhookQueue
+from .webhook_queue import Subscriptions, WebhookQueue
 from .webhook_worker import WebhookWorker
 from .webhooks import SEALING_PURPOSE, Webhooks
 
@@ -223,10 +223,13 @@ async def webhooks(app: web.Application) -> AsyncIterator[None]:
     cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
     queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks)
     await db.listen(webhook_queue.CHANNEL, queue.wake)  # deliveries were emitted, on any daemon
+    subscriptions = app[appkeys.SUBSCRIPTIONS] = Subscriptions(db)
+    await subscriptions.load()
     sealer = Sealer(cfg.auth.secret_key, SEALING_PURPOSE)
-    app[appkeys.WEBHOOKS] = Webhooks(db, queue, sealer, cfg.webhooks)
+    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks)
     app[appkeys.WEBHOOK_WORKER] = WebhookWorker(queue, sealer, cfg.webhooks, app[appkeys.METRICS])
-    yield
+    with subscriptions.listening():  # history.record emits the users' events this copy says are taken
+        yield
 
 
 async def background_work(app: web.Application) -> AsyncIterator[None]:
@@ -274,6 +277,7 @@ def cache_sync(app: web.Application) -> CacheSync:
     sync.on(SERVERS, app[appkeys.SERVERS].load)
     sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
     sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
+    sync.on(WEBHOOKS, app[appkeys.SUBSCRIPTIONS].load)
     return sync
 
 

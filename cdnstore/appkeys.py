@@ -27,7 +27,7 @@ from .stats import DownloadStats
 from .storage import Storage
 from .uploads import Uploads
 from .users import Accounts
-from .webhook_queue import WebhookQueue
+from .webhook_queue import Subscriptions, WebhookQueue
 from .webhook_worker import WebhookWorker
 from .webhooks import Webhooks
 
@@ -51,6 +51,7 @@ DEEP_SCRUB: web.AppKey[DeepScrubber] = web.AppKey("deep_scrub")
 INTEGRITY: web.AppKey[Integrity] = web.AppKey("integrity")
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
 WEBHOOK_QUEUE: web.AppKey[WebhookQueue] = web.AppKey("webhook_queue")
+SUBSCRIPTIONS: web.AppKey[Subscriptions] = web.AppKey("subscriptions")
 WEBHOOK_WORKER: web.AppKey[WebhookWorker] = web.AppKey("webhook_worker")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")

@@ -265,21 +265,3 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (run_after) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_done ON webhook_deliveries (occurred_at) WHERE status != 'pending';
-
--- A history row of an event its user's webhooks subscribe to makes their deliveries (see schema.sql), and
--- wakes every daemon's webhook worker when its transaction commits.
-CREATE FUNCTION history_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO webhook_deliveries (uuid, webhook_id, event, object_id, data, occurred_at)
-    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.webhook_id, NEW.event, NEW.object_id, NEW.data,
-           NEW.created_at
-    FROM webhook_events s JOIN users u ON u.id = s.owner_id
-    WHERE s.event = NEW.event AND s.owner_id = NEW.user_id AND u.is_disabled = 0;
-    IF FOUND THEN
-        PERFORM pg_notify('webhooks', '');
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER history_webhooks AFTER INSERT ON history FOR EACH ROW
-    WHEN (NEW.event IN ('file.stored', 'file.deleted', 'link.downloaded', 'upload_request.received'))
-    EXECUTE FUNCTION history_webhooks();

@@ -1,13 +1,16 @@
 """The webhooks' outbox and delivery queue in the database: its SQL (emit, claim, record the outcome, the
-delivery log, pruning) and the events' names. webhook_worker.py sends what is due.
+delivery log, pruning), the events' names, and each daemon's copy of who subscribes to users' events.
+webhook_worker.py sends what is due.
 
 A delivery is one event for one webhook: a row of `webhook_deliveries` inserted in the transaction of the
 change it tells (the outbox pattern), so an event is emitted exactly when its change commits. Users' events
-are rows of their history: the history table's trigger (schema.sql, `history_webhooks`) inserts a delivery
-for each webhook of the row's user that subscribes to its event, in the same statement: whatever records
-`file.stored`, `file.deleted`, `link.downloaded` or `upload_request.received` in the history emits it, and a
-history row nobody subscribes to costs one index probe and makes no row. Fleet events (a server down or up,
-a job out of attempts, a corrupt replica) are emitted here by `emit_fleet`, test events by `emit_test`.
+are rows of their history: `history.record` (whoever records `file.stored`, `file.deleted`,
+`link.downloaded` or `upload_request.received`) calls `emit_user` when this daemon's copy of the
+subscriptions (`Subscriptions`) says some webhook of that user takes the event; the copy is in memory, so a
+history row nobody subscribes to costs a set lookup and no statement (a link download records one). The
+copy is reloaded when another daemon changes the webhooks (changes.py, topic `webhooks`); it may hold a
+pair no webhook takes any more (emitting then finds none). Fleet events (a server down or up, a job out of
+attempts, a corrupt replica: rare) are emitted by `emit_fleet` without a copy, test events by `emit_test`.
 
 A delivery is claimed as a job is (job_queue.py): one row at a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL),
 under a claim token (a uuid per claim) without which no outcome is written, and a lease: the claim moves
@@ -15,19 +18,19 @@ under a claim token (a uuid per claim) without which no outcome is written, and 
 is twice `webhooks.timeout` and an attempt is cut off at the timeout, counted from the claim: no two daemons
 send one delivery at once, and a daemon killed mid-delivery loses nothing (it is sent again: at least once).
 Delivered: kept in the log with `delivered_at`. Otherwise retried with exponential backoff and jitter until
-`webhooks.retry_for` after the event, then `failed`. Emitting notifies CHANNEL (PostgreSQL's trigger too), so
-idle workers of every daemon wake at once; polling every `webhooks.poll_interval` is the fallback (and how
-SQLite's daemon learns of its own trigger's rows).
+`webhooks.retry_for` after the event, then `failed`. Emitting notifies CHANNEL, so idle workers of every
+daemon wake at once; polling every `webhooks.poll_interval` is the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,8 +43,9 @@ from .models import DeliveryStatus
 from .times import iso_in, now_iso
 
 CHANNEL = "webhooks"  # notified when deliveries were emitted: workers wake
-# The users' own events: history rows (the trigger in schema.sql names the same four).
+# The users' own events: history rows (history.record emits them).
 USER_EVENTS = ("file.stored", "file.deleted", "link.downloaded", "upload_request.received")
+_USER_EVENTS = frozenset(USER_EVENTS)
 # The fleet's events, for administrators.
 FLEET_EVENTS = ("replica.corrupt", "server.down", "server.up", "job.failed")
 EVENTS = USER_EVENTS + FLEET_EVENTS
@@ -55,7 +59,7 @@ LOG_COLUMNS = "id, uuid, event, status, attempts, last_error, delivered_at, occu
 
 
 def message_id() -> str:
-    """A delivery's webhook-id: `msg_` and 32 random hex digits (the trigger makes the same)."""
+    """A delivery's webhook-id: `msg_` and 32 random hex digits."""
     return "msg_" + secrets.token_hex(16)
 
 
@@ -78,6 +82,59 @@ class Delivery:
     claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
 
 
+class Subscriptions:
+    """This daemon's copy of which users' events some webhook takes: (owner's internal id, event) pairs.
+    Loaded at start, after this daemon's own changes, and when another daemon's moved the `webhooks` counter
+    (changes.py). While `listening()`, `history.record` consults it (`wanted`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pairs: frozenset[tuple[int, str]] = frozenset()
+
+    async def load(self) -> None:
+        marks = ", ".join("?" * len(USER_EVENTS))
+        rows = await self.db.fetchall(
+            f"SELECT DISTINCT owner_id, event FROM webhook_events WHERE event IN ({marks})", USER_EVENTS
+        )
+        self.pairs = frozenset((int(r["owner_id"]), str(r["event"])) for r in rows)
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        _COPIES.append(self)
+        try:
+            yield
+        finally:
+            _COPIES.remove(self)
+
+
+# The copies of this process: one in a daemon. (A test process may run several apps, each on a database of
+# its own: a pair any of them holds only makes emit_user look, and find nothing where no webhook takes it.)
+_COPIES: list[Subscriptions] = []
+
+
+def wanted(user_id: int, event: str) -> list[Subscriptions]:
+    """The copies saying some webhook of this user takes this event: empty (the usual case, and all it costs:
+    a set lookup) means nothing to emit."""
+    if event not in _USER_EVENTS:
+        return []
+    return [copy for copy in _COPIES if (user_id, event) in copy.pairs]
+
+
+async def emit_user(
+    tx: Tx, copies: list[Subscriptions], user_id: int, event: str, object_id: str | None, data: str, at: str
+) -> int:
+    """A user's event (its history row's object, JSON data and time), in the transaction that records it: a
+    delivery for every webhook of that user, if enabled, that takes it. Returns how many."""
+    rows = await tx_fetchall(
+        tx,
+        "SELECT s.webhook_id FROM webhook_events s JOIN users u ON u.id = s.owner_id "
+        "WHERE s.event = ? AND s.owner_id = ? AND u.is_disabled = 0",
+        (event, user_id),
+    )
+    await _insert(tx, [copy.db for copy in copies], rows, event, object_id, data, at)
+    return len(rows)
+
+
 async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any]) -> int:
     """A fleet event, in the transaction of its change: a delivery for every webhook of an enabled
     administrator that subscribes to it. Returns how many."""
@@ -88,11 +145,18 @@ async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any]) -> 
         "WHERE s.event = ? AND u.is_admin = 1 AND u.is_disabled = 0",
         (event,),
     )
-    if rows:
-        text, now = orjson.dumps(data).decode(), now_iso()
-        await tx.executemany(INSERT, [(message_id(), r["webhook_id"], event, None, text, now) for r in rows])
-        await db.notify(CHANNEL, tx=tx)
+    await _insert(tx, [db], rows, event, None, orjson.dumps(data).decode(), now_iso())
     return len(rows)
+
+
+async def _insert(
+    tx: Tx, dbs: list[Database], webhooks: list[Row], event: str, object_id: str | None, data: str, at: str
+) -> None:
+    """One delivery per webhook row; the workers of every daemon are woken when the transaction commits."""
+    if webhooks:
+        await tx.executemany(INSERT, [(message_id(), w["webhook_id"], event, object_id, data, at) for w in webhooks])
+        for db in dbs:
+            await db.notify(CHANNEL, tx=tx)
 
 
 async def emit_test(db: Database, tx: Tx, webhook_id: int, data: dict[str, Any]) -> str:

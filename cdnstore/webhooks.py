@@ -9,6 +9,8 @@ once), list and delete them, read a webhook's delivery log, send it a test event
 - The secret is `whsec_` and 24 random bytes in base64, as Standard Webhooks writes it; kept sealed
   (sealing.py, a key of its own), since the worker needs it in clear to sign.
 - Another user's webhook is 404 `webhook_not_found`, as one that does not exist.
+- Every change raises the `webhooks` counter (changes.py): each daemon's copy of who takes which user's
+  events (webhook_queue.Subscriptions) is reloaded, this daemon's at once.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from .changes import WEBHOOKS, bump
 from .config import WebhooksConfig
 from .db import Database, Row, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Forbidden, NotFound
 from .sealing import Sealer
 from .times import now_iso
-from .webhook_queue import FLEET_EVENTS, WebhookQueue, emit_test
+from .webhook_queue import FLEET_EVENTS, Subscriptions, WebhookQueue, emit_test
 
 MAX_PER_USER = 20  # webhooks one user may have: each multiplies what every event of theirs costs
 SEALING_PURPOSE = "webhook signing secrets"
@@ -44,9 +47,12 @@ class Webhook:
 
 
 class Webhooks:
-    def __init__(self, db: Database, queue: WebhookQueue, sealer: Sealer, cfg: WebhooksConfig) -> None:
+    def __init__(
+        self, db: Database, queue: WebhookQueue, subscriptions: Subscriptions, sealer: Sealer, cfg: WebhooksConfig
+    ) -> None:
         self.db = db
         self.queue = queue
+        self.subscriptions = subscriptions  # this daemon's copy: reloaded after each change here
         self.sealer = sealer
         self.cfg = cfg
 
@@ -72,6 +78,8 @@ class Webhooks:
                 "INSERT INTO webhook_events (event, owner_id, webhook_id) VALUES (?, ?, ?)",
                 [(event, owner_id, row["id"]) for event in subscribed],
             )
+            await bump(self.db, tx, WEBHOOKS)  # (the other daemons' copies reload)
+        await self.subscriptions.load()
         return Webhook(row["id"], row["uuid"], row["url"], subscribed, row["created_at"]), secret
 
     async def page(self, owner_id: int, limit: int, before: int | None) -> list[Webhook]:
@@ -98,8 +106,11 @@ class Webhooks:
         """Gone at once, with its delivery log; a delivery being sent now may still arrive."""
         async with self.db.transaction() as tx:
             cursor = await tx.execute("DELETE FROM webhooks WHERE uuid = ? AND owner_id = ?", (webhook_uuid, owner_id))
+            if cursor.rowcount:
+                await bump(self.db, tx, WEBHOOKS)
         if not cursor.rowcount:
             raise NotFound("no such webhook", code="webhook_not_found")
+        await self.subscriptions.load()
 
     async def deliveries(self, owner_id: int, webhook_uuid: str, limit: int, before: int | None) -> list[Row]:
         """The webhook's delivery log, newest first (limit + 1 rows)."""

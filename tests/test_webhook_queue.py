@@ -1,6 +1,7 @@
-"""The webhooks' outbox and delivery queue on a real database of each engine (no HTTP): the history trigger,
-fleet events, claims under a lease and a claim token, backoff until retry_for, pruning; and the signature
-against the Standard Webhooks reference library's own test vector."""
+"""The webhooks' outbox and delivery queue on a real database of each engine (no HTTP): users' events emitted
+with their history rows (and only when the daemon's copy says a webhook takes them), fleet events, claims
+under a lease and a claim token, backoff until retry_for, pruning; and the signature against the Standard
+Webhooks reference library's own test vector."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from apihelp import Clock
 
 from cdnstore import history
 from cdnstore.config import DatabaseConfig, WebhooksConfig
-from cdnstore.db import Database, connect, schema_sql
+from cdnstore.db import Database, connect
 from cdnstore.times import iso
-from cdnstore.webhook_queue import USER_EVENTS, Delivery, WebhookQueue, emit_fleet, emit_test
+from cdnstore.webhook_queue import Delivery, Subscriptions, WebhookQueue, emit_fleet, emit_test, wanted
 from cdnstore.webhook_worker import answered, payload, sign
 
 T0 = "2026-01-01T00:00:00.000Z"
@@ -34,7 +35,8 @@ def wall_clock() -> Clock:
 
 @pytest.fixture
 async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
-    """alice (webhook 1: file.stored, link.downloaded) and root, an administrator (webhook 2: server.down)."""
+    """alice (webhook 1: file.stored, link.downloaded) and root, an administrator (webhook 2: server.down);
+    a copy of the subscriptions listening, as a daemon's does."""
     database = connect(DatabaseConfig(path=str(tmp_path / "db.sqlite3"), url=database_url))
     await database.open()
     async with database.transaction() as tx:
@@ -54,7 +56,10 @@ async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
                 await tx.execute(
                     "INSERT INTO webhook_events (event, owner_id, webhook_id) VALUES (?, ?, ?)", (event, owner, wid)
                 )
-    yield database
+    copy = Subscriptions(database)
+    await copy.load()
+    with copy.listening():
+        yield database
     await database.close()
 
 
@@ -104,11 +109,19 @@ async def test_fleet_events_go_to_enabled_administrators_webhooks_only(db: Datab
     assert await deliveries(db) == [(2, "server.down", None, "pending")]
 
 
-def test_the_history_trigger_names_exactly_the_users_events_on_both_engines() -> None:
-    for engine in ("sqlite", "postgres"):
-        trigger = schema_sql(engine).split("TRIGGER history_webhooks AFTER INSERT ON history", 1)[1]
-        named = re.search(r"NEW\.event IN \(([^)]*)\)", trigger)
-        assert named is not None and tuple(re.findall(r"'([^']+)'", named[1])) == USER_EVENTS, engine
+async def test_only_a_users_events_that_a_webhook_takes_cost_a_statement_and_a_stale_pair_makes_nothing(
+    db: Database,
+) -> None:
+    assert wanted(ALICE, "file.stored") and wanted(ALICE, "link.downloaded")
+    assert not wanted(ALICE, "file.deleted") and not wanted(ROOT, "file.stored")
+    assert not wanted(ALICE, "file.downloaded") and not wanted(ROOT, "server.down")  # (not a user's event)
+    async with db.transaction() as tx:  # the webhook goes behind this copy's back: it says "wanted" still
+        await tx.execute("DELETE FROM webhooks WHERE id = 1")
+        await history.record(tx, ALICE, "file.stored", "f1", {})
+    assert await deliveries(db) == [] and wanted(ALICE, "file.stored")
+    copy = Subscriptions(db)  # (a fresh load, as the changes' reload does)
+    await copy.load()
+    assert copy.pairs == frozenset()
 
 
 async def emitted(db: Database) -> str:
