@@ -16,6 +16,7 @@ once), list and delete them, read a webhook's delivery log, send it a test event
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .changes import WEBHOOKS, bump
 from .config import WebhooksConfig
 from .db import Database, Row, tx_fetchone
 from .endpoints import check_endpoint
-from .errors import Conflict, Forbidden, NotFound
+from .errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from .sealing import Sealer
 from .times import now_iso
 from .webhook_queue import FLEET_EVENTS, Subscriptions, WebhookQueue, emit_test
@@ -79,7 +80,7 @@ class Webhooks:
                 [(event, owner_id, row["id"]) for event in subscribed],
             )
             await bump(self.db, tx, WEBHOOKS)  # (the other daemons' copies reload)
-        await self.subscriptions.load()
+        await self._reload()
         return Webhook(row["id"], row["uuid"], row["url"], subscribed, row["created_at"]), secret
 
     async def page(self, owner_id: int, limit: int, before: int | None) -> list[Webhook]:
@@ -110,7 +111,13 @@ class Webhooks:
                 await bump(self.db, tx, WEBHOOKS)
         if not cursor.rowcount:
             raise NotFound("no such webhook", code="webhook_not_found")
-        await self.subscriptions.load()
+        await self._reload()
+
+    async def _reload(self) -> None:
+        """This daemon's copy follows its own change at once. (Should the read fail after the commit, the
+        change's counter still moved: the copy is reloaded by the next check of changes.py, within a second.)"""
+        with contextlib.suppress(DatabaseUnavailable):
+            await self.subscriptions.load()
 
     async def deliveries(self, owner_id: int, webhook_uuid: str, limit: int, before: int | None) -> list[Row]:
         """The webhook's delivery log, newest first (limit + 1 rows)."""
