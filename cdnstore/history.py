@@ -44,8 +44,15 @@ async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: 
     assert event in EVENTS, event
     row = _row(user_id, event, object_id, data)
     await tx.execute(INSERT, row)
+    await emitted(tx, row)
+
+
+async def emitted(tx: Tx, row: tuple[Any, ...]) -> None:
+    """A history row's webhook deliveries, if some webhook of its user takes its event, in the row's
+    transaction. Whatever writes such rows calls it (`record`; the batched downloads are no webhook event)."""
+    _, user_id, event, object_id, data, created_at = row
     if copies := webhook_queue.wanted(user_id, event):
-        await webhook_queue.emit_user(tx, copies, user_id, event, object_id, row[4], row[5])
+        await webhook_queue.emit_user(tx, copies, user_id, event, object_id, data, created_at)
 
 
 def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:

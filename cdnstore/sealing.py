@@ -21,9 +21,9 @@ class UnsealError(Exception):
 
 
 class Sealer:
-    def __init__(self, secret_key: str, purpose: str = "S3 secret keys") -> None:
-        # A key of its own for this purpose, so that it is not the one that signs tokens.
-        key = hmac.new(secret_key.encode(), f"cdnstore: {purpose}, v1".encode(), hashlib.sha256).digest()
+    def __init__(self, secret_key: str, purpose: bytes = b"cdnstore: S3 secret keys, v1") -> None:
+        # A key of its own for each purpose, so that it is not the one that signs tokens (nor another use's).
+        key = hmac.new(secret_key.encode(), purpose, hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, plain: str) -> str:

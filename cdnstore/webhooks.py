@@ -31,7 +31,7 @@ from .times import now_iso
 from .webhook_queue import FLEET_EVENTS, Subscriptions, WebhookQueue, emit_test
 
 MAX_PER_USER = 20  # webhooks one user may have: each multiplies what every event of theirs costs
-SEALING_PURPOSE = "webhook signing secrets"
+SEALING_PURPOSE = b"cdnstore: webhook signing secrets, v1"  # (sealing.py: a key of their own)
 
 
 def new_secret() -> str:
