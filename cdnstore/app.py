@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from . import appkeys, job_queue
+from . import appkeys, job_queue, webhook_queue
 from .api import auth as auth_api
 from .api import events as events_api
 from .api import files as files_api
@@ -29,6 +29,7 @@ from .api import stats as stats_api
 from .api import trash as trash_api
 from .api import upload_requests as requests_api
 from .api import users as users_api
+from .api import webhooks as webhooks_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
 from .api.observe import observe
@@ -37,7 +38,7 @@ from .api.problems import problems_middleware
 from .api.server import handler_args
 from .archives import Archives
 from .auth import Passwords, Tokens
-from .changes import KEYS, SERVERS, SESSIONS, USERS, CacheSync
+from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
@@ -68,6 +69,11 @@ from .trash import Trash
 from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
+from .webhook_queue import Subscriptions, WebhookQueue
+from .webhook_worker import WebhookWorker
+from .webhooks import SEALING_PURPOSE, Webhooks
+
+LOG_PRUNE_INTERVAL = 3600.0  # seconds between two prunings of the webhooks' delivery logs
 
 # Every route, each api module's own table: the app serves and documents these and nothing else (in this
 # order: the OpenAPI document lists them so, and aiohttp tries them so).
@@ -87,6 +93,7 @@ ROUTES: tuple[Endpoint, ...] = (
     *servers_api.ROUTES,
     *users_api.ROUTES,
     *stats_api.ROUTES,
+    *webhooks_api.ROUTES,
 )
 
 
@@ -115,7 +122,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
     app[appkeys.OPENAPI] = build_openapi(ROUTES)
-    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
+    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links, webhooks])
     if not tool:
         app.cleanup_ctx.append(background_work)
         app.on_shutdown.append(stop_taking_jobs)
@@ -256,6 +263,19 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def webhooks(app: web.Application) -> AsyncIterator[None]:
+    cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
+    queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks)
+    await db.listen(webhook_queue.CHANNEL, queue.wake)  # deliveries were emitted, on any daemon
+    subscriptions = app[appkeys.SUBSCRIPTIONS] = Subscriptions(db)
+    await subscriptions.load()
+    sealer = Sealer(cfg.auth.secret_key, SEALING_PURPOSE)
+    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks)
+    app[appkeys.WEBHOOK_WORKER] = WebhookWorker(queue, sealer, cfg.webhooks, app[appkeys.METRICS])
+    with subscriptions.listening():  # history.record emits the users' events this copy says are taken
+        yield
+
+
 async def background_work(app: web.Application) -> AsyncIterator[None]:
     """The job worker and the periodic work (on the daemon holding each one's lease); stopped before S3 and
     the database close."""
@@ -270,6 +290,10 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
 
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
+        "webhooks": app[appkeys.WEBHOOK_WORKER].run(),
+        "webhook-log": every_exclusively(
+            lease("webhook-log"), LOG_PRUNE_INTERVAL, app[appkeys.WEBHOOK_QUEUE].prune, "webhook-log"
+        ),
         "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
         # (every fast_sweep_interval: servers whose events are not seen; the others every sweep_interval)
@@ -315,6 +339,7 @@ def cache_sync(app: web.Application) -> CacheSync:
     sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
     sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
     sync.on(KEYS, app[appkeys.KEYS].reload)
+    sync.on(WEBHOOKS, app[appkeys.SUBSCRIPTIONS].load)
     return sync
 
 

@@ -303,6 +303,20 @@ class OidcConfig(Section):
         return self
 
 
+class WebhooksConfig(Section):
+    # Loopback and private addresses (10/8, 192.168/16, 127/8, fc00::/7 ...) as webhook endpoints: off, so
+    # that a user cannot make cdnstore call into its own network. Link-local and metadata addresses are
+    # refused whatever this says (endpoints.py).
+    allow_private: bool = False
+    timeout: float = Field(10.0, gt=0, le=300)  # seconds one delivery attempt may take, connection to answer
+    retry_for: float = Field(86400.0, ge=0)  # seconds a delivery is retried before it is marked failed
+    backoff_base: float = Field(5.0, gt=0)  # seconds before the first retry; doubles each time (with jitter)
+    backoff_max: float = Field(3600.0, gt=0)  # the longest wait between two attempts
+    workers: int = Field(4, ge=1, le=256)  # deliveries one daemon sends at once
+    poll_interval: float = Field(1.0, gt=0)  # idle workers look for due deliveries this often
+    log_days: int = Field(7, ge=1)  # delivered and failed deliveries stay in the delivery log this long
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -329,6 +343,7 @@ class Config(Section):
     requests: RequestsConfig = RequestsConfig()
     users: UsersConfig = UsersConfig()
     oidc: OidcConfig = OidcConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:

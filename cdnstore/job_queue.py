@@ -28,6 +28,7 @@ from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus
+from .webhook_queue import emit_fleet
 
 CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
 KINDS = tuple(JobKind)
@@ -238,7 +239,28 @@ class JobQueue:
                 "updated_at = ? WHERE id = ? AND claim_token = ?",
                 (status, run_after, error[:2000], self.clock(), job.id, job.token),
             )
+            if cursor.rowcount and status is JobStatus.FAILED:
+                await emit_fleet(self.db, tx, "job.failed", await self._failed_event(tx, job, error))
         return bool(cursor.rowcount)
+
+    async def _failed_event(self, tx: Tx, job: Job, error: str) -> dict[str, Any]:
+        """What the `job.failed` webhook event says of a job out of attempts."""
+        row = await tx_fetchone(
+            tx,
+            "SELECT f.uuid, f.name, s.uuid AS server_uuid, s.name AS server_name FROM versions v "
+            "JOIN files f ON f.id = v.file_id JOIN servers s ON s.id = ? WHERE v.id = ?",
+            (job.server_id, job.version_id),
+        )
+        return {
+            "job_id": job_uuid(job.id),
+            "kind": job.kind,
+            "attempts": job.attempts,
+            "error": error[:2000],
+            "file_id": None if row is None else row["uuid"],
+            "file_name": None if row is None else row["name"],
+            "server_id": None if row is None else row["server_uuid"],
+            "server": None if row is None else row["server_name"],
+        }
 
     async def requeue_running(self) -> int:
         """At the start of the one daemon of a database (SQLite): the jobs a killed process left running run

@@ -99,6 +99,14 @@ class Capabilities:
     events_probe_at: str | None = None  # when a probe of the registered server wrote an object (its event due)
 
 
+class DeliveryStatus(StrEnum):
+    """webhook_deliveries.status"""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     id: str

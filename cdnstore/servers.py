@@ -26,6 +26,7 @@ from .models import AddressingStyle, Capabilities, Health, S3Target, Server
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage import Storage
+from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,18 @@ def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
 EVENT_SEEN_EVERY = 60.0
 
 
+def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
+    """The webhook events of health changes (server uuid -> health): `server.down` when a server is seen
+    down that was not, `server.up` when one that was down answers again (a first check is no event)."""
+    found = []
+    for server in servers:
+        new, was_down = changes.get(server.id), server.health is Health.DOWN
+        if (new is Health.DOWN and not was_down) or (new is Health.UP and was_down):
+            data = {"server_id": server.id, "name": server.name, "location": server.location, "zone": server.zone}
+            found.append((f"server.{new.value}", data))
+    return found
+
+
 class ServerRegistry:
     def __init__(
         self, db: Database, storage: Storage, check_timeout: float, sealer: Sealer, prober: Prober | None = None
@@ -116,6 +129,7 @@ class ServerRegistry:
         self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
         self._unsaved_health: dict[str, Health] = {}
+        self._unsaved_events: list[tuple[str, dict[str, Any]]] = []  # their webhook events, saved with them
         # One load at a time, so they finish in the order they read: a load that read before a change
         # committed never overwrites the one its change made (read-your-writes on this daemon).
         self._loading = asyncio.Lock()
@@ -398,6 +412,7 @@ class ServerRegistry:
         Uploads, downloads and jobs follow it at once (memory); the table gets it with this change, or,
         while the database refuses writes, with a later call (`health_unsaved`)."""
         self._unsaved_health.update(changes)
+        self._unsaved_events.extend(health_events(self._servers, changes))
         self._servers = [replace(s, health=changes[s.id]) if s.id in changes else s for s in self._servers]
         self._by_internal = {self._internal[s.id]: s for s in self._servers}
         async with self.db.transaction() as tx:
@@ -406,7 +421,10 @@ class ServerRegistry:
                 [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()],
             )
             await bump(self.db, tx, SERVERS)
+            for event, data in self._unsaved_events:  # the webhooks' server.down and server.up, with the change
+                await emit_fleet(self.db, tx, event, data)
         self._unsaved_health.clear()
+        self._unsaved_events.clear()
         await self.load()
 
     @property

@@ -178,6 +178,8 @@ BOTH_ENGINES = {
     "test_users",
     "test_vendors",
     "test_imports",
+    "test_webhook_queue",
+    "test_webhooks",
 }
 
 

@@ -33,6 +33,7 @@ from cdnstore.api.oidc import render_methods
 from cdnstore.api.schemas import (
     AuthMethodsOut,
     CapabilitiesOut,
+    DeliveryOut,
     DownloadOut,
     FileOut,
     FileUploadOut,
@@ -54,11 +55,14 @@ from cdnstore.api.schemas import (
     UploadSettingsOut,
     UploadStateOut,
     UserOut,
+    WebhookCreatedOut,
+    WebhookOut,
 )
 from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
+from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.links import Link, LinkRequest, SharedFile
@@ -66,6 +70,7 @@ from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
 from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
+from cdnstore.webhooks import Webhook
 
 UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
 FILE_UUID = "0d4e5f60-7182-4394-a5b6-c7d8e9f00112"
@@ -343,3 +348,23 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
     }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+
+
+def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() -> None:
+    hook = Webhook(3, UUID, "https://hooks.example/in?k=1", ("file.stored", "server.down"), WHEN)
+    assert_exactly(WebhookOut, render_webhook(hook))
+    assert_exactly(WebhookCreatedOut, render_created(hook, "whsec_" + "A" * 32))
+    row = {
+        "id": 9,
+        "uuid": "msg_" + "0f" * 16,
+        "event": "file.stored",
+        "status": "delivered",
+        "attempts": 2,
+        "last_error": "HTTP 500: busy",
+        "delivered_at": WHEN,
+        "occurred_at": WHEN,
+        "run_after": 1_800_000_000.5,
+    }
+    assert_exactly(DeliveryOut, render_delivery(row))
+    for pending in ({"run_after": 0.0}, {"run_after": 1_800_000_000.5, "last_error": None}):
+        assert_exactly(DeliveryOut, render_delivery({**row, "status": "pending", "delivered_at": None, **pending}))

@@ -15,6 +15,7 @@ from ..models import PERMISSIONS, SCOPES
 from ..names import MAX_NAME, file_name
 from ..pagination import PageQuery
 from ..times import iso
+from ..webhook_queue import EVENTS as WEBHOOK_EVENTS
 
 
 class Body(BaseModel):
@@ -944,3 +945,50 @@ class SenderFileCreate(NewFile):
     """A file for an upload request (the request's `password` if it has one)."""
 
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+# http(s), a host, any path and query; no fragment (it is never sent), no whitespace.
+WebhookUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s/?#]+(/[^\s#]*)?(\?[^\s#]*)?$")]
+WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
+
+
+class WebhookCreate(Body):
+    """`events`: the caller's own (`file.stored`, `file.deleted`, `link.downloaded`, `upload_request.received`);
+    administrators may add the fleet's (`replica.corrupt`, `server.down`, `server.up`, `job.failed`)."""
+
+    url: WebhookUrl
+    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS))]
+
+
+class WebhookOut(Out):
+    id: Uuid
+    url: str
+    events: list[WebhookEvent]
+    created_at: Time
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: Annotated[str, Field(description="whsec_...: signs every delivery; shown only in this answer")]
+
+
+class WebhookList(Out):
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class DeliveryOut(Out):
+    id: Annotated[str, Field(description="the deliveries' webhook-id header (msg_...), the same on every attempt")]
+    event: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    delivered_at: Time | None
+    created_at: Time
+    next_attempt_at: Annotated[Time | None, Field(description="pending: when it is (next) sent; else null")]
+
+
+class DeliveryList(Out):
+    items: list[DeliveryOut]
+    next_cursor: str | None

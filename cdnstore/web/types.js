@@ -181,6 +181,20 @@
 
 /** @typedef {{ day: string, server: string, downloads: number, bytes: number }} DownloadStat one server's UTC day */
 
+/** @typedef {{ id: string, url: string, events: string[], created_at: string }} Webhook */
+
+/**
+ * @typedef {object} Delivery one event for one webhook, as its log shows it
+ * @property {string} id its webhook-id (msg_...), the same on every attempt
+ * @property {string} event
+ * @property {"pending" | "delivered" | "failed"} status
+ * @property {number} attempts
+ * @property {string | null} last_error
+ * @property {string | null} delivered_at
+ * @property {string} created_at
+ * @property {string | null} next_attempt_at pending: when it is (next) sent
+ */
+
 /** @template T @typedef {{ items: T[], next_cursor?: string | null }} Page */
 
 export {};
