@@ -26,6 +26,7 @@ KINDS = {
     "test_docs": UNIT,
     "test_endpoints": UNIT,
     "test_events": UNIT,
+    "test_file_rules": UNIT,
     "test_geo": UNIT,
     "test_jobs": UNIT,
     "test_keys": UNIT,
