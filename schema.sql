@@ -74,10 +74,14 @@ CREATE TABLE servers (
     bytes_present INTEGER NOT NULL DEFAULT 0,
     created_at   TEXT    NOT NULL,
     updated_at   TEXT    NOT NULL
-, events_token_hash TEXT CHECK (length(events_token_hash) = 64));
+, events_token_hash TEXT CHECK (length(events_token_hash) = 64), public_url TEXT, addressing_style TEXT NOT NULL DEFAULT 'path' CHECK (addressing_style IN ('path', 'virtual')), capabilities TEXT, events_seen_at TEXT);
 -- events_token_hash: the SHA-256 hex of the server's own events token, NULL when it takes events.token.
 -- (Added by migration 0003, and spelled here as SQLite stores an added column, so that a new database and
 -- a migrated one have the same schema text.)
+-- public_url: the address presigned URLs are signed for (what clients reach), NULL: endpoint_url;
+-- addressing_style: 'path' (https://host/bucket/key) or 'virtual' (https://bucket.host/key); capabilities: JSON
+-- of what the last probe proved the server does (probe.py), NULL until one ran; events_seen_at: when its last
+-- object event arrived (kept to the minute), NULL: none yet. (Migration 0011.)
 
 -- A file is a user's name for a sequence of versions (uploads); current_version_id is NULL until the
 -- first upload is stored.
@@ -303,6 +307,49 @@ CREATE TABLE throttle_failures (
 CREATE INDEX throttle_failures_key ON throttle_failures (scope, key, at);
 CREATE INDEX throttle_failures_age ON throttle_failures (scope, at);
 
+-- Imports (0011, imports.py): the objects already in a server's bucket (under prefix) adopted as files of one
+-- user, one import running per server. after_key: the last key handled (a restart lists on after it); the
+-- counters are the progress the API shows. import_errors: keys not adopted and why (not a valid file name,
+-- a name the owner already uses). import_keys: the page of keys being adopted, filled and emptied inside the
+-- one transaction that adopts it (its set-based statements join it).
+CREATE TABLE imports (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT    NOT NULL UNIQUE,
+    server_id     INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    owner_id      INTEGER NOT NULL REFERENCES users (id),
+    prefix        TEXT    NOT NULL DEFAULT '',
+    strip_prefix  INTEGER NOT NULL DEFAULT 0 CHECK (strip_prefix IN (0, 1)),
+    state         TEXT    NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
+    after_key     TEXT,
+    objects_seen  INTEGER NOT NULL DEFAULT 0,
+    files_adopted INTEGER NOT NULL DEFAULT 0,
+    bytes         INTEGER NOT NULL DEFAULT 0,
+    errors        INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL,
+    finished_at   TEXT
+);
+CREATE UNIQUE INDEX imports_running ON imports (server_id) WHERE state = 'running';
+CREATE INDEX imports_server ON imports (server_id, id);
+CREATE TABLE import_errors (
+    import_id INTEGER NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
+    key       TEXT    NOT NULL,
+    reason    TEXT    NOT NULL,
+    PRIMARY KEY (import_id, key)
+) WITHOUT ROWID;
+CREATE TABLE import_keys (
+    import_id    INTEGER NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
+    key          TEXT    NOT NULL,
+    size         INTEGER NOT NULL,
+    name         TEXT    NOT NULL,
+    content_type TEXT    NOT NULL,
+    file_uuid    TEXT    NOT NULL,
+    history_uuid TEXT    NOT NULL,
+    history_data TEXT    NOT NULL,
+    reason       TEXT,
+    PRIMARY KEY (import_id, key)
+) WITHOUT ROWID;
 -- Personal API keys (keys.py). The secret (`cdn_` + 256 random bits) is shown once and kept only as its
 -- SHA-256 (secret_hash): a fast hash is right for a high-entropy secret checked on every request. prefix: the
 -- first characters, shown in lists so a user can tell keys apart. scopes: a JSON array of read, upload,
@@ -320,3 +367,49 @@ CREATE TABLE api_keys (
     created_at   TEXT    NOT NULL
 );
 CREATE INDEX api_keys_user ON api_keys (user_id, id DESC);
+-- Outgoing webhooks (migration 0016).
+-- webhooks: a user's endpoint; secret is its whsec_ signing secret, sealed (sealing.py), never shown again.
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY,
+    uuid       TEXT    NOT NULL UNIQUE,
+    owner_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    url        TEXT    NOT NULL,
+    secret     TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+);
+CREATE INDEX webhooks_owner ON webhooks (owner_id, id DESC);
+
+-- What each webhook subscribes to, one row per event, with its owner, so that a user's subscribers of an
+-- event (and a fleet event's, all of them) are found in this table's key alone.
+CREATE TABLE webhook_events (
+    event      TEXT    NOT NULL,
+    owner_id   INTEGER NOT NULL,
+    webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    PRIMARY KEY (event, owner_id, webhook_id)
+) WITHOUT ROWID;
+CREATE INDEX webhook_events_webhook ON webhook_events (webhook_id);
+
+-- One event for one webhook: the outbox row, written in the transaction of what it tells (a user's event
+-- with its history row: history.record), and its delivery log. uuid is its webhook-id (msg_...), the same on
+-- every attempt. A worker claims a pending one due by run_after (unix seconds) under a new claim_token,
+-- setting run_after to the end of its lease: a claim whose daemon died is due again then. Retried with
+-- backoff until webhooks.retry_for after occurred_at, then 'failed'; delivered and failed ones are deleted
+-- webhooks.log_days after they occurred.
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY,
+    uuid         TEXT    NOT NULL UNIQUE,
+    webhook_id   INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event        TEXT    NOT NULL,
+    object_id    TEXT,
+    data         TEXT    NOT NULL DEFAULT '{}',
+    occurred_at  TEXT    NOT NULL,
+    status       TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    run_after    REAL    NOT NULL DEFAULT 0,
+    claim_token  TEXT,
+    last_error   TEXT,
+    delivered_at TEXT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (run_after) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id DESC);
+CREATE INDEX webhook_deliveries_done ON webhook_deliveries (occurred_at) WHERE status != 'pending';

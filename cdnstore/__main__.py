@@ -1,5 +1,5 @@
 """The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
-backup | copy-database | check-config | demo, and `cdnstore upload`, a client of a running cdnstore."""
+backup | copy-database | check-config | import | demo, and `cdnstore upload`, a client of a running cdnstore."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from aiohttp import web
 from . import __version__, appkeys, uploader
 from . import config as config_module
 from .config import Config
-from .errors import CdnError, ConfigError
+from .db import Row
+from .errors import CdnError, ConfigError, Conflict
+from .imports import Imports
 from .logs import setup_logging
-from .models import User
+from .models import ImportState, User
 
 log = logging.getLogger("cdnstore")
 
@@ -118,6 +120,14 @@ def parser() -> argparse.ArgumentParser:
     scrub.set_defaults(run=cmd_scrub)
 
     uploader.parser_of(sub)
+    imp = sub.add_parser(
+        "import", help="adopt the objects already in a server's bucket as files of a user (big buckets; resumable)"
+    )
+    imp.add_argument("server", metavar="SERVER", help="the registered server's name")
+    imp.add_argument("--owner", required=True, metavar="NAME", help="the user the files will belong to")
+    imp.add_argument("--prefix", default="", metavar="P", help="only the keys that start with P")
+    imp.add_argument("--strip-prefix", action="store_true", help="name each file by its key without the prefix")
+    imp.set_defaults(run=cmd_import)
 
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
@@ -494,6 +504,75 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             return await deep_scrub(app) if args.deep else 0
 
     return asyncio.run(run())
+
+
+def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
+    """Start (or go on with) the import of a server's bucket, and run it here to its end: while a daemon runs
+    it, follow its progress instead. Run it again after an interruption: it goes on from the last key."""
+
+    async def run() -> int:
+        async with offline(cfg) as app:
+            imports, server = app[appkeys.IMPORTS], app[appkeys.SERVERS].by_name(args.server)
+            try:
+                row = await imports.start(server.id, args.owner, args.prefix, args.strip_prefix)
+            except Conflict:  # one runs: go on with it if it is this one
+                row = await imports.latest(server.id)
+                if (row["owner"], row["prefix"], bool(row["strip_prefix"])) != (
+                    args.owner,
+                    args.prefix,
+                    args.strip_prefix,
+                ):
+                    print(
+                        f"cdnstore: another import of {server.name} is running (owner {row['owner']}, prefix "
+                        f"{row['prefix']!r}); wait for it to end",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print(f"going on with the import of {server.name} that is running")
+            async with running_progress(imports, server.id):
+                while not await imports.run(row["uuid"]):  # a daemon runs it: follow it
+                    row = await imports.latest(server.id)
+                    if row["state"] != ImportState.RUNNING:
+                        break
+                    await asyncio.sleep(2)
+            row = await imports.latest(server.id)
+            print(import_line(row))
+            for reported in await imports.reported(row["uuid"]):
+                print(f"not adopted: {reported['key']!r}: {reported['reason']}")
+            if row["state"] != ImportState.DONE:
+                print(
+                    f"cdnstore: the import is not finished: {row['last_error']}; run this again to go on",
+                    file=sys.stderr,
+                )
+                return 1
+            return 0
+
+    return asyncio.run(run())
+
+
+def import_line(row: Row) -> str:
+    return (
+        f"import {row['state']}: objects_seen={row['objects_seen']} files_adopted={row['files_adopted']} "
+        f"bytes={row['bytes']} errors={row['errors']}"
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_progress(imports: Imports, server_uuid: str) -> AsyncIterator[None]:
+    """A progress line on standard error every few seconds while the block runs."""
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(5)
+            print(import_line(await imports.latest(server_uuid)), file=sys.stderr)
+
+    task = asyncio.create_task(report(), name="import-progress")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import appkeys, job_queue
+from . import appkeys, job_queue, webhook_queue
 from .api import auth as auth_api
 from .api import events as events_api
 from .api import files as files_api
@@ -32,6 +32,7 @@ from .api import stats as stats_api
 from .api import trash as trash_api
 from .api import upload_requests as requests_api
 from .api import users as users_api
+from .api import webhooks as webhooks_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
 from .api.observe import observe
@@ -40,7 +41,7 @@ from .api.problems import problems_middleware
 from .api.server import handler_args
 from .archives import Archives
 from .auth import Passwords, Tokens
-from .changes import KEYS, SERVERS, SESSIONS, USERS, CacheSync
+from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
@@ -50,6 +51,7 @@ from .files import Files
 from .geo import GeoDatabaseError, GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
+from .imports import Imports
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
@@ -57,6 +59,7 @@ from .keys import ApiKeys
 from .links import Links
 from .metrics import Metrics
 from .oidc import OidcClient
+from .probe import Prober
 from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
@@ -69,6 +72,11 @@ from .trash import Trash
 from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
+from .webhook_queue import Subscriptions, WebhookQueue
+from .webhook_worker import WebhookWorker
+from .webhooks import SEALING_PURPOSE, Webhooks
+
+LOG_PRUNE_INTERVAL = 3600.0  # seconds between two prunings of the webhooks' delivery logs
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +98,7 @@ ROUTES: tuple[Endpoint, ...] = (
     *servers_api.ROUTES,
     *users_api.ROUTES,
     *stats_api.ROUTES,
+    *webhooks_api.ROUTES,
 )
 
 
@@ -118,7 +127,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
     app[appkeys.OPENAPI] = build_openapi(ROUTES)
-    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
+    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links, webhooks])
     if not tool:
         app.cleanup_ctx.append(background_work)
         app.on_shutdown.append(stop_taking_jobs)
@@ -216,8 +225,9 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
+    prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout)
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key)
+        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key), prober
     )
     await registry.load()
     yield
@@ -245,6 +255,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
         app[appkeys.METRICS],
         answer_within=cfg.events.answer_within,
+        seen=registry.event_seen,
     )
     deep_scrub = app[appkeys.DEEP_SCRUB] = DeepScrubber(
         db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
@@ -259,6 +270,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     registry.listeners.append(replicator.server_changed)
     app[appkeys.WORKER] = JobWorker(
         queue, registry.available_ids, replicator.handlers, cfg.jobs, health_interval=cfg.health.interval
+    )
+    app[appkeys.IMPORTS] = Imports(
+        db, storage, registry, app[appkeys.ACCOUNTS], queue, cfg.imports, cfg.periodic.lease_seconds
     )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
@@ -277,6 +291,19 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def webhooks(app: web.Application) -> AsyncIterator[None]:
+    cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
+    queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks)
+    await db.listen(webhook_queue.CHANNEL, queue.wake)  # deliveries were emitted, on any daemon
+    subscriptions = app[appkeys.SUBSCRIPTIONS] = Subscriptions(db)
+    await subscriptions.load()
+    sealer = Sealer(cfg.auth.secret_key, SEALING_PURPOSE)
+    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks)
+    app[appkeys.WEBHOOK_WORKER] = WebhookWorker(queue, sealer, cfg.webhooks, app[appkeys.METRICS])
+    with subscriptions.listening():  # history.record emits the users' events this copy says are taken
+        yield
+
+
 async def background_work(app: web.Application) -> AsyncIterator[None]:
     """The job worker and the periodic work (on the daemon holding each one's lease); stopped before S3 and
     the database close."""
@@ -291,11 +318,21 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
 
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
+        "webhooks": app[appkeys.WEBHOOK_WORKER].run(),
+        "webhook-log": every_exclusively(
+            lease("webhook-log"), LOG_PRUNE_INTERVAL, app[appkeys.WEBHOOK_QUEUE].prune, "webhook-log"
+        ),
         "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
+        # (every fast_sweep_interval: servers whose events are not seen; the others every sweep_interval)
         "upload-sweep": every_exclusively(
-            lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"
+            lease("upload-sweep"),
+            min(cfg.uploads.fast_sweep_interval, cfg.uploads.sweep_interval),
+            app[appkeys.UPLOADS].sweep_due,
+            "upload-sweep",
         ),
+        # (each import runs under a lease of its own: every daemon looks, one runs it)
+        "imports": every(cfg.imports.poll_interval, app[appkeys.IMPORTS].run_pending, "imports"),
         "verify": every_exclusively(
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
         ),
@@ -305,6 +342,14 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         ),
         "geoip": every(GEOIP_LOOK_EVERY, functools.partial(geoip_current, app), "geoip"),
     }
+    if cfg.storage.probe_interval:  # (servers never probed, e.g. registered by an older cdnstore: at once)
+        registry = app[appkeys.SERVERS]
+        tasks["probe"] = every_exclusively(
+            lease("probe"),
+            min(3600.0, cfg.storage.probe_interval),
+            functools.partial(registry.probe_due, cfg.storage.probe_interval),
+            "probe",
+        )
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(
             lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval
@@ -323,6 +368,7 @@ def cache_sync(app: web.Application) -> CacheSync:
     sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
     sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
     sync.on(KEYS, app[appkeys.KEYS].reload)
+    sync.on(WEBHOOKS, app[appkeys.SUBSCRIPTIONS].load)
     return sync
 
 

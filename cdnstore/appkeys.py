@@ -15,6 +15,7 @@ from .files import Files
 from .geo import GeoLocator
 from .health import HealthChecker
 from .history import HistoryWriter
+from .imports import Imports
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
@@ -31,6 +32,9 @@ from .trash import Trash
 from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
+from .webhook_queue import Subscriptions, WebhookQueue
+from .webhook_worker import WebhookWorker
+from .webhooks import Webhooks
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DB: web.AppKey[Database] = web.AppKey("db")
@@ -54,6 +58,11 @@ HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")
 DEEP_SCRUB: web.AppKey[DeepScrubber] = web.AppKey("deep_scrub")
 INTEGRITY: web.AppKey[Integrity] = web.AppKey("integrity")
+IMPORTS: web.AppKey[Imports] = web.AppKey("imports")
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
+WEBHOOK_QUEUE: web.AppKey[WebhookQueue] = web.AppKey("webhook_queue")
+SUBSCRIPTIONS: web.AppKey[Subscriptions] = web.AppKey("subscriptions")
+WEBHOOK_WORKER: web.AppKey[WebhookWorker] = web.AppKey("webhook_worker")
 # (peer, X-Forwarded-For) -> the client's address; cached, the same clients come again and again
 CLIENT_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("client_ip")
 ORIGIN_IP: web.AppKey[Callable[[str | None, str | None], str]] = web.AppKey("origin_ip")

@@ -143,9 +143,12 @@ class EventsConfig(Section):
 class StorageConfig(Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
-    check_timeout: float = Field(10.0, gt=0)
+    check_timeout: float = Field(10.0, gt=0)  # (also each step of a capability probe)
     # seconds a storage call made for a request may take in all (retries included); then 503
     request_timeout: float = Field(10.0, gt=0)
+    # seconds between capability probes of each server (probe.py); 0: only at registration, on a change of
+    # its address or keys, and on POST /servers/{id}/probe
+    probe_interval: float = Field(86400.0, ge=0)
 
 
 class UploadsConfig(Section):
@@ -157,6 +160,8 @@ class UploadsConfig(Section):
     url_ttl: int = Field(600, ge=60, le=604800)
     sweep_interval: float = Field(30.0, gt=0)  # how often uploads still pending are looked for
     sweep_after: int = Field(60, ge=0)  # an upload pending this long is HEADed on its server
+    # ... on a server whose events are not seen (capabilities.events): looked for this often, this old
+    fast_sweep_interval: float = Field(5.0, gt=0)
     abandon_after: int = Field(86400, ge=60)  # ... and given up this long after it was announced
     max_per_minute: int = Field(600, ge=0)  # uploads one user may announce per minute (429 beyond); 0: no limit
 
@@ -199,6 +204,12 @@ class IntegrityConfig(Section):
     verify_interval: float = Field(30.0, gt=0)  # how often versions awaiting their first read are looked for
     verify_attempts: int = Field(5, ge=1)  # reads that settle nothing before a version's final verdict
     verify_backoff: float = Field(60.0, gt=0)  # seconds before such a version is read again, doubled each time
+
+
+class ImportsConfig(Section):
+    page_size: int = Field(1000, ge=1, le=1000)  # keys listed, and adopted in one transaction, at a time
+    rate: float = Field(0.0, ge=0)  # objects an import lists a second at most; 0: no limit
+    poll_interval: float = Field(5.0, gt=0)  # how often a daemon looks for imports to run (or resume)
 
 
 class PeriodicConfig(Section):
@@ -294,6 +305,20 @@ class OidcConfig(Section):
         return self
 
 
+class WebhooksConfig(Section):
+    # Loopback and private addresses (10/8, 192.168/16, 127/8, fc00::/7 ...) as webhook endpoints: off, so
+    # that a user cannot make cdnstore call into its own network. Link-local and metadata addresses are
+    # refused whatever this says (endpoints.py).
+    allow_private: bool = False
+    timeout: float = Field(10.0, gt=0, le=300)  # seconds one delivery attempt may take, connection to answer
+    retry_for: float = Field(86400.0, ge=0)  # seconds a delivery is retried before it is marked failed
+    backoff_base: float = Field(5.0, gt=0)  # seconds before the first retry; doubles each time (with jitter)
+    backoff_max: float = Field(3600.0, gt=0)  # the longest wait between two attempts
+    workers: int = Field(4, ge=1, le=256)  # deliveries one daemon sends at once
+    poll_interval: float = Field(1.0, gt=0)  # idle workers look for due deliveries this often
+    log_days: int = Field(7, ge=1)  # delivered and failed deliveries stay in the delivery log this long
+
+
 class LogConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -313,12 +338,14 @@ class Config(Section):
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    imports: ImportsConfig = ImportsConfig()
     periodic: PeriodicConfig = PeriodicConfig()
     links: LinksConfig = LinksConfig()
     files: FilesConfig = FilesConfig()
     requests: RequestsConfig = RequestsConfig()
     users: UsersConfig = UsersConfig()
     oidc: OidcConfig = OidcConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:

@@ -41,6 +41,7 @@ from .servers import ServerRegistry
 from .storage import Storage
 from .tasks import running
 from .times import iso_in, now_iso
+from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -448,6 +449,9 @@ class DeepScrubber:
                 repair = "enqueued" if good is not None else "no good copy left"
                 data = {"name": file["name"], "server": name, "reason": reason, "repair": repair}
                 await history.record(tx, file["owner_id"], "file.corrupt", file["uuid"], data)
+                held = self.servers.by_internal_id(replica.server_id)
+                fleet = {**data, "file_id": file["uuid"], "server_id": held.id if held else None}
+                await emit_fleet(self.db, tx, "replica.corrupt", fleet)
         self._findings = None
         log.warning(
             "%s: %s on %s differs from what was stored (%s): marked corrupt%s",

@@ -25,6 +25,7 @@ from .history import HistoryWriter
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import S3Target, Server, VersionStatus
+from .names import MAX_NAME
 from .parts import part_count, part_size_for
 from .previews import inline_type
 from .servers import ServerRegistry
@@ -52,7 +53,6 @@ _EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, f.expire
     WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
 # A sender's file named like one of the owner's gets the first free of "x (2).pdf" ... "x (50).pdf".
 SENDER_NAME_TRIES = 50
-MAX_NAME = 255  # characters of a file name, after NFC normalisation (api/schemas.py's FileName checks it)
 
 
 def sender_names(name: str, mark: str | None = None) -> list[str]:
@@ -344,7 +344,13 @@ class Files:
             abandon_at = iso_in(self.uploads.abandon_after, timespec="seconds")
             return Upload(created, row, Multipart(part_size, part_count(size, part_size), abandon_at, server))
         url, headers = self.storage.presign_put(
-            server.s3, key, content_type=content_type, size=size, expires_in=self.uploads.url_ttl, sha256=sha256
+            server.public,
+            key,
+            content_type=content_type,
+            size=size,
+            expires_in=self.uploads.url_ttl,
+            sha256=sha256,
+            if_none_match=server.honours_conditional_write,  # written once: no second PUT swaps the bytes
         )
         return Upload(created, row, PresignedPut(url, headers, expires_at, server))
 
@@ -555,9 +561,10 @@ class Files:
         return True
 
     async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
-        # A declared SHA-256 bound a single PUT (the storage server enforced it): known. Any other waits for
-        # cdnstore's first read of the bytes (verify_pending): the first copy, else a verification read.
-        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None
+        # A declared SHA-256 bound a single PUT on a server proved to enforce it (probe.py): known. Any other
+        # waits for cdnstore's first read of the bytes (verify_pending): the first copy, else a verification
+        # read (integrity.py), which a declared one must pass before the version becomes the file's content.
+        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
         server_id = self.servers.internal_id(server)
         await tx.execute(
             "UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, verify_pending = ? WHERE id = ?",
@@ -569,7 +576,8 @@ class Files:
         )
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
-            # A multipart upload's declared SHA-256 is checked by that first read: until it matches, the file
+            # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
+            # that ignores x-amz-checksum-sha256) is checked by that first read: until it matches, the file
             # keeps its previous content (integrity.py makes this one current then, or rejects it).
             return
         await self.make_current(tx, version["id"], server)
@@ -610,15 +618,19 @@ class Files:
         await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
         await self.jobs.enqueue_removals(tx, version_ids)
 
-    async def sweep_uploads(self) -> int:
-        """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones.
+    async def sweep_uploads(self, quiet: list[int] | None = None) -> int:
+        """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones. With
+        `quiet` (internal ids of servers whose events are not seen), only theirs, sooner (the fast sweep).
 
         Returns how many uploads it stored."""
-        cutoff = iso_in(-self.uploads.sweep_after)
+        if quiet is not None and not quiet:
+            return 0
+        after = self.uploads.sweep_after if quiet is None else self.uploads.fast_sweep_interval
+        only = "" if quiet is None else f" AND upload_server_id IN ({', '.join(map(str, quiet))})"
         rows = await self.db.fetchall(
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
-            "WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ? ORDER BY created_at LIMIT 500",
-            (cutoff,),
+            f"WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ?{only} ORDER BY created_at LIMIT 500",
+            (iso_in(-after),),
         )  # (multipart uploads: uploads.py)
         abandon_before = iso_in(-self.uploads.abandon_after)
         stored = 0
@@ -727,14 +739,15 @@ class Files:
         signed in the last minute is handed out again (it stays valid for nearly its whole life): signing is
         the costliest step of a download."""
         now = time.time()
-        hit = self._signed.get((server.s3, key, name, ttl, shown))
+        target = server.public  # (what clients reach: public_url, else endpoint_url)
+        hit = self._signed.get((target, key, name, ttl, shown))
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
-        url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl, inline_type=shown)
+        url = self.storage.presign_get(target, key, filename=name, expires_in=ttl, inline_type=shown)
         expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.s3, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
+        self._signed[(target, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
     async def update(self, owner_id: int, file_uuid: str, name: str | None, expiry: Expiry | None) -> Row:

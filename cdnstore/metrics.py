@@ -146,6 +146,13 @@ class Metrics:
         self.archive_bytes = Counter(
             "cdnstore_archive_bytes", "Bytes of files sent in ZIP archives (read from the servers)", registry=r
         )
+        self.webhook_deliveries = Counter(
+            "cdnstore_webhook_delivery_attempts",
+            "Webhook delivery attempts by outcome: delivered (a 2xx answer) or failed (tried again later, until "
+            "webhooks.retry_for)",
+            ("outcome",),
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
         self._upload_children: dict[str, Counter] = {}
         self._download_children: dict[str, Counter] = {}

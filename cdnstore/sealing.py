@@ -1,7 +1,8 @@
-"""S3 secret keys sealed at rest: the database keeps them encrypted with a key derived from
-`auth.secret_key` (Fernet: AES-128-CBC with an HMAC-SHA256 tag), so the database file or a backup alone
-does not give the storage credentials away. cdnstore needs them in clear to sign requests, so the
-server registry unseals them into memory when it loads.
+"""Secrets sealed at rest: the database keeps them encrypted with a key derived from `auth.secret_key`
+(Fernet: AES-128-CBC with an HMAC-SHA256 tag), so the database file or a backup alone does not give them
+away. cdnstore needs them in clear to sign requests: the server registry unseals the S3 secret keys into
+memory when it loads, the webhook worker a webhook's signing secret when it sends a delivery. Each kind of
+secret has a key of its own (`purpose`).
 """
 
 from __future__ import annotations

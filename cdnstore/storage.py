@@ -101,6 +101,20 @@ def sha256_base64(hex_digest: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """The answer to a request cdnstore sent itself to a presigned URL (probes): status, headers (names in
+    lower case), the S3 error code of an error body ("" when none) and the start of the body."""
+
+    status: int
+    headers: dict[str, str]
+    code: str
+    text: str
+
+
+_XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+
+
+@dataclass(frozen=True, slots=True)
 class PartInfo:
     number: int
     size: int
@@ -246,8 +260,10 @@ class Storage:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        self._virtual_config = self._config.merge(AioConfig(s3={"addressing_style": "virtual"}))
         self._session = get_session()
         self._clients: dict[S3Target, tuple[S3Client, AsyncExitStack]] = {}
+        self._http: aiohttp.ClientSession | None = None  # presigned requests cdnstore sends itself (probes)
         self._presigners: dict[S3Target, Presigner] = {}
         self._lock = asyncio.Lock()
 
@@ -275,7 +291,7 @@ class Storage:
                     region_name=target.region or DEFAULT_REGION,
                     aws_access_key_id=target.access_key,
                     aws_secret_access_key=target.secret_key,
-                    config=self._config,
+                    config=self._virtual_config if target.addressing_style == "virtual" else self._config,
                 )
             )
             # Runs before botocore's S3 region redirector and tells it this request was redirected
@@ -301,6 +317,9 @@ class Storage:
         entries = list(self._clients.values())
         self._clients.clear()
         self._presigners.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         for _, stack in entries:
             try:
                 await stack.aclose()
@@ -369,11 +388,13 @@ class Storage:
         expires_in: int,
         metadata: Mapping[str, str] | None = None,
         sha256: str | None = None,
+        if_none_match: bool = False,
     ) -> tuple[str, dict[str, str]]:
         """A presigned PUT URL and the exact headers the client must send with it.
 
         Content-Length is signed, so the server refuses a body of any other size; with `sha256` (hex) so is
-        x-amz-checksum-sha256, so the server refuses any other bytes (400 BadDigest).
+        x-amz-checksum-sha256, so the server refuses any other bytes (400 BadDigest); with `if_none_match`
+        so is `If-None-Match: *`, so a server that honours it writes the key once (412 for a second PUT).
         """
         if size < 0:
             raise ValueError("size must not be negative")
@@ -388,6 +409,8 @@ class Storage:
             headers[f"x-amz-meta-{name}"] = value
         if sha256 is not None:
             headers["x-amz-checksum-sha256"] = sha256_base64(sha256)
+        if if_none_match:
+            headers["If-None-Match"] = "*"
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
         return url, headers
 
@@ -482,6 +505,22 @@ class Storage:
             async for page in pages:
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+
+    async def list_page(
+        self, target: S3Target, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """Up to `limit` objects under `prefix` whose keys sort after `after` (ListObjectsV2 StartAfter: a
+        position that is a key, so it outlives a restart), and whether more follow."""
+        kwargs: dict[str, Any] = {"Bucket": target.bucket, "Prefix": prefix, "MaxKeys": limit}
+        if after:
+            kwargs["StartAfter"] = after
+        with _errors(target, f"LIST {prefix!r} after {after!r}"):
+            resp = await (await self._client(target)).list_objects_v2(**kwargs)
+        found = [
+            ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+            for item in resp.get("Contents", ())
+        ]
+        return found, bool(resp.get("IsTruncated")) and bool(found)
 
     async def stale_uploads(self, target: S3Target, started_before: datetime) -> list[tuple[str, str]]:
         """(key, upload id) of multipart uploads begun before `started_before` and never completed:
@@ -604,6 +643,76 @@ class Storage:
         if read != size:
             raise StorageError(f"{target.endpoint_url}/{target.bucket} has {read} bytes of {key!r}, expected {size}")
         return await hashed.digests()
+
+    # --- what the capability probe tries (probe.py) --------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        timeout: float,  # noqa: ASYNC109
+    ) -> RawAnswer:
+        """Send a request of cdnstore's own to a presigned URL (or a CORS preflight) as a client would, through
+        the same guarded resolver as the S3 clients, never following a redirect. A network failure or a
+        timeout is StorageError (`storage_unreachable`)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=GuardedResolver()))
+        where = url.split("?", 1)[0]
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._http.request(
+                    method, url, headers=dict(headers or {}), data=body or None, allow_redirects=False
+                ) as resp:
+                    text = (await resp.content.read(1 << 16)).decode(errors="replace")
+                    found = _XML_CODE.search(text)
+                    return RawAnswer(
+                        resp.status, {k.lower(): v for k, v in resp.headers.items()}, found[1] if found else "", text
+                    )
+        except (aiohttp.ClientError, OSError) as exc:  # (TimeoutError is an OSError)
+            raise StorageError(f"{method} {where}: server unreachable ({exc!r})", code="storage_unreachable") from exc
+
+    async def bucket_cors(self, target: S3Target) -> list[dict[str, Any]] | None:
+        """The bucket's CORS rules; None when it has no CORS configuration."""
+        with _errors(target, "GET bucket CORS"):
+            client = await self._client(target)
+            try:
+                resp = await client.get_bucket_cors(Bucket=target.bucket)
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchCORSConfiguration":
+                    return None
+                raise
+        return list(resp.get("CORSRules") or [])
+
+    async def set_bucket_cors(self, target: S3Target, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's CORS rules (PutBucketCors)."""
+        with _errors(target, "PUT bucket CORS"):
+            client = await self._client(target)
+            await client.put_bucket_cors(Bucket=target.bucket, CORSConfiguration={"CORSRules": rules})
+
+    async def bucket_versioning(self, target: S3Target) -> str:
+        """The bucket's versioning: "off" (never enabled), "enabled" or "suspended"."""
+        with _errors(target, "GET bucket versioning"):
+            resp = await (await self._client(target)).get_bucket_versioning(Bucket=target.bucket)
+        return str(resp.get("Status") or "off").lower()
+
+    async def bucket_location(self, target: S3Target) -> str | None:
+        """The bucket's location as the server reports it (None: it names none, AWS's us-east-1)."""
+        with _errors(target, "GET bucket location"):
+            resp = await (await self._client(target)).get_bucket_location(Bucket=target.bucket)
+        return resp.get("LocationConstraint") or None
+
+    async def delete_every_version(self, target: S3Target, key: str) -> None:
+        """Delete every version of `key` and its delete markers: in a versioned bucket a plain delete only
+        hides the bytes behind a marker."""
+        with _errors(target, f"DELETE versions of {key!r}"):
+            client = await self._client(target)
+            listed = await client.list_object_versions(Bucket=target.bucket, Prefix=key)
+            for item in (*listed.get("Versions", ()), *listed.get("DeleteMarkers", ())):
+                if item.get("Key") == key and item.get("VersionId"):
+                    await client.delete_object(Bucket=target.bucket, Key=key, VersionId=item["VersionId"])
 
     # --- copy --------------------------------------------------------------------------------
 

@@ -10,9 +10,11 @@ or a restart of cdnstore alike.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from . import probe
 from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
@@ -71,6 +73,7 @@ class Uploads:
         self.files = files
         self.uploads = cfg.uploads
         self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
+        self._next_full = 0.0  # time.monotonic() of the next full sweep
 
     async def _in_progress(self, owner_id: int, file_uuid: str, only: int | None = None) -> InProgress:
         """The caller's file's upload still running, with its server; 404 `no_upload` when none is (or, with
@@ -95,12 +98,13 @@ class Uploads:
         v = up.version
         if not up.multipart:
             url, headers = self.storage.presign_put(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 content_type=v["content_type"],
                 size=v["size"],
                 expires_in=self.uploads.url_ttl,
                 sha256=v["sha256"],
+                if_none_match=up.server.honours_conditional_write,
             )
             expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
             put = PresignedPut(url, headers, expires_at, up.server)
@@ -150,7 +154,7 @@ class Uploads:
         items = []
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
             url, headers = self.storage.presign_part(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 v["upload_id"],
                 n,
@@ -201,6 +205,16 @@ class Uploads:
         await self.files.abandon(v["id"], v["file_id"], reason="upload_cancelled")
 
     # --- the sweep ------------------------------------------------------------------------------
+
+    async def sweep_due(self) -> int:
+        """The periodic task, every `uploads.fast_sweep_interval`: the single PUTs to servers whose events are
+        not seen (probe.events_state: their uploads wait for nothing else when the client never calls
+        /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
+        if time.monotonic() < self._next_full:
+            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
+            return await self.files.sweep_uploads(quiet)
+        self._next_full = time.monotonic() + self.uploads.sweep_interval
+        return await self.sweep()
 
     async def sweep(self) -> int:
         """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose

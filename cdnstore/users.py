@@ -359,9 +359,9 @@ class Accounts:
 
     async def delete(self, user_uuid: str, jobs: JobQueue) -> None:
         """Delete a user: their files (those in their trash too) are removed from every server in the
-        background, by jobs enqueued here, at once (no trash); their links, upload requests and history go,
-        their sessions end. The row stays, renamed and without a password, while the files' removal jobs refer
-        to it. 409 `last_admin`."""
+        background, by jobs enqueued here, at once (no trash); their links, upload requests, webhooks and history
+        go, their sessions end. The row stays, renamed and without a password, while the files' removal jobs
+        refer to it. 409 `last_admin`."""
         now = now_iso()
         async with self.db.transaction(offload=True) as tx:
             target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
@@ -395,6 +395,7 @@ class Accounts:
                 (now, now, owner),
             )
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
+            await tx.execute("DELETE FROM webhooks WHERE owner_id = ?", (owner,))  # (their deliveries go with them)
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(
                 "UPDATE users SET username = ?, username_key = NULL, password_hash = '', is_admin = 0, "

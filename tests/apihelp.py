@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import io
 import struct
@@ -22,7 +23,7 @@ from reliability import LEDGER
 from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY
 
-from cdnstore import appkeys
+from cdnstore import appkeys, probe
 from cdnstore.demo import ORIGINAL_LAYOUT
 from cdnstore.job_queue import Job
 from cdnstore.seaweed import WeedCluster
@@ -69,6 +70,20 @@ async def events_unheard(api: Api, admin: Session, *names: str) -> None:
     for name in names:
         (await admin.patch(f"/api/v1/servers/{servers[name]['id']}", json={"events_token": "t" * 32})).expect(200)
     await api.app[appkeys.INTEGRITY].rechecks_done()
+
+
+async def writes_not_once(api: Api, *server_ids: str) -> None:
+    """From now on the servers count as not honouring `If-None-Match: *` (as their probe had found it ignored):
+    their upload URLs do not ask for it, so a second PUT to one replaces the stored bytes, as on such a
+    server."""
+    registry = api.app[appkeys.SERVERS]
+    async with api.app[appkeys.DB].transaction() as tx:
+        for server_id in server_ids:
+            found = registry.get(server_id).capabilities
+            assert found is not None, "probed at registration"
+            unproved = probe.dump(dataclasses.replace(found, conditional_write=False))
+            await tx.execute("UPDATE servers SET capabilities = ? WHERE uuid = ?", (unproved, server_id))
+    await registry.load()
 
 
 @contextlib.asynccontextmanager

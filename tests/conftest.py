@@ -176,6 +176,10 @@ BOTH_ENGINES = {
     "test_trash",
     "test_upload_link",
     "test_users",
+    "test_vendors",
+    "test_imports",
+    "test_webhook_queue",
+    "test_webhooks",
 }
 
 

@@ -26,6 +26,7 @@ KINDS = {
     "test_docs": UNIT,
     "test_endpoints": UNIT,
     "test_events": UNIT,
+    "test_file_rules": UNIT,
     "test_geo": UNIT,
     "test_jobs": UNIT,
     "test_keys": UNIT,
@@ -38,6 +39,8 @@ KINDS = {
     "test_users": UNIT,
     "test_zipstream": UNIT,
     "test_archives": INTEGRATION,
+    "test_probe": UNIT,
+    "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,
     "test_connections": INTEGRATION,
     "test_copy_database": INTEGRATION,
@@ -71,6 +74,9 @@ KINDS = {
     "test_upload_link": INTEGRATION,
     "test_upload_command": INTEGRATION,
     "test_weed_stop": INTEGRATION,
+    "test_vendors": INTEGRATION,
+    "test_imports": INTEGRATION,
+    "test_webhooks": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
@@ -78,9 +84,11 @@ KINDS = {
     "test_faults": FAULTS,
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
+    "test_webhook_faults": FAULTS,
     "test_web": BROWSER,
     "test_web_sharing": BROWSER,
     "test_web_requests": BROWSER,
+    "test_web_webhooks": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.

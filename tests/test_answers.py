@@ -7,6 +7,8 @@ from the answers unnoticed: a field added, dropped, renamed or retyped on one si
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -31,9 +33,12 @@ from cdnstore.api.oidc import render_methods
 from cdnstore.api.ops import geoip_check
 from cdnstore.api.schemas import (
     AuthMethodsOut,
+    CapabilitiesOut,
+    DeliveryOut,
     DownloadOut,
     FileOut,
     FileUploadOut,
+    ImportOut,
     JobOut,
     KeyCreatedOut,
     KeyOut,
@@ -52,18 +57,23 @@ from cdnstore.api.schemas import (
     UploadSettingsOut,
     UploadStateOut,
     UserOut,
+    WebhookCreatedOut,
+    WebhookOut,
 )
-from cdnstore.api.servers import render_ref, render_server
+from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
+from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
 from cdnstore.links import Link, LinkRequest, SharedFile
-from cdnstore.models import PERMISSIONS, Health, Server, User
+from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
+from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
+from cdnstore.webhooks import Webhook
 
 UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
 FILE_UUID = "0d4e5f60-7182-4394-a5b6-c7d8e9f00112"
@@ -274,6 +284,23 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
         assert_exactly(PublicLinkOut, render_public(made))
 
 
+IMPORT = {
+    "uuid": FILE_UUID,
+    "owner": "alice",
+    "prefix": "photos/",
+    "strip_prefix": 1,
+    "state": "running",
+    "objects_seen": 1200,
+    "files_adopted": 1100,
+    "bytes": 123456,
+    "errors": 3,
+    "last_error": None,
+    "created_at": WHEN,
+    "updated_at": WHEN,
+    "finished_at": None,
+}
+
+
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
     assert_exactly(ServerOut, render_server(DALLAS, None))
     stats = {
@@ -281,6 +308,16 @@ def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics(
         **{"awaiting_verification": 2, "rejected_uploads": 1},
     }
     assert_exactly(ServerOut, render_server(DALLAS, stats))
+    proved = Capabilities(WHEN, False, True, True, False, json.dumps(cors_rule("https://files.example.com")), "off")
+    probed = replace(DALLAS, public_url="https://s3.example.com", capabilities=proved, events_seen_at=WHEN)
+    assert_exactly(ServerOut, render_server(probed, {**stats, "import_progress": render_import(IMPORT)}))
+    assert_exactly(CapabilitiesOut, render_capabilities(probed) or {})
+
+
+def test_an_import_answer_is_exactly_an_import_out() -> None:
+    reported = [{"key": "a/b.txt", "reason": "not a valid file name: must not contain / or \\ (a name, not a path)"}]
+    assert_exactly(ImportOut, render_import({**IMPORT, "last_error": "the server is off"}, reported))
+    assert_exactly(ImportOut, render_import({**IMPORT, "state": "done", "finished_at": WHEN}, []))
 
 
 def test_a_download_answer_is_exactly_a_download_out() -> None:
@@ -319,3 +356,21 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
 def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
     with GeoLocator() as locator:
         assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))
+def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() -> None:
+    hook = Webhook(3, UUID, "https://hooks.example/in?k=1", ("file.stored", "server.down"), WHEN)
+    assert_exactly(WebhookOut, render_webhook(hook))
+    assert_exactly(WebhookCreatedOut, render_created(hook, "whsec_" + "A" * 32))
+    row = {
+        "id": 9,
+        "uuid": "msg_" + "0f" * 16,
+        "event": "file.stored",
+        "status": "delivered",
+        "attempts": 2,
+        "last_error": "HTTP 500: busy",
+        "delivered_at": WHEN,
+        "occurred_at": WHEN,
+        "run_after": 1_800_000_000.5,
+    }
+    assert_exactly(DeliveryOut, render_delivery(row))
+    for pending in ({"run_after": 0.0}, {"run_after": 1_800_000_000.5, "last_error": None}):
+        assert_exactly(DeliveryOut, render_delivery({**row, "status": "pending", "delivered_at": None, **pending}))

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -99,6 +99,7 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
             "INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)"
         )
         await tx.execute("INSERT INTO throttle_failures (scope, key, at) VALUES ('logins', 'alice|127.0.0.1', 0)")
+    await an_import(api, weed, bucket, servers["dallas"]["id"])
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):
         (await alice.delete(f"/api/v1/files/{ids[name]}")).expect(204)
@@ -108,6 +109,26 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
             "UPDATE jobs SET status = 'failed', attempts = 5, last_error = 'boom' WHERE id = (SELECT max(id) FROM jobs)"
         )
     return admin, alice, {"kept": kept, "link": link, "newyork": servers["newyork"]["id"]}
+
+
+async def an_import(api: Api, weed: WeedCluster, bucket: str, server_id: str) -> None:
+    """An import of Dallas's bucket that found one key that is no file name (imports, import_errors)."""
+    client = await api.app[appkeys.STORAGE]._client(weed.target("dallas", bucket))
+    await client.put_object(Bucket=bucket, Key="from before/odd.txt", Body=b"no name\n")
+    imports = api.app[appkeys.IMPORTS]
+    started = await imports.start(server_id, "alice")
+    await imports.run(started["uuid"])  # (or the daemon's imports round does: either way it ends)
+    await wait_for(lambda: _done(imports, server_id), "the import to end")
+    async with api.app[appkeys.DB].transaction() as tx:
+        # A page's rows live inside the transaction that adopts it; one here shows the copy carries the table.
+        await tx.execute(
+            "INSERT INTO import_keys (import_id, key, size, name, content_type, file_uuid, history_uuid, history_data)"
+            " SELECT id, 'a-page', 1, 'a-page', 'text/plain', 'f', 'h', '{}' FROM imports"
+        )
+
+
+async def _done(imports: Any, server_id: str) -> bool:
+    return bool((await imports.latest(server_id))["state"] == "done")
 
 
 async def what_users_see(admin: Session, alice: Session) -> dict[str, Any]:
@@ -200,7 +221,8 @@ async def test_a_source_on_an_older_schema_is_refused_until_init(pg_cluster: Any
     url = pg_cluster.fresh("template1")
     refused = copy_database(tmp_path, url)
     assert refused.returncode == 1
-    assert f"schema version {latest_version() - 1}" in refused.stderr and "run `cdnstore init`" in refused.stderr
+    previous = migrations()[-2][0]  # (numbers may skip: not latest_version() - 1)
+    assert f"schema version {previous}" in refused.stderr and "run `cdnstore init`" in refused.stderr
     assert initialize(path)[1] == latest_version()
     assert copy_database(tmp_path, url).returncode == 0
 

@@ -18,6 +18,7 @@ import pytest
 from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, Session, fetch, from_ip, put_bytes, wait_for
 from clihelp import cdnstore, start_demo
 from daemonproc import Cluster
+from webhook_receiver import Receiver
 from weedbed import unused_port
 
 from cdnstore import appkeys
@@ -182,6 +183,39 @@ async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_s
             return answer.status == 404 and bool(answer.problem(404, "link_not_found"))
 
         await obeyed(gone, "the link was revoked")
+
+
+@ON_POSTGRES
+async def test_a_webhook_added_through_one_daemon_takes_the_events_the_other_records_within_2_seconds(
+    tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
+) -> None:
+    """Each daemon emits a user's event only where its copy of the subscriptions says a webhook takes it: B's
+    copy learns of A's new webhook through the `webhooks` counter (changes.py)."""
+    folder = tmp_path / "receiver"
+    folder.mkdir()
+    receiver = Receiver(folder, unused_port())
+    await receiver.start()
+    hooks = {"allow_private": True, "poll_interval": 0.1}  # (the receiver is on 127.0.0.1)
+    try:
+        async with Cluster(
+            tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket, webhooks=hooks
+        ) as cluster:
+            a, _ = cluster.admins
+            _, api_b = cluster.apis
+            file_id = (await a.upload("shared.txt", DATA_SMALL))["file"]["id"]
+            (await a.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+            link = (await a.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+            made = await a.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["link.downloaded"]})
+            hook = made.expect(201)
+
+            async def emitted_by_b() -> bool:
+                (await api_b.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
+                return bool((await a.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).expect(200)["items"])
+
+            await obeyed(emitted_by_b, "a webhook takes link.downloaded")
+            await wait_for(receiver.taken, "the event delivered")
+    finally:
+        await receiver.kill()
 
 
 @ON_POSTGRES

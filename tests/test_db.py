@@ -13,7 +13,16 @@ from pgbed import PgCluster
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
-from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
+from cdnstore.models import (
+    AddressingStyle,
+    DeliveryStatus,
+    Health,
+    ImportState,
+    JobKind,
+    JobStatus,
+    ReplicaStatus,
+    VersionStatus,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -186,6 +195,9 @@ def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(eng
         ("jobs", "status"): JobStatus,
         ("jobs", "kind"): JobKind,
         ("replicas", "status"): ReplicaStatus,
+        ("servers", "addressing_style"): AddressingStyle,
+        ("imports", "state"): ImportState,
+        ("webhook_deliveries", "status"): DeliveryStatus,
     }
     for column, enum in enums.items():
         assert checks[column] == [member.value for member in enum], column

@@ -167,11 +167,19 @@ async def test_last_use_is_written_in_batches_not_once_per_request(api: Api) -> 
 
 def test_every_permission_has_a_scope_and_every_users_route_one_derived_from_its_declaration() -> None:
     assert set(PERMISSION_SCOPES) == set(PERMISSIONS) and set(PERMISSION_SCOPES.values()) <= set(SCOPES)
+    # Routes that name their scope rather than derive it: setting webhooks up sends the user's events out, so
+    # it takes `share`, not the method's `upload`/`delete`.
+    named = {
+        ("POST", "/api/v1/webhooks"): "share",
+        ("DELETE", "/api/v1/webhooks/{id}"): "share",
+        ("POST", "/api/v1/webhooks/{id}/test"): "share",
+    }
     for ep in ROUTES:
         if ep.auth not in ("user", "session"):
             continue
         assert ep.scope in SCOPES, ep.path
-        assert ep.scope == scope_of(ep.method, ep.permission, ep.admin), (ep.method, ep.path)
+        expected = named.get((ep.method, ep.path), scope_of(ep.method, ep.permission, ep.admin))
+        assert ep.scope == expected, (ep.method, ep.path)
     assert scope_of("GET", "can_view_cdnserver", False) == "admin"
     assert scope_of("POST", None, True) == "admin"
     assert scope_of("DELETE", "can_delete_filesharelink", False) == "share"

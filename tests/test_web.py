@@ -31,6 +31,7 @@ from apihelp import (
     put_bytes,
     wait_for,
 )
+from rgwbed import RgwBed
 from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore import appkeys
@@ -1189,6 +1190,75 @@ async def test_the_servers_view_shows_uploads_awaiting_verification_and_those_re
     await page.get_by_role("link", name="Servers").click()
     await expect(row.locator('td[data-label="Sync"] .badge.danger')).to_have_text("1 upload rejected")
     await expect(row.locator('td[data-label="Sync"] .badge.warn')).to_have_count(0)
+
+
+async def test_the_page_uploads_to_a_ceph_rgw_server_whose_cors_rule_the_probe_added(
+    api: Api, weed: WeedCluster, rgw: RgwBed, bucket: str, context: BrowserContext
+) -> None:
+    """RGW answers every preflight 403 until its bucket has a CORS rule: the probe at registration adds the
+    page's. The upload also carries the signed If-None-Match (RGW honours it) and, RGW sending no events
+    here, is confirmed by the page's /complete."""
+    admin = await api.user("root", admin=True)
+    server = await admin.add_server(weed, "dallas", bucket, name="ceph", endpoint_url=rgw.endpoint_url)
+    assert (server["capabilities"]["cors"], server["capabilities"]["conditional_write"]) == (True, True)
+    await api.user("alice")
+    data = os.urandom(300_000)
+    page = await context.new_page()
+    await sign_in(page, api, "alice")
+    await page.set_input_files(
+        "#file-input", files=[FilePayload(name="to-ceph.bin", mimeType="application/octet-stream", buffer=data)]
+    )
+    upload = page.locator(".upload", has_text="to-ceph.bin")
+    await expect(upload.locator(".status")).to_contain_text("Stored in")
+    await expect(file_row(page, "to-ceph.bin").locator(".status-cell")).to_have_text("Stored")
+    alice = await api.login("alice")
+    file = next(f for f in (await alice.get("/api/v1/files")).expect(200)["items"] if f["name"] == "to-ceph.bin")
+    assert (await alice.download(file["id"]))[1] == data
+    async with page.expect_download() as got:
+        await page.get_by_role("button", name="Download to-ceph.bin").click()
+    assert await downloaded(await got.value) == data
+
+
+async def test_the_servers_view_shows_what_each_server_proved_and_imports_a_bucket(
+    api: Api, weed: WeedCluster, rgw: RgwBed, bucket: str, context: BrowserContext
+) -> None:
+    admin = await api.user("root", admin=True)
+    seaweed = await admin.add_server(weed, "newyork", bucket)
+    ceph = await admin.add_server(weed, "dallas", bucket, name="ceph", endpoint_url=rgw.endpoint_url)
+    await api.user("alice")
+    async with rgw.client("s3") as s3:  # objects cdnstore does not know, as a bucket being left would hold
+        for key in ("kept.txt", "folder/deep.txt"):
+            await s3.put_object(Bucket=bucket, Key=key, Body=b"from before\n")
+
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    proved = page.locator(f'#servers-body tr[data-id="{ceph["id"]}"] .proved')
+    await expect(proved.locator(".badge.warn", has_text="No checksums")).to_have_attribute(
+        "title", re.compile("reads such uploads back")
+    )
+    await expect(proved.locator(".badge.ok", has_text="Writes once")).to_be_visible()
+    await expect(proved.locator(".badge.ok", has_text="CORS")).to_be_visible()
+    others = page.locator(f'#servers-body tr[data-id="{seaweed["id"]}"] .proved')
+    await expect(others.locator(".badge.ok", has_text="Checksums")).to_be_visible()
+    await page.get_by_role("button", name="Probe ceph").click()
+    await expect(page.locator(".toast", has_text="ceph probed")).to_be_visible()
+    probed = (await admin.get(f"/api/v1/servers/{ceph['id']}")).expect(200)["capabilities"]
+    assert probed["checked_at"] > ceph["capabilities"]["checked_at"]
+
+    await page.get_by_role("button", name="Import the bucket of ceph").click()
+    dialog = page.locator("#import-dialog")
+    await dialog.get_by_role("button", name="Import").click()
+    await expect(dialog.locator("#import-error")).to_contain_text("Fill in the owner")
+    await dialog.get_by_label("Owner", exact=True).fill("alice")
+    await dialog.get_by_role("button", name="Import").click()
+    await expect(dialog).to_be_hidden()
+    sync = page.locator(f'#servers-body tr[data-id="{ceph["id"]}"] td[data-label="Sync"]')
+    # (the daemons look for imports every imports.poll_interval, 5 s; the page refreshes every 4 s)
+    await expect(sync.locator(".badge", has_text="Imported 1 file")).to_have_attribute(
+        "title", re.compile("1 not adopted"), timeout=30_000
+    )
+    await shot(page, "18-servers-proved-and-imported")
 
 
 async def test_on_a_phone_the_upload_box_does_not_ask_to_drop_files(api: Api, browser: Browser) -> None:

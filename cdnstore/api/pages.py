@@ -3,18 +3,17 @@ upload request (`/u/{token}`) and their static files.
 
 The page is plain HTML, CSS and ES modules from the package folder `cdnstore/web/`, no build step. It
 talks to the daemon only through the public API and keeps its tokens in memory. The HTML answers carry
-a Content-Security-Policy that allows scripts and styles from this origin only, no `<base>`, forms
-posting to this origin only and no framing of the pages. The main page PUTs uploads straight to the
-storage servers' presigned URLs, so its `connect-src` names this origin and the origins of the
-registered storage servers, computed from the in-memory registry when the page is asked for (a server
-added or moved shows in the next page load), and so does the public upload page's, which PUTs a
-sender's files the same way; the share page connects to this origin only. The main and share pages show
-previews (images, audio, video, PDF and plain text) from presigned GETs on the storage servers: their
-`img-src`, `media-src` and `frame-src` name the same origins (no script runs from them: the daemon serves
-inline only types that run nothing, previews.py, and text shows in a sandboxed frame).
-
-Static files are revalidated on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file
-costs a 304): the names carry no version, and an upgraded daemon must never run with yesterday's script.
+a Content-Security-Policy that allows scripts and styles from this origin only, no `<base>`, forms posting to
+this origin only and no framing of the pages. The main page PUTs uploads straight to the storage servers'
+presigned URLs, so its `connect-src` names this origin and the origins the registered storage servers' URLs
+are presigned for (their public_url, else endpoint_url), computed from the in-memory registry when the page is
+asked for (a server added or moved shows in the next page load), and so does the public upload page's, which
+PUTs a sender's files the same way; the share page connects to this origin only. The main and share pages show
+previews (images, audio, video, PDF and plain text) from presigned GETs on the storage servers: their `img-
+src`, `media-src` and `frame-src` name the same origins (no script runs from them: the daemon serves inline
+only types that run nothing, previews.py, and text shows in a sandboxed frame). Static files are revalidated
+on every use (`Cache-Control: no-cache` with an ETag, so an unchanged file costs a 304): the names carry no
+version, and an upgraded daemon must never run with yesterday's script.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from aiohttp import web
 from .. import appkeys
 from ..errors import NotFound
 from ..models import Server
+from ..presign import base_url
 from .endpoint import Router
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -86,12 +86,13 @@ def _policy(origins: tuple[str, ...], connects: bool) -> str:
 
 
 def _origins(servers: Iterable[Server]) -> tuple[str, ...]:
-    return tuple(sorted({o for s in servers if (o := origin(s.endpoint_url)) is not None}))
+    return tuple(sorted({o for s in servers if (o := _public_origin(s)) is not None}))
 
 
 def page_csp(servers: Iterable[Server]) -> str:
     """The main page's policy: connect-src (uploads) and the previews' sources are this origin and every
-    registered storage server's."""
+    registered storage server's public address (the origin of its presigned URLs: public_url, else
+    endpoint_url; the bucket's own host name for virtual-hosted addressing)."""
     return _policy(_origins(servers), True)
 
 
@@ -99,6 +100,13 @@ def share_csp(servers: Iterable[Server]) -> str:
     """The share page's policy: it connects to this origin only (its downloads are navigations); its
     previews come from the storage servers."""
     return _policy(_origins(servers), False)
+
+
+def _public_origin(server: Server) -> str | None:
+    try:
+        return origin(base_url(server.public))
+    except ValueError:  # (an address no presigned URL can be made for)
+        return None
 
 
 def _page_headers(request: web.Request, name: str) -> dict[str, str]:

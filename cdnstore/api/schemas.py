@@ -4,18 +4,18 @@ them (api/openapi.py). Request bodies are strict (no type coercion) and reject u
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from ..config import MIN_TOKEN_LENGTH
-from ..files import MAX_NAME
 from ..history import EVENTS
 from ..models import PERMISSIONS, SCOPES
+from ..names import MAX_NAME, file_name
 from ..pagination import PageQuery
 from ..times import iso
+from ..webhook_queue import EVENTS as WEBHOOK_EVENTS
 
 
 class Body(BaseModel):
@@ -250,6 +250,7 @@ class OidcCallbackQuery(BaseModel):
 
 ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 EndpointUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+AddressingStyle = Literal["path", "virtual"]
 Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
@@ -273,6 +274,11 @@ class ServerCreate(Body):
     is_on: bool
     is_active: bool
     events_token: EventsToken | None = None  # None: the server takes events.token
+    public_url: Annotated[
+        EndpointUrl | None,
+        Field(description="where clients reach the server: presigned URLs are signed for it (null: endpoint_url)"),
+    ] = None
+    addressing_style: AddressingStyle = "path"
 
 
 class ServerPatch(Patch):
@@ -289,6 +295,80 @@ class ServerPatch(Patch):
     is_on: bool = unset()
     is_active: bool = unset()
     events_token: EventsToken | None = None  # null clears it: the server takes events.token again
+    public_url: EndpointUrl | None = None  # null: presigned URLs go to endpoint_url again
+    addressing_style: AddressingStyle = unset()
+
+
+class CapabilitiesOut(Out):
+    """What cdnstore last proved about the server by trying it (the capability probe); null: not proved."""
+
+    checked_at: Time
+    checksum_enforced: Annotated[
+        bool | None,
+        Field(description="a presigned PUT whose bytes differ from its signed x-amz-checksum-sha256 is refused"),
+    ]
+    content_md5_enforced: Annotated[
+        bool | None, Field(description="a part whose bytes differ from its signed Content-MD5 is refused")
+    ]
+    conditional_write: Annotated[
+        bool | None,
+        Field(description="a PUT with If-None-Match: * on an existing key is refused (uploads are then written once)"),
+    ]
+    cors: Annotated[bool | None, Field(description="the page's origin (http.public_url) may upload and download")]
+    cors_rule: Annotated[
+        dict[str, Any] | None,
+        Field(description="the bucket CORS rule to add, when cors is false and cdnstore could not add it"),
+    ]
+    versioning: Annotated[
+        Literal["off", "enabled", "suspended"] | None,
+        Field(description="the bucket's versioning: in a versioned bucket deletes leave delete markers"),
+    ]
+    bucket_region: Annotated[str | None, Field(description="the bucket's location as the server reports it")]
+    signing_region: Annotated[
+        str | None,
+        Field(description='"any" when the server accepts any region in a signature, else the one it expects'),
+    ]
+    events: Annotated[
+        Literal["seen", "none", "unknown"],
+        Field(description="whether the server's object events reach cdnstore (else a faster upload sweep serves it)"),
+    ]
+
+
+class ImportSummaryOut(Out):
+    import_id: Uuid
+    state: Literal["running", "done", "failed"]
+    owner: str
+    prefix: str
+    strip_prefix: bool
+    objects_seen: int
+    files_adopted: int
+    bytes: int
+    errors: Annotated[int, Field(description="keys not adopted (not a valid file name, a name the owner uses)")]
+    last_error: Annotated[str | None, Field(description="why it waits (the server is off, could not be listed)")]
+    started_at: Time
+    updated_at: Time
+    finished_at: Time | None
+
+
+class ReportedKeyOut(Out):
+    key: str
+    reason: str
+
+
+class ImportOut(ImportSummaryOut):
+    error_keys: Annotated[list[ReportedKeyOut], Field(description="the first 100 keys not adopted, with why")]
+
+
+class ImportStartedOut(Out):
+    import_id: Uuid
+
+
+class ImportCreate(Body):
+    owner: Username
+    prefix: Annotated[str, StringConstraints(max_length=1024), AfterValidator(_no_control_chars)] = ""
+    strip_prefix: Annotated[
+        bool, Field(description="name each file by its key without the prefix (names contain no /)")
+    ] = False
 
 
 class ServerOut(Out):
@@ -303,8 +383,12 @@ class ServerOut(Out):
     longitude: float
     is_on: bool
     is_active: bool
+    public_url: str | None
+    addressing_style: AddressingStyle
     health: Literal["up", "down", "unknown"]
     has_events_token: bool  # (the token itself is never shown)
+    capabilities: CapabilitiesOut | None
+    import_progress: Annotated[ImportSummaryOut | None, Field(description="its latest import (GET .../import)")]
     files: int
     bytes: int
     pending_jobs: int
@@ -361,35 +445,9 @@ class ServerRef(Out):
 
 # --- files ---------------------------------------------------------------------------------------
 
-# Invisible characters a name keeps where they do something: joiners within a word of another script or
-# an emoji sequence (family emoji, Indic conjuncts, Persian words), and the tag letters of subdivision
-# flags (black flag, tags, cancel tag). Anywhere else (e.g. beside ASCII) they could only disguise a name.
-_JOINER = re.compile(r"(?<=[^\x00-\x7f\s])[\u200c\u200d](?=[^\x00-\x7f\s])")
-_FLAG_TAGS = re.compile("(?<=\U0001f3f4)[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,6}\U000e007f")
-
-
-def _file_name(value: str) -> str:
-    ascii_only = value.isascii()  # (most names: NFC changes no ASCII text, whose only such characters are Cc)
-    if len(value) <= 4 * MAX_NAME and not ascii_only:  # NFC composes at most 4 code points into one
-        value = unicodedata.normalize("NFC", value)
-    if not 1 <= len(value) <= MAX_NAME:
-        raise ValueError(f"must be 1 to {MAX_NAME} characters (after Unicode NFC normalisation)")
-    if (not value.isprintable()) if ascii_only else _invisible(value):
-        raise ValueError("must not contain control or invisible formatting characters")
-    if "/" in value or "\\" in value:
-        raise ValueError("must not contain / or \\ (a name, not a path)")
-    if value in (".", "..") or value != value.strip():
-        raise ValueError("must not be . or .. or start or end with white space")
-    return value
-
-
-def _invisible(value: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in _FLAG_TAGS.sub("", _JOINER.sub("", value)))
-
-
 FileName = Annotated[
     str,
-    AfterValidator(_file_name),
+    AfterValidator(file_name),
     WithJsonSchema(
         {
             "type": "string",
@@ -888,3 +946,50 @@ class SenderFileCreate(NewFile):
     """A file for an upload request (the request's `password` if it has one)."""
 
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+# http(s), a host, any path and query; no fragment (it is never sent), no whitespace.
+WebhookUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s/?#]+(/[^\s#]*)?(\?[^\s#]*)?$")]
+WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
+
+
+class WebhookCreate(Body):
+    """`events`: the caller's own (`file.stored`, `file.deleted`, `link.downloaded`, `upload_request.received`);
+    administrators may add the fleet's (`replica.corrupt`, `server.down`, `server.up`, `job.failed`)."""
+
+    url: WebhookUrl
+    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS))]
+
+
+class WebhookOut(Out):
+    id: Uuid
+    url: str
+    events: list[WebhookEvent]
+    created_at: Time
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: Annotated[str, Field(description="whsec_...: signs every delivery; shown only in this answer")]
+
+
+class WebhookList(Out):
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class DeliveryOut(Out):
+    id: Annotated[str, Field(description="the deliveries' webhook-id header (msg_...), the same on every attempt")]
+    event: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    delivered_at: Time | None
+    created_at: Time
+    next_attempt_at: Annotated[Time | None, Field(description="pending: when it is (next) sent; else null")]
+
+
+class DeliveryList(Out):
+    items: list[DeliveryOut]
+    next_cursor: str | None

@@ -7,7 +7,7 @@
 // uploads.js, details-dialog.js, share-dialog.js, links-view.js, requests-view.js with request-dialog.js and
 // received-dialog.js, trash-view.js (both with paged-list.js), history-view.js, servers-view.js with
 // server-dialog.js and jobs-card.js, stats-chart.js, users-view.js with user-dialog.js, password-dialog.js,
-// usage-bar.js, keys-view.js).
+// usage-bar.js, keys-view.js, webhooks-view.js with webhook-dialog.js and deliveries-dialog.js).
 
 import { Session } from "./api.js";
 import { DetailsDialog } from "./details-dialog.js";
@@ -27,8 +27,9 @@ import { $ } from "./ui.js";
 import { ownFiles, Uploads } from "./uploads.js";
 import { MyUsage } from "./usage-bar.js";
 import { UsersView } from "./users-view.js";
+import { WebhooksView } from "./webhooks-view.js";
 
-const VIEWS = ["files", "links", "requests", "trash", "history", "servers", "users", "keys"];
+const VIEWS = ["files", "links", "requests", "trash", "history", "webhooks", "servers", "users", "keys"];
 
 const session = new Session(signedOut);
 const login = new LoginView(session, { signedIn: showApp });
@@ -62,6 +63,7 @@ const servers = new ServersView(session);
 const stats = new StatsChart(session);
 const users = new UsersView(session);
 const keys = new KeysView(session);
+const webhooks = new WebhooksView(session);
 const password = new PasswordDialog(session);
 
 const canSeeServers = () => session.can("can_view_cdnserver");
@@ -73,6 +75,7 @@ function signedOut(message) {
   servers.reset();
   stats.reset();
   users.reset();
+  webhooks.reset();
   usage.reset();
   for (const dialog of document.querySelectorAll("dialog[open]")) /** @type {HTMLDialogElement} */ (dialog).close();
   files.reset();
@@ -112,8 +115,8 @@ function showApp() {
   route();
 }
 
-/** Show the view the address names (#files, #links, #requests, #trash, #history, #servers, #users, #keys), the
- * files when it names none. */
+/** Show the view the address names (#files, #links, #requests, #trash, #history, #webhooks, #servers, #users,
+ * #keys), the files when it names none. */
 function route() {
   if (!session.signedIn) return;
   let view = location.hash.replace(/^#/, "") || "files";
@@ -150,6 +153,7 @@ function route() {
   if (view === "users") users.load();
   if (view === "keys") keys.load();
   else keys.hideSecret(); // (a secret shown once is not left on the page)
+  if (view === "webhooks") webhooks.load();
 }
 
 window.addEventListener("hashchange", route);

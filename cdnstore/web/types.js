@@ -74,6 +74,39 @@
  * @property {number} unrecoverable
  * @property {number} awaiting_verification versions uploaded to it still waiting for their verification read
  * @property {number} rejected_uploads uploads to it rejected in the last 7 days (never served)
+ * @property {string | null} public_url where clients reach it (presigned URLs); null: endpoint_url
+ * @property {"path" | "virtual"} addressing_style
+ * @property {Capabilities | null} capabilities null: never probed
+ * @property {ImportProgress | null} import_progress its latest import
+ */
+
+/**
+ * What the capability probe proved; null: not proved (cdnstore then does it itself).
+ * @typedef {object} Capabilities
+ * @property {string} checked_at
+ * @property {boolean | null} checksum_enforced
+ * @property {boolean | null} content_md5_enforced
+ * @property {boolean | null} conditional_write
+ * @property {boolean | null} cors
+ * @property {Record<string, any> | null} cors_rule the bucket rule to add when cdnstore could not
+ * @property {"off" | "enabled" | "suspended" | null} versioning
+ * @property {string | null} bucket_region
+ * @property {string | null} signing_region
+ * @property {"seen" | "none" | "unknown"} events
+ */
+
+/**
+ * @typedef {object} ImportProgress
+ * @property {string} import_id
+ * @property {"running" | "done" | "failed"} state
+ * @property {string} owner
+ * @property {string} prefix
+ * @property {number} objects_seen
+ * @property {number} files_adopted
+ * @property {number} bytes
+ * @property {number} errors
+ * @property {string | null} last_error
+ * @property {{ key: string, reason: string }[]} [error_keys] only in GET /servers/{id}/import
  */
 
 /**
@@ -147,6 +180,20 @@
  */
 
 /** @typedef {{ day: string, server: string, downloads: number, bytes: number }} DownloadStat one server's UTC day */
+
+/** @typedef {{ id: string, url: string, events: string[], created_at: string }} Webhook */
+
+/**
+ * @typedef {object} Delivery one event for one webhook, as its log shows it
+ * @property {string} id its webhook-id (msg_...), the same on every attempt
+ * @property {string} event
+ * @property {"pending" | "delivered" | "failed"} status
+ * @property {number} attempts
+ * @property {string | null} last_error
+ * @property {string | null} delivered_at
+ * @property {string} created_at
+ * @property {string | null} next_attempt_at pending: when it is (next) sent
+ */
 
 /** @template T @typedef {{ items: T[], next_cursor?: string | null }} Page */
 

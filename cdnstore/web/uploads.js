@@ -457,7 +457,13 @@ export class Uploads {
       this.to.caller.del(`${base}/upload`).catch(() => {}) // nothing left to abort is fine
         .finally(() => this.on.cancelled());
     };
-    await putBytes(target, file, target.server.name, (loaded) => item.bytes(loaded), aborter.signal);
+    try {
+      await putBytes(target, file, target.server.name, (loaded) => item.bytes(loaded), aborter.signal);
+    } catch (err) {
+      // 412: the URL writes its key once (If-None-Match) and an earlier try of this upload already did (a
+      // resume after the first PUT landed): the bytes are there, /complete says whether they are right.
+      if (!(target.headers["If-None-Match"] && /** @type {any} */ (err).status === 412)) throw err;
+    }
     item.cancel.hidden = true;
     sent();
     item.status("Confirming…");
