@@ -356,6 +356,8 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
 def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
     with GeoLocator() as locator:
         assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))
+
+
 def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() -> None:
     hook = Webhook(3, UUID, "https://hooks.example/in?k=1", ("file.stored", "server.down"), WHEN)
     assert_exactly(WebhookOut, render_webhook(hook))

@@ -5,7 +5,8 @@ import pytest
 
 from cdnstore.db import iso_in
 from cdnstore.errors import Invalid
-from cdnstore.files import MAX_NAME, Lifetime, sender_names
+from cdnstore.files import Lifetime, sender_names
+from cdnstore.names import MAX_NAME
 
 
 def test_a_lifetime_bounds_and_defaults_expiry() -> None:
