@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import glob
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -33,8 +34,8 @@ EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "
 TESTBED = ROOT / "testbed"
 # Every folder of Python code in the checkout: what lint and typecheck cover (tests/test_layers.py checks it).
 SOURCES = ("cdnstore", "testbed", "tests", "bench", "dev.py")
-# After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
-# only a demo still running after this long is terminated, then killed.
+# After Ctrl-C the demo stops its daemon and its five storage servers in a second or two; only a demo still
+# running after this long (something is badly wrong) is terminated, then killed.
 DEMO_STOP_GRACE = 60.0
 DEMO_KILL_AFTER = 15.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -175,23 +176,39 @@ def run_tests(args: list[str]) -> int:
         ensure_chromium()
         ensure_postgresql()
         ensure_ceph()
+        npm_package(OIDC_PROVIDER)
     return sh(PYTHON, "-m", "pytest", *args, check=False)
 
 
-# The page's scripts (cdnstore/web/*.js) carry JSDoc types, checked by TypeScript's tsc (jsconfig.json),
-# installed from npm into a local folder that is never committed.
+# Node packages, installed from npm (pinned) into a local folder that is never committed: TypeScript's tsc checks
+# the page's scripts (cdnstore/web/*.js carry JSDoc types, jsconfig.json); the single sign-on tests run a real
+# OpenID provider, panva's certified oidc-provider, with Debian's Node (tests/oidcbed.py).
 NODE_DIR = ROOT / ".cache" / "node"
 TSC = NODE_DIR / "node_modules" / ".bin" / "tsc"
 TYPESCRIPT = "typescript@5.6.3"
+OIDC_PROVIDER = "oidc-provider@9.13.3"
+
+
+def ensure_node() -> None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        apt_install("nodejs", "npm")
+
+
+def npm_package(spec: str) -> Path:
+    """The folder of the npm package `spec` (name@version) under .cache/node, installed there when it is missing
+    or of another version."""
+    name, _, version = spec.rpartition("@")
+    folder = NODE_DIR / "node_modules" / name
+    manifest = folder / "package.json"
+    if not manifest.exists() or json.loads(manifest.read_text()).get("version") != version:
+        ensure_node()
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        sh("npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--silent", "--save-exact", spec)
+    return folder
 
 
 def check_page() -> int:
-    if not TSC.exists():
-        if shutil.which("npm") is None:
-            print("cannot type-check the page: npm is missing (apt-get install -y npm)", file=sys.stderr)
-            return 1
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        sh("npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--silent", TYPESCRIPT)
+    npm_package(TYPESCRIPT)
     return sh(TSC, "-p", "jsconfig.json", check=False)
 
 

@@ -1,5 +1,5 @@
 """The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
-backup | copy-database | check-config | demo."""
+backup | copy-database | check-config | import | demo, and `cdnstore upload`, a client of a running cdnstore."""
 
 from __future__ import annotations
 
@@ -8,25 +8,34 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import re
 import sys
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from . import __version__, appkeys
+from . import __version__, appkeys, uploader
 from . import config as config_module
 from .config import Config
-from .errors import CdnError, ConfigError
+from .db import Row
+from .errors import CdnError, ConfigError, Conflict
+from .imports import Imports
 from .logs import setup_logging
-from .models import User
+from .models import ImportState, User
 
 log = logging.getLogger("cdnstore")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "upload":  # a client of a running cdnstore: no config file, no database
+        from .uploader import run as upload
+
+        return upload(args)
     try:
         cfg = config_module.load(args.config)
         setup_logging(cfg.log)
@@ -87,7 +96,16 @@ def parser() -> argparse.ArgumentParser:
     copy = sub.add_parser(
         "copy-database", help="copy everything into the empty PostgreSQL database at URL (stop the daemon first)"
     )
-    copy.add_argument("url", metavar="URL", help="postgresql://user:password@host:port/name (an empty database)")
+    copy.add_argument(
+        "url",
+        metavar="URL",
+        help="postgresql://user@host:port/name (an empty database); its password from --password-file, "
+        "else PGPASSWORD, else ~/.pgpass (PGPASSFILE): a password in the URL is visible to every user of "
+        "this machine while the command runs",
+    )
+    copy.add_argument(
+        "--password-file", metavar="PATH", help="a file whose first line is the target database's password"
+    )
     copy.set_defaults(run=cmd_copy_database)
     sub.add_parser("check-config", help="validate the configuration and print it, secrets masked").set_defaults(
         run=cmd_check_config
@@ -101,6 +119,16 @@ def parser() -> argparse.ArgumentParser:
     )
     scrub.set_defaults(run=cmd_scrub)
 
+    uploader.parser_of(sub)
+    imp = sub.add_parser(
+        "import", help="adopt the objects already in a server's bucket as files of a user (big buckets; resumable)"
+    )
+    imp.add_argument("server", metavar="SERVER", help="the registered server's name")
+    imp.add_argument("--owner", required=True, metavar="NAME", help="the user the files will belong to")
+    imp.add_argument("--prefix", default="", metavar="P", help="only the keys that start with P")
+    imp.add_argument("--strip-prefix", action="store_true", help="name each file by its key without the prefix")
+    imp.set_defaults(run=cmd_import)
+
     demo = sub.add_parser("demo", help="start five local S3 servers and the daemon, ready to try")
     demo.add_argument("--dir", default="var/demo", help="where the demo keeps all its data (default: var/demo)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default: http.port)")
@@ -109,7 +137,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
-        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...",
+        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ..., starting with a copy of "
+        "the one-daemon demo's data",
+    )
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every log line (requests, copies, jobs) here too; they always go to DIR/cdnstore.log",
     )
     demo.set_defaults(run=cmd_demo)
     return p
@@ -178,6 +212,11 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
     if not args.url.startswith(("postgresql://", "postgres://")):
         print("cdnstore: URL must be a postgresql:// URL", file=sys.stderr)
         return 2
+    try:
+        target = target_url(args.url, args.password_file)
+    except ValueError as exc:
+        print(f"cdnstore: {exc}", file=sys.stderr)
+        return 2
     source = "the PostgreSQL database (database.url)" if cfg.database.url else cfg.database.path
     # The copy is a snapshot: what a running daemon writes after it began is not in it.
     print(
@@ -189,7 +228,7 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
             copy_database(
                 cfg.database.path,
                 cfg.database.url,
-                args.url,
+                target,
                 lambda line: print(f"cdnstore: {line}", file=sys.stderr, flush=True),
             )
         )
@@ -203,7 +242,34 @@ def cmd_copy_database(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-SECRET_SUFFIXES = ("secret_key", "token", "password")
+def target_url(url: str, password_file: str | None) -> str:
+    """copy-database's target: `url`, with the password of `password_file` (its first line) when given. A
+    password in the URL itself works but is warned of: the command line is readable by every local user
+    (ps, /proc) and stays in the shell's history. Without either, asyncpg reads PGPASSWORD, then the
+    password file (~/.pgpass, or PGPASSFILE), as libpq does."""
+    parts = urlsplit(url)
+    if password_file is None:
+        if parts.password:
+            print(
+                "cdnstore: warning: the password in URL is visible to every user of this machine while the copy "
+                "runs, and stays in the shell's history: give it in PGPASSWORD or --password-file instead",
+                file=sys.stderr,
+            )
+        return url
+    if parts.password:
+        raise ValueError("the URL holds a password and --password-file names another: give one of them")
+    try:
+        lines = Path(password_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--password-file: cannot read {password_file}: {exc.__class__.__name__}") from None
+    if not lines or not lines[0]:
+        raise ValueError(f"--password-file: {password_file} holds no password on its first line")
+    user = quote(unquote(parts.username or ""), safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(lines[0], safe='')}@{host}"))
+
+
+SECRET_SUFFIXES = ("secret_key", "secret", "token", "password")  # (secret: oidc.client_secret)
 MASK = "********"
 
 
@@ -226,8 +292,7 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
         cfg.require_secret()
     except ConfigError as exc:
         problems.append(str(exc))
-    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
-        problems.append(f"geoip.database: no file at {cfg.geoip.database}")
+    problems.extend(_check_geoip(cfg))
     if not cfg.events.token:
         print("cdnstore: warning: events.token is empty: storage servers' webhooks are refused", file=sys.stderr)
     for problem in problems:
@@ -238,12 +303,39 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_geoip(cfg: Config) -> list[str]:
+    """Says which GeoIP database serves and when it was built; the problem when it cannot serve."""
+    from .geo import GeoDatabaseError, GeoLocator
+
+    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
+        return [f"geoip.database: no file at {cfg.geoip.database}"]
+    try:
+        with GeoLocator(cfg.geoip.database or None) as locator:
+            old = ': over a year old, update it (docs/operations.md, "GeoIP data")' if locator.outdated() else ""
+            print(f"cdnstore: GeoIP database {locator.path}: {locator.describe()}{old}", file=sys.stderr)
+    except GeoDatabaseError as exc:
+        return [f"geoip.database: {exc}"]
+    return []
+
+
 def read_password(args: argparse.Namespace) -> str | None:
-    """From standard input (--password-stdin) or asked twice; None when the two differ."""
+    """From standard input (--password-stdin) or asked twice on the terminal; None (having said why in a line)
+    when the two differ, or when there is no terminal to ask on (a script, a service, `sudo` without one)."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass(f"password for {args.name}: ")
-    if password != getpass.getpass("again: "):
+    try:
+        with warnings.catch_warnings():
+            # Without a terminal getpass would read standard input, echoing it, and fail at its end.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass(f"password for {args.name}: ")
+            again = getpass.getpass("again: ")
+    except (EOFError, getpass.GetPassWarning):
+        print(
+            "cdnstore: no terminal to ask for the password on: give it on standard input with --password-stdin",
+            file=sys.stderr,
+        )
+        return None
+    if password != again:
         print("cdnstore: the passwords differ", file=sys.stderr)
         return None
     return password
@@ -414,6 +506,75 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
+    """Start (or go on with) the import of a server's bucket, and run it here to its end: while a daemon runs
+    it, follow its progress instead. Run it again after an interruption: it goes on from the last key."""
+
+    async def run() -> int:
+        async with offline(cfg) as app:
+            imports, server = app[appkeys.IMPORTS], app[appkeys.SERVERS].by_name(args.server)
+            try:
+                row = await imports.start(server.id, args.owner, args.prefix, args.strip_prefix)
+            except Conflict:  # one runs: go on with it if it is this one
+                row = await imports.latest(server.id)
+                if (row["owner"], row["prefix"], bool(row["strip_prefix"])) != (
+                    args.owner,
+                    args.prefix,
+                    args.strip_prefix,
+                ):
+                    print(
+                        f"cdnstore: another import of {server.name} is running (owner {row['owner']}, prefix "
+                        f"{row['prefix']!r}); wait for it to end",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print(f"going on with the import of {server.name} that is running")
+            async with running_progress(imports, server.id):
+                while not await imports.run(row["uuid"]):  # a daemon runs it: follow it
+                    row = await imports.latest(server.id)
+                    if row["state"] != ImportState.RUNNING:
+                        break
+                    await asyncio.sleep(2)
+            row = await imports.latest(server.id)
+            print(import_line(row))
+            for reported in await imports.reported(row["uuid"]):
+                print(f"not adopted: {reported['key']!r}: {reported['reason']}")
+            if row["state"] != ImportState.DONE:
+                print(
+                    f"cdnstore: the import is not finished: {row['last_error']}; run this again to go on",
+                    file=sys.stderr,
+                )
+                return 1
+            return 0
+
+    return asyncio.run(run())
+
+
+def import_line(row: Row) -> str:
+    return (
+        f"import {row['state']}: objects_seen={row['objects_seen']} files_adopted={row['files_adopted']} "
+        f"bytes={row['bytes']} errors={row['errors']}"
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_progress(imports: Imports, server_uuid: str) -> AsyncIterator[None]:
+    """A progress line on standard error every few seconds while the block runs."""
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(5)
+            print(import_line(await imports.latest(server_uuid)), file=sys.stderr)
+
+    task = asyncio.create_task(report(), name="import-progress")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 # The demo runs local storage servers from the test bed (testbed/, beside this package in a source checkout),
 # which the product's install does not carry: imported here only, and only when asked for.
 NO_TESTBED = (
@@ -430,7 +591,14 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             raise
         print(NO_TESTBED, file=sys.stderr)
         return 1
-    return run_demo(cfg, args.dir, args.port, args.daemons)
+    code = run_demo(cfg, args.dir, args.port, args.daemons, verbose=args.verbose)
+    # Everything is stopped, closed and written by now. Freeing the heap (botocore's models of a client per
+    # storage server, the page's files, ...) object by object, as the interpreter's own exit does, took
+    # longer than the whole stop on a busy machine (seconds after "stopped"): there is nothing left to free.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

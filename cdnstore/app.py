@@ -9,44 +9,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
-from . import appkeys, job_queue
+from . import appkeys, job_queue, webhook_queue
 from .api import auth as auth_api
 from .api import events as events_api
 from .api import files as files_api
 from .api import history as history_api
 from .api import jobs as jobs_api
+from .api import keys as keys_api
 from .api import links as links_api
+from .api import oidc as oidc_api
 from .api import ops as ops_api
 from .api import pages as pages_api
 from .api import servers as servers_api
 from .api import stats as stats_api
+from .api import trash as trash_api
+from .api import upload_requests as requests_api
 from .api import users as users_api
+from .api import webhooks as webhooks_api
 from .api.endpoint import Endpoint, add_routes
 from .api.headers import security_headers
 from .api.observe import observe
 from .api.openapi import build as build_openapi
 from .api.problems import problems_middleware
 from .api.server import handler_args
+from .archives import Archives
 from .auth import Passwords, Tokens
-from .changes import SERVERS, SESSIONS, USERS, CacheSync
+from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
 from .events import EventReceiver
 from .files import Files
-from .geo import GeoLocator, client_ip, origin_ip, parse_networks
+from .geo import GeoDatabaseError, GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
+from .imports import Imports
 from .integrity import Integrity
 from .job_queue import JobQueue
 from .job_worker import JobWorker
+from .keys import ApiKeys
 from .links import Links
 from .metrics import Metrics
+from .oidc import OidcClient
+from .probe import Prober
 from .replicator import Replicator
 from .scrub import Scrubber
 from .sealing import Sealer
@@ -55,24 +68,41 @@ from .sns import SubscriptionConfirmer
 from .stats import DownloadStats
 from .storage import Storage
 from .tasks import every, every_exclusively, running
+from .trash import Trash
+from .upload_requests import UploadRequests
 from .uploads import Uploads
 from .users import Accounts
+from .webhook_queue import Subscriptions, WebhookQueue
+from .webhook_worker import WebhookWorker
+from .webhooks import SEALING_PURPOSE, Webhooks
+
+LOG_PRUNE_INTERVAL = 3600.0  # seconds between two prunings of the webhooks' delivery logs
+
+log = logging.getLogger(__name__)
 
 # Every route, each api module's own table: the app serves and documents these and nothing else (in this
 # order: the OpenAPI document lists them so, and aiohttp tries them so).
 ROUTES: tuple[Endpoint, ...] = (
     *auth_api.ROUTES,
+    *oidc_api.ROUTES,
+    *keys_api.ROUTES,
     *events_api.ROUTES,
     *files_api.ROUTES,
+    *trash_api.ROUTES,
     *history_api.ROUTES,
     *jobs_api.ROUTES,
     *links_api.ROUTES,
+    *requests_api.ROUTES,
     *ops_api.ROUTES,
     *pages_api.ROUTES,
     *servers_api.ROUTES,
     *users_api.ROUTES,
     *stats_api.ROUTES,
+    *webhooks_api.ROUTES,
 )
+
+
+KEY_USES_EVERY = 5.0  # seconds between two writes of the API keys' last uses
 
 
 def create_app(config: Config, *, tool: bool = False) -> web.Application:
@@ -84,7 +114,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     app = web.Application(
         middlewares=[observe(metrics, log_requests=config.log.requests), problems_middleware],
         client_max_size=config.http.max_body_bytes,
-        handler_args=handler_args(config.http.max_header_bytes),
+        handler_args=handler_args(config.http.max_header_bytes, config.http.idle_timeout),
     )
     app.on_response_prepare.append(security_headers)  # nosniff, Server, no-store: on every answer
     app[appkeys.METRICS] = metrics
@@ -97,7 +127,7 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
     app[appkeys.OPENAPI] = build_openapi(ROUTES)
-    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links])
+    app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links, webhooks])
     if not tool:
         app.cleanup_ctx.append(background_work)
         app.on_shutdown.append(stop_taking_jobs)
@@ -145,19 +175,59 @@ async def geoip(app: web.Application) -> AsyncIterator[None]:
     locator.close()
 
 
+GEOIP_LOOK_EVERY = 60.0  # seconds between looks at the GeoIP database's file: an update is used within this
+_SAID_OUTDATED: set[tuple[Path, datetime]] = set()  # each outdated database is said once a process (--daemons N)
+
+
+async def geoip_current(app: web.Application) -> None:
+    """Use the GeoIP database's file again once it was replaced (geoipupdate, a download moved into place),
+    and say in the log, once, when the one in use is over a year old."""
+    locator = app[appkeys.GEO]
+    try:
+        if locator.reload_if_changed():
+            log.info("GeoIP database %s reloaded: %s", locator.path, locator.describe())
+    except GeoDatabaseError as exc:  # a half-written or wrong file: the one in use stays
+        log.warning("%s; still using the one opened before (%s)", exc, locator.describe())
+    if locator.outdated() and (locator.path, locator.built_at) not in _SAID_OUTDATED:
+        _SAID_OUTDATED.add((locator.path, locator.built_at))
+        log.warning(
+            "the GeoIP database %s (%s) is over a year old: clients may be placed wrongly, and sent to farther "
+            'servers than the nearest; update it (docs/operations.md, "GeoIP data")',
+            locator.path,
+            locator.describe(),
+        )
+
+
 async def accounts(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[appkeys.CONFIG].auth
+    config = app[appkeys.CONFIG]
+    cfg = config.auth
     passwords = await asyncio.to_thread(Passwords, cfg)
     app[appkeys.ACCOUNTS] = Accounts(
-        app[appkeys.DB], cfg, passwords, Tokens(cfg), default_quota=app[appkeys.CONFIG].users.default_quota_bytes
+        app[appkeys.DB],
+        cfg,
+        passwords,
+        Tokens(cfg),
+        default_quota=config.users.default_quota_bytes,
+        default_zones=config.users.default_zones,
     )
-    yield
+    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB])
+    oidc = app[appkeys.OIDC] = (
+        OidcClient(config.oidc, config.http.public_url, cfg.secret_key) if config.oidc.issuer else None
+    )
+    # Keys' last uses are written every few seconds, not once per request (and at a clean stop).
+    async with running({"api-key-uses": every(KEY_USES_EVERY, keys.flush, "api-key-uses")}):
+        yield
+    with contextlib.suppress(DatabaseUnavailable):
+        await keys.flush()
+    if oidc is not None:
+        await oidc.close()
 
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
+    prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout)
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key)
+        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key), prober
     )
     await registry.load()
     yield
@@ -179,11 +249,13 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         history=app[appkeys.HISTORY],
     )
     app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
+    app[appkeys.TRASH] = Trash(db, files)
     events = app[appkeys.EVENTS] = EventReceiver(
         files,
         SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
         app[appkeys.METRICS],
         answer_within=cfg.events.answer_within,
+        seen=registry.event_seen,
     )
     deep_scrub = app[appkeys.DEEP_SCRUB] = DeepScrubber(
         db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
@@ -199,6 +271,9 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.WORKER] = JobWorker(
         queue, registry.available_ids, replicator.handlers, cfg.jobs, health_interval=cfg.health.interval
     )
+    app[appkeys.IMPORTS] = Imports(
+        db, storage, registry, app[appkeys.ACCOUNTS], queue, cfg.imports, cfg.periodic.lease_seconds
+    )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
     yield
@@ -206,10 +281,27 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:
-    app[appkeys.LINKS] = Links(
-        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, app[appkeys.CONFIG]
+    cfg = app[appkeys.CONFIG]
+    archives = Archives(app[appkeys.STORAGE], app[appkeys.FILES], app[appkeys.METRICS], cfg.links.max_archives)
+    links = app[appkeys.LINKS] = Links(
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives
     )
+    app[appkeys.FILES].stored_listeners.append(links.version_stored)  # the link an upload asked for
+    app[appkeys.REQUESTS] = UploadRequests(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg)
     yield
+
+
+async def webhooks(app: web.Application) -> AsyncIterator[None]:
+    cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
+    queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks)
+    await db.listen(webhook_queue.CHANNEL, queue.wake)  # deliveries were emitted, on any daemon
+    subscriptions = app[appkeys.SUBSCRIPTIONS] = Subscriptions(db)
+    await subscriptions.load()
+    sealer = Sealer(cfg.auth.secret_key, SEALING_PURPOSE)
+    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks)
+    app[appkeys.WEBHOOK_WORKER] = WebhookWorker(queue, sealer, cfg.webhooks, app[appkeys.METRICS])
+    with subscriptions.listening():  # history.record emits the users' events this copy says are taken
+        yield
 
 
 async def background_work(app: web.Application) -> AsyncIterator[None]:
@@ -226,16 +318,38 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
 
     tasks = {
         "jobs": app[appkeys.WORKER].run(),
+        "webhooks": app[appkeys.WEBHOOK_WORKER].run(),
+        "webhook-log": every_exclusively(
+            lease("webhook-log"), LOG_PRUNE_INTERVAL, app[appkeys.WEBHOOK_QUEUE].prune, "webhook-log"
+        ),
         "cache-sync": cache_sync(app).run(),
         "health": every_exclusively(lease("health"), cfg.health.interval, app[appkeys.HEALTH].check_all, "health"),
+        # (every fast_sweep_interval: servers whose events are not seen; the others every sweep_interval)
         "upload-sweep": every_exclusively(
-            lease("upload-sweep"), cfg.uploads.sweep_interval, app[appkeys.UPLOADS].sweep, "upload-sweep"
+            lease("upload-sweep"),
+            min(cfg.uploads.fast_sweep_interval, cfg.uploads.sweep_interval),
+            app[appkeys.UPLOADS].sweep_due,
+            "upload-sweep",
         ),
+        # (each import runs under a lease of its own: every daemon looks, one runs it)
+        "imports": every(cfg.imports.poll_interval, app[appkeys.IMPORTS].run_pending, "imports"),
         "verify": every_exclusively(
             lease("verify"), cfg.integrity.verify_interval, app[appkeys.INTEGRITY].verify, "verify"
         ),
         "rechecks": app[appkeys.INTEGRITY].run_rechecks(),
+        "file-expiry": every_exclusively(
+            lease("file-expiry"), cfg.files.sweep_interval, app[appkeys.TRASH].sweep, "file-expiry"
+        ),
+        "geoip": every(GEOIP_LOOK_EVERY, functools.partial(geoip_current, app), "geoip"),
     }
+    if cfg.storage.probe_interval:  # (servers never probed, e.g. registered by an older cdnstore: at once)
+        registry = app[appkeys.SERVERS]
+        tasks["probe"] = every_exclusively(
+            lease("probe"),
+            min(3600.0, cfg.storage.probe_interval),
+            functools.partial(registry.probe_due, cfg.storage.probe_interval),
+            "probe",
+        )
     if cfg.scrub.interval:
         tasks["scrub"] = every_exclusively(
             lease("scrub"), cfg.scrub.interval, app[appkeys.SCRUB].scrub, "scrub", first_after=cfg.scrub.interval
@@ -253,6 +367,8 @@ def cache_sync(app: web.Application) -> CacheSync:
     sync.on(SERVERS, app[appkeys.SERVERS].load)
     sync.on(USERS, app[appkeys.ACCOUNTS].reload_users)
     sync.on(SESSIONS, app[appkeys.ACCOUNTS].reload_sessions)
+    sync.on(KEYS, app[appkeys.KEYS].reload)
+    sync.on(WEBHOOKS, app[appkeys.SUBSCRIPTIONS].load)
     return sync
 
 

@@ -1,5 +1,5 @@
-"""How each daemon's in-memory copies (the server registry, cached users, ended sessions) learn of changes
-that another daemon, or a command-line tool, made in the shared database.
+"""How each daemon's in-memory copies (the server registry, cached users, ended sessions, API keys, webhook
+subscriptions) learn of changes that another daemon, or a command-line tool, made in the shared database.
 
 Every change raises its topic's counter in `cache_versions`, in the transaction of the change (`bump`):
 the counter moves exactly when the change commits, never before and never for a rolled-back one. Each
@@ -17,7 +17,9 @@ When does a daemon check? (`CacheSync.run`)
   (a listening connection silently dead, a notification lost).
 
 The reloads are cheap (servers: a handful of rows; users: the cache is dropped and refilled on use;
-sessions: the "still live" marks are dropped, each live session is read again once on its next use).
+sessions: the "still live" marks are dropped, each live session is read again once on its next use; keys: the
+cache of checked keys is dropped, each key is read again once on its next use; webhooks: one row per user and
+event some webhook takes).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from .errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-SERVERS, USERS, SESSIONS = "servers", "users", "sessions"
-TOPICS = (SERVERS, USERS, SESSIONS)
+SERVERS, USERS, SESSIONS, KEYS, WEBHOOKS = "servers", "users", "sessions", "keys", "webhooks"
+TOPICS = (SERVERS, USERS, SESSIONS, KEYS, WEBHOOKS)
 CHECK_INTERVAL = 1.0  # seconds between two reads of the counters (the bound on another daemon's lag)
 CHANNEL = "cdnstore_changes"  # the notification channel; the payload is the topic
 

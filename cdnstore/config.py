@@ -21,8 +21,11 @@ from .errors import ConfigError
 
 ENV_PREFIX = "CDNSTORE_"
 ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
+# The `cdnstore upload` client's variables (the service it talks to, its token): not the daemon's settings.
+CLIENT_VARIABLES = frozenset({"CDNSTORE_URL", "CDNSTORE_TOKEN"})
 MIN_TOKEN_LENGTH = 16  # events tokens, global and per server
-SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url"})  # never echoed in a config error
+# never echoed in a config error
+SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url", "oidc.client_secret"})
 
 
 class Section(BaseModel):
@@ -36,7 +39,10 @@ class HttpConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_header_bytes: int = Field(16384, ge=1024, le=1 << 20)  # header fields, one or all together
-    metrics_token: str = ""  # bearer token /metrics asks for; empty: /metrics is open
+    metrics_token: str = ""  # bearer token /metrics asks for; empty: this machine only
+    head_timeout: float = Field(15.0, gt=0)  # seconds a connection has to send a whole request head
+    idle_timeout: float = Field(60.0, gt=0)  # seconds a kept-alive connection may wait for its next request
+    max_connections: int = Field(4096, ge=1)  # client connections open at once (fewer if open files are fewer)
 
     @field_validator("public_url")
     @classmethod
@@ -89,7 +95,10 @@ class AuthConfig(Section):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     argon2_max_running: int = Field(2, ge=1)
-    argon2_max_waiting: int = Field(16, ge=0)
+    argon2_max_waiting: int = Field(16, ge=0)  # checks of unknown callers waiting for a turn; then 429
+    # ... and of known ones (an address, or an account, that logged in within known_for), each apart
+    argon2_reserved_waiting: int = Field(16, ge=0)
+    known_for: int = Field(2592000, ge=0)  # seconds a successful login keeps its address and account known
 
 
 class GeoipConfig(Section):
@@ -134,7 +143,12 @@ class EventsConfig(Section):
 class StorageConfig(Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
-    check_timeout: float = Field(10.0, gt=0)
+    check_timeout: float = Field(10.0, gt=0)  # (also each step of a capability probe)
+    # seconds a storage call made for a request may take in all (retries included); then 503
+    request_timeout: float = Field(10.0, gt=0)
+    # seconds between capability probes of each server (probe.py); 0: only at registration, on a change of
+    # its address or keys, and on POST /servers/{id}/probe
+    probe_interval: float = Field(86400.0, ge=0)
 
 
 class UploadsConfig(Section):
@@ -146,6 +160,8 @@ class UploadsConfig(Section):
     url_ttl: int = Field(600, ge=60, le=604800)
     sweep_interval: float = Field(30.0, gt=0)  # how often uploads still pending are looked for
     sweep_after: int = Field(60, ge=0)  # an upload pending this long is HEADed on its server
+    # ... on a server whose events are not seen (capabilities.events): looked for this often, this old
+    fast_sweep_interval: float = Field(5.0, gt=0)
     abandon_after: int = Field(86400, ge=60)  # ... and given up this long after it was announced
     max_per_minute: int = Field(600, ge=0)  # uploads one user may announce per minute (429 beyond); 0: no limit
 
@@ -190,6 +206,12 @@ class IntegrityConfig(Section):
     verify_backoff: float = Field(60.0, gt=0)  # seconds before such a version is read again, doubled each time
 
 
+class ImportsConfig(Section):
+    page_size: int = Field(1000, ge=1, le=1000)  # keys listed, and adopted in one transaction, at a time
+    rate: float = Field(0.0, ge=0)  # objects an import lists a second at most; 0: no limit
+    poll_interval: float = Field(5.0, gt=0)  # how often a daemon looks for imports to run (or resume)
+
+
 class PeriodicConfig(Section):
     # Periodic work (health checks, the upload sweep, scrub, the verifier, deep scrub passes) runs on the
     # daemon holding its lease, renewed every third of it; when the holder dies another daemon takes it
@@ -200,10 +222,14 @@ class PeriodicConfig(Section):
 class LinksConfig(Section):
     default_expires_in: int = Field(0, ge=0)  # seconds a new link lives when none is asked; 0: no expiry
     max_expires_in: int = Field(0, ge=0)  # the longest expires_in a link may ask; 0: no ceiling
-    max_password_failures: int = Field(5, ge=1)  # wrong passwords for one link within password_lockout -> 429
+    # wrong passwords for one link from one client address (IPv6: its /64) within password_lockout -> 429
+    max_password_failures: int = Field(5, ge=1)
+    max_password_failures_per_link: int = Field(100, ge=1)  # ... for one link from all addresses together
     max_password_failures_per_ip: int = Field(20, ge=1)  # ... from one client address, over all links
     password_lockout: int = Field(300, ge=1)  # seconds: the window in which wrong passwords count
     url_ttl: int = Field(300, ge=60, le=604800)  # seconds a link's download URL works (anyone may hold it)
+    max_archives: int = Field(4, ge=1, le=1000)  # ZIP archives one daemon streams at once; more: 503 + Retry-After
+    max_per_minute: int = Field(30, ge=0)  # links one user may make per minute (429 beyond); 0: no limit
 
     @model_validator(mode="after")
     def _default_within_ceiling(self) -> LinksConfig:
@@ -214,8 +240,83 @@ class LinksConfig(Section):
         return self
 
 
+class FilesConfig(Section):
+    # Days a deleted file stays in its owner's trash (restorable, still counted in the quota) before it is
+    # removed everywhere; 0: a deletion removes it at once. A change applies to files deleted from then on.
+    trash_days: int = Field(7, ge=0, le=36500)
+    sweep_interval: float = Field(60.0, gt=0)  # how often expired files are deleted and the trash emptied of due files
+
+
+class RequestsConfig(Section):
+    """Upload requests: links through which people without an account send files to a user."""
+
+    default_expires_in: int = Field(604800, ge=0)  # seconds a new request stays open when none is asked; 0: no expiry
+    max_expires_in: int = Field(0, ge=0)  # the longest expires_in a request may ask; 0: no ceiling
+    max_per_minute: int = Field(60, ge=0)  # files one sender's address may announce a minute (429 beyond); 0: no limit
+
+    @model_validator(mode="after")
+    def _default_within_ceiling(self) -> RequestsConfig:
+        if self.max_expires_in and self.default_expires_in > self.max_expires_in:
+            raise ValueError(
+                f"default_expires_in ({self.default_expires_in}) is above max_expires_in ({self.max_expires_in})"
+            )
+        return self
+
+
 class UsersConfig(Section):
     default_quota_bytes: int = Field(0, ge=0)  # the quota_bytes of new users; 0: no quota
+    default_zones: tuple[str, ...] = ()  # the zones of new users (their uploads go only there); empty: any zone
+
+
+class OidcConfig(Section):
+    """OpenID Connect single sign-on (oidc.py); `issuer` empty: none."""
+
+    issuer: str = ""  # the provider's issuer URL; its /.well-known/openid-configuration is read
+    client_id: str = ""
+    client_secret: str = ""  # empty: a public client (PKCE alone)
+    scopes: str = "openid profile email groups"  # asked for at sign-in (space separated; openid is required)
+    name: str = ""  # the page's "Sign in with <name>"; empty: the issuer's host
+    username_claim: str = "preferred_username"  # the claim whose value is the cdnstore username
+    groups_claim: str = "groups"  # the claim listing the user's groups (for admin_group)
+    admin_group: str = ""  # members of this group are admins (at each sign-in); empty: the provider decides nothing
+    create_users: bool = True  # a first sign-in creates the user (users.default_quota_bytes, default_zones)
+    password_login: bool = True  # false: only single sign-on (POST /auth/login answers 403)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError("must be empty (no single sign-on) or the provider's https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: str) -> str:
+        if "openid" not in v.split():
+            raise ValueError("must include openid")
+        return v
+
+    @model_validator(mode="after")
+    def _client(self) -> OidcConfig:
+        if self.issuer and not self.client_id:
+            raise ValueError("client_id is required when issuer is set")
+        if not self.password_login and not self.issuer:
+            raise ValueError("password_login = false needs single sign-on (issuer) or nobody could sign in")
+        return self
+
+
+class WebhooksConfig(Section):
+    # Loopback and private addresses (10/8, 192.168/16, 127/8, fc00::/7 ...) as webhook endpoints: off, so
+    # that a user cannot make cdnstore call into its own network. Link-local and metadata addresses are
+    # refused whatever this says (endpoints.py).
+    allow_private: bool = False
+    timeout: float = Field(10.0, gt=0, le=300)  # seconds one delivery attempt may take, connection to answer
+    retry_for: float = Field(86400.0, ge=0)  # seconds a delivery is retried before it is marked failed
+    backoff_base: float = Field(5.0, gt=0)  # seconds before the first retry; doubles each time (with jitter)
+    backoff_max: float = Field(3600.0, gt=0)  # the longest wait between two attempts
+    workers: int = Field(4, ge=1, le=256)  # deliveries one daemon sends at once
+    poll_interval: float = Field(1.0, gt=0)  # idle workers look for due deliveries this often
+    log_days: int = Field(7, ge=1)  # delivered and failed deliveries stay in the delivery log this long
 
 
 class LogConfig(Section):
@@ -237,9 +338,14 @@ class Config(Section):
     health: HealthConfig = HealthConfig()
     scrub: ScrubConfig = ScrubConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    imports: ImportsConfig = ImportsConfig()
     periodic: PeriodicConfig = PeriodicConfig()
     links: LinksConfig = LinksConfig()
+    files: FilesConfig = FilesConfig()
+    requests: RequestsConfig = RequestsConfig()
     users: UsersConfig = UsersConfig()
+    oidc: OidcConfig = OidcConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 
     def require_secret(self) -> None:
@@ -278,7 +384,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH or name in CLIENT_VARIABLES:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         model = SECTIONS.get(section)
@@ -310,5 +416,7 @@ def _validate(raw: dict[str, Any], sources: dict[str, str]) -> Config:
         source = sources.get(key, "config")
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{key}: unknown setting (in {source})") from None
+        if "." not in key:  # a rule between a section's keys: its values (secrets among them) are not echoed
+            raise ConfigError(f"[{key}]: {err['msg'].removeprefix('Value error, ')} (in {source})") from None
         shown = "(hidden)" if key in SECRET_KEYS else repr(err.get("input"))
         raise ConfigError(f"{key} = {shown}: {err['msg']} (in {source})") from None

@@ -41,6 +41,7 @@ from .servers import ServerRegistry
 from .storage import Storage
 from .tasks import running
 from .times import iso_in, now_iso
+from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -90,6 +91,36 @@ class DeepReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def sentence(self) -> str:
+        """What the pass did, for a person reading the log: only the counts that are not zero."""
+        read = self.verified + self.corrupt + self.restored
+        found = [
+            f"{self.verified} matched",
+            *_counted(self.corrupt, "differed (marked corrupt, repairs enqueued)"),
+            *_counted(self.restored, "marked corrupt matched again"),
+            *_counted(self.missing, "were missing (copied again)"),
+            *_counted(self.skipped, "were skipped, their server being off or down (next pass)"),
+        ]
+        versions = [
+            *_counted(self.hashed, "got their SHA-256"),
+            *_counted(self.undecided, "stay undecided (their replicas differ, with no majority)"),
+        ]
+        text = (
+            f"deep scrub: read {read} replica(s) back ({self.bytes_read:,} bytes) in {self.seconds:g} s: "
+            f"{', '.join(found)}"
+        )
+        if versions:
+            text += f"; of the versions, {', '.join(versions)}"
+        if self.without_good_holder:
+            text += f"; {self.without_good_holder} stored version(s) have no good copy left on any server"
+        if self.stopped:
+            text += "; the pass stopped early (its lease was lost)"
+        return text + "."
+
+
+def _counted(n: int, what: str) -> list[str]:
+    return [f"{n} {what}"] if n else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +242,7 @@ class DeepScrubber:
                 else logging.INFO
             )
         )
-        log.log(level, "deep scrub: %s", report.as_dict())
+        log.log(level, "%s", report.sentence())
         return report
 
     async def run(self) -> None:
@@ -418,6 +449,9 @@ class DeepScrubber:
                 repair = "enqueued" if good is not None else "no good copy left"
                 data = {"name": file["name"], "server": name, "reason": reason, "repair": repair}
                 await history.record(tx, file["owner_id"], "file.corrupt", file["uuid"], data)
+                held = self.servers.by_internal_id(replica.server_id)
+                fleet = {**data, "file_id": file["uuid"], "server_id": held.id if held else None}
+                await emit_fleet(self.db, tx, "replica.corrupt", fleet)
         self._findings = None
         log.warning(
             "%s: %s on %s differs from what was stored (%s): marked corrupt%s",

@@ -35,8 +35,20 @@ class InvalidCredentials(Unauthorized):
     code, title = "invalid_credentials", "Invalid credentials"
 
 
+class OidcFailed(Unauthorized):
+    """Single sign-on did not sign the user in: `detail` says why in cdnstore's words (never the provider's)."""
+
+    code, title = "oidc_failed", "Single sign-on failed"
+
+
 class Forbidden(CdnError):
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """An API key used for what its scopes do not allow (or for what no key may do)."""
+
+    code, title = "insufficient_scope", "Insufficient scope"
 
 
 class NotFound(CdnError):
@@ -93,6 +105,17 @@ class Unavailable(CdnError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
+class Busy(Unavailable):
+    """This daemon already does as much of something at once as it may (ZIP archives streaming): the same
+    request works once one ends. `Retry-After` says when to try again."""
+
+    code, title = "busy", "Too busy"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
 class DatabaseUnavailable(Unavailable):
     """The database refused a write because of its disk (full, failing, read-only), or cannot be reached
     (PostgreSQL stopped, restarting, or cut off): nothing was changed, and the same request may succeed
@@ -109,9 +132,23 @@ class DatabaseUnavailable(Unavailable):
 
 
 class StorageError(CdnError):
-    """An S3 server did not do what was asked; `code` says why (unreachable, auth, ...)."""
+    """An S3 server did not do what was asked; `code` says why (unreachable, auth, ...). The detail names
+    the server's address, the bucket, the key and the upload id: for the log only. A request that meets
+    one answers `StorageUnavailable` (api/problems.py)."""
 
-    status, code, title = 502, "storage_error", "Storage server error"
+    status, code, title = 503, "storage_error", "Storage server error"
+
+
+class StorageUnavailable(Unavailable):
+    """What a caller is told when a storage server failed a call made for their request: a fixed sentence
+    (the StorageError's details are logged), and when to try again."""
+
+    code, title = "storage_unavailable", "Storage unavailable"
+    retry_after = 5  # seconds: a storage server that timed out may answer again soon, or be marked down
+
+    def __init__(self) -> None:
+        super().__init__("a storage server did not answer as expected; try again in a moment")
+        self.headers["Retry-After"] = str(self.retry_after)
 
 
 class UpstreamFailed(CdnError):

@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -192,12 +192,19 @@ class EventReceiver:
     (the upload sweep confirms what an event could not)."""
 
     def __init__(
-        self, files: Files, confirmer: SubscriptionConfirmer, metrics: Metrics, *, answer_within: float
+        self,
+        files: Files,
+        confirmer: SubscriptionConfirmer,
+        metrics: Metrics,
+        *,
+        answer_within: float,
+        seen: Callable[[Server], Awaitable[None]],
     ) -> None:
         self.files = files
         self.confirmer = confirmer
         self.metrics = metrics
         self.answer_within = answer_within
+        self.seen = seen  # told that a server's events reach cdnstore (its capabilities say so: probe.py)
         self._running: set[asyncio.Task[None]] = set()
 
     async def receive(self, server: Server, delivery: Delivery) -> None:
@@ -211,11 +218,12 @@ class EventReceiver:
             # Parsed, but about no object of this server's bucket: a webhook pointed at the wrong server,
             # a test event, a notification of other kinds. Counted, so that a misconfiguration shows.
             self.metrics.event_without_objects(server.name, delivery.shape)
-        created = [e for e in ours if e.created]
-        if created:
+        if ours:
+            created = [e for e in ours if e.created]
             await self._within_answer_time(self._created(server, created), f"storage events of {server.name}")
 
     async def _created(self, server: Server, events: list[ObjectEvent]) -> None:
+        await self.seen(server)
         for event in events:
             await self.files.event_created(server, event.key, event.size, event.etag)
 

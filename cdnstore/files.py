@@ -9,37 +9,65 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import history, quotas
 from .config import Config
 from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, NotFound, StorageError, TooLarge, TooManyAttempts, Unavailable
+from .errors import Conflict, Invalid, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
 from .history import HistoryWriter
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import S3Target, Server, VersionStatus
+from .names import MAX_NAME
 from .parts import part_count, part_size_for
+from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
-from .throttle import throttle
+from .throttle import count_or_refuse, throttle
 
 log = logging.getLogger(__name__)
 
 FILE_COLUMNS = """f.id, f.uuid, f.owner_id, f.name, f.created_at, f.updated_at, f.current_version_id,
-    f.latest_version_id, v.size, v.content_type, v.zone, v.sha256"""
-# The content a file shows: its stored version, or while it has none, its announced upload.
-FILE_FROM = "FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)"
+    f.latest_version_id, f.expires_at, r.uuid AS received_via, v.size, v.content_type, v.zone, v.sha256"""
+# The content a file shows: its stored version, or while it has none, its announced upload; and the upload
+# request it came through, if any.
+FILE_FROM = """FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)
+    LEFT JOIN upload_requests r ON r.id = f.received_via"""
+# A file is live while deleted_at is NULL. A deleted file with a purge_at is in its owner's trash: its stored
+# version and its replicas are kept (and counted in the quota), but nothing lists or serves it, and its links
+# answer 410, exactly as for a file deleted for good, until it is restored (trash.py) or purged.
+IN_TRASH = "f.deleted_at IS NOT NULL AND f.purge_at IS NOT NULL"
 # A live file of that owner and name, with its stored content if it has one (announce: the new upload's answer).
-_EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, c.size, c.content_type, c.zone, c.sha256
+_EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, f.expires_at,
+    (SELECT uuid FROM upload_requests WHERE id = f.received_via) AS received_via,
+    c.size, c.content_type, c.zone, c.sha256
     FROM files f LEFT JOIN versions c ON c.id = f.current_version_id
     WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
+# A sender's file named like one of the owner's gets the first free of "x (2).pdf" ... "x (50).pdf".
+SENDER_NAME_TRIES = 50
+
+
+def sender_names(name: str, mark: str | None = None) -> list[str]:
+    """`name`, then "stem (2).ext" ... "stem (SENDER_NAME_TRIES).ext" (or only "stem (mark).ext"), each cut in its
+    stem to stay within MAX_NAME characters."""
+    stem, ext = os.path.splitext(name)
+    if len(ext) > MAX_NAME // 2:  # (not an extension: a long name with a dot)
+        stem, ext = name, ""
+
+    def numbered(n: str) -> str:
+        tail = f" ({n}){ext}"
+        return stem[: MAX_NAME - len(tail)] + tail
+
+    marks = [mark] if mark is not None else [str(n) for n in range(2, SENDER_NAME_TRIES + 1)]
+    return [name] + [numbered(m) for m in marks]
 
 
 async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
@@ -50,6 +78,67 @@ async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
     if row is None:
         raise NotFound("no such file", code="file_not_found")
     return row
+
+
+async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> list[Row]:
+    """The ids, uuids and names of these live files of the caller (owned_file for many, in one query); 404
+    `file_not_found` naming the first that is not one (another user's included)."""
+    marks = ", ".join("?" * len(file_uuids))
+    rows = await tx_fetchall(
+        tx,
+        f"SELECT id, uuid, name FROM files WHERE owner_id = ? AND deleted_at IS NULL AND uuid IN ({marks})",
+        (owner_id, *file_uuids),
+    )
+    found = {r["uuid"] for r in rows}
+    missing = [u for u in file_uuids if u not in found]
+    if missing:
+        raise NotFound(f"no such file: {missing[0]}", code="file_not_found")
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """When an announced file expires: `at` (None: never) is what a new file gets; a new version of a file
+    takes it only when the caller `asked` for it (else the file keeps its own)."""
+
+    at: str | None = None
+    asked: bool = False
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """The bounds an admin set on a user's files' lives, in seconds: `longest` (expires_at may be at most that
+    far ahead) and `default` (the life of a file whose upload names no expiry). None: no bound, no default."""
+
+    longest: int | None = None
+    default: int | None = None
+
+    def expiry(self, asked: str | None, given: bool) -> Expiry:
+        """The expiry of an upload (or PATCH) that named `asked` when `given` (None: never), else the default
+        (cut to `longest`). 422 for a time not in the future or beyond `longest`."""
+        if not given:
+            seconds = self.default if self.longest is None else min(self.default or self.longest, self.longest)
+            return Expiry(None if seconds is None else iso_in(seconds))
+        if asked is not None and asked <= now_iso():
+            raise Invalid("expires_at", "must be in the future")
+        if self.longest is not None and (asked is None or asked > iso_in(self.longest)):
+            raise Invalid(
+                "expires_at",
+                f"files may live at most {self.longest} seconds (max_file_lifetime): expires_at must be set, "
+                f"at most {iso_in(self.longest, timespec='seconds')}",
+            )
+        return Expiry(asked, asked=True)
+
+
+@dataclass(frozen=True)
+class Received:
+    """An upload through an upload request (upload_requests.py): always a file of its own, never a new version
+    of one of the owner's (a name the owner has is made free: "x (2).pdf"); `admit(tx, size)` checks the
+    request's limits in the announcing transaction, after the owner's quota (whose lock comes first)."""
+
+    request_id: int
+    request_uuid: str
+    admit: Callable[[Tx, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +177,23 @@ class Download:
     name: str
     sha256: str | None  # of the content served, when known
     size: int = 0  # bytes of the content handed out (download statistics)
+    inline: bool = False  # a preview (shown in the browser), not a file to save
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A version that became its file's content (or was stored after a newer one), told to the stored listeners
+    in that transaction: links.py makes the link its upload asked for."""
+
+    version_id: int
+    file_id: int
+    file_uuid: str
+    owner_id: int
+    name: str
+    link_request: str | None  # versions.link_request (JSON), None when none was asked
+
+
+StoredListener = Callable[[Tx, Stored], Awaitable[None]]
 
 
 class Files:
@@ -111,14 +217,18 @@ class Files:
         self.history = history
         self.uploads = cfg.uploads
         self.downloads = cfg.downloads
+        self.trash_days = cfg.files.trash_days
+        self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
         self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
-        # (server's S3 target, key, name, ttl) -> (url, expires_at, reuse until): see _signed_get. By target, not
-        # by server id: a server moved or given new keys (here or on another daemon) is never handed old URLs.
-        self._signed: dict[tuple[S3Target, str, str, int], tuple[str, str, float]] = {}
+        # (server's S3 target, key, name, ttl, preview type) -> (url, expires_at, reuse until): see _signed_get. By
+        # target, not by server id: a server moved or given new keys (here or on another daemon) is never handed
+        # old URLs.
+        self._signed: dict[tuple[S3Target, str, str, int, str | None], tuple[str, str, float]] = {}
         self._nearest = NearestCache()  # (the ranking of the same holders for the same clients, remembered)
         # Told of a storage event for the key of a version already stored (app.py: Integrity.stored_again,
         # which re-checks that replica): its object may have been written again.
         self.stored_again: Callable[[Server, str], None] | None = None
+        self.stored_listeners: list[StoredListener] = []
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -131,9 +241,15 @@ class Files:
             raise NotFound("no such file", code="file_not_found")
         return row
 
-    async def page(self, owner_id: int, limit: int, before: int | None, q: str | None) -> list[Row]:
+    async def page(
+        self, owner_id: int, limit: int, before: int | None, q: str | None, received_via: str | None = None
+    ) -> list[Row]:
+        """The owner's live files, newest first; `q` a name substring, `received_via` an upload request's id."""
         sql = f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.owner_id = ? AND f.deleted_at IS NULL AND f.id < ?"
         params: list[Any] = [owner_id, before or 2**62]
+        if received_via is not None:
+            sql += " AND r.uuid = ?"
+            params.append(received_via)
         if q:
             sql += r" AND f.name LIKE ? ESCAPE '\'"
             params.append("%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
@@ -185,20 +301,21 @@ class Files:
         client: Point | None,
         zones: Collection[str] | None = None,
         sha256: str | None = None,
+        *,
+        expiry: Expiry = Expiry(),
+        via: Received | None = None,
+        link_request: str | None = None,
     ) -> Upload:
         """A new upload to the nearest server that takes uploads, among `zones` when given (the owner's data
-        residency: every copy stays in the zone of the server that stores it first)."""
+        residency: every copy stays in the zone of the server that stores it first). `via`: a sender's upload
+        through an upload request (throttled per sender by upload_requests.py, not here per owner).
+        `link_request`: the share link to make once the upload is the file's content (links.py's
+        `Links.request`)."""
         if size > self.uploads.max_file_size:
             raise TooLarge(f"size: files may be at most {self.uploads.max_file_size} bytes", code="file_too_large")
-        if self.uploads.max_per_minute:
-            wait = (await self._announced.state(str(owner_id))).retry_after
-            if wait > 0:
-                raise TooManyAttempts(
-                    f"at most {self.uploads.max_per_minute} uploads a minute; try again later",
-                    retry_after=int(wait) + 1,
-                    code="too_many_uploads",
-                )
-            await self._announced.fail(str(owner_id))  # counted, failed or not
+        if self.uploads.max_per_minute and via is None:  # (counted, failed or not)
+            limit = f"at most {self.uploads.max_per_minute} uploads a minute"
+            await count_or_refuse(self._announced, str(owner_id), limit, "too_many_uploads")
         server = self._nearest.nearest(
             [s for s in self.servers.all() if s.takes_uploads and (zones is None or s.zone in zones)], client
         )
@@ -209,15 +326,17 @@ class Files:
         part_size = part_size_for(size) if size > self.uploads.multipart_threshold else None
         upload_id = None
         if part_size is not None:  # (an S3 call: before the transaction, never inside)
-            upload_id = await self.storage.create_upload(server.s3, key, content_type=content_type)
+            upload_id = await self.storage.create_upload(
+                server.s3, key, content_type=content_type, timeout=self.request_timeout
+            )
         try:
             created, row = await self._new_version(
-                owner_id, name, size, content_type, server, key, upload_id, part_size, sha256
+                owner_id, name, size, content_type, server, key, upload_id, part_size, sha256, expiry, via, link_request
             )
         except BaseException:
             if upload_id is not None:  # nothing refers to it: leave no upload behind (scrub would, later)
                 with contextlib.suppress(StorageError):
-                    await self.storage.abort_upload(server.s3, key, upload_id)
+                    await self.storage.abort_upload(server.s3, key, upload_id, timeout=self.request_timeout)
             raise
         self.metrics.uploaded(server.name)
         expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
@@ -225,7 +344,13 @@ class Files:
             abandon_at = iso_in(self.uploads.abandon_after, timespec="seconds")
             return Upload(created, row, Multipart(part_size, part_count(size, part_size), abandon_at, server))
         url, headers = self.storage.presign_put(
-            server.s3, key, content_type=content_type, size=size, expires_in=self.uploads.url_ttl, sha256=sha256
+            server.public,
+            key,
+            content_type=content_type,
+            size=size,
+            expires_in=self.uploads.url_ttl,
+            sha256=sha256,
+            if_none_match=server.honours_conditional_write,  # written once: no second PUT swaps the bytes
         )
         return Upload(created, row, PresignedPut(url, headers, expires_at, server))
 
@@ -240,29 +365,39 @@ class Files:
         upload_id: str | None,
         part_size: int | None,
         sha256: str | None,
+        expiry: Expiry,
+        via: Received | None,
+        link_request: str | None,
     ) -> tuple[bool, Row]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
-            existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
-            created = False
+            if via is not None:
+                await via.admit(tx, size)
+                existing = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
+                created, name = True, existing["name"]
+            else:
+                existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
+                created = False
             if existing is None:
                 # ON CONFLICT: where transactions run side by side, another may have created it meanwhile.
                 existing = await tx_fetchone(
                     tx,
-                    "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING"
-                    " RETURNING id, uuid, created_at, current_version_id",
-                    (str(uuid.uuid4()), owner_id, name, now, now),
+                    "INSERT INTO files (uuid, owner_id, name, expires_at, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING"
+                    " RETURNING id, uuid, created_at, current_version_id, expires_at, NULL AS received_via",
+                    (str(uuid.uuid4()), owner_id, name, expiry.at, now, now),
                 )
                 created = existing is not None
                 existing = existing or await tx_fetchone(tx, _EXISTING, (owner_id, name))
             assert existing is not None
+            expires_at = expiry.at if expiry.asked else existing["expires_at"]
             version = await tx_fetchone(
                 tx,
                 "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
-                " upload_id, part_size, sha256, sha256_declared) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " upload_id, part_size, sha256, sha256_declared, link_request)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     existing["id"],
                     key,
@@ -274,20 +409,18 @@ class Files:
                     part_size,
                     sha256,
                     int(sha256 is not None),
+                    link_request,
                 ),
             )
             assert version is not None
             await tx.execute(
-                "UPDATE files SET latest_version_id = ?, updated_at = ? WHERE id = ?",
-                (version["id"], now, existing["id"]),
+                "UPDATE files SET latest_version_id = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+                (version["id"], expires_at, now, existing["id"]),
             )
-            await history.record(
-                tx,
-                owner_id,
-                "file.uploaded",
-                existing["uuid"],
-                {"name": name, "size": size, "server": server.name, "zone": server.zone},
-            )
+            uploaded = {"name": name, "size": size, "server": server.name, "zone": server.zone}
+            if via is not None:
+                uploaded["request_id"] = via.request_uuid
+            await history.record(tx, owner_id, "file.uploaded", existing["uuid"], uploaded)
         # The file as FILE_COLUMNS would read it now (no statement more): its stored content, else this upload.
         stored = existing["current_version_id"] is not None
         content = existing if stored else {"size": size, "content_type": content_type, "zone": None, "sha256": sha256}
@@ -300,9 +433,39 @@ class Files:
             "updated_at": now,
             "current_version_id": existing["current_version_id"],
             "latest_version_id": version["id"],
+            "expires_at": expires_at,
+            "received_via": existing["received_via"],
             **{column: content[column] for column in ("size", "content_type", "zone", "sha256")},
         }
         return created, row
+
+    async def _sender_file(
+        self, tx: Tx, owner_id: int, name: str, expires_at: str | None, via: Received, now: str
+    ) -> Row:
+        """A new file for a sender's upload, under `name` or, when the owner has a file of that name (a sender
+        must never replace the owner's content), the first free "name (2).ext" ... ; its row as _EXISTING."""
+        tries = sender_names(name)
+        marks = ", ".join("?" * len(tries))
+        taken = {
+            r["name"]
+            for r in await tx_fetchall(
+                tx,
+                f"SELECT name FROM files WHERE owner_id = ? AND deleted_at IS NULL AND name IN ({marks})",
+                (owner_id, *tries),
+            )
+        }
+        for candidate in [t for t in tries if t not in taken] + [sender_names(name, uuid.uuid4().hex[:12])[1]]:
+            # ON CONFLICT: a file of that name created meanwhile by a transaction beside this one: the next name.
+            row = await tx_fetchone(
+                tx,
+                "INSERT INTO files (uuid, owner_id, name, expires_at, received_via, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING "
+                "RETURNING id, uuid, name, created_at, current_version_id, expires_at",
+                (str(uuid.uuid4()), owner_id, candidate, expires_at, via.request_id, now, now),
+            )
+            if row is not None:
+                return {**row, "received_via": via.request_uuid}
+        raise Conflict(f"no free name for {name!r}", code="name_taken")  # (the last try is random: never here)
 
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
         """The client says its PUT finished: look at the upload server and store the version if there."""
@@ -313,14 +476,13 @@ class Files:
         )
         assert version is not None
         if version["status"] in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
-            return row
+            # (read again: a storage event may have stored it since `row` was read, which then says uploading)
+            return row if row["current_version_id"] == version["id"] else await self.get(owner_id, file_uuid)
         server = self.servers.by_internal_id(version["upload_server_id"])
         if version["status"] != VersionStatus.UPLOADING or server is None:
             raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")
-        try:
-            found = await self.storage.head(server.s3, version["object_key"])
-        except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
+        # (A server that fails to answer: 503 storage_unavailable, its details in the log: api/problems.py.)
+        found = await self.storage.head(server.s3, version["object_key"], timeout=self.request_timeout)
         if found is None or found.size != version["size"]:
             what = "nothing" if found is None else f"{found.size} bytes"
             raise Conflict(
@@ -335,7 +497,7 @@ class Files:
         there, of the announced size, is stored. True if it stored an upload."""
         if size is None and await self._awaited_on(server, key):  # (no HEAD for keys nobody waits for)
             try:
-                found = await self.storage.head(server.s3, key)
+                found = await self.storage.head(server.s3, key, timeout=self.request_timeout)
             except StorageError as exc:  # the sweep asks again later
                 log.info("event for %s on %s not confirmed: %s", key, server.name, exc.code)
                 return False
@@ -399,9 +561,10 @@ class Files:
         return True
 
     async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
-        # A declared SHA-256 bound a single PUT (the storage server enforced it): known. Any other waits for
-        # cdnstore's first read of the bytes (verify_pending): the first copy, else a verification read.
-        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None
+        # A declared SHA-256 bound a single PUT on a server proved to enforce it (probe.py): known. Any other
+        # waits for cdnstore's first read of the bytes (verify_pending): the first copy, else a verification
+        # read (integrity.py), which a declared one must pass before the version becomes the file's content.
+        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
         server_id = self.servers.internal_id(server)
         await tx.execute(
             "UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, verify_pending = ? WHERE id = ?",
@@ -413,21 +576,27 @@ class Files:
         )
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
-            # A multipart upload's declared SHA-256 is checked by that first read: until it matches, the file
+            # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
+            # that ignores x-amz-checksum-sha256) is checked by that first read: until it matches, the file
             # keeps its previous content (integrity.py makes this one current then, or rejects it).
             return
         await self.make_current(tx, version["id"], server)
 
     async def make_current(self, tx: Tx, version_id: int, server: Server) -> None:
         """A stored version becomes its file's content (unless a newer one already is: then it is out of
-        date); the previous content is superseded."""
+        date); the previous content is superseded. The stored listeners are told (the file is stored, with
+        this content or a newer one)."""
         row = await tx_fetchone(
             tx,
-            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size "
+            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size, v.link_request, "
+            "(SELECT uuid FROM upload_requests WHERE id = f.received_via) AS request_uuid "
             "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
             (version_id,),
         )
         assert row is not None
+        told = Stored(version_id, row["id"], row["uuid"], row["owner_id"], row["name"], row["link_request"])
+        for listener in self.stored_listeners:
+            await listener(tx, told)
         current = row["current_version_id"]
         if current is not None and current >= version_id:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
@@ -438,28 +607,30 @@ class Files:
         )
         if current is not None:
             await self.supersede(tx, [current])
-        await history.record(
-            tx,
-            row["owner_id"],
-            "file.stored",
-            row["uuid"],
-            {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone},
-        )
+        stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
+        await history.record(tx, row["owner_id"], "file.stored", row["uuid"], stored)
+        if row["request_uuid"] is not None and current is None:  # a sender's file arrived (its only version)
+            received = {**stored, "request_id": row["request_uuid"]}
+            await history.record(tx, row["owner_id"], "upload_request.received", row["uuid"], received)
 
     async def supersede(self, tx: Tx, version_ids: list[int], status: VersionStatus = VersionStatus.SUPERSEDED) -> None:
         marks = ", ".join("?" * len(version_ids))
         await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
         await self.jobs.enqueue_removals(tx, version_ids)
 
-    async def sweep_uploads(self) -> int:
-        """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones.
+    async def sweep_uploads(self, quiet: list[int] | None = None) -> int:
+        """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones. With
+        `quiet` (internal ids of servers whose events are not seen), only theirs, sooner (the fast sweep).
 
         Returns how many uploads it stored."""
-        cutoff = iso_in(-self.uploads.sweep_after)
+        if quiet is not None and not quiet:
+            return 0
+        after = self.uploads.sweep_after if quiet is None else self.uploads.fast_sweep_interval
+        only = "" if quiet is None else f" AND upload_server_id IN ({', '.join(map(str, quiet))})"
         rows = await self.db.fetchall(
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
-            "WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ? ORDER BY created_at LIMIT 500",
-            (cutoff,),
+            f"WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ?{only} ORDER BY created_at LIMIT 500",
+            (iso_in(-after),),
         )  # (multipart uploads: uploads.py)
         abandon_before = iso_in(-self.uploads.abandon_after)
         stored = 0
@@ -502,9 +673,9 @@ class Files:
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
-    async def download(self, owner_id: int, file_uuid: str, client: Point | None) -> Download:
+    async def download(self, owner_id: int, file_uuid: str, client: Point | None, inline: bool = False) -> Download:
         """The owner's download: a presigned GET on the nearest holder, recorded (record_download)."""
-        got = await self.locate(owner_id, file_uuid, client)
+        got = await self.locate(owner_id, file_uuid, client, inline=inline)
         self.record_download(got, (owner_id, file_uuid))
         return got
 
@@ -514,20 +685,36 @@ class Files:
         owner's `file.downloaded` row are batched (stats.py, history.py). `owners` is (owner id, file uuid)
         for an owner's download; a link's download writes its `link.downloaded` row in the transaction that
         counts it (links.py), so that the row and the count agree."""
-        self.metrics.downloaded(got.server.name)
+        self.record_read(got.server, got.size)
+        if owners is not None and self.history is not None:
+            data: dict[str, Any] = {"name": got.name, "server": got.server.name}
+            if got.inline:
+                data["preview"] = True
+            self.history.add(owners[0], "file.downloaded", owners[1], data)
+
+    def record_read(self, server: Server, size: int) -> None:
+        """`size` bytes of a file served from `server` (a presigned GET, or an archive's entry read through
+        cdnstore): counted as one of its downloads in the metric and the statistics."""
+        self.metrics.downloaded(server.name)
         if self.stats is not None:
             with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
-                self.stats.add(self.servers.internal_id(got.server), got.size)
-        if owners is not None and self.history is not None:
-            self.history.add(owners[0], "file.downloaded", owners[1], {"name": got.name, "server": got.server.name})
+                self.stats.add(self.servers.internal_id(server), size)
 
     async def locate(
-        self, owner_id: int | None, file_uuid: str, client: Point | None, ttl: int | None = None
+        self,
+        owner_id: int | None,
+        file_uuid: str,
+        client: Point | None,
+        ttl: int | None = None,
+        *,
+        inline: bool = False,
     ) -> Download:
         """A presigned GET on the nearest holder, valid `ttl` seconds (default `downloads.url_ttl`), not
-        recorded yet (record_download does, once the download is granted)."""
+        recorded yet (record_download does, once the download is granted). `inline` asks for a preview: the
+        browser shows the file rather than saving it, for the types previews.py allows (others stay
+        attachments)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, "
+            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, v.content_type, "
             "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "
             "AS holders "
             "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
@@ -542,34 +729,43 @@ class Files:
         server = self._nearest.nearest([s for s in holders if s is not None and s.is_available], client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
-        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl or self.downloads.url_ttl)
-        return Download(url, expires_at, server, row["name"], row["sha256"], row["size"])
+        shown = inline_type(row["content_type"]) if inline else None
+        ttl = ttl or self.downloads.url_ttl
+        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl, shown)
+        return Download(url, expires_at, server, row["name"], row["sha256"], row["size"], shown is not None)
 
-    def _signed_get(self, server: Server, key: str, name: str, ttl: int) -> tuple[str, str]:
-        """A presigned GET and when it expires. A URL signed in the last minute is handed out again
-        (it stays valid for nearly its whole life): signing is the costliest step of a download."""
+    def _signed_get(self, server: Server, key: str, name: str, ttl: int, shown: str | None) -> tuple[str, str]:
+        """A presigned GET and when it expires (`shown`: the Content-Type of a preview, None to save). A URL
+        signed in the last minute is handed out again (it stays valid for nearly its whole life): signing is
+        the costliest step of a download."""
         now = time.time()
-        hit = self._signed.get((server.s3, key, name, ttl))
+        target = server.public  # (what clients reach: public_url, else endpoint_url)
+        hit = self._signed.get((target, key, name, ttl, shown))
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
-        url = self.storage.presign_get(server.s3, key, filename=name, expires_in=ttl)
+        url = self.storage.presign_get(target, key, filename=name, expires_in=ttl, inline_type=shown)
         expires_at = iso(now + ttl, timespec="seconds")
         if len(self._signed) >= 100_000:
             self._signed.clear()
-        self._signed[(server.s3, key, name, ttl)] = (url, expires_at, now + min(60, ttl / 10))
+        self._signed[(target, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
-    async def rename(self, owner_id: int, file_uuid: str, name: str) -> Row:
+    async def update(self, owner_id: int, file_uuid: str, name: str | None, expiry: Expiry | None) -> Row:
+        """PATCH /files/{id}: a new name (409 `name_taken`) and/or a new expiry (`Lifetime.expiry` checked it)."""
         try:
-            await self._rename(owner_id, file_uuid, name)
+            await self._update(owner_id, file_uuid, name, expiry)
         except UniqueViolation:  # a file of that name was created meanwhile (PostgreSQL)
             raise Conflict(f"you already have a file named {name!r}", code="name_taken") from None
         return await self.get(owner_id, file_uuid)
 
-    async def _rename(self, owner_id: int, file_uuid: str, name: str) -> None:
+    async def _update(self, owner_id: int, file_uuid: str, name: str | None, expiry: Expiry | None) -> None:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
-            if row["name"] != name:
+            if expiry is not None:
+                await tx.execute(
+                    "UPDATE files SET expires_at = ?, updated_at = ? WHERE id = ?", (expiry.at, now_iso(), row["id"])
+                )
+            if name is not None and row["name"] != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):
@@ -580,13 +776,77 @@ class Files:
                 )
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
+        """The owner deletes a file: into the trash, or removed everywhere (`discard`)."""
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
-            now = now_iso()
-            await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"]))
-            live = await tx_fetchall(
-                tx, "SELECT id FROM versions WHERE file_id = ? AND status IN ('uploading', 'stored')", (row["id"],)
+            await self.discard(tx, [row["id"]])
+
+    async def discard(self, tx: Tx, file_ids: Sequence[int], reason: str | None = None) -> list[int]:
+        """Delete these live files as their owner does (DELETE /files/{id}, and expiry with `reason`): with
+        `files.trash_days` > 0 a file with stored content goes to the trash (that content and its replicas kept,
+        its other uploads given up), anything else is removed everywhere at once (`_remove_versions`). The ids
+        of the files it deleted (those still live)."""
+        now, marks = now_iso(), ", ".join("?" * len(file_ids))
+        trashed: list[Row] = []
+        if self.trash_days:
+            trashed = await tx_fetchall(
+                tx,
+                f"UPDATE files SET deleted_at = ?, purge_at = ?, updated_at = ? WHERE id IN ({marks}) AND "
+                "deleted_at IS NULL AND current_version_id IS NOT NULL RETURNING id, uuid, owner_id, name, purge_at",
+                (now, iso_in(self.trash_days * 86400), now, *file_ids),
             )
-            if live:
-                await self.supersede(tx, [v["id"] for v in live], status=VersionStatus.DELETED)
-            await history.record(tx, owner_id, "file.deleted", file_uuid, {"name": row["name"]})
+        removed = await tx_fetchall(
+            tx,
+            f"UPDATE files SET deleted_at = ?, updated_at = ? WHERE id IN ({marks}) AND deleted_at IS NULL "
+            "RETURNING id, uuid, owner_id, name, NULL AS purge_at",
+            (now, now, *file_ids),
+        )
+        deleted = trashed + removed
+        await self._remove_versions(tx, [r["id"] for r in deleted])
+        await history.record_many(
+            tx,
+            [(r["owner_id"], "file.deleted", r["uuid"], deletion(r["name"], reason, r["purge_at"])) for r in deleted],
+        )
+        return [r["id"] for r in deleted]
+
+    async def purge(self, tx: Tx, file_ids: Sequence[int], reason: str) -> list[int]:
+        """Files in the trash removed everywhere now (their time ran out, or their owner purged them): as a
+        deletion with `files.trash_days` = 0 removes them. The ids of those it purged (those still in the trash)."""
+        marks = ", ".join("?" * len(file_ids))
+        purged = await tx_fetchall(
+            tx,
+            f"UPDATE files SET purge_at = NULL, updated_at = ? WHERE id IN ({marks}) AND purge_at IS NOT NULL "
+            "RETURNING id, uuid, owner_id, name",
+            (now_iso(), *file_ids),
+        )
+        await self._remove_versions(tx, [r["id"] for r in purged])
+        await history.record_many(
+            tx, [(r["owner_id"], "file.purged", r["uuid"], {"name": r["name"], "reason": reason}) for r in purged]
+        )
+        return [r["id"] for r in purged]
+
+    async def _remove_versions(self, tx: Tx, file_ids: Sequence[int]) -> None:
+        """The one removal path of deleted files: their uploads in progress and stored versions are given up
+        and removed from every server holding them (jobs), except the stored content of a file in the trash."""
+        if not file_ids:
+            return
+        marks = ", ".join("?" * len(file_ids))
+        live = await tx_fetchall(
+            tx,
+            f"SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE v.file_id IN ({marks}) "
+            "AND v.status IN ('uploading', 'stored') AND (f.purge_at IS NULL OR v.id <> f.current_version_id)",
+            tuple(file_ids),
+        )
+        if live:
+            await self.supersede(tx, [v["id"] for v in live], status=VersionStatus.DELETED)
+
+
+def deletion(name: str, reason: str | None, purge_at: str | None) -> dict[str, Any]:
+    """The data of a `file.deleted` history row: the name, why when it was not its owner (`expired`), and until
+    when it stays in the trash (absent: removed at once)."""
+    data: dict[str, Any] = {"name": name}
+    if reason is not None:
+        data["reason"] = reason
+    if purge_at is not None:
+        data["purge_at"] = purge_at
+    return data

@@ -1,5 +1,6 @@
 """The history of what users did: one row per action, written in the transaction of the action, or,
-for downloads (the hot path, which changes nothing else), batched by a HistoryWriter."""
+for downloads (the hot path, which changes nothing else), batched by a HistoryWriter. A recorded action
+that a user's webhook takes (webhook_queue.USER_EVENTS) is emitted with its row."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from . import webhook_queue
 from .db import Database, Row, Tx
 from .errors import DatabaseUnavailable
 from .times import now_iso
@@ -26,19 +28,48 @@ EVENTS = (
     "file.downloaded",
     "file.renamed",
     "file.deleted",
+    "file.restored",
+    "file.purged",
     "file.corrupt",
+    "file.imported",
     "link.created",
+    "link.updated",
     "link.deleted",
     "link.downloaded",
     "server.created",
     "server.updated",
     "server.deleted",
+    "upload_request.created",
+    "upload_request.received",
+    "upload_request.closed",
 )
 
 
 async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
+    """One history row, in the transaction of the action; and, if some webhook of the user takes the event
+    (webhook_queue.py: this daemon's copy, a set lookup), its deliveries in the same transaction."""
     assert event in EVENTS, event
-    await tx.execute(INSERT, _row(user_id, event, object_id, data))
+    row = _row(user_id, event, object_id, data)
+    await tx.execute(INSERT, row)
+    await emitted(tx, row)
+
+
+async def emitted(tx: Tx, row: tuple[Any, ...]) -> None:
+    """A history row's webhook deliveries, if some webhook of its user takes its event, in the row's
+    transaction. Whatever writes such rows calls it (`record`; the batched downloads are no webhook event)."""
+    _, user_id, event, object_id, data, created_at = row
+    if copies := webhook_queue.wanted(user_id, event):
+        await webhook_queue.emit_user(tx, copies, user_id, event, object_id, data, created_at)
+
+
+async def record_many(tx: Tx, rows: list[tuple[int, str, str | None, dict[str, Any]]]) -> None:
+    """`record` for many rows (user id, event, object id, data) in one statement."""
+    assert all(event in EVENTS for _, event, _, _ in rows), rows
+    if rows:
+        made = [_row(*row) for row in rows]
+        await tx.executemany(INSERT, made)
+        for row in made:  # (a set lookup each: only rows some webhook takes cost more)
+            await emitted(tx, row)
 
 
 def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:

@@ -28,6 +28,7 @@ from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus
+from .webhook_queue import emit_fleet
 
 CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
 KINDS = tuple(JobKind)
@@ -67,9 +68,12 @@ def job_uuid(job_id: int) -> str:
 
 def job_id(text: str) -> int:
     try:
-        return uuid.UUID(text).int
+        number = uuid.UUID(text).int
     except ValueError:
         raise NotFound("no such job", code="job_not_found") from None
+    if number >= 2**63:  # no job's (ids are 64-bit signed integers shown as uuids): the database cannot take it
+        raise NotFound("no such job", code="job_not_found")
+    return number
 
 
 LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
@@ -112,6 +116,18 @@ class JobQueue:
             WHERE s.is_on = 1 AND s.is_active = 1 AND s.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
             {"v": version_id, "zone": zone},
+        )
+
+    async def enqueue_zone_copies(self, tx: Tx, versions_sql: str, params: dict[str, Any]) -> int:
+        """`enqueue_copies` of many versions in one statement: each version `versions_sql` selects (its ids,
+        with named placeholders from `params`) to every server that is on and active in its zone and lacks it."""
+        return await self._insert(
+            tx,
+            f"""
+            SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.zone = v.zone
+            WHERE v.id IN ({versions_sql}) AND s.is_on = 1 AND s.is_active = 1
+              AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)""",
+            params,
         )
 
     async def enqueue_repair(self, tx: Tx, version_id: int, server_id: int) -> int:
@@ -223,7 +239,28 @@ class JobQueue:
                 "updated_at = ? WHERE id = ? AND claim_token = ?",
                 (status, run_after, error[:2000], self.clock(), job.id, job.token),
             )
+            if cursor.rowcount and status is JobStatus.FAILED:
+                await emit_fleet(self.db, tx, "job.failed", await self._failed_event(tx, job, error))
         return bool(cursor.rowcount)
+
+    async def _failed_event(self, tx: Tx, job: Job, error: str) -> dict[str, Any]:
+        """What the `job.failed` webhook event says of a job out of attempts."""
+        row = await tx_fetchone(
+            tx,
+            "SELECT f.uuid, f.name, s.uuid AS server_uuid, s.name AS server_name FROM versions v "
+            "JOIN files f ON f.id = v.file_id JOIN servers s ON s.id = ? WHERE v.id = ?",
+            (job.server_id, job.version_id),
+        )
+        return {
+            "job_id": job_uuid(job.id),
+            "kind": job.kind,
+            "attempts": job.attempts,
+            "error": error[:2000],
+            "file_id": None if row is None else row["uuid"],
+            "file_name": None if row is None else row["name"],
+            "server_id": None if row is None else row["server_uuid"],
+            "server": None if row is None else row["server_name"],
+        }
 
     async def requeue_running(self) -> int:
         """At the start of the one daemon of a database (SQLite): the jobs a killed process left running run

@@ -10,6 +10,11 @@ docs/performance.md), so `log_request` writes it straight into the daemon's stde
 text the formatter would give, batched into one write per event-loop turn. Where logging is set up any
 other way (tests capturing records, an embedding program's handlers, filters), it goes through
 `Logger.info` as every other line does.
+
+Every line is one line: control characters in what a line carries (a request path with CR/LF, a username,
+a header) are written as escapes (`escape`), so that nobody can append lines that look like cdnstore's own
+(log forging); in the text format, the lines of a traceback that follow a record are indented, so only a
+record's first line starts with a time. JSON lines escape them by JSON's own rules.
 """
 
 from __future__ import annotations
@@ -20,12 +25,38 @@ import json
 import logging
 import sys
 import time
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from .config import LogConfig
 from .times import iso
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# C0 controls, DEL, C1 controls and Unicode's line and paragraph separators: each written as an escape.
+_CONTROLS: dict[int, str] = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    ord("\t"): "\\t",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+# The same but the line feed: a traceback's lines stay lines (indented: TextFormatter).
+_CONTROLS_BUT_NEWLINE = {c: text for c, text in _CONTROLS.items() if c != ord("\n")}
+
+
+def escape(text: str) -> str:
+    """`text` with every control character written as an escape (`\\r`, `\\n`, `\\x1b` ...): one line,
+    however it was made. Text that is all printable (nearly every line) is returned as it is."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
+
+
+def _indented(text: str) -> str:
+    """A traceback (or stack) after a record's line: each of its lines indented, controls but the line
+    feeds escaped, so none of them can pass for a record of its own."""
+    return "  " + text.translate(_CONTROLS_BUT_NEWLINE).replace("\n", "\n  ")
+
 
 # The extra fields a line may carry, in the order they are shown.
 CONTEXT_FIELDS = ("request_id", "job_id", "method", "path", "status", "duration_ms")
@@ -59,15 +90,22 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """The classic line, with the request id (when inside a request) appended as key=value."""
+    """The classic line, with the request id (when inside a request) appended as key=value; one line per
+    record (controls escaped), a traceback's lines indented below it."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
+        text = escape(super().formatMessage(record))
         rid = getattr(record, "request_id", None) or REQUEST_ID.get()
-        return f"{text} request_id={rid}" if rid is not None else text
+        return f"{text} request_id={escape(str(rid))}" if rid is not None else text
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):
@@ -94,7 +132,7 @@ class StderrHandler(logging.StreamHandler[TextIO]):
                 ensure_ascii=False,
             )
         else:
-            line = f"{self._asctime(now)} INFO {logger}: {message} request_id={context['request_id']}"
+            line = f"{self._asctime(now)} INFO {logger}: {escape(message)} request_id={context['request_id']}"
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._queued.append(line + self.terminator)
             if len(self._queued) > 1:
@@ -155,3 +193,14 @@ def setup_logging(cfg: LogConfig) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(cfg.level)
+
+
+def log_to_file(path: Path, cfg: LogConfig, *, terminal_level: int) -> None:
+    """Every line also appended to `path` (as `log.format` says); the terminal (the handler setup_logging made)
+    keeps only lines of `terminal_level` and above. For the demo: its terminal shows its URL, not its traffic."""
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(JsonFormatter() if cfg.format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(terminal_level)
+    root.addHandler(file_handler)

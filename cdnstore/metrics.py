@@ -133,6 +133,26 @@ class Metrics:
             ("server", "shape"),
             registry=r,
         )
+        self.archives_streaming = Gauge(
+            "cdnstore_archives_streaming", "ZIP archives of share links being streamed now", registry=r
+        )
+        self.archives_total = Counter(
+            "cdnstore_archives",
+            "ZIP archives of share links asked for, by outcome: completed, failed (cut short: a client gone, "
+            "no holder left) or refused (links.max_archives were streaming)",
+            ("outcome",),
+            registry=r,
+        )
+        self.archive_bytes = Counter(
+            "cdnstore_archive_bytes", "Bytes of files sent in ZIP archives (read from the servers)", registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "cdnstore_webhook_delivery_attempts",
+            "Webhook delivery attempts by outcome: delivered (a 2xx answer) or failed (tried again later, until "
+            "webhooks.retry_for)",
+            ("outcome",),
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], Histogram] = {}
         self._upload_children: dict[str, Counter] = {}
         self._download_children: dict[str, Counter] = {}
@@ -169,6 +189,12 @@ class Metrics:
 
     def scrub_read(self, size: int) -> None:
         self.scrub_read_bytes.inc(size)
+
+    def archive_refused(self) -> None:
+        self.archives_total.labels("refused").inc()
+
+    def archive_ended(self, outcome: str) -> None:
+        self.archives_total.labels(outcome).inc()
 
     # --- scrape time ----------------------------------------------------------------------------
 

@@ -8,13 +8,14 @@ from enum import StrEnum
 
 @dataclass(frozen=True, slots=True)
 class S3Target:
-    """Everything needed to talk to one bucket on one S3 server."""
+    """Everything needed to talk to one bucket on one S3 server (or to sign URLs others send there)."""
 
     endpoint_url: str
     bucket: str
     region: str
     access_key: str
     secret_key: str
+    addressing_style: str = "path"  # AddressingStyle: endpoint/bucket/key, or bucket.endpoint/key
 
 
 # Each status once, with the values of its column's CHECK constraint in schema.sql and schema_postgres.sql
@@ -58,6 +59,54 @@ class ReplicaStatus(StrEnum):
     CORRUPT = "corrupt"
 
 
+class LinkState(StrEnum):
+    """A share link's state as its owner sees it (computed by links.STATE, no column): what it answers."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    FILES_GONE = "files_gone"  # none of its files is served any more (deleted)
+
+
+class AddressingStyle(StrEnum):
+    """servers.addressing_style"""
+
+    PATH = "path"
+    VIRTUAL = "virtual"
+
+
+class ImportState(StrEnum):
+    """imports.state"""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the last probe proved a storage server does (probe.py); None: it could not tell."""
+
+    checked_at: str
+    checksum_enforced: bool | None = None  # refuses a presigned PUT whose bytes differ from its signed SHA-256
+    content_md5_enforced: bool | None = None  # refuses a part whose bytes differ from its signed Content-MD5
+    conditional_write: bool | None = None  # refuses a PUT with `If-None-Match: *` on an existing key (412)
+    cors: bool | None = None  # a browser on http.public_url's origin may PUT and GET there
+    cors_rule: str | None = None  # JSON of the bucket CORS rule to add, when cdnstore could not set it
+    versioning: str | None = None  # the bucket's versioning: "off", "enabled" or "suspended"
+    bucket_region: str | None = None  # the bucket's location as the server reports it
+    signing_region: str | None = None  # "any" (the server accepts any), else the region it expects
+    events_probe_at: str | None = None  # when a probe of the registered server wrote an object (its event due)
+
+
+class DeliveryStatus(StrEnum):
+    """webhook_deliveries.status"""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     id: str
@@ -78,10 +127,39 @@ class Server:
     updated_at: str
     # SHA-256 hex of the server's own events token (never the token); None: it takes events.token
     events_token_hash: str | None = None
+    public_url: str | None = None  # where clients reach it (presigned URLs); None: endpoint_url
+    addressing_style: str = AddressingStyle.PATH
+    capabilities: Capabilities | None = None  # None: never probed
+    events_seen_at: str | None = None  # when its last object event arrived
 
     @property
     def s3(self) -> S3Target:
-        return S3Target(self.endpoint_url, self.bucket, self.region, self.access_key, self.secret_key)
+        """cdnstore's own requests (checks, copies, probes, scrub): endpoint_url."""
+        return S3Target(
+            self.endpoint_url, self.bucket, self.region, self.access_key, self.secret_key, self.addressing_style
+        )
+
+    @property
+    def public(self) -> S3Target:
+        """What presigned URLs (uploads, parts, downloads) are signed for: public_url, else endpoint_url."""
+        return S3Target(
+            self.public_url or self.endpoint_url,
+            self.bucket,
+            self.region,
+            self.access_key,
+            self.secret_key,
+            self.addressing_style,
+        )
+
+    @property
+    def enforces_checksums(self) -> bool:
+        """Proved to refuse bytes that differ from a signed x-amz-checksum-sha256 (unknown counts as no)."""
+        return self.capabilities is not None and self.capabilities.checksum_enforced is True
+
+    @property
+    def honours_conditional_write(self) -> bool:
+        """Proved to refuse a PUT with `If-None-Match: *` on an existing key."""
+        return self.capabilities is not None and self.capabilities.conditional_write is True
 
     @property
     def is_available(self) -> bool:
@@ -108,6 +186,24 @@ PERMISSIONS: tuple[str, ...] = (
 )
 DEFAULT_PERMISSIONS: tuple[str, ...] = PERMISSIONS[:7]
 
+# What an API key may be allowed to do (keys.py). A route needs the scope of the permission it declares
+# (api/endpoint.py): reading needs `read`, writing `upload`, deleting `delete`, making or revoking share links
+# `share`, and the storage servers, users and jobs (admins' work) `admin`.
+SCOPES: tuple[str, ...] = ("read", "upload", "delete", "share", "admin")
+PERMISSION_SCOPES: dict[str, str] = {
+    "can_view_file": "read",
+    "can_upload_file": "upload",
+    "can_rename_file": "upload",
+    "can_delete_file": "delete",
+    "can_view_filesharelink": "read",
+    "can_add_filesharelink": "share",
+    "can_delete_filesharelink": "share",
+    "can_view_cdnserver": "admin",
+    "can_add_cdnserver": "admin",
+    "can_update_cdnserver": "admin",
+    "can_delete_cdnserver": "admin",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -118,6 +214,8 @@ class User:
     is_disabled: bool = False
     quota_bytes: int | None = None  # None: no quota
     zones: tuple[str, ...] | None = None  # None: any zone; else the only zones the user's uploads go to
+    max_file_lifetime: int | None = None  # seconds a file may live at most (its expires_at is bounded); None: any
+    default_file_lifetime: int | None = None  # seconds a file lives when its upload names no expiry; None: for ever
 
     def can(self, permission: str) -> bool:
         return self.is_admin or permission in self.permissions

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 query-string presigning for path-style S3 URLs (stdlib only).
+"""AWS Signature Version 4 query-string presigning for S3 URLs, path or virtual-hosted style (stdlib only).
 
 botocore's `generate_presigned_url` costs ~150 µs per URL; building the canonical request by hand
 and caching the signing key per UTC day brings that to ~10 µs, which matters because every download
@@ -50,8 +50,33 @@ def _encoded_names(signed_headers: str) -> str:
     return found
 
 
+def _split(target: S3Target) -> tuple[str, str, str]:
+    """(scheme, Host header value, path before the key) of the target's URLs: path style puts the bucket in
+    the path (`endpoint/bucket/key`), virtual-hosted style in the host name (`bucket.endpoint-host/key`)."""
+    parts = urlsplit(target.endpoint_url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"endpoint_url must be http(s)://host[:port], got {target.endpoint_url!r}")
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
+        host = f"{host}:{parts.port}"
+    prefix = parts.path.rstrip("/")  # already URL text, so not encoded again
+    # An empty bucket addresses the service itself (ListBuckets), used by readiness probes.
+    if target.addressing_style == "virtual" and target.bucket:
+        return parts.scheme, f"{target.bucket}.{host}", prefix
+    return parts.scheme, host, prefix + (f"/{uri_encode(target.bucket)}" if target.bucket else "")
+
+
+def base_url(target: S3Target) -> str:
+    """`scheme://host[:port]` of the URLs presigned for `target` (the origin a browser sends them to)."""
+    scheme, host, _ = _split(target)
+    return f"{scheme}://{host}"
+
+
 class Presigner:
-    """Presigns path-style URLs (`endpoint/bucket/key`) for one S3 target."""
+    """Presigns URLs for one S3 target: path style (`endpoint/bucket/key`) or virtual-hosted style
+    (`bucket.endpoint-host/key`), as the target says."""
 
     __slots__ = (
         "_access_key",
@@ -65,20 +90,9 @@ class Presigner:
     )
 
     def __init__(self, target: S3Target) -> None:
-        parts = urlsplit(target.endpoint_url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"endpoint_url must be http(s)://host[:port], got {target.endpoint_url!r}")
-        host = parts.hostname
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
-            host = f"{host}:{parts.port}"
-        prefix = parts.path.rstrip("/")  # already URL text, so not encoded again
+        scheme, host, self._bucket_path = _split(target)
         self._host = host
-        self._base = f"{parts.scheme}://{host}"
-        # An empty bucket addresses the service itself (ListBuckets), used by readiness probes.
-        bucket = f"/{uri_encode(target.bucket)}" if target.bucket else ""
-        self._bucket_path = prefix + bucket
+        self._base = f"{scheme}://{host}"
         self._access_key = target.access_key
         self._secret = target.secret_key
         self._region = target.region or DEFAULT_REGION

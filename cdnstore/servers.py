@@ -17,21 +17,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from . import history
+from . import history, probe
 from .changes import SERVERS, bump
-from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .models import Health, S3Target, Server
+from .models import AddressingStyle, Capabilities, Health, S3Target, Server
+from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage import Storage
+from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
 
 # (transaction, server internal id, before, after); before is None on create, after on delete.
 Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
-S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key")  # S3Target order
+S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key", "addressing_style")  # S3Target order
+# A change of any of these (the server's addresses, its keys) is probed again.
+PROBED_FIELDS = (*S3_FIELDS, "public_url")
 COLUMNS = (
     "uuid",
     "name",
@@ -47,6 +51,9 @@ COLUMNS = (
     "is_on",
     "is_active",
     "events_token_hash",
+    "public_url",
+    "addressing_style",
+    "capabilities",
 )
 
 
@@ -69,6 +76,10 @@ def server_from_row(row: Row, secret_key: str) -> Server:
         row["created_at"],
         row["updated_at"],
         row["events_token_hash"],
+        row["public_url"],
+        row["addressing_style"],
+        probe.load(row["capabilities"]),
+        row["events_seen_at"],
     )
 
 
@@ -88,17 +99,37 @@ def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+# An object event is written down at most this often per server (its time tells "seen" from "none").
+EVENT_SEEN_EVERY = 60.0
+
+
+def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
+    """The webhook events of health changes (server uuid -> health): `server.down` when a server is seen
+    down that was not, `server.up` when one that was down answers again (a first check is no event)."""
+    found = []
+    for server in servers:
+        new, was_down = changes.get(server.id), server.health is Health.DOWN
+        if (new is Health.DOWN and not was_down) or (new is Health.UP and was_down):
+            data = {"server_id": server.id, "name": server.name, "location": server.location, "zone": server.zone}
+            found.append((f"server.{new.value}", data))
+    return found
+
+
 class ServerRegistry:
-    def __init__(self, db: Database, storage: Storage, check_timeout: float, sealer: Sealer) -> None:
+    def __init__(
+        self, db: Database, storage: Storage, check_timeout: float, sealer: Sealer, prober: Prober | None = None
+    ) -> None:
         self.db = db
         self.storage = storage
         self.check_timeout = check_timeout
         self.sealer = sealer  # S3 secret keys are sealed in the table, in clear in memory only
+        self.prober = prober  # (None: servers are registered unprobed, as tools that never serve do)
         self.listeners: list[Listener] = []
         self._servers: list[Server] = []
         self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
         self._unsaved_health: dict[str, Health] = {}
+        self._unsaved_events: list[tuple[str, dict[str, Any]]] = []  # their webhook events, saved with them
         # One load at a time, so they finish in the order they read: a load that read before a change
         # committed never overwrites the one its change made (read-your-writes on this daemon).
         self._loading = asyncio.Lock()
@@ -109,9 +140,9 @@ class ServerRegistry:
 
     async def _load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
-        gone = {s.s3 for s in self._servers}
+        gone = {t for s in self._servers for t in (s.s3, s.public)}
         self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
-        gone -= {s.s3 for s in self._servers}
+        gone -= {t for s in self._servers for t in (s.s3, s.public)}
         self._internal = {r["uuid"]: r["id"] for r in rows}
         self._by_internal = {r["id"]: s for r, s in zip(rows, self._servers, strict=True)}
         in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
@@ -177,10 +208,13 @@ class ServerRegistry:
     # --- changes --------------------------------------------------------------------------------
 
     async def create(self, actor_id: int, fields: dict[str, Any]) -> Server:
+        fields = {"public_url": None, "addressing_style": AddressingStyle.PATH, **fields}  # (their defaults)
         if any(s.name == fields["name"] for s in self._servers):
             raise Conflict(f"a server is already named {fields['name']!r}", code="name_taken")
         await check_endpoint(fields["endpoint_url"])
-        await self._check(S3Target(*(fields[f] for f in S3_FIELDS)))
+        target = S3Target(*(fields[f] for f in S3_FIELDS))
+        await self._check(target)
+        found = await self._probe(target, registered=False)  # (its name receives no event yet)
         now = now_iso()
         values = {
             "events_token_hash": None,
@@ -189,6 +223,7 @@ class ServerRegistry:
             "is_on": int(fields["is_on"]),
             "is_active": int(fields["is_active"]),
             "secret_key": self.sealer.seal(fields["secret_key"]),
+            "capabilities": None if found is None else probe.dump(found),
         }
         try:
             server = await self._insert(actor_id, fields, values, now)
@@ -231,12 +266,19 @@ class ServerRegistry:
             raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
         if changes.get("endpoint_url", before.endpoint_url) != before.endpoint_url:
             await _check_move(changes)
-        merged = {**{f: getattr(before, f) for f in S3_FIELDS}, **changes}
+        merged = {**{f: getattr(before, f) for f in PROBED_FIELDS}, **changes}
+        target = S3Target(*(merged[f] for f in S3_FIELDS))
         if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
             await self.storage.forget(before.s3)
-            await self._check(S3Target(*(merged[f] for f in S3_FIELDS)))
+            await self.storage.forget(before.public)
+            await self._check(target)
+        found = None
+        if any(merged[f] != getattr(before, f) for f in PROBED_FIELDS):
+            found = await self._probe(target, registered=True)
         changes = _hash_events_token(changes)
         values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
+        if found is not None:
+            values["capabilities"] = probe.dump(found)
         if "secret_key" in changes:
             values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
         assignments = ", ".join(f"{k} = :{k}" for k in values)
@@ -311,6 +353,49 @@ class ServerRegistry:
 
         await self.db.retried(delete, offload=True)
         await self.storage.forget(server.s3)
+        await self.storage.forget(server.public)
+        await self.load()
+
+    # --- capabilities (probe.py) -------------------------------------------------------------------
+
+    async def _probe(self, target: S3Target, *, registered: bool) -> Capabilities | None:
+        return None if self.prober is None else await self.prober.probe(target, registered=registered)
+
+    async def probe(self, server_uuid: str) -> Server:
+        """Probe a registered server now and keep what it proved (POST /servers/{id}/probe, the daily round)."""
+        server = self.get(server_uuid)
+        found = await self._probe(server.s3, registered=True)
+        if found is not None:
+            async with self.db.transaction() as tx:
+                await tx.execute("UPDATE servers SET capabilities = ? WHERE uuid = ?", (probe.dump(found), server_uuid))
+                await bump(self.db, tx, SERVERS)
+            await self.load()
+        return self.get(server_uuid)
+
+    async def probe_due(self, interval: float) -> int:
+        """Probe the servers that are on and up whose capabilities are older than `interval` seconds, or
+        were never proved (a periodic task: daily); how many it probed."""
+        due = iso_in(-interval)
+        servers = [
+            s for s in self.all() if s.is_available and (s.capabilities is None or s.capabilities.checked_at < due)
+        ]
+        for server in servers:
+            try:
+                await self.probe(server.id)
+            except NotFound:  # removed meanwhile
+                continue
+        return len(servers)
+
+    async def event_seen(self, server: Server) -> None:
+        """An object event of `server` arrived: written down (at most once a minute, unless a probe is
+        waiting for one), so that its capabilities say its events are seen, on every daemon."""
+        probed = server.capabilities.events_probe_at if server.capabilities else None
+        seen = server.events_seen_at
+        if seen is not None and seen > iso_in(-EVENT_SEEN_EVERY) and (probed is None or seen >= probed):
+            return
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE servers SET events_seen_at = ? WHERE uuid = ?", (now_iso(), server.id))
+            await bump(self.db, tx, SERVERS)
         await self.load()
 
     async def lock_row(self, tx: Tx, server_id: int) -> None:
@@ -327,6 +412,7 @@ class ServerRegistry:
         Uploads, downloads and jobs follow it at once (memory); the table gets it with this change, or,
         while the database refuses writes, with a later call (`health_unsaved`)."""
         self._unsaved_health.update(changes)
+        self._unsaved_events.extend(health_events(self._servers, changes))
         self._servers = [replace(s, health=changes[s.id]) if s.id in changes else s for s in self._servers]
         self._by_internal = {self._internal[s.id]: s for s in self._servers}
         async with self.db.transaction() as tx:
@@ -335,7 +421,10 @@ class ServerRegistry:
                 [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()],
             )
             await bump(self.db, tx, SERVERS)
+            for event, data in self._unsaved_events:  # the webhooks' server.down and server.up, with the change
+                await emit_fleet(self.db, tx, event, data)
         self._unsaved_health.clear()
+        self._unsaved_events.clear()
         await self.load()
 
     @property
@@ -347,22 +436,20 @@ class ServerRegistry:
         try:
             await self.storage.check_bucket(target, create=True, timeout=self.check_timeout)
         except StorageError as exc:
-            # The detail may quote the remote server's answer: logged for the operator, never echoed to
-            # the caller (who could otherwise read any host's answer through cdnstore).
-            log.info("storage server check failed: %s", exc.detail, extra={"endpoint": target.endpoint_url})
+            # One answer for every failure: which step failed (no answer, refused credentials, an error
+            # status) would make registration a port scanner of the networks cdnstore reaches, and the
+            # remote server's own words would let a caller read any host's answer through cdnstore. The
+            # operator finds the step and the details in the log.
+            log.warning("storage server check of %s failed (%s): %s", target.endpoint_url, exc.code, exc.detail)
             await self.storage.forget(target)  # no client kept for a server that was not registered
-            raise Invalid(
-                "endpoint_url", CHECK_FAILURES.get(exc.code, CHECK_FAILURES["storage_error"]), code=exc.code
-            ) from None
+            raise Invalid("endpoint_url", CHECK_FAILED, code="storage_check_failed") from None
 
 
-# What a failed check says: which step failed, in cdnstore's words only.
-CHECK_FAILURES = {
-    "storage_unreachable": "no answer from the storage server (connection refused, timed out, "
-    "or an address cdnstore does not connect to)",
-    "storage_auth_failed": "the storage server refused the credentials (access_key, secret_key)",
-    "storage_error": "the storage server answered the bucket check with an error (redirects are not followed)",
-}
+# What a failed check says, whatever failed (the log says which step).
+CHECK_FAILED = (
+    "the bucket could not be reached or used with these settings (endpoint_url, bucket, region, access_key, "
+    "secret_key); the daemon's log says which step failed"
+)
 
 
 async def _check_move(changes: dict[str, Any]) -> None:

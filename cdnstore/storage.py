@@ -2,7 +2,9 @@
 listing and server-to-server streaming copy.
 
 This is the only module that imports botocore/aiobotocore. Their exceptions never leave it: they
-become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or `storage_error`.
+become `StorageError` with code `storage_unreachable`, `storage_auth_failed` or `storage_error`. The calls
+made for a request take a `timeout` (`storage.request_timeout`): a silent server fails it within that
+bound, retries included, instead of after botocore's read timeouts and retries (a minute and more).
 """
 
 from __future__ import annotations
@@ -99,6 +101,20 @@ def sha256_base64(hex_digest: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """The answer to a request cdnstore sent itself to a presigned URL (probes): status, headers (names in
+    lower case), the S3 error code of an error body ("" when none) and the start of the body."""
+
+    status: int
+    headers: dict[str, str]
+    code: str
+    text: str
+
+
+_XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+
+
+@dataclass(frozen=True, slots=True)
 class PartInfo:
     number: int
     size: int
@@ -106,10 +122,12 @@ class PartInfo:
     modified: datetime | None
 
 
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII `filename=` fallback and the exact name as RFC 5987 `filename*`."""
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """`attachment` (or `inline`, for a preview) with an ASCII `filename=` fallback and the exact name as
+    RFC 5987 `filename*`."""
     encoded = quote(filename, safe="!#$&+-.^_`|~")  # RFC 5987 attr-char
-    return f"attachment; filename=\"{_ascii_fallback(filename)}\"; filename*=UTF-8''{encoded}"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{_ascii_fallback(filename)}\"; filename*=UTF-8''{encoded}"
 
 
 def _ascii_fallback(filename: str) -> str:
@@ -155,7 +173,8 @@ def _translate(exc: BaseException, target: S3Target, action: str) -> StorageErro
     if isinstance(
         exc, BotoConnectionError | HTTPClientError | IncompleteReadError | aiohttp.ClientError | TimeoutError | OSError
     ):
-        return StorageError(f"{action} on {where}: server unreachable ({exc})", code="storage_unreachable")
+        why = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__)
+        return StorageError(f"{action} on {where}: server unreachable ({why})", code="storage_unreachable")
     return StorageError(f"{action} on {where}: {exc}", code="storage_error")
 
 
@@ -166,6 +185,15 @@ def _errors(target: S3Target, action: str) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
         raise _translate(exc, target, action) from exc
+
+
+@contextlib.asynccontextmanager
+async def _call(target: S3Target, action: str, timeout: float | None) -> AsyncIterator[None]:  # noqa: ASYNC109
+    """`_errors`, the block bounded by `timeout` seconds in all (None: by botocore's timeouts alone); a
+    timeout becomes `storage_unreachable` too."""
+    with _errors(target, action):
+        async with asyncio.timeout(timeout):
+            yield
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -232,8 +260,10 @@ class Storage:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        self._virtual_config = self._config.merge(AioConfig(s3={"addressing_style": "virtual"}))
         self._session = get_session()
         self._clients: dict[S3Target, tuple[S3Client, AsyncExitStack]] = {}
+        self._http: aiohttp.ClientSession | None = None  # presigned requests cdnstore sends itself (probes)
         self._presigners: dict[S3Target, Presigner] = {}
         self._lock = asyncio.Lock()
 
@@ -261,7 +291,7 @@ class Storage:
                     region_name=target.region or DEFAULT_REGION,
                     aws_access_key_id=target.access_key,
                     aws_secret_access_key=target.secret_key,
-                    config=self._config,
+                    config=self._virtual_config if target.addressing_style == "virtual" else self._config,
                 )
             )
             # Runs before botocore's S3 region redirector and tells it this request was redirected
@@ -287,6 +317,9 @@ class Storage:
         entries = list(self._clients.values())
         self._clients.clear()
         self._presigners.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         for _, stack in entries:
             try:
                 await stack.aclose()
@@ -311,16 +344,15 @@ class Storage:
         timeout: float = 10,  # noqa: ASYNC109
     ) -> None:
         """Make sure the bucket answers (creating it when missing and `create`), else StorageError."""
-        with _errors(target, "check bucket"):
-            async with asyncio.timeout(timeout):
-                client = await self._client(target)
-                try:
-                    await client.head_bucket(Bucket=target.bucket)
-                    return
-                except ClientError as exc:
-                    if _error_code(exc)[1] != 404 or not create:
-                        raise
-                await self._create_bucket(client, target)
+        async with _call(target, "check bucket", timeout):
+            client = await self._client(target)
+            try:
+                await client.head_bucket(Bucket=target.bucket)
+                return
+            except ClientError as exc:
+                if _error_code(exc)[1] != 404 or not create:
+                    raise
+            await self._create_bucket(client, target)
 
     async def _create_bucket(self, client: S3Client, target: S3Target) -> None:
         kwargs: dict[str, Any] = {"Bucket": target.bucket}
@@ -356,11 +388,13 @@ class Storage:
         expires_in: int,
         metadata: Mapping[str, str] | None = None,
         sha256: str | None = None,
+        if_none_match: bool = False,
     ) -> tuple[str, dict[str, str]]:
         """A presigned PUT URL and the exact headers the client must send with it.
 
         Content-Length is signed, so the server refuses a body of any other size; with `sha256` (hex) so is
-        x-amz-checksum-sha256, so the server refuses any other bytes (400 BadDigest).
+        x-amz-checksum-sha256, so the server refuses any other bytes (400 BadDigest); with `if_none_match`
+        so is `If-None-Match: *`, so a server that honours it writes the key once (412 for a second PUT).
         """
         if size < 0:
             raise ValueError("size must not be negative")
@@ -375,6 +409,8 @@ class Storage:
             headers[f"x-amz-meta-{name}"] = value
         if sha256 is not None:
             headers["x-amz-checksum-sha256"] = sha256_base64(sha256)
+        if if_none_match:
+            headers["If-None-Match"] = "*"
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, headers=headers)
         return url, headers
 
@@ -399,16 +435,22 @@ class Storage:
         url = self._presigner(target).presign("PUT", key, expires_in=expires_in, query=query, headers=headers)
         return url, headers
 
-    def presign_get(self, target: S3Target, key: str, *, filename: str, expires_in: int) -> str:
-        """A presigned GET URL whose response saves as `filename` (Content-Disposition override)."""
-        query = {"response-content-disposition": content_disposition(filename)}
+    def presign_get(
+        self, target: S3Target, key: str, *, filename: str, expires_in: int, inline_type: str | None = None
+    ) -> str:
+        """A presigned GET URL whose response saves as `filename` (Content-Disposition override); with
+        `inline_type`, one a browser shows in the page instead, served as that Content-Type (previews.py
+        decides which types may be)."""
+        query = {"response-content-disposition": content_disposition(filename, inline=inline_type is not None)}
+        if inline_type is not None:
+            query["response-content-type"] = inline_type
         return self._presigner(target).presign("GET", key, expires_in=expires_in, query=query)
 
     # --- objects -----------------------------------------------------------------------------
 
-    async def head(self, target: S3Target, key: str) -> ObjectInfo | None:
+    async def head(self, target: S3Target, key: str, *, timeout: float | None = None) -> ObjectInfo | None:  # noqa: ASYNC109
         """Size and ETag of an object, or None when it does not exist."""
-        with _errors(target, f"HEAD {key!r}"):
+        async with _call(target, f"HEAD {key!r}", timeout):
             client = await self._client(target)
             try:
                 resp = await client.head_object(Bucket=target.bucket, Key=key)
@@ -418,13 +460,14 @@ class Storage:
                 raise
         return ObjectInfo(key, int(resp["ContentLength"]), str(resp.get("ETag", "")).strip('"'))
 
-    async def read(self, target: S3Target, key: str) -> AsyncGenerator[bytes, None]:
-        """The object's bytes in pieces of at most 1 MiB as they arrive (never the whole object in memory).
-        An object that does not exist is a StorageError with code `object_missing`."""
+    async def read(self, target: S3Target, key: str, *, start: int = 0) -> AsyncGenerator[bytes, None]:
+        """The object's bytes from offset `start` on, in pieces of at most 1 MiB as they arrive (never the
+        whole object in memory). An object that does not exist is a StorageError with code `object_missing`."""
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         with _errors(target, f"GET {key!r}"):
             client = await self._client(target)
             try:
-                resp = await client.get_object(Bucket=target.bucket, Key=key)
+                resp = await client.get_object(Bucket=target.bucket, Key=key, **ranged)
             except ClientError as exc:
                 if _is_missing(exc):
                     raise StorageError(
@@ -463,6 +506,22 @@ class Storage:
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
 
+    async def list_page(
+        self, target: S3Target, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """Up to `limit` objects under `prefix` whose keys sort after `after` (ListObjectsV2 StartAfter: a
+        position that is a key, so it outlives a restart), and whether more follow."""
+        kwargs: dict[str, Any] = {"Bucket": target.bucket, "Prefix": prefix, "MaxKeys": limit}
+        if after:
+            kwargs["StartAfter"] = after
+        with _errors(target, f"LIST {prefix!r} after {after!r}"):
+            resp = await (await self._client(target)).list_objects_v2(**kwargs)
+        found = [
+            ObjectInfo(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+            for item in resp.get("Contents", ())
+        ]
+        return found, bool(resp.get("IsTruncated")) and bool(found)
+
     async def stale_uploads(self, target: S3Target, started_before: datetime) -> list[tuple[str, str]]:
         """(key, upload id) of multipart uploads begun before `started_before` and never completed:
         a copy interrupted by a crash leaves one behind, holding its parts' space."""
@@ -477,20 +536,34 @@ class Storage:
 
     # --- multipart uploads sent by clients (parts presigned above) ----------------------------
 
-    async def create_upload(self, target: S3Target, key: str, *, content_type: str) -> str:
+    async def create_upload(
+        self,
+        target: S3Target,
+        key: str,
+        *,
+        content_type: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> str:
         """Begin a multipart upload of `key`; its upload id."""
-        with _errors(target, f"start multipart upload of {key!r}"):
+        async with _call(target, f"start multipart upload of {key!r}", timeout):
             client = await self._client(target)
             created = await client.create_multipart_upload(
                 Bucket=target.bucket, Key=key, ContentType=content_type or "application/octet-stream"
             )
         return str(created["UploadId"])
 
-    async def list_parts(self, target: S3Target, key: str, upload_id: str) -> list[PartInfo] | None:
+    async def list_parts(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[PartInfo] | None:
         """The parts the server holds of a multipart upload, by number; None when the upload is gone
         (completed or aborted)."""
         found = []
-        with _errors(target, f"LIST parts of {key!r}"):
+        async with _call(target, f"LIST parts of {key!r} (upload {upload_id})", timeout):
             client = await self._client(target)
             try:
                 pages = client.get_paginator("list_parts").paginate(Bucket=target.bucket, Key=key, UploadId=upload_id)
@@ -510,17 +583,33 @@ class Storage:
                 raise
         return sorted(found, key=lambda p: p.number)
 
-    async def complete_upload(self, target: S3Target, key: str, upload_id: str, etags: Mapping[int, str]) -> None:
-        """Assemble the object from parts 1..N (CompleteMultipartUpload)."""
+    async def complete_upload(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        etags: Mapping[int, str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Assemble the object from parts 1..N (CompleteMultipartUpload). Timed out, the server may still
+        assemble it: the object then appears, and the upload is gone from ListParts."""
         parts = [{"PartNumber": n, "ETag": f'"{etags[n]}"'} for n in sorted(etags)]
-        with _errors(target, f"complete multipart upload of {key!r}"):
+        async with _call(target, f"complete multipart upload of {key!r} (upload {upload_id})", timeout):
             client = await self._client(target)
             await client.complete_multipart_upload(
                 Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
 
-    async def abort_upload(self, target: S3Target, key: str, upload_id: str) -> None:
-        with _errors(target, f"ABORT upload of {key!r}"):
+    async def abort_upload(
+        self,
+        target: S3Target,
+        key: str,
+        upload_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        async with _call(target, f"ABORT upload {upload_id} of {key!r}", timeout):
             client = await self._client(target)
             try:
                 await client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
@@ -554,6 +643,76 @@ class Storage:
         if read != size:
             raise StorageError(f"{target.endpoint_url}/{target.bucket} has {read} bytes of {key!r}, expected {size}")
         return await hashed.digests()
+
+    # --- what the capability probe tries (probe.py) --------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        timeout: float,  # noqa: ASYNC109
+    ) -> RawAnswer:
+        """Send a request of cdnstore's own to a presigned URL (or a CORS preflight) as a client would, through
+        the same guarded resolver as the S3 clients, never following a redirect. A network failure or a
+        timeout is StorageError (`storage_unreachable`)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=GuardedResolver()))
+        where = url.split("?", 1)[0]
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._http.request(
+                    method, url, headers=dict(headers or {}), data=body or None, allow_redirects=False
+                ) as resp:
+                    text = (await resp.content.read(1 << 16)).decode(errors="replace")
+                    found = _XML_CODE.search(text)
+                    return RawAnswer(
+                        resp.status, {k.lower(): v for k, v in resp.headers.items()}, found[1] if found else "", text
+                    )
+        except (aiohttp.ClientError, OSError) as exc:  # (TimeoutError is an OSError)
+            raise StorageError(f"{method} {where}: server unreachable ({exc!r})", code="storage_unreachable") from exc
+
+    async def bucket_cors(self, target: S3Target) -> list[dict[str, Any]] | None:
+        """The bucket's CORS rules; None when it has no CORS configuration."""
+        with _errors(target, "GET bucket CORS"):
+            client = await self._client(target)
+            try:
+                resp = await client.get_bucket_cors(Bucket=target.bucket)
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchCORSConfiguration":
+                    return None
+                raise
+        return list(resp.get("CORSRules") or [])
+
+    async def set_bucket_cors(self, target: S3Target, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's CORS rules (PutBucketCors)."""
+        with _errors(target, "PUT bucket CORS"):
+            client = await self._client(target)
+            await client.put_bucket_cors(Bucket=target.bucket, CORSConfiguration={"CORSRules": rules})
+
+    async def bucket_versioning(self, target: S3Target) -> str:
+        """The bucket's versioning: "off" (never enabled), "enabled" or "suspended"."""
+        with _errors(target, "GET bucket versioning"):
+            resp = await (await self._client(target)).get_bucket_versioning(Bucket=target.bucket)
+        return str(resp.get("Status") or "off").lower()
+
+    async def bucket_location(self, target: S3Target) -> str | None:
+        """The bucket's location as the server reports it (None: it names none, AWS's us-east-1)."""
+        with _errors(target, "GET bucket location"):
+            resp = await (await self._client(target)).get_bucket_location(Bucket=target.bucket)
+        return resp.get("LocationConstraint") or None
+
+    async def delete_every_version(self, target: S3Target, key: str) -> None:
+        """Delete every version of `key` and its delete markers: in a versioned bucket a plain delete only
+        hides the bytes behind a marker."""
+        with _errors(target, f"DELETE versions of {key!r}"):
+            client = await self._client(target)
+            listed = await client.list_object_versions(Bucket=target.bucket, Prefix=key)
+            for item in (*listed.get("Versions", ()), *listed.get("DeleteMarkers", ())):
+                if item.get("Key") == key and item.get("VersionId"):
+                    await client.delete_object(Bucket=target.bucket, Key=key, VersionId=item["VersionId"])
 
     # --- copy --------------------------------------------------------------------------------
 

@@ -165,6 +165,15 @@ def throttle(db: Database, scope: str, max_failures: int, window: float) -> Thro
     return Throttle(max_failures, window)
 
 
+async def count_or_refuse(throttle_: Throttle, key: str, detail: str, code: str) -> None:
+    """One more use of `key` (a user announcing an upload, making a link), counted whether what follows
+    succeeds or not; 429 `code` with Retry-After when the key has had its `max_failures` in the window."""
+    wait = (await throttle_.state(key)).retry_after
+    if wait > 0:
+        raise TooManyAttempts(f"{detail}; try again later", retry_after=int(wait) + 1, code=code)
+    await throttle_.fail(key)
+
+
 class Attempt:
     """One check running against several (throttle, key) pairs; `failed` counts it against each."""
 

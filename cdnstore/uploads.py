@@ -10,9 +10,11 @@ or a restart of cdnstore alike.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from . import probe
 from .config import Config
 from .db import Database, Row, iso, iso_in
 from .errors import Conflict, Invalid, NotFound, StorageError
@@ -70,30 +72,39 @@ class Uploads:
         self.servers = servers
         self.files = files
         self.uploads = cfg.uploads
+        self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
+        self._next_full = 0.0  # time.monotonic() of the next full sweep
 
-    async def _in_progress(self, owner_id: int, file_uuid: str) -> InProgress:
-        """The caller's file's upload still running, with its server; 404 `no_upload` when none is."""
+    async def _in_progress(self, owner_id: int, file_uuid: str, only: int | None = None) -> InProgress:
+        """The caller's file's upload still running, with its server; 404 `no_upload` when none is (or, with
+        `only`, when the upload running is not that version: an upload request's sender reaches theirs only)."""
         await self.files.get(owner_id, file_uuid)  # 404 file_not_found for a file that is not the caller's
-        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        version = await self._latest(owner_id, file_uuid, only)
         server = None if version is None else self.servers.by_internal_id(version["upload_server_id"])
         if version is None or version["status"] != VersionStatus.UPLOADING or server is None:
             raise NotFound("nothing is uploading to this file", code="no_upload")
         return InProgress(version, server)
 
+    async def _latest(self, owner_id: int, file_uuid: str, only: int | None) -> Row | None:
+        """The file's latest upload (None: none, or not the version `only` names)."""
+        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        return None if version is None or (only is not None and version["id"] != only) else version
+
     # --- the resume view ------------------------------------------------------------------------
 
-    async def view(self, owner_id: int, file_uuid: str) -> UploadState:
+    async def view(self, owner_id: int, file_uuid: str, only: int | None = None) -> UploadState:
         """The upload in progress and, for a multipart one, the parts its server already holds."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if not up.multipart:
             url, headers = self.storage.presign_put(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 content_type=v["content_type"],
                 size=v["size"],
                 expires_in=self.uploads.url_ttl,
                 sha256=v["sha256"],
+                if_none_match=up.server.honours_conditional_write,
             )
             expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
             put = PresignedPut(url, headers, expires_at, up.server)
@@ -108,7 +119,9 @@ class Uploads:
         )
 
     async def _parts(self, up: InProgress) -> list[PartInfo]:
-        held = await self.storage.list_parts(up.server.s3, up.version["object_key"], up.version["upload_id"])
+        held = await self.storage.list_parts(
+            up.server.s3, up.version["object_key"], up.version["upload_id"], timeout=self.request_timeout
+        )
         if held is None:
             raise NotFound("the upload is no longer on its server", code="no_upload")
         return held
@@ -122,9 +135,11 @@ class Uploads:
 
     # --- part URLs ------------------------------------------------------------------------------
 
-    async def sign_parts(self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str]) -> list[PartUrl]:
+    async def sign_parts(
+        self, owner_id: int, file_uuid: str, numbers: list[int], md5: dict[str, str], only: int | None = None
+    ) -> list[PartUrl]:
         """Presigned PUTs for these parts; a part given its MD5 must carry it (Content-MD5)."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         if not up.multipart:
             raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)", code="not_multipart")
         v = up.version
@@ -139,7 +154,7 @@ class Uploads:
         items = []
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
             url, headers = self.storage.presign_part(
-                up.server.s3,
+                up.server.public,
                 v["object_key"],
                 v["upload_id"],
                 n,
@@ -152,18 +167,22 @@ class Uploads:
 
     # --- completion and abort ---------------------------------------------------------------------
 
-    async def complete(self, owner_id: int, file_uuid: str) -> Row:
+    async def complete(self, owner_id: int, file_uuid: str, only: int | None = None) -> Row:
         """Store the upload: a single PUT is looked for; a multipart one is assembled when parts 1..N are
-        all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones)."""
-        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones).
+        With `only`, that version's upload (else 404 `no_upload`)."""
+        version = await self._latest(owner_id, file_uuid, only)
+        if version is None and only is not None:
+            raise NotFound("this upload is not the file's latest any more", code="no_upload")
         if version is None or version["upload_id"] is None or version["status"] != VersionStatus.UPLOADING:
             return await self.files.complete(owner_id, file_uuid)
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
-        try:
-            held = await self.storage.list_parts(up.server.s3, v["object_key"], v["upload_id"])
-        except StorageError as exc:
-            raise Conflict(f"the upload server cannot be asked now ({exc.detail})", code="upload_incomplete") from None
+        # A server that fails to answer, here or below: 503 storage_unavailable, the details logged (the
+        # client asks again; an assembly that went on after the timeout is found then: the upload is gone).
+        held = await self.storage.list_parts(
+            up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout
+        )
         if held is None:  # assembled already (a complete that raced this one) or aborted
             return await self.files.complete(owner_id, file_uuid)
         missing = missing_parts(v["size"], v["part_size"], {p.number: p.size for p in held})
@@ -171,24 +190,31 @@ class Uploads:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
             raise Conflict(f"parts still to send: {shown}", code="upload_incomplete", missing=missing)
         etags = {p.number: p.etag for p in held if p.number <= part_count(v["size"], v["part_size"])}
-        try:
-            await self.storage.complete_upload(up.server.s3, v["object_key"], v["upload_id"], etags)
-        except StorageError as exc:
-            raise Conflict(
-                f"the upload server did not assemble the parts ({exc.detail})", code="upload_incomplete", missing=[]
-            ) from None
+        await self.storage.complete_upload(
+            up.server.s3, v["object_key"], v["upload_id"], etags, timeout=self.request_timeout
+        )
         return await self.files.complete(owner_id, file_uuid)
 
-    async def abort(self, owner_id: int, file_uuid: str) -> None:
+    async def abort(self, owner_id: int, file_uuid: str, only: int | None = None) -> None:
         """Abandon the upload in progress: a multipart one is aborted on its server first (no parts left).
         The file keeps its stored content, or goes when it has none."""
-        up = await self._in_progress(owner_id, file_uuid)
+        up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if up.multipart:
-            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"])
+            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout)
         await self.files.abandon(v["id"], v["file_id"], reason="upload_cancelled")
 
     # --- the sweep ------------------------------------------------------------------------------
+
+    async def sweep_due(self) -> int:
+        """The periodic task, every `uploads.fast_sweep_interval`: the single PUTs to servers whose events are
+        not seen (probe.events_state: their uploads wait for nothing else when the client never calls
+        /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
+        if time.monotonic() < self._next_full:
+            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
+            return await self.files.sweep_uploads(quiet)
+        self._next_full = time.monotonic() + self.uploads.sweep_interval
+        return await self.sweep()
 
     async def sweep(self) -> int:
         """The upload sweep: single PUTs (files.sweep_uploads), then multipart uploads: one assembled whose

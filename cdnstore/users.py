@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .auth import Passwords, Tokens, token_hash
+from .auth import Passwords, Priority, RecentSuccesses, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
-from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, Unauthorized
+from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
+from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
 from .throttle import address_key, attempt, throttle
 
 if TYPE_CHECKING:
     from .job_queue import JobQueue
 
-USER_COLUMNS = "id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes"
+log = logging.getLogger(__name__)
+
+USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_bytes, zones, used_bytes,
+    max_file_lifetime, default_file_lifetime"""
 
 
 def user_from_row(row: Row) -> User:
@@ -32,7 +38,19 @@ def user_from_row(row: Row) -> User:
         bool(row["is_disabled"]),
         row["quota_bytes"],
         zones,
+        row["max_file_lifetime"],
+        row["default_file_lifetime"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the OpenID provider says signed in: its subject, the username it gives, and whether its groups make
+    an admin (None: no admin group configured, the provider decides nothing about it)."""
+
+    subject: str
+    username: str
+    is_admin: bool | None
 
 
 class Unset:
@@ -55,6 +73,21 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
 
 # A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
 LIVE = "deleted_at IS NULL"
+# The admin-set bounds of a user's files' lives (seconds; None: none): files.Lifetime.
+LIFETIMES = ("max_file_lifetime", "default_file_lifetime")
+# The user a name names, ignoring the case of its letters (params: the name's key, the name itself): the
+# account holding the name's key, or one spelled exactly so (an account that clashed in case with an older
+# one before migration 0010 holds no key: it logs in by its exact spelling, and wins when spelled so).
+BY_NAME = "(username_key = ? OR username = ?)"
+BY_NAME_FIRST = "ORDER BY username = ? DESC LIMIT 1"
+
+
+def username_key(username: str) -> str:
+    """What usernames are compared by: the name with its ASCII letters lowercased (usernames are ASCII; the
+    same as SQL's lower() on both engines, whatever the locale)."""
+    return username.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+
+
 # What takes a user away from the enabled administrators.
 UNADMINS = (("is_admin", False), ("is_disabled", True))
 
@@ -80,16 +113,28 @@ class Accounts:
     it knew to be live (`reload_sessions`): each is read again on its next use."""
 
     def __init__(
-        self, db: Database, cfg: AuthConfig, passwords: Passwords, tokens: Tokens, *, default_quota: int = 0
+        self,
+        db: Database,
+        cfg: AuthConfig,
+        passwords: Passwords,
+        tokens: Tokens,
+        *,
+        default_quota: int = 0,
+        default_zones: Collection[str] = (),
     ) -> None:
         self.db = db
         self.default_quota = default_quota  # users.default_quota_bytes: new users' quota (0: none)
+        self.default_zones = sorted(set(default_zones)) or None  # users.default_zones: new users' zones (None: any)
         self.passwords = passwords
         self.tokens = tokens
         # Failures count per (username, address) and per address, never per username alone: that
         # would let anyone lock anyone out (the admin included) from anywhere.
         self._by_account = throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
         self._by_address = throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
+        # Addresses (IPv6: /64) a login succeeded from within auth.known_for, on this daemon: their password
+        # checks get the first turns (auth.Priority). Accounts used lately are known by last_login_at.
+        self._known_addresses = RecentSuccesses(cfg.known_for)
+        self._known_for = cfg.known_for
         self._cache: dict[str, tuple[int, User]] = {}
         self._ended: dict[str, bool] = {}  # session id -> has it ended
         # Raised by each reload: a read that began before a reload does not fill the cache after it (its
@@ -106,31 +151,50 @@ class Accounts:
         is_admin: bool = False,
         permissions: list[str] | None = None,
         quota_bytes: int | Unset | None = UNSET,
-        zones: list[str] | None = None,
+        zones: list[str] | Unset | None = UNSET,
+        max_file_lifetime: int | None = None,
+        default_file_lifetime: int | None = None,
+        oidc_subject: str | None = None,
     ) -> Row:
         """The new user's row (USER_COLUMNS; `user_from_row` makes it a User). `quota_bytes` not given:
-        users.default_quota_bytes (0: none)."""
-        password_hash = await self.passwords.hash(password)
+        users.default_quota_bytes (0: none); `zones` not given: users.default_zones (empty: any zone). A
+        user of single sign-on (`oidc_subject`) gets an empty password (`password` ""), which matches none."""
+        password_hash = await self.passwords.hash(password) if password else ""
         now = now_iso()
         if isinstance(quota_bytes, Unset):
             quota_bytes = self.default_quota or None
+        if isinstance(zones, Unset):
+            zones = self.default_zones
         taken = Conflict(f"the username {username!r} is taken", code="username_taken")
+        key = username_key(username)
         try:
             async with self.db.transaction() as tx:
-                if await tx_fetchone(tx, "SELECT 1 FROM users WHERE username = ?", (username,)):
+                # Taken in any spelling: the account holding its key (unique: also where transactions run
+                # side by side), or a live account holding none (from before migration 0010) spelled alike.
+                holders = await tx_fetchall(
+                    tx,
+                    f"SELECT username FROM users WHERE username_key = ? OR (username_key IS NULL AND {LIVE})",
+                    (key,),
+                )
+                if any(username_key(h["username"]) == key for h in holders):
                     raise taken
                 row = await tx_fetchone(
                     tx,
-                    f"INSERT INTO users (uuid, username, password_hash, is_admin, permissions, quota_bytes, "
-                    f"zones, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
+                    f"INSERT INTO users (uuid, username, username_key, password_hash, is_admin, permissions, "
+                    f"quota_bytes, zones, max_file_lifetime, default_file_lifetime, oidc_subject, created_at, "
+                    f"updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}",
                     (
                         str(uuid.uuid4()),
                         username,
+                        key,
                         password_hash,
                         int(is_admin),
                         json.dumps(normalize_permissions(permissions)),
                         quota_bytes,
                         None if zones is None else json.dumps(sorted(set(zones))),
+                        max_file_lifetime,
+                        default_file_lifetime,
+                        oidc_subject,
                         now,
                         now,
                     ),
@@ -177,20 +241,23 @@ class Accounts:
 
     async def uuid_of(self, username: str) -> str:
         """The uuid of the user named `username` (the command line names users)."""
-        found = await self.db.fetchval(f"SELECT uuid FROM users WHERE username = ? AND {LIVE}", (username,))
+        found = await self.db.fetchval(
+            f"SELECT uuid FROM users WHERE {BY_NAME} AND {LIVE} {BY_NAME_FIRST}",
+            (username_key(username), username, username),
+        )
         if found is None:
             raise NotFound(f"no user is named {username!r}", code="user_not_found")
         return str(found)
 
     async def file_counts(self, rows: list[Row]) -> dict[int, int]:
-        """How many files (stored or uploading, not deleted) each user of `rows` has: what deleting them
-        removes, said before an admin confirms. Internal id -> count."""
+        """How many files (stored or uploading, not deleted, or in the trash) each user of `rows` has: what
+        deleting them removes, said before an admin confirms. Internal id -> count."""
         ids = tuple(r["id"] for r in rows)
         if not ids:
             return {}
         counts = await self.db.fetchall(
             f"SELECT owner_id, count(*) AS n FROM files WHERE owner_id IN ({', '.join('?' * len(ids))}) "
-            "AND deleted_at IS NULL GROUP BY owner_id",
+            "AND (deleted_at IS NULL OR purge_at IS NOT NULL) GROUP BY owner_id",
             ids,
         )
         found = {c["owner_id"]: c["n"] for c in counts}
@@ -215,7 +282,8 @@ class Accounts:
         return out
 
     async def update(self, user_uuid: str, changes: Mapping[str, Any]) -> Row:
-        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones); their row.
+        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones, and LIFETIMES);
+        their row.
         409 `last_admin` when no enabled administrator would be left. A new password or disabling ends every
         session of the user."""
         values: dict[str, Any] = {}
@@ -230,6 +298,9 @@ class Accounts:
             values["quota_bytes"] = changes["quota_bytes"]
         if "zones" in changes:
             values["zones"] = None if changes["zones"] is None else json.dumps(sorted(set(changes["zones"])))
+        for lifetime in LIFETIMES:
+            if lifetime in changes:
+                values[lifetime] = changes[lifetime]
         values["updated_at"] = now_iso()
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         async with self.db.transaction() as tx:
@@ -243,6 +314,8 @@ class Accounts:
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
             await bump(self.db, tx, USERS)
+            if changes.get("is_disabled"):
+                await end_keys(self.db, tx, row["id"])
         self._cache.pop(user_uuid, None)
         if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
             await self.end_sessions(row["id"])
@@ -264,10 +337,12 @@ class Accounts:
         """PATCH /me: the caller's new password, given the current one (403 `invalid_credentials` else, throttled
         like logins). Every other session of the user ends; the caller's own stays."""
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{user.username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(user.username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many wrong passwords") as trying:
             stored = await self.db.fetchval(f"SELECT password_hash FROM users WHERE uuid = ? AND {LIVE}", (user.id,))
-            if not await self.passwords.verify(stored, current):
+            # (a signed-in caller's account is one used lately)
+            priority = min(self._priority(address, None), Priority.KNOWN_ACCOUNT)
+            if not await self.passwords.verify(stored, current, priority):
                 await trying.failed()
                 raise Forbidden("the current password is wrong", code="invalid_credentials")
         await self._by_account.reset(checks[0][1])
@@ -283,9 +358,10 @@ class Accounts:
         await self.end_sessions(row["id"], keep=session)
 
     async def delete(self, user_uuid: str, jobs: JobQueue) -> None:
-        """Delete a user: their files are deleted as a file delete is (removed from every server in the
-        background, by jobs enqueued here), their links and history go, their sessions end. The row stays,
-        renamed and without a password, while the files' removal jobs refer to it. 409 `last_admin`."""
+        """Delete a user: their files (those in their trash too) are removed from every server in the
+        background, by jobs enqueued here, at once (no trash); their links, upload requests, webhooks and history
+        go, their sessions end. The row stays, renamed and without a password, while the files' removal jobs
+        refer to it. 409 `last_admin`."""
         now = now_iso()
         async with self.db.transaction(offload=True) as tx:
             target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
@@ -299,8 +375,10 @@ class Accounts:
                 "f.owner_id = ? AND v.status IN ('uploading', 'stored')",
                 (owner,),
             )
+            # Their trash too (no trash for a deleted user's files: removed at once, like the others).
             await tx.execute(
-                "UPDATE files SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",
+                "UPDATE files SET deleted_at = coalesce(deleted_at, ?), purge_at = NULL, updated_at = ? "
+                "WHERE owner_id = ? AND (deleted_at IS NULL OR purge_at IS NOT NULL)",
                 (now, now, owner),
             )
             await tx.execute(
@@ -311,15 +389,21 @@ class Accounts:
             ids = [v["id"] for v in live]
             for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
                 await jobs.enqueue_removals(tx, ids[start : start + 10_000])
-            await tx.execute("DELETE FROM links WHERE file_id IN (SELECT id FROM files WHERE owner_id = ?)", (owner,))
+            await tx.execute("DELETE FROM links WHERE owner_id = ?", (owner,))  # (their link_files go with them)
+            await tx.execute(
+                "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",
+                (now, now, owner),
+            )
             await tx.execute("DELETE FROM history WHERE user_id = ?", (owner,))
+            await tx.execute("DELETE FROM webhooks WHERE owner_id = ?", (owner,))  # (their deliveries go with them)
             # The name is free again ("deleted:" cannot be part of a username), the password matches nothing.
             await tx.execute(
-                "UPDATE users SET username = ?, password_hash = '', is_admin = 0, is_disabled = 1, "
-                "deleted_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE users SET username = ?, username_key = NULL, password_hash = '', is_admin = 0, "
+                "is_disabled = 1, deleted_at = ?, updated_at = ? WHERE id = ?",
                 (f"deleted:{user_uuid}", now, now, owner),
             )
             await bump(self.db, tx, USERS)
+            await end_keys(self.db, tx, owner)
         self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
         await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
 
@@ -333,7 +417,11 @@ class Accounts:
             ended = await self._read_ended(claims.session)
         if ended:
             raise Unauthorized("this session has ended; log in again")
-        hit = await self.get(claims.user_uuid)
+        return await self.live_user(claims.user_uuid)
+
+    async def live_user(self, user_uuid: str) -> User:
+        """The user a credential (an access token, an API key) acts as: 401 once deleted or disabled."""
+        hit = await self.get(user_uuid)
         if hit is None:
             raise Unauthorized("the user of this token no longer exists")
         if hit[1].is_disabled:
@@ -388,12 +476,15 @@ class Accounts:
 
     async def login(self, username: str, password: str, client_ip: str) -> tuple[User, str, str]:
         address = address_key(client_ip)
-        checks = ((self._by_account, f"{username.lower()}|{address}"), (self._by_address, address))
+        checks = ((self._by_account, f"{username_key(username)}|{address}"), (self._by_address, address))
         async with attempt(checks, "too many failed logins") as trying:
             row = await self.db.fetchone(
-                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)
+                f"SELECT {USER_COLUMNS}, password_hash, last_login_at FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
+                (username_key(username), username, username),
             )
-            if not await self.passwords.verify(row["password_hash"] if row else None, password):
+            priority = self._priority(address, row)
+            if not await self.passwords.verify(row["password_hash"] if row else None, password, priority):
+                self._known_addresses.failed(address)  # an address that guesses loses its first turns
                 await trying.failed()
                 raise InvalidCredentials("wrong username or password")
         assert row is not None
@@ -401,14 +492,75 @@ class Accounts:
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
-        session = new_session_id()
+        started = await self.start_session(row["id"], user)
+        self._known_addresses.succeeded(address)
+        return started
+
+    async def sign_in_oidc(self, identity: Identity, *, create: bool) -> tuple[User, str, str]:
+        """A single sign-on (oidc.py checked the provider's answer): the user of `identity`, found by its subject,
+        else by its username (the subject is then recorded), else created when `create`; a session of theirs.
+        A user disabled or deleted in cdnstore stays out whatever the provider says. With an admin group
+        configured, the user's admin flag follows it (but never leaves no enabled administrator)."""
+        row = await self.db.fetchone(
+            f"SELECT {USER_COLUMNS}, deleted_at FROM users WHERE oidc_subject = ?", (identity.subject,)
+        )
+        if row is not None and row["deleted_at"] is not None:
+            raise OidcFailed("this account was deleted in cdnstore; an administrator can create it again")
+        if row is None:
+            row = await self._link_oidc(identity, create)
+        user = user_from_row(row)
+        if user.is_disabled:
+            raise OidcFailed("this user is disabled in cdnstore; an administrator can enable it again")
+        if identity.is_admin is not None and identity.is_admin != user.is_admin:
+            try:
+                user = user_from_row(await self.update(user.id, {"is_admin": identity.is_admin}))
+            except Conflict:  # last_admin: the provider's group is not obeyed where it would leave no admin
+                log.warning("single sign-on: %s left the admin group but is the last enabled admin", user.username)
+        return await self.start_session(row["id"], user)
+
+    async def _link_oidc(self, identity: Identity, create: bool) -> Row:
+        """The user of a subject seen for the first time: the user of that name, when not linked to another
+        subject (linked to this one from now on), else a new user when `create`."""
         async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, row["id"], now_iso())
+            row = await tx_fetchone(
+                tx,
+                f"UPDATE users SET oidc_subject = ?, updated_at = ? WHERE id = (SELECT id FROM users WHERE {BY_NAME} "
+                f"AND oidc_subject IS NULL AND {LIVE} {BY_NAME_FIRST}) RETURNING {USER_COLUMNS}",
+                (identity.subject, now_iso(), username_key(identity.username), identity.username, identity.username),
             )
-            refresh = await self._new_refresh(tx, row["id"], user.id, session)
+        if row is not None:
+            return row
+        if await self.db.fetchval(
+            f"SELECT 1 FROM users WHERE {BY_NAME} AND {LIVE}", (username_key(identity.username), identity.username)
+        ):
+            raise OidcFailed(f"the cdnstore user {identity.username!r} signs in with another identity of the provider")
+        if not create:
+            raise OidcFailed(f"there is no cdnstore user named {identity.username!r}; an administrator can add one")
+        try:
+            return await self.create(
+                identity.username, "", is_admin=bool(identity.is_admin), oidc_subject=identity.subject
+            )
+        except (Conflict, UniqueViolation):  # the same identity signing in twice at once: the other one won
+            raise OidcFailed("this account was being created by another sign-in; sign in again") from None
+
+    async def start_session(self, user_id: int, user: User) -> tuple[User, str, str]:
+        """A new session (a login, a single sign-on) of a user allowed in: (user, access token, refresh token)."""
+        session, now = new_session_id(), now_iso()
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now))
+            await tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
+            refresh = await self._new_refresh(tx, user_id, user.id, session)
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
+
+    def _priority(self, address: str, row: Row | None) -> Priority:
+        """Whose check this is (auth.Priority): from an address a login succeeded from lately, for an account
+        used lately, or anyone else (an unknown username included)."""
+        if address in self._known_addresses:
+            return Priority.KNOWN_ADDRESS
+        if row is not None and row["last_login_at"] is not None and row["last_login_at"] > iso_in(-self._known_for):
+            return Priority.KNOWN_ACCOUNT
+        return Priority.OTHER
 
     async def refresh(self, refresh_token: str) -> tuple[User, str, str]:
         claims = self.tokens.read_refresh(refresh_token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Daemon:
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.config, self.port, self.log = config, port, log
         self.proc: asyncio.subprocess.Process | None = None
+        self.open_files: int | None = None  # RLIMIT_NOFILE (soft and hard) of the next start; None: as ours
 
     @property
     def url(self) -> str:
@@ -67,6 +69,7 @@ class Daemon:
                 stdout=log,
                 stderr=log,
                 env=self.env,
+                preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
         async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
             while True:
@@ -78,6 +81,11 @@ class Daemon:
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.05)
+
+    def _limit_open_files(self) -> None:
+        """(In the child, before it runs cdnstore: as systemd's LimitNOFILE would.)"""
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def stop(self, within: float) -> tuple[int, float]:
         """SIGTERM (unless it has exited already); the exit code and the seconds it took."""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import io
+import struct
+import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
 from weedbed import ACCESS_KEY, SECRET_KEY
 
-from cdnstore import appkeys
+from cdnstore import appkeys, probe
 from cdnstore.job_queue import Job
 from testbed.demo import ORIGINAL_LAYOUT
 from testbed.rgw import RgwBed
@@ -68,6 +72,20 @@ async def events_unheard(api: Api, admin: Session, *names: str) -> None:
     await api.app[appkeys.INTEGRITY].rechecks_done()
 
 
+async def writes_not_once(api: Api, *server_ids: str) -> None:
+    """From now on the servers count as not honouring `If-None-Match: *` (as their probe had found it ignored):
+    their upload URLs do not ask for it, so a second PUT to one replaces the stored bytes, as on such a
+    server."""
+    registry = api.app[appkeys.SERVERS]
+    async with api.app[appkeys.DB].transaction() as tx:
+        for server_id in server_ids:
+            found = registry.get(server_id).capabilities
+            assert found is not None, "probed at registration"
+            unproved = probe.dump(dataclasses.replace(found, conditional_write=False))
+            await tx.execute("UPDATE servers SET capabilities = ? WHERE uuid = ?", (unproved, server_id))
+    await registry.load()
+
+
 @contextlib.asynccontextmanager
 async def copies_held(api: Api) -> AsyncIterator[None]:
     """Copies the daemon's worker claims meanwhile wait in their handler until the block ends (they still
@@ -98,6 +116,47 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int] = (200, 60, 40)) -> bytes:
+    """A real PNG image of one colour (what a browser shows inline), made here rather than checked in."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+class GatedArgon2:
+    """Stands in for the app's argon2 hasher: each hash (and, with `verifications`, each verify) waits in
+    its worker thread until the test lets one through (`let_through`), so password checks pile up in the
+    daemon's queue exactly as under a flood. `verified` lists the passwords verified, in order."""
+
+    def __init__(self, api: Api, *, verifications: bool = False) -> None:
+        self.passwords = api.app[appkeys.ACCOUNTS].passwords
+        self.real = self.passwords._hasher
+        self.gate = threading.Semaphore(0)
+        self.gate_verifications = verifications
+        self.verified: list[str] = []
+        self.passwords._hasher = self  # type: ignore[assignment]
+
+    def _wait(self) -> None:
+        assert self.gate.acquire(timeout=60), "the test never let this password check through"
+
+    def hash(self, password: str) -> str:
+        self._wait()
+        return str(self.real.hash(password))
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        if self.gate_verifications:
+            self._wait()
+        self.verified.append(password)
+        return bool(self.real.verify(stored_hash, password))
+
+    def let_through(self, count: int = 1) -> None:
+        self.gate.release(count)
 
 
 def from_ip(ip: str) -> dict[str, str]:
@@ -177,6 +236,8 @@ class Api:
             body: Any = raw.decode(errors="replace")
             if "json" in kind and raw:
                 body = await resp.json(content_type=None)
+            elif kind == "application/zip":  # (bytes, as they came)
+                body = raw
             answer = Answer(resp.status, body, resp.headers)
             LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
             return answer
@@ -203,6 +264,12 @@ class Session:
 
     async def call(self, method: str, path: str, **kw: Any) -> Answer:
         return await self.api.call(method, path, token=self.access, **kw)
+
+    async def key(self, *scopes: str, name: str = "script", **fields: Any) -> Session:
+        """This user acting through a new API key of theirs with `scopes` (the key's answer: `.tokens`)."""
+        made = await self.post("/api/v1/me/keys", json={"name": name, "scopes": list(scopes), **fields})
+        key = made.expect(201)
+        return Session(self.api, {**key, "access_token": key["secret"], "refresh_token": "", "user": self.user})
 
     async def get(self, path: str, **kw: Any) -> Answer:
         return await self.call("GET", path, **kw)
@@ -232,9 +299,11 @@ class Session:
         assert await put_bytes(answer["upload"], data) == 200
         return answer
 
-    async def upload_and_confirm(self, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
+    async def upload_and_confirm(
+        self, name: str, data: bytes, *, ip: str = US_IP, content_type: str = "text/plain"
+    ) -> dict[str, Any]:
         """Announce, PUT and confirm (POST .../complete: stored at once); the announcement's answer."""
-        answer = await self.upload(name, data, ip=ip)
+        answer = await self.upload(name, data, ip=ip, content_type=content_type)
         (await self.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return answer
 

@@ -62,6 +62,28 @@ async def rgw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RgwBed]
     await bed.stop()
 
 
+@pytest.fixture(scope="session")
+async def idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
+    """A real OpenID provider (tests/oidcbed.py), once per session, started the first time a test asks for it;
+    its client's redirect URI is the test daemons' callback."""
+    from oidcbed import OidcProvider
+
+    from cdnstore.oidc import CALLBACK_PATH
+
+    log = Path(tmp_path_factory.mktemp("oidc")) / "provider.log"
+    provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log)
+    await provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+async def provider(idp: Any) -> AsyncIterator[Any]:
+    """The session's OpenID provider, its clock put back after the test."""
+    yield idp
+    await idp.control("reset")
+
+
 @pytest.fixture
 def bucket() -> str:
     return new_bucket()
@@ -96,6 +118,9 @@ def make_config(tmp_path: Path, port: int, **sections: dict[str, Any]) -> Config
         "health": {"timeout": 2},
         # The verifier runs at start and then hourly: the tests of verification reads run it themselves.
         "integrity": {"verify_interval": 3600},
+        # A deletion removes the file at once, as before the trash: what most tests of deleting, replication,
+        # scrub and faults assert. The trash's own tests (test_trash.py) set files.trash_days themselves.
+        "files": {"trash_days": 0},
     }
     return Config.model_validate(_merge(raw, sections))
 
@@ -127,6 +152,7 @@ async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemo
 
 # Test files whose tests run on both engines (the others, e.g. browser, fault and demo tests, on SQLite).
 BOTH_ENGINES = {
+    "test_archives",
     "test_auth",
     "test_db",
     "test_endpoints",
@@ -134,18 +160,27 @@ BOTH_ENGINES = {
     "test_files",
     "test_idor",
     "test_jobs",
+    "test_keys",
     "test_integrity",
     "test_links",
     "test_multipart",
     "test_names",
+    "test_oidc",
     "test_ops",
     "test_problems",
     "test_replication",
+    "test_requests",
     "test_scrub",
     "test_servers",
     "test_storage_events",
     "test_team",
+    "test_trash",
+    "test_upload_link",
     "test_users",
+    "test_vendors",
+    "test_imports",
+    "test_webhook_queue",
+    "test_webhooks",
 }
 
 

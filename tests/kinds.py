@@ -26,8 +26,10 @@ KINDS = {
     "test_docs": UNIT,
     "test_endpoints": UNIT,
     "test_events": UNIT,
+    "test_file_rules": UNIT,
     "test_geo": UNIT,
     "test_jobs": UNIT,
+    "test_keys": UNIT,
     "test_kinds": UNIT,
     "test_layers": UNIT,
     "test_openapi": UNIT,
@@ -35,7 +37,12 @@ KINDS = {
     "test_problems": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
+    "test_zipstream": UNIT,
+    "test_archives": INTEGRATION,
+    "test_probe": UNIT,
+    "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,
+    "test_connections": INTEGRATION,
     "test_copy_database": INTEGRATION,
     "test_copy_streams": INTEGRATION,
     "test_daemons": INTEGRATION,
@@ -43,6 +50,7 @@ KINDS = {
     "test_devpy": INTEGRATION,
     "test_files": INTEGRATION,
     "test_headers": INTEGRATION,
+    "test_install": INTEGRATION,
     "test_integrity": INTEGRATION,
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,
@@ -50,8 +58,10 @@ KINDS = {
     "test_mixed_zone": INTEGRATION,
     "test_multipart": INTEGRATION,
     "test_names": INTEGRATION,
+    "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
     "test_replication": INTEGRATION,
+    "test_requests": INTEGRATION,
     "test_schemathesis": INTEGRATION,
     "test_scrub": INTEGRATION,
     "test_sealing": INTEGRATION,
@@ -60,6 +70,13 @@ KINDS = {
     "test_storage": INTEGRATION,
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
+    "test_trash": INTEGRATION,
+    "test_upload_link": INTEGRATION,
+    "test_upload_command": INTEGRATION,
+    "test_weed_stop": INTEGRATION,
+    "test_vendors": INTEGRATION,
+    "test_imports": INTEGRATION,
+    "test_webhooks": INTEGRATION,
     "test_cluster_faults": FAULTS,
     "test_crash": FAULTS,
     "test_disk_full": FAULTS,
@@ -67,11 +84,15 @@ KINDS = {
     "test_faults": FAULTS,
     "test_slow_storage": FAULTS,
     "test_storage_faults": FAULTS,
+    "test_webhook_faults": FAULTS,
     "test_web": BROWSER,
+    "test_web_sharing": BROWSER,
+    "test_web_requests": BROWSER,
+    "test_web_webhooks": BROWSER,
 }
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
-HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon"})
+HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
 
 
 def kinds_of(item: pytest.Item) -> list[str]:

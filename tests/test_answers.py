@@ -7,6 +7,8 @@ from the answers unnoticed: a field added, dropped, renamed or retyped on one si
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -16,6 +18,7 @@ from cdnstore import appkeys
 from cdnstore.api.files import (
     download_answer,
     render_file,
+    render_link_request,
     render_part_url,
     render_replicas,
     render_upload,
@@ -24,30 +27,53 @@ from cdnstore.api.files import (
     render_with_servers,
 )
 from cdnstore.api.jobs import render_job_row
+from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
+from cdnstore.api.oidc import render_methods
+from cdnstore.api.ops import geoip_check
 from cdnstore.api.schemas import (
+    AuthMethodsOut,
+    CapabilitiesOut,
+    DeliveryOut,
     DownloadOut,
     FileOut,
     FileUploadOut,
+    ImportOut,
     JobOut,
+    KeyCreatedOut,
+    KeyOut,
     LinkOut,
     Out,
     PartUrlOut,
     PublicLinkOut,
+    PublicRequestOut,
+    ReadyCheck,
     ReplicaOut,
+    SenderUploadOut,
     ServerOut,
     ServerRef,
+    TrashedFileOut,
+    UploadRequestOut,
     UploadSettingsOut,
     UploadStateOut,
     UserOut,
+    WebhookCreatedOut,
+    WebhookOut,
 )
-from cdnstore.api.servers import render_ref, render_server
+from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
+from cdnstore.api.trash import render_trashed
+from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
+from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
-from cdnstore.models import PERMISSIONS, Health, Server, User
+from cdnstore.geo import GeoLocator
+from cdnstore.links import Link, LinkRequest, SharedFile
+from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
+from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
 from cdnstore.uploads import PartUrl, UploadState
+from cdnstore.webhooks import Webhook
 
 UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
 FILE_UUID = "0d4e5f60-7182-4394-a5b6-c7d8e9f00112"
@@ -93,12 +119,19 @@ def file_row(**changed: Any) -> dict[str, Any]:
         "sha256": SHA,
         "created_at": WHEN,
         "updated_at": WHEN,
+        "expires_at": None,
+        "received_via": None,
         **changed,
     }
 
 
-def link_row(**changed: Any) -> dict[str, Any]:
-    return {
+def shared_file(name: str = "report.pdf", size: int = 1234) -> SharedFile:
+    return SharedFile(3, FILE_UUID, name, size, "application/pdf", True, "key", 7, WHEN)
+
+
+def link(files: list[SharedFile] | None = None, **changed: Any) -> Link:
+    row = {
+        "id": 9,
         "uuid": UUID,
         "file_uuid": FILE_UUID,
         "token": "t" * 43,
@@ -107,10 +140,11 @@ def link_row(**changed: Any) -> dict[str, Any]:
         "max_downloads": 5,
         "downloads": 2,
         "created_at": WHEN,
-        "name": "report.pdf",
-        "size": 1234,
+        "owner_id": 1,
+        "state": "active",
         **changed,
     }
+    return Link(row, [shared_file()] if files is None else files)
 
 
 def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
@@ -118,6 +152,12 @@ def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
     assert_exactly(FileOut, render_file(file_row(current_version_id=None, sha256=None)))
     assert_exactly(FileOut, render_with_servers(file_row(), {7: [(DALLAS, "present")]}), optional=("servers",))
     assert_exactly(FileOut, render_with_servers(file_row(current_version_id=None), {}), optional=("servers",))
+    assert_exactly(FileOut, render_file(file_row(expires_at=WHEN, received_via=UUID)))
+
+
+def test_a_file_in_the_trash_is_exactly_a_trashed_file_out() -> None:
+    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
 
 
 def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> None:
@@ -126,6 +166,66 @@ def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> 
         answer = render_upload(Upload(True, file_row(current_version_id=None), send))
         assert_exactly(FileUploadOut, answer)
         assert answer["upload"]["method"] == ("PUT" if send is put else "multipart")  # (the union's two sides)
+        assert_exactly(SenderUploadOut, {**answer, "upload_token": "t" * 60})
+
+
+def request_row(**changed: Any) -> dict[str, Any]:
+    return {
+        "uuid": UUID,
+        "token": "t" * 43,
+        "owner": "alice",
+        "message": "The tax papers, please",
+        "password_hash": "$argon2id$...",
+        "expires_at": "2999-01-01T00:00:00.000Z",
+        "max_files": 10,
+        "max_bytes": 10**9,
+        "files": 2,
+        "bytes": 4096,
+        "closed_at": None,
+        "created_at": WHEN,
+        **changed,
+    }
+
+
+def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models() -> None:
+    unlimited = {"password_hash": None, "expires_at": None, "max_files": None, "max_bytes": None, "message": None}
+    for row in (request_row(), request_row(closed_at=WHEN), request_row(**unlimited)):
+        assert_exactly(UploadRequestOut, render_request(row, "https://cdn.example"))
+        assert_exactly(PublicRequestOut, render_public_request(row))
+    assert render_request(request_row(closed_at=WHEN), "https://cdn.example")["is_open"] is False
+
+
+def test_an_upload_asking_for_a_link_is_exactly_a_file_upload_out_with_its_link() -> None:
+    put = PresignedPut("http://127.0.0.1:8333/cdn/key?X-Amz-Signature=x", {"content-type": "text/plain"}, WHEN, DALLAS)
+    answer = render_upload(Upload(True, file_row(current_version_id=None), put))
+    link = render_link_request(LinkRequest(UUID, "t" * 43, "[]"), "https://cdn.example")
+    assert_exactly(FileUploadOut, {**answer, "link": link}, optional=("link",))
+    assert link["url"] == f"https://cdn.example/s/{'t' * 43}"
+
+
+def key_row(**changed: Any) -> dict[str, Any]:
+    return {
+        "uuid": UUID,
+        "name": "nightly backup",
+        "prefix": "cdn_AbCdEfGh",
+        "scopes": '["read", "upload"]',
+        "expires_at": WHEN,
+        "last_used_at": WHEN,
+        "created_at": WHEN,
+        **changed,
+    }
+
+
+def test_a_key_answer_is_exactly_a_key_out_and_a_new_one_a_key_created_out() -> None:
+    assert_exactly(KeyOut, render_key(key_row()))
+    assert_exactly(KeyOut, render_key(key_row(expires_at=None, last_used_at=None, scopes='["admin"]')))
+    assert_exactly(KeyCreatedOut, render_new_key(key_row(last_used_at=None), "cdn_" + "s" * 43))
+
+
+def test_the_sign_in_methods_answer_is_exactly_an_auth_methods_out() -> None:
+    assert_exactly(AuthMethodsOut, render_methods(True, "Example SSO"))
+    assert_exactly(AuthMethodsOut, render_methods(True, None))
+    assert_exactly(AuthMethodsOut, render_methods(False, "Example SSO"))
 
 
 def test_an_upload_in_progress_is_exactly_an_upload_state_out_put_or_multipart() -> None:
@@ -164,17 +264,41 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
         zones=("USA", "Africa"),
     )
     assert_exactly(UserOut, render_user(limited, 5000))
+    lives = User(id=UUID, username="carol", is_admin=False, permissions=(), max_file_lifetime=86400 * 30)
+    assert_exactly(UserOut, render_user(lives, 0))
     row = {"uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
+    row |= {"max_file_lifetime": None, "default_file_lifetime": 3600}
     assert_exactly(UserOut, render_row({**row, "quota_bytes": None, "zones": None, "used_bytes": 0}))
 
 
 def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> None:
-    assert_exactly(LinkOut, render_link(link_row(), "https://cdn.example"))
-    assert_exactly(
-        LinkOut, render_link(link_row(password_hash=None, expires_at=None, max_downloads=None), "https://cdn.example")
-    )
-    assert_exactly(PublicLinkOut, render_public(link_row()))
-    assert_exactly(PublicLinkOut, render_public(link_row(password_hash=None, expires_at=None)))
+    several = [shared_file(), shared_file("notes.txt", 0)]
+    for made in (
+        link(),
+        link(password_hash=None, expires_at=None, max_downloads=None),
+        link(several, file_uuid=None, state="expired"),  # a link to several files
+        link([], state="files_gone"),  # every file deleted since
+    ):
+        assert_exactly(LinkOut, render_link(made, "https://cdn.example"))
+    for made in (link(), link(password_hash=None, expires_at=None), link(several, file_uuid=None)):
+        assert_exactly(PublicLinkOut, render_public(made))
+
+
+IMPORT = {
+    "uuid": FILE_UUID,
+    "owner": "alice",
+    "prefix": "photos/",
+    "strip_prefix": 1,
+    "state": "running",
+    "objects_seen": 1200,
+    "files_adopted": 1100,
+    "bytes": 123456,
+    "errors": 3,
+    "last_error": None,
+    "created_at": WHEN,
+    "updated_at": WHEN,
+    "finished_at": None,
+}
 
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
@@ -184,6 +308,16 @@ def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics(
         **{"awaiting_verification": 2, "rejected_uploads": 1},
     }
     assert_exactly(ServerOut, render_server(DALLAS, stats))
+    proved = Capabilities(WHEN, False, True, True, False, json.dumps(cors_rule("https://files.example.com")), "off")
+    probed = replace(DALLAS, public_url="https://s3.example.com", capabilities=proved, events_seen_at=WHEN)
+    assert_exactly(ServerOut, render_server(probed, {**stats, "import_progress": render_import(IMPORT)}))
+    assert_exactly(CapabilitiesOut, render_capabilities(probed) or {})
+
+
+def test_an_import_answer_is_exactly_an_import_out() -> None:
+    reported = [{"key": "a/b.txt", "reason": "not a valid file name: must not contain / or \\ (a name, not a path)"}]
+    assert_exactly(ImportOut, render_import({**IMPORT, "last_error": "the server is off"}, reported))
+    assert_exactly(ImportOut, render_import({**IMPORT, "state": "done", "finished_at": WHEN}, []))
 
 
 def test_a_download_answer_is_exactly_a_download_out() -> None:
@@ -217,3 +351,28 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
     }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+
+
+def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
+    with GeoLocator() as locator:
+        assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))
+
+
+def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() -> None:
+    hook = Webhook(3, UUID, "https://hooks.example/in?k=1", ("file.stored", "server.down"), WHEN)
+    assert_exactly(WebhookOut, render_webhook(hook))
+    assert_exactly(WebhookCreatedOut, render_created(hook, "whsec_" + "A" * 32))
+    row = {
+        "id": 9,
+        "uuid": "msg_" + "0f" * 16,
+        "event": "file.stored",
+        "status": "delivered",
+        "attempts": 2,
+        "last_error": "HTTP 500: busy",
+        "delivered_at": WHEN,
+        "occurred_at": WHEN,
+        "run_after": 1_800_000_000.5,
+    }
+    assert_exactly(DeliveryOut, render_delivery(row))
+    for pending in ({"run_after": 0.0}, {"run_after": 1_800_000_000.5, "last_error": None}):
+        assert_exactly(DeliveryOut, render_delivery({**row, "status": "pending", "delivered_at": None, **pending}))

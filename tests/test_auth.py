@@ -11,9 +11,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from apihelp import PASSWORD, SECRET, Api, from_ip
+from apihelp import PASSWORD, SECRET, Api, GatedArgon2, from_ip, wait_for
 
 from cdnstore import appkeys
+from cdnstore.auth import Priority
 
 
 async def test_login_answers_tokens_and_the_user(api: Api) -> None:
@@ -358,11 +359,15 @@ def page_headers(api: Api, origin: str | None = None, cookie: str | None = None)
     return headers
 
 
-def refresh_cookie(answer: Any) -> Morsel[str]:
+def cookie_named(answer: Any, name: str) -> Morsel[str]:
     jar: SimpleCookie = SimpleCookie()
     for header in answer.headers.getall("Set-Cookie"):
         jar.load(header)
-    return jar["cdnstore_refresh"]
+    return jar[name]
+
+
+def refresh_cookie(answer: Any) -> Morsel[str]:
+    return cookie_named(answer, "cdnstore_refresh")
 
 
 async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_cookie(api: Api) -> None:
@@ -389,6 +394,32 @@ async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_c
     (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))).problem(
         401, "unauthorized"
     )
+
+
+async def test_a_cookie_session_comes_with_a_hint_the_page_can_read_holding_nothing(api: Api) -> None:
+    """The page asks for a refresh only when this hint is there (no refused refresh on a visit without a
+    session); it lives as long as the session's cookie, and goes with it."""
+    await api.make_user("alice")
+    login = await api.call(
+        "POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}, headers=page_headers(api)
+    )
+    login.expect(200)
+    hint = cookie_named(login, "cdnstore_session")
+    assert hint.value == "1" and not hint["httponly"] and hint["path"] == "/" and hint["samesite"] == "Strict"
+    assert hint["max-age"] == refresh_cookie(login)["max-age"]
+    renewed = await api.call(
+        "POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=refresh_cookie(login).value)
+    )
+    renewed.expect(200)
+    assert cookie_named(renewed, "cdnstore_session").value == "1"  # renewed with it
+    out = await api.call(
+        "POST", "/api/v1/auth/logout", json={}, headers=page_headers(api, cookie=refresh_cookie(renewed).value)
+    )
+    out.expect(204)
+    assert cookie_named(out, "cdnstore_session").value == "" and cookie_named(out, "cdnstore_session")["path"] == "/"
+    bearer = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    bearer.expect(200)
+    assert not bearer.headers.getall("Set-Cookie", [])  # bearer clients get no cookie at all
 
 
 async def test_a_cookie_session_is_secure_when_the_page_is_served_over_https(make_api: object) -> None:
@@ -430,3 +461,68 @@ async def test_a_cookie_session_refuses_other_origins_and_needs_its_header(api: 
     # Nothing above ended the session; bearer clients are unchanged.
     (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=cookie))).expect(200)
     (await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": session.refresh})).expect(200)
+
+
+# --- password checks under a flood: the bounded queue, and the turns of the callers known lately ------------
+
+
+async def test_password_hashes_beyond_the_queue_answer_429_at_once_and_a_known_login_goes_before_them(
+    make_api: object,
+) -> None:
+    # (Checked on main: hashes waited without a cap, all ten, and a login's check queued behind them.)
+    api = await make_api(auth={"argon2_max_running": 1, "argon2_max_waiting": 3})  # type: ignore[operator]
+    admin = await api.user("root", admin=True)  # its login makes this address (and account) known
+    argon2 = GatedArgon2(api)
+    passwords = argon2.passwords
+    creations = [
+        asyncio.create_task(admin.post("/api/v1/users", json={"username": f"u{n}", "password": PASSWORD}))
+        for n in range(10)
+    ]
+    # One hashes (held), three wait, six are refused at once: while the hashing is still held.
+    await wait_for(lambda: sum(t.done() for t in creations) == 6, "six creations answered at once")
+    assert passwords.waiting(Priority.OTHER) == 3
+    for refused in (t.result() for t in creations if t.done()):
+        assert refused.problem(429, "too_many_attempts")["retry_after"] == 1
+    login = asyncio.create_task(api.login("root"))
+    await wait_for(lambda: passwords.waiting(Priority.KNOWN_ADDRESS) == 1, "the login to wait for its turn")
+    # One hash may end: the login's check has the next turn, before the three waiting hashes (it could not
+    # end otherwise: they would wait for hashing the test never lets through).
+    argon2.let_through()
+    session = await asyncio.wait_for(login, 30)
+    assert session.user["username"] == "root"
+    assert passwords.waiting(Priority.OTHER) == 2  # the next hash has its turn (held); two still wait
+    argon2.let_through(3)
+    answers = await asyncio.gather(*creations)
+    assert sorted(a.status for a in answers) == [201] * 4 + [429] * 6
+
+
+async def test_a_login_flood_from_many_addresses_does_not_shut_out_a_known_address_or_account(
+    make_api: object,
+) -> None:
+    # (Checked on main: with the queue full of the flood's checks, alice's logins got 429 like every other.)
+    api = await make_api(  # type: ignore[operator]
+        auth={"argon2_max_running": 1, "argon2_max_waiting": 4, "argon2_reserved_waiting": 2}
+    )
+    await api.make_user("alice")
+    await api.login("alice", headers=from_ip("203.0.113.7"))  # yesterday, say: a known address and account
+    argon2 = GatedArgon2(api, verifications=True)
+    passwords = argon2.passwords
+    flood = [asyncio.create_task(wrong_login(api, f"user{n}", f"198.51.100.{n}")) for n in range(30)]
+    await wait_for(lambda: sum(t.done() for t in flood) == 25, "the flood beyond the queue refused at once")
+    assert passwords.waiting(Priority.OTHER) == 4
+    from_known_address = asyncio.create_task(api.login("alice", headers=from_ip("203.0.113.7")))
+    from_new_address = asyncio.create_task(api.login("alice", headers=from_ip("192.0.2.50")))  # a known account
+    await wait_for(
+        lambda: passwords.waiting(Priority.KNOWN_ADDRESS) == 1 and passwords.waiting(Priority.KNOWN_ACCOUNT) == 1,
+        "both of alice's logins to wait for a turn",
+    )
+    argon2.let_through(7)
+    await asyncio.wait_for(asyncio.gather(from_known_address, from_new_address), 30)
+    statuses = await asyncio.gather(*flood)
+    assert statuses.count(429) == 25 and statuses.count(401) == 5
+    # The turns: the flood's check already running, then alice's two, then the flood's waiting ones.
+    assert argon2.verified == ["wrong-pw", PASSWORD, PASSWORD, *["wrong-pw"] * 4], argon2.verified
+    # An address that guesses is known no more: its next check waits with everyone else's.
+    argon2.let_through()
+    assert await wrong_login(api, "alice", "203.0.113.7") == 401
+    assert api.app[appkeys.ACCOUNTS]._priority("203.0.113.7", None) is Priority.OTHER

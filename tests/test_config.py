@@ -65,12 +65,35 @@ def test_an_events_token_under_16_characters_is_a_config_error_that_hides_it(tmp
     assert config.load(env={"CDNSTORE_EVENTS_TOKEN": "x" * 16}).events.token == "x" * 16
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CDNSTORE_OIDC_ISSUER": "https://auth.example.com"}, r"\[oidc\]: client_id is required when issuer is set"),
+        ({"CDNSTORE_OIDC_PASSWORD_LOGIN": "false"}, r"\[oidc\]: password_login = false needs single sign-on"),
+        ({"CDNSTORE_OIDC_ISSUER": "auth.example.com", "CDNSTORE_OIDC_CLIENT_ID": "c"}, r"oidc\.issuer = 'auth"),
+        ({"CDNSTORE_OIDC_SCOPES": "profile email"}, r"oidc\.scopes = 'profile email'.*must include openid"),
+    ],
+)
+def test_a_single_sign_on_setting_that_cannot_work_is_an_error_that_never_shows_the_client_secret(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        config.load(env={**env, "CDNSTORE_OIDC_CLIENT_SECRET": "the-idp-client-secret"})
+    assert "the-idp-client-secret" not in str(caught.value)
+
+
 def test_the_config_path_comes_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "elsewhere.toml"
     path.write_text("[http]\nport = 9200\n")
     assert config.load(env={"CDNSTORE_CONFIG": str(path)}).http.port == 9200
     with pytest.raises(ConfigError, match="not found"):
         config.load(env={"CDNSTORE_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_the_upload_commands_variables_are_no_settings_of_the_daemon() -> None:
+    """A shell that exported CDNSTORE_URL and CDNSTORE_TOKEN for `cdnstore upload` still runs `cdnstore serve`."""
+    env = {"CDNSTORE_URL": "https://files.example.com", "CDNSTORE_TOKEN": "cdn_x", "CDNSTORE_HTTP_PORT": "9300"}
+    assert config.load(env=env).http.port == 9300
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, fetch, from_ip, put_bytes, wait_for
-from clihelp import start_demo
+from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, Session, fetch, from_ip, put_bytes, wait_for
+from clihelp import cdnstore, start_demo
 from daemonproc import Cluster
+from webhook_receiver import Receiver
 
 from cdnstore import appkeys
 from cdnstore.changes import CHECK_INTERVAL, SESSIONS, CacheSync
@@ -94,14 +95,20 @@ async def test_a_server_turned_off_through_one_daemon_takes_no_uploads_on_the_ot
         await obeyed(on_again, f"{first} is on again")
 
 
+async def bob_made_through_a(cluster: Cluster) -> tuple[Session, dict[str, Any], Api]:
+    """The admin's session on daemon A, the user bob made through it (his answer), and daemon B's API."""
+    a, _ = cluster.admins
+    made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+    return a, dict(made), cluster.apis[1]
+
+
 @ON_POSTGRES
 async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within_2_seconds(
     tmp_path: Path, database_url: str, daemon_port: int
 ) -> None:
     async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
-        a, _ = cluster.admins
-        api_a, api_b = cluster.apis
-        made = (await a.post("/api/v1/users", json={"username": "bob", "password": PASSWORD})).expect(201)
+        a, made, api_b = await bob_made_through_a(cluster)
+        api_a = cluster.apis[0]
         # Logout through A of a session that B has served (so B holds it as live).
         bob = await api_b.login("bob")
         (await bob.get("/api/v1/me")).expect(200)
@@ -131,6 +138,35 @@ async def test_a_session_ended_through_one_daemon_is_refused_by_the_other_within
 
 
 @ON_POSTGRES
+async def test_an_api_key_revoked_through_one_daemon_is_refused_by_the_other_within_2_seconds(
+    tmp_path: Path, database_url: str, daemon_port: int
+) -> None:
+    async with Cluster(tmp_path, database_url, 2, first_port=daemon_port) as cluster:
+        a, made, api_b = await bob_made_through_a(cluster)
+        bob = await cluster.apis[0].login("bob")
+
+        async def key_checked_by_b() -> Session:
+            """A new key of bob's, used once through B (so that B holds it as checked)."""
+            on_b = Session(api_b, (await bob.key("read")).tokens)
+            (await on_b.get("/api/v1/me")).expect(200)
+            return on_b
+
+        script = await key_checked_by_b()
+        (await bob.delete(f"/api/v1/me/keys/{script.tokens['id']}")).expect(204)
+
+        async def revoked() -> bool:
+            return refused(await script.get("/api/v1/me"))
+
+        await obeyed(revoked, "bob's key was revoked")
+        # Disabling bob through A ends his keys on B too, for good.
+        script = await key_checked_by_b()
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"is_disabled": True})).expect(200)
+        await obeyed(revoked, "bob was disabled")
+        (await a.patch(f"/api/v1/users/{made['id']}", json={"is_disabled": False})).expect(200)
+        (await script.get("/api/v1/me")).problem(401, "unauthorized")
+
+
+@ON_POSTGRES
 async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_seconds(
     tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
 ) -> None:
@@ -147,6 +183,39 @@ async def test_a_link_revoked_through_one_daemon_is_gone_on_the_other_within_2_s
             return answer.status == 404 and bool(answer.problem(404, "link_not_found"))
 
         await obeyed(gone, "the link was revoked")
+
+
+@ON_POSTGRES
+async def test_a_webhook_added_through_one_daemon_takes_the_events_the_other_records_within_2_seconds(
+    tmp_path: Path, database_url: str, daemon_port: int, weed: WeedCluster, bucket: str
+) -> None:
+    """Each daemon emits a user's event only where its copy of the subscriptions says a webhook takes it: B's
+    copy learns of A's new webhook through the `webhooks` counter (changes.py)."""
+    folder = tmp_path / "receiver"
+    folder.mkdir()
+    receiver = Receiver(folder, unused_port())
+    await receiver.start()
+    hooks = {"allow_private": True, "poll_interval": 0.1}  # (the receiver is on 127.0.0.1)
+    try:
+        async with Cluster(
+            tmp_path, database_url, 2, first_port=daemon_port, weed=weed, bucket=bucket, webhooks=hooks
+        ) as cluster:
+            a, _ = cluster.admins
+            _, api_b = cluster.apis
+            file_id = (await a.upload("shared.txt", DATA_SMALL))["file"]["id"]
+            (await a.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+            link = (await a.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+            made = await a.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["link.downloaded"]})
+            hook = made.expect(201)
+
+            async def emitted_by_b() -> bool:
+                (await api_b.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
+                return bool((await a.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).expect(200)["items"])
+
+            await obeyed(emitted_by_b, "a webhook takes link.downloaded")
+            await wait_for(receiver.taken, "the event delivered")
+    finally:
+        await receiver.kill()
 
 
 @ON_POSTGRES
@@ -222,12 +291,21 @@ async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_pat
     port = unused_port()
     while not all(_free(p) for p in (port, port + 1)):
         port = unused_port()
+    # The one-daemon demo's database, with a user of its own: the two daemons start from a copy of it.
+    made = cdnstore(
+        "user", "add", "carol", "--password-stdin", cwd=tmp_path, stdin=f"{PASSWORD}\n",
+        env={"CDNSTORE_DATABASE_PATH": str(tmp_path / "demo" / "cdnstore.sqlite3")},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
     proc, out = await start_demo(tmp_path, port, "--daemons", "2")
     try:
         first, second = re.findall(r"running at (http://\S+)/", out)[0], re.findall(r"and at (http://\S+)/:", out)[0]
         assert (first, second) == (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"), out
         assert "2 daemons on one PostgreSQL database" in out
+        assert "copied the demo's database" in out and "what changes in this run is not kept" in out, out
         async with aiohttp.ClientSession() as http:
+            for url in (first, second):
+                await demo_login(http, url, "carol", PASSWORD)
             one, two = await demo_login(http, first), await demo_login(http, second)
             headers = {"Authorization": f"Bearer {one}"}
             body = {"name": "both.txt", "size": len(DATA_SMALL), "content_type": "text/plain"}
@@ -252,8 +330,10 @@ async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_pat
     assert await asyncio.to_thread(gone, re.findall(r"PostgreSQL cluster under (\S+) \.\.\.", out)[0])  # with the demo
 
 
-async def demo_login(http: aiohttp.ClientSession, url: str) -> str:
-    async with http.post(f"{url}/api/v1/auth/login", json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
+async def demo_login(
+    http: aiohttp.ClientSession, url: str, username: str = "admin", password: str = DEMO_PASSWORD
+) -> str:
+    async with http.post(f"{url}/api/v1/auth/login", json={"username": username, "password": password}) as resp:
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["access_token"])
 

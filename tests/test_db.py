@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from importlib import resources
@@ -11,7 +12,16 @@ import pytest
 
 from cdnstore import db
 from cdnstore.config import DatabaseConfig
-from cdnstore.models import Health, JobKind, JobStatus, ReplicaStatus, VersionStatus
+from cdnstore.models import (
+    AddressingStyle,
+    DeliveryStatus,
+    Health,
+    ImportState,
+    JobKind,
+    JobStatus,
+    ReplicaStatus,
+    VersionStatus,
+)
 from testbed.postgres import PgCluster
 
 ROOT = Path(__file__).parent.parent
@@ -74,6 +84,28 @@ def with_migrations(monkeypatch: pytest.MonkeyPatch, *sqls: str) -> int:
     monkeypatch.setattr(db.sqlite, "migrations", lambda: [*db.migrations(), *extra])
     monkeypatch.setattr(db.sqlite, "latest_version", lambda: extra[-1][0])
     return extra[-1][0]
+
+
+def test_a_skipped_migration_number_is_fine_but_a_number_used_twice_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work done in parallel reserves migration numbers ahead; one that is never used leaves a gap."""
+    path = tmp_path / "db.sqlite3"
+    db.initialize(path)
+    later = db.latest_version() + 3  # (two numbers reserved and never used before it)
+    monkeypatch.setattr(db.sqlite, "migrations", lambda: [*db.migrations(), (later, "later", "CREATE TABLE t (x);")])
+    monkeypatch.setattr(db.sqlite, "latest_version", lambda: later)
+    assert db.initialize(path) == (later - 3, later)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() == ("t",)
+    conn.close()
+    twice = tmp_path / "twice"
+    (twice / "postgres").mkdir(parents=True)
+    for name in ("0001_a.sql", "0002_b.sql", "0002_c.sql"):
+        (twice / name).write_text("SELECT 1;")
+    monkeypatch.setattr("cdnstore.db.base.resources.files", lambda package: twice)
+    with pytest.raises(RuntimeError, match="numbered once each"):
+        db.migrations()
 
 
 def database_with_a_referenced_user(path: Path) -> str:
@@ -163,6 +195,9 @@ def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(eng
         ("jobs", "status"): JobStatus,
         ("jobs", "kind"): JobKind,
         ("replicas", "status"): ReplicaStatus,
+        ("servers", "addressing_style"): AddressingStyle,
+        ("imports", "state"): ImportState,
+        ("webhook_deliveries", "status"): DeliveryStatus,
     }
     for column, enum in enums.items():
         assert checks[column] == [member.value for member in enum], column
@@ -462,4 +497,123 @@ async def test_periodic_work_runs_on_one_daemon_at_a_time_and_goes_on_when_its_h
         for task in (first, second):
             task.cancel()
         await asyncio.gather(first, second, return_exceptions=True)
+        await database.close()
+
+
+# A user, a file and a link as version 12 (before 0013) held them.
+_OLD_LINK = [
+    "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+    "VALUES (1, 'u1', 'alice', 'h', 't', 't')",
+    "INSERT INTO files (id, uuid, owner_id, name, created_at, updated_at) VALUES (5, 'f5', 1, 'a.txt', 't', 't')",
+    "INSERT INTO links (id, uuid, file_id, token, max_downloads, downloads, created_at) "
+    "VALUES (7, 'l7', 5, 'tok', 3, 2, 't')",
+]
+_NEW_LINK = (
+    "SELECT l.owner_id, l.file_id, l.downloads, x.file_id, x.position "
+    "FROM links l JOIN link_files x ON x.link_id = l.id"
+)
+
+
+def test_migration_13_gives_every_link_its_owner_and_its_file_as_link_files(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, _name, sql in db.migrations():
+        if number < 13:
+            db.sqlite._apply(conn, sql, number)
+    for statement in _OLD_LINK:
+        conn.execute(statement)
+    conn.close()
+    db.initialize(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute(_NEW_LINK).fetchall() == [(1, 5, 2, 5, 0)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
+async def test_migration_13_on_postgresql_gives_every_link_its_owner_and_its_file(pg_cluster: PgCluster) -> None:
+    import asyncpg
+
+    from cdnstore.db import postgres
+
+    url = pg_cluster.fresh("template1")
+    conn = await asyncpg.connect(url)
+    try:
+        for number, _name, sql in db.migrations("postgres"):
+            if number < 13:
+                await postgres.apply(conn, sql, number)
+        for statement in _OLD_LINK:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    await postgres.initialize(url)
+    conn = await asyncpg.connect(url)
+    try:
+        assert [tuple(r) for r in await conn.fetch(_NEW_LINK)] == [(1, 5, 2, 5, 0)]
+    finally:
+        await conn.close()
+    pg_cluster.drop(url)
+
+
+CLASHING = [  # (username, deleted): accounts made before usernames ignored case (migration 0010)
+    ("Bob", False),
+    ("bob", False),
+    ("BOB", False),
+    ("carol", False),
+    ("deleted:u-gone", True),
+]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_accounts_that_clash_in_case_survive_migration_0010_and_each_still_logs_in_as_spelled(
+    tmp_path: Path, engine: str, pg_cluster: PgCluster
+) -> None:
+    from cdnstore.auth import Passwords, Tokens
+    from cdnstore.config import AuthConfig
+    from cdnstore.errors import Conflict
+    from cdnstore.users import Accounts
+
+    rows = [(f"u-{name}", name, "h", "t", "t", "t" if deleted else None) for name, deleted in CLASHING]
+    insert = "INSERT INTO users (uuid, username, password_hash, created_at, updated_at, deleted_at) VALUES "
+    if engine == "sqlite":
+        url, path = "", tmp_path / "db.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None)
+        for number, _name, sql in db.migrations():
+            if number < 10:
+                db.sqlite._apply(conn, sql, number)
+        conn.executemany(insert + "(?, ?, ?, ?, ?, ?)", rows)
+        conn.close()
+        assert await asyncio.to_thread(db.initialize, path) == (9, db.latest_version())  # the clashes do not stop it
+    else:
+        import asyncpg
+
+        from cdnstore.db import postgres
+
+        url, path = pg_cluster.fresh("template1"), tmp_path / "unused"
+        pg = await asyncpg.connect(url)
+        try:
+            for number, _name, sql in db.migrations("postgres"):
+                if number < 10:
+                    await postgres.apply(pg, sql, number)
+            await pg.executemany(insert + "($1, $2, $3, $4, $5, $6)", rows)
+        finally:
+            await pg.close()
+        assert await postgres.initialize(url) == (9, db.latest_version("postgres"))
+    database = db.connect(DatabaseConfig(path=str(path), url=url))
+    await database.open()
+    try:
+        keys = {r["username"]: r["username_key"] for r in await database.fetchall("SELECT * FROM users")}
+        # The oldest of a clash holds the name; the others keep theirs, without a key; the deleted none.
+        assert keys == {"Bob": "bob", "bob": None, "BOB": None, "carol": "carol", "deleted:u-gone": None}
+        cfg = AuthConfig(secret_key="s" * 16, argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
+        accounts = Accounts(database, cfg, Passwords(cfg), Tokens(cfg))
+        for spelled in ("Bob", "bob", "BOB"):  # each logs in (and is found) by its exact spelling
+            assert await accounts.uuid_of(spelled) == f"u-{spelled}"
+        assert await accounts.uuid_of("bOb") == "u-Bob"  # another spelling: the name's holder
+        assert await accounts.uuid_of("CAROL") == "u-carol"
+        for taken in ("bob", "bOB", "Carol"):
+            with pytest.raises(Conflict):
+                await accounts.create(taken, "a-password")
+        await accounts.create("dave", "a-password")
+        assert await accounts.uuid_of("DAVE") != ""
+    finally:
         await database.close()

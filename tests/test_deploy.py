@@ -135,7 +135,32 @@ def test_compose_builds_cdnstore_from_this_repository_with_valid_settings() -> N
     cfg = assert_valid_settings(app["environment"])
     grace = int(re.fullmatch(r"(\d+)s", app["stop_grace_period"])[1])  # type: ignore[index]
     assert grace > cfg.jobs.shutdown_grace
-    assert any(p.endswith(f":{cfg.http.port}") for p in app["ports"])
+    assert str(cfg.http.port) in app["expose"]  # the proxy and the webhooks reach it; clients go through nginx
+
+
+def test_compose_puts_a_reverse_proxy_with_timeouts_in_front_of_cdnstore() -> None:
+    # (Checked on main: cdnstore's own port faced the clients, with no proxy and no timeouts.)
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    proxy, app = services["proxy"], services["cdnstore"]
+    assert "ports" not in app and any(p.endswith(":8080") for p in proxy["ports"])
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in proxy["volumes"]}
+    conf = (DEPLOY / "nginx.conf").read_text()
+    assert mounted["./nginx.conf"] == "/etc/nginx/nginx.conf"
+    for directive in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "keepalive_timeout",
+        "send_timeout",
+        "proxy_read_timeout",
+        "limit_conn per_address",
+    ):
+        assert re.search(rf"^\s*{directive}\b", conf, re.MULTILINE), directive
+    assert "proxy_pass http://cdnstore" in conf and "server cdnstore:8080" in conf
+    assert "X-Forwarded-For $remote_addr" in conf
+    trusted = assert_valid_settings(app["environment"]).http.trusted_proxies
+    assert trusted == (proxy["networks"]["default"]["ipv4_address"],)
+    assert int(app["ulimits"]["nofile"]) >= Config().http.max_connections
 
 
 def test_compose_points_every_minio_webhook_at_its_server_in_cdnstore() -> None:
@@ -195,6 +220,15 @@ def test_the_unit_runs_the_daemon_as_its_own_user_hardened() -> None:
     assert start[1:] == ["serve"] and pre[1:] == ["init"] and {"serve", "init"} <= cli_commands()
     stop = int(u["TimeoutStopSec"][0])
     assert stop > Config().jobs.shutdown_grace
+
+
+def test_the_unit_gives_the_daemon_the_open_files_its_connections_need() -> None:
+    # (Checked on main: no LimitNOFILE, so systemd's 1024, which 1000 idle connections used up.)
+    from cdnstore.api.server import FILE_RESERVE
+
+    u = unit()
+    assert int(u["LimitNOFILE"][0]) >= Config().http.max_connections + FILE_RESERVE
+    assert u["SystemCallErrorNumber"] == ["EPERM"]  # a refused setrlimit fails, it does not kill the daemon
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:

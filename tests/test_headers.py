@@ -258,7 +258,13 @@ async def test_the_pages_csp_lets_it_connect_to_itself_and_the_registered_server
     (await admin.delete(f"/api/v1/servers/{dallas['id']}")).expect(204)
     assert csp(await api.call("GET", "/"))["connect-src"].split() == ["'self'", origin("detroit")]
     # The share page only talks to this origin (its download is a navigation, not a connection).
-    assert csp(await api.call("GET", "/s/some-token"))["connect-src"] == "'self'"
+    share = csp(await api.call("GET", "/s/some-token"))
+    assert share["connect-src"] == "'self'"
+    # Both pages show previews from the servers' presigned GETs: images, media and frames from there too.
+    for policy in (share, csp(await api.call("GET", "/"))):
+        assert policy["img-src"].split() == ["'self'", "data:", origin("detroit")]
+        assert policy["media-src"].split() == policy["frame-src"].split() == ["'self'", origin("detroit")]
+        assert policy["default-src"] == "'self'" and "script-src" not in policy
     assert csp(await api.call("GET", "/static/index.html"))["connect-src"].split() == ["'self'", origin("detroit")]
 
 

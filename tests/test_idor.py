@@ -37,11 +37,13 @@ class Case:
 
 
 def on_alices(method: str, route: str, body: Any = None, query: str = "") -> Case:
-    """Mallory calls `route` with alice's object in it: her files (and their links) are not found, 404 (not 403:
-    nothing says that they exist); users and jobs are an administrator's, 403."""
-    kind = route.split("/")[3]  # files, users, jobs
+    """Mallory calls `route` with alice's object in it: her files (and their links) and webhooks are not found,
+    404 (not 403: nothing says that they exist); users and jobs are an administrator's, 403."""
+    kind = route.split("/")[3]  # files, webhooks, users, jobs
     path = route.replace("{id}", "{" + kind.removesuffix("s") + "}").replace("{link_id}", "{link}") + query
-    status, code = (404, "file_not_found") if kind == "files" else (403, "forbidden")
+    status, code = {"files": (404, "file_not_found"), "webhooks": (404, "webhook_not_found")}.get(
+        kind, (403, "forbidden")
+    )
     return Case(method, route, path, status, code, body)
 
 
@@ -66,15 +68,55 @@ CASES = [
         404,
         "link_not_found",
     ),
+    on_alices("PATCH", "/api/v1/files/{id}/links/{link_id}", {"password": None, "max_downloads": None}),
+    Case(
+        "PATCH",
+        "/api/v1/files/{id}/links/{link_id}",
+        "/api/v1/files/{mallory_file}/links/{link}",
+        404,
+        "link_not_found",
+        {"password": None},
+    ),
+    # A link by its own id (links of one file or several): not found for anyone but its owner.
+    Case("GET", "/api/v1/links/{link_id}", "/api/v1/links/{link}", 404, "link_not_found"),
+    Case("PATCH", "/api/v1/links/{link_id}", "/api/v1/links/{link}", 404, "link_not_found", {"expires_in": None}),
+    Case("DELETE", "/api/v1/links/{link_id}", "/api/v1/links/{link}", 404, "link_not_found"),
     on_alices("PATCH", "/api/v1/users/{id}", {"password": "mallory was here", "permissions": [], "is_admin": True}),
     on_alices("GET", "/api/v1/users/{id}"),
     on_alices("PATCH", "/api/v1/users/{id}", {"is_disabled": True, "quota_bytes": 0, "zones": ["USA"]}),
     on_alices("DELETE", "/api/v1/users/{id}"),
     on_alices("POST", "/api/v1/jobs/{id}/retry"),
+    # alice's file through mallory's trash: not in it.
+    Case("POST", "/api/v1/trash/{id}/restore", "/api/v1/trash/{file}/restore", 404, "file_not_found"),
+    Case("DELETE", "/api/v1/trash/{id}", "/api/v1/trash/{file}", 404, "file_not_found"),
+    # alice's upload request: another user's is not found (admins may see and close it: not mallory).
+    Case("GET", "/api/v1/upload-requests/{id}", "/api/v1/upload-requests/{request}", 404, "request_not_found"),
+    Case(
+        "PATCH",
+        "/api/v1/upload-requests/{id}",
+        "/api/v1/upload-requests/{request}",
+        404,
+        "request_not_found",
+        {"is_open": False, "message": "send them to mallory", "password": None},
+    ),
+    Case("DELETE", "/api/v1/upload-requests/{id}", "/api/v1/upload-requests/{request}", 404, "request_not_found"),
+    # alice's API key: keys are each user's own (under /me), another's is not found.
+    Case("DELETE", "/api/v1/me/keys/{id}", "/api/v1/me/keys/{key}", 404, "key_not_found"),
+    on_alices("GET", "/api/v1/webhooks/{id}/deliveries"),
+    on_alices("POST", "/api/v1/webhooks/{id}/test"),
+    on_alices("DELETE", "/api/v1/webhooks/{id}"),
 ]
 # Routes with an id that name no one's private object: the server registry is shared by everyone holding the
-# can_*_cdnserver permissions (a user with those rights is meant to see and manage every server).
-SHARED = {("GET", "/api/v1/servers/{id}"), ("PATCH", "/api/v1/servers/{id}"), ("DELETE", "/api/v1/servers/{id}")}
+# can_*_cdnserver permissions (a user with those rights is meant to see and manage every server). Importing a
+# server's bucket makes files for a user: administrators only (test_imports checks others get 403).
+SHARED = {
+    ("GET", "/api/v1/servers/{id}"),
+    ("PATCH", "/api/v1/servers/{id}"),
+    ("DELETE", "/api/v1/servers/{id}"),
+    ("POST", "/api/v1/servers/{id}/probe"),
+    ("POST", "/api/v1/servers/{id}/import"),
+    ("GET", "/api/v1/servers/{id}/import"),
+}
 # Where any user's file is, by contract the view of every holder of can_view_cdnserver:
 # test_a_server_viewer_sees_where_anyones_file_is_and_nothing_more.
 ADMIN_VIEWS = {("GET", "/api/v1/files/{id}/servers")}
@@ -85,9 +127,10 @@ def test_every_route_with_an_id_has_an_idor_case() -> None:
     covered = {(case.method, case.route) for case in CASES}
     known = covered | SHARED | ADMIN_VIEWS
     assert with_ids == known, (with_ids - known, known - with_ids)
-    # {token} routes are public by design (the token is the capability); {server_name} is the webhook.
+    # {token} and {upload_token} routes are public by design (the token is the capability); {server_name} is
+    # the webhook.
     others = {(ep.method, ep.path) for ep in ROUTES if "{" in ep.path} - with_ids
-    assert all(re.search(r"{(token|server_name|path:[^}]*)}", path) for _, path in others), others
+    assert all(re.search(r"{(token|upload_token|server_name|path:[^}]*)}", path) for _, path in others), others
 
 
 async def alices_stored_file(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, Session, str]:
@@ -125,7 +168,21 @@ async def _snapshot(api: Api, admin: Session, alice: Session, ids: dict[str, str
     links = (await alice.get(f"/api/v1/files/{ids['file']}/links")).expect(200)["items"]
     users = (await admin.get("/api/v1/users", params={"limit": 1000})).expect(200)["items"]
     public = (await api.call("GET", f"/api/v1/public/links/{ids['token']}")).expect(200)
-    return {"file": file, "links": links, "alice": next(u for u in users if u["id"] == ids["user"]), "public": public}
+    request = (await alice.get(f"/api/v1/upload-requests/{ids['request']}")).expect(200)
+    keys = (await alice.get("/api/v1/me/keys")).expect(200)["items"]
+    webhooks = (await alice.get("/api/v1/webhooks")).expect(200)["items"]
+    deliveries = (await alice.get(f"/api/v1/webhooks/{ids['webhook']}/deliveries")).expect(200)["items"]
+    alice_user = next(u for u in users if u["id"] == ids["user"])
+    return {
+        "file": file,
+        "links": links,
+        "alice": alice_user,
+        "public": public,
+        "request": request,
+        "keys": keys,
+        "webhooks": webhooks,
+        "log": deliveries,
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
@@ -134,6 +191,9 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
 ) -> None:
     admin, alice, file_id = await alices_stored_file(api, weed, bucket)
     link = (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    request = (await alice.post("/api/v1/upload-requests", json={"message": "for alice"})).expect(201)
+    # (an address nothing will call: only file.deleted, and nothing is deleted)
+    hook = await alice.post("/api/v1/webhooks", json={"url": "https://9.9.9.9/alice", "events": ["file.deleted"]})
     mallory = await api.user("mallory", permissions=list(PERMISSIONS))
     assert set(mallory.user["permissions"]) == set(PERMISSIONS) and not mallory.user["is_admin"]
     mallory_file = (await mallory.upload("mallory.txt", b"mine\n"))["file"]["id"]
@@ -143,7 +203,10 @@ async def test_another_users_ids_are_not_found_and_change_nothing(
         "token": link["token"],
         "user": alice.user["id"],
         "mallory_file": mallory_file,
+        "request": request["id"],
         "job": NOBODY,
+        "key": (await alice.key("read")).tokens["id"],
+        "webhook": hook.expect(201)["id"],
     }
     before = await _snapshot(api, admin, alice, ids)
 

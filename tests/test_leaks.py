@@ -58,11 +58,27 @@ async def test_a_served_daemons_log_holds_no_share_token_after_link_downloads(
             async with http.request(method, path, json={}, headers=from_ip(US_IP), allow_redirects=False) as resp:
                 assert resp.status == status, (path, await resp.text())
         (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
+        # An upload request's token, and the upload_token of a file sent through it, are capabilities too.
+        asking = (await admin.post("/api/v1/upload-requests", json={})).expect(201)["token"]
+        async with http.post(
+            f"/api/v1/public/upload-requests/{asking}/files",
+            json={"name": "sent.txt", "size": 4},
+            headers=from_ip(US_IP),
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            upload_token = (await resp.json())["upload_token"]
+        for path in (
+            f"/u/{asking}",
+            f"/api/v1/public/upload-requests/{asking}",
+            f"/api/v1/public/uploads/{upload_token}/upload",
+        ):
+            async with http.get(path) as resp:
+                assert resp.status == 200, (path, await resp.text())
     code, _ = await daemon.stop(within=30)
     assert code == 0
 
     log = daemon.log.read_text()
-    assert token not in log
+    assert token not in log and asking not in log and upload_token not in log
     for line in (
         "GET /s/{token} 200",
         "GET /api/v1/public/links/{token} 200",
@@ -71,6 +87,9 @@ async def test_a_served_daemons_log_holds_no_share_token_after_link_downloads(
         "GET /s/{redacted}/ 404",
         "GET /api/v1/public/links/{redacted}/nothing 404",
         f"GET /api/v1/files/{file_id} 200",
+        "GET /u/{token} 200",
+        "POST /api/v1/public/upload-requests/{token}/files 201",
+        "GET /api/v1/public/uploads/{upload_token}/upload 200",
     ):  # ids grant nothing: they stay, to follow a request
         assert line in log, line
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
-from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, Session, fetch, from_ip
+from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, GatedArgon2, Session, fetch, from_ip, png, wait_for
 
 from cdnstore import appkeys
 from cdnstore import links as links_module
@@ -21,8 +22,12 @@ from cdnstore.models import Health
 from testbed.seaweed import WeedCluster
 
 DATA = b"shared through a link\n" * 100
+PNG = png(3, 2)
 SECRET_WORD = "open sesame"
-LINK_KEYS = {"id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads", "created_at"}
+LINK_KEYS = {
+    *("id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads", "created_at"),
+    *("files", "state"),
+}
 
 
 async def owner_with_file(api: Api, weed: WeedCluster, bucket: str, name: str = "shared.txt") -> tuple[Session, str]:
@@ -62,12 +67,20 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
     assert set(link) == LINK_KEYS
     assert link["file_id"] == file_id and link["downloads"] == 0
     assert link["has_password"] is False and link["expires_at"] is None and link["max_downloads"] is None
+    assert link["files"] == [{"id": file_id, "name": "shared.txt", "size": len(DATA)}] and link["state"] == "active"
     assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", link["token"])  # token_urlsafe(32): 256 random bits
     assert link["url"] == f"{api.app[appkeys.CONFIG].http.public_url}/s/{link['token']}"
     assert await links_of(alice, file_id) == [link]
 
     info = (await look(api, link["token"])).expect(200)
-    assert info == {"name": "shared.txt", "size": len(DATA), "has_password": False, "expires_at": None}
+    assert info == {
+        "name": "shared.txt",
+        "size": len(DATA),
+        "has_password": False,
+        "expires_at": None,
+        "downloads_left": None,
+        "files": [{"id": file_id, "name": "shared.txt", "size": len(DATA), "content_type": "text/plain"}],
+    }
     got = (await pull(api, link["token"])).expect(200)
     assert set(got) == {"url", "expires_at", "server", "sha256"} and got["server"]["name"] == "dallas"
     status, body, _ = await fetch(got["url"])
@@ -184,24 +197,53 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
     assert (await links_of(admin, file_id))[0]["downloads"] == 0
 
 
-async def test_wrong_passwords_are_throttled_until_the_window_ends(
-    make_api: Any, weed: WeedCluster, bucket: str
-) -> None:
-    api = await make_api(links={"max_password_failures": 3, "password_lockout": 1})
+async def guessed_link(
+    make_api: Any, weed: WeedCluster, bucket: str, links: dict[str, int], *, ip: str = US_IP, clock: Clock | None = None
+) -> tuple[Api, str]:
+    """The daemon (3 wrong link passwords per address, and `links` settings), a link with a password, and the
+    link's token after three wrong guesses from `ip`. `clock`: the link throttles' clock."""
+    api = await make_api(links={"max_password_failures": 3, **links})
     alice, file_id = await owner_with_file(api, weed, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
-    links, clock = api.app[appkeys.LINKS], Clock()
-    links.by_link._clock = links.by_ip._clock = clock  # the throttles' injected clock, moved by hand
+    if clock is not None:
+        throttles = api.app[appkeys.LINKS]
+        throttles.by_client._clock = throttles.by_link._clock = throttles.by_ip._clock = clock
     for _ in range(3):
-        (await pull(api, token, "guess")).problem(401, "invalid_password")
-    # Locked for this link, even from another address and with the right password ...
-    for ip in (US_IP, RUSSIA_IP):
-        refused = await pull(api, token, SECRET_WORD, ip=ip)
-        refused.problem(429, "too_many_attempts")
-        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+        (await pull(api, token, "guess", ip=ip)).problem(401, "invalid_password")
+    return api, token
+
+
+async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_window_ends(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    clock = Clock()  # the throttles' clock, moved by hand
+    api, token = await guessed_link(make_api, weed, bucket, {"password_lockout": 1}, clock=clock)
+    # Locked for this link from this address, even with the right password ...
+    refused = await pull(api, token, SECRET_WORD)
+    refused.problem(429, "too_many_attempts")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
     # ... until the window ends.
     clock.advance(1.1)
     (await pull(api, token, SECRET_WORD)).expect(200)
+
+
+async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_the_link_has_a_ceiling(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: 5 wrong guesses from anywhere locked the link for everyone, and the per-address key
+    # was the raw IPv6 address, so each address of one /64 had tries of its own.)
+    api, token = await guessed_link(make_api, weed, bucket, {"max_password_failures_per_link": 8}, ip=RUSSIA_IP)
+    (await pull(api, token, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip=US_IP)).expect(200)  # another address is not locked out
+    # IPv6: one /64 is one client, whichever of its addresses it picks.
+    for _ in range(3):
+        (await pull(api, token, "guess", ip="2001:4860:4860::1")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860::8888")).problem(429, "too_many_attempts")
+    (await pull(api, token, SECRET_WORD, ip="2001:4860:4860:1::8888")).expect(200)  # another /64
+    # Guesses spread over many addresses meet the link's ceiling (8): then it is locked for everyone.
+    for n in (1, 2):
+        (await pull(api, token, "guess", ip=f"8.8.4.{n}")).problem(401, "invalid_password")
+    (await pull(api, token, SECRET_WORD, ip="8.8.4.9")).problem(429, "too_many_attempts")
 
 
 async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster, bucket: str) -> None:
@@ -350,3 +392,319 @@ async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
     redirect = await pull(api, token, query="?redirect=true")
     assert redirect.status == 302 and url_expires(redirect.headers["Location"]) == 300
     assert (await fetch(got["url"]))[1] == DATA
+
+
+# --- editing a link --------------------------------------------------------------------------------
+
+
+async def edit(owner: Session, link: dict[str, Any], **body: Any) -> Answer:
+    return await owner.patch(f"/api/v1/files/{link['file_id']}/links/{link['id']}", json=body)
+
+
+async def test_an_owner_edits_a_links_password_expiry_and_limit_in_place(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id, password=SECRET_WORD, max_downloads=2, expires_in=60)
+    (await pull(api, link["token"], SECRET_WORD)).expect(200)
+
+    opened = (await edit(alice, link, password=None)).expect(200)  # null removes the password
+    assert opened["has_password"] is False and opened["token"] == link["token"] and opened["url"] == link["url"]
+    (await pull(api, link["token"])).expect(200)  # the same token, no password now: the limit (2) is reached
+    assert (await edit(alice, link, expires_in=3600)).expect(200)["state"] == "used_up"
+    (await pull(api, link["token"])).problem(410, "link_expired")
+
+    more = (await edit(alice, link, max_downloads=None, password="a new secret")).expect(200)
+    assert more["max_downloads"] is None and more["downloads"] == 2 and more["has_password"] is True
+    assert 3590 < seconds_until(more["expires_at"]) <= 3600 and more["state"] == "active"
+    (await pull(api, link["token"], SECRET_WORD)).problem(401, "invalid_password")
+    (await pull(api, link["token"], "a new secret")).expect(200)
+    never = (await edit(alice, link, expires_in=None)).expect(200)
+    assert never["expires_at"] is None
+
+    # A limit below the downloads made is refused, naming the field, unless the count starts again.
+    refused = (await edit(alice, link, max_downloads=1)).problem(422, "invalid_field")
+    assert refused["detail"].startswith("max_downloads:") and "3 downloads" in refused["detail"]
+    reset = (await edit(alice, link, max_downloads=1, reset_downloads=True)).expect(200)
+    assert (reset["downloads"], reset["max_downloads"], reset["state"]) == (0, 1, "active")
+    (await pull(api, link["token"], "a new secret")).expect(200)
+    assert (await look(api, link["token"])).status == 410
+
+    # The same link through /links/{id}; history tells each edit and never a password.
+    (await alice.patch(f"/api/v1/links/{link['id']}", json={"reset_downloads": True})).expect(200)
+    (await pull(api, link["token"], "a new secret")).expect(200)
+    edits = (await alice.get("/api/v1/history?event=link.updated")).expect(200)["items"]
+    assert len(edits) == 6 and all(e["data"]["link_id"] == link["id"] for e in edits)
+    named = {"link_id": link["id"], "name": "shared.txt"}
+    assert edits[-1]["data"] == {**named, "has_password": False}
+    assert edits[1]["data"] == {**named, "max_downloads": 1, "downloads_reset": True}
+    assert edits[0]["data"] == {**named, "downloads_reset": True}
+    assert SECRET_WORD not in str(edits) and "a new secret" not in str(edits)
+
+
+async def test_editing_a_link_refuses_nothing_to_change_unknown_fields_and_other_users(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    api = await make_api(links={"max_expires_in": 3600})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    link = await new_link(alice, file_id)
+    (await edit(alice, link)).problem(422, "invalid_field")
+    (await edit(alice, link, colour="red")).problem(422, "unknown_field")
+    for body, field in (
+        ({"expires_in": None}, "expires_in"),  # never: not with links.max_expires_in
+        ({"expires_in": 3601}, "expires_in"),
+        ({"max_downloads": 0}, "max_downloads"),
+        ({"password": ""}, "password"),
+        ({"reset_downloads": "yes"}, "reset_downloads"),
+    ):
+        assert (await edit(alice, link, **body)).problem(422, "invalid_field")["detail"].startswith(f"{field}:")
+    eve = await api.user("eve")
+    (await edit(eve, link, max_downloads=5)).problem(404, "file_not_found")
+    (await eve.patch(f"/api/v1/links/{link['id']}", json={"max_downloads": 5})).problem(404, "link_not_found")
+    (await eve.delete(f"/api/v1/links/{link['id']}")).problem(404, "link_not_found")
+    other = (await alice.upload("other.txt", DATA))["file"]["id"]
+    wrong_file = f"/api/v1/files/{other}/links/{link['id']}"  # her link, through a file it does not share
+    (await alice.patch(wrong_file, json={"max_downloads": 5})).problem(404, "link_not_found")
+    viewer = await api.user("viewer", permissions=["can_view_file", "can_view_filesharelink"])
+    (await viewer.patch(f"/api/v1/links/{link['id']}", json={"max_downloads": 5})).problem(403, "forbidden")
+    assert (await links_of(alice, file_id))[0]["max_downloads"] is None
+
+
+# --- one link for several files --------------------------------------------------------------------
+
+
+async def three_files(owner: Session) -> list[dict[str, Any]]:
+    made = []
+    for name, data, kind in (
+        ("notes.txt", b"notes\n" * 50, "text/plain"),
+        ("photo.png", PNG, "image/png"),
+        ("empty.bin", b"", "application/octet-stream"),
+    ):
+        file = (await owner.upload(name, data, content_type=kind))["file"]
+        await owner.wait_stored(file["id"])
+        made.append({**file, "data": data})
+    return made
+
+
+async def many_link(owner: Session, file_ids: list[str], **body: Any) -> dict[str, Any]:
+    return dict((await owner.post("/api/v1/links", json={"file_ids": file_ids, **body})).expect(201))
+
+
+async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, _ = await owner_with_file(api, weed, bucket)
+    notes, photo, empty = await three_files(alice)
+    order = [photo["id"], notes["id"], empty["id"], photo["id"]]  # (named twice: once in the link)
+    link = await many_link(alice, order, max_downloads=10)
+    assert set(link) == LINK_KEYS and link["file_id"] is None and link["state"] == "active"
+    assert [f["name"] for f in link["files"]] == ["photo.png", "notes.txt", "empty.bin"]
+
+    info = (await look(api, link["token"])).expect(200)
+    assert info["name"] == "3 files" and info["size"] == len(PNG) + len(notes["data"]) and info["downloads_left"] == 10
+    assert [(f["id"], f["content_type"]) for f in info["files"]] == [
+        (photo["id"], "image/png"),
+        (notes["id"], "text/plain"),
+        (empty["id"], "application/octet-stream"),
+    ]
+    problem = (await pull(api, link["token"])).problem(422, "invalid_field")
+    assert problem["detail"].startswith("file_id:")
+    for file in (notes, photo, empty):
+        got = (
+            await api.call(
+                "POST",
+                f"/api/v1/public/links/{link['token']}/download",
+                json={"file_id": file["id"]},
+                headers=from_ip(US_IP),
+            )
+        ).expect(200)
+        assert (await fetch(got["url"]))[1] == file["data"]
+    stranger = (await alice.upload("not shared.txt", DATA))["file"]["id"]
+    (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={"file_id": stranger})).problem(
+        404, "file_not_found"
+    )
+    assert (await alice.get(f"/api/v1/links/{link['id']}")).expect(200)["downloads"] == 3
+    # It is among the links of each of its files, and the history names it by its first file.
+    assert [x["id"] for x in await links_of(alice, notes["id"])] == [link["id"]]
+    created = (await alice.get("/api/v1/history?event=link.created&limit=1")).expect(200)["items"][0]
+    assert created["object_id"] == link["id"] and created["data"]["name"] == "photo.png and 2 more"
+
+
+async def test_a_link_to_files_not_all_yours_is_404_and_makes_nothing(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    eve = await api.user("eve")
+    eves = (await eve.upload("eve.txt", DATA))["file"]["id"]
+    problem = (await alice.post("/api/v1/links", json={"file_ids": [file_id, eves]})).problem(404, "file_not_found")
+    assert eves in problem["detail"]
+    (await alice.post("/api/v1/links", json={"file_ids": [file_id, "not-a-file"]})).problem(404, "file_not_found")
+    bodies: list[dict[str, Any]] = [{"file_ids": []}, {"file_ids": [file_id] * 1001}, {"file_ids": file_id}, {}]
+    for body in bodies:
+        assert (
+            (await alice.post("/api/v1/links", json=body))
+            .problem(422, "invalid_field")["detail"]
+            .startswith("file_ids")
+        )
+    assert (await alice.get("/api/v1/links")).expect(200)["items"] == []
+    (await api.call("POST", "/api/v1/links", json={"file_ids": [file_id]})).problem(401, "unauthorized")
+
+
+async def test_a_deleted_file_leaves_its_links_and_a_link_with_none_left_is_410(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    alice, _ = await owner_with_file(api, weed, bucket)
+    notes, photo, _empty = await three_files(alice)
+    link = await many_link(alice, [notes["id"], photo["id"]])
+    single = await new_link(alice, photo["id"])
+    (await alice.delete(f"/api/v1/files/{notes['id']}")).expect(204)
+    info = (await look(api, link["token"])).expect(200)
+    assert [f["name"] for f in info["files"]] == ["photo.png"] and info["name"] == "1 file"
+    (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={"file_id": notes["id"]})).problem(
+        404, "file_not_found"
+    )
+    (await alice.delete(f"/api/v1/files/{photo['id']}")).expect(204)
+    for token in (link["token"], single["token"]):
+        (await look(api, token)).problem(410, "link_expired")
+    mine = {x["id"]: x for x in (await alice.get("/api/v1/links")).expect(200)["items"]}
+    assert (mine[link["id"]]["state"], mine[link["id"]]["files"]) == ("files_gone", [])
+    assert mine[single["id"]]["state"] == "files_gone"
+
+
+async def test_my_links_lists_every_link_of_every_kind_with_its_state(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    notes, photo, _ = await three_files(alice)
+    active = await new_link(alice, file_id)
+    used_up = await new_link(alice, notes["id"], max_downloads=1)
+    (await pull(api, used_up["token"])).expect(200)
+    expired = await many_link(alice, [photo["id"], notes["id"]], expires_in=60)
+    async with api.app[appkeys.DB].transaction() as tx:  # its minute has passed
+        await tx.execute("UPDATE links SET expires_at = '2000-01-01T00:00:00.000Z' WHERE uuid = ?", (expired["id"],))
+    brief = (await alice.upload("brief.txt", DATA))["file"]["id"]
+    await alice.wait_stored(brief)  # (deleted while its storage event is handled, PostgreSQL may see a deadlock)
+    gone = await new_link(alice, brief)
+    (await alice.delete(f"/api/v1/files/{gone['file_id']}")).expect(204)
+    eve = await api.user("eve")
+    await new_link(eve, (await eve.upload("eve.txt", DATA))["file"]["id"])
+
+    listed = (await alice.get("/api/v1/links")).expect(200)
+    assert [(x["id"], x["state"]) for x in listed["items"]] == [
+        (gone["id"], "files_gone"),
+        (expired["id"], "expired"),
+        (used_up["id"], "used_up"),
+        (active["id"], "active"),
+    ]
+    assert listed["items"][1]["file_id"] is None and len(listed["items"][1]["files"]) == 2
+    for state, made in (("active", active), ("expired", expired), ("used_up", used_up), ("files_gone", gone)):
+        only = (await alice.get(f"/api/v1/links?state={state}")).expect(200)["items"]
+        assert [x["id"] for x in only] == [made["id"]], state
+    first = (await alice.get("/api/v1/links?limit=3")).expect(200)
+    rest = (await alice.get(f"/api/v1/links?limit=3&cursor={first['next_cursor']}")).expect(200)
+    assert [x["id"] for x in first["items"] + rest["items"]] == [x["id"] for x in listed["items"]]
+    assert rest["next_cursor"] is None
+    (await alice.get("/api/v1/links?state=broken")).problem(422, "invalid_field")
+    viewer = await api.user("viewer", permissions=["can_view_file"])
+    (await viewer.get("/api/v1/links")).problem(403, "forbidden")
+
+
+async def test_two_downloads_racing_for_the_last_allowed_one_exactly_one_wins(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    alice, _ = await owner_with_file(api, weed, bucket)
+    notes, photo, _ = await three_files(alice)
+    link = await many_link(alice, [notes["id"], photo["id"]], max_downloads=3)
+
+    async def one(file: dict[str, Any]) -> Answer:
+        path = f"/api/v1/public/links/{link['token']}/download"
+        return await api.call("POST", path, json={"file_id": file["id"]}, headers=from_ip(US_IP))
+
+    for _ in range(5):  # each round: two downloads made, two more race for the last one
+        (await one(notes)).expect(200)
+        (await one(photo)).expect(200)
+        answers = await asyncio.gather(one(notes), one(photo))
+        assert sorted(a.status for a in answers) == [200, 410]
+        assert (await alice.get(f"/api/v1/links/{link['id']}")).expect(200)["downloads"] == 3
+        (await alice.patch(f"/api/v1/links/{link['id']}", json={"reset_downloads": True})).expect(200)
+    counted = (await alice.get("/api/v1/history?event=link.downloaded&limit=1000")).expect(200)["items"]
+    assert len(counted) == 15
+
+
+# --- previews ----------------------------------------------------------------------------------
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+async def test_previews_are_inline_for_media_pdf_and_text_and_attachments_for_the_rest(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    alice, _ = await owner_with_file(api, weed, bucket)
+    cases = [  # (name, stored type, served inline as)
+        ("photo.png", "image/png", "image/png"),
+        ("clip.webm", "video/webm", "video/webm"),
+        ("song.mp3", "audio/mpeg", "audio/mpeg"),
+        ("paper.pdf", "application/pdf", "application/pdf"),
+        ("latin.txt", "text/plain; charset=iso-8859-1", "text/plain; charset=iso-8859-1"),
+        ("page.html", "text/html", None),
+        ("drawing.svg", "image/svg+xml", None),
+        ("data.xml", "application/xml", None),
+        ("blob.bin", "application/octet-stream", None),
+    ]
+    for name, stored, shown in cases:
+        file_id = (await alice.upload(name, PNG, content_type=stored))["file"]["id"]
+        await alice.wait_stored(file_id)
+        got = (await alice.get(f"/api/v1/files/{file_id}/download?inline=true", headers=from_ip(US_IP))).expect(200)
+        asked = query_of(got["url"])
+        status, _, headers = await fetch(got["url"])
+        assert status == 200, name
+        if shown is None:  # an attachment whatever was asked, served as stored
+            assert asked["response-content-disposition"][0].startswith("attachment;"), name
+            assert "response-content-type" not in asked and headers["Content-Disposition"].startswith("attachment;")
+        else:
+            assert asked["response-content-type"] == [shown], name
+            assert headers["Content-Disposition"].startswith("inline;") and headers["Content-Type"] == shown, name
+        plain = (await alice.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+        assert query_of(plain["url"])["response-content-disposition"][0].startswith("attachment;"), name
+    previews = (await alice.get("/api/v1/history?event=file.downloaded&limit=100")).expect(200)["items"]
+    assert sum(bool(i["data"].get("preview")) for i in previews) == 5
+
+
+async def test_a_link_preview_is_inline_counted_and_seekable(api: Api, weed: WeedCluster, bucket: str) -> None:
+    alice, _ = await owner_with_file(api, weed, bucket)
+    _, photo, _ = await three_files(alice)
+    link = await new_link(alice, photo["id"], max_downloads=2)
+    got = (await pull(api, link["token"], query="?inline=true")).expect(200)
+    assert query_of(got["url"])["response-content-type"] == ["image/png"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(got["url"], headers={"Range": "bytes=8-15"}) as resp:  # (what a video's seek asks)
+            assert resp.status == 206 and await resp.read() == PNG[8:16]
+            assert resp.headers["Content-Disposition"].startswith("inline;")
+    assert (await links_of(alice, photo["id"]))[0]["downloads"] == 1
+    previewed = (await alice.get("/api/v1/history?event=link.downloaded&limit=1")).expect(200)["items"][0]
+    assert previewed["data"]["preview"] is True
+
+
+async def test_making_links_is_limited_per_user_a_minute_and_their_hashes_wait_in_the_bounded_queue(
+    make_api: Any, weed: WeedCluster, bucket: str
+) -> None:
+    # (Checked on main: links.max_per_minute was no setting, and every password's hash waited, without a cap,
+    # in front of the logins' checks.)
+    api = await make_api(links={"max_per_minute": 12}, auth={"argon2_max_running": 1, "argon2_max_waiting": 2})
+    alice, file_id = await owner_with_file(api, weed, bucket)
+    argon2 = GatedArgon2(api)
+    made = [
+        asyncio.create_task(alice.post(f"/api/v1/files/{file_id}/links", json={"password": f"secret {n}"}))
+        for n in range(10)
+    ]
+    # One hashes (held), two wait, seven are refused at once, while the hashing is still held.
+    await wait_for(lambda: sum(t.done() for t in made) == 7, "the links beyond the queue answered at once")
+    argon2.let_through(3)
+    answers = await asyncio.gather(*made)
+    assert Counter((a.status, a.body.get("code")) for a in answers) == {(201, None): 3, (429, "too_many_attempts"): 7}
+    argon2.let_through(100)
+    for _ in range(2):  # the other refused ones counted too: 12 a minute, 10 made or tried
+        (await alice.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    refused = await alice.post(f"/api/v1/files/{file_id}/links", json={"password": "one more"})
+    assert refused.problem(429, "too_many_links")["detail"].startswith("at most 12 links a minute")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    bob = await api.user("bob")  # per user: bob makes his own
+    bobs = (await bob.upload("bobs.txt", DATA))["file"]["id"]
+    await bob.wait_stored(bobs)
+    (await bob.post(f"/api/v1/files/{bobs}/links", json={"password": "his own"})).expect(201)

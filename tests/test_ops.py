@@ -35,6 +35,12 @@ async def test_readyz_wants_a_writable_database_and_a_server_up(api: Api, weed: 
     ready = (await api.call("GET", "/readyz")).expect(200)
     assert ready["status"] == "ok" and all(c["ok"] for c in ready["checks"].values())
     assert ready["checks"]["servers"]["detail"] == "1 of 1 server(s) that are on are up"
+    # The GeoIP database in use and its age: the one shipped is from 2018, which the check says (and passes).
+    assert ready["checks"]["geoip"] == {
+        "ok": True,
+        "detail": 'GeoLite2-City, built 2018-07-03: over a year old, update it (docs/operations.md, "GeoIP data")',
+        "built_at": "2018-07-03T21:26:56Z",
+    }
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])  # one writer's lock (PostgreSQL's: the test below)
@@ -125,8 +131,28 @@ async def test_metrics_ask_for_the_bearer_token_when_one_is_set(make_api: MakeAp
     assert answer.status == 200 and "cdnstore_http_request_duration_seconds" in answer.body
 
 
-async def test_metrics_stay_open_without_a_token(api: Api) -> None:
-    assert (await api.call("GET", "/metrics")).status == 200
+async def test_metrics_answer_this_machine_only_without_a_token(api: Api) -> None:
+    # (Checked on main: /metrics answered anyone, through a proxy too, when no token was set.)
+    assert (await api.call("GET", "/metrics")).status == 200  # a scraper on this machine (loopback)
+    for forwarded in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}, {"X-Real-IP": "::1"}):
+        answer = await api.call("GET", "/metrics", headers=forwarded)  # through a proxy here: from anywhere
+        answer.problem(403, "metrics_not_local")
+        assert "cdnstore_" not in str(answer.body) and "metrics_token" in answer.body["detail"]
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from cdnstore.api.ops import from_this_machine
+
+    def peer(address: str) -> bool:
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (
+            (address, 1) if name == "peername" else default
+        )
+        return from_this_machine(make_mocked_request("GET", "/metrics", transport=transport))
+
+    assert peer("127.0.0.1") and peer("::1") and peer("::ffff:127.0.0.1")
+    assert not peer("203.0.113.9") and not peer("10.0.0.2") and not peer("2001:db8::1")  # straight from elsewhere
 
 
 def test_a_metrics_token_is_empty_or_long() -> None:
@@ -413,3 +439,69 @@ def test_the_request_line_goes_straight_to_the_daemons_handler_else_through_logg
     with caplog.at_level(logging.INFO, logger="cdnstore.requests"):  # another handler: through logging
         log_request(requests, "GET /c 200 0.1 ms", {"request_id": "c"})
     assert [r.getMessage() for r in caplog.records] == ["GET /c 200 0.1 ms"]
+
+
+# --- log forging: every record is one line ------------------------------------------------------------
+
+FORGED = "\r\n2099-01-01 00:00:00,000 INFO cdnstore.requests: GET /forged 200 0.1 ms"
+
+
+def test_a_control_character_in_any_logged_value_cannot_start_a_line_of_its_own() -> None:
+    # (Checked on main: the formatter wrote the CR/LF as they came, and the forged line stood alone.)
+    record = logging.LogRecord("cdnstore.users", logging.WARNING, __file__, 1, "login of %s refused", (FORGED,), None)
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line
+    assert line.endswith(
+        "login of \\r\\n2099-01-01 00:00:00,000 INFO cdnstore.requests: GET /forged 200 0.1 ms refused"
+    )
+    assert (
+        TextFormatter()
+        .format(_record("bell \x07 escape \x1b[2J del \x7f nel \x85 ls \u2028"))
+        .endswith("bell \\x07 escape \\x1b[2J del \\x7f nel \\x85 ls \\u2028")
+    )
+    try:
+        raise ValueError(f"a message of the client's{FORGED}")
+    except ValueError:
+        import sys
+
+        errored = _record("failed")
+        errored.exc_info = sys.exc_info()
+    first, *rest = TextFormatter().format(errored).split("\n")
+    assert first.endswith("failed") and rest and all(line.startswith("  ") for line in rest), rest
+    assert "\r" not in "".join(rest)
+    assert json.loads(JsonFormatter().format(_record(FORGED)))["message"] == FORGED  # JSON escapes by itself
+
+
+async def test_a_request_path_with_crlf_is_logged_on_one_line(api: Api) -> None:
+    import io
+
+    from cdnstore.logs import StderrHandler
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        root.handlers[:] = [StderrHandler(stream, json_lines=False)]  # the daemon's handler: the fast path
+        root.setLevel(logging.INFO)
+        answer = await api.call("GET", "/nowhere%0d%0a2099-01-01%2000:00:00,000%20INFO%20cdnstore.requests:%20forged")
+        answer.problem(404, "not_found")
+        await asyncio.sleep(0)  # the request line is written when the loop's turn ends
+        root.handlers[0].flush()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    # (the test server's own aiohttp.access line aside: the daemon serves without it)
+    lines = [line for line in stream.getvalue().splitlines() if "aiohttp.access" not in line and "forged" in line]
+    assert len(lines) == 1 and "/nowhere\\r\\n2099-01-01" in lines[0], stream.getvalue()
+
+
+async def test_a_share_token_under_static_is_logged_as_the_routes_template(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "x" * 20 + "Tok3n_-" * 4  # a share token's alphabet and length
+    with caplog.at_level(logging.INFO, logger="cdnstore.requests"):
+        (await api.call("GET", f"/static/{token}")).problem(404, "not_found")
+        (await api.call("GET", f"/static/s/{token}")).problem(404, "not_found")
+    lines = [r.getMessage() for r in caplog.records if r.name == "cdnstore.requests"]
+    assert len(lines) == 2 and all(line.startswith("GET /static/{path} 404 ") for line in lines), lines
+    assert not [r for r in caplog.records if r.name.startswith("cdnstore") and token in r.getMessage()]

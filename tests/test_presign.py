@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 
 from cdnstore.models import S3Target
-from cdnstore.presign import MAX_EXPIRES, Presigner, uri_encode
+from cdnstore.presign import MAX_EXPIRES, Presigner, base_url, uri_encode
 from cdnstore.storage import Storage, content_disposition
 
 NOW = datetime(2026, 11, 24, 13, 14, 15, tzinfo=UTC)
@@ -51,7 +51,7 @@ def boto_client(target: S3Target) -> Any:
         aws_secret_access_key=target.secret_key,
         config=Config(
             signature_version="s3v4",
-            s3={"addressing_style": "path"},
+            s3={"addressing_style": target.addressing_style},
             request_checksum_calculation="when_required",
         ),
     )
@@ -126,6 +126,40 @@ def test_host_and_region_variants_match_botocore(frozen: datetime, endpoint: str
     # botocore keeps an explicit default port in the URL text; the signature (Host) omits it.
     assert params(ours) == params(theirs)
     assert urlsplit(ours).path == urlsplit(theirs).path
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://s3.example.com", "http://s3.example.com:9000", "https://s3.example.com/"]
+)
+@pytest.mark.parametrize("key", KEYS[:3])
+def test_virtual_hosted_style_matches_botocore(frozen: datetime, endpoint: str, key: str) -> None:
+    target = S3Target(endpoint, "my-bucket", "eu-central-1", "AKIDEXAMPLE", "secret", "virtual")
+    theirs = boto_client(target).generate_presigned_url(
+        "get_object", Params={"Bucket": "my-bucket", "Key": key, "ResponseContentDisposition": DISPOSITION}
+    )
+    ours = Presigner(target).presign(
+        "GET", key, expires_in=3600, now=frozen, query={"response-content-disposition": DISPOSITION}
+    )
+    assert urlsplit(ours).netloc == "my-bucket." + urlsplit(endpoint).netloc
+    assert_same(ours, theirs)
+    assert base_url(target) == f"{urlsplit(endpoint).scheme}://my-bucket.{urlsplit(endpoint).netloc}"
+
+
+def test_a_put_that_may_write_its_key_once_signs_if_none_match_as_botocore_does(frozen: datetime) -> None:
+    theirs = boto_client(TARGET).generate_presigned_url(
+        "put_object",
+        Params={"Bucket": "files", "Key": "k", "ContentType": "text/plain", "ContentLength": 5, "IfNoneMatch": "*"},
+        ExpiresIn=3600,
+    )
+    ours = Presigner(TARGET).presign(
+        "PUT",
+        "k",
+        expires_in=3600,
+        now=frozen,
+        headers={"Content-Type": "text/plain", "Content-Length": "5", "If-None-Match": "*"},
+    )
+    assert_same(ours, theirs)
+    assert params(ours)["X-Amz-SignedHeaders"] == ["content-length;content-type;host;if-none-match"]
 
 
 def test_bucket_level_request_matches_botocore(frozen: datetime) -> None:

@@ -96,3 +96,30 @@ async def test_bodies_are_read_as_json_reads_them_past_what_the_fast_reader_take
     (await announce(b'{"name": "a", "size": 123456789012345678901234567890}')).problem(413, "file_too_large")
     assert (await announce(b'{"name": "a", "size": NaN}')).problem(422, "invalid_field")["field"] == "size"
     (await announce(b'{"name": "a", "size": ')).problem(400, "malformed_json")
+
+
+async def test_a_deeply_nested_body_is_400_problem_json_on_every_route_that_reads_one(api: Api) -> None:
+    # (Checked on main: `{"a":` x5000 raised RecursionError in json.loads, a 500 with a traceback logged.)
+    admin = await api.user("root", admin=True)
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000  # 10 kB, within http.max_body_bytes
+    lists = b"[" * 5000 + b"]" * 5000
+    surrogate = b'{"a":' * 900 + b'"\\ud800"' + b"}" * 900  # parsed by orjson, then walked for the surrogate
+    answers = [
+        await api.call("POST", "/api/v1/auth/login", data=deep, headers={"Content-Type": "application/json"}),
+        await api.call("POST", "/api/v1/auth/login", data=lists, headers={"Content-Type": "application/json"}),
+        await admin.post("/api/v1/files", data=deep, headers={"Content-Type": "application/json"}),
+        await api.call("POST", "/api/v1/public/links/nothing/download", data=deep),
+    ]
+    for answer in answers:
+        problem = answer.problem(400, "malformed_json")
+        assert "nested too deeply" in problem["detail"]
+    walked = await api.call("POST", "/api/v1/auth/login", data=surrogate, headers={"Content-Type": "application/json"})
+    assert walked.status in (400, 422), walked.body
+    walked.problem(walked.status, "malformed_json" if walked.status == 400 else "invalid_field")
+
+
+async def test_a_nul_or_a_control_character_in_a_static_path_is_404_problem_json(api: Api) -> None:
+    # (Checked on main: /static/%00 raised "embedded null byte" in the file lookup: 500.)
+    for path in ("/static/%00", "/static/app.js%00.png", "/static/%0a", "/static/%7f.js", "/static/%c0%ae%c0%ae/x.js"):
+        (await api.call("GET", path)).problem(404, "not_found")
+    (await api.call("GET", "/static/app.js")).expect(200)

@@ -1,5 +1,5 @@
 """The storage contract: cdnstore.storage against both tested vendors, real SeaweedFS (`weed mini`) and
-real Ceph RGW (tests/rgwbed.py), with the same tests. Where the vendors differ, the test says how each
+real Ceph RGW (testbed/rgw.py), with the same tests. Where the vendors differ, the test says how each
 behaves (and what cdnstore relies on instead).
 
 SeaweedFS: two instances ("a", "b") started once for the module. RGW: the session's bed; its "a" and "b"
@@ -155,7 +155,7 @@ async def test_wrong_secret_is_auth_failure(servers: Servers, storage: Storage) 
         with pytest.raises(StorageError) as err:
             await storage.check_bucket(bad)
         assert err.value.code == "storage_auth_failed"
-        assert err.value.status == 502
+        assert err.value.status == 503  # (never shown as such: a caller gets storage_unavailable)
         assert "wrong-secret" not in err.value.detail
         assert await storage.head_bucket(bad, timeout=5) is False
 

@@ -6,6 +6,7 @@ import asyncio
 
 from apihelp import PASSWORD, Api
 
+from cdnstore import appkeys
 from cdnstore.models import DEFAULT_PERMISSIONS, PERMISSIONS
 
 
@@ -200,3 +201,31 @@ async def test_an_admin_may_delete_themselves_when_another_admin_remains(api: Ap
     await api.user("other", admin=True)
     (await root.delete(f"/api/v1/users/{root.user['id']}")).expect(204)
     (await root.get("/api/v1/me")).problem(401, "unauthorized")
+
+
+async def test_usernames_are_one_name_whatever_their_case_and_keep_their_spelling(api: Api) -> None:
+    # (Checked on main: "alice" beside "Alice" was a second account, and "ALICE" could not log in.)
+    admin = await api.user("root", admin=True)
+    created = (await admin.post("/api/v1/users", json={"username": "Alice.B", "password": PASSWORD})).expect(201)
+    for other in ("alice.b", "ALICE.B", "aLiCe.b"):
+        (await admin.post("/api/v1/users", json={"username": other, "password": PASSWORD})).problem(
+            409, "username_taken"
+        )
+        session = await api.login(other)
+        assert session.user["id"] == created["id"] and session.user["username"] == "Alice.B"
+    (await admin.post("/api/v1/users", json={"username": "ROOT", "password": PASSWORD})).problem(409, "username_taken")
+    accounts = api.app[appkeys.ACCOUNTS]
+    assert await accounts.uuid_of("alice.B") == created["id"]  # the command line's look-up too
+    names = [u["username"] for u in (await admin.get("/api/v1/users")).expect(200)["items"]]
+    assert names == ["root", "Alice.B"]
+    # Wrong passwords under any spelling count against one account (per address): the 6th is refused.
+    for spelling in ("alice.b", "ALICE.B", "Alice.b", "aLICE.B", "alice.B"):
+        (await api.call("POST", "/api/v1/auth/login", json={"username": spelling, "password": "wrong-one"})).problem(
+            401, "invalid_credentials"
+        )
+    (await api.call("POST", "/api/v1/auth/login", json={"username": "ALICE.b", "password": PASSWORD})).problem(
+        429, "too_many_attempts"
+    )
+    # A deleted user's name is free again, in any spelling.
+    (await admin.delete(f"/api/v1/users/{created['id']}")).expect(204)
+    (await admin.post("/api/v1/users", json={"username": "alice.b", "password": PASSWORD})).expect(201)

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..errors import Invalid, Unauthorized
+from ..errors import Forbidden, Invalid, Unauthorized
 from ..models import User
 from .endpoint import Router, json_response
 from .schemas import LoginIn, MePatch, RefreshIn, TokensOut, UserOut
@@ -26,6 +26,9 @@ ROUTES = endpoint.endpoints
 
 REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
+# Beside it, a cookie the page's script may read, holding nothing but "1", and living as long: the page asks
+# for a refresh only when it is there, so a visit without a session asks nothing (no 401 in the console).
+HINT_COOKIE = "cdnstore_session"
 
 
 async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
@@ -36,28 +39,39 @@ async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
 async def tokens_answer(
     request: web.Request, user: User, access: str, refresh: str, *, cookie: bool = False
 ) -> web.Response:
-    accounts = request.app[appkeys.ACCOUNTS]
     response = json_response(
         {
             "access_token": access,
             "refresh_token": "" if cookie else refresh,
             "token_type": "Bearer",
-            "expires_in": accounts.tokens.access_ttl,
+            "expires_in": request.app[appkeys.ACCOUNTS].tokens.access_ttl,
             "user": await user_answer(request, user),
         }
     )
     if cookie:
-        secure = request.app[appkeys.CONFIG].http.public_url.startswith("https")
+        set_refresh_cookie(request, response, refresh)
+    return response
+
+
+def set_refresh_cookie(request: web.Request, response: web.StreamResponse, refresh: str) -> None:
+    """The page's session (a login's, or a single sign-on's): its refresh token in the HttpOnly cookie, and
+    beside it a hint the page can read (it holds nothing) so that it asks for a refresh only when there is a
+    session to refresh."""
+    for name, value, path, httponly in ((REFRESH_COOKIE, refresh, COOKIE_PATH, True), (HINT_COOKIE, "1", "/", False)):
         response.set_cookie(
-            REFRESH_COOKIE,
-            refresh,
-            path=COOKIE_PATH,
-            max_age=accounts.tokens.refresh_ttl,
-            httponly=True,
-            secure=secure,
+            name,
+            value,
+            path=path,
+            max_age=request.app[appkeys.ACCOUNTS].tokens.refresh_ttl,
+            httponly=httponly,
+            secure=secure_cookies(request),
             samesite="Strict",
         )
-    return response
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Cookies go over https only when the page is served over https."""
+    return request.app[appkeys.CONFIG].http.public_url.startswith("https")
 
 
 def refresh_token_of(request: web.Request, body: RefreshIn, cookie: bool) -> str:
@@ -90,11 +104,14 @@ async def end_replaced_session(request: web.Request) -> None:
     errors=(400, 401, 403, 422, 429),
 )
 async def login(request: web.Request, body: LoginIn) -> web.Response:
-    """Exchange a username and password for an access token and a refresh token (a new session).
+    """Exchange a username (in any case) and password for an access token and a refresh token (a new session).
     Repeated failures for one username from one client address, or from one client address (IPv6: its
     /64), answer 429 `too_many_attempts` for a while; checks still running count as failures.
     With `X-Cdnstore-Session: cookie` (the bundled page, same origin only, else 403) the refresh token
-    is set as an HttpOnly cookie instead of being returned."""
+    is set as an HttpOnly cookie instead of being returned. 403 `password_login_disabled` when
+    `oidc.password_login` is off (single sign-on only)."""
+    if not request.app[appkeys.CONFIG].oidc.password_login:
+        raise Forbidden("this service signs in with single sign-on only", code="password_login_disabled")
     cookie = cookie_session(request)
     user, access, refresh = await request.app[appkeys.ACCOUNTS].login(body.username, body.password, origin_ip(request))
     if cookie:
@@ -140,6 +157,7 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
     await end_replaced_session(request)
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    response.del_cookie(HINT_COOKIE, path="/")
     return response
 
 
@@ -153,13 +171,15 @@ async def me(request: web.Request) -> web.Response:
     "/api/v1/me",
     summary="Change your password",
     tag="auth",
+    auth="session",
     body=MePatch,
     responses={200: UserOut},
     errors=(400, 401, 403, 422, 429),
 )
 async def change_password(request: web.Request, body: MePatch) -> web.Response:
     """With the current password (403 `invalid_credentials` when wrong; repeated failures 429 like logins).
-    Every other session of the user ends (their access and refresh tokens answer 401); this one stays."""
+    Every other session of the user ends (their access and refresh tokens answer 401); this one stays. An
+    API key cannot call this (403 `insufficient_scope`)."""
     accounts = request.app[appkeys.ACCOUNTS]
     session = accounts.tokens.read_access(bearer(request)).session
     user = current_user(request)

@@ -1,7 +1,9 @@
 """Declare an endpoint once: its route, auth, permission, request and response schemas.
 
 The same declaration validates requests (pydantic models) and generates the OpenAPI document
-(`api/openapi.py`), so the two cannot drift.
+(`api/openapi.py`), so the two cannot drift. It also gives the route the scope an API key needs for it
+(`scope_of`): derived from the permission the route declares, so that every route has one without a list
+to keep; `auth="session"` routes (passwords, keys) refuse keys altogether.
 """
 
 from __future__ import annotations
@@ -18,12 +20,31 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from .. import appkeys
-from ..errors import BadRequest, Forbidden, Invalid
-from ..models import User
+from ..errors import BadRequest, Forbidden, InsufficientScope, Invalid
+from ..keys import Grant
+from ..models import PERMISSION_SCOPES, User
 from .security import authenticate_user
 
 M = TypeVar("M", bound=BaseModel)
-Auth = Literal["none", "user", "events"]
+FORM = "application/x-www-form-urlencoded"
+# "session": a user signed in (an access token), never an API key: what manages passwords, sessions and keys.
+Auth = Literal["none", "user", "session", "events"]
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def scope_of(method: str, permission: str | None, admin: bool) -> str:
+    """The scope an API key needs for a route: the admins' routes `admin`; else that of the permission it
+    declares (models.PERMISSION_SCOPES); a route declaring none (the caller's own things: history, /me)
+    `read` to read and `upload` to change, except DELETE, `delete`."""
+    if admin:
+        return "admin"
+    if permission is not None:
+        return PERMISSION_SCOPES[permission]
+    if method in SAFE_METHODS:
+        return "read"
+    return "delete" if method == "DELETE" else "upload"
+
+
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
@@ -42,6 +63,12 @@ class Endpoint:
     responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     description: str = ""
+    forms: bool = False  # the body may also come as an HTML form's fields (a page's form posting to it)
+    scope: str = ""  # what an API key needs (scope_of, unless the route names it)
+
+    def __post_init__(self) -> None:
+        if not self.scope:
+            object.__setattr__(self, "scope", scope_of(self.method, self.permission, self.admin))
 
 
 class Router:
@@ -66,6 +93,8 @@ class Router:
         responses: dict[int, type[BaseModel] | str | None] | None = None,
         errors: tuple[int, ...] = (),
         description: str = "",
+        forms: bool = False,
+        scope: str = "",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -83,6 +112,8 @@ class Router:
                     responses or {200: None},
                     errors,
                     description or (handler.__doc__ or "").strip(),
+                    forms,
+                    scope,
                 )
             )
             return handler
@@ -103,10 +134,12 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
-        if ep.auth == "user":
-            user = await authenticate_user(request)
+        if ep.auth in ("user", "session"):
+            user, grant = await authenticate_user(request)
             request[appkeys.USER] = user
-            _authorize(ep, user)
+            if grant is not None:
+                request[appkeys.GRANT] = grant
+            _authorize(ep, user, grant)
         # auth == "events": the storage webhook authenticates in its handler (api/events.py), as the token
         # may be in the body (an RGW topic's OpaqueData), which is read there.
         if ep.query is not None:
@@ -117,13 +150,19 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 if shareable and not no_query and not request.query:
                     no_query.append(kwargs["query"])
         if ep.body is not None:
-            kwargs["body"] = validate(ep.body, await read_json(request))
+            form = ep.forms and request.content_type == FORM
+            kwargs["body"] = validate(ep.body, await read_form(request) if form else await read_json(request))
         return await ep.handler(request, **kwargs)
 
     return handle
 
 
-def _authorize(ep: Endpoint, user: User) -> None:
+def _authorize(ep: Endpoint, user: User, grant: Grant | None) -> None:
+    if grant is not None:
+        if ep.auth == "session":
+            raise InsufficientScope("an API key cannot manage passwords, sessions or keys: sign in for that")
+        if ep.scope not in grant.scopes:
+            raise InsufficientScope(f"this API key lacks the scope {ep.scope!r} that this action needs")
     if ep.admin and not user.is_admin:
         raise Forbidden("this action needs an administrator")
     if ep.permission and not user.can(ep.permission):
@@ -134,6 +173,13 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         return {}
+    try:
+        return _parse(raw)
+    except RecursionError:  # (json.loads and the surrogate walk recurse: `{"a":` 5000 times ran out of stack)
+        raise BadRequest("the body is not valid JSON: it is nested too deeply", code="malformed_json") from None
+
+
+def _parse(raw: bytes) -> Any:
     data: Any = _UNREAD
     if _LONG_NUMBER.search(raw) is None:  # (orjson reads integers past 64 bits as floats; json.loads as ints)
         with contextlib.suppress(orjson.JSONDecodeError):
@@ -148,6 +194,19 @@ async def read_json(request: web.Request) -> Any:
     if _ESCAPED_SURROGATE.search(raw) and (field := _lone_surrogate(data, "")) is not None:
         raise Invalid(field or "body", "must be Unicode text: a lone surrogate escape (\\ud800-\\udfff) is not")
     return data
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """An HTML form's fields (application/x-www-form-urlencoded), each once: a field given twice is 422."""
+    fields = await request.post()
+    found: dict[str, str] = {}
+    for name, value in fields.items():
+        if name in found:
+            raise Invalid(name, "given more than once")
+        if not isinstance(value, str):  # (urlencoded forms carry text only; this keeps the type honest)
+            raise Invalid(name, "must be text")
+        found[name] = value
+    return found
 
 
 _UNREAD = object()

@@ -10,9 +10,10 @@ from .. import appkeys
 from ..config import UploadsConfig
 from ..db import Row
 from ..errors import Forbidden
-from ..files import Download, PresignedPut, Upload
+from ..files import Download, Lifetime, PresignedPut, Upload
 from ..geo import Point
-from ..models import Server, VersionStatus
+from ..links import LinkRequest
+from ..models import Server, User, VersionStatus
 from ..pagination import page
 from ..uploads import PartUrl, UploadState
 from .endpoint import Router, json_response
@@ -22,16 +23,17 @@ from .schemas import (
     FileCreate,
     FileList,
     FileOut,
-    FileRename,
+    FilePatch,
     FilesQuery,
     FileUploadOut,
+    LinkCreate,
     PartsIn,
     PartUrlList,
     ReplicaList,
     UploadSettingsOut,
     UploadStateOut,
 )
-from .security import caller_id, current_user, remote_ip
+from .security import caller_id, current_user, remote_ip, require_scope
 from .servers import render_ref
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -51,7 +53,14 @@ def render_file(row: Row) -> dict[str, Any]:
         "sha256": row["sha256"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "expires_at": row["expires_at"],
+        "received_via": row["received_via"],
     }
+
+
+def lifetime(user: User) -> Lifetime:
+    """The bounds an admin set on `user`'s files' lives."""
+    return Lifetime(user.max_file_lifetime, user.default_file_lifetime)
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -87,6 +96,11 @@ def render_upload(upload: Upload) -> dict[str, Any]:
 
 def render_upload_settings(cfg: UploadsConfig) -> dict[str, Any]:
     return {"multipart_threshold": cfg.multipart_threshold, "max_file_size": cfg.max_file_size}
+
+
+def render_link_request(link: LinkRequest, public_url: str) -> dict[str, Any]:
+    """The link an announcement asked for (`link` of a FileUploadOut): it works once the file is stored."""
+    return {"id": link.uuid, "token": link.token, "url": f"{public_url}/s/{link.token}"}
 
 
 def render_upload_state(state: UploadState) -> dict[str, Any]:
@@ -142,7 +156,7 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     files = request.app[appkeys.FILES]
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
-    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q)
+    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q, query.received_via)
     if query.include == "servers":
         found = await files.replicas_of_files(rows[: query.limit])
         return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_with_servers(r, found)))
@@ -154,14 +168,14 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     "/api/v1/uploads/settings",
     summary="How uploads are sent",
     tag="files",
-    permission="can_upload_file",
+    auth="none",
     responses={200: UploadSettingsOut},
-    errors=(401, 403),
 )
 async def upload_settings(request: web.Request) -> web.Response:
     """What a client needs to know before it announces a file: which files go in one PUT (those of at most
     `multipart_threshold` bytes: a `sha256` declared for them binds the PUT, so a client hashes them
-    first) and which in parts, and the largest file taken."""
+    first) and which in parts, and the largest file taken. Open to anyone: the owner's page and the public
+    upload page of an upload request (whose senders have no account) both ask it."""
     return json_response(render_upload_settings(request.app[appkeys.CONFIG].uploads))
 
 
@@ -184,17 +198,45 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     upload would pass your `quota_bytes` (stored files, plus uploads in progress and uploads stored but
     awaiting the read that confirms their declared `sha256`: `pending_bytes`; a new version counts what it
     adds); the problem says how much is left (`available_bytes`). With `zones` set, the nearest server
-    among those zones."""
+    among those zones. `expires_at`: when the file is deleted (into the trash); absent, a new file lives
+    your `default_file_lifetime` and a new version keeps its file's expiry; 422 past your
+    `max_file_lifetime`. With `link` (needs `can_add_filesharelink`, and an API key the `share` scope), a
+    share link is made in the transaction that stores the file, as `POST /files/{id}/links` makes one
+    (`expires_in` counted from then); the answer's `link` gives its `url` now (it works once the file is
+    stored). 503 `no_server_available` when no server takes uploads, `storage_unavailable` (with Retry-After)
+    when a big file's upload server does not answer in time."""
+    user = current_user(request)
+    link = await requested_link(request, body.link)
     upload = await request.app[appkeys.FILES].announce(
         await caller_id(request),
         body.name,
         body.size,
         body.content_type,
         client_location(request),
-        current_user(request).zones,
+        user.zones,
         body.sha256,
+        expiry=lifetime(user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
+        link_request=None if link is None else link.stored,
     )
-    return json_response(render_upload(upload), status=201 if upload.created else 200)
+    answer = render_upload(upload)
+    if link is not None:
+        answer["link"] = render_link_request(link, request.app[appkeys.CONFIG].http.public_url)
+    return json_response(answer, status=201 if upload.created else 200)
+
+
+async def requested_link(request: web.Request, asked: LinkCreate | None) -> LinkRequest | None:
+    """The link an upload asks for, checked as `POST /files/{id}/links` checks one (403 without the permission
+    or, for an API key, the `share` scope; 422 past `links.max_expires_in`)."""
+    if asked is None:
+        return None
+    if not current_user(request).can("can_add_filesharelink"):
+        raise Forbidden("a link needs the permission can_add_filesharelink")
+    require_scope(request, "share")
+    links = request.app[appkeys.LINKS]
+    expires_in = links.expires_in(asked.expires_in, "expires_in" in asked.model_fields_set)
+    return await links.request(
+        await caller_id(request), password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads
+    )
 
 
 @endpoint(
@@ -204,13 +246,14 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     tag="files",
     permission="can_upload_file",
     responses={200: FileOut},
-    errors=(401, 403, 404, 409, 502),
+    errors=(401, 403, 404, 409, 503),
 )
 async def complete_file(request: web.Request) -> web.Response:
     """For storage servers that send no events: the object is looked for on the upload server; 409
     `upload_incomplete` while it is not there with the announced size. A multipart upload is assembled
     when parts 1..N are all on its server with the right sizes; else 409 `upload_incomplete` with
-    `missing`, the part numbers still to send."""
+    `missing`, the part numbers still to send. 503 `storage_unavailable` (with Retry-After) when the upload
+    server does not answer within `storage.request_timeout`: ask again."""
     row = await request.app[appkeys.UPLOADS].complete(await caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
@@ -222,11 +265,12 @@ async def complete_file(request: web.Request) -> web.Response:
     tag="files",
     permission="can_upload_file",
     responses={200: UploadStateOut},
-    errors=(401, 403, 404, 502),
+    errors=(401, 403, 404, 503),
 )
 async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
-    survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads."""
+    survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads;
+    503 `storage_unavailable` (with Retry-After) when the upload server does not answer in time."""
     state = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
     return json_response(render_upload_state(state))
 
@@ -258,11 +302,12 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     tag="files",
     permission="can_upload_file",
     responses={204: None},
-    errors=(401, 403, 404, 502),
+    errors=(401, 403, 404, 503),
 )
 async def abort_upload(request: web.Request) -> web.Response:
     """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
-    disappears if it has none. 404 `no_upload` when nothing uploads."""
+    disappears if it has none. 404 `no_upload` when nothing uploads; 503 `storage_unavailable` (with
+    Retry-After) when the upload server does not answer in time (nothing is changed)."""
     await request.app[appkeys.UPLOADS].abort(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
@@ -293,9 +338,11 @@ async def get_file(request: web.Request) -> web.Response:
 )
 async def download_file(request: web.Request, query: DownloadQuery) -> web.StreamResponse:
     """A presigned GET on the nearest server that is on, up and holds the content, saving under the file's
-    current name; `?redirect=true` answers 302 to it instead."""
+    current name; `?redirect=true` answers 302 to it instead. `?inline=true` asks for a preview: for images,
+    audio, video, PDF and plain text a URL the browser shows (Range works: video seeks); HTML, SVG, XML and
+    any other type stay attachments."""
     got = await request.app[appkeys.FILES].download(
-        await caller_id(request), request.match_info["id"], client_location(request)
+        await caller_id(request), request.match_info["id"], client_location(request), query.inline
     )
     return download_answer(got, query.redirect)
 
@@ -303,15 +350,19 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
 @endpoint(
     "PATCH",
     "/api/v1/files/{id}",
-    summary="Rename a file",
+    summary="Rename a file, or change when it expires",
     tag="files",
     permission="can_rename_file",
-    body=FileRename,
+    body=FilePatch,
     responses={200: FileOut},
     errors=(400, 401, 403, 404, 409, 422),
 )
-async def rename_file(request: web.Request, body: FileRename) -> web.Response:
-    row = await request.app[appkeys.FILES].rename(await caller_id(request), request.match_info["id"], body.name)
+async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
+    """409 `name_taken` for a name you have. `expires_at` null: never (422 when an admin set you a
+    `max_file_lifetime`, as for a time beyond it)."""
+    given = "expires_at" in body.model_fields_set
+    expiry = lifetime(current_user(request)).expiry(body.expires_at, True) if given else None
+    row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], body.name, expiry)
     return json_response(render_file(row))
 
 
@@ -325,7 +376,10 @@ async def rename_file(request: web.Request, body: FileRename) -> web.Response:
     errors=(401, 403, 404),
 )
 async def delete_file(request: web.Request) -> web.Response:
-    """At once; its objects are removed in the background from every server that is on and holds them."""
+    """At once. With `files.trash_days` > 0 a stored file goes to your trash (`GET /api/v1/trash`): not
+    listed, not served, its links 410, still counted in your quota, restorable until its `purge_at`. Else
+    (and for a file with no stored content) its objects are removed in the background from every server
+    that is on and holds them."""
     await request.app[appkeys.FILES].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 

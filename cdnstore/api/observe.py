@@ -5,8 +5,9 @@ a labelled-histogram observation (children cached in Metrics) and, unless `[log]
 one INFO line whose text is formatted only if a handler emits it. aiohttp's access logger stays off.
 
 The line names the path, except where the path carries a secret: a route with a `{token}` parameter (a
-share link's capability: `/s/{token}`, `/api/v1/public/links/{token}...`) is logged as its template, so
-a log file never holds a working link. Ids in other routes (`/api/v1/files/{id}`) stay: they are
+share link's capability: `/s/{token}`, `/api/v1/public/links/{token}...`), or with a free-form `{path}`
+(the page's static files, `/static/{path}`, where a token pasted by mistake would land), is logged as its
+template, so a log file never holds a working link. Ids in other routes (`/api/v1/files/{id}`) stay: they are
 uuids that grant nothing without the caller's credentials, and an operator needs them to follow a
 request. A path no route matched is the client's text: segments long enough to be a token are masked.
 """
@@ -30,7 +31,10 @@ log = logging.getLogger("cdnstore.requests")
 REQUEST_ID_HEADER = "X-Request-Id"
 _sane_request_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
 UNMATCHED = "(unmatched)"  # the route label of requests no route matched (404, 405)
-SECRET_PARAMETER = "{token}"  # a route whose path has this parameter is logged as its template
+# A route whose path has one of these parameters is logged as its template: share links' and upload requests'
+# tokens, and the upload_token a sender continues an upload with.
+SECRET_PARAMETERS = ("{token}", "{upload_token}")
+FREE_PATH_PARAMETER = "{path}"  # ... and so is one whose path has this one
 _token_like = re.compile(r"[A-Za-z0-9_-]{32,}")  # share tokens are 43 characters of this alphabet
 
 
@@ -45,7 +49,9 @@ def logged_path(request: web.BaseRequest) -> str:
     if resource is None:
         return _token_like.sub("{redacted}", request.path)
     template = resource.canonical
-    return template if SECRET_PARAMETER in template else request.path
+    return (
+        template if any(p in template for p in SECRET_PARAMETERS) or FREE_PATH_PARAMETER in template else request.path
+    )
 
 
 def observe(metrics: Metrics, *, log_requests: bool) -> Middleware:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from .endpoint import Endpoint
+from .endpoint import FORM, Endpoint
 from .problems import PROBLEM_TYPE
 from .schemas import Problem
 
@@ -102,7 +102,8 @@ def _operation(ep: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
     if params:
         op["parameters"] = params
     if ep.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[ep.body]}}}
+        kinds = ("application/json", FORM) if ep.forms else ("application/json",)
+        op["requestBody"] = {"required": True, "content": {kind: {"schema": refs[ep.body]} for kind in kinds}}
     op["responses"] = {str(status): _response(status, model, refs) for status, model in ep.responses.items()}
     # Any write may meet a database that refuses writes (a full disk): 503 database_unavailable, Retry-After.
     errors = sorted({*ep.errors, 503}) if ep.method not in ("GET", "HEAD") else ep.errors

@@ -1,4 +1,5 @@
-"""One middleware turns every error into application/problem+json (RFC 9457), and refuses requests whose
+"""One middleware turns every error into application/problem+json (RFC 9457), a storage server's failure
+into 503 `storage_unavailable` with a fixed sentence (the details to the log), and refuses requests whose
 header fields are too large together (431; aiohttp's parser refuses a single field over the limit, and
 api/server.py answers that as problem+json too)."""
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .. import appkeys
-from ..errors import CdnError, HeadersTooLarge
+from ..errors import CdnError, HeadersTooLarge, StorageError, StorageUnavailable
 from .headers import BASE_HEADERS
 from .observe import logged_path
 
@@ -75,6 +76,11 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         check_header_size(request, request.app[appkeys.CONFIG].http.max_header_bytes)
         return await handler(request)
+    except StorageError as exc:
+        # Its detail names the server's address, the bucket, the key and the upload id: the log's, not the
+        # caller's (who gets one sentence and when to try again).
+        log.warning("%s %s: a storage call failed (%s): %s", request.method, logged_path(request), exc.code, exc.detail)
+        return from_error(StorageUnavailable())
     except CdnError as exc:
         return from_error(exc)
     except web.HTTPException as exc:

@@ -1,5 +1,5 @@
-"""Who is calling: bearer access tokens for users, the events token for storage webhooks, and the
-page's cookie session (its refresh token in an HttpOnly cookie, guarded against cross-site requests)."""
+"""Who is calling: bearer access tokens and API keys for users, the events token for storage webhooks, and
+the page's cookie session (its refresh token in an HttpOnly cookie, guarded against cross-site requests)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from aiohttp import web
 from yarl import URL
 
 from .. import appkeys
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, InsufficientScope, NotFound, Unauthorized
+from ..keys import Grant, is_key
 from ..models import User
 from ..servers import events_token_hash
 
@@ -19,13 +20,26 @@ from ..servers import events_token_hash
 def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not token.strip() or not token.isascii():  # (tokens are ASCII: bytes
+        raise Unauthorized("send Authorization: Bearer <token>")  # beyond it are no token, and no UTF-8)
     return token.strip()
 
 
-async def authenticate_user(request: web.Request) -> User:
-    return await request.app[appkeys.ACCOUNTS].authenticate(bearer(request))
+async def authenticate_user(request: web.Request) -> tuple[User, Grant | None]:
+    """The caller's user, and the grant of the API key they sent (None for an access token)."""
+    token = bearer(request)
+    if is_key(token):
+        grant = await request.app[appkeys.KEYS].grant(token)
+        return await request.app[appkeys.ACCOUNTS].live_user(grant.user_uuid), grant
+    return await request.app[appkeys.ACCOUNTS].authenticate(token), None
+
+
+def require_scope(request: web.Request, scope: str) -> None:
+    """For what a route does beyond its own scope (an upload that also makes a share link): 403
+    `insufficient_scope` for an API key without `scope`; a signed-in user passes."""
+    grant = request.get(appkeys.GRANT)
+    if grant is not None and scope not in grant.scopes:
+        raise InsufficientScope(f"this API key lacks the scope {scope!r} that this action needs")
 
 
 # The page opts in to a cookie session with this header. Being a custom header, it cannot be sent

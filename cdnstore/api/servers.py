@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
-from .. import appkeys
+from .. import appkeys, probe
+from ..db import Row
 from ..models import Server
 from ..pagination import PageQuery, page
 from .endpoint import Router, json_response
-from .schemas import ServerCreate, ServerList, ServerOut, ServerPatch
+from .schemas import ImportCreate, ImportOut, ImportStartedOut, ServerCreate, ServerList, ServerOut, ServerPatch
 from .security import caller_id
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -24,16 +26,62 @@ def render_ref(server: Server) -> dict[str, str]:
     return {"name": server.name, "location": server.location, "zone": server.zone}
 
 
+def render_capabilities(server: Server) -> dict[str, Any] | None:
+    found = server.capabilities
+    if found is None:
+        return None
+    return {
+        "checked_at": found.checked_at,
+        "checksum_enforced": found.checksum_enforced,
+        "content_md5_enforced": found.content_md5_enforced,
+        "conditional_write": found.conditional_write,
+        "cors": found.cors,
+        "cors_rule": json.loads(found.cors_rule) if found.cors_rule else None,
+        "versioning": found.versioning,
+        "bucket_region": found.bucket_region,
+        "signing_region": found.signing_region,
+        "events": probe.events_state(server),
+    }
+
+
+def render_import(row: Row, reported: list[Row] | None = None) -> dict[str, Any]:
+    """An import's progress; with `reported`, the keys it did not adopt (GET .../import)."""
+    answer = {
+        "import_id": row["uuid"],
+        "state": row["state"],
+        "owner": row["owner"],
+        "prefix": row["prefix"],
+        "strip_prefix": bool(row["strip_prefix"]),
+        "objects_seen": row["objects_seen"],
+        "files_adopted": row["files_adopted"],
+        "bytes": row["bytes"],
+        "errors": row["errors"],
+        "last_error": row["last_error"],
+        "started_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "finished_at": row["finished_at"],
+    }
+    if reported is not None:
+        answer["error_keys"] = [{"key": r["key"], "reason": r["reason"]} for r in reported]
+    return answer
+
+
 def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
-    stats = stats or {
-        "files": 0,
-        "bytes": 0,
-        "pending_jobs": 0,
-        "verified_at": None,
-        "corrupt": 0,
-        "unrecoverable": 0,
-        "awaiting_verification": 0,
-        "rejected_uploads": 0,
+    stats = {
+        "import_progress": None,
+        **(
+            stats
+            or {
+                "files": 0,
+                "bytes": 0,
+                "pending_jobs": 0,
+                "verified_at": None,
+                "corrupt": 0,
+                "unrecoverable": 0,
+                "awaiting_verification": 0,
+                "rejected_uploads": 0,
+            }
+        ),
     }
     return {
         "id": server.id,
@@ -47,8 +95,11 @@ def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any
         "longitude": server.longitude,
         "is_on": server.is_on,
         "is_active": server.is_active,
+        "public_url": server.public_url,
+        "addressing_style": server.addressing_style,
         "health": server.health.value,
         "has_events_token": server.events_token_hash is not None,
+        "capabilities": render_capabilities(server),
         **stats,
         "created_at": server.created_at,
         "updated_at": server.updated_at,
@@ -56,15 +107,19 @@ def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any
 
 
 async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
-    """What each server holds, what the deep scrub found there and where its uploads' verification stands,
-    by server id."""
+    """What each server holds, what the deep scrub found there, where its uploads' verification stands and its
+    latest import, by server id."""
     registry, integrity = app[appkeys.SERVERS], app[appkeys.INTEGRITY]
-    stats, found = await registry.stats(), await app[appkeys.DEEP_SCRUB].findings()
+    stats: dict[str, dict[str, Any]] = dict(await registry.stats())
+    found = await app[appkeys.DEEP_SCRUB].findings()
     verifying = await integrity.findings()
+    imports = await app[appkeys.IMPORTS].latest_of_all()
     for server in registry.all():
         if server.id in stats:
-            internal_id = registry.internal_id(server)
-            stats[server.id] |= asdict(found.of(internal_id)) | integrity.of(verifying, internal_id)
+            internal = registry.internal_id(server)
+            stats[server.id] |= asdict(found.of(internal)) | integrity.of(verifying, internal)
+            latest = imports.get(internal)
+            stats[server.id]["import_progress"] = None if latest is None else render_import(latest)
     return stats
 
 
@@ -155,3 +210,59 @@ async def delete_server(request: web.Request) -> web.Response:
     """409 `server_holds_sole_copies` while some file has no other copy on a server that is on."""
     await request.app[appkeys.SERVERS].delete(await caller_id(request), request.match_info["id"])
     return web.Response(status=204)
+
+
+@endpoint(
+    "POST",
+    "/api/v1/servers/{id}/probe",
+    summary="Prove a storage server's capabilities now",
+    tag="servers",
+    permission="can_update_cdnserver",
+    responses={200: ServerOut},
+    errors=(401, 403, 404),
+)
+async def probe_server(request: web.Request) -> web.Response:
+    """Tries checksum enforcement, Content-MD5 per part, conditional writes, CORS for the page's origin (adding
+    a bucket rule when missing and allowed), versioning and the region, on the server's bucket (leaving
+    nothing behind), and answers the server with `capabilities` measured now. Registration, and every change
+    of the server's addresses or keys, probe too, and the daemon once every `storage.probe_interval`."""
+    server = await request.app[appkeys.SERVERS].probe(request.match_info["id"])
+    return await _answer(request, server)
+
+
+@endpoint(
+    "POST",
+    "/api/v1/servers/{id}/import",
+    summary="Import the objects already in a server's bucket",
+    tag="servers",
+    admin=True,
+    body=ImportCreate,
+    responses={202: ImportStartedOut},
+    errors=(400, 401, 403, 404, 409, 422),
+)
+async def start_import(request: web.Request, body: ImportCreate) -> web.Response:
+    """The objects of the server's bucket under `prefix` that cdnstore does not know become files of the user
+    named `owner`, named by their key (without the prefix with `strip_prefix`; a key that is not a valid file
+    name is reported, not renamed), and are copied to the zone like any upload; their SHA-256 is computed by
+    cdnstore's first read. Runs in the background, resumed after a restart; a second import adopts only what
+    is new. 409 `import_running` while one runs; 422 for an unknown `owner` or one whose zones exclude the
+    server's."""
+    row = await request.app[appkeys.IMPORTS].start(request.match_info["id"], body.owner, body.prefix, body.strip_prefix)
+    return json_response({"import_id": row["uuid"]}, status=202)
+
+
+@endpoint(
+    "GET",
+    "/api/v1/servers/{id}/import",
+    summary="The progress of a server's latest import",
+    tag="servers",
+    permission="can_view_cdnserver",
+    responses={200: ImportOut},
+    errors=(401, 403, 404),
+)
+async def import_progress(request: web.Request) -> web.Response:
+    """The latest import of the server (running or finished): how many objects it listed, the files it
+    adopted and their bytes, and the keys it did not adopt (the first 100, with why). 404 `no_import`."""
+    imports = request.app[appkeys.IMPORTS]
+    row = await imports.latest(request.match_info["id"])
+    return json_response(render_import(row, await imports.reported(row["uuid"])))

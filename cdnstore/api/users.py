@@ -29,6 +29,8 @@ def render_user(user: User, used_bytes: int) -> dict[str, Any]:
         "quota_bytes": user.quota_bytes,
         "used_bytes": used_bytes,
         "zones": None if user.zones is None else list(user.zones),
+        "max_file_lifetime": user.max_file_lifetime,
+        "default_file_lifetime": user.default_file_lifetime,
     }
 
 
@@ -63,11 +65,13 @@ def known_zones(request: web.Request) -> set[str]:
     admin=True,
     body=UserCreate,
     responses={201: UserOut},
-    errors=(400, 401, 403, 409, 422),
+    errors=(400, 401, 403, 409, 422, 429),
 )
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     """Without `permissions`, a new user holds the file and share-link permissions. Without `quota_bytes`,
-    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others)."""
+    the quota is `users.default_quota_bytes`. `zones` must be zones of registered servers (422 naming others).
+    Usernames are compared ignoring case and kept as spelled: 409 `username_taken` for a name another user
+    holds in any case."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
     row = await request.app[appkeys.ACCOUNTS].create(
@@ -76,6 +80,8 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
         is_admin=body.is_admin,
         permissions=None if body.permissions is None else list(body.permissions),
         zones=body.zones,
+        max_file_lifetime=body.max_file_lifetime,
+        default_file_lifetime=body.default_file_lifetime,
         **given,
     )
     return json_response((await admin_view(request, [row]))[0], status=201)
@@ -121,7 +127,7 @@ async def get_user(request: web.Request) -> web.Response:
     admin=True,
     body=UserPatch,
     responses={200: UserOut},
-    errors=(400, 401, 403, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422, 429),
 )
 async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     """A new password ends every session of the user; so does disabling them (their tokens answer 401 at

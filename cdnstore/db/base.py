@@ -35,7 +35,9 @@ def schema_sql(engine: str = "sqlite") -> str:
 def migrations(engine: str = "sqlite") -> list[tuple[int, str, str]]:
     """(number, name, sql) of every numbered migration of `engine`, in order. SQLite's start at 1;
     PostgreSQL's start at its baseline (the first version cdnstore ran on it) and use the same numbers
-    from there, so that one change is one number on both engines."""
+    from there, so that one change is one number on both engines. A number may be skipped (work done in
+    parallel reserves its numbers ahead, and some are never used): a database at version N gets every
+    migration numbered above N, in order; two files of one number are an error."""
     folder = resources.files("cdnstore.migrations")
     if engine == "postgres":
         folder = folder / "postgres"
@@ -45,9 +47,9 @@ def migrations(engine: str = "sqlite") -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort()
-    first = found[0][0] if found else 1
-    if [n for n, _, _ in found] != list(range(first, first + len(found))) or (engine == "sqlite" and first != 1):
-        raise RuntimeError(f"{engine} migrations are not numbered consecutively: {[n for n, _, _ in found]}")
+    numbers = [n for n, _, _ in found]
+    if len(set(numbers)) != len(numbers) or (engine == "sqlite" and numbers[:1] != [1]):
+        raise RuntimeError(f"{engine} migrations must be numbered once each, SQLite's from 1: {numbers}")
     return found
 
 

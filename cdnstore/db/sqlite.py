@@ -118,9 +118,10 @@ def initialize(path: str | Path) -> tuple[int, int]:
         if before == 0 and not has_tables:
             _apply(conn, schema_sql(), target)
         else:
-            for number, name, sql in migrations()[before:]:
-                log.info("applying migration %04d_%s", number, name)
-                _apply(conn, sql, number)
+            for number, name, sql in migrations():
+                if number > before:
+                    log.info("applying migration %04d_%s", number, name)
+                    _apply(conn, sql, number)
         return before, target
     finally:
         conn.close()

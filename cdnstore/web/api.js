@@ -6,9 +6,22 @@
 // sees it. The page opts in with the X-Cdnstore-Session header on those calls, which a cross-site page
 // cannot send without a CORS preflight (never granted); the daemon also checks Origin. Tabs take turns
 // to refresh (navigator.locks), so two refreshing at once never present the same cookie twice, which
-// the daemon would take for a stolen refresh token and end the session.
+// the daemon would take for a stolen refresh token and end the session. Beside the refresh cookie the daemon
+// sets a "cdnstore_session=1" cookie script can read (it holds nothing): a visit without it asks for no
+// refresh, which could only be refused (a red 401 in the console of every visit to the sign-in page).
 
 const BASE = "/api/v1";
+const HINT = "cdnstore_session";
+
+/** Whether this browser holds a session to resume (the daemon's hint beside its refresh cookie). */
+function sessionHinted() {
+  return document.cookie.split("; ").includes(`${HINT}=1`);
+}
+
+/** The session is over here: no refresh is asked for at the next visit. */
+function forgetHint() {
+  document.cookie = `${HINT}=; Max-Age=0; Path=/; SameSite=Strict`;
+}
 
 /** An error answer: `detail` from the problem+json body, `code` its stable code. */
 export class ApiError extends Error {
@@ -66,13 +79,39 @@ async function send(method, path, { json, token, query, cookie = false, keepaliv
   return data;
 }
 
-/** Calls that need no login (the public share page). */
+/**
+ * What makes an upload's calls (multipart.js, uploads.js): a signed-in Session, or `anonymous`.
+ * @typedef {object} Caller
+ * @property {(path: string, query?: Record<string, any>) => Promise<any>} get
+ * @property {(path: string, json?: any) => Promise<any>} post
+ * @property {(path: string) => Promise<any>} del
+ */
+
+/** @type {Caller} calls without a login: a sender's, through an upload request (upload-page.js) */
+export const anonymous = {
+  get: (path, query) => send("GET", path, { query }),
+  post: (path, json) => send("POST", path, { json: json === undefined ? {} : json }),
+  del: (path) => send("DELETE", path),
+};
+
+/** Calls that need no login (the public share page, how to sign in). */
 export const publicApi = {
+  methods: () => send("GET", "/auth/methods"),
   /** @param {string} token */
   link: (token) => send("GET", `/public/links/${encodeURIComponent(token)}`),
-  /** @param {string} token @param {string} [password] */
-  download: (token, password) =>
-    send("POST", `/public/links/${encodeURIComponent(token)}/download`, { json: password ? { password } : {} }),
+  /**
+   * A presigned GET of one file of the link (`fileId`; the only one when left out); with `inline`, a
+   * preview's (shown in the page, not saved).
+   * @param {string} token @param {string} [password] @param {string} [fileId] @param {boolean} [inline]
+   */
+  download: (token, password, fileId, inline = false) =>
+    send("POST", `/public/links/${encodeURIComponent(token)}/download`, {
+      json: { ...(password ? { password } : {}), ...(fileId ? { file_id: fileId } : {}) },
+      query: inline ? { inline: "true" } : undefined,
+    }),
+  /** Where the page's form posts for every file of the link as one ZIP (a download, not a JSON answer).
+   * @param {string} token */
+  archiveUrl: (token) => `${BASE}/public/links/${encodeURIComponent(token)}/archive`,
 };
 
 /** Run `task` while holding the page's refresh lock, shared by every tab of this origin.
@@ -111,10 +150,12 @@ export class Session {
 
   /** After a reload or in a new tab: resume the session of the cookie, if there is one. */
   async restore() {
+    if (!sessionHinted()) return false;
     try {
       this.adopt(await inTurn(() => send("POST", "/auth/refresh", { json: {}, cookie: true })));
       return true;
-    } catch {
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) forgetHint(); // ended meanwhile, or expired
       return false;
     }
   }
@@ -166,6 +207,7 @@ export class Session {
 
   async logout() {
     this.clear();
+    forgetHint(); // (the daemon clears it too; this tab's next visit must not ask even if that call is lost)
     // Not in turn with other tabs' refreshes: any refresh token of the session, used or not, ends it,
     // so there is nothing to wait for; and waiting let a navigation right after "Sign out" cancel the
     // call, leaving the session alive. keepalive: the call outlives a closed tab or a navigation.
@@ -176,6 +218,7 @@ export class Session {
   /** @param {string} message */
   end(message) {
     this.clear();
+    forgetHint();
     this.onEnd(message);
   }
 
@@ -183,4 +226,10 @@ export class Session {
     clearTimeout(this.timer);
     this.access = this.user = null;
   }
+}
+
+/** The service's readiness (GET /readyz, public; 200 or 503, the same body): each check and what it found. */
+export async function readiness() {
+  const resp = await fetch("/readyz", { headers: { Accept: "application/json" }, credentials: "omit", cache: "no-store" });
+  return resp.json();
 }

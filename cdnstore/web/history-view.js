@@ -15,13 +15,19 @@ const EVENTS = {
   "file.downloaded": "Downloaded",
   "file.renamed": "Renamed",
   "file.deleted": "Deleted",
+  "file.restored": "Restored from the trash",
+  "file.purged": "Removed for good",
   "file.corrupt": "Corrupt content found",
   "link.created": "Link created",
+  "link.updated": "Link changed",
   "link.deleted": "Link revoked",
   "link.downloaded": "Downloaded by link",
   "server.created": "Server added",
   "server.updated": "Server changed",
   "server.deleted": "Server removed",
+  "upload_request.created": "Upload request made",
+  "upload_request.received": "Received through a request",
+  "upload_request.closed": "Upload request closed",
 };
 /** What `file.corrupt` found, by its `reason` (older rows have none: a rejected upload). @type {Record<string, string>} */
 const CORRUPT_REASONS = {
@@ -30,7 +36,10 @@ const CORRUPT_REASONS = {
   altered: "Altered copy found",
 };
 /** @type {Record<string, string>} */
-const EVENT_TONES = { "file.stored": "ok", "file.deleted": "danger", "file.corrupt": "danger", "link.deleted": "danger", "server.deleted": "danger", "link.created": "info" };
+const EVENT_TONES = {
+  "file.stored": "ok", "file.deleted": "danger", "file.purged": "danger", "file.corrupt": "danger", "link.deleted": "danger",
+  "server.deleted": "danger", "link.created": "info", "upload_request.received": "ok", "file.restored": "info",
+};
 
 /** One detail of an event, in words. @param {string} key @param {any} value */
 function detail(key, value) {
@@ -47,7 +56,7 @@ function historyDetails(item) {
   const d = item.data || {};
   if (d.old_name !== undefined && d.new_name !== undefined) return `${d.old_name} → ${d.new_name}`;
   const parts = [];
-  const main = d.name ?? d.file_name ?? d.server_name;
+  const main = d.name ?? d.file_name ?? d.server_name ?? d.message;
   if (main !== undefined) parts.push(h("strong", {}, String(main)));
   for (const [key, value] of Object.entries(d)) {
     if (value === main || value === null || typeof value === "object" || key.endsWith("_id") || key === "id") continue;

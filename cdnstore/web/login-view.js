@@ -1,7 +1,9 @@
 // @ts-check
-// The sign-in form: username and password, a sentence when they are wrong.
+// The sign-in form: username and password, a sentence when they are wrong; and "Sign in with <name>" when
+// the daemon has single sign-on (GET /auth/methods), which leaves for the provider and comes back signed in
+// (the same cookie session: the shell's restore() finds it).
 
-import { ApiError } from "./api.js";
+import { ApiError, publicApi } from "./api.js";
 import { say, whileBusy } from "./feedback.js";
 import { $ } from "./ui.js";
 
@@ -27,10 +29,30 @@ export class LoginView {
     this.username = $("#login-username", HTMLInputElement);
     this.password = $("#login-password", HTMLInputElement);
     this.error = $("#login-error");
+    this.passwordLogin = $("#password-login");
+    this.sso = $("#sso-login");
+    this.ssoButton = $("#sso-button", HTMLAnchorElement);
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.submit();
+      if (!this.passwordLogin.hidden) this.submit();
     });
+    /** whether this daemon takes passwords (else the app offers no password change either) */
+    this.passwords = true;
+    this.methods = this.loadMethods();
+  }
+
+  /** How this daemon signs in: the password form, single sign-on's button, or both. */
+  async loadMethods() {
+    try {
+      /** @type {import("./types.js").AuthMethods} */
+      const methods = await publicApi.methods();
+      this.passwords = methods.password;
+      this.passwordLogin.hidden = !methods.password;
+      this.sso.hidden = !methods.oidc;
+      if (methods.oidc) this.ssoButton.textContent = `Sign in with ${methods.oidc.name}`;
+    } catch {
+      // The password form stays: the daemon says why it fails when the form is sent.
+    }
   }
 
   /** @param {string} [message] why the user is asked to sign in (a session that ended) */
@@ -38,7 +60,10 @@ export class LoginView {
     this.view.hidden = false;
     this.error.textContent = message;
     this.password.value = "";
-    this.username.focus();
+    // Back from the provider, the page lands where it was (a path and view of this site: return_to).
+    const here = `${location.pathname}${location.hash}`;
+    this.ssoButton.href = `/api/v1/auth/oidc/login?${new URLSearchParams({ return_to: here })}`;
+    this.methods.then(() => (this.passwordLogin.hidden ? this.ssoButton : this.username).focus());
   }
 
   hide() {

@@ -9,6 +9,8 @@
 // The MD5s are computed in a Web Worker (md5-worker.js), a few parts ahead of the senders, so hashing
 // overlaps the uploads and the page stays responsive; the part URLs are asked for in batches of the parts
 // hashed so far.
+// The upload's calls go through a Caller under a base path: `/files/{id}` with the owner's session, or
+// `/public/uploads/{upload_token}` without one for a sender through an upload request (upload-page.js).
 
 import { ApiError } from "./api.js";
 
@@ -20,6 +22,9 @@ const BATCH = 100; // the most part URLs one call may ask for
 const TRIES = 5;
 const FIRST_WAIT_MS = 500;
 const COMPLETE_ROUNDS = 5;
+/** What /complete answers when it is worth asking again: parts still missing (or the object not there
+ * yet), or the upload server did not answer in time. */
+export const NOT_YET = new Set(["upload_incomplete", "storage_unavailable"]);
 
 /** @typedef {{ number: number, url: string, method: string, headers: Record<string, string> }} PartTarget */
 /** @typedef {{ part_size: number, parts: number, server: import("./types.js").ServerRef }} Plan */
@@ -138,15 +143,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class MultipartUpload {
   /**
-   * @param {import("./api.js").Session} session
-   * @param {string} fileId
+   * @param {import("./api.js").Caller} caller
+   * @param {string} base the upload's own path (its /upload, /upload/parts and /complete are under it)
    * @param {globalThis.File} file
    * @param {Plan} plan
    * @param {(bytesDone: number) => void} onProgress
    */
-  constructor(session, fileId, file, plan, onProgress) {
-    this.session = session;
-    this.fileId = fileId;
+  constructor(caller, base, file, plan, onProgress) {
+    this.caller = caller;
+    this.base = base;
     this.file = file;
     this.plan = plan;
     this.onProgress = onProgress;
@@ -204,9 +209,9 @@ export class MultipartUpload {
         continue;
       }
       try {
-        return await this.session.post(`/files/${this.fileId}/complete`);
+        return await this.caller.post(`${this.base}/complete`);
       } catch (err) {
-        if (!(err instanceof ApiError) || err.code !== "upload_incomplete" || refused >= COMPLETE_ROUNDS) throw err;
+        if (!(err instanceof ApiError) || !NOT_YET.has(err.code) || refused >= COMPLETE_ROUNDS) throw err;
         const missing = /** @type {number[]} */ (err.problem.missing || []);
         for (const n of missing) this.held.delete(n);
         if (!missing.length) await sleep(300 + refused * 200);
@@ -228,7 +233,7 @@ export class MultipartUpload {
   async cancel() {
     this.aborter.abort();
     if (this.wake) this.wake();
-    await this.session.del(`/files/${this.fileId}/upload`);
+    await this.caller.del(`${this.base}/upload`);
   }
 
   check() {
@@ -237,7 +242,7 @@ export class MultipartUpload {
 
   /** Ask the daemon which parts its server already holds. */
   async learnHeld() {
-    this.adopt(await this.session.get(`/files/${this.fileId}/upload`));
+    this.adopt(await this.caller.get(`${this.base}/upload`));
   }
 
   /** Take GET /upload's answer: its parts of the right size need not be sent again.
@@ -331,7 +336,7 @@ export class MultipartUpload {
     const numbers = [n, ...[...this.md5s.keys()].filter((m) => m !== n && !this.held.has(m) && !this.urls.has(m))]
       .slice(0, BATCH);
     const md5 = Object.fromEntries(numbers.map((m) => [String(m), this.md5s.get(m)]));
-    const asked = this.session.post(`/files/${this.fileId}/upload/parts`, { numbers, md5 })
+    const asked = this.caller.post(`${this.base}/upload/parts`, { numbers, md5 })
       .then((answer) => new Map(answer.items.map((/** @type {PartTarget} */ item) => [item.number, item])));
     for (const m of numbers) {
       const one = asked.then((found) => /** @type {PartTarget} */ (found.get(m)));

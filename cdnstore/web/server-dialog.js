@@ -7,11 +7,12 @@ import { $, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").Server} Server */
 
-const FIELDS = ["name", "location", "endpoint_url", "bucket", "region", "access_key", "secret_key", "zone", "latitude", "longitude"];
+const FIELDS = ["name", "location", "endpoint_url", "public_url", "bucket", "addressing_style", "region", "access_key",
+  "secret_key", "zone", "latitude", "longitude"];
 /** @type {Record<string, string>} */
 const LABELS = {
-  name: "Name", location: "City", endpoint_url: "S3 endpoint URL", bucket: "Bucket", access_key: "Access key",
-  secret_key: "Secret key", zone: "Zone", latitude: "Latitude", longitude: "Longitude",
+  name: "Name", location: "City", endpoint_url: "S3 endpoint URL", public_url: "Public URL", bucket: "Bucket",
+  access_key: "Access key", secret_key: "Secret key", zone: "Zone", latitude: "Latitude", longitude: "Longitude",
 };
 /** @type {Record<string, number>} */
 const RANGES = { latitude: 90, longitude: 180 };
@@ -23,6 +24,9 @@ function listOf(items) {
 
 /** @param {string} field */
 const input = (field) => $(`#srv-${field}`, HTMLInputElement);
+/** A field of FIELDS: an input, or for the addressing style a select. @param {string} field
+ * @returns {HTMLInputElement | HTMLSelectElement} */
+const control = (field) => (field === "addressing_style" ? $("#srv-addressing_style", HTMLSelectElement) : input(field));
 
 export class ServerDialog {
   /**
@@ -51,10 +55,10 @@ export class ServerDialog {
     $("#server-title").textContent = server ? `Edit ${server.name}` : "Add a storage server";
     $("#srv-secret-hint").hidden = !server;
     for (const field of FIELDS) {
-      const el = input(field);
+      const el = control(field);
       el.removeAttribute("aria-invalid");
       const value = server ? /** @type {Record<string, any>} */ (server)[field] : undefined;
-      el.value = value !== undefined ? value : "";
+      el.value = value !== undefined && value !== null ? value : field === "addressing_style" ? "path" : "";
     }
     input("is_on").checked = server ? server.is_on : true;
     input("is_active").checked = server ? server.is_active : true;
@@ -64,10 +68,10 @@ export class ServerDialog {
 
   async submit() {
     this.error.textContent = "";
-    for (const field of FIELDS) input(field).removeAttribute("aria-invalid");
+    for (const field of FIELDS) control(field).removeAttribute("aria-invalid");
     /** @type {Record<string, any>} */
     const values = {};
-    for (const field of FIELDS) values[field] = input(field).value.trim();
+    for (const field of FIELDS) values[field] = control(field).value.trim();
     values.is_on = input("is_on").checked;
     values.is_active = input("is_active").checked;
     const problems = this.problems(values);
@@ -77,9 +81,11 @@ export class ServerDialog {
     }
     values.latitude = Number(values.latitude);
     values.longitude = Number(values.longitude);
+    values.public_url = values.public_url || null; // (null: presigned URLs go to the endpoint)
     const editing = this.editing;
     const body = editing ? this.changes(editing, values) : values;
     if (!editing && !body.region) delete body.region;
+    if (!editing && !body.public_url) delete body.public_url;
     const save = $("#server-save", HTMLButtonElement);
     try {
       const server = await whileBusy(save, () => (editing
@@ -140,7 +146,7 @@ export class ServerDialog {
       }
     }
     this.error.textContent = messages.join(" ");
-    for (const [field] of problems) input(field).setAttribute("aria-invalid", "true");
-    input(problems[0][0]).focus();
+    for (const [field] of problems) control(field).setAttribute("aria-invalid", "true");
+    control(problems[0][0]).focus();
   }
 }

@@ -1,10 +1,12 @@
 // @ts-check
 // The servers view (holders of can_view_cdnserver): the world map, the table of storage servers with
-// their on/active switches, and for administrators the failed jobs. It refreshes itself while shown.
+// their on/active switches (turning one off asks first, saying what it does), the GeoIP database the
+// nearest servers are found with, and for administrators the failed jobs. It refreshes itself while shown.
 
-import { ApiError } from "./api.js";
-import { toastError } from "./feedback.js";
+import { ApiError, readiness } from "./api.js";
+import { toastError, whileBusy } from "./feedback.js";
 import { JobsCard } from "./jobs-card.js";
+import { ImportDialog } from "./import-dialog.js";
 import { drawBase, drawServers, zoneColors } from "./map.js";
 import { ServerDialog } from "./server-dialog.js";
 import { $, badge, confirmDialog, formatBytes, formatCount, fullTime, h, plural, toast } from "./ui.js";
@@ -13,6 +15,20 @@ import { $, badge, confirmDialog, formatBytes, formatCount, fullTime, h, plural,
 /** @typedef {Map<string, string>} Colors zone -> colour */
 
 const REFRESH_MS = 4000;
+const GEOIP_OLD_MS = 365 * 86400 * 1000;
+
+/** What turning a switch off does, asked before it is done: [title, text, action].
+ * @param {Server} s @param {"is_on" | "is_active"} field @returns {[string, string, string]} */
+function turningOff(s, field) {
+  if (field === "is_on") {
+    return [`Turn ${s.name} off?`,
+      `${s.name} (${s.location}) then takes part in nothing: no uploads, downloads or copies. Its files stay in its `
+      + "bucket; those it holds alone cannot be downloaded until it is on again.", "Turn off"];
+  }
+  return [`Make ${s.name} inactive?`,
+    `${s.name} (${s.location}) then takes no new uploads and no copies; it still serves downloads of the files it `
+    + "holds. Made active again, it is filled with its zone's files.", "Make inactive"];
+}
 
 /** "In sync" only for a server that takes copies: one that is off or inactive says so instead.
  * @param {Server} s */
@@ -56,6 +72,52 @@ function verifyBadge(s) {
   return tag;
 }
 
+/** What the capability probe proved, as badges: green where the server does it, amber where cdnstore does it
+ * itself (or the page cannot upload there), with a title saying what that means.
+ * @param {Server} s @returns {HTMLElement[]} */
+function provedBadges(s) {
+  const c = s.capabilities;
+  if (!c) return [badge("Not probed", "")];
+  /** @param {string} text @param {string} tone @param {string} title */
+  const tag = (text, tone, title) => {
+    const made = badge(text, tone);
+    made.title = title;
+    return made;
+  };
+  const found = [
+    c.checksum_enforced
+      ? tag("Checksums", "ok", "Refuses bytes that differ from a declared SHA-256.")
+      : tag("No checksums", "warn", "Does not refuse bytes that differ from a declared SHA-256: cdnstore reads such uploads back before storing them."),
+    c.conditional_write
+      ? tag("Writes once", "ok", "Refuses a second PUT to an upload's URL (If-None-Match): stored bytes cannot be swapped.")
+      : tag("Rewritable", "warn", "Ignores If-None-Match: a second PUT to an upload's URL could replace the bytes until it expires; the deep scrub finds it."),
+    c.cors
+      ? tag("CORS", "ok", "This page may upload there.")
+      : tag("No CORS", "danger", c.cors_rule ? `The page cannot upload there. Add this rule to the bucket's CORS configuration: ${JSON.stringify(c.cors_rule)}` : "The page cannot upload there (see the log)."),
+    c.events === "seen"
+      ? tag("Events", "ok", "Its storage events reach cdnstore: uploads are stored at once.")
+      : tag(c.events === "none" ? "No events" : "Events unknown", c.events === "none" ? "warn" : "", "Uploads there are confirmed by the client, or looked for every few seconds."),
+  ];
+  if (c.versioning === "enabled" || c.versioning === "suspended") {
+    found.push(tag("Versioned", "warn", "The bucket keeps versions: deletes leave delete markers and free no space. Add a lifecycle rule that expires noncurrent versions."));
+  }
+  return found;
+}
+
+/** The latest import of the server's bucket, while it runs and after: null when none ran.
+ * @param {Server} s */
+function importBadge(s) {
+  const i = s.import_progress;
+  if (!i) return null;
+  const counts = `${formatCount(i.files_adopted)} of ${formatCount(i.objects_seen)} adopted`;
+  const notAdopted = i.errors ? `; ${formatCount(i.errors)} not adopted (see GET /api/v1/servers/${s.id}/import)` : "";
+  const tag = i.state === "running"
+    ? badge(`Importing: ${counts}`, i.last_error ? "warn" : "info")
+    : badge(`Imported ${plural(i.files_adopted, "file")}`, i.errors ? "warn" : "ok");
+  tag.title = `Import for ${i.owner}${i.prefix ? ` of ${i.prefix}` : ""}: ${counts}${notAdopted}${i.last_error ? `. ${i.last_error}` : ""}`;
+  return tag;
+}
+
 /** One server's row, updated in place on every refresh (so that a focused switch keeps its focus). */
 class ServerRow {
   /** @param {ServersView} view @param {Server} server */
@@ -71,19 +133,24 @@ class ServerRow {
     this.on = h("input", { type: "checkbox", role: "switch" });
     this.active = h("input", { type: "checkbox", role: "switch" });
     this.health = h("td", { "data-label": "Health" });
+    this.proved = h("div", { class: "proved", "aria-label": "Proved" }); // what the probe proved, under its address
     this.count = h("td", { class: "num", "data-label": "Files" });
     this.bytes = h("td", { class: "num", "data-label": "Bytes" });
     this.sync = h("td", { "data-label": "Sync" });
     this.canUpdate = session.can("can_update_cdnserver");
     this.edit = this.canUpdate ? h("button", { type: "button", class: "small" }, "Edit") : null;
     this.remove = session.can("can_delete_cdnserver") ? h("button", { type: "button", class: "small ghost link-danger" }, "Remove") : null;
+    this.probe = this.canUpdate ? h("button", { type: "button", class: "small ghost" }, "Probe") : null;
+    this.importing = session.user && session.user.is_admin ? h("button", { type: "button", class: "small ghost" }, "Import") : null;
     this.tr.append(
-      h("td", { class: "primary-cell" }, h("div", { class: "field" }, this.name, this.endpoint)),
+      h("td", { class: "primary-cell" }, h("div", { class: "field" }, this.name, this.endpoint), this.proved),
       this.city, this.zone,
       h("td", { "data-label": "On" }, h("label", { class: "switch" }, this.on)),
       h("td", { "data-label": "Active" }, h("label", { class: "switch" }, this.active)),
       this.health, this.count, this.bytes, this.sync,
-      h("td", { class: "actions" }, this.edit, this.remove));
+      h("td", { class: "actions" }, this.edit, this.probe, this.importing, this.remove));
+    if (this.probe) this.probe.addEventListener("click", () => view.probeServer(this.server, /** @type {HTMLButtonElement} */ (this.probe)));
+    if (this.importing) this.importing.addEventListener("click", () => view.importer.open(this.server));
     this.on.addEventListener("change", () => this.toggle("is_on", this.on));
     this.active.addEventListener("change", () => this.toggle("is_active", this.active));
     if (this.edit) this.edit.addEventListener("click", () => view.dialog.open(this.server));
@@ -95,6 +162,11 @@ class ServerRow {
     const value = input.checked;
     const view = this.view;
     input.disabled = true;
+    if (!value && !(await confirmDialog(...turningOff(this.server, field)))) {
+      input.checked = true;
+      input.disabled = !this.canUpdate;
+      return;
+    }
     try {
       /** @type {Server} */
       const updated = await view.session.patch(`/servers/${this.server.id}`, { [field]: value });
@@ -114,7 +186,7 @@ class ServerRow {
     const { on, active, canUpdate } = this;
     this.server = s;
     this.name.textContent = s.name;
-    this.endpoint.textContent = `${s.endpoint_url}/${s.bucket}`;
+    this.endpoint.textContent = `${s.endpoint_url}/${s.bucket}` + (s.public_url ? ` (clients: ${s.public_url})` : "");
     this.city.textContent = s.location;
     const swatch = h("span", { class: "swatch" });
     swatch.style.background = colors.get(s.zone) || "#999";
@@ -129,10 +201,14 @@ class ServerRow {
     this.health.replaceChildren(badge(s.health === "unknown" ? "Unknown" : s.health === "up" ? "Up" : "Down", tone));
     this.count.textContent = formatCount(s.files);
     this.bytes.textContent = formatBytes(s.bytes);
-    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s), corruptBadge(s), verifyBadge(s)));
+    this.proved.replaceChildren(...provedBadges(s));
+    this.proved.title = s.capabilities ? `Probed ${fullTime(s.capabilities.checked_at)}` : "";
+    this.sync.replaceChildren(h("span", { class: "sync" }, syncBadge(s), corruptBadge(s), verifyBadge(s), importBadge(s)));
     this.sync.title = s.verified_at ? `Deep scrub: every replica here read back and matched since ${fullTime(s.verified_at)}.`
       : s.files ? "Deep scrub: some replicas here were not read back yet." : "";
     if (this.edit) this.edit.setAttribute("aria-label", `Edit ${s.name}`);
+    if (this.probe) this.probe.setAttribute("aria-label", `Probe ${s.name}`);
+    if (this.importing) this.importing.setAttribute("aria-label", `Import the bucket of ${s.name}`);
     if (this.remove) this.remove.setAttribute("aria-label", `Remove ${s.name}`);
   }
 }
@@ -152,6 +228,7 @@ export class ServersView {
     this.map = $("#worldmap", SVGSVGElement);
     this.body = $("#servers-body");
     this.dialog = new ServerDialog(session, { saved: () => this.refresh() });
+    this.importer = new ImportDialog(session, { started: () => this.refresh() });
     this.jobs = new JobsCard(session, { changed: () => this.refresh() });
     $("#add-server").addEventListener("click", () => this.dialog.open(null));
   }
@@ -164,6 +241,7 @@ export class ServersView {
     }
     $("#add-server").hidden = !this.session.can("can_add_cdnserver");
     this.jobs.show();
+    this.showGeoip();
     this.refresh();
     clearInterval(this.timer);
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
@@ -200,6 +278,20 @@ export class ServersView {
       if (!(err instanceof ApiError && err.status === 401)) toastError(err);
     } finally {
       this.busy = false;
+    }
+  }
+
+  /** The GeoIP database clients are placed with (the readiness check's words), warned of when over a year old. */
+  async showGeoip() {
+    const note = $("#geoip-note");
+    try {
+      const check = (await readiness()).checks.geoip;
+      if (!check) return;
+      note.textContent = `GeoIP data: ${check.detail}.`;
+      note.classList.toggle("warn", Date.now() - Date.parse(check.built_at) > GEOIP_OLD_MS);
+      note.hidden = false;
+    } catch {
+      note.hidden = true; // (the map is the point here; the note is a hint)
     }
   }
 
@@ -257,6 +349,19 @@ export class ServersView {
     $("#servers-summary").textContent = `${plural(list.length, "server")} in ${plural(colors.size, "zone")}, ${up} up${resting}` +
       (pending ? `, ${plural(pending, "copy", "copies")} in progress.` : ", all in sync.") +
       (lost ? ` ${plural(lost, "corrupt replica")} with no good copy left: see the log.` : "");
+  }
+
+  /** Probe a server's capabilities now, and show what it proved.
+   * @param {Server} server @param {HTMLButtonElement} button */
+  async probeServer(server, button) {
+    try {
+      /** @type {Server} */
+      const probed = await whileBusy(button, () => this.session.post(`/servers/${server.id}/probe`), { label: "Probing…" });
+      this.rows.get(probed.id)?.update(probed, zoneColors(this.list.map((s) => (s.id === probed.id ? probed : s))));
+      toast(`${probed.name} probed`);
+    } catch (err) {
+      toastError(err);
+    }
   }
 
   /** @param {Server} server */

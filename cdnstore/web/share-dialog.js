@@ -1,20 +1,26 @@
 // @ts-check
-// The share dialog of a file: a new link (password, expiry, download limit) with its QR code, and the
-// file's links, each to copy or revoke.
+// The share dialog: a new link (password, expiry, download limit) with its QR code, to one file or to
+// several chosen in the file list (one link, one page listing them, "download all" as a ZIP); and, for one
+// file, the links that share it, each to copy, edit in place or revoke.
 
 import { say, toastError, whileBusy } from "./feedback.js";
+import { linkBadges, linkEditor, linkFiles } from "./link-editor.js";
 import { qrSvg } from "./qr.js";
-import { $, badge, copyText, formatCount, formatTime, fullTime, h, plural, toast } from "./ui.js";
+import { $, copyText, formatBytes, fullTime, h, plural, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 /** @typedef {import("./types.js").Link} Link */
 
 export class ShareDialog {
-  /** @param {import("./api.js").Session} session */
-  constructor(session) {
+  /**
+   * @param {import("./api.js").Session} session
+   * @param {{ changed?: () => void }} [on] changed: a link was made, edited or revoked
+   */
+  constructor(session, on = {}) {
     this.session = session;
-    /** @type {File | null} */
-    this.file = null;
+    this.on = on;
+    /** @type {File[]} the files the new link is for */
+    this.files = [];
     this.dialog = $("#share-dialog", HTMLDialogElement);
     this.form = $("#share-form", HTMLFormElement);
     this.error = $("#share-error");
@@ -32,26 +38,44 @@ export class ShareDialog {
     });
   }
 
-  /** @param {File} file */
+  /** One file: a new link to it, and the links that share it. @param {File} file */
   open(file) {
-    this.file = file;
-    $("#share-title").textContent = `Share “${file.name}”`;
+    this.show([file], `Share “${file.name}”`);
+    this.loadLinks();
+  }
+
+  /** Several files (a selection in the file list): one new link to all of them. @param {File[]} files */
+  openMany(files) {
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    this.show(files, `Share ${plural(files.length, "file")}`);
+    $("#share-many").replaceChildren(
+      h("p", { class: "muted small-text" }, `${formatBytes(total)} in all. The link's page lists them, each to download alone, or all as one ZIP.`),
+      h("ul", { class: "share-file-list" }, files.map((f) => h("li", {}, h("span", { class: "name" }, f.name), h("span", { class: "muted" }, formatBytes(f.size))))));
+  }
+
+  /** @param {File[]} files @param {string} title */
+  show(files, title) {
+    this.files = files;
+    const many = files.length > 1;
+    $("#share-title").textContent = title;
     this.form.reset();
     this.form.hidden = !this.session.can("can_add_filesharelink");
     this.error.textContent = "";
     this.result.hidden = true;
     this.copied.textContent = "";
     this.links.replaceChildren();
+    $("#share-many").hidden = !many;
+    $("#share-links-section").hidden = many;
+    $("#share-links-empty").hidden = true;
     this.dialog.showModal();
-    this.loadLinks();
   }
 
   async loadLinks() {
-    const file = this.file;
-    if (!file) return;
+    const [file] = this.files;
+    if (!file || this.files.length > 1) return;
     try {
       const answer = await this.session.get(`/files/${file.id}/links`);
-      if (this.file !== file) return; // another file's dialog by now
+      if (this.files[0] !== file) return; // another file's dialog by now
       /** @type {Link[]} */
       const items = answer.items || [];
       this.links.replaceChildren(...items.map((link) => this.linkItem(link)));
@@ -63,39 +87,58 @@ export class ShareDialog {
 
   /** @param {Link} link */
   linkItem(link) {
-    const tags = [];
-    // A link that no longer works says so first: the owner may want to revoke it or make a new one.
-    const expired = !!link.expires_at && new Date(link.expires_at) <= new Date();
-    if (link.max_downloads && link.downloads >= link.max_downloads) tags.push(badge("Used up", "danger", true));
-    else if (expired) tags.push(badge("Expired", "danger", true));
-    if (link.has_password) tags.push(badge("Password", "info", true));
-    tags.push(badge(link.expires_at ? `${expired ? "Expired" : "Expires"} ${formatTime(link.expires_at)}` : "No expiry", "", true));
-    tags.push(badge(link.max_downloads
-      ? `${formatCount(link.downloads)} / ${plural(link.max_downloads, "download")}`
-      : plural(link.downloads, "download"), "", true));
-    const copy = h("button", { type: "button", class: "small", "aria-label": `Copy link created ${fullTime(link.created_at)}` }, "Copy");
+    const when = fullTime(link.created_at);
+    const copy = h("button", { type: "button", class: "small", "aria-label": `Copy link created ${when}` }, "Copy");
     copy.addEventListener("click", async () => {
       if (await copyText(link.url)) toast("Link copied");
     });
+    const item = h("li", { class: "link-item", dataset: { id: link.id } });
+    const edit = this.session.can("can_add_filesharelink") && h("button", {
+      type: "button", class: "small ghost", "aria-label": `Edit link created ${when}`,
+      onclick: () => this.edit(item, link),
+    }, "Edit");
     const revoke = this.session.can("can_delete_filesharelink") && h("button", {
-      type: "button", class: "small ghost link-danger", "aria-label": `Revoke link created ${fullTime(link.created_at)}`,
+      type: "button", class: "small ghost link-danger", "aria-label": `Revoke link created ${when}`,
       onclick: () => this.revoke(link),
     }, "Revoke");
-    return h("li", { class: "link-item", dataset: { id: link.id } },
-      h("div", { class: "meta" }, h("span", { class: "url", title: link.url }, link.url), h("div", { class: "tags" }, tags)),
-      copy, revoke);
+    const many = link.file_id === null && h("span", { class: "muted small-text" }, linkFiles(link));
+    item.replaceChildren(
+      h("div", { class: "meta" }, h("span", { class: "url", title: link.url }, link.url), many, h("div", { class: "tags" }, linkBadges(link))),
+      copy, edit, revoke);
+    return item;
+  }
+
+  /** The link's line becomes its editor until saved or cancelled. @param {HTMLElement} item @param {Link} link */
+  edit(item, link) {
+    const editing = h("li", { class: "link-item editing", dataset: { id: link.id } });
+    const editor = linkEditor(this.session, link, {
+      saved: (changed) => {
+        toast("Link changed");
+        editing.replaceWith(this.linkItem(changed));
+        this.changed();
+      },
+      cancel: () => editing.replaceWith(this.linkItem(link)),
+    });
+    editing.append(h("span", { class: "url", title: link.url }, link.url), editor);
+    item.replaceWith(editing);
+    /** @type {HTMLElement | null} */ (editor.querySelector("input, select"))?.focus();
   }
 
   /** @param {Link} link */
   async revoke(link) {
     try {
-      await this.session.del(`/files/${link.file_id}/links/${link.id}`);
+      await this.session.del(`/links/${link.id}`);
       toast("Link revoked");
       if (this.url.value === link.url) this.result.hidden = true;
       this.loadLinks();
+      this.changed();
     } catch (err) {
       toastError(err);
     }
+  }
+
+  changed() {
+    if (this.on.changed) this.on.changed();
   }
 
   /** The new link's options, or a sentence saying what is wrong with them. */
@@ -116,8 +159,8 @@ export class ShareDialog {
   }
 
   async create() {
-    const file = this.file;
-    if (!file) return;
+    const files = this.files;
+    if (!files.length) return;
     this.error.textContent = "";
     const body = this.options();
     if (typeof body === "string") {
@@ -125,16 +168,21 @@ export class ShareDialog {
       return;
     }
     try {
+      const made = () => (files.length === 1
+        ? this.session.post(`/files/${files[0].id}/links`, body)
+        : this.session.post("/links", { ...body, file_ids: files.map((f) => f.id) }));
       /** @type {Link} */
-      const link = await whileBusy($("#share-create", HTMLButtonElement), () => this.session.post(`/files/${file.id}/links`, body));
+      const link = await whileBusy($("#share-create", HTMLButtonElement), made);
       this.url.value = link.url;
       $("#share-qr").replaceChildren(qrSvg(link.url));
       this.result.hidden = false;
+      const what = files.length === 1 ? "the file" : "the files";
       this.copied.textContent = link.has_password
-        ? "Link created. Anyone with it and the password can download the file."
-        : "Link created. Anyone with it can download the file.";
+        ? `Link created. Anyone with it and the password can download ${what}.`
+        : `Link created. Anyone with it can download ${what}.`;
       $("#share-password", HTMLInputElement).value = "";
       this.loadLinks();
+      this.changed();
     } catch (err) {
       this.error.textContent = say(err);
     }

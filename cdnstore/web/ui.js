@@ -176,3 +176,25 @@ export async function copyText(text, input) {
     return false;
   }
 }
+
+// The content types the daemon serves inline, by kind of preview: a copy of cdnstore/previews.py's lists
+// (tests/test_web_sharing.py holds the two equal). Anything else is downloaded, never shown.
+/** @typedef {"image" | "audio" | "video" | "pdf" | "text"} PreviewKind */
+/** @type {Record<PreviewKind, string[]>} */
+export const PREVIEW_TYPES = {
+  image: ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"],
+  audio: ["audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/webm", "audio/flac", "audio/aac"],
+  video: ["video/mp4", "video/webm", "video/ogg"],
+  pdf: ["application/pdf"],
+  text: ["text/plain"],
+};
+
+/** How a file of `contentType` can be shown in the page, or null when it cannot (it is only downloaded).
+ * @param {string | null | undefined} contentType @returns {PreviewKind | null} */
+export function previewKind(contentType) {
+  const essence = (contentType || "").split(";")[0].trim().toLowerCase();
+  for (const [kind, types] of Object.entries(PREVIEW_TYPES)) {
+    if (types.includes(essence)) return /** @type {PreviewKind} */ (kind);
+  }
+  return null;
+}
