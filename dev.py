@@ -182,7 +182,7 @@ def run_tests(args: list[str]) -> int:
 
 # Node packages, installed from npm (pinned) into a local folder that is never committed: TypeScript's tsc checks
 # the page's scripts (cdnstore/web/*.js carry JSDoc types, jsconfig.json); the single sign-on tests run a real
-# OpenID provider, panva's certified oidc-provider, with Debian's Node (tests/oidcbed.py).
+# OpenID provider, panva's certified oidc-provider, with Debian's Node (testbed/oidc_provider.py).
 NODE_DIR = ROOT / ".cache" / "node"
 TSC = NODE_DIR / "node_modules" / ".bin" / "tsc"
 TYPESCRIPT = "typescript@5.6.3"

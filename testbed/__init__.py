@@ -7,6 +7,7 @@ beside cdnstore for the demo, the tests, lint, typecheck and bench).
 - `postgres`: a throwaway PostgreSQL cluster;
 - `daemon`: `cdnstore serve` as a process of its own;
 - `faultproxy`: a TCP proxy that stalls, cuts, slows or corrupts on demand;
+- `oidc_provider`: a real OpenID provider (Node), for the single sign-on tests;
 - `webhooks`: a sink that records the webhooks sent to it;
 - `ports`: loopback ports;
 - `demo`: `cdnstore demo` (five SeaweedFS servers in the original's layout, the daemon, demo users).

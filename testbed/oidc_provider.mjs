@@ -1,4 +1,4 @@
-// A real OpenID provider for the tests (tests/oidcbed.py starts it): panva's oidc-provider, certified, run by
+// A real OpenID provider for the tests (testbed/oidc_provider.py starts it): panva's oidc-provider, certified, run by
 // Node. It knows the accounts and clients the tests give in OIDC_TEST_CONFIG (JSON: port, clients, accounts),
 // shows a login page of its own (username and password; consent is given at once), and has a control path
 // for the tests: rotate its signing key, move its clock, count the requests per path. Never part of cdnstore.

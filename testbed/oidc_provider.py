@@ -1,9 +1,11 @@
 """A real OpenID provider for the single sign-on tests: panva's oidc-provider (npm, pinned in dev.py, installed
-under .cache/node like the page's TypeScript) run by Debian's Node from tests/oidc_provider.mjs, with test
-accounts and clients; and a browser's way through its login page over plain HTTP (`sign_in_at_provider`)."""
+under .cache/node like the page's TypeScript) run by Debian's Node from oidc_provider.mjs beside this module,
+with test accounts and clients; and a browser's way through its login page over plain HTTP
+(`sign_in_at_provider`)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -16,16 +18,16 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
-from apihelp import wait_for
 
-from testbed.ports import unused_port
+from .ports import unused_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout (testbed/ is installed from it, editable)
 SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
 CLIENT_ID, CLIENT_SECRET = "cdnstore", "cdnstore-client-secret-for-tests"
 OTHER_ID, OTHER_SECRET = "another-app", "another-app-secret-for-tests"
 OTHER_REDIRECT = "http://127.0.0.1:9/another-app/callback"  # (never followed: the tests read the code off it)
 ADMINS = "cdnstore-admins"
+START_TIMEOUT = 30.0  # seconds for the provider to answer
 PASSWORDS = {
     "carol": "carol's provider password",
     "dave": "dave's provider password",
@@ -101,18 +103,18 @@ class OidcProvider:
         await self._ready()
 
     async def _ready(self) -> None:
-        async with aiohttp.ClientSession() as http:
-
-            async def answers() -> bool:
+        # (Node and the provider's first RSA key take a few seconds on a busy machine)
+        url = f"http://127.0.0.1:{self.port}/.well-known/openid-configuration"
+        async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
+            while True:
                 assert self.process is not None and self.process.poll() is None, self.log.read_text()[-2000:]
                 try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/.well-known/openid-configuration") as resp:
-                        return resp.status == 200
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            return
                 except aiohttp.ClientError:
-                    return False
-
-            # (Node and the provider's first RSA key take a few seconds on a busy machine)
-            await wait_for(answers, "the OpenID provider to answer", within=30)
+                    pass
+                await asyncio.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -64,11 +64,10 @@ async def rgw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RgwBed]
 
 @pytest.fixture(scope="session")
 async def idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
-    """A real OpenID provider (tests/oidcbed.py), once per session, started the first time a test asks for it;
+    """A real OpenID provider (testbed/oidc_provider.py), once per session, started the first time a test asks for it;
     its client's redirect URI is the test daemons' callback."""
-    from oidcbed import OidcProvider
-
     from cdnstore.oidc import CALLBACK_PATH
+    from testbed.oidc_provider import OidcProvider
 
     log = Path(tmp_path_factory.mktemp("oidc")) / "provider.log"
     provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log)

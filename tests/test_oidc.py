@@ -1,4 +1,4 @@
-"""Single sign-on against a real OpenID provider (panva's oidc-provider run by Node, tests/oidcbed.py): the code
+"""Single sign-on against a real OpenID provider (panva's oidc-provider run by Node, testbed/oidc_provider.py): the code
 flow with PKCE, state and nonce, the ID token checked, the user found or created, the page signed in with
 the same cookie session as a password login; and what must fail: a tampered state, a replayed code, a token
 for another application, an expired token, a key the provider does not publish (until the JWKS is read
@@ -12,10 +12,18 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from apihelp import PASSWORD, Answer, Api, Clock
 from conftest import MakeApi
-from oidcbed import CLIENT_ID, PASSWORDS, OidcProvider, query_of, sign_in_at_provider, sso, token_for_other_app
 
 from cdnstore import appkeys
 from cdnstore.oidc import CALLBACK_PATH, JWKS_COOLDOWN, OidcClient
+from testbed.oidc_provider import (
+    CLIENT_ID,
+    PASSWORDS,
+    OidcProvider,
+    query_of,
+    sign_in_at_provider,
+    sso,
+    token_for_other_app,
+)
 
 pytestmark = [pytest.mark.timeout(120)]
 

@@ -1790,9 +1790,8 @@ async def test_every_view_at_desktop_and_phone_width(
 async def cross_site_idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: int) -> AsyncIterator[Any]:
     """A real OpenID provider at `localhost`: another site than the daemon's 127.0.0.1 for the browser, so that
     its way back to cdnstore is a cross-site navigation, as with a provider on a domain of its own."""
-    from oidcbed import OidcProvider
-
     from cdnstore.oidc import CALLBACK_PATH
+    from testbed.oidc_provider import OidcProvider
 
     log = Path(tmp_path_factory.mktemp("oidc-web")) / "provider.log"
     provider = OidcProvider([f"http://127.0.0.1:{daemon_port}{CALLBACK_PATH}"], log, host="localhost")
@@ -1804,7 +1803,7 @@ async def cross_site_idp(tmp_path_factory: pytest.TempPathFactory, daemon_port: 
 async def test_a_user_signs_in_with_single_sign_on_and_lands_back_where_they_were(
     make_api: Any, cross_site_idp: Any, context: BrowserContext
 ) -> None:
-    from oidcbed import PASSWORDS, sso
+    from testbed.oidc_provider import PASSWORDS, sso
 
     api = await make_api(oidc=sso(cross_site_idp))
     page = await context.new_page()
@@ -1839,7 +1838,7 @@ async def test_a_user_signs_in_with_single_sign_on_and_lands_back_where_they_wer
 async def test_with_password_login_off_the_page_offers_single_sign_on_only(
     make_api: Any, cross_site_idp: Any, context: BrowserContext
 ) -> None:
-    from oidcbed import PASSWORDS, sso
+    from testbed.oidc_provider import PASSWORDS, sso
 
     api = await make_api(oidc=sso(cross_site_idp, name="Corp SSO", password_login=False))
     page = await context.new_page()
