@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import aiohttp
+from .ports import until_ok
 
 START_TIMEOUT = 30.0  # a busy machine starts a process slowly
 
@@ -71,16 +71,10 @@ class Daemon:
                 env=self.env,
                 preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
-        async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
-            while True:
-                assert self.proc.returncode is None, self.log.read_text()
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
+        await until_ok(f"{self.url}/healthz", self._running, START_TIMEOUT)
+
+    def _running(self) -> None:
+        assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
 
     def _limit_open_files(self) -> None:
         """(In the child, before it runs cdnstore: as systemd's LimitNOFILE would.)"""

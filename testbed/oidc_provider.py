@@ -5,7 +5,6 @@ with test accounts and clients; and a browser's way through its login page over 
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
 
-from .ports import unused_port
+from .ports import until_ok, unused_port
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout (testbed/ is installed from it, editable)
 SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
@@ -104,17 +103,10 @@ class OidcProvider:
 
     async def _ready(self) -> None:
         # (Node and the provider's first RSA key take a few seconds on a busy machine)
-        url = f"http://127.0.0.1:{self.port}/.well-known/openid-configuration"
-        async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
-            while True:
-                assert self.process is not None and self.process.poll() is None, self.log.read_text()[-2000:]
-                try:
-                    async with http.get(url) as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+        await until_ok(f"http://127.0.0.1:{self.port}/.well-known/openid-configuration", self._running, START_TIMEOUT)
+
+    def _running(self) -> None:
+        assert self.process is not None and self.process.poll() is None, self.log.read_text()[-2000:]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

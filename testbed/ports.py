@@ -1,8 +1,12 @@
-"""Loopback ports for the beds and the daemons they run beside."""
+"""Loopback ports for the beds and the daemons they run beside, and the wait for a server started on one."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable
+
+import aiohttp
 
 
 def unused_port() -> int:
@@ -23,3 +27,18 @@ def port_free(port: int) -> bool:
             except OSError:
                 return False
     return True
+
+
+async def until_ok(url: str, running: Callable[[], None], within: float) -> None:
+    """Until a GET of `url` (a server just started) answers 200; `running()` before each try raises when the
+    process that should answer has exited. TimeoutError after `within` seconds."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(within):
+        while True:
+            running()
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
