@@ -290,6 +290,96 @@ async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_p
         await database.close()
 
 
+def test_row_locks_are_dropped_from_sqlites_text_only_and_only_outside_strings_and_comments() -> None:
+    from cdnstore.db.dialect import for_sqlite, translate
+
+    claim = (
+        "UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE server_id = ? "
+        "ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+    assert for_sqlite(claim) == claim.replace(" FOR UPDATE SKIP LOCKED", "")
+    assert for_sqlite("SELECT id FROM servers WHERE id = ?\n    FOR UPDATE") == "SELECT id FROM servers WHERE id = ?"
+    quoted = "SELECT 'wait for update' AS note -- then FOR UPDATE\nFROM users"
+    assert for_sqlite(quoted) == quoted
+    assert translate(claim, (1,))[0].endswith("LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id")  # PostgreSQL's as written
+
+
+LOCKED = "SELECT uuid FROM users WHERE username = ? FOR UPDATE"
+ALICE = "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) VALUES ('u', 'n', 'h', 't', 't')"
+
+
+async def test_a_statement_with_a_row_lock_runs_on_both_engines_whatever_runs_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(ALICE)
+            assert [r[0] for r in await tx.execute_fetchall(LOCKED, ("n",))] == ["u"]
+        async with database.transaction(offload=True) as tx:  # (SQLite: on aiosqlite's thread)
+            assert await db.tx_fetchone(tx, LOCKED, ("n",)) is not None
+        async with database.scratch() as conn:
+            assert [r[0] for r in await conn.execute_fetchall(LOCKED, ("n",))] == ["u"]
+        assert await database.fetchval(LOCKED, ("n",)) == "u"
+        assert await database.fetchval(LOCKED, ("n",), offload=True) == "u"
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_postgresql_takes_the_row_locks_as_written(tmp_path: Path, database_url: str) -> None:
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(ALICE)
+        async with database.transaction() as holding:
+            await holding.execute(LOCKED, ("n",))
+            async with database.transaction() as other:  # a claim beside it skips the locked row
+                skipped = await other.execute_fetchall("SELECT uuid FROM users FOR UPDATE SKIP LOCKED")
+            assert list(skipped) == []
+    finally:
+        await database.close()
+
+
+async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_both_engines(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The history's download rows (HistoryWriter): SQLite writes them first in the next transaction, PostgreSQL
+    in one of their own just before it opens; either way the history keeps the order things happened in,
+    and a transaction that rolls back loses none of them."""
+    from cdnstore.history import HistoryWriter, record
+
+    database = await opened(tmp_path, database_url)
+    writer = HistoryWriter(database)
+    database.write_ahead(writer)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                "VALUES (1, 'u', 'n', 'h', 't', 't')"
+            )
+        writer.add(1, "file.downloaded", "f1", {})
+        with pytest.raises(ValueError):
+            async with database.transaction() as tx:
+                await record(tx, 1, "file.renamed", "f1", {})
+                raise ValueError
+        writer.add(1, "file.downloaded", "f2", {})
+        async with database.transaction() as tx:
+            await record(tx, 1, "file.renamed", "f2", {})
+        assert writer.pending == 0
+        writer.add(1, "file.downloaded", "f3", {})
+        await writer.flush()
+        rows = await database.fetchall("SELECT event, object_id FROM history ORDER BY id")
+        assert [tuple(r) for r in rows] == [
+            ("file.downloaded", "f1"),
+            ("file.downloaded", "f2"),
+            ("file.renamed", "f2"),
+            ("file.downloaded", "f3"),
+        ]
+    finally:
+        await database.close()
+
+
 @pytest.mark.parametrize("engine", ["postgres"])
 async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path: Path, database_url: str) -> None:
     import asyncio
