@@ -5,7 +5,8 @@ Creates .venv (installing Debian's python3-venv with apt-get if the venv module 
 installs cdnstore with what the command needs (again only when pyproject.toml changed), then runs it.
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
 `python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
-`python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md.
+`python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md;
+`python3 dev.py schema` writes the schema files from the migrations (`--check`: exits 1 when one is stale).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test,bench", "bench": "demo"}
+EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test,bench", "bench": "demo", "schema": "test"}
 # After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
 # only a demo still running after this long is terminated, then killed.
 DEMO_STOP_GRACE = 60.0
@@ -223,12 +224,15 @@ def main(argv: list[str]) -> int:
         if shutil.which("wrk") is None:
             apt_install("wrk")
         return sh(PYTHON, "bench/run.py", *rest, check=False)
+    if command == "schema":  # schema.sql and schema_postgres.sql, generated from the migrations (cdnstore/db/schema.py)
+        return sh(PYTHON, "-m", "cdnstore.db.schema", *rest, check=False)
     if command == "lint":
         ruff = sh(PYTHON, "-m", "ruff", "check", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
         formatted = sh(PYTHON, "-m", "ruff", "format", "--check", "cdnstore", "tests", "bench", "dev.py", check=False)
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
-        return ruff or formatted or layers or check_page()
+        schema = sh(PYTHON, "-m", "cdnstore.db.schema", "--check", check=False)  # the schema files not stale
+        return ruff or formatted or layers or schema or check_page()
     return sh(PYTHON, "-m", "mypy", "cdnstore", "tests", "bench", "dev.py", *rest, check=False)
 
 

@@ -203,6 +203,76 @@ def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(eng
         assert checks[column] == [member.value for member in enum], column
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_each_schema_file_is_what_its_engines_migrations_make(engine: str) -> None:
+    from cdnstore.db import schema
+
+    assert db.schema_sql(engine) == schema.generated(engine), f"stale: run `{schema.COMMAND}`"
+
+
+GADGETS = {  # a migration a test adds, in each engine's spelling
+    "sqlite": """-- gadgets: what a test adds.
+CREATE TABLE gadgets (id INTEGER PRIMARY KEY);
+
+-- gadgets.owner_id: who made it.
+ALTER TABLE gadgets ADD COLUMN owner_id INTEGER REFERENCES users (id);
+UPDATE gadgets SET owner_id = 1;
+""",
+    "postgres": """-- gadgets: what a test adds.
+CREATE TABLE gadgets (id BIGINT PRIMARY KEY);
+
+-- gadgets.owner_id: who made it.
+ALTER TABLE gadgets ADD COLUMN owner_id BIGINT NOT NULL REFERENCES users (id);
+UPDATE gadgets SET owner_id = 1;
+ALTER TABLE gadgets ALTER COLUMN owner_id DROP NOT NULL;
+ALTER TABLE users ADD COLUMN gadget_id BIGINT REFERENCES gadgets (id);
+""",
+}
+GADGETS_MADE = {
+    "sqlite": """
+-- gadgets: what a test adds.
+CREATE TABLE gadgets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES users (id));
+-- gadgets.owner_id: who made it.
+""",
+    "postgres": """
+-- gadgets: what a test adds.
+CREATE TABLE gadgets (id BIGINT PRIMARY KEY,
+    -- gadgets.owner_id: who made it.
+    owner_id BIGINT REFERENCES users (id)
+);
+ALTER TABLE users ADD FOREIGN KEY (gadget_id) REFERENCES gadgets (id);
+""",
+}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_new_migration_makes_the_schema_file_stale_until_it_is_generated_with_its_comments(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdnstore.db import schema
+
+    real = db.migrations(engine)
+    monkeypatch.setattr(schema, "migrations", lambda engine_: [*real, (real[-1][0] + 1, "gadgets", GADGETS[engine])])
+    made = schema.generated(engine)
+    assert made != db.schema_sql(engine)
+    assert made.endswith(GADGETS_MADE[engine])  # the comments above what they describe; no data statement
+    if engine == "postgres":  # (a column added to an older table refers to a newer one: its key comes below)
+        assert "    gadget_id BIGINT\n);" in made
+
+
+def test_a_postgresql_migration_the_generator_cannot_fold_stops_it_naming_the_migration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdnstore.db import schema
+
+    real = db.migrations("postgres")
+    later = real[-1][0] + 1
+    renamed = "ALTER TABLE users RENAME COLUMN zones TO regions;"
+    monkeypatch.setattr(schema, "migrations", lambda engine: [*real, (later, "renamed", renamed)])
+    with pytest.raises(ValueError, match=f"migration {later:04d}: cannot fold"):
+        schema.generated("postgres")
+
+
 def test_the_installed_package_carries_the_schema() -> None:
     shipped = (resources.files("cdnstore") / "schema.sql").read_text()
     assert shipped == (ROOT / "schema.sql").read_text()
