@@ -9,7 +9,7 @@
   the windows are minutes long); rows older than the window are deleted as new failures come.
 
 Two stores rather than the table on both engines, for a measured reason: a use counted in memory costs
-~4 us, in SQLite's table ~0.1 ms (a read, and a write transaction), and every upload announced and every
+~2 us, in SQLite's table ~85 us (a read, and a write transaction), and every upload announced and every
 link made counts one (docs/performance.md, "Throttles"). Both answer one question, with the same arithmetic
 in throttle.py: how many failures of a key are in the window, and when the `max_failures`-th latest of them
 was (its leaving the window lets the key try again)."""
