@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import aiosqlite
 from aiosqlite.context import Result
@@ -231,13 +231,24 @@ class InlineResult:
         await self._cursor.close()
 
 
-class InlineTx:
-    """The writer connection used on the event loop's own thread. A statement of a short transaction
-    takes microseconds, much less than a hop to a worker thread and back (and the GIL convoy that comes
-    with it under load); commits do not fsync (WAL, synchronous=NORMAL), and checkpoints, which do, run
-    in a thread (`Database.checkpoint`)."""
+class _Transactional(Protocol):
+    """What `_Connection` reads of the connection it wraps (sqlite3's and aiosqlite's both have it)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    @property
+    def in_transaction(self) -> bool: ...
+
+    @property
+    def total_changes(self) -> int: ...
+
+
+C = TypeVar("C", bound=_Transactional)
+
+
+class _Connection(Generic[C]):
+    """A writer connection as `transaction()` uses it (whether a transaction is open, changes made so far);
+    its statements' text is SQLite's (`for_sqlite`: row locks dropped)."""
+
+    def __init__(self, conn: C) -> None:
         self.conn = conn
 
     @property
@@ -247,6 +258,13 @@ class InlineTx:
     @property
     def total_changes(self) -> int:
         return self.conn.total_changes
+
+
+class InlineTx(_Connection[sqlite3.Connection]):
+    """The writer connection used on the event loop's own thread. A statement of a short transaction
+    takes microseconds, much less than a hop to a worker thread and back (and the GIL convoy that comes
+    with it under load); commits do not fsync (WAL, synchronous=NORMAL), and checkpoints, which do, run
+    in a thread (`Database.checkpoint`)."""
 
     def execute(self, sql: str, params: Params = ()) -> InlineResult:
         return InlineResult(self.conn.execute(for_sqlite(sql), params))
@@ -258,19 +276,8 @@ class InlineTx:
         return self.conn.execute(for_sqlite(sql), params).fetchall()
 
 
-class ThreadTx:
+class ThreadTx(_Connection[aiosqlite.Connection]):
     """A connection on aiosqlite's thread (offloaded work, `scratch()`), taking statements as InlineTx does."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.conn.in_transaction
-
-    @property
-    def total_changes(self) -> int:
-        return self.conn.total_changes
 
     def execute(self, sql: str, params: Params = ()) -> Result[aiosqlite.Cursor]:
         return self.conn.execute(for_sqlite(sql), params)
