@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test,bench", "bench": "demo", "schema": "test"}
-# After Ctrl-C the demo stops its five storage servers (a few seconds, each may take 10 s to give in);
-# only a demo still running after this long is terminated, then killed.
+# After Ctrl-C the demo stops its daemon and its five storage servers in a second or two; only a demo still
+# running after this long (something is badly wrong) is terminated, then killed.
 DEMO_STOP_GRACE = 60.0
 DEMO_KILL_AFTER = 15.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -1,5 +1,5 @@
 """The command line: cdnstore [--config PATH] init | serve | user add|disable|enable|delete|passwd | jobs | scrub |
-backup | copy-database | check-config | import | demo."""
+backup | copy-database | check-config | import | demo, and `cdnstore upload`, a client of a running cdnstore."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import re
 import sys
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from . import __version__, appkeys
+from . import __version__, appkeys, uploader
 from . import config as config_module
 from .config import Config
 from .db import Row
@@ -30,6 +32,10 @@ log = logging.getLogger("cdnstore")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "upload":  # a client of a running cdnstore: no config file, no database
+        from .uploader import run as upload
+
+        return upload(args)
     try:
         cfg = config_module.load(args.config)
         setup_logging(cfg.log)
@@ -113,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     )
     scrub.set_defaults(run=cmd_scrub)
 
+    uploader.parser_of(sub)
     imp = sub.add_parser(
         "import", help="adopt the objects already in a server's bucket as files of a user (big buckets; resumable)"
     )
@@ -130,7 +137,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="daemons to run (default 1, on SQLite); 2 or more share a throwaway PostgreSQL "
-        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ...",
+        "database (needs PostgreSQL's server binaries) on ports port, port + 1, ..., starting with a copy of "
+        "the one-daemon demo's data",
+    )
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every log line (requests, copies, jobs) here too; they always go to DIR/cdnstore.log",
     )
     demo.set_defaults(run=cmd_demo)
     return p
@@ -274,8 +287,7 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
         cfg.require_secret()
     except ConfigError as exc:
         problems.append(str(exc))
-    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
-        problems.append(f"geoip.database: no file at {cfg.geoip.database}")
+    problems.extend(_check_geoip(cfg))
     if not cfg.events.token:
         print("cdnstore: warning: events.token is empty: storage servers' webhooks are refused", file=sys.stderr)
     for problem in problems:
@@ -286,12 +298,39 @@ def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_geoip(cfg: Config) -> list[str]:
+    """Says which GeoIP database serves and when it was built; the problem when it cannot serve."""
+    from .geo import GeoDatabaseError, GeoLocator
+
+    if cfg.geoip.database and not Path(cfg.geoip.database).is_file():
+        return [f"geoip.database: no file at {cfg.geoip.database}"]
+    try:
+        with GeoLocator(cfg.geoip.database or None) as locator:
+            old = ': over a year old, update it (docs/operations.md, "GeoIP data")' if locator.outdated() else ""
+            print(f"cdnstore: GeoIP database {locator.path}: {locator.describe()}{old}", file=sys.stderr)
+    except GeoDatabaseError as exc:
+        return [f"geoip.database: {exc}"]
+    return []
+
+
 def read_password(args: argparse.Namespace) -> str | None:
-    """From standard input (--password-stdin) or asked twice; None when the two differ."""
+    """From standard input (--password-stdin) or asked twice on the terminal; None (having said why in a line)
+    when the two differ, or when there is no terminal to ask on (a script, a service, `sudo` without one)."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass(f"password for {args.name}: ")
-    if password != getpass.getpass("again: "):
+    try:
+        with warnings.catch_warnings():
+            # Without a terminal getpass would read standard input, echoing it, and fail at its end.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass(f"password for {args.name}: ")
+            again = getpass.getpass("again: ")
+    except (EOFError, getpass.GetPassWarning):
+        print(
+            "cdnstore: no terminal to ask for the password on: give it on standard input with --password-stdin",
+            file=sys.stderr,
+        )
+        return None
+    if password != again:
         print("cdnstore: the passwords differ", file=sys.stderr)
         return None
     return password
@@ -534,7 +573,14 @@ async def running_progress(imports: Imports, server_uuid: str) -> AsyncIterator[
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(cfg, args.dir, args.port, args.daemons)
+    code = run_demo(cfg, args.dir, args.port, args.daemons, verbose=args.verbose)
+    # Everything is stopped, closed and written by now. Freeing the heap (botocore's models of a client per
+    # storage server, the page's files, ...) object by object, as the interpreter's own exit does, took
+    # longer than the whole stop on a busy machine (seconds after "stopped"): there is nothing left to free.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -45,7 +48,7 @@ from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
 from .events import EventReceiver
 from .files import Files
-from .geo import GeoLocator, client_ip, origin_ip, parse_networks
+from .geo import GeoDatabaseError, GeoLocator, client_ip, origin_ip, parse_networks
 from .health import HealthChecker
 from .history import HistoryWriter
 from .imports import Imports
@@ -74,6 +77,8 @@ from .webhook_worker import WebhookWorker
 from .webhooks import SEALING_PURPOSE, Webhooks
 
 LOG_PRUNE_INTERVAL = 3600.0  # seconds between two prunings of the webhooks' delivery logs
+
+log = logging.getLogger(__name__)
 
 # Every route, each api module's own table: the app serves and documents these and nothing else (in this
 # order: the OpenAPI document lists them so, and aiohttp tries them so).
@@ -164,6 +169,29 @@ async def geoip(app: web.Application) -> AsyncIterator[None]:
     locator = app[appkeys.GEO] = GeoLocator(app[appkeys.CONFIG].geoip.database or None)
     yield
     locator.close()
+
+
+GEOIP_LOOK_EVERY = 60.0  # seconds between looks at the GeoIP database's file: an update is used within this
+_SAID_OUTDATED: set[tuple[Path, datetime]] = set()  # each outdated database is said once a process (--daemons N)
+
+
+async def geoip_current(app: web.Application) -> None:
+    """Use the GeoIP database's file again once it was replaced (geoipupdate, a download moved into place),
+    and say in the log, once, when the one in use is over a year old."""
+    locator = app[appkeys.GEO]
+    try:
+        if locator.reload_if_changed():
+            log.info("GeoIP database %s reloaded: %s", locator.path, locator.describe())
+    except GeoDatabaseError as exc:  # a half-written or wrong file: the one in use stays
+        log.warning("%s; still using the one opened before (%s)", exc, locator.describe())
+    if locator.outdated() and (locator.path, locator.built_at) not in _SAID_OUTDATED:
+        _SAID_OUTDATED.add((locator.path, locator.built_at))
+        log.warning(
+            "the GeoIP database %s (%s) is over a year old: clients may be placed wrongly, and sent to farther "
+            'servers than the nearest; update it (docs/operations.md, "GeoIP data")',
+            locator.path,
+            locator.describe(),
+        )
 
 
 async def accounts(app: web.Application) -> AsyncIterator[None]:
@@ -308,6 +336,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
         "file-expiry": every_exclusively(
             lease("file-expiry"), cfg.files.sweep_interval, app[appkeys.TRASH].sweep, "file-expiry"
         ),
+        "geoip": every(GEOIP_LOOK_EVERY, functools.partial(geoip_current, app), "geoip"),
     }
     if cfg.storage.probe_interval:  # (servers never probed, e.g. registered by an older cdnstore: at once)
         registry = app[appkeys.SERVERS]

@@ -21,6 +21,8 @@ from .errors import ConfigError
 
 ENV_PREFIX = "CDNSTORE_"
 ENV_CONFIG_PATH = "CDNSTORE_CONFIG"
+# The `cdnstore upload` client's variables (the service it talks to, its token): not the daemon's settings.
+CLIENT_VARIABLES = frozenset({"CDNSTORE_URL", "CDNSTORE_TOKEN"})
 MIN_TOKEN_LENGTH = 16  # events tokens, global and per server
 # never echoed in a config error
 SECRET_KEYS = frozenset({"auth.secret_key", "events.token", "database.url", "oidc.client_secret"})
@@ -382,7 +384,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH or name in CLIENT_VARIABLES:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         model = SECTIONS.get(section)

@@ -92,6 +92,36 @@ class DeepReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def sentence(self) -> str:
+        """What the pass did, for a person reading the log: only the counts that are not zero."""
+        read = self.verified + self.corrupt + self.restored
+        found = [
+            f"{self.verified} matched",
+            *_counted(self.corrupt, "differed (marked corrupt, repairs enqueued)"),
+            *_counted(self.restored, "marked corrupt matched again"),
+            *_counted(self.missing, "were missing (copied again)"),
+            *_counted(self.skipped, "were skipped, their server being off or down (next pass)"),
+        ]
+        versions = [
+            *_counted(self.hashed, "got their SHA-256"),
+            *_counted(self.undecided, "stay undecided (their replicas differ, with no majority)"),
+        ]
+        text = (
+            f"deep scrub: read {read} replica(s) back ({self.bytes_read:,} bytes) in {self.seconds:g} s: "
+            f"{', '.join(found)}"
+        )
+        if versions:
+            text += f"; of the versions, {', '.join(versions)}"
+        if self.without_good_holder:
+            text += f"; {self.without_good_holder} stored version(s) have no good copy left on any server"
+        if self.stopped:
+            text += "; the pass stopped early (its lease was lost)"
+        return text + "."
+
+
+def _counted(n: int, what: str) -> list[str]:
+    return [f"{n} {what}"] if n else []
+
 
 @dataclass(frozen=True, slots=True)
 class ServerFindings:
@@ -212,7 +242,7 @@ class DeepScrubber:
                 else logging.INFO
             )
         )
-        log.log(level, "deep scrub: %s", report.as_dict())
+        log.log(level, "%s", report.sentence())
         return report
 
     async def run(self) -> None:

@@ -1,21 +1,26 @@
 """`cdnstore demo`: five local SeaweedFS S3 servers in the original's layout, plus the daemon.
 
-Everything it makes lives under one folder (default var/demo): the S3 servers' data, the database,
-and the generated secrets, so a second run picks up where the first stopped. Ctrl-C stops it all.
+Everything it makes lives under one folder (default var/demo): the S3 servers' data, the database, the
+log (`cdnstore.log`: every request, copy and job; the terminal shows only warnings, unless `--verbose`)
+and the generated secrets, so a second run picks up where the first stopped. Ctrl-C stops it all at once:
+copies still running go back to the queue for the next run.
 
 `--daemons N` (N > 1) shows several daemons serving one service: it starts a throwaway PostgreSQL cluster
-(pgcluster.py, as the tests do; its data is gone when the demo stops) and N daemons on it, on ports
-port, port + 1, ...; each has its own caches, pool and background work, as separate processes would.
+(pgcluster.py, as the tests do) with a copy of the one-daemon demo's database (its users, servers and
+files), and N daemons on it, on ports port, port + 1, ...; each has its own caches, pool and background
+work, as separate processes would. What changes in such a run is gone with the cluster when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,20 @@ from . import appkeys
 from .api.server import AppRunner
 from .app import create_app
 from .config import Config
+from .db import initialize
+from .db.copy import copy_database
 from .errors import NotFound
+from .logs import log_to_file
 from .pgcluster import INSTALL_HINT, PgCluster, bindir
 from .seaweed import WeedCluster, WeedError
 
 log = logging.getLogger(__name__)
 
 DEMO_PASSWORD = "qwe12345"  # the original's demo password, printed at start
+LOG_FILE = "cdnstore.log"  # in the demo's folder
+# Ctrl-C stops the demo at once: copies still running are interrupted and go back to the queue (no attempt
+# spent), to run again at the next start; requests in flight get as long.
+SHUTDOWN_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ def demo_config(cfg: Config, root: Path, port: int | None) -> Config:
             "events": cfg.events.model_copy(
                 update={"token": cfg.events.token or _persisted_secret(root / "events_token")}
             ),
+            "jobs": cfg.jobs.model_copy(update={"shutdown_grace": min(cfg.jobs.shutdown_grace, SHUTDOWN_GRACE)}),
         }
     )
 
@@ -115,9 +128,10 @@ def daemon_config(cfg: Config, i: int) -> Config:
     )
 
 
-def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> int:
+def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1, *, verbose: bool = False) -> int:
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    log_to_file(root / LOG_FILE, cfg.log, terminal_level=logging.NOTSET if verbose else logging.WARNING)
     cfg = demo_config(cfg, root, port)
     if daemons < 1:
         return _refuse("--daemons must be at least 1")
@@ -135,15 +149,36 @@ def run_demo(cfg: Config, folder: str, port: int | None, daemons: int = 1) -> in
         if pg is not None:
             print(f"starting a throwaway PostgreSQL cluster under {pg.root} ...", flush=True)
             pg.start()
-            cfg = cfg.model_copy(
-                update={"database": cfg.database.model_copy(update={"url": pg.create_database("cdnstore")})}
-            )
+            url = pg.create_database("cdnstore")
+            _copy_demo_data(Path(cfg.database.path), url)
+            cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": url})})
         return asyncio.run(_demo(cfg, root, daemons))
     except WeedError as exc:  # one line, not weed's Go stack dump (that stays in the file it names)
         return _refuse(exc.summary)
     finally:
         if pg is not None:
             pg.stop()
+
+
+def _copy_demo_data(sqlite: Path, url: str) -> None:
+    """The one-daemon demo's database (users, servers, files, history) into the cluster's, so that the
+    daemons serve what the demo held; nothing flows back (the cluster is thrown away at the end)."""
+    if not sqlite.exists():
+        print("  (no earlier one-daemon demo to copy: the daemons start with the demo users only)", flush=True)
+        return
+    initialize(sqlite)  # the copy wants both at the latest schema
+    copied = asyncio.run(copy_database(sqlite, "", url, lambda line: None))
+    print(
+        f"  copied the demo's database ({_shown(sqlite)}, {sum(copied.tables.values())} rows) into it: the "
+        "same users, servers and files; what changes in this run is not kept after it stops",
+        flush=True,
+    )
+
+
+def _shown(path: Path) -> str:
+    """`path` as the user would type it: relative to the current directory when it is inside it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
 
 
 def _refuse(reason: str) -> int:
@@ -178,21 +213,33 @@ async def _demo(cfg: Config, root: Path, daemons: int) -> int:
     print(f"starting {len(ORIGINAL_LAYOUT)} local S3 servers (SeaweedFS) under {root / 's3'} ...", flush=True)
     await cluster.start()
     # (AppRunner: unparsable requests answered as problem+json)
-    runners = [AppRunner(create_app(daemon_config(cfg, i)), access_log=None) for i in range(daemons)]
+    runners = [
+        AppRunner(create_app(daemon_config(cfg, i)), access_log=None, shutdown_timeout=cfg.jobs.shutdown_grace)
+        for i in range(daemons)
+    ]
     try:
         await _provision_first(cfg, cluster, s3_secret)
         for i, runner in enumerate(runners):
             await runner.setup()
             await web.TCPSite(runner, cfg.http.host, daemon_config(cfg, i).http.port).start()
-        _announce(cfg, cluster, daemons)
+        _announce(cfg, cluster, daemons, root / LOG_FILE)
         await stop.wait()
         print("\nstopping ...", flush=True)
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
-        await cluster.stop()
+        await _stop(runners, cluster)
     print("stopped", flush=True)
     return 0
+
+
+async def _stop(runners: list[AppRunner], cluster: WeedCluster) -> None:
+    """The daemons first (so that no copy is cut off by its storage server going away), all at once; then
+    the storage servers, all at once."""
+    started = time.monotonic()
+    await asyncio.gather(*(runner.cleanup() for runner in runners))
+    stopped_daemons = time.monotonic()
+    log.info("demo: daemons stopped in %.2f s", stopped_daemons - started)
+    await cluster.stop()
+    log.info("demo: storage servers stopped in %.2f s", time.monotonic() - stopped_daemons)
 
 
 async def _provision_first(cfg: Config, cluster: WeedCluster, s3_secret: str) -> None:
@@ -234,10 +281,21 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
             )
 
 
-def _announce(cfg: Config, cluster: WeedCluster, daemons: int) -> None:
+def _announce(cfg: Config, cluster: WeedCluster, daemons: int, log_file: Path) -> None:
+    """What runs where, with the URL and the credentials last: the lines a person looks for."""
     url = cfg.http.public_url
     others = [f"{daemon_config(cfg, i).http.public_url}/" for i in range(1, daemons)]
     lines = [
+        "",
+        f"  S3 servers (SeaweedFS, their data under {_shown(cluster.root)}):",
+        *(
+            f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
+            f"{'' if s.is_active else '  (inactive)'}"
+            for s in ORIGINAL_LAYOUT
+        ),
+        f"  API description: {url}/api/openapi.json",
+        f"  clients on this machine count as {cfg.geoip.fallback_ip}; send X-Forwarded-For to be elsewhere",
+        f"  log: {_shown(log_file)} (every request, copy and job; --verbose shows them here too)",
         "",
         f"cdnstore demo is running at {url}/",
         *(
@@ -250,14 +308,6 @@ def _announce(cfg: Config, cluster: WeedCluster, daemons: int) -> None:
         ),
         f"  log in as  admin / {DEMO_PASSWORD}  (administrator)",
         f"         or  user / {DEMO_PASSWORD}",
-        f"  API description: {url}/api/openapi.json",
-        f"  clients on this machine count as {cfg.geoip.fallback_ip}; send X-Forwarded-For to be elsewhere",
-        "  S3 servers:",
-        *(
-            f"    {s.name:<12} {s.location:<12} {s.zone:<7} {cluster.instance(s.name).endpoint_url}"
-            f"{'' if s.is_active else '  (inactive)'}"
-            for s in ORIGINAL_LAYOUT
-        ),
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

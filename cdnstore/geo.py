@@ -19,6 +19,7 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, Self, TypeVar, cast, overload
 
@@ -29,6 +30,7 @@ import maxminddb
 __all__ = [
     "DATABASE_FILE",
     "EARTH_RADIUS_KM",
+    "OUTDATED_AFTER",
     "GeoDatabaseError",
     "GeoLocator",
     "IPAddress",
@@ -196,43 +198,95 @@ def default_database_path() -> Path:
     return path
 
 
+OUTDATED_AFTER = timedelta(days=365)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced or rewritten: (inode, size, modification time)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
+def _open_city(path: Path) -> geoip2.database.Reader:
+    try:
+        reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_AUTO)
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise GeoDatabaseError(f"cannot open GeoIP database {path}: {exc}") from exc
+    database_type = reader.metadata().database_type
+    if "City" not in database_type:
+        reader.close()
+        raise GeoDatabaseError(f"GeoIP database {path} is a {database_type} database, not a City database")
+    return reader
+
+
+def _lookup_in(reader: geoip2.database.Reader, cache_size: int) -> functools._lru_cache_wrapper[Point | None]:
+    """The cached lookup of one reader (it closes over the reader, not over the locator: no reference cycle)."""
+
+    @functools.lru_cache(maxsize=cache_size)
+    def lookup(ip: str) -> Point | None:
+        addr = _parse_ip(ip)
+        if addr is None or not _is_routable(addr):
+            return None
+        try:
+            location = reader.city(addr).location
+        except geoip2.errors.AddressNotFoundError:
+            return None
+        lat, lon = location.latitude, location.longitude
+        if lat is None or lon is None:
+            return None
+        return Point(lat, lon)
+
+    return lookup
+
+
 class GeoLocator:
     """Locates IP addresses with a local MaxMind City database.
 
     Open once at start-up and share; `locate` is cheap for addresses already seen (bounded LRU
-    cache) and never touches the network. Also a context manager.
+    cache) and never touches the network. `reload_if_changed` opens the file again once it was replaced
+    (an update: geoipupdate or a download moved into place). Also a context manager.
     """
 
     def __init__(self, path: str | Path | None = None, *, cache_size: int = 65536) -> None:
         resolved = default_database_path() if not path else Path(path).expanduser()
         self.path = resolved
-        try:
-            reader = geoip2.database.Reader(str(resolved), mode=maxminddb.MODE_AUTO)
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-            raise GeoDatabaseError(f"cannot open GeoIP database {resolved}: {exc}") from exc
-        database_type = reader.metadata().database_type
-        if "City" not in database_type:
-            reader.close()
-            raise GeoDatabaseError(f"GeoIP database {resolved} is a {database_type} database, not a City database")
-        self.database_type: str = database_type
-        self._reader = reader
+        self.cache_size = cache_size
+        self._stamp = _stamp(resolved)
+        self._reader = _open_city(resolved)
+        self._lookup = _lookup_in(self._reader, cache_size)
 
-        # The cache closes over the reader, not over self, so it holds no reference cycle.
-        @functools.lru_cache(maxsize=cache_size)
-        def lookup(ip: str) -> Point | None:
-            addr = _parse_ip(ip)
-            if addr is None or not _is_routable(addr):
-                return None
-            try:
-                location = reader.city(addr).location
-            except geoip2.errors.AddressNotFoundError:
-                return None
-            lat, lon = location.latitude, location.longitude
-            if lat is None or lon is None:
-                return None
-            return Point(lat, lon)
+    @property
+    def database_type(self) -> str:
+        return str(self._reader.metadata().database_type)
 
-        self._lookup = lookup
+    @property
+    def built_at(self) -> datetime:
+        """When MaxMind built the database (its metadata's build_epoch), UTC."""
+        return datetime.fromtimestamp(self._reader.metadata().build_epoch, UTC)
+
+    def outdated(self, now: datetime | None = None) -> bool:
+        """Built over a year ago: addresses move between networks and places, and it no longer knows them."""
+        return (now or datetime.now(UTC)) - self.built_at > OUTDATED_AFTER
+
+    def describe(self) -> str:
+        """ "GeoLite2-City, built 2018-07-03"."""
+        return f"{self.database_type}, built {self.built_at:%Y-%m-%d}"
+
+    def reload_if_changed(self) -> bool:
+        """Open the database again when its file was replaced since it was opened: True when it was. The file
+        is only used once it opens as a City database (a half-written or wrong file raises
+        GeoDatabaseError and the one in use stays)."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp  # (a bad file is reported once, not at every look)
+        reader = _open_city(self.path)
+        old, self._reader, self._lookup = self._reader, reader, _lookup_in(reader, self.cache_size)
+        old.close()
+        return True
 
     def locate(self, ip: str | None) -> Point | None:
         """Where `ip` is, or None if it is private, reserved, unparsable or unknown."""

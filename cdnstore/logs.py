@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from .config import LogConfig
@@ -192,3 +193,14 @@ def setup_logging(cfg: LogConfig) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(cfg.level)
+
+
+def log_to_file(path: Path, cfg: LogConfig, *, terminal_level: int) -> None:
+    """Every line also appended to `path` (as `log.format` says); the terminal (the handler setup_logging made)
+    keeps only lines of `terminal_level` and above. For the demo: its terminal shows its URL, not its traffic."""
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(JsonFormatter() if cfg.format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(terminal_level)
+    root.addHandler(file_handler)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def cdnstore(
     *args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`cdnstore ARGS`, without a terminal (a session of its own: no /dev/tty either), as a script runs it."""
     return subprocess.run(
         [sys.executable, "-m", "cdnstore", *args],
         cwd=cwd,
@@ -20,6 +24,7 @@ def cdnstore(
         capture_output=True,
         timeout=60,
         env={**clean_env(), **(env or {})},
+        start_new_session=True,
     )
 
 
@@ -58,3 +63,38 @@ async def start_demo(tmp_path: Path, port: int, *args: str) -> tuple[asyncio.sub
         await proc.wait()
         raise
     return proc, out
+
+
+def doc_blocks(path: Path) -> list[tuple[str, str]]:
+    """Every ```sh block of a markdown file, with the title of the section it is in ("" before the first)."""
+    text = path.read_text()
+    return [
+        ((re.findall(r"^## (.+)$", text[: m.start()], re.M) or [""])[-1], m[1])
+        for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    ]
+
+
+def marked(block: str) -> str:
+    """The block with each numbered comment (`# 3. ...`) turned into a marker line (`### 3`) to split its
+    output by (printf, not echo: curl prints JSON without a newline, and a marker must start a line)."""
+    return re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
+
+
+def by_marker(output: str) -> dict[str, str]:
+    parts = re.split(r"\n### (.+)\n", output)
+    markers = parts[1::2]
+    assert len(set(markers)) == len(markers), (
+        f"the document numbers a step twice: {markers}"
+    )  # (one would hide the other)
+    return dict(zip(markers, parts[2::2], strict=True))
+
+
+def json_values(text: str) -> list[Any]:
+    """The JSON documents printed back to back (curl adds no newline)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text.strip()):
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return found

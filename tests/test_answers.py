@@ -30,6 +30,7 @@ from cdnstore.api.jobs import render_job_row
 from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
 from cdnstore.api.oidc import render_methods
+from cdnstore.api.ops import geoip_check
 from cdnstore.api.schemas import (
     AuthMethodsOut,
     CapabilitiesOut,
@@ -46,6 +47,7 @@ from cdnstore.api.schemas import (
     PartUrlOut,
     PublicLinkOut,
     PublicRequestOut,
+    ReadyCheck,
     ReplicaOut,
     SenderUploadOut,
     ServerOut,
@@ -65,6 +67,7 @@ from cdnstore.api.users import render_row, render_user
 from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.geo import GeoLocator
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
 from cdnstore.probe import cors_rule
@@ -348,6 +351,11 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
     }
     assert_exactly(JobOut, render_job_row(app, row))
     assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+
+
+def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:
+    with GeoLocator() as locator:
+        assert_exactly(ReadyCheck, geoip_check(locator), optional=("built_at",))
 
 
 def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() -> None:

@@ -359,11 +359,15 @@ def page_headers(api: Api, origin: str | None = None, cookie: str | None = None)
     return headers
 
 
-def refresh_cookie(answer: Any) -> Morsel[str]:
+def cookie_named(answer: Any, name: str) -> Morsel[str]:
     jar: SimpleCookie = SimpleCookie()
     for header in answer.headers.getall("Set-Cookie"):
         jar.load(header)
-    return jar["cdnstore_refresh"]
+    return jar[name]
+
+
+def refresh_cookie(answer: Any) -> Morsel[str]:
+    return cookie_named(answer, "cdnstore_refresh")
 
 
 async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_cookie(api: Api) -> None:
@@ -390,6 +394,32 @@ async def test_the_pages_cookie_session_keeps_the_refresh_token_in_an_httponly_c
     (await api.call("POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=rotated.value))).problem(
         401, "unauthorized"
     )
+
+
+async def test_a_cookie_session_comes_with_a_hint_the_page_can_read_holding_nothing(api: Api) -> None:
+    """The page asks for a refresh only when this hint is there (no refused refresh on a visit without a
+    session); it lives as long as the session's cookie, and goes with it."""
+    await api.make_user("alice")
+    login = await api.call(
+        "POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}, headers=page_headers(api)
+    )
+    login.expect(200)
+    hint = cookie_named(login, "cdnstore_session")
+    assert hint.value == "1" and not hint["httponly"] and hint["path"] == "/" and hint["samesite"] == "Strict"
+    assert hint["max-age"] == refresh_cookie(login)["max-age"]
+    renewed = await api.call(
+        "POST", "/api/v1/auth/refresh", json={}, headers=page_headers(api, cookie=refresh_cookie(login).value)
+    )
+    renewed.expect(200)
+    assert cookie_named(renewed, "cdnstore_session").value == "1"  # renewed with it
+    out = await api.call(
+        "POST", "/api/v1/auth/logout", json={}, headers=page_headers(api, cookie=refresh_cookie(renewed).value)
+    )
+    out.expect(204)
+    assert cookie_named(out, "cdnstore_session").value == "" and cookie_named(out, "cdnstore_session")["path"] == "/"
+    bearer = await api.call("POST", "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    bearer.expect(200)
+    assert not bearer.headers.getall("Set-Cookie", [])  # bearer clients get no cookie at all
 
 
 async def test_a_cookie_session_is_secure_when_the_page_is_served_over_https(make_api: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import re
 import signal
 import sqlite3
@@ -11,59 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from clihelp import cdnstore, start_demo
+from clihelp import by_marker, cdnstore, doc_blocks, json_values, marked, start_demo
 from weedbed import unused_port
 
 from cdnstore.demo import DEMO_PASSWORD, ORIGINAL_LAYOUT
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 # Run as written, but strict: the first failing command (an HTTP error included) ends the script.
 STRICT = 'set -euo pipefail\nshopt -s inherit_errexit\ncurl() { command curl --fail-with-body "$@"; }\n'
-
-
-def readme_blocks() -> list[tuple[str, str]]:
-    """Every ```sh block of the README, with the title of the section it is in ("" before the first)."""
-    text = README.read_text()
-    return [
-        ((re.findall(r"^## (.+)$", text[: m.start()], re.M) or [""])[-1], m[1])
-        for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)
-    ]
 
 
 def readme_demo_script() -> str:
     """The README's blocks for the demo, in order, each numbered comment turned into a marker to split
     the output by: `### 3` for `# 3. ...`, `### block 2` at the start of the second block."""
-    blocks = readme_blocks()
+    blocks = doc_blocks(README)
     # The first block is the two commands that start everything; "Running it for real" is no demo.
     assert blocks[0][0] == "" and blocks[0][1].startswith("python3 dev.py demo    #")
     demo = [block for title, block in blocks[1:] if title != "Running it for real"]
     assert all(title.startswith("Try it") for title, block in blocks[1:] if block in demo), blocks
-    # printf, not echo: curl prints JSON without a newline, and a marker must start a line of its own.
-    marked = (
-        f"printf '\\n### block {n}\\n'\n" + re.sub(r"^# (\d+)\. .*$", r"printf '\\n### \1\\n'", block, flags=re.M)
-        for n, block in enumerate(demo, 1)
-    )
-    return STRICT + "".join(marked)
-
-
-def by_marker(output: str) -> dict[str, str]:
-    parts = re.split(r"\n### (.+)\n", output)
-    markers = parts[1::2]
-    assert len(set(markers)) == len(markers), (
-        f"the README numbers a step twice: {markers}"
-    )  # (one would hide the other)
-    return dict(zip(markers, parts[2::2], strict=True))
-
-
-def json_values(text: str) -> list[Any]:
-    """The JSON documents printed back to back (curl adds no newline)."""
-    decoder, found, at = json.JSONDecoder(), [], 0
-    while at < len(text.strip()):
-        value, at = decoder.raw_decode(text, at)
-        found.append(value)
-        while at < len(text) and text[at].isspace():
-            at += 1
-    return found
+    return STRICT + "".join(f"printf '\\n### block {n}\\n'\n" + marked(block) for n, block in enumerate(demo, 1))
 
 
 def test_init_creates_the_database_and_is_safe_to_run_again(tmp_path: Path) -> None:
@@ -84,6 +51,14 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert taken.returncode == 1 and "username_taken" in taken.stderr
     short = cdnstore("user", "add", "bob", "--password-stdin", cwd=tmp_path, stdin="short\n")
     assert short.returncode == 1 and "password" in short.stderr
+
+
+def test_user_add_without_a_terminal_says_in_a_line_to_give_the_password_on_stdin(tmp_path: Path) -> None:
+    """Run by a script or a service (no terminal to ask on): no EOFError traceback, the way to do it."""
+    for command in (("user", "add", "admin", "--admin"), ("user", "passwd", "admin")):
+        asked = cdnstore(*command, cwd=tmp_path, stdin="")
+        assert asked.returncode == 1 and asked.stderr.count("\n") == 1, asked
+        assert "no terminal to ask for the password on" in asked.stderr and "--password-stdin" in asked.stderr
 
 
 def test_user_disable_enable_passwd_and_delete_never_leave_no_enabled_admin(tmp_path: Path) -> None:
@@ -158,6 +133,7 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
         assert [(s["location"], s["zone"], s["is_active"], s["health"]) for s in servers] == [
             (site.location, site.zone, site.is_active, "up") for site in ORIGINAL_LAYOUT
         ]
+        (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # run from a checkout, where dev.py made .venv
         readme = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
@@ -192,7 +168,7 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
             ("dallas", "USA"),
         }
         assert {i["status"] for i in where["items"]} <= {"present", "pending"}
-        assert steps["8"] == ""
+        assert steps["block 3"] == steps["8"] == ""
         [sent] = json_values(steps["9"])  # (the PUT prints nothing, /complete the file)
         assert (sent["name"], sent["status"], sent["zone"]) == ("hello (2).txt", "stored", "Africa")
         [received] = json_values(steps["10"])
@@ -200,6 +176,19 @@ async def test_demo_serves_a_working_login_and_the_five_servers(tmp_path: Path) 
         trash, restored = json_values(steps["11"])
         assert [f["name"] for f in trash["items"]] == ["hello.txt"] and trash["trash_days"] == 7
         assert (restored["name"], restored["status"]) == ("hello.txt", "stored")
+        # The upload command: the big file in parts, stored, and a share link that serves its bytes.
+        assert steps["block 4"] == ""
+        stored = re.fullmatch(r"stored big\.bin \(70,000,000 bytes\) as [0-9a-f-]{36}: (\S+)/s/(\S+)\n", steps["12"])
+        assert stored is not None and stored[1] == url, steps["12"]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v1/public/links/{stored[2]}/download", json={}) as resp:
+                assert resp.status == 200, await resp.text()
+                got = await resp.json()
+            async with http.get(got["url"]) as resp:
+                digest = hashlib.sha256()
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    digest.update(chunk)
+        assert digest.digest() == hashlib.sha256((tmp_path / "big.bin").read_bytes()).digest()
     finally:
         proc.send_signal(signal.SIGINT)
         rest = await asyncio.wait_for(proc.communicate(), 30)

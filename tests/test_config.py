@@ -90,6 +90,12 @@ def test_the_config_path_comes_from_the_environment(tmp_path: Path) -> None:
         config.load(env={"CDNSTORE_CONFIG": str(tmp_path / "missing.toml")})
 
 
+def test_the_upload_commands_variables_are_no_settings_of_the_daemon() -> None:
+    """A shell that exported CDNSTORE_URL and CDNSTORE_TOKEN for `cdnstore upload` still runs `cdnstore serve`."""
+    env = {"CDNSTORE_URL": "https://files.example.com", "CDNSTORE_TOKEN": "cdn_x", "CDNSTORE_HTTP_PORT": "9300"}
+    assert config.load(env=env).http.port == 9300
+
+
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [

@@ -99,6 +99,18 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
             "INSERT INTO leases (name, holder, until) VALUES ('a-task-of-a-daemon-long-gone', 'a-daemon-long-gone', 0)"
         )
         await tx.execute("INSERT INTO throttle_failures (scope, key, at) VALUES ('logins', 'alice|127.0.0.1', 0)")
+        # A webhook with one delivered event (written directly: a receiver's address must be public).
+        await tx.execute(
+            "INSERT INTO webhooks (uuid, owner_id, url, secret, created_at)"
+            " SELECT 'w', id, 'https://hooks.example/in', 'whsec_x', 'now' FROM users WHERE username = 'alice'"
+        )
+        await tx.execute(
+            "INSERT INTO webhook_events (event, owner_id, webhook_id) SELECT 'file.stored', owner_id, id FROM webhooks"
+        )
+        await tx.execute(
+            "INSERT INTO webhook_deliveries (uuid, webhook_id, event, occurred_at, status, delivered_at)"
+            " SELECT 'msg_1', id, 'file.stored', 'now', 'delivered', 'now' FROM webhooks"
+        )
     await an_import(api, weed, bucket, servers["dallas"]["id"])
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):

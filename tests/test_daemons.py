@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from apihelp import DATA_SMALL, PASSWORD, US_IP, Answer, Api, Session, fetch, from_ip, put_bytes, wait_for
-from clihelp import start_demo
+from clihelp import cdnstore, start_demo
 from daemonproc import Cluster
 from webhook_receiver import Receiver
 from weedbed import unused_port
@@ -291,12 +291,21 @@ async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_pat
     port = unused_port()
     while not all(_free(p) for p in (port, port + 1)):
         port = unused_port()
+    # The one-daemon demo's database, with a user of its own: the two daemons start from a copy of it.
+    made = cdnstore(
+        "user", "add", "carol", "--password-stdin", cwd=tmp_path, stdin=f"{PASSWORD}\n",
+        env={"CDNSTORE_DATABASE_PATH": str(tmp_path / "demo" / "cdnstore.sqlite3")},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
     proc, out = await start_demo(tmp_path, port, "--daemons", "2")
     try:
         first, second = re.findall(r"running at (http://\S+)/", out)[0], re.findall(r"and at (http://\S+)/:", out)[0]
         assert (first, second) == (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"), out
         assert "2 daemons on one PostgreSQL database" in out
+        assert "copied the demo's database" in out and "what changes in this run is not kept" in out, out
         async with aiohttp.ClientSession() as http:
+            for url in (first, second):
+                await demo_login(http, url, "carol", PASSWORD)
             one, two = await demo_login(http, first), await demo_login(http, second)
             headers = {"Authorization": f"Bearer {one}"}
             body = {"name": "both.txt", "size": len(DATA_SMALL), "content_type": "text/plain"}
@@ -321,8 +330,10 @@ async def test_the_demo_with_two_daemons_serves_the_same_files_from_both(tmp_pat
     assert await asyncio.to_thread(gone, re.findall(r"PostgreSQL cluster under (\S+) \.\.\.", out)[0])  # with the demo
 
 
-async def demo_login(http: aiohttp.ClientSession, url: str) -> str:
-    async with http.post(f"{url}/api/v1/auth/login", json={"username": "admin", "password": DEMO_PASSWORD}) as resp:
+async def demo_login(
+    http: aiohttp.ClientSession, url: str, username: str = "admin", password: str = DEMO_PASSWORD
+) -> str:
+    async with http.post(f"{url}/api/v1/auth/login", json={"username": username, "password": password}) as resp:
         assert resp.status == 200, await resp.text()
         return str((await resp.json())["access_token"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -17,13 +18,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 from kinds import KINDS, UNIT
 from reliability import ARTIFACT
 from weedbed import unused_port
 
+from cdnstore.demo import DEMO_PASSWORD
+
 ROOT = Path(__file__).resolve().parent.parent
 READY = "Press Ctrl-C to stop."
+# A stop takes a second or two (the storage servers stop at once, in parallel). The bound is loose for a
+# machine busy with other suites; what it rules out is the 10 s a storage server hanging on its way out
+# used to cost (its "ignored SIGTERM for 10 s" line is looked for too).
+STOPS_WITHIN = 6.0
 
 
 def weed_pids(folder: Path) -> list[int]:
@@ -108,11 +116,28 @@ async def demo(folder: Path, *args: str, port: int | None = None, via: str = "de
             os.kill(pid, signal.SIGKILL)
 
 
-def assert_stopped_cleanly(run: Demo, code: int) -> None:
+def assert_stopped_cleanly(run: Demo, code: int, *, quietly: bool = True) -> None:
     assert code == 0, run.output
     assert "Traceback" not in run.output, run.output
     assert "stopping ..." in run.output and run.output.rstrip().endswith("stopped"), run.output
+    if quietly:  # nothing else on the way out (unless the log was asked for on the terminal)
+        assert run.output.rstrip().endswith("\nstopping ...\nstopped"), run.output
     assert weed_pids(run.folder) == []
+
+
+async def assert_url_and_credentials_come_last(run: Demo) -> None:
+    """The terminal shows what to open and how to sign in last, and no request line; the requests are in
+    the log file it names."""
+    lines = run.out.rstrip().splitlines()
+    assert lines[-1] == READY and lines[-4].startswith("cdnstore demo is running at http://127.0.0.1:"), run.out
+    assert lines[-3].strip().startswith("log in as  admin / ") and lines[-2].strip().startswith("or  user / ")
+    log = run.folder / "cdnstore.log"
+    assert f"log: {log} (every request" in run.out
+    url = re.findall(r"running at (http://\S+)/", run.out)[0]
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
+        assert resp.status == 200
+    await until(lambda: "INFO cdnstore.requests: GET /healthz 200" in log.read_text())
+    assert "cdnstore.requests" not in run.output and " INFO " not in run.output, run.output
 
 
 @pytest.mark.parametrize(
@@ -126,11 +151,86 @@ async def test_ctrl_c_sigint_or_sigterm_stops_the_demo_and_its_storage_servers_c
         assert "pip install" not in run.out  # the venv was there: nothing reinstalled
         assert " 404 " not in run.out  # no storage event answered "unknown server" while starting
         assert len(weed_pids(run.folder)) == 5
+        await assert_url_and_credentials_come_last(run)
+        asked = time.monotonic()
         if how == "terminal":  # Ctrl-C: the whole foreground process group gets SIGINT at once
             os.killpg(run.proc.pid, sig)
         else:  # a service manager, or kill -INT <pid of dev.py>
             run.proc.send_signal(sig)
+        code = await run.finish()
+        took = time.monotonic() - asked
+        assert_stopped_cleanly(run, code)
+        assert "ignored SIGTERM" not in run.output and "ignored SIGTERM" not in log_of(run)
+        assert took < STOPS_WITHIN, f"the demo took {took:.1f} s to stop"
+
+
+def log_of(run: Demo) -> str:
+    return (run.folder / "cdnstore.log").read_text()
+
+
+async def test_a_file_uploaded_before_ctrl_c_is_there_after_the_next_start(tmp_path: Path) -> None:
+    """Losing nothing: the file and its copy, stored before a Ctrl-C, download again after the next start."""
+    folder, data = tmp_path / "demo", os.urandom(100_000)
+    async with demo(folder) as run:
+        await run.read_until(READY)
+        url = re.findall(r"running at (http://\S+)/", run.out)[0]
+        async with aiohttp.ClientSession() as http:
+            user = await login(http, url, "user")
+            file_id = await upload(http, url, user, data)
+            admin = await login(http, url, "admin")
+            await until_async(lambda: both_usa_servers_hold(http, url, admin, file_id))
+        os.killpg(run.proc.pid, signal.SIGINT)
         assert_stopped_cleanly(run, await run.finish())
+    async with demo(folder, "--verbose") as again:  # (and the log on the terminal, as asked)
+        await again.read_until(READY)
+        url = re.findall(r"running at (http://\S+)/", again.out)[0]
+        async with aiohttp.ClientSession() as http:
+            user = await login(http, url, "user")
+            async with http.get(f"{url}/api/v1/files/{file_id}/download", headers=user) as resp:
+                assert resp.status == 200, await resp.text()
+                link = await resp.json()
+            async with http.get(link["url"]) as resp:
+                assert resp.status == 200 and await resp.read() == data
+            admin = await login(http, url, "admin")
+            assert await both_usa_servers_hold(http, url, admin, file_id)  # the copy too, as it was
+        again.proc.send_signal(signal.SIGINT)
+        assert_stopped_cleanly(again, await again.finish(), quietly=False)
+    assert f"INFO cdnstore.requests: GET /api/v1/files/{file_id}/download 200" in again.output
+
+
+async def login(http: aiohttp.ClientSession, url: str, username: str) -> dict[str, str]:
+    """The headers of `username`'s calls."""
+    body = {"username": username, "password": DEMO_PASSWORD}
+    async with http.post(f"{url}/api/v1/auth/login", json=body) as resp:
+        assert resp.status == 200, await resp.text()
+        return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+
+async def upload(http: aiohttp.ClientSession, url: str, headers: dict[str, str], data: bytes) -> str:
+    """A file announced, PUT to its storage server and confirmed: its id."""
+    body = {"name": "kept.bin", "size": len(data)}
+    async with http.post(f"{url}/api/v1/files", json=body, headers=headers) as resp:
+        assert resp.status == 201, await resp.text()
+        announced = await resp.json()
+    target = announced["upload"]
+    async with http.put(target["url"], data=data, headers=target["headers"]) as resp:
+        assert resp.status == 200, await resp.text()
+    async with http.post(f"{url}/api/v1/files/{announced['file']['id']}/complete", headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    return str(announced["file"]["id"])
+
+
+async def both_usa_servers_hold(http: aiohttp.ClientSession, url: str, admin: dict[str, str], file_id: str) -> bool:
+    async with http.get(f"{url}/api/v1/files/{file_id}/servers", headers=admin) as resp:
+        items = (await resp.json())["items"]
+    return sorted((i["server"]["name"], i["status"]) for i in items) == [("dallas", "present"), ("newyork", "present")]
+
+
+async def until_async(condition: object, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
+        await asyncio.sleep(0.1)
 
 
 async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(tmp_path: Path) -> None:

@@ -8,8 +8,11 @@ That database dates from July 2018. It places 8.8.8.8 at the centroid of the USA
 from __future__ import annotations
 
 import ipaddress
+import logging
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -108,6 +111,61 @@ def test_corrupt_database_file_is_an_error_naming_the_path(tmp_path: Path) -> No
     bogus.write_bytes(b"this is not a MaxMind database" * 100)
     with pytest.raises(ValueError, match=r"bogus\.mmdb"):
         GeoLocator(str(bogus))
+
+
+def test_the_shipped_database_says_when_it_was_built_and_that_it_is_outdated(locator: GeoLocator) -> None:
+    assert locator.built_at == datetime(2018, 7, 3, 21, 26, 56, tzinfo=UTC)
+    assert locator.describe() == "GeoLite2-City, built 2018-07-03"
+    assert locator.outdated() and not locator.outdated(now=locator.built_at + timedelta(days=364))
+
+
+def test_a_replaced_database_file_is_used_and_a_bad_one_is_not(tmp_path: Path) -> None:
+    """An update (geoipupdate, or a download moved into place) replaces the file: the locator opens it
+    again; a file that is no City database (half-written, the wrong edition) leaves the one in use."""
+    path = tmp_path / "GeoLite2-City.mmdb"
+    shutil.copy(default_database_path(), path)
+    with GeoLocator(path) as located:
+        assert located.locate(GOOGLE_DNS) is not None and located.reload_if_changed() is False
+        bad = tmp_path / "half.mmdb"
+        bad.write_bytes(default_database_path().read_bytes()[:4096])
+        bad.replace(path)
+        with pytest.raises(GeoDatabaseError, match="cannot open GeoIP database"):
+            located.reload_if_changed()
+        assert located.locate(GOOGLE_DNS) is not None  # the one opened before serves on
+        assert located.reload_if_changed() is False  # said once, not at every look
+        shutil.copy(default_database_path(), tmp_path / "new.mmdb")
+        (tmp_path / "new.mmdb").replace(path)
+        assert located.reload_if_changed() is True
+        assert located.locate(YANDEX_DNS) is not None and located.describe() == "GeoLite2-City, built 2018-07-03"
+
+
+async def test_the_daemon_says_once_that_its_geoip_database_is_outdated_and_logs_a_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiohttp import web
+
+    from cdnstore import app as app_module
+    from cdnstore import appkeys
+
+    monkeypatch.setattr(app_module, "_SAID_OUTDATED", set())
+    path = tmp_path / "GeoLite2-City.mmdb"
+    shutil.copy(default_database_path(), path)
+    apps = [web.Application(), web.Application()]  # `demo --daemons 2`: two daemons in one process
+    for app in apps:
+        app[appkeys.GEO] = GeoLocator(path)
+    with caplog.at_level(logging.INFO, logger="cdnstore.app"):
+        for app in apps * 2:
+            await app_module.geoip_current(app)
+        said = [r.getMessage() for r in caplog.records if "is over a year old" in r.getMessage()]
+        assert said == [f"the GeoIP database {path} (GeoLite2-City, built 2018-07-03) is over a year old: clients "
+                        "may be placed wrongly, and sent to farther servers than the nearest; update it "
+                        '(docs/operations.md, "GeoIP data")']  # fmt: skip
+        shutil.copy(default_database_path(), tmp_path / "new.mmdb")
+        (tmp_path / "new.mmdb").replace(path)
+        await app_module.geoip_current(apps[0])
+    assert f"GeoIP database {path} reloaded: GeoLite2-City, built 2018-07-03" in caplog.text
+    for app in apps:
+        app[appkeys.GEO].close()
 
 
 # --------------------------------------------------------------------------- locating

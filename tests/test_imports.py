@@ -232,10 +232,12 @@ async def test_cdnstore_import_runs_an_import_to_its_end_on_the_command_line(
     await admin.add_server(weed, "dallas", bucket)
     await fill(weed.target("dallas", bucket), {"one.txt": b"1\n", "two.txt": b"2\n", "a/b.txt": b"3\n"})
     config = write_config(tmp_path, daemon_port, database={"url": database_url})  # (the daemon's database)
-    done = cdnstore("import", "dallas", "--owner", "alice", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)})
+    env = {"CDNSTORE_CONFIG": str(config)}
+    # (in a thread: the daemon in this process goes on answering while the command runs)
+    done = await asyncio.to_thread(cdnstore, "import", "dallas", "--owner", "alice", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "import done: objects_seen=3 files_adopted=2 " in done.stdout
     assert "not adopted: 'a/b.txt': not a valid file name" in done.stdout
     assert set(await files_of(alice)) == {"one.txt", "two.txt"}
-    unknown = cdnstore("import", "nowhere", "--owner", "alice", cwd=tmp_path, env={"CDNSTORE_CONFIG": str(config)})
+    unknown = await asyncio.to_thread(cdnstore, "import", "nowhere", "--owner", "alice", cwd=tmp_path, env=env)
     assert unknown.returncode == 1 and "server_not_found" in unknown.stderr

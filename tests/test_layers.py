@@ -64,11 +64,9 @@ def imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
     return {name for name in found if name.startswith("cdnstore") and name != module}
 
 
-# Not modules of the service: the package itself, a client example (README), the migrations' package markers.
+# Not modules of the service: the package itself, the migrations' package markers.
 UNLISTED = (
     "cdnstore",
-    "cdnstore.examples",
-    "cdnstore.examples.upload",
     "cdnstore.migrations",
     "cdnstore.migrations.postgres",
 )

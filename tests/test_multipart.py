@@ -8,7 +8,6 @@ import base64
 import hashlib
 import io
 import sqlite3
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import aiohttp
-from apihelp import PASSWORD, US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
-from clihelp import clean_env
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
 from daemonproc import Daemon, admin_session, write_config
 from weedbed import md5_of_get
 
@@ -373,47 +371,3 @@ async def object_key_of(tmp_path: Path, file_id: str) -> str:
     finally:
         db.close()
     return str(row[0])
-
-
-async def run_example(api: Api, *args: str) -> tuple[int, str]:
-    """`python -m cdnstore.examples.upload ARGS` against the test's API, as a script would run it."""
-    env = {
-        **clean_env(),
-        "CDNSTORE_URL": f"http://127.0.0.1:{api.client.port}",
-        "CDNSTORE_USERNAME": "root",
-        "CDNSTORE_PASSWORD": PASSWORD,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cdnstore.examples.upload",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
-async def test_the_example_script_uploads_a_big_file_in_parts_and_resumes(
-    make_api: Any, weed: WeedCluster, bucket: str, tmp_path: Path
-) -> None:
-    api, admin = await setup(make_api, weed, bucket)
-    size = 11 * MIB + 5
-    path = tmp_path / "backup.tar"
-    with path.open("wb") as f:
-        for _, data in parts_of(size, 5 * MIB):
-            f.write(data)
-    code, out = await run_example(api, str(path), "--max-parts", "1")  # cut short after one part
-    assert code == 3 and "sent 1 parts" in out, out
-    file_id = (await admin.get("/api/v1/files?q=backup.tar")).expect(200)["items"][0]["id"]
-    assert len((await admin.get(f"/api/v1/files/{file_id}/upload")).expect(200)["uploaded"]) == 1
-
-    code, out = await run_example(api, str(path), "--parallel", "2")
-    assert code == 0, out
-    assert "resuming backup.tar: 1 of 3 parts already on " in out and "sent 2 parts" in out, out
-    assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
-    _, body = await admin.download(file_id)
-    assert hashlib.sha256(body).digest() == hashlib.sha256(path.read_bytes()).digest()

@@ -35,6 +35,12 @@ async def test_readyz_wants_a_writable_database_and_a_server_up(api: Api, weed: 
     ready = (await api.call("GET", "/readyz")).expect(200)
     assert ready["status"] == "ok" and all(c["ok"] for c in ready["checks"].values())
     assert ready["checks"]["servers"]["detail"] == "1 of 1 server(s) that are on are up"
+    # The GeoIP database in use and its age: the one shipped is from 2018, which the check says (and passes).
+    assert ready["checks"]["geoip"] == {
+        "ok": True,
+        "detail": 'GeoLite2-City, built 2018-07-03: over a year old, update it (docs/operations.md, "GeoIP data")',
+        "built_at": "2018-07-03T21:26:56Z",
+    }
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])  # one writer's lock (PostgreSQL's: the test below)

@@ -8,12 +8,9 @@ import hashlib
 from collections import Counter
 from typing import Any
 
-import pytest
 from apihelp import RUSSIA_IP, SOUTH_AFRICA_IP, US_IP, Answer, Api, Session, from_ip, put_bytes
 
 from cdnstore import appkeys
-from cdnstore.files import sender_names
-from cdnstore.names import MAX_NAME
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"sent through an upload request\n" * 50
@@ -143,16 +140,6 @@ async def test_a_sender_never_replaces_the_owners_file_it_gets_a_name_of_its_own
     assert await content(alice, second["file"]["id"]) == DATA + b"2"
     names = sorted(f["name"] for f in (await alice.get("/api/v1/files")).expect(200)["items"])
     assert names == ["report (2).pdf", "report (3).pdf", "report.pdf"]
-
-
-@pytest.mark.unit
-def test_a_senders_new_name_keeps_its_extension_and_the_name_limit() -> None:
-    assert sender_names("x.pdf")[:3] == ["x.pdf", "x (2).pdf", "x (3).pdf"]
-    assert sender_names("archive")[1] == "archive (2)" and sender_names(".bashrc")[1] == ".bashrc (2)"
-    long = "a" * 251 + ".pdf"
-    renamed = sender_names(long)[-1]
-    assert len(renamed) == MAX_NAME and renamed.endswith(" (50).pdf")
-    assert sender_names("x.txt", "ab12")[1:] == ["x (ab12).txt"]
 
 
 async def test_many_concurrent_senders_never_pass_max_files(make_api: Any, weed: WeedCluster, bucket: str) -> None:

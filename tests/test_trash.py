@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from apihelp import US_IP, Api, Session, from_ip, object_key, put_bytes
 
 from cdnstore import appkeys
 from cdnstore.db import iso_in
-from cdnstore.errors import Invalid
-from cdnstore.files import Lifetime
 from cdnstore.seaweed import WeedCluster
 
 DATA = b"kept for a while\n" * 64
@@ -228,19 +225,6 @@ async def test_expiry_is_set_at_upload_and_changed_later_within_the_owners_maxim
     (await alice.post("/api/v1/files", json={"name": "d.txt", "size": 1, "expires_at": None})).problem(
         422, "invalid_field"
     )
-
-
-@pytest.mark.unit
-def test_a_lifetime_bounds_and_defaults_expiry() -> None:
-    free = Lifetime()
-    assert free.expiry(None, False).at is None and free.expiry(None, True).at is None
-    assert Lifetime(default=60).expiry(None, False).at is not None
-    capped = Lifetime(longest=60, default=3600).expiry(None, False).at
-    assert capped is not None and capped <= iso_in(60)  # a default above the maximum is cut to it
-    with pytest.raises(Invalid):
-        Lifetime(longest=60).expiry(None, True)
-    with pytest.raises(Invalid):
-        free.expiry(iso_in(-1), True)
 
 
 async def test_deleting_a_user_empties_their_trash_too(make_api: Any, weed: WeedCluster, bucket: str) -> None:

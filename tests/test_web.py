@@ -19,9 +19,21 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from apihelp import PASSWORD, SOUTH_AFRICA_IP, US_IP, Api, Session, events_unheard, from_ip, put_bytes, wait_for
+from apihelp import (
+    PASSWORD,
+    SOUTH_AFRICA_IP,
+    US_IP,
+    Api,
+    Session,
+    copies_held,
+    events_unheard,
+    from_ip,
+    put_bytes,
+    wait_for,
+    writes_not_once,
+)
 from rgwbed import RgwBed
-from weedbed import unused_port
+from weedbed import ACCESS_KEY, SECRET_KEY, unused_port
 
 from cdnstore import appkeys
 from cdnstore.api.pages import page_csp, share_csp
@@ -123,6 +135,12 @@ async def downloaded(download: Download) -> bytes:
     return await asyncio.to_thread(Path(await download.path()).read_bytes)
 
 
+async def fill_in(form: Any, fields: dict[str, str]) -> None:
+    """A form's fields, by their labels."""
+    for label, value in fields.items():
+        await form.get_by_label(label, exact=True).fill(value)
+
+
 async def link_made_in(dialog: Any, fields: dict[str, str]) -> str:
     """A new link made in the open share dialog, with these fields (by label) filled in; its URL."""
     for label, value in fields.items():
@@ -137,15 +155,18 @@ def file_row(page: Page, name: str) -> Any:
 
 
 async def no_secret_stored(page: Page, *, signed_in: bool = False) -> None:
-    """Nothing in storage, the URL or cookies script can read; a signed-in page's refresh token is only
-    in its HttpOnly, SameSite=Strict cookie, sent to the session routes alone."""
+    """Nothing in storage or the URL, and no secret in a cookie script can read (only the hint that there
+    is a session, "1"); a signed-in page's refresh token is only in its HttpOnly, SameSite=Strict cookie,
+    sent to the session routes alone."""
     stored = await page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
-    assert stored == [0, 0, ""]
+    assert stored == [0, 0, "cdnstore_session=1" if signed_in else ""]
     assert "token" not in page.url
-    cookies = await page.context.cookies()
-    assert [c["name"] for c in cookies] == (["cdnstore_refresh"] if signed_in else [])
-    for cookie in cookies:
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/v1/auth/"
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    assert sorted(cookies) == (["cdnstore_refresh", "cdnstore_session"] if signed_in else [])
+    if signed_in:
+        refresh, hint = cookies["cdnstore_refresh"], cookies["cdnstore_session"]
+        assert refresh["httpOnly"] and refresh["sameSite"] == "Strict" and refresh["path"] == "/api/v1/auth/"
+        assert hint["value"] == "1" and hint["sameSite"] == "Strict" and hint["path"] == "/"
 
 
 # ------------------------------------------------------------------------------------------ serving
@@ -485,14 +506,33 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
     await shot(page, "05-admin")
     await shot(page, "05-admin-top", full_page=False)
 
+    # Turning a switch off asks first, saying what it does; cancelled, nothing changes.
+    confirm = page.locator("#confirm-dialog")
+    for field, label, title, does in (
+        ("is_on", "on", f"Turn {name} off?", "takes part in nothing"),
+        ("is_active", "active", f"Make {name} inactive?", "still serves downloads"),
+    ):
+        toggle = page.get_by_role("switch", name=f"{name} {label}")
+        await toggle.click()
+        await expect(confirm.get_by_role("heading", name=title)).to_be_visible()
+        await expect(confirm).to_contain_text(does)
+        await confirm.get_by_role("button", name="Cancel").click()
+        await expect(toggle).to_be_checked()
+        assert (await admin.get(f"/api/v1/servers/{servers[name]['id']}")).expect(200)[field] is True
     await switch.click()
+    await confirm.get_by_role("button", name="Turn off").click()
     await expect(switch).not_to_be_checked()
     await expect(page.locator(f'#worldmap g.server.off[data-name="{name}"]')).to_have_count(1)
     assert (await admin.get(f"/api/v1/servers/{servers[name]['id']}")).expect(200)["is_on"] is False
-    await switch.click()
+    await switch.click()  # on again: nothing to ask
     await expect(switch).to_be_checked()
+    await expect(confirm).to_be_hidden()
     await expect(page.locator("#worldmap g.server.off")).to_have_count(0)
     assert (await admin.get(f"/api/v1/servers/{servers[name]['id']}")).expect(200)["is_on"] is True
+    # The GeoIP database clients are placed with, and its age (the one shipped is from 2018).
+    geoip = page.locator("#geoip-note")
+    await expect(geoip).to_contain_text("GeoIP data: GeoLite2-City, built 2018-07-03: over a year old")
+    await expect(geoip).to_have_class(re.compile(r"\bwarn\b"))
 
     # The add form shows the problem's detail: a name in use, then an endpoint that does not answer.
     await page.get_by_role("button", name="Add server").click()
@@ -508,8 +548,7 @@ async def test_an_admin_sees_the_servers_and_switches_one_off_and_on(
         "Latitude": "38.72",
         "Longitude": "-9.14",
     }
-    for label, value in fields.items():
-        await form.get_by_label(label, exact=True).fill(value)
+    await fill_in(form, fields)
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).not_to_be_empty()
     first = await form.locator("#server-error").text_content()
@@ -886,6 +925,9 @@ async def test_the_page_declares_the_sha256_of_a_file_it_sends_in_one_put(
     api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
 ) -> None:
     admin, page = await admin_signed_in(api, weed, bucket, context)
+    # Servers that honour If-None-Match refuse any second PUT (412, test_vendors); without it, the checksum
+    # still binds the URL to the bytes the page hashed.
+    await writes_not_once(api, *(s["id"] for s in (await admin.get("/api/v1/servers")).expect(200)["items"]))
     data = os.urandom(1 << 20)
     payload = FilePayload(name="bound.bin", mimeType="application/octet-stream", buffer=data)
     async with page.expect_response(lambda r: r.url.endswith("/api/v1/files") and r.request.method == "POST") as got:
@@ -899,6 +941,141 @@ async def test_the_page_declares_the_sha256_of_a_file_it_sends_in_one_put(
     assert await put_bytes(answer["upload"], os.urandom(len(data))) == 400
     _, body = await admin.download(answer["file"]["id"])
     assert body == data
+
+
+async def test_the_sign_in_page_asks_for_no_refresh_without_a_session(api: Api, context: BrowserContext) -> None:
+    """A visit with no session asks nothing it would be refused (no red 401 in the console); a signed-in
+    visit resumes its session; after signing out, none is asked for again."""
+    await api.user("erin")
+    page = await context.new_page()
+    refreshes: list[str] = []
+    page.on("request", lambda r: refreshes.append(r.url) if r.url.endswith("/api/v1/auth/refresh") else None)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(base(api) + "/")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await sign_in(page, api, "erin")
+    await page.reload()
+    await expect(page.locator("#whoami")).to_have_text("erin")
+    assert len(refreshes) == 1  # the reload resumed the session
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert len(refreshes) == 1 and errors == [], (refreshes, errors)
+
+
+async def test_rename_looks_like_the_other_actions_it_sits_with(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    """Rename is no ghost of a button: it reads as enabled, like Download and Share beside it."""
+    admin, page = await admin_signed_in(api, weed, bucket, context)
+    await admin.upload_and_confirm("plain.txt", b"plain")
+    await page.reload()
+    looks = """(b) => { const s = getComputedStyle(b); return [s.color, s.borderColor, s.opacity, b.disabled]; }"""
+    rename = await page.get_by_role("button", name="Rename plain.txt").evaluate(looks)
+    download = await page.get_by_role("button", name="Download plain.txt").evaluate(looks)
+    assert rename == download and rename[2] == "1" and rename[3] is False, (rename, download)
+
+
+async def test_the_file_list_follows_a_copy_and_a_hash_that_arrive_later_in_place(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    """ "1 copy + 1 pending" turns "2 copies" by itself, in the same row (what has the focus keeps it), and
+    the details, read afresh when opened, show the SHA-256 the copy learnt."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    page = await context.new_page()
+    async with copies_held(api):
+        uploaded = await admin.upload("later.txt", b"copied later")
+        file_id = uploaded["file"]["id"]
+        await admin.wait_stored(file_id)
+        await sign_in(page, api, "root")
+        row = file_row(page, "later.txt")
+        await expect(row.locator(".copies-col")).to_have_text("1 copy + 1 pending")
+        await row.locator("button.file-name").focus()
+        await row.evaluate("(tr) => { tr.dataset.seen = 'before'; }")
+    await expect(row.locator(".copies-col")).to_have_text("2 copies", timeout=40_000)
+    assert await row.evaluate("(tr) => tr.dataset.seen") == "before"  # the same row, updated in place
+    assert await page.evaluate("() => document.activeElement.classList.contains('file-name')")
+    async with page.expect_request(lambda r: urlsplit(r.url).path == f"/api/v1/files/{file_id}"):
+        await page.keyboard.press("Enter")  # the details, read afresh
+    details = page.locator("#details-dialog")
+    await expect(details.locator("dl code.hash")).to_have_text(hashlib.sha256(b"copied later").hexdigest())
+
+
+async def test_the_file_list_stops_looking_at_what_does_not_settle(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    """A copy that does not come is looked for less and less often, and not at all after a few minutes
+    without a change (the page's clock is moved by hand: twenty minutes pass in seconds)."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    async with copies_held(api):  # throughout: the copy stays pending
+        uploaded = await admin.upload("stuck.txt", b"never copied")
+        await admin.wait_stored(uploaded["file"]["id"])
+        page = await context.new_page()
+        await page.clock.install()
+        # A look is two calls, the file then its copies: it is over when every call of both is answered
+        # (counting the copies alone, a look whose file is still being read would seem over).
+        file_path = f"/api/v1/files/{uploaded['file']['id']}"
+        of_the_file = (file_path, f"{file_path}/servers")
+        asked: list[str] = []
+        answered: list[str] = []
+        page.on(
+            "request", lambda r: asked.append(urlsplit(r.url).path) if urlsplit(r.url).path in of_the_file else None
+        )
+        page.on("requestfinished", lambda r: answered.append(r.url) if urlsplit(r.url).path in of_the_file else None)
+
+        def looks() -> int:
+            return asked.count(of_the_file[1])
+
+        await sign_in(page, api, "root")
+        await expect(file_row(page, "stuck.txt").locator(".copies-col")).to_have_text("1 copy + 1 pending")
+        for _ in range(40):  # twenty minutes of the page's time, half a minute at a time
+            await page.clock.run_for(30_000)
+            await wait_for(lambda: len(answered) == len(asked) == 2 * looks(), "the page's looks to be answered")
+        looked = looks()
+        assert 5 <= looked <= 16, looked  # looked at again, less and less often
+        for _ in range(20):  # ten more minutes
+            await page.clock.run_for(30_000)
+        assert len(asked) == 2 * looked  # and then no more
+        await expect(file_row(page, "stuck.txt").locator(".copies-col")).to_have_text("1 copy + 1 pending")
+
+
+async def test_an_admin_registers_the_first_storage_server_on_the_page(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    """docs/operations.md's install, step 7 on the page: Servers, Add server, the fields, Save."""
+    admin = await api.user("root", admin=True)
+    page = await context.new_page()
+    await sign_in(page, api, "root")
+    await page.get_by_role("link", name="Servers").click()
+    await expect(page.locator("#servers-empty")).to_be_visible()
+    await page.get_by_role("button", name="Add server").click()
+    form = page.locator("#server-dialog")
+    await fill_in(
+        form,
+        {
+            "Name": "lisbon",
+            "City": "Lisbon",
+            "S3 endpoint URL": weed.instance("capetown").endpoint_url,
+            "Bucket": bucket,
+            "Region": "us-east-1",
+            "Access key": ACCESS_KEY,
+            "Secret key": SECRET_KEY,
+            "Zone": "Europe",
+            "Latitude": "38.72",
+            "Longitude": "-9.14",
+        },
+    )
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_be_hidden(timeout=30_000)
+    await expect(page.locator("#servers-body tr")).to_have_count(1)
+    await expect(page.get_by_role("switch", name="lisbon on")).to_be_checked()
+    (server,) = (await admin.get("/api/v1/servers")).expect(200)["items"]
+    assert (server["name"], server["zone"], server["is_on"], server["is_active"]) == ("lisbon", "Europe", True, True)
+    assert (await api.call("GET", "/readyz")).status == 200
 
 
 async def test_an_empty_add_server_form_names_every_missing_field(api: Api, context: BrowserContext) -> None:
@@ -916,16 +1093,18 @@ async def test_an_empty_add_server_form_names_every_missing_field(api: Api, cont
     await expect(form.get_by_label("Name", exact=True)).to_be_focused()
 
     # Once filled in, a coordinate out of range is named on its own, next to what is still missing.
-    for label, value in {
-        "Name": "lisbon",
-        "City": "Lisbon",
-        "S3 endpoint URL": "http://127.0.0.1:9",
-        "Bucket": "b",
-        "Zone": "Europe",
-        "Latitude": "123",
-        "Longitude": "-9.14",
-    }.items():
-        await form.get_by_label(label, exact=True).fill(value)
+    await fill_in(
+        form,
+        {
+            "Name": "lisbon",
+            "City": "Lisbon",
+            "S3 endpoint URL": "http://127.0.0.1:9",
+            "Bucket": "b",
+            "Zone": "Europe",
+            "Latitude": "123",
+            "Longitude": "-9.14",
+        },
+    )
     await form.get_by_role("button", name="Save").click()
     await expect(form.locator("#server-error")).to_have_text(
         "Fill in Access key and Secret key. Latitude must be a number from -90 to 90."
@@ -1022,7 +1201,8 @@ async def test_the_page_uploads_to_a_ceph_rgw_server_whose_cors_rule_the_probe_a
 ) -> None:
     """RGW answers every preflight 403 until its bucket has a CORS rule: the probe at registration adds the
     page's. The upload also carries the signed If-None-Match (RGW honours it) and, RGW sending no events
-    here, is confirmed by the page's /complete."""
+    here, is confirmed by the page's /complete; RGW ignoring the signed SHA-256, the bytes are read back
+    first (by the verifier, every integrity.verify_interval: run here by the test) and the page waits."""
     admin = await api.user("root", admin=True)
     server = await admin.add_server(weed, "dallas", bucket, name="ceph", endpoint_url=rgw.endpoint_url)
     assert (server["capabilities"]["cors"], server["capabilities"]["conditional_write"]) == (True, True)
@@ -1034,6 +1214,8 @@ async def test_the_page_uploads_to_a_ceph_rgw_server_whose_cors_rule_the_probe_a
         "#file-input", files=[FilePayload(name="to-ceph.bin", mimeType="application/octet-stream", buffer=data)]
     )
     upload = page.locator(".upload", has_text="to-ceph.bin")
+    await expect(upload.locator(".status")).to_contain_text("Confirming")
+    await wait_for(lambda: read_back(api), "the verifier to read the upload back")
     await expect(upload.locator(".status")).to_contain_text("Stored in")
     await expect(file_row(page, "to-ceph.bin").locator(".status-cell")).to_have_text("Stored")
     alice = await api.login("alice")
@@ -1042,6 +1224,11 @@ async def test_the_page_uploads_to_a_ceph_rgw_server_whose_cors_rule_the_probe_a
     async with page.expect_download() as got:
         await page.get_by_role("button", name="Download to-ceph.bin").click()
     assert await downloaded(await got.value) == data
+
+
+async def read_back(api: Api) -> bool:
+    """One round of the verifier; whether it settled a version (the page's /complete came first)."""
+    return await api.app[appkeys.INTEGRITY].verify() > 0
 
 
 async def test_the_servers_view_shows_what_each_server_proved_and_imports_a_bucket(
@@ -1367,7 +1554,7 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
     await page.reload()
     await expect(page.locator("#app-view")).to_be_visible()
     await page.set_input_files("#file-input", files=[str(tmp_path / "thesis.pdf")])
-    item = page.locator(".upload", has_text="thesis.pdf")
+    item = page.locator(".upload:not(.unfinished)", has_text="thesis.pdf")  # (beside the offer of the reload)
     await expect(item.locator(".status")).to_contain_text("An unfinished upload of this file is on")
     await expect(item.locator(".status")).to_contain_text("3 of 4 parts")
     await item.get_by_role("button", name="Resume", exact=True).click()
@@ -1376,6 +1563,54 @@ async def test_after_a_reload_the_same_file_chosen_again_resumes_its_unfinished_
     files = (await user.get("/api/v1/files")).expect(200)["items"]
     assert [(f["id"], f["status"]) for f in files] == [(file_id, "stored")]
     await assert_downloads_as(user, file_id, data)
+
+
+async def test_after_a_reload_an_unfinished_upload_is_offered_to_resume_or_discard(
+    make_api: Any, weed: WeedCluster, bucket: str, context: BrowserContext, tmp_path: Path
+) -> None:
+    """Reloaded in the middle of an upload, the page says what was left unfinished, at once: choosing the
+    file again resumes it (only the missing parts are sent), Discard drops it (nothing left on the server)."""
+    user, page = await in_parts_page(make_api, weed, bucket, context, "noa")
+    puts = count_part_puts(page)
+    data, file_id, _ = await pause_a_big_upload(page, user, tmp_path, "thesis.pdf")
+    await wait_for(lambda: parts_held(user, file_id, 3), "the parts on their way to arrive")
+    _, dropped_id, _ = await pause_a_big_upload(page, user, tmp_path, "draft.pdf")
+    await wait_for(lambda: parts_held(user, dropped_id, 3), "the parts on their way to arrive")
+
+    await page.reload()
+    await expect(page.locator("#app-view")).to_be_visible()
+    offers = page.locator(".upload.unfinished")
+    await expect(offers).to_have_count(2)
+    thesis = offers.filter(has_text="thesis.pdf")
+    await expect(thesis.locator(".status")).to_contain_text("Not finished: 3 parts of 4 (15.7 MB of 16.8 MB) are in")
+    await expect(thesis.locator(".status")).to_contain_text("Choose the file again to resume, or discard it.")
+    await shot(page, "10-unfinished-uploads", full_page=False)
+
+    # Another file chosen by mistake: said so, nothing starts.
+    picker = thesis.get_by_label("Choose thesis.pdf again")
+    await picker.set_input_files(files=[FilePayload(name="other.pdf", mimeType="application/pdf", buffer=b"x")])
+    await expect(thesis.locator(".status")).to_contain_text("That is “other.pdf” (1 B): choose “thesis.pdf”")
+    # The right one: it resumes, sending only the missing part.
+    await picker.set_input_files(files=[str(tmp_path / "thesis.pdf")])
+    item = page.locator(".upload:not(.unfinished)", has_text="thesis.pdf")
+    await expect(item.locator(".status")).to_contain_text("Stored in", timeout=30_000)
+    assert puts[4] == 1 and all(puts[n] == 2 for n in (1, 2, 3)), puts  # (each file's parts 1-3 went before)
+    await assert_downloads_as(user, file_id, data)
+
+    # Discarded: the upload is aborted on its server, and the file, which had no content, is gone.
+    await offers.filter(has_text="draft.pdf").get_by_role("button", name="Discard").click()
+    await expect(offers).to_have_count(0)
+    await expect(file_row(page, "draft.pdf")).to_have_count(0)
+    (await user.get(f"/api/v1/files/{dropped_id}/upload")).problem(404, "file_not_found")
+    await page.reload()
+    await expect(page.locator("#app-view")).to_be_visible()
+    await expect(file_row(page, "thesis.pdf").locator(".status-cell")).to_have_text("Stored")
+    await expect(page.locator(".upload.unfinished")).to_have_count(0)
+
+
+async def parts_held(user: Session, file_id: str, count: int) -> bool:
+    view = (await user.get(f"/api/v1/files/{file_id}/upload")).expect(200)
+    return len(view["uploaded"]) == count
 
 
 async def test_a_big_files_parts_are_hashed_in_a_worker_and_their_urls_asked_in_batches(
@@ -1542,6 +1777,19 @@ async def test_every_view_at_desktop_and_phone_width(
         await page.get_by_role("link", name="Users").click()
         await expect(user_row(page, "root").locator(".usage-cell")).to_contain_text("used")
         await shot(page, f"{size}-16-users")
+
+        # Turning a server off asks first.
+        await page.get_by_role("link", name="Servers").click()
+        await page.get_by_role("switch", name="dallas on").click()
+        await expect(page.locator("#confirm-dialog")).to_be_visible()
+        await shot(page, f"{size}-17-turn-off-asks", full_page=False)
+        await page.locator("#confirm-dialog").get_by_role("button", name="Cancel").click()
+
+        # An upload a reload left unfinished (announced, never sent): offered to resume or discard.
+        (await admin.post("/api/v1/files", json={"name": "left behind.iso", "size": 4096})).expect(201)
+        await page.goto(base(api) + "/#files")
+        await expect(page.locator(".upload.unfinished")).to_contain_text("left behind.iso")
+        await shot(page, f"{size}-18-unfinished-upload", full_page=False)
     finally:
         await context.close()
 
@@ -1587,10 +1835,12 @@ async def test_a_user_signs_in_with_single_sign_on_and_lands_back_where_they_wer
     await expect(page.locator("#whoami")).to_have_text("dave")
     await expect(page.locator("#history-view")).to_be_visible()
     assert page.url == base(api) + "/#history"
-    mine = [c for c in await context.cookies() if c["name"].startswith("cdnstore_")]
-    assert [c["name"] for c in mine] == ["cdnstore_refresh"]  # (the sign-in's own cookie is gone)
-    assert mine[0]["httpOnly"] and mine[0]["sameSite"] == "Strict"
-    # A reload keeps the session, as after a password sign-in.
+    mine = {c["name"]: c for c in await context.cookies() if c["name"].startswith("cdnstore_")}
+    # The session and the hint that there is one (the sign-in's own cookie is gone).
+    assert sorted(mine) == ["cdnstore_refresh", "cdnstore_session"]
+    assert mine["cdnstore_refresh"]["httpOnly"] and mine["cdnstore_refresh"]["sameSite"] == "Strict"
+    assert mine["cdnstore_session"]["value"] == "1" and not mine["cdnstore_session"]["httpOnly"]
+    # A reload keeps the session (the hint says to resume it), as after a password sign-in.
     await page.reload()
     await expect(page.locator("#whoami")).to_have_text("dave")
     await page.get_by_role("button", name="Sign out").click()

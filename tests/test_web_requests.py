@@ -7,10 +7,12 @@ The helpers and the Chromium fixtures are test_web.py's. Screenshots land in art
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import test_web as web
@@ -206,6 +208,42 @@ async def test_expiry_is_chosen_beside_the_upload_box_and_changed_in_the_details
         return (await alice.get(f"/api/v1/files/{file['id']}")).expect(200)["expires_at"] is None
 
     await wait_for(no_expiry, "the expiry to be gone")
+
+
+async def test_the_details_read_afresh_that_answers_after_an_expiry_was_saved_brings_back_nothing_old(
+    api: Api, weed: WeedCluster, bucket: str, context: BrowserContext
+) -> None:
+    """The details ask for the file when they open; an answer that comes only once a new expiry is saved
+    (asked before it) changes neither the dialog nor the list back."""
+    alice, page = await owner_on_the_page(api, weed, bucket, context)
+    answer = await alice.upload_and_confirm("ticket.txt", b"x")
+    file_path = f"/api/v1/files/{answer['file']['id']}"
+    (await alice.patch(file_path, json={"expires_at": "2099-01-01T00:00:00Z"})).expect(200)
+    await page.reload()
+    row = file_row(page, "ticket.txt")
+    await expect(row.locator(".expiry-note")).to_have_count(1)
+    saved = asyncio.Event()
+
+    async def held(route: Any) -> None:  # the details' own read of the file: read now, answered after the save
+        if route.request.method != "GET":
+            await route.continue_()
+            return
+        before = await route.fetch()
+        await saved.wait()
+        await route.fulfill(response=before)
+
+    await page.route(lambda url: urlsplit(url).path == file_path, held)
+    async with page.expect_response(lambda r: urlsplit(r.url).path == file_path and r.request.method == "GET") as read:
+        await row.locator("button.file-name").click()
+        details = page.locator("#details-dialog")
+        await details.get_by_label("When ticket.txt expires").select_option(label="Never")
+        async with page.expect_response(lambda r: urlsplit(r.url).path == file_path and r.request.method == "PATCH"):
+            await details.get_by_role("button", name="Save").click()
+        saved.set()
+    assert (await (await read.value).json())["expires_at"] is not None  # (what the held read says: the old one)
+    await expect(details.locator(".expiry-now")).to_have_text("Never")
+    await details.press("Escape")
+    await expect(row.locator(".expiry-note")).to_have_count(0)
 
 
 @pytest.mark.parametrize("size", list(SIZES))

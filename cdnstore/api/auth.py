@@ -26,6 +26,9 @@ ROUTES = endpoint.endpoints
 
 REFRESH_COOKIE = "cdnstore_refresh"
 COOKIE_PATH = "/api/v1/auth/"  # login (ends the session it replaces), refresh and logout
+# Beside it, a cookie the page's script may read, holding nothing but "1", and living as long: the page asks
+# for a refresh only when it is there, so a visit without a session asks nothing (no 401 in the console).
+HINT_COOKIE = "cdnstore_session"
 
 
 async def user_answer(request: web.Request, user: User) -> dict[str, Any]:
@@ -51,16 +54,19 @@ async def tokens_answer(
 
 
 def set_refresh_cookie(request: web.Request, response: web.StreamResponse, refresh: str) -> None:
-    """The page's session: its refresh token in the HttpOnly cookie (a login's, or a single sign-on's)."""
-    response.set_cookie(
-        REFRESH_COOKIE,
-        refresh,
-        path=COOKIE_PATH,
-        max_age=request.app[appkeys.ACCOUNTS].tokens.refresh_ttl,
-        httponly=True,
-        secure=secure_cookies(request),
-        samesite="Strict",
-    )
+    """The page's session (a login's, or a single sign-on's): its refresh token in the HttpOnly cookie, and
+    beside it a hint the page can read (it holds nothing) so that it asks for a refresh only when there is a
+    session to refresh."""
+    for name, value, path, httponly in ((REFRESH_COOKIE, refresh, COOKIE_PATH, True), (HINT_COOKIE, "1", "/", False)):
+        response.set_cookie(
+            name,
+            value,
+            path=path,
+            max_age=request.app[appkeys.ACCOUNTS].tokens.refresh_ttl,
+            httponly=httponly,
+            secure=secure_cookies(request),
+            samesite="Strict",
+        )
 
 
 def secure_cookies(request: web.Request) -> bool:
@@ -151,6 +157,7 @@ async def logout(request: web.Request, body: RefreshIn) -> web.Response:
     await end_replaced_session(request)
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    response.del_cookie(HINT_COOKIE, path="/")
     return response
 
 

@@ -10,9 +10,11 @@ from aiohttp import web
 
 from .. import appkeys
 from ..errors import DatabaseUnavailable, Forbidden, Unauthorized
+from ..geo import GeoLocator
 from ..job_queue import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
 from ..models import Health as ServerHealth
+from ..times import iso
 from .endpoint import Router, json_response
 from .schemas import Health, Ready
 from .security import bearer
@@ -42,9 +44,15 @@ async def healthz(request: web.Request) -> web.Response:
 @endpoint("GET", "/readyz", summary="Readiness", tag="operations", auth="none", responses={200: Ready, 503: Ready})
 async def readyz(request: web.Request) -> web.Response:
     """200 when the database takes a write (one page, really written: a full disk shows) and at least one
-    storage server that is on is up; else 503. Each check says what it found, in fixed words (this
-    route is public: the database's own error text goes to the log only)."""
-    checks = {"database": await _database_check(request.app), "servers": _servers_check(request.app)}
+    storage server that is on is up; else 503 (so a new installation until its first server is registered).
+    Each check says what it found, in fixed words (this route is public: the database's own error text goes
+    to the log only); `geoip` names the GeoIP database in use and when it was built (never failing: an old
+    one still places most clients, but says so)."""
+    checks = {
+        "database": await _database_check(request.app),
+        "servers": _servers_check(request.app),
+        "geoip": geoip_check(request.app[appkeys.GEO]),
+    }
     ok = all(check["ok"] for check in checks.values())
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
@@ -82,6 +90,13 @@ def from_this_machine(request: web.Request) -> bool:
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
         peer = peer.ipv4_mapped
     return peer.is_loopback and not any(name in request.headers for name in FORWARDING_HEADERS)
+
+
+def geoip_check(locator: GeoLocator) -> dict[str, object]:
+    detail = locator.describe()
+    if locator.outdated():
+        detail += ': over a year old, update it (docs/operations.md, "GeoIP data")'
+    return {"ok": True, "detail": detail, "built_at": iso(locator.built_at.timestamp(), timespec="seconds")}
 
 
 def _check_metrics_token(request: web.Request) -> None:

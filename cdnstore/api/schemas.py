@@ -758,6 +758,7 @@ class Health(Out):
 class ReadyCheck(Out):
     ok: bool
     detail: str
+    built_at: str | None = None  # the `geoip` check's: when the GeoIP database was built (RFC 3339)
 
 
 class Ready(Out):

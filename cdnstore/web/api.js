@@ -6,9 +6,22 @@
 // sees it. The page opts in with the X-Cdnstore-Session header on those calls, which a cross-site page
 // cannot send without a CORS preflight (never granted); the daemon also checks Origin. Tabs take turns
 // to refresh (navigator.locks), so two refreshing at once never present the same cookie twice, which
-// the daemon would take for a stolen refresh token and end the session.
+// the daemon would take for a stolen refresh token and end the session. Beside the refresh cookie the daemon
+// sets a "cdnstore_session=1" cookie script can read (it holds nothing): a visit without it asks for no
+// refresh, which could only be refused (a red 401 in the console of every visit to the sign-in page).
 
 const BASE = "/api/v1";
+const HINT = "cdnstore_session";
+
+/** Whether this browser holds a session to resume (the daemon's hint beside its refresh cookie). */
+function sessionHinted() {
+  return document.cookie.split("; ").includes(`${HINT}=1`);
+}
+
+/** The session is over here: no refresh is asked for at the next visit. */
+function forgetHint() {
+  document.cookie = `${HINT}=; Max-Age=0; Path=/; SameSite=Strict`;
+}
 
 /** An error answer: `detail` from the problem+json body, `code` its stable code. */
 export class ApiError extends Error {
@@ -137,10 +150,12 @@ export class Session {
 
   /** After a reload or in a new tab: resume the session of the cookie, if there is one. */
   async restore() {
+    if (!sessionHinted()) return false;
     try {
       this.adopt(await inTurn(() => send("POST", "/auth/refresh", { json: {}, cookie: true })));
       return true;
-    } catch {
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) forgetHint(); // ended meanwhile, or expired
       return false;
     }
   }
@@ -192,6 +207,7 @@ export class Session {
 
   async logout() {
     this.clear();
+    forgetHint(); // (the daemon clears it too; this tab's next visit must not ask even if that call is lost)
     // Not in turn with other tabs' refreshes: any refresh token of the session, used or not, ends it,
     // so there is nothing to wait for; and waiting let a navigation right after "Sign out" cancel the
     // call, leaving the session alive. keepalive: the call outlives a closed tab or a navigation.
@@ -202,6 +218,7 @@ export class Session {
   /** @param {string} message */
   end(message) {
     this.clear();
+    forgetHint();
     this.onEnd(message);
   }
 
@@ -209,4 +226,10 @@ export class Session {
     clearTimeout(this.timer);
     this.access = this.user = null;
   }
+}
+
+/** The service's readiness (GET /readyz, public; 200 or 503, the same body): each check and what it found. */
+export async function readiness() {
+  const resp = await fetch("/readyz", { headers: { Accept: "application/json" }, credentials: "omit", cache: "no-store" });
+  return resp.json();
 }

@@ -37,8 +37,8 @@ const login = new LoginView(session, { signedIn: showApp });
 const share = new ShareDialog(session, { changed: () => files.loadShared() });
 const usage = new MyUsage(session);
 /** @type {FilesView} */
-let files; // (the details dialog tells it of a new expiry; it opens the details)
-const details = new DetailsDialog(session, { share: (file) => share.open(file), changed: (file) => files.upsert(file) });
+let files; // (the details dialog tells it of the file read afresh, or a new expiry; it opens the details)
+const details = new DetailsDialog(session, { share: (file) => share.open(file), changed: (file) => files.updated(file) });
 const trash = new TrashView(session, { changed: () => usage.load() });
 files = new FilesView(session, {
   details: (file) => details.open(file),
@@ -46,6 +46,7 @@ files = new FilesView(session, {
   shareMany: (chosen) => share.openMany(chosen),
   removed: () => usage.load(),
   trashDays: () => trash.days,
+  listed: (items) => uploads.offerUnfinished(items), // what a reload left unfinished, offered to resume
 });
 const links = new LinksView(session, { changed: () => files.loadShared() });
 const uploadExpiry = $("#upload-expiry", HTMLSelectElement);
@@ -135,6 +136,8 @@ function route() {
   if (view === "files") {
     files.load();
     usage.load();
+  } else {
+    files.stop();
   }
   if (view === "links") links.load();
   if (view === "requests") requests.load();

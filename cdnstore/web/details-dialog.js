@@ -1,6 +1,7 @@
 // @ts-check
 // A file's details: a preview of images, audio, video, PDF and plain text, then size, type, status, zone,
-// times, when it expires (changed here), checksum and, for those who may see the servers, where its copies are.
+// times, when it expires (changed here), checksum and, for those who may see the servers, where its copies are;
+// read afresh from the daemon when the dialog opens.
 
 import { expiresAtOf, expiryOptions } from "./expiry.js";
 import { say, whileBusy } from "./feedback.js";
@@ -16,7 +17,8 @@ const WORDS = { present: "Present", pending: "Copying", corrupt: "Being replaced
 export class DetailsDialog {
   /**
    * @param {import("./api.js").Session} session
-   * @param {{ share: (file: File) => void, changed?: (file: File) => void }} on `changed`: a new expiry
+   * @param {{ share: (file: File) => void, changed: (file: File) => void }} on `changed`: the file as the
+   *   daemon has it now (read when the dialog opens, or with the expiry changed here), for the list to show it too
    */
   constructor(session, on) {
     this.session = session;
@@ -24,16 +26,35 @@ export class DetailsDialog {
     this.dialog = $("#details-dialog", HTMLDialogElement);
     this.copies = $("#details-copies");
     this.preview = $("#details-preview");
-    /** @type {File | null} */
-    this.file = null;
+    this.opened = 0; // which opening an answer belongs to: a late one for another file is dropped
+    this.touched = false; // the expiry changed or being changed here: the afresh read, older, is dropped
     // Closed: the preview goes (a video or audio stops playing).
     this.dialog.addEventListener("close", () => this.preview.replaceChildren());
   }
 
-  /** @param {File} file */
+  /** Show the file as the list has it at once, then as the daemon has it now (the list may be behind:
+   * a copy made, its SHA-256 learnt meanwhile). @param {File} file */
   open(file) {
+    const opening = ++this.opened;
+    this.touched = false;
+    this.copies.replaceChildren();
+    this.show(file);
+    this.dialog.showModal();
+    this.showPreview(file, opening);
+    this.session.get(`/files/${file.id}`).then((fresh) => {
+      // (Not over an expiry being chosen, nor after one saved: this answer was asked before it.)
+      if (opening !== this.opened || !this.dialog.open || this.touched) return;
+      this.show(fresh);
+      if (!previewable(file) && previewable(fresh)) this.showPreview(fresh, opening); // stored meanwhile
+      this.on.changed(fresh);
+    }, (err) => {
+      if (opening === this.opened) $("#details-list").append(h("dt", {}, "Now"), h("dd", { class: "error" }, say(err)));
+    });
+  }
+
+  /** @param {File} file */
+  show(file) {
     const { session, dialog } = this;
-    this.file = file;
     $("#details-title").textContent = file.name;
     /** @type {[string, string | Node][]} */
     const rows = [
@@ -59,26 +80,24 @@ export class DetailsDialog {
       }, "Download"));
     const canSeeCopies = session.can("can_view_cdnserver") && ready;
     $("#details-copies-section").hidden = !canSeeCopies;
-    this.copies.replaceChildren();
-    dialog.showModal();
     if (canSeeCopies) this.loadCopies(file);
-    this.showPreview(file);
+    else this.copies.replaceChildren();
   }
 
   /** A preview of a stored file the page can show (previewKind): a download asked inline, shown here. It
-   * counts as a download, as what it shows is the file. @param {File} file */
-  async showPreview(file) {
-    const kind = file.status === "stored" && this.session.can("can_view_file") ? previewKind(file.content_type) : null;
+   * counts as a download, as what it shows is the file. @param {File} file @param {number} opening */
+  async showPreview(file, opening) {
+    const kind = this.session.can("can_view_file") ? previewable(file) : null;
     this.preview.hidden = !kind;
     this.preview.replaceChildren();
     if (!kind) return;
     this.preview.append(h("p", { class: "muted small-text" }, "Loading the preview…"));
     try {
       const answer = await this.session.get(`/files/${file.id}/download`, { inline: "true" });
-      if (this.file !== file || !this.dialog.open) return; // another file's dialog, or closed, by now
+      if (opening !== this.opened || !this.dialog.open) return; // another file's dialog, or closed, by now
       this.preview.replaceChildren(previewOf(kind, answer.url, file.name));
     } catch (err) {
-      if (this.file === file) this.preview.replaceChildren(h("p", { class: "error" }, `No preview: ${say(err)}`));
+      if (opening === this.opened) this.preview.replaceChildren(h("p", { class: "error" }, `No preview: ${say(err)}`));
     }
   }
 
@@ -92,6 +111,7 @@ export class DetailsDialog {
     const save = h("button", { type: "submit", class: "small" }, "Save");
     const error = h("p", { class: "error", role: "alert" });
     const form = h("form", { class: "expiry-form" }, text, select, save, error);
+    select.addEventListener("change", () => { this.touched = true; });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const asked = expiresAtOf(select.value);
@@ -103,7 +123,7 @@ export class DetailsDialog {
         text.textContent = when();
         select.value = "";
         toast(changed.expires_at ? `“${file.name}” expires ${fullTime(changed.expires_at)}` : `“${file.name}” no longer expires`);
-        if (this.on.changed) this.on.changed(changed);
+        this.on.changed(changed);
       } catch (err) {
         error.textContent = say(err);
       }
@@ -126,4 +146,9 @@ export class DetailsDialog {
       list.replaceChildren(h("li", { class: "error" }, say(err)));
     }
   }
+}
+
+/** The kind of preview a file can have once stored (previewKind), else null. @param {File} file */
+function previewable(file) {
+  return file.status === "stored" ? previewKind(file.content_type) : null;
 }

@@ -3,7 +3,11 @@
 // (details, download, share, rename, delete) and, for those who may see the servers, its copies. The
 // copies come with the list (GET /files?include=servers): one call for the page, none per row. Files
 // shared by an active link are marked; ticked files can be shared in one link or deleted together.
+// What can still change by itself (an upload not stored yet, copies still pending, a SHA-256 not yet
+// known) is looked at again, row by row, sooner at first and then less often, until it settles or a few
+// minutes have passed without a change; a row changes in place (what has the focus keeps it).
 
+import { ApiError } from "./api.js";
 import { expiryNote } from "./expiry.js";
 import { say, toastError } from "./feedback.js";
 import { $, badge, confirmDialog, fileKind, formatBytes, h, plural, timeEl, toast } from "./ui.js";
@@ -12,6 +16,11 @@ import { $, badge, confirmDialog, fileKind, formatBytes, h, plural, timeEl, toas
 
 const PAGE = 50;
 const SEARCH_AFTER_MS = 250;
+const LOOK_FIRST_MS = 1000; // the first look again at what can still change; each next one waits twice as long
+const LOOK_AT_MOST_MS = 30000; // ... up to this
+const LOOK_FOR_MS = 5 * 60 * 1000; // and none after this long without a change
+const LOOK_AT_ONCE = 20; // rows looked at again in one round (the newest)
+const HASH_SOON_MS = 60 * 60 * 1000; // a SHA-256 still unknown this long after the last change waits for a scrub
 
 /** Start a file's download in the browser. @param {import("./api.js").Session} session @param {File} file */
 export async function download(session, file) {
@@ -40,65 +49,98 @@ function copiesOf(file) {
     pending ? h("span", { class: "muted" }, ` + ${pending} pending`) : null);
 }
 
-/** One file's row; it renders itself again when its file changes. */
+/** Whether a file may still change by itself: not stored yet, copies still being made, or its SHA-256 not
+ * known yet (cdnstore learns it with the first copy, or one read of the bytes).
+ * @param {File} file @param {boolean} seesCopies */
+function unsettled(file, seesCopies) {
+  if (file.status !== "stored") return true;
+  if (!file.sha256 && Date.now() - Date.parse(file.updated_at) < HASH_SOON_MS) return true;
+  return seesCopies && !!file.servers && file.servers.some((r) => r.status !== "present");
+}
+
+/** What a row shows of its file: the row is drawn again only when this (or how many links share the
+ * file) changed. @param {File} file */
+function shown(file) {
+  const copies = file.servers ? file.servers.map((r) => `${r.server.name}:${r.status}`).join(",") : null;
+  return JSON.stringify([file.name, file.size, file.status, file.created_at, file.received_via, file.expires_at, copies]);
+}
+
+/** One file's row, built once; a change of its file updates the cells that show it, in place. */
 class FileRow {
   /** @param {FilesView} view @param {File} file */
   constructor(view, file) {
     this.view = view;
     this.file = file;
     this.editing = false;
+    this.drawn = "";
+    const { session, on } = view;
     this.tr = h("tr", { dataset: { id: file.id } });
     this.tick = h("input", { type: "checkbox", onchange: () => view.select(this.file.id, this.tick.checked) });
     this.selectCell = h("td", { class: "select-col", "data-label": "Select", hidden: !view.selects() }, this.tick);
     this.nameCell = h("td", { class: "primary-cell", "data-label": "Name" });
+    this.icon = h("span", { class: "file-icon", "aria-hidden": "true" });
+    this.nameText = h("span", { class: "name" });
+    // The name opens the file's details (a button, so the keyboard reaches it too).
+    this.nameButton = h("button", { type: "button", class: "file-name", onclick: () => on.details(this.file) },
+      this.icon, this.nameText);
+    // Marked when an active link shares the file: a way to those links (in the row only then).
+    this.sharedMark = h("a", { class: "badge info shared", href: "#links" }, "Shared");
+    this.nameLine = h("div", { class: "name-line" }, this.nameButton);
+    this.notes = h("span", { class: "file-notes" }); // "Received", "Expires in 3 days" (in the row only then)
     this.sizeCell = h("td", { class: "num", "data-label": "Size" });
     this.statusCell = h("td", { class: "status-cell", "data-label": "Status" });
     this.copiesCell = h("td", { class: "copies-col", "data-label": "Copies", hidden: !view.seesCopies() });
     this.addedCell = h("td", { "data-label": "Added" });
-    this.actions = h("td", { class: "actions" });
-    this.tr.append(this.selectCell, this.nameCell, this.sizeCell, this.statusCell, this.copiesCell, this.addedCell, this.actions);
+    this.download = session.can("can_view_file")
+      ? h("button", { type: "button", class: "small", onclick: () => download(session, this.file) }, "Download") : null;
+    this.share = session.can("can_view_filesharelink")
+      ? h("button", { type: "button", class: "small", onclick: () => on.share(this.file) }, "Share") : null;
+    this.rename = session.can("can_rename_file")
+      ? h("button", { type: "button", class: "small", onclick: () => this.startRename() }, "Rename") : null;
+    this.remove = session.can("can_delete_file")
+      ? h("button", { type: "button", class: "small ghost link-danger", onclick: () => this.view.remove(this) }, "Delete") : null;
+    const actions = h("td", { class: "actions" }, this.download, this.share, this.rename, this.remove);
+    this.tr.append(this.selectCell, this.nameCell, this.sizeCell, this.statusCell, this.copiesCell, this.addedCell, actions);
+    this.nameCell.append(this.nameLine);
+    this.render();
+  }
+
+  /** Show `file` (a newer answer about the same file): only what changed is drawn again. @param {File} file */
+  update(file) {
+    this.file = file;
     this.render();
   }
 
   render() {
     const f = this.file;
-    const { session, on } = this.view;
-    this.tr.dataset.status = f.status;
     this.tick.checked = this.view.selected.has(f.id);
+    const links = this.view.shared.get(f.id) || 0;
+    const now = shown(f) + links;
+    if (now === this.drawn) return;
+    this.drawn = now;
+    this.tr.dataset.status = f.status;
     this.tick.setAttribute("aria-label", `Select ${f.name}`);
-    if (!this.editing) {
-      // The name opens the file's details (a button, so the keyboard reaches it too).
-      const links = this.view.shared.get(f.id) || 0;
-      const notes = [
-        f.received_via ? badge("Received", "info", true) : null,
-        expiryNote(f.expires_at),
-      ].filter(Boolean);
-      this.nameCell.replaceChildren(h("div", { class: "name-line" }, h("button", {
-        type: "button", class: "file-name", title: `Details of ${f.name}`, onclick: () => on.details(this.file),
-      }, h("span", { class: "file-icon", "aria-hidden": "true" }, fileKind(f.name)), h("span", { class: "name" }, f.name)),
-      links > 0 && h("a", {
-        class: "badge info shared", href: "#links", title: `Shared by ${plural(links, "active link")}`,
-      }, "Shared")),
-      ...(notes.length ? [h("span", { class: "file-notes" }, notes)] : []));
-    }
+    this.nameButton.title = `Details of ${f.name}`;
+    this.icon.textContent = fileKind(f.name);
+    this.nameText.textContent = f.name;
+    this.sharedMark.title = `Shared by ${plural(links, "active link")}`;
+    if (links > 0) this.nameLine.append(this.sharedMark);
+    else this.sharedMark.remove();
+    const notes = [f.received_via ? badge("Received", "info", true) : null, expiryNote(f.expires_at)]
+      .filter(/** @returns {n is HTMLElement} */ (n) => n !== null);
+    this.notes.replaceChildren(...notes);
+    if (notes.length) this.nameLine.after(this.notes);
+    else this.notes.remove();
     this.sizeCell.textContent = formatBytes(f.size);
     this.statusCell.replaceChildren(statusBadge(f));
     this.addedCell.replaceChildren(timeEl(f.created_at));
     const ready = f.status === "stored";
-    this.actions.replaceChildren(
-      session.can("can_view_file") && h("button", {
-        type: "button", class: "small", disabled: !ready, "aria-label": `Download ${f.name}`, onclick: () => download(session, f),
-      }, "Download"),
-      session.can("can_view_filesharelink") && h("button", {
-        type: "button", class: "small", disabled: !ready, "aria-label": `Share ${f.name}`, onclick: () => on.share(this.file),
-      }, "Share"),
-      session.can("can_rename_file") && h("button", {
-        type: "button", class: "small ghost", "aria-label": `Rename ${f.name}`, onclick: () => this.startRename(),
-      }, "Rename"),
-      session.can("can_delete_file") && h("button", {
-        type: "button", class: "small ghost link-danger", "aria-label": `Delete ${f.name}`, onclick: () => this.view.remove(this),
-      }, "Delete"),
-    );
+    for (const [button, verb] of /** @type {[HTMLButtonElement | null, string][]} */ (
+      [[this.download, "Download"], [this.share, "Share"], [this.rename, "Rename"], [this.remove, "Delete"]])) {
+      if (!button) continue;
+      button.setAttribute("aria-label", `${verb} ${f.name}`);
+      if (verb === "Download" || verb === "Share") button.disabled = !ready;
+    }
     if (this.view.seesCopies()) this.copiesCell.replaceChildren(copiesOf(f));
   }
 
@@ -109,7 +151,12 @@ class FileRow {
     const inputId = `rename-${file.id}`;
     const input = h("input", { id: inputId, value: file.name, autocomplete: "off", spellcheck: "false" });
     const error = h("p", { class: "error", role: "alert" });
-    const stop = () => { this.editing = false; this.render(); };
+    const stop = () => {
+      this.editing = false;
+      this.nameCell.replaceChildren(this.nameLine);
+      this.drawn = ""; // (the notes come back with the drawing)
+      this.render();
+    };
     const form = h("form", { class: "rename-form", "aria-label": `Rename ${file.name}` },
       h("label", { for: inputId, class: "sr-only" }, `New name for ${file.name}`),
       input,
@@ -144,8 +191,8 @@ export class FilesView {
   /**
    * @param {import("./api.js").Session} session
    * @param {{ details: (file: File) => void, share: (file: File) => void, shareMany: (files: File[]) => void,
-   *   removed?: () => void, trashDays?: () => number | null }} on `trashDays`: how long deleted files are kept,
-   *   when known
+   *   removed?: () => void, trashDays?: () => number | null, listed?: (files: File[]) => void }} on
+   *   `trashDays`: how long deleted files are kept, when known; `listed`: each page of the list as it arrives
    */
   constructor(session, on) {
     this.session = session;
@@ -163,6 +210,11 @@ export class FilesView {
     this.loading = 0; // the ticket of the latest list call: an older answer is dropped
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.searchTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} the next look at what can still change */
+    this.lookTimer = undefined;
+    this.lookWait = LOOK_FIRST_MS;
+    this.lastChange = 0;
+    this.shown = false;
     this.body = $("#files-body");
     this.empty = $("#files-empty");
     this.more = $("#files-more");
@@ -248,7 +300,8 @@ export class FilesView {
     if (this.on.removed) this.on.removed();
   }
 
-  /** @param {string} id */
+  /** Its row goes (deleted, or gone meanwhile); the caller says so (updateEmpty, selectionChanged).
+   * @param {string} id */
   forget(id) {
     const row = this.rows.get(id);
     if (row) row.tr.remove();
@@ -282,9 +335,17 @@ export class FilesView {
     return this.session.can("can_view_cdnserver");
   }
 
+  /** Hidden (another view): nothing is looked at again until it shows. */
+  stop() {
+    this.shown = false;
+    clearTimeout(this.lookTimer);
+    this.lookTimer = undefined;
+  }
+
   /** Signed out: nothing of the last user stays. */
   reset() {
     clearTimeout(this.searchTimer);
+    this.stop();
     this.clear();
     this.shared.clear();
   }
@@ -298,6 +359,7 @@ export class FilesView {
 
   /** The first page (again), or with `more` the next one; `marks`: which files are shared, asked again. */
   async load({ more = false, marks = true } = {}) {
+    this.shown = true;
     const ticket = ++this.loading;
     try {
       const page = await this.session.get("/files", {
@@ -311,6 +373,7 @@ export class FilesView {
       this.updateEmpty();
       this.selectionChanged();
       if (!more && marks) this.loadShared(); // (rows made meanwhile show the marks already known)
+      if (this.on.listed) this.on.listed(page.items);
     } catch (err) {
       toastError(err);
     }
@@ -327,15 +390,14 @@ export class FilesView {
   }
 
   /**
-   * Add a file's row, or refresh it in place. A stored file that comes without its copies (from an
-   * upload) has them looked up, for its row alone.
+   * Add a file's row, or update it in place. A stored file that comes without its copies (from an upload,
+   * the details) keeps those it had until its own are looked up, for its row alone.
    * @param {File} file
    */
   upsert(file, { atEnd = false } = {}) {
     const existing = this.rows.get(file.id);
     if (existing) {
-      existing.file = file;
-      existing.render();
+      existing.update({ ...file, servers: file.servers || existing.file.servers });
     } else {
       const row = new FileRow(this, file);
       this.rows.set(file.id, row);
@@ -345,6 +407,13 @@ export class FilesView {
       if (!atEnd) this.selectionChanged(); // ("select all" no longer holds every file shown)
     }
     if (file.status === "stored" && !file.servers && this.seesCopies()) this.loadCopies(file.id);
+    this.changed();
+  }
+
+  /** A file read or changed elsewhere (the details dialog): its row shows it, if the list has one.
+   * @param {File} file */
+  updated(file) {
+    if (this.rows.has(file.id)) this.upsert(file);
   }
 
   /** @param {string} id */
@@ -353,10 +422,63 @@ export class FilesView {
       const answer = await this.session.get(`/files/${id}/servers`);
       const row = this.rows.get(id);
       if (!row) return;
-      row.file = { ...row.file, servers: answer.items };
-      row.render();
+      row.update({ ...row.file, servers: answer.items });
+      this.changed();
     } catch {
       // The row keeps its "—": the copies are a hint, not the file.
+    }
+  }
+
+  /** Something changed: what can still change is looked at again soon, then less and less often. */
+  changed() {
+    this.lastChange = Date.now();
+    this.lookWait = LOOK_FIRST_MS;
+    this.lookLater();
+  }
+
+  lookLater() {
+    clearTimeout(this.lookTimer);
+    this.lookTimer = undefined;
+    if (!this.shown || !this.unsettledRows().length || Date.now() - this.lastChange > LOOK_FOR_MS) return;
+    this.lookTimer = setTimeout(() => this.lookAgain(), this.lookWait);
+  }
+
+  /** @returns {FileRow[]} the rows whose file may still change (not one being renamed) */
+  unsettledRows() {
+    return [...this.rows.values()].filter((row) => !row.editing && unsettled(row.file, this.seesCopies()));
+  }
+
+  async lookAgain() {
+    const rows = this.unsettledRows().slice(0, LOOK_AT_ONCE);
+    const changes = await Promise.all(rows.map((row) => this.lookAt(row)));
+    if (changes.some(Boolean)) {
+      this.lastChange = Date.now();
+      this.lookWait = LOOK_FIRST_MS;
+    } else {
+      this.lookWait = Math.min(2 * this.lookWait, LOOK_AT_MOST_MS);
+    }
+    this.lookLater();
+  }
+
+  /** The row's file as the daemon has it now; whether anything of it changed. @param {FileRow} row */
+  async lookAt(row) {
+    const { id } = row.file;
+    const was = row.file;
+    try {
+      /** @type {File} */
+      const file = await this.session.get(`/files/${id}`);
+      if (this.seesCopies() && file.status === "stored") file.servers = (await this.session.get(`/files/${id}/servers`)).items;
+      // (Told of something newer meanwhile, an expiry saved in the details say: this answer may be older.)
+      if (this.rows.get(id) !== row || row.editing || row.file !== was) return false;
+      const before = shown(row.file) + row.file.sha256;
+      row.update(file);
+      return shown(file) + file.sha256 !== before;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) return false; // the next round looks again
+      this.forget(id); // deleted meanwhile, or an upload given up
+      this.updateEmpty();
+      this.selectionChanged();
+      return true;
     }
   }
 

@@ -1,8 +1,9 @@
 // @ts-check
 // The servers view (holders of can_view_cdnserver): the world map, the table of storage servers with
-// their on/active switches, and for administrators the failed jobs. It refreshes itself while shown.
+// their on/active switches (turning one off asks first, saying what it does), the GeoIP database the
+// nearest servers are found with, and for administrators the failed jobs. It refreshes itself while shown.
 
-import { ApiError } from "./api.js";
+import { ApiError, readiness } from "./api.js";
 import { toastError, whileBusy } from "./feedback.js";
 import { JobsCard } from "./jobs-card.js";
 import { ImportDialog } from "./import-dialog.js";
@@ -14,6 +15,20 @@ import { $, badge, confirmDialog, formatBytes, formatCount, fullTime, h, plural,
 /** @typedef {Map<string, string>} Colors zone -> colour */
 
 const REFRESH_MS = 4000;
+const GEOIP_OLD_MS = 365 * 86400 * 1000;
+
+/** What turning a switch off does, asked before it is done: [title, text, action].
+ * @param {Server} s @param {"is_on" | "is_active"} field @returns {[string, string, string]} */
+function turningOff(s, field) {
+  if (field === "is_on") {
+    return [`Turn ${s.name} off?`,
+      `${s.name} (${s.location}) then takes part in nothing: no uploads, downloads or copies. Its files stay in its `
+      + "bucket; those it holds alone cannot be downloaded until it is on again.", "Turn off"];
+  }
+  return [`Make ${s.name} inactive?`,
+    `${s.name} (${s.location}) then takes no new uploads and no copies; it still serves downloads of the files it `
+    + "holds. Made active again, it is filled with its zone's files.", "Make inactive"];
+}
 
 /** "In sync" only for a server that takes copies: one that is off or inactive says so instead.
  * @param {Server} s */
@@ -147,6 +162,11 @@ class ServerRow {
     const value = input.checked;
     const view = this.view;
     input.disabled = true;
+    if (!value && !(await confirmDialog(...turningOff(this.server, field)))) {
+      input.checked = true;
+      input.disabled = !this.canUpdate;
+      return;
+    }
     try {
       /** @type {Server} */
       const updated = await view.session.patch(`/servers/${this.server.id}`, { [field]: value });
@@ -221,6 +241,7 @@ export class ServersView {
     }
     $("#add-server").hidden = !this.session.can("can_add_cdnserver");
     this.jobs.show();
+    this.showGeoip();
     this.refresh();
     clearInterval(this.timer);
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
@@ -257,6 +278,20 @@ export class ServersView {
       if (!(err instanceof ApiError && err.status === 401)) toastError(err);
     } finally {
       this.busy = false;
+    }
+  }
+
+  /** The GeoIP database clients are placed with (the readiness check's words), warned of when over a year old. */
+  async showGeoip() {
+    const note = $("#geoip-note");
+    try {
+      const check = (await readiness()).checks.geoip;
+      if (!check) return;
+      note.textContent = `GeoIP data: ${check.detail}.`;
+      note.classList.toggle("warn", Date.now() - Date.parse(check.built_at) > GEOIP_OLD_MS);
+      note.hidden = false;
+    } catch {
+      note.hidden = true; // (the map is the point here; the note is a hint)
     }
   }
 

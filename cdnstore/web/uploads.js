@@ -1,16 +1,20 @@
 // @ts-check
 // Uploads: files chosen or dropped go, three at a time, straight from the browser to the presigned URL
 // of the storage server the daemon picked, each with its own progress item (bytes, speed, time left) and
-// a Cancel button. Big files go in parts (multipart.js), which can also be paused and resumed.
+// a Cancel button. Big files go in parts (multipart.js), which can also be paused and resumed. Uploads a
+// reload (a closed tab, a crash) left unfinished are offered on sign-in: choose the file again to resume,
+// or discard.
 // Where they go is a Destination: the signed-in owner's files (`ownFiles`, the main page), or an upload
 // request's public side (upload-page.js, for senders without an account): the same code sends both.
 
 import { ApiError, describe } from "./api.js";
+import { toastError } from "./feedback.js";
 import { Cancelled, MultipartUpload, NOT_YET, putBytes } from "./multipart.js";
-import { $, formatBytes, h, sentence } from "./ui.js";
+import { $, formatBytes, h, plural, sentence, toast } from "./ui.js";
 
 /** @typedef {import("./types.js").File} File */
 /** @typedef {ReturnType<typeof makeItem>} Item */
+/** @typedef {{ file: globalThis.File, item: Item, resuming?: string }} Queued `resuming`: the unfinished upload (file id) it goes on with */
 /** @typedef {import("./multipart.js").Plan & { uploaded: { number: number, size: number }[] }} UploadView GET /upload */
 /**
  * An upload under way: its file, its calls' base path, where it goes, and how its bytes are sent (`sent`
@@ -20,7 +24,8 @@ import { $, formatBytes, h, sentence } from "./ui.js";
 /**
  * Where uploads go. `announce` makes the file (POST) and names the base path of its upload's own calls
  * (`/upload`, `/upload/parts`, `/complete` under it), which `caller` makes; `resumable`: unfinished uploads
- * can be found by name after a reload (the owner's file list); `allowed`: whether uploads may start.
+ * can be found after a reload (the owner's file list: offered, or found by name when a file is chosen
+ * again); `allowed`: whether uploads may start.
  * @typedef {object} Destination
  * @property {import("./api.js").Caller} caller
  * @property {(file: globalThis.File, sha256: string | null) => Promise<{ file: File, upload: any, base: string }>} announce
@@ -155,11 +160,14 @@ export class Uploads {
   constructor(to, on, { dropTargets = [] } = {}) {
     this.to = to;
     this.on = on;
-    /** @type {{ file: globalThis.File, item: Item }[]} */
+    /** @type {Queued[]} */
     this.queue = [];
     this.running = 0;
     /** @type {Set<string>} files uploading from this page (not offered for resuming) */
     this.active = new Set();
+    /** @type {Map<string, HTMLElement>} the unfinished uploads offered, by file id */
+    this.offered = new Map();
+    this.looking = 0; // the latest look for unfinished uploads: an older one's answer is dropped
     /** @type {Promise<{ multipart_threshold: number } | null> | null} GET /uploads/settings, asked once */
     this.settings = null;
     this.dragDepth = 0;
@@ -203,16 +211,18 @@ export class Uploads {
 
   /** Signed out: the items go (uploads already running finish unseen). */
   reset() {
+    this.looking += 1;
+    this.offered.clear();
     this.list.replaceChildren();
   }
 
-  /** @param {FileList} files */
-  start(files) {
+  /** @param {Iterable<globalThis.File>} files @param {string} [resuming] the unfinished upload they go on with */
+  start(files, resuming) {
     const items = [];
     for (const file of files) {
       const item = makeItem(file);
       items.push(item.el);
-      this.queue.push({ file, item });
+      this.queue.push({ file, item, resuming });
     }
     this.list.prepend(...items); // newest batch first, each batch in the order it was chosen
     this.pump();
@@ -220,24 +230,26 @@ export class Uploads {
 
   pump() {
     while (this.running < AT_ONCE && this.queue.length) {
-      const { file, item } = /** @type {{ file: globalThis.File, item: Item }} */ (this.queue.shift());
+      const next = /** @type {Queued} */ (this.queue.shift());
       this.running += 1;
-      this.uploadOne(file, item).finally(() => {
+      this.uploadOne(next).finally(() => {
         this.running -= 1;
         this.pump();
       });
     }
   }
 
-  /** @param {globalThis.File} file @param {Item} item */
-  async uploadOne(file, item) {
+  /** @param {Queued} queued */
+  async uploadOne({ file, item, resuming }) {
     let stage = /** @type {"prepare" | "put" | "complete"} */ ("prepare");
     /** @type {Started | null} */
     let started = null;
     try {
       item.status("Preparing…");
-      started = (await this.resumeOffered(file, item)) || (await this.announce(file, item));
+      started = (resuming && (await this.resumeNow(file, item, resuming)))
+        || (await this.resumeOffered(file, item)) || (await this.announce(file, item));
       this.active.add(started.id);
+      this.dropOffer(started.id);
       stage = "put";
       const stored = await started.send(() => { stage = "complete"; });
       item.progress(1);
@@ -302,6 +314,23 @@ export class Uploads {
     const question = `An unfinished upload of this file is on ${location}, ${view.uploaded.length} of ${view.parts} `
       + "parts there. Resume it, sending only the missing parts?";
     if (!(await item.offer(question, "Resume", "Start over"))) return null;
+    return this.resumed(file, item, id, view);
+  }
+
+  /** The unfinished upload of `id` goes on, with the file chosen again for it (no question asked: that is
+   * what choosing it again said); null when it is no longer unfinished (then a new upload starts).
+   * @param {globalThis.File} file @param {Item} item @param {string} id @returns {Promise<Started | null>} */
+  async resumeNow(file, item, id) {
+    const view = await this.uploadView(id);
+    if (!view || view.method !== "multipart") return null;
+    return this.resumed(file, item, id, view);
+  }
+
+  /** The unfinished upload in parts of `id`, going on: only the parts its server lacks are sent.
+   * @param {globalThis.File} file @param {Item} item @param {string} id @param {UploadView} view
+   * @returns {Started} */
+  resumed(file, item, id, view) {
+    const location = view.server.location;
     const base = `/files/${id}`;
     return {
       id, base, location,
@@ -312,6 +341,95 @@ export class Uploads {
     };
   }
 
+  /** GET /upload: the upload in progress of file `id`, null when there is none (it ended, or was given up).
+   * @param {string} id @returns {Promise<UploadView & { method: string } | null>} */
+  async uploadView(id) {
+    try {
+      return await this.to.caller.get(`/files/${id}/upload`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Of the files the list shows, the uploads left unfinished on their servers (a reload, a closed tab, a
+   * crash), none running in this page: each offered in the uploads list, to resume by choosing its file
+   * again (only the parts the server lacks are sent; a file sent in one PUT is sent again) or to discard
+   * (DELETE /upload: the server drops what it holds of it; a file with no content yet goes).
+   * @param {File[]} files
+   */
+  async offerUnfinished(files) {
+    if (!this.to.resumable || !this.to.allowed()) return;
+    const looking = ++this.looking;
+    try {
+      for (const file of files) {
+        if (file.status !== "uploading" || this.active.has(file.id) || this.offered.has(file.id)) continue;
+        const view = await this.uploadView(file.id);
+        if (looking !== this.looking) return; // signed out, or looked again meanwhile
+        if (view && !this.active.has(file.id) && !this.offered.has(file.id)) this.offer(file, view);
+      }
+    } catch {
+      // Nothing offered: the uploads themselves are still there, and the files list shows them uploading.
+    }
+  }
+
+  /** @param {File} file @param {UploadView & { method: string }} view */
+  offer(file, view) {
+    const where = view.server.location;
+    const inParts = view.method === "multipart";
+    const held = inParts ? view.uploaded.reduce((sum, p) => sum + p.size, 0) : 0;
+    const picker = h("input", { type: "file", class: "sr-only", tabindex: -1, "aria-label": `Choose ${file.name} again` });
+    const choose = h("button", { type: "button", class: "small" }, "Choose the file again…");
+    const discard = h("button", { type: "button", class: "small ghost" }, "Discard");
+    const status = h("p", { class: "status" }, inParts
+      ? `Not finished: ${plural(view.uploaded.length, "part")} of ${view.parts} (${formatBytes(held)} of `
+        + `${formatBytes(file.size)}) are in ${where}. Choose the file again to resume, or discard it.`
+      : `Not finished: it was being sent to ${where}. Choose the file again to send it again, or discard it.`);
+    const el = h("div", { class: "upload unfinished", role: "group", "aria-label": `Unfinished upload of ${file.name}` },
+      h("span", { class: "name", title: file.name }, file.name),
+      h("span", {}, choose, " ", discard),
+      h("progress", { max: 100, value: file.size ? Math.round(100 * held / file.size) : 0, "aria-label": `Share of ${file.name} on ${where}` }),
+      status, picker);
+    choose.addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => {
+      const chosen = picker.files && picker.files[0];
+      picker.value = "";
+      if (!chosen) return;
+      if (chosen.name !== file.name || chosen.size !== file.size) {
+        status.textContent = `That is “${chosen.name}” (${formatBytes(chosen.size)}): choose “${file.name}” `
+          + `(${formatBytes(file.size)}) to resume it, or discard it.`;
+        return;
+      }
+      this.dropOffer(file.id);
+      this.start([chosen], file.id);
+    });
+    discard.addEventListener("click", async () => {
+      discard.disabled = choose.disabled = true;
+      try {
+        await this.to.caller.del(`/files/${file.id}/upload`);
+        toast(`Discarded the unfinished upload of “${file.name}”`);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) { // (already gone: as asked)
+          discard.disabled = choose.disabled = false;
+          toastError(err);
+          return;
+        }
+      }
+      this.dropOffer(file.id);
+      this.on.cancelled();
+    });
+    this.offered.set(file.id, el);
+    this.list.append(el);
+  }
+
+  /** @param {string} id */
+  dropOffer(id) {
+    const offered = this.offered.get(id);
+    if (offered) offered.remove();
+    this.offered.delete(id);
+  }
+
   /** The caller's upload in parts of this file's name and size, not running in this page.
    * @param {globalThis.File} file @returns {Promise<{ id: string, view: UploadView } | null>} */
   async findUnfinished(file) {
@@ -320,12 +438,8 @@ export class Uploads {
     for (const found of /** @type {File[]} */ (page.items)) {
       if (found.name !== file.name || found.size !== file.size || found.status !== "uploading") continue;
       if (this.active.has(found.id)) continue;
-      try {
-        const view = await this.to.caller.get(`/files/${found.id}/upload`);
-        if (view.method === "multipart") return { id: found.id, view };
-      } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 404) throw err; // (it just finished or was given up)
-      }
+      const view = await this.uploadView(found.id); // (null: it just finished or was given up)
+      if (view && view.method === "multipart") return { id: found.id, view };
     }
     return null;
   }

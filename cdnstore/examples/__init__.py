@@ -1,1 +1,0 @@
-"""Small scripts that use cdnstore's HTTP API, shipped as examples (run them with `python -m`)."""
