@@ -8,6 +8,10 @@
 -- seconds (compared on every claim).
 
 -- 0003 (PostgreSQL baseline): the whole schema as of SQLite's migration 0003; PostgreSQL support began here.
+-- The same tables, columns, constraints and indexes as SQLite's, spelled for PostgreSQL: BIGINT identity keys,
+-- DOUBLE PRECISION for the job queue's unix times, triggers in PL/pgSQL. Columns stay portable (ISO-8601 TEXT
+-- times, INTEGER 0/1 flags, JSON as TEXT) so that one SQL text serves both engines (cdnstore/db/dialect.py
+-- translates the rest).
 CREATE TABLE cdnstore_schema (version INTEGER NOT NULL);
 
 CREATE TABLE users (
@@ -176,8 +180,10 @@ CREATE TABLE replicas (
     server_id  BIGINT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
     version_id BIGINT NOT NULL REFERENCES versions (id),
     PRIMARY KEY (server_id, version_id),
+    -- replicas.status 'corrupt', verified_at: see the SQLite migration of the same number.
     status TEXT NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt')),
     verified_at TEXT,
+    -- replicas.etag: the ETag the server gave for a replica's bytes (see the SQLite migration of the same number).
     etag TEXT
 );
 CREATE INDEX replicas_version ON replicas (version_id);
