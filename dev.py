@@ -6,7 +6,8 @@ installs cdnstore with what the command needs and, beside it, its harnesses (tes
 servers, PostgreSQL and the demo; again only when a pyproject.toml changed), then runs it.
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
 `python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
-`python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md.
+`python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md;
+`python3 dev.py schema` writes the schema files from the migrations (`--check`: exits 1 when one is stale).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo"}
+EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo", "schema": "test"}
 # The harnesses (testbed/: storage servers, PostgreSQL, the fault proxy, the demo) are a distribution of their
 # own, kept out of the product's install; every command here needs them, installed beside cdnstore.
 TESTBED = ROOT / "testbed"
@@ -230,12 +231,15 @@ def main(argv: list[str]) -> int:
         if shutil.which("wrk") is None:
             apt_install("wrk")
         return sh(PYTHON, "-m", "bench.run", *rest, check=False)
+    if command == "schema":  # schema.sql and schema_postgres.sql, generated from the migrations (cdnstore/db/schema.py)
+        return sh(PYTHON, "-m", "cdnstore.db.schema", *rest, check=False)
     if command == "lint":
         ruff = sh(PYTHON, "-m", "ruff", "check", *SOURCES, *rest, check=False)
         formatted = sh(PYTHON, "-m", "ruff", "format", "--check", *SOURCES, check=False)
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
-        return ruff or formatted or layers or check_page()
+        schema = sh(PYTHON, "-m", "cdnstore.db.schema", "--check", check=False)  # the schema files not stale
+        return ruff or formatted or layers or schema or check_page()
     return sh(PYTHON, "-m", "mypy", *SOURCES, *rest, check=False)
 
 

@@ -150,16 +150,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
-    from .db import initialize
+    from .db import connect
 
-    if cfg.database.url:
-        from .db.postgres import initialize as initialize_postgres
-
-        where = "PostgreSQL database (database.url)"
-        before, after = asyncio.run(initialize_postgres(cfg.database.url))
-    else:
-        where = f"database {cfg.database.path}"
-        before, after = initialize(cfg.database.path)
+    database = connect(cfg.database)
+    where = database.where
+    before, after = asyncio.run(database.upgrade())
     if before == after:
         print(f"{where} is up to date (version {after})")
     else:

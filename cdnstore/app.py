@@ -139,11 +139,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     db = app[appkeys.DB] = connect(app[appkeys.CONFIG].database)
     await db.open()
     writer = app[appkeys.HISTORY] = HistoryWriter(db)
-    if db.serial_writes:  # one writer at a time: every transaction may carry the waiting rows in
-        db.on_begin(writer.write_into, writer.rolled_back)
-        db.on_commit(writer.committed)
-    else:  # side by side (PostgreSQL): the rows go in, alone, before any other transaction opens
-        db.before_begin(writer.write_first)
+    db.write_ahead(writer)  # the download rows waiting go in before any later transaction's work
     stats = app[appkeys.STATS] = DownloadStats(db)
     async with running(
         {

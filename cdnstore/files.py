@@ -31,7 +31,7 @@ from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage import Storage
-from .throttle import count_or_refuse, throttle
+from .throttle import Throttle, count_or_refuse
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class Files:
         self.downloads = cfg.downloads
         self.trash_days = cfg.files.trash_days
         self.request_timeout = cfg.storage.request_timeout  # storage calls made for a request: at most this
-        self._announced = throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
+        self._announced = Throttle(db, "uploads", max(1, cfg.uploads.max_per_minute), 60.0)
         # (server's S3 target, key, name, ttl, preview type) -> (url, expires_at, reuse until): see _signed_get. By
         # target, not by server id: a server moved or given new keys (here or on another daemon) is never handed
         # old URLs.
@@ -372,7 +372,7 @@ class Files:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = now_iso()
         async with self.db.transaction() as tx:
-            await quotas.reserve(tx, self.db.for_update, owner_id, name, size)  # (first: it locks the user)
+            await quotas.reserve(tx, owner_id, name, size)  # (first: it locks the user)
             if via is not None:
                 await via.admit(tx, size)
                 existing = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
@@ -530,7 +530,7 @@ class Files:
             version = await tx_fetchone(
                 tx,
                 "SELECT id, file_id, size, status, upload_server_id, upload_id, "
-                f"sha256_declared FROM versions WHERE object_key = ?{self.db.for_update}",
+                "sha256_declared FROM versions WHERE object_key = ? FOR UPDATE",
                 (key,),
             )
             stored_before = version is not None and version["status"] == VersionStatus.STORED

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import os
@@ -99,17 +98,16 @@ _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 class HistoryWriter:
-    """Collects rows (downloads: the hot path, which changes nothing else) and writes them at the start
-    of the next transaction, whoever opens it, or in one of its own every `interval` seconds: one
-    transaction for many downloads instead of one each, and rows still land in the order things happened.
-    `run()` flushes what is left when it is cancelled, so a clean shutdown loses nothing.
+    """Collects rows (downloads: the hot path, which changes nothing else) and writes them before the next
+    transaction, whoever opens it, or in one of its own every `interval` seconds: one transaction for many
+    downloads instead of one each, and rows still land in the order things happened. `run()` flushes what is
+    left when it is cancelled, so a clean shutdown loses nothing.
 
     While the database refuses writes (a full disk) the rows wait in memory: other transactions leave them
     out (each would fail carrying them all), and `run()` tries them alone every `retry` seconds.
 
-    The database calls it (app.py hands it over): where writes are serial, `write_into` first in every
-    transaction and `committed`/`rolled_back` after it; where they run side by side, `write_first` before
-    any transaction opens."""
+    The database calls it (app.py hands it over with `Database.write_ahead`, which says when): `write_into`
+    in the transaction that carries the rows, then `committed` or `rolled_back`."""
 
     def __init__(self, db: Database, *, interval: float = 0.2, batch: int = 2000, retry: float = 1.0) -> None:
         self.db = db
@@ -120,14 +118,16 @@ class HistoryWriter:
         self._writing: list[tuple[Any, ...]] = []
         self._flushing = False
         self._full = asyncio.Event()
-        # Where transactions run side by side (PostgreSQL), rows go in alone, one such transaction at a time.
-        self._alone = asyncio.Lock()
-        self._flushing_here: contextvars.ContextVar[bool] = contextvars.ContextVar("flushing", default=False)
 
     @property
     def pending(self) -> int:
         """Rows not written yet."""
         return len(self._rows) + len(self._writing)
+
+    @property
+    def waiting(self) -> bool:
+        """Rows to write (not those being written)."""
+        return bool(self._rows)
 
     def add(self, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
         assert event in EVENTS, event
@@ -150,43 +150,13 @@ class HistoryWriter:
 
     async def flush(self) -> None:
         """Write the rows now (DatabaseUnavailable when the disk refuses; they stay for the next try)."""
-        if self._rows and not self.db.serial_writes:
-            await self._flush_alone()
-        elif self._rows:
+        if self._rows:
             self._flushing = True
             try:
                 # A backlog left by a database that refused writes goes in on a thread.
-                async with self.db.transaction(offload=len(self._rows) > self.batch):
-                    pass  # write_into ran at its start
+                await self.db.write_now(offload=len(self._rows) > self.batch)
             finally:
                 self._flushing = False
-
-    async def write_first(self) -> None:
-        """Before a transaction opens (PostgreSQL): rows waiting, or being written, go in first, so that a
-        download is in the history before a rename that followed it (ids are taken in insert order)."""
-        if (self._rows or self._alone.locked()) and not self._flushing_here.get():
-            if self.db.unavailable is None:
-                with contextlib.suppress(DatabaseUnavailable):  # the transaction will say so itself
-                    await self._flush_alone()
-
-    async def _flush_alone(self) -> None:
-        """Where transactions run side by side (PostgreSQL), the rows go in a transaction of their own,
-        one such transaction at a time."""
-        async with self._alone:
-            if not self._rows:
-                return
-            rows, self._rows = self._rows, []
-            self._writing = rows
-            marked = self._flushing_here.set(True)  # its own transaction does not wait for itself
-            try:
-                async with self.db.transaction() as tx:
-                    await tx.executemany(INSERT, rows)
-            except BaseException:
-                self._rows = rows + self._rows
-                raise
-            finally:
-                self._flushing_here.reset(marked)
-                self._writing = []
 
     async def run(self) -> None:
         try:

@@ -181,7 +181,7 @@ class Integrity:
                 tx,
                 "SELECT v.file_id, v.sha256, v.status, f.uuid, f.owner_id, f.name, "
                 "f.current_version_id, f.deleted_at FROM versions v JOIN files f "
-                f"ON f.id = v.file_id WHERE v.id = ?{self.db.for_update}",
+                "ON f.id = v.file_id WHERE v.id = ? FOR UPDATE",
                 (version_id,),
             )
             if (

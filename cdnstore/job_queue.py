@@ -183,14 +183,14 @@ class JobQueue:
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
-                f"""
+                """
                 UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END,
                                 last_error = CASE WHEN status = 'running' THEN :lost ELSE last_error END,
                                 status = 'running', lease_until = :lease, claim_token = :token, updated_at = :now
                 WHERE id = (SELECT id FROM jobs WHERE server_id = :s
                               AND (status = 'queued' AND run_after <= :now
                                    OR status = 'running' AND COALESCE(lease_until, 0) < :now)
-                            ORDER BY run_after LIMIT 1{self.db.skip_locked})
+                            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
                 {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds, "token": token, "lost": LEASE_LOST},
             )

@@ -40,7 +40,7 @@ from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
 from .models import LinkState
-from .throttle import address_key, attempt, count_or_refuse, throttle
+from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # THE condition for "this file (alias f) is still served by the links that name it". Every statement that
 # asks which files a link serves uses it, so a new reason not to serve a file (a trash) is added here once.
@@ -144,10 +144,10 @@ class Links:
         self.archives = archives
         self.cfg = cfg.links
         lockout = cfg.links.password_lockout
-        self.by_client = throttle(db, "link-client", cfg.links.max_password_failures, lockout)
-        self.by_link = throttle(db, "link", cfg.links.max_password_failures_per_link, lockout)
-        self.by_ip = throttle(db, "link-address", cfg.links.max_password_failures_per_ip, lockout)
-        self._made = throttle(db, "links", max(1, cfg.links.max_per_minute), 60.0)  # links each user made
+        self.by_client = Throttle(db, "link-client", cfg.links.max_password_failures, lockout)
+        self.by_link = Throttle(db, "link", cfg.links.max_password_failures_per_link, lockout)
+        self.by_ip = Throttle(db, "link-address", cfg.links.max_password_failures_per_ip, lockout)
+        self._made = Throttle(db, "links", max(1, cfg.links.max_per_minute), 60.0)  # links each user made
 
     # --- reading links ------------------------------------------------------------------------
 
@@ -364,9 +364,7 @@ class Links:
         if reset_downloads:
             changes["downloads"] = 0
         async with self.db.transaction() as tx:
-            current = await tx_fetchone(
-                tx, f"SELECT downloads FROM links WHERE id = ?{self.db.for_update}", (link.row["id"],)
-            )
+            current = await tx_fetchone(tx, "SELECT downloads FROM links WHERE id = ? FOR UPDATE", (link.row["id"],))
             if current is None:
                 raise NotFound("no such link", code="link_not_found")
             limit = changes.get("max_downloads", link.row["max_downloads"])

@@ -35,9 +35,9 @@ _REPLACED = """SELECT c.size FROM files f JOIN versions c ON c.id = f.current_ve
     WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
 
 
-async def reserve(tx: Tx, for_update: str, owner_id: int, name: str, size: int) -> None:
+async def reserve(tx: Tx, owner_id: int, name: str, size: int) -> None:
     """507 `quota_exceeded` when announcing `size` bytes as file `name` would pass the owner's quota."""
-    user = await tx_fetchone(tx, f"SELECT quota_bytes, used_bytes FROM users WHERE id = ?{for_update}", (owner_id,))
+    user = await tx_fetchone(tx, "SELECT quota_bytes, used_bytes FROM users WHERE id = ? FOR UPDATE", (owner_id,))
     if user is None or user["quota_bytes"] is None:
         return
     pending = int((await tx_fetchall(tx, _PENDING, (owner_id,)))[0]["pending"])

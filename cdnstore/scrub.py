@@ -93,7 +93,7 @@ class Scrubber:
     async def _recount_server(self, server_id: int) -> Recount | None:
         async with self.db.transaction(offload=True) as tx:
             was = await tx_fetchone(
-                tx, f"SELECT files_present, bytes_present FROM servers WHERE id = ?{self.db.for_update}", (server_id,)
+                tx, "SELECT files_present, bytes_present FROM servers WHERE id = ? FOR UPDATE", (server_id,)
             )
             now = await tx_fetchone(
                 tx, f"SELECT {COUNT_FILES}, {COUNT_BYTES} FROM servers s WHERE s.id = ?", (server_id,)

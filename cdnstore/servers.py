@@ -303,7 +303,7 @@ class ServerRegistry:
             # The listeners compare before with after: take "before" as stored, the row locked (where
             # transactions run side by side, another change of this server may have committed meanwhile).
             stored = await tx_fetchone(
-                tx, f"SELECT is_on, is_active, zone FROM servers WHERE uuid = ?{self.db.for_update}", (server_uuid,)
+                tx, "SELECT is_on, is_active, zone FROM servers WHERE uuid = ? FOR UPDATE", (server_uuid,)
             )
             if stored is not None:
                 before = replace(
@@ -404,7 +404,7 @@ class ServerRegistry:
         server's row (the counters' trigger, a job's foreign key). Taken in those two orders, a removal job
         finishing while its server is deleted deadlocked on PostgreSQL (one of them answered 503); in one
         order, the later waits for the earlier. (SQLite has one writer: nothing to lock there.)"""
-        await tx.execute(f"SELECT 1 FROM servers WHERE id = ?{self.db.for_update}", (server_id,))
+        await tx.execute("SELECT 1 FROM servers WHERE id = ? FOR UPDATE", (server_id,))
 
     async def set_health(self, changes: dict[str, Health]) -> None:
         """Record health seen by the checker (server uuid -> health); not a user's change, no history.

@@ -71,7 +71,7 @@ class Trash:
     async def _in_trash(self, tx: Tx, owner_id: int, file_uuid: str) -> Row:
         row = await tx_fetchone(
             tx,
-            f"SELECT f.id, f.name FROM files f WHERE f.uuid = ? AND f.owner_id = ? AND {IN_TRASH}{self.db.for_update}",
+            f"SELECT f.id, f.name FROM files f WHERE f.uuid = ? AND f.owner_id = ? AND {IN_TRASH} FOR UPDATE",
             (file_uuid, owner_id),
         )
         if row is None:
@@ -91,7 +91,7 @@ class Trash:
             while True:
                 # FOR UPDATE (PostgreSQL): an owner's change beside the sweep (a new expiry, a restore) is
                 # either seen here or waits for it, never lost under it.
-                sql = f"SELECT id FROM files WHERE {due} LIMIT ?{self.db.for_update}"
+                sql = f"SELECT id FROM files WHERE {due} LIMIT ? FOR UPDATE"
                 async with self.db.transaction() as tx:
                     ids = [r["id"] for r in await tx_fetchall(tx, sql, (now, SWEEP_BATCH))]
                     if ids:

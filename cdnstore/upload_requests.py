@@ -36,7 +36,7 @@ from .errors import Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthorized
 from .files import Files, Lifetime, Received, Upload
 from .geo import Point
 from .links import new_token
-from .throttle import address_key, attempt, count_or_refuse, throttle
+from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # A file counts as received through its request once announced, unless its upload was given up before any
 # content arrived (deleted without ever having a current version).
@@ -99,9 +99,9 @@ class UploadRequests:
         self.passwords = passwords
         self.cfg = cfg.requests
         self._tokens = URLSafeSerializer(cfg.auth.secret_key or "-", salt="cdnstore.request-upload")
-        self._senders = throttle(db, "request-uploads", max(1, cfg.requests.max_per_minute), 60.0)
-        self.by_request = throttle(db, "request", cfg.links.max_password_failures, cfg.links.password_lockout)
-        self.by_ip = throttle(db, "request-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
+        self._senders = Throttle(db, "request-uploads", max(1, cfg.requests.max_per_minute), 60.0)
+        self.by_request = Throttle(db, "request", cfg.links.max_password_failures, cfg.links.password_lockout)
+        self.by_ip = Throttle(db, "request-address", cfg.links.max_password_failures_per_ip, cfg.links.password_lockout)
 
     # --- the owner's side ---------------------------------------------------------------------
 
@@ -185,8 +185,7 @@ class UploadRequests:
         it did not exist)."""
         found = await tx_fetchone(
             tx,
-            "SELECT q.id, q.owner_id FROM upload_requests q WHERE q.uuid = ? AND q.deleted_at IS NULL"
-            + self.db.for_update,
+            "SELECT q.id, q.owner_id FROM upload_requests q WHERE q.uuid = ? AND q.deleted_at IS NULL FOR UPDATE",
             (request_uuid,),
         )
         if found is None or (found["owner_id"] != caller.id and not caller.is_admin):
@@ -286,8 +285,8 @@ class UploadRequests:
         async def admit(tx: Tx, announced: int) -> None:
             locked = await tx_fetchone(
                 tx,
-                f"SELECT q.closed_at, q.expires_at, q.max_files, q.max_bytes FROM upload_requests q "
-                f"WHERE q.id = ? AND q.deleted_at IS NULL{self.db.for_update}",
+                "SELECT q.closed_at, q.expires_at, q.max_files, q.max_bytes FROM upload_requests q "
+                "WHERE q.id = ? AND q.deleted_at IS NULL FOR UPDATE",
                 (row["id"],),
             )
             if locked is None:

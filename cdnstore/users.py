@@ -17,7 +17,7 @@ from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
 from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
-from .throttle import address_key, attempt, throttle
+from .throttle import Throttle, address_key, attempt
 
 if TYPE_CHECKING:
     from .job_queue import JobQueue
@@ -129,8 +129,8 @@ class Accounts:
         self.tokens = tokens
         # Failures count per (username, address) and per address, never per username alone: that
         # would let anyone lock anyone out (the admin included) from anywhere.
-        self._by_account = throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
-        self._by_address = throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
+        self._by_account = Throttle(db, "login-account", cfg.login_max_failures, cfg.login_lockout)
+        self._by_address = Throttle(db, "login-address", cfg.login_max_failures_per_ip, cfg.login_lockout)
         # Addresses (IPv6: /64) a login succeeded from within auth.known_for, on this daemon: their password
         # checks get the first turns (auth.Priority). Accounts used lately are known by last_login_at.
         self._known_addresses = RecentSuccesses(cfg.known_for)
@@ -327,7 +327,7 @@ class Accounts:
         each other at once are serialised: the second sees the first's change and is refused."""
         admins = await tx_fetchall(
             tx,
-            f"SELECT uuid FROM users WHERE is_admin = 1 AND is_disabled = 0 AND {LIVE} ORDER BY id{self.db.for_update}",
+            f"SELECT uuid FROM users WHERE is_admin = 1 AND is_disabled = 0 AND {LIVE} ORDER BY id FOR UPDATE",
         )
         uuids = {a["uuid"] for a in admins}
         if leaving_uuid in uuids and len(uuids) == 1:

@@ -198,10 +198,10 @@ class WebhookQueue:
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
-                f"""
+                """
                 UPDATE webhook_deliveries SET attempts = attempts + 1, run_after = :lease, claim_token = :token
                 WHERE id = (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND run_after <= :now
-                            ORDER BY run_after LIMIT 1{self.db.skip_locked})
+                            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING id, uuid, webhook_id, event, object_id, data, occurred_at, attempts""",
                 {"now": now, "lease": now + self.lease_seconds, "token": token},
             )

@@ -203,6 +203,76 @@ def test_each_status_enum_has_exactly_the_values_its_check_constraint_allows(eng
         assert checks[column] == [member.value for member in enum], column
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_each_schema_file_is_what_its_engines_migrations_make(engine: str) -> None:
+    from cdnstore.db import schema
+
+    assert db.schema_sql(engine) == schema.generated(engine), f"stale: run `{schema.COMMAND}`"
+
+
+GADGETS = {  # a migration a test adds, in each engine's spelling
+    "sqlite": """-- gadgets: what a test adds.
+CREATE TABLE gadgets (id INTEGER PRIMARY KEY);
+
+-- gadgets.owner_id: who made it.
+ALTER TABLE gadgets ADD COLUMN owner_id INTEGER REFERENCES users (id);
+UPDATE gadgets SET owner_id = 1;
+""",
+    "postgres": """-- gadgets: what a test adds.
+CREATE TABLE gadgets (id BIGINT PRIMARY KEY);
+
+-- gadgets.owner_id: who made it.
+ALTER TABLE gadgets ADD COLUMN owner_id BIGINT NOT NULL REFERENCES users (id);
+UPDATE gadgets SET owner_id = 1;
+ALTER TABLE gadgets ALTER COLUMN owner_id DROP NOT NULL;
+ALTER TABLE users ADD COLUMN gadget_id BIGINT REFERENCES gadgets (id);
+""",
+}
+GADGETS_MADE = {
+    "sqlite": """
+-- gadgets: what a test adds.
+CREATE TABLE gadgets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES users (id));
+-- gadgets.owner_id: who made it.
+""",
+    "postgres": """
+-- gadgets: what a test adds.
+CREATE TABLE gadgets (id BIGINT PRIMARY KEY,
+    -- gadgets.owner_id: who made it.
+    owner_id BIGINT REFERENCES users (id)
+);
+ALTER TABLE users ADD FOREIGN KEY (gadget_id) REFERENCES gadgets (id);
+""",
+}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_new_migration_makes_the_schema_file_stale_until_it_is_generated_with_its_comments(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdnstore.db import schema
+
+    real = db.migrations(engine)
+    monkeypatch.setattr(schema, "migrations", lambda engine_: [*real, (real[-1][0] + 1, "gadgets", GADGETS[engine])])
+    made = schema.generated(engine)
+    assert made != db.schema_sql(engine)
+    assert made.endswith(GADGETS_MADE[engine])  # the comments above what they describe; no data statement
+    if engine == "postgres":  # (a column added to an older table refers to a newer one: its key comes below)
+        assert "    gadget_id BIGINT\n);" in made
+
+
+def test_a_postgresql_migration_the_generator_cannot_fold_stops_it_naming_the_migration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdnstore.db import schema
+
+    real = db.migrations("postgres")
+    later = real[-1][0] + 1
+    renamed = "ALTER TABLE users RENAME COLUMN zones TO regions;"
+    monkeypatch.setattr(schema, "migrations", lambda engine: [*real, (later, "renamed", renamed)])
+    with pytest.raises(ValueError, match=f"migration {later:04d}: cannot fold"):
+        schema.generated("postgres")
+
+
 def test_the_installed_package_carries_the_schema() -> None:
     shipped = (resources.files("cdnstore") / "schema.sql").read_text()
     assert shipped == (ROOT / "schema.sql").read_text()
@@ -286,6 +356,96 @@ async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_p
         assert await like("%alpha%") == {"Alpha", "alpha", "ALPHABET"}
         assert await like("éclair") == {"éclair"}  # SQLite folds ASCII only: PostgreSQL does the same
         assert await like("%ALPHA%", "NOT ") == {"Éclair", "éclair", "beta"}
+    finally:
+        await database.close()
+
+
+def test_row_locks_are_dropped_from_sqlites_text_only_and_only_outside_strings_and_comments() -> None:
+    from cdnstore.db.dialect import for_sqlite, translate
+
+    claim = (
+        "UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE server_id = ? "
+        "ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+    assert for_sqlite(claim) == claim.replace(" FOR UPDATE SKIP LOCKED", "")
+    assert for_sqlite("SELECT id FROM servers WHERE id = ?\n    FOR UPDATE") == "SELECT id FROM servers WHERE id = ?"
+    quoted = "SELECT 'wait for update' AS note -- then FOR UPDATE\nFROM users"
+    assert for_sqlite(quoted) == quoted
+    assert translate(claim, (1,))[0].endswith("LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id")  # PostgreSQL's as written
+
+
+LOCKED = "SELECT uuid FROM users WHERE username = ? FOR UPDATE"
+ALICE = "INSERT INTO users (uuid, username, password_hash, created_at, updated_at) VALUES ('u', 'n', 'h', 't', 't')"
+
+
+async def test_a_statement_with_a_row_lock_runs_on_both_engines_whatever_runs_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(ALICE)
+            assert [r[0] for r in await tx.execute_fetchall(LOCKED, ("n",))] == ["u"]
+        async with database.transaction(offload=True) as tx:  # (SQLite: on aiosqlite's thread)
+            assert await db.tx_fetchone(tx, LOCKED, ("n",)) is not None
+        async with database.scratch() as conn:
+            assert [r[0] for r in await conn.execute_fetchall(LOCKED, ("n",))] == ["u"]
+        assert await database.fetchval(LOCKED, ("n",)) == "u"
+        assert await database.fetchval(LOCKED, ("n",), offload=True) == "u"
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+async def test_postgresql_takes_the_row_locks_as_written(tmp_path: Path, database_url: str) -> None:
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(ALICE)
+        async with database.transaction() as holding:
+            await holding.execute(LOCKED, ("n",))
+            async with database.transaction() as other:  # a claim beside it skips the locked row
+                skipped = await other.execute_fetchall("SELECT uuid FROM users FOR UPDATE SKIP LOCKED")
+            assert list(skipped) == []
+    finally:
+        await database.close()
+
+
+async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_both_engines(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The history's download rows (HistoryWriter): SQLite writes them first in the next transaction, PostgreSQL
+    in one of their own just before it opens; either way the history keeps the order things happened in,
+    and a transaction that rolls back loses none of them."""
+    from cdnstore.history import HistoryWriter, record
+
+    database = await opened(tmp_path, database_url)
+    writer = HistoryWriter(database)
+    database.write_ahead(writer)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                "VALUES (1, 'u', 'n', 'h', 't', 't')"
+            )
+        writer.add(1, "file.downloaded", "f1", {})
+        with pytest.raises(ValueError):
+            async with database.transaction() as tx:
+                await record(tx, 1, "file.renamed", "f1", {})
+                raise ValueError
+        writer.add(1, "file.downloaded", "f2", {})
+        async with database.transaction() as tx:
+            await record(tx, 1, "file.renamed", "f2", {})
+        assert writer.pending == 0
+        writer.add(1, "file.downloaded", "f3", {})
+        await writer.flush()
+        rows = await database.fetchall("SELECT event, object_id FROM history ORDER BY id")
+        assert [tuple(r) for r in rows] == [
+            ("file.downloaded", "f1"),
+            ("file.downloaded", "f2"),
+            ("file.renamed", "f2"),
+            ("file.downloaded", "f3"),
+        ]
     finally:
         await database.close()
 

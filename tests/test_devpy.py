@@ -330,3 +330,27 @@ async def test_dev_py_test_fast_runs_the_unit_kind_only() -> None:
     assert proc.returncode == 0, out.decode()
     assert chosen == {module for module, kind in KINDS.items() if kind == UNIT}, out.decode()
     assert last_written(ARTIFACT) == saved_before
+
+
+async def test_dev_py_schema_as_docs_architecture_shows_it_leaves_fresh_schema_files_as_they_are() -> None:
+    """`python3 dev.py schema` writes the schema files from the migrations, `--check` says whether they are
+    stale: on this tree, neither changes a byte (a stale file is put back as it was, and the test fails)."""
+    files = [ROOT / "schema.sql", ROOT / "cdnstore" / "schema_postgres.sql"]
+    before = [path.read_bytes() for path in files]
+    try:
+        for command in (["schema", "--check"], ["schema"]):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "dev.py",
+                *command,
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode == 0, out.decode()
+            assert "up to date" in out.decode() or command[-1] == "--check", out.decode()
+        assert [path.read_bytes() for path in files] == before
+    finally:
+        for path, text in zip(files, before, strict=True):
+            path.write_bytes(text)

@@ -188,3 +188,21 @@ def test_lint_and_typecheck_cover_every_folder_of_python_code() -> None:
     folders = {Path(line).parts[0] for line in tracked.stdout.splitlines()}
     assert {"cdnstore", HARNESS.name, "tests", "bench", "dev.py"} <= folders
     assert folders <= set(devpy.SOURCES), f"not linted or type-checked: {folders - set(devpy.SOURCES)}"
+# Engine differences live in cdnstore/db/ (docs/architecture.md, "One data layer, two engines"): no other module
+# asks which engine it runs on, passes row-lock fragments around, or reaches an engine's own module or driver.
+ENGINE_LEAK = re.compile(
+    r"\.engine\b|\bengine\s*[!=]=|for_update|skip_locked|serial_writes|\b(?:SqliteDatabase|PostgresDatabase)\b"
+    r"|\bdb\.(?:sqlite|postgres)\b|^\s*(?:import|from)\s+(?:aiosqlite|asyncpg)\b",
+    re.MULTILINE,
+)
+
+
+def test_no_module_outside_db_branches_on_the_engine() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0).strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "db" not in path.relative_to(PACKAGE).parts[:1]
+        for text in [path.read_text()]
+        for match in ENGINE_LEAK.finditer(text)
+    ]
+    assert not found, "engine differences outside cdnstore/db/:\n" + "\n".join(found)

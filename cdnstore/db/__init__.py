@@ -3,8 +3,15 @@
 - `base.py`: the interface use cases see, stored times, the numbered migrations;
 - `sqlite.py`: SQLite, the zero-setup default (one writer on the event loop, big work on threads);
 - `postgres.py`: PostgreSQL through asyncpg (a pool; transactions side by side);
-- `dialect.py`: SQL is written once in SQLite's spelling and translated for PostgreSQL there.
-- `copy.py`: `cdnstore copy-database`, everything of one database into an empty PostgreSQL one.
+- `dialect.py`: SQL is written once in SQLite's spelling (plus PostgreSQL's row locks) and translated for each
+  engine there;
+- `copy.py`: `cdnstore copy-database`, everything of one database into an empty PostgreSQL one;
+- `leases.py`: named leases (work that runs on one daemon at a time);
+- `throttles.py`: where throttles count failures (`Database.failures`: memory for one daemon, a table for several);
+- `schema.py`: the schema files generated from the migrations (`python3 dev.py schema`).
+
+Nothing outside this package asks which engine it runs on: what differs in meaning is said by `Database`
+(`one_daemon`, `write_ahead`, `failures`), what differs in spelling by the dialect.
 
 Stored times (`iso`, `now_iso`, `iso_in`) are cdnstore/times.py's; they are passed on here for the modules
 that import them from `db`.

@@ -1,5 +1,6 @@
 """What both engines share: the Database interface that use cases see and the list of numbered
-migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py."""
+migrations. Engine code lives in sqlite.py and postgres.py; SQL spelling differences in dialect.py; where
+throttles count, throttles.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import DatabaseUnavailable
+from .throttles import FailureLog, MemoryFailures, TableFailures
 
 if TYPE_CHECKING:
     from . import Tx
@@ -25,6 +27,21 @@ Params = Sequence[Any] | dict[str, Any]
 # listening connection was cut and is back): the listener then re-reads what it keeps.
 Listener = Callable[[str | None], None]
 RESYNC = None
+
+
+class WriteAhead(Protocol):
+    """Writes kept in memory (the history's download rows) that must go in before any later transaction's
+    work (`Database.write_ahead` says when). The engine calls `write_into(tx)` in the transaction that carries
+    them, then `committed()` or `rolled_back()`; `waiting` says whether there is anything to write."""
+
+    @property
+    def waiting(self) -> bool: ...
+
+    async def write_into(self, tx: Tx) -> None: ...
+
+    def committed(self) -> None: ...
+
+    def rolled_back(self) -> None: ...
 
 
 def schema_sql(engine: str = "sqlite") -> str:
@@ -69,47 +86,47 @@ class Database:
       transaction reaches the listeners of every daemon on the database (this one included) once, and only
       if the transaction commits.
 
-    SQL is written once, in SQLite's spelling (`?` or `:name` placeholders); the PostgreSQL engine
-    translates it (dialect.py). Integrity errors of both engines become `UniqueViolation`, lost
-    connections and refusing disks `DatabaseUnavailable`."""
+    SQL is written once, in SQLite's spelling (`?` or `:name` placeholders) plus the row locks PostgreSQL needs
+    (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`), and each engine takes it as its dialect says (dialect.py).
+    Integrity errors of both engines become `UniqueViolation`, lost connections and refusing disks
+    `DatabaseUnavailable`. Where the engines differ in what they mean, this interface says what (`one_daemon`,
+    `write_ahead`, `failures`), never which engine it is: use cases do not ask."""
 
-    engine = "?"
-    # True when one writer at a time is guaranteed (SQLite): a hook at the start of every transaction may
-    # then carry other work into it (history rows); on PostgreSQL transactions run side by side.
-    serial_writes = True
+    engine = "?"  # (db/ only: which migrations and schema file are the engine's)
     # True where one daemon at a time uses the database (SQLite): what a daemon finds held at its start
     # (running jobs, leases) was held by a process that is gone.
     one_daemon = True
-    # Appended to a SELECT whose rows the transaction will change / to a job claim's subquery: PostgreSQL's
-    # row locks; nothing on SQLite, whose one writer already excludes every other.
-    for_update = ""
-    skip_locked = ""
 
     def __init__(self) -> None:
         self._after_commit: list[Callable[[], None]] = []
-        self._on_begin: list[Callable[[Tx], Awaitable[None]]] = []
-        self._after_rollback: list[Callable[[], None]] = []
-        self._before_begin: list[Callable[[], Awaitable[None]]] = []
+        self._ahead: list[WriteAhead] = []
         # Set while the database refuses writes (the last failure, for /readyz); cleared by a write that commits.
         self.unavailable: DatabaseUnavailable | None = None
         self._listeners: dict[str, list[Listener]] = {}
 
     def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every committed transaction (e.g. to wake the job worker)."""
+        """Call `callback` after every committed transaction."""
         self._after_commit.append(callback)
 
-    def on_begin(self, callback: Callable[[Tx], Awaitable[None]], after_rollback: Callable[[], None]) -> None:
-        """Run `callback` first in every transaction (writes that were waiting for one), and
-        `after_rollback` when such a transaction is rolled back. Only where `serial_writes`."""
-        assert self.serial_writes, "on_begin needs one writer at a time"
-        self._on_begin.append(callback)
-        self._after_rollback.append(after_rollback)
+    def write_ahead(self, writes: WriteAhead) -> None:
+        """Have what `writes` keeps in memory go in before the work of every transaction that opens later (so
+        the tables keep the order things happened in), and whenever `write_now` is called. Where writes are
+        serial (SQLite) it goes in first inside that transaction, one commit for both; where transactions run
+        side by side (PostgreSQL), in a transaction of its own just before that one opens, one such at a time."""
+        self._ahead.append(writes)
 
-    def before_begin(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Await `callback` before every transaction opens (where transactions run side by side: there,
-        writes that were waiting go in first, in a transaction of their own, so they keep their order)."""
-        assert not self.serial_writes, "where writes are serial, on_begin carries them into the transaction"
-        self._before_begin.append(callback)
+    async def write_now(self, *, offload: bool = False) -> None:
+        """Write what the `write_ahead` writers keep, now (`offload`: a backlog, on a thread where that
+        matters). DatabaseUnavailable when the database refuses it: the writers then keep it."""
+        raise NotImplementedError
+
+    def failures(self, scope: str, max_failures: int, window: float) -> FailureLog:
+        """Where the throttle named `scope` counts its failures: in memory where one daemon uses the database,
+        in the database (`throttle_failures`) where daemons share it, so that failures on any daemon add up
+        (two stores for a measured reason: docs/performance.md, "Throttles")."""
+        if self.one_daemon:
+            return MemoryFailures(max_failures, window)
+        return TableFailures(self, scope, max_failures, window)
 
     async def notify(self, channel: str, payload: str = "", *, tx: Tx | None = None) -> None:
         """Tell every daemon's listeners of `channel` (PostgreSQL: at most 8000 bytes of payload). In `tx`:
@@ -137,6 +154,14 @@ class Database:
     def _resync(self) -> None:
         for channel in list(self._listeners):
             self._deliver(channel, RESYNC)
+
+    # What the database is, for messages ("database var/cdnstore.sqlite3").
+    where = "database"
+
+    async def upgrade(self) -> tuple[int, int]:
+        """Create the schema, or upgrade it to this cdnstore's (`cdnstore init`; `open` does it too): the
+        version before and after."""
+        raise NotImplementedError
 
     async def open(self) -> None:
         raise NotImplementedError

@@ -1,6 +1,12 @@
-"""SQL written in SQLite's spelling, translated for PostgreSQL: the one place where the engines' SQL
-differs. Statements are translated once per text (cached), so the hot paths pay a dict lookup.
+"""SQL written once, in SQLite's spelling plus row locks, translated for each engine: the one place where the
+engines' SQL differs. Statements are translated once per text (cached), so the hot paths pay a dict lookup.
 
+Row locks are written where the statement is: `FOR UPDATE` on a SELECT whose rows the transaction will
+change, `FOR UPDATE SKIP LOCKED` on a job claim's subquery. PostgreSQL takes them as written (transactions run
+side by side there); SQLite has no such clause and needs none (one writer: BEGIN IMMEDIATE already excludes
+every other transaction), so `for_sqlite` drops them. Nothing else changes on SQLite's side.
+
+For PostgreSQL (`translate`):
 - placeholders: `?` (positional) and `:name` (named, from a dict) become `$1`, `$2` ...;
 - `group_concat(x)` becomes `string_agg(CAST(x AS TEXT), ',')`;
 - `x [NOT] LIKE y` becomes `x COLLATE "C" [NOT] ILIKE y`: SQLite's LIKE ignores the case of ASCII letters (only),
@@ -19,6 +25,7 @@ from typing import Any
 
 from .base import Params
 
+_ROW_LOCK = re.compile(r"\s+FOR\s+UPDATE(?:\s+SKIP\s+LOCKED)?\b", re.IGNORECASE)
 _GROUP_CONCAT = re.compile(r"\bgroup_concat\(([^()]*)\)", re.IGNORECASE)
 _LIKE = re.compile(r"(?<![\w.])(?!NOT\b)([\w.]+)( NOT)? LIKE ", re.IGNORECASE)
 
@@ -81,3 +88,37 @@ def translate(sql: str, params: Params = ()) -> tuple[str, list[Any]]:
 def translate_text(sql: str) -> str:
     """The PostgreSQL text of a statement with `?` placeholders (for executemany)."""
     return _translate(sql)[0]
+
+
+@lru_cache(maxsize=4096)
+def for_sqlite(sql: str) -> str:
+    """SQLite's text of a statement: its row locks dropped (outside quoted strings and comments); the text
+    itself when it has none."""
+    if not _ROW_LOCK.search(sql):
+        return sql
+    return "".join(_ROW_LOCK.sub("", part) if code else part for code, part in _parts(sql))
+
+
+def _parts(sql: str) -> list[tuple[bool, str]]:
+    """`sql` cut into (is code, text): quoted strings, quoted names and `--` comments are not code."""
+    parts: list[tuple[bool, str]] = []
+    start = i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"" or sql.startswith("--", i):
+            parts.append((True, sql[start:i]))
+            if c == "-":
+                end = sql.find("\n", i)
+                end = n if end == -1 else end
+            else:
+                end = sql.find(c, i + 1)
+                while end != -1 and end + 1 < n and sql[end + 1] == c:  # '' inside a string
+                    end = sql.find(c, end + 2)
+                end = n if end == -1 else end + 1
+            parts.append((False, sql[i:end]))
+            start = i = end
+        else:
+            i += 1
+    parts.append((True, sql[start:]))
+    return parts

@@ -2,8 +2,9 @@
 
 SQL arrives in SQLite's spelling and is translated by dialect.py. What SQLite's single writer gave for
 free is made explicit where it matters: unique constraints (raised as `UniqueViolation`, which use cases
-turn into their 409), `FOR UPDATE` on a row read before it is changed (`Database.for_update`), and
-`FOR UPDATE SKIP LOCKED` for job claims (`Database.skip_locked`).
+turn into their 409), `FOR UPDATE` on a row read before it is changed and `FOR UPDATE SKIP LOCKED` for job
+claims (both written in the statements, which SQLite's side drops), the history's waiting rows written in a
+transaction of their own before the next one opens (`write_ahead`), and throttles counted in the database.
 
 A lost connection, PostgreSQL restarting or unreachable, or a full disk under it raise
 `DatabaseUnavailable` (503 with Retry-After), never a driver error; the pool replaces dead connections by
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import time
@@ -192,10 +194,7 @@ async def apply(conn: Conn, sql: str, version: int) -> None:
 
 class PostgresDatabase(Database):
     engine = "postgres"
-    serial_writes = False
     one_daemon = False
-    for_update = " FOR UPDATE"
-    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         super().__init__()
@@ -208,9 +207,17 @@ class PostgresDatabase(Database):
         self._listen_lock = asyncio.Lock()  # the channels' LISTENs and a new connection's, one at a time
         self._connected = asyncio.Event()
         self._resync_next = False  # a connection made from now on follows a gap: listeners re-read
+        # The write_ahead writers' own transactions, one at a time; marked so that they do not wait for themselves.
+        self._ahead_lock = asyncio.Lock()
+        self._writing_ahead: contextvars.ContextVar[bool] = contextvars.ContextVar("writing_ahead", default=False)
+
+    where = "PostgreSQL database (database.url)"
+
+    async def upgrade(self) -> tuple[int, int]:
+        return await initialize(self.url)
 
     async def open(self) -> None:
-        await initialize(self.url)
+        await self.upgrade()
         self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
 
     async def close(self) -> None:
@@ -325,14 +332,41 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self, *, offload: bool = False) -> AsyncIterator[PgTx]:
         """One transaction on a pooled connection (`offload` means nothing here: nothing blocks the loop)."""
-        for before in self._before_begin:
-            await before()
+        await self._write_ahead()
         with self._errors():
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
                 yield PgTx(conn)
         self._available()
         for callback in self._after_commit:
             callback()
+
+    async def _write_ahead(self) -> None:
+        """Before a transaction opens: what the write_ahead writers keep (or are writing now) goes in first, in
+        a transaction of its own, so that it keeps its order (a download is in the history before a rename
+        that followed it: ids are taken in insert order)."""
+        if self._writing_ahead.get() or not (self._ahead_lock.locked() or any(a.waiting for a in self._ahead)):
+            return
+        if self.unavailable is None:
+            with contextlib.suppress(DatabaseUnavailable):  # the transaction will say so itself
+                await self.write_now()
+
+    async def write_now(self, *, offload: bool = False) -> None:
+        async with self._ahead_lock:
+            if not any(a.waiting for a in self._ahead):
+                return
+            marked = self._writing_ahead.set(True)
+            try:
+                async with self.transaction() as tx:
+                    for ahead in self._ahead:
+                        await ahead.write_into(tx)
+            except BaseException:
+                for ahead in self._ahead:
+                    ahead.rolled_back()
+                raise
+            finally:
+                self._writing_ahead.reset(marked)
+            for ahead in self._ahead:
+                ahead.committed()
 
     async def retried(self, work: Callable[[Tx], Awaitable[T]], *, offload: bool = False) -> T:
         # Safe to run again: PostgreSQL rolled the whole transaction back, and `work` (see Database.retried)

@@ -20,12 +20,14 @@ import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import aiosqlite
+from aiosqlite.context import Result
 
 from ..errors import DatabaseUnavailable
 from .base import Database, Params, Row, UniqueViolation, latest_version, migrations, schema_sql
+from .dialect import for_sqlite
 
 if TYPE_CHECKING:
     from . import Tx
@@ -229,13 +231,24 @@ class InlineResult:
         await self._cursor.close()
 
 
-class InlineTx:
-    """The writer connection used on the event loop's own thread. A statement of a short transaction
-    takes microseconds, much less than a hop to a worker thread and back (and the GIL convoy that comes
-    with it under load); commits do not fsync (WAL, synchronous=NORMAL), and checkpoints, which do, run
-    in a thread (`Database.checkpoint`)."""
+class _Transactional(Protocol):
+    """What `_Connection` reads of the connection it wraps (sqlite3's and aiosqlite's both have it)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    @property
+    def in_transaction(self) -> bool: ...
+
+    @property
+    def total_changes(self) -> int: ...
+
+
+C = TypeVar("C", bound=_Transactional)
+
+
+class _Connection(Generic[C]):
+    """A writer connection as `transaction()` uses it (whether a transaction is open, changes made so far);
+    its statements' text is SQLite's (`for_sqlite`: row locks dropped)."""
+
+    def __init__(self, conn: C) -> None:
         self.conn = conn
 
     @property
@@ -246,17 +259,37 @@ class InlineTx:
     def total_changes(self) -> int:
         return self.conn.total_changes
 
+
+class InlineTx(_Connection[sqlite3.Connection]):
+    """The writer connection used on the event loop's own thread. A statement of a short transaction
+    takes microseconds, much less than a hop to a worker thread and back (and the GIL convoy that comes
+    with it under load); commits do not fsync (WAL, synchronous=NORMAL), and checkpoints, which do, run
+    in a thread (`Database.checkpoint`)."""
+
     def execute(self, sql: str, params: Params = ()) -> InlineResult:
-        return InlineResult(self.conn.execute(sql, params))
+        return InlineResult(self.conn.execute(for_sqlite(sql), params))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InlineCursor:
-        return InlineCursor(self.conn.executemany(sql, rows))
+        return InlineCursor(self.conn.executemany(for_sqlite(sql), rows))
 
     async def execute_fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return self.conn.execute(sql, params).fetchall()
+        return self.conn.execute(for_sqlite(sql), params).fetchall()
 
 
-SqliteTx = InlineTx | aiosqlite.Connection
+class ThreadTx(_Connection[aiosqlite.Connection]):
+    """A connection on aiosqlite's thread (offloaded work, `scratch()`), taking statements as InlineTx does."""
+
+    def execute(self, sql: str, params: Params = ()) -> Result[aiosqlite.Cursor]:
+        return self.conn.execute(for_sqlite(sql), params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> aiosqlite.Cursor:
+        return await self.conn.executemany(for_sqlite(sql), rows)
+
+    async def execute_fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self.conn.execute_fetchall(for_sqlite(sql), params))  # type: ignore[arg-type]
+
+
+SqliteTx = InlineTx | ThreadTx
 
 
 class SqliteDatabase(Database):
@@ -265,11 +298,11 @@ class SqliteDatabase(Database):
     the loop keeps serving. One asyncio.Lock orders all writers, whichever connection they use."""
 
     engine = "sqlite"
-    serial_writes = True
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
+        self.where = f"database {path}"
         self._inline: sqlite3.Connection | None = None  # writes, on the loop thread
         self._peek: sqlite3.Connection | None = None  # reads, on the loop thread
         self._writer: aiosqlite.Connection | None = None  # offloaded writes and checkpoints
@@ -287,8 +320,11 @@ class SqliteDatabase(Database):
         else:
             self._notices[(channel, payload)] = None
 
+    async def upgrade(self) -> tuple[int, int]:
+        return await asyncio.to_thread(initialize, self.path)
+
     async def open(self) -> None:
-        await asyncio.to_thread(initialize, self.path)
+        await self.upgrade()
         self._inline = self._connect_inline()
         self._inline.execute("PRAGMA wal_autocheckpoint = 0")  # never fsync on the loop: see checkpoint()
         self._peek = self._connect_inline()
@@ -399,7 +435,7 @@ class SqliteDatabase(Database):
                     await writer.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
                     await writer.execute("COMMIT")
                 except BaseException:
-                    await self._rollback(writer)
+                    await self._rollback(ThreadTx(writer))
                     raise
         finally:
             self._lock.release()
@@ -411,23 +447,25 @@ class SqliteDatabase(Database):
         """`async with db.transaction() as tx:` one atomic unit of work. `offload=True` for work that may
         take long (millions of rows): it runs on a thread, and the loop keeps serving meanwhile."""
         assert self._inline is not None and self._writer is not None, "database is not open"
-        tx: SqliteTx = self._writer if offload else InlineTx(self._inline)
+        tx: SqliteTx = ThreadTx(self._writer) if offload else InlineTx(self._inline)
         async with self._lock:
             self._notices = {}
             with self._disk_errors():
                 await tx.execute("BEGIN IMMEDIATE")
                 changes = tx.total_changes
                 try:
-                    for begin in self._on_begin:
-                        await begin(tx)
+                    for ahead in self._ahead:  # one writer: what waits in memory goes in first, in this one
+                        await ahead.write_into(tx)
                     yield tx
                     await tx.execute("COMMIT")  # where a full disk usually shows: the WAL cannot grow
                 except BaseException:
                     self._notices = {}
                     await self._rollback(tx)
-                    for rolled_back in self._after_rollback:
-                        rolled_back()
+                    for ahead in self._ahead:
+                        ahead.rolled_back()
                     raise
+            for ahead in self._ahead:
+                ahead.committed()
             self._commits_since_checkpoint += 1
             if tx.total_changes != changes:  # something was written: the disk takes writes
                 self._took_writes()
@@ -436,6 +474,10 @@ class SqliteDatabase(Database):
             callback()
         for channel, payload in notices:
             self._deliver(channel, payload)
+
+    async def write_now(self, *, offload: bool = False) -> None:
+        async with self.transaction(offload=offload):
+            pass  # the write_ahead writers wrote at its start
 
     async def _rollback(self, tx: SqliteTx) -> None:
         if not tx.in_transaction:
@@ -450,10 +492,10 @@ class SqliteDatabase(Database):
         with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"
-                async with self._reader.execute(sql, params) as cur:
+                async with self._reader.execute(for_sqlite(sql), params) as cur:
                     return await cur.fetchone()  # type: ignore[no-any-return]
             assert self._peek is not None, "database is not open"
-            cursor = self._peek.execute(sql, params)
+            cursor = self._peek.execute(for_sqlite(sql), params)
             try:
                 return cursor.fetchone()  # type: ignore[no-any-return]
             finally:
@@ -463,9 +505,9 @@ class SqliteDatabase(Database):
         with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"
-                return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
+                return list(await self._reader.execute_fetchall(for_sqlite(sql), params))  # type: ignore[arg-type]
             assert self._peek is not None, "database is not open"
-            return self._peek.execute(sql, params).fetchall()
+            return self._peek.execute(for_sqlite(sql), params).fetchall()
 
     @asynccontextmanager
     async def scratch(self) -> AsyncIterator[SqliteTx]:
@@ -475,4 +517,4 @@ class SqliteDatabase(Database):
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
             with self._disk_errors():
-                yield conn
+                yield ThreadTx(conn)

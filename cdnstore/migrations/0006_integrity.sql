@@ -10,7 +10,8 @@ ALTER TABLE versions ADD COLUMN verify_pending INTEGER NOT NULL DEFAULT 0 CHECK 
 ALTER TABLE versions ADD COLUMN rejected_at TEXT;
 CREATE INDEX versions_verify_pending ON versions (id) WHERE verify_pending = 1;
 -- A replica's state: 'corrupt' when its bytes were found to differ from the version's sha256 (being
--- replaced; never served). verified_at: when cdnstore last read these bytes back and they matched.
+-- replaced; never served). verified_at: when cdnstore last read these bytes back and they matched. The
+-- counters on servers count every row, corrupt ones too (the object is there, taking its bytes).
 ALTER TABLE replicas ADD COLUMN status TEXT NOT NULL DEFAULT 'present' CHECK (status IN ('present', 'corrupt'));
 ALTER TABLE replicas ADD COLUMN verified_at TEXT;
 CREATE INDEX replicas_verified ON replicas (verified_at);

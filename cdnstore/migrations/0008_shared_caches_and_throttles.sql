@@ -7,7 +7,7 @@ CREATE TABLE cache_versions (
 ) WITHOUT ROWID;
 
 -- throttle_failures: one row per counted failure (wrong login or link password, an upload announced),
--- so that the throttles count across daemons (throttle.py; SQLite's daemon counts in memory instead).
+-- so that the throttles count across daemons (db/throttles.py; SQLite's daemon counts in memory instead).
 -- `at` is unix seconds; rows older than their throttle's window are deleted as new ones come.
 CREATE TABLE throttle_failures (
     scope TEXT NOT NULL,

@@ -3,14 +3,15 @@
 -- addressing_style: path (https://host/bucket/key) or virtual (https://bucket.host/key). capabilities: JSON of
 -- what the last probe proved (probe.py), NULL until one ran; events_seen_at: when the server's last object
 -- event arrived (kept to the minute), NULL: none yet.
--- imports: adopting the objects already in a server's bucket as files of one user (imports.py), one running
--- per server; after_key: the last key handled, where a restart lists on from. import_errors: the keys not
--- adopted and why (a key that is not a valid file name, a name the owner already uses). import_keys: the
--- page of keys being adopted, inside the transaction that adopts it only (set-based statements join it).
 ALTER TABLE servers ADD COLUMN public_url TEXT;
 ALTER TABLE servers ADD COLUMN addressing_style TEXT NOT NULL DEFAULT 'path' CHECK (addressing_style IN ('path', 'virtual'));
 ALTER TABLE servers ADD COLUMN capabilities TEXT;
 ALTER TABLE servers ADD COLUMN events_seen_at TEXT;
+-- Imports (imports.py): the objects already in a server's bucket (under prefix) adopted as files of one
+-- user, one import running per server. after_key: the last key handled (a restart lists on after it); the
+-- counters are the progress the API shows. import_errors: keys not adopted and why (not a valid file name,
+-- a name the owner already uses). import_keys: the page of keys being adopted, filled and emptied inside the
+-- one transaction that adopts it (its set-based statements join it).
 CREATE TABLE imports (
     id            INTEGER PRIMARY KEY,
     uuid          TEXT    NOT NULL UNIQUE,

@@ -5,6 +5,13 @@
 -- anew, copied, dropped; nothing refers to links yet, so foreign keys may stay on.
 DROP INDEX links_file;
 ALTER TABLE links RENAME TO links_old;
+-- Share links (links.py). The token is the capability itself, stored as is because the owner's list shows it
+-- (the contract puts it in every Link): 32 random bytes, URL-safe (256 bits), so it cannot be guessed. The
+-- password, if any, is an argon2id hash. expires_at is RFC 3339 UTC text in now_iso()'s format, so it compares
+-- as text. downloads is raised by one conditional UPDATE in the writer transaction, so max_downloads grants
+-- exactly that many downloads. Revoking deletes the row. A link's files are its link_files rows; file_id is
+-- the file of a link made for one file (POST /files/{id}/links), NULL for a link to several (POST /links).
+-- owner_id: whose links they are (GET /links).
 CREATE TABLE links (
     id            INTEGER PRIMARY KEY,
     uuid          TEXT    NOT NULL UNIQUE,
@@ -25,6 +32,7 @@ INSERT INTO links (id, uuid, file_id, token, password_hash, expires_at, max_down
 DROP TABLE links_old;
 CREATE INDEX links_file ON links (file_id, id DESC);
 CREATE INDEX links_owner ON links (owner_id, id DESC);
+-- link_files: a link's files, in the order they were given (position); one row for a one-file link.
 CREATE TABLE link_files (
     link_id  INTEGER NOT NULL REFERENCES links (id) ON DELETE CASCADE,
     file_id  INTEGER NOT NULL REFERENCES files (id),

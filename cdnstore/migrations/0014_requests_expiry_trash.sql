@@ -2,7 +2,8 @@
 -- upload_requests: a link (token, the capability, stored as is because the owner's list shows it) through
 -- which people without an account send files to its owner (upload_requests.py). password_hash: argon2id, or
 -- NULL. max_files, max_bytes: NULL no limit. closed_at: closed by its owner or an admin (reopened: NULL).
--- deleted_at: deleted (its token is 404; the row stays because the files it received name it).
+-- deleted_at: deleted (its token is 404; the row stays because the files it received name it). What it
+-- received is counted from files.received_via, not kept here.
 CREATE TABLE upload_requests (
     id            INTEGER PRIMARY KEY,
     uuid          TEXT    NOT NULL UNIQUE,
@@ -21,7 +22,8 @@ CREATE TABLE upload_requests (
 CREATE INDEX upload_requests_owner ON upload_requests (owner_id, id DESC) WHERE deleted_at IS NULL;
 
 -- files.expires_at: the file is deleted (as its owner would) once this passes; NULL never. purge_at: the
--- file is in its owner's trash (deleted_at set, its stored version kept) until then; NULL not in the trash.
+-- file is in its owner's trash (deleted_at set, its stored version kept, still counted in used_bytes) until
+-- then; NULL not in the trash.
 -- received_via: the upload request it came through.
 ALTER TABLE files ADD COLUMN expires_at TEXT;
 ALTER TABLE files ADD COLUMN purge_at TEXT;
@@ -31,13 +33,14 @@ CREATE INDEX files_trash ON files (owner_id, id DESC) WHERE purge_at IS NOT NULL
 CREATE INDEX files_purge ON files (purge_at) WHERE purge_at IS NOT NULL;
 CREATE INDEX files_received ON files (received_via) WHERE received_via IS NOT NULL;
 
--- Seconds a user's file may live at most (expires_at is bounded by it) and lives when its upload names no
--- expiry; NULL: no bound, no default. Set by admins.
+-- users.max_file_lifetime, default_file_lifetime: seconds a user's file may live at most (expires_at is
+-- bounded by it) and lives when its upload names no expiry; NULL: no bound, no default. Set by admins.
 ALTER TABLE users ADD COLUMN max_file_lifetime INTEGER CHECK (max_file_lifetime > 0);
 ALTER TABLE users ADD COLUMN default_file_lifetime INTEGER CHECK (default_file_lifetime > 0);
 
--- A file in the trash still counts in its owner's used_bytes (and so in the quota) until it is purged.
 DROP TRIGGER files_used_bytes;
+-- users.used_bytes follows the current versions of a user's live files and of those in the trash, in the
+-- transaction that changes them: a file in the trash still counts (and so in the quota) until it is purged.
 CREATE TRIGGER files_used_bytes AFTER UPDATE OF current_version_id, deleted_at, purge_at ON files BEGIN
     UPDATE users SET used_bytes = used_bytes
         - CASE WHEN OLD.deleted_at IS NULL OR OLD.purge_at IS NOT NULL THEN coalesce((SELECT size FROM versions WHERE id = OLD.current_version_id), 0) ELSE 0 END

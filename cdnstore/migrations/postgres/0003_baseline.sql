@@ -1,4 +1,8 @@
 -- 0003 (PostgreSQL baseline): the whole schema as of SQLite's migration 0003; PostgreSQL support began here.
+-- The same tables, columns, constraints and indexes as SQLite's, spelled for PostgreSQL: BIGINT identity keys,
+-- DOUBLE PRECISION for the job queue's unix times, triggers in PL/pgSQL. Columns stay portable (ISO-8601 TEXT
+-- times, INTEGER 0/1 flags, JSON as TEXT) so that one SQL text serves both engines (cdnstore/db/dialect.py
+-- translates the rest).
 CREATE TABLE cdnstore_schema (version INTEGER NOT NULL);
 
 CREATE TABLE users (

@@ -7,7 +7,7 @@ CREATE TABLE cache_versions (
 );
 
 -- throttle_failures: one row per counted failure (wrong login or link password, an upload announced),
--- so that the throttles count across daemons (throttle.py). `at` is unix seconds; rows older than their
+-- so that the throttles count across daemons (db/throttles.py). `at` is unix seconds; rows older than their
 -- throttle's window are deleted as new ones come.
 CREATE TABLE throttle_failures (
     scope TEXT NOT NULL,

@@ -17,6 +17,8 @@ CREATE TABLE upload_requests (
 );
 CREATE INDEX upload_requests_owner ON upload_requests (owner_id, id DESC) WHERE deleted_at IS NULL;
 
+-- files.expires_at: deleted once it passes; purge_at: in the trash until then; received_via: the upload request
+-- it came through (see the SQLite migration of the same number).
 ALTER TABLE files ADD COLUMN expires_at TEXT;
 ALTER TABLE files ADD COLUMN purge_at TEXT;
 ALTER TABLE files ADD COLUMN received_via BIGINT REFERENCES upload_requests (id);
@@ -25,10 +27,12 @@ CREATE INDEX files_trash ON files (owner_id, id DESC) WHERE purge_at IS NOT NULL
 CREATE INDEX files_purge ON files (purge_at) WHERE purge_at IS NOT NULL;
 CREATE INDEX files_received ON files (received_via) WHERE received_via IS NOT NULL;
 
+-- users.max_file_lifetime, default_file_lifetime: seconds a user's file may live at most and lives by default.
 ALTER TABLE users ADD COLUMN max_file_lifetime BIGINT CHECK (max_file_lifetime > 0);
 ALTER TABLE users ADD COLUMN default_file_lifetime BIGINT CHECK (default_file_lifetime > 0);
 
--- A file in the trash still counts in its owner's used_bytes (and so in the quota) until it is purged.
+-- users.used_bytes follows the current versions of a user's live files and of those in the trash, in the
+-- transaction that changes them: a file in the trash still counts (and so in the quota) until it is purged.
 CREATE OR REPLACE FUNCTION files_used_bytes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE users SET used_bytes = used_bytes
