@@ -188,6 +188,8 @@ def test_lint_and_typecheck_cover_every_folder_of_python_code() -> None:
     folders = {Path(line).parts[0] for line in tracked.stdout.splitlines()}
     assert {"cdnstore", HARNESS.name, "tests", "bench", "dev.py"} <= folders
     assert folders <= set(devpy.SOURCES), f"not linted or type-checked: {folders - set(devpy.SOURCES)}"
+
+
 # Engine differences live in cdnstore/db/ (docs/architecture.md, "One data layer, two engines"): no other module
 # asks which engine it runs on, passes row-lock fragments around, or reaches an engine's own module or driver.
 ENGINE_LEAK = re.compile(
