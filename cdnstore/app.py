@@ -198,6 +198,7 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     cfg = config.auth
     passwords = await asyncio.to_thread(Passwords, cfg)
+    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB])
     app[appkeys.ACCOUNTS] = Accounts(
         app[appkeys.DB],
         cfg,
@@ -205,8 +206,8 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
         Tokens(cfg),
         default_quota=config.users.default_quota_bytes,
         default_zones=config.users.default_zones,
+        keys_ended=keys.reload,
     )
-    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB])
     oidc = app[appkeys.OIDC] = (
         OidcClient(config.oidc, config.http.public_url, cfg.secret_key) if config.oidc.issuer else None
     )

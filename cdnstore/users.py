@@ -6,7 +6,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -121,8 +121,12 @@ class Accounts:
         *,
         default_quota: int = 0,
         default_zones: Collection[str] = (),
+        keys_ended: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
+        # Called once a user's keys were deleted (disabled or deleted): this daemon's cache of checked keys
+        # forgets them at once, not when the `keys` counter comes round (a re-enabled user's old key: 401).
+        self._keys_ended = keys_ended
         self.default_quota = default_quota  # users.default_quota_bytes: new users' quota (0: none)
         self.default_zones = sorted(set(default_zones)) or None  # users.default_zones: new users' zones (None: any)
         self.passwords = passwords
@@ -317,6 +321,8 @@ class Accounts:
             if changes.get("is_disabled"):
                 await end_keys(self.db, tx, row["id"])
         self._cache.pop(user_uuid, None)
+        if changes.get("is_disabled"):
+            await self._forget_keys()
         if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
             await self.end_sessions(row["id"])
         return row
@@ -405,7 +411,12 @@ class Accounts:
             await bump(self.db, tx, USERS)
             await end_keys(self.db, tx, owner)
         self._cache.pop(user_uuid, None)  # (from here on their tokens find no user: 401)
+        await self._forget_keys()
         await self.end_sessions(owner)  # the one way sessions end for a user (other daemons learn it there)
+
+    async def _forget_keys(self) -> None:
+        if self._keys_ended is not None:
+            await self._keys_ended()
 
     # --- sessions ----------------------------------------------------------------------------
 
