@@ -30,6 +30,10 @@ from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus
 from .webhook_queue import emit_fleet
 
+# Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
+# see no other thread move it).
+_random = random.Random()
+
 CHANNEL = "jobs"  # notified when a job becomes due (enqueued, retried): workers wake
 KINDS = tuple(JobKind)
 STATUSES = tuple(JobStatus)
@@ -232,7 +236,7 @@ class JobQueue:
             status, run_after = JobStatus.FAILED, self.clock()
         else:
             delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (job.attempts - 1))
-            status, run_after = JobStatus.QUEUED, self.clock() + delay * random.uniform(0.5, 1.5)
+            status, run_after = JobStatus.QUEUED, self.clock() + delay * _random.uniform(0.5, 1.5)
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
                 "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, claim_token = NULL, last_error = ?, "

@@ -42,6 +42,10 @@ from .db import Database, Row, Tx, tx_fetchall, tx_fetchone
 from .models import DeliveryStatus
 from .times import iso_in, now_iso
 
+# Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
+# see no other thread move it).
+_random = random.Random()
+
 CHANNEL = "webhooks"  # notified when deliveries were emitted: workers wake
 # The users' own events: history rows (history.record emits them).
 USER_EVENTS = ("file.stored", "file.deleted", "link.downloaded", "upload_request.received")
@@ -239,7 +243,7 @@ class WebhookQueue:
         last attempt is then), or `failed` once that time has come (or at once when `final`)."""
         now = self.clock()
         deadline = datetime.fromisoformat(d.occurred_at).timestamp() + self.cfg.retry_for
-        delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (d.attempts - 1)) * random.uniform(0.5, 1.5)
+        delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (d.attempts - 1)) * _random.uniform(0.5, 1.5)
         status = DeliveryStatus.FAILED if final or now >= deadline else DeliveryStatus.PENDING
         return await self._outcome(
             d,

@@ -26,6 +26,10 @@ from aiohttp.typedefs import Handler, Middleware
 from ..logs import REQUEST_ID, log_request
 from ..metrics import Metrics
 
+# Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
+# see no other thread move it).
+_random = random.Random()
+
 log = logging.getLogger("cdnstore.requests")
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -40,7 +44,7 @@ _token_like = re.compile(r"[A-Za-z0-9_-]{32,}")  # share tokens are 43 character
 
 def new_request_id() -> str:
     # Unique enough to follow a request through the logs; not a secret (no syscall per request).
-    return f"{random.getrandbits(64):016x}"
+    return f"{_random.getrandbits(64):016x}"
 
 
 def logged_path(request: web.BaseRequest) -> str:

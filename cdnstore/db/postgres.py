@@ -34,6 +34,10 @@ from ..errors import DatabaseUnavailable
 from .base import Database, Listener, Params, Row, T, UniqueViolation, latest_version, migrations, schema_sql
 from .dialect import translate, translate_text
 
+# Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
+# see no other thread move it).
+_random = random.Random()
+
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
@@ -379,7 +383,7 @@ class PostgresDatabase(Database):
                 if attempt == RETRIES or not _conflict(exc.__cause__):
                     raise
                 log.info("transaction lost to another (%s); running it again", exc.detail)
-                await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+                await asyncio.sleep(_random.uniform(0.01, 0.05) * attempt)
         raise AssertionError("unreachable")
 
     @asynccontextmanager
