@@ -1529,7 +1529,8 @@ async def test_a_paused_upload_resumes_with_only_the_parts_the_server_lacks(
         return held if held and len(held) == sum(puts.values()) else None
 
     held = await wait_for(parts_on_server, "the parts on their way to arrive")
-    assert held == [1, 2, 3] and puts == {1: 1, 2: 1, 3: 1}
+    # (up to three at a time: how many had started when the pause came depends on the hashing worker)
+    assert held == sorted(puts) and set(puts.values()) == {1} and len(held) <= 3, (held, puts)
     await expect(item.locator(".status")).to_have_text("Paused")
 
     await page.get_by_role("button", name="Resume archive.zip").click()
