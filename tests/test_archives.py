@@ -186,7 +186,8 @@ async def test_archives_beyond_links_max_archives_are_refused_with_retry_after_a
     first = asyncio.create_task(archive(api, link["token"]))
     await wait_for(lambda: metric(api, "cdnstore_archives_streaming") == 1, "the first archive to stream")
     refused = (await archive(api, link["token"])).problem(503, "archive_busy")
-    assert refused["detail"].endswith("try again shortly") and (await archive(api, link["token"])).status == 503
+    assert refused["detail"].endswith("try again shortly")
+    (await archive(api, link["token"])).problem(503, "archive_busy")  # (every one, while the place is taken)
     assert metric(api, "cdnstore_archives_total", outcome="refused") == 2
     gate.set()
     assert (await first).status == 200
