@@ -86,6 +86,13 @@ LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
 # infer a parameter's type in a select list (it would take it for text).
 TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
 
+# A copy of version :v to server :s, when the version is stored, the server on and active in its zone, and
+# no replica of it is there (what enqueue_fill and enqueue_copies select, for one pair).
+STILL_WANTED = f"""
+    SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.id = CAST(:s AS BIGINT)
+    WHERE v.id = CAST(:v AS BIGINT) AND v.status = 'stored' AND s.zone = v.zone AND s.is_on = 1 AND s.is_active = 1
+      AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)"""
+
 
 class JobQueue:
     def __init__(self, db: Database, cfg: JobsConfig, clock: Callable[[], float] = time.time) -> None:
@@ -212,9 +219,14 @@ class JobQueue:
         return bool(cursor.rowcount)
 
     async def done(self, job: Job) -> bool:
-        """Delete the finished job (False, and nothing done, when its claim was taken over)."""
+        """Delete the finished job (False, and nothing done, when its claim was taken over). A copy that ends
+        without a replica where one is wanted is enqueued again: it found its target unwanted (inactive,
+        another zone) and, while it ran, a change wanted it again (the server activated), whose fill met this
+        job still open and added none (the jobs_dedupe index)."""
         async with self.db.transaction() as tx:
             cursor = await tx.execute("DELETE FROM jobs WHERE id = ? AND claim_token = ?", (job.id, job.token))
+            if cursor.rowcount and job.kind == JobKind.COPY:
+                await self._insert(tx, STILL_WANTED, {"v": job.version_id, "s": job.server_id})
         return bool(cursor.rowcount)
 
     async def postpone(self, job: Job, delay: float, reason: str) -> bool:

@@ -76,6 +76,34 @@ async def on_the_real_clock(db: Database, **cfg: object) -> tuple[ServerRegistry
     return registry, queue
 
 
+async def copied(db: Database, job: Job) -> None:
+    """What a copy that succeeded leaves: the replica on its server."""
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (?, ?)", (job.server_id, job.version_id))
+
+
+async def test_a_copy_that_ends_without_its_replica_where_one_is_still_wanted_is_enqueued_again(db: Database) -> None:
+    """The copy found its server unwanted (inactive) and ended; meanwhile the server was activated, whose fill
+    met this job still open (one open job per pair) and added none: the copy's end enqueues it again."""
+    queue = queue_of(db, Clock())
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    running = await queue.claim(2)
+    assert running is not None
+    async with db.transaction() as tx:  # the activation's fill, while the job runs: not for version 1
+        assert await queue.enqueue_fill(tx, 2, "USA") == 9
+    assert await queue.done(running)
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE version_id = 1 AND status = 'queued'") == 1
+    async with db.transaction() as tx:  # (the fill's jobs, claimed first otherwise)
+        await tx.execute("DELETE FROM jobs WHERE version_id <> 1")
+    again = await queue.claim(2)
+    assert again is not None and again.version_id == 1 and again.id != running.id
+    async with db.transaction() as tx:  # unwanted now: the server left the zone
+        await tx.execute("UPDATE servers SET zone = 'Africa' WHERE id = 2")
+    assert await queue.done(again)
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE version_id = 1") == 0
+
+
 async def test_enqueueing_twice_opens_one_job_per_version_and_server(db: Database) -> None:
     queue = queue_of(db, Clock())
     async with db.transaction() as tx:
@@ -202,6 +230,7 @@ async def test_a_daemon_whose_claim_was_taken_over_cannot_finish_fail_or_postpon
     assert not await slow.postpone(stale, 0, "server down")
     row = await db.fetchone("SELECT status, attempts, claim_token, last_error FROM jobs")
     assert tuple(row) == ("running", 1, taken.token, LEASE_LOST)  # type: ignore[arg-type]
+    await copied(db, taken)
     assert await other.renew(taken) and await other.done(taken)
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
 
@@ -216,6 +245,7 @@ async def test_a_running_job_keeps_its_lease_while_its_handler_runs(db: Database
 
     async def slow(job: Job) -> None:
         await release.wait()
+        await copied(db, job)
 
     worker = JobWorker(queue, registry.available_ids, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
     task = asyncio.create_task(worker.run())
