@@ -56,7 +56,11 @@ STOP_TIMEOUT = 10.0
 # written on each request and read back at the next start, as after a crash). Killing the process then
 # loses nothing the clean stop would have kept, and saves the 10 s.
 ADMIN_HANG_AFTER = 1.0  # seconds after the S3 gateway stopped (the admin server's own stop takes ~0 s)
-_PART_STOPPED = re.compile(rb"^\s*(S3|Admin)\s+stopped\b", re.M)
+# A second way out that hangs (seen in a CI run): S3, admin and filer stopped, then the volume server or the
+# master never returns. Nothing writes any more (the gateway and the filer are gone), so the process is
+# killed after a grace a clean stop of those two stays well within.
+REST_HANG_AFTER = 3.0  # seconds after the filer stopped
+_PART_STOPPED = re.compile(rb"^\s*(S3|Admin|Filer)\s+stopped\b", re.M)
 
 
 class WeedError(RuntimeError):
@@ -449,12 +453,22 @@ class WeedCluster:
         """Until the process has exited, or its admin server hangs (ADMIN_HANG_AFTER): then it is left
         running, for the caller to kill."""
         gateway_stopped: float | None = None
+        filer_stopped: float | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 0.1)
                 return
             stopped = set(_PART_STOPPED.findall(_read_from(inst.output_path, said)))
-            if b"S3" in stopped and b"Admin" not in stopped:
+            if b"Filer" in stopped:
+                filer_stopped = filer_stopped or time.monotonic()
+                if time.monotonic() - filer_stopped >= REST_HANG_AFTER:
+                    log.info(
+                        "SeaweedFS %s: its volume server or master hangs on its way out (its S3 gateway and "
+                        "filer have stopped, nothing is being written); stopping it with SIGKILL",
+                        inst.name,
+                    )
+                    return
+            elif b"S3" in stopped and b"Admin" not in stopped:
                 gateway_stopped = gateway_stopped or time.monotonic()
                 if time.monotonic() - gateway_stopped >= ADMIN_HANG_AFTER:
                     log.info(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from weedbed import ACCESS_KEY, SECRET_KEY
 
-from testbed.seaweed import ADMIN_HANG_AFTER, STOP_TIMEOUT, WeedCluster, WeedInstance
+from testbed.seaweed import ADMIN_HANG_AFTER, REST_HANG_AFTER, STOP_TIMEOUT, WeedCluster, WeedInstance
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(120)]
 
@@ -26,6 +26,10 @@ import signal, sys, time
 def stop(*_):
     print("  Shutting down SeaweedFS Mini ...", flush=True)
     print("  S3           stopped   0.0s", flush=True)
+    if sys.argv[1] == "rest-hangs":
+        print("  Admin        stopped   0.0s", flush=True)
+        print("  Filer        stopped   1.2s", flush=True)
+        time.sleep(600)
     if sys.argv[1] == "slow":
         print("  Admin        stopped   0.0s", flush=True)
         time.sleep(3 * ADMIN_HANG_AFTER)
@@ -60,6 +64,16 @@ async def test_a_server_whose_admin_hangs_on_its_way_out_is_killed_at_once_and_q
         code, took = await stop_a_stand_in(tmp_path, "hang")
     assert code == -9 and took < STOP_TIMEOUT / 2, (code, took)  # not the 10 s it took before
     assert "its admin server hangs on its way out" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_a_server_whose_volume_server_or_master_hangs_after_the_filer_stopped_is_killed_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="testbed.seaweed"):
+        code, took = await stop_a_stand_in(tmp_path, "rest-hangs")
+    assert code == -9 and took < REST_HANG_AFTER + (STOP_TIMEOUT - REST_HANG_AFTER) / 2, (code, took)
+    assert "its volume server or master hangs on its way out" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
