@@ -86,12 +86,15 @@ LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
 # infer a parameter's type in a select list (it would take it for text).
 TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
 
-# A copy of version :v to server :s, when the version is stored, the server on and active in its zone, and
-# no replica of it is there (what enqueue_fill and enqueue_copies select, for one pair).
+# Server s wants a copy of version v: on and active in its zone, and holding no replica of it.
+WANTS_COPY = (
+    "s.zone = v.zone AND s.is_on = 1 AND s.is_active = 1"
+    " AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)"
+)
+# A copy of version :v to server :s, when the version is stored and the server wants it (one pair).
 STILL_WANTED = f"""
     SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.id = CAST(:s AS BIGINT)
-    WHERE v.id = CAST(:v AS BIGINT) AND v.status = 'stored' AND s.zone = v.zone AND s.is_on = 1 AND s.is_active = 1
-      AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)"""
+    WHERE v.id = CAST(:v AS BIGINT) AND v.status = 'stored' AND {WANTS_COPY}"""
 
 
 class JobQueue:
@@ -135,9 +138,8 @@ class JobQueue:
         return await self._insert(
             tx,
             f"""
-            SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.zone = v.zone
-            WHERE v.id IN ({versions_sql}) AND s.is_on = 1 AND s.is_active = 1
-              AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = v.id)""",
+            SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON {WANTS_COPY}
+            WHERE v.id IN ({versions_sql})""",
             params,
         )
 

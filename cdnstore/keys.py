@@ -11,7 +11,8 @@ permission it declares, api/endpoint.py), and never manages passwords, sessions 
   cost of an access token (docs/security.md has the figures).
 - Revoking deletes the row and raises the `keys` counter in the same transaction (changes.py): every daemon
   drops its cache within milliseconds (2 seconds at worst); this daemon at once. Disabling or deleting a user
-  deletes their keys the same way (`end_keys`), and until then their user's cached row refuses them.
+  deletes their keys the same way (`end_keys`), and this daemon's cache is dropped at once too (`reload`,
+  which users.Accounts calls after that commit: app.py wires it).
 - `last_used_at` is kept in memory per use and written in batches (`flush`: every few seconds, app.py, before
   this daemon lists keys, and at a clean stop), never one write per request.
 """
