@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from apihelp import Api
 from openapi_spec_validator import validate
 
+from cdnstore.api import schemas as schemas_module
 from cdnstore.app import ROUTES
+from cdnstore.models import (
+    AddressingStyle,
+    BucketVersioning,
+    DeliveryStatus,
+    EventsState,
+    Health,
+    ImportState,
+    JobKind,
+    JobStatus,
+    LinkState,
+    Readiness,
+    ReplicaState,
+    VersionStatus,
+)
 
 
 async def test_the_document_is_valid_openapi_3_1(api: Api) -> None:
@@ -57,3 +75,44 @@ async def test_a_bad_redirect_flag_on_a_download_is_a_documented_422(api: Api) -
     alice = await api.user("alice")
     answer = await alice.get("/api/v1/files/00000000-0000-0000-0000-000000000000/download?redirect=-1.5")
     assert answer.problem(422, "invalid_field")["field"] == "redirect"
+
+
+STATUS_ENUMS = (
+    Health,
+    VersionStatus,
+    JobStatus,
+    JobKind,
+    ReplicaState,
+    LinkState,
+    AddressingStyle,
+    ImportState,
+    DeliveryStatus,
+    BucketVersioning,
+    EventsState,
+    Readiness,
+)
+
+
+async def test_the_answers_statuses_are_their_enums_values_named_once_in_the_document(api: Api) -> None:
+    schemas = (await api.call("GET", "/api/openapi.json")).expect(200)["components"]["schemas"]
+    for enum in STATUS_ENUMS:
+        if enum is not VersionStatus:  # (answers show a subset only: a file's)
+            assert schemas[enum.__name__]["enum"] == [member.value for member in enum], enum.__name__
+    assert schemas["ServerOut"]["properties"]["health"] == {"$ref": "#/components/schemas/Health"}
+    assert schemas["JobOut"]["properties"]["status"] == {"$ref": "#/components/schemas/JobStatus"}
+    assert schemas["FileOut"]["properties"]["status"]["enum"] == [VersionStatus.UPLOADING, VersionStatus.STORED]
+
+
+def test_the_models_spell_no_status_but_through_its_enum() -> None:
+    """A `Literal["stored", ...]` in api/schemas.py would say a status a second time, free to drift."""
+    statuses = {member.value for enum in STATUS_ENUMS for member in enum}
+    tree = ast.parse(Path(schemas_module.__file__).read_text(encoding="utf-8"))
+    spelled = {
+        node.value
+        for literal in ast.walk(tree)
+        if isinstance(literal, ast.Subscript) and isinstance(literal.value, ast.Name) and literal.value.id == "Literal"
+        for node in ast.walk(literal.slice)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+    assert spelled, "no Literal of strings found: the walk above no longer sees them"
+    assert not spelled & statuses
