@@ -5,11 +5,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from apihelp import Api
 from openapi_spec_validator import validate
 
 from cdnstore.api import schemas as schemas_module
+from cdnstore.api.endpoint import validate as validate_body
+from cdnstore.api.schemas import ServerPatch
 from cdnstore.app import ROUTES
+from cdnstore.errors import Invalid
 from cdnstore.models import (
     AddressingStyle,
     BucketVersioning,
@@ -116,3 +120,11 @@ def test_the_models_spell_no_status_but_through_its_enum() -> None:
     }
     assert spelled, "no Literal of strings found: the walk above no longer sees them"
     assert not spelled & statuses
+
+
+def test_a_server_body_takes_the_addressing_style_by_its_value_and_names_the_values_when_wrong() -> None:
+    """Bodies are strict, and a strict enum field would take only a member: the style is lax there."""
+    assert validate_body(ServerPatch, {"addressing_style": "virtual"}).addressing_style is AddressingStyle.VIRTUAL
+    with pytest.raises(Invalid) as refused:
+        validate_body(ServerPatch, {"addressing_style": "vhost"})
+    assert refused.value.detail == "addressing_style: Input should be 'path' or 'virtual'"

@@ -7,7 +7,16 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ..config import MIN_TOKEN_LENGTH
 from ..history import EVENTS
@@ -265,9 +274,9 @@ class OidcCallbackQuery(BaseModel):
 
 ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 EndpointUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-# A Literal of the enum's members rather than the enum: bodies are strict, and strict validation takes an enum
-# field only as a member (JSON gives its value).
-AddressingStyleIn = Literal[AddressingStyle.PATH, AddressingStyle.VIRTUAL]
+# Lax, in strict bodies: a strict enum field takes only a member, and JSON gives its value (lax takes no other
+# JSON value for it).
+AddressingStyleIn = Annotated[AddressingStyle, Strict(False)]
 Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
