@@ -37,6 +37,7 @@ KINDS = {
     "test_problems": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
+    "test_web_types": UNIT,
     "test_zipstream": UNIT,
     "test_archives": INTEGRATION,
     "test_probe": UNIT,

@@ -332,6 +332,20 @@ async def test_dev_py_test_fast_runs_the_unit_kind_only() -> None:
     assert last_written(ARTIFACT) == saved_before
 
 
+async def dev_py(*command: str) -> tuple[int | None, str]:
+    """Run `python3 dev.py <command>` to its end: its exit code and its output (stdout and stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "dev.py",
+        *command,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode, out.decode()
+
+
 async def test_dev_py_schema_as_docs_architecture_shows_it_leaves_fresh_schema_files_as_they_are() -> None:
     """`python3 dev.py schema` writes the schema files from the migrations, `--check` says whether they are
     stale: on this tree, neither changes a byte (a stale file is put back as it was, and the test fails)."""
@@ -339,18 +353,28 @@ async def test_dev_py_schema_as_docs_architecture_shows_it_leaves_fresh_schema_f
     before = [path.read_bytes() for path in files]
     try:
         for command in (["schema", "--check"], ["schema"]):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "dev.py",
-                *command,
-                cwd=ROOT,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 120)
-            assert proc.returncode == 0, out.decode()
-            assert "up to date" in out.decode() or command[-1] == "--check", out.decode()
+            code, out = await dev_py(*command)
+            assert code == 0, out
+            assert "up to date" in out or command[-1] == "--check", out
         assert [path.read_bytes() for path in files] == before
     finally:
         for path, text in zip(files, before, strict=True):
             path.write_bytes(text)
+
+
+async def test_dev_py_types_as_the_docs_show_it_fails_on_a_stale_types_js_and_writes_it_afresh() -> None:
+    """`python3 dev.py types --check` (what `dev.py lint` runs) exits 1 naming the command while web/types.js is
+    stale, 0 once `python3 dev.py types` wrote it, byte for byte what was committed (the file is put back as it
+    was in any case)."""
+    path = ROOT / "cdnstore" / "web" / "types.js"
+    before = path.read_bytes()
+    try:
+        assert (await dev_py("types", "--check"))[0] == 0
+        path.write_bytes(before.replace(b" * @typedef {object} File\n", b" * @typedef {object} Fiel\n"))
+        code, out = await dev_py("types", "--check")
+        assert code == 1 and "cdnstore/web/types.js is stale: run `python3 dev.py types`" in out, out
+        code, out = await dev_py("types")
+        assert code == 0 and "wrote cdnstore/web/types.js" in out, out
+        assert path.read_bytes() == before
+    finally:
+        path.write_bytes(before)
