@@ -315,7 +315,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
             "SELECT v.object_key FROM jobs j JOIN versions v ON v.id = j.version_id "
             "WHERE j.kind = 'copy' AND j.status = 'running'"
         )
-        found = [await storage.head(weed.target("newyork", bucket), row[0]) for row in keys]
+        found = [await storage.head(weed.target("newyork", bucket), row["object_key"]) for row in keys]
         return len(found) == 2 and all(found)
 
     await poll(copied_but_not_recorded)  # the objects are there; the database refused to say so
@@ -333,7 +333,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
             (file_id,),
         )
         held = {
-            row[0]
+            row["name"]
             for row in await db.fetchall(
                 "SELECT s.name FROM replicas r JOIN servers s ON s.id = r.server_id JOIN versions v ON "
                 "v.id = r.version_id WHERE v.object_key = ?",
@@ -350,5 +350,6 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
         drift += await storage.head(weed.target(name, bucket), doomed_key) is not None
     assert drift == 0
     assert integrity(database) == "ok"
-    assert [r[0] for r in jobs_before].count("copy") == 3 and "remove" in [r[0] for r in jobs_before]
+    kinds = [r["kind"] for r in jobs_before]
+    assert kinds.count("copy") == 3 and "remove" in kinds
     LEDGER.add("database disk full", faults=1, rounds=1, files_checked=len(files) + 1, drift=drift)
