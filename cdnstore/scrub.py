@@ -48,10 +48,13 @@ class Drift:
     unknown: int  # objects cdnstore never made: reported, left alone
     aborted: int = 0  # multipart uploads left by interrupted copies, older than stale_upload_after
     recount: Recount | None = None  # its counters had drifted from the replica table: now fixed
+    # Stored versions of its zone it should hold (it is on and active) with neither a replica nor an open
+    # copy job: copies enqueued (the net under any path that forgot to enqueue one; none should)
+    unfilled: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.orphans or self.adopted or self.aborted or self.recount)
+        return not (self.missing or self.orphans or self.adopted or self.aborted or self.recount or self.unfilled)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,8 +122,20 @@ class Scrubber:
             }
         missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
         lost = await self._repair(server_id, missing, orphans, adopted)
+        unfilled = await self._fill(server_id, server) if server.is_active else 0
         aborted = await self._abort_stale_uploads(server)
-        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0], aborted)
+        drift = Drift(
+            server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0], aborted
+        )
+        return replace(drift, unfilled=unfilled)
+
+    async def _fill(self, server_id: int, server: Server) -> int:
+        """Enqueue a copy of every stored version of the server's zone that it neither holds nor has a copy job
+        for (after `_repair`, which enqueued those it lost): how many. The job table's one open job per pair
+        leaves those already coming alone."""
+        async with self.db.transaction(offload=True) as tx:
+            await self.servers.lock_row(tx, server_id)  # (first: the order of DELETE /servers)
+            return await self.jobs.enqueue_fill(tx, server_id, server.zone)
 
     async def _abort_stale_uploads(self, server: Server) -> int:
         # Only keys cdnstore made: another user of the bucket may have a slow upload of its own running.
