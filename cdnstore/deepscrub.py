@@ -66,10 +66,10 @@ _OF_VERSION = f"{_COLUMNS} WHERE r.version_id = ? AND {_LIVE} ORDER BY r.server_
 # One scan of the replicas for the servers page: since when each server's replicas were all verified
 # ('' while one never was), and its corrupt ones (with and without a good copy elsewhere).
 _FINDINGS = """SELECT r.server_id,
-    min(CASE WHEN r.status = 'present' THEN coalesce(r.verified_at, '') END),
-    sum(CASE WHEN r.status = 'corrupt' THEN 1 ELSE 0 END),
+    min(CASE WHEN r.status = 'present' THEN coalesce(r.verified_at, '') END) AS verified_at,
+    sum(CASE WHEN r.status = 'corrupt' THEN 1 ELSE 0 END) AS corrupt,
     sum(CASE WHEN r.status = 'corrupt' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
-                                                      AND o.status = 'present') THEN 1 ELSE 0 END)
+                                                      AND o.status = 'present') THEN 1 ELSE 0 END) AS unrecoverable
     FROM replicas r JOIN versions v ON v.id = r.version_id
     WHERE v.status = 'stored' AND v.verify_pending = 0 GROUP BY r.server_id"""
 FINDINGS_TTL = 30.0
@@ -152,7 +152,16 @@ class Replica:
 
     @classmethod
     def of(cls, row: Row) -> Replica:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        return cls(
+            row["server_id"],
+            row["version_id"],
+            row["verified_at"],
+            row["object_key"],
+            row["size"],
+            row["sha256"],
+            row["etag"],
+            row["zone"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,18 +281,18 @@ class DeepScrubber:
     async def _pass(self, cutoff: str, state: _Pass) -> None:
         after: tuple[Any, ...] = (0, 0)
         while rows := await self.db.fetchall(_NEVER, after):
-            after = (rows[-1][1], rows[-1][0])
+            after = (rows[-1]["version_id"], rows[-1]["server_id"])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
         after = (0, 0)
         while rows := await self.db.fetchall(_CORRUPT, after):
-            after = (rows[-1][1], rows[-1][0])
+            after = (rows[-1]["version_id"], rows[-1]["server_id"])
             for replica in map(Replica.of, rows):
                 if (replica.server_id, replica.version_id) not in state.marked:  # (just read)
                     await self._recheck(replica, state)
         after = ("", 0, 0)
         while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
-            after = (rows[-1][2], rows[-1][0], rows[-1][1])
+            after = (rows[-1]["verified_at"], rows[-1]["server_id"], rows[-1]["version_id"])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
         state.finished = True
@@ -332,7 +341,12 @@ class DeepScrubber:
             return cached[1]
         rows = await self.db.fetchall(_FINDINGS, offload=True)
         found = Findings(
-            {r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
+            {
+                r["server_id"]: ServerFindings(
+                    r["verified_at"] or None, int(r["corrupt"] or 0), int(r["unrecoverable"] or 0)
+                )
+                for r in rows
+            },
             await self.without_good_holder(),
         )
         self._findings = (time.monotonic() + FINDINGS_TTL, found)
@@ -549,7 +563,7 @@ def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:
 
 async def _sha256(tx: Tx, version_id: int) -> str | None:
     row = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (version_id,))
-    return None if row is None else row[0]
+    return None if row is None else row["sha256"]
 
 
 def _update(sha: Any, mdf: Any, piece: bytes) -> None:

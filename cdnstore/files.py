@@ -373,10 +373,11 @@ class Files:
         now = now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, owner_id, name, size)  # (first: it locks the user)
+            existing: Row | None
             if via is not None:
                 await via.admit(tx, size)
-                existing = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
-                created, name = True, existing["name"]
+                existing = made = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
+                created, name = True, made["name"]
             else:
                 existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
                 created = False

@@ -77,7 +77,7 @@ _HELD = """SELECT r.version_id, r.etag AS replica_etag, v.size, v.sha256, v.etag
     WHERE r.server_id = ? AND v.object_key = ? AND r.status = 'present' AND v.status = 'stored'"""
 
 # The servers page: per upload server, versions awaiting their verification read, and uploads rejected lately.
-_FINDINGS = """SELECT upload_server_id, 'awaiting', count(*) FROM versions
+_FINDINGS = """SELECT upload_server_id AS server_id, 'awaiting' AS what, count(*) AS n FROM versions
     WHERE verify_pending = 1 AND status = 'stored' GROUP BY upload_server_id
     UNION ALL
     SELECT upload_server_id, 'rejected', count(*) FROM versions
@@ -102,7 +102,7 @@ class Awaiting:
 
     @classmethod
     def of(cls, row: Row) -> Awaiting:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5])
+        return cls(row["id"], row["object_key"], row["size"], row["etag"], row["sha256"], row["verify_attempts"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,9 +443,9 @@ class Integrity:
         """Per upload server (by internal id): versions awaiting their verification read, uploads rejected
         lately. Read on every call: two counts over partial indexes of the few versions concerned."""
         counts: dict[int, dict[str, int]] = {}
-        for server_id, what, count in await self.db.fetchall(_FINDINGS, (iso_in(-REJECTED_WITHIN),)):
-            if server_id is not None:
-                counts.setdefault(server_id, {})[what] = int(count)
+        for row in await self.db.fetchall(_FINDINGS, (iso_in(-REJECTED_WITHIN),)):
+            if row["server_id"] is not None:
+                counts.setdefault(row["server_id"], {})[row["what"]] = int(row["n"])
         return {s: VerifyFindings(c.get("awaiting", 0), c.get("rejected", 0)) for s, c in counts.items()}
 
     def of(self, found: dict[int, VerifyFindings], server_id: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from apihelp import wait_for
 from kinds import KINDS, UNIT
 from reliability import ARTIFACT
 
@@ -46,13 +47,6 @@ def weed_pids(folder: Path) -> list[int]:
         if Path(argv[0].decode()).name == "weed" and str(folder).encode() in b" ".join(argv) and state != "Z":
             found.append(int(proc.name))
     return found
-
-
-async def until(condition: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
-        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -136,7 +130,7 @@ async def assert_url_and_credentials_come_last(run: Demo) -> None:
     url = re.findall(r"running at (http://\S+)/", run.out)[0]
     async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
         assert resp.status == 200
-    await until(lambda: "INFO cdnstore.requests: GET /healthz 200" in log.read_text())
+    await wait_for(lambda: "INFO cdnstore.requests: GET /healthz 200" in log.read_text(), "the request logged", 20)
     assert "cdnstore.requests" not in run.output and " INFO " not in run.output, run.output
 
 
@@ -178,7 +172,7 @@ async def test_a_file_uploaded_before_ctrl_c_is_there_after_the_next_start(tmp_p
             user = await login(http, url, "user")
             file_id = await upload(http, url, user, data)
             admin = await login(http, url, "admin")
-            await until_async(lambda: both_usa_servers_hold(http, url, admin, file_id))
+            await wait_for(lambda: both_usa_servers_hold(http, url, admin, file_id), "both USA servers holding it", 30)
         os.killpg(run.proc.pid, signal.SIGINT)
         assert_stopped_cleanly(run, await run.finish())
     async with demo(folder, "--verbose") as again:  # (and the log on the terminal, as asked)
@@ -226,13 +220,6 @@ async def both_usa_servers_hold(http: aiohttp.ClientSession, url: str, admin: di
     return sorted((i["server"]["name"], i["status"]) for i in items) == [("dallas", "present"), ("newyork", "present")]
 
 
-async def until_async(condition: object, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
-        await asyncio.sleep(0.1)
-
-
 async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     async with demo(folder, via="cdnstore") as run:
@@ -240,7 +227,7 @@ async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_
         assert len(weed_pids(folder)) == 5
         run.proc.kill()  # SIGKILL: no shutdown of its own at all
         await run.proc.wait()
-        await until(lambda: weed_pids(folder) == [])
+        await wait_for(lambda: weed_pids(folder) == [], "every weed gone", 20)
     async with demo(folder) as again:  # starts; and when dev.py itself is killed, the demo stops cleanly
         await again.read_until(READY)
         again.proc.kill()

@@ -109,7 +109,8 @@ async def test_enqueueing_twice_opens_one_job_per_version_and_server(db: Databas
     async with db.transaction() as tx:
         assert await queue.enqueue_copies(tx, 1, "USA") == 1  # server 1 holds it already
         assert await queue.enqueue_copies(tx, 1, "USA") == 0
-    assert [tuple(r) for r in await db.fetchall("SELECT kind, version_id, server_id FROM jobs")] == [("copy", 1, 2)]
+    rows = await db.fetchall("SELECT kind, version_id, server_id FROM jobs")
+    assert [dict(r) for r in rows] == [{"kind": "copy", "version_id": 1, "server_id": 2}]
 
 
 async def test_filling_a_server_enqueues_every_version_of_its_zone_it_lacks(db: Database) -> None:
@@ -127,7 +128,7 @@ async def test_removal_cancels_queued_copies_and_reaches_every_holder(db: Databa
         await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (3, 1)")
         await queue.enqueue_removals(tx, [1])
     rows = await db.fetchall("SELECT kind, server_id FROM jobs ORDER BY server_id")
-    assert [tuple(r) for r in rows] == [("remove", 1), ("remove", 3)]
+    assert [(r["kind"], r["server_id"]) for r in rows] == [("remove", 1), ("remove", 3)]
 
 
 async def test_a_claim_takes_the_oldest_due_job_under_a_lease(db: Database) -> None:
