@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 import itertools
 import logging
 import re
@@ -632,8 +633,10 @@ class Storage:
         where = url.split("?", 1)[0]
         try:
             async with asyncio.timeout(timeout):
+                # (A BytesIO: aiohttp sends it without holding the loop, however large; a part is 5 MiB and more.)
+                data = io.BytesIO(body) if body else None
                 async with self._http.request(
-                    method, url, headers=dict(headers or {}), data=body or None, allow_redirects=False
+                    method, url, headers=dict(headers or {}), data=data, allow_redirects=False
                 ) as resp:
                     text = (await resp.content.read(1 << 16)).decode(errors="replace")
                     found = _XML_CODE.search(text)
