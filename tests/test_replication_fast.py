@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apihelp import US_IP, Api, Session, object_key
+from apihelp import US_IP, Api, Session, from_ip, object_key
 from conftest import MakeApi
 
 from cdnstore import appkeys
@@ -20,6 +20,8 @@ from testbed.demo import ORIGINAL_LAYOUT
 from testbed.memory_storage import MemoryStorage
 
 DATA = b"replicate me " * 1000
+MIB = 1 << 20
+BIG = bytes(range(256)) * (11 * MIB // 256) + b"tail"  # three parts of 5 MiB
 USA = {"newyork", "dallas"}  # the active servers of the zone a US upload lands in (Detroit is inactive)
 
 
@@ -44,6 +46,21 @@ class Fleet:
         (await self.admin.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
         return str(answer["file"]["id"]), object_key(answer["upload"])
 
+    async def stored_in_parts(self, name: str, data: bytes, sha256: str) -> tuple[str, str]:
+        """`name` announced declaring `sha256`, its parts PUT as a client would, /complete: (file id, key)."""
+        body = {"name": name, "size": len(data), "sha256": sha256}
+        answer = await self.admin.post("/api/v1/files", json=body, headers=from_ip(US_IP))
+        announced = answer.expect(201)
+        file_id, upload = announced["file"]["id"], announced["upload"]
+        assert upload["method"] == "multipart", upload
+        numbers = list(range(1, upload["parts"] + 1))
+        items = (await self.admin.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
+        for item in items["items"]:
+            offset = (item["number"] - 1) * upload["part_size"]
+            await self.put(item, data[offset : offset + upload["part_size"]])
+        (await self.admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+        return str(file_id), object_key(items["items"][0])
+
     async def put(self, upload: dict[str, Any], data: bytes) -> None:
         sent = await self.memory.send("PUT", upload["url"], headers=upload["headers"], body=data, timeout=10)
         assert sent.status == 200, sent
@@ -53,7 +70,7 @@ class Fleet:
 async def fleet(make_api: MakeApi) -> Fleet:
     """The original's five servers, each a bucket of the in-memory storage."""
     memory = MemoryStorage(part_size=5 << 20)
-    api = await make_api(store=memory, jobs={"max_attempts": 3})
+    api = await make_api(store=memory, jobs={"max_attempts": 3}, uploads={"multipart_threshold": 5 * MIB})
     admin = await api.user("root", admin=True)
     servers = {}
     for port, site in enumerate(ORIGINAL_LAYOUT, start=9100):
@@ -134,3 +151,27 @@ async def test_a_copy_the_destination_always_refuses_fails_and_run_until_idle_sa
     assert [kind for _, kind, _ in failed.value.failed] == ["copy"]
     assert "500 InternalError" in str(failed.value)
     assert fleet.holders(key) == {uploaded_to}
+
+
+async def test_a_file_uploaded_in_parts_is_assembled_copied_to_the_zone_and_its_download_link_serves_it(
+    fleet: Fleet,
+) -> None:
+    sha256 = hashlib.sha256(BIG).hexdigest()
+    file_id, key = await fleet.stored_in_parts("video.mp4", BIG, sha256)
+    await fleet.run_jobs()
+    assert fleet.holders(key, BIG) == USA
+    file = (await fleet.admin.get(f"/api/v1/files/{file_id}")).expect(200)
+    assert (file["status"], file["size"], file["sha256"]) == ("stored", len(BIG), sha256)
+    link = (await fleet.admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    got = await fleet.memory.send("GET", link["url"], timeout=10)
+    assert got.status == 200 and 'filename="video.mp4"' in got.headers["content-disposition"]
+    assert got.headers["content-length"] == str(len(BIG))
+
+
+async def test_parts_whose_bytes_differ_from_the_declared_sha256_never_become_a_file(fleet: Fleet) -> None:
+    file_id, key = await fleet.stored_in_parts("liar.bin", BIG, "0" * 64)
+    await fleet.run_jobs()  # the zone's first copy reads other bytes: the version is rejected, its objects go
+    (await fleet.admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
+    events = (await fleet.admin.get("/api/v1/history?event=file.corrupt")).expect(200)["items"]
+    assert [e["data"]["found"] for e in events] == [hashlib.sha256(BIG).hexdigest()]
+    assert fleet.holders(key, BIG) == set()
