@@ -15,7 +15,7 @@ from conftest import MakeApi
 
 from cdnstore import appkeys
 from cdnstore.job_worker import JobsFailed
-from cdnstore.models import S3Target
+from cdnstore.models import Health, S3Target
 from testbed.demo import ORIGINAL_LAYOUT
 from testbed.memory_storage import MemoryStorage
 
@@ -31,6 +31,7 @@ class Fleet:
     admin: Session
     memory: MemoryStorage
     servers: dict[str, S3Target]  # name -> its bucket
+    ids: dict[str, str]  # name -> its id in the API
 
     async def run_jobs(self) -> None:
         await self.api.app[appkeys.WORKER].run_until_idle(within=60)
@@ -72,14 +73,15 @@ async def fleet(make_api: MakeApi) -> Fleet:
     memory = MemoryStorage(part_size=5 << 20)
     api = await make_api(store=memory, jobs={"max_attempts": 3}, uploads={"multipart_threshold": 5 * MIB})
     admin = await api.user("root", admin=True)
-    servers = {}
+    servers, ids = {}, {}
     for port, site in enumerate(ORIGINAL_LAYOUT, start=9100):
         body = {**site.registration(), "endpoint_url": f"http://127.0.0.1:{port}", "bucket": "fleet"}
         made = (await admin.post("/api/v1/servers", json={**body, "access_key": "k", "secret_key": "s" * 8})).expect(
             201
         )
         servers[site.name] = api.app[appkeys.SERVERS].get(made["id"]).s3
-    return Fleet(api, admin, memory, servers)
+        ids[site.name] = made["id"]
+    return Fleet(api, admin, memory, servers, ids)
 
 
 async def test_an_upload_stored_via_complete_is_copied_to_every_active_server_of_its_zone(fleet: Fleet) -> None:
@@ -175,3 +177,22 @@ async def test_parts_whose_bytes_differ_from_the_declared_sha256_never_become_a_
     events = (await fleet.admin.get("/api/v1/history?event=file.corrupt")).expect(200)["items"]
     assert [e["data"]["found"] for e in events] == [hashlib.sha256(BIG).hexdigest()]
     assert fleet.holders(key, BIG) == set()
+
+
+async def test_a_share_link_is_served_by_the_nearest_holder_and_by_another_while_that_one_is_down(fleet: Fleet) -> None:
+    file_id, _ = await fleet.stored("shared.txt")
+    await fleet.run_jobs()
+    token = (await fleet.admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)["token"]
+
+    async def pulled() -> tuple[str, str]:
+        path = f"/api/v1/public/links/{token}/download"
+        got = (await fleet.api.call("POST", path, json={}, headers=from_ip(US_IP))).expect(200)
+        served = await fleet.memory.send("GET", got["url"], timeout=10)
+        assert served.status == 200, served
+        return got["server"]["name"], served.text
+
+    assert await pulled() == ("dallas", DATA.decode())
+    await fleet.api.app[appkeys.SERVERS].set_health({fleet.ids["dallas"]: Health.DOWN})
+    assert await pulled() == ("newyork", DATA.decode())
+    links = (await fleet.admin.get(f"/api/v1/files/{file_id}/links")).expect(200)["items"]
+    assert [link["downloads"] for link in links] == [2]
