@@ -5,12 +5,13 @@ on real SeaweedFS (test_replication.py, test_scrub.py, test_files.py), which sta
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apihelp import US_IP, Api, Session, from_ip, object_key
+from apihelp import US_IP, Api, Session, from_ip, object_key, wait_for
 from conftest import MakeApi
 
 from cdnstore import appkeys
@@ -196,3 +197,23 @@ async def test_a_share_link_is_served_by_the_nearest_holder_and_by_another_while
     assert await pulled() == ("newyork", DATA.decode())
     links = (await fleet.admin.get(f"/api/v1/files/{file_id}/links")).expect(200)["items"]
     assert [link["downloads"] for link in links] == [2]
+
+
+async def test_while_a_copy_waits_on_a_server_that_does_not_answer_the_file_is_served_and_the_copy_lands_after(
+    fleet: Fleet,
+) -> None:
+    answer = await fleet.admin.announce("patient.bin", DATA, ip=US_IP)
+    key = object_key(answer["upload"])
+    gate = fleet.memory.stall(server=fleet.servers["newyork"].endpoint_url, key=key)
+    await fleet.put(answer["upload"], DATA)
+    file_id = answer["file"]["id"]
+    (await fleet.admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
+    jobs = asyncio.create_task(fleet.run_jobs())
+    worker = fleet.api.app[appkeys.WORKER]
+    await wait_for(lambda: worker._running > 0, "the copy to New York to be running")
+    link = (await fleet.admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    assert link["server"]["name"] == "dallas" and fleet.holders(key) == {"dallas"}
+    assert not jobs.done()
+    gate.set()
+    await jobs
+    assert fleet.holders(key) == USA
