@@ -38,7 +38,7 @@ from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 from .tasks import running
 from .times import iso_in, now_iso
 from .webhook_queue import emit_fleet
@@ -208,7 +208,7 @@ class DeepScrubber:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
         cfg: ScrubConfig,

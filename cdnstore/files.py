@@ -30,7 +30,7 @@ from .parts import part_count, part_size_for
 from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
-from .storage import Storage
+from .storage_port import StoragePort
 from .throttle import Throttle, count_or_refuse
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class Files:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
         cfg: Config,

@@ -45,7 +45,7 @@ from .files import Files
 from .metrics import Metrics
 from .models import Server, VersionStatus
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 from .times import iso_in
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Integrity:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         files: Files,
         deep_scrub: DeepScrubber,

@@ -21,7 +21,7 @@ from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .job_queue import JobQueue
 from .models import Server
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 
 log = logging.getLogger(__name__)
 PAGE = 1000
@@ -62,7 +62,12 @@ class Drift:
 
 class Scrubber:
     def __init__(
-        self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue, stale_upload_after: float = 86400
+        self,
+        db: Database,
+        storage: StoragePort,
+        servers: ServerRegistry,
+        jobs: JobQueue,
+        stale_upload_after: float = 86400,
     ) -> None:
         self.stale_upload_after = stale_upload_after
         self.db = db

@@ -41,6 +41,7 @@ KINDS = {
     "test_zipstream": UNIT,
     "test_archives": INTEGRATION,
     "test_probe": UNIT,
+    "test_replication_fast": UNIT,
     "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,
     "test_connections": INTEGRATION,
@@ -69,6 +70,7 @@ KINDS = {
     "test_serve": INTEGRATION,
     "test_servers": INTEGRATION,
     "test_storage": INTEGRATION,
+    "test_storage_contract": INTEGRATION,  # its in-memory side is marked unit by its parameter
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
     "test_trash": INTEGRATION,

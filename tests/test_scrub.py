@@ -18,6 +18,7 @@ from apihelp import (
     from_ip,
     object_key,
     put_bytes,
+    s3_storage,
     samples,
     stored_and_copied,
     value,
@@ -192,7 +193,7 @@ async def deep_setup(
 
 async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
     """Someone overwrites the object in the server's bucket, behind cdnstore's back (S3 put_object)."""
-    client = await api.app[appkeys.STORAGE]._client(weed.target(server, bucket))
+    client = await s3_storage(api)._client(weed.target(server, bucket))
     await client.put_object(Bucket=bucket, Key=key, Body=data)
 
 

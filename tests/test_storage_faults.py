@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes, wait_for
+from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes, s3_storage, wait_for
 from conftest import MakeApi
 from reliability import LEDGER, area, server_errors
 from weedbed import md5_of_get
@@ -118,7 +118,7 @@ async def holders(admin: Session, file: Stored) -> set[str]:
 async def copied_bytes_differ(api: Api, weed: WeedCluster, bucket: str, file: Stored, names: set[str]) -> int:
     """How many of the servers `names` serve other bytes than were uploaded (MD5 and size of a presigned
     GET straight to the SeaweedFS server, never through a proxy)."""
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     differ = 0
     async with aiohttp.ClientSession() as http:
         for name in sorted(names):
@@ -249,7 +249,7 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
     api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 3)
     film = await store(admin, "film.bin", BIG)  # on Dallas; the copy to New York starts at once
@@ -282,7 +282,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     film = await store(admin, "film.bin", BIG)
     await api.app[appkeys.WORKER].drain()
     assert await holders(admin, film) == {"dallas", "newyork"}  # Detroit is inactive
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 2)
     # Activated, Detroit is filled from the nearest holder: New York.
@@ -315,7 +315,7 @@ async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
     api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 2)
     film = await store(admin, "film.bin", BIG)  # on Dallas only, until the copy to New York is done
@@ -507,7 +507,7 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
         assert await jobs(admin) == []
         proxy.heal()
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
-        storage = api.app[appkeys.STORAGE]
+        storage = s3_storage(api)
         # An abort may have been cut too: the copy that got through aborted what the broken ones left.
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []
         drift = differ + await scrub_drift(api) + len(await unfinished_uploads(storage, weed, "newyork", bucket))
