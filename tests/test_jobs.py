@@ -400,7 +400,7 @@ async def test_run_until_idle_raises_naming_each_job_that_ran_out_of_attempts_an
     async with db.transaction() as tx:
         await queue.enqueue_copies(tx, 1, "USA")
         await queue.enqueue_copies(tx, 2, "USA")
-    ids = {int(r[0]) for r in await db.fetchall("SELECT id FROM jobs")}
+    ids = {int(r["id"]) for r in await db.fetchall("SELECT id FROM jobs")}
 
     async def refused(job: Job) -> None:
         raise RuntimeError(f"disk of server {job.server_id} is full")
