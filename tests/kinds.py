@@ -94,6 +94,10 @@ KINDS = {
     "test_web_webhooks": BROWSER,
 }
 
+# Modules of another kind some of whose tests are unit tests by their own mark (the storage contract's in-memory
+# side, marked by its parameter): `dev.py test --fast` selects those tests too.
+PARTLY_UNIT = frozenset({"test_storage_contract"})
+
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
 
