@@ -22,6 +22,8 @@ from .job_queue import JobQueue
 from .models import Server
 from .servers import ServerRegistry
 from .storage import Storage
+from .tables import replicas
+from .tables.versions import DELETED, STORED, SUPERSEDED, UPLOADING
 
 log = logging.getLogger(__name__)
 PAGE = 1000
@@ -130,7 +132,7 @@ class Scrubber:
             # ... and not a client's multipart upload still running: the upload sweep judges those.
             rows = await self.db.fetchall(
                 f"SELECT object_key FROM versions WHERE object_key IN ({marks}) "
-                "AND NOT (status = 'uploading' AND upload_id IS NOT NULL)",
+                f"AND NOT (status = '{UPLOADING}' AND upload_id IS NOT NULL)",
                 [key for key, _ in stale],
             )
             ours = {r[0] for r in rows}
@@ -146,9 +148,9 @@ class Scrubber:
             await self.servers.lock_row(tx, server_id)  # (first: the order of DELETE /servers)
             if missing:
                 marks = ",".join(str(v) for v in missing)
-                await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))
+                await replicas.all_missing(tx, server_id, missing)
                 for version in await tx_fetchall(
-                    tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) AND status = 'stored'"
+                    tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) AND status = '{STORED}'"
                 ):
                     await self.jobs.enqueue_copies(tx, version["id"], version["zone"])
                 count = await tx_fetchone(
@@ -158,10 +160,7 @@ class Scrubber:
                 )
                 lost = count[0] if count is not None else 0
             if adopted:
-                await tx.executemany(
-                    "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    [(server_id, v) for v in adopted],
-                )
+                await replicas.found(tx, [(server_id, v) for v in adopted])
             if orphans:
                 await self.jobs.enqueue_removals(tx, orphans, server_id)
         return lost
@@ -187,10 +186,10 @@ FINDINGS = {
     "missing": """SELECT r.version_id FROM replicas r JOIN versions v ON v.id = r.version_id
                   LEFT JOIN listed l ON l.key = v.object_key
                   WHERE r.server_id = ? AND (l.key IS NULL OR l.size != v.size)""",
-    "orphans": """SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key
-                  WHERE v.status IN ('deleted', 'superseded')""",
-    "adopted": """SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
-                  WHERE v.status = 'stored'
+    "orphans": f"""SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key
+                  WHERE v.status IN ('{DELETED}', '{SUPERSEDED}')""",
+    "adopted": f"""SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
+                  WHERE v.status = '{STORED}'
                     AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?)""",
     "unknown": """SELECT count(*) FROM listed l LEFT JOIN versions v ON v.object_key = l.key
                   WHERE v.id IS NULL""",
