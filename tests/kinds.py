@@ -40,6 +40,7 @@ KINDS = {
     "test_zipstream": UNIT,
     "test_archives": INTEGRATION,
     "test_probe": UNIT,
+    "test_tables": UNIT,
     "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,
     "test_connections": INTEGRATION,

@@ -7,3 +7,15 @@ changed (a count, the ids, or records) so that a caller can tell a lost race fro
 decides, awaits storage or opens a transaction. `tests/test_layers.py` holds that no other module writes
 these tables nor spells their statuses in SQL.
 """
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+def record(cls: type[R], row: Any) -> R:
+    """A row as the frozen record `cls` (a dataclass), each field read by its column's name, never by position."""
+    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]

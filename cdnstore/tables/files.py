@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
 
 from ..db import Tx, tx_fetchall, tx_fetchone
+from . import record
 from .versions import LIVE
 
 
@@ -22,10 +22,6 @@ class NewFile:
     created_at: str
     expires_at: str | None
 
-    @classmethod
-    def of(cls, row: Any) -> Self:
-        return cls(row["id"], row["uuid"], row["name"], row["created_at"], row["expires_at"])
-
 
 @dataclass(frozen=True, slots=True)
 class Deleted:
@@ -37,10 +33,6 @@ class Deleted:
     owner_id: int
     name: str
     purge_at: str | None
-
-    @classmethod
-    def of(cls, row: Any) -> Self:
-        return cls(row["id"], row["uuid"], row["owner_id"], row["name"], row["purge_at"])
 
 
 # ON CONFLICT: where transactions run side by side, another may have made a live file of that name meanwhile.
@@ -102,7 +94,7 @@ async def create(
     """A new live file (through the upload request `received_via`, if any); None when the owner has a live
     file of that name (made meanwhile)."""
     row = await tx_fetchone(tx, _CREATE, (file_uuid, owner_id, name, expires_at, received_via, now, now))
-    return None if row is None else NewFile.of(row)
+    return None if row is None else record(NewFile, row)
 
 
 async def announced(tx: Tx, file_id: int, version_id: int, expires_at: str | None, now: str) -> None:
@@ -127,7 +119,7 @@ async def retire_if_empty(tx: Tx, file_id: int, now: str) -> Deleted | None:
     """The one place a file goes because it has no content left (an upload given up or rejected): deleted
     when it is live, has no stored content and no upload that may still become it; else None."""
     row = await tx_fetchone(tx, _RETIRE, (now, now, file_id))
-    return None if row is None else Deleted.of(row)
+    return None if row is None else record(Deleted, row)
 
 
 async def trash(tx: Tx, file_ids: Sequence[int], now: str, purge_at: str) -> list[Deleted]:
@@ -147,7 +139,7 @@ async def purge(tx: Tx, file_ids: Sequence[int], now: str) -> list[Deleted]:
 
 async def _many(tx: Tx, sql: str, file_ids: Sequence[int], head: tuple[str, ...]) -> list[Deleted]:
     marks = ", ".join("?" * len(file_ids))
-    return [Deleted.of(r) for r in await tx_fetchall(tx, sql.format(marks), (*head, *file_ids))]
+    return [record(Deleted, r) for r in await tx_fetchall(tx, sql.format(marks), (*head, *file_ids))]
 
 
 async def restore(tx: Tx, file_id: int, now: str, expires_at: str | None) -> int:
