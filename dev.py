@@ -7,7 +7,8 @@ servers, PostgreSQL and the demo; again only when a pyproject.toml changed), the
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
 `python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
 `python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md;
-`python3 dev.py schema` writes the schema files from the migrations (`--check`: exits 1 when one is stale).
+`python3 dev.py schema` writes the schema files from the migrations (`--check`: exits 1 when one is stale);
+`python3 dev.py types` writes cdnstore/web/types.js from the OpenAPI document (`--check`: exits 1 when stale).
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-EXTRAS = {"demo": "demo", "test": "test", "lint": "test", "typecheck": "test", "bench": "demo", "schema": "test"}
+EXTRAS = {
+    "demo": "demo",
+    "test": "test",
+    "lint": "test",
+    "typecheck": "test",
+    "bench": "demo",
+    "schema": "test",
+    "types": "test",
+}
 # The harnesses (testbed/: storage servers, PostgreSQL, the fault proxy, the demo) are a distribution of their
 # own, kept out of the product's install; every command here needs them, installed beside cdnstore.
 TESTBED = ROOT / "testbed"
@@ -233,13 +242,16 @@ def main(argv: list[str]) -> int:
         return sh(PYTHON, "-m", "bench.run", *rest, check=False)
     if command == "schema":  # schema.sql and schema_postgres.sql, generated from the migrations (cdnstore/db/schema.py)
         return sh(PYTHON, "-m", "cdnstore.db.schema", *rest, check=False)
+    if command == "types":  # the page's JSDoc types of the answers, generated from the OpenAPI document
+        return sh(PYTHON, "-m", "cdnstore.web_types", *rest, check=False)
     if command == "lint":
         ruff = sh(PYTHON, "-m", "ruff", "check", *SOURCES, *rest, check=False)
         formatted = sh(PYTHON, "-m", "ruff", "format", "--check", *SOURCES, check=False)
         # the import contract: docs/architecture.md's module table names every module, nothing imports upward
         layers = sh(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py", check=False)
         schema = sh(PYTHON, "-m", "cdnstore.db.schema", "--check", check=False)  # the schema files not stale
-        return ruff or formatted or layers or schema or check_page()
+        types = sh(PYTHON, "-m", "cdnstore.web_types", "--check", check=False)  # web/types.js not stale
+        return ruff or formatted or layers or schema or types or check_page()
     return sh(PYTHON, "-m", "mypy", *SOURCES, *rest, check=False)
 
 

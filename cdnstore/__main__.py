@@ -483,7 +483,7 @@ def cmd_scrub(cfg: Config, args: argparse.Namespace) -> int:
             for d in drifts:
                 print(
                     f"{d.server:<16} objects={d.objects} missing={d.missing} lost={d.lost} orphans={d.orphans} "
-                    f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted}"
+                    f"adopted={d.adopted} unknown={d.unknown} aborted={d.aborted} unfilled={d.unfilled}"
                 )
                 if d.recount:  # the triggers' counters had drifted from the replica table
                     print(

@@ -67,6 +67,7 @@ from .servers import ServerRegistry
 from .sns import SubscriptionConfirmer
 from .stats import DownloadStats
 from .storage import Storage
+from .storage_port import StoragePort
 from .tasks import every, every_exclusively, running
 from .trash import Trash
 from .upload_requests import UploadRequests
@@ -105,9 +106,10 @@ ROUTES: tuple[Endpoint, ...] = (
 KEY_USES_EVERY = 5.0  # seconds between two writes of the API keys' last uses
 
 
-def create_app(config: Config, *, tool: bool = False) -> web.Application:
+def create_app(config: Config, *, tool: bool = False, store: StoragePort | None = None) -> web.Application:
     """The daemon. `tool=True` is for command-line tools: no background work, and no secret needed
-    (nothing is served)."""
+    (nothing is served). `store`: the S3 servers are reached through it instead of through a `Storage`
+    built from the config (its maker closes it)."""
     if not tool:
         config.require_secret()
     metrics = Metrics()  # a registry per app, never prometheus_client's global one
@@ -118,6 +120,8 @@ def create_app(config: Config, *, tool: bool = False) -> web.Application:
     )
     app.on_response_prepare.append(security_headers)  # nosniff, Server, no-store: on every answer
     app[appkeys.METRICS] = metrics
+    if store is not None:
+        app[appkeys.STORAGE] = store
     app[appkeys.CONFIG] = config
     trusted = parse_networks(config.http.trusted_proxies)
     locate_client: Callable[[str | None, str | None], str] = functools.lru_cache(maxsize=65536)(
@@ -153,6 +157,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def storage(app: web.Application) -> AsyncIterator[None]:
+    if appkeys.STORAGE in app:  # handed to create_app: whoever made it closes it
+        yield
+        return
     cfg = app[appkeys.CONFIG].storage
     jobs = app[appkeys.CONFIG].jobs
     app[appkeys.STORAGE] = Storage(

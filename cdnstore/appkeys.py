@@ -27,7 +27,7 @@ from .oidc import OidcClient
 from .scrub import Scrubber
 from .servers import ServerRegistry
 from .stats import DownloadStats
-from .storage import Storage
+from .storage_port import StoragePort
 from .trash import Trash
 from .upload_requests import UploadRequests
 from .uploads import Uploads
@@ -41,7 +41,7 @@ DB: web.AppKey[Database] = web.AppKey("db")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 KEYS: web.AppKey[ApiKeys] = web.AppKey("keys")
 OIDC: web.AppKey[OidcClient | None] = web.AppKey("oidc")  # None: no single sign-on (oidc.issuer empty)
-STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+STORAGE: web.AppKey[StoragePort] = web.AppKey("storage")
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")

@@ -25,7 +25,7 @@ from .errors import Busy, StorageError
 from .files import Files
 from .metrics import Metrics
 from .models import Server
-from .storage import Storage
+from .storage_port import StoragePort
 from .zipstream import ZipWriter, archive_size
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Archive:
 
 
 class Archives:
-    def __init__(self, storage: Storage, files: Files, metrics: Metrics, max_archives: int) -> None:
+    def __init__(self, storage: StoragePort, files: Files, metrics: Metrics, max_archives: int) -> None:
         self.storage = storage
         self.files = files
         self.metrics = metrics

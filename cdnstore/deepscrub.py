@@ -38,7 +38,7 @@ from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 from .tables import replicas, versions
 from .tables.replicas import CORRUPT, PRESENT
 from .tables.versions import STORED
@@ -69,10 +69,10 @@ _OF_VERSION = f"{_COLUMNS} WHERE r.version_id = ? AND {_LIVE} ORDER BY r.server_
 # One scan of the replicas for the servers page: since when each server's replicas were all verified
 # ('' while one never was), and its corrupt ones (with and without a good copy elsewhere).
 _FINDINGS = f"""SELECT r.server_id,
-    min(CASE WHEN r.status = '{PRESENT}' THEN coalesce(r.verified_at, '') END),
-    sum(CASE WHEN r.status = '{CORRUPT}' THEN 1 ELSE 0 END),
+    min(CASE WHEN r.status = '{PRESENT}' THEN coalesce(r.verified_at, '') END) AS verified_at,
+    sum(CASE WHEN r.status = '{CORRUPT}' THEN 1 ELSE 0 END) AS corrupt,
     sum(CASE WHEN r.status = '{CORRUPT}' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
-                                                      AND o.status = '{PRESENT}') THEN 1 ELSE 0 END)
+                                                      AND o.status = '{PRESENT}') THEN 1 ELSE 0 END) AS unrecoverable
     FROM replicas r JOIN versions v ON v.id = r.version_id
     WHERE v.status = '{STORED}' AND v.verify_pending = 0 GROUP BY r.server_id"""
 _OLDEST_VERIFIED = f"SELECT min(verified_at) FROM replicas WHERE status = '{PRESENT}'"
@@ -166,7 +166,16 @@ class Replica:
 
     @classmethod
     def of(cls, row: Row) -> Replica:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        return cls(
+            row["server_id"],
+            row["version_id"],
+            row["verified_at"],
+            row["object_key"],
+            row["size"],
+            row["sha256"],
+            row["etag"],
+            row["zone"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +222,7 @@ class DeepScrubber:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
         cfg: ScrubConfig,
@@ -286,18 +295,18 @@ class DeepScrubber:
     async def _pass(self, cutoff: str, state: _Pass) -> None:
         after: tuple[Any, ...] = (0, 0)
         while rows := await self.db.fetchall(_NEVER, after):
-            after = (rows[-1][1], rows[-1][0])
+            after = (rows[-1]["version_id"], rows[-1]["server_id"])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
         after = (0, 0)
         while rows := await self.db.fetchall(_CORRUPT, after):
-            after = (rows[-1][1], rows[-1][0])
+            after = (rows[-1]["version_id"], rows[-1]["server_id"])
             for replica in map(Replica.of, rows):
                 if (replica.server_id, replica.version_id) not in state.marked:  # (just read)
                     await self._recheck(replica, state)
         after = ("", 0, 0)
         while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
-            after = (rows[-1][2], rows[-1][0], rows[-1][1])
+            after = (rows[-1]["verified_at"], rows[-1]["server_id"], rows[-1]["version_id"])
             for replica in map(Replica.of, rows):
                 await self._check(replica, state)
         state.finished = True
@@ -342,7 +351,12 @@ class DeepScrubber:
             return cached[1]
         rows = await self.db.fetchall(_FINDINGS, offload=True)
         found = Findings(
-            {r[0]: ServerFindings(r[1] or None, int(r[2] or 0), int(r[3] or 0)) for r in rows},
+            {
+                r["server_id"]: ServerFindings(
+                    r["verified_at"] or None, int(r["corrupt"] or 0), int(r["unrecoverable"] or 0)
+                )
+                for r in rows
+            },
             await self.without_good_holder(),
         )
         self._findings = (time.monotonic() + FINDINGS_TTL, found)
@@ -541,7 +555,7 @@ def _winner(etag: str | None, size: int, digests: list[Digest]) -> str | None:
 
 async def _sha256(tx: Tx, version_id: int) -> str | None:
     row = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (version_id,))
-    return None if row is None else row[0]
+    return None if row is None else row["sha256"]
 
 
 def _update(sha: Any, mdf: Any, piece: bytes) -> None:

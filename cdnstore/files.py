@@ -30,7 +30,7 @@ from .parts import part_count, part_size_for
 from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
-from .storage import Storage
+from .storage_port import StoragePort
 from .tables import files as files_table
 from .tables import replicas, versions
 from .tables.files import NewFile
@@ -213,7 +213,7 @@ class Files:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
         cfg: Config,
@@ -386,17 +386,18 @@ class Files:
         now = now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, owner_id, name, size)  # (first: it locks the user)
+            existing: Row | None
             if via is not None:
                 await via.admit(tx, size)
-                existing = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
-                created, name = True, existing["name"]
+                existing = made = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
+                created, name = True, made["name"]
             else:
                 existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
                 created = False
             if existing is None:
-                made = await files_table.create(tx, str(uuid.uuid4()), owner_id, name, expiry.at, now, None)
-                created = made is not None
-                existing = _existing(made, None) if made else await tx_fetchone(tx, _EXISTING, (owner_id, name))
+                new = await files_table.create(tx, str(uuid.uuid4()), owner_id, name, expiry.at, now, None)
+                created = new is not None
+                existing = _existing(new, None) if new else await tx_fetchone(tx, _EXISTING, (owner_id, name))
             assert existing is not None
             expires_at = expiry.at if expiry.asked else existing["expires_at"]
             server_id = self.servers.internal_id(server)

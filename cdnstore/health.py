@@ -12,13 +12,13 @@ import logging
 from .job_queue import JobQueue
 from .models import Health
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 
 log = logging.getLogger(__name__)
 
 
 class HealthChecker:
-    def __init__(self, servers: ServerRegistry, storage: Storage, jobs: JobQueue, timeout: float) -> None:
+    def __init__(self, servers: ServerRegistry, storage: StoragePort, jobs: JobQueue, timeout: float) -> None:
         self.servers = servers
         self.storage = storage
         self.jobs = jobs

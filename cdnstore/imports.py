@@ -38,7 +38,7 @@ from .models import ImportState, Server
 from .names import file_name
 from .probe import PREFIX as PROBE_PREFIX
 from .servers import ServerRegistry
-from .storage import ObjectInfo, Storage
+from .storage_port import ObjectInfo, StoragePort
 from .tables import files as files_table
 from .tables import replicas, versions
 from .tasks import running
@@ -66,7 +66,7 @@ class Imports:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         accounts: Accounts,
         jobs: JobQueue,

@@ -45,7 +45,7 @@ from .files import Files, retire_if_empty
 from .metrics import Metrics
 from .models import Server, VersionStatus
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 from .tables import replicas, versions
 from .tables.replicas import PRESENT
 from .tables.versions import STORED
@@ -82,7 +82,7 @@ _HELD = f"""SELECT r.version_id, r.etag AS replica_etag, v.size, v.sha256, v.eta
 _HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{PRESENT}'"
 
 # The servers page: per upload server, versions awaiting their verification read, and uploads rejected lately.
-_FINDINGS = f"""SELECT upload_server_id, 'awaiting', count(*) FROM versions
+_FINDINGS = f"""SELECT upload_server_id AS server_id, 'awaiting' AS what, count(*) AS n FROM versions
     WHERE verify_pending = 1 AND status = '{STORED}' GROUP BY upload_server_id
     UNION ALL
     SELECT upload_server_id, 'rejected', count(*) FROM versions
@@ -107,7 +107,7 @@ class Awaiting:
 
     @classmethod
     def of(cls, row: Row) -> Awaiting:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5])
+        return cls(row["id"], row["object_key"], row["size"], row["etag"], row["sha256"], row["verify_attempts"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ class Integrity:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         files: Files,
         deep_scrub: DeepScrubber,
@@ -420,9 +420,9 @@ class Integrity:
         """Per upload server (by internal id): versions awaiting their verification read, uploads rejected
         lately. Read on every call: two counts over partial indexes of the few versions concerned."""
         counts: dict[int, dict[str, int]] = {}
-        for server_id, what, count in await self.db.fetchall(_FINDINGS, (iso_in(-REJECTED_WITHIN),)):
-            if server_id is not None:
-                counts.setdefault(server_id, {})[what] = int(count)
+        for row in await self.db.fetchall(_FINDINGS, (iso_in(-REJECTED_WITHIN),)):
+            if row["server_id"] is not None:
+                counts.setdefault(row["server_id"], {})[row["what"]] = int(row["n"])
         return {s: VerifyFindings(c.get("awaiting", 0), c.get("rejected", 0)) for s, c in counts.items()}
 
     def of(self, found: dict[int, VerifyFindings], server_id: int) -> dict[str, Any]:

@@ -205,12 +205,21 @@ class JobQueue:
                               AND (status = 'queued' AND run_after <= :now
                                    OR status = 'running' AND COALESCE(lease_until, 0) < :now)
                             ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL""",
+                RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL AS ran_before""",
                 {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds, "token": token, "lost": LEASE_LOST},
             )
         if row is None:
             return None
-        return Job(row[0], row[1], row[2], row[3], row[4], ran_before=bool(row[5]), token=token, claimed_at=sent)
+        return Job(
+            row["id"],
+            row["kind"],
+            row["version_id"],
+            row["server_id"],
+            row["attempts"],
+            ran_before=bool(row["ran_before"]),
+            token=token,
+            claimed_at=sent,
+        )
 
     async def renew(self, job: Job) -> bool:
         """Extend the job's lease by lease_seconds from now; False when the claim is no longer this one's."""
@@ -308,8 +317,8 @@ class JobQueue:
         return await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))
 
     async def counts(self) -> list[Row]:
-        """(kind, status, count) of every kind and status that has jobs."""
-        return await self.db.fetchall("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+        """(kind, status, n): how many jobs of every kind and status that has jobs."""
+        return await self.db.fetchall("SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status")
 
     async def get(self, job_uuid_text: str) -> Row:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))

@@ -26,6 +26,14 @@ from .job_queue import Handler, Job, JobQueue, Retry
 log = logging.getLogger(__name__)
 
 
+class JobsFailed(Exception):
+    """Jobs ran out of attempts during a `run_until_idle`: (id, kind, last error) of each."""
+
+    def __init__(self, failed: list[tuple[int, str, str]]) -> None:
+        self.failed = failed
+        super().__init__("; ".join(f"job {id_} ({kind}) failed: {error}" for id_, kind, error in failed))
+
+
 @dataclass(slots=True)
 class _Lease:
     lost: bool = False  # set (before the job's task is cancelled) when the lease could not be kept
@@ -56,6 +64,7 @@ class JobWorker:
         self._idle = asyncio.Event()  # set while no job runs
         self._idle.set()
         self._deadline: float | None = None  # set at shutdown: running jobs may go on until then
+        self._out_of_attempts: list[tuple[int, str, str]] = []  # (id, kind, error): for run_until_idle
 
     async def run(self) -> None:
         while self.queue.db.one_daemon:  # several daemons: their leases run out instead (claim takes them over)
@@ -85,13 +94,16 @@ class JobWorker:
                         await self.queue.wakeup.wait()
                 self.queue.wakeup.clear()
                 continue
-            try:
-                await self._run(job)
-            finally:
-                self._busy[job.server_id] -= 1
-                self._running -= 1
-                if not self._running:
-                    self._idle.set()
+            await self._run_claimed(job)
+
+    async def _run_claimed(self, job: Job) -> None:
+        try:
+            await self._run(job)
+        finally:
+            self._busy[job.server_id] -= 1
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
 
     def _eligible(self) -> list[int]:
         return [i for i in self.reachable() if self._busy[i] < self.cfg.per_server]
@@ -264,6 +276,8 @@ class JobWorker:
         log.warning(
             "job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, error, extra={"job_id": job.id}
         )
+        if job.attempts >= self.queue.cfg.max_attempts:  # the queue leaves it failed (JobQueue.fail)
+            self._out_of_attempts.append((job.id, job.kind, error))
         return functools.partial(self.queue.fail, job, error)
 
     async def _record(self, outcome: Callable[[], Awaitable[bool]]) -> bool:
@@ -275,6 +289,29 @@ class JobWorker:
                 return await outcome()
             except DatabaseUnavailable:
                 await asyncio.sleep(self.cfg.poll_interval)
+
+    async def run_until_idle(self, within: float = 30.0, horizon: float = 5.0) -> None:
+        """Run due jobs here (beside the worker's own loops, when they run) until none runs and none is due
+        within `horizon` seconds on a reachable server (a retry's backoff included); then JobsFailed naming
+        the jobs that ran out of attempts meanwhile, whichever loop ran them. For tests and tools: TimeoutError
+        when that takes more than `within` seconds."""
+        seen = len(self._out_of_attempts)
+        async with asyncio.timeout(within):
+            while True:
+                job = await self._claim_next()
+                if job is not None:
+                    await self._run_claimed(job)
+                    continue
+                if self._running == 0 and not await self._due(horizon):
+                    break
+                # Something runs elsewhere or is due soon: look again when a job is queued or ends.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cfg.poll_interval):
+                        await self.queue.wakeup.wait()
+                self.queue.wakeup.clear()
+        failed = self._out_of_attempts[seen:]
+        if failed:
+            raise JobsFailed(failed)
 
     async def drain(self, within: float = 30.0, horizon: float = 5.0) -> None:
         """Wait until no job is running and none is due within `horizon` seconds on a reachable server

@@ -21,7 +21,7 @@ class S3Target:
 # Each status once, with the values of its column's CHECK constraint in schema.sql and schema_postgres.sql
 # (tests/test_db.py holds them equal). SQL text spells them as literals; Python compares and writes these.
 class Health(StrEnum):
-    """servers.health"""
+    """A storage server's health as the last check found it (servers.health)."""
 
     UP = "up"
     DOWN = "down"
@@ -29,7 +29,7 @@ class Health(StrEnum):
 
 
 class VersionStatus(StrEnum):
-    """versions.status"""
+    """A version's status (versions.status)."""
 
     UPLOADING = "uploading"
     STORED = "stored"
@@ -38,7 +38,7 @@ class VersionStatus(StrEnum):
 
 
 class JobStatus(StrEnum):
-    """jobs.status"""
+    """A job's status (jobs.status)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -46,17 +46,26 @@ class JobStatus(StrEnum):
 
 
 class JobKind(StrEnum):
-    """jobs.kind"""
+    """What a job does: copy a version to a server, or remove it from one (jobs.kind)."""
 
     COPY = "copy"
     REMOVE = "remove"
 
 
 class ReplicaStatus(StrEnum):
-    """replicas.status"""
+    """A replica's status (replicas.status)."""
 
     PRESENT = "present"
     CORRUPT = "corrupt"
+
+
+class ReplicaState(StrEnum):
+    """Where a server stands with a file's current content, as the answers show it (no column): a replica's
+    status, or pending while a copy to it is queued."""
+
+    PRESENT = ReplicaStatus.PRESENT
+    PENDING = "pending"
+    CORRUPT = ReplicaStatus.CORRUPT
 
 
 class LinkState(StrEnum):
@@ -69,18 +78,41 @@ class LinkState(StrEnum):
 
 
 class AddressingStyle(StrEnum):
-    """servers.addressing_style"""
+    """How a server's bucket is addressed: endpoint/bucket/key, or bucket.endpoint/key (servers.addressing_style)."""
 
     PATH = "path"
     VIRTUAL = "virtual"
 
 
 class ImportState(StrEnum):
-    """imports.state"""
+    """An import's state (imports.state)."""
 
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+class BucketVersioning(StrEnum):
+    """A bucket's versioning as its server reports it (the probe's `versioning`, no column)."""
+
+    OFF = "off"  # never enabled
+    ENABLED = "enabled"
+    SUSPENDED = "suspended"
+
+
+class EventsState(StrEnum):
+    """Whether a server's object events reach cdnstore (probe.events_state, no column)."""
+
+    SEEN = "seen"  # one came within two days
+    NONE = "none"  # a probe wrote an object over a minute ago and none came since
+    UNKNOWN = "unknown"  # neither can be said yet
+
+
+class Readiness(StrEnum):
+    """What /healthz and /readyz answer (no column)."""
+
+    OK = "ok"
+    UNAVAILABLE = "unavailable"  # a check of /readyz failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +132,7 @@ class Capabilities:
 
 
 class DeliveryStatus(StrEnum):
-    """webhook_deliveries.status"""
+    """A webhook delivery's status (webhook_deliveries.status)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 from .errors import StorageError
 from .models import Capabilities, S3Target, Server
 from .presign import Presigner
-from .storage import Storage
+from .storage_port import StoragePort
 from .times import iso, now_iso
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _md5(data: bytes) -> str:
 
 
 class Prober:
-    def __init__(self, storage: Storage, page_url: str, timeout: float) -> None:
+    def __init__(self, storage: StoragePort, page_url: str, timeout: float) -> None:
         self.storage = storage
         self.origin = origin_of(page_url)  # the bundled page's (http.public_url): its uploads are cross-origin
         self.timeout = timeout

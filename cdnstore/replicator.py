@@ -24,7 +24,7 @@ from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import JobKind, Server, VersionStatus
 from .servers import ServerRegistry
-from .storage import ChecksumMismatch, Storage
+from .storage_port import ChecksumMismatch, StoragePort
 from .tables import replicas
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Replicator:
     def __init__(
         self,
         db: Database,
-        storage: Storage,
+        storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
         retry_delay: float,

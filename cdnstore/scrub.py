@@ -21,7 +21,7 @@ from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .job_queue import JobQueue
 from .models import Server
 from .servers import ServerRegistry
-from .storage import Storage
+from .storage_port import StoragePort
 from .tables import replicas
 from .tables.versions import DELETED, STORED, SUPERSEDED, UPLOADING
 
@@ -50,10 +50,13 @@ class Drift:
     unknown: int  # objects cdnstore never made: reported, left alone
     aborted: int = 0  # multipart uploads left by interrupted copies, older than stale_upload_after
     recount: Recount | None = None  # its counters had drifted from the replica table: now fixed
+    # Stored versions of its zone it should hold (it is on and active) with neither a replica nor an open
+    # copy job: copies enqueued (the net under any path that forgot to enqueue one; none should)
+    unfilled: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.orphans or self.adopted or self.aborted or self.recount)
+        return not (self.missing or self.orphans or self.adopted or self.aborted or self.recount or self.unfilled)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +64,12 @@ class Drift:
 
 class Scrubber:
     def __init__(
-        self, db: Database, storage: Storage, servers: ServerRegistry, jobs: JobQueue, stale_upload_after: float = 86400
+        self,
+        db: Database,
+        storage: StoragePort,
+        servers: ServerRegistry,
+        jobs: JobQueue,
+        stale_upload_after: float = 86400,
     ) -> None:
         self.stale_upload_after = stale_upload_after
         self.db = db
@@ -98,15 +106,17 @@ class Scrubber:
                 tx, "SELECT files_present, bytes_present FROM servers WHERE id = ? FOR UPDATE", (server_id,)
             )
             now = await tx_fetchone(
-                tx, f"SELECT {COUNT_FILES}, {COUNT_BYTES} FROM servers s WHERE s.id = ?", (server_id,)
+                tx,
+                f"SELECT {COUNT_FILES} AS files_present, {COUNT_BYTES} AS bytes_present FROM servers s WHERE s.id = ?",
+                (server_id,),
             )
-            if was is None or now is None or tuple(was) == tuple(now):
+            if was is None or now is None or all(was[c] == now[c] for c in ("files_present", "bytes_present")):
                 return None  # gone, or a write that was under way when the drift was seen
             await tx.execute(
                 f"UPDATE servers AS s SET files_present = {COUNT_FILES}, bytes_present = {COUNT_BYTES} WHERE s.id = ?",
                 (server_id,),
             )
-        return Recount(was[0], now[0], was[1], now[1])
+        return Recount(was["files_present"], now["files_present"], was["bytes_present"], now["bytes_present"])
 
     async def scrub_server(self, server: Server) -> Drift:
         server_id = self.servers.internal_id(server)
@@ -114,13 +124,25 @@ class Scrubber:
             await conn.execute("CREATE TEMP TABLE listed (key TEXT PRIMARY KEY, size INTEGER NOT NULL)")
             objects = await self._list_into(conn, server)
             found = {
-                name: [row[0] for row in await conn.execute_fetchall(sql, (server_id,) if "?" in sql else ())]
+                name: [row["found"] for row in await conn.execute_fetchall(sql, (server_id,) if "?" in sql else ())]
                 for name, sql in FINDINGS.items()
             }
         missing, orphans, adopted = found["missing"], found["orphans"], found["adopted"]
         lost = await self._repair(server_id, missing, orphans, adopted)
+        unfilled = await self._fill(server_id, server) if server.is_active else 0
         aborted = await self._abort_stale_uploads(server)
-        return Drift(server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0], aborted)
+        drift = Drift(
+            server.name, objects, len(missing), lost, len(orphans), len(adopted), found["unknown"][0], aborted
+        )
+        return replace(drift, unfilled=unfilled)
+
+    async def _fill(self, server_id: int, server: Server) -> int:
+        """Enqueue a copy of every stored version of the server's zone that it neither holds nor has a copy job
+        for (after `_repair`, which enqueued those it lost): how many. The job table's one open job per pair
+        leaves those already coming alone."""
+        async with self.db.transaction(offload=True) as tx:
+            await self.servers.lock_row(tx, server_id)  # (first: the order of DELETE /servers)
+            return await self.jobs.enqueue_fill(tx, server_id, server.zone)
 
     async def _abort_stale_uploads(self, server: Server) -> int:
         # Only keys cdnstore made: another user of the bucket may have a slow upload of its own running.
@@ -135,7 +157,7 @@ class Scrubber:
                 f"AND NOT (status = '{UPLOADING}' AND upload_id IS NOT NULL)",
                 [key for key, _ in stale],
             )
-            ours = {r[0] for r in rows}
+            ours = {r["object_key"] for r in rows}
         for key, upload_id in stale:
             if key in ours:
                 await self.storage.abort_upload(server.s3, key, upload_id)
@@ -155,10 +177,10 @@ class Scrubber:
                     await self.jobs.enqueue_copies(tx, version["id"], version["zone"])
                 count = await tx_fetchone(
                     tx,
-                    f"SELECT count(*) FROM versions v WHERE v.id IN ({marks}) AND NOT "
+                    f"SELECT count(*) AS n FROM versions v WHERE v.id IN ({marks}) AND NOT "
                     "EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id)",
                 )
-                lost = count[0] if count is not None else 0
+                lost = count["n"] if count is not None else 0
             if adopted:
                 await replicas.found(tx, [(server_id, v) for v in adopted])
             if orphans:
@@ -183,15 +205,15 @@ async def _insert(conn: Tx, batch: list[tuple[str, int]]) -> int:
 
 # The queries with a placeholder take the server's internal id.
 FINDINGS = {
-    "missing": """SELECT r.version_id FROM replicas r JOIN versions v ON v.id = r.version_id
+    "missing": """SELECT r.version_id AS found FROM replicas r JOIN versions v ON v.id = r.version_id
                   LEFT JOIN listed l ON l.key = v.object_key
                   WHERE r.server_id = ? AND (l.key IS NULL OR l.size != v.size)""",
-    "orphans": f"""SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key
+    "orphans": f"""SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key
                   WHERE v.status IN ('{DELETED}', '{SUPERSEDED}')""",
-    "adopted": f"""SELECT v.id FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
+    "adopted": f"""SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
                   WHERE v.status = '{STORED}'
                     AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?)""",
-    "unknown": """SELECT count(*) FROM listed l LEFT JOIN versions v ON v.object_key = l.key
+    "unknown": """SELECT count(*) AS found FROM listed l LEFT JOIN versions v ON v.object_key = l.key
                   WHERE v.id IS NULL""",
 }
 

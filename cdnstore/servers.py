@@ -25,7 +25,7 @@ from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import AddressingStyle, Capabilities, Health, S3Target, Server, VersionStatus
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
-from .storage import Storage
+from .storage_port import StoragePort
 from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tup
 
 class ServerRegistry:
     def __init__(
-        self, db: Database, storage: Storage, check_timeout: float, sealer: Sealer, prober: Prober | None = None
+        self, db: Database, storage: StoragePort, check_timeout: float, sealer: Sealer, prober: Prober | None = None
     ) -> None:
         self.db = db
         self.storage = storage

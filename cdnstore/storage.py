@@ -13,13 +13,13 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 import itertools
 import logging
 import re
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +37,12 @@ from cdnstore.models import S3Target
 from cdnstore.parts import part_size_for
 from cdnstore.presign import DEFAULT_REGION, Presigner
 
+# (The records live with the port; importable from here as before.)
+from cdnstore.storage_port import ChecksumMismatch as ChecksumMismatch
+from cdnstore.storage_port import ObjectInfo as ObjectInfo
+from cdnstore.storage_port import PartInfo as PartInfo
+from cdnstore.storage_port import RawAnswer as RawAnswer
+
 log = logging.getLogger(__name__)
 
 _AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"})
@@ -48,23 +54,6 @@ _META_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 # An S3 client is an aiobotocore `AioBaseClient` whose methods are generated at run time; no types.
 S3Client = Any
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    key: str
-    size: int
-    etag: str  # without quotes; a multipart ETag ("<md5>-<parts>") is not the MD5 of the bytes
-    sha256: str | None = None  # lowercase hex SHA-256 of the bytes, when they were read through cdnstore
-
-
-class ChecksumMismatch(StorageError):
-    """The bytes read from a server were not the ones expected (a copy's source, a verification read):
-    nothing was written. `sha256` is the SHA-256 of the bytes that were read."""
-
-    def __init__(self, detail: str, sha256: str) -> None:
-        super().__init__(detail, code="checksum_mismatch")
-        self.sha256 = sha256
 
 
 class StreamHash:
@@ -100,26 +89,7 @@ def sha256_base64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-@dataclass(frozen=True, slots=True)
-class RawAnswer:
-    """The answer to a request cdnstore sent itself to a presigned URL (probes): status, headers (names in
-    lower case), the S3 error code of an error body ("" when none) and the start of the body."""
-
-    status: int
-    headers: dict[str, str]
-    code: str
-    text: str
-
-
 _XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
-
-
-@dataclass(frozen=True, slots=True)
-class PartInfo:
-    number: int
-    size: int
-    etag: str  # without quotes
-    modified: datetime | None
 
 
 def content_disposition(filename: str, *, inline: bool = False) -> str:
@@ -663,8 +633,10 @@ class Storage:
         where = url.split("?", 1)[0]
         try:
             async with asyncio.timeout(timeout):
+                # (A BytesIO: aiohttp sends it without holding the loop, however large; a part is 5 MiB and more.)
+                data = io.BytesIO(body) if body else None
                 async with self._http.request(
-                    method, url, headers=dict(headers or {}), data=body or None, allow_redirects=False
+                    method, url, headers=dict(headers or {}), data=data, allow_redirects=False
                 ) as resp:
                     text = (await resp.content.read(1 << 16)).decode(errors="replace")
                     found = _XML_CODE.search(text)

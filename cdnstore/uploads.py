@@ -22,7 +22,7 @@ from .files import Files, PresignedPut
 from .models import Server, VersionStatus
 from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
-from .storage import PartInfo, Storage
+from .storage_port import PartInfo, StoragePort
 
 # The sweep's multipart uploads announced before a time (the oldest first).
 _MULTIPART_DUE = (
@@ -73,7 +73,7 @@ class PartUrl:
 
 
 class Uploads:
-    def __init__(self, db: Database, storage: Storage, servers: ServerRegistry, files: Files, cfg: Config) -> None:
+    def __init__(self, db: Database, storage: StoragePort, servers: ServerRegistry, files: Files, cfg: Config) -> None:
         self.db = db
         self.storage = storage
         self.servers = servers

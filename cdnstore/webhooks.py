@@ -65,8 +65,8 @@ class Webhooks:
         await check_endpoint(url, field="url", private_allowed=self.cfg.allow_private)
         secret, subscribed = new_secret(), tuple(sorted(set(events)))  # (listed in this order too)
         async with self.db.transaction() as tx:
-            held = await tx_fetchone(tx, "SELECT count(*) FROM webhooks WHERE owner_id = ?", (owner_id,))
-            if held is not None and held[0] >= MAX_PER_USER:
+            held = await tx_fetchone(tx, "SELECT count(*) AS n FROM webhooks WHERE owner_id = ?", (owner_id,))
+            if held is not None and held["n"] >= MAX_PER_USER:
                 raise Conflict(f"you have {MAX_PER_USER} webhooks already; delete one first", code="too_many_webhooks")
             row = await tx_fetchone(
                 tx,

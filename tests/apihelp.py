@@ -24,6 +24,7 @@ from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys, probe
 from cdnstore.job_queue import Job
+from cdnstore.storage import Storage
 from testbed.demo import ORIGINAL_LAYOUT
 from testbed.rgw import RgwBed
 from testbed.seaweed import WeedCluster
@@ -157,6 +158,14 @@ class GatedArgon2:
 
     def let_through(self, count: int = 1) -> None:
         self.gate.release(count)
+
+
+def s3_storage(api: Api) -> Storage:
+    """The daemon's storage as the S3 one (aiobotocore), for the tests that reach around cdnstore to its
+    clients; app[STORAGE] is typed as the port (an in-memory storage may stand in: test_replication_fast.py)."""
+    storage = api.app[appkeys.STORAGE]
+    assert isinstance(storage, Storage)
+    return storage
 
 
 def from_ip(ip: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 from cdnstore.api.server import AppRunner
 from cdnstore.app import create_app
 from cdnstore.config import Config
+from cdnstore.storage_port import StoragePort
 from testbed.demo import ORIGINAL_LAYOUT
 from testbed.ports import unused_port
 from testbed.rgw import RgwBed
@@ -138,10 +139,11 @@ class ServedByCdnstore(TestServer):
 @pytest.fixture
 async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> MakeApi:
     # database_url first: set up first, torn down last, after the app has stopped using the database.
-    async def make(**sections: dict[str, Any]) -> Api:
+    async def make(*, store: StoragePort | None = None, **sections: dict[str, Any]) -> Api:
+        """The daemon on this test's database; `store`: on that storage (e.g. an in-memory one) instead of S3."""
         if database_url:
             sections = _merge({"database": {"url": database_url}}, sections)
-        app = create_app(make_config(tmp_path, daemon_port, **sections))
+        app = create_app(make_config(tmp_path, daemon_port, **sections), store=store)
         return Api(await aiohttp_client(ServedByCdnstore(app, port=daemon_port)))
 
     return make
@@ -168,6 +170,7 @@ BOTH_ENGINES = {
     "test_ops",
     "test_problems",
     "test_replication",
+    "test_replication_fast",
     "test_requests",
     "test_scrub",
     "test_servers",

@@ -206,19 +206,18 @@ async def test_daemons_killed_and_postgresql_crashed_lose_nothing_and_never_run_
 
 async def converged(conn: asyncpg.Connection[Any], within: float = 60) -> None:
     """No job open or failed and no upload pending: what was acknowledged is done."""
-    async with asyncio.timeout(within):
-        while True:
-            counts = await conn.fetchrow(
-                "SELECT (SELECT count(*) FROM jobs WHERE status != 'failed'), "
-                "(SELECT count(*) FROM jobs WHERE status = 'failed'), "
-                "(SELECT count(*) FROM versions WHERE status = 'uploading')"
-            )
-            assert counts is not None  # a SELECT without FROM always gives its one row
-            open_jobs, failed, pending = counts
-            assert not failed, await conn.fetch("SELECT kind, server_id, last_error FROM jobs")
-            if not open_jobs and not pending:
-                return
-            await asyncio.sleep(0.2)
+
+    async def done() -> bool:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM jobs WHERE status != 'failed') AS open_jobs, "
+            "(SELECT count(*) FROM jobs WHERE status = 'failed') AS failed, "
+            "(SELECT count(*) FROM versions WHERE status = 'uploading') AS pending"
+        )
+        assert counts is not None  # a SELECT without FROM always gives its one row
+        assert not counts["failed"], await conn.fetch("SELECT kind, server_id, last_error FROM jobs")
+        return not counts["open_jobs"] and not counts["pending"]
+
+    await wait_for(done, "no job open and no upload pending", within, every=0.2)
 
 
 def concurrent_runs(cluster: Cluster, kills: dict[int, list[float]]) -> tuple[list[str], int]:

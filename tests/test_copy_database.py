@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, wait_for
+from apihelp import US_IP, Api, Session, fetch, from_ip, put_bytes, s3_storage, wait_for
 from clihelp import cdnstore
 from conftest import MakeApi
 from daemonproc import write_config
@@ -125,7 +125,7 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
 
 async def an_import(api: Api, weed: WeedCluster, bucket: str, server_id: str) -> None:
     """An import of Dallas's bucket that found one key that is no file name (imports, import_errors)."""
-    client = await api.app[appkeys.STORAGE]._client(weed.target("dallas", bucket))
+    client = await s3_storage(api)._client(weed.target("dallas", bucket))
     await client.put_object(Bucket=bucket, Key="from before/odd.txt", Body=b"no name\n")
     imports = api.app[appkeys.IMPORTS]
     started = await imports.start(server_id, "alice")

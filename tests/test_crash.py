@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
-from apihelp import object_key
+from apihelp import object_key, wait_for
 from daemonproc import admin_session, write_config
 from reliability import LEDGER
 from weedbed import md5_of_get
@@ -21,6 +21,12 @@ from testbed.demo import ORIGINAL_LAYOUT
 from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
+
+
+def all_copied(db: sqlite3.Connection, replicas: int) -> bool:
+    """No job left, and the replica table holds `replicas` rows (or more)."""
+    jobs = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    return not jobs and db.execute("SELECT count(*) FROM replicas").fetchone()[0] >= replicas
 
 
 async def test_a_daemon_killed_mid_replication_converges_after_restart(
@@ -37,9 +43,12 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(
         data = os.urandom(MIB) * 40
         announced = await admin.upload("big.bin", data, content_type="application/zip")
 
-        async with asyncio.timeout(30):  # kill it while a copy is running
-            while not db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0]:
-                await asyncio.sleep(0.01)
+        await wait_for(  # kill it while a copy is running
+            lambda: db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0],
+            "a copy running",
+            30,
+            every=0.01,
+        )
         await asyncio.sleep(0.1)  # the scenario: the kill lands with the copy some way in, not at its start
         daemon.kill()
         assert daemon.proc is not None
@@ -47,11 +56,7 @@ async def test_a_daemon_killed_mid_replication_converges_after_restart(
         assert db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0] >= 1
 
         await daemon.start()
-        async with asyncio.timeout(60):
-            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or db.execute(
-                "SELECT count(*) FROM replicas"
-            ).fetchone()[0] < len(usa):
-                await asyncio.sleep(0.1)
+        await wait_for(lambda: all_copied(db, len(usa)), "every copy made, no job left", 60, every=0.1)
         file_id = announced["file"]["id"]
         assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
     key = object_key(announced["upload"])
@@ -78,20 +83,19 @@ async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(
         for n in range(files):
             data = os.urandom(size)
             contents[(await admin.upload(f"f{n}.bin", data))["file"]["id"]] = data
-        async with asyncio.timeout(30):
-            while db.execute("SELECT count(*) FROM jobs").fetchone()[0] or db.execute(
-                "SELECT count(*) FROM replicas"
-            ).fetchone()[0] < files * len(usa):
-                await asyncio.sleep(0.1)
+        await wait_for(lambda: all_copied(db, files * len(usa)), "every copy made, no job left", 30, every=0.1)
     assert (await daemon.stop(within=30))[0] == 0
     # A database from before SHA-256s: the first pass reads every replica, at `size` bytes a second.
     db.execute("UPDATE versions SET sha256 = NULL")
     db.execute("UPDATE replicas SET verified_at = NULL")
 
     await daemon.start()
-    async with asyncio.timeout(30):
-        while db.execute("SELECT count(verified_at) FROM replicas").fetchone()[0] < len(usa):
-            await asyncio.sleep(0.05)
+    await wait_for(
+        lambda: db.execute("SELECT count(verified_at) FROM replicas").fetchone()[0] >= len(usa),
+        "the first replicas verified",
+        30,
+        every=0.05,
+    )
     daemon.kill()
     assert daemon.proc is not None
     await daemon.proc.wait()
@@ -104,9 +108,12 @@ async def test_a_deep_scrub_pass_cut_short_by_a_kill_goes_on_where_it_stopped(
     assert len(usa) <= len(before) < files * len(usa)
 
     await daemon.start()
-    async with asyncio.timeout(60):
-        while db.execute("SELECT count(*) FROM replicas WHERE verified_at IS NULL").fetchone()[0]:
-            await asyncio.sleep(0.1)
+    await wait_for(
+        lambda: not db.execute("SELECT count(*) FROM replicas WHERE verified_at IS NULL").fetchone()[0],
+        "every replica verified",
+        60,
+        every=0.1,
+    )
     after = {(s, v): at for s, v, at in db.execute("SELECT server_id, version_id, verified_at FROM replicas")}
     again = sum(after[k] != at for k, at in before.items())
     LEDGER.add("daemon killed (SIGKILL) during a deep scrub pass", faults=1, rounds=1, files_checked=files, drift=again)

@@ -332,7 +332,7 @@ async def test_concurrent_transactions_never_interleave(tmp_path: Path, database
     try:
         results = await asyncio.gather(*(add(i) for i in range(20)), return_exceptions=True)
         assert sum(isinstance(r, ValueError) for r in results) == 10
-        names = {r[0] for r in await database.fetchall("SELECT username FROM users")}
+        names = {r["username"] for r in await database.fetchall("SELECT username FROM users")}
         assert names == {f"n{i}" for i in range(0, 20, 2)}
     finally:
         await database.close()
@@ -351,7 +351,7 @@ async def test_like_ignores_the_case_of_ascii_letters_only_on_both_engines(tmp_p
 
         async def like(pattern: str, negated: str = "") -> set[str]:
             rows = await database.fetchall(f"SELECT username FROM users WHERE username {negated}LIKE ?", (pattern,))
-            return {row[0] for row in rows}
+            return {row["username"] for row in rows}
 
         assert await like("%alpha%") == {"Alpha", "alpha", "ALPHABET"}
         assert await like("éclair") == {"éclair"}  # SQLite folds ASCII only: PostgreSQL does the same
@@ -385,11 +385,11 @@ async def test_a_statement_with_a_row_lock_runs_on_both_engines_whatever_runs_it
     try:
         async with database.transaction() as tx:
             await tx.execute(ALICE)
-            assert [r[0] for r in await tx.execute_fetchall(LOCKED, ("n",))] == ["u"]
+            assert [r["uuid"] for r in await tx.execute_fetchall(LOCKED, ("n",))] == ["u"]
         async with database.transaction(offload=True) as tx:  # (SQLite: on aiosqlite's thread)
             assert await db.tx_fetchone(tx, LOCKED, ("n",)) is not None
         async with database.scratch() as conn:
-            assert [r[0] for r in await conn.execute_fetchall(LOCKED, ("n",))] == ["u"]
+            assert [r["uuid"] for r in await conn.execute_fetchall(LOCKED, ("n",))] == ["u"]
         assert await database.fetchval(LOCKED, ("n",)) == "u"
         assert await database.fetchval(LOCKED, ("n",), offload=True) == "u"
     finally:
@@ -440,7 +440,7 @@ async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_b
         writer.add(1, "file.downloaded", "f3", {})
         await writer.flush()
         rows = await database.fetchall("SELECT event, object_id FROM history ORDER BY id")
-        assert [tuple(r) for r in rows] == [
+        assert [(r["event"], r["object_id"]) for r in rows] == [
             ("file.downloaded", "f1"),
             ("file.downloaded", "f2"),
             ("file.renamed", "f2"),
@@ -459,10 +459,10 @@ async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path
 
     async def backend() -> int:
         async with database.transaction() as tx:
-            row = await (await tx.execute("SELECT pg_backend_pid()")).fetchone()
+            row = await (await tx.execute("SELECT pg_backend_pid() AS pid")).fetchone()
             assert row is not None
             await tx.execute("SELECT pg_sleep(0.05)")  # held a while, so the burst overlaps
-            return int(row[0])
+            return int(row["pid"])
 
     try:
         assert len(set(await asyncio.gather(*(backend() for _ in range(12))))) == 2

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from apihelp import wait_for
 from kinds import KINDS, UNIT
 from reliability import ARTIFACT
 
@@ -46,13 +47,6 @@ def weed_pids(folder: Path) -> list[int]:
         if Path(argv[0].decode()).name == "weed" and str(folder).encode() in b" ".join(argv) and state != "Z":
             found.append(int(proc.name))
     return found
-
-
-async def until(condition: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
-        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -136,7 +130,7 @@ async def assert_url_and_credentials_come_last(run: Demo) -> None:
     url = re.findall(r"running at (http://\S+)/", run.out)[0]
     async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
         assert resp.status == 200
-    await until(lambda: "INFO cdnstore.requests: GET /healthz 200" in log.read_text())
+    await wait_for(lambda: "INFO cdnstore.requests: GET /healthz 200" in log.read_text(), "the request logged", 20)
     assert "cdnstore.requests" not in run.output and " INFO " not in run.output, run.output
 
 
@@ -178,7 +172,7 @@ async def test_a_file_uploaded_before_ctrl_c_is_there_after_the_next_start(tmp_p
             user = await login(http, url, "user")
             file_id = await upload(http, url, user, data)
             admin = await login(http, url, "admin")
-            await until_async(lambda: both_usa_servers_hold(http, url, admin, file_id))
+            await wait_for(lambda: both_usa_servers_hold(http, url, admin, file_id), "both USA servers holding it", 30)
         os.killpg(run.proc.pid, signal.SIGINT)
         assert_stopped_cleanly(run, await run.finish())
     async with demo(folder, "--verbose") as again:  # (and the log on the terminal, as asked)
@@ -226,13 +220,6 @@ async def both_usa_servers_hold(http: aiohttp.ClientSession, url: str, admin: di
     return sorted((i["server"]["name"], i["status"]) for i in items) == [("dallas", "present"), ("newyork", "present")]
 
 
-async def until_async(condition: object, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"not within {within} s: {condition}"
-        await asyncio.sleep(0.1)
-
-
 async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_next_run_starts(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     async with demo(folder, via="cdnstore") as run:
@@ -240,7 +227,7 @@ async def test_a_demo_killed_outright_takes_its_storage_servers_with_it_and_the_
         assert len(weed_pids(folder)) == 5
         run.proc.kill()  # SIGKILL: no shutdown of its own at all
         await run.proc.wait()
-        await until(lambda: weed_pids(folder) == [])
+        await wait_for(lambda: weed_pids(folder) == [], "every weed gone", 20)
     async with demo(folder) as again:  # starts; and when dev.py itself is killed, the demo stops cleanly
         await again.read_until(READY)
         again.proc.kill()
@@ -332,6 +319,20 @@ async def test_dev_py_test_fast_runs_the_unit_kind_only() -> None:
     assert last_written(ARTIFACT) == saved_before
 
 
+async def dev_py(*command: str) -> tuple[int | None, str]:
+    """Run `python3 dev.py <command>` to its end: its exit code and its output (stdout and stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "dev.py",
+        *command,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode, out.decode()
+
+
 async def test_dev_py_schema_as_docs_architecture_shows_it_leaves_fresh_schema_files_as_they_are() -> None:
     """`python3 dev.py schema` writes the schema files from the migrations, `--check` says whether they are
     stale: on this tree, neither changes a byte (a stale file is put back as it was, and the test fails)."""
@@ -339,18 +340,28 @@ async def test_dev_py_schema_as_docs_architecture_shows_it_leaves_fresh_schema_f
     before = [path.read_bytes() for path in files]
     try:
         for command in (["schema", "--check"], ["schema"]):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "dev.py",
-                *command,
-                cwd=ROOT,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 120)
-            assert proc.returncode == 0, out.decode()
-            assert "up to date" in out.decode() or command[-1] == "--check", out.decode()
+            code, out = await dev_py(*command)
+            assert code == 0, out
+            assert "up to date" in out or command[-1] == "--check", out
         assert [path.read_bytes() for path in files] == before
     finally:
         for path, text in zip(files, before, strict=True):
             path.write_bytes(text)
+
+
+async def test_dev_py_types_as_the_docs_show_it_fails_on_a_stale_types_js_and_writes_it_afresh() -> None:
+    """`python3 dev.py types --check` (what `dev.py lint` runs) exits 1 naming the command while web/types.js is
+    stale, 0 once `python3 dev.py types` wrote it, byte for byte what was committed (the file is put back as it
+    was in any case)."""
+    path = ROOT / "cdnstore" / "web" / "types.js"
+    before = path.read_bytes()
+    try:
+        assert (await dev_py("types", "--check"))[0] == 0
+        path.write_bytes(before.replace(b" * @typedef {object} File\n", b" * @typedef {object} Fiel\n"))
+        code, out = await dev_py("types", "--check")
+        assert code == 1 and "cdnstore/web/types.js is stale: run `python3 dev.py types`" in out, out
+        code, out = await dev_py("types")
+        assert code == 0 and "wrote cdnstore/web/types.js" in out, out
+        assert path.read_bytes() == before
+    finally:
+        path.write_bytes(before)

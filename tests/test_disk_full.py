@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import inspect
 import logging
 import os
 import re
@@ -21,7 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apihelp import DATA_SMALL, EVENTS_TOKEN, PASSWORD, US_IP, Answer, Api, fetch, from_ip, object_key, put_bytes
+from apihelp import (
+    DATA_SMALL,
+    EVENTS_TOKEN,
+    PASSWORD,
+    US_IP,
+    Answer,
+    Api,
+    fetch,
+    from_ip,
+    object_key,
+    put_bytes,
+    wait_for,
+)
 from reliability import LEDGER, server_errors
 
 from cdnstore import appkeys
@@ -109,16 +120,6 @@ def gauges(exposition: str) -> dict[str, float]:
         m[1]: float(m[2])
         for m in re.finditer(r"^(cdnstore_(?:database_writable|history_pending)) (\S+)$", exposition, re.M)
     }
-
-
-async def poll(condition: Callable[[], bool | Awaitable[bool]], within: float = 15.0) -> None:
-    """Until `condition()` holds (a plain or an async predicate)."""
-    async with asyncio.timeout(within):
-        while True:
-            held = condition()
-            if await held if inspect.isawaitable(held) else held:
-                return
-            await asyncio.sleep(0.05)
 
 
 def seaweed_event(bucket: str, upload: dict[str, Any], size: int) -> dict[str, Any]:
@@ -211,7 +212,7 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
 
     (await api.call("GET", "/readyz")).expect(200)
     await alice.wait_stored(arriving["file"]["id"])  # the upload sweep kept looking: it is stored now
-    await poll(lambda: history.pending == 0)  # the history writer kept trying
+    await wait_for(lambda: history.pending == 0, "the history written", within=15)  # the writer kept trying
     await api.app[appkeys.HEALTH].check_all()
     assert await db.fetchval("SELECT health FROM servers WHERE uuid = ?", (newyork,)) == "up"
     assert gauges((await api.call("GET", "/metrics")).expect(200)) == {
@@ -303,7 +304,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
         data = f"file {n}\n".encode() * 100
         files.append(((await admin.upload(f"f{n}.txt", data))["file"]["id"], data))
         await admin.wait_stored(files[-1][0])
-    await poll(lambda: len(copying) == 2)  # two copies run (per_server), the third waits
+    await wait_for(lambda: len(copying) == 2, "two copies running", within=15)  # (per_server): the third waits
     (await admin.delete(f"/api/v1/files/{doomed}")).expect(204)  # its removals queue up
     jobs_before = await db.fetchall("SELECT kind, status FROM jobs ORDER BY id")
 
@@ -315,10 +316,10 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
             "SELECT v.object_key FROM jobs j JOIN versions v ON v.id = j.version_id "
             "WHERE j.kind = 'copy' AND j.status = 'running'"
         )
-        found = [await storage.head(weed.target("newyork", bucket), row[0]) for row in keys]
+        found = [await storage.head(weed.target("newyork", bucket), row["object_key"]) for row in keys]
         return len(found) == 2 and all(found)
 
-    await poll(copied_but_not_recorded)  # the objects are there; the database refused to say so
+    await wait_for(copied_but_not_recorded, "the copies made", within=15)  # the database refused to say so
     assert await db.fetchval("SELECT count(*) FROM jobs") == len(jobs_before)
     assert worker.handlers["copy"] is copy_when_the_disk_is_full and len(copying) == 2
 
@@ -333,7 +334,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
             (file_id,),
         )
         held = {
-            row[0]
+            row["name"]
             for row in await db.fetchall(
                 "SELECT s.name FROM replicas r JOIN servers s ON s.id = r.server_id JOIN versions v ON "
                 "v.id = r.version_id WHERE v.object_key = ?",
@@ -350,5 +351,6 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
         drift += await storage.head(weed.target(name, bucket), doomed_key) is not None
     assert drift == 0
     assert integrity(database) == "ok"
-    assert [r[0] for r in jobs_before].count("copy") == 3 and "remove" in [r[0] for r in jobs_before]
+    kinds = [r["kind"] for r in jobs_before]
+    assert kinds.count("copy") == 3 and "remove" in kinds
     LEDGER.add("database disk full", faults=1, rounds=1, files_checked=len(files) + 1, drift=drift)

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes
+from apihelp import PASSWORD, RUSSIA_IP, US_IP, Session, put_bytes, wait_for
 from clihelp import cdnstore
 from daemonproc import admin_session, write_config
 from reliability import LEDGER
@@ -194,16 +194,16 @@ async def test_twenty_kills_at_random_moments_converge_with_nothing_lost(
 
 async def converged(db: sqlite3.Connection, within: float = 90) -> None:
     """No job open or failed and no upload pending: what was acknowledged is done."""
-    async with asyncio.timeout(within):
-        while True:
-            open_jobs, failed = db.execute(
-                "SELECT count(*) FILTER (WHERE status != 'failed'), count(*) FILTER (WHERE status = 'failed') FROM jobs"
-            ).fetchone()
-            assert not failed, db.execute("SELECT kind, server_id, last_error FROM jobs").fetchall()
-            pending = db.execute("SELECT count(*) FROM versions WHERE status = 'uploading'").fetchone()[0]
-            if not open_jobs and not pending:
-                return
-            await asyncio.sleep(0.2)
+
+    def done() -> bool:
+        open_jobs, failed = db.execute(
+            "SELECT count(*) FILTER (WHERE status != 'failed'), count(*) FILTER (WHERE status = 'failed') FROM jobs"
+        ).fetchone()
+        assert not failed, db.execute("SELECT kind, server_id, last_error FROM jobs").fetchall()
+        pending = db.execute("SELECT count(*) FROM versions WHERE status = 'uploading'").fetchone()[0]
+        return not open_jobs and not pending
+
+    await wait_for(done, "no job open and no upload pending", within, every=0.2)
 
 
 # The servers whose trigger-kept counters differ from a recount of the replica table (either engine).

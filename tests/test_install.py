@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from apihelp import wait_for
 from clihelp import by_marker, doc_blocks, json_values, marked
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 
@@ -205,10 +206,7 @@ async def test_the_readmes_short_install_runs_as_written(tmp_path: Path) -> None
                     assert proc.returncode is None, await proc.stdout.read() if proc.stdout else ""
                     return None
 
-            deadline = time.monotonic() + 60
-            while (found := await answers()) is None:
-                assert time.monotonic() < deadline, "cdnstore serve did not answer within 60 s"
-                await asyncio.sleep(0.2)
+            found = await wait_for(answers, "cdnstore serve answering", 60, every=0.2)
         status, body = found
         assert status == 503 and body["status"] == "unavailable"  # as the README says: no server yet
         assert (sandbox / "var/lib/cdnstore/cdnstore.sqlite3").exists()

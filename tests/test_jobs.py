@@ -14,7 +14,7 @@ from cdnstore.config import DatabaseConfig, JobsConfig
 from cdnstore.db import Database, connect
 from cdnstore.errors import Conflict
 from cdnstore.job_queue import LEASE_LOST, Job, JobQueue, Retry, job_uuid
-from cdnstore.job_worker import JobWorker
+from cdnstore.job_worker import JobsFailed, JobWorker
 from cdnstore.sealing import Sealer
 from cdnstore.servers import ServerRegistry
 from cdnstore.storage import Storage
@@ -109,7 +109,8 @@ async def test_enqueueing_twice_opens_one_job_per_version_and_server(db: Databas
     async with db.transaction() as tx:
         assert await queue.enqueue_copies(tx, 1, "USA") == 1  # server 1 holds it already
         assert await queue.enqueue_copies(tx, 1, "USA") == 0
-    assert [tuple(r) for r in await db.fetchall("SELECT kind, version_id, server_id FROM jobs")] == [("copy", 1, 2)]
+    rows = await db.fetchall("SELECT kind, version_id, server_id FROM jobs")
+    assert [dict(r) for r in rows] == [{"kind": "copy", "version_id": 1, "server_id": 2}]
 
 
 async def test_filling_a_server_enqueues_every_version_of_its_zone_it_lacks(db: Database) -> None:
@@ -127,7 +128,7 @@ async def test_removal_cancels_queued_copies_and_reaches_every_holder(db: Databa
         await tx.execute("INSERT INTO replicas (server_id, version_id) VALUES (3, 1)")
         await queue.enqueue_removals(tx, [1])
     rows = await db.fetchall("SELECT kind, server_id FROM jobs ORDER BY server_id")
-    assert [tuple(r) for r in rows] == [("remove", 1), ("remove", 3)]
+    assert [(r["kind"], r["server_id"]) for r in rows] == [("remove", 1), ("remove", 3)]
 
 
 async def test_a_claim_takes_the_oldest_due_job_under_a_lease(db: Database) -> None:
@@ -378,3 +379,82 @@ async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) ->
         await task
     row = await db.fetchone("SELECT status, attempts, last_error FROM jobs")
     assert tuple(row) == ("queued", 0, "source down")  # type: ignore[arg-type]
+
+
+async def test_run_until_idle_runs_every_due_job_and_returns_once_none_is_left(db: Database) -> None:
+    registry, queue = await on_the_real_clock(db)
+    async with db.transaction() as tx:
+        assert await queue.enqueue_fill(tx, 2, "USA") == 10
+
+    async def copy(job: Job) -> None:
+        await copied(db, job)
+
+    worker = JobWorker(queue, registry.available_ids, {"copy": copy, "remove": copy}, queue.cfg, health_interval=1)
+    await worker.run_until_idle(within=30)  # no worker loop runs: it ran them itself
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+    assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = 2") == 10
+
+
+async def test_run_until_idle_raises_naming_each_job_that_ran_out_of_attempts_and_its_error(db: Database) -> None:
+    registry, queue = await on_the_real_clock(db, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+        await queue.enqueue_copies(tx, 2, "USA")
+    ids = {int(r["id"]) for r in await db.fetchall("SELECT id FROM jobs")}
+
+    async def refused(job: Job) -> None:
+        raise RuntimeError(f"disk of server {job.server_id} is full")
+
+    worker = JobWorker(
+        queue, registry.available_ids, {"copy": refused, "remove": refused}, queue.cfg, health_interval=1
+    )
+    with pytest.raises(JobsFailed) as raised:
+        await worker.run_until_idle(within=30)
+    assert {(id_, kind) for id_, kind, _ in raised.value.failed} == {(id_, "copy") for id_ in ids}
+    assert all("disk of server 2 is full" in error for *_, error in raised.value.failed)
+    assert "disk of server 2 is full" in str(raised.value)
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'failed' AND attempts = 2") == 2
+
+
+async def test_run_until_idle_waits_out_a_retry_and_is_quiet_about_a_job_that_then_succeeded(db: Database) -> None:
+    registry, queue = await on_the_real_clock(db, max_attempts=3, backoff_base=0.01, backoff_max=0.02)
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+
+    async def refused_once(job: Job) -> None:
+        if job.attempts == 1:
+            raise RuntimeError("busy")
+        await copied(db, job)
+
+    worker = JobWorker(
+        queue, registry.available_ids, {"copy": refused_once, "remove": refused_once}, queue.cfg, health_interval=1
+    )
+    await worker.run_until_idle(within=30)
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+    assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = 2 AND version_id = 1") == 1
+
+
+async def test_run_until_idle_also_waits_for_the_jobs_the_worker_loops_run(db: Database) -> None:
+    registry, queue = await on_the_real_clock(db, workers=2, poll_interval=0.05)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def slow(job: Job) -> None:
+        started.append(job.id)
+        await release.wait()
+        await copied(db, job)
+
+    worker = JobWorker(queue, registry.available_ids, {"copy": slow, "remove": slow}, queue.cfg, health_interval=1)
+    loops = asyncio.create_task(worker.run())
+    async with db.transaction() as tx:
+        await queue.enqueue_copies(tx, 1, "USA")
+    queue.wake()
+    await wait_for(lambda: bool(started), "a worker loop to take the job")
+    idle = asyncio.create_task(worker.run_until_idle(within=30))
+    assert not idle.done()  # the loop's job still runs
+    release.set()
+    await idle
+    assert await db.fetchval("SELECT count(*) FROM replicas WHERE server_id = 2 AND version_id = 1") == 1
+    loops.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loops

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import pytest
-from apihelp import EVENTS_TOKEN, US_IP, Api, Session, copies_held, events_unheard, from_ip, put_bytes
+from apihelp import EVENTS_TOKEN, US_IP, Api, Session, copies_held, events_unheard, from_ip, put_bytes, s3_storage
 from conftest import MakeApi
 from test_multipart import md5_b64, part_urls, parts_of
 
@@ -113,7 +113,7 @@ async def test_a_zone_of_seaweedfs_and_rgw_copies_both_ways_scrubs_repairs_and_d
 
     key, (file_id, data) = next(iter(files.items()))  # uploaded to SeaweedFS, copied to RGW
     await events_unheard(api, admin, "newyork-rgw")  # else its event's re-check would find it first
-    client = await api.app[appkeys.STORAGE]._client(targets["newyork-rgw"])
+    client = await s3_storage(api)._client(targets["newyork-rgw"])
     await client.put_object(Bucket=bucket, Key=key, Body=bytes(reversed(data)))  # behind cdnstore's back
     async with copies_held(api):
         report = await deep_scrub(api)

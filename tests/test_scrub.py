@@ -18,6 +18,7 @@ from apihelp import (
     from_ip,
     object_key,
     put_bytes,
+    s3_storage,
     samples,
     stored_and_copied,
     value,
@@ -53,6 +54,37 @@ async def test_scrub_finds_and_repairs_an_object_deleted_behind_cdnstores_back(
     assert drifts["dallas"].clean and drifts["dallas"].objects == 1
     await api.app[appkeys.WORKER].drain()
     assert (await storage.head(weed.target("newyork", bucket), key)) is not None
+    assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())
+
+
+async def test_scrub_enqueues_the_copy_a_zone_server_lacks_with_neither_replica_nor_job(
+    api: Api, weed: WeedCluster, bucket: str
+) -> None:
+    """The state a lost copy leaves (no replica, no open job, nothing in the bucket) is found and filled."""
+    admin = await api.user("root", admin=True)
+    await admin.add_layout(weed, bucket)
+    answer = await stored_and_copied(api, admin, "forgotten.bin", DATA)
+    key = object_key(answer["upload"])
+    storage, db = api.app[appkeys.STORAGE], api.app[appkeys.DB]
+    await storage.delete(weed.target("dallas", bucket), key)
+    async with db.transaction() as tx:
+        await tx.execute(
+            "DELETE FROM replicas WHERE server_id = (SELECT id FROM servers WHERE name = 'dallas')"
+            " AND version_id = (SELECT id FROM versions WHERE object_key = ?)",
+            (key,),
+        )
+
+    drifts = {d.server: d for d in await api.app[appkeys.SCRUB].scrub()}
+    assert (drifts["dallas"].unfilled, drifts["dallas"].missing) == (1, 0) and not drifts["dallas"].clean
+    assert drifts["newyork"].clean
+    await api.app[appkeys.WORKER].drain()
+    assert (await storage.head(weed.target("dallas", bucket), key)) is not None
+    held = await db.fetchval(
+        "SELECT count(*) FROM replicas r JOIN servers s ON s.id = r.server_id JOIN versions v ON v.id = r.version_id"
+        " WHERE s.name = 'dallas' AND v.object_key = ?",
+        (key,),
+    )
+    assert held == 1
     assert all(d.clean for d in await api.app[appkeys.SCRUB].scrub())
 
 
@@ -161,7 +193,7 @@ async def deep_setup(
 
 async def tamper(api: Api, weed: WeedCluster, bucket: str, server: str, key: str, data: bytes) -> None:
     """Someone overwrites the object in the server's bucket, behind cdnstore's back (S3 put_object)."""
-    client = await api.app[appkeys.STORAGE]._client(weed.target(server, bucket))
+    client = await s3_storage(api)._client(weed.target(server, bucket))
     await client.put_object(Bucket=bucket, Key=key, Body=data)
 
 

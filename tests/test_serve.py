@@ -48,11 +48,12 @@ async def test_sigterm_during_a_copy_exits_0_and_the_copy_completes(
         file_id = announced["file"]["id"]
         assert await put_bytes(announced["upload"], data) == 200
         (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
-    async with asyncio.timeout(30):  # the copy to the zone's other server starts
-        while True:
-            if db_rows(db, "SELECT 1 FROM jobs WHERE kind = 'copy' AND status = 'running'"):
-                break
-            await asyncio.sleep(0.01)
+    await wait_for(  # the copy to the zone's other server starts
+        lambda: db_rows(db, "SELECT 1 FROM jobs WHERE kind = 'copy' AND status = 'running'"),
+        "the copy running",
+        30,
+        every=0.01,
+    )
 
     code, took = await daemon.stop(within=grace + 15)
     log = daemon.log.read_text()
@@ -69,12 +70,12 @@ async def test_sigterm_during_a_copy_exits_0_and_the_copy_completes(
     await daemon.start()  # again: the copy completes (or was complete)
     async with aiohttp.ClientSession(base_url=daemon.url) as http:
         admin = await RemoteApi(http).login("root")
-        async with asyncio.timeout(60):
-            while True:
-                found = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
-                if {s["server"]["name"]: s["status"] for s in found} == {first: "present", second: "present"}:
-                    break
-                await asyncio.sleep(0.1)
+
+        async def both_hold() -> bool:
+            found = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
+            return {s["server"]["name"]: s["status"] for s in found} == {first: "present", second: "present"}
+
+        await wait_for(both_hold, "both servers holding it", 60, every=0.1)
     async with Storage() as storage:
         held = await storage.head(weed.target(second, bucket), key)
     assert held is not None and held.size == BIG

@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes
+from apihelp import US_IP, Answer, Api, Session, from_ip, object_key, put_bytes, s3_storage, wait_for
 from conftest import MakeApi
 from reliability import LEDGER, area, server_errors
 from weedbed import md5_of_get
@@ -79,16 +79,6 @@ async def faulty_daemon(make_api: MakeApi, weed: WeedCluster, bucket: str, *serv
     return api, admin
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    """Poll `check` until it holds."""
-    try:
-        async with asyncio.timeout(within):
-            while not await check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"not within {within} s: {what}") from None
-
-
 async def health(admin: Session, name: str) -> str:
     servers = (await admin.get("/api/v1/servers")).expect(200)["items"]
     return str(next(s["health"] for s in servers if s["name"] == name))
@@ -100,7 +90,7 @@ async def seen(admin: Session, name: str, state: str) -> None:
     async def check() -> bool:
         return await health(admin, name) == state
 
-    await until(check, f"the health checker sees {name} {state}")
+    await wait_for(check, f"the health checker sees {name} {state}")
 
 
 async def jobs(admin: Session) -> list[dict[str, Any]]:
@@ -115,7 +105,7 @@ async def queued_job(admin: Session) -> dict[str, Any]:
         found[:] = await jobs(admin)
         return [j["status"] for j in found] == ["queued"]
 
-    await until(queued, "one job, queued")
+    await wait_for(queued, "one job, queued")
     return found[0]
 
 
@@ -128,7 +118,7 @@ async def holders(admin: Session, file: Stored) -> set[str]:
 async def copied_bytes_differ(api: Api, weed: WeedCluster, bucket: str, file: Stored, names: set[str]) -> int:
     """How many of the servers `names` serve other bytes than were uploaded (MD5 and size of a presigned
     GET straight to the SeaweedFS server, never through a proxy)."""
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     differ = 0
     async with aiohttp.ClientSession() as http:
         for name in sorted(names):
@@ -259,7 +249,7 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
     api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 3)
     film = await store(admin, "film.bin", BIG)  # on Dallas; the copy to New York starts at once
@@ -292,7 +282,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     film = await store(admin, "film.bin", BIG)
     await api.app[appkeys.WORKER].drain()
     assert await holders(admin, film) == {"dallas", "newyork"}  # Detroit is inactive
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 2)
     # Activated, Detroit is filled from the nearest holder: New York.
@@ -307,7 +297,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
         async def copied() -> bool:
             return "detroit" in await holders(admin, film)
 
-        await until(copied, "the copy to Detroit done from Dallas")
+        await wait_for(copied, "the copy to Detroit done from Dallas")
         assert not weed.instance("newyork").running  # so it came from Dallas
         assert await jobs(admin) == []
         assert gate.starts >= 2
@@ -325,7 +315,7 @@ async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     make_api: MakeApi, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch, answers: list[Answer]
 ) -> None:
     api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
-    storage = api.app[appkeys.STORAGE]
+    storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
     gate = PartGate(storage, monkeypatch, 2)
     film = await store(admin, "film.bin", BIG)  # on Dallas only, until the copy to New York is done
@@ -373,7 +363,7 @@ class LinkClients:
         async def enough() -> bool:
             return len(self.answers(phase)) >= count
 
-        await until(enough, f"{count} answers in phase {phase!r}")
+        await wait_for(enough, f"{count} answers in phase {phase!r}")
         return self.answers(phase)
 
 
@@ -510,14 +500,14 @@ async def test_a_copy_through_connections_cut_midway_completes_and_the_api_keeps
                 proxy.max_cuts = proxy.cuts  # the link heals
             return "newyork" in await holders(admin, film)
 
-        await until(copied, "the copy through the cut connections done")
+        await wait_for(copied, "the copy through the cut connections done")
         if every == 1:  # nothing got through until the link healed
             assert proxy.cuts >= 4 and attempts.waited, "the copy broke, and the job waited and tried again"
         assert proxy.cuts >= 1
         assert await jobs(admin) == []
         proxy.heal()
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
-        storage = api.app[appkeys.STORAGE]
+        storage = s3_storage(api)
         # An abort may have been cut too: the copy that got through aborted what the broken ones left.
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []
         drift = differ + await scrub_drift(api) + len(await unfinished_uploads(storage, weed, "newyork", bucket))
@@ -538,7 +528,7 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
         async def streaming() -> bool:
             return proxy.passed > MIB
 
-        await until(streaming, "the copy streaming to New York")
+        await wait_for(streaming, "the copy streaming to New York")
         for _ in range(20):
             await browse(admin, film)
         # All that was answered while the copy crawled on.
@@ -549,7 +539,7 @@ async def test_a_copy_through_a_slow_link_completes_and_the_api_keeps_answering(
         async def copied() -> bool:
             return "newyork" in await holders(admin, film)
 
-        await until(copied, "the slow copy done")
+        await wait_for(copied, "the slow copy done")
         differ = await copied_bytes_differ(api, weed, bucket, film, {"dallas", "newyork"})
         drift = differ + await scrub_drift(api)
     copy_faults_counted(CUT_OR_SLOWED, proxy.slowed, differ, drift, attempts, answers)
@@ -608,7 +598,7 @@ async def test_a_copy_whose_source_flips_a_byte_mid_stream_is_not_recorded_prese
         async def copied() -> bool:
             return "newyork" in await holders(admin, film)
 
-        await until(copied, "the copy made again from good bytes")
+        await wait_for(copied, "the copy made again from good bytes")
         assert proxy.flips == 1
         [(error, recorded, written)] = at_failure
         assert error.startswith("checksum_mismatch") and (recorded, written) == (0, None)
@@ -638,7 +628,7 @@ async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_a
         async def copied() -> bool:
             return "detroit" in await holders(admin, film)
 
-        await until(copied, "the copy to Detroit made again")
+        await wait_for(copied, "the copy to Detroit made again")
         assert proxy.flips == 1
         copies = [r.getMessage() for r in caplog.records if r.getMessage().startswith("copied ")]
         assert [c.rsplit(" ", 3)[1:] for c in copies if c.endswith("detroit")] == [["dallas", "->", "detroit"]]

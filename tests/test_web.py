@@ -29,6 +29,7 @@ from apihelp import (
     events_unheard,
     from_ip,
     put_bytes,
+    s3_storage,
     wait_for,
     writes_not_once,
 )
@@ -1163,7 +1164,7 @@ async def test_the_servers_view_shows_what_the_deep_scrub_found(
     key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
     await events_unheard(api, admin, *servers)
     for name in servers:  # altered behind cdnstore's back on both: no good copy left
-        client = await api.app[appkeys.STORAGE]._client(weed.target(name, bucket))
+        client = await s3_storage(api)._client(weed.target(name, bucket))
         await client.put_object(Bucket=bucket, Key=key, Body=b"PRECIOUS " * 100)
     report = await api.app[appkeys.DEEP_SCRUB].scrub()
     assert report is not None and report.corrupt == 2

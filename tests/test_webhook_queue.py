@@ -70,7 +70,7 @@ def queue_of(db: Database, clock: Clock, **cfg: Any) -> WebhookQueue:
 
 async def deliveries(db: Database) -> list[tuple[Any, ...]]:
     rows = await db.fetchall("SELECT webhook_id, event, object_id, status FROM webhook_deliveries ORDER BY id")
-    return [tuple(r) for r in rows]
+    return [(r["webhook_id"], r["event"], r["object_id"], r["status"]) for r in rows]
 
 
 async def test_a_history_row_makes_deliveries_only_for_the_users_webhooks_subscribing_to_its_event(
@@ -165,7 +165,7 @@ async def test_failed_attempts_back_off_until_retry_for_then_the_delivery_is_fai
         after = await db.fetchval("SELECT run_after FROM webhook_deliveries")
         waits.append(after - clock.now)
     row = await db.fetchone("SELECT status, attempts, last_error FROM webhook_deliveries")
-    assert row is not None and tuple(row) == ("failed", len(waits), "HTTP 500")
+    assert row is not None and dict(row) == {"status": "failed", "attempts": len(waits), "last_error": "HTTP 500"}
     assert 5 <= waits[0] <= 15 and 10 <= waits[1] <= 30  # 10 s, then 20 s, each with ±50 % jitter
     occurred = await db.fetchval("SELECT occurred_at FROM webhook_deliveries")
     assert clock.now >= iso_seconds(occurred) + 100  # the last attempt came once retry_for had passed
@@ -215,7 +215,7 @@ async def test_old_delivered_and_failed_deliveries_are_pruned_pending_ones_kept(
                 (f"msg_{n}", when, status),
             )
     assert await queue.prune() == 2
-    assert sorted(r[0] for r in await db.fetchall("SELECT uuid FROM webhook_deliveries")) == ["msg_2", "msg_3"]
+    assert sorted(r["uuid"] for r in await db.fetchall("SELECT uuid FROM webhook_deliveries")) == ["msg_2", "msg_3"]
 
 
 def test_the_signature_is_the_reference_librarys_for_its_own_test_vector() -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apihelp import wait_for
 from weedbed import ACCESS_KEY, SECRET_KEY
 
 from testbed.seaweed import ADMIN_HANG_AFTER, REST_HANG_AFTER, STOP_TIMEOUT, WeedCluster, WeedInstance
@@ -50,8 +51,7 @@ async def stop_a_stand_in(tmp_path: Path, how: str) -> tuple[int | None, float]:
         )
     cluster = WeedCluster(tmp_path, [inst.name], access_key=ACCESS_KEY, secret_key=SECRET_KEY)
     cluster._instances[inst.name] = inst  # (started by hand: the stand-in has no S3 to wait for)
-    while b"ready" not in inst.output_path.read_bytes():
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: b"ready" in inst.output_path.read_bytes(), "the stand-in ready")
     started = time.monotonic()
     await cluster.stop()
     return inst.process.returncode, time.monotonic() - started

@@ -16,7 +16,6 @@ from aiohttp import web
 from .. import appkeys
 from ..archives import Archive, ArchiveCut
 from ..links import KEEP, Link
-from ..models import LinkState
 from ..pagination import PageQuery, page
 from ..storage import content_disposition
 from .endpoint import Router, json_response
@@ -169,8 +168,7 @@ async def list_links(request: web.Request, query: PageQuery) -> web.Response:
 async def all_links(request: web.Request, query: LinksQuery) -> web.Response:
     """Every link of yours, to one file or several, newest first, each with its `state`: `active`,
     `expired`, `used_up` or `files_gone`; `?state=` keeps those in one state."""
-    state = None if query.state is None else LinkState(query.state)
-    rows = await request.app[appkeys.LINKS].all(await caller_id(request), query.limit, query.after(), state)
+    rows = await request.app[appkeys.LINKS].all(await caller_id(request), query.limit, query.after(), query.state)
     return json_response(links_page(rows, query, public_url(request)))
 
 

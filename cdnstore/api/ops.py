@@ -13,10 +13,10 @@ from ..errors import DatabaseUnavailable, Forbidden, Unauthorized
 from ..geo import GeoLocator
 from ..job_queue import KINDS, STATUSES
 from ..metrics import CONTENT_TYPE
-from ..models import Health as ServerHealth
+from ..models import Health, Readiness
 from ..times import iso
 from .endpoint import Router, json_response
-from .schemas import Health, Ready
+from .schemas import LivenessOut, Ready
 from .security import bearer
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -35,10 +35,10 @@ REFUSED = {
 }
 
 
-@endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: Health})
+@endpoint("GET", "/healthz", summary="Liveness", tag="operations", auth="none", responses={200: LivenessOut})
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process serves."""
-    return json_response({"status": "ok"})
+    return json_response({"status": Readiness.OK})
 
 
 @endpoint("GET", "/readyz", summary="Readiness", tag="operations", auth="none", responses={200: Ready, 503: Ready})
@@ -54,7 +54,9 @@ async def readyz(request: web.Request) -> web.Response:
         "geoip": geoip_check(request.app[appkeys.GEO]),
     }
     ok = all(check["ok"] for check in checks.values())
-    return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    return json_response(
+        {"status": Readiness.OK if ok else Readiness.UNAVAILABLE, "checks": checks}, status=200 if ok else 503
+    )
 
 
 async def _database_check(app: web.Application) -> dict[str, object]:
@@ -72,7 +74,7 @@ async def _database_check(app: web.Application) -> dict[str, object]:
 
 def _servers_check(app: web.Application) -> dict[str, object]:
     on = [s for s in app[appkeys.SERVERS].all() if s.is_on]
-    up = sum(s.health is ServerHealth.UP for s in on)
+    up = sum(s.health is Health.UP for s in on)
     return {"ok": up > 0, "detail": f"{up} of {len(on)} server(s) that are on are up"}
 
 
@@ -140,8 +142,8 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[appkeys.JOBS].counts()
     registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]
-    metrics.set_jobs(KINDS, STATUSES, ((r[0], r[1], r[2]) for r in counts))
-    metrics.set_servers((s.name, s.is_on, s.health is ServerHealth.UP) for s in registry.all())
+    metrics.set_jobs(KINDS, STATUSES, ((r["kind"], r["status"], r["n"]) for r in counts))
+    metrics.set_servers((s.name, s.is_on, s.health is Health.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
     found = await app[appkeys.DEEP_SCRUB].findings()
     metrics.set_integrity(

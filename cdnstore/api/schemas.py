@@ -7,11 +7,35 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ..config import MIN_TOKEN_LENGTH
 from ..history import EVENTS
-from ..models import PERMISSIONS, SCOPES
+from ..models import (
+    PERMISSIONS,
+    SCOPES,
+    AddressingStyle,
+    BucketVersioning,
+    DeliveryStatus,
+    EventsState,
+    Health,
+    ImportState,
+    JobKind,
+    JobStatus,
+    LinkState,
+    Readiness,
+    ReplicaState,
+    VersionStatus,
+)
 from ..names import MAX_NAME, file_name
 from ..pagination import PageQuery
 from ..times import iso
@@ -250,7 +274,9 @@ class OidcCallbackQuery(BaseModel):
 
 ServerName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 EndpointUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-AddressingStyle = Literal["path", "virtual"]
+# Lax, in strict bodies: a strict enum field takes only a member, and JSON gives its value (lax takes no other
+# JSON value for it).
+AddressingStyleIn = Annotated[AddressingStyle, Strict(False)]
 Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
@@ -278,7 +304,7 @@ class ServerCreate(Body):
         EndpointUrl | None,
         Field(description="where clients reach the server: presigned URLs are signed for it (null: endpoint_url)"),
     ] = None
-    addressing_style: AddressingStyle = "path"
+    addressing_style: AddressingStyleIn = AddressingStyle.PATH
 
 
 class ServerPatch(Patch):
@@ -296,7 +322,7 @@ class ServerPatch(Patch):
     is_active: bool = unset()
     events_token: EventsToken | None = None  # null clears it: the server takes events.token again
     public_url: EndpointUrl | None = None  # null: presigned URLs go to endpoint_url again
-    addressing_style: AddressingStyle = unset()
+    addressing_style: AddressingStyleIn = unset()
 
 
 class CapabilitiesOut(Out):
@@ -320,7 +346,7 @@ class CapabilitiesOut(Out):
         Field(description="the bucket CORS rule to add, when cors is false and cdnstore could not add it"),
     ]
     versioning: Annotated[
-        Literal["off", "enabled", "suspended"] | None,
+        BucketVersioning | None,
         Field(description="the bucket's versioning: in a versioned bucket deletes leave delete markers"),
     ]
     bucket_region: Annotated[str | None, Field(description="the bucket's location as the server reports it")]
@@ -329,14 +355,14 @@ class CapabilitiesOut(Out):
         Field(description='"any" when the server accepts any region in a signature, else the one it expects'),
     ]
     events: Annotated[
-        Literal["seen", "none", "unknown"],
+        EventsState,
         Field(description="whether the server's object events reach cdnstore (else a faster upload sweep serves it)"),
     ]
 
 
 class ImportSummaryOut(Out):
     import_id: Uuid
-    state: Literal["running", "done", "failed"]
+    state: ImportState
     owner: str
     prefix: str
     strip_prefix: bool
@@ -385,7 +411,7 @@ class ServerOut(Out):
     is_active: bool
     public_url: str | None
     addressing_style: AddressingStyle
-    health: Literal["up", "down", "unknown"]
+    health: Health
     has_events_token: bool  # (the token itself is never shown)
     capabilities: CapabilitiesOut | None
     import_progress: Annotated[ImportSummaryOut | None, Field(description="its latest import (GET .../import)")]
@@ -524,12 +550,17 @@ class FilePatch(Patch):
     expires_at: TimeIn | None = None
 
 
+# A file as the answers show it: its current version's status, uploading or stored (a deleted file is not
+# listed; a superseded version is never current).
+FileStatus = Literal[VersionStatus.UPLOADING, VersionStatus.STORED]
+
+
 class FileOut(Out):
     id: Uuid
     name: str
     size: int
     content_type: str
-    status: Literal["uploading", "stored"]
+    status: FileStatus
     zone: str | None
     sha256: Sha256Out
     created_at: Time
@@ -679,7 +710,7 @@ class DownloadOut(Out):
 
 class ReplicaOut(Out):
     server: ServerRef
-    status: Literal["present", "pending", "corrupt"]
+    status: ReplicaState
 
 
 class ReplicaList(Out):
@@ -707,13 +738,13 @@ class HistoryList(Out):
 
 
 class JobsQuery(PageQuery):
-    status: Literal["queued", "running", "failed"] | None = None
+    status: JobStatus | None = None
 
 
 class JobOut(Out):
     id: Uuid
-    kind: Literal["copy", "remove"]
-    status: Literal["queued", "running", "failed"]
+    kind: JobKind
+    status: JobStatus
     attempts: int
     last_error: str | None
     file_id: Uuid
@@ -751,8 +782,8 @@ class DownloadStatsList(Out):
 # --- operations ---------------------------------------------------------------------------------
 
 
-class Health(Out):
-    status: Literal["ok"]
+class LivenessOut(Out):
+    status: Literal[Readiness.OK]
 
 
 class ReadyCheck(Out):
@@ -764,7 +795,7 @@ class ReadyCheck(Out):
 class Ready(Out):
     """`status` is "ok" when every check passed (200), else "unavailable" (503)."""
 
-    status: Literal["ok", "unavailable"]
+    status: Readiness
     checks: dict[str, ReadyCheck]
 
 
@@ -832,7 +863,7 @@ class LinkOut(Out):
     downloads: int
     created_at: Time
     files: list[LinkFileOut]
-    state: Literal["active", "expired", "used_up", "files_gone"]
+    state: LinkState
 
 
 class LinkList(Out):
@@ -841,7 +872,7 @@ class LinkList(Out):
 
 
 class LinksQuery(PageQuery):
-    state: Literal["active", "expired", "used_up", "files_gone"] | None = None
+    state: LinkState | None = None
 
 
 class PublicFileOut(Out):
@@ -982,7 +1013,7 @@ class WebhookList(Out):
 class DeliveryOut(Out):
     id: Annotated[str, Field(description="the deliveries' webhook-id header (msg_...), the same on every attempt")]
     event: str
-    status: Literal["pending", "delivered", "failed"]
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     delivered_at: Time | None

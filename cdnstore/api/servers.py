@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -44,7 +45,7 @@ def render_capabilities(server: Server) -> dict[str, Any] | None:
     }
 
 
-def render_import(row: Row, reported: list[Row] | None = None) -> dict[str, Any]:
+def render_import(row: Row, reported: Sequence[Row] | None = None) -> dict[str, Any]:
     """An import's progress; with `reported`, the keys it did not adopt (GET .../import)."""
     answer = {
         "import_id": row["uuid"],

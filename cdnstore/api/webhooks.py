@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .. import appkeys
 from ..db import Row
+from ..models import DeliveryStatus
 from ..pagination import PageQuery, page
 from ..times import iso
 from ..webhooks import Webhook
@@ -30,7 +31,7 @@ def render_created(webhook: Webhook, secret: str) -> dict[str, Any]:
 
 def render_delivery(row: Row) -> dict[str, Any]:
     """A delivery log row (webhook_queue.LOG_COLUMNS). A pending one due at once has run_after 0."""
-    pending = row["status"] == "pending"
+    pending = row["status"] == DeliveryStatus.PENDING
     return {
         "id": row["uuid"],
         "event": row["event"],

@@ -20,8 +20,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A result row: sqlite3.Row or asyncpg.Record; both index by position and by column name.
-Row = Any
+
+class Row(Protocol):
+    """A result row as both engines give it (sqlite3.Row, asyncpg.Record): read by column name (or, where a
+    statement selects one value, by position 0), its column names, its values. Typed records are built from
+    it at the query boundary (`Record.of(row)`); nothing else may be assumed of it."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
 Params = Sequence[Any] | dict[str, Any]
 # Called with a notification's payload, or with RESYNC (None) when notifications may have been lost (the
 # listening connection was cut and is back): the listener then re-reads what it keeps.
@@ -196,7 +207,8 @@ class Database:
         raise NotImplementedError
 
     async def fetchval(self, sql: str, params: Params = (), *, offload: bool = False) -> Any:
-        row = await self.fetchone(sql, params, offload=offload)
+        """The one value a statement selects (the only read by position: it has one column)."""
+        row: Any = await self.fetchone(sql, params, offload=offload)
         return None if row is None else row[0]
 
 

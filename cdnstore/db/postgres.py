@@ -408,7 +408,7 @@ class PostgresDatabase(Database):
             try:
                 with self._errors():
                     async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                        rows = list(await conn.fetch(text, *args))
+                        rows: list[Row] = list(await conn.fetch(text, *args))
                 self._available()
                 return rows
             except DatabaseUnavailable:

@@ -286,7 +286,7 @@ class ThreadTx(_Connection[aiosqlite.Connection]):
         return await self.conn.executemany(for_sqlite(sql), rows)
 
     async def execute_fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self.conn.execute_fetchall(for_sqlite(sql), params))  # type: ignore[arg-type]
+        return list(await self.conn.execute_fetchall(for_sqlite(sql), params))
 
 
 SqliteTx = InlineTx | ThreadTx
@@ -493,7 +493,7 @@ class SqliteDatabase(Database):
             if offload:
                 assert self._reader is not None, "database is not open"
                 async with self._reader.execute(for_sqlite(sql), params) as cur:
-                    return await cur.fetchone()  # type: ignore[no-any-return]
+                    return await cur.fetchone()
             assert self._peek is not None, "database is not open"
             cursor = self._peek.execute(for_sqlite(sql), params)
             try:
@@ -505,7 +505,7 @@ class SqliteDatabase(Database):
         with self._disk_errors():
             if offload:
                 assert self._reader is not None, "database is not open"
-                return list(await self._reader.execute_fetchall(for_sqlite(sql), params))  # type: ignore[arg-type]
+                return list(await self._reader.execute_fetchall(for_sqlite(sql), params))
             assert self._peek is not None, "database is not open"
             return self._peek.execute(for_sqlite(sql), params).fetchall()
 

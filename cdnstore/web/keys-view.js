@@ -101,9 +101,9 @@ export class KeysView {
     if (!scopes.length) return this.invalid("Tick at least one thing the key may do.");
     const body = { name, scopes, ...(this.expiry.value ? { expires_in: Number(this.expiry.value) } : {}) };
     try {
-      /** @type {ApiKey} */
+      /** @type {import("./types.js").ApiKeyCreated} */
       const key = await whileBusy($("#key-create", HTMLButtonElement), () => this.session.post("/me/keys", body), { label: "Creating…" });
-      this.secret.value = key.secret || "";
+      this.secret.value = key.secret;
       $("#key-made-name").textContent = key.name;
       this.made.hidden = false;
       this.secret.select();
