@@ -39,6 +39,9 @@ from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
 from .storage_port import StoragePort
+from .tables import replicas, versions
+from .tables.replicas import CORRUPT, PRESENT
+from .tables.versions import STORED
 from .tasks import running
 from .times import iso_in, now_iso
 from .webhook_queue import emit_fleet
@@ -51,12 +54,12 @@ _OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib 
 
 _COLUMNS = """SELECT r.server_id, r.version_id, r.verified_at, v.object_key, v.size, v.sha256, v.etag, v.zone
               FROM replicas r JOIN versions v ON v.id = r.version_id"""
-_LIVE = "r.status = 'present' AND v.status = 'stored' AND v.verify_pending = 0"
+_LIVE = f"r.status = '{PRESENT}' AND v.status = '{STORED}' AND v.verify_pending = 0"
 # Never verified, by version (a version's replicas come together: one without a hash is decided at once).
 _NEVER = f"""{_COLUMNS} WHERE r.verified_at IS NULL AND {_LIVE} AND (r.version_id, r.server_id) > (?, ?)
              ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
 # Then the replicas marked corrupt, of versions whose SHA-256 is known (one repaired by hand is good again).
-_CORRUPT = f"""{_COLUMNS} WHERE r.status = 'corrupt' AND v.status = 'stored' AND v.verify_pending = 0
+_CORRUPT = f"""{_COLUMNS} WHERE r.status = '{CORRUPT}' AND v.status = '{STORED}' AND v.verify_pending = 0
                AND v.sha256 IS NOT NULL AND (r.version_id, r.server_id) > (?, ?)
                ORDER BY r.version_id, r.server_id LIMIT {PAGE}"""
 # Then the oldest verified before the cutoff (the index on verified_at gives this order).
@@ -65,13 +68,24 @@ _OLDEST = f"""{_COLUMNS} WHERE r.verified_at < ? AND {_LIVE} AND (r.verified_at,
 _OF_VERSION = f"{_COLUMNS} WHERE r.version_id = ? AND {_LIVE} ORDER BY r.server_id"
 # One scan of the replicas for the servers page: since when each server's replicas were all verified
 # ('' while one never was), and its corrupt ones (with and without a good copy elsewhere).
-_FINDINGS = """SELECT r.server_id,
-    min(CASE WHEN r.status = 'present' THEN coalesce(r.verified_at, '') END) AS verified_at,
-    sum(CASE WHEN r.status = 'corrupt' THEN 1 ELSE 0 END) AS corrupt,
-    sum(CASE WHEN r.status = 'corrupt' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
-                                                      AND o.status = 'present') THEN 1 ELSE 0 END) AS unrecoverable
+_FINDINGS = f"""SELECT r.server_id,
+    min(CASE WHEN r.status = '{PRESENT}' THEN coalesce(r.verified_at, '') END) AS verified_at,
+    sum(CASE WHEN r.status = '{CORRUPT}' THEN 1 ELSE 0 END) AS corrupt,
+    sum(CASE WHEN r.status = '{CORRUPT}' AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.version_id = r.version_id
+                                                      AND o.status = '{PRESENT}') THEN 1 ELSE 0 END) AS unrecoverable
     FROM replicas r JOIN versions v ON v.id = r.version_id
-    WHERE v.status = 'stored' AND v.verify_pending = 0 GROUP BY r.server_id"""
+    WHERE v.status = '{STORED}' AND v.verify_pending = 0 GROUP BY r.server_id"""
+_OLDEST_VERIFIED = f"SELECT min(verified_at) FROM replicas WHERE status = '{PRESENT}'"
+_WITHOUT_GOOD = (
+    "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
+    f"WHERE r.status = '{CORRUPT}' AND v.status = '{STORED}' AND NOT EXISTS (SELECT 1 FROM replicas o "
+    f"WHERE o.version_id = r.version_id AND o.status = '{PRESENT}')"
+)
+_PRESENT_OF = (
+    f"{_COLUMNS} WHERE r.server_id = ? AND r.version_id = ? AND r.status = '{PRESENT}' AND v.status = '{STORED}'"
+)
+_ANY_GOOD = f"SELECT 1 FROM replicas WHERE version_id = ? AND status = '{PRESENT}'"
+_STORED_ZONE = f"SELECT zone FROM versions WHERE id = ? AND status = '{STORED}'"
 FINDINGS_TTL = 30.0
 
 
@@ -270,7 +284,7 @@ class DeepScrubber:
     async def _until_due(self, interval: float) -> float:
         floor = min(interval, 60.0)
         try:
-            oldest = await self.db.fetchval("SELECT min(verified_at) FROM replicas WHERE status = 'present'")
+            oldest = await self.db.fetchval(_OLDEST_VERIFIED)
         except DatabaseUnavailable:
             return floor
         if oldest is None:
@@ -315,12 +329,8 @@ class DeepScrubber:
         if digest is None or not digest.matches(replica.sha256, replica.size):
             return
         async with self.db.transaction() as tx:
-            back = await tx.execute(  # (its ETag now unknown: a later storage event's re-check reads it)
-                "UPDATE replicas SET status = 'present', verified_at = ?, etag = NULL "
-                "WHERE server_id = ? AND version_id = ? AND status = 'corrupt'",
-                (now_iso(), replica.server_id, replica.version_id),
-            )
-        if back.rowcount:
+            back = await replicas.good_again(tx, replica.server_id, replica.version_id, now_iso())
+        if back:
             state.report.restored += 1
             self._findings = None
             self.metrics.scrub_verified.inc()
@@ -356,9 +366,7 @@ class DeepScrubber:
         """Stored versions with a corrupt replica and no present one: nothing good to serve or copy."""
         return int(
             await self.db.fetchval(
-                "SELECT count(DISTINCT r.version_id) FROM replicas r JOIN versions v ON v.id = r.version_id "
-                "WHERE r.status = 'corrupt' AND v.status = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas o "
-                "WHERE o.version_id = r.version_id AND o.status = 'present')",
+                _WITHOUT_GOOD,
                 offload=True,
             )
             or 0
@@ -408,10 +416,7 @@ class DeepScrubber:
         report = state.report
         if digest.matches(sha256, replica.size):
             async with self.db.transaction() as tx:
-                await tx.execute(
-                    "UPDATE replicas SET verified_at = ? WHERE server_id = ? AND version_id = ? AND status = 'present'",
-                    (now_iso(), replica.server_id, replica.version_id),
-                )
+                await replicas.still_good(tx, replica.server_id, replica.version_id, now_iso())
             report.verified += 1
             self.metrics.scrub_verified.inc()
         elif await self.mark_corrupt(
@@ -426,7 +431,7 @@ class DeepScrubber:
     async def replica(self, server_id: int, version_id: int) -> Replica | None:
         """The replica as a pass would read it (present, of a stored version), or None."""
         row = await self.db.fetchone(
-            f"{_COLUMNS} WHERE r.server_id = ? AND r.version_id = ? AND r.status = 'present' AND v.status = 'stored'",
+            _PRESENT_OF,
             (server_id, version_id),
         )
         return None if row is None else Replica.of(row)
@@ -441,17 +446,9 @@ class DeepScrubber:
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
             # Unless it changed while we read (a repair landed, the version was replaced): then it is not ours.
-            changed = await tx.execute(
-                "UPDATE replicas SET status = 'corrupt' WHERE server_id = ? AND version_id = ? AND status = 'present' "
-                "AND coalesce(verified_at, '') = ? AND EXISTS (SELECT 1 FROM versions WHERE id = ? "
-                "AND status = 'stored')",
-                (replica.server_id, replica.version_id, replica.verified_at or "", replica.version_id),
-            )
-            if not changed.rowcount:
+            if not await replicas.mark_corrupt(tx, replica.server_id, replica.version_id, replica.verified_at):
                 return False
-            good = await tx_fetchone(
-                tx, "SELECT 1 FROM replicas WHERE version_id = ? AND status = 'present'", (replica.version_id,)
-            )
+            good = await tx_fetchone(tx, _ANY_GOOD, (replica.version_id,))
             if good is not None:
                 await self.jobs.enqueue_repair(tx, replica.version_id, replica.server_id)
             file = await tx_fetchone(
@@ -493,23 +490,18 @@ class DeepScrubber:
         """An object gone from its bucket: the replica is forgotten and a copy enqueued (as scrub does)."""
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, replica.server_id)  # (first: the order of DELETE /servers)
-            gone = await tx.execute(
-                "DELETE FROM replicas WHERE server_id = ? AND version_id = ? AND status = 'present'",
-                (replica.server_id, replica.version_id),
-            )
-            stored = await tx_fetchone(
-                tx, "SELECT zone FROM versions WHERE id = ? AND status = 'stored'", (replica.version_id,)
-            )
-            if gone.rowcount and stored is not None and stored["zone"] is not None:
+            gone = await replicas.missing(tx, replica.server_id, replica.version_id)
+            stored = await tx_fetchone(tx, _STORED_ZONE, (replica.version_id,))
+            if gone and stored is not None and stored["zone"] is not None:
                 await self.jobs.enqueue_copies(tx, replica.version_id, stored["zone"])
-        if gone.rowcount:
+        if gone:
             server = self.servers.by_internal_id(replica.server_id)
             log.warning(
                 "deep scrub: %s is missing on %s: copy enqueued",
                 replica.key,
                 server.name if server else replica.server_id,
             )
-        return int(gone.rowcount > 0)
+        return int(gone > 0)
 
     async def _decide(self, version_id: int, state: _Pass) -> None:
         """A version without a SHA-256: read every replica, take the content whose MD5 is the upload's ETag,
@@ -537,7 +529,7 @@ class DeepScrubber:
             )
             return
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE versions SET sha256 = ? WHERE id = ? AND sha256 IS NULL", (good, version_id))
+            await versions.learn_sha256(tx, version_id, good)
             known = await _sha256(tx, version_id)  # someone else's, if it came first
         if known == good:
             report.hashed += 1

@@ -31,6 +31,10 @@ from .previews import inline_type
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage_port import StoragePort
+from .tables import files as files_table
+from .tables import replicas, versions
+from .tables.files import NewFile
+from .tables.replicas import PRESENT
 from .throttle import Throttle, count_or_refuse
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,15 @@ _EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, f.expire
     c.size, c.content_type, c.zone, c.sha256
     FROM files f LEFT JOIN versions c ON c.id = f.current_version_id
     WHERE f.owner_id = ? AND f.name = ? AND f.deleted_at IS NULL"""
+# The owner's and a link's download: the file, its content and the servers holding it, in one indexed read.
+_LOCATE = (
+    "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, v.content_type, "
+    f"(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = '{PRESENT}') "
+    "AS holders "
+    "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
+    "WHERE f.uuid = ? AND f.deleted_at IS NULL"
+)
+_AWAITED = f"SELECT 1 FROM versions WHERE object_key = ? AND status = '{versions.UPLOADING}' AND upload_server_id = ?"
 # A sender's file named like one of the owner's gets the first free of "x (2).pdf" ... "x (50).pdf".
 SENDER_NAME_TRIES = 50
 
@@ -382,42 +395,16 @@ class Files:
                 existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
                 created = False
             if existing is None:
-                # ON CONFLICT: where transactions run side by side, another may have created it meanwhile.
-                existing = await tx_fetchone(
-                    tx,
-                    "INSERT INTO files (uuid, owner_id, name, expires_at, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING"
-                    " RETURNING id, uuid, created_at, current_version_id, expires_at, NULL AS received_via",
-                    (str(uuid.uuid4()), owner_id, name, expiry.at, now, now),
-                )
-                created = existing is not None
-                existing = existing or await tx_fetchone(tx, _EXISTING, (owner_id, name))
+                new = await files_table.create(tx, str(uuid.uuid4()), owner_id, name, expiry.at, now, None)
+                created = new is not None
+                existing = _existing(new, None) if new else await tx_fetchone(tx, _EXISTING, (owner_id, name))
             assert existing is not None
             expires_at = expiry.at if expiry.asked else existing["expires_at"]
-            version = await tx_fetchone(
-                tx,
-                "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, created_at,"
-                " upload_id, part_size, sha256, sha256_declared, link_request)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    existing["id"],
-                    key,
-                    size,
-                    content_type,
-                    self.servers.internal_id(server),
-                    now,
-                    upload_id,
-                    part_size,
-                    sha256,
-                    int(sha256 is not None),
-                    link_request,
-                ),
+            server_id = self.servers.internal_id(server)
+            version_id = await versions.announce(
+                tx, existing["id"], key, size, content_type, server_id, now, upload_id, part_size, sha256, link_request
             )
-            assert version is not None
-            await tx.execute(
-                "UPDATE files SET latest_version_id = ?, expires_at = ?, updated_at = ? WHERE id = ?",
-                (version["id"], expires_at, now, existing["id"]),
-            )
+            await files_table.announced(tx, existing["id"], version_id, expires_at, now)
             uploaded = {"name": name, "size": size, "server": server.name, "zone": server.zone}
             if via is not None:
                 uploaded["request_id"] = via.request_uuid
@@ -433,7 +420,7 @@ class Files:
             "created_at": existing["created_at"],
             "updated_at": now,
             "current_version_id": existing["current_version_id"],
-            "latest_version_id": version["id"],
+            "latest_version_id": version_id,
             "expires_at": expires_at,
             "received_via": existing["received_via"],
             **{column: content[column] for column in ("size", "content_type", "zone", "sha256")},
@@ -456,16 +443,10 @@ class Files:
             )
         }
         for candidate in [t for t in tries if t not in taken] + [sender_names(name, uuid.uuid4().hex[:12])[1]]:
-            # ON CONFLICT: a file of that name created meanwhile by a transaction beside this one: the next name.
-            row = await tx_fetchone(
-                tx,
-                "INSERT INTO files (uuid, owner_id, name, expires_at, received_via, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, name) WHERE deleted_at IS NULL DO NOTHING "
-                "RETURNING id, uuid, name, created_at, current_version_id, expires_at",
-                (str(uuid.uuid4()), owner_id, candidate, expires_at, via.request_id, now, now),
-            )
-            if row is not None:
-                return {**row, "received_via": via.request_uuid}
+            # None: a file of that name created meanwhile by a transaction beside this one: the next name.
+            made = await files_table.create(tx, str(uuid.uuid4()), owner_id, candidate, expires_at, now, via.request_id)
+            if made is not None:
+                return _existing(made, via.request_uuid)
         raise Conflict(f"no free name for {name!r}", code="name_taken")  # (the last try is random: never here)
 
     async def complete(self, owner_id: int, file_uuid: str) -> Row:
@@ -510,7 +491,7 @@ class Files:
 
     async def _awaited_on(self, server: Server, key: str) -> bool:
         row = await self.db.fetchone(
-            "SELECT 1 FROM versions WHERE object_key = ? AND status = 'uploading' AND upload_server_id = ?",
+            _AWAITED,
             (key, self.servers.internal_id(server)),
         )
         return row is not None
@@ -566,15 +547,8 @@ class Files:
         # waits for cdnstore's first read of the bytes (verify_pending): the first copy, else a verification
         # read (integrity.py), which a declared one must pass before the version becomes the file's content.
         enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
-        server_id = self.servers.internal_id(server)
-        await tx.execute(
-            "UPDATE versions SET status = 'stored', stored_at = ?, etag = ?, zone = ?, verify_pending = ? WHERE id = ?",
-            (now_iso(), etag, server.zone, int(not enforced), version["id"]),
-        )
-        await tx.execute(
-            "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (server_id, version["id"], etag),
-        )
+        await versions.store(tx, version["id"], now_iso(), etag, server.zone, verify_pending=not enforced)
+        await replicas.uploaded(tx, self.servers.internal_id(server), version["id"], etag)
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
             # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
@@ -603,9 +577,7 @@ class Files:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
                 await self.supersede(tx, [version_id])
             return
-        await tx.execute(
-            "UPDATE files SET current_version_id = ?, updated_at = ? WHERE id = ?", (version_id, now_iso(), row["id"])
-        )
+        await files_table.make_current(tx, row["id"], version_id, now_iso())
         if current is not None:
             await self.supersede(tx, [current])
         stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
@@ -614,10 +586,11 @@ class Files:
             received = {**stored, "request_id": row["request_uuid"]}
             await history.record(tx, row["owner_id"], "upload_request.received", row["uuid"], received)
 
-    async def supersede(self, tx: Tx, version_ids: list[int], status: VersionStatus = VersionStatus.SUPERSEDED) -> None:
-        marks = ", ".join("?" * len(version_ids))
-        await tx.execute(f"UPDATE versions SET status = ? WHERE id IN ({marks})", (status, *version_ids))
-        await self.jobs.enqueue_removals(tx, version_ids)
+    async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
+        """Stored content replaced: superseded, and removed from every server holding it (jobs)."""
+        superseded = await versions.supersede(tx, version_ids)
+        if superseded:
+            await self.jobs.enqueue_removals(tx, superseded)
 
     async def sweep_uploads(self, quiet: list[int] | None = None) -> int:
         """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones. With
@@ -630,7 +603,8 @@ class Files:
         only = "" if quiet is None else f" AND upload_server_id IN ({', '.join(map(str, quiet))})"
         rows = await self.db.fetchall(
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
-            f"WHERE status = 'uploading' AND upload_id IS NULL AND created_at < ?{only} ORDER BY created_at LIMIT 500",
+            f"WHERE status = '{versions.UPLOADING}' AND upload_id IS NULL AND created_at < ?{only} "
+            "ORDER BY created_at LIMIT 500",
             (iso_in(-after),),
         )  # (multipart uploads: uploads.py)
         abandon_before = iso_in(-self.uploads.abandon_after)
@@ -653,24 +627,8 @@ class Files:
     async def abandon(self, version_id: int, file_id: int, reason: str = "upload_never_arrived") -> None:
         """Give up an upload; its file goes too when it has no stored content and no other upload."""
         async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE versions SET status = 'deleted' WHERE id = ? AND status = 'uploading'", (version_id,)
-            )
-            file = await tx_fetchone(
-                tx,
-                "SELECT uuid, owner_id, name, current_version_id FROM files WHERE id = ? AND deleted_at IS NULL",
-                (file_id,),
-            )
-            # (a stored version that is not current yet awaits the check of its declared SHA-256)
-            others = await tx_fetchall(
-                tx, "SELECT 1 FROM versions WHERE file_id = ? AND status IN ('uploading', 'stored')", (file_id,)
-            )
-            if file is not None and file["current_version_id"] is None and not others:
-                now = now_iso()
-                await tx.execute("UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, file_id))
-                await history.record(
-                    tx, file["owner_id"], "file.deleted", file["uuid"], {"name": file["name"], "reason": reason}
-                )
+            await versions.give_up(tx, version_id)
+            await retire_if_empty(tx, file_id, reason)
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
@@ -715,11 +673,7 @@ class Files:
         browser shows the file rather than saving it, for the types previews.py allows (others stay
         attachments)."""
         row = await self.db.fetchone(
-            "SELECT f.owner_id, f.name, f.current_version_id, v.object_key, v.size, v.sha256, v.content_type, "
-            "(SELECT group_concat(server_id) FROM replicas WHERE version_id = v.id AND status = 'present') "
-            "AS holders "
-            "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
-            "WHERE f.uuid = ? AND f.deleted_at IS NULL",
+            _LOCATE,
             (file_uuid,),
         )
         if row is None or (owner_id is not None and row["owner_id"] != owner_id):
@@ -763,15 +717,13 @@ class Files:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
             if expiry is not None:
-                await tx.execute(
-                    "UPDATE files SET expires_at = ?, updated_at = ? WHERE id = ?", (expiry.at, now_iso(), row["id"])
-                )
+                await files_table.set_expiry(tx, row["id"], expiry.at, now_iso())
             if name is not None and row["name"] != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):
                     raise Conflict(f"you already have a file named {name!r}", code="name_taken")
-                await tx.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (name, now_iso(), row["id"]))
+                await files_table.rename(tx, row["id"], name, now_iso())
                 await history.record(
                     tx, owner_id, "file.renamed", file_uuid, {"old_name": row["name"], "new_name": name}
                 )
@@ -787,44 +739,24 @@ class Files:
         `files.trash_days` > 0 a file with stored content goes to the trash (that content and its replicas kept,
         its other uploads given up), anything else is removed everywhere at once (`_remove_versions`). The ids
         of the files it deleted (those still live)."""
-        now, marks = now_iso(), ", ".join("?" * len(file_ids))
-        trashed: list[Row] = []
-        if self.trash_days:
-            trashed = await tx_fetchall(
-                tx,
-                f"UPDATE files SET deleted_at = ?, purge_at = ?, updated_at = ? WHERE id IN ({marks}) AND "
-                "deleted_at IS NULL AND current_version_id IS NOT NULL RETURNING id, uuid, owner_id, name, purge_at",
-                (now, iso_in(self.trash_days * 86400), now, *file_ids),
-            )
-        removed = await tx_fetchall(
-            tx,
-            f"UPDATE files SET deleted_at = ?, updated_at = ? WHERE id IN ({marks}) AND deleted_at IS NULL "
-            "RETURNING id, uuid, owner_id, name, NULL AS purge_at",
-            (now, now, *file_ids),
-        )
-        deleted = trashed + removed
-        await self._remove_versions(tx, [r["id"] for r in deleted])
+        now = now_iso()
+        trashed = await files_table.trash(tx, file_ids, now, iso_in(self.trash_days * 86400)) if self.trash_days else []
+        deleted = trashed + await files_table.delete(tx, file_ids, now)
+        await self._remove_versions(tx, [r.id for r in deleted])
         await history.record_many(
-            tx,
-            [(r["owner_id"], "file.deleted", r["uuid"], deletion(r["name"], reason, r["purge_at"])) for r in deleted],
+            tx, [(r.owner_id, "file.deleted", r.uuid, deletion(r.name, reason, r.purge_at)) for r in deleted]
         )
-        return [r["id"] for r in deleted]
+        return [r.id for r in deleted]
 
     async def purge(self, tx: Tx, file_ids: Sequence[int], reason: str) -> list[int]:
         """Files in the trash removed everywhere now (their time ran out, or their owner purged them): as a
         deletion with `files.trash_days` = 0 removes them. The ids of those it purged (those still in the trash)."""
-        marks = ", ".join("?" * len(file_ids))
-        purged = await tx_fetchall(
-            tx,
-            f"UPDATE files SET purge_at = NULL, updated_at = ? WHERE id IN ({marks}) AND purge_at IS NOT NULL "
-            "RETURNING id, uuid, owner_id, name",
-            (now_iso(), *file_ids),
-        )
-        await self._remove_versions(tx, [r["id"] for r in purged])
+        purged = await files_table.purge(tx, file_ids, now_iso())
+        await self._remove_versions(tx, [r.id for r in purged])
         await history.record_many(
-            tx, [(r["owner_id"], "file.purged", r["uuid"], {"name": r["name"], "reason": reason}) for r in purged]
+            tx, [(r.owner_id, "file.purged", r.uuid, {"name": r.name, "reason": reason}) for r in purged]
         )
-        return [r["id"] for r in purged]
+        return [r.id for r in purged]
 
     async def _remove_versions(self, tx: Tx, file_ids: Sequence[int]) -> None:
         """The one removal path of deleted files: their uploads in progress and stored versions are given up
@@ -835,11 +767,41 @@ class Files:
         live = await tx_fetchall(
             tx,
             f"SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE v.file_id IN ({marks}) "
-            "AND v.status IN ('uploading', 'stored') AND (f.purge_at IS NULL OR v.id <> f.current_version_id)",
+            f"AND v.status IN {versions.LIVE} AND (f.purge_at IS NULL OR v.id <> f.current_version_id)",
             tuple(file_ids),
         )
-        if live:
-            await self.supersede(tx, [v["id"] for v in live], status=VersionStatus.DELETED)
+        await remove_versions(tx, self.jobs, [v["id"] for v in live])
+
+
+async def remove_versions(tx: Tx, jobs: JobQueue, version_ids: Sequence[int]) -> None:
+    """Versions of deleted files (uploading or stored) given up and removed from every server holding them
+    (jobs): the owner's deletion, a purge, a user's deletion. In batches: the queue takes ids in one IN list."""
+    for start in range(0, len(version_ids), 10_000):
+        deleted = await versions.delete(tx, version_ids[start : start + 10_000])
+        if deleted:
+            await jobs.enqueue_removals(tx, deleted)
+
+
+async def retire_if_empty(tx: Tx, file_id: int, reason: str) -> None:
+    """A file whose upload was given up or rejected goes when it has no content left (files_table), and its
+    owner's history says why."""
+    retired = await files_table.retire_if_empty(tx, file_id, now_iso())
+    if retired is not None:
+        data = {"name": retired.name, "reason": reason}
+        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data)
+
+
+def _existing(made: NewFile, received_via: str | None) -> Row:
+    """A file just made, as _EXISTING reads one (no content yet)."""
+    return {
+        "id": made.id,
+        "uuid": made.uuid,
+        "name": made.name,
+        "created_at": made.created_at,
+        "current_version_id": None,
+        "expires_at": made.expires_at,
+        "received_via": received_via,
+    }
 
 
 def deletion(name: str, reason: str | None, purge_at: str | None) -> dict[str, Any]:

@@ -39,6 +39,8 @@ from .names import file_name
 from .probe import PREFIX as PROBE_PREFIX
 from .servers import ServerRegistry
 from .storage_port import ObjectInfo, StoragePort
+from .tables import files as files_table
+from .tables import replicas, versions
 from .tasks import running
 from .users import Accounts
 
@@ -257,8 +259,13 @@ class Imports:
             " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             staged,
         )
-        for sql in ADOPT:
+        for sql in SORT:
             await tx.execute(sql, p)
+        await files_table.adopt_imported(tx, p)
+        await versions.adopt_imported(tx, p)
+        await files_table.imported_content(tx, p)
+        await replicas.adopt_imported(tx, p)
+        await tx.execute(RECORD, p)
         await self.jobs.enqueue_zone_copies(tx, ADOPTED_VERSIONS, {"i": row["id"]})
         counted = await tx_fetchone(tx, COUNT, p)
         assert counted is not None
@@ -274,9 +281,9 @@ def _running(server: Server) -> Conflict:
 
 
 # One page's adoption, in order, each statement for the whole page (named placeholders: i = import id, owner,
-# server = the server's internal id, zone, now). `reason IS NULL`: the keys being adopted.
-_ADOPTING = "SELECT file_uuid FROM import_keys WHERE import_id = :i AND reason IS NULL"
-ADOPT = (
+# server = the server's internal id, zone, now). `reason IS NULL`: the keys being adopted. The writes of files,
+# versions and replicas are their tables' (cdnstore/tables/), run in this order by _adopt_staged.
+SORT = (
     # keys cdnstore knows (any version's object: its own uploads and copies, an earlier import's)
     "DELETE FROM import_keys WHERE import_id = :i "
     "AND EXISTS (SELECT 1 FROM versions v WHERE v.object_key = import_keys.key)",
@@ -285,21 +292,11 @@ ADOPT = (
     "(SELECT 1 FROM files f WHERE f.owner_id = :owner AND f.name = import_keys.name AND f.deleted_at IS NULL)",
     "INSERT INTO import_errors (import_id, key, reason) SELECT import_id, key, reason FROM import_keys "
     "WHERE import_id = :i AND reason IS NOT NULL ON CONFLICT DO NOTHING",
-    "INSERT INTO files (uuid, owner_id, name, created_at, updated_at) SELECT file_uuid, :owner, name, :now, :now "
-    "FROM import_keys WHERE import_id = :i AND reason IS NULL",
-    # stored as found; its SHA-256 waits for cdnstore's first read (verify_pending); no ETag kept: an object
-    # cdnstore did not upload has no upload to compare it with (and an encrypted one's ETag is no MD5)
-    "INSERT INTO versions (file_id, object_key, size, content_type, upload_server_id, zone, status, created_at, "
-    "stored_at, verify_pending) SELECT f.id, k.key, k.size, k.content_type, :server, :zone, 'stored', :now, :now, 1 "
-    "FROM import_keys k JOIN files f ON f.uuid = k.file_uuid WHERE k.import_id = :i AND k.reason IS NULL",
-    "UPDATE files SET current_version_id = (SELECT v.id FROM versions v WHERE v.file_id = files.id), "
-    "latest_version_id = (SELECT v.id FROM versions v WHERE v.file_id = files.id) "
-    f"WHERE uuid IN ({_ADOPTING})",
-    "INSERT INTO replicas (server_id, version_id) SELECT :server, v.id FROM import_keys k "
-    "JOIN versions v ON v.object_key = k.key WHERE k.import_id = :i AND k.reason IS NULL",
+)
+RECORD = (
     "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) "
     "SELECT history_uuid, :owner, 'file.imported', file_uuid, history_data, :now "
-    "FROM import_keys WHERE import_id = :i AND reason IS NULL",
+    "FROM import_keys WHERE import_id = :i AND reason IS NULL"
 )
 ADOPTED_VERSIONS = (
     "SELECT v.id FROM import_keys k JOIN versions v ON v.object_key = k.key WHERE k.import_id = :i AND k.reason IS NULL"

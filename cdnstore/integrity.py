@@ -38,14 +38,17 @@ from typing import Any
 
 from . import history
 from .config import IntegrityConfig
-from .db import Database, Row, Tx, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, now_iso, tx_fetchone
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable, StorageError
-from .files import Files
+from .files import Files, retire_if_empty
 from .metrics import Metrics
 from .models import Server, VersionStatus
 from .servers import ServerRegistry
 from .storage_port import StoragePort
+from .tables import replicas, versions
+from .tables.replicas import PRESENT
+from .tables.versions import STORED
 from .times import iso_in
 
 log = logging.getLogger(__name__)
@@ -64,21 +67,23 @@ AWAITING = f"""SELECT id, object_key, size, etag, sha256, verify_attempts FROM (
     SELECT v.id, v.object_key, v.size, v.etag, v.sha256, v.verify_attempts, v.verify_after,
            row_number() OVER (PARTITION BY f.owner_id ORDER BY coalesce(v.verify_after, ''), v.id) AS turn
     FROM versions v JOIN files f ON f.id = v.file_id
-    WHERE v.verify_pending = 1 AND v.status = 'stored' AND coalesce(v.verify_after, '') <= ?
+    WHERE v.verify_pending = 1 AND v.status = '{STORED}' AND coalesce(v.verify_after, '') <= ?
       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.kind = 'copy'
                       AND j.status IN ('queued', 'running'))
-      AND EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.status = 'present')
+      AND EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.status = '{PRESENT}')
 ) AS due ORDER BY turn, coalesce(verify_after, ''), id LIMIT {ROUND}"""
 
 # A present replica of a stored version on a server, by object key: what a storage event's re-check needs.
-_HELD = """SELECT r.version_id, r.etag AS replica_etag, v.size, v.sha256, v.etag, v.upload_server_id,
+_HELD = f"""SELECT r.version_id, r.etag AS replica_etag, v.size, v.sha256, v.etag, v.upload_server_id,
     v.verify_pending, f.current_version_id
     FROM replicas r JOIN versions v ON v.id = r.version_id JOIN files f ON f.id = v.file_id
-    WHERE r.server_id = ? AND v.object_key = ? AND r.status = 'present' AND v.status = 'stored'"""
+    WHERE r.server_id = ? AND v.object_key = ? AND r.status = '{PRESENT}' AND v.status = '{STORED}'"""
+
+_HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{PRESENT}'"
 
 # The servers page: per upload server, versions awaiting their verification read, and uploads rejected lately.
-_FINDINGS = """SELECT upload_server_id AS server_id, 'awaiting' AS what, count(*) AS n FROM versions
-    WHERE verify_pending = 1 AND status = 'stored' GROUP BY upload_server_id
+_FINDINGS = f"""SELECT upload_server_id AS server_id, 'awaiting' AS what, count(*) AS n FROM versions
+    WHERE verify_pending = 1 AND status = '{STORED}' GROUP BY upload_server_id
     UNION ALL
     SELECT upload_server_id, 'rejected', count(*) FROM versions
     WHERE rejected_at IS NOT NULL AND rejected_at >= ? GROUP BY upload_server_id"""
@@ -150,15 +155,9 @@ class Integrity:
             return
         if row["sha256"] not in (None, sha256):  # (callers check; a verifier round may race a copy)
             return
-        await tx.execute(
-            "UPDATE replicas SET status = 'present', verified_at = ? WHERE server_id = ? AND version_id = ?",
-            (now_iso(), server_id, version_id),
-        )
+        await replicas.verified(tx, server_id, version_id, now_iso())
         if row["sha256"] is None or row["verify_pending"]:  # (one stored before 0006 learns it here too)
-            await tx.execute(
-                "UPDATE versions SET sha256 = ?, verify_pending = 0, verify_after = NULL WHERE id = ?",
-                (sha256, version_id),
-            )
+            await versions.confirm_sha256(tx, version_id, sha256)
         if not row["verify_pending"]:
             return
         server = self.servers.by_internal_id(row["upload_server_id"]) or self.servers.by_internal_id(server_id)
@@ -191,25 +190,11 @@ class Integrity:
                 or row["sha256"] == found
             ):
                 return False
-            now = now_iso()
-            await tx.execute(
-                "UPDATE versions SET status = 'deleted', rejected_at = ?, verify_pending = 0, verify_after = NULL "
-                "WHERE id = ?",
-                (now, version_id),
-            )
+            await versions.reject(tx, version_id, now_iso())
             await self.files.jobs.enqueue_removals(tx, [version_id])
             data = {"name": row["name"], "sha256": row["sha256"], "found": found, "reason": reason}
             await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data)
-            others = await tx_fetchall(
-                tx, "SELECT 1 FROM versions WHERE file_id = ? AND status IN ('uploading', 'stored')", (row["file_id"],)
-            )
-            if row["deleted_at"] is None and row["current_version_id"] is None and not others:
-                await tx.execute(
-                    "UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["file_id"])
-                )
-                await history.record(
-                    tx, row["owner_id"], "file.deleted", row["uuid"], {"name": row["name"], "reason": "content_corrupt"}
-                )
+            await retire_if_empty(tx, row["file_id"], "content_corrupt")
         self.metrics.versions_rejected.inc()
         log.error(
             "upload %s of file %s: %s; rejected (removed, never served)",
@@ -232,9 +217,7 @@ class Integrity:
         return settled
 
     async def _verify_one(self, version: Awaiting) -> bool:
-        rows = await self.db.fetchall(
-            "SELECT server_id FROM replicas WHERE version_id = ? AND status = 'present'", (version.id,)
-        )
+        rows = await self.db.fetchall(_HOLDERS, (version.id,))
         holders = [
             s for s in (self.servers.by_internal_id(r["server_id"]) for r in rows) if s is not None and s.is_available
         ]
@@ -299,10 +282,7 @@ class Integrity:
             return await self._final_verdict(version, server, why)
         wait = min(MAX_BACKOFF, self.cfg.verify_backoff * 2 ** (attempts - 1))
         async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE versions SET verify_attempts = ?, verify_after = ? WHERE id = ? AND verify_pending = 1",
-                (attempts, iso_in(wait), version.id),
-            )
+            await versions.back_off(tx, version.id, attempts, iso_in(wait))
         log.warning(
             "verification read %d of %s on %s settled nothing (%s); reading it again in %.0f s",
             attempts,
@@ -432,10 +412,7 @@ class Integrity:
     async def _record_etag(self, server_id: int, version_id: int, etag: str) -> None:
         """The bytes read are the version's: their ETag now tells the next event's HEAD."""
         async with self.db.transaction() as tx:
-            await tx.execute(
-                "UPDATE replicas SET etag = ? WHERE server_id = ? AND version_id = ? AND status = 'present'",
-                (etag, server_id, version_id),
-            )
+            await replicas.record_etag(tx, server_id, version_id, etag)
 
     # --- what the servers page shows ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any
 from .config import JobsConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, NotFound
-from .models import JobKind, JobStatus
+from .models import JobKind, JobStatus, VersionStatus
 from .webhook_queue import emit_fleet
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
@@ -86,6 +86,7 @@ LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
 # infer a parameter's type in a select list (it would take it for text).
 TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
 
+STORED = VersionStatus.STORED.value
 # Server s wants a copy of version v: on and active in its zone, and holding no replica of it.
 WANTS_COPY = (
     "s.zone = v.zone AND s.is_on = 1 AND s.is_active = 1"
@@ -94,7 +95,7 @@ WANTS_COPY = (
 # A copy of version :v to server :s, when the version is stored and the server wants it (one pair).
 STILL_WANTED = f"""
     SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.id = CAST(:s AS BIGINT)
-    WHERE v.id = CAST(:v AS BIGINT) AND v.status = 'stored' AND {WANTS_COPY}"""
+    WHERE v.id = CAST(:v AS BIGINT) AND v.status = '{STORED}' AND {WANTS_COPY}"""
 
 
 class JobQueue:
@@ -155,7 +156,7 @@ class JobQueue:
             tx,
             f"""
             SELECT 'copy', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
-            WHERE v.status = 'stored' AND v.zone = :zone
+            WHERE v.status = '{STORED}' AND v.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = :s AND r.version_id = v.id)""",
             {"s": server_id, "zone": zone},
         )

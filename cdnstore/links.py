@@ -40,6 +40,7 @@ from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
 from .models import LinkState
+from .tables import versions
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # THE condition for "this file (alias f) is still served by the links that name it". Every statement that
@@ -337,7 +338,7 @@ class Links:
         await self._insert(
             tx, stored.owner_id, [file], True, (link_uuid, token), password_hash, expires_at, max_downloads
         )
-        await tx.execute("UPDATE versions SET link_request = NULL WHERE id = ?", (stored.version_id,))
+        await versions.link_made(tx, stored.version_id)
 
     async def update(
         self,

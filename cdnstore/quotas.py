@@ -20,15 +20,16 @@ from __future__ import annotations
 
 from .db import Tx, tx_fetchall, tx_fetchone
 from .errors import QuotaExceeded
+from .models import VersionStatus
 
 # Versions that hold or may hold bytes without being content: uploads in progress (few: the sweep gives up
 # on old ones) and stored versions awaiting the read that confirms their declared SHA-256 (the verifier's
 # backlog); found through the partial indexes versions_uploading and versions_verify_pending.
-_PENDING = """SELECT coalesce(sum(CASE WHEN v.size > coalesce(c.size, 0) THEN v.size - coalesce(c.size, 0)
+_PENDING = f"""SELECT coalesce(sum(CASE WHEN v.size > coalesce(c.size, 0) THEN v.size - coalesce(c.size, 0)
     ELSE 0 END), 0) AS pending
-    FROM (SELECT id, file_id, size FROM versions WHERE status = 'uploading'
+    FROM (SELECT id, file_id, size FROM versions WHERE status = '{VersionStatus.UPLOADING.value}'
           UNION ALL
-          SELECT id, file_id, size FROM versions WHERE verify_pending = 1 AND status = 'stored') v
+          SELECT id, file_id, size FROM versions WHERE verify_pending = 1 AND status = '{VersionStatus.STORED.value}') v
     JOIN files f ON f.id = v.file_id LEFT JOIN versions c ON c.id = f.current_version_id
     WHERE f.owner_id = ? AND f.deleted_at IS NULL AND v.id <> coalesce(f.current_version_id, 0)"""
 _REPLACED = """SELECT c.size FROM files f JOIN versions c ON c.id = f.current_version_id

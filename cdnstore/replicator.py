@@ -25,8 +25,10 @@ from .metrics import Metrics
 from .models import JobKind, Server, VersionStatus
 from .servers import ServerRegistry
 from .storage_port import ChecksumMismatch, StoragePort
+from .tables import replicas
 
 log = logging.getLogger(__name__)
+_HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{replicas.PRESENT}'"
 
 
 class Replicator:
@@ -145,11 +147,7 @@ class Replicator:
                 known = await tx_fetchone(tx, "SELECT sha256 FROM versions WHERE id = ?", (job.version_id,))
                 if known is not None and known["sha256"] not in (None, sha256):
                     return False
-            await tx.execute(
-                "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT "
-                "(server_id, version_id) DO UPDATE SET status = 'present', etag = excluded.etag",
-                (job.server_id, job.version_id, etag),
-            )
+            await replicas.copied(tx, job.server_id, job.version_id, etag)
             if sha256 is not None and self.integrity is not None:
                 await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)
             status = await tx_fetchone(tx, "SELECT status FROM versions WHERE id = ?", (job.version_id,))
@@ -172,15 +170,11 @@ class Replicator:
         await self.storage.delete(server.s3, key)
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, job.server_id)  # (first: the order of DELETE /servers)
-            await tx.execute(
-                "DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (job.server_id, job.version_id)
-            )
+            await replicas.removed(tx, job.server_id, job.version_id)
         log.info("removed %s from %s", key, server.name, extra={"job_id": job.id})
 
     async def _holders(self, version_id: int) -> list[int]:
-        rows = await self.db.fetchall(
-            "SELECT server_id FROM replicas WHERE version_id = ? AND status = 'present'", (version_id,)
-        )
+        rows = await self.db.fetchall(_HOLDERS, (version_id,))
         return [r["server_id"] for r in rows]
 
     async def server_changed(self, tx: Tx, server_id: int, before: Server | None, after: Server | None) -> None:

@@ -22,6 +22,8 @@ from .job_queue import JobQueue
 from .models import Server
 from .servers import ServerRegistry
 from .storage_port import StoragePort
+from .tables import replicas
+from .tables.versions import DELETED, STORED, SUPERSEDED, UPLOADING
 
 log = logging.getLogger(__name__)
 PAGE = 1000
@@ -152,7 +154,7 @@ class Scrubber:
             # ... and not a client's multipart upload still running: the upload sweep judges those.
             rows = await self.db.fetchall(
                 f"SELECT object_key FROM versions WHERE object_key IN ({marks}) "
-                "AND NOT (status = 'uploading' AND upload_id IS NOT NULL)",
+                f"AND NOT (status = '{UPLOADING}' AND upload_id IS NOT NULL)",
                 [key for key, _ in stale],
             )
             ours = {r["object_key"] for r in rows}
@@ -168,9 +170,9 @@ class Scrubber:
             await self.servers.lock_row(tx, server_id)  # (first: the order of DELETE /servers)
             if missing:
                 marks = ",".join(str(v) for v in missing)
-                await tx.execute(f"DELETE FROM replicas WHERE server_id = ? AND version_id IN ({marks})", (server_id,))
+                await replicas.all_missing(tx, server_id, missing)
                 for version in await tx_fetchall(
-                    tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) AND status = 'stored'"
+                    tx, f"SELECT id, zone FROM versions WHERE id IN ({marks}) AND status = '{STORED}'"
                 ):
                     await self.jobs.enqueue_copies(tx, version["id"], version["zone"])
                 count = await tx_fetchone(
@@ -180,10 +182,7 @@ class Scrubber:
                 )
                 lost = count["n"] if count is not None else 0
             if adopted:
-                await tx.executemany(
-                    "INSERT INTO replicas (server_id, version_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    [(server_id, v) for v in adopted],
-                )
+                await replicas.found(tx, [(server_id, v) for v in adopted])
             if orphans:
                 await self.jobs.enqueue_removals(tx, orphans, server_id)
         return lost
@@ -209,10 +208,10 @@ FINDINGS = {
     "missing": """SELECT r.version_id AS found FROM replicas r JOIN versions v ON v.id = r.version_id
                   LEFT JOIN listed l ON l.key = v.object_key
                   WHERE r.server_id = ? AND (l.key IS NULL OR l.size != v.size)""",
-    "orphans": """SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key
-                  WHERE v.status IN ('deleted', 'superseded')""",
-    "adopted": """SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
-                  WHERE v.status = 'stored'
+    "orphans": f"""SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key
+                  WHERE v.status IN ('{DELETED}', '{SUPERSEDED}')""",
+    "adopted": f"""SELECT v.id AS found FROM listed l JOIN versions v ON v.object_key = l.key AND v.size = l.size
+                  WHERE v.status = '{STORED}'
                     AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.server_id = ?)""",
     "unknown": """SELECT count(*) AS found FROM listed l LEFT JOIN versions v ON v.object_key = l.key
                   WHERE v.id IS NULL""",

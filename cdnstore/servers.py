@@ -22,7 +22,7 @@ from .changes import SERVERS, bump
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .models import AddressingStyle, Capabilities, Health, S3Target, Server
+from .models import AddressingStyle, Capabilities, Health, S3Target, Server, VersionStatus
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage_port import StoragePort
@@ -464,9 +464,9 @@ async def _check_move(changes: dict[str, Any]) -> None:
 
 
 # A version (still wanted) held present by this server and by no other server that is on.
-SOLE_COPY_SQL = """
+SOLE_COPY_SQL = f"""
 SELECT 1 FROM replicas r JOIN versions v ON v.id = r.version_id
-WHERE r.server_id = ? AND v.status = 'stored'
+WHERE r.server_id = ? AND v.status = '{VersionStatus.STORED.value}'
   AND NOT EXISTS (SELECT 1 FROM replicas o JOIN servers s ON s.id = o.server_id
                   WHERE o.version_id = r.version_id AND o.server_id != ? AND s.is_on = 1)
 LIMIT 1

@@ -14,6 +14,7 @@ from . import history
 from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
 from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, Files, Lifetime
+from .tables import files as files_table
 
 TRASH_COLUMNS = f"{FILE_COLUMNS}, f.deleted_at, f.purge_at"
 SWEEP_BATCH = 500  # files deleted or purged per transaction by the sweep
@@ -55,11 +56,7 @@ class Trash:
                 raise Conflict(
                     f"you have another file named {row['name']!r} now: rename or delete it first", code="name_taken"
                 )
-            await tx.execute(
-                "UPDATE files SET deleted_at = NULL, purge_at = NULL, updated_at = ?, "
-                "expires_at = CASE WHEN expires_at <= ? THEN ? ELSE expires_at END WHERE id = ?",
-                (now, now, lifetime.expiry(None, False).at, row["id"]),
-            )
+            await files_table.restore(tx, row["id"], now, lifetime.expiry(None, False).at)
             await history.record(tx, owner_id, "file.restored", file_uuid, {"name": row["name"]})
 
     async def purge(self, owner_id: int, file_uuid: str) -> None:

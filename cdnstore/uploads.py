@@ -24,6 +24,13 @@ from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
 from .storage_port import PartInfo, StoragePort
 
+# The sweep's multipart uploads announced before a time (the oldest first).
+_MULTIPART_DUE = (
+    "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
+    f"FROM versions WHERE status = '{VersionStatus.UPLOADING.value}' AND upload_id IS NOT NULL AND created_at < ? "
+    "ORDER BY created_at LIMIT 500"
+)
+
 log = logging.getLogger(__name__)
 
 _VERSION = """SELECT v.id, v.file_id, v.object_key, v.size, v.content_type, v.upload_server_id, v.status,
@@ -222,9 +229,7 @@ class Uploads:
         long) is aborted on its server and given up. How many uploads were stored."""
         stored = await self.files.sweep_uploads()
         rows = await self.db.fetchall(
-            "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
-            "FROM versions WHERE status = 'uploading' AND upload_id IS NOT NULL AND created_at < ? "
-            "ORDER BY created_at LIMIT 500",
+            _MULTIPART_DUE,
             (iso_in(-self.uploads.sweep_after),),
         )
         abandon_before = iso_in(-self.uploads.abandon_after)

@@ -15,8 +15,11 @@ from .changes import SESSIONS, USERS, bump
 from .config import AuthConfig
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
+from .files import remove_versions
 from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
+from .tables import files as files_table
+from .tables import versions
 from .throttle import Throttle, address_key, attempt
 
 if TYPE_CHECKING:
@@ -58,6 +61,10 @@ class Unset:
 
 
 UNSET = Unset()
+# A user's versions a deletion gives up (those uploading or stored).
+_LIVE_VERSIONS = (
+    f"SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE f.owner_id = ? AND v.status IN {versions.LIVE}"
+)
 
 
 def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
@@ -375,26 +382,10 @@ class Accounts:
                 raise NotFound("no such user", code="user_not_found")
             await self._keep_an_admin(tx, user_uuid)
             owner = target["id"]
-            live = await tx_fetchall(
-                tx,
-                "SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE "
-                "f.owner_id = ? AND v.status IN ('uploading', 'stored')",
-                (owner,),
-            )
-            # Their trash too (no trash for a deleted user's files: removed at once, like the others).
-            await tx.execute(
-                "UPDATE files SET deleted_at = coalesce(deleted_at, ?), purge_at = NULL, updated_at = ? "
-                "WHERE owner_id = ? AND (deleted_at IS NULL OR purge_at IS NOT NULL)",
-                (now, now, owner),
-            )
-            await tx.execute(
-                "UPDATE versions SET status = 'deleted' WHERE status IN ('uploading', 'stored') AND "
-                "file_id IN (SELECT id FROM files WHERE owner_id = ?)",
-                (owner,),
-            )
-            ids = [v["id"] for v in live]
-            for start in range(0, len(ids), 10_000):  # (the queue takes ids in one IN list)
-                await jobs.enqueue_removals(tx, ids[start : start + 10_000])
+            live = await tx_fetchall(tx, _LIVE_VERSIONS, (owner,))
+            # Their files go as an owner's deletion without trash removes them (their trash too).
+            await files_table.delete_all_of(tx, owner, now)
+            await remove_versions(tx, jobs, [v["id"] for v in live])
             await tx.execute("DELETE FROM links WHERE owner_id = ?", (owner,))  # (their link_files go with them)
             await tx.execute(
                 "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL",

@@ -208,3 +208,60 @@ def test_no_module_outside_db_branches_on_the_engine() -> None:
         for match in ENGINE_LEAK.finditer(text)
     ]
     assert not found, "engine differences outside cdnstore/db/:\n" + "\n".join(found)
+
+
+# --- who writes which table (docs/architecture.md, "Who writes which table") ------------------------------
+
+# Each table -> the one module that may INSERT into, UPDATE or DELETE from it.
+WRITERS = {
+    "files": "cdnstore/tables/files.py",
+    "versions": "cdnstore/tables/versions.py",
+    "replicas": "cdnstore/tables/replicas.py",
+    "jobs": "cdnstore/job_queue.py",
+}
+WRITE = re.compile(r"\b(?:UPDATE|INSERT INTO|DELETE FROM)\s+(\w+)\b")
+# A status of files' content spelt in SQL: the tables' gateways spell them (from the models.py enums).
+STATUS_LITERAL = re.compile(r"'(?:uploading|stored|superseded|deleted|present|corrupt)'")
+OWN_SPELLING = ("cdnstore/tables/", "cdnstore/migrations/")
+
+
+def sources(package: Path = PACKAGE) -> dict[str, str]:
+    """Every module's text by its path from the repository root (`cdnstore/...`)."""
+    return {str(path.relative_to(package.parent)): path.read_text() for path in sorted(package.rglob("*.py"))}
+
+
+def foreign_writes(found: dict[str, str]) -> list[str]:
+    """`path:line: statement` for each write of a table of WRITERS outside its one writer."""
+    return [
+        f"{path}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0)}"
+        for path, text in found.items()
+        for match in WRITE.finditer(text)
+        if match.group(1) in WRITERS and WRITERS[match.group(1)] != path
+    ]
+
+
+def status_literals(found: dict[str, str]) -> list[str]:
+    return [
+        f"{path}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0)}"
+        for path, text in found.items()
+        if not path.startswith(OWN_SPELLING)
+        for match in STATUS_LITERAL.finditer(text)
+    ]
+
+
+def test_each_content_table_is_written_by_its_one_module_only() -> None:
+    found = foreign_writes(sources())
+    assert not found, "tables written outside their one writer (WRITERS):\n" + "\n".join(found)
+
+
+def test_no_status_of_files_versions_or_replicas_is_spelt_in_sql_outside_their_gateways() -> None:
+    found = status_literals(sources())
+    assert not found, "status literals outside cdnstore/tables/ (use the models.py enums):\n" + "\n".join(found)
+
+
+def test_every_writer_named_exists_and_writes_its_table() -> None:
+    """The map cannot go stale: each writer is there and does write its table (a rename fails here)."""
+    found = sources()
+    for table, path in WRITERS.items():
+        assert path in found, path
+        assert any(m.group(1) == table for m in WRITE.finditer(found[path])), (table, path)

@@ -1,0 +1,21 @@
+"""The table gateways of the content tables: the one writer of `files`, `versions` and `replicas`.
+
+Use cases (files.py, integrity.py, replicator.py, ...) decide; these modules write. Each state change is one
+function taking the caller's transaction and plain arguments: its `WHERE` names the state it leaves, its new
+state comes from the models.py enum (spelt into the statement once, at import), and it returns what it
+changed (a count, the ids, or records) so that a caller can tell a lost race from a change. Nothing here
+decides, awaits storage or opens a transaction. `tests/test_layers.py` holds that no other module writes
+these tables nor spells their statuses in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+def record(cls: type[R], row: Any) -> R:
+    """A row as the frozen record `cls` (a dataclass), each field read by its column's name, never by position."""
+    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
