@@ -79,8 +79,6 @@ _HELD = f"""SELECT r.version_id, r.etag AS replica_etag, v.size, v.sha256, v.eta
     FROM replicas r JOIN versions v ON v.id = r.version_id JOIN files f ON f.id = v.file_id
     WHERE r.server_id = ? AND v.object_key = ? AND r.status = '{PRESENT}' AND v.status = '{STORED}'"""
 
-_HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{PRESENT}'"
-
 # The servers page: per upload server, versions awaiting their verification read, and uploads rejected lately.
 _FINDINGS = f"""SELECT upload_server_id AS server_id, 'awaiting' AS what, count(*) AS n FROM versions
     WHERE verify_pending = 1 AND status = '{STORED}' GROUP BY upload_server_id
@@ -217,7 +215,7 @@ class Integrity:
         return settled
 
     async def _verify_one(self, version: Awaiting) -> bool:
-        rows = await self.db.fetchall(_HOLDERS, (version.id,))
+        rows = await self.db.fetchall(replicas.HOLDERS, (version.id,))
         holders = [
             s for s in (self.servers.by_internal_id(r["server_id"]) for r in rows) if s is not None and s.is_available
         ]

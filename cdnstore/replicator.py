@@ -28,7 +28,6 @@ from .storage_port import ChecksumMismatch, StoragePort
 from .tables import replicas
 
 log = logging.getLogger(__name__)
-_HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{replicas.PRESENT}'"
 
 
 class Replicator:
@@ -174,7 +173,7 @@ class Replicator:
         log.info("removed %s from %s", key, server.name, extra={"job_id": job.id})
 
     async def _holders(self, version_id: int) -> list[int]:
-        rows = await self.db.fetchall(_HOLDERS, (version_id,))
+        rows = await self.db.fetchall(replicas.HOLDERS, (version_id,))
         return [r["server_id"] for r in rows]
 
     async def server_changed(self, tx: Tx, server_id: int, before: Server | None, after: Server | None) -> None:

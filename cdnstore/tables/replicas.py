@@ -11,6 +11,10 @@ from ..models import ReplicaStatus, VersionStatus
 
 PRESENT, CORRUPT = ReplicaStatus.PRESENT.value, ReplicaStatus.CORRUPT.value
 
+# A read, beside the writes it depends on: the servers holding a present replica of a version (where a copy
+# reads from, where the verifier reads).
+HOLDERS = f"SELECT server_id FROM replicas WHERE version_id = ? AND status = '{PRESENT}'"
+
 _UPLOADED = "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 _COPIED = (
     "INSERT INTO replicas (server_id, version_id, etag) VALUES (?, ?, ?) ON CONFLICT "
