@@ -63,6 +63,25 @@ REST_HANG_AFTER = 3.0  # seconds after the filer stopped
 _PART_STOPPED = re.compile(rb"^\s*(S3|Admin|Filer)\s+stopped\b", re.M)
 
 
+@dataclass(frozen=True, slots=True)
+class _Hang:
+    """A point of weed's stop it may hang at: its output said `stopped` stopped and not (yet) `running`
+    (None: whatever), `after` seconds ago; `hangs` and `gone` are for the log line."""
+
+    stopped: bytes
+    running: bytes | None
+    after: float
+    hangs: str
+    gone: str
+
+
+# The later point first: once the filer has stopped, the admin server has too.
+_HANGS = (
+    _Hang(b"Filer", None, REST_HANG_AFTER, "its volume server or master", "its S3 gateway and filer have stopped"),
+    _Hang(b"S3", b"Admin", ADMIN_HANG_AFTER, "its admin server", "its S3 gateway has stopped"),
+)
+
+
 class WeedError(RuntimeError):
     """A SeaweedFS instance could not be started or found; the message carries its log tail."""
 
@@ -450,33 +469,23 @@ class WeedCluster:
         _remove_sockets(inst)
 
     async def _until_stopped_or_hung(self, inst: WeedInstance, proc: asyncio.subprocess.Process, said: int) -> None:
-        """Until the process has exited, or its admin server hangs (ADMIN_HANG_AFTER): then it is left
+        """Until the process has exited, or it hangs at one of the points of _HANGS: then it is left
         running, for the caller to kill."""
-        gateway_stopped: float | None = None
-        filer_stopped: float | None = None
+        since: dict[_Hang, float] = {}  # each point reached: when it was first seen
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 0.1)
                 return
             stopped = set(_PART_STOPPED.findall(_read_from(inst.output_path, said)))
-            if b"Filer" in stopped:
-                filer_stopped = filer_stopped or time.monotonic()
-                if time.monotonic() - filer_stopped >= REST_HANG_AFTER:
-                    log.info(
-                        "SeaweedFS %s: its volume server or master hangs on its way out (its S3 gateway and "
-                        "filer have stopped, nothing is being written); stopping it with SIGKILL",
-                        inst.name,
-                    )
-                    return
-            elif b"S3" in stopped and b"Admin" not in stopped:
-                gateway_stopped = gateway_stopped or time.monotonic()
-                if time.monotonic() - gateway_stopped >= ADMIN_HANG_AFTER:
-                    log.info(
-                        "SeaweedFS %s: its admin server hangs on its way out (its S3 gateway has stopped, "
-                        "nothing is being written); stopping it with SIGKILL",
-                        inst.name,
-                    )
-                    return
+            hang = next((h for h in _HANGS if h.stopped in stopped and h.running not in stopped), None)
+            if hang is not None and time.monotonic() - since.setdefault(hang, time.monotonic()) >= hang.after:
+                log.info(
+                    "SeaweedFS %s: %s hangs on its way out (%s, nothing is being written); stopping it with SIGKILL",
+                    inst.name,
+                    hang.hangs,
+                    hang.gone,
+                )
+                return
 
     def __repr__(self) -> str:
         return f"WeedCluster({self.root}, {[i.endpoint_url for i in self.instances]})"
