@@ -364,6 +364,7 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
 
 def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
     """disable, enable or delete; refused (last_admin) when no enabled administrator would be left."""
+    from .users import UserChanges
 
     async def run() -> None:
         async with offline(cfg) as app:
@@ -372,7 +373,7 @@ def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
             if args.change == "delete":
                 await accounts.delete(user_uuid, app[appkeys.JOBS])
             else:
-                await accounts.update(user_uuid, {"is_disabled": args.change == "disable"})
+                await accounts.update(user_uuid, UserChanges(is_disabled=args.change == "disable"))
 
     asyncio.run(run())
     done = {
@@ -386,7 +387,8 @@ def cmd_user_change(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_user_passwd(cfg: Config, args: argparse.Namespace) -> int:
     from .api.endpoint import validate
-    from .api.schemas import UserPatch
+    from .api.schemas import UserPatch, changes_of
+    from .users import UserChanges
 
     password = read_password(args)
     if password is None:
@@ -396,7 +398,7 @@ def cmd_user_passwd(cfg: Config, args: argparse.Namespace) -> int:
     async def run() -> None:
         async with offline(cfg) as app:
             accounts = app[appkeys.ACCOUNTS]
-            await accounts.update(await accounts.uuid_of(args.name), {"password": body.password})
+            await accounts.update(await accounts.uuid_of(args.name), changes_of(body, UserChanges))
 
     asyncio.run(run())
     print(f"user {args.name} has a new password (their sessions ended)")

@@ -24,7 +24,7 @@ from .geo import NearestCache, Point
 from .history import HistoryWriter
 from .job_queue import JobQueue
 from .metrics import Metrics
-from .models import S3Target, Server, VersionStatus
+from .models import UNSET, Changes, S3Target, Server, Unset, VersionStatus
 from .names import MAX_NAME
 from .parts import part_count, part_size_for
 from .previews import inline_type
@@ -116,6 +116,14 @@ class Expiry:
 
     at: str | None = None
     asked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileChanges(Changes):
+    """PATCH /files/{id}: a new name and/or a new expiry (`Lifetime.expiry` checked it); `UNSET`: as it is."""
+
+    name: str | Unset = UNSET
+    expires_at: Expiry | Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -705,20 +713,21 @@ class Files:
         self._signed[(target, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
-    async def update(self, owner_id: int, file_uuid: str, name: str | None, expiry: Expiry | None) -> Row:
+    async def update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> Row:
         """PATCH /files/{id}: a new name (409 `name_taken`) and/or a new expiry (`Lifetime.expiry` checked it)."""
         try:
-            await self._update(owner_id, file_uuid, name, expiry)
+            await self._update(owner_id, file_uuid, changes)
         except UniqueViolation:  # a file of that name was created meanwhile (PostgreSQL)
-            raise Conflict(f"you already have a file named {name!r}", code="name_taken") from None
+            raise Conflict(f"you already have a file named {changes.name!r}", code="name_taken") from None
         return await self.get(owner_id, file_uuid)
 
-    async def _update(self, owner_id: int, file_uuid: str, name: str | None, expiry: Expiry | None) -> None:
+    async def _update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> None:
+        name = changes.name
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
-            if expiry is not None:
-                await files_table.set_expiry(tx, row["id"], expiry.at, now_iso())
-            if name is not None and row["name"] != name:
+            if changes.expires_at is not UNSET:
+                await files_table.set_expiry(tx, row["id"], changes.expires_at.at, now_iso())
+            if name is not UNSET and row["name"] != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):

@@ -39,7 +39,7 @@ from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
-from .models import LinkState
+from .models import UNSET, Changes, LinkState, Unset, given_or
 from .tables import versions
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
@@ -124,7 +124,16 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-KEEP: Any = object()  # an edit's field left as it is
+@dataclass(frozen=True, slots=True)
+class LinkChanges(Changes):
+    """An edit of a link (PATCH): what is given changes (`UNSET`: as it is). `password` null removes it;
+    `expires_in` (seconds from now, already checked against the ceiling) null: never; `max_downloads` null:
+    unlimited; `reset_downloads` true sets the count back to 0."""
+
+    password: str | Unset | None = UNSET
+    expires_in: int | Unset | None = UNSET
+    max_downloads: int | Unset | None = UNSET
+    reset_downloads: bool | Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,50 +349,40 @@ class Links:
         )
         await versions.link_made(tx, stored.version_id)
 
-    async def update(
-        self,
-        owner_id: int,
-        link_uuid: str,
-        file_uuid: str | None = None,
-        *,
-        password: str | None = KEEP,
-        expires_in: int | None = KEEP,
-        max_downloads: int | None = KEEP,
-        reset_downloads: bool = False,
-    ) -> Link:
+    async def update(self, owner_id: int, link_uuid: str, file_uuid: str | None, changes: LinkChanges) -> Link:
         """Changes what is given: a password (None removes it), the expiry (seconds from now; None: never),
         the download limit (None: unlimited), and sets the count back to 0 with `reset_downloads`. A limit
         below the downloads already made is 422 unless the count is reset."""
         link = await self.get(owner_id, link_uuid, file_uuid)  # (404 before paying for a hash)
-        changes: dict[str, Any] = {}
-        if password is not KEEP:
-            changes["password_hash"] = None if password is None else await self.passwords.hash(password)
-        if expires_in is not KEEP:
-            changes["expires_at"] = None if expires_in is None else iso_in(expires_in)
-        if max_downloads is not KEEP:
-            changes["max_downloads"] = max_downloads
-        if reset_downloads:
-            changes["downloads"] = 0
+        columns: dict[str, object] = {}
+        if changes.password is not UNSET:
+            columns["password_hash"] = None if changes.password is None else await self.passwords.hash(changes.password)
+        if changes.expires_in is not UNSET:
+            columns["expires_at"] = None if changes.expires_in is None else iso_in(changes.expires_in)
+        if changes.max_downloads is not UNSET:
+            columns["max_downloads"] = changes.max_downloads
+        if changes.reset_downloads is True:
+            columns["downloads"] = 0
         async with self.db.transaction() as tx:
             current = await tx_fetchone(tx, "SELECT downloads FROM links WHERE id = ? FOR UPDATE", (link.row["id"],))
             if current is None:
                 raise NotFound("no such link", code="link_not_found")
-            limit = changes.get("max_downloads", link.row["max_downloads"])
-            if limit is not None and not reset_downloads and current["downloads"] > limit:
+            limit = given_or(changes.max_downloads, link.row["max_downloads"])
+            if limit is not None and changes.reset_downloads is not True and current["downloads"] > limit:
                 raise Invalid(
                     "max_downloads",
                     f"{current['downloads']} downloads were already made: give at least that many "
                     "(that many makes the link used up), or reset_downloads",
                 )
-            if changes:
-                columns = ", ".join(f"{column} = ?" for column in changes)  # (the names above, never input)
-                await tx.execute(f"UPDATE links SET {columns} WHERE id = ?", (*changes.values(), link.row["id"]))
+            if columns:
+                assignments = ", ".join(f"{column} = ?" for column in columns)  # (the names above, never input)
+                await tx.execute(f"UPDATE links SET {assignments} WHERE id = ?", (*columns.values(), link.row["id"]))
             await history.record(
                 tx,
                 owner_id,
                 "link.updated",
                 link.row["file_uuid"] or link_uuid,
-                {"link_id": link_uuid, "name": link.summary(), **_described(changes)},
+                {"link_id": link_uuid, "name": link.summary(), **_described(columns)},
             )
         return await self.get(owner_id, link_uuid)
 
@@ -548,11 +547,11 @@ def _archive_name(link: Link) -> str:
     return f"{link.files[0].name}.zip" if link.single else "shared files.zip"
 
 
-def _described(changes: dict[str, Any]) -> dict[str, Any]:
-    """An edit as its history row tells it (never the password's hash)."""
-    told = {k: v for k, v in changes.items() if k in ("expires_at", "max_downloads")}
-    if "password_hash" in changes:
-        told["has_password"] = changes["password_hash"] is not None
-    if "downloads" in changes:
+def _described(columns: dict[str, object]) -> dict[str, object]:
+    """An edit (the columns it writes) as its history row tells it (never the password's hash)."""
+    told = {k: v for k, v in columns.items() if k in ("expires_at", "max_downloads")}
+    if "password_hash" in columns:
+        told["has_password"] = columns["password_hash"] is not None
+    if "downloads" in columns:
         told["downloads_reset"] = True
     return told

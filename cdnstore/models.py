@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
+from typing import Final, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,3 +256,43 @@ class User:
     @property
     def effective_permissions(self) -> list[str]:
         return list(PERMISSIONS) if self.is_admin else [p for p in PERMISSIONS if p in self.permissions]
+
+
+# --- a PATCH's changes ------------------------------------------------------------------------------
+
+
+class Unset(Enum):
+    """The type of `UNSET`: a field a PATCH did not give (absent from its body), which is not an explicit null
+    (where the API takes null, it clears the value: an expiry, a password, a limit). One member, so that mypy
+    narrows `x is not UNSET` to the field's own type."""
+
+    UNSET = "unset"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:  # (`if changes.is_open:` would take "not given" for true)
+        raise TypeError("UNSET has no truth value: compare with `is UNSET`")
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The base of a PATCH's typed change record (`ServerChanges`, `UserChanges`, `RequestChanges`,
+    `LinkChanges`, `FileChanges`, each with its use case): frozen, slotted, one typed field per field of the
+    PATCH, `UNSET` unless given. `api/schemas.changes_of` builds one from the validated body."""
+
+    def given(self) -> dict[str, object]:
+        """The fields given, in the record's order, with their values (None: an explicit null): what a
+        history row tells as "changed"."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNSET}
+
+
+T = TypeVar("T")
+
+
+def given_or(value: T | Unset, default: T) -> T:
+    """A change's field if given, else `default` (what it is now)."""
+    return default if value is UNSET else value

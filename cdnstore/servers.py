@@ -14,7 +14,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import history, probe
@@ -22,7 +22,18 @@ from .changes import SERVERS, bump
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .models import AddressingStyle, Capabilities, Health, S3Target, Server, VersionStatus
+from .models import (
+    UNSET,
+    AddressingStyle,
+    Capabilities,
+    Changes,
+    Health,
+    S3Target,
+    Server,
+    Unset,
+    VersionStatus,
+    given_or,
+)
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage_port import StoragePort
@@ -34,8 +45,6 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Tx, int, Server | None, Server | None], Awaitable[None]]
 
 S3_FIELDS = ("endpoint_url", "bucket", "region", "access_key", "secret_key", "addressing_style")  # S3Target order
-# A change of any of these (the server's addresses, its keys) is probed again.
-PROBED_FIELDS = (*S3_FIELDS, "public_url")
 COLUMNS = (
     "uuid",
     "name",
@@ -83,19 +92,52 @@ def server_from_row(row: Row, secret_key: str) -> Server:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ServerChanges(Changes):
+    """PATCH /servers/{id}: what is given changes (`UNSET`: as it is). `events_token` null: the server takes
+    events.token again; `public_url` null: presigned URLs go to endpoint_url again."""
+
+    name: str | Unset = UNSET
+    endpoint_url: str | Unset = UNSET
+    bucket: str | Unset = UNSET
+    access_key: str | Unset = UNSET
+    secret_key: str | Unset = UNSET
+    region: str | Unset = UNSET
+    location: str | Unset = UNSET
+    zone: str | Unset = UNSET
+    latitude: float | Unset = UNSET
+    longitude: float | Unset = UNSET
+    is_on: bool | Unset = UNSET
+    is_active: bool | Unset = UNSET
+    events_token: str | Unset | None = UNSET
+    public_url: str | Unset | None = UNSET
+    addressing_style: str | Unset = UNSET
+
+    def target(self, before: Server) -> S3Target:
+        """The bucket the server names after the change (its address, keys and addressing style)."""
+        return S3Target(
+            given_or(self.endpoint_url, before.endpoint_url),
+            given_or(self.bucket, before.bucket),
+            given_or(self.region, before.region),
+            given_or(self.access_key, before.access_key),
+            given_or(self.secret_key, before.secret_key),
+            given_or(self.addressing_style, before.addressing_style),
+        )
+
+
 def events_token_hash(token: str) -> str:
     """What is kept of a server's own events token. A long random bearer token cannot be guessed from a
     fast hash, so SHA-256 suffices (a slow password hash would only slow every webhook down)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
+def _hash_events_token(fields: dict[str, object]) -> dict[str, object]:
     """The fields with `events_token` (if given; None clears it) replaced by `events_token_hash`."""
     if "events_token" not in fields:
         return fields
     fields = dict(fields)
     token = fields.pop("events_token")
-    fields["events_token_hash"] = None if token is None else events_token_hash(token)
+    fields["events_token_hash"] = None if token is None else events_token_hash(str(token))
     return fields
 
 
@@ -256,36 +298,36 @@ class ServerRegistry:
                 await listener(tx, row["id"], None, server)
         return server
 
-    async def update(self, actor_id: int, server_uuid: str, changes: dict[str, Any]) -> Server:
+    async def update(self, actor_id: int, server_uuid: str, changes: ServerChanges) -> Server:
         before = self.get(server_uuid)
         if (
-            "name" in changes
-            and changes["name"] != before.name
-            and any(s.name == changes["name"] for s in self._servers)
+            changes.name is not UNSET
+            and changes.name != before.name
+            and any(s.name == changes.name for s in self._servers)
         ):
-            raise Conflict(f"a server is already named {changes['name']!r}", code="name_taken")
-        if changes.get("endpoint_url", before.endpoint_url) != before.endpoint_url:
+            raise Conflict(f"a server is already named {changes.name!r}", code="name_taken")
+        if changes.endpoint_url is not UNSET and changes.endpoint_url != before.endpoint_url:
             await _check_move(changes)
-        merged = {**{f: getattr(before, f) for f in PROBED_FIELDS}, **changes}
-        target = S3Target(*(merged[f] for f in S3_FIELDS))
-        if any(merged[f] != getattr(before, f) for f in S3_FIELDS):
+        target = changes.target(before)
+        if target != before.s3:
             await self.storage.forget(before.s3)
             await self.storage.forget(before.public)
             await self._check(target)
-        found = None
-        if any(merged[f] != getattr(before, f) for f in PROBED_FIELDS):
+        found = None  # (a change of the server's addresses or keys is probed again)
+        if target != before.s3 or given_or(changes.public_url, before.public_url) != before.public_url:
             found = await self._probe(target, registered=True)
-        changes = _hash_events_token(changes)
-        values = {k: int(v) if isinstance(v, bool) else v for k, v in changes.items()}
+        given = _hash_events_token(changes.given())
+        values = {k: int(v) if isinstance(v, bool) else v for k, v in given.items()}
         if found is not None:
             values["capabilities"] = probe.dump(found)
-        if "secret_key" in changes:
-            values["secret_key"] = self.sealer.seal(str(changes["secret_key"]))
+        if changes.secret_key is not UNSET:
+            values["secret_key"] = self.sealer.seal(changes.secret_key)
         assignments = ", ".join(f"{k} = :{k}" for k in values)
         try:
-            after = await self._update(actor_id, server_uuid, before, changes, values, assignments, merged)
+            after = await self._update(actor_id, server_uuid, before, given, values, assignments, target.secret_key)
         except UniqueViolation:  # the same name taken meanwhile by a transaction beside this one
-            raise Conflict(f"a server is already named {changes.get('name')!r}", code="name_taken") from None
+            name = None if changes.name is UNSET else changes.name
+            raise Conflict(f"a server is already named {name!r}", code="name_taken") from None
         await self.load()
         return after
 
@@ -294,10 +336,10 @@ class ServerRegistry:
         actor_id: int,
         server_uuid: str,
         before: Server,
-        changes: dict[str, Any],
-        values: dict[str, Any],
+        given: dict[str, object],
+        values: dict[str, object],
         assignments: str,
-        merged: dict[str, Any],
+        secret_key: str,
     ) -> Server:
         async with self.db.transaction(offload=True) as tx:
             # The listeners compare before with after: take "before" as stored, the row locked (where
@@ -316,13 +358,13 @@ class ServerRegistry:
             )
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
-            after = server_from_row(row, merged["secret_key"])
+            after = server_from_row(row, secret_key)
             changed = {
                 k: v
-                for k, v in changes.items()
+                for k, v in given.items()
                 if k not in ("secret_key", "events_token_hash") and getattr(before, k) != v
             }
-            if "events_token_hash" in changes:  # (the history says that it was given, never what)
+            if "events_token_hash" in given:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
             await bump(self.db, tx, SERVERS)
             await history.record(
@@ -452,12 +494,13 @@ CHECK_FAILED = (
 )
 
 
-async def _check_move(changes: dict[str, Any]) -> None:
+async def _check_move(changes: ServerChanges) -> None:
     """A server given a new address: that address must be allowed, and it gets fresh credentials, never
     the stored ones (which would hand them to whoever answers there)."""
-    await check_endpoint(changes["endpoint_url"])
-    for field in ("access_key", "secret_key"):
-        if field not in changes:
+    assert changes.endpoint_url is not UNSET
+    await check_endpoint(changes.endpoint_url)
+    for field, value in (("access_key", changes.access_key), ("secret_key", changes.secret_key)):
+        if value is UNSET:
             raise Invalid(
                 field, "required with a new endpoint_url (the stored credentials are never sent to a new address)"
             )

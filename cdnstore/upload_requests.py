@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -36,6 +34,7 @@ from .errors import Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthorized
 from .files import Files, Lifetime, Received, Upload
 from .geo import Point
 from .links import new_token
+from .models import UNSET, Changes, Unset
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # A file counts as received through its request once announced, unless its upload was given up before any
@@ -53,8 +52,24 @@ PUBLIC_QUERY = f"""SELECT {REQUEST_COLUMNS}, u.zones AS owner_zones, u.is_disabl
     u.is_admin AS owner_is_admin, u.permissions AS owner_permissions, u.max_file_lifetime, u.default_file_lifetime
     {REQUEST_FROM}
     WHERE q.token = ? AND q.deleted_at IS NULL AND u.deleted_at IS NULL"""
-# Changes a PATCH may make, besides the password (hashed) and is_open (closed_at).
-PATCHABLE = ("message", "expires_in", "max_files", "max_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestChanges(Changes):
+    """PATCH /upload-requests/{id}: what is given changes (`UNSET`: as it is). Null removes the message, the
+    password, the expiry (`expires_in`: seconds from now, already checked against the ceiling) or a limit;
+    `is_open` false closes the request, true opens it again."""
+
+    message: str | Unset | None = UNSET
+    password: str | Unset | None = UNSET
+    expires_in: int | Unset | None = UNSET
+    max_files: int | Unset | None = UNSET
+    max_bytes: int | Unset | None = UNSET
+    is_open: bool | Unset = UNSET
+
+
+# All an administrator may change in another user's request.
+CLOSE = RequestChanges(is_open=False)
 
 
 def is_open(row: Row, now: str | None = None) -> bool:
@@ -192,24 +207,30 @@ class UploadRequests:
             raise NotFound("no such upload request", code="request_not_found")
         return await self._row(tx, found["id"])
 
-    async def update(self, caller: Caller, request_uuid: str, changes: Mapping[str, Any]) -> Row:
+    async def update(self, caller: Caller, request_uuid: str, changes: RequestChanges) -> Row:
         """PATCH: the owner changes anything (`expires_in` counts from now; null: no expiry, no limit, no
         password, no message) and opens or closes it; an admin may close anyone's (`is_open` false) only."""
         password_hash: str | None = None
-        if changes.get("password") is not None:
-            password_hash = await self.passwords.hash(changes["password"])
+        if isinstance(changes.password, str):
+            password_hash = await self.passwords.hash(changes.password)
         now = now_iso()
         async with self.db.transaction() as tx:
             row = await self._managed(tx, caller, request_uuid)
-            if row["owner_id"] != caller.id and (set(changes) != {"is_open"} or changes["is_open"]):
+            if row["owner_id"] != caller.id and changes != CLOSE:
                 raise Forbidden("administrators may only close another user's upload request")
-            values: dict[str, Any] = {k: changes[k] for k in PATCHABLE if k in changes and k != "expires_in"}
-            if "expires_in" in changes:
-                values["expires_at"] = None if changes["expires_in"] is None else iso_in(changes["expires_in"])
-            if "password" in changes:
+            values: dict[str, object] = {}
+            if changes.message is not UNSET:
+                values["message"] = changes.message
+            if changes.max_files is not UNSET:
+                values["max_files"] = changes.max_files
+            if changes.max_bytes is not UNSET:
+                values["max_bytes"] = changes.max_bytes
+            if changes.expires_in is not UNSET:
+                values["expires_at"] = None if changes.expires_in is None else iso_in(changes.expires_in)
+            if changes.password is not UNSET:
                 values["password_hash"] = password_hash
-            if "is_open" in changes and changes["is_open"] != (row["closed_at"] is None):
-                values["closed_at"] = None if changes["is_open"] else now
+            if changes.is_open is not UNSET and changes.is_open != (row["closed_at"] is None):
+                values["closed_at"] = None if changes.is_open else now
             values["updated_at"] = now
             assignments = ", ".join(f"{column} = :{column}" for column in values)
             await tx.execute(f"UPDATE upload_requests SET {assignments} WHERE id = :id", {**values, "id": row["id"]})

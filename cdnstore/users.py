@@ -6,7 +6,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
 from .files import remove_versions
 from .keys import end_keys
-from .models import DEFAULT_PERMISSIONS, PERMISSIONS, User
+from .models import DEFAULT_PERMISSIONS, PERMISSIONS, UNSET, Changes, Unset, User
 from .tables import files as files_table
 from .tables import versions
 from .throttle import Throttle, address_key, attempt
@@ -56,11 +56,6 @@ class Identity:
     is_admin: bool | None
 
 
-class Unset:
-    """The type of UNSET: an argument not given (where None means something)."""
-
-
-UNSET = Unset()
 # A user's versions a deletion gives up (those uploading or stored).
 _LIVE_VERSIONS = (
     f"SELECT v.id FROM versions v JOIN files f ON f.id = v.file_id WHERE f.owner_id = ? AND v.status IN {versions.LIVE}"
@@ -80,8 +75,6 @@ def check_zones(zones: Collection[str] | None, known: Collection[str]) -> None:
 
 # A user row that is not deleted (deleted users stay while their files are removed; no call sees them).
 LIVE = "deleted_at IS NULL"
-# The admin-set bounds of a user's files' lives (seconds; None: none): files.Lifetime.
-LIFETIMES = ("max_file_lifetime", "default_file_lifetime")
 # The user a name names, ignoring the case of its letters (params: the name's key, the name itself): the
 # account holding the name's key, or one spelled exactly so (an account that clashed in case with an older
 # one before migration 0010 holds no key: it logs in by its exact spelling, and wins when spelled so).
@@ -95,8 +88,24 @@ def username_key(username: str) -> str:
     return username.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
 
 
-# What takes a user away from the enabled administrators.
-UNADMINS = (("is_admin", False), ("is_disabled", True))
+@dataclass(frozen=True, slots=True)
+class UserChanges(Changes):
+    """PATCH /users/{id} (and the CLI's disable, enable, passwd; single sign-on's admin group): what is given
+    changes (`UNSET`: as it is). `quota_bytes` null: no quota; `zones` null: any zone; a lifetime null: none."""
+
+    password: str | Unset = UNSET
+    is_admin: bool | Unset = UNSET
+    permissions: list[str] | Unset = UNSET
+    is_disabled: bool | Unset = UNSET
+    quota_bytes: int | Unset | None = UNSET
+    zones: list[str] | Unset | None = UNSET
+    max_file_lifetime: int | Unset | None = UNSET
+    default_file_lifetime: int | Unset | None = UNSET
+
+    @property
+    def unadmins(self) -> bool:
+        """It takes the user away from the enabled administrators (if they were one)."""
+        return self.is_admin is False or self.is_disabled is True
 
 
 def new_session_id() -> str:
@@ -292,30 +301,32 @@ class Accounts:
                 out[c["owner_id"]] += c["n"]
         return out
 
-    async def update(self, user_uuid: str, changes: Mapping[str, Any]) -> Row:
-        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones, and LIFETIMES);
+    async def update(self, user_uuid: str, changes: UserChanges) -> Row:
+        """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones, and the lifetimes);
         their row.
         409 `last_admin` when no enabled administrator would be left. A new password or disabling ends every
         session of the user."""
-        values: dict[str, Any] = {}
-        if changes.get("password") is not None:
-            values["password_hash"] = await self.passwords.hash(changes["password"])
-        for flag in ("is_admin", "is_disabled"):
-            if changes.get(flag) is not None:
-                values[flag] = int(changes[flag])
-        if changes.get("permissions") is not None:
-            values["permissions"] = json.dumps(normalize_permissions(changes["permissions"]))
-        if "quota_bytes" in changes:
-            values["quota_bytes"] = changes["quota_bytes"]
-        if "zones" in changes:
-            values["zones"] = None if changes["zones"] is None else json.dumps(sorted(set(changes["zones"])))
-        for lifetime in LIFETIMES:
-            if lifetime in changes:
-                values[lifetime] = changes[lifetime]
+        values: dict[str, object] = {}
+        if changes.password is not UNSET:
+            values["password_hash"] = await self.passwords.hash(changes.password)
+        if changes.is_admin is not UNSET:
+            values["is_admin"] = int(changes.is_admin)
+        if changes.is_disabled is not UNSET:
+            values["is_disabled"] = int(changes.is_disabled)
+        if changes.permissions is not UNSET:
+            values["permissions"] = json.dumps(normalize_permissions(changes.permissions))
+        if changes.quota_bytes is not UNSET:
+            values["quota_bytes"] = changes.quota_bytes
+        if changes.zones is not UNSET:
+            values["zones"] = None if changes.zones is None else json.dumps(sorted(set(changes.zones)))
+        if changes.max_file_lifetime is not UNSET:
+            values["max_file_lifetime"] = changes.max_file_lifetime
+        if changes.default_file_lifetime is not UNSET:
+            values["default_file_lifetime"] = changes.default_file_lifetime
         values["updated_at"] = now_iso()
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         async with self.db.transaction() as tx:
-            if any(changes.get(flag) is value for flag, value in UNADMINS):
+            if changes.unadmins:
                 await self._keep_an_admin(tx, user_uuid)
             row = await tx_fetchone(
                 tx,
@@ -325,12 +336,12 @@ class Accounts:
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
             await bump(self.db, tx, USERS)
-            if changes.get("is_disabled"):
+            if changes.is_disabled is True:
                 await end_keys(self.db, tx, row["id"])
         self._cache.pop(user_uuid, None)
-        if changes.get("is_disabled"):
+        if changes.is_disabled is True:
             await self._forget_keys()
-        if "password_hash" in values or changes.get("is_disabled"):  # their sessions end, at once
+        if changes.password is not UNSET or changes.is_disabled is True:  # their sessions end, at once
             await self.end_sessions(row["id"])
         return row
 
@@ -515,7 +526,7 @@ class Accounts:
             raise OidcFailed("this user is disabled in cdnstore; an administrator can enable it again")
         if identity.is_admin is not None and identity.is_admin != user.is_admin:
             try:
-                user = user_from_row(await self.update(user.id, {"is_admin": identity.is_admin}))
+                user = user_from_row(await self.update(user.id, UserChanges(is_admin=identity.is_admin)))
             except Conflict:  # last_admin: the provider's group is not obeyed where it would leave no admin
                 log.warning("single sign-on: %s left the admin group but is the last enabled admin", user.username)
         return await self.start_session(row["id"], user)

@@ -35,6 +35,7 @@ from cdnstore.db import initialize
 from cdnstore.db.copy import copy_database
 from cdnstore.errors import NotFound
 from cdnstore.logs import log_to_file
+from cdnstore.servers import ServerChanges
 
 from .postgres import INSTALL_HINT, PgCluster, bindir
 from .seaweed import WeedCluster, WeedError
@@ -277,9 +278,8 @@ async def _provision(app: web.Application, cluster: WeedCluster, s3_secret: str)
             continue
         if existing.endpoint_url != fields["endpoint_url"]:
             # A new address takes the credentials with it (they are never sent to a new address otherwise).
-            await registry.update(
-                admin_id, existing.id, {k: fields[k] for k in ("endpoint_url", "access_key", "secret_key")}
-            )
+            moved = ServerChanges(endpoint_url=fields["endpoint_url"], access_key=S3_ACCESS_KEY, secret_key=s3_secret)
+            await registry.update(admin_id, existing.id, moved)
 
 
 def _announce(cfg: Config, cluster: WeedCluster, daemons: int, log_file: Path) -> None:

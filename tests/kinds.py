@@ -33,6 +33,7 @@ KINDS = {
     "test_kinds": UNIT,
     "test_layers": UNIT,
     "test_openapi": UNIT,
+    "test_patch_changes": UNIT,
     "test_presign": UNIT,
     "test_problems": UNIT,
     "test_stats": UNIT,

@@ -14,6 +14,7 @@ from cdnstore import appkeys
 from cdnstore.__main__ import offline
 from cdnstore.models import Health
 from cdnstore.sealing import PREFIX, Sealer, UnsealError
+from cdnstore.servers import ServerChanges
 from testbed.seaweed import WeedCluster
 
 
@@ -79,6 +80,6 @@ async def test_under_another_auth_secret_key_a_server_is_down_until_it_gets_its_
         registry = app[appkeys.SERVERS]
         assert "cannot unseal its S3 secret key" in caplog.text
         assert await app[appkeys.HEALTH].check_all() == {created["id"]: Health.DOWN}
-        await registry.update(actor, created["id"], {"secret_key": SECRET_KEY})
+        await registry.update(actor, created["id"], ServerChanges(secret_key=SECRET_KEY))
         assert await app[appkeys.HEALTH].check_all() == {created["id"]: Health.UP}
     assert Sealer(SECRET + "-rotated").unseal(stored_secret(Path(config.database.path), "dallas")) == SECRET_KEY

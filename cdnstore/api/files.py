@@ -10,7 +10,7 @@ from .. import appkeys
 from ..config import UploadsConfig
 from ..db import Row
 from ..errors import Forbidden
-from ..files import Download, Lifetime, PresignedPut, Upload
+from ..files import Download, FileChanges, Lifetime, PresignedPut, Upload
 from ..geo import Point
 from ..links import LinkRequest
 from ..models import Server, User, VersionStatus
@@ -32,6 +32,7 @@ from .schemas import (
     ReplicaList,
     UploadSettingsOut,
     UploadStateOut,
+    changes_of,
 )
 from .security import caller_id, current_user, remote_ip, require_scope
 from .servers import render_ref
@@ -360,9 +361,10 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
 async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
     """409 `name_taken` for a name you have. `expires_at` null: never (422 when an admin set you a
     `max_file_lifetime`, as for a time beyond it)."""
-    given = "expires_at" in body.model_fields_set
-    expiry = lifetime(current_user(request)).expiry(body.expires_at, True) if given else None
-    row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], body.name, expiry)
+    changes = changes_of(
+        body, FileChanges, expires_at=lambda asked: lifetime(current_user(request)).expiry(asked, True)
+    )
+    row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], changes)
     return json_response(render_file(row))
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .. import appkeys
 from ..archives import Archive, ArchiveCut
-from ..links import KEEP, Link
+from ..links import Link, LinkChanges
 from ..pagination import PageQuery, page
 from ..storage import content_disposition
 from .endpoint import Router, json_response
@@ -32,6 +32,7 @@ from .schemas import (
     LinksCreate,
     LinksQuery,
     PublicLinkOut,
+    changes_of,
 )
 from .security import caller_id, origin_ip
 
@@ -220,16 +221,8 @@ async def edit_link(request: web.Request, body: LinkPatch) -> web.Response:
 
 async def _edit(request: web.Request, body: LinkPatch, file_id: str | None) -> web.Response:
     links = request.app[appkeys.LINKS]
-    given = body.model_fields_set
-    link = await links.update(
-        await caller_id(request),
-        request.match_info["link_id"],
-        file_id,
-        password=body.password if "password" in given else KEEP,
-        expires_in=links.expires_in(body.expires_in, True) if "expires_in" in given else KEEP,
-        max_downloads=body.max_downloads if "max_downloads" in given else KEEP,
-        reset_downloads=body.reset_downloads,
-    )
+    changes = changes_of(body, LinkChanges, expires_in=lambda asked: links.expires_in(asked, True))
+    link = await links.update(await caller_id(request), request.match_info["link_id"], file_id, changes)
     return json_response(render_link(link, public_url(request)))
 
 

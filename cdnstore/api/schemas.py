@@ -4,8 +4,9 @@ them (api/openapi.py). Request bodies are strict (no type coercion) and reject u
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +26,7 @@ from ..models import (
     SCOPES,
     AddressingStyle,
     BucketVersioning,
+    Changes,
     DeliveryStatus,
     EventsState,
     Health,
@@ -52,6 +54,20 @@ class Patch(Body):
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
         return self
+
+
+C = TypeVar("C", bound=Changes)
+
+
+def changes_of(body: Patch, record: type[C], **convert: Callable[[Any], object]) -> C:
+    """A PATCH body as its use case's typed change record: only the fields the body gave
+    (`model_fields_set`), so an absent field stays `UNSET` and an explicit null stays None; `convert` turns a
+    given field's value into what the record holds (a time into an `Expiry`, seconds checked against the
+    ceiling). A field the record lacks is a TypeError, never dropped."""
+    if unknown := set(convert) - set(type(body).model_fields):
+        raise TypeError(f"{type(body).__name__} has no field {sorted(unknown)}")
+    given = {name: getattr(body, name) for name in type(body).model_fields if name in body.model_fields_set}
+    return record(**{name: convert[name](value) if name in convert else value for name, value in given.items()})
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

@@ -13,8 +13,18 @@ from .. import appkeys, probe
 from ..db import Row
 from ..models import Server
 from ..pagination import PageQuery, page
+from ..servers import ServerChanges
 from .endpoint import Router, json_response
-from .schemas import ImportCreate, ImportOut, ImportStartedOut, ServerCreate, ServerList, ServerOut, ServerPatch
+from .schemas import (
+    ImportCreate,
+    ImportOut,
+    ImportStartedOut,
+    ServerCreate,
+    ServerList,
+    ServerOut,
+    ServerPatch,
+    changes_of,
+)
 from .security import caller_id
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
@@ -193,7 +203,7 @@ async def update_server(request: web.Request, body: ServerPatch) -> web.Response
     """Any subset of the fields. New connection settings are checked like on creation. When the server
     ends up on and active, and was not before or changed zone, the files of its zone are copied onto it."""
     server = await request.app[appkeys.SERVERS].update(
-        await caller_id(request), request.match_info["id"], body.model_dump(exclude_unset=True)
+        await caller_id(request), request.match_info["id"], changes_of(body, ServerChanges)
     )
     return await _answer(request, server)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import appkeys
 from ..db import Row
 from ..pagination import page
-from ..upload_requests import Caller, UploadRef, is_open, left
+from ..upload_requests import Caller, RequestChanges, UploadRef, is_open, left
 from .endpoint import Router, json_response
 from .files import client_location, render_file, render_part_url, render_upload, render_upload_state
 from .schemas import (
@@ -29,6 +29,7 @@ from .schemas import (
     UploadRequestPatch,
     UploadRequestsQuery,
     UploadStateOut,
+    changes_of,
 )
 from .security import caller_id, current_user, origin_ip
 
@@ -158,9 +159,7 @@ async def update_request(request: web.Request, body: UploadRequestPatch) -> web.
     false closes it: senders get 410 `request_closed` (uploads already under way may finish); true opens it
     again. Administrators may close anyone's (`{"is_open": false}` only: 403 for anything else)."""
     requests = request.app[appkeys.REQUESTS]
-    changes = body.model_dump(exclude_unset=True)
-    if "expires_in" in changes:
-        changes["expires_in"] = requests.expires_in(changes["expires_in"], True)
+    changes = changes_of(body, RequestChanges, expires_in=lambda asked: requests.expires_in(asked, True))
     row = await requests.update(await caller(request), request.match_info["id"], changes)
     return json_response(render_request(row, public_url(request)))
 

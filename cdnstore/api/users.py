@@ -10,9 +10,9 @@ from .. import appkeys
 from ..db import Row
 from ..models import User
 from ..pagination import PageQuery, page
-from ..users import check_zones, user_from_row
+from ..users import UserChanges, check_zones, user_from_row
 from .endpoint import Router, json_response
-from .schemas import UserCreate, UserList, UserOut, UserPatch
+from .schemas import UserCreate, UserList, UserOut, UserPatch, changes_of
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
@@ -134,7 +134,7 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     once, their share links 410). 409 `last_admin` when no enabled administrator would be left. `zones`
     must be zones of registered servers; changing them moves no file (see `files_outside_zones`)."""
     check_zones(body.zones, known_zones(request))
-    row = await request.app[appkeys.ACCOUNTS].update(request.match_info["id"], body.model_dump(exclude_unset=True))
+    row = await request.app[appkeys.ACCOUNTS].update(request.match_info["id"], changes_of(body, UserChanges))
     return json_response((await admin_view(request, [row]))[0])
 
 
