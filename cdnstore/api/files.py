@@ -58,9 +58,9 @@ def render_file(row: Row) -> dict[str, Any]:
     }
 
 
-def lifetime(user: User) -> Lifetime:
-    """The bounds an admin set on `user`'s files' lives."""
-    return Lifetime(user.max_file_lifetime, user.default_file_lifetime)
+def lifetime(request: web.Request, user: User) -> Lifetime:
+    """The bounds an admin set on `user`'s files' lives, on the app's clock."""
+    return Lifetime(user.max_file_lifetime, user.default_file_lifetime, request.app[appkeys.CLOCK])
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -215,7 +215,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
         client_location(request),
         user.zones,
         body.sha256,
-        expiry=lifetime(user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
+        expiry=lifetime(request, user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
         link_request=None if link is None else link.stored,
     )
     answer = render_upload(upload)
@@ -361,7 +361,7 @@ async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
     """409 `name_taken` for a name you have. `expires_at` null: never (422 when an admin set you a
     `max_file_lifetime`, as for a time beyond it)."""
     given = "expires_at" in body.model_fields_set
-    expiry = lifetime(current_user(request)).expiry(body.expires_at, True) if given else None
+    expiry = lifetime(request, current_user(request)).expiry(body.expires_at, True) if given else None
     row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], body.name, expiry)
     return json_response(render_file(row))
 
