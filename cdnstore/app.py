@@ -215,7 +215,7 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.DB],
         cfg,
         passwords,
-        Tokens(cfg),
+        Tokens(cfg, clock),
         default_quota=config.users.default_quota_bytes,
         default_zones=config.users.default_zones,
         keys_ended=keys.reload,
