@@ -42,6 +42,7 @@ from .api.server import handler_args
 from .archives import Archives
 from .auth import Passwords, Tokens
 from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .db import connect, leases
 from .deepscrub import DeepScrubber
@@ -106,10 +107,12 @@ ROUTES: tuple[Endpoint, ...] = (
 KEY_USES_EVERY = 5.0  # seconds between two writes of the API keys' last uses
 
 
-def create_app(config: Config, *, tool: bool = False, store: StoragePort | None = None) -> web.Application:
+def create_app(
+    config: Config, *, tool: bool = False, store: StoragePort | None = None, clock: Clock = SYSTEM_CLOCK
+) -> web.Application:
     """The daemon. `tool=True` is for command-line tools: no background work, and no secret needed
     (nothing is served). `store`: the S3 servers are reached through it instead of through a `Storage`
-    built from the config (its maker closes it)."""
+    built from the config (its maker closes it). `clock`: the time every use case reads (clock.py)."""
     if not tool:
         config.require_secret()
     metrics = Metrics()  # a registry per app, never prometheus_client's global one
@@ -123,6 +126,7 @@ def create_app(config: Config, *, tool: bool = False, store: StoragePort | None 
     if store is not None:
         app[appkeys.STORAGE] = store
     app[appkeys.CONFIG] = config
+    app[appkeys.CLOCK] = clock
     trusted = parse_networks(config.http.trusted_proxies)
     locate_client: Callable[[str | None, str | None], str] = functools.lru_cache(maxsize=65536)(
         functools.partial(client_ip, trusted_proxies=trusted)
@@ -205,15 +209,17 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     cfg = config.auth
     passwords = await asyncio.to_thread(Passwords, cfg)
-    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB])
+    clock = app[appkeys.CLOCK]
+    keys = app[appkeys.KEYS] = ApiKeys(app[appkeys.DB], clock=clock.time)
     app[appkeys.ACCOUNTS] = Accounts(
         app[appkeys.DB],
         cfg,
         passwords,
-        Tokens(cfg),
+        Tokens(cfg, clock),
         default_quota=config.users.default_quota_bytes,
         default_zones=config.users.default_zones,
         keys_ended=keys.reload,
+        clock=clock,
     )
     oidc = app[appkeys.OIDC] = (
         OidcClient(config.oidc, config.http.public_url, cfg.secret_key) if config.oidc.issuer else None
@@ -231,7 +237,12 @@ async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
     prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout)
     registry = app[appkeys.SERVERS] = ServerRegistry(
-        app[appkeys.DB], app[appkeys.STORAGE], cfg.storage.check_timeout, Sealer(cfg.auth.secret_key), prober
+        app[appkeys.DB],
+        app[appkeys.STORAGE],
+        cfg.storage.check_timeout,
+        Sealer(cfg.auth.secret_key),
+        prober,
+        clock=app[appkeys.CLOCK],
     )
     await registry.load()
     yield
@@ -239,8 +250,8 @@ async def servers(app: web.Application) -> AsyncIterator[None]:
 
 async def replication(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
-    db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
-    queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
+    db, storage, registry, clock = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS], app[appkeys.CLOCK]
+    queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs, clock.time)
     await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
     files = app[appkeys.FILES] = Files(
         db,
@@ -251,9 +262,10 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         metrics=app[appkeys.METRICS],
         stats=app[appkeys.STATS],
         history=app[appkeys.HISTORY],
+        clock=clock,
     )
-    app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg)
-    app[appkeys.TRASH] = Trash(db, files)
+    app[appkeys.UPLOADS] = Uploads(db, storage, registry, files, cfg, clock)
+    app[appkeys.TRASH] = Trash(db, files, clock)
     events = app[appkeys.EVENTS] = EventReceiver(
         files,
         SubscriptionConfirmer(cfg.events.sns_origins, timeout=cfg.storage.check_timeout),
@@ -262,10 +274,17 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         seen=registry.event_seen,
     )
     deep_scrub = app[appkeys.DEEP_SCRUB] = DeepScrubber(
-        db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
+        db,
+        storage,
+        registry,
+        queue,
+        cfg.scrub,
+        app[appkeys.METRICS],
+        lease_seconds=cfg.periodic.lease_seconds,
+        clock=clock,
     )
     integrity = app[appkeys.INTEGRITY] = Integrity(
-        db, storage, registry, files, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS]
+        db, storage, registry, files, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS], clock=clock
     )
     files.stored_again = integrity.stored_again  # a storage event for a stored version's key: re-checked
     replicator = Replicator(
@@ -276,7 +295,7 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         queue, registry.available_ids, replicator.handlers, cfg.jobs, health_interval=cfg.health.interval
     )
     app[appkeys.IMPORTS] = Imports(
-        db, storage, registry, app[appkeys.ACCOUNTS], queue, cfg.imports, cfg.periodic.lease_seconds
+        db, storage, registry, app[appkeys.ACCOUNTS], queue, cfg.imports, cfg.periodic.lease_seconds, clock
     )
     app[appkeys.HEALTH] = HealthChecker(registry, storage, queue, cfg.health.timeout)
     app[appkeys.SCRUB] = Scrubber(db, storage, registry, queue, cfg.scrub.stale_upload_after)
@@ -285,24 +304,26 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
 
 
 async def share_links(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[appkeys.CONFIG]
+    cfg, clock = app[appkeys.CONFIG], app[appkeys.CLOCK]
     archives = Archives(app[appkeys.STORAGE], app[appkeys.FILES], app[appkeys.METRICS], cfg.links.max_archives)
     links = app[appkeys.LINKS] = Links(
-        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives, clock
     )
     app[appkeys.FILES].stored_listeners.append(links.version_stored)  # the link an upload asked for
-    app[appkeys.REQUESTS] = UploadRequests(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg)
+    app[appkeys.REQUESTS] = UploadRequests(
+        app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, clock
+    )
     yield
 
 
 async def webhooks(app: web.Application) -> AsyncIterator[None]:
-    cfg, db = app[appkeys.CONFIG], app[appkeys.DB]
-    queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks)
+    cfg, db, clock = app[appkeys.CONFIG], app[appkeys.DB], app[appkeys.CLOCK]
+    queue = app[appkeys.WEBHOOK_QUEUE] = WebhookQueue(db, cfg.webhooks, clock.time)
     await db.listen(webhook_queue.CHANNEL, queue.wake)  # deliveries were emitted, on any daemon
     subscriptions = app[appkeys.SUBSCRIPTIONS] = Subscriptions(db)
     await subscriptions.load()
     sealer = Sealer(cfg.auth.secret_key, SEALING_PURPOSE)
-    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks)
+    app[appkeys.WEBHOOKS] = Webhooks(db, queue, subscriptions, sealer, cfg.webhooks, clock)
     app[appkeys.WEBHOOK_WORKER] = WebhookWorker(queue, sealer, cfg.webhooks, app[appkeys.METRICS])
     with subscriptions.listening():  # history.record emits the users' events this copy says are taken
         yield

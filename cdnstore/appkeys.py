@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .clock import Clock
 from .config import Config
 from .db import Database
 from .deepscrub import DeepScrubber
@@ -42,6 +43,7 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 KEYS: web.AppKey[ApiKeys] = web.AppKey("keys")
 OIDC: web.AppKey[OidcClient | None] = web.AppKey("oidc")  # None: no single sign-on (oidc.issuer empty)
 STORAGE: web.AppKey[StoragePort] = web.AppKey("storage")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the clock port every use case was given (clock.py)
 GEO: web.AppKey[GeoLocator] = web.AppKey("geo")
 SERVERS: web.AppKey[ServerRegistry] = web.AppKey("servers")
 FILES: web.AppKey[Files] = web.AppKey("files")

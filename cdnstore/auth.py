@@ -20,8 +20,9 @@ from enum import IntEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from .clock import SYSTEM_CLOCK, Clock
 from .config import AuthConfig
 from .errors import TooManyAttempts, Unauthorized
 
@@ -154,12 +155,24 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _signer_on(clock: Clock) -> type[TimestampSigner]:
+    """itsdangerous' timestamp signer reading `clock`: tokens are stamped, and their age judged, by it."""
+
+    class OnTheClock(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock.time())
+
+    return OnTheClock
+
+
 class Tokens:
-    def __init__(self, cfg: AuthConfig) -> None:
+    def __init__(self, cfg: AuthConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.access_ttl = cfg.access_token_ttl
         self.refresh_ttl = cfg.refresh_token_ttl
-        self._access = URLSafeTimedSerializer(cfg.secret_key, salt="cdnstore.access")
-        self._refresh = URLSafeTimedSerializer(cfg.secret_key, salt="cdnstore.refresh")
+        self.clock = clock  # (a token's stamp and age: the sessions' clock)
+        signer = _signer_on(clock)
+        self._access = URLSafeTimedSerializer(cfg.secret_key, salt="cdnstore.access", signer=signer)
+        self._refresh = URLSafeTimedSerializer(cfg.secret_key, salt="cdnstore.refresh", signer=signer)
         # Access tokens already verified: token -> (claims, unix time it expires). A client sends the
         # same token with every call until it expires; its HMAC is checked once, not every time.
         self._verified: dict[str, tuple[AccessClaims, float]] = {}
@@ -169,7 +182,7 @@ class Tokens:
 
     def read_access(self, token: str) -> AccessClaims:
         hit = self._verified.get(token)
-        if hit is not None and hit[1] > time.time():
+        if hit is not None and hit[1] > self.clock.time():
             return hit[0]
         try:
             value, signed = self._access.loads(token, max_age=self.access_ttl, return_timestamp=True)

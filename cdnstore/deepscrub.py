@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import history
+from .clock import SYSTEM_CLOCK, Clock
 from .config import ScrubConfig
 from .db import Database, Row, Tx, tx_fetchone
 from .db.leases import Lease, daemon_id
@@ -43,7 +44,6 @@ from .tables import replicas, versions
 from .tables.replicas import CORRUPT, PRESENT
 from .tables.versions import STORED
 from .tasks import running
-from .times import iso_in, now_iso
 from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,10 @@ class DeepScrubber:
         cfg: ScrubConfig,
         metrics: Metrics | None = None,
         lease_seconds: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
@@ -250,7 +252,7 @@ class DeepScrubber:
             return None
         started, state = time.monotonic(), _Pass(TokenBucket(self.cfg.deep_rate))
         async with running({"deep-scrub-lease": lease.keep()}):  # (given up when the block ends)
-            await lease.run(functools.partial(self._pass, cutoff or now_iso(), state))
+            await lease.run(functools.partial(self._pass, cutoff or self.clock.now_iso(), state))
         report = state.report
         report.seconds = round(time.monotonic() - started, 3)
         report.stopped = not state.finished
@@ -274,7 +276,7 @@ class DeepScrubber:
         interval = self.cfg.deep_interval
         while True:
             try:
-                await self.scrub(iso_in(-interval))
+                await self.scrub(self.clock.iso_in(-interval))
             except DatabaseUnavailable as exc:
                 log.debug("deep scrub: %s; trying again later", exc.detail)
             except Exception:
@@ -289,7 +291,7 @@ class DeepScrubber:
             return floor
         if oldest is None:
             return 3600.0
-        due = _unix(oldest) + interval - time.time()
+        due = _unix(oldest) + interval - self.clock.time()
         return max(floor, min(3600.0, due))
 
     async def _pass(self, cutoff: str, state: _Pass) -> None:
@@ -329,7 +331,7 @@ class DeepScrubber:
         if digest is None or not digest.matches(replica.sha256, replica.size):
             return
         async with self.db.transaction() as tx:
-            back = await replicas.good_again(tx, replica.server_id, replica.version_id, now_iso())
+            back = await replicas.good_again(tx, replica.server_id, replica.version_id, self.clock.now_iso())
         if back:
             state.report.restored += 1
             self._findings = None
@@ -416,7 +418,7 @@ class DeepScrubber:
         report = state.report
         if digest.matches(sha256, replica.size):
             async with self.db.transaction() as tx:
-                await replicas.still_good(tx, replica.server_id, replica.version_id, now_iso())
+                await replicas.still_good(tx, replica.server_id, replica.version_id, self.clock.now_iso())
             report.verified += 1
             self.metrics.scrub_verified.inc()
         elif await self.mark_corrupt(

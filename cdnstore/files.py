@@ -13,12 +13,13 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import history, quotas
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, Tx, UniqueViolation, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, Invalid, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
 from .history import HistoryWriter
@@ -129,24 +130,26 @@ class FileChanges(Changes):
 @dataclass(frozen=True)
 class Lifetime:
     """The bounds an admin set on a user's files' lives, in seconds: `longest` (expires_at may be at most that
-    far ahead) and `default` (the life of a file whose upload names no expiry). None: no bound, no default."""
+    far ahead) and `default` (the life of a file whose upload names no expiry). None: no bound, no default.
+    Times are counted on `clock` (the app's: api/files.py `lifetime`)."""
 
     longest: int | None = None
     default: int | None = None
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
 
     def expiry(self, asked: str | None, given: bool) -> Expiry:
         """The expiry of an upload (or PATCH) that named `asked` when `given` (None: never), else the default
         (cut to `longest`). 422 for a time not in the future or beyond `longest`."""
         if not given:
             seconds = self.default if self.longest is None else min(self.default or self.longest, self.longest)
-            return Expiry(None if seconds is None else iso_in(seconds))
-        if asked is not None and asked <= now_iso():
+            return Expiry(None if seconds is None else self.clock.iso_in(seconds))
+        if asked is not None and asked <= self.clock.now_iso():
             raise Invalid("expires_at", "must be in the future")
-        if self.longest is not None and (asked is None or asked > iso_in(self.longest)):
+        if self.longest is not None and (asked is None or asked > self.clock.iso_in(self.longest)):
             raise Invalid(
                 "expires_at",
                 f"files may live at most {self.longest} seconds (max_file_lifetime): expires_at must be set, "
-                f"at most {iso_in(self.longest, timespec='seconds')}",
+                f"at most {self.clock.iso_in(self.longest, timespec='seconds')}",
             )
         return Expiry(asked, asked=True)
 
@@ -228,8 +231,10 @@ class Files:
         metrics: Metrics | None = None,
         stats: DownloadStats | None = None,
         history: HistoryWriter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
@@ -360,9 +365,9 @@ class Files:
                     await self.storage.abort_upload(server.s3, key, upload_id, timeout=self.request_timeout)
             raise
         self.metrics.uploaded(server.name)
-        expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+        expires_at = self.clock.iso_in(self.uploads.url_ttl, timespec="seconds")
         if part_size is not None:
-            abandon_at = iso_in(self.uploads.abandon_after, timespec="seconds")
+            abandon_at = self.clock.iso_in(self.uploads.abandon_after, timespec="seconds")
             return Upload(created, row, Multipart(part_size, part_count(size, part_size), abandon_at, server))
         url, headers = self.storage.presign_put(
             server.public,
@@ -391,7 +396,7 @@ class Files:
         link_request: str | None,
     ) -> tuple[bool, Row]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, owner_id, name, size)  # (first: it locks the user)
             existing: Row | None
@@ -555,7 +560,7 @@ class Files:
         # waits for cdnstore's first read of the bytes (verify_pending): the first copy, else a verification
         # read (integrity.py), which a declared one must pass before the version becomes the file's content.
         enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
-        await versions.store(tx, version["id"], now_iso(), etag, server.zone, verify_pending=not enforced)
+        await versions.store(tx, version["id"], self.clock.now_iso(), etag, server.zone, verify_pending=not enforced)
         await replicas.uploaded(tx, self.servers.internal_id(server), version["id"], etag)
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
@@ -585,7 +590,7 @@ class Files:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
                 await self.supersede(tx, [version_id])
             return
-        await files_table.make_current(tx, row["id"], version_id, now_iso())
+        await files_table.make_current(tx, row["id"], version_id, self.clock.now_iso())
         if current is not None:
             await self.supersede(tx, [current])
         stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
@@ -613,9 +618,9 @@ class Files:
             "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
             f"WHERE status = '{versions.UPLOADING}' AND upload_id IS NULL AND created_at < ?{only} "
             "ORDER BY created_at LIMIT 500",
-            (iso_in(-after),),
+            (self.clock.iso_in(-after),),
         )  # (multipart uploads: uploads.py)
-        abandon_before = iso_in(-self.uploads.abandon_after)
+        abandon_before = self.clock.iso_in(-self.uploads.abandon_after)
         stored = 0
         for row in rows:
             server = self.servers.by_internal_id(row["upload_server_id"])
@@ -636,7 +641,7 @@ class Files:
         """Give up an upload; its file goes too when it has no stored content and no other upload."""
         async with self.db.transaction() as tx:
             await versions.give_up(tx, version_id)
-            await retire_if_empty(tx, file_id, reason)
+            await retire_if_empty(tx, file_id, reason, self.clock.now_iso())
 
     # --- downloads, rename, delete ----------------------------------------------------------
 
@@ -701,7 +706,7 @@ class Files:
         """A presigned GET and when it expires (`shown`: the Content-Type of a preview, None to save). A URL
         signed in the last minute is handed out again (it stays valid for nearly its whole life): signing is
         the costliest step of a download."""
-        now = time.time()
+        now = time.time()  # (the presigning's clock: the URL is valid by the real one, not the port's)
         target = server.public  # (what clients reach: public_url, else endpoint_url)
         hit = self._signed.get((target, key, name, ttl, shown))
         if hit is not None and hit[2] > now:
@@ -726,13 +731,13 @@ class Files:
         async with self.db.transaction() as tx:
             row = await owned_file(tx, owner_id, file_uuid)
             if changes.expires_at is not UNSET:
-                await files_table.set_expiry(tx, row["id"], changes.expires_at.at, now_iso())
+                await files_table.set_expiry(tx, row["id"], changes.expires_at.at, self.clock.now_iso())
             if name is not UNSET and row["name"] != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):
                     raise Conflict(f"you already have a file named {name!r}", code="name_taken")
-                await files_table.rename(tx, row["id"], name, now_iso())
+                await files_table.rename(tx, row["id"], name, self.clock.now_iso())
                 await history.record(
                     tx, owner_id, "file.renamed", file_uuid, {"old_name": row["name"], "new_name": name}
                 )
@@ -748,8 +753,12 @@ class Files:
         `files.trash_days` > 0 a file with stored content goes to the trash (that content and its replicas kept,
         its other uploads given up), anything else is removed everywhere at once (`_remove_versions`). The ids
         of the files it deleted (those still live)."""
-        now = now_iso()
-        trashed = await files_table.trash(tx, file_ids, now, iso_in(self.trash_days * 86400)) if self.trash_days else []
+        now = self.clock.now_iso()
+        trashed = (
+            await files_table.trash(tx, file_ids, now, self.clock.iso_in(self.trash_days * 86400))
+            if self.trash_days
+            else []
+        )
         deleted = trashed + await files_table.delete(tx, file_ids, now)
         await self._remove_versions(tx, [r.id for r in deleted])
         await history.record_many(
@@ -760,7 +769,7 @@ class Files:
     async def purge(self, tx: Tx, file_ids: Sequence[int], reason: str) -> list[int]:
         """Files in the trash removed everywhere now (their time ran out, or their owner purged them): as a
         deletion with `files.trash_days` = 0 removes them. The ids of those it purged (those still in the trash)."""
-        purged = await files_table.purge(tx, file_ids, now_iso())
+        purged = await files_table.purge(tx, file_ids, self.clock.now_iso())
         await self._remove_versions(tx, [r.id for r in purged])
         await history.record_many(
             tx, [(r.owner_id, "file.purged", r.uuid, {"name": r.name, "reason": reason}) for r in purged]
@@ -791,10 +800,10 @@ async def remove_versions(tx: Tx, jobs: JobQueue, version_ids: Sequence[int]) ->
             await jobs.enqueue_removals(tx, deleted)
 
 
-async def retire_if_empty(tx: Tx, file_id: int, reason: str) -> None:
-    """A file whose upload was given up or rejected goes when it has no content left (files_table), and its
-    owner's history says why."""
-    retired = await files_table.retire_if_empty(tx, file_id, now_iso())
+async def retire_if_empty(tx: Tx, file_id: int, reason: str, now: str) -> None:
+    """A file whose upload was given up or rejected goes when it has no content left (files_table), at `now`,
+    and its owner's history says why."""
+    retired = await files_table.retire_if_empty(tx, file_id, now)
     if retired is not None:
         data = {"name": retired.name, "reason": reason}
         await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data)

@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from .clock import SYSTEM_CLOCK, Clock
 from .config import ImportsConfig
-from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
 from .db.leases import Lease, daemon_id
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .history import new_uuid
@@ -72,8 +73,10 @@ class Imports:
         jobs: JobQueue,
         cfg: ImportsConfig,
         lease_seconds: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
         self.accounts = accounts
@@ -98,7 +101,7 @@ class Imports:
         if user.zones is not None and server.zone not in user.zones:
             zones = ", ".join(sorted(user.zones))
             raise Invalid("owner", f"{owner}'s files may only be kept in {zones}; {server.name} is in {server.zone}")
-        now = now_iso()
+        now = self.clock.now_iso()
         try:
             async with self.db.transaction() as tx:
                 if await tx_fetchone(
@@ -191,7 +194,7 @@ class Imports:
                 await asyncio.sleep(max(0.0, len(objects) / self.cfg.rate - (time.monotonic() - began)))
 
     async def _failed(self, import_id: int, why: str) -> None:
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE imports SET state = 'failed', last_error = ?, updated_at = ?, finished_at = ? "
@@ -204,14 +207,14 @@ class Imports:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE imports SET last_error = ?, updated_at = ? WHERE id = ?",
-                (WAITING.get(why, WAITING["storage_error"]), now_iso(), import_id),
+                (WAITING.get(why, WAITING["storage_error"]), self.clock.now_iso(), import_id),
             )
 
     async def _adopt(self, row: Row, server: Server, objects: list[ObjectInfo], more: bool) -> bool:
         """One page in one transaction; False when the import was not where this page began (another
         process handled it) or is no longer running."""
         staged = [self._stage(row, server, obj) for obj in objects if not obj.key.startswith(PROBE_PREFIX)]
-        now = now_iso()
+        now = self.clock.now_iso()
         last = objects[-1].key if objects else row["after_key"]
         async with self.db.transaction(offload=True) as tx:
             moved = await tx_fetchone(

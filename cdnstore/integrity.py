@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import history
+from .clock import SYSTEM_CLOCK, Clock
 from .config import IntegrityConfig
-from .db import Database, Row, Tx, now_iso, tx_fetchone
+from .db import Database, Row, Tx, tx_fetchone
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable, StorageError
 from .files import Files, retire_if_empty
@@ -49,7 +50,6 @@ from .storage_port import StoragePort
 from .tables import replicas, versions
 from .tables.replicas import PRESENT
 from .tables.versions import STORED
-from .times import iso_in
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,10 @@ class Integrity:
         deep_scrub: DeepScrubber,
         cfg: IntegrityConfig,
         metrics: Metrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
         self.files = files
@@ -153,7 +155,7 @@ class Integrity:
             return
         if row["sha256"] not in (None, sha256):  # (callers check; a verifier round may race a copy)
             return
-        await replicas.verified(tx, server_id, version_id, now_iso())
+        await replicas.verified(tx, server_id, version_id, self.clock.now_iso())
         if row["sha256"] is None or row["verify_pending"]:  # (one stored before 0006 learns it here too)
             await versions.confirm_sha256(tx, version_id, sha256)
         if not row["verify_pending"]:
@@ -188,11 +190,11 @@ class Integrity:
                 or row["sha256"] == found
             ):
                 return False
-            await versions.reject(tx, version_id, now_iso())
+            await versions.reject(tx, version_id, self.clock.now_iso())
             await self.files.jobs.enqueue_removals(tx, [version_id])
             data = {"name": row["name"], "sha256": row["sha256"], "found": found, "reason": reason}
             await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data)
-            await retire_if_empty(tx, row["file_id"], "content_corrupt")
+            await retire_if_empty(tx, row["file_id"], "content_corrupt", self.clock.now_iso())
         self.metrics.versions_rejected.inc()
         log.error(
             "upload %s of file %s: %s; rejected (removed, never served)",
@@ -210,7 +212,7 @@ class Integrity:
         """One round of verification reads (a periodic task): the versions due by `now` (default: now; a
         test moves it on), every owner's in turn; how many versions it settled."""
         settled = 0
-        for row in await self.db.fetchall(AWAITING, (now or now_iso(),)):
+        for row in await self.db.fetchall(AWAITING, (now or self.clock.now_iso(),)):
             settled += await self._verify_one(Awaiting.of(row))
         return settled
 
@@ -280,7 +282,7 @@ class Integrity:
             return await self._final_verdict(version, server, why)
         wait = min(MAX_BACKOFF, self.cfg.verify_backoff * 2 ** (attempts - 1))
         async with self.db.transaction() as tx:
-            await versions.back_off(tx, version.id, attempts, iso_in(wait))
+            await versions.back_off(tx, version.id, attempts, self.clock.iso_in(wait))
         log.warning(
             "verification read %d of %s on %s settled nothing (%s); reading it again in %.0f s",
             attempts,
@@ -418,7 +420,7 @@ class Integrity:
         """Per upload server (by internal id): versions awaiting their verification read, uploads rejected
         lately. Read on every call: two counts over partial indexes of the few versions concerned."""
         counts: dict[int, dict[str, int]] = {}
-        for row in await self.db.fetchall(_FINDINGS, (iso_in(-REJECTED_WITHIN),)):
+        for row in await self.db.fetchall(_FINDINGS, (self.clock.iso_in(-REJECTED_WITHIN),)):
             if row["server_id"] is not None:
                 counts.setdefault(row["server_id"], {})[row["what"]] = int(row["n"])
         return {s: VerifyFindings(c.get("awaiting", 0), c.get("rejected", 0)) for s, c in counts.items()}

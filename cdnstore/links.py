@@ -34,8 +34,9 @@ from typing import Any
 from . import history
 from .archives import Archive, ArchiveEntry, Archives
 from .auth import Passwords
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
+from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, Stored, owned_files
 from .geo import Point, rank
@@ -147,8 +148,17 @@ class LinkRequest:
 
 
 class Links:
-    def __init__(self, db: Database, files: Files, passwords: Passwords, cfg: Config, archives: Archives) -> None:
+    def __init__(
+        self,
+        db: Database,
+        files: Files,
+        passwords: Passwords,
+        cfg: Config,
+        archives: Archives,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.files = files
         self.passwords = passwords
         self.archives = archives
@@ -184,7 +194,9 @@ class Links:
         return [Link(r, found[r["id"]]) for r in rows]
 
     async def _one(self, where: str, params: tuple[Any, ...], extra: str = "") -> Link | None:
-        row = await self.db.fetchone(f"SELECT {LINK_COLUMNS}{extra} {LINK_FROM} {where}", (now_iso(), *params))
+        row = await self.db.fetchone(
+            f"SELECT {LINK_COLUMNS}{extra} {LINK_FROM} {where}", (self.clock.now_iso(), *params)
+        )
         return None if row is None else (await self._with_files([row]))[0]
 
     async def get(self, owner_id: int, link_uuid: str, file_uuid: str | None = None) -> Link:
@@ -214,13 +226,13 @@ class Links:
             f"SELECT {LINK_COLUMNS} FROM link_files x JOIN links l ON l.id = x.link_id "
             "LEFT JOIN files one ON one.id = l.file_id "
             "WHERE x.file_id = ? AND l.owner_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?",
-            (now_iso(), file["id"], owner_id, before or 2**62, limit + 1),
+            (self.clock.now_iso(), file["id"], owner_id, before or 2**62, limit + 1),
         )
         return await self._with_files(rows)
 
     async def all(self, owner_id: int, limit: int, before: int | None, state: LinkState | None) -> list[Link]:
         """Every link of the owner, of every kind, newest first; only those in `state` when given."""
-        now = now_iso()
+        now = self.clock.now_iso()
         sql = f"SELECT {LINK_COLUMNS} {LINK_FROM} WHERE l.owner_id = ? AND l.id < ?"
         params: list[Any] = [now, owner_id, before or 2**62]
         if state is not None:
@@ -258,7 +270,7 @@ class Links:
             await owned_files(tx, owner_id, wanted)
         await self._count_made(owner_id)
         password_hash = await self.passwords.hash(password) if password is not None else None
-        expires_at = iso_in(expires_in) if expires_in is not None else None
+        expires_at = self.clock.iso_in(expires_in) if expires_in is not None else None
         link_uuid = str(uuid.uuid4())
         async with self.db.transaction() as tx:
             files = {f["uuid"]: f for f in await owned_files(tx, owner_id, wanted)}
@@ -294,7 +306,7 @@ class Links:
                 password_hash,
                 expires_at,
                 max_downloads,
-                now_iso(),
+                self.clock.now_iso(),
             ),
         )
         assert created is not None
@@ -343,7 +355,7 @@ class Links:
             return
         link_uuid, token, password_hash, expires_in, max_downloads = json.loads(stored.link_request)
         file = (stored.file_id, stored.file_uuid, stored.name)
-        expires_at = iso_in(expires_in) if expires_in is not None else None
+        expires_at = self.clock.iso_in(expires_in) if expires_in is not None else None
         await self._insert(
             tx, stored.owner_id, [file], True, (link_uuid, token), password_hash, expires_at, max_downloads
         )
@@ -358,7 +370,7 @@ class Links:
         if changes.password is not UNSET:
             columns["password_hash"] = None if changes.password is None else await self.passwords.hash(changes.password)
         if changes.expires_in is not UNSET:
-            columns["expires_at"] = None if changes.expires_in is None else iso_in(changes.expires_in)
+            columns["expires_at"] = None if changes.expires_in is None else self.clock.iso_in(changes.expires_in)
         if changes.max_downloads is not UNSET:
             columns["max_downloads"] = changes.max_downloads
         if changes.reset_downloads is True:
@@ -493,7 +505,7 @@ class Links:
                 f"UPDATE links AS l SET downloads = downloads + 1 WHERE l.id = ? AND {STATE} = '{LinkState.ACTIVE}' "
                 f"AND EXISTS (SELECT 1 FROM link_files lf JOIN files f ON f.id = lf.file_id "
                 f"WHERE lf.link_id = l.id AND f.id IN ({marks}) AND {SERVED}) RETURNING downloads",
-                (link.row["id"], now_iso(), *file_ids),
+                (link.row["id"], self.clock.now_iso(), *file_ids),
             )
             if counted is None:  # lost a race: revoked, used up, expired or deleted since the lookup
                 if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link.row["id"],)) is None:

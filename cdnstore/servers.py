@@ -19,7 +19,8 @@ from typing import Any
 
 from . import history, probe
 from .changes import SERVERS, bump
-from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
+from .clock import SYSTEM_CLOCK, Clock
+from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .models import (
@@ -159,9 +160,16 @@ def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tup
 
 class ServerRegistry:
     def __init__(
-        self, db: Database, storage: StoragePort, check_timeout: float, sealer: Sealer, prober: Prober | None = None
+        self,
+        db: Database,
+        storage: StoragePort,
+        check_timeout: float,
+        sealer: Sealer,
+        prober: Prober | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.check_timeout = check_timeout
         self.sealer = sealer  # S3 secret keys are sealed in the table, in clear in memory only
@@ -257,7 +265,7 @@ class ServerRegistry:
         target = S3Target(*(fields[f] for f in S3_FIELDS))
         await self._check(target)
         found = await self._probe(target, registered=False)  # (its name receives no event yet)
-        now = now_iso()
+        now = self.clock.now_iso()
         values = {
             "events_token_hash": None,
             **_hash_events_token(fields),
@@ -354,7 +362,7 @@ class ServerRegistry:
             row = await tx_fetchone(
                 tx,
                 f"UPDATE servers SET {assignments}, updated_at = :now WHERE uuid = :uuid RETURNING *",
-                {**values, "now": now_iso(), "uuid": server_uuid},
+                {**values, "now": self.clock.now_iso(), "uuid": server_uuid},
             )
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
@@ -417,7 +425,7 @@ class ServerRegistry:
     async def probe_due(self, interval: float) -> int:
         """Probe the servers that are on and up whose capabilities are older than `interval` seconds, or
         were never proved (a periodic task: daily); how many it probed."""
-        due = iso_in(-interval)
+        due = self.clock.iso_in(-interval)
         servers = [
             s for s in self.all() if s.is_available and (s.capabilities is None or s.capabilities.checked_at < due)
         ]
@@ -433,10 +441,10 @@ class ServerRegistry:
         waiting for one), so that its capabilities say its events are seen, on every daemon."""
         probed = server.capabilities.events_probe_at if server.capabilities else None
         seen = server.events_seen_at
-        if seen is not None and seen > iso_in(-EVENT_SEEN_EVERY) and (probed is None or seen >= probed):
+        if seen is not None and seen > self.clock.iso_in(-EVENT_SEEN_EVERY) and (probed is None or seen >= probed):
             return
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE servers SET events_seen_at = ? WHERE uuid = ?", (now_iso(), server.id))
+            await tx.execute("UPDATE servers SET events_seen_at = ? WHERE uuid = ?", (self.clock.now_iso(), server.id))
             await bump(self.db, tx, SERVERS)
         await self.load()
 

@@ -11,7 +11,8 @@ are one periodic sweep (`sweep`, under the `file-expiry` lease: one daemon at a 
 from __future__ import annotations
 
 from . import history
-from .db import Database, Row, Tx, UniqueViolation, now_iso, tx_fetchall, tx_fetchone
+from .clock import SYSTEM_CLOCK, Clock
+from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
 from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, Files, Lifetime
 from .tables import files as files_table
@@ -21,8 +22,9 @@ SWEEP_BATCH = 500  # files deleted or purged per transaction by the sweep
 
 
 class Trash:
-    def __init__(self, db: Database, files: Files) -> None:
+    def __init__(self, db: Database, files: Files, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.files = files
 
     async def page(self, owner_id: int, limit: int, before: int | None) -> list[Row]:
@@ -45,7 +47,7 @@ class Trash:
         return await self.files.get(owner_id, file_uuid)
 
     async def _restore(self, owner_id: int, file_uuid: str, lifetime: Lifetime) -> None:
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             row = await self._in_trash(tx, owner_id, file_uuid)
             if await tx_fetchone(
@@ -79,7 +81,7 @@ class Trash:
         """The periodic work: files whose expires_at passed (by `now`, default the present) are deleted as
         their owner would delete them (into the trash, with `files.trash_days`), and files whose time in the
         trash is up are purged; in batches, each in one transaction. How many files it deleted or purged."""
-        now = now or now_iso()
+        now = now or self.clock.now_iso()
         done = 0
         for due, act in (
             ("expires_at <= ? AND deleted_at IS NULL ORDER BY expires_at", self._expire),

@@ -28,8 +28,9 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from . import history
 from .auth import Passwords
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, tx_fetchall, tx_fetchone
 from .errors import Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthorized
 from .files import Files, Lifetime, Received, Upload
 from .geo import Point
@@ -72,9 +73,9 @@ class RequestChanges(Changes):
 CLOSE = RequestChanges(is_open=False)
 
 
-def is_open(row: Row, now: str | None = None) -> bool:
-    """Whether senders may use the request: not closed, not expired."""
-    return row["closed_at"] is None and (row["expires_at"] is None or row["expires_at"] > (now or now_iso()))
+def is_open(row: Row, now: str) -> bool:
+    """Whether senders may use the request at `now` (a stored time): not closed, not expired."""
+    return row["closed_at"] is None and (row["expires_at"] is None or row["expires_at"] > now)
 
 
 def left(limit: int | None, used: int) -> int | None:
@@ -108,8 +109,11 @@ class UploadRef:
 
 
 class UploadRequests:
-    def __init__(self, db: Database, files: Files, passwords: Passwords, cfg: Config) -> None:
+    def __init__(
+        self, db: Database, files: Files, passwords: Passwords, cfg: Config, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.files = files
         self.passwords = passwords
         self.cfg = cfg.requests
@@ -141,7 +145,7 @@ class UploadRequests:
         max_bytes: int | None,
     ) -> Row:
         password_hash = await self.passwords.hash(password) if password is not None else None
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             made = await tx_fetchone(
                 tx,
@@ -153,7 +157,7 @@ class UploadRequests:
                     new_token(),
                     message,
                     password_hash,
-                    None if expires_in is None else iso_in(expires_in),
+                    None if expires_in is None else self.clock.iso_in(expires_in),
                     max_files,
                     max_bytes,
                     now,
@@ -213,7 +217,7 @@ class UploadRequests:
         password_hash: str | None = None
         if isinstance(changes.password, str):
             password_hash = await self.passwords.hash(changes.password)
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             row = await self._managed(tx, caller, request_uuid)
             if row["owner_id"] != caller.id and changes != CLOSE:
@@ -226,7 +230,7 @@ class UploadRequests:
             if changes.max_bytes is not UNSET:
                 values["max_bytes"] = changes.max_bytes
             if changes.expires_in is not UNSET:
-                values["expires_at"] = None if changes.expires_in is None else iso_in(changes.expires_in)
+                values["expires_at"] = None if changes.expires_in is None else self.clock.iso_in(changes.expires_in)
             if changes.password is not UNSET:
                 values["password_hash"] = password_hash
             if changes.is_open is not UNSET and changes.is_open != (row["closed_at"] is None):
@@ -240,7 +244,7 @@ class UploadRequests:
 
     async def delete(self, caller: Caller, request_uuid: str) -> None:
         """The request is gone (its token answers 404 from now on); what it received stays the owner's."""
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             row = await self._managed(tx, caller, request_uuid)
             await tx.execute(
@@ -272,7 +276,7 @@ class UploadRequests:
             raise Gone("the owner of this upload request may no longer upload files", code="request_closed")
         if row["closed_at"] is not None:
             raise Gone("this upload request was closed by its owner", code="request_closed")
-        if not is_open(row):
+        if not is_open(row, self.clock.now_iso()):
             raise Gone(f"this upload request expired at {row['expires_at']}", code="request_closed")
 
     async def announce(
@@ -301,7 +305,7 @@ class UploadRequests:
             await self._check_password(row, password, client_ip)
         self._check_room(row, size)  # (before the upload server is asked for a multipart upload)
         zones = None if row["owner_zones"] is None else json.loads(row["owner_zones"])
-        lifetime = Lifetime(row["max_file_lifetime"], row["default_file_lifetime"])
+        lifetime = Lifetime(row["max_file_lifetime"], row["default_file_lifetime"], self.clock)
 
         async def admit(tx: Tx, announced: int) -> None:
             locked = await tx_fetchone(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import probe
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, iso, iso_in
+from .db import Database, Row, iso
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .files import Files, PresignedPut
 from .models import Server, VersionStatus
@@ -73,8 +74,17 @@ class PartUrl:
 
 
 class Uploads:
-    def __init__(self, db: Database, storage: StoragePort, servers: ServerRegistry, files: Files, cfg: Config) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage: StoragePort,
+        servers: ServerRegistry,
+        files: Files,
+        cfg: Config,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
         self.files = files
@@ -113,7 +123,7 @@ class Uploads:
                 sha256=v["sha256"],
                 if_none_match=up.server.honours_conditional_write,
             )
-            expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+            expires_at = self.clock.iso_in(self.uploads.url_ttl, timespec="seconds")
             put = PresignedPut(url, headers, expires_at, up.server)
             return UploadState(up.server, v["size"], 1, [], expires_at, put)
         held = await self._parts(up)
@@ -157,7 +167,7 @@ class Uploads:
         stray = [k for k in md5 if not k.isdigit() or int(k) not in numbers]
         if stray:
             raise Invalid("md5", f"md5 is keyed by part numbers asked for in numbers; not {stray[0]!r}")
-        expires_at = iso_in(self.uploads.url_ttl, timespec="seconds")
+        expires_at = self.clock.iso_in(self.uploads.url_ttl, timespec="seconds")
         items = []
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
             url, headers = self.storage.presign_part(
@@ -218,7 +228,8 @@ class Uploads:
         not seen (probe.events_state: their uploads wait for nothing else when the client never calls
         /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
         if time.monotonic() < self._next_full:
-            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
+            now = self.clock.now_iso()
+            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s, now) != "seen"]
             return await self.files.sweep_uploads(quiet)
         self._next_full = time.monotonic() + self.uploads.sweep_interval
         return await self.sweep()
@@ -230,9 +241,9 @@ class Uploads:
         stored = await self.files.sweep_uploads()
         rows = await self.db.fetchall(
             _MULTIPART_DUE,
-            (iso_in(-self.uploads.sweep_after),),
+            (self.clock.iso_in(-self.uploads.sweep_after),),
         )
-        abandon_before = iso_in(-self.uploads.abandon_after)
+        abandon_before = self.clock.iso_in(-self.uploads.abandon_after)
         for row in rows:
             stored += await self._sweep_one(row, row["created_at"] < abandon_before)
         return stored
@@ -251,7 +262,7 @@ class Uploads:
                 return False
             held = await self.storage.list_parts(server.s3, row["object_key"], row["upload_id"])
             if held is not None:
-                idle = (datetime.now(UTC) - self._last_activity(row, held)).total_seconds()
+                idle = (datetime.fromtimestamp(self.clock.time(), UTC) - self._last_activity(row, held)).total_seconds()
                 if idle < self.uploads.abandon_after:
                     return False  # still being continued
                 await self.storage.abort_upload(server.s3, row["object_key"], row["upload_id"])

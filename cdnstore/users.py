@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import Passwords, Priority, RecentSuccesses, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
+from .clock import SYSTEM_CLOCK, Clock
 from .config import AuthConfig
-from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
 from .files import remove_versions
 from .keys import end_keys
@@ -138,8 +139,10 @@ class Accounts:
         default_quota: int = 0,
         default_zones: Collection[str] = (),
         keys_ended: Callable[[], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         # Called once a user's keys were deleted (disabled or deleted): this daemon's cache of checked keys
         # forgets them at once, not when the `keys` counter comes round (a re-enabled user's old key: 401).
         self._keys_ended = keys_ended
@@ -180,7 +183,7 @@ class Accounts:
         users.default_quota_bytes (0: none); `zones` not given: users.default_zones (empty: any zone). A
         user of single sign-on (`oidc_subject`) gets an empty password (`password` ""), which matches none."""
         password_hash = await self.passwords.hash(password) if password else ""
-        now = now_iso()
+        now = self.clock.now_iso()
         if isinstance(quota_bytes, Unset):
             quota_bytes = self.default_quota or None
         if isinstance(zones, Unset):
@@ -323,7 +326,7 @@ class Accounts:
             values["max_file_lifetime"] = changes.max_file_lifetime
         if changes.default_file_lifetime is not UNSET:
             values["default_file_lifetime"] = changes.default_file_lifetime
-        values["updated_at"] = now_iso()
+        values["updated_at"] = self.clock.now_iso()
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         async with self.db.transaction() as tx:
             if changes.unadmins:
@@ -375,7 +378,7 @@ class Accounts:
             row = await tx_fetchone(
                 tx,
                 f"UPDATE users SET password_hash = ?, updated_at = ? WHERE uuid = ? AND {LIVE} RETURNING id",
-                (password_hash, now_iso(), user.id),
+                (password_hash, self.clock.now_iso(), user.id),
             )
         if row is None:
             raise Unauthorized("the user no longer exists")
@@ -386,7 +389,7 @@ class Accounts:
         background, by jobs enqueued here, at once (no trash); their links, upload requests, webhooks and history
         go, their sessions end. The row stays, renamed and without a password, while the files' removal jobs
         refer to it. 409 `last_admin`."""
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction(offload=True) as tx:
             target = await tx_fetchone(tx, f"SELECT id FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
             if target is None:
@@ -468,7 +471,7 @@ class Accounts:
 
     async def end_sessions(self, user_id: int, *, keep: str | None = None) -> None:
         """End every session of a user (but `keep`): a new password, a disabled user."""
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             ended = await self._end_where(tx, "user_id = ? AND id <> COALESCE(?, '')", (user_id, keep), now)
         for session in ended:
@@ -539,7 +542,13 @@ class Accounts:
                 tx,
                 f"UPDATE users SET oidc_subject = ?, updated_at = ? WHERE id = (SELECT id FROM users WHERE {BY_NAME} "
                 f"AND oidc_subject IS NULL AND {LIVE} {BY_NAME_FIRST}) RETURNING {USER_COLUMNS}",
-                (identity.subject, now_iso(), username_key(identity.username), identity.username, identity.username),
+                (
+                    identity.subject,
+                    self.clock.now_iso(),
+                    username_key(identity.username),
+                    identity.username,
+                    identity.username,
+                ),
             )
         if row is not None:
             return row
@@ -558,7 +567,7 @@ class Accounts:
 
     async def start_session(self, user_id: int, user: User) -> tuple[User, str, str]:
         """A new session (a login, a single sign-on) of a user allowed in: (user, access token, refresh token)."""
-        session, now = new_session_id(), now_iso()
+        session, now = new_session_id(), self.clock.now_iso()
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now))
             await tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
@@ -571,13 +580,17 @@ class Accounts:
         used lately, or anyone else (an unknown username included)."""
         if address in self._known_addresses:
             return Priority.KNOWN_ADDRESS
-        if row is not None and row["last_login_at"] is not None and row["last_login_at"] > iso_in(-self._known_for):
+        if (
+            row is not None
+            and row["last_login_at"] is not None
+            and row["last_login_at"] > self.clock.iso_in(-self._known_for)
+        ):
             return Priority.KNOWN_ACCOUNT
         return Priority.OTHER
 
     async def refresh(self, refresh_token: str) -> tuple[User, str, str]:
         claims = self.tokens.read_refresh(refresh_token)
-        now = now_iso()
+        now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
@@ -612,15 +625,15 @@ class Accounts:
                 tx, "SELECT family FROM refresh_tokens WHERE token_hash = ?", (token_hash(refresh_token),)
             )
             if row is not None:
-                await self._end_where(tx, "id = ?", (row["family"],), now_iso())
+                await self._end_where(tx, "id = ?", (row["family"],), self.clock.now_iso())
         if row is not None:
             self.forget_session(row["family"])
 
     async def _new_refresh(self, tx: Tx, user_id: int, user_uuid: str, session: str) -> str:
         token, claims = self.tokens.refresh(user_uuid, session)
-        expires = iso_in(self.tokens.refresh_ttl)
+        expires = self.clock.iso_in(self.tokens.refresh_ttl)
         await tx.execute(
             "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
-            (token_hash(token), claims.family, user_id, expires, now_iso()),
+            (token_hash(token), claims.family, user_id, expires, self.clock.now_iso()),
         )
         return token

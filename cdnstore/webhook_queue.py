@@ -40,7 +40,7 @@ import orjson
 from .config import WebhooksConfig
 from .db import Database, Row, Tx, tx_fetchall, tx_fetchone
 from .models import DeliveryStatus
-from .times import iso_in, now_iso
+from .times import iso, now_iso
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
 # see no other thread move it).
@@ -277,7 +277,7 @@ class WebhookQueue:
 
     async def prune(self) -> int:
         """Delete delivered and failed deliveries that occurred over `log_days` ago; how many."""
-        before, removed = iso_in(-86400 * self.cfg.log_days), 0
+        before, removed = iso(self.clock() - 86400 * self.cfg.log_days), 0
         while True:
             async with self.db.transaction() as tx:
                 cursor = await tx.execute(

@@ -22,12 +22,12 @@ import uuid
 from dataclasses import dataclass
 
 from .changes import WEBHOOKS, bump
+from .clock import SYSTEM_CLOCK, Clock
 from .config import WebhooksConfig
 from .db import Database, Row, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from .sealing import Sealer
-from .times import now_iso
 from .webhook_queue import FLEET_EVENTS, Subscriptions, WebhookQueue, emit_test
 
 MAX_PER_USER = 20  # webhooks one user may have: each multiplies what every event of theirs costs
@@ -49,9 +49,16 @@ class Webhook:
 
 class Webhooks:
     def __init__(
-        self, db: Database, queue: WebhookQueue, subscriptions: Subscriptions, sealer: Sealer, cfg: WebhooksConfig
+        self,
+        db: Database,
+        queue: WebhookQueue,
+        subscriptions: Subscriptions,
+        sealer: Sealer,
+        cfg: WebhooksConfig,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock  # (every time it stores or compares: clock.py)
         self.queue = queue
         self.subscriptions = subscriptions  # this daemon's copy: reloaded after each change here
         self.sealer = sealer
@@ -72,7 +79,7 @@ class Webhooks:
                 tx,
                 "INSERT INTO webhooks (uuid, owner_id, url, secret, created_at) VALUES (?, ?, ?, ?, ?) "
                 "RETURNING id, uuid, url, created_at",
-                (str(uuid.uuid4()), owner_id, url, self.sealer.seal(secret), now_iso()),
+                (str(uuid.uuid4()), owner_id, url, self.sealer.seal(secret), self.clock.now_iso()),
             )
             assert row is not None
             await tx.executemany(

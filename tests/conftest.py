@@ -21,6 +21,7 @@ from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 
 from cdnstore.api.server import AppRunner
 from cdnstore.app import create_app
+from cdnstore.clock import SYSTEM_CLOCK, Clock
 from cdnstore.config import Config
 from cdnstore.storage_port import StoragePort
 from testbed.demo import ORIGINAL_LAYOUT
@@ -139,11 +140,12 @@ class ServedByCdnstore(TestServer):
 @pytest.fixture
 async def make_api(database_url: str, aiohttp_client: Any, tmp_path: Path, daemon_port: int) -> MakeApi:
     # database_url first: set up first, torn down last, after the app has stopped using the database.
-    async def make(*, store: StoragePort | None = None, **sections: dict[str, Any]) -> Api:
-        """The daemon on this test's database; `store`: on that storage (e.g. an in-memory one) instead of S3."""
+    async def make(*, store: StoragePort | None = None, clock: Clock = SYSTEM_CLOCK, **sections: dict[str, Any]) -> Api:
+        """The daemon on this test's database; `store`: on that storage (e.g. an in-memory one) instead of S3;
+        `clock`: on that clock (testbed.clock.FakeClock: time passes when the test says)."""
         if database_url:
             sections = _merge({"database": {"url": database_url}}, sections)
-        app = create_app(make_config(tmp_path, daemon_port, **sections), store=store)
+        app = create_app(make_config(tmp_path, daemon_port, **sections), store=store, clock=clock)
         return Api(await aiohttp_client(ServedByCdnstore(app, port=daemon_port)))
 
     return make
@@ -171,6 +173,7 @@ BOTH_ENGINES = {
     "test_problems",
     "test_replication",
     "test_replication_fast",
+    "test_time_fast",
     "test_requests",
     "test_scrub",
     "test_servers",

@@ -43,6 +43,7 @@ KINDS = {
     "test_archives": INTEGRATION,
     "test_probe": UNIT,
     "test_replication_fast": UNIT,
+    "test_time_fast": UNIT,
     "test_tables": UNIT,
     "test_webhook_queue": UNIT,
     "test_cli": INTEGRATION,

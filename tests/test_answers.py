@@ -193,9 +193,10 @@ def request_row(**changed: Any) -> dict[str, Any]:
 def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models() -> None:
     unlimited = {"password_hash": None, "expires_at": None, "max_files": None, "max_bytes": None, "message": None}
     for row in (request_row(), request_row(closed_at=WHEN), request_row(**unlimited)):
-        assert_exactly(UploadRequestOut, render_request(row, "https://cdn.example"))
+        assert_exactly(UploadRequestOut, render_request(row, "https://cdn.example", WHEN))
         assert_exactly(PublicRequestOut, render_public_request(row))
-    assert render_request(request_row(closed_at=WHEN), "https://cdn.example")["is_open"] is False
+    assert render_request(request_row(closed_at=WHEN), "https://cdn.example", WHEN)["is_open"] is False
+    assert render_request(request_row(), "https://cdn.example", "2999-01-01T00:00:00.001Z")["is_open"] is False
 
 
 def test_an_upload_asking_for_a_link_is_exactly_a_file_upload_out_with_its_link() -> None:

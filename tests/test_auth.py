@@ -7,14 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 from http.cookies import Morsel, SimpleCookie
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from apihelp import PASSWORD, SECRET, Api, GatedArgon2, from_ip, wait_for
+from conftest import MakeApi
 
 from cdnstore import appkeys
 from cdnstore.auth import Priority
+from testbed.clock import FakeClock
 
 
 async def test_login_answers_tokens_and_the_user(api: Api) -> None:
@@ -168,25 +169,21 @@ async def test_a_permission_granted_opens_its_route(api: Api) -> None:
     (await viewer.post("/api/v1/servers", json={})).problem(403, "forbidden")
 
 
-async def test_a_token_verified_while_valid_is_refused_once_it_expires(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import itsdangerous.timed
+async def test_a_token_verified_while_valid_is_refused_once_it_expires(make_api: MakeApi) -> None:
     from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-    import cdnstore.auth
+    clock = FakeClock()
+    api = await make_api(clock=clock)
 
     class AlmostFifteenMinutesAgo(TimestampSigner):
         def get_timestamp(self) -> int:
-            return int(time.time()) - 900 + 2
+            return int(clock.now) - 900 + 2
 
     session = await api.user("alice")
     claims = URLSafeTimedSerializer(SECRET, salt="cdnstore.access").loads(session.access)  # user, session
     old = URLSafeTimedSerializer(SECRET, salt="cdnstore.access", signer=AlmostFifteenMinutesAgo).dumps(claims)
     (await api.call("GET", "/api/v1/me", token=old)).expect(200)  # verified, and remembered
-    three_seconds_on = SimpleNamespace(time=lambda: time.time() + 3)  # the clock of the token checks
-    for module in (cdnstore.auth, itsdangerous.timed):
-        monkeypatch.setattr(module, "time", three_seconds_on)
+    clock.advance(3)  # the token checks' clock (the app's)
     (await api.call("GET", "/api/v1/me", token=old)).problem(401, "unauthorized")
 
 

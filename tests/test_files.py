@@ -24,9 +24,8 @@ from apihelp import (
 )
 
 from cdnstore import appkeys
-from cdnstore import files as files_module
-from cdnstore.db import iso_in
 from cdnstore.models import Health
+from testbed.clock import FakeClock
 from testbed.demo import ORIGINAL_LAYOUT
 from testbed.seaweed import WeedCluster
 
@@ -261,19 +260,14 @@ async def test_complete_marks_the_upload_stored_once_the_object_is_there(
     assert (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200) == done
 
 
-async def test_the_sweep_finds_an_upload_whose_event_was_lost(
-    make_api: object, weed: WeedCluster, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    api = await make_api(uploads={"sweep_after": 0})  # type: ignore[operator]
+async def test_the_sweep_finds_an_upload_whose_event_was_lost(make_api: object, weed: WeedCluster, bucket: str) -> None:
+    clock = FakeClock()
+    api = await make_api(uploads={"sweep_after": 0}, clock=clock)  # type: ignore[operator]
     admin = await api.user("root", admin=True)
     await quiet_server(admin, weed, bucket)
     answer = await admin.upload("lost-event.txt", DATA)
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
-
-    def a_second_later(seconds: float, **kwargs: Any) -> str:  # the sweep's clock, so that the upload is old
-        return iso_in(seconds + 1, **kwargs)
-
-    monkeypatch.setattr(files_module, "iso_in", a_second_later)
+    clock.advance(1)  # the upload is a second old: the sweep looks at it
     assert await api.app[appkeys.FILES].sweep_uploads() == 1
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
 

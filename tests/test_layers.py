@@ -265,3 +265,56 @@ def test_every_writer_named_exists_and_writes_its_table() -> None:
     for table, path in WRITERS.items():
         assert path in found, path
         assert any(m.group(1) == table for m in WRITE.finditer(found[path])), (table, path)
+
+
+# What reads the time in cdnstore (time.time, times.py's functions, datetime.now): a test that patched one of
+# these into a cdnstore module would move time behind the clock port's back.
+TIME_READS = frozenset({"time", "time_ns", "iso", "iso_in", "now_iso", "datetime"})
+
+
+def patched_times(source: str) -> list[int]:
+    """Lines of `source` (a test module) that patch a time read of a cdnstore module or object:
+    `monkeypatch.setattr(<anything imported from cdnstore>, "<TIME_READS>", ...)` or the dotted-string form."""
+    tree = ast.parse(source)
+    bound = {"cdnstore"}  # names bound to cdnstore's modules or objects
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cdnstore"):
+            bound.update(alias.asname or alias.name for alias in node.names)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setattr"):
+            continue
+        args = node.args
+        if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+            dotted = args[0].value
+            if dotted.startswith("cdnstore.") and dotted.rpartition(".")[2] in TIME_READS:
+                found.append(node.lineno)
+        elif len(args) >= 2 and isinstance(args[1], ast.Constant) and args[1].value in TIME_READS:
+            root = args[0]
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                found.append(node.lineno)
+    return found
+
+
+def test_no_test_moves_the_time_by_patching_a_cdnstore_module() -> None:
+    """Time reaches the use cases through the clock port (cdnstore/clock.py): a test moves it with
+    testbed.clock.FakeClock handed to `create_app(clock=...)` (`make_api(clock=...)`), never by patching."""
+    found = {path.name: lines for path in (ROOT / "tests").glob("*.py") if (lines := patched_times(path.read_text()))}
+    assert found == {}
+
+
+def test_the_check_for_patched_times_sees_each_form() -> None:
+    patches = """
+from cdnstore import files as files_module
+from cdnstore.auth import Tokens
+import cdnstore.auth
+monkeypatch.setattr(files_module, "iso_in", later)
+monkeypatch.setattr(cdnstore.auth, "time", later)
+monkeypatch.setattr("cdnstore.links.now_iso", later)
+monkeypatch.setattr(Tokens, "time", later)
+monkeypatch.setattr(files_module, "SWEEP_BATCH", 2)
+monkeypatch.setattr(other_module, "time", later)
+"""
+    assert patched_times(patches) == [5, 6, 7, 8]

@@ -70,9 +70,14 @@ class Fleet:
 
 @pytest.fixture
 async def fleet(make_api: MakeApi) -> Fleet:
-    """The original's five servers, each a bucket of the in-memory storage."""
+    return await make_fleet(make_api)
+
+
+async def make_fleet(make_api: MakeApi, **options: Any) -> Fleet:
+    """The original's five servers, each a bucket of the in-memory storage; `options`: make_api's (a clock,
+    config sections other than jobs and uploads)."""
     memory = MemoryStorage(part_size=5 << 20)
-    api = await make_api(store=memory, jobs={"max_attempts": 3}, uploads={"multipart_threshold": 5 * MIB})
+    api = await make_api(store=memory, jobs={"max_attempts": 3}, uploads={"multipart_threshold": 5 * MIB}, **options)
     admin = await api.user("root", admin=True)
     servers, ids = {}, {}
     for port, site in enumerate(ORIGINAL_LAYOUT, start=9100):

@@ -59,9 +59,9 @@ def render_file(row: Row) -> dict[str, Any]:
     }
 
 
-def lifetime(user: User) -> Lifetime:
-    """The bounds an admin set on `user`'s files' lives."""
-    return Lifetime(user.max_file_lifetime, user.default_file_lifetime)
+def lifetime(request: web.Request, user: User) -> Lifetime:
+    """The bounds an admin set on `user`'s files' lives, on the app's clock."""
+    return Lifetime(user.max_file_lifetime, user.default_file_lifetime, request.app[appkeys.CLOCK])
 
 
 def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
@@ -216,7 +216,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
         client_location(request),
         user.zones,
         body.sha256,
-        expiry=lifetime(user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
+        expiry=lifetime(request, user).expiry(body.expires_at, "expires_at" in body.model_fields_set),
         link_request=None if link is None else link.stored,
     )
     answer = render_upload(upload)
@@ -362,7 +362,7 @@ async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
     """409 `name_taken` for a name you have. `expires_at` null: never (422 when an admin set you a
     `max_file_lifetime`, as for a time beyond it)."""
     changes = changes_of(
-        body, FileChanges, expires_at=lambda asked: lifetime(current_user(request)).expiry(asked, True)
+        body, FileChanges, expires_at=lambda asked: lifetime(request, current_user(request)).expiry(asked, True)
     )
     row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], changes)
     return json_response(render_file(row))

@@ -55,7 +55,7 @@ async def restore_file(request: web.Request) -> web.Response:
     `name_taken` when you have another file of its name now. One whose expiry passed in the trash gets your
     default file lifetime (none: it no longer expires)."""
     row = await request.app[appkeys.TRASH].restore(
-        await caller_id(request), request.match_info["id"], lifetime(current_user(request))
+        await caller_id(request), request.match_info["id"], lifetime(request, current_user(request))
     )
     return json_response(render_file(row))
 

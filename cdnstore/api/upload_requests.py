@@ -37,8 +37,9 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_request(row: Row, public_url: str) -> dict[str, Any]:
-    """A request row (upload_requests.REQUEST_COLUMNS) as an UploadRequestOut."""
+def render_request(row: Row, public_url: str, now: str) -> dict[str, Any]:
+    """A request row (upload_requests.REQUEST_COLUMNS) as an UploadRequestOut; `now` (the app's clock) says
+    whether it is still open."""
     return {
         "id": row["uuid"],
         "token": row["token"],
@@ -51,7 +52,7 @@ def render_request(row: Row, public_url: str) -> dict[str, Any]:
         "max_bytes": row["max_bytes"],
         "files": int(row["files"]),
         "bytes": int(row["bytes"]),
-        "is_open": is_open(row),
+        "is_open": is_open(row, now),
         "closed_at": row["closed_at"],
         "created_at": row["created_at"],
     }
@@ -106,7 +107,7 @@ async def create_request(request: web.Request, body: UploadRequestCreate) -> web
         max_files=body.max_files,
         max_bytes=body.max_bytes,
     )
-    return json_response(render_request(row, public_url(request)), status=201)
+    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()), status=201)
 
 
 @endpoint(
@@ -126,8 +127,8 @@ async def list_requests(request: web.Request, query: UploadRequestsQuery) -> web
     rows = await request.app[appkeys.REQUESTS].page(
         await caller(request), query.limit, query.after(), everyone=query.all
     )
-    url = public_url(request)
-    return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_request(r, url)))
+    url, now = public_url(request), request.app[appkeys.CLOCK].now_iso()
+    return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_request(r, url, now)))
 
 
 @endpoint(
@@ -141,7 +142,7 @@ async def list_requests(request: web.Request, query: UploadRequestsQuery) -> web
 )
 async def get_request(request: web.Request) -> web.Response:
     row = await request.app[appkeys.REQUESTS].get(await caller(request), request.match_info["id"])
-    return json_response(render_request(row, public_url(request)))
+    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()))
 
 
 @endpoint(
@@ -161,7 +162,7 @@ async def update_request(request: web.Request, body: UploadRequestPatch) -> web.
     requests = request.app[appkeys.REQUESTS]
     changes = changes_of(body, RequestChanges, expires_in=lambda asked: requests.expires_in(asked, True))
     row = await requests.update(await caller(request), request.match_info["id"], changes)
-    return json_response(render_request(row, public_url(request)))
+    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()))
 
 
 @endpoint(
