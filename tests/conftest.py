@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the 
 from apihelp import EVENTS_TOKEN, SECRET, Api
 from kinds import mark_by_module
 from reliability import LEDGER
+from s3bed import MEMORY, SEAWEEDFS, MemoryFleet, S3Bed, store_of
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 
 from cdnstore.api.server import AppRunner
@@ -82,6 +83,21 @@ async def provider(idp: Any) -> AsyncIterator[Any]:
     """The session's OpenID provider, its clock put back after the test."""
     yield idp
     await idp.control("reset")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(MEMORY, marks=pytest.mark.unit),
+        pytest.param(SEAWEEDFS, marks=pytest.mark.integration),
+    ]
+)
+def s3(request: pytest.FixtureRequest) -> S3Bed:
+    """The servers of a use-case test (tests/s3bed.py): the original layout in memory, or the session's real
+    SeaweedFS (started the first time a test asks: from a plain fixture, as in test_storage_contract.py)."""
+    if request.param == MEMORY:
+        return MemoryFleet()
+    weed: WeedCluster = request.getfixturevalue("weed")
+    return weed
 
 
 @pytest.fixture
@@ -225,6 +241,12 @@ def database_url(engine: str, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api()
+
+
+@pytest.fixture
+async def s3_api(make_api: MakeApi, s3: S3Bed) -> Api:
+    """The daemon on the test's `s3` servers (a module of use-case tests makes it its `api`)."""
+    return await make_api(store=store_of(s3))
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ KINDS = {
     "test_daemons": INTEGRATION,
     "test_deploy": INTEGRATION,
     "test_devpy": INTEGRATION,
-    "test_files": INTEGRATION,
+    "test_files": INTEGRATION,  # its in-memory side is marked unit by `s3` (tests/s3bed.py)
     "test_headers": INTEGRATION,
     "test_install": INTEGRATION,
     "test_integrity": INTEGRATION,
@@ -95,9 +95,10 @@ KINDS = {
     "test_web_webhooks": BROWSER,
 }
 
-# Modules of another kind some of whose tests are unit tests by their own mark (the storage contract's in-memory
-# side, marked by its parameter): `dev.py test --fast` selects those tests too.
-PARTLY_UNIT = frozenset({"test_storage_contract"})
+# Modules of another kind some of whose tests are unit tests by their own mark (the in-memory side of the storage
+# contract, marked by its parameter, and of the use-case modules, by the `s3` fixture's: tests/s3bed.py):
+# `dev.py test --fast` selects those tests too.
+PARTLY_UNIT = frozenset({"test_storage_contract", "test_files"})
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
