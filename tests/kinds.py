@@ -57,7 +57,7 @@ KINDS = {
     "test_integrity": INTEGRATION,
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,
-    "test_links": INTEGRATION,
+    "test_links": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_mixed_zone": INTEGRATION,
     "test_multipart": INTEGRATION,
     "test_names": INTEGRATION,
@@ -98,7 +98,7 @@ KINDS = {
 # Modules of another kind some of whose tests are unit tests by their own mark (the in-memory side of the storage
 # contract, marked by its parameter, and of the use-case modules, by the `s3` fixture's: tests/s3bed.py):
 # `dev.py test --fast` selects those tests too.
-PARTLY_UNIT = frozenset({"test_storage_contract", "test_files"})
+PARTLY_UNIT = frozenset({"test_storage_contract", "test_files", "test_links"})
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
