@@ -54,7 +54,7 @@ KINDS = {
     "test_files": INTEGRATION,  # its in-memory side is marked unit by `s3` (tests/s3bed.py)
     "test_headers": INTEGRATION,
     "test_install": INTEGRATION,
-    "test_integrity": INTEGRATION,
+    "test_integrity": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,
     "test_links": INTEGRATION,  # its in-memory side: unit, by `s3`
@@ -66,7 +66,7 @@ KINDS = {
     "test_replication": INTEGRATION,
     "test_requests": INTEGRATION,
     "test_schemathesis": INTEGRATION,
-    "test_scrub": INTEGRATION,
+    "test_scrub": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_sealing": INTEGRATION,
     "test_serve": INTEGRATION,
     "test_servers": INTEGRATION,
@@ -98,7 +98,7 @@ KINDS = {
 # Modules of another kind some of whose tests are unit tests by their own mark (the in-memory side of the storage
 # contract, marked by its parameter, and of the use-case modules, by the `s3` fixture's: tests/s3bed.py):
 # `dev.py test --fast` selects those tests too.
-PARTLY_UNIT = frozenset({"test_storage_contract", "test_files", "test_links"})
+PARTLY_UNIT = frozenset({"test_storage_contract", "test_files", "test_links", "test_integrity", "test_scrub"})
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
