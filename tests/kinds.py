@@ -59,7 +59,7 @@ KINDS = {
     "test_leaks": INTEGRATION,
     "test_links": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_mixed_zone": INTEGRATION,
-    "test_multipart": INTEGRATION,
+    "test_multipart": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_names": INTEGRATION,
     "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
@@ -75,7 +75,7 @@ KINDS = {
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
     "test_trash": INTEGRATION,
-    "test_upload_link": INTEGRATION,
+    "test_upload_link": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_upload_command": INTEGRATION,
     "test_weed_stop": INTEGRATION,
     "test_vendors": INTEGRATION,
@@ -98,7 +98,12 @@ KINDS = {
 # Modules of another kind some of whose tests are unit tests by their own mark (the in-memory side of the storage
 # contract, marked by its parameter, and of the use-case modules, by the `s3` fixture's: tests/s3bed.py):
 # `dev.py test --fast` selects those tests too.
-PARTLY_UNIT = frozenset({"test_storage_contract", "test_files", "test_links", "test_integrity", "test_scrub"})
+PARTLY_UNIT = frozenset(
+    {
+        *("test_storage_contract", "test_files", "test_links", "test_integrity", "test_scrub"),
+        *("test_multipart", "test_upload_link"),
+    }
+)
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})
