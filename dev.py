@@ -5,7 +5,7 @@ Creates .venv (installing Debian's python3-venv with apt-get if the venv module 
 installs cdnstore with what the command needs and, beside it, its harnesses (testbed/: the storage
 servers, PostgreSQL and the demo; again only when a pyproject.toml changed), then runs it.
 Extra arguments go to the command: `python3 dev.py test -k servers -x`, `python3 dev.py demo --port 9000`.
-`python3 dev.py test --fast` runs the unit tests only (seconds, no storage server started);
+`python3 dev.py test --fast` runs the unit tests only (minutes, no storage server started);
 `python3 dev.py reliability` writes the figures of the last passing test run into docs/reliability.md;
 `python3 dev.py schema` writes the schema files from the migrations (`--check`: exits 1 when one is stale);
 `python3 dev.py types` writes cdnstore/web/types.js from the OpenAPI document (`--check`: exits 1 when stale).
@@ -179,7 +179,7 @@ def ensure_ceph() -> None:
 
 
 def run_tests(args: list[str]) -> int:
-    """The whole suite; with --fast the unit kind only (tests/kinds.py): seconds, no server, no browser."""
+    """The whole suite; with --fast the unit kind only (tests/kinds.py): no server, no browser."""
     if "--fast" in args:
         args = ["-m", "unit", *(a for a in args if a != "--fast")]
     else:

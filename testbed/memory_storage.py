@@ -18,6 +18,7 @@ after checking the signature, so a test PUTs "as a client would" through the por
 Faults, each for one server (its endpoint URL), one key, or both (None: any):
 - `lose(server, key)`: the object is gone (a disk lost it; no delete marker, no event);
 - `corrupt(server, key)`: its bytes change, its ETag stays (bit rot: only a read finds it);
+- `overwrite(target, key, data)`: someone else's PutObject (new bytes and ETag, no event);
 - `stall(server=, key=)`: each operation on them waits until the returned event is set (a slow or silent
   server: a call with a `timeout` fails `storage_unreachable` when it runs out first);
 - `refuse(server=, key=, times=, code=)`: each operation on them raises the StorageError a failing server
@@ -121,6 +122,10 @@ class MemoryStorage:
             found = bucket.objects.get(key) if endpoint == server else None
             if found is not None and found.data:
                 found.data = bytes([found.data[0] ^ 0xFF]) + found.data[1:]
+
+    def overwrite(self, target: S3Target, key: str, data: bytes) -> None:
+        """Someone's S3 PutObject of `data` under `key`, behind cdnstore's back: new bytes and ETag, no event."""
+        self._put(self._bucket(target), key, _Object(data, md5_hex(data), "application/octet-stream", {}))
 
     def stall(self, *, server: str | None = None, key: str | None = None) -> asyncio.Event:
         """Operations on the server (and key) wait until the event is set."""
@@ -488,6 +493,14 @@ class MemoryStorage:
         if method == "GET":
             return self._served_get(target, key, query)
         return _error(405, "MethodNotAllowed")
+
+    async def fetch(self, url: str, *, timeout: float = 30) -> tuple[RawAnswer, bytes]:  # noqa: ASYNC109
+        """GET a presigned URL as a client downloading it would: `send`'s answer and the whole body (`send`
+        keeps only the start of it, as the port's probes need no more)."""
+        answer = await self.send("GET", url, timeout=timeout)
+        target, key, _ = self._route(url)
+        found = self._bucket(target).objects.get(key) if answer.status == 200 and key else None
+        return answer, found.data if found is not None else answer.text.encode()
 
     def _route(self, url: str) -> tuple[S3Target, str, dict[str, str]]:
         base, _, raw_query = url.partition("?")

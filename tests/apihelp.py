@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import inspect
 import io
 import struct
@@ -14,20 +16,24 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 from reliability import LEDGER
+from s3bed import S3Bed, memory_site
 from weedbed import ACCESS_KEY, SECRET_KEY
 
 from cdnstore import appkeys, probe
 from cdnstore.job_queue import Job
+from cdnstore.models import S3Target
 from cdnstore.storage import Storage
 from testbed.demo import ORIGINAL_LAYOUT
+from testbed.memory_storage import MemoryStorage
 from testbed.rgw import RgwBed
-from testbed.seaweed import WeedCluster
 
 PASSWORD = "correct horse battery"
 SECRET = "a-test-secret-key-of-some-length"
@@ -168,6 +174,17 @@ def s3_storage(api: Api) -> Storage:
     return storage
 
 
+async def overwrite(api: Api, target: S3Target, key: str, data: bytes) -> None:
+    """Someone writes `data` under `key` in a server's bucket, behind cdnstore's back (an S3 PutObject of their
+    own), on whichever storage the daemon has."""
+    storage = api.app[appkeys.STORAGE]
+    if isinstance(storage, MemoryStorage):
+        storage.overwrite(target, key, data)
+        return
+    client = await s3_storage(api)._client(target)
+    await client.put_object(Bucket=target.bucket, Key=key, Body=data)
+
+
 def from_ip(ip: str) -> dict[str, str]:
     return {"X-Forwarded-For": ip}
 
@@ -179,6 +196,11 @@ def object_key(upload: dict[str, Any]) -> str:
 
 async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
     """PUT `data` to a presigned upload URL with exactly the headers it came with, as a client would."""
+    return (await put_answer(upload, data))[0]
+
+
+async def put_answer(upload: dict[str, Any], data: bytes) -> tuple[int, str]:
+    """`put_bytes`' status and the server's answer (the start of its text)."""
     async with aiohttp.ClientSession() as http:
         async with http.request(
             upload["method"], upload["url"], data=io.BytesIO(data), headers=upload["headers"]
@@ -186,7 +208,7 @@ async def put_bytes(upload: dict[str, Any], data: bytes) -> int:
             body = await resp.read()
             if resp.status != 200:
                 print(f"PUT {upload['url'].split('?')[0]}: {resp.status} {body[:500]!r}")
-            return resp.status
+            return resp.status, body[: 1 << 16].decode(errors="replace")
 
 
 async def fetch(url: str) -> tuple[int, bytes, Any]:
@@ -251,6 +273,41 @@ class Api:
             LEDGER.answered(answer, f"{method} {path} -> {resp.status}")
             return answer
 
+    async def put_bytes(self, upload: dict[str, Any], data: bytes) -> int:
+        """`put_bytes` to the daemon's storage: the in-memory one serves its own URLs, S3 servers theirs."""
+        return (await self.put_answer(upload, data))[0]
+
+    async def put_answer(self, upload: dict[str, Any], data: bytes) -> tuple[int, str]:
+        """`put_answer` to the daemon's storage (see `put_bytes`)."""
+        storage = self.app[appkeys.STORAGE]
+        if not isinstance(storage, MemoryStorage):
+            return await put_answer(upload, data)
+        sent = await storage.send(upload["method"], upload["url"], headers=upload["headers"], body=data, timeout=30)
+        if sent.status == 200 and "uploadId=" not in upload["url"]:
+            await self._webhook(upload["url"], data)
+        return sent.status, sent.text
+
+    async def _webhook(self, url: str, data: bytes) -> None:
+        """What the site's SeaweedFS sends on a stored object (conftest's `weed`): its event, to the daemon's
+        path of the site's name, with the events token; unheard (as there) by a server registered under
+        another name (404) or holding a token of its own (401)."""
+        site = memory_site(url)
+        if site is None:
+            return
+        bucket, _, key = unquote(urlsplit(url).path).lstrip("/").partition("/")
+        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        entry = {"name": key.rsplit("/", 1)[-1], "attributes": {"file_size": len(data), "md5": md5}}
+        event = {"event_type": "create", "key": f"/buckets/{bucket}/{key}", "message": {"new_entry": entry}}
+        await self.call("POST", f"/api/v1/events/s3/{site}", json=event, token=EVENTS_TOKEN)
+
+    async def fetch(self, url: str) -> tuple[int, bytes, Any]:
+        """`fetch` from the daemon's storage (headers: case-insensitive, as aiohttp gives them)."""
+        storage = self.app[appkeys.STORAGE]
+        if isinstance(storage, MemoryStorage):
+            answer, body = await storage.fetch(url)
+            return answer.status, body, CIMultiDict(answer.headers)
+        return await fetch(url)
+
     async def make_user(self, username: str, *, admin: bool = False, permissions: list[str] | None = None) -> None:
         await self.app[appkeys.ACCOUNTS].create(username, PASSWORD, is_admin=admin, permissions=permissions)
 
@@ -305,7 +362,7 @@ class Session:
     ) -> dict[str, Any]:
         """Announce and PUT; the answer of the announcement (file and upload)."""
         answer = await self.announce(name, data, ip=ip, content_type=content_type, expect=expect)
-        assert await put_bytes(answer["upload"], data) == 200
+        assert await self.api.put_bytes(answer["upload"], data) == 200
         return answer
 
     async def upload_and_confirm(
@@ -329,7 +386,7 @@ class Session:
         items = (await self.post(f"/api/v1/files/{file_id}/upload/parts", json={"numbers": numbers})).expect(200)
         for item in items["items"]:
             n = item["number"]
-            assert await put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
+            assert await self.api.put_bytes(item, data[(n - 1) * part_size : n * part_size]) == 200
         (await self.post(f"/api/v1/files/{file_id}/complete")).expect(200)
         return str(file_id)
 
@@ -342,13 +399,11 @@ class Session:
 
     async def download(self, file_id: str, *, ip: str = US_IP) -> tuple[dict[str, Any], bytes]:
         link = (await self.get(f"/api/v1/files/{file_id}/download", headers=from_ip(ip))).expect(200)
-        status, body, _ = await fetch(link["url"])
+        status, body, _ = await self.api.fetch(link["url"])
         assert status == 200
         return link, body
 
-    async def add_server(
-        self, where: WeedCluster | RgwBed, name: str, bucket: str, /, **overrides: Any
-    ) -> dict[str, Any]:
+    async def add_server(self, where: S3Bed | RgwBed, name: str, bucket: str, /, **overrides: Any) -> dict[str, Any]:
         """The original layout's site `name` registered with `bucket`: on its SeaweedFS instance, or on the
         Ceph RGW bed (then give it a `name` of its own to register it beside the SeaweedFS one)."""
         site = next(s for s in ORIGINAL_LAYOUT if s.name == name)
@@ -364,7 +419,7 @@ class Session:
         answer = await self.post("/api/v1/servers", json=body)
         return dict(answer.expect(201))
 
-    async def add_layout(self, weed: WeedCluster, bucket: str) -> dict[str, dict[str, Any]]:
+    async def add_layout(self, weed: S3Bed, bucket: str) -> dict[str, dict[str, Any]]:
         """Register the original's five servers, each with `bucket` (a fresh one per test)."""
         return {site.name: await self.add_server(weed, site.name, bucket) for site in ORIGINAL_LAYOUT}
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the 
 from apihelp import EVENTS_TOKEN, SECRET, Api
 from kinds import mark_by_module
 from reliability import LEDGER
+from s3bed import MEMORY, SEAWEEDFS, MemoryFleet, S3Bed, store_of
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
 
 from cdnstore.api.server import AppRunner
@@ -28,6 +29,21 @@ from testbed.demo import ORIGINAL_LAYOUT
 from testbed.ports import unused_port
 from testbed.rgw import RgwBed
 from testbed.seaweed import WeedCluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openapi_built_once() -> Iterator[None]:
+    """The OpenAPI document is a function of cdnstore's routes alone, yet every create_app builds it (pydantic
+    generating each model's schema: most of a unit test's set-up). Built once per session here, the same
+    document; a build of other routes still builds."""
+    from cdnstore import app as app_module
+    from cdnstore.api.openapi import build
+
+    routes = app_module.ROUTES
+    built = build(routes)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app_module, "build_openapi", lambda endpoints: built if endpoints is routes else build(endpoints))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +99,21 @@ async def provider(idp: Any) -> AsyncIterator[Any]:
     """The session's OpenID provider, its clock put back after the test."""
     yield idp
     await idp.control("reset")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(MEMORY, marks=pytest.mark.unit),
+        pytest.param(SEAWEEDFS, marks=pytest.mark.integration),
+    ]
+)
+def s3(request: pytest.FixtureRequest) -> S3Bed:
+    """The servers of a use-case test (tests/s3bed.py): the original layout in memory, or the session's real
+    SeaweedFS (started the first time a test asks: from a plain fixture, as in test_storage_contract.py)."""
+    if request.param == MEMORY:
+        return MemoryFleet()
+    weed: WeedCluster = request.getfixturevalue("weed")
+    return weed
 
 
 @pytest.fixture
@@ -228,6 +259,12 @@ def database_url(engine: str, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api()
+
+
+@pytest.fixture
+async def s3_api(make_api: MakeApi, s3: S3Bed) -> Api:
+    """The daemon on the test's `s3` servers (a module of use-case tests makes it its `api`)."""
+    return await make_api(store=store_of(s3))
 
 
 @pytest.fixture

@@ -53,22 +53,22 @@ KINDS = {
     "test_daemons": INTEGRATION,
     "test_deploy": INTEGRATION,
     "test_devpy": INTEGRATION,
-    "test_files": INTEGRATION,
+    "test_files": INTEGRATION,  # its in-memory side is marked unit by `s3` (tests/s3bed.py)
     "test_headers": INTEGRATION,
     "test_install": INTEGRATION,
-    "test_integrity": INTEGRATION,
+    "test_integrity": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_idor": INTEGRATION,
     "test_leaks": INTEGRATION,
-    "test_links": INTEGRATION,
+    "test_links": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_mixed_zone": INTEGRATION,
-    "test_multipart": INTEGRATION,
+    "test_multipart": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_names": INTEGRATION,
     "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
     "test_replication": INTEGRATION,
     "test_requests": INTEGRATION,
     "test_schemathesis": INTEGRATION,
-    "test_scrub": INTEGRATION,
+    "test_scrub": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_sealing": INTEGRATION,
     "test_serve": INTEGRATION,
     "test_servers": INTEGRATION,
@@ -77,7 +77,7 @@ KINDS = {
     "test_storage_events": INTEGRATION,
     "test_team": INTEGRATION,
     "test_trash": INTEGRATION,
-    "test_upload_link": INTEGRATION,
+    "test_upload_link": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_upload_command": INTEGRATION,
     "test_weed_stop": INTEGRATION,
     "test_vendors": INTEGRATION,
@@ -97,9 +97,15 @@ KINDS = {
     "test_web_webhooks": BROWSER,
 }
 
-# Modules of another kind some of whose tests are unit tests by their own mark (the storage contract's in-memory
-# side, marked by its parameter): `dev.py test --fast` selects those tests too.
-PARTLY_UNIT = frozenset({"test_storage_contract"})
+# Modules of another kind some of whose tests are unit tests by their own mark (the in-memory side of the storage
+# contract, marked by its parameter, and of the use-case modules, by the `s3` fixture's: tests/s3bed.py):
+# `dev.py test --fast` selects those tests too.
+PARTLY_UNIT = frozenset(
+    {
+        *("test_storage_contract", "test_files", "test_links", "test_integrity", "test_scrub"),
+        *("test_multipart", "test_upload_link"),
+    }
+)
 
 # Fixtures that start servers or processes: a unit test asking for one is in the wrong kind.
 HEAVY_FIXTURES = frozenset({"weed", "rgw", "daemon", "idp"})

@@ -1,4 +1,5 @@
-"""Files through the nearest server, against real SeaweedFS servers and the real GeoLite2 database."""
+"""Files through the nearest server, against the real GeoLite2 database and the `s3` servers (tests/s3bed.py):
+in memory (the fast tier) and real SeaweedFS, but for the tests marked REAL_ONLY."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ from apihelp import (
     US_IP,
     Api,
     Session,
-    fetch,
     from_ip,
     object_key,
-    put_bytes,
     wait_for,
 )
+from s3bed import REAL_ONLY, S3Bed, store_of
 
 from cdnstore import appkeys
 from cdnstore.models import Health
@@ -32,30 +32,36 @@ from testbed.seaweed import WeedCluster
 DATA = b"hello from cdnstore\n" * 100
 
 
-async def admin_with_layout(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, dict[str, dict[str, Any]]]:
+@pytest.fixture
+def api(s3_api: Api) -> Api:
+    """The daemon on this test's `s3` servers."""
+    return s3_api
+
+
+async def admin_with_layout(api: Api, s3: S3Bed, bucket: str) -> tuple[Session, dict[str, dict[str, Any]]]:
     admin = await api.user("root", admin=True)
-    return admin, await admin.add_layout(weed, bucket)
+    return admin, await admin.add_layout(s3, bucket)
 
 
-async def object_on(api: Api, weed: WeedCluster, server: str, bucket: str, file_id: str) -> bool:
+async def object_on(api: Api, s3: S3Bed, server: str, bucket: str, file_id: str) -> bool:
     """Does the server's bucket hold the current object of the file (asked of S3 directly)?"""
     key = await api.app[appkeys.DB].fetchval(
         "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (file_id,)
     )
-    return await api.app[appkeys.STORAGE].head(weed.target(server, bucket), key) is not None
+    return await api.app[appkeys.STORAGE].head(s3.target(server, bucket), key) is not None
 
 
-async def keys_in(api: Api, weed: WeedCluster, server: str, bucket: str) -> set[str]:
-    return {o.key async for o in api.app[appkeys.STORAGE].list_objects(weed.target(server, bucket))}
+async def keys_in(api: Api, s3: S3Bed, server: str, bucket: str) -> set[str]:
+    return {o.key async for o in api.app[appkeys.STORAGE].list_objects(s3.target(server, bucket))}
 
 
 @pytest.mark.parametrize(
     ("ip", "server"), [(US_IP, "dallas"), (RUSSIA_IP, "vladivostok"), (SOUTH_AFRICA_IP, "capetown")]
 )
 async def test_an_upload_goes_to_the_nearest_active_server(
-    api: Api, weed: WeedCluster, bucket: str, ip: str, server: str
+    api: Api, s3: S3Bed, bucket: str, ip: str, server: str
 ) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+    admin, _ = await admin_with_layout(api, s3, bucket)
     answer = await admin.announce("photo.jpg", DATA, ip=ip)
     assert answer["upload"]["server"]["name"] == server
     assert answer["upload"]["method"] == "PUT"
@@ -65,13 +71,13 @@ async def test_an_upload_goes_to_the_nearest_active_server(
         "Content-Length": str(len(DATA)),
         "If-None-Match": "*",
     }
-    assert weed.instance(server).endpoint_url in answer["upload"]["url"]
+    assert s3.instance(server).endpoint_url in answer["upload"]["url"]
     assert answer["file"]["status"] == "uploading" and answer["file"]["zone"] is None
     assert answer["file"]["size"] == len(DATA) and answer["file"]["name"] == "photo.jpg"
 
 
-async def test_an_inactive_or_down_server_takes_no_uploads(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, servers = await admin_with_layout(api, weed, bucket)
+async def test_an_inactive_or_down_server_takes_no_uploads(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, servers = await admin_with_layout(api, s3, bucket)
     await admin.patch(f"/api/v1/servers/{servers['dallas']['id']}", json={"is_active": False})
     # Detroit is inactive too: the next nearest US server is New York.
     assert (await admin.announce("a.txt", DATA))["upload"]["server"]["name"] == "newyork"
@@ -79,8 +85,9 @@ async def test_an_inactive_or_down_server_takes_no_uploads(api: Api, weed: WeedC
     assert (await admin.announce("b.txt", DATA))["upload"]["server"]["name"] not in ("newyork", "dallas")
 
 
-async def test_the_real_seaweedfs_webhook_marks_the_upload_stored(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+@REAL_ONLY  # webhooks
+async def test_the_real_seaweedfs_webhook_marks_the_upload_stored(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     answer = await admin.upload("notes.txt", DATA)
     stored = await admin.wait_stored(answer["file"]["id"])
     assert stored["zone"] == "USA" and stored["size"] == len(DATA)
@@ -89,15 +96,15 @@ async def test_the_real_seaweedfs_webhook_marks_the_upload_stored(api: Api, weed
 
 
 async def quiet_server(
-    admin: Session, weed: WeedCluster, bucket: str, name: str = "dallas", **overrides: object
+    admin: Session, s3: S3Bed, bucket: str, name: str = "dallas", **overrides: object
 ) -> dict[str, Any]:
     """The weed instance registered under another name: its own webhook then reaches no known server."""
-    return await admin.add_server(weed, name, bucket, name=f"{name}-quiet", **overrides)
+    return await admin.add_server(s3, name, bucket, name=f"{name}-quiet", **overrides)
 
 
-async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster, bucket: str) -> None:
+async def test_a_minio_event_marks_the_upload_stored(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     answer = await admin.upload("report.pdf", DATA)
     key = object_key(answer["upload"])
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "uploading"
@@ -120,10 +127,10 @@ async def test_a_minio_event_marks_the_upload_stored(api: Api, weed: WeedCluster
 
 
 async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_server(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     answer = await admin.announce("never-sent.bin", DATA)  # announced, never PUT
     file_id, key = answer["file"]["id"], object_key(answer["upload"])
     minio = {
@@ -135,16 +142,14 @@ async def test_an_event_without_a_size_stores_only_what_a_head_finds_on_the_serv
     for body in (minio, seaweed):
         (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=body, token=EVENTS_TOKEN)).expect(204)
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "uploading"
-    assert await put_bytes(answer["upload"], DATA) == 200
+    assert await api.put_bytes(answer["upload"], DATA) == 200
     (await api.call("POST", "/api/v1/events/s3/dallas-quiet", json=minio, token=EVENTS_TOKEN)).expect(204)
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["status"] == "stored"
 
 
-async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
+async def test_events_for_unknown_objects_are_ignored_and_bad_calls_refused(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     unknown = {
         "event_type": "create",
         "key": f"/buckets/{bucket}/nobody-knows",
@@ -180,12 +185,12 @@ OWN_TOKEN = "dallas-own-webhook-token-0123"  # a server's own events_token (any 
 
 
 async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its_path(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket, events_token=OWN_TOKEN)  # dallas-quiet: its own token
-    await quiet_server(admin, weed, bucket, "newyork", is_active=False)  # newyork-quiet: none, events.token
-    other = await quiet_server(admin, weed, bucket, "capetown", is_active=False, events_token="capetown-own-token-4567")
+    await quiet_server(admin, s3, bucket, events_token=OWN_TOKEN)  # dallas-quiet: its own token
+    await quiet_server(admin, s3, bucket, "newyork", is_active=False)  # newyork-quiet: none, events.token
+    other = await quiet_server(admin, s3, bucket, "capetown", is_active=False, events_token="capetown-own-token-4567")
     assert other["has_events_token"] is True
     unknown = {
         "event_type": "create",
@@ -221,10 +226,10 @@ async def test_a_server_with_its_own_events_token_accepts_only_that_token_on_its
 
 
 async def test_patching_the_events_token_to_null_gives_the_server_back_to_the_global_token(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
     admin = await api.user("root", admin=True)
-    server = await quiet_server(admin, weed, bucket)
+    server = await quiet_server(admin, s3, bucket)
     assert server["has_events_token"] is False
     hook, unknown = (
         "/api/v1/events/s3/dallas-quiet",
@@ -246,15 +251,13 @@ async def test_patching_the_events_token_to_null_gives_the_server_back_to_the_gl
     (await api.call("POST", hook, json=unknown, token=EVENTS_TOKEN)).expect(204)
 
 
-async def test_complete_marks_the_upload_stored_once_the_object_is_there(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
+async def test_complete_marks_the_upload_stored_once_the_object_is_there(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     answer = await admin.announce("data.bin", DATA)
     file_id = answer["file"]["id"]
     (await admin.post(f"/api/v1/files/{file_id}/complete")).problem(409, "upload_incomplete")
-    assert await put_bytes(answer["upload"], DATA) == 200
+    assert await api.put_bytes(answer["upload"], DATA) == 200
     done = (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     assert done["status"] == "stored" and done["zone"] == "USA"
     assert (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200) == done
@@ -272,10 +275,10 @@ async def test_the_sweep_finds_an_upload_whose_event_was_lost(make_api: object, 
     assert (await admin.get(f"/api/v1/files/{answer['file']['id']}")).expect(200)["status"] == "stored"
 
 
-async def test_an_upload_that_never_arrives_is_given_up(make_api: object, weed: WeedCluster, bucket: str) -> None:
-    api = await make_api(uploads={"sweep_after": 0, "abandon_after": 60})  # type: ignore[operator]
+async def test_an_upload_that_never_arrives_is_given_up(make_api: object, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), uploads={"sweep_after": 0, "abandon_after": 60})  # type: ignore[operator]
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     answer = await admin.announce("never.txt", DATA)
     async with api.app[appkeys.DB].transaction() as tx:  # announced two minutes ago
         await tx.execute("UPDATE versions SET created_at = '2000-01-01T00:00:00.000Z'")
@@ -285,30 +288,28 @@ async def test_an_upload_that_never_arrives_is_given_up(make_api: object, weed: 
     assert deleted[0]["data"] == {"name": "never.txt", "reason": "upload_never_arrived"}
 
 
-async def test_a_download_is_on_the_nearest_holder_and_returns_the_same_bytes(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_a_download_is_on_the_nearest_holder_and_returns_the_same_bytes(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     answer = await admin.upload("ünï cödé+%.txt", DATA, ip=SOUTH_AFRICA_IP)
     file_id = answer["file"]["id"]
     await admin.wait_stored(file_id)
     link, body = await admin.download(file_id, ip=RUSSIA_IP)  # only Cape Town holds it
     assert body == DATA
     assert link["server"] == {"name": "capetown", "location": "Cape Town", "zone": "Africa"}
-    status, _, headers = await fetch(link["url"])
+    status, _, headers = await api.fetch(link["url"])
     assert status == 200
     assert "filename*=UTF-8''%C3%BCn%C3%AF%20c%C3%B6d%C3%A9+%25.txt" in headers["Content-Disposition"]
     redirect = await admin.get(f"/api/v1/files/{file_id}/download?redirect=true", headers=from_ip(US_IP))
     assert redirect.status == 302
     assert redirect.headers["Location"].split("?")[0] == link["url"].split("?")[0]
-    assert (await fetch(redirect.headers["Location"]))[1] == DATA
+    assert (await api.fetch(redirect.headers["Location"]))[1] == DATA
 
 
-async def test_downloads_skip_holders_that_are_off_or_down(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, servers = await admin_with_layout(api, weed, bucket)
+async def test_downloads_skip_holders_that_are_off_or_down(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, servers = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("a.txt", DATA, ip=US_IP))["file"]["id"]
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     # 8.8.8.8 sits in Kansas: Dallas is the nearest of the two holders.
     assert (await admin.download(file_id, ip=US_IP))[0]["server"]["name"] == "dallas"
     await api.app[appkeys.SERVERS].set_health({servers["dallas"]["id"]: Health.DOWN})
@@ -319,15 +320,15 @@ async def test_downloads_skip_holders_that_are_off_or_down(api: Api, weed: WeedC
     assert (await admin.download(file_id, ip=US_IP))[0]["server"]["name"] == "newyork"
 
 
-async def test_a_file_still_uploading_cannot_be_downloaded(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_a_file_still_uploading_cannot_be_downloaded(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.announce("a.txt", DATA))["file"]["id"]
     (await admin.get(f"/api/v1/files/{file_id}/download")).problem(409, "file_not_ready")
 
 
-async def test_no_holder_on_is_503(api: Api, weed: WeedCluster, bucket: str) -> None:
+async def test_no_holder_on_is_503(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    server = await admin.add_server(weed, "capetown", bucket)
+    server = await admin.add_server(s3, "capetown", bucket)
     file_id = (await admin.upload("a.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
     await admin.patch(f"/api/v1/servers/{server['id']}", json={"is_on": False})
@@ -335,9 +336,9 @@ async def test_no_holder_on_is_503(api: Api, weed: WeedCluster, bucket: str) -> 
     (await admin.post("/api/v1/files", json={"name": "b", "size": 1})).problem(503, "no_server_available")
 
 
-async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: WeedCluster, bucket: str) -> None:
+async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
+    await admin.add_server(s3, "dallas", bucket)
     first = await admin.upload("doc.txt", b"version one")
     file_id = first["file"]["id"]
     await admin.wait_stored(file_id)
@@ -346,19 +347,19 @@ async def test_a_new_version_keeps_the_old_one_until_it_lands(api: Api, weed: We
     assert second["file"]["id"] == file_id and second["file"]["status"] == "stored"
     assert second["upload"]["url"].split("?")[0] != first["upload"]["url"].split("?")[0]
     assert (await admin.download(file_id))[1] == b"version one"
-    assert await put_bytes(second["upload"], b"version two!") == 200
+    assert await api.put_bytes(second["upload"], b"version two!") == 200
 
     async def serves_version_two() -> bool:
         return (await admin.download(file_id))[1] == b"version two!"
 
     await wait_for(serves_version_two, "downloads to serve the new version")
-    await api.app[appkeys.WORKER].drain()
-    assert old_key not in await keys_in(api, weed, "dallas", bucket)
+    await api.app[appkeys.WORKER].run_until_idle()
+    assert old_key not in await keys_in(api, s3, "dallas", bucket)
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["size"] == len(b"version two!")
 
 
-async def test_a_renamed_file_downloads_under_its_new_name_at_once(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_a_renamed_file_downloads_under_its_new_name_at_once(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("old.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
     first, _ = await admin.download(file_id)
@@ -366,42 +367,42 @@ async def test_a_renamed_file_downloads_under_its_new_name_at_once(api: Api, wee
     assert again["url"] == first["url"]  # signed once, handed out again within the minute
     await admin.patch(f"/api/v1/files/{file_id}", json={"name": "new.txt"})
     renamed = (await admin.get(f"/api/v1/files/{file_id}/download")).expect(200)
-    status, _, headers = await fetch(renamed["url"])
+    status, _, headers = await api.fetch(renamed["url"])
     assert status == 200 and 'filename="new.txt"' in headers["Content-Disposition"]
 
 
-async def test_rename_and_its_conflicts(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_rename_and_its_conflicts(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     a = (await admin.upload("a.txt", DATA))["file"]["id"]
     await admin.upload("b.txt", DATA)
     renamed = (await admin.patch(f"/api/v1/files/{a}", json={"name": "c.txt"})).expect(200)
     assert renamed["name"] == "c.txt"
     (await admin.patch(f"/api/v1/files/{a}", json={"name": "b.txt"})).problem(409, "name_taken")
     await admin.wait_stored(a)
-    status, _, headers = await fetch((await admin.get(f"/api/v1/files/{a}/download")).expect(200)["url"])
+    status, _, headers = await api.fetch((await admin.get(f"/api/v1/files/{a}/download")).expect(200)["url"])
     assert status == 200 and 'filename="c.txt"' in headers["Content-Disposition"]
     item = (await admin.get("/api/v1/history?event=file.renamed")).expect(200)["items"][0]
     assert item["data"] == {"old_name": "a.txt", "new_name": "c.txt"}
 
 
-async def test_delete_answers_at_once_and_removes_every_object(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_delete_answers_at_once_and_removes_every_object(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("gone.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
-    assert await object_on(api, weed, "newyork", bucket, file_id)
+    await api.app[appkeys.WORKER].run_until_idle()
+    assert await object_on(api, s3, "newyork", bucket, file_id)
     (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
     (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
     (await admin.delete(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     for server in ("dallas", "newyork", "detroit", "capetown", "vladivostok"):
-        assert await keys_in(api, weed, server, bucket) == set(), server
+        assert await keys_in(api, s3, server, bucket) == set(), server
     # The name is free again.
     await admin.upload("gone.txt", DATA)
 
 
-async def test_files_are_listed_newest_first_in_pages_and_searched(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_files_are_listed_newest_first_in_pages_and_searched(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     for name in ("alpha.txt", "beta.txt", "gamma_1.txt", "Alphabet.md", "100%.txt"):
         await admin.announce(name, DATA)
     first = (await admin.get("/api/v1/files?limit=2")).expect(200)
@@ -419,8 +420,8 @@ async def test_files_are_listed_newest_first_in_pages_and_searched(api: Api, wee
     ]
 
 
-async def test_another_users_file_is_404_everywhere(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_another_users_file_is_404_everywhere(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("mine.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
     eve = await api.user(
@@ -443,8 +444,8 @@ async def test_another_users_file_is_404_everywhere(api: Api, weed: WeedCluster,
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["name"] == "mine.txt"
 
 
-async def test_history_records_every_file_action(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_history_records_every_file_action(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("h.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
     await admin.download(file_id)
@@ -489,8 +490,8 @@ async def test_too_large_a_file_is_413_and_an_unknown_field_422(make_api: object
     (await alice.patch("/api/v1/files/not-a-uuid", json={"name": ""})).problem(422, "invalid_field")
 
 
-async def test_a_name_is_stored_in_unicode_normal_form(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_a_name_is_stored_in_unicode_normal_form(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     decomposed = "cafe\u0301.txt"
     answer = await admin.announce(decomposed, DATA)
     assert answer["file"]["name"] == "caf\u00e9.txt"
@@ -498,11 +499,11 @@ async def test_a_name_is_stored_in_unicode_normal_form(api: Api, weed: WeedClust
     assert (await admin.announce("caf\u00e9.txt", DATA, expect=200))["file"]["id"] == answer["file"]["id"]
 
 
-async def test_file_servers_shows_present_and_pending_copies(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_file_servers_shows_present_and_pending_copies(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     file_id = (await admin.upload("w.txt", DATA))["file"]["id"]
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     items = (await admin.get(f"/api/v1/files/{file_id}/servers")).expect(200)["items"]
     # Each copy: its server as a ServerRef (no id, endpoint or credentials) and its status.
     sites = {site.name: site for site in ORIGINAL_LAYOUT}
@@ -514,13 +515,11 @@ async def test_file_servers_shows_present_and_pending_copies(api: Api, weed: Wee
     (await alice.get(f"/api/v1/files/{file_id}/servers")).problem(403, "forbidden")
 
 
-async def test_the_file_list_includes_where_each_file_is_in_one_answer(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_the_file_list_includes_where_each_file_is_in_one_answer(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin, _ = await admin_with_layout(api, s3, bucket)
     stored = (await admin.upload("w.txt", DATA))["file"]["id"]
     await admin.wait_stored(stored)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     uploading = (await admin.announce("later.txt", DATA))["file"]["id"]
     listed = (await admin.get("/api/v1/files", params={"include": "servers"})).expect(200)["items"]
     where = {f["id"]: [(r["server"]["name"], r["status"]) for r in f["servers"]] for f in listed}
@@ -534,9 +533,9 @@ async def test_the_file_list_includes_where_each_file_is_in_one_answer(
     (await alice.get("/api/v1/files", params={"include": "everything"})).problem(422, "invalid_field")
 
 
-async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, weed: WeedCluster, bucket: str) -> None:
-    api = await make_api(uploads={"max_per_minute": 3})  # type: ignore[operator]
-    admin, _ = await admin_with_layout(api, weed, bucket)
+async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), uploads={"max_per_minute": 3})  # type: ignore[operator]
+    admin, _ = await admin_with_layout(api, s3, bucket)
     for n in range(3):
         await admin.announce(f"f{n}.txt", DATA)
     answer = await admin.post("/api/v1/files", json={"name": "f3.txt", "size": 1}, headers=from_ip(US_IP))
@@ -546,11 +545,9 @@ async def test_announcing_too_many_uploads_a_minute_is_429(make_api: object, wee
     (await alice.post("/api/v1/files", json={"name": "mine.txt", "size": 1}, headers=from_ip(US_IP))).expect(201)
 
 
-async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
+async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await quiet_server(admin, weed, bucket)
+    await quiet_server(admin, s3, bucket)
     answer = await admin.upload("order.txt", DATA)
     file_id = answer["file"]["id"]
     key = object_key(answer["upload"])
@@ -582,9 +579,9 @@ async def test_webhooks_duplicated_reordered_or_oversized_change_nothing(
 
 
 async def test_an_announcement_answers_the_file_as_a_read_right_after_shows_it(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+    admin, _ = await admin_with_layout(api, s3, bucket)
 
     async def announced_as_read(name: str, data: bytes, expect: int, **extra: Any) -> dict[str, Any]:
         body = {"name": name, "size": len(data), "content_type": "text/plain", **extra}
@@ -597,15 +594,16 @@ async def test_an_announcement_answers_the_file_as_a_read_right_after_shows_it(
     await announced_as_read("a.txt", DATA * 2, 200)  # its first upload still open: the latest upload
     stored = await admin.upload("b.txt", DATA)
     await admin.wait_stored(stored["file"]["id"])
-    await api.app[appkeys.WORKER].drain()  # (its copies learn its SHA-256: not between the answer and the read)
+    # (its copies learn its SHA-256: not between the answer and the read)
+    await api.app[appkeys.WORKER].run_until_idle()
     again = await announced_as_read("b.txt", DATA * 3, 200)  # a new version of a stored file: its stored content
     assert again["file"]["status"] == "stored" and again["file"]["size"] == len(DATA)
 
 
 async def test_history_rows_have_distinct_version_4_uuids_and_millisecond_utc_times(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin, _ = await admin_with_layout(api, weed, bucket)
+    admin, _ = await admin_with_layout(api, s3, bucket)
     stored = await admin.upload("c.txt", DATA)
     await admin.wait_stored(stored["file"]["id"])
     for _ in range(3):

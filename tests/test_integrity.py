@@ -1,4 +1,5 @@
-"""Integrity on the way in and on every copy, against real SeaweedFS servers: a declared SHA-256 binds the
+"""Integrity on the way in and on every copy, on the `s3` servers (tests/s3bed.py: in memory, the fast tier,
+and real SeaweedFS, but for the tests marked REAL_ONLY): a declared SHA-256 binds the
 upload, every stored version gets a known SHA-256 (from its first copy, or a verification read when its
 zone has no other server), a multipart upload whose declared SHA-256 is wrong is rejected, downloads carry
 the SHA-256 and never go to a corrupt replica; the verifier's rounds are fair between owners, back off and
@@ -13,25 +14,24 @@ import hashlib
 import time
 from typing import Any
 
+import pytest
 from apihelp import (
     SOUTH_AFRICA_IP,
     US_IP,
     Api,
     Session,
     events_unheard,
-    fetch,
     from_ip,
-    put_bytes,
     samples,
     stored_and_copied,
     value,
     wait_for,
     writes_not_once,
 )
+from s3bed import REAL_ONLY, S3Bed, store_of
 
 from cdnstore import appkeys
 from cdnstore.times import iso_in
-from testbed.seaweed import WeedCluster
 
 MIB = 1 << 20
 DATA = b"integrity matters " * 4000
@@ -39,9 +39,15 @@ SHA256 = hashlib.sha256(DATA).hexdigest()
 QUICK_RETRIES = {"jobs": {"backoff_base": 0.05, "backoff_max": 0.2}}
 
 
-async def setup(api: Api, weed: WeedCluster, bucket: str) -> Session:
+@pytest.fixture
+def api(s3_api: Api) -> Api:
+    """The daemon on this test's `s3` servers."""
+    return s3_api
+
+
+async def setup(api: Api, s3: S3Bed, bucket: str) -> Session:
     admin = await api.user("root", admin=True)
-    await admin.add_layout(weed, bucket)
+    await admin.add_layout(s3, bucket)
     return admin
 
 
@@ -63,26 +69,26 @@ async def replica_rows(api: Api, file_id: str) -> dict[str, tuple[str, str | Non
 
 
 async def test_a_declared_sha256_binds_the_put_so_the_storage_server_refuses_other_bytes(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     answer = await announce(admin, "bound.bin", len(DATA), SHA256.upper())
     assert answer["file"]["sha256"] == SHA256  # kept in lowercase
     upload = answer["upload"]
     assert upload["headers"]["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(SHA256)).decode()
 
     tampered = DATA[:-1] + b"?"  # same size, other bytes
-    assert await put_bytes(upload, tampered) == 400  # BadDigest: nothing stored
+    assert await api.put_bytes(upload, tampered) == 400  # BadDigest: nothing stored
     (await admin.post(f"/api/v1/files/{answer['file']['id']}/complete")).problem(409, "upload_incomplete")
-    assert await put_bytes(upload, DATA) == 200
+    assert await api.put_bytes(upload, DATA) == 200
     stored = (await admin.post(f"/api/v1/files/{answer['file']['id']}/complete")).expect(200)
     assert (stored["status"], stored["sha256"]) == ("stored", SHA256)
 
 
 async def test_a_sha256_that_is_not_64_hex_characters_is_refused_naming_the_field(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     for wrong in ("abc", "g" * 64, SHA256 + "0", 42):
         answer = await admin.post("/api/v1/files", json={"name": "x.bin", "size": 3, "sha256": wrong})
         problem = answer.problem(422, "invalid_field")
@@ -90,16 +96,16 @@ async def test_a_sha256_that_is_not_64_hex_characters_is_refused_naming_the_fiel
 
 
 async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_copy_is_verified(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     answer = await announce(admin, "undeclared.bin", len(DATA), None)
     assert answer["file"]["sha256"] is None
     assert "x-amz-checksum-sha256" not in answer["upload"]["headers"]
-    assert await put_bytes(answer["upload"], DATA) == 200
+    assert await api.put_bytes(answer["upload"], DATA) == 200
     file_id = answer["file"]["id"]
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
 
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
     replicas = await replica_rows(api, file_id)
@@ -107,14 +113,14 @@ async def test_a_stored_files_sha256_is_learnt_from_its_first_copy_and_every_cop
     copied = [name for name, (_, verified_at) in replicas.items() if verified_at is not None]
     assert len(copied) == 1 and all(status == "present" for status, _ in replicas.values())
     link = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
-    status, body, _ = await fetch(link["url"])
+    status, body, _ = await api.fetch(link["url"])
     assert (status, hashlib.sha256(body).hexdigest(), link["sha256"]) == (200, SHA256, SHA256)
 
 
 async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its_next_copy(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     file_id = (await stored_and_copied(api, admin, "old.bin", DATA))["file"]["id"]
     async with api.app[appkeys.DB].transaction() as tx:  # as migration 0006 leaves an older version
         await tx.execute("UPDATE versions SET sha256 = NULL, verify_pending = 0")
@@ -122,15 +128,15 @@ async def test_a_version_stored_before_sha256s_were_kept_learns_its_own_from_its
     assert await api.app[appkeys.INTEGRITY].verify() == 0  # no big-bang rehash of old versions
     detroit = next(s for s in (await admin.get("/api/v1/servers")).expect(200)["items"] if s["name"] == "detroit")
     (await admin.patch(f"/api/v1/servers/{detroit['id']}", json={"is_active": True})).expect(200)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] == SHA256
     assert (await replica_rows(api, file_id))["detroit"][1] is not None
 
 
 async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_read(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     alone = await stored_and_copied(api, admin, "alone.bin", DATA, ip=SOUTH_AFRICA_IP)  # Cape Town: no other
     file_id = alone["file"]["id"]
     assert (await admin.get(f"/api/v1/files/{file_id}")).expect(200)["sha256"] is None
@@ -142,11 +148,12 @@ async def test_a_file_alone_in_its_zone_gets_its_sha256_from_one_verification_re
     assert await api.app[appkeys.INTEGRITY].verify() == 0  # read once, not again
 
 
+@REAL_ONLY  # pacing (the S3 storage's own; memory reads are not paced)
 async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_second(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
-    api = await make_api(integrity={"verify_rate": len(DATA)})  # the file in one second, not faster
-    admin = await setup(api, weed, bucket)
+    api = await make_api(store=store_of(s3), integrity={"verify_rate": len(DATA)})  # the file in one second, not faster
+    admin = await setup(api, s3, bucket)
     file_id = (await admin.upload("slow.bin", DATA, ip=SOUTH_AFRICA_IP))["file"]["id"]
     await admin.wait_stored(file_id)
     started = time.monotonic()
@@ -156,15 +163,15 @@ async def test_verification_reads_take_at_most_integrity_verify_rate_bytes_a_sec
 
 
 async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and_the_file_keeps_its_content(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
-    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
-    admin = await setup(api, weed, bucket)
+    api = await make_api(store=store_of(s3), uploads={"multipart_threshold": 5 * MIB})
+    admin = await setup(api, s3, bucket)
     file_id = (await stored_and_copied(api, admin, "big.bin", DATA))["file"]["id"]
     big = bytes(range(256)) * (6 * MIB // 256)
 
     assert await admin.upload_in_parts("big.bin", big, "0" * 64) == file_id  # declared wrong
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(DATA), SHA256)  # the previous content, still served
     _, body = await admin.download(file_id)
@@ -178,16 +185,16 @@ async def test_a_multipart_upload_whose_declared_sha256_is_wrong_is_rejected_and
 
     right = hashlib.sha256(big).hexdigest()
     assert await admin.upload_in_parts("big.bin", big, right) == file_id  # declared right: becomes current
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
     assert (file["size"], file["sha256"]) == (len(big), right)
 
 
 async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verification_read_finds_it(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
-    api = await make_api(uploads={"multipart_threshold": 5 * MIB})
-    admin = await setup(api, weed, bucket)
+    api = await make_api(store=store_of(s3), uploads={"multipart_threshold": 5 * MIB})
+    admin = await setup(api, s3, bucket)
     big = bytes(range(256)) * (6 * MIB // 256)
     file_id = await admin.upload_in_parts("alone.bin", big, "f" * 64, ip=SOUTH_AFRICA_IP)  # Cape Town alone
     file = (await admin.get(f"/api/v1/files/{file_id}")).expect(200)
@@ -201,15 +208,13 @@ async def test_a_new_file_whose_declared_sha256_is_wrong_goes_when_the_verificat
         ("file.deleted", "content_corrupt"),
         ("file.corrupt", "sha256_mismatch"),
     ]
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     storage = api.app[appkeys.STORAGE]
-    assert [o async for o in storage.list_objects(weed.target("capetown", bucket))] == []
+    assert [o async for o in storage.list_objects(s3.target("capetown", bucket))] == []
 
 
-async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    admin = await setup(api, weed, bucket)
+async def test_servers_show_corrupt_replicas_and_downloads_never_choose_one(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin = await setup(api, s3, bucket)
     file_id = (await stored_and_copied(api, admin, "c.bin", DATA))["file"]["id"]
     nearest = (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
     db = api.app[appkeys.DB]
@@ -246,9 +251,9 @@ async def server_named(admin: Session, name: str) -> dict[str, Any]:
 
 
 async def test_a_poisoned_owners_versions_do_not_delay_another_owners_verification_beyond_one_round(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     # Cape Town's events do not reach cdnstore: an object written again there is found by the verifier's
     # read, not by the event's re-check.
     await events_unheard(api, admin, "capetown")
@@ -259,7 +264,7 @@ async def test_a_poisoned_owners_versions_do_not_delay_another_owners_verificati
     async def poisoned(i: int) -> None:
         data = b"%06d tiny\n" % i
         answer = await mallory.upload_and_confirm(f"p{i}.txt", data, ip=SOUTH_AFRICA_IP)
-        assert await put_bytes(answer["upload"], data.upper()) == 200  # overwritten after it was stored
+        assert await api.put_bytes(answer["upload"], data.upper()) == 200  # overwritten after it was stored
 
     for first in range(0, 100, 10):  # a whole round's worth, all older than alice's upload
         await asyncio.gather(*(poisoned(i) for i in range(first, first + 10)))
@@ -278,15 +283,15 @@ async def test_a_poisoned_owners_versions_do_not_delay_another_owners_verificati
 
 
 async def test_a_version_whose_reads_never_settle_is_read_less_often_and_then_rejected(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
-    api = await make_api(uploads={"multipart_threshold": 5 * MIB}, integrity={"verify_attempts": 3})
-    admin = await setup(api, weed, bucket)
+    api = await make_api(store=store_of(s3), uploads={"multipart_threshold": 5 * MIB}, integrity={"verify_attempts": 3})
+    admin = await setup(api, s3, bucket)
     big = bytes(range(256)) * (6 * MIB // 256)
     file_id = await admin.upload_in_parts("alone.bin", big, hashlib.sha256(big).hexdigest(), ip=SOUTH_AFRICA_IP)
     db, integrity = api.app[appkeys.DB], api.app[appkeys.INTEGRITY]
     key = await db.fetchval("SELECT object_key FROM versions WHERE verify_pending = 1")
-    await api.app[appkeys.STORAGE].delete(weed.target("capetown", bucket), key)  # every read of it fails now
+    await api.app[appkeys.STORAGE].delete(s3.target("capetown", bucket), key)  # every read of it fails now
     assert (await server_named(admin, "capetown"))["awaiting_verification"] == 1
 
     async def state() -> tuple[int, str]:
@@ -318,7 +323,7 @@ async def test_a_version_whose_reads_never_settle_is_read_less_often_and_then_re
 # --- a content swap after storage ------------------------------------------------------------------------
 
 
-async def holder_bytes(api: Api, weed: WeedCluster, bucket: str, file_id: str) -> dict[str, str]:
+async def holder_bytes(api: Api, s3: S3Bed, bucket: str, file_id: str) -> dict[str, str]:
     """server name -> SHA-256 of what each server holding the file's current version has under its key."""
     rows = await api.app[appkeys.DB].fetchall(
         "SELECT s.name, v.object_key, v.size FROM files f JOIN versions v ON v.id = f.current_version_id "
@@ -327,36 +332,36 @@ async def holder_bytes(api: Api, weed: WeedCluster, bucket: str, file_id: str) -
     )
     storage = api.app[appkeys.STORAGE]
     return {
-        r["name"]: (await storage.checksum(weed.target(r["name"], bucket), r["object_key"], size=r["size"]))[0]
+        r["name"]: (await storage.checksum(s3.target(r["name"], bucket), r["object_key"], size=r["size"]))[0]
         for r in rows
     }
 
 
 async def test_a_second_put_to_a_stored_files_upload_url_is_found_and_repaired_within_seconds(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     # On a server that honours If-None-Match the second PUT is refused outright (test_vendors.py): here, one
     # that does not.
     await writes_not_once(api, *[s["id"] for s in (await admin.get("/api/v1/servers")).expect(200)["items"]])
     answer = await stored_and_copied(api, admin, "swap.bin", DATA)
     file_id, uploaded_to = answer["file"]["id"], answer["upload"]["server"]["name"]
     link = (await admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
-    assert set((await holder_bytes(api, weed, bucket, file_id)).values()) == {SHA256}
+    assert set((await holder_bytes(api, s3, bucket, file_id)).values()) == {SHA256}
 
     swapped = DATA[::-1]  # the same size, other bytes, to the URL still valid
-    assert await put_bytes(answer["upload"], swapped) == 200
+    assert await api.put_bytes(answer["upload"], swapped) == 200
     # SeaweedFS tells cdnstore; the replica is re-checked, found altered, and repaired from the other holder.
     events = await wait_for(lambda: corrupt_events(admin), "the swap in the history", within=30)
     assert [(e["object_id"], e["data"]["reason"], e["data"]["server"]) for e in events] == [
         (file_id, "altered", uploaded_to)
     ]
-    await wait_for(lambda: all_hold(api, weed, bucket, file_id, SHA256), "the original bytes back", within=30)
+    await wait_for(lambda: all_hold(api, s3, bucket, file_id, SHA256), "the original bytes back", within=30)
     for ip in (US_IP, SOUTH_AFRICA_IP):
         _, body = await admin.download(file_id, ip=ip)
         assert body == DATA
     got = (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={})).expect(200)
-    status, body, _ = await fetch(got["url"])
+    status, body, _ = await api.fetch(got["url"])
     assert (status, body) == (200, DATA)
     found = samples((await api.call("GET", "/metrics")).expect(200))
     assert value(found, "cdnstore_replicas_altered_found_total", server=uploaded_to) == 1
@@ -366,17 +371,17 @@ async def corrupt_events(user: Session) -> list[dict[str, Any]]:
     return list((await user.get("/api/v1/history?event=file.corrupt")).expect(200)["items"])
 
 
-async def all_hold(api: Api, weed: WeedCluster, bucket: str, file_id: str, sha256: str) -> bool:
+async def all_hold(api: Api, s3: S3Bed, bucket: str, file_id: str, sha256: str) -> bool:
     statuses = {status for status, _ in (await replica_rows(api, file_id)).values()}
-    return statuses == {"present"} and set((await holder_bytes(api, weed, bucket, file_id)).values()) == {sha256}
+    return statuses == {"present"} and set((await holder_bytes(api, s3, bucket, file_id)).values()) == {sha256}
 
 
-async def test_a_swapped_file_with_no_other_copy_is_never_served(api: Api, weed: WeedCluster, bucket: str) -> None:
-    admin = await setup(api, weed, bucket)
+async def test_a_swapped_file_with_no_other_copy_is_never_served(api: Api, s3: S3Bed, bucket: str) -> None:
+    admin = await setup(api, s3, bucket)
     await writes_not_once(api, *[s["id"] for s in (await admin.get("/api/v1/servers")).expect(200)["items"]])
     answer = await stored_and_copied(api, admin, "alone.bin", DATA, ip=SOUTH_AFRICA_IP)  # Cape Town: no other
     file_id = answer["file"]["id"]
-    assert await put_bytes(answer["upload"], DATA[::-1]) == 200
+    assert await api.put_bytes(answer["upload"], DATA[::-1]) == 200
     events = await wait_for(lambda: corrupt_events(admin), "the swap in the history", within=30)
     assert [(e["data"]["reason"], e["data"]["repair"]) for e in events] == [("altered", "no good copy left")]
     (await admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(SOUTH_AFRICA_IP))).problem(
@@ -385,9 +390,9 @@ async def test_a_swapped_file_with_no_other_copy_is_never_served(api: Api, weed:
 
 
 async def test_events_for_stored_objects_that_did_not_change_read_nothing_and_change_nothing(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    admin = await setup(api, weed, bucket)
+    admin = await setup(api, s3, bucket)
     file_id = (await stored_and_copied(api, admin, "same.bin", DATA))["file"]["id"]
     integrity = api.app[appkeys.INTEGRITY]
     db = api.app[appkeys.DB]

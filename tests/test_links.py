@@ -1,4 +1,5 @@
-"""Share links: against real SeaweedFS servers, through the public API."""
+"""Share links, through the public API, on the `s3` servers (tests/s3bed.py): in memory (the fast tier) and
+real SeaweedFS, but for the tests marked REAL_ONLY."""
 
 from __future__ import annotations
 
@@ -11,28 +12,36 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, GatedArgon2, Session, fetch, from_ip, png, wait_for
+from apihelp import RUSSIA_IP, US_IP, Answer, Api, Clock, GatedArgon2, Session, from_ip, png, wait_for
 from conftest import MakeApi
+from s3bed import REAL_ONLY, S3Bed, store_of
 
 from cdnstore import appkeys
 from cdnstore.config import Config
 from cdnstore.models import Health
 from testbed.clock import FakeClock
-from testbed.seaweed import WeedCluster
 
 DATA = b"shared through a link\n" * 100
 PNG = png(3, 2)
 SECRET_WORD = "open sesame"
+
+
+@pytest.fixture
+def api(s3_api: Api) -> Api:
+    """The daemon on this test's `s3` servers."""
+    return s3_api
+
+
 LINK_KEYS = {
     *("id", "file_id", "token", "url", "has_password", "expires_at", "max_downloads", "downloads", "created_at"),
     *("files", "state"),
 }
 
 
-async def owner_with_file(api: Api, weed: WeedCluster, bucket: str, name: str = "shared.txt") -> tuple[Session, str]:
+async def owner_with_file(api: Api, s3: S3Bed, bucket: str, name: str = "shared.txt") -> tuple[Session, str]:
     """alice (an ordinary user) owns a stored file on the Dallas server."""
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
+    await admin.add_server(s3, "dallas", bucket)
     alice = await api.user("alice")
     file_id = (await alice.upload(name, DATA))["file"]["id"]
     await alice.wait_stored(file_id)
@@ -60,8 +69,8 @@ def seconds_until(when: str) -> float:
     return (datetime.fromisoformat(when.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds()
 
 
-async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_a_link_shares_the_file_with_anyone(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id)
     assert set(link) == LINK_KEYS
     assert link["file_id"] == file_id and link["downloads"] == 0
@@ -82,11 +91,11 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
     }
     got = (await pull(api, link["token"])).expect(200)
     assert set(got) == {"url", "expires_at", "server", "sha256"} and got["server"]["name"] == "dallas"
-    status, body, _ = await fetch(got["url"])
+    status, body, _ = await api.fetch(got["url"])
     assert status == 200 and body == DATA
     redirect = await pull(api, link["token"], query="?redirect=true")
     assert redirect.status == 302
-    assert (await fetch(redirect.headers["Location"]))[1] == DATA
+    assert (await api.fetch(redirect.headers["Location"]))[1] == DATA
     assert (await links_of(alice, file_id))[0]["downloads"] == 2
     (await look(api, "no-such-token")).problem(404, "link_not_found")
     (await pull(api, "no-such-token")).problem(404, "link_not_found")
@@ -94,24 +103,24 @@ async def test_a_link_shares_the_file_with_anyone(api: Api, weed: WeedCluster, b
     assert (await new_link(alice, file_id, expires_in=None, max_downloads=None))["expires_at"] is None
 
 
-async def test_a_link_download_goes_to_the_nearest_holder_that_is_up(api: Api, weed: WeedCluster, bucket: str) -> None:
+async def test_a_link_download_goes_to_the_nearest_holder_that_is_up(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    servers = await admin.add_layout(weed, bucket)
+    servers = await admin.add_layout(s3, bucket)
     file_id = (await admin.upload("everywhere.txt", DATA, ip=US_IP))["file"]["id"]
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()  # copied to New York too
+    await api.app[appkeys.WORKER].run_until_idle()  # copied to New York too
     token = (await new_link(admin, file_id))["token"]
     assert (await pull(api, token, ip=US_IP)).expect(200)["server"]["name"] == "dallas"
     # From Russia the nearest holder is New York (Vladivostok holds nothing: another zone).
     got = (await pull(api, token, ip=RUSSIA_IP)).expect(200)
-    assert got["server"]["name"] == "newyork" and (await fetch(got["url"]))[1] == DATA
+    assert got["server"]["name"] == "newyork" and (await api.fetch(got["url"]))[1] == DATA
     await api.app[appkeys.SERVERS].set_health({servers["dallas"]["id"]: Health.DOWN})
     got = (await pull(api, token, ip=US_IP)).expect(200)
-    assert got["server"]["name"] == "newyork" and (await fetch(got["url"]))[1] == DATA
+    assert got["server"]["name"] == "newyork" and (await api.fetch(got["url"]))[1] == DATA
 
 
-async def test_a_password_is_required_checked_and_never_shown(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_a_password_is_required_checked_and_never_shown(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id, password=SECRET_WORD)
     assert link["has_password"] is True and SECRET_WORD not in str(link)
     stored = await api.app[appkeys.DB].fetchval("SELECT password_hash FROM links WHERE uuid = ?", (link["id"],))
@@ -122,16 +131,16 @@ async def test_a_password_is_required_checked_and_never_shown(api: Api, weed: We
     (await pull(api, link["token"], "open sesame!")).problem(401, "invalid_password")
     (await pull(api, link["token"], "")).problem(401, "invalid_password")
     got = (await pull(api, link["token"], SECRET_WORD)).expect(200)
-    assert (await fetch(got["url"]))[1] == DATA
+    assert (await api.fetch(got["url"]))[1] == DATA
     assert (await links_of(alice, file_id))[0]["downloads"] == 1  # the refusals counted nothing
     history = (await alice.get("/api/v1/history")).expect(200)["items"]
     assert SECRET_WORD not in str(history)
 
 
 async def test_a_limit_of_5_grants_exactly_5_downloads_under_20_concurrent_requests(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id, max_downloads=5)
     answers = await asyncio.gather(*(pull(api, link["token"]) for _ in range(20)))
     assert Counter(a.status for a in answers) == {200: 5, 410: 15}
@@ -145,10 +154,10 @@ async def test_a_limit_of_5_grants_exactly_5_downloads_under_20_concurrent_reque
     assert sorted(i["data"]["downloads"] for i in downloaded) == [1, 2, 3, 4, 5]
 
 
-async def test_a_link_expires(make_api: MakeApi, weed: WeedCluster, bucket: str) -> None:
+async def test_a_link_expires(make_api: MakeApi, s3: S3Bed, bucket: str) -> None:
     clock = FakeClock()
-    api = await make_api(clock=clock)
-    alice, file_id = await owner_with_file(api, weed, bucket)
+    api = await make_api(store=store_of(s3), clock=clock)
+    alice, file_id = await owner_with_file(api, s3, bucket)
     short = await new_link(alice, file_id, expires_in=1)
     assert short["expires_at"] == clock.iso_in(1)
     long = await new_link(alice, file_id, expires_in=3600)
@@ -165,8 +174,8 @@ async def test_a_link_expires(make_api: MakeApi, weed: WeedCluster, bucket: str)
     assert [link["id"] for link in await links_of(alice, file_id)] == [long["id"], short["id"]]
 
 
-async def test_a_revoked_link_stops_working_at_once(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_a_revoked_link_stops_working_at_once(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id, password=SECRET_WORD)
     kept = await new_link(alice, file_id)
     (await pull(api, link["token"], SECRET_WORD)).expect(200)
@@ -178,8 +187,8 @@ async def test_a_revoked_link_stops_working_at_once(api: Api, weed: WeedCluster,
     (await pull(api, kept["token"])).expect(200)
 
 
-async def test_the_links_of_a_deleted_file_are_gone(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_the_links_of_a_deleted_file_are_gone(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id)
     (await alice.delete(f"/api/v1/files/{file_id}")).expect(204)
     (await look(api, link["token"])).problem(410, "link_expired")
@@ -188,9 +197,9 @@ async def test_the_links_of_a_deleted_file_are_gone(api: Api, weed: WeedCluster,
     (await alice.post(f"/api/v1/files/{file_id}/links", json={})).problem(404, "file_not_found")
 
 
-async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: WeedCluster, bucket: str) -> None:
+async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, s3: S3Bed, bucket: str) -> None:
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
+    await admin.add_server(s3, "dallas", bucket)
     file_id = (await admin.announce("later.txt", DATA))["file"]["id"]
     link = await new_link(admin, file_id, max_downloads=1)
     assert (await look(api, link["token"])).expect(200)["size"] == len(DATA)
@@ -199,12 +208,12 @@ async def test_a_link_to_a_file_still_uploading_counts_nothing(api: Api, weed: W
 
 
 async def guessed_link(
-    make_api: Any, weed: WeedCluster, bucket: str, links: dict[str, int], *, ip: str = US_IP, clock: Clock | None = None
+    make_api: Any, s3: S3Bed, bucket: str, links: dict[str, int], *, ip: str = US_IP, clock: Clock | None = None
 ) -> tuple[Api, str]:
     """The daemon (3 wrong link passwords per address, and `links` settings), a link with a password, and the
     link's token after three wrong guesses from `ip`. `clock`: the link throttles' clock."""
-    api = await make_api(links={"max_password_failures": 3, **links})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+    api = await make_api(store=store_of(s3), links={"max_password_failures": 3, **links})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
     if clock is not None:
         throttles = api.app[appkeys.LINKS]
@@ -215,10 +224,10 @@ async def guessed_link(
 
 
 async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_window_ends(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
     clock = Clock()  # the throttles' clock, moved by hand
-    api, token = await guessed_link(make_api, weed, bucket, {"password_lockout": 1}, clock=clock)
+    api, token = await guessed_link(make_api, s3, bucket, {"password_lockout": 1}, clock=clock)
     # Locked for this link from this address, even with the right password ...
     refused = await pull(api, token, SECRET_WORD)
     refused.problem(429, "too_many_attempts")
@@ -229,11 +238,11 @@ async def test_wrong_passwords_lock_that_address_out_of_the_link_until_the_windo
 
 
 async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_the_link_has_a_ceiling(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
     # (Checked on main: 5 wrong guesses from anywhere locked the link for everyone, and the per-address key
     # was the raw IPv6 address, so each address of one /64 had tries of its own.)
-    api, token = await guessed_link(make_api, weed, bucket, {"max_password_failures_per_link": 8}, ip=RUSSIA_IP)
+    api, token = await guessed_link(make_api, s3, bucket, {"max_password_failures_per_link": 8}, ip=RUSSIA_IP)
     (await pull(api, token, SECRET_WORD, ip=RUSSIA_IP)).problem(429, "too_many_attempts")
     (await pull(api, token, SECRET_WORD, ip=US_IP)).expect(200)  # another address is not locked out
     # IPv6: one /64 is one client, whichever of its addresses it picks.
@@ -247,9 +256,9 @@ async def test_wrong_passwords_from_one_address_lock_out_no_other_address_but_th
     (await pull(api, token, SECRET_WORD, ip="8.8.4.9")).problem(429, "too_many_attempts")
 
 
-async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, weed: WeedCluster, bucket: str) -> None:
-    api = await make_api(links={"max_password_failures": 100, "max_password_failures_per_ip": 3})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), links={"max_password_failures": 100, "max_password_failures_per_ip": 3})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     first = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
     second = (await new_link(alice, file_id, password="another secret"))["token"]
     for token in (first, first, second):
@@ -259,11 +268,9 @@ async def test_wrong_passwords_are_throttled_per_client_address(make_api: Any, w
     (await pull(api, second, "another secret", ip=US_IP)).expect(200)
 
 
-async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(
-    make_api: Any, weed: WeedCluster, bucket: str
-) -> None:
-    api = await make_api(links={"max_password_failures": 5})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(make_api: Any, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), links={"max_password_failures": 5})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     token = (await new_link(alice, file_id, password=SECRET_WORD))["token"]
     answers = await asyncio.gather(*(pull(api, token, f"guess {i}") for i in range(20)))
     assert Counter((a.status, a.body["code"]) for a in answers) == {
@@ -272,8 +279,8 @@ async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(
     }
 
 
-async def test_history_records_link_events_on_the_owners_side(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_history_records_link_events_on_the_owners_side(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id, password=SECRET_WORD, max_downloads=3)
     (await pull(api, link["token"], SECRET_WORD)).expect(200)
     (await alice.delete(f"/api/v1/files/{file_id}/links/{link['id']}")).expect(204)
@@ -285,8 +292,8 @@ async def test_history_records_link_events_on_the_owners_side(api: Api, weed: We
     assert items[2]["data"]["has_password"] is True and items[2]["data"]["max_downloads"] == 3
 
 
-async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id)
     eve = await api.user("eve")
     (await eve.get(f"/api/v1/files/{file_id}/links")).problem(404, "file_not_found")
@@ -305,8 +312,8 @@ async def test_another_user_cannot_list_create_or_delete_your_links(api: Api, we
     (await api.call("GET", f"/api/v1/files/{file_id}/links")).problem(401, "unauthorized")
 
 
-async def test_links_are_listed_newest_first_in_pages(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_links_are_listed_newest_first_in_pages(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     made = [await new_link(alice, file_id, max_downloads=n) for n in (1, 2, 3)]
     first = (await alice.get(f"/api/v1/files/{file_id}/links?limit=2")).expect(200)
     assert [x["max_downloads"] for x in first["items"]] == [3, 2]
@@ -347,11 +354,9 @@ async def test_unknown_fields_are_422(api: Api) -> None:
     (await api.call("POST", "/api/v1/public/links/x/download", json={"password": 5})).problem(422, "invalid_field")
 
 
-async def test_the_expiry_default_and_ceiling_come_from_the_config(
-    make_api: Any, weed: WeedCluster, bucket: str
-) -> None:
-    api = await make_api(links={"default_expires_in": 600, "max_expires_in": 3600})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_the_expiry_default_and_ceiling_come_from_the_config(make_api: Any, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), links={"default_expires_in": 600, "max_expires_in": 3600})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     assert 590 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 600
     assert 3590 < seconds_until((await new_link(alice, file_id, expires_in=3600))["expires_at"]) <= 3600
     for body in ({"expires_in": 3601}, {"expires_in": None}):
@@ -360,9 +365,9 @@ async def test_the_expiry_default_and_ceiling_come_from_the_config(
     assert len(await links_of(alice, file_id)) == 2
 
 
-async def test_without_a_default_a_link_lives_until_the_ceiling(make_api: Any, weed: WeedCluster, bucket: str) -> None:
-    api = await make_api(links={"max_expires_in": 60})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_without_a_default_a_link_lives_until_the_ceiling(make_api: Any, s3: S3Bed, bucket: str) -> None:
+    api = await make_api(store=store_of(s3), links={"max_expires_in": 60})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     assert 50 < seconds_until((await new_link(alice, file_id))["expires_at"]) <= 60
     assert 20 < seconds_until((await new_link(alice, file_id, expires_in=30))["expires_at"]) <= 30
 
@@ -380,10 +385,8 @@ def url_expires(url: str) -> int:
     return int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
 
 
-async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     token = (await new_link(alice, file_id))["token"]
     got = (await pull(api, token)).expect(200)
     assert url_expires(got["url"]) == 300 and 290 < seconds_until(got["expires_at"]) <= 300
@@ -392,7 +395,7 @@ async def test_a_link_download_url_lives_links_url_ttl_not_the_owners_hour(
     assert url_expires(own["url"]) == Config().downloads.url_ttl == 3600
     redirect = await pull(api, token, query="?redirect=true")
     assert redirect.status == 302 and url_expires(redirect.headers["Location"]) == 300
-    assert (await fetch(got["url"]))[1] == DATA
+    assert (await api.fetch(got["url"]))[1] == DATA
 
 
 # --- editing a link --------------------------------------------------------------------------------
@@ -402,10 +405,8 @@ async def edit(owner: Session, link: dict[str, Any], **body: Any) -> Answer:
     return await owner.patch(f"/api/v1/files/{link['file_id']}/links/{link['id']}", json=body)
 
 
-async def test_an_owner_edits_a_links_password_expiry_and_limit_in_place(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_an_owner_edits_a_links_password_expiry_and_limit_in_place(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id, password=SECRET_WORD, max_downloads=2, expires_in=60)
     (await pull(api, link["token"], SECRET_WORD)).expect(200)
 
@@ -444,10 +445,10 @@ async def test_an_owner_edits_a_links_password_expiry_and_limit_in_place(
 
 
 async def test_editing_a_link_refuses_nothing_to_change_unknown_fields_and_other_users(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
-    api = await make_api(links={"max_expires_in": 3600})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+    api = await make_api(store=store_of(s3), links={"max_expires_in": 3600})
+    alice, file_id = await owner_with_file(api, s3, bucket)
     link = await new_link(alice, file_id)
     (await edit(alice, link)).problem(422, "invalid_field")
     (await edit(alice, link, colour="red")).problem(422, "unknown_field")
@@ -491,8 +492,8 @@ async def many_link(owner: Session, file_ids: list[str], **body: Any) -> dict[st
     return dict((await owner.post("/api/v1/links", json={"file_ids": file_ids, **body})).expect(201))
 
 
-async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, _ = await owner_with_file(api, weed, bucket)
+async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, _ = await owner_with_file(api, s3, bucket)
     notes, photo, empty = await three_files(alice)
     order = [photo["id"], notes["id"], empty["id"], photo["id"]]  # (named twice: once in the link)
     link = await many_link(alice, order, max_downloads=10)
@@ -517,7 +518,7 @@ async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, w
                 headers=from_ip(US_IP),
             )
         ).expect(200)
-        assert (await fetch(got["url"]))[1] == file["data"]
+        assert (await api.fetch(got["url"]))[1] == file["data"]
     stranger = (await alice.upload("not shared.txt", DATA))["file"]["id"]
     (await api.call("POST", f"/api/v1/public/links/{link['token']}/download", json={"file_id": stranger})).problem(
         404, "file_not_found"
@@ -529,8 +530,8 @@ async def test_one_link_shares_several_files_each_downloadable_alone(api: Api, w
     assert created["object_id"] == link["id"] and created["data"]["name"] == "photo.png and 2 more"
 
 
-async def test_a_link_to_files_not_all_yours_is_404_and_makes_nothing(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_a_link_to_files_not_all_yours_is_404_and_makes_nothing(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     eve = await api.user("eve")
     eves = (await eve.upload("eve.txt", DATA))["file"]["id"]
     problem = (await alice.post("/api/v1/links", json={"file_ids": [file_id, eves]})).problem(404, "file_not_found")
@@ -548,9 +549,9 @@ async def test_a_link_to_files_not_all_yours_is_404_and_makes_nothing(api: Api, 
 
 
 async def test_a_deleted_file_leaves_its_links_and_a_link_with_none_left_is_410(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    alice, _ = await owner_with_file(api, weed, bucket)
+    alice, _ = await owner_with_file(api, s3, bucket)
     notes, photo, _empty = await three_files(alice)
     link = await many_link(alice, [notes["id"], photo["id"]])
     single = await new_link(alice, photo["id"])
@@ -568,8 +569,8 @@ async def test_a_deleted_file_leaves_its_links_and_a_link_with_none_left_is_410(
     assert mine[single["id"]]["state"] == "files_gone"
 
 
-async def test_my_links_lists_every_link_of_every_kind_with_its_state(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, file_id = await owner_with_file(api, weed, bucket)
+async def test_my_links_lists_every_link_of_every_kind_with_its_state(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, file_id = await owner_with_file(api, s3, bucket)
     notes, photo, _ = await three_files(alice)
     active = await new_link(alice, file_id)
     used_up = await new_link(alice, notes["id"], max_downloads=1)
@@ -604,10 +605,8 @@ async def test_my_links_lists_every_link_of_every_kind_with_its_state(api: Api, 
     (await viewer.get("/api/v1/links")).problem(403, "forbidden")
 
 
-async def test_two_downloads_racing_for_the_last_allowed_one_exactly_one_wins(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    alice, _ = await owner_with_file(api, weed, bucket)
+async def test_two_downloads_racing_for_the_last_allowed_one_exactly_one_wins(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, _ = await owner_with_file(api, s3, bucket)
     notes, photo, _ = await three_files(alice)
     link = await many_link(alice, [notes["id"], photo["id"]], max_downloads=3)
 
@@ -634,9 +633,9 @@ def query_of(url: str) -> dict[str, list[str]]:
 
 
 async def test_previews_are_inline_for_media_pdf_and_text_and_attachments_for_the_rest(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    alice, _ = await owner_with_file(api, weed, bucket)
+    alice, _ = await owner_with_file(api, s3, bucket)
     cases = [  # (name, stored type, served inline as)
         ("photo.png", "image/png", "image/png"),
         ("clip.webm", "video/webm", "video/webm"),
@@ -653,7 +652,7 @@ async def test_previews_are_inline_for_media_pdf_and_text_and_attachments_for_th
         await alice.wait_stored(file_id)
         got = (await alice.get(f"/api/v1/files/{file_id}/download?inline=true", headers=from_ip(US_IP))).expect(200)
         asked = query_of(got["url"])
-        status, _, headers = await fetch(got["url"])
+        status, _, headers = await api.fetch(got["url"])
         assert status == 200, name
         if shown is None:  # an attachment whatever was asked, served as stored
             assert asked["response-content-disposition"][0].startswith("attachment;"), name
@@ -667,8 +666,9 @@ async def test_previews_are_inline_for_media_pdf_and_text_and_attachments_for_th
     assert sum(bool(i["data"].get("preview")) for i in previews) == 5
 
 
-async def test_a_link_preview_is_inline_counted_and_seekable(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, _ = await owner_with_file(api, weed, bucket)
+@REAL_ONLY  # ranges (the server's own reads)
+async def test_a_link_preview_is_inline_counted_and_seekable(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, _ = await owner_with_file(api, s3, bucket)
     _, photo, _ = await three_files(alice)
     link = await new_link(alice, photo["id"], max_downloads=2)
     got = (await pull(api, link["token"], query="?inline=true")).expect(200)
@@ -683,12 +683,14 @@ async def test_a_link_preview_is_inline_counted_and_seekable(api: Api, weed: Wee
 
 
 async def test_making_links_is_limited_per_user_a_minute_and_their_hashes_wait_in_the_bounded_queue(
-    make_api: Any, weed: WeedCluster, bucket: str
+    make_api: Any, s3: S3Bed, bucket: str
 ) -> None:
     # (Checked on main: links.max_per_minute was no setting, and every password's hash waited, without a cap,
     # in front of the logins' checks.)
-    api = await make_api(links={"max_per_minute": 12}, auth={"argon2_max_running": 1, "argon2_max_waiting": 2})
-    alice, file_id = await owner_with_file(api, weed, bucket)
+    api = await make_api(
+        store=store_of(s3), links={"max_per_minute": 12}, auth={"argon2_max_running": 1, "argon2_max_waiting": 2}
+    )
+    alice, file_id = await owner_with_file(api, s3, bucket)
     argon2 = GatedArgon2(api)
     made = [
         asyncio.create_task(alice.post(f"/api/v1/files/{file_id}/links", json={"password": f"secret {n}"}))

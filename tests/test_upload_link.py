@@ -1,17 +1,25 @@
 """The one-call path for scripts: `POST /files` with `"link": {...}` makes the share link in the transaction that
-stores the file, so that a script (an API key) uploads and prints a link; against real SeaweedFS servers."""
+stores the file, so that a script (an API key) uploads and prints a link; on the `s3` servers (tests/s3bed.py:
+in memory, the fast tier, and real SeaweedFS)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from apihelp import DATA_SMALL, Answer, Api, Session, fetch, put_bytes
+import pytest
+from apihelp import DATA_SMALL, Answer, Api, Session
+from s3bed import S3Bed
 
 from cdnstore import appkeys
-from testbed.seaweed import WeedCluster
 
 SECRET_WORD = "open sesame"
+
+
+@pytest.fixture
+def api(s3_api: Api) -> Api:
+    """The daemon on this test's `s3` servers."""
+    return s3_api
 
 
 async def look(api: Api, token: str) -> Answer:
@@ -27,10 +35,10 @@ def seconds_until(when: str) -> float:
     return (datetime.fromisoformat(when.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds()
 
 
-async def script_of_alice(api: Api, weed: WeedCluster, bucket: str) -> tuple[Session, Session]:
+async def script_of_alice(api: Api, s3: S3Bed, bucket: str) -> tuple[Session, Session]:
     """alice (an ordinary user, Dallas registered) and her script: an API key for uploads and links."""
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
+    await admin.add_server(s3, "dallas", bucket)
     alice = await api.user("alice")
     return alice, await alice.key("read", "upload", "share")
 
@@ -41,16 +49,16 @@ async def announce(script: Session, name: str, data: bytes, link: dict[str, Any]
 
 
 async def test_an_upload_asking_for_a_link_gets_it_the_moment_the_file_is_stored(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
-    alice, script = await script_of_alice(api, weed, bucket)
+    alice, script = await script_of_alice(api, s3, bucket)
     answer = await announce(script, "new.txt", DATA_SMALL, {"password": SECRET_WORD, "max_downloads": 2})
     file_id, link = answer["file"]["id"], answer["link"]
     assert link["url"] == f"{api.app[appkeys.CONFIG].http.public_url}/s/{link['token']}"
     # Until the file is stored, the link does not exist (nothing to serve), and no list shows it.
     (await look(api, link["token"])).problem(404, "link_not_found")
     assert (await alice.get(f"/api/v1/files/{file_id}/links")).expect(200)["items"] == []
-    assert await put_bytes(answer["upload"], DATA_SMALL) == 200
+    assert await api.put_bytes(answer["upload"], DATA_SMALL) == 200
     (await script.post(f"/api/v1/files/{file_id}/complete")).expect(200)
     # Stored: the link is there, as asked, the one the announcement named.
     (listed,) = (await alice.get(f"/api/v1/files/{file_id}/links")).expect(200)["items"]
@@ -59,7 +67,7 @@ async def test_an_upload_asking_for_a_link_gets_it_the_moment_the_file_is_stored
     assert (await look(api, link["token"])).expect(200)["name"] == "new.txt"
     (await pull(api, link["token"])).problem(401, "password_required")
     got = (await pull(api, link["token"], SECRET_WORD)).expect(200)
-    status, body, _ = await fetch(got["url"])
+    status, body, _ = await api.fetch(got["url"])
     assert (status, body) == (200, DATA_SMALL)
     # Made once: the file's confirmation again (a webhook arriving late) makes no second link.
     (await script.post(f"/api/v1/files/{file_id}/complete")).expect(200)
@@ -68,42 +76,40 @@ async def test_an_upload_asking_for_a_link_gets_it_the_moment_the_file_is_stored
     assert events.count("link.created") == 1 and events.count("file.stored") == 1
 
 
-async def test_a_links_expiry_counts_from_when_the_file_is_stored(api: Api, weed: WeedCluster, bucket: str) -> None:
-    alice, script = await script_of_alice(api, weed, bucket)
+async def test_a_links_expiry_counts_from_when_the_file_is_stored(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, script = await script_of_alice(api, s3, bucket)
     answer = await announce(script, "new.txt", DATA_SMALL, {"expires_in": 3600})
-    await put_bytes(answer["upload"], DATA_SMALL)
+    await api.put_bytes(answer["upload"], DATA_SMALL)
     await alice.wait_stored(answer["file"]["id"])
     (listed,) = (await alice.get(f"/api/v1/files/{answer['file']['id']}/links")).expect(200)["items"]
     assert 3500 < seconds_until(listed["expires_at"]) <= 3600
 
 
-async def test_a_new_version_asking_for_a_link_shares_only_its_own_content(
-    api: Api, weed: WeedCluster, bucket: str
-) -> None:
-    alice, script = await script_of_alice(api, weed, bucket)
+async def test_a_new_version_asking_for_a_link_shares_only_its_own_content(api: Api, s3: S3Bed, bucket: str) -> None:
+    alice, script = await script_of_alice(api, s3, bucket)
     first = (await alice.upload_and_confirm("notes.txt", b"the old notes\n"))["file"]["id"]
     answer = await announce(script, "notes.txt", b"the new notes\n", {})
     assert answer["file"]["id"] == first
     # The old content is still the file's: the link asked for with the new one does not serve it.
     (await look(api, answer["link"]["token"])).problem(404, "link_not_found")
-    await put_bytes(answer["upload"], b"the new notes\n")
+    await api.put_bytes(answer["upload"], b"the new notes\n")
     (await script.post(f"/api/v1/files/{first}/complete")).expect(200)
     got = (await pull(api, answer["link"]["token"])).expect(200)
-    assert (await fetch(got["url"]))[1] == b"the new notes\n"
+    assert (await api.fetch(got["url"]))[1] == b"the new notes\n"
 
 
-async def test_an_upload_never_stored_makes_no_link(api: Api, weed: WeedCluster, bucket: str) -> None:
-    _, script = await script_of_alice(api, weed, bucket)
+async def test_an_upload_never_stored_makes_no_link(api: Api, s3: S3Bed, bucket: str) -> None:
+    _, script = await script_of_alice(api, s3, bucket)
     answer = await announce(script, "new.txt", DATA_SMALL, {})
     (await script.delete(f"/api/v1/files/{answer['file']['id']}/upload")).expect(204)  # given up
     (await look(api, answer["link"]["token"])).problem(404, "link_not_found")
 
 
 async def test_a_link_asked_for_without_the_right_to_share_is_refused_before_anything_is_announced(
-    api: Api, weed: WeedCluster, bucket: str
+    api: Api, s3: S3Bed, bucket: str
 ) -> None:
     admin = await api.user("root", admin=True)
-    await admin.add_server(weed, "dallas", bucket)
+    await admin.add_server(s3, "dallas", bucket)
     bob = await api.user("bob", permissions=["can_view_file", "can_upload_file"])
     body = {"name": "x.txt", "size": 3, "link": {}}
     (await bob.post("/api/v1/files", json=body)).problem(403, "forbidden")
