@@ -218,7 +218,7 @@ class Uploads:
         not seen (probe.events_state: their uploads wait for nothing else when the client never calls
         /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
         if time.monotonic() < self._next_full:
-            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s) != "seen"]
+            quiet = [s.pk for s in self.servers.all() if probe.events_state(s) != "seen"]
             return await self.files.sweep_uploads(quiet)
         self._next_full = time.monotonic() + self.uploads.sweep_interval
         return await self.sweep()
