@@ -413,7 +413,7 @@ class Files:
                 existing = _existing(new, None) if new else await tx_fetchone(tx, _EXISTING, (owner_id, name))
             assert existing is not None
             expires_at = expiry.at if expiry.asked else existing["expires_at"]
-            server_id = self.servers.internal_id(server)
+            server_id = server.pk
             version_id = await versions.announce(
                 tx, existing["id"], key, size, content_type, server_id, now, upload_id, part_size, sha256, link_request
             )
@@ -505,7 +505,7 @@ class Files:
     async def _awaited_on(self, server: Server, key: str) -> bool:
         row = await self.db.fetchone(
             _AWAITED,
-            (key, self.servers.internal_id(server)),
+            (key, server.pk),
         )
         return row is not None
 
@@ -539,7 +539,7 @@ class Files:
         self, tx: Tx, version: Row | None, server: Server, key: str, size: int | None, etag: str | None
     ) -> bool:
         """object_created for a version not stored yet (or gone): store it if this is its upload."""
-        if version is None or version["upload_server_id"] != self.servers.internal_id(server):
+        if version is None or version["upload_server_id"] != server.pk:
             return False
         if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
             # Uploaded after its file was deleted or replaced: clean it up.
@@ -561,7 +561,7 @@ class Files:
         # read (integrity.py), which a declared one must pass before the version becomes the file's content.
         enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
         await versions.store(tx, version["id"], self.clock.now_iso(), etag, server.zone, verify_pending=not enforced)
-        await replicas.uploaded(tx, self.servers.internal_id(server), version["id"], etag)
+        await replicas.uploaded(tx, server.pk, version["id"], etag)
         await self.jobs.enqueue_copies(tx, version["id"], server.zone)
         if version["sha256_declared"] and not enforced:
             # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
@@ -670,7 +670,7 @@ class Files:
         self.metrics.downloaded(server.name)
         if self.stats is not None:
             with contextlib.suppress(KeyError):  # (a server deleted this very moment: its statistics go with it)
-                self.stats.add(self.servers.internal_id(server), size)
+                self.stats.add(server.pk, size)
 
     async def locate(
         self,

@@ -97,7 +97,7 @@ class Imports:
             found = None
         if found is None:
             raise Invalid("owner", f"no user is named {owner!r}")
-        owner_id, user = found
+        owner_id, user = found.pk, found
         if user.zones is not None and server.zone not in user.zones:
             zones = ", ".join(sorted(user.zones))
             raise Invalid("owner", f"{owner}'s files may only be kept in {zones}; {server.name} is in {server.zone}")
@@ -119,7 +119,7 @@ class Imports:
         return await self.latest(server_uuid)
 
     def _id(self, server: Server) -> int:
-        return self.servers.internal_id(server)
+        return server.pk
 
     async def latest(self, server_uuid: str) -> Row:
         """The server's latest import (running, or the last one that ran); 404 `no_import` when none."""

@@ -238,7 +238,7 @@ class Integrity:
         except StorageError as exc:
             return await self._unsettled(version, server, f"the read failed: {exc.detail}")
         async with self.db.transaction() as tx:
-            await self.confirmed(tx, version.id, sha256, self.servers.internal_id(server))
+            await self.confirmed(tx, version.id, sha256, server.pk)
         log.info("verified %s on %s: SHA-256 %s", version.key, server.name, sha256)
         return True
 
@@ -270,7 +270,7 @@ class Integrity:
             sha256,
         )
         async with self.db.transaction() as tx:
-            await self.confirmed(tx, version.id, sha256, self.servers.internal_id(server))
+            await self.confirmed(tx, version.id, sha256, server.pk)
         return True
 
     async def _unsettled(self, version: Awaiting, server: Server, why: str) -> bool:
@@ -318,7 +318,7 @@ class Integrity:
 
     async def _corrupt(self, version: Awaiting, server: Server, found: str, reason: str) -> bool:
         """The replica read is not the version's bytes: the deep scrub's corrupt-and-repair path."""
-        replica = await self.deep_scrub.replica(self.servers.internal_id(server), version.id)
+        replica = await self.deep_scrub.replica(server.pk, version.id)
         if replica is None:
             return False
         return await self.deep_scrub.mark_corrupt(replica, found, "verification read", reason)
@@ -334,7 +334,7 @@ class Integrity:
                 self._dropped_logged = True
                 log.warning("%d replicas wait for their re-check: further events are not re-checked", MAX_RECHECKS)
             return
-        self._rechecks[(self.servers.internal_id(server), key)] = None
+        self._rechecks[(server.pk, key)] = None
         self._rechecks_idle.clear()
         self._recheck_wake.set()
 

@@ -142,7 +142,8 @@ class DeliveryStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    id: str
+    id: str  # the public UUID
+    pk: int  # the table's integer key: what the data keys servers by (replicas, jobs), never shown outside
     name: str
     endpoint_url: str
     bucket: str
@@ -240,7 +241,8 @@ PERMISSION_SCOPES: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class User:
-    id: str
+    id: str  # the public UUID
+    pk: int  # the table's integer key: what the data keys owners and actors by, never shown outside
     username: str
     is_admin: bool
     permissions: tuple[str, ...]

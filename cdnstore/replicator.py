@@ -86,7 +86,7 @@ class Replicator:
         if not holders:
             raise LookupError(f"no server holds {version['object_key']} any more: nothing to copy from")
         sources = [s for s in (self.servers.by_internal_id(i) for i in holders) if s is not None and s.is_available]
-        trusted = [s for s in sources if not self.wrong_bytes[(job.version_id, self.servers.internal_id(s))]]
+        trusted = [s for s in sources if not self.wrong_bytes[(job.version_id, s.pk)]]
         source = nearest(trusted or sources, Point(target.latitude, target.longitude))
         if source is None:
             raise Retry(f"no server holding {version['object_key']} is on and up", self.retry_delay)
@@ -121,7 +121,7 @@ class Replicator:
             if again == exc.sha256:
                 await self.integrity.reject(job.version_id, again)
                 return
-        source_id = self.servers.internal_id(source)
+        source_id = source.pk
         self.wrong_bytes[(job.version_id, source_id)] += 1
         self.metrics.wrong_bytes.labels(source.name).inc()
         log.warning(

@@ -119,7 +119,7 @@ class Scrubber:
         return Recount(was["files_present"], now["files_present"], was["bytes_present"], now["bytes_present"])
 
     async def scrub_server(self, server: Server) -> Drift:
-        server_id = self.servers.internal_id(server)
+        server_id = server.pk
         async with self.db.scratch() as conn:
             await conn.execute("CREATE TEMP TABLE listed (key TEXT PRIMARY KEY, size INTEGER NOT NULL)")
             objects = await self._list_into(conn, server)

@@ -68,28 +68,30 @@ COLUMNS = (
 
 
 def server_from_row(row: Row, secret_key: str) -> Server:
+    """The Server of a `servers` row (every column), with its secret key unsealed."""
     return Server(
-        row["uuid"],
-        row["name"],
-        row["endpoint_url"],
-        row["bucket"],
-        row["region"],
-        row["access_key"],
-        secret_key,
-        row["location"],
-        row["zone"],
-        row["latitude"],
-        row["longitude"],
-        bool(row["is_on"]),
-        bool(row["is_active"]),
-        Health(row["health"]),
-        row["created_at"],
-        row["updated_at"],
-        row["events_token_hash"],
-        row["public_url"],
-        row["addressing_style"],
-        probe.load(row["capabilities"]),
-        row["events_seen_at"],
+        id=row["uuid"],
+        pk=row["id"],
+        name=row["name"],
+        endpoint_url=row["endpoint_url"],
+        bucket=row["bucket"],
+        region=row["region"],
+        access_key=row["access_key"],
+        secret_key=secret_key,
+        location=row["location"],
+        zone=row["zone"],
+        latitude=row["latitude"],
+        longitude=row["longitude"],
+        is_on=bool(row["is_on"]),
+        is_active=bool(row["is_active"]),
+        health=Health(row["health"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        events_token_hash=row["events_token_hash"],
+        public_url=row["public_url"],
+        addressing_style=row["addressing_style"],
+        capabilities=probe.load(row["capabilities"]),
+        events_seen_at=row["events_seen_at"],
     )
 
 
@@ -176,7 +178,6 @@ class ServerRegistry:
         self.prober = prober  # (None: servers are registered unprobed, as tools that never serve do)
         self.listeners: list[Listener] = []
         self._servers: list[Server] = []
-        self._internal: dict[str, int] = {}
         self._by_internal: dict[int, Server] = {}
         self._unsaved_health: dict[str, Health] = {}
         self._unsaved_events: list[tuple[str, dict[str, Any]]] = []  # their webhook events, saved with them
@@ -193,8 +194,7 @@ class ServerRegistry:
         gone = {t for s in self._servers for t in (s.s3, s.public)}
         self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
         gone -= {t for s in self._servers for t in (s.s3, s.public)}
-        self._internal = {r["uuid"]: r["id"] for r in rows}
-        self._by_internal = {r["id"]: s for r, s in zip(rows, self._servers, strict=True)}
+        self._by_internal = {s.pk: s for s in self._servers}
         in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
         if in_clear:  # stored by a version from before sealing
             async with self.db.transaction() as tx:
@@ -233,12 +233,9 @@ class ServerRegistry:
                 return server
         raise NotFound(f"no server is named {name!r}", code="server_not_found")
 
-    def internal_id(self, server: Server) -> int:
-        return self._internal[server.id]
-
     def available_ids(self) -> list[int]:
         """The internal ids of the servers that are on and not known to be down (whose jobs may run)."""
-        return [self.internal_id(s) for s in self.all() if s.is_available]
+        return [s.pk for s in self.all() if s.is_available]
 
     def by_internal_id(self, internal: int) -> Server | None:
         return self._by_internal.get(internal)
@@ -384,7 +381,7 @@ class ServerRegistry:
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:
         server = self.get(server_uuid)
-        internal = self._internal[server.id]
+        internal = server.pk
 
         # Retried when it loses a deadlock (it deletes the server's replicas and jobs, which other
         # transactions lock too): all it does is in the transaction; storage and memory follow the commit.
@@ -464,7 +461,7 @@ class ServerRegistry:
         self._unsaved_health.update(changes)
         self._unsaved_events.extend(health_events(self._servers, changes))
         self._servers = [replace(s, health=changes[s.id]) if s.id in changes else s for s in self._servers]
-        self._by_internal = {self._internal[s.id]: s for s in self._servers}
+        self._by_internal = {s.pk: s for s in self._servers}
         async with self.db.transaction() as tx:
             await tx.executemany(
                 "UPDATE servers SET health = ? WHERE uuid = ?",

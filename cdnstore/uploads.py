@@ -229,7 +229,7 @@ class Uploads:
         /complete), and the whole sweep every `uploads.sweep_interval`. How many uploads were stored."""
         if time.monotonic() < self._next_full:
             now = self.clock.now_iso()
-            quiet = [self.servers.internal_id(s) for s in self.servers.all() if probe.events_state(s, now) != "seen"]
+            quiet = [s.pk for s in self.servers.all() if probe.events_state(s, now) != "seen"]
             return await self.files.sweep_uploads(quiet)
         self._next_full = time.monotonic() + self.uploads.sweep_interval
         return await self.sweep()

@@ -33,17 +33,18 @@ USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_
 
 
 def user_from_row(row: Row) -> User:
-    zones = None if row["zones"] is None else tuple(json.loads(row["zones"]))
+    """The User of a `users` row (USER_COLUMNS)."""
     return User(
-        row["uuid"],
-        row["username"],
-        bool(row["is_admin"]),
-        tuple(json.loads(row["permissions"])),
-        bool(row["is_disabled"]),
-        row["quota_bytes"],
-        zones,
-        row["max_file_lifetime"],
-        row["default_file_lifetime"],
+        id=row["uuid"],
+        pk=row["id"],
+        username=row["username"],
+        is_admin=bool(row["is_admin"]),
+        permissions=tuple(json.loads(row["permissions"])),
+        is_disabled=bool(row["is_disabled"]),
+        quota_bytes=row["quota_bytes"],
+        zones=None if row["zones"] is None else tuple(json.loads(row["zones"])),
+        max_file_lifetime=row["max_file_lifetime"],
+        default_file_lifetime=row["default_file_lifetime"],
     )
 
 
@@ -158,7 +159,7 @@ class Accounts:
         # checks get the first turns (auth.Priority). Accounts used lately are known by last_login_at.
         self._known_addresses = RecentSuccesses(cfg.known_for)
         self._known_for = cfg.known_for
-        self._cache: dict[str, tuple[int, User]] = {}
+        self._cache: dict[str, User] = {}
         self._ended: dict[str, bool] = {}  # session id -> has it ended
         # Raised by each reload: a read that began before a reload does not fill the cache after it (its
         # answer may predate the change that caused the reload).
@@ -227,15 +228,15 @@ class Accounts:
         assert row is not None
         return row
 
-    async def get(self, user_uuid: str) -> tuple[int, User] | None:
-        """(internal id, User) for a uuid, from the cache when possible."""
+    async def get(self, user_uuid: str) -> User | None:
+        """The User of a uuid, from the cache when possible."""
         hit = self._cache.get(user_uuid)
         if hit is None:
             generation = self._generation
             row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
             if row is None:
                 return None
-            hit = (row["id"], user_from_row(row))
+            hit = user_from_row(row)
             if generation == self._generation:
                 self._cache[user_uuid] = hit
         return hit
@@ -244,12 +245,6 @@ class Accounts:
         """The bytes `user` stores as stored now (never cached: uploads change it), for their User answer."""
         used = await self.db.fetchval("SELECT used_bytes FROM users WHERE uuid = ?", (user.id,))
         return int(used or 0)
-
-    async def internal_id(self, user: User) -> int:
-        hit = await self.get(user.id)
-        if hit is None:
-            raise Unauthorized("the user no longer exists")
-        return hit[0]
 
     async def page(self, limit: int, after: int | None) -> list[Row]:
         return await self.db.fetchall(
@@ -440,9 +435,9 @@ class Accounts:
         hit = await self.get(user_uuid)
         if hit is None:
             raise Unauthorized("the user of this token no longer exists")
-        if hit[1].is_disabled:
+        if hit.is_disabled:
             raise Unauthorized("this user is disabled")
-        return hit[1]
+        return hit
 
     async def _read_ended(self, session: str) -> bool:
         generation = self._generation
@@ -613,9 +608,9 @@ class Accounts:
             self.forget_session(row["family"])
             raise Unauthorized("the refresh token was already used; every session of it is ended")
         hit = await self.get(claims.user_uuid)
-        if hit is None or hit[1].is_disabled:
+        if hit is None or hit.is_disabled:
             raise Unauthorized("the user no longer exists or is disabled")
-        return hit[1], self.tokens.access(claims.user_uuid, row["family"]), new_refresh
+        return hit, self.tokens.access(claims.user_uuid, row["family"]), new_refresh
 
     async def logout(self, refresh_token: str) -> None:
         """End the session of a refresh token (any token of it, used or not: it proves the session)."""

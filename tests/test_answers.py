@@ -81,6 +81,7 @@ WHEN = "2026-11-28T11:43:24.123456Z"
 SHA = "ab" * 32
 DALLAS = Server(
     id=UUID,
+    pk=1,
     name="dallas",
     endpoint_url="http://127.0.0.1:8333",
     bucket="cdn",
@@ -256,10 +257,11 @@ def test_a_replica_and_a_server_reference_are_exactly_their_models() -> None:
 
 
 def test_a_user_answer_is_exactly_a_user_out() -> None:
-    admin = User(id=UUID, username="root", is_admin=True, permissions=())
+    admin = User(id=UUID, pk=1, username="root", is_admin=True, permissions=())
     assert_exactly(UserOut, render_user(admin, 0))
     limited = User(
         id=UUID,
+        pk=2,
         username="alice",
         is_admin=False,
         permissions=tuple(PERMISSIONS[:2]),
@@ -268,9 +270,9 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
         zones=("USA", "Africa"),
     )
     assert_exactly(UserOut, render_user(limited, 5000))
-    lives = User(id=UUID, username="carol", is_admin=False, permissions=(), max_file_lifetime=86400 * 30)
+    lives = User(id=UUID, pk=1, username="carol", is_admin=False, permissions=(), max_file_lifetime=86400 * 30)
     assert_exactly(UserOut, render_user(lives, 0))
-    row = {"uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
+    row = {"id": 3, "uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
     row |= {"max_file_lifetime": None, "default_file_lifetime": 3600}
     assert_exactly(UserOut, render_row({**row, "quota_bytes": None, "zones": None, "used_bytes": 0}))
 

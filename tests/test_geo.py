@@ -45,6 +45,7 @@ def locator() -> Iterator[GeoLocator]:
 def make_server(name: str, lat: float, lon: float, *, id: str | None = None) -> Server:
     return Server(
         id=id or f"id-{name}",
+        pk=0,  # (geo never reads it)
         name=name,
         endpoint_url=f"https://{name.lower().replace(' ', '-')}.example",
         bucket="files",

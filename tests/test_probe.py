@@ -196,7 +196,7 @@ async def test_a_probe_made_before_the_server_is_registered_awaits_no_event() ->
 
 def server(capabilities: Capabilities | None, events_seen_at: str | None) -> Server:
     return Server(
-        "id", "edge", "http://s3", "b", "us-east-1", "k", "s", "City", "Zone", 0, 0, True, True, Health.UP, "", "",
+        "id", 1, "edge", "http://s3", "b", "us-east-1", "k", "s", "City", "Zone", 0, 0, True, True, Health.UP, "", "",
         capabilities=capabilities, events_seen_at=events_seen_at,
     )  # fmt: skip
 

@@ -127,7 +127,7 @@ async def unrecorded_copy(api: Api, weed: WeedCluster, bucket: str) -> Unrecorde
     await api.app[appkeys.WORKER].drain()
     db, registry = api.app[appkeys.DB], api.app[appkeys.SERVERS]
     version_id = await db.fetchval("SELECT current_version_id FROM files WHERE uuid = ?", (file_id,))
-    newyork = registry.internal_id(registry.by_name("newyork"))
+    newyork = registry.by_name("newyork").pk
     async with db.transaction() as tx:
         await tx.execute("DELETE FROM replicas WHERE server_id = ? AND version_id = ?", (newyork, version_id))
     return Unrecorded(admin, servers, file_id, version_id, newyork)

@@ -147,7 +147,7 @@ async def one_file_on_two_servers(
     await admin.wait_stored(answer["file"]["id"])
     await api.app[appkeys.WORKER].drain()
     registry = api.app[appkeys.SERVERS]
-    return api, admin, answer, servers[0], registry.internal_id(registry.get(servers[0]["id"]))
+    return api, admin, answer, servers[0], registry.get(servers[0]["id"]).pk
 
 
 @pytest.mark.parametrize("engine", ["postgres"])  # (SQLite has one writer: its transactions never cross)

@@ -277,7 +277,7 @@ async def test_an_administrator_hears_of_servers_going_down_and_up_and_of_jobs_o
     await registry.set_health({server["id"]: Health.UP})
     await stored_and_copied(api, root, "kept.txt", DATA)
     queue, db = api.app[appkeys.JOBS], api.app[appkeys.DB]
-    internal, version = registry.internal_id(registry.get(server["id"])), await db.fetchval("SELECT id FROM versions")
+    internal, version = registry.get(server["id"]).pk, await db.fetchval("SELECT id FROM versions")
     last = queue.cfg.max_attempts
     async with db.transaction() as tx:  # a copy on its last attempt, as a worker holds it
         made = await tx_fetchone(

@@ -157,7 +157,7 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     files = request.app[appkeys.FILES]
     if query.include == "servers" and not current_user(request).can("can_view_cdnserver"):
         raise Forbidden("include=servers needs the permission can_view_cdnserver")
-    rows = await files.page(await caller_id(request), query.limit, query.after(), query.q, query.received_via)
+    rows = await files.page(caller_id(request), query.limit, query.after(), query.q, query.received_via)
     if query.include == "servers":
         found = await files.replicas_of_files(rows[: query.limit])
         return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_with_servers(r, found)))
@@ -209,7 +209,7 @@ async def create_file(request: web.Request, body: FileCreate) -> web.Response:
     user = current_user(request)
     link = await requested_link(request, body.link)
     upload = await request.app[appkeys.FILES].announce(
-        await caller_id(request),
+        caller_id(request),
         body.name,
         body.size,
         body.content_type,
@@ -236,7 +236,7 @@ async def requested_link(request: web.Request, asked: LinkCreate | None) -> Link
     links = request.app[appkeys.LINKS]
     expires_in = links.expires_in(asked.expires_in, "expires_in" in asked.model_fields_set)
     return await links.request(
-        await caller_id(request), password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads
+        caller_id(request), password=asked.password, expires_in=expires_in, max_downloads=asked.max_downloads
     )
 
 
@@ -255,7 +255,7 @@ async def complete_file(request: web.Request) -> web.Response:
     when parts 1..N are all on its server with the right sizes; else 409 `upload_incomplete` with
     `missing`, the part numbers still to send. 503 `storage_unavailable` (with Retry-After) when the upload
     server does not answer within `storage.request_timeout`: ask again."""
-    row = await request.app[appkeys.UPLOADS].complete(await caller_id(request), request.match_info["id"])
+    row = await request.app[appkeys.UPLOADS].complete(caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
 
@@ -272,7 +272,7 @@ async def get_upload(request: web.Request) -> web.Response:
     """To resume: for a multipart upload, the parts its server already holds (asked of the server, so this
     survives a restart of cdnstore); for a single PUT, a fresh URL. 404 `no_upload` when nothing uploads;
     503 `storage_unavailable` (with Retry-After) when the upload server does not answer in time."""
-    state = await request.app[appkeys.UPLOADS].view(await caller_id(request), request.match_info["id"])
+    state = await request.app[appkeys.UPLOADS].view(caller_id(request), request.match_info["id"])
     return json_response(render_upload_state(state))
 
 
@@ -291,7 +291,7 @@ async def sign_parts(request: web.Request, body: PartsIn) -> web.Response:
     `headers`), so the server refuses other bytes. 422 for numbers outside 1..`parts`; 409 `not_multipart`
     for a single-PUT upload."""
     items = await request.app[appkeys.UPLOADS].sign_parts(
-        await caller_id(request), request.match_info["id"], body.numbers, body.md5
+        caller_id(request), request.match_info["id"], body.numbers, body.md5
     )
     return json_response({"items": [render_part_url(p) for p in items]})
 
@@ -309,7 +309,7 @@ async def abort_upload(request: web.Request) -> web.Response:
     """A multipart upload is aborted on its server (no parts left). The file keeps its stored content, or
     disappears if it has none. 404 `no_upload` when nothing uploads; 503 `storage_unavailable` (with
     Retry-After) when the upload server does not answer in time (nothing is changed)."""
-    await request.app[appkeys.UPLOADS].abort(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.UPLOADS].abort(caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -323,7 +323,7 @@ async def abort_upload(request: web.Request) -> web.Response:
     errors=(401, 403, 404),
 )
 async def get_file(request: web.Request) -> web.Response:
-    row = await request.app[appkeys.FILES].get(await caller_id(request), request.match_info["id"])
+    row = await request.app[appkeys.FILES].get(caller_id(request), request.match_info["id"])
     return json_response(render_file(row))
 
 
@@ -343,7 +343,7 @@ async def download_file(request: web.Request, query: DownloadQuery) -> web.Strea
     audio, video, PDF and plain text a URL the browser shows (Range works: video seeks); HTML, SVG, XML and
     any other type stay attachments."""
     got = await request.app[appkeys.FILES].download(
-        await caller_id(request), request.match_info["id"], client_location(request), query.inline
+        caller_id(request), request.match_info["id"], client_location(request), query.inline
     )
     return download_answer(got, query.redirect)
 
@@ -364,7 +364,7 @@ async def rename_file(request: web.Request, body: FilePatch) -> web.Response:
     changes = changes_of(
         body, FileChanges, expires_at=lambda asked: lifetime(request, current_user(request)).expiry(asked, True)
     )
-    row = await request.app[appkeys.FILES].update(await caller_id(request), request.match_info["id"], changes)
+    row = await request.app[appkeys.FILES].update(caller_id(request), request.match_info["id"], changes)
     return json_response(render_file(row))
 
 
@@ -382,7 +382,7 @@ async def delete_file(request: web.Request) -> web.Response:
     listed, not served, its links 410, still counted in your quota, restorable until its `purge_at`. Else
     (and for a file with no stored content) its objects are removed in the background from every server
     that is on and holds them."""
-    await request.app[appkeys.FILES].delete(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.FILES].delete(caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 

@@ -31,7 +31,5 @@ async def list_history(request: web.Request, query: HistoryQuery) -> web.Respons
     if request.app[appkeys.DB].unavailable is None:  # else (a full disk) the history so far, without them
         with contextlib.suppress(DatabaseUnavailable):
             await request.app[appkeys.HISTORY].flush()  # read your own downloads
-    rows = await history.page(
-        request.app[appkeys.DB], await caller_id(request), query.event, query.limit, query.after()
-    )
+    rows = await history.page(request.app[appkeys.DB], caller_id(request), query.event, query.limit, query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], history.render))

@@ -54,9 +54,7 @@ async def create_key(request: web.Request, body: KeyCreate) -> web.Response:
     An API key cannot call this (403 `insufficient_scope`): keys are made by signed-in users."""
     if "admin" in body.scopes and not current_user(request).is_admin:
         raise Invalid("scopes", "admin is a scope for administrators only")
-    row, secret = await request.app[appkeys.KEYS].create(
-        await caller_id(request), body.name, body.scopes, body.expires_in
-    )
+    row, secret = await request.app[appkeys.KEYS].create(caller_id(request), body.name, body.scopes, body.expires_in)
     return json_response(render_new_key(row, secret), status=201)
 
 
@@ -73,7 +71,7 @@ async def create_key(request: web.Request, body: KeyCreate) -> web.Response:
 async def list_keys(request: web.Request, query: PageQuery) -> web.Response:
     """Newest first, with when each was last used (written in batches: a use may show a few seconds late
     when another daemon served it)."""
-    rows = await request.app[appkeys.KEYS].page(await caller_id(request), query.limit, query.after())
+    rows = await request.app[appkeys.KEYS].page(caller_id(request), query.limit, query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], render_key))
 
 
@@ -89,5 +87,5 @@ async def list_keys(request: web.Request, query: PageQuery) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     """At once: the key answers 401 from the next request on, on every daemon within 2 seconds. 404
     `key_not_found` for a key that is not yours (or was revoked already)."""
-    await request.app[appkeys.KEYS].revoke(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.KEYS].revoke(caller_id(request), request.match_info["id"])
     return web.Response(status=204)

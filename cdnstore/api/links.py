@@ -128,7 +128,7 @@ async def create_links(request: web.Request, body: LinksCreate) -> web.Response:
 async def _create(request: web.Request, body: LinkCreate, file_ids: list[str], *, single: bool) -> web.Response:
     links = request.app[appkeys.LINKS]
     link = await links.create(
-        await caller_id(request),
+        caller_id(request),
         file_ids,
         single=single,
         password=body.password,
@@ -152,7 +152,7 @@ async def list_links(request: web.Request, query: PageQuery) -> web.Response:
     """The links that share the file, alone or with others; newest first, expired and used-up ones
     included (each says its `state`); revoked ones are gone."""
     links = request.app[appkeys.LINKS]
-    rows = await links.page(await caller_id(request), request.match_info["id"], query.limit, query.after())
+    rows = await links.page(caller_id(request), request.match_info["id"], query.limit, query.after())
     return json_response(links_page(rows, query, public_url(request)))
 
 
@@ -169,7 +169,7 @@ async def list_links(request: web.Request, query: PageQuery) -> web.Response:
 async def all_links(request: web.Request, query: LinksQuery) -> web.Response:
     """Every link of yours, to one file or several, newest first, each with its `state`: `active`,
     `expired`, `used_up` or `files_gone`; `?state=` keeps those in one state."""
-    rows = await request.app[appkeys.LINKS].all(await caller_id(request), query.limit, query.after(), query.state)
+    rows = await request.app[appkeys.LINKS].all(caller_id(request), query.limit, query.after(), query.state)
     return json_response(links_page(rows, query, public_url(request)))
 
 
@@ -183,7 +183,7 @@ async def all_links(request: web.Request, query: LinksQuery) -> web.Response:
     errors=(401, 403, 404),
 )
 async def get_link(request: web.Request) -> web.Response:
-    link = await request.app[appkeys.LINKS].get(await caller_id(request), request.match_info["link_id"])
+    link = await request.app[appkeys.LINKS].get(caller_id(request), request.match_info["link_id"])
     return json_response(render_link(link, public_url(request)))
 
 
@@ -222,7 +222,7 @@ async def edit_link(request: web.Request, body: LinkPatch) -> web.Response:
 async def _edit(request: web.Request, body: LinkPatch, file_id: str | None) -> web.Response:
     links = request.app[appkeys.LINKS]
     changes = changes_of(body, LinkChanges, expires_in=lambda asked: links.expires_in(asked, True))
-    link = await links.update(await caller_id(request), request.match_info["link_id"], file_id, changes)
+    link = await links.update(caller_id(request), request.match_info["link_id"], file_id, changes)
     return json_response(render_link(link, public_url(request)))
 
 
@@ -237,9 +237,7 @@ async def _edit(request: web.Request, body: LinkPatch, file_id: str | None) -> w
 )
 async def delete_link(request: web.Request) -> web.Response:
     """The link stops working at once: its token answers 404 `link_not_found`, as if it never existed."""
-    await request.app[appkeys.LINKS].revoke(
-        await caller_id(request), request.match_info["link_id"], request.match_info["id"]
-    )
+    await request.app[appkeys.LINKS].revoke(caller_id(request), request.match_info["link_id"], request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -254,7 +252,7 @@ async def delete_link(request: web.Request) -> web.Response:
 )
 async def revoke_link(request: web.Request) -> web.Response:
     """As `DELETE /files/{id}/links/{link_id}`, for links to one file or several."""
-    await request.app[appkeys.LINKS].revoke(await caller_id(request), request.match_info["link_id"])
+    await request.app[appkeys.LINKS].revoke(caller_id(request), request.match_info["link_id"])
     return web.Response(status=204)
 
 

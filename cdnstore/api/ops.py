@@ -146,9 +146,7 @@ async def metrics(request: web.Request) -> web.Response:
     metrics.set_servers((s.name, s.is_on, s.health is Health.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
     found = await app[appkeys.DEEP_SCRUB].findings()
-    metrics.set_integrity(
-        ((s.name, found.of(registry.internal_id(s)).corrupt) for s in registry.all()), found.without_good_holder
-    )
+    metrics.set_integrity(((s.name, found.of(s.pk).corrupt) for s in registry.all()), found.without_good_holder)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -127,7 +127,7 @@ async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
     imports = await app[appkeys.IMPORTS].latest_of_all()
     for server in registry.all():
         if server.id in stats:
-            internal = registry.internal_id(server)
+            internal = server.pk
             stats[server.id] |= asdict(found.of(internal)) | integrity.of(verifying, internal)
             latest = imports.get(internal)
             stats[server.id]["import_progress"] = None if latest is None else render_import(latest)
@@ -152,9 +152,9 @@ async def _answer(request: web.Request, server: Server, status: int = 200) -> we
 async def list_servers(request: web.Request, query: PageQuery) -> web.Response:
     registry = request.app[appkeys.SERVERS]
     after = query.after() or 0
-    servers = [s for s in registry.all() if registry.internal_id(s) > after][: query.limit + 1]
+    servers = [s for s in registry.all() if s.pk > after][: query.limit + 1]
     stats = await server_stats(request.app)
-    return json_response(page(servers, query.limit, registry.internal_id, lambda s: render_server(s, stats.get(s.id))))
+    return json_response(page(servers, query.limit, lambda s: s.pk, lambda s: render_server(s, stats.get(s.id))))
 
 
 @endpoint(
@@ -172,7 +172,7 @@ async def create_server(request: web.Request, body: ServerCreate) -> web.Respons
     reason when that fails). The secret key is stored and never shown again; so is the server's own
     `events_token` (then the only token its webhook path accepts), of which the answer says only
     `has_events_token`."""
-    server = await request.app[appkeys.SERVERS].create(await caller_id(request), body.model_dump())
+    server = await request.app[appkeys.SERVERS].create(caller_id(request), body.model_dump())
     return await _answer(request, server, 201)
 
 
@@ -203,7 +203,7 @@ async def update_server(request: web.Request, body: ServerPatch) -> web.Response
     """Any subset of the fields. New connection settings are checked like on creation. When the server
     ends up on and active, and was not before or changed zone, the files of its zone are copied onto it."""
     server = await request.app[appkeys.SERVERS].update(
-        await caller_id(request), request.match_info["id"], changes_of(body, ServerChanges)
+        caller_id(request), request.match_info["id"], changes_of(body, ServerChanges)
     )
     return await _answer(request, server)
 
@@ -219,7 +219,7 @@ async def update_server(request: web.Request, body: ServerPatch) -> web.Response
 )
 async def delete_server(request: web.Request) -> web.Response:
     """409 `server_holds_sole_copies` while some file has no other copy on a server that is on."""
-    await request.app[appkeys.SERVERS].delete(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.SERVERS].delete(caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 

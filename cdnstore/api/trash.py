@@ -36,7 +36,7 @@ def render_trashed(row: Row) -> dict[str, Any]:
 async def list_trash(request: web.Request, query: PageQuery) -> web.Response:
     """Each with `deleted_at` and `purge_at` (when it is removed for good). They still count in your quota.
     `trash_days`: how long deleted files are kept (`files.trash_days`; 0: deleting removes at once)."""
-    rows = await request.app[appkeys.TRASH].page(await caller_id(request), query.limit, query.after())
+    rows = await request.app[appkeys.TRASH].page(caller_id(request), query.limit, query.after())
     answer = page(rows, query.limit, lambda r: r["id"], render_trashed)
     return json_response({**answer, "trash_days": request.app[appkeys.CONFIG].files.trash_days})
 
@@ -55,7 +55,7 @@ async def restore_file(request: web.Request) -> web.Response:
     `name_taken` when you have another file of its name now. One whose expiry passed in the trash gets your
     default file lifetime (none: it no longer expires)."""
     row = await request.app[appkeys.TRASH].restore(
-        await caller_id(request), request.match_info["id"], lifetime(request, current_user(request))
+        caller_id(request), request.match_info["id"], lifetime(request, current_user(request))
     )
     return json_response(render_file(row))
 
@@ -71,5 +71,5 @@ async def restore_file(request: web.Request) -> web.Response:
 )
 async def purge_file(request: web.Request) -> web.Response:
     """Removed for good now: its objects are removed in the background from every server holding them."""
-    await request.app[appkeys.TRASH].purge(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.TRASH].purge(caller_id(request), request.match_info["id"])
     return web.Response(status=204)

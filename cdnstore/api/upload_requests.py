@@ -71,7 +71,7 @@ def render_public_request(row: Row) -> dict[str, Any]:
 
 
 async def caller(request: web.Request) -> Caller:
-    return Caller(await caller_id(request), current_user(request).is_admin)
+    return Caller(caller_id(request), current_user(request).is_admin)
 
 
 def public_url(request: web.Request) -> str:
@@ -100,7 +100,7 @@ async def create_request(request: web.Request, body: UploadRequestCreate) -> web
     `max_bytes`: what it takes at most (null: no limit). `password`: kept only as a hash."""
     requests = request.app[appkeys.REQUESTS]
     row = await requests.create(
-        await caller_id(request),
+        caller_id(request),
         message=body.message,
         password=body.password,
         expires_in=requests.expires_in(body.expires_in, "expires_in" in body.model_fields_set),

@@ -60,7 +60,7 @@ async def create_webhook(request: web.Request, body: WebhookCreate) -> web.Respo
     an administrator; 422 `endpoint_not_allowed` for link-local and metadata addresses, and loopback and
     private ones unless `webhooks.allow_private`; 409 `too_many_webhooks` past 20."""
     webhook, secret = await request.app[appkeys.WEBHOOKS].create(
-        await caller_id(request), request[appkeys.USER].is_admin, body.url, list(body.events)
+        caller_id(request), request[appkeys.USER].is_admin, body.url, list(body.events)
     )
     return json_response(render_created(webhook, secret), status=201)
 
@@ -76,7 +76,7 @@ async def create_webhook(request: web.Request, body: WebhookCreate) -> web.Respo
 )
 async def list_webhooks(request: web.Request, query: PageQuery) -> web.Response:
     """Newest first, without their secrets."""
-    rows = await request.app[appkeys.WEBHOOKS].page(await caller_id(request), query.limit, query.after())
+    rows = await request.app[appkeys.WEBHOOKS].page(caller_id(request), query.limit, query.after())
     return json_response(page(rows, query.limit, lambda w: w.id, render_webhook))
 
 
@@ -91,7 +91,7 @@ async def list_webhooks(request: web.Request, query: PageQuery) -> web.Response:
 )
 async def delete_webhook(request: web.Request) -> web.Response:
     """It gets nothing more (a delivery being sent at this moment may still arrive); its log goes with it."""
-    await request.app[appkeys.WEBHOOKS].delete(await caller_id(request), request.match_info["id"])
+    await request.app[appkeys.WEBHOOKS].delete(caller_id(request), request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -108,7 +108,7 @@ async def list_deliveries(request: web.Request, query: PageQuery) -> web.Respons
     """Newest first: pending (sent or about to be, `next_attempt_at`), delivered (`delivered_at`), or failed
     after a day of attempts; `last_error` is the last failed attempt's. Kept `webhooks.log_days` days."""
     webhooks = request.app[appkeys.WEBHOOKS]
-    rows = await webhooks.deliveries(await caller_id(request), request.match_info["id"], query.limit, query.after())
+    rows = await webhooks.deliveries(caller_id(request), request.match_info["id"], query.limit, query.after())
     return json_response(page(rows, query.limit, lambda r: r["id"], render_delivery))
 
 
@@ -123,5 +123,5 @@ async def list_deliveries(request: web.Request, query: PageQuery) -> web.Respons
 )
 async def send_test(request: web.Request) -> web.Response:
     """A `webhook.test` event, queued for this webhook like any other: its delivery, to follow in the log."""
-    row = await request.app[appkeys.WEBHOOKS].send_test(await caller_id(request), request.match_info["id"])
+    row = await request.app[appkeys.WEBHOOKS].send_test(caller_id(request), request.match_info["id"])
     return json_response(render_delivery(row), status=202)
