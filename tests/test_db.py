@@ -396,6 +396,21 @@ async def test_a_statement_with_a_row_lock_runs_on_both_engines_whatever_runs_it
         await database.close()
 
 
+async def test_a_statement_whose_returning_starts_a_line_gives_its_rows_on_both_engines(
+    tmp_path: Path, database_url: str
+) -> None:
+    """SQL built over several lines may put RETURNING first on one: PostgreSQL's side once took such a
+    statement for one without rows (it looked for the word after a space) and answered None."""
+    database = await opened(tmp_path, database_url)
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(ALICE)
+            renamed = await db.tx_fetchone(tx, "UPDATE users SET username = 'm' WHERE username = 'n'\nRETURNING uuid")
+        assert renamed is not None and renamed["uuid"] == "u"
+    finally:
+        await database.close()
+
+
 @pytest.mark.parametrize("engine", ["postgres"])
 async def test_postgresql_takes_the_row_locks_as_written(tmp_path: Path, database_url: str) -> None:
     database = await opened(tmp_path, database_url)

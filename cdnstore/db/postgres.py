@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -102,9 +103,14 @@ class PgCursor:
         pass
 
 
+# RETURNING after any white space: a statement built over several lines may start one with it.
+_RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
+
+
 def _returns_rows(text: str) -> bool:
+    """Whether asyncpg must fetch the statement's rows (else it executes it, for its status)."""
     head = text.lstrip().split(None, 1)[0].upper() if text.strip() else ""
-    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in f" {text.upper()} "
+    return head in ("SELECT", "WITH", "VALUES") or _RETURNING.search(f" {text} ") is not None
 
 
 async def _run(conn: Conn, sql: str, params: Params) -> PgCursor:
