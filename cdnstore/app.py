@@ -43,6 +43,7 @@ from .archives import Archives
 from .auth import Passwords, Tokens
 from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .config import Config
+from .content import Content
 from .db import connect, leases
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
@@ -242,11 +243,14 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     db, storage, registry = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs)
     await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
+    # (a file's content: an upload, a copy and a verification read each reach it; its listeners: share_links)
+    content = app[appkeys.CONTENT] = Content(db, queue, registry.by_internal_id, app[appkeys.METRICS])
     files = app[appkeys.FILES] = Files(
         db,
         storage,
         registry,
         queue,
+        content,
         cfg,
         metrics=app[appkeys.METRICS],
         stats=app[appkeys.STATS],
@@ -265,11 +269,11 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         db, storage, registry, queue, cfg.scrub, app[appkeys.METRICS], lease_seconds=cfg.periodic.lease_seconds
     )
     integrity = app[appkeys.INTEGRITY] = Integrity(
-        db, storage, registry, files, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS]
+        db, storage, registry, content, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS]
     )
     files.stored_again = integrity.stored_again  # a storage event for a stored version's key: re-checked
     replicator = Replicator(
-        db, storage, registry, queue, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS], integrity=integrity
+        db, storage, registry, queue, content, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS]
     )
     registry.listeners.append(replicator.server_changed)
     app[appkeys.WORKER] = JobWorker(
@@ -290,7 +294,7 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
     links = app[appkeys.LINKS] = Links(
         app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives
     )
-    app[appkeys.FILES].stored_listeners.append(links.version_stored)  # the link an upload asked for
+    app[appkeys.CONTENT].stored_listeners.append(links.version_stored)  # the link an upload asked for
     app[appkeys.REQUESTS] = UploadRequests(app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg)
     yield
 

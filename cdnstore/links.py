@@ -35,9 +35,10 @@ from . import history
 from .archives import Archive, ArchiveEntry, Archives
 from .auth import Passwords
 from .config import Config
+from .content import Stored
 from .db import Database, Row, Tx, iso_in, now_iso, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
-from .files import Download, Files, Stored, owned_files
+from .files import Download, Files, owned_files
 from .geo import Point, rank
 from .models import LinkState
 from .tables import versions
