@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from cdnstore.config import Config
+from cdnstore.content import Content
 from cdnstore.db import SqliteDatabase as Database
 from cdnstore.files import Files
 from cdnstore.job_queue import JobQueue
@@ -47,7 +48,7 @@ async def scale(results: Results, work: Path, files: int) -> None:
     registry = ServerRegistry(db, Storage(), 1, Sealer("a-key-for-sealing"))
     await registry.load()
     queue = JobQueue(db, config.jobs)
-    service = Files(db, Storage(), registry, queue, config)
+    service = Files(db, Storage(), registry, queue, Content(db, queue, registry.by_internal_id), config)
     timings = []
     for _ in range(200):
         t = time.perf_counter()

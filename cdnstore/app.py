@@ -44,6 +44,7 @@ from .auth import Passwords, Tokens
 from .changes import KEYS, SERVERS, SESSIONS, USERS, WEBHOOKS, CacheSync
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
+from .content import Content
 from .db import connect, leases
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable
@@ -253,11 +254,14 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
     db, storage, registry, clock = app[appkeys.DB], app[appkeys.STORAGE], app[appkeys.SERVERS], app[appkeys.CLOCK]
     queue = app[appkeys.JOBS] = JobQueue(db, cfg.jobs, clock.time)
     await db.listen(job_queue.CHANNEL, queue.wake)  # a job became due, on any daemon
+    # (a file's content: an upload, a copy and a verification read each reach it; its listeners: share_links)
+    content = app[appkeys.CONTENT] = Content(db, queue, registry.by_internal_id, app[appkeys.METRICS], clock)
     files = app[appkeys.FILES] = Files(
         db,
         storage,
         registry,
         queue,
+        content,
         cfg,
         metrics=app[appkeys.METRICS],
         stats=app[appkeys.STATS],
@@ -284,11 +288,11 @@ async def replication(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
     )
     integrity = app[appkeys.INTEGRITY] = Integrity(
-        db, storage, registry, files, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS], clock=clock
+        db, storage, registry, content, deep_scrub, cfg.integrity, metrics=app[appkeys.METRICS], clock=clock
     )
     files.stored_again = integrity.stored_again  # a storage event for a stored version's key: re-checked
     replicator = Replicator(
-        db, storage, registry, queue, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS], integrity=integrity
+        db, storage, registry, queue, content, retry_delay=cfg.health.interval, metrics=app[appkeys.METRICS]
     )
     registry.listeners.append(replicator.server_changed)
     app[appkeys.WORKER] = JobWorker(
@@ -309,7 +313,7 @@ async def share_links(app: web.Application) -> AsyncIterator[None]:
     links = app[appkeys.LINKS] = Links(
         app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, archives, clock
     )
-    app[appkeys.FILES].stored_listeners.append(links.version_stored)  # the link an upload asked for
+    app[appkeys.CONTENT].stored_listeners.append(links.version_stored)  # the link an upload asked for
     app[appkeys.REQUESTS] = UploadRequests(
         app[appkeys.DB], app[appkeys.FILES], app[appkeys.ACCOUNTS].passwords, cfg, clock
     )

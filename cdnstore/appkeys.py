@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .clock import Clock
 from .config import Config
+from .content import Content
 from .db import Database
 from .deepscrub import DeepScrubber
 from .events import EventReceiver
@@ -55,6 +56,7 @@ LINKS: web.AppKey[Links] = web.AppKey("links")
 REQUESTS: web.AppKey[UploadRequests] = web.AppKey("upload_requests")
 TRASH: web.AppKey[Trash] = web.AppKey("trash")
 JOBS: web.AppKey[JobQueue] = web.AppKey("jobs")
+CONTENT: web.AppKey[Content] = web.AppKey("content")
 WORKER: web.AppKey[JobWorker] = web.AppKey("worker")
 HEALTH: web.AppKey[HealthChecker] = web.AppKey("health")
 SCRUB: web.AppKey[Scrubber] = web.AppKey("scrub")

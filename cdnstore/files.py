@@ -19,6 +19,7 @@ from typing import Any
 from . import history, quotas
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
+from .content import Content, retire_if_empty
 from .db import Database, Row, Tx, UniqueViolation, iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, Invalid, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
@@ -204,22 +205,6 @@ class Download:
     inline: bool = False  # a preview (shown in the browser), not a file to save
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A version that became its file's content (or was stored after a newer one), told to the stored listeners
-    in that transaction: links.py makes the link its upload asked for."""
-
-    version_id: int
-    file_id: int
-    file_uuid: str
-    owner_id: int
-    name: str
-    link_request: str | None  # versions.link_request (JSON), None when none was asked
-
-
-StoredListener = Callable[[Tx, Stored], Awaitable[None]]
-
-
 class Files:
     def __init__(
         self,
@@ -227,6 +212,7 @@ class Files:
         storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
+        content: Content,
         cfg: Config,
         metrics: Metrics | None = None,
         stats: DownloadStats | None = None,
@@ -238,6 +224,7 @@ class Files:
         self.storage = storage
         self.servers = servers
         self.jobs = jobs
+        self.content = content  # (a stored upload becomes its file's content there)
         self.metrics = metrics or Metrics()
         self.stats = stats  # (None: downloads go uncounted, as in the benchmark's bare Files)
         self.history = history
@@ -254,7 +241,6 @@ class Files:
         # Told of a storage event for the key of a version already stored (app.py: Integrity.stored_again,
         # which re-checks that replica): its object may have been written again.
         self.stored_again: Callable[[Server, str], None] | None = None
-        self.stored_listeners: list[StoredListener] = []
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -566,44 +552,10 @@ class Files:
         if version["sha256_declared"] and not enforced:
             # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
             # that ignores x-amz-checksum-sha256) is checked by that first read: until it matches, the file
-            # keeps its previous content (integrity.py makes this one current then, or rejects it).
+            # keeps its previous content (that read, the replicator's or integrity.py's, makes this one current
+            # then through content.py's `confirmed`, or rejects it).
             return
-        await self.make_current(tx, version["id"], server)
-
-    async def make_current(self, tx: Tx, version_id: int, server: Server) -> None:
-        """A stored version becomes its file's content (unless a newer one already is: then it is out of
-        date); the previous content is superseded. The stored listeners are told (the file is stored, with
-        this content or a newer one)."""
-        row = await tx_fetchone(
-            tx,
-            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size, v.link_request, "
-            "(SELECT uuid FROM upload_requests WHERE id = f.received_via) AS request_uuid "
-            "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
-            (version_id,),
-        )
-        assert row is not None
-        told = Stored(version_id, row["id"], row["uuid"], row["owner_id"], row["name"], row["link_request"])
-        for listener in self.stored_listeners:
-            await listener(tx, told)
-        current = row["current_version_id"]
-        if current is not None and current >= version_id:
-            if current > version_id:  # a newer upload of this file landed first: this one is out of date
-                await self.supersede(tx, [version_id])
-            return
-        await files_table.make_current(tx, row["id"], version_id, self.clock.now_iso())
-        if current is not None:
-            await self.supersede(tx, [current])
-        stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
-        await history.record(tx, row["owner_id"], "file.stored", row["uuid"], stored)
-        if row["request_uuid"] is not None and current is None:  # a sender's file arrived (its only version)
-            received = {**stored, "request_id": row["request_uuid"]}
-            await history.record(tx, row["owner_id"], "upload_request.received", row["uuid"], received)
-
-    async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
-        """Stored content replaced: superseded, and removed from every server holding it (jobs)."""
-        superseded = await versions.supersede(tx, version_ids)
-        if superseded:
-            await self.jobs.enqueue_removals(tx, superseded)
+        await self.content.make_current(tx, version["id"], server)
 
     async def sweep_uploads(self, quiet: list[int] | None = None) -> int:
         """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones. With
@@ -798,15 +750,6 @@ async def remove_versions(tx: Tx, jobs: JobQueue, version_ids: Sequence[int]) ->
         deleted = await versions.delete(tx, version_ids[start : start + 10_000])
         if deleted:
             await jobs.enqueue_removals(tx, deleted)
-
-
-async def retire_if_empty(tx: Tx, file_id: int, reason: str, now: str) -> None:
-    """A file whose upload was given up or rejected goes when it has no content left (files_table), at `now`,
-    and its owner's history says why."""
-    retired = await files_table.retire_if_empty(tx, file_id, now)
-    if retired is not None:
-        data = {"name": retired.name, "reason": reason}
-        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data)
 
 
 def _existing(made: NewFile, received_via: str | None) -> Row:

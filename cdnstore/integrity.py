@@ -8,7 +8,8 @@ will (its zone has no other server; its copies failed), the verifier here reads 
 version becomes the file's content only when it matches, and is rejected when two reads of the same bytes
 agree on another SHA-256 (the client declared the wrong one, or sent the wrong bytes). That is the entry
 point for any version that must be verified before it becomes content: store it with `verify_pending` and
-without making it current (files.py), and the verifier does the rest.
+without making it current (files.py), and the verifier does the rest. A read's verdict is content.py's to
+carry out, whichever read it was (a copy's or the verifier's): `Content.confirmed`, `Content.reject`.
 
 No version can hold the verifier up for others. Each round takes the versions due, every owner's in turn
 (each owner's first, then each owner's second, ...; within an owner, the never-tried and longest-waiting
@@ -36,15 +37,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import history
 from .clock import SYSTEM_CLOCK, Clock
 from .config import IntegrityConfig
-from .db import Database, Row, Tx, tx_fetchone
+from .content import Content
+from .db import Database, Row
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable, StorageError
-from .files import Files, retire_if_empty
 from .metrics import Metrics
-from .models import Server, VersionStatus
+from .models import Server
 from .servers import ServerRegistry
 from .storage_port import StoragePort
 from .tables import replicas, versions
@@ -120,7 +120,7 @@ class Integrity:
         db: Database,
         storage: StoragePort,
         servers: ServerRegistry,
-        files: Files,
+        content: Content,
         deep_scrub: DeepScrubber,
         cfg: IntegrityConfig,
         metrics: Metrics | None = None,
@@ -130,7 +130,7 @@ class Integrity:
         self.clock = clock  # (every time it stores or compares: clock.py)
         self.storage = storage
         self.servers = servers
-        self.files = files
+        self.content = content  # (a read's verdict on a version: its SHA-256 confirmed, or it rejected)
         self.deep_scrub = deep_scrub
         self.cfg = cfg
         self.metrics = metrics or Metrics()
@@ -139,72 +139,6 @@ class Integrity:
         self._rechecks_idle = asyncio.Event()  # set while none is queued or running
         self._rechecks_idle.set()
         self._dropped_logged = False
-
-    async def confirmed(self, tx: Tx, version_id: int, sha256: str, server_id: int) -> None:
-        """cdnstore read the whole content of a version on `server_id` and it hashed to `sha256` (the
-        declared one, if any): the SHA-256 is known, that replica verified, and a version that waited for
-        this check becomes its file's content."""
-        row = await tx_fetchone(
-            tx,
-            "SELECT v.sha256, v.sha256_declared, v.verify_pending, v.status, "
-            "v.upload_server_id, f.current_version_id FROM versions v "
-            "JOIN files f ON f.id = v.file_id WHERE v.id = ?",
-            (version_id,),
-        )
-        if row is None:
-            return
-        if row["sha256"] not in (None, sha256):  # (callers check; a verifier round may race a copy)
-            return
-        await replicas.verified(tx, server_id, version_id, self.clock.now_iso())
-        if row["sha256"] is None or row["verify_pending"]:  # (one stored before 0006 learns it here too)
-            await versions.confirm_sha256(tx, version_id, sha256)
-        if not row["verify_pending"]:
-            return
-        server = self.servers.by_internal_id(row["upload_server_id"]) or self.servers.by_internal_id(server_id)
-        if (
-            row["sha256_declared"]
-            and row["status"] == VersionStatus.STORED
-            and row["current_version_id"] != version_id
-            and server is not None
-        ):
-            await self.files.make_current(tx, version_id, server)
-
-    async def reject(self, version_id: int, found: str | None, reason: str = "sha256_mismatch") -> bool:
-        """A version with a declared SHA-256 that no read had confirmed is bad: its bytes hash, read twice, to
-        `found`, another SHA-256 (`reason` sha256_mismatch), or its reads never settled (`unverifiable`,
-        `found` None). It is removed everywhere, is never served nor copied; the file keeps its previous
-        content (it never became current), or goes when it has none. False when it was no longer one to
-        reject (confirmed, replaced or deleted meanwhile)."""
-        async with self.db.transaction() as tx:
-            row = await tx_fetchone(
-                tx,
-                "SELECT v.file_id, v.sha256, v.status, f.uuid, f.owner_id, f.name, "
-                "f.current_version_id, f.deleted_at FROM versions v JOIN files f "
-                "ON f.id = v.file_id WHERE v.id = ? FOR UPDATE",
-                (version_id,),
-            )
-            if (
-                row is None
-                or row["status"] != VersionStatus.STORED
-                or row["current_version_id"] == version_id
-                or row["sha256"] == found
-            ):
-                return False
-            await versions.reject(tx, version_id, self.clock.now_iso())
-            await self.files.jobs.enqueue_removals(tx, [version_id])
-            data = {"name": row["name"], "sha256": row["sha256"], "found": found, "reason": reason}
-            await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data)
-            await retire_if_empty(tx, row["file_id"], "content_corrupt", self.clock.now_iso())
-        self.metrics.versions_rejected.inc()
-        log.error(
-            "upload %s of file %s: %s; rejected (removed, never served)",
-            version_id,
-            row["uuid"],
-            f"its bytes have SHA-256 {found}, not the declared {row['sha256']}"
-            if found is not None
-            else f"its bytes could not be verified in {self.cfg.verify_attempts} reads",
-        )
-        return True
 
     # --- the verifier ---------------------------------------------------------------------------
 
@@ -232,13 +166,13 @@ class Integrity:
                 again, _ = await self._read(server, version)
                 if again != sha256:
                     return await self._unsettled(version, server, f"two reads gave SHA-256 {sha256} and {again}")
-                return await self.reject(version.id, sha256)
+                return await self.content.reject(version.id, sha256)
             if md5 is not None and got_md5 != md5.lower():
                 return await self._md5_differs(version, server, sha256, got_md5)
         except StorageError as exc:
             return await self._unsettled(version, server, f"the read failed: {exc.detail}")
         async with self.db.transaction() as tx:
-            await self.confirmed(tx, version.id, sha256, server.pk)
+            await self.content.confirmed(tx, version.id, sha256, server.pk)
         log.info("verified %s on %s: SHA-256 %s", version.key, server.name, sha256)
         return True
 
@@ -270,7 +204,7 @@ class Integrity:
             sha256,
         )
         async with self.db.transaction() as tx:
-            await self.confirmed(tx, version.id, sha256, server.pk)
+            await self.content.confirmed(tx, version.id, sha256, server.pk)
         return True
 
     async def _unsettled(self, version: Awaiting, server: Server, why: str) -> bool:
@@ -310,7 +244,7 @@ class Integrity:
         done = (
             await self._corrupt(version, server, why, "unverifiable")
             if current
-            else await self.reject(version.id, None, "unverifiable")
+            else await self.content.reject(version.id, None, "unverifiable")
         )
         if done:
             self.metrics.verify_given_up.inc()

@@ -36,9 +36,10 @@ from .archives import Archive, ArchiveEntry, Archives
 from .auth import Passwords
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
+from .content import Stored
 from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
-from .files import Download, Files, Stored, owned_files
+from .files import Download, Files, owned_files
 from .geo import Point, rank
 from .models import UNSET, Changes, LinkState, Unset, given_or
 from .tables import versions

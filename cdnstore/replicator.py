@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from .content import Content
 from .db import Database, Row, Tx, tx_fetchone
 from .geo import Point, nearest
-from .integrity import Integrity
 from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import JobKind, Server, VersionStatus
@@ -37,12 +37,12 @@ class Replicator:
         storage: StoragePort,
         servers: ServerRegistry,
         jobs: JobQueue,
+        content: Content,
         retry_delay: float,
         metrics: Metrics | None = None,
-        integrity: Integrity | None = None,
     ) -> None:
         self.db = db
-        self.integrity = integrity
+        self.content = content  # (what a copy's read of the bytes tells of the version: confirmed, or rejected)
         # (version id, source server id) -> how many times that source gave bytes that differ from the
         # version's: those sources are avoided while another holder is available (in memory: a restart forgets).
         self.wrong_bytes: Counter[tuple[int, int]] = Counter()
@@ -116,10 +116,10 @@ class Replicator:
         that no read has confirmed yet may be the wrong one: a second read of the source that agrees with
         the first rejects the version. Otherwise the source is reported and the job fails (and is retried,
         from another holder when there is one)."""
-        if version["sha256_declared"] and version["verify_pending"] and self.integrity is not None:
+        if version["sha256_declared"] and version["verify_pending"]:
             again, _ = await self.storage.checksum(source.s3, version["object_key"], size=version["size"])
             if again == exc.sha256:
-                await self.integrity.reject(job.version_id, again)
+                await self.content.reject(job.version_id, again)
                 return
         source_id = source.pk
         self.wrong_bytes[(job.version_id, source_id)] += 1
@@ -147,8 +147,8 @@ class Replicator:
                 if known is not None and known["sha256"] not in (None, sha256):
                     return False
             await replicas.copied(tx, job.server_id, job.version_id, etag)
-            if sha256 is not None and self.integrity is not None:
-                await self.integrity.confirmed(tx, job.version_id, sha256, job.server_id)
+            if sha256 is not None:
+                await self.content.confirmed(tx, job.version_id, sha256, job.server_id)
             status = await tx_fetchone(tx, "SELECT status FROM versions WHERE id = ?", (job.version_id,))
             if status is not None and status["status"] != VersionStatus.STORED:
                 # Deleted or replaced while we copied: the removal may have run already.

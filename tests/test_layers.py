@@ -318,3 +318,51 @@ monkeypatch.setattr(files_module, "SWEEP_BATCH", 2)
 monkeypatch.setattr(other_module, "time", later)
 """
     assert patched_times(patches) == [5, 6, 7, 8]
+
+
+# --- the replication path, top to bottom (docs/architecture.md) -------------------------------------------
+
+# The use cases that reach a file's content (an upload landing, a copy's read, a verification read) call down
+# into content.py for it; none of them names another, so none can climb back into another inside a
+# transaction (replicator -> integrity -> files -> job queue, as it was).
+CONTENT_CALLERS = ("files", "integrity", "replicator")
+
+
+def names_in(path: Path) -> set[str]:
+    """Every variable, attribute and parameter name a module's code uses (not its strings nor its comments): a
+    use case handed another untyped (`self.integrity`, `files: Any`) shows here. (A gateway of tables/ is
+    imported under another name, `files_table`, as files.py does.)"""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+    return found
+
+
+def test_the_use_cases_reaching_a_files_content_call_down_into_content_never_into_each_other() -> None:
+    known = modules()
+    found = []
+    for caller in CONTENT_CALLERS:
+        module = f"cdnstore.{caller}"
+        names = {n.lower() for n in names_in(known[module])}
+        found += [f"{caller}.py names {other}" for other in CONTENT_CALLERS if other != caller and other in names]
+        others = {f"cdnstore.{other}" for other in CONTENT_CALLERS if other != caller}
+        found += [f"{caller}.py imports {t}" for t in sorted(imported(module, known[module], known) & others)]
+    assert not found, (
+        "the replication path climbs sideways: a use case reaches another for a file's content, which is "
+        "content.py's (see docs/architecture.md, 'The replication path, top to bottom'):\n" + "\n".join(found)
+    )
+
+
+def test_content_sits_below_the_use_cases_that_call_it() -> None:
+    layers = documented_layers()
+    mine = layer_of("cdnstore.content", layers)
+    assert mine is not None, "docs/architecture.md's module table does not name content.py"
+    callers = {caller: layer_of(f"cdnstore.{caller}", layers) for caller in CONTENT_CALLERS}
+    assert all(theirs is not None and LEVEL[theirs] < LEVEL[mine] for theirs in callers.values()), (
+        f"content.py ({mine}) must sit in a layer below {callers}: the import check then holds that it calls none"
+    )
