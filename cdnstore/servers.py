@@ -22,6 +22,7 @@ from .changes import SERVERS, bump
 from .db import Database, Row, Tx, UniqueViolation, iso_in, now_iso, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
+from .job_queue import OPEN
 from .models import AddressingStyle, Capabilities, Health, S3Target, Server, VersionStatus
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
@@ -101,6 +102,11 @@ def _hash_events_token(fields: dict[str, Any]) -> dict[str, Any]:
 
 # An object event is written down at most this often per server (its time tells "seen" from "none").
 EVENT_SEEN_EVERY = 60.0
+# Files and bytes each server holds (the triggers' counters) and its open jobs.
+_STATS = (
+    "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
+    f" AND j.status IN {OPEN}) AS pending FROM servers s"
+)
 
 
 def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
@@ -196,8 +202,7 @@ class ServerRegistry:
     async def stats(self) -> dict[str, dict[str, int]]:
         """Files and bytes each server holds and its open jobs, by server uuid."""
         rows = await self.db.fetchall(
-            "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-            " AND j.status IN ('queued', 'running')) AS pending FROM servers s",
+            _STATS,
             offload=True,
         )
         return {
@@ -239,7 +244,7 @@ class ServerRegistry:
             row = await tx_fetchone(
                 tx,
                 f"INSERT INTO servers ({', '.join(COLUMNS)}, health, created_at, updated_at) "
-                f"VALUES ({', '.join(':' + c for c in COLUMNS)}, 'up', :now, :now) RETURNING *",
+                f"VALUES ({', '.join(':' + c for c in COLUMNS)}, '{Health.UP}', :now, :now) RETURNING *",
                 {**values, "now": now},
             )
             assert row is not None
