@@ -103,14 +103,14 @@ STILL_WANTED = f"""
 
 # The oldest due job of server :s: queued and due, or running with its lease run out (its daemon died).
 _CLAIM = f"""
-UPDATE jobs SET attempts = CASE WHEN status = '{RUNNING}' THEN attempts ELSE attempts + 1 END,
-                last_error = CASE WHEN status = '{RUNNING}' THEN :lost ELSE last_error END,
-                status = '{RUNNING}', lease_until = :lease, claim_token = :token, updated_at = :now
-WHERE id = (SELECT id FROM jobs WHERE server_id = :s
-              AND (status = '{QUEUED}' AND run_after <= :now
-                   OR status = '{RUNNING}' AND COALESCE(lease_until, 0) < :now)
-            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL AS ran_before"""
+    UPDATE jobs SET attempts = CASE WHEN status = '{RUNNING}' THEN attempts ELSE attempts + 1 END,
+                    last_error = CASE WHEN status = '{RUNNING}' THEN :lost ELSE last_error END,
+                    status = '{RUNNING}', lease_until = :lease, claim_token = :token, updated_at = :now
+    WHERE id = (SELECT id FROM jobs WHERE server_id = :s
+                  AND (status = '{QUEUED}' AND run_after <= :now
+                       OR status = '{RUNNING}' AND COALESCE(lease_until, 0) < :now)
+                ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL AS ran_before"""
 _POSTPONE = (
     f"UPDATE jobs SET status = '{QUEUED}', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
     "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?"

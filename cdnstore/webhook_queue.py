@@ -64,10 +64,10 @@ PENDING, DELIVERED = DeliveryStatus.PENDING.value, DeliveryStatus.DELIVERED.valu
 # the oldest one.
 _DUE = f"SELECT 1 FROM webhook_deliveries WHERE status = '{PENDING}' AND run_after <= ? LIMIT 1"
 _CLAIM = f"""
-UPDATE webhook_deliveries SET attempts = attempts + 1, run_after = :lease, claim_token = :token
-WHERE id = (SELECT id FROM webhook_deliveries WHERE status = '{PENDING}' AND run_after <= :now
-            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, uuid, webhook_id, event, object_id, data, occurred_at, attempts"""
+    UPDATE webhook_deliveries SET attempts = attempts + 1, run_after = :lease, claim_token = :token
+    WHERE id = (SELECT id FROM webhook_deliveries WHERE status = '{PENDING}' AND run_after <= :now
+                ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, uuid, webhook_id, event, object_id, data, occurred_at, attempts"""
 _RELEASE_ALL = (
     "UPDATE webhook_deliveries SET run_after = 0, claim_token = NULL, "
     "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
