@@ -24,9 +24,9 @@ from .db import Database, Row, Tx, UniqueViolation, iso, tx_fetchall, tx_fetchon
 from .errors import Conflict, Invalid, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
 from .history import HistoryWriter
-from .job_queue import JobQueue
+from .job_queue import COPY, JobQueue
 from .metrics import Metrics
-from .models import UNSET, Changes, S3Target, Server, Unset, VersionStatus
+from .models import UNSET, Changes, ReplicaState, S3Target, Server, Unset, VersionStatus
 from .names import MAX_NAME
 from .parts import part_count, part_size_for
 from .previews import inline_type
@@ -65,6 +65,7 @@ _LOCATE = (
     "FROM files f LEFT JOIN versions v ON v.id = f.current_version_id "
     "WHERE f.uuid = ? AND f.deleted_at IS NULL"
 )
+PENDING = ReplicaState.PENDING.value  # a server a copy is queued to, in `replicas_of`
 _AWAITED = f"SELECT 1 FROM versions WHERE object_key = ? AND status = '{versions.UPLOADING}' AND upload_server_id = ?"
 # A sender's file named like one of the owner's gets the first free of "x (2).pdf" ... "x (50).pdf".
 SENDER_NAME_TRIES = 50
@@ -290,8 +291,8 @@ class Files:
         marks = ", ".join("?" * len(version_ids))
         rows = await self.db.fetchall(
             f"SELECT version_id, server_id, status FROM replicas WHERE version_id IN ({marks}) UNION "
-            f"SELECT j.version_id, j.server_id, 'pending' FROM jobs j WHERE j.version_id IN ({marks}) "
-            "AND j.kind = 'copy' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = j.version_id "
+            f"SELECT j.version_id, j.server_id, '{PENDING}' FROM jobs j WHERE j.version_id IN ({marks}) "
+            f"AND j.kind = '{COPY}' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = j.version_id "
             "AND r.server_id = j.server_id)",
             (*version_ids, *version_ids),
         )

@@ -54,6 +54,19 @@ COLUMNS = """i.uuid, i.server_id, i.owner_id, u.username AS owner, i.prefix, i.s
 FROM = "FROM imports i JOIN users u ON u.id = i.owner_id"
 # An import as its runner reads it, with whether its owner still exists.
 RUNNING = f"SELECT i.*, u.deleted_at AS owner_deleted_at {FROM} WHERE i.uuid = ?"
+# The state in the text, not a parameter: the partial index imports_running serves `state = 'running'`.
+_RUNNING_ON = f"SELECT 1 FROM imports WHERE server_id = ? AND state = '{ImportState.RUNNING}'"
+_TO_RUN = f"SELECT uuid FROM imports WHERE state = '{ImportState.RUNNING}' ORDER BY id"
+_FAIL = (
+    f"UPDATE imports SET state = '{ImportState.FAILED}', last_error = ?, updated_at = ?, finished_at = ? "
+    f"WHERE id = ? AND state = '{ImportState.RUNNING}'"
+)
+# A page adopted: the import moves on from where this page began (only if no other process moved it).
+_MOVE_ON = (
+    "UPDATE imports SET after_key = ?, objects_seen = objects_seen + ?, last_error = NULL, "
+    "updated_at = ?, state = ?, finished_at = ? "
+    f"WHERE id = ? AND state = '{ImportState.RUNNING}' AND coalesce(after_key, '') = ? RETURNING id"
+)
 # What an import says when it cannot go on now (it tries again): cdnstore's words, not the server's answer.
 WAITING = {
     "off": "the server is off or down: the import goes on when it is back",
@@ -104,9 +117,7 @@ class Imports:
         now = self.clock.now_iso()
         try:
             async with self.db.transaction() as tx:
-                if await tx_fetchone(
-                    tx, "SELECT 1 FROM imports WHERE server_id = ? AND state = 'running'", (self._id(server),)
-                ):
+                if await tx_fetchone(tx, _RUNNING_ON, (self._id(server),)):
                     raise _running(server)
                 await tx.execute(
                     "INSERT INTO imports (uuid, server_id, owner_id, prefix, strip_prefix, created_at, updated_at) "
@@ -150,7 +161,7 @@ class Imports:
 
     async def run_pending(self) -> int:
         """Run every import that is running and not run by another process (a periodic task); how many ran."""
-        rows = await self.db.fetchall("SELECT uuid FROM imports WHERE state = 'running' ORDER BY id")
+        rows = await self.db.fetchall(_TO_RUN)
         ran = 0
         for row in rows:
             ran += await self.run(row["uuid"])
@@ -197,8 +208,7 @@ class Imports:
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             await tx.execute(
-                "UPDATE imports SET state = 'failed', last_error = ?, updated_at = ?, finished_at = ? "
-                "WHERE id = ? AND state = 'running'",
+                _FAIL,
                 (why, now, now, import_id),
             )
         log.warning("import %s stopped: %s", import_id, why)
@@ -219,9 +229,7 @@ class Imports:
         async with self.db.transaction(offload=True) as tx:
             moved = await tx_fetchone(
                 tx,
-                "UPDATE imports SET after_key = ?, objects_seen = objects_seen + ?, last_error = NULL, "
-                "updated_at = ?, state = ?, finished_at = ? "
-                "WHERE id = ? AND state = 'running' AND coalesce(after_key, '') = ? RETURNING id",
+                _MOVE_ON,
                 (
                     last,
                     len(objects),

@@ -43,6 +43,7 @@ from .content import Content
 from .db import Database, Row
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable, StorageError
+from .job_queue import COPY, OPEN
 from .metrics import Metrics
 from .models import Server
 from .servers import ServerRegistry
@@ -68,8 +69,8 @@ AWAITING = f"""SELECT id, object_key, size, etag, sha256, verify_attempts FROM (
            row_number() OVER (PARTITION BY f.owner_id ORDER BY coalesce(v.verify_after, ''), v.id) AS turn
     FROM versions v JOIN files f ON f.id = v.file_id
     WHERE v.verify_pending = 1 AND v.status = '{STORED}' AND coalesce(v.verify_after, '') <= ?
-      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.kind = 'copy'
-                      AND j.status IN ('queued', 'running'))
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.version_id = v.id AND j.kind = '{COPY}'
+                      AND j.status IN {OPEN})
       AND EXISTS (SELECT 1 FROM replicas r WHERE r.version_id = v.id AND r.status = '{PRESENT}')
 ) AS due ORDER BY turn, coalesce(verify_after, ''), id LIMIT {ROUND}"""
 

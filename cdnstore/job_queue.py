@@ -87,6 +87,10 @@ LEASE_LOST = "interrupted: its daemon stopped renewing the lease (taken over)"
 TIMES = ", ".join(["CAST(:now AS DOUBLE PRECISION)"] * 3)
 
 STORED = VersionStatus.STORED.value
+COPY, REMOVE = JobKind.COPY.value, JobKind.REMOVE.value
+QUEUED, RUNNING, FAILED = JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.FAILED.value
+# An open job's statuses, as the partial index jobs_dedupe names them (a literal list: it serves the reads).
+OPEN = f"('{QUEUED}', '{RUNNING}')"
 # Server s wants a copy of version v: on and active in its zone, and holding no replica of it.
 WANTS_COPY = (
     "s.zone = v.zone AND s.is_on = 1 AND s.is_active = 1"
@@ -94,8 +98,32 @@ WANTS_COPY = (
 )
 # A copy of version :v to server :s, when the version is stored and the server wants it (one pair).
 STILL_WANTED = f"""
-    SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.id = CAST(:s AS BIGINT)
+    SELECT '{COPY}', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON s.id = CAST(:s AS BIGINT)
     WHERE v.id = CAST(:v AS BIGINT) AND v.status = '{STORED}' AND {WANTS_COPY}"""
+
+# The oldest due job of server :s: queued and due, or running with its lease run out (its daemon died).
+_CLAIM = f"""
+    UPDATE jobs SET attempts = CASE WHEN status = '{RUNNING}' THEN attempts ELSE attempts + 1 END,
+                    last_error = CASE WHEN status = '{RUNNING}' THEN :lost ELSE last_error END,
+                    status = '{RUNNING}', lease_until = :lease, claim_token = :token, updated_at = :now
+    WHERE id = (SELECT id FROM jobs WHERE server_id = :s
+                  AND (status = '{QUEUED}' AND run_after <= :now
+                       OR status = '{RUNNING}' AND COALESCE(lease_until, 0) < :now)
+                ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL AS ran_before"""
+_POSTPONE = (
+    f"UPDATE jobs SET status = '{QUEUED}', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
+    "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?"
+)
+_REQUEUE_RUNNING = (
+    f"UPDATE jobs SET status = '{QUEUED}', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+    "lease_until = NULL, claim_token = NULL, last_error = 'interrupted: the process stopped', "
+    f"updated_at = ? WHERE status = '{RUNNING}'"
+)
+_RETRY = (
+    f"UPDATE jobs SET status = '{QUEUED}', attempts = 0, run_after = ?, updated_at = ? "
+    f"WHERE id = ? AND status = '{FAILED}'"
+)
 
 
 class JobQueue:
@@ -127,7 +155,7 @@ class JobQueue:
         return await self._insert(
             tx,
             f"""
-            SELECT 'copy', CAST(:v AS BIGINT), s.id, {TIMES} FROM servers s
+            SELECT '{COPY}', CAST(:v AS BIGINT), s.id, {TIMES} FROM servers s
             WHERE s.is_on = 1 AND s.is_active = 1 AND s.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = s.id AND r.version_id = :v)""",
             {"v": version_id, "zone": zone},
@@ -139,7 +167,7 @@ class JobQueue:
         return await self._insert(
             tx,
             f"""
-            SELECT 'copy', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON {WANTS_COPY}
+            SELECT '{COPY}', v.id, s.id, {TIMES} FROM versions v JOIN servers s ON {WANTS_COPY}
             WHERE v.id IN ({versions_sql})""",
             params,
         )
@@ -147,7 +175,7 @@ class JobQueue:
     async def enqueue_repair(self, tx: Tx, version_id: int, server_id: int) -> int:
         """Copy a version onto one server that has a replica of it already (found corrupt: to overwrite)."""
         return await self._insert(
-            tx, f"SELECT 'copy', CAST(:v AS BIGINT), CAST(:s AS BIGINT), {TIMES}", {"v": version_id, "s": server_id}
+            tx, f"SELECT '{COPY}', CAST(:v AS BIGINT), CAST(:s AS BIGINT), {TIMES}", {"v": version_id, "s": server_id}
         )
 
     async def enqueue_fill(self, tx: Tx, server_id: int, zone: str) -> int:
@@ -155,7 +183,7 @@ class JobQueue:
         return await self._insert(
             tx,
             f"""
-            SELECT 'copy', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
+            SELECT '{COPY}', v.id, CAST(:s AS BIGINT), {TIMES} FROM versions v
             WHERE v.status = '{STORED}' AND v.zone = :zone
               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.server_id = :s AND r.version_id = v.id)""",
             {"s": server_id, "zone": zone},
@@ -167,7 +195,7 @@ class JobQueue:
         ids = ",".join(str(int(v)) for v in version_ids)
         if server_id is not None:
             return await self._insert(
-                tx, f"SELECT 'remove', id, {int(server_id)}, {TIMES} FROM versions WHERE id IN ({ids})", {}
+                tx, f"SELECT '{REMOVE}', id, {int(server_id)}, {TIMES} FROM versions WHERE id IN ({ids})", {}
             )
         # A copy cancelled here that ran before (see Job.ran_before) may have written its object before it
         # failed or its process died: remove it there too. (A running copy is not cancelled: it checks the
@@ -175,16 +203,16 @@ class JobQueue:
         added = await self._insert(
             tx,
             f"""
-            SELECT 'remove', version_id, server_id, {TIMES} FROM replicas WHERE version_id IN ({ids})
+            SELECT '{REMOVE}', version_id, server_id, {TIMES} FROM replicas WHERE version_id IN ({ids})
             UNION
-            SELECT 'remove', id, upload_server_id, {TIMES} FROM versions
+            SELECT '{REMOVE}', id, upload_server_id, {TIMES} FROM versions
             WHERE id IN ({ids}) AND upload_server_id IS NOT NULL
             UNION
-            SELECT 'remove', version_id, server_id, {TIMES} FROM jobs
-            WHERE kind = 'copy' AND status != 'running' AND last_error IS NOT NULL AND version_id IN ({ids})""",
+            SELECT '{REMOVE}', version_id, server_id, {TIMES} FROM jobs
+            WHERE kind = '{COPY}' AND status != '{RUNNING}' AND last_error IS NOT NULL AND version_id IN ({ids})""",
             {},
         )
-        await tx.execute(f"DELETE FROM jobs WHERE kind = 'copy' AND status != 'running' AND version_id IN ({ids})")
+        await tx.execute(f"DELETE FROM jobs WHERE kind = '{COPY}' AND status != '{RUNNING}' AND version_id IN ({ids})")
         return added
 
     # --- running --------------------------------------------------------------------------------
@@ -197,15 +225,7 @@ class JobQueue:
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
-                """
-                UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts ELSE attempts + 1 END,
-                                last_error = CASE WHEN status = 'running' THEN :lost ELSE last_error END,
-                                status = 'running', lease_until = :lease, claim_token = :token, updated_at = :now
-                WHERE id = (SELECT id FROM jobs WHERE server_id = :s
-                              AND (status = 'queued' AND run_after <= :now
-                                   OR status = 'running' AND COALESCE(lease_until, 0) < :now)
-                            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING id, kind, version_id, server_id, attempts, last_error IS NOT NULL AS ran_before""",
+                _CLAIM,
                 {"s": server_id, "now": now, "lease": now + self.cfg.lease_seconds, "token": token, "lost": LEASE_LOST},
             )
         if row is None:
@@ -245,8 +265,7 @@ class JobQueue:
         """Back to the queue without spending the attempt (only under the job's claim)."""
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
-                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = ?, lease_until = NULL, "
-                "claim_token = NULL, last_error = ?, updated_at = ? WHERE id = ? AND claim_token = ?",
+                _POSTPONE,
                 (self.clock() + delay, reason, self.clock(), job.id, job.token),
             )
             if cursor.rowcount and delay <= 0:  # due at once: another daemon's idle worker may take it now
@@ -297,11 +316,7 @@ class JobQueue:
         assert self.db.one_daemon, "several daemons share this database: their leases run out instead"
         async with self.db.transaction(offload=True) as tx:
             cursor = await tx.execute(
-                "UPDATE jobs SET status = 'queued', "
-                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
-                "lease_until = NULL, claim_token = NULL, "
-                "last_error = 'interrupted: the process stopped', "
-                "updated_at = ? WHERE status = 'running'",
+                _REQUEUE_RUNNING,
                 (self.clock(),),
             )
         return cursor.rowcount
@@ -329,8 +344,7 @@ class JobQueue:
     async def retry(self, job_uuid_text: str) -> Row:
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
-                "UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, "
-                "updated_at = ? WHERE id = ? AND status = 'failed'",
+                _RETRY,
                 (self.clock(), self.clock(), job_id(job_uuid_text)),
             )
             if cursor.rowcount:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .config import JobsConfig
 from .errors import DatabaseUnavailable, StorageError
-from .job_queue import Handler, Job, JobQueue, Retry
+from .job_queue import QUEUED, RUNNING, Handler, Job, JobQueue, Retry
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ class JobWorker:
         marks = ",".join("?" * len(ids))
         return bool(
             await self.queue.db.fetchval(
-                f"SELECT 1 FROM jobs WHERE (status = 'queued' AND run_after <= ? OR status = 'running') "
+                f"SELECT 1 FROM jobs WHERE (status = '{QUEUED}' AND run_after <= ? OR status = '{RUNNING}') "
                 f"AND server_id IN ({marks}) LIMIT 1",
                 (self.queue.clock() + horizon, *ids),
             )

@@ -20,7 +20,8 @@ class S3Target:
 
 
 # Each status once, with the values of its column's CHECK constraint in schema.sql and schema_postgres.sql
-# (tests/test_db.py holds them equal). SQL text spells them as literals; Python compares and writes these.
+# (tests/test_db.py holds them equal). Python compares and writes these; SQL text takes them too, as bound
+# parameters or put into the statement at import (tests/test_layers.py finds any quoted status in SQL).
 class Health(StrEnum):
     """A storage server's health as the last check found it (servers.health)."""
 

@@ -23,6 +23,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
+from .job_queue import OPEN
 from .models import (
     UNSET,
     AddressingStyle,
@@ -146,6 +147,11 @@ def _hash_events_token(fields: dict[str, object]) -> dict[str, object]:
 
 # An object event is written down at most this often per server (its time tells "seen" from "none").
 EVENT_SEEN_EVERY = 60.0
+# Files and bytes each server holds (the triggers' counters) and its open jobs.
+_STATS = (
+    "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
+    f" AND j.status IN {OPEN}) AS pending FROM servers s"
+)
 
 
 def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
@@ -243,8 +249,7 @@ class ServerRegistry:
     async def stats(self) -> dict[str, dict[str, int]]:
         """Files and bytes each server holds and its open jobs, by server uuid."""
         rows = await self.db.fetchall(
-            "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-            " AND j.status IN ('queued', 'running')) AS pending FROM servers s",
+            _STATS,
             offload=True,
         )
         return {
@@ -286,7 +291,7 @@ class ServerRegistry:
             row = await tx_fetchone(
                 tx,
                 f"INSERT INTO servers ({', '.join(COLUMNS)}, health, created_at, updated_at) "
-                f"VALUES ({', '.join(':' + c for c in COLUMNS)}, 'up', :now, :now) RETURNING *",
+                f"VALUES ({', '.join(':' + c for c in COLUMNS)}, '{Health.UP}', :now, :now) RETURNING *",
                 {**values, "now": now},
             )
             assert row is not None

@@ -59,6 +59,21 @@ PRUNE_BATCH = 10_000  # log rows deleted per statement (each a short transaction
 INSERT = (
     "INSERT INTO webhook_deliveries (uuid, webhook_id, event, object_id, data, occurred_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
+PENDING, DELIVERED = DeliveryStatus.PENDING.value, DeliveryStatus.DELIVERED.value
+# A due delivery (literal statuses: the partial index webhook_deliveries_due serves them), and the claim of
+# the oldest one.
+_DUE = f"SELECT 1 FROM webhook_deliveries WHERE status = '{PENDING}' AND run_after <= ? LIMIT 1"
+_CLAIM = f"""
+    UPDATE webhook_deliveries SET attempts = attempts + 1, run_after = :lease, claim_token = :token
+    WHERE id = (SELECT id FROM webhook_deliveries WHERE status = '{PENDING}' AND run_after <= :now
+                ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, uuid, webhook_id, event, object_id, data, occurred_at, attempts"""
+_RELEASE_ALL = (
+    "UPDATE webhook_deliveries SET run_after = 0, claim_token = NULL, "
+    "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+    f"WHERE status = '{PENDING}' AND claim_token IS NOT NULL"
+)
+_DELIVERED = f"status = '{DELIVERED}', delivered_at = :at, claim_token = NULL"
 LOG_COLUMNS = "id, uuid, event, status, attempts, last_error, delivered_at, occurred_at, run_after"
 
 
@@ -188,7 +203,7 @@ class WebhookQueue:
         """Is some delivery due? A read only, so that an idle worker's look costs no write transaction."""
         return bool(
             await self.db.fetchval(
-                "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND run_after <= ? LIMIT 1",
+                _DUE,
                 (self.clock(),),
             )
         )
@@ -202,11 +217,7 @@ class WebhookQueue:
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
-                """
-                UPDATE webhook_deliveries SET attempts = attempts + 1, run_after = :lease, claim_token = :token
-                WHERE id = (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND run_after <= :now
-                            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING id, uuid, webhook_id, event, object_id, data, occurred_at, attempts""",
+                _CLAIM,
                 {"now": now, "lease": now + self.lease_seconds, "token": token},
             )
             if row is None:
@@ -236,7 +247,7 @@ class WebhookQueue:
 
     async def delivered(self, d: Delivery) -> bool:
         """The receiver took it (2xx). False, and nothing written, when the claim is no longer this one's."""
-        return await self._outcome(d, "status = 'delivered', delivered_at = :at, claim_token = NULL", {"at": now_iso()})
+        return await self._outcome(d, _DELIVERED, {"at": now_iso()})
 
     async def failed(self, d: Delivery, error: str, *, final: bool = False) -> bool:
         """An attempt failed: again after a backoff with jitter (never past `retry_for` after the event: the
@@ -268,11 +279,7 @@ class WebhookQueue:
         once, without waiting for its leases to run out. Never where daemons share the database."""
         assert self.db.one_daemon, "several daemons share this database: their leases run out instead"
         async with self.db.transaction() as tx:
-            cursor = await tx.execute(
-                "UPDATE webhook_deliveries SET run_after = 0, claim_token = NULL, "
-                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
-                "WHERE status = 'pending' AND claim_token IS NOT NULL"
-            )
+            cursor = await tx.execute(_RELEASE_ALL)
         return cursor.rowcount
 
     async def prune(self) -> int:
@@ -282,7 +289,7 @@ class WebhookQueue:
             async with self.db.transaction() as tx:
                 cursor = await tx.execute(
                     "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
-                    f"WHERE status != 'pending' AND occurred_at < ? LIMIT {PRUNE_BATCH})",
+                    f"WHERE status != '{PENDING}' AND occurred_at < ? LIMIT {PRUNE_BATCH})",
                     (before,),
                 )
             removed += cursor.rowcount

@@ -11,11 +11,14 @@ import importlib.util
 import re
 import subprocess
 import sys
+import textwrap
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
 
+from cdnstore import models
 from cdnstore.__main__ import NO_TESTBED, cmd_demo
 from cdnstore.config import Config
 
@@ -220,9 +223,6 @@ WRITERS = {
     "jobs": "cdnstore/job_queue.py",
 }
 WRITE = re.compile(r"\b(?:UPDATE|INSERT INTO|DELETE FROM)\s+(\w+)\b")
-# A status of files' content spelt in SQL: the tables' gateways spell them (from the models.py enums).
-STATUS_LITERAL = re.compile(r"'(?:uploading|stored|superseded|deleted|present|corrupt)'")
-OWN_SPELLING = ("cdnstore/tables/", "cdnstore/migrations/")
 
 
 def sources(package: Path = PACKAGE) -> dict[str, str]:
@@ -240,23 +240,9 @@ def foreign_writes(found: dict[str, str]) -> list[str]:
     ]
 
 
-def status_literals(found: dict[str, str]) -> list[str]:
-    return [
-        f"{path}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0)}"
-        for path, text in found.items()
-        if not path.startswith(OWN_SPELLING)
-        for match in STATUS_LITERAL.finditer(text)
-    ]
-
-
 def test_each_content_table_is_written_by_its_one_module_only() -> None:
     found = foreign_writes(sources())
     assert not found, "tables written outside their one writer (WRITERS):\n" + "\n".join(found)
-
-
-def test_no_status_of_files_versions_or_replicas_is_spelt_in_sql_outside_their_gateways() -> None:
-    found = status_literals(sources())
-    assert not found, "status literals outside cdnstore/tables/ (use the models.py enums):\n" + "\n".join(found)
 
 
 def test_every_writer_named_exists_and_writes_its_table() -> None:
@@ -265,6 +251,100 @@ def test_every_writer_named_exists_and_writes_its_table() -> None:
     for table, path in WRITERS.items():
         assert path in found, path
         assert any(m.group(1) == table for m in WRITE.finditer(found[path])), (table, path)
+
+
+# --- statuses in SQL (docs/architecture.md, "Who writes which table") -------------------------------------
+
+# Every status a row stores or a statement computes, from the models.py enums (each `StrEnum` there: a new
+# enum or value is checked without a change here).
+STATUS_ENUMS = [
+    value
+    for value in vars(models).values()
+    if isinstance(value, type) and issubclass(value, StrEnum) and value is not StrEnum
+]
+STATUS_VALUES = {member.value for enum in STATUS_ENUMS for member in enum}
+QUOTED_STATUS = re.compile("'(" + "|".join(sorted(map(re.escape, STATUS_VALUES))) + ")'")
+# SQL text: an upper-case keyword as a word, or a column compared with a quoted value (an assignment list
+# such as "status = 'x', at = :at" has no keyword). Prose, log lines and JSON keys have neither.
+SQL_TEXT = re.compile(
+    r"\b(?:SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|SET|JOIN|VALUES|CASE|WHEN|THEN|ELSE|AND|OR|IN|NOT|NULL|IS)\b"
+    r"|\w\s*(?:=|!=|<>)\s*'"
+)
+# Spelt in SQL on purpose (path -> the value and why); the migrations and the schema files spell them all.
+SQL_STATUS_EXCEPTIONS: dict[str, str] = {}
+
+
+def string_constants(text: str) -> list[tuple[int, str]]:
+    """(line, text) of each string literal of a module but its docstrings; an f-string as its literal parts,
+    each `{...}` as `{}` (what it inserts is checked where it is defined)."""
+    tree = ast.parse(text)
+    skipped = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    skipped |= {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+        elif isinstance(node, ast.JoinedStr):
+            parts = [part.value if isinstance(part, ast.Constant) else "{}" for part in node.values]
+            found.append((node.lineno, "".join(str(part) for part in parts)))
+    return sorted(found)
+
+
+def sql_status_literals(found: dict[str, str]) -> list[str]:
+    """`path:line: 'value'` for each status value quoted inside SQL text of a module but the migrations'."""
+    return [
+        f"{path}:{line}: '{value}'"
+        for path, text in found.items()
+        if not path.startswith("cdnstore/migrations/") and path not in SQL_STATUS_EXCEPTIONS
+        for line, string in string_constants(text)
+        if SQL_TEXT.search(string)
+        for value in QUOTED_STATUS.findall(string)
+    ]
+
+
+def test_no_status_is_spelt_as_a_literal_in_sql_outside_the_enums_and_the_schema() -> None:
+    """A status in a statement comes from its models.py enum: a bound parameter, or the enum's value put into
+    the text at import (where a partial index must see the literal). SQL text is told from other strings by
+    SQL_TEXT; docstrings and comments are prose, not looked at."""
+    found = sql_status_literals(sources())
+    assert not found, "status literals in SQL (use the models.py enums):\n" + "\n".join(found)
+
+
+def test_the_status_check_sees_quoted_statuses_in_sql_and_not_in_prose() -> None:
+    module = textwrap.dedent('''
+        """A docstring may say 'queued'."""
+        A = "SELECT 1 FROM jobs WHERE status = 'queued'"
+        B = f"UPDATE jobs SET status = '{QUEUED}' WHERE kind = 'copy'"
+        C = "status = 'delivered', delivered_at = :at"
+        D = "the job stays 'failed' for an admin"
+        E = f"SELECT 1 FROM imports WHERE state = '{ImportState.RUNNING}'"
+    ''')
+    assert sql_status_literals({"cdnstore/x.py": module}) == [
+        "cdnstore/x.py:3: 'queued'",
+        "cdnstore/x.py:4: 'copy'",
+        "cdnstore/x.py:5: 'delivered'",
+    ]
+
+
+def test_every_value_a_status_column_allows_is_an_enums_value() -> None:
+    """So that the check above knows every stored status: a CHECK (column IN ('...')) of text values in the
+    schema has an enum in models.py."""
+    schema = (PACKAGE / "schema.sql").read_text()
+    allowed = {
+        value
+        for values in re.findall(r"CHECK \(\w+ IN \(([^)]*)\)\)", schema)
+        for value in re.findall(r"'([^']*)'", values)
+    }
+    assert allowed and allowed <= STATUS_VALUES, allowed - STATUS_VALUES
 
 
 # What reads the time in cdnstore (time.time, times.py's functions, datetime.now): a test that patched one of
