@@ -41,7 +41,7 @@ from .db import Database, Row, Tx, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, owned_files
 from .geo import Point, rank
-from .models import UNSET, Changes, LinkState, Unset, given_or
+from .models import UNSET, Changes, LinkState, ReplicaStatus, Unset, given_or
 from .tables import versions
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
@@ -489,7 +489,11 @@ class Links:
         replicas = await self.files.replicas_of([f.version_id for f in stored if f.version_id is not None])
         entries = []
         for f in stored:
-            holders = [s for s, status in replicas.get(f.version_id or 0, []) if status == "present" and s.is_available]
+            holders = [
+                s
+                for s, status in replicas.get(f.version_id or 0, [])
+                if status == ReplicaStatus.PRESENT and s.is_available
+            ]
             if not holders:
                 raise Unavailable(f"no server that holds {f.name!r} is on and up", code="no_replica_available")
             modified = datetime.fromisoformat(f.updated_at.replace("Z", "+00:00")).astimezone(UTC)

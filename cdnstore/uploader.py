@@ -28,6 +28,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .models import VersionStatus
+
 API = "/api/v1"
 URL_VARIABLE, TOKEN_VARIABLE = "CDNSTORE_URL", "CDNSTORE_TOKEN"
 PARALLEL = 4
@@ -231,7 +233,7 @@ class Upload:
         cdnstore reads back before it serves it (a declared SHA-256 the storage server could not enforce,
         as a multipart upload's): that read comes within integrity.verify_interval (30 s by default)."""
         wait = 0.5
-        while not (file["status"] == "stored" and self.declared in (None, file["sha256"])):
+        while not (file["status"] == VersionStatus.STORED and self.declared in (None, file["sha256"])):
             if await self._rejected(file["id"]):
                 raise Failed("cdnstore read its bytes back and found another SHA-256 than this file's: rejected")
             self.progress.note("waiting for cdnstore to read it back and check its SHA-256")
@@ -255,7 +257,11 @@ class Upload:
                 "GET", f"/files?limit=1000&q={quote(self.name)}" + (f"&cursor={quote(cursor)}" if cursor else "")
             )
             for file in page["items"]:
-                if file["name"] == self.name and file["status"] == "uploading" and file["size"] == self.size:
+                if (
+                    file["name"] == self.name
+                    and file["status"] == VersionStatus.UPLOADING
+                    and file["size"] == self.size
+                ):
                     view = await self._upload_view(file["id"])
                     if view is not None and view["method"] == "multipart":
                         return file["id"], await self._adopt(view)
