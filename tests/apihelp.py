@@ -277,10 +277,15 @@ class Api:
         """`put_bytes` to the daemon's storage: the in-memory one serves its own URLs, S3 servers theirs."""
         return (await self.put_answer(upload, data))[0]
 
+    def memory(self) -> MemoryStorage | None:
+        """The daemon's storage when it is in memory (this process's MemoryStorage); None: real S3 servers."""
+        storage = self.app[appkeys.STORAGE]
+        return storage if isinstance(storage, MemoryStorage) else None
+
     async def put_answer(self, upload: dict[str, Any], data: bytes) -> tuple[int, str]:
         """`put_answer` to the daemon's storage (see `put_bytes`)."""
-        storage = self.app[appkeys.STORAGE]
-        if not isinstance(storage, MemoryStorage):
+        storage = self.memory()
+        if storage is None:
             return await put_answer(upload, data)
         sent = await storage.send(upload["method"], upload["url"], headers=upload["headers"], body=data, timeout=30)
         if sent.status == 200 and "uploadId=" not in upload["url"]:
@@ -302,8 +307,8 @@ class Api:
 
     async def fetch(self, url: str) -> tuple[int, bytes, Any]:
         """`fetch` from the daemon's storage (headers: case-insensitive, as aiohttp gives them)."""
-        storage = self.app[appkeys.STORAGE]
-        if isinstance(storage, MemoryStorage):
+        storage = self.memory()
+        if storage is not None:
             answer, body = await storage.fetch(url)
             return answer.status, body, CIMultiDict(answer.headers)
         return await fetch(url)

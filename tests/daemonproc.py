@@ -15,6 +15,7 @@ from conftest import make_config
 
 from testbed.daemon import Daemon
 from testbed.daemon import write_config as write_toml
+from testbed.memory_storage import MemoryStorage
 from testbed.ports import unused_port
 
 
@@ -28,6 +29,9 @@ class RemoteApi(Api):
 
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self.client = http  # type: ignore[assignment]  # same request() signature as the TestClient
+
+    def memory(self) -> MemoryStorage | None:
+        return None  # (a daemon of its own process runs on real S3 servers)
 
 
 async def admin_session(daemon: Daemon, http: aiohttp.ClientSession) -> Session:
