@@ -177,8 +177,8 @@ def s3_storage(api: Api) -> Storage:
 async def overwrite(api: Api, target: S3Target, key: str, data: bytes) -> None:
     """Someone writes `data` under `key` in a server's bucket, behind cdnstore's back (an S3 PutObject of their
     own), on whichever storage the daemon has."""
-    storage = api.app[appkeys.STORAGE]
-    if isinstance(storage, MemoryStorage):
+    storage = api.memory()
+    if storage is not None:
         storage.overwrite(target, key, data)
         return
     client = await s3_storage(api)._client(target)
