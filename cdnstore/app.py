@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -105,6 +106,14 @@ ROUTES: tuple[Endpoint, ...] = (
 )
 
 
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of ROUTES, a function of the code alone: built once per process (pydantic's schema
+    generation is most of what building an app costs, and the tests and `dev.py types` build many). Shared by
+    every app of the process: read only."""
+    return build_openapi(ROUTES)
+
+
 KEY_USES_EVERY = 5.0  # seconds between two writes of the API keys' last uses
 
 
@@ -135,7 +144,7 @@ def create_app(
     app[appkeys.CLIENT_IP] = locate_client
     throttle_origin: Callable[[str | None, str | None], str] = functools.partial(origin_ip, trusted_proxies=trusted)
     app[appkeys.ORIGIN_IP] = throttle_origin
-    app[appkeys.OPENAPI] = build_openapi(ROUTES)
+    app[appkeys.OPENAPI] = openapi_document()
     app.cleanup_ctx.extend([database, storage, geoip, accounts, servers, replication, share_links, webhooks])
     if not tool:
         app.cleanup_ctx.append(background_work)

@@ -31,21 +31,6 @@ from testbed.rgw import RgwBed
 from testbed.seaweed import WeedCluster
 
 
-@pytest.fixture(scope="session", autouse=True)
-def openapi_built_once() -> Iterator[None]:
-    """The OpenAPI document is a function of cdnstore's routes alone, yet every create_app builds it (pydantic
-    generating each model's schema: most of a unit test's set-up). Built once per session here, the same
-    document; a build of other routes still builds."""
-    from cdnstore import app as app_module
-    from cdnstore.api.openapi import build
-
-    routes = app_module.ROUTES
-    built = build(routes)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app_module, "build_openapi", lambda endpoints: built if endpoints is routes else build(endpoints))
-        yield
-
-
 @pytest.fixture(scope="session")
 def daemon_port() -> int:
     """Every test daemon listens here, so the SeaweedFS webhooks (fixed at start) reach it."""
