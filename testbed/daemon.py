@@ -15,9 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cdnstore
+
 from .ports import until_ok
 
 START_TIMEOUT = 30.0  # a busy machine starts a process slowly
+
+
+# The tree whose cdnstore the caller imported. The daemon starts in its config file's folder, where
+# `python -m cdnstore` would find the venv's install (an editable one points at one checkout): a benchmark run
+# from a copy of an older tree (`git archive`) would measure the checkout's daemon, not the copy's.
+TREE = str(Path(cdnstore.__file__).resolve().parent.parent)
 
 
 def clean_env() -> dict[str, str]:
@@ -52,7 +60,10 @@ class Daemon:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**clean_env(), "CDNSTORE_CONFIG": str(self.config)}
+        """clean_env(), the config file, and the caller's tree first on PYTHONPATH."""
+        env = clean_env()
+        path = os.pathsep.join(filter(None, (TREE, env.get("PYTHONPATH"))))
+        return {**env, "CDNSTORE_CONFIG": str(self.config), "PYTHONPATH": path}
 
     def _log_file(self) -> BinaryIO:
         return open(self.log, "ab")
