@@ -6,7 +6,9 @@ By default it starts in under a second with fsync off (nothing in it is meant to
 reach the WAL, so `crash` + `resume` loses none). `durable=True` keeps the server's default settings
 (fsync and synchronous_commit on: a commit waits for its WAL flush), for the benchmarks that compare the
 engines. `schema_template=True` also makes a database holding cdnstore's empty schema, which `fresh()`
-copies for each test (CREATE DATABASE ... TEMPLATE: milliseconds)."""
+copies for each test (CREATE DATABASE ... TEMPLATE: 0.15-0.5 s here, most of a PostgreSQL test's set-up);
+`ahead=N` has a thread keep N such copies made in advance and drop the used ones, so a test waits for
+neither while the server works on the other core."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from cdnstore.db.postgres import initialize
@@ -41,10 +45,12 @@ class PgCluster:
         durable: bool = False,
         max_connections: int = 300,
         schema_template: bool = False,
+        ahead: int = 0,
     ) -> None:
         """`root`: the (new or empty) folder it keeps everything in; by default a new one under the system's
         temporary folder (not under a root-only folder such as pytest's tmp_path: the server runs as
-        postgres; a `root` of the caller's gets its parent opened to others for that)."""
+        postgres; a `root` of the caller's gets its parent opened to others for that). `ahead`: how many
+        copies of the schema template `fresh()` keeps made in advance (0: each made when asked for)."""
         found = bindir()
         if found is None:
             raise RuntimeError(f"no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): {INSTALL_HINT}")
@@ -56,6 +62,10 @@ class PgCluster:
         self.max_connections = max_connections
         self.schema_template = schema_template
         self._names = itertools.count()
+        self._ahead = ahead
+        # One thread, so that the copies and the drops reach the server one at a time, in order.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="pg-ahead") if ahead else None
+        self._made: deque[Future[str]] = deque()
 
     @property
     def data(self) -> Path:
@@ -105,6 +115,8 @@ class PgCluster:
 
     def stop(self) -> None:
         """Stop the server and remove everything it kept."""
+        if self._worker is not None:
+            self._worker.shutdown(cancel_futures=True)
         try:
             self.crash()
         finally:
@@ -118,10 +130,28 @@ class PgCluster:
     def fresh(self, template: str = TEMPLATE) -> str:
         """The URL of a new database, named for the count: a copy of `template` (by default cdnstore's empty
         schema; template1 for an empty database)."""
-        return self.create_database(f"fresh_{next(self._names)}", template)
+        if self._worker is None or template != TEMPLATE:
+            return self.create_database(self._name(), template)
+        while len(self._made) <= self._ahead:  # the one handed out now, and `ahead` more in the making
+            self._made.append(self._worker.submit(self.create_database, self._name(), TEMPLATE))
+        try:
+            return self._made.popleft().result()
+        except subprocess.CalledProcessError:  # made while the server was down (a test crashed it): again
+            return self.create_database(self._name(), TEMPLATE)
 
     def drop(self, url: str) -> None:
+        """Drop the database (connections to it cut); with `ahead`, in the thread, without waiting."""
+        if self._worker is None:
+            self._drop(url)
+        else:
+            # A drop that fails (the server crashed by a test) leaves a database behind: harmless here.
+            self._worker.submit(self._drop, url)
+
+    def _drop(self, url: str) -> None:
         self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def _name(self) -> str:
+        return f"fresh_{next(self._names)}"
 
     def admin(self, sql: str) -> None:
         """One statement on the maintenance database (psql: callers may run outside any event loop)."""

@@ -219,11 +219,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster (each `fresh()` database a copy of cdnstore's empty schema), started the
-    first time a test asks for it."""
+    """A throwaway PostgreSQL cluster (each `fresh()` database a copy of cdnstore's empty schema, two made
+    ahead while tests run), started the first time a test asks for it."""
     from testbed.postgres import PgCluster
 
-    cluster = PgCluster(schema_template=True)
+    cluster = PgCluster(schema_template=True, ahead=2)
     cluster.start()
     yield cluster
     cluster.stop()

@@ -17,6 +17,7 @@ import itertools
 import os
 import random
 import re
+import subprocess
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -52,6 +53,30 @@ def own_pg() -> Iterator[PgCluster]:
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+def test_a_test_database_made_ahead_while_postgresql_was_down_is_made_again_when_taken() -> None:
+    """The suite's cluster makes test databases ahead, in a thread (testbed/postgres.py, `ahead`); one whose
+    making failed because a test crashed the server is made again by the `fresh()` that takes it."""
+    cluster = PgCluster(schema_template=True, ahead=1)
+    cluster.start()
+    try:
+        cluster.crash()
+        with pytest.raises(subprocess.CalledProcessError):
+            cluster.fresh()  # both copies asked for fail, and so does making the first again
+        cluster.resume()
+        url = cluster.fresh()  # the second copy failed too: made again
+        assert asyncio.run(schema_rows(url)) == 1
+    finally:
+        cluster.stop()
+
+
+async def schema_rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM cdnstore_schema"))
+    finally:
+        await conn.close()
 
 
 async def test_a_listener_is_told_to_resync_after_postgresql_restarts_and_hears_again(own_pg: PgCluster) -> None:
