@@ -179,9 +179,12 @@ def ensure_ceph() -> None:
 
 
 def run_tests(args: list[str]) -> int:
-    """The whole suite; with --fast the unit kind only (tests/kinds.py): no server, no browser."""
+    """The whole suite; with --fast the unit kind only (tests/kinds.py): no server, no browser, on a pytest-xdist
+    worker per core (`-n 0`: in this process)."""
     if "--fast" in args:
-        args = ["-m", "unit", *(a for a in args if a != "--fast")]
+        rest = [a for a in args if a != "--fast"]
+        workers = [] if any(a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "auto"]
+        args = ["-m", "unit", *workers, *rest]
     else:
         ensure_chromium()
         ensure_postgresql()

@@ -282,6 +282,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         FAILED.add(report.nodeid.rsplit("::", 1)[-1])
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker (`dev.py test --fast`): its figures go to the controller
+        workeroutput["ledger"] = LEDGER.dump()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(pytest-xdist, on the controller) A worker finished: its figures join the run's."""
+    if "ledger" in getattr(node, "workeroutput", {}):
+        LEDGER.merge(node.workeroutput["ledger"])
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     terminalreporter.write_sep("=", "reliability figures (artifacts/reliability.json)")
     terminalreporter.write_line(LEDGER.table(LEDGER.rows))

@@ -10,6 +10,7 @@ other areas' last figures. A test run never writes a tracked file: `python3 dev.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -41,6 +42,9 @@ class Row:
         return [str(v) for v in asdict(self).values()]
 
 
+_MERGED = itertools.count(1)
+
+
 @dataclass
 class Ledger:
     rows: dict[str, Row] = field(default_factory=dict)
@@ -61,6 +65,25 @@ class Ledger:
 
     def expected(self, answer: Any) -> None:
         self.unexpected.pop(id(answer), None)
+
+    def dump(self) -> dict[str, Any]:
+        """This process's figures as plain data (what a pytest-xdist worker sends its controller)."""
+        rows = {area: asdict(row) for area, row in self.rows.items()}
+        return {
+            "rows": rows,
+            "answers": self.answers,
+            "refusals": self.refusals,
+            "unexpected": [*self.unexpected.values()],
+        }
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add another process's `dump()` to these figures (the controller, as each worker finishes)."""
+        for area, counts in other["rows"].items():
+            self.add(area, **counts)
+        self.answers += other["answers"]
+        self.refusals += other["refusals"]
+        for what in other["unexpected"]:  # keyed apart from this process's id()s, which are positive
+            self.unexpected[-next(_MERGED)] = what
 
     def table(self, rows: dict[str, Row]) -> str:
         return "\n".join(
