@@ -73,6 +73,7 @@ from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, DeliveryStatus, Health, LinkState, Server, User
 from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
+from cdnstore.upload_requests import UploadRequest
 from cdnstore.uploads import PartUrl, UploadState
 from cdnstore.webhook_queue import LoggedDelivery
 from cdnstore.webhooks import Webhook
@@ -176,22 +177,25 @@ def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> 
         assert_exactly(SenderUploadOut, {**answer, "upload_token": "t" * 60})
 
 
-def request_row(**changed: Any) -> dict[str, Any]:
-    return {
-        "uuid": UUID,
-        "token": "t" * 43,
-        "owner": "alice",
-        "message": "The tax papers, please",
-        "password_hash": "$argon2id$...",
-        "expires_at": "2999-01-01T00:00:00.000Z",
-        "max_files": 10,
-        "max_bytes": 10**9,
-        "files": 2,
-        "bytes": 4096,
-        "closed_at": None,
-        "created_at": WHEN,
-        **changed,
-    }
+def request_row(**changed: Any) -> UploadRequest:
+    made = UploadRequest(
+        id=5,
+        uuid=UUID,
+        owner_id=1,
+        token="t" * 43,
+        message="The tax papers, please",
+        password_hash="$argon2id$...",
+        expires_at="2999-01-01T00:00:00.000Z",
+        max_files=10,
+        max_bytes=10**9,
+        closed_at=None,
+        created_at=WHEN,
+        updated_at=WHEN,
+        owner="alice",
+        files=2,
+        bytes=4096,
+    )
+    return replace(made, **changed)
 
 
 def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models() -> None:
