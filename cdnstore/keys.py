@@ -31,13 +31,32 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .changes import KEYS, bump
-from .db import Database, Row, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import DatabaseUnavailable, NotFound, Unauthorized
 from .models import SCOPES
+from .tables import record
 
 SECRET_PREFIX = "cdn_"
 SHOWN_PREFIX = len(SECRET_PREFIX) + 8  # what lists show of a secret: enough to tell a user's keys apart
 KEY_COLUMNS = "id, uuid, name, prefix, scopes, expires_at, last_used_at, created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as its owner's list shows it (KEY_COLUMNS): never its secret, nor its hash."""
+
+    id: int
+    uuid: str
+    name: str
+    prefix: str  # the secret's first characters: enough to tell a user's keys apart
+    scopes: str  # JSON: the scope names, in models.SCOPES's order
+    expires_at: str | None
+    last_used_at: str | None
+    created_at: str
+
+    @property
+    def scope_names(self) -> list[str]:
+        return list(json.loads(self.scopes))
 
 
 def secret_hash(secret: str) -> str:
@@ -79,8 +98,10 @@ class ApiKeys:
 
     # --- the owner's side ---------------------------------------------------------------------
 
-    async def create(self, user_id: int, name: str, scopes: Collection[str], expires_in: int | None) -> tuple[Row, str]:
-        """A new key of the user: its row (KEY_COLUMNS) and its secret, which nothing shows again."""
+    async def create(
+        self, user_id: int, name: str, scopes: Collection[str], expires_in: int | None
+    ) -> tuple[ApiKey, str]:
+        """A new key of the user and its secret, which nothing shows again."""
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         ordered = [s for s in SCOPES if s in set(scopes)]
         async with self.db.transaction() as tx:
@@ -100,16 +121,17 @@ class ApiKeys:
                 ),
             )
         assert row is not None
-        return row, secret
+        return record(ApiKey, row), secret
 
-    async def page(self, user_id: int, limit: int, before: int | None) -> list[Row]:
+    async def page(self, user_id: int, limit: int, before: int | None) -> list[ApiKey]:
         """The user's keys, newest first, with their last use (this daemon's uses written first)."""
         with contextlib.suppress(DatabaseUnavailable):  # (the list is read all the same)
             await self.flush()
-        return await self.db.fetchall(
+        rows = await self.db.fetchall(
             f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (user_id, before or 2**62, limit + 1),
         )
+        return [record(ApiKey, r) for r in rows]
 
     async def revoke(self, user_id: int, key_uuid: str) -> None:
         """Delete the key: from the commit on it answers 401, here at once, on other daemons within 2 s."""

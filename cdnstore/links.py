@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,12 +37,12 @@ from .auth import Passwords
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .content import Stored
-from .db import Database, Row, Tx, tx_fetchone
+from .db import Database, Tx, tx_fetchone
 from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, owned_files
 from .geo import Point, rank
 from .models import UNSET, Changes, LinkState, ReplicaStatus, Unset, given_or
-from .tables import versions
+from .tables import record, versions
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # THE condition for "this file (alias f) is still served by the links that name it". Every statement that
@@ -58,13 +58,15 @@ STATE = f"""CASE
     WHEN l.expires_at IS NOT NULL AND l.expires_at <= ? THEN '{LinkState.EXPIRED}'
     ELSE '{LinkState.ACTIVE}' END"""
 
-# A link (alias l) and its state (parameter: now); `file_uuid` is a one-file link's file, else NULL.
+# A link (alias l), whether its owner (alias u) is disabled, and its state (parameter: now); `file_uuid` is a
+# one-file link's file, else NULL.
 LINK_COLUMNS = f"""l.id, l.uuid, l.token, l.password_hash, l.expires_at, l.max_downloads, l.downloads,
-    l.created_at, l.owner_id, one.uuid AS file_uuid, {STATE} AS state"""
-LINK_FROM = "FROM links l LEFT JOIN files one ON one.id = l.file_id"
+    l.created_at, l.owner_id, u.is_disabled AS owner_disabled, one.uuid AS file_uuid, {STATE} AS state"""
+LINK_JOINS = "JOIN users u ON u.id = l.owner_id LEFT JOIN files one ON one.id = l.file_id"
+LINK_FROM = f"FROM links l {LINK_JOINS}"
 
 # The files these links serve, in each link's order, with what a listing, a download or an archive needs.
-_FILES_OF = f"""SELECT lf.link_id, f.id, f.uuid, f.name, f.updated_at, f.current_version_id,
+_FILES_OF = f"""SELECT lf.link_id, f.id, f.uuid, f.name, f.updated_at, f.current_version_id AS version_id,
     v.size, v.content_type, v.object_key
     FROM link_files lf JOIN files f ON f.id = lf.file_id
     JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)
@@ -79,36 +81,47 @@ _REFUSED = {
 MAX_FILES = 1000  # files one link may name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SharedFile:
-    """A file a link serves: `stored` once it has content (a file still uploading is listed, not served)."""
+    """A file a link serves (_FILES_OF): `stored` once it has content (a file still uploading is listed, not
+    served)."""
 
     id: int
     uuid: str
     name: str
     size: int
     content_type: str
-    stored: bool
-    object_key: str
-    version_id: int | None
+    object_key: str  # its content's: the stored version's, else the announced upload's
+    version_id: int | None  # its stored version (None: still uploading)
     updated_at: str
 
-
-@dataclass(frozen=True)
-class Link:
-    """A link (its row: LINK_COLUMNS) and the files it still serves, in order."""
-
-    row: Row
-    files: list[SharedFile]
-
     @property
-    def state(self) -> LinkState:
-        return LinkState(self.row["state"])
+    def stored(self) -> bool:
+        return self.version_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link (LINK_COLUMNS) and the files it still serves, in order."""
+
+    id: int
+    uuid: str
+    token: str
+    password_hash: str | None
+    expires_at: str | None
+    max_downloads: int | None  # None: unlimited
+    downloads: int
+    created_at: str
+    owner_id: int
+    owner_disabled: bool
+    file_uuid: str | None  # a one-file link's file (its Link's `file_id`); None: a link to several
+    state: LinkState
+    files: tuple[SharedFile, ...]
 
     @property
     def single(self) -> bool:
         """Made for one file (its Link has `file_id`), not for several."""
-        return self.row["file_uuid"] is not None
+        return self.file_uuid is not None
 
     def summary(self) -> str:
         """What the history calls it: its file's name, or the first one's and how many more."""
@@ -172,33 +185,37 @@ class Links:
 
     # --- reading links ------------------------------------------------------------------------
 
-    async def _with_files(self, rows: list[Row]) -> list[Link]:
-        """The links of these rows with the files each still serves (one query for all)."""
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Link]:
+        """The links a statement selects (LINK_COLUMNS) with the files each still serves (one query for all)."""
+        rows = await self.db.fetchall(sql, params)
         if not rows:
             return []
         found: dict[int, list[SharedFile]] = {r["id"]: [] for r in rows}
         ids = list(found)
         for f in await self.db.fetchall(_FILES_OF.format(marks=", ".join("?" * len(ids))), ids):
-            found[f["link_id"]].append(
-                SharedFile(
-                    f["id"],
-                    f["uuid"],
-                    f["name"],
-                    f["size"],
-                    f["content_type"],
-                    f["current_version_id"] is not None,
-                    f["object_key"],
-                    f["current_version_id"],
-                    f["updated_at"],
-                )
+            found[f["link_id"]].append(record(SharedFile, f))
+        return [
+            Link(
+                id=r["id"],
+                uuid=r["uuid"],
+                token=r["token"],
+                password_hash=r["password_hash"],
+                expires_at=r["expires_at"],
+                max_downloads=r["max_downloads"],
+                downloads=r["downloads"],
+                created_at=r["created_at"],
+                owner_id=r["owner_id"],
+                owner_disabled=bool(r["owner_disabled"]),
+                file_uuid=r["file_uuid"],
+                state=LinkState(r["state"]),
+                files=tuple(found[r["id"]]),
             )
-        return [Link(r, found[r["id"]]) for r in rows]
+            for r in rows
+        ]
 
-    async def _one(self, where: str, params: tuple[Any, ...], extra: str = "") -> Link | None:
-        row = await self.db.fetchone(
-            f"SELECT {LINK_COLUMNS}{extra} {LINK_FROM} {where}", (self.clock.now_iso(), *params)
-        )
-        return None if row is None else (await self._with_files([row]))[0]
+    async def _one(self, where: str, params: tuple[Any, ...]) -> Link | None:
+        found = await self._read(f"SELECT {LINK_COLUMNS} {LINK_FROM} {where}", (self.clock.now_iso(), *params))
+        return found[0] if found else None
 
     async def get(self, owner_id: int, link_uuid: str, file_uuid: str | None = None) -> Link:
         """One of the owner's links (through one of its files when `file_uuid` is given); 404
@@ -223,13 +240,11 @@ class Links:
         """The links that share the file (alone or with others), newest first, expired and used-up ones
         included (revoked ones are gone)."""
         file = await self.files.get(owner_id, file_uuid)
-        rows = await self.db.fetchall(
-            f"SELECT {LINK_COLUMNS} FROM link_files x JOIN links l ON l.id = x.link_id "
-            "LEFT JOIN files one ON one.id = l.file_id "
+        return await self._read(
+            f"SELECT {LINK_COLUMNS} FROM link_files x JOIN links l ON l.id = x.link_id {LINK_JOINS} "
             "WHERE x.file_id = ? AND l.owner_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?",
             (self.clock.now_iso(), file["id"], owner_id, before or 2**62, limit + 1),
         )
-        return await self._with_files(rows)
 
     async def all(self, owner_id: int, limit: int, before: int | None, state: LinkState | None) -> list[Link]:
         """Every link of the owner, of every kind, newest first; only those in `state` when given."""
@@ -239,8 +254,7 @@ class Links:
         if state is not None:
             sql += f" AND {STATE} = ?"
             params += [now, state]
-        rows = await self.db.fetchall(sql + " ORDER BY l.id DESC LIMIT ?", (*params, limit + 1))
-        return await self._with_files(rows)
+        return await self._read(sql + " ORDER BY l.id DESC LIMIT ?", (*params, limit + 1))
 
     # --- the owner's changes ------------------------------------------------------------------
 
@@ -377,10 +391,10 @@ class Links:
         if changes.reset_downloads is True:
             columns["downloads"] = 0
         async with self.db.transaction() as tx:
-            current = await tx_fetchone(tx, "SELECT downloads FROM links WHERE id = ? FOR UPDATE", (link.row["id"],))
+            current = await tx_fetchone(tx, "SELECT downloads FROM links WHERE id = ? FOR UPDATE", (link.id,))
             if current is None:
                 raise NotFound("no such link", code="link_not_found")
-            limit = given_or(changes.max_downloads, link.row["max_downloads"])
+            limit = given_or(changes.max_downloads, link.max_downloads)
             if limit is not None and changes.reset_downloads is not True and current["downloads"] > limit:
                 raise Invalid(
                     "max_downloads",
@@ -389,12 +403,12 @@ class Links:
                 )
             if columns:
                 assignments = ", ".join(f"{column} = ?" for column in columns)  # (the names above, never input)
-                await tx.execute(f"UPDATE links SET {assignments} WHERE id = ?", (*columns.values(), link.row["id"]))
+                await tx.execute(f"UPDATE links SET {assignments} WHERE id = ?", (*columns.values(), link.id))
             await history.record(
                 tx,
                 owner_id,
                 "link.updated",
-                link.row["file_uuid"] or link_uuid,
+                link.file_uuid or link_uuid,
                 {"link_id": link_uuid, "name": link.summary(), **_described(columns)},
             )
         return await self.get(owner_id, link_uuid)
@@ -404,7 +418,7 @@ class Links:
         link = await self.get(owner_id, link_uuid, file_uuid)
         async with self.db.transaction() as tx:
             gone = await tx_fetchone(
-                tx, "DELETE FROM links WHERE id = ? AND owner_id = ? RETURNING uuid", (link.row["id"], owner_id)
+                tx, "DELETE FROM links WHERE id = ? AND owner_id = ? RETURNING uuid", (link.id, owner_id)
             )
             if gone is None:
                 raise NotFound("no such link", code="link_not_found")
@@ -412,7 +426,7 @@ class Links:
                 tx,
                 owner_id,
                 "link.deleted",
-                link.row["file_uuid"] or link_uuid,
+                link.file_uuid or link_uuid,
                 {"link_id": link_uuid, "name": link.summary()},
             )
 
@@ -422,12 +436,10 @@ class Links:
         """The live link of `token`: 404 `link_not_found` when there is none (or it was revoked), 410
         `link_expired` when it expired, its downloads are used up, none of its files is served any more,
         or its owner is disabled."""
-        link = await self._one(
-            "JOIN users u ON u.id = l.owner_id WHERE l.token = ?", (token,), ", u.is_disabled AS owner_disabled"
-        )
+        link = await self._one("WHERE l.token = ?", (token,))
         if link is None:
             raise NotFound("no such link (it may have been revoked)", code="link_not_found")
-        if link.row["owner_disabled"]:
+        if link.owner_disabled:
             raise Gone("the owner of this link is disabled", code="link_expired")
         if link.state != LinkState.ACTIVE:
             raise Gone(_REFUSED[link.state], code="link_expired")
@@ -448,14 +460,14 @@ class Links:
         seconds (short: whoever holds the URL gets the file, password or not). `inline`: a preview."""
         link = await self.public(token)
         file = _chosen(link, file_uuid)
-        if link.row["password_hash"] is not None:
-            await self._check_password(link.row, password, client_ip)
+        if link.password_hash is not None:
+            await self._check_password(link, password, client_ip)
         try:
             got = await self.files.locate(None, file.uuid, client, self.cfg.url_ttl, inline=inline)
         except NotFound:
             raise Gone("the file of this link was deleted", code="link_expired") from None
         data = {"name": got.name, "server": got.server.name, **({"preview": True} if got.inline else {})}
-        await self._count(link, [file.id], file.uuid if link.single else link.row["uuid"], data)
+        await self._count(link, [file.id], file.uuid if link.single else link.uuid, data)
         self.files.record_download(got)  # counted: the metric and the statistics (its history is above)
         return got
 
@@ -465,8 +477,8 @@ class Links:
         has no holder that is on and up; 503 `archive_busy` (Retry-After) while `links.max_archives` stream.
         Nothing is counted before all of that is settled."""
         link = await self.public(token)
-        if link.row["password_hash"] is not None:
-            await self._check_password(link.row, password, client_ip)
+        if link.password_hash is not None:
+            await self._check_password(link, password, client_ip)
         stored = [f for f in link.files if f.stored]
         if not stored:
             raise Conflict("the files of this link are still uploading", code="file_not_ready")
@@ -476,7 +488,7 @@ class Links:
             await self._count(
                 link,
                 [f.id for f in stored],
-                stored[0].uuid if link.single else link.row["uuid"],
+                stored[0].uuid if link.single else link.uuid,
                 {"name": link.summary(), "archive": True, "files": len(stored)},
             )
         except BaseException:
@@ -510,21 +522,21 @@ class Links:
                 f"UPDATE links AS l SET downloads = downloads + 1 WHERE l.id = ? AND {STATE} = '{LinkState.ACTIVE}' "
                 f"AND EXISTS (SELECT 1 FROM link_files lf JOIN files f ON f.id = lf.file_id "
                 f"WHERE lf.link_id = l.id AND f.id IN ({marks}) AND {SERVED}) RETURNING downloads",
-                (link.row["id"], self.clock.now_iso(), *file_ids),
+                (link.id, self.clock.now_iso(), *file_ids),
             )
             if counted is None:  # lost a race: revoked, used up, expired or deleted since the lookup
-                if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link.row["id"],)) is None:
+                if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link.id,)) is None:
                     raise NotFound("no such link (it may have been revoked)", code="link_not_found")
                 raise Gone("this link's downloads are used up or it expired", code="link_expired")
             await history.record(
                 tx,
-                link.row["owner_id"],
+                link.owner_id,
                 "link.downloaded",
                 object_id,
-                {"link_id": link.row["uuid"], **data, "downloads": counted["downloads"]},
+                {"link_id": link.uuid, **data, "downloads": counted["downloads"]},
             )
 
-    async def _check_password(self, link: Row, password: str | None, client_ip: str) -> None:
+    async def _check_password(self, link: Link, password: str | None, client_ip: str) -> None:
         """401 `password_required` / `invalid_password`, or 429 `too_many_attempts`.
 
         Verifications still running count against the limits too, so that a burst of concurrent guesses
@@ -534,12 +546,12 @@ class Links:
             raise Unauthorized("this link needs a password", code="password_required")
         address = address_key(client_ip)
         keys = (
-            (self.by_client, f"link:{link['id']}|ip:{address}"),
-            (self.by_link, f"link:{link['id']}"),
+            (self.by_client, f"link:{link.id}|ip:{address}"),
+            (self.by_link, f"link:{link.id}"),
             (self.by_ip, f"ip:{address}"),
         )
         async with attempt(keys, "too many wrong passwords") as trying:
-            if not await self.passwords.verify(link["password_hash"], password):
+            if not await self.passwords.verify(link.password_hash, password):
                 await trying.failed()
                 raise Unauthorized("wrong password for this link", code="invalid_password")
         # As for logins: this address's count for the link goes; the link's and the address's stay (a guesser

@@ -10,12 +10,15 @@ are one periodic sweep (`sweep`, under the `file-expiry` lease: one daemon at a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from . import history
 from .clock import SYSTEM_CLOCK, Clock
 from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
 from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, Files, Lifetime
 from .tables import files as files_table
+from .tables import record
 
 TRASH_COLUMNS = f"{FILE_COLUMNS}, f.deleted_at, f.purge_at"
 SWEEP_BATCH = 500  # files deleted or purged per transaction by the sweep
@@ -49,25 +52,25 @@ class Trash:
     async def _restore(self, owner_id: int, file_uuid: str, lifetime: Lifetime) -> None:
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
-            row = await self._in_trash(tx, owner_id, file_uuid)
+            held = await self._in_trash(tx, owner_id, file_uuid)
             if await tx_fetchone(
                 tx,
                 "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL",
-                (owner_id, row["name"]),
+                (owner_id, held.name),
             ):
                 raise Conflict(
-                    f"you have another file named {row['name']!r} now: rename or delete it first", code="name_taken"
+                    f"you have another file named {held.name!r} now: rename or delete it first", code="name_taken"
                 )
-            await files_table.restore(tx, row["id"], now, lifetime.expiry(None, False).at)
-            await history.record(tx, owner_id, "file.restored", file_uuid, {"name": row["name"]})
+            await files_table.restore(tx, held.id, now, lifetime.expiry(None, False).at)
+            await history.record(tx, owner_id, "file.restored", file_uuid, {"name": held.name})
 
     async def purge(self, owner_id: int, file_uuid: str) -> None:
         """The owner empties this file from the trash: removed everywhere now."""
         async with self.db.transaction() as tx:
-            row = await self._in_trash(tx, owner_id, file_uuid)
-            await self.files.purge(tx, [row["id"]], reason="purged_by_owner")
+            held = await self._in_trash(tx, owner_id, file_uuid)
+            await self.files.purge(tx, [held.id], reason="purged_by_owner")
 
-    async def _in_trash(self, tx: Tx, owner_id: int, file_uuid: str) -> Row:
+    async def _in_trash(self, tx: Tx, owner_id: int, file_uuid: str) -> InTrash:
         row = await tx_fetchone(
             tx,
             f"SELECT f.id, f.name FROM files f WHERE f.uuid = ? AND f.owner_id = ? AND {IN_TRASH} FOR UPDATE",
@@ -75,7 +78,7 @@ class Trash:
         )
         if row is None:
             raise NotFound("no such file in your trash", code="file_not_found")
-        return row
+        return record(InTrash, row)
 
     async def sweep(self, now: str | None = None) -> int:
         """The periodic work: files whose expires_at passed (by `now`, default the present) are deleted as
@@ -104,3 +107,11 @@ class Trash:
 
     async def _purge_due(self, tx: Tx, ids: list[int]) -> list[int]:
         return await self.files.purge(tx, ids, reason="trash_period_over")
+
+
+@dataclass(frozen=True, slots=True)
+class InTrash:
+    """One of the owner's files in the trash, locked (PostgreSQL) to be restored or purged."""
+
+    id: int
+    name: str

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -30,12 +30,13 @@ from . import history
 from .auth import Passwords
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, Tx, tx_fetchall, tx_fetchone
+from .db import Database, Tx, tx_fetchone
 from .errors import Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthorized
 from .files import Files, Lifetime, Received, Upload
 from .geo import Point
 from .links import new_token
 from .models import UNSET, Changes, Unset
+from .tables import record
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
 # A file counts as received through its request once announced, unless its upload was given up before any
@@ -45,7 +46,7 @@ RECEIVED = f"f.received_via = q.id AND {COUNTED}"
 REQUEST_COLUMNS = f"""q.id, q.uuid, q.owner_id, q.token, q.message, q.password_hash, q.expires_at, q.max_files,
     q.max_bytes, q.closed_at, q.created_at, q.updated_at, u.username AS owner,
     (SELECT count(*) FROM files f WHERE {RECEIVED}) AS files,
-    (SELECT coalesce(sum(v.size), 0) FROM files f JOIN versions v
+    (SELECT CAST(coalesce(sum(v.size), 0) AS BIGINT) FROM files f JOIN versions v
         ON v.id = coalesce(f.current_version_id, f.latest_version_id) WHERE {RECEIVED}) AS bytes"""
 REQUEST_FROM = "FROM upload_requests q JOIN users u ON u.id = q.owner_id"
 # The public side also needs what it takes to upload as the owner: their zones, lifetimes and state.
@@ -53,6 +54,43 @@ PUBLIC_QUERY = f"""SELECT {REQUEST_COLUMNS}, u.zones AS owner_zones, u.is_disabl
     u.is_admin AS owner_is_admin, u.permissions AS owner_permissions, u.max_file_lifetime, u.default_file_lifetime
     {REQUEST_FROM}
     WHERE q.token = ? AND q.deleted_at IS NULL AND u.deleted_at IS NULL"""
+# What a request received (the BIGINT: PostgreSQL's sum of bigints is a numeric).
+_RECEIVED_SO_FAR = f"""SELECT count(*) AS files, CAST(coalesce(sum(v.size), 0) AS BIGINT) AS bytes
+    FROM files f JOIN versions v ON v.id = coalesce(f.current_version_id, f.latest_version_id)
+    WHERE f.received_via = ? AND {COUNTED}"""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """An upload request as its owner (or an admin) sees it (REQUEST_COLUMNS), with what it received."""
+
+    id: int
+    uuid: str
+    owner_id: int
+    token: str
+    message: str | None
+    password_hash: str | None
+    expires_at: str | None  # None: open until closed
+    max_files: int | None  # None: no limit
+    max_bytes: int | None  # None: no limit
+    closed_at: str | None
+    created_at: str
+    updated_at: str
+    owner: str  # the owner's username
+    files: int  # files received (COUNTED)
+    bytes: int  # their size
+
+
+@dataclass(frozen=True, slots=True)
+class PublicRequest(UploadRequest):
+    """A request as its public side reads it (PUBLIC_QUERY): with what uploading as its owner takes."""
+
+    owner_zones: str | None  # JSON: the zones the owner's uploads go to (None: any)
+    owner_disabled: bool  # (SQLite: 0 or 1)
+    owner_is_admin: bool  # (SQLite: 0 or 1)
+    owner_permissions: str  # JSON
+    max_file_lifetime: int | None
+    default_file_lifetime: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +111,9 @@ class RequestChanges(Changes):
 CLOSE = RequestChanges(is_open=False)
 
 
-def is_open(row: Row, now: str) -> bool:
+def is_open(request: UploadRequest, now: str) -> bool:
     """Whether senders may use the request at `now` (a stored time): not closed, not expired."""
-    return row["closed_at"] is None and (row["expires_at"] is None or row["expires_at"] > now)
+    return request.closed_at is None and (request.expires_at is None or request.expires_at > now)
 
 
 def left(limit: int | None, used: int) -> int | None:
@@ -143,7 +181,7 @@ class UploadRequests:
         expires_in: int | None,
         max_files: int | None,
         max_bytes: int | None,
-    ) -> Row:
+    ) -> UploadRequest:
         password_hash = await self.passwords.hash(password) if password is not None else None
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
@@ -174,32 +212,35 @@ class UploadRequests:
             )
             return await self._row(tx, made["id"])
 
-    async def _row(self, tx: Tx, request_id: int) -> Row:
+    async def _row(self, tx: Tx, request_id: int) -> UploadRequest:
         row = await tx_fetchone(tx, f"SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE q.id = ?", (request_id,))
         assert row is not None
-        return row
+        return record(UploadRequest, row)
 
-    async def page(self, caller: Caller, limit: int, before: int | None, *, everyone: bool = False) -> list[Row]:
+    async def page(
+        self, caller: Caller, limit: int, before: int | None, *, everyone: bool = False
+    ) -> list[UploadRequest]:
         """The caller's requests (an admin's `everyone`: all users'), newest first, closed ones included."""
         if everyone and not caller.is_admin:
             raise Forbidden("only administrators see everyone's upload requests")
         mine = "" if everyone else "q.owner_id = ? AND "
-        return await self.db.fetchall(
+        rows = await self.db.fetchall(
             f"SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE {mine}q.deleted_at IS NULL AND q.id < ? "
             "ORDER BY q.id DESC LIMIT ?",
             (*(() if everyone else (caller.id,)), before or 2**62, limit + 1),
         )
+        return [record(UploadRequest, r) for r in rows]
 
-    async def get(self, caller: Caller, request_uuid: str) -> Row:
+    async def get(self, caller: Caller, request_uuid: str) -> UploadRequest:
         """One request the caller manages (another user's is 404 but for admins)."""
         row = await self.db.fetchone(
             f"SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE q.uuid = ? AND q.deleted_at IS NULL", (request_uuid,)
         )
         if row is None or (row["owner_id"] != caller.id and not caller.is_admin):
             raise NotFound("no such upload request", code="request_not_found")
-        return row
+        return record(UploadRequest, row)
 
-    async def _managed(self, tx: Tx, caller: Caller, request_uuid: str) -> Row:
+    async def _managed(self, tx: Tx, caller: Caller, request_uuid: str) -> UploadRequest:
         """The request, locked (PostgreSQL), if the caller owns it or is an admin (another user's is 404, as if
         it did not exist)."""
         found = await tx_fetchone(
@@ -211,7 +252,7 @@ class UploadRequests:
             raise NotFound("no such upload request", code="request_not_found")
         return await self._row(tx, found["id"])
 
-    async def update(self, caller: Caller, request_uuid: str, changes: RequestChanges) -> Row:
+    async def update(self, caller: Caller, request_uuid: str, changes: RequestChanges) -> UploadRequest:
         """PATCH: the owner changes anything (`expires_in` counts from now; null: no expiry, no limit, no
         password, no message) and opens or closes it; an admin may close anyone's (`is_open` false) only."""
         password_hash: str | None = None
@@ -220,7 +261,7 @@ class UploadRequests:
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             row = await self._managed(tx, caller, request_uuid)
-            if row["owner_id"] != caller.id and changes != CLOSE:
+            if row.owner_id != caller.id and changes != CLOSE:
                 raise Forbidden("administrators may only close another user's upload request")
             values: dict[str, object] = {}
             if changes.message is not UNSET:
@@ -233,14 +274,14 @@ class UploadRequests:
                 values["expires_at"] = None if changes.expires_in is None else self.clock.iso_in(changes.expires_in)
             if changes.password is not UNSET:
                 values["password_hash"] = password_hash
-            if changes.is_open is not UNSET and changes.is_open != (row["closed_at"] is None):
+            if changes.is_open is not UNSET and changes.is_open != (row.closed_at is None):
                 values["closed_at"] = None if changes.is_open else now
             values["updated_at"] = now
             assignments = ", ".join(f"{column} = :{column}" for column in values)
-            await tx.execute(f"UPDATE upload_requests SET {assignments} WHERE id = :id", {**values, "id": row["id"]})
+            await tx.execute(f"UPDATE upload_requests SET {assignments} WHERE id = :id", {**values, "id": row.id})
             if values.get("closed_at"):
                 await self._closed(tx, caller, row, "closed")
-            return await self._row(tx, row["id"])
+            return await self._row(tx, row.id)
 
     async def delete(self, caller: Caller, request_uuid: str) -> None:
         """The request is gone (its token answers 404 from now on); what it received stays the owner's."""
@@ -248,36 +289,37 @@ class UploadRequests:
         async with self.db.transaction() as tx:
             row = await self._managed(tx, caller, request_uuid)
             await tx.execute(
-                "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row["id"])
+                "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row.id)
             )
             await self._closed(tx, caller, row, "deleted")
 
-    async def _closed(self, tx: Tx, caller: Caller, row: Row, how: str) -> None:
-        data = {"message": row["message"], "how": how, "files": int(row["files"])}
-        if caller.id != row["owner_id"]:
+    async def _closed(self, tx: Tx, caller: Caller, request: UploadRequest, how: str) -> None:
+        data = {"message": request.message, "how": how, "files": request.files}
+        if caller.id != request.owner_id:
             data["by_admin"] = True
-        await history.record(tx, row["owner_id"], "upload_request.closed", row["uuid"], data)
+        await history.record(tx, request.owner_id, "upload_request.closed", request.uuid, data)
 
     # --- the public side ----------------------------------------------------------------------
 
-    async def public(self, token: str) -> Row:
+    async def public(self, token: str) -> PublicRequest:
         """The request of `token` while senders may use it: 404 `request_not_found` (unknown or deleted), 410
         `request_closed` (closed, expired, its owner disabled or no longer allowed to upload)."""
         row = await self.db.fetchone(PUBLIC_QUERY, (token,))
         if row is None:
             raise NotFound("no such upload request (it may have been deleted)", code="request_not_found")
-        self._check_open(row)
-        return row
+        request = record(PublicRequest, row)
+        self._check_open(request)
+        return request
 
-    def _check_open(self, row: Row) -> None:
-        if row["owner_disabled"]:
+    def _check_open(self, request: PublicRequest) -> None:
+        if request.owner_disabled:
             raise Gone("the owner of this upload request is disabled", code="request_closed")
-        if not row["owner_is_admin"] and "can_upload_file" not in json.loads(row["owner_permissions"]):
+        if not request.owner_is_admin and "can_upload_file" not in json.loads(request.owner_permissions):
             raise Gone("the owner of this upload request may no longer upload files", code="request_closed")
-        if row["closed_at"] is not None:
+        if request.closed_at is not None:
             raise Gone("this upload request was closed by its owner", code="request_closed")
-        if not is_open(row, self.clock.now_iso()):
-            raise Gone(f"this upload request expired at {row['expires_at']}", code="request_closed")
+        if not is_open(request, self.clock.now_iso()):
+            raise Gone(f"this upload request expired at {request.expires_at}", code="request_closed")
 
     async def announce(
         self,
@@ -301,32 +343,35 @@ class UploadRequests:
                 f"at most {self.cfg.max_per_minute} files a minute from one address",
                 "too_many_uploads",
             )
-        if row["password_hash"] is not None:
+        if row.password_hash is not None:
             await self._check_password(row, password, client_ip)
         self._check_room(row, size)  # (before the upload server is asked for a multipart upload)
-        zones = None if row["owner_zones"] is None else json.loads(row["owner_zones"])
-        lifetime = Lifetime(row["max_file_lifetime"], row["default_file_lifetime"], self.clock)
+        zones = None if row.owner_zones is None else json.loads(row.owner_zones)
+        lifetime = Lifetime(row.max_file_lifetime, row.default_file_lifetime, self.clock)
 
         async def admit(tx: Tx, announced: int) -> None:
             locked = await tx_fetchone(
                 tx,
                 "SELECT q.closed_at, q.expires_at, q.max_files, q.max_bytes FROM upload_requests q "
                 "WHERE q.id = ? AND q.deleted_at IS NULL FOR UPDATE",
-                (row["id"],),
+                (row.id,),
             )
             if locked is None:
                 raise NotFound("no such upload request (it was deleted)", code="request_not_found")
-            self._check_open({**row, **locked})
-            counted = await tx_fetchall(
-                tx,
-                "SELECT count(*) AS files, coalesce(sum(v.size), 0) AS bytes FROM files f JOIN versions v "
-                f"ON v.id = coalesce(f.current_version_id, f.latest_version_id) WHERE f.received_via = ? AND {COUNTED}",
-                (row["id"],),
+            fresh = replace(  # (as it is now, locked)
+                row,
+                closed_at=locked["closed_at"],
+                expires_at=locked["expires_at"],
+                max_files=locked["max_files"],
+                max_bytes=locked["max_bytes"],
             )
-            self._check_room({**locked, **counted[0]}, announced)
+            self._check_open(fresh)
+            counted = await tx_fetchone(tx, _RECEIVED_SO_FAR, (row.id,))
+            assert counted is not None
+            self._check_room(replace(fresh, files=counted["files"], bytes=counted["bytes"]), announced)
 
         upload = await self.files.announce(
-            row["owner_id"],
+            row.owner_id,
             name,
             size,
             content_type,
@@ -334,35 +379,35 @@ class UploadRequests:
             zones,
             sha256,
             expiry=lifetime.expiry(None, False),
-            via=Received(row["id"], row["uuid"], admit),
+            via=Received(row.id, row.uuid, admit),
         )
         file = upload.file
         return SenderUpload(upload, self._tokens.dumps([file["uuid"], file["latest_version_id"]]))
 
     @staticmethod
-    def _check_room(row: Row, size: int) -> None:
+    def _check_room(request: UploadRequest, size: int) -> None:
         """413 `request_limit` when one more file of `size` bytes would pass max_files or max_bytes."""
-        files_left, bytes_left = left(row["max_files"], row["files"]), left(row["max_bytes"], row["bytes"])
+        files_left, bytes_left = left(request.max_files, request.files), left(request.max_bytes, request.bytes)
         if files_left is not None and files_left < 1:
-            raise TooLarge(f"this upload request takes at most {row['max_files']} files", code="request_limit")
+            raise TooLarge(f"this upload request takes at most {request.max_files} files", code="request_limit")
         if bytes_left is not None and size > bytes_left:
             raise TooLarge(
-                f"size: this upload request takes {bytes_left} more bytes at most (of {row['max_bytes']})",
+                f"size: this upload request takes {bytes_left} more bytes at most (of {request.max_bytes})",
                 code="request_limit",
                 bytes_left=bytes_left,
             )
 
-    async def _check_password(self, row: Row, password: str | None, client_ip: str) -> None:
+    async def _check_password(self, request: UploadRequest, password: str | None, client_ip: str) -> None:
         """401 `password_required` / `invalid_password`, 429 `too_many_attempts` (checks still running count,
         as for links: a burst of guesses gets no more tries than the same guesses one by one)."""
         if password is None:
             raise Unauthorized("this upload request needs a password", code="password_required")
-        keys = ((self.by_request, f"request:{row['id']}"), (self.by_ip, f"ip:{address_key(client_ip)}"))
+        keys = ((self.by_request, f"request:{request.id}"), (self.by_ip, f"ip:{address_key(client_ip)}"))
         async with attempt(keys, "too many wrong passwords") as trying:
-            if not await self.passwords.verify(row["password_hash"], password):
+            if not await self.passwords.verify(request.password_hash, password):
                 await trying.failed()
                 raise Unauthorized("wrong password for this upload request", code="invalid_password")
-        await self.by_request.reset(f"request:{row['id']}")
+        await self.by_request.reset(f"request:{request.id}")
 
     async def upload_of(self, upload_token: str) -> UploadRef:
         """The owner's file and upload an upload_token names; 404 `no_upload` for anything else (a file gone

@@ -38,8 +38,9 @@ from typing import Any
 import orjson
 
 from .config import WebhooksConfig
-from .db import Database, Row, Tx, tx_fetchall, tx_fetchone
+from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .models import DeliveryStatus
+from .tables import record
 from .times import iso, now_iso
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
@@ -101,6 +102,22 @@ class Delivery:
     claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedDelivery:
+    """A delivery as a webhook's log shows it (LOG_COLUMNS). Not `Delivery`: that one is a claim, with what
+    sending takes (the URL, the sealed secret, the payload); this one is its outcome so far."""
+
+    id: int
+    uuid: str
+    event: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None  # the last failed attempt's
+    delivered_at: str | None
+    occurred_at: str
+    run_after: float  # unix seconds: when it is due again (0: at once)
+
+
 class Subscriptions:
     """This daemon's copy of which users' events some webhook takes: (owner's internal id, event) pairs.
     Loaded at start, after this daemon's own changes, and when another daemon's moved the `webhooks` counter
@@ -150,7 +167,7 @@ async def emit_user(
         "WHERE s.event = ? AND s.owner_id = ? AND u.is_disabled = 0",
         (event, user_id),
     )
-    await _insert(tx, [copy.db for copy in copies], rows, event, object_id, data, at)
+    await _insert(tx, [copy.db for copy in copies], [r["webhook_id"] for r in rows], event, object_id, data, at)
     return len(rows)
 
 
@@ -164,16 +181,16 @@ async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any]) -> 
         "WHERE s.event = ? AND u.is_admin = 1 AND u.is_disabled = 0",
         (event,),
     )
-    await _insert(tx, [db], rows, event, None, orjson.dumps(data).decode(), now_iso())
+    await _insert(tx, [db], [r["webhook_id"] for r in rows], event, None, orjson.dumps(data).decode(), now_iso())
     return len(rows)
 
 
 async def _insert(
-    tx: Tx, dbs: list[Database], webhooks: list[Row], event: str, object_id: str | None, data: str, at: str
+    tx: Tx, dbs: list[Database], webhook_ids: list[int], event: str, object_id: str | None, data: str, at: str
 ) -> None:
-    """One delivery per webhook row; the workers of every daemon are woken when the transaction commits."""
-    if webhooks:
-        await tx.executemany(INSERT, [(message_id(), w["webhook_id"], event, object_id, data, at) for w in webhooks])
+    """One delivery per webhook; the workers of every daemon are woken when the transaction commits."""
+    if webhook_ids:
+        await tx.executemany(INSERT, [(message_id(), w, event, object_id, data, at) for w in webhook_ids])
         for db in dbs:
             await db.notify(CHANNEL, tx=tx)
 
@@ -296,14 +313,15 @@ class WebhookQueue:
             if cursor.rowcount < PRUNE_BATCH:
                 return removed
 
-    async def page(self, webhook_id: int, limit: int, before: int | None) -> list[Row]:
-        """A webhook's delivery log, newest first, older than the row id `before` (limit + 1 rows)."""
-        return await self.db.fetchall(
+    async def page(self, webhook_id: int, limit: int, before: int | None) -> list[LoggedDelivery]:
+        """A webhook's delivery log, newest first, older than the row id `before` (limit + 1 of them)."""
+        rows = await self.db.fetchall(
             f"SELECT {LOG_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (webhook_id, before or 2**62, limit + 1),
         )
+        return [record(LoggedDelivery, r) for r in rows]
 
-    async def get(self, tx: Tx, msg: str) -> Row:
+    async def get(self, tx: Tx, msg: str) -> LoggedDelivery:
         row = await tx_fetchone(tx, f"SELECT {LOG_COLUMNS} FROM webhook_deliveries WHERE uuid = ?", (msg,))
         assert row is not None
-        return row
+        return record(LoggedDelivery, row)

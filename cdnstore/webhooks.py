@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from .changes import WEBHOOKS, bump
 from .clock import SYSTEM_CLOCK, Clock
 from .config import WebhooksConfig
-from .db import Database, Row, tx_fetchone
+from .db import Database, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
 from .sealing import Sealer
-from .webhook_queue import FLEET_EVENTS, Subscriptions, WebhookQueue, emit_test
+from .webhook_queue import FLEET_EVENTS, LoggedDelivery, Subscriptions, WebhookQueue, emit_test
 
 MAX_PER_USER = 20  # webhooks one user may have: each multiplies what every event of theirs costs
 SEALING_PURPOSE = b"cdnstore: webhook signing secrets, v1"  # (sealing.py: a key of their own)
@@ -126,24 +126,27 @@ class Webhooks:
         with contextlib.suppress(DatabaseUnavailable):
             await self.subscriptions.load()
 
-    async def deliveries(self, owner_id: int, webhook_uuid: str, limit: int, before: int | None) -> list[Row]:
-        """The webhook's delivery log, newest first (limit + 1 rows)."""
-        webhook = found(await self.db.fetchone(OWNED, (webhook_uuid, owner_id)))
-        return await self.queue.page(webhook["id"], limit, before)
+    async def deliveries(
+        self, owner_id: int, webhook_uuid: str, limit: int, before: int | None
+    ) -> list[LoggedDelivery]:
+        """The webhook's delivery log, newest first (limit + 1 of them)."""
+        webhook_id = found(await self.db.fetchval(OWNED, (webhook_uuid, owner_id)))
+        return await self.queue.page(webhook_id, limit, before)
 
-    async def send_test(self, owner_id: int, webhook_uuid: str) -> Row:
-        """A test event, queued like any delivery (so the log shows how it went); its log row."""
+    async def send_test(self, owner_id: int, webhook_uuid: str) -> LoggedDelivery:
+        """A test event, queued like any delivery (so the log shows how it went); its log entry."""
         async with self.db.transaction() as tx:
-            webhook = found(await tx_fetchone(tx, OWNED, (webhook_uuid, owner_id)))
-            msg = await emit_test(self.db, tx, webhook["id"], {"webhook_id": webhook_uuid})
+            owned = await tx_fetchone(tx, OWNED, (webhook_uuid, owner_id))
+            webhook_id = found(None if owned is None else owned["id"])
+            msg = await emit_test(self.db, tx, webhook_id, {"webhook_id": webhook_uuid})
             return await self.queue.get(tx, msg)
 
 
 OWNED = "SELECT id FROM webhooks WHERE uuid = ? AND owner_id = ?"  # (uuid, owner): the caller's webhook
 
 
-def found(row: Row | None) -> Row:
-    """The caller's webhook; another user's is 404 as one that does not exist."""
-    if row is None:
+def found(webhook_id: int | None) -> int:
+    """The caller's webhook's id; another user's is 404 as one that does not exist."""
+    if webhook_id is None:
         raise NotFound("no such webhook", code="webhook_not_found")
-    return row
+    return webhook_id

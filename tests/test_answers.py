@@ -68,11 +68,14 @@ from cdnstore.api.webhooks import render_created, render_delivery, render_webhoo
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
+from cdnstore.keys import ApiKey
 from cdnstore.links import Link, LinkRequest, SharedFile
-from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
+from cdnstore.models import PERMISSIONS, Capabilities, DeliveryStatus, Health, LinkState, Server, User
 from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
+from cdnstore.upload_requests import UploadRequest
 from cdnstore.uploads import PartUrl, UploadState
+from cdnstore.webhook_queue import LoggedDelivery
 from cdnstore.webhooks import Webhook
 
 UUID = "6f1c2a9e-0b7d-4c1e-9a55-3d2f8e4b7c10"
@@ -130,25 +133,26 @@ def file_row(**changed: Any) -> dict[str, Any]:
 
 
 def shared_file(name: str = "report.pdf", size: int = 1234) -> SharedFile:
-    return SharedFile(3, FILE_UUID, name, size, "application/pdf", True, "key", 7, WHEN)
+    return SharedFile(3, FILE_UUID, name, size, "application/pdf", "key", 7, WHEN)
 
 
 def link(files: list[SharedFile] | None = None, **changed: Any) -> Link:
-    row = {
-        "id": 9,
-        "uuid": UUID,
-        "file_uuid": FILE_UUID,
-        "token": "t" * 43,
-        "password_hash": "$argon2id$...",
-        "expires_at": WHEN,
-        "max_downloads": 5,
-        "downloads": 2,
-        "created_at": WHEN,
-        "owner_id": 1,
-        "state": "active",
-        **changed,
-    }
-    return Link(row, [shared_file()] if files is None else files)
+    made = Link(
+        id=9,
+        uuid=UUID,
+        token="t" * 43,
+        password_hash="$argon2id$...",
+        expires_at=WHEN,
+        max_downloads=5,
+        downloads=2,
+        created_at=WHEN,
+        owner_id=1,
+        owner_disabled=False,
+        file_uuid=FILE_UUID,
+        state=LinkState.ACTIVE,
+        files=(shared_file(),) if files is None else tuple(files),
+    )
+    return replace(made, **changed)
 
 
 def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
@@ -173,22 +177,25 @@ def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> 
         assert_exactly(SenderUploadOut, {**answer, "upload_token": "t" * 60})
 
 
-def request_row(**changed: Any) -> dict[str, Any]:
-    return {
-        "uuid": UUID,
-        "token": "t" * 43,
-        "owner": "alice",
-        "message": "The tax papers, please",
-        "password_hash": "$argon2id$...",
-        "expires_at": "2999-01-01T00:00:00.000Z",
-        "max_files": 10,
-        "max_bytes": 10**9,
-        "files": 2,
-        "bytes": 4096,
-        "closed_at": None,
-        "created_at": WHEN,
-        **changed,
-    }
+def request_row(**changed: Any) -> UploadRequest:
+    made = UploadRequest(
+        id=5,
+        uuid=UUID,
+        owner_id=1,
+        token="t" * 43,
+        message="The tax papers, please",
+        password_hash="$argon2id$...",
+        expires_at="2999-01-01T00:00:00.000Z",
+        max_files=10,
+        max_bytes=10**9,
+        closed_at=None,
+        created_at=WHEN,
+        updated_at=WHEN,
+        owner="alice",
+        files=2,
+        bytes=4096,
+    )
+    return replace(made, **changed)
 
 
 def test_an_upload_request_answer_and_its_public_answer_are_exactly_their_models() -> None:
@@ -208,17 +215,9 @@ def test_an_upload_asking_for_a_link_is_exactly_a_file_upload_out_with_its_link(
     assert link["url"] == f"https://cdn.example/s/{'t' * 43}"
 
 
-def key_row(**changed: Any) -> dict[str, Any]:
-    return {
-        "uuid": UUID,
-        "name": "nightly backup",
-        "prefix": "cdn_AbCdEfGh",
-        "scopes": '["read", "upload"]',
-        "expires_at": WHEN,
-        "last_used_at": WHEN,
-        "created_at": WHEN,
-        **changed,
-    }
+def key_row(**changed: Any) -> ApiKey:
+    key = ApiKey(4, UUID, "nightly backup", "cdn_AbCdEfGh", '["read", "upload"]', WHEN, WHEN, WHEN)
+    return replace(key, **changed)
 
 
 def test_a_key_answer_is_exactly_a_key_out_and_a_new_one_a_key_created_out() -> None:
@@ -282,8 +281,8 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
     for made in (
         link(),
         link(password_hash=None, expires_at=None, max_downloads=None),
-        link(several, file_uuid=None, state="expired"),  # a link to several files
-        link([], state="files_gone"),  # every file deleted since
+        link(several, file_uuid=None, state=LinkState.EXPIRED),  # a link to several files
+        link([], state=LinkState.FILES_GONE),  # every file deleted since
     ):
         assert_exactly(LinkOut, render_link(made, "https://cdn.example"))
     for made in (link(), link(password_hash=None, expires_at=None), link(several, file_uuid=None)):
@@ -368,17 +367,12 @@ def test_a_webhook_its_creation_and_its_deliveries_are_exactly_their_models() ->
     hook = Webhook(3, UUID, "https://hooks.example/in?k=1", ("file.stored", "server.down"), WHEN)
     assert_exactly(WebhookOut, render_webhook(hook))
     assert_exactly(WebhookCreatedOut, render_created(hook, "whsec_" + "A" * 32))
-    row = {
-        "id": 9,
-        "uuid": "msg_" + "0f" * 16,
-        "event": "file.stored",
-        "status": "delivered",
-        "attempts": 2,
-        "last_error": "HTTP 500: busy",
-        "delivered_at": WHEN,
-        "occurred_at": WHEN,
-        "run_after": 1_800_000_000.5,
-    }
-    assert_exactly(DeliveryOut, render_delivery(row))
-    for pending in ({"run_after": 0.0}, {"run_after": 1_800_000_000.5, "last_error": None}):
-        assert_exactly(DeliveryOut, render_delivery({**row, "status": "pending", "delivered_at": None, **pending}))
+    sent = LoggedDelivery(
+        9, "msg_" + "0f" * 16, "file.stored", DeliveryStatus.DELIVERED, 2, "HTTP 500: busy", WHEN, WHEN, 1_800_000_000.5
+    )
+    assert_exactly(DeliveryOut, render_delivery(sent))
+    for run_after, last_error in ((0.0, sent.last_error), (1_800_000_000.5, None)):
+        pending = replace(
+            sent, status=DeliveryStatus.PENDING, delivered_at=None, run_after=run_after, last_error=last_error
+        )
+        assert_exactly(DeliveryOut, render_delivery(pending))

@@ -3,14 +3,13 @@ keys (`auth="session"`)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
 from ..errors import Invalid
+from ..keys import ApiKey
 from ..pagination import PageQuery, page
 from .endpoint import Router, json_response
 from .schemas import KeyCreate, KeyCreatedOut, KeyList
@@ -20,22 +19,22 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_key(row: Row) -> dict[str, Any]:
-    """A key row (keys.KEY_COLUMNS) as a KeyOut: never its secret."""
+def render_key(key: ApiKey) -> dict[str, Any]:
+    """A key as a KeyOut: never its secret."""
     return {
-        "id": row["uuid"],
-        "name": row["name"],
-        "scopes": json.loads(row["scopes"]),
-        "prefix": row["prefix"],
-        "expires_at": row["expires_at"],
-        "last_used_at": row["last_used_at"],
-        "created_at": row["created_at"],
+        "id": key.uuid,
+        "name": key.name,
+        "scopes": key.scope_names,
+        "prefix": key.prefix,
+        "expires_at": key.expires_at,
+        "last_used_at": key.last_used_at,
+        "created_at": key.created_at,
     }
 
 
-def render_new_key(row: Row, secret: str) -> dict[str, Any]:
+def render_new_key(key: ApiKey, secret: str) -> dict[str, Any]:
     """A key just made, as a KeyCreatedOut: with its secret, this once."""
-    return {**render_key(row), "secret": secret}
+    return {**render_key(key), "secret": secret}
 
 
 @endpoint(
@@ -54,8 +53,8 @@ async def create_key(request: web.Request, body: KeyCreate) -> web.Response:
     An API key cannot call this (403 `insufficient_scope`): keys are made by signed-in users."""
     if "admin" in body.scopes and not current_user(request).is_admin:
         raise Invalid("scopes", "admin is a scope for administrators only")
-    row, secret = await request.app[appkeys.KEYS].create(caller_id(request), body.name, body.scopes, body.expires_in)
-    return json_response(render_new_key(row, secret), status=201)
+    key, secret = await request.app[appkeys.KEYS].create(caller_id(request), body.name, body.scopes, body.expires_in)
+    return json_response(render_new_key(key, secret), status=201)
 
 
 @endpoint(
@@ -71,8 +70,8 @@ async def create_key(request: web.Request, body: KeyCreate) -> web.Response:
 async def list_keys(request: web.Request, query: PageQuery) -> web.Response:
     """Newest first, with when each was last used (written in batches: a use may show a few seconds late
     when another daemon served it)."""
-    rows = await request.app[appkeys.KEYS].page(caller_id(request), query.limit, query.after())
-    return json_response(page(rows, query.limit, lambda r: r["id"], render_key))
+    keys = await request.app[appkeys.KEYS].page(caller_id(request), query.limit, query.after())
+    return json_response(page(keys, query.limit, lambda k: k.id, render_key))
 
 
 @endpoint(

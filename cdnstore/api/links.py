@@ -48,32 +48,31 @@ ROUTES = endpoint.endpoints
 
 def render_link(link: Link, public_url: str) -> dict[str, Any]:
     """A link (links.Link) as a LinkOut; `url` is its public page under `http.public_url`."""
-    row = link.row
     return {
-        "id": row["uuid"],
-        "file_id": row["file_uuid"],
-        "token": row["token"],
-        "url": f"{public_url}/s/{row['token']}",
-        "has_password": row["password_hash"] is not None,
-        "expires_at": row["expires_at"],
-        "max_downloads": row["max_downloads"],
-        "downloads": row["downloads"],
-        "created_at": row["created_at"],
+        "id": link.uuid,
+        "file_id": link.file_uuid,
+        "token": link.token,
+        "url": f"{public_url}/s/{link.token}",
+        "has_password": link.password_hash is not None,
+        "expires_at": link.expires_at,
+        "max_downloads": link.max_downloads,
+        "downloads": link.downloads,
+        "created_at": link.created_at,
         "files": [{"id": f.uuid, "name": f.name, "size": f.size} for f in link.files],
-        "state": row["state"],
+        "state": link.state,
     }
 
 
 def render_public(link: Link) -> dict[str, Any]:
     """A live link (Links.public) as a PublicLinkOut: what anyone holding the token may see."""
-    files, limit = link.files, link.row["max_downloads"]
+    files, limit = link.files, link.max_downloads
     many = len(files)
     return {
         "name": files[0].name if link.single else f"{many} file{'' if many == 1 else 's'}",
         "size": sum(f.size for f in files),
-        "has_password": link.row["password_hash"] is not None,
-        "expires_at": link.row["expires_at"],
-        "downloads_left": None if limit is None else limit - link.row["downloads"],
+        "has_password": link.password_hash is not None,
+        "expires_at": link.expires_at,
+        "downloads_left": None if limit is None else limit - link.downloads,
         "files": [{"id": f.uuid, "name": f.name, "size": f.size, "content_type": f.content_type} for f in files],
     }
 
@@ -82,8 +81,8 @@ def public_url(request: web.Request) -> str:
     return request.app[appkeys.CONFIG].http.public_url
 
 
-def links_page(rows: list[Link], query: PageQuery, url: str) -> dict[str, Any]:
-    return page(rows, query.limit, lambda link: link.row["id"], lambda link: render_link(link, url))
+def links_page(links: list[Link], query: PageQuery, url: str) -> dict[str, Any]:
+    return page(links, query.limit, lambda link: link.id, lambda link: render_link(link, url))
 
 
 # --- the owner's side ---------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
 from ..pagination import page
-from ..upload_requests import Caller, RequestChanges, UploadRef, is_open, left
+from ..upload_requests import Caller, RequestChanges, UploadRef, UploadRequest, is_open, left
 from .endpoint import Router, json_response
 from .files import client_location, render_file, render_part_url, render_upload, render_upload_state
 from .schemas import (
@@ -37,36 +36,35 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_request(row: Row, public_url: str, now: str) -> dict[str, Any]:
-    """A request row (upload_requests.REQUEST_COLUMNS) as an UploadRequestOut; `now` (the app's clock) says
-    whether it is still open."""
+def render_request(request: UploadRequest, public_url: str, now: str) -> dict[str, Any]:
+    """A request as an UploadRequestOut; `now` (the app's clock) says whether it is still open."""
     return {
-        "id": row["uuid"],
-        "token": row["token"],
-        "url": f"{public_url}/u/{row['token']}",
-        "owner": row["owner"],
-        "message": row["message"],
-        "has_password": row["password_hash"] is not None,
-        "expires_at": row["expires_at"],
-        "max_files": row["max_files"],
-        "max_bytes": row["max_bytes"],
-        "files": int(row["files"]),
-        "bytes": int(row["bytes"]),
-        "is_open": is_open(row, now),
-        "closed_at": row["closed_at"],
-        "created_at": row["created_at"],
+        "id": request.uuid,
+        "token": request.token,
+        "url": f"{public_url}/u/{request.token}",
+        "owner": request.owner,
+        "message": request.message,
+        "has_password": request.password_hash is not None,
+        "expires_at": request.expires_at,
+        "max_files": request.max_files,
+        "max_bytes": request.max_bytes,
+        "files": request.files,
+        "bytes": request.bytes,
+        "is_open": is_open(request, now),
+        "closed_at": request.closed_at,
+        "created_at": request.created_at,
     }
 
 
-def render_public_request(row: Row) -> dict[str, Any]:
+def render_public_request(request: UploadRequest) -> dict[str, Any]:
     """An open request (UploadRequests.public) as a PublicRequestOut: what anyone holding the token may see."""
     return {
-        "owner": row["owner"],
-        "message": row["message"],
-        "has_password": row["password_hash"] is not None,
-        "expires_at": row["expires_at"],
-        "files_left": left(row["max_files"], row["files"]),
-        "bytes_left": left(row["max_bytes"], row["bytes"]),
+        "owner": request.owner,
+        "message": request.message,
+        "has_password": request.password_hash is not None,
+        "expires_at": request.expires_at,
+        "files_left": left(request.max_files, request.files),
+        "bytes_left": left(request.max_bytes, request.bytes),
     }
 
 
@@ -99,7 +97,7 @@ async def create_request(request: web.Request, body: UploadRequestCreate) -> web
     `expires_in` absent: `requests.default_expires_in`; null: open until you close it. `max_files`,
     `max_bytes`: what it takes at most (null: no limit). `password`: kept only as a hash."""
     requests = request.app[appkeys.REQUESTS]
-    row = await requests.create(
+    made = await requests.create(
         caller_id(request),
         message=body.message,
         password=body.password,
@@ -107,7 +105,7 @@ async def create_request(request: web.Request, body: UploadRequestCreate) -> web
         max_files=body.max_files,
         max_bytes=body.max_bytes,
     )
-    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()), status=201)
+    return json_response(render_request(made, public_url(request), request.app[appkeys.CLOCK].now_iso()), status=201)
 
 
 @endpoint(
@@ -124,11 +122,11 @@ async def list_requests(request: web.Request, query: UploadRequestsQuery) -> web
     """Newest first, closed and expired ones included (deleted ones are gone), each with what it received
     (`files`, `bytes`: `GET /api/v1/files?received_via=<id>` lists them). `all=true` (administrators):
     every user's, with their `owner`."""
-    rows = await request.app[appkeys.REQUESTS].page(
+    asked = await request.app[appkeys.REQUESTS].page(
         await caller(request), query.limit, query.after(), everyone=query.all
     )
     url, now = public_url(request), request.app[appkeys.CLOCK].now_iso()
-    return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_request(r, url, now)))
+    return json_response(page(asked, query.limit, lambda r: r.id, lambda r: render_request(r, url, now)))
 
 
 @endpoint(
@@ -141,8 +139,8 @@ async def list_requests(request: web.Request, query: UploadRequestsQuery) -> web
     errors=(401, 403, 404),
 )
 async def get_request(request: web.Request) -> web.Response:
-    row = await request.app[appkeys.REQUESTS].get(await caller(request), request.match_info["id"])
-    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()))
+    found = await request.app[appkeys.REQUESTS].get(await caller(request), request.match_info["id"])
+    return json_response(render_request(found, public_url(request), request.app[appkeys.CLOCK].now_iso()))
 
 
 @endpoint(
@@ -161,8 +159,8 @@ async def update_request(request: web.Request, body: UploadRequestPatch) -> web.
     again. Administrators may close anyone's (`{"is_open": false}` only: 403 for anything else)."""
     requests = request.app[appkeys.REQUESTS]
     changes = changes_of(body, RequestChanges, expires_in=lambda asked: requests.expires_in(asked, True))
-    row = await requests.update(await caller(request), request.match_info["id"], changes)
-    return json_response(render_request(row, public_url(request), request.app[appkeys.CLOCK].now_iso()))
+    changed = await requests.update(await caller(request), request.match_info["id"], changes)
+    return json_response(render_request(changed, public_url(request), request.app[appkeys.CLOCK].now_iso()))
 
 
 @endpoint(
@@ -195,8 +193,8 @@ async def delete_request(request: web.Request) -> web.Response:
 async def public_request(request: web.Request) -> web.Response:
     """For anyone holding the token. 404 `request_not_found` for an unknown or deleted request; 410
     `request_closed` when it was closed, expired, or its owner is disabled."""
-    row = await request.app[appkeys.REQUESTS].public(request.match_info["token"])
-    return json_response(render_public_request(row))
+    asked = await request.app[appkeys.REQUESTS].public(request.match_info["token"])
+    return json_response(render_public_request(asked))
 
 
 @endpoint(

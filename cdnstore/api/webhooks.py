@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
 from ..models import DeliveryStatus
 from ..pagination import PageQuery, page
 from ..times import iso
+from ..webhook_queue import LoggedDelivery
 from ..webhooks import Webhook
 from .endpoint import Router, json_response
 from .schemas import DeliveryList, DeliveryOut, WebhookCreate, WebhookCreatedOut, WebhookList
@@ -29,18 +29,18 @@ def render_created(webhook: Webhook, secret: str) -> dict[str, Any]:
     return {**render_webhook(webhook), "secret": secret}
 
 
-def render_delivery(row: Row) -> dict[str, Any]:
-    """A delivery log row (webhook_queue.LOG_COLUMNS). A pending one due at once has run_after 0."""
-    pending = row["status"] == DeliveryStatus.PENDING
+def render_delivery(d: LoggedDelivery) -> dict[str, Any]:
+    """A delivery of a webhook's log. A pending one due at once has run_after 0."""
+    pending = d.status == DeliveryStatus.PENDING
     return {
-        "id": row["uuid"],
-        "event": row["event"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "delivered_at": row["delivered_at"],
-        "created_at": row["occurred_at"],
-        "next_attempt_at": (iso(row["run_after"]) if row["run_after"] else row["occurred_at"]) if pending else None,
+        "id": d.uuid,
+        "event": d.event,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at,
+        "created_at": d.occurred_at,
+        "next_attempt_at": (iso(d.run_after) if d.run_after else d.occurred_at) if pending else None,
     }
 
 
@@ -108,8 +108,8 @@ async def list_deliveries(request: web.Request, query: PageQuery) -> web.Respons
     """Newest first: pending (sent or about to be, `next_attempt_at`), delivered (`delivered_at`), or failed
     after a day of attempts; `last_error` is the last failed attempt's. Kept `webhooks.log_days` days."""
     webhooks = request.app[appkeys.WEBHOOKS]
-    rows = await webhooks.deliveries(caller_id(request), request.match_info["id"], query.limit, query.after())
-    return json_response(page(rows, query.limit, lambda r: r["id"], render_delivery))
+    log = await webhooks.deliveries(caller_id(request), request.match_info["id"], query.limit, query.after())
+    return json_response(page(log, query.limit, lambda d: d.id, render_delivery))
 
 
 @endpoint(
@@ -123,5 +123,5 @@ async def list_deliveries(request: web.Request, query: PageQuery) -> web.Respons
 )
 async def send_test(request: web.Request) -> web.Response:
     """A `webhook.test` event, queued for this webhook like any other: its delivery, to follow in the log."""
-    row = await request.app[appkeys.WEBHOOKS].send_test(caller_id(request), request.match_info["id"])
-    return json_response(render_delivery(row), status=202)
+    sent = await request.app[appkeys.WEBHOOKS].send_test(caller_id(request), request.match_info["id"])
+    return json_response(render_delivery(sent), status=202)
