@@ -20,7 +20,7 @@ from typing import Any
 from . import history, probe
 from .changes import SERVERS, bump
 from .clock import SYSTEM_CLOCK, Clock
-from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
+from .db import Database, Tx, UniqueViolation, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .job_queue import OPEN
@@ -68,8 +68,8 @@ COLUMNS = (
 )
 
 
-def server_from_row(row: Row, secret_key: str) -> Server:
-    """The Server of a `servers` row (every column), with its secret key unsealed."""
+def server_from_row(row: Any, secret_key: str) -> Server:
+    """The Server of a `servers` row (every column, each read by its name), with its secret key unsealed."""
     return Server(
         id=row["uuid"],
         pk=row["id"],
@@ -198,7 +198,7 @@ class ServerRegistry:
     async def _load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
         gone = {t for s in self._servers for t in (s.s3, s.public)}
-        self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
+        self._servers = [server_from_row(r, self._unseal(r["name"], r["secret_key"])) for r in rows]
         gone -= {t for s in self._servers for t in (s.s3, s.public)}
         self._by_internal = {s.pk: s for s in self._servers}
         in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
@@ -209,15 +209,16 @@ class ServerRegistry:
         for target in gone:  # moved or removed (by another daemon, or by this one: then already forgotten)
             await self.storage.forget(target)
 
-    def _unseal(self, row: Row) -> str:
+    def _unseal(self, name: str, secret_key: str) -> str:
+        """A server's S3 secret key as stored (`secret_key`, sealed), in clear."""
         try:
-            return self.sealer.unseal(row["secret_key"])
+            return self.sealer.unseal(secret_key)
         except UnsealError as exc:
             # Not fatal: the server fails its health checks (no credentials) and so takes no work
             # until an administrator gives it its secret again (PATCH secret_key).
             log.error(
                 "server %s: cannot unseal its S3 secret key (%s); it stays down until it is given its secret_key again",
-                row["name"],
+                name,
                 exc,
             )
             return ""
@@ -305,7 +306,7 @@ class ServerRegistry:
                 {"name": server.name, "zone": server.zone, "location": server.location},
             )
             for listener in self.listeners:
-                await listener(tx, row["id"], None, server)
+                await listener(tx, server.pk, None, server)
         return server
 
     async def update(self, actor_id: int, server_uuid: str, changes: ServerChanges) -> Server:
@@ -381,7 +382,7 @@ class ServerRegistry:
                 tx, actor_id, "server.updated", after.id, {"name": after.name, "zone": after.zone, "changes": changed}
             )
             for listener in self.listeners:
-                await listener(tx, row["id"], before, after)
+                await listener(tx, after.pk, before, after)
         return after
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:
