@@ -24,7 +24,7 @@ import logging
 import mimetypes
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -103,26 +103,13 @@ class Import:
 
     @classmethod
     def of(cls, row: Any) -> Import:
-        """The Import of a row of COLUMNS, each column read by its name."""
-        return cls(
-            id=row["id"],
-            uuid=row["uuid"],
-            server_id=row["server_id"],
-            owner_id=row["owner_id"],
-            owner=row["owner"],
-            prefix=row["prefix"],
-            strip_prefix=bool(row["strip_prefix"]),
-            state=ImportState(row["state"]),
-            after_key=row["after_key"],
-            objects_seen=row["objects_seen"],
-            files_adopted=row["files_adopted"],
-            bytes=row["bytes"],
-            errors=row["errors"],
-            last_error=row["last_error"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            finished_at=row["finished_at"],
-            owner_deleted=bool(row["owner_deleted"]),
+        """The Import of a row of COLUMNS (by column name), its flags as bools and its state as the enum."""
+        found = record(cls, row)
+        return replace(
+            found,
+            strip_prefix=bool(found.strip_prefix),
+            state=ImportState(found.state),
+            owner_deleted=bool(found.owner_deleted),
         )
 
 

@@ -21,13 +21,14 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import JobsConfig
 from .db import Database, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus, VersionStatus
+from .tables import record
 from .webhook_queue import emit_fleet
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
@@ -76,20 +77,9 @@ class JobEntry:
 
     @classmethod
     def of(cls, row: Any) -> JobEntry:
-        """The entry of a JOB_SELECT row, each column read by its name."""
-        return cls(
-            id=row["id"],
-            kind=JobKind(row["kind"]),
-            status=JobStatus(row["status"]),
-            attempts=row["attempts"],
-            run_after=row["run_after"],
-            last_error=row["last_error"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            server_id=row["server_id"],
-            file_uuid=row["file_uuid"],
-            file_name=row["file_name"],
-        )
+        """The entry of a JOB_SELECT row (by column name), its kind and status as the enums."""
+        entry = record(cls, row)
+        return replace(entry, kind=JobKind(entry.kind), status=JobStatus(entry.status))
 
 
 @dataclass(frozen=True, slots=True)
