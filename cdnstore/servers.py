@@ -39,6 +39,7 @@ from .models import (
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage_port import StoragePort
+from .tables import record
 from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,19 @@ def _hash_events_token(fields: dict[str, object]) -> dict[str, object]:
 EVENT_SEEN_EVERY = 60.0
 # Files and bytes each server holds (the triggers' counters) and its open jobs.
 _STATS = (
-    "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-    f" AND j.status IN {OPEN}) AS pending FROM servers s"
+    "SELECT uuid, files_present AS files, bytes_present AS bytes, (SELECT count(*) FROM jobs j "
+    f"WHERE j.server_id = s.id AND j.status IN {OPEN}) AS pending_jobs FROM servers s"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What a server holds (the files and bytes of its present replicas) and its open jobs (_STATS)."""
+
+    uuid: str
+    files: int
+    bytes: int
+    pending_jobs: int
 
 
 def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
@@ -247,16 +258,10 @@ class ServerRegistry:
     def by_internal_id(self, internal: int) -> Server | None:
         return self._by_internal.get(internal)
 
-    async def stats(self) -> dict[str, dict[str, int]]:
+    async def stats(self) -> dict[str, Holding]:
         """Files and bytes each server holds and its open jobs, by server uuid."""
-        rows = await self.db.fetchall(
-            _STATS,
-            offload=True,
-        )
-        return {
-            r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"], "pending_jobs": r["pending"]}
-            for r in rows
-        }
+        rows = await self.db.fetchall(_STATS, offload=True)
+        return {held.uuid: held for held in (record(Holding, r) for r in rows)}
 
     # --- changes --------------------------------------------------------------------------------
 

@@ -121,7 +121,10 @@ async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
     """What each server holds, what the deep scrub found there, where its uploads' verification stands and its
     latest import, by server id."""
     registry, integrity = app[appkeys.SERVERS], app[appkeys.INTEGRITY]
-    stats: dict[str, dict[str, Any]] = dict(await registry.stats())
+    stats: dict[str, dict[str, Any]] = {
+        uuid: {"files": held.files, "bytes": held.bytes, "pending_jobs": held.pending_jobs}
+        for uuid, held in (await registry.stats()).items()
+    }
     found = await app[appkeys.DEEP_SCRUB].findings()
     verifying = await integrity.findings()
     imports = await app[appkeys.IMPORTS].latest_of_all()
