@@ -21,9 +21,8 @@ from aiohttp import web
 from . import __version__, appkeys, uploader
 from . import config as config_module
 from .config import Config
-from .db import Row
 from .errors import CdnError, ConfigError, Conflict
-from .imports import Imports
+from .imports import Import, Imports
 from .logs import setup_logging
 from .models import ImportState, User
 
@@ -350,14 +349,14 @@ async def _add_user(cfg: Config, name: str, password: str, admin: bool) -> User:
     from .api.schemas import UserCreate
     from .auth import Passwords, Tokens
     from .db import connect
-    from .users import Accounts, user_from_row
+    from .users import Accounts
 
     body = validate(UserCreate, {"username": name, "password": password, "is_admin": admin})
     db = connect(cfg.database)
     await db.open()
     try:
         accounts = Accounts(db, cfg.auth, await asyncio.to_thread(Passwords, cfg.auth), Tokens(cfg.auth))
-        return user_from_row(await accounts.create(body.username, body.password, is_admin=body.is_admin))
+        return (await accounts.create(body.username, body.password, is_admin=body.is_admin)).user
     finally:
         await db.close()
 
@@ -425,9 +424,9 @@ def cmd_jobs_list(cfg: Config, args: argparse.Namespace) -> int:
         async with offline(cfg) as app:
             after, count = None, 0
             while True:
-                rows = await app[appkeys.JOBS].page(args.status, 1000, after)
-                for row in rows[:1000]:
-                    job = render_job_row(app, row)
+                entries = await app[appkeys.JOBS].page(args.status, 1000, after)
+                for entry in entries[:1000]:
+                    job = render_job_row(app, entry)
                     server = job["server"]["name"] if job["server"] else "-"
                     print(
                         f"{job['id']}  {job['kind']:<6} {job['status']:<7} attempts={job['attempts']} "
@@ -435,9 +434,9 @@ def cmd_jobs_list(cfg: Config, args: argparse.Namespace) -> int:
                         + (f"  error: {job['last_error']}" if job["last_error"] else "")
                     )
                     count += 1
-                if len(rows) <= 1000:
+                if len(entries) <= 1000:
                     break
-                after = rows[999]["id"]
+                after = entries[999].id
             print(f"{count} job(s)", file=sys.stderr)
         return 0
 
@@ -447,8 +446,8 @@ def cmd_jobs_list(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_jobs_retry(cfg: Config, args: argparse.Namespace) -> int:
     async def run() -> int:
         async with offline(cfg) as app:
-            row = await app[appkeys.JOBS].retry(args.id)
-            print(f"job {args.id} is {row['status']} again")
+            entry = await app[appkeys.JOBS].retry(args.id)
+            print(f"job {args.id} is {entry.status} again")
         return 0
 
     return asyncio.run(run())
@@ -511,34 +510,30 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
         async with offline(cfg) as app:
             imports, server = app[appkeys.IMPORTS], app[appkeys.SERVERS].by_name(args.server)
             try:
-                row = await imports.start(server.id, args.owner, args.prefix, args.strip_prefix)
+                found = await imports.start(server.id, args.owner, args.prefix, args.strip_prefix)
             except Conflict:  # one runs: go on with it if it is this one
-                row = await imports.latest(server.id)
-                if (row["owner"], row["prefix"], bool(row["strip_prefix"])) != (
-                    args.owner,
-                    args.prefix,
-                    args.strip_prefix,
-                ):
+                found = await imports.latest(server.id)
+                if (found.owner, found.prefix, found.strip_prefix) != (args.owner, args.prefix, args.strip_prefix):
                     print(
-                        f"cdnstore: another import of {server.name} is running (owner {row['owner']}, prefix "
-                        f"{row['prefix']!r}); wait for it to end",
+                        f"cdnstore: another import of {server.name} is running (owner {found.owner}, prefix "
+                        f"{found.prefix!r}); wait for it to end",
                         file=sys.stderr,
                     )
                     return 1
                 print(f"going on with the import of {server.name} that is running")
             async with running_progress(imports, server.id):
-                while not await imports.run(row["uuid"]):  # a daemon runs it: follow it
-                    row = await imports.latest(server.id)
-                    if row["state"] != ImportState.RUNNING:
+                while not await imports.run(found.uuid):  # a daemon runs it: follow it
+                    found = await imports.latest(server.id)
+                    if found.state is not ImportState.RUNNING:
                         break
                     await asyncio.sleep(2)
-            row = await imports.latest(server.id)
-            print(import_line(row))
-            for reported in await imports.reported(row["uuid"]):
-                print(f"not adopted: {reported['key']!r}: {reported['reason']}")
-            if row["state"] != ImportState.DONE:
+            found = await imports.latest(server.id)
+            print(import_line(found))
+            for reported in await imports.reported(found.uuid):
+                print(f"not adopted: {reported.key!r}: {reported.reason}")
+            if found.state is not ImportState.DONE:
                 print(
-                    f"cdnstore: the import is not finished: {row['last_error']}; run this again to go on",
+                    f"cdnstore: the import is not finished: {found.last_error}; run this again to go on",
                     file=sys.stderr,
                 )
                 return 1
@@ -547,10 +542,10 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def import_line(row: Row) -> str:
+def import_line(found: Import) -> str:
     return (
-        f"import {row['state']}: objects_seen={row['objects_seen']} files_adopted={row['files_adopted']} "
-        f"bytes={row['bytes']} errors={row['errors']}"
+        f"import {found.state}: objects_seen={found.objects_seen} files_adopted={found.files_adopted} "
+        f"bytes={found.bytes} errors={found.errors}"
     )
 
 

@@ -24,13 +24,14 @@ import logging
 import mimetypes
 import time
 import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ImportsConfig
-from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
+from .db import Database, Tx, UniqueViolation, tx_fetchone
 from .db.leases import Lease, daemon_id
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .history import new_uuid
@@ -41,7 +42,7 @@ from .probe import PREFIX as PROBE_PREFIX
 from .servers import ServerRegistry
 from .storage_port import ObjectInfo, StoragePort
 from .tables import files as files_table
-from .tables import replicas, versions
+from .tables import record, replicas, versions
 from .tasks import running
 from .users import Accounts
 
@@ -49,11 +50,12 @@ log = logging.getLogger(__name__)
 
 SHOWN_ERRORS = 100  # the reported keys an import's progress lists (all are counted)
 NAME_TAKEN = "the owner already has a file of that name"
-COLUMNS = """i.uuid, i.server_id, i.owner_id, u.username AS owner, i.prefix, i.strip_prefix, i.state, i.after_key,
-    i.objects_seen, i.files_adopted, i.bytes, i.errors, i.last_error, i.created_at, i.updated_at, i.finished_at"""
+COLUMNS = """i.id, i.uuid, i.server_id, i.owner_id, u.username AS owner, i.prefix, i.strip_prefix, i.state,
+    i.after_key, i.objects_seen, i.files_adopted, i.bytes, i.errors, i.last_error, i.created_at, i.updated_at,
+    i.finished_at, u.deleted_at IS NOT NULL AS owner_deleted"""
 FROM = "FROM imports i JOIN users u ON u.id = i.owner_id"
-# An import as its runner reads it, with whether its owner still exists.
-RUNNING = f"SELECT i.*, u.deleted_at AS owner_deleted_at {FROM} WHERE i.uuid = ?"
+# An import as its runner reads it (with whether its owner still exists).
+RUNNING = f"SELECT {COLUMNS} {FROM} WHERE i.uuid = ?"
 # The state in the text, not a parameter: the partial index imports_running serves `state = 'running'`.
 _RUNNING_ON = f"SELECT 1 FROM imports WHERE server_id = ? AND state = '{ImportState.RUNNING}'"
 _TO_RUN = f"SELECT uuid FROM imports WHERE state = '{ImportState.RUNNING}' ORDER BY id"
@@ -74,6 +76,49 @@ WAITING = {
     "storage_auth_failed": "the storage server refused the listing (credentials or permissions): trying again",
     "storage_error": "the storage server answered the listing with an error: trying again",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """An import as it stands (COLUMNS): where it is (`after_key`), what it counted, and whose files it makes."""
+
+    id: int
+    uuid: str
+    server_id: int
+    owner_id: int
+    owner: str  # the owner's username
+    prefix: str
+    strip_prefix: bool
+    state: ImportState
+    after_key: str | None  # the last key it handled (None: none yet)
+    objects_seen: int
+    files_adopted: int
+    bytes: int
+    errors: int
+    last_error: str | None
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    owner_deleted: bool  # its owner was deleted meanwhile (it stops)
+
+    @classmethod
+    def of(cls, row: Any) -> Import:
+        """The Import of a row of COLUMNS (by column name), its flags as bools and its state as the enum."""
+        found = record(cls, row)
+        return replace(
+            found,
+            strip_prefix=bool(found.strip_prefix),
+            state=ImportState(found.state),
+            owner_deleted=bool(found.owner_deleted),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedKey:
+    """A key an import did not adopt, and why."""
+
+    key: str
+    reason: str
 
 
 class Imports:
@@ -100,7 +145,7 @@ class Imports:
 
     # --- starting and reading --------------------------------------------------------------------
 
-    async def start(self, server_uuid: str, owner: str, prefix: str = "", strip_prefix: bool = False) -> Row:
+    async def start(self, server_uuid: str, owner: str, prefix: str = "", strip_prefix: bool = False) -> Import:
         """A new import of the server's bucket (under `prefix`) for the user named `owner`; it runs in the
         background (a daemon's imports round, or `cdnstore import`). 409 `import_running` while one runs."""
         server = self.servers.get(server_uuid)
@@ -132,7 +177,7 @@ class Imports:
     def _id(self, server: Server) -> int:
         return server.pk
 
-    async def latest(self, server_uuid: str) -> Row:
+    async def latest(self, server_uuid: str) -> Import:
         """The server's latest import (running, or the last one that ran); 404 `no_import` when none."""
         server = self.servers.get(server_uuid)
         row = await self.db.fetchone(
@@ -140,22 +185,23 @@ class Imports:
         )
         if row is None:
             raise NotFound(f"{server.name} was never imported", code="no_import")
-        return row
+        return Import.of(row)
 
-    async def reported(self, import_uuid: str) -> list[Row]:
+    async def reported(self, import_uuid: str) -> list[ReportedKey]:
         """The first keys an import did not adopt, with why."""
-        return await self.db.fetchall(
+        rows = await self.db.fetchall(
             "SELECT e.key, e.reason FROM import_errors e JOIN imports i ON i.id = e.import_id "
             "WHERE i.uuid = ? ORDER BY e.key LIMIT ?",
             (import_uuid, SHOWN_ERRORS),
         )
+        return [record(ReportedKey, r) for r in rows]
 
-    async def latest_of_all(self) -> dict[int, Row]:
+    async def latest_of_all(self) -> dict[int, Import]:
         """Each server's latest import, by internal server id (the server list shows it)."""
         rows = await self.db.fetchall(
             f"SELECT {COLUMNS} {FROM} WHERE i.id IN (SELECT max(id) FROM imports GROUP BY server_id)"
         )
-        return {r["server_id"]: r for r in rows}
+        return {found.server_id: found for found in map(Import.of, rows)}
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -177,30 +223,34 @@ class Imports:
             await lease.run(functools.partial(self._run, import_uuid))
         return True
 
-    async def _run(self, import_uuid: str) -> None:
+    async def _read(self, import_uuid: str) -> Import | None:
         row = await self.db.fetchone(RUNNING, (import_uuid,))
-        while row is not None and row["state"] == ImportState.RUNNING:
-            server = self.servers.by_internal_id(row["server_id"])
+        return None if row is None else Import.of(row)
+
+    async def _run(self, import_uuid: str) -> None:
+        found = await self._read(import_uuid)
+        while found is not None and found.state is ImportState.RUNNING:
+            server = self.servers.by_internal_id(found.server_id)
             if server is None:
                 return  # (removed: its imports went with it)
-            if row["owner_deleted_at"] is not None:
-                await self._failed(row["id"], "its owner was deleted")
+            if found.owner_deleted:
+                await self._failed(found.id, "its owner was deleted")
                 return
             if not server.is_available:
-                await self._waiting(row["id"], "off")
+                await self._waiting(found.id, "off")
                 return
             began = time.monotonic()
             try:
                 objects, more = await self.storage.list_page(
-                    server.s3, row["prefix"], row["after_key"], self.cfg.page_size
+                    server.s3, found.prefix, found.after_key, self.cfg.page_size
                 )
             except StorageError as exc:
                 log.info("import of %s: listing failed: %s", server.name, exc.detail)
-                await self._waiting(row["id"], exc.code)
+                await self._waiting(found.id, exc.code)
                 return
-            if not await self._adopt(row, server, objects, more):
+            if not await self._adopt(found, server, objects, more):
                 return  # another process moved it on meanwhile (or it ended)
-            row = await self.db.fetchone(RUNNING, (import_uuid,))
+            found = await self._read(import_uuid)
             if self.cfg.rate and objects:  # paced: this page may not have taken less than its share
                 await asyncio.sleep(max(0.0, len(objects) / self.cfg.rate - (time.monotonic() - began)))
 
@@ -220,12 +270,12 @@ class Imports:
                 (WAITING.get(why, WAITING["storage_error"]), self.clock.now_iso(), import_id),
             )
 
-    async def _adopt(self, row: Row, server: Server, objects: list[ObjectInfo], more: bool) -> bool:
+    async def _adopt(self, found: Import, server: Server, objects: list[ObjectInfo], more: bool) -> bool:
         """One page in one transaction; False when the import was not where this page began (another
         process handled it) or is no longer running."""
-        staged = [self._stage(row, server, obj) for obj in objects if not obj.key.startswith(PROBE_PREFIX)]
+        staged = [self._stage(found, server, obj) for obj in objects if not obj.key.startswith(PROBE_PREFIX)]
         now = self.clock.now_iso()
-        last = objects[-1].key if objects else row["after_key"]
+        last = objects[-1].key if objects else found.after_key
         async with self.db.transaction(offload=True) as tx:
             moved = await tx_fetchone(
                 tx,
@@ -236,21 +286,21 @@ class Imports:
                     now,
                     ImportState.RUNNING if more else ImportState.DONE,
                     None if more else now,
-                    row["id"],
-                    row["after_key"] or "",
+                    found.id,
+                    found.after_key or "",
                 ),
             )
             if moved is None:
                 return False
             if staged:
-                await self._adopt_staged(tx, row, server, staged, now)
+                await self._adopt_staged(tx, found, server, staged, now)
         if not more:
-            log.info("import %s of %s done", row["uuid"], server.name)
+            log.info("import %s of %s done", found.uuid, server.name)
         return True
 
-    def _stage(self, row: Row, server: Server, obj: ObjectInfo) -> tuple[Any, ...]:
+    def _stage(self, found: Import, server: Server, obj: ObjectInfo) -> tuple[Any, ...]:
         """An import_keys row: the key, its name (or why it cannot be one), and the ids its file will take."""
-        name = obj.key[len(row["prefix"]) :] if row["strip_prefix"] else obj.key
+        name = obj.key[len(found.prefix) :] if found.strip_prefix else obj.key
         reason = None
         try:
             name = file_name(name)
@@ -261,10 +311,12 @@ class Imports:
         data = orjson.dumps(
             {"name": name, "size": obj.size, "server": server.name, "zone": server.zone, "key": obj.key}
         ).decode()
-        return (row["id"], obj.key, obj.size, name, content_type, file_uuid, new_uuid(), data, reason)
+        return (found.id, obj.key, obj.size, name, content_type, file_uuid, new_uuid(), data, reason)
 
-    async def _adopt_staged(self, tx: Tx, row: Row, server: Server, staged: list[tuple[Any, ...]], now: str) -> None:
-        p = {"i": row["id"], "owner": row["owner_id"], "server": self._id(server), "zone": server.zone, "now": now}
+    async def _adopt_staged(
+        self, tx: Tx, found: Import, server: Server, staged: list[tuple[Any, ...]], now: str
+    ) -> None:
+        p = {"i": found.id, "owner": found.owner_id, "server": self._id(server), "zone": server.zone, "now": now}
         await tx.executemany(
             "INSERT INTO import_keys (import_id, key, size, name, content_type, file_uuid, history_uuid, history_data,"
             " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -277,12 +329,12 @@ class Imports:
         await files_table.imported_content(tx, p)
         await replicas.adopt_imported(tx, p)
         await tx.execute(RECORD, p)
-        await self.jobs.enqueue_zone_copies(tx, ADOPTED_VERSIONS, {"i": row["id"]})
+        await self.jobs.enqueue_zone_copies(tx, ADOPTED_VERSIONS, {"i": found.id})
         counted = await tx_fetchone(tx, COUNT, p)
         assert counted is not None
         await tx.execute(
             "UPDATE imports SET files_adopted = files_adopted + ?, bytes = bytes + ?, errors = errors + ? WHERE id = ?",
-            (counted["files"], counted["bytes"], counted["errors"], row["id"]),
+            (counted["files"], counted["bytes"], counted["errors"], found.id),
         )
         await tx.execute("DELETE FROM import_keys WHERE import_id = :i", p)
 

@@ -21,13 +21,14 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import JobsConfig
-from .db import Database, Row, Tx, tx_fetchone
+from .db import Database, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus, VersionStatus
+from .tables import record
 from .webhook_queue import emit_fleet
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
@@ -51,6 +52,47 @@ class Job:
     ran_before: bool = False
     token: str = field(default="", compare=False)  # this claim's: the outcome is written only under it
     claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
+
+
+@dataclass(frozen=True, slots=True)
+class JobEntry:
+    """A job as the queue lists it to administrators (JOB_SELECT): with its file's uuid and name. Jobs have no
+    UUID column: `uuid` is the integer key shown as one (job_uuid)."""
+
+    id: int
+    kind: JobKind
+    status: JobStatus
+    attempts: int
+    run_after: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    server_id: int
+    file_uuid: str
+    file_name: str
+
+    @property
+    def uuid(self) -> str:
+        return job_uuid(self.id)
+
+    @classmethod
+    def of(cls, row: Any) -> JobEntry:
+        """The entry of a JOB_SELECT row (by column name), its kind and status as the enums."""
+        entry = record(cls, row)
+        return replace(entry, kind=JobKind(entry.kind), status=JobStatus(entry.status))
+
+
+@dataclass(frozen=True, slots=True)
+class JobCount:
+    """How many jobs there are of one kind in one status (the metrics)."""
+
+    kind: JobKind
+    status: JobStatus
+    n: int
+
+    @classmethod
+    def of(cls, row: Any) -> JobCount:
+        return cls(JobKind(row["kind"]), JobStatus(row["status"]), row["n"])
 
 
 class Retry(Exception):
@@ -323,25 +365,26 @@ class JobQueue:
 
     # --- admin ----------------------------------------------------------------------------------
 
-    async def page(self, status: str | None, limit: int, after: int | None) -> list[Row]:
+    async def page(self, status: str | None, limit: int, after: int | None) -> list[JobEntry]:
         sql = f"{JOB_SELECT} WHERE j.id > ?"
         params: list[Any] = [after or 0]
         if status:
             sql += " AND j.status = ?"
             params.append(status)
-        return await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))
+        return [JobEntry.of(r) for r in await self.db.fetchall(sql + " ORDER BY j.id LIMIT ?", (*params, limit + 1))]
 
-    async def counts(self) -> list[Row]:
-        """(kind, status, n): how many jobs of every kind and status that has jobs."""
-        return await self.db.fetchall("SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status")
+    async def counts(self) -> list[JobCount]:
+        """How many jobs of every kind and status that has jobs."""
+        rows = await self.db.fetchall("SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status")
+        return [JobCount.of(r) for r in rows]
 
-    async def get(self, job_uuid_text: str) -> Row:
+    async def get(self, job_uuid_text: str) -> JobEntry:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
         if row is None:
             raise NotFound("no such job", code="job_not_found")
-        return row
+        return JobEntry.of(row)
 
-    async def retry(self, job_uuid_text: str) -> Row:
+    async def retry(self, job_uuid_text: str) -> JobEntry:
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
                 _RETRY,
@@ -353,9 +396,10 @@ class JobQueue:
             row = await tx_fetchone(tx, f"{JOB_SELECT} WHERE j.id = ?", (job_id(job_uuid_text),))
         if row is None:
             raise NotFound("no such job", code="job_not_found")
+        entry = JobEntry.of(row)
         if not cursor.rowcount:
-            raise Conflict(f"the job is {row['status']}, not failed", code="job_not_failed")
-        return row
+            raise Conflict(f"the job is {entry.status}, not failed", code="job_not_failed")
+        return entry
 
 
 JOB_SELECT = """SELECT j.id, j.kind, j.status, j.attempts, j.run_after, j.last_error, j.created_at, j.updated_at,

@@ -20,7 +20,7 @@ from typing import Any
 from . import history, probe
 from .changes import SERVERS, bump
 from .clock import SYSTEM_CLOCK, Clock
-from .db import Database, Row, Tx, UniqueViolation, tx_fetchone
+from .db import Database, Tx, UniqueViolation, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, Invalid, NotFound, StorageError
 from .job_queue import OPEN
@@ -39,6 +39,7 @@ from .models import (
 from .probe import Prober
 from .sealing import Sealer, UnsealError, sealed
 from .storage_port import StoragePort
+from .tables import record
 from .webhook_queue import emit_fleet
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ COLUMNS = (
 )
 
 
-def server_from_row(row: Row, secret_key: str) -> Server:
-    """The Server of a `servers` row (every column), with its secret key unsealed."""
+def server_from_row(row: Any, secret_key: str) -> Server:
+    """The Server of a `servers` row (every column, each read by its name), with its secret key unsealed."""
     return Server(
         id=row["uuid"],
         pk=row["id"],
@@ -149,9 +150,19 @@ def _hash_events_token(fields: dict[str, object]) -> dict[str, object]:
 EVENT_SEEN_EVERY = 60.0
 # Files and bytes each server holds (the triggers' counters) and its open jobs.
 _STATS = (
-    "SELECT uuid, files_present, bytes_present, (SELECT count(*) FROM jobs j WHERE j.server_id = s.id"
-    f" AND j.status IN {OPEN}) AS pending FROM servers s"
+    "SELECT uuid, files_present AS files, bytes_present AS bytes, (SELECT count(*) FROM jobs j "
+    f"WHERE j.server_id = s.id AND j.status IN {OPEN}) AS pending_jobs FROM servers s"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What a server holds (the files and bytes of its present replicas) and its open jobs (_STATS)."""
+
+    uuid: str
+    files: int
+    bytes: int
+    pending_jobs: int
 
 
 def health_events(servers: list[Server], changes: dict[str, Health]) -> list[tuple[str, dict[str, Any]]]:
@@ -198,7 +209,7 @@ class ServerRegistry:
     async def _load(self) -> None:
         rows = await self.db.fetchall("SELECT * FROM servers ORDER BY id")
         gone = {t for s in self._servers for t in (s.s3, s.public)}
-        self._servers = [server_from_row(r, self._unseal(r)) for r in rows]
+        self._servers = [server_from_row(r, self._unseal(r["name"], r["secret_key"])) for r in rows]
         gone -= {t for s in self._servers for t in (s.s3, s.public)}
         self._by_internal = {s.pk: s for s in self._servers}
         in_clear = [(self.sealer.seal(r["secret_key"]), r["id"]) for r in rows if not sealed(r["secret_key"])]
@@ -209,15 +220,16 @@ class ServerRegistry:
         for target in gone:  # moved or removed (by another daemon, or by this one: then already forgotten)
             await self.storage.forget(target)
 
-    def _unseal(self, row: Row) -> str:
+    def _unseal(self, name: str, secret_key: str) -> str:
+        """A server's S3 secret key as stored (`secret_key`, sealed), in clear."""
         try:
-            return self.sealer.unseal(row["secret_key"])
+            return self.sealer.unseal(secret_key)
         except UnsealError as exc:
             # Not fatal: the server fails its health checks (no credentials) and so takes no work
             # until an administrator gives it its secret again (PATCH secret_key).
             log.error(
                 "server %s: cannot unseal its S3 secret key (%s); it stays down until it is given its secret_key again",
-                row["name"],
+                name,
                 exc,
             )
             return ""
@@ -246,16 +258,10 @@ class ServerRegistry:
     def by_internal_id(self, internal: int) -> Server | None:
         return self._by_internal.get(internal)
 
-    async def stats(self) -> dict[str, dict[str, int]]:
+    async def stats(self) -> dict[str, Holding]:
         """Files and bytes each server holds and its open jobs, by server uuid."""
-        rows = await self.db.fetchall(
-            _STATS,
-            offload=True,
-        )
-        return {
-            r["uuid"]: {"files": r["files_present"], "bytes": r["bytes_present"], "pending_jobs": r["pending"]}
-            for r in rows
-        }
+        rows = await self.db.fetchall(_STATS, offload=True)
+        return {held.uuid: held for held in (record(Holding, r) for r in rows)}
 
     # --- changes --------------------------------------------------------------------------------
 
@@ -305,7 +311,7 @@ class ServerRegistry:
                 {"name": server.name, "zone": server.zone, "location": server.location},
             )
             for listener in self.listeners:
-                await listener(tx, row["id"], None, server)
+                await listener(tx, server.pk, None, server)
         return server
 
     async def update(self, actor_id: int, server_uuid: str, changes: ServerChanges) -> Server:
@@ -381,7 +387,7 @@ class ServerRegistry:
                 tx, actor_id, "server.updated", after.id, {"name": after.name, "zone": after.zone, "changes": changed}
             )
             for listener in self.listeners:
-                await listener(tx, row["id"], before, after)
+                await listener(tx, after.pk, before, after)
         return after
 
     async def delete(self, actor_id: int, server_uuid: str) -> None:

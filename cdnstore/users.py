@@ -14,7 +14,7 @@ from .auth import Passwords, Priority, RecentSuccesses, Tokens, token_hash
 from .changes import SESSIONS, USERS, bump
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AuthConfig
-from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
+from .db import Database, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, OidcFailed, Unauthorized
 from .files import remove_versions
 from .keys import end_keys
@@ -32,8 +32,8 @@ USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_
     max_file_lifetime, default_file_lifetime"""
 
 
-def user_from_row(row: Row) -> User:
-    """The User of a `users` row (USER_COLUMNS)."""
+def user_from_row(row: Any) -> User:
+    """The User of a `users` row (USER_COLUMNS), each column read by its name."""
     return User(
         id=row["uuid"],
         pk=row["id"],
@@ -46,6 +46,20 @@ def user_from_row(row: Row) -> User:
         max_file_lifetime=row["max_file_lifetime"],
         default_file_lifetime=row["default_file_lifetime"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as the administrators see them: the User, and the bytes they store as the row was read (kept
+    beside the User, never in it: the cached User would carry a figure that uploads change)."""
+
+    user: User
+    used_bytes: int
+
+    @classmethod
+    def of(cls, row: Any) -> Account:
+        """The Account of a `users` row (USER_COLUMNS)."""
+        return cls(user_from_row(row), int(row["used_bytes"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +193,8 @@ class Accounts:
         max_file_lifetime: int | None = None,
         default_file_lifetime: int | None = None,
         oidc_subject: str | None = None,
-    ) -> Row:
-        """The new user's row (USER_COLUMNS; `user_from_row` makes it a User). `quota_bytes` not given:
+    ) -> Account:
+        """The new user. `quota_bytes` not given:
         users.default_quota_bytes (0: none); `zones` not given: users.default_zones (empty: any zone). A
         user of single sign-on (`oidc_subject`) gets an empty password (`password` ""), which matches none."""
         password_hash = await self.passwords.hash(password) if password else ""
@@ -226,7 +240,7 @@ class Accounts:
         except UniqueViolation:  # the same name added meanwhile by a transaction beside this one
             raise taken from None
         assert row is not None
-        return row
+        return Account.of(row)
 
     async def get(self, user_uuid: str) -> User | None:
         """The User of a uuid, from the cache when possible."""
@@ -246,16 +260,17 @@ class Accounts:
         used = await self.db.fetchval("SELECT used_bytes FROM users WHERE uuid = ?", (user.id,))
         return int(used or 0)
 
-    async def page(self, limit: int, after: int | None) -> list[Row]:
-        return await self.db.fetchall(
+    async def page(self, limit: int, after: int | None) -> list[Account]:
+        rows = await self.db.fetchall(
             f"SELECT {USER_COLUMNS} FROM users WHERE id > ? AND {LIVE} ORDER BY id LIMIT ?", (after or 0, limit + 1)
         )
+        return [Account.of(r) for r in rows]
 
-    async def row(self, user_uuid: str) -> Row:
+    async def account(self, user_uuid: str) -> Account:
         row = await self.db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE uuid = ? AND {LIVE}", (user_uuid,))
         if row is None:
             raise NotFound("no such user", code="user_not_found")
-        return row
+        return Account.of(row)
 
     async def uuid_of(self, username: str) -> str:
         """The uuid of the user named `username` (the command line names users)."""
@@ -267,10 +282,10 @@ class Accounts:
             raise NotFound(f"no user is named {username!r}", code="user_not_found")
         return str(found)
 
-    async def file_counts(self, rows: list[Row]) -> dict[int, int]:
-        """How many files (stored or uploading, not deleted, or in the trash) each user of `rows` has: what
+    async def file_counts(self, users: list[User]) -> dict[int, int]:
+        """How many files (stored or uploading, not deleted, or in the trash) each of `users` has: what
         deleting them removes, said before an admin confirms. Internal id -> count."""
-        ids = tuple(r["id"] for r in rows)
+        ids = tuple(u.pk for u in users)
         if not ids:
             return {}
         counts = await self.db.fetchall(
@@ -281,10 +296,10 @@ class Accounts:
         found = {c["owner_id"]: c["n"] for c in counts}
         return {i: int(found.get(i, 0)) for i in ids}
 
-    async def files_outside_zones(self, rows: list[Row]) -> dict[int, int]:
-        """For users limited to zones (rows of USER_COLUMNS): how many of their stored files are in other zones
+    async def files_outside_zones(self, users: list[User]) -> dict[int, int]:
+        """For those of `users` limited to zones: how many of their stored files are in other zones
         (uploaded before the zones were set: changing zones moves nothing). Internal id -> count."""
-        limited = {r["id"]: set(json.loads(r["zones"])) for r in rows if r["zones"] is not None}
+        limited = {u.pk: set(u.zones) for u in users if u.zones is not None}
         if not limited:
             return {}
         marks = ", ".join("?" * len(limited))
@@ -299,9 +314,9 @@ class Accounts:
                 out[c["owner_id"]] += c["n"]
         return out
 
-    async def update(self, user_uuid: str, changes: UserChanges) -> Row:
+    async def update(self, user_uuid: str, changes: UserChanges) -> Account:
         """Change a user (any of password, is_admin, permissions, is_disabled, quota_bytes, zones, and the lifetimes);
-        their row.
+        the user as changed.
         409 `last_admin` when no enabled administrator would be left. A new password or disabling ends every
         session of the user."""
         values: dict[str, object] = {}
@@ -333,15 +348,16 @@ class Accounts:
             )
             if row is None:
                 raise NotFound("no such user", code="user_not_found")
+            changed = Account.of(row)
             await bump(self.db, tx, USERS)
             if changes.is_disabled is True:
-                await end_keys(self.db, tx, row["id"])
+                await end_keys(self.db, tx, changed.user.pk)
         self._cache.pop(user_uuid, None)
         if changes.is_disabled is True:
             await self._forget_keys()
         if changes.password is not UNSET or changes.is_disabled is True:  # their sessions end, at once
-            await self.end_sessions(row["id"])
-        return row
+            await self.end_sessions(changed.user.pk)
+        return changed
 
     async def _keep_an_admin(self, tx: Tx, leaving_uuid: str) -> None:
         """409 `last_admin` when the user `leaving_uuid` is the only enabled administrator. On PostgreSQL the
@@ -493,7 +509,7 @@ class Accounts:
                 f"SELECT {USER_COLUMNS}, password_hash, last_login_at FROM users WHERE {BY_NAME} {BY_NAME_FIRST}",
                 (username_key(username), username, username),
             )
-            priority = self._priority(address, row)
+            priority = self._priority(address, None if row is None else row["last_login_at"])
             if not await self.passwords.verify(row["password_hash"] if row else None, password, priority):
                 self._known_addresses.failed(address)  # an address that guesses loses its first turns
                 await trying.failed()
@@ -503,7 +519,7 @@ class Accounts:
         user = user_from_row(row)
         if user.is_disabled:  # (said only to whoever knows the password)
             raise InvalidCredentials("this user is disabled; an administrator can enable it again")
-        started = await self.start_session(row["id"], user)
+        started = await self.start_session(user)
         self._known_addresses.succeeded(address)
         return started
 
@@ -517,19 +533,17 @@ class Accounts:
         )
         if row is not None and row["deleted_at"] is not None:
             raise OidcFailed("this account was deleted in cdnstore; an administrator can create it again")
-        if row is None:
-            row = await self._link_oidc(identity, create)
-        user = user_from_row(row)
+        user = user_from_row(row) if row is not None else await self._link_oidc(identity, create)
         if user.is_disabled:
             raise OidcFailed("this user is disabled in cdnstore; an administrator can enable it again")
         if identity.is_admin is not None and identity.is_admin != user.is_admin:
             try:
-                user = user_from_row(await self.update(user.id, UserChanges(is_admin=identity.is_admin)))
+                user = (await self.update(user.id, UserChanges(is_admin=identity.is_admin))).user
             except Conflict:  # last_admin: the provider's group is not obeyed where it would leave no admin
                 log.warning("single sign-on: %s left the admin group but is the last enabled admin", user.username)
-        return await self.start_session(row["id"], user)
+        return await self.start_session(user)
 
-    async def _link_oidc(self, identity: Identity, create: bool) -> Row:
+    async def _link_oidc(self, identity: Identity, create: bool) -> User:
         """The user of a subject seen for the first time: the user of that name, when not linked to another
         subject (linked to this one from now on), else a new user when `create`."""
         async with self.db.transaction() as tx:
@@ -546,7 +560,7 @@ class Accounts:
                 ),
             )
         if row is not None:
-            return row
+            return user_from_row(row)
         if await self.db.fetchval(
             f"SELECT 1 FROM users WHERE {BY_NAME} AND {LIVE}", (username_key(identity.username), identity.username)
         ):
@@ -554,15 +568,16 @@ class Accounts:
         if not create:
             raise OidcFailed(f"there is no cdnstore user named {identity.username!r}; an administrator can add one")
         try:
-            return await self.create(
+            made = await self.create(
                 identity.username, "", is_admin=bool(identity.is_admin), oidc_subject=identity.subject
             )
+            return made.user
         except (Conflict, UniqueViolation):  # the same identity signing in twice at once: the other one won
             raise OidcFailed("this account was being created by another sign-in; sign in again") from None
 
-    async def start_session(self, user_id: int, user: User) -> tuple[User, str, str]:
+    async def start_session(self, user: User) -> tuple[User, str, str]:
         """A new session (a login, a single sign-on) of a user allowed in: (user, access token, refresh token)."""
-        session, now = new_session_id(), self.clock.now_iso()
+        session, now, user_id = new_session_id(), self.clock.now_iso(), user.pk
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)", (session, user_id, now))
             await tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
@@ -570,16 +585,12 @@ class Accounts:
         self._ended[session] = False
         return user, self.tokens.access(user.id, session), refresh
 
-    def _priority(self, address: str, row: Row | None) -> Priority:
+    def _priority(self, address: str, last_login_at: str | None) -> Priority:
         """Whose check this is (auth.Priority): from an address a login succeeded from lately, for an account
-        used lately, or anyone else (an unknown username included)."""
+        used lately (its last login `last_login_at`), or anyone else (an unknown username included)."""
         if address in self._known_addresses:
             return Priority.KNOWN_ADDRESS
-        if (
-            row is not None
-            and row["last_login_at"] is not None
-            and row["last_login_at"] > self.clock.iso_in(-self._known_for)
-        ):
+        if last_login_at is not None and last_login_at > self.clock.iso_in(-self._known_for):
             return Priority.KNOWN_ACCOUNT
         return Priority.OTHER
 

@@ -63,11 +63,13 @@ from cdnstore.api.schemas import (
 from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
-from cdnstore.api.users import render_row, render_user
+from cdnstore.api.users import render_account, render_user
 from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
+from cdnstore.imports import Import, ReportedKey
+from cdnstore.job_queue import JobEntry
 from cdnstore.keys import ApiKey
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, DeliveryStatus, Health, LinkState, Server, User
@@ -75,6 +77,7 @@ from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
 from cdnstore.upload_requests import UploadRequest
 from cdnstore.uploads import PartUrl, UploadState
+from cdnstore.users import Account
 from cdnstore.webhook_queue import LoggedDelivery
 from cdnstore.webhooks import Webhook
 
@@ -273,7 +276,7 @@ def test_a_user_answer_is_exactly_a_user_out() -> None:
     assert_exactly(UserOut, render_user(lives, 0))
     row = {"id": 3, "uuid": UUID, "username": "bob", "is_admin": 0, "permissions": "[]", "is_disabled": 0}
     row |= {"max_file_lifetime": None, "default_file_lifetime": 3600}
-    assert_exactly(UserOut, render_row({**row, "quota_bytes": None, "zones": None, "used_bytes": 0}))
+    assert_exactly(UserOut, render_account(Account.of({**row, "quota_bytes": None, "zones": None, "used_bytes": 0})))
 
 
 def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> None:
@@ -289,12 +292,16 @@ def test_a_link_answer_and_a_public_link_answer_are_exactly_their_models() -> No
         assert_exactly(PublicLinkOut, render_public(made))
 
 
-IMPORT = {
+IMPORT_ROW = {
+    "id": 7,
     "uuid": FILE_UUID,
+    "server_id": 1,
+    "owner_id": 2,
     "owner": "alice",
     "prefix": "photos/",
     "strip_prefix": 1,
     "state": "running",
+    "after_key": "photos/b.jpg",
     "objects_seen": 1200,
     "files_adopted": 1100,
     "bytes": 123456,
@@ -303,7 +310,9 @@ IMPORT = {
     "created_at": WHEN,
     "updated_at": WHEN,
     "finished_at": None,
+    "owner_deleted": 0,
 }
+IMPORT = Import.of(IMPORT_ROW)
 
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
@@ -320,9 +329,9 @@ def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics(
 
 
 def test_an_import_answer_is_exactly_an_import_out() -> None:
-    reported = [{"key": "a/b.txt", "reason": "not a valid file name: must not contain / or \\ (a name, not a path)"}]
-    assert_exactly(ImportOut, render_import({**IMPORT, "last_error": "the server is off"}, reported))
-    assert_exactly(ImportOut, render_import({**IMPORT, "state": "done", "finished_at": WHEN}, []))
+    reported = [ReportedKey("a/b.txt", "not a valid file name: must not contain / or \\ (a name, not a path)")]
+    assert_exactly(ImportOut, render_import(replace(IMPORT, last_error="the server is off"), reported))
+    assert_exactly(ImportOut, render_import(Import.of({**IMPORT_ROW, "state": "done", "finished_at": WHEN}), []))
 
 
 def test_a_download_answer_is_exactly_a_download_out() -> None:
@@ -354,8 +363,9 @@ def test_a_job_answer_is_exactly_a_job_out() -> None:
         "created_at": 1.7e9,
         "updated_at": 1.7e9,
     }
-    assert_exactly(JobOut, render_job_row(app, row))
-    assert_exactly(JobOut, render_job_row(app, {**row, "server_id": 2, "last_error": None, "status": "queued"}))
+    assert_exactly(JobOut, render_job_row(app, JobEntry.of(row)))
+    queued = JobEntry.of({**row, "server_id": 2, "last_error": None, "status": "queued"})
+    assert_exactly(JobOut, render_job_row(app, queued))
 
 
 def test_the_readiness_geoip_check_is_exactly_a_ready_check_with_its_build_time() -> None:

@@ -129,7 +129,7 @@ async def an_import(api: Api, weed: WeedCluster, bucket: str, server_id: str) ->
     await client.put_object(Bucket=bucket, Key="from before/odd.txt", Body=b"no name\n")
     imports = api.app[appkeys.IMPORTS]
     started = await imports.start(server_id, "alice")
-    await imports.run(started["uuid"])  # (or the daemon's imports round does: either way it ends)
+    await imports.run(started.uuid)  # (or the daemon's imports round does: either way it ends)
     await wait_for(lambda: _done(imports, server_id), "the import to end")
     async with api.app[appkeys.DB].transaction() as tx:
         # A page's rows live inside the transaction that adopts it; one here shows the copy carries the table.
@@ -140,7 +140,7 @@ async def an_import(api: Api, weed: WeedCluster, bucket: str, server_id: str) ->
 
 
 async def _done(imports: Any, server_id: str) -> bool:
-    return bool((await imports.latest(server_id))["state"] == "done")
+    return bool((await imports.latest(server_id)).state == "done")
 
 
 async def what_users_see(admin: Session, alice: Session) -> dict[str, Any]:

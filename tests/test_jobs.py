@@ -169,7 +169,7 @@ async def test_failures_back_off_then_stay_failed_until_retried(db: Database) ->
     clock.now += 10_000
     assert await queue.claim(2) is None
     retried = await queue.retry(job_uuid(job.id))
-    assert (retried["status"], retried["attempts"]) == ("queued", 0)
+    assert (retried.status, retried.attempts) == ("queued", 0)
     with pytest.raises(Conflict):
         await queue.retry(job_uuid(job.id))
     assert await queue.claim(2) is not None

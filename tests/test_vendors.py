@@ -193,7 +193,7 @@ async def test_wrong_bytes_on_a_server_that_does_not_enforce_checksums_are_caugh
     assert (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)["status"] == "uploading"
     await api.app[appkeys.WORKER].drain()
     (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
-    assert [j for j in await api.app[appkeys.JOBS].page(None, 10, None) if j["kind"] == "copy"] == []
+    assert [j for j in await api.app[appkeys.JOBS].page(None, 10, None) if j.kind == "copy"] == []
 
 
 async def test_a_second_put_to_the_upload_url_after_storing_is_refused_where_the_server_honours_if_none_match(

@@ -7,8 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
-from ..job_queue import job_uuid
+from ..job_queue import JobEntry
 from ..pagination import page
 from ..times import iso
 from .endpoint import Router, json_response
@@ -19,24 +18,24 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_job(request: web.Request, row: Row) -> dict[str, Any]:
-    return render_job_row(request.app, row)
+def render_job(request: web.Request, job: JobEntry) -> dict[str, Any]:
+    return render_job_row(request.app, job)
 
 
-def render_job_row(app: web.Application, row: Row) -> dict[str, Any]:
-    server = app[appkeys.SERVERS].by_internal_id(row["server_id"])
+def render_job_row(app: web.Application, job: JobEntry) -> dict[str, Any]:
+    server = app[appkeys.SERVERS].by_internal_id(job.server_id)
     return {
-        "id": job_uuid(row["id"]),
-        "kind": row["kind"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "file_id": row["file_uuid"],
-        "file_name": row["file_name"],
+        "id": job.uuid,
+        "kind": job.kind,
+        "status": job.status,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "file_id": job.file_uuid,
+        "file_name": job.file_name,
         "server": None if server is None else render_ref(server),
-        "run_after": iso(row["run_after"]),
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "run_after": iso(job.run_after),
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
     }
 
 
@@ -52,8 +51,8 @@ def render_job_row(app: web.Application, row: Row) -> dict[str, Any]:
 )
 async def list_jobs(request: web.Request, query: JobsQuery) -> web.Response:
     """Open and failed copy and remove jobs, oldest first; `status` keeps one state. Done jobs are gone."""
-    rows = await request.app[appkeys.JOBS].page(query.status, query.limit, query.after())
-    return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_job(request, r)))
+    jobs = await request.app[appkeys.JOBS].page(query.status, query.limit, query.after())
+    return json_response(page(jobs, query.limit, lambda j: j.id, lambda j: render_job(request, j)))
 
 
 @endpoint(
@@ -67,5 +66,5 @@ async def list_jobs(request: web.Request, query: JobsQuery) -> web.Response:
 )
 async def retry_job(request: web.Request) -> web.Response:
     """A failed job goes back to the queue with its attempts reset; 409 `job_not_failed` otherwise."""
-    row = await request.app[appkeys.JOBS].retry(request.match_info["id"])
-    return json_response(render_job(request, row))
+    job = await request.app[appkeys.JOBS].retry(request.match_info["id"])
+    return json_response(render_job(request, job))

@@ -142,7 +142,7 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     counts = await app[appkeys.JOBS].counts()
     registry, metrics = app[appkeys.SERVERS], app[appkeys.METRICS]
-    metrics.set_jobs(KINDS, STATUSES, ((r["kind"], r["status"], r["n"]) for r in counts))
+    metrics.set_jobs(KINDS, STATUSES, ((c.kind, c.status, c.n) for c in counts))
     metrics.set_servers((s.name, s.is_on, s.health is Health.UP) for s in registry.all())
     metrics.set_database(app[appkeys.DB].unavailable is None, app[appkeys.HISTORY].pending)
     found = await app[appkeys.DEEP_SCRUB].findings()

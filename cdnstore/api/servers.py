@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys, probe
-from ..db import Row
+from ..imports import Import, ReportedKey
 from ..models import Server
 from ..pagination import PageQuery, page
 from ..servers import ServerChanges
@@ -55,25 +55,25 @@ def render_capabilities(server: Server) -> dict[str, Any] | None:
     }
 
 
-def render_import(row: Row, reported: Sequence[Row] | None = None) -> dict[str, Any]:
+def render_import(found: Import, reported: Sequence[ReportedKey] | None = None) -> dict[str, Any]:
     """An import's progress; with `reported`, the keys it did not adopt (GET .../import)."""
-    answer = {
-        "import_id": row["uuid"],
-        "state": row["state"],
-        "owner": row["owner"],
-        "prefix": row["prefix"],
-        "strip_prefix": bool(row["strip_prefix"]),
-        "objects_seen": row["objects_seen"],
-        "files_adopted": row["files_adopted"],
-        "bytes": row["bytes"],
-        "errors": row["errors"],
-        "last_error": row["last_error"],
-        "started_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "finished_at": row["finished_at"],
+    answer: dict[str, Any] = {
+        "import_id": found.uuid,
+        "state": found.state,
+        "owner": found.owner,
+        "prefix": found.prefix,
+        "strip_prefix": found.strip_prefix,
+        "objects_seen": found.objects_seen,
+        "files_adopted": found.files_adopted,
+        "bytes": found.bytes,
+        "errors": found.errors,
+        "last_error": found.last_error,
+        "started_at": found.created_at,
+        "updated_at": found.updated_at,
+        "finished_at": found.finished_at,
     }
     if reported is not None:
-        answer["error_keys"] = [{"key": r["key"], "reason": r["reason"]} for r in reported]
+        answer["error_keys"] = [{"key": r.key, "reason": r.reason} for r in reported]
     return answer
 
 
@@ -121,7 +121,10 @@ async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
     """What each server holds, what the deep scrub found there, where its uploads' verification stands and its
     latest import, by server id."""
     registry, integrity = app[appkeys.SERVERS], app[appkeys.INTEGRITY]
-    stats: dict[str, dict[str, Any]] = dict(await registry.stats())
+    stats: dict[str, dict[str, Any]] = {
+        uuid: {"files": held.files, "bytes": held.bytes, "pending_jobs": held.pending_jobs}
+        for uuid, held in (await registry.stats()).items()
+    }
     found = await app[appkeys.DEEP_SCRUB].findings()
     verifying = await integrity.findings()
     imports = await app[appkeys.IMPORTS].latest_of_all()
@@ -258,8 +261,10 @@ async def start_import(request: web.Request, body: ImportCreate) -> web.Response
     cdnstore's first read. Runs in the background, resumed after a restart; a second import adopts only what
     is new. 409 `import_running` while one runs; 422 for an unknown `owner` or one whose zones exclude the
     server's."""
-    row = await request.app[appkeys.IMPORTS].start(request.match_info["id"], body.owner, body.prefix, body.strip_prefix)
-    return json_response({"import_id": row["uuid"]}, status=202)
+    started = await request.app[appkeys.IMPORTS].start(
+        request.match_info["id"], body.owner, body.prefix, body.strip_prefix
+    )
+    return json_response({"import_id": started.uuid}, status=202)
 
 
 @endpoint(
@@ -275,5 +280,5 @@ async def import_progress(request: web.Request) -> web.Response:
     """The latest import of the server (running or finished): how many objects it listed, the files it
     adopted and their bytes, and the keys it did not adopt (the first 100, with why). 404 `no_import`."""
     imports = request.app[appkeys.IMPORTS]
-    row = await imports.latest(request.match_info["id"])
-    return json_response(render_import(row, await imports.reported(row["uuid"])))
+    latest = await imports.latest(request.match_info["id"])
+    return json_response(render_import(latest, await imports.reported(latest.uuid)))

@@ -7,10 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
 from ..models import User
 from ..pagination import PageQuery, page
-from ..users import UserChanges, check_zones, user_from_row
+from ..users import Account, UserChanges, check_zones
 from .endpoint import Router, json_response
 from .schemas import UserCreate, UserList, UserOut, UserPatch, changes_of
 
@@ -34,22 +33,23 @@ def render_user(user: User, used_bytes: int) -> dict[str, Any]:
     }
 
 
-def render_row(row: Row) -> dict[str, Any]:
-    """A user row (users.USER_COLUMNS) as a UserOut."""
-    return render_user(user_from_row(row), row["used_bytes"])
+def render_account(account: Account) -> dict[str, Any]:
+    """A user with the bytes they store, as a UserOut."""
+    return render_user(account.user, account.used_bytes)
 
 
-async def admin_view(request: web.Request, rows: list[Row]) -> list[dict[str, Any]]:
+async def admin_view(request: web.Request, accounts: list[Account]) -> list[dict[str, Any]]:
     """User answers for admins: with `files` (their count), and `files_outside_zones` for users limited to zones."""
-    outside = await request.app[appkeys.ACCOUNTS].files_outside_zones(rows)
-    files = await request.app[appkeys.ACCOUNTS].file_counts(rows)
+    users = [a.user for a in accounts]
+    outside = await request.app[appkeys.ACCOUNTS].files_outside_zones(users)
+    files = await request.app[appkeys.ACCOUNTS].file_counts(users)
     return [
         {
-            **render_row(r),
-            "files": files[r["id"]],
-            **({"files_outside_zones": outside[r["id"]]} if r["id"] in outside else {}),
+            **render_account(a),
+            "files": files[a.user.pk],
+            **({"files_outside_zones": outside[a.user.pk]} if a.user.pk in outside else {}),
         }
-        for r in rows
+        for a in accounts
     ]
 
 
@@ -74,7 +74,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     holds in any case."""
     check_zones(body.zones, known_zones(request))
     given = body.model_dump(include={"quota_bytes"}, exclude_unset=True)
-    row = await request.app[appkeys.ACCOUNTS].create(
+    made = await request.app[appkeys.ACCOUNTS].create(
         body.username,
         body.password,
         is_admin=body.is_admin,
@@ -84,7 +84,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
         default_file_lifetime=body.default_file_lifetime,
         **given,
     )
-    return json_response((await admin_view(request, [row]))[0], status=201)
+    return json_response((await admin_view(request, [made]))[0], status=201)
 
 
 @endpoint(
@@ -99,9 +99,9 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
 )
 async def list_users(request: web.Request, query: PageQuery) -> web.Response:
     """Each with `used_bytes`, and for users limited to zones `files_outside_zones`."""
-    rows = await request.app[appkeys.ACCOUNTS].page(query.limit, query.after())
-    shown = await admin_view(request, rows[: query.limit])
-    answer = page(rows, query.limit, lambda r: r["id"], lambda r: r)
+    accounts = await request.app[appkeys.ACCOUNTS].page(query.limit, query.after())
+    shown = await admin_view(request, accounts[: query.limit])
+    answer = page(accounts, query.limit, lambda a: a.user.pk, lambda a: a)
     return json_response({**answer, "items": shown})
 
 
@@ -115,8 +115,8 @@ async def list_users(request: web.Request, query: PageQuery) -> web.Response:
     errors=(401, 403, 404),
 )
 async def get_user(request: web.Request) -> web.Response:
-    row = await request.app[appkeys.ACCOUNTS].row(request.match_info["id"])
-    return json_response((await admin_view(request, [row]))[0])
+    account = await request.app[appkeys.ACCOUNTS].account(request.match_info["id"])
+    return json_response((await admin_view(request, [account]))[0])
 
 
 @endpoint(
@@ -134,8 +134,8 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     once, their share links 410). 409 `last_admin` when no enabled administrator would be left. `zones`
     must be zones of registered servers; changing them moves no file (see `files_outside_zones`)."""
     check_zones(body.zones, known_zones(request))
-    row = await request.app[appkeys.ACCOUNTS].update(request.match_info["id"], changes_of(body, UserChanges))
-    return json_response((await admin_view(request, [row]))[0])
+    changed = await request.app[appkeys.ACCOUNTS].update(request.match_info["id"], changes_of(body, UserChanges))
+    return json_response((await admin_view(request, [changed]))[0])
 
 
 @endpoint(
