@@ -8,7 +8,7 @@ from the answers unnoticed: a field added, dropped, renamed or retyped on one si
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import orjson
@@ -66,12 +66,13 @@ from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
 from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
-from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.files import Download, FileRow, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
 from cdnstore.probe import cors_rule
 from cdnstore.storage import PartInfo
+from cdnstore.trash import TrashedFile
 from cdnstore.uploads import PartUrl, UploadState
 from cdnstore.webhooks import Webhook
 
@@ -112,21 +113,30 @@ def assert_exactly(model: type[Out], answer: dict[str, Any], *, optional: tuple[
     assert parsed.model_dump(mode="json", exclude_unset=True) == answer
 
 
-def file_row(**changed: Any) -> dict[str, Any]:
-    return {
-        "uuid": FILE_UUID,
-        "name": "report.pdf",
-        "size": 1234,
-        "content_type": "application/pdf",
-        "current_version_id": 7,
-        "zone": "USA",
-        "sha256": SHA,
-        "created_at": WHEN,
-        "updated_at": WHEN,
-        "expires_at": None,
-        "received_via": None,
-        **changed,
-    }
+FILE = FileRow(
+    id=3,
+    uuid=FILE_UUID,
+    owner_id=1,
+    name="report.pdf",
+    created_at=WHEN,
+    updated_at=WHEN,
+    current_version_id=7,
+    latest_version_id=7,
+    expires_at=None,
+    received_via=None,
+    size=1234,
+    content_type="application/pdf",
+    zone="USA",
+    sha256=SHA,
+)
+
+
+def file_row(**changed: Any) -> FileRow:
+    return replace(FILE, **changed)
+
+
+def trashed(**changed: Any) -> TrashedFile:
+    return TrashedFile(**{**asdict(FILE), **changed})
 
 
 def shared_file(name: str = "report.pdf", size: int = 1234) -> SharedFile:
@@ -160,8 +170,8 @@ def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
 
 
 def test_a_file_in_the_trash_is_exactly_a_trashed_file_out() -> None:
-    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN)))
-    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(trashed(deleted_at=WHEN, purge_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(trashed(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
 
 
 def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> None:
