@@ -360,10 +360,8 @@ class Files:
         if q:
             sql += r" AND f.name LIKE ? ESCAPE '\'"
             params.append("%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
-        return [
-            record(FileRow, r)
-            for r in await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
-        ]
+        rows = await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
+        return [record(FileRow, r) for r in rows]
 
     async def replicas(self, file_uuid: str) -> list[tuple[Server, str]]:
         """Where the current content of any user's live file is: servers holding it (present), holding bytes

@@ -26,6 +26,7 @@ from cdnstore.api.files import (
     render_upload_state,
     render_with_servers,
 )
+from cdnstore.api.history import render_entry
 from cdnstore.api.jobs import render_job_row
 from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
@@ -36,8 +37,10 @@ from cdnstore.api.schemas import (
     CapabilitiesOut,
     DeliveryOut,
     DownloadOut,
+    DownloadStatsOut,
     FileOut,
     FileUploadOut,
+    HistoryOut,
     ImportOut,
     JobOut,
     KeyCreatedOut,
@@ -61,6 +64,7 @@ from cdnstore.api.schemas import (
     WebhookOut,
 )
 from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
+from cdnstore.api.stats import render_day
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_row, render_user
@@ -68,9 +72,11 @@ from cdnstore.api.webhooks import render_created, render_delivery, render_webhoo
 from cdnstore.config import UploadsConfig
 from cdnstore.files import Download, FileRow, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
+from cdnstore.history import HistoryEntry
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, Health, Server, User
 from cdnstore.probe import cors_rule
+from cdnstore.stats import DayStats
 from cdnstore.storage import PartInfo
 from cdnstore.trash import TrashedFile
 from cdnstore.uploads import PartUrl, UploadState
@@ -229,6 +235,14 @@ def key_row(**changed: Any) -> dict[str, Any]:
         "created_at": WHEN,
         **changed,
     }
+
+
+def test_a_history_row_and_a_day_of_download_statistics_are_exactly_their_models() -> None:
+    renamed = '{"old_name": "a.pdf", "new_name": "b.pdf"}'
+    entry = HistoryEntry(id=5, uuid=UUID, event="file.renamed", object_id=FILE_UUID, data=renamed, created_at=WHEN)
+    assert_exactly(HistoryOut, render_entry(entry))
+    assert_exactly(HistoryOut, render_entry(replace(entry, object_id=None, data="{}")))
+    assert_exactly(DownloadStatsOut, render_day(DayStats(day="2026-12-07", server="dallas", downloads=3, bytes=1234)))
 
 
 def test_a_key_answer_is_exactly_a_key_out_and_a_new_one_a_key_created_out() -> None:
