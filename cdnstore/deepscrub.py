@@ -33,14 +33,14 @@ from typing import Any
 from . import history
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ScrubConfig
-from .db import Database, Row, Tx, tx_fetchone
+from .db import Database, Tx, tx_fetchone
 from .db.leases import Lease, daemon_id
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .servers import ServerRegistry
 from .storage_port import StoragePort
-from .tables import replicas, versions
+from .tables import record, replicas, versions
 from .tables.replicas import CORRUPT, PRESENT
 from .tables.versions import STORED
 from .tasks import running
@@ -52,7 +52,8 @@ LEASE = "deep-scrub"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _OFFLOAD = 64 << 10  # pieces at least this big are hashed on a thread (hashlib lets go of the GIL)
 
-_COLUMNS = """SELECT r.server_id, r.version_id, r.verified_at, v.object_key, v.size, v.sha256, v.etag, v.zone
+# A replica as a pass reads it (Replica).
+_COLUMNS = """SELECT r.server_id, r.version_id, r.verified_at, v.object_key AS key, v.size, v.sha256, v.etag, v.zone
               FROM replicas r JOIN versions v ON v.id = r.version_id"""
 _LIVE = f"r.status = '{PRESENT}' AND v.status = '{STORED}' AND v.verify_pending = 0"
 # Never verified, by version (a version's replicas come together: one without a hash is decided at once).
@@ -163,19 +164,6 @@ class Replica:
     sha256: str | None
     etag: str | None
     zone: str | None
-
-    @classmethod
-    def of(cls, row: Row) -> Replica:
-        return cls(
-            row["server_id"],
-            row["version_id"],
-            row["verified_at"],
-            row["object_key"],
-            row["size"],
-            row["sha256"],
-            row["etag"],
-            row["zone"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,22 +284,25 @@ class DeepScrubber:
 
     async def _pass(self, cutoff: str, state: _Pass) -> None:
         after: tuple[Any, ...] = (0, 0)
-        while rows := await self.db.fetchall(_NEVER, after):
-            after = (rows[-1]["version_id"], rows[-1]["server_id"])
-            for replica in map(Replica.of, rows):
+        while found := await self._replicas(_NEVER, after):
+            after = (found[-1].version_id, found[-1].server_id)
+            for replica in found:
                 await self._check(replica, state)
         after = (0, 0)
-        while rows := await self.db.fetchall(_CORRUPT, after):
-            after = (rows[-1]["version_id"], rows[-1]["server_id"])
-            for replica in map(Replica.of, rows):
+        while found := await self._replicas(_CORRUPT, after):
+            after = (found[-1].version_id, found[-1].server_id)
+            for replica in found:
                 if (replica.server_id, replica.version_id) not in state.marked:  # (just read)
                     await self._recheck(replica, state)
         after = ("", 0, 0)
-        while rows := await self.db.fetchall(_OLDEST, (cutoff, *after)):
-            after = (rows[-1]["verified_at"], rows[-1]["server_id"], rows[-1]["version_id"])
-            for replica in map(Replica.of, rows):
+        while found := await self._replicas(_OLDEST, (cutoff, *after)):
+            after = (found[-1].verified_at, found[-1].server_id, found[-1].version_id)
+            for replica in found:
                 await self._check(replica, state)
         state.finished = True
+
+    async def _replicas(self, sql: str, params: tuple[Any, ...]) -> list[Replica]:
+        return [record(Replica, r) for r in await self.db.fetchall(sql, params)]
 
     async def _check(self, replica: Replica, state: _Pass) -> None:
         if replica.sha256 is None:
@@ -436,7 +427,7 @@ class DeepScrubber:
             _PRESENT_OF,
             (server_id, version_id),
         )
-        return None if row is None else Replica.of(row)
+        return None if row is None else record(Replica, row)
 
     async def mark_corrupt(self, replica: Replica, found: str, by: str, reason: str = "altered") -> bool:
         """The one path for a replica whose bytes are not its version's, whoever found it (the deep scrub,
@@ -508,7 +499,7 @@ class DeepScrubber:
     async def _decide(self, version_id: int, state: _Pass) -> None:
         """A version without a SHA-256: read every replica, take the content whose MD5 is the upload's ETag,
         else the one most replicas hold; record it as the version's SHA-256 and judge every replica by it."""
-        replicas = [Replica.of(r) for r in await self.db.fetchall(_OF_VERSION, (version_id,))]
+        replicas = await self._replicas(_OF_VERSION, (version_id,))
         read = {}
         for replica in replicas:
             digest = await self._read(replica, state, md5=True)

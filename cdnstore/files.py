@@ -20,7 +20,7 @@ from . import history, quotas
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .content import Content, retire_if_empty
-from .db import Database, Row, Tx, UniqueViolation, iso, tx_fetchall, tx_fetchone
+from .db import Database, Tx, UniqueViolation, iso, tx_fetchall, tx_fetchone
 from .errors import Conflict, Invalid, NotFound, StorageError, TooLarge, Unavailable
 from .geo import NearestCache, Point
 from .history import HistoryWriter
@@ -34,7 +34,7 @@ from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage_port import StoragePort
 from .tables import files as files_table
-from .tables import replicas, versions
+from .tables import record, replicas, versions
 from .tables.files import NewFile
 from .tables.replicas import PRESENT
 from .throttle import Throttle, count_or_refuse
@@ -52,7 +52,7 @@ FILE_FROM = """FROM files f JOIN versions v ON v.id = coalesce(f.current_version
 # answer 410, exactly as for a file deleted for good, until it is restored (trash.py) or purged.
 IN_TRASH = "f.deleted_at IS NOT NULL AND f.purge_at IS NOT NULL"
 # A live file of that owner and name, with its stored content if it has one (announce: the new upload's answer).
-_EXISTING = """SELECT f.id, f.uuid, f.created_at, f.current_version_id, f.expires_at,
+_EXISTING = """SELECT f.id, f.uuid, f.name, f.created_at, f.current_version_id, f.expires_at,
     (SELECT uuid FROM upload_requests WHERE id = f.received_via) AS received_via,
     c.size, c.content_type, c.zone, c.sha256
     FROM files f LEFT JOIN versions c ON c.id = f.current_version_id
@@ -66,9 +66,100 @@ _LOCATE = (
     "WHERE f.uuid = ? AND f.deleted_at IS NULL"
 )
 PENDING = ReplicaState.PENDING.value  # a server a copy is queued to, in `replicas_of`
+# A version as the arrival of its object reads it (Arriving), by id or by object key.
+_ARRIVING = "SELECT id, file_id, object_key, size, status, upload_server_id, upload_id, sha256_declared FROM versions"
 _AWAITED = f"SELECT 1 FROM versions WHERE object_key = ? AND status = '{versions.UPLOADING}' AND upload_server_id = ?"
 # A sender's file named like one of the owner's gets the first free of "x (2).pdf" ... "x (50).pdf".
 SENDER_NAME_TRIES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """A live file as its answers show it (FILE_COLUMNS): its content's figures are those of its stored version,
+    or while it has none, of its announced upload (whose zone is not known yet)."""
+
+    id: int
+    uuid: str
+    owner_id: int
+    name: str
+    created_at: str
+    updated_at: str
+    current_version_id: int | None
+    latest_version_id: int | None
+    expires_at: str | None
+    received_via: str | None  # the upload request's uuid, for a sender's file
+    size: int
+    content_type: str
+    zone: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedFile:
+    """One of the caller's live files, found by its uuid inside a transaction (owned_file, owned_files)."""
+
+    id: int
+    uuid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingFile:
+    """A live file of that owner and name (_EXISTING), with its stored content's figures if it has any: what
+    an announcement's answer shows of a file it adds a version to."""
+
+    id: int
+    uuid: str
+    name: str
+    created_at: str
+    current_version_id: int | None
+    expires_at: str | None
+    received_via: str | None
+    size: int | None
+    content_type: str | None
+    zone: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What a download needs of a live file (_LOCATE): its owner and name, its content (None while it has
+    none) and the internal ids of the servers holding it, comma-separated."""
+
+    owner_id: int
+    name: str
+    current_version_id: int | None
+    object_key: str | None
+    size: int | None
+    sha256: str | None
+    content_type: str | None
+    holders: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Arriving:
+    """A version as the arrival of its object reads it (_ARRIVING): /complete, a storage event, the sweep."""
+
+    id: int
+    file_id: int
+    object_key: str
+    size: int
+    status: str
+    upload_server_id: int | None
+    upload_id: str | None
+    sha256_declared: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """A single PUT's version still uploading past `uploads.sweep_after` (sweep_uploads)."""
+
+    id: int
+    file_id: int
+    object_key: str
+    size: int
+    upload_server_id: int | None
+    created_at: str
 
 
 def sender_names(name: str, mark: str | None = None) -> list[str]:
@@ -86,17 +177,19 @@ def sender_names(name: str, mark: str | None = None) -> list[str]:
     return [name] + [numbered(m) for m in marks]
 
 
-async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> Row:
-    """The id and name of the caller's live file, inside a transaction; another user's is 404 too."""
+async def owned_file(tx: Tx, owner_id: int, file_uuid: str) -> OwnedFile:
+    """The caller's live file, inside a transaction; another user's is 404 too."""
     row = await tx_fetchone(
-        tx, "SELECT id, name FROM files WHERE uuid = ? AND owner_id = ? AND deleted_at IS NULL", (file_uuid, owner_id)
+        tx,
+        "SELECT id, uuid, name FROM files WHERE uuid = ? AND owner_id = ? AND deleted_at IS NULL",
+        (file_uuid, owner_id),
     )
     if row is None:
         raise NotFound("no such file", code="file_not_found")
-    return row
+    return record(OwnedFile, row)
 
 
-async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> list[Row]:
+async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> list[OwnedFile]:
     """The ids, uuids and names of these live files of the caller (owned_file for many, in one query); 404
     `file_not_found` naming the first that is not one (another user's included)."""
     marks = ", ".join("?" * len(file_uuids))
@@ -105,11 +198,12 @@ async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> lis
         f"SELECT id, uuid, name FROM files WHERE owner_id = ? AND deleted_at IS NULL AND uuid IN ({marks})",
         (owner_id, *file_uuids),
     )
-    found = {r["uuid"] for r in rows}
-    missing = [u for u in file_uuids if u not in found]
+    found = [record(OwnedFile, r) for r in rows]
+    uuids = {f.uuid for f in found}
+    missing = [u for u in file_uuids if u not in uuids]
     if missing:
         raise NotFound(f"no such file: {missing[0]}", code="file_not_found")
-    return list(rows)
+    return found
 
 
 @dataclass(frozen=True)
@@ -191,7 +285,7 @@ class Multipart:
 @dataclass(frozen=True)
 class Upload:
     created: bool  # whether the file is new (else this is a new version of it)
-    file: Row  # the file's row (FILE_COLUMNS)
+    file: FileRow
     send: PresignedPut | Multipart
 
 
@@ -245,18 +339,18 @@ class Files:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    async def get(self, owner_id: int, file_uuid: str) -> Row:
+    async def get(self, owner_id: int, file_uuid: str) -> FileRow:
         row = await self.db.fetchone(
             f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL",
             (file_uuid, owner_id),
         )
         if row is None:
             raise NotFound("no such file", code="file_not_found")
-        return row
+        return record(FileRow, row)
 
     async def page(
         self, owner_id: int, limit: int, before: int | None, q: str | None, received_via: str | None = None
-    ) -> list[Row]:
+    ) -> list[FileRow]:
         """The owner's live files, newest first; `q` a name substring, `received_via` an upload request's id."""
         sql = f"SELECT {FILE_COLUMNS} {FILE_FROM} WHERE f.owner_id = ? AND f.deleted_at IS NULL AND f.id < ?"
         params: list[Any] = [owner_id, before or 2**62]
@@ -266,7 +360,8 @@ class Files:
         if q:
             sql += r" AND f.name LIKE ? ESCAPE '\'"
             params.append("%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
-        return await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
+        rows = await self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT ?", (*params, limit + 1))
+        return [record(FileRow, r) for r in rows]
 
     async def replicas(self, file_uuid: str) -> list[tuple[Server, str]]:
         """Where the current content of any user's live file is: servers holding it (present), holding bytes
@@ -280,9 +375,9 @@ class Files:
         version = row["current_version_id"]
         return [] if version is None else (await self.replicas_of([version])).get(version, [])
 
-    async def replicas_of_files(self, rows: list[Row]) -> dict[int, list[tuple[Server, str]]]:
-        """`replicas` of these file rows (a page of files), read in one query: current version id -> its servers."""
-        return await self.replicas_of([r["current_version_id"] for r in rows if r["current_version_id"] is not None])
+    async def replicas_of_files(self, files: list[FileRow]) -> dict[int, list[tuple[Server, str]]]:
+        """`replicas` of these files (a page of files), read in one query: current version id -> its servers."""
+        return await self.replicas_of([f.current_version_id for f in files if f.current_version_id is not None])
 
     async def replicas_of(self, version_ids: list[int]) -> dict[int, list[tuple[Server, str]]]:
         """`replicas` for many versions in one query (a page of files): version id -> its servers."""
@@ -381,55 +476,57 @@ class Files:
         expiry: Expiry,
         via: Received | None,
         link_request: str | None,
-    ) -> tuple[bool, Row]:
+    ) -> tuple[bool, FileRow]:
         """The file (made if new) and its new version, uploading; (whether the file is new, the file)."""
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
             await quotas.reserve(tx, owner_id, name, size)  # (first: it locks the user)
-            existing: Row | None
+            existing: ExistingFile | None
             if via is not None:
                 await via.admit(tx, size)
                 existing = made = await self._sender_file(tx, owner_id, name, expiry.at, via, now)
-                created, name = True, made["name"]
+                created, name = True, made.name
             else:
-                existing = await tx_fetchone(tx, _EXISTING, (owner_id, name))
+                existing = await _existing_file(tx, owner_id, name)
                 created = False
             if existing is None:
                 new = await files_table.create(tx, str(uuid.uuid4()), owner_id, name, expiry.at, now, None)
                 created = new is not None
-                existing = _existing(new, None) if new else await tx_fetchone(tx, _EXISTING, (owner_id, name))
+                existing = _existing(new, None) if new else await _existing_file(tx, owner_id, name)
             assert existing is not None
-            expires_at = expiry.at if expiry.asked else existing["expires_at"]
+            expires_at = expiry.at if expiry.asked else existing.expires_at
             server_id = server.pk
             version_id = await versions.announce(
-                tx, existing["id"], key, size, content_type, server_id, now, upload_id, part_size, sha256, link_request
+                tx, existing.id, key, size, content_type, server_id, now, upload_id, part_size, sha256, link_request
             )
-            await files_table.announced(tx, existing["id"], version_id, expires_at, now)
+            await files_table.announced(tx, existing.id, version_id, expires_at, now)
             uploaded = {"name": name, "size": size, "server": server.name, "zone": server.zone}
             if via is not None:
                 uploaded["request_id"] = via.request_uuid
-            await history.record(tx, owner_id, "file.uploaded", existing["uuid"], uploaded)
+            await history.record(tx, owner_id, "file.uploaded", existing.uuid, uploaded)
         # The file as FILE_COLUMNS would read it now (no statement more): its stored content, else this upload.
-        stored = existing["current_version_id"] is not None
-        content = existing if stored else {"size": size, "content_type": content_type, "zone": None, "sha256": sha256}
-        row = {
-            "id": existing["id"],
-            "uuid": existing["uuid"],
-            "owner_id": owner_id,
-            "name": name,
-            "created_at": existing["created_at"],
-            "updated_at": now,
-            "current_version_id": existing["current_version_id"],
-            "latest_version_id": version_id,
-            "expires_at": expires_at,
-            "received_via": existing["received_via"],
-            **{column: content[column] for column in ("size", "content_type", "zone", "sha256")},
-        }
-        return created, row
+        stored = existing.current_version_id is not None
+        file = FileRow(
+            id=existing.id,
+            uuid=existing.uuid,
+            owner_id=owner_id,
+            name=name,
+            created_at=existing.created_at,
+            updated_at=now,
+            current_version_id=existing.current_version_id,
+            latest_version_id=version_id,
+            expires_at=expires_at,
+            received_via=existing.received_via,
+            size=existing.size if stored and existing.size is not None else size,
+            content_type=existing.content_type if stored and existing.content_type is not None else content_type,
+            zone=existing.zone if stored else None,
+            sha256=existing.sha256 if stored else sha256,
+        )
+        return created, file
 
     async def _sender_file(
         self, tx: Tx, owner_id: int, name: str, expires_at: str | None, via: Received, now: str
-    ) -> Row:
+    ) -> ExistingFile:
         """A new file for a sender's upload, under `name` or, when the owner has a file of that name (a sender
         must never replace the owner's content), the first free "name (2).ext" ... ; its row as _EXISTING."""
         tries = sender_names(name)
@@ -449,28 +546,26 @@ class Files:
                 return _existing(made, via.request_uuid)
         raise Conflict(f"no free name for {name!r}", code="name_taken")  # (the last try is random: never here)
 
-    async def complete(self, owner_id: int, file_uuid: str) -> Row:
+    async def complete(self, owner_id: int, file_uuid: str) -> FileRow:
         """The client says its PUT finished: look at the upload server and store the version if there."""
-        row = await self.get(owner_id, file_uuid)
-        version = await self.db.fetchone(
-            "SELECT id, object_key, size, status, upload_server_id FROM versions WHERE id = ?",
-            (row["latest_version_id"],),
-        )
-        assert version is not None
-        if version["status"] in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
-            # (read again: a storage event may have stored it since `row` was read, which then says uploading)
-            return row if row["current_version_id"] == version["id"] else await self.get(owner_id, file_uuid)
-        server = self.servers.by_internal_id(version["upload_server_id"])
-        if version["status"] != VersionStatus.UPLOADING or server is None:
+        file = await self.get(owner_id, file_uuid)
+        row = await self.db.fetchone(_ARRIVING + " WHERE id = ?", (file.latest_version_id,))
+        assert row is not None
+        version = record(Arriving, row)
+        if version.status in (VersionStatus.STORED, VersionStatus.SUPERSEDED):
+            # (read again: a storage event may have stored it since `file` was read, which then says uploading)
+            return file if file.current_version_id == version.id else await self.get(owner_id, file_uuid)
+        server = None if version.upload_server_id is None else self.servers.by_internal_id(version.upload_server_id)
+        if version.status != VersionStatus.UPLOADING or server is None:
             raise Conflict("this upload was abandoned; announce it again", code="upload_incomplete")
         # (A server that fails to answer: 503 storage_unavailable, its details in the log: api/problems.py.)
-        found = await self.storage.head(server.s3, version["object_key"], timeout=self.request_timeout)
-        if found is None or found.size != version["size"]:
+        found = await self.storage.head(server.s3, version.object_key, timeout=self.request_timeout)
+        if found is None or found.size != version.size:
             what = "nothing" if found is None else f"{found.size} bytes"
             raise Conflict(
-                f"the upload server holds {what}; {version['size']} bytes were announced", code="upload_incomplete"
+                f"the upload server holds {what}; {version.size} bytes were announced", code="upload_incomplete"
             )
-        await self.object_created(server, version["object_key"], found.size, found.etag)
+        await self.object_created(server, version.object_key, found.size, found.etag)
         return await self.get(owner_id, file_uuid)
 
     async def event_created(self, server: Server, key: str, size: int | None, etag: str | None) -> bool:
@@ -509,13 +604,9 @@ class Files:
         async with self.db.transaction() as tx:
             # FOR UPDATE (PostgreSQL): a storage event and /complete for the same object, side by side, must
             # not both see it uploading and store it twice (the second would supersede the first's version).
-            version = await tx_fetchone(
-                tx,
-                "SELECT id, file_id, size, status, upload_server_id, upload_id, "
-                "sha256_declared FROM versions WHERE object_key = ? FOR UPDATE",
-                (key,),
-            )
-            stored_before = version is not None and version["status"] == VersionStatus.STORED
+            row = await tx_fetchone(tx, _ARRIVING + " WHERE object_key = ? FOR UPDATE", (key,))
+            version = None if row is None else record(Arriving, row)
+            stored_before = version is not None and version.status == VersionStatus.STORED
             if not stored_before:
                 return await self._created(tx, version, server, key, size, etag)
         if event and self.stored_again is not None:
@@ -523,40 +614,38 @@ class Files:
         return False
 
     async def _created(
-        self, tx: Tx, version: Row | None, server: Server, key: str, size: int | None, etag: str | None
+        self, tx: Tx, version: Arriving | None, server: Server, key: str, size: int | None, etag: str | None
     ) -> bool:
         """object_created for a version not stored yet (or gone): store it if this is its upload."""
-        if version is None or version["upload_server_id"] != server.pk:
+        if version is None or version.upload_server_id != server.pk:
             return False
-        if version["status"] in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
+        if version.status in (VersionStatus.DELETED, VersionStatus.SUPERSEDED):
             # Uploaded after its file was deleted or replaced: clean it up.
-            await self.jobs.enqueue_removals(tx, [version["id"]])
+            await self.jobs.enqueue_removals(tx, [version.id])
             return False
-        if version["status"] != VersionStatus.UPLOADING:
+        if version.status != VersionStatus.UPLOADING:
             return False
-        if size != version["size"]:  # (None: a size nobody checked is never believed)
-            log.warning(
-                "object %s on %s has %s bytes, %s announced; not stored", key, server.name, size, version["size"]
-            )
+        if size != version.size:  # (None: a size nobody checked is never believed)
+            log.warning("object %s on %s has %s bytes, %s announced; not stored", key, server.name, size, version.size)
             return False
         await self._store(tx, version, server, etag)
         return True
 
-    async def _store(self, tx: Tx, version: Row, server: Server, etag: str | None) -> None:
+    async def _store(self, tx: Tx, version: Arriving, server: Server, etag: str | None) -> None:
         # A declared SHA-256 bound a single PUT on a server proved to enforce it (probe.py): known. Any other
         # waits for cdnstore's first read of the bytes (verify_pending): the first copy, else a verification
         # read (integrity.py), which a declared one must pass before the version becomes the file's content.
-        enforced = bool(version["sha256_declared"]) and version["upload_id"] is None and server.enforces_checksums
-        await versions.store(tx, version["id"], self.clock.now_iso(), etag, server.zone, verify_pending=not enforced)
-        await replicas.uploaded(tx, server.pk, version["id"], etag)
-        await self.jobs.enqueue_copies(tx, version["id"], server.zone)
-        if version["sha256_declared"] and not enforced:
+        enforced = bool(version.sha256_declared) and version.upload_id is None and server.enforces_checksums
+        await versions.store(tx, version.id, self.clock.now_iso(), etag, server.zone, verify_pending=not enforced)
+        await replicas.uploaded(tx, server.pk, version.id, etag)
+        await self.jobs.enqueue_copies(tx, version.id, server.zone)
+        if version.sha256_declared and not enforced:
             # A declared SHA-256 the server did not enforce (a multipart upload's; a single PUT's on a server
             # that ignores x-amz-checksum-sha256) is checked by that first read: until it matches, the file
             # keeps its previous content (that read, the replicator's or integrity.py's, makes this one current
             # then through content.py's `confirmed`, or rejects it).
             return
-        await self.content.make_current(tx, version["id"], server)
+        await self.content.make_current(tx, version.id, server)
 
     async def sweep_uploads(self, quiet: list[int] | None = None) -> int:
         """Find uploads whose storage event was lost (HEAD on the upload server); give up on old ones. With
@@ -568,26 +657,26 @@ class Files:
         after = self.uploads.sweep_after if quiet is None else self.uploads.fast_sweep_interval
         only = "" if quiet is None else f" AND upload_server_id IN ({', '.join(map(str, quiet))})"
         rows = await self.db.fetchall(
-            "SELECT object_key, size, upload_server_id, created_at, id, file_id FROM versions "
+            "SELECT id, file_id, object_key, size, upload_server_id, created_at FROM versions "
             f"WHERE status = '{versions.UPLOADING}' AND upload_id IS NULL AND created_at < ?{only} "
             "ORDER BY created_at LIMIT 500",
             (self.clock.iso_in(-after),),
         )  # (multipart uploads: uploads.py)
         abandon_before = self.clock.iso_in(-self.uploads.abandon_after)
         stored = 0
-        for row in rows:
-            server = self.servers.by_internal_id(row["upload_server_id"])
+        for version in [record(Unconfirmed, r) for r in rows]:
+            server = None if version.upload_server_id is None else self.servers.by_internal_id(version.upload_server_id)
             if server is not None and server.is_available:
                 try:
-                    found = await self.storage.head(server.s3, row["object_key"])
+                    found = await self.storage.head(server.s3, version.object_key)
                 except StorageError as exc:
-                    log.info("sweep: %s cannot be asked about %s: %s", server.name, row["object_key"], exc)
+                    log.info("sweep: %s cannot be asked about %s: %s", server.name, version.object_key, exc)
                     continue
                 if found is not None:
-                    stored += await self.object_created(server, row["object_key"], found.size, found.etag)
+                    stored += await self.object_created(server, version.object_key, found.size, found.etag)
                     continue
-            if row["created_at"] < abandon_before:
-                await self.abandon(row["id"], row["file_id"])
+            if version.created_at < abandon_before:
+                await self.abandon(version.id, version.file_id)
         return stored
 
     async def abandon(self, version_id: int, file_id: int, reason: str = "upload_never_arrived") -> None:
@@ -638,22 +727,20 @@ class Files:
         recorded yet (record_download does, once the download is granted). `inline` asks for a preview: the
         browser shows the file rather than saving it, for the types previews.py allows (others stay
         attachments)."""
-        row = await self.db.fetchone(
-            _LOCATE,
-            (file_uuid,),
-        )
-        if row is None or (owner_id is not None and row["owner_id"] != owner_id):
+        row = await self.db.fetchone(_LOCATE, (file_uuid,))
+        file = None if row is None else record(Located, row)
+        if file is None or (owner_id is not None and file.owner_id != owner_id):
             raise NotFound("no such file", code="file_not_found")
-        if row["current_version_id"] is None:
+        if file.object_key is None or file.size is None:  # (no current version: no content yet)
             raise Conflict("the file is still uploading", code="file_not_ready")
-        holders = [self.servers.by_internal_id(int(i)) for i in (row["holders"] or "").split(",") if i]
+        holders = [self.servers.by_internal_id(int(i)) for i in (file.holders or "").split(",") if i]
         server = self._nearest.nearest([s for s in holders if s is not None and s.is_available], client)
         if server is None:
             raise Unavailable("no server that holds this file is on and up", code="no_replica_available")
-        shown = inline_type(row["content_type"]) if inline else None
+        shown = inline_type(file.content_type or "") if inline else None
         ttl = ttl or self.downloads.url_ttl
-        url, expires_at = self._signed_get(server, row["object_key"], row["name"], ttl, shown)
-        return Download(url, expires_at, server, row["name"], row["sha256"], row["size"], shown is not None)
+        url, expires_at = self._signed_get(server, file.object_key, file.name, ttl, shown)
+        return Download(url, expires_at, server, file.name, file.sha256, file.size, shown is not None)
 
     def _signed_get(self, server: Server, key: str, name: str, ttl: int, shown: str | None) -> tuple[str, str]:
         """A presigned GET and when it expires (`shown`: the Content-Type of a preview, None to save). A URL
@@ -671,7 +758,7 @@ class Files:
         self._signed[(target, key, name, ttl, shown)] = (url, expires_at, now + min(60, ttl / 10))
         return url, expires_at
 
-    async def update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> Row:
+    async def update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> FileRow:
         """PATCH /files/{id}: a new name (409 `name_taken`) and/or a new expiry (`Lifetime.expiry` checked it)."""
         try:
             await self._update(owner_id, file_uuid, changes)
@@ -682,24 +769,22 @@ class Files:
     async def _update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> None:
         name = changes.name
         async with self.db.transaction() as tx:
-            row = await owned_file(tx, owner_id, file_uuid)
+            file = await owned_file(tx, owner_id, file_uuid)
             if changes.expires_at is not UNSET:
-                await files_table.set_expiry(tx, row["id"], changes.expires_at.at, self.clock.now_iso())
-            if name is not UNSET and row["name"] != name:
+                await files_table.set_expiry(tx, file.id, changes.expires_at.at, self.clock.now_iso())
+            if name is not UNSET and file.name != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):
                     raise Conflict(f"you already have a file named {name!r}", code="name_taken")
-                await files_table.rename(tx, row["id"], name, self.clock.now_iso())
-                await history.record(
-                    tx, owner_id, "file.renamed", file_uuid, {"old_name": row["name"], "new_name": name}
-                )
+                await files_table.rename(tx, file.id, name, self.clock.now_iso())
+                await history.record(tx, owner_id, "file.renamed", file_uuid, {"old_name": file.name, "new_name": name})
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
         """The owner deletes a file: into the trash, or removed everywhere (`discard`)."""
         async with self.db.transaction() as tx:
-            row = await owned_file(tx, owner_id, file_uuid)
-            await self.discard(tx, [row["id"]])
+            file = await owned_file(tx, owner_id, file_uuid)
+            await self.discard(tx, [file.id])
 
     async def discard(self, tx: Tx, file_ids: Sequence[int], reason: str | None = None) -> list[int]:
         """Delete these live files as their owner does (DELETE /files/{id}, and expiry with `reason`): with
@@ -753,17 +838,26 @@ async def remove_versions(tx: Tx, jobs: JobQueue, version_ids: Sequence[int]) ->
             await jobs.enqueue_removals(tx, deleted)
 
 
-def _existing(made: NewFile, received_via: str | None) -> Row:
+async def _existing_file(tx: Tx, owner_id: int, name: str) -> ExistingFile | None:
+    row = await tx_fetchone(tx, _EXISTING, (owner_id, name))
+    return None if row is None else record(ExistingFile, row)
+
+
+def _existing(made: NewFile, received_via: str | None) -> ExistingFile:
     """A file just made, as _EXISTING reads one (no content yet)."""
-    return {
-        "id": made.id,
-        "uuid": made.uuid,
-        "name": made.name,
-        "created_at": made.created_at,
-        "current_version_id": None,
-        "expires_at": made.expires_at,
-        "received_via": received_via,
-    }
+    return ExistingFile(
+        id=made.id,
+        uuid=made.uuid,
+        name=made.name,
+        created_at=made.created_at,
+        current_version_id=None,
+        expires_at=made.expires_at,
+        received_via=received_via,
+        size=None,
+        content_type=None,
+        zone=None,
+        sha256=None,
+    )
 
 
 def deletion(name: str, reason: str | None, purge_at: str | None) -> dict[str, Any]:

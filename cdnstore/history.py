@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from . import webhook_queue
-from .db import Database, Row, Tx
+from . import tables, webhook_queue
+from .db import Database, Tx
 from .errors import DatabaseUnavailable
 from .times import now_iso
 
@@ -185,7 +185,19 @@ class HistoryWriter:
                 )
 
 
-async def page(db: Database, user_id: int, event: str | None, limit: int, before: int | None) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of a user's history: `data` is its JSON text, as stored."""
+
+    id: int
+    uuid: str
+    event: str
+    object_id: str | None
+    data: str
+    created_at: str
+
+
+async def page(db: Database, user_id: int, event: str | None, limit: int, before: int | None) -> list[HistoryEntry]:
     """A page of `user_id`'s history, newest first, older than the row id `before`; one row more than
     `limit` tells that there is a next page."""
     sql = "SELECT id, uuid, event, object_id, data, created_at FROM history WHERE user_id = ? AND id < ?"
@@ -193,14 +205,5 @@ async def page(db: Database, user_id: int, event: str | None, limit: int, before
     if event:
         sql += " AND event = ?"
         params.append(event)
-    return await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit + 1))
-
-
-def render(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["uuid"],
-        "event": row["event"],
-        "object_id": row["object_id"],
-        "data": json.loads(row["data"]),
-        "created_at": row["created_at"],
-    }
+    rows = await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit + 1))
+    return [tables.record(HistoryEntry, r) for r in rows]

@@ -40,7 +40,7 @@ from typing import Any
 from .clock import SYSTEM_CLOCK, Clock
 from .config import IntegrityConfig
 from .content import Content
-from .db import Database, Row
+from .db import Database
 from .deepscrub import DeepScrubber
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import COPY, OPEN
@@ -48,7 +48,7 @@ from .metrics import Metrics
 from .models import Server
 from .servers import ServerRegistry
 from .storage_port import StoragePort
-from .tables import replicas, versions
+from .tables import record, replicas, versions
 from .tables.replicas import PRESENT
 from .tables.versions import STORED
 
@@ -64,7 +64,7 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 # Versions awaiting their first read that no open copy will read (the copy does it, no extra read), due by
 # the time given, with a present replica to read; every owner's in turn (row_number per owner), the
 # never-tried and longest-waiting first within an owner.
-AWAITING = f"""SELECT id, object_key, size, etag, sha256, verify_attempts FROM (
+AWAITING = f"""SELECT id, object_key AS key, size, etag, sha256, verify_attempts AS attempts FROM (
     SELECT v.id, v.object_key, v.size, v.etag, v.sha256, v.verify_attempts, v.verify_after,
            row_number() OVER (PARTITION BY f.owner_id ORDER BY coalesce(v.verify_after, ''), v.id) AS turn
     FROM versions v JOIN files f ON f.id = v.file_id
@@ -104,9 +104,19 @@ class Awaiting:
     sha256: str | None  # declared (to be confirmed), or None
     attempts: int  # reads of it that settled nothing so far
 
-    @classmethod
-    def of(cls, row: Row) -> Awaiting:
-        return cls(row["id"], row["object_key"], row["size"], row["etag"], row["sha256"], row["verify_attempts"])
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A present replica of a stored version (_HELD): what a storage event's re-check compares the object with."""
+
+    version_id: int
+    replica_etag: str | None  # the ETag its server gave when it was recorded
+    size: int
+    sha256: str | None
+    etag: str | None  # the upload's
+    upload_server_id: int | None
+    verify_pending: int
+    current_version_id: int | None  # its file's
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +158,7 @@ class Integrity:
         test moves it on), every owner's in turn; how many versions it settled."""
         settled = 0
         for row in await self.db.fetchall(AWAITING, (now or self.clock.now_iso(),)):
-            settled += await self._verify_one(Awaiting.of(row))
+            settled += await self._verify_one(record(Awaiting, row))
         return settled
 
     async def _verify_one(self, version: Awaiting) -> bool:
@@ -300,48 +310,45 @@ class Integrity:
         a read where the ETags cannot tell. What was found: "unchanged", "altered" (marked corrupt, repair
         enqueued), or "skipped" (not a replica to check, or nothing to compare with)."""
         server = self.servers.by_internal_id(server_id)
-        held = await self.db.fetchone(_HELD, (server_id, key))
-        if (
-            server is None
-            or held is None
-            or (held["verify_pending"] and held["current_version_id"] != held["version_id"])
-        ):
+        row = await self.db.fetchone(_HELD, (server_id, key))
+        held = None if row is None else record(Held, row)
+        if server is None or held is None or (held.verify_pending and held.current_version_id != held.version_id):
             return "skipped"  # (one awaiting its first read is verified before it becomes content)
         found = await self.storage.head(server.s3, key)
         if found is None:
             return "skipped"  # (gone: scrub forgets it and copies it again)
-        known = held["replica_etag"] or (held["etag"] if held["upload_server_id"] == server_id else None)
-        if found.size == held["size"] and known is not None and found.etag == known:
+        known = held.replica_etag or (held.etag if held.upload_server_id == server_id else None)
+        if found.size == held.size and known is not None and found.etag == known:
             return "unchanged"
-        if found.size != held["size"] or (plain_md5(found.etag) and plain_md5(known)):
-            differs = f"{found.size} bytes, ETag {found.etag}; recorded {held['size']} bytes, ETag {known}"
+        if found.size != held.size or (plain_md5(found.etag) and plain_md5(known)):
+            differs = f"{found.size} bytes, ETag {found.etag}; recorded {held.size} bytes, ETag {known}"
         else:
             read = await self._read_differs(server, key, held)
             if read is None:
-                await self._record_etag(server_id, held["version_id"], found.etag)
+                await self._record_etag(server_id, held.version_id, found.etag)
                 return "unchanged"
             if read == "":
                 return "skipped"
             differs = read
-        replica = await self.deep_scrub.replica(server_id, held["version_id"])
+        replica = await self.deep_scrub.replica(server_id, held.version_id)
         if replica is None or not await self.deep_scrub.mark_corrupt(replica, differs, "storage event re-check"):
             return "skipped"
         self.metrics.replicas_altered.labels(server.name).inc()
         return "altered"
 
-    async def _read_differs(self, server: Server, key: str, held: Row) -> str | None:
+    async def _read_differs(self, server: Server, key: str, held: Held) -> str | None:
         """Read the object: None when its bytes are the version's, what was found when not, "" when
         nothing known tells (no SHA-256 yet, no MD5 ETag)."""
-        md5 = held["etag"] if held["sha256"] is None and plain_md5(held["etag"]) else None
-        if held["sha256"] is None and md5 is None:
+        md5 = held.etag if held.sha256 is None and plain_md5(held.etag) else None
+        if held.sha256 is None and md5 is None:
             log.info("re-check of %s on %s: nothing known to compare its bytes with", key, server.name)
             return ""
         sha256, got_md5 = await self.storage.checksum(
-            server.s3, key, size=held["size"], rate=self.cfg.verify_rate, md5=md5 is not None
+            server.s3, key, size=held.size, rate=self.cfg.verify_rate, md5=md5 is not None
         )
-        self.metrics.verified_bytes.labels(server.name).inc(held["size"])
-        if held["sha256"] is not None:
-            return None if sha256 == held["sha256"] else f"sha256 {sha256}; expected {held['sha256']}"
+        self.metrics.verified_bytes.labels(server.name).inc(held.size)
+        if held.sha256 is not None:
+            return None if sha256 == held.sha256 else f"sha256 {sha256}; expected {held.sha256}"
         return None if got_md5 == (md5 or "").lower() else f"MD5 {got_md5}; expected the upload's {md5}"
 
     async def _record_etag(self, server_id: int, version_id: int, etag: str) -> None:

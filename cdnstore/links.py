@@ -243,7 +243,7 @@ class Links:
         return await self._read(
             f"SELECT {LINK_COLUMNS} FROM link_files x JOIN links l ON l.id = x.link_id {LINK_JOINS} "
             "WHERE x.file_id = ? AND l.owner_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?",
-            (self.clock.now_iso(), file["id"], owner_id, before or 2**62, limit + 1),
+            (self.clock.now_iso(), file.id, owner_id, before or 2**62, limit + 1),
         )
 
     async def all(self, owner_id: int, limit: int, before: int | None, state: LinkState | None) -> list[Link]:
@@ -288,8 +288,8 @@ class Links:
         expires_at = self.clock.iso_in(expires_in) if expires_in is not None else None
         link_uuid = str(uuid.uuid4())
         async with self.db.transaction() as tx:
-            files = {f["uuid"]: f for f in await owned_files(tx, owner_id, wanted)}
-            chosen = [(files[u]["id"], u, files[u]["name"]) for u in wanted]
+            files = {f.uuid: f for f in await owned_files(tx, owner_id, wanted)}
+            chosen = [(files[u].id, u, files[u].name) for u in wanted]
             await self._insert(
                 tx, owner_id, chosen, single, (link_uuid, new_token()), password_hash, expires_at, max_downloads
             )

@@ -16,18 +16,62 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 
 from .content import Content
-from .db import Database, Row, Tx, tx_fetchone
+from .db import Database, Tx, tx_fetchone
 from .geo import Point, nearest
 from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import JobKind, Server, VersionStatus
 from .servers import ServerRegistry
 from .storage_port import ChecksumMismatch, StoragePort
-from .tables import replicas
+from .tables import record, replicas
 
 log = logging.getLogger(__name__)
+
+# A copy job's version and whether its target still wants it (on, active, of the version's zone).
+_TO_COPY = (
+    "SELECT v.object_key, v.size, v.status, v.zone, v.etag, v.sha256, v.sha256_declared, v.verify_pending, "
+    "s.is_on, s.is_active, s.zone AS server_zone "
+    "FROM versions v JOIN servers s ON s.id = ? WHERE v.id = ?"
+)
+_TO_REMOVE = "SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class ToCopy:
+    """A version a copy job is to write (_TO_COPY), and its target's state as the table has it now."""
+
+    object_key: str
+    size: int
+    status: str
+    zone: str | None  # where it is stored (None: not stored yet)
+    etag: str | None
+    sha256: str | None
+    sha256_declared: int
+    verify_pending: int
+    is_on: int  # the target's
+    is_active: int
+    server_zone: str
+
+    @property
+    def wanted(self) -> bool:
+        """Stored, and its target on, active and in its zone."""
+        return (
+            self.status == VersionStatus.STORED
+            and bool(self.is_on and self.is_active)
+            and self.server_zone == self.zone
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToRemove:
+    """A version a removal job removes (_TO_REMOVE): its key, and its multipart upload if it had one."""
+
+    object_key: str
+    upload_id: str | None
+    upload_server_id: int | None
 
 
 class Replicator:
@@ -60,39 +104,33 @@ class Replicator:
         # Whether the target still wants it, from the table, not the registry's copy in memory: the change
         # that enqueued the job (a server activated) may be another daemon's, or this one's, whose memory
         # is updated only after the commit that woke this worker.
-        version = await self.db.fetchone(
-            "SELECT v.object_key, v.size, v.status, v.zone, v.etag, v.sha256, v.sha256_declared, v.verify_pending, "
-            "s.is_on, s.is_active, s.zone AS server_zone "
-            "FROM versions v JOIN servers s ON s.id = ? WHERE v.id = ?",
-            (job.server_id, job.version_id),
-        )
+        row = await self.db.fetchone(_TO_COPY, (job.server_id, job.version_id))
+        version = None if row is None else record(ToCopy, row)
         target = self.servers.by_internal_id(job.server_id)
         if version is None or target is None:
             return
-        if version["status"] != VersionStatus.STORED or not (
-            version["is_on"] and version["is_active"] and version["server_zone"] == version["zone"]
-        ):
+        if not version.wanted:
             # No longer wanted there. An earlier run of this job may have written the object and died
             # before recording it: record what is there, so that removals know of it (_present queues
             # its removal at once if the version was deleted or replaced meanwhile).
             if job.ran_before:
-                found = await self.storage.head(target.s3, version["object_key"])
-                if found is not None and found.size == version["size"]:
+                found = await self.storage.head(target.s3, version.object_key)
+                if found is not None and found.size == version.size:
                     await self._present(job, target, None, found.etag)
             return
         holders = await self._holders(job.version_id)
         if job.server_id in holders:
             return
         if not holders:
-            raise LookupError(f"no server holds {version['object_key']} any more: nothing to copy from")
+            raise LookupError(f"no server holds {version.object_key} any more: nothing to copy from")
         sources = [s for s in (self.servers.by_internal_id(i) for i in holders) if s is not None and s.is_available]
         trusted = [s for s in sources if not self.wrong_bytes[(job.version_id, s.pk)]]
         source = nearest(trusted or sources, Point(target.latitude, target.longitude))
         if source is None:
-            raise Retry(f"no server holding {version['object_key']} is on and up", self.retry_delay)
-        key, size, known = version["object_key"], version["size"], version["sha256"]
+            raise Retry(f"no server holding {version.object_key} is on and up", self.retry_delay)
+        key, size, known, etag = version.object_key, version.size, version.sha256, version.etag
         # With no SHA-256 known yet, a single PUT's ETag (its MD5) tells the uploaded bytes from others.
-        md5 = version["etag"] if known is None and version["etag"] and "-" not in version["etag"] else None
+        md5 = etag if known is None and etag and "-" not in etag else None
         try:
             found = await self.storage.copy(source.s3, target.s3, key, size=size, sha256=known, md5=md5)
         except ChecksumMismatch as exc:
@@ -100,9 +138,9 @@ class Replicator:
             return
         self.metrics.replicated(target.name, size)
         log.info("copied %s (%d bytes) %s -> %s", key, size, source.name, target.name, extra={"job_id": job.id})
-        if version["etag"] and "-" not in version["etag"] and "-" not in found.etag and found.etag != version["etag"]:
+        if etag and "-" not in etag and "-" not in found.etag and found.etag != etag:
             await self.storage.delete(target.s3, key)
-            raise RuntimeError(f"checksum mismatch on {target.name}: {found.etag} != {version['etag']}")
+            raise RuntimeError(f"checksum mismatch on {target.name}: {found.etag} != {etag}")
         if not await self._present(job, target, found.sha256, found.etag):
             # Another copy made meanwhile established a different SHA-256: these bytes are not the version's.
             await self.storage.delete(target.s3, key)
@@ -111,13 +149,13 @@ class Replicator:
                 found.sha256 or "",
             )
 
-    async def _wrong_bytes(self, job: Job, version: Row, source: Server, exc: ChecksumMismatch) -> None:
+    async def _wrong_bytes(self, job: Job, version: ToCopy, source: Server, exc: ChecksumMismatch) -> None:
         """The copy's source gave bytes other than the version's (nothing was written). A declared SHA-256
         that no read has confirmed yet may be the wrong one: a second read of the source that agrees with
         the first rejects the version. Otherwise the source is reported and the job fails (and is retried,
         from another holder when there is one)."""
-        if version["sha256_declared"] and version["verify_pending"]:
-            again, _ = await self.storage.checksum(source.s3, version["object_key"], size=version["size"])
+        if version.sha256_declared and version.verify_pending:
+            again, _ = await self.storage.checksum(source.s3, version.object_key, size=version.size)
             if again == exc.sha256:
                 await self.content.reject(job.version_id, again)
                 return
@@ -127,7 +165,7 @@ class Replicator:
         log.warning(
             "%s gave bytes of %s that are not the version's (%d times now); not recorded: %s",
             source.name,
-            version["object_key"],
+            version.object_key,
             self.wrong_bytes[(job.version_id, source_id)],
             exc.detail,
             extra={"job_id": job.id},
@@ -156,16 +194,15 @@ class Replicator:
         return True
 
     async def remove(self, job: Job) -> None:
-        version = await self.db.fetchone(
-            "SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?", (job.version_id,)
-        )
+        row = await self.db.fetchone(_TO_REMOVE, (job.version_id,))
         server = self.servers.by_internal_id(job.server_id)
-        if version is None or server is None:
+        if row is None or server is None:
             return
-        key = version["object_key"]
-        if version["upload_id"] is not None and version["upload_server_id"] == job.server_id:
+        version = record(ToRemove, row)
+        key = version.object_key
+        if version.upload_id is not None and version.upload_server_id == job.server_id:
             # Deleted while it was uploading in parts: the parts go too (gone already is fine).
-            await self.storage.abort_upload(server.s3, key, version["upload_id"])
+            await self.storage.abort_upload(server.s3, key, version.upload_id)
         await self.storage.delete(server.s3, key)
         async with self.db.transaction() as tx:
             await self.servers.lock_row(tx, job.server_id)  # (first: the order of DELETE /servers)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from .db import Database, Row
+from .db import Database
 from .errors import DatabaseUnavailable
+from .tables import record
 from .times import UtcText
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,16 @@ _DAY = UtcText("%Y-%m-%d", every=86400)
 def today() -> str:
     """utc_day() of now, its strftime done once a day: every download asks."""
     return _DAY.now()
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    """A server's downloads on a UTC day (`YYYY-MM-DD`), and the bytes of the files behind them."""
+
+    day: str
+    server: str  # its name
+    downloads: int
+    bytes: int
 
 
 class DownloadStats:
@@ -86,18 +97,15 @@ class DownloadStats:
             with contextlib.suppress(DatabaseUnavailable):
                 await asyncio.shield(self.flush())
 
-    async def days(self, days: int) -> list[Row]:
+    async def days(self, days: int) -> list[DayStats]:
         """The last `days` UTC days (today included), newest day first, then by server name."""
         if self.db.unavailable is None:
             with contextlib.suppress(DatabaseUnavailable):
                 await self.flush()
         since = utc_day(datetime.now(UTC) - timedelta(days=days - 1))
-        return await self.db.fetchall(
+        rows = await self.db.fetchall(
             "SELECT d.day, s.name AS server, d.downloads, d.bytes FROM download_stats d "
             "JOIN servers s ON s.id = d.server_id WHERE d.day >= ? ORDER BY d.day DESC, s.name",
             (since,),
         )
-
-
-def render(row: Row) -> dict[str, Any]:
-    return {"day": row["day"], "server": row["server"], "downloads": row["downloads"], "bytes": row["bytes"]}
+        return [record(DayStats, r) for r in rows]

@@ -16,12 +16,20 @@ from . import history
 from .clock import SYSTEM_CLOCK, Clock
 from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
-from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, Files, Lifetime
+from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, FileRow, Files, Lifetime
 from .tables import files as files_table
 from .tables import record
 
 TRASH_COLUMNS = f"{FILE_COLUMNS}, f.deleted_at, f.purge_at"
 SWEEP_BATCH = 500  # files deleted or purged per transaction by the sweep
+
+
+@dataclass(frozen=True, slots=True)
+class TrashedFile(FileRow):
+    """A file in the trash (TRASH_COLUMNS): deleted at `deleted_at`, removed for good at `purge_at`."""
+
+    deleted_at: str
+    purge_at: str
 
 
 class Trash:
@@ -30,15 +38,16 @@ class Trash:
         self.clock = clock  # (every time it stores or compares: clock.py)
         self.files = files
 
-    async def page(self, owner_id: int, limit: int, before: int | None) -> list[Row]:
-        """The caller's files in the trash (TRASH_COLUMNS), the most recently created first."""
-        return await self.db.fetchall(
+    async def page(self, owner_id: int, limit: int, before: int | None) -> list[TrashedFile]:
+        """The caller's files in the trash, the most recently created first."""
+        rows = await self.db.fetchall(
             f"SELECT {TRASH_COLUMNS} {FILE_FROM} WHERE f.owner_id = ? AND {IN_TRASH} AND f.id < ? "
             "ORDER BY f.id DESC LIMIT ?",
             (owner_id, before or 2**62, limit + 1),
         )
+        return [record(TrashedFile, r) for r in rows]
 
-    async def restore(self, owner_id: int, file_uuid: str, lifetime: Lifetime) -> Row:
+    async def restore(self, owner_id: int, file_uuid: str, lifetime: Lifetime) -> FileRow:
         """The file is live again, as it was (its links work again, unless they expired meanwhile). One whose
         expiry passed while it was in the trash gets the owner's default life (`lifetime`: none, or the
         default cut to the longest), not its old expiry, which would delete it again at once. 409

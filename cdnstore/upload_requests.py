@@ -382,7 +382,7 @@ class UploadRequests:
             via=Received(row.id, row.uuid, admit),
         )
         file = upload.file
-        return SenderUpload(upload, self._tokens.dumps([file["uuid"], file["latest_version_id"]]))
+        return SenderUpload(upload, self._tokens.dumps([file.uuid, file.latest_version_id]))
 
     @staticmethod
     def _check_room(request: UploadRequest, size: int) -> None:

@@ -17,36 +17,62 @@ from datetime import UTC, datetime
 from . import probe
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
-from .db import Database, Row, iso
+from .db import Database, iso
 from .errors import Conflict, Invalid, NotFound, StorageError
-from .files import Files, PresignedPut
+from .files import FileRow, Files, PresignedPut
 from .models import Server, VersionStatus
 from .parts import missing_parts, part_count, part_sizes
 from .servers import ServerRegistry
 from .storage_port import PartInfo, StoragePort
+from .tables import record
 
+_UPLOAD_COLUMNS = """v.id, v.file_id, v.object_key, v.size, v.content_type, v.upload_server_id, v.status,
+    v.created_at, v.upload_id, v.part_size, v.sha256"""
 # The sweep's multipart uploads announced before a time (the oldest first).
 _MULTIPART_DUE = (
-    "SELECT id, file_id, object_key, size, upload_server_id, created_at, upload_id, part_size "
-    f"FROM versions WHERE status = '{VersionStatus.UPLOADING.value}' AND upload_id IS NOT NULL AND created_at < ? "
-    "ORDER BY created_at LIMIT 500"
+    f"SELECT {_UPLOAD_COLUMNS} FROM versions v WHERE v.status = '{VersionStatus.UPLOADING.value}' "
+    "AND v.upload_id IS NOT NULL AND v.created_at < ? ORDER BY v.created_at LIMIT 500"
 )
 
 log = logging.getLogger(__name__)
 
-_VERSION = """SELECT v.id, v.file_id, v.object_key, v.size, v.content_type, v.upload_server_id, v.status,
-    v.created_at, v.upload_id, v.part_size, v.sha256 FROM files f JOIN versions v ON v.id = f.latest_version_id
+_VERSION = f"""SELECT {_UPLOAD_COLUMNS} FROM files f JOIN versions v ON v.id = f.latest_version_id
     WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL"""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionUpload:
+    """A version's upload (_UPLOAD_COLUMNS): a file's latest, or one the sweep looks at. `upload_id` and
+    `part_size` are a multipart upload's (None for a single PUT)."""
+
+    id: int
+    file_id: int
+    object_key: str
+    size: int
+    content_type: str
+    upload_server_id: int | None
+    status: str
+    created_at: str
+    upload_id: str | None
+    part_size: int | None
+    sha256: str | None
 
 
 @dataclass(frozen=True)
 class InProgress:
-    version: Row
+    version: VersionUpload
     server: Server
 
     @property
     def multipart(self) -> bool:
-        return self.version["upload_id"] is not None
+        return self.version.upload_id is not None
+
+    @property
+    def parts(self) -> tuple[str, int]:
+        """A multipart upload's upload id and part size (`multipart` said it is one)."""
+        upload_id, part_size = self.version.upload_id, self.version.part_size
+        assert upload_id is not None and part_size is not None
+        return upload_id, part_size
 
 
 @dataclass(frozen=True)
@@ -97,15 +123,16 @@ class Uploads:
         `only`, when the upload running is not that version: an upload request's sender reaches theirs only)."""
         await self.files.get(owner_id, file_uuid)  # 404 file_not_found for a file that is not the caller's
         version = await self._latest(owner_id, file_uuid, only)
-        server = None if version is None else self.servers.by_internal_id(version["upload_server_id"])
-        if version is None or version["status"] != VersionStatus.UPLOADING or server is None:
+        server = None if version is None else _upload_server(self.servers, version)
+        if version is None or version.status != VersionStatus.UPLOADING or server is None:
             raise NotFound("nothing is uploading to this file", code="no_upload")
         return InProgress(version, server)
 
-    async def _latest(self, owner_id: int, file_uuid: str, only: int | None) -> Row | None:
+    async def _latest(self, owner_id: int, file_uuid: str, only: int | None) -> VersionUpload | None:
         """The file's latest upload (None: none, or not the version `only` names)."""
-        version = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
-        return None if version is None or (only is not None and version["id"] != only) else version
+        row = await self.db.fetchone(_VERSION, (file_uuid, owner_id))
+        version = None if row is None else record(VersionUpload, row)
+        return None if version is None or (only is not None and version.id != only) else version
 
     # --- the resume view ------------------------------------------------------------------------
 
@@ -116,37 +143,38 @@ class Uploads:
         if not up.multipart:
             url, headers = self.storage.presign_put(
                 up.server.public,
-                v["object_key"],
-                content_type=v["content_type"],
-                size=v["size"],
+                v.object_key,
+                content_type=v.content_type,
+                size=v.size,
                 expires_in=self.uploads.url_ttl,
-                sha256=v["sha256"],
+                sha256=v.sha256,
                 if_none_match=up.server.honours_conditional_write,
             )
             expires_at = self.clock.iso_in(self.uploads.url_ttl, timespec="seconds")
             put = PresignedPut(url, headers, expires_at, up.server)
-            return UploadState(up.server, v["size"], 1, [], expires_at, put)
+            return UploadState(up.server, v.size, 1, [], expires_at, put)
         held = await self._parts(up)
+        _, part_size = up.parts
         return UploadState(
             up.server,
-            v["part_size"],
-            part_count(v["size"], v["part_size"]),
+            part_size,
+            part_count(v.size, part_size),
             held,
             iso(self._last_activity(v, held).timestamp() + self.uploads.abandon_after, timespec="seconds"),
         )
 
     async def _parts(self, up: InProgress) -> list[PartInfo]:
         held = await self.storage.list_parts(
-            up.server.s3, up.version["object_key"], up.version["upload_id"], timeout=self.request_timeout
+            up.server.s3, up.version.object_key, up.parts[0], timeout=self.request_timeout
         )
         if held is None:
             raise NotFound("the upload is no longer on its server", code="no_upload")
         return held
 
     @staticmethod
-    def _last_activity(version: Row, held: list[PartInfo]) -> datetime:
+    def _last_activity(version: VersionUpload, held: list[PartInfo]) -> datetime:
         """When the upload was last continued: its newest part, else its announcement."""
-        times = [datetime.fromisoformat(version["created_at"]).astimezone(UTC)]
+        times = [datetime.fromisoformat(version.created_at).astimezone(UTC)]
         times += [p.modified.astimezone(UTC) for p in held if p.modified is not None]
         return max(times)
 
@@ -160,7 +188,8 @@ class Uploads:
         if not up.multipart:
             raise Conflict("this upload is one PUT, not in parts (GET /upload gives its URL)", code="not_multipart")
         v = up.version
-        sizes = part_sizes(v["size"], v["part_size"])
+        upload_id, part_size = up.parts
+        sizes = part_sizes(v.size, part_size)
         wrong = [n for n in numbers if n not in sizes]
         if wrong:
             raise Invalid("numbers", f"parts are numbered 1..{len(sizes)}; not {wrong[0]}")
@@ -172,8 +201,8 @@ class Uploads:
         for n in dict.fromkeys(numbers):  # (in the order asked, each once)
             url, headers = self.storage.presign_part(
                 up.server.public,
-                v["object_key"],
-                v["upload_id"],
+                v.object_key,
+                upload_id,
                 n,
                 size=sizes[n],
                 md5=md5.get(str(n)),
@@ -184,32 +213,29 @@ class Uploads:
 
     # --- completion and abort ---------------------------------------------------------------------
 
-    async def complete(self, owner_id: int, file_uuid: str, only: int | None = None) -> Row:
+    async def complete(self, owner_id: int, file_uuid: str, only: int | None = None) -> FileRow:
         """Store the upload: a single PUT is looked for; a multipart one is assembled when parts 1..N are
         all on its server with the right sizes (else 409 `upload_incomplete` naming the `missing` ones).
         With `only`, that version's upload (else 404 `no_upload`)."""
         version = await self._latest(owner_id, file_uuid, only)
         if version is None and only is not None:
             raise NotFound("this upload is not the file's latest any more", code="no_upload")
-        if version is None or version["upload_id"] is None or version["status"] != VersionStatus.UPLOADING:
+        if version is None or version.upload_id is None or version.status != VersionStatus.UPLOADING:
             return await self.files.complete(owner_id, file_uuid)
         up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
+        upload_id, part_size = up.parts
         # A server that fails to answer, here or below: 503 storage_unavailable, the details logged (the
         # client asks again; an assembly that went on after the timeout is found then: the upload is gone).
-        held = await self.storage.list_parts(
-            up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout
-        )
+        held = await self.storage.list_parts(up.server.s3, v.object_key, upload_id, timeout=self.request_timeout)
         if held is None:  # assembled already (a complete that raced this one) or aborted
             return await self.files.complete(owner_id, file_uuid)
-        missing = missing_parts(v["size"], v["part_size"], {p.number: p.size for p in held})
+        missing = missing_parts(v.size, part_size, {p.number: p.size for p in held})
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
             raise Conflict(f"parts still to send: {shown}", code="upload_incomplete", missing=missing)
-        etags = {p.number: p.etag for p in held if p.number <= part_count(v["size"], v["part_size"])}
-        await self.storage.complete_upload(
-            up.server.s3, v["object_key"], v["upload_id"], etags, timeout=self.request_timeout
-        )
+        etags = {p.number: p.etag for p in held if p.number <= part_count(v.size, part_size)}
+        await self.storage.complete_upload(up.server.s3, v.object_key, upload_id, etags, timeout=self.request_timeout)
         return await self.files.complete(owner_id, file_uuid)
 
     async def abort(self, owner_id: int, file_uuid: str, only: int | None = None) -> None:
@@ -218,8 +244,8 @@ class Uploads:
         up = await self._in_progress(owner_id, file_uuid, only)
         v = up.version
         if up.multipart:
-            await self.storage.abort_upload(up.server.s3, v["object_key"], v["upload_id"], timeout=self.request_timeout)
-        await self.files.abandon(v["id"], v["file_id"], reason="upload_cancelled")
+            await self.storage.abort_upload(up.server.s3, v.object_key, up.parts[0], timeout=self.request_timeout)
+        await self.files.abandon(v.id, v.file_id, reason="upload_cancelled")
 
     # --- the sweep ------------------------------------------------------------------------------
 
@@ -244,31 +270,38 @@ class Uploads:
             (self.clock.iso_in(-self.uploads.sweep_after),),
         )
         abandon_before = self.clock.iso_in(-self.uploads.abandon_after)
-        for row in rows:
-            stored += await self._sweep_one(row, row["created_at"] < abandon_before)
+        for version in [record(VersionUpload, r) for r in rows]:
+            stored += await self._sweep_one(version, version.created_at < abandon_before)
         return stored
 
-    async def _sweep_one(self, row: Row, old: bool) -> bool:
-        server = self.servers.by_internal_id(row["upload_server_id"])
+    async def _sweep_one(self, version: VersionUpload, old: bool) -> bool:
+        server = _upload_server(self.servers, version)
         if server is None or not server.is_available:
             if old:  # its parts stay until the server is back: scrub aborts cdnstore's leftovers there
-                await self.files.abandon(row["id"], row["file_id"])
+                await self.files.abandon(version.id, version.file_id)
             return False
+        key, upload_id = version.object_key, version.upload_id
+        assert upload_id is not None  # (_MULTIPART_DUE: multipart uploads only)
         try:
-            found = await self.storage.head(server.s3, row["object_key"])  # (cheap; the object exists once assembled)
+            found = await self.storage.head(server.s3, key)  # (cheap; the object exists once assembled)
             if found is not None:
-                return await self.files.object_created(server, row["object_key"], found.size, found.etag)
+                return await self.files.object_created(server, key, found.size, found.etag)
             if not old:
                 return False
-            held = await self.storage.list_parts(server.s3, row["object_key"], row["upload_id"])
+            held = await self.storage.list_parts(server.s3, key, upload_id)
             if held is not None:
-                idle = (datetime.fromtimestamp(self.clock.time(), UTC) - self._last_activity(row, held)).total_seconds()
-                if idle < self.uploads.abandon_after:
+                idle = datetime.fromtimestamp(self.clock.time(), UTC) - self._last_activity(version, held)
+                if idle.total_seconds() < self.uploads.abandon_after:
                     return False  # still being continued
-                await self.storage.abort_upload(server.s3, row["object_key"], row["upload_id"])
+                await self.storage.abort_upload(server.s3, key, upload_id)
         except StorageError as exc:
-            log.info("sweep: %s cannot be asked about upload %s: %s", server.name, row["object_key"], exc)
+            log.info("sweep: %s cannot be asked about upload %s: %s", server.name, key, exc)
             return False
-        log.info("sweep: multipart upload of %s on %s abandoned", row["object_key"], server.name)
-        await self.files.abandon(row["id"], row["file_id"])
+        log.info("sweep: multipart upload of %s on %s abandoned", key, server.name)
+        await self.files.abandon(version.id, version.file_id)
         return False
+
+
+def _upload_server(servers: ServerRegistry, version: VersionUpload) -> Server | None:
+    """The server the upload goes to (None: deleted since)."""
+    return None if version.upload_server_id is None else servers.by_internal_id(version.upload_server_id)

@@ -8,7 +8,7 @@ from the answers unnoticed: a field added, dropped, renamed or retyped on one si
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ from cdnstore.api.files import (
     render_upload_state,
     render_with_servers,
 )
+from cdnstore.api.history import render_entry
 from cdnstore.api.jobs import render_job_row
 from cdnstore.api.keys import render_key, render_new_key
 from cdnstore.api.links import render_link, render_public
@@ -36,8 +37,10 @@ from cdnstore.api.schemas import (
     CapabilitiesOut,
     DeliveryOut,
     DownloadOut,
+    DownloadStatsOut,
     FileOut,
     FileUploadOut,
+    HistoryOut,
     ImportOut,
     JobOut,
     KeyCreatedOut,
@@ -61,20 +64,24 @@ from cdnstore.api.schemas import (
     WebhookOut,
 )
 from cdnstore.api.servers import render_capabilities, render_import, render_ref, render_server
+from cdnstore.api.stats import render_day
 from cdnstore.api.trash import render_trashed
 from cdnstore.api.upload_requests import render_public_request, render_request
 from cdnstore.api.users import render_account, render_user
 from cdnstore.api.webhooks import render_created, render_delivery, render_webhook
 from cdnstore.config import UploadsConfig
-from cdnstore.files import Download, Multipart, PresignedPut, Upload
+from cdnstore.files import Download, FileRow, Multipart, PresignedPut, Upload
 from cdnstore.geo import GeoLocator
+from cdnstore.history import HistoryEntry
 from cdnstore.imports import Import, ReportedKey
 from cdnstore.job_queue import JobEntry
 from cdnstore.keys import ApiKey
 from cdnstore.links import Link, LinkRequest, SharedFile
 from cdnstore.models import PERMISSIONS, Capabilities, DeliveryStatus, Health, LinkState, Server, User
 from cdnstore.probe import cors_rule
+from cdnstore.stats import DayStats
 from cdnstore.storage import PartInfo
+from cdnstore.trash import TrashedFile
 from cdnstore.upload_requests import UploadRequest
 from cdnstore.uploads import PartUrl, UploadState
 from cdnstore.users import Account
@@ -118,21 +125,30 @@ def assert_exactly(model: type[Out], answer: dict[str, Any], *, optional: tuple[
     assert parsed.model_dump(mode="json", exclude_unset=True) == answer
 
 
-def file_row(**changed: Any) -> dict[str, Any]:
-    return {
-        "uuid": FILE_UUID,
-        "name": "report.pdf",
-        "size": 1234,
-        "content_type": "application/pdf",
-        "current_version_id": 7,
-        "zone": "USA",
-        "sha256": SHA,
-        "created_at": WHEN,
-        "updated_at": WHEN,
-        "expires_at": None,
-        "received_via": None,
-        **changed,
-    }
+FILE = FileRow(
+    id=3,
+    uuid=FILE_UUID,
+    owner_id=1,
+    name="report.pdf",
+    created_at=WHEN,
+    updated_at=WHEN,
+    current_version_id=7,
+    latest_version_id=7,
+    expires_at=None,
+    received_via=None,
+    size=1234,
+    content_type="application/pdf",
+    zone="USA",
+    sha256=SHA,
+)
+
+
+def file_row(**changed: Any) -> FileRow:
+    return replace(FILE, **changed)
+
+
+def trashed(**changed: Any) -> TrashedFile:
+    return TrashedFile(**{**asdict(FILE), **changed})
 
 
 def shared_file(name: str = "report.pdf", size: int = 1234) -> SharedFile:
@@ -167,8 +183,8 @@ def test_a_file_answer_is_exactly_a_file_out_stored_or_uploading() -> None:
 
 
 def test_a_file_in_the_trash_is_exactly_a_trashed_file_out() -> None:
-    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN)))
-    assert_exactly(TrashedFileOut, render_trashed(file_row(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(trashed(deleted_at=WHEN, purge_at=WHEN)))
+    assert_exactly(TrashedFileOut, render_trashed(trashed(deleted_at=WHEN, purge_at=WHEN, expires_at=WHEN)))
 
 
 def test_an_announced_upload_is_exactly_a_file_upload_out_put_or_multipart() -> None:
@@ -221,6 +237,14 @@ def test_an_upload_asking_for_a_link_is_exactly_a_file_upload_out_with_its_link(
 def key_row(**changed: Any) -> ApiKey:
     key = ApiKey(4, UUID, "nightly backup", "cdn_AbCdEfGh", '["read", "upload"]', WHEN, WHEN, WHEN)
     return replace(key, **changed)
+
+
+def test_a_history_row_and_a_day_of_download_statistics_are_exactly_their_models() -> None:
+    renamed = '{"old_name": "a.pdf", "new_name": "b.pdf"}'
+    entry = HistoryEntry(id=5, uuid=UUID, event="file.renamed", object_id=FILE_UUID, data=renamed, created_at=WHEN)
+    assert_exactly(HistoryOut, render_entry(entry))
+    assert_exactly(HistoryOut, render_entry(replace(entry, object_id=None, data="{}")))
+    assert_exactly(DownloadStatsOut, render_day(DayStats(day="2026-12-07", server="dallas", downloads=3, bytes=1234)))
 
 
 def test_a_key_answer_is_exactly_a_key_out_and_a_new_one_a_key_created_out() -> None:

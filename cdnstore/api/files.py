@@ -8,9 +8,8 @@ from aiohttp import web
 
 from .. import appkeys
 from ..config import UploadsConfig
-from ..db import Row
 from ..errors import Forbidden
-from ..files import Download, FileChanges, Lifetime, PresignedPut, Upload
+from ..files import Download, FileChanges, FileRow, Lifetime, PresignedPut, Upload
 from ..geo import Point
 from ..links import LinkRequest
 from ..models import Server, User, VersionStatus
@@ -41,21 +40,21 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_file(row: Row) -> dict[str, Any]:
-    """A file row (files.FILE_COLUMNS) as a FileOut."""
-    stored = row["current_version_id"] is not None
+def render_file(file: FileRow) -> dict[str, Any]:
+    """A file as a FileOut."""
+    stored = file.current_version_id is not None
     return {
-        "id": row["uuid"],
-        "name": row["name"],
-        "size": row["size"],
-        "content_type": row["content_type"],
+        "id": file.uuid,
+        "name": file.name,
+        "size": file.size,
+        "content_type": file.content_type,
         "status": VersionStatus.STORED if stored else VersionStatus.UPLOADING,
-        "zone": row["zone"] if stored else None,
-        "sha256": row["sha256"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "expires_at": row["expires_at"],
-        "received_via": row["received_via"],
+        "zone": file.zone if stored else None,
+        "sha256": file.sha256,
+        "created_at": file.created_at,
+        "updated_at": file.updated_at,
+        "expires_at": file.expires_at,
+        "received_via": file.received_via,
     }
 
 
@@ -68,9 +67,10 @@ def render_replicas(found: list[tuple[Server, str]]) -> list[dict[str, Any]]:
     return [{"server": render_ref(s), "status": status} for s, status in found]
 
 
-def render_with_servers(row: Row, replicas: dict[int, list[tuple[Server, str]]]) -> dict[str, Any]:
+def render_with_servers(file: FileRow, replicas: dict[int, list[tuple[Server, str]]]) -> dict[str, Any]:
     """A file with `servers`, its current content's replicas (`replicas`: by version id, Files.replicas_of_files)."""
-    return {**render_file(row), "servers": render_replicas(replicas.get(row["current_version_id"], []))}
+    held = [] if file.current_version_id is None else replicas.get(file.current_version_id, [])
+    return {**render_file(file), "servers": render_replicas(held)}
 
 
 def render_upload(upload: Upload) -> dict[str, Any]:
@@ -160,8 +160,8 @@ async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     rows = await files.page(caller_id(request), query.limit, query.after(), query.q, query.received_via)
     if query.include == "servers":
         found = await files.replicas_of_files(rows[: query.limit])
-        return json_response(page(rows, query.limit, lambda r: r["id"], lambda r: render_with_servers(r, found)))
-    return json_response(page(rows, query.limit, lambda r: r["id"], render_file))
+        return json_response(page(rows, query.limit, lambda f: f.id, lambda f: render_with_servers(f, found)))
+    return json_response(page(rows, query.limit, lambda f: f.id, render_file))
 
 
 @endpoint(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import Any
 
 from aiohttp import web
 
 from .. import appkeys, history
 from ..errors import DatabaseUnavailable
+from ..history import HistoryEntry
 from ..pagination import page
 from .endpoint import Router, json_response
 from .schemas import HistoryList, HistoryQuery
@@ -15,6 +18,17 @@ from .security import caller_id
 
 endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
+
+
+def render_entry(entry: HistoryEntry) -> dict[str, Any]:
+    """A history row as a HistoryOut."""
+    return {
+        "id": entry.uuid,
+        "event": entry.event,
+        "object_id": entry.object_id,
+        "data": json.loads(entry.data),
+        "created_at": entry.created_at,
+    }
 
 
 @endpoint(
@@ -32,4 +46,4 @@ async def list_history(request: web.Request, query: HistoryQuery) -> web.Respons
         with contextlib.suppress(DatabaseUnavailable):
             await request.app[appkeys.HISTORY].flush()  # read your own downloads
     rows = await history.page(request.app[appkeys.DB], caller_id(request), query.event, query.limit, query.after())
-    return json_response(page(rows, query.limit, lambda r: r["id"], history.render))
+    return json_response(page(rows, query.limit, lambda e: e.id, render_entry))

@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import appkeys
-from ..db import Row
 from ..pagination import PageQuery, page
+from ..trash import TrashedFile
 from .endpoint import Router, json_response
 from .files import lifetime, render_file
 from .schemas import FileOut, TrashList
@@ -18,9 +18,9 @@ endpoint = Router()  # this module's routes, handed to app.py as ROUTES
 ROUTES = endpoint.endpoints
 
 
-def render_trashed(row: Row) -> dict[str, Any]:
-    """A file in the trash (trash.TRASH_COLUMNS) as a TrashedFileOut."""
-    return {**render_file(row), "deleted_at": row["deleted_at"], "purge_at": row["purge_at"]}
+def render_trashed(file: TrashedFile) -> dict[str, Any]:
+    """A file in the trash as a TrashedFileOut."""
+    return {**render_file(file), "deleted_at": file.deleted_at, "purge_at": file.purge_at}
 
 
 @endpoint(
@@ -37,7 +37,7 @@ async def list_trash(request: web.Request, query: PageQuery) -> web.Response:
     """Each with `deleted_at` and `purge_at` (when it is removed for good). They still count in your quota.
     `trash_days`: how long deleted files are kept (`files.trash_days`; 0: deleting removes at once)."""
     rows = await request.app[appkeys.TRASH].page(caller_id(request), query.limit, query.after())
-    answer = page(rows, query.limit, lambda r: r["id"], render_trashed)
+    answer = page(rows, query.limit, lambda f: f.id, render_trashed)
     return json_response({**answer, "trash_days": request.app[appkeys.CONFIG].files.trash_days})
 
 
