@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import history
 from .clock import SYSTEM_CLOCK, Clock
-from .db import Database, Row, Tx, UniqueViolation, tx_fetchall, tx_fetchone
+from .db import Database, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
 from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, FileRow, Files, Lifetime
 from .tables import files as files_table
