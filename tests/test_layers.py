@@ -213,6 +213,22 @@ def test_no_module_outside_db_branches_on_the_engine() -> None:
     assert not found, "engine differences outside cdnstore/db/:\n" + "\n".join(found)
 
 
+# Reads reach the use cases as records (issue 25, item 1): `db.Row` is the type of db/'s own functions; every
+# other module turns the rows it reads into frozen records by column name (tables.record) before handing them on.
+ROW_NAMED = re.compile(r"\bRow\b")
+
+
+def test_no_module_outside_db_hands_on_untyped_rows() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "db" not in path.relative_to(PACKAGE).parts[:1]
+        for text in [path.read_text()]
+        for match in ROW_NAMED.finditer(text)
+    ]
+    assert not found, "db.Row named outside cdnstore/db/ (return a record instead):\n" + "\n".join(found)
+
+
 # --- who writes which table (docs/architecture.md, "Who writes which table") ------------------------------
 
 # Each table -> the one module that may INSERT into, UPDATE or DELETE from it.
