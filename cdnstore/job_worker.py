@@ -313,16 +313,6 @@ class JobWorker:
         if failed:
             raise JobsFailed(failed)
 
-    async def drain(self, within: float = 30.0, horizon: float = 5.0) -> None:
-        """Wait until no job is running and none is due within `horizon` seconds on a reachable server
-        (retries included): for tests and tools."""
-        async with asyncio.timeout(within):
-            while True:
-                self.queue.wake()
-                await asyncio.sleep(0.02)
-                if self._running == 0 and not await self._due(horizon):
-                    return
-
     async def _due(self, horizon: float) -> bool:
         ids = self.reachable()
         if not ids:

@@ -61,11 +61,11 @@ async def wait_for(condition: Callable[[], Any], what: str, within: float = 10.0
 
 
 async def stored_and_copied(api: Api, admin: Session, name: str, data: bytes, *, ip: str = US_IP) -> dict[str, Any]:
-    """`name` uploaded from `ip`, stored, and copied to the other active servers of its zone (the worker
-    drained): the answer of its announcement."""
+    """`name` uploaded from `ip`, stored, and copied to the other active servers of its zone (every job run,
+    none failed): the answer of its announcement."""
     answer = await admin.upload(name, data, ip=ip)
     await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     return answer
 
 

@@ -65,7 +65,7 @@ KINDS = {
     "test_names": INTEGRATION,
     "test_oidc": INTEGRATION,
     "test_ops": INTEGRATION,
-    "test_replication": INTEGRATION,
+    "test_replication": INTEGRATION,  # its in-memory side: unit, by `s3`
     "test_requests": INTEGRATION,
     "test_schemathesis": INTEGRATION,
     "test_scrub": INTEGRATION,  # its in-memory side: unit, by `s3`
@@ -103,7 +103,7 @@ KINDS = {
 PARTLY_UNIT = frozenset(
     {
         *("test_storage_contract", "test_files", "test_links", "test_integrity", "test_scrub"),
-        *("test_multipart", "test_upload_link"),
+        *("test_multipart", "test_upload_link", "test_replication"),
     }
 )
 

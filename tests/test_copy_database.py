@@ -87,7 +87,7 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     ).expect(201)
     assert await put_bytes(sent["upload"], b"sent") == 200
     (await api.call("POST", f"/api/v1/public/uploads/{sent['upload_token']}/complete")).expect(200)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     kept = ids["kept.txt"]
     link = dict((await alice.post(f"/api/v1/files/{kept}/links", json={"password": "open sesame"})).expect(201))
     (await alice.get(f"/api/v1/files/{kept}/download")).expect(200)
@@ -115,7 +115,7 @@ async def an_installation(api: Api, weed: WeedCluster, bucket: str) -> tuple[Ses
     await admin.patch(f"/api/v1/servers/{servers['newyork']['id']}", json={"is_on": False})
     for name in ("waiting.txt", "failing.txt"):
         (await alice.delete(f"/api/v1/files/{ids[name]}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     async with api.app[appkeys.DB].transaction() as tx:  # the state a job reaches out of attempts
         await tx.execute(
             "UPDATE jobs SET status = 'failed', attempts = 5, last_error = 'boom' WHERE id = (SELECT max(id) FROM jobs)"
@@ -190,7 +190,7 @@ async def test_a_sqlite_installation_copied_to_postgresql_is_served_the_same(
     await admin.patch(f"/api/v1/servers/{made['newyork']}", json={"is_on": True})
     fresh = (await alice.upload("after.txt", DATA))["file"]["id"]
     await alice.wait_stored(fresh)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     jobs = (await admin.get("/api/v1/jobs")).expect(200)["items"]
     assert [(j["id"], j["status"]) for j in jobs] == [(before["jobs"][1]["id"], "failed")]
     servers = {s["name"]: s for s in (await admin.get("/api/v1/servers")).expect(200)["items"]}

@@ -145,7 +145,7 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     alice = await api.user("alice")
     kept = (await alice.upload("kept.txt", DATA_SMALL))["file"]["id"]
     await alice.wait_stored(kept)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     link = (await alice.post(f"/api/v1/files/{kept}/links", json={})).expect(201)
     arriving = await alice.announce("arrives-while-full.txt", DATA_SMALL)  # its bytes come during the outage
     listed = (await alice.get("/api/v1/files")).expect(200)["items"]
@@ -237,7 +237,7 @@ async def test_a_full_disk_answers_writes_503_serves_reads_and_loses_nothing(
     assert len(downloads) == 3 and {d["object_id"] for d in downloads} == {kept}
 
     # The stored upload was copied within its zone; the database is sound.
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     files = {f["id"]: f for f in (await alice.get("/api/v1/files")).expect(200)["items"]}
     holders = {}
     for file_id in (kept, arriving["file"]["id"]):
@@ -284,7 +284,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
         await admin.add_server(weed, name, bucket)
     doomed = (await admin.upload("doomed.txt", DATA_SMALL))["file"]["id"]
     await admin.wait_stored(doomed)
-    await worker.drain()
+    await worker.run_until_idle()
     doomed_key = await db.fetchval(
         "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?", (doomed,)
     )
@@ -324,7 +324,7 @@ async def test_jobs_running_or_queued_when_the_disk_fills_finish_once_there_is_r
     assert worker.handlers["copy"] is copy_when_the_disk_is_full and len(copying) == 2
 
     filler.unlink()
-    await worker.drain()
+    await worker.run_until_idle()
 
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
     drift = 0

@@ -72,7 +72,7 @@ async def test_an_import_adopts_the_objects_cdnstore_does_not_know_as_files_of_t
     api, admin, alice, dallas = await importing(make_api, weed, bucket, "alice")
     await admin.add_server(weed, "newyork", bucket)  # (same zone: adopted files are copied there)
     ours = await alice.upload_and_confirm("taken.txt", b"alice's own file\n")  # cdnstore's own object: known
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     objects = {
         "report.pdf": b"%PDF- a report\n" * 50,
         "notes \u00fc.txt": b"notes\n",
@@ -97,7 +97,7 @@ async def test_an_import_adopts_the_objects_cdnstore_does_not_know_as_files_of_t
     assert files["report.pdf"]["status"] == "stored" and files["report.pdf"]["content_type"] == "application/pdf"
     assert files["taken.txt"]["id"] == ours["file"]["id"]
 
-    await api.app[appkeys.WORKER].drain()  # copied to the zone, hashed as they stream: the SHA-256 is known
+    await api.app[appkeys.WORKER].run_until_idle()  # copied to the zone, hashed as they stream: the SHA-256 is known
     for name in ("report.pdf", "notes \u00fc.txt"):
         file = (await alice.get(f"/api/v1/files/{files[name]['id']}")).expect(200)
         assert file["sha256"] == hashlib.sha256(objects[name]).hexdigest()

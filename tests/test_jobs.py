@@ -373,7 +373,7 @@ async def test_a_handler_asking_to_wait_is_postponed_not_failed(db: Database) ->
 
     worker = JobWorker(queue, registry.available_ids, {"copy": waits, "remove": waits}, queue.cfg, health_interval=1)
     task = asyncio.create_task(worker.run())
-    await worker.drain(within=5, horizon=1)
+    await worker.run_until_idle(within=5, horizon=1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

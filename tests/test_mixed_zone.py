@@ -98,7 +98,7 @@ async def test_a_zone_of_seaweedfs_and_rgw_copies_both_ways_scrubs_repairs_and_d
     for ip in (NEW_YORK_IP, US_IP):
         answer, data = await upload_in_parts(admin, f"parts-{WHERE[ip]}.bin", 12 * MIB + 4321, ip)
         files[await current_key(api, answer["file"]["id"])] = (answer["file"]["id"], data)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
 
     for key, (file_id, data) in files.items():  # every file on both vendors, byte for byte
         assert await statuses(admin, file_id) == {"dallas": "present", "newyork-rgw": "present"}
@@ -119,13 +119,13 @@ async def test_a_zone_of_seaweedfs_and_rgw_copies_both_ways_scrubs_repairs_and_d
         report = await deep_scrub(api)
         assert (report.corrupt, report.without_good_holder) == (1, 0)
         assert await statuses(admin, file_id) == {"dallas": "present", "newyork-rgw": "corrupt"}
-    await api.app[appkeys.WORKER].drain()  # the repair, from SeaweedFS to RGW
+    await api.app[appkeys.WORKER].run_until_idle()  # the repair, from SeaweedFS to RGW
     assert await held(api, targets["newyork-rgw"], key) == data
     assert await statuses(admin, file_id) == {"dallas": "present", "newyork-rgw": "present"}
 
     for file_id, _ in files.values():
         (await admin.delete(f"/api/v1/files/{file_id}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     for target in targets.values():
         assert [o.key async for o in api.app[appkeys.STORAGE].list_objects(target)] == []
     assert rgw.running

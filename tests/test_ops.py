@@ -170,7 +170,7 @@ async def test_metrics_count_requests_by_route_uploads_downloads_copies_jobs_and
     file_id, first = str(announced["file"]["id"]), announced["upload"]["server"]["name"]
     second = ({"newyork", "dallas"} - {first}).pop()
     await admin.wait_stored(file_id)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     link, _ = await admin.download(file_id)
     await admin.get(f"/api/v1/files/{file_id}")
     await admin.get("/api/v1/files/00000000-0000-0000-0000-000000000000")

@@ -1,7 +1,8 @@
 """The domain's core stories in the fast tier: the daemon built on the in-memory storage
 (testbed/memory_storage.py, handed to `create_app(store=...)`) instead of S3, on both engines, its jobs run
-with `JobWorker.run_until_idle` (which raises when a job failed). They complement the integration tests
-on real SeaweedFS (test_replication.py, test_scrub.py, test_files.py), which stay."""
+with `JobWorker.run_until_idle` (which raises when a job failed), each told by its faults (lose, corrupt,
+refuse, stall). The stories the use-case modules tell on both sides (tests/s3bed.py: in memory and on real
+SeaweedFS) are theirs: copies to a zone and removals after delete in test_replication.py."""
 
 from __future__ import annotations
 
@@ -90,14 +91,6 @@ async def make_fleet(make_api: MakeApi, **options: Any) -> Fleet:
     return Fleet(api, admin, memory, servers, ids)
 
 
-async def test_an_upload_stored_via_complete_is_copied_to_every_active_server_of_its_zone(fleet: Fleet) -> None:
-    file_id, key = await fleet.stored("us.bin")
-    await fleet.run_jobs()
-    assert fleet.holders(key) == USA
-    file = (await fleet.admin.get(f"/api/v1/files/{file_id}")).expect(200)
-    assert file["status"] == "stored" and file["sha256"] == hashlib.sha256(DATA).hexdigest()
-
-
 async def test_a_replica_lost_behind_cdnstores_back_is_found_by_the_scrub_and_copied_again(fleet: Fleet) -> None:
     _, key = await fleet.stored("lost.bin")
     await fleet.run_jobs()
@@ -121,16 +114,6 @@ async def test_a_corrupted_replica_is_found_by_the_deep_scrub_and_repaired_from_
     assert fleet.holders(key) == USA
     again = await fleet.api.app[appkeys.DEEP_SCRUB].scrub()
     assert again is not None and again.corrupt == 0
-
-
-async def test_a_deleted_file_is_removed_from_every_server(fleet: Fleet) -> None:
-    file_id, key = await fleet.stored("bye.bin")
-    await fleet.run_jobs()
-    assert fleet.holders(key) == USA
-    (await fleet.admin.delete(f"/api/v1/files/{file_id}")).expect(204)
-    await fleet.run_jobs()
-    assert all(key not in fleet.memory.objects(target) for target in fleet.servers.values())
-    (await fleet.admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
 
 
 async def test_a_copy_the_destination_refuses_once_is_retried_and_lands(fleet: Fleet) -> None:

@@ -145,7 +145,7 @@ async def one_file_on_two_servers(
     servers = [await admin.add_server(weed, city, bucket, is_active=True) for city in ("newyork", "dallas")]
     answer = await admin.upload(name, name.encode() * 100, ip=US_IP)
     await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     registry = api.app[appkeys.SERVERS]
     return api, admin, answer, servers[0], registry.get(servers[0]["id"]).pk
 
@@ -181,7 +181,7 @@ async def test_removing_a_server_while_one_of_its_removal_jobs_finishes_does_not
 
     await wait_for(removal_paused, "the removal job's transaction paused holding the replica row")
     (await admin.delete(f"/api/v1/servers/{server['id']}")).expect(204)
-    await worker.drain()
+    await worker.run_until_idle()
     assert failures == []
     # Nor did the deletion lose a deadlock and run again (Database.retried would hide it from the answer).
     assert not [r for r in caplog.records if "lost to another" in r.getMessage()]

@@ -257,7 +257,7 @@ async def test_a_copy_whose_target_dies_midway_completes_when_it_returns(
     async with killed_mid_copy(admin, weed, gate, "newyork") as job:  # the job waits for the server
         assert "unreachable" in job["last_error"], job
         assert await holders(admin, film) == {"dallas"}
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await jobs(admin) == []
     assert gate.starts >= 2  # the copy started over
     assert await holders(admin, film) == {"dallas", "newyork"}
@@ -280,7 +280,7 @@ async def test_a_copy_whose_source_dies_midway_finishes_from_another_holder(
     api, admin = await faulty_daemon(make_api, weed, bucket)
     servers = {name: await admin.add_server(weed, name, bucket) for name in ("dallas", "newyork", "detroit")}
     film = await store(admin, "film.bin", BIG)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await holders(admin, film) == {"dallas", "newyork"}  # Detroit is inactive
     storage = s3_storage(api)
     attempts = Attempts.watch(api, monkeypatch)
@@ -323,7 +323,7 @@ async def test_a_copy_whose_only_source_dies_midway_waits_for_it_and_completes(
     async with killed_mid_copy(admin, weed, gate, "dallas"):  # the job waits for its source
         assert await holders(admin, film) == {"dallas"}
         assert await unfinished_uploads(storage, weed, "newyork", bucket) == []  # the broken copy was aborted
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await jobs(admin) == []
     assert gate.starts >= 2
     assert await holders(admin, film) == {"dallas", "newyork"}
@@ -389,7 +389,7 @@ async def test_downloads_move_to_the_other_holder_while_the_nearest_is_down_and_
 ) -> None:
     api, admin = await faulty_daemon(make_api, weed, bucket, "dallas", "newyork")
     clip = await store(admin, "clip.bin", 3 * MIB)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await holders(admin, clip) == {"dallas", "newyork"}
 
     def elsewhere(got: list[Answer], holder: str) -> int:
@@ -620,7 +620,7 @@ async def test_a_copy_whose_nearest_source_gave_wrong_bytes_is_made_again_from_a
         await admin.add_server(weed, "newyork", bucket, endpoint_url=proxy.url)  # Detroit's nearest holder
         await admin.add_server(weed, "detroit", bucket, is_active=False)
         film = await store_declared(admin, "film.bin", 2 * MIB)
-        await api.app[appkeys.WORKER].drain()
+        await api.app[appkeys.WORKER].run_until_idle()
         proxy.flip_at, proxy.max_flips = MIB + 1000, 1
         caplog.set_level("INFO", logger="cdnstore.replicator")
         await activate(admin, "detroit")

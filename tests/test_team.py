@@ -69,12 +69,12 @@ async def test_a_deleted_users_objects_are_removed_from_every_server_and_their_l
     files = [await stored(alice, f"file{i}.txt", b"alice's bytes\n" * (i + 1)) for i in range(3)]
     token = (await alice.post(f"/api/v1/files/{files[0]['id']}/links", json={})).expect(201)["token"]
     await alice.announce("never-sent.txt", b"x" * 10)  # an upload in progress goes too
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     before = {server: await keys_in(api, weed, server, bucket) for server in SERVERS}
     assert sum(len(keys) for keys in before.values()) >= 2 * 4  # dallas and newyork hold every file
     (await admin.delete(f"/api/v1/users/{alice.user['id']}")).expect(204)
     (await api.call("GET", f"/api/v1/public/links/{token}")).problem(404, "link_not_found")
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     admins_key = await api.app[appkeys.DB].fetchval(
         "SELECT v.object_key FROM files f JOIN versions v ON v.id = f.current_version_id WHERE f.uuid = ?",
         (mine["id"],),
@@ -110,7 +110,7 @@ async def test_a_deleted_users_multipart_upload_in_progress_is_aborted_by_the_de
     in_progress = functools.partial(storage.stale_uploads, target, datetime.now(UTC) + timedelta(days=1))
     assert len(await in_progress()) == 1
     (await admin.delete(f"/api/v1/users/{alice.user['id']}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await in_progress() == []  # aborted by the deletion's jobs, not left for scrub
 
 
@@ -231,7 +231,7 @@ async def test_a_user_limited_to_africa_uploading_from_the_us_gets_cape_town(
     assert answer["upload"]["server"] == {"name": "capetown", "location": "Cape Town", "zone": "Africa"}
     file = await alice.wait_stored(answer["file"]["id"])
     assert file["zone"] == "Africa"
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     where = (await admin.get(f"/api/v1/files/{file['id']}/servers")).expect(200)["items"]
     assert [item["server"]["name"] for item in where] == ["capetown"]
 

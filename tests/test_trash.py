@@ -67,7 +67,7 @@ async def test_a_deleted_file_waits_in_the_trash_kept_counted_unseen_and_comes_b
     [trashed] = await trash_of(alice)
     assert trashed["id"] == file_id and trashed["name"] == "notes.txt" and trashed["size"] == len(DATA)
     assert iso_in(WEEK - 60) < trashed["purge_at"] <= iso_in(WEEK) and trashed["deleted_at"] <= iso_in(0)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert await on_server(api, weed, bucket, key)  # its bytes stay where they were
     assert await used(alice) == len(DATA)  # and still count in the quota
     deleted = (await alice.get("/api/v1/history", params={"event": "file.deleted"})).expect(200)["items"]
@@ -115,7 +115,7 @@ async def test_a_purged_file_is_removed_everywhere_and_leaves_the_quota(
     (await alice.post(f"/api/v1/trash/{file_id}/restore")).problem(404, "file_not_found")
     assert [f["id"] for f in await trash_of(alice)] == [kept]
     assert await used(alice) == 10
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert not await on_server(api, weed, bucket, key)
     purged = (await alice.get("/api/v1/history", params={"event": "file.purged"})).expect(200)["items"]
     assert [(p["object_id"], p["data"]["reason"]) for p in purged] == [(file_id, "purged_by_owner")]
@@ -135,7 +135,7 @@ async def test_the_trash_is_emptied_of_the_files_whose_time_is_up(
         await tx.execute("UPDATE files SET purge_at = ? WHERE uuid = ?", (iso_in(-1), answer["file"]["id"]))
     assert await api.app[appkeys.TRASH].sweep() == 1
     assert [f["id"] for f in await trash_of(alice)] == [later]
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert not await on_server(api, weed, bucket, key)
     assert await used(alice) == len(DATA)
     assert await api.app[appkeys.TRASH].sweep(now=iso_in(WEEK + 60)) == 1  # a week on: later.txt too
@@ -147,7 +147,7 @@ async def test_with_trash_days_0_a_deletion_removes_the_file_at_once(api: Api, w
     answer = await stored(alice, "now.txt")
     (await alice.delete(f"/api/v1/files/{answer['file']['id']}")).expect(204)
     assert await trash_of(alice) == [] and await used(alice) == 0
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert not await on_server(api, weed, bucket, object_key(answer["upload"]))
 
 
@@ -233,7 +233,7 @@ async def test_deleting_a_user_empties_their_trash_too(make_api: Any, weed: Weed
     answer = await stored(alice, "private.txt")
     (await alice.delete(f"/api/v1/files/{answer['file']['id']}")).expect(204)
     (await admin.delete(f"/api/v1/users/{alice.user['id']}")).expect(204)
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     assert not await on_server(api, weed, bucket, object_key(answer["upload"]))
     left = await api.app[appkeys.DB].fetchval("SELECT count(*) FROM files WHERE purge_at IS NOT NULL")
     assert left == 0

@@ -191,7 +191,7 @@ async def test_wrong_bytes_on_a_server_that_does_not_enforce_checksums_are_caugh
     assert await put_bytes(answer["upload"], BAD) == 200
     file_id = answer["file"]["id"]
     assert (await admin.post(f"/api/v1/files/{file_id}/complete")).expect(200)["status"] == "uploading"
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     (await admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
     assert [j for j in await api.app[appkeys.JOBS].page(None, 10, None) if j.kind == "copy"] == []
 

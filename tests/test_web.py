@@ -914,7 +914,7 @@ async def test_a_files_details_show_its_sha256_once_known(
     await admin.add_layout(weed, bucket)
     uploaded = await admin.upload("checked.txt", b"hash me")
     await admin.wait_stored(uploaded["file"]["id"])
-    await api.app[appkeys.WORKER].drain()  # the copy to New York learns the SHA-256 as it streams
+    await api.app[appkeys.WORKER].run_until_idle()  # the copy to New York learns the SHA-256 as it streams
 
     page = await context.new_page()
     await sign_in(page, api, "root")
@@ -1160,7 +1160,7 @@ async def test_the_servers_view_shows_what_the_deep_scrub_found(
     servers = {name: await admin.add_server(weed, name, bucket, is_active=True) for name in ("newyork", "dallas")}
     answer = await admin.upload("precious.bin", b"precious " * 100)
     await admin.wait_stored(answer["file"]["id"])
-    await api.app[appkeys.WORKER].drain()
+    await api.app[appkeys.WORKER].run_until_idle()
     key = answer["upload"]["url"].split("?")[0].rsplit("/", 1)[1]
     await events_unheard(api, admin, *servers)
     for name in servers:  # altered behind cdnstore's back on both: no good copy left
