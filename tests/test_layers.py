@@ -202,14 +202,19 @@ ENGINE_LEAK = re.compile(
 )
 
 
-def test_no_module_outside_db_branches_on_the_engine() -> None:
-    found = [
+def outside_db(pattern: re.Pattern[str]) -> list[str]:
+    """Where `pattern` matches in cdnstore/ outside db/: "path:line: the match"."""
+    return [
         f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0).strip()}"
         for path in sorted(PACKAGE.rglob("*.py"))
         if "db" not in path.relative_to(PACKAGE).parts[:1]
         for text in [path.read_text()]
-        for match in ENGINE_LEAK.finditer(text)
+        for match in pattern.finditer(text)
     ]
+
+
+def test_no_module_outside_db_branches_on_the_engine() -> None:
+    found = outside_db(ENGINE_LEAK)
     assert not found, "engine differences outside cdnstore/db/:\n" + "\n".join(found)
 
 
@@ -219,13 +224,7 @@ ROW_NAMED = re.compile(r"\bRow\b")
 
 
 def test_no_module_outside_db_hands_on_untyped_rows() -> None:
-    found = [
-        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
-        for path in sorted(PACKAGE.rglob("*.py"))
-        if "db" not in path.relative_to(PACKAGE).parts[:1]
-        for text in [path.read_text()]
-        for match in ROW_NAMED.finditer(text)
-    ]
+    found = outside_db(ROW_NAMED)
     assert not found, "db.Row named outside cdnstore/db/ (return a record instead):\n" + "\n".join(found)
 
 
