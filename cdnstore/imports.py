@@ -24,7 +24,7 @@ import logging
 import mimetypes
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -104,12 +104,12 @@ class Import:
     @classmethod
     def of(cls, row: Any) -> Import:
         """The Import of a row of COLUMNS (by column name), its flags as bools and its state as the enum."""
-        found = record(cls, row)
-        return replace(
-            found,
-            strip_prefix=bool(found.strip_prefix),
-            state=ImportState(found.state),
-            owner_deleted=bool(found.owner_deleted),
+        return record(
+            cls,
+            row,
+            strip_prefix=bool(row["strip_prefix"]),
+            state=ImportState(row["state"]),
+            owner_deleted=bool(row["owner_deleted"]),
         )
 
 

@@ -21,7 +21,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import JobsConfig
@@ -78,8 +78,7 @@ class JobEntry:
     @classmethod
     def of(cls, row: Any) -> JobEntry:
         """The entry of a JOB_SELECT row (by column name), its kind and status as the enums."""
-        entry = record(cls, row)
-        return replace(entry, kind=JobKind(entry.kind), status=JobStatus(entry.status))
+        return record(cls, row, kind=JobKind(row["kind"]), status=JobStatus(row["status"]))
 
 
 @dataclass(frozen=True, slots=True)

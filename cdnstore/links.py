@@ -195,18 +195,10 @@ class Links:
         for f in await self.db.fetchall(_FILES_OF.format(marks=", ".join("?" * len(ids))), ids):
             found[f["link_id"]].append(record(SharedFile, f))
         return [
-            Link(
-                id=r["id"],
-                uuid=r["uuid"],
-                token=r["token"],
-                password_hash=r["password_hash"],
-                expires_at=r["expires_at"],
-                max_downloads=r["max_downloads"],
-                downloads=r["downloads"],
-                created_at=r["created_at"],
-                owner_id=r["owner_id"],
+            record(
+                Link,
+                r,
                 owner_disabled=bool(r["owner_disabled"]),
-                file_uuid=r["file_uuid"],
                 state=LinkState(r["state"]),
                 files=tuple(found[r["id"]]),
             )

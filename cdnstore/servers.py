@@ -71,29 +71,16 @@ COLUMNS = (
 
 def server_from_row(row: Any, secret_key: str) -> Server:
     """The Server of a `servers` row (every column, each read by its name), with its secret key unsealed."""
-    return Server(
-        id=row["uuid"],
+    return record(
+        Server,
+        row,
+        id=row["uuid"],  # the public id; the integer key is `pk`
         pk=row["id"],
-        name=row["name"],
-        endpoint_url=row["endpoint_url"],
-        bucket=row["bucket"],
-        region=row["region"],
-        access_key=row["access_key"],
         secret_key=secret_key,
-        location=row["location"],
-        zone=row["zone"],
-        latitude=row["latitude"],
-        longitude=row["longitude"],
         is_on=bool(row["is_on"]),
         is_active=bool(row["is_active"]),
         health=Health(row["health"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        events_token_hash=row["events_token_hash"],
-        public_url=row["public_url"],
-        addressing_style=row["addressing_style"],
         capabilities=probe.load(row["capabilities"]),
-        events_seen_at=row["events_seen_at"],
     )
 
 

@@ -20,10 +20,14 @@ R = TypeVar("R")
 _NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def record(cls: type[R], row: Any) -> R:
-    """A row as the frozen record `cls` (a dataclass), each field read by its column's name, never by position."""
+def record(cls: type[R], row: Any, **given: Any) -> R:
+    """A row as the frozen record `cls` (a dataclass), each field read by its column's name, never by position;
+    the fields in `given` are taken from there instead (a column converted: an enum, a flag as a bool; or what
+    is no column of the row)."""
     names = _NAMES.get(cls)
     if names is None:
         names = _NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
     # The values read by name, handed over in the fields' own order: a third cheaper than keyword arguments.
-    return cls(*map(row.__getitem__, names))
+    if not given:
+        return cls(*map(row.__getitem__, names))
+    return cls(*(given[name] if name in given else row[name] for name in names))
