@@ -28,9 +28,66 @@ from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import Server, VersionStatus
 from .tables import files as files_table
-from .tables import replicas, versions
+from .tables import record, replicas, versions
 
 log = logging.getLogger(__name__)
+
+# A version a read hashed and its file's content (Confirming), by version id.
+_CONFIRMING = (
+    "SELECT v.sha256, v.sha256_declared, v.verify_pending, v.status, v.upload_server_id, f.current_version_id "
+    "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?"
+)
+# A version whose declared SHA-256 its bytes do not have, and its file (Rejecting), locked for the rejection.
+_REJECTING = (
+    "SELECT v.file_id, f.uuid AS file_uuid, f.owner_id, f.name, f.current_version_id, v.sha256, v.status "
+    "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ? FOR UPDATE"
+)
+# A stored version about to become its file's content, and its file (Becoming); request_uuid: the upload
+# request a sender's file came through.
+_BECOMING = (
+    "SELECT f.id AS file_id, f.uuid AS file_uuid, f.owner_id, f.name, f.current_version_id, v.size, "
+    "v.link_request, (SELECT uuid FROM upload_requests WHERE id = f.received_via) AS request_uuid "
+    "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirming:
+    """A version whose whole bytes a read just hashed (_CONFIRMING): what `Content.confirmed` decides on."""
+
+    sha256: str | None  # known or declared (None: neither yet)
+    sha256_declared: int
+    verify_pending: int  # its SHA-256 still waits for this first read
+    status: str
+    upload_server_id: int | None
+    current_version_id: int | None  # its file's
+
+
+@dataclass(frozen=True, slots=True)
+class Rejecting:
+    """A version `Content.reject` may reject (_REJECTING), and the file it belongs to."""
+
+    file_id: int
+    file_uuid: str
+    owner_id: int
+    name: str
+    current_version_id: int | None
+    sha256: str | None  # the declared one
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Becoming:
+    """A stored version `Content.make_current` makes its file's content (_BECOMING), and that file."""
+
+    file_id: int
+    file_uuid: str
+    owner_id: int
+    name: str
+    current_version_id: int | None  # the file's content until now
+    size: int
+    link_request: str | None
+    request_uuid: str | None  # the upload request a sender's file came through
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +128,23 @@ class Content:
         """cdnstore read the whole content of a version on `server_id` and it hashed to `sha256` (the
         declared one, if any): the SHA-256 is known, that replica verified, and a version that waited for
         this check becomes its file's content."""
-        row = await tx_fetchone(
-            tx,
-            "SELECT v.sha256, v.sha256_declared, v.verify_pending, v.status, "
-            "v.upload_server_id, f.current_version_id FROM versions v "
-            "JOIN files f ON f.id = v.file_id WHERE v.id = ?",
-            (version_id,),
-        )
+        row = await tx_fetchone(tx, _CONFIRMING, (version_id,))
         if row is None:
             return
-        if row["sha256"] not in (None, sha256):  # (callers check; a verifier round may race a copy)
+        version = record(Confirming, row)
+        if version.sha256 not in (None, sha256):  # (callers check; a verifier round may race a copy)
             return
         await replicas.verified(tx, server_id, version_id, self.clock.now_iso())
-        if row["sha256"] is None or row["verify_pending"]:  # (one stored before 0006 learns it here too)
+        if version.sha256 is None or version.verify_pending:  # (one stored before 0006 learns it here too)
             await versions.confirm_sha256(tx, version_id, sha256)
-        if not row["verify_pending"]:
+        if not version.verify_pending:
             return
-        server = self.server_of(row["upload_server_id"]) or self.server_of(server_id)
+        uploaded_to = None if version.upload_server_id is None else self.server_of(version.upload_server_id)
+        server = uploaded_to or self.server_of(server_id)
         if (
-            row["sha256_declared"]
-            and row["status"] == VersionStatus.STORED
-            and row["current_version_id"] != version_id
+            version.sha256_declared
+            and version.status == VersionStatus.STORED
+            and version.current_version_id != version_id
             and server is not None
         ):
             await self.make_current(tx, version_id, server)
@@ -103,31 +156,26 @@ class Content:
         content (it never became current), or goes when it has none. False when it was no longer one to
         reject (confirmed, replaced or deleted meanwhile)."""
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(
-                tx,
-                "SELECT v.file_id, v.sha256, v.status, f.uuid, f.owner_id, f.name, "
-                "f.current_version_id, f.deleted_at FROM versions v JOIN files f "
-                "ON f.id = v.file_id WHERE v.id = ? FOR UPDATE",
-                (version_id,),
-            )
+            row = await tx_fetchone(tx, _REJECTING, (version_id,))
+            bad = None if row is None else record(Rejecting, row)
             if (
-                row is None
-                or row["status"] != VersionStatus.STORED
-                or row["current_version_id"] == version_id
-                or row["sha256"] == found
+                bad is None
+                or bad.status != VersionStatus.STORED
+                or bad.current_version_id == version_id
+                or bad.sha256 == found
             ):
                 return False
             await versions.reject(tx, version_id, self.clock.now_iso())
             await self.jobs.enqueue_removals(tx, [version_id])
-            data = {"name": row["name"], "sha256": row["sha256"], "found": found, "reason": reason}
-            await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data)
-            await retire_if_empty(tx, row["file_id"], "content_corrupt", self.clock.now_iso())
+            data = {"name": bad.name, "sha256": bad.sha256, "found": found, "reason": reason}
+            await history.record(tx, bad.owner_id, "file.corrupt", bad.file_uuid, data)
+            await retire_if_empty(tx, bad.file_id, "content_corrupt", self.clock.now_iso())
         self.metrics.versions_rejected.inc()
         log.error(
             "upload %s of file %s: %s; rejected (removed, never served)",
             version_id,
-            row["uuid"],
-            f"its bytes have SHA-256 {found}, not the declared {row['sha256']}"
+            bad.file_uuid,
+            f"its bytes have SHA-256 {found}, not the declared {bad.sha256}"
             if found is not None
             else "its bytes could not be verified (its verification reads never settled)",
         )
@@ -137,30 +185,25 @@ class Content:
         """A stored version becomes its file's content (unless a newer one already is: then it is out of
         date); the previous content is superseded. The stored listeners are told (the file is stored, with
         this content or a newer one)."""
-        row = await tx_fetchone(
-            tx,
-            "SELECT f.id, f.uuid, f.owner_id, f.name, f.current_version_id, v.size, v.link_request, "
-            "(SELECT uuid FROM upload_requests WHERE id = f.received_via) AS request_uuid "
-            "FROM versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?",
-            (version_id,),
-        )
+        row = await tx_fetchone(tx, _BECOMING, (version_id,))
         assert row is not None
-        told = Stored(version_id, row["id"], row["uuid"], row["owner_id"], row["name"], row["link_request"])
+        new = record(Becoming, row)
+        told = Stored(version_id, new.file_id, new.file_uuid, new.owner_id, new.name, new.link_request)
         for listener in self.stored_listeners:
             await listener(tx, told)
-        current = row["current_version_id"]
+        current = new.current_version_id
         if current is not None and current >= version_id:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
                 await self.supersede(tx, [version_id])
             return
-        await files_table.make_current(tx, row["id"], version_id, self.clock.now_iso())
+        await files_table.make_current(tx, new.file_id, version_id, self.clock.now_iso())
         if current is not None:
             await self.supersede(tx, [current])
-        stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
-        await history.record(tx, row["owner_id"], "file.stored", row["uuid"], stored)
-        if row["request_uuid"] is not None and current is None:  # a sender's file arrived (its only version)
-            received = {**stored, "request_id": row["request_uuid"]}
-            await history.record(tx, row["owner_id"], "upload_request.received", row["uuid"], received)
+        stored = {"name": new.name, "size": new.size, "server": server.name, "zone": server.zone}
+        await history.record(tx, new.owner_id, "file.stored", new.file_uuid, stored)
+        if new.request_uuid is not None and current is None:  # a sender's file arrived (its only version)
+            received = {**stored, "request_id": new.request_uuid}
+            await history.record(tx, new.owner_id, "upload_request.received", new.file_uuid, received)
 
     async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
         """Stored content replaced: superseded, and removed from every server holding it (jobs)."""

@@ -271,16 +271,7 @@ class JobQueue:
             )
         if row is None:
             return None
-        return Job(
-            row["id"],
-            row["kind"],
-            row["version_id"],
-            row["server_id"],
-            row["attempts"],
-            ran_before=bool(row["ran_before"]),
-            token=token,
-            claimed_at=sent,
-        )
+        return record(Job, row, ran_before=bool(row["ran_before"]), token=token, claimed_at=sent)
 
     async def renew(self, job: Job) -> bool:
         """Extend the job's lease by lease_seconds from now; False when the claim is no longer this one's."""

@@ -162,15 +162,16 @@ class ApiKeys:
         generation = self._generation
         hashed = secret_hash(secret)
         row = await self.db.fetchone(
-            "SELECT k.id, k.scopes, k.expires_at, u.uuid FROM api_keys k JOIN users u ON u.id = k.user_id "
-            "WHERE k.secret_hash = ?",
+            "SELECT k.id AS key_id, u.uuid AS user_uuid, k.scopes, k.expires_at FROM api_keys k "
+            "JOIN users u ON u.id = k.user_id WHERE k.secret_hash = ?",
             (hashed,),
         )
         if row is None:
             raise Unauthorized("this API key is not valid: it was revoked, or never issued")
         expires_at = row["expires_at"]
         expires = float("inf") if expires_at is None else datetime.fromisoformat(expires_at).timestamp()
-        grant = Grant(row["id"], row["uuid"], frozenset(json.loads(row["scopes"])), expires_at, expires, hashed)
+        scopes = frozenset(json.loads(row["scopes"]))
+        grant = record(Grant, row, scopes=scopes, expires=expires, secret_hash=hashed)
         if generation == self._generation:
             if len(self._grants) >= 100_000:
                 self._grants.clear()

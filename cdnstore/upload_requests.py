@@ -236,9 +236,10 @@ class UploadRequests:
         row = await self.db.fetchone(
             f"SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE q.uuid = ? AND q.deleted_at IS NULL", (request_uuid,)
         )
-        if row is None or (row["owner_id"] != caller.id and not caller.is_admin):
+        found = None if row is None else record(UploadRequest, row)
+        if found is None or (found.owner_id != caller.id and not caller.is_admin):
             raise NotFound("no such upload request", code="request_not_found")
-        return record(UploadRequest, row)
+        return found
 
     async def _managed(self, tx: Tx, caller: Caller, request_uuid: str) -> UploadRequest:
         """The request, locked (PostgreSQL), if the caller owns it or is an admin (another user's is 404, as if

@@ -20,7 +20,7 @@ from .files import remove_versions
 from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, UNSET, Changes, Unset, User
 from .tables import files as files_table
-from .tables import versions
+from .tables import record, versions
 from .throttle import Throttle, address_key, attempt
 
 if TYPE_CHECKING:
@@ -34,18 +34,31 @@ USER_COLUMNS = """id, uuid, username, is_admin, permissions, is_disabled, quota_
 
 def user_from_row(row: Any) -> User:
     """The User of a `users` row (USER_COLUMNS), each column read by its name."""
-    return User(
-        id=row["uuid"],
+    return record(
+        User,
+        row,
+        id=row["uuid"],  # the public id; the integer key is `pk`
         pk=row["id"],
-        username=row["username"],
         is_admin=bool(row["is_admin"]),
         permissions=tuple(json.loads(row["permissions"])),
         is_disabled=bool(row["is_disabled"]),
-        quota_bytes=row["quota_bytes"],
         zones=None if row["zones"] is None else tuple(json.loads(row["zones"])),
-        max_file_lifetime=row["max_file_lifetime"],
-        default_file_lifetime=row["default_file_lifetime"],
     )
+
+
+# A refresh token presented to POST /auth/refresh, by its hash (RefreshToken).
+_PRESENTED = "SELECT user_id, family, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A refresh token as a refresh reads it (_PRESENTED): whose, of which session, and whether it may rotate."""
+
+    user_id: int
+    family: str  # its session's id
+    used_at: str | None  # rotated already (a copy presented again ends the session)
+    revoked_at: str | None
+    expires_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,30 +611,27 @@ class Accounts:
         claims = self.tokens.read_refresh(refresh_token)
         now = self.clock.now_iso()
         async with self.db.transaction() as tx:
-            row = await tx_fetchone(
-                tx,
-                "SELECT user_id, family, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?",
-                (token_hash(refresh_token),),
-            )
-            if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
+            row = await tx_fetchone(tx, _PRESENTED, (token_hash(refresh_token),))
+            presented = None if row is None else record(RefreshToken, row)
+            if presented is None or presented.revoked_at is not None or presented.expires_at <= now:
                 raise Unauthorized("the refresh token is not valid; log in again")
-            if row["used_at"] is not None:
+            if presented.used_at is not None:
                 # A rotated token came back: someone holds a copy. End the whole session.
-                await self._end_where(tx, "id = ?", (row["family"],), now)
+                await self._end_where(tx, "id = ?", (presented.family,), now)
                 reuse = True
             else:
                 reuse = False
                 await tx.execute(
                     "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, token_hash(refresh_token))
                 )
-                new_refresh = await self._new_refresh(tx, row["user_id"], claims.user_uuid, row["family"])
+                new_refresh = await self._new_refresh(tx, presented.user_id, claims.user_uuid, presented.family)
         if reuse:
-            self.forget_session(row["family"])
+            self.forget_session(presented.family)
             raise Unauthorized("the refresh token was already used; every session of it is ended")
         hit = await self.get(claims.user_uuid)
         if hit is None or hit.is_disabled:
             raise Unauthorized("the user no longer exists or is disabled")
-        return hit, self.tokens.access(claims.user_uuid, row["family"]), new_refresh
+        return hit, self.tokens.access(claims.user_uuid, presented.family), new_refresh
 
     async def logout(self, refresh_token: str) -> None:
         """End the session of a refresh token (any token of it, used or not: it proves the session)."""

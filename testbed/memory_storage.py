@@ -23,6 +23,10 @@ Faults, each for one server (its endpoint URL), one key, or both (None: any):
   server: a call with a `timeout` fails `storage_unreachable` when it runs out first);
 - `refuse(server=, key=, times=, code=)`: each operation on them raises the StorageError a failing server
   gives (`storage_error`, or `storage_unreachable` as for a dead one), `times` times (None: until `heal`).
+- `down(server)` ... `up(server)`: the server's process is gone (killed, crashed) and later started again:
+  meanwhile every operation on it, a presigned URL's request included, is refused as a connection to a port
+  nothing listens on is (`Storage` raises StorageError `storage_unreachable`, its health probe answers False);
+  its objects stay, and `heal` does not bring it up (tests/s3bed.py's `MemoryFleet.kill` / `restart`).
 """
 
 from __future__ import annotations
@@ -107,6 +111,7 @@ class MemoryStorage:
         self._signer = Storage(part_size=max(part_size, MIN_PART))  # presigning only: it opens no connection
         self._ids = itertools.count(1)
         self.refused = 0  # operations failed by `refuse` so far
+        self._down: set[str] = set()  # endpoint URLs of the servers `down` took down
 
     # --- faults --------------------------------------------------------------------------------
 
@@ -144,8 +149,17 @@ class MemoryStorage:
         """Operations on the server (and key) fail as a failing server's do (`times` of them; None: all)."""
         self._rules.append(_Rule(server, key, code=code, times=times))
 
+    def down(self, server: str) -> None:
+        """The server (its endpoint URL) is down as a killed process is: every operation on it is refused, until
+        `up`; its objects stay."""
+        self._down.add(server)
+
+    def up(self, server: str) -> None:
+        """The server runs again (as it was: its buckets and objects)."""
+        self._down.discard(server)
+
     def heal(self) -> None:
-        """No more faults: stalled operations go on, refusals end."""
+        """No more faults: stalled operations go on, refusals end (a server `down` stays down until `up`)."""
         for rule in self._rules:
             if rule.gate is not None:
                 rule.gate.set()
@@ -159,8 +173,11 @@ class MemoryStorage:
         return {key: obj.data for key, obj in self._bucket(target).objects.items()}
 
     async def _enter(self, target: S3Target, key: str | None, action: str, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Apply the faults told for this server and key: wait for a stall (within `timeout`), raise a refusal."""
+        """Apply the faults told for this server and key: refuse it when down, wait for a stall (within `timeout`),
+        raise a refusal."""
         where = f"{action} on {target.endpoint_url}/{target.bucket}"
+        if target.endpoint_url in self._down:  # (as `Storage` says a refused connection)
+            raise StorageError(f"{where}: server unreachable (connection refused)", code="storage_unreachable")
         for rule in list(self._rules):
             if not rule.matches(target.endpoint_url, key):
                 continue
@@ -437,6 +454,8 @@ class MemoryStorage:
         await self._enter(target, key, action, timeout)
         upload = self._upload(target, key, upload_id)
         where = f"{action} on {target.endpoint_url}/{target.bucket}"
+        if target.endpoint_url in self._down:  # (as `Storage` says a refused connection)
+            raise StorageError(f"{where}: server unreachable (connection refused)", code="storage_unreachable")
         if upload is None:
             raise StorageError(f"{where}: NoSuchUpload", code="storage_error")
         numbers = sorted(etags)

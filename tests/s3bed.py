@@ -4,7 +4,9 @@
 
 A module opts in by asking for `s3` (conftest's fixture, parametrised `memory` / `seaweedfs`) and its daemon
 `s3_api`, and by being listed in kinds.PARTLY_UNIT. A test that needs what only a real server does (its own
-webhooks, a vendor's quirk, a killed process) carries `REAL_ONLY`, with its reason in a word beside it."""
+webhooks, a vendor's quirk) carries `REAL_ONLY`, with its reason in a word beside it. A server killed and
+restarted (`kill`, `restart`) is one on both sides: a real process, or an in-memory server that refuses every
+call as a killed one does."""
 
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ class S3Bed(Protocol):
 
     def target(self, name: str, bucket: str, *, region: str = "us-east-1") -> S3Target: ...
 
+    async def kill(self, name: str) -> None: ...
+
+    async def restart(self, name: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class MemoryInstance:
@@ -67,6 +73,15 @@ class MemoryFleet:
 
     def target(self, name: str, bucket: str, *, region: str = "us-east-1") -> S3Target:
         return S3Target(self.instance(name).endpoint_url, bucket, region, ACCESS_KEY, SECRET_KEY)
+
+    async def kill(self, name: str) -> None:
+        """The server goes down as a killed SeaweedFS does (WeedCluster.kill): every call to it is refused,
+        `storage_unreachable`, and its health check finds it down; what it holds stays."""
+        self.storage.down(self.instance(name).endpoint_url)
+
+    async def restart(self, name: str) -> None:
+        """The server answers again, holding what it held (WeedCluster.restart)."""
+        self.storage.up(self.instance(name).endpoint_url)
 
 
 def store_of(s3: S3Bed) -> StoragePort | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -317,6 +317,37 @@ async def test_memory_a_refused_server_fails_as_a_real_one_does_for_as_many_time
     assert not await storage.head_bucket(target, timeout=1)
     storage.heal()
     assert await storage.head_bucket(target, timeout=1)
+
+
+@pytest.mark.unit
+async def test_memory_a_downed_server_refuses_every_call_as_a_killed_one_until_it_is_up_again_with_its_objects(
+    memory: tuple[MemoryStorage, S3Target],
+) -> None:
+    storage, target = memory
+    await stored(storage, target, "k", DATA)
+    url = storage.presign_get(target, "k", filename="k.txt", expires_in=TTL)
+
+    async def whole() -> bytes:
+        return b"".join([chunk async for chunk in storage.read(target, "k")])
+
+    storage.down(target.endpoint_url)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: storage.head(target, "k"),
+        whole,
+        lambda: storage.delete(target, "k"),
+        lambda: storage.check_bucket(target, create=False),
+        lambda: storage.send("GET", url, timeout=5),
+    ]
+    for call in calls:  # each as `Storage` fails on a port nothing listens on (test_storage.test_unreachable_server)
+        with pytest.raises(StorageError) as refused:
+            await call()
+        assert refused.value.code == "storage_unreachable"
+    assert not await storage.head_bucket(target, timeout=1)  # (its health check finds it down)
+    storage.heal()  # (no fault to heal: a killed server stays down until it runs again)
+    assert not await storage.head_bucket(target, timeout=1)
+    storage.up(target.endpoint_url)
+    assert await storage.head_bucket(target, timeout=1)
+    assert await whole() == DATA
 
 
 @pytest.mark.unit
