@@ -27,12 +27,14 @@ from .db import Database, Tx, tx_fetchone
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import Server, VersionStatus
+from .records import fast_init
 from .tables import files as files_table
 from .tables import replicas, versions
 
 log = logging.getLogger(__name__)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A version that became its file's content (or was stored after a newer one), told to the stored listeners

@@ -19,6 +19,7 @@ from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, 
 from .files import remove_versions
 from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, UNSET, Changes, Unset, User
+from .records import fast_init
 from .tables import files as files_table
 from .tables import versions
 from .throttle import Throttle, address_key, attempt
@@ -48,6 +49,7 @@ def user_from_row(row: Any) -> User:
     )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Account:
     """A user as the administrators see them: the User, and the bytes they store as the row was read (kept
@@ -62,6 +64,7 @@ class Account:
         return cls(user_from_row(row), int(row["used_bytes"]))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who the OpenID provider says signed in: its subject, the username it gives, and whether its groups make
