@@ -242,6 +242,8 @@ def main(argv: list[str]) -> int:
     if command == "bench":
         if shutil.which("wrk") is None:
             apt_install("wrk")
+        if shutil.which("valgrind") is None:  # scenario E counts instructions under callgrind
+            apt_install("valgrind")
         return sh(PYTHON, "-m", "bench.run", *rest, check=False)
     if command == "schema":  # schema.sql and schema_postgres.sql, generated from the migrations (cdnstore/db/schema.py)
         return sh(PYTHON, "-m", "cdnstore.db.schema", *rest, check=False)

@@ -5,7 +5,7 @@
 
 Starts real SeaweedFS servers and `cdnstore serve` (a separate process, as in production), and for
 scenarios 9-11 a throwaway PostgreSQL cluster (Debian's postgresql-15), drives them with wrk (Debian's
-package) and a few clients, prints a table (figure, cdnstore, floor, ratio, goal)
+package) and a few clients (scenario E runs the daemon under valgrind's callgrind), prints a table (figure, cdnstore, floor, ratio, goal)
 and writes bench/results/latest.json. Absolute numbers depend on the machine; the ratios are the point.
 Each scenario is a module of this package (bench/<name>.py); they run in the order below, those that share
 a stage (the servers', PostgreSQL) one after the other on it.
@@ -38,6 +38,7 @@ from . import (
     every_replica,
     hashing_cost,
     hot_paths,
+    instructions,
     parts_upload,
     queue_throughput,
     replication,
@@ -47,7 +48,8 @@ from .figures import Results
 from .machine import cpu_model
 from .stage import ROOT, Bench, Scenario, servers_stage
 
-# In the order they run. The letters of --only: 1-8 as numbered; A is 10, B is 11, C is 12, D the deep scrub.
+# In the order they run. The letters of --only: 1-8 as numbered; A is 10, B is 11, C is 12, D the deep scrub,
+# E instructions per request under callgrind.
 SCENARIOS: tuple[Scenario, ...] = tuple(
     module.SCENARIO
     for module in (
@@ -62,6 +64,7 @@ SCENARIOS: tuple[Scenario, ...] = tuple(
         copy_million,
         hashing_cost,
         deep_scrub,
+        instructions,
     )
 )
 ALL = "".join(sorted("".join(s.codes for s in SCENARIOS)))
@@ -174,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         default=ALL,
         help="the scenarios to run by letter, e.g. --only 56 (1, 2 and 7 run together; A is 10, B is 11, C is 12, "
-        "D the deep scrub)",
+        "D the deep scrub, E instructions per request)",
     )
     return parser
 

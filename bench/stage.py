@@ -30,11 +30,25 @@ US_IP = "8.8.8.8"
 TOKEN = "bench-events-token"
 
 
+# The background work's intervals an hour long: what scenario E counts is the requests' work alone.
+QUIET: dict[str, dict[str, Any]] = {
+    "uploads": {"sweep_interval": 3600, "fast_sweep_interval": 3600},
+    "jobs": {"poll_interval": 3600},
+    "health": {"interval": 3600},
+    "integrity": {"verify_interval": 3600},
+    "imports": {"poll_interval": 3600},
+    "files": {"sweep_interval": 3600},
+    "webhooks": {"poll_interval": 3600},
+    "periodic": {"lease_seconds": 3600},
+}
+
+
 def bench_daemon(
-    work: Path, port: int, events_token: str, *, database_url: str = "", request_logs: bool = True
+    work: Path, port: int, events_token: str, *, database_url: str = "", request_logs: bool = True, quiet: bool = False
 ) -> Daemon:
     """A daemon (not started) keeping its config file, database and log in `work`. `request_logs`: the shipped
-    default (a line per request at INFO), as production runs it; off, the log level is WARNING."""
+    default (a line per request at INFO), as production runs it; off, the log level is WARNING. `quiet`: the
+    background work's intervals an hour (QUIET)."""
     work.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     sections: dict[str, dict[str, Any]] = {
@@ -46,6 +60,8 @@ def bench_daemon(
     }
     if not request_logs:
         sections["log"] = {"level": "WARNING", "requests": False}
+    if quiet:
+        sections = {**sections, **{name: {**sections.get(name, {}), **keys} for name, keys in QUIET.items()}}
     return Daemon(write_config(work / "config.toml", sections), port, work / "daemon.log")
 
 
@@ -62,9 +78,10 @@ def weed_telling(folder: Path, names: list[str], port: int, token: str) -> WeedC
     )
 
 
-def floor_server(port: int) -> subprocess.Popen[bytes]:
-    """The floor: a bare aiohttp JSON handler (bench/hello.py) in a process of its own, starting."""
-    return subprocess.Popen([sys.executable, "-m", "bench.hello", str(port)], cwd=ROOT)
+def floor_server(port: int, under: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """The floor: a bare aiohttp JSON handler (bench/hello.py) in a process of its own (run `under` a command,
+    if given), starting."""
+    return subprocess.Popen([*under, sys.executable, "-m", "bench.hello", str(port)], cwd=ROOT)
 
 
 class Client:
@@ -136,12 +153,16 @@ class Servers:
 
 
 @contextlib.asynccontextmanager
-async def servers_stage(work: Path) -> AsyncIterator[Servers]:
+async def servers_stage(work: Path, *, under: tuple[str, ...] = (), quiet: bool = False) -> AsyncIterator[Servers]:
+    """The stage; its daemon run `under` a command (and its start waited for ten times as long) if given, its
+    background work `quiet` if asked."""
     port = unused_port()
     names = ["dallas", "newyork", "detroit"]
     weed = weed_telling(work / "s3", names, port, TOKEN)
     await weed.start()
-    daemon = bench_daemon(work, port, TOKEN)
+    daemon = bench_daemon(work, port, TOKEN, quiet=quiet)
+    if under:
+        daemon.under, daemon.start_timeout = under, daemon.start_timeout * 10
     client = Client(daemon.url)
     try:
         bucket = "bench"

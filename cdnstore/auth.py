@@ -25,6 +25,7 @@ from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTime
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AuthConfig
 from .errors import TooManyAttempts, Unauthorized
+from .records import fast_init
 
 
 class Priority(IntEnum):
@@ -139,12 +140,14 @@ class RecentSuccesses:
         return when is not None and self._clock() - when < self.ttl
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_uuid: str
     session: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RefreshClaims:
     user_uuid: str

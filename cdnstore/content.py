@@ -27,6 +27,7 @@ from .db import Database, Tx, tx_fetchone
 from .job_queue import JobQueue
 from .metrics import Metrics
 from .models import Server, VersionStatus
+from .records import fast_init
 from .tables import files as files_table
 from .tables import record, replicas, versions
 
@@ -51,6 +52,7 @@ _BECOMING = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Confirming:
     """A version whose whole bytes a read just hashed (_CONFIRMING): what `Content.confirmed` decides on."""
@@ -63,6 +65,7 @@ class Confirming:
     current_version_id: int | None  # its file's
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Rejecting:
     """A version `Content.reject` may reject (_REJECTING), and the file it belongs to."""
@@ -76,6 +79,7 @@ class Rejecting:
     status: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Becoming:
     """A stored version `Content.make_current` makes its file's content (_BECOMING), and that file."""
@@ -90,6 +94,7 @@ class Becoming:
     request_uuid: str | None  # the upload request a sender's file came through
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A version that became its file's content (or was stored after a newer one), told to the stored listeners

@@ -38,6 +38,7 @@ from .db.leases import Lease, daemon_id
 from .errors import DatabaseUnavailable, StorageError
 from .job_queue import JobQueue
 from .metrics import Metrics
+from .records import fast_init
 from .servers import ServerRegistry
 from .storage_port import StoragePort
 from .tables import record, replicas, versions
@@ -138,6 +139,7 @@ def _counted(n: int, what: str) -> list[str]:
     return [f"{n} {what}"] if n else []
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServerFindings:
     verified_at: str | None  # every replica there was read back and matched at or after this (None: one never was)
@@ -145,6 +147,7 @@ class ServerFindings:
     unrecoverable: int  # ... of which no good copy is left on any server
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Findings:
     servers: dict[int, ServerFindings]  # by the server's internal id; servers holding nothing are absent
@@ -154,6 +157,7 @@ class Findings:
         return self.servers.get(server_id, ServerFindings(None, 0, 0))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Replica:
     server_id: int
@@ -166,6 +170,7 @@ class Replica:
     zone: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Digest:
     sha256: str

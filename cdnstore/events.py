@@ -28,6 +28,7 @@ from .errors import Invalid
 from .files import Files
 from .metrics import Metrics
 from .models import Server
+from .records import fast_init
 from .sns import SubscriptionConfirmer
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ CEPH_SOURCE = "ceph:s3"  # RGW's eventSource: its keys are not URL-encoded
 _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ObjectEvent:
     bucket: str
@@ -47,6 +49,7 @@ class ObjectEvent:
     etag: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What one webhook body holds."""

@@ -30,6 +30,7 @@ from .models import UNSET, Changes, ReplicaState, S3Target, Server, Unset, Versi
 from .names import MAX_NAME
 from .parts import part_count, part_size_for
 from .previews import inline_type
+from .records import fast_init
 from .servers import ServerRegistry
 from .stats import DownloadStats
 from .storage_port import StoragePort
@@ -73,6 +74,7 @@ _AWAITED = f"SELECT 1 FROM versions WHERE object_key = ? AND status = '{versions
 SENDER_NAME_TRIES = 50
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FileRow:
     """A live file as its answers show it (FILE_COLUMNS): its content's figures are those of its stored version,
@@ -94,6 +96,7 @@ class FileRow:
     sha256: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OwnedFile:
     """One of the caller's live files, found by its uuid inside a transaction (owned_file, owned_files)."""
@@ -103,6 +106,7 @@ class OwnedFile:
     name: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExistingFile:
     """A live file of that owner and name (_EXISTING), with its stored content's figures if it has any: what
@@ -121,6 +125,7 @@ class ExistingFile:
     sha256: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Located:
     """What a download needs of a live file (_LOCATE): its owner and name, its content (None while it has
@@ -136,6 +141,7 @@ class Located:
     holders: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Arriving:
     """A version as the arrival of its object reads it (_ARRIVING): /complete, a storage event, the sweep."""
@@ -150,6 +156,7 @@ class Arriving:
     sha256_declared: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Unconfirmed:
     """A single PUT's version still uploading past `uploads.sweep_after` (sweep_uploads)."""
@@ -206,7 +213,8 @@ async def owned_files(tx: Tx, owner_id: int, file_uuids: Collection[str]) -> lis
     return found
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Expiry:
     """When an announced file expires: `at` (None: never) is what a new file gets; a new version of a file
     takes it only when the caller `asked` for it (else the file keeps its own)."""
@@ -223,7 +231,8 @@ class FileChanges(Changes):
     expires_at: Expiry | Unset = UNSET
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Lifetime:
     """The bounds an admin set on a user's files' lives, in seconds: `longest` (expires_at may be at most that
     far ahead) and `default` (the life of a file whose upload names no expiry). None: no bound, no default.
@@ -250,7 +259,8 @@ class Lifetime:
         return Expiry(asked, asked=True)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Received:
     """An upload through an upload request (upload_requests.py): always a file of its own, never a new version
     of one of the owner's (a name the owner has is made free: "x (2).pdf"); `admit(tx, size)` checks the
@@ -261,7 +271,8 @@ class Received:
     admit: Callable[[Tx, int], Awaitable[None]]
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class PresignedPut:
     """Where a single-PUT upload sends its bytes: PUT to `url` with exactly `headers`."""
 
@@ -271,7 +282,8 @@ class PresignedPut:
     server: Server
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Multipart:
     """Where a multipart upload sends its bytes: `parts` parts of `part_size` (but the last) to `server`,
     their URLs asked for later (uploads.py); given up at `expires_at` if not continued."""
@@ -282,14 +294,16 @@ class Multipart:
     server: Server
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Upload:
     created: bool  # whether the file is new (else this is a new version of it)
     file: FileRow
     send: PresignedPut | Multipart
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Download:
     url: str
     expires_at: str

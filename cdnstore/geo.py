@@ -27,6 +27,8 @@ import geoip2.database
 import geoip2.errors
 import maxminddb
 
+from .records import fast_init
+
 __all__ = [
     "DATABASE_FILE",
     "EARTH_RADIUS_KM",
@@ -57,6 +59,7 @@ class GeoDatabaseError(ValueError):
     """The GeoIP database is missing, unreadable or of the wrong kind."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Point:
     """A position on Earth in decimal degrees."""

@@ -16,6 +16,7 @@ import orjson
 from . import tables, webhook_queue
 from .db import Database, Tx
 from .errors import DatabaseUnavailable
+from .records import fast_init
 from .times import now_iso
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class HistoryWriter:
                 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One row of a user's history: `data` is its JSON text, as stored."""

@@ -39,6 +39,7 @@ from .job_queue import JobQueue
 from .models import ImportState, Server
 from .names import file_name
 from .probe import PREFIX as PROBE_PREFIX
+from .records import fast_init
 from .servers import ServerRegistry
 from .storage_port import ObjectInfo, StoragePort
 from .tables import files as files_table
@@ -78,6 +79,7 @@ WAITING = {
 }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Import:
     """An import as it stands (COLUMNS): where it is (`after_key`), what it counted, and whose files it makes."""
@@ -113,6 +115,7 @@ class Import:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReportedKey:
     """A key an import did not adopt, and why."""

@@ -46,6 +46,7 @@ from .errors import DatabaseUnavailable, StorageError
 from .job_queue import COPY, OPEN
 from .metrics import Metrics
 from .models import Server
+from .records import fast_init
 from .servers import ServerRegistry
 from .storage_port import StoragePort
 from .tables import record, replicas, versions
@@ -93,6 +94,7 @@ def plain_md5(etag: str | None) -> bool:
     return etag is not None and _MD5.fullmatch(etag.lower()) is not None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Awaiting:
     """A version the verifier is to read."""
@@ -105,6 +107,7 @@ class Awaiting:
     attempts: int  # reads of it that settled nothing so far
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Held:
     """A present replica of a stored version (_HELD): what a storage event's re-check compares the object with."""
@@ -119,6 +122,7 @@ class Held:
     current_version_id: int | None  # its file's
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VerifyFindings:
     awaiting: int  # versions uploaded to the server still waiting for their verification read

@@ -28,6 +28,7 @@ from .config import JobsConfig
 from .db import Database, Tx, tx_fetchone
 from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus, VersionStatus
+from .records import fast_init
 from .tables import record
 from .webhook_queue import emit_fleet
 
@@ -40,6 +41,7 @@ KINDS = tuple(JobKind)
 STATUSES = tuple(JobStatus)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Job:
     id: int
@@ -54,6 +56,7 @@ class Job:
     claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobEntry:
     """A job as the queue lists it to administrators (JOB_SELECT): with its file's uuid and name. Jobs have no
@@ -81,6 +84,7 @@ class JobEntry:
         return record(cls, row, kind=JobKind(row["kind"]), status=JobStatus(row["status"]))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobCount:
     """How many jobs there are of one kind in one status (the metrics)."""

@@ -34,6 +34,7 @@ from .changes import KEYS, bump
 from .db import Database, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
 from .errors import DatabaseUnavailable, NotFound, Unauthorized
 from .models import SCOPES
+from .records import fast_init
 from .tables import record
 
 SECRET_PREFIX = "cdn_"
@@ -41,6 +42,7 @@ SHOWN_PREFIX = len(SECRET_PREFIX) + 8  # what lists show of a secret: enough to 
 KEY_COLUMNS = "id, uuid, name, prefix, scopes, expires_at, last_used_at, created_at"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A key as its owner's list shows it (KEY_COLUMNS): never its secret, nor its hash."""
@@ -68,6 +70,7 @@ def is_key(token: str) -> bool:
     return token.startswith(SECRET_PREFIX)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What a key allows, as checked on each request."""

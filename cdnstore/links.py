@@ -42,6 +42,7 @@ from .errors import Conflict, Gone, Invalid, NotFound, Unauthorized, Unavailable
 from .files import Download, Files, owned_files
 from .geo import Point, rank
 from .models import UNSET, Changes, LinkState, ReplicaStatus, Unset, given_or
+from .records import fast_init
 from .tables import record, versions
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
@@ -81,6 +82,7 @@ _REFUSED = {
 MAX_FILES = 1000  # files one link may name
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SharedFile:
     """A file a link serves (_FILES_OF): `stored` once it has content (a file still uploading is listed, not
@@ -100,6 +102,7 @@ class SharedFile:
         return self.version_id is not None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Link:
     """A link (LINK_COLUMNS) and the files it still serves, in order."""
@@ -151,6 +154,7 @@ class LinkChanges(Changes):
     reset_downloads: bool | Unset = UNSET
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LinkRequest:
     """A link asked for with an upload (`"link"` in `POST /files`): made once the file is stored, with the id

@@ -6,7 +6,10 @@ from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from typing import Final, TypeVar
 
+from .records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class S3Target:
     """Everything needed to talk to one bucket on one S3 server (or to sign URLs others send there)."""
@@ -117,6 +120,7 @@ class Readiness(StrEnum):
     UNAVAILABLE = "unavailable"  # a check of /readyz failed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What the last probe proved a storage server does (probe.py); None: it could not tell."""
@@ -141,6 +145,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Server:
     id: str  # the public UUID
@@ -240,6 +245,7 @@ PERMISSION_SCOPES: dict[str, str] = {
 }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class User:
     id: str  # the public UUID
@@ -281,6 +287,7 @@ class Unset(Enum):
 UNSET: Final = Unset.UNSET
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Changes:
     """The base of a PATCH's typed change record (`ServerChanges`, `UserChanges`, `RequestChanges`,

@@ -34,6 +34,7 @@ import jwt
 
 from .config import OidcConfig
 from .errors import OidcFailed, Unavailable
+from .records import fast_init
 from .sealing import Sealer, UnsealError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Discovery:
     authorization_endpoint: str
@@ -58,6 +60,7 @@ class Discovery:
     basic_auth: bool  # client_secret_basic (else client_secret_post)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A sign-in begun in a browser, waiting for the provider to send it back."""

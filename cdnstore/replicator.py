@@ -24,6 +24,7 @@ from .geo import Point, nearest
 from .job_queue import Handler, Job, JobQueue, Retry
 from .metrics import Metrics
 from .models import JobKind, Server, VersionStatus
+from .records import fast_init
 from .servers import ServerRegistry
 from .storage_port import ChecksumMismatch, StoragePort
 from .tables import record, replicas
@@ -39,6 +40,7 @@ _TO_COPY = (
 _TO_REMOVE = "SELECT object_key, upload_id, upload_server_id FROM versions WHERE id = ?"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToCopy:
     """A version a copy job is to write (_TO_COPY), and its target's state as the table has it now."""
@@ -65,6 +67,7 @@ class ToCopy:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToRemove:
     """A version a removal job removes (_TO_REMOVE): its key, and its multipart upload if it had one."""

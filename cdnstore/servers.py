@@ -37,6 +37,7 @@ from .models import (
     given_or,
 )
 from .probe import Prober
+from .records import fast_init
 from .sealing import Sealer, UnsealError, sealed
 from .storage_port import StoragePort
 from .tables import record
@@ -142,6 +143,7 @@ _STATS = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Holding:
     """What a server holds (the files and bytes of its present replicas) and its open jobs (_STATS)."""

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from .db import Database
 from .errors import DatabaseUnavailable
+from .records import fast_init
 from .tables import record
 from .times import UtcText
 
@@ -42,6 +43,7 @@ def today() -> str:
     return _DAY.now()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DayStats:
     """A server's downloads on a UTC day (`YYYY-MM-DD`), and the bytes of the files behind them."""

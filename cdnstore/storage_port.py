@@ -16,7 +16,10 @@ from typing import Any, Protocol
 from cdnstore.errors import StorageError
 from cdnstore.models import S3Target
 
+from .records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str
@@ -25,6 +28,7 @@ class ObjectInfo:
     sha256: str | None = None  # lowercase hex SHA-256 of the bytes, when they were read through cdnstore
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PartInfo:
     number: int
@@ -33,6 +37,7 @@ class PartInfo:
     modified: datetime | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RawAnswer:
     """The answer to a request cdnstore sent itself to a presigned URL (probes): status, headers (names in

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .db import Database
 from .errors import TooManyAttempts
+from .records import fast_init
 
 
 def address_key(ip: str) -> str:
@@ -36,6 +37,7 @@ def address_key(ip: str) -> str:
     return str(address)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Window:
     failures: int  # failures of the key in the window now

@@ -17,6 +17,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .db import Database, Tx, UniqueViolation, tx_fetchall, tx_fetchone
 from .errors import Conflict, NotFound
 from .files import FILE_COLUMNS, FILE_FROM, IN_TRASH, FileRow, Files, Lifetime
+from .records import fast_init
 from .tables import files as files_table
 from .tables import record
 
@@ -118,6 +119,7 @@ class Trash:
         return await self.files.purge(tx, ids, reason="trash_period_over")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InTrash:
     """One of the owner's files in the trash, locked (PostgreSQL) to be restored or purged."""

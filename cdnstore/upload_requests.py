@@ -36,6 +36,7 @@ from .files import Files, Lifetime, Received, Upload
 from .geo import Point
 from .links import new_token
 from .models import UNSET, Changes, Unset
+from .records import fast_init
 from .tables import record
 from .throttle import Throttle, address_key, attempt, count_or_refuse
 
@@ -60,6 +61,7 @@ _RECEIVED_SO_FAR = f"""SELECT count(*) AS files, CAST(coalesce(sum(v.size), 0) A
     WHERE f.received_via = ? AND {COUNTED}"""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UploadRequest:
     """An upload request as its owner (or an admin) sees it (REQUEST_COLUMNS), with what it received."""

@@ -22,6 +22,7 @@ from .errors import Conflict, Invalid, NotFound, StorageError
 from .files import FileRow, Files, PresignedPut
 from .models import Server, VersionStatus
 from .parts import missing_parts, part_count, part_sizes
+from .records import fast_init
 from .servers import ServerRegistry
 from .storage_port import PartInfo, StoragePort
 from .tables import record
@@ -40,6 +41,7 @@ _VERSION = f"""SELECT {_UPLOAD_COLUMNS} FROM files f JOIN versions v ON v.id = f
     WHERE f.uuid = ? AND f.owner_id = ? AND f.deleted_at IS NULL"""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VersionUpload:
     """A version's upload (_UPLOAD_COLUMNS): a file's latest, or one the sweep looks at. `upload_id` and

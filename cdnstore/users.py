@@ -19,6 +19,7 @@ from .errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, 
 from .files import remove_versions
 from .keys import end_keys
 from .models import DEFAULT_PERMISSIONS, PERMISSIONS, UNSET, Changes, Unset, User
+from .records import fast_init
 from .tables import files as files_table
 from .tables import record, versions
 from .throttle import Throttle, address_key, attempt
@@ -50,6 +51,7 @@ def user_from_row(row: Any) -> User:
 _PRESENTED = "SELECT user_id, family, used_at, revoked_at, expires_at FROM refresh_tokens WHERE token_hash = ?"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RefreshToken:
     """A refresh token as a refresh reads it (_PRESENTED): whose, of which session, and whether it may rotate."""
@@ -61,6 +63,7 @@ class RefreshToken:
     expires_at: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Account:
     """A user as the administrators see them: the User, and the bytes they store as the row was read (kept
@@ -75,6 +78,7 @@ class Account:
         return cls(user_from_row(row), int(row["used_bytes"]))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who the OpenID provider says signed in: its subject, the username it gives, and whether its groups make

@@ -40,6 +40,7 @@ import orjson
 from .config import WebhooksConfig
 from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .models import DeliveryStatus
+from .records import fast_init
 from .tables import record
 from .times import iso, now_iso
 
@@ -83,6 +84,7 @@ def message_id() -> str:
     return "msg_" + secrets.token_hex(16)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A claimed delivery with what sending it takes."""
@@ -102,6 +104,7 @@ class Delivery:
     claimed_at: float = field(default=0.0, compare=False)  # time.monotonic() as the claim was sent
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LoggedDelivery:
     """A delivery as a webhook's log shows it (LOG_COLUMNS). Not `Delivery`: that one is a claim, with what

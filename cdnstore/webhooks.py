@@ -27,6 +27,7 @@ from .config import WebhooksConfig
 from .db import Database, tx_fetchone
 from .endpoints import check_endpoint
 from .errors import Conflict, DatabaseUnavailable, Forbidden, NotFound
+from .records import fast_init
 from .sealing import Sealer
 from .webhook_queue import FLEET_EVENTS, LoggedDelivery, Subscriptions, WebhookQueue, emit_test
 
@@ -38,6 +39,7 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Webhook:
     id: int

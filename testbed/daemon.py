@@ -53,6 +53,8 @@ class Daemon:
         self.config, self.port, self.log = config, port, log
         self.proc: asyncio.subprocess.Process | None = None
         self.open_files: int | None = None  # RLIMIT_NOFILE (soft and hard) of the next start; None: as ours
+        self.under: tuple[str, ...] = ()  # a command the next start runs it under (bench's callgrind), or none
+        self.start_timeout = START_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -72,6 +74,7 @@ class Daemon:
         """Start it and return once /healthz answers 200."""
         with self._log_file() as log:
             self.proc = await asyncio.create_subprocess_exec(
+                *self.under,
                 sys.executable,
                 "-m",
                 "cdnstore",
@@ -82,7 +85,7 @@ class Daemon:
                 env=self.env,
                 preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
-        await until_ok(f"{self.url}/healthz", self._running, START_TIMEOUT)
+        await until_ok(f"{self.url}/healthz", self._running, self.start_timeout)
 
     def _running(self) -> None:
         assert self.proc is not None and self.proc.returncode is None, self.log.read_text()

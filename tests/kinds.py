@@ -36,6 +36,7 @@ KINDS = {
     "test_patch_changes": UNIT,
     "test_presign": UNIT,
     "test_problems": UNIT,
+    "test_records": UNIT,
     "test_stats": UNIT,
     "test_users": UNIT,
     "test_web_types": UNIT,

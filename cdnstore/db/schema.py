@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..records import fast_init
 from .base import migrations
 from .sqlite import _apply, _statements
 
@@ -73,6 +74,7 @@ def write() -> list[Path]:
 # --- the migrations' statements and the comments above them ----------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Statement:
     number: int  # of its migration

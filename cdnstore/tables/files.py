@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..db import Tx, tx_fetchall, tx_fetchone
+from ..records import fast_init
 from . import record
 from .versions import LIVE
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NewFile:
     """A file just made (no content yet)."""
@@ -23,6 +25,7 @@ class NewFile:
     expires_at: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Deleted:
     """A file a deletion, a purge or a retirement changed: whose, which, and until when it stays in the
