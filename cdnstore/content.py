@@ -120,7 +120,7 @@ class Content:
             await versions.reject(tx, version_id, self.clock.now_iso())
             await self.jobs.enqueue_removals(tx, [version_id])
             data = {"name": row["name"], "sha256": row["sha256"], "found": found, "reason": reason}
-            await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data)
+            await history.record(tx, row["owner_id"], "file.corrupt", row["uuid"], data, at=self.clock.now_iso())
             await retire_if_empty(tx, row["file_id"], "content_corrupt", self.clock.now_iso())
         self.metrics.versions_rejected.inc()
         log.error(
@@ -157,10 +157,12 @@ class Content:
         if current is not None:
             await self.supersede(tx, [current])
         stored = {"name": row["name"], "size": row["size"], "server": server.name, "zone": server.zone}
-        await history.record(tx, row["owner_id"], "file.stored", row["uuid"], stored)
+        await history.record(tx, row["owner_id"], "file.stored", row["uuid"], stored, at=self.clock.now_iso())
         if row["request_uuid"] is not None and current is None:  # a sender's file arrived (its only version)
             received = {**stored, "request_id": row["request_uuid"]}
-            await history.record(tx, row["owner_id"], "upload_request.received", row["uuid"], received)
+            await history.record(
+                tx, row["owner_id"], "upload_request.received", row["uuid"], received, at=self.clock.now_iso()
+            )
 
     async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
         """Stored content replaced: superseded, and removed from every server holding it (jobs)."""
@@ -175,4 +177,4 @@ async def retire_if_empty(tx: Tx, file_id: int, reason: str, now: str) -> None:
     retired = await files_table.retire_if_empty(tx, file_id, now)
     if retired is not None:
         data = {"name": retired.name, "reason": reason}
-        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data)
+        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data, at=now)
