@@ -245,7 +245,7 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
 
 async def servers(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
-    prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout)
+    prober = Prober(app[appkeys.STORAGE], cfg.http.public_url, cfg.storage.check_timeout, app[appkeys.CLOCK])
     registry = app[appkeys.SERVERS] = ServerRegistry(
         app[appkeys.DB],
         app[appkeys.STORAGE],

@@ -8,10 +8,17 @@ comparison). `SYSTEM_CLOCK` is the real one and the default; `create_app(config,
 one it is given into every use case.
 
 What goes through the clock: every time a use case stores or compares with a stored time, i.e. that
-decides a domain outcome: expiries of links, files (`files.Lifetime`), API keys, upload requests and
-sessions; upload URLs' and deadlines' times and the upload sweep; trash retention; the job queue's and the
-webhook queue's schedules (they take `clock.time`) and the webhook log's pruning; verification back-off,
-deep-scrub and probe due times; imports' and servers' stamps.
+decides a domain outcome or records when something happened: expiries of links, files (`files.Lifetime`),
+API keys, upload requests and sessions; upload URLs' and deadlines' times and the upload sweep; trash
+retention; the job queue's and the webhook queue's schedules (they take `clock.time`) and the webhook log's
+pruning; verification back-off, deep-scrub and probe due times; imports' and servers' stamps and a probe's
+(probe.Prober: a probe is due again, and a server's events awaited, counted from them), and a server's
+events state (the servers list judges it at the clock's now); history rows' `created_at` (`history.record`,
+`record_many` and `HistoryWriter.add` take `at`, the caller's clock's now, read once per transaction where
+the use case has one; a download's batched row reads it once, as it did) and webhook events' `occurred_at`
+(their history row's time, or the `at` that `emit_fleet` and `emit_test` take), so a delivery's retry
+deadline, counted from `occurred_at` on the queue's clock, is on one clock; a delivery's `delivered_at`
+(the queue's clock).
 
 What does not, and why:
 - durations measured for logs, metrics and pacing (`time.monotonic()`: a request's or a pass's length, a
@@ -19,12 +26,10 @@ What does not, and why:
   process's elapsed time, which a moved wall clock must not disturb, and no stored state depends on them;
 - what another party checks against the real time: presigned URLs (presign.py, and the reuse of one in
   `Files._signed_get`: the S3 server judges them by its clock), access tokens (itsdangerous' signed
-  stamps), webhook signatures' timestamps, the S3 servers' own upload times (scrub's stale uploads);
-- records of when something happened: history rows and webhook events' `occurred_at` (history.py,
-  webhook_queue's module functions, written inside the use cases' transactions; a delivery's retry
-  deadline counts from `occurred_at` on the queue's clock, the same system clock in the daemon), log
-  records, the download statistics' UTC day, the GeoIP database's age, a server's events state as the
-  servers list shows it.
+  stamps), webhook signatures' timestamps (the receiver checks them against its own clock), the S3 servers'
+  own upload times (scrub's stale uploads);
+- what no use case's outcome turns on: log records, the download statistics' UTC day (stats.py: written and
+  read by the real day alike; the hot path's strftime is cached per day), the GeoIP database's age.
 """
 
 from __future__ import annotations

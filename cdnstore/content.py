@@ -173,7 +173,7 @@ class Content:
             await versions.reject(tx, version_id, self.clock.now_iso())
             await self.jobs.enqueue_removals(tx, [version_id])
             data = {"name": bad.name, "sha256": bad.sha256, "found": found, "reason": reason}
-            await history.record(tx, bad.owner_id, "file.corrupt", bad.file_uuid, data)
+            await history.record(tx, bad.owner_id, "file.corrupt", bad.file_uuid, data, at=self.clock.now_iso())
             await retire_if_empty(tx, bad.file_id, "content_corrupt", self.clock.now_iso())
         self.metrics.versions_rejected.inc()
         log.error(
@@ -205,10 +205,12 @@ class Content:
         if current is not None:
             await self.supersede(tx, [current])
         stored = {"name": new.name, "size": new.size, "server": server.name, "zone": server.zone}
-        await history.record(tx, new.owner_id, "file.stored", new.file_uuid, stored)
+        await history.record(tx, new.owner_id, "file.stored", new.file_uuid, stored, at=self.clock.now_iso())
         if new.request_uuid is not None and current is None:  # a sender's file arrived (its only version)
             received = {**stored, "request_id": new.request_uuid}
-            await history.record(tx, new.owner_id, "upload_request.received", new.file_uuid, received)
+            await history.record(
+                tx, new.owner_id, "upload_request.received", new.file_uuid, received, at=self.clock.now_iso()
+            )
 
     async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
         """Stored content replaced: superseded, and removed from every server holding it (jobs)."""
@@ -223,4 +225,4 @@ async def retire_if_empty(tx: Tx, file_id: int, reason: str, now: str) -> None:
     retired = await files_table.retire_if_empty(tx, file_id, now)
     if retired is not None:
         data = {"name": retired.name, "reason": reason}
-        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data)
+        await history.record(tx, retired.owner_id, "file.deleted", retired.uuid, data, at=now)

@@ -457,10 +457,11 @@ class DeepScrubber:
             if file is not None:
                 repair = "enqueued" if good is not None else "no good copy left"
                 data = {"name": file["name"], "server": name, "reason": reason, "repair": repair}
-                await history.record(tx, file["owner_id"], "file.corrupt", file["uuid"], data)
+                now = self.clock.now_iso()
+                await history.record(tx, file["owner_id"], "file.corrupt", file["uuid"], data, at=now)
                 held = self.servers.by_internal_id(replica.server_id)
                 fleet = {**data, "file_id": file["uuid"], "server_id": held.id if held else None}
-                await emit_fleet(self.db, tx, "replica.corrupt", fleet)
+                await emit_fleet(self.db, tx, "replica.corrupt", fleet, at=now)
         self._findings = None
         log.warning(
             "%s: %s on %s differs from what was stored (%s): marked corrupt%s",

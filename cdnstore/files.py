@@ -517,7 +517,7 @@ class Files:
             uploaded = {"name": name, "size": size, "server": server.name, "zone": server.zone}
             if via is not None:
                 uploaded["request_id"] = via.request_uuid
-            await history.record(tx, owner_id, "file.uploaded", existing.uuid, uploaded)
+            await history.record(tx, owner_id, "file.uploaded", existing.uuid, uploaded, at=now)
         # The file as FILE_COLUMNS would read it now (no statement more): its stored content, else this upload.
         stored = existing.current_version_id is not None
         file = FileRow(
@@ -718,7 +718,7 @@ class Files:
             data: dict[str, Any] = {"name": got.name, "server": got.server.name}
             if got.inline:
                 data["preview"] = True
-            self.history.add(owners[0], "file.downloaded", owners[1], data)
+            self.history.add(owners[0], "file.downloaded", owners[1], data, at=self.clock.now_iso())
 
     def record_read(self, server: Server, size: int) -> None:
         """`size` bytes of a file served from `server` (a presigned GET, or an archive's entry read through
@@ -781,18 +781,19 @@ class Files:
         return await self.get(owner_id, file_uuid)
 
     async def _update(self, owner_id: int, file_uuid: str, changes: FileChanges) -> None:
-        name = changes.name
+        name, now = changes.name, self.clock.now_iso()
         async with self.db.transaction() as tx:
             file = await owned_file(tx, owner_id, file_uuid)
             if changes.expires_at is not UNSET:
-                await files_table.set_expiry(tx, file.id, changes.expires_at.at, self.clock.now_iso())
+                await files_table.set_expiry(tx, file.id, changes.expires_at.at, now)
             if name is not UNSET and file.name != name:
                 if await tx_fetchone(
                     tx, "SELECT 1 FROM files WHERE owner_id = ? AND name = ? AND deleted_at IS NULL", (owner_id, name)
                 ):
                     raise Conflict(f"you already have a file named {name!r}", code="name_taken")
-                await files_table.rename(tx, file.id, name, self.clock.now_iso())
-                await history.record(tx, owner_id, "file.renamed", file_uuid, {"old_name": file.name, "new_name": name})
+                await files_table.rename(tx, file.id, name, now)
+                renamed = {"old_name": file.name, "new_name": name}
+                await history.record(tx, owner_id, "file.renamed", file_uuid, renamed, at=now)
 
     async def delete(self, owner_id: int, file_uuid: str) -> None:
         """The owner deletes a file: into the trash, or removed everywhere (`discard`)."""
@@ -814,17 +815,18 @@ class Files:
         deleted = trashed + await files_table.delete(tx, file_ids, now)
         await self._remove_versions(tx, [r.id for r in deleted])
         await history.record_many(
-            tx, [(r.owner_id, "file.deleted", r.uuid, deletion(r.name, reason, r.purge_at)) for r in deleted]
+            tx, [(r.owner_id, "file.deleted", r.uuid, deletion(r.name, reason, r.purge_at)) for r in deleted], at=now
         )
         return [r.id for r in deleted]
 
     async def purge(self, tx: Tx, file_ids: Sequence[int], reason: str) -> list[int]:
         """Files in the trash removed everywhere now (their time ran out, or their owner purged them): as a
         deletion with `files.trash_days` = 0 removes them. The ids of those it purged (those still in the trash)."""
-        purged = await files_table.purge(tx, file_ids, self.clock.now_iso())
+        now = self.clock.now_iso()
+        purged = await files_table.purge(tx, file_ids, now)
         await self._remove_versions(tx, [r.id for r in purged])
         await history.record_many(
-            tx, [(r.owner_id, "file.purged", r.uuid, {"name": r.name, "reason": reason}) for r in purged]
+            tx, [(r.owner_id, "file.purged", r.uuid, {"name": r.name, "reason": reason}) for r in purged], at=now
         )
         return [r.id for r in purged]
 

@@ -1,6 +1,10 @@
 """The history of what users did: one row per action, written in the transaction of the action, or,
 for downloads (the hot path, which changes nothing else), batched by a HistoryWriter. A recorded action
-that a user's webhook takes (webhook_queue.USER_EVENTS) is emitted with its row."""
+that a user's webhook takes (webhook_queue.USER_EVENTS) is emitted with its row.
+
+A row's time (`at`, its `created_at`, and its webhook event's `occurred_at`) is the caller's: its use case's
+clock (clock.py), read once per transaction where the use case already has its `now`, so that under a test's
+clock the history tells the same time as the rows the action changed."""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ from . import tables, webhook_queue
 from .db import Database, Tx
 from .errors import DatabaseUnavailable
 from .records import fast_init
-from .times import now_iso
 
 log = logging.getLogger(__name__)
 INSERT = "INSERT INTO history (uuid, user_id, event, object_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -45,11 +48,12 @@ EVENTS = (
 )
 
 
-async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
-    """One history row, in the transaction of the action; and, if some webhook of the user takes the event
-    (webhook_queue.py: this daemon's copy, a set lookup), its deliveries in the same transaction."""
+async def record(tx: Tx, user_id: int, event: str, object_id: str | None, data: dict[str, Any], *, at: str) -> None:
+    """One history row at `at` (a stored time: the caller's clock), in the transaction of the action; and, if
+    some webhook of the user takes the event (webhook_queue.py: this daemon's copy, a set lookup), its
+    deliveries in the same transaction."""
     assert event in EVENTS, event
-    row = _row(user_id, event, object_id, data)
+    row = _row(user_id, event, object_id, data, at)
     await tx.execute(INSERT, row)
     await emitted(tx, row)
 
@@ -62,19 +66,19 @@ async def emitted(tx: Tx, row: tuple[Any, ...]) -> None:
         await webhook_queue.emit_user(tx, copies, user_id, event, object_id, data, created_at)
 
 
-async def record_many(tx: Tx, rows: list[tuple[int, str, str | None, dict[str, Any]]]) -> None:
-    """`record` for many rows (user id, event, object id, data) in one statement."""
+async def record_many(tx: Tx, rows: list[tuple[int, str, str | None, dict[str, Any]]], *, at: str) -> None:
+    """`record` for many rows (user id, event, object id, data), all at `at`, in one statement."""
     assert all(event in EVENTS for _, event, _, _ in rows), rows
     if rows:
-        made = [_row(*row) for row in rows]
+        made = [_row(*row, at) for row in rows]
         await tx.executemany(INSERT, made)
         for row in made:  # (a set lookup each: only rows some webhook takes cost more)
             await emitted(tx, row)
 
 
-def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> tuple[Any, ...]:
+def _row(user_id: int, event: str, object_id: str | None, data: dict[str, Any], at: str) -> tuple[Any, ...]:
     # orjson: the same JSON text as json.dumps (compact aside), in a fraction of the time (downloads add a row each)
-    return new_uuid(), user_id, event, object_id, orjson.dumps(data).decode(), now_iso()
+    return new_uuid(), user_id, event, object_id, orjson.dumps(data).decode(), at
 
 
 _RANDOM_BATCH = 256  # uuids' worth of os.urandom read at once
@@ -130,9 +134,10 @@ class HistoryWriter:
         """Rows to write (not those being written)."""
         return bool(self._rows)
 
-    def add(self, user_id: int, event: str, object_id: str | None, data: dict[str, Any]) -> None:
+    def add(self, user_id: int, event: str, object_id: str | None, data: dict[str, Any], *, at: str) -> None:
+        """A row at `at` (the caller's clock, read as the download was granted), written with the next batch."""
         assert event in EVENTS, event
-        self._rows.append(_row(user_id, event, object_id, data))
+        self._rows.append(_row(user_id, event, object_id, data, at))
         if len(self._rows) >= self.batch:
             self._full.set()
 

@@ -30,6 +30,7 @@ from .errors import Conflict, NotFound
 from .models import JobKind, JobStatus, VersionStatus
 from .records import fast_init
 from .tables import record
+from .times import iso
 from .webhook_queue import emit_fleet
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
@@ -323,7 +324,8 @@ class JobQueue:
                 (status, run_after, error[:2000], self.clock(), job.id, job.token),
             )
             if cursor.rowcount and status is JobStatus.FAILED:
-                await emit_fleet(self.db, tx, "job.failed", await self._failed_event(tx, job, error))
+                event = await self._failed_event(tx, job, error)
+                await emit_fleet(self.db, tx, "job.failed", event, at=iso(self.clock()))
         return bool(cursor.rowcount)
 
     async def _failed_event(self, tx: Tx, job: Job, error: str) -> dict[str, Any]:

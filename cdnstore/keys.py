@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .changes import KEYS, bump
-from .db import Database, Tx, iso, iso_in, now_iso, tx_fetchall, tx_fetchone
+from .db import Database, Tx, iso, tx_fetchall, tx_fetchone
 from .errors import DatabaseUnavailable, NotFound, Unauthorized
 from .models import SCOPES
 from .records import fast_init
@@ -106,7 +106,7 @@ class ApiKeys:
     ) -> tuple[ApiKey, str]:
         """A new key of the user and its secret, which nothing shows again."""
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-        ordered = [s for s in SCOPES if s in set(scopes)]
+        ordered, now = [s for s in SCOPES if s in set(scopes)], self.clock()  # (its expiry is checked by it)
         async with self.db.transaction() as tx:
             row = await tx_fetchone(
                 tx,
@@ -119,8 +119,8 @@ class ApiKeys:
                     secret[:SHOWN_PREFIX],
                     secret_hash(secret),
                     json.dumps(ordered),
-                    None if expires_in is None else iso_in(expires_in, timespec="seconds"),
-                    now_iso(),
+                    None if expires_in is None else iso(now + expires_in, timespec="seconds"),
+                    iso(now),
                 ),
             )
         assert row is not None

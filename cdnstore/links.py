@@ -305,6 +305,7 @@ class Links:
         """A new link (uuid, token) to `files` (id, uuid, name), in this order, with its history row. `single`:
         made for one file (its Link has `file_id`)."""
         link_uuid, token = link
+        now = self.clock.now_iso()
         created = await tx_fetchone(
             tx,
             "INSERT INTO links (uuid, owner_id, file_id, token, password_hash, expires_at, max_downloads, "
@@ -317,7 +318,7 @@ class Links:
                 password_hash,
                 expires_at,
                 max_downloads,
-                self.clock.now_iso(),
+                now,
             ),
         )
         assert created is not None
@@ -339,6 +340,7 @@ class Links:
                 "expires_at": expires_at,
                 "max_downloads": max_downloads,
             },
+            at=now,
         )
 
     async def _count_made(self, owner_id: int) -> None:
@@ -406,6 +408,7 @@ class Links:
                 "link.updated",
                 link.file_uuid or link_uuid,
                 {"link_id": link_uuid, "name": link.summary(), **_described(columns)},
+                at=self.clock.now_iso(),
             )
         return await self.get(owner_id, link_uuid)
 
@@ -424,6 +427,7 @@ class Links:
                 "link.deleted",
                 link.file_uuid or link_uuid,
                 {"link_id": link_uuid, "name": link.summary()},
+                at=self.clock.now_iso(),
             )
 
     # --- the public side ----------------------------------------------------------------------
@@ -511,14 +515,14 @@ class Links:
     async def _count(self, link: Link, file_ids: Collection[int], object_id: str, data: dict[str, Any]) -> None:
         """One download of the link, if it is still active and still serves one of `file_ids` (a race lost
         since the lookup: revoked is 404, anything else 410), with its history row, in one transaction."""
-        marks = ", ".join("?" * len(file_ids))
+        marks, now = ", ".join("?" * len(file_ids)), self.clock.now_iso()
         async with self.db.transaction() as tx:
             counted = await tx_fetchone(
                 tx,
                 f"UPDATE links AS l SET downloads = downloads + 1 WHERE l.id = ? AND {STATE} = '{LinkState.ACTIVE}' "
                 f"AND EXISTS (SELECT 1 FROM link_files lf JOIN files f ON f.id = lf.file_id "
                 f"WHERE lf.link_id = l.id AND f.id IN ({marks}) AND {SERVED}) RETURNING downloads",
-                (link.id, self.clock.now_iso(), *file_ids),
+                (link.id, now, *file_ids),
             )
             if counted is None:  # lost a race: revoked, used up, expired or deleted since the lookup
                 if await tx_fetchone(tx, "SELECT 1 FROM links WHERE id = ?", (link.id,)) is None:
@@ -530,6 +534,7 @@ class Links:
                 "link.downloaded",
                 object_id,
                 {"link_id": link.uuid, **data, "downloads": counted["downloads"]},
+                at=now,
             )
 
     async def _check_password(self, link: Link, password: str | None, client_ip: str) -> None:

@@ -42,11 +42,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import StorageError
 from .models import Capabilities, S3Target, Server
 from .presign import Presigner
 from .storage_port import StoragePort
-from .times import iso, now_iso
+from .times import iso
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,13 @@ def load(text: str | None) -> Capabilities | None:
     return Capabilities(**{k: v for k, v in raw.items() if k in known})
 
 
-def events_state(server: Server, now: str | None = None) -> str:
+def events_state(server: Server, now: str) -> str:
     """ "seen", "none" or "unknown": whether the server's object events reach cdnstore.
 
     "none" when a probe of the registered server wrote an object over a minute ago and no event came since;
     "seen" when an event came within two days (and after that probe); "unknown" before either can be said
-    (a server only probed at its registration, before its name could receive events)."""
-    now = now or now_iso()
+    (a server only probed at its registration, before its name could receive events). `now`: the caller's
+    clock's, which stamped the events and the probe."""
     seen, probed = server.events_seen_at, server.capabilities.events_probe_at if server.capabilities else None
     if probed is not None and (seen is None or seen < probed) and _before(probed, now, EVENTS_GRACE):
         return "none"
@@ -129,15 +130,16 @@ def _md5(data: bytes) -> str:
 
 
 class Prober:
-    def __init__(self, storage: StoragePort, page_url: str, timeout: float) -> None:
+    def __init__(self, storage: StoragePort, page_url: str, timeout: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.storage = storage
+        self.clock = clock  # its stamps: when a probe is due again and events are awaited count from them
         self.origin = origin_of(page_url)  # the bundled page's (http.public_url): its uploads are cross-origin
         self.timeout = timeout
 
     async def probe(self, target: S3Target, *, registered: bool) -> Capabilities:
         """Try everything on the target's bucket; `registered`: the server's name receives events already
         (its probe's object event is then awaited)."""
-        started = now_iso()
+        started = self.clock.now_iso()
         key = f"{PREFIX}{uuid.uuid4().hex}"
         written: list[str] = []
         checksum, md5, once, cors, versioning, location, signing = await asyncio.gather(

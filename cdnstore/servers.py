@@ -298,6 +298,7 @@ class ServerRegistry:
                 "server.created",
                 server.id,
                 {"name": server.name, "zone": server.zone, "location": server.location},
+                at=now,
             )
             for listener in self.listeners:
                 await listener(tx, server.pk, None, server)
@@ -346,6 +347,7 @@ class ServerRegistry:
         assignments: str,
         secret_key: str,
     ) -> Server:
+        now = self.clock.now_iso()
         async with self.db.transaction(offload=True) as tx:
             # The listeners compare before with after: take "before" as stored, the row locked (where
             # transactions run side by side, another change of this server may have committed meanwhile).
@@ -359,7 +361,7 @@ class ServerRegistry:
             row = await tx_fetchone(
                 tx,
                 f"UPDATE servers SET {assignments}, updated_at = :now WHERE uuid = :uuid RETURNING *",
-                {**values, "now": self.clock.now_iso(), "uuid": server_uuid},
+                {**values, "now": now, "uuid": server_uuid},
             )
             if row is None:
                 raise NotFound("no such server", code="server_not_found")
@@ -372,9 +374,8 @@ class ServerRegistry:
             if "events_token_hash" in given:  # (the history says that it was given, never what)
                 changed["has_events_token"] = after.events_token_hash is not None
             await bump(self.db, tx, SERVERS)
-            await history.record(
-                tx, actor_id, "server.updated", after.id, {"name": after.name, "zone": after.zone, "changes": changed}
-            )
+            data = {"name": after.name, "zone": after.zone, "changes": changed}
+            await history.record(tx, actor_id, "server.updated", after.id, data, at=now)
             for listener in self.listeners:
                 await listener(tx, after.pk, before, after)
         return after
@@ -396,7 +397,8 @@ class ServerRegistry:
                 await listener(tx, internal, server, None)
             await tx.execute("DELETE FROM servers WHERE id = ?", (internal,))
             await bump(self.db, tx, SERVERS)
-            await history.record(tx, actor_id, "server.deleted", server.id, {"name": server.name, "zone": server.zone})
+            data = {"name": server.name, "zone": server.zone}
+            await history.record(tx, actor_id, "server.deleted", server.id, data, at=self.clock.now_iso())
 
         await self.db.retried(delete, offload=True)
         await self.storage.forget(server.s3)
@@ -468,8 +470,9 @@ class ServerRegistry:
                 [(health.value, uuid_) for uuid_, health in self._unsaved_health.items()],
             )
             await bump(self.db, tx, SERVERS)
+            now = self.clock.now_iso()
             for event, data in self._unsaved_events:  # the webhooks' server.down and server.up, with the change
-                await emit_fleet(self.db, tx, event, data)
+                await emit_fleet(self.db, tx, event, data, at=now)
         self._unsaved_health.clear()
         self._unsaved_events.clear()
         await self.load()

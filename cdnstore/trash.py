@@ -72,7 +72,7 @@ class Trash:
                     f"you have another file named {held.name!r} now: rename or delete it first", code="name_taken"
                 )
             await files_table.restore(tx, held.id, now, lifetime.expiry(None, False).at)
-            await history.record(tx, owner_id, "file.restored", file_uuid, {"name": held.name})
+            await history.record(tx, owner_id, "file.restored", file_uuid, {"name": held.name}, at=now)
 
     async def purge(self, owner_id: int, file_uuid: str) -> None:
         """The owner empties this file from the trash: removed everywhere now."""

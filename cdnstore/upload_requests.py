@@ -211,6 +211,7 @@ class UploadRequests:
                 "upload_request.created",
                 made["uuid"],
                 {"message": message, "max_files": max_files, "max_bytes": max_bytes, "has_password": bool(password)},
+                at=now,
             )
             return await self._row(tx, made["id"])
 
@@ -283,7 +284,7 @@ class UploadRequests:
             assignments = ", ".join(f"{column} = :{column}" for column in values)
             await tx.execute(f"UPDATE upload_requests SET {assignments} WHERE id = :id", {**values, "id": row.id})
             if values.get("closed_at"):
-                await self._closed(tx, caller, row, "closed")
+                await self._closed(tx, caller, row, "closed", now)
             return await self._row(tx, row.id)
 
     async def delete(self, caller: Caller, request_uuid: str) -> None:
@@ -294,13 +295,13 @@ class UploadRequests:
             await tx.execute(
                 "UPDATE upload_requests SET deleted_at = ?, updated_at = ? WHERE id = ?", (now, now, row.id)
             )
-            await self._closed(tx, caller, row, "deleted")
+            await self._closed(tx, caller, row, "deleted", now)
 
-    async def _closed(self, tx: Tx, caller: Caller, request: UploadRequest, how: str) -> None:
+    async def _closed(self, tx: Tx, caller: Caller, request: UploadRequest, how: str, now: str) -> None:
         data = {"message": request.message, "how": how, "files": request.files}
         if caller.id != request.owner_id:
             data["by_admin"] = True
-        await history.record(tx, request.owner_id, "upload_request.closed", request.uuid, data)
+        await history.record(tx, request.owner_id, "upload_request.closed", request.uuid, data, at=now)
 
     # --- the public side ----------------------------------------------------------------------
 

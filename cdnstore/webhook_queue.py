@@ -11,6 +11,9 @@ history row nobody subscribes to costs a set lookup and no statement (a link dow
 copy is reloaded when another daemon changes the webhooks (changes.py, topic `webhooks`); it may hold a
 pair no webhook takes any more (emitting then finds none). Fleet events (a server down or up, a job out of
 attempts, a corrupt replica: rare) are emitted by `emit_fleet` without a copy, test events by `emit_test`.
+An event's `occurred_at` is the emitter's: its history row's time, or the `at` emit_fleet and emit_test are
+given, from the clock of the use case that emits (clock.py); the queue's schedule reads its own `clock`, the
+same one in a daemon, so a retry deadline counted from `occurred_at` is on one clock.
 
 A delivery is claimed as a job is (job_queue.py): one row at a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL),
 under a claim token (a uuid per claim) without which no outcome is written, and a lease: the claim moves
@@ -42,7 +45,7 @@ from .db import Database, Tx, tx_fetchall, tx_fetchone
 from .models import DeliveryStatus
 from .records import fast_init
 from .tables import record
-from .times import iso, now_iso
+from .times import iso
 
 # Our own generator: the process's global one stays untouched (tests that draw from it, e.g. hypothesis,
 # see no other thread move it).
@@ -174,9 +177,9 @@ async def emit_user(
     return len(rows)
 
 
-async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any]) -> int:
-    """A fleet event, in the transaction of its change: a delivery for every webhook of an enabled
-    administrator that subscribes to it. Returns how many."""
+async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any], *, at: str) -> int:
+    """A fleet event that occurred `at` (the caller's clock), in the transaction of its change: a delivery for
+    every webhook of an enabled administrator that subscribes to it. Returns how many."""
     assert event in FLEET_EVENTS, event
     rows = await tx_fetchall(
         tx,
@@ -184,7 +187,7 @@ async def emit_fleet(db: Database, tx: Tx, event: str, data: dict[str, Any]) -> 
         "WHERE s.event = ? AND u.is_admin = 1 AND u.is_disabled = 0",
         (event,),
     )
-    await _insert(tx, [db], [r["webhook_id"] for r in rows], event, None, orjson.dumps(data).decode(), now_iso())
+    await _insert(tx, [db], [r["webhook_id"] for r in rows], event, None, orjson.dumps(data).decode(), at)
     return len(rows)
 
 
@@ -198,10 +201,11 @@ async def _insert(
             await db.notify(CHANNEL, tx=tx)
 
 
-async def emit_test(db: Database, tx: Tx, webhook_id: int, data: dict[str, Any]) -> str:
-    """A test event for one webhook, whatever it subscribes to; its delivery's id."""
+async def emit_test(db: Database, tx: Tx, webhook_id: int, data: dict[str, Any], *, at: str) -> str:
+    """A test event for one webhook, whatever it subscribes to, occurred `at` (the caller's clock); its
+    delivery's id."""
     msg = message_id()
-    await tx.execute(INSERT, (msg, webhook_id, TEST_EVENT, None, orjson.dumps(data).decode(), now_iso()))
+    await tx.execute(INSERT, (msg, webhook_id, TEST_EVENT, None, orjson.dumps(data).decode(), at))
     await db.notify(CHANNEL, tx=tx)
     return msg
 
@@ -267,7 +271,7 @@ class WebhookQueue:
 
     async def delivered(self, d: Delivery) -> bool:
         """The receiver took it (2xx). False, and nothing written, when the claim is no longer this one's."""
-        return await self._outcome(d, _DELIVERED, {"at": now_iso()})
+        return await self._outcome(d, _DELIVERED, {"at": iso(self.clock())})
 
     async def failed(self, d: Delivery, error: str, *, final: bool = False) -> bool:
         """An attempt failed: again after a backoff with jitter (never past `retry_for` after the event: the

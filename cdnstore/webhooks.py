@@ -140,7 +140,7 @@ class Webhooks:
         async with self.db.transaction() as tx:
             owned = await tx_fetchone(tx, OWNED, (webhook_uuid, owner_id))
             webhook_id = found(None if owned is None else owned["id"])
-            msg = await emit_test(self.db, tx, webhook_id, {"webhook_id": webhook_uuid})
+            msg = await emit_test(self.db, tx, webhook_id, {"webhook_id": webhook_uuid}, at=self.clock.now_iso())
             return await self.queue.get(tx, msg)
 
 

@@ -340,16 +340,16 @@ IMPORT = Import.of(IMPORT_ROW)
 
 
 def test_a_server_answer_is_exactly_a_server_out_with_or_without_its_statistics() -> None:
-    assert_exactly(ServerOut, render_server(DALLAS, None))
+    assert_exactly(ServerOut, render_server(DALLAS, None, WHEN))
     stats = {
         **{"files": 3, "bytes": 4096, "pending_jobs": 1, "verified_at": WHEN, "corrupt": 1, "unrecoverable": 0},
         **{"awaiting_verification": 2, "rejected_uploads": 1},
     }
-    assert_exactly(ServerOut, render_server(DALLAS, stats))
+    assert_exactly(ServerOut, render_server(DALLAS, stats, WHEN))
     proved = Capabilities(WHEN, False, True, True, False, json.dumps(cors_rule("https://files.example.com")), "off")
     probed = replace(DALLAS, public_url="https://s3.example.com", capabilities=proved, events_seen_at=WHEN)
-    assert_exactly(ServerOut, render_server(probed, {**stats, "import_progress": render_import(IMPORT)}))
-    assert_exactly(CapabilitiesOut, render_capabilities(probed) or {})
+    assert_exactly(ServerOut, render_server(probed, {**stats, "import_progress": render_import(IMPORT)}, WHEN))
+    assert_exactly(CapabilitiesOut, render_capabilities(probed, WHEN) or {})
 
 
 def test_an_import_answer_is_exactly_an_import_out() -> None:

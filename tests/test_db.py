@@ -443,16 +443,16 @@ async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_b
                 "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
                 "VALUES (1, 'u', 'n', 'h', 't', 't')"
             )
-        writer.add(1, "file.downloaded", "f1", {})
+        writer.add(1, "file.downloaded", "f1", {}, at="t")
         with pytest.raises(ValueError):
             async with database.transaction() as tx:
-                await record(tx, 1, "file.renamed", "f1", {})
+                await record(tx, 1, "file.renamed", "f1", {}, at="t")
                 raise ValueError
-        writer.add(1, "file.downloaded", "f2", {})
+        writer.add(1, "file.downloaded", "f2", {}, at="t")
         async with database.transaction() as tx:
-            await record(tx, 1, "file.renamed", "f2", {})
+            await record(tx, 1, "file.renamed", "f2", {}, at="t")
         assert writer.pending == 0
-        writer.add(1, "file.downloaded", "f3", {})
+        writer.add(1, "file.downloaded", "f3", {}, at="t")
         await writer.flush()
         rows = await database.fetchall("SELECT event, object_id FROM history ORDER BY id")
         assert [(r["event"], r["object_id"]) for r in rows] == [

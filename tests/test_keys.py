@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from apihelp import Api
+from conftest import MakeApi
 
 from cdnstore import appkeys
 from cdnstore.api.endpoint import scope_of
 from cdnstore.app import ROUTES
 from cdnstore.models import PERMISSION_SCOPES, PERMISSIONS, SCOPES
+from testbed.clock import FakeClock
 
 NOBODY = "00000000-0000-0000-0000-000000000000"
 
@@ -129,6 +131,19 @@ async def test_a_key_past_its_expiry_is_401_even_when_checked_before(api: Api) -
     api.app[appkeys.KEYS].clock = lambda: expiry  # (the first moment it no longer works)
     refused = (await script.get("/api/v1/me")).problem(401, "unauthorized")
     assert "expired" in refused["detail"]
+
+
+async def test_a_keys_times_are_the_daemons_clocks_and_its_expiry_counts_from_it(make_api: MakeApi) -> None:
+    clock = FakeClock()
+    clock.advance(7 * 86400)  # a week from the real now: the key must neither be stamped by it nor expire by it
+    api = await make_api(clock=clock)
+    script = await (await api.user("alice")).key("read", expires_in=3600)
+    made = script.tokens
+    assert (made["created_at"], made["expires_at"]) == (clock.now_iso(), clock.iso_in(3600, timespec="seconds"))
+    clock.advance(3599)
+    (await script.get("/api/v1/me")).expect(200)
+    clock.advance(1)
+    (await script.get("/api/v1/me")).problem(401, "unauthorized")
 
 
 async def test_disabling_a_user_ends_their_keys_for_good(api: Api) -> None:

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from cdnstore import probe
+from cdnstore.clock import SYSTEM_CLOCK, Clock
 from cdnstore.errors import StorageError
 from cdnstore.models import Capabilities, Health, S3Target, Server
 from cdnstore.probe import Prober
 from cdnstore.storage import RawAnswer, Storage
 from cdnstore.times import iso
+from testbed.clock import FakeClock
 
 TARGET = S3Target("https://s3.eu-west-1.example.com", "files", "eu-west-1", "key", "secret")
 PAGE = "https://files.example.com"
@@ -111,14 +113,17 @@ class FakeStorage(Storage):
         return "eu-west-1"
 
 
-async def probed(storage: FakeStorage, *, registered: bool = True) -> Capabilities:
-    return await Prober(storage, PAGE, timeout=5).probe(TARGET, registered=registered)
+async def probed(storage: FakeStorage, *, registered: bool = True, clock: Clock = SYSTEM_CLOCK) -> Capabilities:
+    return await Prober(storage, PAGE, timeout=5, clock=clock).probe(TARGET, registered=registered)
 
 
 async def test_an_aws_like_server_proves_everything_but_cors_and_names_the_region_it_expects() -> None:
     storage = FakeStorage(aws)
     storage.refuse_cors = True
-    found = await probed(storage)
+    clock = FakeClock()
+    clock.advance(7 * 86400)  # (its stamps are the clock's: the registry's due times and awaited events count on it)
+    found = await probed(storage, clock=clock)
+    assert found.checked_at == clock.now_iso()
     assert (found.checksum_enforced, found.content_md5_enforced, found.conditional_write) == (True, True, True)
     assert (found.bucket_region, found.signing_region, found.versioning) == ("eu-west-1", "eu-west-1", "off")
     assert found.cors is False

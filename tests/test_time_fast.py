@@ -1,6 +1,7 @@
 """What the passing of time decides, in the fast tier: the daemon on the in-memory storage and on a
 `testbed.clock.FakeClock` handed to `create_app(clock=...)`, so a link's expiry, an upload's deadline and
-the trash's retention pass when the test moves the clock, at once and on both engines."""
+the trash's retention pass when the test moves the clock, at once and on both engines; and what records
+the time, the history and the webhook events, tells the clock's."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def fleet(make_api: MakeApi, clock: FakeClock) -> Fleet:
-    return await make_fleet(make_api, clock=clock, files={"trash_days": 7})
+    # (webhooks to a private address: the stories below read the deliveries' log, nothing is received)
+    return await make_fleet(make_api, clock=clock, files={"trash_days": 7}, webhooks={"allow_private": True})
 
 
 async def test_a_link_works_until_its_expiry_passes_then_answers_expired(fleet: Fleet, clock: FakeClock) -> None:
@@ -93,3 +95,57 @@ async def test_a_file_whose_expiry_passes_goes_to_the_trash(fleet: Fleet, clock:
     (await fleet.admin.get(f"/api/v1/files/{file_id}")).problem(404, "file_not_found")
     [trashed] = (await fleet.admin.get("/api/v1/trash")).expect(200)["items"]
     assert trashed["id"] == file_id and trashed["purge_at"] == clock.iso_in(7 * DAY)
+
+
+async def times_of(fleet: Fleet, path: str) -> dict[str, list[str]]:
+    """The times `path` lists (the history's rows, a webhook's deliveries: their event's time), by event,
+    oldest first."""
+    found: dict[str, list[str]] = {}
+    for item in reversed((await fleet.admin.get(path)).expect(200)["items"]):
+        found.setdefault(item["event"], []).append(item["created_at"])
+    return found
+
+
+async def test_a_files_history_and_the_webhook_events_it_emits_carry_the_clocks_time(
+    fleet: Fleet, clock: FakeClock
+) -> None:
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["file.stored", "file.deleted"]}
+    hook = (await fleet.admin.post("/api/v1/webhooks", json=body)).expect(201)
+    await later(fleet, clock, 7 * DAY)  # a week from the real now: no row may tell that one
+    uploaded = clock.now_iso()
+    file_id, _ = await fleet.stored("week.bin")
+    clock.advance(60)
+    renamed = clock.now_iso()
+    (await fleet.admin.patch(f"/api/v1/files/{file_id}", json={"name": "weekly.bin"})).expect(200)
+    clock.advance(60)
+    deleted = clock.now_iso()
+    (await fleet.admin.delete(f"/api/v1/files/{file_id}")).expect(204)
+    history = await times_of(fleet, "/api/v1/history")
+    assert {event: history[event] for event in ("file.uploaded", "file.stored", "file.renamed", "file.deleted")} == {
+        "file.uploaded": [uploaded],
+        "file.stored": [uploaded],
+        "file.renamed": [renamed],
+        "file.deleted": [deleted],
+    }
+    events = await times_of(fleet, f"/api/v1/webhooks/{hook['id']}/deliveries")
+    assert events == {"file.stored": [uploaded], "file.deleted": [deleted]}
+
+
+async def test_a_downloads_batched_history_row_and_a_link_downloads_event_carry_the_clocks_time(
+    fleet: Fleet, clock: FakeClock
+) -> None:
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["link.downloaded"]}
+    hook = (await fleet.admin.post("/api/v1/webhooks", json=body)).expect(201)
+    file_id, _ = await fleet.stored("got.bin")
+    link = (await fleet.admin.post(f"/api/v1/files/{file_id}/links", json={})).expect(201)
+    await later(fleet, clock, 7 * DAY)
+    downloaded = clock.now_iso()
+    (await fleet.admin.get(f"/api/v1/files/{file_id}/download", headers=from_ip(US_IP))).expect(200)
+    clock.advance(60)
+    shared = clock.now_iso()
+    download = f"/api/v1/public/links/{link['token']}/download"
+    (await fleet.api.call("POST", download, headers=from_ip(US_IP))).expect(200)
+    history = await times_of(fleet, "/api/v1/history")  # (it writes the batched rows first)
+    assert (history["file.downloaded"], history["link.downloaded"]) == ([downloaded], [shared])
+    events = await times_of(fleet, f"/api/v1/webhooks/{hook['id']}/deliveries")
+    assert events == {"link.downloaded": [shared]}

@@ -77,10 +77,12 @@ async def test_a_history_row_makes_deliveries_only_for_the_users_webhooks_subscr
     db: Database,
 ) -> None:
     async with db.transaction() as tx:
-        await history.record(tx, ALICE, "file.stored", "f1", {"name": "a.txt"})
-        await history.record(tx, ALICE, "file.renamed", "f1", {"old_name": "a.txt", "new_name": "b.txt"})
-        await history.record(tx, ALICE, "file.deleted", "f1", {"name": "b.txt"})  # (not subscribed to)
-        await history.record(tx, ROOT, "file.stored", "f2", {"name": "c.txt"})  # (root's webhook wants server.down)
+        await history.record(tx, ALICE, "file.stored", "f1", {"name": "a.txt"}, at=T0)
+        await history.record(tx, ALICE, "file.renamed", "f1", {"old_name": "a.txt", "new_name": "b.txt"}, at=T0)
+        await history.record(tx, ALICE, "file.deleted", "f1", {"name": "b.txt"}, at=T0)  # (not subscribed to)
+        await history.record(
+            tx, ROOT, "file.stored", "f2", {"name": "c.txt"}, at=T0
+        )  # (root's webhook wants server.down)
     assert await deliveries(db) == [(1, "file.stored", "f1", "pending")]
     row = await db.fetchone("SELECT uuid, data, occurred_at FROM webhook_deliveries")
     assert row is not None
@@ -91,11 +93,11 @@ async def test_a_history_row_makes_deliveries_only_for_the_users_webhooks_subscr
 async def test_a_rolled_back_change_emits_nothing_and_a_disabled_user_gets_nothing(db: Database) -> None:
     with pytest.raises(ZeroDivisionError):
         async with db.transaction() as tx:
-            await history.record(tx, ALICE, "file.stored", "f1", {})
+            await history.record(tx, ALICE, "file.stored", "f1", {}, at=T0)
             raise ZeroDivisionError
     async with db.transaction() as tx:
         await tx.execute("UPDATE users SET is_disabled = 1 WHERE id = ?", (ALICE,))
-        await history.record(tx, ALICE, "link.downloaded", "f1", {})
+        await history.record(tx, ALICE, "link.downloaded", "f1", {}, at=T0)
     assert await deliveries(db) == []
 
 
@@ -104,8 +106,8 @@ async def test_fleet_events_go_to_enabled_administrators_webhooks_only(db: Datab
         await tx.execute(
             "INSERT INTO webhook_events (event, owner_id, webhook_id) VALUES ('server.down', ?, 1)", (ALICE,)
         )
-        assert await emit_fleet(db, tx, "server.down", {"name": "dallas"}) == 1  # (alice is no administrator)
-        assert await emit_fleet(db, tx, "server.up", {"name": "dallas"}) == 0
+        assert await emit_fleet(db, tx, "server.down", {"name": "dallas"}, at=T0) == 1  # (alice is no administrator)
+        assert await emit_fleet(db, tx, "server.up", {"name": "dallas"}, at=T0) == 0
     assert await deliveries(db) == [(2, "server.down", None, "pending")]
 
 
@@ -117,16 +119,17 @@ async def test_only_a_users_events_that_a_webhook_takes_cost_a_statement_and_a_s
     assert not wanted(ALICE, "file.downloaded") and not wanted(ROOT, "server.down")  # (not a user's event)
     async with db.transaction() as tx:  # the webhook goes behind this copy's back: it says "wanted" still
         await tx.execute("DELETE FROM webhooks WHERE id = 1")
-        await history.record(tx, ALICE, "file.stored", "f1", {})
+        await history.record(tx, ALICE, "file.stored", "f1", {}, at=T0)
     assert await deliveries(db) == [] and wanted(ALICE, "file.stored")
     copy = Subscriptions(db)  # (a fresh load, as the changes' reload does)
     await copy.load()
     assert copy.pairs == frozenset()
 
 
-async def emitted(db: Database) -> str:
+async def emitted(db: Database, clock: Clock) -> str:
+    """A test event, occurred at the clock's now (as Webhooks.send_test emits it)."""
     async with db.transaction() as tx:
-        return await emit_test(db, tx, 1, {"webhook_id": "w1"})
+        return await emit_test(db, tx, 1, {"webhook_id": "w1"}, at=iso(clock.now))
 
 
 async def test_a_claim_is_one_daemons_until_its_lease_runs_out_and_a_late_outcome_changes_nothing(
@@ -134,7 +137,7 @@ async def test_a_claim_is_one_daemons_until_its_lease_runs_out_and_a_late_outcom
 ) -> None:
     clock = wall_clock()
     queue = queue_of(db, clock)
-    msg = await emitted(db)
+    msg = await emitted(db, clock)
     first = await queue.claim()
     assert first is not None and (first.uuid, first.attempts, first.url, first.owner_active) == (
         msg,
@@ -149,13 +152,14 @@ async def test_a_claim_is_one_daemons_until_its_lease_runs_out_and_a_late_outcom
     assert not await queue.delivered(first)  # the dead claim's late outcome is not written
     assert await queue.delivered(second)
     assert await deliveries(db) == [(1, "webhook.test", None, "delivered")]
+    assert await db.fetchval("SELECT delivered_at FROM webhook_deliveries") == iso(clock.now)  # (the queue's clock)
     assert await queue.claim() is None
 
 
 async def test_failed_attempts_back_off_until_retry_for_then_the_delivery_is_failed(db: Database) -> None:
     clock = wall_clock()
     queue = queue_of(db, clock, retry_for=100)
-    await emitted(db)
+    await emitted(db, clock)
     waits = []
     while (claimed := await queue.claim()) is not None or await pending(db):
         if claimed is None:  # not due yet: the next attempt's time
@@ -182,8 +186,9 @@ def iso_seconds(text: str) -> float:
 async def test_a_delivery_whose_owner_was_disabled_since_is_claimed_as_such_and_given_up_at_once(
     db: Database,
 ) -> None:
-    queue = queue_of(db, wall_clock())
-    await emitted(db)
+    clock = wall_clock()
+    queue = queue_of(db, clock)
+    await emitted(db, clock)
     async with db.transaction() as tx:
         await tx.execute("UPDATE users SET is_disabled = 1 WHERE id = ?", (ALICE,))
     claimed = await queue.claim()
@@ -195,7 +200,7 @@ async def test_a_delivery_whose_owner_was_disabled_since_is_claimed_as_such_and_
 async def test_a_released_delivery_is_due_at_once_its_attempt_unspent(db: Database) -> None:
     clock = wall_clock()
     queue = queue_of(db, clock)
-    await emitted(db)
+    await emitted(db, clock)
     claimed = await queue.claim()
     assert claimed is not None and await queue.release(claimed)
     again = await queue.claim()

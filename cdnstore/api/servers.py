@@ -37,7 +37,8 @@ def render_ref(server: Server) -> dict[str, str]:
     return {"name": server.name, "location": server.location, "zone": server.zone}
 
 
-def render_capabilities(server: Server) -> dict[str, Any] | None:
+def render_capabilities(server: Server, now: str) -> dict[str, Any] | None:
+    """What the probes found (None: never probed); `now` (the app's clock) judges whether events arrive."""
     found = server.capabilities
     if found is None:
         return None
@@ -51,7 +52,7 @@ def render_capabilities(server: Server) -> dict[str, Any] | None:
         "versioning": found.versioning,
         "bucket_region": found.bucket_region,
         "signing_region": found.signing_region,
-        "events": probe.events_state(server),
+        "events": probe.events_state(server, now),
     }
 
 
@@ -77,7 +78,7 @@ def render_import(found: Import, reported: Sequence[ReportedKey] | None = None) 
     return answer
 
 
-def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any]:
+def render_server(server: Server, stats: dict[str, Any] | None, now: str) -> dict[str, Any]:
     stats = {
         "import_progress": None,
         **(
@@ -110,7 +111,7 @@ def render_server(server: Server, stats: dict[str, Any] | None) -> dict[str, Any
         "addressing_style": server.addressing_style,
         "health": server.health.value,
         "has_events_token": server.events_token_hash is not None,
-        "capabilities": render_capabilities(server),
+        "capabilities": render_capabilities(server, now),
         **stats,
         "created_at": server.created_at,
         "updated_at": server.updated_at,
@@ -138,8 +139,8 @@ async def server_stats(app: web.Application) -> dict[str, dict[str, Any]]:
 
 
 async def _answer(request: web.Request, server: Server, status: int = 200) -> web.Response:
-    stats = await server_stats(request.app)
-    return json_response(render_server(server, stats.get(server.id)), status=status)
+    stats, now = await server_stats(request.app), request.app[appkeys.CLOCK].now_iso()
+    return json_response(render_server(server, stats.get(server.id), now), status=status)
 
 
 @endpoint(
@@ -156,8 +157,8 @@ async def list_servers(request: web.Request, query: PageQuery) -> web.Response:
     registry = request.app[appkeys.SERVERS]
     after = query.after() or 0
     servers = [s for s in registry.all() if s.pk > after][: query.limit + 1]
-    stats = await server_stats(request.app)
-    return json_response(page(servers, query.limit, lambda s: s.pk, lambda s: render_server(s, stats.get(s.id))))
+    stats, now = await server_stats(request.app), request.app[appkeys.CLOCK].now_iso()
+    return json_response(page(servers, query.limit, lambda s: s.pk, lambda s: render_server(s, stats.get(s.id), now)))
 
 
 @endpoint(
