@@ -27,7 +27,7 @@ from urllib.parse import quote
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
@@ -231,7 +231,9 @@ class Storage:
             response_checksum_validation="when_required",
         )
         self._virtual_config = self._config.merge(AioConfig(s3={"addressing_style": "virtual"}))
-        self._session = get_session()
+        # Made with the first client: a session registers botocore's hundred-odd handlers, a cost a daemon (or
+        # a command-line tool) with no server to reach yet need not pay at start.
+        self._session: AioSession | None = None
         self._clients: dict[S3Target, tuple[S3Client, AsyncExitStack]] = {}
         self._http: aiohttp.ClientSession | None = None  # presigned requests cdnstore sends itself (probes)
         self._presigners: dict[S3Target, Presigner] = {}
@@ -253,6 +255,8 @@ class Storage:
             entry = self._clients.get(target)
             if entry is not None:
                 return entry[0]
+            if self._session is None:
+                self._session = get_session()
             stack = AsyncExitStack()
             client = await stack.enter_async_context(
                 self._session.create_client(

@@ -8,7 +8,10 @@ reach the WAL, so `crash` + `resume` loses none). `durable=True` keeps the serve
 engines. `schema_template=True` also makes a database holding cdnstore's empty schema, which `fresh()`
 copies for each test (CREATE DATABASE ... TEMPLATE: 0.15-0.5 s here, most of a PostgreSQL test's set-up);
 `ahead=N` has a thread keep N such copies made in advance and drop the used ones, so a test waits for
-neither while the server works on the other core."""
+neither while the server works on the other core; that thread keeps one connection to the server for them (a
+psql process per statement cost ~10 ms of CPU, twice per test) and copies the files of the template (FILE_COPY:
+with fsync off its checkpoints are cheap; WAL_LOG, PostgreSQL 15's default, writes every page to the WAL and
+took twice as long)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+import asyncpg
 
 from cdnstore.db.postgres import initialize
 
@@ -66,6 +71,11 @@ class PgCluster:
         # One thread, so that the copies and the drops reach the server one at a time, in order.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="pg-ahead") if ahead else None
         self._made: deque[Future[str]] = deque()
+        # The ahead thread's own event loop and connection to the maintenance database (made there when first used).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: asyncpg.Connection | None = None
+        # CREATE DATABASE ... STRATEGY exists from PostgreSQL 15 (/usr/lib/postgresql/<major>/bin).
+        self._copy = " STRATEGY FILE_COPY" if self.bin.parent.name.isdigit() and int(self.bin.parent.name) >= 15 else ""
 
     @property
     def data(self) -> Path:
@@ -117,6 +127,7 @@ class PgCluster:
         """Stop the server and remove everything it kept."""
         if self._worker is not None:
             self._worker.shutdown(cancel_futures=True)
+            self._close_thread_connection()
         try:
             self.crash()
         finally:
@@ -133,7 +144,7 @@ class PgCluster:
         if self._worker is None or template != TEMPLATE:
             return self.create_database(self._name(), template)
         while len(self._made) <= self._ahead:  # the one handed out now, and `ahead` more in the making
-            self._made.append(self._worker.submit(self.create_database, self._name(), TEMPLATE))
+            self._made.append(self._worker.submit(self._make_ahead, self._name()))
         try:
             return self._made.popleft().result()
         except subprocess.CalledProcessError:  # made while the server was down (a test crashed it): again
@@ -145,10 +156,50 @@ class PgCluster:
             self._drop(url)
         else:
             # A drop that fails (the server crashed by a test) leaves a database behind: harmless here.
-            self._worker.submit(self._drop, url)
+            self._worker.submit(self._on_thread, self._drop_sql(url))
 
     def _drop(self, url: str) -> None:
-        self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+        self.admin(self._drop_sql(url))
+
+    @staticmethod
+    def _drop_sql(url: str) -> str:
+        return f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"
+
+    # --- the ahead thread's statements: through its one connection, else (the server was down) through psql ---
+
+    def _make_ahead(self, name: str) -> str:
+        self._on_thread(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}{self._copy}")
+        return self.url(name)
+
+    def _on_thread(self, sql: str) -> None:
+        """Run `sql` through the thread's connection; if that fails to connect or is cut (a test crashed the
+        server), through psql, whose error (CalledProcessError) is what `fresh()` expects of a server down."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._execute(sql))
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError):  # (psql says what it was, if it fails too)
+            self._close_thread_connection(keep_loop=True)
+            self.admin(sql)
+
+    async def _execute(self, sql: str) -> None:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.url("postgres"))
+        await self._conn.execute(sql)
+
+    def _close_thread_connection(self, *, keep_loop: bool = False) -> None:
+        """(Once the thread is done: its loop runs nowhere else.)"""
+        if self._loop is None:
+            return
+        if self._conn is not None:
+            try:
+                self._loop.run_until_complete(asyncio.wait_for(self._conn.close(), 5))
+            except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError):
+                self._conn.terminate()
+            self._conn = None
+        if not keep_loop:
+            self._loop.close()
+            self._loop = None
 
     def _name(self) -> str:
         return f"fresh_{next(self._names)}"

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside the tests
 
 from apihelp import EVENTS_TOKEN, SECRET, Api
-from kinds import mark_by_module
+from kinds import KINDS, PARTLY_UNIT, UNIT, mark_by_module
 from reliability import LEDGER
 from s3bed import MEMORY, SEAWEEDFS, MemoryFleet, S3Bed, store_of
 from weedbed import ACCESS_KEY, SECRET_KEY, new_bucket
@@ -310,6 +310,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         LEDGER.save(whole_suite=_whole_suite(config))
         if FAILED:
             terminalreporter.write_line("docs/reliability.md is out of date: run `python3 dev.py reliability`")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`-m unit` (`dev.py test --fast`): a module with no unit test (tests/kinds.py) is not even imported, so
+    the fast tier pays neither its imports (schemathesis, playwright...) nor pytest's rewriting of its asserts
+    (a module kinds.py does not know is still collected, for mark_by_module to refuse it)."""
+    kind = KINDS.get(collection_path.stem) if collection_path.suffix == ".py" else None
+    if config.option.markexpr == UNIT and kind not in (None, UNIT) and collection_path.stem not in PARTLY_UNIT:
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,6 +6,7 @@ that botocore really signed at the frozen time, so a botocore refactor cannot ma
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -42,8 +43,15 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
     yield NOW
 
 
+SESSION = botocore.session.get_session()
+
+
+@functools.cache
 def boto_client(target: S3Target) -> Any:
-    return botocore.session.get_session().create_client(
+    """botocore's client for `target`, made once per process (loading the S3 model is ~0.8 s of CPU: most of
+    what these tests cost, and one session loads it once for every target); only its presigner is used, which
+    reads its clock (`frozen`) at each call."""
+    return SESSION.create_client(
         "s3",
         endpoint_url=target.endpoint_url,
         region_name=target.region,
