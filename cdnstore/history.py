@@ -155,8 +155,10 @@ class HistoryWriter:
         self._rows, self._writing = self._writing + self._rows, []
 
     async def flush(self) -> None:
-        """Write the rows now (DatabaseUnavailable when the disk refuses; they stay for the next try)."""
-        if self._rows:
+        """Write the rows now (DatabaseUnavailable when the disk refuses; they stay for the next try). Rows
+        another transaction is writing count too: the engine's write_now waits for that transaction (the one
+        writer's lock, or the write-ahead lock), so a read after a flush sees every row added before it."""
+        if self.pending:
             self._flushing = True
             try:
                 # A backlog left by a database that refused writes goes in on a thread.

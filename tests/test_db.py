@@ -465,6 +465,49 @@ async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_b
         await database.close()
 
 
+async def test_a_flush_returns_only_once_the_rows_another_transaction_is_writing_are_committed(
+    tmp_path: Path, database_url: str
+) -> None:
+    """GET /history flushes the download rows to read its own downloads: rows that another flush (or, on
+    SQLite, another transaction) took into its transaction are not written until it commits, so the flush
+    waits for it rather than finding nothing left to write (CI saw the history miss a download)."""
+    from cdnstore.history import HistoryWriter
+
+    database = await opened(tmp_path, database_url)
+    writer = HistoryWriter(database)
+    database.write_ahead(writer)
+    gate = asyncio.Event()
+    write_into = writer.write_into
+
+    async def held(tx: db.Tx) -> None:  # rows taken into a transaction wait there before it commits
+        await write_into(tx)
+        if writer.pending:
+            await gate.wait()
+
+    writer.write_into = held  # type: ignore[method-assign]
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+                "VALUES (1, 'u', 'n', 'h', 't', 't')"
+            )
+        writer.add(1, "file.downloaded", "f1", {}, at="t")
+        first = asyncio.create_task(writer.flush())
+        while writer.waiting:  # until the first flush has taken the row into its transaction
+            await asyncio.sleep(0)
+        second = asyncio.create_task(writer.flush())
+        for _ in range(50):  # as far as it goes without the first committing
+            await asyncio.sleep(0)
+        assert not second.done()
+        gate.set()
+        await second
+        assert [r["object_id"] for r in await database.fetchall("SELECT object_id FROM history")] == ["f1"]
+        await first
+    finally:
+        gate.set()
+        await database.close()
+
+
 @pytest.mark.parametrize("engine", ["postgres"])
 async def test_database_pool_size_bounds_the_connections_a_daemon_holds(tmp_path: Path, database_url: str) -> None:
     import asyncio
