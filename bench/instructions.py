@@ -83,10 +83,7 @@ class Callgrind:
 
     @staticmethod
     async def _control(pid: int, *args: str) -> None:
-        # (callgrind reads the command when the process next runs: its own timers wake it within a second)
-        await asyncio.to_thread(
-            subprocess.run, ["callgrind_control", *args, str(pid)], check=True, capture_output=True
-        )
+        await asyncio.to_thread(subprocess.run, ["callgrind_control", *args, str(pid)], check=True, capture_output=True)
 
 
 async def requests(send: Callable[[int], Awaitable[None]], n: int) -> None:
