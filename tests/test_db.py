@@ -426,6 +426,15 @@ async def test_postgresql_takes_the_row_locks_as_written(tmp_path: Path, databas
         await database.close()
 
 
+async def add_user_1(database: db.Database) -> None:
+    """User 1, whom the history rows below belong to."""
+    async with database.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
+            "VALUES (1, 'u', 'n', 'h', 't', 't')"
+        )
+
+
 async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_both_engines(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -438,11 +447,7 @@ async def test_rows_kept_in_memory_go_in_before_any_later_transactions_work_on_b
     writer = HistoryWriter(database)
     database.write_ahead(writer)
     try:
-        async with database.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                "VALUES (1, 'u', 'n', 'h', 't', 't')"
-            )
+        await add_user_1(database)
         writer.add(1, "file.downloaded", "f1", {}, at="t")
         with pytest.raises(ValueError):
             async with database.transaction() as tx:
@@ -486,11 +491,7 @@ async def test_a_flush_returns_only_once_the_rows_another_transaction_is_writing
 
     writer.write_into = held  # type: ignore[method-assign]
     try:
-        async with database.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO users (id, uuid, username, password_hash, created_at, updated_at) "
-                "VALUES (1, 'u', 'n', 'h', 't', 't')"
-            )
+        await add_user_1(database)
         writer.add(1, "file.downloaded", "f1", {}, at="t")
         first = asyncio.create_task(writer.flush())
         while writer.waiting:  # until the first flush has taken the row into its transaction
