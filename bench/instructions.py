@@ -7,8 +7,9 @@ bench; docs/performance.md, "Issue 25's fourth session"). The daemon runs under 
 with its instrumentation off until a window starts (`callgrind_control -i on`, `-z`) and a dump at its end
 (`-d`); its background work is made quiet (bench.stage.QUIET). What is left of it, the loop's timers and the
 history and statistics flushers, runs by wall time, and a request takes some 50 times longer under valgrind:
-an idle window before and after the requests gives its rate, and each window's count is net of it for its
-length. Only the main thread is counted (`--separate-threads`): the links run there.
+an idle window before the requests gives its rate, and each window's count is net of it for its length (an
+idle window after them is shown beside the figures, to tell whether that rate held). Only the main thread is
+counted (`--separate-threads`): the links run there.
 """
 
 from __future__ import annotations

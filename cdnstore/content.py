@@ -170,11 +170,12 @@ class Content:
                 or bad.sha256 == found
             ):
                 return False
-            await versions.reject(tx, version_id, self.clock.now_iso())
+            now = self.clock.now_iso()
+            await versions.reject(tx, version_id, now)
             await self.jobs.enqueue_removals(tx, [version_id])
             data = {"name": bad.name, "sha256": bad.sha256, "found": found, "reason": reason}
-            await history.record(tx, bad.owner_id, "file.corrupt", bad.file_uuid, data, at=self.clock.now_iso())
-            await retire_if_empty(tx, bad.file_id, "content_corrupt", self.clock.now_iso())
+            await history.record(tx, bad.owner_id, "file.corrupt", bad.file_uuid, data, at=now)
+            await retire_if_empty(tx, bad.file_id, "content_corrupt", now)
         self.metrics.versions_rejected.inc()
         log.error(
             "upload %s of file %s: %s; rejected (removed, never served)",
@@ -201,16 +202,15 @@ class Content:
             if current > version_id:  # a newer upload of this file landed first: this one is out of date
                 await self.supersede(tx, [version_id])
             return
-        await files_table.make_current(tx, new.file_id, version_id, self.clock.now_iso())
+        now = self.clock.now_iso()
+        await files_table.make_current(tx, new.file_id, version_id, now)
         if current is not None:
             await self.supersede(tx, [current])
         stored = {"name": new.name, "size": new.size, "server": server.name, "zone": server.zone}
-        await history.record(tx, new.owner_id, "file.stored", new.file_uuid, stored, at=self.clock.now_iso())
+        await history.record(tx, new.owner_id, "file.stored", new.file_uuid, stored, at=now)
         if new.request_uuid is not None and current is None:  # a sender's file arrived (its only version)
             received = {**stored, "request_id": new.request_uuid}
-            await history.record(
-                tx, new.owner_id, "upload_request.received", new.file_uuid, received, at=self.clock.now_iso()
-            )
+            await history.record(tx, new.owner_id, "upload_request.received", new.file_uuid, received, at=now)
 
     async def supersede(self, tx: Tx, version_ids: list[int]) -> None:
         """Stored content replaced: superseded, and removed from every server holding it (jobs)."""
